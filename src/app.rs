@@ -1,0 +1,231 @@
+//! Startup: load tenants, open the store, load keys, start background tasks and the HTTP server.
+//! `start` is what `dcr-shim serve` and the integration tests both call.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr, TcpListener};
+use std::num::NonZeroU32;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use actix_web::dev::{Server, ServerHandle};
+use actix_web::{App, HttpServer, web};
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+
+use crate::config::{Problem, Settings, Tenant, load_tenants};
+use crate::domain::TenantId;
+use crate::keys::{KeyError, ServerKeys};
+use crate::net::{FetchPolicy, SafeFetcher};
+use crate::oauth::cimd::CimdResolver;
+use crate::oauth::registration::ClientRegistry;
+use crate::store::{Records, SledStore, Store, StoreError};
+use crate::upstream::UpstreamDirectory;
+use crate::upstream::discovery::upstream_http_client;
+
+/// Seconds since the Unix epoch.
+pub fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// Everything a request handler may need.
+pub struct AppState {
+    pub settings: Settings,
+    /// In file-name order.
+    pub tenants: Vec<Arc<Tenant>>,
+    by_id: HashMap<String, Arc<Tenant>>,
+    pub records: Records,
+    pub registry: ClientRegistry,
+    pub upstreams: UpstreamDirectory,
+    pub keys: Arc<ServerKeys>,
+    registration_limits: HashMap<TenantId, DefaultKeyedRateLimiter<IpAddr>>,
+}
+
+impl AppState {
+    /// The tenant named by a path segment, if there is one.
+    pub fn tenant(&self, segment: &str) -> Option<&Arc<Tenant>> {
+        self.by_id.get(segment)
+    }
+
+    /// Whether `source` may register one more client at `tenant` now.
+    pub fn allow_registration(&self, tenant: &TenantId, source: IpAddr) -> bool {
+        self.registration_limits
+            .get(tenant)
+            .is_none_or(|l| l.check_key(&source).is_ok())
+    }
+}
+
+/// Why the shim did not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("{} problem(s) in the tenant files:\n{}", .0.len(), .0.iter().map(|p| format!("  {p}")).collect::<Vec<_>>().join("\n"))]
+    Tenants(Vec<Problem>),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Keys(#[from] KeyError),
+    #[error("cannot create the data directory {0}: {1}")]
+    DataDir(String, std::io::Error),
+    #[error("cannot listen on {0}: {1}")]
+    Listen(SocketAddr, std::io::Error),
+    #[error("cannot set up outbound HTTP for CIMD: {0}")]
+    Fetcher(String),
+}
+
+/// A running shim.
+pub struct Running {
+    /// The address actually bound (useful with port 0).
+    pub addr: SocketAddr,
+    pub state: web::Data<AppState>,
+    server: Option<Server>,
+    handle: ServerHandle,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Running {
+    /// Serves until the server stops (SIGINT/SIGTERM are handled by actix).
+    pub async fn wait(mut self) -> std::io::Result<()> {
+        let result = match self.server.take() {
+            Some(server) => server.await,
+            None => Ok(()),
+        };
+        self.abort_tasks();
+        result
+    }
+
+    /// Stops serving and releases the store (so it can be opened again in the same process).
+    pub async fn stop(mut self) {
+        self.handle.stop(true).await;
+        if let Some(server) = self.server.take() {
+            let _ = server.await;
+        }
+        self.abort_tasks();
+        for t in self.tasks.drain(..) {
+            let _ = t.await;
+        }
+    }
+
+    fn abort_tasks(&self) {
+        for t in &self.tasks {
+            t.abort();
+        }
+    }
+}
+
+/// Loads everything and starts serving on `settings.listen`.
+pub async fn start(settings: Settings) -> Result<Running, StartError> {
+    let tenants: Vec<Arc<Tenant>> = load_tenants(&settings.tenants_dir, &settings.public_url)
+        .map_err(StartError::Tenants)?
+        .into_iter()
+        .map(Arc::new)
+        .collect();
+    std::fs::create_dir_all(&settings.data_dir)
+        .map_err(|e| StartError::DataDir(settings.data_dir.display().to_string(), e))?;
+    let keys = Arc::new(ServerKeys::load(
+        &settings.data_dir,
+        settings.secret_file.as_deref(),
+        settings.previous_secret_file.as_deref(),
+    )?);
+    let store: Arc<dyn Store> = Arc::new(SledStore::open(&settings.data_dir.join("store"))?);
+    let records = Records::new(store.clone());
+
+    let strict =
+        SafeFetcher::new(FetchPolicy::default()).map_err(|e| StartError::Fetcher(e.to_string()))?;
+    let mut resolvers = HashMap::new();
+    let mut registration_limits = HashMap::new();
+    for t in &tenants {
+        let resolver = CimdResolver::for_tenant(t, &strict)
+            .map_err(|e| StartError::Fetcher(format!("tenant {}: {e}", t.id)))?;
+        resolvers.insert(t.id.clone(), Arc::new(resolver));
+        let per_minute = NonZeroU32::new(t.config.registration.registrations_per_minute)
+            .unwrap_or(NonZeroU32::MIN);
+        registration_limits.insert(
+            t.id.clone(),
+            RateLimiter::keyed(Quota::per_minute(per_minute)),
+        );
+    }
+    let registry = ClientRegistry::new(records.clone(), resolvers);
+    let upstreams = UpstreamDirectory::default();
+    let mut tasks = upstreams.start(&tenants, upstream_http_client());
+
+    let by_id = tenants
+        .iter()
+        .map(|t| (t.id.to_string(), t.clone()))
+        .collect();
+    let state = web::Data::new(AppState {
+        settings: settings.clone(),
+        tenants,
+        by_id,
+        records,
+        registry,
+        upstreams,
+        keys,
+        registration_limits,
+    });
+    tasks.push(tokio::spawn(sweep_forever(state.clone())));
+
+    let listener =
+        TcpListener::bind(settings.listen).map_err(|e| StartError::Listen(settings.listen, e))?;
+    let addr = listener
+        .local_addr()
+        .map_err(|e| StartError::Listen(settings.listen, e))?;
+    let data = state.clone();
+    let mut server = HttpServer::new(move || {
+        App::new().configure(|cfg| crate::http::configure(cfg, data.clone()))
+    })
+    .listen(listener)
+    .map_err(|e| StartError::Listen(settings.listen, e))?
+    .shutdown_timeout(5);
+    if let Some(n) = settings.workers {
+        server = server.workers(n);
+    }
+    let server = server.run();
+    let handle = server.handle();
+    Ok(Running {
+        addr,
+        state,
+        server: Some(server),
+        handle,
+        tasks,
+    })
+}
+
+/// How often the sweeper runs.
+pub const SWEEP_INTERVAL: Duration = Duration::from_secs(60);
+
+/// Deletes expired records (clients unused too long, stale codes and transactions) and
+/// forgets idle rate-limit buckets.
+async fn sweep_forever(state: web::Data<AppState>) {
+    const BATCH: usize = 10_000;
+    let mut tick = tokio::time::interval(SWEEP_INTERVAL);
+    loop {
+        tick.tick().await;
+        let mut total = 0;
+        loop {
+            match state
+                .records
+                .backend()
+                .sweep_expired(unix_now(), BATCH)
+                .await
+            {
+                Ok(n) => {
+                    total += n;
+                    if n < BATCH {
+                        break;
+                    }
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "sweeper could not delete expired records");
+                    break;
+                }
+            }
+        }
+        if total > 0 {
+            tracing::info!(removed = total, "sweeper deleted expired records");
+        }
+        for limiter in state.registration_limits.values() {
+            limiter.retain_recent();
+        }
+    }
+}

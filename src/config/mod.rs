@@ -1,0 +1,9 @@
+//! Configuration: server settings and tenant files (parsed and validated, problems with file and field).
+
+pub mod host_pattern;
+pub mod server;
+pub mod tenant;
+
+pub use host_pattern::HostPattern;
+pub use server::{LogFormat, Settings};
+pub use tenant::{Problem, Tenant, load_tenants};

@@ -1,0 +1,54 @@
+//! Server-wide settings: where to listen, the public URL, where data and tenants live.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use url::Url;
+
+/// Log output format.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    #[default]
+    Human,
+    Json,
+}
+
+/// Everything `serve` needs besides the tenant files.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    pub listen: SocketAddr,
+    /// Scheme, host and port clients use to reach the shim; no path, no trailing slash.
+    pub public_url: Url,
+    pub data_dir: PathBuf,
+    pub tenants_dir: PathBuf,
+    /// A file holding the server secret; default: `<data_dir>/server-secret`, made on first start.
+    pub secret_file: Option<PathBuf>,
+    /// The secret being rotated out; cookies and sealed data made with it are still accepted.
+    pub previous_secret_file: Option<PathBuf>,
+    /// HTTP worker threads; default: one per core.
+    pub workers: Option<usize>,
+}
+
+/// Checks a public URL: http(s), a host, no path, query, fragment or userinfo.
+pub fn parse_public_url(raw: &str) -> Result<Url, String> {
+    let url = Url::parse(raw).map_err(|e| format!("'{raw}' is not an absolute URL: {e}"))?;
+    if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
+        return Err(format!("'{raw}' must be an http or https URL with a host"));
+    }
+    if url.path() != "/" || url.query().is_some() || url.fragment().is_some() {
+        return Err(format!(
+            "'{raw}' must not have a path, query or fragment: tenants live at <public-url>/<tenant-id>"
+        ));
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(format!("'{raw}' must not contain user information"));
+    }
+    Ok(url)
+}
+
+impl Settings {
+    /// `public_url` without its trailing slash: the prefix of every tenant issuer.
+    pub fn public_base(&self) -> &str {
+        self.public_url.as_str().trim_end_matches('/')
+    }
+}

@@ -1,0 +1,727 @@
+//! Tenant files: `tenants/<tenant-id>.toml`, one per tenant. The schema is documented in
+//! `docs/tenants.md`; `load_tenants` parses every file and reports every problem at once.
+
+use std::collections::HashSet;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+use url::Url;
+
+use super::host_pattern::HostPattern;
+use crate::domain::RedirectKind;
+use crate::domain::scope::is_scope_token;
+use crate::domain::tenant_id::TenantId;
+
+/// One thing wrong with a tenant file: which file, which field, and what to do about it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Problem {
+    pub file: PathBuf,
+    pub field: String,
+    pub message: String,
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}: {}: {}",
+            self.file.display(),
+            self.field,
+            self.message
+        )
+    }
+}
+
+/// A loaded, validated tenant.
+#[derive(Clone, Debug)]
+pub struct Tenant {
+    pub id: TenantId,
+    pub file: PathBuf,
+    /// `{public_url}/{id}`, byte for byte what the metadata's `issuer` says.
+    pub issuer: String,
+    pub config: TenantConfig,
+}
+
+impl Tenant {
+    pub fn app(&self, name: &str) -> Option<&AppConfig> {
+        self.config.apps.iter().find(|a| a.name == name)
+    }
+
+    /// The resource used when an authorization request names none (RFC 8707 §2).
+    pub fn default_resource(&self) -> &ResourceConfig {
+        let resources = &self.config.resources;
+        resources
+            .iter()
+            .find(|r| r.default)
+            .unwrap_or(&resources[0])
+    }
+
+    pub fn resource(&self, uri: &str) -> Option<&ResourceConfig> {
+        self.config.resources.iter().find(|r| r.uri == uri)
+    }
+}
+
+/// The contents of a tenant file.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TenantConfig {
+    /// Shown on consent and error pages.
+    pub display_name: Option<String>,
+    pub upstream: UpstreamConfig,
+    #[serde(default)]
+    pub apps: Vec<AppConfig>,
+    pub resources: Vec<ResourceConfig>,
+    #[serde(default)]
+    pub mapping: Vec<MappingRule>,
+    #[serde(default)]
+    pub registration: RegistrationPolicy,
+    #[serde(default)]
+    pub dev: DevSettings,
+}
+
+/// The identity provider behind the tenant.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum UpstreamConfig {
+    /// Microsoft Entra ID (v2.0 endpoints) by directory (tenant) id.
+    Entra {
+        directory_id: String,
+        /// Sovereign clouds (e.g. `https://login.microsoftonline.us`) or a test double.
+        #[serde(default = "default_entra_authority")]
+        authority: String,
+    },
+    /// Any OpenID Connect provider, by issuer (and discovery URL when it is not the default).
+    Oidc {
+        issuer: String,
+        discovery_url: Option<String>,
+    },
+    /// The built-in development IdP (loopback public URLs only unless allowed).
+    Dev {
+        #[serde(default)]
+        allow_non_loopback: bool,
+    },
+}
+
+fn default_entra_authority() -> String {
+    "https://login.microsoftonline.com".to_owned()
+}
+
+impl UpstreamConfig {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Entra { .. } => "entra",
+            Self::Oidc { .. } => "oidc",
+            Self::Dev { .. } => "dev",
+        }
+    }
+
+    /// The issuer whose discovery document describes this upstream; `None` for `dev`.
+    pub fn issuer(&self) -> Option<String> {
+        match self {
+            Self::Entra {
+                directory_id,
+                authority,
+            } => Some(format!(
+                "{}/{}/v2.0",
+                authority.trim_end_matches('/'),
+                directory_id
+            )),
+            Self::Oidc { issuer, .. } => Some(issuer.clone()),
+            Self::Dev { .. } => None,
+        }
+    }
+
+    /// Where the discovery document is fetched from.
+    pub fn discovery_url(&self) -> Option<String> {
+        match self {
+            Self::Oidc {
+                discovery_url: Some(u),
+                ..
+            } => Some(u.clone()),
+            _ => self.issuer().map(|i| {
+                format!(
+                    "{}/.well-known/openid-configuration",
+                    i.trim_end_matches('/')
+                )
+            }),
+        }
+    }
+}
+
+/// A static app registration at the IdP that ephemeral clients are mapped onto.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AppConfig {
+    pub name: String,
+    pub client_id: String,
+    /// Upstream scope strings this app may request; empty means any scope of the resources.
+    #[serde(default)]
+    pub scopes: Vec<String>,
+    pub credential: CredentialConfig,
+}
+
+/// How the shim authenticates as an app at the IdP's token endpoint. Secrets are referenced,
+/// never written in the file.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum CredentialConfig {
+    ClientSecret {
+        secret_env: Option<String>,
+        secret_file: Option<PathBuf>,
+        #[serde(default)]
+        method: SecretMethod,
+    },
+    PrivateKeyJwt {
+        certificate_file: PathBuf,
+        key_file: PathBuf,
+        #[serde(default)]
+        algorithm: SigningAlgorithm,
+    },
+    /// A workload- or managed-identity token, read from the file on every use.
+    Federated {
+        assertion_file: PathBuf,
+    },
+    None,
+}
+
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum SecretMethod {
+    #[default]
+    Basic,
+    Post,
+}
+
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+pub enum SigningAlgorithm {
+    #[default]
+    PS256,
+    RS256,
+}
+
+/// An MCP server the tenant fronts (an RFC 8707 resource).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ResourceConfig {
+    pub uri: String,
+    pub name: Option<String>,
+    #[serde(default)]
+    pub default: bool,
+    pub scopes: Vec<ScopeConfig>,
+    /// MCP-facing scope names granted when a request names none; empty means all.
+    #[serde(default)]
+    pub default_scopes: Vec<String>,
+}
+
+/// One MCP-facing scope name and the upstream scope string it stands for.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScopeConfig {
+    pub name: String,
+    pub upstream: String,
+    /// Said on the consent page ("Read your files").
+    pub description: Option<String>,
+}
+
+/// A mapping rule: when every condition given matches, the client is mapped to `app`.
+/// Rules are tried in order; the first match wins; no match → the first app.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MappingRule {
+    pub app: String,
+    /// The client is a CIMD client whose URL host matches one of these.
+    #[serde(default)]
+    pub cimd_hosts: Vec<HostPattern>,
+    /// Every redirect URI of the client is of one of these kinds.
+    #[serde(default)]
+    pub redirect_kinds: Vec<RedirectKind>,
+    /// The client's `software_id` is one of these.
+    #[serde(default)]
+    pub software_ids: Vec<String>,
+    /// The requested resource is one of these URIs.
+    #[serde(default)]
+    pub resources: Vec<String>,
+}
+
+/// Who may register, how, and for how long an unused client is kept.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RegistrationPolicy {
+    /// Dynamic Client Registration (RFC 7591) at `/{tenant}/register`.
+    pub dcr: bool,
+    /// Client ID Metadata Documents.
+    pub cimd: bool,
+    /// Hosts whose CIMD documents are accepted; empty means any host.
+    pub cimd_allowed_hosts: Vec<HostPattern>,
+    /// CIMD hosts whose clients skip the consent page.
+    pub cimd_trusted_hosts: Vec<HostPattern>,
+    /// A registered client that is not used for this long is deleted.
+    #[serde(with = "humantime_serde")]
+    pub unused_client_lifetime: Duration,
+    /// Registrations accepted per source address per minute.
+    pub registrations_per_minute: u32,
+}
+
+impl Default for RegistrationPolicy {
+    fn default() -> Self {
+        Self {
+            dcr: true,
+            cimd: true,
+            cimd_allowed_hosts: Vec::new(),
+            cimd_trusted_hosts: Vec::new(),
+            unused_client_lifetime: Duration::from_secs(30 * 24 * 3600),
+            registrations_per_minute: 20,
+        }
+    }
+}
+
+/// Settings for tests and local development only.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DevSettings {
+    /// Lets CIMD fetch http URLs and loopback or private addresses.
+    #[serde(default)]
+    pub cimd_allow_loopback: bool,
+    /// An extra CA certificate (PEM) trusted for CIMD fetches.
+    pub cimd_extra_ca_file: Option<PathBuf>,
+}
+
+/// Loads every `*.toml` file directly inside `dir` (not its subdirectories).
+pub fn load_tenants(dir: &Path, public_url: &Url) -> Result<Vec<Tenant>, Vec<Problem>> {
+    let mut problems = Vec::new();
+    let entries = match std::fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) => {
+            return Err(vec![Problem {
+                file: dir.to_owned(),
+                field: "(directory)".into(),
+                message: format!(
+                    "cannot read the tenants directory: {e}; pass --tenants or set DCR_SHIM_TENANTS"
+                ),
+            }]);
+        }
+    };
+    let mut files: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.is_file() && p.extension().is_some_and(|x| x == "toml"))
+        .collect();
+    files.sort();
+    if files.is_empty() {
+        problems.push(Problem {
+            file: dir.to_owned(),
+            field: "(directory)".into(),
+            message: "holds no tenant files; add one `<tenant-id>.toml` (see tenants/examples/)"
+                .into(),
+        });
+    }
+    let mut tenants = Vec::new();
+    for file in files {
+        match load_tenant(&file, public_url) {
+            Ok(t) => tenants.push(t),
+            Err(mut p) => problems.append(&mut p),
+        }
+    }
+    if problems.is_empty() {
+        Ok(tenants)
+    } else {
+        Err(problems)
+    }
+}
+
+/// Parses and validates one tenant file.
+pub fn load_tenant(file: &Path, public_url: &Url) -> Result<Tenant, Vec<Problem>> {
+    let mut problems = Problems::new(file);
+    let stem = file
+        .file_stem()
+        .and_then(|s| s.to_str())
+        .unwrap_or_default();
+    let id = TenantId::parse(stem)
+        .map_err(|e| {
+            problems.add(
+                "(file name)",
+                format!("tenant id '{stem}' {e}; rename the file"),
+            )
+        })
+        .ok();
+    let text = std::fs::read_to_string(file)
+        .map_err(|e| problems.add("(file)", format!("cannot be read: {e}")))
+        .ok();
+    let config = text.and_then(|text| parse_config(&text, &mut problems));
+    if let Some(config) = &config {
+        validate(config, public_url, &mut problems);
+    }
+    match (id, config) {
+        (Some(id), Some(mut config)) if problems.list.is_empty() => Ok(Tenant {
+            config: {
+                add_dev_app(&mut config);
+                config
+            },
+            issuer: format!("{}/{}", public_url.as_str().trim_end_matches('/'), id),
+            id,
+            file: file.to_owned(),
+        }),
+        _ => Err(problems.list),
+    }
+}
+
+/// Name and client id of the app a `dev` tenant gets when its file lists none.
+pub const DEV_APP: &str = "dev";
+
+fn add_dev_app(config: &mut TenantConfig) {
+    if config.apps.is_empty() && matches!(config.upstream, UpstreamConfig::Dev { .. }) {
+        config.apps.push(AppConfig {
+            name: DEV_APP.to_owned(),
+            client_id: DEV_APP.to_owned(),
+            scopes: Vec::new(),
+            credential: CredentialConfig::None,
+        });
+    }
+}
+
+fn parse_config(text: &str, problems: &mut Problems) -> Option<TenantConfig> {
+    let table: toml::Table = match text.parse() {
+        Ok(t) => t,
+        Err(e) => {
+            problems.add(
+                "(syntax)",
+                format!("is not valid TOML: {}", e.to_string().trim()),
+            );
+            return None;
+        }
+    };
+    match serde_path_to_error::deserialize::<_, TenantConfig>(table) {
+        Ok(c) => Some(c),
+        Err(e) => {
+            let path = e.path().to_string();
+            let field = if path == "." {
+                "(top level)".to_owned()
+            } else {
+                path
+            };
+            problems.add(&field, e.into_inner().to_string());
+            None
+        }
+    }
+}
+
+struct Problems {
+    file: PathBuf,
+    list: Vec<Problem>,
+}
+
+impl Problems {
+    fn new(file: &Path) -> Self {
+        Self {
+            file: file.to_owned(),
+            list: Vec::new(),
+        }
+    }
+
+    fn add(&mut self, field: &str, message: impl Into<String>) {
+        self.list.push(Problem {
+            file: self.file.clone(),
+            field: field.to_owned(),
+            message: message.into(),
+        });
+    }
+}
+
+const OIDC_SCOPES: &[&str] = &["openid", "profile", "email", "offline_access"];
+
+fn validate(c: &TenantConfig, public_url: &Url, p: &mut Problems) {
+    validate_upstream(&c.upstream, public_url, p);
+    validate_apps(c, p);
+    validate_resources(c, p);
+    validate_mapping(c, p);
+    validate_registration(c, p);
+    validate_dev(&c.dev, p);
+}
+
+fn validate_upstream(u: &UpstreamConfig, public_url: &Url, p: &mut Problems) {
+    match u {
+        UpstreamConfig::Entra {
+            directory_id,
+            authority,
+        } => {
+            let ok = !directory_id.is_empty()
+                && directory_id
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.');
+            if !ok {
+                p.add("upstream.directory_id", "must be the Entra directory (tenant) id, a GUID such as 72f988bf-86f1-41af-91ab-2d7cd011db47, or a verified domain such as contoso.onmicrosoft.com");
+            }
+            if matches!(
+                directory_id.as_str(),
+                "common" | "organizations" | "consumers"
+            ) {
+                p.add("upstream.directory_id", "multi-tenant endpoints are not supported; give the directory id of the tenant whose users log in");
+            }
+            check_url("upstream.authority", authority, true, p);
+        }
+        UpstreamConfig::Oidc {
+            issuer,
+            discovery_url,
+        } => {
+            check_url("upstream.issuer", issuer, true, p);
+            if let Some(d) = discovery_url {
+                check_url("upstream.discovery_url", d, true, p);
+            }
+        }
+        UpstreamConfig::Dev { allow_non_loopback } => {
+            let loopback = match public_url.host() {
+                Some(url::Host::Domain(d)) => d == "localhost",
+                Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+                Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+                None => false,
+            };
+            if !loopback && !allow_non_loopback {
+                p.add("upstream.kind", format!("the built-in dev IdP logs anyone in without a password, so it runs only on a loopback public URL (this server's is {public_url}); use an `entra` or `oidc` upstream, or set upstream.allow_non_loopback = true for a demo"));
+            }
+        }
+    }
+}
+
+fn validate_apps(c: &TenantConfig, p: &mut Problems) {
+    let is_dev = matches!(c.upstream, UpstreamConfig::Dev { .. });
+    if c.apps.is_empty() && !is_dev {
+        p.add("apps", "at least one app (a static registration at the IdP) is required; add an [[apps]] table");
+    }
+    let mut names = HashSet::new();
+    for (i, app) in c.apps.iter().enumerate() {
+        let at = |f: &str| format!("apps[{i}].{f}");
+        if app.name.is_empty() {
+            p.add(&at("name"), "must not be empty");
+        } else if !names.insert(app.name.as_str()) {
+            p.add(
+                &at("name"),
+                format!(
+                    "'{}' is used by another app; app names must be unique",
+                    app.name
+                ),
+            );
+        }
+        if app.client_id.trim().is_empty() {
+            p.add(
+                &at("client_id"),
+                "must be the app's client id at the IdP (Entra: the Application (client) ID)",
+            );
+        }
+        for (j, s) in app.scopes.iter().enumerate() {
+            if !is_scope_token(s) {
+                p.add(
+                    &at(&format!("scopes[{j}]")),
+                    format!("'{s}' is not a valid scope"),
+                );
+            }
+        }
+        validate_credential(&app.credential, &at("credential"), p);
+    }
+}
+
+fn validate_credential(cred: &CredentialConfig, at: &str, p: &mut Problems) {
+    let readable = |path: &Path, field: &str, p: &mut Problems| {
+        if let Err(e) = std::fs::metadata(path) {
+            p.add(
+                &format!("{at}.{field}"),
+                format!("cannot read {}: {e}", path.display()),
+            );
+        }
+    };
+    match cred {
+        CredentialConfig::ClientSecret {
+            secret_env,
+            secret_file,
+            ..
+        } => match (secret_env, secret_file) {
+            (Some(var), None) => {
+                if std::env::var_os(var).is_none_or(|v| v.is_empty()) {
+                    p.add(&format!("{at}.secret_env"), format!("the environment variable {var} is not set; set it to the app's client secret"));
+                }
+            }
+            (None, Some(file)) => readable(file, "secret_file", p),
+            _ => p.add(at, "give exactly one of secret_env (an environment variable name) or secret_file (a path); secrets are never written in tenant files"),
+        },
+        CredentialConfig::PrivateKeyJwt {
+            certificate_file,
+            key_file,
+            ..
+        } => {
+            readable(certificate_file, "certificate_file", p);
+            readable(key_file, "key_file", p);
+        }
+        CredentialConfig::Federated { assertion_file } => readable(assertion_file, "assertion_file", p),
+        CredentialConfig::None => {}
+    }
+}
+
+fn validate_resources(c: &TenantConfig, p: &mut Problems) {
+    if c.resources.is_empty() {
+        p.add("resources", "at least one resource (an MCP server this tenant fronts) is required; add a [[resources]] table");
+    }
+    let defaults = c.resources.iter().filter(|r| r.default).count();
+    if defaults > 1 {
+        p.add(
+            "resources",
+            "more than one resource says default = true; mark exactly one",
+        );
+    }
+    if defaults == 0 && c.resources.len() > 1 {
+        p.add("resources", "several resources and none says default = true; mark the one used when a client names no resource");
+    }
+    let mut uris = HashSet::new();
+    let mut names = HashSet::new();
+    let entra = matches!(c.upstream, UpstreamConfig::Entra { .. });
+    for (i, r) in c.resources.iter().enumerate() {
+        let at = |f: &str| format!("resources[{i}].{f}");
+        if check_url(&at("uri"), &r.uri, true, p) && !uris.insert(r.uri.as_str()) {
+            p.add(&at("uri"), "another resource has the same uri");
+        }
+        if r.scopes.is_empty() {
+            p.add(&at("scopes"), "at least one scope is required");
+        }
+        let mut entra_resources = HashSet::new();
+        for (j, s) in r.scopes.iter().enumerate() {
+            let at = |f: &str| format!("resources[{i}].scopes[{j}].{f}");
+            if !is_scope_token(&s.name) {
+                p.add(
+                    &at("name"),
+                    format!("'{}' is not a valid scope name", s.name),
+                );
+            } else if s.name == "offline_access" || s.name == "openid" {
+                p.add(
+                    &at("name"),
+                    format!("'{}' is handled by the shim itself; do not list it", s.name),
+                );
+            } else if !names.insert(s.name.as_str()) {
+                p.add(&at("name"), format!("'{}' is already used in this tenant; scope names must be unique across resources", s.name));
+            }
+            if !is_scope_token(&s.upstream) {
+                p.add(
+                    &at("upstream"),
+                    format!("'{}' is not a valid scope", s.upstream),
+                );
+            } else if entra && !OIDC_SCOPES.contains(&s.upstream.as_str()) {
+                match s.upstream.rsplit_once('/') {
+                    Some((resource, _)) if !resource.is_empty() => {
+                        entra_resources.insert(resource);
+                    }
+                    _ => p.add(&at("upstream"), format!("'{}' is a bare scope, which Entra reads as Microsoft Graph (AADSTS650053); write it fully qualified, e.g. api://<app-id>/{}", s.upstream, s.upstream)),
+                }
+            }
+        }
+        if entra_resources.len() > 1 {
+            p.add(&at("scopes"), "Entra issues a token for one resource per request (AADSTS28000); all upstream scopes of one MCP resource must belong to the same API");
+        }
+        if entra && r.scopes.iter().any(|s| s.upstream.ends_with("/.default")) && r.scopes.len() > 1
+        {
+            p.add(&at("scopes"), "'.default' cannot be combined with named scopes of the same API (AADSTS70011); use either .default alone or named scopes");
+        }
+        for (j, d) in r.default_scopes.iter().enumerate() {
+            if !r.scopes.iter().any(|s| &s.name == d) {
+                p.add(
+                    &at(&format!("default_scopes[{j}]")),
+                    format!("'{d}' is not one of this resource's scope names"),
+                );
+            }
+        }
+    }
+}
+
+fn validate_mapping(c: &TenantConfig, p: &mut Problems) {
+    for (i, rule) in c.mapping.iter().enumerate() {
+        let at = |f: &str| format!("mapping[{i}].{f}");
+        let is_dev_default = c.apps.is_empty() && matches!(c.upstream, UpstreamConfig::Dev { .. });
+        if !is_dev_default && !c.apps.iter().any(|a| a.name == rule.app) {
+            p.add(
+                &at("app"),
+                format!("'{}' is not the name of an app in this file", rule.app),
+            );
+        }
+        for (j, r) in rule.resources.iter().enumerate() {
+            if !c.resources.iter().any(|res| &res.uri == r) {
+                p.add(
+                    &at(&format!("resources[{j}]")),
+                    format!("'{r}' is not the uri of a resource in this file"),
+                );
+            }
+        }
+        if rule.software_ids.iter().any(|s| s.is_empty()) {
+            p.add(&at("software_ids"), "must not contain an empty string");
+        }
+    }
+}
+
+fn validate_registration(c: &TenantConfig, p: &mut Problems) {
+    let r = &c.registration;
+    if !r.dcr && !r.cimd {
+        p.add(
+            "registration",
+            "both dcr and cimd are off, so no client could ever log in; turn one on",
+        );
+    }
+    if r.unused_client_lifetime < Duration::from_secs(3600) {
+        p.add("registration.unused_client_lifetime", "must be at least 1h");
+    }
+    if r.registrations_per_minute == 0 {
+        p.add(
+            "registration.registrations_per_minute",
+            "must be at least 1; turn registration off with dcr = false instead",
+        );
+    }
+}
+
+fn validate_dev(d: &DevSettings, p: &mut Problems) {
+    if let Some(ca) = &d.cimd_extra_ca_file {
+        match std::fs::read(ca) {
+            Ok(pem) => {
+                if reqwest::Certificate::from_pem(&pem).is_err() {
+                    p.add(
+                        "dev.cimd_extra_ca_file",
+                        format!("{} is not a PEM certificate", ca.display()),
+                    );
+                }
+            }
+            Err(e) => p.add(
+                "dev.cimd_extra_ca_file",
+                format!("cannot read {}: {e}", ca.display()),
+            ),
+        }
+    }
+}
+
+/// An absolute http(s) URL without fragment or userinfo; plain http only on a loopback host
+/// unless `https_only` is false.
+fn check_url(field: &str, raw: &str, https_only: bool, p: &mut Problems) -> bool {
+    let url = match Url::parse(raw) {
+        Ok(u) => u,
+        Err(e) => {
+            p.add(field, format!("'{raw}' is not an absolute URL ({e})"));
+            return false;
+        }
+    };
+    let loopback = match url.host() {
+        Some(url::Host::Domain(d)) => d == "localhost",
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    };
+    let scheme_ok =
+        url.scheme() == "https" || (url.scheme() == "http" && (loopback || !https_only));
+    if !scheme_ok {
+        p.add(
+            field,
+            format!("'{raw}' must use https (http is accepted only on a loopback host)"),
+        );
+        return false;
+    }
+    if url.fragment().is_some() || !url.username().is_empty() || url.password().is_some() {
+        p.add(
+            field,
+            format!("'{raw}' must not contain a fragment or user information"),
+        );
+        return false;
+    }
+    true
+}

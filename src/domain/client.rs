@@ -1,0 +1,148 @@
+//! The client record: what the shim knows about a registered (RFC 7591) or CIMD client.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use super::redirect_uri::{RedirectKind, RedirectUri};
+
+/// `grant_types` values the shim accepts (RFC 7591 §2).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GrantType {
+    AuthorizationCode,
+    RefreshToken,
+}
+
+impl GrantType {
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "authorization_code" => Some(Self::AuthorizationCode),
+            "refresh_token" => Some(Self::RefreshToken),
+            _ => None,
+        }
+    }
+}
+
+/// `token_endpoint_auth_method` values the shim accepts (RFC 7591 §2).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AuthMethod {
+    None,
+    ClientSecretBasic,
+    ClientSecretPost,
+}
+
+impl AuthMethod {
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "none" => Some(Self::None),
+            "client_secret_basic" => Some(Self::ClientSecretBasic),
+            "client_secret_post" => Some(Self::ClientSecretPost),
+            _ => None,
+        }
+    }
+
+    pub fn is_confidential(self) -> bool {
+        self != Self::None
+    }
+}
+
+/// `application_type` (OpenID Connect Dynamic Registration §2), which RFC 8252 clients send.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ApplicationType {
+    Web,
+    Native,
+}
+
+/// Validated client metadata, serialized with the RFC 7591 §2 field names.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClientMetadata {
+    #[serde(with = "redirect_uri_strings")]
+    pub redirect_uris: Vec<RedirectUri>,
+    pub token_endpoint_auth_method: AuthMethod,
+    pub grant_types: Vec<GrantType>,
+    pub response_types: Vec<String>,
+    pub application_type: ApplicationType,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_name: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_uri: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub logo_uri: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tos_uri: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub policy_uri: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scope: Option<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty", default)]
+    pub contacts: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub software_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub software_version: Option<String>,
+}
+
+impl ClientMetadata {
+    /// The kinds of all redirect URIs, for mapping rules.
+    pub fn redirect_kinds(&self) -> impl Iterator<Item = RedirectKind> + '_ {
+        self.redirect_uris.iter().map(RedirectUri::kind)
+    }
+
+    /// The registered URI that `requested` designates, if any (RFC 6749 §3.1.2.3, RFC 8252 §7.3).
+    pub fn find_redirect_uri(&self, requested: &str) -> Option<&RedirectUri> {
+        self.redirect_uris.iter().find(|r| r.matches(requested))
+    }
+}
+
+/// Where a client came from.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum ClientSource {
+    /// Registered at `/{tenant}/register`.
+    Dcr,
+    /// Described by the metadata document at its `client_id` URL.
+    Cimd { host: String },
+}
+
+/// A client of one tenant.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClientRecord {
+    pub client_id: String,
+    pub source: ClientSource,
+    pub metadata: ClientMetadata,
+    /// SHA-256 of the client secret, hex; only confidential DCR clients have one.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub secret_sha256: Option<String>,
+    /// The app chosen by the mapping rules, per resource URI of the tenant.
+    pub apps: BTreeMap<String, String>,
+    pub issued_at: u64,
+    pub last_used_at: u64,
+}
+
+impl ClientRecord {
+    pub fn cimd_host(&self) -> Option<&str> {
+        match &self.source {
+            ClientSource::Cimd { host } => Some(host),
+            ClientSource::Dcr => None,
+        }
+    }
+}
+
+mod redirect_uri_strings {
+    use super::RedirectUri;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(v: &[RedirectUri], s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(v.iter().map(RedirectUri::as_str))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<RedirectUri>, D::Error> {
+        Vec::<String>::deserialize(d)?
+            .iter()
+            .map(|s| RedirectUri::parse(s).map_err(serde::de::Error::custom))
+            .collect()
+    }
+}

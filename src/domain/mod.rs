@@ -1,0 +1,12 @@
+//! Protocol values parsed once at the edge, so that code below never holds an unchecked one.
+
+pub mod client;
+pub mod redirect_uri;
+pub mod scope;
+pub mod tenant_id;
+
+pub use client::{
+    ApplicationType, AuthMethod, ClientMetadata, ClientRecord, ClientSource, GrantType,
+};
+pub use redirect_uri::{RedirectKind, RedirectUri};
+pub use tenant_id::TenantId;

@@ -1,0 +1,264 @@
+//! `RedirectUri`: a client's redirection endpoint (RFC 6749 §3.1.2), checked once at the edge.
+//!
+//! Three kinds are accepted, after RFC 8252 (OAuth for native apps) and OAuth 2.1 §2.3.1:
+//! `https` URIs, `http` URIs on a loopback host (port free to vary at authorize time,
+//! RFC 8252 §7.3), and private-use schemes such as `com.example.app:/cb` (RFC 8252 §7.1).
+
+use std::fmt;
+use url::{Host, Url};
+
+/// Longest redirect URI accepted, in bytes.
+pub const MAX_REDIRECT_URI_LEN: usize = 2000;
+
+/// Schemes that can never be a private-use redirect: they run script, read local data, or are
+/// ordinary network schemes that would bypass the https/loopback rules.
+const FORBIDDEN_SCHEMES: &[&str] = &[
+    "javascript",
+    "data",
+    "vbscript",
+    "file",
+    "about",
+    "blob",
+    "filesystem",
+    "view-source",
+    "ftp",
+    "ws",
+    "wss",
+    "mailto",
+    "tel",
+    "sms",
+    "intent",
+    "content",
+    "jar",
+];
+
+/// What kind of redirect URI this is; mapping rules match on it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RedirectKind {
+    /// `http://127.0.0.1`, `http://[::1]` or `http://localhost`, any port.
+    Loopback,
+    /// `https://…`
+    Https,
+    /// A private-use URI scheme of a native app (RFC 8252 §7.1).
+    PrivateUse,
+}
+
+impl RedirectKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Loopback => "loopback",
+            Self::Https => "https",
+            Self::PrivateUse => "private_use",
+        }
+    }
+}
+
+/// A redirect URI that passed every check; `as_str` is the exact string the client registered.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RedirectUri {
+    raw: String,
+    kind: RedirectKind,
+}
+
+/// Why a string is not an acceptable redirect URI; `Display` is a sentence for the client.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RedirectUriError {
+    #[error("is longer than {MAX_REDIRECT_URI_LEN} bytes")]
+    TooLong,
+    #[error("contains whitespace or control characters")]
+    ControlCharacters,
+    #[error("is not an absolute URI")]
+    NotAbsolute,
+    #[error("has a fragment; redirect URIs must not contain '#'")]
+    Fragment,
+    #[error("contains user information before the host")]
+    UserInfo,
+    #[error(
+        "uses http on a host that is not loopback; use https, or http://127.0.0.1 / http://[::1] / http://localhost for native apps"
+    )]
+    HttpNotLoopback,
+    #[error("has no host")]
+    NoHost,
+    #[error("uses the scheme '{0}', which can never be a redirect target")]
+    ForbiddenScheme(String),
+}
+
+impl RedirectUri {
+    pub fn parse(raw: &str) -> Result<Self, RedirectUriError> {
+        if raw.len() > MAX_REDIRECT_URI_LEN {
+            return Err(RedirectUriError::TooLong);
+        }
+        // The URL parser silently drops tabs, newlines and surrounding spaces; refuse them here
+        // so that the string we store is the string we compare.
+        if raw.chars().any(|c| c.is_control() || c.is_whitespace()) {
+            return Err(RedirectUriError::ControlCharacters);
+        }
+        if raw.contains('#') {
+            return Err(RedirectUriError::Fragment);
+        }
+        let url = Url::parse(raw).map_err(|_| RedirectUriError::NotAbsolute)?;
+        if !url.username().is_empty() || url.password().is_some() {
+            return Err(RedirectUriError::UserInfo);
+        }
+        let kind = match url.scheme() {
+            "https" => {
+                if url.host().is_none() {
+                    return Err(RedirectUriError::NoHost);
+                }
+                RedirectKind::Https
+            }
+            "http" => {
+                if !is_loopback_host(&url) {
+                    return Err(RedirectUriError::HttpNotLoopback);
+                }
+                RedirectKind::Loopback
+            }
+            scheme if FORBIDDEN_SCHEMES.contains(&scheme) => {
+                return Err(RedirectUriError::ForbiddenScheme(scheme.to_owned()));
+            }
+            _ => RedirectKind::PrivateUse,
+        };
+        Ok(Self {
+            raw: raw.to_owned(),
+            kind,
+        })
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.raw
+    }
+
+    pub fn kind(&self) -> RedirectKind {
+        self.kind
+    }
+
+    /// The host, for display on the consent page; private-use URIs may have none.
+    pub fn host(&self) -> Option<String> {
+        Url::parse(&self.raw)
+            .ok()
+            .and_then(|u| u.host_str().map(str::to_owned))
+    }
+
+    /// Whether `requested` (from an authorization request) designates this registered URI:
+    /// byte-for-byte equality, except that a loopback URI may carry any port (RFC 8252 §7.3).
+    pub fn matches(&self, requested: &str) -> bool {
+        if self.raw == requested {
+            return true;
+        }
+        if self.kind != RedirectKind::Loopback {
+            return false;
+        }
+        let (Some(registered), Some(requested)) = (
+            canonical_without_port(&self.raw),
+            canonical_without_port(requested),
+        ) else {
+            return false;
+        };
+        registered == requested
+    }
+}
+
+impl fmt::Display for RedirectUri {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.raw)
+    }
+}
+
+fn is_loopback_host(url: &Url) -> bool {
+    match url.host() {
+        Some(Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        Some(Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    }
+}
+
+/// A loopback URI with its port removed, only when the input is already in the URL parser's
+/// canonical form (so that dot segments, case or escapes cannot make two strings meet).
+fn canonical_without_port(raw: &str) -> Option<String> {
+    let parsed = RedirectUri::parse(raw).ok()?;
+    if parsed.kind != RedirectKind::Loopback {
+        return None;
+    }
+    let mut url = Url::parse(raw).ok()?;
+    if url.as_str() != raw {
+        return None;
+    }
+    url.set_port(None).ok()?;
+    Some(url.into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kinds_and_refusals() {
+        use RedirectKind::*;
+        let ok: &[(&str, RedirectKind)] = &[
+            ("https://app.example.com/cb", Https),
+            ("https://app.example.com/cb?x=1", Https),
+            ("http://127.0.0.1:33418/callback", Loopback),
+            ("http://localhost/callback", Loopback),
+            ("http://[::1]:8080/", Loopback),
+            ("com.example.app:/oauth2redirect", PrivateUse),
+            ("cursor://anysphere.cursor-mcp/oauth/callback", PrivateUse),
+        ];
+        for (raw, kind) in ok {
+            assert_eq!(
+                RedirectUri::parse(raw).map(|r| r.kind()),
+                Ok(*kind),
+                "{raw}"
+            );
+        }
+        let bad: &[(&str, RedirectUriError)] = &[
+            ("https://a.example/cb#frag", RedirectUriError::Fragment),
+            ("https://a.example/cb#", RedirectUriError::Fragment),
+            ("http://evil.example/cb", RedirectUriError::HttpNotLoopback),
+            (
+                "http://127.0.0.1.evil.example/cb",
+                RedirectUriError::HttpNotLoopback,
+            ),
+            ("https://user:pw@a.example/cb", RedirectUriError::UserInfo),
+            ("https://user@a.example/cb", RedirectUriError::UserInfo),
+            (
+                "javascript:alert(1)",
+                RedirectUriError::ForbiddenScheme("javascript".into()),
+            ),
+            (
+                "data:text/html,x",
+                RedirectUriError::ForbiddenScheme("data".into()),
+            ),
+            (
+                "JavaScript:alert(1)",
+                RedirectUriError::ForbiddenScheme("javascript".into()),
+            ),
+            ("/relative/cb", RedirectUriError::NotAbsolute),
+            ("https://a.example/c b", RedirectUriError::ControlCharacters),
+            (
+                "https://a.example/cb\n",
+                RedirectUriError::ControlCharacters,
+            ),
+        ];
+        for (raw, err) in bad {
+            assert_eq!(RedirectUri::parse(raw), Err(err.clone()), "{raw}");
+        }
+    }
+
+    #[test]
+    fn loopback_port_may_vary_but_nothing_else() {
+        let reg = RedirectUri::parse("http://127.0.0.1/callback").unwrap();
+        assert!(reg.matches("http://127.0.0.1:50123/callback"));
+        assert!(reg.matches("http://127.0.0.1/callback"));
+        assert!(!reg.matches("http://127.0.0.1:50123/callbackx"));
+        assert!(!reg.matches("http://localhost:50123/callback"));
+        assert!(!reg.matches("http://127.0.0.1:50123/x/../callback"));
+        assert!(!reg.matches("https://127.0.0.1:50123/callback"));
+        let web = RedirectUri::parse("https://app.example.com/cb").unwrap();
+        assert!(web.matches("https://app.example.com/cb"));
+        assert!(!web.matches("https://app.example.com:444/cb"));
+        assert!(!web.matches("https://app.example.com/cb/"));
+        assert!(!web.matches("https://APP.example.com/cb"));
+    }
+}

@@ -1,0 +1,112 @@
+//! `POST /{tenant}/register` (RFC 7591 §3): body cap, content type, rate limit, then the
+//! registry; 201 only once the client is on disk.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse, web};
+use futures_util::StreamExt;
+
+use super::error::{error_response, error_response_with_status, not_found};
+use crate::app::{AppState, unix_now};
+use crate::oauth::{ErrorCode, OAuthError};
+
+/// Largest registration request body accepted.
+pub const MAX_REGISTRATION_BODY: usize = 16 * 1024;
+
+pub async fn register(
+    state: web::Data<AppState>,
+    tenant: web::Path<String>,
+    req: HttpRequest,
+    payload: web::Payload,
+) -> HttpResponse {
+    let Some(tenant) = state.tenant(&tenant) else {
+        return not_found("no tenant by this name");
+    };
+    if !tenant.config.registration.dcr {
+        return not_found("dynamic client registration is turned off for this tenant");
+    }
+    let source = req.peer_addr().map(|a| a.ip());
+    if let Some(ip) = source
+        && !state.allow_registration(&tenant.id, ip)
+    {
+        tracing::warn!(target: "audit", event = "registration_rate_limited", tenant = %tenant.id, source = %ip);
+        let mut res = error_response_with_status(
+            StatusCode::TOO_MANY_REQUESTS,
+            &OAuthError::new(
+                ErrorCode::TemporarilyUnavailable,
+                "too many registrations from this address; try again in a minute",
+            ),
+        );
+        res.headers_mut().insert(
+            actix_web::http::header::RETRY_AFTER,
+            actix_web::http::header::HeaderValue::from_static("60"),
+        );
+        return res;
+    }
+    if !is_json(&req) {
+        return error_response_with_status(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            &OAuthError::invalid_request(
+                "the registration request must be sent as Content-Type: application/json",
+            ),
+        );
+    }
+    let body = match read_capped(payload, MAX_REGISTRATION_BODY).await {
+        Ok(b) => b,
+        Err(res) => return res,
+    };
+    let value: serde_json::Value = match serde_json::from_slice(&body) {
+        Ok(v) => v,
+        Err(e) => {
+            return error_response(&OAuthError::invalid_client_metadata(format!(
+                "the request body is not valid JSON: {e}"
+            )));
+        }
+    };
+    match state.registry.register(tenant, &value, unix_now()).await {
+        Ok(registered) => {
+            let r = &registered.record;
+            tracing::info!(target: "audit", event = "client_registered", tenant = %tenant.id, client_id = %r.client_id,
+                apps = ?r.apps, auth_method = ?r.metadata.token_endpoint_auth_method,
+                client_name = r.metadata.client_name.as_deref().unwrap_or(""),
+                source = %source.map(|s| s.to_string()).unwrap_or_default());
+            HttpResponse::Created()
+                .insert_header(("Cache-Control", "no-store"))
+                .json(registered.response_body())
+        }
+        Err(e) => {
+            tracing::info!(tenant = %tenant.id, error = %e, "registration refused");
+            error_response(&e)
+        }
+    }
+}
+
+fn is_json(req: &HttpRequest) -> bool {
+    req.headers()
+        .get(actix_web::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|essence| essence.trim().eq_ignore_ascii_case("application/json"))
+}
+
+/// Reads the body, refusing more than `cap` bytes with 413.
+async fn read_capped(mut payload: web::Payload, cap: usize) -> Result<Vec<u8>, HttpResponse> {
+    let too_large = || {
+        error_response_with_status(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            &OAuthError::invalid_request(format!("the request body is larger than {cap} bytes")),
+        )
+    };
+    let mut body = Vec::new();
+    while let Some(chunk) = payload.next().await {
+        let chunk = chunk.map_err(|e| {
+            error_response(&OAuthError::invalid_request(format!(
+                "the request body could not be read: {e}"
+            )))
+        })?;
+        if body.len() + chunk.len() > cap {
+            return Err(too_large());
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}

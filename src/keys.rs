@@ -1,0 +1,161 @@
+//! The server secret and the keys derived from it (HKDF-SHA256).
+//!
+//! The secret comes from `--secret-file`, or is generated once into `<data_dir>/server-secret`
+//! (mode 0600) so that a restart keeps every cookie and sealed record valid. A previous secret
+//! may be given during rotation; verifiers try the current key first, then the previous one.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use hkdf::Hkdf;
+use rand::RngCore;
+use secrecy::{ExposeSecret, SecretBox};
+use sha2::Sha256;
+
+/// Length of the server secret in bytes.
+pub const SECRET_LEN: usize = 32;
+
+/// A 256-bit key; `Debug` never shows it.
+pub struct Key(SecretBox<[u8; 32]>);
+
+impl Key {
+    pub fn expose(&self) -> &[u8; 32] {
+        self.0.expose_secret()
+    }
+}
+
+impl std::fmt::Debug for Key {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Key([redacted])")
+    }
+}
+
+/// The current server secret and, during rotation, the previous one.
+#[derive(Debug)]
+pub struct ServerKeys {
+    current: Key,
+    previous: Option<Key>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum KeyError {
+    #[error("cannot read the server secret {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot write a new server secret to {path}: {source}")]
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("the server secret {path} must hold {SECRET_LEN} bytes as 64 hex digits")]
+    Malformed { path: PathBuf },
+}
+
+impl ServerKeys {
+    /// Loads the secret from `secret_file`, or from (or into) `<data_dir>/server-secret`.
+    pub fn load(
+        data_dir: &Path,
+        secret_file: Option<&Path>,
+        previous_file: Option<&Path>,
+    ) -> Result<Self, KeyError> {
+        let current = match secret_file {
+            Some(path) => read_secret(path)?,
+            None => load_or_create(&data_dir.join("server-secret"))?,
+        };
+        let previous = previous_file.map(read_secret).transpose()?;
+        Ok(Self { current, previous })
+    }
+
+    /// For tests: fixed keys.
+    pub fn from_bytes(current: [u8; 32], previous: Option<[u8; 32]>) -> Self {
+        Self {
+            current: Key(SecretBox::new(Box::new(current))),
+            previous: previous.map(|p| Key(SecretBox::new(Box::new(p)))),
+        }
+    }
+
+    /// A key for one purpose (e.g. `"consent-cookie v1"`), from the current secret.
+    pub fn derive(&self, purpose: &str) -> Key {
+        derive(&self.current, purpose)
+    }
+
+    /// The same purpose's key from the previous secret, while rotating.
+    pub fn derive_previous(&self, purpose: &str) -> Option<Key> {
+        self.previous.as_ref().map(|p| derive(p, purpose))
+    }
+}
+
+fn derive(secret: &Key, purpose: &str) -> Key {
+    let hk = Hkdf::<Sha256>::new(Some(b"dcr-shim"), secret.expose());
+    let mut out = [0u8; 32];
+    // 32 bytes is far below HKDF-SHA256's limit of 255 * 32, so expand cannot fail.
+    let _ = hk.expand(purpose.as_bytes(), &mut out);
+    Key(SecretBox::new(Box::new(out)))
+}
+
+fn read_secret(path: &Path) -> Result<Key, KeyError> {
+    let text = std::fs::read_to_string(path).map_err(|source| KeyError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    let mut out = [0u8; 32];
+    let text = text.trim();
+    if text.len() != 64 || !text.is_ascii() {
+        return Err(KeyError::Malformed {
+            path: path.to_owned(),
+        });
+    }
+    for (i, byte) in out.iter_mut().enumerate() {
+        *byte =
+            u8::from_str_radix(&text[2 * i..2 * i + 2], 16).map_err(|_| KeyError::Malformed {
+                path: path.to_owned(),
+            })?;
+    }
+    Ok(Key(SecretBox::new(Box::new(out))))
+}
+
+fn load_or_create(path: &Path) -> Result<Key, KeyError> {
+    if path.exists() {
+        return read_secret(path);
+    }
+    let mut bytes = [0u8; SECRET_LEN];
+    rand::rngs::OsRng.fill_bytes(&mut bytes);
+    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    let write_err = |source| KeyError::Write {
+        path: path.to_owned(),
+        source,
+    };
+    // Write to a temporary file and rename, so a crash never leaves half a secret behind.
+    let tmp = path.with_extension("tmp");
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options.open(&tmp).map_err(write_err)?;
+    file.write_all(hex.as_bytes()).map_err(write_err)?;
+    file.sync_all().map_err(write_err)?;
+    std::fs::rename(&tmp, path).map_err(write_err)?;
+    if let Some(dir) = path.parent()
+        && let Ok(d) = std::fs::File::open(dir)
+    {
+        let _ = d.sync_all();
+    }
+    read_secret(path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generated_once_and_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = ServerKeys::load(dir.path(), None, None).unwrap();
+        let b = ServerKeys::load(dir.path(), None, None).unwrap();
+        assert_eq!(a.derive("x").expose(), b.derive("x").expose());
+        assert_ne!(a.derive("x").expose(), a.derive("y").expose());
+        assert_eq!(format!("{:?}", a.derive("x")), "Key([redacted])");
+    }
+}

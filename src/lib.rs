@@ -1,0 +1,13 @@
+//! dcr-shim: an OAuth 2.1 authorization server that offers Dynamic Client Registration and
+//! Client ID Metadata Documents to MCP clients in front of an IdP that offers neither.
+#![forbid(unsafe_code)]
+
+pub mod app;
+pub mod config;
+pub mod domain;
+pub mod http;
+pub mod keys;
+pub mod net;
+pub mod oauth;
+pub mod store;
+pub mod upstream;

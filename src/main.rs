@@ -1,0 +1,146 @@
+//! The `dcr-shim` command line: `serve` and `check`.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+use dcr_shim::config::server::parse_public_url;
+use dcr_shim::config::tenant::UpstreamConfig;
+use dcr_shim::config::{LogFormat, Settings, load_tenants};
+
+/// An OAuth authorization server that gives MCP clients Dynamic Client Registration and
+/// Client ID Metadata Documents in front of Entra ID or any OpenID Connect provider.
+#[derive(Parser)]
+#[command(name = "dcr-shim", version)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the server.
+    Serve(ServeArgs),
+    /// Validate every tenant file, report every problem, and try to reach each upstream.
+    Check(CommonArgs),
+}
+
+#[derive(Args)]
+struct CommonArgs {
+    /// Directory of tenant files (`<tenant-id>.toml`; subdirectories are not read).
+    #[arg(long, env = "DCR_SHIM_TENANTS", default_value = "./tenants")]
+    tenants: PathBuf,
+    /// The URL clients use to reach the shim; each tenant's issuer is `<public-url>/<tenant-id>`.
+    #[arg(long, env = "DCR_SHIM_PUBLIC_URL", default_value = "http://127.0.0.1:8080", value_parser = parse_public_url)]
+    public_url: url::Url,
+}
+
+#[derive(Args)]
+struct ServeArgs {
+    #[command(flatten)]
+    common: CommonArgs,
+    /// Address and port to listen on.
+    #[arg(long, env = "DCR_SHIM_LISTEN", default_value = "127.0.0.1:8080")]
+    listen: SocketAddr,
+    /// Directory for the store and the generated server secret.
+    #[arg(long, env = "DCR_SHIM_DATA_DIR", default_value = "./data")]
+    data_dir: PathBuf,
+    /// File with the server secret (64 hex digits); default: generated once into the data directory.
+    #[arg(long, env = "DCR_SHIM_SECRET_FILE")]
+    secret_file: Option<PathBuf>,
+    /// File with the previous server secret, still accepted while rotating.
+    #[arg(long, env = "DCR_SHIM_PREVIOUS_SECRET_FILE")]
+    previous_secret_file: Option<PathBuf>,
+    /// HTTP worker threads (default: one per core).
+    #[arg(long, env = "DCR_SHIM_WORKERS")]
+    workers: Option<usize>,
+    /// Log format.
+    #[arg(long, env = "DCR_SHIM_LOG_FORMAT", value_enum, default_value_t = LogFormat::Human)]
+    log_format: LogFormat,
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Human => builder.init(),
+        LogFormat::Json => builder.json().flatten_event(true).init(),
+    }
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    match Cli::parse().command {
+        Command::Serve(args) => serve(args).await,
+        Command::Check(args) => check(args).await,
+    }
+}
+
+async fn serve(args: ServeArgs) -> ExitCode {
+    init_logging(args.log_format);
+    let settings = Settings {
+        listen: args.listen,
+        public_url: args.common.public_url,
+        data_dir: args.data_dir,
+        tenants_dir: args.common.tenants,
+        secret_file: args.secret_file,
+        previous_secret_file: args.previous_secret_file,
+        workers: args.workers,
+    };
+    let running = match dcr_shim::app::start(settings.clone()).await {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("dcr-shim: not started: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    for t in &running.state.tenants {
+        tracing::info!(tenant = %t.id, issuer = %t.issuer, upstream = t.config.upstream.kind(), "tenant loaded");
+    }
+    tracing::info!(address = %running.addr, public_url = %settings.public_url, data_dir = %settings.data_dir.display(), "dcr-shim listening");
+    match running.wait().await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("dcr-shim: server failed: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn check(args: CommonArgs) -> ExitCode {
+    let tenants = match load_tenants(&args.tenants, &args.public_url) {
+        Ok(t) => t,
+        Err(problems) => {
+            eprintln!("{} problem(s) found:", problems.len());
+            for p in &problems {
+                eprintln!("  {p}");
+            }
+            return ExitCode::FAILURE;
+        }
+    };
+    let http = dcr_shim::upstream::discovery::upstream_http_client();
+    for t in &tenants {
+        println!(
+            "{}: tenant '{}', issuer {}, upstream {}",
+            t.file.display(),
+            t.id,
+            t.issuer,
+            t.config.upstream.kind()
+        );
+        if matches!(t.config.upstream, UpstreamConfig::Dev { .. }) {
+            continue;
+        }
+        match dcr_shim::upstream::discovery::discover(&t.config.upstream, &http).await {
+            Ok(m) => println!("  upstream reachable: issuer {}", m.issuer().as_str()),
+            Err(e) => {
+                println!("  warning: upstream not reachable now ({e}); serve will keep retrying")
+            }
+        }
+    }
+    println!("{} tenant(s) OK", tenants.len());
+    ExitCode::SUCCESS
+}

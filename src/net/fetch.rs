@@ -1,0 +1,240 @@
+//! `SafeFetcher`: GETs a JSON document from a URL chosen by a stranger (a CIMD `client_id`).
+//!
+//! - https only (unless the tenant's dev switch allows http);
+//! - every resolved address is checked against `special_use` inside the DNS resolver that the
+//!   connection uses, so the checked address is the connected address (no DNS rebinding gap);
+//!   literal IP hosts, which skip the resolver, are checked before the request;
+//! - no redirects, no proxies, a short total timeout (connect, headers and body), a size cap
+//!   enforced while streaming, and only `200` with a JSON content type counts.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use reqwest::dns::{Addrs, Name, Resolve, Resolving};
+use url::{Host, Url};
+
+use super::special_use::is_special_use;
+
+/// What a fetcher may do.
+#[derive(Clone, Debug)]
+pub struct FetchPolicy {
+    /// Allow http URLs and special-use addresses: tests and local development only.
+    pub allow_http_and_private: bool,
+    /// An extra trusted CA certificate (PEM).
+    pub extra_ca_pem: Option<Vec<u8>>,
+    pub max_bytes: usize,
+    pub timeout: Duration,
+}
+
+impl Default for FetchPolicy {
+    fn default() -> Self {
+        Self {
+            allow_http_and_private: false,
+            extra_ca_pem: None,
+            max_bytes: 5 * 1024,
+            timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+/// A fetched document.
+#[derive(Clone, Debug)]
+pub struct Fetched {
+    pub body: Vec<u8>,
+    pub cache_control: Option<String>,
+}
+
+/// Why a fetch failed; `Display` is safe to show the client.
+#[derive(Debug, thiserror::Error)]
+pub enum FetchError {
+    #[error("only https URLs are fetched")]
+    NotHttps,
+    #[error(
+        "the host resolves to {0}, a loopback, private, link-local or otherwise special-use address, which is never fetched"
+    )]
+    ForbiddenAddress(IpAddr),
+    #[error("the host name could not be resolved")]
+    Dns,
+    #[error("the server did not answer within {0:?}")]
+    Timeout(Duration),
+    #[error("the server answered with a redirect (HTTP {0}); redirects are not followed")]
+    Redirect(u16),
+    #[error("the server answered HTTP {0}; only 200 is accepted")]
+    Status(u16),
+    #[error("the document is not served as JSON (Content-Type: {0})")]
+    NotJson(String),
+    #[error("the document is larger than {0} bytes")]
+    TooLarge(usize),
+    #[error("the connection failed: {0}")]
+    Connect(String),
+    #[error("the fetcher could not be set up: {0}")]
+    Setup(String),
+}
+
+/// The resolver every connection of a guarded client goes through.
+struct GuardedResolver {
+    allow_private: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("refused address {0}")]
+struct Refused(IpAddr);
+
+impl Resolve for GuardedResolver {
+    fn resolve(&self, name: Name) -> Resolving {
+        let allow_private = self.allow_private;
+        Box::pin(async move {
+            let addrs: Vec<SocketAddr> =
+                tokio::net::lookup_host((name.as_str(), 0)).await?.collect();
+            if !allow_private && let Some(bad) = addrs.iter().find(|a| is_special_use(a.ip())) {
+                return Err(Box::new(Refused(bad.ip())) as Box<dyn std::error::Error + Send + Sync>);
+            }
+            Ok(Box::new(addrs.into_iter()) as Addrs)
+        })
+    }
+}
+
+/// A reusable fetcher for one policy.
+#[derive(Clone)]
+pub struct SafeFetcher {
+    client: reqwest::Client,
+    policy: FetchPolicy,
+}
+
+impl SafeFetcher {
+    pub fn new(policy: FetchPolicy) -> Result<Self, FetchError> {
+        let mut builder = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .no_proxy()
+            .timeout(policy.timeout)
+            .connect_timeout(policy.timeout)
+            .pool_max_idle_per_host(2)
+            .user_agent(concat!("dcr-shim/", env!("CARGO_PKG_VERSION")))
+            .dns_resolver(Arc::new(GuardedResolver {
+                allow_private: policy.allow_http_and_private,
+            }));
+        if !policy.allow_http_and_private {
+            builder = builder.https_only(true);
+        }
+        if let Some(pem) = &policy.extra_ca_pem {
+            let cert = reqwest::Certificate::from_pem(pem)
+                .map_err(|e| FetchError::Setup(e.to_string()))?;
+            builder = builder.add_root_certificate(cert);
+        }
+        let client = builder
+            .build()
+            .map_err(|e| FetchError::Setup(e.to_string()))?;
+        Ok(Self { client, policy })
+    }
+
+    pub fn policy(&self) -> &FetchPolicy {
+        &self.policy
+    }
+
+    /// GETs `url` and returns its JSON body, or why not.
+    pub async fn get_json(&self, url: &Url) -> Result<Fetched, FetchError> {
+        let allow = self.policy.allow_http_and_private;
+        if url.scheme() != "https" && !(allow && url.scheme() == "http") {
+            return Err(FetchError::NotHttps);
+        }
+        let literal = match url.host() {
+            Some(Host::Ipv4(ip)) => Some(IpAddr::V4(ip)),
+            Some(Host::Ipv6(ip)) => Some(IpAddr::V6(ip)),
+            _ => None,
+        };
+        if let Some(ip) = literal.filter(|ip| !allow && is_special_use(*ip)) {
+            return Err(FetchError::ForbiddenAddress(ip));
+        }
+        let response = self
+            .client
+            .get(url.as_str())
+            .header(reqwest::header::ACCEPT, "application/json")
+            .send()
+            .await
+            .map_err(|e| self.classify(e))?;
+        let status = response.status();
+        if status.is_redirection() {
+            return Err(FetchError::Redirect(status.as_u16()));
+        }
+        if status != reqwest::StatusCode::OK {
+            return Err(FetchError::Status(status.as_u16()));
+        }
+        let content_type = response
+            .headers()
+            .get(reqwest::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_owned();
+        let essence = content_type
+            .split(';')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_ascii_lowercase();
+        if essence != "application/json" && !essence.ends_with("+json") {
+            return Err(FetchError::NotJson(content_type));
+        }
+        let max = self.policy.max_bytes;
+        if response.content_length().is_some_and(|n| n > max as u64) {
+            return Err(FetchError::TooLarge(max));
+        }
+        let cache_control = response
+            .headers()
+            .get(reqwest::header::CACHE_CONTROL)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let mut body = Vec::new();
+        let mut stream = response.bytes_stream();
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.map_err(|e| self.classify(e))?;
+            if body.len() + chunk.len() > max {
+                return Err(FetchError::TooLarge(max));
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok(Fetched {
+            body,
+            cache_control,
+        })
+    }
+
+    fn classify(&self, e: reqwest::Error) -> FetchError {
+        if e.is_timeout() {
+            return FetchError::Timeout(self.policy.timeout);
+        }
+        let mut source: Option<&(dyn std::error::Error + 'static)> = Some(&e);
+        while let Some(err) = source {
+            if let Some(Refused(ip)) = err.downcast_ref::<Refused>() {
+                return FetchError::ForbiddenAddress(*ip);
+            }
+            if let Some(io) = err.downcast_ref::<std::io::Error>()
+                && io.kind() == std::io::ErrorKind::Other
+                && io.to_string().contains("failed to lookup")
+            {
+                return FetchError::Dns;
+            }
+            source = err.source();
+        }
+        if e.is_builder() && !self.policy.allow_http_and_private {
+            return FetchError::NotHttps;
+        }
+        FetchError::Connect(error_chain(&e))
+    }
+}
+
+/// An error and its causes on one line, for logs and descriptions.
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let s_text = s.to_string();
+        if !out.contains(&s_text) {
+            out.push_str(": ");
+            out.push_str(&s_text);
+        }
+        source = s.source();
+    }
+    out
+}

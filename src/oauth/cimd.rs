@@ -1,0 +1,297 @@
+//! Client ID Metadata Documents (draft-ietf-oauth-client-id-metadata-document): a client whose
+//! `client_id` is an https URL is described by the JSON document at that URL.
+//!
+//! `CimdResolver::resolve` = check the URL (§3) → tenant host policy → cache → fetch through
+//! `SafeFetcher` (§6: no redirects, special-use addresses refused, size cap, timeout) →
+//! validate (§4: `client_id` equals the URL, no shared secrets) → cache per Cache-Control within
+//! bounds (errors never cached) → map onto an app like a registered client.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use moka::future::Cache;
+use serde_json::Value;
+use url::Url;
+
+use super::client_metadata::{MetadataOrigin, validate_client_metadata};
+use super::error::{ErrorCode, OAuthError};
+use super::mapping::{ClientFacts, choose_apps};
+use crate::config::Tenant;
+use crate::domain::{ClientMetadata, ClientRecord, ClientSource};
+use crate::net::{FetchError, FetchPolicy, SafeFetcher};
+
+/// Longest client_id URL accepted.
+pub const MAX_CLIENT_ID_URL_LEN: usize = 2000;
+/// Lifetime of a cached document when the server gives no max-age.
+pub const DEFAULT_CACHE_TTL: Duration = Duration::from_secs(300);
+/// Longest a document is cached, whatever the server says.
+pub const MAX_CACHE_TTL: Duration = Duration::from_secs(24 * 3600);
+/// Most documents cached per tenant.
+pub const CACHE_CAPACITY: u64 = 10_000;
+
+/// Whether a `client_id` names a metadata document rather than a registered client.
+pub fn is_document_client_id(client_id: &str) -> bool {
+    client_id.starts_with("https://") || client_id.starts_with("http://")
+}
+
+/// Why a document-based client could not be resolved; `Display` is for the client and the log.
+#[derive(Debug, thiserror::Error)]
+pub enum CimdError {
+    #[error("this tenant does not accept client metadata documents")]
+    Disabled,
+    #[error("client_id '{0}' is not a valid client metadata document URL: {1}")]
+    BadUrl(String, &'static str),
+    #[error("client_id host '{0}' is not on this tenant's list of allowed hosts")]
+    HostNotAllowed(String),
+    #[error("the client metadata document at {0} could not be fetched: {1}")]
+    Fetch(String, FetchError),
+    #[error("the client metadata document at {0} is not a JSON object")]
+    NotJsonObject(String),
+    #[error(
+        "the client metadata document at {url} says client_id '{found}', which is not its own URL"
+    )]
+    ClientIdMismatch { url: String, found: String },
+    #[error("the client metadata document at {0} is invalid: {1}")]
+    Invalid(String, String),
+}
+
+impl CimdError {
+    pub fn to_oauth(&self) -> OAuthError {
+        OAuthError::new(ErrorCode::InvalidClient, self.to_string())
+    }
+}
+
+/// Checks a client_id URL (§3): https, a host, a path, no fragment, userinfo or dot segments,
+/// and in the URL parser's canonical form so that the string compared is the string fetched.
+pub fn parse_client_id_url(raw: &str, allow_http: bool) -> Result<Url, CimdError> {
+    let bad = |why| CimdError::BadUrl(raw.chars().take(200).collect(), why);
+    if raw.len() > MAX_CLIENT_ID_URL_LEN {
+        return Err(bad("it is too long"));
+    }
+    if raw.chars().any(|c| c.is_control() || c.is_whitespace()) {
+        return Err(bad("it contains whitespace or control characters"));
+    }
+    if raw.contains('#') {
+        return Err(bad("it has a fragment"));
+    }
+    let url = Url::parse(raw).map_err(|_| bad("it is not an absolute URL"))?;
+    let scheme_ok = url.scheme() == "https" || (allow_http && url.scheme() == "http");
+    if !scheme_ok {
+        return Err(bad("it must use https"));
+    }
+    if url.host().is_none() {
+        return Err(bad("it has no host"));
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(bad("it contains user information"));
+    }
+    if url.path() == "/" || url.path().is_empty() {
+        return Err(bad("it must have a path"));
+    }
+    if url.as_str() != raw {
+        return Err(bad(
+            "it is not in canonical form (dot segments, letter case, default port or escapes)",
+        ));
+    }
+    Ok(url)
+}
+
+#[derive(Clone)]
+struct CachedDocument {
+    metadata: ClientMetadata,
+    ttl: Duration,
+}
+
+struct TtlPolicy;
+
+impl moka::Expiry<String, CachedDocument> for TtlPolicy {
+    fn expire_after_create(
+        &self,
+        _key: &String,
+        value: &CachedDocument,
+        _now: Instant,
+    ) -> Option<Duration> {
+        Some(value.ttl)
+    }
+}
+
+/// Cache lifetime from a Cache-Control header; `None` means do not cache.
+pub fn cache_ttl(cache_control: Option<&str>) -> Option<Duration> {
+    let Some(header) = cache_control else {
+        return Some(DEFAULT_CACHE_TTL);
+    };
+    let mut ttl = DEFAULT_CACHE_TTL;
+    for directive in header.split(',').map(|d| d.trim().to_ascii_lowercase()) {
+        if directive == "no-store" || directive == "no-cache" {
+            return None;
+        }
+        if let Some(v) = directive.strip_prefix("max-age=") {
+            match v.trim_matches('"').parse::<u64>() {
+                Ok(0) => return None,
+                Ok(secs) => ttl = Duration::from_secs(secs),
+                Err(_) => return None,
+            }
+        }
+    }
+    Some(ttl.min(MAX_CACHE_TTL))
+}
+
+/// Resolves document-based clients for one tenant.
+pub struct CimdResolver {
+    fetcher: SafeFetcher,
+    cache: Cache<String, CachedDocument>,
+}
+
+impl CimdResolver {
+    /// A resolver for `tenant`: the shared strict fetcher, or the tenant's own dev fetcher.
+    pub fn for_tenant(tenant: &Tenant, strict: &SafeFetcher) -> Result<Self, FetchError> {
+        let dev = &tenant.config.dev;
+        let fetcher = if dev.cimd_allow_loopback || dev.cimd_extra_ca_file.is_some() {
+            let extra_ca_pem = dev
+                .cimd_extra_ca_file
+                .as_ref()
+                .map(std::fs::read)
+                .transpose()
+                .map_err(|e| {
+                    FetchError::Setup(format!("cannot read dev.cimd_extra_ca_file: {e}"))
+                })?;
+            SafeFetcher::new(FetchPolicy {
+                allow_http_and_private: dev.cimd_allow_loopback,
+                extra_ca_pem,
+                ..strict.policy().clone()
+            })?
+        } else {
+            strict.clone()
+        };
+        Ok(Self {
+            fetcher,
+            cache: Cache::builder()
+                .max_capacity(CACHE_CAPACITY)
+                .expire_after(TtlPolicy)
+                .build(),
+        })
+    }
+
+    /// Turns a URL `client_id` into a client record of `tenant` (not stored: the document is
+    /// the record).
+    pub async fn resolve(
+        &self,
+        tenant: &Tenant,
+        client_id: &str,
+        now: u64,
+    ) -> Result<ClientRecord, CimdError> {
+        let policy = &tenant.config.registration;
+        if !policy.cimd {
+            return Err(CimdError::Disabled);
+        }
+        let url = parse_client_id_url(client_id, self.fetcher.policy().allow_http_and_private)?;
+        let host = url.host_str().unwrap_or_default().to_owned();
+        if !policy.cimd_allowed_hosts.is_empty()
+            && !policy.cimd_allowed_hosts.iter().any(|p| p.matches(&host))
+        {
+            return Err(CimdError::HostNotAllowed(host));
+        }
+        let metadata = match self.cache.get(client_id).await {
+            Some(doc) => doc.metadata,
+            None => {
+                let fetched = self
+                    .fetcher
+                    .get_json(&url)
+                    .await
+                    .map_err(|e| CimdError::Fetch(client_id.to_owned(), e))?;
+                let metadata = validate_document(client_id, &fetched.body)?;
+                if let Some(ttl) = cache_ttl(fetched.cache_control.as_deref()) {
+                    let doc = CachedDocument {
+                        metadata: metadata.clone(),
+                        ttl,
+                    };
+                    self.cache.insert(client_id.to_owned(), doc).await;
+                }
+                metadata
+            }
+        };
+        let apps = choose_apps(&tenant.config, &ClientFacts::of(&metadata, Some(&host)));
+        Ok(ClientRecord {
+            client_id: client_id.to_owned(),
+            source: ClientSource::Cimd { host },
+            metadata,
+            secret_sha256: None,
+            apps,
+            issued_at: now,
+            last_used_at: now,
+        })
+    }
+
+    /// Forgets every cached document (tests, and operators after a client changed its document).
+    pub fn clear_cache(&self) {
+        self.cache.invalidate_all();
+    }
+}
+
+/// Validates a fetched document against the URL it came from (§4.1).
+pub fn validate_document(url: &str, body: &[u8]) -> Result<ClientMetadata, CimdError> {
+    let value: Value =
+        serde_json::from_slice(body).map_err(|_| CimdError::NotJsonObject(url.to_owned()))?;
+    let Value::Object(map) = value else {
+        return Err(CimdError::NotJsonObject(url.to_owned()));
+    };
+    match map.get("client_id") {
+        Some(Value::String(id)) if id == url => {}
+        Some(Value::String(id)) => {
+            return Err(CimdError::ClientIdMismatch {
+                url: url.to_owned(),
+                found: id.chars().take(200).collect(),
+            });
+        }
+        _ => {
+            return Err(CimdError::Invalid(
+                url.to_owned(),
+                "client_id: is required and must be a string".into(),
+            ));
+        }
+    }
+    validate_client_metadata(&map, MetadataOrigin::Document)
+        .map_err(|e| CimdError::Invalid(url.to_owned(), e.description))
+}
+
+/// Shared handle type.
+pub type SharedResolver = Arc<CimdResolver>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn client_id_urls() {
+        assert!(parse_client_id_url("https://app.example.com/client.json", false).is_ok());
+        for bad in [
+            "http://app.example.com/client.json",
+            "https://app.example.com",
+            "https://app.example.com/",
+            "https://app.example.com/a#b",
+            "https://u@app.example.com/c",
+            "https://app.example.com/a/../c",
+            "https://app.example.com/a/%2e%2e/c",
+            "https://APP.example.com/c",
+            "https://app.example.com:443/c",
+            "https://app.example.com/c d",
+        ] {
+            assert!(parse_client_id_url(bad, false).is_err(), "{bad}");
+        }
+        assert!(parse_client_id_url("http://localhost:8000/c.json", true).is_ok());
+    }
+
+    #[test]
+    fn cache_control() {
+        assert_eq!(cache_ttl(None), Some(DEFAULT_CACHE_TTL));
+        assert_eq!(cache_ttl(Some("max-age=60")), Some(Duration::from_secs(60)));
+        assert_eq!(
+            cache_ttl(Some("public, max-age=999999999")),
+            Some(MAX_CACHE_TTL)
+        );
+        assert_eq!(cache_ttl(Some("no-store")), None);
+        assert_eq!(cache_ttl(Some("max-age=0")), None);
+        assert_eq!(cache_ttl(Some("no-cache, max-age=60")), None);
+        assert_eq!(cache_ttl(Some("max-age=abc")), None);
+    }
+}

@@ -1,0 +1,158 @@
+//! Mapping ephemeral clients onto the tenant's static apps (DESIGN.md "Mapping ephemeral
+//! clients to apps"): ordered rules, first match wins, no match → the first app.
+
+use std::collections::BTreeMap;
+
+use crate::config::tenant::{MappingRule, TenantConfig};
+use crate::domain::{ClientMetadata, RedirectKind};
+
+/// What the rules can see of a client.
+#[derive(Clone, Debug)]
+pub struct ClientFacts<'a> {
+    pub cimd_host: Option<&'a str>,
+    pub redirect_kinds: Vec<RedirectKind>,
+    pub software_id: Option<&'a str>,
+}
+
+impl<'a> ClientFacts<'a> {
+    pub fn of(metadata: &'a ClientMetadata, cimd_host: Option<&'a str>) -> Self {
+        Self {
+            cimd_host,
+            redirect_kinds: metadata.redirect_kinds().collect(),
+            software_id: metadata.software_id.as_deref(),
+        }
+    }
+}
+
+fn rule_matches(rule: &MappingRule, facts: &ClientFacts<'_>, resource: &str) -> bool {
+    let host_ok = rule.cimd_hosts.is_empty()
+        || facts
+            .cimd_host
+            .is_some_and(|h| rule.cimd_hosts.iter().any(|p| p.matches(h)));
+    let kinds_ok = rule.redirect_kinds.is_empty()
+        || facts
+            .redirect_kinds
+            .iter()
+            .all(|k| rule.redirect_kinds.contains(k));
+    let software_ok = rule.software_ids.is_empty()
+        || facts
+            .software_id
+            .is_some_and(|s| rule.software_ids.iter().any(|r| r == s));
+    let resource_ok = rule.resources.is_empty() || rule.resources.iter().any(|r| r == resource);
+    host_ok && kinds_ok && software_ok && resource_ok
+}
+
+/// The app for one client and one requested resource.
+pub fn choose_app<'t>(
+    tenant: &'t TenantConfig,
+    facts: &ClientFacts<'_>,
+    resource: &str,
+) -> &'t str {
+    tenant
+        .mapping
+        .iter()
+        .find(|rule| rule_matches(rule, facts, resource))
+        .map(|rule| rule.app.as_str())
+        .or_else(|| tenant.apps.first().map(|a| a.name.as_str()))
+        .unwrap_or_default()
+}
+
+/// The app for each of the tenant's resources: what is recorded with the client.
+pub fn choose_apps(tenant: &TenantConfig, facts: &ClientFacts<'_>) -> BTreeMap<String, String> {
+    tenant
+        .resources
+        .iter()
+        .map(|r| (r.uri.clone(), choose_app(tenant, facts, &r.uri).to_owned()))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tenant() -> TenantConfig {
+        toml::from_str(
+            r#"
+            upstream = { kind = "dev" }
+            [[apps]]
+            name = "untrusted"
+            client_id = "u"
+            credential = { kind = "none" }
+            [[apps]]
+            name = "trusted"
+            client_id = "t"
+            credential = { kind = "none" }
+            [[apps]]
+            name = "admin"
+            client_id = "a"
+            credential = { kind = "none" }
+            [[resources]]
+            uri = "https://mcp.example/files"
+            default = true
+            scopes = [{ name = "files.read", upstream = "files.read" }]
+            [[resources]]
+            uri = "https://mcp.example/admin"
+            scopes = [{ name = "admin", upstream = "admin" }]
+            [[mapping]]
+            app = "admin"
+            resources = ["https://mcp.example/admin"]
+            software_ids = ["ops-agent"]
+            [[mapping]]
+            app = "trusted"
+            cimd_hosts = ["claude.ai", "*.vscode.dev"]
+            [[mapping]]
+            app = "untrusted"
+            redirect_kinds = ["loopback"]
+            "#,
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn first_match_wins_and_default_is_first_app() {
+        let t = tenant();
+        let files = "https://mcp.example/files";
+        let admin = "https://mcp.example/admin";
+        let facts = |host, kinds: Vec<RedirectKind>, sw| ClientFacts {
+            cimd_host: host,
+            redirect_kinds: kinds,
+            software_id: sw,
+        };
+        use RedirectKind::*;
+        assert_eq!(
+            choose_app(&t, &facts(Some("claude.ai"), vec![Https], None), files),
+            "trusted"
+        );
+        assert_eq!(
+            choose_app(
+                &t,
+                &facts(Some("x.vscode.dev"), vec![Loopback], None),
+                files
+            ),
+            "trusted"
+        );
+        assert_eq!(
+            choose_app(
+                &t,
+                &facts(Some("evil.example"), vec![Loopback], None),
+                files
+            ),
+            "untrusted"
+        );
+        assert_eq!(
+            choose_app(&t, &facts(None, vec![Loopback, Https], None), files),
+            "untrusted"
+        );
+        assert_eq!(
+            choose_app(&t, &facts(None, vec![Loopback], Some("ops-agent")), admin),
+            "admin"
+        );
+        assert_eq!(
+            choose_app(&t, &facts(None, vec![Loopback], Some("ops-agent")), files),
+            "untrusted"
+        );
+        let apps = choose_apps(&t, &facts(None, vec![Loopback], Some("ops-agent")));
+        assert_eq!(apps[admin], "admin");
+        assert_eq!(apps[files], "untrusted");
+    }
+}

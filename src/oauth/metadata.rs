@@ -1,0 +1,46 @@
+//! Authorization server metadata (RFC 8414 §2), served for each tenant at the three discovery
+//! URLs MCP clients try.
+
+use serde_json::{Value, json};
+
+use crate::config::Tenant;
+
+/// The metadata document of `tenant`. `offers_refresh` says whether the upstream issues
+/// refresh tokens, which decides whether `offline_access` is offered.
+pub fn authorization_server_metadata(tenant: &Tenant, offers_refresh: bool) -> Value {
+    let issuer = &tenant.issuer;
+    let policy = &tenant.config.registration;
+    let mut scopes: Vec<&str> = tenant
+        .config
+        .resources
+        .iter()
+        .flat_map(|r| r.scopes.iter().map(|s| s.name.as_str()))
+        .collect();
+    let mut grants = vec!["authorization_code"];
+    if offers_refresh {
+        scopes.push("offline_access");
+        grants.push("refresh_token");
+    }
+    let auth_methods = ["none", "client_secret_basic", "client_secret_post"];
+    let mut doc = json!({
+        "issuer": issuer,
+        "authorization_endpoint": format!("{issuer}/authorize"),
+        "token_endpoint": format!("{issuer}/token"),
+        "revocation_endpoint": format!("{issuer}/revoke"),
+        "response_types_supported": ["code"],
+        "response_modes_supported": ["query"],
+        "grant_types_supported": grants,
+        "code_challenge_methods_supported": ["S256"],
+        "token_endpoint_auth_methods_supported": auth_methods,
+        "revocation_endpoint_auth_methods_supported": auth_methods,
+        "scopes_supported": scopes,
+        "authorization_response_iss_parameter_supported": true,
+    });
+    if policy.dcr {
+        doc["registration_endpoint"] = json!(format!("{issuer}/register"));
+    }
+    if policy.cimd {
+        doc["client_id_metadata_document_supported"] = json!(true);
+    }
+    doc
+}

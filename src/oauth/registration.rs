@@ -1,0 +1,219 @@
+//! Dynamic Client Registration (RFC 7591 §3): metadata in, a stored client and its one-time
+//! secret out. `ClientRegistry` also finds clients again: registered ones from the store,
+//! document ones through the tenant's `CimdResolver`.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use base64::Engine;
+use rand::RngCore;
+use secrecy::{ExposeSecret, SecretString};
+use serde_json::{Map, Value};
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+use super::cimd::{CimdResolver, is_document_client_id};
+use super::client_metadata::{MetadataOrigin, validate_client_metadata};
+use super::error::{ErrorCode, OAuthError};
+use super::mapping::{ClientFacts, choose_apps};
+use crate::config::Tenant;
+use crate::domain::{ClientRecord, ClientSource, TenantId};
+use crate::store::{Record, Records, StoreError, Versioned};
+
+impl Record for ClientRecord {
+    const NAMESPACE: crate::store::Namespace = crate::store::Namespace::Client;
+    const SCHEMA: u16 = 1;
+}
+
+impl From<StoreError> for OAuthError {
+    fn from(e: StoreError) -> Self {
+        tracing::error!(error = %e, "store failure");
+        OAuthError::server_error()
+    }
+}
+
+/// A client just registered, with the secret to hand out once.
+pub struct Registered {
+    pub record: ClientRecord,
+    pub client_secret: Option<SecretString>,
+}
+
+impl Registered {
+    /// The RFC 7591 §3.2.1 response body.
+    pub fn response_body(&self) -> Value {
+        let mut body = match serde_json::to_value(&self.record.metadata) {
+            Ok(Value::Object(map)) => map,
+            _ => Map::new(),
+        };
+        body.insert("client_id".into(), self.record.client_id.clone().into());
+        body.insert("client_id_issued_at".into(), self.record.issued_at.into());
+        if let Some(secret) = &self.client_secret {
+            body.insert("client_secret".into(), secret.expose_secret().into());
+            body.insert("client_secret_expires_at".into(), 0.into());
+        }
+        Value::Object(body)
+    }
+}
+
+/// Hex SHA-256 of a handed-out secret: what is stored instead of the secret.
+pub fn secret_hash(secret: &str) -> String {
+    Sha256::digest(secret.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// Constant-time check of a presented secret against a stored hash.
+pub fn secret_matches(presented: &str, stored_hash: &str) -> bool {
+    secret_hash(presented)
+        .as_bytes()
+        .ct_eq(stored_hash.as_bytes())
+        .into()
+}
+
+/// A random 256-bit value, base64url without padding.
+pub fn random_token() -> String {
+    let mut bytes = [0u8; 32];
+    rand::rngs::OsRng.fill_bytes(&mut bytes);
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
+/// Registered and document clients of every tenant.
+#[derive(Clone)]
+pub struct ClientRegistry {
+    records: Records,
+    resolvers: Arc<HashMap<TenantId, Arc<CimdResolver>>>,
+}
+
+impl ClientRegistry {
+    pub fn new(records: Records, resolvers: HashMap<TenantId, Arc<CimdResolver>>) -> Self {
+        Self {
+            records,
+            resolvers: Arc::new(resolvers),
+        }
+    }
+
+    pub fn resolver(&self, tenant: &TenantId) -> Option<&Arc<CimdResolver>> {
+        self.resolvers.get(tenant)
+    }
+
+    /// Validates a registration request body (already parsed JSON) and stores the client.
+    /// Returns only after the record is on disk.
+    pub async fn register(
+        &self,
+        tenant: &Tenant,
+        body: &Value,
+        now: u64,
+    ) -> Result<Registered, OAuthError> {
+        if !tenant.config.registration.dcr {
+            return Err(OAuthError::new(
+                ErrorCode::InvalidRequest,
+                "dynamic client registration is turned off for this tenant",
+            ));
+        }
+        let Value::Object(raw) = body else {
+            return Err(OAuthError::invalid_client_metadata(
+                "the request body must be a JSON object of client metadata (RFC 7591 §2)",
+            ));
+        };
+        let metadata = validate_client_metadata(raw, MetadataOrigin::Registration)?;
+        let apps = choose_apps(&tenant.config, &ClientFacts::of(&metadata, None));
+        let client_secret = metadata
+            .token_endpoint_auth_method
+            .is_confidential()
+            .then(|| SecretString::from(random_token()));
+        let lifetime = tenant.config.registration.unused_client_lifetime.as_secs();
+        loop {
+            let record = ClientRecord {
+                client_id: uuid::Uuid::new_v4().to_string(),
+                source: ClientSource::Dcr,
+                metadata: metadata.clone(),
+                secret_sha256: client_secret
+                    .as_ref()
+                    .map(|s| secret_hash(s.expose_secret())),
+                apps: apps.clone(),
+                issued_at: now,
+                last_used_at: now,
+            };
+            let stored = self
+                .records
+                .insert_new(
+                    &tenant.id,
+                    &record.client_id,
+                    &record,
+                    Some(now + lifetime),
+                    now,
+                )
+                .await?;
+            if stored {
+                return Ok(Registered {
+                    record,
+                    client_secret,
+                });
+            }
+            // A UUIDv4 collision: try another id.
+        }
+    }
+
+    /// Finds a client of `tenant`: a document client through the resolver, else the store.
+    /// `Ok(None)` when no such client exists.
+    pub async fn find(
+        &self,
+        tenant: &Tenant,
+        client_id: &str,
+        now: u64,
+    ) -> Result<Option<ClientRecord>, OAuthError> {
+        if is_document_client_id(client_id) {
+            let resolver = self
+                .resolvers
+                .get(&tenant.id)
+                .ok_or_else(OAuthError::server_error)?;
+            return resolver
+                .resolve(tenant, client_id, now)
+                .await
+                .map(Some)
+                .map_err(|e| e.to_oauth());
+        }
+        if client_id.is_empty() || client_id.len() > 64 {
+            return Ok(None);
+        }
+        let found: Option<Versioned<ClientRecord>> =
+            self.records.get(&tenant.id, client_id, now).await?;
+        Ok(found.map(|v| v.value))
+    }
+
+    /// Marks a registered client as used, extending its life; writes at most once per
+    /// tenth of the lifetime (and at least daily) so that busy clients do not cost a write
+    /// per request.
+    pub async fn touch(
+        &self,
+        tenant: &Tenant,
+        client_id: &str,
+        now: u64,
+    ) -> Result<(), OAuthError> {
+        let lifetime = tenant.config.registration.unused_client_lifetime.as_secs();
+        let Some(mut current) = self
+            .records
+            .get::<ClientRecord>(&tenant.id, client_id, now)
+            .await?
+        else {
+            return Ok(());
+        };
+        let interval = (lifetime / 10).min(24 * 3600);
+        if now.saturating_sub(current.value.last_used_at) < interval {
+            return Ok(());
+        }
+        current.value.last_used_at = now;
+        // Losing a race to another touch is fine: it extended the life just as well.
+        self.records
+            .update(
+                &tenant.id,
+                client_id,
+                current.revision,
+                &current.value,
+                Some(now + lifetime),
+            )
+            .await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,250 @@
+//! Storage: a small key-value trait with expiry and take-once, and a typed layer over it.
+//!
+//! Every key is `{tenant}/{namespace}/{id}`; every record carries its schema version, a revision
+//! (bumped by each write, for compare-and-swap) and its expiry time. Writes and takes are durable
+//! when they return: a client is told "done" only after the record is on disk.
+
+pub mod sled_store;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::domain::TenantId;
+
+pub use sled_store::SledStore;
+
+/// The kinds of record, each its own key space within a tenant.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Namespace {
+    Client,
+    Code,
+    Transaction,
+    Refresh,
+}
+
+impl Namespace {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Client => "client",
+            Self::Code => "code",
+            Self::Transaction => "txn",
+            Self::Refresh => "refresh",
+        }
+    }
+}
+
+/// `{tenant}/{namespace}/{id}`: tenant ids cannot contain '/', so tenants never overlap.
+pub fn store_key(tenant: &TenantId, ns: Namespace, id: &str) -> Vec<u8> {
+    format!("{}/{}/{}", tenant, ns.as_str(), id).into_bytes()
+}
+
+/// The prefix of every key of one namespace of one tenant.
+pub fn namespace_prefix(tenant: &TenantId, ns: Namespace) -> Vec<u8> {
+    format!("{}/{}/", tenant, ns.as_str()).into_bytes()
+}
+
+/// A stored record as the backend sees it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Entry {
+    /// Version of the payload's schema, set by the typed layer.
+    pub schema: u16,
+    /// Bumped by every write; compare-and-swap checks it.
+    pub revision: u64,
+    /// Unix seconds after which the record is gone; `None` never expires.
+    pub expires_at: Option<u64>,
+    pub payload: Vec<u8>,
+}
+
+impl Entry {
+    pub fn is_live(&self, now: u64) -> bool {
+        self.expires_at.is_none_or(|t| now < t)
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("storage backend failed: {0}")]
+    Backend(String),
+    #[error("stored record {key} is corrupt: {reason}")]
+    Corrupt { key: String, reason: String },
+}
+
+/// The backend interface; `SledStore` is the embedded implementation.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Writes a new record if no live record has this key; returns whether it wrote.
+    async fn insert_new(&self, key: &[u8], entry: Entry, now: u64) -> Result<bool, StoreError>;
+    /// Replaces the record if its revision is `expected_revision`; returns whether it wrote.
+    async fn compare_and_swap(
+        &self,
+        key: &[u8],
+        expected_revision: u64,
+        entry: Entry,
+    ) -> Result<bool, StoreError>;
+    /// Reads a live record.
+    async fn get(&self, key: &[u8], now: u64) -> Result<Option<Entry>, StoreError>;
+    /// Removes and returns a live record; of concurrent callers at most one gets it.
+    async fn take(&self, key: &[u8], now: u64) -> Result<Option<Entry>, StoreError>;
+    /// Removes a record; returns whether one was there.
+    async fn remove(&self, key: &[u8]) -> Result<bool, StoreError>;
+    /// Live records whose key starts with `prefix`, up to `limit`.
+    async fn scan(
+        &self,
+        prefix: &[u8],
+        now: u64,
+        limit: usize,
+    ) -> Result<Vec<(Vec<u8>, Entry)>, StoreError>;
+    /// Deletes up to `limit` records whose expiry is at or before `now`; returns how many.
+    async fn sweep_expired(&self, now: u64, limit: usize) -> Result<usize, StoreError>;
+    /// A cheap check that the backend answers.
+    async fn check_health(&self) -> Result<(), StoreError>;
+}
+
+/// A typed record: its namespace and schema version.
+pub trait Record: Serialize + DeserializeOwned + Send + Sync {
+    const NAMESPACE: Namespace;
+    const SCHEMA: u16;
+}
+
+/// A record read back with the revision to use for a later compare-and-swap.
+#[derive(Clone, Debug)]
+pub struct Versioned<R> {
+    pub value: R,
+    pub revision: u64,
+    pub expires_at: Option<u64>,
+}
+
+/// The typed layer the protocol code uses.
+#[derive(Clone)]
+pub struct Records {
+    store: Arc<dyn Store>,
+}
+
+impl Records {
+    pub fn new(store: Arc<dyn Store>) -> Self {
+        Self { store }
+    }
+
+    pub fn backend(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    fn encode<R: Record>(
+        value: &R,
+        revision: u64,
+        expires_at: Option<u64>,
+    ) -> Result<Entry, StoreError> {
+        let payload = serde_json::to_vec(value)
+            .map_err(|e| StoreError::Backend(format!("cannot encode record: {e}")))?;
+        Ok(Entry {
+            schema: R::SCHEMA,
+            revision,
+            expires_at,
+            payload,
+        })
+    }
+
+    fn decode<R: Record>(key: &[u8], entry: Entry) -> Result<Versioned<R>, StoreError> {
+        let corrupt = |reason: String| StoreError::Corrupt {
+            key: String::from_utf8_lossy(key).into_owned(),
+            reason,
+        };
+        if entry.schema != R::SCHEMA {
+            return Err(corrupt(format!(
+                "schema version {} where {} was expected",
+                entry.schema,
+                R::SCHEMA
+            )));
+        }
+        let value = serde_json::from_slice(&entry.payload).map_err(|e| corrupt(e.to_string()))?;
+        Ok(Versioned {
+            value,
+            revision: entry.revision,
+            expires_at: entry.expires_at,
+        })
+    }
+
+    /// Stores a new record under an id nobody holds; `false` if the id is taken.
+    pub async fn insert_new<R: Record>(
+        &self,
+        tenant: &TenantId,
+        id: &str,
+        value: &R,
+        expires_at: Option<u64>,
+        now: u64,
+    ) -> Result<bool, StoreError> {
+        let entry = Self::encode(value, 1, expires_at)?;
+        self.store
+            .insert_new(&store_key(tenant, R::NAMESPACE, id), entry, now)
+            .await
+    }
+
+    pub async fn get<R: Record>(
+        &self,
+        tenant: &TenantId,
+        id: &str,
+        now: u64,
+    ) -> Result<Option<Versioned<R>>, StoreError> {
+        let key = store_key(tenant, R::NAMESPACE, id);
+        match self.store.get(&key, now).await? {
+            Some(entry) => Ok(Some(Self::decode(&key, entry)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Reads and deletes in one step: at most one caller ever sees the record.
+    pub async fn take<R: Record>(
+        &self,
+        tenant: &TenantId,
+        id: &str,
+        now: u64,
+    ) -> Result<Option<R>, StoreError> {
+        let key = store_key(tenant, R::NAMESPACE, id);
+        match self.store.take(&key, now).await? {
+            Some(entry) => Ok(Some(Self::decode(&key, entry)?.value)),
+            None => Ok(None),
+        }
+    }
+
+    /// Writes `value` if the record is still at `current.revision`; `false` if someone else wrote first.
+    pub async fn update<R: Record>(
+        &self,
+        tenant: &TenantId,
+        id: &str,
+        current_revision: u64,
+        value: &R,
+        expires_at: Option<u64>,
+    ) -> Result<bool, StoreError> {
+        let entry = Self::encode(value, current_revision + 1, expires_at)?;
+        self.store
+            .compare_and_swap(
+                &store_key(tenant, R::NAMESPACE, id),
+                current_revision,
+                entry,
+            )
+            .await
+    }
+
+    pub async fn remove<R: Record>(&self, tenant: &TenantId, id: &str) -> Result<bool, StoreError> {
+        self.store
+            .remove(&store_key(tenant, R::NAMESPACE, id))
+            .await
+    }
+
+    /// Live records of one namespace of one tenant, up to `limit`.
+    pub async fn list<R: Record>(
+        &self,
+        tenant: &TenantId,
+        now: u64,
+        limit: usize,
+    ) -> Result<Vec<Versioned<R>>, StoreError> {
+        let rows = self
+            .store
+            .scan(&namespace_prefix(tenant, R::NAMESPACE), now, limit)
+            .await?;
+        rows.into_iter().map(|(k, e)| Self::decode(&k, e)).collect()
+    }
+}

@@ -1,0 +1,363 @@
+//! The embedded store on sled: one `records` tree, and an `expiry` index tree whose keys are
+//! `expires_at (u64 big-endian) ++ record key`, so the sweeper reads only what is due.
+//! Both trees change together in one transaction; every write is flushed before it returns.
+
+use std::path::Path;
+
+use async_trait::async_trait;
+use sled::transaction::{ConflictableTransactionError, TransactionError, Transactional};
+use sled::{Db, Tree};
+
+use super::{Entry, Store, StoreError};
+
+const FORMAT: u8 = 1;
+const HEADER_LEN: usize = 1 + 2 + 8 + 8;
+
+pub struct SledStore {
+    db: Db,
+    records: Tree,
+    expiry: Tree,
+}
+
+impl SledStore {
+    /// Opens (or creates) the store in `dir`.
+    pub fn open(dir: &Path) -> Result<Self, StoreError> {
+        let db = sled::Config::new()
+            .path(dir)
+            .mode(sled::Mode::HighThroughput)
+            .open()
+            .map_err(|e| {
+                StoreError::Backend(format!("cannot open the store in {}: {e}", dir.display()))
+            })?;
+        let records = db.open_tree("records").map_err(backend)?;
+        let expiry = db.open_tree("expiry").map_err(backend)?;
+        Ok(Self {
+            db,
+            records,
+            expiry,
+        })
+    }
+
+    async fn flush(&self) -> Result<(), StoreError> {
+        self.db.flush_async().await.map(|_| ()).map_err(backend)
+    }
+}
+
+fn backend(e: sled::Error) -> StoreError {
+    StoreError::Backend(e.to_string())
+}
+
+fn tx_error(e: TransactionError<StoreError>) -> StoreError {
+    match e {
+        TransactionError::Abort(e) => e,
+        TransactionError::Storage(e) => backend(e),
+    }
+}
+
+fn encode(entry: &Entry) -> Vec<u8> {
+    let mut out = Vec::with_capacity(HEADER_LEN + entry.payload.len());
+    out.push(FORMAT);
+    out.extend_from_slice(&entry.schema.to_be_bytes());
+    out.extend_from_slice(&entry.revision.to_be_bytes());
+    out.extend_from_slice(&entry.expires_at.unwrap_or(0).to_be_bytes());
+    out.extend_from_slice(&entry.payload);
+    out
+}
+
+fn decode(key: &[u8], bytes: &[u8]) -> Result<Entry, StoreError> {
+    if bytes.len() < HEADER_LEN || bytes[0] != FORMAT {
+        return Err(StoreError::Corrupt {
+            key: String::from_utf8_lossy(key).into_owned(),
+            reason: "unknown envelope format".into(),
+        });
+    }
+    let u64_at = |i: usize| {
+        let mut b = [0u8; 8];
+        b.copy_from_slice(&bytes[i..i + 8]);
+        u64::from_be_bytes(b)
+    };
+    let expires = u64_at(11);
+    Ok(Entry {
+        schema: u16::from_be_bytes([bytes[1], bytes[2]]),
+        revision: u64_at(3),
+        expires_at: (expires != 0).then_some(expires),
+        payload: bytes[HEADER_LEN..].to_vec(),
+    })
+}
+
+fn expiry_key(expires_at: u64, key: &[u8]) -> Vec<u8> {
+    let mut k = Vec::with_capacity(8 + key.len());
+    k.extend_from_slice(&expires_at.to_be_bytes());
+    k.extend_from_slice(key);
+    k
+}
+
+type TxResult<T> = Result<T, ConflictableTransactionError<StoreError>>;
+
+fn abort(e: StoreError) -> ConflictableTransactionError<StoreError> {
+    ConflictableTransactionError::Abort(e)
+}
+
+/// Within a transaction: drops the index entry of a record being replaced or removed.
+fn unindex(expiry: &sled::transaction::TransactionalTree, key: &[u8], old: &Entry) -> TxResult<()> {
+    if let Some(t) = old.expires_at {
+        expiry.remove(expiry_key(t, key))?;
+    }
+    Ok(())
+}
+
+fn index(expiry: &sled::transaction::TransactionalTree, key: &[u8], entry: &Entry) -> TxResult<()> {
+    if let Some(t) = entry.expires_at {
+        expiry.insert(expiry_key(t, key), &[][..])?;
+    }
+    Ok(())
+}
+
+#[async_trait]
+impl Store for SledStore {
+    async fn insert_new(&self, key: &[u8], entry: Entry, now: u64) -> Result<bool, StoreError> {
+        let bytes = encode(&entry);
+        let wrote = (&self.records, &self.expiry)
+            .transaction(|(records, expiry)| {
+                if let Some(old) = records.get(key)? {
+                    let old = decode(key, &old).map_err(abort)?;
+                    if old.is_live(now) {
+                        return Ok(false);
+                    }
+                    unindex(expiry, key, &old)?;
+                }
+                records.insert(key, bytes.as_slice())?;
+                index(expiry, key, &entry)?;
+                Ok(true)
+            })
+            .map_err(tx_error)?;
+        if wrote {
+            self.flush().await?;
+        }
+        Ok(wrote)
+    }
+
+    async fn compare_and_swap(
+        &self,
+        key: &[u8],
+        expected_revision: u64,
+        entry: Entry,
+    ) -> Result<bool, StoreError> {
+        let bytes = encode(&entry);
+        let wrote = (&self.records, &self.expiry)
+            .transaction(|(records, expiry)| {
+                let Some(old) = records.get(key)? else {
+                    return Ok(false);
+                };
+                let old = decode(key, &old).map_err(abort)?;
+                if old.revision != expected_revision {
+                    return Ok(false);
+                }
+                unindex(expiry, key, &old)?;
+                records.insert(key, bytes.as_slice())?;
+                index(expiry, key, &entry)?;
+                Ok(true)
+            })
+            .map_err(tx_error)?;
+        if wrote {
+            self.flush().await?;
+        }
+        Ok(wrote)
+    }
+
+    async fn get(&self, key: &[u8], now: u64) -> Result<Option<Entry>, StoreError> {
+        match self.records.get(key).map_err(backend)? {
+            Some(bytes) => {
+                let entry = decode(key, &bytes)?;
+                Ok(entry.is_live(now).then_some(entry))
+            }
+            None => Ok(None),
+        }
+    }
+
+    async fn take(&self, key: &[u8], now: u64) -> Result<Option<Entry>, StoreError> {
+        let taken = (&self.records, &self.expiry)
+            .transaction(|(records, expiry)| {
+                let Some(old) = records.remove(key)? else {
+                    return Ok(None);
+                };
+                let old = decode(key, &old).map_err(abort)?;
+                unindex(expiry, key, &old)?;
+                Ok(Some(old))
+            })
+            .map_err(tx_error)?;
+        if taken.is_some() {
+            self.flush().await?;
+        }
+        Ok(taken.filter(|e| e.is_live(now)))
+    }
+
+    async fn remove(&self, key: &[u8]) -> Result<bool, StoreError> {
+        let removed = (&self.records, &self.expiry)
+            .transaction(|(records, expiry)| {
+                let Some(old) = records.remove(key)? else {
+                    return Ok(false);
+                };
+                if let Ok(old) = decode(key, &old) {
+                    unindex(expiry, key, &old)?;
+                }
+                Ok(true)
+            })
+            .map_err(tx_error)?;
+        if removed {
+            self.flush().await?;
+        }
+        Ok(removed)
+    }
+
+    async fn scan(
+        &self,
+        prefix: &[u8],
+        now: u64,
+        limit: usize,
+    ) -> Result<Vec<(Vec<u8>, Entry)>, StoreError> {
+        let mut out = Vec::new();
+        for item in self.records.scan_prefix(prefix) {
+            let (k, v) = item.map_err(backend)?;
+            let entry = decode(&k, &v)?;
+            if entry.is_live(now) {
+                out.push((k.to_vec(), entry));
+                if out.len() >= limit {
+                    break;
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    async fn sweep_expired(&self, now: u64, limit: usize) -> Result<usize, StoreError> {
+        let due: Vec<sled::IVec> = self
+            .expiry
+            .range(..now.saturating_add(1).to_be_bytes().to_vec())
+            .keys()
+            .take(limit)
+            .collect::<Result<_, _>>()
+            .map_err(backend)?;
+        let mut removed = 0;
+        for index_key in &due {
+            let key = &index_key[8..];
+            let mut due_at = [0u8; 8];
+            due_at.copy_from_slice(&index_key[..8]);
+            let due_at = u64::from_be_bytes(due_at);
+            let gone = (&self.records, &self.expiry)
+                .transaction(|(records, expiry)| {
+                    expiry.remove(index_key.as_ref())?;
+                    let Some(bytes) = records.get(key)? else {
+                        return Ok(false);
+                    };
+                    // A record rewritten with a later expiry keeps living; its new index entry
+                    // is elsewhere and this one was stale.
+                    match decode(key, &bytes) {
+                        Ok(e) if e.expires_at == Some(due_at) => {
+                            records.remove(key)?;
+                            Ok(true)
+                        }
+                        _ => Ok(false),
+                    }
+                })
+                .map_err(tx_error)?;
+            removed += usize::from(gone);
+        }
+        if !due.is_empty() {
+            self.flush().await?;
+        }
+        Ok(removed)
+    }
+
+    async fn check_health(&self) -> Result<(), StoreError> {
+        self.records.get(b"\0health").map(|_| ()).map_err(backend)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(rev: u64, expires_at: Option<u64>) -> Entry {
+        Entry {
+            schema: 1,
+            revision: rev,
+            expires_at,
+            payload: b"{}".to_vec(),
+        }
+    }
+
+    #[tokio::test]
+    async fn take_once_expiry_and_cas() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = SledStore::open(dir.path()).unwrap();
+        assert!(
+            s.insert_new(b"t/code/a", entry(1, Some(100)), 10)
+                .await
+                .unwrap()
+        );
+        assert!(
+            !s.insert_new(b"t/code/a", entry(1, Some(100)), 10)
+                .await
+                .unwrap()
+        );
+        assert!(s.take(b"t/code/a", 10).await.unwrap().is_some());
+        assert!(s.take(b"t/code/a", 10).await.unwrap().is_none());
+
+        assert!(
+            s.insert_new(b"t/code/b", entry(1, Some(100)), 10)
+                .await
+                .unwrap()
+        );
+        assert!(
+            s.get(b"t/code/b", 100).await.unwrap().is_none(),
+            "expired at its time"
+        );
+        assert!(
+            s.take(b"t/code/b", 100).await.unwrap().is_none(),
+            "an expired record cannot be taken"
+        );
+
+        assert!(
+            s.insert_new(b"t/client/c", entry(1, Some(50)), 10)
+                .await
+                .unwrap()
+        );
+        assert!(
+            !s.compare_and_swap(b"t/client/c", 7, entry(8, Some(500)))
+                .await
+                .unwrap()
+        );
+        assert!(
+            s.compare_and_swap(b"t/client/c", 1, entry(2, Some(500)))
+                .await
+                .unwrap()
+        );
+        assert_eq!(
+            s.sweep_expired(60, 100).await.unwrap(),
+            0,
+            "extended record survives its old expiry"
+        );
+        assert!(s.get(b"t/client/c", 60).await.unwrap().is_some());
+        assert_eq!(s.sweep_expired(500, 100).await.unwrap(), 1);
+        assert!(s.records.is_empty() && s.expiry.is_empty());
+    }
+
+    #[tokio::test]
+    async fn concurrent_takes_yield_one_winner() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = std::sync::Arc::new(SledStore::open(dir.path()).unwrap());
+        s.insert_new(b"t/code/x", entry(1, None), 0).await.unwrap();
+        let tasks: Vec<_> = (0..16)
+            .map(|_| {
+                let s = s.clone();
+                tokio::spawn(async move { s.take(b"t/code/x", 0).await.unwrap().is_some() })
+            })
+            .collect();
+        let mut winners = 0;
+        for t in tasks {
+            winners += usize::from(t.await.unwrap());
+        }
+        assert_eq!(winners, 1);
+    }
+}

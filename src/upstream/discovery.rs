@@ -1,0 +1,166 @@
+//! Upstream discovery (OpenID Connect Discovery 1.0 §4): fetch each tenant's provider metadata,
+//! check that its issuer is the configured one, and keep retrying in the background while it
+//! fails, so that one unreachable IdP neither stops the shim nor hides from `/readyz`.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use openidconnect::core::CoreProviderMetadata;
+
+use crate::config::Tenant;
+use crate::config::tenant::UpstreamConfig;
+use crate::domain::TenantId;
+use crate::net::fetch::error_chain;
+
+/// Where one tenant's upstream stands.
+#[derive(Clone, Debug)]
+pub enum UpstreamStatus {
+    /// The built-in dev IdP: always there.
+    BuiltIn,
+    Discovered(Arc<CoreProviderMetadata>),
+    /// Not discovered yet; the last error says why.
+    Unreachable(String),
+}
+
+impl UpstreamStatus {
+    pub fn is_ready(&self) -> bool {
+        !matches!(self, Self::Unreachable(_))
+    }
+
+    /// Whether the upstream issues refresh tokens (true unless its metadata says otherwise).
+    pub fn offers_refresh(&self) -> bool {
+        match self {
+            Self::Discovered(m) => m
+                .scopes_supported()
+                .is_none_or(|scopes| scopes.iter().any(|s| s.as_str() == "offline_access")),
+            _ => true,
+        }
+    }
+}
+
+/// The upstream status of every tenant, updated by the discovery tasks.
+#[derive(Clone, Default)]
+pub struct UpstreamDirectory {
+    statuses: Arc<RwLock<HashMap<TenantId, UpstreamStatus>>>,
+}
+
+impl UpstreamDirectory {
+    pub fn status(&self, tenant: &TenantId) -> UpstreamStatus {
+        self.statuses
+            .read()
+            .map(|s| s.get(tenant).cloned())
+            .ok()
+            .flatten()
+            .unwrap_or_else(|| UpstreamStatus::Unreachable("not configured".into()))
+    }
+
+    fn set(&self, tenant: &TenantId, status: UpstreamStatus) {
+        if let Ok(mut s) = self.statuses.write() {
+            s.insert(tenant.clone(), status);
+        }
+    }
+
+    /// Tenants whose upstream is not reachable yet, with the reason.
+    pub fn unreachable(&self) -> Vec<(TenantId, String)> {
+        let Ok(s) = self.statuses.read() else {
+            return Vec::new();
+        };
+        let mut out: Vec<_> = s
+            .iter()
+            .filter_map(|(t, st)| match st {
+                UpstreamStatus::Unreachable(e) => Some((t.clone(), e.clone())),
+                _ => None,
+            })
+            .collect();
+        out.sort();
+        out
+    }
+
+    /// Marks every tenant unreachable (or built in) and starts one discovery task per tenant.
+    pub fn start(
+        &self,
+        tenants: &[Arc<Tenant>],
+        http: reqwest::Client,
+    ) -> Vec<tokio::task::JoinHandle<()>> {
+        let mut tasks = Vec::new();
+        for tenant in tenants {
+            if matches!(tenant.config.upstream, UpstreamConfig::Dev { .. }) {
+                self.set(&tenant.id, UpstreamStatus::BuiltIn);
+                continue;
+            }
+            self.set(
+                &tenant.id,
+                UpstreamStatus::Unreachable("discovery has not finished yet".into()),
+            );
+            let (dir, tenant, http) = (self.clone(), tenant.clone(), http.clone());
+            tasks.push(tokio::spawn(async move {
+                dir.discover_until_done(&tenant, &http).await
+            }));
+        }
+        tasks
+    }
+
+    async fn discover_until_done(&self, tenant: &Tenant, http: &reqwest::Client) {
+        let mut delay = Duration::from_secs(1);
+        loop {
+            match discover(&tenant.config.upstream, http).await {
+                Ok(metadata) => {
+                    tracing::info!(tenant = %tenant.id, issuer = %metadata.issuer().as_str(), "upstream discovered");
+                    self.set(&tenant.id, UpstreamStatus::Discovered(Arc::new(metadata)));
+                    return;
+                }
+                Err(e) => {
+                    tracing::warn!(tenant = %tenant.id, file = %tenant.file.display(), error = %e, retry_in = ?delay,
+                        "upstream discovery failed; check upstream.issuer / directory_id in the tenant file and that this host can reach the IdP");
+                    self.set(&tenant.id, UpstreamStatus::Unreachable(e));
+                }
+            }
+            tokio::time::sleep(delay).await;
+            delay = (delay * 2).min(Duration::from_secs(60));
+        }
+    }
+}
+
+/// An HTTP client for calls to IdPs: no redirects, no proxies from the environment, timeouts.
+pub fn upstream_http_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(Duration::from_secs(10))
+        .connect_timeout(Duration::from_secs(5))
+        .user_agent(concat!("dcr-shim/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .unwrap_or_default()
+}
+
+/// Fetches and checks one upstream's discovery document.
+pub async fn discover(
+    upstream: &UpstreamConfig,
+    http: &reqwest::Client,
+) -> Result<CoreProviderMetadata, String> {
+    let (Some(url), Some(issuer)) = (upstream.discovery_url(), upstream.issuer()) else {
+        return Err("this upstream has no discovery document".into());
+    };
+    let response = http
+        .get(&url)
+        .send()
+        .await
+        .map_err(|e| format!("GET {url}: {}", error_chain(&e)))?;
+    let status = response.status();
+    if !status.is_success() {
+        return Err(format!("GET {url}: HTTP {status}"));
+    }
+    let body = response
+        .bytes()
+        .await
+        .map_err(|e| format!("GET {url}: {}", error_chain(&e)))?;
+    let metadata: CoreProviderMetadata = serde_json::from_slice(&body)
+        .map_err(|e| format!("{url} is not an OpenID provider metadata document: {e}"))?;
+    if metadata.issuer().as_str().trim_end_matches('/') != issuer.trim_end_matches('/') {
+        return Err(format!(
+            "{url} names issuer '{}' but the tenant file expects '{issuer}'",
+            metadata.issuer().as_str()
+        ));
+    }
+    Ok(metadata)
+}

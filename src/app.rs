@@ -78,7 +78,7 @@ pub struct Running {
     /// The address actually bound (useful with port 0).
     pub addr: SocketAddr,
     pub state: web::Data<AppState>,
-    server: Option<Server>,
+    server: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
     handle: ServerHandle,
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
@@ -87,7 +87,7 @@ impl Running {
     /// Serves until the server stops (SIGINT/SIGTERM are handled by actix).
     pub async fn wait(mut self) -> std::io::Result<()> {
         let result = match self.server.take() {
-            Some(server) => server.await,
+            Some(server) => server.await.unwrap_or_else(|e| Err(std::io::Error::other(e))),
             None => Ok(()),
         };
         self.abort_tasks();
@@ -115,6 +115,12 @@ impl Running {
 
 /// Loads everything and starts serving on `settings.listen`.
 pub async fn start(settings: Settings) -> Result<Running, StartError> {
+    let listener = TcpListener::bind(settings.listen).map_err(|e| StartError::Listen(settings.listen, e))?;
+    start_on(settings, listener).await
+}
+
+/// Like `start`, on a listener the caller bound (tests bind port 0 first to learn the URL).
+pub async fn start_on(settings: Settings, listener: TcpListener) -> Result<Running, StartError> {
     let tenants: Vec<Arc<Tenant>> = load_tenants(&settings.tenants_dir, &settings.public_url)
         .map_err(StartError::Tenants)?
         .into_iter()
@@ -165,8 +171,6 @@ pub async fn start(settings: Settings) -> Result<Running, StartError> {
     });
     tasks.push(tokio::spawn(sweep_forever(state.clone())));
 
-    let listener =
-        TcpListener::bind(settings.listen).map_err(|e| StartError::Listen(settings.listen, e))?;
     let addr = listener
         .local_addr()
         .map_err(|e| StartError::Listen(settings.listen, e))?;
@@ -180,12 +184,13 @@ pub async fn start(settings: Settings) -> Result<Running, StartError> {
     if let Some(n) = settings.workers {
         server = server.workers(n);
     }
-    let server = server.run();
+    // The server runs only while its future is polled: give it a task of its own.
+    let server: Server = server.run();
     let handle = server.handle();
     Ok(Running {
         addr,
         state,
-        server: Some(server),
+        server: Some(tokio::spawn(server)),
         handle,
         tasks,
     })

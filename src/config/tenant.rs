@@ -400,7 +400,9 @@ fn parse_config(text: &str, problems: &mut Problems) -> Option<TenantConfig> {
             } else {
                 path
             };
-            problems.add(&field, e.into_inner().to_string());
+            let message = e.into_inner().to_string();
+            let first_line = message.lines().next().unwrap_or_default().to_owned();
+            problems.add(&field, first_line);
             None
         }
     }

@@ -60,7 +60,10 @@ async fn unknown_path() -> HttpResponse {
     error::not_found("there is nothing at this path")
 }
 
-async fn method_not_allowed() -> HttpResponse {
+async fn method_not_allowed(state: web::Data<AppState>, tenant: web::Path<String>) -> HttpResponse {
+    if state.tenant(&tenant).is_none() {
+        return error::not_found("no tenant by this name");
+    }
     let mut res = error::error_response_with_status(
         actix_web::http::StatusCode::METHOD_NOT_ALLOWED,
         &crate::oauth::OAuthError::invalid_request("this endpoint accepts only POST"),

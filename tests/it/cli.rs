@@ -1,0 +1,63 @@
+//! `dcr-shim check` and `serve` on broken tenant files.
+
+use std::process::Command;
+
+fn run(args: &[&str], tenants: &std::path::Path) -> (i32, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_dcr-shim"))
+        .args(args)
+        .arg("--tenants")
+        .arg(tenants)
+        .output()
+        .unwrap();
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    (out.status.code().unwrap_or(-1), text)
+}
+
+#[test]
+fn check_names_the_file_and_field_of_every_problem() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("broken.toml"),
+        r#"
+upstream = { kind = "oidc", issuer = "https://idp.example.com" }
+[[apps]]
+name = "a"
+client_id = ""
+credential = { kind = "client_secret", secret_env = "DCR_SHIM_TEST_UNSET_VARIABLE" }
+[[resources]]
+uri = "https://mcp.example.com/files"
+scopes = []
+[[mapping]]
+app = "missing"
+"#,
+    )
+    .unwrap();
+    std::fs::write(dir.path().join("typo.toml"), "upstream = { kind = \"dev\" }\n[[resources]]\nurl = \"x\"\n").unwrap();
+    let (code, out) = run(&["check"], dir.path());
+    assert_eq!(code, 1, "{out}");
+    for expected in [
+        "broken.toml: apps[0].client_id:",
+        "broken.toml: apps[0].credential.secret_env: the environment variable DCR_SHIM_TEST_UNSET_VARIABLE is not set",
+        "broken.toml: resources[0].scopes: at least one scope",
+        "broken.toml: mapping[0].app: 'missing' is not the name of an app",
+        "typo.toml: resources[0].url: unknown field `url`",
+    ] {
+        assert!(out.contains(expected), "missing '{expected}' in:\n{out}");
+    }
+    // serve refuses with the same report.
+    let data = tempfile::tempdir().unwrap();
+    let (code, serve_out) = run(
+        &["serve", "--listen", "127.0.0.1:0", "--data-dir", data.path().to_str().unwrap()],
+        dir.path(),
+    );
+    assert_eq!(code, 1);
+    assert!(serve_out.contains("broken.toml: mapping[0].app"), "{serve_out}");
+}
+
+#[test]
+fn check_accepts_the_shipped_tenants() {
+    let shipped = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tenants");
+    let (code, out) = run(&["check"], &shipped);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("tenant 'demo'"));
+}

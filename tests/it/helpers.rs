@@ -1,0 +1,175 @@
+//! `spawn_app`: the real shim on a loopback port, with tenants written for the test.
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::sync::Once;
+
+use dcr_shim::app::{start_on, Running};
+use dcr_shim::config::server::parse_public_url;
+use dcr_shim::config::Settings;
+use serde_json::Value;
+
+static LOGGING: Once = Once::new();
+
+fn init_logging() {
+    LOGGING.call_once(|| {
+        if std::env::var_os("TEST_LOG").is_some() {
+            let _ = tracing_subscriber::fmt()
+                .with_env_filter("debug,sled=info,h2=info,hyper=info,rustls=info")
+                .with_test_writer()
+                .try_init();
+        }
+    });
+}
+
+/// Tenant files every test app gets. `alpha` uses the dev IdP and may fetch CIMD documents
+/// from loopback with the test CA; `beta` has an unreachable upstream and the strict fetcher;
+/// `limited` allows two registrations a minute.
+pub fn write_tenants(dir: &Path, ca_file: Option<&Path>) {
+    let ca_line = ca_file
+        .map(|p| format!("cimd_extra_ca_file = {:?}", p.display().to_string()))
+        .unwrap_or_default();
+    let resources = r#"
+[[resources]]
+uri = "https://mcp.example.com/files"
+default = true
+scopes = [
+  { name = "files.read", upstream = "api://mcp-files/files.read" },
+  { name = "files.write", upstream = "api://mcp-files/files.write" },
+]
+"#;
+    std::fs::write(
+        dir.join("alpha.toml"),
+        format!(
+            r#"upstream = {{ kind = "dev" }}
+{resources}
+[registration]
+registrations_per_minute = 1000
+unused_client_lifetime = "2h"
+[dev]
+cimd_allow_loopback = true
+{ca_line}
+"#
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("beta.toml"),
+        format!(
+            r#"[upstream]
+kind = "oidc"
+issuer = "http://127.0.0.1:9/unreachable"
+[[apps]]
+name = "beta-app"
+client_id = "beta"
+credential = {{ kind = "none" }}
+{resources}
+[registration]
+registrations_per_minute = 1000
+{}
+"#,
+            ca_file
+                .map(|p| format!("[dev]\ncimd_extra_ca_file = {:?}", p.display().to_string()))
+                .unwrap_or_default()
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("limited.toml"),
+        format!("upstream = {{ kind = \"dev\" }}\n{resources}\n[registration]\nregistrations_per_minute = 2\ncimd = false\n"),
+    )
+    .unwrap();
+}
+
+pub struct TestApp {
+    pub base: String,
+    pub http: reqwest::Client,
+    pub data_dir: PathBuf,
+    pub tenants_dir: PathBuf,
+    running: Option<Running>,
+    _dirs: Vec<tempfile::TempDir>,
+}
+
+impl TestApp {
+    pub fn state(&self) -> &dcr_shim::app::AppState {
+        &self.running.as_ref().expect("app is running").state
+    }
+
+    pub fn tenant(&self, id: &str) -> std::sync::Arc<dcr_shim::config::Tenant> {
+        self.state().tenant(id).expect("tenant exists").clone()
+    }
+
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.http.get(format!("{}{path}", self.base)).send().await.unwrap()
+    }
+
+    /// POSTs JSON metadata to `/{tenant}/register`; returns status and body.
+    pub async fn register(&self, tenant: &str, body: &Value) -> (u16, Value) {
+        let res = self
+            .http
+            .post(format!("{}/{tenant}/register", self.base))
+            .json(body)
+            .send()
+            .await
+            .unwrap();
+        let status = res.status().as_u16();
+        (status, res.json().await.unwrap_or(Value::Null))
+    }
+
+    /// Stops the app and starts it again on the same data directory (on a new port: the old
+    /// socket may linger while actix winds down).
+    pub async fn restart(&mut self) {
+        let running = self.running.take().expect("app is running");
+        running.stop().await;
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        self.base = format!("http://{addr}");
+        self.running = Some(start_on(self.settings(addr), listener).await.unwrap());
+    }
+
+    fn settings(&self, addr: std::net::SocketAddr) -> Settings {
+        Settings {
+            listen: addr,
+            public_url: parse_public_url(&self.base).unwrap(),
+            data_dir: self.data_dir.clone(),
+            tenants_dir: self.tenants_dir.clone(),
+            secret_file: None,
+            previous_secret_file: None,
+            workers: Some(2),
+        }
+    }
+
+    pub async fn stop(mut self) {
+        if let Some(r) = self.running.take() {
+            r.stop().await;
+        }
+    }
+}
+
+/// Starts the shim with the standard test tenants.
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with_ca(None).await
+}
+
+/// Starts the shim; `ca_file` is the CA the dev tenants trust for CIMD fetches.
+pub async fn spawn_app_with_ca(ca_file: Option<&Path>) -> TestApp {
+    init_logging();
+    let data = tempfile::tempdir().unwrap();
+    let tenants = tempfile::tempdir().unwrap();
+    write_tenants(tenants.path(), ca_file);
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let mut app = TestApp {
+        base: format!("http://{addr}"),
+        http: reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap(),
+        data_dir: data.path().to_owned(),
+        tenants_dir: tenants.path().to_owned(),
+        running: None,
+        _dirs: vec![data, tenants],
+    };
+    app.running = Some(start_on(app.settings(addr), listener).await.unwrap());
+    app
+}

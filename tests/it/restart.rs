@@ -1,0 +1,108 @@
+//! Registrations survive a restart, in process and after SIGKILL of the real binary.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+
+use serde_json::{json, Value};
+
+use crate::helpers::{spawn_app, write_tenants};
+
+#[tokio::test]
+async fn a_registered_client_survives_a_restart() {
+    let mut app = spawn_app().await;
+    let (status, body) = app
+        .register("alpha", &json!({"redirect_uris": ["http://127.0.0.1/cb"], "token_endpoint_auth_method": "none"}))
+        .await;
+    assert_eq!(status, 201);
+    let id = body["client_id"].as_str().unwrap().to_owned();
+    app.restart().await;
+    let tenant = app.tenant("alpha");
+    let found = app.state().registry.find(&tenant, &id, dcr_shim::app::unix_now()).await.unwrap();
+    assert_eq!(found.unwrap().metadata.redirect_uris[0].as_str(), "http://127.0.0.1/cb");
+    assert!(std::fs::metadata(app.data_dir.join("server-secret")).is_ok());
+    app.stop().await;
+}
+
+struct Shim {
+    child: Child,
+    base: String,
+}
+
+impl Drop for Shim {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts the real binary on port 0 and reads the bound address from its JSON log.
+fn start_binary(data: &std::path::Path, tenants: &std::path::Path) -> Shim {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_dcr-shim"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--log-format", "json", "--workers", "1"])
+        .arg("--data-dir")
+        .arg(data)
+        .arg("--tenants")
+        .arg(tenants)
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let mut lines = BufReader::new(stderr).lines();
+    let addr = loop {
+        let line = lines.next().expect("the shim exited before listening").unwrap();
+        let Ok(v) = serde_json::from_str::<Value>(&line) else { continue };
+        if v["message"] == "dcr-shim listening" {
+            break v["address"].as_str().unwrap().to_owned();
+        }
+    };
+    // Keep draining the log so the child never blocks on a full pipe.
+    std::thread::spawn(move || for _ in lines {});
+    Shim {
+        child,
+        base: format!("http://{addr}"),
+    }
+}
+
+#[tokio::test]
+async fn registrations_acknowledged_before_sigkill_are_kept() {
+    let data = tempfile::tempdir().unwrap();
+    let tenants = tempfile::tempdir().unwrap();
+    write_tenants(tenants.path(), None);
+    let http = reqwest::Client::new();
+    let mut acknowledged = Vec::new();
+    for _round in 0..3 {
+        let mut shim = start_binary(data.path(), tenants.path());
+        for _ in 0..5 {
+            let res = http
+                .post(format!("{}/alpha/register", shim.base))
+                .json(&json!({"redirect_uris": ["http://127.0.0.1/cb"], "token_endpoint_auth_method": "none"}))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(res.status(), 201);
+            acknowledged.push(res.json::<Value>().await.unwrap()["client_id"].as_str().unwrap().to_owned());
+        }
+        shim.child.kill().unwrap(); // SIGKILL: no chance to flush anything
+        shim.child.wait().unwrap();
+    }
+    // Open the store the way the server does and check every acknowledged client.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let settings = dcr_shim::config::Settings {
+        listen: addr,
+        public_url: dcr_shim::config::server::parse_public_url("http://127.0.0.1:8080").unwrap(),
+        data_dir: data.path().to_owned(),
+        tenants_dir: tenants.path().to_owned(),
+        secret_file: None,
+        previous_secret_file: None,
+        workers: Some(1),
+    };
+    let running = dcr_shim::app::start_on(settings, listener).await.unwrap();
+    let tenant = running.state.tenant("alpha").unwrap().clone();
+    for id in &acknowledged {
+        let found = running.state.registry.find(&tenant, id, dcr_shim::app::unix_now()).await.unwrap();
+        assert!(found.is_some(), "client {id} was acknowledged with 201 but is gone");
+    }
+    running.stop().await;
+}

@@ -14,8 +14,8 @@ use std::net::TcpListener;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use dcr_shim::config::server::parse_public_url;
 use dcr_shim::config::Settings;
+use dcr_shim::config::server::parse_public_url;
 use serde_json::json;
 use tls_server::{Canned, DocServer};
 
@@ -33,7 +33,11 @@ fn ms(d: Duration) -> String {
 #[tokio::main]
 async fn main() {
     let smoke = std::env::args().any(|a| a == "--smoke");
-    let (registrations, concurrency, cimd_cold, cimd_cached) = if smoke { (64, 8, 4, 50) } else { (20_000, 32, 200, 20_000) };
+    let (registrations, concurrency, cimd_cold, cimd_cached) = if smoke {
+        (64, 8, 4, 50)
+    } else {
+        (20_000, 32, 200, 20_000)
+    };
 
     let data = tempfile::tempdir().unwrap();
     let tenants = tempfile::tempdir().unwrap();
@@ -70,7 +74,10 @@ cimd_extra_ca_file = {:?}
     let running = dcr_shim::app::start_on(settings, listener).await.unwrap();
 
     // Registration throughput.
-    let http = reqwest::Client::builder().pool_max_idle_per_host(concurrency).build().unwrap();
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(concurrency)
+        .build()
+        .unwrap();
     let url = Arc::new(format!("http://{addr}/bench/register"));
     let per_task = registrations / concurrency;
     let started = Instant::now();
@@ -116,14 +123,22 @@ cimd_extra_ca_file = {:?}
             Canned::json(&json!({"client_id": client_id, "client_name": "Agent", "redirect_uris": ["http://localhost/callback"]})),
         );
         let t = Instant::now();
-        registry.find(&tenant, &client_id, now).await.unwrap().unwrap();
+        registry
+            .find(&tenant, &client_id, now)
+            .await
+            .unwrap()
+            .unwrap();
         cold.push(t.elapsed());
     }
     let cached_id = docs.url("/agent-0.json");
     let mut cached = Vec::new();
     for _ in 0..cimd_cached {
         let t = Instant::now();
-        registry.find(&tenant, &cached_id, now).await.unwrap().unwrap();
+        registry
+            .find(&tenant, &cached_id, now)
+            .await
+            .unwrap()
+            .unwrap();
         cached.push(t.elapsed());
     }
     cold.sort();
@@ -132,8 +147,26 @@ cimd_extra_ca_file = {:?}
 
     println!("| measurement | value |");
     println!("|---|---|");
-    println!("| registrations (durable 201s), {concurrency} connections | {total} in {:.2} s = **{:.0}/s** |", elapsed.as_secs_f64(), total as f64 / elapsed.as_secs_f64());
-    println!("| registration latency p50 / p99 | {} / {} |", ms(percentile(&latencies, 0.5)), ms(percentile(&latencies, 0.99)));
-    println!("| CIMD resolution, cold (TLS fetch + validate), p50 / p99 of {} | {} / {} |", cold.len(), ms(percentile(&cold, 0.5)), ms(percentile(&cold, 0.99)));
-    println!("| CIMD resolution, cached, p50 / p99 of {} | {} / {} |", cached.len(), ms(percentile(&cached, 0.5)), ms(percentile(&cached, 0.99)));
+    println!(
+        "| registrations (durable 201s), {concurrency} connections | {total} in {:.2} s = **{:.0}/s** |",
+        elapsed.as_secs_f64(),
+        total as f64 / elapsed.as_secs_f64()
+    );
+    println!(
+        "| registration latency p50 / p99 | {} / {} |",
+        ms(percentile(&latencies, 0.5)),
+        ms(percentile(&latencies, 0.99))
+    );
+    println!(
+        "| CIMD resolution, cold (TLS fetch + validate), p50 / p99 of {} | {} / {} |",
+        cold.len(),
+        ms(percentile(&cold, 0.5)),
+        ms(percentile(&cold, 0.99))
+    );
+    println!(
+        "| CIMD resolution, cached, p50 / p99 of {} | {} / {} |",
+        cached.len(),
+        ms(percentile(&cached, 0.5)),
+        ms(percentile(&cached, 0.99))
+    );
 }

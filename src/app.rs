@@ -11,15 +11,21 @@ use actix_web::dev::{Server, ServerHandle};
 use actix_web::{App, HttpServer, web};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 
+use crate::config::tenant::UpstreamConfig;
 use crate::config::{Problem, Settings, Tenant, load_tenants};
 use crate::domain::TenantId;
 use crate::keys::{KeyError, ServerKeys};
 use crate::net::{FetchPolicy, SafeFetcher};
+use crate::oauth::AuthServer;
 use crate::oauth::cimd::CimdResolver;
 use crate::oauth::registration::ClientRegistry;
+use crate::oauth::sealing::Sealer;
+use crate::oauth::signing::Signer;
 use crate::store::{Records, SledStore, Store, StoreError};
 use crate::upstream::UpstreamDirectory;
+use crate::upstream::dev_idp::{DevIdp, DevKey};
 use crate::upstream::discovery::upstream_http_client;
+use crate::upstream::tokens::UpstreamClient;
 
 /// Seconds since the Unix epoch.
 pub fn unix_now() -> u64 {
@@ -39,6 +45,8 @@ pub struct AppState {
     pub registry: ClientRegistry,
     pub upstreams: UpstreamDirectory,
     pub keys: Arc<ServerKeys>,
+    /// The login flow.
+    pub auth: AuthServer,
     registration_limits: HashMap<TenantId, DefaultKeyedRateLimiter<IpAddr>>,
 }
 
@@ -69,6 +77,8 @@ pub enum StartError {
     DataDir(String, std::io::Error),
     #[error("cannot listen on {0}: {1}")]
     Listen(SocketAddr, std::io::Error),
+    #[error("cannot set up the built-in dev IdP: {0}")]
+    DevIdp(String),
     #[error("cannot set up outbound HTTP for CIMD: {0}")]
     Fetcher(String),
 }
@@ -87,7 +97,9 @@ impl Running {
     /// Serves until the server stops (SIGINT/SIGTERM are handled by actix).
     pub async fn wait(mut self) -> std::io::Result<()> {
         let result = match self.server.take() {
-            Some(server) => server.await.unwrap_or_else(|e| Err(std::io::Error::other(e))),
+            Some(server) => server
+                .await
+                .unwrap_or_else(|e| Err(std::io::Error::other(e))),
             None => Ok(()),
         };
         self.abort_tasks();
@@ -115,7 +127,8 @@ impl Running {
 
 /// Loads everything and starts serving on `settings.listen`.
 pub async fn start(settings: Settings) -> Result<Running, StartError> {
-    let listener = TcpListener::bind(settings.listen).map_err(|e| StartError::Listen(settings.listen, e))?;
+    let listener =
+        TcpListener::bind(settings.listen).map_err(|e| StartError::Listen(settings.listen, e))?;
     start_on(settings, listener).await
 }
 
@@ -153,7 +166,34 @@ pub async fn start_on(settings: Settings, listener: TcpListener) -> Result<Runni
     }
     let registry = ClientRegistry::new(records.clone(), resolvers);
     let upstreams = UpstreamDirectory::default();
-    let mut tasks = upstreams.start(&tenants, upstream_http_client());
+    let http = upstream_http_client();
+    let mut tasks = upstreams.start(&tenants, http.clone());
+
+    let mut dev_idps = HashMap::new();
+    if tenants
+        .iter()
+        .any(|t| matches!(t.config.upstream, UpstreamConfig::Dev { .. }))
+    {
+        let key = DevKey::load_or_create(&settings.data_dir).map_err(StartError::DevIdp)?;
+        for t in tenants
+            .iter()
+            .filter(|t| matches!(t.config.upstream, UpstreamConfig::Dev { .. }))
+        {
+            dev_idps.insert(
+                t.id.clone(),
+                Arc::new(DevIdp::new(t, &key).map_err(StartError::DevIdp)?),
+            );
+        }
+    }
+    let auth = AuthServer::new(
+        records.clone(),
+        registry.clone(),
+        upstreams.clone(),
+        UpstreamClient::new(http, &tenants, dev_idps),
+        Sealer::new(&keys),
+        Signer::new(&keys),
+        settings.public_url.scheme() == "https",
+    );
 
     let by_id = tenants
         .iter()
@@ -167,6 +207,7 @@ pub async fn start_on(settings: Settings, listener: TcpListener) -> Result<Runni
         registry,
         upstreams,
         keys,
+        auth,
         registration_limits,
     });
     tasks.push(tokio::spawn(sweep_forever(state.clone())));

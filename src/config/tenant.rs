@@ -213,6 +213,9 @@ pub struct ResourceConfig {
     /// MCP-facing scope names granted when a request names none; empty means all.
     #[serde(default)]
     pub default_scopes: Vec<String>,
+    /// For `oidc` and `dev` upstreams: the RFC 8707 `resource` to send upstream (the API
+    /// identifier the IdP knows). Never sent to Entra, which takes the resource from the scopes.
+    pub upstream_resource: Option<String>,
 }
 
 /// One MCP-facing scope name and the upstream scope string it stands for.
@@ -582,6 +585,13 @@ fn validate_resources(c: &TenantConfig, p: &mut Problems) {
         }
         if r.scopes.is_empty() {
             p.add(&at("scopes"), "at least one scope is required");
+        }
+        if let Some(u) = &r.upstream_resource {
+            if entra {
+                p.add(&at("upstream_resource"), "Entra rejects the resource parameter (AADSTS9010010); express the API through fully qualified scopes and remove this field");
+            } else {
+                check_url(&at("upstream_resource"), u, false, p);
+            }
         }
         let mut entra_resources = HashSet::new();
         for (j, s) in r.scopes.iter().enumerate() {

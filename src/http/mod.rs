@@ -1,16 +1,22 @@
 //! The HTTP surface: routes, middleware, and the mapping of protocol results to responses.
 //! Handlers are thin: extract, call the protocol code, map the result.
 
+mod authorize;
+mod body;
+mod callback;
+mod dev_idp;
 pub mod error;
 mod ops;
+pub mod pages;
 mod register;
+mod token;
 mod well_known;
 
 use actix_web::dev::Service;
 use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::middleware::DefaultHeaders;
-use actix_web::{HttpMessage, HttpResponse, web};
-use tracing_actix_web::{RequestId, TracingLogger};
+use actix_web::{HttpResponse, web};
+use tracing::Instrument;
 
 use crate::app::AppState;
 
@@ -19,18 +25,28 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: web::Data<AppState>) {
     cfg.app_data(state).service(
         web::scope("")
             .wrap_fn(|req, srv| {
-                let request_id = req.extensions().get::<RequestId>().map(|id| id.to_string());
+                // Our own request log: the path only, never the query string, which carries
+                // codes and state on the callback.
+                let request_id = uuid::Uuid::new_v4().to_string();
+                let span = tracing::info_span!("request", id = %request_id, method = %req.method(), path = %req.path());
+                let started = std::time::Instant::now();
                 let fut = srv.call(req);
                 async move {
                     let mut res = fut.await?;
-                    if let Some(id) = request_id.and_then(|id| HeaderValue::from_str(&id).ok()) {
-                        res.headers_mut()
-                            .insert(HeaderName::from_static("x-request-id"), id);
+                    let status = res.status().as_u16();
+                    let ms = started.elapsed().as_secs_f64() * 1000.0;
+                    if status >= 500 {
+                        tracing::error!(status, ms, "request failed");
+                    } else {
+                        tracing::info!(status, ms, "request");
+                    }
+                    if let Ok(id) = HeaderValue::from_str(&request_id) {
+                        res.headers_mut().insert(HeaderName::from_static("x-request-id"), id);
                     }
                     Ok(res)
                 }
+                .instrument(span)
             })
-            .wrap(TracingLogger::default())
             .wrap(
                 DefaultHeaders::new()
                     .add(("X-Content-Type-Options", "nosniff"))
@@ -51,6 +67,17 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: web::Data<AppState>) {
                 web::get().to(well_known::metadata),
             )
             .route("/{tenant}/register", web::post().to(register::register))
+            .route("/{tenant}/authorize", web::get().to(authorize::authorize))
+            .route("/{tenant}/consent", web::post().to(authorize::consent))
+            .route("/{tenant}/callback", web::get().to(callback::callback))
+            .route("/{tenant}/token", web::post().to(token::token))
+            .route("/{tenant}/revoke", web::post().to(token::revoke))
+            .route("/{tenant}/dev-idp/authorize", web::get().to(dev_idp::login_form))
+            .route("/{tenant}/dev-idp/authorize", web::post().to(dev_idp::login))
+            .route("/{tenant}/dev-idp/jwks", web::get().to(dev_idp::jwks))
+            .route("/{tenant}/dev-idp/.well-known/openid-configuration", web::get().to(dev_idp::metadata))
+            .route("/{tenant}/token", web::route().to(method_not_allowed))
+            .route("/{tenant}/revoke", web::route().to(method_not_allowed))
             .route("/{tenant}/register", web::route().to(method_not_allowed))
             .default_service(web::to(unknown_path)),
     );

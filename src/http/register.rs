@@ -3,8 +3,8 @@
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
-use futures_util::StreamExt;
 
+use super::body::{has_content_type, read_capped};
 use super::error::{error_response, error_response_with_status, not_found};
 use crate::app::{AppState, unix_now};
 use crate::oauth::{ErrorCode, OAuthError};
@@ -42,7 +42,7 @@ pub async fn register(
         );
         return res;
     }
-    if !is_json(&req) {
+    if !has_content_type(&req, "application/json") {
         return error_response_with_status(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             &OAuthError::invalid_request(
@@ -78,35 +78,4 @@ pub async fn register(
             error_response(&e)
         }
     }
-}
-
-fn is_json(req: &HttpRequest) -> bool {
-    req.headers()
-        .get(actix_web::http::header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(';').next())
-        .is_some_and(|essence| essence.trim().eq_ignore_ascii_case("application/json"))
-}
-
-/// Reads the body, refusing more than `cap` bytes with 413.
-async fn read_capped(mut payload: web::Payload, cap: usize) -> Result<Vec<u8>, HttpResponse> {
-    let too_large = || {
-        error_response_with_status(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            &OAuthError::invalid_request(format!("the request body is larger than {cap} bytes")),
-        )
-    };
-    let mut body = Vec::new();
-    while let Some(chunk) = payload.next().await {
-        let chunk = chunk.map_err(|e| {
-            error_response(&OAuthError::invalid_request(format!(
-                "the request body could not be read: {e}"
-            )))
-        })?;
-        if body.len() + chunk.len() > cap {
-            return Err(too_large());
-        }
-        body.extend_from_slice(&chunk);
-    }
-    Ok(body)
 }

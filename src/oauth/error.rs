@@ -21,6 +21,10 @@ pub enum ErrorCode {
     InvalidClientMetadata,
     UnapprovedSoftwareStatement,
     NotFound,
+    /// OpenID Connect Core §3.1.2.6.
+    InteractionRequired,
+    ConsentRequired,
+    LoginRequired,
 }
 
 impl ErrorCode {
@@ -41,7 +45,35 @@ impl ErrorCode {
             Self::InvalidClientMetadata => "invalid_client_metadata",
             Self::UnapprovedSoftwareStatement => "unapproved_software_statement",
             Self::NotFound => "not_found",
+            Self::InteractionRequired => "interaction_required",
+            Self::ConsentRequired => "consent_required",
+            Self::LoginRequired => "login_required",
         }
+    }
+}
+
+impl ErrorCode {
+    /// The code for a wire string, when it is one the shim knows.
+    pub fn parse(s: &str) -> Option<Self> {
+        use ErrorCode::*;
+        [
+            InvalidRequest,
+            InvalidClient,
+            InvalidGrant,
+            UnauthorizedClient,
+            UnsupportedGrantType,
+            UnsupportedResponseType,
+            InvalidScope,
+            InvalidTarget,
+            AccessDenied,
+            ServerError,
+            TemporarilyUnavailable,
+            InteractionRequired,
+            ConsentRequired,
+            LoginRequired,
+        ]
+        .into_iter()
+        .find(|c| c.as_str() == s)
     }
 }
 

@@ -1,11 +1,24 @@
 //! The OAuth protocol, apart from HTTP: client metadata, registration, client metadata
-//! documents, mapping to apps, and authorization server metadata.
+//! documents, mapping to apps, metadata, and the login flow (authorize → consent → callback →
+//! token → refresh → revoke) over the store and the upstream client.
 
+pub mod authorize;
+pub mod callback;
 pub mod cimd;
 pub mod client_metadata;
+pub mod consent;
 pub mod error;
 pub mod mapping;
 pub mod metadata;
+pub mod params;
+pub mod pkce;
+pub mod records;
 pub mod registration;
+pub mod scopes;
+pub mod sealing;
+pub mod server;
+pub mod signing;
+pub mod token;
 
 pub use error::{ErrorCode, OAuthError};
+pub use server::AuthServer;

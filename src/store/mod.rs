@@ -23,6 +23,7 @@ pub enum Namespace {
     Code,
     Transaction,
     Refresh,
+    Family,
 }
 
 impl Namespace {
@@ -32,6 +33,7 @@ impl Namespace {
             Self::Code => "code",
             Self::Transaction => "txn",
             Self::Refresh => "refresh",
+            Self::Family => "family",
         }
     }
 }

@@ -1,11 +1,11 @@
 //! The embedded store on sled: one `records` tree, and an `expiry` index tree whose keys are
 //! `expires_at (u64 big-endian) ++ record key`, so the sweeper reads only what is due.
-//! Both trees change together in one transaction; every write is flushed before it returns.
+//! Records change by single-key compare-and-swap (atomic take-once and versioned updates);
+//! every write is flushed to disk before it returns.
 
 use std::path::Path;
 
 use async_trait::async_trait;
-use sled::transaction::{ConflictableTransactionError, TransactionError, Transactional};
 use sled::{Db, Tree};
 
 use super::{Entry, Store, StoreError};
@@ -47,13 +47,6 @@ fn backend(e: sled::Error) -> StoreError {
     StoreError::Backend(e.to_string())
 }
 
-fn tx_error(e: TransactionError<StoreError>) -> StoreError {
-    match e {
-        TransactionError::Abort(e) => e,
-        TransactionError::Storage(e) => backend(e),
-    }
-}
-
 fn encode(entry: &Entry) -> Vec<u8> {
     let mut out = Vec::with_capacity(HEADER_LEN + entry.payload.len());
     out.push(FORMAT);
@@ -92,49 +85,71 @@ fn expiry_key(expires_at: u64, key: &[u8]) -> Vec<u8> {
     k
 }
 
-type TxResult<T> = Result<T, ConflictableTransactionError<StoreError>>;
-
-fn abort(e: StoreError) -> ConflictableTransactionError<StoreError> {
-    ConflictableTransactionError::Abort(e)
-}
-
-/// Within a transaction: drops the index entry of a record being replaced or removed.
-fn unindex(expiry: &sled::transaction::TransactionalTree, key: &[u8], old: &Entry) -> TxResult<()> {
-    if let Some(t) = old.expires_at {
-        expiry.remove(expiry_key(t, key))?;
-    }
-    Ok(())
-}
-
-fn index(expiry: &sled::transaction::TransactionalTree, key: &[u8], entry: &Entry) -> TxResult<()> {
+/// Writes the index entry for a record that is about to carry `entry`. Index entries are
+/// written before the record and removed after it, so a crash can leave only a stale entry
+/// (which the sweeper skips), never a record the sweeper cannot find.
+fn index(expiry: &Tree, key: &[u8], entry: &Entry) -> Result<(), StoreError> {
     if let Some(t) = entry.expires_at {
-        expiry.insert(expiry_key(t, key), &[][..])?;
+        expiry
+            .insert(expiry_key(t, key), &[][..])
+            .map_err(backend)?;
     }
     Ok(())
+}
+
+fn unindex(expiry: &Tree, key: &[u8], old: &Entry) -> Result<(), StoreError> {
+    if let Some(t) = old.expires_at {
+        expiry.remove(expiry_key(t, key)).map_err(backend)?;
+    }
+    Ok(())
+}
+
+impl SledStore {
+    /// Replaces `old` (as read) by `new` atomically; `false` if the record changed meanwhile.
+    /// Single-key compare-and-swap only: sled 0.34's multi-tree transactions can deadlock with
+    /// concurrent flushes, so the expiry index is kept consistent by write order instead.
+    fn swap(
+        &self,
+        key: &[u8],
+        old: Option<&sled::IVec>,
+        new: Option<Vec<u8>>,
+    ) -> Result<bool, StoreError> {
+        match self
+            .records
+            .compare_and_swap(key, old, new)
+            .map_err(backend)?
+        {
+            Ok(()) => Ok(true),
+            Err(_) => Ok(false),
+        }
+    }
 }
 
 #[async_trait]
 impl Store for SledStore {
     async fn insert_new(&self, key: &[u8], entry: Entry, now: u64) -> Result<bool, StoreError> {
         let bytes = encode(&entry);
-        let wrote = (&self.records, &self.expiry)
-            .transaction(|(records, expiry)| {
-                if let Some(old) = records.get(key)? {
-                    let old = decode(key, &old).map_err(abort)?;
+        loop {
+            let current = self.records.get(key).map_err(backend)?;
+            let old = match &current {
+                Some(raw) => {
+                    let old = decode(key, raw)?;
                     if old.is_live(now) {
                         return Ok(false);
                     }
-                    unindex(expiry, key, &old)?;
+                    Some(old)
                 }
-                records.insert(key, bytes.as_slice())?;
-                index(expiry, key, &entry)?;
-                Ok(true)
-            })
-            .map_err(tx_error)?;
-        if wrote {
-            self.flush().await?;
+                None => None,
+            };
+            index(&self.expiry, key, &entry)?;
+            if self.swap(key, current.as_ref(), Some(bytes.clone()))? {
+                if let Some(old) = old.filter(|o| o.expires_at != entry.expires_at) {
+                    unindex(&self.expiry, key, &old)?;
+                }
+                self.flush().await?;
+                return Ok(true);
+            }
         }
-        Ok(wrote)
     }
 
     async fn compare_and_swap(
@@ -143,26 +158,22 @@ impl Store for SledStore {
         expected_revision: u64,
         entry: Entry,
     ) -> Result<bool, StoreError> {
-        let bytes = encode(&entry);
-        let wrote = (&self.records, &self.expiry)
-            .transaction(|(records, expiry)| {
-                let Some(old) = records.get(key)? else {
-                    return Ok(false);
-                };
-                let old = decode(key, &old).map_err(abort)?;
-                if old.revision != expected_revision {
-                    return Ok(false);
-                }
-                unindex(expiry, key, &old)?;
-                records.insert(key, bytes.as_slice())?;
-                index(expiry, key, &entry)?;
-                Ok(true)
-            })
-            .map_err(tx_error)?;
-        if wrote {
-            self.flush().await?;
+        let Some(current) = self.records.get(key).map_err(backend)? else {
+            return Ok(false);
+        };
+        let old = decode(key, &current)?;
+        if old.revision != expected_revision {
+            return Ok(false);
         }
-        Ok(wrote)
+        index(&self.expiry, key, &entry)?;
+        if !self.swap(key, Some(&current), Some(encode(&entry)))? {
+            return Ok(false);
+        }
+        if old.expires_at != entry.expires_at {
+            unindex(&self.expiry, key, &old)?;
+        }
+        self.flush().await?;
+        Ok(true)
     }
 
     async fn get(&self, key: &[u8], now: u64) -> Result<Option<Entry>, StoreError> {
@@ -176,38 +187,28 @@ impl Store for SledStore {
     }
 
     async fn take(&self, key: &[u8], now: u64) -> Result<Option<Entry>, StoreError> {
-        let taken = (&self.records, &self.expiry)
-            .transaction(|(records, expiry)| {
-                let Some(old) = records.remove(key)? else {
-                    return Ok(None);
-                };
-                let old = decode(key, &old).map_err(abort)?;
-                unindex(expiry, key, &old)?;
-                Ok(Some(old))
-            })
-            .map_err(tx_error)?;
-        if taken.is_some() {
-            self.flush().await?;
+        loop {
+            let Some(current) = self.records.get(key).map_err(backend)? else {
+                return Ok(None);
+            };
+            if self.swap(key, Some(&current), None)? {
+                let old = decode(key, &current)?;
+                unindex(&self.expiry, key, &old)?;
+                self.flush().await?;
+                return Ok(old.is_live(now).then_some(old));
+            }
         }
-        Ok(taken.filter(|e| e.is_live(now)))
     }
 
     async fn remove(&self, key: &[u8]) -> Result<bool, StoreError> {
-        let removed = (&self.records, &self.expiry)
-            .transaction(|(records, expiry)| {
-                let Some(old) = records.remove(key)? else {
-                    return Ok(false);
-                };
-                if let Ok(old) = decode(key, &old) {
-                    unindex(expiry, key, &old)?;
-                }
-                Ok(true)
-            })
-            .map_err(tx_error)?;
-        if removed {
-            self.flush().await?;
+        let Some(old) = self.records.remove(key).map_err(backend)? else {
+            return Ok(false);
+        };
+        if let Ok(old) = decode(key, &old) {
+            unindex(&self.expiry, key, &old)?;
         }
-        Ok(removed)
+        self.flush().await?;
+        Ok(true)
     }
 
     async fn scan(
@@ -244,24 +245,16 @@ impl Store for SledStore {
             let mut due_at = [0u8; 8];
             due_at.copy_from_slice(&index_key[..8]);
             let due_at = u64::from_be_bytes(due_at);
-            let gone = (&self.records, &self.expiry)
-                .transaction(|(records, expiry)| {
-                    expiry.remove(index_key.as_ref())?;
-                    let Some(bytes) = records.get(key)? else {
-                        return Ok(false);
-                    };
-                    // A record rewritten with a later expiry keeps living; its new index entry
-                    // is elsewhere and this one was stale.
-                    match decode(key, &bytes) {
-                        Ok(e) if e.expires_at == Some(due_at) => {
-                            records.remove(key)?;
-                            Ok(true)
-                        }
-                        _ => Ok(false),
-                    }
-                })
-                .map_err(tx_error)?;
-            removed += usize::from(gone);
+            // A record rewritten with a later expiry keeps living; its index entry is elsewhere.
+            if let Some(current) = self.records.get(key).map_err(backend)? {
+                let still_due = decode(key, &current)
+                    .map(|e| e.expires_at == Some(due_at))
+                    .unwrap_or(false);
+                if still_due && self.swap(key, Some(&current), None)? {
+                    removed += 1;
+                }
+            }
+            self.expiry.remove(index_key).map_err(backend)?;
         }
         if !due.is_empty() {
             self.flush().await?;

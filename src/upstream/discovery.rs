@@ -39,6 +39,16 @@ impl UpstreamStatus {
     }
 }
 
+/// Where to send users and token requests for one tenant.
+#[derive(Clone, Debug)]
+pub struct UpstreamEndpoints {
+    pub issuer: String,
+    pub authorization_endpoint: String,
+    pub token_endpoint: String,
+    /// Whether `offline_access` is asked for upstream.
+    pub offers_refresh: bool,
+}
+
 /// The upstream status of every tenant, updated by the discovery tasks.
 #[derive(Clone, Default)]
 pub struct UpstreamDirectory {
@@ -53,6 +63,34 @@ impl UpstreamDirectory {
             .ok()
             .flatten()
             .unwrap_or_else(|| UpstreamStatus::Unreachable("not configured".into()))
+    }
+
+    /// The endpoints of `tenant`'s upstream, or why they are not known yet.
+    pub fn endpoints(&self, tenant: &Tenant) -> Result<UpstreamEndpoints, String> {
+        match self.status(&tenant.id) {
+            UpstreamStatus::BuiltIn => Ok(UpstreamEndpoints {
+                issuer: format!("{}/dev-idp", tenant.issuer),
+                authorization_endpoint: format!("{}/dev-idp/authorize", tenant.issuer),
+                token_endpoint: format!("{}/dev-idp/token", tenant.issuer),
+                offers_refresh: true,
+            }),
+            UpstreamStatus::Discovered(m) => {
+                let offers_refresh = UpstreamStatus::Discovered(m.clone()).offers_refresh()
+                    || matches!(tenant.config.upstream, UpstreamConfig::Entra { .. });
+                Ok(UpstreamEndpoints {
+                    issuer: m.issuer().as_str().to_owned(),
+                    authorization_endpoint: m.authorization_endpoint().as_str().to_owned(),
+                    token_endpoint: m
+                        .token_endpoint()
+                        .map(|t| t.as_str().to_owned())
+                        .ok_or_else(|| {
+                            "the upstream's metadata has no token_endpoint".to_owned()
+                        })?,
+                    offers_refresh,
+                })
+            }
+            UpstreamStatus::Unreachable(why) => Err(why),
+        }
     }
 
     fn set(&self, tenant: &TenantId, status: UpstreamStatus) {

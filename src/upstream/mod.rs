@@ -1,6 +1,10 @@
-//! The identity provider side. For now: discovery of each tenant's upstream, retried in the
-//! background until it succeeds, and the readiness it feeds.
+//! The identity provider side: discovery (retried in the background), app credentials, token
+//! calls, Entra error translation, and the built-in dev IdP.
 
+pub mod credentials;
+pub mod dev_idp;
 pub mod discovery;
+pub mod entra;
+pub mod tokens;
 
-pub use discovery::{UpstreamDirectory, UpstreamStatus};
+pub use discovery::{UpstreamDirectory, UpstreamEndpoints, UpstreamStatus};

@@ -24,25 +24,62 @@ async fn resolves_caches_and_maps_a_document_client() {
     let app = spawn_app_with_ca(Some(&docs.ca_file)).await;
     let tenant = app.tenant("alpha");
     let url = docs.url("/agent.json");
-    docs.set("/agent.json", Canned::json(&document(&url)).header("Cache-Control", "max-age=60"));
+    docs.set(
+        "/agent.json",
+        Canned::json(&document(&url)).header("Cache-Control", "max-age=60"),
+    );
 
     let now = dcr_shim::app::unix_now();
-    let client = app.state().registry.find(&tenant, &url, now).await.unwrap().unwrap();
+    let client = app
+        .state()
+        .registry
+        .find(&tenant, &url, now)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(client.client_id, url);
-    assert_eq!(client.source, ClientSource::Cimd { host: "localhost".into() });
+    assert_eq!(
+        client.source,
+        ClientSource::Cimd {
+            host: "localhost".into()
+        }
+    );
     assert_eq!(client.metadata.client_name.as_deref(), Some("Test Agent"));
     assert_eq!(client.apps["https://mcp.example.com/files"], "dev");
-    assert!(client.metadata.find_redirect_uri("http://localhost:51234/callback").is_some());
+    assert!(
+        client
+            .metadata
+            .find_redirect_uri("http://localhost:51234/callback")
+            .is_some()
+    );
     assert_eq!(docs.hits(), 1);
 
-    app.state().registry.find(&tenant, &url, now).await.unwrap().unwrap();
+    app.state()
+        .registry
+        .find(&tenant, &url, now)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(docs.hits(), 1, "served from the cache");
 
     // no-store documents are fetched every time.
     let fresh = docs.url("/fresh.json");
-    docs.set("/fresh.json", Canned::json(&document(&fresh)).header("Cache-Control", "no-store"));
-    app.state().registry.find(&tenant, &fresh, now).await.unwrap().unwrap();
-    app.state().registry.find(&tenant, &fresh, now).await.unwrap().unwrap();
+    docs.set(
+        "/fresh.json",
+        Canned::json(&document(&fresh)).header("Cache-Control", "no-store"),
+    );
+    app.state()
+        .registry
+        .find(&tenant, &fresh, now)
+        .await
+        .unwrap()
+        .unwrap();
+    app.state()
+        .registry
+        .find(&tenant, &fresh, now)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(docs.hits(), 3);
     app.stop().await;
 }
@@ -57,7 +94,10 @@ async fn refuses_bad_documents_and_never_caches_failures() {
     let registry = &app.state().registry;
 
     let mismatch = docs.url("/mismatch.json");
-    docs.set("/mismatch.json", Canned::json(&document("https://elsewhere.example.com/client.json")));
+    docs.set(
+        "/mismatch.json",
+        Canned::json(&document("https://elsewhere.example.com/client.json")),
+    );
     let redirect = docs.url("/redirect.json");
     docs.set(
         "/redirect.json",
@@ -77,7 +117,10 @@ async fn refuses_bad_documents_and_never_caches_failures() {
     secret_doc["client_secret"] = json!("s3cret");
     docs.set("/secret.json", Canned::json(&secret_doc));
     let html = docs.url("/html.json");
-    docs.set("/html.json", Canned::json(&document(&html)).header("Content-Type", "text/html"));
+    docs.set(
+        "/html.json",
+        Canned::json(&document(&html)).header("Content-Type", "text/html"),
+    );
     let not_json = docs.url("/notjson.json");
     docs.set(
         "/notjson.json",
@@ -107,12 +150,19 @@ async fn refuses_bad_documents_and_never_caches_failures() {
         (docs.url("/missing.json"), "HTTP 404"),
         (slow, "did not answer within"),
         (docs.url("/"), "must have a path"),
-        (format!("https://localhost:{}/a/../b.json", docs.port), "canonical"),
+        (
+            format!("https://localhost:{}/a/../b.json", docs.port),
+            "canonical",
+        ),
     ];
     for (url, why) in &cases {
         let err = registry.find(&tenant, url, now).await.unwrap_err();
         assert_eq!(err.code, ErrorCode::InvalidClient, "{url}");
-        assert!(err.description.contains(why), "{url}: '{}' should say '{why}'", err.description);
+        assert!(
+            err.description.contains(why),
+            "{url}: '{}' should say '{why}'",
+            err.description
+        );
     }
     // A failure is not cached: once the document is fixed, it resolves.
     docs.set("/mismatch.json", Canned::json(&document(&mismatch)));
@@ -141,7 +191,12 @@ async fn refuses_loopback_and_private_addresses_without_the_dev_switch() {
         "http://localhost/agent.json".to_owned(),
     ];
     for url in &cases {
-        let err = app.state().registry.find(&tenant, url, now).await.unwrap_err();
+        let err = app
+            .state()
+            .registry
+            .find(&tenant, url, now)
+            .await
+            .unwrap_err();
         assert_eq!(err.code, ErrorCode::InvalidClient, "{url}");
         assert!(
             err.description.contains("special-use address") || err.description.contains("https"),
@@ -152,7 +207,12 @@ async fn refuses_loopback_and_private_addresses_without_the_dev_switch() {
     assert_eq!(docs.hits(), 0, "nothing reached the loopback server");
     // CIMD turned off: refused before any fetch.
     let limited = app.tenant("limited");
-    let err = app.state().registry.find(&limited, &docs.url("/agent.json"), now).await.unwrap_err();
+    let err = app
+        .state()
+        .registry
+        .find(&limited, &docs.url("/agent.json"), now)
+        .await
+        .unwrap_err();
     assert!(err.description.contains("does not accept"));
     app.stop().await;
 }

@@ -9,7 +9,11 @@ fn run(args: &[&str], tenants: &std::path::Path) -> (i32, String) {
         .arg(tenants)
         .output()
         .unwrap();
-    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     (out.status.code().unwrap_or(-1), text)
 }
 
@@ -32,7 +36,11 @@ app = "missing"
 "#,
     )
     .unwrap();
-    std::fs::write(dir.path().join("typo.toml"), "upstream = { kind = \"dev\" }\n[[resources]]\nurl = \"x\"\n").unwrap();
+    std::fs::write(
+        dir.path().join("typo.toml"),
+        "upstream = { kind = \"dev\" }\n[[resources]]\nurl = \"x\"\n",
+    )
+    .unwrap();
     let (code, out) = run(&["check"], dir.path());
     assert_eq!(code, 1, "{out}");
     for expected in [
@@ -47,11 +55,20 @@ app = "missing"
     // serve refuses with the same report.
     let data = tempfile::tempdir().unwrap();
     let (code, serve_out) = run(
-        &["serve", "--listen", "127.0.0.1:0", "--data-dir", data.path().to_str().unwrap()],
+        &[
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--data-dir",
+            data.path().to_str().unwrap(),
+        ],
         dir.path(),
     );
     assert_eq!(code, 1);
-    assert!(serve_out.contains("broken.toml: mapping[0].app"), "{serve_out}");
+    assert!(
+        serve_out.contains("broken.toml: mapping[0].app"),
+        "{serve_out}"
+    );
 }
 
 #[test]

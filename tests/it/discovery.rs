@@ -18,16 +18,25 @@ async fn metadata_at_all_three_urls_for_two_tenants() {
             let res = app.get(&url).await;
             assert_eq!(res.status(), 200, "{url}");
             let m: Value = res.json().await.unwrap();
-            assert_eq!(m["issuer"], Value::String(issuer.clone()), "{url}: issuer is byte-identical");
+            assert_eq!(
+                m["issuer"],
+                Value::String(issuer.clone()),
+                "{url}: issuer is byte-identical"
+            );
             assert_eq!(m["authorization_endpoint"], format!("{issuer}/authorize"));
             assert_eq!(m["token_endpoint"], format!("{issuer}/token"));
             assert_eq!(m["registration_endpoint"], format!("{issuer}/register"));
             assert_eq!(m["revocation_endpoint"], format!("{issuer}/revoke"));
             assert_eq!(m["response_types_supported"], serde_json::json!(["code"]));
-            assert_eq!(m["code_challenge_methods_supported"], serde_json::json!(["S256"]));
+            assert_eq!(
+                m["code_challenge_methods_supported"],
+                serde_json::json!(["S256"])
+            );
             assert_eq!(m["authorization_response_iss_parameter_supported"], true);
             assert_eq!(m["client_id_metadata_document_supported"], true);
-            let methods = m["token_endpoint_auth_methods_supported"].as_array().unwrap();
+            let methods = m["token_endpoint_auth_methods_supported"]
+                .as_array()
+                .unwrap();
             for method in ["none", "client_secret_basic", "client_secret_post"] {
                 assert!(methods.iter().any(|v| v == method), "{method}");
             }
@@ -41,7 +50,12 @@ async fn metadata_at_all_three_urls_for_two_tenants() {
         }
     }
     // A tenant with CIMD off does not advertise it.
-    let m: Value = app.get("/.well-known/oauth-authorization-server/limited").await.json().await.unwrap();
+    let m: Value = app
+        .get("/.well-known/oauth-authorization-server/limited")
+        .await
+        .json()
+        .await
+        .unwrap();
     assert!(m.get("client_id_metadata_document_supported").is_none());
     app.stop().await;
 }
@@ -61,7 +75,12 @@ async fn unknown_tenants_and_paths_get_json_404() {
     ] {
         let res = app.get(url).await;
         assert_eq!(res.status(), 404, "{url}");
-        assert!(res.headers()["content-type"].to_str().unwrap().starts_with("application/json"));
+        assert!(
+            res.headers()["content-type"]
+                .to_str()
+                .unwrap()
+                .starts_with("application/json")
+        );
         let body: Value = res.json().await.unwrap();
         assert_eq!(body["error"], "not_found", "{url}");
     }
@@ -90,6 +109,11 @@ async fn readiness_names_the_tenant_whose_upstream_is_unreachable() {
     assert_eq!(unreachable.len(), 1, "{body}");
     assert_eq!(unreachable[0]["tenant"], "beta");
     // The shim still serves the unreachable tenant's metadata.
-    assert_eq!(app.get("/.well-known/oauth-authorization-server/beta").await.status(), 200);
+    assert_eq!(
+        app.get("/.well-known/oauth-authorization-server/beta")
+            .await
+            .status(),
+        200
+    );
     app.stop().await;
 }

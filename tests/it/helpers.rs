@@ -4,9 +4,9 @@ use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::sync::Once;
 
-use dcr_shim::app::{start_on, Running};
-use dcr_shim::config::server::parse_public_url;
+use dcr_shim::app::{Running, start_on};
 use dcr_shim::config::Settings;
+use dcr_shim::config::server::parse_public_url;
 use serde_json::Value;
 
 static LOGGING: Once = Once::new();
@@ -100,7 +100,11 @@ impl TestApp {
     }
 
     pub async fn get(&self, path: &str) -> reqwest::Response {
-        self.http.get(format!("{}{path}", self.base)).send().await.unwrap()
+        self.http
+            .get(format!("{}{path}", self.base))
+            .send()
+            .await
+            .unwrap()
     }
 
     /// POSTs JSON metadata to `/{tenant}/register`; returns status and body.

@@ -1,7 +1,7 @@
 //! Dynamic Client Registration (RFC 7591): accepted shapes, refusals, limits, storage.
 
 use dcr_shim::domain::ClientRecord;
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 
 use crate::helpers::spawn_app;
 
@@ -28,17 +28,35 @@ async fn native_loopback_client_registers_as_public() {
     let client_id = body["client_id"].as_str().unwrap();
     assert!(!client_id.starts_with("https://"));
     assert!(body["client_id_issued_at"].as_u64().unwrap() > 1_700_000_000);
-    assert!(body.get("client_secret").is_none(), "public clients get no secret");
-    assert_eq!(body["redirect_uris"], json!(["http://localhost:33418/callback"]));
+    assert!(
+        body.get("client_secret").is_none(),
+        "public clients get no secret"
+    );
+    assert_eq!(
+        body["redirect_uris"],
+        json!(["http://localhost:33418/callback"])
+    );
     assert_eq!(body["token_endpoint_auth_method"], "none");
     assert_eq!(body["application_type"], "native");
-    assert_eq!(body["grant_types"], json!(["authorization_code", "refresh_token"]));
+    assert_eq!(
+        body["grant_types"],
+        json!(["authorization_code", "refresh_token"])
+    );
     assert_eq!(body["client_name"], "Claude Code");
     assert!(body.get("unknown_field").is_none());
 
     let tenant = app.tenant("alpha");
-    let stored = app.state().registry.find(&tenant, client_id, dcr_shim::app::unix_now()).await.unwrap().unwrap();
-    assert_eq!(stored.apps["https://mcp.example.com/files"], "dev", "the chosen app is recorded");
+    let stored = app
+        .state()
+        .registry
+        .find(&tenant, client_id, dcr_shim::app::unix_now())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        stored.apps["https://mcp.example.com/files"], "dev",
+        "the chosen app is recorded"
+    );
     assert!(stored.secret_sha256.is_none());
     app.stop().await;
 }
@@ -53,7 +71,10 @@ async fn confidential_web_client_gets_a_secret_once_and_only_its_hash_is_stored(
         )
         .await;
     assert_eq!(status, 201, "{body}");
-    assert_eq!(body["token_endpoint_auth_method"], "client_secret_basic", "RFC 7591 default");
+    assert_eq!(
+        body["token_endpoint_auth_method"], "client_secret_basic",
+        "RFC 7591 default"
+    );
     assert_eq!(body["application_type"], "web");
     let secret = body["client_secret"].as_str().unwrap();
     assert!(secret.len() >= 43);
@@ -63,13 +84,19 @@ async fn confidential_web_client_gets_a_secret_once_and_only_its_hash_is_stored(
     let stored: ClientRecord = app
         .state()
         .registry
-        .find(&tenant, body["client_id"].as_str().unwrap(), dcr_shim::app::unix_now())
+        .find(
+            &tenant,
+            body["client_id"].as_str().unwrap(),
+            dcr_shim::app::unix_now(),
+        )
         .await
         .unwrap()
         .unwrap();
     let hash = stored.secret_sha256.clone().unwrap();
     assert!(dcr_shim::oauth::registration::secret_matches(secret, &hash));
-    assert!(!dcr_shim::oauth::registration::secret_matches("wrong", &hash));
+    assert!(!dcr_shim::oauth::registration::secret_matches(
+        "wrong", &hash
+    ));
     let raw = serde_json::to_string(&stored).unwrap();
     assert!(!raw.contains(secret), "the secret itself is never stored");
 
@@ -98,7 +125,10 @@ async fn private_use_scheme_client_registers_as_native() {
         )
         .await;
     assert_eq!(status, 201, "{body}");
-    assert_eq!(body["application_type"], "native", "inferred from the redirect URIs");
+    assert_eq!(
+        body["application_type"], "native",
+        "inferred from the redirect URIs"
+    );
     app.stop().await;
 }
 
@@ -107,35 +137,180 @@ async fn invalid_registrations_get_the_rfc_error_naming_the_field() {
     let app = spawn_app().await;
     let ok_uri = json!(["https://a.example.com/cb"]);
     let cases: Vec<(&str, Value, &str, &str)> = vec![
-        ("no redirect_uris", json!({"client_name": "x"}), "invalid_redirect_uri", "redirect_uris"),
-        ("empty redirect_uris", json!({"redirect_uris": []}), "invalid_redirect_uri", "redirect_uris"),
-        ("redirect_uris not array", json!({"redirect_uris": "https://a.example.com/cb"}), "invalid_redirect_uri", "redirect_uris"),
-        ("redirect uri not string", json!({"redirect_uris": [42]}), "invalid_redirect_uri", "redirect_uris[0]"),
-        ("fragment", json!({"redirect_uris": ["https://a.example.com/cb#x"]}), "invalid_redirect_uri", "fragment"),
-        ("http non-loopback", json!({"redirect_uris": ["http://a.example.com/cb"]}), "invalid_redirect_uri", "loopback"),
-        ("javascript scheme", json!({"redirect_uris": ["javascript:alert(1)"]}), "invalid_redirect_uri", "javascript"),
-        ("data scheme", json!({"redirect_uris": ["data:text/html,hi"]}), "invalid_redirect_uri", "data"),
-        ("userinfo", json!({"redirect_uris": ["https://user:pw@a.example.com/cb"]}), "invalid_redirect_uri", "user information"),
-        ("relative", json!({"redirect_uris": ["/cb"]}), "invalid_redirect_uri", "absolute"),
-        ("second uri bad", json!({"redirect_uris": ["https://a.example.com/cb", "http://evil.example/cb"]}), "invalid_redirect_uri", "redirect_uris[1]"),
-        ("private-use for web", json!({"redirect_uris": ["com.example.app:/cb"], "application_type": "web"}), "invalid_redirect_uri", "native"),
-        ("too many uris", json!({"redirect_uris": (0..11).map(|i| format!("https://a.example.com/{i}")).collect::<Vec<_>>()}), "invalid_redirect_uri", "at most"),
-        ("unknown grant", json!({"redirect_uris": ok_uri, "grant_types": ["password"]}), "invalid_client_metadata", "grant_types"),
-        ("implicit grant", json!({"redirect_uris": ok_uri, "grant_types": ["implicit"], "response_types": ["token"]}), "invalid_client_metadata", "grant_types"),
-        ("refresh only", json!({"redirect_uris": ok_uri, "grant_types": ["refresh_token"]}), "invalid_client_metadata", "grant_types"),
-        ("response type token", json!({"redirect_uris": ok_uri, "response_types": ["token"]}), "invalid_client_metadata", "response_types"),
-        ("empty grant_types", json!({"redirect_uris": ok_uri, "grant_types": []}), "invalid_client_metadata", "grant_types"),
-        ("auth method private_key_jwt", json!({"redirect_uris": ok_uri, "token_endpoint_auth_method": "private_key_jwt"}), "invalid_client_metadata", "token_endpoint_auth_method"),
-        ("auth method number", json!({"redirect_uris": ok_uri, "token_endpoint_auth_method": 1}), "invalid_client_metadata", "token_endpoint_auth_method"),
-        ("bad application_type", json!({"redirect_uris": ok_uri, "application_type": "desktop"}), "invalid_client_metadata", "application_type"),
-        ("client_name too long", json!({"redirect_uris": ok_uri, "client_name": "x".repeat(201)}), "invalid_client_metadata", "client_name"),
-        ("client_name control chars", json!({"redirect_uris": ok_uri, "client_name": "a\u{0007}b"}), "invalid_client_metadata", "client_name"),
-        ("client_uri http", json!({"redirect_uris": ok_uri, "client_uri": "http://a.example.com/"}), "invalid_client_metadata", "client_uri"),
-        ("logo_uri javascript", json!({"redirect_uris": ok_uri, "logo_uri": "javascript:alert(1)"}), "invalid_client_metadata", "logo_uri"),
-        ("bad scope", json!({"redirect_uris": ok_uri, "scope": "a  b"}), "invalid_client_metadata", "scope"),
-        ("software_statement", json!({"redirect_uris": ok_uri, "software_statement": "eyJ..."}), "unapproved_software_statement", "software_statement"),
-        ("not an object", json!(["redirect_uris"]), "invalid_client_metadata", "JSON object"),
-        ("contacts not strings", json!({"redirect_uris": ok_uri, "contacts": [1]}), "invalid_client_metadata", "contacts"),
+        (
+            "no redirect_uris",
+            json!({"client_name": "x"}),
+            "invalid_redirect_uri",
+            "redirect_uris",
+        ),
+        (
+            "empty redirect_uris",
+            json!({"redirect_uris": []}),
+            "invalid_redirect_uri",
+            "redirect_uris",
+        ),
+        (
+            "redirect_uris not array",
+            json!({"redirect_uris": "https://a.example.com/cb"}),
+            "invalid_redirect_uri",
+            "redirect_uris",
+        ),
+        (
+            "redirect uri not string",
+            json!({"redirect_uris": [42]}),
+            "invalid_redirect_uri",
+            "redirect_uris[0]",
+        ),
+        (
+            "fragment",
+            json!({"redirect_uris": ["https://a.example.com/cb#x"]}),
+            "invalid_redirect_uri",
+            "fragment",
+        ),
+        (
+            "http non-loopback",
+            json!({"redirect_uris": ["http://a.example.com/cb"]}),
+            "invalid_redirect_uri",
+            "loopback",
+        ),
+        (
+            "javascript scheme",
+            json!({"redirect_uris": ["javascript:alert(1)"]}),
+            "invalid_redirect_uri",
+            "javascript",
+        ),
+        (
+            "data scheme",
+            json!({"redirect_uris": ["data:text/html,hi"]}),
+            "invalid_redirect_uri",
+            "data",
+        ),
+        (
+            "userinfo",
+            json!({"redirect_uris": ["https://user:pw@a.example.com/cb"]}),
+            "invalid_redirect_uri",
+            "user information",
+        ),
+        (
+            "relative",
+            json!({"redirect_uris": ["/cb"]}),
+            "invalid_redirect_uri",
+            "absolute",
+        ),
+        (
+            "second uri bad",
+            json!({"redirect_uris": ["https://a.example.com/cb", "http://evil.example/cb"]}),
+            "invalid_redirect_uri",
+            "redirect_uris[1]",
+        ),
+        (
+            "private-use for web",
+            json!({"redirect_uris": ["com.example.app:/cb"], "application_type": "web"}),
+            "invalid_redirect_uri",
+            "native",
+        ),
+        (
+            "too many uris",
+            json!({"redirect_uris": (0..11).map(|i| format!("https://a.example.com/{i}")).collect::<Vec<_>>()}),
+            "invalid_redirect_uri",
+            "at most",
+        ),
+        (
+            "unknown grant",
+            json!({"redirect_uris": ok_uri, "grant_types": ["password"]}),
+            "invalid_client_metadata",
+            "grant_types",
+        ),
+        (
+            "implicit grant",
+            json!({"redirect_uris": ok_uri, "grant_types": ["implicit"], "response_types": ["token"]}),
+            "invalid_client_metadata",
+            "grant_types",
+        ),
+        (
+            "refresh only",
+            json!({"redirect_uris": ok_uri, "grant_types": ["refresh_token"]}),
+            "invalid_client_metadata",
+            "grant_types",
+        ),
+        (
+            "response type token",
+            json!({"redirect_uris": ok_uri, "response_types": ["token"]}),
+            "invalid_client_metadata",
+            "response_types",
+        ),
+        (
+            "empty grant_types",
+            json!({"redirect_uris": ok_uri, "grant_types": []}),
+            "invalid_client_metadata",
+            "grant_types",
+        ),
+        (
+            "auth method private_key_jwt",
+            json!({"redirect_uris": ok_uri, "token_endpoint_auth_method": "private_key_jwt"}),
+            "invalid_client_metadata",
+            "token_endpoint_auth_method",
+        ),
+        (
+            "auth method number",
+            json!({"redirect_uris": ok_uri, "token_endpoint_auth_method": 1}),
+            "invalid_client_metadata",
+            "token_endpoint_auth_method",
+        ),
+        (
+            "bad application_type",
+            json!({"redirect_uris": ok_uri, "application_type": "desktop"}),
+            "invalid_client_metadata",
+            "application_type",
+        ),
+        (
+            "client_name too long",
+            json!({"redirect_uris": ok_uri, "client_name": "x".repeat(201)}),
+            "invalid_client_metadata",
+            "client_name",
+        ),
+        (
+            "client_name control chars",
+            json!({"redirect_uris": ok_uri, "client_name": "a\u{0007}b"}),
+            "invalid_client_metadata",
+            "client_name",
+        ),
+        (
+            "client_uri http",
+            json!({"redirect_uris": ok_uri, "client_uri": "http://a.example.com/"}),
+            "invalid_client_metadata",
+            "client_uri",
+        ),
+        (
+            "logo_uri javascript",
+            json!({"redirect_uris": ok_uri, "logo_uri": "javascript:alert(1)"}),
+            "invalid_client_metadata",
+            "logo_uri",
+        ),
+        (
+            "bad scope",
+            json!({"redirect_uris": ok_uri, "scope": "a  b"}),
+            "invalid_client_metadata",
+            "scope",
+        ),
+        (
+            "software_statement",
+            json!({"redirect_uris": ok_uri, "software_statement": "eyJ..."}),
+            "unapproved_software_statement",
+            "software_statement",
+        ),
+        (
+            "not an object",
+            json!(["redirect_uris"]),
+            "invalid_client_metadata",
+            "JSON object",
+        ),
+        (
+            "contacts not strings",
+            json!({"redirect_uris": ok_uri, "contacts": [1]}),
+            "invalid_client_metadata",
+            "contacts",
+        ),
     ];
     let count = cases.len();
     for (name, body, code, mentions) in cases {
@@ -143,7 +318,10 @@ async fn invalid_registrations_get_the_rfc_error_naming_the_field() {
         assert_eq!(status, 400, "{name}: {err}");
         assert_eq!(err["error"], code, "{name}: {err}");
         let description = err["error_description"].as_str().unwrap_or_default();
-        assert!(description.contains(mentions), "{name}: '{description}' should mention '{mentions}'");
+        assert!(
+            description.contains(mentions),
+            "{name}: '{description}' should mention '{mentions}'"
+        );
     }
     assert!(count >= 15);
     let tenant = app.tenant("alpha");
@@ -161,18 +339,42 @@ async fn invalid_registrations_get_the_rfc_error_naming_the_field() {
 async fn malformed_bodies_content_types_and_sizes() {
     let app = spawn_app().await;
     let url = format!("{}/alpha/register", app.base);
-    let res = app.http.post(&url).header("content-type", "application/json").body("{not json").send().await.unwrap();
+    let res = app
+        .http
+        .post(&url)
+        .header("content-type", "application/json")
+        .body("{not json")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), 400);
-    assert_eq!(res.json::<Value>().await.unwrap()["error"], "invalid_client_metadata");
+    assert_eq!(
+        res.json::<Value>().await.unwrap()["error"],
+        "invalid_client_metadata"
+    );
 
-    let res = app.http.post(&url).header("content-type", "text/plain").body("{}").send().await.unwrap();
+    let res = app
+        .http
+        .post(&url)
+        .header("content-type", "text/plain")
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), 415);
-    assert_eq!(res.json::<Value>().await.unwrap()["error"], "invalid_request");
+    assert_eq!(
+        res.json::<Value>().await.unwrap()["error"],
+        "invalid_request"
+    );
 
-    let huge = json!({"redirect_uris": ["https://a.example.com/cb"], "client_name": "x".repeat(20_000)});
+    let huge =
+        json!({"redirect_uris": ["https://a.example.com/cb"], "client_name": "x".repeat(20_000)});
     let res = app.http.post(&url).json(&huge).send().await.unwrap();
     assert_eq!(res.status(), 413);
-    assert_eq!(res.json::<Value>().await.unwrap()["error"], "invalid_request");
+    assert_eq!(
+        res.json::<Value>().await.unwrap()["error"],
+        "invalid_request"
+    );
 
     let res = app.http.get(&url).send().await.unwrap();
     assert_eq!(res.status(), 405);
@@ -182,7 +384,8 @@ async fn malformed_bodies_content_types_and_sizes() {
 #[tokio::test]
 async fn registrations_over_the_rate_limit_get_429() {
     let app = spawn_app().await;
-    let body = json!({"redirect_uris": ["http://127.0.0.1/cb"], "token_endpoint_auth_method": "none"});
+    let body =
+        json!({"redirect_uris": ["http://127.0.0.1/cb"], "token_endpoint_auth_method": "none"});
     assert_eq!(app.register("limited", &body).await.0, 201);
     assert_eq!(app.register("limited", &body).await.0, 201);
     let res = app
@@ -194,7 +397,10 @@ async fn registrations_over_the_rate_limit_get_429() {
         .unwrap();
     assert_eq!(res.status(), 429);
     assert_eq!(res.headers()["retry-after"], "60");
-    assert_eq!(res.json::<Value>().await.unwrap()["error"], "temporarily_unavailable");
+    assert_eq!(
+        res.json::<Value>().await.unwrap()["error"],
+        "temporarily_unavailable"
+    );
     // Another tenant has its own budget.
     assert_eq!(app.register("alpha", &body).await.0, 201);
     app.stop().await;
@@ -206,8 +412,22 @@ async fn clients_of_one_tenant_are_unknown_to_another() {
     let (_, body) = app.register("alpha", &json!({"redirect_uris": ["http://127.0.0.1/cb"], "token_endpoint_auth_method": "none"})).await;
     let id = body["client_id"].as_str().unwrap();
     let now = dcr_shim::app::unix_now();
-    assert!(app.state().registry.find(&app.tenant("alpha"), id, now).await.unwrap().is_some());
-    assert!(app.state().registry.find(&app.tenant("beta"), id, now).await.unwrap().is_none());
+    assert!(
+        app.state()
+            .registry
+            .find(&app.tenant("alpha"), id, now)
+            .await
+            .unwrap()
+            .is_some()
+    );
+    assert!(
+        app.state()
+            .registry
+            .find(&app.tenant("beta"), id, now)
+            .await
+            .unwrap()
+            .is_none()
+    );
     app.stop().await;
 }
 
@@ -216,16 +436,44 @@ async fn unused_clients_expire_and_used_clients_stay() {
     let app = spawn_app().await;
     let tenant = app.tenant("alpha");
     let lifetime = tenant.config.registration.unused_client_lifetime.as_secs();
-    let body = json!({"redirect_uris": ["http://127.0.0.1/cb"], "token_endpoint_auth_method": "none"});
-    let unused = app.register("alpha", &body).await.1["client_id"].as_str().unwrap().to_owned();
-    let used = app.register("alpha", &body).await.1["client_id"].as_str().unwrap().to_owned();
+    let body =
+        json!({"redirect_uris": ["http://127.0.0.1/cb"], "token_endpoint_auth_method": "none"});
+    let unused = app.register("alpha", &body).await.1["client_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let used = app.register("alpha", &body).await.1["client_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     let now = dcr_shim::app::unix_now();
     let registry = &app.state().registry;
-    registry.touch(&tenant, &used, now + lifetime / 2).await.unwrap();
-    let swept = app.state().records.backend().sweep_expired(now + lifetime + 1, 1000).await.unwrap();
+    registry
+        .touch(&tenant, &used, now + lifetime / 2)
+        .await
+        .unwrap();
+    let swept = app
+        .state()
+        .records
+        .backend()
+        .sweep_expired(now + lifetime + 1, 1000)
+        .await
+        .unwrap();
     assert_eq!(swept, 1);
     let later = now + lifetime + 1;
-    assert!(registry.find(&tenant, &unused, later).await.unwrap().is_none());
-    assert!(registry.find(&tenant, &used, later).await.unwrap().is_some());
+    assert!(
+        registry
+            .find(&tenant, &unused, later)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        registry
+            .find(&tenant, &used, later)
+            .await
+            .unwrap()
+            .is_some()
+    );
     app.stop().await;
 }

@@ -3,7 +3,7 @@
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 
 use crate::helpers::{spawn_app, write_tenants};
 
@@ -17,8 +17,16 @@ async fn a_registered_client_survives_a_restart() {
     let id = body["client_id"].as_str().unwrap().to_owned();
     app.restart().await;
     let tenant = app.tenant("alpha");
-    let found = app.state().registry.find(&tenant, &id, dcr_shim::app::unix_now()).await.unwrap();
-    assert_eq!(found.unwrap().metadata.redirect_uris[0].as_str(), "http://127.0.0.1/cb");
+    let found = app
+        .state()
+        .registry
+        .find(&tenant, &id, dcr_shim::app::unix_now())
+        .await
+        .unwrap();
+    assert_eq!(
+        found.unwrap().metadata.redirect_uris[0].as_str(),
+        "http://127.0.0.1/cb"
+    );
     assert!(std::fs::metadata(app.data_dir.join("server-secret")).is_ok());
     app.stop().await;
 }
@@ -38,7 +46,15 @@ impl Drop for Shim {
 /// Starts the real binary on port 0 and reads the bound address from its JSON log.
 fn start_binary(data: &std::path::Path, tenants: &std::path::Path) -> Shim {
     let mut child = Command::new(env!("CARGO_BIN_EXE_dcr-shim"))
-        .args(["serve", "--listen", "127.0.0.1:0", "--log-format", "json", "--workers", "1"])
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--log-format",
+            "json",
+            "--workers",
+            "1",
+        ])
         .arg("--data-dir")
         .arg(data)
         .arg("--tenants")
@@ -50,8 +66,13 @@ fn start_binary(data: &std::path::Path, tenants: &std::path::Path) -> Shim {
     let stderr = child.stderr.take().unwrap();
     let mut lines = BufReader::new(stderr).lines();
     let addr = loop {
-        let line = lines.next().expect("the shim exited before listening").unwrap();
-        let Ok(v) = serde_json::from_str::<Value>(&line) else { continue };
+        let line = lines
+            .next()
+            .expect("the shim exited before listening")
+            .unwrap();
+        let Ok(v) = serde_json::from_str::<Value>(&line) else {
+            continue;
+        };
         if v["message"] == "dcr-shim listening" {
             break v["address"].as_str().unwrap().to_owned();
         }
@@ -81,7 +102,12 @@ async fn registrations_acknowledged_before_sigkill_are_kept() {
                 .await
                 .unwrap();
             assert_eq!(res.status(), 201);
-            acknowledged.push(res.json::<Value>().await.unwrap()["client_id"].as_str().unwrap().to_owned());
+            acknowledged.push(
+                res.json::<Value>().await.unwrap()["client_id"]
+                    .as_str()
+                    .unwrap()
+                    .to_owned(),
+            );
         }
         shim.child.kill().unwrap(); // SIGKILL: no chance to flush anything
         shim.child.wait().unwrap();
@@ -101,8 +127,16 @@ async fn registrations_acknowledged_before_sigkill_are_kept() {
     let running = dcr_shim::app::start_on(settings, listener).await.unwrap();
     let tenant = running.state.tenant("alpha").unwrap().clone();
     for id in &acknowledged {
-        let found = running.state.registry.find(&tenant, id, dcr_shim::app::unix_now()).await.unwrap();
-        assert!(found.is_some(), "client {id} was acknowledged with 201 but is gone");
+        let found = running
+            .state
+            .registry
+            .find(&tenant, id, dcr_shim::app::unix_now())
+            .await
+            .unwrap();
+        assert!(
+            found.is_some(),
+            "client {id} was acknowledged with 201 but is gone"
+        );
     }
     running.stop().await;
 }

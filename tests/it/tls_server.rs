@@ -10,8 +10,8 @@ use std::time::Duration;
 use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
-use tokio_rustls::rustls;
 use tokio_rustls::TlsAcceptor;
+use tokio_rustls::rustls;
 
 #[derive(Clone)]
 pub struct Canned {
@@ -89,10 +89,14 @@ impl DocServer {
         let (r, h) = (routes.clone(), hits.clone());
         let task = tokio::spawn(async move {
             loop {
-                let Ok((tcp, _)) = listener.accept().await else { return };
+                let Ok((tcp, _)) = listener.accept().await else {
+                    return;
+                };
                 let (acceptor, routes, hits) = (acceptor.clone(), r.clone(), h.clone());
                 tokio::spawn(async move {
-                    let Ok(mut tls) = acceptor.accept(tcp).await else { return };
+                    let Ok(mut tls) = acceptor.accept(tcp).await else {
+                        return;
+                    };
                     let mut head = Vec::new();
                     let mut buf = [0u8; 1024];
                     while !head.windows(4).any(|w| w == b"\r\n\r\n") {
@@ -111,7 +115,11 @@ impl DocServer {
                         body: b"not found".to_vec(),
                         trickle: false,
                     });
-                    let mut out = format!("HTTP/1.1 {} X\r\nConnection: close\r\nContent-Length: {}\r\n", canned.status, canned.body.len());
+                    let mut out = format!(
+                        "HTTP/1.1 {} X\r\nConnection: close\r\nContent-Length: {}\r\n",
+                        canned.status,
+                        canned.body.len()
+                    );
                     for (k, v) in &canned.headers {
                         out.push_str(&format!("{k}: {v}\r\n"));
                     }

@@ -1,0 +1,27 @@
+//! `GET /{tenant}/callback`: the IdP sends the browser back here.
+
+use actix_web::http::header::LOCATION;
+use actix_web::{HttpRequest, HttpResponse, web};
+
+use super::pages::error_page;
+use crate::app::{AppState, unix_now};
+use crate::oauth::callback::CallbackOutcome;
+use crate::oauth::params::Params;
+
+pub async fn callback(
+    state: web::Data<AppState>,
+    tenant: web::Path<String>,
+    req: HttpRequest,
+) -> HttpResponse {
+    let Some(tenant) = state.tenant(&tenant) else {
+        return error_page(404, "There is no tenant by this name on this server.");
+    };
+    let params = Params::parse(req.query_string());
+    match state.auth.callback(tenant, &params, unix_now()).await {
+        CallbackOutcome::Redirect(location) => HttpResponse::Found()
+            .insert_header((LOCATION, location))
+            .insert_header(("Cache-Control", "no-store"))
+            .finish(),
+        CallbackOutcome::Page { status, message } => error_page(status, &message),
+    }
+}

@@ -1,0 +1,107 @@
+//! `POST /{tenant}/token` and `POST /{tenant}/revoke`.
+
+use actix_web::http::StatusCode;
+use actix_web::http::header::AUTHORIZATION;
+use actix_web::{HttpRequest, HttpResponse, web};
+
+use super::body::read_form;
+use super::error::{error_response, not_found};
+use crate::app::{AppState, unix_now};
+use crate::config::Tenant;
+use crate::oauth::params::Params;
+use crate::oauth::token::{ClientCredentials, parse_basic};
+use crate::oauth::{ErrorCode, OAuthError};
+
+/// Largest token or revocation request accepted.
+const MAX_TOKEN_BODY: usize = 16 * 1024;
+
+fn credentials(req: &HttpRequest) -> Result<ClientCredentials, OAuthError> {
+    match req.headers().get(AUTHORIZATION) {
+        None => Ok(ClientCredentials { basic: None }),
+        Some(h) => {
+            let basic = h.to_str().ok().and_then(parse_basic).ok_or_else(|| {
+                OAuthError::new(
+                    ErrorCode::InvalidClient,
+                    "the Authorization header is not valid HTTP Basic",
+                )
+            })?;
+            Ok(ClientCredentials { basic: Some(basic) })
+        }
+    }
+}
+
+/// Error responses of the token endpoint: `no-store`, and 401 with `WWW-Authenticate` for
+/// client authentication failures (RFC 6749 §5.2).
+fn token_error(tenant: &Tenant, e: &OAuthError) -> HttpResponse {
+    let mut res = error_response(e);
+    res.headers_mut().insert(
+        actix_web::http::header::PRAGMA,
+        actix_web::http::header::HeaderValue::from_static("no-cache"),
+    );
+    if e.code == ErrorCode::InvalidClient {
+        if let Ok(v) = actix_web::http::header::HeaderValue::from_str(&format!(
+            "Basic realm=\"{}\"",
+            tenant.issuer
+        )) {
+            res.headers_mut()
+                .insert(actix_web::http::header::WWW_AUTHENTICATE, v);
+        }
+    }
+    res
+}
+
+pub async fn token(
+    state: web::Data<AppState>,
+    tenant: web::Path<String>,
+    req: HttpRequest,
+    payload: web::Payload,
+) -> HttpResponse {
+    let Some(tenant) = state.tenant(&tenant) else {
+        return not_found("no tenant by this name");
+    };
+    let body = match read_form(&req, payload, MAX_TOKEN_BODY).await {
+        Ok(b) => b,
+        Err(res) => return res,
+    };
+    let form = Params::parse(&body);
+    let result = match credentials(&req) {
+        Ok(creds) => state.auth.token(tenant, &form, &creds, unix_now()).await,
+        Err(e) => Err(e),
+    };
+    match result {
+        Ok(body) => HttpResponse::Ok()
+            .insert_header(("Cache-Control", "no-store"))
+            .insert_header(("Pragma", "no-cache"))
+            .json(body),
+        Err(e) => {
+            tracing::info!(tenant = %tenant.id, error = %e, "token request refused");
+            token_error(tenant, &e)
+        }
+    }
+}
+
+pub async fn revoke(
+    state: web::Data<AppState>,
+    tenant: web::Path<String>,
+    req: HttpRequest,
+    payload: web::Payload,
+) -> HttpResponse {
+    let Some(tenant) = state.tenant(&tenant) else {
+        return not_found("no tenant by this name");
+    };
+    let body = match read_form(&req, payload, MAX_TOKEN_BODY).await {
+        Ok(b) => b,
+        Err(res) => return res,
+    };
+    let form = Params::parse(&body);
+    let result = match credentials(&req) {
+        Ok(creds) => state.auth.revoke(tenant, &form, &creds, unix_now()).await,
+        Err(e) => Err(e),
+    };
+    match result {
+        Ok(()) => HttpResponse::build(StatusCode::OK)
+            .insert_header(("Cache-Control", "no-store"))
+            .finish(),
+        Err(e) => token_error(tenant, &e),
+    }
+}

@@ -1,0 +1,387 @@
+//! The authorization endpoint (OAuth 2.1 §4.1.1, RFC 7636, RFC 8707, RFC 9207) and the
+//! upstream redirect.
+//!
+//! `validate_authorization`: (1) tenant, client, redirect_uri — failures are shown on a page,
+//! never redirected; (2) response_type, PKCE S256, resource, scopes — failures go back to the
+//! validated redirect_uri with `state` and `iss`. `begin_upstream` then creates the single-use
+//! transaction and builds the redirect to the IdP.
+
+use serde::{Deserialize, Serialize};
+
+use super::error::{ErrorCode, OAuthError};
+use super::params::{Params, append_query};
+use super::pkce;
+use super::records::{PendingAuthorization, Transaction};
+use super::registration::random_token;
+use super::scopes::translate;
+use super::sealing::handle_hash;
+use super::server::AuthServer;
+use crate::config::Tenant;
+use crate::config::tenant::UpstreamConfig;
+use crate::domain::{ClientRecord, GrantType, RedirectKind};
+use crate::oauth::mapping::{ClientFacts, choose_app};
+
+/// Lifetime of an upstream transaction.
+pub const TRANSACTION_SECONDS: u64 = 600;
+/// Longest `state`, `login_hint` or `domain_hint` passed along.
+const MAX_PASSTHROUGH_LEN: usize = 1024;
+
+/// Why an authorization request was refused, and how to say so.
+#[derive(Debug)]
+pub enum AuthorizeError {
+    /// Shown on an error page: the redirect URI could not be trusted.
+    Page { status: u16, message: String },
+    /// Sent back to the client's validated redirect URI.
+    Redirect {
+        redirect_uri: String,
+        state: Option<String>,
+        error: OAuthError,
+    },
+}
+
+impl AuthorizeError {
+    fn page(status: u16, message: impl Into<String>) -> Self {
+        Self::Page {
+            status,
+            message: message.into(),
+        }
+    }
+
+    /// The `Location` for a redirect error (RFC 6749 §4.1.2.1 with RFC 9207 `iss`).
+    pub fn location(
+        redirect_uri: &str,
+        state: Option<&str>,
+        error: &OAuthError,
+        issuer: &str,
+    ) -> String {
+        let mut params = vec![
+            ("error", error.code.as_str()),
+            ("error_description", error.description.as_str()),
+        ];
+        if let Some(s) = state {
+            params.push(("state", s));
+        }
+        params.push(("iss", issuer));
+        append_query(redirect_uri, &params)
+    }
+}
+
+/// A validated request and the client it is for.
+pub struct Authorized {
+    pub client: ClientRecord,
+    pub request: PendingAuthorization,
+}
+
+/// What the consent page shows, serialized into a signed ticket.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ConsentTicket {
+    pub tenant: String,
+    pub request: PendingAuthorization,
+    /// SHA-256 of the browser's CSRF cookie.
+    pub csrf_hash: String,
+    pub expires_at: u64,
+}
+
+impl AuthServer {
+    pub async fn validate_authorization(
+        &self,
+        tenant: &Tenant,
+        params: &Params,
+        now: u64,
+    ) -> Result<Authorized, AuthorizeError> {
+        for name in ["client_id", "redirect_uri"] {
+            if params.is_repeated(name) {
+                return Err(AuthorizeError::page(
+                    400,
+                    format!("The request repeats the {name} parameter."),
+                ));
+            }
+        }
+        let Some(client_id) = params.get("client_id") else {
+            return Err(AuthorizeError::page(400, "The request has no client_id."));
+        };
+        let client = match self.registry.find(tenant, client_id, now).await {
+            Ok(Some(c)) => c,
+            Ok(None) => {
+                return Err(AuthorizeError::page(
+                    400,
+                    "This application is not registered here (unknown client_id). It may have expired; the application should register again.",
+                ));
+            }
+            Err(e) if e.code == ErrorCode::ServerError => {
+                return Err(AuthorizeError::page(
+                    500,
+                    "The server could not look up this application. The operator's log has the reason.",
+                ));
+            }
+            Err(e) => {
+                return Err(AuthorizeError::page(
+                    400,
+                    format!(
+                        "This application's client metadata document was refused: {}",
+                        e.description
+                    ),
+                ));
+            }
+        };
+        let (redirect_uri, redirect_uri_given) = match params.get("redirect_uri") {
+            Some(r) => match client.metadata.find_redirect_uri(r) {
+                Some(_) => (r.to_owned(), true),
+                None => {
+                    return Err(AuthorizeError::page(
+                        400,
+                        "The redirect_uri does not match any redirect URI registered by this application, so the server will not send you there.",
+                    ));
+                }
+            },
+            None => match client.metadata.redirect_uris.as_slice() {
+                [only] if only.kind() != RedirectKind::Loopback => {
+                    (only.as_str().to_owned(), false)
+                }
+                _ => {
+                    return Err(AuthorizeError::page(
+                        400,
+                        "The request has no redirect_uri and the application registered several (or a loopback one), so it must name one.",
+                    ));
+                }
+            },
+        };
+        let state = params.get("state").map(str::to_owned);
+        let redirect_error = |error: OAuthError| AuthorizeError::Redirect {
+            redirect_uri: redirect_uri.clone(),
+            state: state.clone(),
+            error,
+        };
+        if let Some(name) = params.repeated.iter().find(|n| n.as_str() != "resource") {
+            return Err(redirect_error(OAuthError::invalid_request(format!(
+                "the parameter {name} is repeated"
+            ))));
+        }
+        if state
+            .as_deref()
+            .is_some_and(|s| s.len() > MAX_PASSTHROUGH_LEN)
+        {
+            return Err(redirect_error(OAuthError::invalid_request(
+                "state is too long",
+            )));
+        }
+        match params.get("response_type") {
+            Some("code") => {}
+            Some(other) => {
+                return Err(redirect_error(OAuthError::new(
+                    ErrorCode::UnsupportedResponseType,
+                    format!("response_type '{other}' is not supported; use code"),
+                )));
+            }
+            None => {
+                return Err(redirect_error(OAuthError::invalid_request(
+                    "response_type is required (code)",
+                )));
+            }
+        }
+        if !client
+            .metadata
+            .grant_types
+            .contains(&GrantType::AuthorizationCode)
+        {
+            return Err(redirect_error(OAuthError::new(
+                ErrorCode::UnauthorizedClient,
+                "this client is not registered for the authorization_code grant",
+            )));
+        }
+        let code_challenge = match (
+            params.get("code_challenge"),
+            params.get("code_challenge_method"),
+        ) {
+            (None, _) => {
+                return Err(redirect_error(OAuthError::invalid_request(
+                    "code_challenge is required (PKCE with S256)",
+                )));
+            }
+            (Some(_), Some("plain")) => {
+                return Err(redirect_error(OAuthError::invalid_request(
+                    "code_challenge_method plain is not allowed; use S256",
+                )));
+            }
+            (Some(_), None) => {
+                return Err(redirect_error(OAuthError::invalid_request(
+                    "code_challenge_method is required and must be S256",
+                )));
+            }
+            (Some(_), Some(m)) if m != "S256" => {
+                return Err(redirect_error(OAuthError::invalid_request(format!(
+                    "code_challenge_method '{m}' is not supported; use S256"
+                ))));
+            }
+            (Some(c), Some(_)) if !pkce::is_valid_challenge(c) => {
+                return Err(redirect_error(OAuthError::invalid_request(
+                    "code_challenge must be 43 characters of base64url (the S256 hash of the verifier)",
+                )));
+            }
+            (Some(c), Some(_)) => c.to_owned(),
+        };
+        if params.is_repeated("resource") {
+            return Err(redirect_error(OAuthError::new(
+                ErrorCode::InvalidTarget,
+                "name one resource per request",
+            )));
+        }
+        let resource = match params.get("resource") {
+            Some(r) => tenant.resource(r).ok_or_else(|| {
+                redirect_error(OAuthError::new(
+                    ErrorCode::InvalidTarget,
+                    format!("'{r}' is not a resource of this authorization server"),
+                ))
+            })?,
+            None => tenant.default_resource(),
+        };
+        let app_name = client.apps.get(&resource.uri).cloned().unwrap_or_else(|| {
+            choose_app(
+                &tenant.config,
+                &ClientFacts::of(&client.metadata, client.cimd_host()),
+                &resource.uri,
+            )
+            .to_owned()
+        });
+        let Some(app) = tenant.app(&app_name) else {
+            tracing::error!(tenant = %tenant.id, client_id, app = %app_name, "client is mapped to an app that no longer exists; re-map it");
+            return Err(redirect_error(OAuthError::server_error()));
+        };
+        let grant = translate(resource, app, params.get("scope")).map_err(&redirect_error)?;
+        let hint = |name: &str| -> Result<Option<String>, AuthorizeError> {
+            match params.get(name) {
+                Some(v) if v.len() > MAX_PASSTHROUGH_LEN => Err(redirect_error(
+                    OAuthError::invalid_request(format!("{name} is too long")),
+                )),
+                v => Ok(v.map(str::to_owned)),
+            }
+        };
+        let request = PendingAuthorization {
+            client_id: client_id.to_owned(),
+            redirect_uri: redirect_uri.clone(),
+            redirect_uri_given,
+            state: state.clone(),
+            code_challenge,
+            resource: resource.uri.clone(),
+            scopes: grant.names,
+            upstream_scopes: grant.upstream,
+            offline_access: grant.offline_access,
+            app: app_name,
+            prompt: hint("prompt")?,
+            login_hint: hint("login_hint")?,
+            domain_hint: hint("domain_hint")?,
+        };
+        Ok(Authorized { client, request })
+    }
+
+    /// Whether the user must see the consent page: not when the tenant trusts the client's
+    /// CIMD host, nor when this browser already approved this client.
+    pub fn needs_consent(
+        &self,
+        tenant: &Tenant,
+        client: &ClientRecord,
+        approved_in_browser: bool,
+    ) -> bool {
+        let trusted = client.cimd_host().is_some_and(|h| {
+            tenant
+                .config
+                .registration
+                .cimd_trusted_hosts
+                .iter()
+                .any(|p| p.matches(h))
+        });
+        !(trusted || approved_in_browser)
+    }
+
+    /// Creates the transaction and returns the IdP authorization URL to redirect to.
+    pub async fn begin_upstream(
+        &self,
+        tenant: &Tenant,
+        request: PendingAuthorization,
+        now: u64,
+    ) -> Result<String, AuthorizeError> {
+        let (back_to, back_state) = (request.redirect_uri.clone(), request.state.clone());
+        let redirect_error = |error: OAuthError| AuthorizeError::Redirect {
+            redirect_uri: back_to.clone(),
+            state: back_state.clone(),
+            error,
+        };
+        let endpoints = self.upstreams.endpoints(tenant).map_err(|why| {
+            tracing::error!(tenant = %tenant.id, reason = %why, "login refused: the upstream IdP has not been discovered");
+            redirect_error(OAuthError::new(ErrorCode::TemporarilyUnavailable, "the identity provider is not reachable right now; try again shortly"))
+        })?;
+        let Some(app) = tenant.app(&request.app) else {
+            return Err(redirect_error(OAuthError::server_error()));
+        };
+        let txn_id = random_token();
+        let verifier = random_token();
+        let nonce = random_token();
+        let mut scopes = request.upstream_scopes.clone();
+        if !matches!(tenant.config.upstream, UpstreamConfig::Dev { .. }) {
+            scopes.insert(0, "openid".to_owned());
+        }
+        if endpoints.offers_refresh {
+            scopes.push("offline_access".to_owned());
+        }
+        let scope = scopes.join(" ");
+        let challenge = pkce::s256(&verifier);
+        let callback = format!("{}/callback", tenant.issuer);
+        let mut query: Vec<(&str, &str)> = vec![
+            ("response_type", "code"),
+            ("client_id", &app.client_id),
+            ("redirect_uri", &callback),
+            ("scope", &scope),
+            ("state", &txn_id),
+            ("code_challenge", &challenge),
+            ("code_challenge_method", "S256"),
+            ("nonce", &nonce),
+        ];
+        let upstream_resource = self.upstream_resource(tenant, &request.resource);
+        if let Some(r) = &upstream_resource {
+            query.push(("resource", r));
+        }
+        for (name, value) in [
+            ("prompt", &request.prompt),
+            ("login_hint", &request.login_hint),
+            ("domain_hint", &request.domain_hint),
+        ] {
+            if let Some(v) = value {
+                query.push((name, v));
+            }
+        }
+        let location = append_query(&endpoints.authorization_endpoint, &query);
+        let txn = Transaction {
+            sealed_verifier: self.sealer.seal(&txn_id, verifier.as_bytes()),
+            nonce,
+            created_at: now,
+            request,
+        };
+        self.records
+            .insert_new(
+                &tenant.id,
+                &handle_hash(&txn_id),
+                &txn,
+                Some(now + TRANSACTION_SECONDS),
+                now,
+            )
+            .await
+            .map_err(|e| redirect_error(e.into()))?;
+        Ok(location)
+    }
+
+    /// The `resource` to send upstream: never to Entra (it takes the resource from the
+    /// scopes); for `oidc` the configured `upstream_resource`; for `dev` that or the MCP URI.
+    pub fn upstream_resource(&self, tenant: &Tenant, resource_uri: &str) -> Option<String> {
+        let resource = tenant.resource(resource_uri)?;
+        match tenant.config.upstream {
+            UpstreamConfig::Entra { .. } => None,
+            UpstreamConfig::Oidc { .. } => resource.upstream_resource.clone(),
+            UpstreamConfig::Dev { .. } => Some(
+                resource
+                    .upstream_resource
+                    .clone()
+                    .unwrap_or_else(|| resource.uri.clone()),
+            ),
+        }
+    }
+}

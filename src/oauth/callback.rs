@@ -1,0 +1,219 @@
+//! The callback from the IdP (`/{tenant}/callback`): take the transaction once; an upstream
+//! error goes to the client as an OAuth error (with the IdP's own code) and to the log with
+//! the IdP's correlation ids; otherwise exchange the IdP's code with the app's credentials and
+//! redirect with the shim's own single-use code, `state` and `iss`.
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use serde_json::Value;
+
+use super::authorize::AuthorizeError;
+use super::error::{ErrorCode, OAuthError};
+use super::params::{Params, append_query};
+use super::records::{AuthCode, Transaction};
+use super::registration::random_token;
+use super::sealing::handle_hash;
+use super::server::AuthServer;
+use crate::config::Tenant;
+use crate::upstream::entra::IdpError;
+use crate::upstream::tokens::UpstreamError;
+
+/// How long the shim's authorization code may be redeemed.
+pub const CODE_SECONDS: u64 = 60;
+/// How long a used code is remembered, to recognise replays.
+pub const CODE_MEMORY_SECONDS: u64 = 600;
+
+/// Where the browser goes next.
+pub enum CallbackOutcome {
+    Redirect(String),
+    Page { status: u16, message: String },
+}
+
+impl AuthServer {
+    pub async fn callback(&self, tenant: &Tenant, params: &Params, now: u64) -> CallbackOutcome {
+        let page = |status, message: &str| CallbackOutcome::Page {
+            status,
+            message: message.to_owned(),
+        };
+        let Some(state) = params.get("state") else {
+            return page(
+                400,
+                "The identity provider's answer has no state. Start the sign-in again from your application.",
+            );
+        };
+        let txn: Transaction = match self
+            .records
+            .take(&tenant.id, &handle_hash(state), now)
+            .await
+        {
+            Ok(Some(t)) => t,
+            Ok(None) => {
+                return page(
+                    400,
+                    "This sign-in was already completed or has expired. Start the sign-in again from your application.",
+                );
+            }
+            Err(e) => {
+                tracing::error!(tenant = %tenant.id, error = %e, "cannot read the transaction");
+                return page(
+                    500,
+                    "The server could not complete the sign-in. The operator's log has the reason.",
+                );
+            }
+        };
+        let r = &txn.request;
+        let back = |error: OAuthError| {
+            CallbackOutcome::Redirect(AuthorizeError::location(
+                &r.redirect_uri,
+                r.state.as_deref(),
+                &error,
+                &tenant.issuer,
+            ))
+        };
+        if let Some(error) = params.get("error") {
+            let idp = IdpError {
+                error: error.to_owned(),
+                description: params.get("error_description").map(str::to_owned),
+                correlation_id: params.get("correlation_id").map(str::to_owned),
+                trace_id: params.get("trace_id").map(str::to_owned),
+            };
+            UpstreamError::Idp(idp.clone()).log(&tenant.id, &r.app, "authorize");
+            return back(idp.to_client());
+        }
+        let Some(upstream_code) = params.get("code") else {
+            return back(OAuthError::new(
+                ErrorCode::ServerError,
+                "the identity provider answered with neither a code nor an error",
+            ));
+        };
+        let (Ok(endpoints), Some(app)) = (self.upstreams.endpoints(tenant), tenant.app(&r.app))
+        else {
+            return back(OAuthError::new(
+                ErrorCode::TemporarilyUnavailable,
+                "the identity provider is not reachable right now",
+            ));
+        };
+        let Ok(verifier) = self.sealer.unseal(state, &txn.sealed_verifier) else {
+            return back(OAuthError::server_error());
+        };
+        let verifier = String::from_utf8_lossy(&verifier).into_owned();
+        let callback = format!("{}/callback", tenant.issuer);
+        let resource = self.upstream_resource(tenant, &r.resource);
+        let tokens = match self
+            .upstream
+            .exchange_code(
+                tenant,
+                &endpoints,
+                app,
+                upstream_code,
+                &verifier,
+                &callback,
+                resource.as_deref(),
+                now,
+            )
+            .await
+        {
+            Ok(t) => t,
+            Err(e) => {
+                e.log(&tenant.id, &r.app, "code exchange");
+                return back(e.to_client());
+            }
+        };
+        let subject = match &tokens.id_token {
+            Some(id_token) => {
+                match check_id_token(id_token, &endpoints.issuer, &app.client_id, &txn.nonce, now) {
+                    Ok(sub) => Some(sub),
+                    Err(why) => {
+                        tracing::error!(tenant = %tenant.id, app = %r.app, reason = %why, "the IdP's ID token failed validation");
+                        return back(OAuthError::server_error());
+                    }
+                }
+            }
+            None => None,
+        };
+        let code = random_token();
+        let record = AuthCode {
+            request: r.clone(),
+            sealed_tokens: self
+                .sealer
+                .seal(&code, &serde_json::to_vec(&tokens).unwrap_or_default()),
+            subject: subject.clone(),
+            valid_until: now + CODE_SECONDS,
+            used: false,
+            family_id: None,
+        };
+        if let Err(e) = self
+            .records
+            .insert_new(
+                &tenant.id,
+                &handle_hash(&code),
+                &record,
+                Some(now + CODE_MEMORY_SECONDS),
+                now,
+            )
+            .await
+        {
+            return back(e.into());
+        }
+        tracing::info!(target: "audit", event = "login_completed", tenant = %tenant.id, client_id = %r.client_id, app = %r.app,
+            subject = subject.as_deref().unwrap_or(""), resource = %r.resource);
+        let mut query = vec![("code", code.as_str())];
+        if let Some(s) = &r.state {
+            query.push(("state", s));
+        }
+        query.push(("iss", &tenant.issuer));
+        CallbackOutcome::Redirect(append_query(&r.redirect_uri, &query))
+    }
+}
+
+/// Checks the claims of an ID token received directly from the IdP's token endpoint over TLS
+/// (OpenID Connect Core §3.1.3.7: TLS server validation may stand in for the signature check
+/// in the code flow): issuer (Entra's `{tenantid}` placeholder filled from `tid`), audience,
+/// nonce and expiry. Returns the subject.
+pub fn check_id_token(
+    id_token: &str,
+    issuer: &str,
+    client_id: &str,
+    nonce: &str,
+    now: u64,
+) -> Result<String, String> {
+    let payload = id_token.split('.').nth(1).ok_or("not a JWT")?;
+    let claims: Value = serde_json::from_slice(
+        &URL_SAFE_NO_PAD
+            .decode(payload)
+            .map_err(|_| "payload is not base64url")?,
+    )
+    .map_err(|_| "payload is not JSON")?;
+    let text = |k: &str| claims.get(k).and_then(Value::as_str);
+    let expected_issuer = match text("tid") {
+        Some(tid) => issuer.replace("{tenantid}", tid),
+        None => issuer.to_owned(),
+    };
+    if text("iss") != Some(expected_issuer.as_str()) {
+        return Err(format!(
+            "iss is {:?}, expected {expected_issuer}",
+            text("iss")
+        ));
+    }
+    let aud_ok = match claims.get("aud") {
+        Some(Value::String(a)) => a == client_id,
+        Some(Value::Array(a)) => a.iter().any(|v| v == client_id),
+        _ => false,
+    };
+    if !aud_ok {
+        return Err(format!(
+            "aud does not contain the app's client id {client_id}"
+        ));
+    }
+    if text("nonce") != Some(nonce) {
+        return Err("nonce does not match the one sent".into());
+    }
+    if claims
+        .get("exp")
+        .and_then(Value::as_u64)
+        .is_none_or(|exp| exp + 300 < now)
+    {
+        return Err("the ID token has expired".into());
+    }
+    Ok(text("sub").unwrap_or_default().to_owned())
+}

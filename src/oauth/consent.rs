@@ -1,0 +1,131 @@
+//! Consent (MCP security best practices, "confused deputy"): before any upstream redirect for a
+//! client this browser has not approved, the user sees who is asking for what.
+//!
+//! The validated request travels in a signed ticket inside the form, bound to the browser's
+//! CSRF cookie (which a repeated GET reuses rather than rotates, so an open form keeps working).
+//! Approval is remembered in a signed cookie per tenant and client.
+
+use serde::{Deserialize, Serialize};
+
+use super::authorize::ConsentTicket;
+use super::records::PendingAuthorization;
+use super::sealing::{ct_eq, handle_hash};
+use super::server::AuthServer;
+use crate::config::Tenant;
+
+/// How long a consent form stays valid.
+pub const TICKET_SECONDS: u64 = 600;
+/// How long an approval is remembered.
+pub const APPROVAL_SECONDS: u64 = 30 * 24 * 3600;
+
+const TICKET: &str = "consent-ticket";
+const APPROVAL: &str = "consent-approval";
+
+#[derive(Serialize, Deserialize)]
+struct Approval {
+    tenant: String,
+    client_id: String,
+    expires_at: u64,
+}
+
+/// Why a consent submission was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum ConsentError {
+    #[error("the consent form is invalid or was tampered with")]
+    BadTicket,
+    #[error("the consent form has expired; start the sign-in again from your application")]
+    Expired,
+    #[error(
+        "the consent form was not opened in this browser (CSRF check failed); start the sign-in again"
+    )]
+    Csrf,
+}
+
+impl AuthServer {
+    /// The name of the CSRF cookie.
+    pub fn csrf_cookie_name(&self) -> &'static str {
+        if self.secure_cookies {
+            "__Host-dcr-csrf"
+        } else {
+            "dcr-csrf"
+        }
+    }
+
+    /// The name of the approval cookie for one client of one tenant.
+    pub fn approval_cookie_name(&self, tenant: &Tenant, client_id: &str) -> String {
+        let id = &handle_hash(&format!("{}\n{client_id}", tenant.id))[..20];
+        let prefix = if self.secure_cookies { "__Host-" } else { "" };
+        format!("{prefix}dcr-consent-{id}")
+    }
+
+    /// A signed ticket for the consent form.
+    pub fn consent_ticket(
+        &self,
+        tenant: &Tenant,
+        request: &PendingAuthorization,
+        csrf: &str,
+        now: u64,
+    ) -> String {
+        let ticket = ConsentTicket {
+            tenant: tenant.id.to_string(),
+            request: request.clone(),
+            csrf_hash: handle_hash(csrf),
+            expires_at: now + TICKET_SECONDS,
+        };
+        self.signer
+            .sign(TICKET, &serde_json::to_vec(&ticket).unwrap_or_default())
+    }
+
+    /// Checks a submitted ticket against the tenant, the clock and the browser's CSRF cookie.
+    pub fn open_consent_ticket(
+        &self,
+        tenant: &Tenant,
+        ticket: &str,
+        csrf_cookie: Option<&str>,
+        now: u64,
+    ) -> Result<PendingAuthorization, ConsentError> {
+        let payload = self
+            .signer
+            .verify(TICKET, ticket)
+            .ok_or(ConsentError::BadTicket)?;
+        let ticket: ConsentTicket =
+            serde_json::from_slice(&payload).map_err(|_| ConsentError::BadTicket)?;
+        if ticket.tenant != tenant.id.as_str() {
+            return Err(ConsentError::BadTicket);
+        }
+        if ticket.expires_at <= now {
+            return Err(ConsentError::Expired);
+        }
+        match csrf_cookie {
+            Some(c) if ct_eq(&handle_hash(c), &ticket.csrf_hash) => Ok(ticket.request),
+            _ => Err(ConsentError::Csrf),
+        }
+    }
+
+    /// The value of a fresh approval cookie.
+    pub fn approval_cookie(&self, tenant: &Tenant, client_id: &str, now: u64) -> String {
+        let approval = Approval {
+            tenant: tenant.id.to_string(),
+            client_id: client_id.to_owned(),
+            expires_at: now + APPROVAL_SECONDS,
+        };
+        self.signer
+            .sign(APPROVAL, &serde_json::to_vec(&approval).unwrap_or_default())
+    }
+
+    /// Whether a cookie value approves `client_id` at `tenant` now.
+    pub fn is_approved(
+        &self,
+        tenant: &Tenant,
+        client_id: &str,
+        cookie: Option<&str>,
+        now: u64,
+    ) -> bool {
+        let Some(payload) = cookie.and_then(|c| self.signer.verify(APPROVAL, c)) else {
+            return false;
+        };
+        serde_json::from_slice::<Approval>(&payload).is_ok_and(|a| {
+            a.tenant == tenant.id.as_str() && a.client_id == client_id && a.expires_at > now
+        })
+    }
+}

@@ -1,0 +1,56 @@
+//! Form and query parameters, where a repeated parameter is an error (RFC 6749 §3.1, §3.2).
+
+use std::collections::HashMap;
+
+/// Parameters by name; `repeated` lists names that occurred more than once.
+#[derive(Debug, Default)]
+pub struct Params {
+    values: HashMap<String, String>,
+    pub repeated: Vec<String>,
+}
+
+impl Params {
+    /// Parses `application/x-www-form-urlencoded` text (a query string or a form body).
+    pub fn parse(raw: &str) -> Self {
+        let mut out = Self::default();
+        for (k, v) in url::form_urlencoded::parse(raw.as_bytes()) {
+            let k = k.into_owned();
+            if out.values.contains_key(&k) {
+                if !out.repeated.contains(&k) {
+                    out.repeated.push(k);
+                }
+            } else {
+                out.values.insert(k, v.into_owned());
+            }
+        }
+        out
+    }
+
+    /// A parameter's value; an empty value counts as absent (RFC 6749 §3.1).
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.values
+            .get(name)
+            .map(String::as_str)
+            .filter(|v| !v.is_empty())
+    }
+
+    pub fn is_repeated(&self, name: &str) -> bool {
+        self.repeated.iter().any(|r| r == name)
+    }
+}
+
+/// `uri` with `params` appended to its query, for redirects back to a client.
+pub fn append_query(uri: &str, params: &[(&str, &str)]) -> String {
+    match url::Url::parse(uri) {
+        Ok(mut url) => {
+            {
+                let mut q = url.query_pairs_mut();
+                for (k, v) in params {
+                    q.append_pair(k, v);
+                }
+            }
+            url.into()
+        }
+        Err(_) => uri.to_owned(),
+    }
+}

@@ -1,0 +1,86 @@
+//! Scope translation: the MCP-facing names a client asks for ↔ the upstream scope strings the
+//! IdP understands. Clients may use either form; the shim answers with names.
+
+use super::error::{ErrorCode, OAuthError};
+use crate::config::tenant::{AppConfig, ResourceConfig};
+use crate::domain::scope::parse_scope_list;
+
+/// A translated scope request.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ScopeGrant {
+    /// MCP-facing names, in the resource's order.
+    pub names: Vec<String>,
+    /// Upstream scope strings for those names.
+    pub upstream: Vec<String>,
+    /// The client asked for `offline_access`.
+    pub offline_access: bool,
+}
+
+/// Translates a requested `scope` for one resource and the app it is mapped to.
+pub fn translate(
+    resource: &ResourceConfig,
+    app: &AppConfig,
+    requested: Option<&str>,
+) -> Result<ScopeGrant, OAuthError> {
+    let tokens = match requested {
+        Some(s) => parse_scope_list(s).map_err(|e| OAuthError::new(ErrorCode::InvalidScope, e))?,
+        None => Vec::new(),
+    };
+    let mut offline_access = false;
+    let mut wanted: Vec<&str> = Vec::new();
+    for t in &tokens {
+        match t.as_str() {
+            "offline_access" => offline_access = true,
+            "openid" | "profile" | "email" => {}
+            other => {
+                let found = resource
+                    .scopes
+                    .iter()
+                    .find(|s| s.name == other || s.upstream == other);
+                match found {
+                    Some(s) => wanted.push(&s.name),
+                    None => {
+                        let known: Vec<&str> =
+                            resource.scopes.iter().map(|s| s.name.as_str()).collect();
+                        return Err(OAuthError::new(
+                            ErrorCode::InvalidScope,
+                            format!(
+                                "'{other}' is not a scope of {}; this resource offers: {}",
+                                resource.uri,
+                                known.join(" ")
+                            ),
+                        ));
+                    }
+                }
+            }
+        }
+    }
+    if wanted.is_empty() {
+        wanted = if resource.default_scopes.is_empty() {
+            resource.scopes.iter().map(|s| s.name.as_str()).collect()
+        } else {
+            resource.default_scopes.iter().map(String::as_str).collect()
+        };
+    }
+    let mut names = Vec::new();
+    let mut upstream = Vec::new();
+    for s in &resource.scopes {
+        if wanted.contains(&s.name.as_str()) {
+            if !app.scopes.is_empty() && !app.scopes.contains(&s.upstream) {
+                return Err(OAuthError::new(
+                    ErrorCode::InvalidScope,
+                    format!("'{}' is not available to this client", s.name),
+                ));
+            }
+            names.push(s.name.clone());
+            if !upstream.contains(&s.upstream) {
+                upstream.push(s.upstream.clone());
+            }
+        }
+    }
+    Ok(ScopeGrant {
+        names,
+        upstream,
+        offline_access,
+    })
+}

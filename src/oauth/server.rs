@@ -1,0 +1,55 @@
+//! `AuthServer`: the login flow's dependencies in one place, shared by the flow modules
+//! (`authorize`, `consent`, `callback`, `token`).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use super::registration::ClientRegistry;
+use super::sealing::Sealer;
+use super::signing::Signer;
+use crate::store::Records;
+use crate::upstream::UpstreamDirectory;
+use crate::upstream::tokens::UpstreamClient;
+
+pub struct AuthServer {
+    pub records: Records,
+    pub registry: ClientRegistry,
+    pub upstreams: UpstreamDirectory,
+    pub upstream: UpstreamClient,
+    pub sealer: Sealer,
+    pub signer: Signer,
+    /// Cookies get `Secure` and the `__Host-` prefix (the public URL is https).
+    pub secure_cookies: bool,
+    /// One lock per refresh family being rotated, so that parallel refreshes of one client do
+    /// not race to the IdP with the same upstream refresh token.
+    family_locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+}
+
+impl AuthServer {
+    pub fn new(
+        records: Records,
+        registry: ClientRegistry,
+        upstreams: UpstreamDirectory,
+        upstream: UpstreamClient,
+        sealer: Sealer,
+        signer: Signer,
+        secure_cookies: bool,
+    ) -> Self {
+        Self {
+            records,
+            registry,
+            upstreams,
+            upstream,
+            sealer,
+            signer,
+            secure_cookies,
+            family_locks: Mutex::new(HashMap::new()),
+        }
+    }
+
+    pub(crate) fn family_lock(&self, family_id: &str) -> Arc<tokio::sync::Mutex<()>> {
+        let mut locks = self.family_locks.lock().unwrap_or_else(|p| p.into_inner());
+        locks.retain(|_, l| Arc::strong_count(l) > 1);
+        locks.entry(family_id.to_owned()).or_default().clone()
+    }
+}

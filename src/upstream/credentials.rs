@@ -1,0 +1,198 @@
+//! How the shim authenticates as an app at the IdP's token endpoint: a client secret (basic or
+//! post), `private_key_jwt` from a certificate and key (RFC 7523; header `x5t#S256`, PS256 or
+//! RS256), a federated assertion read from a file on every use, or none. Secrets are read when
+//! used, never logged.
+
+use std::path::PathBuf;
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use secrecy::{ExposeSecret, SecretString};
+use sha2::{Digest, Sha256};
+
+use crate::config::tenant::{CredentialConfig, SecretMethod, SigningAlgorithm};
+
+/// `client_assertion_type` for JWT client authentication (RFC 7523 §2.2).
+pub const JWT_BEARER_ASSERTION: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
+
+/// A credential ready to use; keys are parsed once at startup.
+pub enum LoadedCredential {
+    SecretEnv {
+        var: String,
+        method: SecretMethod,
+    },
+    SecretFile {
+        path: PathBuf,
+        method: SecretMethod,
+    },
+    PrivateKeyJwt {
+        key: EncodingKey,
+        algorithm: Algorithm,
+        x5t_s256: String,
+    },
+    Federated {
+        path: PathBuf,
+    },
+    None,
+}
+
+/// What to add to a token request.
+pub struct ClientAuth {
+    pub form: Vec<(String, String)>,
+    /// HTTP Basic user and password (RFC 6749 §2.3.1), already form-encoded.
+    pub basic: Option<(String, SecretString)>,
+}
+
+impl LoadedCredential {
+    pub fn load(cfg: &CredentialConfig) -> Result<Self, String> {
+        Ok(match cfg {
+            CredentialConfig::ClientSecret {
+                secret_env: Some(var),
+                method,
+                ..
+            } => Self::SecretEnv {
+                var: var.clone(),
+                method: *method,
+            },
+            CredentialConfig::ClientSecret {
+                secret_file: Some(path),
+                method,
+                ..
+            } => Self::SecretFile {
+                path: path.clone(),
+                method: *method,
+            },
+            CredentialConfig::ClientSecret { .. } => {
+                return Err("client_secret needs secret_env or secret_file".into());
+            }
+            CredentialConfig::PrivateKeyJwt {
+                certificate_file,
+                key_file,
+                algorithm,
+            } => {
+                let key_pem = std::fs::read(key_file)
+                    .map_err(|e| format!("cannot read {}: {e}", key_file.display()))?;
+                let key = EncodingKey::from_rsa_pem(&key_pem).map_err(|e| {
+                    format!(
+                        "{} is not an RSA private key in PEM: {e}",
+                        key_file.display()
+                    )
+                })?;
+                let cert_pem = std::fs::read(certificate_file)
+                    .map_err(|e| format!("cannot read {}: {e}", certificate_file.display()))?;
+                let cert = pem::parse(&cert_pem).map_err(|e| {
+                    format!(
+                        "{} is not a PEM certificate: {e}",
+                        certificate_file.display()
+                    )
+                })?;
+                let x5t_s256 = URL_SAFE_NO_PAD.encode(Sha256::digest(cert.contents()));
+                let algorithm = match algorithm {
+                    SigningAlgorithm::PS256 => Algorithm::PS256,
+                    SigningAlgorithm::RS256 => Algorithm::RS256,
+                };
+                Self::PrivateKeyJwt {
+                    key,
+                    algorithm,
+                    x5t_s256,
+                }
+            }
+            CredentialConfig::Federated { assertion_file } => Self::Federated {
+                path: assertion_file.clone(),
+            },
+            CredentialConfig::None => Self::None,
+        })
+    }
+
+    /// Client authentication for one token request to `token_endpoint`.
+    pub fn authenticate(
+        &self,
+        client_id: &str,
+        token_endpoint: &str,
+        now: u64,
+    ) -> Result<ClientAuth, String> {
+        let mut form = Vec::new();
+        let mut basic = None;
+        let secret = |method: SecretMethod,
+                      secret: String,
+                      form: &mut Vec<(String, String)>,
+                      basic: &mut Option<(String, SecretString)>| match method
+        {
+            SecretMethod::Basic => {
+                let enc = |s: &str| {
+                    url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>()
+                };
+                *basic = Some((enc(client_id), SecretString::from(enc(&secret))));
+            }
+            SecretMethod::Post => {
+                form.push(("client_id".into(), client_id.into()));
+                form.push(("client_secret".into(), secret));
+            }
+        };
+        match self {
+            Self::SecretEnv { var, method } => {
+                let value = std::env::var(var).map_err(|_| {
+                    format!(
+                        "the environment variable {var} with the app's client secret is not set"
+                    )
+                })?;
+                secret(*method, value, &mut form, &mut basic);
+            }
+            Self::SecretFile { path, method } => {
+                let value = std::fs::read_to_string(path).map_err(|e| {
+                    format!("cannot read the client secret file {}: {e}", path.display())
+                })?;
+                secret(*method, value.trim().to_owned(), &mut form, &mut basic);
+            }
+            Self::PrivateKeyJwt {
+                key,
+                algorithm,
+                x5t_s256,
+            } => {
+                let mut header = Header::new(*algorithm);
+                header.typ = Some("JWT".into());
+                header.x5t_s256 = Some(x5t_s256.clone());
+                let claims = serde_json::json!({
+                    "iss": client_id,
+                    "sub": client_id,
+                    "aud": token_endpoint,
+                    "jti": uuid::Uuid::new_v4().to_string(),
+                    "iat": now,
+                    "nbf": now,
+                    "exp": now + 300,
+                });
+                let jwt = jsonwebtoken::encode(&header, &claims, key)
+                    .map_err(|e| format!("cannot sign the client assertion: {e}"))?;
+                form.push(("client_id".into(), client_id.into()));
+                form.push(("client_assertion_type".into(), JWT_BEARER_ASSERTION.into()));
+                form.push(("client_assertion".into(), jwt));
+            }
+            Self::Federated { path } => {
+                let assertion = std::fs::read_to_string(path).map_err(|e| {
+                    format!(
+                        "cannot read the federated assertion file {}: {e}",
+                        path.display()
+                    )
+                })?;
+                form.push(("client_id".into(), client_id.into()));
+                form.push(("client_assertion_type".into(), JWT_BEARER_ASSERTION.into()));
+                form.push(("client_assertion".into(), assertion.trim().to_owned()));
+            }
+            Self::None => form.push(("client_id".into(), client_id.into())),
+        }
+        Ok(ClientAuth { form, basic })
+    }
+}
+
+impl ClientAuth {
+    pub fn basic_header(&self) -> Option<String> {
+        self.basic.as_ref().map(|(u, p)| {
+            let raw = format!("{u}:{}", p.expose_secret());
+            format!(
+                "Basic {}",
+                base64::engine::general_purpose::STANDARD.encode(raw)
+            )
+        })
+    }
+}

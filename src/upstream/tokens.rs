@@ -1,0 +1,261 @@
+//! Token calls to the IdP: code exchange and refresh with the app's credentials, for `oidc` and
+//! `entra` upstreams over HTTP (no redirects, no `Origin` header, timeouts) and for the `dev`
+//! IdP in process. IdP errors keep the IdP's code and correlation ids.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::credentials::LoadedCredential;
+use super::dev_idp::DevIdp;
+use super::discovery::UpstreamEndpoints;
+use super::entra::IdpError;
+use crate::config::Tenant;
+use crate::config::tenant::AppConfig;
+use crate::domain::TenantId;
+use crate::net::fetch::error_chain;
+use crate::oauth::{ErrorCode, OAuthError};
+
+/// What the IdP handed out; kept only sealed.
+#[derive(Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct UpstreamTokens {
+    pub access_token: String,
+    #[serde(default = "bearer")]
+    pub token_type: String,
+    #[serde(default)]
+    pub expires_in: Option<u64>,
+    #[serde(default)]
+    pub refresh_token: Option<String>,
+    #[serde(default)]
+    pub scope: Option<String>,
+    #[serde(default, skip_serializing)]
+    pub id_token: Option<String>,
+}
+
+fn bearer() -> String {
+    "Bearer".into()
+}
+
+impl fmt::Debug for UpstreamTokens {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("UpstreamTokens")
+            .field("access_token", &"[redacted]")
+            .field("expires_in", &self.expires_in)
+            .field(
+                "refresh_token",
+                &self.refresh_token.as_ref().map(|_| "[redacted]"),
+            )
+            .field("scope", &self.scope)
+            .finish()
+    }
+}
+
+/// Why a call to the IdP failed.
+#[derive(Debug)]
+pub enum UpstreamError {
+    /// The IdP answered with an OAuth error.
+    Idp(IdpError),
+    /// The IdP could not be reached or answered nonsense.
+    Unavailable(String),
+    /// The shim's configuration for this app is wrong (missing secret, unreadable key).
+    Misconfigured(String),
+}
+
+impl UpstreamError {
+    pub fn is_invalid_grant(&self) -> bool {
+        matches!(self, Self::Idp(e) if e.error == "invalid_grant")
+    }
+
+    pub fn to_client(&self) -> OAuthError {
+        match self {
+            Self::Idp(e) => e.to_client(),
+            Self::Unavailable(_) => OAuthError::new(
+                ErrorCode::TemporarilyUnavailable,
+                "the identity provider could not be reached; try again shortly",
+            ),
+            Self::Misconfigured(_) => OAuthError::server_error(),
+        }
+    }
+
+    /// One log line an operator can act on.
+    pub fn log(&self, tenant: &TenantId, app: &str, step: &str) {
+        match self {
+            Self::Idp(e) => {
+                tracing::warn!(tenant = %tenant, app, step, idp_error = %e.error, idp_code = e.aadsts().as_deref().unwrap_or(""),
+                idp_description = e.description.as_deref().unwrap_or(""), correlation_id = e.correlation_id.as_deref().unwrap_or(""),
+                trace_id = e.trace_id.as_deref().unwrap_or(""), advice = e.operator_advice(), "identity provider refused")
+            }
+            Self::Unavailable(why) => {
+                tracing::error!(tenant = %tenant, app, step, error = %why, "identity provider unreachable")
+            }
+            Self::Misconfigured(why) => {
+                tracing::error!(tenant = %tenant, app, step, error = %why, "app credential is misconfigured; fix the tenant file or its referenced secret")
+            }
+        }
+    }
+}
+
+/// Reads an IdP error body (RFC 6749 §5.2, plus Entra's `trace_id`/`correlation_id`).
+pub fn idp_error_from_json(v: &Value) -> IdpError {
+    let s = |k: &str| v.get(k).and_then(Value::as_str).map(str::to_owned);
+    IdpError {
+        error: s("error").unwrap_or_else(|| "server_error".into()),
+        description: s("error_description"),
+        correlation_id: s("correlation_id"),
+        trace_id: s("trace_id"),
+    }
+}
+
+/// Calls the IdPs of every tenant.
+pub struct UpstreamClient {
+    http: reqwest::Client,
+    credentials: HashMap<(TenantId, String), Result<LoadedCredential, String>>,
+    dev: HashMap<TenantId, Arc<DevIdp>>,
+}
+
+impl UpstreamClient {
+    pub fn new(
+        http: reqwest::Client,
+        tenants: &[Arc<Tenant>],
+        dev: HashMap<TenantId, Arc<DevIdp>>,
+    ) -> Self {
+        let mut credentials = HashMap::new();
+        for t in tenants {
+            for app in &t.config.apps {
+                credentials.insert(
+                    (t.id.clone(), app.name.clone()),
+                    LoadedCredential::load(&app.credential),
+                );
+            }
+        }
+        Self {
+            http,
+            credentials,
+            dev,
+        }
+    }
+
+    pub fn dev_idp(&self, tenant: &TenantId) -> Option<&Arc<DevIdp>> {
+        self.dev.get(tenant)
+    }
+
+    /// Exchanges the IdP's authorization code (RFC 6749 §4.1.3) with the app's credentials.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn exchange_code(
+        &self,
+        tenant: &Tenant,
+        endpoints: &UpstreamEndpoints,
+        app: &AppConfig,
+        code: &str,
+        verifier: &str,
+        redirect_uri: &str,
+        resource: Option<&str>,
+        now: u64,
+    ) -> Result<UpstreamTokens, UpstreamError> {
+        let mut form = vec![
+            ("grant_type".to_owned(), "authorization_code".to_owned()),
+            ("code".to_owned(), code.to_owned()),
+            ("redirect_uri".to_owned(), redirect_uri.to_owned()),
+            ("code_verifier".to_owned(), verifier.to_owned()),
+        ];
+        if let Some(r) = resource {
+            form.push(("resource".into(), r.into()));
+        }
+        self.token_call(tenant, endpoints, app, form, now).await
+    }
+
+    /// Uses the IdP's refresh token (RFC 6749 §6).
+    #[allow(clippy::too_many_arguments)]
+    pub async fn refresh(
+        &self,
+        tenant: &Tenant,
+        endpoints: &UpstreamEndpoints,
+        app: &AppConfig,
+        refresh_token: &str,
+        scopes: &[String],
+        resource: Option<&str>,
+        now: u64,
+    ) -> Result<UpstreamTokens, UpstreamError> {
+        let mut form = vec![
+            ("grant_type".to_owned(), "refresh_token".to_owned()),
+            ("refresh_token".to_owned(), refresh_token.to_owned()),
+        ];
+        if !scopes.is_empty() {
+            form.push(("scope".into(), scopes.join(" ")));
+        }
+        if let Some(r) = resource {
+            form.push(("resource".into(), r.into()));
+        }
+        self.token_call(tenant, endpoints, app, form, now).await
+    }
+
+    async fn token_call(
+        &self,
+        tenant: &Tenant,
+        endpoints: &UpstreamEndpoints,
+        app: &AppConfig,
+        mut form: Vec<(String, String)>,
+        now: u64,
+    ) -> Result<UpstreamTokens, UpstreamError> {
+        if let Some(dev) = self.dev.get(&tenant.id) {
+            let mut params: HashMap<String, String> = form.into_iter().collect();
+            params.insert("client_id".into(), app.client_id.clone());
+            return dev.token(&params, now).map_err(UpstreamError::Idp);
+        }
+        let credential = match self.credentials.get(&(tenant.id.clone(), app.name.clone())) {
+            Some(Ok(c)) => c,
+            Some(Err(e)) => return Err(UpstreamError::Misconfigured(e.clone())),
+            None => {
+                return Err(UpstreamError::Misconfigured(format!(
+                    "no credential loaded for app {}",
+                    app.name
+                )));
+            }
+        };
+        let auth = credential
+            .authenticate(&app.client_id, &endpoints.token_endpoint, now)
+            .map_err(UpstreamError::Misconfigured)?;
+        form.extend(auth.form.iter().cloned());
+        let mut request = self
+            .http
+            .post(&endpoints.token_endpoint)
+            .header(reqwest::header::ACCEPT, "application/json")
+            .form(&form);
+        if let Some(h) = auth.basic_header() {
+            request = request.header(reqwest::header::AUTHORIZATION, h);
+        }
+        let response = request.send().await.map_err(|e| {
+            UpstreamError::Unavailable(format!(
+                "POST {}: {}",
+                endpoints.token_endpoint,
+                error_chain(&e)
+            ))
+        })?;
+        let status = response.status();
+        let body = response.bytes().await.map_err(|e| {
+            UpstreamError::Unavailable(format!(
+                "POST {}: {}",
+                endpoints.token_endpoint,
+                error_chain(&e)
+            ))
+        })?;
+        let json: Value = serde_json::from_slice(&body).map_err(|_| {
+            UpstreamError::Unavailable(format!(
+                "POST {} answered HTTP {status} with a body that is not JSON",
+                endpoints.token_endpoint
+            ))
+        })?;
+        if !status.is_success() || json.get("error").is_some() {
+            return Err(UpstreamError::Idp(idp_error_from_json(&json)));
+        }
+        serde_json::from_value(json).map_err(|e| {
+            UpstreamError::Unavailable(format!(
+                "POST {} answered without a usable access_token: {e}",
+                endpoints.token_endpoint
+            ))
+        })
+    }
+}

@@ -38,8 +38,15 @@ impl SledStore {
         })
     }
 
+    /// Makes every write so far durable. sled's `flush_async` runs on sled's own small thread
+    /// pool and deadlocks under concurrent callers (the pool fills with flushes waiting for
+    /// writes that need the pool), so the blocking flush runs on tokio's blocking threads.
     async fn flush(&self) -> Result<(), StoreError> {
-        self.db.flush_async().await.map(|_| ()).map_err(backend)
+        let db = self.db.clone();
+        match tokio::task::spawn_blocking(move || db.flush()).await {
+            Ok(result) => result.map(|_| ()).map_err(backend),
+            Err(e) => Err(StoreError::Backend(format!("flush task failed: {e}"))),
+        }
     }
 }
 
@@ -334,6 +341,32 @@ mod tests {
         assert!(s.get(b"t/client/c", 60).await.unwrap().is_some());
         assert_eq!(s.sweep_expired(500, 100).await.unwrap(), 1);
         assert!(s.records.is_empty() && s.expiry.is_empty());
+    }
+
+    /// Many concurrent durable writes must all complete (sled's flush_async deadlocked here).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn concurrent_durable_writes_do_not_deadlock() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = std::sync::Arc::new(SledStore::open(dir.path()).unwrap());
+        let tasks: Vec<_> = (0..64)
+            .map(|t| {
+                let s = s.clone();
+                tokio::spawn(async move {
+                    for i in 0..20 {
+                        let key = format!("t/client/{t}-{i}");
+                        assert!(
+                            s.insert_new(key.as_bytes(), entry(1, Some(1000)), 0)
+                                .await
+                                .unwrap()
+                        );
+                    }
+                })
+            })
+            .collect();
+        let all = futures_util::future::join_all(tasks);
+        let done = tokio::time::timeout(std::time::Duration::from_secs(120), all).await;
+        assert!(done.is_ok(), "durable writes hung");
+        assert_eq!(s.records.len(), 64 * 20);
     }
 
     #[tokio::test]

@@ -95,6 +95,17 @@ impl TestApp {
         &self.running.as_ref().expect("app is running").state
     }
 
+    /// Waits until every upstream has been discovered.
+    pub async fn wait_ready(&self) {
+        for _ in 0..100 {
+            if self.get("/readyz").await.status() == 200 {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        panic!("the shim did not become ready");
+    }
+
     pub fn tenant(&self, id: &str) -> std::sync::Arc<dcr_shim::config::Tenant> {
         self.state().tenant(id).expect("tenant exists").clone()
     }
@@ -157,10 +168,15 @@ pub async fn spawn_app() -> TestApp {
 
 /// Starts the shim; `ca_file` is the CA the dev tenants trust for CIMD fetches.
 pub async fn spawn_app_with_ca(ca_file: Option<&Path>) -> TestApp {
+    spawn_app_with_tenants(|dir| write_tenants(dir, ca_file)).await
+}
+
+/// Starts the shim with tenant files written by `write` into its tenants directory.
+pub async fn spawn_app_with_tenants(write: impl FnOnce(&Path)) -> TestApp {
     init_logging();
     let data = tempfile::tempdir().unwrap();
     let tenants = tempfile::tempdir().unwrap();
-    write_tenants(tenants.path(), ca_file);
+    write(tenants.path());
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
     let mut app = TestApp {

@@ -1,10 +1,13 @@
 //! Integration tests: the real app on port 0 with a fresh data directory.
 //! One binary for all of them (faster builds). `TEST_LOG=1` shows the app's logs.
 
+mod browser;
 mod cimd;
 mod cli;
 mod discovery;
+mod fake_entra;
 mod helpers;
+mod login;
 mod registration;
 mod restart;
 mod tls_server;

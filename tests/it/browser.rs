@@ -1,0 +1,262 @@
+//! A scripted browser and OAuth client for login tests: follows redirects until it reaches
+//! the client's redirect URI, keeps cookies, and submits the consent form.
+
+use serde_json::{Value, json};
+use url::Url;
+
+use crate::helpers::TestApp;
+
+/// Where a navigation ended.
+#[derive(Debug)]
+pub enum Landing {
+    /// Redirected to the client's redirect URI.
+    Client(Url),
+    /// The consent page.
+    Consent(String),
+    /// Some other page (an error page).
+    Page(u16, String),
+}
+
+pub struct Browser {
+    http: reqwest::Client,
+}
+
+impl Browser {
+    pub fn new() -> Self {
+        Self {
+            http: reqwest::Client::builder()
+                .cookie_store(true)
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .unwrap(),
+        }
+    }
+
+    async fn follow(&self, mut res: reqwest::Response, client_prefix: &str) -> Landing {
+        for _ in 0..10 {
+            let status = res.status().as_u16();
+            if matches!(status, 302 | 303) {
+                let location = res.headers()["location"].to_str().unwrap().to_owned();
+                if location.starts_with(client_prefix) {
+                    return Landing::Client(Url::parse(&location).unwrap());
+                }
+                res = self.http.get(&location).send().await.unwrap();
+                continue;
+            }
+            let body = res.text().await.unwrap();
+            if status == 200 && body.contains("name=\"ticket\"") {
+                return Landing::Consent(body);
+            }
+            return Landing::Page(status, body);
+        }
+        panic!("too many redirects");
+    }
+
+    pub async fn go(&self, url: &str, client_prefix: &str) -> Landing {
+        let res = self.http.get(url).send().await.unwrap();
+        self.follow(res, client_prefix).await
+    }
+
+    /// Submits the consent form with `decision` ("approve" or "deny").
+    pub async fn consent(
+        &self,
+        issuer: &str,
+        page: &str,
+        decision: &str,
+        client_prefix: &str,
+    ) -> Landing {
+        let res = self
+            .http
+            .post(format!("{issuer}/consent"))
+            .form(&[("ticket", ticket_of(page).as_str()), ("decision", decision)])
+            .send()
+            .await
+            .unwrap();
+        self.follow(res, client_prefix).await
+    }
+}
+
+pub fn ticket_of(page: &str) -> String {
+    let start = page.find("name=\"ticket\" value=\"").unwrap() + "name=\"ticket\" value=\"".len();
+    let end = start + page[start..].find('"').unwrap();
+    page[start..end].replace("&amp;", "&")
+}
+
+/// A registered client as its software would hold it.
+#[derive(Clone, Debug)]
+pub struct Client {
+    pub id: String,
+    pub secret: Option<String>,
+    /// What the authorization request sends (a loopback port of its choosing).
+    pub redirect_uri: String,
+}
+
+impl Client {
+    /// Registers a public loopback client (with `extra` metadata merged in).
+    pub async fn register(app: &TestApp, tenant: &str, extra: Value) -> Self {
+        let mut body = json!({
+            "client_name": "Test Agent",
+            "redirect_uris": ["http://127.0.0.1/cb"],
+            "grant_types": ["authorization_code", "refresh_token"],
+            "token_endpoint_auth_method": "none",
+        });
+        body.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        let (status, res) = app.register(tenant, &body).await;
+        assert_eq!(status, 201, "{res}");
+        Self {
+            id: res["client_id"].as_str().unwrap().to_owned(),
+            secret: res["client_secret"].as_str().map(str::to_owned),
+            redirect_uri: "http://127.0.0.1:49152/cb".into(),
+        }
+    }
+
+    pub fn prefix(&self) -> &str {
+        "http://127.0.0.1:49152/"
+    }
+}
+
+/// One authorization request's PKCE pair and state.
+pub struct Attempt {
+    pub verifier: String,
+    pub state: String,
+    pub url: String,
+}
+
+pub fn authorize_url(
+    app: &TestApp,
+    tenant: &str,
+    client: &Client,
+    scope: &str,
+    login_hint: &str,
+) -> Attempt {
+    let verifier = dcr_shim::oauth::registration::random_token() + "-pkce";
+    let challenge = dcr_shim::oauth::pkce::s256(&verifier);
+    let state = dcr_shim::oauth::registration::random_token();
+    let mut url = Url::parse(&format!("{}/{tenant}/authorize", app.base)).unwrap();
+    url.query_pairs_mut()
+        .append_pair("response_type", "code")
+        .append_pair("client_id", &client.id)
+        .append_pair("redirect_uri", &client.redirect_uri)
+        .append_pair("code_challenge", &challenge)
+        .append_pair("code_challenge_method", "S256")
+        .append_pair("state", &state)
+        .append_pair("scope", scope)
+        .append_pair("login_hint", login_hint);
+    Attempt {
+        verifier,
+        state,
+        url: url.into(),
+    }
+}
+
+/// Query parameter of a URL.
+pub fn param(url: &Url, name: &str) -> Option<String> {
+    url.query_pairs()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.into_owned())
+}
+
+/// Runs authorize → (consent approve) → IdP → callback and returns the shim's code.
+pub async fn login(
+    app: &TestApp,
+    browser: &Browser,
+    tenant: &str,
+    client: &Client,
+    login_hint: &str,
+) -> (String, Attempt) {
+    let attempt = authorize_url(app, tenant, client, "files.read offline_access", login_hint);
+    let landing = match browser.go(&attempt.url, client.prefix()).await {
+        Landing::Consent(page) => {
+            browser
+                .consent(
+                    &format!("{}/{tenant}", app.base),
+                    &page,
+                    "approve",
+                    client.prefix(),
+                )
+                .await
+        }
+        other => other,
+    };
+    let Landing::Client(url) = landing else {
+        panic!("login did not reach the client: {landing:?}");
+    };
+    assert_eq!(
+        param(&url, "state").as_deref(),
+        Some(attempt.state.as_str()),
+        "state carried through"
+    );
+    assert_eq!(
+        param(&url, "iss"),
+        Some(format!("{}/{tenant}", app.base)),
+        "RFC 9207 iss"
+    );
+    let code = param(&url, "code").unwrap_or_else(|| panic!("no code in {url}"));
+    (code, attempt)
+}
+
+/// POSTs to the token endpoint with the client's authentication.
+pub async fn token_request(
+    app: &TestApp,
+    tenant: &str,
+    client: &Client,
+    form: &[(&str, &str)],
+) -> (u16, Value) {
+    let mut fields: Vec<(&str, &str)> = form.to_vec();
+    fields.push(("client_id", &client.id));
+    let mut req = app.http.post(format!("{}/{tenant}/token", app.base));
+    if let Some(secret) = &client.secret {
+        req = req.basic_auth(&client.id, Some(secret));
+        fields.retain(|(k, _)| *k != "client_id");
+    }
+    let res = req.form(&fields).send().await.unwrap();
+    let status = res.status().as_u16();
+    assert_eq!(
+        res.headers()
+            .get("cache-control")
+            .map(|v| v.to_str().unwrap()),
+        Some("no-store")
+    );
+    (status, res.json().await.unwrap_or(Value::Null))
+}
+
+pub async fn redeem(
+    app: &TestApp,
+    tenant: &str,
+    client: &Client,
+    code: &str,
+    attempt: &Attempt,
+) -> (u16, Value) {
+    token_request(
+        app,
+        tenant,
+        client,
+        &[
+            ("grant_type", "authorization_code"),
+            ("code", code),
+            ("redirect_uri", &client.redirect_uri),
+            ("code_verifier", &attempt.verifier),
+        ],
+    )
+    .await
+}
+
+pub async fn refresh(
+    app: &TestApp,
+    tenant: &str,
+    client: &Client,
+    refresh_token: &str,
+) -> (u16, Value) {
+    token_request(
+        app,
+        tenant,
+        client,
+        &[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", refresh_token),
+        ],
+    )
+    .await
+}

@@ -1,0 +1,521 @@
+//! An in-process IdP that behaves like Microsoft Entra ID where it matters to the shim:
+//! static apps only; refuses `resource` (AADSTS9010010); refuses a token request without a
+//! credential from a Web app (AADSTS7000218); one API per request (AADSTS28000); bare scopes
+//! are Graph (AADSTS650053); refresh tokens only with offline_access; AADSTS error bodies with
+//! trace and correlation ids; PKCE; `private_key_jwt` checked against the app's certificate
+//! (`x5t#S256`, PS256/RS256, aud, iss = sub, exp) and federated assertions against a file.
+//!
+//! The user is chosen by `login_hint` (the shim passes it through); `unassigned` gets
+//! AADSTS50105.
+
+use std::collections::HashMap;
+use std::net::TcpListener;
+use std::sync::{Arc, Mutex};
+
+use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
+use base64::Engine;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+pub const DIRECTORY: &str = "11111111-2222-3333-4444-555555555555";
+pub const SECRET_APP: &str = "aaaaaaaa-0000-0000-0000-000000000001";
+pub const CERT_APP: &str = "aaaaaaaa-0000-0000-0000-000000000002";
+pub const FED_APP: &str = "aaaaaaaa-0000-0000-0000-000000000003";
+pub const NOCRED_APP: &str = "aaaaaaaa-0000-0000-0000-000000000004";
+pub const APP_SECRET: &str = "s3cret-value-for-tests";
+pub const FED_ASSERTION: &str = "eyJ.federated-workload-identity-token.sig";
+
+/// One issued code.
+struct Code {
+    client_id: String,
+    redirect_uri: String,
+    challenge: String,
+    scope: String,
+    user: String,
+    nonce: String,
+}
+
+#[derive(Default)]
+pub struct FakeState {
+    codes: HashMap<String, Code>,
+    /// refresh token → (client_id, user, scope)
+    refresh: HashMap<String, (String, String, String)>,
+    /// Every authorize request's parameters.
+    pub authorize_requests: Vec<HashMap<String, String>>,
+    /// (client_id, how it authenticated) for every successful token request.
+    pub token_auth: Vec<(String, String)>,
+    pub counter: u64,
+}
+
+#[derive(Clone)]
+pub struct FakeEntra {
+    pub authority: String,
+    pub state: Arc<Mutex<FakeState>>,
+    handle: actix_web::dev::ServerHandle,
+}
+
+impl FakeEntra {
+    /// Makes every refresh token issued so far invalid (as when a user's sessions are revoked).
+    pub fn revoke_all_refresh_tokens(&self) {
+        self.state.lock().unwrap().refresh.clear();
+    }
+
+    pub async fn stop(&self) {
+        self.handle.stop(false).await;
+    }
+}
+
+struct Ctx {
+    authority: String,
+    state: Arc<Mutex<FakeState>>,
+    fed_assertion_file: std::path::PathBuf,
+    x5t_s256: String,
+    public_key: DecodingKey,
+    signing_key: EncodingKey,
+}
+
+fn aad_error(status: u16, error: &str, code: &str, text: &str) -> HttpResponse {
+    HttpResponse::build(actix_web::http::StatusCode::from_u16(status).unwrap()).json(json!({
+        "error": error,
+        "error_description": format!("{code}: {text}\r\nTrace ID: 0000-trace\r\nCorrelation ID: 1111-correlation\r\nTimestamp: 2026-11-26 00:00:00Z"),
+        "error_codes": [code.trim_start_matches("AADSTS").parse::<u64>().unwrap_or(0)],
+        "trace_id": "0000-trace",
+        "correlation_id": "1111-correlation",
+    }))
+}
+
+fn redirect_error(
+    redirect_uri: &str,
+    state: &str,
+    error: &str,
+    code: &str,
+    text: &str,
+) -> HttpResponse {
+    let mut url = url::Url::parse(redirect_uri).unwrap();
+    url.query_pairs_mut()
+        .append_pair("error", error)
+        .append_pair(
+            "error_description",
+            &format!("{code}: {text} Trace ID: 0000-trace Correlation ID: 1111-correlation"),
+        )
+        .append_pair("state", state);
+    HttpResponse::Found()
+        .insert_header(("Location", url.to_string()))
+        .finish()
+}
+
+/// The API (resource) part of a fully qualified scope.
+fn api_of(scope: &str) -> Option<&str> {
+    scope.rsplit_once('/').map(|(api, _)| api)
+}
+
+fn check_scopes(scope: &str) -> Result<(), (&'static str, &'static str)> {
+    let mut apis = std::collections::HashSet::new();
+    for s in scope.split(' ') {
+        match s {
+            "openid" | "profile" | "email" | "offline_access" => {}
+            s => match api_of(s) {
+                Some(api) => {
+                    apis.insert(api.to_owned());
+                }
+                None => {
+                    return Err((
+                        "AADSTS650053",
+                        "The application asked for scope that doesn't exist on the resource '00000003-0000-0000-c000-000000000000' (Microsoft Graph).",
+                    ));
+                }
+            },
+        }
+    }
+    if apis.len() > 1 {
+        return Err((
+            "AADSTS28000",
+            "Provided value for the input parameter scope is not valid because it contains more than one resource.",
+        ));
+    }
+    Ok(())
+}
+
+async fn discovery(ctx: web::Data<Ctx>) -> HttpResponse {
+    let base = format!("{}/{DIRECTORY}", ctx.authority);
+    HttpResponse::Ok().json(json!({
+        "issuer": format!("{base}/v2.0"),
+        "authorization_endpoint": format!("{base}/oauth2/v2.0/authorize"),
+        "token_endpoint": format!("{base}/oauth2/v2.0/token"),
+        "jwks_uri": format!("{base}/discovery/v2.0/keys"),
+        "response_types_supported": ["code", "id_token", "code id_token", "id_token token"],
+        "subject_types_supported": ["pairwise"],
+        "id_token_signing_alg_values_supported": ["RS256"],
+        "scopes_supported": ["openid", "profile", "email", "offline_access"],
+    }))
+}
+
+async fn authorize(ctx: web::Data<Ctx>, req: HttpRequest) -> HttpResponse {
+    let p: HashMap<String, String> = url::form_urlencoded::parse(req.query_string().as_bytes())
+        .into_owned()
+        .collect();
+    ctx.state.lock().unwrap().authorize_requests.push(p.clone());
+    let get = |k: &str| p.get(k).cloned().unwrap_or_default();
+    let (redirect_uri, state) = (get("redirect_uri"), get("state"));
+    if ![SECRET_APP, CERT_APP, FED_APP, NOCRED_APP].contains(&get("client_id").as_str()) {
+        return HttpResponse::BadRequest()
+            .body("AADSTS700016: Application not found in the directory");
+    }
+    if !redirect_uri.ends_with("/callback") {
+        return HttpResponse::BadRequest()
+            .body("AADSTS50011: The redirect URI specified in the request does not match");
+    }
+    if p.contains_key("resource") {
+        return redirect_error(
+            &redirect_uri,
+            &state,
+            "invalid_target",
+            "AADSTS9010010",
+            "The resource parameter provided in the request doesn't match with the requested scopes.",
+        );
+    }
+    if let Err((code, text)) = check_scopes(&get("scope")) {
+        return redirect_error(&redirect_uri, &state, "invalid_scope", code, text);
+    }
+    if get("code_challenge_method") != "S256" || get("code_challenge").is_empty() {
+        return redirect_error(
+            &redirect_uri,
+            &state,
+            "invalid_request",
+            "AADSTS501491",
+            "Invalid size of Code_Challenge parameter.",
+        );
+    }
+    let user = p
+        .get("login_hint")
+        .cloned()
+        .unwrap_or_else(|| "alice@contoso.example".into());
+    if user.starts_with("unassigned") {
+        return redirect_error(
+            &redirect_uri,
+            &state,
+            "access_denied",
+            "AADSTS50105",
+            &format!(
+                "The signed in user '{user}' is not assigned to a role for the application '{}'.",
+                get("client_id")
+            ),
+        );
+    }
+    let mut st = ctx.state.lock().unwrap();
+    st.counter += 1;
+    let code = format!("entra-code-{}", st.counter);
+    st.codes.insert(
+        code.clone(),
+        Code {
+            client_id: get("client_id"),
+            redirect_uri: redirect_uri.clone(),
+            challenge: get("code_challenge"),
+            scope: get("scope"),
+            user,
+            nonce: get("nonce"),
+        },
+    );
+    let mut url = url::Url::parse(&redirect_uri).unwrap();
+    url.query_pairs_mut()
+        .append_pair("code", &code)
+        .append_pair("state", &state)
+        .append_pair("session_state", "s");
+    HttpResponse::Found()
+        .insert_header(("Location", url.to_string()))
+        .finish()
+}
+
+/// How the client authenticated, or the AADSTS error for it.
+fn authenticate(
+    ctx: &Ctx,
+    req: &HttpRequest,
+    p: &HashMap<String, String>,
+    token_endpoint: &str,
+) -> Result<(String, String), HttpResponse> {
+    if let Some(h) = req
+        .headers()
+        .get("authorization")
+        .and_then(|h| h.to_str().ok())
+    {
+        let raw =
+            String::from_utf8(STANDARD.decode(h.trim_start_matches("Basic ")).unwrap()).unwrap();
+        let (id, secret) = raw.split_once(':').unwrap();
+        let decode = |s: &str| {
+            url::form_urlencoded::parse(format!("x={s}").as_bytes())
+                .next()
+                .unwrap()
+                .1
+                .into_owned()
+        };
+        let (id, secret) = (decode(id), decode(secret));
+        if id == SECRET_APP && secret == APP_SECRET {
+            return Ok((id, "client_secret_basic".into()));
+        }
+        return Err(aad_error(
+            401,
+            "invalid_client",
+            "AADSTS7000215",
+            "Invalid client secret provided.",
+        ));
+    }
+    let id = p.get("client_id").cloned().unwrap_or_default();
+    if let Some(secret) = p.get("client_secret") {
+        if id == SECRET_APP && secret == APP_SECRET {
+            return Ok((id, "client_secret_post".into()));
+        }
+        return Err(aad_error(
+            401,
+            "invalid_client",
+            "AADSTS7000215",
+            "Invalid client secret provided.",
+        ));
+    }
+    if let Some(assertion) = p.get("client_assertion") {
+        if p.get("client_assertion_type").map(String::as_str)
+            != Some("urn:ietf:params:oauth:client-assertion-type:jwt-bearer")
+        {
+            return Err(aad_error(
+                400,
+                "invalid_request",
+                "AADSTS700023",
+                "client_assertion_type is wrong",
+            ));
+        }
+        if id == FED_APP {
+            let expected = std::fs::read_to_string(&ctx.fed_assertion_file).unwrap();
+            return if assertion == expected.trim() {
+                Ok((id, "federated".into()))
+            } else {
+                Err(aad_error(
+                    401,
+                    "invalid_client",
+                    "AADSTS700024",
+                    "Client assertion is not within its valid time range.",
+                ))
+            };
+        }
+        if id == CERT_APP {
+            let header = jsonwebtoken::decode_header(assertion).map_err(|_| {
+                aad_error(
+                    401,
+                    "invalid_client",
+                    "AADSTS700027",
+                    "Client assertion failed signature validation.",
+                )
+            })?;
+            if header.x5t_s256.as_deref() != Some(ctx.x5t_s256.as_str())
+                || !matches!(header.alg, Algorithm::PS256 | Algorithm::RS256)
+            {
+                return Err(aad_error(
+                    401,
+                    "invalid_client",
+                    "AADSTS700027",
+                    "The certificate with identifier used to sign the client assertion is not registered on application.",
+                ));
+            }
+            let mut v = Validation::new(header.alg);
+            v.set_audience(&[token_endpoint]);
+            v.set_issuer(&[CERT_APP]);
+            v.set_required_spec_claims(&["exp", "aud", "iss", "sub"]);
+            let claims = jsonwebtoken::decode::<Value>(assertion, &ctx.public_key, &v)
+                .map_err(|e| {
+                    aad_error(
+                        401,
+                        "invalid_client",
+                        "AADSTS700027",
+                        &format!("Client assertion failed signature validation: {e}"),
+                    )
+                })?
+                .claims;
+            if claims["sub"] != CERT_APP || claims["jti"].as_str().is_none_or(str::is_empty) {
+                return Err(aad_error(
+                    401,
+                    "invalid_client",
+                    "AADSTS700027",
+                    "sub or jti is wrong",
+                ));
+            }
+            return Ok((id, format!("private_key_jwt:{:?}", header.alg)));
+        }
+    }
+    Err(aad_error(
+        401,
+        "invalid_client",
+        "AADSTS7000218",
+        "The request body must contain the following parameter: 'client_assertion' or 'client_secret'.",
+    ))
+}
+
+async fn token(ctx: web::Data<Ctx>, req: HttpRequest, body: String) -> HttpResponse {
+    let p: HashMap<String, String> = url::form_urlencoded::parse(body.as_bytes())
+        .into_owned()
+        .collect();
+    let token_endpoint = format!("{}/{DIRECTORY}/oauth2/v2.0/token", ctx.authority);
+    if req.headers().contains_key("origin") {
+        return aad_error(
+            400,
+            "invalid_request",
+            "AADSTS9002327",
+            "Tokens issued for the 'Single-Page Application' client-type may only be redeemed via cross-origin requests.",
+        );
+    }
+    let (client_id, how) = match authenticate(&ctx, &req, &p, &token_endpoint) {
+        Ok(x) => x,
+        Err(res) => return res,
+    };
+    if p.contains_key("resource") {
+        return aad_error(
+            400,
+            "invalid_target",
+            "AADSTS9010010",
+            "The resource parameter provided in the request doesn't match with the requested scopes.",
+        );
+    }
+    let mut st = ctx.state.lock().unwrap();
+    let (user, scope, nonce) = match p.get("grant_type").map(String::as_str) {
+        Some("authorization_code") => {
+            let Some(code) = st
+                .codes
+                .remove(p.get("code").map(String::as_str).unwrap_or_default())
+            else {
+                return aad_error(
+                    400,
+                    "invalid_grant",
+                    "AADSTS70008",
+                    "The provided authorization code or refresh token has expired.",
+                );
+            };
+            let verifier = p.get("code_verifier").cloned().unwrap_or_default();
+            let challenge = URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes()));
+            if code.client_id != client_id
+                || Some(&code.redirect_uri) != p.get("redirect_uri")
+                || challenge != code.challenge
+            {
+                return aad_error(
+                    400,
+                    "invalid_grant",
+                    "AADSTS501481",
+                    "The Code_Verifier does not match the code_challenge supplied in the authorization request.",
+                );
+            }
+            (code.user, code.scope, Some(code.nonce))
+        }
+        Some("refresh_token") => {
+            let Some((rt_client, user, scope)) = st
+                .refresh
+                .get(
+                    p.get("refresh_token")
+                        .map(String::as_str)
+                        .unwrap_or_default(),
+                )
+                .cloned()
+            else {
+                return aad_error(
+                    400,
+                    "invalid_grant",
+                    "AADSTS700082",
+                    "The refresh token has expired due to inactivity.",
+                );
+            };
+            if rt_client != client_id {
+                return aad_error(
+                    400,
+                    "invalid_grant",
+                    "AADSTS70000",
+                    "The refresh token was issued to another client.",
+                );
+            }
+            if let Some(requested) = p.get("scope") {
+                if let Err((code, text)) = check_scopes(requested) {
+                    return aad_error(400, "invalid_scope", code, text);
+                }
+            }
+            (user, scope, None)
+        }
+        _ => {
+            return aad_error(
+                400,
+                "unsupported_grant_type",
+                "AADSTS70003",
+                "The app requested an unsupported grant type.",
+            );
+        }
+    };
+    st.token_auth.push((client_id.clone(), how));
+    st.counter += 1;
+    let n = st.counter;
+    let api_scopes: Vec<&str> = scope.split(' ').filter(|s| s.contains('/')).collect();
+    let access_token = format!("entra-at.{user}.{}.{n}", api_scopes.join(","));
+    let mut body = json!({
+        "token_type": "Bearer",
+        "scope": api_scopes.join(" "),
+        "expires_in": 3599,
+        "ext_expires_in": 3599,
+        "access_token": access_token,
+    });
+    if scope.split(' ').any(|s| s == "offline_access") {
+        let rt = format!("entra-rt-{n}");
+        st.refresh
+            .insert(rt.clone(), (client_id.clone(), user.clone(), scope.clone()));
+        body["refresh_token"] = json!(rt);
+    }
+    if let Some(nonce) = nonce.filter(|_| scope.split(' ').any(|s| s == "openid")) {
+        let claims = json!({
+            "iss": format!("{}/{DIRECTORY}/v2.0", ctx.authority), "aud": client_id, "sub": format!("sub-{user}"),
+            "tid": DIRECTORY, "nonce": nonce, "iat": 1, "exp": 4_102_444_800u64, "preferred_username": user,
+        });
+        body["id_token"] = json!(
+            jsonwebtoken::encode(&Header::new(Algorithm::RS256), &claims, &ctx.signing_key)
+                .unwrap()
+        );
+    }
+    HttpResponse::Ok().json(body)
+}
+
+/// Starts the fake IdP on a loopback port. `fed_assertion_file` is where the test put the
+/// federated token the shim must present for the federated app.
+pub async fn start(fed_assertion_file: std::path::PathBuf) -> FakeEntra {
+    let fixtures = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+    let cert = std::fs::read(fixtures.join("app-cert.pem")).unwrap();
+    let der = pem::parse(&cert).unwrap();
+    let x5t_s256 = URL_SAFE_NO_PAD.encode(Sha256::digest(der.contents()));
+    let public_key =
+        DecodingKey::from_rsa_pem(&std::fs::read(fixtures.join("app-pub.pem")).unwrap()).unwrap();
+    let signing_key =
+        EncodingKey::from_rsa_pem(&std::fs::read(fixtures.join("app-key.pem")).unwrap()).unwrap();
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let authority = format!("http://{}", listener.local_addr().unwrap());
+    let state: Arc<Mutex<FakeState>> = Arc::default();
+    let ctx = web::Data::new(Ctx {
+        authority: authority.clone(),
+        state: state.clone(),
+        fed_assertion_file,
+        x5t_s256,
+        public_key,
+        signing_key,
+    });
+    let server = HttpServer::new(move || {
+        App::new()
+            .app_data(ctx.clone())
+            .route(
+                "/{dir}/v2.0/.well-known/openid-configuration",
+                web::get().to(discovery),
+            )
+            .route("/{dir}/oauth2/v2.0/authorize", web::get().to(authorize))
+            .route("/{dir}/oauth2/v2.0/token", web::post().to(token))
+    })
+    .workers(1)
+    .listen(listener)
+    .unwrap()
+    .run();
+    let handle = server.handle();
+    tokio::spawn(server);
+    FakeEntra {
+        authority,
+        state,
+        handle,
+    }
+}

@@ -1,0 +1,768 @@
+//! The login flow end to end against a fake IdP that behaves like Entra.
+
+use std::path::Path;
+
+use serde_json::{Value, json};
+
+use crate::browser::{
+    Browser, Client, Landing, authorize_url, login, param, redeem, refresh, token_request,
+};
+use crate::fake_entra::{
+    self, APP_SECRET, CERT_APP, DIRECTORY, FED_APP, FED_ASSERTION, FakeEntra, NOCRED_APP,
+    SECRET_APP,
+};
+use crate::helpers::{TestApp, spawn_app_with_tenants};
+use crate::tls_server::{Canned, DocServer};
+
+const FILES: &str = "https://mcp.contoso.example/files";
+
+struct World {
+    app: TestApp,
+    idp: FakeEntra,
+    docs: DocServer,
+    _dir: tempfile::TempDir,
+}
+
+fn entra_tenant(authority: &str, secrets: &Path, ca: &Path, extra_apps: bool) -> String {
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+    let path = |p: &Path| format!("{:?}", p.display().to_string());
+    let mut t = format!(
+        r#"display_name = "Contoso"
+[upstream]
+kind = "entra"
+directory_id = "{DIRECTORY}"
+authority = "{authority}"
+
+[[apps]]
+name = "agents"
+client_id = "{SECRET_APP}"
+credential = {{ kind = "client_secret", secret_file = {secret}, method = "post" }}
+"#,
+        secret = path(&secrets.join("secret")),
+    );
+    if extra_apps {
+        t.push_str(&format!(
+            r#"
+[[apps]]
+name = "basic-agents"
+client_id = "{SECRET_APP}"
+credential = {{ kind = "client_secret", secret_file = {secret}, method = "basic" }}
+[[apps]]
+name = "cert-agents"
+client_id = "{CERT_APP}"
+credential = {{ kind = "private_key_jwt", certificate_file = {cert}, key_file = {key}, algorithm = "PS256" }}
+[[apps]]
+name = "rs256-agents"
+client_id = "{CERT_APP}"
+credential = {{ kind = "private_key_jwt", certificate_file = {cert}, key_file = {key}, algorithm = "RS256" }}
+[[apps]]
+name = "fed-agents"
+client_id = "{FED_APP}"
+credential = {{ kind = "federated", assertion_file = {fed} }}
+[[apps]]
+name = "nocred-agents"
+client_id = "{NOCRED_APP}"
+credential = {{ kind = "none" }}
+[[mapping]]
+app = "basic-agents"
+software_ids = ["basic-agent"]
+[[mapping]]
+app = "cert-agents"
+software_ids = ["cert-agent"]
+[[mapping]]
+app = "rs256-agents"
+software_ids = ["rs256-agent"]
+[[mapping]]
+app = "fed-agents"
+software_ids = ["fed-agent"]
+[[mapping]]
+app = "nocred-agents"
+software_ids = ["nocred-agent"]
+"#,
+            secret = path(&secrets.join("secret")),
+            cert = path(&fixtures.join("app-cert.pem")),
+            key = path(&fixtures.join("app-key.pem")),
+            fed = path(&secrets.join("federated-token")),
+        ));
+    }
+    t.push_str(&format!(
+        r#"
+[[resources]]
+uri = "{FILES}"
+default = true
+scopes = [
+  {{ name = "files.read", upstream = "api://mcp-files/files.read", description = "Read your files" }},
+  {{ name = "files.write", upstream = "api://mcp-files/files.write", description = "Change your files" }},
+]
+[registration]
+cimd_trusted_hosts = ["trusted.localhost"]
+[dev]
+cimd_allow_loopback = true
+cimd_extra_ca_file = {ca}
+"#,
+        ca = path(ca)
+    ));
+    t
+}
+
+async fn world() -> World {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("secret"), APP_SECRET).unwrap();
+    std::fs::write(dir.path().join("federated-token"), FED_ASSERTION).unwrap();
+    let idp = fake_entra::start(dir.path().join("federated-token")).await;
+    let docs = DocServer::start(dir.path()).await;
+    let (authority, secrets, ca) = (
+        idp.authority.clone(),
+        dir.path().to_owned(),
+        docs.ca_file.clone(),
+    );
+    let app = spawn_app_with_tenants(move |t| {
+        std::fs::write(
+            t.join("contoso.toml"),
+            entra_tenant(&authority, &secrets, &ca, true),
+        )
+        .unwrap();
+        std::fs::write(
+            t.join("fabrikam.toml"),
+            entra_tenant(&authority, &secrets, &ca, false),
+        )
+        .unwrap();
+    })
+    .await;
+    app.wait_ready().await;
+    World {
+        app,
+        idp,
+        docs,
+        _dir: dir,
+    }
+}
+
+impl World {
+    async fn stop(self) {
+        self.app.stop().await;
+        self.idp.stop().await;
+    }
+
+    fn last_authorize(&self) -> std::collections::HashMap<String, String> {
+        self.idp
+            .state
+            .lock()
+            .unwrap()
+            .authorize_requests
+            .last()
+            .cloned()
+            .unwrap()
+    }
+
+    fn last_token_auth(&self) -> (String, String) {
+        self.idp
+            .state
+            .lock()
+            .unwrap()
+            .token_auth
+            .last()
+            .cloned()
+            .unwrap()
+    }
+}
+
+#[tokio::test]
+async fn full_dcr_login_with_consent_and_entra_translation() {
+    let w = world().await;
+    let client = Client::register(&w.app, "contoso", json!({})).await;
+    let browser = Browser::new();
+    let attempt = authorize_url(
+        &w.app,
+        "contoso",
+        &client,
+        "files.read offline_access",
+        "alice@contoso.example",
+    );
+    let Landing::Consent(page) = browser.go(&attempt.url, client.prefix()).await else {
+        panic!("consent page expected for a client not yet approved");
+    };
+    assert!(
+        page.contains("Test Agent")
+            && page.contains("Read your files")
+            && page.contains("127.0.0.1")
+    );
+    assert!(
+        w.idp.state.lock().unwrap().authorize_requests.is_empty(),
+        "nothing reached the IdP before consent"
+    );
+    let Landing::Client(url) = browser
+        .consent(
+            &format!("{}/contoso", w.app.base),
+            &page,
+            "approve",
+            client.prefix(),
+        )
+        .await
+    else {
+        panic!("approval should end at the client");
+    };
+    assert_eq!(
+        param(&url, "state").as_deref(),
+        Some(attempt.state.as_str())
+    );
+    assert_eq!(param(&url, "iss"), Some(format!("{}/contoso", w.app.base)));
+    let code = param(&url, "code").unwrap();
+
+    // What the IdP saw: the static app, the shim's callback and PKCE, fully qualified scopes,
+    // openid and offline_access added, no resource, the login hint passed through.
+    let up = w.last_authorize();
+    assert_eq!(up["client_id"], SECRET_APP);
+    assert_eq!(
+        up["redirect_uri"],
+        format!("{}/contoso/callback", w.app.base)
+    );
+    assert_eq!(up["code_challenge_method"], "S256");
+    assert_ne!(
+        up["code_challenge"],
+        dcr_shim::oauth::pkce::s256(&attempt.verifier),
+        "the shim uses its own PKCE upstream"
+    );
+    assert_eq!(
+        up["scope"],
+        "openid api://mcp-files/files.read offline_access"
+    );
+    assert!(!up.contains_key("resource"));
+    assert_eq!(up["login_hint"], "alice@contoso.example");
+
+    let (status, tokens) = redeem(&w.app, "contoso", &client, &code, &attempt).await;
+    assert_eq!(status, 200, "{tokens}");
+    assert!(
+        tokens["access_token"]
+            .as_str()
+            .unwrap()
+            .starts_with("entra-at.alice@contoso.example.api://mcp-files/files.read."),
+        "passthrough of the IdP's access token"
+    );
+    assert_eq!(tokens["token_type"], "Bearer");
+    assert_eq!(tokens["scope"], "files.read");
+    assert_eq!(tokens["expires_in"], 3599);
+    let rt = tokens["refresh_token"].as_str().unwrap();
+    assert!(
+        !rt.starts_with("entra-rt"),
+        "the client gets the shim's own refresh token"
+    );
+    assert_eq!(
+        w.last_token_auth(),
+        (SECRET_APP.to_owned(), "client_secret_post".to_owned())
+    );
+    w.stop().await;
+}
+
+#[tokio::test]
+async fn consent_is_remembered_per_browser_and_deny_returns_access_denied() {
+    let w = world().await;
+    let client = Client::register(&w.app, "contoso", json!({})).await;
+    let browser = Browser::new();
+    login(&w.app, &browser, "contoso", &client, "alice").await;
+
+    // Same browser, same client: straight to the IdP.
+    let again = authorize_url(&w.app, "contoso", &client, "files.read", "alice");
+    assert!(
+        matches!(
+            browser.go(&again.url, client.prefix()).await,
+            Landing::Client(_)
+        ),
+        "approval remembered"
+    );
+
+    // A repeated GET does not break the form already open in another tab.
+    let other = Browser::new();
+    let first = authorize_url(&w.app, "contoso", &client, "files.read", "bob");
+    let Landing::Consent(page_one) = other.go(&first.url, client.prefix()).await else {
+        panic!()
+    };
+    let Landing::Consent(_page_two) = other.go(&first.url, client.prefix()).await else {
+        panic!()
+    };
+    assert!(matches!(
+        other
+            .consent(
+                &format!("{}/contoso", w.app.base),
+                &page_one,
+                "approve",
+                client.prefix()
+            )
+            .await,
+        Landing::Client(_)
+    ));
+
+    // A third browser denies.
+    let denier = Browser::new();
+    let attempt = authorize_url(&w.app, "contoso", &client, "files.read", "carol");
+    let Landing::Consent(page) = denier.go(&attempt.url, client.prefix()).await else {
+        panic!()
+    };
+    let before = w.idp.state.lock().unwrap().authorize_requests.len();
+    let Landing::Client(url) = denier
+        .consent(
+            &format!("{}/contoso", w.app.base),
+            &page,
+            "deny",
+            client.prefix(),
+        )
+        .await
+    else {
+        panic!()
+    };
+    assert_eq!(param(&url, "error").as_deref(), Some("access_denied"));
+    assert_eq!(
+        param(&url, "state").as_deref(),
+        Some(attempt.state.as_str())
+    );
+    assert_eq!(param(&url, "iss"), Some(format!("{}/contoso", w.app.base)));
+    assert_eq!(
+        w.idp.state.lock().unwrap().authorize_requests.len(),
+        before,
+        "a denial never reaches the IdP"
+    );
+
+    // A consent post without the browser's CSRF cookie is refused.
+    let stranger = Browser::new();
+    let landing = stranger
+        .consent(
+            &format!("{}/contoso", w.app.base),
+            &page,
+            "approve",
+            client.prefix(),
+        )
+        .await;
+    assert!(
+        matches!(landing, Landing::Page(400, ref body) if body.contains("CSRF")),
+        "{landing:?}"
+    );
+    w.stop().await;
+}
+
+#[tokio::test]
+async fn cimd_client_logs_in_without_registering() {
+    let w = world().await;
+    let client_id = w.docs.url("/agent.json");
+    w.docs.set(
+        "/agent.json",
+        Canned::json(&json!({
+            "client_id": client_id,
+            "client_name": "Doc Agent",
+            "redirect_uris": ["http://127.0.0.1/cb"],
+            "grant_types": ["authorization_code", "refresh_token"],
+            "token_endpoint_auth_method": "none",
+        })),
+    );
+    let client = Client {
+        id: client_id,
+        secret: None,
+        redirect_uri: "http://127.0.0.1:49152/cb".into(),
+    };
+    let browser = Browser::new();
+    let attempt = authorize_url(
+        &w.app,
+        "contoso",
+        &client,
+        "files.read files.write offline_access",
+        "dora",
+    );
+    let Landing::Consent(page) = browser.go(&attempt.url, client.prefix()).await else {
+        panic!("consent expected")
+    };
+    assert!(
+        page.contains("Doc Agent") && page.contains("Published by") && page.contains("localhost")
+    );
+    let Landing::Client(url) = browser
+        .consent(
+            &format!("{}/contoso", w.app.base),
+            &page,
+            "approve",
+            client.prefix(),
+        )
+        .await
+    else {
+        panic!()
+    };
+    let code = param(&url, "code").unwrap();
+    let (status, tokens) = redeem(&w.app, "contoso", &client, &code, &attempt).await;
+    assert_eq!(status, 200, "{tokens}");
+    assert_eq!(tokens["scope"], "files.read files.write");
+    assert!(
+        tokens["access_token"]
+            .as_str()
+            .unwrap()
+            .starts_with("entra-at.dora.")
+    );
+    w.stop().await;
+}
+
+#[tokio::test]
+async fn refresh_rotates_with_a_grace_window_and_reuse_revokes_the_family() {
+    let w = world().await;
+    let client = Client::register(&w.app, "contoso", json!({})).await;
+    let browser = Browser::new();
+    let (code, attempt) = login(&w.app, &browser, "contoso", &client, "erin").await;
+    let (_, tokens) = redeem(&w.app, "contoso", &client, &code, &attempt).await;
+    let rt1 = tokens["refresh_token"].as_str().unwrap().to_owned();
+
+    let (status, second) = refresh(&w.app, "contoso", &client, &rt1).await;
+    assert_eq!(status, 200, "{second}");
+    let rt2 = second["refresh_token"].as_str().unwrap().to_owned();
+    assert_ne!(rt1, rt2, "rotated");
+    assert_ne!(
+        second["access_token"], tokens["access_token"],
+        "a fresh access token from the IdP"
+    );
+    assert_eq!(second["scope"], "files.read");
+    // The IdP was asked with the original, fully qualified scopes (never a Graph audience).
+    let (status, retry) = refresh(&w.app, "contoso", &client, &rt1).await;
+    assert_eq!(status, 200, "a retry within the grace window succeeds");
+    assert_eq!(
+        retry["refresh_token"], second["refresh_token"],
+        "and gets the same successor"
+    );
+
+    // Reuse after the grace window: the whole family is revoked.
+    let tenant = w.app.tenant("contoso");
+    let later = dcr_shim::app::unix_now() + dcr_shim::oauth::token::REFRESH_GRACE_SECONDS + 5;
+    let form = dcr_shim::oauth::params::Params::parse(&format!(
+        "grant_type=refresh_token&refresh_token={rt1}&client_id={}",
+        client.id
+    ));
+    let creds = dcr_shim::oauth::token::ClientCredentials { basic: None };
+    let err = w
+        .app
+        .state()
+        .auth
+        .token(&tenant, &form, &creds, later)
+        .await
+        .unwrap_err();
+    assert_eq!(err.code, dcr_shim::oauth::ErrorCode::InvalidGrant);
+    let (status, body) = refresh(&w.app, "contoso", &client, &rt2).await;
+    assert_eq!(status, 400);
+    assert_eq!(
+        body["error"], "invalid_grant",
+        "the successor died with the family"
+    );
+    w.stop().await;
+}
+
+#[tokio::test]
+async fn upstream_invalid_grant_on_refresh_revokes_the_family() {
+    let w = world().await;
+    let client = Client::register(&w.app, "contoso", json!({})).await;
+    let (code, attempt) = login(&w.app, &Browser::new(), "contoso", &client, "frank").await;
+    let (_, tokens) = redeem(&w.app, "contoso", &client, &code, &attempt).await;
+    w.idp.revoke_all_refresh_tokens();
+    let (status, body) = refresh(
+        &w.app,
+        "contoso",
+        &client,
+        tokens["refresh_token"].as_str().unwrap(),
+    )
+    .await;
+    assert_eq!(status, 400);
+    assert_eq!(body["error"], "invalid_grant");
+    assert!(
+        body["error_description"]
+            .as_str()
+            .unwrap()
+            .contains("AADSTS700082"),
+        "{body}"
+    );
+    w.stop().await;
+}
+
+#[tokio::test]
+async fn a_replayed_code_is_refused_and_revokes_what_it_issued() {
+    let w = world().await;
+    let client = Client::register(&w.app, "contoso", json!({})).await;
+    let (code, attempt) = login(&w.app, &Browser::new(), "contoso", &client, "gina").await;
+    let (status, tokens) = redeem(&w.app, "contoso", &client, &code, &attempt).await;
+    assert_eq!(status, 200);
+    let (status, replay) = redeem(&w.app, "contoso", &client, &code, &attempt).await;
+    assert_eq!(
+        (status, replay["error"].as_str()),
+        (400, Some("invalid_grant"))
+    );
+    let (status, _) = refresh(
+        &w.app,
+        "contoso",
+        &client,
+        tokens["refresh_token"].as_str().unwrap(),
+    )
+    .await;
+    assert_eq!(
+        status, 400,
+        "the refresh token from the first redemption is revoked"
+    );
+    w.stop().await;
+}
+
+#[tokio::test]
+async fn wrong_verifier_redirect_uri_and_client_at_the_token_endpoint() {
+    let w = world().await;
+    let client = Client::register(&w.app, "contoso", json!({})).await;
+    let other = Client::register(&w.app, "contoso", json!({})).await;
+    let (code, attempt) = login(&w.app, &Browser::new(), "contoso", &client, "hank").await;
+    let bad_verifier = "x".repeat(50);
+    let cases: Vec<(&Client, Vec<(&str, &str)>, &str)> = vec![
+        (
+            &client,
+            vec![
+                ("code_verifier", &bad_verifier),
+                ("redirect_uri", &client.redirect_uri),
+            ],
+            "invalid_grant",
+        ),
+        (
+            &client,
+            vec![
+                ("code_verifier", &attempt.verifier),
+                ("redirect_uri", "http://127.0.0.1:49152/cbx"),
+            ],
+            "invalid_grant",
+        ),
+        (
+            &client,
+            vec![("redirect_uri", &client.redirect_uri)],
+            "invalid_request",
+        ),
+        (
+            &other,
+            vec![
+                ("code_verifier", &attempt.verifier),
+                ("redirect_uri", &client.redirect_uri),
+            ],
+            "invalid_grant",
+        ),
+    ];
+    for (who, extra, expected) in cases {
+        let mut form = vec![
+            ("grant_type", "authorization_code"),
+            ("code", code.as_str()),
+        ];
+        form.extend(extra);
+        let (status, body) = token_request(&w.app, "contoso", who, &form).await;
+        assert_eq!(
+            (status, body["error"].as_str()),
+            (400, Some(expected)),
+            "{body}"
+        );
+    }
+    // The failed attempts did not burn the code for its rightful owner.
+    let (status, _) = redeem(&w.app, "contoso", &client, &code, &attempt).await;
+    assert_eq!(status, 200);
+    w.stop().await;
+}
+
+#[tokio::test]
+async fn a_wrong_redirect_uri_at_authorize_gets_a_page_and_no_redirect() {
+    let w = world().await;
+    let client = Client::register(&w.app, "contoso", json!({})).await;
+    let browser = Browser::new();
+    for bad in [
+        "http://127.0.0.1:49152/cbx",
+        "https://evil.example/cb",
+        "http://127.0.0.1:49152/cb#x",
+        "http://localhost:49152/cb",
+    ] {
+        let mut wrong = client.clone();
+        wrong.redirect_uri = bad.into();
+        let attempt = authorize_url(&w.app, "contoso", &wrong, "files.read", "ivan");
+        let res = w.app.http.get(&attempt.url).send().await.unwrap();
+        assert_eq!(res.status(), 400, "{bad}");
+        assert!(
+            res.headers().get("location").is_none(),
+            "{bad}: never redirect to an unvalidated URI"
+        );
+        assert_eq!(res.headers()["x-frame-options"], "DENY");
+    }
+    // Errors after the redirect URI is validated go back to it, with state and iss.
+    let attempt = authorize_url(&w.app, "contoso", &client, "files.admin", "ivan");
+    let Landing::Client(url) = browser.go(&attempt.url, client.prefix()).await else {
+        panic!()
+    };
+    assert_eq!(param(&url, "error").as_deref(), Some("invalid_scope"));
+    assert_eq!(
+        param(&url, "state").as_deref(),
+        Some(attempt.state.as_str())
+    );
+    let plain = attempt
+        .url
+        .replace("code_challenge_method=S256", "code_challenge_method=plain");
+    let Landing::Client(url) = browser.go(&plain, client.prefix()).await else {
+        panic!()
+    };
+    assert_eq!(param(&url, "error").as_deref(), Some("invalid_request"));
+    w.stop().await;
+}
+
+#[tokio::test]
+async fn an_upstream_error_reaches_the_client_with_the_aadsts_code() {
+    let w = world().await;
+    let client = Client::register(&w.app, "contoso", json!({})).await;
+    let browser = Browser::new();
+    let attempt = authorize_url(
+        &w.app,
+        "contoso",
+        &client,
+        "files.read",
+        "unassigned@contoso.example",
+    );
+    let Landing::Consent(page) = browser.go(&attempt.url, client.prefix()).await else {
+        panic!()
+    };
+    let Landing::Client(url) = browser
+        .consent(
+            &format!("{}/contoso", w.app.base),
+            &page,
+            "approve",
+            client.prefix(),
+        )
+        .await
+    else {
+        panic!()
+    };
+    assert_eq!(param(&url, "error").as_deref(), Some("access_denied"));
+    let description = param(&url, "error_description").unwrap();
+    assert!(
+        description.contains("AADSTS50105") && description.contains("not assigned"),
+        "{description}"
+    );
+    assert_eq!(
+        param(&url, "state").as_deref(),
+        Some(attempt.state.as_str())
+    );
+
+    // A Web app without a credential: Entra's AADSTS7000218 at the code exchange.
+    let nocred = Client::register(&w.app, "contoso", json!({"software_id": "nocred-agent"})).await;
+    let attempt = authorize_url(&w.app, "contoso", &nocred, "files.read", "jane");
+    let Landing::Consent(page) = browser.go(&attempt.url, nocred.prefix()).await else {
+        panic!()
+    };
+    let Landing::Client(url) = browser
+        .consent(
+            &format!("{}/contoso", w.app.base),
+            &page,
+            "approve",
+            nocred.prefix(),
+        )
+        .await
+    else {
+        panic!()
+    };
+    assert_eq!(param(&url, "error").as_deref(), Some("server_error"));
+    assert!(
+        param(&url, "error_description")
+            .unwrap()
+            .contains("AADSTS7000218")
+    );
+    w.stop().await;
+}
+
+#[tokio::test]
+async fn private_key_jwt_federated_and_basic_credentials_are_accepted_by_the_idp() {
+    let w = world().await;
+    let browser = Browser::new();
+    for (software_id, app_id, how) in [
+        ("cert-agent", CERT_APP, "private_key_jwt:PS256"),
+        ("rs256-agent", CERT_APP, "private_key_jwt:RS256"),
+        ("fed-agent", FED_APP, "federated"),
+        ("basic-agent", SECRET_APP, "client_secret_basic"),
+    ] {
+        let client = Client::register(&w.app, "contoso", json!({"software_id": software_id})).await;
+        let (code, attempt) = login(&w.app, &browser, "contoso", &client, "kim").await;
+        assert_eq!(
+            w.last_authorize()["client_id"],
+            app_id,
+            "{software_id} mapped to its app"
+        );
+        let (status, body) = redeem(&w.app, "contoso", &client, &code, &attempt).await;
+        assert_eq!(status, 200, "{software_id}: {body}");
+        assert_eq!(w.last_token_auth(), (app_id.to_owned(), how.to_owned()));
+    }
+    w.stop().await;
+}
+
+#[tokio::test]
+async fn confidential_clients_authenticate_and_tenants_are_isolated() {
+    let w = world().await;
+    let client = Client::register(
+        &w.app,
+        "contoso",
+        json!({"token_endpoint_auth_method": "client_secret_basic"}),
+    )
+    .await;
+    assert!(client.secret.is_some());
+    let (code, attempt) = login(&w.app, &Browser::new(), "contoso", &client, "lee").await;
+    let mut wrong = client.clone();
+    wrong.secret = Some("not-the-secret".into());
+    let (status, body) = redeem(&w.app, "contoso", &wrong, &code, &attempt).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (401, Some("invalid_client"))
+    );
+    let (status, _) = redeem(&w.app, "contoso", &client, &code, &attempt).await;
+    assert_eq!(status, 200);
+
+    // A client of contoso is unknown to fabrikam: a page at authorize, invalid_client at token.
+    let attempt = authorize_url(&w.app, "fabrikam", &client, "files.read", "lee");
+    let res = w.app.http.get(&attempt.url).send().await.unwrap();
+    assert_eq!(res.status(), 400);
+    assert!(res.headers().get("location").is_none());
+    assert!(res.text().await.unwrap().contains("not registered"));
+    let (status, body) = redeem(&w.app, "fabrikam", &client, "whatever", &attempt).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (401, Some("invalid_client"))
+    );
+    w.stop().await;
+}
+
+#[tokio::test]
+async fn revocation_ends_the_refresh_family() {
+    let w = world().await;
+    let client = Client::register(&w.app, "contoso", json!({})).await;
+    let (code, attempt) = login(&w.app, &Browser::new(), "contoso", &client, "max").await;
+    let (_, tokens) = redeem(&w.app, "contoso", &client, &code, &attempt).await;
+    let rt = tokens["refresh_token"].as_str().unwrap();
+    let res = w
+        .app
+        .http
+        .post(format!("{}/contoso/revoke", w.app.base))
+        .form(&[
+            ("token", rt),
+            ("client_id", client.id.as_str()),
+            ("token_type_hint", "refresh_token"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let (status, _) = refresh(&w.app, "contoso", &client, rt).await;
+    assert_eq!(status, 400);
+    // Unknown tokens are answered with success (RFC 7009 §2.2).
+    let res = w
+        .app
+        .http
+        .post(format!("{}/contoso/revoke", w.app.base))
+        .form(&[("token", "nope"), ("client_id", client.id.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let v: Value = w
+        .app
+        .http
+        .post(format!("{}/contoso/revoke", w.app.base))
+        .form(&[("client_id", client.id.as_str())])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(v["error"], "invalid_request");
+    w.stop().await;
+}

@@ -38,14 +38,14 @@ fn token_error(tenant: &Tenant, e: &OAuthError) -> HttpResponse {
         actix_web::http::header::PRAGMA,
         actix_web::http::header::HeaderValue::from_static("no-cache"),
     );
-    if e.code == ErrorCode::InvalidClient {
-        if let Ok(v) = actix_web::http::header::HeaderValue::from_str(&format!(
+    if e.code == ErrorCode::InvalidClient
+        && let Ok(v) = actix_web::http::header::HeaderValue::from_str(&format!(
             "Basic realm=\"{}\"",
             tenant.issuer
-        )) {
-            res.headers_mut()
-                .insert(actix_web::http::header::WWW_AUTHENTICATE, v);
-        }
+        ))
+    {
+        res.headers_mut()
+            .insert(actix_web::http::header::WWW_AUTHENTICATE, v);
     }
     res
 }

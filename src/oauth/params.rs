@@ -14,13 +14,15 @@ impl Params {
     pub fn parse(raw: &str) -> Self {
         let mut out = Self::default();
         for (k, v) in url::form_urlencoded::parse(raw.as_bytes()) {
-            let k = k.into_owned();
-            if out.values.contains_key(&k) {
-                if !out.repeated.contains(&k) {
-                    out.repeated.push(k);
+            match out.values.entry(k.into_owned()) {
+                std::collections::hash_map::Entry::Occupied(e) => {
+                    if !out.repeated.contains(e.key()) {
+                        out.repeated.push(e.key().clone());
+                    }
                 }
-            } else {
-                out.values.insert(k, v.into_owned());
+                std::collections::hash_map::Entry::Vacant(e) => {
+                    e.insert(v.into_owned());
+                }
             }
         }
         out

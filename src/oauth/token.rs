@@ -182,13 +182,13 @@ impl AuthServer {
             }
             _ => {}
         }
-        if let Some(res) = form.get("resource") {
-            if res != r.resource {
-                return Err(OAuthError::new(
-                    ErrorCode::InvalidTarget,
-                    "resource differs from the authorization request",
-                ));
-            }
+        if let Some(res) = form.get("resource")
+            && res != r.resource
+        {
+            return Err(OAuthError::new(
+                ErrorCode::InvalidTarget,
+                "resource differs from the authorization request",
+            ));
         }
         let verifier = form
             .get("code_verifier")
@@ -224,10 +224,10 @@ impl AuthServer {
             )
             .await?
         {
-            if let Some(latest) = self.records.get::<AuthCode>(&tenant.id, &id, now).await? {
-                if let Some(f) = latest.value.family_id {
-                    self.revoke_family(tenant, &f, now).await?;
-                }
+            if let Some(latest) = self.records.get::<AuthCode>(&tenant.id, &id, now).await?
+                && let Some(f) = latest.value.family_id
+            {
+                self.revoke_family(tenant, &f, now).await?;
             }
             return Err(invalid_grant("the authorization code was already used"));
         }
@@ -328,26 +328,25 @@ impl AuthServer {
         if family.as_ref().is_none_or(|f| f.value.revoked) {
             return Err(invalid_grant("the refresh token has been revoked"));
         }
-        if let Some(res) = form.get("resource") {
-            if res != rec.resource {
-                return Err(OAuthError::new(
-                    ErrorCode::InvalidTarget,
-                    "resource differs from the one this refresh token was issued for",
-                ));
-            }
+        if let Some(res) = form.get("resource")
+            && res != rec.resource
+        {
+            return Err(OAuthError::new(
+                ErrorCode::InvalidTarget,
+                "resource differs from the one this refresh token was issued for",
+            ));
         }
-        if let Some(scope) = form.get("scope") {
-            if let Some(extra) = scope
+        if let Some(scope) = form.get("scope")
+            && let Some(extra) = scope
                 .split(' ')
                 .find(|s| !rec.scopes.iter().any(|g| g == s) && *s != "offline_access")
-            {
-                return Err(OAuthError::new(
-                    ErrorCode::InvalidScope,
-                    format!(
-                        "'{extra}' was not granted to this refresh token; ask for it with a new authorization"
-                    ),
-                ));
-            }
+        {
+            return Err(OAuthError::new(
+                ErrorCode::InvalidScope,
+                format!(
+                    "'{extra}' was not granted to this refresh token; ask for it with a new authorization"
+                ),
+            ));
         }
         let sealed_upstream = match &rec.state {
             RefreshState::Rotated {
@@ -537,11 +536,10 @@ impl AuthServer {
             .records
             .get::<RefreshRecord>(&tenant.id, &handle_hash(token), now)
             .await?
+            && rec.value.client_id == client.client_id
         {
-            if rec.value.client_id == client.client_id {
-                self.revoke_family(tenant, &rec.value.family_id, now)
-                    .await?;
-            }
+            self.revoke_family(tenant, &rec.value.family_id, now)
+                .await?;
         }
         Ok(())
     }

@@ -229,6 +229,7 @@ async fn authorize(ctx: web::Data<Ctx>, req: HttpRequest) -> HttpResponse {
 }
 
 /// How the client authenticated, or the AADSTS error for it.
+#[allow(clippy::result_large_err)]
 fn authenticate(
     ctx: &Ctx,
     req: &HttpRequest,
@@ -428,10 +429,10 @@ async fn token(ctx: web::Data<Ctx>, req: HttpRequest, body: String) -> HttpRespo
                     "The refresh token was issued to another client.",
                 );
             }
-            if let Some(requested) = p.get("scope") {
-                if let Err((code, text)) = check_scopes(requested) {
-                    return aad_error(400, "invalid_scope", code, text);
-                }
+            if let Some(requested) = p.get("scope")
+                && let Err((code, text)) = check_scopes(requested)
+            {
+                return aad_error(400, "invalid_scope", code, text);
             }
             (user, scope, None)
         }

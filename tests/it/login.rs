@@ -506,7 +506,8 @@ async fn wrong_verifier_redirect_uri_and_client_at_the_token_endpoint() {
     let other = Client::register(&w.app, "contoso", json!({})).await;
     let (code, attempt) = login(&w.app, &Browser::new(), "contoso", &client, "hank").await;
     let bad_verifier = "x".repeat(50);
-    let cases: Vec<(&Client, Vec<(&str, &str)>, &str)> = vec![
+    type Case<'a> = (&'a Client, Vec<(&'a str, &'a str)>, &'a str);
+    let cases: Vec<Case> = vec![
         (
             &client,
             vec![

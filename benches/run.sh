@@ -5,6 +5,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 if [[ "${1:-}" == "--smoke" ]]; then
   cargo bench --locked --profile dev --bench registration -- --smoke
+  cargo bench --locked --profile dev --bench login -- --smoke
 else
   cargo bench --locked --bench registration
+  cargo bench --locked --bench login
 fi

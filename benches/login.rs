@@ -37,9 +37,18 @@ impl Steps {
     }
 
     fn p(&self, step: &str, q: f64) -> Duration {
-        let mut v = self.0.iter().find(|(s, _)| *s == step).map(|(_, v)| v.clone()).unwrap_or_default();
+        let mut v = self
+            .0
+            .iter()
+            .find(|(s, _)| *s == step)
+            .map(|(_, v)| v.clone())
+            .unwrap_or_default();
         v.sort();
-        if v.is_empty() { Duration::ZERO } else { v[((v.len() - 1) as f64 * q).round() as usize] }
+        if v.is_empty() {
+            Duration::ZERO
+        } else {
+            v[((v.len() - 1) as f64 * q).round() as usize]
+        }
     }
 }
 
@@ -47,7 +56,11 @@ fn ms(d: Duration) -> String {
     format!("{:.2}", d.as_secs_f64() * 1000.0)
 }
 
-async fn timed<T>(steps: &mut Steps, step: &'static str, f: impl std::future::Future<Output = T>) -> T {
+async fn timed<T>(
+    steps: &mut Steps,
+    step: &'static str,
+    f: impl std::future::Future<Output = T>,
+) -> T {
     let t = Instant::now();
     let out = f.await;
     steps.add(step, t.elapsed());
@@ -56,7 +69,11 @@ async fn timed<T>(steps: &mut Steps, step: &'static str, f: impl std::future::Fu
 
 #[tokio::main]
 async fn main() {
-    let n = if std::env::args().any(|a| a == "--smoke") { 3 } else { 200 };
+    let n = if std::env::args().any(|a| a == "--smoke") {
+        3
+    } else {
+        200
+    };
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("secret"), APP_SECRET).unwrap();
     std::fs::write(dir.path().join("fed"), "unused").unwrap();
@@ -79,9 +96,14 @@ registrations_per_minute = 100000
         idp.authority,
         dir.path().join("secret").display().to_string()
     );
-    let app = helpers::spawn_app_with_tenants(|t| std::fs::write(t.join("bench.toml"), tenant).unwrap()).await;
+    let app =
+        helpers::spawn_app_with_tenants(|t| std::fs::write(t.join("bench.toml"), tenant).unwrap())
+            .await;
     app.wait_ready().await;
-    let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
 
     let mut shim = Steps::default();
     let mut direct = Steps::default();
@@ -89,23 +111,61 @@ registrations_per_minute = 100000
         // Through the shim.
         let total = Instant::now();
         timed(&mut shim, "metadata", async {
-            let r = http.get(format!("{}/.well-known/oauth-authorization-server/bench", app.base)).send().await.unwrap();
+            let r = http
+                .get(format!(
+                    "{}/.well-known/oauth-authorization-server/bench",
+                    app.base
+                ))
+                .send()
+                .await
+                .unwrap();
             r.bytes().await.unwrap();
         })
         .await;
-        let client = timed(&mut shim, "register", Client::register(&app, "bench", json!({}))).await;
+        let client = timed(
+            &mut shim,
+            "register",
+            Client::register(&app, "bench", json!({})),
+        )
+        .await;
         let browser = Browser::new();
         let attempt = authorize_url(&app, "bench", &client, "files.read offline_access", "alice");
         let landing = timed(&mut shim, "authorize + consent + IdP + callback", async {
-            let Landing::Consent(page) = browser.go(&attempt.url, client.prefix()).await else { panic!("no consent page") };
-            browser.consent(&format!("{}/bench", app.base), &page, "approve", client.prefix()).await
+            let Landing::Consent(page) = browser.go(&attempt.url, client.prefix()).await else {
+                panic!("no consent page")
+            };
+            browser
+                .consent(
+                    &format!("{}/bench", app.base),
+                    &page,
+                    "approve",
+                    client.prefix(),
+                )
+                .await
         })
         .await;
-        let Landing::Client(url) = landing else { panic!("{landing:?}") };
+        let Landing::Client(url) = landing else {
+            panic!("{landing:?}")
+        };
         let code = param(&url, "code").unwrap();
-        let (status, tokens) = timed(&mut shim, "token", redeem(&app, "bench", &client, &code, &attempt)).await;
+        let (status, tokens) = timed(
+            &mut shim,
+            "token",
+            redeem(&app, "bench", &client, &code, &attempt),
+        )
+        .await;
         assert_eq!(status, 200);
-        let (status, _) = timed(&mut shim, "refresh", refresh(&app, "bench", &client, tokens["refresh_token"].as_str().unwrap())).await;
+        let (status, _) = timed(
+            &mut shim,
+            "refresh",
+            refresh(
+                &app,
+                "bench",
+                &client,
+                tokens["refresh_token"].as_str().unwrap(),
+            ),
+        )
+        .await;
         assert_eq!(status, 200);
         shim.add("complete login", total.elapsed());
 
@@ -113,7 +173,11 @@ registrations_per_minute = 100000
         let total = Instant::now();
         let base = format!("{}/{DIRECTORY}", idp.authority);
         timed(&mut direct, "metadata", async {
-            let r = http.get(format!("{base}/v2.0/.well-known/openid-configuration")).send().await.unwrap();
+            let r = http
+                .get(format!("{base}/v2.0/.well-known/openid-configuration"))
+                .send()
+                .await
+                .unwrap();
             r.bytes().await.unwrap();
         })
         .await;
@@ -140,24 +204,41 @@ registrations_per_minute = 100000
         let token = |form: HashMap<&'static str, String>| {
             let http = http.clone();
             let url = format!("{base}/oauth2/v2.0/token");
-            async move { http.post(url).form(&form).send().await.unwrap().json::<Value>().await.unwrap() }
+            async move {
+                http.post(url)
+                    .form(&form)
+                    .send()
+                    .await
+                    .unwrap()
+                    .json::<Value>()
+                    .await
+                    .unwrap()
+            }
         };
-        let tokens = timed(&mut direct, "token", token(HashMap::from([
-            ("grant_type", "authorization_code".to_owned()),
-            ("code", code),
-            ("redirect_uri", redirect.to_owned()),
-            ("code_verifier", verifier.clone()),
-            ("client_id", SECRET_APP.to_owned()),
-            ("client_secret", APP_SECRET.to_owned()),
-        ])))
+        let tokens = timed(
+            &mut direct,
+            "token",
+            token(HashMap::from([
+                ("grant_type", "authorization_code".to_owned()),
+                ("code", code),
+                ("redirect_uri", redirect.to_owned()),
+                ("code_verifier", verifier.clone()),
+                ("client_id", SECRET_APP.to_owned()),
+                ("client_secret", APP_SECRET.to_owned()),
+            ])),
+        )
         .await;
         let rt = tokens["refresh_token"].as_str().unwrap().to_owned();
-        timed(&mut direct, "refresh", token(HashMap::from([
-            ("grant_type", "refresh_token".to_owned()),
-            ("refresh_token", rt),
-            ("client_id", SECRET_APP.to_owned()),
-            ("client_secret", APP_SECRET.to_owned()),
-        ])))
+        timed(
+            &mut direct,
+            "refresh",
+            token(HashMap::from([
+                ("grant_type", "refresh_token".to_owned()),
+                ("refresh_token", rt),
+                ("client_id", SECRET_APP.to_owned()),
+                ("client_secret", APP_SECRET.to_owned()),
+            ])),
+        )
         .await;
         direct.add("complete login", total.elapsed());
     }
@@ -167,9 +248,31 @@ registrations_per_minute = 100000
     println!("{n} logins each way, in one run (ms; p50 / p95)\n");
     println!("| step | through dcr-shim | directly at the IdP | ratio (p50) |");
     println!("|---|---|---|---|");
-    for step in ["metadata", "register", "authorize + consent + IdP + callback", "token", "refresh", "complete login"] {
-        let (s50, s95, d50, d95) = (shim.p(step, 0.5), shim.p(step, 0.95), direct.p(step, 0.5), direct.p(step, 0.95));
-        let ratio = if d50.is_zero() { "–".to_owned() } else { format!("{:.2}×", s50.as_secs_f64() / d50.as_secs_f64()) };
-        println!("| {step} | {} / {} | {} / {} | {ratio} |", ms(s50), ms(s95), ms(d50), ms(d95));
+    for step in [
+        "metadata",
+        "register",
+        "authorize + consent + IdP + callback",
+        "token",
+        "refresh",
+        "complete login",
+    ] {
+        let (s50, s95, d50, d95) = (
+            shim.p(step, 0.5),
+            shim.p(step, 0.95),
+            direct.p(step, 0.5),
+            direct.p(step, 0.95),
+        );
+        let ratio = if d50.is_zero() {
+            "–".to_owned()
+        } else {
+            format!("{:.2}×", s50.as_secs_f64() / d50.as_secs_f64())
+        };
+        println!(
+            "| {step} | {} / {} | {} / {} | {ratio} |",
+            ms(s50),
+            ms(s95),
+            ms(d50),
+            ms(d95)
+        );
     }
 }

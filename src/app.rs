@@ -79,7 +79,7 @@ pub enum StartError {
     Listen(SocketAddr, std::io::Error),
     #[error("cannot set up the built-in dev IdP: {0}")]
     DevIdp(String),
-    #[error("cannot set up outbound HTTP for CIMD: {0}")]
+    #[error("cannot set up outbound HTTP: {0}")]
     Fetcher(String),
 }
 
@@ -166,7 +166,7 @@ pub async fn start_on(settings: Settings, listener: TcpListener) -> Result<Runni
     }
     let registry = ClientRegistry::new(records.clone(), resolvers);
     let upstreams = UpstreamDirectory::default();
-    let http = upstream_http_client();
+    let http = upstream_http_client().map_err(StartError::Fetcher)?;
     let mut tasks = upstreams.start(&tenants, http.clone());
 
     let mut dev_idps = HashMap::new();

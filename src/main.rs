@@ -123,7 +123,13 @@ async fn check(args: CommonArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let http = dcr_shim::upstream::discovery::upstream_http_client();
+    let http = match dcr_shim::upstream::discovery::upstream_http_client() {
+        Ok(h) => h,
+        Err(e) => {
+            eprintln!("dcr-shim: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     for t in &tenants {
         println!(
             "{}: tenant '{}', issuer {}, upstream {}",

@@ -441,7 +441,16 @@ fn validate(c: &TenantConfig, public_url: &Url, p: &mut Problems) {
     validate_resources(c, p);
     validate_mapping(c, p);
     validate_registration(c, p);
-    validate_dev(&c.dev, p);
+    validate_dev(&c.dev, public_url, p);
+}
+
+fn is_loopback_url(url: &Url) -> bool {
+    match url.host() {
+        Some(url::Host::Domain(d)) => d == "localhost",
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    }
 }
 
 fn validate_upstream(u: &UpstreamConfig, public_url: &Url, p: &mut Problems) {
@@ -684,7 +693,10 @@ fn validate_registration(c: &TenantConfig, p: &mut Problems) {
     }
 }
 
-fn validate_dev(d: &DevSettings, p: &mut Problems) {
+fn validate_dev(d: &DevSettings, public_url: &Url, p: &mut Problems) {
+    if d.cimd_allow_loopback && !is_loopback_url(public_url) {
+        p.add("dev.cimd_allow_loopback", format!("turns off the protection against fetches of internal addresses, so it is refused on a public URL that is not loopback ({public_url}); remove it"));
+    }
     if let Some(ca) = &d.cimd_extra_ca_file {
         match std::fs::read(ca) {
             Ok(pem) => {

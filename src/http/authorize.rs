@@ -9,7 +9,7 @@ use super::body::read_form;
 use super::pages::{ConsentView, consent_page, error_page};
 use crate::app::{AppState, unix_now};
 use crate::config::Tenant;
-use crate::oauth::authorize::AuthorizeError;
+use crate::oauth::authorize::{AuthorizeError, TRANSACTION_SECONDS};
 use crate::oauth::consent::{APPROVAL_SECONDS, ConsentError};
 use crate::oauth::params::Params;
 use crate::oauth::registration::random_token;
@@ -78,9 +78,13 @@ pub async fn authorize(
     };
     let now = unix_now();
     let params = Params::parse(req.query_string());
+    let approval_cookie = |client_id: &str| {
+        req.cookie(&state.auth.approval_cookie_name(tenant, client_id))
+            .map(|c| c.value().to_owned())
+    };
     let authorized = match state
         .auth
-        .validate_authorization(tenant, &params, now)
+        .validate_authorization(tenant, &params, &approval_cookie, now)
         .await
     {
         Ok(a) => a,
@@ -88,10 +92,14 @@ pub async fn authorize(
     };
     let client_id = &authorized.client.client_id;
     let approval = req.cookie(&state.auth.approval_cookie_name(tenant, client_id));
-    let approved =
-        state
-            .auth
-            .is_approved(tenant, client_id, approval.as_ref().map(|c| c.value()), now);
+    let r = &authorized.request;
+    let approved = state.auth.is_approved(
+        tenant,
+        r,
+        r.offline_access,
+        approval.as_ref().map(|c| c.value()),
+        now,
+    );
     if !state
         .auth
         .needs_consent(tenant, &authorized.client, approved)
@@ -101,7 +109,16 @@ pub async fn authorize(
             .begin_upstream(tenant, authorized.request, now)
             .await
         {
-            Ok(location) => found(&location),
+            Ok(up) => {
+                let mut res = found(&up.location);
+                let _ = res.add_cookie(&cookie(
+                    &state,
+                    up.cookie_name,
+                    up.cookie_value,
+                    TRANSACTION_SECONDS as i64,
+                ));
+                res
+            }
             Err(e) => refused(tenant, e),
         };
     }
@@ -205,11 +222,24 @@ pub async fn consent(
     match form.get("decision") {
         Some("approve") => {
             tracing::info!(target: "audit", event = "consent_approved", tenant = %tenant.id, client_id = %request.client_id, scopes = %request.scopes.join(" "));
-            let approval = state.auth.approval_cookie(tenant, &request.client_id, now);
             let name = state.auth.approval_cookie_name(tenant, &request.client_id);
+            let current = req.cookie(&name);
+            let approval = state.auth.approval_cookie(
+                tenant,
+                &request,
+                request.offline_access,
+                current.as_ref().map(|c| c.value()),
+                now,
+            );
             match state.auth.begin_upstream(tenant, request, now).await {
-                Ok(location) => {
-                    let mut res = see_other(&location);
+                Ok(up) => {
+                    let mut res = see_other(&up.location);
+                    let _ = res.add_cookie(&cookie(
+                        &state,
+                        up.cookie_name,
+                        up.cookie_value,
+                        TRANSACTION_SECONDS as i64,
+                    ));
                     let _ =
                         res.add_cookie(&cookie(&state, name, approval, APPROVAL_SECONDS as i64));
                     res

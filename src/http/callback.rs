@@ -17,11 +17,31 @@ pub async fn callback(
         return error_page(404, "There is no tenant by this name on this server.");
     };
     let params = Params::parse(req.query_string());
-    match state.auth.callback(tenant, &params, unix_now()).await {
-        CallbackOutcome::Redirect(location) => HttpResponse::Found()
-            .insert_header((LOCATION, location))
-            .insert_header(("Cache-Control", "no-store"))
-            .finish(),
+    let cookie_name = params
+        .get("state")
+        .map(|s| state.auth.transaction_cookie_name(s));
+    let binding = cookie_name.as_ref().and_then(|n| req.cookie(n));
+    match state
+        .auth
+        .callback(
+            tenant,
+            &params,
+            binding.as_ref().map(|c| c.value()),
+            unix_now(),
+        )
+        .await
+    {
+        CallbackOutcome::Redirect(location) => {
+            let mut res = HttpResponse::Found()
+                .insert_header((LOCATION, location))
+                .insert_header(("Cache-Control", "no-store"))
+                .finish();
+            if let Some(mut c) = binding {
+                c.set_path("/");
+                let _ = res.add_removal_cookie(&c);
+            }
+            res
+        }
         CallbackOutcome::Page { status, message } => error_page(status, &message),
     }
 }

@@ -67,7 +67,8 @@ pub enum FetchError {
     NotJson(String),
     #[error("the document is larger than {0} bytes")]
     TooLarge(usize),
-    #[error("the connection failed: {0}")]
+    /// The cause stays out of `Display` (which clients see); `Debug`, for the log, has it.
+    #[error("the connection failed")]
     Connect(String),
     #[error("the fetcher could not be set up: {0}")]
     Setup(String),

@@ -66,6 +66,13 @@ impl AuthorizeError {
     }
 }
 
+/// Where to send the browser after consent, and the cookie that binds the transaction to it.
+pub struct UpstreamRedirect {
+    pub location: String,
+    pub cookie_name: String,
+    pub cookie_value: String,
+}
+
 /// A validated request and the client it is for.
 pub struct Authorized {
     pub client: ClientRecord,
@@ -83,10 +90,12 @@ pub struct ConsentTicket {
 }
 
 impl AuthServer {
+    /// `approval_cookie` gives the browser's approval cookie for a client id, if any.
     pub async fn validate_authorization(
         &self,
         tenant: &Tenant,
         params: &Params,
+        approval_cookie: &dyn Fn(&str) -> Option<String>,
         now: u64,
     ) -> Result<Authorized, AuthorizeError> {
         for name in ["client_id", "redirect_uri"] {
@@ -147,10 +156,34 @@ impl AuthServer {
             },
         };
         let state = params.get("state").map(str::to_owned);
-        let redirect_error = |error: OAuthError| AuthorizeError::Redirect {
-            redirect_uri: redirect_uri.clone(),
-            state: state.clone(),
-            error,
+        // Errors go back to the redirect URI only where that cannot make this server an open
+        // redirector for a client nobody approved (RFC 9700 §4.11.2): loopback URIs (the
+        // user's own machine), clients of trusted CIMD hosts, or clients this browser approved.
+        // Anything else gets the error on a page.
+        let safe_to_redirect = url::Url::parse(&redirect_uri).is_ok_and(|u| u.scheme() == "http")
+            || self.is_trusted(tenant, &client)
+            || self.has_any_approval(
+                tenant,
+                client_id,
+                approval_cookie(client_id).as_deref(),
+                now,
+            );
+        let redirect_error = |error: OAuthError| {
+            if safe_to_redirect {
+                AuthorizeError::Redirect {
+                    redirect_uri: redirect_uri.clone(),
+                    state: state.clone(),
+                    error,
+                }
+            } else {
+                AuthorizeError::page(
+                    400,
+                    format!(
+                        "The application's request was refused ({}: {}). Because this browser has not approved the application, the server does not send you back to it automatically.",
+                        error.code, error.description
+                    ),
+                )
+            }
         };
         if let Some(name) = params.repeated.iter().find(|n| n.as_str() != "resource") {
             return Err(redirect_error(OAuthError::invalid_request(format!(
@@ -265,7 +298,13 @@ impl AuthServer {
             resource: resource.uri.clone(),
             scopes: grant.names,
             upstream_scopes: grant.upstream,
-            offline_access: grant.offline_access,
+            // Refresh tokens are issued to clients registered for the refresh_token grant; the
+            // consent page says so whenever they will be.
+            offline_access: grant.offline_access
+                || client
+                    .metadata
+                    .grant_types
+                    .contains(&GrantType::RefreshToken),
             app: app_name,
             prompt: hint("prompt")?,
             login_hint: hint("login_hint")?,
@@ -282,24 +321,35 @@ impl AuthServer {
         client: &ClientRecord,
         approved_in_browser: bool,
     ) -> bool {
-        let trusted = client.cimd_host().is_some_and(|h| {
+        !(self.is_trusted(tenant, client) || approved_in_browser)
+    }
+
+    /// Whether the tenant trusts the client's CIMD host (its clients skip consent).
+    pub fn is_trusted(&self, tenant: &Tenant, client: &ClientRecord) -> bool {
+        client.cimd_host().is_some_and(|h| {
             tenant
                 .config
                 .registration
                 .cimd_trusted_hosts
                 .iter()
                 .any(|p| p.matches(h))
-        });
-        !(trusted || approved_in_browser)
+        })
     }
 
-    /// Creates the transaction and returns the IdP authorization URL to redirect to.
+    /// The name of the cookie that binds one transaction to the browser.
+    pub fn transaction_cookie_name(&self, txn_id: &str) -> String {
+        let prefix = if self.secure_cookies { "__Host-" } else { "" };
+        format!("{prefix}dcr-txn-{}", &handle_hash(txn_id)[..16])
+    }
+
+    /// Creates the transaction and returns the IdP authorization URL to redirect to, with the
+    /// cookie to set in this browser.
     pub async fn begin_upstream(
         &self,
         tenant: &Tenant,
         request: PendingAuthorization,
         now: u64,
-    ) -> Result<String, AuthorizeError> {
+    ) -> Result<UpstreamRedirect, AuthorizeError> {
         let (back_to, back_state) = (request.redirect_uri.clone(), request.state.clone());
         let redirect_error = |error: OAuthError| AuthorizeError::Redirect {
             redirect_uri: back_to.clone(),
@@ -350,9 +400,11 @@ impl AuthServer {
             }
         }
         let location = append_query(&endpoints.authorization_endpoint, &query);
+        let binding = random_token();
         let txn = Transaction {
             sealed_verifier: self.sealer.seal(&txn_id, verifier.as_bytes()),
             nonce,
+            browser_hash: handle_hash(&binding),
             created_at: now,
             request,
         };
@@ -366,7 +418,11 @@ impl AuthServer {
             )
             .await
             .map_err(|e| redirect_error(e.into()))?;
-        Ok(location)
+        Ok(UpstreamRedirect {
+            location,
+            cookie_name: self.transaction_cookie_name(&txn_id),
+            cookie_value: binding,
+        })
     }
 
     /// The `resource` to send upstream: never to Entra (it takes the resource from the

@@ -12,7 +12,7 @@ use super::error::{ErrorCode, OAuthError};
 use super::params::{Params, append_query};
 use super::records::{AuthCode, Transaction};
 use super::registration::random_token;
-use super::sealing::handle_hash;
+use super::sealing::{ct_eq, handle_hash};
 use super::server::AuthServer;
 use crate::config::Tenant;
 use crate::upstream::entra::IdpError;
@@ -30,7 +30,14 @@ pub enum CallbackOutcome {
 }
 
 impl AuthServer {
-    pub async fn callback(&self, tenant: &Tenant, params: &Params, now: u64) -> CallbackOutcome {
+    /// `browser_binding` is the value of the transaction's cookie in the calling browser.
+    pub async fn callback(
+        &self,
+        tenant: &Tenant,
+        params: &Params,
+        browser_binding: Option<&str>,
+        now: u64,
+    ) -> CallbackOutcome {
         let page = |status, message: &str| CallbackOutcome::Page {
             status,
             message: message.to_owned(),
@@ -41,11 +48,35 @@ impl AuthServer {
                 "The identity provider's answer has no state. Start the sign-in again from your application.",
             );
         };
-        let txn: Transaction = match self
-            .records
-            .take(&tenant.id, &handle_hash(state), now)
-            .await
-        {
+        let key = handle_hash(state);
+        // The transaction is checked against this browser before it is consumed, so a forwarded
+        // IdP link neither completes a stranger's login nor burns the rightful one.
+        match self.records.get::<Transaction>(&tenant.id, &key, now).await {
+            Ok(Some(t))
+                if browser_binding
+                    .is_some_and(|b| ct_eq(&handle_hash(b), &t.value.browser_hash)) => {}
+            Ok(Some(_)) => {
+                tracing::warn!(target: "audit", event = "callback_wrong_browser", tenant = %tenant.id);
+                return page(
+                    400,
+                    "This sign-in was started in another browser. Start the sign-in again from your application, in this browser.",
+                );
+            }
+            Ok(None) => {
+                return page(
+                    400,
+                    "This sign-in was already completed or has expired. Start the sign-in again from your application.",
+                );
+            }
+            Err(e) => {
+                tracing::error!(tenant = %tenant.id, error = %e, "cannot read the transaction");
+                return page(
+                    500,
+                    "The server could not complete the sign-in. The operator's log has the reason.",
+                );
+            }
+        }
+        let txn: Transaction = match self.records.take(&tenant.id, &key, now).await {
             Ok(Some(t)) => t,
             Ok(None) => {
                 return page(
@@ -211,7 +242,7 @@ pub fn check_id_token(
     if claims
         .get("exp")
         .and_then(Value::as_u64)
-        .is_none_or(|exp| exp + 300 < now)
+        .is_none_or(|exp| exp.saturating_add(300) < now)
     {
         return Err("the ID token has expired".into());
     }

@@ -194,11 +194,10 @@ impl CimdResolver {
         let metadata = match self.cache.get(client_id).await {
             Some(doc) => doc.metadata,
             None => {
-                let fetched = self
-                    .fetcher
-                    .get_json(&url)
-                    .await
-                    .map_err(|e| CimdError::Fetch(client_id.to_owned(), e))?;
+                let fetched = self.fetcher.get_json(&url).await.map_err(|e| {
+                    tracing::info!(tenant = %tenant.id, client_id, error = ?e, "client metadata document fetch failed");
+                    CimdError::Fetch(client_id.to_owned(), e)
+                })?;
                 let metadata = validate_document(client_id, &fetched.body)?;
                 if let Some(ttl) = cache_ttl(fetched.cache_control.as_deref()) {
                     let doc = CachedDocument {

@@ -21,11 +21,50 @@ pub const APPROVAL_SECONDS: u64 = 30 * 24 * 3600;
 const TICKET: &str = "consent-ticket";
 const APPROVAL: &str = "consent-approval";
 
+/// One approved combination of resource, scopes and redirect target.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+struct ApprovedGrant {
+    resource: String,
+    scopes: Vec<String>,
+    /// The redirect URI, without the port for a loopback one.
+    redirect: String,
+    offline: bool,
+}
+
+/// What a browser approved for one client: a request is covered when it asks for the same
+/// resource and redirect target and no scope (or offline access) beyond an approved grant.
 #[derive(Serialize, Deserialize)]
 struct Approval {
     tenant: String,
     client_id: String,
+    grants: Vec<ApprovedGrant>,
     expires_at: u64,
+}
+
+/// Most grants remembered per client and browser.
+const MAX_GRANTS: usize = 8;
+
+fn grant_of(request: &PendingAuthorization, offline: bool) -> ApprovedGrant {
+    let redirect = match url::Url::parse(&request.redirect_uri) {
+        Ok(mut u) if u.scheme() == "http" => {
+            let _ = u.set_port(None);
+            u.into()
+        }
+        _ => request.redirect_uri.clone(),
+    };
+    ApprovedGrant {
+        resource: request.resource.clone(),
+        scopes: request.scopes.clone(),
+        redirect,
+        offline,
+    }
+}
+
+fn covers(approved: &ApprovedGrant, wanted: &ApprovedGrant) -> bool {
+    approved.resource == wanted.resource
+        && approved.redirect == wanted.redirect
+        && (approved.offline || !wanted.offline)
+        && wanted.scopes.iter().all(|s| approved.scopes.contains(s))
 }
 
 /// Why a consent submission was refused.
@@ -102,30 +141,72 @@ impl AuthServer {
         }
     }
 
-    /// The value of a fresh approval cookie.
-    pub fn approval_cookie(&self, tenant: &Tenant, client_id: &str, now: u64) -> String {
+    fn read_approval(
+        &self,
+        tenant: &Tenant,
+        client_id: &str,
+        cookie: Option<&str>,
+        now: u64,
+    ) -> Option<Approval> {
+        let payload = self.signer.verify(APPROVAL, cookie?)?;
+        serde_json::from_slice::<Approval>(&payload)
+            .ok()
+            .filter(|a| {
+                a.tenant == tenant.id.as_str() && a.client_id == client_id && a.expires_at > now
+            })
+    }
+
+    /// The approval cookie after the user approved `request`, keeping what the browser's
+    /// current cookie already approved. `offline` says whether refresh tokens were shown.
+    pub fn approval_cookie(
+        &self,
+        tenant: &Tenant,
+        request: &PendingAuthorization,
+        offline: bool,
+        current: Option<&str>,
+        now: u64,
+    ) -> String {
+        let mut grants = self
+            .read_approval(tenant, &request.client_id, current, now)
+            .map(|a| a.grants)
+            .unwrap_or_default();
+        let new = grant_of(request, offline);
+        grants.retain(|g| !covers(&new, g));
+        grants.insert(0, new);
+        grants.truncate(MAX_GRANTS);
         let approval = Approval {
             tenant: tenant.id.to_string(),
-            client_id: client_id.to_owned(),
+            client_id: request.client_id.clone(),
+            grants,
             expires_at: now + APPROVAL_SECONDS,
         };
         self.signer
             .sign(APPROVAL, &serde_json::to_vec(&approval).unwrap_or_default())
     }
 
-    /// Whether a cookie value approves `client_id` at `tenant` now.
+    /// Whether the browser's approval cookie covers `request`.
     pub fn is_approved(
+        &self,
+        tenant: &Tenant,
+        request: &PendingAuthorization,
+        offline: bool,
+        cookie: Option<&str>,
+        now: u64,
+    ) -> bool {
+        let wanted = grant_of(request, offline);
+        self.read_approval(tenant, &request.client_id, cookie, now)
+            .is_some_and(|a| a.grants.iter().any(|g| covers(g, &wanted)))
+    }
+
+    /// Whether this browser approved anything at all for the client (then errors may be sent
+    /// back to its redirect URI without making the server an open redirector).
+    pub fn has_any_approval(
         &self,
         tenant: &Tenant,
         client_id: &str,
         cookie: Option<&str>,
         now: u64,
     ) -> bool {
-        let Some(payload) = cookie.and_then(|c| self.signer.verify(APPROVAL, c)) else {
-            return false;
-        };
-        serde_json::from_slice::<Approval>(&payload).is_ok_and(|a| {
-            a.tenant == tenant.id.as_str() && a.client_id == client_id && a.expires_at > now
-        })
+        self.read_approval(tenant, client_id, cookie, now).is_some()
     }
 }

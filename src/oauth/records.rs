@@ -19,6 +19,8 @@ pub struct PendingAuthorization {
     /// MCP-facing scope names granted.
     pub scopes: Vec<String>,
     pub upstream_scopes: Vec<String>,
+    /// Refresh tokens will be issued (the client asked for offline_access or is registered
+    /// for the refresh_token grant); the consent page says so.
     pub offline_access: bool,
     pub app: String,
     pub prompt: Option<String>,
@@ -33,6 +35,9 @@ pub struct Transaction {
     /// The shim's own PKCE verifier for the upstream leg, sealed under the transaction id.
     pub sealed_verifier: String,
     pub nonce: String,
+    /// SHA-256 of the cookie set in the browser that gave consent: the callback must come
+    /// back to that browser, so a forwarded IdP link cannot complete someone else's login.
+    pub browser_hash: String,
     pub created_at: u64,
 }
 

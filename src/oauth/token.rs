@@ -210,10 +210,27 @@ impl AuthServer {
             .contains(&GrantType::RefreshToken)
             && tokens.refresh_token.is_some();
         let family_id = wants_refresh.then(random_token);
+        // The family exists before the code is claimed, so that a replay racing this
+        // redemption always finds something to revoke.
+        if let Some(f) = &family_id {
+            let family = Family {
+                client_id: client.client_id.clone(),
+                revoked: false,
+                created_at: now,
+            };
+            let expires = Some(now + REFRESH_TOKEN_SECONDS);
+            if !self
+                .records
+                .insert_new(&tenant.id, f, &family, expires, now)
+                .await?
+            {
+                return Err(OAuthError::server_error());
+            }
+        }
         current.value.used = true;
         current.value.family_id = family_id.clone();
         // Claiming the code is the compare-and-swap: of two concurrent redemptions one wins.
-        if !self
+        let claimed = self
             .records
             .update(
                 &tenant.id,
@@ -222,8 +239,11 @@ impl AuthServer {
                 &current.value,
                 current.expires_at,
             )
-            .await?
-        {
+            .await?;
+        if !claimed {
+            if let Some(f) = &family_id {
+                self.revoke_family(tenant, f, now).await?;
+            }
             if let Some(latest) = self.records.get::<AuthCode>(&tenant.id, &id, now).await?
                 && let Some(f) = latest.value.family_id
             {
@@ -240,20 +260,6 @@ impl AuthServer {
             response["expires_in"] = json!(e);
         }
         if let (Some(family_id), Some(upstream_refresh)) = (family_id, &tokens.refresh_token) {
-            let family = Family {
-                client_id: client.client_id.clone(),
-                revoked: false,
-                created_at: now,
-            };
-            self.records
-                .insert_new(
-                    &tenant.id,
-                    &family_id,
-                    &family,
-                    Some(now + REFRESH_TOKEN_SECONDS),
-                    now,
-                )
-                .await?;
             let refresh = random_token();
             let record = RefreshRecord {
                 family_id,
@@ -267,15 +273,14 @@ impl AuthServer {
                     sealed_upstream: self.sealer.seal(&refresh, upstream_refresh.as_bytes()),
                 },
             };
-            self.records
-                .insert_new(
-                    &tenant.id,
-                    &handle_hash(&refresh),
-                    &record,
-                    Some(now + REFRESH_TOKEN_SECONDS),
-                    now,
-                )
-                .await?;
+            let expires = Some(now + REFRESH_TOKEN_SECONDS);
+            if !self
+                .records
+                .insert_new(&tenant.id, &handle_hash(&refresh), &record, expires, now)
+                .await?
+            {
+                return Err(OAuthError::server_error());
+            }
             response["refresh_token"] = json!(refresh);
         }
         tracing::info!(target: "audit", event = "token_issued", grant = "authorization_code", tenant = %tenant.id, client_id = %client.client_id,

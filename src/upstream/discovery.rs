@@ -160,15 +160,17 @@ impl UpstreamDirectory {
     }
 }
 
-/// An HTTP client for calls to IdPs: no redirects, no proxies from the environment, timeouts.
-pub fn upstream_http_client() -> reqwest::Client {
+/// An HTTP client for calls to IdPs: no redirects (a 307 would re-post the app's secret),
+/// timeouts. `HTTPS_PROXY` from the environment is honoured, as corporate networks often need
+/// it to reach the IdP (the CIMD fetcher, which strangers steer, never uses a proxy).
+pub fn upstream_http_client() -> Result<reqwest::Client, String> {
     reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .timeout(Duration::from_secs(10))
         .connect_timeout(Duration::from_secs(5))
         .user_agent(concat!("dcr-shim/", env!("CARGO_PKG_VERSION")))
         .build()
-        .unwrap_or_default()
+        .map_err(|e| format!("cannot build the HTTP client for IdP calls: {e}"))
 }
 
 /// Fetches and checks one upstream's discovery document.

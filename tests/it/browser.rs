@@ -57,6 +57,19 @@ impl Browser {
         self.follow(res, client_prefix).await
     }
 
+    /// Submits the consent form and returns where the server sends the browser, unfollowed.
+    pub async fn consent_location(&self, issuer: &str, page: &str, decision: &str) -> String {
+        let res = self
+            .http
+            .post(format!("{issuer}/consent"))
+            .form(&[("ticket", ticket_of(page).as_str()), ("decision", decision)])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 303);
+        res.headers()["location"].to_str().unwrap().to_owned()
+    }
+
     /// Submits the consent form with `decision` ("approve" or "deny").
     pub async fn consent(
         &self,

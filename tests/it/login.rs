@@ -767,3 +767,124 @@ async fn revocation_ends_the_refresh_family() {
     assert_eq!(v["error"], "invalid_request");
     w.stop().await;
 }
+
+#[tokio::test]
+async fn a_forwarded_idp_link_cannot_finish_the_login_in_another_browser() {
+    let w = world().await;
+    let client = Client::register(&w.app, "contoso", json!({})).await;
+    let attacker = Browser::new();
+    let attempt = authorize_url(
+        &w.app,
+        "contoso",
+        &client,
+        "files.read",
+        "victim@contoso.example",
+    );
+    let Landing::Consent(page) = attacker.go(&attempt.url, client.prefix()).await else {
+        panic!()
+    };
+    let upstream = attacker
+        .consent_location(&format!("{}/contoso", w.app.base), &page, "approve")
+        .await;
+    assert!(upstream.starts_with(&w.idp.authority));
+
+    // The victim opens the forwarded link and signs in at the IdP: the shim refuses.
+    let victim = Browser::new();
+    let landing = victim.go(&upstream, client.prefix()).await;
+    assert!(
+        matches!(landing, Landing::Page(400, ref body) if body.contains("another browser")),
+        "{landing:?}"
+    );
+    // The browser that consented can still finish (the refusal did not consume the transaction).
+    assert!(matches!(
+        attacker.go(&upstream, client.prefix()).await,
+        Landing::Client(_)
+    ));
+    w.stop().await;
+}
+
+#[tokio::test]
+async fn errors_for_unapproved_web_clients_are_shown_not_redirected() {
+    let w = world().await;
+    let client = Client::register(
+        &w.app,
+        "contoso",
+        json!({"redirect_uris": ["https://phish.example/cb"]}),
+    )
+    .await;
+    let mut web = client.clone();
+    web.redirect_uri = "https://phish.example/cb".into();
+    let browser = Browser::new();
+    let attempt = authorize_url(&w.app, "contoso", &web, "files.read", "olga");
+    let bad = attempt
+        .url
+        .replace("code_challenge_method=S256", "code_challenge_method=plain");
+    let res = w.app.http.get(&bad).send().await.unwrap();
+    assert_eq!(res.status(), 400);
+    assert!(
+        res.headers().get("location").is_none(),
+        "no redirect to a client nobody approved"
+    );
+    // Once this browser approved the client, errors go back to it.
+    let Landing::Consent(page) = browser.go(&attempt.url, "https://phish.example/").await else {
+        panic!()
+    };
+    assert!(matches!(
+        browser
+            .consent(
+                &format!("{}/contoso", w.app.base),
+                &page,
+                "approve",
+                "https://phish.example/"
+            )
+            .await,
+        Landing::Client(_)
+    ));
+    let Landing::Client(url) = browser.go(&bad, "https://phish.example/").await else {
+        panic!()
+    };
+    assert_eq!(param(&url, "error").as_deref(), Some("invalid_request"));
+    w.stop().await;
+}
+
+#[tokio::test]
+async fn an_approval_covers_only_what_was_shown() {
+    let w = world().await;
+    let client = Client::register(&w.app, "contoso", json!({})).await;
+    let browser = Browser::new();
+    login(&w.app, &browser, "contoso", &client, "pat").await;
+    let read = authorize_url(&w.app, "contoso", &client, "files.read", "pat");
+    assert!(
+        matches!(
+            browser.go(&read.url, client.prefix()).await,
+            Landing::Client(_)
+        ),
+        "same scopes: no consent page"
+    );
+    let wider = authorize_url(&w.app, "contoso", &client, "files.read files.write", "pat");
+    let Landing::Consent(page) = browser.go(&wider.url, client.prefix()).await else {
+        panic!("a wider request must be approved again")
+    };
+    assert!(page.contains("Change your files"));
+    assert!(matches!(
+        browser
+            .consent(
+                &format!("{}/contoso", w.app.base),
+                &page,
+                "approve",
+                client.prefix()
+            )
+            .await,
+        Landing::Client(_)
+    ));
+    // Both approvals are remembered.
+    assert!(matches!(
+        browser.go(&wider.url, client.prefix()).await,
+        Landing::Client(_)
+    ));
+    assert!(matches!(
+        browser.go(&read.url, client.prefix()).await,
+        Landing::Client(_)
+    ));
+    w.stop().await;
+}

@@ -1,0 +1,80 @@
+// An Entra-like upstream IdP built on oidc-provider: static clients only, PKCE S256 required,
+// one resource server (api://mcp-files) issuing JWT access tokens, refresh tokens only with
+// offline_access, devInteractions (plain HTML login and consent forms).
+import { generateKeyPairSync } from 'node:crypto';
+import Provider from 'oidc-provider';
+
+// The API identifier the IdP knows (RFC 8707 resource, access-token audience). Entra-style would
+// be api://mcp-files, but the shim (at the time of writing) refuses a non-https upstream_resource
+// in tenant files; that is checked separately by the 'config: upstream_resource api://' scenario.
+export const API = process.env.E2E_UPSTREAM_RESOURCE || 'https://mcp-files.e2e.test';
+export const API_SCOPES = [`${API}/files.read`, `${API}/files.write`];
+
+/**
+ * @param {object} o
+ * @param {string} o.issuer  http://127.0.0.1:PORT
+ * @param {Array}  o.clients oidc-provider client metadata
+ * @param {number} o.accessTokenTTL seconds
+ */
+export function createIdp({ issuer, clients, accessTokenTTL = 6 }) {
+  const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
+  const jwk = { ...privateKey.export({ format: 'jwk' }), kid: 'e2e-idp-rs256', use: 'sig', alg: 'RS256' };
+  const events = [];
+
+  const provider = new Provider(issuer, {
+    clients,
+    jwks: { keys: [jwk] },
+    cookies: { keys: ['e2e-cookie-key-0123456789abcdef'] },
+    pkce: { required: () => true },
+    scopes: ['openid', 'offline_access'],
+    claims: { openid: ['sub'] },
+    findAccount: async (_ctx, sub) => ({ accountId: sub, claims: async () => ({ sub }) }),
+    features: {
+      devInteractions: { enabled: true },
+      registration: { enabled: false },
+      revocation: { enabled: true },
+      resourceIndicators: {
+        enabled: true,
+        defaultResource: () => API,
+        useGrantedResource: () => true,
+        getResourceServerInfo: (_ctx, resourceIndicator) => {
+          if (resourceIndicator !== API) throw new Provider.errors.InvalidTarget(`unknown resource ${resourceIndicator}`);
+          return {
+            scope: API_SCOPES.join(' '),
+            audience: API,
+            accessTokenTTL,
+            accessTokenFormat: 'jwt',
+            jwt: { sign: { alg: 'RS256' } },
+          };
+        },
+      },
+    },
+    issueRefreshToken: async (_ctx, client, code) =>
+      client.grantTypeAllowed('refresh_token') && code.scopes.has('offline_access'),
+    ttl: { AccessToken: accessTokenTTL, AuthorizationCode: 60, IdToken: 300, RefreshToken: 3600, Interaction: 600, Session: 3600, Grant: 3600 },
+    enabledJWA: { clientAuthSigningAlgValues: ['PS256', 'RS256'] },
+    clientAuthMethods: ['client_secret_basic', 'client_secret_post', 'private_key_jwt'],
+  });
+
+  // Entra issues a refresh token whenever offline_access is asked for; oidc-provider (following
+  // OIDC Core) drops offline_access unless prompt=consent is present. Emulate Entra by adding
+  // prompt=consent to such requests (the devInteractions consent form is then shown).
+  provider.use(async (ctx, next) => {
+    if (ctx.method === 'GET' && ctx.path === '/auth') {
+      const q = new URLSearchParams(ctx.querystring);
+      events.push({ kind: 'authorize', params: Object.fromEntries(q) });
+      if ((q.get('scope') || '').split(' ').includes('offline_access') && !q.get('prompt')) {
+        q.set('prompt', 'consent');
+        ctx.querystring = q.toString();
+      }
+    }
+    if (ctx.method === 'POST' && ctx.path === '/token') events.push({ kind: 'token' });
+    await next();
+  });
+  for (const e of ['grant.error', 'server_error', 'authorization.error']) {
+    provider.on(e, (_ctx, err) => events.push({ kind: e, error: `${err.name}: ${err.message} ${err.error_description || ''}` }));
+  }
+  provider.on('grant.success', (ctx) => events.push({ kind: 'grant.success', grant_type: ctx.oidc.params.grant_type, client: ctx.oidc.client?.clientId }));
+  provider.proxy = false;
+  return { provider, events, callback: provider.callback() };
+}

@@ -1,0 +1,408 @@
+// dcr-shim end-to-end suite: starts an oidc-provider IdP, an https CIMD document server, an MCP
+// server (two endpoints, one per tenant) and the dcr-shim binary on loopback ports it picks, then
+// drives the SDK's MCP client through the shim. Prints PASS/FAIL per scenario and a summary.
+import http from 'node:http';
+import https from 'node:https';
+import net from 'node:net';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { spawn } from 'node:child_process';
+import { setTimeout as sleep } from 'node:timers/promises';
+import assert from 'node:assert/strict';
+import express from 'express';
+import { decodeJwt } from 'jose';
+import { createIdp, API } from './lib/idp.mjs';
+import { mountMcp } from './lib/mcp-server.mjs';
+import { selfSignedClientCert, caAndServerCert } from './lib/certs.mjs';
+import { Browser, TestProvider, connectClient, callTool, toolJson } from './lib/client.mjs';
+
+const VERBOSE = !!process.env.E2E_VERBOSE;
+const log = (...a) => { if (VERBOSE) console.error(...a); };
+const SHIM_BIN = path.resolve(process.env.DCR_SHIM_BIN || path.join(import.meta.dirname, '../../target/debug/dcr-shim'));
+const ONLY = process.env.E2E_ONLY ? new RegExp(process.env.E2E_ONLY) : null;
+const ACCESS_TTL = 6;
+
+// ---------- helpers ----------
+function listen(server, port = 0, host = '127.0.0.1') {
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => resolve(server.address().port));
+  });
+}
+async function freePort() {
+  const s = net.createServer();
+  const p = await listen(s);
+  await new Promise((r) => s.close(r));
+  return p;
+}
+const started = { servers: [], children: [] };
+const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'dcr-shim-e2e-'));
+
+async function main() {
+  const t0 = Date.now();
+  // ---------- ports and URLs ----------
+  let idpHandler = (_q, r) => { r.statusCode = 503; r.end(); };
+  const idpServer = http.createServer((q, r) => idpHandler(q, r));
+  const idpPort = await listen(idpServer); started.servers.push(idpServer);
+  const mcpApp = express();
+  let mcpReady = false;
+  const mcpServer = http.createServer((q, r) => (mcpReady ? mcpApp(q, r) : (r.statusCode = 503, r.end())));
+  const mcpPort = await listen(mcpServer); started.servers.push(mcpServer);
+  const shimPort = await freePort();
+  const callbackPort = await freePort();
+
+  const IDP = `http://127.0.0.1:${idpPort}`;
+  const SHIM = `http://127.0.0.1:${shimPort}`;
+  const ALPHA = `${SHIM}/alpha`; const BETA = `${SHIM}/beta`;
+  const MCP_ALPHA = `http://127.0.0.1:${mcpPort}/mcp`;
+  const MCP_BETA = `http://127.0.0.1:${mcpPort}/mcp-beta`;
+  const REDIRECT = `http://127.0.0.1:${callbackPort}/callback`;
+
+  // ---------- key material ----------
+  const jwtApp = await selfSignedClientCert('shim-jwt-app');
+  const tls = await caAndServerCert();
+  const w = (name, content, mode = 0o600) => { const p = path.join(tmp, name); fs.writeFileSync(p, content, { mode }); return p; };
+  const secretFile = w('secret-app.secret', 'secret-app-' + 'x'.repeat(32));
+  const basicSecretFile = w('basic-app.secret', 'basic-app-' + 'y'.repeat(32));
+  const certFile = w('jwt-app.cert.pem', jwtApp.certPem);
+  const keyFile = w('jwt-app.key.pem', jwtApp.keyPem);
+  const caFile = w('cimd-ca.pem', tls.caPem);
+  const { createPublicKey } = await import('node:crypto');
+  const jwtPub = { ...createPublicKey(jwtApp.privateKey).export({ format: 'jwk' }), use: 'sig' };
+
+  // ---------- IdP ----------
+  const idp = createIdp({
+    issuer: IDP, accessTokenTTL: ACCESS_TTL,
+    clients: [
+      { client_id: 'shim-secret-app', client_secret: fs.readFileSync(secretFile, 'utf8'), token_endpoint_auth_method: 'client_secret_post',
+        redirect_uris: [`${ALPHA}/callback`, `${BETA}/callback`], grant_types: ['authorization_code', 'refresh_token'], response_types: ['code'] },
+      { client_id: 'shim-basic-app', client_secret: fs.readFileSync(basicSecretFile, 'utf8'), token_endpoint_auth_method: 'client_secret_basic',
+        redirect_uris: [`${BETA}/callback`], grant_types: ['authorization_code', 'refresh_token'], response_types: ['code'] },
+      { client_id: 'shim-jwt-app', token_endpoint_auth_method: 'private_key_jwt', token_endpoint_auth_signing_alg: 'PS256',
+        jwks: { keys: [jwtPub] }, redirect_uris: [`${ALPHA}/callback`], grant_types: ['authorization_code', 'refresh_token'], response_types: ['code'] },
+    ],
+  });
+  idpHandler = idp.callback;
+
+  // ---------- CIMD document server (https, test CA) ----------
+  const cimdDocs = new Map();
+  const cimdHits = [];
+  const cimdServer = https.createServer({ key: tls.keyPem, cert: tls.certPem }, (q, r) => {
+    cimdHits.push(q.url);
+    const doc = cimdDocs.get(q.url);
+    if (!doc) { r.statusCode = 404; return r.end(); }
+    r.setHeader('content-type', 'application/json'); r.setHeader('cache-control', 'max-age=60');
+    r.end(JSON.stringify(doc));
+  });
+  const cimdPort = await listen(cimdServer); started.servers.push(cimdServer);
+  // also on ::1, in case the shim resolves localhost to IPv6 first
+  const cimdServer6 = https.createServer({ key: tls.keyPem, cert: tls.certPem }, cimdServer.listeners('request')[0]);
+  try { await listen(cimdServer6, cimdPort, '::1'); started.servers.push(cimdServer6); } catch (e) { log(`no ::1 listener: ${e.message}`); }
+
+  // ---------- tenants ----------
+  const tenantsDir = path.join(tmp, 'tenants'); fs.mkdirSync(tenantsDir);
+  const scopesToml = `scopes = [
+  { name = "files.read", upstream = "${API}/files.read", description = "Read your files" },
+  { name = "files.write", upstream = "${API}/files.write", description = "Change your files" },
+]
+default_scopes = ["files.read"]`;
+  fs.writeFileSync(path.join(tenantsDir, 'alpha.toml'), `display_name = "E2E Alpha"
+[upstream]
+kind = "oidc"
+issuer = "${IDP}"
+[[apps]]
+name = "agents"
+client_id = "shim-secret-app"
+credential = { kind = "client_secret", secret_file = "${secretFile}", method = "post" }
+[[apps]]
+name = "cert-agents"
+client_id = "shim-jwt-app"
+credential = { kind = "private_key_jwt", certificate_file = "${certFile}", key_file = "${keyFile}", algorithm = "PS256" }
+[[resources]]
+uri = "${MCP_ALPHA}"
+name = "E2E files (alpha)"
+default = true
+upstream_resource = "${API}"
+${scopesToml}
+[[mapping]]
+app = "cert-agents"
+software_ids = ["jwt-agent"]
+[registration]
+registrations_per_minute = 1000
+cimd_trusted_hosts = []
+[dev]
+cimd_allow_loopback = true
+cimd_extra_ca_file = "${caFile}"
+`);
+  fs.writeFileSync(path.join(tenantsDir, 'beta.toml'), `display_name = "E2E Beta"
+[upstream]
+kind = "oidc"
+issuer = "${IDP}"
+[[apps]]
+name = "agents"
+client_id = "shim-basic-app"
+credential = { kind = "client_secret", secret_file = "${basicSecretFile}", method = "basic" }
+[[resources]]
+uri = "${MCP_BETA}"
+name = "E2E files (beta)"
+default = true
+upstream_resource = "${API}"
+${scopesToml}
+[registration]
+registrations_per_minute = 1000
+`);
+
+  // ---------- shim ----------
+  const dataDir = path.join(tmp, 'data'); fs.mkdirSync(dataDir);
+  const shimLog = fs.openSync(path.join(tmp, 'shim.log'), 'w');
+  const shim = spawn(SHIM_BIN, ['serve', '--listen', `127.0.0.1:${shimPort}`, '--public-url', SHIM, '--data-dir', dataDir,
+    '--tenants', tenantsDir, '--log-format', 'json'], { stdio: ['ignore', shimLog, shimLog], env: { ...process.env, RUST_LOG: process.env.RUST_LOG || 'info' } });
+  started.children.push(shim);
+  let shimExit = null;
+  shim.on('exit', (code, sig) => { shimExit = { code, sig }; });
+  const deadline = Date.now() + 20_000;
+  for (;;) {
+    if (shimExit) throw new Error(`dcr-shim exited at startup ${JSON.stringify(shimExit)}: ${fs.readFileSync(path.join(tmp, 'shim.log'), 'utf8').slice(-2000)}`);
+    try { const r = await fetch(`${SHIM}/readyz`); if (r.status === 200) break; } catch {}
+    if (Date.now() > deadline) throw new Error(`dcr-shim not ready in 20 s: ${fs.readFileSync(path.join(tmp, 'shim.log'), 'utf8').slice(-2000)}`);
+    await sleep(100);
+  }
+  const startupMs = Date.now() - t0;
+
+  // ---------- MCP server ----------
+  const metaOf = async (iss) => (await fetch(`${SHIM}/.well-known/oauth-authorization-server/${new URL(iss).pathname.slice(1)}`)).json();
+  const alphaMeta = await metaOf(ALPHA); const betaMeta = await metaOf(BETA);
+  const jwksUri = (await (await fetch(`${IDP}/.well-known/openid-configuration`)).json()).jwks_uri;
+  const mcpA = mountMcp(mcpApp, { baseUrl: `http://127.0.0.1:${mcpPort}`, path: '/mcp', shimMetadata: alphaMeta, idpIssuer: IDP, jwksUri });
+  const mcpB = mountMcp(mcpApp, { baseUrl: `http://127.0.0.1:${mcpPort}`, path: '/mcp-beta', shimMetadata: betaMeta, idpIssuer: IDP, jwksUri });
+  mcpReady = true;
+
+  // ---------- scenario plumbing ----------
+  const results = [];
+  const ctx = {};
+  const newProvider = (opts = {}) => new TestProvider({
+    redirectUrl: REDIRECT,
+    clientMetadata: { client_name: opts.name || 'e2e agent', redirect_uris: [REDIRECT], grant_types: ['authorization_code', 'refresh_token'],
+      response_types: ['code'], token_endpoint_auth_method: 'none', ...(opts.metadata || {}) },
+    clientMetadataUrl: opts.clientMetadataUrl,
+    browser: opts.browser || new Browser({ login: opts.login || 'alice', log }),
+    consent: opts.consent || 'approve',
+    log,
+  });
+  const checkCallback = (provider, issuer) => {
+    for (const cb of provider.history.callbacks) assert.equal(cb.iss, issuer, `callback iss ${cb.iss} != ${issuer}`);
+  };
+  const accessClaims = (provider) => decodeJwt(provider.store.tokens.access_token);
+  const tokenPost = (issuer, form, headers = {}) => fetch(`${issuer}/token`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded', ...headers }, body: new URLSearchParams(form) });
+
+  async function scenario(name, fn) {
+    if (ONLY && !ONLY.test(name)) return;
+    const s = Date.now();
+    try {
+      const note = await fn();
+      results.push({ name, ok: true, ms: Date.now() - s });
+      console.log(`PASS ${name} (${Date.now() - s} ms)${note ? ` — ${note}` : ''}`);
+    } catch (e) {
+      results.push({ name, ok: false, ms: Date.now() - s, err: e });
+      console.log(`FAIL ${name} (${Date.now() - s} ms): ${e.stack || e}`);
+    }
+  }
+
+  // ================= scenarios =================
+  await scenario('metadata: tenant discovery documents', async () => {
+    for (const [t, iss] of [['alpha', ALPHA], ['beta', BETA]]) {
+      for (const u of [`${SHIM}/.well-known/oauth-authorization-server/${t}`, `${SHIM}/.well-known/openid-configuration/${t}`, `${iss}/.well-known/openid-configuration`]) {
+        const r = await fetch(u); assert.equal(r.status, 200, u);
+        const m = await r.json();
+        assert.equal(m.issuer, iss); assert.equal(m.authorization_endpoint, `${iss}/authorize`); assert.equal(m.token_endpoint, `${iss}/token`);
+        assert.equal(m.registration_endpoint, `${iss}/register`); assert.ok(m.revocation_endpoint, 'revocation_endpoint');
+        assert.deepEqual(m.code_challenge_methods_supported, ['S256']);
+        for (const s of ['files.read', 'files.write', 'offline_access']) assert.ok(m.scopes_supported.includes(s), `scopes_supported has ${s}: ${m.scopes_supported}`);
+        assert.equal(m.client_id_metadata_document_supported, true); assert.equal(m.authorization_response_iss_parameter_supported, true);
+      }
+    }
+    const prm = await (await fetch(`http://127.0.0.1:${mcpPort}/.well-known/oauth-protected-resource/mcp`)).json();
+    assert.deepEqual(prm.authorization_servers, [ALPHA]); assert.equal(prm.resource, MCP_ALPHA);
+  });
+
+  await scenario('DCR: 401 -> discovery -> registration -> consent -> upstream login -> token -> whoami', async () => {
+    const p = newProvider({ login: 'alice', name: 'dcr agent' });
+    const { client } = await connectClient({ mcpUrl: MCP_ALPHA, provider: p, log });
+    const out = toolJson(await client.callTool({ name: 'whoami', arguments: {} }));
+    assert.equal(out.sub, 'alice');
+    assert.equal(p.history.registrations, 1, 'one registration');
+    assert.match(p.store.client.client_id, /.+/); assert.ok(!p.store.client.client_id.startsWith('http'), 'DCR client id');
+    assert.equal(p.browser.pages.shimConsent, 1, 'shim consent page shown'); assert.equal(p.browser.pages.idpLogin, 1, 'IdP login shown');
+    checkCallback(p, ALPHA);
+    const au = new URL(p.history.authorizationUrls[0]);
+    assert.equal(au.origin + au.pathname, `${ALPHA}/authorize`); assert.equal(au.searchParams.get('resource'), MCP_ALPHA);
+    const c = out.claims; const tc = accessClaims(p);
+    assert.equal(c.iss, IDP); assert.equal(c.aud, API); assert.equal(c.client_id, 'shim-secret-app'); assert.equal(tc.jti, c.jti);
+    assert.deepEqual(c.scope.split(' ').filter((s) => s.startsWith(API)), [`${API}/files.read`]);
+    assert.ok(p.store.tokens.refresh_token, 'shim refresh token handed out');
+    // what the shim sent upstream
+    const up = idp.events.filter((e) => e.kind === 'authorize').at(-1).params;
+    assert.equal(up.client_id, 'shim-secret-app'); assert.equal(up.redirect_uri, `${ALPHA}/callback`); assert.equal(up.resource, API);
+    assert.equal(up.code_challenge_method, 'S256'); assert.ok(up.nonce && up.state, 'nonce/state');
+    assert.deepEqual(up.scope.split(' ').sort(), ['openid', `${API}/files.read`, 'offline_access'].sort());
+    ctx.dcr = { p, client, oldRefresh: p.store.tokens.refresh_token };
+    // consent is remembered for this browser and client: a second login skips the shim's page
+    p.store.tokens = undefined;
+    const again = await connectClient({ mcpUrl: MCP_ALPHA, provider: p, log });
+    assert.equal(toolJson(await again.client.callTool({ name: 'whoami', arguments: {} })).sub, 'alice');
+    assert.equal(p.browser.pages.shimConsent, 0, 'consent remembered'); assert.equal(p.history.registrations, 1);
+    ctx.dcr = { p, client: again.client };
+    return `client ${p.store.client.client_id}`;
+  });
+
+  await scenario('CIMD: https metadata document on loopback (test CA), no registration', async () => {
+    const url = `https://localhost:${cimdPort}/clients/e2e-agent.json`;
+    cimdDocs.set('/clients/e2e-agent.json', { client_id: url, client_name: 'CIMD e2e agent', redirect_uris: [REDIRECT],
+      grant_types: ['authorization_code', 'refresh_token'], response_types: ['code'], token_endpoint_auth_method: 'none' });
+    const p = newProvider({ login: 'carol', clientMetadataUrl: url });
+    const hits = cimdHits.length;
+    const { client } = await connectClient({ mcpUrl: MCP_ALPHA, provider: p, log });
+    const out = toolJson(await client.callTool({ name: 'whoami', arguments: {} }));
+    assert.equal(out.sub, 'carol'); assert.equal(p.store.client.client_id, url);
+    assert.ok(cimdHits.length > hits, 'shim fetched the metadata document');
+    assert.equal(p.browser.pages.shimConsent, 1); checkCallback(p, ALPHA);
+    assert.equal(out.claims.client_id, 'shim-secret-app');
+    const au = new URL(p.history.authorizationUrls[0]); assert.equal(au.searchParams.get('client_id'), url);
+  });
+
+  await scenario('Refresh: expired access token refreshed through the shim; old refresh token rotated', async () => {
+    const { p, client } = ctx.dcr;
+    const before = { ...p.store.tokens }; const oldClaims = decodeJwt(before.access_token);
+    const waitMs = oldClaims.exp * 1000 - Date.now() + 1500;
+    if (waitMs > 0) await sleep(waitMs);
+    const tokensBefore = idp.events.filter((e) => e.kind === 'grant.success' && e.grant_type === 'refresh_token').length;
+    const out = toolJson(await client.callTool({ name: 'whoami', arguments: {} }));
+    assert.equal(out.sub, 'alice');
+    const after = p.store.tokens;
+    assert.notEqual(after.access_token, before.access_token, 'new access token');
+    assert.notEqual(after.refresh_token, before.refresh_token, 'refresh token rotated');
+    assert.ok(out.claims.exp > oldClaims.exp && out.claims.jti !== oldClaims.jti);
+    assert.equal(idp.events.filter((e) => e.kind === 'grant.success' && e.grant_type === 'refresh_token').length, tokensBefore + 1, 'one upstream refresh');
+    assert.equal(p.history.authorizationUrls.length, 2, 'no new authorization');
+    // within the shim's documented 60 s grace window a retry of the old token gets the same successor
+    const retry = await tokenPost(ALPHA, { grant_type: 'refresh_token', refresh_token: before.refresh_token, client_id: p.store.client.client_id });
+    const retryBody = await retry.json();
+    assert.equal(retry.status, 200, JSON.stringify(retryBody)); assert.equal(retryBody.refresh_token, after.refresh_token, 'grace retry returns the same successor');
+    // presented by another client: refused at once
+    const other = await tokenPost(ALPHA, { grant_type: 'refresh_token', refresh_token: after.refresh_token, client_id: ctx.otherClientId || 'no-such-client' });
+    assert.equal(other.status >= 400 && other.status < 500, true, `other client: ${other.status}`);
+    ctx.rotated = { at: Date.now(), old: before.refresh_token, current: after.refresh_token, clientId: p.store.client.client_id };
+    return `waited ${Math.max(0, waitMs)} ms for expiry`;
+  });
+
+  await scenario('Step-up: write_file -> 403 insufficient_scope -> re-authorize with files.write', async () => {
+    const p = newProvider({ login: 'dave', name: 'step-up agent' });
+    const { client } = await connectClient({ mcpUrl: MCP_ALPHA, provider: p, log });
+    assert.equal(toolJson(await client.callTool({ name: 'whoami', arguments: {} })).sub, 'dave');
+    assert.ok(!accessClaims(p).scope.includes(`${API}/files.write`));
+    const out = toolJson(await callTool(client, null, p, 'write_file', { name: 'a.txt', content: 'hello' }));
+    assert.equal(out.sub, 'dave'); assert.equal(out.wrote, 'a.txt');
+    assert.ok(out.claims.scope.split(' ').includes(`${API}/files.write`), `scope ${out.claims.scope}`);
+    assert.equal(p.history.authorizationUrls.length, 2, 'second authorization');
+    const au = new URL(p.history.authorizationUrls[1]);
+    assert.deepEqual(au.searchParams.get('scope').split(' ').sort(), ['files.read', 'files.write']);
+    assert.equal(p.history.registrations, 1, 'no re-registration'); checkCallback(p, ALPHA);
+    const up = idp.events.filter((e) => e.kind === 'authorize').at(-1).params;
+    assert.ok(up.scope.split(' ').includes(`${API}/files.write`));
+    return `consent pages on step-up: ${p.browser.pages.shimConsent}`;
+  });
+
+  await scenario('private_key_jwt app: software_id mapping rule -> cert-agents (shim-jwt-app)', async () => {
+    const p = newProvider({ login: 'erin', name: 'jwt agent', metadata: { software_id: 'jwt-agent' } });
+    const before = idp.events.length;
+    const { client } = await connectClient({ mcpUrl: MCP_ALPHA, provider: p, log });
+    const out = toolJson(await client.callTool({ name: 'whoami', arguments: {} }));
+    assert.equal(out.sub, 'erin'); assert.equal(out.claims.client_id, 'shim-jwt-app');
+    const ev = idp.events.slice(before);
+    assert.equal(ev.find((e) => e.kind === 'authorize').params.client_id, 'shim-jwt-app');
+    assert.ok(ev.some((e) => e.kind === 'grant.success' && e.client === 'shim-jwt-app' && e.grant_type === 'authorization_code'), JSON.stringify(ev));
+    checkCallback(p, ALPHA);
+  });
+
+  await scenario('Second tenant (beta): own tenant file, client_secret_basic app', async () => {
+    const p = newProvider({ login: 'bob', name: 'beta agent' });
+    const { client } = await connectClient({ mcpUrl: MCP_BETA, provider: p, log });
+    const out = toolJson(await client.callTool({ name: 'whoami', arguments: {} }));
+    assert.equal(out.sub, 'bob'); assert.equal(out.claims.client_id, 'shim-basic-app');
+    const au = new URL(p.history.authorizationUrls[0]); assert.equal(au.origin + au.pathname, `${BETA}/authorize`);
+    assert.equal(au.searchParams.get('resource'), MCP_BETA);
+    checkCallback(p, BETA);
+    ctx.beta = { p };
+  });
+
+  await scenario('Refusal: client registered at alpha used against beta', async () => {
+    const alphaClient = ctx.dcr?.p.store.client;
+    assert.ok(alphaClient, 'needs the DCR scenario');
+    const p = newProvider({ login: 'mallory' });
+    // client information as an application that does not track issuers would hold it
+    const { issuer: _drop, ...unbound } = alphaClient;
+    p.store.client = unbound;
+    let err;
+    try { await connectClient({ mcpUrl: MCP_BETA, provider: p, log }); } catch (e) { err = e; }
+    assert.ok(err, 'connect must fail');
+    assert.ok(err.status >= 400 && err.status < 500, `shim answers an error page, got ${err.status}: ${err.message}`);
+    assert.ok(err.url.startsWith(`${BETA}/authorize`), `error shown at beta's authorize endpoint, got ${err.url}`);
+    assert.equal(p.history.callbacks.length, 0, 'never redirected to the client');
+    assert.equal(p.browser.pages.shimConsent + p.browser.pages.idpLogin, 0);
+    // and at the token endpoint: an alpha client_id is unknown to beta
+    const r = await tokenPost(BETA, { grant_type: 'authorization_code', code: 'x', client_id: alphaClient.client_id, redirect_uri: REDIRECT, code_verifier: 'x'.repeat(43) });
+    const b = await r.json(); assert.ok(r.status === 400 || r.status === 401, `${r.status}`); assert.equal(b.error, 'invalid_client', JSON.stringify(b));
+    return `error page HTTP ${err.status}`;
+  });
+
+  await scenario('Refusal: consent denied -> access_denied at the client', async () => {
+    const p = newProvider({ login: 'alice', consent: 'deny', name: 'denied agent' });
+    const before = idp.events.filter((e) => e.kind === 'authorize').length;
+    let err;
+    try { await connectClient({ mcpUrl: MCP_ALPHA, provider: p, log }); } catch (e) { err = e; }
+    assert.ok(err, 'connect must fail');
+    assert.equal(p.lastCallback?.params.error, 'access_denied', JSON.stringify(p.lastCallback));
+    assert.equal(p.lastCallback.params.iss, ALPHA);
+    assert.equal(p.store.tokens, undefined);
+    assert.equal(idp.events.filter((e) => e.kind === 'authorize').length, before, 'IdP never visited');
+  });
+
+  if (ctx.rotated) {
+    await scenario('Refresh: old shim refresh token refused after the grace window (family revoked)', async () => {
+      const wait = ctx.rotated.at + 61_000 - Date.now();
+      if (wait > 0) await sleep(wait);
+      const r = await tokenPost(ALPHA, { grant_type: 'refresh_token', refresh_token: ctx.rotated.old, client_id: ctx.rotated.clientId });
+      const b = await r.json();
+      assert.equal(r.status, 400, JSON.stringify(b)); assert.equal(b.error, 'invalid_grant');
+      const r2 = await tokenPost(ALPHA, { grant_type: 'refresh_token', refresh_token: ctx.rotated.current, client_id: ctx.rotated.clientId });
+      const b2 = await r2.json();
+      assert.equal(r2.status, 400, `successor must be revoked too: ${JSON.stringify(b2)}`); assert.equal(b2.error, 'invalid_grant');
+      return `waited ${Math.max(0, wait)} ms`;
+    });
+  }
+
+  // ---------- summary ----------
+  const passed = results.filter((r) => r.ok).length; const failed = results.length - passed;
+  console.log(`\nstartup ${startupMs} ms, total ${Date.now() - t0} ms; shim log: ${path.join(tmp, 'shim.log')}`);
+  if (failed && VERBOSE) console.log(fs.readFileSync(path.join(tmp, 'shim.log'), 'utf8').split('\n').slice(-40).join('\n'));
+  console.log(`${passed} passed, ${failed} failed`);
+  return failed === 0 && results.length > 0;
+}
+
+async function stopAll() {
+  for (const c of started.children) {
+    if (c.exitCode === null && c.signalCode === null) {
+      c.kill('SIGTERM');
+      await Promise.race([new Promise((r) => c.once('exit', r)), sleep(3000)]);
+      if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
+    }
+  }
+  for (const s of started.servers) { s.closeAllConnections?.(); s.close(); }
+}
+
+let ok = false;
+try { ok = await main(); } catch (e) { console.log(`FAIL setup: ${e.stack || e}`); console.log('0 passed, 1 failed'); }
+await stopAll();
+if (!process.env.E2E_KEEP_TMP && ok) fs.rmSync(tmp, { recursive: true, force: true });
+process.exit(ok ? 0 : 1);

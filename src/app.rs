@@ -56,11 +56,20 @@ impl AppState {
         self.by_id.get(segment)
     }
 
-    /// Whether `source` may register one more client at `tenant` now.
+    /// Whether `source` may register one more client at `tenant` now. IPv6 sources are
+    /// counted per /64, the block one subscriber usually holds, so that rotating addresses
+    /// within it does not multiply the budget.
     pub fn allow_registration(&self, tenant: &TenantId, source: IpAddr) -> bool {
+        let key = match source {
+            IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+                Some(v4) => IpAddr::V4(v4),
+                None => IpAddr::V6((u128::from(v6) & (u128::MAX << 64)).into()),
+            },
+            v4 => v4,
+        };
         self.registration_limits
             .get(tenant)
-            .is_none_or(|l| l.check_key(&source).is_ok())
+            .is_none_or(|l| l.check_key(&key).is_ok())
     }
 }
 

@@ -37,6 +37,15 @@ async function freePort() {
   return p;
 }
 const started = { servers: [], children: [] };
+function runCmd(cmd, args, opts = {}) {
+  return new Promise((resolve) => {
+    const c = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'], ...opts });
+    started.children.push(c);
+    let out = '';
+    c.stdout.on('data', (d) => { out += d; }); c.stderr.on('data', (d) => { out += d; });
+    c.on('exit', (code) => resolve({ code, out }));
+  });
+}
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'dcr-shim-e2e-'));
 
 async function main() {
@@ -196,14 +205,21 @@ registrations_per_minute = 1000
   const accessClaims = (provider) => decodeJwt(provider.store.tokens.access_token);
   const tokenPost = (issuer, form, headers = {}) => fetch(`${issuer}/token`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded', ...headers }, body: new URLSearchParams(form) });
 
-  async function scenario(name, fn) {
+  // knownDefect: a description of a shim defect this scenario reproduces. Its failure prints
+  // XFAIL and is not counted unless E2E_STRICT=1; once it passes, drop the marker.
+  async function scenario(name, fn, { knownDefect } = {}) {
     if (ONLY && !ONLY.test(name)) return;
     const s = Date.now();
     try {
       const note = await fn();
       results.push({ name, ok: true, ms: Date.now() - s });
-      console.log(`PASS ${name} (${Date.now() - s} ms)${note ? ` — ${note}` : ''}`);
+      console.log(`PASS ${name} (${Date.now() - s} ms)${note ? ` — ${note}` : ''}${knownDefect ? ' [known-defect marker can be removed]' : ''}`);
     } catch (e) {
+      if (knownDefect && !process.env.E2E_STRICT) {
+        results.push({ name, ok: true, xfail: true, ms: Date.now() - s, err: e });
+        console.log(`XFAIL ${name} (${Date.now() - s} ms): known shim defect: ${knownDefect}\n    ${String(e.message || e).split('\n').join('\n    ')}`);
+        return;
+      }
       results.push({ name, ok: false, ms: Date.now() - s, err: e });
       console.log(`FAIL ${name} (${Date.now() - s} ms): ${e.stack || e}`);
     }
@@ -225,6 +241,15 @@ registrations_per_minute = 1000
     const prm = await (await fetch(`http://127.0.0.1:${mcpPort}/.well-known/oauth-protected-resource/mcp`)).json();
     assert.deepEqual(prm.authorization_servers, [ALPHA]); assert.equal(prm.resource, MCP_ALPHA);
   });
+
+  await scenario('config: oidc upstream_resource api://mcp-files accepted by dcr-shim check', async () => {
+    const dir = path.join(tmp, 'check-tenants'); fs.mkdirSync(dir, { recursive: true });
+    const text = fs.readFileSync(path.join(tenantsDir, 'alpha.toml'), 'utf8').replace(`upstream_resource = "${API}"`, 'upstream_resource = "api://mcp-files"');
+    assert.ok(text.includes('api://mcp-files'));
+    fs.writeFileSync(path.join(dir, 'entra-style.toml'), text);
+    const r = await runCmd(SHIM_BIN, ['check', '--tenants', dir, '--public-url', SHIM]);
+    assert.equal(r.code, 0, `dcr-shim check exit ${r.code}: ${r.out.trim()}`);
+  }, { knownDefect: 'upstream_resource must be https/http (src/config/tenant.rs validate_resources -> check_url), so an API identifier such as api://mcp-files (Entra-style App ID URI, a valid RFC 8707 absolute URI) is refused' });
 
   await scenario('DCR: 401 -> discovery -> registration -> consent -> upstream login -> token -> whoami', async () => {
     const p = newProvider({ login: 'alice', name: 'dcr agent' });
@@ -383,7 +408,9 @@ registrations_per_minute = 1000
   }
 
   // ---------- summary ----------
-  const passed = results.filter((r) => r.ok).length; const failed = results.length - passed;
+  const passed = results.filter((r) => r.ok && !r.xfail).length; const failed = results.filter((r) => !r.ok).length;
+  const xfailed = results.filter((r) => r.xfail).length;
+  if (xfailed) console.log(`${xfailed} known shim defect(s) reproduced (XFAIL; E2E_STRICT=1 counts them as failures)`);
   console.log(`\nstartup ${startupMs} ms, total ${Date.now() - t0} ms; shim log: ${path.join(tmp, 'shim.log')}`);
   if (failed && VERBOSE) console.log(fs.readFileSync(path.join(tmp, 'shim.log'), 'utf8').split('\n').slice(-40).join('\n'));
   console.log(`${passed} passed, ${failed} failed`);

@@ -599,7 +599,11 @@ fn validate_resources(c: &TenantConfig, p: &mut Problems) {
             if entra {
                 p.add(&at("upstream_resource"), "Entra rejects the resource parameter (AADSTS9010010); express the API through fully qualified scopes and remove this field");
             } else {
-                check_url(&at("upstream_resource"), u, false, p);
+                // RFC 8707 §2: an absolute URI without a fragment, of any scheme (api://… is usual).
+                let ok = Url::parse(u).is_ok_and(|url| url.fragment().is_none());
+                if !ok {
+                    p.add(&at("upstream_resource"), format!("'{u}' must be an absolute URI without a fragment, such as api://mcp-files or https://api.example.com"));
+                }
             }
         }
         let mut entra_resources = HashSet::new();

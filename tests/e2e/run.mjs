@@ -393,6 +393,49 @@ registrations_per_minute = 1000
     assert.equal(idp.events.filter((e) => e.kind === 'authorize').length, before, 'IdP never visited');
   });
 
+  const node22 = path.join(import.meta.dirname, 'node_modules/node/bin/node');
+  const conformanceCli = path.join(import.meta.dirname, 'node_modules/@modelcontextprotocol/conformance/dist/index.js');
+  if (!process.env.E2E_SKIP_CONFORMANCE && fs.existsSync(node22) && fs.existsSync(conformanceCli)) {
+    await scenario('conformance: @modelcontextprotocol/conformance authorization against tenant alpha', async () => {
+      const port = await freePort();
+      const cb = `http://127.0.0.1:${port}/callback`;
+      const reg = await fetch(`${ALPHA}/register`, { method: 'POST', headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ client_name: 'conformance', redirect_uris: [cb], grant_types: ['authorization_code', 'refresh_token'], response_types: ['code'], token_endpoint_auth_method: 'none' }) });
+      const regBody = await reg.json(); assert.equal(reg.status, 201, JSON.stringify(regBody));
+      const outDir = path.join(tmp, 'conformance');
+      const child = spawn(node22, [conformanceCli, 'authorization', '--url', ALPHA, '--client-id', regBody.client_id, '--resource', MCP_ALPHA, '--port', String(port), '-o', outDir],
+        { stdio: ['ignore', 'pipe', 'pipe'], cwd: tmp });
+      started.children.push(child);
+      let out = ''; const opened = new Set(); const browser = new Browser({ login: 'conformance-user', log });
+      const browse = async (url) => {
+        try {
+          const final = await browser.navigate(url, { stopAt: cb });
+          log(`conformance: delivering ${final.href}`);
+          // the CLI prints the URL before its callback server listens: retry briefly
+          for (let i = 0; ; i++) {
+            try { const r = await fetch(final); await r.arrayBuffer(); break; } catch (e) { if (i > 50) throw e; await sleep(100); }
+          }
+        } catch (e) { out += `\n[e2e browser error: ${e.message}]\n`; }
+      };
+      const pending = [];
+      const onData = (d) => {
+        out += d;
+        for (const m of out.matchAll(/https?:\/\/\S+\/authorize\?\S+/g)) {
+          if (!opened.has(m[0])) { opened.add(m[0]); pending.push(browse(m[0])); }
+        }
+      };
+      child.stdout.on('data', onData); child.stderr.on('data', onData);
+      const code = await Promise.race([new Promise((r) => child.on('exit', r)), sleep(120_000).then(() => 'timeout')]);
+      if (code === 'timeout') child.kill('SIGTERM');
+      await Promise.all(pending);
+      fs.writeFileSync(path.join(tmp, 'conformance.log'), out);
+      const summary = out.split('\n').filter((l) => /passed|failed|warning|FAIL|✗|Total|SUCCESS|FAILURE/i.test(l)).slice(-15).join('\n');
+      ctx.conformance = { code, out };
+      assert.equal(code, 0, `conformance exit ${code}; opened ${opened.size} URL(s); full log ${path.join(tmp, 'conformance.log')}\n${out.slice(-3000)}`);
+      return `opened ${opened.size} authorize URL(s); ${summary.replace(/\n/g, ' | ').slice(0, 400)}`;
+    });
+  }
+
   if (ctx.rotated) {
     await scenario('Refresh: old shim refresh token refused after the grace window (family revoked)', async () => {
       const wait = ctx.rotated.at + 61_000 - Date.now();

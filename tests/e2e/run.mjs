@@ -242,14 +242,20 @@ registrations_per_minute = 1000
     assert.deepEqual(prm.authorization_servers, [ALPHA]); assert.equal(prm.resource, MCP_ALPHA);
   });
 
-  await scenario('config: oidc upstream_resource api://mcp-files accepted by dcr-shim check', async () => {
-    const dir = path.join(tmp, 'check-tenants'); fs.mkdirSync(dir, { recursive: true });
-    const text = fs.readFileSync(path.join(tenantsDir, 'alpha.toml'), 'utf8').replace(`upstream_resource = "${API}"`, 'upstream_resource = "api://mcp-files"');
-    assert.ok(text.includes('api://mcp-files'));
-    fs.writeFileSync(path.join(dir, 'entra-style.toml'), text);
-    const r = await runCmd(SHIM_BIN, ['check', '--tenants', dir, '--public-url', SHIM]);
+  await scenario('config: dcr-shim check accepts the tenant files (upstream_resource api://mcp-files, https:// too)', async () => {
+    const r = await runCmd(SHIM_BIN, ['check', '--tenants', tenantsDir, '--public-url', SHIM]);
     assert.equal(r.code, 0, `dcr-shim check exit ${r.code}: ${r.out.trim()}`);
-  }, { knownDefect: 'upstream_resource must be https/http (src/config/tenant.rs validate_resources -> check_url), so an API identifier such as api://mcp-files (Entra-style App ID URI, a valid RFC 8707 absolute URI) is refused' });
+    const dir = path.join(tmp, 'check-tenants'); fs.mkdirSync(dir, { recursive: true });
+    for (const [name, res] of [['api-scheme', 'api://mcp-files'], ['https-scheme', 'https://mcp-files.example.com']]) {
+      fs.writeFileSync(path.join(dir, `${name}.toml`), fs.readFileSync(path.join(tenantsDir, 'alpha.toml'), 'utf8').replace(`upstream_resource = "${API}"`, `upstream_resource = "${res}"`));
+    }
+    const r2 = await runCmd(SHIM_BIN, ['check', '--tenants', dir, '--public-url', SHIM]);
+    assert.equal(r2.code, 0, `dcr-shim check exit ${r2.code}: ${r2.out.trim()}`);
+    // and a fragment is refused
+    fs.writeFileSync(path.join(dir, 'bad.toml'), fs.readFileSync(path.join(tenantsDir, 'alpha.toml'), 'utf8').replace(`upstream_resource = "${API}"`, 'upstream_resource = "api://mcp-files#x"'));
+    const r3 = await runCmd(SHIM_BIN, ['check', '--tenants', dir, '--public-url', SHIM]);
+    assert.equal(r3.code, 1, r3.out); assert.match(r3.out, /bad\.toml: resources\[0\]\.upstream_resource/);
+  });
 
   await scenario('DCR: 401 -> discovery -> registration -> consent -> upstream login -> token -> whoami', async () => {
     const p = newProvider({ login: 'alice', name: 'dcr agent' });
@@ -335,7 +341,18 @@ registrations_per_minute = 1000
     assert.equal(p.history.registrations, 1, 'no re-registration'); checkCallback(p, ALPHA);
     const up = idp.events.filter((e) => e.kind === 'authorize').at(-1).params;
     assert.ok(up.scope.split(' ').includes(`${API}/files.write`));
+    ctx.stepUp = { p };
     return `consent pages on step-up: ${p.browser.pages.shimConsent}`;
+  });
+
+  await scenario('Revocation: RFC 7009 revoke of the shim refresh token, then refresh refused', async () => {
+    const { p } = ctx.stepUp; const rt = p.store.tokens.refresh_token; const clientId = p.store.client.client_id;
+    assert.ok(rt);
+    const r = await fetch(alphaMeta.revocation_endpoint, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams({ token: rt, token_type_hint: 'refresh_token', client_id: clientId }) });
+    assert.equal(r.status, 200, await r.text());
+    const t = await tokenPost(ALPHA, { grant_type: 'refresh_token', refresh_token: rt, client_id: clientId });
+    const b = await t.json(); assert.equal(t.status, 400, JSON.stringify(b)); assert.equal(b.error, 'invalid_grant');
   });
 
   await scenario('private_key_jwt app: software_id mapping rule -> cert-agents (shim-jwt-app)', async () => {

@@ -4,10 +4,8 @@
 import { generateKeyPairSync } from 'node:crypto';
 import Provider from 'oidc-provider';
 
-// The API identifier the IdP knows (RFC 8707 resource, access-token audience). Entra-style would
-// be api://mcp-files, but the shim (at the time of writing) refuses a non-https upstream_resource
-// in tenant files; that is checked separately by the 'config: upstream_resource api://' scenario.
-export const API = process.env.E2E_UPSTREAM_RESOURCE || 'https://mcp-files.e2e.test';
+// The API identifier the IdP knows (RFC 8707 resource, access-token audience), Entra-style.
+export const API = process.env.E2E_UPSTREAM_RESOURCE || 'api://mcp-files';
 export const API_SCOPES = [`${API}/files.read`, `${API}/files.write`];
 
 /**

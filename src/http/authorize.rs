@@ -51,7 +51,12 @@ fn refused(tenant: &Tenant, e: AuthorizeError) -> HttpResponse {
     }
 }
 
-fn cookie<'c>(state: &AppState, name: String, value: String, max_age: i64) -> Cookie<'c> {
+pub(super) fn cookie<'c>(
+    state: &AppState,
+    name: String,
+    value: String,
+    max_age: i64,
+) -> Cookie<'c> {
     let mut c = Cookie::new(name, value);
     c.set_path("/");
     c.set_http_only(true);
@@ -102,7 +107,7 @@ pub async fn authorize(
     );
     if !state
         .auth
-        .needs_consent(tenant, &authorized.client, approved)
+        .needs_consent(tenant, &authorized.client, &authorized.request, approved)
     {
         return match state
             .auth
@@ -249,6 +254,19 @@ pub async fn consent(
         }
         Some("deny") => {
             tracing::info!(target: "audit", event = "consent_denied", tenant = %tenant.id, client_id = %request.client_id);
+            // Back to the client only where that cannot be an open redirect: a loopback URI,
+            // or a client this browser approved before (see validate_authorization).
+            let approval = req.cookie(&state.auth.approval_cookie_name(tenant, &request.client_id));
+            let safe = request.redirect_uri.starts_with("http://")
+                || state.auth.has_any_approval(
+                    tenant,
+                    &request.client_id,
+                    approval.as_ref().map(|c| c.value()),
+                    now,
+                );
+            if !safe {
+                return error_page(403, "You denied access. You can close this window.");
+            }
             let error = OAuthError::new(ErrorCode::AccessDenied, "the user denied the request");
             see_other(&AuthorizeError::location(
                 &request.redirect_uri,

@@ -21,7 +21,7 @@ pub async fn callback(
         .get("state")
         .map(|s| state.auth.transaction_cookie_name(s));
     let binding = cookie_name.as_ref().and_then(|n| req.cookie(n));
-    match state
+    let mut res = match state
         .auth
         .callback(
             tenant,
@@ -31,17 +31,16 @@ pub async fn callback(
         )
         .await
     {
-        CallbackOutcome::Redirect(location) => {
-            let mut res = HttpResponse::Found()
-                .insert_header((LOCATION, location))
-                .insert_header(("Cache-Control", "no-store"))
-                .finish();
-            if let Some(mut c) = binding {
-                c.set_path("/");
-                let _ = res.add_removal_cookie(&c);
-            }
-            res
-        }
+        CallbackOutcome::Redirect(location) => HttpResponse::Found()
+            .insert_header((LOCATION, location))
+            .insert_header(("Cache-Control", "no-store"))
+            .finish(),
         CallbackOutcome::Page { status, message } => error_page(status, &message),
+    };
+    // The transaction is over either way: expire its cookie, with the attributes it was set
+    // with (a `__Host-` cookie is only replaced by one that is also Secure).
+    if let Some(name) = cookie_name.filter(|_| binding.is_some()) {
+        let _ = res.add_cookie(&super::authorize::cookie(&state, name, String::new(), 0));
     }
+    res
 }

@@ -298,13 +298,12 @@ impl AuthServer {
             resource: resource.uri.clone(),
             scopes: grant.names,
             upstream_scopes: grant.upstream,
-            // Refresh tokens are issued to clients registered for the refresh_token grant; the
-            // consent page says so whenever they will be.
-            offline_access: grant.offline_access
-                || client
-                    .metadata
-                    .grant_types
-                    .contains(&GrantType::RefreshToken),
+            // Refresh tokens are issued to clients registered for the refresh_token grant
+            // (whether or not they asked for offline_access); the consent page says so.
+            offline_access: client
+                .metadata
+                .grant_types
+                .contains(&GrantType::RefreshToken),
             app: app_name,
             prompt: hint("prompt")?,
             login_hint: hint("login_hint")?,
@@ -315,13 +314,19 @@ impl AuthServer {
 
     /// Whether the user must see the consent page: not when the tenant trusts the client's
     /// CIMD host, nor when this browser already approved this client.
+    /// `prompt=consent` always shows the page (OpenID Connect Core §3.1.2.1).
     pub fn needs_consent(
         &self,
         tenant: &Tenant,
         client: &ClientRecord,
+        request: &PendingAuthorization,
         approved_in_browser: bool,
     ) -> bool {
-        !(self.is_trusted(tenant, client) || approved_in_browser)
+        let asked = request
+            .prompt
+            .as_deref()
+            .is_some_and(|p| p.split(' ').any(|v| v == "consent"));
+        asked || !(self.is_trusted(tenant, client) || approved_in_browser)
     }
 
     /// Whether the tenant trusts the client's CIMD host (its clients skip consent).

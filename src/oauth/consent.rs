@@ -26,7 +26,7 @@ const APPROVAL: &str = "consent-approval";
 struct ApprovedGrant {
     resource: String,
     scopes: Vec<String>,
-    /// The redirect URI, without the port for a loopback one.
+    /// Hash of the redirect URI (without the port for a loopback one): keeps the cookie small.
     redirect: String,
     offline: bool,
 }
@@ -55,7 +55,7 @@ fn grant_of(request: &PendingAuthorization, offline: bool) -> ApprovedGrant {
     ApprovedGrant {
         resource: request.resource.clone(),
         scopes: request.scopes.clone(),
-        redirect,
+        redirect: handle_hash(&redirect)[..32].to_owned(),
         offline,
     }
 }

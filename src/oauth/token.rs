@@ -18,7 +18,7 @@ use super::registration::{random_token, secret_matches};
 use super::sealing::handle_hash;
 use super::server::AuthServer;
 use crate::config::Tenant;
-use crate::domain::{ClientRecord, GrantType};
+use crate::domain::ClientRecord;
 use crate::upstream::tokens::UpstreamTokens;
 
 /// A retried refresh within this many seconds gets the same successor.
@@ -204,11 +204,8 @@ impl AuthServer {
             .ok()
             .and_then(|b| serde_json::from_slice(&b).ok())
             .ok_or_else(OAuthError::server_error)?;
-        let wants_refresh = client
-            .metadata
-            .grant_types
-            .contains(&GrantType::RefreshToken)
-            && tokens.refresh_token.is_some();
+        // Refresh tokens only where the consent page said so (decided at authorize time).
+        let wants_refresh = r.offline_access && tokens.refresh_token.is_some();
         let family_id = wants_refresh.then(random_token);
         // The family exists before the code is claimed, so that a replay racing this
         // redemption always finds something to revoke.

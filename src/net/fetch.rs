@@ -26,6 +26,9 @@ pub struct FetchPolicy {
     pub extra_ca_pem: Option<Vec<u8>>,
     pub max_bytes: usize,
     pub timeout: Duration,
+    /// Fixed answers for host names, instead of DNS (tests of the address policy). The
+    /// answers go through the same checks as DNS answers.
+    pub static_hosts: Option<Arc<std::collections::HashMap<String, Vec<IpAddr>>>>,
 }
 
 impl Default for FetchPolicy {
@@ -35,6 +38,7 @@ impl Default for FetchPolicy {
             extra_ca_pem: None,
             max_bytes: 5 * 1024,
             timeout: Duration::from_secs(5),
+            static_hosts: None,
         }
     }
 }
@@ -51,8 +55,10 @@ pub struct Fetched {
 pub enum FetchError {
     #[error("only https URLs are fetched")]
     NotHttps,
+    /// The address stays out of `Display` (which clients see): it would tell a stranger what
+    /// internal names resolve to. `Debug`, for the log, has it.
     #[error(
-        "the host resolves to {0}, a loopback, private, link-local or otherwise special-use address, which is never fetched"
+        "the host resolves to a loopback, private, link-local or otherwise special-use address, which is never fetched"
     )]
     ForbiddenAddress(IpAddr),
     #[error("the host name could not be resolved")]
@@ -77,6 +83,7 @@ pub enum FetchError {
 /// The resolver every connection of a guarded client goes through.
 struct GuardedResolver {
     allow_private: bool,
+    static_hosts: Option<Arc<std::collections::HashMap<String, Vec<IpAddr>>>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -86,9 +93,18 @@ struct Refused(IpAddr);
 impl Resolve for GuardedResolver {
     fn resolve(&self, name: Name) -> Resolving {
         let allow_private = self.allow_private;
+        let fixed = self
+            .static_hosts
+            .as_ref()
+            .map(|hosts| hosts.get(name.as_str()).cloned().unwrap_or_default());
         Box::pin(async move {
-            let addrs: Vec<SocketAddr> =
-                tokio::net::lookup_host((name.as_str(), 0)).await?.collect();
+            let addrs: Vec<SocketAddr> = match fixed {
+                Some(ips) => ips.into_iter().map(|ip| SocketAddr::new(ip, 0)).collect(),
+                None => tokio::net::lookup_host((name.as_str(), 0)).await?.collect(),
+            };
+            if addrs.is_empty() {
+                return Err("the host name has no addresses".into());
+            }
             if !allow_private && let Some(bad) = addrs.iter().find(|a| is_special_use(a.ip())) {
                 return Err(Box::new(Refused(bad.ip())) as Box<dyn std::error::Error + Send + Sync>);
             }
@@ -115,6 +131,7 @@ impl SafeFetcher {
             .user_agent(concat!("dcr-shim/", env!("CARGO_PKG_VERSION")))
             .dns_resolver(Arc::new(GuardedResolver {
                 allow_private: policy.allow_http_and_private,
+                static_hosts: policy.static_hosts.clone(),
             }));
         if !policy.allow_http_and_private {
             builder = builder.https_only(true);

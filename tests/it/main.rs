@@ -10,4 +10,5 @@ mod helpers;
 mod login;
 mod registration;
 mod restart;
+mod ssrf;
 mod tls_server;

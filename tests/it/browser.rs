@@ -57,6 +57,17 @@ impl Browser {
         self.follow(res, client_prefix).await
     }
 
+    /// POSTs a form and returns the redirect target, unfollowed.
+    pub async fn post_form_location(&self, url: &str, form: &[(String, String)]) -> String {
+        let res = self.http.post(url).form(form).send().await.unwrap();
+        assert!(
+            matches!(res.status().as_u16(), 302 | 303),
+            "{}",
+            res.status()
+        );
+        res.headers()["location"].to_str().unwrap().to_owned()
+    }
+
     /// Submits the consent form and returns where the server sends the browser, unfollowed.
     pub async fn consent_location(&self, issuer: &str, page: &str, decision: &str) -> String {
         let res = self

@@ -1,12 +1,15 @@
 //! Integration tests: the real app on port 0 with a fresh data directory.
 //! One binary for all of them (faster builds). `TEST_LOG=1` shows the app's logs.
 
+mod binary;
 mod browser;
 mod cimd;
 mod cli;
 mod discovery;
+mod durability;
 mod fake_entra;
 mod helpers;
+mod hygiene;
 mod login;
 mod registration;
 mod restart;

@@ -1,10 +1,8 @@
 //! Registrations survive a restart, in process and after SIGKILL of the real binary.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
-
 use serde_json::{Value, json};
 
+use crate::binary::start_binary;
 use crate::helpers::{spawn_app, write_tenants};
 
 #[tokio::test]
@@ -31,60 +29,6 @@ async fn a_registered_client_survives_a_restart() {
     app.stop().await;
 }
 
-struct Shim {
-    child: Child,
-    base: String,
-}
-
-impl Drop for Shim {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Starts the real binary on port 0 and reads the bound address from its JSON log.
-fn start_binary(data: &std::path::Path, tenants: &std::path::Path) -> Shim {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_dcr-shim"))
-        .args([
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--log-format",
-            "json",
-            "--workers",
-            "1",
-        ])
-        .arg("--data-dir")
-        .arg(data)
-        .arg("--tenants")
-        .arg(tenants)
-        .stderr(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let mut lines = BufReader::new(stderr).lines();
-    let addr = loop {
-        let line = lines
-            .next()
-            .expect("the shim exited before listening")
-            .unwrap();
-        let Ok(v) = serde_json::from_str::<Value>(&line) else {
-            continue;
-        };
-        if v["message"] == "dcr-shim listening" {
-            break v["address"].as_str().unwrap().to_owned();
-        }
-    };
-    // Keep draining the log so the child never blocks on a full pipe.
-    std::thread::spawn(move || for _ in lines {});
-    Shim {
-        child,
-        base: format!("http://{addr}"),
-    }
-}
-
 #[tokio::test]
 async fn registrations_acknowledged_before_sigkill_are_kept() {
     let data = tempfile::tempdir().unwrap();
@@ -93,7 +37,7 @@ async fn registrations_acknowledged_before_sigkill_are_kept() {
     let http = reqwest::Client::new();
     let mut acknowledged = Vec::new();
     for _round in 0..3 {
-        let mut shim = start_binary(data.path(), tenants.path());
+        let mut shim = start_binary(data.path(), tenants.path(), &[]);
         for _ in 0..5 {
             let res = http
                 .post(format!("{}/alpha/register", shim.base))

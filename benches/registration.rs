@@ -70,6 +70,7 @@ cimd_extra_ca_file = {:?}
         secret_file: None,
         previous_secret_file: None,
         workers: Some(2),
+        upstream_timeout: dcr_shim::config::server::DEFAULT_UPSTREAM_TIMEOUT,
     };
     let running = dcr_shim::app::start_on(settings, listener).await.unwrap();
 

@@ -175,7 +175,7 @@ pub async fn start_on(settings: Settings, listener: TcpListener) -> Result<Runni
     }
     let registry = ClientRegistry::new(records.clone(), resolvers);
     let upstreams = UpstreamDirectory::default();
-    let http = upstream_http_client().map_err(StartError::Fetcher)?;
+    let http = upstream_http_client(settings.upstream_timeout).map_err(StartError::Fetcher)?;
     let mut tasks = upstreams.start(&tenants, http.clone());
 
     let mut dev_idps = HashMap::new();

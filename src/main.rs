@@ -55,6 +55,9 @@ struct ServeArgs {
     /// HTTP worker threads (default: one per core).
     #[arg(long, env = "DCR_SHIM_WORKERS")]
     workers: Option<usize>,
+    /// Time allowed for one call to an IdP, e.g. 10s.
+    #[arg(long, env = "DCR_SHIM_UPSTREAM_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
+    upstream_timeout: std::time::Duration,
     /// Log format.
     #[arg(long, env = "DCR_SHIM_LOG_FORMAT", value_enum, default_value_t = LogFormat::Human)]
     log_format: LogFormat,
@@ -91,6 +94,7 @@ async fn serve(args: ServeArgs) -> ExitCode {
         secret_file: args.secret_file,
         previous_secret_file: args.previous_secret_file,
         workers: args.workers,
+        upstream_timeout: args.upstream_timeout,
     };
     let running = match dcr_shim::app::start(settings.clone()).await {
         Ok(r) => r,
@@ -123,7 +127,9 @@ async fn check(args: CommonArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let http = match dcr_shim::upstream::discovery::upstream_http_client() {
+    let http = match dcr_shim::upstream::discovery::upstream_http_client(
+        dcr_shim::config::server::DEFAULT_UPSTREAM_TIMEOUT,
+    ) {
         Ok(h) => h,
         Err(e) => {
             eprintln!("dcr-shim: {e}");

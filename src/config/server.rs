@@ -27,7 +27,12 @@ pub struct Settings {
     pub previous_secret_file: Option<PathBuf>,
     /// HTTP worker threads; default: one per core.
     pub workers: Option<usize>,
+    /// Total time allowed for one call to an IdP (discovery, token exchange, refresh).
+    pub upstream_timeout: std::time::Duration,
 }
+
+/// Default for `Settings::upstream_timeout`.
+pub const DEFAULT_UPSTREAM_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Checks a public URL: http(s), a host, no path, query, fragment or userinfo.
 pub fn parse_public_url(raw: &str) -> Result<Url, String> {

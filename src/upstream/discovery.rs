@@ -163,11 +163,11 @@ impl UpstreamDirectory {
 /// An HTTP client for calls to IdPs: no redirects (a 307 would re-post the app's secret),
 /// timeouts. `HTTPS_PROXY` from the environment is honoured, as corporate networks often need
 /// it to reach the IdP (the CIMD fetcher, which strangers steer, never uses a proxy).
-pub fn upstream_http_client() -> Result<reqwest::Client, String> {
+pub fn upstream_http_client(timeout: Duration) -> Result<reqwest::Client, String> {
     reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
-        .timeout(Duration::from_secs(10))
-        .connect_timeout(Duration::from_secs(5))
+        .timeout(timeout)
+        .connect_timeout(timeout.min(Duration::from_secs(5)))
         .user_agent(concat!("dcr-shim/", env!("CARGO_PKG_VERSION")))
         .build()
         .map_err(|e| format!("cannot build the HTTP client for IdP calls: {e}"))

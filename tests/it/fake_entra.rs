@@ -37,8 +37,22 @@ struct Code {
     nonce: String,
 }
 
+/// A misbehaviour of the token endpoint, for the fault tests.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Fault {
+    /// HTTP 500 with an HTML body.
+    Status500Html,
+    /// 200 with a body that is not JSON.
+    Garbage,
+    /// 200 with JSON that has no access_token.
+    NoAccessToken,
+    /// Answers after 3 s (longer than the shim's timeout in tests).
+    Slow,
+}
+
 #[derive(Default)]
 pub struct FakeState {
+    pub fault: Option<Fault>,
     codes: HashMap<String, Code>,
     /// refresh token → (client_id, user, scope)
     refresh: HashMap<String, (String, String, String)>,
@@ -351,6 +365,24 @@ fn authenticate(
 }
 
 async fn token(ctx: web::Data<Ctx>, req: HttpRequest, body: String) -> HttpResponse {
+    let fault = ctx.state.lock().unwrap().fault;
+    match fault {
+        Some(Fault::Status500Html) => {
+            return HttpResponse::InternalServerError()
+                .content_type("text/html")
+                .body("<html>Service unavailable</html>");
+        }
+        Some(Fault::Garbage) => {
+            return HttpResponse::Ok()
+                .content_type("application/json")
+                .body("{\"access_token\": tru");
+        }
+        Some(Fault::NoAccessToken) => {
+            return HttpResponse::Ok().json(json!({"token_type": "Bearer", "expires_in": 3599}));
+        }
+        Some(Fault::Slow) => tokio::time::sleep(std::time::Duration::from_secs(3)).await,
+        None => {}
+    }
     let p: HashMap<String, String> = url::form_urlencoded::parse(body.as_bytes())
         .into_owned()
         .collect();

@@ -151,6 +151,8 @@ impl TestApp {
             secret_file: None,
             previous_secret_file: None,
             workers: Some(2),
+            // The test IdPs are local: a short timeout keeps the fault tests quick.
+            upstream_timeout: std::time::Duration::from_secs(2),
         }
     }
 

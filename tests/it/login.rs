@@ -16,10 +16,10 @@ use crate::tls_server::{Canned, DocServer};
 
 const FILES: &str = "https://mcp.contoso.example/files";
 
-struct World {
-    app: TestApp,
-    idp: FakeEntra,
-    docs: DocServer,
+pub(crate) struct World {
+    pub app: TestApp,
+    pub idp: FakeEntra,
+    pub docs: DocServer,
     _dir: tempfile::TempDir,
 }
 
@@ -105,7 +105,7 @@ cimd_extra_ca_file = {ca}
     t
 }
 
-async fn world() -> World {
+pub(crate) async fn world() -> World {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("secret"), APP_SECRET).unwrap();
     std::fs::write(dir.path().join("federated-token"), FED_ASSERTION).unwrap();
@@ -139,7 +139,7 @@ async fn world() -> World {
 }
 
 impl World {
-    async fn stop(self) {
+    pub async fn stop(self) {
         self.app.stop().await;
         self.idp.stop().await;
     }

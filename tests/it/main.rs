@@ -8,6 +8,7 @@ mod cli;
 mod discovery;
 mod durability;
 mod fake_entra;
+mod faults;
 mod helpers;
 mod hygiene;
 mod login;

@@ -12,6 +12,7 @@ mod faults;
 mod helpers;
 mod hygiene;
 mod login;
+mod properties;
 mod registration;
 mod restart;
 mod ssrf;

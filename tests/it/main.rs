@@ -10,6 +10,7 @@ mod durability;
 mod fake_entra;
 mod faults;
 mod helpers;
+mod hostile;
 mod hygiene;
 mod login;
 mod properties;

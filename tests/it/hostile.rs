@@ -69,6 +69,18 @@ fn post(target: impl AsRef<[u8]>, content_type: Option<&str>, body: impl AsRef<[
     r
 }
 
+/// `body` sent with `Transfer-Encoding: chunked` in 4 KiB chunks (no Content-Length).
+fn chunked(target: &str, content_type: &str, body: &[u8]) -> Req {
+    let mut encoded = Vec::new();
+    for chunk in body.chunks(4096) {
+        encoded.extend_from_slice(format!("{:x}\r\n", chunk.len()).as_bytes());
+        encoded.extend_from_slice(chunk);
+        encoded.extend_from_slice(b"\r\n");
+    }
+    encoded.extend_from_slice(b"0\r\n\r\n");
+    post(target, Some(content_type), encoded).header("Transfer-Encoding", "chunked")
+}
+
 fn form(target: impl AsRef<[u8]>, body: impl AsRef<[u8]>) -> Req {
     post(target, Some("application/x-www-form-urlencoded"), body)
 }
@@ -171,7 +183,10 @@ async fn send(app: &TestApp, req: &Req) -> Resp {
             raw.extend_from_slice(v);
             raw.extend_from_slice(b"\r\n");
         }
-        if req.method != "GET" || !req.body.is_empty() {
+        let framed = req.headers.iter().any(|(k, _)| {
+            k.eq_ignore_ascii_case("content-length") || k.eq_ignore_ascii_case("transfer-encoding")
+        });
+        if !framed && (req.method != "GET" || !req.body.is_empty()) {
             raw.extend_from_slice(format!("Content-Length: {}\r\n", req.body.len()).as_bytes());
         }
         raw.extend_from_slice(b"\r\n");
@@ -913,6 +928,29 @@ async fn hostile_registration() {
             Some("application/json"),
             format!("{{\"client_name\":\"{}\"}}", "x".repeat(16 * 1024 - 16)).as_bytes(),
             Expect::Json(413, "invalid_request"),
+        ),
+        case(
+            "register: oversized JSON sent chunked",
+            chunked(
+                "/alpha/register",
+                "application/json",
+                "x".repeat(40 * 1024).as_bytes(),
+            ),
+            Expect::Json(413, "invalid_request"),
+        ),
+        case(
+            "register: both Content-Length and chunked (smuggling)",
+            post("/alpha/register", Some("application/json"), "0\r\n\r\n")
+                .header("Content-Length", "5")
+                .header("Transfer-Encoding", "chunked"),
+            Expect::Bare(400),
+        ),
+        case(
+            "register: two different Content-Lengths",
+            post("/alpha/register", Some("application/json"), "{}")
+                .header("Content-Length", "2")
+                .header("Content-Length", "1"),
+            Expect::Bare(400),
         ),
         raw(
             "oversized JSON (1 MiB)",
@@ -1672,6 +1710,17 @@ async fn hostile_consent() {
     ];
     let mut total = run(&app, &ctx, &cases).await;
     assert_eq!(snapshot(&app).await, before, "no transaction started");
+
+    // Deny for a web client this browser never approved: a page, not a redirect to it.
+    let web = web_client(&app).await;
+    let web_consent = open_consent(&app, &web).await;
+    let deny = vec![case(
+        "consent: deny for an unapproved web client",
+        form("/alpha/consent", body(&web_consent.ticket, "deny"))
+            .cookie(&format!("dcr-csrf={}", web_consent.csrf)),
+        Expect::Page(403),
+    )];
+    total += run(&app, &ctx, &deny).await;
     let _ = limited_client;
 
     // Expired ticket (time travel through the protocol code).
@@ -1842,6 +1891,8 @@ async fn hostile_callback() {
             "server_error",
         ),
         ("neither code nor error", "", "server_error"),
+        // NOTE: the IdP's token-endpoint code reaches the client's authorization response
+        // as is; RFC 6749 §4.1.2.1 does not list invalid_grant there (see the report).
         ("forged upstream code", "code=forged", "invalid_grant"),
     ];
     ctx.safe.push(format!("{LOOPBACK}?"));
@@ -1989,6 +2040,15 @@ async fn hostile_token() {
             form(
                 "/alpha/token",
                 format!("{good}&pad={}", "x".repeat(16 * 1024)),
+            ),
+            Expect::Json(413, "invalid_request"),
+        ),
+        case(
+            "token: oversized form sent chunked",
+            chunked(
+                "/alpha/token",
+                "application/x-www-form-urlencoded",
+                format!("{good}&pad={}", "x".repeat(40 * 1024)).as_bytes(),
             ),
             Expect::Json(413, "invalid_request"),
         ),

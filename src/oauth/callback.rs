@@ -93,7 +93,14 @@ impl AuthServer {
             }
         };
         let r = &txn.request;
-        let back = |error: OAuthError| {
+        let back = |mut error: OAuthError| {
+            // An authorization response may carry only the codes of RFC 6749 §4.1.2.1 (plus
+            // RFC 8707's invalid_target and OpenID Connect's interaction codes); a token-endpoint
+            // code from the IdP (invalid_grant, invalid_client, …) becomes server_error, its
+            // description (with the IdP's own code) kept.
+            if !allowed_in_authorization_response(error.code) {
+                error.code = ErrorCode::ServerError;
+            }
             CallbackOutcome::Redirect(AuthorizeError::location(
                 &r.redirect_uri,
                 r.state.as_deref(),
@@ -195,6 +202,24 @@ impl AuthServer {
         query.push(("iss", &tenant.issuer));
         CallbackOutcome::Redirect(append_query(&r.redirect_uri, &query))
     }
+}
+
+fn allowed_in_authorization_response(code: ErrorCode) -> bool {
+    use ErrorCode::*;
+    matches!(
+        code,
+        InvalidRequest
+            | UnauthorizedClient
+            | AccessDenied
+            | UnsupportedResponseType
+            | InvalidScope
+            | ServerError
+            | TemporarilyUnavailable
+            | InvalidTarget
+            | InteractionRequired
+            | LoginRequired
+            | ConsentRequired
+    )
 }
 
 /// Checks the claims of an ID token received directly from the IdP's token endpoint over TLS

@@ -1891,9 +1891,9 @@ async fn hostile_callback() {
             "server_error",
         ),
         ("neither code nor error", "", "server_error"),
-        // NOTE: the IdP's token-endpoint code reaches the client's authorization response
-        // as is; RFC 6749 §4.1.2.1 does not list invalid_grant there (see the report).
-        ("forged upstream code", "code=forged", "invalid_grant"),
+        // The IdP's token-endpoint invalid_grant is not an authorization-response code
+        // (RFC 6749 §4.1.2.1): the client gets server_error with the IdP's reason.
+        ("forged upstream code", "code=forged", "server_error"),
     ];
     ctx.safe.push(format!("{LOOPBACK}?"));
     for (name, extra, expected) in upstream_cases {

@@ -813,7 +813,7 @@ async fn hostile_discovery_routing_and_tenant_names() {
         ),
         case(
             "routing: raw non-ASCII byte in path",
-            get(b"/alpha/\xff\xfe/token".to_vec()),
+            get(b"/alpha/\xff\xfe/token"),
             Expect::Bare(400),
         ),
     ];
@@ -1507,7 +1507,7 @@ async fn hostile_authorize() {
         ),
         case(
             "authorize: raw non-ASCII bytes in query",
-            get(b"/alpha/authorize?client_id=\xff\xfe".to_vec()),
+            get(b"/alpha/authorize?client_id=\xff\xfe"),
             Expect::Bare(400),
         ),
         case(

@@ -50,25 +50,33 @@ fn token_error(tenant: &Tenant, e: &OAuthError) -> HttpResponse {
     res
 }
 
+/// The tenant, form and client credentials of a token or revocation request, or the response
+/// that refuses it.
+async fn read_request<'s>(
+    state: &'s AppState,
+    tenant: &str,
+    req: &HttpRequest,
+    payload: web::Payload,
+) -> Result<(&'s Tenant, Params, ClientCredentials), HttpResponse> {
+    let Some(tenant) = state.tenant(tenant) else {
+        return Err(not_found("no tenant by this name"));
+    };
+    let body = read_form(req, payload, MAX_TOKEN_BODY).await?;
+    let creds = credentials(req).map_err(|e| token_error(tenant, &e))?;
+    Ok((tenant, Params::parse(&body), creds))
+}
+
 pub async fn token(
     state: web::Data<AppState>,
     tenant: web::Path<String>,
     req: HttpRequest,
     payload: web::Payload,
 ) -> HttpResponse {
-    let Some(tenant) = state.tenant(&tenant) else {
-        return not_found("no tenant by this name");
-    };
-    let body = match read_form(&req, payload, MAX_TOKEN_BODY).await {
-        Ok(b) => b,
+    let (tenant, form, creds) = match read_request(&state, &tenant, &req, payload).await {
+        Ok(r) => r,
         Err(res) => return res,
     };
-    let form = Params::parse(&body);
-    let result = match credentials(&req) {
-        Ok(creds) => state.auth.token(tenant, &form, &creds, unix_now()).await,
-        Err(e) => Err(e),
-    };
-    match result {
+    match state.auth.token(tenant, &form, &creds, unix_now()).await {
         Ok(body) => HttpResponse::Ok()
             .insert_header(("Cache-Control", "no-store"))
             .insert_header(("Pragma", "no-cache"))
@@ -86,19 +94,11 @@ pub async fn revoke(
     req: HttpRequest,
     payload: web::Payload,
 ) -> HttpResponse {
-    let Some(tenant) = state.tenant(&tenant) else {
-        return not_found("no tenant by this name");
-    };
-    let body = match read_form(&req, payload, MAX_TOKEN_BODY).await {
-        Ok(b) => b,
+    let (tenant, form, creds) = match read_request(&state, &tenant, &req, payload).await {
+        Ok(r) => r,
         Err(res) => return res,
     };
-    let form = Params::parse(&body);
-    let result = match credentials(&req) {
-        Ok(creds) => state.auth.revoke(tenant, &form, &creds, unix_now()).await,
-        Err(e) => Err(e),
-    };
-    match result {
+    match state.auth.revoke(tenant, &form, &creds, unix_now()).await {
         Ok(()) => HttpResponse::build(StatusCode::OK)
             .insert_header(("Cache-Control", "no-store"))
             .finish(),

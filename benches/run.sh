@@ -6,7 +6,9 @@ cd "$(dirname "$0")/.."
 if [[ "${1:-}" == "--smoke" ]]; then
   cargo bench --locked --profile dev --bench registration -- --smoke
   cargo bench --locked --profile dev --bench login -- --smoke
+  cargo bench --locked --profile dev --bench scale -- --smoke
 else
   cargo bench --locked --bench registration
   cargo bench --locked --bench login
+  cargo bench --locked --bench scale
 fi

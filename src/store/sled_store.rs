@@ -11,6 +11,8 @@ use sled::{Db, Tree};
 use super::{Entry, Store, StoreError};
 
 const FORMAT: u8 = 1;
+/// sled page cache size.
+pub const CACHE_BYTES: u64 = 64 * 1024 * 1024;
 const HEADER_LEN: usize = 1 + 2 + 8 + 8;
 
 pub struct SledStore {
@@ -25,6 +27,9 @@ impl SledStore {
         let db = sled::Config::new()
             .path(dir)
             .mode(sled::Mode::HighThroughput)
+            // sled's default page cache is 1 GiB; the working set (clients in use, short-lived
+            // codes and transactions) is far smaller.
+            .cache_capacity(CACHE_BYTES)
             .open()
             .map_err(|e| {
                 StoreError::Backend(format!("cannot open the store in {}: {e}", dir.display()))

@@ -78,6 +78,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: web::Data<AppState>) {
             .route("/{tenant}/dev-idp/.well-known/openid-configuration", web::get().to(dev_idp::metadata))
             .route("/{tenant}/token", web::route().to(method_not_allowed))
             .route("/{tenant}/revoke", web::route().to(method_not_allowed))
+            .route("/{tenant}/consent", web::route().to(method_not_allowed))
             .route("/{tenant}/register", web::route().to(method_not_allowed))
             .default_service(web::to(unknown_path)),
     );

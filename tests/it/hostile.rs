@@ -1705,7 +1705,7 @@ async fn hostile_consent() {
         case(
             "consent: GET",
             get("/alpha/consent").cookie(&my_cookie),
-            Expect::Json(404, "not_found"),
+            Expect::Json(405, "invalid_request"),
         ),
     ];
     let mut total = run(&app, &ctx, &cases).await;

@@ -186,14 +186,23 @@ fn token_requests_never_produce_a_server_error() {
 fn corpus_inputs_never_panic() {
     let corpus = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/corpus");
     let mut n = 0;
-    for line in std::fs::read_to_string(corpus.join("redirect_uris.txt")).unwrap().lines() {
+    for line in std::fs::read_to_string(corpus.join("redirect_uris.txt"))
+        .unwrap()
+        .lines()
+    {
         if let Ok(uri) = RedirectUri::parse(line) {
             assert!(uri.matches(line), "{line}");
-            assert!(!line.to_ascii_lowercase().starts_with("javascript:"), "{line}");
+            assert!(
+                !line.to_ascii_lowercase().starts_with("javascript:"),
+                "{line}"
+            );
         }
         n += 1;
     }
-    for line in std::fs::read_to_string(corpus.join("forms.txt")).unwrap().lines() {
+    for line in std::fs::read_to_string(corpus.join("forms.txt"))
+        .unwrap()
+        .lines()
+    {
         let _ = Params::parse(line).get("grant_type");
         n += 1;
     }
@@ -208,7 +217,11 @@ fn corpus_inputs_never_panic() {
     let public = url::Url::parse("http://127.0.0.1:8080").unwrap();
     for entry in std::fs::read_dir(corpus.join("tenants")).unwrap() {
         let path = entry.unwrap().path();
-        assert!(dcr_shim::config::tenant::load_tenant(&path, &public).is_err(), "{} must be refused", path.display());
+        assert!(
+            dcr_shim::config::tenant::load_tenant(&path, &public).is_err(),
+            "{} must be refused",
+            path.display()
+        );
         n += 1;
     }
     eprintln!("corpus inputs: {n}");

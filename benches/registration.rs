@@ -71,6 +71,7 @@ cimd_extra_ca_file = {:?}
         previous_secret_file: None,
         workers: Some(2),
         upstream_timeout: dcr_shim::config::server::DEFAULT_UPSTREAM_TIMEOUT,
+        dev_idp_any_interface: false,
     };
     let running = dcr_shim::app::start_on(settings, listener).await.unwrap();
 

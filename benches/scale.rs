@@ -68,6 +68,7 @@ async fn start(data: &std::path::Path, tenants: &std::path::Path, port: u16) -> 
         previous_secret_file: None,
         workers: Some(2),
         upstream_timeout: DEFAULT_UPSTREAM_TIMEOUT,
+        dev_idp_any_interface: false,
     };
     start_on(settings, listener).await.unwrap()
 }

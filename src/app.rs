@@ -178,6 +178,20 @@ pub async fn start_on(settings: Settings, listener: TcpListener) -> Result<Runni
     let http = upstream_http_client(settings.upstream_timeout).map_err(StartError::Fetcher)?;
     let mut tasks = upstreams.start(&tenants, http.clone());
 
+    for t in &tenants {
+        let listens_on_loopback = settings.listen.ip().is_loopback();
+        if let UpstreamConfig::Dev {
+            allow_non_loopback: false,
+        } = t.config.upstream
+            && !listens_on_loopback
+            && !settings.dev_idp_any_interface
+        {
+            return Err(StartError::DevIdp(format!(
+                "tenant {} uses the built-in dev IdP, which logs anyone in, but the server listens on {}, which is reachable from other hosts; listen on 127.0.0.1, or pass --dev-idp-any-interface when only the host's loopback can reach this port (a container published on 127.0.0.1)",
+                t.id, settings.listen
+            )));
+        }
+    }
     let mut dev_idps = HashMap::new();
     if tenants
         .iter()

@@ -129,8 +129,10 @@ fn load_or_create(path: &Path) -> Result<Key, KeyError> {
     };
     // Write to a temporary file and rename, so a crash never leaves half a secret behind.
     let tmp = path.with_extension("tmp");
+    // A leftover temporary file from a crash could carry other permissions: start afresh.
+    let _ = std::fs::remove_file(&tmp);
     let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
+    options.write(true).create_new(true);
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
     let mut file = options.open(&tmp).map_err(write_err)?;

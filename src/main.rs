@@ -53,14 +53,33 @@ struct ServeArgs {
     #[arg(long, env = "DCR_SHIM_PREVIOUS_SECRET_FILE")]
     previous_secret_file: Option<PathBuf>,
     /// HTTP worker threads (default: one per core).
-    #[arg(long, env = "DCR_SHIM_WORKERS")]
+    #[arg(long, env = "DCR_SHIM_WORKERS", value_parser = parse_workers)]
     workers: Option<usize>,
     /// Time allowed for one call to an IdP, e.g. 10s.
-    #[arg(long, env = "DCR_SHIM_UPSTREAM_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
+    #[arg(long, env = "DCR_SHIM_UPSTREAM_TIMEOUT", default_value = "10s", value_parser = parse_timeout)]
     upstream_timeout: std::time::Duration,
+    /// Let `dev` tenants (whose IdP logs anyone in) run while listening on a non-loopback
+    /// address; only for a container whose port is published to the host's loopback.
+    #[arg(long, env = "DCR_SHIM_DEV_IDP_ANY_INTERFACE")]
+    dev_idp_any_interface: bool,
     /// Log format.
     #[arg(long, env = "DCR_SHIM_LOG_FORMAT", value_enum, default_value_t = LogFormat::Human)]
     log_format: LogFormat,
+}
+
+fn parse_workers(raw: &str) -> Result<usize, String> {
+    match raw.parse::<usize>() {
+        Ok(n) if (1..=512).contains(&n) => Ok(n),
+        _ => Err("must be a number from 1 to 512".into()),
+    }
+}
+
+fn parse_timeout(raw: &str) -> Result<std::time::Duration, String> {
+    match humantime::parse_duration(raw) {
+        Ok(d) if d.is_zero() => Err("must be longer than zero".into()),
+        Ok(d) => Ok(d),
+        Err(e) => Err(e.to_string()),
+    }
 }
 
 fn init_logging(format: LogFormat) {
@@ -95,6 +114,7 @@ async fn serve(args: ServeArgs) -> ExitCode {
         previous_secret_file: args.previous_secret_file,
         workers: args.workers,
         upstream_timeout: args.upstream_timeout,
+        dev_idp_any_interface: args.dev_idp_any_interface,
     };
     let running = match dcr_shim::app::start(settings.clone()).await {
         Ok(r) => r,

@@ -29,6 +29,9 @@ pub struct Settings {
     pub workers: Option<usize>,
     /// Total time allowed for one call to an IdP (discovery, token exchange, refresh).
     pub upstream_timeout: std::time::Duration,
+    /// Let `dev` tenants run while listening on a non-loopback address (a container whose
+    /// port is published only to the host's loopback).
+    pub dev_idp_any_interface: bool,
 }
 
 /// Default for `Settings::upstream_timeout`.
@@ -48,6 +51,17 @@ pub fn parse_public_url(raw: &str) -> Result<Url, String> {
     if !url.username().is_empty() || url.password().is_some() {
         return Err(format!("'{raw}' must not contain user information"));
     }
+    let loopback = match url.host() {
+        Some(url::Host::Domain(d)) => d == "localhost",
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    };
+    if url.scheme() == "http" && !loopback {
+        return Err(format!(
+            "'{raw}' uses http on a host that is not loopback: codes and tokens would cross the network in clear and cookies could not be Secure; use the https URL clients reach (TLS may end at a proxy in front of the shim)"
+        ));
+    }
     Ok(url)
 }
 
@@ -55,5 +69,31 @@ impl Settings {
     /// `public_url` without its trailing slash: the prefix of every tenant issuer.
     pub fn public_base(&self) -> &str {
         self.public_url.as_str().trim_end_matches('/')
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_public_url;
+
+    #[test]
+    fn public_urls() {
+        for ok in [
+            "http://127.0.0.1:8080",
+            "http://localhost:8080/",
+            "https://auth.example.com",
+            "http://[::1]:9000",
+        ] {
+            assert!(parse_public_url(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "http://auth.example.com",
+            "https://auth.example.com/prefix",
+            "https://auth.example.com/?q",
+            "ftp://x",
+            "https://u:p@auth.example.com",
+        ] {
+            assert!(parse_public_url(bad).is_err(), "{bad}");
+        }
     }
 }

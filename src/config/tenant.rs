@@ -564,6 +564,13 @@ fn validate_credential(cred: &CredentialConfig, at: &str, p: &mut Problems) {
         } => {
             readable(certificate_file, "certificate_file", p);
             readable(key_file, "key_file", p);
+            if certificate_file.exists() && key_file.exists() {
+                // Parse now, so that a wrong key or certificate is reported by `check` and
+                // stops `serve`, instead of failing the first login.
+                if let Err(e) = crate::upstream::credentials::LoadedCredential::load(cred) {
+                    p.add(at, e);
+                }
+            }
         }
         CredentialConfig::Federated { assertion_file } => readable(assertion_file, "assertion_file", p),
         CredentialConfig::None => {}

@@ -258,15 +258,27 @@ impl Store for SledStore {
             due_at.copy_from_slice(&index_key[..8]);
             let due_at = u64::from_be_bytes(due_at);
             // A record rewritten with a later expiry keeps living; its index entry is elsewhere.
-            if let Some(current) = self.records.get(key).map_err(backend)? {
-                let still_due = decode(key, &current)
-                    .map(|e| e.expires_at == Some(due_at))
-                    .unwrap_or(false);
-                if still_due && self.swap(key, Some(&current), None)? {
-                    removed += 1;
+            // The index entry goes only once its record is gone or has another expiry; if a
+            // concurrent write won the swap, the entry stays for the next sweep.
+            let settled = match self.records.get(key).map_err(backend)? {
+                Some(current) => {
+                    let still_due = decode(key, &current)
+                        .map(|e| e.expires_at == Some(due_at))
+                        .unwrap_or(false);
+                    if !still_due {
+                        true
+                    } else if self.swap(key, Some(&current), None)? {
+                        removed += 1;
+                        true
+                    } else {
+                        false
+                    }
                 }
+                None => true,
+            };
+            if settled {
+                self.expiry.remove(index_key).map_err(backend)?;
             }
-            self.expiry.remove(index_key).map_err(backend)?;
         }
         if !due.is_empty() {
             self.flush().await?;

@@ -87,6 +87,13 @@ impl LoadedCredential {
                         certificate_file.display()
                     )
                 })?;
+                if cert.tag() != "CERTIFICATE" {
+                    return Err(format!(
+                        "{} holds a {} where a CERTIFICATE was expected",
+                        certificate_file.display(),
+                        cert.tag()
+                    ));
+                }
                 let x5t_s256 = URL_SAFE_NO_PAD.encode(Sha256::digest(cert.contents()));
                 let algorithm = match algorithm {
                     SigningAlgorithm::PS256 => Algorithm::PS256,

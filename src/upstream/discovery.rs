@@ -190,17 +190,91 @@ pub async fn discover(
     if !status.is_success() {
         return Err(format!("GET {url}: HTTP {status}"));
     }
-    let body = response
-        .bytes()
+    let body = read_capped_body(response)
         .await
-        .map_err(|e| format!("GET {url}: {}", error_chain(&e)))?;
+        .map_err(|e| format!("GET {url}: {e}"))?;
     let metadata: CoreProviderMetadata = serde_json::from_slice(&body)
         .map_err(|e| format!("{url} is not an OpenID provider metadata document: {e}"))?;
-    if metadata.issuer().as_str().trim_end_matches('/') != issuer.trim_end_matches('/') {
+    let found = metadata.issuer().as_str().trim_end_matches('/');
+    if !issuer_matches(upstream, found, issuer.trim_end_matches('/')) {
         return Err(format!(
-            "{url} names issuer '{}' but the tenant file expects '{issuer}'",
-            metadata.issuer().as_str()
+            "{url} names issuer '{found}' but the tenant file expects '{issuer}'"
         ));
     }
+    let token_endpoint = metadata
+        .token_endpoint()
+        .map(|t| t.as_str().to_owned())
+        .ok_or_else(|| format!("{url} names no token_endpoint"))?;
+    for (what, endpoint) in [
+        (
+            "authorization_endpoint",
+            metadata.authorization_endpoint().as_str(),
+        ),
+        ("token_endpoint", token_endpoint.as_str()),
+    ] {
+        if !is_https_or_loopback(endpoint) {
+            return Err(format!(
+                "{url} names {what} '{endpoint}', which is not https; the shim sends credentials there"
+            ));
+        }
+    }
     Ok(metadata)
+}
+
+/// Largest IdP response read (discovery documents, token responses).
+pub const MAX_IDP_RESPONSE: usize = 1024 * 1024;
+
+/// Reads a response body of at most `MAX_IDP_RESPONSE` bytes.
+pub async fn read_capped_body(response: reqwest::Response) -> Result<Vec<u8>, String> {
+    use futures_util::StreamExt;
+    let mut body = Vec::new();
+    let mut stream = response.bytes_stream();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|e| error_chain(&e))?;
+        if body.len() + chunk.len() > MAX_IDP_RESPONSE {
+            return Err(format!(
+                "the response is larger than {MAX_IDP_RESPONSE} bytes"
+            ));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
+/// https, or http on a loopback host (tests and local IdPs).
+fn is_https_or_loopback(endpoint: &str) -> bool {
+    url::Url::parse(endpoint).is_ok_and(|u| {
+        u.scheme() == "https"
+            || (u.scheme() == "http"
+                && match u.host() {
+                    Some(url::Host::Domain(d)) => d == "localhost",
+                    Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+                    Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+                    None => false,
+                })
+    })
+}
+
+/// The discovered issuer must be the configured one. Entra names its issuer by the directory's
+/// GUID, so a tenant configured by verified domain (contoso.onmicrosoft.com) accepts
+/// `{authority}/{guid}/v2.0`; GUIDs compare without regard to case.
+fn issuer_matches(upstream: &UpstreamConfig, found: &str, expected: &str) -> bool {
+    if found.eq_ignore_ascii_case(expected) && matches!(upstream, UpstreamConfig::Entra { .. }) {
+        return true;
+    }
+    if found == expected {
+        return true;
+    }
+    match upstream {
+        UpstreamConfig::Entra {
+            directory_id,
+            authority,
+        } if directory_id.contains('.') => found
+            .strip_prefix(&format!("{}/", authority.trim_end_matches('/')))
+            .and_then(|rest| rest.strip_suffix("/v2.0"))
+            .is_some_and(|guid| {
+                guid.len() == 36 && guid.chars().all(|c| c.is_ascii_hexdigit() || c == '-')
+            }),
+        _ => false,
+    }
 }

@@ -34,6 +34,18 @@ impl IdpError {
                 "",
             ),
         };
+        // invalid_client / unauthorized_client from the IdP are about the shim's own app
+        // credential, not the MCP client's: telling the client would make it drop its
+        // registration. The operator's log has the IdP's words.
+        if matches!(
+            code,
+            ErrorCode::InvalidClient | ErrorCode::UnauthorizedClient
+        ) {
+            return OAuthError::new(
+                ErrorCode::ServerError,
+                "the identity provider refused this server's app credentials; the operator's log has the reason",
+            );
+        }
         let idp_said = self
             .description
             .as_deref()

@@ -235,13 +235,11 @@ impl UpstreamClient {
             ))
         })?;
         let status = response.status();
-        let body = response.bytes().await.map_err(|e| {
-            UpstreamError::Unavailable(format!(
-                "POST {}: {}",
-                endpoints.token_endpoint,
-                error_chain(&e)
-            ))
-        })?;
+        let body = super::discovery::read_capped_body(response)
+            .await
+            .map_err(|e| {
+                UpstreamError::Unavailable(format!("POST {}: {e}", endpoints.token_endpoint))
+            })?;
         let json: Value = serde_json::from_slice(&body).map_err(|_| {
             UpstreamError::Unavailable(format!(
                 "POST {} answered HTTP {status} with a body that is not JSON",

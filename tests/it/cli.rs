@@ -78,3 +78,28 @@ fn check_accepts_the_shipped_tenants() {
     assert_eq!(code, 0, "{out}");
     assert!(out.contains("tenant 'demo'"));
 }
+
+#[tokio::test]
+async fn the_dev_idp_refuses_to_listen_beyond_loopback() {
+    let data = tempfile::tempdir().unwrap();
+    let tenants = tempfile::tempdir().unwrap();
+    crate::helpers::write_tenants(tenants.path(), None);
+    let listener = std::net::TcpListener::bind("0.0.0.0:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let settings = dcr_shim::config::Settings {
+        listen: addr,
+        public_url: dcr_shim::config::server::parse_public_url("http://127.0.0.1:8080").unwrap(),
+        data_dir: data.path().to_owned(),
+        tenants_dir: tenants.path().to_owned(),
+        secret_file: None,
+        previous_secret_file: None,
+        workers: Some(1),
+        upstream_timeout: dcr_shim::config::server::DEFAULT_UPSTREAM_TIMEOUT,
+        dev_idp_any_interface: false,
+    };
+    let err = dcr_shim::app::start_on(settings, listener)
+        .await
+        .err()
+        .expect("must refuse");
+    assert!(err.to_string().contains("logs anyone in"), "{err}");
+}

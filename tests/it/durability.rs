@@ -112,6 +112,7 @@ async fn acknowledged_writes_survive_sigkill() {
         previous_secret_file: None,
         workers: Some(1),
         upstream_timeout: dcr_shim::config::server::DEFAULT_UPSTREAM_TIMEOUT,
+        dev_idp_any_interface: false,
     };
     let running = dcr_shim::app::start_on(settings, listener).await.unwrap();
     let tenant = running.state.tenant("alpha").unwrap().clone();

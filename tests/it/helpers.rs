@@ -153,6 +153,7 @@ impl TestApp {
             workers: Some(2),
             // The test IdPs are local: a short timeout keeps the fault tests quick.
             upstream_timeout: std::time::Duration::from_secs(2),
+            dev_idp_any_interface: false,
         }
     }
 

@@ -68,6 +68,7 @@ async fn registrations_acknowledged_before_sigkill_are_kept() {
         previous_secret_file: None,
         workers: Some(1),
         upstream_timeout: dcr_shim::config::server::DEFAULT_UPSTREAM_TIMEOUT,
+        dev_idp_any_interface: false,
     };
     let running = dcr_shim::app::start_on(settings, listener).await.unwrap();
     let tenant = running.state.tenant("alpha").unwrap().clone();

@@ -51,13 +51,7 @@ pub fn parse_public_url(raw: &str) -> Result<Url, String> {
     if !url.username().is_empty() || url.password().is_some() {
         return Err(format!("'{raw}' must not contain user information"));
     }
-    let loopback = match url.host() {
-        Some(url::Host::Domain(d)) => d == "localhost",
-        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
-        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
-        None => false,
-    };
-    if url.scheme() == "http" && !loopback {
+    if url.scheme() == "http" && !crate::domain::is_loopback_host(&url) {
         return Err(format!(
             "'{raw}' uses http on a host that is not loopback: codes and tokens would cross the network in clear and cookies could not be Secure; use the https URL clients reach (TLS may end at a proxy in front of the shim)"
         ));

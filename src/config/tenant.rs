@@ -10,9 +10,9 @@ use serde::Deserialize;
 use url::Url;
 
 use super::host_pattern::HostPattern;
-use crate::domain::RedirectKind;
 use crate::domain::scope::is_scope_token;
 use crate::domain::tenant_id::TenantId;
+use crate::domain::{RedirectKind, is_loopback_host};
 
 /// One thing wrong with a tenant file: which file, which field, and what to do about it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -444,15 +444,6 @@ fn validate(c: &TenantConfig, public_url: &Url, p: &mut Problems) {
     validate_dev(&c.dev, public_url, p);
 }
 
-fn is_loopback_url(url: &Url) -> bool {
-    match url.host() {
-        Some(url::Host::Domain(d)) => d == "localhost",
-        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
-        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
-        None => false,
-    }
-}
-
 fn validate_upstream(u: &UpstreamConfig, public_url: &Url, p: &mut Problems) {
     match u {
         UpstreamConfig::Entra {
@@ -472,25 +463,19 @@ fn validate_upstream(u: &UpstreamConfig, public_url: &Url, p: &mut Problems) {
             ) {
                 p.add("upstream.directory_id", "multi-tenant endpoints are not supported; give the directory id of the tenant whose users log in");
             }
-            check_url("upstream.authority", authority, true, p);
+            check_url("upstream.authority", authority, p);
         }
         UpstreamConfig::Oidc {
             issuer,
             discovery_url,
         } => {
-            check_url("upstream.issuer", issuer, true, p);
+            check_url("upstream.issuer", issuer, p);
             if let Some(d) = discovery_url {
-                check_url("upstream.discovery_url", d, true, p);
+                check_url("upstream.discovery_url", d, p);
             }
         }
         UpstreamConfig::Dev { allow_non_loopback } => {
-            let loopback = match public_url.host() {
-                Some(url::Host::Domain(d)) => d == "localhost",
-                Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
-                Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
-                None => false,
-            };
-            if !loopback && !allow_non_loopback {
+            if !is_loopback_host(public_url) && !allow_non_loopback {
                 p.add("upstream.kind", format!("the built-in dev IdP logs anyone in without a password, so it runs only on a loopback public URL (this server's is {public_url}); use an `entra` or `oidc` upstream, or set upstream.allow_non_loopback = true for a demo"));
             }
         }
@@ -596,7 +581,7 @@ fn validate_resources(c: &TenantConfig, p: &mut Problems) {
     let entra = matches!(c.upstream, UpstreamConfig::Entra { .. });
     for (i, r) in c.resources.iter().enumerate() {
         let at = |f: &str| format!("resources[{i}].{f}");
-        if check_url(&at("uri"), &r.uri, true, p) && !uris.insert(r.uri.as_str()) {
+        if check_url(&at("uri"), &r.uri, p) && !uris.insert(r.uri.as_str()) {
             p.add(&at("uri"), "another resource has the same uri");
         }
         if r.scopes.is_empty() {
@@ -705,7 +690,7 @@ fn validate_registration(c: &TenantConfig, p: &mut Problems) {
 }
 
 fn validate_dev(d: &DevSettings, public_url: &Url, p: &mut Problems) {
-    if d.cimd_allow_loopback && !is_loopback_url(public_url) {
+    if d.cimd_allow_loopback && !is_loopback_host(public_url) {
         p.add("dev.cimd_allow_loopback", format!("turns off the protection against fetches of internal addresses, so it is refused on a public URL that is not loopback ({public_url}); remove it"));
     }
     if let Some(ca) = &d.cimd_extra_ca_file {
@@ -726,9 +711,8 @@ fn validate_dev(d: &DevSettings, public_url: &Url, p: &mut Problems) {
     }
 }
 
-/// An absolute http(s) URL without fragment or userinfo; plain http only on a loopback host
-/// unless `https_only` is false.
-fn check_url(field: &str, raw: &str, https_only: bool, p: &mut Problems) -> bool {
+/// An absolute http(s) URL without fragment or userinfo; plain http only on a loopback host.
+fn check_url(field: &str, raw: &str, p: &mut Problems) -> bool {
     let url = match Url::parse(raw) {
         Ok(u) => u,
         Err(e) => {
@@ -736,14 +720,7 @@ fn check_url(field: &str, raw: &str, https_only: bool, p: &mut Problems) -> bool
             return false;
         }
     };
-    let loopback = match url.host() {
-        Some(url::Host::Domain(d)) => d == "localhost",
-        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
-        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
-        None => false,
-    };
-    let scheme_ok =
-        url.scheme() == "https" || (url.scheme() == "http" && (loopback || !https_only));
+    let scheme_ok = url.scheme() == "https" || (url.scheme() == "http" && is_loopback_host(&url));
     if !scheme_ok {
         p.add(
             field,

@@ -165,7 +165,8 @@ impl fmt::Display for RedirectUri {
     }
 }
 
-fn is_loopback_host(url: &Url) -> bool {
+/// Whether the URL's host is `localhost` or a loopback address (127.0.0.0/8, ::1).
+pub fn is_loopback_host(url: &Url) -> bool {
     match url.host() {
         Some(Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
         Some(Host::Ipv4(ip)) => ip.is_loopback(),

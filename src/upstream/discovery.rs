@@ -244,14 +244,7 @@ pub async fn read_capped_body(response: reqwest::Response) -> Result<Vec<u8>, St
 /// https, or http on a loopback host (tests and local IdPs).
 fn is_https_or_loopback(endpoint: &str) -> bool {
     url::Url::parse(endpoint).is_ok_and(|u| {
-        u.scheme() == "https"
-            || (u.scheme() == "http"
-                && match u.host() {
-                    Some(url::Host::Domain(d)) => d == "localhost",
-                    Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
-                    Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
-                    None => false,
-                })
+        u.scheme() == "https" || (u.scheme() == "http" && crate::domain::is_loopback_host(&u))
     })
 }
 

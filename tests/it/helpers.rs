@@ -143,24 +143,34 @@ impl TestApp {
     }
 
     fn settings(&self, addr: std::net::SocketAddr) -> Settings {
-        Settings {
-            listen: addr,
-            public_url: parse_public_url(&self.base).unwrap(),
-            data_dir: self.data_dir.clone(),
-            tenants_dir: self.tenants_dir.clone(),
-            secret_file: None,
-            previous_secret_file: None,
-            workers: Some(2),
-            // The test IdPs are local: a short timeout keeps the fault tests quick.
-            upstream_timeout: std::time::Duration::from_secs(2),
-            dev_idp_any_interface: false,
-        }
+        test_settings(addr, &self.base, &self.data_dir, &self.tenants_dir)
     }
 
     pub async fn stop(mut self) {
         if let Some(r) = self.running.take() {
             r.stop().await;
         }
+    }
+}
+
+/// Server settings for a test: listen on `listen`, serve `public_url`, 2 workers.
+pub fn test_settings(
+    listen: std::net::SocketAddr,
+    public_url: &str,
+    data: &Path,
+    tenants: &Path,
+) -> Settings {
+    Settings {
+        listen,
+        public_url: parse_public_url(public_url).unwrap(),
+        data_dir: data.to_owned(),
+        tenants_dir: tenants.to_owned(),
+        secret_file: None,
+        previous_secret_file: None,
+        workers: Some(2),
+        // The test IdPs are local: a short timeout keeps the fault tests quick.
+        upstream_timeout: std::time::Duration::from_secs(2),
+        dev_idp_any_interface: false,
     }
 }
 

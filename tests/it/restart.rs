@@ -59,17 +59,8 @@ async fn registrations_acknowledged_before_sigkill_are_kept() {
     // Open the store the way the server does and check every acknowledged client.
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
-    let settings = dcr_shim::config::Settings {
-        listen: addr,
-        public_url: dcr_shim::config::server::parse_public_url("http://127.0.0.1:8080").unwrap(),
-        data_dir: data.path().to_owned(),
-        tenants_dir: tenants.path().to_owned(),
-        secret_file: None,
-        previous_secret_file: None,
-        workers: Some(1),
-        upstream_timeout: dcr_shim::config::server::DEFAULT_UPSTREAM_TIMEOUT,
-        dev_idp_any_interface: false,
-    };
+    let settings =
+        crate::helpers::test_settings(addr, "http://127.0.0.1:8080", data.path(), tenants.path());
     let running = dcr_shim::app::start_on(settings, listener).await.unwrap();
     let tenant = running.state.tenant("alpha").unwrap().clone();
     for id in &acknowledged {

@@ -18,6 +18,7 @@ use crate::keys::{KeyError, ServerKeys};
 use crate::net::{FetchPolicy, SafeFetcher};
 use crate::oauth::AuthServer;
 use crate::oauth::cimd::CimdResolver;
+use crate::oauth::metadata::authorization_server_metadata;
 use crate::oauth::registration::ClientRegistry;
 use crate::oauth::sealing::Sealer;
 use crate::oauth::signing::Signer;
@@ -48,12 +49,23 @@ pub struct AppState {
     /// The login flow.
     pub auth: AuthServer,
     registration_limits: HashMap<TenantId, DefaultKeyedRateLimiter<IpAddr>>,
+    /// Each tenant's metadata document, serialized once: without and with refresh tokens.
+    metadata_documents: HashMap<String, [web::Bytes; 2]>,
 }
 
 impl AppState {
     /// The tenant named by a path segment, if there is one.
     pub fn tenant(&self, segment: &str) -> Option<&Arc<Tenant>> {
         self.by_id.get(segment)
+    }
+
+    /// The serialized authorization server metadata of a tenant (RFC 8414). Whether it offers
+    /// refresh tokens follows what the upstream's discovery document said.
+    pub fn metadata_document(&self, tenant: &Tenant) -> Option<web::Bytes> {
+        let offers_refresh = self.upstreams.status(&tenant.id).offers_refresh();
+        self.metadata_documents
+            .get(tenant.id.as_str())
+            .map(|docs| docs[usize::from(offers_refresh)].clone())
     }
 
     /// Whether `source` may register one more client at `tenant` now. IPv6 sources are
@@ -222,6 +234,18 @@ pub async fn start_on(settings: Settings, listener: TcpListener) -> Result<Runni
         .iter()
         .map(|t| (t.id.to_string(), t.clone()))
         .collect();
+    let metadata_documents = tenants
+        .iter()
+        .map(|t| {
+            let doc = |refresh| {
+                web::Bytes::from(
+                    serde_json::to_vec(&authorization_server_metadata(t, refresh))
+                        .expect("metadata serializes"),
+                )
+            };
+            (t.id.to_string(), [doc(false), doc(true)])
+        })
+        .collect();
     let state = web::Data::new(AppState {
         settings: settings.clone(),
         tenants,
@@ -232,6 +256,7 @@ pub async fn start_on(settings: Settings, listener: TcpListener) -> Result<Runni
         keys,
         auth,
         registration_limits,
+        metadata_documents,
     });
     tasks.push(tokio::spawn(sweep_forever(state.clone())));
 

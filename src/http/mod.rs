@@ -20,6 +20,17 @@ use tracing::Instrument;
 
 use crate::app::AppState;
 
+/// Successful reads of public, unchanging documents (metadata, JWKS, health) are logged at
+/// debug rather than info: they are most of the traffic and tell an operator nothing.
+fn is_routine_read(req: &actix_web::dev::ServiceRequest) -> bool {
+    let path = req.path();
+    req.method() == actix_web::http::Method::GET
+        && (path.contains("/.well-known/")
+            || path.ends_with("/jwks")
+            || path == "/healthz"
+            || path == "/readyz")
+}
+
 /// Registers every route on an actix app.
 pub fn configure(cfg: &mut web::ServiceConfig, state: web::Data<AppState>) {
     cfg.app_data(state).service(
@@ -28,7 +39,13 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: web::Data<AppState>) {
                 // Our own request log: the path only, never the query string, which carries
                 // codes and state on the callback.
                 let request_id = uuid::Uuid::new_v4().to_string();
-                let span = tracing::info_span!("request", id = %request_id, method = %req.method(), path = %req.path());
+                let routine = is_routine_read(&req);
+                // Nothing inside a routine read logs at info, so its span costs nothing there.
+                let span = if routine {
+                    tracing::debug_span!("request", id = %request_id, method = %req.method(), path = %req.path())
+                } else {
+                    tracing::info_span!("request", id = %request_id, method = %req.method(), path = %req.path())
+                };
                 let started = std::time::Instant::now();
                 let fut = srv.call(req);
                 async move {
@@ -37,6 +54,8 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: web::Data<AppState>) {
                     let ms = started.elapsed().as_secs_f64() * 1000.0;
                     if status >= 500 {
                         tracing::error!(status, ms, "request failed");
+                    } else if routine && status < 400 {
+                        tracing::debug!(status, ms, "request");
                     } else {
                         tracing::info!(status, ms, "request");
                     }

@@ -4,6 +4,7 @@
 //! (bumped by each write, for compare-and-swap) and its expiry time. Writes and takes are durable
 //! when they return: a client is told "done" only after the record is on disk.
 
+mod group_commit;
 pub mod sled_store;
 
 use std::sync::Arc;

@@ -4,10 +4,12 @@
 //! every write is flushed to disk before it returns.
 
 use std::path::Path;
+use std::sync::Arc;
 
 use async_trait::async_trait;
-use sled::{Db, Tree};
+use sled::Tree;
 
+use super::group_commit::GroupCommit;
 use super::{Entry, Store, StoreError};
 
 const FORMAT: u8 = 1;
@@ -16,9 +18,9 @@ pub const CACHE_BYTES: u64 = 64 * 1024 * 1024;
 const HEADER_LEN: usize = 1 + 2 + 8 + 8;
 
 pub struct SledStore {
-    db: Db,
     records: Tree,
     expiry: Tree,
+    commit: Arc<GroupCommit>,
 }
 
 impl SledStore {
@@ -36,22 +38,20 @@ impl SledStore {
             })?;
         let records = db.open_tree("records").map_err(backend)?;
         let expiry = db.open_tree("expiry").map_err(backend)?;
+        // sled's `flush_async` runs on sled's own small thread pool and deadlocks under
+        // concurrent callers, so the blocking flush runs on tokio's blocking threads, one at a
+        // time, shared by every writer waiting for it.
+        let commit = GroupCommit::new(move || db.flush().map(|_| ()).map_err(|e| e.to_string()));
         Ok(Self {
-            db,
             records,
             expiry,
+            commit,
         })
     }
 
-    /// Makes every write so far durable. sled's `flush_async` runs on sled's own small thread
-    /// pool and deadlocks under concurrent callers (the pool fills with flushes waiting for
-    /// writes that need the pool), so the blocking flush runs on tokio's blocking threads.
+    /// Makes every write so far durable.
     async fn flush(&self) -> Result<(), StoreError> {
-        let db = self.db.clone();
-        match tokio::task::spawn_blocking(move || db.flush()).await {
-            Ok(result) => result.map(|_| ()).map_err(backend),
-            Err(e) => Err(StoreError::Backend(format!("flush task failed: {e}"))),
-        }
+        self.commit.durable().await
     }
 }
 

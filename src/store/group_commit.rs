@@ -1,0 +1,135 @@
+//! Group commit: many writers that each need "my write is on disk" share one flush.
+//!
+//! Every caller takes a ticket after its write. One flush runs at a time; it first reads the
+//! highest ticket handed out, so when it completes every write that took a ticket up to that
+//! point is durable. Callers whose ticket it covers return at once; the others wait for the next
+//! flush, which one of them starts. Under load this turns N concurrent fsyncs into a few.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+use tokio::sync::watch;
+
+use super::StoreError;
+
+/// What the flushes so far achieved.
+#[derive(Clone, Default)]
+struct Progress {
+    /// Every ticket up to this one is durable.
+    durable_through: u64,
+    /// The last failed flush: the tickets it was meant to cover, and why it failed.
+    failed: Option<(u64, String)>,
+}
+
+pub struct GroupCommit {
+    flush: Arc<dyn Fn() -> Result<(), String> + Send + Sync>,
+    tickets: AtomicU64,
+    flushing: AtomicBool,
+    progress: watch::Sender<Progress>,
+}
+
+impl GroupCommit {
+    /// `flush` makes every write made before it was called durable; it may block.
+    pub fn new(flush: impl Fn() -> Result<(), String> + Send + Sync + 'static) -> Arc<Self> {
+        Arc::new(Self {
+            flush: Arc::new(flush),
+            tickets: AtomicU64::new(0),
+            flushing: AtomicBool::new(false),
+            progress: watch::Sender::new(Progress::default()),
+        })
+    }
+
+    /// Returns once every write this task made before the call is durable.
+    pub async fn durable(self: &Arc<Self>) -> Result<(), StoreError> {
+        let ticket = self.tickets.fetch_add(1, Ordering::SeqCst) + 1;
+        let mut progress = self.progress.subscribe();
+        loop {
+            {
+                let now = progress.borrow_and_update();
+                if now.durable_through >= ticket {
+                    return Ok(());
+                }
+                if let Some((covered, why)) = &now.failed
+                    && *covered >= ticket
+                {
+                    return Err(StoreError::Backend(format!("flush failed: {why}")));
+                }
+            }
+            if !self.flushing.swap(true, Ordering::AcqRel) {
+                self.start_flush();
+            }
+            if progress.changed().await.is_err() {
+                return Err(StoreError::Backend("the store closed".into()));
+            }
+        }
+    }
+
+    /// Runs one flush on a blocking thread, in a task of its own so that a caller that goes
+    /// away (a dropped request) cannot leave the others waiting.
+    fn start_flush(self: &Arc<Self>) {
+        let this = self.clone();
+        tokio::spawn(async move {
+            let covers = this.tickets.load(Ordering::SeqCst);
+            let flush = this.flush.clone();
+            let result = match tokio::task::spawn_blocking(move || flush()).await {
+                Ok(result) => result,
+                Err(e) => Err(format!("flush task failed: {e}")),
+            };
+            this.flushing.store(false, Ordering::Release);
+            this.progress.send_modify(|p| match result {
+                Ok(()) => p.durable_through = p.durable_through.max(covers),
+                Err(why) => p.failed = Some((covers, why)),
+            });
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::AtomicUsize;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn concurrent_writers_share_flushes_and_all_become_durable() {
+        let flushes = Arc::new(AtomicUsize::new(0));
+        let written = Arc::new(AtomicU64::new(0));
+        let on_disk = Arc::new(AtomicU64::new(0));
+        let commit = {
+            let (flushes, written, on_disk) = (flushes.clone(), written.clone(), on_disk.clone());
+            GroupCommit::new(move || {
+                let upto = written.load(Ordering::SeqCst);
+                std::thread::sleep(std::time::Duration::from_millis(2));
+                on_disk.fetch_max(upto, Ordering::SeqCst);
+                flushes.fetch_add(1, Ordering::SeqCst);
+                Ok(())
+            })
+        };
+        let tasks: Vec<_> = (0..200)
+            .map(|_| {
+                let (commit, written, on_disk) = (commit.clone(), written.clone(), on_disk.clone());
+                tokio::spawn(async move {
+                    let mine = written.fetch_add(1, Ordering::SeqCst) + 1;
+                    commit.durable().await.unwrap();
+                    assert!(
+                        on_disk.load(Ordering::SeqCst) >= mine,
+                        "returned before its write was flushed"
+                    );
+                })
+            })
+            .collect();
+        for t in tasks {
+            t.await.unwrap();
+        }
+        assert!(
+            flushes.load(Ordering::SeqCst) < 200,
+            "flushes were not shared"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_failed_flush_reaches_the_writers_it_covered() {
+        let commit = GroupCommit::new(|| Err("disk full".into()));
+        let err = commit.durable().await.unwrap_err();
+        assert!(err.to_string().contains("disk full"), "{err}");
+    }
+}

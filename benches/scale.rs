@@ -6,8 +6,9 @@
 //!   cargo bench --bench scale -- --clients 200000
 //!   cargo bench --bench scale -- --smoke            # N = 2,000, 1,000 expiring
 //!
-//! Clients are written through the store's typed layer (the same durable insert the
-//! registration endpoint uses) by 64 concurrent tasks; latencies are measured over HTTP.
+//! Clients are written in process through the store's typed layer (the same durable insert the
+//! registration endpoint uses) by 64 concurrent tasks; latencies, start-up and resident memory
+//! are measured on the real `dcr-shim` binary serving that data directory.
 
 use std::net::TcpListener;
 use std::sync::Arc;
@@ -17,12 +18,14 @@ use dcr_shim::app::{Running, start_on, unix_now};
 use dcr_shim::config::Settings;
 use dcr_shim::config::server::{DEFAULT_UPSTREAM_TIMEOUT, parse_public_url};
 use dcr_shim::domain::ClientRecord;
+use dcr_shim::oauth::registration::new_client_id;
+use dcr_shim::store::{SledStore, Store};
 use serde_json::json;
 
 const TENANTS: usize = 10;
 
-fn rss_mib() -> f64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+fn rss_mib_of(status_file: &str) -> f64 {
+    let status = std::fs::read_to_string(status_file).unwrap_or_default();
     status
         .lines()
         .find(|l| l.starts_with("VmRSS:"))
@@ -73,8 +76,18 @@ async fn start(data: &std::path::Path, tenants: &std::path::Path, port: u16) -> 
     start_on(settings, listener).await.unwrap()
 }
 
-/// Writes `count` clients spread over the tenants, 64 writers at a time.
-async fn populate(running: &Running, from: usize, count: usize, expires_in: u64) {
+/// A client written by `populate`: its tenant's index and its id.
+type Written = (usize, String);
+
+/// Writes `count` clients spread over the tenants, 64 writers at a time, with the ids
+/// registration gives. Returns every `keep_every`-th of them, for lookups.
+async fn populate(
+    running: &Running,
+    from: usize,
+    count: usize,
+    expires_in: u64,
+    keep_every: usize,
+) -> Vec<Written> {
     let template: ClientRecord = {
         let tenant = running.state.tenant("t0").unwrap();
         let body = json!({"client_name": "scale", "redirect_uris": ["http://127.0.0.1/cb"], "token_endpoint_auth_method": "none"});
@@ -89,12 +102,14 @@ async fn populate(running: &Running, from: usize, count: usize, expires_in: u64)
     let template = Arc::new(template);
     let next = Arc::new(std::sync::atomic::AtomicUsize::new(from));
     let end = from + count;
+    let kept = Arc::new(std::sync::Mutex::new(Vec::new()));
     let tasks: Vec<_> = (0..64)
         .map(|_| {
-            let (records, template, next) = (
+            let (records, template, next, kept) = (
                 running.state.records.clone(),
                 template.clone(),
                 next.clone(),
+                kept.clone(),
             );
             let tenants: Vec<_> = running.state.tenants.iter().map(|t| t.id.clone()).collect();
             tokio::spawn(async move {
@@ -104,8 +119,12 @@ async fn populate(running: &Running, from: usize, count: usize, expires_in: u64)
                         return;
                     }
                     let mut c = (*template).clone();
-                    c.client_id =
-                        format!("{:08x}-scale-{i:010}", i.wrapping_mul(2_654_435_761) as u32);
+                    c.client_id = new_client_id();
+                    if i % keep_every == 0 {
+                        kept.lock()
+                            .unwrap()
+                            .push((i % TENANTS, c.client_id.clone()));
+                    }
                     let now = unix_now();
                     records
                         .insert_new(
@@ -124,20 +143,23 @@ async fn populate(running: &Running, from: usize, count: usize, expires_in: u64)
     for t in tasks {
         t.await.unwrap();
     }
+    std::mem::take(&mut *kept.lock().unwrap())
 }
 
 /// p50/p99 of registrations and of `/authorize` lookups of existing clients, over HTTP.
 async fn latencies(
     base: &str,
-    existing: usize,
+    existing: &[Written],
     samples: usize,
 ) -> (Duration, Duration, Duration, Duration) {
     let http = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .unwrap();
+    // The first requests pay for the connection and a cold start; they are not counted.
+    let warm_up = samples / 10;
     let mut reg = Vec::new();
-    for i in 0..samples {
+    for i in 0..samples + warm_up {
         let t = Instant::now();
         let res = http
             .post(format!("{base}/t{}/register", i % TENANTS))
@@ -146,15 +168,20 @@ async fn latencies(
             .await
             .unwrap();
         assert_eq!(res.status(), 201);
-        reg.push(t.elapsed());
+        if i >= warm_up {
+            reg.push(t.elapsed());
+        }
+    }
+    if std::env::var_os("SCALE_DEBUG").is_some() {
+        let mut worst: Vec<(usize, Duration)> = reg.iter().copied().enumerate().collect();
+        worst.sort_by_key(|w| std::cmp::Reverse(w.1));
+        eprintln!("slowest registrations (index, time): {:?}", &worst[..15]);
     }
     let mut look = Vec::new();
     for k in 0..samples {
-        let i = (k * 7919) % existing;
-        let id = format!("{:08x}-scale-{i:010}", i.wrapping_mul(2_654_435_761) as u32);
+        let (tenant, id) = &existing[(k * 7919) % existing.len()];
         let url = format!(
-            "{base}/t{}/authorize?response_type=code&client_id={id}&redirect_uri=http://127.0.0.1:5000/cb&code_challenge=E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM&code_challenge_method=S256&state=s",
-            i % TENANTS
+            "{base}/t{tenant}/authorize?response_type=code&client_id={id}&redirect_uri=http://127.0.0.1:5000/cb&code_challenge=E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM&code_challenge_method=S256&state=s"
         );
         let t = Instant::now();
         let res = http.get(url).send().await.unwrap();
@@ -170,6 +197,59 @@ async fn latencies(
     )
 }
 
+/// The real server binary on the same data, so that start-up and resident memory are its own.
+struct Server {
+    child: std::process::Child,
+    started_in: Duration,
+}
+
+impl Server {
+    async fn spawn(data: &std::path::Path, tenants: &std::path::Path, port: u16) -> Server {
+        let started = Instant::now();
+        let child = std::process::Command::new(env!("CARGO_BIN_EXE_dcr-shim"))
+            .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+            .args(["--public-url", &format!("http://127.0.0.1:{port}")])
+            .arg("--data-dir")
+            .arg(data)
+            .arg("--tenants")
+            .arg(tenants)
+            .args(["--workers", "2"])
+            .env("RUST_LOG", "warn")
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("start dcr-shim");
+        let http = reqwest::Client::new();
+        let health = format!("http://127.0.0.1:{port}/healthz");
+        loop {
+            if let Ok(res) = http.get(&health).send().await
+                && res.status().is_success()
+            {
+                break;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(120),
+                "dcr-shim did not start"
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        Server {
+            child,
+            started_in: started.elapsed(),
+        }
+    }
+
+    fn rss_mib(&self) -> f64 {
+        rss_mib_of(&format!("/proc/{}/status", self.child.id()))
+    }
+
+    fn stop(mut self) {
+        let _ = std::process::Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let _ = self.child.wait();
+    }
+}
+
 #[tokio::main]
 async fn main() {
     let args: Vec<String> = std::env::args().collect();
@@ -181,7 +261,7 @@ async fn main() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(if smoke { 2_000 } else { 1_000_000 });
     let expiring = if smoke { 1_000 } else { 100_000 };
-    let samples = if smoke { 50 } else { 1_000 };
+    let samples = if smoke { 50 } else { 3_000 };
     let data = tempfile::tempdir().unwrap();
     let tenants = tempfile::tempdir().unwrap();
     for t in 0..TENANTS {
@@ -196,45 +276,54 @@ async fn main() {
         .local_addr()
         .unwrap()
         .port();
-    let running = start(data.path(), tenants.path(), port).await;
     let base = format!("http://127.0.0.1:{port}");
     let year = 365 * 24 * 3600;
 
-    populate(&running, 0, 1_000, year).await;
-    let small = latencies(&base, 1_000, samples).await;
+    // Clients are written in process (fast, through the same durable insert registration
+    // uses); everything measured over HTTP is measured on the real binary.
+    let running = start(data.path(), tenants.path(), port).await;
+    let mut existing = populate(&running, 0, 1_000, year, 1).await;
+    running.stop().await;
+    let server = Server::spawn(data.path(), tenants.path(), port).await;
+    let small = latencies(&base, &existing, samples).await;
+    server.stop();
+
+    let running = start(data.path(), tenants.path(), port).await;
     let t = Instant::now();
-    populate(&running, 1_000, n - 1_000, year).await;
+    existing.extend(populate(&running, 1_000, n - 1_000, year, (n / 1_000).max(1)).await);
     let fill = t.elapsed();
-    let large = latencies(&base, n, samples).await;
-    let rss_running = rss_mib();
     running.stop().await;
     let size = dir_size(data.path());
 
-    let t = Instant::now();
-    let running = start(data.path(), tenants.path(), port).await;
-    let startup = t.elapsed();
-    let rss_restarted = rss_mib();
+    let server = Server::spawn(data.path(), tenants.path(), port).await;
+    let startup = server.started_in;
+    let rss_started = server.rss_mib();
+    let large = latencies(&base, &existing, samples).await;
+    let rss_serving = server.rss_mib();
+    server.stop();
+    let server = Server::spawn(data.path(), tenants.path(), port).await;
+    let startup_again = server.started_in;
+    server.stop();
 
-    // Expiry: clients that expire in one second, then the sweeper's batches.
-    populate(&running, n, expiring, 1).await;
-    let later = unix_now() + 2;
+    // Expiry: clients that expire in one second, then one full pass of the sweeper over the
+    // store opened on its own (the server's own sweeper would share the pass).
+    let running = start(data.path(), tenants.path(), port).await;
+    populate(&running, n, expiring, 1, usize::MAX).await;
+    running.stop().await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let store = SledStore::open(&data.path().join("store")).await.unwrap();
     let t = Instant::now();
-    let mut swept = 0;
+    let (mut swept, mut examined) = (0, 0);
     loop {
-        let k = running
-            .state
-            .records
-            .backend()
-            .sweep_expired(later, 10_000)
-            .await
-            .unwrap();
-        swept += k;
-        if k < 10_000 {
+        let sweep = store.sweep_expired(unix_now(), 10_000).await.unwrap();
+        swept += sweep.removed;
+        examined += sweep.examined;
+        if sweep.pass_complete {
             break;
         }
     }
     let sweep = t.elapsed();
-    running.stop().await;
+    drop(store);
 
     println!(
         "{n} clients across {TENANTS} tenants; written by 64 durable writers in {:.1} s ({:.0}/s)\n",
@@ -244,47 +333,33 @@ async fn main() {
     println!("| measurement | at 1 k clients | at {n} clients | ratio |");
     println!("|---|---|---|---|");
     let ratio = |a: Duration, b: Duration| format!("{:.2}×", b.as_secs_f64() / a.as_secs_f64());
-    println!(
-        "| registration p50 | {} | {} | {} |",
-        ms(small.0),
-        ms(large.0),
-        ratio(small.0, large.0)
-    );
-    println!(
-        "| registration p99 | {} | {} | {} |",
-        ms(small.1),
-        ms(large.1),
-        ratio(small.1, large.1)
-    );
-    println!(
-        "| /authorize lookup p50 | {} | {} | {} |",
-        ms(small.2),
-        ms(large.2),
-        ratio(small.2, large.2)
-    );
-    println!(
-        "| /authorize lookup p99 | {} | {} | {} |",
-        ms(small.3),
-        ms(large.3),
-        ratio(small.3, large.3)
-    );
+    for (name, a, b) in [
+        ("registration p50", small.0, large.0),
+        ("registration p99", small.1, large.1),
+        ("/authorize lookup p50", small.2, large.2),
+        ("/authorize lookup p99", small.3, large.3),
+    ] {
+        println!("| {name} | {} | {} | {} |", ms(a), ms(b), ratio(a, b));
+    }
     println!();
-    println!("| measurement | value |");
+    println!("| measurement (the dcr-shim process) | value |");
     println!("|---|---|");
     println!(
-        "| data directory | {:.1} MiB |",
+        "| data directory | {:.0} MiB |",
         size as f64 / 1024.0 / 1024.0
     );
     println!(
-        "| resident memory, serving at {n} clients (includes the load generator) | {rss_running:.0} MiB |"
+        "| start-up with {n} clients after a graceful stop (exec to /healthz answering) | {} |",
+        ms(startup_again)
     );
     println!(
-        "| start-up with {n} clients (store open to serving) | {} |",
+        "| start-up with {n} clients written since the last start, without a graceful stop (log replay, as after a crash) | {} |",
         ms(startup)
     );
-    println!("| resident memory right after start-up | {rss_restarted:.0} MiB |");
+    println!("| resident memory right after that start-up | {rss_started:.0} MiB |");
+    println!("| resident memory after serving the latency samples | {rss_serving:.0} MiB |");
     println!(
-        "| sweeper: expire {swept} clients | {:.2} s |",
+        "| sweeper: one pass over {examined} records, expiring {swept} clients | {:.2} s |",
         sweep.as_secs_f64()
     );
 }

@@ -124,6 +124,9 @@ impl Running {
             None => Ok(()),
         };
         self.abort_tasks();
+        for t in self.tasks.drain(..) {
+            let _ = t.await;
+        }
         result
     }
 
@@ -167,7 +170,7 @@ pub async fn start_on(settings: Settings, listener: TcpListener) -> Result<Runni
         settings.secret_file.as_deref(),
         settings.previous_secret_file.as_deref(),
     )?);
-    let store: Arc<dyn Store> = Arc::new(SledStore::open(&settings.data_dir.join("store"))?);
+    let store: Arc<dyn Store> = Arc::new(SledStore::open(&settings.data_dir.join("store")).await?);
     let records = Records::new(store.clone());
 
     let strict =
@@ -292,20 +295,27 @@ pub const SWEEP_INTERVAL: Duration = Duration::from_secs(60);
 /// forgets idle rate-limit buckets.
 async fn sweep_forever(state: web::Data<AppState>) {
     const BATCH: usize = 10_000;
-    let mut tick = tokio::time::interval(SWEEP_INTERVAL);
+    const PER_TICK: usize = 100_000;
+    // The first sweep waits a full interval: a server that is stopped right after it starts
+    // (tests, a crash loop) then never has a sweep holding the store open on a blocking thread.
+    let mut tick =
+        tokio::time::interval_at(tokio::time::Instant::now() + SWEEP_INTERVAL, SWEEP_INTERVAL);
     loop {
         tick.tick().await;
-        let mut total = 0;
-        loop {
+        let (mut examined, mut removed) = (0, 0);
+        // At most PER_TICK records a minute, so a large store is walked over several minutes
+        // rather than in one burst; expired records are already invisible to reads.
+        while examined < PER_TICK {
             match state
                 .records
                 .backend()
                 .sweep_expired(unix_now(), BATCH)
                 .await
             {
-                Ok(n) => {
-                    total += n;
-                    if n < BATCH {
+                Ok(sweep) => {
+                    examined += sweep.examined;
+                    removed += sweep.removed;
+                    if sweep.pass_complete {
                         break;
                     }
                 }
@@ -315,8 +325,8 @@ async fn sweep_forever(state: web::Data<AppState>) {
                 }
             }
         }
-        if total > 0 {
-            tracing::info!(removed = total, "sweeper deleted expired records");
+        if removed > 0 {
+            tracing::info!(removed, examined, "sweeper deleted expired records");
         }
         for limiter in state.registration_limits.values() {
             limiter.retain_recent();

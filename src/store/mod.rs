@@ -67,6 +67,15 @@ impl Entry {
     }
 }
 
+/// What one call of [`Store::sweep_expired`] did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Sweep {
+    pub examined: usize,
+    pub removed: usize,
+    /// The call reached the end of the store; the next one starts over from the beginning.
+    pub pass_complete: bool,
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("storage backend failed: {0}")]
@@ -100,8 +109,10 @@ pub trait Store: Send + Sync + 'static {
         now: u64,
         limit: usize,
     ) -> Result<Vec<(Vec<u8>, Entry)>, StoreError>;
-    /// Deletes up to `limit` records whose expiry is at or before `now`; returns how many.
-    async fn sweep_expired(&self, now: u64, limit: usize) -> Result<usize, StoreError>;
+    /// Examines up to `limit` records, continuing where the previous call stopped, and deletes
+    /// those whose expiry is at or before `now`. Reads already treat expired records as absent;
+    /// this reclaims their space.
+    async fn sweep_expired(&self, now: u64, limit: usize) -> Result<Sweep, StoreError>;
     /// A cheap check that the backend answers.
     async fn check_health(&self) -> Result<(), StoreError>;
 }

@@ -1,16 +1,19 @@
-//! The embedded store on sled: one `records` tree, and an `expiry` index tree whose keys are
-//! `expires_at (u64 big-endian) ++ record key`, so the sweeper reads only what is due.
-//! Records change by single-key compare-and-swap (atomic take-once and versioned updates);
-//! every write is flushed to disk before it returns.
+//! The embedded store on sled: one `records` tree. Records change by single-key compare-and-swap
+//! (atomic take-once and versioned updates); every write is flushed to disk before it returns.
+//!
+//! There is no expiry index: reads treat expired records as absent, and the sweeper walks the
+//! tree in batches to reclaim them. An index tree doubled the writes and, through sled's log
+//! amplification on its append-only keys, more than doubled the data directory.
 
+use std::ops::Bound;
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use sled::Tree;
 
 use super::group_commit::GroupCommit;
-use super::{Entry, Store, StoreError};
+use super::{Entry, Store, StoreError, Sweep};
 
 const FORMAT: u8 = 1;
 /// sled page cache size.
@@ -19,40 +22,106 @@ const HEADER_LEN: usize = 1 + 2 + 8 + 8;
 
 pub struct SledStore {
     records: Tree,
-    expiry: Tree,
     commit: Arc<GroupCommit>,
+    /// The last key the sweeper examined; the next sweep continues after it.
+    sweep_cursor: Arc<Mutex<Option<sled::IVec>>>,
 }
 
 impl SledStore {
     /// Opens (or creates) the store in `dir`.
-    pub fn open(dir: &Path) -> Result<Self, StoreError> {
-        let db = sled::Config::new()
+    pub async fn open(dir: &Path) -> Result<Self, StoreError> {
+        let config = sled::Config::new()
             .path(dir)
             .mode(sled::Mode::HighThroughput)
             // sled's default page cache is 1 GiB; the working set (clients in use, short-lived
             // codes and transactions) is far smaller.
-            .cache_capacity(CACHE_BYTES)
-            .open()
-            .map_err(|e| {
-                StoreError::Backend(format!("cannot open the store in {}: {e}", dir.display()))
-            })?;
+            .cache_capacity(CACHE_BYTES);
+        // The store is locked while open. A previous holder in this process (actix worker
+        // threads still winding down after a stop) lets go within moments: wait up to 2 s.
+        let mut attempts = 0;
+        let db = loop {
+            match config.open() {
+                Ok(db) => break db,
+                // sled reports a held lock only in the message of an `Other` I/O error.
+                Err(sled::Error::Io(e))
+                    if attempts < 40 && e.to_string().contains("could not acquire lock") =>
+                {
+                    attempts += 1;
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                }
+                Err(e) => {
+                    return Err(StoreError::Backend(format!(
+                        "cannot open the store in {}: {e}",
+                        dir.display()
+                    )));
+                }
+            }
+        };
         let records = db.open_tree("records").map_err(backend)?;
-        let expiry = db.open_tree("expiry").map_err(backend)?;
+        // Stores written before the expiry index was dropped still have it.
+        db.drop_tree("expiry").map_err(backend)?;
         // sled's `flush_async` runs on sled's own small thread pool and deadlocks under
         // concurrent callers, so the blocking flush runs on tokio's blocking threads, one at a
         // time, shared by every writer waiting for it.
         let commit = GroupCommit::new(move || db.flush().map(|_| ()).map_err(|e| e.to_string()));
         Ok(Self {
             records,
-            expiry,
             commit,
+            sweep_cursor: Arc::default(),
         })
+    }
+
+    /// Opens the store and closes it again, to be called after a graceful shutdown. sled
+    /// writes a snapshot of its page table only when it opens, and otherwise replays its whole
+    /// log written since then at the next start (about 2 s after a million writes); this moves
+    /// that replay to the shutdown. Fails if the store is still open.
+    pub async fn checkpoint(dir: &Path) -> Result<(), StoreError> {
+        Self::open(dir).await.map(drop)
     }
 
     /// Makes every write so far durable.
     async fn flush(&self) -> Result<(), StoreError> {
         self.commit.durable().await
     }
+}
+
+/// One batch of the sweeper: examines up to `limit` records after the cursor and deletes the
+/// expired ones, each by compare-and-swap so that a record rewritten meanwhile stays.
+fn sweep_batch(
+    records: &Tree,
+    cursor: &Mutex<Option<sled::IVec>>,
+    now: u64,
+    limit: usize,
+) -> Result<Sweep, StoreError> {
+    let mut cursor = cursor
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    let start = match cursor.take() {
+        Some(after) => Bound::Excluded(after),
+        None => Bound::Unbounded,
+    };
+    let mut sweep = Sweep::default();
+    for item in records.range::<sled::IVec, _>((start, Bound::Unbounded)) {
+        if sweep.examined == limit {
+            return Ok(sweep);
+        }
+        let (key, value) = item.map_err(backend)?;
+        sweep.examined += 1;
+        // An unreadable record is left for an operator to look at, never deleted blindly.
+        let expired = decode(&key, &value).is_ok_and(|e| !e.is_live(now));
+        if expired
+            && records
+                .compare_and_swap(&key, Some(&value), None::<&[u8]>)
+                .map_err(backend)?
+                .is_ok()
+        {
+            sweep.removed += 1;
+        }
+        *cursor = Some(key);
+    }
+    *cursor = None;
+    sweep.pass_complete = true;
+    Ok(sweep)
 }
 
 fn backend(e: sled::Error) -> StoreError {
@@ -90,36 +159,8 @@ fn decode(key: &[u8], bytes: &[u8]) -> Result<Entry, StoreError> {
     })
 }
 
-fn expiry_key(expires_at: u64, key: &[u8]) -> Vec<u8> {
-    let mut k = Vec::with_capacity(8 + key.len());
-    k.extend_from_slice(&expires_at.to_be_bytes());
-    k.extend_from_slice(key);
-    k
-}
-
-/// Writes the index entry for a record that is about to carry `entry`. Index entries are
-/// written before the record and removed after it, so a crash can leave only a stale entry
-/// (which the sweeper skips), never a record the sweeper cannot find.
-fn index(expiry: &Tree, key: &[u8], entry: &Entry) -> Result<(), StoreError> {
-    if let Some(t) = entry.expires_at {
-        expiry
-            .insert(expiry_key(t, key), &[][..])
-            .map_err(backend)?;
-    }
-    Ok(())
-}
-
-fn unindex(expiry: &Tree, key: &[u8], old: &Entry) -> Result<(), StoreError> {
-    if let Some(t) = old.expires_at {
-        expiry.remove(expiry_key(t, key)).map_err(backend)?;
-    }
-    Ok(())
-}
-
 impl SledStore {
     /// Replaces `old` (as read) by `new` atomically; `false` if the record changed meanwhile.
-    /// Single-key compare-and-swap only: sled 0.34's multi-tree transactions can deadlock with
-    /// concurrent flushes, so the expiry index is kept consistent by write order instead.
     fn swap(
         &self,
         key: &[u8],
@@ -143,21 +184,12 @@ impl Store for SledStore {
         let bytes = encode(&entry);
         loop {
             let current = self.records.get(key).map_err(backend)?;
-            let old = match &current {
-                Some(raw) => {
-                    let old = decode(key, raw)?;
-                    if old.is_live(now) {
-                        return Ok(false);
-                    }
-                    Some(old)
-                }
-                None => None,
-            };
-            index(&self.expiry, key, &entry)?;
+            if let Some(raw) = &current
+                && decode(key, raw)?.is_live(now)
+            {
+                return Ok(false);
+            }
             if self.swap(key, current.as_ref(), Some(bytes.clone()))? {
-                if let Some(old) = old.filter(|o| o.expires_at != entry.expires_at) {
-                    unindex(&self.expiry, key, &old)?;
-                }
                 self.flush().await?;
                 return Ok(true);
             }
@@ -177,12 +209,8 @@ impl Store for SledStore {
         if old.revision != expected_revision {
             return Ok(false);
         }
-        index(&self.expiry, key, &entry)?;
         if !self.swap(key, Some(&current), Some(encode(&entry)))? {
             return Ok(false);
-        }
-        if old.expires_at != entry.expires_at {
-            unindex(&self.expiry, key, &old)?;
         }
         self.flush().await?;
         Ok(true)
@@ -205,7 +233,6 @@ impl Store for SledStore {
             };
             if self.swap(key, Some(&current), None)? {
                 let old = decode(key, &current)?;
-                unindex(&self.expiry, key, &old)?;
                 self.flush().await?;
                 return Ok(old.is_live(now).then_some(old));
             }
@@ -213,11 +240,8 @@ impl Store for SledStore {
     }
 
     async fn remove(&self, key: &[u8]) -> Result<bool, StoreError> {
-        let Some(old) = self.records.remove(key).map_err(backend)? else {
+        if self.records.remove(key).map_err(backend)?.is_none() {
             return Ok(false);
-        };
-        if let Ok(old) = decode(key, &old) {
-            unindex(&self.expiry, key, &old)?;
         }
         self.flush().await?;
         Ok(true)
@@ -243,47 +267,15 @@ impl Store for SledStore {
         Ok(out)
     }
 
-    async fn sweep_expired(&self, now: u64, limit: usize) -> Result<usize, StoreError> {
-        let due: Vec<sled::IVec> = self
-            .expiry
-            .range(..now.saturating_add(1).to_be_bytes().to_vec())
-            .keys()
-            .take(limit)
-            .collect::<Result<_, _>>()
-            .map_err(backend)?;
-        let mut removed = 0;
-        for index_key in &due {
-            let key = &index_key[8..];
-            let mut due_at = [0u8; 8];
-            due_at.copy_from_slice(&index_key[..8]);
-            let due_at = u64::from_be_bytes(due_at);
-            // A record rewritten with a later expiry keeps living; its index entry is elsewhere.
-            // The index entry goes only once its record is gone or has another expiry; if a
-            // concurrent write won the swap, the entry stays for the next sweep.
-            let settled = match self.records.get(key).map_err(backend)? {
-                Some(current) => {
-                    let still_due = decode(key, &current)
-                        .map(|e| e.expires_at == Some(due_at))
-                        .unwrap_or(false);
-                    if !still_due {
-                        true
-                    } else if self.swap(key, Some(&current), None)? {
-                        removed += 1;
-                        true
-                    } else {
-                        false
-                    }
-                }
-                None => true,
-            };
-            if settled {
-                self.expiry.remove(index_key).map_err(backend)?;
-            }
-        }
-        if !due.is_empty() {
+    async fn sweep_expired(&self, now: u64, limit: usize) -> Result<Sweep, StoreError> {
+        let (records, cursor) = (self.records.clone(), self.sweep_cursor.clone());
+        let sweep = tokio::task::spawn_blocking(move || sweep_batch(&records, &cursor, now, limit))
+            .await
+            .map_err(|e| StoreError::Backend(format!("sweep task failed: {e}")))??;
+        if sweep.removed > 0 {
             self.flush().await?;
         }
-        Ok(removed)
+        Ok(sweep)
     }
 
     async fn check_health(&self) -> Result<(), StoreError> {
@@ -307,7 +299,7 @@ mod tests {
     #[tokio::test]
     async fn take_once_expiry_and_cas() {
         let dir = tempfile::tempdir().unwrap();
-        let s = SledStore::open(dir.path()).unwrap();
+        let s = SledStore::open(dir.path()).await.unwrap();
         assert!(
             s.insert_new(b"t/code/a", entry(1, Some(100)), 10)
                 .await
@@ -351,20 +343,62 @@ mod tests {
                 .unwrap()
         );
         assert_eq!(
-            s.sweep_expired(60, 100).await.unwrap(),
+            s.sweep_expired(60, 100).await.unwrap().removed,
             0,
             "extended record survives its old expiry"
         );
         assert!(s.get(b"t/client/c", 60).await.unwrap().is_some());
-        assert_eq!(s.sweep_expired(500, 100).await.unwrap(), 1);
-        assert!(s.records.is_empty() && s.expiry.is_empty());
+        assert_eq!(s.sweep_expired(500, 100).await.unwrap().removed, 1);
+        assert!(s.records.is_empty());
+    }
+
+    #[tokio::test]
+    async fn sweeps_continue_where_the_last_one_stopped() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = SledStore::open(dir.path()).await.unwrap();
+        for (i, expires_at) in [Some(50), None, Some(50), Some(900), Some(50)]
+            .iter()
+            .enumerate()
+        {
+            let key = format!("t/code/{i}");
+            assert!(
+                s.insert_new(key.as_bytes(), entry(1, *expires_at), 10)
+                    .await
+                    .unwrap()
+            );
+        }
+        let first = s.sweep_expired(100, 2).await.unwrap();
+        assert_eq!(
+            (first.examined, first.removed, first.pass_complete),
+            (2, 1, false)
+        );
+        let second = s.sweep_expired(100, 2).await.unwrap();
+        assert_eq!(
+            (second.examined, second.removed, second.pass_complete),
+            (2, 1, false)
+        );
+        let third = s.sweep_expired(100, 2).await.unwrap();
+        assert_eq!(
+            (third.examined, third.removed, third.pass_complete),
+            (1, 1, true)
+        );
+        assert_eq!(
+            s.records.len(),
+            2,
+            "the record without expiry and the later one stay"
+        );
+        let again = s.sweep_expired(100, 10).await.unwrap();
+        assert_eq!(
+            (again.examined, again.removed, again.pass_complete),
+            (2, 0, true)
+        );
     }
 
     /// Many concurrent durable writes must all complete (sled's flush_async deadlocked here).
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
     async fn concurrent_durable_writes_do_not_deadlock() {
         let dir = tempfile::tempdir().unwrap();
-        let s = std::sync::Arc::new(SledStore::open(dir.path()).unwrap());
+        let s = std::sync::Arc::new(SledStore::open(dir.path()).await.unwrap());
         let tasks: Vec<_> = (0..64)
             .map(|t| {
                 let s = s.clone();
@@ -389,7 +423,7 @@ mod tests {
     #[tokio::test]
     async fn concurrent_takes_yield_one_winner() {
         let dir = tempfile::tempdir().unwrap();
-        let s = std::sync::Arc::new(SledStore::open(dir.path()).unwrap());
+        let s = std::sync::Arc::new(SledStore::open(dir.path()).await.unwrap());
         s.insert_new(b"t/code/x", entry(1, None), 0).await.unwrap();
         let tasks: Vec<_> = (0..16)
             .map(|_| {

@@ -362,4 +362,43 @@ async fn main() {
         "| sweeper: one pass over {examined} records, expiring {swept} clients | {:.2} s |",
         sweep.as_secs_f64()
     );
+
+    let size_mib = size as f64 / 1024.0 / 1024.0;
+    let rss = rss_started.max(rss_serving);
+    let times = |a: Duration, b: Duration| b.as_secs_f64() / a.as_secs_f64();
+    println!();
+    println!("| target at {n} clients | measured | met |");
+    println!("|---|---|---|");
+    for (target, measured, met) in [
+        (
+            "p99 registration ≤ 2× its value at 1 k",
+            format!("{:.2}×", times(small.1, large.1)),
+            times(small.1, large.1) <= 2.0,
+        ),
+        (
+            "p99 `/authorize` lookup ≤ 2× its value at 1 k",
+            format!("{:.2}×", times(small.3, large.3)),
+            times(small.3, large.3) <= 2.0,
+        ),
+        (
+            "resident memory ≤ 256 MiB",
+            format!("{rss:.0} MiB"),
+            rss <= 256.0,
+        ),
+        (
+            "data directory ≤ 1 GiB",
+            format!("{size_mib:.0} MiB"),
+            size_mib <= 1024.0,
+        ),
+        (
+            "start-up ≤ 2 s (after a graceful stop / after a crash)",
+            format!("{} / {}", ms(startup_again), ms(startup)),
+            startup_again <= Duration::from_secs(2),
+        ),
+    ] {
+        println!(
+            "| {target} | {measured} | {} |",
+            if met { "yes" } else { "**no**" }
+        );
+    }
 }

@@ -393,7 +393,7 @@ async fn main() {
         (
             "start-up ≤ 2 s (after a graceful stop / after a crash)",
             format!("{} / {}", ms(startup_again), ms(startup)),
-            startup_again <= Duration::from_secs(2),
+            startup_again.max(startup) <= Duration::from_secs(2),
         ),
     ] {
         println!(

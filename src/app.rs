@@ -295,7 +295,10 @@ pub const SWEEP_INTERVAL: Duration = Duration::from_secs(60);
 /// forgets idle rate-limit buckets.
 async fn sweep_forever(state: web::Data<AppState>) {
     const BATCH: usize = 10_000;
-    const PER_TICK: usize = 100_000;
+    // At most this long of each minute goes to sweeping (a pass over a million records takes
+    // about 4 s here), so expired records are reclaimed at least as fast as short-lived ones
+    // (transactions, codes) can be created, without one long burst of work.
+    const BUDGET: Duration = Duration::from_secs(6);
     // The first sweep waits a full interval: a server that is stopped right after it starts
     // (tests, a crash loop) then never has a sweep holding the store open on a blocking thread.
     let mut tick =
@@ -303,9 +306,8 @@ async fn sweep_forever(state: web::Data<AppState>) {
     loop {
         tick.tick().await;
         let (mut examined, mut removed) = (0, 0);
-        // At most PER_TICK records a minute, so a large store is walked over several minutes
-        // rather than in one burst; expired records are already invisible to reads.
-        while examined < PER_TICK {
+        let started = std::time::Instant::now();
+        while started.elapsed() < BUDGET {
             match state
                 .records
                 .backend()

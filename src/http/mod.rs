@@ -46,18 +46,22 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: web::Data<AppState>) {
                 } else {
                     tracing::info_span!("request", id = %request_id, method = %req.method(), path = %req.path())
                 };
+                // A routine read's span is off at info: if it fails, its event names it instead.
+                let routine_path = routine.then(|| req.path().to_owned());
                 let started = std::time::Instant::now();
                 let fut = srv.call(req);
                 async move {
                     let mut res = fut.await?;
                     let status = res.status().as_u16();
                     let ms = started.elapsed().as_secs_f64() * 1000.0;
+                    let id = routine_path.as_ref().map(|_| request_id.as_str());
+                    let path = routine_path.as_deref();
                     if status >= 500 {
-                        tracing::error!(status, ms, "request failed");
+                        tracing::error!(status, ms, id, path, "request failed");
                     } else if routine && status < 400 {
                         tracing::debug!(status, ms, "request");
                     } else {
-                        tracing::info!(status, ms, "request");
+                        tracing::info!(status, ms, id, path, "request");
                     }
                     if let Ok(id) = HeaderValue::from_str(&request_id) {
                         res.headers_mut().insert(HeaderName::from_static("x-request-id"), id);

@@ -65,21 +65,47 @@ impl GroupCommit {
     }
 
     /// Runs one flush on a blocking thread, in a task of its own so that a caller that goes
-    /// away (a dropped request) cannot leave the others waiting.
+    /// away (a dropped request) cannot leave the others waiting. If that task is dropped
+    /// before the flush ends (its runtime shutting down), the guard still wakes the waiters,
+    /// and one of them starts the next flush.
     fn start_flush(self: &Arc<Self>) {
-        let this = self.clone();
+        let mut outcome = Outcome {
+            commit: self.clone(),
+            covers: self.tickets.load(Ordering::SeqCst),
+            result: None,
+        };
         tokio::spawn(async move {
-            let covers = this.tickets.load(Ordering::SeqCst);
-            let flush = this.flush.clone();
-            let result = match tokio::task::spawn_blocking(move || flush()).await {
+            let flush = outcome.commit.flush.clone();
+            outcome.finish(match tokio::task::spawn_blocking(move || flush()).await {
                 Ok(result) => result,
                 Err(e) => Err(format!("flush task failed: {e}")),
-            };
-            this.flushing.store(false, Ordering::Release);
-            this.progress.send_modify(|p| match result {
-                Ok(()) => p.durable_through = p.durable_through.max(covers),
-                Err(why) => p.failed = Some((covers, why)),
             });
+        });
+    }
+}
+
+/// Publishes how a flush ended when it is dropped, however that happens.
+struct Outcome {
+    commit: Arc<GroupCommit>,
+    covers: u64,
+    /// `None` if the flush was interrupted: nothing is known to be durable.
+    result: Option<Result<(), String>>,
+}
+
+impl Outcome {
+    fn finish(&mut self, result: Result<(), String>) {
+        self.result = Some(result);
+    }
+}
+
+impl Drop for Outcome {
+    fn drop(&mut self) {
+        self.commit.flushing.store(false, Ordering::Release);
+        let (covers, result) = (self.covers, self.result.take());
+        self.commit.progress.send_modify(|p| match result {
+            Some(Ok(())) => p.durable_through = p.durable_through.max(covers),
+            Some(Err(why)) => p.failed = Some((covers, why)),
+            None => {}
         });
     }
 }
@@ -123,6 +149,40 @@ mod tests {
         assert!(
             flushes.load(Ordering::SeqCst) < 200,
             "flushes were not shared"
+        );
+    }
+
+    #[test]
+    fn a_flush_whose_runtime_goes_away_does_not_stall_later_writers() {
+        let calls = Arc::new(AtomicUsize::new(0));
+        let commit = {
+            let calls = calls.clone();
+            GroupCommit::new(move || {
+                if calls.fetch_add(1, Ordering::SeqCst) == 0 {
+                    std::thread::sleep(std::time::Duration::from_millis(300));
+                }
+                Ok(())
+            })
+        };
+        let runtime = || {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap()
+        };
+        // A writer on a runtime that is shut down while its flush is running.
+        let dying = runtime();
+        let _ = dying.block_on(async {
+            tokio::time::timeout(std::time::Duration::from_millis(50), commit.durable()).await
+        });
+        drop(dying);
+        // A later writer elsewhere still gets its flush.
+        let done = runtime().block_on(async {
+            tokio::time::timeout(std::time::Duration::from_secs(5), commit.durable()).await
+        });
+        assert!(
+            matches!(done, Ok(Ok(()))),
+            "the later writer was left waiting"
         );
     }
 

@@ -108,7 +108,7 @@ fn sweep_batch(
         let (key, value) = item.map_err(backend)?;
         sweep.examined += 1;
         // An unreadable record is left for an operator to look at, never deleted blindly.
-        let expired = decode(&key, &value).is_ok_and(|e| !e.is_live(now));
+        let expired = expires_at(&value).is_some_and(|t| t <= now);
         if expired
             && records
                 .compare_and_swap(&key, Some(&value), None::<&[u8]>)
@@ -136,6 +136,16 @@ fn encode(entry: &Entry) -> Vec<u8> {
     out.extend_from_slice(&entry.expires_at.unwrap_or(0).to_be_bytes());
     out.extend_from_slice(&entry.payload);
     out
+}
+
+/// The expiry in a stored record's header, without copying its payload; `None` for a record
+/// that never expires or cannot be read.
+fn expires_at(bytes: &[u8]) -> Option<u64> {
+    if bytes.len() < HEADER_LEN || bytes[0] != FORMAT {
+        return None;
+    }
+    let t = u64::from_be_bytes(bytes[11..19].try_into().ok()?);
+    (t != 0).then_some(t)
 }
 
 fn decode(key: &[u8], bytes: &[u8]) -> Result<Entry, StoreError> {

@@ -53,5 +53,7 @@ minutes=$(( ($(date +%s) - started + 59) / 60 ))
   echo "## 3. Client metadata documents and in-process registration (\`cargo bench --bench registration\`)"
   echo
   cat "$out/registration.md"
+  echo
+  cat benches/analysis.md
 } >docs/benchmarks.md
 echo "wrote docs/benchmarks.md"

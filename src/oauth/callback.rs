@@ -76,7 +76,9 @@ impl AuthServer {
                 );
             }
         }
-        let txn: Transaction = match self.records.take(&tenant.id, &key, now).await {
+        // The take is visible at once (single use) and reaches the disk with the code's
+        // durable write below, one flush for both.
+        let txn: Transaction = match self.records.deferred().take(&tenant.id, &key, now).await {
             Ok(Some(t)) => t,
             Ok(None) => {
                 return page(

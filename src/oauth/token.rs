@@ -207,6 +207,9 @@ impl AuthServer {
         // Refresh tokens only where the consent page said so (decided at authorize time).
         let wants_refresh = r.offline_access && tokens.refresh_token.is_some();
         let family_id = wants_refresh.then(random_token);
+        // Family, claim and refresh token reach the disk together, in this order, with one
+        // flush before the answer.
+        let batch = self.records.deferred();
         // The family exists before the code is claimed, so that a replay racing this
         // redemption always finds something to revoke.
         if let Some(f) = &family_id {
@@ -216,8 +219,7 @@ impl AuthServer {
                 created_at: now,
             };
             let expires = Some(now + REFRESH_TOKEN_SECONDS);
-            if !self
-                .records
+            if !batch
                 .insert_new(&tenant.id, f, &family, expires, now)
                 .await?
             {
@@ -227,8 +229,7 @@ impl AuthServer {
         current.value.used = true;
         current.value.family_id = family_id.clone();
         // Claiming the code is the compare-and-swap: of two concurrent redemptions one wins.
-        let claimed = self
-            .records
+        let claimed = batch
             .update(
                 &tenant.id,
                 &id,
@@ -271,8 +272,7 @@ impl AuthServer {
                 },
             };
             let expires = Some(now + REFRESH_TOKEN_SECONDS);
-            if !self
-                .records
+            if !batch
                 .insert_new(&tenant.id, &handle_hash(&refresh), &record, expires, now)
                 .await?
             {
@@ -280,6 +280,7 @@ impl AuthServer {
             }
             response["refresh_token"] = json!(refresh);
         }
+        batch.flush().await?;
         tracing::info!(target: "audit", event = "token_issued", grant = "authorization_code", tenant = %tenant.id, client_id = %client.client_id,
             app = %r.app, subject = current.value.subject.as_deref().unwrap_or(""), refresh = response.get("refresh_token").is_some());
         Ok(response)
@@ -420,7 +421,10 @@ impl AuthServer {
             },
             ..rec.clone()
         };
-        self.records
+        // Successor, rotation and family reach the disk together, in this order, with one
+        // flush before the answer.
+        let batch = self.records.deferred();
+        batch
             .insert_new(
                 &tenant.id,
                 &handle_hash(&successor),
@@ -448,8 +452,7 @@ impl AuthServer {
             },
             ..rec.clone()
         };
-        if !self
-            .records
+        if !batch
             .update(
                 &tenant.id,
                 &id,
@@ -470,8 +473,7 @@ impl AuthServer {
         if let Some(f) = family {
             let mut value = f.value;
             value.created_at = value.created_at.min(now);
-            let _ = self
-                .records
+            let _ = batch
                 .update(
                     &tenant.id,
                     &rec.family_id,
@@ -481,6 +483,7 @@ impl AuthServer {
                 )
                 .await;
         }
+        batch.flush().await?;
         tracing::info!(target: "audit", event = "token_issued", grant = "refresh_token", tenant = %tenant.id, client_id = %client.client_id, app = %rec.app);
         Ok(response)
     }

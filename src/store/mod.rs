@@ -84,24 +84,50 @@ pub enum StoreError {
     Corrupt { key: String, reason: String },
 }
 
-/// The backend interface; `SledStore` is the embedded implementation.
+/// When a write reaches the disk.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Durability {
+    /// Before the write returns.
+    OnReturn,
+    /// With the next flush or durable write, for a request that makes several writes and
+    /// flushes once before it answers. Writes reach the disk in order, so a crash keeps a
+    /// prefix of them.
+    Deferred,
+}
+
+/// The backend interface; `SledStore` is the embedded implementation. Every change is visible
+/// to other callers at once; `durability` says when it is also on disk.
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
     /// Writes a new record if no live record has this key; returns whether it wrote.
-    async fn insert_new(&self, key: &[u8], entry: Entry, now: u64) -> Result<bool, StoreError>;
+    async fn insert_new(
+        &self,
+        key: &[u8],
+        entry: Entry,
+        now: u64,
+        durability: Durability,
+    ) -> Result<bool, StoreError>;
     /// Replaces the record if its revision is `expected_revision`; returns whether it wrote.
     async fn compare_and_swap(
         &self,
         key: &[u8],
         expected_revision: u64,
         entry: Entry,
+        durability: Durability,
     ) -> Result<bool, StoreError>;
     /// Reads a live record.
     async fn get(&self, key: &[u8], now: u64) -> Result<Option<Entry>, StoreError>;
     /// Removes and returns a live record; of concurrent callers at most one gets it.
-    async fn take(&self, key: &[u8], now: u64) -> Result<Option<Entry>, StoreError>;
+    async fn take(
+        &self,
+        key: &[u8],
+        now: u64,
+        durability: Durability,
+    ) -> Result<Option<Entry>, StoreError>;
     /// Removes a record; returns whether one was there.
-    async fn remove(&self, key: &[u8]) -> Result<bool, StoreError>;
+    async fn remove(&self, key: &[u8], durability: Durability) -> Result<bool, StoreError>;
+    /// Makes every write so far durable.
+    async fn flush(&self) -> Result<(), StoreError>;
     /// Live records whose key starts with `prefix`, up to `limit`.
     async fn scan(
         &self,
@@ -135,11 +161,29 @@ pub struct Versioned<R> {
 #[derive(Clone)]
 pub struct Records {
     store: Arc<dyn Store>,
+    durability: Durability,
 }
 
 impl Records {
     pub fn new(store: Arc<dyn Store>) -> Self {
-        Self { store }
+        Self {
+            store,
+            durability: Durability::OnReturn,
+        }
+    }
+
+    /// The same records, with writes that reach the disk only at the next [`Records::flush`]
+    /// (or durable write): for a request that writes several records before it answers.
+    pub fn deferred(&self) -> Records {
+        Records {
+            store: self.store.clone(),
+            durability: Durability::Deferred,
+        }
+    }
+
+    /// Makes every write so far durable.
+    pub async fn flush(&self) -> Result<(), StoreError> {
+        self.store.flush().await
     }
 
     pub fn backend(&self) -> &Arc<dyn Store> {
@@ -192,7 +236,12 @@ impl Records {
     ) -> Result<bool, StoreError> {
         let entry = Self::encode(value, 1, expires_at)?;
         self.store
-            .insert_new(&store_key(tenant, R::NAMESPACE, id), entry, now)
+            .insert_new(
+                &store_key(tenant, R::NAMESPACE, id),
+                entry,
+                now,
+                self.durability,
+            )
             .await
     }
 
@@ -217,7 +266,7 @@ impl Records {
         now: u64,
     ) -> Result<Option<R>, StoreError> {
         let key = store_key(tenant, R::NAMESPACE, id);
-        match self.store.take(&key, now).await? {
+        match self.store.take(&key, now, self.durability).await? {
             Some(entry) => Ok(Some(Self::decode(&key, entry)?.value)),
             None => Ok(None),
         }
@@ -238,13 +287,14 @@ impl Records {
                 &store_key(tenant, R::NAMESPACE, id),
                 current_revision,
                 entry,
+                self.durability,
             )
             .await
     }
 
     pub async fn remove<R: Record>(&self, tenant: &TenantId, id: &str) -> Result<bool, StoreError> {
         self.store
-            .remove(&store_key(tenant, R::NAMESPACE, id))
+            .remove(&store_key(tenant, R::NAMESPACE, id), self.durability)
             .await
     }
 

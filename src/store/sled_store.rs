@@ -13,7 +13,7 @@ use async_trait::async_trait;
 use sled::Tree;
 
 use super::group_commit::GroupCommit;
-use super::{Entry, Store, StoreError, Sweep};
+use super::{Durability, Entry, Store, StoreError, Sweep};
 
 const FORMAT: u8 = 1;
 /// sled page cache size.
@@ -79,9 +79,12 @@ impl SledStore {
         Self::open(dir).await.map(drop)
     }
 
-    /// Makes every write so far durable.
-    async fn flush(&self) -> Result<(), StoreError> {
-        self.commit.durable().await
+    /// Returns once the writes so far are on disk, if `durability` asks for that now.
+    async fn settle(&self, durability: Durability) -> Result<(), StoreError> {
+        match durability {
+            Durability::OnReturn => self.commit.durable().await,
+            Durability::Deferred => Ok(()),
+        }
     }
 }
 
@@ -190,7 +193,13 @@ impl SledStore {
 
 #[async_trait]
 impl Store for SledStore {
-    async fn insert_new(&self, key: &[u8], entry: Entry, now: u64) -> Result<bool, StoreError> {
+    async fn insert_new(
+        &self,
+        key: &[u8],
+        entry: Entry,
+        now: u64,
+        durability: Durability,
+    ) -> Result<bool, StoreError> {
         let bytes = encode(&entry);
         loop {
             let current = self.records.get(key).map_err(backend)?;
@@ -200,7 +209,7 @@ impl Store for SledStore {
                 return Ok(false);
             }
             if self.swap(key, current.as_ref(), Some(bytes.clone()))? {
-                self.flush().await?;
+                self.settle(durability).await?;
                 return Ok(true);
             }
         }
@@ -211,6 +220,7 @@ impl Store for SledStore {
         key: &[u8],
         expected_revision: u64,
         entry: Entry,
+        durability: Durability,
     ) -> Result<bool, StoreError> {
         let Some(current) = self.records.get(key).map_err(backend)? else {
             return Ok(false);
@@ -222,7 +232,7 @@ impl Store for SledStore {
         if !self.swap(key, Some(&current), Some(encode(&entry)))? {
             return Ok(false);
         }
-        self.flush().await?;
+        self.settle(durability).await?;
         Ok(true)
     }
 
@@ -236,24 +246,29 @@ impl Store for SledStore {
         }
     }
 
-    async fn take(&self, key: &[u8], now: u64) -> Result<Option<Entry>, StoreError> {
+    async fn take(
+        &self,
+        key: &[u8],
+        now: u64,
+        durability: Durability,
+    ) -> Result<Option<Entry>, StoreError> {
         loop {
             let Some(current) = self.records.get(key).map_err(backend)? else {
                 return Ok(None);
             };
             if self.swap(key, Some(&current), None)? {
                 let old = decode(key, &current)?;
-                self.flush().await?;
+                self.settle(durability).await?;
                 return Ok(old.is_live(now).then_some(old));
             }
         }
     }
 
-    async fn remove(&self, key: &[u8]) -> Result<bool, StoreError> {
+    async fn remove(&self, key: &[u8], durability: Durability) -> Result<bool, StoreError> {
         if self.records.remove(key).map_err(backend)?.is_none() {
             return Ok(false);
         }
-        self.flush().await?;
+        self.settle(durability).await?;
         Ok(true)
     }
 
@@ -288,6 +303,10 @@ impl Store for SledStore {
         Ok(sweep)
     }
 
+    async fn flush(&self) -> Result<(), StoreError> {
+        self.commit.durable().await
+    }
+
     async fn check_health(&self) -> Result<(), StoreError> {
         self.records.get(b"\0health").map(|_| ()).map_err(backend)
     }
@@ -311,20 +330,30 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let s = SledStore::open(dir.path()).await.unwrap();
         assert!(
-            s.insert_new(b"t/code/a", entry(1, Some(100)), 10)
+            s.insert_new(b"t/code/a", entry(1, Some(100)), 10, Durability::OnReturn)
                 .await
                 .unwrap()
         );
         assert!(
-            !s.insert_new(b"t/code/a", entry(1, Some(100)), 10)
+            !s.insert_new(b"t/code/a", entry(1, Some(100)), 10, Durability::OnReturn)
                 .await
                 .unwrap()
         );
-        assert!(s.take(b"t/code/a", 10).await.unwrap().is_some());
-        assert!(s.take(b"t/code/a", 10).await.unwrap().is_none());
+        assert!(
+            s.take(b"t/code/a", 10, Durability::OnReturn)
+                .await
+                .unwrap()
+                .is_some()
+        );
+        assert!(
+            s.take(b"t/code/a", 10, Durability::OnReturn)
+                .await
+                .unwrap()
+                .is_none()
+        );
 
         assert!(
-            s.insert_new(b"t/code/b", entry(1, Some(100)), 10)
+            s.insert_new(b"t/code/b", entry(1, Some(100)), 10, Durability::OnReturn)
                 .await
                 .unwrap()
         );
@@ -333,22 +362,25 @@ mod tests {
             "expired at its time"
         );
         assert!(
-            s.take(b"t/code/b", 100).await.unwrap().is_none(),
+            s.take(b"t/code/b", 100, Durability::OnReturn)
+                .await
+                .unwrap()
+                .is_none(),
             "an expired record cannot be taken"
         );
 
         assert!(
-            s.insert_new(b"t/client/c", entry(1, Some(50)), 10)
+            s.insert_new(b"t/client/c", entry(1, Some(50)), 10, Durability::OnReturn)
                 .await
                 .unwrap()
         );
         assert!(
-            !s.compare_and_swap(b"t/client/c", 7, entry(8, Some(500)))
+            !s.compare_and_swap(b"t/client/c", 7, entry(8, Some(500)), Durability::OnReturn)
                 .await
                 .unwrap()
         );
         assert!(
-            s.compare_and_swap(b"t/client/c", 1, entry(2, Some(500)))
+            s.compare_and_swap(b"t/client/c", 1, entry(2, Some(500)), Durability::OnReturn)
                 .await
                 .unwrap()
         );
@@ -372,9 +404,14 @@ mod tests {
         {
             let key = format!("t/code/{i}");
             assert!(
-                s.insert_new(key.as_bytes(), entry(1, *expires_at), 10)
-                    .await
-                    .unwrap()
+                s.insert_new(
+                    key.as_bytes(),
+                    entry(1, *expires_at),
+                    10,
+                    Durability::OnReturn
+                )
+                .await
+                .unwrap()
             );
         }
         let first = s.sweep_expired(100, 2).await.unwrap();
@@ -416,9 +453,14 @@ mod tests {
                     for i in 0..20 {
                         let key = format!("t/client/{t}-{i}");
                         assert!(
-                            s.insert_new(key.as_bytes(), entry(1, Some(1000)), 0)
-                                .await
-                                .unwrap()
+                            s.insert_new(
+                                key.as_bytes(),
+                                entry(1, Some(1000)),
+                                0,
+                                Durability::OnReturn
+                            )
+                            .await
+                            .unwrap()
                         );
                     }
                 })
@@ -434,11 +476,18 @@ mod tests {
     async fn concurrent_takes_yield_one_winner() {
         let dir = tempfile::tempdir().unwrap();
         let s = std::sync::Arc::new(SledStore::open(dir.path()).await.unwrap());
-        s.insert_new(b"t/code/x", entry(1, None), 0).await.unwrap();
+        s.insert_new(b"t/code/x", entry(1, None), 0, Durability::OnReturn)
+            .await
+            .unwrap();
         let tasks: Vec<_> = (0..16)
             .map(|_| {
                 let s = s.clone();
-                tokio::spawn(async move { s.take(b"t/code/x", 0).await.unwrap().is_some() })
+                tokio::spawn(async move {
+                    s.take(b"t/code/x", 0, Durability::OnReturn)
+                        .await
+                        .unwrap()
+                        .is_some()
+                })
             })
             .collect();
         let mut winners = 0;

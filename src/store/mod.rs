@@ -2,7 +2,8 @@
 //!
 //! Every key is `{tenant}/{namespace}/{id}`; every record carries its schema version, a revision
 //! (bumped by each write, for compare-and-swap) and its expiry time. Writes and takes are durable
-//! when they return: a client is told "done" only after the record is on disk.
+//! when they return, or, for a request that writes several records, at its one flush before it
+//! answers: a client is told "done" only after the records are on disk.
 
 mod group_commit;
 pub mod sled_store;

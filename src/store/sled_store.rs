@@ -1,5 +1,6 @@
 //! The embedded store on sled: one `records` tree. Records change by single-key compare-and-swap
-//! (atomic take-once and versioned updates); every write is flushed to disk before it returns.
+//! (atomic take-once and versioned updates). A durable write is flushed before it returns; a
+//! deferred one with the next flush, which concurrent writers share (group commit).
 //!
 //! There is no expiry index: reads treat expired records as absent, and the sweeper walks the
 //! tree in batches to reclaim them. An index tree doubled the writes and, through sled's log

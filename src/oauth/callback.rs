@@ -76,9 +76,7 @@ impl AuthServer {
                 );
             }
         }
-        // The take is visible at once (single use) and reaches the disk with the code's
-        // durable write below, one flush for both.
-        let txn: Transaction = match self.records.deferred().take(&tenant.id, &key, now).await {
+        let txn: Transaction = match self.records.take(&tenant.id, &key, now).await {
             Ok(Some(t)) => t,
             Ok(None) => {
                 return page(
@@ -182,7 +180,7 @@ impl AuthServer {
             used: false,
             family_id: None,
         };
-        if let Err(e) = self
+        match self
             .records
             .insert_new(
                 &tenant.id,
@@ -193,7 +191,9 @@ impl AuthServer {
             )
             .await
         {
-            return back(e.into());
+            Ok(true) => {}
+            Ok(false) => return back(OAuthError::server_error()),
+            Err(e) => return back(e.into()),
         }
         tracing::info!(target: "audit", event = "login_completed", tenant = %tenant.id, client_id = %r.client_id, app = %r.app,
             subject = subject.as_deref().unwrap_or(""), resource = %r.resource);

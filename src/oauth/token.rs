@@ -207,8 +207,9 @@ impl AuthServer {
         // Refresh tokens only where the consent page said so (decided at authorize time).
         let wants_refresh = r.offline_access && tokens.refresh_token.is_some();
         let family_id = wants_refresh.then(random_token);
-        // Family, claim and refresh token reach the disk together, in this order, with one
-        // flush before the answer.
+        // Family, claim and refresh token are written in this order and flushed once before the
+        // answer. If a crash kept only some of them, no tokens were handed out, and a retry of
+        // the code counts as a replay.
         let batch = self.records.deferred();
         // The family exists before the code is claimed, so that a replay racing this
         // redemption always finds something to revoke.
@@ -363,6 +364,9 @@ impl AuthServer {
                         .ok()
                         .and_then(|b| serde_json::from_slice(&b).ok())
                         .ok_or_else(OAuthError::server_error)?;
+                    // The request that rotated may still be waiting for its flush (or may have
+                    // gone away before it): the successor is on disk before it is handed out.
+                    self.records.flush().await?;
                     return Ok(issued.0);
                 }
                 self.revoke_family(tenant, &rec.family_id, now).await?;
@@ -421,10 +425,11 @@ impl AuthServer {
             },
             ..rec.clone()
         };
-        // Successor, rotation and family reach the disk together, in this order, with one
-        // flush before the answer.
+        // Successor, rotation and family are written in this order and flushed once before the
+        // answer. If a crash kept only some of them, the worst outcome is a client that must
+        // sign in again, never a token that works twice.
         let batch = self.records.deferred();
-        batch
+        if !batch
             .insert_new(
                 &tenant.id,
                 &handle_hash(&successor),
@@ -432,7 +437,10 @@ impl AuthServer {
                 Some(now + REFRESH_TOKEN_SECONDS),
                 now,
             )
-            .await?;
+            .await?
+        {
+            return Err(OAuthError::server_error());
+        }
         let mut response = json!({
             "access_token": tokens.access_token,
             "token_type": "Bearer",
@@ -504,6 +512,8 @@ impl AuthServer {
                 return Ok(());
             };
             if f.value.revoked {
+                // Revoked by another request that may not have flushed yet.
+                self.records.flush().await?;
                 return Ok(());
             }
             let mut value = f.value;

@@ -3,7 +3,7 @@
 //! Every key is `{tenant}/{namespace}/{id}`; every record carries its schema version, a revision
 //! (bumped by each write, for compare-and-swap) and its expiry time. Writes and takes are durable
 //! when they return, or, for a request that writes several records, at its one flush before it
-//! answers: a client is told "done" only after the records are on disk.
+//! answers: a success answer goes out only after the records it depends on are on disk.
 
 mod group_commit;
 pub mod sled_store;
@@ -91,8 +91,8 @@ pub enum Durability {
     /// Before the write returns.
     OnReturn,
     /// With the next flush or durable write, for a request that makes several writes and
-    /// flushes once before it answers. Writes reach the disk in order, so a crash keeps a
-    /// prefix of them.
+    /// flushes once before it answers. A crash before that flush may keep any of them, so
+    /// every combination must be safe.
     Deferred,
 }
 

@@ -9,7 +9,7 @@ use super::body::read_form;
 use super::pages::{ConsentView, consent_page, error_page};
 use crate::app::{AppState, unix_now};
 use crate::config::Tenant;
-use crate::oauth::authorize::{AuthorizeError, TRANSACTION_SECONDS};
+use crate::oauth::authorize::{AuthorizeError, TRANSACTION_SECONDS, UpstreamRedirect};
 use crate::oauth::consent::{APPROVAL_SECONDS, ConsentError};
 use crate::oauth::params::Params;
 use crate::oauth::registration::random_token;
@@ -27,6 +27,21 @@ fn see_other(location: &str) -> HttpResponse {
         .insert_header((LOCATION, location))
         .insert_header(("Cache-Control", "no-store"))
         .finish()
+}
+
+/// The redirect to the IdP, carrying the cookie that binds the transaction to this browser.
+fn with_transaction_cookie(
+    state: &AppState,
+    mut res: HttpResponse,
+    up: UpstreamRedirect,
+) -> HttpResponse {
+    let _ = res.add_cookie(&cookie(
+        state,
+        up.cookie_name,
+        up.cookie_value,
+        TRANSACTION_SECONDS as i64,
+    ));
+    res
 }
 
 fn refused(tenant: &Tenant, e: AuthorizeError) -> HttpResponse {
@@ -114,16 +129,7 @@ pub async fn authorize(
             .begin_upstream(tenant, authorized.request, now)
             .await
         {
-            Ok(up) => {
-                let mut res = found(&up.location);
-                let _ = res.add_cookie(&cookie(
-                    &state,
-                    up.cookie_name,
-                    up.cookie_value,
-                    TRANSACTION_SECONDS as i64,
-                ));
-                res
-            }
+            Ok(up) => with_transaction_cookie(&state, found(&up.location), up),
             Err(e) => refused(tenant, e),
         };
     }
@@ -238,13 +244,7 @@ pub async fn consent(
             );
             match state.auth.begin_upstream(tenant, request, now).await {
                 Ok(up) => {
-                    let mut res = see_other(&up.location);
-                    let _ = res.add_cookie(&cookie(
-                        &state,
-                        up.cookie_name,
-                        up.cookie_value,
-                        TRANSACTION_SECONDS as i64,
-                    ));
+                    let mut res = with_transaction_cookie(&state, see_other(&up.location), up);
                     let _ =
                         res.add_cookie(&cookie(&state, name, approval, APPROVAL_SECONDS as i64));
                     res

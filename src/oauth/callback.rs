@@ -15,6 +15,7 @@ use super::registration::random_token;
 use super::sealing::{ct_eq, handle_hash};
 use super::server::AuthServer;
 use crate::config::Tenant;
+use crate::store::StoreError;
 use crate::upstream::entra::IdpError;
 use crate::upstream::tokens::UpstreamError;
 
@@ -49,6 +50,19 @@ impl AuthServer {
             );
         };
         let key = handle_hash(state);
+        let gone = || {
+            page(
+                400,
+                "This sign-in was already completed or has expired. Start the sign-in again from your application.",
+            )
+        };
+        let unreadable = |e: StoreError| {
+            tracing::error!(tenant = %tenant.id, error = %e, "cannot read the transaction");
+            page(
+                500,
+                "The server could not complete the sign-in. The operator's log has the reason.",
+            )
+        };
         // The transaction is checked against this browser before it is consumed, so a forwarded
         // IdP link neither completes a stranger's login nor burns the rightful one.
         match self.records.get::<Transaction>(&tenant.id, &key, now).await {
@@ -62,35 +76,13 @@ impl AuthServer {
                     "This sign-in was started in another browser. Start the sign-in again from your application, in this browser.",
                 );
             }
-            Ok(None) => {
-                return page(
-                    400,
-                    "This sign-in was already completed or has expired. Start the sign-in again from your application.",
-                );
-            }
-            Err(e) => {
-                tracing::error!(tenant = %tenant.id, error = %e, "cannot read the transaction");
-                return page(
-                    500,
-                    "The server could not complete the sign-in. The operator's log has the reason.",
-                );
-            }
+            Ok(None) => return gone(),
+            Err(e) => return unreadable(e),
         }
         let txn: Transaction = match self.records.take(&tenant.id, &key, now).await {
             Ok(Some(t)) => t,
-            Ok(None) => {
-                return page(
-                    400,
-                    "This sign-in was already completed or has expired. Start the sign-in again from your application.",
-                );
-            }
-            Err(e) => {
-                tracing::error!(tenant = %tenant.id, error = %e, "cannot read the transaction");
-                return page(
-                    500,
-                    "The server could not complete the sign-in. The operator's log has the reason.",
-                );
-            }
+            Ok(None) => return gone(),
+            Err(e) => return unreadable(e),
         };
         let r = &txn.request;
         let back = |mut error: OAuthError| {

@@ -71,6 +71,22 @@ export class Browser {
     return res;
   }
 
+  emptyPageCounts() { return { shimConsent: 0, idpLogin: 0, idpConsent: 0 }; }
+
+  /** Fills in a form it knows (counting it in this.pages); false for an unknown form. */
+  fillForm(fields, form, consent) {
+    if ('ticket' in fields && form.buttons.some((b) => b.name === 'decision')) {
+      fields.decision = consent; this.pages.shimConsent++;
+    } else if (fields.prompt === 'login' || 'login' in fields) {
+      fields.login = this.login; fields.password = 'any'; this.pages.idpLogin++;
+    } else if (fields.prompt === 'consent') {
+      this.pages.idpConsent++;
+    } else {
+      return false;
+    }
+    return true;
+  }
+
   /**
    * Start at `url`, go until a redirect to `stopAt` (a URL prefix). Returns the final URL.
    * consent: 'approve' | 'deny' for the shim's consent page.
@@ -78,7 +94,7 @@ export class Browser {
    */
   async navigate(url, { stopAt, consent = 'approve', maxSteps = 25 } = {}) {
     let next = { url: new URL(url), method: 'GET' };
-    this.pages = { shimConsent: 0, idpLogin: 0, idpConsent: 0 };
+    this.pages = this.emptyPageCounts();
     for (let i = 0; i < maxSteps; i++) {
       if (next.url.href.startsWith(stopAt)) return next.url;
       const res = await this.request(next.url, next);
@@ -98,13 +114,7 @@ export class Browser {
       }
       const fields = {};
       for (const inp of form.inputs) if (inp.name) fields[inp.name] = inp.value;
-      if ('ticket' in fields && form.buttons.some((b) => b.name === 'decision')) {
-        fields.decision = consent; this.pages.shimConsent++;
-      } else if (fields.prompt === 'login' || 'login' in fields) {
-        fields.login = this.login; fields.password = 'any'; this.pages.idpLogin++;
-      } else if (fields.prompt === 'consent') {
-        this.pages.idpConsent++;
-      } else {
+      if (!this.fillForm(fields, form, consent)) {
         throw new Error(`browser: unknown form at ${next.url.href}: ${JSON.stringify(form)}`);
       }
       next = { url: new URL(form.action, next.url), method: 'POST', form: fields };

@@ -127,7 +127,13 @@ fn load_or_create(path: &Path) -> Result<Key, KeyError> {
         path: path.to_owned(),
         source,
     };
-    // Write to a temporary file and rename, so a crash never leaves half a secret behind.
+    write_secret_file(path, hex.as_bytes()).map_err(write_err)?;
+    read_secret(path)
+}
+
+/// Writes a file only its owner can read (mode 0600), through a temporary file and a rename, so
+/// a crash never leaves half a secret behind.
+pub fn write_secret_file(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let tmp = path.with_extension("tmp");
     // A leftover temporary file from a crash could carry other permissions: start afresh.
     let _ = std::fs::remove_file(&tmp);
@@ -135,16 +141,16 @@ fn load_or_create(path: &Path) -> Result<Key, KeyError> {
     options.write(true).create_new(true);
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    let mut file = options.open(&tmp).map_err(write_err)?;
-    file.write_all(hex.as_bytes()).map_err(write_err)?;
-    file.sync_all().map_err(write_err)?;
-    std::fs::rename(&tmp, path).map_err(write_err)?;
+    let mut file = options.open(&tmp)?;
+    file.write_all(bytes)?;
+    file.sync_all()?;
+    std::fs::rename(&tmp, path)?;
     if let Some(dir) = path.parent()
         && let Ok(d) = std::fs::File::open(dir)
     {
         let _ = d.sync_all();
     }
-    read_secret(path)
+    Ok(())
 }
 
 #[cfg(test)]

@@ -720,8 +720,7 @@ fn check_url(field: &str, raw: &str, p: &mut Problems) -> bool {
             return false;
         }
     };
-    let scheme_ok = url.scheme() == "https" || (url.scheme() == "http" && is_loopback_host(&url));
-    if !scheme_ok {
+    if !crate::domain::is_https_or_loopback(&url) {
         p.add(
             field,
             format!("'{raw}' must use https (http is accepted only on a loopback host)"),

@@ -8,5 +8,5 @@ pub mod tenant_id;
 pub use client::{
     ApplicationType, AuthMethod, ClientMetadata, ClientRecord, ClientSource, GrantType,
 };
-pub use redirect_uri::{RedirectKind, RedirectUri, is_loopback_host};
+pub use redirect_uri::{RedirectKind, RedirectUri, is_https_or_loopback, is_loopback_host};
 pub use tenant_id::TenantId;

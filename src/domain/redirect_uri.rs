@@ -129,6 +129,11 @@ impl RedirectUri {
         &self.raw
     }
 
+    /// Whether `raw` is a loopback redirect URI (the user's own machine).
+    pub fn is_loopback(raw: &str) -> bool {
+        Self::parse(raw).is_ok_and(|u| u.kind() == RedirectKind::Loopback)
+    }
+
     pub fn kind(&self) -> RedirectKind {
         self.kind
     }
@@ -173,6 +178,11 @@ pub fn is_loopback_host(url: &Url) -> bool {
         Some(Host::Ipv6(ip)) => ip.is_loopback(),
         None => false,
     }
+}
+
+/// https, or http on a loopback host (tests and local IdPs): where codes and tokens may go.
+pub fn is_https_or_loopback(url: &Url) -> bool {
+    url.scheme() == "https" || (url.scheme() == "http" && is_loopback_host(url))
 }
 
 /// A loopback URI with its port removed, only when the input is already in the URL parser's

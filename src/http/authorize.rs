@@ -9,6 +9,7 @@ use super::body::read_form;
 use super::pages::{ConsentView, consent_page, error_page};
 use crate::app::{AppState, unix_now};
 use crate::config::Tenant;
+use crate::domain::RedirectUri;
 use crate::oauth::authorize::{AuthorizeError, TRANSACTION_SECONDS, UpstreamRedirect};
 use crate::oauth::consent::{APPROVAL_SECONDS, ConsentError};
 use crate::oauth::params::Params;
@@ -113,13 +114,9 @@ pub async fn authorize(
     let client_id = &authorized.client.client_id;
     let approval = req.cookie(&state.auth.approval_cookie_name(tenant, client_id));
     let r = &authorized.request;
-    let approved = state.auth.is_approved(
-        tenant,
-        r,
-        r.offline_access,
-        approval.as_ref().map(|c| c.value()),
-        now,
-    );
+    let approved = state
+        .auth
+        .is_approved(tenant, r, approval.as_ref().map(|c| c.value()), now);
     if !state
         .auth
         .needs_consent(tenant, &authorized.client, &authorized.request, approved)
@@ -238,7 +235,6 @@ pub async fn consent(
             let approval = state.auth.approval_cookie(
                 tenant,
                 &request,
-                request.offline_access,
                 current.as_ref().map(|c| c.value()),
                 now,
             );
@@ -257,7 +253,7 @@ pub async fn consent(
             // Back to the client only where that cannot be an open redirect: a loopback URI,
             // or a client this browser approved before (see validate_authorization).
             let approval = req.cookie(&state.auth.approval_cookie_name(tenant, &request.client_id));
-            let safe = request.redirect_uri.starts_with("http://")
+            let safe = RedirectUri::is_loopback(&request.redirect_uri)
                 || state.auth.has_any_approval(
                     tenant,
                     &request.client_id,

@@ -11,7 +11,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures_util::StreamExt;
+use super::capped::{CappedReadError, read_capped};
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 use url::{Host, Url};
 
@@ -194,24 +194,17 @@ impl SafeFetcher {
         if essence != "application/json" && !essence.ends_with("+json") {
             return Err(FetchError::NotJson(content_type));
         }
-        let max = self.policy.max_bytes;
-        if response.content_length().is_some_and(|n| n > max as u64) {
-            return Err(FetchError::TooLarge(max));
-        }
         let cache_control = response
             .headers()
             .get(reqwest::header::CACHE_CONTROL)
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned);
-        let mut body = Vec::new();
-        let mut stream = response.bytes_stream();
-        while let Some(chunk) = stream.next().await {
-            let chunk = chunk.map_err(|e| self.classify(e))?;
-            if body.len() + chunk.len() > max {
-                return Err(FetchError::TooLarge(max));
-            }
-            body.extend_from_slice(&chunk);
-        }
+        let body = read_capped(response, self.policy.max_bytes)
+            .await
+            .map_err(|e| match e {
+                CappedReadError::TooLarge(max) => FetchError::TooLarge(max),
+                CappedReadError::Transport(e) => self.classify(e),
+            })?;
         Ok(Fetched {
             body,
             cache_control,

@@ -18,7 +18,7 @@ use super::sealing::handle_hash;
 use super::server::AuthServer;
 use crate::config::Tenant;
 use crate::config::tenant::UpstreamConfig;
-use crate::domain::{ClientRecord, GrantType, RedirectKind};
+use crate::domain::{ClientRecord, GrantType, RedirectKind, RedirectUri};
 use crate::oauth::mapping::{ClientFacts, choose_app};
 
 /// Lifetime of an upstream transaction.
@@ -160,7 +160,7 @@ impl AuthServer {
         // redirector for a client nobody approved (RFC 9700 §4.11.2): loopback URIs (the
         // user's own machine), clients of trusted CIMD hosts, or clients this browser approved.
         // Anything else gets the error on a page.
-        let safe_to_redirect = url::Url::parse(&redirect_uri).is_ok_and(|u| u.scheme() == "http")
+        let safe_to_redirect = RedirectUri::is_loopback(&redirect_uri)
             || self.is_trusted(tenant, &client)
             || self.has_any_approval(
                 tenant,
@@ -343,7 +343,7 @@ impl AuthServer {
 
     /// The name of the cookie that binds one transaction to the browser.
     pub fn transaction_cookie_name(&self, txn_id: &str) -> String {
-        let prefix = if self.secure_cookies { "__Host-" } else { "" };
+        let prefix = self.cookie_prefix();
         format!("{prefix}dcr-txn-{}", &handle_hash(txn_id)[..16])
     }
 

@@ -184,7 +184,10 @@ impl AuthServer {
             .await
         {
             Ok(true) => {}
-            Ok(false) => return back(OAuthError::server_error()),
+            Ok(false) => {
+                tracing::error!(tenant = %tenant.id, "a new authorization code collided with a stored one");
+                return back(OAuthError::server_error());
+            }
             Err(e) => return back(e.into()),
         }
         tracing::info!(target: "audit", event = "login_completed", tenant = %tenant.id, client_id = %r.client_id, app = %r.app,

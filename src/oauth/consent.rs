@@ -44,7 +44,7 @@ struct Approval {
 /// Most grants remembered per client and browser.
 const MAX_GRANTS: usize = 8;
 
-fn grant_of(request: &PendingAuthorization, offline: bool) -> ApprovedGrant {
+fn grant_of(request: &PendingAuthorization) -> ApprovedGrant {
     let redirect = match url::Url::parse(&request.redirect_uri) {
         Ok(mut u) if u.scheme() == "http" => {
             let _ = u.set_port(None);
@@ -56,7 +56,7 @@ fn grant_of(request: &PendingAuthorization, offline: bool) -> ApprovedGrant {
         resource: request.resource.clone(),
         scopes: request.scopes.clone(),
         redirect: handle_hash(&redirect)[..32].to_owned(),
-        offline,
+        offline: request.offline_access,
     }
 }
 
@@ -93,7 +93,7 @@ impl AuthServer {
     /// The name of the approval cookie for one client of one tenant.
     pub fn approval_cookie_name(&self, tenant: &Tenant, client_id: &str) -> String {
         let id = &handle_hash(&format!("{}\n{client_id}", tenant.id))[..20];
-        let prefix = if self.secure_cookies { "__Host-" } else { "" };
+        let prefix = self.cookie_prefix();
         format!("{prefix}dcr-consent-{id}")
     }
 
@@ -162,7 +162,6 @@ impl AuthServer {
         &self,
         tenant: &Tenant,
         request: &PendingAuthorization,
-        offline: bool,
         current: Option<&str>,
         now: u64,
     ) -> String {
@@ -170,7 +169,7 @@ impl AuthServer {
             .read_approval(tenant, &request.client_id, current, now)
             .map(|a| a.grants)
             .unwrap_or_default();
-        let new = grant_of(request, offline);
+        let new = grant_of(request);
         grants.retain(|g| !covers(&new, g));
         grants.insert(0, new);
         grants.truncate(MAX_GRANTS);
@@ -189,11 +188,10 @@ impl AuthServer {
         &self,
         tenant: &Tenant,
         request: &PendingAuthorization,
-        offline: bool,
         cookie: Option<&str>,
         now: u64,
     ) -> bool {
-        let wanted = grant_of(request, offline);
+        let wanted = grant_of(request);
         self.read_approval(tenant, &request.client_id, cookie, now)
             .is_some_and(|a| a.grants.iter().any(|g| covers(g, &wanted)))
     }

@@ -12,8 +12,6 @@ pub struct ScopeGrant {
     pub names: Vec<String>,
     /// Upstream scope strings for those names.
     pub upstream: Vec<String>,
-    /// The client asked for `offline_access`.
-    pub offline_access: bool,
 }
 
 /// Translates a requested `scope` for one resource and the app it is mapped to.
@@ -26,12 +24,11 @@ pub fn translate(
         Some(s) => parse_scope_list(s).map_err(|e| OAuthError::new(ErrorCode::InvalidScope, e))?,
         None => Vec::new(),
     };
-    let mut offline_access = false;
     let mut wanted: Vec<&str> = Vec::new();
     for t in &tokens {
         match t.as_str() {
-            "offline_access" => offline_access = true,
-            "openid" | "profile" | "email" => {}
+            // Refresh tokens follow the client's registered grant types, not this scope.
+            "offline_access" | "openid" | "profile" | "email" => {}
             other => {
                 let found = resource
                     .scopes
@@ -78,9 +75,5 @@ pub fn translate(
             }
         }
     }
-    Ok(ScopeGrant {
-        names,
-        upstream,
-        offline_access,
-    })
+    Ok(ScopeGrant { names, upstream })
 }

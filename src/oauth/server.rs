@@ -47,6 +47,11 @@ impl AuthServer {
         }
     }
 
+    /// `__Host-` on https: the cookie is then Secure, host-only and for the whole site.
+    pub(crate) fn cookie_prefix(&self) -> &'static str {
+        if self.secure_cookies { "__Host-" } else { "" }
+    }
+
     pub(crate) fn family_lock(&self, family_id: &str) -> Arc<tokio::sync::Mutex<()>> {
         let mut locks = self.family_locks.lock().unwrap_or_else(|p| p.into_inner());
         locks.retain(|_, l| Arc::strong_count(l) > 1);

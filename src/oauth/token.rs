@@ -224,6 +224,7 @@ impl AuthServer {
                 .insert_new(&tenant.id, f, &family, expires, now)
                 .await?
             {
+                tracing::error!(tenant = %tenant.id, "a new refresh family collided with a stored id");
                 return Err(OAuthError::server_error());
             }
         }
@@ -277,6 +278,7 @@ impl AuthServer {
                 .insert_new(&tenant.id, &handle_hash(&refresh), &record, expires, now)
                 .await?
             {
+                tracing::error!(tenant = %tenant.id, "a new refresh token collided with a stored id");
                 return Err(OAuthError::server_error());
             }
             response["refresh_token"] = json!(refresh);
@@ -439,6 +441,7 @@ impl AuthServer {
             )
             .await?
         {
+            tracing::error!(tenant = %tenant.id, "the successor refresh token collided with a stored id");
             return Err(OAuthError::server_error());
         }
         let mut response = json!({

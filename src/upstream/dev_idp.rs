@@ -51,7 +51,7 @@ impl DevKey {
                     &SystemRandom::new(),
                 )
                 .map_err(|_| "cannot generate the dev IdP key".to_owned())?;
-                write_private(&path, doc.as_ref())
+                crate::keys::write_secret_file(&path, doc.as_ref())
                     .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
                 doc.as_ref().to_vec()
             }
@@ -70,16 +70,6 @@ impl DevKey {
         let kid = crate::oauth::sealing::handle_hash(&format!("{x}.{y}"))[..16].to_owned();
         Ok(Self { pkcs8, x, y, kid })
     }
-}
-
-/// Writes a key file readable by its owner only.
-fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    use std::io::Write;
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    options.open(path)?.write_all(bytes)
 }
 
 /// A validated authorization request at the dev IdP.

@@ -11,6 +11,7 @@ use openidconnect::core::CoreProviderMetadata;
 use crate::config::Tenant;
 use crate::config::tenant::UpstreamConfig;
 use crate::domain::TenantId;
+use crate::net::CappedReadError;
 use crate::net::fetch::error_chain;
 
 /// Where one tenant's upstream stands.
@@ -226,26 +227,16 @@ pub const MAX_IDP_RESPONSE: usize = 1024 * 1024;
 
 /// Reads a response body of at most `MAX_IDP_RESPONSE` bytes.
 pub async fn read_capped_body(response: reqwest::Response) -> Result<Vec<u8>, String> {
-    use futures_util::StreamExt;
-    let mut body = Vec::new();
-    let mut stream = response.bytes_stream();
-    while let Some(chunk) = stream.next().await {
-        let chunk = chunk.map_err(|e| error_chain(&e))?;
-        if body.len() + chunk.len() > MAX_IDP_RESPONSE {
-            return Err(format!(
-                "the response is larger than {MAX_IDP_RESPONSE} bytes"
-            ));
-        }
-        body.extend_from_slice(&chunk);
-    }
-    Ok(body)
+    crate::net::read_capped(response, MAX_IDP_RESPONSE)
+        .await
+        .map_err(|e| match e {
+            CappedReadError::TooLarge(max) => format!("the response is larger than {max} bytes"),
+            CappedReadError::Transport(e) => error_chain(&e),
+        })
 }
 
-/// https, or http on a loopback host (tests and local IdPs).
 fn is_https_or_loopback(endpoint: &str) -> bool {
-    url::Url::parse(endpoint).is_ok_and(|u| {
-        u.scheme() == "https" || (u.scheme() == "http" && crate::domain::is_loopback_host(&u))
-    })
+    url::Url::parse(endpoint).is_ok_and(|u| crate::domain::is_https_or_loopback(&u))
 }
 
 /// The discovered issuer must be the configured one. Entra names its issuer by the directory's

@@ -99,24 +99,22 @@ pub async fn authorize(
     };
     let now = unix_now();
     let params = Params::parse(req.query_string());
-    let approval_cookie = |client_id: &str| {
-        req.cookie(&state.auth.approval_cookie_name(tenant, client_id))
-            .map(|c| c.value().to_owned())
-    };
+    // This browser's approvals of the client named in the request, read once.
+    let approval = params
+        .get("client_id")
+        .and_then(|id| req.cookie(&state.auth.approval_cookie_name(tenant, id)));
+    let approval = approval.as_ref().map(|c| c.value());
     let authorized = match state
         .auth
-        .validate_authorization(tenant, &params, &approval_cookie, now)
+        .validate_authorization(tenant, &params, approval, now)
         .await
     {
         Ok(a) => a,
         Err(e) => return refused(tenant, e),
     };
-    let client_id = &authorized.client.client_id;
-    let approval = req.cookie(&state.auth.approval_cookie_name(tenant, client_id));
-    let r = &authorized.request;
     let approved = state
         .auth
-        .is_approved(tenant, r, approval.as_ref().map(|c| c.value()), now);
+        .is_approved(tenant, &authorized.request, approval, now);
     if !state
         .auth
         .needs_consent(tenant, &authorized.client, &authorized.request, approved)

@@ -95,7 +95,7 @@ impl AuthServer {
         &self,
         tenant: &Tenant,
         params: &Params,
-        approval_cookie: &dyn Fn(&str) -> Option<String>,
+        approval_cookie: Option<&str>,
         now: u64,
     ) -> Result<Authorized, AuthorizeError> {
         for name in ["client_id", "redirect_uri"] {
@@ -160,16 +160,14 @@ impl AuthServer {
         // redirector for a client nobody approved (RFC 9700 §4.11.2): loopback URIs (the
         // user's own machine), clients of trusted CIMD hosts, or clients this browser approved.
         // Anything else gets the error on a page.
-        let safe_to_redirect = RedirectUri::is_loopback(&redirect_uri)
-            || self.is_trusted(tenant, &client)
-            || self.has_any_approval(
-                tenant,
-                client_id,
-                approval_cookie(client_id).as_deref(),
-                now,
-            );
+        // Worked out only for an error: a valid request never needs it.
+        let safe_to_redirect = || {
+            RedirectUri::is_loopback(&redirect_uri)
+                || self.is_trusted(tenant, &client)
+                || self.has_any_approval(tenant, client_id, approval_cookie, now)
+        };
         let redirect_error = |error: OAuthError| {
-            if safe_to_redirect {
+            if safe_to_redirect() {
                 AuthorizeError::Redirect {
                     redirect_uri: redirect_uri.clone(),
                     state: state.clone(),

@@ -112,7 +112,7 @@ fn sweep_batch(
         let (key, value) = item.map_err(backend)?;
         sweep.examined += 1;
         // An unreadable record is left for an operator to look at, never deleted blindly.
-        let expired = expires_at(&value).is_some_and(|t| t <= now);
+        let expired = header(&key, &value).is_ok_and(|h| !h.is_live(now));
         if expired
             && records
                 .compare_and_swap(&key, Some(&value), None::<&[u8]>)
@@ -142,17 +142,21 @@ fn encode(entry: &Entry) -> Vec<u8> {
     out
 }
 
-/// The expiry in a stored record's header, without copying its payload; `None` for a record
-/// that never expires or cannot be read.
-fn expires_at(bytes: &[u8]) -> Option<u64> {
-    if bytes.len() < HEADER_LEN || bytes[0] != FORMAT {
-        return None;
-    }
-    let t = u64::from_be_bytes(bytes[11..19].try_into().ok()?);
-    (t != 0).then_some(t)
+/// A stored record's header: schema, revision and expiry.
+struct Header {
+    schema: u16,
+    revision: u64,
+    expires_at: Option<u64>,
 }
 
-fn decode(key: &[u8], bytes: &[u8]) -> Result<Entry, StoreError> {
+impl Header {
+    fn is_live(&self, now: u64) -> bool {
+        self.expires_at.is_none_or(|t| now < t)
+    }
+}
+
+/// Reads the header without copying the payload.
+fn header(key: &[u8], bytes: &[u8]) -> Result<Header, StoreError> {
     if bytes.len() < HEADER_LEN || bytes[0] != FORMAT {
         return Err(StoreError::Corrupt {
             key: String::from_utf8_lossy(key).into_owned(),
@@ -165,10 +169,19 @@ fn decode(key: &[u8], bytes: &[u8]) -> Result<Entry, StoreError> {
         u64::from_be_bytes(b)
     };
     let expires = u64_at(11);
-    Ok(Entry {
+    Ok(Header {
         schema: u16::from_be_bytes([bytes[1], bytes[2]]),
         revision: u64_at(3),
         expires_at: (expires != 0).then_some(expires),
+    })
+}
+
+fn decode(key: &[u8], bytes: &[u8]) -> Result<Entry, StoreError> {
+    let h = header(key, bytes)?;
+    Ok(Entry {
+        schema: h.schema,
+        revision: h.revision,
+        expires_at: h.expires_at,
         payload: bytes[HEADER_LEN..].to_vec(),
     })
 }
@@ -205,7 +218,7 @@ impl Store for SledStore {
         loop {
             let current = self.records.get(key).map_err(backend)?;
             if let Some(raw) = &current
-                && decode(key, raw)?.is_live(now)
+                && header(key, raw)?.is_live(now)
             {
                 return Ok(false);
             }
@@ -226,8 +239,7 @@ impl Store for SledStore {
         let Some(current) = self.records.get(key).map_err(backend)? else {
             return Ok(false);
         };
-        let old = decode(key, &current)?;
-        if old.revision != expected_revision {
+        if header(key, &current)?.revision != expected_revision {
             return Ok(false);
         }
         if !self.swap(key, Some(&current), Some(encode(&entry)))? {

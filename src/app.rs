@@ -13,15 +13,13 @@ use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 
 use crate::config::tenant::UpstreamConfig;
 use crate::config::{Problem, Settings, Tenant, load_tenants};
+use crate::crypto::{KeyError, Sealer, ServerKeys, Signer};
 use crate::domain::TenantId;
-use crate::keys::{KeyError, ServerKeys};
 use crate::net::{FetchPolicy, SafeFetcher};
 use crate::oauth::AuthServer;
 use crate::oauth::cimd::CimdResolver;
 use crate::oauth::metadata::authorization_server_metadata;
 use crate::oauth::registration::ClientRegistry;
-use crate::oauth::sealing::Sealer;
-use crate::oauth::signing::Signer;
 use crate::store::{Records, SledStore, Store, StoreError};
 use crate::upstream::UpstreamDirectory;
 use crate::upstream::dev_idp::{DevIdp, DevKey};

@@ -4,9 +4,9 @@
 
 pub mod app;
 pub mod config;
+pub mod crypto;
 pub mod domain;
 pub mod http;
-pub mod keys;
 pub mod net;
 pub mod oauth;
 pub mod store;

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use super::redirect_uri::{RedirectKind, RedirectUri};
+use crate::crypto::HandleKey;
 
 /// `grant_types` values the shim accepts (RFC 7591 §2).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -115,7 +116,7 @@ pub struct ClientRecord {
     pub metadata: ClientMetadata,
     /// SHA-256 of the client secret, hex; only confidential DCR clients have one.
     #[serde(skip_serializing_if = "Option::is_none", default)]
-    pub secret_sha256: Option<String>,
+    pub secret_sha256: Option<HandleKey>,
     /// The app chosen by the mapping rules, per resource URI of the tenant.
     pub apps: BTreeMap<String, String>,
     pub issued_at: u64,

@@ -9,11 +9,11 @@ use super::body::read_form;
 use super::pages::{ConsentView, consent_page, error_page};
 use crate::app::{AppState, unix_now};
 use crate::config::Tenant;
+use crate::crypto::Handle;
 use crate::domain::RedirectUri;
 use crate::oauth::authorize::{AuthorizeError, TRANSACTION_SECONDS, UpstreamRedirect};
 use crate::oauth::consent::{APPROVAL_SECONDS, ConsentError};
 use crate::oauth::params::Params;
-use crate::oauth::registration::random_token;
 use crate::oauth::{ErrorCode, OAuthError};
 
 fn found(location: &str) -> HttpResponse {
@@ -134,7 +134,8 @@ pub async fn authorize(
         .cookie(csrf_name)
         .map(|c| c.value().to_owned())
         .filter(|v| plausible_token(v))
-        .unwrap_or_else(random_token);
+        .map(|v| Handle::presented(&v))
+        .unwrap_or_else(Handle::generate);
     let ticket = state
         .auth
         .consent_ticket(tenant, &authorized.request, &csrf, now);
@@ -187,7 +188,12 @@ pub async fn authorize(
         offline_access: r.offline_access,
     };
     let mut page = consent_page(&view);
-    let _ = page.add_cookie(&cookie(&state, csrf_name.to_owned(), csrf, 24 * 3600));
+    let _ = page.add_cookie(&cookie(
+        &state,
+        csrf_name.to_owned(),
+        csrf.expose().to_owned(),
+        24 * 3600,
+    ));
     page
 }
 

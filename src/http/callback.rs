@@ -17,9 +17,11 @@ pub async fn callback(
         return error_page(404, "There is no tenant by this name on this server.");
     };
     let params = Params::parse(req.query_string());
-    let cookie_name = params
-        .get("state")
-        .map(|s| state.auth.transaction_cookie_name(s));
+    let cookie_name = params.get("state").map(|s| {
+        state
+            .auth
+            .transaction_cookie_name(&crate::crypto::Handle::presented(s))
+    });
     let binding = cookie_name.as_ref().and_then(|n| req.cookie(n));
     let mut res = match state
         .auth

@@ -10,14 +10,12 @@ use serde::{Deserialize, Serialize};
 
 use super::error::{ErrorCode, OAuthError};
 use super::params::{Params, append_query};
-use super::pkce;
 use super::records::{PendingAuthorization, Transaction};
-use super::registration::random_token;
 use super::scopes::translate;
-use super::sealing::handle_hash;
 use super::server::AuthServer;
 use crate::config::Tenant;
 use crate::config::tenant::UpstreamConfig;
+use crate::crypto::{Handle, HandleKey, pkce, random_token};
 use crate::domain::{ClientRecord, GrantType, RedirectKind, RedirectUri};
 use crate::oauth::mapping::{ClientFacts, choose_app};
 
@@ -85,7 +83,7 @@ pub struct ConsentTicket {
     pub tenant: String,
     pub request: PendingAuthorization,
     /// SHA-256 of the browser's CSRF cookie.
-    pub csrf_hash: String,
+    pub csrf_hash: HandleKey,
     pub expires_at: u64,
 }
 
@@ -340,9 +338,9 @@ impl AuthServer {
     }
 
     /// The name of the cookie that binds one transaction to the browser.
-    pub fn transaction_cookie_name(&self, txn_id: &str) -> String {
+    pub fn transaction_cookie_name(&self, txn_id: &Handle) -> String {
         let prefix = self.cookie_prefix();
-        format!("{prefix}dcr-txn-{}", &handle_hash(txn_id)[..16])
+        format!("{prefix}dcr-txn-{}", &txn_id.key().as_str()[..16])
     }
 
     /// Creates the transaction and returns the IdP authorization URL to redirect to, with the
@@ -366,7 +364,7 @@ impl AuthServer {
         let Some(app) = tenant.app(&request.app) else {
             return Err(redirect_error(OAuthError::server_error()));
         };
-        let txn_id = random_token();
+        let txn_id = Handle::generate();
         let verifier = random_token();
         let nonce = random_token();
         let mut scopes = request.upstream_scopes.clone();
@@ -384,7 +382,7 @@ impl AuthServer {
             ("client_id", &app.client_id),
             ("redirect_uri", &callback),
             ("scope", &scope),
-            ("state", &txn_id),
+            ("state", txn_id.expose()),
             ("code_challenge", &challenge),
             ("code_challenge_method", "S256"),
             ("nonce", &nonce),
@@ -403,18 +401,18 @@ impl AuthServer {
             }
         }
         let location = append_query(&endpoints.authorization_endpoint, &query);
-        let binding = random_token();
+        let binding = Handle::generate();
         let txn = Transaction {
             sealed_verifier: self.sealer.seal(&txn_id, verifier.as_bytes()),
             nonce,
-            browser_hash: handle_hash(&binding),
+            browser_hash: binding.key(),
             created_at: now,
             request,
         };
         self.records
             .insert_new(
                 &tenant.id,
-                &handle_hash(&txn_id),
+                txn_id.key().as_str(),
                 &txn,
                 Some(now + TRANSACTION_SECONDS),
                 now,
@@ -424,7 +422,7 @@ impl AuthServer {
         Ok(UpstreamRedirect {
             location,
             cookie_name: self.transaction_cookie_name(&txn_id),
-            cookie_value: binding,
+            cookie_value: binding.expose().to_owned(),
         })
     }
 

@@ -11,10 +11,9 @@ use super::authorize::AuthorizeError;
 use super::error::{ErrorCode, OAuthError};
 use super::params::{Params, append_query};
 use super::records::{AuthCode, Transaction};
-use super::registration::random_token;
-use super::sealing::{ct_eq, handle_hash};
 use super::server::AuthServer;
 use crate::config::Tenant;
+use crate::crypto::Handle;
 use crate::store::StoreError;
 use crate::upstream::entra::IdpError;
 use crate::upstream::tokens::UpstreamError;
@@ -49,7 +48,8 @@ impl AuthServer {
                 "The identity provider's answer has no state. Start the sign-in again from your application.",
             );
         };
-        let key = handle_hash(state);
+        let txn_id = Handle::presented(state);
+        let key = txn_id.key();
         let gone = || {
             page(
                 400,
@@ -65,10 +65,14 @@ impl AuthServer {
         };
         // The transaction is checked against this browser before it is consumed, so a forwarded
         // IdP link neither completes a stranger's login nor burns the rightful one.
-        match self.records.get::<Transaction>(&tenant.id, &key, now).await {
+        match self
+            .records
+            .get::<Transaction>(&tenant.id, key.as_str(), now)
+            .await
+        {
             Ok(Some(t))
                 if browser_binding
-                    .is_some_and(|b| ct_eq(&handle_hash(b), &t.value.browser_hash)) => {}
+                    .is_some_and(|b| t.value.browser_hash.matches(&Handle::presented(b))) => {}
             Ok(Some(_)) => {
                 tracing::warn!(target: "audit", event = "callback_wrong_browser", tenant = %tenant.id);
                 return page(
@@ -79,7 +83,7 @@ impl AuthServer {
             Ok(None) => return gone(),
             Err(e) => return unreadable(e),
         }
-        let txn: Transaction = match self.records.take(&tenant.id, &key, now).await {
+        let txn: Transaction = match self.records.take(&tenant.id, key.as_str(), now).await {
             Ok(Some(t)) => t,
             Ok(None) => return gone(),
             Err(e) => return unreadable(e),
@@ -123,7 +127,7 @@ impl AuthServer {
                 "the identity provider is not reachable right now",
             ));
         };
-        let Ok(verifier) = self.sealer.unseal(state, &txn.sealed_verifier) else {
+        let Ok(verifier) = self.sealer.unseal(&txn_id, &txn.sealed_verifier) else {
             return back(OAuthError::server_error());
         };
         let verifier = String::from_utf8_lossy(&verifier).into_owned();
@@ -161,7 +165,7 @@ impl AuthServer {
             }
             None => None,
         };
-        let code = random_token();
+        let code = Handle::generate();
         let record = AuthCode {
             request: r.clone(),
             sealed_tokens: self
@@ -176,7 +180,7 @@ impl AuthServer {
             .records
             .insert_new(
                 &tenant.id,
-                &handle_hash(&code),
+                code.key().as_str(),
                 &record,
                 Some(now + CODE_MEMORY_SECONDS),
                 now,
@@ -192,7 +196,7 @@ impl AuthServer {
         }
         tracing::info!(target: "audit", event = "login_completed", tenant = %tenant.id, client_id = %r.client_id, app = %r.app,
             subject = subject.as_deref().unwrap_or(""), resource = %r.resource);
-        let mut query = vec![("code", code.as_str())];
+        let mut query = vec![("code", code.expose())];
         if let Some(s) = &r.state {
             query.push(("state", s));
         }

@@ -9,9 +9,9 @@ use serde::{Deserialize, Serialize};
 
 use super::authorize::ConsentTicket;
 use super::records::PendingAuthorization;
-use super::sealing::{ct_eq, handle_hash};
 use super::server::AuthServer;
 use crate::config::Tenant;
+use crate::crypto::{Handle, sha256_hex};
 
 /// How long a consent form stays valid.
 pub const TICKET_SECONDS: u64 = 600;
@@ -55,7 +55,7 @@ fn grant_of(request: &PendingAuthorization) -> ApprovedGrant {
     ApprovedGrant {
         resource: request.resource.clone(),
         scopes: request.scopes.clone(),
-        redirect: handle_hash(&redirect)[..32].to_owned(),
+        redirect: sha256_hex(&redirect)[..32].to_owned(),
         offline: request.offline_access,
     }
 }
@@ -92,7 +92,7 @@ impl AuthServer {
 
     /// The name of the approval cookie for one client of one tenant.
     pub fn approval_cookie_name(&self, tenant: &Tenant, client_id: &str) -> String {
-        let id = &handle_hash(&format!("{}\n{client_id}", tenant.id))[..20];
+        let id = &sha256_hex(&format!("{}\n{client_id}", tenant.id))[..20];
         let prefix = self.cookie_prefix();
         format!("{prefix}dcr-consent-{id}")
     }
@@ -102,13 +102,13 @@ impl AuthServer {
         &self,
         tenant: &Tenant,
         request: &PendingAuthorization,
-        csrf: &str,
+        csrf: &Handle,
         now: u64,
     ) -> String {
         let ticket = ConsentTicket {
             tenant: tenant.id.to_string(),
             request: request.clone(),
-            csrf_hash: handle_hash(csrf),
+            csrf_hash: csrf.key(),
             expires_at: now + TICKET_SECONDS,
         };
         self.signer
@@ -136,7 +136,7 @@ impl AuthServer {
             return Err(ConsentError::Expired);
         }
         match csrf_cookie {
-            Some(c) if ct_eq(&handle_hash(c), &ticket.csrf_hash) => Ok(ticket.request),
+            Some(c) if ticket.csrf_hash.matches(&Handle::presented(c)) => Ok(ticket.request),
             _ => Err(ConsentError::Csrf),
         }
     }

@@ -11,13 +11,10 @@ pub mod error;
 pub mod mapping;
 pub mod metadata;
 pub mod params;
-pub mod pkce;
 pub mod records;
 pub mod registration;
 pub mod scopes;
-pub mod sealing;
 pub mod server;
-pub mod signing;
 pub mod token;
 
 pub use error::{ErrorCode, OAuthError};

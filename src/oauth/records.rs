@@ -3,6 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::crypto::HandleKey;
 use crate::store::{Namespace, Record};
 
 /// An authorization request that passed validation, waiting for consent or the upstream login.
@@ -37,7 +38,7 @@ pub struct Transaction {
     pub nonce: String,
     /// SHA-256 of the cookie set in the browser that gave consent: the callback must come
     /// back to that browser, so a forwarded IdP link cannot complete someone else's login.
-    pub browser_hash: String,
+    pub browser_hash: HandleKey,
     pub created_at: u64,
 }
 

@@ -5,18 +5,14 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use base64::Engine;
-use rand::RngCore;
-use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Map, Value};
-use sha2::{Digest, Sha256};
-use subtle::ConstantTimeEq;
 
 use super::cimd::{CimdResolver, is_document_client_id};
 use super::client_metadata::{MetadataOrigin, validate_client_metadata};
 use super::error::{ErrorCode, OAuthError};
 use super::mapping::{ClientFacts, choose_apps};
 use crate::config::Tenant;
+use crate::crypto::Handle;
 use crate::domain::{ClientRecord, ClientSource, TenantId};
 use crate::store::{Record, Records, StoreError, Versioned};
 
@@ -35,7 +31,7 @@ impl From<StoreError> for OAuthError {
 /// A client just registered, with the secret to hand out once.
 pub struct Registered {
     pub record: ClientRecord,
-    pub client_secret: Option<SecretString>,
+    pub client_secret: Option<Handle>,
 }
 
 impl Registered {
@@ -48,34 +44,11 @@ impl Registered {
         body.insert("client_id".into(), self.record.client_id.clone().into());
         body.insert("client_id_issued_at".into(), self.record.issued_at.into());
         if let Some(secret) = &self.client_secret {
-            body.insert("client_secret".into(), secret.expose_secret().into());
+            body.insert("client_secret".into(), secret.expose().into());
             body.insert("client_secret_expires_at".into(), 0.into());
         }
         Value::Object(body)
     }
-}
-
-/// Hex SHA-256 of a handed-out secret: what is stored instead of the secret.
-pub fn secret_hash(secret: &str) -> String {
-    Sha256::digest(secret.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
-}
-
-/// Constant-time check of a presented secret against a stored hash.
-pub fn secret_matches(presented: &str, stored_hash: &str) -> bool {
-    secret_hash(presented)
-        .as_bytes()
-        .ct_eq(stored_hash.as_bytes())
-        .into()
-}
-
-/// A random 256-bit value, base64url without padding.
-pub fn random_token() -> String {
-    let mut bytes = [0u8; 32];
-    rand::rngs::OsRng.fill_bytes(&mut bytes);
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
 }
 
 /// A new client id: a UUIDv7, a millisecond timestamp followed by a counter and random bits, so
@@ -129,16 +102,14 @@ impl ClientRegistry {
         let client_secret = metadata
             .token_endpoint_auth_method
             .is_confidential()
-            .then(|| SecretString::from(random_token()));
+            .then(Handle::generate);
         let lifetime = tenant.config.registration.unused_client_lifetime.as_secs();
         loop {
             let record = ClientRecord {
                 client_id: new_client_id(),
                 source: ClientSource::Dcr,
                 metadata: metadata.clone(),
-                secret_sha256: client_secret
-                    .as_ref()
-                    .map(|s| secret_hash(s.expose_secret())),
+                secret_sha256: client_secret.as_ref().map(Handle::key),
                 apps: apps.clone(),
                 issued_at: now,
                 last_used_at: now,

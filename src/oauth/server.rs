@@ -5,8 +5,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use super::registration::ClientRegistry;
-use super::sealing::Sealer;
-use super::signing::Signer;
+use crate::crypto::{Sealer, Signer};
 use crate::store::Records;
 use crate::upstream::UpstreamDirectory;
 use crate::upstream::tokens::UpstreamClient;

@@ -12,12 +12,10 @@ use serde_json::{Value, json};
 
 use super::error::{ErrorCode, OAuthError};
 use super::params::Params;
-use super::pkce;
 use super::records::{AuthCode, Family, RefreshRecord, RefreshState};
-use super::registration::{random_token, secret_matches};
-use super::sealing::handle_hash;
 use super::server::AuthServer;
 use crate::config::Tenant;
+use crate::crypto::{Handle, pkce, random_token};
 use crate::domain::ClientRecord;
 use crate::upstream::tokens::UpstreamTokens;
 
@@ -91,7 +89,7 @@ impl AuthServer {
             .await?
             .ok_or_else(|| invalid("client authentication failed: unknown client"))?;
         match (&client.secret_sha256, secret) {
-            (Some(hash), Some(s)) if secret_matches(s, hash) => Ok(client),
+            (Some(hash), Some(s)) if hash.matches(&Handle::presented(s)) => Ok(client),
             (Some(_), _) => Err(invalid(
                 "client authentication failed: wrong or missing client secret",
             )),
@@ -144,9 +142,14 @@ impl AuthServer {
     ) -> Result<Value, OAuthError> {
         let code = form
             .get("code")
+            .map(Handle::presented)
             .ok_or_else(|| OAuthError::invalid_request("code is required"))?;
-        let id = handle_hash(code);
-        let Some(mut current) = self.records.get::<AuthCode>(&tenant.id, &id, now).await? else {
+        let id = code.key();
+        let Some(mut current) = self
+            .records
+            .get::<AuthCode>(&tenant.id, id.as_str(), now)
+            .await?
+        else {
             return Err(invalid_grant(
                 "the authorization code is unknown or expired",
             ));
@@ -200,7 +203,7 @@ impl AuthServer {
         }
         let tokens: UpstreamTokens = self
             .sealer
-            .unseal(code, &current.value.sealed_tokens)
+            .unseal(&code, &current.value.sealed_tokens)
             .ok()
             .and_then(|b| serde_json::from_slice(&b).ok())
             .ok_or_else(OAuthError::server_error)?;
@@ -234,7 +237,7 @@ impl AuthServer {
         let claimed = batch
             .update(
                 &tenant.id,
-                &id,
+                id.as_str(),
                 current.revision,
                 &current.value,
                 current.expires_at,
@@ -244,7 +247,10 @@ impl AuthServer {
             if let Some(f) = &family_id {
                 self.revoke_family(tenant, f, now).await?;
             }
-            if let Some(latest) = self.records.get::<AuthCode>(&tenant.id, &id, now).await?
+            if let Some(latest) = self
+                .records
+                .get::<AuthCode>(&tenant.id, id.as_str(), now)
+                .await?
                 && let Some(f) = latest.value.family_id
             {
                 self.revoke_family(tenant, &f, now).await?;
@@ -260,7 +266,7 @@ impl AuthServer {
             response["expires_in"] = json!(e);
         }
         if let (Some(family_id), Some(upstream_refresh)) = (family_id, &tokens.refresh_token) {
-            let refresh = random_token();
+            let refresh = Handle::generate();
             let record = RefreshRecord {
                 family_id,
                 client_id: client.client_id.clone(),
@@ -275,13 +281,13 @@ impl AuthServer {
             };
             let expires = Some(now + REFRESH_TOKEN_SECONDS);
             if !batch
-                .insert_new(&tenant.id, &handle_hash(&refresh), &record, expires, now)
+                .insert_new(&tenant.id, refresh.key().as_str(), &record, expires, now)
                 .await?
             {
                 tracing::error!(tenant = %tenant.id, "a new refresh token collided with a stored id");
                 return Err(OAuthError::server_error());
             }
-            response["refresh_token"] = json!(refresh);
+            response["refresh_token"] = json!(refresh.expose());
         }
         batch.flush().await?;
         tracing::info!(target: "audit", event = "token_issued", grant = "authorization_code", tenant = %tenant.id, client_id = %client.client_id,
@@ -298,11 +304,12 @@ impl AuthServer {
     ) -> Result<Value, OAuthError> {
         let token = form
             .get("refresh_token")
+            .map(Handle::presented)
             .ok_or_else(|| OAuthError::invalid_request("refresh_token is required"))?;
-        let id = handle_hash(token);
+        let id = token.key();
         let Some(first_look) = self
             .records
-            .get::<RefreshRecord>(&tenant.id, &id, now)
+            .get::<RefreshRecord>(&tenant.id, id.as_str(), now)
             .await?
         else {
             return Err(invalid_grant(
@@ -319,7 +326,7 @@ impl AuthServer {
         let _guard = lock.lock().await;
         let Some(current) = self
             .records
-            .get::<RefreshRecord>(&tenant.id, &id, now)
+            .get::<RefreshRecord>(&tenant.id, id.as_str(), now)
             .await?
         else {
             return Err(invalid_grant(
@@ -362,7 +369,7 @@ impl AuthServer {
                 if now <= at + REFRESH_GRACE_SECONDS {
                     let issued: IssuedResponse = self
                         .sealer
-                        .unseal(token, sealed_response)
+                        .unseal(&token, sealed_response)
                         .ok()
                         .and_then(|b| serde_json::from_slice(&b).ok())
                         .ok_or_else(OAuthError::server_error)?;
@@ -381,7 +388,7 @@ impl AuthServer {
         };
         let upstream_refresh = self
             .sealer
-            .unseal(token, sealed_upstream)
+            .unseal(&token, sealed_upstream)
             .map(|b| String::from_utf8_lossy(&b).into_owned())
             .map_err(|_| OAuthError::server_error())?;
         let (Ok(endpoints), Some(app)) = (self.upstreams.endpoints(tenant), tenant.app(&rec.app))
@@ -418,7 +425,7 @@ impl AuthServer {
                 return Err(e.to_client());
             }
         };
-        let successor = random_token();
+        let successor = Handle::generate();
         let next_upstream = tokens.refresh_token.clone().unwrap_or(upstream_refresh);
         let next = RefreshRecord {
             issued_at: now,
@@ -434,7 +441,7 @@ impl AuthServer {
         if !batch
             .insert_new(
                 &tenant.id,
-                &handle_hash(&successor),
+                successor.key().as_str(),
                 &next,
                 Some(now + REFRESH_TOKEN_SECONDS),
                 now,
@@ -448,7 +455,7 @@ impl AuthServer {
             "access_token": tokens.access_token,
             "token_type": "Bearer",
             "scope": rec.scopes.join(" "),
-            "refresh_token": successor,
+            "refresh_token": successor.expose(),
         });
         if let Some(e) = tokens.expires_in {
             response["expires_in"] = json!(e);
@@ -457,7 +464,7 @@ impl AuthServer {
             state: RefreshState::Rotated {
                 at: now,
                 sealed_response: self.sealer.seal(
-                    token,
+                    &token,
                     &serde_json::to_vec(&IssuedResponse(response.clone())).unwrap_or_default(),
                 ),
             },
@@ -466,7 +473,7 @@ impl AuthServer {
         if !batch
             .update(
                 &tenant.id,
-                &id,
+                id.as_str(),
                 current.revision,
                 &rotated,
                 current.expires_at,
@@ -475,7 +482,7 @@ impl AuthServer {
         {
             let _ = self
                 .records
-                .remove::<RefreshRecord>(&tenant.id, &handle_hash(&successor))
+                .remove::<RefreshRecord>(&tenant.id, successor.key().as_str())
                 .await;
             return Err(invalid_grant(
                 "the refresh token was used concurrently; retry",
@@ -552,7 +559,7 @@ impl AuthServer {
         let client = self.authenticate_client(tenant, form, creds, now).await?;
         if let Some(rec) = self
             .records
-            .get::<RefreshRecord>(&tenant.id, &handle_hash(token), now)
+            .get::<RefreshRecord>(&tenant.id, Handle::presented(token).key().as_str(), now)
             .await?
             && rec.value.client_id == client.client_id
         {

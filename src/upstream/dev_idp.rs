@@ -23,8 +23,7 @@ use serde_json::{Value, json};
 use super::entra::IdpError;
 use super::tokens::UpstreamTokens;
 use crate::config::Tenant;
-use crate::oauth::pkce;
-use crate::oauth::registration::random_token;
+use crate::crypto::{pkce, random_token, sha256_hex};
 
 /// Access token lifetime of the dev IdP.
 pub const ACCESS_TOKEN_SECONDS: u64 = 3600;
@@ -51,7 +50,7 @@ impl DevKey {
                     &SystemRandom::new(),
                 )
                 .map_err(|_| "cannot generate the dev IdP key".to_owned())?;
-                crate::keys::write_secret_file(&path, doc.as_ref())
+                crate::crypto::keys::write_secret_file(&path, doc.as_ref())
                     .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
                 doc.as_ref().to_vec()
             }
@@ -67,7 +66,7 @@ impl DevKey {
             URL_SAFE_NO_PAD.encode(&public[1..33]),
             URL_SAFE_NO_PAD.encode(&public[33..65]),
         );
-        let kid = crate::oauth::sealing::handle_hash(&format!("{x}.{y}"))[..16].to_owned();
+        let kid = sha256_hex(&format!("{x}.{y}"))[..16].to_owned();
         Ok(Self { pkcs8, x, y, kid })
     }
 }

@@ -130,14 +130,14 @@ pub async fn dev_login(base: &str, tenant: &str, confidential: bool) -> Handed {
         .unwrap();
     let client_id = res["client_id"].as_str().unwrap().to_owned();
     let client_secret = res["client_secret"].as_str().map(str::to_owned);
-    let verifier = dcr_shim::oauth::registration::random_token();
-    let state = dcr_shim::oauth::registration::random_token();
+    let verifier = dcr_shim::crypto::random_token();
+    let state = dcr_shim::crypto::random_token();
     let mut url = url::Url::parse(&format!("{base}/{tenant}/authorize")).unwrap();
     url.query_pairs_mut()
         .append_pair("response_type", "code")
         .append_pair("client_id", &client_id)
         .append_pair("redirect_uri", "http://127.0.0.1:49152/cb")
-        .append_pair("code_challenge", &dcr_shim::oauth::pkce::s256(&verifier))
+        .append_pair("code_challenge", &dcr_shim::crypto::pkce::s256(&verifier))
         .append_pair("code_challenge_method", "S256")
         .append_pair("state", &state)
         .append_pair("scope", "files.read offline_access");

@@ -155,9 +155,9 @@ pub fn authorize_url(
     scope: &str,
     login_hint: &str,
 ) -> Attempt {
-    let verifier = dcr_shim::oauth::registration::random_token() + "-pkce";
-    let challenge = dcr_shim::oauth::pkce::s256(&verifier);
-    let state = dcr_shim::oauth::registration::random_token();
+    let verifier = dcr_shim::crypto::random_token() + "-pkce";
+    let challenge = dcr_shim::crypto::pkce::s256(&verifier);
+    let state = dcr_shim::crypto::random_token();
     let mut url = Url::parse(&format!("{}/{tenant}/authorize", app.base)).unwrap();
     url.query_pairs_mut()
         .append_pair("response_type", "code")

@@ -220,7 +220,7 @@ async fn full_dcr_login_with_consent_and_entra_translation() {
     assert_eq!(up["code_challenge_method"], "S256");
     assert_ne!(
         up["code_challenge"],
-        dcr_shim::oauth::pkce::s256(&attempt.verifier),
+        dcr_shim::crypto::pkce::s256(&attempt.verifier),
         "the shim uses its own PKCE upstream"
     );
     assert_eq!(

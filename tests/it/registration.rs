@@ -93,10 +93,8 @@ async fn confidential_web_client_gets_a_secret_once_and_only_its_hash_is_stored(
         .unwrap()
         .unwrap();
     let hash = stored.secret_sha256.clone().unwrap();
-    assert!(dcr_shim::oauth::registration::secret_matches(secret, &hash));
-    assert!(!dcr_shim::oauth::registration::secret_matches(
-        "wrong", &hash
-    ));
+    assert!(hash.matches(&dcr_shim::crypto::Handle::presented(secret)));
+    assert!(!hash.matches(&dcr_shim::crypto::Handle::presented("wrong")));
     let raw = serde_json::to_string(&stored).unwrap();
     assert!(!raw.contains(secret), "the secret itself is never stored");
 

@@ -1,4 +1,4 @@
-//! Sealing (DESIGN.md "Sealing"): the shim stores only a hash of every code, transaction id
+//! Sealing: the shim stores only a hash of every code, transaction id
 //! and refresh token it hands out, and encrypts what sits behind one (the IdP's tokens) with a
 //! key derived from the handed-out value itself and the server's sealing key (HKDF-SHA256 →
 //! XChaCha20-Poly1305). A stolen database alone opens nothing.
@@ -9,24 +9,10 @@ use chacha20poly1305::aead::{Aead, KeyInit};
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};
 use hkdf::Hkdf;
 use rand::RngCore;
-use sha2::{Digest, Sha256};
-use subtle::ConstantTimeEq;
+use sha2::Sha256;
 
-use crate::keys::ServerKeys;
-
-/// The store id of a handed-out value: hex SHA-256.
-pub fn handle_hash(value: &str) -> String {
-    hex(&Sha256::digest(value.as_bytes()))
-}
-
-pub fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-/// Constant-time equality of two strings.
-pub fn ct_eq(a: &str, b: &str) -> bool {
-    a.as_bytes().ct_eq(b.as_bytes()).into()
-}
+use super::handle::Handle;
+use super::keys::ServerKeys;
 
 #[derive(Debug, thiserror::Error)]
 #[error("sealed data could not be opened")]
@@ -48,15 +34,15 @@ impl Sealer {
         }
     }
 
-    fn cipher(server_key: &[u8; 32], handed_out: &str) -> XChaCha20Poly1305 {
-        let hk = Hkdf::<Sha256>::new(Some(server_key), handed_out.as_bytes());
+    fn cipher(server_key: &[u8; 32], handed_out: &Handle) -> XChaCha20Poly1305 {
+        let hk = Hkdf::<Sha256>::new(Some(server_key), handed_out.expose().as_bytes());
         let mut key = [0u8; 32];
         let _ = hk.expand(b"dcr-shim sealed record", &mut key);
         XChaCha20Poly1305::new(&key.into())
     }
 
     /// `base64url(nonce || ciphertext)`.
-    pub fn seal(&self, handed_out: &str, plaintext: &[u8]) -> String {
+    pub fn seal(&self, handed_out: &Handle, plaintext: &[u8]) -> String {
         let mut nonce = [0u8; 24];
         rand::rngs::OsRng.fill_bytes(&mut nonce);
         let cipher = Self::cipher(&self.server_key, handed_out);
@@ -69,7 +55,7 @@ impl Sealer {
         URL_SAFE_NO_PAD.encode(out)
     }
 
-    pub fn unseal(&self, handed_out: &str, sealed: &str) -> Result<Vec<u8>, UnsealError> {
+    pub fn unseal(&self, handed_out: &Handle, sealed: &str) -> Result<Vec<u8>, UnsealError> {
         let raw = URL_SAFE_NO_PAD.decode(sealed).map_err(|_| UnsealError)?;
         if raw.len() < 24 {
             return Err(UnsealError);
@@ -93,17 +79,15 @@ mod tests {
     fn only_the_handed_out_value_opens_it() {
         let keys = ServerKeys::from_bytes([7; 32], None);
         let s = Sealer::new(&keys);
-        let sealed = s.seal("token-a", b"upstream refresh token");
-        assert_eq!(
-            s.unseal("token-a", &sealed).unwrap(),
-            b"upstream refresh token"
-        );
-        assert!(s.unseal("token-b", &sealed).is_err());
+        let (a, b) = (Handle::presented("token-a"), Handle::presented("token-b"));
+        let sealed = s.seal(&a, b"upstream refresh token");
+        assert_eq!(s.unseal(&a, &sealed).unwrap(), b"upstream refresh token");
+        assert!(s.unseal(&b, &sealed).is_err());
         let other_server = Sealer::new(&ServerKeys::from_bytes([8; 32], None));
-        assert!(other_server.unseal("token-a", &sealed).is_err());
+        assert!(other_server.unseal(&a, &sealed).is_err());
         let rotated = Sealer::new(&ServerKeys::from_bytes([8; 32], Some([7; 32])));
         assert!(
-            rotated.unseal("token-a", &sealed).is_ok(),
+            rotated.unseal(&a, &sealed).is_ok(),
             "previous key still opens"
         );
     }

@@ -7,7 +7,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
-use crate::keys::ServerKeys;
+use super::keys::ServerKeys;
 
 type HmacSha256 = Hmac<Sha256>;
 

@@ -4,7 +4,7 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use sha2::{Digest, Sha256};
 
-use super::sealing::ct_eq;
+use super::ct_eq;
 
 /// `BASE64URL(SHA256(verifier))` (RFC 7636 §4.2).
 pub fn s256(verifier: &str) -> String {

@@ -18,7 +18,6 @@ use dcr_shim::app::{Running, start_on, unix_now};
 use dcr_shim::config::Settings;
 use dcr_shim::config::server::{DEFAULT_UPSTREAM_TIMEOUT, parse_public_url};
 use dcr_shim::domain::ClientRecord;
-use dcr_shim::oauth::registration::new_client_id;
 use dcr_shim::store::{SledStore, Store};
 use serde_json::json;
 
@@ -119,11 +118,11 @@ async fn populate(
                         return;
                     }
                     let mut c = (*template).clone();
-                    c.client_id = new_client_id();
+                    c.client_id = dcr_shim::domain::ClientId::generate();
                     if i % keep_every == 0 {
                         kept.lock()
                             .unwrap()
-                            .push((i % TENANTS, c.client_id.clone()));
+                            .push((i % TENANTS, c.client_id.to_string()));
                     }
                     let now = unix_now();
                     records

@@ -23,7 +23,7 @@ use crate::oauth::registration::ClientRegistry;
 use crate::store::{Records, SledStore, Store, StoreError};
 use crate::upstream::UpstreamDirectory;
 use crate::upstream::dev_idp::{DevIdp, DevKey};
-use crate::upstream::discovery::upstream_http_client;
+use crate::upstream::http::upstream_http_client;
 use crate::upstream::tokens::UpstreamClient;
 
 /// Seconds since the Unix epoch.

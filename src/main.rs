@@ -164,7 +164,7 @@ async fn check(args: CommonArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let http = match dcr_shim::upstream::discovery::upstream_http_client(
+    let http = match dcr_shim::upstream::http::upstream_http_client(
         dcr_shim::config::server::DEFAULT_UPSTREAM_TIMEOUT,
     ) {
         Ok(h) => h,

@@ -12,7 +12,7 @@ use url::Url;
 use super::host_pattern::HostPattern;
 use crate::domain::scope::is_scope_token;
 use crate::domain::tenant_id::TenantId;
-use crate::domain::{RedirectKind, is_loopback_host};
+use crate::domain::{RedirectKind, ResourceUri, is_loopback_host};
 
 /// One thing wrong with a tenant file: which file, which field, and what to do about it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -58,8 +58,9 @@ impl Tenant {
             .unwrap_or(&resources[0])
     }
 
+    /// The resource that `uri` names, compared in normalized form (`ResourceUri`).
     pub fn resource(&self, uri: &str) -> Option<&ResourceConfig> {
-        self.config.resources.iter().find(|r| r.uri == uri)
+        self.config.resources.iter().find(|r| r.uri.matches(uri))
     }
 }
 
@@ -205,7 +206,7 @@ pub enum SigningAlgorithm {
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ResourceConfig {
-    pub uri: String,
+    pub uri: ResourceUri,
     pub name: Option<String>,
     #[serde(default)]
     pub default: bool,
@@ -581,8 +582,8 @@ fn validate_resources(c: &TenantConfig, p: &mut Problems) {
     let entra = matches!(c.upstream, UpstreamConfig::Entra { .. });
     for (i, r) in c.resources.iter().enumerate() {
         let at = |f: &str| format!("resources[{i}].{f}");
-        if check_url(&at("uri"), &r.uri, p) && !uris.insert(r.uri.as_str()) {
-            p.add(&at("uri"), "another resource has the same uri");
+        if check_url(&at("uri"), r.uri.as_str(), p) && !uris.insert(r.uri.normalized()) {
+            p.add(&at("uri"), "another resource has the same uri (compared after normalizing case, default port, an empty path and escapes)");
         }
         if r.scopes.is_empty() {
             p.add(&at("scopes"), "at least one scope is required");
@@ -657,7 +658,7 @@ fn validate_mapping(c: &TenantConfig, p: &mut Problems) {
             );
         }
         for (j, r) in rule.resources.iter().enumerate() {
-            if !c.resources.iter().any(|res| &res.uri == r) {
+            if !c.resources.iter().any(|res| res.uri.matches(r)) {
                 p.add(
                     &at(&format!("resources[{j}]")),
                     format!("'{r}' is not the uri of a resource in this file"),

@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use super::client_id::ClientId;
 use super::redirect_uri::{RedirectKind, RedirectUri};
 use crate::crypto::HandleKey;
 
@@ -60,7 +61,7 @@ pub enum ApplicationType {
 /// Validated client metadata, serialized with the RFC 7591 §2 field names.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ClientMetadata {
-    #[serde(with = "redirect_uri_strings")]
+    #[serde(with = "super::redirect_uri::as_strings")]
     pub redirect_uris: Vec<RedirectUri>,
     pub token_endpoint_auth_method: AuthMethod,
     pub grant_types: Vec<GrantType>,
@@ -92,9 +93,15 @@ impl ClientMetadata {
         self.redirect_uris.iter().map(RedirectUri::kind)
     }
 
-    /// The registered URI that `requested` designates, if any (RFC 6749 §3.1.2.3, RFC 8252 §7.3).
-    pub fn find_redirect_uri(&self, requested: &str) -> Option<&RedirectUri> {
-        self.redirect_uris.iter().find(|r| r.matches(requested))
+    /// The redirect URI of a request, when it designates a registered one (RFC 6749 §3.1.2.3;
+    /// for a loopback URI with the port the request gave, RFC 8252 §7.3).
+    pub fn find_redirect_uri(&self, requested: &str) -> Option<RedirectUri> {
+        let registered = self.redirect_uris.iter().find(|r| r.matches(requested))?;
+        if registered.as_str() == requested {
+            return Some(registered.clone());
+        }
+        // A loopback URI with another port: `matches` accepted it only in canonical form.
+        RedirectUri::parse(requested).ok()
     }
 }
 
@@ -111,13 +118,13 @@ pub enum ClientSource {
 /// A client of one tenant.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ClientRecord {
-    pub client_id: String,
+    pub client_id: ClientId,
     pub source: ClientSource,
     pub metadata: ClientMetadata,
     /// SHA-256 of the client secret, hex; only confidential DCR clients have one.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub secret_sha256: Option<HandleKey>,
-    /// The app chosen by the mapping rules, per resource URI of the tenant.
+    /// The app chosen by the mapping rules, per resource URI of the tenant (configured form).
     pub apps: BTreeMap<String, String>,
     pub issued_at: u64,
     pub last_used_at: u64,
@@ -129,21 +136,5 @@ impl ClientRecord {
             ClientSource::Cimd { host } => Some(host),
             ClientSource::Dcr => None,
         }
-    }
-}
-
-mod redirect_uri_strings {
-    use super::RedirectUri;
-    use serde::{Deserialize, Deserializer, Serializer};
-
-    pub fn serialize<S: Serializer>(v: &[RedirectUri], s: S) -> Result<S::Ok, S::Error> {
-        s.collect_seq(v.iter().map(RedirectUri::as_str))
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<RedirectUri>, D::Error> {
-        Vec::<String>::deserialize(d)?
-            .iter()
-            .map(|s| RedirectUri::parse(s).map_err(serde::de::Error::custom))
-            .collect()
     }
 }

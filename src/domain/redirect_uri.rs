@@ -129,20 +129,47 @@ impl RedirectUri {
         &self.raw
     }
 
-    /// Whether `raw` is a loopback redirect URI (the user's own machine).
-    pub fn is_loopback(raw: &str) -> bool {
-        Self::parse(raw).is_ok_and(|u| u.kind() == RedirectKind::Loopback)
+    /// Whether this is a loopback redirect URI (the user's own machine).
+    pub fn is_loopback(&self) -> bool {
+        self.kind == RedirectKind::Loopback
+    }
+
+    /// The URI with `params` appended to its query: an authorization response or error
+    /// (RFC 6749 §4.1.2) sent back to the client.
+    pub fn with_query(&self, params: &[(&str, &str)]) -> String {
+        let Ok(mut url) = Url::parse(&self.raw) else {
+            return self.raw.clone();
+        };
+        url.query_pairs_mut().extend_pairs(params);
+        url.into()
+    }
+
+    /// The URI a browser approval covers: a loopback URI without its port (RFC 8252 §7.3: the
+    /// port changes with every run of a native app), any other URI as it is.
+    pub fn without_loopback_port(&self) -> String {
+        match Url::parse(&self.raw) {
+            Ok(mut u) if self.is_loopback() => {
+                let _ = u.set_port(None);
+                u.into()
+            }
+            _ => self.raw.clone(),
+        }
     }
 
     pub fn kind(&self) -> RedirectKind {
         self.kind
     }
 
-    /// The host, for display on the consent page; private-use URIs may have none.
-    pub fn host(&self) -> Option<String> {
-        Url::parse(&self.raw)
-            .ok()
-            .and_then(|u| u.host_str().map(str::to_owned))
+    /// Where the browser will be sent, for the consent page: the host, or for a private-use
+    /// URI without one, its scheme.
+    pub fn display_host(&self) -> String {
+        match Url::parse(&self.raw) {
+            Ok(u) => match u.host_str() {
+                Some(h) => h.to_owned(),
+                None => format!("{}: (an app on this device)", u.scheme()),
+            },
+            Err(_) => String::new(),
+        }
     }
 
     /// Whether `requested` (from an authorization request) designates this registered URI:
@@ -167,6 +194,37 @@ impl RedirectUri {
 impl fmt::Display for RedirectUri {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.raw)
+    }
+}
+
+/// Serde for a `RedirectUri` as its string, checked again when read back.
+pub mod as_string {
+    use super::RedirectUri;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(v: &RedirectUri, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(v.as_str())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<RedirectUri, D::Error> {
+        RedirectUri::parse(&String::deserialize(d)?).map_err(serde::de::Error::custom)
+    }
+}
+
+/// Serde for a list of `RedirectUri`s as strings.
+pub mod as_strings {
+    use super::RedirectUri;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(v: &[RedirectUri], s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(v.iter().map(RedirectUri::as_str))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<RedirectUri>, D::Error> {
+        Vec::<String>::deserialize(d)?
+            .iter()
+            .map(|s| RedirectUri::parse(s).map_err(serde::de::Error::custom))
+            .collect()
     }
 }
 

@@ -1,4 +1,9 @@
-//! Scope tokens (RFC 6749 §3.3): `scope-token = 1*( %x21 / %x23-5B / %x5D-7E )`.
+//! Scope tokens (RFC 6749 §3.3): `scope-token = 1*( %x21 / %x23-5B / %x5D-7E )`, and
+//! `ScopeSet`, the ordered set of them a grant carries.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
 
 /// Longest scope token accepted.
 pub const MAX_SCOPE_TOKEN_LEN: usize = 256;
@@ -29,6 +34,63 @@ pub fn parse_scope_list(scope: &str) -> Result<Vec<String>, String> {
     Ok(out)
 }
 
+/// An ordered set of scope tokens: no duplicates, kept in the order given. Serialized as a list;
+/// `Display` is the space-delimited `scope` string of RFC 6749 §3.3.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct ScopeSet(Vec<String>);
+
+impl ScopeSet {
+    /// Parses a space-delimited `scope` parameter, refusing malformed tokens.
+    pub fn parse(scope: &str) -> Result<Self, String> {
+        parse_scope_list(scope).map(Self)
+    }
+
+    /// Adds `token` at the end unless it is already there.
+    pub fn insert(&mut self, token: impl Into<String>) {
+        let token = token.into();
+        if !self.contains(&token) {
+            self.0.push(token);
+        }
+    }
+
+    /// Adds `token` at the front unless it is already there.
+    pub fn insert_first(&mut self, token: impl Into<String>) {
+        let token = token.into();
+        if !self.contains(&token) {
+            self.0.insert(0, token);
+        }
+    }
+
+    pub fn contains(&self, token: &str) -> bool {
+        self.0.iter().any(|t| t == token)
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &str> {
+        self.0.iter().map(String::as_str)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl<S: Into<String>> FromIterator<S> for ScopeSet {
+    fn from_iter<I: IntoIterator<Item = S>>(iter: I) -> Self {
+        let mut set = Self::default();
+        for token in iter {
+            set.insert(token);
+        }
+        set
+    }
+}
+
+impl fmt::Display for ScopeSet {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0.join(" "))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -44,5 +106,13 @@ mod tests {
         assert!(!is_scope_token("é"));
         assert_eq!(parse_scope_list("a b a").unwrap(), vec!["a", "b"]);
         assert!(parse_scope_list("a  b").is_err());
+        let mut set = ScopeSet::parse("b a b").unwrap();
+        set.insert_first("openid");
+        set.insert("a");
+        assert_eq!(set.to_string(), "openid b a");
+        assert_eq!(
+            serde_json::to_string(&set).unwrap(),
+            r#"["openid","b","a"]"#
+        );
     }
 }

@@ -10,7 +10,7 @@ use super::pages::{ConsentView, consent_page, error_page};
 use crate::app::{AppState, unix_now};
 use crate::config::Tenant;
 use crate::crypto::Handle;
-use crate::domain::RedirectUri;
+use crate::domain::ClientId;
 use crate::oauth::authorize::{AuthorizeError, TRANSACTION_SECONDS, UpstreamRedirect};
 use crate::oauth::consent::{APPROVAL_SECONDS, ConsentError};
 use crate::oauth::params::Params;
@@ -102,7 +102,7 @@ pub async fn authorize(
     // This browser's approvals of the client named in the request, read once.
     let approval = params
         .get("client_id")
-        .and_then(|id| req.cookie(&state.auth.approval_cookie_name(tenant, id)));
+        .and_then(|id| req.cookie(&state.auth.approval_cookie_name(tenant, &ClientId::new(id))));
     let approval = approval.as_ref().map(|c| c.value());
     let authorized = match state
         .auth
@@ -140,7 +140,7 @@ pub async fn authorize(
         .auth
         .consent_ticket(tenant, &authorized.request, &csrf, now);
     let r = &authorized.request;
-    let resource = tenant.resource(&r.resource);
+    let resource = tenant.resource(r.resource.as_str());
     let scopes = resource
         .map(|res| {
             res.scopes
@@ -155,14 +155,7 @@ pub async fn authorize(
                 .collect()
         })
         .unwrap_or_default();
-    let redirect_host = url::Url::parse(&r.redirect_uri)
-        .ok()
-        .map(|u| {
-            u.host_str()
-                .map(str::to_owned)
-                .unwrap_or_else(|| format!("{}: (an app on this device)", u.scheme()))
-        })
-        .unwrap_or_default();
+    let redirect_host = r.redirect_uri.display_host();
     let action = format!("{}/consent", tenant.issuer);
     let client = &authorized.client;
     let view = ConsentView {
@@ -182,8 +175,8 @@ pub async fn authorize(
         redirect_host: &redirect_host,
         resource_name: resource
             .and_then(|x| x.name.as_deref())
-            .unwrap_or(&r.resource),
-        resource_uri: &r.resource,
+            .unwrap_or(r.resource.as_str()),
+        resource_uri: r.resource.as_str(),
         scopes,
         offline_access: r.offline_access,
     };
@@ -233,7 +226,7 @@ pub async fn consent(
     };
     match form.get("decision") {
         Some("approve") => {
-            tracing::info!(target: "audit", event = "consent_approved", tenant = %tenant.id, client_id = %request.client_id, scopes = %request.scopes.join(" "));
+            tracing::info!(target: "audit", event = "consent_approved", tenant = %tenant.id, client_id = %request.client_id, scopes = %request.scopes);
             let name = state.auth.approval_cookie_name(tenant, &request.client_id);
             let current = req.cookie(&name);
             let approval = state.auth.approval_cookie(
@@ -257,7 +250,7 @@ pub async fn consent(
             // Back to the client only where that cannot be an open redirect: a loopback URI,
             // or a client this browser approved before (see validate_authorization).
             let approval = req.cookie(&state.auth.approval_cookie_name(tenant, &request.client_id));
-            let safe = RedirectUri::is_loopback(&request.redirect_uri)
+            let safe = request.redirect_uri.is_loopback()
                 || state.auth.has_any_approval(
                     tenant,
                     &request.client_id,

@@ -8,8 +8,8 @@ use super::body::read_form;
 use super::error::{error_response, not_found};
 use crate::app::{AppState, unix_now};
 use crate::config::Tenant;
+use crate::oauth::client_auth::{ClientCredentials, parse_basic};
 use crate::oauth::params::Params;
-use crate::oauth::token::{ClientCredentials, parse_basic};
 use crate::oauth::{ErrorCode, OAuthError};
 
 /// Largest token or revocation request accepted.

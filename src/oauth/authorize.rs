@@ -16,7 +16,7 @@ use super::server::AuthServer;
 use crate::config::Tenant;
 use crate::config::tenant::UpstreamConfig;
 use crate::crypto::{Handle, HandleKey, pkce, random_token};
-use crate::domain::{ClientRecord, GrantType, RedirectKind, RedirectUri};
+use crate::domain::{ClientRecord, GrantType, RedirectUri, ResourceUri};
 use crate::oauth::mapping::{ClientFacts, choose_app};
 
 /// Lifetime of an upstream transaction.
@@ -31,7 +31,7 @@ pub enum AuthorizeError {
     Page { status: u16, message: String },
     /// Sent back to the client's validated redirect URI.
     Redirect {
-        redirect_uri: String,
+        redirect_uri: RedirectUri,
         state: Option<String>,
         error: OAuthError,
     },
@@ -47,7 +47,7 @@ impl AuthorizeError {
 
     /// The `Location` for a redirect error (RFC 6749 §4.1.2.1 with RFC 9207 `iss`).
     pub fn location(
-        redirect_uri: &str,
+        redirect_uri: &RedirectUri,
         state: Option<&str>,
         error: &OAuthError,
         issuer: &str,
@@ -60,7 +60,7 @@ impl AuthorizeError {
             params.push(("state", s));
         }
         params.push(("iss", issuer));
-        append_query(redirect_uri, &params)
+        redirect_uri.with_query(&params)
     }
 }
 
@@ -133,7 +133,7 @@ impl AuthServer {
         };
         let (redirect_uri, redirect_uri_given) = match params.get("redirect_uri") {
             Some(r) => match client.metadata.find_redirect_uri(r) {
-                Some(_) => (r.to_owned(), true),
+                Some(uri) => (uri, true),
                 None => {
                     return Err(AuthorizeError::page(
                         400,
@@ -142,9 +142,7 @@ impl AuthServer {
                 }
             },
             None => match client.metadata.redirect_uris.as_slice() {
-                [only] if only.kind() != RedirectKind::Loopback => {
-                    (only.as_str().to_owned(), false)
-                }
+                [only] if !only.is_loopback() => (only.clone(), false),
                 _ => {
                     return Err(AuthorizeError::page(
                         400,
@@ -160,9 +158,9 @@ impl AuthServer {
         // Anything else gets the error on a page.
         // Worked out only for an error: a valid request never needs it.
         let safe_to_redirect = || {
-            RedirectUri::is_loopback(&redirect_uri)
+            redirect_uri.is_loopback()
                 || self.is_trusted(tenant, &client)
-                || self.has_any_approval(tenant, client_id, approval_cookie, now)
+                || self.has_any_approval(tenant, &client.client_id, approval_cookie, now)
         };
         let redirect_error = |error: OAuthError| {
             if safe_to_redirect() {
@@ -264,14 +262,18 @@ impl AuthServer {
             })?,
             None => tenant.default_resource(),
         };
-        let app_name = client.apps.get(&resource.uri).cloned().unwrap_or_else(|| {
-            choose_app(
-                &tenant.config,
-                &ClientFacts::of(&client.metadata, client.cimd_host()),
-                &resource.uri,
-            )
-            .to_owned()
-        });
+        let app_name = client
+            .apps
+            .get(resource.uri.as_str())
+            .cloned()
+            .unwrap_or_else(|| {
+                choose_app(
+                    &tenant.config,
+                    &ClientFacts::of(&client.metadata, client.cimd_host()),
+                    &resource.uri,
+                )
+                .to_owned()
+            });
         let Some(app) = tenant.app(&app_name) else {
             tracing::error!(tenant = %tenant.id, client_id, app = %app_name, "client is mapped to an app that no longer exists; re-map it");
             return Err(redirect_error(OAuthError::server_error()));
@@ -286,7 +288,7 @@ impl AuthServer {
             }
         };
         let request = PendingAuthorization {
-            client_id: client_id.to_owned(),
+            client_id: client.client_id.clone(),
             redirect_uri: redirect_uri.clone(),
             redirect_uri_given,
             state: state.clone(),
@@ -369,12 +371,12 @@ impl AuthServer {
         let nonce = random_token();
         let mut scopes = request.upstream_scopes.clone();
         if !matches!(tenant.config.upstream, UpstreamConfig::Dev { .. }) {
-            scopes.insert(0, "openid".to_owned());
+            scopes.insert_first("openid");
         }
         if endpoints.offers_refresh {
-            scopes.push("offline_access".to_owned());
+            scopes.insert("offline_access");
         }
-        let scope = scopes.join(" ");
+        let scope = scopes.to_string();
         let challenge = pkce::s256(&verifier);
         let callback = format!("{}/callback", tenant.issuer);
         let mut query: Vec<(&str, &str)> = vec![
@@ -412,7 +414,7 @@ impl AuthServer {
         self.records
             .insert_new(
                 &tenant.id,
-                txn_id.key().as_str(),
+                &txn_id.key(),
                 &txn,
                 Some(now + TRANSACTION_SECONDS),
                 now,
@@ -428,8 +430,8 @@ impl AuthServer {
 
     /// The `resource` to send upstream: never to Entra (it takes the resource from the
     /// scopes); for `oidc` the configured `upstream_resource`; for `dev` that or the MCP URI.
-    pub fn upstream_resource(&self, tenant: &Tenant, resource_uri: &str) -> Option<String> {
-        let resource = tenant.resource(resource_uri)?;
+    pub fn upstream_resource(&self, tenant: &Tenant, resource_uri: &ResourceUri) -> Option<String> {
+        let resource = tenant.resource(resource_uri.as_str())?;
         match tenant.config.upstream {
             UpstreamConfig::Entra { .. } => None,
             UpstreamConfig::Oidc { .. } => resource.upstream_resource.clone(),
@@ -437,7 +439,7 @@ impl AuthServer {
                 resource
                     .upstream_resource
                     .clone()
-                    .unwrap_or_else(|| resource.uri.clone()),
+                    .unwrap_or_else(|| resource.uri.to_string()),
             ),
         }
     }

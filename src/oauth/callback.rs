@@ -9,14 +9,14 @@ use serde_json::Value;
 
 use super::authorize::AuthorizeError;
 use super::error::{ErrorCode, OAuthError};
-use super::params::{Params, append_query};
+use super::params::Params;
 use super::records::{AuthCode, Transaction};
 use super::server::AuthServer;
+use super::upstream_errors::{idp_to_client, to_client};
 use crate::config::Tenant;
 use crate::crypto::Handle;
 use crate::store::StoreError;
-use crate::upstream::entra::IdpError;
-use crate::upstream::tokens::UpstreamError;
+use crate::upstream::error::{IdpError, UpstreamError};
 
 /// How long the shim's authorization code may be redeemed.
 pub const CODE_SECONDS: u64 = 60;
@@ -65,11 +65,7 @@ impl AuthServer {
         };
         // The transaction is checked against this browser before it is consumed, so a forwarded
         // IdP link neither completes a stranger's login nor burns the rightful one.
-        match self
-            .records
-            .get::<Transaction>(&tenant.id, key.as_str(), now)
-            .await
-        {
+        match self.records.get::<Transaction>(&tenant.id, &key, now).await {
             Ok(Some(t))
                 if browser_binding
                     .is_some_and(|b| t.value.browser_hash.matches(&Handle::presented(b))) => {}
@@ -83,7 +79,7 @@ impl AuthServer {
             Ok(None) => return gone(),
             Err(e) => return unreadable(e),
         }
-        let txn: Transaction = match self.records.take(&tenant.id, key.as_str(), now).await {
+        let txn: Transaction = match self.records.take(&tenant.id, &key, now).await {
             Ok(Some(t)) => t,
             Ok(None) => return gone(),
             Err(e) => return unreadable(e),
@@ -112,7 +108,7 @@ impl AuthServer {
                 trace_id: params.get("trace_id").map(str::to_owned),
             };
             UpstreamError::Idp(idp.clone()).log(&tenant.id, &r.app, "authorize");
-            return back(idp.to_client());
+            return back(idp_to_client(&idp));
         }
         let Some(upstream_code) = params.get("code") else {
             return back(OAuthError::new(
@@ -150,7 +146,7 @@ impl AuthServer {
             Ok(t) => t,
             Err(e) => {
                 e.log(&tenant.id, &r.app, "code exchange");
-                return back(e.to_client());
+                return back(to_client(&e));
             }
         };
         let subject = match &tokens.id_token {
@@ -180,7 +176,7 @@ impl AuthServer {
             .records
             .insert_new(
                 &tenant.id,
-                code.key().as_str(),
+                &code.key(),
                 &record,
                 Some(now + CODE_MEMORY_SECONDS),
                 now,
@@ -201,7 +197,7 @@ impl AuthServer {
             query.push(("state", s));
         }
         query.push(("iss", &tenant.issuer));
-        CallbackOutcome::Redirect(append_query(&r.redirect_uri, &query))
+        CallbackOutcome::Redirect(r.redirect_uri.with_query(&query))
     }
 }
 

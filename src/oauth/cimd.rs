@@ -17,7 +17,7 @@ use super::client_metadata::{MetadataOrigin, validate_client_metadata};
 use super::error::{ErrorCode, OAuthError};
 use super::mapping::{ClientFacts, choose_apps};
 use crate::config::Tenant;
-use crate::domain::{ClientMetadata, ClientRecord, ClientSource};
+use crate::domain::{ClientId, ClientMetadata, ClientRecord, ClientSource};
 use crate::net::{FetchError, FetchPolicy, SafeFetcher};
 
 /// Longest client_id URL accepted.
@@ -211,7 +211,7 @@ impl CimdResolver {
         };
         let apps = choose_apps(&tenant.config, &ClientFacts::of(&metadata, Some(&host)));
         Ok(ClientRecord {
-            client_id: client_id.to_owned(),
+            client_id: ClientId::new(client_id),
             source: ClientSource::Cimd { host },
             metadata,
             secret_sha256: None,

@@ -12,6 +12,7 @@ use super::records::PendingAuthorization;
 use super::server::AuthServer;
 use crate::config::Tenant;
 use crate::crypto::{Handle, sha256_hex};
+use crate::domain::ClientId;
 
 /// How long a consent form stays valid.
 pub const TICKET_SECONDS: u64 = 600;
@@ -36,7 +37,7 @@ struct ApprovedGrant {
 #[derive(Serialize, Deserialize)]
 struct Approval {
     tenant: String,
-    client_id: String,
+    client_id: ClientId,
     grants: Vec<ApprovedGrant>,
     expires_at: u64,
 }
@@ -45,16 +46,10 @@ struct Approval {
 const MAX_GRANTS: usize = 8;
 
 fn grant_of(request: &PendingAuthorization) -> ApprovedGrant {
-    let redirect = match url::Url::parse(&request.redirect_uri) {
-        Ok(mut u) if u.scheme() == "http" => {
-            let _ = u.set_port(None);
-            u.into()
-        }
-        _ => request.redirect_uri.clone(),
-    };
+    let redirect = request.redirect_uri.without_loopback_port();
     ApprovedGrant {
-        resource: request.resource.clone(),
-        scopes: request.scopes.clone(),
+        resource: request.resource.to_string(),
+        scopes: request.scopes.iter().map(str::to_owned).collect(),
         redirect: sha256_hex(&redirect)[..32].to_owned(),
         offline: request.offline_access,
     }
@@ -91,7 +86,7 @@ impl AuthServer {
     }
 
     /// The name of the approval cookie for one client of one tenant.
-    pub fn approval_cookie_name(&self, tenant: &Tenant, client_id: &str) -> String {
+    pub fn approval_cookie_name(&self, tenant: &Tenant, client_id: &ClientId) -> String {
         let id = &sha256_hex(&format!("{}\n{client_id}", tenant.id))[..20];
         let prefix = self.cookie_prefix();
         format!("{prefix}dcr-consent-{id}")
@@ -144,7 +139,7 @@ impl AuthServer {
     fn read_approval(
         &self,
         tenant: &Tenant,
-        client_id: &str,
+        client_id: &ClientId,
         cookie: Option<&str>,
         now: u64,
     ) -> Option<Approval> {
@@ -152,7 +147,7 @@ impl AuthServer {
         serde_json::from_slice::<Approval>(&payload)
             .ok()
             .filter(|a| {
-                a.tenant == tenant.id.as_str() && a.client_id == client_id && a.expires_at > now
+                a.tenant == tenant.id.as_str() && a.client_id == *client_id && a.expires_at > now
             })
     }
 
@@ -201,7 +196,7 @@ impl AuthServer {
     pub fn has_any_approval(
         &self,
         tenant: &Tenant,
-        client_id: &str,
+        client_id: &ClientId,
         cookie: Option<&str>,
         now: u64,
     ) -> bool {

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use crate::config::tenant::{MappingRule, TenantConfig};
-use crate::domain::{ClientMetadata, RedirectKind};
+use crate::domain::{ClientMetadata, RedirectKind, ResourceUri};
 
 /// What the rules can see of a client.
 #[derive(Clone, Debug)]
@@ -24,7 +24,7 @@ impl<'a> ClientFacts<'a> {
     }
 }
 
-fn rule_matches(rule: &MappingRule, facts: &ClientFacts<'_>, resource: &str) -> bool {
+fn rule_matches(rule: &MappingRule, facts: &ClientFacts<'_>, resource: &ResourceUri) -> bool {
     let host_ok = rule.cimd_hosts.is_empty()
         || facts
             .cimd_host
@@ -38,7 +38,8 @@ fn rule_matches(rule: &MappingRule, facts: &ClientFacts<'_>, resource: &str) -> 
         || facts
             .software_id
             .is_some_and(|s| rule.software_ids.iter().any(|r| r == s));
-    let resource_ok = rule.resources.is_empty() || rule.resources.iter().any(|r| r == resource);
+    let resource_ok =
+        rule.resources.is_empty() || rule.resources.iter().any(|r| resource.matches(r));
     host_ok && kinds_ok && software_ok && resource_ok
 }
 
@@ -46,7 +47,7 @@ fn rule_matches(rule: &MappingRule, facts: &ClientFacts<'_>, resource: &str) -> 
 pub fn choose_app<'t>(
     tenant: &'t TenantConfig,
     facts: &ClientFacts<'_>,
-    resource: &str,
+    resource: &ResourceUri,
 ) -> &'t str {
     tenant
         .mapping
@@ -62,7 +63,12 @@ pub fn choose_apps(tenant: &TenantConfig, facts: &ClientFacts<'_>) -> BTreeMap<S
     tenant
         .resources
         .iter()
-        .map(|r| (r.uri.clone(), choose_app(tenant, facts, &r.uri).to_owned()))
+        .map(|r| {
+            (
+                r.uri.to_string(),
+                choose_app(tenant, facts, &r.uri).to_owned(),
+            )
+        })
         .collect()
 }
 
@@ -111,8 +117,8 @@ mod tests {
     #[test]
     fn first_match_wins_and_default_is_first_app() {
         let t = tenant();
-        let files = "https://mcp.example/files";
-        let admin = "https://mcp.example/admin";
+        let files = &ResourceUri::new("https://mcp.example/files");
+        let admin = &ResourceUri::new("https://mcp.example/admin");
         let facts = |host, kinds: Vec<RedirectKind>, sw| ClientFacts {
             cimd_host: host,
             redirect_kinds: kinds,
@@ -152,7 +158,7 @@ mod tests {
             "untrusted"
         );
         let apps = choose_apps(&t, &facts(None, vec![Loopback], Some("ops-agent")));
-        assert_eq!(apps[admin], "admin");
-        assert_eq!(apps[files], "untrusted");
+        assert_eq!(apps[admin.as_str()], "admin");
+        assert_eq!(apps[files.as_str()], "untrusted");
     }
 }

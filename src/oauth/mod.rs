@@ -5,6 +5,7 @@
 pub mod authorize;
 pub mod callback;
 pub mod cimd;
+pub mod client_auth;
 pub mod client_metadata;
 pub mod consent;
 pub mod error;
@@ -12,10 +13,13 @@ pub mod mapping;
 pub mod metadata;
 pub mod params;
 pub mod records;
+pub mod refresh;
 pub mod registration;
 pub mod scopes;
 pub mod server;
 pub mod token;
+pub mod token_request;
+pub mod upstream_errors;
 
 pub use error::{ErrorCode, OAuthError};
 pub use server::AuthServer;

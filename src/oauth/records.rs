@@ -1,25 +1,31 @@
-//! What the login flow stores. Every key is the hash of a value handed out (transaction id,
-//! code, refresh token); what sits behind one is sealed with a key derived from that value.
+//! What the login flow stores. Every record behind a handed-out value (transaction id, code,
+//! refresh token) is keyed by that value's `HandleKey`; what sits behind one is sealed with a
+//! key derived from the value itself (`crate::crypto::sealing`).
+
+use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use crate::crypto::HandleKey;
-use crate::store::{Namespace, Record};
+use crate::crypto::{HandleKey, random_token};
+use crate::domain::{ClientId, RedirectUri, ResourceUri, ScopeSet};
+use crate::store::{Namespace, Record, RecordId};
 
 /// An authorization request that passed validation, waiting for consent or the upstream login.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PendingAuthorization {
-    pub client_id: String,
+    pub client_id: ClientId,
     /// The redirect URI of the request (for a loopback client, with the port it used).
-    pub redirect_uri: String,
+    #[serde(with = "crate::domain::redirect_uri::as_string")]
+    pub redirect_uri: RedirectUri,
     /// Whether the request named `redirect_uri` (then the token request must repeat it).
     pub redirect_uri_given: bool,
     pub state: Option<String>,
     pub code_challenge: String,
-    pub resource: String,
+    /// The tenant's configured form of the resource.
+    pub resource: ResourceUri,
     /// MCP-facing scope names granted.
-    pub scopes: Vec<String>,
-    pub upstream_scopes: Vec<String>,
+    pub scopes: ScopeSet,
+    pub upstream_scopes: ScopeSet,
     /// Refresh tokens will be issued (the client asked for offline_access or is registered
     /// for the refresh_token grant); the consent page says so.
     pub offline_access: bool,
@@ -36,7 +42,7 @@ pub struct Transaction {
     /// The shim's own PKCE verifier for the upstream leg, sealed under the transaction id.
     pub sealed_verifier: String,
     pub nonce: String,
-    /// SHA-256 of the cookie set in the browser that gave consent: the callback must come
+    /// The key of the cookie set in the browser that gave consent: the callback must come
     /// back to that browser, so a forwarded IdP link cannot complete someone else's login.
     pub browser_hash: HandleKey,
     pub created_at: u64,
@@ -45,6 +51,7 @@ pub struct Transaction {
 impl Record for Transaction {
     const NAMESPACE: Namespace = Namespace::Transaction;
     const SCHEMA: u16 = 1;
+    type Id = HandleKey;
 }
 
 /// The shim's authorization code. Valid 60 s; kept a while longer, marked used, so that a
@@ -57,22 +64,23 @@ pub struct AuthCode {
     pub subject: Option<String>,
     pub valid_until: u64,
     pub used: bool,
-    pub family_id: Option<String>,
+    pub family_id: Option<FamilyId>,
 }
 
 impl Record for AuthCode {
     const NAMESPACE: Namespace = Namespace::Code;
     const SCHEMA: u16 = 1;
+    type Id = HandleKey;
 }
 
 /// One refresh token of a family.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct RefreshRecord {
-    pub family_id: String,
-    pub client_id: String,
-    pub resource: String,
-    pub scopes: Vec<String>,
-    pub upstream_scopes: Vec<String>,
+    pub family_id: FamilyId,
+    pub client_id: ClientId,
+    pub resource: ResourceUri,
+    pub scopes: ScopeSet,
+    pub upstream_scopes: ScopeSet,
     pub app: String,
     pub issued_at: u64,
     pub state: RefreshState,
@@ -91,12 +99,42 @@ pub enum RefreshState {
 impl Record for RefreshRecord {
     const NAMESPACE: Namespace = Namespace::Refresh;
     const SCHEMA: u16 = 1;
+    type Id = HandleKey;
+}
+
+/// The id of a refresh family: random, never handed out (the family is found through its
+/// refresh tokens), so stored as it is.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct FamilyId(String);
+
+impl FamilyId {
+    pub fn generate() -> Self {
+        Self(random_token())
+    }
+
+    /// The first characters, enough to tell families apart in a log line.
+    pub fn short(&self) -> &str {
+        self.0.get(..8).unwrap_or(&self.0)
+    }
+}
+
+impl fmt::Display for FamilyId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl RecordId for FamilyId {
+    fn as_id(&self) -> &str {
+        &self.0
+    }
 }
 
 /// A chain of rotated refresh tokens from one login; revoking it ends them all.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Family {
-    pub client_id: String,
+    pub client_id: ClientId,
     pub revoked: bool,
     pub created_at: u64,
 }
@@ -104,4 +142,5 @@ pub struct Family {
 impl Record for Family {
     const NAMESPACE: Namespace = Namespace::Family;
     const SCHEMA: u16 = 1;
+    type Id = FamilyId;
 }

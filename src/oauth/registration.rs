@@ -13,12 +13,13 @@ use super::error::{ErrorCode, OAuthError};
 use super::mapping::{ClientFacts, choose_apps};
 use crate::config::Tenant;
 use crate::crypto::Handle;
-use crate::domain::{ClientRecord, ClientSource, TenantId};
+use crate::domain::{ClientId, ClientRecord, ClientSource, TenantId};
 use crate::store::{Record, Records, StoreError, Versioned};
 
 impl Record for ClientRecord {
     const NAMESPACE: crate::store::Namespace = crate::store::Namespace::Client;
     const SCHEMA: u16 = 1;
+    type Id = ClientId;
 }
 
 impl From<StoreError> for OAuthError {
@@ -41,7 +42,7 @@ impl Registered {
             Ok(Value::Object(map)) => map,
             _ => Map::new(),
         };
-        body.insert("client_id".into(), self.record.client_id.clone().into());
+        body.insert("client_id".into(), self.record.client_id.as_str().into());
         body.insert("client_id_issued_at".into(), self.record.issued_at.into());
         if let Some(secret) = &self.client_secret {
             body.insert("client_secret".into(), secret.expose().into());
@@ -49,14 +50,6 @@ impl Registered {
         }
         Value::Object(body)
     }
-}
-
-/// A new client id: a UUIDv7, a millisecond timestamp followed by a counter and random bits, so
-/// it tells when the client registered. Client ids are public identifiers, never credentials;
-/// being time-ordered, new ones land at the end of their tenant's key range, in one warm part
-/// of the store, rather than in a random cold page of it.
-pub fn new_client_id() -> String {
-    uuid::Uuid::now_v7().to_string()
 }
 
 /// Registered and document clients of every tenant.
@@ -106,7 +99,7 @@ impl ClientRegistry {
         let lifetime = tenant.config.registration.unused_client_lifetime.as_secs();
         loop {
             let record = ClientRecord {
-                client_id: new_client_id(),
+                client_id: ClientId::generate(),
                 source: ClientSource::Dcr,
                 metadata: metadata.clone(),
                 secret_sha256: client_secret.as_ref().map(Handle::key),
@@ -156,8 +149,10 @@ impl ClientRegistry {
         if client_id.is_empty() || client_id.len() > 64 {
             return Ok(None);
         }
-        let found: Option<Versioned<ClientRecord>> =
-            self.records.get(&tenant.id, client_id, now).await?;
+        let found: Option<Versioned<ClientRecord>> = self
+            .records
+            .get(&tenant.id, &ClientId::new(client_id), now)
+            .await?;
         Ok(found.map(|v| v.value))
     }
 
@@ -167,7 +162,7 @@ impl ClientRegistry {
     pub async fn touch(
         &self,
         tenant: &Tenant,
-        client_id: &str,
+        client_id: &ClientId,
         now: u64,
     ) -> Result<(), OAuthError> {
         let lifetime = tenant.config.registration.unused_client_lifetime.as_secs();

@@ -3,15 +3,16 @@
 
 use super::error::{ErrorCode, OAuthError};
 use crate::config::tenant::{AppConfig, ResourceConfig};
+use crate::domain::ScopeSet;
 use crate::domain::scope::parse_scope_list;
 
 /// A translated scope request.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ScopeGrant {
     /// MCP-facing names, in the resource's order.
-    pub names: Vec<String>,
+    pub names: ScopeSet,
     /// Upstream scope strings for those names.
-    pub upstream: Vec<String>,
+    pub upstream: ScopeSet,
 }
 
 /// Translates a requested `scope` for one resource and the app it is mapped to.
@@ -59,8 +60,8 @@ pub fn translate(
             resource.default_scopes.iter().map(String::as_str).collect()
         };
     }
-    let mut names = Vec::new();
-    let mut upstream = Vec::new();
+    let mut names = ScopeSet::default();
+    let mut upstream = ScopeSet::default();
     for s in &resource.scopes {
         if wanted.contains(&s.name.as_str()) {
             if !app.scopes.is_empty() && !app.scopes.contains(&s.upstream) {
@@ -69,10 +70,8 @@ pub fn translate(
                     format!("'{}' is not available to this client", s.name),
                 ));
             }
-            names.push(s.name.clone());
-            if !upstream.contains(&s.upstream) {
-                upstream.push(s.upstream.clone());
-            }
+            names.insert(s.name.as_str());
+            upstream.insert(s.upstream.as_str());
         }
     }
     Ok(ScopeGrant { names, upstream })

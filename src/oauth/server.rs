@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
+use super::records::FamilyId;
 use super::registration::ClientRegistry;
 use crate::crypto::{Sealer, Signer};
 use crate::store::Records;
@@ -21,7 +22,7 @@ pub struct AuthServer {
     pub secure_cookies: bool,
     /// One lock per refresh family being rotated, so that parallel refreshes of one client do
     /// not race to the IdP with the same upstream refresh token.
-    family_locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    family_locks: Mutex<HashMap<FamilyId, Arc<tokio::sync::Mutex<()>>>>,
 }
 
 impl AuthServer {
@@ -51,9 +52,9 @@ impl AuthServer {
         if self.secure_cookies { "__Host-" } else { "" }
     }
 
-    pub(crate) fn family_lock(&self, family_id: &str) -> Arc<tokio::sync::Mutex<()>> {
+    pub(crate) fn family_lock(&self, family_id: &FamilyId) -> Arc<tokio::sync::Mutex<()>> {
         let mut locks = self.family_locks.lock().unwrap_or_else(|p| p.into_inner());
         locks.retain(|_, l| Arc::strong_count(l) > 1);
-        locks.entry(family_id.to_owned()).or_default().clone()
+        locks.entry(family_id.clone()).or_default().clone()
     }
 }

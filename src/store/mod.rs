@@ -14,7 +14,8 @@ use async_trait::async_trait;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::domain::TenantId;
+use crate::crypto::HandleKey;
+use crate::domain::{ClientId, TenantId};
 
 pub use sled_store::SledStore;
 
@@ -41,7 +42,8 @@ impl Namespace {
 }
 
 /// `{tenant}/{namespace}/{id}`: tenant ids cannot contain '/', so tenants never overlap.
-pub fn store_key(tenant: &TenantId, ns: Namespace, id: &str) -> Vec<u8> {
+pub fn store_key(tenant: &TenantId, ns: Namespace, id: &(impl RecordId + ?Sized)) -> Vec<u8> {
+    let id = id.as_id();
     format!("{}/{}/{}", tenant, ns.as_str(), id).into_bytes()
 }
 
@@ -144,10 +146,32 @@ pub trait Store: Send + Sync + 'static {
     async fn check_health(&self) -> Result<(), StoreError>;
 }
 
-/// A typed record: its namespace and schema version.
+/// A typed record: its namespace, schema version, and the type of its id, so that a record can
+/// be looked up only by the right kind of value (a code by the `HandleKey` of a code, a client
+/// by its `ClientId`).
 pub trait Record: Serialize + DeserializeOwned + Send + Sync {
     const NAMESPACE: Namespace;
     const SCHEMA: u16;
+    type Id: RecordId + ?Sized;
+}
+
+/// A value that identifies one record within its tenant and namespace.
+pub trait RecordId: Sync {
+    /// The id as it appears in the store key; never contains '/'.
+    fn as_id(&self) -> &str;
+}
+
+/// Records behind handed-out values are keyed by the value's hash (`crate::crypto::Handle::key`).
+impl RecordId for HandleKey {
+    fn as_id(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl RecordId for ClientId {
+    fn as_id(&self) -> &str {
+        self.as_str()
+    }
 }
 
 /// A record read back with the revision to use for a later compare-and-swap.
@@ -230,7 +254,7 @@ impl Records {
     pub async fn insert_new<R: Record>(
         &self,
         tenant: &TenantId,
-        id: &str,
+        id: &R::Id,
         value: &R,
         expires_at: Option<u64>,
         now: u64,
@@ -249,7 +273,7 @@ impl Records {
     pub async fn get<R: Record>(
         &self,
         tenant: &TenantId,
-        id: &str,
+        id: &R::Id,
         now: u64,
     ) -> Result<Option<Versioned<R>>, StoreError> {
         let key = store_key(tenant, R::NAMESPACE, id);
@@ -263,7 +287,7 @@ impl Records {
     pub async fn take<R: Record>(
         &self,
         tenant: &TenantId,
-        id: &str,
+        id: &R::Id,
         now: u64,
     ) -> Result<Option<R>, StoreError> {
         let key = store_key(tenant, R::NAMESPACE, id);
@@ -277,7 +301,7 @@ impl Records {
     pub async fn update<R: Record>(
         &self,
         tenant: &TenantId,
-        id: &str,
+        id: &R::Id,
         current_revision: u64,
         value: &R,
         expires_at: Option<u64>,
@@ -293,7 +317,11 @@ impl Records {
             .await
     }
 
-    pub async fn remove<R: Record>(&self, tenant: &TenantId, id: &str) -> Result<bool, StoreError> {
+    pub async fn remove<R: Record>(
+        &self,
+        tenant: &TenantId,
+        id: &R::Id,
+    ) -> Result<bool, StoreError> {
         self.store
             .remove(&store_key(tenant, R::NAMESPACE, id), self.durability)
             .await

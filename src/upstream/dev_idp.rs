@@ -20,7 +20,7 @@ use ring::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use super::entra::IdpError;
+use super::error::IdpError;
 use super::tokens::UpstreamTokens;
 use crate::config::Tenant;
 use crate::crypto::{pkce, random_token, sha256_hex};
@@ -112,14 +112,6 @@ pub struct DevIdp {
     y: String,
     kid: String,
     codes: Mutex<HashMap<String, DevCode>>,
-}
-
-fn idp_error(error: &str, description: &str) -> IdpError {
-    IdpError {
-        error: error.into(),
-        description: Some(description.into()),
-        ..Default::default()
-    }
 }
 
 impl DevIdp {
@@ -215,18 +207,18 @@ impl DevIdp {
                     .and_then(|mut c| c.remove(get("code")))
                     .filter(|c| c.expires_at > now)
                     .ok_or_else(|| {
-                        idp_error("invalid_grant", "the code is unknown, used or expired")
+                        IdpError::new("invalid_grant", "the code is unknown, used or expired")
                     })?;
                 if get("client_id") != code.request.client_id
                     || get("redirect_uri") != code.request.redirect_uri
                 {
-                    return Err(idp_error(
+                    return Err(IdpError::new(
                         "invalid_grant",
                         "client_id or redirect_uri does not match the authorization request",
                     ));
                 }
                 if !pkce::verify(get("code_verifier"), &code.request.code_challenge) {
-                    return Err(idp_error("invalid_grant", "PKCE verification failed"));
+                    return Err(IdpError::new("invalid_grant", "PKCE verification failed"));
                 }
                 let r = &code.request;
                 self.issue(
@@ -246,10 +238,12 @@ impl DevIdp {
                     &self.decoding,
                     &validation,
                 )
-                .map_err(|_| idp_error("invalid_grant", "the refresh token is invalid or expired"))?
+                .map_err(|_| {
+                    IdpError::new("invalid_grant", "the refresh token is invalid or expired")
+                })?
                 .claims;
                 if claims.typ != "refresh" || claims.client_id != get("client_id") {
-                    return Err(idp_error(
+                    return Err(IdpError::new(
                         "invalid_grant",
                         "the refresh token was not issued to this client",
                     ));
@@ -262,7 +256,7 @@ impl DevIdp {
                     now,
                 )
             }
-            other => Err(idp_error(
+            other => Err(IdpError::new(
                 "unsupported_grant_type",
                 &format!("grant_type '{other}' is not supported"),
             )),
@@ -296,7 +290,7 @@ impl DevIdp {
         });
         let sign = |h: &Header, c: &Value| {
             jsonwebtoken::encode(h, c, &self.encoding)
-                .map_err(|e| idp_error("server_error", &e.to_string()))
+                .map_err(|e| IdpError::new("server_error", &e.to_string()))
         };
         let access_token = sign(&header, &access)?;
         let refresh_token = if scope.split(' ').any(|s| s == "offline_access") {
@@ -314,7 +308,7 @@ impl DevIdp {
             h.kid = Some(self.kid.clone());
             Some(
                 jsonwebtoken::encode(&h, &claims, &self.encoding)
-                    .map_err(|e| idp_error("server_error", &e.to_string()))?,
+                    .map_err(|e| IdpError::new("server_error", &e.to_string()))?,
             )
         } else {
             None

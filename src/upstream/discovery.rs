@@ -11,7 +11,6 @@ use openidconnect::core::CoreProviderMetadata;
 use crate::config::Tenant;
 use crate::config::tenant::UpstreamConfig;
 use crate::domain::TenantId;
-use crate::net::CappedReadError;
 use crate::net::fetch::error_chain;
 
 /// Where one tenant's upstream stands.
@@ -161,19 +160,6 @@ impl UpstreamDirectory {
     }
 }
 
-/// An HTTP client for calls to IdPs: no redirects (a 307 would re-post the app's secret),
-/// timeouts. `HTTPS_PROXY` from the environment is honoured, as corporate networks often need
-/// it to reach the IdP (the CIMD fetcher, which strangers steer, never uses a proxy).
-pub fn upstream_http_client(timeout: Duration) -> Result<reqwest::Client, String> {
-    reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .timeout(timeout)
-        .connect_timeout(timeout.min(Duration::from_secs(5)))
-        .user_agent(concat!("dcr-shim/", env!("CARGO_PKG_VERSION")))
-        .build()
-        .map_err(|e| format!("cannot build the HTTP client for IdP calls: {e}"))
-}
-
 /// Fetches and checks one upstream's discovery document.
 pub async fn discover(
     upstream: &UpstreamConfig,
@@ -191,7 +177,7 @@ pub async fn discover(
     if !status.is_success() {
         return Err(format!("GET {url}: HTTP {status}"));
     }
-    let body = read_capped_body(response)
+    let body = super::http::read_capped_body(response)
         .await
         .map_err(|e| format!("GET {url}: {e}"))?;
     let metadata: CoreProviderMetadata = serde_json::from_slice(&body)
@@ -220,19 +206,6 @@ pub async fn discover(
         }
     }
     Ok(metadata)
-}
-
-/// Largest IdP response read (discovery documents, token responses).
-pub const MAX_IDP_RESPONSE: usize = 1024 * 1024;
-
-/// Reads a response body of at most `MAX_IDP_RESPONSE` bytes.
-pub async fn read_capped_body(response: reqwest::Response) -> Result<Vec<u8>, String> {
-    crate::net::read_capped(response, MAX_IDP_RESPONSE)
-        .await
-        .map_err(|e| match e {
-            CappedReadError::TooLarge(max) => format!("the response is larger than {max} bytes"),
-            CappedReadError::Transport(e) => error_chain(&e),
-        })
 }
 
 fn is_https_or_loopback(endpoint: &str) -> bool {

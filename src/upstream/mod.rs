@@ -5,6 +5,8 @@ pub mod credentials;
 pub mod dev_idp;
 pub mod discovery;
 pub mod entra;
+pub mod error;
+pub mod http;
 pub mod tokens;
 
 pub use discovery::{UpstreamDirectory, UpstreamEndpoints, UpstreamStatus};

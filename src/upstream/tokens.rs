@@ -12,12 +12,11 @@ use serde_json::Value;
 use super::credentials::LoadedCredential;
 use super::dev_idp::DevIdp;
 use super::discovery::UpstreamEndpoints;
-use super::entra::IdpError;
+use super::error::{IdpError, UpstreamError};
 use crate::config::Tenant;
 use crate::config::tenant::AppConfig;
-use crate::domain::TenantId;
+use crate::domain::{ScopeSet, TenantId};
 use crate::net::fetch::error_chain;
-use crate::oauth::{ErrorCode, OAuthError};
 
 /// What the IdP handed out; kept only sealed.
 #[derive(Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -50,62 +49,6 @@ impl fmt::Debug for UpstreamTokens {
             )
             .field("scope", &self.scope)
             .finish()
-    }
-}
-
-/// Why a call to the IdP failed.
-#[derive(Debug)]
-pub enum UpstreamError {
-    /// The IdP answered with an OAuth error.
-    Idp(IdpError),
-    /// The IdP could not be reached or answered nonsense.
-    Unavailable(String),
-    /// The shim's configuration for this app is wrong (missing secret, unreadable key).
-    Misconfigured(String),
-}
-
-impl UpstreamError {
-    pub fn is_invalid_grant(&self) -> bool {
-        matches!(self, Self::Idp(e) if e.error == "invalid_grant")
-    }
-
-    pub fn to_client(&self) -> OAuthError {
-        match self {
-            Self::Idp(e) => e.to_client(),
-            Self::Unavailable(_) => OAuthError::new(
-                ErrorCode::TemporarilyUnavailable,
-                "the identity provider could not be reached; try again shortly",
-            ),
-            Self::Misconfigured(_) => OAuthError::server_error(),
-        }
-    }
-
-    /// One log line an operator can act on.
-    pub fn log(&self, tenant: &TenantId, app: &str, step: &str) {
-        match self {
-            Self::Idp(e) => {
-                tracing::warn!(tenant = %tenant, app, step, idp_error = %e.error, idp_code = e.aadsts().as_deref().unwrap_or(""),
-                idp_description = e.description.as_deref().unwrap_or(""), correlation_id = e.correlation_id.as_deref().unwrap_or(""),
-                trace_id = e.trace_id.as_deref().unwrap_or(""), advice = e.operator_advice(), "identity provider refused")
-            }
-            Self::Unavailable(why) => {
-                tracing::error!(tenant = %tenant, app, step, error = %why, "identity provider unreachable")
-            }
-            Self::Misconfigured(why) => {
-                tracing::error!(tenant = %tenant, app, step, error = %why, "app credential is misconfigured; fix the tenant file or its referenced secret")
-            }
-        }
-    }
-}
-
-/// Reads an IdP error body (RFC 6749 §5.2, plus Entra's `trace_id`/`correlation_id`).
-pub fn idp_error_from_json(v: &Value) -> IdpError {
-    let s = |k: &str| v.get(k).and_then(Value::as_str).map(str::to_owned);
-    IdpError {
-        error: s("error").unwrap_or_else(|| "server_error".into()),
-        description: s("error_description"),
-        correlation_id: s("correlation_id"),
-        trace_id: s("trace_id"),
     }
 }
 
@@ -175,7 +118,7 @@ impl UpstreamClient {
         endpoints: &UpstreamEndpoints,
         app: &AppConfig,
         refresh_token: &str,
-        scopes: &[String],
+        scopes: &ScopeSet,
         resource: Option<&str>,
         now: u64,
     ) -> Result<UpstreamTokens, UpstreamError> {
@@ -184,7 +127,7 @@ impl UpstreamClient {
             ("refresh_token".to_owned(), refresh_token.to_owned()),
         ];
         if !scopes.is_empty() {
-            form.push(("scope".into(), scopes.join(" ")));
+            form.push(("scope".into(), scopes.to_string()));
         }
         if let Some(r) = resource {
             form.push(("resource".into(), r.into()));
@@ -235,11 +178,9 @@ impl UpstreamClient {
             ))
         })?;
         let status = response.status();
-        let body = super::discovery::read_capped_body(response)
-            .await
-            .map_err(|e| {
-                UpstreamError::Unavailable(format!("POST {}: {e}", endpoints.token_endpoint))
-            })?;
+        let body = super::http::read_capped_body(response).await.map_err(|e| {
+            UpstreamError::Unavailable(format!("POST {}: {e}", endpoints.token_endpoint))
+        })?;
         let json: Value = serde_json::from_slice(&body).map_err(|_| {
             UpstreamError::Unavailable(format!(
                 "POST {} answered HTTP {status} with a body that is not JSON",
@@ -247,7 +188,7 @@ impl UpstreamClient {
             ))
         })?;
         if !status.is_success() || json.get("error").is_some() {
-            return Err(UpstreamError::Idp(idp_error_from_json(&json)));
+            return Err(UpstreamError::Idp(IdpError::from_json(&json)));
         }
         serde_json::from_value(json).map_err(|e| {
             UpstreamError::Unavailable(format!(

@@ -17,9 +17,9 @@ use base64::engine::general_purpose::STANDARD;
 use dcr_shim::app::unix_now;
 use dcr_shim::domain::ClientRecord;
 use dcr_shim::oauth::ErrorCode;
+use dcr_shim::oauth::client_auth::ClientCredentials;
 use dcr_shim::oauth::params::Params;
 use dcr_shim::oauth::records::{AuthCode, Family, RefreshRecord, Transaction};
-use dcr_shim::oauth::token::ClientCredentials;
 use dcr_shim::store::Record;
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -2429,7 +2429,7 @@ async fn hostile_token() {
         "the same successor"
     );
     total += 1;
-    let later = unix_now() + dcr_shim::oauth::token::REFRESH_GRACE_SECONDS + 1;
+    let later = unix_now() + dcr_shim::oauth::refresh::REFRESH_GRACE_SECONDS + 1;
     assert_eq!(
         token_at(&app, &refresh_body(&a), later).await.unwrap_err(),
         ErrorCode::InvalidGrant,

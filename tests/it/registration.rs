@@ -447,7 +447,11 @@ async fn unused_clients_expire_and_used_clients_stay() {
     let now = dcr_shim::app::unix_now();
     let registry = &app.state().registry;
     registry
-        .touch(&tenant, &used, now + lifetime / 2)
+        .touch(
+            &tenant,
+            &dcr_shim::domain::ClientId::new(used.as_str()),
+            now + lifetime / 2,
+        )
         .await
         .unwrap();
     let swept = app

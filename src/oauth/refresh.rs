@@ -1,0 +1,381 @@
+//! The `refresh_token` grant (OAuth 2.1 §4.3) and revocation (RFC 7009).
+//!
+//! `refresh`: one rotation at a time per family; check the token was issued to this client,
+//! its family is live, and the request stays within the family's resource and scopes; a
+//! retry within the grace window gets the response already given, a reuse after it revokes
+//! the family; otherwise use the IdP's refresh token behind it (IdP `invalid_grant` revokes)
+//! and rotate: successor, rotated record and family written in that order, flushed once.
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use super::client_auth::ClientCredentials;
+use super::error::{ErrorCode, OAuthError};
+use super::params::Params;
+use super::records::{Family, FamilyId, RefreshRecord, RefreshState};
+use super::server::AuthServer;
+use super::token::{REFRESH_TOKEN_SECONDS, invalid_grant, token_response};
+use super::token_request::RefreshRequest;
+use crate::config::Tenant;
+use crate::crypto::Handle;
+use crate::domain::ClientRecord;
+use crate::store::Versioned;
+use crate::upstream::tokens::UpstreamTokens;
+
+/// A retried refresh within this many seconds gets the same successor.
+pub const REFRESH_GRACE_SECONDS: u64 = 60;
+
+/// The successful token response the shim gave, kept sealed for grace-window retries.
+#[derive(Clone, Serialize, Deserialize)]
+struct IssuedResponse(Value);
+
+fn unknown_token() -> OAuthError {
+    invalid_grant("the refresh token is unknown, expired or revoked")
+}
+
+impl AuthServer {
+    pub(crate) async fn refresh(
+        &self,
+        tenant: &Tenant,
+        client: &ClientRecord,
+        req: RefreshRequest,
+        now: u64,
+    ) -> Result<Value, OAuthError> {
+        let token = &req.refresh_token;
+        let family_id = self.family_of(tenant, client, token, now).await?;
+        // One rotation at a time per family: a parallel request waits, then takes the grace path.
+        let lock = self.family_lock(&family_id);
+        let _guard = lock.lock().await;
+        let (current, family) = self.live_refresh_record(tenant, token, now).await?;
+        let rec = &current.value;
+        check_within_grant(rec, &req)?;
+        let sealed_upstream = match &rec.state {
+            RefreshState::Rotated {
+                at,
+                sealed_response,
+            } => {
+                return self
+                    .answer_retry(tenant, client, token, rec, *at, sealed_response, now)
+                    .await;
+            }
+            RefreshState::Active { sealed_upstream } => sealed_upstream,
+        };
+        let upstream_refresh = self
+            .sealer
+            .unseal(token, sealed_upstream)
+            .map(|b| String::from_utf8_lossy(&b).into_owned())
+            .map_err(|_| OAuthError::server_error())?;
+        let tokens = self
+            .refresh_upstream(tenant, rec, &upstream_refresh, now)
+            .await?;
+        let response = self
+            .rotate(
+                tenant,
+                token,
+                &current,
+                family,
+                &tokens,
+                upstream_refresh,
+                now,
+            )
+            .await?;
+        tracing::info!(target: "audit", event = "token_issued", grant = "refresh_token", tenant = %tenant.id, client_id = %client.client_id, app = %rec.app);
+        Ok(response)
+    }
+
+    /// The family of a refresh token issued to this client.
+    async fn family_of(
+        &self,
+        tenant: &Tenant,
+        client: &ClientRecord,
+        token: &Handle,
+        now: u64,
+    ) -> Result<FamilyId, OAuthError> {
+        let Some(first_look) = self
+            .records
+            .get::<RefreshRecord>(&tenant.id, &token.key(), now)
+            .await?
+        else {
+            return Err(unknown_token());
+        };
+        if first_look.value.client_id != client.client_id {
+            return Err(invalid_grant(
+                "the refresh token was issued to another client",
+            ));
+        }
+        Ok(first_look.value.family_id)
+    }
+
+    /// The refresh token's record read again under the family lock, and its family, which
+    /// must not be revoked.
+    async fn live_refresh_record(
+        &self,
+        tenant: &Tenant,
+        token: &Handle,
+        now: u64,
+    ) -> Result<(Versioned<RefreshRecord>, Versioned<Family>), OAuthError> {
+        let Some(current) = self
+            .records
+            .get::<RefreshRecord>(&tenant.id, &token.key(), now)
+            .await?
+        else {
+            return Err(unknown_token());
+        };
+        let family = self
+            .records
+            .get::<Family>(&tenant.id, &current.value.family_id, now)
+            .await?;
+        match family {
+            Some(f) if !f.value.revoked => Ok((current, f)),
+            _ => Err(invalid_grant("the refresh token has been revoked")),
+        }
+    }
+
+    /// A used refresh token: within the grace window, the response given then (the rotation
+    /// may still be waiting for its flush: the successor is on disk before it is handed out);
+    /// after it, a reuse, and the whole family is revoked (OAuth 2.1 §4.3.1).
+    #[allow(clippy::too_many_arguments)]
+    async fn answer_retry(
+        &self,
+        tenant: &Tenant,
+        client: &ClientRecord,
+        token: &Handle,
+        rec: &RefreshRecord,
+        rotated_at: u64,
+        sealed_response: &str,
+        now: u64,
+    ) -> Result<Value, OAuthError> {
+        if now <= rotated_at + REFRESH_GRACE_SECONDS {
+            let issued: IssuedResponse = self
+                .sealer
+                .unseal(token, sealed_response)
+                .ok()
+                .and_then(|b| serde_json::from_slice(&b).ok())
+                .ok_or_else(OAuthError::server_error)?;
+            self.records.flush().await?;
+            return Ok(issued.0);
+        }
+        self.revoke_family(tenant, &rec.family_id, now).await?;
+        tracing::warn!(target: "audit", event = "refresh_reuse", tenant = %tenant.id, client_id = %client.client_id, family = %rec.family_id.short());
+        Err(invalid_grant(
+            "the refresh token was already used; every token of this login is now revoked",
+        ))
+    }
+
+    /// Uses the IdP's refresh token; an IdP `invalid_grant` revokes the family.
+    async fn refresh_upstream(
+        &self,
+        tenant: &Tenant,
+        rec: &RefreshRecord,
+        upstream_refresh: &str,
+        now: u64,
+    ) -> Result<UpstreamTokens, OAuthError> {
+        let (Ok(endpoints), Some(app)) = (self.upstreams.endpoints(tenant), tenant.app(&rec.app))
+        else {
+            return Err(OAuthError::new(
+                ErrorCode::TemporarilyUnavailable,
+                "the identity provider is not reachable right now",
+            ));
+        };
+        let mut scopes = rec.upstream_scopes.clone();
+        if endpoints.offers_refresh {
+            scopes.insert("offline_access");
+        }
+        let resource = self.upstream_resource(tenant, &rec.resource);
+        match self
+            .upstream
+            .refresh(
+                tenant,
+                &endpoints,
+                app,
+                upstream_refresh,
+                &scopes,
+                resource.as_deref(),
+                now,
+            )
+            .await
+        {
+            Ok(t) => Ok(t),
+            Err(e) => {
+                e.log(&tenant.id, &rec.app, "refresh");
+                if e.is_invalid_grant() {
+                    self.revoke_family(tenant, &rec.family_id, now).await?;
+                }
+                Err(super::upstream_errors::to_client(&e))
+            }
+        }
+    }
+
+    /// Hands out a successor: successor, rotation and family are written in this order and
+    /// flushed once before the answer. If a crash kept only some of them, the worst outcome is
+    /// a client that must sign in again, never a token that works twice.
+    #[allow(clippy::too_many_arguments)]
+    async fn rotate(
+        &self,
+        tenant: &Tenant,
+        token: &Handle,
+        current: &Versioned<RefreshRecord>,
+        family: Versioned<Family>,
+        tokens: &UpstreamTokens,
+        upstream_refresh: String,
+        now: u64,
+    ) -> Result<Value, OAuthError> {
+        let rec = &current.value;
+        let successor = Handle::generate();
+        let next_upstream = tokens.refresh_token.clone().unwrap_or(upstream_refresh);
+        let next = RefreshRecord {
+            issued_at: now,
+            state: RefreshState::Active {
+                sealed_upstream: self.sealer.seal(&successor, next_upstream.as_bytes()),
+            },
+            ..rec.clone()
+        };
+        let batch = self.records.deferred();
+        if !batch
+            .insert_new(
+                &tenant.id,
+                &successor.key(),
+                &next,
+                Some(now + REFRESH_TOKEN_SECONDS),
+                now,
+            )
+            .await?
+        {
+            tracing::error!(tenant = %tenant.id, "the successor refresh token collided with a stored id");
+            return Err(OAuthError::server_error());
+        }
+        let mut response = token_response(tokens, &rec.scopes);
+        response["refresh_token"] = json!(successor.expose());
+        let rotated = RefreshRecord {
+            state: RefreshState::Rotated {
+                at: now,
+                sealed_response: self.sealer.seal(
+                    token,
+                    &serde_json::to_vec(&IssuedResponse(response.clone())).unwrap_or_default(),
+                ),
+            },
+            ..rec.clone()
+        };
+        if !batch
+            .update(
+                &tenant.id,
+                &token.key(),
+                current.revision,
+                &rotated,
+                current.expires_at,
+            )
+            .await?
+        {
+            let _ = self
+                .records
+                .remove::<RefreshRecord>(&tenant.id, &successor.key())
+                .await;
+            return Err(invalid_grant(
+                "the refresh token was used concurrently; retry",
+            ));
+        }
+        let mut value = family.value;
+        value.created_at = value.created_at.min(now);
+        let _ = batch
+            .update(
+                &tenant.id,
+                &rec.family_id,
+                family.revision,
+                &value,
+                Some(now + REFRESH_TOKEN_SECONDS),
+            )
+            .await;
+        batch.flush().await?;
+        Ok(response)
+    }
+
+    /// Marks a refresh family revoked; every token of it is refused from then on.
+    pub async fn revoke_family(
+        &self,
+        tenant: &Tenant,
+        family_id: &FamilyId,
+        now: u64,
+    ) -> Result<(), OAuthError> {
+        loop {
+            let Some(f) = self
+                .records
+                .get::<Family>(&tenant.id, family_id, now)
+                .await?
+            else {
+                return Ok(());
+            };
+            if f.value.revoked {
+                // Revoked by another request that may not have flushed yet.
+                self.records.flush().await?;
+                return Ok(());
+            }
+            let mut value = f.value;
+            value.revoked = true;
+            if self
+                .records
+                .update(&tenant.id, family_id, f.revision, &value, f.expires_at)
+                .await?
+            {
+                tracing::info!(target: "audit", event = "refresh_family_revoked", tenant = %tenant.id, client_id = %value.client_id);
+                return Ok(());
+            }
+        }
+    }
+
+    /// `POST /{tenant}/revoke` (RFC 7009 §2): revokes a refresh token's family; unknown tokens
+    /// and access tokens (the IdP's, which the shim cannot revoke) are answered with success.
+    pub async fn revoke(
+        &self,
+        tenant: &Tenant,
+        form: &Params,
+        creds: &ClientCredentials,
+        now: u64,
+    ) -> Result<(), OAuthError> {
+        if let Some(name) = form.repeated.first() {
+            return Err(OAuthError::invalid_request(format!(
+                "the parameter {name} is repeated"
+            )));
+        }
+        let token = form
+            .get("token")
+            .map(Handle::presented)
+            .ok_or_else(|| OAuthError::invalid_request("token is required"))?;
+        let client = self.authenticate_client(tenant, form, creds, now).await?;
+        if let Some(rec) = self
+            .records
+            .get::<RefreshRecord>(&tenant.id, &token.key(), now)
+            .await?
+            && rec.value.client_id == client.client_id
+        {
+            self.revoke_family(tenant, &rec.value.family_id, now)
+                .await?;
+        }
+        Ok(())
+    }
+}
+
+/// A refresh may name the family's resource again and ask for no more than the family's
+/// scopes (RFC 6749 §6, RFC 8707 §2.2).
+fn check_within_grant(rec: &RefreshRecord, req: &RefreshRequest) -> Result<(), OAuthError> {
+    if let Some(res) = req.resource.as_deref()
+        && !rec.resource.matches(res)
+    {
+        return Err(OAuthError::new(
+            ErrorCode::InvalidTarget,
+            "resource differs from the one this refresh token was issued for",
+        ));
+    }
+    if let Some(scope) = req.scope.as_deref()
+        && let Some(extra) = scope
+            .split(' ')
+            .find(|s| !rec.scopes.contains(s) && *s != "offline_access")
+    {
+        return Err(OAuthError::new(
+            ErrorCode::InvalidScope,
+            format!(
+                "'{extra}' was not granted to this refresh token; ask for it with a new authorization"
+            ),
+        ));
+    }
+    Ok(())
+}

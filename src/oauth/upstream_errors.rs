@@ -1,0 +1,79 @@
+//! What an MCP client is told when the IdP fails: an OAuth error whose description keeps the
+//! IdP's own code (`AADSTS50105`, …) and says what it means. The operator's log line is written
+//! by `UpstreamError::log`.
+
+use super::error::{ErrorCode, OAuthError};
+use crate::upstream::error::{IdpError, UpstreamError};
+
+/// The error for the client.
+pub fn to_client(e: &UpstreamError) -> OAuthError {
+    match e {
+        UpstreamError::Idp(e) => idp_to_client(e),
+        UpstreamError::Unavailable(_) => OAuthError::new(
+            ErrorCode::TemporarilyUnavailable,
+            "the identity provider could not be reached; try again shortly",
+        ),
+        UpstreamError::Misconfigured(_) => OAuthError::server_error(),
+    }
+}
+
+/// The error for the client of an IdP error, with the IdP's own code kept in the description.
+pub fn idp_to_client(e: &IdpError) -> OAuthError {
+    let (code, advice) = e.meaning();
+    let code = ErrorCode::parse(code).unwrap_or(ErrorCode::ServerError);
+    // invalid_client / unauthorized_client from the IdP are about the shim's own app
+    // credential, not the MCP client's: telling the client would make it drop its
+    // registration. The operator's log has the IdP's words.
+    if matches!(
+        code,
+        ErrorCode::InvalidClient | ErrorCode::UnauthorizedClient
+    ) {
+        return OAuthError::new(
+            ErrorCode::ServerError,
+            "the identity provider refused this server's app credentials; the operator's log has the reason",
+        );
+    }
+    let idp_said = e.said();
+    let description = if advice.is_empty() {
+        format!("the identity provider refused: {idp_said}")
+    } else {
+        format!("the identity provider refused ({advice}): {idp_said}")
+    };
+    OAuthError::new(code, description)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn aadsts_codes_are_found_and_mapped() {
+        let e = IdpError {
+            error: "invalid_request".into(),
+            description: Some(
+                "AADSTS50105: The signed in user 'x' is not assigned to a role.\r\nTrace ID: 1"
+                    .into(),
+            ),
+            ..Default::default()
+        };
+        assert_eq!(e.aadsts().as_deref(), Some("AADSTS50105"));
+        let c = idp_to_client(&e);
+        assert_eq!(c.code, ErrorCode::AccessDenied);
+        assert!(c.description.contains("AADSTS50105"));
+        let plain = IdpError {
+            error: "access_denied".into(),
+            ..Default::default()
+        };
+        assert_eq!(idp_to_client(&plain).code, ErrorCode::AccessDenied);
+        let odd = IdpError {
+            error: "weird".into(),
+            ..Default::default()
+        };
+        assert_eq!(idp_to_client(&odd).code, ErrorCode::ServerError);
+        let creds = IdpError {
+            error: "invalid_client".into(),
+            ..Default::default()
+        };
+        assert_eq!(idp_to_client(&creds).code, ErrorCode::ServerError);
+    }
+}

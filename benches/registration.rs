@@ -114,7 +114,7 @@ cimd_extra_ca_file = {:?}
 
     // CIMD: cold (a new document each time: fetch over TLS + validate) and cached.
     let tenant = running.state.tenant("bench").unwrap().clone();
-    let registry = &running.state.registry;
+    let registry = &running.state.registry();
     let now = dcr_shim::app::unix_now();
     let mut cold = Vec::new();
     for i in 0..cimd_cold {

@@ -92,7 +92,7 @@ async fn populate(
         let body = json!({"client_name": "scale", "redirect_uris": ["http://127.0.0.1/cb"], "token_endpoint_auth_method": "none"});
         running
             .state
-            .registry
+            .registry()
             .register(tenant, &body, unix_now())
             .await
             .unwrap()
@@ -105,12 +105,17 @@ async fn populate(
     let tasks: Vec<_> = (0..64)
         .map(|_| {
             let (records, template, next, kept) = (
-                running.state.records.clone(),
+                running.state.records().clone(),
                 template.clone(),
                 next.clone(),
                 kept.clone(),
             );
-            let tenants: Vec<_> = running.state.tenants.iter().map(|t| t.id.clone()).collect();
+            let tenants: Vec<_> = running
+                .state
+                .tenants()
+                .iter()
+                .map(|t| t.id.clone())
+                .collect();
             tokio::spawn(async move {
                 loop {
                     let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);

@@ -2,23 +2,19 @@
 //! `start` is what `dcr-shim serve` and the integration tests both call.
 
 use std::collections::HashMap;
-use std::net::{IpAddr, SocketAddr, TcpListener};
-use std::num::NonZeroU32;
+use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use actix_web::dev::{Server, ServerHandle};
 use actix_web::{App, HttpServer, web};
-use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 
 use crate::config::tenant::UpstreamConfig;
 use crate::config::{Problem, Settings, Tenant, load_tenants};
 use crate::crypto::{KeyError, Sealer, ServerKeys, Signer};
-use crate::domain::TenantId;
 use crate::net::{FetchPolicy, SafeFetcher};
 use crate::oauth::AuthServer;
 use crate::oauth::cimd::CimdResolver;
-use crate::oauth::metadata::authorization_server_metadata;
 use crate::oauth::registration::ClientRegistry;
 use crate::store::{Records, SledStore, Store, StoreError};
 use crate::upstream::UpstreamDirectory;
@@ -26,62 +22,7 @@ use crate::upstream::dev_idp::{DevIdp, DevKey};
 use crate::upstream::http::upstream_http_client;
 use crate::upstream::tokens::UpstreamClient;
 
-/// Seconds since the Unix epoch.
-pub fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
-}
-
-/// Everything a request handler may need.
-pub struct AppState {
-    pub settings: Settings,
-    /// In file-name order.
-    pub tenants: Vec<Arc<Tenant>>,
-    by_id: HashMap<String, Arc<Tenant>>,
-    pub records: Records,
-    pub registry: ClientRegistry,
-    pub upstreams: UpstreamDirectory,
-    pub keys: Arc<ServerKeys>,
-    /// The login flow.
-    pub auth: AuthServer,
-    registration_limits: HashMap<TenantId, DefaultKeyedRateLimiter<IpAddr>>,
-    /// Each tenant's metadata document, serialized once: without and with refresh tokens.
-    metadata_documents: HashMap<String, [web::Bytes; 2]>,
-}
-
-impl AppState {
-    /// The tenant named by a path segment, if there is one.
-    pub fn tenant(&self, segment: &str) -> Option<&Arc<Tenant>> {
-        self.by_id.get(segment)
-    }
-
-    /// The serialized authorization server metadata of a tenant (RFC 8414). Whether it offers
-    /// refresh tokens follows what the upstream's discovery document said.
-    pub fn metadata_document(&self, tenant: &Tenant) -> Option<web::Bytes> {
-        let offers_refresh = self.upstreams.status(&tenant.id).offers_refresh();
-        self.metadata_documents
-            .get(tenant.id.as_str())
-            .map(|docs| docs[usize::from(offers_refresh)].clone())
-    }
-
-    /// Whether `source` may register one more client at `tenant` now. IPv6 sources are
-    /// counted per /64, the block one subscriber usually holds, so that rotating addresses
-    /// within it does not multiply the budget.
-    pub fn allow_registration(&self, tenant: &TenantId, source: IpAddr) -> bool {
-        let key = match source {
-            IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-                Some(v4) => IpAddr::V4(v4),
-                None => IpAddr::V6((u128::from(v6) & (u128::MAX << 64)).into()),
-            },
-            v4 => v4,
-        };
-        self.registration_limits
-            .get(tenant)
-            .is_none_or(|l| l.check_key(&key).is_ok())
-    }
-}
+pub use crate::http::state::{AppState, unix_now};
 
 /// Why the shim did not start.
 #[derive(Debug, thiserror::Error)]
@@ -174,17 +115,10 @@ pub async fn start_on(settings: Settings, listener: TcpListener) -> Result<Runni
     let strict =
         SafeFetcher::new(FetchPolicy::default()).map_err(|e| StartError::Fetcher(e.to_string()))?;
     let mut resolvers = HashMap::new();
-    let mut registration_limits = HashMap::new();
     for t in &tenants {
         let resolver = CimdResolver::for_tenant(t, &strict)
             .map_err(|e| StartError::Fetcher(format!("tenant {}: {e}", t.id)))?;
         resolvers.insert(t.id.clone(), Arc::new(resolver));
-        let per_minute = NonZeroU32::new(t.config.registration.registrations_per_minute)
-            .unwrap_or(NonZeroU32::MIN);
-        registration_limits.insert(
-            t.id.clone(),
-            RateLimiter::keyed(Quota::per_minute(per_minute)),
-        );
     }
     let registry = ClientRegistry::new(records.clone(), resolvers);
     let upstreams = UpstreamDirectory::default();
@@ -231,34 +165,14 @@ pub async fn start_on(settings: Settings, listener: TcpListener) -> Result<Runni
         settings.public_url.scheme() == "https",
     );
 
-    let by_id = tenants
-        .iter()
-        .map(|t| (t.id.to_string(), t.clone()))
-        .collect();
-    let metadata_documents = tenants
-        .iter()
-        .map(|t| {
-            let doc = |refresh| {
-                web::Bytes::from(
-                    serde_json::to_vec(&authorization_server_metadata(t, refresh))
-                        .expect("metadata serializes"),
-                )
-            };
-            (t.id.to_string(), [doc(false), doc(true)])
-        })
-        .collect();
-    let state = web::Data::new(AppState {
-        settings: settings.clone(),
+    let state = web::Data::new(AppState::new(
+        settings.clone(),
         tenants,
-        by_id,
         records,
         registry,
         upstreams,
-        keys,
         auth,
-        registration_limits,
-        metadata_documents,
-    });
+    ));
     tasks.push(tokio::spawn(sweep_forever(state.clone())));
 
     let addr = listener
@@ -307,7 +221,7 @@ async fn sweep_forever(state: web::Data<AppState>) {
         let started = std::time::Instant::now();
         while started.elapsed() < BUDGET {
             match state
-                .records
+                .records()
                 .backend()
                 .sweep_expired(unix_now(), BATCH)
                 .await
@@ -328,8 +242,6 @@ async fn sweep_forever(state: web::Data<AppState>) {
         if removed > 0 {
             tracing::info!(removed, examined, "sweeper deleted expired records");
         }
-        for limiter in state.registration_limits.values() {
-            limiter.retain_recent();
-        }
+        state.forget_idle_rate_limits();
     }
 }

@@ -128,7 +128,7 @@ async fn serve(args: ServeArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    for t in &running.state.tenants {
+    for t in running.state.tenants() {
         tracing::info!(tenant = %t.id, issuer = %t.issuer, upstream = t.config.upstream.kind(), "tenant loaded");
     }
     tracing::info!(address = %running.addr, public_url = %settings.public_url, data_dir = %settings.data_dir.display(), "dcr-shim listening");

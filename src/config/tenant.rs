@@ -553,7 +553,7 @@ fn validate_credential(cred: &CredentialConfig, at: &str, p: &mut Problems) {
             if certificate_file.exists() && key_file.exists() {
                 // Parse now, so that a wrong key or certificate is reported by `check` and
                 // stops `serve`, instead of failing the first login.
-                if let Err(e) = crate::upstream::credentials::LoadedCredential::load(cred) {
+                if let Err(e) = crate::crypto::app_key::AppSigningKey::load(key_file, certificate_file) {
                     p.add(at, e);
                 }
             }

@@ -2,6 +2,7 @@
 //! constant-time comparison, sealing (records behind handed-out values), signing (values given
 //! to the browser), PKCE, and the server secret the keys derive from.
 
+pub mod app_key;
 pub mod handle;
 pub mod keys;
 pub mod pkce;

@@ -7,7 +7,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 
 use super::body::read_form;
 use super::pages::{ConsentView, consent_page, error_page};
-use crate::app::{AppState, unix_now};
+use super::state::{AppState, unix_now};
 use crate::config::Tenant;
 use crate::crypto::Handle;
 use crate::domain::ClientId;
@@ -77,7 +77,7 @@ pub(super) fn cookie<'c>(
     c.set_path("/");
     c.set_http_only(true);
     c.set_same_site(SameSite::Lax);
-    c.set_secure(state.auth.secure_cookies);
+    c.set_secure(state.auth().secure_cookies);
     c.set_max_age(CookieDuration::seconds(max_age));
     c
 }
@@ -100,12 +100,16 @@ pub async fn authorize(
     let now = unix_now();
     let params = Params::parse(req.query_string());
     // This browser's approvals of the client named in the request, read once.
-    let approval = params
-        .get("client_id")
-        .and_then(|id| req.cookie(&state.auth.approval_cookie_name(tenant, &ClientId::new(id))));
+    let approval = params.get("client_id").and_then(|id| {
+        req.cookie(
+            &state
+                .auth()
+                .approval_cookie_name(tenant, &ClientId::new(id)),
+        )
+    });
     let approval = approval.as_ref().map(|c| c.value());
     let authorized = match state
-        .auth
+        .auth()
         .validate_authorization(tenant, &params, approval, now)
         .await
     {
@@ -113,14 +117,14 @@ pub async fn authorize(
         Err(e) => return refused(tenant, e),
     };
     let approved = state
-        .auth
+        .auth()
         .is_approved(tenant, &authorized.request, approval, now);
     if !state
-        .auth
+        .auth()
         .needs_consent(tenant, &authorized.client, &authorized.request, approved)
     {
         return match state
-            .auth
+            .auth()
             .begin_upstream(tenant, authorized.request, now)
             .await
         {
@@ -129,7 +133,7 @@ pub async fn authorize(
         };
     }
     // Reuse the browser's CSRF cookie so that a second GET does not break a form already open.
-    let csrf_name = state.auth.csrf_cookie_name();
+    let csrf_name = state.auth().csrf_cookie_name();
     let csrf = req
         .cookie(csrf_name)
         .map(|c| c.value().to_owned())
@@ -137,7 +141,7 @@ pub async fn authorize(
         .map(|v| Handle::presented(&v))
         .unwrap_or_else(Handle::generate);
     let ticket = state
-        .auth
+        .auth()
         .consent_ticket(tenant, &authorized.request, &csrf, now);
     let r = &authorized.request;
     let resource = tenant.resource(r.resource.as_str());
@@ -208,11 +212,11 @@ pub async fn consent(
         Err(_) => return error_page(400, "The consent form could not be read."),
     };
     let form = Params::parse(&body);
-    let csrf = req.cookie(state.auth.csrf_cookie_name());
+    let csrf = req.cookie(state.auth().csrf_cookie_name());
     let request = match form.get("ticket").filter(|_| form.repeated.is_empty()) {
         Some(ticket) => {
             state
-                .auth
+                .auth()
                 .open_consent_ticket(tenant, ticket, csrf.as_ref().map(|c| c.value()), now)
         }
         None => Err(ConsentError::BadTicket),
@@ -227,15 +231,17 @@ pub async fn consent(
     match form.get("decision") {
         Some("approve") => {
             tracing::info!(target: "audit", event = "consent_approved", tenant = %tenant.id, client_id = %request.client_id, scopes = %request.scopes);
-            let name = state.auth.approval_cookie_name(tenant, &request.client_id);
+            let name = state
+                .auth()
+                .approval_cookie_name(tenant, &request.client_id);
             let current = req.cookie(&name);
-            let approval = state.auth.approval_cookie(
+            let approval = state.auth().approval_cookie(
                 tenant,
                 &request,
                 current.as_ref().map(|c| c.value()),
                 now,
             );
-            match state.auth.begin_upstream(tenant, request, now).await {
+            match state.auth().begin_upstream(tenant, request, now).await {
                 Ok(up) => {
                     let mut res = with_transaction_cookie(&state, see_other(&up.location), up);
                     let _ =
@@ -249,9 +255,13 @@ pub async fn consent(
             tracing::info!(target: "audit", event = "consent_denied", tenant = %tenant.id, client_id = %request.client_id);
             // Back to the client only where that cannot be an open redirect: a loopback URI,
             // or a client this browser approved before (see validate_authorization).
-            let approval = req.cookie(&state.auth.approval_cookie_name(tenant, &request.client_id));
+            let approval = req.cookie(
+                &state
+                    .auth()
+                    .approval_cookie_name(tenant, &request.client_id),
+            );
             let safe = request.redirect_uri.is_loopback()
-                || state.auth.has_any_approval(
+                || state.auth().has_any_approval(
                     tenant,
                     &request.client_id,
                     approval.as_ref().map(|c| c.value()),

@@ -4,7 +4,7 @@ use actix_web::http::header::LOCATION;
 use actix_web::{HttpRequest, HttpResponse, web};
 
 use super::pages::error_page;
-use crate::app::{AppState, unix_now};
+use super::state::{AppState, unix_now};
 use crate::oauth::callback::CallbackOutcome;
 use crate::oauth::params::Params;
 
@@ -19,12 +19,12 @@ pub async fn callback(
     let params = Params::parse(req.query_string());
     let cookie_name = params.get("state").map(|s| {
         state
-            .auth
+            .auth()
             .transaction_cookie_name(&crate::crypto::Handle::presented(s))
     });
     let binding = cookie_name.as_ref().and_then(|n| req.cookie(n));
     let mut res = match state
-        .auth
+        .auth()
         .callback(
             tenant,
             &params,

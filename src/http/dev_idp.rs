@@ -8,12 +8,12 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use super::body::read_form;
 use super::error::not_found;
 use super::pages::{dev_login_page, error_page};
-use crate::app::{AppState, unix_now};
+use super::state::{AppState, unix_now};
 use crate::upstream::dev_idp::DevIdp;
 
 fn dev<'a>(state: &'a AppState, tenant: &str) -> Option<&'a std::sync::Arc<DevIdp>> {
     let tenant = state.tenant(tenant)?;
-    state.auth.upstream.dev_idp(&tenant.id)
+    state.auth().upstream.dev_idp(&tenant.id)
 }
 
 fn query_map(raw: &str) -> HashMap<String, String> {

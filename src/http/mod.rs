@@ -9,6 +9,7 @@ pub mod error;
 mod ops;
 pub mod pages;
 mod register;
+pub mod state;
 mod token;
 mod well_known;
 
@@ -18,7 +19,7 @@ use actix_web::middleware::DefaultHeaders;
 use actix_web::{HttpResponse, web};
 use tracing::Instrument;
 
-use crate::app::AppState;
+use state::AppState;
 
 /// Successful reads of public, unchanging documents (metadata, JWKS, health) are logged at
 /// debug rather than info: they are most of the traffic and tell an operator nothing.

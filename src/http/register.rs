@@ -6,7 +6,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 
 use super::body::{has_content_type, read_capped};
 use super::error::{error_response, error_response_with_status, not_found};
-use crate::app::{AppState, unix_now};
+use super::state::{AppState, unix_now};
 use crate::oauth::{ErrorCode, OAuthError};
 
 /// Largest registration request body accepted.
@@ -62,7 +62,7 @@ pub async fn register(
             )));
         }
     };
-    match state.registry.register(tenant, &value, unix_now()).await {
+    match state.registry().register(tenant, &value, unix_now()).await {
         Ok(registered) => {
             let r = &registered.record;
             tracing::info!(target: "audit", event = "client_registered", tenant = %tenant.id, client_id = %r.client_id,

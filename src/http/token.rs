@@ -6,7 +6,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 
 use super::body::read_form;
 use super::error::{error_response, not_found};
-use crate::app::{AppState, unix_now};
+use super::state::{AppState, unix_now};
 use crate::config::Tenant;
 use crate::oauth::client_auth::{ClientCredentials, parse_basic};
 use crate::oauth::params::Params;
@@ -76,7 +76,7 @@ pub async fn token(
         Ok(r) => r,
         Err(res) => return res,
     };
-    match state.auth.token(tenant, &form, &creds, unix_now()).await {
+    match state.auth().token(tenant, &form, &creds, unix_now()).await {
         Ok(body) => HttpResponse::Ok()
             .insert_header(("Cache-Control", "no-store"))
             .insert_header(("Pragma", "no-cache"))
@@ -98,7 +98,7 @@ pub async fn revoke(
         Ok(r) => r,
         Err(res) => return res,
     };
-    match state.auth.revoke(tenant, &form, &creds, unix_now()).await {
+    match state.auth().revoke(tenant, &form, &creds, unix_now()).await {
         Ok(()) => HttpResponse::build(StatusCode::OK)
             .insert_header(("Cache-Control", "no-store"))
             .finish(),

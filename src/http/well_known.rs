@@ -5,7 +5,7 @@ use actix_web::http::header::ContentType;
 use actix_web::{HttpResponse, web};
 
 use super::error::not_found;
-use crate::app::AppState;
+use super::state::AppState;
 
 pub async fn metadata(state: web::Data<AppState>, tenant: web::Path<String>) -> HttpResponse {
     let Some(tenant) = state.tenant(&tenant) else {

@@ -1,4 +1,5 @@
-//! Outbound HTTP that hostile input can steer: address policy and capped, redirect-free fetches.
+//! Outbound HTTP that hostile input can steer (address policy, capped, redirect-free fetches),
+//! and building URLs to send a browser to.
 
 pub mod capped;
 pub mod fetch;
@@ -6,3 +7,19 @@ pub mod special_use;
 
 pub use capped::{CappedReadError, read_capped};
 pub use fetch::{FetchError, FetchPolicy, Fetched, SafeFetcher};
+
+/// `uri` with `params` appended to its query (a redirect to an IdP's authorization endpoint).
+pub fn append_query(uri: &str, params: &[(&str, &str)]) -> String {
+    match url::Url::parse(uri) {
+        Ok(mut url) => {
+            {
+                let mut q = url.query_pairs_mut();
+                for (k, v) in params {
+                    q.append_pair(k, v);
+                }
+            }
+            url.into()
+        }
+        Err(_) => uri.to_owned(),
+    }
+}

@@ -9,7 +9,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::error::{ErrorCode, OAuthError};
-use super::params::{Params, append_query};
+use super::params::Params;
 use super::records::{PendingAuthorization, Transaction};
 use super::scopes::translate;
 use super::server::AuthServer;
@@ -17,6 +17,7 @@ use crate::config::Tenant;
 use crate::config::tenant::UpstreamConfig;
 use crate::crypto::{Handle, HandleKey, pkce, random_token};
 use crate::domain::{ClientRecord, GrantType, RedirectUri, ResourceUri};
+use crate::net::append_query;
 use crate::oauth::mapping::{ClientFacts, choose_app};
 
 /// Lifetime of an upstream transaction.

@@ -40,19 +40,3 @@ impl Params {
         self.repeated.iter().any(|r| r == name)
     }
 }
-
-/// `uri` with `params` appended to its query, for redirects back to a client.
-pub fn append_query(uri: &str, params: &[(&str, &str)]) -> String {
-    match url::Url::parse(uri) {
-        Ok(mut url) => {
-            {
-                let mut q = url.query_pairs_mut();
-                for (k, v) in params {
-                    q.append_pair(k, v);
-                }
-            }
-            url.into()
-        }
-        Err(_) => uri.to_owned(),
-    }
-}

@@ -6,12 +6,11 @@
 use std::path::PathBuf;
 
 use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use secrecy::{ExposeSecret, SecretString};
-use sha2::{Digest, Sha256};
 
 use crate::config::tenant::{CredentialConfig, SecretMethod, SigningAlgorithm};
+use crate::crypto::app_key::AppSigningKey;
 
 /// `client_assertion_type` for JWT client authentication (RFC 7523 §2.2).
 pub const JWT_BEARER_ASSERTION: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
@@ -71,30 +70,8 @@ impl LoadedCredential {
                 key_file,
                 algorithm,
             } => {
-                let key_pem = std::fs::read(key_file)
-                    .map_err(|e| format!("cannot read {}: {e}", key_file.display()))?;
-                let key = EncodingKey::from_rsa_pem(&key_pem).map_err(|e| {
-                    format!(
-                        "{} is not an RSA private key in PEM: {e}",
-                        key_file.display()
-                    )
-                })?;
-                let cert_pem = std::fs::read(certificate_file)
-                    .map_err(|e| format!("cannot read {}: {e}", certificate_file.display()))?;
-                let cert = pem::parse(&cert_pem).map_err(|e| {
-                    format!(
-                        "{} is not a PEM certificate: {e}",
-                        certificate_file.display()
-                    )
-                })?;
-                if cert.tag() != "CERTIFICATE" {
-                    return Err(format!(
-                        "{} holds a {} where a CERTIFICATE was expected",
-                        certificate_file.display(),
-                        cert.tag()
-                    ));
-                }
-                let x5t_s256 = URL_SAFE_NO_PAD.encode(Sha256::digest(cert.contents()));
+                let AppSigningKey { key, x5t_s256 } =
+                    AppSigningKey::load(key_file, certificate_file)?;
                 let algorithm = match algorithm {
                     SigningAlgorithm::PS256 => Algorithm::PS256,
                     SigningAlgorithm::RS256 => Algorithm::RS256,

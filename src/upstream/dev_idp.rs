@@ -173,7 +173,7 @@ impl DevIdp {
     /// Logs `user` in and returns where to send the browser.
     pub fn approve(&self, request: DevAuthorization, user: &str, now: u64) -> String {
         let code = random_token();
-        let location = crate::oauth::params::append_query(
+        let location = crate::net::append_query(
             &request.redirect_uri,
             &[
                 ("code", &code),

@@ -1,6 +1,6 @@
 //! `UpstreamError`: why a call to the IdP failed, for every kind of IdP, and the one log line
 //! that tells the operator what to fix. What the MCP client is told is decided in
-//! `crate::oauth::upstream_errors`.
+//! the OAuth layer (`oauth/upstream_errors.rs`).
 
 use serde_json::Value;
 

@@ -32,7 +32,7 @@ async fn resolves_caches_and_maps_a_document_client() {
     let now = dcr_shim::app::unix_now();
     let client = app
         .state()
-        .registry
+        .registry()
         .find(&tenant, &url, now)
         .await
         .unwrap()
@@ -55,7 +55,7 @@ async fn resolves_caches_and_maps_a_document_client() {
     assert_eq!(docs.hits(), 1);
 
     app.state()
-        .registry
+        .registry()
         .find(&tenant, &url, now)
         .await
         .unwrap()
@@ -69,13 +69,13 @@ async fn resolves_caches_and_maps_a_document_client() {
         Canned::json(&document(&fresh)).header("Cache-Control", "no-store"),
     );
     app.state()
-        .registry
+        .registry()
         .find(&tenant, &fresh, now)
         .await
         .unwrap()
         .unwrap();
     app.state()
-        .registry
+        .registry()
         .find(&tenant, &fresh, now)
         .await
         .unwrap()
@@ -91,7 +91,7 @@ async fn refuses_bad_documents_and_never_caches_failures() {
     let app = spawn_app_with_ca(Some(&docs.ca_file)).await;
     let tenant = app.tenant("alpha");
     let now = dcr_shim::app::unix_now();
-    let registry = &app.state().registry;
+    let registry = &app.state().registry();
 
     let mismatch = docs.url("/mismatch.json");
     docs.set(
@@ -193,7 +193,7 @@ async fn refuses_loopback_and_private_addresses_without_the_dev_switch() {
     for url in &cases {
         let err = app
             .state()
-            .registry
+            .registry()
             .find(&tenant, url, now)
             .await
             .unwrap_err();
@@ -209,7 +209,7 @@ async fn refuses_loopback_and_private_addresses_without_the_dev_switch() {
     let limited = app.tenant("limited");
     let err = app
         .state()
-        .registry
+        .registry()
         .find(&limited, &docs.url("/agent.json"), now)
         .await
         .unwrap_err();

@@ -111,7 +111,7 @@ async fn acknowledged_writes_survive_sigkill() {
         assert!(
             running
                 .state
-                .registry
+                .registry()
                 .find(&tenant, id, dcr_shim::app::unix_now())
                 .await
                 .unwrap()

@@ -424,7 +424,7 @@ async fn kind<R: Record>(
     tenant: &dcr_shim::domain::TenantId,
 ) -> Vec<dcr_shim::store::Versioned<R>> {
     app.state()
-        .records
+        .records()
         .list::<R>(tenant, unix_now(), 100_000)
         .await
         .unwrap()
@@ -432,7 +432,7 @@ async fn kind<R: Record>(
 
 async fn snapshot(app: &TestApp) -> Snapshot {
     let mut out = BTreeMap::new();
-    for t in &app.state().tenants {
+    for t in app.state().tenants() {
         let clients = kind::<ClientRecord>(app, &t.id).await;
         let txns = kind::<Transaction>(app, &t.id).await;
         let codes = kind::<AuthCode>(app, &t.id).await;
@@ -596,7 +596,7 @@ async fn web_client(app: &TestApp) -> Client {
 async fn token_at(app: &TestApp, body: &str, now: u64) -> Result<Value, ErrorCode> {
     let tenant = app.tenant("alpha");
     app.state()
-        .auth
+        .auth()
         .token(
             &tenant,
             &Params::parse(body),
@@ -1725,7 +1725,7 @@ async fn hostile_consent() {
 
     // Expired ticket (time travel through the protocol code).
     let tenant = app.tenant("alpha");
-    let auth = &app.state().auth;
+    let auth = &app.state().auth();
     let now = unix_now();
     assert!(
         auth.open_consent_ticket(&tenant, &mine.ticket, Some(&mine.csrf), now)

@@ -433,7 +433,7 @@ async fn refresh_rotates_with_a_grace_window_and_reuse_revokes_the_family() {
     let err = w
         .app
         .state()
-        .auth
+        .auth()
         .token(&tenant, &form, &creds, later)
         .await
         .unwrap_err();

@@ -48,7 +48,7 @@ async fn native_loopback_client_registers_as_public() {
     let tenant = app.tenant("alpha");
     let stored = app
         .state()
-        .registry
+        .registry()
         .find(&tenant, client_id, dcr_shim::app::unix_now())
         .await
         .unwrap()
@@ -83,7 +83,7 @@ async fn confidential_web_client_gets_a_secret_once_and_only_its_hash_is_stored(
     let tenant = app.tenant("alpha");
     let stored: ClientRecord = app
         .state()
-        .registry
+        .registry()
         .find(
             &tenant,
             body["client_id"].as_str().unwrap(),
@@ -325,7 +325,7 @@ async fn invalid_registrations_get_the_rfc_error_naming_the_field() {
     let tenant = app.tenant("alpha");
     let stored = app
         .state()
-        .records
+        .records()
         .list::<ClientRecord>(&tenant.id, dcr_shim::app::unix_now(), 100)
         .await
         .unwrap();
@@ -412,7 +412,7 @@ async fn clients_of_one_tenant_are_unknown_to_another() {
     let now = dcr_shim::app::unix_now();
     assert!(
         app.state()
-            .registry
+            .registry()
             .find(&app.tenant("alpha"), id, now)
             .await
             .unwrap()
@@ -420,7 +420,7 @@ async fn clients_of_one_tenant_are_unknown_to_another() {
     );
     assert!(
         app.state()
-            .registry
+            .registry()
             .find(&app.tenant("beta"), id, now)
             .await
             .unwrap()
@@ -445,7 +445,7 @@ async fn unused_clients_expire_and_used_clients_stay() {
         .unwrap()
         .to_owned();
     let now = dcr_shim::app::unix_now();
-    let registry = &app.state().registry;
+    let registry = &app.state().registry();
     registry
         .touch(
             &tenant,
@@ -456,7 +456,7 @@ async fn unused_clients_expire_and_used_clients_stay() {
         .unwrap();
     let swept = app
         .state()
-        .records
+        .records()
         .backend()
         .sweep_expired(now + lifetime + 1, 1000)
         .await

@@ -17,7 +17,7 @@ async fn a_registered_client_survives_a_restart() {
     let tenant = app.tenant("alpha");
     let found = app
         .state()
-        .registry
+        .registry()
         .find(&tenant, &id, dcr_shim::app::unix_now())
         .await
         .unwrap();
@@ -66,7 +66,7 @@ async fn registrations_acknowledged_before_sigkill_are_kept() {
     for id in &acknowledged {
         let found = running
             .state
-            .registry
+            .registry()
             .find(&tenant, id, dcr_shim::app::unix_now())
             .await
             .unwrap();

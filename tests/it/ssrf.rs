@@ -144,7 +144,7 @@ async fn hostile_documents_are_refused_and_never_cached() {
     let docs = DocServer::start(dir.path()).await;
     let app = spawn_app_with_ca(Some(&docs.ca_file)).await;
     let tenant = app.tenant("alpha");
-    let registry = &app.state().registry;
+    let registry = &app.state().registry();
     let now = dcr_shim::app::unix_now();
     let doc = |id: &str| json!({"client_id": id, "client_name": "A", "redirect_uris": ["http://localhost/cb"]});
     let mut cases: Vec<(String, &str)> = Vec::new();

@@ -1,0 +1,156 @@
+//! `AppState`: what request handlers share, built once at start-up. Handlers reach the
+//! protocol through its methods, never through its fields.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::num::NonZeroU32;
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use actix_web::web;
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+
+use crate::config::{Settings, Tenant};
+use crate::domain::TenantId;
+use crate::oauth::AuthServer;
+use crate::oauth::metadata::authorization_server_metadata;
+use crate::oauth::registration::ClientRegistry;
+use crate::store::Records;
+use crate::upstream::UpstreamDirectory;
+
+/// Seconds since the Unix epoch: the clock handlers read once per request and pass down.
+pub fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// Everything a request handler may need.
+pub struct AppState {
+    settings: Settings,
+    /// In file-name order.
+    tenants: Vec<Arc<Tenant>>,
+    by_id: HashMap<String, Arc<Tenant>>,
+    records: Records,
+    registry: ClientRegistry,
+    upstreams: UpstreamDirectory,
+    /// The login flow.
+    auth: AuthServer,
+    registration_limits: HashMap<TenantId, DefaultKeyedRateLimiter<IpAddr>>,
+    /// Each tenant's metadata document, serialized once: without and with refresh tokens.
+    metadata_documents: HashMap<String, [web::Bytes; 2]>,
+}
+
+impl AppState {
+    pub(crate) fn new(
+        settings: Settings,
+        tenants: Vec<Arc<Tenant>>,
+        records: Records,
+        registry: ClientRegistry,
+        upstreams: UpstreamDirectory,
+        auth: AuthServer,
+    ) -> Self {
+        let by_id = tenants
+            .iter()
+            .map(|t| (t.id.to_string(), t.clone()))
+            .collect();
+        let registration_limits = tenants
+            .iter()
+            .map(|t| {
+                let per_minute = NonZeroU32::new(t.config.registration.registrations_per_minute)
+                    .unwrap_or(NonZeroU32::MIN);
+                (
+                    t.id.clone(),
+                    RateLimiter::keyed(Quota::per_minute(per_minute)),
+                )
+            })
+            .collect();
+        let metadata_documents = tenants
+            .iter()
+            .map(|t| {
+                let doc = |refresh| {
+                    web::Bytes::from(
+                        serde_json::to_vec(&authorization_server_metadata(t, refresh))
+                            .unwrap_or_default(),
+                    )
+                };
+                (t.id.to_string(), [doc(false), doc(true)])
+            })
+            .collect();
+        Self {
+            settings,
+            tenants,
+            by_id,
+            records,
+            registry,
+            upstreams,
+            auth,
+            registration_limits,
+            metadata_documents,
+        }
+    }
+
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    /// Every tenant, in file-name order.
+    pub fn tenants(&self) -> &[Arc<Tenant>] {
+        &self.tenants
+    }
+
+    /// The tenant named by a path segment, if there is one.
+    pub fn tenant(&self, segment: &str) -> Option<&Arc<Tenant>> {
+        self.by_id.get(segment)
+    }
+
+    pub fn records(&self) -> &Records {
+        &self.records
+    }
+
+    pub fn registry(&self) -> &ClientRegistry {
+        &self.registry
+    }
+
+    pub fn upstreams(&self) -> &UpstreamDirectory {
+        &self.upstreams
+    }
+
+    /// The login flow: authorize, consent, callback, token, revoke.
+    pub fn auth(&self) -> &AuthServer {
+        &self.auth
+    }
+
+    /// The serialized authorization server metadata of a tenant (RFC 8414). Whether it offers
+    /// refresh tokens follows what the upstream's discovery document said.
+    pub fn metadata_document(&self, tenant: &Tenant) -> Option<web::Bytes> {
+        let offers_refresh = self.upstreams.status(&tenant.id).offers_refresh();
+        self.metadata_documents
+            .get(tenant.id.as_str())
+            .map(|docs| docs[usize::from(offers_refresh)].clone())
+    }
+
+    /// Whether `source` may register one more client at `tenant` now. IPv6 sources are
+    /// counted per /64, the block one subscriber usually holds, so that rotating addresses
+    /// within it does not multiply the budget.
+    pub fn allow_registration(&self, tenant: &TenantId, source: IpAddr) -> bool {
+        let key = match source {
+            IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+                Some(v4) => IpAddr::V4(v4),
+                None => IpAddr::V6((u128::from(v6) & (u128::MAX << 64)).into()),
+            },
+            v4 => v4,
+        };
+        self.registration_limits
+            .get(tenant)
+            .is_none_or(|l| l.check_key(&key).is_ok())
+    }
+
+    /// Forgets rate-limit buckets of sources that have been quiet (the sweeper calls this).
+    pub fn forget_idle_rate_limits(&self) {
+        for limiter in self.registration_limits.values() {
+            limiter.retain_recent();
+        }
+    }
+}

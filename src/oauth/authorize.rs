@@ -11,10 +11,10 @@ use serde::{Deserialize, Serialize};
 use super::error::{ErrorCode, OAuthError};
 use super::params::Params;
 use super::records::{PendingAuthorization, Transaction};
-use super::scopes::translate;
+use super::scopes::{ScopeGrant, translate};
 use super::server::AuthServer;
 use crate::config::Tenant;
-use crate::config::tenant::UpstreamConfig;
+use crate::config::tenant::{ResourceConfig, UpstreamConfig};
 use crate::crypto::{Handle, HandleKey, pkce, random_token};
 use crate::domain::{ClientRecord, GrantType, RedirectUri, ResourceUri};
 use crate::net::append_query;
@@ -89,7 +89,9 @@ pub struct ConsentTicket {
 }
 
 impl AuthServer {
-    /// `approval_cookie` gives the browser's approval cookie for a client id, if any.
+    /// Validates an authorization request in two steps: identify the client and its redirect
+    /// URI (errors on a page), then validate the request (errors back to the client where that
+    /// is safe). `approval_cookie` is the browser's approval cookie for the client, if any.
     pub async fn validate_authorization(
         &self,
         tenant: &Tenant,
@@ -97,6 +99,54 @@ impl AuthServer {
         approval_cookie: Option<&str>,
         now: u64,
     ) -> Result<Authorized, AuthorizeError> {
+        let client = self.identify_client(tenant, params, now).await?;
+        let (redirect_uri, redirect_uri_given) = requested_redirect_uri(&client, params)?;
+        let state = params.get("state").map(str::to_owned);
+        match validate_request(tenant, &client, params) {
+            Ok(checked) => Ok(Authorized {
+                request: PendingAuthorization {
+                    client_id: client.client_id.clone(),
+                    redirect_uri,
+                    redirect_uri_given,
+                    state,
+                    code_challenge: checked.code_challenge,
+                    resource: checked.resource,
+                    scopes: checked.scopes.names,
+                    upstream_scopes: checked.scopes.upstream,
+                    // Refresh tokens are issued to clients registered for the refresh_token
+                    // grant (whether or not they asked for offline_access); the consent page
+                    // says so.
+                    offline_access: client
+                        .metadata
+                        .grant_types
+                        .contains(&GrantType::RefreshToken),
+                    app: checked.app,
+                    prompt: checked.prompt,
+                    login_hint: checked.login_hint,
+                    domain_hint: checked.domain_hint,
+                },
+                client,
+            }),
+            Err(error) => Err(self.refusal(
+                tenant,
+                &client,
+                redirect_uri,
+                state,
+                error,
+                approval_cookie,
+                now,
+            )),
+        }
+    }
+
+    /// Step 1: the client named by `client_id`, registered or resolved from its metadata
+    /// document. Every failure is shown on a page: nothing is known yet to redirect to.
+    async fn identify_client(
+        &self,
+        tenant: &Tenant,
+        params: &Params,
+        now: u64,
+    ) -> Result<ClientRecord, AuthorizeError> {
         for name in ["client_id", "redirect_uri"] {
             if params.is_repeated(name) {
                 return Err(AuthorizeError::page(
@@ -108,207 +158,59 @@ impl AuthServer {
         let Some(client_id) = params.get("client_id") else {
             return Err(AuthorizeError::page(400, "The request has no client_id."));
         };
-        let client = match self.registry.find(tenant, client_id, now).await {
-            Ok(Some(c)) => c,
-            Ok(None) => {
-                return Err(AuthorizeError::page(
-                    400,
-                    "This application is not registered here (unknown client_id). It may have expired; the application should register again.",
-                ));
-            }
-            Err(e) if e.code == ErrorCode::ServerError => {
-                return Err(AuthorizeError::page(
-                    500,
-                    "The server could not look up this application. The operator's log has the reason.",
-                ));
-            }
-            Err(e) => {
-                return Err(AuthorizeError::page(
-                    400,
-                    format!(
-                        "This application's client metadata document was refused: {}",
-                        e.description
-                    ),
-                ));
-            }
-        };
-        let (redirect_uri, redirect_uri_given) = match params.get("redirect_uri") {
-            Some(r) => match client.metadata.find_redirect_uri(r) {
-                Some(uri) => (uri, true),
-                None => {
-                    return Err(AuthorizeError::page(
-                        400,
-                        "The redirect_uri does not match any redirect URI registered by this application, so the server will not send you there.",
-                    ));
-                }
-            },
-            None => match client.metadata.redirect_uris.as_slice() {
-                [only] if !only.is_loopback() => (only.clone(), false),
-                _ => {
-                    return Err(AuthorizeError::page(
-                        400,
-                        "The request has no redirect_uri and the application registered several (or a loopback one), so it must name one.",
-                    ));
-                }
-            },
-        };
-        let state = params.get("state").map(str::to_owned);
-        // Errors go back to the redirect URI only where that cannot make this server an open
-        // redirector for a client nobody approved (RFC 9700 §4.11.2): loopback URIs (the
-        // user's own machine), clients of trusted CIMD hosts, or clients this browser approved.
-        // Anything else gets the error on a page.
-        // Worked out only for an error: a valid request never needs it.
-        let safe_to_redirect = || {
-            redirect_uri.is_loopback()
-                || self.is_trusted(tenant, &client)
-                || self.has_any_approval(tenant, &client.client_id, approval_cookie, now)
-        };
-        let redirect_error = |error: OAuthError| {
-            if safe_to_redirect() {
-                AuthorizeError::Redirect {
-                    redirect_uri: redirect_uri.clone(),
-                    state: state.clone(),
-                    error,
-                }
-            } else {
-                AuthorizeError::page(
-                    400,
-                    format!(
-                        "The application's request was refused ({}: {}). Because this browser has not approved the application, the server does not send you back to it automatically.",
-                        error.code, error.description
-                    ),
-                )
-            }
-        };
-        if let Some(name) = params.repeated.iter().find(|n| n.as_str() != "resource") {
-            return Err(redirect_error(OAuthError::invalid_request(format!(
-                "the parameter {name} is repeated"
-            ))));
+        match self.registry.find(tenant, client_id, now).await {
+            Ok(Some(c)) => Ok(c),
+            Ok(None) => Err(AuthorizeError::page(
+                400,
+                "This application is not registered here (unknown client_id). It may have expired; the application should register again.",
+            )),
+            Err(e) if e.code == ErrorCode::ServerError => Err(AuthorizeError::page(
+                500,
+                "The server could not look up this application. The operator's log has the reason.",
+            )),
+            Err(e) => Err(AuthorizeError::page(
+                400,
+                format!(
+                    "This application's client metadata document was refused: {}",
+                    e.description
+                ),
+            )),
         }
-        if state
-            .as_deref()
-            .is_some_and(|s| s.len() > MAX_PASSTHROUGH_LEN)
-        {
-            return Err(redirect_error(OAuthError::invalid_request(
-                "state is too long",
-            )));
+    }
+
+    /// How a refused request is answered. Errors go back to the redirect URI only where that
+    /// cannot make this server an open redirector for a client nobody approved (RFC 9700
+    /// §4.11.2): loopback URIs (the user's own machine), clients of trusted CIMD hosts, or
+    /// clients this browser approved. Anything else gets the error on a page.
+    #[allow(clippy::too_many_arguments)]
+    fn refusal(
+        &self,
+        tenant: &Tenant,
+        client: &ClientRecord,
+        redirect_uri: RedirectUri,
+        state: Option<String>,
+        error: OAuthError,
+        approval_cookie: Option<&str>,
+        now: u64,
+    ) -> AuthorizeError {
+        let safe_to_redirect = redirect_uri.is_loopback()
+            || self.is_trusted(tenant, client)
+            || self.has_any_approval(tenant, &client.client_id, approval_cookie, now);
+        if safe_to_redirect {
+            AuthorizeError::Redirect {
+                redirect_uri,
+                state,
+                error,
+            }
+        } else {
+            AuthorizeError::page(
+                400,
+                format!(
+                    "The application's request was refused ({}: {}). Because this browser has not approved the application, the server does not send you back to it automatically.",
+                    error.code, error.description
+                ),
+            )
         }
-        match params.get("response_type") {
-            Some("code") => {}
-            Some(other) => {
-                return Err(redirect_error(OAuthError::new(
-                    ErrorCode::UnsupportedResponseType,
-                    format!("response_type '{other}' is not supported; use code"),
-                )));
-            }
-            None => {
-                return Err(redirect_error(OAuthError::invalid_request(
-                    "response_type is required (code)",
-                )));
-            }
-        }
-        if !client
-            .metadata
-            .grant_types
-            .contains(&GrantType::AuthorizationCode)
-        {
-            return Err(redirect_error(OAuthError::new(
-                ErrorCode::UnauthorizedClient,
-                "this client is not registered for the authorization_code grant",
-            )));
-        }
-        let code_challenge = match (
-            params.get("code_challenge"),
-            params.get("code_challenge_method"),
-        ) {
-            (None, _) => {
-                return Err(redirect_error(OAuthError::invalid_request(
-                    "code_challenge is required (PKCE with S256)",
-                )));
-            }
-            (Some(_), Some("plain")) => {
-                return Err(redirect_error(OAuthError::invalid_request(
-                    "code_challenge_method plain is not allowed; use S256",
-                )));
-            }
-            (Some(_), None) => {
-                return Err(redirect_error(OAuthError::invalid_request(
-                    "code_challenge_method is required and must be S256",
-                )));
-            }
-            (Some(_), Some(m)) if m != "S256" => {
-                return Err(redirect_error(OAuthError::invalid_request(format!(
-                    "code_challenge_method '{m}' is not supported; use S256"
-                ))));
-            }
-            (Some(c), Some(_)) if !pkce::is_valid_challenge(c) => {
-                return Err(redirect_error(OAuthError::invalid_request(
-                    "code_challenge must be 43 characters of base64url (the S256 hash of the verifier)",
-                )));
-            }
-            (Some(c), Some(_)) => c.to_owned(),
-        };
-        if params.is_repeated("resource") {
-            return Err(redirect_error(OAuthError::new(
-                ErrorCode::InvalidTarget,
-                "name one resource per request",
-            )));
-        }
-        let resource = match params.get("resource") {
-            Some(r) => tenant.resource(r).ok_or_else(|| {
-                redirect_error(OAuthError::new(
-                    ErrorCode::InvalidTarget,
-                    format!("'{r}' is not a resource of this authorization server"),
-                ))
-            })?,
-            None => tenant.default_resource(),
-        };
-        let app_name = client
-            .apps
-            .get(resource.uri.as_str())
-            .cloned()
-            .unwrap_or_else(|| {
-                choose_app(
-                    &tenant.config,
-                    &ClientFacts::of(&client.metadata, client.cimd_host()),
-                    &resource.uri,
-                )
-                .to_owned()
-            });
-        let Some(app) = tenant.app(&app_name) else {
-            tracing::error!(tenant = %tenant.id, client_id, app = %app_name, "client is mapped to an app that no longer exists; re-map it");
-            return Err(redirect_error(OAuthError::server_error()));
-        };
-        let grant = translate(resource, app, params.get("scope")).map_err(&redirect_error)?;
-        let hint = |name: &str| -> Result<Option<String>, AuthorizeError> {
-            match params.get(name) {
-                Some(v) if v.len() > MAX_PASSTHROUGH_LEN => Err(redirect_error(
-                    OAuthError::invalid_request(format!("{name} is too long")),
-                )),
-                v => Ok(v.map(str::to_owned)),
-            }
-        };
-        let request = PendingAuthorization {
-            client_id: client.client_id.clone(),
-            redirect_uri: redirect_uri.clone(),
-            redirect_uri_given,
-            state: state.clone(),
-            code_challenge,
-            resource: resource.uri.clone(),
-            scopes: grant.names,
-            upstream_scopes: grant.upstream,
-            // Refresh tokens are issued to clients registered for the refresh_token grant
-            // (whether or not they asked for offline_access); the consent page says so.
-            offline_access: client
-                .metadata
-                .grant_types
-                .contains(&GrantType::RefreshToken),
-            app: app_name,
-            prompt: hint("prompt")?,
-            login_hint: hint("login_hint")?,
-            domain_hint: hint("domain_hint")?,
-        };
-        Ok(Authorized { client, request })
     }
 
     /// Whether the user must see the consent page: not when the tenant trusts the client's
@@ -443,5 +345,167 @@ impl AuthServer {
                     .unwrap_or_else(|| resource.uri.to_string()),
             ),
         }
+    }
+}
+
+/// The redirect URI of the request, and whether the request named it (RFC 6749 §3.1.2.3):
+/// a registered one, or the only one registered when it is not a loopback URI. Failures are
+/// shown on a page: the server will not send the browser to a URI it cannot trust.
+fn requested_redirect_uri(
+    client: &ClientRecord,
+    params: &Params,
+) -> Result<(RedirectUri, bool), AuthorizeError> {
+    match params.get("redirect_uri") {
+        Some(r) => match client.metadata.find_redirect_uri(r) {
+            Some(uri) => Ok((uri, true)),
+            None => Err(AuthorizeError::page(
+                400,
+                "The redirect_uri does not match any redirect URI registered by this application, so the server will not send you there.",
+            )),
+        },
+        None => match client.metadata.redirect_uris.as_slice() {
+            [only] if !only.is_loopback() => Ok((only.clone(), false)),
+            _ => Err(AuthorizeError::page(
+                400,
+                "The request has no redirect_uri and the application registered several (or a loopback one), so it must name one.",
+            )),
+        },
+    }
+}
+
+/// What step 2 found acceptable in a request.
+struct CheckedRequest {
+    code_challenge: String,
+    resource: ResourceUri,
+    app: String,
+    scopes: ScopeGrant,
+    prompt: Option<String>,
+    login_hint: Option<String>,
+    domain_hint: Option<String>,
+}
+
+/// Step 2: the request itself, for a known client (OAuth 2.1 §4.1.1): no repeated parameter,
+/// `response_type=code`, a client registered for the code grant, PKCE S256, one resource of
+/// the tenant (RFC 8707), scopes the mapped app may have, bounded pass-through values.
+fn validate_request(
+    tenant: &Tenant,
+    client: &ClientRecord,
+    params: &Params,
+) -> Result<CheckedRequest, OAuthError> {
+    if let Some(name) = params.repeated.iter().find(|n| n.as_str() != "resource") {
+        return Err(OAuthError::invalid_request(format!(
+            "the parameter {name} is repeated"
+        )));
+    }
+    bounded(params, "state")?;
+    match params.get("response_type") {
+        Some("code") => {}
+        Some(other) => {
+            return Err(OAuthError::new(
+                ErrorCode::UnsupportedResponseType,
+                format!("response_type '{other}' is not supported; use code"),
+            ));
+        }
+        None => {
+            return Err(OAuthError::invalid_request(
+                "response_type is required (code)",
+            ));
+        }
+    }
+    if !client
+        .metadata
+        .grant_types
+        .contains(&GrantType::AuthorizationCode)
+    {
+        return Err(OAuthError::new(
+            ErrorCode::UnauthorizedClient,
+            "this client is not registered for the authorization_code grant",
+        ));
+    }
+    let code_challenge = pkce_challenge(params)?;
+    let resource = requested_resource(tenant, params)?;
+    let app_name = client
+        .apps
+        .get(resource.uri.as_str())
+        .cloned()
+        .unwrap_or_else(|| {
+            choose_app(
+                &tenant.config,
+                &ClientFacts::of(&client.metadata, client.cimd_host()),
+                &resource.uri,
+            )
+            .to_owned()
+        });
+    let Some(app) = tenant.app(&app_name) else {
+        tracing::error!(tenant = %tenant.id, client_id = %client.client_id, app = %app_name, "client is mapped to an app that no longer exists; re-map it");
+        return Err(OAuthError::server_error());
+    };
+    let scopes = translate(resource, app, params.get("scope"))?;
+    Ok(CheckedRequest {
+        code_challenge,
+        resource: resource.uri.clone(),
+        app: app_name,
+        scopes,
+        prompt: bounded(params, "prompt")?,
+        login_hint: bounded(params, "login_hint")?,
+        domain_hint: bounded(params, "domain_hint")?,
+    })
+}
+
+/// A value passed along (`state`, `prompt`, hints), refused when longer than
+/// `MAX_PASSTHROUGH_LEN`.
+fn bounded(params: &Params, name: &str) -> Result<Option<String>, OAuthError> {
+    match params.get(name) {
+        Some(v) if v.len() > MAX_PASSTHROUGH_LEN => {
+            Err(OAuthError::invalid_request(format!("{name} is too long")))
+        }
+        v => Ok(v.map(str::to_owned)),
+    }
+}
+
+/// The PKCE challenge (RFC 7636 §4.3): required, S256 only.
+fn pkce_challenge(params: &Params) -> Result<String, OAuthError> {
+    match (
+        params.get("code_challenge"),
+        params.get("code_challenge_method"),
+    ) {
+        (None, _) => Err(OAuthError::invalid_request(
+            "code_challenge is required (PKCE with S256)",
+        )),
+        (Some(_), Some("plain")) => Err(OAuthError::invalid_request(
+            "code_challenge_method plain is not allowed; use S256",
+        )),
+        (Some(_), None) => Err(OAuthError::invalid_request(
+            "code_challenge_method is required and must be S256",
+        )),
+        (Some(_), Some(m)) if m != "S256" => Err(OAuthError::invalid_request(format!(
+            "code_challenge_method '{m}' is not supported; use S256"
+        ))),
+        (Some(c), Some(_)) if !pkce::is_valid_challenge(c) => Err(OAuthError::invalid_request(
+            "code_challenge must be 43 characters of base64url (the S256 hash of the verifier)",
+        )),
+        (Some(c), Some(_)) => Ok(c.to_owned()),
+    }
+}
+
+/// The resource the request names (RFC 8707 §2), or the tenant's default.
+fn requested_resource<'t>(
+    tenant: &'t Tenant,
+    params: &Params,
+) -> Result<&'t ResourceConfig, OAuthError> {
+    if params.is_repeated("resource") {
+        return Err(OAuthError::new(
+            ErrorCode::InvalidTarget,
+            "name one resource per request",
+        ));
+    }
+    match params.get("resource") {
+        Some(r) => tenant.resource(r).ok_or_else(|| {
+            OAuthError::new(
+                ErrorCode::InvalidTarget,
+                format!("'{r}' is not a resource of this authorization server"),
+            )
+        }),
+        None => Ok(tenant.default_resource()),
     }
 }

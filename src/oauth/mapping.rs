@@ -1,5 +1,5 @@
-//! Mapping ephemeral clients onto the tenant's static apps (DESIGN.md "Mapping ephemeral
-//! clients to apps"): ordered rules, first match wins, no match → the first app.
+//! Mapping ephemeral clients onto the tenant's static apps (the `[[mapping]]` rules of
+//! docs/tenants.md): ordered rules, first match wins, no match → the first app.
 
 use std::collections::BTreeMap;
 

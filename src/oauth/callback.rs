@@ -10,13 +10,14 @@ use serde_json::Value;
 use super::authorize::AuthorizeError;
 use super::error::{ErrorCode, OAuthError};
 use super::params::Params;
-use super::records::{AuthCode, Transaction};
+use super::records::{AuthCode, PendingAuthorization, Transaction};
 use super::server::AuthServer;
 use super::upstream_errors::{idp_to_client, to_client};
 use crate::config::Tenant;
 use crate::crypto::Handle;
 use crate::store::StoreError;
 use crate::upstream::error::{IdpError, UpstreamError};
+use crate::upstream::tokens::UpstreamTokens;
 
 /// How long the shim's authorization code may be redeemed.
 pub const CODE_SECONDS: u64 = 60;
@@ -38,10 +39,6 @@ impl AuthServer {
         browser_binding: Option<&str>,
         now: u64,
     ) -> CallbackOutcome {
-        let page = |status, message: &str| CallbackOutcome::Page {
-            status,
-            message: message.to_owned(),
-        };
         let Some(state) = params.get("state") else {
             return page(
                 400,
@@ -49,6 +46,53 @@ impl AuthServer {
             );
         };
         let txn_id = Handle::presented(state);
+        let txn = match self
+            .take_transaction(tenant, &txn_id, browser_binding, now)
+            .await
+        {
+            Ok(t) => t,
+            Err(page) => return page,
+        };
+        let r = &txn.request;
+        match self
+            .complete_login(tenant, &txn_id, &txn, params, now)
+            .await
+        {
+            Ok(code) => {
+                let mut query = vec![("code", code.expose())];
+                if let Some(s) = &r.state {
+                    query.push(("state", s));
+                }
+                query.push(("iss", &tenant.issuer));
+                CallbackOutcome::Redirect(r.redirect_uri.with_query(&query))
+            }
+            Err(mut error) => {
+                // An authorization response may carry only the codes of RFC 6749 §4.1.2.1
+                // (plus RFC 8707's invalid_target and OpenID Connect's interaction codes); a
+                // token-endpoint code from the IdP (invalid_grant, invalid_client, …) becomes
+                // server_error, its description (with the IdP's own code) kept.
+                if !allowed_in_authorization_response(error.code) {
+                    error.code = ErrorCode::ServerError;
+                }
+                CallbackOutcome::Redirect(AuthorizeError::location(
+                    &r.redirect_uri,
+                    r.state.as_deref(),
+                    &error,
+                    &tenant.issuer,
+                ))
+            }
+        }
+    }
+
+    /// Takes the transaction once. It is checked against this browser before it is consumed,
+    /// so a forwarded IdP link neither completes a stranger's login nor burns the rightful one.
+    async fn take_transaction(
+        &self,
+        tenant: &Tenant,
+        txn_id: &Handle,
+        browser_binding: Option<&str>,
+        now: u64,
+    ) -> Result<Transaction, CallbackOutcome> {
         let key = txn_id.key();
         let gone = || {
             page(
@@ -63,43 +107,38 @@ impl AuthServer {
                 "The server could not complete the sign-in. The operator's log has the reason.",
             )
         };
-        // The transaction is checked against this browser before it is consumed, so a forwarded
-        // IdP link neither completes a stranger's login nor burns the rightful one.
         match self.records.get::<Transaction>(&tenant.id, &key, now).await {
             Ok(Some(t))
                 if browser_binding
                     .is_some_and(|b| t.value.browser_hash.matches(&Handle::presented(b))) => {}
             Ok(Some(_)) => {
                 tracing::warn!(target: "audit", event = "callback_wrong_browser", tenant = %tenant.id);
-                return page(
+                return Err(page(
                     400,
                     "This sign-in was started in another browser. Start the sign-in again from your application, in this browser.",
-                );
+                ));
             }
-            Ok(None) => return gone(),
-            Err(e) => return unreadable(e),
+            Ok(None) => return Err(gone()),
+            Err(e) => return Err(unreadable(e)),
         }
-        let txn: Transaction = match self.records.take(&tenant.id, &key, now).await {
-            Ok(Some(t)) => t,
-            Ok(None) => return gone(),
-            Err(e) => return unreadable(e),
-        };
+        match self.records.take(&tenant.id, &key, now).await {
+            Ok(Some(t)) => Ok(t),
+            Ok(None) => Err(gone()),
+            Err(e) => Err(unreadable(e)),
+        }
+    }
+
+    /// The IdP's answer to the transaction: its error, or its code exchanged for tokens that
+    /// are sealed behind a new code of the shim's own.
+    async fn complete_login(
+        &self,
+        tenant: &Tenant,
+        txn_id: &Handle,
+        txn: &Transaction,
+        params: &Params,
+        now: u64,
+    ) -> Result<Handle, OAuthError> {
         let r = &txn.request;
-        let back = |mut error: OAuthError| {
-            // An authorization response may carry only the codes of RFC 6749 §4.1.2.1 (plus
-            // RFC 8707's invalid_target and OpenID Connect's interaction codes); a token-endpoint
-            // code from the IdP (invalid_grant, invalid_client, …) becomes server_error, its
-            // description (with the IdP's own code) kept.
-            if !allowed_in_authorization_response(error.code) {
-                error.code = ErrorCode::ServerError;
-            }
-            CallbackOutcome::Redirect(AuthorizeError::location(
-                &r.redirect_uri,
-                r.state.as_deref(),
-                &error,
-                &tenant.issuer,
-            ))
-        };
         if let Some(error) = params.get("error") {
             let idp = IdpError {
                 error: error.to_owned(),
@@ -108,28 +147,51 @@ impl AuthServer {
                 trace_id: params.get("trace_id").map(str::to_owned),
             };
             UpstreamError::Idp(idp.clone()).log(&tenant.id, &r.app, "authorize");
-            return back(idp_to_client(&idp));
+            return Err(idp_to_client(&idp));
         }
         let Some(upstream_code) = params.get("code") else {
-            return back(OAuthError::new(
+            return Err(OAuthError::new(
                 ErrorCode::ServerError,
                 "the identity provider answered with neither a code nor an error",
             ));
         };
+        let (tokens, subject) = self
+            .exchange_upstream_code(tenant, txn_id, txn, upstream_code, now)
+            .await?;
+        let code = self
+            .issue_code(tenant, r, &tokens, subject.as_deref(), now)
+            .await?;
+        tracing::info!(target: "audit", event = "login_completed", tenant = %tenant.id, client_id = %r.client_id, app = %r.app,
+            subject = subject.as_deref().unwrap_or(""), resource = %r.resource);
+        Ok(code)
+    }
+
+    /// Exchanges the IdP's code with the app's credentials and the shim's PKCE verifier, and
+    /// checks the ID token that came with it. Returns the tokens and the user's subject.
+    async fn exchange_upstream_code(
+        &self,
+        tenant: &Tenant,
+        txn_id: &Handle,
+        txn: &Transaction,
+        upstream_code: &str,
+        now: u64,
+    ) -> Result<(UpstreamTokens, Option<String>), OAuthError> {
+        let r = &txn.request;
         let (Ok(endpoints), Some(app)) = (self.upstreams.endpoints(tenant), tenant.app(&r.app))
         else {
-            return back(OAuthError::new(
+            return Err(OAuthError::new(
                 ErrorCode::TemporarilyUnavailable,
                 "the identity provider is not reachable right now",
             ));
         };
-        let Ok(verifier) = self.sealer.unseal(&txn_id, &txn.sealed_verifier) else {
-            return back(OAuthError::server_error());
-        };
+        let verifier = self
+            .sealer
+            .unseal(txn_id, &txn.sealed_verifier)
+            .map_err(|_| OAuthError::server_error())?;
         let verifier = String::from_utf8_lossy(&verifier).into_owned();
         let callback = format!("{}/callback", tenant.issuer);
         let resource = self.upstream_resource(tenant, &r.resource);
-        let tokens = match self
+        let tokens = self
             .upstream
             .exchange_code(
                 tenant,
@@ -142,37 +204,44 @@ impl AuthServer {
                 now,
             )
             .await
-        {
-            Ok(t) => t,
-            Err(e) => {
+            .map_err(|e| {
                 e.log(&tenant.id, &r.app, "code exchange");
-                return back(to_client(&e));
-            }
-        };
+                to_client(&e)
+            })?;
         let subject = match &tokens.id_token {
-            Some(id_token) => {
-                match check_id_token(id_token, &endpoints.issuer, &app.client_id, &txn.nonce, now) {
-                    Ok(sub) => Some(sub),
-                    Err(why) => {
+            Some(id_token) => Some(
+                check_id_token(id_token, &endpoints.issuer, &app.client_id, &txn.nonce, now)
+                    .map_err(|why| {
                         tracing::error!(tenant = %tenant.id, app = %r.app, reason = %why, "the IdP's ID token failed validation");
-                        return back(OAuthError::server_error());
-                    }
-                }
-            }
+                        OAuthError::server_error()
+                    })?,
+            ),
             None => None,
         };
+        Ok((tokens, subject))
+    }
+
+    /// Stores the shim's own single-use code with the IdP's tokens sealed under it.
+    async fn issue_code(
+        &self,
+        tenant: &Tenant,
+        r: &PendingAuthorization,
+        tokens: &UpstreamTokens,
+        subject: Option<&str>,
+        now: u64,
+    ) -> Result<Handle, OAuthError> {
         let code = Handle::generate();
         let record = AuthCode {
             request: r.clone(),
             sealed_tokens: self
                 .sealer
-                .seal(&code, &serde_json::to_vec(&tokens).unwrap_or_default()),
-            subject: subject.clone(),
+                .seal(&code, &serde_json::to_vec(tokens).unwrap_or_default()),
+            subject: subject.map(str::to_owned),
             valid_until: now + CODE_SECONDS,
             used: false,
             family_id: None,
         };
-        match self
+        let stored = self
             .records
             .insert_new(
                 &tenant.id,
@@ -181,23 +250,19 @@ impl AuthServer {
                 Some(now + CODE_MEMORY_SECONDS),
                 now,
             )
-            .await
-        {
-            Ok(true) => {}
-            Ok(false) => {
-                tracing::error!(tenant = %tenant.id, "a new authorization code collided with a stored one");
-                return back(OAuthError::server_error());
-            }
-            Err(e) => return back(e.into()),
+            .await?;
+        if !stored {
+            tracing::error!(tenant = %tenant.id, "a new authorization code collided with a stored one");
+            return Err(OAuthError::server_error());
         }
-        tracing::info!(target: "audit", event = "login_completed", tenant = %tenant.id, client_id = %r.client_id, app = %r.app,
-            subject = subject.as_deref().unwrap_or(""), resource = %r.resource);
-        let mut query = vec![("code", code.expose())];
-        if let Some(s) = &r.state {
-            query.push(("state", s));
-        }
-        query.push(("iss", &tenant.issuer));
-        CallbackOutcome::Redirect(r.redirect_uri.with_query(&query))
+        Ok(code)
+    }
+}
+
+fn page(status: u16, message: &str) -> CallbackOutcome {
+    CallbackOutcome::Page {
+        status,
+        message: message.to_owned(),
     }
 }
 

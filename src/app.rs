@@ -9,16 +9,15 @@ use std::time::Duration;
 use actix_web::dev::{Server, ServerHandle};
 use actix_web::{App, HttpServer, web};
 
-use crate::config::tenant::UpstreamConfig;
 use crate::config::{Problem, Settings, Tenant, load_tenants};
 use crate::crypto::{KeyError, Sealer, ServerKeys, Signer};
+use crate::dev_idp::DevIdps;
 use crate::net::{FetchPolicy, SafeFetcher};
 use crate::oauth::AuthServer;
 use crate::oauth::cimd::CimdResolver;
 use crate::oauth::registration::ClientRegistry;
 use crate::store::{Records, SledStore, Store, StoreError};
 use crate::upstream::UpstreamDirectory;
-use crate::upstream::dev_idp::{DevIdp, DevKey};
 use crate::upstream::http::upstream_http_client;
 use crate::upstream::tokens::UpstreamClient;
 
@@ -125,41 +124,18 @@ pub async fn start_on(settings: Settings, listener: TcpListener) -> Result<Runni
     let http = upstream_http_client(settings.upstream_timeout).map_err(StartError::Fetcher)?;
     let mut tasks = upstreams.start(&tenants, http.clone());
 
-    for t in &tenants {
-        let listens_on_loopback = settings.listen.ip().is_loopback();
-        if let UpstreamConfig::Dev {
-            allow_non_loopback: false,
-        } = t.config.upstream
-            && !listens_on_loopback
-            && !settings.dev_idp_any_interface
-        {
-            return Err(StartError::DevIdp(format!(
-                "tenant {} uses the built-in dev IdP, which logs anyone in, but the server listens on {}, which is reachable from other hosts; listen on 127.0.0.1, or pass --dev-idp-any-interface when only the host's loopback can reach this port (a container published on 127.0.0.1)",
-                t.id, settings.listen
-            )));
-        }
-    }
-    let mut dev_idps = HashMap::new();
-    if tenants
-        .iter()
-        .any(|t| matches!(t.config.upstream, UpstreamConfig::Dev { .. }))
-    {
-        let key = DevKey::load_or_create(&settings.data_dir).map_err(StartError::DevIdp)?;
-        for t in tenants
-            .iter()
-            .filter(|t| matches!(t.config.upstream, UpstreamConfig::Dev { .. }))
-        {
-            dev_idps.insert(
-                t.id.clone(),
-                Arc::new(DevIdp::new(t, &key).map_err(StartError::DevIdp)?),
-            );
-        }
-    }
+    let dev_idps = DevIdps::start(
+        &tenants,
+        settings.listen,
+        settings.dev_idp_any_interface,
+        &settings.data_dir,
+    )
+    .map_err(StartError::DevIdp)?;
     let auth = AuthServer::new(
         records.clone(),
         registry.clone(),
         upstreams.clone(),
-        UpstreamClient::new(http, &tenants, dev_idps),
+        UpstreamClient::new(http, &tenants, dev_idps.in_process()),
         Sealer::new(&keys),
         Signer::new(&keys),
         settings.public_url.scheme() == "https",
@@ -179,8 +155,15 @@ pub async fn start_on(settings: Settings, listener: TcpListener) -> Result<Runni
         .local_addr()
         .map_err(|e| StartError::Listen(settings.listen, e))?;
     let data = state.clone();
+    let dev_idps = web::Data::new(dev_idps);
     let mut server = HttpServer::new(move || {
-        App::new().configure(|cfg| crate::http::configure(cfg, data.clone()))
+        let dev_idps = dev_idps.clone();
+        App::new().configure(|cfg| {
+            crate::http::configure(cfg, data.clone(), |cfg| {
+                cfg.app_data(dev_idps);
+                crate::dev_idp::configure(cfg);
+            })
+        })
     })
     .listen(listener)
     .map_err(|e| StartError::Listen(settings.listen, e))?

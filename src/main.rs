@@ -6,7 +6,6 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 use dcr_shim::config::server::parse_public_url;
-use dcr_shim::config::tenant::UpstreamConfig;
 use dcr_shim::config::{LogFormat, Settings, load_tenants};
 
 /// glibc's allocator was a fifth of the CPU under registration load (sled copies tree nodes on
@@ -181,7 +180,7 @@ async fn check(args: CommonArgs) -> ExitCode {
             t.issuer,
             t.config.upstream.kind()
         );
-        if matches!(t.config.upstream, UpstreamConfig::Dev { .. }) {
+        if dcr_shim::upstream::provider::Provider::of(t).is_built_in() {
             continue;
         }
         match dcr_shim::upstream::discovery::discover(&t.config.upstream, &http).await {

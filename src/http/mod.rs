@@ -2,10 +2,9 @@
 //! Handlers are thin: extract, call the protocol code, map the result.
 
 mod authorize;
-mod body;
+pub(crate) mod body;
 mod callback;
-mod dev_idp;
-pub mod error;
+pub(crate) mod error;
 mod ops;
 pub mod pages;
 mod register;
@@ -32,8 +31,13 @@ fn is_routine_read(req: &actix_web::dev::ServiceRequest) -> bool {
             || path == "/readyz")
 }
 
-/// Registers every route on an actix app.
-pub fn configure(cfg: &mut web::ServiceConfig, state: web::Data<AppState>) {
+/// Registers every route on an actix app, with `extra_routes` (the dev IdP's) inside the same
+/// middleware.
+pub fn configure(
+    cfg: &mut web::ServiceConfig,
+    state: web::Data<AppState>,
+    extra_routes: impl FnOnce(&mut web::ServiceConfig),
+) {
     cfg.app_data(state).service(
         web::scope("")
             .wrap_fn(|req, srv| {
@@ -96,10 +100,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: web::Data<AppState>) {
             .route("/{tenant}/callback", web::get().to(callback::callback))
             .route("/{tenant}/token", web::post().to(token::token))
             .route("/{tenant}/revoke", web::post().to(token::revoke))
-            .route("/{tenant}/dev-idp/authorize", web::get().to(dev_idp::login_form))
-            .route("/{tenant}/dev-idp/authorize", web::post().to(dev_idp::login))
-            .route("/{tenant}/dev-idp/jwks", web::get().to(dev_idp::jwks))
-            .route("/{tenant}/dev-idp/.well-known/openid-configuration", web::get().to(dev_idp::metadata))
+            .configure(extra_routes)
             .route("/{tenant}/token", web::route().to(method_not_allowed))
             .route("/{tenant}/revoke", web::route().to(method_not_allowed))
             .route("/{tenant}/consent", web::route().to(method_not_allowed))

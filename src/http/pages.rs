@@ -1,4 +1,5 @@
-//! The few HTML pages a person may see: errors, consent, and the dev IdP's login form.
+//! The few HTML pages a person may see: errors and consent (the dev IdP's login form is in
+//! `crate::dev_idp`).
 //! Every value is escaped; every page forbids framing and script.
 
 use actix_web::HttpResponse;
@@ -111,31 +112,6 @@ pub fn consent_page(v: &ConsentView<'_>) -> HttpResponse {
             action = esc(v.action),
             ticket = esc(v.ticket),
             tenant = esc(v.tenant_name),
-        ),
-    )
-}
-
-/// The dev IdP's login form: a user name and the request carried in hidden fields.
-pub fn dev_login_page(action: &str, hidden: &[(String, String)]) -> HttpResponse {
-    let fields: String = hidden
-        .iter()
-        .map(|(k, v)| {
-            format!(
-                "<input type=\"hidden\" name=\"{}\" value=\"{}\">",
-                esc(k),
-                esc(v)
-            )
-        })
-        .collect();
-    html(
-        StatusCode::OK,
-        "Dev sign-in",
-        &format!(
-            "<h1>Development sign-in</h1><div class=\"box\"><p>This built-in identity provider is for local development. \
-             It accepts any user name and no password.</p><form method=\"post\" action=\"{}\">{fields}\
-             <label for=\"username\">User name</label><input id=\"username\" name=\"username\" value=\"alice\" autofocus>\
-             <p><button class=\"primary\" type=\"submit\">Sign in</button></p></form></div>",
-            esc(action)
         ),
     )
 }

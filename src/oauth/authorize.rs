@@ -14,11 +14,12 @@ use super::records::{PendingAuthorization, Transaction};
 use super::scopes::{ScopeGrant, translate};
 use super::server::AuthServer;
 use crate::config::Tenant;
-use crate::config::tenant::{ResourceConfig, UpstreamConfig};
+use crate::config::tenant::ResourceConfig;
 use crate::crypto::{Handle, HandleKey, pkce, random_token};
 use crate::domain::{ClientRecord, GrantType, RedirectUri, ResourceUri};
 use crate::net::append_query;
 use crate::oauth::mapping::{ClientFacts, choose_app};
+use crate::upstream::provider::Provider;
 
 /// Lifetime of an upstream transaction.
 pub const TRANSACTION_SECONDS: u64 = 600;
@@ -272,14 +273,9 @@ impl AuthServer {
         let txn_id = Handle::generate();
         let verifier = random_token();
         let nonce = random_token();
-        let mut scopes = request.upstream_scopes.clone();
-        if !matches!(tenant.config.upstream, UpstreamConfig::Dev { .. }) {
-            scopes.insert_first("openid");
-        }
-        if endpoints.offers_refresh {
-            scopes.insert("offline_access");
-        }
-        let scope = scopes.to_string();
+        let scope = Provider::of(tenant)
+            .authorization_scopes(&request.upstream_scopes, endpoints.offers_refresh)
+            .to_string();
         let challenge = pkce::s256(&verifier);
         let callback = format!("{}/callback", tenant.issuer);
         let mut query: Vec<(&str, &str)> = vec![
@@ -331,20 +327,10 @@ impl AuthServer {
         })
     }
 
-    /// The `resource` to send upstream: never to Entra (it takes the resource from the
-    /// scopes); for `oidc` the configured `upstream_resource`; for `dev` that or the MCP URI.
+    /// The `resource` to send upstream for one of the tenant's resources (see `Provider`).
     pub fn upstream_resource(&self, tenant: &Tenant, resource_uri: &ResourceUri) -> Option<String> {
         let resource = tenant.resource(resource_uri.as_str())?;
-        match tenant.config.upstream {
-            UpstreamConfig::Entra { .. } => None,
-            UpstreamConfig::Oidc { .. } => resource.upstream_resource.clone(),
-            UpstreamConfig::Dev { .. } => Some(
-                resource
-                    .upstream_resource
-                    .clone()
-                    .unwrap_or_else(|| resource.uri.to_string()),
-            ),
-        }
+        Provider::of(tenant).upstream_resource(resource)
     }
 }
 

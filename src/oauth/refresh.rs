@@ -20,6 +20,7 @@ use crate::config::Tenant;
 use crate::crypto::Handle;
 use crate::domain::ClientRecord;
 use crate::store::Versioned;
+use crate::upstream::provider::Provider;
 use crate::upstream::tokens::UpstreamTokens;
 
 /// A retried refresh within this many seconds gets the same successor.
@@ -177,10 +178,8 @@ impl AuthServer {
                 "the identity provider is not reachable right now",
             ));
         };
-        let mut scopes = rec.upstream_scopes.clone();
-        if endpoints.offers_refresh {
-            scopes.insert("offline_access");
-        }
+        let scopes =
+            Provider::of(tenant).refresh_scopes(&rec.upstream_scopes, endpoints.offers_refresh);
         let resource = self.upstream_resource(tenant, &rec.resource);
         match self
             .upstream

@@ -13,6 +13,8 @@ use crate::config::tenant::UpstreamConfig;
 use crate::domain::TenantId;
 use crate::net::fetch::error_chain;
 
+use super::provider::Provider;
+
 /// Where one tenant's upstream stands.
 #[derive(Clone, Debug)]
 pub enum UpstreamStatus {
@@ -68,15 +70,10 @@ impl UpstreamDirectory {
     /// The endpoints of `tenant`'s upstream, or why they are not known yet.
     pub fn endpoints(&self, tenant: &Tenant) -> Result<UpstreamEndpoints, String> {
         match self.status(&tenant.id) {
-            UpstreamStatus::BuiltIn => Ok(UpstreamEndpoints {
-                issuer: format!("{}/dev-idp", tenant.issuer),
-                authorization_endpoint: format!("{}/dev-idp/authorize", tenant.issuer),
-                token_endpoint: format!("{}/dev-idp/token", tenant.issuer),
-                offers_refresh: true,
-            }),
+            UpstreamStatus::BuiltIn => Ok(Provider::built_in_endpoints(&tenant.issuer)),
             UpstreamStatus::Discovered(m) => {
-                let offers_refresh = UpstreamStatus::Discovered(m.clone()).offers_refresh()
-                    || matches!(tenant.config.upstream, UpstreamConfig::Entra { .. });
+                let offers_refresh = Provider::of(tenant)
+                    .offers_refresh(UpstreamStatus::Discovered(m.clone()).offers_refresh());
                 Ok(UpstreamEndpoints {
                     issuer: m.issuer().as_str().to_owned(),
                     authorization_endpoint: m.authorization_endpoint().as_str().to_owned(),
@@ -123,7 +120,7 @@ impl UpstreamDirectory {
     ) -> Vec<tokio::task::JoinHandle<()>> {
         let mut tasks = Vec::new();
         for tenant in tenants {
-            if matches!(tenant.config.upstream, UpstreamConfig::Dev { .. }) {
+            if Provider::of(tenant).is_built_in() {
                 self.set(&tenant.id, UpstreamStatus::BuiltIn);
                 continue;
             }
@@ -183,7 +180,7 @@ pub async fn discover(
     let metadata: CoreProviderMetadata = serde_json::from_slice(&body)
         .map_err(|e| format!("{url} is not an OpenID provider metadata document: {e}"))?;
     let found = metadata.issuer().as_str().trim_end_matches('/');
-    if !issuer_matches(upstream, found, issuer.trim_end_matches('/')) {
+    if !Provider::new(upstream).issuer_matches(found, issuer.trim_end_matches('/')) {
         return Err(format!(
             "{url} names issuer '{found}' but the tenant file expects '{issuer}'"
         ));
@@ -210,28 +207,4 @@ pub async fn discover(
 
 fn is_https_or_loopback(endpoint: &str) -> bool {
     url::Url::parse(endpoint).is_ok_and(|u| crate::domain::is_https_or_loopback(&u))
-}
-
-/// The discovered issuer must be the configured one. Entra names its issuer by the directory's
-/// GUID, so a tenant configured by verified domain (contoso.onmicrosoft.com) accepts
-/// `{authority}/{guid}/v2.0`; GUIDs compare without regard to case.
-fn issuer_matches(upstream: &UpstreamConfig, found: &str, expected: &str) -> bool {
-    if found.eq_ignore_ascii_case(expected) && matches!(upstream, UpstreamConfig::Entra { .. }) {
-        return true;
-    }
-    if found == expected {
-        return true;
-    }
-    match upstream {
-        UpstreamConfig::Entra {
-            directory_id,
-            authority,
-        } if directory_id.contains('.') => found
-            .strip_prefix(&format!("{}/", authority.trim_end_matches('/')))
-            .and_then(|rest| rest.strip_suffix("/v2.0"))
-            .is_some_and(|guid| {
-                guid.len() == 36 && guid.chars().all(|c| c.is_ascii_hexdigit() || c == '-')
-            }),
-        _ => false,
-    }
 }

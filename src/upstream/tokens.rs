@@ -10,7 +10,6 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::credentials::LoadedCredential;
-use super::dev_idp::DevIdp;
 use super::discovery::UpstreamEndpoints;
 use super::error::{IdpError, UpstreamError};
 use crate::config::Tenant;
@@ -52,18 +51,25 @@ impl fmt::Debug for UpstreamTokens {
     }
 }
 
+/// An IdP that runs inside the shim (the built-in dev IdP): its token endpoint is called
+/// directly, with the form an HTTP token request would carry.
+pub trait InProcessIdp: Send + Sync {
+    fn token(&self, params: &HashMap<String, String>, now: u64)
+    -> Result<UpstreamTokens, IdpError>;
+}
+
 /// Calls the IdPs of every tenant.
 pub struct UpstreamClient {
     http: reqwest::Client,
     credentials: HashMap<(TenantId, String), Result<LoadedCredential, String>>,
-    dev: HashMap<TenantId, Arc<DevIdp>>,
+    in_process: HashMap<TenantId, Arc<dyn InProcessIdp>>,
 }
 
 impl UpstreamClient {
     pub fn new(
         http: reqwest::Client,
         tenants: &[Arc<Tenant>],
-        dev: HashMap<TenantId, Arc<DevIdp>>,
+        in_process: HashMap<TenantId, Arc<dyn InProcessIdp>>,
     ) -> Self {
         let mut credentials = HashMap::new();
         for t in tenants {
@@ -77,12 +83,8 @@ impl UpstreamClient {
         Self {
             http,
             credentials,
-            dev,
+            in_process,
         }
-    }
-
-    pub fn dev_idp(&self, tenant: &TenantId) -> Option<&Arc<DevIdp>> {
-        self.dev.get(tenant)
     }
 
     /// Exchanges the IdP's authorization code (RFC 6749 §4.1.3) with the app's credentials.
@@ -143,10 +145,10 @@ impl UpstreamClient {
         mut form: Vec<(String, String)>,
         now: u64,
     ) -> Result<UpstreamTokens, UpstreamError> {
-        if let Some(dev) = self.dev.get(&tenant.id) {
+        if let Some(idp) = self.in_process.get(&tenant.id) {
             let mut params: HashMap<String, String> = form.into_iter().collect();
             params.insert("client_id".into(), app.client_id.clone());
-            return dev.token(&params, now).map_err(UpstreamError::Idp);
+            return idp.token(&params, now).map_err(UpstreamError::Idp);
         }
         let credential = match self.credentials.get(&(tenant.id.clone(), app.name.clone())) {
             Some(Ok(c)) => c,

@@ -4,7 +4,7 @@
 //! refresh tokens. It exists so that the shipped configuration runs a full login with no
 //! outside service; it logs anyone in, which is why it refuses non-loopback public URLs.
 //!
-//! Endpoints (HTTP side in `http/dev_idp.rs`): `{issuer}/dev-idp/authorize` (form),
+//! Endpoints (HTTP side in `routes.rs`): `{issuer}/dev-idp/authorize` (form),
 //! `{issuer}/dev-idp/jwks`, `{issuer}/dev-idp/.well-known/openid-configuration`; the token
 //! endpoint is called in process by the shim.
 
@@ -20,10 +20,10 @@ use ring::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use super::error::IdpError;
-use super::tokens::UpstreamTokens;
 use crate::config::Tenant;
 use crate::crypto::{pkce, random_token, sha256_hex};
+use crate::upstream::error::IdpError;
+use crate::upstream::tokens::{InProcessIdp, UpstreamTokens};
 
 /// Access token lifetime of the dev IdP.
 pub const ACCESS_TOKEN_SECONDS: u64 = 3600;
@@ -337,5 +337,15 @@ impl DevIdp {
             "response_types_supported": ["code"],
             "code_challenge_methods_supported": ["S256"],
         })
+    }
+}
+
+impl InProcessIdp for DevIdp {
+    fn token(
+        &self,
+        params: &HashMap<String, String>,
+        now: u64,
+    ) -> Result<UpstreamTokens, IdpError> {
+        DevIdp::token(self, params, now)
     }
 }

@@ -2,18 +2,25 @@
 
 use std::collections::HashMap;
 
+use actix_web::http::StatusCode;
 use actix_web::http::header::LOCATION;
 use actix_web::{HttpRequest, HttpResponse, web};
 
-use super::body::read_form;
-use super::error::not_found;
-use super::pages::{dev_login_page, error_page};
-use super::state::{AppState, unix_now};
-use crate::upstream::dev_idp::DevIdp;
+use super::DevIdps;
+use crate::http::body::read_form;
+use crate::http::error::not_found;
+use crate::http::pages::{error_page, esc, html};
+use crate::http::state::unix_now;
 
-fn dev<'a>(state: &'a AppState, tenant: &str) -> Option<&'a std::sync::Arc<DevIdp>> {
-    let tenant = state.tenant(tenant)?;
-    state.auth().upstream.dev_idp(&tenant.id)
+/// Registers the dev IdP's routes (the app data `web::Data<DevIdps>` must be set).
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route("/{tenant}/dev-idp/authorize", web::get().to(login_form))
+        .route("/{tenant}/dev-idp/authorize", web::post().to(login))
+        .route("/{tenant}/dev-idp/jwks", web::get().to(jwks))
+        .route(
+            "/{tenant}/dev-idp/.well-known/openid-configuration",
+            web::get().to(metadata),
+        );
 }
 
 fn query_map(raw: &str) -> HashMap<String, String> {
@@ -22,12 +29,12 @@ fn query_map(raw: &str) -> HashMap<String, String> {
         .collect()
 }
 
-pub async fn login_form(
-    state: web::Data<AppState>,
+async fn login_form(
+    idps: web::Data<DevIdps>,
     tenant: web::Path<String>,
     req: HttpRequest,
 ) -> HttpResponse {
-    let Some(idp) = dev(&state, &tenant) else {
+    let Some(idp) = idps.get(&tenant) else {
         return error_page(404, "This tenant has no built-in dev identity provider.");
     };
     let params = query_map(req.query_string());
@@ -39,13 +46,13 @@ pub async fn login_form(
     dev_login_page(&format!("{}/authorize", idp.issuer), &hidden)
 }
 
-pub async fn login(
-    state: web::Data<AppState>,
+async fn login(
+    idps: web::Data<DevIdps>,
     tenant: web::Path<String>,
     req: HttpRequest,
     payload: web::Payload,
 ) -> HttpResponse {
-    let Some(idp) = dev(&state, &tenant) else {
+    let Some(idp) = idps.get(&tenant) else {
         return error_page(404, "This tenant has no built-in dev identity provider.");
     };
     let Ok(body) = read_form(&req, payload, 16 * 1024).await else {
@@ -72,16 +79,41 @@ pub async fn login(
     }
 }
 
-pub async fn jwks(state: web::Data<AppState>, tenant: web::Path<String>) -> HttpResponse {
-    match dev(&state, &tenant) {
+pub async fn jwks(idps: web::Data<DevIdps>, tenant: web::Path<String>) -> HttpResponse {
+    match idps.get(&tenant) {
         Some(idp) => HttpResponse::Ok().json(idp.jwks()),
         None => not_found("this tenant has no built-in dev identity provider"),
     }
 }
 
-pub async fn metadata(state: web::Data<AppState>, tenant: web::Path<String>) -> HttpResponse {
-    match dev(&state, &tenant) {
+pub async fn metadata(idps: web::Data<DevIdps>, tenant: web::Path<String>) -> HttpResponse {
+    match idps.get(&tenant) {
         Some(idp) => HttpResponse::Ok().json(idp.metadata()),
         None => not_found("this tenant has no built-in dev identity provider"),
     }
+}
+
+/// The dev IdP's login form: a user name and the request carried in hidden fields.
+fn dev_login_page(action: &str, hidden: &[(String, String)]) -> HttpResponse {
+    let fields: String = hidden
+        .iter()
+        .map(|(k, v)| {
+            format!(
+                "<input type=\"hidden\" name=\"{}\" value=\"{}\">",
+                esc(k),
+                esc(v)
+            )
+        })
+        .collect();
+    html(
+        StatusCode::OK,
+        "Dev sign-in",
+        &format!(
+            "<h1>Development sign-in</h1><div class=\"box\"><p>This built-in identity provider is for local development. \
+             It accepts any user name and no password.</p><form method=\"post\" action=\"{}\">{fields}\
+             <label for=\"username\">User name</label><input id=\"username\" name=\"username\" value=\"alice\" autofocus>\
+             <p><button class=\"primary\" type=\"submit\">Sign in</button></p></form></div>",
+            esc(action)
+        ),
+    )
 }

@@ -1,0 +1,72 @@
+//! The built-in development IdP (`upstream.kind = "dev"`), all in one place: the IdP itself
+//! (`idp.rs`), its pages and endpoints (`routes.rs`), and setting it up at start (here). The
+//! shim reaches it only through `crate::upstream::tokens::InProcessIdp` and the routes it
+//! registers, so the rest of the code treats it like any other IdP.
+
+pub mod idp;
+mod routes;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+
+use crate::config::Tenant;
+use crate::domain::TenantId;
+use crate::upstream::provider::Provider;
+use crate::upstream::tokens::InProcessIdp;
+
+pub use idp::{DevIdp, DevKey};
+pub use routes::configure;
+
+/// The dev IdP of every `dev` tenant.
+#[derive(Clone, Default)]
+pub struct DevIdps(HashMap<TenantId, Arc<DevIdp>>);
+
+impl DevIdps {
+    /// Sets up the dev IdP of every `dev` tenant; the signing key is loaded from (or created in)
+    /// `data_dir` only when there is one. Refused when the server listens beyond loopback,
+    /// since the dev IdP logs anyone in, unless `any_interface` says only the host's loopback
+    /// can reach the port (a container published on 127.0.0.1).
+    pub fn start(
+        tenants: &[Arc<Tenant>],
+        listen: SocketAddr,
+        any_interface: bool,
+        data_dir: &Path,
+    ) -> Result<Self, String> {
+        let dev: Vec<_> = tenants
+            .iter()
+            .filter(|t| Provider::of(t).is_built_in())
+            .collect();
+        for t in &dev {
+            if Provider::of(t).refuses_listener(listen.ip().is_loopback()) && !any_interface {
+                return Err(format!(
+                    "tenant {} uses the built-in dev IdP, which logs anyone in, but the server listens on {listen}, which is reachable from other hosts; listen on 127.0.0.1, or pass --dev-idp-any-interface when only the host's loopback can reach this port (a container published on 127.0.0.1)",
+                    t.id
+                ));
+            }
+        }
+        let mut idps = HashMap::new();
+        if !dev.is_empty() {
+            let key = DevKey::load_or_create(data_dir)?;
+            for t in dev {
+                idps.insert(t.id.clone(), Arc::new(DevIdp::new(t, &key)?));
+            }
+        }
+        Ok(Self(idps))
+    }
+
+    /// The tenant's dev IdP, by the path segment that names the tenant.
+    pub fn get(&self, tenant: &str) -> Option<&Arc<DevIdp>> {
+        let id = TenantId::parse(tenant).ok()?;
+        self.0.get(&id)
+    }
+
+    /// The dev IdPs as the upstream client calls them.
+    pub fn in_process(&self) -> HashMap<TenantId, Arc<dyn InProcessIdp>> {
+        self.0
+            .iter()
+            .map(|(t, idp)| (t.clone(), idp.clone() as Arc<dyn InProcessIdp>))
+            .collect()
+    }
+}

@@ -138,7 +138,6 @@ pub async fn start_on(settings: Settings, listener: TcpListener) -> Result<Runni
         UpstreamClient::new(http, &tenants, dev_idps.in_process()),
         Sealer::new(&keys),
         Signer::new(&keys),
-        settings.public_url.scheme() == "https",
     );
 
     let state = web::Data::new(AppState::new(

@@ -9,8 +9,9 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use super::DevIdps;
 use crate::http::body::read_form;
 use crate::http::error::not_found;
-use crate::http::pages::{error_page, esc, html};
+use crate::http::pages::{error_page, page};
 use crate::http::state::unix_now;
+use maud::html;
 
 /// Registers the dev IdP's routes (the app data `web::Data<DevIdps>` must be set).
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -95,25 +96,25 @@ pub async fn metadata(idps: web::Data<DevIdps>, tenant: web::Path<String>) -> Ht
 
 /// The dev IdP's login form: a user name and the request carried in hidden fields.
 fn dev_login_page(action: &str, hidden: &[(String, String)]) -> HttpResponse {
-    let fields: String = hidden
-        .iter()
-        .map(|(k, v)| {
-            format!(
-                "<input type=\"hidden\" name=\"{}\" value=\"{}\">",
-                esc(k),
-                esc(v)
-            )
-        })
-        .collect();
-    html(
+    page(
         StatusCode::OK,
         "Dev sign-in",
-        &format!(
-            "<h1>Development sign-in</h1><div class=\"box\"><p>This built-in identity provider is for local development. \
-             It accepts any user name and no password.</p><form method=\"post\" action=\"{}\">{fields}\
-             <label for=\"username\">User name</label><input id=\"username\" name=\"username\" value=\"alice\" autofocus>\
-             <p><button class=\"primary\" type=\"submit\">Sign in</button></p></form></div>",
-            esc(action)
-        ),
+        html! {
+            h1 { "Development sign-in" }
+            div class="box" {
+                p {
+                    "This built-in identity provider is for local development. "
+                    "It accepts any user name and no password."
+                }
+                form method="post" action=(action) {
+                    @for (name, value) in hidden {
+                        input type="hidden" name=(name) value=(value);
+                    }
+                    label for="username" { "User name" }
+                    input id="username" name="username" value="alice" autofocus;
+                    p { button class="primary" type="submit" { "Sign in" } }
+                }
+            }
+        },
     )
 }

@@ -1,19 +1,25 @@
 //! `GET /{tenant}/authorize` and `POST /{tenant}/consent`: thin wrappers over
 //! `AuthServer::validate_authorization`, the consent ticket and `begin_upstream`.
+//!
+//! authorize: validate → (approved or trusted) begin_upstream and redirect to the IdP
+//!                     → (otherwise) the consent page, with a CSRF cookie.
+//! consent:   open the ticket (signature, expiry, CSRF) → approve: remember the approval,
+//!            begin_upstream → deny: access_denied back to the client where that is safe.
 
-use actix_web::cookie::{Cookie, SameSite, time::Duration as CookieDuration};
 use actix_web::http::header::LOCATION;
 use actix_web::{HttpRequest, HttpResponse, web};
 
 use super::body::read_form;
+use super::extract::PageTenant;
 use super::pages::{ConsentView, consent_page, error_page};
 use super::state::{AppState, unix_now};
 use crate::config::Tenant;
 use crate::crypto::Handle;
 use crate::domain::ClientId;
-use crate::oauth::authorize::{AuthorizeError, TRANSACTION_SECONDS, UpstreamRedirect};
-use crate::oauth::consent::{APPROVAL_SECONDS, ConsentError};
+use crate::oauth::authorize::{AuthorizeError, Authorized, UpstreamRedirect};
+use crate::oauth::consent::ConsentError;
 use crate::oauth::params::Params;
+use crate::oauth::records::PendingAuthorization;
 use crate::oauth::{ErrorCode, OAuthError};
 
 fn found(location: &str) -> HttpResponse {
@@ -31,17 +37,12 @@ fn see_other(location: &str) -> HttpResponse {
 }
 
 /// The redirect to the IdP, carrying the cookie that binds the transaction to this browser.
-fn with_transaction_cookie(
-    state: &AppState,
-    mut res: HttpResponse,
-    up: UpstreamRedirect,
-) -> HttpResponse {
-    let _ = res.add_cookie(&cookie(
-        state,
-        up.cookie_name,
-        up.cookie_value,
-        TRANSACTION_SECONDS as i64,
-    ));
+fn to_upstream(state: &AppState, mut res: HttpResponse, up: &UpstreamRedirect) -> HttpResponse {
+    let _ = res.add_cookie(
+        &state
+            .cookies()
+            .transaction(&up.transaction, &up.browser_binding),
+    );
     res
 }
 
@@ -67,21 +68,6 @@ fn refused(tenant: &Tenant, e: AuthorizeError) -> HttpResponse {
     }
 }
 
-pub(super) fn cookie<'c>(
-    state: &AppState,
-    name: String,
-    value: String,
-    max_age: i64,
-) -> Cookie<'c> {
-    let mut c = Cookie::new(name, value);
-    c.set_path("/");
-    c.set_http_only(true);
-    c.set_same_site(SameSite::Lax);
-    c.set_secure(state.auth().secure_cookies);
-    c.set_max_age(CookieDuration::seconds(max_age));
-    c
-}
-
 /// A CSRF token that looks like one of ours (43 base64url characters).
 fn plausible_token(v: &str) -> bool {
     v.len() == 43
@@ -89,60 +75,62 @@ fn plausible_token(v: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
+/// The value of this browser's approval cookie for a client, if it has one.
+fn approval_cookie(
+    state: &AppState,
+    req: &HttpRequest,
+    tenant: &Tenant,
+    client_id: &ClientId,
+) -> Option<String> {
+    req.cookie(&state.cookies().approval_name(&tenant.id, client_id))
+        .map(|c| c.value().to_owned())
+}
+
 pub async fn authorize(
     state: web::Data<AppState>,
-    tenant: web::Path<String>,
+    PageTenant(tenant): PageTenant,
     req: HttpRequest,
 ) -> HttpResponse {
-    let Some(tenant) = state.tenant(&tenant) else {
-        return error_page(404, "There is no tenant by this name on this server.");
-    };
     let now = unix_now();
     let params = Params::parse(req.query_string());
     // This browser's approvals of the client named in the request, read once.
-    let approval = params.get("client_id").and_then(|id| {
-        req.cookie(
-            &state
-                .auth()
-                .approval_cookie_name(tenant, &ClientId::new(id)),
-        )
-    });
-    let approval = approval.as_ref().map(|c| c.value());
-    let authorized = match state
-        .auth()
-        .validate_authorization(tenant, &params, approval, now)
+    let approval = params
+        .get("client_id")
+        .and_then(|id| approval_cookie(&state, &req, &tenant, &ClientId::new(id)));
+    let auth = state.auth();
+    let authorized = match auth
+        .validate_authorization(&tenant, &params, approval.as_deref(), now)
         .await
     {
         Ok(a) => a,
-        Err(e) => return refused(tenant, e),
+        Err(e) => return refused(&tenant, e),
     };
-    let approved = state
-        .auth()
-        .is_approved(tenant, &authorized.request, approval, now);
-    if !state
-        .auth()
-        .needs_consent(tenant, &authorized.client, &authorized.request, approved)
-    {
-        return match state
-            .auth()
-            .begin_upstream(tenant, authorized.request, now)
-            .await
-        {
-            Ok(up) => with_transaction_cookie(&state, found(&up.location), up),
-            Err(e) => refused(tenant, e),
+    let approved = auth.is_approved(&tenant, &authorized.request, approval.as_deref(), now);
+    if !auth.needs_consent(&tenant, &authorized.client, &authorized.request, approved) {
+        return match auth.begin_upstream(&tenant, authorized.request, now).await {
+            Ok(up) => to_upstream(&state, found(&up.location), &up),
+            Err(e) => refused(&tenant, e),
         };
     }
     // Reuse the browser's CSRF cookie so that a second GET does not break a form already open.
-    let csrf_name = state.auth().csrf_cookie_name();
     let csrf = req
-        .cookie(csrf_name)
+        .cookie(state.cookies().csrf_name())
         .map(|c| c.value().to_owned())
         .filter(|v| plausible_token(v))
         .map(|v| Handle::presented(&v))
         .unwrap_or_else(Handle::generate);
-    let ticket = state
-        .auth()
-        .consent_ticket(tenant, &authorized.request, &csrf, now);
+    let ticket = auth.consent_ticket(&tenant, &authorized.request, &csrf, now);
+    let mut page = consent_page(&consent_view(&tenant, &authorized, &ticket));
+    let _ = page.add_cookie(&state.cookies().csrf(&csrf));
+    page
+}
+
+/// What the consent page says about a validated request.
+fn consent_view<'a>(
+    tenant: &'a Tenant,
+    authorized: &'a Authorized,
+    ticket: &'a str,
+) -> ConsentView<'a> {
     let r = &authorized.request;
     let resource = tenant.resource(r.resource.as_str());
     let scopes = resource
@@ -159,12 +147,10 @@ pub async fn authorize(
                 .collect()
         })
         .unwrap_or_default();
-    let redirect_host = r.redirect_uri.display_host();
-    let action = format!("{}/consent", tenant.issuer);
     let client = &authorized.client;
-    let view = ConsentView {
-        action: &action,
-        ticket: &ticket,
+    ConsentView {
+        action: format!("{}/consent", tenant.issuer),
+        ticket,
         tenant_name: tenant
             .config
             .display_name
@@ -176,22 +162,14 @@ pub async fn authorize(
             .as_deref()
             .unwrap_or("An unnamed application"),
         client_host: client.cimd_host(),
-        redirect_host: &redirect_host,
+        redirect_host: r.redirect_uri.display_host(),
         resource_name: resource
             .and_then(|x| x.name.as_deref())
             .unwrap_or(r.resource.as_str()),
         resource_uri: r.resource.as_str(),
         scopes,
         offline_access: r.offline_access,
-    };
-    let mut page = consent_page(&view);
-    let _ = page.add_cookie(&cookie(
-        &state,
-        csrf_name.to_owned(),
-        csrf.expose().to_owned(),
-        24 * 3600,
-    ));
-    page
+    }
 }
 
 /// Largest consent form accepted.
@@ -199,25 +177,22 @@ const MAX_CONSENT_BODY: usize = 32 * 1024;
 
 pub async fn consent(
     state: web::Data<AppState>,
-    tenant: web::Path<String>,
+    PageTenant(tenant): PageTenant,
     req: HttpRequest,
     payload: web::Payload,
 ) -> HttpResponse {
-    let Some(tenant) = state.tenant(&tenant) else {
-        return error_page(404, "There is no tenant by this name on this server.");
-    };
     let now = unix_now();
     let body = match read_form(&req, payload, MAX_CONSENT_BODY).await {
         Ok(b) => b,
         Err(_) => return error_page(400, "The consent form could not be read."),
     };
     let form = Params::parse(&body);
-    let csrf = req.cookie(state.auth().csrf_cookie_name());
+    let csrf = req.cookie(state.cookies().csrf_name());
     let request = match form.get("ticket").filter(|_| form.repeated.is_empty()) {
         Some(ticket) => {
             state
                 .auth()
-                .open_consent_ticket(tenant, ticket, csrf.as_ref().map(|c| c.value()), now)
+                .open_consent_ticket(&tenant, ticket, csrf.as_ref().map(|c| c.value()), now)
         }
         None => Err(ConsentError::BadTicket),
     };
@@ -229,57 +204,63 @@ pub async fn consent(
         }
     };
     match form.get("decision") {
-        Some("approve") => {
-            tracing::info!(target: "audit", event = "consent_approved", tenant = %tenant.id, client_id = %request.client_id, scopes = %request.scopes);
-            let name = state
-                .auth()
-                .approval_cookie_name(tenant, &request.client_id);
-            let current = req.cookie(&name);
-            let approval = state.auth().approval_cookie(
-                tenant,
-                &request,
-                current.as_ref().map(|c| c.value()),
-                now,
-            );
-            match state.auth().begin_upstream(tenant, request, now).await {
-                Ok(up) => {
-                    let mut res = with_transaction_cookie(&state, see_other(&up.location), up);
-                    let _ =
-                        res.add_cookie(&cookie(&state, name, approval, APPROVAL_SECONDS as i64));
-                    res
-                }
-                Err(e) => refused(tenant, e),
-            }
-        }
-        Some("deny") => {
-            tracing::info!(target: "audit", event = "consent_denied", tenant = %tenant.id, client_id = %request.client_id);
-            // Back to the client only where that cannot be an open redirect: a loopback URI,
-            // or a client this browser approved before (see validate_authorization).
-            let approval = req.cookie(
-                &state
-                    .auth()
-                    .approval_cookie_name(tenant, &request.client_id),
-            );
-            let safe = request.redirect_uri.is_loopback()
-                || state.auth().has_any_approval(
-                    tenant,
-                    &request.client_id,
-                    approval.as_ref().map(|c| c.value()),
-                    now,
-                );
-            if !safe {
-                return error_page(403, "You denied access. You can close this window.");
-            }
-            let error = OAuthError::new(ErrorCode::AccessDenied, "the user denied the request");
-            see_other(&AuthorizeError::location(
-                &request.redirect_uri,
-                request.state.as_deref(),
-                &error,
-                &tenant.issuer,
-            ))
-        }
+        Some("approve") => approve(&state, &req, &tenant, request, now).await,
+        Some("deny") => deny(&state, &req, &tenant, &request, now),
         _ => error_page(400, "The consent form did not say Allow or Deny."),
     }
+}
+
+/// Remembers the approval in this browser and sends it to the IdP.
+async fn approve(
+    state: &AppState,
+    req: &HttpRequest,
+    tenant: &Tenant,
+    request: PendingAuthorization,
+    now: u64,
+) -> HttpResponse {
+    tracing::info!(target: "audit", event = "consent_approved", tenant = %tenant.id, client_id = %request.client_id, scopes = %request.scopes);
+    let current = approval_cookie(state, req, tenant, &request.client_id);
+    let name = state
+        .cookies()
+        .approval_name(&tenant.id, &request.client_id);
+    let approval = state
+        .auth()
+        .approval_cookie(tenant, &request, current.as_deref(), now);
+    match state.auth().begin_upstream(tenant, request, now).await {
+        Ok(up) => {
+            let mut res = to_upstream(state, see_other(&up.location), &up);
+            let _ = res.add_cookie(&state.cookies().approval(name, approval));
+            res
+        }
+        Err(e) => refused(tenant, e),
+    }
+}
+
+/// Back to the client with access_denied only where that cannot be an open redirect: a
+/// loopback URI, or a client this browser approved before (see `validate_authorization`).
+fn deny(
+    state: &AppState,
+    req: &HttpRequest,
+    tenant: &Tenant,
+    request: &PendingAuthorization,
+    now: u64,
+) -> HttpResponse {
+    tracing::info!(target: "audit", event = "consent_denied", tenant = %tenant.id, client_id = %request.client_id);
+    let approval = approval_cookie(state, req, tenant, &request.client_id);
+    let safe = request.redirect_uri.is_loopback()
+        || state
+            .auth()
+            .has_any_approval(tenant, &request.client_id, approval.as_deref(), now);
+    if !safe {
+        return error_page(403, "You denied access. You can close this window.");
+    }
+    let error = OAuthError::new(ErrorCode::AccessDenied, "the user denied the request");
+    see_other(&AuthorizeError::location(
+        &request.redirect_uri,
+        request.state.as_deref(),
+        &error,
+        &tenant.issuer,
+    ))
 }
 
 fn capitalize(s: &str) -> String {

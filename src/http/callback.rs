@@ -3,30 +3,27 @@
 use actix_web::http::header::LOCATION;
 use actix_web::{HttpRequest, HttpResponse, web};
 
+use super::extract::PageTenant;
 use super::pages::error_page;
 use super::state::{AppState, unix_now};
+use crate::crypto::Handle;
 use crate::oauth::callback::CallbackOutcome;
 use crate::oauth::params::Params;
 
 pub async fn callback(
     state: web::Data<AppState>,
-    tenant: web::Path<String>,
+    PageTenant(tenant): PageTenant,
     req: HttpRequest,
 ) -> HttpResponse {
-    let Some(tenant) = state.tenant(&tenant) else {
-        return error_page(404, "There is no tenant by this name on this server.");
-    };
     let params = Params::parse(req.query_string());
-    let cookie_name = params.get("state").map(|s| {
-        state
-            .auth()
-            .transaction_cookie_name(&crate::crypto::Handle::presented(s))
-    });
+    let cookie_name = params
+        .get("state")
+        .map(|s| state.cookies().transaction_name(&Handle::presented(s)));
     let binding = cookie_name.as_ref().and_then(|n| req.cookie(n));
     let mut res = match state
         .auth()
         .callback(
-            tenant,
+            &tenant,
             &params,
             binding.as_ref().map(|c| c.value()),
             unix_now(),
@@ -39,10 +36,9 @@ pub async fn callback(
             .finish(),
         CallbackOutcome::Page { status, message } => error_page(status, &message),
     };
-    // The transaction is over either way: expire its cookie, with the attributes it was set
-    // with (a `__Host-` cookie is only replaced by one that is also Secure).
+    // The transaction is over either way: expire its cookie.
     if let Some(name) = cookie_name.filter(|_| binding.is_some()) {
-        let _ = res.add_cookie(&super::authorize::cookie(&state, name, String::new(), 0));
+        let _ = res.add_cookie(&state.cookies().expired(name));
     }
     res
 }

@@ -4,7 +4,9 @@
 mod authorize;
 pub(crate) mod body;
 mod callback;
+pub mod cookies;
 pub(crate) mod error;
+mod extract;
 mod ops;
 pub mod pages;
 mod register;
@@ -113,10 +115,7 @@ async fn unknown_path() -> HttpResponse {
     error::not_found("there is nothing at this path")
 }
 
-async fn method_not_allowed(state: web::Data<AppState>, tenant: web::Path<String>) -> HttpResponse {
-    if state.tenant(&tenant).is_none() {
-        return error::not_found("no tenant by this name");
-    }
+async fn method_not_allowed(_: extract::ApiTenant) -> HttpResponse {
     let mut res = error::error_response_with_status(
         actix_web::http::StatusCode::METHOD_NOT_ALLOWED,
         &crate::oauth::OAuthError::invalid_request("this endpoint accepts only POST"),

@@ -6,6 +6,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 
 use super::body::{has_content_type, read_capped};
 use super::error::{error_response, error_response_with_status, not_found};
+use super::extract::ApiTenant;
 use super::state::{AppState, unix_now};
 use crate::oauth::{ErrorCode, OAuthError};
 
@@ -14,13 +15,10 @@ pub const MAX_REGISTRATION_BODY: usize = 16 * 1024;
 
 pub async fn register(
     state: web::Data<AppState>,
-    tenant: web::Path<String>,
+    ApiTenant(tenant): ApiTenant,
     req: HttpRequest,
     payload: web::Payload,
 ) -> HttpResponse {
-    let Some(tenant) = state.tenant(&tenant) else {
-        return not_found("no tenant by this name");
-    };
     if !tenant.config.registration.dcr {
         return not_found("dynamic client registration is turned off for this tenant");
     }
@@ -62,7 +60,7 @@ pub async fn register(
             )));
         }
     };
-    match state.registry().register(tenant, &value, unix_now()).await {
+    match state.registry().register(&tenant, &value, unix_now()).await {
         Ok(registered) => {
             let r = &registered.record;
             tracing::info!(target: "audit", event = "client_registered", tenant = %tenant.id, client_id = %r.client_id,

@@ -10,6 +10,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use actix_web::web;
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 
+use super::cookies::Cookies;
 use crate::config::{Settings, Tenant};
 use crate::domain::TenantId;
 use crate::oauth::AuthServer;
@@ -37,6 +38,7 @@ pub struct AppState {
     upstreams: UpstreamDirectory,
     /// The login flow.
     auth: AuthServer,
+    cookies: Cookies,
     registration_limits: HashMap<TenantId, DefaultKeyedRateLimiter<IpAddr>>,
     /// Each tenant's metadata document, serialized once: without and with refresh tokens.
     metadata_documents: HashMap<String, [web::Bytes; 2]>,
@@ -78,7 +80,9 @@ impl AppState {
                 (t.id.to_string(), [doc(false), doc(true)])
             })
             .collect();
+        let cookies = Cookies::new(settings.public_url.scheme() == "https");
         Self {
+            cookies,
             settings,
             tenants,
             by_id,
@@ -120,6 +124,11 @@ impl AppState {
     /// The login flow: authorize, consent, callback, token, revoke.
     pub fn auth(&self) -> &AuthServer {
         &self.auth
+    }
+
+    /// The names and attributes of the cookies this server sets.
+    pub fn cookies(&self) -> &Cookies {
+        &self.cookies
     }
 
     /// The serialized authorization server metadata of a tenant (RFC 8414). Whether it offers

@@ -5,7 +5,8 @@ use actix_web::http::header::AUTHORIZATION;
 use actix_web::{HttpRequest, HttpResponse, web};
 
 use super::body::read_form;
-use super::error::{error_response, not_found};
+use super::error::error_response;
+use super::extract::ApiTenant;
 use super::state::{AppState, unix_now};
 use crate::config::Tenant;
 use crate::oauth::client_auth::{ClientCredentials, parse_basic};
@@ -50,58 +51,58 @@ fn token_error(tenant: &Tenant, e: &OAuthError) -> HttpResponse {
     res
 }
 
-/// The tenant, form and client credentials of a token or revocation request, or the response
-/// that refuses it.
-async fn read_request<'s>(
-    state: &'s AppState,
-    tenant: &str,
+/// The form and client credentials of a token or revocation request, or the response that
+/// refuses it.
+async fn read_request(
+    tenant: &Tenant,
     req: &HttpRequest,
     payload: web::Payload,
-) -> Result<(&'s Tenant, Params, ClientCredentials), HttpResponse> {
-    let Some(tenant) = state.tenant(tenant) else {
-        return Err(not_found("no tenant by this name"));
-    };
+) -> Result<(Params, ClientCredentials), HttpResponse> {
     let body = read_form(req, payload, MAX_TOKEN_BODY).await?;
     let creds = credentials(req).map_err(|e| token_error(tenant, &e))?;
-    Ok((tenant, Params::parse(&body), creds))
+    Ok((Params::parse(&body), creds))
 }
 
 pub async fn token(
     state: web::Data<AppState>,
-    tenant: web::Path<String>,
+    ApiTenant(tenant): ApiTenant,
     req: HttpRequest,
     payload: web::Payload,
 ) -> HttpResponse {
-    let (tenant, form, creds) = match read_request(&state, &tenant, &req, payload).await {
+    let (form, creds) = match read_request(&tenant, &req, payload).await {
         Ok(r) => r,
         Err(res) => return res,
     };
-    match state.auth().token(tenant, &form, &creds, unix_now()).await {
+    match state.auth().token(&tenant, &form, &creds, unix_now()).await {
         Ok(body) => HttpResponse::Ok()
             .insert_header(("Cache-Control", "no-store"))
             .insert_header(("Pragma", "no-cache"))
             .json(body),
         Err(e) => {
             tracing::info!(tenant = %tenant.id, error = %e, "token request refused");
-            token_error(tenant, &e)
+            token_error(&tenant, &e)
         }
     }
 }
 
 pub async fn revoke(
     state: web::Data<AppState>,
-    tenant: web::Path<String>,
+    ApiTenant(tenant): ApiTenant,
     req: HttpRequest,
     payload: web::Payload,
 ) -> HttpResponse {
-    let (tenant, form, creds) = match read_request(&state, &tenant, &req, payload).await {
+    let (form, creds) = match read_request(&tenant, &req, payload).await {
         Ok(r) => r,
         Err(res) => return res,
     };
-    match state.auth().revoke(tenant, &form, &creds, unix_now()).await {
+    match state
+        .auth()
+        .revoke(&tenant, &form, &creds, unix_now())
+        .await
+    {
         Ok(()) => HttpResponse::build(StatusCode::OK)
             .insert_header(("Cache-Control", "no-store"))
             .finish(),
-        Err(e) => token_error(tenant, &e),
+        Err(e) => token_error(&tenant, &e),
     }
 }

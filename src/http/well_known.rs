@@ -5,13 +5,11 @@ use actix_web::http::header::ContentType;
 use actix_web::{HttpResponse, web};
 
 use super::error::not_found;
+use super::extract::ApiTenant;
 use super::state::AppState;
 
-pub async fn metadata(state: web::Data<AppState>, tenant: web::Path<String>) -> HttpResponse {
-    let Some(tenant) = state.tenant(&tenant) else {
-        return not_found("no tenant by this name");
-    };
-    let Some(document) = state.metadata_document(tenant) else {
+pub async fn metadata(state: web::Data<AppState>, ApiTenant(tenant): ApiTenant) -> HttpResponse {
+    let Some(document) = state.metadata_document(&tenant) else {
         return not_found("no tenant by this name");
     };
     HttpResponse::Ok()

@@ -69,8 +69,10 @@ impl AuthorizeError {
 /// Where to send the browser after consent, and the cookie that binds the transaction to it.
 pub struct UpstreamRedirect {
     pub location: String,
-    pub cookie_name: String,
-    pub cookie_value: String,
+    /// The transaction id (the upstream `state`).
+    pub transaction: Handle,
+    /// The value of the cookie that binds the transaction to this browser.
+    pub browser_binding: Handle,
 }
 
 /// A validated request and the client it is for.
@@ -243,12 +245,6 @@ impl AuthServer {
         })
     }
 
-    /// The name of the cookie that binds one transaction to the browser.
-    pub fn transaction_cookie_name(&self, txn_id: &Handle) -> String {
-        let prefix = self.cookie_prefix();
-        format!("{prefix}dcr-txn-{}", &txn_id.key().as_str()[..16])
-    }
-
     /// Creates the transaction and returns the IdP authorization URL to redirect to, with the
     /// cookie to set in this browser.
     pub async fn begin_upstream(
@@ -322,8 +318,8 @@ impl AuthServer {
             .map_err(|e| redirect_error(e.into()))?;
         Ok(UpstreamRedirect {
             location,
-            cookie_name: self.transaction_cookie_name(&txn_id),
-            cookie_value: binding.expose().to_owned(),
+            transaction: txn_id,
+            browser_binding: binding,
         })
     }
 

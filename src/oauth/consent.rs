@@ -76,22 +76,6 @@ pub enum ConsentError {
 }
 
 impl AuthServer {
-    /// The name of the CSRF cookie.
-    pub fn csrf_cookie_name(&self) -> &'static str {
-        if self.secure_cookies {
-            "__Host-dcr-csrf"
-        } else {
-            "dcr-csrf"
-        }
-    }
-
-    /// The name of the approval cookie for one client of one tenant.
-    pub fn approval_cookie_name(&self, tenant: &Tenant, client_id: &ClientId) -> String {
-        let id = &sha256_hex(&format!("{}\n{client_id}", tenant.id))[..20];
-        let prefix = self.cookie_prefix();
-        format!("{prefix}dcr-consent-{id}")
-    }
-
     /// A signed ticket for the consent form.
     pub fn consent_ticket(
         &self,

@@ -18,8 +18,6 @@ pub struct AuthServer {
     pub upstream: UpstreamClient,
     pub sealer: Sealer,
     pub signer: Signer,
-    /// Cookies get `Secure` and the `__Host-` prefix (the public URL is https).
-    pub secure_cookies: bool,
     /// One lock per refresh family being rotated, so that parallel refreshes of one client do
     /// not race to the IdP with the same upstream refresh token.
     family_locks: Mutex<HashMap<FamilyId, Arc<tokio::sync::Mutex<()>>>>,
@@ -33,7 +31,6 @@ impl AuthServer {
         upstream: UpstreamClient,
         sealer: Sealer,
         signer: Signer,
-        secure_cookies: bool,
     ) -> Self {
         Self {
             records,
@@ -42,14 +39,8 @@ impl AuthServer {
             upstream,
             sealer,
             signer,
-            secure_cookies,
             family_locks: Mutex::new(HashMap::new()),
         }
-    }
-
-    /// `__Host-` on https: the cookie is then Secure, host-only and for the whole site.
-    pub(crate) fn cookie_prefix(&self) -> &'static str {
-        if self.secure_cookies { "__Host-" } else { "" }
     }
 
     pub(crate) fn family_lock(&self, family_id: &FamilyId) -> Arc<tokio::sync::Mutex<()>> {

@@ -1,0 +1,91 @@
+//! Every cookie the shim sets, named and dressed in one place: HttpOnly, SameSite=Lax, path
+//! `/`, and on an https public URL `Secure` with the `__Host-` prefix (RFC 6265bis §4.1.3.2:
+//! such a cookie is host-only and cannot be set by a sibling domain).
+//!
+//! | cookie | value | lifetime |
+//! |---|---|---|
+//! | `dcr-csrf` | a `Handle`; the consent ticket holds its key | 24 h |
+//! | `dcr-consent-{hash of tenant and client}` | signed approvals of one client | 30 days |
+//! | `dcr-txn-{16 hex of the transaction key}` | a `Handle` binding the upstream login to this browser | 10 min |
+
+use actix_web::cookie::{Cookie, SameSite, time::Duration as CookieDuration};
+
+use crate::crypto::{Handle, sha256_hex};
+use crate::domain::{ClientId, TenantId};
+use crate::oauth::authorize::TRANSACTION_SECONDS;
+use crate::oauth::consent::APPROVAL_SECONDS;
+
+/// How long the CSRF cookie lives; a consent form opened within it can be submitted.
+const CSRF_SECONDS: i64 = 24 * 3600;
+
+/// Cookie names and attributes for one server.
+#[derive(Clone, Copy, Debug)]
+pub struct Cookies {
+    /// The public URL is https: `Secure` and the `__Host-` prefix.
+    secure: bool,
+}
+
+impl Cookies {
+    pub fn new(secure: bool) -> Self {
+        Self { secure }
+    }
+
+    fn prefix(&self) -> &'static str {
+        if self.secure { "__Host-" } else { "" }
+    }
+
+    pub fn csrf_name(&self) -> &'static str {
+        if self.secure {
+            "__Host-dcr-csrf"
+        } else {
+            "dcr-csrf"
+        }
+    }
+
+    /// The approval cookie of one client of one tenant.
+    pub fn approval_name(&self, tenant: &TenantId, client_id: &ClientId) -> String {
+        let id = &sha256_hex(&format!("{tenant}\n{client_id}"))[..20];
+        format!("{}dcr-consent-{id}", self.prefix())
+    }
+
+    /// The cookie that binds one transaction to the browser that started it.
+    pub fn transaction_name(&self, txn_id: &Handle) -> String {
+        format!("{}dcr-txn-{}", self.prefix(), &txn_id.key().as_str()[..16])
+    }
+
+    pub fn csrf(&self, value: &Handle) -> Cookie<'static> {
+        self.build(
+            self.csrf_name().to_owned(),
+            value.expose().to_owned(),
+            CSRF_SECONDS,
+        )
+    }
+
+    pub fn approval(&self, name: String, value: String) -> Cookie<'static> {
+        self.build(name, value, APPROVAL_SECONDS as i64)
+    }
+
+    pub fn transaction(&self, txn_id: &Handle, binding: &Handle) -> Cookie<'static> {
+        self.build(
+            self.transaction_name(txn_id),
+            binding.expose().to_owned(),
+            TRANSACTION_SECONDS as i64,
+        )
+    }
+
+    /// A cookie that removes `name`, with the attributes it was set with (a `__Host-` cookie is
+    /// only replaced by one that is also Secure).
+    pub fn expired(&self, name: String) -> Cookie<'static> {
+        self.build(name, String::new(), 0)
+    }
+
+    fn build(&self, name: String, value: String, max_age: i64) -> Cookie<'static> {
+        let mut c = Cookie::new(name, value);
+        c.set_path("/");
+        c.set_http_only(true);
+        c.set_same_site(SameSite::Lax);
+        c.set_secure(self.secure);
+        c.set_max_age(CookieDuration::seconds(max_age));
+        c
+    }
+}

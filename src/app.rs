@@ -12,6 +12,7 @@ use actix_web::{App, HttpServer, web};
 use crate::config::{Problem, Settings, Tenant, load_tenants};
 use crate::crypto::{KeyError, Sealer, ServerKeys, Signer};
 use crate::dev_idp::DevIdps;
+use crate::domain::TenantId;
 use crate::net::{FetchPolicy, SafeFetcher};
 use crate::oauth::AuthServer;
 use crate::oauth::cimd::CimdResolver;
@@ -96,34 +97,14 @@ pub async fn start(settings: Settings) -> Result<Running, StartError> {
 
 /// Like `start`, on a listener the caller bound (tests bind port 0 first to learn the URL).
 pub async fn start_on(settings: Settings, listener: TcpListener) -> Result<Running, StartError> {
-    let tenants: Vec<Arc<Tenant>> = load_tenants(&settings.tenants_dir, &settings.public_url)
-        .map_err(StartError::Tenants)?
-        .into_iter()
-        .map(Arc::new)
-        .collect();
-    std::fs::create_dir_all(&settings.data_dir)
-        .map_err(|e| StartError::DataDir(settings.data_dir.display().to_string(), e))?;
-    let keys = Arc::new(ServerKeys::load(
-        &settings.data_dir,
-        settings.secret_file.as_deref(),
-        settings.previous_secret_file.as_deref(),
-    )?);
+    let tenants = load(&settings)?;
+    let keys = open_keys(&settings)?;
     let store: Arc<dyn Store> = Arc::new(SledStore::open(&settings.data_dir.join("store")).await?);
-    let records = Records::new(store.clone());
-
-    let strict =
-        SafeFetcher::new(FetchPolicy::default()).map_err(|e| StartError::Fetcher(e.to_string()))?;
-    let mut resolvers = HashMap::new();
-    for t in &tenants {
-        let resolver = CimdResolver::for_tenant(t, &strict)
-            .map_err(|e| StartError::Fetcher(format!("tenant {}: {e}", t.id)))?;
-        resolvers.insert(t.id.clone(), Arc::new(resolver));
-    }
-    let registry = ClientRegistry::new(records.clone(), resolvers);
+    let records = Records::new(store);
+    let registry = ClientRegistry::new(records.clone(), cimd_resolvers(&tenants)?);
     let upstreams = UpstreamDirectory::default();
     let http = upstream_http_client(settings.upstream_timeout).map_err(StartError::Fetcher)?;
     let mut tasks = upstreams.start(&tenants, http.clone());
-
     let dev_idps = DevIdps::start(
         &tenants,
         settings.listen,
@@ -139,7 +120,6 @@ pub async fn start_on(settings: Settings, listener: TcpListener) -> Result<Runni
         Sealer::new(&keys),
         Signer::new(&keys),
     );
-
     let state = web::Data::new(AppState::new(
         settings.clone(),
         tenants,
@@ -149,16 +129,69 @@ pub async fn start_on(settings: Settings, listener: TcpListener) -> Result<Runni
         auth,
     ));
     tasks.push(tokio::spawn(sweep_forever(state.clone())));
-
     let addr = listener
         .local_addr()
         .map_err(|e| StartError::Listen(settings.listen, e))?;
-    let data = state.clone();
+    let server = serve(&settings, listener, state.clone(), dev_idps)?;
+    let handle = server.handle();
+    Ok(Running {
+        addr,
+        state,
+        server: Some(tokio::spawn(server)),
+        handle,
+        tasks,
+    })
+}
+
+/// The tenant files, every problem in them reported at once.
+fn load(settings: &Settings) -> Result<Vec<Arc<Tenant>>, StartError> {
+    Ok(load_tenants(&settings.tenants_dir, &settings.public_url)
+        .map_err(StartError::Tenants)?
+        .into_iter()
+        .map(Arc::new)
+        .collect())
+}
+
+/// The data directory, created if needed, and the server secret in it (or given by file).
+fn open_keys(settings: &Settings) -> Result<ServerKeys, StartError> {
+    std::fs::create_dir_all(&settings.data_dir)
+        .map_err(|e| StartError::DataDir(settings.data_dir.display().to_string(), e))?;
+    Ok(ServerKeys::load(
+        &settings.data_dir,
+        settings.secret_file.as_deref(),
+        settings.previous_secret_file.as_deref(),
+    )?)
+}
+
+/// One CIMD resolver per tenant, all fetching through the same guarded fetcher.
+fn cimd_resolvers(
+    tenants: &[Arc<Tenant>],
+) -> Result<HashMap<TenantId, Arc<CimdResolver>>, StartError> {
+    let strict =
+        SafeFetcher::new(FetchPolicy::default()).map_err(|e| StartError::Fetcher(e.to_string()))?;
+    tenants
+        .iter()
+        .map(|t| {
+            let resolver = CimdResolver::for_tenant(t, &strict)
+                .map_err(|e| StartError::Fetcher(format!("tenant {}: {e}", t.id)))?;
+            Ok((t.id.clone(), Arc::new(resolver)))
+        })
+        .collect()
+}
+
+/// The HTTP server on `listener`, with the dev IdP's routes inside the same middleware. It
+/// runs only while its future is polled: the caller gives it a task of its own.
+fn serve(
+    settings: &Settings,
+    listener: TcpListener,
+    state: web::Data<AppState>,
+    dev_idps: DevIdps,
+) -> Result<Server, StartError> {
     let dev_idps = web::Data::new(dev_idps);
     let mut server = HttpServer::new(move || {
         let dev_idps = dev_idps.clone();
         App::new().configure(|cfg| {
-            crate::http::configure(cfg, data.clone(), |cfg| {
+            crate::http::configure(cfg, state.clone(), |cfg| {
                 cfg.app_data(dev_idps);
                 crate::dev_idp::configure(cfg);
             })
@@ -170,16 +203,7 @@ pub async fn start_on(settings: Settings, listener: TcpListener) -> Result<Runni
     if let Some(n) = settings.workers {
         server = server.workers(n);
     }
-    // The server runs only while its future is polled: give it a task of its own.
-    let server: Server = server.run();
-    let handle = server.handle();
-    Ok(Running {
-        addr,
-        state,
-        server: Some(tokio::spawn(server)),
-        handle,
-        tasks,
-    })
+    Ok(server.run())
 }
 
 /// How often the sweeper runs.

@@ -14,11 +14,12 @@ use super::records::{PendingAuthorization, Transaction};
 use super::scopes::{ScopeGrant, translate};
 use super::server::AuthServer;
 use crate::config::Tenant;
-use crate::config::tenant::ResourceConfig;
+use crate::config::tenant::{AppConfig, ResourceConfig};
 use crate::crypto::{Handle, HandleKey, pkce, random_token};
 use crate::domain::{ClientRecord, GrantType, RedirectUri, ResourceUri};
 use crate::net::append_query;
 use crate::oauth::mapping::{ClientFacts, choose_app};
+use crate::upstream::UpstreamEndpoints;
 use crate::upstream::provider::Provider;
 
 /// Lifetime of an upstream transaction.
@@ -269,35 +270,15 @@ impl AuthServer {
         let txn_id = Handle::generate();
         let verifier = random_token();
         let nonce = random_token();
-        let scope = Provider::of(tenant)
-            .authorization_scopes(&request.upstream_scopes, endpoints.offers_refresh)
-            .to_string();
-        let challenge = pkce::s256(&verifier);
-        let callback = format!("{}/callback", tenant.issuer);
-        let mut query: Vec<(&str, &str)> = vec![
-            ("response_type", "code"),
-            ("client_id", &app.client_id),
-            ("redirect_uri", &callback),
-            ("scope", &scope),
-            ("state", txn_id.expose()),
-            ("code_challenge", &challenge),
-            ("code_challenge_method", "S256"),
-            ("nonce", &nonce),
-        ];
-        let upstream_resource = self.upstream_resource(tenant, &request.resource);
-        if let Some(r) = &upstream_resource {
-            query.push(("resource", r));
-        }
-        for (name, value) in [
-            ("prompt", &request.prompt),
-            ("login_hint", &request.login_hint),
-            ("domain_hint", &request.domain_hint),
-        ] {
-            if let Some(v) = value {
-                query.push((name, v));
-            }
-        }
-        let location = append_query(&endpoints.authorization_endpoint, &query);
+        let location = upstream_authorization_url(
+            tenant,
+            &endpoints,
+            app,
+            &request,
+            &txn_id,
+            &pkce::s256(&verifier),
+            &nonce,
+        );
         let binding = Handle::generate();
         let txn = Transaction {
             sealed_verifier: self.sealer.seal(&txn_id, verifier.as_bytes()),
@@ -306,7 +287,8 @@ impl AuthServer {
             created_at: now,
             request,
         };
-        self.records
+        let stored = self
+            .records
             .insert_new(
                 &tenant.id,
                 &txn_id.key(),
@@ -316,6 +298,10 @@ impl AuthServer {
             )
             .await
             .map_err(|e| redirect_error(e.into()))?;
+        if !stored {
+            tracing::error!(tenant = %tenant.id, "a new transaction id collided with a stored one");
+            return Err(redirect_error(OAuthError::server_error()));
+        }
         Ok(UpstreamRedirect {
             location,
             transaction: txn_id,
@@ -490,4 +476,50 @@ fn requested_resource<'t>(
         }),
         None => Ok(tenant.default_resource()),
     }
+}
+
+/// The IdP's authorization URL for one transaction (OpenID Connect Core §3.1.2.1): the app's
+/// client id, the shim's callback, the upstream scopes and resource (`Provider`), the
+/// transaction id as `state`, the shim's own PKCE challenge and nonce, and the pass-through
+/// values of the client's request.
+fn upstream_authorization_url(
+    tenant: &Tenant,
+    endpoints: &UpstreamEndpoints,
+    app: &AppConfig,
+    request: &PendingAuthorization,
+    txn_id: &Handle,
+    challenge: &str,
+    nonce: &str,
+) -> String {
+    let provider = Provider::of(tenant);
+    let scope = provider
+        .authorization_scopes(&request.upstream_scopes, endpoints.offers_refresh)
+        .to_string();
+    let callback = format!("{}/callback", tenant.issuer);
+    let mut query: Vec<(&str, &str)> = vec![
+        ("response_type", "code"),
+        ("client_id", &app.client_id),
+        ("redirect_uri", &callback),
+        ("scope", &scope),
+        ("state", txn_id.expose()),
+        ("code_challenge", challenge),
+        ("code_challenge_method", "S256"),
+        ("nonce", nonce),
+    ];
+    let upstream_resource = tenant
+        .resource(request.resource.as_str())
+        .and_then(|r| provider.upstream_resource(r));
+    if let Some(r) = &upstream_resource {
+        query.push(("resource", r));
+    }
+    for (name, value) in [
+        ("prompt", &request.prompt),
+        ("login_hint", &request.login_hint),
+        ("domain_hint", &request.domain_hint),
+    ] {
+        if let Some(v) = value {
+            query.push((name, v));
+        }
+    }
+    append_query(&endpoints.authorization_endpoint, &query)
 }

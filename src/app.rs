@@ -207,7 +207,7 @@ fn serve(
 }
 
 /// How often the sweeper runs.
-pub const SWEEP_INTERVAL: Duration = Duration::from_secs(60);
+pub(crate) const SWEEP_INTERVAL: Duration = Duration::from_secs(60);
 
 /// Deletes expired records (clients unused too long, stale codes and transactions) and
 /// forgets idle rate-limit buckets.

@@ -11,7 +11,7 @@ pub enum HostPattern {
 }
 
 impl HostPattern {
-    pub fn parse(raw: &str) -> Result<Self, String> {
+    pub(crate) fn parse(raw: &str) -> Result<Self, String> {
         if raw == "*" {
             return Ok(Self::Any);
         }
@@ -42,7 +42,7 @@ impl HostPattern {
     }
 
     /// `host` must already be lowercase (as `url::Url` gives it).
-    pub fn matches(&self, host: &str) -> bool {
+    pub(crate) fn matches(&self, host: &str) -> bool {
         match self {
             Self::Any => true,
             Self::Exact(name) => host == name,

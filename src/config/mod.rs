@@ -1,6 +1,6 @@
 //! Configuration: server settings and tenant files (parsed and validated, problems with file and field).
 
-pub mod host_pattern;
+pub(crate) mod host_pattern;
 pub mod server;
 pub mod tenant;
 

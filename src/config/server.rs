@@ -59,13 +59,6 @@ pub fn parse_public_url(raw: &str) -> Result<Url, String> {
     Ok(url)
 }
 
-impl Settings {
-    /// `public_url` without its trailing slash: the prefix of every tenant issuer.
-    pub fn public_base(&self) -> &str {
-        self.public_url.as_str().trim_end_matches('/')
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::parse_public_url;

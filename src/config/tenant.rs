@@ -17,9 +17,9 @@ use crate::domain::{RedirectKind, ResourceUri, is_loopback_host};
 /// One thing wrong with a tenant file: which file, which field, and what to do about it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Problem {
-    pub file: PathBuf,
-    pub field: String,
-    pub message: String,
+    pub(crate) file: PathBuf,
+    pub(crate) field: String,
+    pub(crate) message: String,
 }
 
 impl fmt::Display for Problem {
@@ -45,12 +45,12 @@ pub struct Tenant {
 }
 
 impl Tenant {
-    pub fn app(&self, name: &str) -> Option<&AppConfig> {
+    pub(crate) fn app(&self, name: &str) -> Option<&AppConfig> {
         self.config.apps.iter().find(|a| a.name == name)
     }
 
     /// The resource used when an authorization request names none (RFC 8707 §2).
-    pub fn default_resource(&self) -> &ResourceConfig {
+    pub(crate) fn default_resource(&self) -> &ResourceConfig {
         let resources = &self.config.resources;
         resources
             .iter()
@@ -59,7 +59,7 @@ impl Tenant {
     }
 
     /// The resource that `uri` names, compared in normalized form (`ResourceUri`).
-    pub fn resource(&self, uri: &str) -> Option<&ResourceConfig> {
+    pub(crate) fn resource(&self, uri: &str) -> Option<&ResourceConfig> {
         self.config.resources.iter().find(|r| r.uri.matches(uri))
     }
 }
@@ -69,17 +69,17 @@ impl Tenant {
 #[serde(deny_unknown_fields)]
 pub struct TenantConfig {
     /// Shown on consent and error pages.
-    pub display_name: Option<String>,
+    pub(crate) display_name: Option<String>,
     pub upstream: UpstreamConfig,
     #[serde(default)]
-    pub apps: Vec<AppConfig>,
-    pub resources: Vec<ResourceConfig>,
+    pub(crate) apps: Vec<AppConfig>,
+    pub(crate) resources: Vec<ResourceConfig>,
     #[serde(default)]
-    pub mapping: Vec<MappingRule>,
+    pub(crate) mapping: Vec<MappingRule>,
     #[serde(default)]
     pub registration: RegistrationPolicy,
     #[serde(default)]
-    pub dev: DevSettings,
+    pub(crate) dev: DevSettings,
 }
 
 /// The identity provider behind the tenant.
@@ -119,7 +119,7 @@ impl UpstreamConfig {
     }
 
     /// The issuer whose discovery document describes this upstream; `None` for `dev`.
-    pub fn issuer(&self) -> Option<String> {
+    pub(crate) fn issuer(&self) -> Option<String> {
         match self {
             Self::Entra {
                 directory_id,
@@ -135,7 +135,7 @@ impl UpstreamConfig {
     }
 
     /// Where the discovery document is fetched from.
-    pub fn discovery_url(&self) -> Option<String> {
+    pub(crate) fn discovery_url(&self) -> Option<String> {
         match self {
             Self::Oidc {
                 discovery_url: Some(u),
@@ -154,20 +154,20 @@ impl UpstreamConfig {
 /// A static app registration at the IdP that ephemeral clients are mapped onto.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct AppConfig {
-    pub name: String,
-    pub client_id: String,
+pub(crate) struct AppConfig {
+    pub(crate) name: String,
+    pub(crate) client_id: String,
     /// Upstream scope strings this app may request; empty means any scope of the resources.
     #[serde(default)]
-    pub scopes: Vec<String>,
-    pub credential: CredentialConfig,
+    pub(crate) scopes: Vec<String>,
+    pub(crate) credential: CredentialConfig,
 }
 
 /// How the shim authenticates as an app at the IdP's token endpoint. Secrets are referenced,
 /// never written in the file.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
-pub enum CredentialConfig {
+pub(crate) enum CredentialConfig {
     ClientSecret {
         secret_env: Option<String>,
         secret_file: Option<PathBuf>,
@@ -189,14 +189,14 @@ pub enum CredentialConfig {
 
 #[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
-pub enum SecretMethod {
+pub(crate) enum SecretMethod {
     #[default]
     Basic,
     Post,
 }
 
 #[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
-pub enum SigningAlgorithm {
+pub(crate) enum SigningAlgorithm {
     #[default]
     PS256,
     RS256,
@@ -205,48 +205,48 @@ pub enum SigningAlgorithm {
 /// An MCP server the tenant fronts (an RFC 8707 resource).
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct ResourceConfig {
-    pub uri: ResourceUri,
-    pub name: Option<String>,
+pub(crate) struct ResourceConfig {
+    pub(crate) uri: ResourceUri,
+    pub(crate) name: Option<String>,
     #[serde(default)]
-    pub default: bool,
-    pub scopes: Vec<ScopeConfig>,
+    pub(crate) default: bool,
+    pub(crate) scopes: Vec<ScopeConfig>,
     /// MCP-facing scope names granted when a request names none; empty means all.
     #[serde(default)]
-    pub default_scopes: Vec<String>,
+    pub(crate) default_scopes: Vec<String>,
     /// For `oidc` and `dev` upstreams: the RFC 8707 `resource` to send upstream (the API
     /// identifier the IdP knows). Never sent to Entra, which takes the resource from the scopes.
-    pub upstream_resource: Option<String>,
+    pub(crate) upstream_resource: Option<String>,
 }
 
 /// One MCP-facing scope name and the upstream scope string it stands for.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct ScopeConfig {
-    pub name: String,
-    pub upstream: String,
+pub(crate) struct ScopeConfig {
+    pub(crate) name: String,
+    pub(crate) upstream: String,
     /// Said on the consent page ("Read your files").
-    pub description: Option<String>,
+    pub(crate) description: Option<String>,
 }
 
 /// A mapping rule: when every condition given matches, the client is mapped to `app`.
 /// Rules are tried in order; the first match wins; no match → the first app.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct MappingRule {
-    pub app: String,
+pub(crate) struct MappingRule {
+    pub(crate) app: String,
     /// The client is a CIMD client whose URL host matches one of these.
     #[serde(default)]
-    pub cimd_hosts: Vec<HostPattern>,
+    pub(crate) cimd_hosts: Vec<HostPattern>,
     /// Every redirect URI of the client is of one of these kinds.
     #[serde(default)]
-    pub redirect_kinds: Vec<RedirectKind>,
+    pub(crate) redirect_kinds: Vec<RedirectKind>,
     /// The client's `software_id` is one of these.
     #[serde(default)]
-    pub software_ids: Vec<String>,
+    pub(crate) software_ids: Vec<String>,
     /// The requested resource is one of these URIs.
     #[serde(default)]
-    pub resources: Vec<String>,
+    pub(crate) resources: Vec<String>,
 }
 
 /// Who may register, how, and for how long an unused client is kept.
@@ -254,18 +254,18 @@ pub struct MappingRule {
 #[serde(deny_unknown_fields, default)]
 pub struct RegistrationPolicy {
     /// Dynamic Client Registration (RFC 7591) at `/{tenant}/register`.
-    pub dcr: bool,
+    pub(crate) dcr: bool,
     /// Client ID Metadata Documents.
-    pub cimd: bool,
+    pub(crate) cimd: bool,
     /// Hosts whose CIMD documents are accepted; empty means any host.
-    pub cimd_allowed_hosts: Vec<HostPattern>,
+    pub(crate) cimd_allowed_hosts: Vec<HostPattern>,
     /// CIMD hosts whose clients skip the consent page.
-    pub cimd_trusted_hosts: Vec<HostPattern>,
+    pub(crate) cimd_trusted_hosts: Vec<HostPattern>,
     /// A registered client that is not used for this long is deleted.
     #[serde(with = "humantime_serde")]
     pub unused_client_lifetime: Duration,
     /// Registrations accepted per source address per minute.
-    pub registrations_per_minute: u32,
+    pub(crate) registrations_per_minute: u32,
 }
 
 impl Default for RegistrationPolicy {
@@ -284,12 +284,12 @@ impl Default for RegistrationPolicy {
 /// Settings for tests and local development only.
 #[derive(Clone, Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct DevSettings {
+pub(crate) struct DevSettings {
     /// Lets CIMD fetch http URLs and loopback or private addresses.
     #[serde(default)]
-    pub cimd_allow_loopback: bool,
+    pub(crate) cimd_allow_loopback: bool,
     /// An extra CA certificate (PEM) trusted for CIMD fetches.
-    pub cimd_extra_ca_file: Option<PathBuf>,
+    pub(crate) cimd_extra_ca_file: Option<PathBuf>,
 }
 
 /// Loads every `*.toml` file directly inside `dir` (not its subdirectories).
@@ -371,7 +371,7 @@ pub fn load_tenant(file: &Path, public_url: &Url) -> Result<Tenant, Vec<Problem>
 }
 
 /// Name and client id of the app a `dev` tenant gets when its file lists none.
-pub const DEV_APP: &str = "dev";
+pub(crate) const DEV_APP: &str = "dev";
 
 fn add_dev_app(config: &mut TenantConfig) {
     if config.apps.is_empty() && matches!(config.upstream, UpstreamConfig::Dev { .. }) {

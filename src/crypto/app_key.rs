@@ -10,15 +10,15 @@ use jsonwebtoken::EncodingKey;
 use sha2::{Digest, Sha256};
 
 /// A parsed app key with its certificate's thumbprint.
-pub struct AppSigningKey {
-    pub key: EncodingKey,
+pub(crate) struct AppSigningKey {
+    pub(crate) key: EncodingKey,
     /// base64url SHA-256 of the certificate's DER.
-    pub x5t_s256: String,
+    pub(crate) x5t_s256: String,
 }
 
 impl AppSigningKey {
     /// Reads and parses both files; the error says which file is wrong and how.
-    pub fn load(key_file: &Path, certificate_file: &Path) -> Result<Self, String> {
+    pub(crate) fn load(key_file: &Path, certificate_file: &Path) -> Result<Self, String> {
         let key_pem = std::fs::read(key_file)
             .map_err(|e| format!("cannot read {}: {e}", key_file.display()))?;
         let key = EncodingKey::from_rsa_pem(&key_pem).map_err(|e| {

@@ -18,7 +18,7 @@ pub struct Handle(String);
 
 impl Handle {
     /// A new random handle of 256 bits (43 characters of base64url).
-    pub fn generate() -> Self {
+    pub(crate) fn generate() -> Self {
         Self(random_token())
     }
 
@@ -29,12 +29,12 @@ impl Handle {
     }
 
     /// The text to hand out.
-    pub fn expose(&self) -> &str {
+    pub(crate) fn expose(&self) -> &str {
         &self.0
     }
 
     /// Hex SHA-256 of the handle: its store key, and what is kept in place of the handle.
-    pub fn key(&self) -> HandleKey {
+    pub(crate) fn key(&self) -> HandleKey {
         HandleKey(sha256_hex(&self.0))
     }
 }
@@ -53,7 +53,7 @@ impl fmt::Debug for Handle {
 pub struct HandleKey(String);
 
 impl HandleKey {
-    pub fn as_str(&self) -> &str {
+    pub(crate) fn as_str(&self) -> &str {
         &self.0
     }
 

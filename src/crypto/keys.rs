@@ -13,13 +13,13 @@ use secrecy::{ExposeSecret, SecretBox};
 use sha2::Sha256;
 
 /// Length of the server secret in bytes.
-pub const SECRET_LEN: usize = 32;
+pub(crate) const SECRET_LEN: usize = 32;
 
 /// A 256-bit key; `Debug` never shows it.
-pub struct Key(SecretBox<[u8; 32]>);
+pub(crate) struct Key(SecretBox<[u8; 32]>);
 
 impl Key {
-    pub fn expose(&self) -> &[u8; 32] {
+    pub(crate) fn expose(&self) -> &[u8; 32] {
         self.0.expose_secret()
     }
 }
@@ -32,7 +32,7 @@ impl std::fmt::Debug for Key {
 
 /// The current server secret and, during rotation, the previous one.
 #[derive(Debug)]
-pub struct ServerKeys {
+pub(crate) struct ServerKeys {
     current: Key,
     previous: Option<Key>,
 }
@@ -55,7 +55,7 @@ pub enum KeyError {
 
 impl ServerKeys {
     /// Loads the secret from `secret_file`, or from (or into) `<data_dir>/server-secret`.
-    pub fn load(
+    pub(crate) fn load(
         data_dir: &Path,
         secret_file: Option<&Path>,
         previous_file: Option<&Path>,
@@ -69,7 +69,8 @@ impl ServerKeys {
     }
 
     /// For tests: fixed keys.
-    pub fn from_bytes(current: [u8; 32], previous: Option<[u8; 32]>) -> Self {
+    #[cfg(test)]
+    pub(crate) fn from_bytes(current: [u8; 32], previous: Option<[u8; 32]>) -> Self {
         Self {
             current: Key(SecretBox::new(Box::new(current))),
             previous: previous.map(|p| Key(SecretBox::new(Box::new(p)))),
@@ -77,12 +78,12 @@ impl ServerKeys {
     }
 
     /// A key for one purpose (e.g. `"consent-cookie v1"`), from the current secret.
-    pub fn derive(&self, purpose: &str) -> Key {
+    pub(crate) fn derive(&self, purpose: &str) -> Key {
         derive(&self.current, purpose)
     }
 
     /// The same purpose's key from the previous secret, while rotating.
-    pub fn derive_previous(&self, purpose: &str) -> Option<Key> {
+    pub(crate) fn derive_previous(&self, purpose: &str) -> Option<Key> {
         self.previous.as_ref().map(|p| derive(p, purpose))
     }
 }
@@ -133,7 +134,7 @@ fn load_or_create(path: &Path) -> Result<Key, KeyError> {
 
 /// Writes a file only its owner can read (mode 0600), through a temporary file and a rename, so
 /// a crash never leaves half a secret behind.
-pub fn write_secret_file(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+pub(crate) fn write_secret_file(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let tmp = path.with_extension("tmp");
     // A leftover temporary file from a crash could carry other permissions: start afresh.
     let _ = std::fs::remove_file(&tmp);

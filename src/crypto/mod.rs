@@ -2,12 +2,12 @@
 //! constant-time comparison, sealing (records behind handed-out values), signing (values given
 //! to the browser), PKCE, and the server secret the keys derive from.
 
-pub mod app_key;
-pub mod handle;
-pub mod keys;
+pub(crate) mod app_key;
+pub(crate) mod handle;
+pub(crate) mod keys;
 pub mod pkce;
-pub mod sealing;
-pub mod signing;
+pub(crate) mod sealing;
+pub(crate) mod signing;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -16,9 +16,9 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 pub use handle::{Handle, HandleKey};
-pub use keys::{KeyError, ServerKeys};
-pub use sealing::{Sealer, UnsealError};
-pub use signing::Signer;
+pub(crate) use keys::{KeyError, ServerKeys};
+pub(crate) use sealing::Sealer;
+pub(crate) use signing::Signer;
 
 /// A random 256-bit value (PKCE verifiers, nonces; handed-out values are `Handle`s), base64url without padding (43 characters).
 pub fn random_token() -> String {
@@ -29,16 +29,16 @@ pub fn random_token() -> String {
 
 /// Hex SHA-256 of a string, for digests of values that are not secret (cookie names, key
 /// ids). A handed-out secret is hashed by `Handle::key`, which uses this.
-pub fn sha256_hex(value: &str) -> String {
+pub(crate) fn sha256_hex(value: &str) -> String {
     hex(&Sha256::digest(value.as_bytes()))
 }
 
 /// Lower-case hex of bytes.
-pub fn hex(bytes: &[u8]) -> String {
+pub(crate) fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Constant-time equality of two strings (the time taken does not depend on where they differ).
-pub fn ct_eq(a: &str, b: &str) -> bool {
+pub(crate) fn ct_eq(a: &str, b: &str) -> bool {
     a.as_bytes().ct_eq(b.as_bytes()).into()
 }

@@ -12,21 +12,21 @@ pub fn s256(verifier: &str) -> String {
 }
 
 /// A verifier is 43–128 characters of `[A-Za-z0-9-._~]` (RFC 7636 §4.1).
-pub fn is_valid_verifier(v: &str) -> bool {
+pub(crate) fn is_valid_verifier(v: &str) -> bool {
     (43..=128).contains(&v.len())
         && v.bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~'))
 }
 
 /// An S256 challenge is 43 characters of base64url.
-pub fn is_valid_challenge(c: &str) -> bool {
+pub(crate) fn is_valid_challenge(c: &str) -> bool {
     c.len() == 43
         && c.bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
 /// Whether `verifier` answers `challenge`, compared in constant time.
-pub fn verify(verifier: &str, challenge: &str) -> bool {
+pub(crate) fn verify(verifier: &str, challenge: &str) -> bool {
     is_valid_verifier(verifier) && ct_eq(&s256(verifier), challenge)
 }
 

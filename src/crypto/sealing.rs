@@ -16,10 +16,10 @@ use super::keys::ServerKeys;
 
 #[derive(Debug, thiserror::Error)]
 #[error("sealed data could not be opened")]
-pub struct UnsealError;
+pub(crate) struct UnsealError;
 
 /// Seals and opens data under keys derived from handed-out values.
-pub struct Sealer {
+pub(crate) struct Sealer {
     server_key: [u8; 32],
     previous_key: Option<[u8; 32]>,
 }
@@ -27,7 +27,7 @@ pub struct Sealer {
 const PURPOSE: &str = "seal v1";
 
 impl Sealer {
-    pub fn new(keys: &ServerKeys) -> Self {
+    pub(crate) fn new(keys: &ServerKeys) -> Self {
         Self {
             server_key: *keys.derive(PURPOSE).expose(),
             previous_key: keys.derive_previous(PURPOSE).map(|k| *k.expose()),
@@ -42,7 +42,7 @@ impl Sealer {
     }
 
     /// `base64url(nonce || ciphertext)`.
-    pub fn seal(&self, handed_out: &Handle, plaintext: &[u8]) -> String {
+    pub(crate) fn seal(&self, handed_out: &Handle, plaintext: &[u8]) -> String {
         let mut nonce = [0u8; 24];
         rand::rngs::OsRng.fill_bytes(&mut nonce);
         let cipher = Self::cipher(&self.server_key, handed_out);
@@ -55,7 +55,7 @@ impl Sealer {
         URL_SAFE_NO_PAD.encode(out)
     }
 
-    pub fn unseal(&self, handed_out: &Handle, sealed: &str) -> Result<Vec<u8>, UnsealError> {
+    pub(crate) fn unseal(&self, handed_out: &Handle, sealed: &str) -> Result<Vec<u8>, UnsealError> {
         let raw = URL_SAFE_NO_PAD.decode(sealed).map_err(|_| UnsealError)?;
         if raw.len() < 24 {
             return Err(UnsealError);

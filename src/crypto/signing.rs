@@ -11,7 +11,7 @@ use super::keys::ServerKeys;
 
 type HmacSha256 = Hmac<Sha256>;
 
-pub struct Signer {
+pub(crate) struct Signer {
     current: [u8; 32],
     previous: Option<[u8; 32]>,
 }
@@ -19,7 +19,7 @@ pub struct Signer {
 const PURPOSE: &str = "browser signing v1";
 
 impl Signer {
-    pub fn new(keys: &ServerKeys) -> Self {
+    pub(crate) fn new(keys: &ServerKeys) -> Self {
         Self {
             current: *keys.derive(PURPOSE).expose(),
             previous: keys.derive_previous(PURPOSE).map(|k| *k.expose()),
@@ -35,7 +35,7 @@ impl Signer {
         mac
     }
 
-    pub fn sign(&self, purpose: &str, payload: &[u8]) -> String {
+    pub(crate) fn sign(&self, purpose: &str, payload: &[u8]) -> String {
         let tag = Self::mac(&self.current, purpose, payload)
             .finalize()
             .into_bytes();
@@ -47,7 +47,7 @@ impl Signer {
     }
 
     /// The payload, if the signature is good (checked in constant time).
-    pub fn verify(&self, purpose: &str, signed: &str) -> Option<Vec<u8>> {
+    pub(crate) fn verify(&self, purpose: &str, signed: &str) -> Option<Vec<u8>> {
         let (payload, tag) = signed.split_once('.')?;
         let payload = URL_SAFE_NO_PAD.decode(payload).ok()?;
         let tag = URL_SAFE_NO_PAD.decode(tag).ok()?;

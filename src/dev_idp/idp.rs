@@ -26,13 +26,13 @@ use crate::upstream::error::IdpError;
 use crate::upstream::tokens::{InProcessIdp, UpstreamTokens};
 
 /// Access token lifetime of the dev IdP.
-pub const ACCESS_TOKEN_SECONDS: u64 = 3600;
+pub(crate) const ACCESS_TOKEN_SECONDS: u64 = 3600;
 /// Refresh token lifetime of the dev IdP.
-pub const REFRESH_TOKEN_SECONDS: u64 = 30 * 24 * 3600;
+pub(crate) const REFRESH_TOKEN_SECONDS: u64 = 30 * 24 * 3600;
 const CODE_SECONDS: u64 = 120;
 
 /// The dev IdP's signing key (P-256), kept in the data directory so restarts keep tokens valid.
-pub struct DevKey {
+pub(crate) struct DevKey {
     pkcs8: Vec<u8>,
     x: String,
     y: String,
@@ -40,7 +40,7 @@ pub struct DevKey {
 }
 
 impl DevKey {
-    pub fn load_or_create(data_dir: &Path) -> Result<Self, String> {
+    pub(crate) fn load_or_create(data_dir: &Path) -> Result<Self, String> {
         let path = data_dir.join("dev-idp-key.p8");
         let pkcs8 = match std::fs::read(&path) {
             Ok(b) => b,
@@ -73,14 +73,14 @@ impl DevKey {
 
 /// A validated authorization request at the dev IdP.
 #[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct DevAuthorization {
-    pub client_id: String,
-    pub redirect_uri: String,
-    pub state: String,
-    pub code_challenge: String,
-    pub scope: String,
-    pub resource: Option<String>,
-    pub nonce: Option<String>,
+pub(crate) struct DevAuthorization {
+    pub(crate) client_id: String,
+    pub(crate) redirect_uri: String,
+    pub(crate) state: String,
+    pub(crate) code_challenge: String,
+    pub(crate) scope: String,
+    pub(crate) resource: Option<String>,
+    pub(crate) nonce: Option<String>,
 }
 
 struct DevCode {
@@ -102,8 +102,8 @@ struct DevRefreshClaims {
 }
 
 /// The dev IdP of one tenant.
-pub struct DevIdp {
-    pub issuer: String,
+pub(crate) struct DevIdp {
+    pub(crate) issuer: String,
     callback: String,
     client_ids: Vec<String>,
     encoding: EncodingKey,
@@ -115,7 +115,7 @@ pub struct DevIdp {
 }
 
 impl DevIdp {
-    pub fn new(tenant: &Tenant, key: &DevKey) -> Result<Self, String> {
+    pub(crate) fn new(tenant: &Tenant, key: &DevKey) -> Result<Self, String> {
         Ok(Self {
             issuer: format!("{}/dev-idp", tenant.issuer),
             callback: format!("{}/callback", tenant.issuer),
@@ -135,7 +135,7 @@ impl DevIdp {
     }
 
     /// Checks an authorization request; the error is shown on the page (never redirected).
-    pub fn check_authorization(
+    pub(crate) fn check_authorization(
         &self,
         p: &HashMap<String, String>,
     ) -> Result<DevAuthorization, String> {
@@ -171,7 +171,7 @@ impl DevIdp {
     }
 
     /// Logs `user` in and returns where to send the browser.
-    pub fn approve(&self, request: DevAuthorization, user: &str, now: u64) -> String {
+    pub(crate) fn approve(&self, request: DevAuthorization, user: &str, now: u64) -> String {
         let code = random_token();
         let location = crate::net::append_query(
             &request.redirect_uri,
@@ -196,7 +196,11 @@ impl DevIdp {
     }
 
     /// The token endpoint, in process.
-    pub fn token(&self, p: &HashMap<String, String>, now: u64) -> Result<UpstreamTokens, IdpError> {
+    pub(crate) fn token(
+        &self,
+        p: &HashMap<String, String>,
+        now: u64,
+    ) -> Result<UpstreamTokens, IdpError> {
         let get = |k: &str| p.get(k).map(String::as_str).unwrap_or_default();
         match get("grant_type") {
             "authorization_code" => {
@@ -324,12 +328,12 @@ impl DevIdp {
     }
 
     /// The public key set (RFC 7517).
-    pub fn jwks(&self) -> Value {
+    pub(crate) fn jwks(&self) -> Value {
         json!({"keys": [{"kty": "EC", "crv": "P-256", "x": self.x, "y": self.y, "kid": self.kid, "alg": "ES256", "use": "sig"}]})
     }
 
     /// Enough discovery for a resource server to find the keys.
-    pub fn metadata(&self) -> Value {
+    pub(crate) fn metadata(&self) -> Value {
         json!({
             "issuer": self.issuer,
             "authorization_endpoint": format!("{}/authorize", self.issuer),

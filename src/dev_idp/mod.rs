@@ -3,7 +3,7 @@
 //! shim reaches it only through `crate::upstream::tokens::InProcessIdp` and the routes it
 //! registers, so the rest of the code treats it like any other IdP.
 
-pub mod idp;
+pub(crate) mod idp;
 mod routes;
 
 use std::collections::HashMap;
@@ -16,19 +16,19 @@ use crate::domain::TenantId;
 use crate::upstream::provider::Provider;
 use crate::upstream::tokens::InProcessIdp;
 
-pub use idp::{DevIdp, DevKey};
-pub use routes::configure;
+pub(crate) use idp::{DevIdp, DevKey};
+pub(crate) use routes::configure;
 
 /// The dev IdP of every `dev` tenant.
 #[derive(Clone, Default)]
-pub struct DevIdps(HashMap<TenantId, Arc<DevIdp>>);
+pub(crate) struct DevIdps(HashMap<TenantId, Arc<DevIdp>>);
 
 impl DevIdps {
     /// Sets up the dev IdP of every `dev` tenant; the signing key is loaded from (or created in)
     /// `data_dir` only when there is one. Refused when the server listens beyond loopback,
     /// since the dev IdP logs anyone in, unless `any_interface` says only the host's loopback
     /// can reach the port (a container published on 127.0.0.1).
-    pub fn start(
+    pub(crate) fn start(
         tenants: &[Arc<Tenant>],
         listen: SocketAddr,
         any_interface: bool,
@@ -57,13 +57,13 @@ impl DevIdps {
     }
 
     /// The tenant's dev IdP, by the path segment that names the tenant.
-    pub fn get(&self, tenant: &str) -> Option<&Arc<DevIdp>> {
+    pub(crate) fn get(&self, tenant: &str) -> Option<&Arc<DevIdp>> {
         let id = TenantId::parse(tenant).ok()?;
         self.0.get(&id)
     }
 
     /// The dev IdPs as the upstream client calls them.
-    pub fn in_process(&self) -> HashMap<TenantId, Arc<dyn InProcessIdp>> {
+    pub(crate) fn in_process(&self) -> HashMap<TenantId, Arc<dyn InProcessIdp>> {
         self.0
             .iter()
             .map(|(t, idp)| (t.clone(), idp.clone() as Arc<dyn InProcessIdp>))

@@ -14,7 +14,7 @@ use crate::http::state::unix_now;
 use maud::html;
 
 /// Registers the dev IdP's routes (the app data `web::Data<DevIdps>` must be set).
-pub fn configure(cfg: &mut web::ServiceConfig) {
+pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/{tenant}/dev-idp/authorize", web::get().to(login_form))
         .route("/{tenant}/dev-idp/authorize", web::post().to(login))
         .route("/{tenant}/dev-idp/jwks", web::get().to(jwks))
@@ -80,14 +80,14 @@ async fn login(
     }
 }
 
-pub async fn jwks(idps: web::Data<DevIdps>, tenant: web::Path<String>) -> HttpResponse {
+pub(crate) async fn jwks(idps: web::Data<DevIdps>, tenant: web::Path<String>) -> HttpResponse {
     match idps.get(&tenant) {
         Some(idp) => HttpResponse::Ok().json(idp.jwks()),
         None => not_found("this tenant has no built-in dev identity provider"),
     }
 }
 
-pub async fn metadata(idps: web::Data<DevIdps>, tenant: web::Path<String>) -> HttpResponse {
+pub(crate) async fn metadata(idps: web::Data<DevIdps>, tenant: web::Path<String>) -> HttpResponse {
     match idps.get(&tenant) {
         Some(idp) => HttpResponse::Ok().json(idp.metadata()),
         None => not_found("this tenant has no built-in dev identity provider"),

@@ -17,7 +17,7 @@ pub enum GrantType {
 }
 
 impl GrantType {
-    pub fn parse(s: &str) -> Option<Self> {
+    pub(crate) fn parse(s: &str) -> Option<Self> {
         match s {
             "authorization_code" => Some(Self::AuthorizationCode),
             "refresh_token" => Some(Self::RefreshToken),
@@ -36,7 +36,7 @@ pub enum AuthMethod {
 }
 
 impl AuthMethod {
-    pub fn parse(s: &str) -> Option<Self> {
+    pub(crate) fn parse(s: &str) -> Option<Self> {
         match s {
             "none" => Some(Self::None),
             "client_secret_basic" => Some(Self::ClientSecretBasic),
@@ -64,32 +64,32 @@ pub struct ClientMetadata {
     #[serde(with = "super::redirect_uri::as_strings")]
     pub redirect_uris: Vec<RedirectUri>,
     pub token_endpoint_auth_method: AuthMethod,
-    pub grant_types: Vec<GrantType>,
-    pub response_types: Vec<String>,
-    pub application_type: ApplicationType,
+    pub(crate) grant_types: Vec<GrantType>,
+    pub(crate) response_types: Vec<String>,
+    pub(crate) application_type: ApplicationType,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub client_name: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub client_uri: Option<String>,
+    pub(crate) client_uri: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub logo_uri: Option<String>,
+    pub(crate) logo_uri: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub tos_uri: Option<String>,
+    pub(crate) tos_uri: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub policy_uri: Option<String>,
+    pub(crate) policy_uri: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub scope: Option<String>,
+    pub(crate) scope: Option<String>,
     #[serde(skip_serializing_if = "Vec::is_empty", default)]
-    pub contacts: Vec<String>,
+    pub(crate) contacts: Vec<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub software_id: Option<String>,
+    pub(crate) software_id: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub software_version: Option<String>,
+    pub(crate) software_version: Option<String>,
 }
 
 impl ClientMetadata {
     /// The kinds of all redirect URIs, for mapping rules.
-    pub fn redirect_kinds(&self) -> impl Iterator<Item = RedirectKind> + '_ {
+    pub(crate) fn redirect_kinds(&self) -> impl Iterator<Item = RedirectKind> + '_ {
         self.redirect_uris.iter().map(RedirectUri::kind)
     }
 
@@ -126,12 +126,12 @@ pub struct ClientRecord {
     pub secret_sha256: Option<HandleKey>,
     /// The app chosen by the mapping rules, per resource URI of the tenant (configured form).
     pub apps: BTreeMap<String, String>,
-    pub issued_at: u64,
-    pub last_used_at: u64,
+    pub(crate) issued_at: u64,
+    pub(crate) last_used_at: u64,
 }
 
 impl ClientRecord {
-    pub fn cimd_host(&self) -> Option<&str> {
+    pub(crate) fn cimd_host(&self) -> Option<&str> {
         match &self.source {
             ClientSource::Cimd { host } => Some(host),
             ClientSource::Dcr => None,

@@ -24,7 +24,7 @@ impl ClientId {
         Self(value.into())
     }
 
-    pub fn as_str(&self) -> &str {
+    pub(crate) fn as_str(&self) -> &str {
         &self.0
     }
 }

@@ -1,11 +1,11 @@
 //! Protocol values parsed once at the edge, so that code below never holds an unchecked one.
 
-pub mod client;
-pub mod client_id;
-pub mod redirect_uri;
-pub mod resource;
-pub mod scope;
-pub mod tenant_id;
+pub(crate) mod client;
+pub(crate) mod client_id;
+pub(crate) mod redirect_uri;
+pub(crate) mod resource;
+pub(crate) mod scope;
+pub(crate) mod tenant_id;
 
 pub use client::{
     ApplicationType, AuthMethod, ClientMetadata, ClientRecord, ClientSource, GrantType,

@@ -8,7 +8,7 @@ use std::fmt;
 use url::{Host, Url};
 
 /// Longest redirect URI accepted, in bytes.
-pub const MAX_REDIRECT_URI_LEN: usize = 2000;
+pub(crate) const MAX_REDIRECT_URI_LEN: usize = 2000;
 
 /// Schemes that can never be a private-use redirect: they run script, read local data, or are
 /// ordinary network schemes that would bypass the https/loopback rules.
@@ -42,16 +42,6 @@ pub enum RedirectKind {
     Https,
     /// A private-use URI scheme of a native app (RFC 8252 §7.1).
     PrivateUse,
-}
-
-impl RedirectKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Loopback => "loopback",
-            Self::Https => "https",
-            Self::PrivateUse => "private_use",
-        }
-    }
 }
 
 /// A redirect URI that passed every check; `as_str` is the exact string the client registered.
@@ -130,13 +120,13 @@ impl RedirectUri {
     }
 
     /// Whether this is a loopback redirect URI (the user's own machine).
-    pub fn is_loopback(&self) -> bool {
+    pub(crate) fn is_loopback(&self) -> bool {
         self.kind == RedirectKind::Loopback
     }
 
     /// The URI with `params` appended to its query: an authorization response or error
     /// (RFC 6749 §4.1.2) sent back to the client.
-    pub fn with_query(&self, params: &[(&str, &str)]) -> String {
+    pub(crate) fn with_query(&self, params: &[(&str, &str)]) -> String {
         let Ok(mut url) = Url::parse(&self.raw) else {
             return self.raw.clone();
         };
@@ -146,7 +136,7 @@ impl RedirectUri {
 
     /// The URI a browser approval covers: a loopback URI without its port (RFC 8252 §7.3: the
     /// port changes with every run of a native app), any other URI as it is.
-    pub fn without_loopback_port(&self) -> String {
+    pub(crate) fn without_loopback_port(&self) -> String {
         match Url::parse(&self.raw) {
             Ok(mut u) if self.is_loopback() => {
                 let _ = u.set_port(None);
@@ -162,7 +152,7 @@ impl RedirectUri {
 
     /// Where the browser will be sent, for the consent page: the host, or for a private-use
     /// URI without one, its scheme.
-    pub fn display_host(&self) -> String {
+    pub(crate) fn display_host(&self) -> String {
         match Url::parse(&self.raw) {
             Ok(u) => match u.host_str() {
                 Some(h) => h.to_owned(),
@@ -198,29 +188,31 @@ impl fmt::Display for RedirectUri {
 }
 
 /// Serde for a `RedirectUri` as its string, checked again when read back.
-pub mod as_string {
+pub(crate) mod as_string {
     use super::RedirectUri;
     use serde::{Deserialize, Deserializer, Serializer};
 
-    pub fn serialize<S: Serializer>(v: &RedirectUri, s: S) -> Result<S::Ok, S::Error> {
+    pub(crate) fn serialize<S: Serializer>(v: &RedirectUri, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_str(v.as_str())
     }
 
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<RedirectUri, D::Error> {
+    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<RedirectUri, D::Error> {
         RedirectUri::parse(&String::deserialize(d)?).map_err(serde::de::Error::custom)
     }
 }
 
 /// Serde for a list of `RedirectUri`s as strings.
-pub mod as_strings {
+pub(crate) mod as_strings {
     use super::RedirectUri;
     use serde::{Deserialize, Deserializer, Serializer};
 
-    pub fn serialize<S: Serializer>(v: &[RedirectUri], s: S) -> Result<S::Ok, S::Error> {
+    pub(crate) fn serialize<S: Serializer>(v: &[RedirectUri], s: S) -> Result<S::Ok, S::Error> {
         s.collect_seq(v.iter().map(RedirectUri::as_str))
     }
 
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<RedirectUri>, D::Error> {
+    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<Vec<RedirectUri>, D::Error> {
         Vec::<String>::deserialize(d)?
             .iter()
             .map(|s| RedirectUri::parse(s).map_err(serde::de::Error::custom))

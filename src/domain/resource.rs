@@ -14,11 +14,11 @@ use url::Url;
 pub struct ResourceUri(String);
 
 impl ResourceUri {
-    pub fn new(value: impl Into<String>) -> Self {
+    pub(crate) fn new(value: impl Into<String>) -> Self {
         Self(value.into())
     }
 
-    pub fn as_str(&self) -> &str {
+    pub(crate) fn as_str(&self) -> &str {
         &self.0
     }
 
@@ -26,12 +26,12 @@ impl ResourceUri {
     /// default port dropped, an empty path as `/`, dot segments removed, percent-encoded
     /// unreserved characters decoded and other escapes in upper case. A string that is not an
     /// absolute URL is its own normalized form (and so equals only itself).
-    pub fn normalized(&self) -> String {
+    pub(crate) fn normalized(&self) -> String {
         normalize(&self.0).unwrap_or_else(|| self.0.clone())
     }
 
     /// Whether `other` names this resource.
-    pub fn matches(&self, other: &str) -> bool {
+    pub(crate) fn matches(&self, other: &str) -> bool {
         self.0 == other || self.normalized() == ResourceUri::new(other).normalized()
     }
 }

@@ -6,10 +6,10 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 /// Longest scope token accepted.
-pub const MAX_SCOPE_TOKEN_LEN: usize = 256;
+pub(crate) const MAX_SCOPE_TOKEN_LEN: usize = 256;
 
 /// Whether `token` is a single, well-formed scope token.
-pub fn is_scope_token(token: &str) -> bool {
+pub(crate) fn is_scope_token(token: &str) -> bool {
     !token.is_empty()
         && token.len() <= MAX_SCOPE_TOKEN_LEN
         && token
@@ -18,7 +18,7 @@ pub fn is_scope_token(token: &str) -> bool {
 }
 
 /// Splits a space-delimited scope string, refusing malformed tokens and empty items.
-pub fn parse_scope_list(scope: &str) -> Result<Vec<String>, String> {
+pub(crate) fn parse_scope_list(scope: &str) -> Result<Vec<String>, String> {
     let mut out: Vec<String> = Vec::new();
     for token in scope.split(' ') {
         if !is_scope_token(token) {
@@ -42,12 +42,12 @@ pub struct ScopeSet(Vec<String>);
 
 impl ScopeSet {
     /// Parses a space-delimited `scope` parameter, refusing malformed tokens.
-    pub fn parse(scope: &str) -> Result<Self, String> {
+    pub(crate) fn parse(scope: &str) -> Result<Self, String> {
         parse_scope_list(scope).map(Self)
     }
 
     /// Adds `token` at the end unless it is already there.
-    pub fn insert(&mut self, token: impl Into<String>) {
+    pub(crate) fn insert(&mut self, token: impl Into<String>) {
         let token = token.into();
         if !self.contains(&token) {
             self.0.push(token);
@@ -55,22 +55,22 @@ impl ScopeSet {
     }
 
     /// Adds `token` at the front unless it is already there.
-    pub fn insert_first(&mut self, token: impl Into<String>) {
+    pub(crate) fn insert_first(&mut self, token: impl Into<String>) {
         let token = token.into();
         if !self.contains(&token) {
             self.0.insert(0, token);
         }
     }
 
-    pub fn contains(&self, token: &str) -> bool {
+    pub(crate) fn contains(&self, token: &str) -> bool {
         self.0.iter().any(|t| t == token)
     }
 
-    pub fn iter(&self) -> impl Iterator<Item = &str> {
+    pub(crate) fn iter(&self) -> impl Iterator<Item = &str> {
         self.0.iter().map(String::as_str)
     }
 
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.0.is_empty()
     }
 }

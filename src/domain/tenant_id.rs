@@ -3,7 +3,7 @@
 use std::fmt;
 
 /// Paths at the top level of the server that no tenant may take.
-pub const RESERVED_TENANT_IDS: &[&str] = &[
+pub(crate) const RESERVED_TENANT_IDS: &[&str] = &[
     "healthz",
     "readyz",
     "metrics",
@@ -28,7 +28,7 @@ pub const RESERVED_TENANT_IDS: &[&str] = &[
 ];
 
 /// Longest tenant id accepted; it appears in every issuer URL and store key.
-pub const MAX_TENANT_ID_LEN: usize = 63;
+pub(crate) const MAX_TENANT_ID_LEN: usize = 63;
 
 /// A tenant id: lowercase ASCII letters, digits and dashes, starting with a letter or digit,
 /// not a reserved path. It is the first path segment of the tenant's issuer.
@@ -37,7 +37,7 @@ pub struct TenantId(String);
 
 /// Why a string is not a tenant id.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum TenantIdError {
+pub(crate) enum TenantIdError {
     #[error("is empty")]
     Empty,
     #[error("is longer than {MAX_TENANT_ID_LEN} characters")]
@@ -51,7 +51,7 @@ pub enum TenantIdError {
 }
 
 impl TenantId {
-    pub fn parse(value: &str) -> Result<Self, TenantIdError> {
+    pub(crate) fn parse(value: &str) -> Result<Self, TenantIdError> {
         if value.is_empty() {
             return Err(TenantIdError::Empty);
         }
@@ -68,7 +68,7 @@ impl TenantId {
         Ok(Self(value.to_owned()))
     }
 
-    pub fn as_str(&self) -> &str {
+    pub(crate) fn as_str(&self) -> &str {
         &self.0
     }
 }

@@ -86,7 +86,7 @@ fn approval_cookie(
         .map(|c| c.value().to_owned())
 }
 
-pub async fn authorize(
+pub(crate) async fn authorize(
     state: web::Data<AppState>,
     PageTenant(tenant): PageTenant,
     req: HttpRequest,
@@ -175,7 +175,7 @@ fn consent_view<'a>(
 /// Largest consent form accepted.
 const MAX_CONSENT_BODY: usize = 32 * 1024;
 
-pub async fn consent(
+pub(crate) async fn consent(
     state: web::Data<AppState>,
     PageTenant(tenant): PageTenant,
     req: HttpRequest,

@@ -8,7 +8,7 @@ use super::error::{error_response, error_response_with_status};
 use crate::oauth::OAuthError;
 
 /// Whether the request's Content-Type essence is `expected`.
-pub fn has_content_type(req: &HttpRequest, expected: &str) -> bool {
+pub(crate) fn has_content_type(req: &HttpRequest, expected: &str) -> bool {
     req.headers()
         .get(actix_web::http::header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -17,7 +17,10 @@ pub fn has_content_type(req: &HttpRequest, expected: &str) -> bool {
 }
 
 /// Reads the body, refusing more than `cap` bytes with 413.
-pub async fn read_capped(mut payload: web::Payload, cap: usize) -> Result<Vec<u8>, HttpResponse> {
+pub(crate) async fn read_capped(
+    mut payload: web::Payload,
+    cap: usize,
+) -> Result<Vec<u8>, HttpResponse> {
     let mut body = Vec::new();
     while let Some(chunk) = payload.next().await {
         let chunk = chunk.map_err(|e| {
@@ -39,7 +42,7 @@ pub async fn read_capped(mut payload: web::Payload, cap: usize) -> Result<Vec<u8
 }
 
 /// Reads an `application/x-www-form-urlencoded` body of at most `cap` bytes.
-pub async fn read_form(
+pub(crate) async fn read_form(
     req: &HttpRequest,
     payload: web::Payload,
     cap: usize,

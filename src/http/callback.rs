@@ -10,7 +10,7 @@ use crate::crypto::Handle;
 use crate::oauth::callback::CallbackOutcome;
 use crate::oauth::params::Params;
 
-pub async fn callback(
+pub(crate) async fn callback(
     state: web::Data<AppState>,
     PageTenant(tenant): PageTenant,
     req: HttpRequest,

@@ -20,13 +20,13 @@ const CSRF_SECONDS: i64 = 24 * 3600;
 
 /// Cookie names and attributes for one server.
 #[derive(Clone, Copy, Debug)]
-pub struct Cookies {
+pub(crate) struct Cookies {
     /// The public URL is https: `Secure` and the `__Host-` prefix.
     secure: bool,
 }
 
 impl Cookies {
-    pub fn new(secure: bool) -> Self {
+    pub(crate) fn new(secure: bool) -> Self {
         Self { secure }
     }
 
@@ -34,7 +34,7 @@ impl Cookies {
         if self.secure { "__Host-" } else { "" }
     }
 
-    pub fn csrf_name(&self) -> &'static str {
+    pub(crate) fn csrf_name(&self) -> &'static str {
         if self.secure {
             "__Host-dcr-csrf"
         } else {
@@ -43,17 +43,17 @@ impl Cookies {
     }
 
     /// The approval cookie of one client of one tenant.
-    pub fn approval_name(&self, tenant: &TenantId, client_id: &ClientId) -> String {
+    pub(crate) fn approval_name(&self, tenant: &TenantId, client_id: &ClientId) -> String {
         let id = &sha256_hex(&format!("{tenant}\n{client_id}"))[..20];
         format!("{}dcr-consent-{id}", self.prefix())
     }
 
     /// The cookie that binds one transaction to the browser that started it.
-    pub fn transaction_name(&self, txn_id: &Handle) -> String {
+    pub(crate) fn transaction_name(&self, txn_id: &Handle) -> String {
         format!("{}dcr-txn-{}", self.prefix(), &txn_id.key().as_str()[..16])
     }
 
-    pub fn csrf(&self, value: &Handle) -> Cookie<'static> {
+    pub(crate) fn csrf(&self, value: &Handle) -> Cookie<'static> {
         self.build(
             self.csrf_name().to_owned(),
             value.expose().to_owned(),
@@ -61,11 +61,11 @@ impl Cookies {
         )
     }
 
-    pub fn approval(&self, name: String, value: String) -> Cookie<'static> {
+    pub(crate) fn approval(&self, name: String, value: String) -> Cookie<'static> {
         self.build(name, value, APPROVAL_SECONDS as i64)
     }
 
-    pub fn transaction(&self, txn_id: &Handle, binding: &Handle) -> Cookie<'static> {
+    pub(crate) fn transaction(&self, txn_id: &Handle, binding: &Handle) -> Cookie<'static> {
         self.build(
             self.transaction_name(txn_id),
             binding.expose().to_owned(),
@@ -75,7 +75,7 @@ impl Cookies {
 
     /// A cookie that removes `name`, with the attributes it was set with (a `__Host-` cookie is
     /// only replaced by one that is also Secure).
-    pub fn expired(&self, name: String) -> Cookie<'static> {
+    pub(crate) fn expired(&self, name: String) -> Cookie<'static> {
         self.build(name, String::new(), 0)
     }
 

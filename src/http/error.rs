@@ -7,7 +7,7 @@ use serde_json::json;
 use crate::oauth::{ErrorCode, OAuthError};
 
 /// The status for an error code.
-pub fn status_of(code: ErrorCode) -> StatusCode {
+pub(crate) fn status_of(code: ErrorCode) -> StatusCode {
     match code {
         ErrorCode::InvalidClient => StatusCode::UNAUTHORIZED,
         ErrorCode::NotFound => StatusCode::NOT_FOUND,
@@ -18,11 +18,11 @@ pub fn status_of(code: ErrorCode) -> StatusCode {
 }
 
 /// `{error, error_description}` with the code's status; never cached.
-pub fn error_response(err: &OAuthError) -> HttpResponse {
+pub(crate) fn error_response(err: &OAuthError) -> HttpResponse {
     error_response_with_status(status_of(err.code), err)
 }
 
-pub fn error_response_with_status(status: StatusCode, err: &OAuthError) -> HttpResponse {
+pub(crate) fn error_response_with_status(status: StatusCode, err: &OAuthError) -> HttpResponse {
     HttpResponse::build(status)
         .insert_header(("Cache-Control", "no-store"))
         .json(json!({
@@ -32,6 +32,6 @@ pub fn error_response_with_status(status: StatusCode, err: &OAuthError) -> HttpR
 }
 
 /// 404 for a path or tenant that does not exist.
-pub fn not_found(what: impl Into<String>) -> HttpResponse {
+pub(crate) fn not_found(what: impl Into<String>) -> HttpResponse {
     error_response(&OAuthError::new(ErrorCode::NotFound, what))
 }

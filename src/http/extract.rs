@@ -20,7 +20,7 @@ fn lookup(req: &HttpRequest) -> Option<Arc<Tenant>> {
 }
 
 /// The tenant of a browser endpoint (authorize, consent, callback).
-pub struct PageTenant(pub Arc<Tenant>);
+pub(crate) struct PageTenant(pub Arc<Tenant>);
 
 impl FromRequest for PageTenant {
     type Error = actix_web::Error;
@@ -38,7 +38,7 @@ impl FromRequest for PageTenant {
 }
 
 /// The tenant of a JSON endpoint (metadata, registration, token, revocation).
-pub struct ApiTenant(pub Arc<Tenant>);
+pub(crate) struct ApiTenant(pub Arc<Tenant>);
 
 impl FromRequest for ApiTenant {
     type Error = actix_web::Error;

@@ -4,13 +4,13 @@
 mod authorize;
 pub(crate) mod body;
 mod callback;
-pub mod cookies;
+pub(crate) mod cookies;
 pub(crate) mod error;
 mod extract;
 mod ops;
-pub mod pages;
+pub(crate) mod pages;
 mod register;
-pub mod state;
+pub(crate) mod state;
 mod token;
 mod well_known;
 
@@ -35,7 +35,7 @@ fn is_routine_read(req: &actix_web::dev::ServiceRequest) -> bool {
 
 /// Registers every route on an actix app, with `extra_routes` (the dev IdP's) inside the same
 /// middleware.
-pub fn configure(
+pub(crate) fn configure(
     cfg: &mut web::ServiceConfig,
     state: web::Data<AppState>,
     extra_routes: impl FnOnce(&mut web::ServiceConfig),

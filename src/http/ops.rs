@@ -5,11 +5,11 @@ use serde_json::json;
 
 use super::state::AppState;
 
-pub async fn healthz() -> HttpResponse {
+pub(crate) async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(json!({"status": "ok"}))
 }
 
-pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
+pub(crate) async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     let store = state.records().backend().check_health().await;
     let unreachable: Vec<_> = state
         .upstreams()

@@ -15,7 +15,7 @@ button.primary{background:#1a5fb4;color:#fff;border-color:#1a5fb4}input{font-siz
 .muted{color:#555;font-size:.9rem}";
 
 /// An HTML response with the headers every page carries.
-pub fn page(status: StatusCode, title: &str, body: Markup) -> HttpResponse {
+pub(crate) fn page(status: StatusCode, title: &str, body: Markup) -> HttpResponse {
     let document = html! {
         (DOCTYPE)
         html lang="en" {
@@ -37,7 +37,7 @@ pub fn page(status: StatusCode, title: &str, body: Markup) -> HttpResponse {
 }
 
 /// An error page: the request cannot be trusted enough to redirect anywhere.
-pub fn error_page(status: u16, message: &str) -> HttpResponse {
+pub(crate) fn error_page(status: u16, message: &str) -> HttpResponse {
     let status = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST);
     page(
         status,
@@ -51,22 +51,22 @@ pub fn error_page(status: u16, message: &str) -> HttpResponse {
 }
 
 /// What the consent page shows.
-pub struct ConsentView<'a> {
-    pub action: String,
-    pub ticket: &'a str,
-    pub tenant_name: &'a str,
-    pub client_name: &'a str,
+pub(crate) struct ConsentView<'a> {
+    pub(crate) action: String,
+    pub(crate) ticket: &'a str,
+    pub(crate) tenant_name: &'a str,
+    pub(crate) client_name: &'a str,
     /// For CIMD clients: the host that published the client's metadata document.
-    pub client_host: Option<&'a str>,
-    pub redirect_host: String,
-    pub resource_name: &'a str,
-    pub resource_uri: &'a str,
+    pub(crate) client_host: Option<&'a str>,
+    pub(crate) redirect_host: String,
+    pub(crate) resource_name: &'a str,
+    pub(crate) resource_uri: &'a str,
     /// (name, description) of each scope.
-    pub scopes: Vec<(String, String)>,
-    pub offline_access: bool,
+    pub(crate) scopes: Vec<(String, String)>,
+    pub(crate) offline_access: bool,
 }
 
-pub fn consent_page(v: &ConsentView<'_>) -> HttpResponse {
+pub(crate) fn consent_page(v: &ConsentView<'_>) -> HttpResponse {
     page(
         StatusCode::OK,
         "Allow access?",

@@ -11,9 +11,9 @@ use super::state::{AppState, unix_now};
 use crate::oauth::{ErrorCode, OAuthError};
 
 /// Largest registration request body accepted.
-pub const MAX_REGISTRATION_BODY: usize = 16 * 1024;
+pub(crate) const MAX_REGISTRATION_BODY: usize = 16 * 1024;
 
-pub async fn register(
+pub(crate) async fn register(
     state: web::Data<AppState>,
     ApiTenant(tenant): ApiTenant,
     req: HttpRequest,

@@ -29,7 +29,6 @@ pub fn unix_now() -> u64 {
 
 /// Everything a request handler may need.
 pub struct AppState {
-    settings: Settings,
     /// In file-name order.
     tenants: Vec<Arc<Tenant>>,
     by_id: HashMap<String, Arc<Tenant>>,
@@ -83,7 +82,6 @@ impl AppState {
         let cookies = Cookies::new(settings.public_url.scheme() == "https");
         Self {
             cookies,
-            settings,
             tenants,
             by_id,
             records,
@@ -93,10 +91,6 @@ impl AppState {
             registration_limits,
             metadata_documents,
         }
-    }
-
-    pub fn settings(&self) -> &Settings {
-        &self.settings
     }
 
     /// Every tenant, in file-name order.
@@ -117,7 +111,7 @@ impl AppState {
         &self.registry
     }
 
-    pub fn upstreams(&self) -> &UpstreamDirectory {
+    pub(crate) fn upstreams(&self) -> &UpstreamDirectory {
         &self.upstreams
     }
 
@@ -127,13 +121,13 @@ impl AppState {
     }
 
     /// The names and attributes of the cookies this server sets.
-    pub fn cookies(&self) -> &Cookies {
+    pub(crate) fn cookies(&self) -> &Cookies {
         &self.cookies
     }
 
     /// The serialized authorization server metadata of a tenant (RFC 8414). Whether it offers
     /// refresh tokens follows what the upstream's discovery document said.
-    pub fn metadata_document(&self, tenant: &Tenant) -> Option<web::Bytes> {
+    pub(crate) fn metadata_document(&self, tenant: &Tenant) -> Option<web::Bytes> {
         let offers_refresh = self.upstreams.status(&tenant.id).offers_refresh();
         self.metadata_documents
             .get(tenant.id.as_str())
@@ -143,7 +137,7 @@ impl AppState {
     /// Whether `source` may register one more client at `tenant` now. IPv6 sources are
     /// counted per /64, the block one subscriber usually holds, so that rotating addresses
     /// within it does not multiply the budget.
-    pub fn allow_registration(&self, tenant: &TenantId, source: IpAddr) -> bool {
+    pub(crate) fn allow_registration(&self, tenant: &TenantId, source: IpAddr) -> bool {
         let key = match source {
             IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
                 Some(v4) => IpAddr::V4(v4),
@@ -157,7 +151,7 @@ impl AppState {
     }
 
     /// Forgets rate-limit buckets of sources that have been quiet (the sweeper calls this).
-    pub fn forget_idle_rate_limits(&self) {
+    pub(crate) fn forget_idle_rate_limits(&self) {
         for limiter in self.registration_limits.values() {
             limiter.retain_recent();
         }

@@ -63,7 +63,7 @@ async fn read_request(
     Ok((Params::parse(&body), creds))
 }
 
-pub async fn token(
+pub(crate) async fn token(
     state: web::Data<AppState>,
     ApiTenant(tenant): ApiTenant,
     req: HttpRequest,
@@ -85,7 +85,7 @@ pub async fn token(
     }
 }
 
-pub async fn revoke(
+pub(crate) async fn revoke(
     state: web::Data<AppState>,
     ApiTenant(tenant): ApiTenant,
     req: HttpRequest,

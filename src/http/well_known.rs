@@ -8,7 +8,10 @@ use super::error::not_found;
 use super::extract::ApiTenant;
 use super::state::AppState;
 
-pub async fn metadata(state: web::Data<AppState>, ApiTenant(tenant): ApiTenant) -> HttpResponse {
+pub(crate) async fn metadata(
+    state: web::Data<AppState>,
+    ApiTenant(tenant): ApiTenant,
+) -> HttpResponse {
     let Some(document) = state.metadata_document(&tenant) else {
         return not_found("no tenant by this name");
     };

@@ -46,8 +46,8 @@ impl Default for FetchPolicy {
 /// A fetched document.
 #[derive(Clone, Debug)]
 pub struct Fetched {
-    pub body: Vec<u8>,
-    pub cache_control: Option<String>,
+    pub(crate) body: Vec<u8>,
+    pub(crate) cache_control: Option<String>,
 }
 
 /// Why a fetch failed; `Display` is safe to show the client.
@@ -147,7 +147,7 @@ impl SafeFetcher {
         Ok(Self { client, policy })
     }
 
-    pub fn policy(&self) -> &FetchPolicy {
+    pub(crate) fn policy(&self) -> &FetchPolicy {
         &self.policy
     }
 
@@ -236,7 +236,7 @@ impl SafeFetcher {
 }
 
 /// An error and its causes on one line, for logs and descriptions.
-pub fn error_chain(e: &dyn std::error::Error) -> String {
+pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
     let mut out = e.to_string();
     let mut source = e.source();
     while let Some(s) = source {

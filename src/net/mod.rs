@@ -1,9 +1,9 @@
 //! Outbound HTTP that hostile input can steer (address policy, capped, redirect-free fetches),
 //! and building URLs to send a browser to.
 
-pub mod capped;
-pub mod fetch;
-pub mod special_use;
+pub(crate) mod capped;
+pub(crate) mod fetch;
+pub(crate) mod special_use;
 
 pub use capped::{CappedReadError, read_capped};
 pub use fetch::{FetchError, FetchPolicy, Fetched, SafeFetcher};

@@ -58,7 +58,7 @@ fn in_v6(ip: Ipv6Addr, (net, len): (Ipv6Addr, u8)) -> bool {
 }
 
 /// Whether `ip` is anything but a globally reachable unicast address.
-pub fn is_special_use(ip: IpAddr) -> bool {
+pub(crate) fn is_special_use(ip: IpAddr) -> bool {
     match ip {
         IpAddr::V4(v4) => V4_BLOCKED.iter().any(|b| in_v4(v4, *b)),
         IpAddr::V6(v6) => {

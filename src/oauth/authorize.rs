@@ -23,13 +23,13 @@ use crate::upstream::UpstreamEndpoints;
 use crate::upstream::provider::Provider;
 
 /// Lifetime of an upstream transaction.
-pub const TRANSACTION_SECONDS: u64 = 600;
+pub(crate) const TRANSACTION_SECONDS: u64 = 600;
 /// Longest `state`, `login_hint` or `domain_hint` passed along.
 const MAX_PASSTHROUGH_LEN: usize = 1024;
 
 /// Why an authorization request was refused, and how to say so.
 #[derive(Debug)]
-pub enum AuthorizeError {
+pub(crate) enum AuthorizeError {
     /// Shown on an error page: the redirect URI could not be trusted.
     Page { status: u16, message: String },
     /// Sent back to the client's validated redirect URI.
@@ -49,7 +49,7 @@ impl AuthorizeError {
     }
 
     /// The `Location` for a redirect error (RFC 6749 §4.1.2.1 with RFC 9207 `iss`).
-    pub fn location(
+    pub(crate) fn location(
         redirect_uri: &RedirectUri,
         state: Option<&str>,
         error: &OAuthError,
@@ -68,35 +68,35 @@ impl AuthorizeError {
 }
 
 /// Where to send the browser after consent, and the cookie that binds the transaction to it.
-pub struct UpstreamRedirect {
-    pub location: String,
+pub(crate) struct UpstreamRedirect {
+    pub(crate) location: String,
     /// The transaction id (the upstream `state`).
-    pub transaction: Handle,
+    pub(crate) transaction: Handle,
     /// The value of the cookie that binds the transaction to this browser.
-    pub browser_binding: Handle,
+    pub(crate) browser_binding: Handle,
 }
 
 /// A validated request and the client it is for.
-pub struct Authorized {
-    pub client: ClientRecord,
-    pub request: PendingAuthorization,
+pub(crate) struct Authorized {
+    pub(crate) client: ClientRecord,
+    pub(crate) request: PendingAuthorization,
 }
 
 /// What the consent page shows, serialized into a signed ticket.
 #[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct ConsentTicket {
-    pub tenant: String,
-    pub request: PendingAuthorization,
+pub(crate) struct ConsentTicket {
+    pub(crate) tenant: String,
+    pub(crate) request: PendingAuthorization,
     /// SHA-256 of the browser's CSRF cookie.
-    pub csrf_hash: HandleKey,
-    pub expires_at: u64,
+    pub(crate) csrf_hash: HandleKey,
+    pub(crate) expires_at: u64,
 }
 
 impl AuthServer {
     /// Validates an authorization request in two steps: identify the client and its redirect
     /// URI (errors on a page), then validate the request (errors back to the client where that
     /// is safe). `approval_cookie` is the browser's approval cookie for the client, if any.
-    pub async fn validate_authorization(
+    pub(crate) async fn validate_authorization(
         &self,
         tenant: &Tenant,
         params: &Params,
@@ -220,7 +220,7 @@ impl AuthServer {
     /// Whether the user must see the consent page: not when the tenant trusts the client's
     /// CIMD host, nor when this browser already approved this client.
     /// `prompt=consent` always shows the page (OpenID Connect Core §3.1.2.1).
-    pub fn needs_consent(
+    pub(crate) fn needs_consent(
         &self,
         tenant: &Tenant,
         client: &ClientRecord,
@@ -235,7 +235,7 @@ impl AuthServer {
     }
 
     /// Whether the tenant trusts the client's CIMD host (its clients skip consent).
-    pub fn is_trusted(&self, tenant: &Tenant, client: &ClientRecord) -> bool {
+    pub(crate) fn is_trusted(&self, tenant: &Tenant, client: &ClientRecord) -> bool {
         client.cimd_host().is_some_and(|h| {
             tenant
                 .config
@@ -248,7 +248,7 @@ impl AuthServer {
 
     /// Creates the transaction and returns the IdP authorization URL to redirect to, with the
     /// cookie to set in this browser.
-    pub async fn begin_upstream(
+    pub(crate) async fn begin_upstream(
         &self,
         tenant: &Tenant,
         request: PendingAuthorization,
@@ -310,7 +310,11 @@ impl AuthServer {
     }
 
     /// The `resource` to send upstream for one of the tenant's resources (see `Provider`).
-    pub fn upstream_resource(&self, tenant: &Tenant, resource_uri: &ResourceUri) -> Option<String> {
+    pub(crate) fn upstream_resource(
+        &self,
+        tenant: &Tenant,
+        resource_uri: &ResourceUri,
+    ) -> Option<String> {
         let resource = tenant.resource(resource_uri.as_str())?;
         Provider::of(tenant).upstream_resource(resource)
     }

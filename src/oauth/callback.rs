@@ -20,19 +20,19 @@ use crate::upstream::error::{IdpError, UpstreamError};
 use crate::upstream::tokens::UpstreamTokens;
 
 /// How long the shim's authorization code may be redeemed.
-pub const CODE_SECONDS: u64 = 60;
+pub(crate) const CODE_SECONDS: u64 = 60;
 /// How long a used code is remembered, to recognise replays.
-pub const CODE_MEMORY_SECONDS: u64 = 600;
+pub(crate) const CODE_MEMORY_SECONDS: u64 = 600;
 
 /// Where the browser goes next.
-pub enum CallbackOutcome {
+pub(crate) enum CallbackOutcome {
     Redirect(String),
     Page { status: u16, message: String },
 }
 
 impl AuthServer {
     /// `browser_binding` is the value of the transaction's cookie in the calling browser.
-    pub async fn callback(
+    pub(crate) async fn callback(
         &self,
         tenant: &Tenant,
         params: &Params,
@@ -288,7 +288,7 @@ fn allowed_in_authorization_response(code: ErrorCode) -> bool {
 /// (OpenID Connect Core §3.1.3.7: TLS server validation may stand in for the signature check
 /// in the code flow): issuer (Entra's `{tenantid}` placeholder filled from `tid`), audience,
 /// nonce and expiry. Returns the subject.
-pub fn check_id_token(
+pub(crate) fn check_id_token(
     id_token: &str,
     issuer: &str,
     client_id: &str,

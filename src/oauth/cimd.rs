@@ -6,7 +6,6 @@
 //! validate (§4: `client_id` equals the URL, no shared secrets) → cache per Cache-Control within
 //! bounds (errors never cached) → map onto an app like a registered client.
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use moka::future::Cache;
@@ -21,16 +20,16 @@ use crate::domain::{ClientId, ClientMetadata, ClientRecord, ClientSource};
 use crate::net::{FetchError, FetchPolicy, SafeFetcher};
 
 /// Longest client_id URL accepted.
-pub const MAX_CLIENT_ID_URL_LEN: usize = 2000;
+pub(crate) const MAX_CLIENT_ID_URL_LEN: usize = 2000;
 /// Lifetime of a cached document when the server gives no max-age.
-pub const DEFAULT_CACHE_TTL: Duration = Duration::from_secs(300);
+pub(crate) const DEFAULT_CACHE_TTL: Duration = Duration::from_secs(300);
 /// Longest a document is cached, whatever the server says.
-pub const MAX_CACHE_TTL: Duration = Duration::from_secs(24 * 3600);
+pub(crate) const MAX_CACHE_TTL: Duration = Duration::from_secs(24 * 3600);
 /// Most documents cached per tenant.
-pub const CACHE_CAPACITY: u64 = 10_000;
+pub(crate) const CACHE_CAPACITY: u64 = 10_000;
 
 /// Whether a `client_id` names a metadata document rather than a registered client.
-pub fn is_document_client_id(client_id: &str) -> bool {
+pub(crate) fn is_document_client_id(client_id: &str) -> bool {
     client_id.starts_with("https://") || client_id.starts_with("http://")
 }
 
@@ -63,7 +62,7 @@ impl CimdError {
 
 /// Checks a client_id URL (§3): https, a host, a path, no fragment, userinfo or dot segments,
 /// and in the URL parser's canonical form so that the string compared is the string fetched.
-pub fn parse_client_id_url(raw: &str, allow_http: bool) -> Result<Url, CimdError> {
+pub(crate) fn parse_client_id_url(raw: &str, allow_http: bool) -> Result<Url, CimdError> {
     let bad = |why| CimdError::BadUrl(raw.chars().take(200).collect(), why);
     if raw.len() > MAX_CLIENT_ID_URL_LEN {
         return Err(bad("it is too long"));
@@ -116,7 +115,7 @@ impl moka::Expiry<String, CachedDocument> for TtlPolicy {
 }
 
 /// Cache lifetime from a Cache-Control header; `None` means do not cache.
-pub fn cache_ttl(cache_control: Option<&str>) -> Option<Duration> {
+pub(crate) fn cache_ttl(cache_control: Option<&str>) -> Option<Duration> {
     let Some(header) = cache_control else {
         return Some(DEFAULT_CACHE_TTL);
     };
@@ -220,11 +219,6 @@ impl CimdResolver {
             last_used_at: now,
         })
     }
-
-    /// Forgets every cached document (tests, and operators after a client changed its document).
-    pub fn clear_cache(&self) {
-        self.cache.invalidate_all();
-    }
 }
 
 /// Validates a fetched document against the URL it came from (§4.1).
@@ -252,9 +246,6 @@ pub fn validate_document(url: &str, body: &[u8]) -> Result<ClientMetadata, CimdE
     validate_client_metadata(&map, MetadataOrigin::Document)
         .map_err(|e| CimdError::Invalid(url.to_owned(), e.description))
 }
-
-/// Shared handle type.
-pub type SharedResolver = Arc<CimdResolver>;
 
 #[cfg(test)]
 mod tests {

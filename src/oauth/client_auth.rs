@@ -17,7 +17,7 @@ pub struct ClientCredentials {
 }
 
 /// Decodes an `Authorization: Basic` value (RFC 6749 §2.3.1: form-encoded id and secret).
-pub fn parse_basic(header: &str) -> Option<(String, String)> {
+pub(crate) fn parse_basic(header: &str) -> Option<(String, String)> {
     let encoded = header
         .strip_prefix("Basic ")
         .or_else(|| header.strip_prefix("basic "))?;
@@ -61,7 +61,7 @@ fn presented<'a>(
 impl AuthServer {
     /// Authenticates the client of a token or revocation request; the secret is compared by
     /// its hash, in constant time.
-    pub async fn authenticate_client(
+    pub(crate) async fn authenticate_client(
         &self,
         tenant: &Tenant,
         form: &Params,

@@ -12,11 +12,11 @@ use crate::domain::{
 };
 
 /// Most redirect URIs one client may have.
-pub const MAX_REDIRECT_URIS: usize = 10;
+pub(crate) const MAX_REDIRECT_URIS: usize = 10;
 /// Longest free-text field (client_name, software_id, …).
-pub const MAX_TEXT_LEN: usize = 200;
+pub(crate) const MAX_TEXT_LEN: usize = 200;
 /// Longest informational URI (client_uri, logo_uri, …).
-pub const MAX_URI_LEN: usize = 2000;
+pub(crate) const MAX_URI_LEN: usize = 2000;
 
 /// Where the metadata came from; the rules differ slightly.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

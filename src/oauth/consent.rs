@@ -17,7 +17,7 @@ use crate::domain::ClientId;
 /// How long a consent form stays valid.
 pub const TICKET_SECONDS: u64 = 600;
 /// How long an approval is remembered.
-pub const APPROVAL_SECONDS: u64 = 30 * 24 * 3600;
+pub(crate) const APPROVAL_SECONDS: u64 = 30 * 24 * 3600;
 
 const TICKET: &str = "consent-ticket";
 const APPROVAL: &str = "consent-approval";
@@ -77,7 +77,7 @@ pub enum ConsentError {
 
 impl AuthServer {
     /// A signed ticket for the consent form.
-    pub fn consent_ticket(
+    pub(crate) fn consent_ticket(
         &self,
         tenant: &Tenant,
         request: &PendingAuthorization,
@@ -137,7 +137,7 @@ impl AuthServer {
 
     /// The approval cookie after the user approved `request`, keeping what the browser's
     /// current cookie already approved. `offline` says whether refresh tokens were shown.
-    pub fn approval_cookie(
+    pub(crate) fn approval_cookie(
         &self,
         tenant: &Tenant,
         request: &PendingAuthorization,
@@ -163,7 +163,7 @@ impl AuthServer {
     }
 
     /// Whether the browser's approval cookie covers `request`.
-    pub fn is_approved(
+    pub(crate) fn is_approved(
         &self,
         tenant: &Tenant,
         request: &PendingAuthorization,
@@ -177,7 +177,7 @@ impl AuthServer {
 
     /// Whether this browser approved anything at all for the client (then errors may be sent
     /// back to its redirect URI without making the server an open redirector).
-    pub fn has_any_approval(
+    pub(crate) fn has_any_approval(
         &self,
         tenant: &Tenant,
         client_id: &ClientId,

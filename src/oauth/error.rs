@@ -28,7 +28,7 @@ pub enum ErrorCode {
 }
 
 impl ErrorCode {
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Self::InvalidRequest => "invalid_request",
             Self::InvalidClient => "invalid_client",
@@ -54,7 +54,7 @@ impl ErrorCode {
 
 impl ErrorCode {
     /// The code for a wire string, when it is one the shim knows.
-    pub fn parse(s: &str) -> Option<Self> {
+    pub(crate) fn parse(s: &str) -> Option<Self> {
         use ErrorCode::*;
         [
             InvalidRequest,
@@ -92,27 +92,27 @@ pub struct OAuthError {
 }
 
 impl OAuthError {
-    pub fn new(code: ErrorCode, description: impl Into<String>) -> Self {
+    pub(crate) fn new(code: ErrorCode, description: impl Into<String>) -> Self {
         Self {
             code,
             description: description.into(),
         }
     }
 
-    pub fn invalid_request(description: impl Into<String>) -> Self {
+    pub(crate) fn invalid_request(description: impl Into<String>) -> Self {
         Self::new(ErrorCode::InvalidRequest, description)
     }
 
-    pub fn invalid_client_metadata(description: impl Into<String>) -> Self {
+    pub(crate) fn invalid_client_metadata(description: impl Into<String>) -> Self {
         Self::new(ErrorCode::InvalidClientMetadata, description)
     }
 
-    pub fn invalid_redirect_uri(description: impl Into<String>) -> Self {
+    pub(crate) fn invalid_redirect_uri(description: impl Into<String>) -> Self {
         Self::new(ErrorCode::InvalidRedirectUri, description)
     }
 
     /// For failures inside the shim: the client learns only that it was the server's fault.
-    pub fn server_error() -> Self {
+    pub(crate) fn server_error() -> Self {
         Self::new(
             ErrorCode::ServerError,
             "the authorization server could not complete the request; the operator's log has the reason",

@@ -8,14 +8,14 @@ use crate::domain::{ClientMetadata, RedirectKind, ResourceUri};
 
 /// What the rules can see of a client.
 #[derive(Clone, Debug)]
-pub struct ClientFacts<'a> {
-    pub cimd_host: Option<&'a str>,
-    pub redirect_kinds: Vec<RedirectKind>,
-    pub software_id: Option<&'a str>,
+pub(crate) struct ClientFacts<'a> {
+    pub(crate) cimd_host: Option<&'a str>,
+    pub(crate) redirect_kinds: Vec<RedirectKind>,
+    pub(crate) software_id: Option<&'a str>,
 }
 
 impl<'a> ClientFacts<'a> {
-    pub fn of(metadata: &'a ClientMetadata, cimd_host: Option<&'a str>) -> Self {
+    pub(crate) fn of(metadata: &'a ClientMetadata, cimd_host: Option<&'a str>) -> Self {
         Self {
             cimd_host,
             redirect_kinds: metadata.redirect_kinds().collect(),
@@ -44,7 +44,7 @@ fn rule_matches(rule: &MappingRule, facts: &ClientFacts<'_>, resource: &Resource
 }
 
 /// The app for one client and one requested resource.
-pub fn choose_app<'t>(
+pub(crate) fn choose_app<'t>(
     tenant: &'t TenantConfig,
     facts: &ClientFacts<'_>,
     resource: &ResourceUri,
@@ -59,7 +59,10 @@ pub fn choose_app<'t>(
 }
 
 /// The app for each of the tenant's resources: what is recorded with the client.
-pub fn choose_apps(tenant: &TenantConfig, facts: &ClientFacts<'_>) -> BTreeMap<String, String> {
+pub(crate) fn choose_apps(
+    tenant: &TenantConfig,
+    facts: &ClientFacts<'_>,
+) -> BTreeMap<String, String> {
     tenant
         .resources
         .iter()

@@ -7,7 +7,7 @@ use crate::config::Tenant;
 
 /// The metadata document of `tenant`. `offers_refresh` says whether the upstream issues
 /// refresh tokens, which decides whether `offline_access` is offered.
-pub fn authorization_server_metadata(tenant: &Tenant, offers_refresh: bool) -> Value {
+pub(crate) fn authorization_server_metadata(tenant: &Tenant, offers_refresh: bool) -> Value {
     let issuer = &tenant.issuer;
     let policy = &tenant.config.registration;
     let mut scopes: Vec<&str> = tenant

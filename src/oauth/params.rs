@@ -6,7 +6,7 @@ use std::collections::HashMap;
 #[derive(Debug, Default)]
 pub struct Params {
     values: HashMap<String, String>,
-    pub repeated: Vec<String>,
+    pub(crate) repeated: Vec<String>,
 }
 
 impl Params {
@@ -36,7 +36,7 @@ impl Params {
             .filter(|v| !v.is_empty())
     }
 
-    pub fn is_repeated(&self, name: &str) -> bool {
+    pub(crate) fn is_repeated(&self, name: &str) -> bool {
         self.repeated.iter().any(|r| r == name)
     }
 }

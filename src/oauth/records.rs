@@ -13,39 +13,39 @@ use crate::store::{Namespace, Record, RecordId};
 /// An authorization request that passed validation, waiting for consent or the upstream login.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PendingAuthorization {
-    pub client_id: ClientId,
+    pub(crate) client_id: ClientId,
     /// The redirect URI of the request (for a loopback client, with the port it used).
     #[serde(with = "crate::domain::redirect_uri::as_string")]
-    pub redirect_uri: RedirectUri,
+    pub(crate) redirect_uri: RedirectUri,
     /// Whether the request named `redirect_uri` (then the token request must repeat it).
-    pub redirect_uri_given: bool,
-    pub state: Option<String>,
-    pub code_challenge: String,
+    pub(crate) redirect_uri_given: bool,
+    pub(crate) state: Option<String>,
+    pub(crate) code_challenge: String,
     /// The tenant's configured form of the resource.
-    pub resource: ResourceUri,
+    pub(crate) resource: ResourceUri,
     /// MCP-facing scope names granted.
-    pub scopes: ScopeSet,
-    pub upstream_scopes: ScopeSet,
+    pub(crate) scopes: ScopeSet,
+    pub(crate) upstream_scopes: ScopeSet,
     /// Refresh tokens will be issued (the client asked for offline_access or is registered
     /// for the refresh_token grant); the consent page says so.
-    pub offline_access: bool,
-    pub app: String,
-    pub prompt: Option<String>,
-    pub login_hint: Option<String>,
-    pub domain_hint: Option<String>,
+    pub(crate) offline_access: bool,
+    pub(crate) app: String,
+    pub(crate) prompt: Option<String>,
+    pub(crate) login_hint: Option<String>,
+    pub(crate) domain_hint: Option<String>,
 }
 
 /// The state of one upstream login (`state` = the transaction id). Single use, ~10 minutes.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Transaction {
-    pub request: PendingAuthorization,
+    pub(crate) request: PendingAuthorization,
     /// The shim's own PKCE verifier for the upstream leg, sealed under the transaction id.
-    pub sealed_verifier: String,
-    pub nonce: String,
+    pub(crate) sealed_verifier: String,
+    pub(crate) nonce: String,
     /// The key of the cookie set in the browser that gave consent: the callback must come
     /// back to that browser, so a forwarded IdP link cannot complete someone else's login.
-    pub browser_hash: HandleKey,
-    pub created_at: u64,
+    pub(crate) browser_hash: HandleKey,
+    pub(crate) created_at: u64,
 }
 
 impl Record for Transaction {
@@ -58,13 +58,13 @@ impl Record for Transaction {
 /// replay can be recognised and the refresh family it started revoked.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct AuthCode {
-    pub request: PendingAuthorization,
+    pub(crate) request: PendingAuthorization,
     /// The IdP's tokens, sealed under the code.
-    pub sealed_tokens: String,
-    pub subject: Option<String>,
-    pub valid_until: u64,
+    pub(crate) sealed_tokens: String,
+    pub(crate) subject: Option<String>,
+    pub(crate) valid_until: u64,
     pub used: bool,
-    pub family_id: Option<FamilyId>,
+    pub(crate) family_id: Option<FamilyId>,
 }
 
 impl Record for AuthCode {
@@ -76,19 +76,19 @@ impl Record for AuthCode {
 /// One refresh token of a family.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct RefreshRecord {
-    pub family_id: FamilyId,
-    pub client_id: ClientId,
-    pub resource: ResourceUri,
-    pub scopes: ScopeSet,
-    pub upstream_scopes: ScopeSet,
-    pub app: String,
-    pub issued_at: u64,
-    pub state: RefreshState,
+    pub(crate) family_id: FamilyId,
+    pub(crate) client_id: ClientId,
+    pub(crate) resource: ResourceUri,
+    pub(crate) scopes: ScopeSet,
+    pub(crate) upstream_scopes: ScopeSet,
+    pub(crate) app: String,
+    pub(crate) issued_at: u64,
+    pub(crate) state: RefreshState,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(tag = "state", rename_all = "snake_case")]
-pub enum RefreshState {
+pub(crate) enum RefreshState {
     /// Usable; the IdP's refresh token is sealed under this token.
     Active { sealed_upstream: String },
     /// Used at `at`; the response given then (with the successor) is sealed under this token,
@@ -109,12 +109,12 @@ impl Record for RefreshRecord {
 pub struct FamilyId(String);
 
 impl FamilyId {
-    pub fn generate() -> Self {
+    pub(crate) fn generate() -> Self {
         Self(random_token())
     }
 
     /// The first characters, enough to tell families apart in a log line.
-    pub fn short(&self) -> &str {
+    pub(crate) fn short(&self) -> &str {
         self.0.get(..8).unwrap_or(&self.0)
     }
 }
@@ -134,9 +134,9 @@ impl RecordId for FamilyId {
 /// A chain of rotated refresh tokens from one login; revoking it ends them all.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Family {
-    pub client_id: ClientId,
+    pub(crate) client_id: ClientId,
     pub revoked: bool,
-    pub created_at: u64,
+    pub(crate) created_at: u64,
 }
 
 impl Record for Family {

@@ -289,7 +289,7 @@ impl AuthServer {
     }
 
     /// Marks a refresh family revoked; every token of it is refused from then on.
-    pub async fn revoke_family(
+    pub(crate) async fn revoke_family(
         &self,
         tenant: &Tenant,
         family_id: &FamilyId,
@@ -323,7 +323,7 @@ impl AuthServer {
 
     /// `POST /{tenant}/revoke` (RFC 7009 §2): revokes a refresh token's family; unknown tokens
     /// and access tokens (the IdP's, which the shim cannot revoke) are answered with success.
-    pub async fn revoke(
+    pub(crate) async fn revoke(
         &self,
         tenant: &Tenant,
         form: &Params,

@@ -32,12 +32,12 @@ impl From<StoreError> for OAuthError {
 /// A client just registered, with the secret to hand out once.
 pub struct Registered {
     pub record: ClientRecord,
-    pub client_secret: Option<Handle>,
+    pub(crate) client_secret: Option<Handle>,
 }
 
 impl Registered {
     /// The RFC 7591 §3.2.1 response body.
-    pub fn response_body(&self) -> Value {
+    pub(crate) fn response_body(&self) -> Value {
         let mut body = match serde_json::to_value(&self.record.metadata) {
             Ok(Value::Object(map)) => map,
             _ => Map::new(),
@@ -60,15 +60,11 @@ pub struct ClientRegistry {
 }
 
 impl ClientRegistry {
-    pub fn new(records: Records, resolvers: HashMap<TenantId, Arc<CimdResolver>>) -> Self {
+    pub(crate) fn new(records: Records, resolvers: HashMap<TenantId, Arc<CimdResolver>>) -> Self {
         Self {
             records,
             resolvers: Arc::new(resolvers),
         }
-    }
-
-    pub fn resolver(&self, tenant: &TenantId) -> Option<&Arc<CimdResolver>> {
-        self.resolvers.get(tenant)
     }
 
     /// Validates a registration request body (already parsed JSON) and stores the client.

@@ -4,30 +4,29 @@
 use super::error::{ErrorCode, OAuthError};
 use crate::config::tenant::{AppConfig, ResourceConfig};
 use crate::domain::ScopeSet;
-use crate::domain::scope::parse_scope_list;
 
 /// A translated scope request.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ScopeGrant {
+pub(crate) struct ScopeGrant {
     /// MCP-facing names, in the resource's order.
-    pub names: ScopeSet,
+    pub(crate) names: ScopeSet,
     /// Upstream scope strings for those names.
-    pub upstream: ScopeSet,
+    pub(crate) upstream: ScopeSet,
 }
 
 /// Translates a requested `scope` for one resource and the app it is mapped to.
-pub fn translate(
+pub(crate) fn translate(
     resource: &ResourceConfig,
     app: &AppConfig,
     requested: Option<&str>,
 ) -> Result<ScopeGrant, OAuthError> {
     let tokens = match requested {
-        Some(s) => parse_scope_list(s).map_err(|e| OAuthError::new(ErrorCode::InvalidScope, e))?,
-        None => Vec::new(),
+        Some(s) => ScopeSet::parse(s).map_err(|e| OAuthError::new(ErrorCode::InvalidScope, e))?,
+        None => ScopeSet::default(),
     };
     let mut wanted: Vec<&str> = Vec::new();
-    for t in &tokens {
-        match t.as_str() {
+    for t in tokens.iter() {
+        match t {
             // Refresh tokens follow the client's registered grant types, not this scope.
             "offline_access" | "openid" | "profile" | "email" => {}
             other => {

@@ -12,19 +12,19 @@ use crate::upstream::UpstreamDirectory;
 use crate::upstream::tokens::UpstreamClient;
 
 pub struct AuthServer {
-    pub records: Records,
-    pub registry: ClientRegistry,
-    pub upstreams: UpstreamDirectory,
-    pub upstream: UpstreamClient,
-    pub sealer: Sealer,
-    pub signer: Signer,
+    pub(crate) records: Records,
+    pub(crate) registry: ClientRegistry,
+    pub(crate) upstreams: UpstreamDirectory,
+    pub(crate) upstream: UpstreamClient,
+    pub(crate) sealer: Sealer,
+    pub(crate) signer: Signer,
     /// One lock per refresh family being rotated, so that parallel refreshes of one client do
     /// not race to the IdP with the same upstream refresh token.
     family_locks: Mutex<HashMap<FamilyId, Arc<tokio::sync::Mutex<()>>>>,
 }
 
 impl AuthServer {
-    pub fn new(
+    pub(crate) fn new(
         records: Records,
         registry: ClientRegistry,
         upstreams: UpstreamDirectory,

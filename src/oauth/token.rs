@@ -24,7 +24,7 @@ use crate::store::{Records, Versioned};
 use crate::upstream::tokens::UpstreamTokens;
 
 /// A refresh token unused this long expires.
-pub const REFRESH_TOKEN_SECONDS: u64 = 90 * 24 * 3600;
+pub(crate) const REFRESH_TOKEN_SECONDS: u64 = 90 * 24 * 3600;
 
 pub(crate) fn invalid_grant(why: &str) -> OAuthError {
     OAuthError::new(ErrorCode::InvalidGrant, why)

@@ -11,7 +11,7 @@ use crate::domain::GrantType;
 
 /// The grant a token request asks for, with the parameters that grant takes.
 #[derive(Debug)]
-pub enum TokenRequest {
+pub(crate) enum TokenRequest {
     /// RFC 6749 §4.1.3 with PKCE (RFC 7636 §4.5) and RFC 8707 `resource`.
     AuthorizationCode(CodeRedemption),
     /// RFC 6749 §6.
@@ -20,26 +20,26 @@ pub enum TokenRequest {
 
 /// `grant_type=authorization_code`.
 #[derive(Debug)]
-pub struct CodeRedemption {
-    pub code: Handle,
+pub(crate) struct CodeRedemption {
+    pub(crate) code: Handle,
     /// Required when the authorization request named one; checked against the code.
-    pub redirect_uri: Option<String>,
+    pub(crate) redirect_uri: Option<String>,
     /// Checked after the code is found, so that a replayed code revokes its tokens even when
     /// the replay carries no verifier.
-    pub code_verifier: Option<String>,
-    pub resource: Option<String>,
+    pub(crate) code_verifier: Option<String>,
+    pub(crate) resource: Option<String>,
 }
 
 /// `grant_type=refresh_token`.
 #[derive(Debug)]
-pub struct RefreshRequest {
-    pub refresh_token: Handle,
-    pub scope: Option<String>,
-    pub resource: Option<String>,
+pub(crate) struct RefreshRequest {
+    pub(crate) refresh_token: Handle,
+    pub(crate) scope: Option<String>,
+    pub(crate) resource: Option<String>,
 }
 
 /// The grant type of a token request: no repeated parameter, a `grant_type` the shim offers.
-pub fn grant_type(form: &Params) -> Result<GrantType, OAuthError> {
+pub(crate) fn grant_type(form: &Params) -> Result<GrantType, OAuthError> {
     if let Some(name) = form.repeated.first() {
         return Err(OAuthError::invalid_request(format!(
             "the parameter {name} is repeated"
@@ -58,7 +58,7 @@ pub fn grant_type(form: &Params) -> Result<GrantType, OAuthError> {
 
 impl TokenRequest {
     /// The parameters of `grant` from the form.
-    pub fn parse(grant: GrantType, form: &Params) -> Result<Self, OAuthError> {
+    pub(crate) fn parse(grant: GrantType, form: &Params) -> Result<Self, OAuthError> {
         let optional = |name: &str| form.get(name).map(str::to_owned);
         let required = |name: &str, why: &str| {
             form.get(name)

@@ -6,7 +6,7 @@ use super::error::{ErrorCode, OAuthError};
 use crate::upstream::error::{IdpError, UpstreamError};
 
 /// The error for the client.
-pub fn to_client(e: &UpstreamError) -> OAuthError {
+pub(crate) fn to_client(e: &UpstreamError) -> OAuthError {
     match e {
         UpstreamError::Idp(e) => idp_to_client(e),
         UpstreamError::Unavailable(_) => OAuthError::new(
@@ -18,7 +18,7 @@ pub fn to_client(e: &UpstreamError) -> OAuthError {
 }
 
 /// The error for the client of an IdP error, with the IdP's own code kept in the description.
-pub fn idp_to_client(e: &IdpError) -> OAuthError {
+pub(crate) fn idp_to_client(e: &IdpError) -> OAuthError {
     let (code, advice) = e.meaning();
     let code = ErrorCode::parse(code).unwrap_or(ErrorCode::ServerError);
     // invalid_client / unauthorized_client from the IdP are about the shim's own app

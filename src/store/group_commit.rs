@@ -21,7 +21,7 @@ struct Progress {
     failed: Option<(u64, String)>,
 }
 
-pub struct GroupCommit {
+pub(crate) struct GroupCommit {
     flush: Arc<dyn Fn() -> Result<(), String> + Send + Sync>,
     tickets: AtomicU64,
     flushing: AtomicBool,
@@ -30,7 +30,7 @@ pub struct GroupCommit {
 
 impl GroupCommit {
     /// `flush` makes every write made before it was called durable; it may block.
-    pub fn new(flush: impl Fn() -> Result<(), String> + Send + Sync + 'static) -> Arc<Self> {
+    pub(crate) fn new(flush: impl Fn() -> Result<(), String> + Send + Sync + 'static) -> Arc<Self> {
         Arc::new(Self {
             flush: Arc::new(flush),
             tickets: AtomicU64::new(0),
@@ -40,7 +40,7 @@ impl GroupCommit {
     }
 
     /// Returns once every write this task made before the call is durable.
-    pub async fn durable(self: &Arc<Self>) -> Result<(), StoreError> {
+    pub(crate) async fn durable(self: &Arc<Self>) -> Result<(), StoreError> {
         let ticket = self.tickets.fetch_add(1, Ordering::SeqCst) + 1;
         let mut progress = self.progress.subscribe();
         loop {

@@ -6,7 +6,7 @@
 //! answers: a success answer goes out only after the records it depends on are on disk.
 
 mod group_commit;
-pub mod sled_store;
+pub(crate) mod sled_store;
 
 use std::sync::Arc;
 
@@ -30,7 +30,7 @@ pub enum Namespace {
 }
 
 impl Namespace {
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Self::Client => "client",
             Self::Code => "code",
@@ -42,13 +42,17 @@ impl Namespace {
 }
 
 /// `{tenant}/{namespace}/{id}`: tenant ids cannot contain '/', so tenants never overlap.
-pub fn store_key(tenant: &TenantId, ns: Namespace, id: &(impl RecordId + ?Sized)) -> Vec<u8> {
+pub(crate) fn store_key(
+    tenant: &TenantId,
+    ns: Namespace,
+    id: &(impl RecordId + ?Sized),
+) -> Vec<u8> {
     let id = id.as_id();
     format!("{}/{}/{}", tenant, ns.as_str(), id).into_bytes()
 }
 
 /// The prefix of every key of one namespace of one tenant.
-pub fn namespace_prefix(tenant: &TenantId, ns: Namespace) -> Vec<u8> {
+pub(crate) fn namespace_prefix(tenant: &TenantId, ns: Namespace) -> Vec<u8> {
     format!("{}/{}/", tenant, ns.as_str()).into_bytes()
 }
 
@@ -56,16 +60,16 @@ pub fn namespace_prefix(tenant: &TenantId, ns: Namespace) -> Vec<u8> {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Entry {
     /// Version of the payload's schema, set by the typed layer.
-    pub schema: u16,
+    pub(crate) schema: u16,
     /// Bumped by every write; compare-and-swap checks it.
-    pub revision: u64,
+    pub(crate) revision: u64,
     /// Unix seconds after which the record is gone; `None` never expires.
-    pub expires_at: Option<u64>,
-    pub payload: Vec<u8>,
+    pub(crate) expires_at: Option<u64>,
+    pub(crate) payload: Vec<u8>,
 }
 
 impl Entry {
-    pub fn is_live(&self, now: u64) -> bool {
+    pub(crate) fn is_live(&self, now: u64) -> bool {
         self.expires_at.is_none_or(|t| now < t)
     }
 }
@@ -179,7 +183,7 @@ impl RecordId for ClientId {
 pub struct Versioned<R> {
     pub value: R,
     pub revision: u64,
-    pub expires_at: Option<u64>,
+    pub(crate) expires_at: Option<u64>,
 }
 
 /// The typed layer the protocol code uses.
@@ -190,7 +194,7 @@ pub struct Records {
 }
 
 impl Records {
-    pub fn new(store: Arc<dyn Store>) -> Self {
+    pub(crate) fn new(store: Arc<dyn Store>) -> Self {
         Self {
             store,
             durability: Durability::OnReturn,
@@ -199,7 +203,7 @@ impl Records {
 
     /// The same records, with writes that reach the disk only at the next [`Records::flush`]
     /// (or durable write): for a request that writes several records before it answers.
-    pub fn deferred(&self) -> Records {
+    pub(crate) fn deferred(&self) -> Records {
         Records {
             store: self.store.clone(),
             durability: Durability::Deferred,
@@ -207,7 +211,7 @@ impl Records {
     }
 
     /// Makes every write so far durable.
-    pub async fn flush(&self) -> Result<(), StoreError> {
+    pub(crate) async fn flush(&self) -> Result<(), StoreError> {
         self.store.flush().await
     }
 
@@ -270,7 +274,7 @@ impl Records {
             .await
     }
 
-    pub async fn get<R: Record>(
+    pub(crate) async fn get<R: Record>(
         &self,
         tenant: &TenantId,
         id: &R::Id,
@@ -284,7 +288,7 @@ impl Records {
     }
 
     /// Reads and deletes in one step: at most one caller ever sees the record.
-    pub async fn take<R: Record>(
+    pub(crate) async fn take<R: Record>(
         &self,
         tenant: &TenantId,
         id: &R::Id,
@@ -298,7 +302,7 @@ impl Records {
     }
 
     /// Writes `value` if the record is still at `current.revision`; `false` if someone else wrote first.
-    pub async fn update<R: Record>(
+    pub(crate) async fn update<R: Record>(
         &self,
         tenant: &TenantId,
         id: &R::Id,
@@ -317,7 +321,7 @@ impl Records {
             .await
     }
 
-    pub async fn remove<R: Record>(
+    pub(crate) async fn remove<R: Record>(
         &self,
         tenant: &TenantId,
         id: &R::Id,

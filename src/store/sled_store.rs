@@ -18,7 +18,7 @@ use super::{Durability, Entry, Store, StoreError, Sweep};
 
 const FORMAT: u8 = 1;
 /// sled page cache size.
-pub const CACHE_BYTES: u64 = 64 * 1024 * 1024;
+pub(crate) const CACHE_BYTES: u64 = 64 * 1024 * 1024;
 const HEADER_LEN: usize = 1 + 2 + 8 + 8;
 
 pub struct SledStore {

@@ -13,10 +13,11 @@ use crate::config::tenant::{CredentialConfig, SecretMethod, SigningAlgorithm};
 use crate::crypto::app_key::AppSigningKey;
 
 /// `client_assertion_type` for JWT client authentication (RFC 7523 §2.2).
-pub const JWT_BEARER_ASSERTION: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
+pub(crate) const JWT_BEARER_ASSERTION: &str =
+    "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
 
 /// A credential ready to use; keys are parsed once at startup.
-pub enum LoadedCredential {
+pub(crate) enum LoadedCredential {
     SecretEnv {
         var: String,
         method: SecretMethod,
@@ -37,14 +38,14 @@ pub enum LoadedCredential {
 }
 
 /// What to add to a token request.
-pub struct ClientAuth {
-    pub form: Vec<(String, String)>,
+pub(crate) struct ClientAuth {
+    pub(crate) form: Vec<(String, String)>,
     /// HTTP Basic user and password (RFC 6749 §2.3.1), already form-encoded.
-    pub basic: Option<(String, SecretString)>,
+    pub(crate) basic: Option<(String, SecretString)>,
 }
 
 impl LoadedCredential {
-    pub fn load(cfg: &CredentialConfig) -> Result<Self, String> {
+    pub(crate) fn load(cfg: &CredentialConfig) -> Result<Self, String> {
         Ok(match cfg {
             CredentialConfig::ClientSecret {
                 secret_env: Some(var),
@@ -90,7 +91,7 @@ impl LoadedCredential {
     }
 
     /// Client authentication for one token request to `token_endpoint`.
-    pub fn authenticate(
+    pub(crate) fn authenticate(
         &self,
         client_id: &str,
         token_endpoint: &str,
@@ -170,7 +171,7 @@ impl LoadedCredential {
 }
 
 impl ClientAuth {
-    pub fn basic_header(&self) -> Option<String> {
+    pub(crate) fn basic_header(&self) -> Option<String> {
         self.basic.as_ref().map(|(u, p)| {
             let raw = format!("{u}:{}", p.expose_secret());
             format!(

@@ -17,7 +17,7 @@ use super::provider::Provider;
 
 /// Where one tenant's upstream stands.
 #[derive(Clone, Debug)]
-pub enum UpstreamStatus {
+pub(crate) enum UpstreamStatus {
     /// The built-in dev IdP: always there.
     BuiltIn,
     Discovered(Arc<CoreProviderMetadata>),
@@ -26,12 +26,8 @@ pub enum UpstreamStatus {
 }
 
 impl UpstreamStatus {
-    pub fn is_ready(&self) -> bool {
-        !matches!(self, Self::Unreachable(_))
-    }
-
     /// Whether the upstream issues refresh tokens (true unless its metadata says otherwise).
-    pub fn offers_refresh(&self) -> bool {
+    pub(crate) fn offers_refresh(&self) -> bool {
         match self {
             Self::Discovered(m) => m
                 .scopes_supported()
@@ -43,22 +39,22 @@ impl UpstreamStatus {
 
 /// Where to send users and token requests for one tenant.
 #[derive(Clone, Debug)]
-pub struct UpstreamEndpoints {
-    pub issuer: String,
-    pub authorization_endpoint: String,
-    pub token_endpoint: String,
+pub(crate) struct UpstreamEndpoints {
+    pub(crate) issuer: String,
+    pub(crate) authorization_endpoint: String,
+    pub(crate) token_endpoint: String,
     /// Whether `offline_access` is asked for upstream.
-    pub offers_refresh: bool,
+    pub(crate) offers_refresh: bool,
 }
 
 /// The upstream status of every tenant, updated by the discovery tasks.
 #[derive(Clone, Default)]
-pub struct UpstreamDirectory {
+pub(crate) struct UpstreamDirectory {
     statuses: Arc<RwLock<HashMap<TenantId, UpstreamStatus>>>,
 }
 
 impl UpstreamDirectory {
-    pub fn status(&self, tenant: &TenantId) -> UpstreamStatus {
+    pub(crate) fn status(&self, tenant: &TenantId) -> UpstreamStatus {
         self.statuses
             .read()
             .map(|s| s.get(tenant).cloned())
@@ -68,7 +64,7 @@ impl UpstreamDirectory {
     }
 
     /// The endpoints of `tenant`'s upstream, or why they are not known yet.
-    pub fn endpoints(&self, tenant: &Tenant) -> Result<UpstreamEndpoints, String> {
+    pub(crate) fn endpoints(&self, tenant: &Tenant) -> Result<UpstreamEndpoints, String> {
         match self.status(&tenant.id) {
             UpstreamStatus::BuiltIn => Ok(Provider::built_in_endpoints(&tenant.issuer)),
             UpstreamStatus::Discovered(m) => {
@@ -97,7 +93,7 @@ impl UpstreamDirectory {
     }
 
     /// Tenants whose upstream is not reachable yet, with the reason.
-    pub fn unreachable(&self) -> Vec<(TenantId, String)> {
+    pub(crate) fn unreachable(&self) -> Vec<(TenantId, String)> {
         let Ok(s) = self.statuses.read() else {
             return Vec::new();
         };
@@ -113,7 +109,7 @@ impl UpstreamDirectory {
     }
 
     /// Marks every tenant unreachable (or built in) and starts one discovery task per tenant.
-    pub fn start(
+    pub(crate) fn start(
         &self,
         tenants: &[Arc<Tenant>],
         http: reqwest::Client,

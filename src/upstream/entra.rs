@@ -3,7 +3,7 @@
 
 /// AADSTS code → (the OAuth error code to answer the client with, advice for the operator).
 /// Codes from Microsoft's Entra authentication and authorization error codes reference.
-pub fn aadsts_meaning(code: &str) -> (&'static str, &'static str) {
+pub(crate) fn aadsts_meaning(code: &str) -> (&'static str, &'static str) {
     match code {
         "AADSTS50105" => (
             "access_denied",

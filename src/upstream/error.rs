@@ -9,16 +9,16 @@ use crate::domain::TenantId;
 
 /// What the IdP said went wrong, from an authorization or token error response.
 #[derive(Clone, Debug, Default)]
-pub struct IdpError {
-    pub error: String,
-    pub description: Option<String>,
-    pub correlation_id: Option<String>,
-    pub trace_id: Option<String>,
+pub(crate) struct IdpError {
+    pub(crate) error: String,
+    pub(crate) description: Option<String>,
+    pub(crate) correlation_id: Option<String>,
+    pub(crate) trace_id: Option<String>,
 }
 
 impl IdpError {
     /// An error the IdP raised with these words (the dev IdP's own refusals).
-    pub fn new(error: &str, description: &str) -> Self {
+    pub(crate) fn new(error: &str, description: &str) -> Self {
         Self {
             error: error.to_owned(),
             description: Some(description.to_owned()),
@@ -27,7 +27,7 @@ impl IdpError {
     }
 
     /// Reads an IdP error body (RFC 6749 §5.2, plus Entra's `trace_id`/`correlation_id`).
-    pub fn from_json(v: &Value) -> Self {
+    pub(crate) fn from_json(v: &Value) -> Self {
         let s = |k: &str| v.get(k).and_then(Value::as_str).map(str::to_owned);
         Self {
             error: s("error").unwrap_or_else(|| "server_error".into()),
@@ -38,7 +38,7 @@ impl IdpError {
     }
 
     /// The `AADSTS<n>` code in the description, if any.
-    pub fn aadsts(&self) -> Option<String> {
+    pub(crate) fn aadsts(&self) -> Option<String> {
         let d = self.description.as_deref()?;
         let start = d.find("AADSTS")?;
         let digits: String = d[start + 6..]
@@ -50,7 +50,7 @@ impl IdpError {
 
     /// The OAuth error code this error means for the client, as a wire string: from the AADSTS
     /// code when there is one, else the IdP's own code.
-    pub fn meaning(&self) -> (&str, &'static str) {
+    pub(crate) fn meaning(&self) -> (&str, &'static str) {
         match self.aadsts() {
             Some(code) => aadsts_meaning(&code),
             None => (self.error.as_str(), ""),
@@ -58,7 +58,7 @@ impl IdpError {
     }
 
     /// The first line of what the IdP said, at most 300 characters, for the client.
-    pub fn said(&self) -> String {
+    pub(crate) fn said(&self) -> String {
         self.description
             .as_deref()
             .map(|d| {
@@ -73,7 +73,7 @@ impl IdpError {
     }
 
     /// What the operator should do, for the log.
-    pub fn operator_advice(&self) -> &'static str {
+    pub(crate) fn operator_advice(&self) -> &'static str {
         self.aadsts()
             .as_deref()
             .map(|c| aadsts_meaning(c).1)
@@ -83,7 +83,7 @@ impl IdpError {
 
 /// Why a call to the IdP failed.
 #[derive(Debug)]
-pub enum UpstreamError {
+pub(crate) enum UpstreamError {
     /// The IdP answered with an OAuth error.
     Idp(IdpError),
     /// The IdP could not be reached or answered nonsense.
@@ -93,12 +93,12 @@ pub enum UpstreamError {
 }
 
 impl UpstreamError {
-    pub fn is_invalid_grant(&self) -> bool {
+    pub(crate) fn is_invalid_grant(&self) -> bool {
         matches!(self, Self::Idp(e) if e.error == "invalid_grant")
     }
 
     /// One log line an operator can act on.
-    pub fn log(&self, tenant: &TenantId, app: &str, step: &str) {
+    pub(crate) fn log(&self, tenant: &TenantId, app: &str, step: &str) {
         match self {
             Self::Idp(e) => {
                 tracing::warn!(tenant = %tenant, app, step, idp_error = %e.error, idp_code = e.aadsts().as_deref().unwrap_or(""),

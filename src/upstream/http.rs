@@ -20,10 +20,10 @@ pub fn upstream_http_client(timeout: Duration) -> Result<reqwest::Client, String
 }
 
 /// Largest IdP response read (discovery documents, token responses).
-pub const MAX_IDP_RESPONSE: usize = 1024 * 1024;
+pub(crate) const MAX_IDP_RESPONSE: usize = 1024 * 1024;
 
 /// Reads a response body of at most `MAX_IDP_RESPONSE` bytes.
-pub async fn read_capped_body(response: reqwest::Response) -> Result<Vec<u8>, String> {
+pub(crate) async fn read_capped_body(response: reqwest::Response) -> Result<Vec<u8>, String> {
     crate::net::read_capped(response, MAX_IDP_RESPONSE)
         .await
         .map_err(|e| match e {

@@ -28,7 +28,7 @@ impl<'t> Provider<'t> {
         }
     }
 
-    pub fn new(config: &'t UpstreamConfig) -> Self {
+    pub(crate) fn new(config: &'t UpstreamConfig) -> Self {
         Self { config }
     }
 
@@ -38,7 +38,7 @@ impl<'t> Provider<'t> {
     }
 
     /// The dev IdP on a non-loopback listener, which the tenant file did not allow.
-    pub fn refuses_listener(&self, listener_is_loopback: bool) -> bool {
+    pub(crate) fn refuses_listener(&self, listener_is_loopback: bool) -> bool {
         matches!(
             self.config,
             UpstreamConfig::Dev {
@@ -48,7 +48,7 @@ impl<'t> Provider<'t> {
     }
 
     /// The built-in IdP's endpoints under the tenant's issuer.
-    pub fn built_in_endpoints(tenant_issuer: &str) -> UpstreamEndpoints {
+    pub(crate) fn built_in_endpoints(tenant_issuer: &str) -> UpstreamEndpoints {
         UpstreamEndpoints {
             issuer: format!("{tenant_issuer}/dev-idp"),
             authorization_endpoint: format!("{tenant_issuer}/dev-idp/authorize"),
@@ -59,14 +59,18 @@ impl<'t> Provider<'t> {
 
     /// Whether refresh tokens are asked for, given what discovery said. Entra always issues
     /// them for `offline_access`, whatever its metadata lists.
-    pub fn offers_refresh(&self, discovered: bool) -> bool {
+    pub(crate) fn offers_refresh(&self, discovered: bool) -> bool {
         discovered || matches!(self.config, UpstreamConfig::Entra { .. })
     }
 
     /// The `scope` of the upstream authorization request: `openid` (except for the dev IdP,
     /// which is not an OpenID provider), the granted upstream scopes, and `offline_access`
     /// where refresh tokens are offered.
-    pub fn authorization_scopes(&self, granted: &ScopeSet, offers_refresh: bool) -> ScopeSet {
+    pub(crate) fn authorization_scopes(
+        &self,
+        granted: &ScopeSet,
+        offers_refresh: bool,
+    ) -> ScopeSet {
         let mut scopes = granted.clone();
         if !self.is_built_in() {
             scopes.insert_first("openid");
@@ -79,7 +83,7 @@ impl<'t> Provider<'t> {
 
     /// The `scope` of an upstream refresh (RFC 6749 §6): the granted upstream scopes, and
     /// `offline_access` so that the IdP rotates its refresh token.
-    pub fn refresh_scopes(&self, granted: &ScopeSet, offers_refresh: bool) -> ScopeSet {
+    pub(crate) fn refresh_scopes(&self, granted: &ScopeSet, offers_refresh: bool) -> ScopeSet {
         let mut scopes = granted.clone();
         if offers_refresh {
             scopes.insert("offline_access");
@@ -88,7 +92,7 @@ impl<'t> Provider<'t> {
     }
 
     /// The RFC 8707 `resource` to send upstream for an MCP resource.
-    pub fn upstream_resource(&self, resource: &ResourceConfig) -> Option<String> {
+    pub(crate) fn upstream_resource(&self, resource: &ResourceConfig) -> Option<String> {
         match self.config {
             UpstreamConfig::Entra { .. } => None,
             UpstreamConfig::Oidc { .. } => resource.upstream_resource.clone(),
@@ -105,7 +109,7 @@ impl<'t> Provider<'t> {
     /// issuer by the directory's GUID, so a tenant configured by verified domain
     /// (contoso.onmicrosoft.com) accepts `{authority}/{guid}/v2.0`; GUIDs compare without
     /// regard to case.
-    pub fn issuer_matches(&self, found: &str, expected: &str) -> bool {
+    pub(crate) fn issuer_matches(&self, found: &str, expected: &str) -> bool {
         if found == expected {
             return true;
         }

@@ -19,18 +19,18 @@ use crate::net::fetch::error_chain;
 
 /// What the IdP handed out; kept only sealed.
 #[derive(Clone, Serialize, Deserialize, PartialEq, Eq)]
-pub struct UpstreamTokens {
-    pub access_token: String,
+pub(crate) struct UpstreamTokens {
+    pub(crate) access_token: String,
     #[serde(default = "bearer")]
-    pub token_type: String,
+    pub(crate) token_type: String,
     #[serde(default)]
-    pub expires_in: Option<u64>,
+    pub(crate) expires_in: Option<u64>,
     #[serde(default)]
-    pub refresh_token: Option<String>,
+    pub(crate) refresh_token: Option<String>,
     #[serde(default)]
-    pub scope: Option<String>,
+    pub(crate) scope: Option<String>,
     #[serde(default, skip_serializing)]
-    pub id_token: Option<String>,
+    pub(crate) id_token: Option<String>,
 }
 
 fn bearer() -> String {
@@ -53,20 +53,20 @@ impl fmt::Debug for UpstreamTokens {
 
 /// An IdP that runs inside the shim (the built-in dev IdP): its token endpoint is called
 /// directly, with the form an HTTP token request would carry.
-pub trait InProcessIdp: Send + Sync {
+pub(crate) trait InProcessIdp: Send + Sync {
     fn token(&self, params: &HashMap<String, String>, now: u64)
     -> Result<UpstreamTokens, IdpError>;
 }
 
 /// Calls the IdPs of every tenant.
-pub struct UpstreamClient {
+pub(crate) struct UpstreamClient {
     http: reqwest::Client,
     credentials: HashMap<(TenantId, String), Result<LoadedCredential, String>>,
     in_process: HashMap<TenantId, Arc<dyn InProcessIdp>>,
 }
 
 impl UpstreamClient {
-    pub fn new(
+    pub(crate) fn new(
         http: reqwest::Client,
         tenants: &[Arc<Tenant>],
         in_process: HashMap<TenantId, Arc<dyn InProcessIdp>>,
@@ -89,7 +89,7 @@ impl UpstreamClient {
 
     /// Exchanges the IdP's authorization code (RFC 6749 §4.1.3) with the app's credentials.
     #[allow(clippy::too_many_arguments)]
-    pub async fn exchange_code(
+    pub(crate) async fn exchange_code(
         &self,
         tenant: &Tenant,
         endpoints: &UpstreamEndpoints,
@@ -114,7 +114,7 @@ impl UpstreamClient {
 
     /// Uses the IdP's refresh token (RFC 6749 §6).
     #[allow(clippy::too_many_arguments)]
-    pub async fn refresh(
+    pub(crate) async fn refresh(
         &self,
         tenant: &Tenant,
         endpoints: &UpstreamEndpoints,

@@ -194,12 +194,7 @@ pub async fn login(
     let landing = match browser.go(&attempt.url, client.prefix()).await {
         Landing::Consent(page) => {
             browser
-                .consent(
-                    &format!("{}/{tenant}", app.base),
-                    &page,
-                    "approve",
-                    client.prefix(),
-                )
+                .consent(&app.issuer(tenant), &page, "approve", client.prefix())
                 .await
         }
         other => other,
@@ -212,11 +207,7 @@ pub async fn login(
         Some(attempt.state.as_str()),
         "state carried through"
     );
-    assert_eq!(
-        param(&url, "iss"),
-        Some(format!("{}/{tenant}", app.base)),
-        "RFC 9207 iss"
-    );
+    assert_eq!(param(&url, "iss"), Some(app.issuer(tenant)), "RFC 9207 iss");
     let code = param(&url, "code").unwrap_or_else(|| panic!("no code in {url}"));
     (code, attempt)
 }

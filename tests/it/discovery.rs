@@ -8,7 +8,7 @@ use crate::helpers::spawn_app;
 async fn metadata_at_all_three_urls_for_two_tenants() {
     let app = spawn_app().await;
     for tenant in ["alpha", "beta"] {
-        let issuer = format!("{}/{tenant}", app.base);
+        let issuer = app.issuer(tenant);
         let urls = [
             format!("/.well-known/oauth-authorization-server/{tenant}"),
             format!("/.well-known/openid-configuration/{tenant}"),

@@ -19,12 +19,7 @@ async fn callback_error(w: &crate::login::World, client: &Client) -> (String, St
     };
     let started = Instant::now();
     let landing = browser
-        .consent(
-            &format!("{}/contoso", w.app.base),
-            &page,
-            "approve",
-            client.prefix(),
-        )
+        .consent(&w.app.issuer("contoso"), &page, "approve", client.prefix())
         .await;
     assert!(
         started.elapsed() < Duration::from_secs(5),
@@ -38,7 +33,7 @@ async fn callback_error(w: &crate::login::World, client: &Client) -> (String, St
         param(&url, "state").as_deref(),
         Some(attempt.state.as_str())
     );
-    assert_eq!(param(&url, "iss"), Some(format!("{}/contoso", w.app.base)));
+    assert_eq!(param(&url, "iss"), Some(w.app.issuer("contoso")));
     (
         param(&url, "error").unwrap(),
         param(&url, "error_description").unwrap(),
@@ -111,7 +106,7 @@ async fn the_idp_down_at_callback_and_at_refresh() {
         panic!()
     };
     let upstream = browser
-        .consent_location(&format!("{}/contoso", w.app.base), &page, "approve")
+        .consent_location(&w.app.issuer("contoso"), &page, "approve")
         .await;
     let idp_redirect = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
@@ -195,12 +190,7 @@ scopes = [{{ name = "files.read", upstream = "api://mcp-files/files.read" }}]
         panic!()
     };
     let Landing::Client(url) = browser
-        .consent(
-            &format!("{}/wrong", app.base),
-            &page,
-            "approve",
-            client.prefix(),
-        )
+        .consent(&app.issuer("wrong"), &page, "approve", client.prefix())
         .await
     else {
         panic!()

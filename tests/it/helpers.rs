@@ -106,6 +106,11 @@ impl TestApp {
         panic!("the shim did not become ready");
     }
 
+    /// The issuer of one of the test tenants (`{base}/{tenant}`).
+    pub fn issuer(&self, tenant: &str) -> String {
+        format!("{}/{tenant}", self.base)
+    }
+
     pub fn tenant(&self, id: &str) -> std::sync::Arc<dcr_shim::config::Tenant> {
         self.state().tenant(id).expect("tenant exists").clone()
     }

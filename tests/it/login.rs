@@ -192,12 +192,7 @@ async fn full_dcr_login_with_consent_and_entra_translation() {
         "nothing reached the IdP before consent"
     );
     let Landing::Client(url) = browser
-        .consent(
-            &format!("{}/contoso", w.app.base),
-            &page,
-            "approve",
-            client.prefix(),
-        )
+        .consent(&w.app.issuer("contoso"), &page, "approve", client.prefix())
         .await
     else {
         panic!("approval should end at the client");
@@ -206,7 +201,7 @@ async fn full_dcr_login_with_consent_and_entra_translation() {
         param(&url, "state").as_deref(),
         Some(attempt.state.as_str())
     );
-    assert_eq!(param(&url, "iss"), Some(format!("{}/contoso", w.app.base)));
+    assert_eq!(param(&url, "iss"), Some(w.app.issuer("contoso")));
     let code = param(&url, "code").unwrap();
 
     // What the IdP saw: the static app, the shim's callback and PKCE, fully qualified scopes,
@@ -283,7 +278,7 @@ async fn consent_is_remembered_per_browser_and_deny_returns_access_denied() {
     assert!(matches!(
         other
             .consent(
-                &format!("{}/contoso", w.app.base),
+                &w.app.issuer("contoso"),
                 &page_one,
                 "approve",
                 client.prefix()
@@ -300,12 +295,7 @@ async fn consent_is_remembered_per_browser_and_deny_returns_access_denied() {
     };
     let before = w.idp.state.lock().unwrap().authorize_requests.len();
     let Landing::Client(url) = denier
-        .consent(
-            &format!("{}/contoso", w.app.base),
-            &page,
-            "deny",
-            client.prefix(),
-        )
+        .consent(&w.app.issuer("contoso"), &page, "deny", client.prefix())
         .await
     else {
         panic!()
@@ -315,7 +305,7 @@ async fn consent_is_remembered_per_browser_and_deny_returns_access_denied() {
         param(&url, "state").as_deref(),
         Some(attempt.state.as_str())
     );
-    assert_eq!(param(&url, "iss"), Some(format!("{}/contoso", w.app.base)));
+    assert_eq!(param(&url, "iss"), Some(w.app.issuer("contoso")));
     assert_eq!(
         w.idp.state.lock().unwrap().authorize_requests.len(),
         before,
@@ -325,12 +315,7 @@ async fn consent_is_remembered_per_browser_and_deny_returns_access_denied() {
     // A consent post without the browser's CSRF cookie is refused.
     let stranger = Browser::new();
     let landing = stranger
-        .consent(
-            &format!("{}/contoso", w.app.base),
-            &page,
-            "approve",
-            client.prefix(),
-        )
+        .consent(&w.app.issuer("contoso"), &page, "approve", client.prefix())
         .await;
     assert!(
         matches!(landing, Landing::Page(400, ref body) if body.contains("CSRF")),
@@ -373,12 +358,7 @@ async fn cimd_client_logs_in_without_registering() {
         page.contains("Doc Agent") && page.contains("Published by") && page.contains("localhost")
     );
     let Landing::Client(url) = browser
-        .consent(
-            &format!("{}/contoso", w.app.base),
-            &page,
-            "approve",
-            client.prefix(),
-        )
+        .consent(&w.app.issuer("contoso"), &page, "approve", client.prefix())
         .await
     else {
         panic!()
@@ -615,12 +595,7 @@ async fn an_upstream_error_reaches_the_client_with_the_aadsts_code() {
         panic!()
     };
     let Landing::Client(url) = browser
-        .consent(
-            &format!("{}/contoso", w.app.base),
-            &page,
-            "approve",
-            client.prefix(),
-        )
+        .consent(&w.app.issuer("contoso"), &page, "approve", client.prefix())
         .await
     else {
         panic!()
@@ -643,12 +618,7 @@ async fn an_upstream_error_reaches_the_client_with_the_aadsts_code() {
         panic!()
     };
     let Landing::Client(url) = browser
-        .consent(
-            &format!("{}/contoso", w.app.base),
-            &page,
-            "approve",
-            nocred.prefix(),
-        )
+        .consent(&w.app.issuer("contoso"), &page, "approve", nocred.prefix())
         .await
     else {
         panic!()
@@ -784,7 +754,7 @@ async fn a_forwarded_idp_link_cannot_finish_the_login_in_another_browser() {
         panic!()
     };
     let upstream = attacker
-        .consent_location(&format!("{}/contoso", w.app.base), &page, "approve")
+        .consent_location(&w.app.issuer("contoso"), &page, "approve")
         .await;
     assert!(upstream.starts_with(&w.idp.authority));
 
@@ -832,7 +802,7 @@ async fn errors_for_unapproved_web_clients_are_shown_not_redirected() {
     assert!(matches!(
         browser
             .consent(
-                &format!("{}/contoso", w.app.base),
+                &w.app.issuer("contoso"),
                 &page,
                 "approve",
                 "https://phish.example/"
@@ -868,12 +838,7 @@ async fn an_approval_covers_only_what_was_shown() {
     assert!(page.contains("Change your files"));
     assert!(matches!(
         browser
-            .consent(
-                &format!("{}/contoso", w.app.base),
-                &page,
-                "approve",
-                client.prefix()
-            )
+            .consent(&w.app.issuer("contoso"), &page, "approve", client.prefix())
             .await,
         Landing::Client(_)
     ));

@@ -553,6 +553,27 @@ pub(super) async fn login_code(app: &TestApp, client: &Client) -> (String, Strin
     (param(&url, "code").expect("code"), p.verifier)
 }
 
+/// Completes a login for the public `client` at alpha and redeems the code: its refresh token.
+pub(super) async fn refresh_token_for(app: &TestApp, client: &Client) -> String {
+    let (code, verifier) = login_code(app, client).await;
+    let res = send(
+        app,
+        &form(
+            "/alpha/token",
+            qs(&[
+                ("grant_type", "authorization_code"),
+                ("code", &code),
+                ("redirect_uri", LOOPBACK),
+                ("code_verifier", &verifier),
+                ("client_id", &client.id),
+            ]),
+        ),
+    )
+    .await;
+    assert_eq!(res.status, 200, "{}", res.text());
+    res.json()["refresh_token"].as_str().unwrap().to_owned()
+}
+
 pub(super) fn enc(s: &str) -> String {
     url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
 }
@@ -610,6 +631,6 @@ pub(super) fn ctx_for(app: &TestApp, tenant: &str) -> Ctx {
             format!("{}/{tenant}/dev-idp/authorize?", app.base),
         ],
         redirect_prefix: format!("{LOOPBACK}?"),
-        issuer: format!("{}/{tenant}", app.base),
+        issuer: app.issuer(tenant),
     }
 }

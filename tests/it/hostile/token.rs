@@ -469,23 +469,7 @@ async fn hostile_token() {
     total += 1;
 
     // Grace window: a fresh login, rotate once, retry within the window, then reuse after it.
-    let (code2, verifier2) = login_code(&app, &owner).await;
-    let res = send(
-        &app,
-        &form(
-            "/alpha/token",
-            qs(&[
-                ("grant_type", "authorization_code"),
-                ("code", &code2),
-                ("redirect_uri", LOOPBACK),
-                ("code_verifier", &verifier2),
-                ("client_id", &owner.id),
-            ]),
-        ),
-    )
-    .await;
-    assert_eq!(res.status, 200, "{}", res.text());
-    let a = res.json()["refresh_token"].as_str().unwrap().to_owned();
+    let a = refresh_token_for(&app, &owner).await;
     let refresh_body = |rt: &str| {
         qs(&[
             ("grant_type", "refresh_token"),

@@ -94,3 +94,28 @@ async fn the_dev_idp_refuses_to_listen_beyond_loopback() {
         .expect("must refuse");
     assert!(err.to_string().contains("logs anyone in"), "{err}");
 }
+
+#[test]
+fn check_refuses_two_resources_that_name_the_same_uri() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("twins.toml"),
+        r#"
+upstream = { kind = "dev" }
+[[resources]]
+uri = "https://mcp.example.com"
+default = true
+scopes = [{ name = "a", upstream = "api://x/a" }]
+[[resources]]
+uri = "HTTPS://MCP.example.com:443/"
+scopes = [{ name = "b", upstream = "api://x/b" }]
+"#,
+    )
+    .unwrap();
+    let (code, out) = run(&["check"], dir.path());
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains("twins.toml: resources[1].uri: another resource has the same uri"),
+        "{out}"
+    );
+}

@@ -360,6 +360,26 @@ async fn hostile_authorize() {
             &[("resource", "https://mcp.example.com/files")],
             Expect::Redirect("invalid_target"),
         ),
+        // A resource is compared in normalized form (RFC 3986 §6.2.2): the same resource in
+        // another case, with the default port or an escaped letter gets the consent page.
+        n(
+            "resource in another case with the default port",
+            &[("resource", Some("HTTPS://MCP.Example.COM:443/files"))],
+            &[],
+            Expect::Status(200),
+        ),
+        n(
+            "resource with an escaped unreserved letter",
+            &[("resource", Some("https://mcp.example.com/%66iles"))],
+            &[],
+            Expect::Status(200),
+        ),
+        n(
+            "resource with a trailing slash is another path",
+            &[("resource", Some("https://mcp.example.com/files/"))],
+            &[],
+            Expect::Redirect("invalid_target"),
+        ),
         n(
             "resource with path traversal",
             &[("resource", Some("https://mcp.example.com/files/../admin"))],

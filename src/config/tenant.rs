@@ -59,7 +59,7 @@ impl Tenant {
     }
 
     /// The resource that `uri` names, compared in normalized form (`ResourceUri`).
-    pub(crate) fn resource(&self, uri: &str) -> Option<&ResourceConfig> {
+    pub fn resource(&self, uri: &str) -> Option<&ResourceConfig> {
         self.config.resources.iter().find(|r| r.uri.matches(uri))
     }
 }
@@ -205,8 +205,8 @@ pub(crate) enum SigningAlgorithm {
 /// An MCP server the tenant fronts (an RFC 8707 resource).
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub(crate) struct ResourceConfig {
-    pub(crate) uri: ResourceUri,
+pub struct ResourceConfig {
+    pub uri: ResourceUri,
     pub(crate) name: Option<String>,
     #[serde(default)]
     pub(crate) default: bool,

@@ -9,33 +9,35 @@
 use std::fmt;
 
 use super::{ct_eq, random_token, sha256_hex};
+use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 
 /// A handed-out secret. `Debug` prints `[redacted]`; there is no `Display`, so it cannot slip
-/// into a log line by accident; `expose` is the one way to the text.
-#[derive(PartialEq, Eq)]
-pub struct Handle(String);
+/// into a log line by accident; `expose` is the one way to the text; the memory is wiped when
+/// it is dropped. It has no `PartialEq`: `HandleKey::matches` is the one comparison, in constant
+/// time.
+pub struct Handle(SecretString);
 
 impl Handle {
     /// A new random handle of 256 bits (43 characters of base64url).
     pub(crate) fn generate() -> Self {
-        Self(random_token())
+        Self(SecretString::from(random_token()))
     }
 
     /// A value a client presented (a code, a refresh token, a cookie): not yet known to be one
     /// of ours; looking up its `key` tells.
     pub fn presented(value: &str) -> Self {
-        Self(value.to_owned())
+        Self(SecretString::from(value))
     }
 
     /// The text to hand out.
     pub(crate) fn expose(&self) -> &str {
-        &self.0
+        self.0.expose_secret()
     }
 
     /// Hex SHA-256 of the handle: its store key, and what is kept in place of the handle.
     pub(crate) fn key(&self) -> HandleKey {
-        HandleKey(sha256_hex(&self.0))
+        HandleKey(sha256_hex(self.expose()))
     }
 }
 

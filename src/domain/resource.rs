@@ -37,24 +37,63 @@ impl ResourceUri {
 }
 
 fn normalize(raw: &str) -> Option<String> {
+    // Only what the URL parser leaves as it is gets a normalized form: a string it would
+    // rewrite in other ways (dot segments resolved, a backslash read as a slash, an escaped or
+    // numeric host decoded, whitespace dropped) names a resource only by its exact text.
+    if !raw.bytes().all(|b| b.is_ascii_graphic()) || raw.contains(['\\', '#']) {
+        return None;
+    }
     let url = Url::parse(raw).ok()?;
-    if url.cannot_be_a_base() {
+    if url.cannot_be_a_base() || !url.username().is_empty() || url.password().is_some() {
+        return None;
+    }
+    let (_, rest) = raw.split_once("://")?;
+    let (authority, path_and_query) = rest.split_at(rest.find(['/', '?']).unwrap_or(rest.len()));
+    let (path, query) = match path_and_query.split_once('?') {
+        Some((p, q)) => (p, Some(q)),
+        None => (path_and_query, None),
+    };
+    let path = if path.is_empty() { "/" } else { path };
+    if url.path() != path || url.query() != query {
+        return None;
+    }
+    let normalized_path = normalize_escapes(path);
+    if normalized_path
+        .split('/')
+        .any(|segment| segment == "." || segment == "..")
+    {
+        return None;
+    }
+    let host = url.host_str()?;
+    if !host_of(authority).eq_ignore_ascii_case(host) {
         return None;
     }
     let mut out = String::with_capacity(raw.len());
     out.push_str(url.scheme());
     out.push_str("://");
-    out.push_str(url.host_str()?);
+    out.push_str(host);
     if let Some(port) = url.port() {
         out.push(':');
         out.push_str(&port.to_string());
     }
-    out.push_str(&normalize_escapes(url.path()));
-    if let Some(q) = url.query() {
+    out.push_str(&normalized_path);
+    if let Some(q) = query {
         out.push('?');
         out.push_str(&normalize_escapes(q));
     }
     Some(out)
+}
+
+/// The host part of an authority as written (`[v6]` or a name), without its port.
+fn host_of(authority: &str) -> &str {
+    if authority.starts_with('[') {
+        return authority
+            .find(']')
+            .map_or(authority, |end| &authority[..=end]);
+    }
+    authority
+        .rsplit_once(':')
+        .map_or(authority, |(host, _)| host)
 }
 
 /// `%7e` → `~`, `%2f` → `%2F` (RFC 3986 §6.2.2.1, §6.2.2.2).
@@ -114,6 +153,9 @@ impl fmt::Display for ResourceUri {
 mod tests {
     use super::*;
 
+    const A: &str = "https://mcp.example.com/admin";
+    const F: &str = "https://mcp.example.com/files";
+
     #[test]
     fn normalized_forms_meet() {
         let same = [
@@ -129,6 +171,11 @@ mod tests {
                 "https://mcp.example.com/a%2Fb",
             ),
             ("http://127.0.0.1:8080/mcp", "http://127.0.0.1:8080/mcp"),
+            ("http://[::1]:8080/mcp", "http://[::1]:8080/mcp"),
+            (
+                "https://mcp.example.com/x?a=%7e",
+                "https://mcp.example.com/x?a=~",
+            ),
         ];
         for (a, b) in same {
             assert!(ResourceUri::new(a).matches(b), "{a} ~ {b}");
@@ -158,6 +205,21 @@ mod tests {
                 "https://mcp.example.com/x?a=2",
             ),
             ("not a url", "NOT A URL"),
+            // What the URL parser would rewrite names a resource only by its exact text.
+            (A, "https://mcp.example.com/files/../admin"),
+            (A, "https://mcp.example.com/files/%2e%2e/admin"),
+            (A, "https://mcp.example.com/files/.%2E/admin"),
+            (A, "https://mcp.example.com/./admin"),
+            (F, "https://x:y@mcp.example.com/files"),
+            (F, "https://mcp.example.com/files#frag"),
+            (F, r"https:\\mcp.example.com\files"),
+            (F, "https://mcp%2Eexample.com/files"),
+            (F, "https://mcp.example.com/fi\tles"),
+            (F, " https://mcp.example.com/files"),
+            (F, "https://MCP.EXAMPLE.com:443/files/"),
+            (F, "https://mcp.ex\u{e4}mple.com/files"),
+            ("http://127.0.0.1/mcp", "http://2130706433/mcp"),
+            ("http://[::1]/mcp", "http://[0:0::1]/mcp"),
         ];
         for (a, b) in different {
             assert!(!ResourceUri::new(a).matches(b), "{a} !~ {b}");

@@ -119,3 +119,40 @@ scopes = [{ name = "b", upstream = "api://x/b" }]
         "{out}"
     );
 }
+
+#[test]
+fn dot_segments_never_reach_another_resource() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("two.toml");
+    std::fs::write(
+        &file,
+        r#"
+upstream = { kind = "dev" }
+[[resources]]
+uri = "https://mcp.example.com/files"
+default = true
+scopes = [{ name = "files.read", upstream = "api://x/files.read" }]
+[[resources]]
+uri = "https://mcp.example.com/admin"
+scopes = [{ name = "admin", upstream = "api://x/admin" }]
+"#,
+    )
+    .unwrap();
+    let public = url::Url::parse("http://127.0.0.1:8080").unwrap();
+    let tenant = dcr_shim::config::tenant::load_tenant(&file, &public).unwrap();
+    let named = |uri: &str| tenant.resource(uri).map(|r| r.uri.to_string());
+    assert_eq!(
+        named("HTTPS://MCP.example.com:443/admin").as_deref(),
+        Some("https://mcp.example.com/admin")
+    );
+    for sneaky in [
+        "https://mcp.example.com/files/../admin",
+        "https://mcp.example.com/files/%2e%2e/admin",
+        "https://mcp.example.com/files/.%2E/admin",
+        r"https://mcp.example.com/files\..\admin",
+        "https://user@mcp.example.com/admin",
+        "https://mcp.example.com/admin#x",
+    ] {
+        assert_eq!(named(sneaky), None, "{sneaky}");
+    }
+}

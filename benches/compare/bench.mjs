@@ -1,5 +1,5 @@
-// Side-by-side benchmark for issue 6: a complete login and wrk throughput through dcr-shim,
-// through FastMCP's OIDCProxy, and directly at the same oidc-provider, in one run. Started by
+// Side-by-side benchmark (targets in docs/benchmarks.md): a complete login and wrk throughput
+// through dcr-shim, through FastMCP's OIDCProxy, and directly at the same oidc-provider, in one run. Started by
 // run.sh (which installs what this needs); see the comment there for the options.
 import fs from 'node:fs';
 import os from 'node:os';
@@ -486,7 +486,7 @@ function markdown(r) {
   p(`FastMCP client records on disk after the run: ${r.fastmcp_client_files.toLocaleString('en-US')} ` +
     `(one file per registration, fsynced before the 201). Error lines in the logs: FastMCP ${r.server_log_errors.fastmcp}, dcr-shim ${r.server_log_errors.shim}.`);
   p();
-  p('### Against issue 6\'s targets');
+  p('### Against the targets');
   p();
   p('| target | measured | met |');
   p('|---|---|---|');

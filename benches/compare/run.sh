@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Side-by-side benchmark (issue 6): a complete login and wrk throughput through dcr-shim, through
+# Side-by-side benchmark: a complete login and wrk throughput through dcr-shim, through
 # FastMCP's OIDCProxy and directly at the same oidc-provider, in one run on loopback. Installs
 # what it needs (npm ci here, a Python venv in .venv with requirements.txt, wrk via apt-get),
 # writes results.json and results.md here and prints the Markdown.

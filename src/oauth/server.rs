@@ -12,12 +12,12 @@ use crate::upstream::UpstreamDirectory;
 use crate::upstream::tokens::UpstreamClient;
 
 pub struct AuthServer {
-    pub(crate) records: Records,
-    pub(crate) registry: ClientRegistry,
-    pub(crate) upstreams: UpstreamDirectory,
-    pub(crate) upstream: UpstreamClient,
-    pub(crate) sealer: Sealer,
-    pub(crate) signer: Signer,
+    pub(super) records: Records,
+    pub(super) registry: ClientRegistry,
+    pub(super) upstreams: UpstreamDirectory,
+    pub(super) upstream: UpstreamClient,
+    pub(super) sealer: Sealer,
+    pub(super) signer: Signer,
     /// One lock per refresh family being rotated, so that parallel refreshes of one client do
     /// not race to the IdP with the same upstream refresh token.
     family_locks: Mutex<HashMap<FamilyId, Arc<tokio::sync::Mutex<()>>>>,

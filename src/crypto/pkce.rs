@@ -30,6 +30,33 @@ pub(crate) fn verify(verifier: &str, challenge: &str) -> bool {
     is_valid_verifier(verifier) && ct_eq(&s256(verifier), challenge)
 }
 
+/// An S256 code challenge (RFC 7636 §4.2) that passed `is_valid_challenge` where it entered.
+/// Serialized as the plain string.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(transparent)]
+pub struct S256Challenge(String);
+
+impl S256Challenge {
+    /// The challenge of an authorization request, if it is well formed.
+    pub(crate) fn parse(challenge: &str) -> Option<Self> {
+        is_valid_challenge(challenge).then(|| Self(challenge.to_owned()))
+    }
+
+    /// The challenge of a verifier of our own (the upstream leg).
+    pub(crate) fn of(verifier: &str) -> Self {
+        Self(s256(verifier))
+    }
+
+    pub(crate) fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// Whether `verifier` answers this challenge (RFC 7636 §4.6), compared in constant time.
+    pub(crate) fn is_answered_by(&self, verifier: &str) -> bool {
+        verify(verifier, &self.0)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -15,7 +15,8 @@ use super::scopes::{ScopeGrant, translate};
 use super::server::AuthServer;
 use crate::config::Tenant;
 use crate::config::tenant::{AppConfig, ResourceConfig};
-use crate::crypto::{Handle, HandleKey, pkce, random_token};
+use crate::crypto::pkce::S256Challenge;
+use crate::crypto::{Handle, HandleKey, random_token};
 use crate::domain::{ClientRecord, GrantType, RedirectUri, ResourceUri};
 use crate::net::append_query;
 use crate::oauth::mapping::{ClientFacts, choose_app};
@@ -276,7 +277,7 @@ impl AuthServer {
             app,
             &request,
             &txn_id,
-            &pkce::s256(&verifier),
+            &S256Challenge::of(&verifier),
             &nonce,
         );
         let binding = Handle::generate();
@@ -347,7 +348,7 @@ fn requested_redirect_uri(
 
 /// What step 2 found acceptable in a request.
 struct CheckedRequest {
-    code_challenge: String,
+    code_challenge: S256Challenge,
     resource: ResourceUri,
     app: String,
     scopes: ScopeGrant,
@@ -436,7 +437,7 @@ fn bounded(params: &Params, name: &str) -> Result<Option<String>, OAuthError> {
 }
 
 /// The PKCE challenge (RFC 7636 §4.3): required, S256 only.
-fn pkce_challenge(params: &Params) -> Result<String, OAuthError> {
+fn pkce_challenge(params: &Params) -> Result<S256Challenge, OAuthError> {
     match (
         params.get("code_challenge"),
         params.get("code_challenge_method"),
@@ -453,10 +454,11 @@ fn pkce_challenge(params: &Params) -> Result<String, OAuthError> {
         (Some(_), Some(m)) if m != "S256" => Err(OAuthError::invalid_request(format!(
             "code_challenge_method '{m}' is not supported; use S256"
         ))),
-        (Some(c), Some(_)) if !pkce::is_valid_challenge(c) => Err(OAuthError::invalid_request(
-            "code_challenge must be 43 characters of base64url (the S256 hash of the verifier)",
-        )),
-        (Some(c), Some(_)) => Ok(c.to_owned()),
+        (Some(c), Some(_)) => S256Challenge::parse(c).ok_or_else(|| {
+            OAuthError::invalid_request(
+                "code_challenge must be 43 characters of base64url (the S256 hash of the verifier)",
+            )
+        }),
     }
 }
 
@@ -492,7 +494,7 @@ fn upstream_authorization_url(
     app: &AppConfig,
     request: &PendingAuthorization,
     txn_id: &Handle,
-    challenge: &str,
+    challenge: &S256Challenge,
     nonce: &str,
 ) -> String {
     let provider = Provider::of(tenant);
@@ -506,7 +508,7 @@ fn upstream_authorization_url(
         ("redirect_uri", &callback),
         ("scope", &scope),
         ("state", txn_id.expose()),
-        ("code_challenge", challenge),
+        ("code_challenge", challenge.as_str()),
         ("code_challenge_method", "S256"),
         ("nonce", nonce),
     ];

@@ -6,6 +6,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+use crate::crypto::pkce::S256Challenge;
 use crate::crypto::{HandleKey, random_token};
 use crate::domain::{ClientId, RedirectUri, ResourceUri, ScopeSet};
 use crate::store::{Namespace, Record, RecordId};
@@ -20,7 +21,7 @@ pub struct PendingAuthorization {
     /// Whether the request named `redirect_uri` (then the token request must repeat it).
     pub(crate) redirect_uri_given: bool,
     pub(crate) state: Option<String>,
-    pub(crate) code_challenge: String,
+    pub(crate) code_challenge: S256Challenge,
     /// The tenant's configured form of the resource.
     pub(crate) resource: ResourceUri,
     /// MCP-facing scope names granted.

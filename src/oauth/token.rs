@@ -18,7 +18,7 @@ use super::records::{
 use super::server::AuthServer;
 use super::token_request::{CodeRedemption, TokenRequest, grant_type};
 use crate::config::Tenant;
-use crate::crypto::{Handle, pkce};
+use crate::crypto::Handle;
 use crate::domain::{ClientRecord, ScopeSet};
 use crate::store::{Records, Versioned};
 use crate::upstream::tokens::UpstreamTokens;
@@ -279,7 +279,7 @@ fn check_code_binding(
         .code_verifier
         .as_deref()
         .ok_or_else(|| OAuthError::invalid_request("code_verifier is required (PKCE)"))?;
-    if !pkce::verify(verifier, &r.code_challenge) {
+    if !r.code_challenge.is_answered_by(verifier) {
         return Err(invalid_grant(
             "code_verifier does not match the code_challenge",
         ));

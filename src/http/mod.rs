@@ -5,6 +5,7 @@ mod authorize;
 pub(crate) mod body;
 mod callback;
 pub(crate) mod cookies;
+mod cors;
 pub(crate) mod error;
 mod extract;
 mod ops;
@@ -18,6 +19,7 @@ use actix_web::dev::Service;
 use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::middleware::DefaultHeaders;
 use actix_web::{HttpResponse, web};
+use futures_util::future::{Either, ready};
 use tracing::Instrument;
 
 use state::AppState;
@@ -42,6 +44,24 @@ pub(crate) fn configure(
 ) {
     cfg.app_data(state).service(
         web::scope("")
+            // CORS, inside the request log: a preflight is answered here and logged like any
+            // request.
+            .wrap_fn(|req, srv| {
+                let cors = cors::allowed_methods(req.path());
+                let fut = match cors {
+                    Some(methods) if req.method() == actix_web::http::Method::OPTIONS => {
+                        Either::Left(ready(Ok(req.into_response(cors::preflight(methods)))))
+                    }
+                    _ => Either::Right(srv.call(req)),
+                };
+                async move {
+                    let mut res = fut.await?;
+                    if cors.is_some() {
+                        cors::allow_any_origin(res.headers_mut());
+                    }
+                    Ok(res)
+                }
+            })
             .wrap_fn(|req, srv| {
                 // Our own request log: the path only, never the query string, which carries
                 // codes and state on the callback.

@@ -5,6 +5,7 @@ mod binary;
 mod browser;
 mod cimd;
 mod cli;
+mod cors;
 mod discovery;
 mod durability;
 mod fake_entra;

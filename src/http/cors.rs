@@ -1,0 +1,94 @@
+//! CORS (the Fetch standard's CORS protocol) for what a browser-based client (MCP Inspector, a
+//! web agent) calls from its own origin: the metadata documents, registration, the token and
+//! revocation endpoints, and the dev IdP's JWKS and metadata. `Access-Control-Allow-Origin: *`
+//! and never credentials: none of these relies on cookies. The browser endpoints (authorize,
+//! consent, callback) never answer with CORS headers, so no other origin can read them.
+
+use actix_web::HttpResponse;
+use actix_web::http::header::{HeaderMap, HeaderName, HeaderValue};
+
+/// Request headers a client may send cross-origin (RFC 9728 and MCP clients send
+/// `MCP-Protocol-Version` with their metadata requests).
+const ALLOWED_HEADERS: &str = "Authorization, Content-Type, MCP-Protocol-Version";
+/// Response headers a client may read besides the CORS-safelisted ones.
+const EXPOSED_HEADERS: &str = "WWW-Authenticate, Retry-After";
+/// How long a browser may cache a preflight answer.
+const MAX_AGE_SECONDS: &str = "86400";
+
+/// The methods an endpoint offers cross-origin, or `None` where CORS is not offered.
+pub(crate) fn allowed_methods(path: &str) -> Option<&'static str> {
+    let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    match segments.as_slice() {
+        [
+            ".well-known",
+            "oauth-authorization-server" | "openid-configuration",
+            _tenant,
+        ] => Some("GET"),
+        [_tenant, ".well-known", "openid-configuration"] => Some("GET"),
+        [_tenant, "register" | "token" | "revoke"] => Some("POST"),
+        [_tenant, "dev-idp", "jwks"] => Some("GET"),
+        [_tenant, "dev-idp", ".well-known", "openid-configuration"] => Some("GET"),
+        _ => None,
+    }
+}
+
+/// The answer to a preflight (`OPTIONS`) request.
+pub(crate) fn preflight(methods: &'static str) -> HttpResponse {
+    let mut res = HttpResponse::NoContent().finish();
+    let headers = res.headers_mut();
+    allow_any_origin(headers);
+    let mut set = |name: &'static str, value: &'static str| {
+        headers.insert(
+            HeaderName::from_static(name),
+            HeaderValue::from_static(value),
+        );
+    };
+    set("access-control-allow-methods", methods);
+    set("access-control-allow-headers", ALLOWED_HEADERS);
+    set("access-control-max-age", MAX_AGE_SECONDS);
+    res
+}
+
+/// Lets any origin read the response.
+pub(crate) fn allow_any_origin(headers: &mut HeaderMap) {
+    headers.insert(
+        HeaderName::from_static("access-control-allow-origin"),
+        HeaderValue::from_static("*"),
+    );
+    headers.insert(
+        HeaderName::from_static("access-control-expose-headers"),
+        HeaderValue::from_static(EXPOSED_HEADERS),
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_the_endpoints_clients_call_from_a_page() {
+        let offered = [
+            ("/.well-known/oauth-authorization-server/alpha", "GET"),
+            ("/.well-known/openid-configuration/alpha", "GET"),
+            ("/alpha/.well-known/openid-configuration", "GET"),
+            ("/alpha/register", "POST"),
+            ("/alpha/token", "POST"),
+            ("/alpha/revoke", "POST"),
+            ("/alpha/dev-idp/jwks", "GET"),
+        ];
+        for (path, methods) in offered {
+            assert_eq!(allowed_methods(path), Some(methods), "{path}");
+        }
+        for path in [
+            "/alpha/authorize",
+            "/alpha/consent",
+            "/alpha/callback",
+            "/alpha/dev-idp/authorize",
+            "/healthz",
+            "/alpha/token/x",
+            "/",
+        ] {
+            assert_eq!(allowed_methods(path), None, "{path}");
+        }
+    }
+}

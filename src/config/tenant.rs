@@ -97,12 +97,20 @@ pub enum UpstreamConfig {
     Oidc {
         issuer: String,
         discovery_url: Option<String>,
+        /// Send `prompt=consent` with a request for refresh tokens: OpenID Connect Core §11 lets
+        /// a provider ignore `offline_access` without it, and strict ones (oidc-provider) do.
+        #[serde(default = "yes")]
+        consent_for_refresh: bool,
     },
     /// The built-in development IdP (loopback public URLs only unless allowed).
     Dev {
         #[serde(default)]
         allow_non_loopback: bool,
     },
+}
+
+fn yes() -> bool {
+    true
 }
 
 fn default_entra_authority() -> String {
@@ -469,6 +477,7 @@ fn validate_upstream(u: &UpstreamConfig, public_url: &Url, p: &mut Problems) {
         UpstreamConfig::Oidc {
             issuer,
             discovery_url,
+            ..
         } => {
             check_url("upstream.issuer", issuer, p);
             if let Some(d) = discovery_url {

@@ -518,8 +518,9 @@ fn upstream_authorization_url(
     if let Some(r) = &upstream_resource {
         query.push(("resource", r));
     }
+    let prompt = provider.authorization_prompt(request.prompt.as_deref(), endpoints.offers_refresh);
     for (name, value) in [
-        ("prompt", &request.prompt),
+        ("prompt", &prompt),
         ("login_hint", &request.login_hint),
         ("domain_hint", &request.domain_hint),
     ] {

@@ -8,6 +8,7 @@
 //! | `openid` scope upstream | yes | yes | no |
 //! | `offline_access` | always | when discovery lists it (or lists no scopes) | always |
 //! | `resource` upstream | never (Entra takes it from the scopes) | `upstream_resource` | `upstream_resource`, else the MCP URI |
+//! | `prompt` upstream | the client's, without `consent` | the same, plus `consent` with `offline_access` unless `consent_for_refresh = false` | the client's, without `consent` |
 
 use crate::config::Tenant;
 use crate::config::tenant::{ResourceConfig, UpstreamConfig};
@@ -91,6 +92,36 @@ impl<'t> Provider<'t> {
         scopes
     }
 
+    /// The `prompt` of the upstream authorization request (OpenID Connect Core §3.1.2.1). The
+    /// client's `consent` is answered by the shim's own consent page and never forwarded: Entra
+    /// would show its own consent screen on every login, and in a directory that restricts user
+    /// consent refuse non-admins with AADSTS90094 even after admin consent. An `oidc` provider
+    /// gets `consent` when refresh tokens are asked for (OpenID Connect Core §11), unless the
+    /// tenant turned that off.
+    pub(crate) fn authorization_prompt(
+        &self,
+        client_prompt: Option<&str>,
+        asks_for_refresh: bool,
+    ) -> Option<String> {
+        let mut values: Vec<&str> = client_prompt
+            .unwrap_or_default()
+            .split(' ')
+            .filter(|v| !v.is_empty() && *v != "consent")
+            .collect();
+        let oidc_needs_consent = matches!(
+            self.config,
+            UpstreamConfig::Oidc {
+                consent_for_refresh: true,
+                ..
+            }
+        ) && asks_for_refresh;
+        // `none` forbids any page, so it cannot be combined with `consent` (§3.1.2.1).
+        if oidc_needs_consent && !values.contains(&"none") {
+            values.push("consent");
+        }
+        (!values.is_empty()).then(|| values.join(" "))
+    }
+
     /// The RFC 8707 `resource` to send upstream for an MCP resource.
     pub(crate) fn upstream_resource(&self, resource: &ResourceConfig) -> Option<String> {
         match self.config {
@@ -125,6 +156,58 @@ impl<'t> Provider<'t> {
                     guid.len() == 36 && guid.chars().all(|c| c.is_ascii_hexdigit() || c == '-')
                 }),
             _ => false,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn upstream(toml_text: &str) -> UpstreamConfig {
+        toml::from_str(toml_text).unwrap()
+    }
+
+    #[test]
+    fn consent_is_never_forwarded_but_a_strict_oidc_provider_gets_it_for_refresh() {
+        let entra = upstream(
+            r#"kind = "entra"
+directory_id = "00000000-0000-0000-0000-000000000000""#,
+        );
+        let oidc = upstream(
+            r#"kind = "oidc"
+issuer = "https://idp.example.com""#,
+        );
+        let lenient = upstream(
+            r#"kind = "oidc"
+issuer = "https://idp.example.com"
+consent_for_refresh = false"#,
+        );
+        let cases: [(&UpstreamConfig, Option<&str>, bool, Option<&str>); 9] = [
+            (&entra, Some("consent"), true, None),
+            (&entra, Some("login consent"), true, Some("login")),
+            (
+                &entra,
+                Some("select_account"),
+                false,
+                Some("select_account"),
+            ),
+            (&entra, None, true, None),
+            (&oidc, Some("consent"), true, Some("consent")),
+            (&oidc, None, false, None),
+            (&oidc, Some("login"), true, Some("login consent")),
+            (&oidc, Some("none"), true, Some("none")),
+            (&lenient, Some("consent"), true, None),
+        ];
+        for (config, client, refresh, expected) in cases {
+            assert_eq!(
+                Provider::new(config)
+                    .authorization_prompt(client, refresh)
+                    .as_deref(),
+                expected,
+                "{} {client:?} {refresh}",
+                config.kind()
+            );
         }
     }
 }

@@ -853,3 +853,53 @@ async fn an_approval_covers_only_what_was_shown() {
     ));
     w.stop().await;
 }
+
+/// The TypeScript SDK adds `prompt=consent` whenever its scope has `offline_access`
+/// (`@modelcontextprotocol/sdk` 1.32.2, `startAuthorization` in `src/client/auth.ts`; the e2e
+/// suite's copy is `tests/e2e/node_modules/@modelcontextprotocol/sdk/dist/esm/client/auth.js`).
+/// The shim's consent page answers
+/// it; Entra never sees it, or it would show its own consent screen on every login and refuse
+/// non-admins in directories that restrict user consent (AADSTS90094).
+#[tokio::test]
+async fn prompt_consent_shows_the_shims_page_and_never_reaches_entra() {
+    let w = world().await;
+    let client = Client::register(&w.app, "contoso", json!({})).await;
+    let browser = Browser::new();
+    login(&w.app, &browser, "contoso", &client, "sam").await;
+    for (prompt, forwarded) in [
+        ("consent", None),
+        ("login consent", Some("login")),
+        ("select_account", Some("select_account")),
+    ] {
+        let attempt = authorize_url(
+            &w.app,
+            "contoso",
+            &client,
+            "files.read offline_access",
+            "sam",
+        );
+        let url = format!("{}&prompt={}", attempt.url, prompt.replace(' ', "%20"));
+        let landing = match browser.go(&url, client.prefix()).await {
+            Landing::Consent(page) => {
+                assert!(prompt.contains("consent"), "{prompt}: no page expected");
+                browser
+                    .consent(&w.app.issuer("contoso"), &page, "approve", client.prefix())
+                    .await
+            }
+            other => {
+                assert!(!prompt.contains("consent"), "{prompt}: the page is shown");
+                other
+            }
+        };
+        assert!(
+            matches!(landing, Landing::Client(_)),
+            "{prompt}: {landing:?}"
+        );
+        assert_eq!(
+            w.last_authorize().get("prompt").map(String::as_str),
+            forwarded,
+            "{prompt}"
+        );
+    }
+    w.stop().await;
+}

@@ -200,7 +200,7 @@ impl AuthServer {
                 if e.is_invalid_grant() {
                     self.revoke_family(tenant, &rec.family_id, now).await?;
                 }
-                Err(super::upstream_errors::to_client(&e))
+                Err(super::upstream_errors::to_token_client(&e))
             }
         }
     }

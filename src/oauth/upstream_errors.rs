@@ -17,6 +17,24 @@ pub(crate) fn to_client(e: &UpstreamError) -> OAuthError {
     }
 }
 
+/// The error for a client at the token endpoint, where only RFC 6749 §5.2's codes mean
+/// anything: the interaction codes of an authorization response (`interaction_required`,
+/// `consent_required`, `login_required`, `access_denied`) become `invalid_grant`, which makes a
+/// client start a new login, the IdP's code and the advice kept in the description.
+pub(crate) fn to_token_client(e: &UpstreamError) -> OAuthError {
+    let mut error = to_client(e);
+    if matches!(
+        error.code,
+        ErrorCode::InteractionRequired
+            | ErrorCode::ConsentRequired
+            | ErrorCode::LoginRequired
+            | ErrorCode::AccessDenied
+    ) {
+        error.code = ErrorCode::InvalidGrant;
+    }
+    error
+}
+
 /// The error for the client of an IdP error, with the IdP's own code kept in the description.
 pub(crate) fn idp_to_client(e: &IdpError) -> OAuthError {
     let (code, advice) = e.meaning();

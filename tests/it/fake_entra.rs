@@ -48,6 +48,9 @@ pub enum Fault {
     NoAccessToken,
     /// Answers after 3 s (longer than the shim's timeout in tests).
     Slow,
+    /// Refuses refresh grants with this OAuth error and AADSTS description, as Entra does when
+    /// a policy changed since the login (MFA, consent, assignment).
+    RefreshRefused(&'static str, &'static str),
 }
 
 #[derive(Default)]
@@ -381,7 +384,7 @@ async fn token(ctx: web::Data<Ctx>, req: HttpRequest, body: String) -> HttpRespo
             return HttpResponse::Ok().json(json!({"token_type": "Bearer", "expires_in": 3599}));
         }
         Some(Fault::Slow) => tokio::time::sleep(std::time::Duration::from_secs(3)).await,
-        None => {}
+        Some(Fault::RefreshRefused(..)) | None => {}
     }
     let p: HashMap<String, String> = url::form_urlencoded::parse(body.as_bytes())
         .into_owned()
@@ -437,6 +440,10 @@ async fn token(ctx: web::Data<Ctx>, req: HttpRequest, body: String) -> HttpRespo
             (code.user, code.scope, Some(code.nonce))
         }
         Some("refresh_token") => {
+            if let Some(Fault::RefreshRefused(error, description)) = fault {
+                let (code, text) = description.split_once(": ").unwrap_or(("", description));
+                return aad_error(400, error, code, text);
+            }
             let Some((rt_client, user, scope)) = st
                 .refresh
                 .get(

@@ -202,3 +202,54 @@ scopes = [{{ name = "files.read", upstream = "api://mcp-files/files.read" }}]
     app.stop().await;
     idp.stop().await;
 }
+
+/// A policy that changed since the login (MFA now required, consent withdrawn, the user
+/// unassigned) refuses the refresh at Entra. At the token endpoint the client must get
+/// `invalid_grant` (RFC 6749 §5.2), which makes it log in again; `interaction_required` and the
+/// like mean nothing there. The AADSTS code and the advice stay in the description.
+#[tokio::test]
+async fn an_upstream_refusal_at_refresh_is_invalid_grant_with_the_idps_code() {
+    let w = world().await;
+    let client = Client::register(&w.app, "contoso", json!({})).await;
+    let cases = [
+        (
+            "invalid_grant",
+            "AADSTS50076: Due to a configuration change made by your administrator, or because you moved to a new location, you must use multi-factor authentication to access the resource.",
+        ),
+        (
+            "invalid_grant",
+            "AADSTS65001: The user or administrator has not consented to use the application.",
+        ),
+        (
+            "interaction_required",
+            "AADSTS50079: Due to a configuration change made by your administrator, you must enroll in multi-factor authentication.",
+        ),
+        (
+            "invalid_grant",
+            "AADSTS50105: The signed in user is not assigned to a role for the application.",
+        ),
+        (
+            "invalid_grant",
+            "AADSTS53003: Access has been blocked by Conditional Access policies.",
+        ),
+    ];
+    for (error, description) in cases {
+        w.idp.state.lock().unwrap().fault = None;
+        let (code, attempt) = login(&w.app, &Browser::new(), "contoso", &client, "vic").await;
+        let (_, tokens) = redeem(&w.app, "contoso", &client, &code, &attempt).await;
+        let rt = tokens["refresh_token"].as_str().unwrap().to_owned();
+        w.idp.state.lock().unwrap().fault = Some(Fault::RefreshRefused(error, description));
+        let (status, body) = refresh(&w.app, "contoso", &client, &rt).await;
+        let aadsts = description.split(':').next().unwrap();
+        assert_eq!(
+            (status, body["error"].as_str()),
+            (400, Some("invalid_grant")),
+            "{aadsts}: {body}"
+        );
+        assert!(
+            body["error_description"].as_str().unwrap().contains(aadsts),
+            "{aadsts}: {body}"
+        );
+    }
+    w.stop().await;
+}

@@ -243,7 +243,10 @@ fn canonical_without_port(raw: &str) -> Option<String> {
         return None;
     }
     let mut url = Url::parse(raw).ok()?;
-    if url.as_str() != raw {
+    // An empty path is the one difference allowed: `http://127.0.0.1:33418` is
+    // `http://127.0.0.1:33418/` (RFC 3986 §6.2.3), and clients register it either way.
+    let empty_path = url.path() == "/" && url.query().is_none() && !raw.ends_with('/');
+    if url.as_str() != raw && !(empty_path && url.as_str().strip_suffix('/') == Some(raw)) {
         return None;
     }
     url.set_port(None).ok()?;
@@ -321,5 +324,13 @@ mod tests {
         assert!(!web.matches("https://app.example.com:444/cb"));
         assert!(!web.matches("https://app.example.com/cb/"));
         assert!(!web.matches("https://APP.example.com/cb"));
+        // A loopback URI with an empty path is the same as with `/`, either side.
+        let bare = RedirectUri::parse("http://127.0.0.1").unwrap();
+        assert!(bare.matches("http://127.0.0.1:33418/"));
+        assert!(bare.matches("http://127.0.0.1:33418"));
+        assert!(!bare.matches("http://127.0.0.1:33418/x"));
+        let slash = RedirectUri::parse("http://127.0.0.1:33418/").unwrap();
+        assert!(slash.matches("http://127.0.0.1:50000"));
+        assert!(!slash.matches("http://127.0.0.1:50000?x=1"));
     }
 }

@@ -52,7 +52,8 @@ fn presented<'a>(
         (Some((id, _)), Some(f), _) if f != id => Err(OAuthError::invalid_request(
             "client_id differs between the Authorization header and the body",
         )),
-        (Some((id, s)), _, None) => Ok((id.as_str(), Some(s.as_str()))),
+        // An empty password in Basic is no secret: a public client's id alone.
+        (Some((id, s)), _, None) => Ok((id.as_str(), Some(s.as_str()).filter(|s| !s.is_empty()))),
         (None, Some(id), s) => Ok((id, s)),
         (None, None, _) => Err(invalid_client("client authentication failed: no client_id")),
     }

@@ -184,6 +184,15 @@ async fn hostile_token() {
             "public client sending a client_secret",
             redeem(&[("client_secret", "guess")]),
         ),
+        // Some clients send HTTP Basic with an empty password for a public client: that is
+        // client_id alone, so this unknown code is the error, not the authentication.
+        with_basic(
+            "public client sending Basic with an empty password",
+            redeem(&[("client_id", "<drop>"), ("code", "unknown-code")]),
+            &basic(&owner.id, ""),
+            400,
+            "invalid_grant",
+        ),
         with_basic(
             "public client sending Basic with a secret",
             redeem(&[("client_id", "<drop>")]),

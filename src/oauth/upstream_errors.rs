@@ -88,6 +88,30 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(idp_to_client(&odd).code, ErrorCode::ServerError);
+        for (aadsts, code) in [
+            ("AADSTS65001", ErrorCode::ConsentRequired),
+            ("AADSTS65004", ErrorCode::AccessDenied),
+            ("AADSTS90094", ErrorCode::AccessDenied),
+            ("AADSTS90095", ErrorCode::AccessDenied),
+            ("AADSTS50076", ErrorCode::InteractionRequired),
+            ("AADSTS53000", ErrorCode::AccessDenied),
+            ("AADSTS53003", ErrorCode::AccessDenied),
+            ("AADSTS7000222", ErrorCode::ServerError),
+            ("AADSTS9002327", ErrorCode::ServerError),
+        ] {
+            let e = IdpError {
+                error: "invalid_request".into(),
+                description: Some(format!("{aadsts}: words")),
+                ..Default::default()
+            };
+            assert_eq!(idp_to_client(&e).code, code, "{aadsts}");
+            // At the token endpoint, only RFC 6749 §5.2 codes.
+            let at_token = to_token_client(&UpstreamError::Idp(e)).code;
+            assert!(
+                matches!(at_token, ErrorCode::InvalidGrant | ErrorCode::ServerError),
+                "{aadsts}: {at_token}"
+            );
+        }
         let creds = IdpError {
             error: "invalid_client".into(),
             ..Default::default()

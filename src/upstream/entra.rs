@@ -9,9 +9,17 @@ pub(crate) fn aadsts_meaning(code: &str) -> (&'static str, &'static str) {
             "access_denied",
             "the user is not assigned to the app registration; an Entra admin must assign the user or a group under Enterprise applications → Users and groups",
         ),
-        "AADSTS65001" | "AADSTS65004" => (
+        "AADSTS65001" => (
             "consent_required",
             "consent for the app's API permissions is missing; an Entra admin must grant admin consent",
+        ),
+        "AADSTS65004" => (
+            "access_denied",
+            "the user declined to consent to the app; nothing to fix unless that was a mistake",
+        ),
+        "AADSTS90094" | "AADSTS90095" => (
+            "access_denied",
+            "the directory requires an admin to approve this app for the user; an Entra admin must grant tenant-wide admin consent to the app registration (Enterprise applications → Permissions), or let users consent",
         ),
         "AADSTS50076" | "AADSTS50079" | "AADSTS50158" => (
             "interaction_required",
@@ -33,9 +41,13 @@ pub(crate) fn aadsts_meaning(code: &str) -> (&'static str, &'static str) {
             "temporarily_unavailable",
             "Entra throttled a login loop; wait before retrying",
         ),
-        "AADSTS7000215" | "AADSTS7000222" => (
+        "AADSTS7000215" => (
             "server_error",
-            "the shim's client secret for this app is invalid or expired; update the secret the tenant file references",
+            "the shim's client secret for this app is invalid; update the secret the tenant file references",
+        ),
+        "AADSTS7000222" => (
+            "server_error",
+            "the shim's client secret for this app has expired; create a new one under Certificates & secrets and update the secret the tenant file references",
         ),
         "AADSTS700027" | "AADSTS700024" | "AADSTS7000274" => (
             "server_error",
@@ -47,7 +59,11 @@ pub(crate) fn aadsts_meaning(code: &str) -> (&'static str, &'static str) {
         ),
         "AADSTS9002326" => (
             "server_error",
-            "the callback is registered under the SPA platform; register it under the Web platform",
+            "the token request carried an Origin header, which Entra refuses for a Web redirect URI; the shim sends none, so a proxy between the shim and Entra added it: remove it there",
+        ),
+        "AADSTS9002327" => (
+            "server_error",
+            "the callback is registered under the Single-page application platform; register <issuer>/callback under the Web platform instead",
         ),
         "AADSTS50011" => (
             "server_error",
@@ -69,9 +85,13 @@ pub(crate) fn aadsts_meaning(code: &str) -> (&'static str, &'static str) {
             "access_denied",
             "the user's account does not belong to this directory; invite the user or use the right tenant",
         ),
+        "AADSTS53000" | "AADSTS53001" => (
+            "access_denied",
+            "a Conditional Access policy requires a compliant or domain-joined device, and this one is not; the user must sign in from a managed device, or an admin must change the policy",
+        ),
         "AADSTS53003" => (
             "access_denied",
-            "a Conditional Access policy blocked the sign-in",
+            "a Conditional Access policy blocked the sign-in; an admin can see which in the sign-in logs (by the correlation id)",
         ),
         _ => (
             "server_error",

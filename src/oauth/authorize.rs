@@ -413,7 +413,10 @@ fn validate_request(
         tracing::error!(tenant = %tenant.id, client_id = %client.client_id, app = %app_name, "client is mapped to an app that no longer exists; re-map it");
         return Err(OAuthError::server_error());
     };
-    let scopes = translate(resource, app, params.get("scope"))?;
+    let (scopes, dropped) = translate(resource, app, params.get("scope"))?;
+    if !dropped.is_empty() {
+        tracing::debug!(tenant = %tenant.id, client_id = %client.client_id, dropped = %dropped.join(" "), granted = %scopes.names, "scopes that cannot be granted were dropped");
+    }
     Ok(CheckedRequest {
         code_challenge,
         resource: resource.uri.clone(),

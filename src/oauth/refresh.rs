@@ -13,12 +13,13 @@ use super::client_auth::ClientCredentials;
 use super::error::{ErrorCode, OAuthError};
 use super::params::Params;
 use super::records::{Family, FamilyId, RefreshRecord, RefreshState};
+use super::scopes::{ScopeGrant, narrow};
 use super::server::AuthServer;
 use super::token::{REFRESH_TOKEN_SECONDS, invalid_grant, token_response};
 use super::token_request::RefreshRequest;
 use crate::config::Tenant;
 use crate::crypto::Handle;
-use crate::domain::ClientRecord;
+use crate::domain::{ClientRecord, ScopeSet};
 use crate::store::Versioned;
 use crate::upstream::provider::Provider;
 use crate::upstream::tokens::UpstreamTokens;
@@ -49,7 +50,8 @@ impl AuthServer {
         let _guard = lock.lock().await;
         let (current, family) = self.live_refresh_record(tenant, token, now).await?;
         let rec = &current.value;
-        check_within_grant(rec, &req)?;
+        check_resource(rec, &req)?;
+        let grant = refresh_grant(tenant, rec, &req);
         let sealed_upstream = match &rec.state {
             RefreshState::Rotated {
                 at,
@@ -67,7 +69,7 @@ impl AuthServer {
             .map(|b| String::from_utf8_lossy(&b).into_owned())
             .map_err(|_| OAuthError::server_error())?;
         let tokens = self
-            .refresh_upstream(tenant, rec, &upstream_refresh, now)
+            .refresh_upstream(tenant, rec, &grant.upstream, &upstream_refresh, now)
             .await?;
         let response = self
             .rotate(
@@ -76,6 +78,7 @@ impl AuthServer {
                 &current,
                 family,
                 &tokens,
+                &grant.names,
                 upstream_refresh,
                 now,
             )
@@ -168,6 +171,7 @@ impl AuthServer {
         &self,
         tenant: &Tenant,
         rec: &RefreshRecord,
+        granted_upstream: &ScopeSet,
         upstream_refresh: &str,
         now: u64,
     ) -> Result<UpstreamTokens, OAuthError> {
@@ -179,7 +183,7 @@ impl AuthServer {
             ));
         };
         let scopes =
-            Provider::of(tenant).refresh_scopes(&rec.upstream_scopes, endpoints.offers_refresh);
+            Provider::of(tenant).refresh_scopes(granted_upstream, endpoints.offers_refresh);
         let resource = self.upstream_resource(tenant, &rec.resource);
         match self
             .upstream
@@ -216,6 +220,7 @@ impl AuthServer {
         current: &Versioned<RefreshRecord>,
         family: Versioned<Family>,
         tokens: &UpstreamTokens,
+        granted: &ScopeSet,
         upstream_refresh: String,
         now: u64,
     ) -> Result<Value, OAuthError> {
@@ -243,7 +248,7 @@ impl AuthServer {
             tracing::error!(tenant = %tenant.id, "the successor refresh token collided with a stored id");
             return Err(OAuthError::server_error());
         }
-        let mut response = token_response(tokens, &rec.scopes);
+        let mut response = token_response(tokens, granted);
         response["refresh_token"] = json!(successor.expose());
         let rotated = RefreshRecord {
             state: RefreshState::Rotated {
@@ -353,9 +358,8 @@ impl AuthServer {
     }
 }
 
-/// A refresh may name the family's resource again and ask for no more than the family's
-/// scopes (RFC 6749 §6, RFC 8707 §2.2).
-fn check_within_grant(rec: &RefreshRecord, req: &RefreshRequest) -> Result<(), OAuthError> {
+/// A refresh may name the family's resource again (RFC 8707 §2.2, compared in normalized form).
+fn check_resource(rec: &RefreshRecord, req: &RefreshRequest) -> Result<(), OAuthError> {
     if let Some(res) = req.resource.as_deref()
         && !rec.resource.matches(res)
     {
@@ -364,17 +368,18 @@ fn check_within_grant(rec: &RefreshRecord, req: &RefreshRequest) -> Result<(), O
             "resource differs from the one this refresh token was issued for",
         ));
     }
-    if let Some(scope) = req.scope.as_deref()
-        && let Some(extra) = scope
-            .split(' ')
-            .find(|s| !rec.scopes.contains(s) && *s != "offline_access")
-    {
-        return Err(OAuthError::new(
-            ErrorCode::InvalidScope,
-            format!(
-                "'{extra}' was not granted to this refresh token; ask for it with a new authorization"
-            ),
-        ));
-    }
     Ok(())
+}
+
+/// What this refresh grants (RFC 6749 §6): the scopes the request names within the family's,
+/// the family's when it names none of them; never more.
+fn refresh_grant(tenant: &Tenant, rec: &RefreshRecord, req: &RefreshRequest) -> ScopeGrant {
+    match tenant.resource(rec.resource.as_str()) {
+        Some(resource) => narrow(resource, &rec.scopes, req.scope.as_deref()),
+        // The resource left the tenant file: the family's grant as it was recorded.
+        None => ScopeGrant {
+            names: rec.scopes.clone(),
+            upstream: rec.upstream_scopes.clone(),
+        },
+    }
 }

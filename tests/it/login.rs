@@ -560,11 +560,15 @@ async fn a_wrong_redirect_uri_at_authorize_gets_a_page_and_no_redirect() {
         assert_eq!(res.headers()["x-frame-options"], "DENY");
     }
     // Errors after the redirect URI is validated go back to it, with state and iss.
-    let attempt = authorize_url(&w.app, "contoso", &client, "files.admin", "ivan");
-    let Landing::Client(url) = browser.go(&attempt.url, client.prefix()).await else {
+    let attempt = authorize_url(&w.app, "contoso", &client, "files.read", "ivan");
+    let unknown_resource = format!(
+        "{}&resource={}",
+        attempt.url, "https%3A%2F%2Fevil.example%2Fapi"
+    );
+    let Landing::Client(url) = browser.go(&unknown_resource, client.prefix()).await else {
         panic!()
     };
-    assert_eq!(param(&url, "error").as_deref(), Some("invalid_scope"));
+    assert_eq!(param(&url, "error").as_deref(), Some("invalid_target"));
     assert_eq!(
         param(&url, "state").as_deref(),
         Some(attempt.state.as_str())
@@ -900,6 +904,59 @@ async fn prompt_consent_shows_the_shims_page_and_never_reaches_entra() {
             forwarded,
             "{prompt}"
         );
+    }
+    w.stop().await;
+}
+
+/// RFC 6749 §6: a refresh may ask for less than the family was granted, and never gets more.
+/// Scopes are named as at `/authorize` (MCP names or upstream strings, any spacing).
+#[tokio::test]
+async fn a_refresh_grants_at_most_the_familys_scopes() {
+    let w = world().await;
+    let client = Client::register(&w.app, "contoso", json!({})).await;
+    let attempt = authorize_url(
+        &w.app,
+        "contoso",
+        &client,
+        "files.read files.write offline_access",
+        "uma",
+    );
+    let browser = Browser::new();
+    let Landing::Consent(page) = browser.go(&attempt.url, client.prefix()).await else {
+        panic!("consent expected")
+    };
+    let Landing::Client(url) = browser
+        .consent(&w.app.issuer("contoso"), &page, "approve", client.prefix())
+        .await
+    else {
+        panic!()
+    };
+    let code = param(&url, "code").unwrap();
+    let (status, tokens) = redeem(&w.app, "contoso", &client, &code, &attempt).await;
+    assert_eq!(status, 200, "{tokens}");
+    assert_eq!(tokens["scope"], "files.read files.write");
+    let mut rt = tokens["refresh_token"].as_str().unwrap().to_owned();
+    for (asked, granted) in [
+        ("files.read", "files.read"),
+        (
+            "api://mcp-files/files.write   offline_access",
+            "files.write",
+        ),
+        ("files.read files.admin claudeai", "files.read"),
+        ("claudeai", "files.read files.write"),
+        ("", "files.read files.write"),
+    ] {
+        let mut form = vec![
+            ("grant_type", "refresh_token"),
+            ("refresh_token", rt.as_str()),
+        ];
+        if !asked.is_empty() {
+            form.push(("scope", asked));
+        }
+        let (status, body) = token_request(&w.app, "contoso", &client, &form).await;
+        assert_eq!(status, 200, "{asked}: {body}");
+        assert_eq!(body["scope"], granted, "{asked}");
+        rt = body["refresh_token"].as_str().unwrap().to_owned();
     }
     w.stop().await;
 }

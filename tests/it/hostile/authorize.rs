@@ -386,11 +386,25 @@ async fn hostile_authorize() {
             &[],
             Expect::Redirect("invalid_target"),
         ),
+        // Scopes are granted, not refused (RFC 6749 §3.3): what is not the resource's is
+        // dropped and the consent page shows what will be granted.
         n(
             "unknown scope",
             &[("scope", Some("files.admin"))],
             &[],
-            Expect::Redirect("invalid_scope"),
+            Expect::Status(200),
+        ),
+        n(
+            "claude.ai's scope and extra spaces",
+            &[("scope", Some("claudeai  files.read"))],
+            &[],
+            Expect::Status(200),
+        ),
+        n(
+            "a malformed scope token",
+            &[("scope", Some("files.read \"x\""))],
+            &[],
+            Expect::Status(200),
         ),
         n("state too long", &[("state", Some(&huge))], &[], ir.clone()),
         n(
@@ -423,7 +437,7 @@ async fn hostile_authorize() {
             "unknown scope",
             &[("scope", Some("files.admin"))],
             &[],
-            page.clone(),
+            Expect::Status(200),
         ),
         w(
             "response_type token",

@@ -427,12 +427,8 @@ async fn hostile_token() {
                 ("client_id", &stranger.id),
             ]),
         ),
-        t(
-            "refresh asking for a wider scope",
-            r(&[("scope", "files.read files.write")]),
-            400,
-            "invalid_scope",
-        ),
+        // A refresh asking for more than the family has gets the family's scopes (RFC 6749
+        // §6), not an error: `login::a_refresh_grants_at_most_the_familys_scopes`.
         t(
             "refresh for another resource",
             r(&[("resource", "https://evil.example/api")]),

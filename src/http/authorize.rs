@@ -112,6 +112,17 @@ pub(crate) async fn authorize(
             Err(e) => refused(&tenant, e),
         };
     }
+    let silent = authorized
+        .request
+        .prompt
+        .as_deref()
+        .is_some_and(|p| p.split(' ').any(|v| v == "none"));
+    if silent {
+        return refused(
+            &tenant,
+            auth.consent_required(&tenant, authorized, approval.as_deref(), now),
+        );
+    }
     // Reuse the browser's CSRF cookie so that a second GET does not break a form already open.
     let csrf = req
         .cookie(state.cookies().csrf_name())

@@ -235,6 +235,31 @@ impl AuthServer {
         asked || !(self.is_trusted(tenant, client) || approved_in_browser)
     }
 
+    /// The answer to `prompt=none` when the consent page would be needed: `consent_required`
+    /// (OpenID Connect Core §3.1.2.6), sent back to the client where that is safe, like any
+    /// other refusal, and shown on a page otherwise.
+    pub(crate) fn consent_required(
+        &self,
+        tenant: &Tenant,
+        authorized: Authorized,
+        approval_cookie: Option<&str>,
+        now: u64,
+    ) -> AuthorizeError {
+        let Authorized { client, request } = authorized;
+        self.refusal(
+            tenant,
+            &client,
+            request.redirect_uri,
+            request.state,
+            OAuthError::new(
+                ErrorCode::ConsentRequired,
+                "this browser has not approved the application, and prompt=none forbids asking",
+            ),
+            approval_cookie,
+            now,
+        )
+    }
+
     /// Whether the tenant trusts the client's CIMD host (its clients skip consent).
     pub(crate) fn is_trusted(&self, tenant: &Tenant, client: &ClientRecord) -> bool {
         client.cimd_host().is_some_and(|h| {

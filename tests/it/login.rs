@@ -960,3 +960,39 @@ async fn a_refresh_grants_at_most_the_familys_scopes() {
     }
     w.stop().await;
 }
+
+/// OpenID Connect Core §3.1.2.6: `prompt=none` may show no page, so a client this browser has
+/// not approved gets `consent_required`; once approved, `none` goes on to the IdP.
+#[tokio::test]
+async fn prompt_none_answers_consent_required_until_the_browser_approved() {
+    let w = world().await;
+    let client = Client::register(&w.app, "contoso", json!({})).await;
+    let browser = Browser::new();
+    let before = w.idp.state.lock().unwrap().authorize_requests.len();
+    let attempt = authorize_url(&w.app, "contoso", &client, "files.read", "wes");
+    let silent = format!("{}&prompt=none", attempt.url);
+    let Landing::Client(url) = browser.go(&silent, client.prefix()).await else {
+        panic!("the client must get an OAuth error")
+    };
+    assert_eq!(param(&url, "error").as_deref(), Some("consent_required"));
+    assert_eq!(
+        param(&url, "state").as_deref(),
+        Some(attempt.state.as_str())
+    );
+    assert_eq!(param(&url, "iss"), Some(w.app.issuer("contoso")));
+    assert_eq!(
+        w.idp.state.lock().unwrap().authorize_requests.len(),
+        before,
+        "nothing reached the IdP"
+    );
+    login(&w.app, &browser, "contoso", &client, "wes").await;
+    let attempt = authorize_url(&w.app, "contoso", &client, "files.read", "wes");
+    let silent = format!("{}&prompt=none", attempt.url);
+    let landing = browser.go(&silent, client.prefix()).await;
+    assert!(matches!(landing, Landing::Client(_)), "{landing:?}");
+    assert_eq!(
+        w.last_authorize().get("prompt").map(String::as_str),
+        Some("none")
+    );
+    w.stop().await;
+}

@@ -15,7 +15,7 @@ use super::pages::{ConsentView, consent_page, error_page};
 use super::state::{AppState, unix_now};
 use crate::config::Tenant;
 use crate::crypto::Handle;
-use crate::domain::ClientId;
+use crate::domain::{ClientId, RedirectKind};
 use crate::oauth::authorize::{AuthorizeError, Authorized, UpstreamRedirect};
 use crate::oauth::consent::ConsentError;
 use crate::oauth::params::Params;
@@ -174,6 +174,7 @@ fn consent_view<'a>(
             .unwrap_or("An unnamed application"),
         client_host: client.cimd_host(),
         redirect_host: r.redirect_uri.display_host(),
+        to_web_site: r.redirect_uri.kind() == RedirectKind::Https,
         resource_name: resource
             .and_then(|x| x.name.as_deref())
             .unwrap_or(r.resource.as_str()),

@@ -59,6 +59,8 @@ pub(crate) struct ConsentView<'a> {
     /// For CIMD clients: the host that published the client's metadata document.
     pub(crate) client_host: Option<&'a str>,
     pub(crate) redirect_host: String,
+    /// The sign-in goes to a web site (an https redirect URI), not to an app on this device.
+    pub(crate) to_web_site: bool,
     pub(crate) resource_name: &'a str,
     pub(crate) resource_uri: &'a str,
     /// (name, description) of each scope.
@@ -70,15 +72,33 @@ pub(crate) fn consent_page(v: &ConsentView<'_>) -> HttpResponse {
     page(
         StatusCode::OK,
         "Allow access?",
+        // Against phishing, what the server knows comes first and the client's own claims are
+        // marked as such: for a web client the host that will receive the sign-in is the
+        // heading; the name is "calls itself"; a CIMD client's host is verified (its metadata
+        // document was fetched from it).
         html! {
-            h1 { "Allow " (v.client_name) " to access " (v.resource_name) "?" }
+            @if v.to_web_site {
+                h1 { "Allow " strong { (&v.redirect_host) } " to access " (v.resource_name) "?" }
+            } @else {
+                h1 { "Allow an application on this device to access " (v.resource_name) "?" }
+            }
             div class="box" {
                 dl {
-                    dt { "Application" } dd { (v.client_name) }
-                    @if let Some(host) = v.client_host {
-                        dt { "Published by" } dd { (host) }
+                    dt { "Will receive your sign-in at" } dd { strong { (&v.redirect_host) } }
+                    dt { "Application" }
+                    dd {
+                        "calls itself “" (v.client_name) "”"
+                        @if v.client_host.is_none() {
+                            " " span class="muted" { "(the application's own claim, not verified)" }
+                        }
                     }
-                    dt { "Will receive your sign-in at" } dd { (&v.redirect_host) }
+                    @if let Some(host) = v.client_host {
+                        dt { "Published by" }
+                        dd {
+                            strong { (host) } " "
+                            span class="muted" { "(verified: its description was fetched from there)" }
+                        }
+                    }
                     dt { "Resource" }
                     dd { (v.resource_name) " " span class="muted" { (v.resource_uri) } }
                     dt { "It will be able to" }

@@ -996,3 +996,39 @@ async fn prompt_none_answers_consent_required_until_the_browser_approved() {
     );
     w.stop().await;
 }
+
+/// A consent page that cannot be used to phish: a web client that calls itself something
+/// official is shown by the host that will receive the sign-in, and its name is marked as its
+/// own claim.
+#[tokio::test]
+async fn the_consent_page_leads_with_the_host_not_the_claimed_name() {
+    let w = world().await;
+    let claimed = "Microsoft Copilot (official, verified by IT)";
+    let mut client = Client::register(
+        &w.app,
+        "contoso",
+        json!({
+            "client_name": claimed,
+            "redirect_uris": ["https://login-microsoftonline.example/cb"],
+        }),
+    )
+    .await;
+    client.redirect_uri = "https://login-microsoftonline.example/cb".into();
+    let attempt = authorize_url(&w.app, "contoso", &client, "files.read", "xia");
+    let page = w.app.http.get(&attempt.url).send().await.unwrap();
+    assert_eq!(page.status(), 200);
+    let page = page.text().await.unwrap();
+    let heading = &page[page.find("<h1>").unwrap()..page.find("</h1>").unwrap()];
+    assert!(
+        heading.contains("login-microsoftonline.example"),
+        "{heading}"
+    );
+    assert!(!heading.contains("Microsoft Copilot"), "{heading}");
+    let name_at = page.find("Microsoft Copilot").unwrap();
+    assert!(
+        page[..name_at].ends_with("calls itself “"),
+        "the name is a claim"
+    );
+    assert!(page.contains("not verified"));
+    w.stop().await;
+}

@@ -1,6 +1,7 @@
 //! The key and certificate an app authenticates with at the IdP (`private_key_jwt`, RFC 7523):
 //! an RSA private key and the certificate uploaded to the app registration, whose SHA-256
-//! thumbprint goes in the assertion's `x5t#S256` header.
+//! thumbprint goes in the assertion's `x5t#S256` header (and its SHA-1 thumbprint in `x5t`,
+//! which Microsoft's documentation gives for RS256 assertions).
 
 use std::path::Path;
 
@@ -14,6 +15,8 @@ pub(crate) struct AppSigningKey {
     pub(crate) key: EncodingKey,
     /// base64url SHA-256 of the certificate's DER.
     pub(crate) x5t_s256: String,
+    /// base64url SHA-1 of the certificate's DER (RFC 7515 §4.1.7).
+    pub(crate) x5t_sha1: String,
 }
 
 impl AppSigningKey {
@@ -43,6 +46,11 @@ impl AppSigningKey {
             ));
         }
         let x5t_s256 = URL_SAFE_NO_PAD.encode(Sha256::digest(cert.contents()));
-        Ok(Self { key, x5t_s256 })
+        let x5t_sha1 = URL_SAFE_NO_PAD.encode(sha1::Sha1::digest(cert.contents()));
+        Ok(Self {
+            key,
+            x5t_s256,
+            x5t_sha1,
+        })
     }
 }

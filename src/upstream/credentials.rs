@@ -1,5 +1,6 @@
 //! How the shim authenticates as an app at the IdP's token endpoint: a client secret (basic or
-//! post), `private_key_jwt` from a certificate and key (RFC 7523; header `x5t#S256`, PS256 or
+//! post), `private_key_jwt` from a certificate and key (RFC 7523; header `x5t#S256`, and `x5t`
+//! for RS256; PS256 or
 //! RS256), a federated assertion read from a file on every use, or none. Secrets are read when
 //! used, never logged.
 
@@ -30,6 +31,7 @@ pub(crate) enum LoadedCredential {
         key: EncodingKey,
         algorithm: Algorithm,
         x5t_s256: String,
+        x5t_sha1: String,
     },
     Federated {
         path: PathBuf,
@@ -71,8 +73,11 @@ impl LoadedCredential {
                 key_file,
                 algorithm,
             } => {
-                let AppSigningKey { key, x5t_s256 } =
-                    AppSigningKey::load(key_file, certificate_file)?;
+                let AppSigningKey {
+                    key,
+                    x5t_s256,
+                    x5t_sha1,
+                } = AppSigningKey::load(key_file, certificate_file)?;
                 let algorithm = match algorithm {
                     SigningAlgorithm::PS256 => Algorithm::PS256,
                     SigningAlgorithm::RS256 => Algorithm::RS256,
@@ -81,6 +86,7 @@ impl LoadedCredential {
                     key,
                     algorithm,
                     x5t_s256,
+                    x5t_sha1,
                 }
             }
             CredentialConfig::Federated { assertion_file } => Self::Federated {
@@ -134,10 +140,16 @@ impl LoadedCredential {
                 key,
                 algorithm,
                 x5t_s256,
+                x5t_sha1,
             } => {
                 let mut header = Header::new(*algorithm);
                 header.typ = Some("JWT".into());
                 header.x5t_s256 = Some(x5t_s256.clone());
+                // Microsoft documents the SHA-1 `x5t` for RS256 assertions; Entra refuses an
+                // RS256 assertion that has only `x5t#S256`.
+                if *algorithm == Algorithm::RS256 {
+                    header.x5t = Some(x5t_sha1.clone());
+                }
                 let claims = serde_json::json!({
                     "iss": client_id,
                     "sub": client_id,

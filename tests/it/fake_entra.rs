@@ -89,6 +89,7 @@ struct Ctx {
     state: Arc<Mutex<FakeState>>,
     fed_assertion_file: std::path::PathBuf,
     x5t_s256: String,
+    x5t_sha1: String,
     public_key: DecodingKey,
     signing_key: EncodingKey,
 }
@@ -324,9 +325,11 @@ fn authenticate(
                     "Client assertion failed signature validation.",
                 )
             })?;
-            if header.x5t_s256.as_deref() != Some(ctx.x5t_s256.as_str())
-                || !matches!(header.alg, Algorithm::PS256 | Algorithm::RS256)
-            {
+            // PS256 by `x5t#S256`; RS256, as Microsoft documents it, also by the SHA-1 `x5t`.
+            let thumbprints_ok = header.x5t_s256.as_deref() == Some(ctx.x5t_s256.as_str())
+                && (header.alg != Algorithm::RS256
+                    || header.x5t.as_deref() == Some(ctx.x5t_sha1.as_str()));
+            if !thumbprints_ok || !matches!(header.alg, Algorithm::PS256 | Algorithm::RS256) {
                 return Err(aad_error(
                     401,
                     "invalid_client",
@@ -522,6 +525,7 @@ pub async fn start(fed_assertion_file: std::path::PathBuf) -> FakeEntra {
     let cert = std::fs::read(fixtures.join("app-cert.pem")).unwrap();
     let der = pem::parse(&cert).unwrap();
     let x5t_s256 = URL_SAFE_NO_PAD.encode(Sha256::digest(der.contents()));
+    let x5t_sha1 = URL_SAFE_NO_PAD.encode(sha1::Sha1::digest(der.contents()));
     let public_key =
         DecodingKey::from_rsa_pem(&std::fs::read(fixtures.join("app-pub.pem")).unwrap()).unwrap();
     let signing_key =
@@ -534,6 +538,7 @@ pub async fn start(fed_assertion_file: std::path::PathBuf) -> FakeEntra {
         state: state.clone(),
         fed_assertion_file,
         x5t_s256,
+        x5t_sha1,
         public_key,
         signing_key,
     });

@@ -523,6 +523,16 @@ fn validate_apps(c: &TenantConfig, p: &mut Problems) {
                     &at(&format!("scopes[{j}]")),
                     format!("'{s}' is not a valid scope"),
                 );
+            } else if !c
+                .resources
+                .iter()
+                .flat_map(|r| &r.scopes)
+                .any(|rs| &rs.upstream == s)
+            {
+                p.add(
+                    &at(&format!("scopes[{j}]")),
+                    format!("'{s}' is not the upstream string of any resource's scope, so it can never be granted; list the `upstream` values of [[resources]] scopes this app may have"),
+                );
             }
         }
         validate_credential(&app.credential, &at("credential"), p);
@@ -589,6 +599,8 @@ fn validate_resources(c: &TenantConfig, p: &mut Problems) {
     let mut uris = HashSet::new();
     let mut names = HashSet::new();
     let entra = matches!(c.upstream, UpstreamConfig::Entra { .. });
+    // The Entra API (identifier URI) of each resource so far, to refuse two on one API.
+    let mut apis: Vec<(String, usize)> = Vec::new();
     for (i, r) in c.resources.iter().enumerate() {
         let at = |f: &str| format!("resources[{i}].{f}");
         if check_url(&at("uri"), r.uri.as_str(), p) && !uris.insert(r.uri.normalized()) {
@@ -630,7 +642,11 @@ fn validate_resources(c: &TenantConfig, p: &mut Problems) {
                     format!("'{}' is not a valid scope", s.upstream),
                 );
             } else if entra && !OIDC_SCOPES.contains(&s.upstream.as_str()) {
+                let graph = s.upstream.starts_with("https://graph.microsoft.com/")
+                    || s.upstream
+                        .starts_with("00000003-0000-0000-c000-000000000000/");
                 match s.upstream.rsplit_once('/') {
+                    _ if graph => p.add(&at("upstream"), format!("'{}' is a Microsoft Graph scope: a passthrough token for it has Graph as its audience, which no MCP server can accept as its own; expose the MCP server's own API in its app registration and use its scopes", s.upstream)),
                     Some((resource, _)) if !resource.is_empty() => {
                         entra_resources.insert(resource);
                     }
@@ -640,6 +656,13 @@ fn validate_resources(c: &TenantConfig, p: &mut Problems) {
         }
         if entra_resources.len() > 1 {
             p.add(&at("scopes"), "Entra issues a token for one resource per request (AADSTS28000); all upstream scopes of one MCP resource must belong to the same API");
+        }
+        for api in &entra_resources {
+            if let Some((_, other)) = apis.iter().find(|(a, _)| a.eq_ignore_ascii_case(api)) {
+                p.add(&at("scopes"), format!("the Entra API '{api}' is also resources[{other}]'s: the IdP's access token (audience {api}) would be valid at both MCP servers; give each MCP server an API of its own (an app registration with its own identifier URI)"));
+            } else {
+                apis.push(((*api).to_owned(), i));
+            }
         }
         if entra && r.scopes.iter().any(|s| s.upstream.ends_with("/.default")) && r.scopes.len() > 1
         {

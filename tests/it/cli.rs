@@ -156,3 +156,41 @@ scopes = [{ name = "admin", upstream = "api://x/admin" }]
         assert_eq!(named(sneaky), None, "{sneaky}");
     }
 }
+
+#[test]
+fn check_refuses_entra_setups_that_leak_tokens_or_never_grant() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("leaky.toml"),
+        r#"
+[upstream]
+kind = "entra"
+directory_id = "00000000-0000-0000-0000-000000000000"
+[[apps]]
+name = "a"
+client_id = "x"
+scopes = ["api://mcp-files/files.read", "api://mcp-files/files.delete"]
+credential = { kind = "none" }
+[[resources]]
+uri = "https://mcp.example.com/files"
+default = true
+scopes = [{ name = "files.read", upstream = "api://mcp-files/files.read" }]
+[[resources]]
+uri = "https://mcp.example.com/admin"
+scopes = [{ name = "admin", upstream = "API://MCP-FILES/admin" }]
+[[resources]]
+uri = "https://mcp.example.com/mail"
+scopes = [{ name = "mail", upstream = "https://graph.microsoft.com/Mail.Read" }]
+"#,
+    )
+    .unwrap();
+    let (code, out) = run(&["check"], dir.path());
+    assert_eq!(code, 1, "{out}");
+    for expected in [
+        "leaky.toml: resources[1].scopes: the Entra API 'API://MCP-FILES' is also resources[0]'s",
+        "leaky.toml: resources[2].scopes[0].upstream: 'https://graph.microsoft.com/Mail.Read' is a Microsoft Graph scope",
+        "leaky.toml: apps[0].scopes[1]: 'api://mcp-files/files.delete' is not the upstream string of any resource's scope",
+    ] {
+        assert!(out.contains(expected), "missing '{expected}' in:\n{out}");
+    }
+}

@@ -83,9 +83,14 @@ impl AuthServer {
             .ok_or_else(OAuthError::server_error)?;
         let r = code.value.request.clone();
         let subject = code.value.subject.clone();
-        // Refresh tokens only where the consent page said so (decided at authorize time).
+        // Refresh tokens only where the consent page said so (decided at authorize time), and
+        // only when the IdP gave one: a client never gets a refresh token that cannot work.
         let family_id =
             (r.offline_access && tokens.refresh_token.is_some()).then(FamilyId::generate);
+        if r.offline_access && tokens.refresh_token.is_none() {
+            tracing::warn!(tenant = %tenant.id, client_id = %client.client_id, app = %r.app,
+                "the IdP returned no refresh token although the client is registered for them, so it gets none and must sign in again when its access token expires; for an oidc upstream keep upstream.consent_for_refresh on and let the app request offline_access at the IdP; for entra the app registration needs the offline_access permission");
+        }
         // Family, claim and refresh token are written in this order and flushed once before the
         // answer. If a crash kept only some of them, no tokens were handed out, and a retry of
         // the code counts as a replay.

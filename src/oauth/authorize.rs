@@ -129,6 +129,9 @@ impl AuthServer {
                     prompt: checked.prompt,
                     login_hint: checked.login_hint,
                     domain_hint: checked.domain_hint,
+                    claims: checked.claims,
+                    max_age: checked.max_age,
+                    acr_values: checked.acr_values,
                 },
                 client,
             }),
@@ -380,6 +383,9 @@ struct CheckedRequest {
     prompt: Option<String>,
     login_hint: Option<String>,
     domain_hint: Option<String>,
+    claims: Option<String>,
+    max_age: Option<String>,
+    acr_values: Option<String>,
 }
 
 /// Step 2: the request itself, for a known client (OAuth 2.1 §4.1.1): no repeated parameter,
@@ -450,6 +456,9 @@ fn validate_request(
         prompt: bounded(params, "prompt")?,
         login_hint: bounded(params, "login_hint")?,
         domain_hint: bounded(params, "domain_hint")?,
+        claims: claims(params)?,
+        max_age: max_age(params)?,
+        acr_values: bounded(params, "acr_values")?,
     })
 }
 
@@ -460,6 +469,34 @@ fn bounded(params: &Params, name: &str) -> Result<Option<String>, OAuthError> {
         Some(v) if v.len() > MAX_PASSTHROUGH_LEN => {
             Err(OAuthError::invalid_request(format!("{name} is too long")))
         }
+        v => Ok(v.map(str::to_owned)),
+    }
+}
+
+/// Longest `claims` passed along: a claims challenge is a small JSON object.
+const MAX_CLAIMS_LEN: usize = 4096;
+
+/// The `claims` request parameter (OpenID Connect Core §5.5): a JSON object.
+fn claims(params: &Params) -> Result<Option<String>, OAuthError> {
+    let Some(claims) = params.get("claims") else {
+        return Ok(None);
+    };
+    let is_object = claims.len() <= MAX_CLAIMS_LEN
+        && serde_json::from_str::<serde_json::Value>(claims).is_ok_and(|v| v.is_object());
+    if !is_object {
+        return Err(OAuthError::invalid_request(format!(
+            "claims must be a JSON object of at most {MAX_CLAIMS_LEN} bytes (OpenID Connect Core §5.5)"
+        )));
+    }
+    Ok(Some(claims.to_owned()))
+}
+
+/// `max_age` (OpenID Connect Core §3.1.2.1): seconds, a non-negative integer.
+fn max_age(params: &Params) -> Result<Option<String>, OAuthError> {
+    match params.get("max_age") {
+        Some(v) if v.len() > 10 || !v.bytes().all(|b| b.is_ascii_digit()) => Err(
+            OAuthError::invalid_request("max_age must be a number of seconds"),
+        ),
         v => Ok(v.map(str::to_owned)),
     }
 }
@@ -551,6 +588,9 @@ fn upstream_authorization_url(
         ("prompt", &prompt),
         ("login_hint", &request.login_hint),
         ("domain_hint", &request.domain_hint),
+        ("claims", &request.claims),
+        ("max_age", &request.max_age),
+        ("acr_values", &request.acr_values),
     ] {
         if let Some(v) = value {
             query.push((name, v));

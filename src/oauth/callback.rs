@@ -16,7 +16,7 @@ use super::upstream_errors::{idp_to_client, to_client};
 use crate::config::Tenant;
 use crate::crypto::Handle;
 use crate::store::StoreError;
-use crate::upstream::error::{IdpError, UpstreamError};
+use crate::upstream::error::{IdpChallenge, IdpError, UpstreamError};
 use crate::upstream::tokens::UpstreamTokens;
 
 /// How long the shim's authorization code may be redeemed.
@@ -145,6 +145,10 @@ impl AuthServer {
                 description: params.get("error_description").map(str::to_owned),
                 correlation_id: params.get("correlation_id").map(str::to_owned),
                 trace_id: params.get("trace_id").map(str::to_owned),
+                challenge: IdpChallenge::of(
+                    params.get("suberror").map(str::to_owned),
+                    params.get("claims").map(str::to_owned),
+                ),
             };
             UpstreamError::Idp(idp.clone()).log(&tenant.id, &r.app, "authorize");
             return Err(idp_to_client(&idp));

@@ -34,6 +34,15 @@ pub struct PendingAuthorization {
     pub(crate) prompt: Option<String>,
     pub(crate) login_hint: Option<String>,
     pub(crate) domain_hint: Option<String>,
+    /// Passed to the IdP as they came (OpenID Connect Core §3.1.2.1, §5.5), so that a
+    /// Conditional Access or Continuous Access Evaluation claims challenge can complete. Absent
+    /// from records written before they existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) claims: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) max_age: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) acr_values: Option<String>,
 }
 
 /// The state of one upstream login (`state` = the transaction id). Single use, ~10 minutes.

@@ -52,12 +52,25 @@ pub(crate) fn idp_to_client(e: &IdpError) -> OAuthError {
         );
     }
     let idp_said = e.said();
-    let description = if advice.is_empty() {
+    let mut description = if advice.is_empty() {
         format!("the identity provider refused: {idp_said}")
     } else {
         format!("the identity provider refused ({advice}): {idp_said}")
     };
+    let challenge = e.challenge.as_deref();
+    if let Some(suberror) = challenge.and_then(|c| c.suberror.as_deref()) {
+        description.push_str(&format!(" (suberror: {})", bounded_text(suberror, 100)));
+    }
+    if let Some(claims) = challenge.and_then(|c| c.claims.as_deref()) {
+        // The claims challenge, so that the client can repeat the authorization with it.
+        description.push_str(&format!(" (claims: {})", bounded_text(claims, 2000)));
+    }
     OAuthError::new(code, description)
+}
+
+/// At most `max` characters of text from the IdP, without control characters.
+fn bounded_text(s: &str, max: usize) -> String {
+    s.chars().filter(|c| !c.is_control()).take(max).collect()
 }
 
 #[cfg(test)]
@@ -112,6 +125,22 @@ mod tests {
                 "{aadsts}: {at_token}"
             );
         }
+        let challenge = IdpError {
+            error: "interaction_required".into(),
+            description: Some("AADSTS50076: MFA required".into()),
+            challenge: crate::upstream::error::IdpChallenge::of(
+                Some("basic_action".into()),
+                Some(r#"{"access_token":{"capolids":{"essential":true,"values":["c1"]}}}"#.into()),
+            ),
+            ..Default::default()
+        };
+        let c = idp_to_client(&challenge);
+        assert!(
+            c.description.contains("(suberror: basic_action)"),
+            "{}",
+            c.description
+        );
+        assert!(c.description.contains(r#""capolids""#), "{}", c.description);
         let creds = IdpError {
             error: "invalid_client".into(),
             ..Default::default()

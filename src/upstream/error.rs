@@ -14,6 +14,26 @@ pub(crate) struct IdpError {
     pub(crate) description: Option<String>,
     pub(crate) correlation_id: Option<String>,
     pub(crate) trace_id: Option<String>,
+    /// Entra's `suberror` and claims challenge, when it sent them (boxed: most errors have
+    /// neither).
+    pub(crate) challenge: Option<Box<IdpChallenge>>,
+}
+
+/// What an IdP adds to an error that asks for another interactive login.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct IdpChallenge {
+    /// Entra's refinement of the error (`basic_action`, `consent_required`, …).
+    pub(crate) suberror: Option<String>,
+    /// A claims challenge (Conditional Access, Continuous Access Evaluation): what the next
+    /// authorization request must carry as `claims`.
+    pub(crate) claims: Option<String>,
+}
+
+impl IdpChallenge {
+    /// The challenge, if either part is there.
+    pub(crate) fn of(suberror: Option<String>, claims: Option<String>) -> Option<Box<Self>> {
+        (suberror.is_some() || claims.is_some()).then(|| Box::new(Self { suberror, claims }))
+    }
 }
 
 impl IdpError {
@@ -34,6 +54,7 @@ impl IdpError {
             description: s("error_description"),
             correlation_id: s("correlation_id"),
             trace_id: s("trace_id"),
+            challenge: IdpChallenge::of(s("suberror"), s("claims")),
         }
     }
 
@@ -103,7 +124,8 @@ impl UpstreamError {
             Self::Idp(e) => {
                 tracing::warn!(tenant = %tenant, app, step, idp_error = %e.error, idp_code = e.aadsts().as_deref().unwrap_or(""),
                 idp_description = e.description.as_deref().unwrap_or(""), correlation_id = e.correlation_id.as_deref().unwrap_or(""),
-                trace_id = e.trace_id.as_deref().unwrap_or(""), advice = e.operator_advice(), "identity provider refused")
+                trace_id = e.trace_id.as_deref().unwrap_or(""), suberror = e.challenge.as_ref().and_then(|c| c.suberror.as_deref()).unwrap_or(""),
+                claims = e.challenge.as_ref().and_then(|c| c.claims.as_deref()).unwrap_or(""), advice = e.operator_advice(), "identity provider refused")
             }
             Self::Unavailable(why) => {
                 tracing::error!(tenant = %tenant, app, step, error = %why, "identity provider unreachable")

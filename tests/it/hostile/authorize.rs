@@ -408,6 +408,18 @@ async fn hostile_authorize() {
         ),
         n("state too long", &[("state", Some(&huge))], &[], ir.clone()),
         n(
+            "max_age not a number",
+            &[("max_age", Some("soon"))],
+            &[],
+            ir.clone(),
+        ),
+        n(
+            "claims not a JSON object",
+            &[("claims", Some("[1]"))],
+            &[],
+            ir.clone(),
+        ),
+        n(
             "login_hint too long",
             &[("login_hint", Some(&huge))],
             &[],

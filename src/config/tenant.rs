@@ -620,40 +620,7 @@ fn validate_resources(c: &TenantConfig, p: &mut Problems) {
                 }
             }
         }
-        let mut entra_resources = HashSet::new();
-        for (j, s) in r.scopes.iter().enumerate() {
-            let at = |f: &str| format!("resources[{i}].scopes[{j}].{f}");
-            if !is_scope_token(&s.name) {
-                p.add(
-                    &at("name"),
-                    format!("'{}' is not a valid scope name", s.name),
-                );
-            } else if s.name == "offline_access" || s.name == "openid" {
-                p.add(
-                    &at("name"),
-                    format!("'{}' is handled by the shim itself; do not list it", s.name),
-                );
-            } else if !names.insert(s.name.as_str()) {
-                p.add(&at("name"), format!("'{}' is already used in this tenant; scope names must be unique across resources", s.name));
-            }
-            if !is_scope_token(&s.upstream) {
-                p.add(
-                    &at("upstream"),
-                    format!("'{}' is not a valid scope", s.upstream),
-                );
-            } else if entra && !OIDC_SCOPES.contains(&s.upstream.as_str()) {
-                let graph = s.upstream.starts_with("https://graph.microsoft.com/")
-                    || s.upstream
-                        .starts_with("00000003-0000-0000-c000-000000000000/");
-                match s.upstream.rsplit_once('/') {
-                    _ if graph => p.add(&at("upstream"), format!("'{}' is a Microsoft Graph scope: a passthrough token for it has Graph as its audience, which no MCP server can accept as its own; expose the MCP server's own API in its app registration and use its scopes", s.upstream)),
-                    Some((resource, _)) if !resource.is_empty() => {
-                        entra_resources.insert(resource);
-                    }
-                    _ => p.add(&at("upstream"), format!("'{}' is a bare scope, which Entra reads as Microsoft Graph (AADSTS650053); write it fully qualified, e.g. api://<app-id>/{}", s.upstream, s.upstream)),
-                }
-            }
-        }
+        let entra_resources = validate_resource_scopes(i, r, entra, &mut names, p);
         if entra_resources.len() > 1 {
             p.add(&at("scopes"), "Entra issues a token for one resource per request (AADSTS28000); all upstream scopes of one MCP resource must belong to the same API");
         }
@@ -677,6 +644,52 @@ fn validate_resources(c: &TenantConfig, p: &mut Problems) {
             }
         }
     }
+}
+
+/// The scopes of resource `i`: valid names, unique across the tenant, and upstream strings
+/// Entra can use (fully qualified, not Microsoft Graph's). Returns the Entra APIs they belong to.
+fn validate_resource_scopes<'c>(
+    i: usize,
+    r: &'c ResourceConfig,
+    entra: bool,
+    names: &mut HashSet<&'c str>,
+    p: &mut Problems,
+) -> HashSet<&'c str> {
+    let mut entra_resources = HashSet::new();
+    for (j, s) in r.scopes.iter().enumerate() {
+        let at = |f: &str| format!("resources[{i}].scopes[{j}].{f}");
+        if !is_scope_token(&s.name) {
+            p.add(
+                &at("name"),
+                format!("'{}' is not a valid scope name", s.name),
+            );
+        } else if s.name == "offline_access" || s.name == "openid" {
+            p.add(
+                &at("name"),
+                format!("'{}' is handled by the shim itself; do not list it", s.name),
+            );
+        } else if !names.insert(s.name.as_str()) {
+            p.add(&at("name"), format!("'{}' is already used in this tenant; scope names must be unique across resources", s.name));
+        }
+        if !is_scope_token(&s.upstream) {
+            p.add(
+                &at("upstream"),
+                format!("'{}' is not a valid scope", s.upstream),
+            );
+        } else if entra && !OIDC_SCOPES.contains(&s.upstream.as_str()) {
+            let graph = s.upstream.starts_with("https://graph.microsoft.com/")
+                || s.upstream
+                    .starts_with("00000003-0000-0000-c000-000000000000/");
+            match s.upstream.rsplit_once('/') {
+                _ if graph => p.add(&at("upstream"), format!("'{}' is a Microsoft Graph scope: a passthrough token for it has Graph as its audience, which no MCP server can accept as its own; expose the MCP server's own API in its app registration and use its scopes", s.upstream)),
+                Some((resource, _)) if !resource.is_empty() => {
+                    entra_resources.insert(resource);
+                }
+                _ => p.add(&at("upstream"), format!("'{}' is a bare scope, which Entra reads as Microsoft Graph (AADSTS650053); write it fully qualified, e.g. api://<app-id>/{}", s.upstream, s.upstream)),
+            }
+        }
+    }
+    entra_resources
 }
 
 fn validate_mapping(c: &TenantConfig, p: &mut Problems) {

@@ -5,7 +5,10 @@
 //! consent, callback) never answer with CORS headers, so no other origin can read them.
 
 use actix_web::HttpResponse;
+use actix_web::dev::{Service, ServiceRequest, ServiceResponse};
+use actix_web::http::Method;
 use actix_web::http::header::{HeaderMap, HeaderName, HeaderValue};
+use futures_util::future::{Either, ready};
 
 /// Request headers a client may send cross-origin (RFC 9728 and MCP clients send
 /// `MCP-Protocol-Version` with their metadata requests).
@@ -14,6 +17,31 @@ const ALLOWED_HEADERS: &str = "Authorization, Content-Type, MCP-Protocol-Version
 const EXPOSED_HEADERS: &str = "WWW-Authenticate, Retry-After";
 /// How long a browser may cache a preflight answer.
 const MAX_AGE_SECONDS: &str = "86400";
+
+/// The middleware: answers a preflight to a CORS endpoint itself, and lets any origin read that
+/// endpoint's other responses. It sits inside the request log, so preflights are logged too.
+pub(crate) fn middleware<S>(
+    req: ServiceRequest,
+    srv: &S,
+) -> impl Future<Output = Result<ServiceResponse, actix_web::Error>> + use<S>
+where
+    S: Service<ServiceRequest, Response = ServiceResponse, Error = actix_web::Error>,
+{
+    let cors = allowed_methods(req.path());
+    let fut = match cors {
+        Some(methods) if req.method() == Method::OPTIONS => {
+            Either::Left(ready(Ok(req.into_response(preflight(methods)))))
+        }
+        _ => Either::Right(srv.call(req)),
+    };
+    async move {
+        let mut res = fut.await?;
+        if cors.is_some() {
+            allow_any_origin(res.headers_mut());
+        }
+        Ok(res)
+    }
+}
 
 /// The methods an endpoint offers cross-origin, or `None` where CORS is not offered.
 pub(crate) fn allowed_methods(path: &str) -> Option<&'static str> {

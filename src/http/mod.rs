@@ -15,11 +15,10 @@ pub(crate) mod state;
 mod token;
 mod well_known;
 
-use actix_web::dev::Service;
+use actix_web::dev::{Service, ServiceRequest, ServiceResponse};
 use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::middleware::DefaultHeaders;
 use actix_web::{HttpResponse, web};
-use futures_util::future::{Either, ready};
 use tracing::Instrument;
 
 use state::AppState;
@@ -46,57 +45,8 @@ pub(crate) fn configure(
         web::scope("")
             // CORS, inside the request log: a preflight is answered here and logged like any
             // request.
-            .wrap_fn(|req, srv| {
-                let cors = cors::allowed_methods(req.path());
-                let fut = match cors {
-                    Some(methods) if req.method() == actix_web::http::Method::OPTIONS => {
-                        Either::Left(ready(Ok(req.into_response(cors::preflight(methods)))))
-                    }
-                    _ => Either::Right(srv.call(req)),
-                };
-                async move {
-                    let mut res = fut.await?;
-                    if cors.is_some() {
-                        cors::allow_any_origin(res.headers_mut());
-                    }
-                    Ok(res)
-                }
-            })
-            .wrap_fn(|req, srv| {
-                // Our own request log: the path only, never the query string, which carries
-                // codes and state on the callback.
-                let request_id = uuid::Uuid::new_v4().to_string();
-                let routine = is_routine_read(&req);
-                // Nothing inside a routine read logs at info, so its span costs nothing there.
-                let span = if routine {
-                    tracing::debug_span!("request", id = %request_id, method = %req.method(), path = %req.path())
-                } else {
-                    tracing::info_span!("request", id = %request_id, method = %req.method(), path = %req.path())
-                };
-                // A routine read's span is off at info: if it fails, its event names it instead.
-                let routine_path = routine.then(|| req.path().to_owned());
-                let started = std::time::Instant::now();
-                let fut = srv.call(req);
-                async move {
-                    let mut res = fut.await?;
-                    let status = res.status().as_u16();
-                    let ms = started.elapsed().as_secs_f64() * 1000.0;
-                    let id = routine_path.as_ref().map(|_| request_id.as_str());
-                    let path = routine_path.as_deref();
-                    if status >= 500 {
-                        tracing::error!(status, ms, id, path, "request failed");
-                    } else if routine && status < 400 {
-                        tracing::debug!(status, ms, "request");
-                    } else {
-                        tracing::info!(status, ms, id, path, "request");
-                    }
-                    if let Ok(id) = HeaderValue::from_str(&request_id) {
-                        res.headers_mut().insert(HeaderName::from_static("x-request-id"), id);
-                    }
-                    Ok(res)
-                }
-                .instrument(span)
-            })
+            .wrap_fn(cors::middleware)
+            .wrap_fn(request_log)
             .wrap(
                 DefaultHeaders::new()
                     .add(("X-Content-Type-Options", "nosniff"))
@@ -145,4 +95,47 @@ async fn method_not_allowed(_: extract::ApiTenant) -> HttpResponse {
         HeaderValue::from_static("POST"),
     );
     res
+}
+
+/// Our own request log: the path only, never the query string, which carries codes and state
+/// on the callback; an `x-request-id` on every response.
+fn request_log<S>(
+    req: ServiceRequest,
+    srv: &S,
+) -> impl std::future::Future<Output = Result<ServiceResponse, actix_web::Error>> + use<S>
+where
+    S: Service<ServiceRequest, Response = ServiceResponse, Error = actix_web::Error>,
+{
+    let request_id = uuid::Uuid::new_v4().to_string();
+    let routine = is_routine_read(&req);
+    // Nothing inside a routine read logs at info, so its span costs nothing there.
+    let span = if routine {
+        tracing::debug_span!("request", id = %request_id, method = %req.method(), path = %req.path())
+    } else {
+        tracing::info_span!("request", id = %request_id, method = %req.method(), path = %req.path())
+    };
+    // A routine read's span is off at info: if it fails, its event names it instead.
+    let routine_path = routine.then(|| req.path().to_owned());
+    let started = std::time::Instant::now();
+    let fut = srv.call(req);
+    async move {
+        let mut res = fut.await?;
+        let status = res.status().as_u16();
+        let ms = started.elapsed().as_secs_f64() * 1000.0;
+        let id = routine_path.as_ref().map(|_| request_id.as_str());
+        let path = routine_path.as_deref();
+        if status >= 500 {
+            tracing::error!(status, ms, id, path, "request failed");
+        } else if routine && status < 400 {
+            tracing::debug!(status, ms, "request");
+        } else {
+            tracing::info!(status, ms, id, path, "request");
+        }
+        if let Ok(id) = HeaderValue::from_str(&request_id) {
+            res.headers_mut()
+                .insert(HeaderName::from_static("x-request-id"), id);
+        }
+        Ok(res)
+    }
+    .instrument(span)
 }

@@ -35,12 +35,6 @@ impl fmt::Display for ClientId {
     }
 }
 
-impl PartialEq<str> for ClientId {
-    fn eq(&self, other: &str) -> bool {
-        self.0 == other
-    }
-}
-
 impl PartialEq<String> for ClientId {
     fn eq(&self, other: &String) -> bool {
         self.0 == *other

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use url::Url;
 
 /// A resource URI. `as_str` is the configured form (what records and responses carry);
-/// equality and hashing use the normalized form.
+/// equality uses the normalized form.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct ResourceUri(String);
@@ -136,12 +136,6 @@ impl PartialEq for ResourceUri {
 }
 
 impl Eq for ResourceUri {}
-
-impl std::hash::Hash for ResourceUri {
-    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
-        self.normalized().hash(state);
-    }
-}
 
 impl fmt::Display for ResourceUri {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

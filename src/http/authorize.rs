@@ -231,10 +231,10 @@ async fn approve(
     now: u64,
 ) -> HttpResponse {
     tracing::info!(target: "audit", event = "consent_approved", tenant = %tenant.id, client_id = %request.client_id, scopes = %request.scopes);
-    let current = approval_cookie(state, req, tenant, &request.client_id);
     let name = state
         .cookies()
         .approval_name(&tenant.id, &request.client_id);
+    let current = req.cookie(&name).map(|c| c.value().to_owned());
     let approval = state
         .auth()
         .approval_cookie(tenant, &request, current.as_deref(), now);

@@ -45,8 +45,14 @@ where
 
 /// The methods an endpoint offers cross-origin, or `None` where CORS is not offered.
 pub(crate) fn allowed_methods(path: &str) -> Option<&'static str> {
-    let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
-    match segments.as_slice() {
+    // Every request passes here: the segments go on the stack, not in a Vec.
+    let mut segments = [""; 4];
+    let mut count = 0;
+    for segment in path.trim_start_matches('/').split('/') {
+        *segments.get_mut(count)? = segment;
+        count += 1;
+    }
+    match &segments[..count] {
         [
             ".well-known",
             "oauth-authorization-server" | "openid-configuration",

@@ -7,16 +7,23 @@ use std::sync::Arc;
 
 use actix_web::dev::Payload;
 use actix_web::error::InternalError;
-use actix_web::{FromRequest, HttpRequest, web};
+use actix_web::{FromRequest, HttpRequest, HttpResponse, web};
 
 use super::error::not_found;
 use super::pages::error_page;
 use super::state::AppState;
 use crate::config::Tenant;
 
-fn lookup(req: &HttpRequest) -> Option<Arc<Tenant>> {
-    let state = req.app_data::<web::Data<AppState>>()?;
-    state.tenant(req.match_info().get("tenant")?).cloned()
+/// The tenant of the request, or `unknown` as the answer.
+fn lookup(
+    req: &HttpRequest,
+    unknown: impl FnOnce() -> HttpResponse,
+) -> Result<Arc<Tenant>, actix_web::Error> {
+    let tenant = req
+        .app_data::<web::Data<AppState>>()
+        .zip(req.match_info().get("tenant"))
+        .and_then(|(state, segment)| state.tenant(segment).cloned());
+    tenant.ok_or_else(|| InternalError::from_response("unknown tenant", unknown()).into())
 }
 
 /// The tenant of a browser endpoint (authorize, consent, callback).
@@ -27,13 +34,12 @@ impl FromRequest for PageTenant {
     type Future = Ready<Result<Self, Self::Error>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        ready(lookup(req).map(Self).ok_or_else(|| {
-            InternalError::from_response(
-                "unknown tenant",
-                error_page(404, "There is no tenant by this name on this server."),
-            )
-            .into()
-        }))
+        ready(
+            lookup(req, || {
+                error_page(404, "There is no tenant by this name on this server.")
+            })
+            .map(Self),
+        )
     }
 }
 
@@ -45,9 +51,6 @@ impl FromRequest for ApiTenant {
     type Future = Ready<Result<Self, Self::Error>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        ready(lookup(req).map(Self).ok_or_else(|| {
-            InternalError::from_response("unknown tenant", not_found("no tenant by this name"))
-                .into()
-        }))
+        ready(lookup(req, || not_found("no tenant by this name")).map(Self))
     }
 }

@@ -337,16 +337,6 @@ impl AuthServer {
             browser_binding: binding,
         })
     }
-
-    /// The `resource` to send upstream for one of the tenant's resources (see `Provider`).
-    pub(crate) fn upstream_resource(
-        &self,
-        tenant: &Tenant,
-        resource_uri: &ResourceUri,
-    ) -> Option<String> {
-        let resource = tenant.resource(resource_uri.as_str())?;
-        Provider::of(tenant).upstream_resource(resource)
-    }
 }
 
 /// The redirect URI of the request, and whether the request named it (RFC 6749 §3.1.2.3):
@@ -577,9 +567,7 @@ fn upstream_authorization_url(
         ("code_challenge_method", "S256"),
         ("nonce", nonce),
     ];
-    let upstream_resource = tenant
-        .resource(request.resource.as_str())
-        .and_then(|r| provider.upstream_resource(r));
+    let upstream_resource = upstream_resource(tenant, &request.resource);
     if let Some(r) = &upstream_resource {
         query.push(("resource", r));
     }
@@ -597,4 +585,10 @@ fn upstream_authorization_url(
         }
     }
     append_query(&endpoints.authorization_endpoint, &query)
+}
+
+/// The `resource` to send upstream for one of the tenant's resources (see `Provider`).
+pub(crate) fn upstream_resource(tenant: &Tenant, resource_uri: &ResourceUri) -> Option<String> {
+    let resource = tenant.resource(resource_uri.as_str())?;
+    Provider::of(tenant).upstream_resource(resource)
 }

@@ -184,7 +184,7 @@ impl AuthServer {
         };
         let scopes =
             Provider::of(tenant).refresh_scopes(granted_upstream, endpoints.offers_refresh);
-        let resource = self.upstream_resource(tenant, &rec.resource);
+        let resource = super::authorize::upstream_resource(tenant, &rec.resource);
         match self
             .upstream
             .refresh(

@@ -9,8 +9,8 @@ use super::params::Params;
 use crate::crypto::Handle;
 use crate::domain::GrantType;
 
-/// The grant a token request asks for, with the parameters that grant takes.
-#[derive(Debug)]
+/// The grant a token request asks for, with the parameters that grant takes. No `Debug`: a
+/// redemption carries the PKCE verifier.
 pub(crate) enum TokenRequest {
     /// RFC 6749 §4.1.3 with PKCE (RFC 7636 §4.5) and RFC 8707 `resource`.
     AuthorizationCode(CodeRedemption),
@@ -19,7 +19,6 @@ pub(crate) enum TokenRequest {
 }
 
 /// `grant_type=authorization_code`.
-#[derive(Debug)]
 pub(crate) struct CodeRedemption {
     pub(crate) code: Handle,
     /// Required when the authorization request named one; checked against the code.
@@ -31,7 +30,6 @@ pub(crate) struct CodeRedemption {
 }
 
 /// `grant_type=refresh_token`.
-#[derive(Debug)]
 pub(crate) struct RefreshRequest {
     pub(crate) refresh_token: Handle,
     pub(crate) scope: Option<String>,
@@ -105,12 +103,13 @@ mod tests {
                 assert_eq!(c.code_verifier.as_deref(), Some("v"));
                 assert!(c.redirect_uri.is_none());
             }
-            other => panic!("{other:?}"),
+            TokenRequest::RefreshToken(_) => panic!("a code redemption was expected"),
         }
         let f = form("grant_type=refresh_token");
         assert_eq!(
             TokenRequest::parse(grant_type(&f).unwrap(), &f)
-                .unwrap_err()
+                .err()
+                .expect("refused")
                 .description,
             "refresh_token is required"
         );

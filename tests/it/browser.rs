@@ -190,7 +190,27 @@ pub async fn login(
     client: &Client,
     login_hint: &str,
 ) -> (String, Attempt) {
-    let attempt = authorize_url(app, tenant, client, "files.read offline_access", login_hint);
+    login_with_scope(
+        app,
+        browser,
+        tenant,
+        client,
+        "files.read offline_access",
+        login_hint,
+    )
+    .await
+}
+
+/// `login` asking for `scope`.
+pub async fn login_with_scope(
+    app: &TestApp,
+    browser: &Browser,
+    tenant: &str,
+    client: &Client,
+    scope: &str,
+    login_hint: &str,
+) -> (String, Attempt) {
+    let attempt = authorize_url(app, tenant, client, scope, login_hint);
     let landing = match browser.go(&attempt.url, client.prefix()).await {
         Landing::Consent(page) => {
             browser

@@ -135,6 +135,9 @@ scopes = [{ name = "files.read", upstream = "api://x/files.read" }]
 [[resources]]
 uri = "https://mcp.example.com/admin"
 scopes = [{ name = "admin", upstream = "api://x/admin" }]
+[[resources]]
+uri = "https://tools.example.com"
+scopes = [{ name = "tools", upstream = "api://x/tools" }]
 "#,
     )
     .unwrap();
@@ -144,6 +147,12 @@ scopes = [{ name = "admin", upstream = "api://x/admin" }]
     assert_eq!(
         named("HTTPS://MCP.example.com:443/admin").as_deref(),
         Some("https://mcp.example.com/admin")
+    );
+    // The TypeScript and Python SDKs send a path-less resource with the slash their URL parser
+    // adds (`new URL("https://tools.example.com").href`).
+    assert_eq!(
+        named("https://tools.example.com/").as_deref(),
+        Some("https://tools.example.com")
     );
     for sneaky in [
         "https://mcp.example.com/files/../admin",

@@ -5,7 +5,8 @@ use std::path::Path;
 use serde_json::{Value, json};
 
 use crate::browser::{
-    Browser, Client, Landing, authorize_url, login, param, redeem, refresh, token_request,
+    Browser, Client, Landing, authorize_url, login, login_with_scope, param, redeem, refresh,
+    token_request,
 };
 use crate::fake_entra::{
     self, APP_SECRET, CERT_APP, DIRECTORY, FED_APP, FED_ASSERTION, FakeEntra, NOCRED_APP,
@@ -914,24 +915,15 @@ async fn prompt_consent_shows_the_shims_page_and_never_reaches_entra() {
 async fn a_refresh_grants_at_most_the_familys_scopes() {
     let w = world().await;
     let client = Client::register(&w.app, "contoso", json!({})).await;
-    let attempt = authorize_url(
+    let (code, attempt) = login_with_scope(
         &w.app,
+        &Browser::new(),
         "contoso",
         &client,
         "files.read files.write offline_access",
         "uma",
-    );
-    let browser = Browser::new();
-    let Landing::Consent(page) = browser.go(&attempt.url, client.prefix()).await else {
-        panic!("consent expected")
-    };
-    let Landing::Client(url) = browser
-        .consent(&w.app.issuer("contoso"), &page, "approve", client.prefix())
-        .await
-    else {
-        panic!()
-    };
-    let code = param(&url, "code").unwrap();
+    )
+    .await;
     let (status, tokens) = redeem(&w.app, "contoso", &client, &code, &attempt).await;
     assert_eq!(status, 200, "{tokens}");
     assert_eq!(tokens["scope"], "files.read files.write");

@@ -556,15 +556,25 @@ pub(super) async fn login_code(app: &TestApp, client: &Client) -> (String, Strin
 /// Completes a login for the public `client` at alpha and redeems the code: its refresh token.
 pub(super) async fn refresh_token_for(app: &TestApp, client: &Client) -> String {
     let (code, verifier) = login_code(app, client).await;
+    redeem_for_refresh_token(app, client, &code, &verifier).await
+}
+
+/// Redeems the public `client`'s code at alpha: its refresh token.
+pub(super) async fn redeem_for_refresh_token(
+    app: &TestApp,
+    client: &Client,
+    code: &str,
+    verifier: &str,
+) -> String {
     let res = send(
         app,
         &form(
             "/alpha/token",
             qs(&[
                 ("grant_type", "authorization_code"),
-                ("code", &code),
+                ("code", code),
                 ("redirect_uri", LOOPBACK),
-                ("code_verifier", &verifier),
+                ("code_verifier", verifier),
                 ("client_id", &client.id),
             ]),
         ),

@@ -14,22 +14,7 @@ async fn hostile_revoke() {
     let web = web_client(&app).await;
     let secret = web.secret.clone().unwrap();
     let (code, verifier) = login_code(&app, &owner).await;
-    let res = send(
-        &app,
-        &form(
-            "/alpha/token",
-            qs(&[
-                ("grant_type", "authorization_code"),
-                ("code", &code),
-                ("redirect_uri", LOOPBACK),
-                ("code_verifier", &verifier),
-                ("client_id", &owner.id),
-            ]),
-        ),
-    )
-    .await;
-    assert_eq!(res.status, 200, "{}", res.text());
-    let rt = res.json()["refresh_token"].as_str().unwrap().to_owned();
+    let rt = redeem_for_refresh_token(&app, &owner, &code, &verifier).await;
     let before = snapshot(&app).await;
 
     let v = |name: &str, body: String, expect: Expect| {

@@ -192,6 +192,16 @@ pub(crate) enum CredentialConfig {
     Federated {
         assertion_file: PathBuf,
     },
+    /// An Azure managed identity trusted by the app as a federated credential
+    /// (`upstream/managed_identity.rs`).
+    ManagedIdentity {
+        /// A user-assigned identity's client id; none means the system-assigned identity.
+        client_id: Option<String>,
+        /// An instance-metadata-style token endpoint to ask instead of the platform's own.
+        endpoint: Option<String>,
+        /// The assertion's audience; default `api://AzureADTokenExchange` (the public cloud).
+        audience: Option<String>,
+    },
     None,
 }
 
@@ -578,6 +588,19 @@ fn validate_credential(cred: &CredentialConfig, at: &str, p: &mut Problems) {
             }
         }
         CredentialConfig::Federated { assertion_file } => readable(assertion_file, "assertion_file", p),
+        CredentialConfig::ManagedIdentity { endpoint, audience, client_id } => {
+            if let Some(e) = endpoint
+                && !url::Url::parse(e).is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some())
+            {
+                p.add(&format!("{at}.endpoint"), format!("'{e}' is not an http(s) URL; leave it out to use the platform's identity endpoint"));
+            }
+            if audience.as_deref().is_some_and(|a| a.trim().is_empty()) {
+                p.add(&format!("{at}.audience"), "the audience is empty; leave it out for api://AzureADTokenExchange");
+            }
+            if client_id.as_deref().is_some_and(|c| c.trim().is_empty()) {
+                p.add(&format!("{at}.client_id"), "the client id is empty; give the user-assigned identity's client id, or leave it out for the system-assigned identity");
+            }
+        }
         CredentialConfig::None => {}
     }
 }

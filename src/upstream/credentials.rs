@@ -1,8 +1,8 @@
 //! How the shim authenticates as an app at the IdP's token endpoint: a client secret (basic or
 //! post), `private_key_jwt` from a certificate and key (RFC 7523; header `x5t#S256`, and `x5t`
 //! for RS256; PS256 or
-//! RS256), a federated assertion read from a file on every use, or none. Secrets are read when
-//! used, never logged.
+//! RS256), a federated assertion read from a file on every use, an Azure managed identity's
+//! token (`managed_identity.rs`), or none. Secrets are read when used, never logged.
 
 use std::path::PathBuf;
 
@@ -10,6 +10,8 @@ use base64::Engine;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use secrecy::{ExposeSecret, SecretString};
 
+use super::error::UpstreamError;
+use super::managed_identity::ManagedIdentity;
 use crate::config::tenant::{CredentialConfig, SecretMethod, SigningAlgorithm};
 use crate::crypto::app_key::AppSigningKey;
 
@@ -36,6 +38,7 @@ pub(crate) enum LoadedCredential {
     Federated {
         path: PathBuf,
     },
+    ManagedIdentity(ManagedIdentity),
     None,
 }
 
@@ -92,17 +95,26 @@ impl LoadedCredential {
             CredentialConfig::Federated { assertion_file } => Self::Federated {
                 path: assertion_file.clone(),
             },
+            CredentialConfig::ManagedIdentity {
+                client_id,
+                endpoint,
+                audience,
+            } => Self::ManagedIdentity(ManagedIdentity::load(
+                client_id.as_deref(),
+                endpoint.as_deref(),
+                audience.as_deref(),
+            )?),
             CredentialConfig::None => Self::None,
         })
     }
 
     /// Client authentication for one token request to `token_endpoint`.
-    pub(crate) fn authenticate(
+    pub(crate) async fn authenticate(
         &self,
         client_id: &str,
         token_endpoint: &str,
         now: u64,
-    ) -> Result<ClientAuth, String> {
+    ) -> Result<ClientAuth, UpstreamError> {
         let mut form = Vec::new();
         let mut basic = None;
         let secret = |method: SecretMethod,
@@ -124,15 +136,18 @@ impl LoadedCredential {
         match self {
             Self::SecretEnv { var, method } => {
                 let value = std::env::var(var).map_err(|_| {
-                    format!(
+                    UpstreamError::Misconfigured(format!(
                         "the environment variable {var} with the app's client secret is not set"
-                    )
+                    ))
                 })?;
                 secret(*method, value, &mut form, &mut basic);
             }
             Self::SecretFile { path, method } => {
                 let value = std::fs::read_to_string(path).map_err(|e| {
-                    format!("cannot read the client secret file {}: {e}", path.display())
+                    UpstreamError::Misconfigured(format!(
+                        "cannot read the client secret file {}: {e}",
+                        path.display()
+                    ))
                 })?;
                 secret(*method, value.trim().to_owned(), &mut form, &mut basic);
             }
@@ -159,27 +174,35 @@ impl LoadedCredential {
                     "nbf": now,
                     "exp": now + 300,
                 });
-                let jwt = jsonwebtoken::encode(&header, &claims, key)
-                    .map_err(|e| format!("cannot sign the client assertion: {e}"))?;
-                form.push(("client_id".into(), client_id.into()));
-                form.push(("client_assertion_type".into(), JWT_BEARER_ASSERTION.into()));
-                form.push(("client_assertion".into(), jwt));
+                let jwt = jsonwebtoken::encode(&header, &claims, key).map_err(|e| {
+                    UpstreamError::Misconfigured(format!("cannot sign the client assertion: {e}"))
+                })?;
+                push_assertion(&mut form, client_id, jwt);
             }
             Self::Federated { path } => {
                 let assertion = std::fs::read_to_string(path).map_err(|e| {
-                    format!(
+                    UpstreamError::Misconfigured(format!(
                         "cannot read the federated assertion file {}: {e}",
                         path.display()
-                    )
+                    ))
                 })?;
-                form.push(("client_id".into(), client_id.into()));
-                form.push(("client_assertion_type".into(), JWT_BEARER_ASSERTION.into()));
-                form.push(("client_assertion".into(), assertion.trim().to_owned()));
+                push_assertion(&mut form, client_id, assertion.trim().to_owned());
+            }
+            Self::ManagedIdentity(identity) => {
+                let assertion = identity.assertion(now).await?;
+                push_assertion(&mut form, client_id, assertion);
             }
             Self::None => form.push(("client_id".into(), client_id.into())),
         }
         Ok(ClientAuth { form, basic })
     }
+}
+
+/// The form fields of JWT client authentication (RFC 7523 §2.2).
+fn push_assertion(form: &mut Vec<(String, String)>, client_id: &str, assertion: String) {
+    form.push(("client_id".into(), client_id.into()));
+    form.push(("client_assertion_type".into(), JWT_BEARER_ASSERTION.into()));
+    form.push(("client_assertion".into(), assertion));
 }
 
 impl ClientAuth {

@@ -7,6 +7,7 @@ pub mod discovery;
 pub(crate) mod entra;
 pub(crate) mod error;
 pub mod http;
+pub(crate) mod managed_identity;
 pub mod provider;
 pub(crate) mod tokens;
 

@@ -162,7 +162,7 @@ impl UpstreamClient {
         };
         let auth = credential
             .authenticate(&app.client_id, &endpoints.token_endpoint, now)
-            .map_err(UpstreamError::Misconfigured)?;
+            .await?;
         form.extend(auth.form.iter().cloned());
         let mut request = self
             .http

@@ -4,6 +4,8 @@
 //! are Graph (AADSTS650053); refresh tokens only with offline_access; AADSTS error bodies with
 //! trace and correlation ids; PKCE; `private_key_jwt` checked against the app's certificate
 //! (`x5t#S256`, PS256/RS256, aud, iss = sub, exp) and federated assertions against a file.
+//! It also plays Azure's managed identity endpoints (IMDS at `/msi/imds`, App Service at
+//! `/msi/appservice`), whose tokens the managed-identity app accepts as its assertion.
 //!
 //! The user is chosen by `login_hint` (the shim passes it through); `unassigned` gets
 //! AADSTS50105.
@@ -24,6 +26,9 @@ pub const SECRET_APP: &str = "aaaaaaaa-0000-0000-0000-000000000001";
 pub const CERT_APP: &str = "aaaaaaaa-0000-0000-0000-000000000002";
 pub const FED_APP: &str = "aaaaaaaa-0000-0000-0000-000000000003";
 pub const NOCRED_APP: &str = "aaaaaaaa-0000-0000-0000-000000000004";
+pub const MI_APP: &str = "aaaaaaaa-0000-0000-0000-000000000005";
+/// What App Service puts in `IDENTITY_HEADER`.
+pub const IDENTITY_HEADER: &str = "fake-app-service-identity-header";
 pub const APP_SECRET: &str = "s3cret-value-for-tests";
 pub const FED_ASSERTION: &str = "eyJ.federated-workload-identity-token.sig";
 
@@ -64,6 +69,10 @@ pub struct FakeState {
     /// (client_id, how it authenticated) for every successful token request.
     pub token_auth: Vec<(String, String)>,
     pub counter: u64,
+    /// Managed identity tokens handed out (audience api://AzureADTokenExchange).
+    mi_tokens: std::collections::HashSet<String>,
+    /// (endpoint, user-assigned client id) of every managed identity token request answered.
+    pub mi_requests: Vec<(&'static str, Option<String>)>,
 }
 
 #[derive(Clone)]
@@ -177,7 +186,7 @@ async fn authorize(ctx: web::Data<Ctx>, req: HttpRequest) -> HttpResponse {
     ctx.state.lock().unwrap().authorize_requests.push(p.clone());
     let get = |k: &str| p.get(k).cloned().unwrap_or_default();
     let (redirect_uri, state) = (get("redirect_uri"), get("state"));
-    if ![SECRET_APP, CERT_APP, FED_APP, NOCRED_APP].contains(&get("client_id").as_str()) {
+    if ![SECRET_APP, CERT_APP, FED_APP, NOCRED_APP, MI_APP].contains(&get("client_id").as_str()) {
         return HttpResponse::BadRequest()
             .body("AADSTS700016: Application not found in the directory");
     }
@@ -313,6 +322,18 @@ fn authenticate(
                     "invalid_client",
                     "AADSTS700024",
                     "Client assertion is not within its valid time range.",
+                ))
+            };
+        }
+        if id == MI_APP {
+            return if ctx.state.lock().unwrap().mi_tokens.contains(assertion) {
+                Ok((id, "managed_identity".into()))
+            } else {
+                Err(aad_error(
+                    401,
+                    "invalid_client",
+                    "AADSTS700213",
+                    "No matching federated identity record found for presented assertion.",
                 ))
             };
         }
@@ -518,6 +539,51 @@ async fn token(ctx: web::Data<Ctx>, req: HttpRequest, body: String) -> HttpRespo
     HttpResponse::Ok().json(body)
 }
 
+/// A managed identity token endpoint: IMDS (`Metadata: true`, api-version 2018-02-01,
+/// `expires_in` and `expires_on` as strings) or App Service (`X-IDENTITY-HEADER`,
+/// api-version 2019-08-01, `expires_on` as a string).
+async fn managed_identity(ctx: web::Data<Ctx>, req: HttpRequest) -> HttpResponse {
+    let q: HashMap<String, String> = url::form_urlencoded::parse(req.query_string().as_bytes())
+        .into_owned()
+        .collect();
+    let header = |name: &str| req.headers().get(name).and_then(|h| h.to_str().ok());
+    let app_service = req.path().ends_with("/appservice");
+    let (kind, version, allowed) = if app_service {
+        (
+            "app_service",
+            "2019-08-01",
+            header("x-identity-header") == Some(IDENTITY_HEADER),
+        )
+    } else {
+        ("imds", "2018-02-01", header("metadata") == Some("true"))
+    };
+    if !allowed {
+        return HttpResponse::BadRequest().json(json!({"error": "invalid_request", "error_description": "Required metadata header not specified"}));
+    }
+    if q.get("api-version").map(String::as_str) != Some(version)
+        || q.get("resource").map(String::as_str) != Some("api://AzureADTokenExchange")
+    {
+        return HttpResponse::BadRequest()
+            .json(json!({"error": "invalid_resource", "error_description": format!("{q:?}")}));
+    }
+    let mut st = ctx.state.lock().unwrap();
+    st.counter += 1;
+    let token = format!("mi-{kind}-{}", st.counter);
+    st.mi_tokens.insert(token.clone());
+    st.mi_requests.push((kind, q.get("client_id").cloned()));
+    let expires_on = (std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        + 86_400)
+        .to_string();
+    let mut body = json!({"access_token": token, "expires_on": expires_on, "resource": "api://AzureADTokenExchange", "token_type": "Bearer"});
+    if !app_service {
+        body["expires_in"] = json!("86399");
+    }
+    HttpResponse::Ok().json(body)
+}
+
 /// Starts the fake IdP on a loopback port. `fed_assertion_file` is where the test put the
 /// federated token the shim must present for the federated app.
 pub async fn start(fed_assertion_file: std::path::PathBuf) -> FakeEntra {
@@ -551,6 +617,8 @@ pub async fn start(fed_assertion_file: std::path::PathBuf) -> FakeEntra {
             )
             .route("/{dir}/oauth2/v2.0/authorize", web::get().to(authorize))
             .route("/{dir}/oauth2/v2.0/token", web::post().to(token))
+            .route("/msi/imds", web::get().to(managed_identity))
+            .route("/msi/appservice", web::get().to(managed_identity))
     })
     .workers(1)
     .listen(listener)

@@ -91,6 +91,21 @@ pub struct TestApp {
 }
 
 impl TestApp {
+    /// A shim running elsewhere (the binary as a child process) at `base`.
+    pub fn at(base: &str) -> Self {
+        Self {
+            base: base.to_owned(),
+            http: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .unwrap(),
+            data_dir: PathBuf::new(),
+            tenants_dir: PathBuf::new(),
+            running: None,
+            _dirs: Vec::new(),
+        }
+    }
+
     pub fn state(&self) -> &dcr_shim::app::AppState {
         &self.running.as_ref().expect("app is running").state
     }

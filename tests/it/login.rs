@@ -9,7 +9,7 @@ use crate::browser::{
     token_request,
 };
 use crate::fake_entra::{
-    self, APP_SECRET, CERT_APP, DIRECTORY, FED_APP, FED_ASSERTION, FakeEntra, NOCRED_APP,
+    self, APP_SECRET, CERT_APP, DIRECTORY, FED_APP, FED_ASSERTION, FakeEntra, MI_APP, NOCRED_APP,
     SECRET_APP,
 };
 use crate::helpers::{TestApp, spawn_app_with_tenants};
@@ -64,6 +64,13 @@ credential = {{ kind = "federated", assertion_file = {fed} }}
 name = "nocred-agents"
 client_id = "{NOCRED_APP}"
 credential = {{ kind = "none" }}
+[[apps]]
+name = "mi-agents"
+client_id = "{MI_APP}"
+credential = {{ kind = "managed_identity", client_id = "user-assigned-mi", endpoint = "{authority}/msi/imds" }}
+[[mapping]]
+app = "mi-agents"
+software_ids = ["mi-agent"]
 [[mapping]]
 app = "basic-agents"
 software_ids = ["basic-agent"]
@@ -646,6 +653,7 @@ async fn private_key_jwt_federated_and_basic_credentials_are_accepted_by_the_idp
         ("rs256-agent", CERT_APP, "private_key_jwt:RS256"),
         ("fed-agent", FED_APP, "federated"),
         ("basic-agent", SECRET_APP, "client_secret_basic"),
+        ("mi-agent", MI_APP, "managed_identity"),
     ] {
         let client = Client::register(&w.app, "contoso", json!({"software_id": software_id})).await;
         let (code, attempt) = login(&w.app, &browser, "contoso", &client, "kim").await;
@@ -1047,4 +1055,81 @@ async fn claims_max_age_and_acr_values_reach_the_idp() {
     assert_eq!(sent.get("max_age").map(String::as_str), Some("0"));
     assert_eq!(sent.get("acr_values").map(String::as_str), Some("c1"));
     w.stop().await;
+}
+
+#[tokio::test]
+async fn a_managed_identity_token_is_asked_for_once_and_reused() {
+    let w = world().await;
+    let client = Client::register(&w.app, "contoso", json!({"software_id": "mi-agent"})).await;
+    let browser = Browser::new();
+    let mut refresh_token = String::new();
+    for _ in 0..2 {
+        let (code, attempt) = login(&w.app, &browser, "contoso", &client, "mo").await;
+        let (status, body) = redeem(&w.app, "contoso", &client, &code, &attempt).await;
+        assert_eq!(status, 200, "{body}");
+        refresh_token = body["refresh_token"].as_str().unwrap().to_owned();
+    }
+    let (status, body) = refresh(&w.app, "contoso", &client, &refresh_token).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        w.idp.state.lock().unwrap().mi_requests,
+        vec![("imds", Some("user-assigned-mi".to_owned()))],
+        "one IMDS call for the user-assigned identity, then the cached token"
+    );
+    assert_eq!(
+        w.last_token_auth(),
+        (MI_APP.to_owned(), "managed_identity".to_owned())
+    );
+    w.stop().await;
+}
+
+/// On App Service and Container Apps the platform sets `IDENTITY_ENDPOINT` and
+/// `IDENTITY_HEADER`; the binary, started with them, asks there (and not IMDS).
+#[tokio::test]
+async fn on_app_service_the_identity_endpoint_and_header_are_used() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("secret"), APP_SECRET).unwrap();
+    let idp = fake_entra::start(dir.path().join("federated-token")).await;
+    let docs = DocServer::start(dir.path()).await;
+    let tenants = dir.path().join("tenants");
+    std::fs::create_dir(&tenants).unwrap();
+    let mut tenant = entra_tenant(&idp.authority, dir.path(), &docs.ca_file, false);
+    tenant.push_str(&format!(
+        "[[apps]]\nname = \"mi-agents\"\nclient_id = \"{MI_APP}\"\ncredential = {{ kind = \"managed_identity\" }}\n[[mapping]]\napp = \"mi-agents\"\nsoftware_ids = [\"mi-agent\"]\n"
+    ));
+    std::fs::write(tenants.join("contoso.toml"), tenant).unwrap();
+    let endpoint = format!("{}/msi/appservice", idp.authority);
+    let shim = crate::binary::start_binary(
+        &dir.path().join("data"),
+        &tenants,
+        &[
+            ("IDENTITY_ENDPOINT", endpoint.as_str()),
+            ("IDENTITY_HEADER", fake_entra::IDENTITY_HEADER),
+        ],
+    );
+    let app = TestApp::at(&shim.base);
+    app.wait_ready().await;
+    let client = Client::register(&app, "contoso", json!({"software_id": "mi-agent"})).await;
+    let (code, attempt) = login(&app, &Browser::new(), "contoso", &client, "ann").await;
+    let (status, body) = redeem(&app, "contoso", &client, &code, &attempt).await;
+    assert_eq!(status, 200, "{body}");
+    let st = idp.state.lock().unwrap();
+    assert_eq!(
+        st.mi_requests,
+        vec![("app_service", None)],
+        "the system-assigned identity, asked at App Service's endpoint"
+    );
+    assert_eq!(
+        st.token_auth.last().unwrap(),
+        &(MI_APP.to_owned(), "managed_identity".to_owned())
+    );
+    let log = shim.log.lock().unwrap().join("\n");
+    assert!(
+        !log.contains(fake_entra::IDENTITY_HEADER),
+        "the identity header is never logged"
+    );
+    assert!(
+        !log.contains("mi-app_service-"),
+        "the identity's token is never logged"
+    );
 }

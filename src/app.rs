@@ -19,7 +19,7 @@ use crate::oauth::cimd::CimdResolver;
 use crate::oauth::registration::ClientRegistry;
 use crate::store::{Records, SledStore, Store, StoreError};
 use crate::upstream::UpstreamDirectory;
-use crate::upstream::http::upstream_http_client;
+use crate::upstream::http::UpstreamHttp;
 use crate::upstream::tokens::UpstreamClient;
 
 pub use crate::http::state::{AppState, unix_now};
@@ -103,8 +103,9 @@ pub async fn start_on(settings: Settings, listener: TcpListener) -> Result<Runni
     let records = Records::new(store);
     let registry = ClientRegistry::new(records.clone(), cimd_resolvers(&tenants)?);
     let upstreams = UpstreamDirectory::default();
-    let http = upstream_http_client(settings.upstream_timeout).map_err(StartError::Fetcher)?;
-    let mut tasks = upstreams.start(&tenants, http.clone());
+    let http =
+        UpstreamHttp::new(&tenants, settings.upstream_timeout).map_err(StartError::Fetcher)?;
+    let mut tasks = upstreams.start(&tenants, &http);
     let dev_idps = DevIdps::start(
         &tenants,
         settings.listen,

@@ -163,15 +163,7 @@ async fn check(args: CommonArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let http = match dcr_shim::upstream::http::upstream_http_client(
-        dcr_shim::config::server::DEFAULT_UPSTREAM_TIMEOUT,
-    ) {
-        Ok(h) => h,
-        Err(e) => {
-            eprintln!("dcr-shim: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
+    let mut failed = false;
     for t in &tenants {
         println!(
             "{}: tenant '{}', issuer {}, upstream {}",
@@ -183,12 +175,33 @@ async fn check(args: CommonArgs) -> ExitCode {
         if dcr_shim::upstream::provider::Provider::of(t).is_built_in() {
             continue;
         }
+        let http = match dcr_shim::upstream::http::tenant_http_client(
+            t,
+            dcr_shim::config::server::DEFAULT_UPSTREAM_TIMEOUT,
+        ) {
+            Ok(h) => h,
+            Err(e) => {
+                println!("  error: {e}");
+                failed = true;
+                continue;
+            }
+        };
         match dcr_shim::upstream::discovery::discover(&t.config.upstream, &http).await {
             Ok(m) => println!("  upstream reachable: issuer {}", m.issuer().as_str()),
+            Err(e @ dcr_shim::upstream::discovery::DiscoveryError::Certificate(_)) => {
+                println!(
+                    "  error: the IdP's TLS certificate is not trusted ({e}); if a private CA or a TLS-inspecting proxy issued it, set upstream.ca_file to that CA's PEM file, or upstream.roots = \"system\" to trust this machine's store"
+                );
+                failed = true;
+            }
             Err(e) => {
                 println!("  warning: upstream not reachable now ({e}); serve will keep retrying")
             }
         }
+    }
+    if failed {
+        println!("problems found; serve would not log anyone in through the tenants above");
+        return ExitCode::FAILURE;
     }
     println!("{} tenant(s) OK", tenants.len());
     ExitCode::SUCCESS

@@ -92,6 +92,11 @@ pub enum UpstreamConfig {
         /// Sovereign clouds (e.g. `https://login.microsoftonline.us`) or a test double.
         #[serde(default = "default_entra_authority")]
         authority: String,
+        /// A PEM file of CA certificates trusted besides the roots (a private CA, or a
+        /// TLS-inspecting proxy).
+        ca_file: Option<PathBuf>,
+        #[serde(default)]
+        roots: TrustRoots,
     },
     /// Any OpenID Connect provider, by issuer (and discovery URL when it is not the default).
     Oidc {
@@ -101,12 +106,35 @@ pub enum UpstreamConfig {
         /// a provider ignore `offline_access` without it, and strict ones (oidc-provider) do.
         #[serde(default = "yes")]
         consent_for_refresh: bool,
+        /// A PEM file of CA certificates trusted besides the roots (a private CA, or a
+        /// TLS-inspecting proxy).
+        ca_file: Option<PathBuf>,
+        #[serde(default)]
+        roots: TrustRoots,
     },
     /// The built-in development IdP (loopback public URLs only unless allowed).
     Dev {
         #[serde(default)]
         allow_non_loopback: bool,
     },
+}
+
+/// Which certificates the shim trusts on calls to the IdP.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct UpstreamTls<'a> {
+    pub(crate) ca_file: Option<&'a Path>,
+    pub(crate) roots: TrustRoots,
+}
+
+/// The root certificates trusted on calls to the IdP.
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum TrustRoots {
+    /// Mozilla's roots, built into the binary: the same everywhere.
+    #[default]
+    Bundled,
+    /// This machine's trust store (where a company installs its own CAs).
+    System,
 }
 
 fn yes() -> bool {
@@ -126,12 +154,26 @@ impl UpstreamConfig {
         }
     }
 
+    /// What to trust on calls to this IdP; `None` for `dev`, which is never called over HTTP.
+    pub(crate) fn tls(&self) -> Option<UpstreamTls<'_>> {
+        match self {
+            Self::Entra { ca_file, roots, .. } | Self::Oidc { ca_file, roots, .. } => {
+                Some(UpstreamTls {
+                    ca_file: ca_file.as_deref(),
+                    roots: *roots,
+                })
+            }
+            Self::Dev { .. } => None,
+        }
+    }
+
     /// The issuer whose discovery document describes this upstream; `None` for `dev`.
     pub(crate) fn issuer(&self) -> Option<String> {
         match self {
             Self::Entra {
                 directory_id,
                 authority,
+                ..
             } => Some(format!(
                 "{}/{}/v2.0",
                 authority.trim_end_matches('/'),
@@ -464,10 +506,16 @@ fn validate(c: &TenantConfig, public_url: &Url, p: &mut Problems) {
 }
 
 fn validate_upstream(u: &UpstreamConfig, public_url: &Url, p: &mut Problems) {
+    if let Some(ca) = u.tls().and_then(|t| t.ca_file)
+        && let Err(e) = crate::upstream::http::read_ca_file(ca)
+    {
+        p.add("upstream.ca_file", e);
+    }
     match u {
         UpstreamConfig::Entra {
             directory_id,
             authority,
+            ..
         } => {
             let ok = !directory_id.is_empty()
                 && directory_id

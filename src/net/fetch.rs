@@ -125,6 +125,9 @@ impl SafeFetcher {
         let mut builder = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .no_proxy()
+            // Mozilla's bundled roots only: what a stranger's document server must present
+            // does not depend on this machine's trust store.
+            .tls_built_in_native_certs(false)
             .timeout(policy.timeout)
             .connect_timeout(policy.timeout)
             .pool_max_idle_per_host(2)

@@ -13,6 +13,7 @@ use crate::config::tenant::UpstreamConfig;
 use crate::domain::TenantId;
 use crate::net::fetch::error_chain;
 
+use super::http::{UpstreamHttp, is_certificate_error};
 use super::provider::Provider;
 
 /// Where one tenant's upstream stands.
@@ -112,7 +113,7 @@ impl UpstreamDirectory {
     pub(crate) fn start(
         &self,
         tenants: &[Arc<Tenant>],
-        http: reqwest::Client,
+        http: &UpstreamHttp,
     ) -> Vec<tokio::task::JoinHandle<()>> {
         let mut tasks = Vec::new();
         for tenant in tenants {
@@ -124,7 +125,11 @@ impl UpstreamDirectory {
                 &tenant.id,
                 UpstreamStatus::Unreachable("discovery has not finished yet".into()),
             );
-            let (dir, tenant, http) = (self.clone(), tenant.clone(), http.clone());
+            let (dir, tenant, http) = (
+                self.clone(),
+                tenant.clone(),
+                http.for_tenant(&tenant.id).clone(),
+            );
             tasks.push(tokio::spawn(async move {
                 dir.discover_until_done(&tenant, &http).await
             }));
@@ -141,10 +146,15 @@ impl UpstreamDirectory {
                     self.set(&tenant.id, UpstreamStatus::Discovered(Arc::new(metadata)));
                     return;
                 }
+                Err(e @ DiscoveryError::Certificate(_)) => {
+                    tracing::warn!(tenant = %tenant.id, file = %tenant.file.display(), error = %e, retry_in = ?delay,
+                        "upstream discovery failed: the IdP's TLS certificate is not trusted; if a private CA or a TLS-inspecting proxy issued it, set upstream.ca_file to that CA's PEM file (or upstream.roots = \"system\" to trust this machine's store)");
+                    self.set(&tenant.id, UpstreamStatus::Unreachable(e.to_string()));
+                }
                 Err(e) => {
                     tracing::warn!(tenant = %tenant.id, file = %tenant.file.display(), error = %e, retry_in = ?delay,
                         "upstream discovery failed; check upstream.issuer / directory_id in the tenant file and that this host can reach the IdP");
-                    self.set(&tenant.id, UpstreamStatus::Unreachable(e));
+                    self.set(&tenant.id, UpstreamStatus::Unreachable(e.to_string()));
                 }
             }
             tokio::time::sleep(delay).await;
@@ -153,38 +163,65 @@ impl UpstreamDirectory {
     }
 }
 
+/// Why an upstream's discovery failed.
+#[derive(Debug)]
+pub enum DiscoveryError {
+    /// Not reachable now (network, timeout, an HTTP error): may pass on its own.
+    Unreachable(String),
+    /// The IdP's TLS certificate is not trusted or not valid for its name: the tenant file's
+    /// `upstream.ca_file` or `upstream.roots` must change.
+    Certificate(String),
+    /// The IdP answered, but not with what the tenant file expects.
+    Wrong(String),
+}
+
+impl std::fmt::Display for DiscoveryError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Unreachable(m) | Self::Certificate(m) | Self::Wrong(m) => f.write_str(m),
+        }
+    }
+}
+
 /// Fetches and checks one upstream's discovery document.
 pub async fn discover(
     upstream: &UpstreamConfig,
     http: &reqwest::Client,
-) -> Result<CoreProviderMetadata, String> {
+) -> Result<CoreProviderMetadata, DiscoveryError> {
+    use DiscoveryError::{Certificate, Unreachable, Wrong};
     let (Some(url), Some(issuer)) = (upstream.discovery_url(), upstream.issuer()) else {
-        return Err("this upstream has no discovery document".into());
+        return Err(Wrong("this upstream has no discovery document".into()));
     };
-    let response = http
-        .get(&url)
-        .send()
-        .await
-        .map_err(|e| format!("GET {url}: {}", error_chain(&e)))?;
+    let response = http.get(&url).send().await.map_err(|e| {
+        let message = format!("GET {url}: {}", error_chain(&e));
+        if is_certificate_error(&e) {
+            Certificate(message)
+        } else {
+            Unreachable(message)
+        }
+    })?;
     let status = response.status();
     if !status.is_success() {
-        return Err(format!("GET {url}: HTTP {status}"));
+        return Err(Unreachable(format!("GET {url}: HTTP {status}")));
     }
     let body = super::http::read_capped_body(response)
         .await
-        .map_err(|e| format!("GET {url}: {e}"))?;
-    let metadata: CoreProviderMetadata = serde_json::from_slice(&body)
-        .map_err(|e| format!("{url} is not an OpenID provider metadata document: {e}"))?;
+        .map_err(|e| Unreachable(format!("GET {url}: {e}")))?;
+    let metadata: CoreProviderMetadata = serde_json::from_slice(&body).map_err(|e| {
+        Wrong(format!(
+            "{url} is not an OpenID provider metadata document: {e}"
+        ))
+    })?;
     let found = metadata.issuer().as_str().trim_end_matches('/');
     if !Provider::new(upstream).issuer_matches(found, issuer.trim_end_matches('/')) {
-        return Err(format!(
+        return Err(Wrong(format!(
             "{url} names issuer '{found}' but the tenant file expects '{issuer}'"
-        ));
+        )));
     }
     let token_endpoint = metadata
         .token_endpoint()
         .map(|t| t.as_str().to_owned())
-        .ok_or_else(|| format!("{url} names no token_endpoint"))?;
+        .ok_or_else(|| Wrong(format!("{url} names no token_endpoint")))?;
     for (what, endpoint) in [
         (
             "authorization_endpoint",
@@ -193,9 +230,9 @@ pub async fn discover(
         ("token_endpoint", token_endpoint.as_str()),
     ] {
         if !is_https_or_loopback(endpoint) {
-            return Err(format!(
+            return Err(Wrong(format!(
                 "{url} names {what} '{endpoint}', which is not https; the shim sends credentials there"
-            ));
+            )));
         }
     }
     Ok(metadata)

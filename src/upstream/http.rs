@@ -1,22 +1,102 @@
-//! The HTTP client for calls to IdPs (discovery, token endpoints) and the size cap on what
-//! they answer.
+//! The HTTP clients for calls to IdPs (discovery, token endpoints), which certificates they
+//! trust, and the size cap on what IdPs answer.
 
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
+use crate::config::Tenant;
+use crate::config::tenant::{TrustRoots, UpstreamTls};
+use crate::domain::TenantId;
 use crate::net::CappedReadError;
 use crate::net::fetch::error_chain;
 
 /// An HTTP client for calls to IdPs: no redirects (a 307 would re-post the app's secret),
-/// timeouts. `HTTPS_PROXY` from the environment is honoured, as corporate networks often need
-/// it to reach the IdP (the CIMD fetcher, which strangers steer, never uses a proxy).
+/// timeouts, Mozilla's bundled roots. `HTTPS_PROXY` from the environment is honoured, as
+/// corporate networks often need it to reach the IdP (the CIMD fetcher, which strangers steer,
+/// never uses a proxy).
 pub fn upstream_http_client(timeout: Duration) -> Result<reqwest::Client, String> {
+    builder(timeout, TrustRoots::Bundled)
+        .build()
+        .map_err(|e| format!("cannot build the HTTP client for IdP calls: {e}"))
+}
+
+/// The client for one tenant's IdP: `upstream_http_client` with the tenant's trust settings.
+pub fn tenant_http_client(tenant: &Tenant, timeout: Duration) -> Result<reqwest::Client, String> {
+    let tls = tenant.config.upstream.tls().unwrap_or(UpstreamTls {
+        ca_file: None,
+        roots: TrustRoots::Bundled,
+    });
+    let mut b = builder(timeout, tls.roots);
+    if let Some(ca) = tls.ca_file {
+        for cert in read_ca_file(ca)? {
+            b = b.add_root_certificate(cert);
+        }
+    }
+    b.build().map_err(|e| {
+        format!(
+            "{}: cannot build the HTTP client for the IdP: {e}",
+            tenant.file.display()
+        )
+    })
+}
+
+fn builder(timeout: Duration, roots: TrustRoots) -> reqwest::ClientBuilder {
     reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .timeout(timeout)
         .connect_timeout(timeout.min(Duration::from_secs(5)))
         .user_agent(concat!("dcr-shim/", env!("CARGO_PKG_VERSION")))
-        .build()
-        .map_err(|e| format!("cannot build the HTTP client for IdP calls: {e}"))
+        .tls_built_in_webpki_certs(roots == TrustRoots::Bundled)
+        .tls_built_in_native_certs(roots == TrustRoots::System)
+}
+
+/// The certificates of a PEM file (`upstream.ca_file`); an error when there are none.
+pub(crate) fn read_ca_file(path: &Path) -> Result<Vec<reqwest::Certificate>, String> {
+    let pem = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let certs = reqwest::Certificate::from_pem_bundle(&pem)
+        .map_err(|e| format!("{} is not a PEM certificate file: {e}", path.display()))?;
+    if certs.is_empty() {
+        return Err(format!(
+            "{} holds no PEM certificate (-----BEGIN CERTIFICATE-----)",
+            path.display()
+        ));
+    }
+    Ok(certs)
+}
+
+/// One HTTP client per tenant; tenants that trust only the bundled roots share one.
+#[derive(Clone)]
+pub(crate) struct UpstreamHttp {
+    shared: reqwest::Client,
+    own: Arc<HashMap<TenantId, reqwest::Client>>,
+}
+
+impl UpstreamHttp {
+    pub(crate) fn new(tenants: &[Arc<Tenant>], timeout: Duration) -> Result<Self, String> {
+        let mut own = HashMap::new();
+        for t in tenants {
+            let tls = t.config.upstream.tls();
+            if tls.is_some_and(|tls| tls.ca_file.is_some() || tls.roots != TrustRoots::Bundled) {
+                own.insert(t.id.clone(), tenant_http_client(t, timeout)?);
+            }
+        }
+        Ok(Self {
+            shared: upstream_http_client(timeout)?,
+            own: Arc::new(own),
+        })
+    }
+
+    pub(crate) fn for_tenant(&self, tenant: &TenantId) -> &reqwest::Client {
+        self.own.get(tenant).unwrap_or(&self.shared)
+    }
+}
+
+/// Whether a failed call failed because the IdP's certificate is not trusted (or not valid for
+/// its name): a setting to change, not an outage to wait out.
+pub fn is_certificate_error(e: &reqwest::Error) -> bool {
+    error_chain(e).to_ascii_lowercase().contains("certificate")
 }
 
 /// Largest IdP response read (discovery documents, token responses).

@@ -149,6 +149,7 @@ impl<'t> Provider<'t> {
             UpstreamConfig::Entra {
                 directory_id,
                 authority,
+                ..
             } if directory_id.contains('.') => found
                 .strip_prefix(&format!("{}/", authority.trim_end_matches('/')))
                 .and_then(|rest| rest.strip_suffix("/v2.0"))

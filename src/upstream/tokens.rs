@@ -12,6 +12,7 @@ use serde_json::Value;
 use super::credentials::LoadedCredential;
 use super::discovery::UpstreamEndpoints;
 use super::error::{IdpError, UpstreamError};
+use super::http::UpstreamHttp;
 use crate::config::Tenant;
 use crate::config::tenant::AppConfig;
 use crate::domain::{ScopeSet, TenantId};
@@ -60,14 +61,14 @@ pub(crate) trait InProcessIdp: Send + Sync {
 
 /// Calls the IdPs of every tenant.
 pub(crate) struct UpstreamClient {
-    http: reqwest::Client,
+    http: UpstreamHttp,
     credentials: HashMap<(TenantId, String), Result<LoadedCredential, String>>,
     in_process: HashMap<TenantId, Arc<dyn InProcessIdp>>,
 }
 
 impl UpstreamClient {
     pub(crate) fn new(
-        http: reqwest::Client,
+        http: UpstreamHttp,
         tenants: &[Arc<Tenant>],
         in_process: HashMap<TenantId, Arc<dyn InProcessIdp>>,
     ) -> Self {
@@ -166,6 +167,7 @@ impl UpstreamClient {
         form.extend(auth.form.iter().cloned());
         let mut request = self
             .http
+            .for_tenant(&tenant.id)
             .post(&endpoints.token_endpoint)
             .header(reqwest::header::ACCEPT, "application/json")
             .form(&form);

@@ -19,3 +19,4 @@ mod registration;
 mod restart;
 mod ssrf;
 mod tls_server;
+mod upstream_tls;

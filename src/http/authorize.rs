@@ -15,7 +15,7 @@ use super::pages::{ConsentView, consent_page, error_page};
 use super::state::{AppState, unix_now};
 use crate::config::Tenant;
 use crate::crypto::Handle;
-use crate::domain::{ClientId, RedirectKind};
+use crate::domain::RedirectKind;
 use crate::oauth::authorize::{AuthorizeError, Authorized, UpstreamRedirect};
 use crate::oauth::consent::ConsentError;
 use crate::oauth::params::Params;
@@ -75,14 +75,9 @@ fn plausible_token(v: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
-/// The value of this browser's approval cookie for a client, if it has one.
-fn approval_cookie(
-    state: &AppState,
-    req: &HttpRequest,
-    tenant: &Tenant,
-    client_id: &ClientId,
-) -> Option<String> {
-    req.cookie(&state.cookies().approval_name(&tenant.id, client_id))
+/// The value of this browser's approval cookie for the tenant, if it has one.
+fn approval_cookie(state: &AppState, req: &HttpRequest, tenant: &Tenant) -> Option<String> {
+    req.cookie(&state.cookies().approval_name(&tenant.id))
         .map(|c| c.value().to_owned())
 }
 
@@ -93,10 +88,8 @@ pub(crate) async fn authorize(
 ) -> HttpResponse {
     let now = unix_now();
     let params = Params::parse(req.query_string());
-    // This browser's approvals of the client named in the request, read once.
-    let approval = params
-        .get("client_id")
-        .and_then(|id| approval_cookie(&state, &req, &tenant, &ClientId::new(id)));
+    // This browser's approvals in the tenant, read once.
+    let approval = approval_cookie(&state, &req, &tenant);
     let auth = state.auth();
     let authorized = match auth
         .validate_authorization(&tenant, &params, approval.as_deref(), now)
@@ -231,17 +224,22 @@ async fn approve(
     now: u64,
 ) -> HttpResponse {
     tracing::info!(target: "audit", event = "consent_approved", tenant = %tenant.id, client_id = %request.client_id, scopes = %request.scopes);
-    let name = state
-        .cookies()
-        .approval_name(&tenant.id, &request.client_id);
-    let current = req.cookie(&name).map(|c| c.value().to_owned());
+    let current = approval_cookie(state, req, tenant);
     let approval = state
         .auth()
         .approval_cookie(tenant, &request, current.as_deref(), now);
     match state.auth().begin_upstream(tenant, request, now).await {
         Ok(up) => {
             let mut res = to_upstream(state, see_other(&up.location), &up);
-            let _ = res.add_cookie(&state.cookies().approval(name, approval));
+            let cookies = state.cookies();
+            let _ = res.add_cookie(&cookies.approval(cookies.approval_name(&tenant.id), approval));
+            let present = req
+                .cookies()
+                .map(|c| c.iter().map(|c| c.name().to_owned()).collect::<Vec<_>>())
+                .unwrap_or_default();
+            for old in cookies.legacy_approval_names(present.iter().map(String::as_str)) {
+                let _ = res.add_cookie(&cookies.expired(old));
+            }
             res
         }
         Err(e) => refused(tenant, e),
@@ -258,7 +256,7 @@ fn deny(
     now: u64,
 ) -> HttpResponse {
     tracing::info!(target: "audit", event = "consent_denied", tenant = %tenant.id, client_id = %request.client_id);
-    let approval = approval_cookie(state, req, tenant, &request.client_id);
+    let approval = approval_cookie(state, req, tenant);
     let safe = request.redirect_uri.is_loopback()
         || state
             .auth()

@@ -5,13 +5,16 @@
 //! | cookie | value | lifetime |
 //! |---|---|---|
 //! | `dcr-csrf` | a `Handle`; the consent ticket holds its key | 24 h |
-//! | `dcr-consent-{hash of tenant and client}` | signed approvals of one client | 30 days |
+//! | `dcr-approvals-{hash of tenant}` | signed approvals of the browser's recent clients | 30 days |
+//!
+//! Earlier versions set one `dcr-consent-{hash}` cookie per client; approving a client expires
+//! those (`legacy_approval_names`).
 //! | `dcr-txn-{16 hex of the transaction key}` | a `Handle` binding the upstream login to this browser | 10 min |
 
 use actix_web::cookie::{Cookie, SameSite, time::Duration as CookieDuration};
 
 use crate::crypto::{Handle, sha256_hex};
-use crate::domain::{ClientId, TenantId};
+use crate::domain::TenantId;
 use crate::oauth::authorize::TRANSACTION_SECONDS;
 use crate::oauth::consent::APPROVAL_SECONDS;
 
@@ -42,10 +45,22 @@ impl Cookies {
         }
     }
 
-    /// The approval cookie of one client of one tenant.
-    pub(crate) fn approval_name(&self, tenant: &TenantId, client_id: &ClientId) -> String {
-        let id = &sha256_hex(&format!("{tenant}\n{client_id}"))[..20];
-        format!("{}dcr-consent-{id}", self.prefix())
+    /// The approval cookie of one tenant.
+    pub(crate) fn approval_name(&self, tenant: &TenantId) -> String {
+        let id = &sha256_hex(tenant.as_str())[..16];
+        format!("{}dcr-approvals-{id}", self.prefix())
+    }
+
+    /// The per-client approval cookies of earlier versions among a request's cookies.
+    pub(crate) fn legacy_approval_names<'a>(
+        &self,
+        names: impl Iterator<Item = &'a str>,
+    ) -> Vec<String> {
+        let legacy = format!("{}dcr-consent-", self.prefix());
+        names
+            .filter(|n| n.starts_with(&legacy))
+            .map(str::to_owned)
+            .collect()
     }
 
     /// The cookie that binds one transaction to the browser that started it.

@@ -3,7 +3,7 @@
 //!
 //! The validated request travels in a signed ticket inside the form, bound to the browser's
 //! CSRF cookie (which a repeated GET reuses rather than rotates, so an open form keeps working).
-//! Approval is remembered in a signed cookie per tenant and client.
+//! Approvals are remembered in one signed cookie per tenant, bounded in clients and bytes.
 
 use serde::{Deserialize, Serialize};
 
@@ -20,37 +20,69 @@ pub const TICKET_SECONDS: u64 = 600;
 pub(crate) const APPROVAL_SECONDS: u64 = 30 * 24 * 3600;
 
 const TICKET: &str = "consent-ticket";
-const APPROVAL: &str = "consent-approval";
+const APPROVALS: &str = "consent-approvals";
 
 /// One approved combination of resource, scopes and redirect target.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 struct ApprovedGrant {
+    /// Hash of the resource URI (hashes keep the cookie small; it is signed, so only the shim
+    /// could have written them).
+    #[serde(rename = "r")]
     resource: String,
+    #[serde(rename = "s")]
     scopes: Vec<String>,
-    /// Hash of the redirect URI (without the port for a loopback one): keeps the cookie small.
+    /// Hash of the redirect URI (without the port for a loopback one).
+    #[serde(rename = "u")]
     redirect: String,
+    #[serde(rename = "o")]
     offline: bool,
 }
 
 /// What a browser approved for one client: a request is covered when it asks for the same
 /// resource and redirect target and no scope (or offline access) beyond an approved grant.
-#[derive(Serialize, Deserialize)]
-struct Approval {
-    tenant: String,
-    client_id: ClientId,
+#[derive(Clone, Serialize, Deserialize)]
+struct ClientApproval {
+    /// Hash of the client id.
+    #[serde(rename = "c")]
+    client: String,
+    #[serde(rename = "g")]
     grants: Vec<ApprovedGrant>,
+    #[serde(rename = "e")]
     expires_at: u64,
 }
 
-/// Most grants remembered per client and browser.
-const MAX_GRANTS: usize = 8;
+/// A browser's approvals in one tenant, most recent first: one cookie per tenant, however many
+/// clients come and go (one cookie per client piled up as clients re-registered, until a
+/// proxy's header limit refused the browser's requests).
+#[derive(Serialize, Deserialize)]
+struct Approvals {
+    #[serde(rename = "t")]
+    tenant: String,
+    #[serde(rename = "a")]
+    clients: Vec<ClientApproval>,
+}
+
+/// Most grants remembered per client.
+const MAX_GRANTS: usize = 4;
+/// Most clients remembered per tenant and browser.
+const MAX_CLIENTS: usize = 16;
+/// Longest approval cookie value (about a dozen clients with one grant each): with its name and
+/// attributes it stays under the 4096 bytes browsers keep per cookie (RFC 6265 §6.1), and a
+/// browser with approvals in two tenants under the 8 KiB of request headers that common proxies
+/// accept.
+const MAX_COOKIE_VALUE: usize = 3000;
+
+/// 64 bits of SHA-256: enough to tell a browser's few clients, resources and redirect URIs
+/// apart (the cookie is signed, so a collision cannot be forged).
+fn short_hash(value: &str) -> String {
+    sha256_hex(value)[..16].to_owned()
+}
 
 fn grant_of(request: &PendingAuthorization) -> ApprovedGrant {
-    let redirect = request.redirect_uri.without_loopback_port();
     ApprovedGrant {
-        resource: request.resource.to_string(),
+        resource: short_hash(request.resource.as_str()),
         scopes: request.scopes.iter().map(str::to_owned).collect(),
-        redirect: sha256_hex(&redirect)[..32].to_owned(),
+        redirect: short_hash(&request.redirect_uri.without_loopback_port()),
         offline: request.offline_access,
     }
 }
@@ -120,23 +152,40 @@ impl AuthServer {
         }
     }
 
-    fn read_approval(
+    /// The unexpired approvals in the browser's cookie for this tenant (none when it is
+    /// missing, forged, from another tenant or unreadable).
+    fn read_approvals(
+        &self,
+        tenant: &Tenant,
+        cookie: Option<&str>,
+        now: u64,
+    ) -> Vec<ClientApproval> {
+        cookie
+            .and_then(|c| self.signer.verify(APPROVALS, c))
+            .and_then(|payload| serde_json::from_slice::<Approvals>(&payload).ok())
+            .filter(|a| a.tenant == tenant.id.as_str())
+            .map(|a| a.clients)
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|c| c.expires_at > now)
+            .collect()
+    }
+
+    fn approval_of(
         &self,
         tenant: &Tenant,
         client_id: &ClientId,
         cookie: Option<&str>,
         now: u64,
-    ) -> Option<Approval> {
-        let payload = self.signer.verify(APPROVAL, cookie?)?;
-        serde_json::from_slice::<Approval>(&payload)
-            .ok()
-            .filter(|a| {
-                a.tenant == tenant.id.as_str() && a.client_id == *client_id && a.expires_at > now
-            })
+    ) -> Option<ClientApproval> {
+        let client = short_hash(client_id.as_str());
+        self.read_approvals(tenant, cookie, now)
+            .into_iter()
+            .find(|c| c.client == client)
     }
 
-    /// The approval cookie after the user approved `request`, keeping what the browser's
-    /// current cookie already approved. `offline` says whether refresh tokens were shown.
+    /// The tenant's approval cookie after the user approved `request`: this client first, then
+    /// what the browser's current cookie already approved, the oldest dropped to stay bounded.
     pub(crate) fn approval_cookie(
         &self,
         tenant: &Tenant,
@@ -144,22 +193,41 @@ impl AuthServer {
         current: Option<&str>,
         now: u64,
     ) -> String {
-        let mut grants = self
-            .read_approval(tenant, &request.client_id, current, now)
-            .map(|a| a.grants)
+        let client = short_hash(request.client_id.as_str());
+        let mut clients = self.read_approvals(tenant, current, now);
+        let mut grants = clients
+            .iter()
+            .position(|c| c.client == client)
+            .map(|i| clients.remove(i).grants)
             .unwrap_or_default();
         let new = grant_of(request);
         grants.retain(|g| !covers(&new, g));
         grants.insert(0, new);
         grants.truncate(MAX_GRANTS);
-        let approval = Approval {
-            tenant: tenant.id.to_string(),
-            client_id: request.client_id.clone(),
-            grants,
-            expires_at: now + APPROVAL_SECONDS,
-        };
-        self.signer
-            .sign(APPROVAL, &serde_json::to_vec(&approval).unwrap_or_default())
+        clients.insert(
+            0,
+            ClientApproval {
+                client,
+                grants,
+                expires_at: now + APPROVAL_SECONDS,
+            },
+        );
+        clients.truncate(MAX_CLIENTS);
+        loop {
+            let approvals = Approvals {
+                tenant: tenant.id.to_string(),
+                clients,
+            };
+            let value = self.signer.sign(
+                APPROVALS,
+                &serde_json::to_vec(&approvals).unwrap_or_default(),
+            );
+            clients = approvals.clients;
+            if value.len() <= MAX_COOKIE_VALUE || clients.len() <= 1 {
+                return value;
+            }
+            clients.pop();
+        }
     }
 
     /// Whether the browser's approval cookie covers `request`.
@@ -171,7 +239,7 @@ impl AuthServer {
         now: u64,
     ) -> bool {
         let wanted = grant_of(request);
-        self.read_approval(tenant, &request.client_id, cookie, now)
+        self.approval_of(tenant, &request.client_id, cookie, now)
             .is_some_and(|a| a.grants.iter().any(|g| covers(g, &wanted)))
     }
 
@@ -184,6 +252,6 @@ impl AuthServer {
         cookie: Option<&str>,
         now: u64,
     ) -> bool {
-        self.read_approval(tenant, client_id, cookie, now).is_some()
+        self.approval_of(tenant, client_id, cookie, now).is_some()
     }
 }

@@ -19,17 +19,34 @@ pub enum Landing {
 
 pub struct Browser {
     http: reqwest::Client,
+    jar: std::sync::Arc<reqwest::cookie::Jar>,
 }
 
 impl Browser {
     pub fn new() -> Self {
+        let jar = std::sync::Arc::new(reqwest::cookie::Jar::default());
         Self {
             http: reqwest::Client::builder()
-                .cookie_store(true)
+                .cookie_provider(jar.clone())
                 .redirect(reqwest::redirect::Policy::none())
                 .build()
                 .unwrap(),
+            jar,
         }
+    }
+
+    /// The `Cookie` header this browser sends to `url`.
+    pub fn cookie_header(&self, url: &str) -> String {
+        use reqwest::cookie::CookieStore;
+        self.jar
+            .cookies(&Url::parse(url).unwrap())
+            .map(|v| v.to_str().unwrap().to_owned())
+            .unwrap_or_default()
+    }
+
+    /// Stores a cookie as if `url` had set it.
+    pub fn set_cookie(&self, url: &str, cookie: &str) {
+        self.jar.add_cookie_str(cookie, &Url::parse(url).unwrap());
     }
 
     async fn follow(&self, mut res: reqwest::Response, client_prefix: &str) -> Landing {

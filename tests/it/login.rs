@@ -104,6 +104,7 @@ scopes = [
 ]
 [registration]
 cimd_trusted_hosts = ["trusted.localhost"]
+registrations_per_minute = 1000
 [dev]
 cimd_allow_loopback = true
 cimd_extra_ca_file = {ca}
@@ -1132,4 +1133,65 @@ async fn on_app_service_the_identity_endpoint_and_header_are_used() {
         !log.contains("mi-app_service-"),
         "the identity's token is never logged"
     );
+}
+
+/// One approval cookie per tenant, however many clients a browser approves: the most recent
+/// are remembered, the oldest forgotten, the header stays small, and the per-client cookies of
+/// earlier versions are removed.
+#[tokio::test]
+async fn approvals_share_one_bounded_cookie_per_tenant() {
+    let w = world().await;
+    let browser = Browser::new();
+    browser.set_cookie(&w.app.base, "dcr-consent-0123456789abcdef0123=old; Path=/");
+    let mut clients = Vec::new();
+    for i in 0..30 {
+        let client = Client::register(
+            &w.app,
+            "contoso",
+            json!({"client_name": format!("Agent {i}")}),
+        )
+        .await;
+        login(&w.app, &browser, "contoso", &client, "pat").await;
+        clients.push(client);
+    }
+    let header = browser.cookie_header(&w.app.base);
+    assert!(
+        !header.contains("dcr-consent-"),
+        "the legacy cookie is gone: {header}"
+    );
+    assert_eq!(header.matches("dcr-approvals-").count(), 1, "{header}");
+    assert!(header.len() < 3500, "{} bytes: {header}", header.len());
+
+    for recent in &clients[20..] {
+        assert!(
+            !consent_shown(&w.app, &browser, recent).await,
+            "a recent approval is remembered"
+        );
+    }
+    assert!(
+        consent_shown(&w.app, &browser, &clients[0]).await,
+        "the oldest approval made room"
+    );
+
+    // Another tenant's approvals live in their own cookie and do not count against these.
+    let other = Client::register(&w.app, "fabrikam", json!({})).await;
+    login(&w.app, &browser, "fabrikam", &other, "pat").await;
+    assert_eq!(
+        browser
+            .cookie_header(&w.app.base)
+            .matches("dcr-approvals-")
+            .count(),
+        2
+    );
+    assert!(!consent_shown(&w.app, &browser, &clients[29]).await);
+    w.stop().await;
+}
+
+/// Whether a login of `client` in `browser` stops at the consent page.
+async fn consent_shown(app: &TestApp, browser: &Browser, client: &Client) -> bool {
+    let attempt = authorize_url(app, "contoso", client, "files.read offline_access", "pat");
+    matches!(
+        browser.go(&attempt.url, client.prefix()).await,
+        Landing::Consent(_)
+    )
 }

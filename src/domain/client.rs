@@ -33,6 +33,9 @@ pub enum AuthMethod {
     None,
     ClientSecretBasic,
     ClientSecretPost,
+    /// A client assertion signed with a key of the client's `jwks` or `jwks_uri` (RFC 7523
+    /// §2.2); client metadata documents only.
+    PrivateKeyJwt,
 }
 
 impl AuthMethod {
@@ -41,6 +44,7 @@ impl AuthMethod {
             "none" => Some(Self::None),
             "client_secret_basic" => Some(Self::ClientSecretBasic),
             "client_secret_post" => Some(Self::ClientSecretPost),
+            "private_key_jwt" => Some(Self::PrivateKeyJwt),
             _ => None,
         }
     }
@@ -85,6 +89,12 @@ pub struct ClientMetadata {
     pub(crate) software_id: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) software_version: Option<String>,
+    /// The client's public keys for `private_key_jwt`: a JWK Set given inline…
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub(crate) jwks: Option<serde_json::Value>,
+    /// …or fetched from this URL.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub(crate) jwks_uri: Option<String>,
 }
 
 impl ClientMetadata {

@@ -6,13 +6,16 @@
 //! validate (§4: `client_id` equals the URL, no shared secrets) → cache per Cache-Control within
 //! bounds (errors never cached) → map onto an app like a registered client.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+use jsonwebtoken::jwk::JwkSet;
 
 use moka::future::Cache;
 use serde_json::Value;
 use url::Url;
 
-use super::client_metadata::{MetadataOrigin, validate_client_metadata};
+use super::client_metadata::{MetadataOrigin, check_jwks, validate_client_metadata};
 use super::error::{ErrorCode, OAuthError};
 use super::mapping::{ClientFacts, choose_apps};
 use crate::config::Tenant;
@@ -52,6 +55,8 @@ pub enum CimdError {
     ClientIdMismatch { url: String, found: String },
     #[error("the client metadata document at {0} is invalid: {1}")]
     Invalid(String, String),
+    #[error("the client's keys could not be read: {0}")]
+    Keys(String),
 }
 
 impl CimdError {
@@ -139,6 +144,25 @@ pub(crate) fn cache_ttl(cache_control: Option<&str>) -> Option<Duration> {
 pub struct CimdResolver {
     fetcher: SafeFetcher,
     cache: Cache<String, CachedDocument>,
+    /// JWK Sets fetched from clients' `jwks_uri`, by URL.
+    keys: Cache<String, CachedKeys>,
+}
+
+#[derive(Clone)]
+struct CachedKeys {
+    keys: Arc<JwkSet>,
+    ttl: Duration,
+}
+
+impl moka::Expiry<String, CachedKeys> for TtlPolicy {
+    fn expire_after_create(
+        &self,
+        _key: &String,
+        value: &CachedKeys,
+        _now: Instant,
+    ) -> Option<Duration> {
+        Some(value.ttl)
+    }
 }
 
 impl CimdResolver {
@@ -168,7 +192,51 @@ impl CimdResolver {
                 .max_capacity(CACHE_CAPACITY)
                 .expire_after(TtlPolicy)
                 .build(),
+            keys: Cache::builder()
+                .max_capacity(CACHE_CAPACITY)
+                .expire_after(TtlPolicy)
+                .build(),
         })
+    }
+
+    /// The public keys of a `private_key_jwt` document client: its inline `jwks`, or the set
+    /// at its `jwks_uri`, fetched through the same guarded fetcher as documents and cached the
+    /// same way. `refetch` skips the cache (the assertion named a key the cached set lacks: the
+    /// client may have rotated).
+    pub(crate) async fn client_keys(
+        &self,
+        metadata: &ClientMetadata,
+        refetch: bool,
+    ) -> Result<Arc<JwkSet>, CimdError> {
+        if let Some(jwks) = &metadata.jwks {
+            return check_jwks(jwks).map(Arc::new).map_err(CimdError::Keys);
+        }
+        let Some(uri) = &metadata.jwks_uri else {
+            return Err(CimdError::Keys(
+                "the client metadata document names neither jwks nor jwks_uri".into(),
+            ));
+        };
+        if !refetch && let Some(cached) = self.keys.get(uri).await {
+            return Ok(cached.keys);
+        }
+        let url = Url::parse(uri).map_err(|_| CimdError::Keys(format!("{uri} is not a URL")))?;
+        let fetched = self
+            .fetcher
+            .get_json(&url)
+            .await
+            .map_err(|e| CimdError::Keys(format!("{uri}: {e}")))?;
+        let value: Value = serde_json::from_slice(&fetched.body)
+            .map_err(|_| CimdError::Keys(format!("{uri} is not JSON")))?;
+        let keys =
+            Arc::new(check_jwks(&value).map_err(|e| CimdError::Keys(format!("{uri}: {e}")))?);
+        if let Some(ttl) = cache_ttl(fetched.cache_control.as_deref()) {
+            let entry = CachedKeys {
+                keys: keys.clone(),
+                ttl,
+            };
+            self.keys.insert(uri.clone(), entry).await;
+        }
+        Ok(keys)
     }
 
     /// Turns a URL `client_id` into a client record of `tenant` (not stored: the document is

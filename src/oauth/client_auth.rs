@@ -1,14 +1,18 @@
 //! Client authentication at the token and revocation endpoints (RFC 6749 §2.3): HTTP Basic or
-//! `client_secret` in the body for confidential clients, `client_id` alone for public ones.
+//! `client_secret` in the body for registered confidential clients, a `private_key_jwt`
+//! assertion for document clients that publish keys (RFC 7523), `client_id` alone for public
+//! ones.
 
 use base64::Engine;
 
+use super::client_assertion::{AssertionError, JWT_BEARER, unverified_subject, verify};
 use super::error::{ErrorCode, OAuthError};
 use super::params::Params;
+use super::records::SpentAssertion;
 use super::server::AuthServer;
 use crate::config::Tenant;
 use crate::crypto::Handle;
-use crate::domain::ClientRecord;
+use crate::domain::{AuthMethod, ClientRecord};
 
 /// What the client presented to authenticate, apart from the form (RFC 6749 §2.3).
 pub struct ClientCredentials {
@@ -34,34 +38,83 @@ pub(crate) fn parse_basic(header: &str) -> Option<(String, String)> {
     Some((decode(id)?, decode(secret)?))
 }
 
-fn invalid_client(why: &str) -> OAuthError {
+fn invalid_client(why: impl Into<String>) -> OAuthError {
     OAuthError::new(ErrorCode::InvalidClient, why)
 }
 
-/// The client id and secret of a request, from exactly one of the header and the body.
+/// How a request's client said who it is.
+enum Presented<'a> {
+    /// A client id, with a secret for a confidential client.
+    Secret {
+        id: &'a str,
+        secret: Option<&'a str>,
+    },
+    /// A `private_key_jwt` assertion (RFC 7523 §2.2), for the client it names.
+    Assertion { id: String, assertion: &'a str },
+}
+
+/// The client id and credential of a request, from exactly one place: the Basic header, the
+/// body's `client_secret`, or a client assertion.
 fn presented<'a>(
     form: &'a Params,
     creds: &'a ClientCredentials,
-) -> Result<(&'a str, Option<&'a str>), OAuthError> {
+) -> Result<Presented<'a>, OAuthError> {
     let form_id = form.get("client_id");
     let form_secret = form.get("client_secret");
-    match (&creds.basic, form_id, form_secret) {
-        (Some(_), _, Some(_)) => Err(OAuthError::invalid_request(
-            "use one client authentication method, not both Basic and client_secret",
-        )),
-        (Some((id, _)), Some(f), _) if f != id => Err(OAuthError::invalid_request(
-            "client_id differs between the Authorization header and the body",
-        )),
-        // An empty password in Basic is no secret: a public client's id alone.
-        (Some((id, s)), _, None) => Ok((id.as_str(), Some(s.as_str()).filter(|s| !s.is_empty()))),
-        (None, Some(id), s) => Ok((id, s)),
-        (None, None, _) => Err(invalid_client("client authentication failed: no client_id")),
+    let assertion = form.get("client_assertion");
+    let assertion_type = form.get("client_assertion_type");
+    if assertion.is_some() || assertion_type.is_some() {
+        if creds.basic.is_some() || form_secret.is_some() {
+            return Err(OAuthError::invalid_request(
+                "use one client authentication method, not a client assertion and a secret",
+            ));
+        }
+        let (Some(assertion), Some(JWT_BEARER)) = (assertion, assertion_type) else {
+            return Err(OAuthError::invalid_request(format!(
+                "a client assertion needs both client_assertion and client_assertion_type={JWT_BEARER}"
+            )));
+        };
+        let subject = unverified_subject(assertion);
+        let id = match (form_id, subject) {
+            (Some(f), Some(s)) if f != s => {
+                return Err(invalid_client(
+                    "client authentication failed: client_id differs from the client assertion's sub",
+                ));
+            }
+            (_, Some(s)) => s,
+            (_, None) => {
+                return Err(invalid_client(
+                    "client authentication failed: the client assertion is not a JWT with a sub",
+                ));
+            }
+        };
+        return Ok(Presented::Assertion { id, assertion });
     }
+    let (id, secret) = match (&creds.basic, form_id, form_secret) {
+        (Some(_), _, Some(_)) => {
+            return Err(OAuthError::invalid_request(
+                "use one client authentication method, not both Basic and client_secret",
+            ));
+        }
+        (Some((id, _)), Some(f), _) if f != id => {
+            return Err(OAuthError::invalid_request(
+                "client_id differs between the Authorization header and the body",
+            ));
+        }
+        // An empty password in Basic is no secret: a public client's id alone.
+        (Some((id, s)), _, None) => (id.as_str(), Some(s.as_str()).filter(|s| !s.is_empty())),
+        (None, Some(id), s) => (id, s),
+        (None, None, _) => {
+            return Err(invalid_client("client authentication failed: no client_id"));
+        }
+    };
+    Ok(Presented::Secret { id, secret })
 }
 
 impl AuthServer {
-    /// Authenticates the client of a token or revocation request; the secret is compared by
-    /// its hash, in constant time.
+    /// Authenticates the client of a token or revocation request: a secret compared by its
+    /// hash in constant time, or a client assertion checked against the client's keys with its
+    /// `jti` spent once.
     pub(crate) async fn authenticate_client(
         &self,
         tenant: &Tenant,
@@ -69,21 +122,88 @@ impl AuthServer {
         creds: &ClientCredentials,
         now: u64,
     ) -> Result<ClientRecord, OAuthError> {
-        let (client_id, secret) = presented(form, creds)?;
+        let presented = presented(form, creds)?;
+        let client_id = match &presented {
+            Presented::Secret { id, .. } => *id,
+            Presented::Assertion { id, .. } => id.as_str(),
+        };
         let client = self
             .registry
             .find(tenant, client_id, now)
             .await?
             .ok_or_else(|| invalid_client("client authentication failed: unknown client"))?;
-        match (&client.secret_sha256, secret) {
-            (Some(hash), Some(s)) if hash.matches(&Handle::presented(s)) => Ok(client),
-            (Some(_), _) => Err(invalid_client(
+        let uses_keys = client.metadata.token_endpoint_auth_method == AuthMethod::PrivateKeyJwt;
+        match (presented, &client.secret_sha256) {
+            (Presented::Assertion { assertion, .. }, _) if uses_keys => {
+                self.check_assertion(tenant, &client, assertion, now)
+                    .await?;
+                Ok(client)
+            }
+            (_, _) if uses_keys => Err(invalid_client(
+                "client authentication failed: this client authenticates with private_key_jwt; send client_assertion and client_assertion_type",
+            )),
+            (Presented::Assertion { .. }, _) => Err(invalid_client(
+                "client authentication failed: this client's metadata does not say private_key_jwt, so it cannot authenticate with a client assertion",
+            )),
+            (
+                Presented::Secret {
+                    secret: Some(s), ..
+                },
+                Some(hash),
+            ) if hash.matches(&Handle::presented(s)) => Ok(client),
+            (Presented::Secret { .. }, Some(_)) => Err(invalid_client(
                 "client authentication failed: wrong or missing client secret",
             )),
-            (None, None) => Ok(client),
-            (None, Some(_)) => Err(invalid_client(
+            (Presented::Secret { secret: None, .. }, None) => Ok(client),
+            (
+                Presented::Secret {
+                    secret: Some(_), ..
+                },
+                None,
+            ) => Err(invalid_client(
                 "client authentication failed: this is a public client and has no secret",
             )),
         }
+    }
+
+    /// Verifies a client assertion with the client's keys (fetched again once when it names a
+    /// key the cached set lacks) and spends its `jti`: a replay is refused.
+    async fn check_assertion(
+        &self,
+        tenant: &Tenant,
+        client: &ClientRecord,
+        assertion: &str,
+        now: u64,
+    ) -> Result<(), OAuthError> {
+        let issuer = tenant.issuer.as_str();
+        let audiences = [
+            &format!("{issuer}/token")[..],
+            issuer,
+            &format!("{issuer}/revoke")[..],
+        ];
+        let id = client.client_id.as_str();
+        let keys = self.registry.client_keys(tenant, client, false).await?;
+        let verified = match verify(assertion, id, &keys, &audiences, now) {
+            Err(AssertionError::NoKey) if client.metadata.jwks_uri.is_some() => {
+                let keys = self.registry.client_keys(tenant, client, true).await?;
+                verify(assertion, id, &keys, &audiences, now)
+            }
+            other => other,
+        }
+        .map_err(|e| invalid_client(format!("client authentication failed: {e}")))?;
+        let spent = SpentAssertion {
+            client_id: client.client_id.clone(),
+        };
+        let key = Handle::presented(&format!("{id}\n{}", verified.jti)).key();
+        let first = self
+            .records
+            .insert_new(&tenant.id, &key, &spent, Some(verified.exp + 120), now)
+            .await?;
+        if !first {
+            return Err(invalid_client(
+                "client authentication failed: this client assertion was already used (its jti is spent); sign a new one for every request",
+            ));
+        }
+        Ok(())
     }
 }

@@ -70,6 +70,11 @@ pub fn validate_client_metadata(
         )));
     }
     let token_endpoint_auth_method = auth_method(raw, origin)?;
+    let (jwks, jwks_uri) = if token_endpoint_auth_method == AuthMethod::PrivateKeyJwt {
+        client_keys(raw)?
+    } else {
+        (None, None)
+    };
     let grant_types = grant_types(raw)?;
     let response_types = response_types(raw)?;
     let client_name = optional_text(raw, "client_name")?;
@@ -99,7 +104,62 @@ pub fn validate_client_metadata(
         contacts: contacts(raw)?,
         software_id: optional_text(raw, "software_id")?,
         software_version: optional_text(raw, "software_version")?,
+        jwks,
+        jwks_uri,
     })
+}
+
+/// Most keys a client's JWK Set may hold.
+pub(crate) const MAX_CLIENT_KEYS: usize = 10;
+
+/// JWK members that only a private or symmetric key has (RFC 7518 §6.2.2, §6.3.2, §6.4).
+const PRIVATE_KEY_MEMBERS: [&str; 9] = ["d", "p", "q", "dp", "dq", "qi", "oth", "k", "priv"];
+
+/// The public keys of a `private_key_jwt` client: exactly one of `jwks` and `jwks_uri`
+/// (RFC 7591 §2).
+fn client_keys(raw: &Map<String, Value>) -> Result<(Option<Value>, Option<String>), OAuthError> {
+    let jwks_uri = optional_str(raw, "jwks_uri")?;
+    match (raw.get("jwks").filter(|v| !v.is_null()), jwks_uri) {
+        (Some(_), Some(_)) => Err(bad("jwks", "give jwks or jwks_uri, not both (RFC 7591 §2)")),
+        (None, None) => Err(bad(
+            "jwks_uri",
+            "private_key_jwt needs the client's public keys: a jwks_uri or an inline jwks",
+        )),
+        (None, Some(uri)) => {
+            let ok = uri.len() <= MAX_URI_LEN
+                && Url::parse(uri)
+                    .is_ok_and(|u| matches!(u.scheme(), "https" | "http") && u.host().is_some());
+            if !ok {
+                return Err(bad("jwks_uri", "must be an https URL"));
+            }
+            Ok((None, Some(uri.to_owned())))
+        }
+        (Some(jwks), None) => {
+            check_jwks(jwks).map_err(|why| bad("jwks", why))?;
+            Ok((Some(jwks.clone()), None))
+        }
+    }
+}
+
+/// A JWK Set of 1 to `MAX_CLIENT_KEYS` public signing keys (RFC 7517 §5).
+pub(crate) fn check_jwks(jwks: &Value) -> Result<jsonwebtoken::jwk::JwkSet, String> {
+    let keys = jwks
+        .get("keys")
+        .and_then(Value::as_array)
+        .ok_or("must be a JWK Set: an object with a \"keys\" array")?;
+    if keys.is_empty() || keys.len() > MAX_CLIENT_KEYS {
+        return Err(format!("must hold 1 to {MAX_CLIENT_KEYS} keys"));
+    }
+    for (i, key) in keys.iter().enumerate() {
+        if let Some(m) = PRIVATE_KEY_MEMBERS.iter().find(|m| key.get(**m).is_some()) {
+            return Err(format!(
+                "keys[{i}] has the member \"{m}\", which only a private or shared key has; publish public keys only"
+            ));
+        }
+    }
+    let set: jsonwebtoken::jwk::JwkSet =
+        serde_json::from_value(jwks.clone()).map_err(|e| format!("is not a valid JWK Set: {e}"))?;
+    Ok(set)
 }
 
 fn bad(field: &str, why: impl std::fmt::Display) -> OAuthError {
@@ -160,17 +220,24 @@ fn auth_method(raw: &Map<String, Value>, origin: MetadataOrigin) -> Result<AuthM
     };
     match (AuthMethod::parse(value), origin) {
         (Some(AuthMethod::None), _) => Ok(AuthMethod::None),
+        (Some(AuthMethod::PrivateKeyJwt), MetadataOrigin::Document) => {
+            Ok(AuthMethod::PrivateKeyJwt)
+        }
+        (Some(AuthMethod::PrivateKeyJwt), MetadataOrigin::Registration) => Err(bad(
+            FIELD,
+            "'private_key_jwt' is accepted from client metadata documents (a client_id that is an https URL); register with 'none', 'client_secret_basic' or 'client_secret_post'",
+        )),
         (Some(m), MetadataOrigin::Registration) => Ok(m),
         (Some(_), MetadataOrigin::Document) => Err(bad(
             FIELD,
             format!(
-                "'{value}' uses a shared secret, which a client metadata document cannot have; use 'none'"
+                "'{value}' uses a shared secret, which a client metadata document cannot have; use 'none' or 'private_key_jwt'"
             ),
         )),
         (None, _) => Err(bad(
             FIELD,
             format!(
-                "'{value}' is not supported; use 'none', 'client_secret_basic' or 'client_secret_post'"
+                "'{value}' is not supported; use 'none', 'client_secret_basic', 'client_secret_post' or (in a client metadata document) 'private_key_jwt'"
             ),
         )),
     }

@@ -3,6 +3,7 @@
 
 use serde_json::{Value, json};
 
+use super::client_assertion::ALGORITHM_NAMES;
 use crate::config::Tenant;
 
 /// The metadata document of `tenant`. `offers_refresh` says whether the upstream issues
@@ -21,7 +22,11 @@ pub(crate) fn authorization_server_metadata(tenant: &Tenant, offers_refresh: boo
         scopes.push("offline_access");
         grants.push("refresh_token");
     }
-    let auth_methods = ["none", "client_secret_basic", "client_secret_post"];
+    let mut auth_methods = vec!["none", "client_secret_basic", "client_secret_post"];
+    if policy.cimd {
+        // Document clients that publish keys (`client_auth.rs`).
+        auth_methods.push("private_key_jwt");
+    }
     let mut doc = json!({
         "issuer": issuer,
         "authorization_endpoint": format!("{issuer}/authorize"),
@@ -41,6 +46,8 @@ pub(crate) fn authorization_server_metadata(tenant: &Tenant, offers_refresh: boo
     }
     if policy.cimd {
         doc["client_id_metadata_document_supported"] = json!(true);
+        doc["token_endpoint_auth_signing_alg_values_supported"] = json!(ALGORITHM_NAMES);
+        doc["revocation_endpoint_auth_signing_alg_values_supported"] = json!(ALGORITHM_NAMES);
     }
     doc
 }

@@ -5,6 +5,7 @@
 pub(crate) mod authorize;
 pub(crate) mod callback;
 pub mod cimd;
+pub(crate) mod client_assertion;
 pub mod client_auth;
 pub mod client_metadata;
 pub mod consent;

@@ -154,3 +154,17 @@ impl Record for Family {
     const SCHEMA: u16 = 1;
     type Id = FamilyId;
 }
+
+/// A spent `private_key_jwt` assertion, by the hash of client id and `jti`: RFC 7523 §3 lets
+/// the server refuse a replay, and this one does. Kept until shortly after the assertion
+/// expires.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub(crate) struct SpentAssertion {
+    pub(crate) client_id: ClientId,
+}
+
+impl Record for SpentAssertion {
+    const NAMESPACE: Namespace = Namespace::Assertion;
+    const SCHEMA: u16 = 1;
+    type Id = HandleKey;
+}

@@ -152,6 +152,26 @@ impl ClientRegistry {
         Ok(found.map(|v| v.value))
     }
 
+    /// The public keys of a `private_key_jwt` client (document clients only).
+    pub(crate) async fn client_keys(
+        &self,
+        tenant: &Tenant,
+        client: &ClientRecord,
+        refetch: bool,
+    ) -> Result<Arc<jsonwebtoken::jwk::JwkSet>, OAuthError> {
+        let resolver = self
+            .resolvers
+            .get(&tenant.id)
+            .ok_or_else(OAuthError::server_error)?;
+        resolver
+            .client_keys(&client.metadata, refetch)
+            .await
+            .map_err(|e| {
+                tracing::info!(tenant = %tenant.id, client_id = %client.client_id, error = %e, "client keys unusable");
+                e.to_oauth()
+            })
+    }
+
     /// Marks a registered client as used, extending its life; writes at most once per
     /// tenth of the lifetime (and at least daily) so that busy clients do not cost a write
     /// per request.

@@ -27,6 +27,8 @@ pub enum Namespace {
     Transaction,
     Refresh,
     Family,
+    /// Spent client assertion ids.
+    Assertion,
 }
 
 impl Namespace {
@@ -37,6 +39,7 @@ impl Namespace {
             Self::Transaction => "txn",
             Self::Refresh => "refresh",
             Self::Family => "family",
+            Self::Assertion => "jti",
         }
     }
 }

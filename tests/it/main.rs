@@ -5,6 +5,7 @@ mod binary;
 mod browser;
 mod cimd;
 mod cli;
+mod confidential_cimd;
 mod cors;
 mod discovery;
 mod durability;

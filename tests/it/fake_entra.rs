@@ -8,7 +8,12 @@
 //! `/msi/appservice`), whose tokens the managed-identity app accepts as its assertion.
 //!
 //! The user is chosen by `login_hint` (the shim passes it through); `unassigned` gets
-//! AADSTS50105.
+//! AADSTS50105. The directory restricts user consent: `prompt=consent` for a user who is not
+//! `admin…` gets AADSTS90094 ("needs admin approval"). With `require_claims`, a Conditional
+//! Access authentication context is in force: access tokens carry `acrs` only when the login
+//! sent the `claims` asking for it, `check_access_token` answers `insufficient_claims` (what an
+//! MCP server in front of Entra says) until then, and refreshing a login without it is refused
+//! with `interaction_required` and the claims challenge.
 
 use std::collections::HashMap;
 use std::net::TcpListener;
@@ -40,6 +45,8 @@ struct Code {
     scope: String,
     user: String,
     nonce: String,
+    /// The authentication context the login's `claims` asked for.
+    acrs: Option<String>,
 }
 
 /// A misbehaviour of the token endpoint, for the fault tests.
@@ -62,8 +69,10 @@ pub enum Fault {
 pub struct FakeState {
     pub fault: Option<Fault>,
     codes: HashMap<String, Code>,
-    /// refresh token → (client_id, user, scope)
-    refresh: HashMap<String, (String, String, String)>,
+    /// refresh token → (client_id, user, scope, acrs)
+    refresh: HashMap<String, (String, String, String, Option<String>)>,
+    /// An authentication context every access token must carry (Conditional Access).
+    pub required_acrs: Option<String>,
     /// Every authorize request's parameters.
     pub authorize_requests: Vec<HashMap<String, String>>,
     /// (client_id, how it authenticated) for every successful token request.
@@ -88,6 +97,26 @@ impl FakeEntra {
         self.state.lock().unwrap().refresh.clear();
     }
 
+    /// Puts a Conditional Access authentication context (`acrs` value) in force.
+    pub fn require_claims(&self, acrs: &str) {
+        self.state.lock().unwrap().required_acrs = Some(acrs.to_owned());
+    }
+
+    /// What an MCP server validating Entra's tokens answers: `Ok` or the `WWW-Authenticate`
+    /// challenge with the claims the next login must send.
+    pub fn check_access_token(&self, token: &str) -> Result<(), String> {
+        let Some(acrs) = self.state.lock().unwrap().required_acrs.clone() else {
+            return Ok(());
+        };
+        if token.ends_with(&format!(".acrs={acrs}")) {
+            return Ok(());
+        }
+        Err(format!(
+            "Bearer realm=\"\", error=\"insufficient_claims\", claims=\"{}\"",
+            STANDARD.encode(claims_for(&acrs))
+        ))
+    }
+
     pub async fn stop(&self) {
         self.handle.stop(false).await;
     }
@@ -101,6 +130,19 @@ struct Ctx {
     x5t_sha1: String,
     public_key: DecodingKey,
     signing_key: EncodingKey,
+}
+
+/// The `claims` request parameter that asks for authentication context `acrs`.
+pub fn claims_for(acrs: &str) -> String {
+    json!({"access_token": {"acrs": {"essential": true, "value": acrs}}}).to_string()
+}
+
+/// The `acrs` value a `claims` parameter asks for.
+fn acrs_of(claims: Option<&String>) -> Option<String> {
+    let v: Value = serde_json::from_str(claims?).ok()?;
+    v["access_token"]["acrs"]["value"]
+        .as_str()
+        .map(str::to_owned)
 }
 
 fn aad_error(status: u16, error: &str, code: &str, text: &str) -> HttpResponse {
@@ -231,6 +273,13 @@ async fn authorize(ctx: web::Data<Ctx>, req: HttpRequest) -> HttpResponse {
             ),
         );
     }
+    if get("prompt").split(' ').any(|p| p == "consent") && !user.starts_with("admin") {
+        // The directory restricts user consent: only an admin may consent, even to an app the
+        // tenant already consented to.
+        return HttpResponse::Ok().body(format!(
+            "Need admin approval. AADSTS90094: The grant requires admin permission. User '{user}' cannot consent."
+        ));
+    }
     let mut st = ctx.state.lock().unwrap();
     st.counter += 1;
     let code = format!("entra-code-{}", st.counter);
@@ -243,6 +292,7 @@ async fn authorize(ctx: web::Data<Ctx>, req: HttpRequest) -> HttpResponse {
             scope: get("scope"),
             user,
             nonce: get("nonce"),
+            acrs: acrs_of(p.get("claims")),
         },
     );
     let mut url = url::Url::parse(&redirect_uri).unwrap();
@@ -435,7 +485,7 @@ async fn token(ctx: web::Data<Ctx>, req: HttpRequest, body: String) -> HttpRespo
         );
     }
     let mut st = ctx.state.lock().unwrap();
-    let (user, scope, nonce) = match p.get("grant_type").map(String::as_str) {
+    let (user, scope, nonce, acrs) = match p.get("grant_type").map(String::as_str) {
         Some("authorization_code") => {
             let Some(code) = st
                 .codes
@@ -461,14 +511,14 @@ async fn token(ctx: web::Data<Ctx>, req: HttpRequest, body: String) -> HttpRespo
                     "The Code_Verifier does not match the code_challenge supplied in the authorization request.",
                 );
             }
-            (code.user, code.scope, Some(code.nonce))
+            (code.user, code.scope, Some(code.nonce), code.acrs)
         }
         Some("refresh_token") => {
             if let Some(Fault::RefreshRefused(error, description)) = fault {
                 let (code, text) = description.split_once(": ").unwrap_or(("", description));
                 return aad_error(400, error, code, text);
             }
-            let Some((rt_client, user, scope)) = st
+            let Some((rt_client, user, scope, acrs)) = st
                 .refresh
                 .get(
                     p.get("refresh_token")
@@ -497,7 +547,17 @@ async fn token(ctx: web::Data<Ctx>, req: HttpRequest, body: String) -> HttpRespo
             {
                 return aad_error(400, "invalid_scope", code, text);
             }
-            (user, scope, None)
+            if let Some(required) = st.required_acrs.clone()
+                && acrs.as_deref() != Some(required.as_str())
+            {
+                return HttpResponse::BadRequest().json(json!({
+                    "error": "interaction_required",
+                    "error_description": "AADSTS50076: Due to a configuration change made by your administrator, or because you moved to a new location, you must use multi-factor authentication to access the resource.",
+                    "suberror": "basic_action",
+                    "claims": claims_for(&required),
+                }));
+            }
+            (user, scope, None, acrs)
         }
         _ => {
             return aad_error(
@@ -512,7 +572,10 @@ async fn token(ctx: web::Data<Ctx>, req: HttpRequest, body: String) -> HttpRespo
     st.counter += 1;
     let n = st.counter;
     let api_scopes: Vec<&str> = scope.split(' ').filter(|s| s.contains('/')).collect();
-    let access_token = format!("entra-at.{user}.{}.{n}", api_scopes.join(","));
+    let mut access_token = format!("entra-at.{user}.{}.{n}", api_scopes.join(","));
+    if let Some(a) = &acrs {
+        access_token.push_str(&format!(".acrs={a}"));
+    }
     let mut body = json!({
         "token_type": "Bearer",
         "scope": api_scopes.join(" "),
@@ -522,8 +585,10 @@ async fn token(ctx: web::Data<Ctx>, req: HttpRequest, body: String) -> HttpRespo
     });
     if scope.split(' ').any(|s| s == "offline_access") {
         let rt = format!("entra-rt-{n}");
-        st.refresh
-            .insert(rt.clone(), (client_id.clone(), user.clone(), scope.clone()));
+        st.refresh.insert(
+            rt.clone(),
+            (client_id.clone(), user.clone(), scope.clone(), acrs.clone()),
+        );
         body["refresh_token"] = json!(rt);
     }
     if let Some(nonce) = nonce.filter(|_| scope.split(' ').any(|s| s == "openid")) {

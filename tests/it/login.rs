@@ -1195,3 +1195,77 @@ async fn consent_shown(app: &TestApp, browser: &Browser, client: &Client) -> boo
         Landing::Consent(_)
     )
 }
+
+/// A Conditional Access authentication context: the MCP server answers `insufficient_claims`
+/// with a claims challenge, the refresh is refused with it, and a new login that sends the
+/// `claims` gets a token that passes.
+#[tokio::test]
+async fn a_claims_challenge_completes_with_a_new_login_that_sends_the_claims() {
+    let w = world().await;
+    let client = Client::register(&w.app, "contoso", json!({})).await;
+    let browser = Browser::new();
+    let (code, attempt) = login(&w.app, &browser, "contoso", &client, "cae").await;
+    let (_, tokens) = redeem(&w.app, "contoso", &client, &code, &attempt).await;
+    w.idp.require_claims("c1");
+    let challenge = w
+        .idp
+        .check_access_token(tokens["access_token"].as_str().unwrap())
+        .unwrap_err();
+    assert!(challenge.contains("insufficient_claims"), "{challenge}");
+
+    // The refresh is refused as RFC 6749 §5.2 says, with the claims for the next login.
+    let (status, body) = refresh(
+        &w.app,
+        "contoso",
+        &client,
+        tokens["refresh_token"].as_str().unwrap(),
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("invalid_grant")),
+        "{body}"
+    );
+    let description = body["error_description"].as_str().unwrap();
+    assert!(
+        description.contains("AADSTS50076") && description.contains("acrs"),
+        "{body}"
+    );
+
+    // The client decodes the challenge's claims and logs in again with them.
+    let encoded = challenge
+        .split("claims=\"")
+        .nth(1)
+        .unwrap()
+        .trim_end_matches('"');
+    let claims = String::from_utf8(
+        base64::Engine::decode(&base64::engine::general_purpose::STANDARD, encoded).unwrap(),
+    )
+    .unwrap();
+    let attempt = authorize_url(
+        &w.app,
+        "contoso",
+        &client,
+        "files.read offline_access",
+        "cae",
+    );
+    let url = url::Url::parse_with_params(&attempt.url, &[("claims", claims.as_str())]).unwrap();
+    let Landing::Client(back) = browser.go(url.as_str(), client.prefix()).await else {
+        panic!("the approved client goes straight through")
+    };
+    let code = param(&back, "code").unwrap();
+    let (status, tokens) = redeem(&w.app, "contoso", &client, &code, &attempt).await;
+    assert_eq!(status, 200, "{tokens}");
+    w.idp
+        .check_access_token(tokens["access_token"].as_str().unwrap())
+        .expect("the new token carries the authentication context");
+    let (status, body) = refresh(
+        &w.app,
+        "contoso",
+        &client,
+        tokens["refresh_token"].as_str().unwrap(),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    w.stop().await;
+}

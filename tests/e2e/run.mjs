@@ -66,6 +66,14 @@ async function main() {
   const ALPHA = `${SHIM}/alpha`; const BETA = `${SHIM}/beta`;
   const MCP_ALPHA = `http://127.0.0.1:${mcpPort}/mcp`;
   const MCP_BETA = `http://127.0.0.1:${mcpPort}/mcp-beta`;
+  // An MCP server at the root of its own origin: configured without a trailing slash, while the
+  // SDK's URL parser sends `resource` with one.
+  const rootApp = express();
+  let rootReady = false;
+  const rootServer = http.createServer((q, r) => (rootReady ? rootApp(q, r) : (r.statusCode = 503, r.end())));
+  const rootPort = await listen(rootServer); started.servers.push(rootServer);
+  const MCP_ROOT = `http://127.0.0.1:${rootPort}`;
+  const GAMMA = `${SHIM}/gamma`;
   const REDIRECT = `http://127.0.0.1:${callbackPort}/callback`;
 
   // ---------- key material ----------
@@ -85,7 +93,7 @@ async function main() {
     issuer: IDP, accessTokenTTL: ACCESS_TTL,
     clients: [
       { client_id: 'shim-secret-app', client_secret: fs.readFileSync(secretFile, 'utf8'), token_endpoint_auth_method: 'client_secret_post',
-        redirect_uris: [`${ALPHA}/callback`, `${BETA}/callback`], grant_types: ['authorization_code', 'refresh_token'], response_types: ['code'] },
+        redirect_uris: [`${ALPHA}/callback`, `${BETA}/callback`, `${GAMMA}/callback`], grant_types: ['authorization_code', 'refresh_token'], response_types: ['code'] },
       { client_id: 'shim-basic-app', client_secret: fs.readFileSync(basicSecretFile, 'utf8'), token_endpoint_auth_method: 'client_secret_basic',
         redirect_uris: [`${BETA}/callback`], grant_types: ['authorization_code', 'refresh_token'], response_types: ['code'] },
       { client_id: 'shim-jwt-app', token_endpoint_auth_method: 'private_key_jwt', token_endpoint_auth_signing_alg: 'PS256',
@@ -162,6 +170,24 @@ ${scopesToml}
 registrations_per_minute = 1000
 `);
 
+  fs.writeFileSync(path.join(tenantsDir, 'gamma.toml'), `display_name = "E2E Gamma"
+[upstream]
+kind = "oidc"
+issuer = "${IDP}"
+[[apps]]
+name = "agents"
+client_id = "shim-secret-app"
+credential = { kind = "client_secret", secret_file = "${secretFile}", method = "post" }
+[[resources]]
+uri = "${MCP_ROOT}"
+name = "E2E files (path-less)"
+default = true
+upstream_resource = "${API}"
+${scopesToml}
+[registration]
+registrations_per_minute = 1000
+`);
+
   // ---------- shim ----------
   const dataDir = path.join(tmp, 'data'); fs.mkdirSync(dataDir);
   const shimLog = fs.openSync(path.join(tmp, 'shim.log'), 'w');
@@ -186,6 +212,8 @@ registrations_per_minute = 1000
   const mcpA = mountMcp(mcpApp, { baseUrl: `http://127.0.0.1:${mcpPort}`, path: '/mcp', shimMetadata: alphaMeta, idpIssuer: IDP, jwksUri });
   const mcpB = mountMcp(mcpApp, { baseUrl: `http://127.0.0.1:${mcpPort}`, path: '/mcp-beta', shimMetadata: betaMeta, idpIssuer: IDP, jwksUri });
   mcpReady = true;
+  mountMcp(rootApp, { baseUrl: MCP_ROOT, path: '/', shimMetadata: await metaOf(GAMMA), idpIssuer: IDP, jwksUri });
+  rootReady = true;
 
   // ---------- scenario plumbing ----------
   const results = [];
@@ -285,6 +313,42 @@ registrations_per_minute = 1000
     assert.equal(p.browser.pages.shimConsent, 0, 'consent remembered'); assert.equal(p.history.registrations, 1);
     ctx.dcr = { p, client: again.client };
     return `client ${p.store.client.client_id}`;
+  });
+
+  await scenario('Path-less MCP server: configured without the slash, the SDK sends it; refresh token handed out', async () => {
+    const p = newProvider({ login: 'gina', name: 'path-less agent' });
+    const { client } = await connectClient({ mcpUrl: MCP_ROOT, provider: p, log });
+    const out = toolJson(await client.callTool({ name: 'whoami', arguments: {} }));
+    assert.equal(out.sub, 'gina');
+    const au = new URL(p.history.authorizationUrls[0]);
+    assert.equal(au.origin + au.pathname, `${GAMMA}/authorize`);
+    assert.equal(au.searchParams.get('resource'), `${MCP_ROOT}/`, 'the SDK adds the slash');
+    assert.ok(p.store.tokens.refresh_token, 'refresh token handed out');
+    checkCallback(p, GAMMA);
+    const r = await tokenPost(GAMMA, { grant_type: 'refresh_token', refresh_token: p.store.tokens.refresh_token, client_id: p.store.client.client_id });
+    const b = await r.json(); assert.equal(r.status, 200, JSON.stringify(b)); assert.ok(b.refresh_token && b.access_token);
+    return `resource ${au.searchParams.get('resource')}`;
+  });
+
+  await scenario('A client that never sends prompt still gets a refresh token from a strict OIDC provider', async () => {
+    const reg = await fetch(`${ALPHA}/register`, { method: 'POST', headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ client_name: 'no-prompt agent', redirect_uris: [REDIRECT], grant_types: ['authorization_code', 'refresh_token'], response_types: ['code'], token_endpoint_auth_method: 'none' }) });
+    const client = await reg.json(); assert.equal(reg.status, 201, JSON.stringify(client));
+    const verifier = 'v'.repeat(20) + Math.random().toString(36).slice(2).padEnd(30, 'x');
+    const { createHash } = await import('node:crypto');
+    const challenge = createHash('sha256').update(verifier).digest('base64url');
+    const q = new URLSearchParams({ response_type: 'code', client_id: client.client_id, redirect_uri: REDIRECT, code_challenge: challenge,
+      code_challenge_method: 'S256', state: 'no-prompt', scope: 'files.read offline_access', resource: MCP_ALPHA });
+    const browser = new Browser({ login: 'nora', log });
+    const back = await browser.navigate(`${ALPHA}/authorize?${q}`, { stopAt: REDIRECT });
+    assert.equal(back.searchParams.get('state'), 'no-prompt', back.href);
+    const up = idp.events.filter((e) => e.kind === 'authorize').at(-1).params;
+    assert.equal(up.prompt, 'consent', 'the shim asked the strict provider for consent to offline access');
+    const t = await tokenPost(ALPHA, { grant_type: 'authorization_code', code: back.searchParams.get('code'), redirect_uri: REDIRECT, code_verifier: verifier, client_id: client.client_id });
+    const tokens = await t.json(); assert.equal(t.status, 200, JSON.stringify(tokens));
+    assert.ok(tokens.refresh_token, `refresh token: ${JSON.stringify(tokens)}`);
+    const r = await tokenPost(ALPHA, { grant_type: 'refresh_token', refresh_token: tokens.refresh_token, client_id: client.client_id });
+    const b = await r.json(); assert.equal(r.status, 200, JSON.stringify(b)); assert.ok(b.refresh_token);
   });
 
   await scenario('CIMD: https metadata document on loopback (test CA), no registration', async () => {

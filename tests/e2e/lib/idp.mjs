@@ -1,6 +1,7 @@
 // An Entra-like upstream IdP built on oidc-provider: static clients only, PKCE S256 required,
 // one resource server (api://mcp-files) issuing JWT access tokens, refresh tokens only with
-// offline_access, devInteractions (plain HTML login and consent forms).
+// offline_access granted after prompt=consent (OpenID Connect Core §11), devInteractions (plain
+// HTML login and consent forms).
 import { generateKeyPairSync } from 'node:crypto';
 import Provider from 'oidc-provider';
 
@@ -54,17 +55,13 @@ export function createIdp({ issuer, clients, accessTokenTTL = 6 }) {
     clientAuthMethods: ['client_secret_basic', 'client_secret_post', 'private_key_jwt'],
   });
 
-  // Entra issues a refresh token whenever offline_access is asked for; oidc-provider (following
-  // OIDC Core) drops offline_access unless prompt=consent is present. Emulate Entra by adding
-  // prompt=consent to such requests (the devInteractions consent form is then shown).
+  // oidc-provider follows OpenID Connect Core §11: offline_access is dropped unless the request
+  // carries prompt=consent. The shim must add it (upstream.consent_for_refresh); nothing here
+  // does it for the shim.
   provider.use(async (ctx, next) => {
     if (ctx.method === 'GET' && ctx.path === '/auth') {
       const q = new URLSearchParams(ctx.querystring);
       events.push({ kind: 'authorize', params: Object.fromEntries(q) });
-      if ((q.get('scope') || '').split(' ').includes('offline_access') && !q.get('prompt')) {
-        q.set('prompt', 'consent');
-        ctx.querystring = q.toString();
-      }
     }
     if (ctx.method === 'POST' && ctx.path === '/token') events.push({ kind: 'token' });
     await next();

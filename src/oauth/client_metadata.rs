@@ -48,8 +48,13 @@ pub fn validate_client_metadata(
     let all_native_kinds = redirect_uris
         .iter()
         .all(|r| r.kind() != RedirectKind::Https);
+    // A private-use scheme can only be a native app's, whatever else is listed: Cursor
+    // registers `cursor://…` beside an https and a loopback URI without an application_type.
+    let any_private_use = redirect_uris
+        .iter()
+        .any(|r| r.kind() == RedirectKind::PrivateUse);
     let application_type = match optional_str(raw, "application_type")? {
-        None if all_native_kinds => ApplicationType::Native,
+        None if all_native_kinds || any_private_use => ApplicationType::Native,
         None => ApplicationType::Web,
         Some("web") => ApplicationType::Web,
         Some("native") => ApplicationType::Native,
@@ -243,15 +248,16 @@ fn auth_method(raw: &Map<String, Value>, origin: MetadataOrigin) -> Result<AuthM
     }
 }
 
+/// The grant types the client may use here. Values this server does not offer are dropped
+/// rather than refused (RFC 7591 §2 lets the server register less than asked; the response says
+/// what was registered): VS Code lists the device-code grant, claude.ai's metadata document the
+/// JWT-bearer grant, and both log in with the authorization code.
 fn grant_types(raw: &Map<String, Value>) -> Result<Vec<GrantType>, OAuthError> {
     let Some(values) = optional_string_list(raw, "grant_types")? else {
         return Ok(vec![GrantType::AuthorizationCode]);
     };
     let mut out = Vec::new();
-    for v in &values {
-        let g = GrantType::parse(v).ok_or_else(|| {
-            bad("grant_types", format!("'{v}' is not supported; use 'authorization_code' and optionally 'refresh_token'"))
-        })?;
+    for g in values.iter().filter_map(|v| GrantType::parse(v)) {
         if !out.contains(&g) {
             out.push(g);
         }
@@ -361,6 +367,38 @@ fn optional_https_uri(raw: &Map<String, Value>, field: &str) -> Result<Option<St
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn grant_types_this_server_does_not_offer_are_dropped_not_refused() {
+        let m = validate_client_metadata(
+            json!({"redirect_uris": ["http://127.0.0.1/"], "grant_types": ["authorization_code", "urn:ietf:params:oauth:grant-type:device_code", "refresh_token"]}).as_object().unwrap(),
+            MetadataOrigin::Registration,
+        )
+        .unwrap();
+        assert_eq!(
+            m.grant_types,
+            vec![GrantType::AuthorizationCode, GrantType::RefreshToken]
+        );
+        for without_code in [
+            json!(["urn:ietf:params:oauth:grant-type:device_code"]),
+            json!(["refresh_token"]),
+        ] {
+            let raw = json!({"redirect_uris": ["http://127.0.0.1/"], "grant_types": without_code});
+            assert!(
+                validate_client_metadata(raw.as_object().unwrap(), MetadataOrigin::Registration)
+                    .is_err()
+            );
+        }
+    }
+
+    #[test]
+    fn a_private_use_redirect_makes_a_native_app_by_default() {
+        let raw = json!({"redirect_uris": ["cursor://anysphere.cursor-mcp/oauth/callback", "https://www.cursor.com/agents/mcp/oauth/callback"]});
+        let m = validate_client_metadata(raw.as_object().unwrap(), MetadataOrigin::Registration)
+            .unwrap();
+        assert_eq!(m.application_type, ApplicationType::Native);
+    }
+
     use super::*;
     use serde_json::json;
 

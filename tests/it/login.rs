@@ -15,7 +15,8 @@ use crate::fake_entra::{
 use crate::helpers::{TestApp, spawn_app_with_tenants};
 use crate::tls_server::{Canned, DocServer};
 
-const FILES: &str = "https://mcp.contoso.example/files";
+pub(crate) const FILES: &str = "https://mcp.contoso.example/files";
+pub(crate) const FABRIKAM_ROOT: &str = "https://mcp.fabrikam.example";
 
 pub(crate) struct World {
     pub app: TestApp,
@@ -93,10 +94,12 @@ software_ids = ["nocred-agent"]
             fed = path(&secrets.join("federated-token")),
         ));
     }
+    // fabrikam's MCP server sits at the root of its origin (the SDKs add a slash to it).
+    let uri = if extra_apps { FILES } else { FABRIKAM_ROOT };
     t.push_str(&format!(
         r#"
 [[resources]]
-uri = "{FILES}"
+uri = "{uri}"
 default = true
 scopes = [
   {{ name = "files.read", upstream = "api://mcp-files/files.read", description = "Read your files" }},

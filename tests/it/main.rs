@@ -15,6 +15,7 @@ mod helpers;
 mod hostile;
 mod hygiene;
 mod login;
+mod personas;
 mod properties;
 mod registration;
 mod restart;

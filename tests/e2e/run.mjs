@@ -101,6 +101,17 @@ async function main() {
     ],
   });
   idpHandler = idp.callback;
+  // A second IdP on another site (localhost, where the shim is 127.0.0.1), so that the browser
+  // scenario crosses sites on the way back to the shim's callback.
+  const idp2Server = http.createServer((q, r) => idp2.callback(q, r));
+  const idp2Port = await listen(idp2Server); started.servers.push(idp2Server);
+  const IDP2 = `http://localhost:${idp2Port}`;
+  const DELTA = `${SHIM}/delta`;
+  const idp2 = createIdp({
+    issuer: IDP2, accessTokenTTL: 60,
+    clients: [{ client_id: 'shim-secret-app', client_secret: fs.readFileSync(secretFile, 'utf8'), token_endpoint_auth_method: 'client_secret_post',
+      redirect_uris: [`${DELTA}/callback`], grant_types: ['authorization_code', 'refresh_token'], response_types: ['code'] }],
+  });
 
   // ---------- CIMD document server (https, test CA) ----------
   const cimdDocs = new Map();
@@ -181,6 +192,23 @@ credential = { kind = "client_secret", secret_file = "${secretFile}", method = "
 [[resources]]
 uri = "${MCP_ROOT}"
 name = "E2E files (path-less)"
+default = true
+upstream_resource = "${API}"
+${scopesToml}
+[registration]
+registrations_per_minute = 1000
+`);
+
+  fs.writeFileSync(path.join(tenantsDir, 'delta.toml'), `display_name = "E2E Delta (cross-site IdP)"
+[upstream]
+kind = "oidc"
+issuer = "${IDP2}"
+[[apps]]
+name = "agents"
+client_id = "shim-secret-app"
+credential = { kind = "client_secret", secret_file = "${secretFile}", method = "post" }
+[[resources]]
+uri = "http://127.0.0.1:${mcpPort}/mcp-delta"
 default = true
 upstream_resource = "${API}"
 ${scopesToml}
@@ -473,6 +501,17 @@ registrations_per_minute = 1000
     assert.equal(p.store.tokens, undefined);
     assert.equal(idp.events.filter((e) => e.kind === 'authorize').length, before, 'IdP never visited');
   });
+
+  const chromiumPath = process.env.E2E_CHROMIUM || ['/usr/bin/chromium', '/usr/bin/chromium-browser'].find((p) => fs.existsSync(p));
+  if (chromiumPath || process.env.CI) {
+    await scenario('Browser: Chromium through consent, a cross-site IdP and back; approval remembered; consent unframeable', async () => {
+      assert.ok(chromiumPath, 'CI needs Chromium (.ci/run installs Debian\'s chromium); set E2E_CHROMIUM to its path');
+      const { runBrowserLogin } = await import('./lib/chromium.mjs');
+      return runBrowserLogin({ chromiumPath, shim: SHIM, issuer: DELTA, idp: IDP2, redirect: REDIRECT, log });
+    });
+  } else {
+    console.log('SKIP Browser: no Chromium here (set E2E_CHROMIUM, or install Debian\'s chromium)');
+  }
 
   const node22 = path.join(import.meta.dirname, 'node_modules/node/bin/node');
   const conformanceCli = path.join(import.meta.dirname, 'node_modules/@modelcontextprotocol/conformance/dist/index.js');

@@ -423,7 +423,7 @@ function markdown(r) {
     `oidc-provider ${env.oidc_provider} on Node ${env.node}; MCP TypeScript SDK ${env.mcp_sdk} (the client); ${env.wrk}.`);
   p();
   p('Everything on 127.0.0.1, each server its own process, load generator on the same cores: the upstream is ' +
-    'oidc-provider set up like the e2e suite\'s (`tests/e2e/lib/idp.mjs`: PKCE, JWT access tokens for `api://mcp-files`, ' +
+    'oidc-provider set up like the e2e suite\'s (`tests/e2e/lib/idp.mjs`: PKCE, JWT access tokens for `api://mcp-files`, refresh tokens for `offline_access` without `prompt=consent` as Entra does, ' +
     `devInteractions login and consent forms; access tokens live ${c.upstream_access_token_ttl_s} s here), one Node process; ` +
     'dcr-shim `serve --workers 2` (release build, `RUST_LOG=info` to a file, sled store in a temp dir; ' +
     `\`registrations_per_minute = ${c.registrations_per_minute.toLocaleString('en-US')}\` so its rate limit stays out of the way); ` +

@@ -12,7 +12,9 @@ const { createIdp } = await import('../../tests/e2e/lib/idp.mjs');
 
 const { port, accessTokenTTL, clients } = JSON.parse(process.argv[2]);
 const issuer = `http://127.0.0.1:${port}`;
-const { provider, events } = createIdp({ issuer, clients, accessTokenTTL });
+// Entra-like: offline_access honoured without prompt=consent. FastMCP does not send it, and
+// oidc-provider would otherwise hand it no refresh token (dcr-shim sends it either way).
+const { provider, events } = createIdp({ issuer, clients, accessTokenTTL, offlineAccessWithoutPrompt: true });
 // createIdp records every authorize and token request for the e2e assertions; under wrk that
 // list would only grow.
 events.push = () => 0;

@@ -594,6 +594,11 @@ fn validate_apps(c: &TenantConfig, p: &mut Problems) {
             }
         }
         validate_credential(&app.credential, &at("credential"), p);
+        if matches!(app.credential, CredentialConfig::ManagedIdentity { .. })
+            && !matches!(c.upstream, UpstreamConfig::Entra { .. })
+        {
+            p.add(&at("credential.kind"), "managed_identity works with an `entra` upstream only: the identity's token (audience api://AzureADTokenExchange) would be handed to this IdP, which could present it to Entra as every app that trusts the identity");
+        }
     }
 }
 

@@ -146,7 +146,13 @@ pub struct CimdResolver {
     cache: Cache<String, CachedDocument>,
     /// JWK Sets fetched from clients' `jwks_uri`, by URL.
     keys: Cache<String, CachedKeys>,
+    /// `jwks_uri`s fetched again on request lately: an assertion naming an unknown `kid` costs
+    /// a fetch at most once a minute per URL, whoever sends it.
+    refetched: Cache<String, ()>,
 }
+
+/// How often one `jwks_uri` may be fetched again because an assertion named an unknown key.
+const KEYS_REFETCH_INTERVAL: Duration = Duration::from_secs(60);
 
 #[derive(Clone)]
 struct CachedKeys {
@@ -196,13 +202,17 @@ impl CimdResolver {
                 .max_capacity(CACHE_CAPACITY)
                 .expire_after(TtlPolicy)
                 .build(),
+            refetched: Cache::builder()
+                .max_capacity(CACHE_CAPACITY)
+                .time_to_live(KEYS_REFETCH_INTERVAL)
+                .build(),
         })
     }
 
     /// The public keys of a `private_key_jwt` document client: its inline `jwks`, or the set
     /// at its `jwks_uri`, fetched through the same guarded fetcher as documents and cached the
     /// same way. `refetch` skips the cache (the assertion named a key the cached set lacks: the
-    /// client may have rotated).
+    /// client may have rotated), at most once per `KEYS_REFETCH_INTERVAL` and URL.
     pub(crate) async fn client_keys(
         &self,
         metadata: &ClientMetadata,
@@ -216,9 +226,11 @@ impl CimdResolver {
                 "the client metadata document names neither jwks nor jwks_uri".into(),
             ));
         };
+        let refetch = refetch && !self.refetched.contains_key(uri);
         if !refetch && let Some(cached) = self.keys.get(uri).await {
             return Ok(cached.keys);
         }
+        self.refetched.insert(uri.clone(), ()).await;
         let url = Url::parse(uri).map_err(|_| CimdError::Keys(format!("{uri} is not a URL")))?;
         let fetched = self
             .fetcher

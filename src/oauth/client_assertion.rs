@@ -191,7 +191,7 @@ fn check_claims(
         ));
     }
     let exp = claims.exp.ok_or(Claim("exp is missing"))?;
-    if exp + LEEWAY <= now {
+    if exp.saturating_add(LEEWAY) <= now {
         return Err(AssertionError::Expired);
     }
     if exp > now + MAX_LIFETIME + LEEWAY {

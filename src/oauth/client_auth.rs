@@ -197,7 +197,13 @@ impl AuthServer {
         let key = Handle::presented(&format!("{id}\n{}", verified.jti)).key();
         let first = self
             .records
-            .insert_new(&tenant.id, &key, &spent, Some(verified.exp + 120), now)
+            .insert_new(
+                &tenant.id,
+                &key,
+                &spent,
+                Some(verified.exp.saturating_add(120)),
+                now,
+            )
             .await?;
         if !first {
             return Err(invalid_client(

@@ -11,7 +11,7 @@ use super::authorize::ConsentTicket;
 use super::records::PendingAuthorization;
 use super::server::AuthServer;
 use crate::config::Tenant;
-use crate::crypto::{Handle, sha256_hex};
+use crate::crypto::Handle;
 use crate::domain::ClientId;
 
 /// How long a consent form stays valid.
@@ -25,13 +25,13 @@ const APPROVALS: &str = "consent-approvals";
 /// One approved combination of resource, scopes and redirect target.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 struct ApprovedGrant {
-    /// Hash of the resource URI (hashes keep the cookie small; it is signed, so only the shim
-    /// could have written them).
+    /// Keyed digest of the resource URI (`Signer::digest`: small, and no value searched
+    /// offline can match another's).
     #[serde(rename = "r")]
     resource: String,
     #[serde(rename = "s")]
     scopes: Vec<String>,
-    /// Hash of the redirect URI (without the port for a loopback one).
+    /// Keyed digest of the redirect URI (without the port for a loopback one).
     #[serde(rename = "u")]
     redirect: String,
     #[serde(rename = "o")]
@@ -42,7 +42,7 @@ struct ApprovedGrant {
 /// resource and redirect target and no scope (or offline access) beyond an approved grant.
 #[derive(Clone, Serialize, Deserialize)]
 struct ClientApproval {
-    /// Hash of the client id.
+    /// Keyed digest of the client id.
     #[serde(rename = "c")]
     client: String,
     #[serde(rename = "g")]
@@ -72,20 +72,8 @@ const MAX_CLIENTS: usize = 16;
 /// accept.
 const MAX_COOKIE_VALUE: usize = 3000;
 
-/// 64 bits of SHA-256: enough to tell a browser's few clients, resources and redirect URIs
-/// apart (the cookie is signed, so a collision cannot be forged).
-fn short_hash(value: &str) -> String {
-    sha256_hex(value)[..16].to_owned()
-}
-
-fn grant_of(request: &PendingAuthorization) -> ApprovedGrant {
-    ApprovedGrant {
-        resource: short_hash(request.resource.as_str()),
-        scopes: request.scopes.iter().map(str::to_owned).collect(),
-        redirect: short_hash(&request.redirect_uri.without_loopback_port()),
-        offline: request.offline_access,
-    }
-}
+/// What stands for a client id, resource or redirect URI in the cookie.
+const DIGEST: &str = "consent-approvals digest";
 
 fn covers(approved: &ApprovedGrant, wanted: &ApprovedGrant) -> bool {
     approved.resource == wanted.resource
@@ -108,6 +96,19 @@ pub enum ConsentError {
 }
 
 impl AuthServer {
+    fn digest(&self, value: &str) -> String {
+        self.signer.digest(DIGEST, value)
+    }
+
+    fn grant_of(&self, request: &PendingAuthorization) -> ApprovedGrant {
+        ApprovedGrant {
+            resource: self.digest(request.resource.as_str()),
+            scopes: request.scopes.iter().map(str::to_owned).collect(),
+            redirect: self.digest(&request.redirect_uri.without_loopback_port()),
+            offline: request.offline_access,
+        }
+    }
+
     /// A signed ticket for the consent form.
     pub(crate) fn consent_ticket(
         &self,
@@ -178,7 +179,7 @@ impl AuthServer {
         cookie: Option<&str>,
         now: u64,
     ) -> Option<ClientApproval> {
-        let client = short_hash(client_id.as_str());
+        let client = self.digest(client_id.as_str());
         self.read_approvals(tenant, cookie, now)
             .into_iter()
             .find(|c| c.client == client)
@@ -193,14 +194,14 @@ impl AuthServer {
         current: Option<&str>,
         now: u64,
     ) -> String {
-        let client = short_hash(request.client_id.as_str());
+        let client = self.digest(request.client_id.as_str());
         let mut clients = self.read_approvals(tenant, current, now);
         let mut grants = clients
             .iter()
             .position(|c| c.client == client)
             .map(|i| clients.remove(i).grants)
             .unwrap_or_default();
-        let new = grant_of(request);
+        let new = self.grant_of(request);
         grants.retain(|g| !covers(&new, g));
         grants.insert(0, new);
         grants.truncate(MAX_GRANTS);
@@ -238,7 +239,7 @@ impl AuthServer {
         cookie: Option<&str>,
         now: u64,
     ) -> bool {
-        let wanted = grant_of(request);
+        let wanted = self.grant_of(request);
         self.approval_of(tenant, &request.client_id, cookie, now)
             .is_some_and(|a| a.grants.iter().any(|g| covers(g, &wanted)))
     }

@@ -103,7 +103,7 @@ impl IdpError {
 }
 
 /// Why a call to the IdP failed.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub(crate) enum UpstreamError {
     /// The IdP answered with an OAuth error.
     Idp(IdpError),

@@ -13,7 +13,9 @@
 //!   with `Metadata: true`
 //!   (https://learn.microsoft.com/entra/identity/managed-identities-azure-resources/how-to-use-vm-token).
 //!
-//! The token is cached until five minutes before it expires; both endpoints are called without
+//! The token is cached until five minutes before it expires (five minutes when the endpoint
+//! says no expiry); one caller asks at a time, and after a failure callers get the same error
+//! for a few seconds instead of queueing on a dead endpoint. Both endpoints are called without
 //! a proxy (they are local to the machine) and without following redirects.
 
 use std::time::Duration;
@@ -34,6 +36,10 @@ pub(crate) const IMDS_TOKEN_ENDPOINT: &str =
 const RENEW_BEFORE_EXPIRY: u64 = 300;
 /// How long one call to the identity endpoint may take.
 const TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a token is cached when the endpoint gives no expiry.
+const DEFAULT_CACHE_SECONDS: u64 = 300;
+/// How long a failure is answered from memory before the endpoint is asked again.
+const FAILURE_BACKOFF_SECONDS: u64 = 5;
 
 /// Which identity endpoint to ask, and how.
 #[derive(Debug, PartialEq, Eq)]
@@ -75,9 +81,9 @@ impl IdentityEndpoint {
     }
 }
 
-struct Cached {
-    token: SecretString,
-    renew_at: u64,
+enum Cached {
+    Token { token: SecretString, renew_at: u64 },
+    Failed { error: UpstreamError, until: u64 },
 }
 
 /// A managed identity, ready to hand out assertions.
@@ -89,6 +95,7 @@ pub(crate) struct ManagedIdentity {
     identity_client_id: Option<String>,
     audience: String,
     http: reqwest::Client,
+    /// Held across the call to the endpoint: one caller asks, the others wait for its answer.
     cached: Mutex<Option<Cached>>,
 }
 
@@ -118,15 +125,32 @@ impl ManagedIdentity {
     /// The identity's token for the exchange audience, from the cache or the endpoint.
     pub(crate) async fn assertion(&self, now: u64) -> Result<String, UpstreamError> {
         let mut cached = self.cached.lock().await;
-        if let Some(c) = cached.as_ref().filter(|c| now < c.renew_at) {
-            return Ok(c.token.expose_secret().to_owned());
+        match cached.as_ref() {
+            Some(Cached::Token { token, renew_at }) if now < *renew_at => {
+                return Ok(token.expose_secret().to_owned());
+            }
+            Some(Cached::Failed { error, until }) if now < *until => return Err(error.clone()),
+            _ => {}
         }
-        let (token, expires_on) = self.fetch(now).await?;
-        *cached = expires_on.map(|exp| Cached {
-            token: SecretString::from(token.clone()),
-            renew_at: exp.saturating_sub(RENEW_BEFORE_EXPIRY),
-        });
-        Ok(token)
+        match self.fetch(now).await {
+            Ok((token, expires_on)) => {
+                let renew_at = expires_on.map_or(now + DEFAULT_CACHE_SECONDS, |exp| {
+                    exp.saturating_sub(RENEW_BEFORE_EXPIRY)
+                });
+                *cached = Some(Cached::Token {
+                    token: SecretString::from(token.clone()),
+                    renew_at,
+                });
+                Ok(token)
+            }
+            Err(error) => {
+                *cached = Some(Cached::Failed {
+                    error: error.clone(),
+                    until: now + FAILURE_BACKOFF_SECONDS,
+                });
+                Err(error)
+            }
+        }
     }
 
     async fn fetch(&self, now: u64) -> Result<(String, Option<u64>), UpstreamError> {

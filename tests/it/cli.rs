@@ -203,3 +203,28 @@ scopes = [{ name = "mail", upstream = "https://graph.microsoft.com/Mail.Read" }]
         assert!(out.contains(expected), "missing '{expected}' in:\n{out}");
     }
 }
+
+#[test]
+fn check_refuses_a_managed_identity_for_an_idp_that_is_not_entra() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("corp.toml"),
+        r#"
+upstream = { kind = "oidc", issuer = "https://idp.example.com" }
+[[apps]]
+name = "a"
+client_id = "a"
+credential = { kind = "managed_identity" }
+[[resources]]
+uri = "https://mcp.example.com/files"
+scopes = [{ name = "files.read", upstream = "files.read" }]
+"#,
+    )
+    .unwrap();
+    let (code, out) = run(&["check"], dir.path());
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains("apps[0].credential.kind") && out.contains("entra"),
+        "{out}"
+    );
+}

@@ -245,3 +245,46 @@ async fn documents_with_unusable_keys_are_refused() {
     );
     w.stop().await;
 }
+
+/// An assertion naming a key the client never published makes the shim fetch the client's
+/// `jwks_uri` again at most once a minute, however often a stranger sends one.
+#[tokio::test]
+async fn unknown_key_ids_cannot_make_the_shim_hammer_a_jwks_uri() {
+    let w = world().await;
+    let client_id = w.docs.url("/rotating.json");
+    w.docs.set(
+        "/rotating.json",
+        Canned::json(&document(
+            &client_id,
+            json!({"jwks_uri": w.docs.url("/rotating-jwks.json")}),
+        )),
+    );
+    w.docs.set("/rotating-jwks.json", Canned::json(&jwks()));
+    let token_endpoint = format!("{}/token", w.app.issuer("contoso"));
+    let key =
+        EncodingKey::from_rsa_pem(&std::fs::read(fixtures().join("app-key.pem")).unwrap()).unwrap();
+    let mut header = Header::new(Algorithm::RS256);
+    header.kid = Some("not-published".into());
+    let now = now();
+    let forged = jsonwebtoken::encode(
+        &header,
+        &json!({"iss": client_id, "sub": client_id, "aud": token_endpoint, "exp": now + 300, "jti": "x"}),
+        &key,
+    )
+    .unwrap();
+    let form = [("grant_type", "refresh_token"), ("refresh_token", "x")];
+    let (status, _) = token_with_assertion(&w.app.http, &token_endpoint, &form, &forged).await;
+    assert_eq!(status, 401);
+    let hits = w.docs.hits();
+    for _ in 0..10 {
+        let (status, body) =
+            token_with_assertion(&w.app.http, &token_endpoint, &form, &forged).await;
+        assert_eq!(status, 401, "{body}");
+    }
+    assert_eq!(
+        w.docs.hits(),
+        hits,
+        "no fetch for the next ten (document and keys cached, refetch spent)"
+    );
+    w.stop().await;
+}

@@ -60,6 +60,9 @@ pub enum Fault {
     NoAccessToken,
     /// Answers after 3 s (longer than the shim's timeout in tests).
     Slow,
+    /// Hands out no refresh token even for `offline_access`, as for an app registration that
+    /// lacks the offline_access permission.
+    NoRefreshToken,
     /// Refuses refresh grants with this OAuth error and AADSTS description, as Entra does when
     /// a policy changed since the login (MFA, consent, assignment).
     RefreshRefused(&'static str, &'static str),
@@ -458,7 +461,7 @@ async fn token(ctx: web::Data<Ctx>, req: HttpRequest, body: String) -> HttpRespo
             return HttpResponse::Ok().json(json!({"token_type": "Bearer", "expires_in": 3599}));
         }
         Some(Fault::Slow) => tokio::time::sleep(std::time::Duration::from_secs(3)).await,
-        Some(Fault::RefreshRefused(..)) | None => {}
+        Some(Fault::RefreshRefused(..) | Fault::NoRefreshToken) | None => {}
     }
     let p: HashMap<String, String> = url::form_urlencoded::parse(body.as_bytes())
         .into_owned()
@@ -583,7 +586,7 @@ async fn token(ctx: web::Data<Ctx>, req: HttpRequest, body: String) -> HttpRespo
         "ext_expires_in": 3599,
         "access_token": access_token,
     });
-    if scope.split(' ').any(|s| s == "offline_access") {
+    if scope.split(' ').any(|s| s == "offline_access") && fault != Some(Fault::NoRefreshToken) {
         let rt = format!("entra-rt-{n}");
         st.refresh.insert(
             rt.clone(),

@@ -1272,3 +1272,36 @@ async fn a_claims_challenge_completes_with_a_new_login_that_sends_the_claims() {
     assert_eq!(status, 200, "{body}");
     w.stop().await;
 }
+
+/// An IdP that hands out no refresh token although the client registered for them: the
+/// client gets none (never one that cannot work), and the log says why and what to change.
+#[tokio::test]
+async fn no_refresh_token_from_the_idp_means_none_for_the_client_and_a_log_line() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("secret"), APP_SECRET).unwrap();
+    let idp = fake_entra::start(dir.path().join("federated-token")).await;
+    let docs = DocServer::start(dir.path()).await;
+    let tenants = dir.path().join("tenants");
+    std::fs::create_dir(&tenants).unwrap();
+    std::fs::write(
+        tenants.join("contoso.toml"),
+        entra_tenant(&idp.authority, dir.path(), &docs.ca_file, false),
+    )
+    .unwrap();
+    let shim = crate::binary::start_binary(&dir.path().join("data"), &tenants, &[]);
+    let app = TestApp::at(&shim.base);
+    app.wait_ready().await;
+    idp.state.lock().unwrap().fault = Some(fake_entra::Fault::NoRefreshToken);
+    let client = Client::register(&app, "contoso", json!({})).await;
+    let (code, attempt) = login(&app, &Browser::new(), "contoso", &client, "ned").await;
+    let (status, tokens) = redeem(&app, "contoso", &client, &code, &attempt).await;
+    assert_eq!(status, 200, "{tokens}");
+    assert!(tokens.get("refresh_token").is_none(), "{tokens}");
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    let log = shim.log.lock().unwrap().join("\n");
+    assert!(
+        log.contains("the IdP returned no refresh token")
+            && log.contains("offline_access permission"),
+        "{log}"
+    );
+}

@@ -14,8 +14,10 @@ export const API_SCOPES = [`${API}/files.read`, `${API}/files.write`];
  * @param {string} o.issuer  http://127.0.0.1:PORT
  * @param {Array}  o.clients oidc-provider client metadata
  * @param {number} o.accessTokenTTL seconds
+ * @param {boolean} o.offlineAccessWithoutPrompt honour offline_access without prompt=consent,
+ *   as Entra does (the benchmark's FastMCP needs it; the e2e suite must not have it)
  */
-export function createIdp({ issuer, clients, accessTokenTTL = 6 }) {
+export function createIdp({ issuer, clients, accessTokenTTL = 6, offlineAccessWithoutPrompt = false }) {
   const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
   const jwk = { ...privateKey.export({ format: 'jwk' }), kid: 'e2e-idp-rs256', use: 'sig', alg: 'RS256' };
   const events = [];
@@ -62,6 +64,10 @@ export function createIdp({ issuer, clients, accessTokenTTL = 6 }) {
     if (ctx.method === 'GET' && ctx.path === '/auth') {
       const q = new URLSearchParams(ctx.querystring);
       events.push({ kind: 'authorize', params: Object.fromEntries(q) });
+      if (offlineAccessWithoutPrompt && (q.get('scope') || '').split(' ').includes('offline_access') && !q.get('prompt')) {
+        q.set('prompt', 'consent');
+        ctx.querystring = q.toString();
+      }
     }
     if (ctx.method === 'POST' && ctx.path === '/token') events.push({ kind: 'token' });
     await next();

@@ -5,7 +5,9 @@
 //!   connection uses, so the checked address is the connected address (no DNS rebinding gap);
 //!   literal IP hosts, which skip the resolver, are checked before the request;
 //! - no redirects, no proxies, a short total timeout (connect, headers and body), a size cap
-//!   enforced while streaming, and only `200` with a JSON content type counts.
+//!   enforced while streaming, and only `200` with a JSON content type counts;
+//! - a bounded number of fetches in flight per host and in total (`bounds.rs`); beyond them a
+//!   fetch is refused at once.
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -15,6 +17,7 @@ use super::capped::{CappedReadError, read_capped};
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 use url::{Host, Url};
 
+use super::bounds::{Exceeded, FetchBounds};
 use super::special_use::is_special_use;
 
 /// What a fetcher may do.
@@ -29,6 +32,10 @@ pub struct FetchPolicy {
     /// Fixed answers for host names, instead of DNS (tests of the address policy). The
     /// answers go through the same checks as DNS answers.
     pub static_hosts: Option<Arc<std::collections::HashMap<String, Vec<IpAddr>>>>,
+    /// Most fetches in flight to one host.
+    pub max_per_host: usize,
+    /// Most fetches in flight in total.
+    pub max_in_flight: usize,
 }
 
 impl Default for FetchPolicy {
@@ -39,6 +46,8 @@ impl Default for FetchPolicy {
             max_bytes: 5 * 1024,
             timeout: Duration::from_secs(5),
             static_hosts: None,
+            max_per_host: 4,
+            max_in_flight: 64,
         }
     }
 }
@@ -78,6 +87,19 @@ pub enum FetchError {
     Connect(String),
     #[error("the fetcher could not be set up: {0}")]
     Setup(String),
+    #[error(
+        "too many documents are being fetched from this host right now; try again in a few seconds"
+    )]
+    BusyHost,
+    #[error("too many documents are being fetched right now; try again in a few seconds")]
+    Busy,
+}
+
+impl FetchError {
+    /// A refusal of this server's own making (a bound was full), not the document's fault.
+    pub(crate) fn is_busy(&self) -> bool {
+        matches!(self, Self::BusyHost | Self::Busy)
+    }
 }
 
 /// The resolver every connection of a guarded client goes through.
@@ -113,11 +135,12 @@ impl Resolve for GuardedResolver {
     }
 }
 
-/// A reusable fetcher for one policy.
+/// A reusable fetcher for one policy; clones share its bounds.
 #[derive(Clone)]
 pub struct SafeFetcher {
     client: reqwest::Client,
     policy: FetchPolicy,
+    bounds: Arc<FetchBounds>,
 }
 
 impl SafeFetcher {
@@ -147,7 +170,12 @@ impl SafeFetcher {
         let client = builder
             .build()
             .map_err(|e| FetchError::Setup(e.to_string()))?;
-        Ok(Self { client, policy })
+        let bounds = Arc::new(FetchBounds::new(policy.max_in_flight, policy.max_per_host));
+        Ok(Self {
+            client,
+            policy,
+            bounds,
+        })
     }
 
     pub(crate) fn policy(&self) -> &FetchPolicy {
@@ -168,6 +196,13 @@ impl SafeFetcher {
         if let Some(ip) = literal.filter(|ip| !allow && is_special_use(*ip)) {
             return Err(FetchError::ForbiddenAddress(ip));
         }
+        let _in_flight = self
+            .bounds
+            .try_acquire(url.host_str().unwrap_or_default())
+            .map_err(|e| match e {
+                Exceeded::Host => FetchError::BusyHost,
+                Exceeded::Total => FetchError::Busy,
+            })?;
         let response = self
             .client
             .get(url.as_str())

@@ -1,6 +1,7 @@
 //! Outbound HTTP that hostile input can steer (address policy, capped, redirect-free fetches),
 //! and building URLs to send a browser to.
 
+pub(crate) mod bounds;
 pub(crate) mod capped;
 pub(crate) mod fetch;
 pub(crate) mod special_use;

@@ -4,7 +4,9 @@
 //! `CimdResolver::resolve` = check the URL (§3) → tenant host policy → cache → fetch through
 //! `SafeFetcher` (§6: no redirects, special-use addresses refused, size cap, timeout) →
 //! validate (§4: `client_id` equals the URL, no shared secrets) → cache per Cache-Control within
-//! bounds (errors never cached) → map onto an app like a registered client.
+//! bounds → map onto an app like a registered client. Concurrent resolutions of one URL share
+//! one fetch; a refusal is remembered for a few seconds, never cached as a document; fetches in
+//! flight are bounded per host and in total (`net/bounds.rs`).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -57,13 +59,29 @@ pub enum CimdError {
     Invalid(String, String),
     #[error("the client's keys could not be read: {0}")]
     Keys(String),
+    /// A refusal remembered from a fetch a few seconds ago: not fetched again yet.
+    #[error("{0} (remembered from a fetch moments ago; not fetched again for a few seconds)")]
+    Remembered(String),
 }
 
 impl CimdError {
     pub fn to_oauth(&self) -> OAuthError {
-        OAuthError::new(ErrorCode::InvalidClient, self.to_string())
+        match self {
+            Self::Fetch(_, e) if e.is_busy() => {
+                OAuthError::new(ErrorCode::TemporarilyUnavailable, self.to_string())
+            }
+            _ => OAuthError::new(ErrorCode::InvalidClient, self.to_string()),
+        }
     }
 }
+
+/// How long a document that could not be fetched or was refused is not fetched again.
+pub const FAILURE_MEMORY: Duration = Duration::from_secs(5);
+
+/// One fetch of a URL under way: resolutions that arrive meanwhile wait on the lock and take
+/// the outcome it leaves (a refusal as its message). Dropped when nobody waits, so a later
+/// resolution fetches afresh (a `no-store` document stays uncached).
+type FetchSlot = Arc<tokio::sync::Mutex<Option<Result<ClientMetadata, String>>>>;
 
 /// Checks a client_id URL (§3): https, a host, a path, no fragment, userinfo or dot segments,
 /// and in the URL parser's canonical form so that the string compared is the string fetched.
@@ -149,6 +167,10 @@ pub struct CimdResolver {
     /// `jwks_uri`s fetched again on request lately: an assertion naming an unknown `kid` costs
     /// a fetch at most once a minute per URL, whoever sends it.
     refetched: Cache<String, ()>,
+    /// Refusals remembered for `FAILURE_MEMORY`, by URL.
+    refused: Cache<String, String>,
+    /// Fetches under way, by URL: concurrent resolutions of one client_id share one.
+    fetching: std::sync::Mutex<std::collections::HashMap<String, FetchSlot>>,
 }
 
 /// How often one `jwks_uri` may be fetched again because an assertion named an unknown key.
@@ -206,7 +228,67 @@ impl CimdResolver {
                 .max_capacity(CACHE_CAPACITY)
                 .time_to_live(KEYS_REFETCH_INTERVAL)
                 .build(),
+            refused: Cache::builder()
+                .max_capacity(CACHE_CAPACITY)
+                .time_to_live(FAILURE_MEMORY)
+                .build(),
+            fetching: Default::default(),
         })
+    }
+
+    /// Fetches and validates a document, one fetch per URL at a time: resolutions that arrive
+    /// while it is under way wait for it and share its outcome, and a refusal is remembered for
+    /// `FAILURE_MEMORY` (a busy refusal, which is this server's own, is not).
+    async fn fetch_once(
+        &self,
+        tenant: &Tenant,
+        client_id: &str,
+        url: &Url,
+    ) -> Result<ClientMetadata, CimdError> {
+        let slot = {
+            let mut fetching = self.fetching.lock().unwrap_or_else(|p| p.into_inner());
+            fetching.retain(|_, s| Arc::strong_count(s) > 1);
+            fetching.entry(client_id.to_owned()).or_default().clone()
+        };
+        let mut shared = slot.lock().await;
+        match shared.as_ref() {
+            Some(Ok(metadata)) => return Ok(metadata.clone()),
+            Some(Err(why)) => return Err(CimdError::Remembered(why.clone())),
+            None => {}
+        }
+        if let Some(doc) = self.cache.get(client_id).await {
+            return Ok(doc.metadata);
+        }
+        if let Some(why) = self.refused.get(client_id).await {
+            return Err(CimdError::Remembered(why));
+        }
+        let outcome = match self.fetcher.get_json(url).await {
+            Err(e) => {
+                tracing::info!(tenant = %tenant.id, client_id, error = ?e, "client metadata document fetch failed");
+                Err(CimdError::Fetch(client_id.to_owned(), e))
+            }
+            Ok(fetched) => validate_document(client_id, &fetched.body).map(|m| (m, fetched)),
+        };
+        match outcome {
+            Ok((metadata, fetched)) => {
+                if let Some(ttl) = cache_ttl(fetched.cache_control.as_deref()) {
+                    let doc = CachedDocument {
+                        metadata: metadata.clone(),
+                        ttl,
+                    };
+                    self.cache.insert(client_id.to_owned(), doc).await;
+                }
+                *shared = Some(Ok(metadata.clone()));
+                Ok(metadata)
+            }
+            Err(CimdError::Fetch(id, e)) if e.is_busy() => Err(CimdError::Fetch(id, e)),
+            Err(e) => {
+                let why = e.to_string();
+                self.refused.insert(client_id.to_owned(), why.clone()).await;
+                *shared = Some(Err(why));
+                Err(e)
+            }
+        }
     }
 
     /// The public keys of a `private_key_jwt` document client: its inline `jwks`, or the set
@@ -272,21 +354,7 @@ impl CimdResolver {
         }
         let metadata = match self.cache.get(client_id).await {
             Some(doc) => doc.metadata,
-            None => {
-                let fetched = self.fetcher.get_json(&url).await.map_err(|e| {
-                    tracing::info!(tenant = %tenant.id, client_id, error = ?e, "client metadata document fetch failed");
-                    CimdError::Fetch(client_id.to_owned(), e)
-                })?;
-                let metadata = validate_document(client_id, &fetched.body)?;
-                if let Some(ttl) = cache_ttl(fetched.cache_control.as_deref()) {
-                    let doc = CachedDocument {
-                        metadata: metadata.clone(),
-                        ttl,
-                    };
-                    self.cache.insert(client_id.to_owned(), doc).await;
-                }
-                metadata
-            }
+            None => self.fetch_once(tenant, client_id, &url).await?,
         };
         let apps = choose_apps(&tenant.config, &ClientFacts::of(&metadata, Some(&host)));
         Ok(ClientRecord {

@@ -85,7 +85,7 @@ async fn resolves_caches_and_maps_a_document_client() {
 }
 
 #[tokio::test]
-async fn refuses_bad_documents_and_never_caches_failures() {
+async fn refuses_bad_documents_and_remembers_failures_only_briefly() {
     let dir = tempfile::tempdir().unwrap();
     let docs = DocServer::start(dir.path()).await;
     let app = spawn_app_with_ca(Some(&docs.ca_file)).await;
@@ -155,7 +155,7 @@ async fn refuses_bad_documents_and_never_caches_failures() {
             "canonical",
         ),
     ];
-    for (url, why) in &cases {
+    for (i, (url, why)) in cases.iter().enumerate() {
         let err = registry.find(&tenant, url, now).await.unwrap_err();
         assert_eq!(err.code, ErrorCode::InvalidClient, "{url}");
         assert!(
@@ -163,9 +163,22 @@ async fn refuses_bad_documents_and_never_caches_failures() {
             "{url}: '{}' should say '{why}'",
             err.description
         );
+        if i == 0 {
+            // Fixed at once, the document is still refused from memory for a few seconds.
+            docs.set("/mismatch.json", Canned::json(&document(&mismatch)));
+            let again = registry.find(&tenant, url, now).await.unwrap_err();
+            assert!(
+                again.description.contains(why) && again.description.contains("not fetched again"),
+                "{}",
+                again.description
+            );
+        }
     }
-    // A failure is not cached: once the document is fixed, it resolves.
-    docs.set("/mismatch.json", Canned::json(&document(&mismatch)));
+    // Remembered, never cached: after the memory lapses, the fixed document resolves.
+    tokio::time::sleep(
+        dcr_shim::oauth::cimd::FAILURE_MEMORY + std::time::Duration::from_millis(300),
+    )
+    .await;
     assert!(registry.find(&tenant, &mismatch, now).await.is_ok());
     app.stop().await;
 }

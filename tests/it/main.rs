@@ -11,6 +11,7 @@ mod discovery;
 mod durability;
 mod fake_entra;
 mod faults;
+mod fetch_bounds;
 mod helpers;
 mod hostile;
 mod hygiene;

@@ -23,15 +23,18 @@ use tracing::Instrument;
 
 use state::AppState;
 
-/// Successful reads of public, unchanging documents (metadata, JWKS, health) are logged at
-/// debug rather than info: they are most of the traffic and tell an operator nothing.
+/// Successful reads of public, unchanging documents (metadata, JWKS) are logged at debug
+/// rather than info: they are most of the traffic and tell an operator nothing.
 fn is_routine_read(req: &actix_web::dev::ServiceRequest) -> bool {
     let path = req.path();
     req.method() == actix_web::http::Method::GET
-        && (path.contains("/.well-known/")
-            || path.ends_with("/jwks")
-            || path == "/healthz"
-            || path == "/readyz")
+        && (path.contains("/.well-known/") || path.ends_with("/jwks") || is_probe(path))
+}
+
+/// Health and readiness probes: logged at debug whatever they answer (a 503 is their answer,
+/// not a failure, and an orchestrator asks every few seconds).
+fn is_probe(path: &str) -> bool {
+    path == "/healthz" || path == "/readyz" || path.starts_with("/readyz/")
 }
 
 /// Registers every route on an actix app, with `extra_routes` (the dev IdP's) inside the same
@@ -54,6 +57,7 @@ pub(crate) fn configure(
             )
             .route("/healthz", web::get().to(ops::healthz))
             .route("/readyz", web::get().to(ops::readyz))
+            .route("/readyz/{tenant}", web::get().to(ops::tenant_readyz))
             .route(
                 "/.well-known/oauth-authorization-server/{tenant}",
                 web::get().to(well_known::metadata),
@@ -116,6 +120,7 @@ where
     };
     // A routine read's span is off at info: if it fails, its event names it instead.
     let routine_path = routine.then(|| req.path().to_owned());
+    let probe = is_probe(req.path());
     let started = std::time::Instant::now();
     let fut = srv.call(req);
     async move {
@@ -124,7 +129,9 @@ where
         let ms = started.elapsed().as_secs_f64() * 1000.0;
         let id = routine_path.as_ref().map(|_| request_id.as_str());
         let path = routine_path.as_deref();
-        if status >= 500 {
+        if probe {
+            tracing::debug!(status, ms, "probe");
+        } else if status >= 500 {
             tracing::error!(status, ms, id, path, "request failed");
         } else if routine && status < 400 {
             tracing::debug!(status, ms, "request");

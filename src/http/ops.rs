@@ -1,28 +1,80 @@
-//! `/healthz` (the process answers) and `/readyz` (store open, tenants loaded, upstreams found).
+//! `/healthz` (the process answers), `/readyz` (the server can serve: store usable, tenants
+//! loaded; the body gives each tenant's upstream) and `/readyz/{tenant}` (that tenant can log
+//! people in: its upstream is discovered or built in). One IdP down takes only its own tenant
+//! out of rotation. Probes are never logged above debug.
 
 use actix_web::{HttpResponse, web};
-use serde_json::json;
+use serde_json::{Value, json};
 
 use super::state::AppState;
+use crate::config::Tenant;
+use crate::upstream::discovery::UpstreamStatus;
 
 pub(crate) async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(json!({"status": "ok"}))
 }
 
+/// One tenant's upstream, as the probes report it; `true` when it can log people in.
+fn upstream_of(state: &AppState, tenant: &Tenant) -> (Value, bool) {
+    let mut entry = json!({"id": tenant.id.as_str()});
+    let ready = match state.upstreams().status(&tenant.id) {
+        UpstreamStatus::BuiltIn => {
+            entry["upstream"] = json!("built_in");
+            true
+        }
+        UpstreamStatus::Discovered(_) => {
+            entry["upstream"] = json!("ready");
+            true
+        }
+        UpstreamStatus::Unreachable(reason) => {
+            entry["upstream"] = json!("unreachable");
+            entry["reason"] = json!(reason);
+            false
+        }
+    };
+    (entry, ready)
+}
+
 pub(crate) async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     let store = state.records().backend().check_health().await;
-    let unreachable: Vec<_> = state
-        .upstreams()
-        .unreachable()
-        .into_iter()
-        .map(|(tenant, reason)| json!({"tenant": tenant.as_str(), "reason": reason}))
+    let tenants: Vec<(Value, bool)> = state
+        .tenants()
+        .iter()
+        .map(|t| upstream_of(&state, t))
         .collect();
-    let ready = store.is_ok() && unreachable.is_empty() && !state.tenants().is_empty();
+    let unreachable: Vec<Value> = tenants
+        .iter()
+        .filter(|(_, ready)| !ready)
+        .map(|(t, _)| json!({"tenant": t["id"], "reason": t["reason"]}))
+        .collect();
+    let ready = store.is_ok() && !tenants.is_empty();
     let body = json!({
         "status": if ready { "ready" } else { "not_ready" },
         "store": match &store { Ok(()) => "ok".to_owned(), Err(e) => e.to_string() },
-        "tenants": state.tenants().iter().map(|t| t.id.as_str()).collect::<Vec<_>>(),
+        "tenants": tenants.into_iter().map(|(t, _)| t).collect::<Vec<_>>(),
         "unreachable_upstreams": unreachable,
+    });
+    if ready {
+        HttpResponse::Ok().json(body)
+    } else {
+        HttpResponse::ServiceUnavailable().json(body)
+    }
+}
+
+pub(crate) async fn tenant_readyz(
+    state: web::Data<AppState>,
+    tenant: web::Path<String>,
+) -> HttpResponse {
+    let Some(tenant) = state.tenant(&tenant).cloned() else {
+        return HttpResponse::NotFound().json(json!({"status": "unknown_tenant"}));
+    };
+    let store = state.records().backend().check_health().await;
+    let (mut body, upstream_ready) = upstream_of(&state, &tenant);
+    let ready = store.is_ok() && upstream_ready;
+    body["status"] = json!(if ready { "ready" } else { "not_ready" });
+    body["store"] = json!(match &store {
+        Ok(()) => "ok".to_owned(),
+        Err(e) => e.to_string(),
     });
     if ready {
         HttpResponse::Ok().json(body)

@@ -93,22 +93,6 @@ impl UpstreamDirectory {
         }
     }
 
-    /// Tenants whose upstream is not reachable yet, with the reason.
-    pub(crate) fn unreachable(&self) -> Vec<(TenantId, String)> {
-        let Ok(s) = self.statuses.read() else {
-            return Vec::new();
-        };
-        let mut out: Vec<_> = s
-            .iter()
-            .filter_map(|(t, st)| match st {
-                UpstreamStatus::Unreachable(e) => Some((t.clone(), e.clone())),
-                _ => None,
-            })
-            .collect();
-        out.sort();
-        out
-    }
-
     /// Marks every tenant unreachable (or built in) and starts one discovery task per tenant.
     pub(crate) fn start(
         &self,
@@ -137,10 +121,25 @@ impl UpstreamDirectory {
         tasks
     }
 
+    /// Retries with backoff until discovery succeeds. A failure is logged at warn when it is
+    /// new (the first, or a different reason), at debug while it repeats; success at info.
     async fn discover_until_done(&self, tenant: &Tenant, http: &reqwest::Client) {
         let mut delay = Duration::from_secs(1);
+        let mut last_failure: Option<String> = None;
         loop {
-            match discover(&tenant.config.upstream, http).await {
+            let outcome = discover(&tenant.config.upstream, http).await;
+            if let Err(e) = &outcome {
+                let reason = e.to_string();
+                if last_failure.as_deref() == Some(reason.as_str()) {
+                    tracing::debug!(tenant = %tenant.id, error = %reason, retry_in = ?delay, "upstream still unreachable");
+                    self.set(&tenant.id, UpstreamStatus::Unreachable(reason));
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(Duration::from_secs(60));
+                    continue;
+                }
+                last_failure = Some(reason);
+            }
+            match outcome {
                 Ok(metadata) => {
                     tracing::info!(tenant = %tenant.id, issuer = %metadata.issuer().as_str(), "upstream discovered");
                     self.set(&tenant.id, UpstreamStatus::Discovered(Arc::new(metadata)));

@@ -96,18 +96,36 @@ async fn unknown_tenants_and_paths_get_json_404() {
 }
 
 #[tokio::test]
-async fn readiness_names_the_tenant_whose_upstream_is_unreachable() {
+async fn readiness_is_per_tenant_and_names_the_upstream_that_is_unreachable() {
     let app = spawn_app().await;
     let res = app.get("/healthz").await;
     assert_eq!(res.status(), 200);
     assert!(res.headers().contains_key("x-request-id"));
+    // beta's IdP is unreachable: the server still serves (every other tenant stays in rotation)…
     let res = app.get("/readyz").await;
-    assert_eq!(res.status(), 503);
+    assert_eq!(res.status(), 200);
     let body: Value = res.json().await.unwrap();
     assert_eq!(body["store"], "ok");
     let unreachable = body["unreachable_upstreams"].as_array().unwrap();
     assert_eq!(unreachable.len(), 1, "{body}");
     assert_eq!(unreachable[0]["tenant"], "beta");
+    let beta = body["tenants"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["id"] == "beta")
+        .unwrap();
+    assert_eq!(beta["upstream"], "unreachable", "{body}");
+    // …and each tenant answers for itself.
+    let res = app.get("/readyz/beta").await;
+    assert_eq!(res.status(), 503);
+    let body: Value = res.json().await.unwrap();
+    assert!(
+        body["reason"].as_str().is_some_and(|r| !r.is_empty()),
+        "{body}"
+    );
+    assert_eq!(app.get("/readyz/alpha").await.status(), 200);
+    assert_eq!(app.get("/readyz/nope").await.status(), 404);
     // The shim still serves the unreachable tenant's metadata.
     assert_eq!(
         app.get("/.well-known/oauth-authorization-server/beta")
@@ -116,4 +134,93 @@ async fn readiness_names_the_tenant_whose_upstream_is_unreachable() {
         200
     );
     app.stop().await;
+}
+
+/// An IdP that is down at start and comes back: one warning when it goes, one info line when it
+/// is back, nothing for the retries in between, and nothing at all for the probes.
+#[tokio::test]
+async fn an_upstream_going_and_coming_back_is_logged_once_and_probes_never() {
+    let port = crate::binary::free_port();
+    let issuer = format!("http://127.0.0.1:{port}");
+    let data = tempfile::tempdir().unwrap();
+    let tenants = tempfile::tempdir().unwrap();
+    std::fs::write(
+        tenants.path().join("corp.toml"),
+        format!(
+            r#"upstream = {{ kind = "oidc", issuer = "{issuer}" }}
+[[apps]]
+name = "a"
+client_id = "a"
+credential = {{ kind = "none" }}
+[[resources]]
+uri = "https://mcp.example.com/files"
+scopes = [{{ name = "files.read", upstream = "files.read" }}]
+"#
+        ),
+    )
+    .unwrap();
+    let shim = crate::binary::start_binary(data.path(), tenants.path(), &[]);
+    let http = reqwest::Client::new();
+    tokio::time::sleep(std::time::Duration::from_millis(3500)).await;
+    for _ in 0..3 {
+        let all = http
+            .get(format!("{}/readyz", shim.base))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(all.status(), 200, "the server itself can serve");
+        let corp = http
+            .get(format!("{}/readyz/corp", shim.base))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(corp.status(), 503);
+    }
+    // The IdP comes up.
+    let doc = serde_json::json!({
+        "issuer": issuer,
+        "authorization_endpoint": format!("{issuer}/authorize"),
+        "token_endpoint": format!("{issuer}/token"),
+        "jwks_uri": format!("{issuer}/jwks"),
+        "response_types_supported": ["code"],
+        "subject_types_supported": ["public"],
+        "id_token_signing_alg_values_supported": ["RS256"],
+    });
+    let server = actix_web::HttpServer::new(move || {
+        let doc = doc.clone();
+        actix_web::App::new().route(
+            "/.well-known/openid-configuration",
+            actix_web::web::get().to(move || {
+                let doc = doc.clone();
+                async move { actix_web::HttpResponse::Ok().json(doc) }
+            }),
+        )
+    })
+    .workers(1)
+    .bind(("127.0.0.1", port))
+    .unwrap()
+    .run();
+    let handle = server.handle();
+    tokio::spawn(server);
+    let mut back = false;
+    for _ in 0..100 {
+        let res = http
+            .get(format!("{}/readyz/corp", shim.base))
+            .send()
+            .await
+            .unwrap();
+        if res.status() == 200 {
+            back = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(back, "the tenant is back in rotation");
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    let log = shim.log.lock().unwrap().clone();
+    let count = |needle: &str| log.iter().filter(|l| l.contains(needle)).count();
+    assert_eq!(count("upstream discovery failed"), 1, "{log:#?}");
+    assert_eq!(count("upstream discovered"), 1, "{log:#?}");
+    assert_eq!(count("/readyz"), 0, "probes are not logged: {log:#?}");
+    handle.stop(false).await;
 }

@@ -113,7 +113,12 @@ impl TestApp {
     /// Waits until every upstream has been discovered.
     pub async fn wait_ready(&self) {
         for _ in 0..100 {
-            if self.get("/readyz").await.status() == 200 {
+            let res = self.get("/readyz").await;
+            let body: Value = res.json().await.unwrap_or(Value::Null);
+            if body["unreachable_upstreams"]
+                .as_array()
+                .is_some_and(Vec::is_empty)
+            {
                 return;
             }
             tokio::time::sleep(std::time::Duration::from_millis(50)).await;

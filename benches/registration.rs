@@ -72,6 +72,8 @@ cimd_extra_ca_file = {:?}
         workers: Some(2),
         upstream_timeout: dcr_shim::config::server::DEFAULT_UPSTREAM_TIMEOUT,
         dev_idp_any_interface: false,
+        new_secret: false,
+        shutdown_timeout: None,
     };
     let running = dcr_shim::app::start_on(settings, listener).await.unwrap();
 

@@ -71,6 +71,8 @@ async fn start(data: &std::path::Path, tenants: &std::path::Path, port: u16) -> 
         workers: Some(2),
         upstream_timeout: DEFAULT_UPSTREAM_TIMEOUT,
         dev_idp_any_interface: false,
+        new_secret: false,
+        shutdown_timeout: None,
     };
     start_on(settings, listener).await.unwrap()
 }

@@ -98,8 +98,11 @@ pub async fn start(settings: Settings) -> Result<Running, StartError> {
 /// Like `start`, on a listener the caller bound (tests bind port 0 first to learn the URL).
 pub async fn start_on(settings: Settings, listener: TcpListener) -> Result<Running, StartError> {
     let tenants = load(&settings)?;
-    let keys = open_keys(&settings)?;
+    std::fs::create_dir_all(&settings.data_dir)
+        .map_err(|e| StartError::DataDir(settings.data_dir.display().to_string(), e))?;
     let store: Arc<dyn Store> = Arc::new(SledStore::open(&settings.data_dir.join("store")).await?);
+    let has_records = !store.scan(b"", unix_now(), 1).await?.is_empty();
+    let keys = open_keys(&settings, has_records)?;
     let records = Records::new(store);
     let registry = ClientRegistry::new(records.clone(), cimd_resolvers(&tenants)?);
     let upstreams = UpstreamDirectory::default();
@@ -154,13 +157,13 @@ fn load(settings: &Settings) -> Result<Vec<Arc<Tenant>>, StartError> {
 }
 
 /// The data directory, created if needed, and the server secret in it (or given by file).
-fn open_keys(settings: &Settings) -> Result<ServerKeys, StartError> {
-    std::fs::create_dir_all(&settings.data_dir)
-        .map_err(|e| StartError::DataDir(settings.data_dir.display().to_string(), e))?;
+fn open_keys(settings: &Settings, has_records: bool) -> Result<ServerKeys, StartError> {
     Ok(ServerKeys::load(
         &settings.data_dir,
         settings.secret_file.as_deref(),
         settings.previous_secret_file.as_deref(),
+        has_records,
+        settings.new_secret,
     )?)
 }
 
@@ -200,7 +203,7 @@ fn serve(
     })
     .listen(listener)
     .map_err(|e| StartError::Listen(settings.listen, e))?
-    .shutdown_timeout(5);
+    .shutdown_timeout(settings.shutdown_wait().as_secs().max(1));
     if let Some(n) = settings.workers {
         server = server.workers(n);
     }

@@ -56,6 +56,14 @@ struct ServeArgs {
     /// File with the previous server secret, still accepted while rotating.
     #[arg(long, env = "DCR_SHIM_PREVIOUS_SECRET_FILE")]
     previous_secret_file: Option<PathBuf>,
+    /// Make a new server secret although the data directory holds records whose secret is
+    /// gone (without it the shim refuses to start: every client would have to sign in again).
+    #[arg(long)]
+    new_secret: bool,
+    /// How long SIGTERM waits for requests in flight, e.g. 20s (default: the upstream timeout
+    /// plus 5 s, so that a login waiting on the IdP can finish).
+    #[arg(long, env = "DCR_SHIM_SHUTDOWN_TIMEOUT", value_parser = parse_timeout)]
+    shutdown_timeout: Option<std::time::Duration>,
     /// HTTP worker threads (default: one per core).
     #[arg(long, env = "DCR_SHIM_WORKERS", value_parser = parse_workers)]
     workers: Option<usize>,
@@ -119,6 +127,8 @@ async fn serve(args: ServeArgs) -> ExitCode {
         workers: args.workers,
         upstream_timeout: args.upstream_timeout,
         dev_idp_any_interface: args.dev_idp_any_interface,
+        new_secret: args.new_secret,
+        shutdown_timeout: args.shutdown_timeout,
     };
     let running = match dcr_shim::app::start(settings.clone()).await {
         Ok(r) => r,

@@ -32,6 +32,23 @@ pub struct Settings {
     /// Let `dev` tenants run while listening on a non-loopback address (a container whose
     /// port is published only to the host's loopback).
     pub dev_idp_any_interface: bool,
+    /// Make a new server secret although the data directory holds records (they become
+    /// unreadable: every client signs in again).
+    pub new_secret: bool,
+    /// How long a stop waits for requests in flight; default: the upstream timeout plus
+    /// `SHUTDOWN_MARGIN`, so that a login waiting on the IdP can finish.
+    pub shutdown_timeout: Option<std::time::Duration>,
+}
+
+/// Added to the upstream timeout for the default shutdown wait.
+pub const SHUTDOWN_MARGIN: std::time::Duration = std::time::Duration::from_secs(5);
+
+impl Settings {
+    /// How long a stop waits for requests in flight.
+    pub fn shutdown_wait(&self) -> std::time::Duration {
+        self.shutdown_timeout
+            .unwrap_or(self.upstream_timeout + SHUTDOWN_MARGIN)
+    }
 }
 
 /// Default for `Settings::upstream_timeout`.

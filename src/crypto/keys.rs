@@ -51,18 +51,39 @@ pub enum KeyError {
     },
     #[error("the server secret {path} must hold {SECRET_LEN} bytes as 64 hex digits")]
     Malformed { path: PathBuf },
+    #[error(
+        "the server secret {path} can be read by its group or others (mode {mode:o}); make it readable by the shim's user only (chmod 600)"
+    )]
+    Exposed { path: PathBuf, mode: u32 },
+    #[error(
+        "the data directory {data_dir} holds records but no server secret at {path}: a new secret would make every refresh token, code and sealed token unreadable and every consent cookie invalid. Restore the secret from your backup, or start with --new-secret to make a new one on purpose (every client then signs in again)"
+    )]
+    Missing { data_dir: PathBuf, path: PathBuf },
 }
 
 impl ServerKeys {
-    /// Loads the secret from `secret_file`, or from (or into) `<data_dir>/server-secret`.
+    /// Loads the secret from `secret_file`, or from `<data_dir>/server-secret`, which is made
+    /// on the first start. A data directory that already `has_records` gets a new secret only
+    /// when `new_secret` says so: a lost secret must not be replaced silently.
     pub(crate) fn load(
         data_dir: &Path,
         secret_file: Option<&Path>,
         previous_file: Option<&Path>,
+        has_records: bool,
+        new_secret: bool,
     ) -> Result<Self, KeyError> {
         let current = match secret_file {
             Some(path) => read_secret(path)?,
-            None => load_or_create(&data_dir.join("server-secret"))?,
+            None => {
+                let path = data_dir.join("server-secret");
+                if has_records && !new_secret && !path.exists() {
+                    return Err(KeyError::Missing {
+                        data_dir: data_dir.to_owned(),
+                        path,
+                    });
+                }
+                load_or_create(&path)?
+            }
         };
         let previous = previous_file.map(read_secret).transpose()?;
         Ok(Self { current, previous })
@@ -97,6 +118,23 @@ fn derive(secret: &Key, purpose: &str) -> Key {
 }
 
 fn read_secret(path: &Path) -> Result<Key, KeyError> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(path)
+            .map_err(|source| KeyError::Read {
+                path: path.to_owned(),
+                source,
+            })?
+            .permissions()
+            .mode();
+        if mode & 0o077 != 0 {
+            return Err(KeyError::Exposed {
+                path: path.to_owned(),
+                mode: mode & 0o777,
+            });
+        }
+    }
     let text = std::fs::read_to_string(path).map_err(|source| KeyError::Read {
         path: path.to_owned(),
         source,
@@ -161,10 +199,39 @@ mod tests {
     #[test]
     fn generated_once_and_kept() {
         let dir = tempfile::tempdir().unwrap();
-        let a = ServerKeys::load(dir.path(), None, None).unwrap();
-        let b = ServerKeys::load(dir.path(), None, None).unwrap();
+        let a = ServerKeys::load(dir.path(), None, None, false, false).unwrap();
+        let b = ServerKeys::load(dir.path(), None, None, true, false).unwrap();
         assert_eq!(a.derive("x").expose(), b.derive("x").expose());
         assert_ne!(a.derive("x").expose(), a.derive("y").expose());
         assert_eq!(format!("{:?}", a.derive("x")), "Key([redacted])");
+    }
+
+    #[test]
+    fn a_lost_secret_is_not_replaced_silently() {
+        let dir = tempfile::tempdir().unwrap();
+        ServerKeys::load(dir.path(), None, None, false, false).unwrap();
+        std::fs::remove_file(dir.path().join("server-secret")).unwrap();
+        let err = ServerKeys::load(dir.path(), None, None, true, false)
+            .err()
+            .unwrap();
+        assert!(matches!(err, KeyError::Missing { .. }), "{err}");
+        assert!(err.to_string().contains("--new-secret"));
+        assert!(ServerKeys::load(dir.path(), None, None, true, true).is_ok());
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_secret_others_can_read_is_refused() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("secret");
+        std::fs::write(&path, "ab".repeat(32)).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let err = ServerKeys::load(dir.path(), Some(&path), None, false, false)
+            .err()
+            .unwrap();
+        assert!(err.to_string().contains("chmod 600"), "{err}");
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        assert!(ServerKeys::load(dir.path(), Some(&path), None, false, false).is_ok());
     }
 }

@@ -67,7 +67,7 @@ impl AuthServer {
             .sealer
             .unseal(token, sealed_upstream)
             .map(|b| String::from_utf8_lossy(&b).into_owned())
-            .map_err(|_| OAuthError::server_error())?;
+            .map_err(|_| unreadable_refresh_token(tenant, client))?;
         let tokens = self
             .refresh_upstream(tenant, rec, &grant.upstream, &upstream_refresh, now)
             .await?;
@@ -155,7 +155,7 @@ impl AuthServer {
                 .unseal(token, sealed_response)
                 .ok()
                 .and_then(|b| serde_json::from_slice(&b).ok())
-                .ok_or_else(OAuthError::server_error)?;
+                .ok_or_else(|| unreadable_refresh_token(tenant, client))?;
             self.records.flush().await?;
             return Ok(issued.0);
         }
@@ -382,4 +382,12 @@ fn refresh_grant(tenant: &Tenant, rec: &RefreshRecord, req: &RefreshRequest) -> 
             upstream: rec.upstream_scopes.clone(),
         },
     }
+}
+
+/// A refresh token whose sealed data no key opens: the server secret changed without
+/// `--previous-secret-file`. The client must log in again; the operator learns why.
+fn unreadable_refresh_token(tenant: &Tenant, client: &ClientRecord) -> OAuthError {
+    tracing::warn!(tenant = %tenant.id, client_id = %client.client_id,
+        "a refresh token's sealed data cannot be opened with the server secret: the secret changed without --previous-secret-file naming the old one; the client must sign in again");
+    invalid_grant("the refresh token can no longer be read by this server; sign in again")
 }

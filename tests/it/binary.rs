@@ -48,6 +48,15 @@ pub fn start_binary(
     start_binary_on(free_port(), data, tenants, env)
 }
 
+/// Starts the binary on a free port with `args` added to `serve`.
+pub fn start_binary_with_args(
+    data: &std::path::Path,
+    tenants: &std::path::Path,
+    args: &[&str],
+) -> Shim {
+    spawn_shim(free_port(), data, tenants, &[], args)
+}
+
 /// Starts the binary on `port` (the public URL names it, so a restart on the same port keeps
 /// issuers stable) and waits for its "listening" log line.
 pub fn start_binary_on(
@@ -55,6 +64,16 @@ pub fn start_binary_on(
     data: &std::path::Path,
     tenants: &std::path::Path,
     env: &[(&str, &str)],
+) -> Shim {
+    spawn_shim(port, data, tenants, env, &[])
+}
+
+fn spawn_shim(
+    port: u16,
+    data: &std::path::Path,
+    tenants: &std::path::Path,
+    env: &[(&str, &str)],
+    args: &[&str],
 ) -> Shim {
     let base = format!("http://127.0.0.1:{port}");
     let mut child = Command::new(env!("CARGO_BIN_EXE_dcr-shim"))
@@ -73,6 +92,7 @@ pub fn start_binary_on(
         .arg(data)
         .arg("--tenants")
         .arg(tenants)
+        .args(args)
         .envs(env.iter().copied())
         .stderr(Stdio::piped())
         .stdout(Stdio::null())

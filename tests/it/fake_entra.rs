@@ -60,6 +60,9 @@ pub enum Fault {
     NoAccessToken,
     /// Answers after 3 s (longer than the shim's timeout in tests).
     Slow,
+    /// Answers after 7 s (longer than a 5 s shutdown wait, shorter than the binary's 10 s
+    /// upstream timeout).
+    VerySlow,
     /// Hands out no refresh token even for `offline_access`, as for an app registration that
     /// lacks the offline_access permission.
     NoRefreshToken,
@@ -461,6 +464,7 @@ async fn token(ctx: web::Data<Ctx>, req: HttpRequest, body: String) -> HttpRespo
             return HttpResponse::Ok().json(json!({"token_type": "Bearer", "expires_in": 3599}));
         }
         Some(Fault::Slow) => tokio::time::sleep(std::time::Duration::from_secs(3)).await,
+        Some(Fault::VerySlow) => tokio::time::sleep(std::time::Duration::from_secs(7)).await,
         Some(Fault::RefreshRefused(..) | Fault::NoRefreshToken) | None => {}
     }
     let p: HashMap<String, String> = url::form_urlencoded::parse(body.as_bytes())

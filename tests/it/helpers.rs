@@ -196,6 +196,8 @@ pub fn test_settings(
         // The test IdPs are local: a short timeout keeps the fault tests quick.
         upstream_timeout: std::time::Duration::from_secs(2),
         dev_idp_any_interface: false,
+        new_secret: false,
+        shutdown_timeout: None,
     }
 }
 

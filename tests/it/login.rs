@@ -1087,10 +1087,28 @@ async fn a_managed_identity_token_is_asked_for_once_and_reused() {
     w.stop().await;
 }
 
-/// On App Service and Container Apps the platform sets `IDENTITY_ENDPOINT` and
-/// `IDENTITY_HEADER`; the binary, started with them, asks there (and not IMDS).
-#[tokio::test]
-async fn on_app_service_the_identity_endpoint_and_header_are_used() {
+/// The fake Entra and the real binary in front of it (one tenant, `contoso`, with the apps of
+/// `entra_tenant` and `extra_toml` appended), started with `env`.
+pub(crate) struct BinaryWorld {
+    pub app: TestApp,
+    pub idp: FakeEntra,
+    pub shim: crate::binary::Shim,
+    _docs: DocServer,
+    _dir: tempfile::TempDir,
+}
+
+impl BinaryWorld {
+    pub fn stop(self) {}
+}
+
+pub(crate) async fn world_on_binary() -> BinaryWorld {
+    world_on_binary_with("", |_| Vec::new()).await
+}
+
+async fn world_on_binary_with(
+    extra_toml: &str,
+    env: impl FnOnce(&FakeEntra) -> Vec<(&'static str, String)>,
+) -> BinaryWorld {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("secret"), APP_SECRET).unwrap();
     let idp = fake_entra::start(dir.path().join("federated-token")).await;
@@ -1098,24 +1116,43 @@ async fn on_app_service_the_identity_endpoint_and_header_are_used() {
     let tenants = dir.path().join("tenants");
     std::fs::create_dir(&tenants).unwrap();
     let mut tenant = entra_tenant(&idp.authority, dir.path(), &docs.ca_file, false);
-    tenant.push_str(&format!(
-        "[[apps]]\nname = \"mi-agents\"\nclient_id = \"{MI_APP}\"\ncredential = {{ kind = \"managed_identity\" }}\n[[mapping]]\napp = \"mi-agents\"\nsoftware_ids = [\"mi-agent\"]\n"
-    ));
+    tenant.push_str(extra_toml);
     std::fs::write(tenants.join("contoso.toml"), tenant).unwrap();
-    let endpoint = format!("{}/msi/appservice", idp.authority);
-    let shim = crate::binary::start_binary(
-        &dir.path().join("data"),
-        &tenants,
-        &[
-            ("IDENTITY_ENDPOINT", endpoint.as_str()),
-            ("IDENTITY_HEADER", fake_entra::IDENTITY_HEADER),
-        ],
-    );
+    let env = env(&idp);
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let shim = crate::binary::start_binary(&dir.path().join("data"), &tenants, &env);
     let app = TestApp::at(&shim.base);
     app.wait_ready().await;
-    let client = Client::register(&app, "contoso", json!({"software_id": "mi-agent"})).await;
-    let (code, attempt) = login(&app, &Browser::new(), "contoso", &client, "ann").await;
-    let (status, body) = redeem(&app, "contoso", &client, &code, &attempt).await;
+    BinaryWorld {
+        app,
+        idp,
+        shim,
+        _docs: docs,
+        _dir: dir,
+    }
+}
+
+/// On App Service and Container Apps the platform sets `IDENTITY_ENDPOINT` and
+/// `IDENTITY_HEADER`; the binary, started with them, asks there (and not IMDS).
+#[tokio::test]
+async fn on_app_service_the_identity_endpoint_and_header_are_used() {
+    let extra = format!(
+        "[[apps]]\nname = \"mi-agents\"\nclient_id = \"{MI_APP}\"\ncredential = {{ kind = \"managed_identity\" }}\n[[mapping]]\napp = \"mi-agents\"\nsoftware_ids = [\"mi-agent\"]\n"
+    );
+    let w = world_on_binary_with(&extra, |idp| {
+        vec![
+            (
+                "IDENTITY_ENDPOINT",
+                format!("{}/msi/appservice", idp.authority),
+            ),
+            ("IDENTITY_HEADER", fake_entra::IDENTITY_HEADER.to_owned()),
+        ]
+    })
+    .await;
+    let (app, idp, shim) = (&w.app, &w.idp, &w.shim);
+    let client = Client::register(app, "contoso", json!({"software_id": "mi-agent"})).await;
+    let (code, attempt) = login(app, &Browser::new(), "contoso", &client, "ann").await;
+    let (status, body) = redeem(app, "contoso", &client, &code, &attempt).await;
     assert_eq!(status, 200, "{body}");
     let st = idp.state.lock().unwrap();
     assert_eq!(
@@ -1277,24 +1314,12 @@ async fn a_claims_challenge_completes_with_a_new_login_that_sends_the_claims() {
 /// client gets none (never one that cannot work), and the log says why and what to change.
 #[tokio::test]
 async fn no_refresh_token_from_the_idp_means_none_for_the_client_and_a_log_line() {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("secret"), APP_SECRET).unwrap();
-    let idp = fake_entra::start(dir.path().join("federated-token")).await;
-    let docs = DocServer::start(dir.path()).await;
-    let tenants = dir.path().join("tenants");
-    std::fs::create_dir(&tenants).unwrap();
-    std::fs::write(
-        tenants.join("contoso.toml"),
-        entra_tenant(&idp.authority, dir.path(), &docs.ca_file, false),
-    )
-    .unwrap();
-    let shim = crate::binary::start_binary(&dir.path().join("data"), &tenants, &[]);
-    let app = TestApp::at(&shim.base);
-    app.wait_ready().await;
+    let w = world_on_binary().await;
+    let (app, idp, shim) = (&w.app, &w.idp, &w.shim);
     idp.state.lock().unwrap().fault = Some(fake_entra::Fault::NoRefreshToken);
-    let client = Client::register(&app, "contoso", json!({})).await;
-    let (code, attempt) = login(&app, &Browser::new(), "contoso", &client, "ned").await;
-    let (status, tokens) = redeem(&app, "contoso", &client, &code, &attempt).await;
+    let client = Client::register(app, "contoso", json!({})).await;
+    let (code, attempt) = login(app, &Browser::new(), "contoso", &client, "ned").await;
+    let (status, tokens) = redeem(app, "contoso", &client, &code, &attempt).await;
     assert_eq!(status, 200, "{tokens}");
     assert!(tokens.get("refresh_token").is_none(), "{tokens}");
     tokio::time::sleep(std::time::Duration::from_millis(200)).await;

@@ -77,3 +77,122 @@ async fn registrations_acknowledged_before_sigkill_are_kept() {
     }
     running.stop().await;
 }
+
+/// A data directory with records whose server secret was deleted: the shim refuses to start
+/// and says why and what to do, instead of making a new secret that would kill every refresh
+/// token; `--new-secret` makes one on purpose.
+#[tokio::test]
+async fn a_lost_server_secret_is_not_replaced_silently() {
+    let data = tempfile::tempdir().unwrap();
+    let tenants = tempfile::tempdir().unwrap();
+    write_tenants(tenants.path(), None);
+    let mut shim = start_binary(data.path(), tenants.path(), &[]);
+    let res = reqwest::Client::new()
+        .post(format!("{}/alpha/register", shim.base))
+        .json(&json!({"redirect_uris": ["http://127.0.0.1/cb"], "token_endpoint_auth_method": "none"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201);
+    shim.kill();
+    std::fs::remove_file(data.path().join("server-secret")).unwrap();
+    let run = |extra: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_dcr-shim"))
+            .args([
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+                "--public-url",
+                "http://127.0.0.1:8080",
+            ])
+            .arg("--data-dir")
+            .arg(data.path())
+            .arg("--tenants")
+            .arg(tenants.path())
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    let out = run(&[]);
+    assert!(!out.status.success());
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        said.contains("holds records but no server secret") && said.contains("--new-secret"),
+        "{said}"
+    );
+    assert!(
+        !data.path().join("server-secret").exists(),
+        "no secret made behind the operator's back"
+    );
+    let shim =
+        crate::binary::start_binary_with_args(data.path(), tenants.path(), &["--new-secret"]);
+    drop(shim);
+    assert!(data.path().join("server-secret").exists());
+}
+
+/// SIGTERM while a refresh waits on a slow IdP (7 s, longer than the 5 s the stop used to
+/// wait): the refresh finishes, since the stop waits up to the upstream timeout plus a margin.
+#[tokio::test]
+async fn sigterm_lets_a_refresh_waiting_on_the_idp_finish() {
+    let w = crate::login::world_on_binary().await;
+    let client = crate::browser::Client::register(&w.app, "contoso", json!({})).await;
+    let (code, attempt) = crate::browser::login(
+        &w.app,
+        &crate::browser::Browser::new(),
+        "contoso",
+        &client,
+        "sam",
+    )
+    .await;
+    let (status, tokens) =
+        crate::browser::redeem(&w.app, "contoso", &client, &code, &attempt).await;
+    assert_eq!(status, 200, "{tokens}");
+    let refresh_token = tokens["refresh_token"].as_str().unwrap().to_owned();
+    w.idp.state.lock().unwrap().fault = Some(crate::fake_entra::Fault::VerySlow);
+    let started = std::time::Instant::now();
+    let refresh = {
+        let app = crate::helpers::TestApp::at(&w.app.base);
+        tokio::spawn(async move {
+            crate::browser::refresh(&app, "contoso", &client, &refresh_token).await
+        })
+    };
+    tokio::time::sleep(std::time::Duration::from_millis(1000)).await;
+    let pid = w.shim.child.id().to_string();
+    assert!(
+        std::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let (status, body) = refresh.await.unwrap();
+    assert_eq!(status, 200, "the refresh finished during the stop: {body}");
+    assert!(started.elapsed() >= std::time::Duration::from_secs(7));
+    w.stop();
+}
+
+/// A server secret replaced without `--previous-secret-file`: a refresh token issued under the
+/// old one is `invalid_grant` (the client signs in again), and the log says why.
+#[tokio::test]
+async fn a_refresh_token_the_new_secret_cannot_open_is_invalid_grant_with_a_reason() {
+    let data = tempfile::tempdir().unwrap();
+    let tenants = tempfile::tempdir().unwrap();
+    write_tenants(tenants.path(), None);
+    let port = crate::binary::free_port();
+    let mut shim = crate::binary::start_binary_on(port, data.path(), tenants.path(), &[]);
+    let handed = crate::binary::dev_login(&shim.base, "alpha", false).await;
+    shim.kill();
+    let secret = data.path().join("server-secret");
+    std::fs::write(&secret, "cd".repeat(32)).unwrap();
+    std::fs::set_permissions(&secret, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    let shim = crate::binary::start_binary_on(port, data.path(), tenants.path(), &[]);
+    let refused =
+        crate::binary::refresh_at(&shim.base, "alpha", &handed, &handed.refresh_token).await;
+    assert_eq!(refused, Err(400));
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    let log = shim.log.lock().unwrap().join("\n");
+    assert!(
+        log.contains("sealed data cannot be opened") && log.contains("--previous-secret-file"),
+        "{log}"
+    );
+}

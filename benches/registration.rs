@@ -74,6 +74,7 @@ cimd_extra_ca_file = {:?}
         dev_idp_any_interface: false,
         new_secret: false,
         shutdown_timeout: None,
+        trusted_proxies: Vec::new(),
     };
     let running = dcr_shim::app::start_on(settings, listener).await.unwrap();
 

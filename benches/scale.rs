@@ -73,6 +73,7 @@ async fn start(data: &std::path::Path, tenants: &std::path::Path, port: u16) -> 
         dev_idp_any_interface: false,
         new_secret: false,
         shutdown_timeout: None,
+        trusted_proxies: Vec::new(),
     };
     start_on(settings, listener).await.unwrap()
 }

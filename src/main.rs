@@ -64,6 +64,10 @@ struct ServeArgs {
     /// plus 5 s, so that a login waiting on the IdP can finish).
     #[arg(long, env = "DCR_SHIM_SHUTDOWN_TIMEOUT", value_parser = parse_timeout)]
     shutdown_timeout: Option<std::time::Duration>,
+    /// Proxies in front of the shim (CIDRs or addresses, comma-separated): from these peers the
+    /// client address is read from Forwarded / X-Forwarded-For, for rate limits, audit and logs.
+    #[arg(long, env = "DCR_SHIM_TRUSTED_PROXIES", value_parser = dcr_shim::config::server::parse_trusted_proxy, value_delimiter = ',')]
+    trusted_proxies: Vec<ipnet::IpNet>,
     /// HTTP worker threads (default: one per core).
     #[arg(long, env = "DCR_SHIM_WORKERS", value_parser = parse_workers)]
     workers: Option<usize>,
@@ -129,6 +133,7 @@ async fn serve(args: ServeArgs) -> ExitCode {
         dev_idp_any_interface: args.dev_idp_any_interface,
         new_secret: args.new_secret,
         shutdown_timeout: args.shutdown_timeout,
+        trusted_proxies: args.trusted_proxies,
     };
     let running = match dcr_shim::app::start(settings.clone()).await {
         Ok(r) => r,

@@ -38,6 +38,17 @@ pub struct Settings {
     /// How long a stop waits for requests in flight; default: the upstream timeout plus
     /// `SHUTDOWN_MARGIN`, so that a login waiting on the IdP can finish.
     pub shutdown_timeout: Option<std::time::Duration>,
+    /// Peers whose `Forwarded` / `X-Forwarded-For` headers name the client
+    /// (`http/client_addr.rs`); from any other peer they are ignored.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+}
+
+/// Parses one `--trusted-proxies` entry: a CIDR or an address.
+pub fn parse_trusted_proxy(raw: &str) -> Result<ipnet::IpNet, String> {
+    let s = raw.trim();
+    s.parse::<ipnet::IpNet>()
+        .or_else(|_| s.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+        .map_err(|_| format!("'{s}' is not a CIDR (10.0.0.0/8, fd00::/8) or an address"))
 }
 
 /// Added to the upstream timeout for the default shutdown wait.

@@ -326,6 +326,16 @@ pub struct RegistrationPolicy {
     pub unused_client_lifetime: Duration,
     /// Registrations accepted per source address per minute.
     pub(crate) registrations_per_minute: u32,
+    /// Registrations accepted per minute from all sources together; default: 60 times the
+    /// per-address limit.
+    pub(crate) tenant_registrations_per_minute: Option<u32>,
+}
+
+impl RegistrationPolicy {
+    pub(crate) fn tenant_registrations_per_minute(&self) -> u32 {
+        self.tenant_registrations_per_minute
+            .unwrap_or(self.registrations_per_minute.saturating_mul(60))
+    }
 }
 
 impl Default for RegistrationPolicy {
@@ -337,6 +347,7 @@ impl Default for RegistrationPolicy {
             cimd_trusted_hosts: Vec::new(),
             unused_client_lifetime: Duration::from_secs(30 * 24 * 3600),
             registrations_per_minute: 20,
+            tenant_registrations_per_minute: None,
         }
     }
 }
@@ -802,6 +813,12 @@ fn validate_registration(c: &TenantConfig, p: &mut Problems) {
     }
     if r.unused_client_lifetime < Duration::from_secs(3600) {
         p.add("registration.unused_client_lifetime", "must be at least 1h");
+    }
+    if r.tenant_registrations_per_minute == Some(0) {
+        p.add(
+            "registration.tenant_registrations_per_minute",
+            "must be at least 1; turn registration off with dcr = false instead",
+        );
     }
     if r.registrations_per_minute == 0 {
         p.add(

@@ -4,6 +4,7 @@
 mod authorize;
 pub(crate) mod body;
 mod callback;
+mod client_addr;
 pub(crate) mod cookies;
 mod cors;
 pub(crate) mod error;
@@ -113,10 +114,16 @@ where
     let request_id = uuid::Uuid::new_v4().to_string();
     let routine = is_routine_read(&req);
     // Nothing inside a routine read logs at info, so its span costs nothing there.
+    // The client behind a trusted proxy, else the peer (`client_addr.rs`).
+    let client = req
+        .app_data::<web::Data<AppState>>()
+        .and_then(|state| state.client_ip(req.request()))
+        .map(|ip| ip.to_string())
+        .unwrap_or_default();
     let span = if routine {
-        tracing::debug_span!("request", id = %request_id, method = %req.method(), path = %req.path())
+        tracing::debug_span!("request", id = %request_id, method = %req.method(), path = %req.path(), client = %client)
     } else {
-        tracing::info_span!("request", id = %request_id, method = %req.method(), path = %req.path())
+        tracing::info_span!("request", id = %request_id, method = %req.method(), path = %req.path(), client = %client)
     };
     // A routine read's span is off at info: if it fails, its event names it instead.
     let routine_path = routine.then(|| req.path().to_owned());

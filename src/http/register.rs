@@ -22,17 +22,22 @@ pub(crate) async fn register(
     if !tenant.config.registration.dcr {
         return not_found("dynamic client registration is turned off for this tenant");
     }
-    let source = req.peer_addr().map(|a| a.ip());
-    if let Some(ip) = source
-        && !state.allow_registration(&tenant.id, ip)
-    {
-        tracing::warn!(target: "audit", event = "registration_rate_limited", tenant = %tenant.id, source = %ip);
+    let source = state.client_ip(&req);
+    let refusal = match source {
+        Some(ip) if !state.allow_registration(&tenant.id, ip) => {
+            Some("too many registrations from this address; try again in a minute")
+        }
+        _ if !state.allow_tenant_registration(&tenant.id) => {
+            Some("too many registrations at this server right now; try again in a minute")
+        }
+        _ => None,
+    };
+    if let Some(why) = refusal {
+        tracing::warn!(target: "audit", event = "registration_rate_limited", tenant = %tenant.id,
+            source = %source.map(|s| s.to_string()).unwrap_or_default(), reason = why);
         let mut res = error_response_with_status(
             StatusCode::TOO_MANY_REQUESTS,
-            &OAuthError::new(
-                ErrorCode::TemporarilyUnavailable,
-                "too many registrations from this address; try again in a minute",
-            ),
+            &OAuthError::new(ErrorCode::TemporarilyUnavailable, why),
         );
         res.headers_mut().insert(
             actix_web::http::header::RETRY_AFTER,

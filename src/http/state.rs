@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use actix_web::web;
-use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use governor::{DefaultDirectRateLimiter, DefaultKeyedRateLimiter, Quota, RateLimiter};
 
 use super::cookies::Cookies;
 use crate::config::{Settings, Tenant};
@@ -39,6 +39,9 @@ pub struct AppState {
     auth: AuthServer,
     cookies: Cookies,
     registration_limits: HashMap<TenantId, DefaultKeyedRateLimiter<IpAddr>>,
+    /// Each tenant's ceiling on registrations per minute, whatever their sources.
+    tenant_registration_limits: HashMap<TenantId, DefaultDirectRateLimiter>,
+    trusted_proxies: Vec<ipnet::IpNet>,
     /// Each tenant's metadata document, serialized once: without and with refresh tokens.
     metadata_documents: HashMap<String, [web::Bytes; 2]>,
 }
@@ -67,6 +70,18 @@ impl AppState {
                 )
             })
             .collect();
+        let tenant_registration_limits = tenants
+            .iter()
+            .map(|t| {
+                let per_minute =
+                    NonZeroU32::new(t.config.registration.tenant_registrations_per_minute())
+                        .unwrap_or(NonZeroU32::MIN);
+                (
+                    t.id.clone(),
+                    RateLimiter::direct(Quota::per_minute(per_minute)),
+                )
+            })
+            .collect();
         let metadata_documents = tenants
             .iter()
             .map(|t| {
@@ -89,6 +104,8 @@ impl AppState {
             upstreams,
             auth,
             registration_limits,
+            tenant_registration_limits,
+            trusted_proxies: settings.trusted_proxies.clone(),
             metadata_documents,
         }
     }
@@ -132,6 +149,23 @@ impl AppState {
         self.metadata_documents
             .get(tenant.id.as_str())
             .map(|docs| docs[usize::from(offers_refresh)].clone())
+    }
+
+    /// The address of the client behind `req` (`client_addr.rs`).
+    pub(crate) fn client_ip(&self, req: &actix_web::HttpRequest) -> Option<IpAddr> {
+        super::client_addr::client_address(
+            req.peer_addr().map(|a| a.ip()),
+            req.headers(),
+            &self.trusted_proxies,
+        )
+    }
+
+    /// Whether the tenant's ceiling on registrations per minute, counted over every source,
+    /// leaves room for one more.
+    pub(crate) fn allow_tenant_registration(&self, tenant: &TenantId) -> bool {
+        self.tenant_registration_limits
+            .get(tenant)
+            .is_none_or(|l| l.check().is_ok())
     }
 
     /// Whether `source` may register one more client at `tenant` now. IPv6 sources are

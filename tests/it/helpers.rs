@@ -198,6 +198,7 @@ pub fn test_settings(
         dev_idp_any_interface: false,
         new_secret: false,
         shutdown_timeout: None,
+        trusted_proxies: Vec::new(),
     }
 }
 

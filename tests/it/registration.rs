@@ -480,3 +480,79 @@ async fn unused_clients_expire_and_used_clients_stay() {
     );
     app.stop().await;
 }
+
+/// Behind a trusted proxy each user gets a rate-limit bucket of its own and the audit log
+/// names the user's address; from an untrusted peer the forwarding headers are ignored; and a
+/// tenant-wide ceiling holds whatever the sources.
+#[tokio::test]
+async fn trusted_proxies_name_the_client_and_a_tenant_ceiling_holds() {
+    let data = tempfile::tempdir().unwrap();
+    let tenants = tempfile::tempdir().unwrap();
+    crate::helpers::write_tenants(tenants.path(), None);
+    std::fs::write(
+        tenants.path().join("ceiling.toml"),
+        "upstream = { kind = \"dev\" }\n[[resources]]\nuri = \"https://mcp.example.com/files\"\nscopes = [{ name = \"files.read\", upstream = \"files.read\" }]\n[registration]\nregistrations_per_minute = 100\ntenant_registrations_per_minute = 3\n",
+    )
+    .unwrap();
+    let register = |base: String, tenant: &'static str, forwarded_for: &'static str| async move {
+        reqwest::Client::new()
+            .post(format!("{base}/{tenant}/register"))
+            .header("X-Forwarded-For", forwarded_for)
+            .json(&json!({"redirect_uris": ["http://127.0.0.1/cb"], "token_endpoint_auth_method": "none"}))
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16()
+    };
+
+    // Untrusted peer (no --trusted-proxies): the header is ignored, one bucket for all.
+    let shim = crate::binary::start_binary(data.path(), tenants.path(), &[]);
+    let statuses = [
+        register(shim.base.clone(), "limited", "203.0.113.1").await,
+        register(shim.base.clone(), "limited", "203.0.113.2").await,
+        register(shim.base.clone(), "limited", "203.0.113.3").await,
+    ];
+    assert_eq!(statuses, [201, 201, 429]);
+    drop(shim);
+
+    let data = tempfile::tempdir().unwrap();
+    let shim = crate::binary::start_binary_with_args(
+        data.path(),
+        tenants.path(),
+        &["--trusted-proxies", "10.0.0.0/8,127.0.0.1"],
+    );
+    let statuses = [
+        register(shim.base.clone(), "limited", "203.0.113.1").await,
+        register(shim.base.clone(), "limited", "203.0.113.1").await,
+        register(shim.base.clone(), "limited", "203.0.113.1").await,
+        register(
+            shim.base.clone(),
+            "limited",
+            "6.6.6.6, 203.0.113.2, 10.0.0.7",
+        )
+        .await,
+    ];
+    assert_eq!(
+        statuses,
+        [201, 201, 429, 201],
+        "one bucket per client behind the proxy"
+    );
+    let ceiling = [
+        register(shim.base.clone(), "ceiling", "198.51.100.1").await,
+        register(shim.base.clone(), "ceiling", "198.51.100.2").await,
+        register(shim.base.clone(), "ceiling", "198.51.100.3").await,
+        register(shim.base.clone(), "ceiling", "198.51.100.4").await,
+    ];
+    assert_eq!(ceiling, [201, 201, 201, 429], "the tenant-wide ceiling");
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    let log = shim.log.lock().unwrap().join("\n");
+    assert!(
+        log.contains(r#""source":"203.0.113.2""#),
+        "audit names the client: {log}"
+    );
+    assert!(
+        !log.contains(r#""source":"6.6.6.6""#),
+        "not the part the client wrote"
+    );
+}

@@ -1,0 +1,155 @@
+//! The address of the client behind a request. Behind a TLS proxy every connection comes from
+//! the proxy, so from peers in `--trusted-proxies` the address is read from `Forwarded`
+//! (RFC 7239) or else `X-Forwarded-For`: the right-most hop that is not itself a trusted proxy
+//! (everything left of it was written by the client and proves nothing). From any other peer
+//! those headers are ignored.
+
+use std::net::IpAddr;
+
+use actix_web::http::header::HeaderMap;
+use ipnet::IpNet;
+
+/// The client's address, for rate limits, audit and logs.
+pub(crate) fn client_address(
+    peer: Option<IpAddr>,
+    headers: &HeaderMap,
+    trusted: &[IpNet],
+) -> Option<IpAddr> {
+    let peer = peer?;
+    let is_trusted = |ip: &IpAddr| trusted.iter().any(|net| net.contains(ip));
+    if !is_trusted(&peer) {
+        return Some(peer);
+    }
+    let hops = forwarded_hops(headers);
+    let mut nearest_trusted = peer;
+    for hop in hops.iter().rev() {
+        match hop {
+            Some(ip) if is_trusted(ip) => nearest_trusted = *ip,
+            Some(ip) => return Some(*ip),
+            // A hop that is not an address ("unknown", an obfuscated name): nothing left of it
+            // can be placed, so the nearest trusted proxy stands for the client.
+            None => return Some(nearest_trusted),
+        }
+    }
+    Some(nearest_trusted)
+}
+
+/// The `for` addresses of `Forwarded`, or else the addresses of `X-Forwarded-For`, in order
+/// (left-most first), across repeated headers; `None` for a hop that is not an address.
+fn forwarded_hops(headers: &HeaderMap) -> Vec<Option<IpAddr>> {
+    let values = |name: &str| -> Vec<String> {
+        headers
+            .get_all(name)
+            .filter_map(|v| v.to_str().ok())
+            .map(str::to_owned)
+            .collect()
+    };
+    let forwarded = values("forwarded");
+    if !forwarded.is_empty() {
+        return forwarded
+            .iter()
+            .flat_map(|v| v.split(','))
+            .filter_map(|element| {
+                element.split(';').find_map(|pair| {
+                    let (k, v) = pair.split_once('=')?;
+                    k.trim()
+                        .eq_ignore_ascii_case("for")
+                        .then(|| parse_node(v.trim().trim_matches('"')))
+                })
+            })
+            .collect();
+    }
+    values("x-forwarded-for")
+        .iter()
+        .flat_map(|v| v.split(','))
+        .map(|hop| parse_node(hop.trim()))
+        .collect()
+}
+
+/// An address as proxies write it: `192.0.2.1`, `192.0.2.1:4711`, `[2001:db8::1]`,
+/// `[2001:db8::1]:4711` or a bare IPv6 address.
+fn parse_node(raw: &str) -> Option<IpAddr> {
+    if let Ok(ip) = raw.parse() {
+        return Some(ip);
+    }
+    if let Some(rest) = raw.strip_prefix('[') {
+        return rest.split_once(']')?.0.parse().ok();
+    }
+    let (host, port) = raw.rsplit_once(':')?;
+    port.parse::<u16>().ok()?;
+    host.parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use actix_web::http::header::{HeaderName, HeaderValue};
+
+    fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.append(
+                HeaderName::from_bytes(k.as_bytes()).unwrap(),
+                HeaderValue::from_str(v).unwrap(),
+            );
+        }
+        h
+    }
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn the_right_most_untrusted_hop_from_a_trusted_peer_only() {
+        let trusted: Vec<IpNet> = vec!["10.0.0.0/8".parse().unwrap(), "fd00::/8".parse().unwrap()];
+        let proxy = Some(ip("10.1.2.3"));
+        let xff = headers(&[("x-forwarded-for", "6.6.6.6, 203.0.113.7, 10.9.9.9")]);
+        assert_eq!(
+            client_address(proxy, &xff, &trusted),
+            Some(ip("203.0.113.7")),
+            "the client-written left part is ignored"
+        );
+        assert_eq!(
+            client_address(Some(ip("198.51.100.1")), &xff, &trusted),
+            Some(ip("198.51.100.1")),
+            "an untrusted peer's headers are ignored"
+        );
+        let fwd = headers(&[
+            (
+                "forwarded",
+                "for=6.6.6.6, for=\"[2001:db8::7]:4711\";proto=https",
+            ),
+            ("x-forwarded-for", "1.1.1.1"),
+        ]);
+        assert_eq!(
+            client_address(proxy, &fwd, &trusted),
+            Some(ip("2001:db8::7")),
+            "Forwarded wins over X-Forwarded-For"
+        );
+        let split = headers(&[
+            ("x-forwarded-for", "203.0.113.8"),
+            ("x-forwarded-for", "10.0.0.9"),
+        ]);
+        assert_eq!(
+            client_address(proxy, &split, &trusted),
+            Some(ip("203.0.113.8")),
+            "repeated headers read in order"
+        );
+        let unknown = headers(&[("forwarded", "for=unknown, for=10.0.0.5")]);
+        assert_eq!(
+            client_address(proxy, &unknown, &trusted),
+            Some(ip("10.0.0.5"))
+        );
+        assert_eq!(
+            client_address(proxy, &HeaderMap::new(), &trusted),
+            proxy,
+            "no header: the proxy"
+        );
+        let ported = headers(&[("x-forwarded-for", "203.0.113.9:5555")]);
+        assert_eq!(
+            client_address(proxy, &ported, &trusted),
+            Some(ip("203.0.113.9"))
+        );
+    }
+}

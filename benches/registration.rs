@@ -75,6 +75,8 @@ cimd_extra_ca_file = {:?}
         new_secret: false,
         shutdown_timeout: None,
         trusted_proxies: Vec::new(),
+        admin_listen: None,
+        admin_token_file: None,
     };
     let running = dcr_shim::app::start_on(settings, listener).await.unwrap();
 

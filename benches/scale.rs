@@ -74,6 +74,8 @@ async fn start(data: &std::path::Path, tenants: &std::path::Path, port: u16) -> 
         new_secret: false,
         shutdown_timeout: None,
         trusted_proxies: Vec::new(),
+        admin_listen: None,
+        admin_token_file: None,
     };
     start_on(settings, listener).await.unwrap()
 }

@@ -41,12 +41,17 @@ pub enum StartError {
     DevIdp(String),
     #[error("cannot set up outbound HTTP: {0}")]
     Fetcher(String),
+    #[error("cannot start the admin API: {0}")]
+    Admin(String),
 }
 
 /// A running shim.
 pub struct Running {
     /// The address actually bound (useful with port 0).
     pub addr: SocketAddr,
+    /// The admin API's address, when it runs.
+    pub admin_addr: Option<SocketAddr>,
+    admin: Option<ServerHandle>,
     pub state: web::Data<AppState>,
     server: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
     handle: ServerHandle,
@@ -71,6 +76,9 @@ impl Running {
 
     /// Stops serving and releases the store (so it can be opened again in the same process).
     pub async fn stop(mut self) {
+        if let Some(admin) = &self.admin {
+            admin.stop(true).await;
+        }
         self.handle.stop(true).await;
         if let Some(server) = self.server.take() {
             let _ = server.await;
@@ -136,10 +144,24 @@ pub async fn start_on(settings: Settings, listener: TcpListener) -> Result<Runni
     let addr = listener
         .local_addr()
         .map_err(|e| StartError::Listen(settings.listen, e))?;
+    let (admin_addr, admin) = match serve_admin(&settings, state.clone())? {
+        Some((addr, server)) => {
+            let handle = server.handle();
+            tasks.push(tokio::spawn(async move {
+                if let Err(e) = server.await {
+                    tracing::error!(error = %e, "the admin API stopped");
+                }
+            }));
+            (Some(addr), Some(handle))
+        }
+        None => (None, None),
+    };
     let server = serve(&settings, listener, state.clone(), dev_idps)?;
     let handle = server.handle();
     Ok(Running {
         addr,
+        admin_addr,
+        admin,
         state,
         server: Some(tokio::spawn(server)),
         handle,
@@ -208,6 +230,41 @@ fn serve(
         server = server.workers(n);
     }
     Ok(server.run())
+}
+
+/// The admin API on its own listener, when `--admin-listen` asks for it: only with a token
+/// file (whatever the address, since its operations revoke users' access).
+fn serve_admin(
+    settings: &Settings,
+    state: web::Data<AppState>,
+) -> Result<Option<(SocketAddr, Server)>, StartError> {
+    let Some(listen) = settings.admin_listen else {
+        return Ok(None);
+    };
+    let Some(token_file) = &settings.admin_token_file else {
+        return Err(StartError::Admin(
+            "--admin-listen needs --admin-token-file (a file of `<label> <token>` lines, mode 0600)".into(),
+        ));
+    };
+    let tokens = web::Data::new(
+        crate::admin::tokens::AdminTokens::load(token_file).map_err(StartError::Admin)?,
+    );
+    let listener = TcpListener::bind(listen).map_err(|e| StartError::Listen(listen, e))?;
+    let addr = listener
+        .local_addr()
+        .map_err(|e| StartError::Listen(listen, e))?;
+    let server = HttpServer::new(move || {
+        App::new()
+            .app_data(state.clone())
+            .app_data(tokens.clone())
+            .configure(crate::admin::configure)
+    })
+    .workers(1)
+    .listen(listener)
+    .map_err(|e| StartError::Listen(listen, e))?
+    .shutdown_timeout(settings.shutdown_wait().as_secs().max(1))
+    .run();
+    Ok(Some((addr, server)))
 }
 
 /// How often the sweeper runs.

@@ -25,7 +25,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the server.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Validate every tenant file, report every problem, and try to reach each upstream.
     Check(CommonArgs),
 }
@@ -68,6 +68,13 @@ struct ServeArgs {
     /// client address is read from Forwarded / X-Forwarded-For, for rate limits, audit and logs.
     #[arg(long, env = "DCR_SHIM_TRUSTED_PROXIES", value_parser = dcr_shim::config::server::parse_trusted_proxy, value_delimiter = ',')]
     trusted_proxies: Vec<ipnet::IpNet>,
+    /// Address of the admin API (off unless given; keep it on loopback or a private network).
+    #[arg(long, env = "DCR_SHIM_ADMIN_LISTEN")]
+    admin_listen: Option<SocketAddr>,
+    /// File of admin API tokens, one `<label> <token>` per line, mode 0600; required with
+    /// --admin-listen.
+    #[arg(long, env = "DCR_SHIM_ADMIN_TOKEN_FILE")]
+    admin_token_file: Option<PathBuf>,
     /// HTTP worker threads (default: one per core).
     #[arg(long, env = "DCR_SHIM_WORKERS", value_parser = parse_workers)]
     workers: Option<usize>,
@@ -114,7 +121,7 @@ fn init_logging(format: LogFormat) {
 #[tokio::main]
 async fn main() -> ExitCode {
     match Cli::parse().command {
-        Command::Serve(args) => serve(args).await,
+        Command::Serve(args) => serve(*args).await,
         Command::Check(args) => check(args).await,
     }
 }
@@ -134,6 +141,8 @@ async fn serve(args: ServeArgs) -> ExitCode {
         new_secret: args.new_secret,
         shutdown_timeout: args.shutdown_timeout,
         trusted_proxies: args.trusted_proxies,
+        admin_listen: args.admin_listen,
+        admin_token_file: args.admin_token_file,
     };
     let running = match dcr_shim::app::start(settings.clone()).await {
         Ok(r) => r,
@@ -146,6 +155,9 @@ async fn serve(args: ServeArgs) -> ExitCode {
         tracing::info!(tenant = %t.id, issuer = %t.issuer, upstream = t.config.upstream.kind(), "tenant loaded");
     }
     tracing::info!(address = %running.addr, public_url = %settings.public_url, data_dir = %settings.data_dir.display(), "dcr-shim listening");
+    if let Some(admin) = running.admin_addr {
+        tracing::info!(address = %admin, "admin API listening");
+    }
     match running.wait().await {
         Ok(()) => {
             let started = std::time::Instant::now();

@@ -291,7 +291,8 @@ fn allowed_in_authorization_response(code: ErrorCode) -> bool {
 /// Checks the claims of an ID token received directly from the IdP's token endpoint over TLS
 /// (OpenID Connect Core §3.1.3.7: TLS server validation may stand in for the signature check
 /// in the code flow): issuer (Entra's `{tenantid}` placeholder filled from `tid`), audience,
-/// nonce and expiry. Returns the subject.
+/// nonce and expiry. Returns the user's stable id at the IdP: Entra's `oid` (the same in every
+/// app of the directory), else `sub`.
 pub(crate) fn check_id_token(
     id_token: &str,
     issuer: &str,
@@ -337,5 +338,5 @@ pub(crate) fn check_id_token(
     {
         return Err("the ID token has expired".into());
     }
-    Ok(text("sub").unwrap_or_default().to_owned())
+    Ok(text("oid").or(text("sub")).unwrap_or_default().to_owned())
 }

@@ -10,6 +10,7 @@ pub mod client_auth;
 pub mod client_metadata;
 pub mod consent;
 pub(crate) mod error;
+pub(crate) mod grants;
 pub(crate) mod mapping;
 pub(crate) mod metadata;
 pub mod params;

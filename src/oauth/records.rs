@@ -123,6 +123,11 @@ impl FamilyId {
         Self(random_token())
     }
 
+    /// A family id an operator names (from the admin API's listing).
+    pub(crate) fn from_admin(id: &str) -> Self {
+        Self(id.to_owned())
+    }
+
     /// The first characters, enough to tell families apart in a log line.
     pub(crate) fn short(&self) -> &str {
         self.0.get(..8).unwrap_or(&self.0)
@@ -147,6 +152,11 @@ pub struct Family {
     pub(crate) client_id: ClientId,
     pub revoked: bool,
     pub(crate) created_at: u64,
+    /// The user at the IdP (Entra `oid`, else `sub` of the ID token), so that an operator can
+    /// revoke every grant of one user; absent for families from before it was recorded, or an
+    /// IdP that sent no ID token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) subject: Option<String>,
 }
 
 impl Record for Family {

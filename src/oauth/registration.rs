@@ -67,6 +67,10 @@ impl ClientRegistry {
         }
     }
 
+    pub(super) fn records(&self) -> &Records {
+        &self.records
+    }
+
     /// Validates a registration request body (already parsed JSON) and stores the client.
     /// Returns only after the record is on disk.
     pub async fn register(

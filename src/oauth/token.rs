@@ -96,7 +96,8 @@ impl AuthServer {
         // the code counts as a replay.
         let batch = self.records.deferred();
         if let Some(f) = &family_id {
-            self.start_family(&batch, tenant, client, f, now).await?;
+            self.start_family(&batch, tenant, client, f, subject.clone(), now)
+                .await?;
         }
         self.claim_code(&batch, tenant, &req.code, code, family_id.clone(), now)
             .await?;
@@ -151,12 +152,14 @@ impl AuthServer {
         tenant: &Tenant,
         client: &ClientRecord,
         family_id: &FamilyId,
+        subject: Option<String>,
         now: u64,
     ) -> Result<(), OAuthError> {
         let family = Family {
             client_id: client.client_id.clone(),
             revoked: false,
             created_at: now,
+            subject,
         };
         let expires = Some(now + REFRESH_TOKEN_SECONDS);
         if !batch

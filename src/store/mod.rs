@@ -334,6 +334,23 @@ impl Records {
             .await
     }
 
+    /// Live records of one namespace of one tenant with their ids, up to `limit`.
+    pub(crate) async fn list_with_ids<R: Record>(
+        &self,
+        tenant: &TenantId,
+        now: u64,
+        limit: usize,
+    ) -> Result<Vec<(String, Versioned<R>)>, StoreError> {
+        let prefix = namespace_prefix(tenant, R::NAMESPACE);
+        let rows = self.store.scan(&prefix, now, limit).await?;
+        rows.into_iter()
+            .map(|(k, e)| {
+                let id = String::from_utf8_lossy(&k[prefix.len()..]).into_owned();
+                Ok((id, Self::decode(&k, e)?))
+            })
+            .collect()
+    }
+
     /// Live records of one namespace of one tenant, up to `limit`.
     pub async fn list<R: Record>(
         &self,

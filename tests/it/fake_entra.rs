@@ -600,7 +600,7 @@ async fn token(ctx: web::Data<Ctx>, req: HttpRequest, body: String) -> HttpRespo
     }
     if let Some(nonce) = nonce.filter(|_| scope.split(' ').any(|s| s == "openid")) {
         let claims = json!({
-            "iss": format!("{}/{DIRECTORY}/v2.0", ctx.authority), "aud": client_id, "sub": format!("sub-{user}"),
+            "iss": format!("{}/{DIRECTORY}/v2.0", ctx.authority), "aud": client_id, "sub": format!("sub-{user}"), "oid": format!("oid-{user}"),
             "tid": DIRECTORY, "nonce": nonce, "iat": 1, "exp": 4_102_444_800u64, "preferred_username": user,
         });
         body["id_token"] = json!(

@@ -81,11 +81,16 @@ registrations_per_minute = 1000
     .unwrap();
 }
 
+/// The admin API token every test app accepts (label `tester`).
+pub const ADMIN_TOKEN: &str = "test-admin-token-0123456789abcdef0123456789";
+
 pub struct TestApp {
     pub base: String,
     pub http: reqwest::Client,
     pub data_dir: PathBuf,
     pub tenants_dir: PathBuf,
+    /// The admin token file (empty for a shim running elsewhere).
+    admin_token_file: PathBuf,
     running: Option<Running>,
     _dirs: Vec<tempfile::TempDir>,
 }
@@ -101,6 +106,7 @@ impl TestApp {
                 .unwrap(),
             data_dir: PathBuf::new(),
             tenants_dir: PathBuf::new(),
+            admin_token_file: PathBuf::new(),
             running: None,
             _dirs: Vec::new(),
         }
@@ -168,7 +174,28 @@ impl TestApp {
     }
 
     fn settings(&self, addr: std::net::SocketAddr) -> Settings {
-        test_settings(addr, &self.base, &self.data_dir, &self.tenants_dir)
+        let mut settings = test_settings(addr, &self.base, &self.data_dir, &self.tenants_dir);
+        settings.admin_listen = Some("127.0.0.1:0".parse().unwrap());
+        settings.admin_token_file = Some(self.admin_token_file.clone());
+        settings
+    }
+
+    /// A request to the admin API at `path` (under `/admin/v1`), with the test token.
+    pub fn admin(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        let addr = self
+            .running
+            .as_ref()
+            .and_then(|r| r.admin_addr)
+            .expect("the admin API runs");
+        self.http
+            .request(method, format!("http://{addr}/admin/v1{path}"))
+            .bearer_auth(ADMIN_TOKEN)
+    }
+
+    /// The admin API's base URL.
+    pub fn admin_base(&self) -> String {
+        let addr = self.running.as_ref().and_then(|r| r.admin_addr).unwrap();
+        format!("http://{addr}/admin/v1")
     }
 
     pub async fn stop(mut self) {
@@ -199,6 +226,8 @@ pub fn test_settings(
         new_secret: false,
         shutdown_timeout: None,
         trusted_proxies: Vec::new(),
+        admin_listen: None,
+        admin_token_file: None,
     }
 }
 
@@ -217,7 +246,15 @@ pub async fn spawn_app_with_tenants(write: impl FnOnce(&Path)) -> TestApp {
     init_logging();
     let data = tempfile::tempdir().unwrap();
     let tenants = tempfile::tempdir().unwrap();
+    let secrets = tempfile::tempdir().unwrap();
     write(tenants.path());
+    let admin_token_file = secrets.path().join("admin-tokens");
+    std::fs::write(&admin_token_file, format!("tester {ADMIN_TOKEN}\n")).unwrap();
+    std::fs::set_permissions(
+        &admin_token_file,
+        std::os::unix::fs::PermissionsExt::from_mode(0o600),
+    )
+    .unwrap();
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
     let mut app = TestApp {
@@ -228,8 +265,9 @@ pub async fn spawn_app_with_tenants(write: impl FnOnce(&Path)) -> TestApp {
             .unwrap(),
         data_dir: data.path().to_owned(),
         tenants_dir: tenants.path().to_owned(),
+        admin_token_file,
         running: None,
-        _dirs: vec![data, tenants],
+        _dirs: vec![data, tenants, secrets],
     };
     app.running = Some(start_on(app.settings(addr), listener).await.unwrap());
     app

@@ -1,6 +1,7 @@
 //! Integration tests: the real app on port 0 with a fresh data directory.
 //! One binary for all of them (faster builds). `TEST_LOG=1` shows the app's logs.
 
+mod admin;
 mod binary;
 mod browser;
 mod cimd;

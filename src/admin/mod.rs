@@ -1,0 +1,376 @@
+//! The admin API (`/admin/v1/…`), on its own listener (`--admin-listen`) and only with a
+//! bearer token from `--admin-token-file`: tenants and their upstreams; registered clients
+//! (list, show, delete with their grants, map onto another app); grants (list by client or
+//! user, revoke one, all of a client, all of a user). Every change is an audit event naming
+//! the token's label. The operations themselves are `oauth/grants.rs`.
+
+pub(crate) mod tokens;
+
+use actix_web::{HttpRequest, HttpResponse, web};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::config::Tenant;
+use crate::domain::ClientId;
+use crate::http::state::{AppState, unix_now};
+use crate::oauth::grants::{AdminError, GrantFilter};
+use crate::upstream::discovery::UpstreamStatus;
+use tokens::AdminTokens;
+
+/// Most clients one listing returns by default.
+const DEFAULT_LIMIT: usize = 100;
+
+/// Registers the admin routes.
+pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        web::scope("/admin/v1")
+            .route("/tenants", web::get().to(tenants))
+            .route("/tenants/{tenant}/clients", web::get().to(list_clients))
+            .route(
+                "/tenants/{tenant}/clients/{client}",
+                web::get().to(show_client),
+            )
+            .route(
+                "/tenants/{tenant}/clients/{client}",
+                web::delete().to(delete_client),
+            )
+            .route(
+                "/tenants/{tenant}/clients/{client}/app",
+                web::put().to(remap_client),
+            )
+            .route("/tenants/{tenant}/grants", web::get().to(list_grants))
+            .route(
+                "/tenants/{tenant}/grants/revoke",
+                web::post().to(revoke_grants),
+            )
+            .route(
+                "/tenants/{tenant}/grants/{grant}",
+                web::delete().to(revoke_grant),
+            ),
+    )
+    .default_service(web::to(|| async {
+        Err::<HttpResponse, _>(problem(
+            404,
+            "not_found",
+            "no such admin endpoint; see docs/operations.md",
+        ))
+    }));
+}
+
+/// An admin request refused: its status, error code and what to do.
+#[derive(Debug)]
+pub(crate) struct Problem {
+    status: actix_web::http::StatusCode,
+    error: &'static str,
+    description: String,
+}
+
+fn problem(status: u16, error: &'static str, description: &str) -> Problem {
+    Problem {
+        status: actix_web::http::StatusCode::from_u16(status)
+            .unwrap_or(actix_web::http::StatusCode::INTERNAL_SERVER_ERROR),
+        error,
+        description: description.to_owned(),
+    }
+}
+
+impl std::fmt::Display for Problem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.error, self.description)
+    }
+}
+
+impl actix_web::ResponseError for Problem {
+    fn status_code(&self) -> actix_web::http::StatusCode {
+        self.status
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let mut res = HttpResponse::build(self.status);
+        res.insert_header(("Cache-Control", "no-store"));
+        if self.status == actix_web::http::StatusCode::UNAUTHORIZED {
+            res.insert_header(("WWW-Authenticate", "Bearer realm=\"dcr-shim admin\""));
+        }
+        res.json(json!({"error": self.error, "error_description": self.description}))
+    }
+}
+
+/// The caller's token label, or the 401 to answer.
+fn operator(req: &HttpRequest) -> Result<String, Problem> {
+    let tokens = req
+        .app_data::<web::Data<AdminTokens>>()
+        .ok_or_else(|| problem(500, "server_error", "admin tokens not loaded"))?;
+    let header = req
+        .headers()
+        .get(actix_web::http::header::AUTHORIZATION)
+        .and_then(|h| h.to_str().ok());
+    match tokens.check(header) {
+        Some(label) => Ok(label.to_owned()),
+        None => {
+            tracing::warn!(target: "audit", event = "admin_refused", presented = header.is_some());
+            Err(problem(
+                401,
+                "invalid_token",
+                "send an admin token from --admin-token-file as Authorization: Bearer <token>",
+            ))
+        }
+    }
+}
+
+/// The operator and the tenant named in the path.
+fn authorized(
+    req: &HttpRequest,
+    state: &AppState,
+    tenant: &str,
+) -> Result<(String, std::sync::Arc<Tenant>), Problem> {
+    let label = operator(req)?;
+    let tenant = state
+        .tenant(tenant)
+        .cloned()
+        .ok_or_else(|| problem(404, "not_found", "no such tenant"))?;
+    Ok((label, tenant))
+}
+
+fn admin_error(e: AdminError) -> Problem {
+    match e {
+        AdminError::UnknownClient | AdminError::UnknownGrant => {
+            problem(404, "not_found", &e.to_string())
+        }
+        AdminError::UnknownApp(_) | AdminError::UnknownResource(_) => {
+            problem(400, "invalid_request", &e.to_string())
+        }
+        AdminError::Conflict => problem(409, "conflict", &e.to_string()),
+        AdminError::Store(e) => {
+            tracing::error!(error = %e, "store failure in an admin request");
+            problem(
+                503,
+                "temporarily_unavailable",
+                "the store failed; see the log",
+            )
+        }
+    }
+}
+
+async fn tenants(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse, Problem> {
+    operator(&req)?;
+    let list: Vec<Value> = state
+        .tenants()
+        .iter()
+        .map(|t| {
+            let upstream = match state.upstreams().status(&t.id) {
+                UpstreamStatus::BuiltIn => json!({"kind": t.config.upstream.kind(), "state": "built_in"}),
+                UpstreamStatus::Discovered(m) => json!({"kind": t.config.upstream.kind(), "state": "ready", "issuer": m.issuer().as_str()}),
+                UpstreamStatus::Unreachable(why) => json!({"kind": t.config.upstream.kind(), "state": "unreachable", "reason": why}),
+            };
+            json!({
+                "id": t.id.as_str(),
+                "issuer": t.issuer,
+                "upstream": upstream,
+                "apps": t.config.apps.iter().map(|a| json!({"name": a.name, "client_id": a.client_id})).collect::<Vec<_>>(),
+                "resources": t.config.resources.iter().map(|r| r.uri.to_string()).collect::<Vec<_>>(),
+            })
+        })
+        .collect();
+    Ok(HttpResponse::Ok().json(json!({"tenants": list})))
+}
+
+#[derive(Deserialize)]
+struct ClientQuery {
+    app: Option<String>,
+    limit: Option<usize>,
+}
+
+async fn list_clients(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    path: web::Path<String>,
+    query: web::Query<ClientQuery>,
+) -> Result<HttpResponse, Problem> {
+    let (_, tenant) = authorized(&req, &state, &path)?;
+    let limit = query.limit.unwrap_or(DEFAULT_LIMIT).clamp(1, 10_000);
+    Ok(
+        match state
+            .registry()
+            .list(&tenant, query.app.as_deref(), limit, unix_now())
+            .await
+        {
+            Ok(clients) => HttpResponse::Ok().json(json!({"clients": clients})),
+            Err(e) => return Err(admin_error(e.into())),
+        },
+    )
+}
+
+async fn show_client(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, Problem> {
+    let (tenant, client) = path.into_inner();
+    let (_, tenant) = authorized(&req, &state, &tenant)?;
+    Ok(
+        match state.registry().find(&tenant, &client, unix_now()).await {
+            Ok(Some(c)) => {
+                let grants = state
+                    .auth()
+                    .grants(
+                        &tenant,
+                        &GrantFilter::Client(c.client_id.clone()),
+                        unix_now(),
+                    )
+                    .await
+                    .unwrap_or_default();
+                HttpResponse::Ok().json(json!({"client": c, "grants": grants}))
+            }
+            Ok(None) => return Err(admin_error(AdminError::UnknownClient)),
+            Err(e) => return Err(problem(400, "invalid_request", &e.description)),
+        },
+    )
+}
+
+async fn delete_client(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, Problem> {
+    let (tenant, client) = path.into_inner();
+    let (by, tenant) = authorized(&req, &state, &tenant)?;
+    let client_id = ClientId::new(&client);
+    Ok(
+        match state
+            .auth()
+            .delete_client(&tenant, &client_id, unix_now())
+            .await
+        {
+            Ok(revoked) => {
+                tracing::info!(target: "audit", event = "admin_client_deleted", by = %by, tenant = %tenant.id, client_id = %client_id, grants_revoked = revoked);
+                HttpResponse::Ok().json(json!({"deleted": client_id, "grants_revoked": revoked}))
+            }
+            Err(e) => return Err(admin_error(e)),
+        },
+    )
+}
+
+#[derive(Deserialize)]
+struct Remap {
+    app: String,
+    /// One resource URI; every resource when absent.
+    resource: Option<String>,
+}
+
+async fn remap_client(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    path: web::Path<(String, String)>,
+    body: web::Json<Remap>,
+) -> Result<HttpResponse, Problem> {
+    let (tenant, client) = path.into_inner();
+    let (by, tenant) = authorized(&req, &state, &tenant)?;
+    let client_id = ClientId::new(&client);
+    Ok(
+        match state
+            .registry()
+            .remap(
+                &tenant,
+                &client_id,
+                body.resource.as_deref(),
+                &body.app,
+                unix_now(),
+            )
+            .await
+        {
+            Ok(c) => {
+                tracing::info!(target: "audit", event = "admin_client_remapped", by = %by, tenant = %tenant.id, client_id = %client_id, app = %body.app, resource = body.resource.as_deref().unwrap_or("*"));
+                HttpResponse::Ok().json(json!({"client": c}))
+            }
+            Err(e) => return Err(admin_error(e)),
+        },
+    )
+}
+
+#[derive(Deserialize)]
+struct GrantQuery {
+    client: Option<String>,
+    user: Option<String>,
+}
+
+impl GrantQuery {
+    fn filter(&self) -> Result<GrantFilter, Problem> {
+        match (&self.client, &self.user) {
+            (Some(_), Some(_)) => Err(problem(
+                400,
+                "invalid_request",
+                "give client or user, not both",
+            )),
+            (Some(c), None) => Ok(GrantFilter::Client(ClientId::new(c))),
+            (None, Some(u)) => Ok(GrantFilter::User(u.clone())),
+            (None, None) => Ok(GrantFilter::All),
+        }
+    }
+}
+
+async fn list_grants(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    path: web::Path<String>,
+    query: web::Query<GrantQuery>,
+) -> Result<HttpResponse, Problem> {
+    let (_, tenant) = authorized(&req, &state, &path)?;
+    let filter = query.filter()?;
+    Ok(
+        match state.auth().grants(&tenant, &filter, unix_now()).await {
+            Ok(grants) => HttpResponse::Ok().json(json!({"grants": grants})),
+            Err(e) => return Err(admin_error(e.into())),
+        },
+    )
+}
+
+async fn revoke_grants(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    path: web::Path<String>,
+    body: web::Json<GrantQuery>,
+) -> Result<HttpResponse, Problem> {
+    let (by, tenant) = authorized(&req, &state, &path)?;
+    let filter = match body.filter()? {
+        GrantFilter::All => {
+            return Err(problem(
+                400,
+                "invalid_request",
+                "name the client or the user whose grants to revoke",
+            ));
+        }
+        f => f,
+    };
+    Ok(
+        match state
+            .auth()
+            .revoke_grants(&tenant, &filter, unix_now())
+            .await
+        {
+            Ok(revoked) => {
+                tracing::info!(target: "audit", event = "admin_grants_revoked", by = %by, tenant = %tenant.id,
+                client_id = body.client.as_deref().unwrap_or(""), user = body.user.as_deref().unwrap_or(""), revoked);
+                HttpResponse::Ok().json(json!({"revoked": revoked}))
+            }
+            Err(e) => return Err(admin_error(e)),
+        },
+    )
+}
+
+async fn revoke_grant(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, Problem> {
+    let (tenant, grant) = path.into_inner();
+    let (by, tenant) = authorized(&req, &state, &tenant)?;
+    Ok(
+        match state.auth().revoke_grant(&tenant, &grant, unix_now()).await {
+            Ok(()) => {
+                tracing::info!(target: "audit", event = "admin_grant_revoked", by = %by, tenant = %tenant.id, grant = %grant);
+                HttpResponse::Ok().json(json!({"revoked": 1}))
+            }
+            Err(e) => return Err(admin_error(e)),
+        },
+    )
+}

@@ -1,0 +1,114 @@
+//! The admin API's bearer tokens: a file of `label token` lines (blank lines and `#` comments
+//! skipped), readable by its owner only. Only the tokens' SHA-256 is kept in memory, and a
+//! presented token is compared with every one in constant time; the label names the operator
+//! in the audit log.
+
+use std::path::Path;
+
+use crate::crypto::{Handle, HandleKey};
+
+/// Shortest admin token accepted.
+pub(crate) const MIN_TOKEN_LEN: usize = 32;
+
+pub(crate) struct AdminTokens {
+    tokens: Vec<(String, HandleKey)>,
+}
+
+impl AdminTokens {
+    pub(crate) fn load(path: &Path) -> Result<Self, String> {
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(path)
+                .map_err(|e| format!("cannot read the admin token file {}: {e}", path.display()))?
+                .permissions()
+                .mode();
+            if mode & 0o077 != 0 {
+                return Err(format!(
+                    "the admin token file {} can be read by its group or others (mode {:o}); chmod 600",
+                    path.display(),
+                    mode & 0o777
+                ));
+            }
+        }
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| format!("cannot read the admin token file {}: {e}", path.display()))?;
+        Self::parse(&text).map_err(|e| format!("{}: {e}", path.display()))
+    }
+
+    fn parse(text: &str) -> Result<Self, String> {
+        let mut tokens = Vec::new();
+        for (n, line) in text.lines().enumerate() {
+            let line = line.trim();
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            let (label, token) = line
+                .split_once(char::is_whitespace)
+                .map(|(l, t)| (l, t.trim()))
+                .ok_or_else(|| format!("line {}: write `<label> <token>`", n + 1))?;
+            let label_ok = label
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '@'));
+            if !label_ok {
+                return Err(format!(
+                    "line {}: the label may hold letters, digits and - _ . @ only",
+                    n + 1
+                ));
+            }
+            if token.len() < MIN_TOKEN_LEN || token.contains(char::is_whitespace) {
+                return Err(format!(
+                    "line {}: the token must be at least {MIN_TOKEN_LEN} characters without spaces (e.g. `openssl rand -hex 32`)",
+                    n + 1
+                ));
+            }
+            tokens.push((label.to_owned(), Handle::presented(token).key()));
+        }
+        if tokens.is_empty() {
+            return Err("holds no token; write one `<label> <token>` line".into());
+        }
+        Ok(Self { tokens })
+    }
+
+    /// The label of the token in an `Authorization: Bearer` value, if it is one of ours.
+    pub(crate) fn check(&self, authorization: Option<&str>) -> Option<&str> {
+        let presented = authorization?
+            .strip_prefix("Bearer ")
+            .or_else(|| authorization?.strip_prefix("bearer "))?
+            .trim();
+        let presented = Handle::presented(presented);
+        // Every token is compared, so the time taken does not say which one was close.
+        let mut found = None;
+        for (label, key) in &self.tokens {
+            if key.matches(&presented) && found.is_none() {
+                found = Some(label.as_str());
+            }
+        }
+        found
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_labels_and_checks_tokens() {
+        let t = AdminTokens::parse(&format!(
+            "# operators\nalice {}\n\nci-bot {}\n",
+            "a".repeat(40),
+            "b".repeat(40)
+        ))
+        .unwrap();
+        assert_eq!(
+            t.check(Some(&format!("Bearer {}", "b".repeat(40)))),
+            Some("ci-bot")
+        );
+        assert_eq!(t.check(Some(&format!("Bearer {}", "c".repeat(40)))), None);
+        assert_eq!(t.check(Some(&"a".repeat(40))), None, "no scheme");
+        assert_eq!(t.check(None), None);
+        assert!(AdminTokens::parse("alice short").is_err());
+        assert!(AdminTokens::parse("").is_err());
+        assert!(AdminTokens::parse(&format!("bad/label {}", "a".repeat(40))).is_err());
+    }
+}

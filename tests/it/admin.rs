@@ -1,0 +1,244 @@
+//! The admin API: its token, tenants, clients (list, show, re-map, delete) and grants (list by
+//! client and user, revoke one, all of a user), each effective at once.
+
+use reqwest::Method;
+use serde_json::{Value, json};
+
+use crate::browser::{Browser, Client, login, redeem, refresh};
+use crate::fake_entra::SECRET_APP;
+use crate::helpers::{ADMIN_TOKEN, spawn_app};
+use crate::login::world;
+
+#[tokio::test]
+async fn the_admin_api_wants_its_token_and_lists_tenants() {
+    let app = spawn_app().await;
+    let url = format!("{}/tenants", app.admin_base());
+    let none = app.http.get(&url).send().await.unwrap();
+    assert_eq!(none.status(), 401);
+    assert!(none.headers().contains_key("www-authenticate"));
+    let wrong = app
+        .http
+        .get(&url)
+        .bearer_auth(format!("{ADMIN_TOKEN}x"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(wrong.status(), 401);
+    let res = app.admin(Method::GET, "/tenants").send().await.unwrap();
+    assert_eq!(res.status(), 200);
+    let body: Value = res.json().await.unwrap();
+    let beta = body["tenants"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["id"] == "beta")
+        .unwrap();
+    assert_eq!(beta["upstream"]["state"], "unreachable", "{body}");
+    assert_eq!(beta["apps"][0]["name"], "beta-app");
+    // The admin API is not on the public listener.
+    let public = app.get("/admin/v1/tenants").await;
+    assert_ne!(public.status(), 200);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn revoking_a_user_ends_their_grants_at_once_and_spares_everyone_else() {
+    let w = world().await;
+    let client = Client::register(&w.app, "contoso", json!({})).await;
+    let mut refresh_tokens = Vec::new();
+    for user in ["alice", "bob", "alice"] {
+        let (code, attempt) = login(&w.app, &Browser::new(), "contoso", &client, user).await;
+        let (_, tokens) = redeem(&w.app, "contoso", &client, &code, &attempt).await;
+        refresh_tokens.push(tokens["refresh_token"].as_str().unwrap().to_owned());
+    }
+    let grants: Value = w
+        .app
+        .admin(Method::GET, "/tenants/contoso/grants?user=oid-alice")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(grants["grants"].as_array().unwrap().len(), 2, "{grants}");
+    assert_eq!(grants["grants"][0]["client_id"], client.id.as_str());
+
+    let res = w
+        .app
+        .admin(Method::POST, "/tenants/contoso/grants/revoke")
+        .json(&json!({"user": "oid-alice"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.json::<Value>().await.unwrap()["revoked"], 2);
+    for (i, user) in [(0, "alice"), (2, "alice")] {
+        let (status, body) = refresh(&w.app, "contoso", &client, &refresh_tokens[i]).await;
+        assert_eq!(
+            (status, body["error"].as_str()),
+            (400, Some("invalid_grant")),
+            "{user}"
+        );
+    }
+    let (status, body) = refresh(&w.app, "contoso", &client, &refresh_tokens[1]).await;
+    assert_eq!(status, 200, "bob keeps working: {body}");
+
+    // One grant by its id.
+    let grants: Value = w
+        .app
+        .admin(Method::GET, "/tenants/contoso/grants?user=oid-bob")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = grants["grants"][0]["id"].as_str().unwrap();
+    let res = w
+        .app
+        .admin(Method::DELETE, &format!("/tenants/contoso/grants/{id}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let (status, _) = refresh(
+        &w.app,
+        "contoso",
+        &client,
+        body["refresh_token"].as_str().unwrap(),
+    )
+    .await;
+    assert_eq!(status, 400, "bob's grant is revoked too now");
+    let missing = w
+        .app
+        .admin(Method::DELETE, "/tenants/contoso/grants/no-such-grant")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(missing.status(), 404);
+    w.stop().await;
+}
+
+#[tokio::test]
+async fn clients_are_listed_shown_remapped_and_deleted_with_their_grants() {
+    let w = world().await;
+    let client = Client::register(&w.app, "contoso", json!({})).await;
+    let browser = Browser::new();
+    let (code, attempt) = login(&w.app, &browser, "contoso", &client, "cy").await;
+    let (_, tokens) = redeem(&w.app, "contoso", &client, &code, &attempt).await;
+    let rt = tokens["refresh_token"].as_str().unwrap().to_owned();
+
+    let listed: Value = w
+        .app
+        .admin(Method::GET, "/tenants/contoso/clients?app=agents")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(
+        listed["clients"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["client_id"] == client.id.as_str()),
+        "{listed}"
+    );
+    let shown: Value = w
+        .app
+        .admin(
+            Method::GET,
+            &format!("/tenants/contoso/clients/{}", client.id),
+        )
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(shown["grants"].as_array().unwrap().len(), 1, "{shown}");
+
+    // Re-mapped onto the app that authenticates with HTTP Basic: the next login uses it.
+    let res = w
+        .app
+        .admin(
+            Method::PUT,
+            &format!("/tenants/contoso/clients/{}/app", client.id),
+        )
+        .json(&json!({"app": "basic-agents"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let (code, attempt) = login(&w.app, &browser, "contoso", &client, "cy").await;
+    let (status, _) = redeem(&w.app, "contoso", &client, &code, &attempt).await;
+    assert_eq!(status, 200);
+    let auth = w
+        .idp
+        .state
+        .lock()
+        .unwrap()
+        .token_auth
+        .last()
+        .cloned()
+        .unwrap();
+    assert_eq!(
+        auth,
+        (SECRET_APP.to_owned(), "client_secret_basic".to_owned())
+    );
+    let unknown_app = w
+        .app
+        .admin(
+            Method::PUT,
+            &format!("/tenants/contoso/clients/{}/app", client.id),
+        )
+        .json(&json!({"app": "no-such-app"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unknown_app.status(), 400);
+
+    // Deleted: its grants end and it is unknown from then on.
+    let res = w
+        .app
+        .admin(
+            Method::DELETE,
+            &format!("/tenants/contoso/clients/{}", client.id),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.json::<Value>().await.unwrap()["grants_revoked"], 2);
+    let (status, body) = refresh(&w.app, "contoso", &client, &rt).await;
+    assert_eq!(status, 401, "the client is gone: {body}");
+    let again = w
+        .app
+        .admin(
+            Method::GET,
+            &format!("/tenants/contoso/clients/{}", client.id),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(again.status(), 404);
+    w.stop().await;
+}
+
+#[tokio::test]
+async fn the_admin_api_does_not_start_without_a_token_file() {
+    let data = tempfile::tempdir().unwrap();
+    let tenants = tempfile::tempdir().unwrap();
+    crate::helpers::write_tenants(tenants.path(), None);
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let mut settings =
+        crate::helpers::test_settings(addr, &format!("http://{addr}"), data.path(), tenants.path());
+    settings.admin_listen = Some("127.0.0.1:0".parse().unwrap());
+    let err = dcr_shim::app::start_on(settings, listener)
+        .await
+        .err()
+        .expect("refused");
+    assert!(err.to_string().contains("--admin-token-file"), "{err}");
+}

@@ -2,7 +2,7 @@
 //! Client ID Metadata Documents to MCP clients in front of an IdP that offers neither.
 #![forbid(unsafe_code)]
 
-pub(crate) mod admin;
+pub mod admin;
 pub mod app;
 pub mod config;
 pub mod crypto;

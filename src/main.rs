@@ -28,6 +28,12 @@ enum Command {
     Serve(Box<ServeArgs>),
     /// Validate every tenant file, report every problem, and try to reach each upstream.
     Check(CommonArgs),
+    /// Registered clients, through a running server's admin API (docs/operations.md).
+    #[command(subcommand)]
+    Clients(dcr_shim::admin::cli::ClientsCommand),
+    /// Grants (refresh families), through a running server's admin API.
+    #[command(subcommand)]
+    Grants(dcr_shim::admin::cli::GrantsCommand),
 }
 
 #[derive(Args)]
@@ -123,6 +129,8 @@ async fn main() -> ExitCode {
     match Cli::parse().command {
         Command::Serve(args) => serve(*args).await,
         Command::Check(args) => check(args).await,
+        Command::Clients(cmd) => dcr_shim::admin::cli::clients(cmd).await,
+        Command::Grants(cmd) => dcr_shim::admin::cli::grants(cmd).await,
     }
 }
 

@@ -242,3 +242,67 @@ async fn the_admin_api_does_not_start_without_a_token_file() {
         .expect("refused");
     assert!(err.to_string().contains("--admin-token-file"), "{err}");
 }
+
+/// The CLI over the admin API: table output for people, `--json` for scripts, the token from
+/// the environment, and a failing exit code with the server's reason.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cli_lists_and_revokes_through_the_admin_api() {
+    let w = world().await;
+    let client = Client::register(&w.app, "contoso", json!({"client_name": "CLI Agent"})).await;
+    let (code, attempt) = login(&w.app, &Browser::new(), "contoso", &client, "dee").await;
+    let (_, tokens) = redeem(&w.app, "contoso", &client, &code, &attempt).await;
+    let url = w.app.admin_base().trim_end_matches("/admin/v1").to_owned();
+    let cli = move |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_dcr-shim"))
+            .args(args)
+            .args(["--admin-url", &url, "--tenant", "contoso"])
+            .env("DCR_SHIM_ADMIN_TOKEN", ADMIN_TOKEN)
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let c = cli.clone();
+    let (ok, table, _) = tokio::task::spawn_blocking(move || c(&["clients", "list"]))
+        .await
+        .unwrap();
+    assert!(
+        ok && table.contains("CLIENT_ID") && table.contains("CLI Agent"),
+        "{table}"
+    );
+    let c = cli.clone();
+    let (ok, json_out, _) =
+        tokio::task::spawn_blocking(move || c(&["grants", "list", "--user", "oid-dee", "--json"]))
+            .await
+            .unwrap();
+    assert!(ok);
+    let listed: Value = serde_json::from_str(&json_out).unwrap();
+    assert_eq!(listed["grants"].as_array().unwrap().len(), 1, "{listed}");
+    let c = cli.clone();
+    let (ok, said, _) =
+        tokio::task::spawn_blocking(move || c(&["grants", "revoke", "--user", "oid-dee"]))
+            .await
+            .unwrap();
+    assert!(ok && said.contains("1 grant(s) revoked"), "{said}");
+    let (status, _) = refresh(
+        &w.app,
+        "contoso",
+        &client,
+        tokens["refresh_token"].as_str().unwrap(),
+    )
+    .await;
+    assert_eq!(status, 400, "revoked through the CLI");
+    let c = cli.clone();
+    let (ok, _, err) =
+        tokio::task::spawn_blocking(move || c(&["clients", "delete", "no-such-client"]))
+            .await
+            .unwrap();
+    assert!(
+        !ok && err.contains("404") && err.contains("no such client"),
+        "{err}"
+    );
+    w.stop().await;
+}

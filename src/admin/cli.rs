@@ -1,0 +1,331 @@
+//! `dcr-shim clients …` and `dcr-shim grants …`: the admin API from a shell. A table for
+//! people, `--json` for scripts; the exit code says whether the server did it.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Subcommand};
+use serde_json::{Value, json};
+
+/// Where the admin API is and how to authenticate to it.
+#[derive(Args, Debug)]
+pub struct AdminConnection {
+    /// The admin API's address (the server's --admin-listen).
+    #[arg(
+        long,
+        env = "DCR_SHIM_ADMIN_URL",
+        default_value = "http://127.0.0.1:9090"
+    )]
+    admin_url: String,
+    /// An admin token (better: DCR_SHIM_ADMIN_TOKEN, or --admin-token-file).
+    #[arg(long, env = "DCR_SHIM_ADMIN_TOKEN", hide_env_values = true)]
+    admin_token: Option<String>,
+    /// A file whose first `<label> <token>` line (or bare token) is used.
+    #[arg(long)]
+    admin_token_file: Option<PathBuf>,
+    /// The tenant.
+    #[arg(long)]
+    tenant: String,
+    /// Print the server's JSON instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ClientsCommand {
+    /// Registered clients of the tenant.
+    List {
+        #[command(flatten)]
+        conn: AdminConnection,
+        /// Only clients mapped onto this app.
+        #[arg(long)]
+        app: Option<String>,
+        /// At most this many.
+        #[arg(long, default_value_t = 100)]
+        limit: usize,
+    },
+    /// One client and its grants.
+    Show {
+        #[command(flatten)]
+        conn: AdminConnection,
+        client_id: String,
+    },
+    /// Delete a registered client; its grants are revoked.
+    Delete {
+        #[command(flatten)]
+        conn: AdminConnection,
+        client_id: String,
+    },
+    /// Map a client onto another app (for one resource, or all).
+    Remap {
+        #[command(flatten)]
+        conn: AdminConnection,
+        client_id: String,
+        #[arg(long)]
+        app: String,
+        #[arg(long)]
+        resource: Option<String>,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum GrantsCommand {
+    /// Grants (refresh families) of the tenant, of a client or of a user.
+    List {
+        #[command(flatten)]
+        conn: AdminConnection,
+        /// Only this client's grants.
+        #[arg(long, conflicts_with = "user")]
+        client: Option<String>,
+        /// The user's subject at the IdP (Entra `oid`, else `sub`).
+        #[arg(long)]
+        user: Option<String>,
+    },
+    /// Revoke one grant, every grant of a client, or every grant of a user.
+    Revoke {
+        #[command(flatten)]
+        conn: AdminConnection,
+        /// Every grant of this client.
+        #[arg(long, conflicts_with_all = ["user", "grant"], required_unless_present_any = ["user", "grant"])]
+        client: Option<String>,
+        /// Every grant of this user (their subject at the IdP: Entra `oid`, else `sub`).
+        #[arg(long, conflicts_with = "grant")]
+        user: Option<String>,
+        /// One grant, by the id `grants list` shows.
+        #[arg(long)]
+        grant: Option<String>,
+    },
+}
+
+fn encode(segment: &str) -> String {
+    url::form_urlencoded::byte_serialize(segment.as_bytes())
+        .collect::<String>()
+        .replace('+', "%20")
+}
+
+impl AdminConnection {
+    fn token(&self) -> Result<String, String> {
+        if let Some(t) = &self.admin_token {
+            return Ok(t.clone());
+        }
+        let Some(path) = &self.admin_token_file else {
+            return Err(
+                "give the admin token: DCR_SHIM_ADMIN_TOKEN, --admin-token or --admin-token-file"
+                    .into(),
+            );
+        };
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        text.lines()
+            .map(str::trim)
+            .find(|l| !l.is_empty() && !l.starts_with('#'))
+            .and_then(|l| l.split_whitespace().last())
+            .map(str::to_owned)
+            .ok_or_else(|| format!("{} holds no token", path.display()))
+    }
+
+    async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> Result<Value, String> {
+        let url = format!(
+            "{}/admin/v1/tenants/{}{path}",
+            self.admin_url.trim_end_matches('/'),
+            encode(&self.tenant)
+        );
+        let mut req = reqwest::Client::new()
+            .request(method, &url)
+            .bearer_auth(self.token()?);
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let res = req
+            .send()
+            .await
+            .map_err(|e| format!("cannot reach the admin API at {}: {e}", self.admin_url))?;
+        let status = res.status();
+        let value: Value = res.json().await.unwrap_or(Value::Null);
+        if status.is_success() {
+            Ok(value)
+        } else {
+            Err(format!(
+                "the server answered {status}: {}",
+                value["error_description"]
+                    .as_str()
+                    .unwrap_or("no reason given")
+            ))
+        }
+    }
+}
+
+fn finish(
+    conn: &AdminConnection,
+    result: Result<Value, String>,
+    table: impl Fn(&Value),
+) -> ExitCode {
+    match result {
+        Ok(v) if conn.json => {
+            println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+            ExitCode::SUCCESS
+        }
+        Ok(v) => {
+            table(&v);
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("dcr-shim: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn text(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        Value::Null => "-".into(),
+        other => other.to_string(),
+    }
+}
+
+fn print_clients(clients: &[Value]) {
+    println!(
+        "{:<40} {:<24} {:<12} APPS",
+        "CLIENT_ID", "NAME", "LAST_USED"
+    );
+    for c in clients {
+        let apps: Vec<String> = c["apps"]
+            .as_object()
+            .map(|m| m.values().map(text).collect())
+            .unwrap_or_default();
+        println!(
+            "{:<40} {:<24} {:<12} {}",
+            text(&c["client_id"]),
+            text(&c["metadata"]["client_name"]),
+            text(&c["last_used_at"]),
+            apps.join(",")
+        );
+    }
+}
+
+fn print_grants(grants: &[Value]) {
+    println!(
+        "{:<44} {:<38} {:<24} {:<12} REVOKED",
+        "GRANT", "CLIENT_ID", "USER", "CREATED"
+    );
+    for g in grants {
+        println!(
+            "{:<44} {:<38} {:<24} {:<12} {}",
+            text(&g["id"]),
+            text(&g["client_id"]),
+            text(&g["user"]),
+            text(&g["created_at"]),
+            text(&g["revoked"])
+        );
+    }
+}
+
+pub async fn clients(cmd: ClientsCommand) -> ExitCode {
+    use reqwest::Method;
+    match cmd {
+        ClientsCommand::List { conn, app, limit } => {
+            let mut path = format!("/clients?limit={limit}");
+            if let Some(a) = &app {
+                path.push_str(&format!("&app={}", encode(a)));
+            }
+            let r = conn.call(Method::GET, &path, None).await;
+            finish(&conn, r, |v| {
+                print_clients(v["clients"].as_array().map(Vec::as_slice).unwrap_or(&[]))
+            })
+        }
+        ClientsCommand::Show { conn, client_id } => {
+            let r = conn
+                .call(
+                    Method::GET,
+                    &format!("/clients/{}", encode(&client_id)),
+                    None,
+                )
+                .await;
+            finish(&conn, r, |v| {
+                print_clients(std::slice::from_ref(&v["client"]));
+                println!();
+                print_grants(v["grants"].as_array().map(Vec::as_slice).unwrap_or(&[]));
+            })
+        }
+        ClientsCommand::Delete { conn, client_id } => {
+            let r = conn
+                .call(
+                    Method::DELETE,
+                    &format!("/clients/{}", encode(&client_id)),
+                    None,
+                )
+                .await;
+            finish(&conn, r, |v| {
+                println!(
+                    "deleted {client_id}; {} grant(s) revoked",
+                    text(&v["grants_revoked"])
+                )
+            })
+        }
+        ClientsCommand::Remap {
+            conn,
+            client_id,
+            app,
+            resource,
+        } => {
+            let body = json!({"app": app, "resource": resource});
+            let r = conn
+                .call(
+                    Method::PUT,
+                    &format!("/clients/{}/app", encode(&client_id)),
+                    Some(body),
+                )
+                .await;
+            finish(&conn, r, |v| {
+                print_clients(std::slice::from_ref(&v["client"]))
+            })
+        }
+    }
+}
+
+pub async fn grants(cmd: GrantsCommand) -> ExitCode {
+    use reqwest::Method;
+    match cmd {
+        GrantsCommand::List { conn, client, user } => {
+            let path = match (&client, &user) {
+                (Some(c), _) => format!("/grants?client={}", encode(c)),
+                (_, Some(u)) => format!("/grants?user={}", encode(u)),
+                _ => "/grants".to_owned(),
+            };
+            let r = conn.call(Method::GET, &path, None).await;
+            finish(&conn, r, |v| {
+                print_grants(v["grants"].as_array().map(Vec::as_slice).unwrap_or(&[]))
+            })
+        }
+        GrantsCommand::Revoke {
+            conn,
+            client,
+            user,
+            grant,
+        } => {
+            let r = match &grant {
+                Some(g) => {
+                    conn.call(Method::DELETE, &format!("/grants/{}", encode(g)), None)
+                        .await
+                }
+                None => {
+                    conn.call(
+                        Method::POST,
+                        "/grants/revoke",
+                        Some(json!({"client": client, "user": user})),
+                    )
+                    .await
+                }
+            };
+            finish(&conn, r, |v| {
+                println!("{} grant(s) revoked", text(&v["revoked"]))
+            })
+        }
+    }
+}

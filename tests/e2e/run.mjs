@@ -219,8 +219,12 @@ registrations_per_minute = 1000
   // ---------- shim ----------
   const dataDir = path.join(tmp, 'data'); fs.mkdirSync(dataDir);
   const shimLog = fs.openSync(path.join(tmp, 'shim.log'), 'w');
+  const adminPort = await freePort();
+  const ADMIN_URL = `http://127.0.0.1:${adminPort}`;
+  const ADMIN_TOKEN = 'e2e-admin-' + 'z'.repeat(32);
+  const adminTokens = w('admin-tokens', `e2e-operator ${ADMIN_TOKEN}\n`);
   const shim = spawn(SHIM_BIN, ['serve', '--listen', `127.0.0.1:${shimPort}`, '--public-url', SHIM, '--data-dir', dataDir,
-    '--tenants', tenantsDir, '--log-format', 'json'], { stdio: ['ignore', shimLog, shimLog], env: { ...process.env, RUST_LOG: process.env.RUST_LOG || 'info' } });
+    '--tenants', tenantsDir, '--log-format', 'json', '--admin-listen', `127.0.0.1:${adminPort}`, '--admin-token-file', adminTokens], { stdio: ['ignore', shimLog, shimLog], env: { ...process.env, RUST_LOG: process.env.RUST_LOG || 'info' } });
   started.children.push(shim);
   let shimExit = null;
   shim.on('exit', (code, sig) => { shimExit = { code, sig }; });
@@ -436,6 +440,21 @@ registrations_per_minute = 1000
     assert.ok(up.scope.split(' ').includes(`${API}/files.write`));
     ctx.stepUp = { p };
     return `consent pages on step-up: ${p.browser.pages.shimConsent}`;
+  });
+
+  await scenario('Admin: a user revoked with the CLI is sent back to log in by the SDK client', async () => {
+    const p = newProvider({ login: 'rita', name: 'revoked-user agent' });
+    const { client } = await connectClient({ mcpUrl: MCP_ALPHA, provider: p, log });
+    assert.equal(toolJson(await client.callTool({ name: 'whoami', arguments: {} })).sub, 'rita');
+    const cli = await runCmd(SHIM_BIN, ['grants', 'revoke', '--tenant', 'alpha', '--user', 'rita', '--admin-url', ADMIN_URL],
+      { env: { ...process.env, DCR_SHIM_ADMIN_TOKEN: ADMIN_TOKEN } });
+    assert.equal(cli.code, 0, cli.out); assert.match(cli.out, /1 grant\(s\) revoked/);
+    // Once the access token expires, the refresh is refused and the SDK starts a new login.
+    const exp = accessClaims(p).exp * 1000;
+    await sleep(Math.max(0, exp - Date.now() + 1500));
+    assert.equal(toolJson(await callTool(client, null, p, 'whoami', {})).sub, 'rita');
+    assert.equal(p.history.authorizationUrls.length, 2, 'a second authorization after the revocation');
+    return `CLI: ${cli.out.trim()}`;
   });
 
   await scenario('Revocation: RFC 7009 revoke of the shim refresh token, then refresh refused', async () => {

@@ -9,6 +9,7 @@ pub mod crypto;
 pub mod dev_idp;
 pub mod domain;
 pub mod http;
+pub(crate) mod metrics;
 pub mod net;
 pub mod oauth;
 pub mod store;

@@ -23,39 +23,40 @@ const DEFAULT_LIMIT: usize = 100;
 
 /// Registers the admin routes.
 pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(
-        web::scope("/admin/v1")
-            .route("/tenants", web::get().to(tenants))
-            .route("/tenants/{tenant}/clients", web::get().to(list_clients))
-            .route(
-                "/tenants/{tenant}/clients/{client}",
-                web::get().to(show_client),
-            )
-            .route(
-                "/tenants/{tenant}/clients/{client}",
-                web::delete().to(delete_client),
-            )
-            .route(
-                "/tenants/{tenant}/clients/{client}/app",
-                web::put().to(remap_client),
-            )
-            .route("/tenants/{tenant}/grants", web::get().to(list_grants))
-            .route(
-                "/tenants/{tenant}/grants/revoke",
-                web::post().to(revoke_grants),
-            )
-            .route(
-                "/tenants/{tenant}/grants/{grant}",
-                web::delete().to(revoke_grant),
-            ),
-    )
-    .default_service(web::to(|| async {
-        Err::<HttpResponse, _>(problem(
-            404,
-            "not_found",
-            "no such admin endpoint; see docs/operations.md",
-        ))
-    }));
+    cfg.route("/metrics", web::get().to(metrics))
+        .service(
+            web::scope("/admin/v1")
+                .route("/tenants", web::get().to(tenants))
+                .route("/tenants/{tenant}/clients", web::get().to(list_clients))
+                .route(
+                    "/tenants/{tenant}/clients/{client}",
+                    web::get().to(show_client),
+                )
+                .route(
+                    "/tenants/{tenant}/clients/{client}",
+                    web::delete().to(delete_client),
+                )
+                .route(
+                    "/tenants/{tenant}/clients/{client}/app",
+                    web::put().to(remap_client),
+                )
+                .route("/tenants/{tenant}/grants", web::get().to(list_grants))
+                .route(
+                    "/tenants/{tenant}/grants/revoke",
+                    web::post().to(revoke_grants),
+                )
+                .route(
+                    "/tenants/{tenant}/grants/{grant}",
+                    web::delete().to(revoke_grant),
+                ),
+        )
+        .default_service(web::to(|| async {
+            Err::<HttpResponse, _>(problem(
+                404,
+                "not_found",
+                "no such admin endpoint; see docs/operations.md",
+            ))
+        }));
 }
 
 /// An admin request refused: its status, error code and what to do.
@@ -130,6 +131,14 @@ fn authorized(
         .cloned()
         .ok_or_else(|| problem(404, "not_found", "no such tenant"))?;
     Ok((label, tenant))
+}
+
+/// Prometheus text exposition (`metrics.rs`), for a scraper on the admin network: counts and
+/// latencies only, so no token is asked for.
+async fn metrics() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4; charset=utf-8")
+        .body(crate::metrics::metrics().render())
 }
 
 fn admin_error(e: AdminError) -> Problem {

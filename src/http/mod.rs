@@ -115,11 +115,21 @@ where
     let routine = is_routine_read(&req);
     // Nothing inside a routine read logs at info, so its span costs nothing there.
     // The client behind a trusted proxy, else the peer (`client_addr.rs`).
-    let client = req
-        .app_data::<web::Data<AppState>>()
+    let state = req.app_data::<web::Data<AppState>>().cloned();
+    let client = state
+        .as_ref()
         .and_then(|state| state.client_ip(req.request()))
         .map(|ip| ip.to_string())
         .unwrap_or_default();
+    // Metrics labels: a known tenant (else "-") and the route pattern (else "unmatched").
+    let tenant_label = req
+        .path()
+        .trim_start_matches('/')
+        .split('/')
+        .next()
+        .filter(|seg| state.as_ref().is_some_and(|s| s.tenant(seg).is_some()))
+        .unwrap_or("-")
+        .to_owned();
     let span = if routine {
         tracing::debug_span!("request", id = %request_id, method = %req.method(), path = %req.path(), client = %client)
     } else {
@@ -133,7 +143,22 @@ where
     async move {
         let mut res = fut.await?;
         let status = res.status().as_u16();
-        let ms = started.elapsed().as_secs_f64() * 1000.0;
+        let elapsed = started.elapsed().as_secs_f64();
+        let ms = elapsed * 1000.0;
+        // `/{tenant}/token` is labelled `/:tenant/token`: braces in a label value trip some
+        // exposition parsers.
+        let route = res
+            .request()
+            .match_pattern()
+            .map(|p| p.replace('{', ":").replace('}', ""))
+            .unwrap_or_else(|| "unmatched".to_owned());
+        let m = crate::metrics::metrics();
+        m.requests
+            .with_label_values(&[tenant_label.as_str(), route.as_str(), &status.to_string()])
+            .inc();
+        m.request_seconds
+            .with_label_values(&[tenant_label.as_str(), route.as_str()])
+            .observe(elapsed);
         let id = routine_path.as_ref().map(|_| request_id.as_str());
         let path = routine_path.as_deref();
         if probe {

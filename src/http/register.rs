@@ -33,6 +33,15 @@ pub(crate) async fn register(
         _ => None,
     };
     if let Some(why) = refusal {
+        let limit = if why.contains("this address") {
+            "address"
+        } else {
+            "tenant"
+        };
+        crate::metrics::metrics()
+            .rate_limited
+            .with_label_values(&[tenant.id.as_str(), limit])
+            .inc();
         tracing::warn!(target: "audit", event = "registration_rate_limited", tenant = %tenant.id,
             source = %source.map(|s| s.to_string()).unwrap_or_default(), reason = why);
         let mut res = error_response_with_status(
@@ -67,6 +76,10 @@ pub(crate) async fn register(
     };
     match state.registry().register(&tenant, &value, unix_now()).await {
         Ok(registered) => {
+            crate::metrics::metrics()
+                .registrations
+                .with_label_values(&[tenant.id.as_str()])
+                .inc();
             let r = &registered.record;
             tracing::info!(target: "audit", event = "client_registered", tenant = %tenant.id, client_id = %r.client_id,
                 apps = ?r.apps, auth_method = ?r.metadata.token_endpoint_auth_method,

@@ -296,6 +296,10 @@ impl AuthServer {
         let Some(app) = tenant.app(&request.app) else {
             return Err(redirect_error(OAuthError::server_error()));
         };
+        crate::metrics::metrics()
+            .logins
+            .with_label_values(&[tenant.id.as_str(), "started"])
+            .inc();
         let txn_id = Handle::generate();
         let verifier = random_token();
         let nonce = random_token();

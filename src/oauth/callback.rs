@@ -59,6 +59,10 @@ impl AuthServer {
             .await
         {
             Ok(code) => {
+                crate::metrics::metrics()
+                    .logins
+                    .with_label_values(&[tenant.id.as_str(), "completed"])
+                    .inc();
                 let mut query = vec![("code", code.expose())];
                 if let Some(s) = &r.state {
                     query.push(("state", s));
@@ -67,6 +71,10 @@ impl AuthServer {
                 CallbackOutcome::Redirect(r.redirect_uri.with_query(&query))
             }
             Err(mut error) => {
+                crate::metrics::metrics()
+                    .logins
+                    .with_label_values(&[tenant.id.as_str(), error.code.as_str()])
+                    .inc();
                 // An authorization response may carry only the codes of RFC 6749 §4.1.2.1
                 // (plus RFC 8707's invalid_target and OpenID Connect's interaction codes); a
                 // token-endpoint code from the IdP (invalid_grant, invalid_client, …) becomes

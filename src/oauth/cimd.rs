@@ -352,9 +352,31 @@ impl CimdResolver {
         {
             return Err(CimdError::HostNotAllowed(host));
         }
+        let cimd = |outcome: &str| {
+            crate::metrics::metrics()
+                .cimd
+                .with_label_values(&[tenant.id.as_str(), outcome])
+                .inc();
+        };
         let metadata = match self.cache.get(client_id).await {
-            Some(doc) => doc.metadata,
-            None => self.fetch_once(tenant, client_id, &url).await?,
+            Some(doc) => {
+                cimd("cache_hit");
+                doc.metadata
+            }
+            None => match self.fetch_once(tenant, client_id, &url).await {
+                Ok(m) => {
+                    cimd("fetched");
+                    m
+                }
+                Err(e) => {
+                    cimd(match &e {
+                        CimdError::Fetch(_, f) if f.is_busy() => "busy",
+                        CimdError::Remembered(_) => "remembered",
+                        _ => "refused",
+                    });
+                    return Err(e);
+                }
+            },
         };
         let apps = choose_apps(&tenant.config, &ClientFacts::of(&metadata, Some(&host)));
         Ok(ClientRecord {

@@ -43,6 +43,25 @@ impl AuthServer {
         req: RefreshRequest,
         now: u64,
     ) -> Result<Value, OAuthError> {
+        let result = self.refresh_steps(tenant, client, req, now).await;
+        let outcome = match &result {
+            Ok(_) => "ok",
+            Err(e) => e.code.as_str(),
+        };
+        crate::metrics::metrics()
+            .refreshes
+            .with_label_values(&[tenant.id.as_str(), outcome])
+            .inc();
+        result
+    }
+
+    async fn refresh_steps(
+        &self,
+        tenant: &Tenant,
+        client: &ClientRecord,
+        req: RefreshRequest,
+        now: u64,
+    ) -> Result<Value, OAuthError> {
         let token = &req.refresh_token;
         let family_id = self.family_of(tenant, client, token, now).await?;
         // One rotation at a time per family: a parallel request waits, then takes the grace path.
@@ -160,6 +179,10 @@ impl AuthServer {
             return Ok(issued.0);
         }
         self.revoke_family(tenant, &rec.family_id, now).await?;
+        crate::metrics::metrics()
+            .reuse_detected
+            .with_label_values(&[tenant.id.as_str()])
+            .inc();
         tracing::warn!(target: "audit", event = "refresh_reuse", tenant = %tenant.id, client_id = %client.client_id, family = %rec.family_id.short());
         Err(invalid_grant(
             "the refresh token was already used; every token of this login is now revoked",
@@ -320,6 +343,10 @@ impl AuthServer {
                 .update(&tenant.id, family_id, f.revision, &value, f.expires_at)
                 .await?
             {
+                crate::metrics::metrics()
+                    .family_revocations
+                    .with_label_values(&[tenant.id.as_str()])
+                    .inc();
                 tracing::info!(target: "audit", event = "refresh_family_revoked", tenant = %tenant.id, client_id = %value.client_id);
                 return Ok(());
             }

@@ -136,6 +136,10 @@ impl AuthServer {
             if let Some(family) = &current.value.family_id {
                 self.revoke_family(tenant, family, now).await?;
             }
+            crate::metrics::metrics()
+                .reuse_detected
+                .with_label_values(&[tenant.id.as_str()])
+                .inc();
             tracing::warn!(target: "audit", event = "code_replayed", tenant = %tenant.id, client_id = %client.client_id);
             return Err(invalid_grant(
                 "the authorization code was already used; the tokens issued for it are revoked",

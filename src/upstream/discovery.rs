@@ -88,6 +88,11 @@ impl UpstreamDirectory {
     }
 
     fn set(&self, tenant: &TenantId, status: UpstreamStatus) {
+        let up = i64::from(!matches!(status, UpstreamStatus::Unreachable(_)));
+        crate::metrics::metrics()
+            .upstream_up
+            .with_label_values(&[tenant.as_str()])
+            .set(up);
         if let Ok(mut s) = self.statuses.write() {
             s.insert(tenant.clone(), status);
         }

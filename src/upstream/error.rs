@@ -114,6 +114,43 @@ pub(crate) enum UpstreamError {
 }
 
 impl UpstreamError {
+    /// The metrics label of this failure: the AADSTS code when Entra gave one, else the OAuth
+    /// error (both bounded sets), `unreachable` or `misconfigured`.
+    pub(crate) fn metric_code(&self) -> String {
+        match self {
+            Self::Idp(e) => e
+                .description
+                .as_deref()
+                .and_then(|d| d.split(':').next())
+                .filter(|c| c.starts_with("AADSTS") && c[6..].chars().all(|ch| ch.is_ascii_digit()))
+                .map(str::to_owned)
+                .unwrap_or_else(|| {
+                    let known = [
+                        "invalid_grant",
+                        "invalid_client",
+                        "invalid_request",
+                        "invalid_scope",
+                        "unauthorized_client",
+                        "unsupported_grant_type",
+                        "interaction_required",
+                        "consent_required",
+                        "login_required",
+                        "access_denied",
+                        "server_error",
+                        "temporarily_unavailable",
+                        "invalid_target",
+                    ];
+                    if known.contains(&e.error.as_str()) {
+                        e.error.clone()
+                    } else {
+                        "other".into()
+                    }
+                }),
+            Self::Unavailable(_) => "unreachable".into(),
+            Self::Misconfigured(_) => "misconfigured".into(),
+        }
+    }
+
     pub(crate) fn is_invalid_grant(&self) -> bool {
         matches!(self, Self::Idp(e) if e.error == "invalid_grant")
     }

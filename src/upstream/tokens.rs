@@ -138,7 +138,36 @@ impl UpstreamClient {
         self.token_call(tenant, endpoints, app, form, now).await
     }
 
+    /// One call to the token endpoint, timed and its refusals counted (`metrics.rs`).
     async fn token_call(
+        &self,
+        tenant: &Tenant,
+        endpoints: &UpstreamEndpoints,
+        app: &AppConfig,
+        form: Vec<(String, String)>,
+        now: u64,
+    ) -> Result<UpstreamTokens, UpstreamError> {
+        let call = match form.first().map(|(_, v)| v.as_str()) {
+            Some("refresh_token") => "refresh",
+            _ => "code",
+        };
+        let m = crate::metrics::metrics();
+        let started = std::time::Instant::now();
+        let result = self
+            .call_token_endpoint(tenant, endpoints, app, form, now)
+            .await;
+        m.upstream_seconds
+            .with_label_values(&[tenant.id.as_str(), call])
+            .observe(started.elapsed().as_secs_f64());
+        if let Err(e) = &result {
+            m.upstream_errors
+                .with_label_values(&[tenant.id.as_str(), call, &e.metric_code()])
+                .inc();
+        }
+        result
+    }
+
+    async fn call_token_endpoint(
         &self,
         tenant: &Tenant,
         endpoints: &UpstreamEndpoints,

@@ -17,6 +17,7 @@ mod helpers;
 mod hostile;
 mod hygiene;
 mod login;
+mod metrics;
 mod personas;
 mod properties;
 mod registration;

@@ -1,0 +1,159 @@
+//! Prometheus metrics, served at `/metrics` on the admin listener. One process-wide set
+//! (`metrics()`), counted where things happen; every label has a bounded set of values: tenant
+//! ids, route patterns, status codes, OAuth error codes, AADSTS codes, fixed outcome names.
+
+use std::sync::OnceLock;
+
+use prometheus::{
+    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder,
+};
+
+pub(crate) struct Metrics {
+    registry: Registry,
+    /// HTTP requests by tenant, route and status.
+    pub(crate) requests: IntCounterVec,
+    /// HTTP request latency by tenant and route.
+    pub(crate) request_seconds: HistogramVec,
+    /// Clients registered, by tenant.
+    pub(crate) registrations: IntCounterVec,
+    /// Requests refused by a rate limit, by tenant and limit (`address`, `tenant`).
+    pub(crate) rate_limited: IntCounterVec,
+    /// Logins by tenant and outcome (`started`, `completed`, or the OAuth error of a failure).
+    pub(crate) logins: IntCounterVec,
+    /// Refresh grants by tenant and outcome (`ok`, or the OAuth error).
+    pub(crate) refreshes: IntCounterVec,
+    /// Refresh tokens or codes used twice, by tenant.
+    pub(crate) reuse_detected: IntCounterVec,
+    /// Refresh families revoked, by tenant.
+    pub(crate) family_revocations: IntCounterVec,
+    /// Calls to the IdP's token endpoint by tenant and call (`code`, `refresh`).
+    pub(crate) upstream_seconds: HistogramVec,
+    /// The IdP's refusals by tenant, call and code (the AADSTS code for Entra, else the OAuth
+    /// error; `unreachable` when it did not answer).
+    pub(crate) upstream_errors: IntCounterVec,
+    /// Client metadata document resolutions by tenant and outcome (`fetched`, `cache_hit`,
+    /// `refused`, `remembered`, `busy`).
+    pub(crate) cimd: IntCounterVec,
+    /// 1 while a tenant's IdP is discovered (or built in), else 0.
+    pub(crate) upstream_up: IntGaugeVec,
+}
+
+fn counter(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
+    let c = IntCounterVec::new(Opts::new(name, help), labels)
+        .unwrap_or_else(|e| unreachable!("metric {name}: {e}"));
+    registry
+        .register(Box::new(c.clone()))
+        .unwrap_or_else(|e| unreachable!("metric {name}: {e}"));
+    c
+}
+
+fn histogram(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> HistogramVec {
+    let buckets = vec![
+        0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+    ];
+    let h = HistogramVec::new(HistogramOpts::new(name, help).buckets(buckets), labels)
+        .unwrap_or_else(|e| unreachable!("metric {name}: {e}"));
+    registry
+        .register(Box::new(h.clone()))
+        .unwrap_or_else(|e| unreachable!("metric {name}: {e}"));
+    h
+}
+
+impl Metrics {
+    fn new() -> Self {
+        let r = Registry::new();
+        let upstream_up = IntGaugeVec::new(
+            Opts::new(
+                "dcr_shim_upstream_up",
+                "1 while the tenant's IdP is discovered or built in, else 0",
+            ),
+            &["tenant"],
+        )
+        .unwrap_or_else(|e| unreachable!("metric: {e}"));
+        r.register(Box::new(upstream_up.clone()))
+            .unwrap_or_else(|e| unreachable!("metric: {e}"));
+        Self {
+            requests: counter(
+                &r,
+                "dcr_shim_http_requests_total",
+                "HTTP requests",
+                &["tenant", "route", "status"],
+            ),
+            request_seconds: histogram(
+                &r,
+                "dcr_shim_http_request_duration_seconds",
+                "HTTP request latency",
+                &["tenant", "route"],
+            ),
+            registrations: counter(
+                &r,
+                "dcr_shim_registrations_total",
+                "clients registered",
+                &["tenant"],
+            ),
+            rate_limited: counter(
+                &r,
+                "dcr_shim_rate_limited_total",
+                "requests refused by a rate limit",
+                &["tenant", "limit"],
+            ),
+            logins: counter(
+                &r,
+                "dcr_shim_logins_total",
+                "logins started, completed and failed (by OAuth error)",
+                &["tenant", "outcome"],
+            ),
+            refreshes: counter(
+                &r,
+                "dcr_shim_refreshes_total",
+                "refresh grants by outcome",
+                &["tenant", "outcome"],
+            ),
+            reuse_detected: counter(
+                &r,
+                "dcr_shim_reuse_detected_total",
+                "refresh tokens or codes used twice",
+                &["tenant"],
+            ),
+            family_revocations: counter(
+                &r,
+                "dcr_shim_family_revocations_total",
+                "refresh families revoked",
+                &["tenant"],
+            ),
+            upstream_seconds: histogram(
+                &r,
+                "dcr_shim_upstream_call_duration_seconds",
+                "calls to the IdP's token endpoint",
+                &["tenant", "call"],
+            ),
+            upstream_errors: counter(
+                &r,
+                "dcr_shim_upstream_errors_total",
+                "the IdP's refusals by code",
+                &["tenant", "call", "code"],
+            ),
+            cimd: counter(
+                &r,
+                "dcr_shim_cimd_resolutions_total",
+                "client metadata document resolutions by outcome",
+                &["tenant", "outcome"],
+            ),
+            upstream_up,
+            registry: r,
+        }
+    }
+
+    /// The Prometheus text exposition of every metric.
+    pub(crate) fn render(&self) -> String {
+        let mut out = Vec::new();
+        let _ = TextEncoder::new().encode(&self.registry.gather(), &mut out);
+        String::from_utf8(out).unwrap_or_default()
+    }
+}
+
+/// The process's metrics.
+pub(crate) fn metrics() -> &'static Metrics {
+    static METRICS: OnceLock<Metrics> = OnceLock::new();
+    METRICS.get_or_init(Metrics::new)
+}

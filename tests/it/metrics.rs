@@ -1,0 +1,120 @@
+//! `/metrics` on the admin listener: Prometheus text that a Prometheus parser reads, with the
+//! counters moving as a login and a refresh run.
+
+use std::collections::HashMap;
+
+use serde_json::json;
+
+use crate::browser::{Browser, Client, login, redeem, refresh};
+use crate::login::world;
+
+/// Every sample of the exposition, by metric name and sorted labels; counters and gauges by
+/// value, histograms by their count.
+async fn scrape(app: &crate::helpers::TestApp) -> HashMap<String, f64> {
+    let base = app.admin_base();
+    let url = format!("{}/metrics", base.trim_end_matches("/admin/v1"));
+    let res = app.http.get(&url).send().await.unwrap();
+    assert_eq!(res.status(), 200);
+    let text = res.text().await.unwrap();
+    let lines = text.lines().map(|l| Ok(l.to_owned()));
+    let parsed = prometheus_parse::Scrape::parse(lines).expect("a Prometheus parser reads it");
+    let mut out = HashMap::new();
+    for s in parsed.samples {
+        let mut labels: Vec<String> = s.labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        labels.sort();
+        let value = match s.value {
+            prometheus_parse::Value::Counter(v)
+            | prometheus_parse::Value::Gauge(v)
+            | prometheus_parse::Value::Untyped(v) => v,
+            prometheus_parse::Value::Histogram(h) => h.last().map(|b| b.count).unwrap_or(0.0),
+            prometheus_parse::Value::Summary(_) => 0.0,
+        };
+        out.insert(format!("{}{{{}}}", s.metric, labels.join(",")), value);
+    }
+    out
+}
+
+fn delta(before: &HashMap<String, f64>, after: &HashMap<String, f64>, key: &str) -> f64 {
+    after.get(key).copied().unwrap_or(0.0) - before.get(key).copied().unwrap_or(0.0)
+}
+
+#[tokio::test]
+async fn counters_move_as_a_login_and_a_refresh_run() {
+    let w = world().await;
+    let before = scrape(&w.app).await;
+    let client = Client::register(&w.app, "contoso", json!({})).await;
+    let (code, attempt) = login(&w.app, &Browser::new(), "contoso", &client, "mia").await;
+    let (_, tokens) = redeem(&w.app, "contoso", &client, &code, &attempt).await;
+    let (status, _) = refresh(
+        &w.app,
+        "contoso",
+        &client,
+        tokens["refresh_token"].as_str().unwrap(),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let after = scrape(&w.app).await;
+    for (key, at_least) in [
+        ("dcr_shim_registrations_total{tenant=contoso}", 1.0),
+        ("dcr_shim_logins_total{outcome=started,tenant=contoso}", 1.0),
+        (
+            "dcr_shim_logins_total{outcome=completed,tenant=contoso}",
+            1.0,
+        ),
+        ("dcr_shim_refreshes_total{outcome=ok,tenant=contoso}", 1.0),
+        (
+            "dcr_shim_upstream_call_duration_seconds{call=code,tenant=contoso}",
+            1.0,
+        ),
+        (
+            "dcr_shim_upstream_call_duration_seconds{call=refresh,tenant=contoso}",
+            1.0,
+        ),
+        (
+            "dcr_shim_http_requests_total{route=/:tenant/token,status=200,tenant=contoso}",
+            2.0,
+        ),
+        (
+            "dcr_shim_http_request_duration_seconds{route=/:tenant/authorize,tenant=contoso}",
+            1.0,
+        ),
+    ] {
+        assert!(
+            delta(&before, &after, key) >= at_least,
+            "{key} moved by {}: {after:#?}",
+            delta(&before, &after, key)
+        );
+    }
+    assert_eq!(
+        after.get("dcr_shim_upstream_up{tenant=contoso}"),
+        Some(&1.0)
+    );
+
+    // An IdP refusal at refresh is counted by its AADSTS code.
+    w.idp.revoke_all_refresh_tokens();
+    let (_, tokens2) = {
+        let (code, attempt) = login(&w.app, &Browser::new(), "contoso", &client, "mia").await;
+        redeem(&w.app, "contoso", &client, &code, &attempt).await
+    };
+    w.idp.revoke_all_refresh_tokens();
+    let before = scrape(&w.app).await;
+    let (status, _) = refresh(
+        &w.app,
+        "contoso",
+        &client,
+        tokens2["refresh_token"].as_str().unwrap(),
+    )
+    .await;
+    assert_eq!(status, 400);
+    let after = scrape(&w.app).await;
+    let key = "dcr_shim_upstream_errors_total{call=refresh,code=AADSTS700082,tenant=contoso}";
+    assert_eq!(delta(&before, &after, key), 1.0, "{after:#?}");
+    assert!(
+        delta(
+            &before,
+            &after,
+            "dcr_shim_family_revocations_total{tenant=contoso}"
+        ) >= 1.0
+    );
+    w.stop().await;
+}

@@ -4,6 +4,7 @@
 
 pub mod admin;
 pub mod app;
+pub mod audit_log;
 pub mod config;
 pub mod crypto;
 pub mod dev_idp;

@@ -94,6 +94,29 @@ struct ServeArgs {
     /// Log format.
     #[arg(long, env = "DCR_SHIM_LOG_FORMAT", value_enum, default_value_t = LogFormat::Human)]
     log_format: LogFormat,
+    /// Also write the audit events as JSON lines to this file (reopened on SIGHUP, for log
+    /// rotation).
+    #[arg(long, env = "DCR_SHIM_AUDIT_LOG")]
+    audit_log: Option<PathBuf>,
+}
+
+/// Reopens the audit log whenever SIGHUP arrives.
+async fn reopen_on_sighup(audit: dcr_shim::audit_log::AuditFile) {
+    #[cfg(unix)]
+    {
+        let Ok(mut hangups) =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        else {
+            tracing::warn!("cannot listen for SIGHUP; the audit log will not be reopened");
+            return;
+        };
+        while hangups.recv().await.is_some() {
+            match audit.reopen() {
+                Ok(()) => tracing::info!("audit log reopened"),
+                Err(e) => tracing::error!(error = %e, "audit log not reopened"),
+            }
+        }
+    }
 }
 
 fn parse_workers(raw: &str) -> Result<usize, String> {
@@ -111,17 +134,41 @@ fn parse_timeout(raw: &str) -> Result<std::time::Duration, String> {
     }
 }
 
-fn init_logging(format: LogFormat) {
+/// Logs to stderr (filtered by `RUST_LOG`, default info) and, with `audit`, the audit events
+/// as JSON lines into their own file as well.
+fn init_logging(format: LogFormat, audit: Option<dcr_shim::audit_log::AuditFile>) {
+    use tracing_subscriber::Layer;
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+    let stderr = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
-    match format {
-        LogFormat::Human => builder.init(),
-        LogFormat::Json => builder.json().flatten_event(true).init(),
-    }
+    let stderr = match format {
+        LogFormat::Human => stderr.with_filter(filter).boxed(),
+        LogFormat::Json => stderr
+            .json()
+            .flatten_event(true)
+            .with_filter(filter)
+            .boxed(),
+    };
+    let audit = audit.map(|file| {
+        tracing_subscriber::fmt::layer()
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .with_span_list(false)
+            .with_writer(file)
+            .with_filter(
+                tracing_subscriber::filter::Targets::new()
+                    .with_target("audit", tracing::Level::INFO),
+            )
+    });
+    tracing_subscriber::registry()
+        .with(stderr)
+        .with(audit)
+        .init();
 }
 
 #[tokio::main]
@@ -135,7 +182,22 @@ async fn main() -> ExitCode {
 }
 
 async fn serve(args: ServeArgs) -> ExitCode {
-    init_logging(args.log_format);
+    let audit = match args
+        .audit_log
+        .as_deref()
+        .map(dcr_shim::audit_log::AuditFile::open)
+    {
+        Some(Err(e)) => {
+            eprintln!("dcr-shim: not started: {e}");
+            return ExitCode::FAILURE;
+        }
+        Some(Ok(f)) => Some(f),
+        None => None,
+    };
+    init_logging(args.log_format, audit.clone());
+    if let Some(audit) = audit {
+        tokio::spawn(reopen_on_sighup(audit));
+    }
     let settings = Settings {
         listen: args.listen,
         public_url: args.common.public_url,

@@ -49,6 +49,16 @@ impl AuthMethod {
         }
     }
 
+    /// The RFC 7591 name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::None => "none",
+            Self::ClientSecretBasic => "client_secret_basic",
+            Self::ClientSecretPost => "client_secret_post",
+            Self::PrivateKeyJwt => "private_key_jwt",
+        }
+    }
+
     pub fn is_confidential(self) -> bool {
         self != Self::None
     }

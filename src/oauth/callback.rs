@@ -167,19 +167,24 @@ impl AuthServer {
                 "the identity provider answered with neither a code nor an error",
             ));
         };
-        let (tokens, subject) = self
+        let (tokens, user) = self
             .exchange_upstream_code(tenant, txn_id, txn, upstream_code, now)
             .await?;
+        let subject = user.as_ref().map(|u| u.subject.clone());
         let code = self
             .issue_code(tenant, r, &tokens, subject.as_deref(), now)
             .await?;
+        let claim = |f: fn(&IdTokenUser) -> &Option<String>| {
+            user.as_ref().and_then(|u| f(u).clone()).unwrap_or_default()
+        };
         tracing::info!(target: "audit", event = "login_completed", tenant = %tenant.id, client_id = %r.client_id, app = %r.app,
-            subject = subject.as_deref().unwrap_or(""), resource = %r.resource);
+            subject = subject.as_deref().unwrap_or(""), tid = claim(|u| &u.tid), upn = claim(|u| &u.upn),
+            resource = %r.resource);
         Ok(code)
     }
 
     /// Exchanges the IdP's code with the app's credentials and the shim's PKCE verifier, and
-    /// checks the ID token that came with it. Returns the tokens and the user's subject.
+    /// checks the ID token that came with it. Returns the tokens and who logged in.
     async fn exchange_upstream_code(
         &self,
         tenant: &Tenant,
@@ -187,7 +192,7 @@ impl AuthServer {
         txn: &Transaction,
         upstream_code: &str,
         now: u64,
-    ) -> Result<(UpstreamTokens, Option<String>), OAuthError> {
+    ) -> Result<(UpstreamTokens, Option<IdTokenUser>), OAuthError> {
         let r = &txn.request;
         let (Ok(endpoints), Some(app)) = (self.upstreams.endpoints(tenant), tenant.app(&r.app))
         else {
@@ -296,18 +301,27 @@ fn allowed_in_authorization_response(code: ErrorCode) -> bool {
     )
 }
 
+/// Who logged in, from the ID token: the stable id at the IdP (Entra's `oid`, the same in
+/// every app of the directory, else `sub`), and for the audit log Entra's directory (`tid`) and
+/// sign-in name (`upn`, else `preferred_username`).
+#[derive(Clone, Debug)]
+pub(crate) struct IdTokenUser {
+    pub(crate) subject: String,
+    pub(crate) tid: Option<String>,
+    pub(crate) upn: Option<String>,
+}
+
 /// Checks the claims of an ID token received directly from the IdP's token endpoint over TLS
 /// (OpenID Connect Core §3.1.3.7: TLS server validation may stand in for the signature check
 /// in the code flow): issuer (Entra's `{tenantid}` placeholder filled from `tid`), audience,
-/// nonce and expiry. Returns the user's stable id at the IdP: Entra's `oid` (the same in every
-/// app of the directory), else `sub`.
+/// nonce and expiry. Returns who logged in.
 pub(crate) fn check_id_token(
     id_token: &str,
     issuer: &str,
     client_id: &str,
     nonce: &str,
     now: u64,
-) -> Result<String, String> {
+) -> Result<IdTokenUser, String> {
     let payload = id_token.split('.').nth(1).ok_or("not a JWT")?;
     let claims: Value = serde_json::from_slice(
         &URL_SAFE_NO_PAD
@@ -346,5 +360,10 @@ pub(crate) fn check_id_token(
     {
         return Err("the ID token has expired".into());
     }
-    Ok(text("oid").or(text("sub")).unwrap_or_default().to_owned())
+    let owned = |k: &str| text(k).map(str::to_owned);
+    Ok(IdTokenUser {
+        subject: text("oid").or(text("sub")).unwrap_or_default().to_owned(),
+        tid: owned("tid"),
+        upn: owned("upn").or_else(|| owned("preferred_username")),
+    })
 }

@@ -103,7 +103,7 @@ impl AuthServer {
         {
             return Err(AdminError::UnknownGrant);
         }
-        self.revoke_family(tenant, &family_id, now)
+        self.revoke_family(tenant, &family_id, "admin", now)
             .await
             .map_err(|_| AdminError::Store(StoreError::Backend("revocation failed".into())))
     }

@@ -178,7 +178,8 @@ impl AuthServer {
             self.records.flush().await?;
             return Ok(issued.0);
         }
-        self.revoke_family(tenant, &rec.family_id, now).await?;
+        self.revoke_family(tenant, &rec.family_id, "refresh_reuse", now)
+            .await?;
         crate::metrics::metrics()
             .reuse_detected
             .with_label_values(&[tenant.id.as_str()])
@@ -225,7 +226,8 @@ impl AuthServer {
             Err(e) => {
                 e.log(&tenant.id, &rec.app, "refresh");
                 if e.is_invalid_grant() {
-                    self.revoke_family(tenant, &rec.family_id, now).await?;
+                    self.revoke_family(tenant, &rec.family_id, "idp_refused", now)
+                        .await?;
                 }
                 Err(super::upstream_errors::to_token_client(&e))
             }
@@ -317,10 +319,13 @@ impl AuthServer {
     }
 
     /// Marks a refresh family revoked; every token of it is refused from then on.
+    /// Revokes a family; `cause` says why in the audit event (`refresh_reuse`, `code_replay`,
+    /// `code_race`, `idp_refused`, `client_revoked`, `admin`).
     pub(crate) async fn revoke_family(
         &self,
         tenant: &Tenant,
         family_id: &FamilyId,
+        cause: &'static str,
         now: u64,
     ) -> Result<(), OAuthError> {
         loop {
@@ -347,7 +352,8 @@ impl AuthServer {
                     .family_revocations
                     .with_label_values(&[tenant.id.as_str()])
                     .inc();
-                tracing::info!(target: "audit", event = "refresh_family_revoked", tenant = %tenant.id, client_id = %value.client_id);
+                tracing::info!(target: "audit", event = "refresh_family_revoked", tenant = %tenant.id, client_id = %value.client_id,
+                    user = value.subject.as_deref().unwrap_or(""), cause);
                 return Ok(());
             }
         }
@@ -378,7 +384,7 @@ impl AuthServer {
             .await?
             && rec.value.client_id == client.client_id
         {
-            self.revoke_family(tenant, &rec.value.family_id, now)
+            self.revoke_family(tenant, &rec.value.family_id, "client_revoked", now)
                 .await?;
         }
         Ok(())

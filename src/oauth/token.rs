@@ -134,7 +134,8 @@ impl AuthServer {
         };
         if current.value.used {
             if let Some(family) = &current.value.family_id {
-                self.revoke_family(tenant, family, now).await?;
+                self.revoke_family(tenant, family, "code_replay", now)
+                    .await?;
             }
             crate::metrics::metrics()
                 .reuse_detected
@@ -203,12 +204,12 @@ impl AuthServer {
             return Ok(());
         }
         if let Some(f) = &family_id {
-            self.revoke_family(tenant, f, now).await?;
+            self.revoke_family(tenant, f, "code_race", now).await?;
         }
         if let Some(latest) = self.records.get::<AuthCode>(&tenant.id, &key, now).await?
             && let Some(f) = latest.value.family_id
         {
-            self.revoke_family(tenant, &f, now).await?;
+            self.revoke_family(tenant, &f, "code_race", now).await?;
         }
         Err(invalid_grant("the authorization code was already used"))
     }

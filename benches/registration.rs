@@ -75,6 +75,7 @@ cimd_extra_ca_file = {:?}
         new_secret: false,
         shutdown_timeout: None,
         trusted_proxies: Vec::new(),
+        forwarded_header: Default::default(),
         admin_listen: None,
         admin_token_file: None,
     };

@@ -74,6 +74,7 @@ async fn start(data: &std::path::Path, tenants: &std::path::Path, port: u16) -> 
         new_secret: false,
         shutdown_timeout: None,
         trusted_proxies: Vec::new(),
+        forwarded_header: Default::default(),
         admin_listen: None,
         admin_token_file: None,
     };

@@ -249,6 +249,9 @@ fn serve_admin(
     let tokens = web::Data::new(
         crate::admin::tokens::AdminTokens::load(token_file).map_err(StartError::Admin)?,
     );
+    if !listen.ip().is_loopback() {
+        tracing::warn!(address = %listen, "the admin API listens on a non-loopback address without TLS: keep it on a private network, since its bearer tokens cross it in clear");
+    }
     let listener = TcpListener::bind(listen).map_err(|e| StartError::Listen(listen, e))?;
     let addr = listener
         .local_addr()

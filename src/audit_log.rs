@@ -15,12 +15,20 @@ pub struct AuditFile {
     file: Arc<Mutex<File>>,
 }
 
+/// Opens for appending, never through a symlink, and makes the file readable by its owner only
+/// (also when it existed already, e.g. made by logrotate with another mode).
 fn open(path: &Path) -> std::io::Result<File> {
+    if std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink()) {
+        return Err(std::io::Error::other("it is a symbolic link"));
+    }
     let mut options = OpenOptions::new();
     options.create(true).append(true);
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    options.open(path)
+    let file = options.open(path)?;
+    #[cfg(unix)]
+    file.set_permissions(std::os::unix::fs::PermissionsExt::from_mode(0o600))?;
+    Ok(file)
 }
 
 impl AuditFile {

@@ -74,6 +74,10 @@ struct ServeArgs {
     /// client address is read from Forwarded / X-Forwarded-For, for rate limits, audit and logs.
     #[arg(long, env = "DCR_SHIM_TRUSTED_PROXIES", value_parser = dcr_shim::config::server::parse_trusted_proxy, value_delimiter = ',')]
     trusted_proxies: Vec<ipnet::IpNet>,
+    /// The header the trusted proxies write the client's address into; the other one is never
+    /// read (proxies pass it through from the client).
+    #[arg(long, env = "DCR_SHIM_FORWARDED_HEADER", value_enum, default_value_t = dcr_shim::http::ForwardedHeader::XForwardedFor)]
+    forwarded_header: dcr_shim::http::ForwardedHeader,
     /// Address of the admin API (off unless given; keep it on loopback or a private network).
     #[arg(long, env = "DCR_SHIM_ADMIN_LISTEN")]
     admin_listen: Option<SocketAddr>,
@@ -100,8 +104,9 @@ struct ServeArgs {
     audit_log: Option<PathBuf>,
 }
 
-/// Reopens the audit log whenever SIGHUP arrives.
-async fn reopen_on_sighup(audit: dcr_shim::audit_log::AuditFile) {
+/// Reopens the audit log whenever SIGHUP arrives (and without one, keeps SIGHUP from ending
+/// the process, as logrotate's `postrotate` may send it).
+async fn reopen_on_sighup(audit: Option<dcr_shim::audit_log::AuditFile>) {
     #[cfg(unix)]
     {
         let Ok(mut hangups) =
@@ -111,9 +116,10 @@ async fn reopen_on_sighup(audit: dcr_shim::audit_log::AuditFile) {
             return;
         };
         while hangups.recv().await.is_some() {
-            match audit.reopen() {
-                Ok(()) => tracing::info!("audit log reopened"),
-                Err(e) => tracing::error!(error = %e, "audit log not reopened"),
+            match audit.as_ref().map(|a| a.reopen()) {
+                Some(Ok(())) => tracing::info!("audit log reopened"),
+                Some(Err(e)) => tracing::error!(error = %e, "audit log not reopened"),
+                None => tracing::info!("SIGHUP ignored: there is no --audit-log to reopen"),
             }
         }
     }
@@ -195,9 +201,7 @@ async fn serve(args: ServeArgs) -> ExitCode {
         None => None,
     };
     init_logging(args.log_format, audit.clone());
-    if let Some(audit) = audit {
-        tokio::spawn(reopen_on_sighup(audit));
-    }
+    tokio::spawn(reopen_on_sighup(audit));
     let settings = Settings {
         listen: args.listen,
         public_url: args.common.public_url,
@@ -211,6 +215,7 @@ async fn serve(args: ServeArgs) -> ExitCode {
         new_secret: args.new_secret,
         shutdown_timeout: args.shutdown_timeout,
         trusted_proxies: args.trusted_proxies,
+        forwarded_header: args.forwarded_header,
         admin_listen: args.admin_listen,
         admin_token_file: args.admin_token_file,
     };

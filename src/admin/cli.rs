@@ -324,7 +324,13 @@ pub async fn grants(cmd: GrantsCommand) -> ExitCode {
                 }
             };
             finish(&conn, r, |v| {
-                println!("{} grant(s) revoked", text(&v["revoked"]))
+                println!("{} grant(s) revoked", text(&v["revoked"]));
+                if v["grants_without_user"].as_u64().is_some_and(|n| n > 0) {
+                    println!(
+                        "note: {} live grant(s) of this tenant record no user (made before users were recorded, or by an IdP without ID tokens); revoke them by client",
+                        text(&v["grants_without_user"])
+                    );
+                }
             })
         }
     }

@@ -109,7 +109,11 @@ fn operator(req: &HttpRequest) -> Result<String, Problem> {
     match tokens.check(header) {
         Some(label) => Ok(label.to_owned()),
         None => {
-            tracing::warn!(target: "audit", event = "admin_refused", presented = header.is_some());
+            let peer = req
+                .peer_addr()
+                .map(|a| a.ip().to_string())
+                .unwrap_or_default();
+            tracing::warn!(target: "audit", event = "admin_refused", presented = header.is_some(), source = %peer);
             Err(problem(
                 401,
                 "invalid_token",
@@ -139,6 +143,17 @@ async fn metrics() -> HttpResponse {
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4; charset=utf-8")
         .body(crate::metrics::metrics().render())
+}
+
+/// A client as the operator sees it: the record without the hashes of handed-out values.
+fn client_view(client: &crate::domain::ClientRecord) -> Value {
+    let mut v = serde_json::to_value(client).unwrap_or(Value::Null);
+    if let Some(map) = v.as_object_mut() {
+        map.remove("secret_sha256");
+        map.remove("registration_token_sha256");
+        map.insert("confidential".into(), client.secret_sha256.is_some().into());
+    }
+    v
 }
 
 fn admin_error(e: AdminError) -> Problem {
@@ -204,7 +219,8 @@ async fn list_clients(
             .list(&tenant, query.app.as_deref(), limit, unix_now())
             .await
         {
-            Ok(clients) => HttpResponse::Ok().json(json!({"clients": clients})),
+            Ok(clients) => HttpResponse::Ok()
+                .json(json!({"clients": clients.iter().map(client_view).collect::<Vec<_>>()})),
             Err(e) => return Err(admin_error(e.into())),
         },
     )
@@ -229,7 +245,7 @@ async fn show_client(
                     )
                     .await
                     .unwrap_or_default();
-                HttpResponse::Ok().json(json!({"client": c, "grants": grants}))
+                HttpResponse::Ok().json(json!({"client": client_view(&c), "grants": grants}))
             }
             Ok(None) => return Err(admin_error(AdminError::UnknownClient)),
             Err(e) => return Err(problem(400, "invalid_request", &e.description)),
@@ -290,7 +306,7 @@ async fn remap_client(
         {
             Ok(c) => {
                 tracing::info!(target: "audit", event = "admin_client_remapped", by = %by, tenant = %tenant.id, client_id = %client_id, app = %body.app, resource = body.resource.as_deref().unwrap_or("*"));
-                HttpResponse::Ok().json(json!({"client": c}))
+                HttpResponse::Ok().json(json!({"client": client_view(&c)}))
             }
             Err(e) => return Err(admin_error(e)),
         },
@@ -351,6 +367,17 @@ async fn revoke_grants(
         }
         f => f,
     };
+    // Grants from before the user was recorded cannot be matched by user: say how many.
+    let without_user = if matches!(filter, GrantFilter::User(_)) {
+        state
+            .auth()
+            .grants(&tenant, &GrantFilter::All, unix_now())
+            .await
+            .map(|g| g.iter().filter(|g| g.user.is_none() && !g.revoked).count())
+            .unwrap_or(0)
+    } else {
+        0
+    };
     Ok(
         match state
             .auth()
@@ -360,7 +387,8 @@ async fn revoke_grants(
             Ok(revoked) => {
                 tracing::info!(target: "audit", event = "admin_grants_revoked", by = %by, tenant = %tenant.id,
                 client_id = body.client.as_deref().unwrap_or(""), user = body.user.as_deref().unwrap_or(""), revoked);
-                HttpResponse::Ok().json(json!({"revoked": revoked}))
+                HttpResponse::Ok()
+                    .json(json!({"revoked": revoked, "grants_without_user": without_user}))
             }
             Err(e) => return Err(admin_error(e)),
         },

@@ -41,6 +41,8 @@ pub struct Settings {
     /// Peers whose `Forwarded` / `X-Forwarded-For` headers name the client
     /// (`http/client_addr.rs`); from any other peer they are ignored.
     pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// The header those proxies write.
+    pub forwarded_header: crate::http::ForwardedHeader,
     /// Where the admin API listens (`admin/mod.rs`); off when `None`.
     pub admin_listen: Option<SocketAddr>,
     /// The admin API's tokens (`admin/tokens.rs`); required with `admin_listen`.

@@ -144,6 +144,9 @@ pub struct ClientRecord {
     /// SHA-256 of the client secret, hex; only confidential DCR clients have one.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub secret_sha256: Option<HandleKey>,
+    /// SHA-256 of the registration access token (RFC 7592), hex; registered clients only.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub(crate) registration_token_sha256: Option<HandleKey>,
     /// The app chosen by the mapping rules, per resource URI of the tenant (configured form).
     pub apps: BTreeMap<String, String>,
     pub(crate) issued_at: u64,

@@ -1,8 +1,9 @@
 //! The address of the client behind a request. Behind a TLS proxy every connection comes from
-//! the proxy, so from peers in `--trusted-proxies` the address is read from `Forwarded`
-//! (RFC 7239) or else `X-Forwarded-For`: the right-most hop that is not itself a trusted proxy
-//! (everything left of it was written by the client and proves nothing). From any other peer
-//! those headers are ignored.
+//! the proxy, so from peers in `--trusted-proxies` the address is read from the one header the
+//! proxy writes (`--forwarded-header`: `X-Forwarded-For` by default, or `Forwarded`, RFC 7239):
+//! the right-most hop that is not itself a trusted proxy (everything left of it was written by
+//! the client and proves nothing). The other header is never read, since most proxies pass it
+//! through from the client untouched; from any other peer neither is.
 
 use std::net::IpAddr;
 
@@ -14,13 +15,14 @@ pub(crate) fn client_address(
     peer: Option<IpAddr>,
     headers: &HeaderMap,
     trusted: &[IpNet],
+    header: ForwardedHeader,
 ) -> Option<IpAddr> {
     let peer = peer?;
     let is_trusted = |ip: &IpAddr| trusted.iter().any(|net| net.contains(ip));
     if !is_trusted(&peer) {
         return Some(peer);
     }
-    let hops = forwarded_hops(headers);
+    let hops = forwarded_hops(headers, header);
     let mut nearest_trusted = peer;
     for hop in hops.iter().rev() {
         match hop {
@@ -34,9 +36,17 @@ pub(crate) fn client_address(
     Some(nearest_trusted)
 }
 
-/// The `for` addresses of `Forwarded`, or else the addresses of `X-Forwarded-For`, in order
+/// Which header the trusted proxies write.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum ForwardedHeader {
+    #[default]
+    XForwardedFor,
+    Forwarded,
+}
+
+/// The `for` addresses of `Forwarded`, or the addresses of `X-Forwarded-For`, in order
 /// (left-most first), across repeated headers; `None` for a hop that is not an address.
-fn forwarded_hops(headers: &HeaderMap) -> Vec<Option<IpAddr>> {
+fn forwarded_hops(headers: &HeaderMap, header: ForwardedHeader) -> Vec<Option<IpAddr>> {
     let values = |name: &str| -> Vec<String> {
         headers
             .get_all(name)
@@ -44,9 +54,8 @@ fn forwarded_hops(headers: &HeaderMap) -> Vec<Option<IpAddr>> {
             .map(str::to_owned)
             .collect()
     };
-    let forwarded = values("forwarded");
-    if !forwarded.is_empty() {
-        return forwarded
+    if header == ForwardedHeader::Forwarded {
+        return values("forwarded")
             .iter()
             .flat_map(|v| v.split(','))
             .filter_map(|element| {
@@ -104,6 +113,12 @@ mod tests {
     fn the_right_most_untrusted_hop_from_a_trusted_peer_only() {
         let trusted: Vec<IpNet> = vec!["10.0.0.0/8".parse().unwrap(), "fd00::/8".parse().unwrap()];
         let proxy = Some(ip("10.1.2.3"));
+        let client_address = |peer, h: &HeaderMap, t: &[IpNet]| {
+            super::client_address(peer, h, t, ForwardedHeader::XForwardedFor)
+        };
+        let from_forwarded = |peer, h: &HeaderMap, t: &[IpNet]| {
+            super::client_address(peer, h, t, ForwardedHeader::Forwarded)
+        };
         let xff = headers(&[("x-forwarded-for", "6.6.6.6, 203.0.113.7, 10.9.9.9")]);
         assert_eq!(
             client_address(proxy, &xff, &trusted),
@@ -123,9 +138,14 @@ mod tests {
             ("x-forwarded-for", "1.1.1.1"),
         ]);
         assert_eq!(
-            client_address(proxy, &fwd, &trusted),
+            from_forwarded(proxy, &fwd, &trusted),
             Some(ip("2001:db8::7")),
-            "Forwarded wins over X-Forwarded-For"
+            "Forwarded, when the proxy writes it"
+        );
+        assert_eq!(
+            client_address(proxy, &fwd, &trusted),
+            Some(ip("1.1.1.1")),
+            "a Forwarded the client sent is ignored when the proxy writes X-Forwarded-For"
         );
         let split = headers(&[
             ("x-forwarded-for", "203.0.113.8"),
@@ -138,7 +158,7 @@ mod tests {
         );
         let unknown = headers(&[("forwarded", "for=unknown, for=10.0.0.5")]);
         assert_eq!(
-            client_address(proxy, &unknown, &trusted),
+            from_forwarded(proxy, &unknown, &trusted),
             Some(ip("10.0.0.5"))
         );
         assert_eq!(

@@ -9,7 +9,7 @@ use crate::oauth::{ErrorCode, OAuthError};
 /// The status for an error code.
 pub(crate) fn status_of(code: ErrorCode) -> StatusCode {
     match code {
-        ErrorCode::InvalidClient => StatusCode::UNAUTHORIZED,
+        ErrorCode::InvalidClient | ErrorCode::InvalidToken => StatusCode::UNAUTHORIZED,
         ErrorCode::NotFound => StatusCode::NOT_FOUND,
         ErrorCode::ServerError => StatusCode::INTERNAL_SERVER_ERROR,
         ErrorCode::TemporarilyUnavailable => StatusCode::SERVICE_UNAVAILABLE,

@@ -5,6 +5,8 @@ mod authorize;
 pub(crate) mod body;
 mod callback;
 mod client_addr;
+
+pub use client_addr::ForwardedHeader;
 pub(crate) mod cookies;
 mod cors;
 pub(crate) mod error;
@@ -72,6 +74,18 @@ pub(crate) fn configure(
                 web::get().to(well_known::metadata),
             )
             .route("/{tenant}/register", web::post().to(register::register))
+            .route(
+                "/{tenant}/register/{client_id}",
+                web::get().to(register::read_configuration),
+            )
+            .route(
+                "/{tenant}/register/{client_id}",
+                web::put().to(register::update_configuration),
+            )
+            .route(
+                "/{tenant}/register/{client_id}",
+                web::delete().to(register::delete_configuration),
+            )
             .route("/{tenant}/authorize", web::get().to(authorize::authorize))
             .route("/{tenant}/consent", web::post().to(authorize::consent))
             .route("/{tenant}/callback", web::get().to(callback::callback))

@@ -94,11 +94,113 @@ pub(crate) async fn register(
                 source = %source.map(|s| s.to_string()).unwrap_or_default());
             HttpResponse::Created()
                 .insert_header(("Cache-Control", "no-store"))
-                .json(registered.response_body())
+                .json(registered.response_body(&tenant))
         }
         Err(e) => {
             tracing::info!(tenant = %tenant.id, error = %e, "registration refused");
             error_response(&e)
         }
+    }
+}
+
+/// The registration access token of an `Authorization: Bearer` header (RFC 7592 §3).
+fn bearer(req: &HttpRequest) -> Option<&str> {
+    let value = req
+        .headers()
+        .get(actix_web::http::header::AUTHORIZATION)?
+        .to_str()
+        .ok()?;
+    value
+        .strip_prefix("Bearer ")
+        .or_else(|| value.strip_prefix("bearer "))
+        .map(str::trim)
+}
+
+/// RFC 7592's answers carry the token's realm on a 401.
+fn configuration_error(e: &OAuthError) -> HttpResponse {
+    let mut res = error_response(e);
+    if e.code == ErrorCode::InvalidToken {
+        res.headers_mut().insert(
+            actix_web::http::header::WWW_AUTHENTICATE,
+            actix_web::http::header::HeaderValue::from_static("Bearer error=\"invalid_token\""),
+        );
+    }
+    res
+}
+
+/// `GET /{tenant}/register/{client_id}` (RFC 7592 §2.1).
+pub(crate) async fn read_configuration(
+    state: web::Data<AppState>,
+    ApiTenant(tenant): ApiTenant,
+    path: web::Path<(String, String)>,
+    req: HttpRequest,
+) -> HttpResponse {
+    let client_id = &path.1;
+    match state
+        .auth()
+        .read_registration(&tenant, client_id, bearer(&req), unix_now())
+        .await
+    {
+        Ok(body) => HttpResponse::Ok()
+            .insert_header(("Cache-Control", "no-store"))
+            .json(body),
+        Err(e) => configuration_error(&e),
+    }
+}
+
+/// `PUT /{tenant}/register/{client_id}` (RFC 7592 §2.2).
+pub(crate) async fn update_configuration(
+    state: web::Data<AppState>,
+    ApiTenant(tenant): ApiTenant,
+    path: web::Path<(String, String)>,
+    req: HttpRequest,
+    payload: web::Payload,
+) -> HttpResponse {
+    if !has_content_type(&req, "application/json") {
+        return error_response_with_status(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            &OAuthError::invalid_request(
+                "the update must be sent as Content-Type: application/json",
+            ),
+        );
+    }
+    let body = match read_capped(payload, MAX_REGISTRATION_BODY).await {
+        Ok(b) => b,
+        Err(res) => return res,
+    };
+    let value: serde_json::Value = match serde_json::from_slice(&body) {
+        Ok(v) => v,
+        Err(e) => {
+            return error_response(&OAuthError::invalid_client_metadata(format!(
+                "the request body is not valid JSON: {e}"
+            )));
+        }
+    };
+    match state
+        .auth()
+        .update_registration(&tenant, &path.1, bearer(&req), &value, unix_now())
+        .await
+    {
+        Ok(body) => HttpResponse::Ok()
+            .insert_header(("Cache-Control", "no-store"))
+            .json(body),
+        Err(e) => configuration_error(&e),
+    }
+}
+
+/// `DELETE /{tenant}/register/{client_id}` (RFC 7592 §2.3).
+pub(crate) async fn delete_configuration(
+    state: web::Data<AppState>,
+    ApiTenant(tenant): ApiTenant,
+    path: web::Path<(String, String)>,
+    req: HttpRequest,
+) -> HttpResponse {
+    match state
+        .auth()
+        .delete_registration(&tenant, &path.1, bearer(&req), unix_now())
+        .await
+    {
+        Ok(()) => HttpResponse::NoContent().finish(),
+        Err(e) => configuration_error(&e),
     }
 }

@@ -42,6 +42,7 @@ pub struct AppState {
     /// Each tenant's ceiling on registrations per minute, whatever their sources.
     tenant_registration_limits: HashMap<TenantId, DefaultDirectRateLimiter>,
     trusted_proxies: Vec<ipnet::IpNet>,
+    forwarded_header: super::ForwardedHeader,
     /// Each tenant's metadata document, serialized once: without and with refresh tokens.
     metadata_documents: HashMap<String, [web::Bytes; 2]>,
 }
@@ -106,6 +107,7 @@ impl AppState {
             registration_limits,
             tenant_registration_limits,
             trusted_proxies: settings.trusted_proxies.clone(),
+            forwarded_header: settings.forwarded_header,
             metadata_documents,
         }
     }
@@ -157,6 +159,7 @@ impl AppState {
             req.peer_addr().map(|a| a.ip()),
             req.headers(),
             &self.trusted_proxies,
+            self.forwarded_header,
         )
     }
 

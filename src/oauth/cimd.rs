@@ -251,6 +251,17 @@ impl CimdResolver {
             fetching.entry(client_id.to_owned()).or_default().clone()
         };
         let mut shared = slot.lock().await;
+        // Whoever fetches takes the slot out of the map once done (below), so an outcome is
+        // shared only with the resolutions that waited for that fetch.
+        let release = || {
+            let mut fetching = self.fetching.lock().unwrap_or_else(|p| p.into_inner());
+            if fetching
+                .get(client_id)
+                .is_some_and(|s| Arc::ptr_eq(s, &slot))
+            {
+                fetching.remove(client_id);
+            }
+        };
         match shared.as_ref() {
             Some(Ok(metadata)) => return Ok(metadata.clone()),
             Some(Err(why)) => return Err(CimdError::Remembered(why.clone())),
@@ -279,6 +290,7 @@ impl CimdResolver {
                     self.cache.insert(client_id.to_owned(), doc).await;
                 }
                 *shared = Some(Ok(metadata.clone()));
+                release();
                 Ok(metadata)
             }
             Err(CimdError::Fetch(id, e)) if e.is_busy() => Err(CimdError::Fetch(id, e)),
@@ -286,6 +298,7 @@ impl CimdResolver {
                 let why = e.to_string();
                 self.refused.insert(client_id.to_owned(), why.clone()).await;
                 *shared = Some(Err(why));
+                release();
                 Err(e)
             }
         }
@@ -384,6 +397,7 @@ impl CimdResolver {
             source: ClientSource::Cimd { host },
             metadata,
             secret_sha256: None,
+            registration_token_sha256: None,
             apps,
             issued_at: now,
             last_used_at: now,

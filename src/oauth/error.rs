@@ -25,6 +25,8 @@ pub enum ErrorCode {
     InteractionRequired,
     ConsentRequired,
     LoginRequired,
+    /// RFC 6750 §3.1: a bearer token (the registration access token of RFC 7592) is wrong.
+    InvalidToken,
 }
 
 impl ErrorCode {
@@ -48,6 +50,7 @@ impl ErrorCode {
             Self::InteractionRequired => "interaction_required",
             Self::ConsentRequired => "consent_required",
             Self::LoginRequired => "login_required",
+            Self::InvalidToken => "invalid_token",
         }
     }
 }

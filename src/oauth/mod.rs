@@ -7,6 +7,7 @@ pub(crate) mod callback;
 pub mod cimd;
 pub(crate) mod client_assertion;
 pub mod client_auth;
+pub(crate) mod client_configuration;
 pub mod client_metadata;
 pub mod consent;
 pub(crate) mod error;

@@ -29,26 +29,55 @@ impl From<StoreError> for OAuthError {
     }
 }
 
-/// A client just registered, with the secret to hand out once.
+/// A client just registered, with the secret and registration access token to hand out once.
 pub struct Registered {
     pub record: ClientRecord,
     pub(crate) client_secret: Option<Handle>,
+    pub(crate) registration_access_token: Option<Handle>,
+}
+
+/// Where a registered client reads, updates and deletes its registration (RFC 7592 §3).
+pub(crate) fn registration_client_uri(tenant: &Tenant, client_id: &ClientId) -> String {
+    format!("{}/register/{client_id}", tenant.issuer)
+}
+
+/// The client information response (RFC 7591 §3.2.1, RFC 7592 §3): the metadata, the client
+/// id, and the values handed out now (a secret or token is never shown again).
+pub(crate) fn client_information(
+    tenant: &Tenant,
+    record: &ClientRecord,
+    client_secret: Option<&Handle>,
+    registration_access_token: Option<&Handle>,
+) -> Value {
+    let mut body = match serde_json::to_value(&record.metadata) {
+        Ok(Value::Object(map)) => map,
+        _ => Map::new(),
+    };
+    body.insert("client_id".into(), record.client_id.as_str().into());
+    body.insert("client_id_issued_at".into(), record.issued_at.into());
+    if let Some(secret) = client_secret {
+        body.insert("client_secret".into(), secret.expose().into());
+        body.insert("client_secret_expires_at".into(), 0.into());
+    }
+    if let Some(token) = registration_access_token {
+        body.insert("registration_access_token".into(), token.expose().into());
+    }
+    body.insert(
+        "registration_client_uri".into(),
+        registration_client_uri(tenant, &record.client_id).into(),
+    );
+    Value::Object(body)
 }
 
 impl Registered {
     /// The RFC 7591 §3.2.1 response body.
-    pub(crate) fn response_body(&self) -> Value {
-        let mut body = match serde_json::to_value(&self.record.metadata) {
-            Ok(Value::Object(map)) => map,
-            _ => Map::new(),
-        };
-        body.insert("client_id".into(), self.record.client_id.as_str().into());
-        body.insert("client_id_issued_at".into(), self.record.issued_at.into());
-        if let Some(secret) = &self.client_secret {
-            body.insert("client_secret".into(), secret.expose().into());
-            body.insert("client_secret_expires_at".into(), 0.into());
-        }
-        Value::Object(body)
+    pub(crate) fn response_body(&self, tenant: &Tenant) -> Value {
+        client_information(
+            tenant,
+            &self.record,
+            self.client_secret.as_ref(),
+            self.registration_access_token.as_ref(),
+        )
     }
 }
 
@@ -96,6 +125,7 @@ impl ClientRegistry {
             .token_endpoint_auth_method
             .is_confidential()
             .then(Handle::generate);
+        let registration_access_token = Handle::generate();
         let lifetime = tenant.config.registration.unused_client_lifetime.as_secs();
         loop {
             let record = ClientRecord {
@@ -103,6 +133,7 @@ impl ClientRegistry {
                 source: ClientSource::Dcr,
                 metadata: metadata.clone(),
                 secret_sha256: client_secret.as_ref().map(Handle::key),
+                registration_token_sha256: Some(registration_access_token.key()),
                 apps: apps.clone(),
                 issued_at: now,
                 last_used_at: now,
@@ -121,6 +152,7 @@ impl ClientRegistry {
                 return Ok(Registered {
                     record,
                     client_secret,
+                    registration_access_token: Some(registration_access_token),
                 });
             }
             // A UUIDv4 collision: try another id.

@@ -226,6 +226,7 @@ pub fn test_settings(
         new_secret: false,
         shutdown_timeout: None,
         trusted_proxies: Vec::new(),
+        forwarded_header: Default::default(),
         admin_listen: None,
         admin_token_file: None,
     }

@@ -556,3 +556,116 @@ async fn trusted_proxies_name_the_client_and_a_tenant_ceiling_holds() {
         "not the part the client wrote"
     );
 }
+
+/// RFC 7592: a registered client reads, updates and deletes its own registration with the
+/// registration access token it got at registration, and with no other.
+#[tokio::test]
+async fn a_client_manages_its_registration_with_its_access_token() {
+    let app = crate::helpers::spawn_app().await;
+    let body = json!({"client_name": "Mine", "redirect_uris": ["http://127.0.0.1/cb"], "token_endpoint_auth_method": "none"});
+    let (status, mine) = app.register("alpha", &body).await;
+    assert_eq!(status, 201);
+    let (_, theirs) = app.register("alpha", &body).await;
+    let uri = mine["registration_client_uri"].as_str().unwrap().to_owned();
+    let token = mine["registration_access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(
+        uri,
+        format!(
+            "{}/register/{}",
+            app.issuer("alpha"),
+            mine["client_id"].as_str().unwrap()
+        )
+    );
+
+    let get = |bearer: Option<String>| {
+        let (http, uri) = (app.http.clone(), uri.clone());
+        async move {
+            let mut req = http.get(&uri);
+            if let Some(b) = bearer {
+                req = req.bearer_auth(b);
+            }
+            let res = req.send().await.unwrap();
+            let status = res.status().as_u16();
+            let challenge = res.headers().contains_key("www-authenticate");
+            (
+                status,
+                challenge,
+                res.json::<Value>().await.unwrap_or(Value::Null),
+            )
+        }
+    };
+    let (status, challenge, body) = get(None).await;
+    assert_eq!(
+        (status, challenge, body["error"].as_str()),
+        (401, true, Some("invalid_token"))
+    );
+    let other = theirs["registration_access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(get(Some(other)).await.0, 401, "another client's token");
+    let (status, _, body) = get(Some(token.clone())).await;
+    assert_eq!(status, 200);
+    assert_eq!(body["client_name"], "Mine");
+    assert!(body.get("registration_access_token").is_none() && body.get("client_secret").is_none());
+
+    let put = |update: Value| {
+        let (http, uri, token) = (app.http.clone(), uri.clone(), token.clone());
+        async move {
+            let res = http
+                .put(&uri)
+                .bearer_auth(token)
+                .json(&update)
+                .send()
+                .await
+                .unwrap();
+            (
+                res.status().as_u16(),
+                res.json::<Value>().await.unwrap_or(Value::Null),
+            )
+        }
+    };
+    let id = mine["client_id"].as_str().unwrap();
+    let (status, body) = put(json!({"client_id": id, "client_name": "Renamed", "redirect_uris": ["http://127.0.0.1/new"], "token_endpoint_auth_method": "none"})).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["redirect_uris"], json!(["http://127.0.0.1/new"]));
+    assert_eq!(get(Some(token.clone())).await.2["client_name"], "Renamed");
+    let (status, body) =
+        put(json!({"client_name": "No id", "redirect_uris": ["http://127.0.0.1/cb"]})).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("invalid_request")),
+        "{body}"
+    );
+    let (status, body) = put(json!({"client_id": id, "redirect_uris": ["http://127.0.0.1/cb"], "token_endpoint_auth_method": "client_secret_basic"})).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("invalid_client_metadata")),
+        "{body}"
+    );
+    let (status, body) =
+        put(json!({"client_id": id, "redirect_uris": ["javascript:alert(1)"]})).await;
+    assert_eq!(status, 400, "validated like a registration: {body}");
+
+    let delete = app
+        .http
+        .delete(&uri)
+        .bearer_auth("wrong")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(delete.status(), 401);
+    let delete = app
+        .http
+        .delete(&uri)
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(delete.status(), 204);
+    assert_eq!(get(Some(token.clone())).await.0, 401, "gone");
+    app.stop().await;
+}

@@ -1,0 +1,154 @@
+//! The client configuration endpoint (RFC 7592): a registered client reads, updates and
+//! deletes its own registration at its `registration_client_uri`, with the registration access
+//! token it was given at registration. An update is validated like a registration and maps the
+//! client onto an app again; a deletion revokes the client's grants.
+
+use serde_json::Value;
+
+use super::client_metadata::{MetadataOrigin, validate_client_metadata};
+use super::error::{ErrorCode, OAuthError};
+use super::grants::GrantFilter;
+use super::mapping::{ClientFacts, choose_apps};
+use super::registration::client_information;
+use super::server::AuthServer;
+use crate::config::Tenant;
+use crate::crypto::Handle;
+use crate::domain::{ClientId, ClientRecord};
+use crate::store::Versioned;
+
+/// RFC 7592 §2: an unknown client and a wrong token get the same answer, so that the endpoint
+/// does not tell which client ids exist.
+fn invalid_token() -> OAuthError {
+    OAuthError::new(
+        ErrorCode::InvalidToken,
+        "the registration access token is missing, wrong, or not this client's",
+    )
+}
+
+impl AuthServer {
+    /// The client, if `token` is its registration access token (compared by hash, in constant
+    /// time).
+    async fn configured_client(
+        &self,
+        tenant: &Tenant,
+        client_id: &str,
+        token: Option<&str>,
+        now: u64,
+    ) -> Result<Versioned<ClientRecord>, OAuthError> {
+        let token = token.ok_or_else(invalid_token)?;
+        if client_id.is_empty() || client_id.len() > 64 {
+            return Err(invalid_token());
+        }
+        let found = self
+            .records
+            .get::<ClientRecord>(&tenant.id, &ClientId::new(client_id), now)
+            .await?
+            .ok_or_else(invalid_token)?;
+        match &found.value.registration_token_sha256 {
+            Some(hash) if hash.matches(&Handle::presented(token)) => Ok(found),
+            _ => Err(invalid_token()),
+        }
+    }
+
+    /// RFC 7592 §2.1: the client's current registration.
+    pub(crate) async fn read_registration(
+        &self,
+        tenant: &Tenant,
+        client_id: &str,
+        token: Option<&str>,
+        now: u64,
+    ) -> Result<Value, OAuthError> {
+        let client = self
+            .configured_client(tenant, client_id, token, now)
+            .await?;
+        Ok(client_information(tenant, &client.value, None, None))
+    }
+
+    /// RFC 7592 §2.2: replaces the client's metadata (validated like a registration; the body
+    /// must name the client, and may not change its secret); maps it onto an app again.
+    pub(crate) async fn update_registration(
+        &self,
+        tenant: &Tenant,
+        client_id: &str,
+        token: Option<&str>,
+        body: &Value,
+        now: u64,
+    ) -> Result<Value, OAuthError> {
+        let current = self
+            .configured_client(tenant, client_id, token, now)
+            .await?;
+        let Value::Object(raw) = body else {
+            return Err(OAuthError::invalid_client_metadata(
+                "the request body must be a JSON object of client metadata (RFC 7592 §2.2)",
+            ));
+        };
+        if raw.get("client_id").and_then(Value::as_str) != Some(client_id) {
+            return Err(OAuthError::invalid_request(
+                "client_id: the body must name the client being updated (RFC 7592 §2.2)",
+            ));
+        }
+        for field in [
+            "registration_access_token",
+            "registration_client_uri",
+            "client_secret_expires_at",
+            "client_id_issued_at",
+        ] {
+            if raw.contains_key(field) {
+                return Err(OAuthError::invalid_request(format!(
+                    "{field}: is set by the server and must not be sent (RFC 7592 §2.2)"
+                )));
+            }
+        }
+        let mut metadata = validate_client_metadata(raw, MetadataOrigin::Registration)?;
+        let was_confidential = current.value.secret_sha256.is_some();
+        if metadata.token_endpoint_auth_method.is_confidential() != was_confidential {
+            return Err(OAuthError::invalid_client_metadata(
+                "token_endpoint_auth_method: a client cannot switch between public and confidential; register a new client instead",
+            ));
+        }
+        if !raw.contains_key("token_endpoint_auth_method") {
+            metadata.token_endpoint_auth_method = current.value.metadata.token_endpoint_auth_method;
+        }
+        let mut client = current.value.clone();
+        client.apps = choose_apps(&tenant.config, &ClientFacts::of(&metadata, None));
+        client.metadata = metadata;
+        if !self
+            .records
+            .update(
+                &tenant.id,
+                &client.client_id,
+                current.revision,
+                &client,
+                current.expires_at,
+            )
+            .await?
+        {
+            return Err(OAuthError::new(
+                ErrorCode::TemporarilyUnavailable,
+                "the registration changed while it was being updated; try again",
+            ));
+        }
+        tracing::info!(target: "audit", event = "client_updated", tenant = %tenant.id, client_id = %client.client_id);
+        Ok(client_information(tenant, &client, None, None))
+    }
+
+    /// RFC 7592 §2.3: deletes the registration and revokes the client's grants.
+    pub(crate) async fn delete_registration(
+        &self,
+        tenant: &Tenant,
+        client_id: &str,
+        token: Option<&str>,
+        now: u64,
+    ) -> Result<(), OAuthError> {
+        let client = self
+            .configured_client(tenant, client_id, token, now)
+            .await?;
+        let id = client.value.client_id;
+        self.records.remove::<ClientRecord>(&tenant.id, &id).await?;
+        self.revoke_grants(tenant, &GrantFilter::Client(id.clone()), now)
+            .await
+            .map_err(|_| OAuthError::server_error())?;
+        tracing::info!(target: "audit", event = "client_deleted", tenant = %tenant.id, client_id = %id, by = "client");
+        Ok(())
+    }
+}

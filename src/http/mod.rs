@@ -116,6 +116,34 @@ async fn method_not_allowed(_: extract::ApiTenant) -> HttpResponse {
     res
 }
 
+/// The metrics label of a request's route, with the tenant as `:tenant` (a fixed string, so
+/// no allocation per request and no braces, which trip some exposition parsers).
+fn route_label(path: &str) -> &'static str {
+    let mut segments = path.trim_start_matches('/').split('/');
+    let (first, second, third) = (segments.next(), segments.next(), segments.next());
+    match (first, second, third) {
+        (Some("healthz"), None, _) => "/healthz",
+        (Some("readyz"), None, _) => "/readyz",
+        (Some("readyz"), Some(_), None) => "/readyz/:tenant",
+        (Some(".well-known"), Some("oauth-authorization-server"), Some(_)) => {
+            "/.well-known/oauth-authorization-server/:tenant"
+        }
+        (Some(".well-known"), Some("openid-configuration"), Some(_)) => {
+            "/.well-known/openid-configuration/:tenant"
+        }
+        (Some(_), Some(".well-known"), _) => "/:tenant/.well-known/openid-configuration",
+        (Some(_), Some("authorize"), None) => "/:tenant/authorize",
+        (Some(_), Some("consent"), None) => "/:tenant/consent",
+        (Some(_), Some("callback"), None) => "/:tenant/callback",
+        (Some(_), Some("token"), None) => "/:tenant/token",
+        (Some(_), Some("revoke"), None) => "/:tenant/revoke",
+        (Some(_), Some("register"), None) => "/:tenant/register",
+        (Some(_), Some("register"), Some(_)) => "/:tenant/register/:client_id",
+        (Some(_), Some("dev-idp"), _) => "/:tenant/dev-idp",
+        _ => "other",
+    }
+}
+
 /// Our own request log: the path only, never the query string, which carries codes and state
 /// on the callback; an `x-request-id` on every response.
 fn request_log<S>(
@@ -129,21 +157,27 @@ where
     let routine = is_routine_read(&req);
     // Nothing inside a routine read logs at info, so its span costs nothing there.
     // The client behind a trusted proxy, else the peer (`client_addr.rs`).
-    let state = req.app_data::<web::Data<AppState>>().cloned();
-    let client = state
-        .as_ref()
-        .and_then(|state| state.client_ip(req.request()))
-        .map(|ip| ip.to_string())
-        .unwrap_or_default();
-    // Metrics labels: a known tenant (else "-") and the route pattern (else "unmatched").
-    let tenant_label = req
-        .path()
-        .trim_start_matches('/')
-        .split('/')
-        .next()
-        .filter(|seg| state.as_ref().is_some_and(|s| s.tenant(seg).is_some()))
-        .unwrap_or("-")
-        .to_owned();
+    let state = req.app_data::<web::Data<AppState>>();
+    // The client behind a trusted proxy, else the peer (`client_addr.rs`), worked out only when
+    // the request's info span is recorded.
+    let client = match state {
+        Some(state) if !routine && tracing::enabled!(tracing::Level::INFO) => state
+            .client_ip(req.request())
+            .map(|ip| ip.to_string())
+            .unwrap_or_default(),
+        _ => String::new(),
+    };
+    // Metrics labels: a known tenant (else "-") and the route.
+    let first_segment = req.path().trim_start_matches('/').split('/').next();
+    let tenant = state
+        .zip(first_segment)
+        .and_then(|(state, seg)| state.tenant(seg).cloned())
+        .or_else(|| {
+            // `/.well-known/…/{tenant}` and `/readyz/{tenant}` name it last.
+            let last = req.path().rsplit('/').next()?;
+            state?.tenant(last).cloned()
+        });
+    let route = route_label(req.path());
     let span = if routine {
         tracing::debug_span!("request", id = %request_id, method = %req.method(), path = %req.path(), client = %client)
     } else {
@@ -159,20 +193,7 @@ where
         let status = res.status().as_u16();
         let elapsed = started.elapsed().as_secs_f64();
         let ms = elapsed * 1000.0;
-        // `/{tenant}/token` is labelled `/:tenant/token`: braces in a label value trip some
-        // exposition parsers.
-        let route = res
-            .request()
-            .match_pattern()
-            .map(|p| p.replace('{', ":").replace('}', ""))
-            .unwrap_or_else(|| "unmatched".to_owned());
-        let m = crate::metrics::metrics();
-        m.requests
-            .with_label_values(&[tenant_label.as_str(), route.as_str(), &status.to_string()])
-            .inc();
-        m.request_seconds
-            .with_label_values(&[tenant_label.as_str(), route.as_str()])
-            .observe(elapsed);
+        crate::metrics::observe_request(tenant.as_ref(), route, status, elapsed);
         let id = routine_path.as_ref().map(|_| request_id.as_str());
         let path = routine_path.as_deref();
         if probe {

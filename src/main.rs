@@ -76,8 +76,8 @@ struct ServeArgs {
     trusted_proxies: Vec<ipnet::IpNet>,
     /// The header the trusted proxies write the client's address into; the other one is never
     /// read (proxies pass it through from the client).
-    #[arg(long, env = "DCR_SHIM_FORWARDED_HEADER", value_enum, default_value_t = dcr_shim::http::ForwardedHeader::XForwardedFor)]
-    forwarded_header: dcr_shim::http::ForwardedHeader,
+    #[arg(long, env = "DCR_SHIM_FORWARDED_HEADER", value_enum, default_value_t = dcr_shim::config::server::ForwardedHeader::XForwardedFor)]
+    forwarded_header: dcr_shim::config::server::ForwardedHeader,
     /// Address of the admin API (off unless given; keep it on loopback or a private network).
     #[arg(long, env = "DCR_SHIM_ADMIN_LISTEN")]
     admin_listen: Option<SocketAddr>,

@@ -42,7 +42,7 @@ pub struct Settings {
     /// (`http/client_addr.rs`); from any other peer they are ignored.
     pub trusted_proxies: Vec<ipnet::IpNet>,
     /// The header those proxies write.
-    pub forwarded_header: crate::http::ForwardedHeader,
+    pub forwarded_header: ForwardedHeader,
     /// Where the admin API listens (`admin/mod.rs`); off when `None`.
     pub admin_listen: Option<SocketAddr>,
     /// The admin API's tokens (`admin/tokens.rs`); required with `admin_listen`.
@@ -55,6 +55,14 @@ pub fn parse_trusted_proxy(raw: &str) -> Result<ipnet::IpNet, String> {
     s.parse::<ipnet::IpNet>()
         .or_else(|_| s.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
         .map_err(|_| format!("'{s}' is not a CIDR (10.0.0.0/8, fd00::/8) or an address"))
+}
+
+/// Which header the trusted proxies write the client's address into (`http/client_addr.rs`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum ForwardedHeader {
+    #[default]
+    XForwardedFor,
+    Forwarded,
 }
 
 /// Added to the upstream timeout for the default shutdown wait.

@@ -119,6 +119,20 @@ pub enum UpstreamConfig {
     },
 }
 
+/// The certificates of a PEM file (`upstream.ca_file`); an error when there are none.
+pub(crate) fn read_ca_file(path: &Path) -> Result<Vec<reqwest::Certificate>, String> {
+    let pem = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let certs = reqwest::Certificate::from_pem_bundle(&pem)
+        .map_err(|e| format!("{} is not a PEM certificate file: {e}", path.display()))?;
+    if certs.is_empty() {
+        return Err(format!(
+            "{} holds no PEM certificate (-----BEGIN CERTIFICATE-----)",
+            path.display()
+        ));
+    }
+    Ok(certs)
+}
+
 /// Which certificates the shim trusts on calls to the IdP.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct UpstreamTls<'a> {
@@ -518,7 +532,7 @@ fn validate(c: &TenantConfig, public_url: &Url, p: &mut Problems) {
 
 fn validate_upstream(u: &UpstreamConfig, public_url: &Url, p: &mut Problems) {
     if let Some(ca) = u.tls().and_then(|t| t.ca_file)
-        && let Err(e) = crate::upstream::http::read_ca_file(ca)
+        && let Err(e) = read_ca_file(ca)
     {
         p.add("upstream.ca_file", e);
     }

@@ -10,6 +10,8 @@ use std::net::IpAddr;
 use actix_web::http::header::HeaderMap;
 use ipnet::IpNet;
 
+use crate::config::server::ForwardedHeader;
+
 /// The client's address, for rate limits, audit and logs.
 pub(crate) fn client_address(
     peer: Option<IpAddr>,
@@ -34,14 +36,6 @@ pub(crate) fn client_address(
         }
     }
     Some(nearest_trusted)
-}
-
-/// Which header the trusted proxies write.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
-pub enum ForwardedHeader {
-    #[default]
-    XForwardedFor,
-    Forwarded,
 }
 
 /// The `for` addresses of `Forwarded`, or the addresses of `X-Forwarded-For`, in order

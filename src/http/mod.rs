@@ -5,8 +5,6 @@ mod authorize;
 pub(crate) mod body;
 mod callback;
 mod client_addr;
-
-pub use client_addr::ForwardedHeader;
 pub(crate) mod cookies;
 mod cors;
 pub(crate) mod error;

@@ -42,7 +42,7 @@ pub struct AppState {
     /// Each tenant's ceiling on registrations per minute, whatever their sources.
     tenant_registration_limits: HashMap<TenantId, DefaultDirectRateLimiter>,
     trusted_proxies: Vec<ipnet::IpNet>,
-    forwarded_header: super::ForwardedHeader,
+    forwarded_header: crate::config::server::ForwardedHeader,
     /// Each tenant's metadata document, serialized once: without and with refresh tokens.
     metadata_documents: HashMap<String, [web::Bytes; 2]>,
 }

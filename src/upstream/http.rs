@@ -2,12 +2,11 @@
 //! trust, and the size cap on what IdPs answer.
 
 use std::collections::HashMap;
-use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
 use crate::config::Tenant;
-use crate::config::tenant::{TrustRoots, UpstreamTls};
+use crate::config::tenant::{TrustRoots, UpstreamTls, read_ca_file};
 use crate::domain::TenantId;
 use crate::net::CappedReadError;
 use crate::net::fetch::error_chain;
@@ -50,20 +49,6 @@ fn builder(timeout: Duration, roots: TrustRoots) -> reqwest::ClientBuilder {
         .user_agent(concat!("dcr-shim/", env!("CARGO_PKG_VERSION")))
         .tls_built_in_webpki_certs(roots == TrustRoots::Bundled)
         .tls_built_in_native_certs(roots == TrustRoots::System)
-}
-
-/// The certificates of a PEM file (`upstream.ca_file`); an error when there are none.
-pub(crate) fn read_ca_file(path: &Path) -> Result<Vec<reqwest::Certificate>, String> {
-    let pem = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-    let certs = reqwest::Certificate::from_pem_bundle(&pem)
-        .map_err(|e| format!("{} is not a PEM certificate file: {e}", path.display()))?;
-    if certs.is_empty() {
-        return Err(format!(
-            "{} holds no PEM certificate (-----BEGIN CERTIFICATE-----)",
-            path.display()
-        ));
-    }
-    Ok(certs)
 }
 
 /// One HTTP client per tenant; tenants that trust only the bundled roots share one.

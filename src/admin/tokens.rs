@@ -72,10 +72,7 @@ impl AdminTokens {
 
     /// The label of the token in an `Authorization: Bearer` value, if it is one of ours.
     pub(crate) fn check(&self, authorization: Option<&str>) -> Option<&str> {
-        let presented = authorization?
-            .strip_prefix("Bearer ")
-            .or_else(|| authorization?.strip_prefix("bearer "))?
-            .trim();
+        let presented = crate::http::body::parse_bearer(authorization?)?;
         let presented = Handle::presented(presented);
         // Every token is compared, so the time taken does not say which one was close.
         let mut found = None;

@@ -62,3 +62,45 @@ pub(crate) async fn read_form(
         ))
     })
 }
+
+/// The token of an `Authorization: Bearer` value (RFC 6750 §2.1; the scheme in either case).
+pub(crate) fn parse_bearer(value: &str) -> Option<&str> {
+    value
+        .strip_prefix("Bearer ")
+        .or_else(|| value.strip_prefix("bearer "))
+        .map(str::trim)
+}
+
+/// The bearer token of a request's `Authorization` header.
+pub(crate) fn bearer_token(req: &HttpRequest) -> Option<&str> {
+    parse_bearer(
+        req.headers()
+            .get(actix_web::http::header::AUTHORIZATION)?
+            .to_str()
+            .ok()?,
+    )
+}
+
+/// A JSON body of client metadata: `application/json` (else 415, saying `what` must be), at
+/// most `max` bytes, valid JSON (else `invalid_client_metadata`).
+pub(crate) async fn read_json_metadata(
+    req: &HttpRequest,
+    payload: web::Payload,
+    max: usize,
+    what: &str,
+) -> Result<serde_json::Value, HttpResponse> {
+    if !has_content_type(req, "application/json") {
+        return Err(error_response_with_status(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            &OAuthError::invalid_request(format!(
+                "{what} must be sent as Content-Type: application/json"
+            )),
+        ));
+    }
+    let body = read_capped(payload, max).await?;
+    serde_json::from_slice(&body).map_err(|e| {
+        error_response(&OAuthError::invalid_client_metadata(format!(
+            "the request body is not valid JSON: {e}"
+        )))
+    })
+}

@@ -4,7 +4,7 @@
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 
-use super::body::{has_content_type, read_capped};
+use super::body::{bearer_token, read_json_metadata};
 use super::error::{error_response, error_response_with_status, not_found};
 use super::extract::ApiTenant;
 use super::state::{AppState, unix_now};
@@ -54,25 +54,16 @@ pub(crate) async fn register(
         );
         return res;
     }
-    if !has_content_type(&req, "application/json") {
-        return error_response_with_status(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            &OAuthError::invalid_request(
-                "the registration request must be sent as Content-Type: application/json",
-            ),
-        );
-    }
-    let body = match read_capped(payload, MAX_REGISTRATION_BODY).await {
-        Ok(b) => b,
-        Err(res) => return res,
-    };
-    let value: serde_json::Value = match serde_json::from_slice(&body) {
+    let value = match read_json_metadata(
+        &req,
+        payload,
+        MAX_REGISTRATION_BODY,
+        "the registration request",
+    )
+    .await
+    {
         Ok(v) => v,
-        Err(e) => {
-            return error_response(&OAuthError::invalid_client_metadata(format!(
-                "the request body is not valid JSON: {e}"
-            )));
-        }
+        Err(res) => return res,
     };
     match state.registry().register(&tenant, &value, unix_now()).await {
         Ok(registered) => {
@@ -103,19 +94,6 @@ pub(crate) async fn register(
     }
 }
 
-/// The registration access token of an `Authorization: Bearer` header (RFC 7592 §3).
-fn bearer(req: &HttpRequest) -> Option<&str> {
-    let value = req
-        .headers()
-        .get(actix_web::http::header::AUTHORIZATION)?
-        .to_str()
-        .ok()?;
-    value
-        .strip_prefix("Bearer ")
-        .or_else(|| value.strip_prefix("bearer "))
-        .map(str::trim)
-}
-
 /// RFC 7592's answers carry the token's realm on a 401.
 fn configuration_error(e: &OAuthError) -> HttpResponse {
     let mut res = error_response(e);
@@ -138,7 +116,7 @@ pub(crate) async fn read_configuration(
     let client_id = &path.1;
     match state
         .auth()
-        .read_registration(&tenant, client_id, bearer(&req), unix_now())
+        .read_registration(&tenant, client_id, bearer_token(&req), unix_now())
         .await
     {
         Ok(body) => HttpResponse::Ok()
@@ -156,29 +134,13 @@ pub(crate) async fn update_configuration(
     req: HttpRequest,
     payload: web::Payload,
 ) -> HttpResponse {
-    if !has_content_type(&req, "application/json") {
-        return error_response_with_status(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            &OAuthError::invalid_request(
-                "the update must be sent as Content-Type: application/json",
-            ),
-        );
-    }
-    let body = match read_capped(payload, MAX_REGISTRATION_BODY).await {
-        Ok(b) => b,
-        Err(res) => return res,
-    };
-    let value: serde_json::Value = match serde_json::from_slice(&body) {
+    let value = match read_json_metadata(&req, payload, MAX_REGISTRATION_BODY, "the update").await {
         Ok(v) => v,
-        Err(e) => {
-            return error_response(&OAuthError::invalid_client_metadata(format!(
-                "the request body is not valid JSON: {e}"
-            )));
-        }
+        Err(res) => return res,
     };
     match state
         .auth()
-        .update_registration(&tenant, &path.1, bearer(&req), &value, unix_now())
+        .update_registration(&tenant, &path.1, bearer_token(&req), &value, unix_now())
         .await
     {
         Ok(body) => HttpResponse::Ok()
@@ -197,7 +159,7 @@ pub(crate) async fn delete_configuration(
 ) -> HttpResponse {
     match state
         .auth()
-        .delete_registration(&tenant, &path.1, bearer(&req), unix_now())
+        .delete_registration(&tenant, &path.1, bearer_token(&req), unix_now())
         .await
     {
         Ok(()) => HttpResponse::NoContent().finish(),

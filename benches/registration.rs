@@ -78,6 +78,7 @@ cimd_extra_ca_file = {:?}
         forwarded_header: Default::default(),
         admin_listen: None,
         admin_token_file: None,
+        watch_tenants: false,
     };
     let running = dcr_shim::app::start_on(settings, listener).await.unwrap();
 

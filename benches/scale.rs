@@ -77,6 +77,7 @@ async fn start(data: &std::path::Path, tenants: &std::path::Path, port: u16) -> 
         forwarded_header: Default::default(),
         admin_listen: None,
         admin_token_file: None,
+        watch_tenants: false,
     };
     start_on(settings, listener).await.unwrap()
 }
@@ -99,7 +100,7 @@ async fn populate(
         running
             .state
             .registry()
-            .register(tenant, &body, unix_now())
+            .register(&tenant, &body, unix_now())
             .await
             .unwrap()
             .record

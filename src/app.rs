@@ -9,26 +9,22 @@ use std::time::Duration;
 use actix_web::dev::{Server, ServerHandle};
 use actix_web::{App, HttpServer, web};
 
-use crate::config::{Problem, Settings, Tenant, load_tenants};
+use crate::config::Settings;
 use crate::crypto::{KeyError, Sealer, ServerKeys, Signer};
 use crate::dev_idp::DevIdps;
-use crate::domain::TenantId;
-use crate::net::{FetchPolicy, SafeFetcher};
 use crate::oauth::AuthServer;
-use crate::oauth::cimd::CimdResolver;
 use crate::oauth::registration::ClientRegistry;
+use crate::reload::{Reloader, TenantSet, TenantSetError, fingerprint};
 use crate::store::{Records, SledStore, Store, StoreError};
 use crate::upstream::UpstreamDirectory;
-use crate::upstream::http::UpstreamHttp;
-use crate::upstream::tokens::UpstreamClient;
 
 pub use crate::http::state::{AppState, unix_now};
 
 /// Why the shim did not start.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
-    #[error("{} problem(s) in the tenant files:\n{}", .0.len(), .0.iter().map(|p| format!("  {p}")).collect::<Vec<_>>().join("\n"))]
-    Tenants(Vec<Problem>),
+    #[error(transparent)]
+    Tenants(#[from] TenantSetError),
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error(transparent)]
@@ -37,10 +33,6 @@ pub enum StartError {
     DataDir(String, std::io::Error),
     #[error("cannot listen on {0}: {1}")]
     Listen(SocketAddr, std::io::Error),
-    #[error("cannot set up the built-in dev IdP: {0}")]
-    DevIdp(String),
-    #[error("cannot set up outbound HTTP: {0}")]
-    Fetcher(String),
     #[error("cannot start the admin API: {0}")]
     Admin(String),
 }
@@ -53,6 +45,8 @@ pub struct Running {
     pub admin_addr: Option<SocketAddr>,
     admin: Option<ServerHandle>,
     pub state: web::Data<AppState>,
+    /// Reads the tenant files again (SIGHUP, `--watch-tenants`, tests).
+    pub reloader: Reloader,
     server: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
     handle: ServerHandle,
     tasks: Vec<tokio::task::JoinHandle<()>>,
@@ -90,6 +84,7 @@ impl Running {
     }
 
     fn abort_tasks(&self) {
+        self.state.upstreams().stop();
         for t in &self.tasks {
             t.abort();
         }
@@ -105,41 +100,39 @@ pub async fn start(settings: Settings) -> Result<Running, StartError> {
 
 /// Like `start`, on a listener the caller bound (tests bind port 0 first to learn the URL).
 pub async fn start_on(settings: Settings, listener: TcpListener) -> Result<Running, StartError> {
-    let tenants = load(&settings)?;
+    let dev_idps = DevIdps::default();
+    let seen = fingerprint(&settings.tenants_dir).await;
+    let set = TenantSet::prepare(&settings, &dev_idps)?;
     std::fs::create_dir_all(&settings.data_dir)
         .map_err(|e| StartError::DataDir(settings.data_dir.display().to_string(), e))?;
     let store: Arc<dyn Store> = Arc::new(SledStore::open(&settings.data_dir.join("store")).await?);
     let has_records = !store.scan(b"", unix_now(), 1).await?.is_empty();
     let keys = open_keys(&settings, has_records)?;
     let records = Records::new(store);
-    let registry = ClientRegistry::new(records.clone(), cimd_resolvers(&tenants)?);
+    let registry = ClientRegistry::new(records.clone(), HashMap::new());
     let upstreams = UpstreamDirectory::default();
-    let http =
-        UpstreamHttp::new(&tenants, settings.upstream_timeout).map_err(StartError::Fetcher)?;
-    let mut tasks = upstreams.start(&tenants, &http);
-    let dev_idps = DevIdps::start(
-        &tenants,
-        settings.listen,
-        settings.dev_idp_any_interface,
-        &settings.data_dir,
-    )
-    .map_err(StartError::DevIdp)?;
     let auth = AuthServer::new(
         records.clone(),
         registry.clone(),
         upstreams.clone(),
-        UpstreamClient::new(http, &tenants, dev_idps.in_process()),
+        set.upstream_client(),
         Sealer::new(&keys),
         Signer::new(&keys),
     );
     let state = web::Data::new(AppState::new(
         settings.clone(),
-        tenants,
+        Vec::new(),
         records,
         registry,
         upstreams,
         auth,
     ));
+    let reloader = Reloader::new(settings.clone(), state.clone(), dev_idps.clone());
+    reloader.install(set);
+    let mut tasks = Vec::new();
+    if settings.watch_tenants {
+        tasks.push(tokio::spawn(reloader.clone().watch(seen, WATCH_INTERVAL)));
+    }
     tasks.push(tokio::spawn(sweep_forever(state.clone())));
     let addr = listener
         .local_addr()
@@ -163,19 +156,11 @@ pub async fn start_on(settings: Settings, listener: TcpListener) -> Result<Runni
         admin_addr,
         admin,
         state,
+        reloader,
         server: Some(tokio::spawn(server)),
         handle,
         tasks,
     })
-}
-
-/// The tenant files, every problem in them reported at once.
-fn load(settings: &Settings) -> Result<Vec<Arc<Tenant>>, StartError> {
-    Ok(load_tenants(&settings.tenants_dir, &settings.public_url)
-        .map_err(StartError::Tenants)?
-        .into_iter()
-        .map(Arc::new)
-        .collect())
 }
 
 /// The data directory, created if needed, and the server secret in it (or given by file).
@@ -187,22 +172,6 @@ fn open_keys(settings: &Settings, has_records: bool) -> Result<ServerKeys, Start
         has_records,
         settings.new_secret,
     )?)
-}
-
-/// One CIMD resolver per tenant, all fetching through the same guarded fetcher.
-fn cimd_resolvers(
-    tenants: &[Arc<Tenant>],
-) -> Result<HashMap<TenantId, Arc<CimdResolver>>, StartError> {
-    let strict =
-        SafeFetcher::new(FetchPolicy::default()).map_err(|e| StartError::Fetcher(e.to_string()))?;
-    tenants
-        .iter()
-        .map(|t| {
-            let resolver = CimdResolver::for_tenant(t, &strict)
-                .map_err(|e| StartError::Fetcher(format!("tenant {}: {e}", t.id)))?;
-            Ok((t.id.clone(), Arc::new(resolver)))
-        })
-        .collect()
 }
 
 /// The HTTP server on `listener`, with the dev IdP's routes inside the same middleware. It
@@ -269,6 +238,9 @@ fn serve_admin(
     .run();
     Ok(Some((addr, server)))
 }
+
+/// How often `--watch-tenants` looks at the tenant files.
+const WATCH_INTERVAL: Duration = Duration::from_secs(2);
 
 /// How often the sweeper runs.
 pub(crate) const SWEEP_INTERVAL: Duration = Duration::from_secs(60);

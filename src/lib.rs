@@ -13,5 +13,6 @@ pub mod http;
 pub(crate) mod metrics;
 pub mod net;
 pub mod oauth;
+pub mod reload;
 pub mod store;
 pub mod upstream;

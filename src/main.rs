@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand};
 use dcr_shim::config::server::parse_public_url;
 use dcr_shim::config::{LogFormat, Settings, load_tenants};
+use dcr_shim::reload::Reloader;
 
 /// glibc's allocator was a fifth of the CPU under registration load (sled copies tree nodes on
 /// every write); mimalloc handles these many small, short-lived allocations far better.
@@ -85,6 +86,10 @@ struct ServeArgs {
     /// --admin-listen.
     #[arg(long, env = "DCR_SHIM_ADMIN_TOKEN_FILE")]
     admin_token_file: Option<PathBuf>,
+    /// Reload the tenant files whenever they change (checked every 2 s), as SIGHUP does: an
+    /// invalid set is refused whole and the running one stays.
+    #[arg(long, env = "DCR_SHIM_WATCH_TENANTS")]
+    watch_tenants: bool,
     /// HTTP worker threads (default: one per core).
     #[arg(long, env = "DCR_SHIM_WORKERS", value_parser = parse_workers)]
     workers: Option<usize>,
@@ -104,24 +109,21 @@ struct ServeArgs {
     audit_log: Option<PathBuf>,
 }
 
-/// Reopens the audit log whenever SIGHUP arrives (and without one, keeps SIGHUP from ending
-/// the process, as logrotate's `postrotate` may send it).
-async fn reopen_on_sighup(audit: Option<dcr_shim::audit_log::AuditFile>) {
-    #[cfg(unix)]
-    {
-        let Ok(mut hangups) =
-            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
-        else {
-            tracing::warn!("cannot listen for SIGHUP; the audit log will not be reopened");
-            return;
-        };
-        while hangups.recv().await.is_some() {
-            match audit.as_ref().map(|a| a.reopen()) {
-                Some(Ok(())) => tracing::info!("audit log reopened"),
-                Some(Err(e)) => tracing::error!(error = %e, "audit log not reopened"),
-                None => tracing::info!("SIGHUP ignored: there is no --audit-log to reopen"),
-            }
+/// SIGHUP reloads the tenant files and reopens the audit log (for logrotate).
+#[cfg(unix)]
+async fn on_sighup(
+    mut hangups: tokio::signal::unix::Signal,
+    audit: Option<dcr_shim::audit_log::AuditFile>,
+    reloader: Reloader,
+) {
+    while hangups.recv().await.is_some() {
+        match audit.as_ref().map(|a| a.reopen()) {
+            Some(Ok(())) => tracing::info!("audit log reopened"),
+            Some(Err(e)) => tracing::error!(error = %e, "audit log not reopened"),
+            None => {}
         }
+        // Logged and counted inside.
+        let _ = reloader.reload().await;
     }
 }
 
@@ -201,7 +203,9 @@ async fn serve(args: ServeArgs) -> ExitCode {
         None => None,
     };
     init_logging(args.log_format, audit.clone());
-    tokio::spawn(reopen_on_sighup(audit));
+    // Listened for before anything starts: SIGHUP's default action would end the process.
+    #[cfg(unix)]
+    let hangups = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup());
     let settings = Settings {
         listen: args.listen,
         public_url: args.common.public_url,
@@ -218,6 +222,7 @@ async fn serve(args: ServeArgs) -> ExitCode {
         forwarded_header: args.forwarded_header,
         admin_listen: args.admin_listen,
         admin_token_file: args.admin_token_file,
+        watch_tenants: args.watch_tenants,
     };
     let running = match dcr_shim::app::start(settings.clone()).await {
         Ok(r) => r,
@@ -226,6 +231,15 @@ async fn serve(args: ServeArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    #[cfg(unix)]
+    match hangups {
+        Ok(hangups) => {
+            tokio::spawn(on_sighup(hangups, audit, running.reloader.clone()));
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot listen for SIGHUP; neither the tenant files nor the audit log can be reloaded by signal")
+        }
+    }
     for t in running.state.tenants() {
         tracing::info!(tenant = %t.id, issuer = %t.issuer, upstream = t.config.upstream.kind(), "tenant loaded");
     }

@@ -36,6 +36,8 @@ pub(crate) struct Metrics {
     pub(crate) cimd: IntCounterVec,
     /// 1 while a tenant's IdP is discovered (or built in), else 0.
     pub(crate) upstream_up: IntGaugeVec,
+    /// Reloads of the tenant files by outcome (`applied`, `refused`).
+    pub(crate) tenant_reloads: IntCounterVec,
 }
 
 fn counter(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
@@ -138,6 +140,12 @@ impl Metrics {
                 "dcr_shim_cimd_resolutions_total",
                 "client metadata document resolutions by outcome",
                 &["tenant", "outcome"],
+            ),
+            tenant_reloads: counter(
+                &r,
+                "dcr_shim_tenant_reloads_total",
+                "reloads of the tenant files (refused: a file was invalid and the old set stayed)",
+                &["outcome"],
             ),
             upstream_up,
             registry: r,

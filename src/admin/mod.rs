@@ -132,7 +132,6 @@ fn authorized(
     let label = operator(req)?;
     let tenant = state
         .tenant(tenant)
-        .cloned()
         .ok_or_else(|| problem(404, "not_found", "no such tenant"))?;
     Ok((label, tenant))
 }

@@ -47,6 +47,8 @@ pub struct Settings {
     pub admin_listen: Option<SocketAddr>,
     /// The admin API's tokens (`admin/tokens.rs`); required with `admin_listen`.
     pub admin_token_file: Option<PathBuf>,
+    /// Reload the tenant files when they change (`reload.rs`), besides on SIGHUP.
+    pub watch_tenants: bool,
 }
 
 /// Parses one `--trusted-proxies` entry: a CIDR or an address.

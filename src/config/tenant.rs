@@ -83,7 +83,7 @@ pub struct TenantConfig {
 }
 
 /// The identity provider behind the tenant.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, PartialEq)]
 #[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
 pub enum UpstreamConfig {
     /// Microsoft Entra ID (v2.0 endpoints) by directory (tenant) id.

@@ -83,6 +83,7 @@ pub(crate) struct DevAuthorization {
     pub(crate) nonce: Option<String>,
 }
 
+#[derive(Clone)]
 struct DevCode {
     request: DevAuthorization,
     user: String,
@@ -115,9 +116,14 @@ pub(crate) struct DevIdp {
 }
 
 impl DevIdp {
+    /// The issuer of `tenant`'s dev IdP.
+    pub(crate) fn issuer_of(tenant: &Tenant) -> String {
+        format!("{}/dev-idp", tenant.issuer)
+    }
+
     pub(crate) fn new(tenant: &Tenant, key: &DevKey) -> Result<Self, String> {
         Ok(Self {
-            issuer: format!("{}/dev-idp", tenant.issuer),
+            issuer: Self::issuer_of(tenant),
             callback: format!("{}/callback", tenant.issuer),
             client_ids: tenant
                 .config
@@ -132,6 +138,20 @@ impl DevIdp {
             kid: key.kid.clone(),
             codes: Mutex::new(HashMap::new()),
         })
+    }
+
+    /// This IdP with the codes `previous` has issued and not yet seen redeemed (a reload keeps
+    /// a login at the dev IdP going).
+    pub(crate) fn with_codes_of(self, previous: &DevIdp) -> Self {
+        let codes = previous
+            .codes
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        Self {
+            codes: Mutex::new(codes),
+            ..self
+        }
     }
 
     /// Checks an authorization request; the error is shown on the page (never redirected).

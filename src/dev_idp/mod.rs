@@ -11,6 +11,8 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
 
+use arc_swap::ArcSwap;
+
 use crate::config::Tenant;
 use crate::domain::TenantId;
 use crate::upstream::provider::Provider;
@@ -19,21 +21,24 @@ use crate::upstream::tokens::InProcessIdp;
 pub(crate) use idp::{DevIdp, DevKey};
 pub(crate) use routes::configure;
 
-/// The dev IdP of every `dev` tenant.
+/// The dev IdP of every `dev` tenant. The set is replaced whole when the tenant files are
+/// reloaded; a dev IdP whose tenant keeps its issuer is carried over, with the codes it has
+/// issued, so that a login in flight finishes.
 #[derive(Clone, Default)]
-pub(crate) struct DevIdps(HashMap<TenantId, Arc<DevIdp>>);
+pub(crate) struct DevIdps(Arc<ArcSwap<HashMap<TenantId, Arc<DevIdp>>>>);
 
 impl DevIdps {
-    /// Sets up the dev IdP of every `dev` tenant; the signing key is loaded from (or created in)
-    /// `data_dir` only when there is one. Refused when the server listens beyond loopback,
-    /// since the dev IdP logs anyone in, unless `any_interface` says only the host's loopback
-    /// can reach the port (a container published on 127.0.0.1).
-    pub(crate) fn start(
+    /// The dev IdPs `tenants` need, without installing them: the signing key is loaded from
+    /// (or created in) `data_dir` only when there is one. Refused when the server listens
+    /// beyond loopback, since the dev IdP logs anyone in, unless `any_interface` says only the
+    /// host's loopback can reach the port (a container published on 127.0.0.1).
+    pub(crate) fn prepare(
+        &self,
         tenants: &[Arc<Tenant>],
         listen: SocketAddr,
         any_interface: bool,
         data_dir: &Path,
-    ) -> Result<Self, String> {
+    ) -> Result<HashMap<TenantId, Arc<DevIdp>>, String> {
         let dev: Vec<_> = tenants
             .iter()
             .filter(|t| Provider::of(t).is_built_in())
@@ -48,24 +53,37 @@ impl DevIdps {
         }
         let mut idps = HashMap::new();
         if !dev.is_empty() {
+            let current = self.0.load();
             let key = DevKey::load_or_create(data_dir)?;
             for t in dev {
-                idps.insert(t.id.clone(), Arc::new(DevIdp::new(t, &key)?));
+                let idp = match current.get(&t.id) {
+                    Some(old) if old.issuer == DevIdp::issuer_of(t) => {
+                        DevIdp::new(t, &key)?.with_codes_of(old)
+                    }
+                    _ => DevIdp::new(t, &key)?,
+                };
+                idps.insert(t.id.clone(), Arc::new(idp));
             }
         }
-        Ok(Self(idps))
+        Ok(idps)
+    }
+
+    /// Makes `set` (from `prepare`) the dev IdPs that answer.
+    pub(crate) fn install(&self, set: HashMap<TenantId, Arc<DevIdp>>) {
+        self.0.store(Arc::new(set));
     }
 
     /// The tenant's dev IdP, by the path segment that names the tenant.
-    pub(crate) fn get(&self, tenant: &str) -> Option<&Arc<DevIdp>> {
+    pub(crate) fn get(&self, tenant: &str) -> Option<Arc<DevIdp>> {
         let id = TenantId::parse(tenant).ok()?;
-        self.0.get(&id)
+        self.0.load().get(&id).cloned()
     }
 
-    /// The dev IdPs as the upstream client calls them.
-    pub(crate) fn in_process(&self) -> HashMap<TenantId, Arc<dyn InProcessIdp>> {
-        self.0
-            .iter()
+    /// The dev IdPs of `set` as the upstream client calls them.
+    pub(crate) fn in_process(
+        set: &HashMap<TenantId, Arc<DevIdp>>,
+    ) -> HashMap<TenantId, Arc<dyn InProcessIdp>> {
+        set.iter()
             .map(|(t, idp)| (t.clone(), idp.clone() as Arc<dyn InProcessIdp>))
             .collect()
     }

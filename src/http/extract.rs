@@ -22,7 +22,7 @@ fn lookup(
     let tenant = req
         .app_data::<web::Data<AppState>>()
         .zip(req.match_info().get("tenant"))
-        .and_then(|(state, segment)| state.tenant(segment).cloned());
+        .and_then(|(state, segment)| state.tenant(segment));
     tenant.ok_or_else(|| InternalError::from_response("unknown tenant", unknown()).into())
 }
 

@@ -169,11 +169,11 @@ where
     let first_segment = req.path().trim_start_matches('/').split('/').next();
     let tenant = state
         .zip(first_segment)
-        .and_then(|(state, seg)| state.tenant(seg).cloned())
+        .and_then(|(state, seg)| state.tenant(seg))
         .or_else(|| {
             // `/.well-known/…/{tenant}` and `/readyz/{tenant}` name it last.
             let last = req.path().rsplit('/').next()?;
-            state?.tenant(last).cloned()
+            state?.tenant(last)
         });
     let route = route_label(req.path());
     let span = if routine {

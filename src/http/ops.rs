@@ -65,7 +65,7 @@ pub(crate) async fn tenant_readyz(
     state: web::Data<AppState>,
     tenant: web::Path<String>,
 ) -> HttpResponse {
-    let Some(tenant) = state.tenant(&tenant).cloned() else {
+    let Some(tenant) = state.tenant(&tenant) else {
         return HttpResponse::NotFound().json(json!({"status": "unknown_tenant"}));
     };
     let store = state.records().backend().check_health().await;

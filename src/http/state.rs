@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use actix_web::web;
+use arc_swap::ArcSwap;
 use governor::{DefaultDirectRateLimiter, DefaultKeyedRateLimiter, Quota, RateLimiter};
 
 use super::cookies::Cookies;
@@ -29,33 +30,45 @@ pub fn unix_now() -> u64 {
 
 /// Everything a request handler may need.
 pub struct AppState {
-    /// In file-name order.
-    tenants: Vec<Arc<Tenant>>,
-    by_id: HashMap<String, Arc<Tenant>>,
+    /// Replaced whole when the tenant files are reloaded (`install_tenants`).
+    table: ArcSwap<TenantTable>,
     records: Records,
     registry: ClientRegistry,
     upstreams: UpstreamDirectory,
     /// The login flow.
     auth: AuthServer,
     cookies: Cookies,
-    registration_limits: HashMap<TenantId, DefaultKeyedRateLimiter<IpAddr>>,
-    /// Each tenant's ceiling on registrations per minute, whatever their sources.
-    tenant_registration_limits: HashMap<TenantId, DefaultDirectRateLimiter>,
     trusted_proxies: Vec<ipnet::IpNet>,
     forwarded_header: crate::config::server::ForwardedHeader,
+}
+
+/// The tenants and what is worked out from their files once.
+struct TenantTable {
+    /// In file-name order.
+    tenants: Vec<Arc<Tenant>>,
+    by_id: HashMap<String, Arc<Tenant>>,
+    registration_limits: HashMap<TenantId, Arc<KeyedLimit>>,
+    /// Each tenant's ceiling on registrations per minute, whatever their sources.
+    tenant_registration_limits: HashMap<TenantId, Arc<DirectLimit>>,
     /// Each tenant's metadata document, serialized once: without and with refresh tokens.
     metadata_documents: HashMap<String, [web::Bytes; 2]>,
 }
 
-impl AppState {
-    pub(crate) fn new(
-        settings: Settings,
-        tenants: Vec<Arc<Tenant>>,
-        records: Records,
-        registry: ClientRegistry,
-        upstreams: UpstreamDirectory,
-        auth: AuthServer,
-    ) -> Self {
+/// A rate limit with the quota it was made with (a reload keeps a limiter whose quota has
+/// not changed, and with it what its sources have spent).
+struct Limit<L> {
+    per_minute: u32,
+    limiter: L,
+}
+
+type KeyedLimit = Limit<DefaultKeyedRateLimiter<IpAddr>>;
+type DirectLimit = Limit<DefaultDirectRateLimiter>;
+
+impl TenantTable {
+    fn new(tenants: Vec<Arc<Tenant>>, previous: Option<&TenantTable>) -> Self {
+        let quota = |per_minute: u32| {
+            Quota::per_minute(NonZeroU32::new(per_minute).unwrap_or(NonZeroU32::MIN))
+        };
         let by_id = tenants
             .iter()
             .map(|t| (t.id.to_string(), t.clone()))
@@ -63,24 +76,33 @@ impl AppState {
         let registration_limits = tenants
             .iter()
             .map(|t| {
-                let per_minute = NonZeroU32::new(t.config.registration.registrations_per_minute)
-                    .unwrap_or(NonZeroU32::MIN);
-                (
-                    t.id.clone(),
-                    RateLimiter::keyed(Quota::per_minute(per_minute)),
-                )
+                let per_minute = t.config.registration.registrations_per_minute;
+                let kept = previous
+                    .and_then(|p| p.registration_limits.get(&t.id))
+                    .filter(|l| l.per_minute == per_minute);
+                let limit = kept.cloned().unwrap_or_else(|| {
+                    Arc::new(Limit {
+                        per_minute,
+                        limiter: RateLimiter::keyed(quota(per_minute)),
+                    })
+                });
+                (t.id.clone(), limit)
             })
             .collect();
         let tenant_registration_limits = tenants
             .iter()
             .map(|t| {
-                let per_minute =
-                    NonZeroU32::new(t.config.registration.tenant_registrations_per_minute())
-                        .unwrap_or(NonZeroU32::MIN);
-                (
-                    t.id.clone(),
-                    RateLimiter::direct(Quota::per_minute(per_minute)),
-                )
+                let per_minute = t.config.registration.tenant_registrations_per_minute();
+                let kept = previous
+                    .and_then(|p| p.tenant_registration_limits.get(&t.id))
+                    .filter(|l| l.per_minute == per_minute);
+                let limit = kept.cloned().unwrap_or_else(|| {
+                    Arc::new(Limit {
+                        per_minute,
+                        limiter: RateLimiter::direct(quota(per_minute)),
+                    })
+                });
+                (t.id.clone(), limit)
             })
             .collect();
         let metadata_documents = tenants
@@ -95,31 +117,53 @@ impl AppState {
                 (t.id.to_string(), [doc(false), doc(true)])
             })
             .collect();
-        let cookies = Cookies::new(settings.public_url.scheme() == "https");
         Self {
-            cookies,
             tenants,
             by_id,
+            registration_limits,
+            tenant_registration_limits,
+            metadata_documents,
+        }
+    }
+}
+
+impl AppState {
+    pub(crate) fn new(
+        settings: Settings,
+        tenants: Vec<Arc<Tenant>>,
+        records: Records,
+        registry: ClientRegistry,
+        upstreams: UpstreamDirectory,
+        auth: AuthServer,
+    ) -> Self {
+        let cookies = Cookies::new(settings.public_url.scheme() == "https");
+        Self {
+            table: ArcSwap::from_pointee(TenantTable::new(tenants, None)),
+            cookies,
             records,
             registry,
             upstreams,
             auth,
-            registration_limits,
-            tenant_registration_limits,
             trusted_proxies: settings.trusted_proxies.clone(),
             forwarded_header: settings.forwarded_header,
-            metadata_documents,
         }
     }
 
+    /// Serves `tenants` from now on (a reload). Requests under way finish with the tenant they
+    /// started with.
+    pub(crate) fn install_tenants(&self, tenants: Vec<Arc<Tenant>>) {
+        let table = TenantTable::new(tenants, Some(&self.table.load()));
+        self.table.store(Arc::new(table));
+    }
+
     /// Every tenant, in file-name order.
-    pub fn tenants(&self) -> &[Arc<Tenant>] {
-        &self.tenants
+    pub fn tenants(&self) -> Vec<Arc<Tenant>> {
+        self.table.load().tenants.clone()
     }
 
     /// The tenant named by a path segment, if there is one.
-    pub fn tenant(&self, segment: &str) -> Option<&Arc<Tenant>> {
-        self.by_id.get(segment)
+    pub fn tenant(&self, segment: &str) -> Option<Arc<Tenant>> {
+        self.table.load().by_id.get(segment).cloned()
     }
 
     pub fn records(&self) -> &Records {
@@ -148,7 +192,9 @@ impl AppState {
     /// refresh tokens follows what the upstream's discovery document said.
     pub(crate) fn metadata_document(&self, tenant: &Tenant) -> Option<web::Bytes> {
         let offers_refresh = self.upstreams.status(&tenant.id).offers_refresh();
-        self.metadata_documents
+        self.table
+            .load()
+            .metadata_documents
             .get(tenant.id.as_str())
             .map(|docs| docs[usize::from(offers_refresh)].clone())
     }
@@ -166,9 +212,11 @@ impl AppState {
     /// Whether the tenant's ceiling on registrations per minute, counted over every source,
     /// leaves room for one more.
     pub(crate) fn allow_tenant_registration(&self, tenant: &TenantId) -> bool {
-        self.tenant_registration_limits
+        self.table
+            .load()
+            .tenant_registration_limits
             .get(tenant)
-            .is_none_or(|l| l.check().is_ok())
+            .is_none_or(|l| l.limiter.check().is_ok())
     }
 
     /// Whether `source` may register one more client at `tenant` now. IPv6 sources are
@@ -182,15 +230,17 @@ impl AppState {
             },
             v4 => v4,
         };
-        self.registration_limits
+        self.table
+            .load()
+            .registration_limits
             .get(tenant)
-            .is_none_or(|l| l.check_key(&key).is_ok())
+            .is_none_or(|l| l.limiter.check_key(&key).is_ok())
     }
 
     /// Forgets rate-limit buckets of sources that have been quiet (the sweeper calls this).
     pub(crate) fn forget_idle_rate_limits(&self) {
-        for limiter in self.registration_limits.values() {
-            limiter.retain_recent();
+        for limit in self.table.load().registration_limits.values() {
+            limit.limiter.retain_recent();
         }
     }
 }

@@ -209,7 +209,7 @@ impl AuthServer {
         let callback = format!("{}/callback", tenant.issuer);
         let resource = super::authorize::upstream_resource(tenant, &r.resource);
         let tokens = self
-            .upstream
+            .upstream()
             .exchange_code(
                 tenant,
                 &endpoints,

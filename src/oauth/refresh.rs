@@ -210,7 +210,7 @@ impl AuthServer {
             Provider::of(tenant).refresh_scopes(granted_upstream, endpoints.offers_refresh);
         let resource = super::authorize::upstream_resource(tenant, &rec.resource);
         match self
-            .upstream
+            .upstream()
             .refresh(
                 tenant,
                 &endpoints,

@@ -5,6 +5,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use arc_swap::ArcSwap;
 use serde_json::{Map, Value};
 
 use super::cimd::{CimdResolver, is_document_client_id};
@@ -85,15 +86,29 @@ impl Registered {
 #[derive(Clone)]
 pub struct ClientRegistry {
     records: Records,
-    resolvers: Arc<HashMap<TenantId, Arc<CimdResolver>>>,
+    /// Each tenant's, replaced whole when the tenant files are reloaded.
+    resolvers: Arc<ArcSwap<HashMap<TenantId, Arc<CimdResolver>>>>,
 }
 
 impl ClientRegistry {
     pub(crate) fn new(records: Records, resolvers: HashMap<TenantId, Arc<CimdResolver>>) -> Self {
         Self {
             records,
-            resolvers: Arc::new(resolvers),
+            resolvers: Arc::new(ArcSwap::from_pointee(resolvers)),
         }
+    }
+
+    /// Resolves document clients with `resolvers` from now on.
+    pub(crate) fn install_resolvers(&self, resolvers: HashMap<TenantId, Arc<CimdResolver>>) {
+        self.resolvers.store(Arc::new(resolvers));
+    }
+
+    fn resolver(&self, tenant: &TenantId) -> Result<Arc<CimdResolver>, OAuthError> {
+        self.resolvers
+            .load()
+            .get(tenant)
+            .cloned()
+            .ok_or_else(OAuthError::server_error)
     }
 
     pub(super) fn records(&self) -> &Records {
@@ -168,10 +183,7 @@ impl ClientRegistry {
         now: u64,
     ) -> Result<Option<ClientRecord>, OAuthError> {
         if is_document_client_id(client_id) {
-            let resolver = self
-                .resolvers
-                .get(&tenant.id)
-                .ok_or_else(OAuthError::server_error)?;
+            let resolver = self.resolver(&tenant.id)?;
             return resolver
                 .resolve(tenant, client_id, now)
                 .await
@@ -195,10 +207,7 @@ impl ClientRegistry {
         client: &ClientRecord,
         refetch: bool,
     ) -> Result<Arc<jsonwebtoken::jwk::JwkSet>, OAuthError> {
-        let resolver = self
-            .resolvers
-            .get(&tenant.id)
-            .ok_or_else(OAuthError::server_error)?;
+        let resolver = self.resolver(&tenant.id)?;
         resolver
             .client_keys(&client.metadata, refetch)
             .await

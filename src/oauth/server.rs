@@ -4,6 +4,8 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
+use arc_swap::ArcSwap;
+
 use super::records::FamilyId;
 use super::registration::ClientRegistry;
 use crate::crypto::{Sealer, Signer};
@@ -15,7 +17,8 @@ pub struct AuthServer {
     pub(super) records: Records,
     pub(super) registry: ClientRegistry,
     pub(super) upstreams: UpstreamDirectory,
-    pub(super) upstream: UpstreamClient,
+    /// Replaced whole when the tenant files are reloaded (`install_upstream`).
+    upstream: ArcSwap<UpstreamClient>,
     pub(super) sealer: Sealer,
     pub(super) signer: Signer,
     /// One lock per refresh family being rotated, so that parallel refreshes of one client do
@@ -36,11 +39,21 @@ impl AuthServer {
             records,
             registry,
             upstreams,
-            upstream,
+            upstream: ArcSwap::from_pointee(upstream),
             sealer,
             signer,
             family_locks: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// Calls the IdPs with `upstream` from now on; calls under way finish with the old one.
+    pub(crate) fn install_upstream(&self, upstream: UpstreamClient) {
+        self.upstream.store(Arc::new(upstream));
+    }
+
+    /// The IdP caller of the current tenant set.
+    pub(super) fn upstream(&self) -> Arc<UpstreamClient> {
+        self.upstream.load_full()
     }
 
     pub(crate) fn family_lock(&self, family_id: &FamilyId) -> Arc<tokio::sync::Mutex<()>> {

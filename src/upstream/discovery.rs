@@ -3,7 +3,7 @@
 //! fails, so that one unreachable IdP neither stops the shim nor hides from `/readyz`.
 
 use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use openidconnect::core::CoreProviderMetadata;
@@ -48,10 +48,29 @@ pub(crate) struct UpstreamEndpoints {
     pub(crate) offers_refresh: bool,
 }
 
+static GENERATION: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
 /// The upstream status of every tenant, updated by the discovery tasks.
 #[derive(Clone, Default)]
 pub(crate) struct UpstreamDirectory {
     statuses: Arc<RwLock<HashMap<TenantId, UpstreamStatus>>>,
+    /// Each tenant's discovery task (finished or not), with the upstream it discovers.
+    tasks: Arc<Mutex<HashMap<TenantId, Discovery>>>,
+}
+
+struct Discovery {
+    upstream: UpstreamConfig,
+    /// Tells this task's results from those of a task it replaced that has not stopped yet.
+    generation: u64,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Drop for Discovery {
+    fn drop(&mut self) {
+        if let Some(task) = &self.task {
+            task.abort();
+        }
+    }
 }
 
 impl UpstreamDirectory {
@@ -98,37 +117,79 @@ impl UpstreamDirectory {
         }
     }
 
-    /// Marks every tenant unreachable (or built in) and starts one discovery task per tenant.
-    pub(crate) fn start(
-        &self,
-        tenants: &[Arc<Tenant>],
-        http: &UpstreamHttp,
-    ) -> Vec<tokio::task::JoinHandle<()>> {
-        let mut tasks = Vec::new();
+    /// Makes the directory follow `tenants`: a tenant whose upstream is new or changed is
+    /// marked unreachable (or built in) and gets a discovery task; one whose upstream is
+    /// unchanged keeps its status (a reload does not interrupt its logins); a tenant no longer
+    /// there is forgotten and its task stopped.
+    pub(crate) fn follow(&self, tenants: &[Arc<Tenant>], http: &UpstreamHttp) {
+        let mut tasks = self.tasks.lock().unwrap_or_else(|p| p.into_inner());
+        let gone: Vec<TenantId> = tasks
+            .keys()
+            .filter(|id| !tenants.iter().any(|t| &t.id == *id))
+            .cloned()
+            .collect();
+        for id in gone {
+            tasks.remove(&id);
+            if let Ok(mut s) = self.statuses.write() {
+                s.remove(&id);
+            }
+            let _ = crate::metrics::metrics()
+                .upstream_up
+                .remove_label_values(&[id.as_str()]);
+        }
         for tenant in tenants {
-            if Provider::of(tenant).is_built_in() {
-                self.set(&tenant.id, UpstreamStatus::BuiltIn);
+            if tasks
+                .get(&tenant.id)
+                .is_some_and(|d| d.upstream == tenant.config.upstream)
+            {
                 continue;
             }
-            self.set(
-                &tenant.id,
-                UpstreamStatus::Unreachable("discovery has not finished yet".into()),
+            let generation = GENERATION.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let task = if Provider::of(tenant).is_built_in() {
+                self.set(&tenant.id, UpstreamStatus::BuiltIn);
+                None
+            } else {
+                self.set(
+                    &tenant.id,
+                    UpstreamStatus::Unreachable("discovery has not finished yet".into()),
+                );
+                let (dir, tenant, http) = (
+                    self.clone(),
+                    tenant.clone(),
+                    http.for_tenant(&tenant.id).clone(),
+                );
+                Some(tokio::spawn(async move {
+                    dir.discover_until_done(&tenant, &http, generation).await
+                }))
+            };
+            tasks.insert(
+                tenant.id.clone(),
+                Discovery {
+                    upstream: tenant.config.upstream.clone(),
+                    generation,
+                    task,
+                },
             );
-            let (dir, tenant, http) = (
-                self.clone(),
-                tenant.clone(),
-                http.for_tenant(&tenant.id).clone(),
-            );
-            tasks.push(tokio::spawn(async move {
-                dir.discover_until_done(&tenant, &http).await
-            }));
         }
-        tasks
+    }
+
+    /// Stops every discovery task (the server is stopping).
+    pub(crate) fn stop(&self) {
+        self.tasks.lock().unwrap_or_else(|p| p.into_inner()).clear();
     }
 
     /// Retries with backoff until discovery succeeds. A failure is logged at warn when it is
     /// new (the first, or a different reason), at debug while it repeats; success at info.
-    async fn discover_until_done(&self, tenant: &Tenant, http: &reqwest::Client) {
+    async fn discover_until_done(&self, tenant: &Tenant, http: &reqwest::Client, generation: u64) {
+        let set = |status| {
+            let tasks = self.tasks.lock().unwrap_or_else(|p| p.into_inner());
+            if tasks
+                .get(&tenant.id)
+                .is_some_and(|d| d.generation == generation)
+            {
+                self.set(&tenant.id, status);
+            }
+        };
         let mut delay = Duration::from_secs(1);
         let mut last_failure: Option<String> = None;
         loop {
@@ -137,7 +198,7 @@ impl UpstreamDirectory {
                 let reason = e.to_string();
                 if last_failure.as_deref() == Some(reason.as_str()) {
                     tracing::debug!(tenant = %tenant.id, error = %reason, retry_in = ?delay, "upstream still unreachable");
-                    self.set(&tenant.id, UpstreamStatus::Unreachable(reason));
+                    set(UpstreamStatus::Unreachable(reason));
                     tokio::time::sleep(delay).await;
                     delay = (delay * 2).min(Duration::from_secs(60));
                     continue;
@@ -147,18 +208,18 @@ impl UpstreamDirectory {
             match outcome {
                 Ok(metadata) => {
                     tracing::info!(tenant = %tenant.id, issuer = %metadata.issuer().as_str(), "upstream discovered");
-                    self.set(&tenant.id, UpstreamStatus::Discovered(Arc::new(metadata)));
+                    set(UpstreamStatus::Discovered(Arc::new(metadata)));
                     return;
                 }
                 Err(e @ DiscoveryError::Certificate(_)) => {
                     tracing::warn!(tenant = %tenant.id, file = %tenant.file.display(), error = %e, retry_in = ?delay,
                         "upstream discovery failed: the IdP's TLS certificate is not trusted; if a private CA or a TLS-inspecting proxy issued it, set upstream.ca_file to that CA's PEM file (or upstream.roots = \"system\" to trust this machine's store)");
-                    self.set(&tenant.id, UpstreamStatus::Unreachable(e.to_string()));
+                    set(UpstreamStatus::Unreachable(e.to_string()));
                 }
                 Err(e) => {
                     tracing::warn!(tenant = %tenant.id, file = %tenant.file.display(), error = %e, retry_in = ?delay,
                         "upstream discovery failed; check upstream.issuer / directory_id in the tenant file and that this host can reach the IdP");
-                    self.set(&tenant.id, UpstreamStatus::Unreachable(e.to_string()));
+                    set(UpstreamStatus::Unreachable(e.to_string()));
                 }
             }
             tokio::time::sleep(delay).await;

@@ -198,6 +198,18 @@ impl TestApp {
         format!("http://{addr}/admin/v1")
     }
 
+    /// Reads the tenant files again, as SIGHUP does.
+    pub async fn reload(
+        &self,
+    ) -> Result<dcr_shim::reload::Reloaded, dcr_shim::reload::TenantSetError> {
+        self.running
+            .as_ref()
+            .expect("app is running")
+            .reloader
+            .reload()
+            .await
+    }
+
     pub async fn stop(mut self) {
         if let Some(r) = self.running.take() {
             r.stop().await;
@@ -229,6 +241,7 @@ pub fn test_settings(
         forwarded_header: Default::default(),
         admin_listen: None,
         admin_token_file: None,
+        watch_tenants: false,
     }
 }
 

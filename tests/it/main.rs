@@ -22,6 +22,7 @@ mod metrics;
 mod personas;
 mod properties;
 mod registration;
+mod reload;
 mod restart;
 mod ssrf;
 mod tls_server;

@@ -1,0 +1,240 @@
+//! Reloading the tenant files while serving (SIGHUP, `--watch-tenants`). The new set is read
+//! and validated whole, and everything built from it (IdP clients, CIMD resolvers, dev IdPs)
+//! is made, before anything is replaced: one invalid file and the running set stays. Then
+//! each part is swapped in, the tenant table last, so that a request that finds a tenant finds
+//! what it needs. Clients, grants and transactions live in the store and are not touched: a
+//! login begun before a reload finishes after it, and a removed tenant's data waits for its
+//! file to come back.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::web;
+use sha2::{Digest, Sha256};
+
+use crate::config::{Problem, Settings, Tenant, load_tenants};
+use crate::dev_idp::DevIdps;
+use crate::dev_idp::idp::DevIdp;
+use crate::domain::TenantId;
+use crate::http::state::AppState;
+use crate::net::{FetchPolicy, SafeFetcher};
+use crate::oauth::cimd::CimdResolver;
+use crate::upstream::http::UpstreamHttp;
+use crate::upstream::tokens::UpstreamClient;
+
+/// Why a tenant set cannot be served.
+#[derive(Debug, thiserror::Error)]
+pub enum TenantSetError {
+    #[error("{} problem(s) in the tenant files:\n{}", .0.len(), .0.iter().map(|p| format!("  {p}")).collect::<Vec<_>>().join("\n"))]
+    Tenants(Vec<Problem>),
+    #[error("cannot set up the built-in dev IdP: {0}")]
+    DevIdp(String),
+    #[error("cannot set up outbound HTTP: {0}")]
+    Fetcher(String),
+}
+
+/// A tenant set, validated, with what serving it needs.
+pub(crate) struct TenantSet {
+    pub(crate) tenants: Vec<Arc<Tenant>>,
+    pub(crate) http: UpstreamHttp,
+    pub(crate) resolvers: HashMap<TenantId, Arc<CimdResolver>>,
+    pub(crate) dev_idps: HashMap<TenantId, Arc<DevIdp>>,
+}
+
+impl TenantSet {
+    /// Reads the tenant files and builds what they need; every problem in them reported at
+    /// once. Nothing that serves requests changes.
+    pub(crate) fn prepare(settings: &Settings, dev_idps: &DevIdps) -> Result<Self, TenantSetError> {
+        let tenants: Vec<Arc<Tenant>> = load_tenants(&settings.tenants_dir, &settings.public_url)
+            .map_err(TenantSetError::Tenants)?
+            .into_iter()
+            .map(Arc::new)
+            .collect();
+        let http = UpstreamHttp::new(&tenants, settings.upstream_timeout)
+            .map_err(TenantSetError::Fetcher)?;
+        let resolvers = cimd_resolvers(&tenants)?;
+        let dev_idps = dev_idps
+            .prepare(
+                &tenants,
+                settings.listen,
+                settings.dev_idp_any_interface,
+                &settings.data_dir,
+            )
+            .map_err(TenantSetError::DevIdp)?;
+        Ok(Self {
+            tenants,
+            http,
+            resolvers,
+            dev_idps,
+        })
+    }
+
+    /// The IdP caller for this set.
+    pub(crate) fn upstream_client(&self) -> UpstreamClient {
+        UpstreamClient::new(
+            self.http.clone(),
+            &self.tenants,
+            DevIdps::in_process(&self.dev_idps),
+        )
+    }
+}
+
+/// One CIMD resolver per tenant, all fetching through the same guarded fetcher.
+fn cimd_resolvers(
+    tenants: &[Arc<Tenant>],
+) -> Result<HashMap<TenantId, Arc<CimdResolver>>, TenantSetError> {
+    let strict = SafeFetcher::new(FetchPolicy::default())
+        .map_err(|e| TenantSetError::Fetcher(e.to_string()))?;
+    tenants
+        .iter()
+        .map(|t| {
+            let resolver = CimdResolver::for_tenant(t, &strict)
+                .map_err(|e| TenantSetError::Fetcher(format!("tenant {}: {e}", t.id)))?;
+            Ok((t.id.clone(), Arc::new(resolver)))
+        })
+        .collect()
+}
+
+/// What a reload changed, by tenant id.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Reloaded {
+    pub added: Vec<String>,
+    pub removed: Vec<String>,
+    pub changed: Vec<String>,
+}
+
+/// Reloads the tenant files of a running server, one reload at a time.
+#[derive(Clone)]
+pub struct Reloader {
+    settings: Settings,
+    state: web::Data<AppState>,
+    dev_idps: DevIdps,
+    one_at_a_time: Arc<tokio::sync::Mutex<()>>,
+}
+
+impl Reloader {
+    pub(crate) fn new(settings: Settings, state: web::Data<AppState>, dev_idps: DevIdps) -> Self {
+        Self {
+            settings,
+            state,
+            dev_idps,
+            one_at_a_time: Arc::default(),
+        }
+    }
+
+    /// Reads the tenant files again and serves them, or keeps the running set when any file is
+    /// invalid. Either way the outcome is logged and counted.
+    pub async fn reload(&self) -> Result<Reloaded, TenantSetError> {
+        let _one = self.one_at_a_time.lock().await;
+        let (settings, dev_idps) = (self.settings.clone(), self.dev_idps.clone());
+        let prepared =
+            tokio::task::spawn_blocking(move || TenantSet::prepare(&settings, &dev_idps))
+                .await
+                .unwrap_or_else(|e| {
+                    Err(TenantSetError::Fetcher(format!("reload task failed: {e}")))
+                });
+        let outcome = prepared.map(|set| self.install(set));
+        match &outcome {
+            Ok(r) => {
+                crate::metrics::metrics()
+                    .tenant_reloads
+                    .with_label_values(&["applied"])
+                    .inc();
+                tracing::info!(
+                    tenants = self.state.tenants().len(),
+                    added = ?r.added,
+                    removed = ?r.removed,
+                    changed = ?r.changed,
+                    "tenant files reloaded"
+                );
+            }
+            Err(e) => {
+                crate::metrics::metrics()
+                    .tenant_reloads
+                    .with_label_values(&["refused"])
+                    .inc();
+                tracing::error!(error = %e, "tenant files not reloaded; the running tenants stay as they were until the files are fixed");
+            }
+        }
+        outcome
+    }
+
+    /// Swaps `set` in: the parts a tenant's requests use first, the tenant table last.
+    pub(crate) fn install(&self, set: TenantSet) -> Reloaded {
+        let before = self.state.tenants();
+        let upstream = set.upstream_client();
+        self.dev_idps.install(set.dev_idps);
+        self.state.upstreams().follow(&set.tenants, &set.http);
+        self.state.auth().install_upstream(upstream);
+        self.state.registry().install_resolvers(set.resolvers);
+        self.state.install_tenants(set.tenants.clone());
+        difference(&before, &set.tenants)
+    }
+
+    /// Reloads whenever the tenant files' contents change from `seen` (their `fingerprint`
+    /// when the running set was read), checking every `every`.
+    pub(crate) async fn watch(self, mut seen: [u8; 32], every: Duration) {
+        let dir = self.settings.tenants_dir.clone();
+        let mut tick = tokio::time::interval(every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            let now = fingerprint(&dir).await;
+            if now != seen {
+                seen = now;
+                // Logged and counted inside; a refused set is tried again at its next change.
+                let _ = self.reload().await;
+            }
+        }
+    }
+}
+
+/// Which tenants `after` adds, removes and changes relative to `before`.
+fn difference(before: &[Arc<Tenant>], after: &[Arc<Tenant>]) -> Reloaded {
+    let find = |set: &[Arc<Tenant>], id: &TenantId| set.iter().find(|t| &t.id == id).cloned();
+    let mut r = Reloaded::default();
+    for t in after {
+        match find(before, &t.id) {
+            None => r.added.push(t.id.to_string()),
+            // Compared by their parsed contents: a comment or a reordering is no change.
+            Some(old) if format!("{:?}", old.config) != format!("{:?}", t.config) => {
+                r.changed.push(t.id.to_string())
+            }
+            Some(_) => {}
+        }
+    }
+    for t in before {
+        if find(after, &t.id).is_none() {
+            r.removed.push(t.id.to_string());
+        }
+    }
+    r
+}
+
+/// A digest of the names and contents of the tenant files (`*.toml`) in `dir`.
+pub(crate) async fn fingerprint(dir: &std::path::Path) -> [u8; 32] {
+    let dir = dir.to_owned();
+    tokio::task::spawn_blocking(move || {
+        let mut files: Vec<_> = std::fs::read_dir(&dir)
+            .into_iter()
+            .flatten()
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+            .collect();
+        files.sort();
+        let mut hash = Sha256::new();
+        for f in files {
+            for part in [
+                f.as_os_str().as_encoded_bytes(),
+                &std::fs::read(&f).unwrap_or_default(),
+            ] {
+                hash.update((part.len() as u64).to_le_bytes());
+                hash.update(part);
+            }
+        }
+        hash.finalize().into()
+    })
+    .await
+    .unwrap_or_default()
+}

@@ -1,4 +1,4 @@
-//! The `dcr-shim` command line: `serve` and `check`.
+//! The `dcr-shim` command line: `serve`, `check`, the admin commands and `healthcheck`.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -35,6 +35,23 @@ enum Command {
     /// Grants (refresh families), through a running server's admin API.
     #[command(subcommand)]
     Grants(dcr_shim::admin::cli::GrantsCommand),
+    /// Exit 0 if the server on this host answers /healthz (or /readyz), else 1: for a container
+    /// HEALTHCHECK, where there is no curl.
+    Healthcheck(HealthcheckArgs),
+}
+
+#[derive(Args)]
+struct HealthcheckArgs {
+    /// The server's listen address, as given to `serve` (an unspecified address such as
+    /// 0.0.0.0 is asked on loopback).
+    #[arg(long, env = "DCR_SHIM_LISTEN", default_value = "127.0.0.1:8080")]
+    listen: SocketAddr,
+    /// Ask /readyz (the server can serve) instead of /healthz (the process answers).
+    #[arg(long)]
+    ready: bool,
+    /// How long to wait for the answer.
+    #[arg(long, default_value = "3s", value_parser = parse_timeout)]
+    timeout: std::time::Duration,
 }
 
 #[derive(Args)]
@@ -186,6 +203,49 @@ async fn main() -> ExitCode {
         Command::Check(args) => check(args).await,
         Command::Clients(cmd) => dcr_shim::admin::cli::clients(cmd).await,
         Command::Grants(cmd) => dcr_shim::admin::cli::grants(cmd).await,
+        Command::Healthcheck(args) => healthcheck(args).await,
+    }
+}
+
+async fn healthcheck(args: HealthcheckArgs) -> ExitCode {
+    let mut addr = args.listen;
+    if addr.ip().is_unspecified() {
+        addr.set_ip(match addr {
+            SocketAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
+            SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
+        });
+    }
+    let url = format!(
+        "http://{addr}/{}",
+        if args.ready { "readyz" } else { "healthz" }
+    );
+    let answer = match reqwest::Client::builder()
+        .timeout(args.timeout)
+        .no_proxy()
+        .build()
+    {
+        Ok(http) => http.get(&url).send().await,
+        Err(e) => {
+            eprintln!("dcr-shim healthcheck: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match answer {
+        Ok(res) if res.status().is_success() => ExitCode::SUCCESS,
+        Ok(res) => {
+            eprintln!("dcr-shim healthcheck: {url} answered {}", res.status());
+            ExitCode::FAILURE
+        }
+        Err(e) => {
+            let mut why = e.to_string();
+            let mut source = std::error::Error::source(&e);
+            while let Some(s) = source {
+                why = format!("{why}: {s}");
+                source = s.source();
+            }
+            eprintln!("dcr-shim healthcheck: {url}: {why}");
+            ExitCode::FAILURE
+        }
     }
 }
 

@@ -14,6 +14,7 @@ mod durability;
 mod fake_entra;
 mod faults;
 mod fetch_bounds;
+mod healthcheck;
 mod helpers;
 mod hostile;
 mod hygiene;

@@ -100,11 +100,11 @@ pub async fn start(settings: Settings) -> Result<Running, StartError> {
 
 /// Like `start`, on a listener the caller bound (tests bind port 0 first to learn the URL).
 pub async fn start_on(settings: Settings, listener: TcpListener) -> Result<Running, StartError> {
+    std::fs::create_dir_all(&settings.data_dir)
+        .map_err(|e| StartError::DataDir(settings.data_dir.display().to_string(), e))?;
     let dev_idps = DevIdps::default();
     let seen = fingerprint(&settings.tenants_dir).await;
     let set = TenantSet::prepare(&settings, &dev_idps)?;
-    std::fs::create_dir_all(&settings.data_dir)
-        .map_err(|e| StartError::DataDir(settings.data_dir.display().to_string(), e))?;
     let store: Arc<dyn Store> = Arc::new(SledStore::open(&settings.data_dir.join("store")).await?);
     let has_records = !store.scan(b"", unix_now(), 1).await?.is_empty();
     let keys = open_keys(&settings, has_records)?;

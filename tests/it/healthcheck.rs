@@ -23,7 +23,8 @@ async fn healthcheck_exits_zero_only_while_the_server_answers() {
     let data = tempfile::tempdir().unwrap();
     let tenants = tempfile::tempdir().unwrap();
     crate::helpers::write_tenants(tenants.path(), None);
-    let shim = start_binary(data.path(), tenants.path(), &[]);
+    // A data directory that does not exist yet (a first start) is made.
+    let shim = start_binary(&data.path().join("new"), tenants.path(), &[]);
     let port = shim.base.rsplit(':').next().unwrap().to_owned();
     let (ok, err) = healthcheck(&["--listen", &format!("0.0.0.0:{port}")]);
     assert!(ok, "healthy: {err}");

@@ -172,9 +172,11 @@ fn init_logging(format: LogFormat, audit: Option<dcr_shim::audit_log::AuditFile>
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
     let stderr = match format {
         LogFormat::Human => stderr.with_filter(filter).boxed(),
+        // The request span once (`span`), not again in a list of every span (`spans`).
         LogFormat::Json => stderr
             .json()
             .flatten_event(true)
+            .with_span_list(false)
             .with_filter(filter)
             .boxed(),
     };

@@ -10,6 +10,7 @@ use actix_web::http::header::LOCATION;
 use actix_web::{HttpRequest, HttpResponse, web};
 
 use super::body::read_form;
+use super::client_value;
 use super::extract::PageTenant;
 use super::pages::{ConsentView, consent_page, error_page};
 use super::state::{AppState, unix_now};
@@ -46,10 +47,29 @@ fn to_upstream(state: &AppState, mut res: HttpResponse, up: &UpstreamRedirect) -
     res
 }
 
-fn refused(tenant: &Tenant, e: AuthorizeError) -> HttpResponse {
+/// The client and redirect URI an authorization request named, for the refusal's log line.
+struct Named<'a> {
+    client_id: Option<&'a str>,
+    redirect_uri: Option<&'a str>,
+}
+
+impl<'a> Named<'a> {
+    fn of(params: &'a Params) -> Self {
+        Self {
+            client_id: client_value(params.get("client_id")),
+            redirect_uri: client_value(params.get("redirect_uri")),
+        }
+    }
+}
+
+fn refused(tenant: &Tenant, named: Named<'_>, e: AuthorizeError) -> HttpResponse {
+    let Named {
+        client_id,
+        redirect_uri,
+    } = named;
     match e {
         AuthorizeError::Page { status, message } => {
-            tracing::info!(tenant = %tenant.id, reason = %message, "authorization request refused on a page");
+            tracing::info!(tenant = %tenant.id, client_id, redirect_uri, reason = %message, "authorization request refused on a page");
             error_page(status, &message)
         }
         AuthorizeError::Redirect {
@@ -57,7 +77,7 @@ fn refused(tenant: &Tenant, e: AuthorizeError) -> HttpResponse {
             state,
             error,
         } => {
-            tracing::info!(tenant = %tenant.id, error = %error, "authorization request refused");
+            tracing::info!(tenant = %tenant.id, client_id, redirect_uri = %redirect_uri, error = %error, "authorization request refused");
             found(&AuthorizeError::location(
                 &redirect_uri,
                 state.as_deref(),
@@ -96,13 +116,13 @@ pub(crate) async fn authorize(
         .await
     {
         Ok(a) => a,
-        Err(e) => return refused(&tenant, e),
+        Err(e) => return refused(&tenant, Named::of(&params), e),
     };
     let approved = auth.is_approved(&tenant, &authorized.request, approval.as_deref(), now);
     if !auth.needs_consent(&tenant, &authorized.client, &authorized.request, approved) {
         return match auth.begin_upstream(&tenant, authorized.request, now).await {
             Ok(up) => to_upstream(&state, found(&up.location), &up),
-            Err(e) => refused(&tenant, e),
+            Err(e) => refused(&tenant, Named::of(&params), e),
         };
     }
     let silent = authorized
@@ -113,6 +133,7 @@ pub(crate) async fn authorize(
     if silent {
         return refused(
             &tenant,
+            Named::of(&params),
             auth.consent_required(&tenant, authorized, approval.as_deref(), now),
         );
     }
@@ -228,6 +249,7 @@ async fn approve(
     let approval = state
         .auth()
         .approval_cookie(tenant, &request, current.as_deref(), now);
+    let (client_id, redirect_uri) = (request.client_id.clone(), request.redirect_uri.clone());
     match state.auth().begin_upstream(tenant, request, now).await {
         Ok(up) => {
             let mut res = to_upstream(state, see_other(&up.location), &up);
@@ -242,7 +264,14 @@ async fn approve(
             }
             res
         }
-        Err(e) => refused(tenant, e),
+        Err(e) => refused(
+            tenant,
+            Named {
+                client_id: Some(client_id.as_str()),
+                redirect_uri: Some(redirect_uri.as_str()),
+            },
+            e,
+        ),
     }
 }
 

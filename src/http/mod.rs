@@ -24,12 +24,37 @@ use tracing::Instrument;
 
 use state::AppState;
 
+tokio::task_local! {
+    /// The id of the request being served (`request_log`), for the pages that show it.
+    static REQUEST_ID: String;
+}
+
+/// The id of the request being served, when called while serving one.
+pub(crate) fn current_request_id() -> Option<String> {
+    REQUEST_ID.try_with(Clone::clone).ok()
+}
+
+/// A log field for a value the client chose: at most 200 bytes of it (a refusal line must not
+/// become a way to fill the log). Log it with `?` so that control characters are escaped.
+pub(crate) fn client_value(v: Option<&str>) -> Option<&str> {
+    v.map(|v| {
+        let mut end = v.len().min(200);
+        while !v.is_char_boundary(end) {
+            end -= 1;
+        }
+        &v[..end]
+    })
+}
+
 /// Successful reads of public, unchanging documents (metadata, JWKS) are logged at debug
 /// rather than info: they are most of the traffic and tell an operator nothing.
 fn is_routine_read(req: &actix_web::dev::ServiceRequest) -> bool {
     let path = req.path();
     req.method() == actix_web::http::Method::GET
-        && (path.contains("/.well-known/") || path.ends_with("/jwks") || is_probe(path))
+        && (path.contains("/.well-known/")
+            || path.ends_with("/jwks")
+            || path == "/favicon.ico"
+            || is_probe(path))
 }
 
 /// Health and readiness probes: logged at debug whatever they answer (a 503 is their answer,
@@ -57,6 +82,7 @@ pub(crate) fn configure(
                     .add(("Referrer-Policy", "no-referrer")),
             )
             .route("/healthz", web::get().to(ops::healthz))
+            .route("/favicon.ico", web::get().to(ops::favicon))
             .route("/readyz", web::get().to(ops::readyz))
             .route("/readyz/{tenant}", web::get().to(ops::tenant_readyz))
             .route(
@@ -185,12 +211,13 @@ where
     let routine_path = routine.then(|| req.path().to_owned());
     let probe = is_probe(req.path());
     let started = std::time::Instant::now();
-    let fut = srv.call(req);
+    let fut = REQUEST_ID.scope(request_id.clone(), srv.call(req));
     async move {
         let mut res = fut.await?;
         let status = res.status().as_u16();
         let elapsed = started.elapsed().as_secs_f64();
-        let ms = elapsed * 1000.0;
+        // Milliseconds to a tenth: what a reader compares, without float noise.
+        let ms = (elapsed * 10_000.0).round() / 10.0;
         crate::metrics::observe_request(tenant.as_ref(), route, status, elapsed);
         let id = routine_path.as_ref().map(|_| request_id.as_str());
         let path = routine_path.as_deref();

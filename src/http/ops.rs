@@ -82,3 +82,11 @@ pub(crate) async fn tenant_readyz(
         HttpResponse::ServiceUnavailable().json(body)
     }
 }
+
+/// Browsers ask for `/favicon.ico` when they show a page of ours: an empty answer they may
+/// keep for a day, logged at debug like other routine reads.
+pub(crate) async fn favicon() -> HttpResponse {
+    HttpResponse::NoContent()
+        .insert_header(("Cache-Control", "public, max-age=86400"))
+        .finish()
+}

@@ -5,9 +5,11 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 
 use super::body::{bearer_token, read_json_metadata};
+use super::client_value;
 use super::error::{error_response, error_response_with_status, not_found};
 use super::extract::ApiTenant;
 use super::state::{AppState, unix_now};
+use crate::config::Tenant;
 use crate::oauth::{ErrorCode, OAuthError};
 
 /// Largest registration request body accepted.
@@ -88,14 +90,16 @@ pub(crate) async fn register(
                 .json(registered.response_body(&tenant))
         }
         Err(e) => {
-            tracing::info!(tenant = %tenant.id, error = %e, "registration refused");
+            let client_name = client_value(value.get("client_name").and_then(|v| v.as_str()));
+            tracing::info!(tenant = %tenant.id, client_name, error = %e, "registration refused");
             error_response(&e)
         }
     }
 }
 
 /// RFC 7592's answers carry the token's realm on a 401.
-fn configuration_error(e: &OAuthError) -> HttpResponse {
+fn configuration_error(tenant: &Tenant, client_id: &str, e: &OAuthError) -> HttpResponse {
+    tracing::info!(tenant = %tenant.id, client_id = client_value(Some(client_id)), error = %e, "client configuration request refused");
     let mut res = error_response(e);
     if e.code == ErrorCode::InvalidToken {
         res.headers_mut().insert(
@@ -122,7 +126,7 @@ pub(crate) async fn read_configuration(
         Ok(body) => HttpResponse::Ok()
             .insert_header(("Cache-Control", "no-store"))
             .json(body),
-        Err(e) => configuration_error(&e),
+        Err(e) => configuration_error(&tenant, client_id, &e),
     }
 }
 
@@ -146,7 +150,7 @@ pub(crate) async fn update_configuration(
         Ok(body) => HttpResponse::Ok()
             .insert_header(("Cache-Control", "no-store"))
             .json(body),
-        Err(e) => configuration_error(&e),
+        Err(e) => configuration_error(&tenant, &path.1, &e),
     }
 }
 
@@ -163,6 +167,6 @@ pub(crate) async fn delete_configuration(
         .await
     {
         Ok(()) => HttpResponse::NoContent().finish(),
-        Err(e) => configuration_error(&e),
+        Err(e) => configuration_error(&tenant, &path.1, &e),
     }
 }

@@ -5,6 +5,7 @@ use actix_web::http::header::AUTHORIZATION;
 use actix_web::{HttpRequest, HttpResponse, web};
 
 use super::body::read_form;
+use super::client_value;
 use super::error::error_response;
 use super::extract::ApiTenant;
 use super::state::{AppState, unix_now};
@@ -79,10 +80,21 @@ pub(crate) async fn token(
             .insert_header(("Pragma", "no-cache"))
             .json(body),
         Err(e) => {
-            tracing::info!(tenant = %tenant.id, error = %e, "token request refused");
+            tracing::info!(tenant = %tenant.id, client_id = presented_client(&form, &creds), grant_type = client_value(form.get("grant_type")), error = %e, "token request refused");
             token_error(&tenant, &e)
         }
     }
+}
+
+/// The client id a token or revocation request presented (Basic, else the form), for its log
+/// line; an assertion's `sub` is not read here.
+fn presented_client<'a>(form: &'a Params, creds: &'a ClientCredentials) -> Option<&'a str> {
+    let id = creds
+        .basic
+        .as_ref()
+        .map(|(id, _)| id.as_str())
+        .or_else(|| form.get("client_id"));
+    client_value(id)
 }
 
 pub(crate) async fn revoke(
@@ -103,6 +115,9 @@ pub(crate) async fn revoke(
         Ok(()) => HttpResponse::build(StatusCode::OK)
             .insert_header(("Cache-Control", "no-store"))
             .finish(),
-        Err(e) => token_error(&tenant, &e),
+        Err(e) => {
+            tracing::info!(tenant = %tenant.id, client_id = presented_client(&form, &creds), error = %e, "revocation request refused");
+            token_error(&tenant, &e)
+        }
     }
 }

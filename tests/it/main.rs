@@ -19,6 +19,7 @@ mod helpers;
 mod hostile;
 mod hygiene;
 mod login;
+mod logs;
 mod metrics;
 mod personas;
 mod properties;

@@ -296,6 +296,8 @@ impl CimdResolver {
             Err(CimdError::Fetch(id, e)) if e.is_busy() => Err(CimdError::Fetch(id, e)),
             Err(e) => {
                 let why = e.to_string();
+                tracing::info!(target: "audit", event = "client_document_refused", tenant = %tenant.id,
+                    client_id, reason = %why);
                 self.refused.insert(client_id.to_owned(), why.clone()).await;
                 *shared = Some(Err(why));
                 release();

@@ -85,9 +85,33 @@ async fn a_full_login_is_audited_as_json_lines_and_sighup_reopens_the_file() {
             .success()
     );
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
-    refresh_at(&shim.base, "alpha", &handed, &handed.refresh_token)
+    let (_, next) = refresh_at(&shim.base, "alpha", &handed, &handed.refresh_token)
         .await
         .unwrap();
+
+    // The client revokes its grant (RFC 7009), and a client metadata document is refused.
+    let http = reqwest::Client::new();
+    let revoked = http
+        .post(format!("{}/alpha/revoke", shim.base))
+        .basic_auth(&handed.client_id, handed.client_secret.as_deref())
+        .form(&[("token", next.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(revoked.status(), 200);
+    let document = "https://127.0.0.1:1/agent.json";
+    let refused = http
+        .get(format!("{}/alpha/authorize", shim.base))
+        .query(&[
+            ("client_id", document),
+            ("redirect_uri", "http://127.0.0.1:9/cb"),
+            ("response_type", "code"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 400);
+
     tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     let fresh = events(&audit);
     assert!(
@@ -96,6 +120,18 @@ async fn a_full_login_is_audited_as_json_lines_and_sighup_reopens_the_file() {
             .any(|e| e["event"] == "token_issued" && e["grant"] == "refresh_token"),
         "{fresh:?}"
     );
+    let revocation = fresh
+        .iter()
+        .find(|e| e["event"] == "refresh_family_revoked")
+        .expect("the revocation is audited");
+    assert_eq!(revocation["cause"], "client_revoked", "by whom: {revocation}");
+    assert_eq!(revocation["client_id"], handed.client_id.as_str());
+    let document_refused = fresh
+        .iter()
+        .find(|e| e["event"] == "client_document_refused")
+        .expect("the refused document is audited");
+    assert_eq!(document_refused["client_id"], document);
+    assert!(document_refused["reason"].as_str().is_some_and(|r| !r.is_empty()));
     assert!(
         !events(&rotated)
             .iter()

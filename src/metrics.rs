@@ -16,7 +16,8 @@ pub(crate) struct Metrics {
     pub(crate) request_seconds: HistogramVec,
     /// Clients registered, by tenant.
     pub(crate) registrations: IntCounterVec,
-    /// Requests refused by a rate limit, by tenant and limit (`address`, `tenant`).
+    /// Requests refused by a rate limit, by tenant and limit (`address`, `tenant`,
+    /// `cimd_address`).
     pub(crate) rate_limited: IntCounterVec,
     /// Logins by tenant and outcome (`started`, `completed`, or the OAuth error of a failure).
     pub(crate) logins: IntCounterVec,
@@ -32,7 +33,7 @@ pub(crate) struct Metrics {
     /// error; `unreachable` when it did not answer).
     pub(crate) upstream_errors: IntCounterVec,
     /// Client metadata document resolutions by tenant and outcome (`fetched`, `cache_hit`,
-    /// `refused`, `remembered`, `busy`).
+    /// `refused`, `remembered`, `busy`, `rate_limited`).
     pub(crate) cimd: IntCounterVec,
     /// 1 while a tenant's IdP is discovered (or built in), else 0.
     pub(crate) upstream_up: IntGaugeVec,

@@ -343,6 +343,9 @@ pub struct RegistrationPolicy {
     /// Registrations accepted per minute from all sources together; default: 60 times the
     /// per-address limit.
     pub(crate) tenant_registrations_per_minute: Option<u32>,
+    /// Client metadata documents fetched per minute on behalf of one source address (cache
+    /// hits are free): bounds what one stranger can make the shim fetch from third parties.
+    pub(crate) cimd_fetches_per_minute: u32,
 }
 
 impl RegistrationPolicy {
@@ -362,6 +365,7 @@ impl Default for RegistrationPolicy {
             unused_client_lifetime: Duration::from_secs(30 * 24 * 3600),
             registrations_per_minute: 20,
             tenant_registrations_per_minute: None,
+            cimd_fetches_per_minute: 30,
         }
     }
 }

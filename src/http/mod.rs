@@ -180,15 +180,14 @@ where
     let request_id = uuid::Uuid::new_v4().to_string();
     let routine = is_routine_read(&req);
     // Nothing inside a routine read logs at info, so its span costs nothing there.
-    // The client behind a trusted proxy, else the peer (`client_addr.rs`).
     let state = req.app_data::<web::Data<AppState>>();
-    // The client behind a trusted proxy, else the peer (`client_addr.rs`), worked out only when
-    // the request's info span is recorded.
-    let client = match state {
-        Some(state) if !routine && tracing::enabled!(tracing::Level::INFO) => state
-            .client_ip(req.request())
-            .map(|ip| ip.to_string())
-            .unwrap_or_default(),
+    // The client behind a trusted proxy, else the peer (`client_addr.rs`): for the log, and
+    // to charge the client metadata documents fetched for it. Routine reads need neither.
+    let client_ip = state
+        .filter(|_| !routine)
+        .and_then(|state| state.client_ip(req.request()));
+    let client = match client_ip {
+        Some(ip) if tracing::enabled!(tracing::Level::INFO) => ip.to_string(),
         _ => String::new(),
     };
     // Metrics labels: a known tenant (else "-") and the route.
@@ -213,7 +212,10 @@ where
     let started = std::time::Instant::now();
     let fut = REQUEST_ID.scope(request_id.clone(), srv.call(req));
     async move {
-        let mut res = fut.await?;
+        let mut res = match client_ip {
+            Some(ip) => crate::oauth::cimd::for_requester(ip, fut).await?,
+            None => fut.await?,
+        };
         let status = res.status().as_u16();
         let elapsed = started.elapsed().as_secs_f64();
         // Milliseconds to a tenth: what a reader compares, without float noise.

@@ -223,13 +223,7 @@ impl AppState {
     /// counted per /64, the block one subscriber usually holds, so that rotating addresses
     /// within it does not multiply the budget.
     pub(crate) fn allow_registration(&self, tenant: &TenantId, source: IpAddr) -> bool {
-        let key = match source {
-            IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-                Some(v4) => IpAddr::V4(v4),
-                None => IpAddr::V6((u128::from(v6) & (u128::MAX << 64)).into()),
-            },
-            v4 => v4,
-        };
+        let key = crate::oauth::cimd::rate_limit_key(source);
         self.table
             .load()
             .registration_limits
@@ -242,5 +236,6 @@ impl AppState {
         for limit in self.table.load().registration_limits.values() {
             limit.limiter.retain_recent();
         }
+        self.registry.forget_idle_requesters();
     }
 }

@@ -176,6 +176,15 @@ impl AuthServer {
                 500,
                 "The server could not look up this application. The operator's log has the reason.",
             )),
+            // Busy fetching, or this address's share of fetches spent: nothing wrong with the
+            // document, so a 503 (try again), not a refusal of the application.
+            Err(e) if e.code == ErrorCode::TemporarilyUnavailable => Err(AuthorizeError::page(
+                503,
+                format!(
+                    "This application's client metadata document cannot be fetched right now: {}",
+                    e.description
+                ),
+            )),
             Err(e) => Err(AuthorizeError::page(
                 400,
                 format!(

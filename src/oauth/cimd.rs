@@ -8,9 +8,12 @@
 //! one fetch; a refusal is remembered for a few seconds, never cached as a document; fetches in
 //! flight are bounded per host and in total (`net/bounds.rs`).
 
+use std::net::IpAddr;
+use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use jsonwebtoken::jwk::JwkSet;
 
 use moka::future::Cache;
@@ -59,6 +62,11 @@ pub enum CimdError {
     Invalid(String, String),
     #[error("the client's keys could not be read: {0}")]
     Keys(String),
+    /// The requester's address has had its share of fetches this minute.
+    #[error(
+        "too many client metadata documents were fetched for this address in the last minute; try again in a minute"
+    )]
+    RateLimited,
     /// A refusal remembered from a fetch a few seconds ago: not fetched again yet.
     #[error("{0} (remembered from a fetch moments ago; not fetched again for a few seconds)")]
     Remembered(String),
@@ -70,8 +78,37 @@ impl CimdError {
             Self::Fetch(_, e) if e.is_busy() => {
                 OAuthError::new(ErrorCode::TemporarilyUnavailable, self.to_string())
             }
+            Self::RateLimited => {
+                OAuthError::new(ErrorCode::TemporarilyUnavailable, self.to_string())
+            }
             _ => OAuthError::new(ErrorCode::InvalidClient, self.to_string()),
         }
+    }
+}
+
+tokio::task_local! {
+    /// The address on whose behalf resolutions run (`for_requester`).
+    static REQUESTER: IpAddr;
+}
+
+/// Runs `fut` with its document fetches charged to `requester` (each tenant's
+/// `cimd_fetches_per_minute`). The HTTP layer wraps every request in this; a resolution
+/// outside any requester's scope is not limited.
+pub fn for_requester<F: std::future::Future>(
+    requester: IpAddr,
+    fut: F,
+) -> impl std::future::Future<Output = F::Output> {
+    REQUESTER.scope(requester, fut)
+}
+
+/// IPv6 addresses are counted per /64, the block one subscriber usually holds.
+pub(crate) fn rate_limit_key(source: IpAddr) -> IpAddr {
+    match source {
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => IpAddr::V6((u128::from(v6) & (u128::MAX << 64)).into()),
+        },
+        v4 => v4,
     }
 }
 
@@ -171,6 +208,8 @@ pub struct CimdResolver {
     refused: Cache<String, String>,
     /// Fetches under way, by URL: concurrent resolutions of one client_id share one.
     fetching: std::sync::Mutex<std::collections::HashMap<String, FetchSlot>>,
+    /// Fetches per requester address per minute.
+    per_requester: DefaultKeyedRateLimiter<IpAddr>,
 }
 
 /// How often one `jwks_uri` may be fetched again because an assertion named an unknown key.
@@ -233,7 +272,23 @@ impl CimdResolver {
                 .time_to_live(FAILURE_MEMORY)
                 .build(),
             fetching: Default::default(),
+            per_requester: RateLimiter::keyed(Quota::per_minute(
+                NonZeroU32::new(tenant.config.registration.cimd_fetches_per_minute)
+                    .unwrap_or(NonZeroU32::MIN),
+            )),
         })
+    }
+
+    /// Forgets the fetch budgets of addresses that have been quiet (the sweeper calls this).
+    pub(crate) fn forget_idle_requesters(&self) {
+        self.per_requester.retain_recent();
+    }
+
+    /// Whether the requester in scope, if any, may have one more document fetched now.
+    fn requester_may_fetch(&self) -> bool {
+        REQUESTER
+            .try_with(|ip| self.per_requester.check_key(&rate_limit_key(*ip)).is_ok())
+            .unwrap_or(true)
     }
 
     /// Fetches and validates a document, one fetch per URL at a time: resolutions that arrive
@@ -272,6 +327,13 @@ impl CimdResolver {
         }
         if let Some(why) = self.refused.get(client_id).await {
             return Err(CimdError::Remembered(why));
+        }
+        // Charged only here, where the network is used: cache hits, remembered refusals and a
+        // share in another resolution's fetch are free. Not remembered as a refusal: it says
+        // nothing about the document. (Those waiting on this slot then fetch on their own
+        // requesters' budgets.)
+        if !self.requester_may_fetch() {
+            return Err(CimdError::RateLimited);
         }
         let outcome = match self.fetcher.get_json(url).await {
             Err(e) => {
@@ -387,6 +449,13 @@ impl CimdResolver {
                     cimd(match &e {
                         CimdError::Fetch(_, f) if f.is_busy() => "busy",
                         CimdError::Remembered(_) => "remembered",
+                        CimdError::RateLimited => {
+                            crate::metrics::metrics()
+                                .rate_limited
+                                .with_label_values(&[tenant.id.as_str(), "cimd_address"])
+                                .inc();
+                            "rate_limited"
+                        }
                         _ => "refused",
                     });
                     return Err(e);

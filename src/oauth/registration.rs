@@ -103,6 +103,13 @@ impl ClientRegistry {
         self.resolvers.store(Arc::new(resolvers));
     }
 
+    /// Forgets the fetch budgets of quiet addresses in every tenant (the sweeper calls this).
+    pub(crate) fn forget_idle_requesters(&self) {
+        for resolver in self.resolvers.load().values() {
+            resolver.forget_idle_requesters();
+        }
+    }
+
     fn resolver(&self, tenant: &TenantId) -> Result<Arc<CimdResolver>, OAuthError> {
         self.resolvers
             .load()

@@ -160,7 +160,8 @@ esac
 EOF
 chmod 755 "$fake/cargo"
 printf 'FROM %s\nCOPY dcr-shim /prebuilt/dcr-shim\nCOPY cargo /usr/local/bin/cargo\n' "$base_image" >"$fake/Dockerfile"
-$DOCKER build -q -t "$rust_image" "$fake" >/dev/null
+$DOCKER build -q -t "$rust_image" "$fake" >/dev/null 2>"$fake/build.log" ||
+    { cat "$fake/build.log" >&2; exit 2; }
 rm -rf "$fake"
 
 # ---------------------------------------------------------------------------------------------
@@ -196,19 +197,20 @@ unset DCR_SHIM_PUBLIC_URL CONTOSO_UNTRUSTED_AGENTS_SECRET
 dc_any down -v --remove-orphans >/dev/null 2>&1 || true   # left over from an aborted run
 
 # Waits until the container is healthy; prints the seconds taken. Fails when it turns
-# unhealthy, stops, or is not healthy within $2 seconds.
+# unhealthy, stops or restarts (its process exited), or is not healthy within $2 seconds.
 wait_healthy() {
     local c=$1 limit=${2:-90} t0 s
     t0=$(now)
     for _ in $(seq 1 "$limit"); do
-        s=$($DOCKER inspect --format '{{if .State.Health}}{{.State.Health.Status}}{{else}}none{{end}} {{.State.Status}}' "$c" 2>/dev/null || echo "gone gone")
+        s=$($DOCKER inspect --format '{{if .State.Health}}{{.State.Health.Status}}{{else}}none{{end}} {{.State.Status}} {{.RestartCount}}' "$c" 2>/dev/null || echo "gone gone 0")
         case "$s" in
             "healthy "*) since "$t0"; return 0 ;;
-            "unhealthy "* | *" exited" | *" dead" | "gone "*) echo "$s"; return 1 ;;
+            "unhealthy "* | *" exited "* | *" dead "* | *" restarting "* | "gone "*) echo "$s"; return 1 ;;
+            *" "[1-9]*) echo "$s"; return 1 ;;
         esac
         sleep 1
     done
-    echo "still '$s' after ${limit}s"
+    echo "still $s after ${limit}s"
     return 1
 }
 # HTTP status of a GET (extra curl arguments may follow the URL).
@@ -278,7 +280,7 @@ if out=$(dc up -d dcr-shim 2>&1) && c=$(cid dcr-shim) && [ -n "$c" ]; then
     if took=$(wait_healthy "$c" 90); then
         pass "2 compose up -d: healthy after $(since "$t0") s (health wait $took s)"
     else
-        fail "2 compose up -d: not healthy ($took)"; logs_tail dcr-shim
+        fail "2 compose up -d: not healthy (health, state, restarts: $took)"; logs_tail dcr-shim
     fi
 else
     fail "2 compose up -d: $out"
@@ -366,17 +368,20 @@ cp "$work/tenants/examples/entra.toml" "$work/tenants-entra/contoso.toml"
 export DCR_SHIM_PUBLIC_URL=https://auth.example.test CONTOSO_UNTRUSTED_AGENTS_SECRET=x
 
 t0=$(now)
-c=
+healthy=
 if out=$(dc --profile entra up -d dcr-shim-entra 2>&1) && c=$(cid dcr-shim-entra) && [ -n "$c" ]; then
     if took=$(wait_healthy "$c" 90); then
         pass "3 entra: healthy after $(since "$t0") s (health wait $took s)"
+        healthy=1
     else
-        fail "3 entra: not healthy ($took)"; logs_tail dcr-shim-entra
+        fail "3 entra: not healthy (health, state, restarts: $took)"; logs_tail dcr-shim-entra
     fi
 else
     fail "3 entra: compose up: $out"
 fi
-if [ -n "$c" ]; then
+if [ -z "$healthy" ]; then
+    fail "3 entra: /readyz, /readyz/contoso and the admin API not tried (no healthy server)"
+else
     # Entra is unreachable from here: the server is ready, the tenant is not.
     expect "3 GET /readyz" "$(status http://127.0.0.1:8080/readyz)" 200
     expect "3 GET /readyz/contoso (upstream unreachable)" "$(status http://127.0.0.1:8080/readyz/contoso)" 503

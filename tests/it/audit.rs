@@ -124,14 +124,21 @@ async fn a_full_login_is_audited_as_json_lines_and_sighup_reopens_the_file() {
         .iter()
         .find(|e| e["event"] == "refresh_family_revoked")
         .expect("the revocation is audited");
-    assert_eq!(revocation["cause"], "client_revoked", "by whom: {revocation}");
+    assert_eq!(
+        revocation["cause"], "client_revoked",
+        "by whom: {revocation}"
+    );
     assert_eq!(revocation["client_id"], handed.client_id.as_str());
     let document_refused = fresh
         .iter()
         .find(|e| e["event"] == "client_document_refused")
         .expect("the refused document is audited");
     assert_eq!(document_refused["client_id"], document);
-    assert!(document_refused["reason"].as_str().is_some_and(|r| !r.is_empty()));
+    assert!(
+        document_refused["reason"]
+            .as_str()
+            .is_some_and(|r| !r.is_empty())
+    );
     assert!(
         !events(&rotated)
             .iter()

@@ -115,3 +115,78 @@ async fn a_silent_host_gets_a_bounded_number_of_connections() {
     );
     app.stop().await;
 }
+
+/// Each client address has its own budget of document fetches per minute; cache hits are
+/// free, and another address is not held back by the first one's spending.
+#[tokio::test]
+async fn document_fetches_are_limited_per_client_address() {
+    let dir = tempfile::tempdir().unwrap();
+    let docs = crate::tls_server::DocServer::start(dir.path()).await;
+    let ca = docs.ca_file.clone();
+    let app = crate::helpers::spawn_app_with_tenants(move |t| {
+        std::fs::write(
+            t.join("metered.toml"),
+            format!(
+                "upstream = {{ kind = \"dev\" }}\n[[resources]]\nuri = \"https://mcp.example.com/files\"\nscopes = [{{ name = \"files.read\", upstream = \"files.read\" }}]\n[registration]\ncimd_fetches_per_minute = 3\n[dev]\ncimd_allow_loopback = true\ncimd_extra_ca_file = {:?}\n",
+                ca.display().to_string()
+            ),
+        )
+        .unwrap();
+    })
+    .await;
+    let doc = |i: usize| {
+        let url = docs.url(&format!("/agent-{i}.json"));
+        docs.set(
+            &format!("/agent-{i}.json"),
+            crate::tls_server::Canned::json(&serde_json::json!({
+                "client_id": url,
+                "client_name": "Metered",
+                "redirect_uris": ["http://localhost/callback"],
+                "token_endpoint_auth_method": "none",
+            }))
+            .header("Cache-Control", "max-age=60"),
+        );
+        url
+    };
+    let authorize = |client_id: String| {
+        let url = format!(
+            "{}/metered/authorize?response_type=code&client_id={}&redirect_uri=http%3A%2F%2Flocalhost%2Fcallback&code_challenge={}&code_challenge_method=S256",
+            app.base,
+            url::form_urlencoded::byte_serialize(client_id.as_bytes()).collect::<String>(),
+            "x".repeat(43)
+        );
+        let http = app.http.clone();
+        async move {
+            let res = http.get(url).send().await.unwrap();
+            (res.status().as_u16(), res.text().await.unwrap())
+        }
+    };
+    for i in 0..3 {
+        let (status, page) = authorize(doc(i)).await;
+        assert_eq!(status, 200, "fetch {i} is within the budget: {page}");
+    }
+    let (status, page) = authorize(doc(3)).await;
+    assert_eq!(status, 503, "{page}");
+    assert!(
+        page.contains("too many client metadata documents"),
+        "{page}"
+    );
+    assert_eq!(docs.hits(), 3, "the refused resolution fetched nothing");
+    // Cached documents cost nothing.
+    let (status, _) = authorize(doc(0)).await;
+    assert_eq!(status, 200);
+    // Another address has its own budget.
+    let tenant = app.tenant("metered");
+    let other = "10.1.2.3".parse().unwrap();
+    let found = dcr_shim::oauth::cimd::for_requester(
+        other,
+        app.state()
+            .registry()
+            .find(&tenant, &doc(3), dcr_shim::app::unix_now()),
+    )
+    .await
+    .unwrap();
+    assert!(found.is_some());
+    assert_eq!(docs.hits(), 4);
+    app.stop().await;
+}

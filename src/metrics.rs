@@ -5,7 +5,8 @@
 use std::sync::OnceLock;
 
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder,
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry, TextEncoder,
 };
 
 pub(crate) struct Metrics {
@@ -39,6 +40,10 @@ pub(crate) struct Metrics {
     pub(crate) upstream_up: IntGaugeVec,
     /// Reloads of the tenant files by outcome (`applied`, `refused`).
     pub(crate) tenant_reloads: IntCounterVec,
+    /// How long each flush of the store to disk took (one flush covers many writes).
+    pub(crate) store_flush_seconds: Histogram,
+    /// The store's size on disk, read when `/metrics` is scraped.
+    pub(crate) store_bytes: IntGauge,
 }
 
 fn counter(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
@@ -50,12 +55,17 @@ fn counter(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntC
     c
 }
 
+/// Seconds, from a millisecond to ten seconds.
+const LATENCY_BUCKETS: [f64; 13] = [
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+
 fn histogram(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> HistogramVec {
-    let buckets = vec![
-        0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
-    ];
-    let h = HistogramVec::new(HistogramOpts::new(name, help).buckets(buckets), labels)
-        .unwrap_or_else(|e| unreachable!("metric {name}: {e}"));
+    let h = HistogramVec::new(
+        HistogramOpts::new(name, help).buckets(LATENCY_BUCKETS.to_vec()),
+        labels,
+    )
+    .unwrap_or_else(|e| unreachable!("metric {name}: {e}"));
     registry
         .register(Box::new(h.clone()))
         .unwrap_or_else(|e| unreachable!("metric {name}: {e}"));
@@ -74,6 +84,20 @@ impl Metrics {
         )
         .unwrap_or_else(|e| unreachable!("metric: {e}"));
         r.register(Box::new(upstream_up.clone()))
+            .unwrap_or_else(|e| unreachable!("metric: {e}"));
+        let store_bytes = IntGauge::new("dcr_shim_store_size_bytes", "the store's size on disk")
+            .unwrap_or_else(|e| unreachable!("metric: {e}"));
+        r.register(Box::new(store_bytes.clone()))
+            .unwrap_or_else(|e| unreachable!("metric: {e}"));
+        let store_flush_seconds = Histogram::with_opts(
+            HistogramOpts::new(
+                "dcr_shim_store_flush_duration_seconds",
+                "flushes of the store to disk (each covers every write made before it)",
+            )
+            .buckets(LATENCY_BUCKETS.to_vec()),
+        )
+        .unwrap_or_else(|e| unreachable!("metric: {e}"));
+        r.register(Box::new(store_flush_seconds.clone()))
             .unwrap_or_else(|e| unreachable!("metric: {e}"));
         Self {
             requests: counter(
@@ -148,6 +172,8 @@ impl Metrics {
                 "reloads of the tenant files (refused: a file was invalid and the old set stayed)",
                 &["outcome"],
             ),
+            store_flush_seconds,
+            store_bytes,
             upstream_up,
             registry: r,
         }

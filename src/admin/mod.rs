@@ -138,7 +138,12 @@ fn authorized(
 
 /// Prometheus text exposition (`metrics.rs`), for a scraper on the admin network: counts and
 /// latencies only, so no token is asked for.
-async fn metrics() -> HttpResponse {
+async fn metrics(state: web::Data<AppState>) -> HttpResponse {
+    if let Ok(bytes) = state.records().backend().size_on_disk().await {
+        crate::metrics::metrics()
+            .store_bytes
+            .set(i64::try_from(bytes).unwrap_or(i64::MAX));
+    }
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4; charset=utf-8")
         .body(crate::metrics::metrics().render())

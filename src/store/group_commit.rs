@@ -76,10 +76,15 @@ impl GroupCommit {
         };
         tokio::spawn(async move {
             let flush = outcome.commit.flush.clone();
-            outcome.finish(match tokio::task::spawn_blocking(move || flush()).await {
+            let started = std::time::Instant::now();
+            let result = match tokio::task::spawn_blocking(move || flush()).await {
                 Ok(result) => result,
                 Err(e) => Err(format!("flush task failed: {e}")),
-            });
+            };
+            crate::metrics::metrics()
+                .store_flush_seconds
+                .observe(started.elapsed().as_secs_f64());
+            outcome.finish(result);
         });
     }
 }

@@ -151,6 +151,9 @@ pub trait Store: Send + Sync + 'static {
     async fn sweep_expired(&self, now: u64, limit: usize) -> Result<Sweep, StoreError>;
     /// A cheap check that the backend answers.
     async fn check_health(&self) -> Result<(), StoreError>;
+
+    /// Bytes the store takes on disk.
+    async fn size_on_disk(&self) -> Result<u64, StoreError>;
 }
 
 /// A typed record: its namespace, schema version, and the type of its id, so that a record can

@@ -22,6 +22,7 @@ pub(crate) const CACHE_BYTES: u64 = 64 * 1024 * 1024;
 const HEADER_LEN: usize = 1 + 2 + 8 + 8;
 
 pub struct SledStore {
+    db: sled::Db,
     records: Tree,
     commit: Arc<GroupCommit>,
     /// The last key the sweeper examined; the next sweep continues after it.
@@ -64,8 +65,11 @@ impl SledStore {
         // sled's `flush_async` runs on sled's own small thread pool and deadlocks under
         // concurrent callers, so the blocking flush runs on tokio's blocking threads, one at a
         // time, shared by every writer waiting for it.
-        let commit = GroupCommit::new(move || db.flush().map(|_| ()).map_err(|e| e.to_string()));
+        let flushed = db.clone();
+        let commit =
+            GroupCommit::new(move || flushed.flush().map(|_| ()).map_err(|e| e.to_string()));
         Ok(Self {
+            db,
             records,
             commit,
             sweep_cursor: Arc::default(),
@@ -324,6 +328,14 @@ impl Store for SledStore {
 
     async fn check_health(&self) -> Result<(), StoreError> {
         self.records.get(b"\0health").map(|_| ()).map_err(backend)
+    }
+
+    async fn size_on_disk(&self) -> Result<u64, StoreError> {
+        let db = self.db.clone();
+        tokio::task::spawn_blocking(move || db.size_on_disk())
+            .await
+            .map_err(|e| StoreError::Backend(format!("size task failed: {e}")))?
+            .map_err(backend)
     }
 }
 

@@ -108,27 +108,7 @@ pub async fn start_on(settings: Settings, listener: TcpListener) -> Result<Runni
     let store: Arc<dyn Store> = Arc::new(SledStore::open(&settings.data_dir.join("store")).await?);
     let has_records = !store.scan(b"", unix_now(), 1).await?.is_empty();
     let keys = open_keys(&settings, has_records)?;
-    let records = Records::new(store);
-    let registry = ClientRegistry::new(records.clone(), HashMap::new());
-    let upstreams = UpstreamDirectory::default();
-    let auth = AuthServer::new(
-        records.clone(),
-        registry.clone(),
-        upstreams.clone(),
-        set.upstream_client(),
-        Sealer::new(&keys),
-        Signer::new(&keys),
-    );
-    let state = web::Data::new(AppState::new(
-        settings.clone(),
-        Vec::new(),
-        records,
-        registry,
-        upstreams,
-        auth,
-    ));
-    let reloader = Reloader::new(settings.clone(), state.clone(), dev_idps.clone());
-    reloader.install(set);
+    let (state, reloader) = assemble(&settings, store, &keys, &dev_idps, set);
     let mut tasks = Vec::new();
     if settings.watch_tenants {
         tasks.push(tokio::spawn(reloader.clone().watch(seen, WATCH_INTERVAL)));
@@ -161,6 +141,58 @@ pub async fn start_on(settings: Settings, listener: TcpListener) -> Result<Runni
         handle,
         tasks,
     })
+}
+
+/// The shared state over `store` serving `set`, and what reloads it.
+fn assemble(
+    settings: &Settings,
+    store: Arc<dyn Store>,
+    keys: &ServerKeys,
+    dev_idps: &DevIdps,
+    set: TenantSet,
+) -> (web::Data<AppState>, Reloader) {
+    let records = Records::new(store);
+    let registry = ClientRegistry::new(records.clone(), HashMap::new());
+    let upstreams = UpstreamDirectory::default();
+    let auth = AuthServer::new(
+        records.clone(),
+        registry.clone(),
+        upstreams.clone(),
+        set.upstream_client(),
+        Sealer::new(keys),
+        Signer::new(keys),
+    );
+    let state = web::Data::new(AppState::new(
+        settings.clone(),
+        Vec::new(),
+        records,
+        registry,
+        upstreams,
+        auth,
+    ));
+    let reloader = Reloader::new(settings.clone(), state.clone(), dev_idps.clone());
+    reloader.install(set);
+    (state, reloader)
+}
+
+/// The state over a data directory that no server holds, for the admin commands run offline
+/// (`admin/cli.rs`): no listener and no background work. The store must exist, and is refused
+/// while a server holds it. The admin operations seal and sign nothing, so a throwaway key
+/// stands in for the server secret, which need not be at hand.
+pub async fn open_offline(settings: &Settings) -> Result<web::Data<AppState>, StartError> {
+    let dir = settings.data_dir.join("store");
+    if !dir.is_dir() {
+        return Err(StartError::DataDir(
+            settings.data_dir.display().to_string(),
+            std::io::Error::new(std::io::ErrorKind::NotFound, "it holds no store"),
+        ));
+    }
+    let store: Arc<dyn Store> = Arc::new(SledStore::open(&dir).await?);
+    let set = TenantSet::prepare(settings, &DevIdps::default())?;
+    let keys = ServerKeys::throwaway();
+    let (state, _) = assemble(settings, store, &keys, &DevIdps::default(), set);
+    state.upstreams().stop();
+    Ok(state)
 }
 
 /// The data directory, created if needed, and the server secret in it (or given by file).

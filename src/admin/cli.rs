@@ -7,9 +7,23 @@ use std::process::ExitCode;
 use clap::{Args, Subcommand};
 use serde_json::{Value, json};
 
-/// Where the admin API is and how to authenticate to it.
+/// Where the admin API is and how to authenticate to it, or the data directory to work on
+/// when no server runs.
 #[derive(Args, Debug)]
 pub struct AdminConnection {
+    /// Work on this data directory directly instead of through a server's admin API: only
+    /// while no server holds it (a running server locks its store; then use --admin-url).
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// With --data-dir: the directory of tenant files.
+    #[arg(long, env = "DCR_SHIM_TENANTS", default_value = "./tenants")]
+    tenants: PathBuf,
+    /// With --data-dir: the server's public URL (each tenant's issuer derives from it).
+    #[arg(long, env = "DCR_SHIM_PUBLIC_URL", default_value = "http://127.0.0.1:8080", value_parser = crate::config::server::parse_public_url)]
+    public_url: url::Url,
+    /// The admin API over the data directory, opened at the first call.
+    #[arg(skip)]
+    offline: tokio::sync::OnceCell<Offline>,
     /// The admin API's address (the server's --admin-listen).
     #[arg(
         long,
@@ -130,6 +144,14 @@ impl AdminConnection {
         path: &str,
         body: Option<Value>,
     ) -> Result<Value, String> {
+        if let Some(dir) = &self.data_dir {
+            let offline = self
+                .offline
+                .get_or_try_init(|| Offline::open(dir, &self.tenants, &self.public_url))
+                .await?;
+            let path = format!("/admin/v1/tenants/{}{path}", encode(&self.tenant));
+            return offline.call(method.as_str(), &path, body).await;
+        }
         let url = format!(
             "{}/admin/v1/tenants/{}{path}",
             self.admin_url.trim_end_matches('/'),
@@ -145,18 +167,114 @@ impl AdminConnection {
             .send()
             .await
             .map_err(|e| format!("cannot reach the admin API at {}: {e}", self.admin_url))?;
-        let status = res.status();
+        let status = res.status().as_u16();
         let value: Value = res.json().await.unwrap_or(Value::Null);
-        if status.is_success() {
-            Ok(value)
-        } else {
-            Err(format!(
-                "the server answered {status}: {}",
-                value["error_description"]
-                    .as_str()
-                    .unwrap_or("no reason given")
-            ))
+        answer(status, value)
+    }
+}
+
+/// The admin API run in this process over a data directory: the same handlers as a server's,
+/// called without a listener, with a token made for the occasion. Its audit events go to
+/// stderr as JSON lines, labelled `offline`.
+pub struct Offline {
+    state: actix_web::web::Data<crate::http::state::AppState>,
+    tokens: actix_web::web::Data<super::tokens::AdminTokens>,
+    token: crate::crypto::Handle,
+}
+
+impl std::fmt::Debug for Offline {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Offline")
+    }
+}
+
+impl Offline {
+    async fn open(
+        dir: &std::path::Path,
+        tenants: &std::path::Path,
+        public_url: &url::Url,
+    ) -> Result<Self, String> {
+        let _ = tracing_subscriber::fmt()
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .with_span_list(false)
+            .with_writer(std::io::stderr)
+            .with_env_filter("audit=info")
+            .try_init();
+        let settings = crate::config::Settings {
+            listen: ([127, 0, 0, 1], 0).into(),
+            public_url: public_url.clone(),
+            data_dir: dir.to_owned(),
+            tenants_dir: tenants.to_owned(),
+            secret_file: None,
+            previous_secret_file: None,
+            workers: None,
+            upstream_timeout: crate::config::server::DEFAULT_UPSTREAM_TIMEOUT,
+            dev_idp_any_interface: false,
+            new_secret: false,
+            shutdown_timeout: None,
+            trusted_proxies: Vec::new(),
+            forwarded_header: Default::default(),
+            admin_listen: None,
+            admin_token_file: None,
+            watch_tenants: false,
+        };
+        let state = crate::app::open_offline(&settings).await.map_err(|e| {
+            let e = e.to_string();
+            if e.contains("could not acquire lock") {
+                format!("{} is held by a running server; go through its admin API instead (--admin-url, as without --data-dir)", dir.display())
+            } else {
+                format!("cannot open {}: {e}", dir.display())
+            }
+        })?;
+        let token = crate::crypto::Handle::generate();
+        let tokens =
+            actix_web::web::Data::new(super::tokens::AdminTokens::single("offline", &token));
+        Ok(Self {
+            state,
+            tokens,
+            token,
+        })
+    }
+
+    async fn call(&self, method: &str, path: &str, body: Option<Value>) -> Result<Value, String> {
+        use actix_web::test;
+        let app = test::init_service(
+            actix_web::App::new()
+                .app_data(self.state.clone())
+                .app_data(self.tokens.clone())
+                .configure(super::configure),
+        )
+        .await;
+        let method =
+            actix_web::http::Method::from_bytes(method.as_bytes()).map_err(|e| e.to_string())?;
+        let mut req = test::TestRequest::default()
+            .method(method)
+            .uri(path)
+            .insert_header(("Authorization", format!("Bearer {}", self.token.expose())));
+        if let Some(b) = body {
+            req = req.set_json(b);
         }
+        let res = test::call_service(&app, req.to_request()).await;
+        let status = res.status();
+        let value: Value =
+            serde_json::from_slice(&test::read_body(res).await).unwrap_or(Value::Null);
+        answer(status.as_u16(), value)
+    }
+}
+
+/// A success's JSON, or the reason the admin API gave for a failure.
+fn answer(status: u16, value: Value) -> Result<Value, String> {
+    if (200..300).contains(&status) {
+        Ok(value)
+    } else {
+        Err(format!(
+            "the server answered {status}: {}",
+            value["error_description"]
+                .as_str()
+                .unwrap_or("no reason given")
+        ))
     }
 }
 

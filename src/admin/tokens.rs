@@ -36,6 +36,13 @@ impl AdminTokens {
         Self::parse(&text).map_err(|e| format!("{}: {e}", path.display()))
     }
 
+    /// One token in memory (the offline admin commands' own, never written anywhere).
+    pub(crate) fn single(label: &str, token: &Handle) -> Self {
+        Self {
+            tokens: vec![(label.to_owned(), token.key())],
+        }
+    }
+
     fn parse(text: &str) -> Result<Self, String> {
         let mut tokens = Vec::new();
         for (n, line) in text.lines().enumerate() {

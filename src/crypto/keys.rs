@@ -89,8 +89,13 @@ impl ServerKeys {
         Ok(Self { current, previous })
     }
 
-    /// For tests: fixed keys.
-    #[cfg(test)]
+    /// A key held in memory only, for work that seals and signs nothing that outlives it
+    /// (the offline admin commands).
+    pub(crate) fn throwaway() -> Self {
+        Self::from_bytes(rand::random(), None)
+    }
+
+    /// Fixed keys (tests, `throwaway`).
     pub(crate) fn from_bytes(current: [u8; 32], previous: Option<[u8; 32]>) -> Self {
         Self {
             current: Key(SecretBox::new(Box::new(current))),

@@ -306,3 +306,80 @@ async fn the_cli_lists_and_revokes_through_the_admin_api() {
     );
     w.stop().await;
 }
+
+/// With no server running, the same commands work on the data directory: refused while a
+/// server holds it, then effective for the next server, and audited on stderr.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cli_works_offline_on_a_data_directory_no_server_holds() {
+    let mut w = world().await;
+    let client = Client::register(&w.app, "contoso", json!({"client_name": "Offline Agent"})).await;
+    let mut refresh_tokens = Vec::new();
+    for user in ["alice", "bob"] {
+        let (code, attempt) = login(&w.app, &Browser::new(), "contoso", &client, user).await;
+        let (_, tokens) = redeem(&w.app, "contoso", &client, &code, &attempt).await;
+        refresh_tokens.push(tokens["refresh_token"].as_str().unwrap().to_owned());
+    }
+    let (data, tenants, base) = (
+        w.app.data_dir.clone(),
+        w.app.tenants_dir.clone(),
+        w.app.base.clone(),
+    );
+    let cli = move |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_dcr-shim"))
+            .args(args)
+            .arg("--data-dir")
+            .arg(&data)
+            .arg("--tenants")
+            .arg(&tenants)
+            .args(["--public-url", &base, "--tenant", "contoso"])
+            .env_remove("DCR_SHIM_ADMIN_TOKEN")
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let c = cli.clone();
+    let (ok, _, err) = tokio::task::spawn_blocking(move || c(&["clients", "list"]))
+        .await
+        .unwrap();
+    assert!(!ok && err.contains("held by a running server"), "{err}");
+
+    w.app.pause().await;
+    let c = cli.clone();
+    let (ok, table, err) = tokio::task::spawn_blocking(move || c(&["clients", "list"]))
+        .await
+        .unwrap();
+    assert!(ok && table.contains("Offline Agent"), "{table}{err}");
+    let c = cli.clone();
+    let (ok, listed, _) = tokio::task::spawn_blocking(move || {
+        c(&["grants", "list", "--user", "oid-alice", "--json"])
+    })
+    .await
+    .unwrap();
+    assert!(ok);
+    let listed: Value = serde_json::from_str(&listed).unwrap();
+    assert_eq!(listed["grants"].as_array().unwrap().len(), 1, "{listed}");
+    let c = cli.clone();
+    let (ok, said, audit) =
+        tokio::task::spawn_blocking(move || c(&["grants", "revoke", "--user", "oid-alice"]))
+            .await
+            .unwrap();
+    assert!(ok && said.contains("1 grant(s) revoked"), "{said}{audit}");
+    let event: Value = audit
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .find(|e| e["event"] == "admin_grants_revoked")
+        .unwrap_or_else(|| panic!("the offline action is audited on stderr: {audit}"));
+    assert_eq!(event["by"], "offline");
+
+    // The next server sees it: alice is out, bob is not.
+    w.app.resume().await;
+    let (status, _) = refresh(&w.app, "contoso", &client, &refresh_tokens[0]).await;
+    assert_eq!(status, 400, "revoked offline");
+    let (status, body) = refresh(&w.app, "contoso", &client, &refresh_tokens[1]).await;
+    assert_eq!(status, 200, "{body}");
+    w.stop().await;
+}

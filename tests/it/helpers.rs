@@ -167,8 +167,18 @@ impl TestApp {
     /// Stops the app and starts it again on the same data directory (on a new port: the old
     /// socket may linger while actix winds down).
     pub async fn restart(&mut self) {
+        self.pause().await;
+        self.resume().await;
+    }
+
+    /// Stops the app, keeping its directories (`resume` starts it again).
+    pub async fn pause(&mut self) {
         let running = self.running.take().expect("app is running");
         running.stop().await;
+    }
+
+    /// Starts a paused app again on the same directories, on a new port.
+    pub async fn resume(&mut self) {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
         self.base = format!("http://{addr}");

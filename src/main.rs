@@ -293,15 +293,20 @@ async fn serve(args: ServeArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    // Holds the server's state (through the reloader): stopped before the store is
+    // checkpointed, which needs the store closed.
     #[cfg(unix)]
-    match hangups {
-        Ok(hangups) => {
-            tokio::spawn(on_sighup(hangups, audit, running.reloader.clone()));
-        }
+    let sighup = match hangups {
+        Ok(hangups) => Some(tokio::spawn(on_sighup(
+            hangups,
+            audit,
+            running.reloader.clone(),
+        ))),
         Err(e) => {
-            tracing::warn!(error = %e, "cannot listen for SIGHUP; neither the tenant files nor the audit log can be reloaded by signal")
+            tracing::warn!(error = %e, "cannot listen for SIGHUP; neither the tenant files nor the audit log can be reloaded by signal");
+            None
         }
-    }
+    };
     for t in running.state.tenants() {
         tracing::info!(tenant = %t.id, issuer = %t.issuer, upstream = t.config.upstream.kind(), "tenant loaded");
     }
@@ -309,7 +314,13 @@ async fn serve(args: ServeArgs) -> ExitCode {
     if let Some(admin) = running.admin_addr {
         tracing::info!(address = %admin, "admin API listening");
     }
-    match running.wait().await {
+    let served = running.wait().await;
+    #[cfg(unix)]
+    if let Some(task) = sighup {
+        task.abort();
+        let _ = task.await;
+    }
+    match served {
         Ok(()) => {
             let started = std::time::Instant::now();
             match dcr_shim::store::SledStore::checkpoint(&settings.data_dir.join("store")).await {

@@ -235,9 +235,10 @@ if DOCKER_BUILDKIT=0 $DOCKER build -t dcr-shim:local "${build_args[@]}" "$work" 
 else
     fail "1 docker build"; tail -20 "$logs/build1.log" | sed 's/^/    /'
 fi
-# A source edit: the placeholder-dependency RUN must be a cache hit, the source RUN not.
+# A source edit: the placeholder-dependency RUN must be a cache hit, the source RUN not. (A
+# new edit each run: the cache keeps the layers of an earlier run's edit.)
 cp "$work/src/lib.rs" "$logs/lib.rs"
-echo '// container test: cache probe' >>"$work/src/lib.rs"
+echo "// container test: cache probe $(date +%s.%N) $RANDOM" >>"$work/src/lib.rs"
 t0=$(now)
 if DOCKER_BUILDKIT=0 $DOCKER build -t dcr-shim:local "${build_args[@]}" "$work" >"$logs/build2.log" 2>&1; then
     secs=$(since "$t0")

@@ -134,7 +134,7 @@ async fn a_lost_server_secret_is_not_replaced_silently() {
 /// wait): the refresh finishes, since the stop waits up to the upstream timeout plus a margin.
 #[tokio::test]
 async fn sigterm_lets_a_refresh_waiting_on_the_idp_finish() {
-    let w = crate::login::world_on_binary().await;
+    let mut w = crate::login::world_on_binary().await;
     let client = crate::browser::Client::register(&w.app, "contoso", json!({})).await;
     let (code, attempt) = crate::browser::login(
         &w.app,
@@ -168,6 +168,21 @@ async fn sigterm_lets_a_refresh_waiting_on_the_idp_finish() {
     let (status, body) = refresh.await.unwrap();
     assert_eq!(status, 200, "the refresh finished during the stop: {body}");
     assert!(started.elapsed() >= std::time::Duration::from_secs(7));
+    // Then the process ends, with its store closed and checkpointed for the next start.
+    let mut exited = false;
+    for _ in 0..100 {
+        if matches!(w.shim.child.try_wait(), Ok(Some(_))) {
+            exited = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(exited, "the process ends after SIGTERM");
+    let log = w.shim.log.lock().unwrap().join("\n");
+    assert!(
+        log.contains("store checkpointed for a fast next start"),
+        "the store was closed before the checkpoint: {log}"
+    );
     w.stop();
 }
 

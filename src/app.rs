@@ -108,7 +108,14 @@ pub async fn start_on(settings: Settings, listener: TcpListener) -> Result<Runni
     let store: Arc<dyn Store> = Arc::new(SledStore::open(&settings.data_dir.join("store")).await?);
     let has_records = !store.scan(b"", unix_now(), 1).await?.is_empty();
     let keys = open_keys(&settings, has_records)?;
-    let (state, reloader) = assemble(&settings, store, &keys, &dev_idps, set);
+    let (state, reloader) = assemble(
+        &settings,
+        store,
+        &keys,
+        &dev_idps,
+        UpstreamDirectory::default(),
+        set,
+    );
     let mut tasks = Vec::new();
     if settings.watch_tenants {
         tasks.push(tokio::spawn(reloader.clone().watch(seen, WATCH_INTERVAL)));
@@ -149,11 +156,11 @@ fn assemble(
     store: Arc<dyn Store>,
     keys: &ServerKeys,
     dev_idps: &DevIdps,
+    upstreams: UpstreamDirectory,
     set: TenantSet,
 ) -> (web::Data<AppState>, Reloader) {
     let records = Records::new(store);
     let registry = ClientRegistry::new(records.clone(), HashMap::new());
-    let upstreams = UpstreamDirectory::default();
     let auth = AuthServer::new(
         records.clone(),
         registry.clone(),
@@ -176,7 +183,7 @@ fn assemble(
 }
 
 /// The state over a data directory that no server holds, for the admin commands run offline
-/// (`admin/cli.rs`): no listener and no background work. The store must exist, and is refused
+/// (`admin/cli.rs`): no listener, no background work, no call to any IdP. The store must exist, and is refused
 /// while a server holds it. The admin operations seal and sign nothing, so a throwaway key
 /// stands in for the server secret, which need not be at hand.
 pub async fn open_offline(settings: &Settings) -> Result<web::Data<AppState>, StartError> {
@@ -190,8 +197,14 @@ pub async fn open_offline(settings: &Settings) -> Result<web::Data<AppState>, St
     let store: Arc<dyn Store> = Arc::new(SledStore::open(&dir).await?);
     let set = TenantSet::prepare(settings, &DevIdps::default())?;
     let keys = ServerKeys::throwaway();
-    let (state, _) = assemble(settings, store, &keys, &DevIdps::default(), set);
-    state.upstreams().stop();
+    let (state, _) = assemble(
+        settings,
+        store,
+        &keys,
+        &DevIdps::default(),
+        UpstreamDirectory::passive(),
+        set,
+    );
     Ok(state)
 }
 

@@ -224,6 +224,7 @@ async fn healthcheck(args: HealthcheckArgs) -> ExitCode {
     let answer = match reqwest::Client::builder()
         .timeout(args.timeout)
         .no_proxy()
+        .redirect(reqwest::redirect::Policy::none())
         .build()
     {
         Ok(http) => http.get(&url).send().await,

@@ -160,14 +160,47 @@ impl Reloader {
         outcome
     }
 
-    /// Swaps `set` in: the parts a tenant's requests use first, the tenant table last.
-    pub(crate) fn install(&self, set: TenantSet) -> Reloaded {
+    /// Swaps `set` in: the parts a tenant's requests use first, the tenant table last, so
+    /// that a request that finds a tenant in the table finds its parts. A request under way
+    /// may hold a tenant this reload removes: the parts that serve it (its metadata document
+    /// resolver, its IdP credentials and in-process IdP, its discovered endpoints) stay until
+    /// the next reload, while the table, the probes and the dev IdP's pages forget it at once.
+    /// A resolver whose tenant's settings for it did not change is kept, with its cache and
+    /// its per-address budgets.
+    pub(crate) fn install(&self, mut set: TenantSet) -> Reloaded {
         let before = self.state.tenants();
-        let upstream = set.upstream_client();
-        self.dev_idps.install(set.dev_idps);
-        self.state.upstreams().follow(&set.tenants, &set.http);
+        let resolvers = self.state.registry().resolvers();
+        let dev_idps = self.dev_idps.current();
+        let removed: Vec<Arc<Tenant>> = before
+            .iter()
+            .filter(|old| !set.tenants.iter().any(|t| t.id == old.id))
+            .cloned()
+            .collect();
+        for t in &set.tenants {
+            let unchanged = before
+                .iter()
+                .find(|old| old.id == t.id)
+                .is_some_and(|old| same_resolver_settings(old, t));
+            if let Some(r) = resolvers.get(&t.id).filter(|_| unchanged) {
+                set.resolvers.insert(t.id.clone(), r.clone());
+            }
+        }
+        let mut in_process = set.dev_idps.clone();
+        for t in &removed {
+            if let Some(r) = resolvers.get(&t.id) {
+                set.resolvers.insert(t.id.clone(), r.clone());
+            }
+            if let Some(idp) = dev_idps.get(&t.id) {
+                in_process.insert(t.id.clone(), idp.clone());
+            }
+        }
+        let serving: Vec<Arc<Tenant>> = set.tenants.iter().chain(&removed).cloned().collect();
+        let upstream =
+            UpstreamClient::new(set.http.clone(), &serving, DevIdps::in_process(&in_process));
+        self.state.upstreams().follow(&serving, &set.http);
         self.state.auth().install_upstream(upstream);
         self.state.registry().install_resolvers(set.resolvers);
+        self.dev_idps.install(set.dev_idps);
         self.state.install_tenants(set.tenants.clone());
         difference(&before, &set.tenants)
     }
@@ -188,6 +221,15 @@ impl Reloader {
             }
         }
     }
+}
+
+/// Whether a tenant's metadata document resolver can serve `new` as it served `old`: it is
+/// built from the dev settings and the per-address budget (the rest of the policy is read
+/// from the tenant at each resolution).
+fn same_resolver_settings(old: &Tenant, new: &Tenant) -> bool {
+    format!("{:?}", old.config.dev) == format!("{:?}", new.config.dev)
+        && old.config.registration.cimd_fetches_per_minute
+            == new.config.registration.cimd_fetches_per_minute
 }
 
 /// Which tenants `after` adds, removes and changes relative to `before`.

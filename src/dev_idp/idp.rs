@@ -10,7 +10,7 @@
 
 use std::collections::HashMap;
 use std::path::Path;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -83,7 +83,6 @@ pub(crate) struct DevAuthorization {
     pub(crate) nonce: Option<String>,
 }
 
-#[derive(Clone)]
 struct DevCode {
     request: DevAuthorization,
     user: String,
@@ -112,7 +111,8 @@ pub(crate) struct DevIdp {
     x: String,
     y: String,
     kid: String,
-    codes: Mutex<HashMap<String, DevCode>>,
+    /// Shared with the dev IdP this one replaced at a reload (`with_codes_of`).
+    codes: Arc<Mutex<HashMap<String, DevCode>>>,
 }
 
 impl DevIdp {
@@ -136,20 +136,15 @@ impl DevIdp {
             x: key.x.clone(),
             y: key.y.clone(),
             kid: key.kid.clone(),
-            codes: Mutex::new(HashMap::new()),
+            codes: Arc::default(),
         })
     }
 
-    /// This IdP with the codes `previous` has issued and not yet seen redeemed (a reload keeps
-    /// a login at the dev IdP going).
+    /// This IdP sharing the codes of `previous`, which it replaces at a reload: a code issued
+    /// by either is redeemed once, by either, and a login at the dev IdP goes on.
     pub(crate) fn with_codes_of(self, previous: &DevIdp) -> Self {
-        let codes = previous
-            .codes
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone();
         Self {
-            codes: Mutex::new(codes),
+            codes: previous.codes.clone(),
             ..self
         }
     }

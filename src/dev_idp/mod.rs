@@ -68,6 +68,11 @@ impl DevIdps {
         Ok(idps)
     }
 
+    /// The dev IdPs that answer now, by tenant.
+    pub(crate) fn current(&self) -> HashMap<TenantId, Arc<DevIdp>> {
+        self.0.load().as_ref().clone()
+    }
+
     /// Makes `set` (from `prepare`) the dev IdPs that answer.
     pub(crate) fn install(&self, set: HashMap<TenantId, Arc<DevIdp>>) {
         self.0.store(Arc::new(set));

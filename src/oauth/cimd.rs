@@ -389,17 +389,23 @@ impl CimdResolver {
         if !refetch && let Some(cached) = self.keys.get(uri).await {
             return Ok(cached.keys);
         }
+        // Like documents: a failure is remembered for `FAILURE_MEMORY`, and a fetch is charged
+        // to the requester, so that a client whose keys never come cannot make every token
+        // request a fetch of some third party's URL.
+        if let Some(why) = self.refused.get(uri).await {
+            return Err(CimdError::Keys(format!(
+                "{why} (remembered; not fetched again for a few seconds)"
+            )));
+        }
+        if !self.requester_may_fetch() {
+            return Err(CimdError::RateLimited);
+        }
         self.refetched.insert(uri.clone(), ()).await;
-        let url = Url::parse(uri).map_err(|_| CimdError::Keys(format!("{uri} is not a URL")))?;
-        let fetched = self
-            .fetcher
-            .get_json(&url)
-            .await
-            .map_err(|e| CimdError::Keys(format!("{uri}: {e}")))?;
-        let value: Value = serde_json::from_slice(&fetched.body)
-            .map_err(|_| CimdError::Keys(format!("{uri} is not JSON")))?;
-        let keys =
-            Arc::new(check_jwks(&value).map_err(|e| CimdError::Keys(format!("{uri}: {e}")))?);
+        let fetched = self.fetch_keys(uri).await;
+        if let Err(CimdError::Keys(why)) = &fetched {
+            self.refused.insert(uri.clone(), why.clone()).await;
+        }
+        let (keys, fetched) = fetched?;
         if let Some(ttl) = cache_ttl(fetched.cache_control.as_deref()) {
             let entry = CachedKeys {
                 keys: keys.clone(),
@@ -408,6 +414,23 @@ impl CimdResolver {
             self.keys.insert(uri.clone(), entry).await;
         }
         Ok(keys)
+    }
+
+    /// Fetches and checks a JWK Set.
+    async fn fetch_keys(&self, uri: &str) -> Result<(Arc<JwkSet>, crate::net::Fetched), CimdError> {
+        let url = Url::parse(uri).map_err(|_| CimdError::Keys(format!("{uri} is not a URL")))?;
+        let fetched = self.fetcher.get_json(&url).await.map_err(|e| {
+            if e.is_busy() {
+                // This server's own limit, not the client's fault: not remembered.
+                CimdError::Fetch(uri.to_owned(), e)
+            } else {
+                CimdError::Keys(format!("{uri}: {e}"))
+            }
+        })?;
+        let value: Value = serde_json::from_slice(&fetched.body)
+            .map_err(|_| CimdError::Keys(format!("{uri} is not JSON")))?;
+        let keys = check_jwks(&value).map_err(|e| CimdError::Keys(format!("{uri}: {e}")))?;
+        Ok((Arc::new(keys), fetched))
     }
 
     /// Turns a URL `client_id` into a client record of `tenant` (not stored: the document is
@@ -488,7 +511,12 @@ pub fn validate_document(url: &str, body: &[u8]) -> Result<ClientMetadata, CimdE
         Some(Value::String(id)) => {
             return Err(CimdError::ClientIdMismatch {
                 url: url.to_owned(),
-                found: id.chars().take(200).collect(),
+                // A stranger's text, shown in logs: no control characters.
+                found: id
+                    .chars()
+                    .take(200)
+                    .map(|c| if c.is_control() { '?' } else { c })
+                    .collect(),
             });
         }
         _ => {

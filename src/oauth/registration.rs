@@ -98,6 +98,11 @@ impl ClientRegistry {
         }
     }
 
+    /// The resolvers in use, by tenant.
+    pub(crate) fn resolvers(&self) -> HashMap<TenantId, Arc<CimdResolver>> {
+        self.resolvers.load().as_ref().clone()
+    }
+
     /// Resolves document clients with `resolvers` from now on.
     pub(crate) fn install_resolvers(&self, resolvers: HashMap<TenantId, Arc<CimdResolver>>) {
         self.resolvers.store(Arc::new(resolvers));

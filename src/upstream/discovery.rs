@@ -56,6 +56,8 @@ pub(crate) struct UpstreamDirectory {
     statuses: Arc<RwLock<HashMap<TenantId, UpstreamStatus>>>,
     /// Each tenant's discovery task (finished or not), with the upstream it discovers.
     tasks: Arc<Mutex<HashMap<TenantId, Discovery>>>,
+    /// Discovers nothing (the offline admin commands, which call no IdP).
+    passive: bool,
 }
 
 struct Discovery {
@@ -74,6 +76,14 @@ impl Drop for Discovery {
 }
 
 impl UpstreamDirectory {
+    /// A directory that starts no discovery: every IdP but the built-in one stays unknown.
+    pub(crate) fn passive() -> Self {
+        Self {
+            passive: true,
+            ..Self::default()
+        }
+    }
+
     pub(crate) fn status(&self, tenant: &TenantId) -> UpstreamStatus {
         self.statuses
             .read()
@@ -138,15 +148,25 @@ impl UpstreamDirectory {
                 .remove_label_values(&[id.as_str()]);
         }
         for tenant in tenants {
-            if tasks
-                .get(&tenant.id)
-                .is_some_and(|d| d.upstream == tenant.config.upstream)
+            // Kept: an unchanged upstream that is known. One not discovered yet is tried
+            // again from the start, with the files it names read again (a fixed ca_file).
+            let known = !matches!(self.status(&tenant.id), UpstreamStatus::Unreachable(_));
+            if known
+                && tasks
+                    .get(&tenant.id)
+                    .is_some_and(|d| d.upstream == tenant.config.upstream)
             {
                 continue;
             }
             let generation = GENERATION.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             let task = if Provider::of(tenant).is_built_in() {
                 self.set(&tenant.id, UpstreamStatus::BuiltIn);
+                None
+            } else if self.passive {
+                self.set(
+                    &tenant.id,
+                    UpstreamStatus::Unreachable("not discovered (offline)".into()),
+                );
                 None
             } else {
                 self.set(

@@ -360,13 +360,16 @@ echo "ops $token" >"$work/secrets/admin-tokens"
 openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj '/CN=dcr-shim container test' \
     -keyout "$work/secrets/trusted-agents.key" -out "$work/secrets/trusted-agents.crt" 2>/dev/null
 # As the compose file says: owned by the image's user, private to it.
-chown 10001 "$work"/secrets/*
+echo "not-a-real-secret" >"$work/secrets/untrusted-agents.secret"
 chmod 600 "$work"/secrets/*
-# The example tenant: also as ./tenants-entra/contoso.toml, for a compose file that mounts a
-# tenant directory rather than tenants/examples/entra.toml itself.
+chown 10001 "$work"/secrets/*
+# The example tenant as ./tenants-entra/contoso.toml, with its client secret read from the
+# compose secret, as docs/operations.md says.
 mkdir -p "$work/tenants-entra"
-cp "$work/tenants/examples/entra.toml" "$work/tenants-entra/contoso.toml"
-export DCR_SHIM_PUBLIC_URL=https://auth.example.test CONTOSO_UNTRUSTED_AGENTS_SECRET=x
+sed 's|^secret_env = "CONTOSO_UNTRUSTED_AGENTS_SECRET"|secret_file = "/run/secrets/untrusted-agents.secret"|' \
+    "$work/tenants/examples/entra.toml" >"$work/tenants-entra/contoso.toml"
+grep -q '^secret_file = "/run/secrets/untrusted-agents.secret"' "$work/tenants-entra/contoso.toml"
+export DCR_SHIM_PUBLIC_URL=https://auth.example.test
 
 t0=$(now)
 healthy=

@@ -288,3 +288,39 @@ async fn unknown_key_ids_cannot_make_the_shim_hammer_a_jwks_uri() {
     );
     w.stop().await;
 }
+
+/// Keys that never come (`jwks_uri` answers 500, uncacheable) do not make every token request
+/// a fetch: the failure is remembered like a refused document's.
+#[tokio::test]
+async fn a_failing_jwks_uri_is_not_fetched_on_every_token_request() {
+    let w = world().await;
+    let client_id = w.docs.url("/keyless.json");
+    w.docs.set(
+        "/keyless.json",
+        Canned::json(&document(
+            &client_id,
+            json!({"jwks_uri": w.docs.url("/broken-jwks.json")}),
+        ))
+        .header("Cache-Control", "max-age=60"),
+    );
+    w.docs.set(
+        "/broken-jwks.json",
+        Canned {
+            status: 500,
+            ..Canned::json(&json!({}))
+        },
+    );
+    let token_endpoint = format!("{}/token", w.app.issuer("contoso"));
+    let form = [("grant_type", "refresh_token"), ("refresh_token", "x")];
+    let junk = assertion(&client_id, &token_endpoint, "j1");
+    let (status, _) = token_with_assertion(&w.app.http, &token_endpoint, &form, &junk).await;
+    assert_eq!(status, 401);
+    let hits = w.docs.hits();
+    for i in 0..10 {
+        let junk = assertion(&client_id, &token_endpoint, &format!("j{}", i + 2));
+        let (status, body) = token_with_assertion(&w.app.http, &token_endpoint, &form, &junk).await;
+        assert_eq!(status, 401, "{body}");
+    }
+    assert_eq!(w.docs.hits(), hits, "the failure is remembered");
+    w.stop().await;
+}

@@ -79,6 +79,8 @@ cimd_extra_ca_file = {:?}
         admin_listen: None,
         admin_token_file: None,
         watch_tenants: false,
+        store: None,
+        store_password_file: None,
     };
     let running = dcr_shim::app::start_on(settings, listener).await.unwrap();
 

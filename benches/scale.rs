@@ -78,6 +78,8 @@ async fn start(data: &std::path::Path, tenants: &std::path::Path, port: u16) -> 
         admin_listen: None,
         admin_token_file: None,
         watch_tenants: false,
+        store: None,
+        store_password_file: None,
     };
     start_on(settings, listener).await.unwrap()
 }

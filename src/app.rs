@@ -15,7 +15,7 @@ use crate::dev_idp::DevIdps;
 use crate::oauth::AuthServer;
 use crate::oauth::registration::ClientRegistry;
 use crate::reload::{Reloader, TenantSet, TenantSetError, fingerprint};
-use crate::store::{Records, SledStore, Store, StoreError};
+use crate::store::{PostgresLocation, PostgresStore, Records, SledStore, Store, StoreError};
 use crate::upstream::UpstreamDirectory;
 
 pub use crate::http::state::{AppState, unix_now};
@@ -105,7 +105,7 @@ pub async fn start_on(settings: Settings, listener: TcpListener) -> Result<Runni
     let dev_idps = DevIdps::default();
     let seen = fingerprint(&settings.tenants_dir).await;
     let set = TenantSet::prepare(&settings, &dev_idps)?;
-    let store: Arc<dyn Store> = Arc::new(SledStore::open(&settings.data_dir.join("store")).await?);
+    let store = open_store(&settings).await?;
     let has_records = !store.scan(b"", unix_now(), 1).await?.is_empty();
     let keys = open_keys(&settings, has_records)?;
     let (state, reloader) = assemble(
@@ -206,6 +206,25 @@ pub async fn open_offline(settings: &Settings) -> Result<web::Data<AppState>, St
         set,
     );
     Ok(state)
+}
+
+/// The store `settings` name: sled (the default), or PostgreSQL, which replicas share and so
+/// must share the server secret too: it is then required as a file.
+async fn open_store(settings: &Settings) -> Result<Arc<dyn Store>, StartError> {
+    if let Some(dir) = settings.sled_dir() {
+        return Ok(Arc::new(SledStore::open(&dir).await?));
+    }
+    let url = settings.store.as_deref().unwrap_or_default();
+    let location = PostgresLocation::parse(url, settings.store_password_file.as_deref())
+        .map_err(StoreError::Backend)?;
+    if settings.secret_file.is_none() {
+        return Err(StartError::Store(StoreError::Backend(
+            "a PostgreSQL store needs --secret-file: every replica must seal and sign with the same server secret".into(),
+        )));
+    }
+    let store = PostgresStore::open(&location).await?;
+    tracing::info!(store = %location.describe(), "store: PostgreSQL");
+    Ok(Arc::new(store))
 }
 
 /// The data directory, created if needed, and the server secret in it (or given by file).

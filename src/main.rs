@@ -103,6 +103,14 @@ struct ServeArgs {
     /// --admin-listen.
     #[arg(long, env = "DCR_SHIM_ADMIN_TOKEN_FILE")]
     admin_token_file: Option<PathBuf>,
+    /// Where the records live: sled:<dir> (default: <data-dir>/store) or a postgres:// URL
+    /// for several replicas sharing one database (then --secret-file is required). The URL's
+    /// password is better kept in --store-password-file.
+    #[arg(long, env = "DCR_SHIM_STORE", hide_env_values = true)]
+    store: Option<String>,
+    /// A file holding the PostgreSQL password.
+    #[arg(long, env = "DCR_SHIM_STORE_PASSWORD_FILE")]
+    store_password_file: Option<PathBuf>,
     /// Reload the tenant files whenever they change (checked every 2 s), as SIGHUP does: an
     /// invalid set is refused whole and the running one stays.
     #[arg(long, env = "DCR_SHIM_WATCH_TENANTS")]
@@ -286,6 +294,8 @@ async fn serve(args: ServeArgs) -> ExitCode {
         admin_listen: args.admin_listen,
         admin_token_file: args.admin_token_file,
         watch_tenants: args.watch_tenants,
+        store: args.store,
+        store_password_file: args.store_password_file,
     };
     let running = match dcr_shim::app::start(settings.clone()).await {
         Ok(r) => r,
@@ -323,8 +333,11 @@ async fn serve(args: ServeArgs) -> ExitCode {
     }
     match served {
         Ok(()) => {
+            let Some(sled_dir) = settings.sled_dir() else {
+                return ExitCode::SUCCESS;
+            };
             let started = std::time::Instant::now();
-            match dcr_shim::store::SledStore::checkpoint(&settings.data_dir.join("store")).await {
+            match dcr_shim::store::SledStore::checkpoint(&sled_dir).await {
                 Ok(()) => tracing::info!(
                     ms = started.elapsed().as_millis() as u64,
                     "store checkpointed for a fast next start"

@@ -219,6 +219,8 @@ impl Offline {
             admin_listen: None,
             admin_token_file: None,
             watch_tenants: false,
+            store: None,
+            store_password_file: None,
         };
         let state = crate::app::open_offline(&settings).await.map_err(|e| {
             let e = e.to_string();

@@ -49,6 +49,21 @@ pub struct Settings {
     pub admin_token_file: Option<PathBuf>,
     /// Reload the tenant files when they change (`reload.rs`), besides on SIGHUP.
     pub watch_tenants: bool,
+    /// Where the records live: `None` for the embedded sled store in `<data_dir>/store`,
+    /// `sled:<dir>` for one elsewhere, or a `postgres://` URL (`store/postgres.rs`).
+    pub store: Option<String>,
+    /// A file holding the PostgreSQL password (kept out of the URL and the environment).
+    pub store_password_file: Option<PathBuf>,
+}
+
+impl Settings {
+    /// The sled directory, unless the store is PostgreSQL.
+    pub fn sled_dir(&self) -> Option<PathBuf> {
+        match self.store.as_deref() {
+            None => Some(self.data_dir.join("store")),
+            Some(s) => s.strip_prefix("sled:").map(PathBuf::from),
+        }
+    }
 }
 
 /// Parses one `--trusted-proxies` entry: a CIDR or an address.

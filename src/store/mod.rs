@@ -6,6 +6,7 @@
 //! answers: a success answer goes out only after the records it depends on are on disk.
 
 mod group_commit;
+pub mod postgres;
 pub(crate) mod sled_store;
 
 use std::sync::Arc;
@@ -17,6 +18,7 @@ use serde::de::DeserializeOwned;
 use crate::crypto::HandleKey;
 use crate::domain::{ClientId, TenantId};
 
+pub use postgres::{PostgresLocation, PostgresStore};
 pub use sled_store::SledStore;
 
 /// The kinds of record, each its own key space within a tenant.
@@ -63,16 +65,16 @@ pub(crate) fn namespace_prefix(tenant: &TenantId, ns: Namespace) -> Vec<u8> {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Entry {
     /// Version of the payload's schema, set by the typed layer.
-    pub(crate) schema: u16,
+    pub schema: u16,
     /// Bumped by every write; compare-and-swap checks it.
-    pub(crate) revision: u64,
+    pub revision: u64,
     /// Unix seconds after which the record is gone; `None` never expires.
-    pub(crate) expires_at: Option<u64>,
-    pub(crate) payload: Vec<u8>,
+    pub expires_at: Option<u64>,
+    pub payload: Vec<u8>,
 }
 
 impl Entry {
-    pub(crate) fn is_live(&self, now: u64) -> bool {
+    pub fn is_live(&self, now: u64) -> bool {
         self.expires_at.is_none_or(|t| now < t)
     }
 }

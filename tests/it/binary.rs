@@ -68,8 +68,47 @@ pub fn start_binary_on(
     spawn_shim(port, data, tenants, env, &[])
 }
 
+/// Starts the binary on `port` with `args` added to `serve`.
+pub fn start_binary_on_with_args(
+    port: u16,
+    data: &std::path::Path,
+    tenants: &std::path::Path,
+    args: &[&str],
+) -> Shim {
+    spawn_shim(port, data, tenants, &[], args)
+}
+
+/// Starts the binary on a free port serving `public_url` (a replica of the server there, when
+/// both share a store), with `args` added to `serve`; `base` is its own address.
+pub fn start_replica(
+    public_url: &str,
+    data: &std::path::Path,
+    tenants: &std::path::Path,
+    args: &[&str],
+) -> Shim {
+    spawn_shim_serving(free_port(), public_url, data, tenants, &[], args)
+}
+
 fn spawn_shim(
     port: u16,
+    data: &std::path::Path,
+    tenants: &std::path::Path,
+    env: &[(&str, &str)],
+    args: &[&str],
+) -> Shim {
+    spawn_shim_serving(
+        port,
+        &format!("http://127.0.0.1:{port}"),
+        data,
+        tenants,
+        env,
+        args,
+    )
+}
+
+fn spawn_shim_serving(
+    port: u16,
+    public_url: &str,
     data: &std::path::Path,
     tenants: &std::path::Path,
     env: &[(&str, &str)],
@@ -86,7 +125,7 @@ fn spawn_shim(
             "--listen",
             &format!("127.0.0.1:{port}"),
             "--public-url",
-            &base,
+            public_url,
         ])
         .arg("--data-dir")
         .arg(data)

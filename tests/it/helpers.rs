@@ -254,6 +254,8 @@ pub fn test_settings(
         admin_listen: None,
         admin_token_file: None,
         watch_tenants: false,
+        store: None,
+        store_password_file: None,
     }
 }
 

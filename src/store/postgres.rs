@@ -1,0 +1,478 @@
+//! The PostgreSQL backend of `Store`, for several replicas sharing one database. One table of
+//! records keyed like sled's; every statement commits on its own (PostgreSQL's default
+//! `synchronous_commit = on`), so a write is durable when it returns and `flush` has nothing
+//! left to do. Atomicity comes from single statements: `INSERT … ON CONFLICT … WHERE` for
+//! insert-if-absent-or-expired, `UPDATE … WHERE revision = …` for compare-and-swap and
+//! `DELETE … RETURNING` for take-once, each of which PostgreSQL serializes per row.
+//!
+//! Versioned migrations are embedded and applied at start inside one transaction holding an
+//! advisory lock, so that replicas starting together apply each once.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
+
+use super::{Durability, Entry, Store, StoreError, Sweep};
+
+/// The migrations, in order; each runs once, in the transaction that records it.
+const MIGRATIONS: &[(i32, &str)] = &[(
+    1,
+    "CREATE TABLE dcr_records (
+        key bytea PRIMARY KEY,
+        schema integer NOT NULL,
+        revision bigint NOT NULL,
+        expires_at bigint,
+        payload bytea NOT NULL
+    );
+    CREATE INDEX dcr_records_expiry ON dcr_records (expires_at) WHERE expires_at IS NOT NULL;",
+)];
+
+/// The advisory lock taken while migrating (any fixed number no other application uses).
+const MIGRATION_LOCK: i64 = 0x6463_725f_7368_696d; // "dcr_shim"
+
+/// Connections per replica.
+const POOL_SIZE: usize = 16;
+
+/// How long a request waits for a connection, or for one to be made: a database that does
+/// not answer makes requests fail quickly instead of piling up.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Where the store is and how to reach it.
+#[derive(Clone)]
+pub struct PostgresLocation {
+    config: tokio_postgres::Config,
+    /// Extra CA certificates for the database's TLS certificate (`sslrootcert=` in the URL).
+    root_cert: Option<PathBuf>,
+}
+
+impl std::fmt::Debug for PostgresLocation {
+    /// Host, port and database only: never the password.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.describe())
+    }
+}
+
+impl PostgresLocation {
+    /// Parses a `postgres://` URL. `sslmode` is `disable`, `prefer` or `require`; `verify-ca`
+    /// and `verify-full` are read as `require`, which with this client always verifies the
+    /// certificate chain and the host name. `sslrootcert=<file>` adds a CA. A password in
+    /// `password_file` replaces one in the URL.
+    pub fn parse(url: &str, password_file: Option<&Path>) -> Result<Self, String> {
+        let parsed = url::Url::parse(url).map_err(|_| {
+            "the store URL is not a URL; write postgres://user@host:5432/dbname".to_owned()
+        })?;
+        if !matches!(parsed.scheme(), "postgres" | "postgresql") {
+            return Err("the store URL must start with postgres://".into());
+        }
+        let mut root_cert = None;
+        let mut kept = parsed.clone();
+        kept.set_query(None);
+        {
+            let mut query = kept.query_pairs_mut();
+            for (k, v) in parsed.query_pairs() {
+                match (k.as_ref(), v.as_ref()) {
+                    ("sslrootcert", file) => root_cert = Some(PathBuf::from(file)),
+                    ("sslmode", "verify-ca" | "verify-full") => {
+                        query.append_pair("sslmode", "require");
+                    }
+                    _ => {
+                        query.append_pair(&k, &v);
+                    }
+                }
+            }
+        }
+        let text = kept.as_str().trim_end_matches('?');
+        let mut config: tokio_postgres::Config = text
+            .parse()
+            .map_err(|e| format!("the store URL is not a PostgreSQL connection URL: {e}"))?;
+        if let Some(file) = password_file {
+            let password = std::fs::read_to_string(file).map_err(|e| {
+                format!(
+                    "cannot read the store password file {}: {e}",
+                    file.display()
+                )
+            })?;
+            config.password(password.trim_end_matches(['\r', '\n']));
+        }
+        config.connect_timeout(CONNECT_TIMEOUT);
+        config.application_name("dcr-shim");
+        Ok(Self { config, root_cert })
+    }
+
+    /// `postgres://host:port/dbname`, for logs.
+    pub fn describe(&self) -> String {
+        let host = match self.config.get_hosts().first() {
+            Some(tokio_postgres::config::Host::Tcp(h)) => h.clone(),
+            #[cfg(unix)]
+            Some(tokio_postgres::config::Host::Unix(p)) => p.display().to_string(),
+            None => "localhost".into(),
+        };
+        let port = self.config.get_ports().first().copied().unwrap_or(5432);
+        let db = self.config.get_dbname().unwrap_or("");
+        format!("postgres://{host}:{port}/{db}")
+    }
+}
+
+pub struct PostgresStore {
+    pool: Pool,
+}
+
+fn backend(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Backend(format!("PostgreSQL: {e}"))
+}
+
+/// `tokio_postgres::Error`'s `Display` is terse ("db error"); its source says what happened.
+fn pg(e: tokio_postgres::Error) -> StoreError {
+    match std::error::Error::source(&e) {
+        Some(source) => backend(format!("{e}: {source}")),
+        None => backend(e),
+    }
+}
+
+fn pool_error(e: deadpool_postgres::PoolError) -> StoreError {
+    match e {
+        deadpool_postgres::PoolError::Backend(e) => pg(e),
+        other => backend(other),
+    }
+}
+
+/// The first key after every key that starts with `prefix` (`None`: no such key).
+fn prefix_end(prefix: &[u8]) -> Option<Vec<u8>> {
+    let mut end = prefix.to_vec();
+    while let Some(last) = end.pop() {
+        if last < u8::MAX {
+            end.push(last + 1);
+            return Some(end);
+        }
+    }
+    None
+}
+
+fn entry_of(row: &tokio_postgres::Row) -> Result<Entry, StoreError> {
+    let schema: i32 = row.try_get(0).map_err(pg)?;
+    let revision: i64 = row.try_get(1).map_err(pg)?;
+    let expires_at: Option<i64> = row.try_get(2).map_err(pg)?;
+    Ok(Entry {
+        schema: u16::try_from(schema).map_err(backend)?,
+        revision: u64::try_from(revision).map_err(backend)?,
+        expires_at: expires_at.map(|t| u64::try_from(t).unwrap_or(0)),
+        payload: row.try_get(3).map_err(pg)?,
+    })
+}
+
+/// `u64` seconds and revisions as PostgreSQL's `bigint`.
+fn big(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+impl PostgresStore {
+    /// Connects, and applies the migrations this version has and the database lacks.
+    pub async fn open(location: &PostgresLocation) -> Result<Self, StoreError> {
+        let tls = tls_connector(location.root_cert.as_deref())?;
+        let manager = Manager::from_config(
+            location.config.clone(),
+            tls,
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        let pool = Pool::builder(manager)
+            .max_size(POOL_SIZE)
+            .runtime(Runtime::Tokio1)
+            .wait_timeout(Some(CONNECT_TIMEOUT))
+            .create_timeout(Some(CONNECT_TIMEOUT))
+            .build()
+            .map_err(backend)?;
+        let store = Self { pool };
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    async fn client(&self) -> Result<deadpool_postgres::Client, StoreError> {
+        self.pool.get().await.map_err(pool_error)
+    }
+
+    async fn migrate(&self) -> Result<(), StoreError> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(pg)?;
+        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
+            .await
+            .map_err(pg)?;
+        tx.batch_execute(
+            "CREATE TABLE IF NOT EXISTS dcr_schema_migrations (
+                version integer PRIMARY KEY,
+                applied_at timestamptz NOT NULL DEFAULT now()
+            )",
+        )
+        .await
+        .map_err(pg)?;
+        let applied: Vec<i32> = tx
+            .query("SELECT version FROM dcr_schema_migrations", &[])
+            .await
+            .map_err(pg)?
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        if let Some(newer) = applied.iter().find(|v| **v > MIGRATIONS.len() as i32) {
+            return Err(backend(format!(
+                "the database has schema version {newer}, newer than this dcr-shim knows ({}); run the newer version",
+                MIGRATIONS.len()
+            )));
+        }
+        for (version, sql) in MIGRATIONS {
+            if applied.contains(version) {
+                continue;
+            }
+            tx.batch_execute(sql).await.map_err(pg)?;
+            tx.execute(
+                "INSERT INTO dcr_schema_migrations (version) VALUES ($1)",
+                &[version],
+            )
+            .await
+            .map_err(pg)?;
+            tracing::info!(version, "store schema migrated");
+        }
+        tx.commit().await.map_err(pg)
+    }
+
+    async fn execute(
+        &self,
+        sql: &str,
+        params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+    ) -> Result<u64, StoreError> {
+        let client = self.client().await?;
+        let statement = client.prepare_cached(sql).await.map_err(pg)?;
+        client.execute(&statement, params).await.map_err(pg)
+    }
+
+    async fn query(
+        &self,
+        sql: &str,
+        params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+    ) -> Result<Vec<tokio_postgres::Row>, StoreError> {
+        let client = self.client().await?;
+        let statement = client.prepare_cached(sql).await.map_err(pg)?;
+        client.query(&statement, params).await.map_err(pg)
+    }
+}
+
+/// TLS for `sslmode=prefer|require`: the bundled roots, the system's, and `root_cert`.
+fn tls_connector(
+    root_cert: Option<&Path>,
+) -> Result<tokio_postgres_rustls::MakeRustlsConnect, StoreError> {
+    let mut roots = rustls::RootCertStore::empty();
+    roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+    if let Some(file) = root_cert {
+        let pem = std::fs::read(file)
+            .map_err(|e| backend(format!("cannot read sslrootcert {}: {e}", file.display())))?;
+        use rustls_pki_types::pem::PemObject;
+        for cert in rustls_pki_types::CertificateDer::pem_slice_iter(&pem) {
+            let cert = cert.map_err(|e| backend(format!("sslrootcert {}: {e}", file.display())))?;
+            roots
+                .add(cert)
+                .map_err(|e| backend(format!("sslrootcert {}: {e}", file.display())))?;
+        }
+    }
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .map_err(backend)?
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    Ok(tokio_postgres_rustls::MakeRustlsConnect::new(config))
+}
+
+#[async_trait]
+impl Store for PostgresStore {
+    async fn insert_new(
+        &self,
+        key: &[u8],
+        entry: Entry,
+        now: u64,
+        _durability: Durability,
+    ) -> Result<bool, StoreError> {
+        // Written when the key is free or holds an expired record.
+        let written = self
+            .execute(
+                "INSERT INTO dcr_records (key, schema, revision, expires_at, payload)
+                 VALUES ($1, $2, $3, $4, $5)
+                 ON CONFLICT (key) DO UPDATE SET schema = EXCLUDED.schema,
+                    revision = EXCLUDED.revision, expires_at = EXCLUDED.expires_at,
+                    payload = EXCLUDED.payload
+                 WHERE dcr_records.expires_at IS NOT NULL AND dcr_records.expires_at <= $6",
+                &[
+                    &key,
+                    &i32::from(entry.schema),
+                    &big(entry.revision),
+                    &entry.expires_at.map(big),
+                    &entry.payload,
+                    &big(now),
+                ],
+            )
+            .await?;
+        Ok(written == 1)
+    }
+
+    async fn compare_and_swap(
+        &self,
+        key: &[u8],
+        expected_revision: u64,
+        entry: Entry,
+        _durability: Durability,
+    ) -> Result<bool, StoreError> {
+        let written = self
+            .execute(
+                "UPDATE dcr_records SET schema = $3, revision = $4, expires_at = $5, payload = $6
+                 WHERE key = $1 AND revision = $2",
+                &[
+                    &key,
+                    &big(expected_revision),
+                    &i32::from(entry.schema),
+                    &big(entry.revision),
+                    &entry.expires_at.map(big),
+                    &entry.payload,
+                ],
+            )
+            .await?;
+        Ok(written == 1)
+    }
+
+    async fn get(&self, key: &[u8], now: u64) -> Result<Option<Entry>, StoreError> {
+        let rows = self
+            .query(
+                "SELECT schema, revision, expires_at, payload FROM dcr_records
+                 WHERE key = $1 AND (expires_at IS NULL OR expires_at > $2)",
+                &[&key, &big(now)],
+            )
+            .await?;
+        rows.first().map(entry_of).transpose()
+    }
+
+    async fn take(
+        &self,
+        key: &[u8],
+        now: u64,
+        _durability: Durability,
+    ) -> Result<Option<Entry>, StoreError> {
+        let rows = self
+            .query(
+                "DELETE FROM dcr_records WHERE key = $1
+                 RETURNING schema, revision, expires_at, payload",
+                &[&key],
+            )
+            .await?;
+        // Removing an expired record changes nothing a reader could see.
+        Ok(rows
+            .first()
+            .map(entry_of)
+            .transpose()?
+            .filter(|e| e.is_live(now)))
+    }
+
+    async fn remove(&self, key: &[u8], _durability: Durability) -> Result<bool, StoreError> {
+        let removed = self
+            .execute("DELETE FROM dcr_records WHERE key = $1", &[&key])
+            .await?;
+        Ok(removed > 0)
+    }
+
+    async fn flush(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
+
+    async fn scan(
+        &self,
+        prefix: &[u8],
+        now: u64,
+        limit: usize,
+    ) -> Result<Vec<(Vec<u8>, Entry)>, StoreError> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let rows = match prefix_end(prefix) {
+            Some(end) => {
+                self.query(
+                    "SELECT schema, revision, expires_at, payload, key FROM dcr_records
+                     WHERE key >= $1 AND key < $2 AND (expires_at IS NULL OR expires_at > $3)
+                     ORDER BY key LIMIT $4",
+                    &[&prefix, &end, &big(now), &limit],
+                )
+                .await?
+            }
+            None => {
+                self.query(
+                    "SELECT schema, revision, expires_at, payload, key FROM dcr_records
+                     WHERE key >= $1 AND (expires_at IS NULL OR expires_at > $2)
+                     ORDER BY key LIMIT $3",
+                    &[&prefix, &big(now), &limit],
+                )
+                .await?
+            }
+        };
+        rows.iter()
+            .map(|r| Ok((r.try_get::<_, Vec<u8>>(4).map_err(pg)?, entry_of(r)?)))
+            .collect()
+    }
+
+    async fn sweep_expired(&self, now: u64, limit: usize) -> Result<Sweep, StoreError> {
+        // Replicas sweeping at once skip each other's rows, so each record is deleted once.
+        let limit_sql = i64::try_from(limit).unwrap_or(i64::MAX);
+        let removed = self
+            .execute(
+                "DELETE FROM dcr_records WHERE key IN (
+                    SELECT key FROM dcr_records WHERE expires_at <= $1
+                    ORDER BY expires_at LIMIT $2 FOR UPDATE SKIP LOCKED)",
+                &[&big(now), &limit_sql],
+            )
+            .await?;
+        let removed = usize::try_from(removed).unwrap_or(usize::MAX);
+        Ok(Sweep {
+            examined: removed,
+            removed,
+            pass_complete: removed < limit,
+        })
+    }
+
+    async fn check_health(&self) -> Result<(), StoreError> {
+        self.query("SELECT 1", &[]).await.map(drop)
+    }
+
+    async fn size_on_disk(&self) -> Result<u64, StoreError> {
+        let rows = self
+            .query("SELECT pg_total_relation_size('dcr_records')", &[])
+            .await?;
+        let bytes: i64 = rows.first().map(|r| r.get(0)).unwrap_or(0);
+        Ok(u64::try_from(bytes).unwrap_or(0))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prefix_ends_are_the_next_key_after_the_prefix() {
+        assert_eq!(prefix_end(b"t/a"), Some(b"t/b".to_vec()));
+        assert_eq!(prefix_end(&[1, 0xff]), Some(vec![2]));
+        assert_eq!(prefix_end(&[0xff, 0xff]), None);
+        assert_eq!(prefix_end(b""), None);
+    }
+
+    #[test]
+    fn store_urls_keep_their_password_out_of_descriptions() {
+        let l = PostgresLocation::parse(
+            "postgres://shim:s3cret@db.internal:6543/auth?sslmode=verify-full",
+            None,
+        )
+        .unwrap();
+        assert_eq!(l.describe(), "postgres://db.internal:6543/auth");
+        assert!(!format!("{l:?}").contains("s3cret"));
+        assert_eq!(
+            l.config.get_ssl_mode(),
+            tokio_postgres::config::SslMode::Require
+        );
+        assert!(PostgresLocation::parse("mysql://x", None).is_err());
+    }
+}

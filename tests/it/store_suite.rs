@@ -1,0 +1,265 @@
+//! The `Store` contract, run against every backend by the same tests: sled always, and
+//! PostgreSQL when `DCR_SHIM_TEST_POSTGRES` names a server (a `postgres://` URL whose user may
+//! create databases; `.ci/run` starts a throwaway one). Each test gets a store of its own: a
+//! new sled directory, or a new database.
+
+use std::sync::Arc;
+
+use dcr_shim::store::{Durability, Entry, PostgresLocation, PostgresStore, SledStore, Store};
+
+/// A fresh store of each backend available, by name.
+async fn backends() -> Vec<(&'static str, Arc<dyn Store>, Option<tempfile::TempDir>)> {
+    let dir = tempfile::tempdir().unwrap();
+    let sled: Arc<dyn Store> = Arc::new(SledStore::open(dir.path()).await.unwrap());
+    let mut out = vec![("sled", sled, Some(dir))];
+    if let Some(url) = fresh_postgres_database().await {
+        let location = PostgresLocation::parse(&url, None).unwrap();
+        let pg: Arc<dyn Store> = Arc::new(PostgresStore::open(&location).await.unwrap());
+        out.push(("postgres", pg, None));
+    }
+    out
+}
+
+/// A new, empty database on the server `DCR_SHIM_TEST_POSTGRES` names, as a URL.
+pub async fn fresh_postgres_database() -> Option<String> {
+    let base = std::env::var("DCR_SHIM_TEST_POSTGRES").ok()?;
+    let (client, connection) = tokio_postgres::connect(&base, tokio_postgres::NoTls)
+        .await
+        .expect("DCR_SHIM_TEST_POSTGRES is set but the server does not answer");
+    tokio::spawn(connection);
+    let name = format!("dcr_test_{}", uuid::Uuid::new_v4().simple());
+    client
+        .batch_execute(&format!("CREATE DATABASE {name}"))
+        .await
+        .unwrap();
+    let mut url = url::Url::parse(&base).unwrap();
+    url.set_path(&format!("/{name}"));
+    Some(url.to_string())
+}
+
+fn entry(rev: u64, expires_at: Option<u64>) -> Entry {
+    Entry {
+        schema: 1,
+        revision: rev,
+        expires_at,
+        payload: format!("{{\"rev\":{rev}}}").into_bytes(),
+    }
+}
+
+const NOW: Durability = Durability::OnReturn;
+
+#[tokio::test]
+async fn insert_take_expiry_and_compare_and_swap() {
+    for (name, s, _dir) in backends().await {
+        assert!(
+            s.insert_new(b"t/code/a", entry(1, Some(100)), 10, NOW)
+                .await
+                .unwrap(),
+            "{name}"
+        );
+        assert!(
+            !s.insert_new(b"t/code/a", entry(1, Some(100)), 10, NOW)
+                .await
+                .unwrap(),
+            "{name}: a live record is not replaced"
+        );
+        let got = s.get(b"t/code/a", 10).await.unwrap().unwrap();
+        assert_eq!(got, entry(1, Some(100)), "{name}: read back whole");
+        assert!(
+            s.take(b"t/code/a", 10, NOW).await.unwrap().is_some(),
+            "{name}"
+        );
+        assert!(
+            s.take(b"t/code/a", 10, NOW).await.unwrap().is_none(),
+            "{name}: taken once"
+        );
+
+        assert!(
+            s.insert_new(b"t/code/b", entry(1, Some(100)), 10, NOW)
+                .await
+                .unwrap()
+        );
+        assert!(
+            s.get(b"t/code/b", 100).await.unwrap().is_none(),
+            "{name}: expired at its time"
+        );
+        assert!(
+            s.take(b"t/code/b", 100, NOW).await.unwrap().is_none(),
+            "{name}: an expired record cannot be taken"
+        );
+        assert!(
+            s.insert_new(b"t/code/b", entry(5, None), 100, NOW)
+                .await
+                .unwrap(),
+            "{name}: an expired key is free"
+        );
+        assert_eq!(s.get(b"t/code/b", 100).await.unwrap().unwrap().revision, 5);
+
+        assert!(
+            s.insert_new(b"t/client/c", entry(1, Some(50)), 10, NOW)
+                .await
+                .unwrap()
+        );
+        assert!(
+            !s.compare_and_swap(b"t/client/c", 7, entry(8, Some(500)), NOW)
+                .await
+                .unwrap(),
+            "{name}: wrong revision"
+        );
+        assert!(
+            s.compare_and_swap(b"t/client/c", 1, entry(2, Some(500)), NOW)
+                .await
+                .unwrap(),
+            "{name}"
+        );
+        assert!(
+            !s.compare_and_swap(b"t/client/c", 1, entry(3, Some(500)), NOW)
+                .await
+                .unwrap(),
+            "{name}: the old revision is spent"
+        );
+        assert!(
+            !s.compare_and_swap(b"t/client/none", 1, entry(2, None), NOW)
+                .await
+                .unwrap(),
+            "{name}: nothing to swap"
+        );
+        assert!(
+            s.get(b"t/client/c", 60).await.unwrap().is_some(),
+            "{name}: the extended record outlives its old expiry"
+        );
+
+        assert!(s.remove(b"t/client/c", NOW).await.unwrap());
+        assert!(!s.remove(b"t/client/c", NOW).await.unwrap(), "{name}");
+        s.flush().await.unwrap();
+        s.check_health().await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn scans_see_live_records_of_a_prefix_in_key_order() {
+    for (name, s, _dir) in backends().await {
+        for (key, expires_at) in [
+            (&b"t1/client/b"[..], None),
+            (b"t1/client/a", Some(1000)),
+            (b"t1/client/x", Some(5)),
+            (b"t1/code/a", None),
+            (b"t2/client/a", None),
+            (&[b't', b'1', b'/', 0xff][..], None),
+        ] {
+            assert!(
+                s.insert_new(key, entry(1, expires_at), 1, NOW)
+                    .await
+                    .unwrap()
+            );
+        }
+        let keys = |v: Vec<(Vec<u8>, Entry)>| v.into_iter().map(|(k, _)| k).collect::<Vec<_>>();
+        assert_eq!(
+            keys(s.scan(b"t1/client/", 10, 100).await.unwrap()),
+            vec![b"t1/client/a".to_vec(), b"t1/client/b".to_vec()],
+            "{name}: live, in order, this prefix only"
+        );
+        assert_eq!(
+            s.scan(b"t1/client/", 10, 1).await.unwrap().len(),
+            1,
+            "{name}: limit"
+        );
+        assert_eq!(
+            s.scan(b"t1/", 10, 100).await.unwrap().len(),
+            4,
+            "{name}: 0xff keys too"
+        );
+        assert_eq!(
+            s.scan(b"", 10, 100).await.unwrap().len(),
+            5,
+            "{name}: everything live"
+        );
+    }
+}
+
+#[tokio::test]
+async fn sweeps_delete_expired_records_and_keep_the_rest() {
+    for (name, s, _dir) in backends().await {
+        for i in 0..25u64 {
+            let expires_at = match i % 3 {
+                0 => None,
+                1 => Some(50),
+                _ => Some(900),
+            };
+            let key = format!("t/code/{i:02}");
+            assert!(
+                s.insert_new(key.as_bytes(), entry(1, expires_at), 10, NOW)
+                    .await
+                    .unwrap()
+            );
+        }
+        let mut removed = 0;
+        for _ in 0..20 {
+            let sweep = s.sweep_expired(100, 4).await.unwrap();
+            assert!(
+                sweep.removed <= 4 && sweep.examined <= 4,
+                "{name}: at most the limit"
+            );
+            removed += sweep.removed;
+            if sweep.pass_complete {
+                break;
+            }
+        }
+        assert_eq!(removed, 8, "{name}: every expired record, once");
+        assert_eq!(s.scan(b"", 100, 100).await.unwrap().len(), 17, "{name}");
+        assert_eq!(
+            s.sweep_expired(100, 100).await.unwrap().removed,
+            0,
+            "{name}"
+        );
+        assert!(s.size_on_disk().await.unwrap() > 0, "{name}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_writers_get_one_winner() {
+    for (name, s, _dir) in backends().await {
+        // insert_new: one of many.
+        let wins = race(&s, |s, i| async move {
+            s.insert_new(b"t/family/f", entry(i, None), 1, NOW)
+                .await
+                .unwrap()
+        })
+        .await;
+        assert_eq!(wins, 1, "{name}: one insert");
+        // compare_and_swap from the same revision: one of many.
+        let current = s.get(b"t/family/f", 1).await.unwrap().unwrap().revision;
+        let wins = race(&s, move |s, i| async move {
+            s.compare_and_swap(b"t/family/f", current, entry(1000 + i, None), NOW)
+                .await
+                .unwrap()
+        })
+        .await;
+        assert_eq!(wins, 1, "{name}: one swap");
+        // take: one of many.
+        assert!(
+            s.insert_new(b"t/code/once", entry(1, None), 1, NOW)
+                .await
+                .unwrap()
+        );
+        let wins = race(&s, |s, _| async move {
+            s.take(b"t/code/once", 1, NOW).await.unwrap().is_some()
+        })
+        .await;
+        assert_eq!(wins, 1, "{name}: one take");
+    }
+}
+
+/// Runs `f` 32 times at once; counts the `true`s.
+async fn race<F, Fut>(s: &Arc<dyn Store>, f: F) -> usize
+where
+    F: Fn(Arc<dyn Store>, u64) -> Fut,
+    Fut: std::future::Future<Output = bool> + Send + 'static,
+{
+    let tasks: Vec<_> = (0..32).map(|i| tokio::spawn(f(s.clone(), i))).collect();
+    let mut wins = 0;
+    for t in tasks {
+        wins += usize::from(t.await.unwrap());
+    }
+    wins
+}

@@ -3,6 +3,7 @@
 #![forbid(unsafe_code)]
 
 pub mod admin;
+pub mod admin_cli;
 pub mod app;
 pub mod audit_log;
 pub mod config;

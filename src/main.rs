@@ -31,10 +31,10 @@ enum Command {
     Check(CommonArgs),
     /// Registered clients, through a running server's admin API (docs/operations.md).
     #[command(subcommand)]
-    Clients(dcr_shim::admin::cli::ClientsCommand),
+    Clients(dcr_shim::admin_cli::ClientsCommand),
     /// Grants (refresh families), through a running server's admin API.
     #[command(subcommand)]
-    Grants(dcr_shim::admin::cli::GrantsCommand),
+    Grants(dcr_shim::admin_cli::GrantsCommand),
     /// Exit 0 if the server on this host answers /healthz (or /readyz), else 1: for a container
     /// HEALTHCHECK, where there is no curl.
     Healthcheck(HealthcheckArgs),
@@ -211,8 +211,8 @@ async fn main() -> ExitCode {
     match Cli::parse().command {
         Command::Serve(args) => serve(*args).await,
         Command::Check(args) => check(args).await,
-        Command::Clients(cmd) => dcr_shim::admin::cli::clients(cmd).await,
-        Command::Grants(cmd) => dcr_shim::admin::cli::grants(cmd).await,
+        Command::Clients(cmd) => dcr_shim::admin_cli::clients(cmd).await,
+        Command::Grants(cmd) => dcr_shim::admin_cli::grants(cmd).await,
         Command::Healthcheck(args) => healthcheck(args).await,
     }
 }

@@ -4,7 +4,6 @@
 //! user, revoke one, all of a client, all of a user). Every change is an audit event naming
 //! the token's label. The operations themselves are `oauth/grants.rs`.
 
-pub mod cli;
 pub(crate) mod tokens;
 
 use actix_web::{HttpRequest, HttpResponse, web};

@@ -1,5 +1,6 @@
-//! `dcr-shim clients …` and `dcr-shim grants …`: the admin API from a shell. A table for
-//! people, `--json` for scripts; the exit code says whether the server did it.
+//! `dcr-shim clients …` and `dcr-shim grants …`: the admin API from a shell, or offline over a
+//! data directory. A table for people, `--json` for scripts; the exit code says whether the
+//! server did it.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -178,7 +179,7 @@ impl AdminConnection {
 /// stderr as JSON lines, labelled `offline`.
 pub struct Offline {
     state: actix_web::web::Data<crate::http::state::AppState>,
-    tokens: actix_web::web::Data<super::tokens::AdminTokens>,
+    tokens: actix_web::web::Data<crate::admin::tokens::AdminTokens>,
     token: crate::crypto::Handle,
 }
 
@@ -232,7 +233,7 @@ impl Offline {
         })?;
         let token = crate::crypto::Handle::generate();
         let tokens =
-            actix_web::web::Data::new(super::tokens::AdminTokens::single("offline", &token));
+            actix_web::web::Data::new(crate::admin::tokens::AdminTokens::single("offline", &token));
         Ok(Self {
             state,
             tokens,
@@ -246,7 +247,7 @@ impl Offline {
             actix_web::App::new()
                 .app_data(self.state.clone())
                 .app_data(self.tokens.clone())
-                .configure(super::configure),
+                .configure(crate::admin::configure),
         )
         .await;
         let method =

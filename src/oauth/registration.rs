@@ -26,7 +26,13 @@ impl Record for ClientRecord {
 impl From<StoreError> for OAuthError {
     fn from(e: StoreError) -> Self {
         tracing::error!(error = %e, "store failure");
-        OAuthError::server_error()
+        match e {
+            StoreError::Unavailable(_) => OAuthError::new(
+                ErrorCode::TemporarilyUnavailable,
+                "the server cannot reach its store right now; try again shortly",
+            ),
+            _ => OAuthError::server_error(),
+        }
     }
 }
 

@@ -92,6 +92,9 @@ pub struct Sweep {
 pub enum StoreError {
     #[error("storage backend failed: {0}")]
     Backend(String),
+    /// The backend cannot be reached now (a database down or unreachable): worth a retry.
+    #[error("the store is not reachable: {0}")]
+    Unavailable(String),
     #[error("stored record {key} is corrupt: {reason}")]
     Corrupt { key: String, reason: String },
 }

@@ -125,16 +125,26 @@ fn backend(e: impl std::fmt::Display) -> StoreError {
 }
 
 /// `tokio_postgres::Error`'s `Display` is terse ("db error"); its source says what happened.
+/// An error the server did not answer (a connection refused, closed or timed out) is
+/// `Unavailable`: the request may be tried again once the database is back.
 fn pg(e: tokio_postgres::Error) -> StoreError {
-    match std::error::Error::source(&e) {
-        Some(source) => backend(format!("{e}: {source}")),
-        None => backend(e),
+    let text = match std::error::Error::source(&e) {
+        Some(source) => format!("PostgreSQL: {e}: {source}"),
+        None => format!("PostgreSQL: {e}"),
+    };
+    if e.as_db_error().is_none() {
+        StoreError::Unavailable(text)
+    } else {
+        StoreError::Backend(text)
     }
 }
 
 fn pool_error(e: deadpool_postgres::PoolError) -> StoreError {
     match e {
         deadpool_postgres::PoolError::Backend(e) => pg(e),
+        deadpool_postgres::PoolError::Timeout(_) => {
+            StoreError::Unavailable("PostgreSQL: no connection within 5 s".into())
+        }
         other => backend(other),
     }
 }

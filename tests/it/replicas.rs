@@ -91,3 +91,118 @@ async fn a_postgres_store_needs_a_secret_file() {
         "the store URL stays out of messages: {err}"
     );
 }
+
+/// A TCP relay to the database that the test can cut (every connection dropped, new ones
+/// closed at once) and restore.
+struct Relay {
+    port: u16,
+    open: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    live: std::sync::Arc<std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>>,
+}
+
+impl Relay {
+    async fn start(target: String) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let open = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let live = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (o, l) = (open.clone(), live.clone());
+        tokio::spawn(async move {
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                if !o.load(std::sync::atomic::Ordering::SeqCst) {
+                    continue; // dropped: the client sees the connection closed
+                }
+                let target = target.clone();
+                l.lock().unwrap().push(tokio::spawn(async move {
+                    if let Ok(mut outbound) = tokio::net::TcpStream::connect(&target).await {
+                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                    }
+                }));
+            }
+        });
+        Self { port, open, live }
+    }
+
+    fn cut(&self) {
+        self.open.store(false, std::sync::atomic::Ordering::SeqCst);
+        for t in self.live.lock().unwrap().drain(..) {
+            t.abort();
+        }
+    }
+
+    fn restore(&self) {
+        self.open.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+/// The database going away: requests are refused at once with `temporarily_unavailable`
+/// (503), `/readyz` fails, nothing half-written; it coming back: service resumes without a
+/// restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_database_going_away_and_coming_back() {
+    let Some(url) = fresh_postgres_database().await else {
+        return;
+    };
+    let mut via = url::Url::parse(&url).unwrap();
+    let target = format!("{}:{}", via.host_str().unwrap(), via.port().unwrap_or(5432));
+    let relay = Relay::start(target).await;
+    via.set_port(Some(relay.port)).unwrap();
+    let data = tempfile::tempdir().unwrap();
+    let tenants = tempfile::tempdir().unwrap();
+    write_tenants(tenants.path(), None);
+    let secret = data.path().join("secret");
+    std::fs::write(&secret, "cd".repeat(32)).unwrap();
+    std::fs::set_permissions(&secret, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    let shim = crate::binary::start_binary_with_args(
+        data.path(),
+        tenants.path(),
+        &[
+            "--store",
+            via.as_str(),
+            "--secret-file",
+            secret.to_str().unwrap(),
+        ],
+    );
+    let http = reqwest::Client::new();
+    let register = || {
+        http.post(format!("{}/alpha/register", shim.base))
+            .json(&json!({"redirect_uris": ["http://127.0.0.1/cb"], "token_endpoint_auth_method": "none"}))
+            .send()
+    };
+    assert_eq!(register().await.unwrap().status(), 201);
+
+    relay.cut();
+    let started = std::time::Instant::now();
+    let res = register().await.unwrap();
+    assert_eq!(res.status(), 503);
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["error"], "temporarily_unavailable", "{body}");
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(8),
+        "refused quickly, not after a hang: {:?}",
+        started.elapsed()
+    );
+    let ready = http
+        .get(format!("{}/readyz", shim.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ready.status(), 503, "not ready without its store");
+
+    relay.restore();
+    let mut back = false;
+    for _ in 0..50 {
+        if register().await.unwrap().status() == 201 {
+            back = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    assert!(back, "service resumes without a restart");
+    let ready = http
+        .get(format!("{}/readyz", shim.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ready.status(), 200);
+}

@@ -165,6 +165,18 @@ impl Record for Family {
     type Id = FamilyId;
 }
 
+/// A family's rotation under way on one of several servers sharing the store: the others wait
+/// for it to go (`refresh.rs::lease_family`), then take the grace path. It expires by itself if
+/// its server dies mid-rotation.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub(crate) struct FamilyLease {}
+
+impl Record for FamilyLease {
+    const NAMESPACE: Namespace = Namespace::Lease;
+    const SCHEMA: u16 = 1;
+    type Id = FamilyId;
+}
+
 /// A spent `private_key_jwt` assertion, by the hash of client id and `jti`: RFC 7523 §3 lets
 /// the server refuse a replay, and this one does. Kept until shortly after the assertion
 /// expires.

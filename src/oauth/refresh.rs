@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 use super::client_auth::ClientCredentials;
 use super::error::{ErrorCode, OAuthError};
 use super::params::Params;
-use super::records::{Family, FamilyId, RefreshRecord, RefreshState};
+use super::records::{Family, FamilyId, FamilyLease, RefreshRecord, RefreshState};
 use super::scopes::{ScopeGrant, narrow};
 use super::server::AuthServer;
 use super::token::{REFRESH_TOKEN_SECONDS, invalid_grant, token_response};
@@ -65,12 +65,81 @@ impl AuthServer {
         let token = &req.refresh_token;
         let family_id = self.family_of(tenant, client, token, now).await?;
         // One rotation at a time per family: a parallel request waits, then takes the grace path.
+        // In this process by a lock; across servers sharing the store by a lease in it.
         let lock = self.family_lock(&family_id);
         let _guard = lock.lock().await;
+        let leased = self.lease_family(tenant, &family_id).await?;
+        let result = self.rotate_family(tenant, client, &req, now).await;
+        if leased {
+            self.release_family(tenant, &family_id).await;
+        }
+        result
+    }
+
+    /// Waits until no other server is rotating the family, then leases it; `false` when the
+    /// store is this server's alone, where the in-process lock is enough.
+    async fn lease_family(
+        &self,
+        tenant: &Tenant,
+        family_id: &FamilyId,
+    ) -> Result<bool, OAuthError> {
+        if !self.records.backend().is_shared() {
+            return Ok(false);
+        }
+        // Longer than a rotation can take (the IdP call is bounded by the upstream timeout,
+        // 10 s by default), so that a lease lives past the work it guards but not forever
+        // when its server dies.
+        const LEASE_SECONDS: u64 = 30;
+        let started = std::time::Instant::now();
+        loop {
+            let now = wall_clock();
+            if self
+                .records
+                .insert_new(
+                    &tenant.id,
+                    family_id,
+                    &FamilyLease {},
+                    Some(now + LEASE_SECONDS),
+                    now,
+                )
+                .await?
+            {
+                return Ok(true);
+            }
+            if started.elapsed() > std::time::Duration::from_secs(LEASE_SECONDS) {
+                return Err(OAuthError::new(
+                    ErrorCode::TemporarilyUnavailable,
+                    "another server is still refreshing this grant; try again shortly",
+                ));
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+        }
+    }
+
+    async fn release_family(&self, tenant: &Tenant, family_id: &FamilyId) {
+        if let Err(e) = self
+            .records
+            .remove::<FamilyLease>(&tenant.id, family_id)
+            .await
+        {
+            // It expires by itself; meanwhile the family's next refresh waits for it.
+            tracing::warn!(tenant = %tenant.id, error = %e, "refresh lease not released");
+        }
+    }
+
+    /// The rotation proper, with the family held.
+    async fn rotate_family(
+        &self,
+        tenant: &Tenant,
+        client: &ClientRecord,
+        req: &RefreshRequest,
+        now: u64,
+    ) -> Result<Value, OAuthError> {
+        let token = &req.refresh_token;
         let (current, family) = self.live_refresh_record(tenant, token, now).await?;
         let rec = &current.value;
-        check_resource(rec, &req)?;
-        let grant = refresh_grant(tenant, rec, &req);
+        check_resource(rec, req)?;
+        let grant = refresh_grant(tenant, rec, req);
         let sealed_upstream = match &rec.state {
             RefreshState::Rotated {
                 at,
@@ -423,4 +492,13 @@ fn unreadable_refresh_token(tenant: &Tenant, client: &ClientRecord) -> OAuthErro
     tracing::warn!(tenant = %tenant.id, client_id = %client.client_id,
         "a refresh token's sealed data cannot be opened with the server secret: the secret changed without --previous-secret-file naming the old one; the client must sign in again");
     invalid_grant("the refresh token can no longer be read by this server; sign in again")
+}
+
+/// Seconds since the Unix epoch now (a lease is timed by the clock while it waits, not by the
+/// request's start).
+fn wall_clock() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
 }

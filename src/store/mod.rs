@@ -31,6 +31,8 @@ pub enum Namespace {
     Family,
     /// Spent client assertion ids.
     Assertion,
+    /// Short leases that serialize work across servers sharing a store (a family's rotation).
+    Lease,
 }
 
 impl Namespace {
@@ -42,6 +44,7 @@ impl Namespace {
             Self::Refresh => "refresh",
             Self::Family => "family",
             Self::Assertion => "jti",
+            Self::Lease => "lease",
         }
     }
 }
@@ -159,6 +162,12 @@ pub trait Store: Send + Sync + 'static {
 
     /// Bytes the store takes on disk.
     async fn size_on_disk(&self) -> Result<u64, StoreError>;
+
+    /// Whether other servers may use this store at the same time (then what one server
+    /// serializes in memory must also be serialized in the store).
+    fn is_shared(&self) -> bool {
+        false
+    }
 }
 
 /// A typed record: its namespace, schema version, and the type of its id, so that a record can

@@ -449,6 +449,10 @@ impl Store for PostgresStore {
         self.query("SELECT 1", &[]).await.map(drop)
     }
 
+    fn is_shared(&self) -> bool {
+        true
+    }
+
     async fn size_on_disk(&self) -> Result<u64, StoreError> {
         let rows = self
             .query("SELECT pg_total_relation_size('dcr_records')", &[])

@@ -25,7 +25,7 @@ pub(crate) struct World {
     _dir: tempfile::TempDir,
 }
 
-fn entra_tenant(authority: &str, secrets: &Path, ca: &Path, extra_apps: bool) -> String {
+pub(crate) fn entra_tenant(authority: &str, secrets: &Path, ca: &Path, extra_apps: bool) -> String {
     let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
     let path = |p: &Path| format!("{:?}", p.display().to_string());
     let mut t = format!(

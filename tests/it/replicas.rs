@@ -5,6 +5,7 @@
 use serde_json::{Value, json};
 
 use crate::binary::{dev_login, refresh_at, start_replica};
+use crate::browser::{Browser, Client, login, redeem, refresh};
 use crate::helpers::write_tenants;
 use crate::store_suite::fresh_postgres_database;
 
@@ -205,4 +206,73 @@ async fn the_database_going_away_and_coming_back() {
         .await
         .unwrap();
     assert_eq!(ready.status(), 200);
+}
+
+/// Fifty parallel refreshes of one grant, spread over two replicas: the IdP is called once
+/// and every request gets the same successor (the family is leased in the database).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn parallel_refreshes_on_two_replicas_reach_the_idp_once() {
+    let Some(url) = fresh_postgres_database().await else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("secret"), crate::fake_entra::APP_SECRET).unwrap();
+    let idp = crate::fake_entra::start(dir.path().join("federated-token")).await;
+    let docs = crate::tls_server::DocServer::start(dir.path()).await;
+    let tenants = dir.path().join("tenants");
+    std::fs::create_dir(&tenants).unwrap();
+    std::fs::write(
+        tenants.join("contoso.toml"),
+        crate::login::entra_tenant(&idp.authority, dir.path(), &docs.ca_file, false),
+    )
+    .unwrap();
+    let secret = dir.path().join("server-secret");
+    std::fs::write(&secret, "ef".repeat(32)).unwrap();
+    std::fs::set_permissions(&secret, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    let data = dir.path().join("data");
+    let port = crate::binary::free_port();
+    let args = ["--store", &url, "--secret-file", secret.to_str().unwrap()];
+    let a = crate::binary::start_binary_on_with_args(port, &data, &tenants, &args);
+    let b = start_replica(&a.base, &data, &tenants, &args);
+    let (app_a, app_b) = (
+        crate::helpers::TestApp::at(&a.base),
+        crate::helpers::TestApp::at(&b.base),
+    );
+    app_a.wait_ready().await;
+    app_b.wait_ready().await;
+
+    let client = Client::register(&app_a, "contoso", json!({})).await;
+    let (code, attempt) = login(&app_a, &Browser::new(), "contoso", &client, "mia").await;
+    let (status, tokens) = redeem(&app_a, "contoso", &client, &code, &attempt).await;
+    assert_eq!(status, 200, "{tokens}");
+    let rt = tokens["refresh_token"].as_str().unwrap().to_owned();
+    let calls_before = idp.state.lock().unwrap().token_auth.len();
+
+    let app_a = std::sync::Arc::new(app_a);
+    let app_b = std::sync::Arc::new(app_b);
+    let client = std::sync::Arc::new(client);
+    let tasks: Vec<_> = (0..50)
+        .map(|i| {
+            let app = if i % 2 == 0 {
+                app_a.clone()
+            } else {
+                app_b.clone()
+            };
+            let (client, rt) = (client.clone(), rt.clone());
+            tokio::spawn(async move { refresh(&app, "contoso", &client, &rt).await })
+        })
+        .collect();
+    let mut successors = std::collections::HashSet::new();
+    for t in tasks {
+        let (status, body) = t.await.unwrap();
+        assert_eq!(status, 200, "{body}");
+        successors.insert(body["refresh_token"].as_str().unwrap().to_owned());
+    }
+    assert_eq!(successors.len(), 1, "one successor: {successors:?}");
+    assert_eq!(
+        idp.state.lock().unwrap().token_auth.len() - calls_before,
+        1,
+        "the IdP refreshed once"
+    );
+    idp.stop().await;
 }

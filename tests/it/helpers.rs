@@ -93,6 +93,9 @@ pub struct TestApp {
     pub tenants_dir: PathBuf,
     /// The admin token file (empty for a shim running elsewhere).
     admin_token_file: PathBuf,
+    /// A PostgreSQL database of its own, when `DCR_SHIM_IT_STORE=postgres` picks that backend
+    /// (with `DCR_SHIM_TEST_POSTGRES` naming the server); else the sled store in `data_dir`.
+    pub store: Option<String>,
     running: Option<Running>,
     _dirs: Vec<tempfile::TempDir>,
 }
@@ -109,6 +112,7 @@ impl TestApp {
             data_dir: PathBuf::new(),
             tenants_dir: PathBuf::new(),
             admin_token_file: PathBuf::new(),
+            store: None,
             running: None,
             _dirs: Vec::new(),
         }
@@ -189,6 +193,20 @@ impl TestApp {
         let mut settings = test_settings(addr, &self.base, &self.data_dir, &self.tenants_dir);
         settings.admin_listen = Some("127.0.0.1:0".parse().unwrap());
         settings.admin_token_file = Some(self.admin_token_file.clone());
+        if let Some(url) = &self.store {
+            // Replicas share their secret by file; the test's stays beside its data.
+            let secret = self.data_dir.join("shared-secret");
+            if !secret.exists() {
+                std::fs::write(&secret, "5a".repeat(32)).unwrap();
+                std::fs::set_permissions(
+                    &secret,
+                    std::os::unix::fs::PermissionsExt::from_mode(0o600),
+                )
+                .unwrap();
+            }
+            settings.store = Some(url.clone());
+            settings.secret_file = Some(secret);
+        }
         settings
     }
 
@@ -259,6 +277,19 @@ pub fn test_settings(
     }
 }
 
+/// The store the integration tests run on: a new PostgreSQL database when
+/// `DCR_SHIM_IT_STORE=postgres`, else none (sled in the test's data directory).
+pub async fn it_store() -> Option<String> {
+    match std::env::var("DCR_SHIM_IT_STORE").as_deref() {
+        Ok("postgres") => Some(
+            crate::store_suite::fresh_postgres_database()
+                .await
+                .expect("DCR_SHIM_IT_STORE=postgres needs DCR_SHIM_TEST_POSTGRES"),
+        ),
+        _ => None,
+    }
+}
+
 /// Starts the shim with the standard test tenants.
 pub async fn spawn_app() -> TestApp {
     spawn_app_with_ca(None).await
@@ -294,6 +325,7 @@ pub async fn spawn_app_with_tenants(write: impl FnOnce(&Path)) -> TestApp {
         data_dir: data.path().to_owned(),
         tenants_dir: tenants.path().to_owned(),
         admin_token_file,
+        store: it_store().await,
         running: None,
         _dirs: vec![data, tenants, secrets],
     };

@@ -35,9 +35,33 @@ enum Command {
     /// Grants (refresh families), through a running server's admin API.
     #[command(subcommand)]
     Grants(dcr_shim::admin_cli::GrantsCommand),
+    /// Work on a store directly, with no server using it.
+    #[command(subcommand)]
+    Store(StoreCommand),
     /// Exit 0 if the server on this host answers /healthz (or /readyz), else 1: for a container
     /// HEALTHCHECK, where there is no curl.
     Healthcheck(HealthcheckArgs),
+}
+
+#[derive(Subcommand)]
+enum StoreCommand {
+    /// Copy every live record from one store into another (sled to PostgreSQL, or back for a
+    /// backup). Idempotent: records already there are counted, never overwritten. Stop the
+    /// servers using either store first.
+    Copy {
+        /// sled:<dir> (a data directory's store is <data-dir>/store) or postgres://…
+        #[arg(long)]
+        from: String,
+        /// sled:<dir> or postgres://… (created, or migrated, as needed)
+        #[arg(long)]
+        to: String,
+        /// The PostgreSQL password of --from.
+        #[arg(long)]
+        from_password_file: Option<PathBuf>,
+        /// The PostgreSQL password of --to.
+        #[arg(long)]
+        to_password_file: Option<PathBuf>,
+    },
 }
 
 #[derive(Args)]
@@ -214,6 +238,57 @@ async fn main() -> ExitCode {
         Command::Clients(cmd) => dcr_shim::admin_cli::clients(cmd).await,
         Command::Grants(cmd) => dcr_shim::admin_cli::grants(cmd).await,
         Command::Healthcheck(args) => healthcheck(args).await,
+        Command::Store(StoreCommand::Copy {
+            from,
+            to,
+            from_password_file,
+            to_password_file,
+        }) => store_copy(&from, &to, from_password_file, to_password_file).await,
+    }
+}
+
+async fn store_copy(
+    from: &str,
+    to: &str,
+    from_password_file: Option<PathBuf>,
+    to_password_file: Option<PathBuf>,
+) -> ExitCode {
+    use dcr_shim::store::open_spec;
+    let describe = |spec: &str| match dcr_shim::store::PostgresLocation::parse(spec, None) {
+        Ok(l) if !spec.starts_with("sled:") => l.describe(),
+        _ => spec.to_owned(),
+    };
+    let opened = async {
+        let source = open_spec(from, from_password_file.as_deref())
+            .await
+            .map_err(|e| format!("--from {}: {e}", describe(from)))?;
+        let target = open_spec(to, to_password_file.as_deref())
+            .await
+            .map_err(|e| format!("--to {}: {e}", describe(to)))?;
+        Ok::<_, String>((source, target))
+    };
+    let (source, target) = match opened.await {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("dcr-shim store copy: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match dcr_shim::store::copy(&*source, &*target, dcr_shim::app::unix_now()).await {
+        Ok(done) => {
+            println!(
+                "{} copied, {} already there, {} left as they were (different in the target)",
+                done.copied, done.present, done.differing
+            );
+            for key in &done.differing_keys {
+                println!("  different: {key}");
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("dcr-shim store copy: {e}");
+            ExitCode::FAILURE
+        }
     }
 }
 

@@ -5,6 +5,7 @@
 //! when they return, or, for a request that writes several records, at its one flush before it
 //! answers: a success answer goes out only after the records it depends on are on disk.
 
+mod copy;
 mod group_commit;
 pub mod postgres;
 pub(crate) mod sled_store;
@@ -18,6 +19,7 @@ use serde::de::DeserializeOwned;
 use crate::crypto::HandleKey;
 use crate::domain::{ClientId, TenantId};
 
+pub use copy::{Copied, copy};
 pub use postgres::{PostgresLocation, PostgresStore};
 pub use sled_store::SledStore;
 
@@ -153,6 +155,14 @@ pub trait Store: Send + Sync + 'static {
         now: u64,
         limit: usize,
     ) -> Result<Vec<(Vec<u8>, Entry)>, StoreError>;
+    /// Live records whose key is after `after` (all when it is empty), in key order, up to
+    /// `limit`: a walk over the whole store in pages (`store copy`).
+    async fn scan_after(
+        &self,
+        after: &[u8],
+        now: u64,
+        limit: usize,
+    ) -> Result<Vec<(Vec<u8>, Entry)>, StoreError>;
     /// Examines up to `limit` records, continuing where the previous call stopped, and deletes
     /// those whose expiry is at or before `now`. Reads already treat expired records as absent;
     /// this reclaims their space.
@@ -168,6 +178,20 @@ pub trait Store: Send + Sync + 'static {
     fn is_shared(&self) -> bool {
         false
     }
+}
+
+/// Opens the store `spec` names: `sled:<dir>` or a `postgres://` URL (with its password in
+/// `password_file`, if given). For the commands that work on a store directly (`store copy`);
+/// the server opens its own in `app.rs`.
+pub async fn open_spec(
+    spec: &str,
+    password_file: Option<&std::path::Path>,
+) -> Result<Arc<dyn Store>, StoreError> {
+    if let Some(dir) = spec.strip_prefix("sled:") {
+        return Ok(Arc::new(SledStore::open(std::path::Path::new(dir)).await?));
+    }
+    let location = PostgresLocation::parse(spec, password_file).map_err(StoreError::Backend)?;
+    Ok(Arc::new(PostgresStore::open(&location).await?))
 }
 
 /// A typed record: its namespace, schema version, and the type of its id, so that a record can

@@ -426,6 +426,26 @@ impl Store for PostgresStore {
             .collect()
     }
 
+    async fn scan_after(
+        &self,
+        after: &[u8],
+        now: u64,
+        limit: usize,
+    ) -> Result<Vec<(Vec<u8>, Entry)>, StoreError> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let rows = self
+            .query(
+                "SELECT schema, revision, expires_at, payload, key FROM dcr_records
+                 WHERE key > $1 AND (expires_at IS NULL OR expires_at > $2)
+                 ORDER BY key LIMIT $3",
+                &[&after, &big(now), &limit],
+            )
+            .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get::<_, Vec<u8>>(4).map_err(pg)?, entry_of(r)?)))
+            .collect()
+    }
+
     async fn sweep_expired(&self, now: u64, limit: usize) -> Result<Sweep, StoreError> {
         // Replicas sweeping at once skip each other's rows, so each record is deleted once.
         let limit_sql = i64::try_from(limit).unwrap_or(i64::MAX);

@@ -313,6 +313,29 @@ impl Store for SledStore {
         Ok(out)
     }
 
+    async fn scan_after(
+        &self,
+        after: &[u8],
+        now: u64,
+        limit: usize,
+    ) -> Result<Vec<(Vec<u8>, Entry)>, StoreError> {
+        let mut out = Vec::new();
+        let range = self
+            .records
+            .range::<&[u8], _>((Bound::Excluded(after), Bound::Unbounded));
+        for item in range {
+            let (k, v) = item.map_err(backend)?;
+            let entry = decode(&k, &v)?;
+            if entry.is_live(now) {
+                out.push((k.to_vec(), entry));
+                if out.len() >= limit {
+                    break;
+                }
+            }
+        }
+        Ok(out)
+    }
+
     async fn sweep_expired(&self, now: u64, limit: usize) -> Result<Sweep, StoreError> {
         let (records, cursor) = (self.records.clone(), self.sweep_cursor.clone());
         // No flush: the records it deletes are already invisible to reads, and a deletion a

@@ -68,23 +68,23 @@ impl AuthServer {
         // In this process by a lock; across servers sharing the store by a lease in it.
         let lock = self.family_lock(&family_id);
         let _guard = lock.lock().await;
-        let leased = self.lease_family(tenant, &family_id).await?;
+        let lease = self.lease_family(tenant, &family_id).await?;
         let result = self.rotate_family(tenant, client, &req, now).await;
-        if leased {
-            self.release_family(tenant, &family_id).await;
+        if let Some(lease) = lease {
+            lease.release().await;
         }
         result
     }
 
-    /// Waits until no other server is rotating the family, then leases it; `false` when the
+    /// Waits until no other server is rotating the family, then leases it; `None` when the
     /// store is this server's alone, where the in-process lock is enough.
     async fn lease_family(
         &self,
         tenant: &Tenant,
         family_id: &FamilyId,
-    ) -> Result<bool, OAuthError> {
+    ) -> Result<Option<FamilyLeaseGuard>, OAuthError> {
         if !self.records.backend().is_shared() {
-            return Ok(false);
+            return Ok(None);
         }
         // Longer than a rotation can take (the IdP call is bounded by the upstream timeout,
         // 10 s by default), so that a lease lives past the work it guards but not forever
@@ -104,7 +104,12 @@ impl AuthServer {
                 )
                 .await?
             {
-                return Ok(true);
+                return Ok(Some(FamilyLeaseGuard {
+                    records: self.records.clone(),
+                    tenant: tenant.id.clone(),
+                    family: family_id.clone(),
+                    held: true,
+                }));
             }
             if started.elapsed() > std::time::Duration::from_secs(LEASE_SECONDS) {
                 return Err(OAuthError::new(
@@ -113,17 +118,6 @@ impl AuthServer {
                 ));
             }
             tokio::time::sleep(std::time::Duration::from_millis(25)).await;
-        }
-    }
-
-    async fn release_family(&self, tenant: &Tenant, family_id: &FamilyId) {
-        if let Err(e) = self
-            .records
-            .remove::<FamilyLease>(&tenant.id, family_id)
-            .await
-        {
-            // It expires by itself; meanwhile the family's next refresh waits for it.
-            tracing::warn!(tenant = %tenant.id, error = %e, "refresh lease not released");
         }
     }
 
@@ -501,4 +495,48 @@ fn wall_clock() -> u64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(0)
+}
+
+/// A family leased in a shared store (`lease_family`), released when the rotation ends, and
+/// also when the request is dropped midway (a client that hangs up), so that the family's next
+/// refresh need not wait for the lease to expire.
+struct FamilyLeaseGuard {
+    records: crate::store::Records,
+    tenant: crate::domain::TenantId,
+    family: FamilyId,
+    held: bool,
+}
+
+impl FamilyLeaseGuard {
+    async fn release(mut self) {
+        self.held = false;
+        remove_lease(&self.records, &self.tenant, &self.family).await;
+    }
+}
+
+impl Drop for FamilyLeaseGuard {
+    fn drop(&mut self) {
+        if !self.held {
+            return;
+        }
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            let (records, tenant, family) = (
+                self.records.clone(),
+                self.tenant.clone(),
+                self.family.clone(),
+            );
+            runtime.spawn(async move { remove_lease(&records, &tenant, &family).await });
+        }
+    }
+}
+
+async fn remove_lease(
+    records: &crate::store::Records,
+    tenant: &crate::domain::TenantId,
+    family: &FamilyId,
+) {
+    if let Err(e) = records.remove::<FamilyLease>(tenant, family).await {
+        // It expires by itself; meanwhile the family's next refresh waits for it.
+        tracing::warn!(tenant = %tenant, error = %e, "refresh lease not released");
+    }
 }

@@ -222,6 +222,9 @@ async fn open_store(settings: &Settings) -> Result<Arc<dyn Store>, StartError> {
             "a PostgreSQL store needs --secret-file: every replica must seal and sign with the same server secret".into(),
         )));
     }
+    if location.plaintext_possible_to_remote() {
+        tracing::warn!(store = %location.describe(), "the store URL allows a connection without TLS to another host (sslmode disable or prefer, the default): add sslmode=require (or verify-full) unless the network path is trusted");
+    }
     let store = PostgresStore::open(&location).await?;
     tracing::info!(store = %location.describe(), "store: PostgreSQL");
     Ok(Arc::new(store))

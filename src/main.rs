@@ -254,9 +254,15 @@ async fn store_copy(
     to_password_file: Option<PathBuf>,
 ) -> ExitCode {
     use dcr_shim::store::open_spec;
-    let describe = |spec: &str| match dcr_shim::store::PostgresLocation::parse(spec, None) {
-        Ok(l) if !spec.starts_with("sled:") => l.describe(),
-        _ => spec.to_owned(),
+    // Never the spec itself: a URL may hold a password.
+    let describe = |spec: &str| {
+        if spec.starts_with("sled:") {
+            return spec.to_owned();
+        }
+        match dcr_shim::store::PostgresLocation::parse(spec, None) {
+            Ok(l) => l.describe(),
+            Err(_) => "(a store URL that does not parse; not shown, it may hold a password)".into(),
+        }
     };
     let opened = async {
         let source = open_spec(from, from_password_file.as_deref())

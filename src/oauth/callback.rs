@@ -110,10 +110,16 @@ impl AuthServer {
         };
         let unreadable = |e: StoreError| {
             tracing::error!(tenant = %tenant.id, error = %e, "cannot read the transaction");
-            page(
-                500,
-                "The server could not complete the sign-in. The operator's log has the reason.",
-            )
+            match e {
+                StoreError::Unavailable(_) => page(
+                    503,
+                    "The server cannot reach its storage right now. Wait a moment, then go back and try again.",
+                ),
+                _ => page(
+                    500,
+                    "The server could not complete the sign-in. The operator's log has the reason.",
+                ),
+            }
         };
         match self.records.get::<Transaction>(&tenant.id, &key, now).await {
             Ok(Some(t))

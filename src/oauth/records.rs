@@ -169,7 +169,11 @@ impl Record for Family {
 /// for it to go (`refresh.rs::lease_family`), then take the grace path. It expires by itself if
 /// its server dies mid-rotation.
 #[derive(Clone, Debug, Serialize, Deserialize)]
-pub(crate) struct FamilyLease {}
+pub(crate) struct FamilyLease {
+    /// Who holds it (random per lease): only the holder releases it, so that a holder whose
+    /// lease ran out cannot end the lease another server took after it.
+    pub(crate) holder: String,
+}
 
 impl Record for FamilyLease {
     const NAMESPACE: Namespace = Namespace::Lease;

@@ -86,19 +86,23 @@ impl AuthServer {
         if !self.records.backend().is_shared() {
             return Ok(None);
         }
-        // Longer than a rotation can take (the IdP call is bounded by the upstream timeout,
-        // 10 s by default), so that a lease lives past the work it guards but not forever
-        // when its server dies.
-        const LEASE_SECONDS: u64 = 30;
+        // Longer than a rotation can take (an IdP call bounded by the upstream timeout, 10 s by
+        // default, and a few store calls bounded at 15 s each), so that a lease outlives the
+        // work it guards, but not forever when its server dies.
+        const LEASE_SECONDS: u64 = 120;
+        let holder = Handle::generate().expose().to_owned();
         let started = std::time::Instant::now();
         loop {
             let now = wall_clock();
+            let lease = FamilyLease {
+                holder: holder.clone(),
+            };
             if self
                 .records
                 .insert_new(
                     &tenant.id,
                     family_id,
-                    &FamilyLease {},
+                    &lease,
                     Some(now + LEASE_SECONDS),
                     now,
                 )
@@ -108,10 +112,13 @@ impl AuthServer {
                     records: self.records.clone(),
                     tenant: tenant.id.clone(),
                     family: family_id.clone(),
+                    holder,
                     held: true,
                 }));
             }
-            if started.elapsed() > std::time::Duration::from_secs(LEASE_SECONDS) {
+            // A holder that is alive finishes well within this; one that died leaves its lease
+            // to expire, and the client is told to come back rather than kept waiting.
+            if started.elapsed() > std::time::Duration::from_secs(20) {
                 return Err(OAuthError::new(
                     ErrorCode::TemporarilyUnavailable,
                     "another server is still refreshing this grant; try again shortly",
@@ -504,13 +511,15 @@ struct FamilyLeaseGuard {
     records: crate::store::Records,
     tenant: crate::domain::TenantId,
     family: FamilyId,
+    holder: String,
     held: bool,
 }
 
 impl FamilyLeaseGuard {
     async fn release(mut self) {
+        remove_lease(&self.records, &self.tenant, &self.family, &self.holder).await;
+        // Only now: if the removal above is cancelled, the drop still removes the lease.
         self.held = false;
-        remove_lease(&self.records, &self.tenant, &self.family).await;
     }
 }
 
@@ -520,22 +529,37 @@ impl Drop for FamilyLeaseGuard {
             return;
         }
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-            let (records, tenant, family) = (
+            let (records, tenant, family, holder) = (
                 self.records.clone(),
                 self.tenant.clone(),
                 self.family.clone(),
+                self.holder.clone(),
             );
-            runtime.spawn(async move { remove_lease(&records, &tenant, &family).await });
+            runtime.spawn(async move { remove_lease(&records, &tenant, &family, &holder).await });
         }
     }
 }
 
+/// Removes the family's lease if `holder` still holds it. (Between the read and the removal
+/// the lease would have to run out and be taken by another server: two minutes after it was
+/// taken, while its holder is still releasing it.)
 async fn remove_lease(
     records: &crate::store::Records,
     tenant: &crate::domain::TenantId,
     family: &FamilyId,
+    holder: &str,
 ) {
-    if let Err(e) = records.remove::<FamilyLease>(tenant, family).await {
+    let released = async {
+        let held = records
+            .get::<FamilyLease>(tenant, family, wall_clock())
+            .await?
+            .is_some_and(|l| l.value.holder == holder);
+        if held {
+            records.remove::<FamilyLease>(tenant, family).await?;
+        }
+        Ok::<_, crate::store::StoreError>(())
+    };
+    if let Err(e) = released.await {
         // It expires by itself; meanwhile the family's next refresh waits for it.
         tracing::warn!(tenant = %tenant, error = %e, "refresh lease not released");
     }

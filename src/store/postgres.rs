@@ -40,6 +40,9 @@ const POOL_SIZE: usize = 16;
 /// not answer makes requests fail quickly instead of piling up.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// How long one statement may take before the store counts as unreachable.
+const STATEMENT_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// Where the store is and how to reach it.
 #[derive(Clone)]
 pub struct PostgresLocation {
@@ -58,7 +61,8 @@ impl std::fmt::Debug for PostgresLocation {
 impl PostgresLocation {
     /// Parses a `postgres://` URL. `sslmode` is `disable`, `prefer` or `require`; `verify-ca`
     /// and `verify-full` are read as `require`, which with this client always verifies the
-    /// certificate chain and the host name. `sslrootcert=<file>` adds a CA. A password in
+    /// certificate chain and the host name. `sslrootcert=<file>` names the CAs to trust
+    /// instead of the bundled roots. A password in
     /// `password_file` replaces one in the URL.
     pub fn parse(url: &str, password_file: Option<&Path>) -> Result<Self, String> {
         let parsed = url::Url::parse(url).map_err(|_| {
@@ -89,6 +93,26 @@ impl PostgresLocation {
             .parse()
             .map_err(|e| format!("the store URL is not a PostgreSQL connection URL: {e}"))?;
         if let Some(file) = password_file {
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::PermissionsExt;
+                let mode = std::fs::metadata(file)
+                    .map_err(|e| {
+                        format!(
+                            "cannot read the store password file {}: {e}",
+                            file.display()
+                        )
+                    })?
+                    .permissions()
+                    .mode();
+                if mode & 0o077 != 0 {
+                    return Err(format!(
+                        "the store password file {} can be read by its group or others (mode {:o}); chmod 600",
+                        file.display(),
+                        mode & 0o777
+                    ));
+                }
+            }
             let password = std::fs::read_to_string(file).map_err(|e| {
                 format!(
                     "cannot read the store password file {}: {e}",
@@ -98,8 +122,28 @@ impl PostgresLocation {
             config.password(password.trim_end_matches(['\r', '\n']));
         }
         config.connect_timeout(CONNECT_TIMEOUT);
+        // A database that drops off the network without closing its connections is noticed in
+        // seconds, not after TCP's retransmissions (about 15 minutes).
+        config.keepalives_idle(Duration::from_secs(15));
+        config.tcp_user_timeout(STATEMENT_TIMEOUT);
         config.application_name("dcr-shim");
         Ok(Self { config, root_cert })
+    }
+
+    /// Whether TLS may be skipped (`sslmode` `disable` or `prefer`, the default) although the
+    /// server is not on this host: then someone on the path could read or change records.
+    pub fn plaintext_possible_to_remote(&self) -> bool {
+        let remote = self.config.get_hosts().iter().any(|h| match h {
+            tokio_postgres::config::Host::Tcp(name) => {
+                !(name == "localhost"
+                    || name
+                        .parse::<std::net::IpAddr>()
+                        .is_ok_and(|ip| ip.is_loopback()))
+            }
+            #[cfg(unix)]
+            tokio_postgres::config::Host::Unix(_) => false,
+        });
+        remote && self.config.get_ssl_mode() != tokio_postgres::config::SslMode::Require
     }
 
     /// `postgres://host:port/dbname`, for logs.
@@ -125,14 +169,32 @@ fn backend(e: impl std::fmt::Display) -> StoreError {
 }
 
 /// `tokio_postgres::Error`'s `Display` is terse ("db error"); its source says what happened.
-/// An error the server did not answer (a connection refused, closed or timed out) is
-/// `Unavailable`: the request may be tried again once the database is back.
+/// What may pass if the request is tried again is `Unavailable`: the connection refused,
+/// closed or timed out, and the server's own transient refusals (SQLSTATE classes 08
+/// connection, 53 resources, 57 shutting down or starting; 40001/40P01 serialization and
+/// deadlock; 25006 a standby after a failover). Anything else (a constraint, a type mismatch)
+/// is a fault that a retry would repeat: `Backend`.
 fn pg(e: tokio_postgres::Error) -> StoreError {
-    let text = match std::error::Error::source(&e) {
+    let source = std::error::Error::source(&e);
+    let text = match source {
         Some(source) => format!("PostgreSQL: {e}: {source}"),
         None => format!("PostgreSQL: {e}"),
     };
-    if e.as_db_error().is_none() {
+    let transient = match e.code() {
+        Some(code) => {
+            let code = code.code();
+            ["08", "53", "57"]
+                .iter()
+                .any(|class| code.starts_with(class))
+                || matches!(code, "40001" | "40P01" | "25006")
+        }
+        None => {
+            e.is_closed()
+                || source.is_some_and(|s| s.is::<std::io::Error>())
+                || text.contains("timeout")
+        }
+    };
+    if transient {
         StoreError::Unavailable(text)
     } else {
         StoreError::Backend(text)
@@ -253,9 +315,12 @@ impl PostgresStore {
         sql: &str,
         params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
     ) -> Result<u64, StoreError> {
-        let client = self.client().await?;
-        let statement = client.prepare_cached(sql).await.map_err(pg)?;
-        client.execute(&statement, params).await.map_err(pg)
+        bounded(async {
+            let client = self.client().await?;
+            let statement = client.prepare_cached(sql).await.map_err(pg)?;
+            client.execute(&statement, params).await.map_err(pg)
+        })
+        .await
     }
 
     async fn query(
@@ -263,28 +328,55 @@ impl PostgresStore {
         sql: &str,
         params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
     ) -> Result<Vec<tokio_postgres::Row>, StoreError> {
-        let client = self.client().await?;
-        let statement = client.prepare_cached(sql).await.map_err(pg)?;
-        client.query(&statement, params).await.map_err(pg)
+        bounded(async {
+            let client = self.client().await?;
+            let statement = client.prepare_cached(sql).await.map_err(pg)?;
+            client.query(&statement, params).await.map_err(pg)
+        })
+        .await
     }
 }
 
-/// TLS for `sslmode=prefer|require`: the bundled roots, the system's, and `root_cert`.
+/// `work`, or `Unavailable` if it takes longer than `STATEMENT_TIMEOUT` (with the connection
+/// wait): a database that stops answering fails requests quickly instead of holding them.
+async fn bounded<T>(
+    work: impl std::future::Future<Output = Result<T, StoreError>>,
+) -> Result<T, StoreError> {
+    tokio::time::timeout(CONNECT_TIMEOUT + STATEMENT_TIMEOUT, work)
+        .await
+        .unwrap_or_else(|_| {
+            Err(StoreError::Unavailable(
+                "PostgreSQL: no answer within 15 s".into(),
+            ))
+        })
+}
+
+/// TLS for `sslmode=prefer|require`: the bundled roots, or only `root_cert`'s CAs.
 fn tls_connector(
     root_cert: Option<&Path>,
 ) -> Result<tokio_postgres_rustls::MakeRustlsConnect, StoreError> {
     let mut roots = rustls::RootCertStore::empty();
-    roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
-    if let Some(file) = root_cert {
-        let pem = std::fs::read(file)
-            .map_err(|e| backend(format!("cannot read sslrootcert {}: {e}", file.display())))?;
-        use rustls_pki_types::pem::PemObject;
-        for cert in rustls_pki_types::CertificateDer::pem_slice_iter(&pem) {
-            let cert = cert.map_err(|e| backend(format!("sslrootcert {}: {e}", file.display())))?;
-            roots
-                .add(cert)
-                .map_err(|e| backend(format!("sslrootcert {}: {e}", file.display())))?;
+    match root_cert {
+        // As in libpq: the file's CAs, and only they.
+        Some(file) => {
+            let pem = std::fs::read(file)
+                .map_err(|e| backend(format!("cannot read sslrootcert {}: {e}", file.display())))?;
+            use rustls_pki_types::pem::PemObject;
+            for cert in rustls_pki_types::CertificateDer::pem_slice_iter(&pem) {
+                let cert =
+                    cert.map_err(|e| backend(format!("sslrootcert {}: {e}", file.display())))?;
+                roots
+                    .add(cert)
+                    .map_err(|e| backend(format!("sslrootcert {}: {e}", file.display())))?;
+            }
+            if roots.is_empty() {
+                return Err(backend(format!(
+                    "sslrootcert {} holds no PEM certificate",
+                    file.display()
+                )));
+            }
         }
+        None => roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned()),
     }
     let config = rustls::ClientConfig::builder_with_provider(Arc::new(
         rustls::crypto::ring::default_provider(),

@@ -3,12 +3,12 @@
 # an unprivileged user, listening on loopback only, password-less for local connections.
 # Installs Debian's postgresql package when no server binaries are found.
 #
-#   eval "$(bash tests/postgres/start.sh [PORT])"     (default port 55432)
+#   eval "$(bash tests/postgres/start.sh [PORT])"     (default: a free port)
 #
 # prints `export DCR_SHIM_TEST_POSTGRES=postgres://…` and `export DCR_SHIM_TEST_PG_DIR=…`;
 # `bash tests/postgres/stop.sh` stops it and removes the directory.
 set -euo pipefail
-port="${1:-55432}"
+port="${1:-$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')}"
 bin="$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1 || true)"
 if [[ -z "$bin" || ! -x "$bin/initdb" ]]; then
   sudo=""; [[ "$(id -u)" == 0 ]] || sudo="sudo"

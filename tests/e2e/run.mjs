@@ -75,6 +75,13 @@ async function main() {
   const MCP_ROOT = `http://127.0.0.1:${rootPort}`;
   const GAMMA = `${SHIM}/gamma`;
   const REDIRECT = `http://127.0.0.1:${callbackPort}/callback`;
+  // Two replicas on PostgreSQL behind a round-robin relay, when the suite has a database server
+  // (DCR_SHIM_TEST_POSTGRES, as .ci/run provides).
+  const HA_DB = process.env.DCR_SHIM_TEST_POSTGRES;
+  const haPort = await freePort();
+  const HA = `http://127.0.0.1:${haPort}`;
+  const HA_ALPHA = `${HA}/alpha`;
+  const MCP_HA = `http://127.0.0.1:${mcpPort}/mcp-ha`;
 
   // ---------- key material ----------
   const jwtApp = await selfSignedClientCert('shim-jwt-app');
@@ -93,7 +100,7 @@ async function main() {
     issuer: IDP, accessTokenTTL: ACCESS_TTL,
     clients: [
       { client_id: 'shim-secret-app', client_secret: fs.readFileSync(secretFile, 'utf8'), token_endpoint_auth_method: 'client_secret_post',
-        redirect_uris: [`${ALPHA}/callback`, `${BETA}/callback`, `${GAMMA}/callback`], grant_types: ['authorization_code', 'refresh_token'], response_types: ['code'] },
+        redirect_uris: [`${ALPHA}/callback`, `${BETA}/callback`, `${GAMMA}/callback`, `${HA_ALPHA}/callback`], grant_types: ['authorization_code', 'refresh_token'], response_types: ['code'] },
       { client_id: 'shim-basic-app', client_secret: fs.readFileSync(basicSecretFile, 'utf8'), token_endpoint_auth_method: 'client_secret_basic',
         redirect_uris: [`${BETA}/callback`], grant_types: ['authorization_code', 'refresh_token'], response_types: ['code'] },
       { client_id: 'shim-jwt-app', token_endpoint_auth_method: 'private_key_jwt', token_endpoint_auth_signing_alg: 'PS256',
@@ -238,12 +245,80 @@ registrations_per_minute = 1000
   }
   const startupMs = Date.now() - t0;
 
+  // ---------- two replicas on PostgreSQL, behind a round-robin relay ----------
+  const ha = { replicas: [], served: [0, 0] };
+  if (HA_DB) {
+    const dbName = `e2e_ha_${process.pid}_${Date.now()}`;
+    const created = await runCmd('psql', [HA_DB, '-q', '-c', `CREATE DATABASE ${dbName}`]);
+    if (created.code !== 0) throw new Error(`cannot create the HA database: ${created.out}`);
+    const dbUrl = new URL(HA_DB); dbUrl.pathname = `/${dbName}`;
+    const haTenants = path.join(tmp, 'tenants-ha'); fs.mkdirSync(haTenants);
+    fs.writeFileSync(path.join(haTenants, 'alpha.toml'), `display_name = "E2E HA"
+[upstream]
+kind = "oidc"
+issuer = "${IDP}"
+[[apps]]
+name = "agents"
+client_id = "shim-secret-app"
+credential = { kind = "client_secret", secret_file = "${secretFile}", method = "post" }
+[[resources]]
+uri = "${MCP_HA}"
+default = true
+upstream_resource = "${API}"
+${scopesToml}
+[registration]
+registrations_per_minute = 1000
+`);
+    const serverSecret = w('ha-server-secret', 'c3'.repeat(32));
+    for (const name of ['a', 'b']) {
+      const port = await freePort();
+      const dir = path.join(tmp, `ha-${name}`); fs.mkdirSync(dir);
+      const logFd = fs.openSync(path.join(tmp, `ha-${name}.log`), 'w');
+      const child = spawn(SHIM_BIN, ['serve', '--listen', `127.0.0.1:${port}`, '--public-url', HA, '--data-dir', dir,
+        '--tenants', haTenants, '--log-format', 'json', '--store', dbUrl.toString(), '--secret-file', serverSecret],
+      { stdio: ['ignore', logFd, logFd], env: { ...process.env, RUST_LOG: process.env.RUST_LOG || 'info' } });
+      started.children.push(child);
+      ha.replicas.push({ name, port, child });
+    }
+    for (const r of ha.replicas) {
+      const until = Date.now() + 20_000;
+      for (;;) {
+        try { const res = await fetch(`http://127.0.0.1:${r.port}/readyz/alpha`); if (res.status === 200) break; } catch {}
+        if (Date.now() > until) throw new Error(`HA replica ${r.name} not ready: ${fs.readFileSync(path.join(tmp, `ha-${r.name}.log`), 'utf8').slice(-2000)}`);
+        await sleep(100);
+      }
+    }
+    // Round robin, no affinity; a replica that refuses the connection is skipped, as a load
+    // balancer's health check would.
+    let next = 0;
+    const relay = http.createServer((q, r) => {
+      const body = [];
+      q.on('data', (c) => body.push(c));
+      q.on('end', () => {
+        const attempt = (tries) => {
+          const i = next++ % ha.replicas.length;
+          const target = ha.replicas[i];
+          const up = http.request({ host: '127.0.0.1', port: target.port, method: q.method, path: q.url,
+            headers: { ...q.headers, host: `127.0.0.1:${haPort}` } }, (ur) => {
+            ha.served[i] += 1;
+            r.writeHead(ur.statusCode, ur.headers); ur.pipe(r);
+          });
+          up.on('error', () => (tries > 1 ? attempt(tries - 1) : (r.statusCode = 502, r.end())));
+          up.end(Buffer.concat(body));
+        };
+        attempt(ha.replicas.length);
+      });
+    });
+    await listen(relay, haPort); started.servers.push(relay);
+  }
+
   // ---------- MCP server ----------
   const metaOf = async (iss) => (await fetch(`${SHIM}/.well-known/oauth-authorization-server/${new URL(iss).pathname.slice(1)}`)).json();
   const alphaMeta = await metaOf(ALPHA); const betaMeta = await metaOf(BETA);
   const jwksUri = (await (await fetch(`${IDP}/.well-known/openid-configuration`)).json()).jwks_uri;
   const mcpA = mountMcp(mcpApp, { baseUrl: `http://127.0.0.1:${mcpPort}`, path: '/mcp', shimMetadata: alphaMeta, idpIssuer: IDP, jwksUri });
   const mcpB = mountMcp(mcpApp, { baseUrl: `http://127.0.0.1:${mcpPort}`, path: '/mcp-beta', shimMetadata: betaMeta, idpIssuer: IDP, jwksUri });
+  if (HA_DB) mountMcp(mcpApp, { baseUrl: `http://127.0.0.1:${mcpPort}`, path: '/mcp-ha', shimMetadata: await (await fetch(`${HA}/.well-known/oauth-authorization-server/alpha`)).json(), idpIssuer: IDP, jwksUri });
   mcpReady = true;
   mountMcp(rootApp, { baseUrl: MCP_ROOT, path: '/', shimMetadata: await metaOf(GAMMA), idpIssuer: IDP, jwksUri });
   rootReady = true;
@@ -508,6 +583,22 @@ registrations_per_minute = 1000
     const r = await tokenPost(BETA, { grant_type: 'authorization_code', code: 'x', client_id: alphaClient.client_id, redirect_uri: REDIRECT, code_verifier: 'x'.repeat(43) });
     const b = await r.json(); assert.ok(r.status === 400 || r.status === 401, `${r.status}`); assert.equal(b.error, 'invalid_client', JSON.stringify(b));
     return `error page HTTP ${err.status}`;
+  });
+
+  if (HA_DB) await scenario('HA: the SDK client logs in through two replicas on PostgreSQL; one is SIGKILLed and the other refreshes', async () => {
+    const p = newProvider({ login: 'hank', name: 'ha agent' });
+    const { client } = await connectClient({ mcpUrl: MCP_HA, provider: p, log });
+    assert.equal(toolJson(await client.callTool({ name: 'whoami', arguments: {} })).sub, 'hank');
+    checkCallback(p, HA_ALPHA);
+    assert.ok(ha.served[0] > 0 && ha.served[1] > 0, `both replicas served the login: ${ha.served}`);
+    // One replica dies hard; what it acknowledged is in the database, and the other serves it.
+    ha.replicas[0].child.kill('SIGKILL');
+    await new Promise((r) => (ha.replicas[0].child.exitCode !== null || ha.replicas[0].child.signalCode ? r() : ha.replicas[0].child.once('exit', r)));
+    const refreshed = await tokenPost(HA_ALPHA, { grant_type: 'refresh_token', refresh_token: p.store.tokens.refresh_token, client_id: p.store.client.client_id });
+    const body = await refreshed.json();
+    assert.equal(refreshed.status, 200, JSON.stringify(body));
+    assert.ok(body.refresh_token && body.refresh_token !== p.store.tokens.refresh_token, 'rotated on the survivor');
+    return `requests served: replica a ${ha.served[0]}, b ${ha.served[1]}`;
   });
 
   await scenario('Refusal: consent denied -> access_denied at the client', async () => {

@@ -585,20 +585,53 @@ registrations_per_minute = 1000
     return `error page HTTP ${err.status}`;
   });
 
-  if (HA_DB) await scenario('HA: the SDK client logs in through two replicas on PostgreSQL; one is SIGKILLed and the other refreshes', async () => {
+  if (HA_DB) await scenario('HA: two replicas on PostgreSQL: the SDK login split across both, 50 parallel refreshes -> one successor, one SIGKILLed under registration load -> nothing acknowledged lost', async () => {
     const p = newProvider({ login: 'hank', name: 'ha agent' });
     const { client } = await connectClient({ mcpUrl: MCP_HA, provider: p, log });
     assert.equal(toolJson(await client.callTool({ name: 'whoami', arguments: {} })).sub, 'hank');
     checkCallback(p, HA_ALPHA);
     assert.ok(ha.served[0] > 0 && ha.served[1] > 0, `both replicas served the login: ${ha.served}`);
-    // One replica dies hard; what it acknowledged is in the database, and the other serves it.
+    const clientId = p.store.client.client_id;
+    const refreshVia = (rt) => tokenPost(HA_ALPHA, { grant_type: 'refresh_token', refresh_token: rt, client_id: clientId });
+
+    // 50 parallel refreshes of one family, spread over both replicas: one successor for all,
+    // one call to the IdP.
+    const upstreamBefore = idp.events.filter((e) => e.kind === 'grant.success' && e.grant_type === 'refresh_token').length;
+    const parallel = await Promise.all(Array.from({ length: 50 }, () => refreshVia(p.store.tokens.refresh_token).then(async (r) => ({ status: r.status, body: await r.json() }))));
+    for (const r of parallel) assert.equal(r.status, 200, JSON.stringify(r.body));
+    const successors = new Set(parallel.map((r) => r.body.refresh_token));
+    assert.equal(successors.size, 1, `one successor, got ${successors.size}`);
+    assert.equal(idp.events.filter((e) => e.kind === 'grant.success' && e.grant_type === 'refresh_token').length, upstreamBefore + 1, 'one upstream refresh');
+    let current = [...successors][0];
+
+    // Registrations under load while one replica is SIGKILLed: every one acknowledged (201)
+    // is there afterwards, on the survivor.
+    const acknowledged = [];
+    let stop = false;
+    const load = (async () => {
+      while (!stop) {
+        const r = await fetch(`${HA_ALPHA}/register`, { method: 'POST', headers: { 'content-type': 'application/json' },
+          body: JSON.stringify({ client_name: 'ha load', redirect_uris: [REDIRECT], token_endpoint_auth_method: 'none' }) }).catch(() => null);
+        if (r && r.status === 201) acknowledged.push(await r.json());
+      }
+    })();
+    await sleep(300);
     ha.replicas[0].child.kill('SIGKILL');
     await new Promise((r) => (ha.replicas[0].child.exitCode !== null || ha.replicas[0].child.signalCode ? r() : ha.replicas[0].child.once('exit', r)));
-    const refreshed = await tokenPost(HA_ALPHA, { grant_type: 'refresh_token', refresh_token: p.store.tokens.refresh_token, client_id: p.store.client.client_id });
+    await sleep(300);
+    stop = true; await load;
+    assert.ok(acknowledged.length > 5, `registrations acknowledged under load: ${acknowledged.length}`);
+    for (const reg of acknowledged) {
+      const read = await fetch(reg.registration_client_uri.replace(HA, `http://127.0.0.1:${ha.replicas[1].port}`), { headers: { authorization: `Bearer ${reg.registration_access_token}` } });
+      assert.equal(read.status, 200, `acknowledged client ${reg.client_id} kept`);
+    }
+    // The grant, refreshed on the survivor.
+    const refreshed = await refreshVia(current);
     const body = await refreshed.json();
     assert.equal(refreshed.status, 200, JSON.stringify(body));
-    assert.ok(body.refresh_token && body.refresh_token !== p.store.tokens.refresh_token, 'rotated on the survivor');
-    return `requests served: replica a ${ha.served[0]}, b ${ha.served[1]}`;
+    assert.ok(body.refresh_token && body.refresh_token !== current, 'rotated on the survivor');
+    current = body.refresh_token;
+    return `requests served: replica a ${ha.served[0]}, b ${ha.served[1]}; ${acknowledged.length} registrations acknowledged across the kill, all kept`;
   });
 
   await scenario('Refusal: consent denied -> access_denied at the client', async () => {

@@ -20,6 +20,9 @@ const TMP = process.env.BENCH_TMP || fs.mkdtempSync(path.join(os.tmpdir(), 'dcr-
 const SHIM_BIN = process.env.DCR_SHIM_BIN || path.join(ROOT, 'target/release/dcr-shim');
 const HELLO_BIN = process.env.HELLO_BIN || path.join(ROOT, 'target/release/examples/hello');
 const PYTHON = path.join(HERE, '.venv/bin/python');
+// A PostgreSQL server (a user that may create databases): adds dcr-shim on PostgreSQL as a
+// fourth target. run.sh starts a throwaway one when this is not set.
+const PG = process.env.DCR_SHIM_TEST_POSTGRES;
 
 // ---------- options ----------
 const argv = process.argv.slice(2);
@@ -180,7 +183,8 @@ async function main() {
   const haveHello = fs.existsSync(HELLO_BIN);
 
   // ---------- ports, URLs, secrets ----------
-  const [idpPort, shimPort, fastmcpPort, helloPort, callbackPort, resourcePort] = await Promise.all(Array.from({ length: 6 }, freePort));
+  const [idpPort, shimPort, fastmcpPort, helloPort, callbackPort, resourcePort, shimPgPort] = await Promise.all(Array.from({ length: 7 }, freePort));
+  const SHIM_PG = `http://127.0.0.1:${shimPgPort}`;
   const IDP = `http://127.0.0.1:${idpPort}`;
   const SHIM = `http://127.0.0.1:${shimPort}`;
   const FASTMCP = `http://127.0.0.1:${fastmcpPort}`;
@@ -203,7 +207,7 @@ async function main() {
   const idp = start('oidc-provider', node, [path.join(HERE, 'idp-server.mjs'), JSON.stringify({
     port: idpPort, accessTokenTTL: ACCESS_TOKEN_TTL,
     clients: [
-      { client_id: 'shim-app', client_secret: shimSecret.value, token_endpoint_auth_method: 'client_secret_basic', redirect_uris: [`${SHIM}/bench/callback`], ...app },
+      { client_id: 'shim-app', client_secret: shimSecret.value, token_endpoint_auth_method: 'client_secret_basic', redirect_uris: [`${SHIM}/bench/callback`, `${SHIM_PG}/bench/callback`], ...app },
       { client_id: 'fastmcp-app', client_secret: fastmcpSecret.value, token_endpoint_auth_method: 'client_secret_basic', redirect_uris: [`${FASTMCP}/auth/callback`], ...app },
       // A client registered at the IdP by hand, with a loopback redirect. It has a secret because
       // the e2e IdP, like Entra's confidential apps, accepts no public clients (no auth method "none").
@@ -238,6 +242,23 @@ registrations_per_minute = ${REGISTRATIONS_PER_MINUTE}
     '--tenants', tenants, '--workers', '2'], { env: { ...process.env, RUST_LOG: process.env.RUST_LOG || 'info' } });
   await waitFor(shim, `${SHIM}/readyz`);
 
+  // ---------- dcr-shim on PostgreSQL ----------
+  let shimPg = null;
+  if (PG) {
+    const db = `bench_${process.pid}_${Date.now()}`;
+    const created = spawnSync('psql', [PG, '-q', '-c', `CREATE DATABASE ${db}`], { encoding: 'utf8' });
+    if (created.status !== 0) throw new Error(`cannot create the benchmark database: ${created.stderr}`);
+    const url = new URL(PG); url.pathname = `/${db}`;
+    const serverSecret = path.join(TMP, 'pg-server-secret');
+    fs.writeFileSync(serverSecret, randomBytes(32).toString('hex'), { mode: 0o600 });
+    const pgData = path.join(TMP, 'shim-pg-data');
+    fs.mkdirSync(pgData);
+    shimPg = start('dcr-shim-pg', SHIM_BIN, ['serve', '--listen', `127.0.0.1:${shimPgPort}`, '--public-url', SHIM_PG, '--data-dir', pgData,
+      '--tenants', tenants, '--workers', '2', '--store', url.toString(), '--secret-file', serverSecret],
+    { env: { ...process.env, RUST_LOG: process.env.RUST_LOG || 'info' } });
+    await waitFor(shimPg, `${SHIM_PG}/readyz`);
+  }
+
   // ---------- FastMCP ----------
   const fastmcpHome = path.join(TMP, 'fastmcp-home');
   const fastmcp = start('fastmcp', PYTHON, [path.join(HERE, 'fastmcp_proxy.py'), String(fastmcpPort), IDP, 'fastmcp-app', fastmcpSecret.file, API], {
@@ -254,7 +275,7 @@ registrations_per_minute = ${REGISTRATIONS_PER_MINUTE}
     hello = start('hello', HELLO_BIN, ['--listen', `127.0.0.1:${helloPort}`, '--workers', '2']);
     await waitFor(hello, `${HELLO}/`);
   }
-  const servers = [shim, fastmcp, idp];
+  const servers = [shim, fastmcp, idp, ...(shimPg ? [shimPg] : [])];
   console.error(`started: oidc-provider ${IDP}, dcr-shim ${SHIM}, FastMCP ${FASTMCP}${hello ? `, hello ${HELLO}` : ' (hello binary not built: skipped)'}; logs in ${TMP}`);
 
   // ---------- logins ----------
@@ -262,6 +283,7 @@ registrations_per_minute = ${REGISTRATIONS_PER_MINUTE}
     { key: 'shim', name: 'dcr-shim', issuer: `${SHIM}/bench`, scope: 'files.read offline_access', resource: RESOURCE },
     { key: 'fastmcp', name: 'FastMCP', issuer: FASTMCP, scope: UPSTREAM_SCOPE, resource: `${FASTMCP}/mcp` },
     { key: 'direct', name: 'direct', issuer: IDP, scope: UPSTREAM_SCOPE, resource: API, staticClient: { client_id: 'direct-app', client_secret: directSecret.value, token_endpoint_auth_method: 'client_secret_basic' } },
+    ...(shimPg ? [{ key: 'shim_pg', name: 'dcr-shim on PostgreSQL', issuer: `${SHIM_PG}/bench`, scope: 'files.read offline_access', resource: RESOURCE }] : []),
   ];
   // The targets take turns, ten logins each, so that none gets a warmer IdP (V8's JIT, caches)
   // or a quieter machine than another; CPU is read around each turn and added up per target
@@ -302,7 +324,7 @@ registrations_per_minute = ${REGISTRATIONS_PER_MINUTE}
     return { file, clientId: first.client.client_id, families: n };
   };
   const pools = {};
-  for (const t of targets.slice(0, 2)) {
+  for (const t of targets.filter((t) => t.key !== 'direct')) {
     pools[t.key] = {
       warmup: WRK_WARMUP > 0 ? await makePool(t, CONNECTIONS, path.join(TMP, `${t.key}-warmup.tokens`)) : null,
       run: await makePool(t, FAMILIES, path.join(TMP, `${t.key}.tokens`)),
@@ -319,6 +341,10 @@ registrations_per_minute = ${REGISTRATIONS_PER_MINUTE}
     { target: 'FastMCP', endpoint: 'registration', url: `${FASTMCP}/register`, script: 'register.lua', args: [REDIRECT], counter: 'created' },
     { target: 'dcr-shim', endpoint: 'refresh', url: `${SHIM}/bench/token`, script: 'refresh.lua', pool: pools.shim, counter: 'ok' },
     { target: 'FastMCP', endpoint: 'refresh', url: `${FASTMCP}/token`, script: 'refresh.lua', pool: pools.fastmcp, counter: 'ok' },
+    ...(shimPg ? [
+      { target: 'dcr-shim-pg', endpoint: 'registration', url: `${SHIM_PG}/bench/register`, script: 'register.lua', args: [REDIRECT], counter: 'created' },
+      { target: 'dcr-shim-pg', endpoint: 'refresh', url: `${SHIM_PG}/bench/token`, script: 'refresh.lua', pool: pools.shim_pg, counter: 'ok' },
+    ] : []),
   ];
   const poolArgs = (p) => [p.file, p.clientId, THREADS];
   const throughput = [];
@@ -353,7 +379,7 @@ registrations_per_minute = ${REGISTRATIONS_PER_MINUTE}
     .filter((d) => d.isDirectory() && d.name.startsWith('S_mcp_oauth_proxy_clients'));
   const fastmcpClientFiles = clientDirs.reduce((n, d) => n + fs.readdirSync(path.join(d.parentPath, d.name)).length, 0);
 
-  const serverErrors = { fastmcp: grepCount(fastmcp.log, /ERROR|Traceback/), shim: grepCount(shim.log, / ERROR /) };
+  const serverErrors = { fastmcp: grepCount(fastmcp.log, /ERROR|Traceback/), shim: grepCount(shim.log, / ERROR /), ...(shimPg ? { shim_pg: grepCount(shimPg.log, / ERROR /) } : {}) };
   await stopAll();
 
   // ---------- versions, machine ----------
@@ -406,6 +432,10 @@ function checkTargets({ logins, throughput }) {
     ['shim registrations/s ≥ 20× FastMCP', tp('dcr-shim', 'registration') / tp('FastMCP', 'registration'), 20, 'ge'],
     ['shim metadata/s ≥ 10× FastMCP', tp('dcr-shim', 'metadata') / tp('FastMCP', 'metadata'), 10, 'ge'],
     ['shim metadata/s ≥ 0.5× hello', tp('dcr-shim', 'metadata') / tp('hello', 'GET /'), 0.5, 'ge'],
+    ...(logins.shim_pg ? [
+      ['shim on PostgreSQL: complete login p50 ≤ 1.5× direct', logins.shim_pg.steps.login.p50 / logins.direct.steps.login.p50, 1.5, 'le'],
+      ['shim on PostgreSQL: registrations/s ≥ 10× FastMCP', tp('dcr-shim-pg', 'registration') / tp('FastMCP', 'registration'), 10, 'ge'],
+    ] : []),
   ];
   return rows.map(([what, value, bound, op]) => ({
     what, value, bound, met: Number.isFinite(value) ? (op === 'le' ? value <= bound : value >= bound) : null,
@@ -426,6 +456,7 @@ function markdown(r) {
     'oidc-provider set up like the e2e suite\'s (`tests/e2e/lib/idp.mjs`: PKCE, JWT access tokens for `api://mcp-files`, refresh tokens for `offline_access` without `prompt=consent` as Entra does, ' +
     `devInteractions login and consent forms; access tokens live ${c.upstream_access_token_ttl_s} s here), one Node process; ` +
     'dcr-shim `serve --workers 2` (release build, `RUST_LOG=info` to a file, sled store in a temp dir; ' +
+    (L.shim_pg ? 'dcr-shim-pg the same binary and tenant with `--store postgres://` on a local PostgreSQL (the CPU columns do not count PostgreSQL\'s own processes); ' : '') +
     `\`registrations_per_minute = ${c.registrations_per_minute.toLocaleString('en-US')}\` so its rate limit stays out of the way); ` +
     'FastMCP `OIDCProxy` with `transport="http"`, one uvicorn process, its default store (an encrypted file tree, every write ' +
     'fsynced), consent page on (its default); `hello` is an actix server built like dcr-shim whose one route answers "hello" ' +
@@ -445,14 +476,15 @@ function markdown(r) {
   const pages = (t) => Object.entries(L[t].pages_per_login).filter(([, n]) => n).map(([k, n]) => `${k} ${n}`).join(', ');
   p(`Pages per login (checked on the last one): dcr-shim: ${pages('shim')}; FastMCP: ${pages('fastmcp')}; direct: ${pages('direct')}.`);
   p();
-  p('| step | through dcr-shim | through FastMCP | directly at oidc-provider | shim / direct (p50) | shim / FastMCP (p50) |');
-  p('|---|---|---|---|---|---|');
+  const pg = !!L.shim_pg;
+  p(`| step | through dcr-shim | through FastMCP | directly at oidc-provider | shim / direct (p50) | shim / FastMCP (p50) |${pg ? ' dcr-shim on PostgreSQL | on PostgreSQL / direct (p50) |' : ''}`);
+  p(`|---|---|---|---|---|---|${pg ? '---|---|' : ''}`);
   const stepNames = [['metadata', 'metadata'], ['register', 'registration'], ['authorize', 'authorize → consent → IdP login → IdP consent → callback'],
     ['token', 'code exchange'], ['refresh', 'one refresh'], ['login', '**complete login**']];
   for (const [k, label] of stepNames) {
     const cell = (t) => (L[t].steps[k] ? `${f2(L[t].steps[k].p50)} / ${f2(L[t].steps[k].p95)}` : '–');
     const p50 = (t) => L[t].steps[k]?.p50;
-    p(`| ${label} | ${cell('shim')} | ${cell('fastmcp')} | ${cell('direct')} | ${ratio(p50('shim'), p50('direct'))} | ${ratio(p50('shim'), p50('fastmcp'))} |`);
+    p(`| ${label} | ${cell('shim')} | ${cell('fastmcp')} | ${cell('direct')} | ${ratio(p50('shim'), p50('direct'))} | ${ratio(p50('shim'), p50('fastmcp'))} |${pg ? ` ${cell('shim_pg')} | ${ratio(p50('shim_pg'), p50('direct'))} |` : ''}`);
   }
   p();
   p(`### CPU per login (ms of each process's own CPU time during the ${c.logins} logins of a column ÷ ${c.logins})`);
@@ -478,13 +510,14 @@ function markdown(r) {
   p('| server | endpoint | requests/s | p50 ms | p99 ms | not counted | socket errors | server CPU (% of a core) | upstream CPU (% of a core) |');
   p('|---|---|---|---|---|---|---|---|---|');
   for (const t of r.throughput) {
-    const own = { 'dcr-shim': 'dcr-shim', FastMCP: 'fastmcp', hello: 'hello' }[t.target];
+    const own = { 'dcr-shim': 'dcr-shim', 'dcr-shim-pg': 'dcr-shim-pg', FastMCP: 'fastmcp', hello: 'hello' }[t.target];
     const up = t.endpoint === 'refresh' ? f1(t.cpu_percent_of_core['oidc-provider']) : '–';
     p(`| ${t.target} | ${t.endpoint} | ${int(t.per_second)} | ${f2(t.p50_ms)} | ${f2(t.p99_ms)} | ${t.not_counted}${t.starved ? ` (${t.starved} starved)` : ''} | ${t.socket_errors} | ${f1(t.cpu_percent_of_core[own])} | ${up} |`);
   }
   p();
   p(`FastMCP client records on disk after the run: ${r.fastmcp_client_files.toLocaleString('en-US')} ` +
-    `(one file per registration, fsynced before the 201). Error lines in the logs: FastMCP ${r.server_log_errors.fastmcp}, dcr-shim ${r.server_log_errors.shim}.`);
+    `(one file per registration, fsynced before the 201). Error lines in the logs: FastMCP ${r.server_log_errors.fastmcp}, dcr-shim ${r.server_log_errors.shim}` +
+    `${r.server_log_errors.shim_pg === undefined ? '' : `, dcr-shim on PostgreSQL ${r.server_log_errors.shim_pg}`}.`);
   p();
   p('### Against the targets');
   p();

@@ -8,7 +8,8 @@
 #   bash benches/compare/run.sh --smoke   # 3 logins per target, 1 s wrk runs, no warm-up
 #   options: --logins N --warmup N (logins not counted) --families N (refresh-token families per
 #            server) --duration S --wrk-warmup S --connections N --threads N
-# Env: DCR_SHIM_BIN (default target/release/dcr-shim; not built here), HELLO_BIN (default
+# Env: DCR_SHIM_TEST_POSTGRES (a PostgreSQL server for the dcr-shim-on-PostgreSQL target; one is
+#      started here when unset), DCR_SHIM_BIN (default target/release/dcr-shim; not built here), HELLO_BIN (default
 #      target/release/examples/hello; skipped when missing), BENCH_KEEP_TMP=1 keeps the temp dir
 #      (tenant file, data dirs, server logs), which is kept anyway when the run fails.
 set -euo pipefail
@@ -39,7 +40,16 @@ flock -n 9 || { echo "waiting for another benches/compare run to finish" >&2; fl
 
 tmp="$(mktemp -d "${TMPDIR:-/tmp}/dcr-shim-compare-XXXXXX")"
 status=1
+# dcr-shim on PostgreSQL is a fourth target: on the server DCR_SHIM_TEST_POSTGRES names, else
+# on a throwaway one started here (Debian's package, as in CI).
+own_pg=""
+if [[ -z "${DCR_SHIM_TEST_POSTGRES:-}" ]]; then
+  pg_env="$(bash "$root/tests/postgres/start.sh")" || { echo "PostgreSQL did not start" >&2; exit 1; }
+  eval "$pg_env"
+  own_pg=1
+fi
 cleanup() {
+  if [[ -n "$own_pg" ]]; then bash "$root/tests/postgres/stop.sh" || true; fi
   # bench.mjs stops its servers itself; this catches any left when it was killed.
   if [[ -f "$tmp/pids" ]]; then
     while read -r pid; do kill "$pid" 2>/dev/null || true; done <"$tmp/pids"

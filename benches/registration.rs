@@ -62,26 +62,13 @@ cimd_extra_ca_file = {:?}
     .unwrap();
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
-    let settings = Settings {
-        listen: addr,
-        public_url: parse_public_url(&format!("http://{addr}")).unwrap(),
-        data_dir: data.path().to_owned(),
-        tenants_dir: tenants.path().to_owned(),
-        secret_file: None,
-        previous_secret_file: None,
-        workers: Some(2),
-        upstream_timeout: dcr_shim::config::server::DEFAULT_UPSTREAM_TIMEOUT,
-        dev_idp_any_interface: false,
-        new_secret: false,
-        shutdown_timeout: None,
-        trusted_proxies: Vec::new(),
-        forwarded_header: Default::default(),
-        admin_listen: None,
-        admin_token_file: None,
-        watch_tenants: false,
-        store: None,
-        store_password_file: None,
-    };
+    let mut settings = Settings::new(
+        addr,
+        parse_public_url(&format!("http://{addr}")).unwrap(),
+        data.path().to_owned(),
+        tenants.path().to_owned(),
+    );
+    settings.workers = Some(2);
     let running = dcr_shim::app::start_on(settings, listener).await.unwrap();
 
     // Registration throughput.

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use dcr_shim::app::{Running, start_on, unix_now};
 use dcr_shim::config::Settings;
-use dcr_shim::config::server::{DEFAULT_UPSTREAM_TIMEOUT, parse_public_url};
+use dcr_shim::config::server::parse_public_url;
 use dcr_shim::domain::ClientRecord;
 use dcr_shim::store::{SledStore, Store};
 use serde_json::json;
@@ -61,26 +61,13 @@ fn ms(d: Duration) -> String {
 async fn start(data: &std::path::Path, tenants: &std::path::Path, port: u16) -> Running {
     let listener = TcpListener::bind(("127.0.0.1", port)).unwrap();
     let addr = listener.local_addr().unwrap();
-    let settings = Settings {
-        listen: addr,
-        public_url: parse_public_url(&format!("http://{addr}")).unwrap(),
-        data_dir: data.to_owned(),
-        tenants_dir: tenants.to_owned(),
-        secret_file: None,
-        previous_secret_file: None,
-        workers: Some(2),
-        upstream_timeout: DEFAULT_UPSTREAM_TIMEOUT,
-        dev_idp_any_interface: false,
-        new_secret: false,
-        shutdown_timeout: None,
-        trusted_proxies: Vec::new(),
-        forwarded_header: Default::default(),
-        admin_listen: None,
-        admin_token_file: None,
-        watch_tenants: false,
-        store: None,
-        store_password_file: None,
-    };
+    let mut settings = Settings::new(
+        addr,
+        parse_public_url(&format!("http://{addr}")).unwrap(),
+        data.to_owned(),
+        tenants.to_owned(),
+    );
+    settings.workers = Some(2);
     start_on(settings, listener).await.unwrap()
 }
 

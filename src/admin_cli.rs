@@ -203,26 +203,12 @@ impl Offline {
             .with_writer(std::io::stderr)
             .with_env_filter("audit=info")
             .try_init();
-        let settings = crate::config::Settings {
-            listen: ([127, 0, 0, 1], 0).into(),
-            public_url: public_url.clone(),
-            data_dir: dir.to_owned(),
-            tenants_dir: tenants.to_owned(),
-            secret_file: None,
-            previous_secret_file: None,
-            workers: None,
-            upstream_timeout: crate::config::server::DEFAULT_UPSTREAM_TIMEOUT,
-            dev_idp_any_interface: false,
-            new_secret: false,
-            shutdown_timeout: None,
-            trusted_proxies: Vec::new(),
-            forwarded_header: Default::default(),
-            admin_listen: None,
-            admin_token_file: None,
-            watch_tenants: false,
-            store: None,
-            store_password_file: None,
-        };
+        let settings = crate::config::Settings::new(
+            ([127, 0, 0, 1], 0).into(),
+            public_url.clone(),
+            dir.to_owned(),
+            tenants.to_owned(),
+        );
         let state = crate::app::open_offline(&settings).await.map_err(|e| {
             let e = e.to_string();
             if e.contains("could not acquire lock") {

@@ -214,7 +214,11 @@ async fn open_store(settings: &Settings) -> Result<Arc<dyn Store>, StartError> {
     if let Some(dir) = settings.sled_dir() {
         return Ok(Arc::new(SledStore::open(&dir).await?));
     }
-    let url = settings.store.as_deref().unwrap_or_default();
+    let url = settings
+        .store
+        .as_ref()
+        .map(|s| s.as_str())
+        .unwrap_or_default();
     let location = PostgresLocation::parse(url, settings.store_password_file.as_deref())
         .map_err(StoreError::Backend)?;
     if settings.secret_file.is_none() {

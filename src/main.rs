@@ -375,7 +375,7 @@ async fn serve(args: ServeArgs) -> ExitCode {
         admin_listen: args.admin_listen,
         admin_token_file: args.admin_token_file,
         watch_tenants: args.watch_tenants,
-        store: args.store,
+        store: args.store.map(dcr_shim::config::server::StoreSpec::new),
         store_password_file: args.store_password_file,
     };
     let running = match dcr_shim::app::start(settings.clone()).await {

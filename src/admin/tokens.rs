@@ -5,6 +5,7 @@
 
 use std::path::Path;
 
+use crate::crypto::private_file::{describe, read_private};
 use crate::crypto::{Handle, HandleKey};
 
 /// Shortest admin token accepted.
@@ -16,23 +17,7 @@ pub(crate) struct AdminTokens {
 
 impl AdminTokens {
     pub(crate) fn load(path: &Path) -> Result<Self, String> {
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            let mode = std::fs::metadata(path)
-                .map_err(|e| format!("cannot read the admin token file {}: {e}", path.display()))?
-                .permissions()
-                .mode();
-            if mode & 0o077 != 0 {
-                return Err(format!(
-                    "the admin token file {} can be read by its group or others (mode {:o}); chmod 600",
-                    path.display(),
-                    mode & 0o777
-                ));
-            }
-        }
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| format!("cannot read the admin token file {}: {e}", path.display()))?;
+        let text = read_private(path).map_err(|e| describe("the admin token file", path, &e))?;
         Self::parse(&text).map_err(|e| format!("{}: {e}", path.display()))
     }
 

@@ -51,17 +51,75 @@ pub struct Settings {
     pub watch_tenants: bool,
     /// Where the records live: `None` for the embedded sled store in `<data_dir>/store`,
     /// `sled:<dir>` for one elsewhere, or a `postgres://` URL (`store/postgres.rs`).
-    pub store: Option<String>,
+    pub store: Option<StoreSpec>,
     /// A file holding the PostgreSQL password (kept out of the URL and the environment).
     pub store_password_file: Option<PathBuf>,
 }
 
 impl Settings {
+    /// Settings with every option at its default: `serve`'s defaults, for the offline admin
+    /// commands, the tests and the benchmarks, which change the few they need.
+    pub fn new(
+        listen: SocketAddr,
+        public_url: Url,
+        data_dir: PathBuf,
+        tenants_dir: PathBuf,
+    ) -> Self {
+        Self {
+            listen,
+            public_url,
+            data_dir,
+            tenants_dir,
+            secret_file: None,
+            previous_secret_file: None,
+            workers: None,
+            upstream_timeout: DEFAULT_UPSTREAM_TIMEOUT,
+            dev_idp_any_interface: false,
+            new_secret: false,
+            shutdown_timeout: None,
+            trusted_proxies: Vec::new(),
+            forwarded_header: ForwardedHeader::default(),
+            admin_listen: None,
+            admin_token_file: None,
+            watch_tenants: false,
+            store: None,
+            store_password_file: None,
+        }
+    }
+
     /// The sled directory, unless the store is PostgreSQL.
     pub fn sled_dir(&self) -> Option<PathBuf> {
-        match self.store.as_deref() {
+        match &self.store {
             None => Some(self.data_dir.join("store")),
-            Some(s) => s.strip_prefix("sled:").map(PathBuf::from),
+            Some(s) => s.as_str().strip_prefix("sled:").map(PathBuf::from),
+        }
+    }
+}
+
+/// `--store` as given. Its `Debug` leaves out a URL's password, so that settings printed for a
+/// diagnosis do not carry it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct StoreSpec(String);
+
+impl StoreSpec {
+    pub fn new(spec: impl Into<String>) -> Self {
+        Self(spec.into())
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for StoreSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match Url::parse(&self.0) {
+            Ok(mut url) if url.password().is_some() => {
+                let _ = url.set_password(Some("***"));
+                write!(f, "{:?}", url.as_str())
+            }
+            Ok(_) => write!(f, "{:?}", self.0),
+            Err(_) => f.write_str("\"(a store spec that does not parse)\""),
         }
     }
 }
@@ -120,7 +178,7 @@ pub fn parse_public_url(raw: &str) -> Result<Url, String> {
 
 #[cfg(test)]
 mod tests {
-    use super::parse_public_url;
+    use super::{StoreSpec, parse_public_url};
 
     #[test]
     fn public_urls() {
@@ -141,5 +199,16 @@ mod tests {
         ] {
             assert!(parse_public_url(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn a_store_url_password_stays_out_of_debug() {
+        let spec = StoreSpec::new("postgres://shim:s3cret@db:5432/dcr");
+        assert_eq!(format!("{spec:?}"), "\"postgres://shim:***@db:5432/dcr\"");
+        assert_eq!(spec.as_str(), "postgres://shim:s3cret@db:5432/dcr");
+        assert_eq!(
+            format!("{:?}", StoreSpec::new("sled:/data")),
+            "\"sled:/data\""
+        );
     }
 }

@@ -12,6 +12,8 @@ use rand::RngCore;
 use secrecy::{ExposeSecret, SecretBox};
 use sha2::Sha256;
 
+use crate::crypto::private_file::{PrivateFileError, read_private};
+
 /// Length of the server secret in bytes.
 pub(crate) const SECRET_LEN: usize = 32;
 
@@ -123,26 +125,15 @@ fn derive(secret: &Key, purpose: &str) -> Key {
 }
 
 fn read_secret(path: &Path) -> Result<Key, KeyError> {
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        let mode = std::fs::metadata(path)
-            .map_err(|source| KeyError::Read {
-                path: path.to_owned(),
-                source,
-            })?
-            .permissions()
-            .mode();
-        if mode & 0o077 != 0 {
-            return Err(KeyError::Exposed {
-                path: path.to_owned(),
-                mode: mode & 0o777,
-            });
-        }
-    }
-    let text = std::fs::read_to_string(path).map_err(|source| KeyError::Read {
-        path: path.to_owned(),
-        source,
+    let text = read_private(path).map_err(|e| match e {
+        PrivateFileError::Read(source) => KeyError::Read {
+            path: path.to_owned(),
+            source,
+        },
+        PrivateFileError::Exposed(mode) => KeyError::Exposed {
+            path: path.to_owned(),
+            mode,
+        },
     })?;
     let mut out = [0u8; 32];
     let text = text.trim();

@@ -6,6 +6,7 @@ pub(crate) mod app_key;
 pub(crate) mod handle;
 pub(crate) mod keys;
 pub mod pkce;
+pub(crate) mod private_file;
 pub(crate) mod sealing;
 pub(crate) mod signing;
 

@@ -64,47 +64,52 @@ struct Limit<L> {
 type KeyedLimit = Limit<DefaultKeyedRateLimiter<IpAddr>>;
 type DirectLimit = Limit<DefaultDirectRateLimiter>;
 
+/// One limit per tenant at `per_minute(tenant)`: the one in `previous` where its quota is
+/// unchanged (with what its sources have spent), else a new one from `make`.
+fn limits<L>(
+    tenants: &[Arc<Tenant>],
+    previous: Option<&HashMap<TenantId, Arc<Limit<L>>>>,
+    per_minute: impl Fn(&Tenant) -> u32,
+    make: impl Fn(Quota) -> L,
+) -> HashMap<TenantId, Arc<Limit<L>>> {
+    tenants
+        .iter()
+        .map(|t| {
+            let per_minute = per_minute(t);
+            let kept = previous
+                .and_then(|p| p.get(&t.id))
+                .filter(|l| l.per_minute == per_minute);
+            let limit = kept.cloned().unwrap_or_else(|| {
+                let quota =
+                    Quota::per_minute(NonZeroU32::new(per_minute).unwrap_or(NonZeroU32::MIN));
+                Arc::new(Limit {
+                    per_minute,
+                    limiter: make(quota),
+                })
+            });
+            (t.id.clone(), limit)
+        })
+        .collect()
+}
+
 impl TenantTable {
     fn new(tenants: Vec<Arc<Tenant>>, previous: Option<&TenantTable>) -> Self {
-        let quota = |per_minute: u32| {
-            Quota::per_minute(NonZeroU32::new(per_minute).unwrap_or(NonZeroU32::MIN))
-        };
         let by_id = tenants
             .iter()
             .map(|t| (t.id.to_string(), t.clone()))
             .collect();
-        let registration_limits = tenants
-            .iter()
-            .map(|t| {
-                let per_minute = t.config.registration.registrations_per_minute;
-                let kept = previous
-                    .and_then(|p| p.registration_limits.get(&t.id))
-                    .filter(|l| l.per_minute == per_minute);
-                let limit = kept.cloned().unwrap_or_else(|| {
-                    Arc::new(Limit {
-                        per_minute,
-                        limiter: RateLimiter::keyed(quota(per_minute)),
-                    })
-                });
-                (t.id.clone(), limit)
-            })
-            .collect();
-        let tenant_registration_limits = tenants
-            .iter()
-            .map(|t| {
-                let per_minute = t.config.registration.tenant_registrations_per_minute();
-                let kept = previous
-                    .and_then(|p| p.tenant_registration_limits.get(&t.id))
-                    .filter(|l| l.per_minute == per_minute);
-                let limit = kept.cloned().unwrap_or_else(|| {
-                    Arc::new(Limit {
-                        per_minute,
-                        limiter: RateLimiter::direct(quota(per_minute)),
-                    })
-                });
-                (t.id.clone(), limit)
-            })
-            .collect();
+        let registration_limits = limits(
+            &tenants,
+            previous.map(|p| &p.registration_limits),
+            |t| t.config.registration.registrations_per_minute,
+            RateLimiter::keyed,
+        );
+        let tenant_registration_limits = limits(
+            &tenants,
+            previous.map(|p| &p.tenant_registration_limits),
+            |t| t.config.registration.tenant_registrations_per_minute(),
+            RateLimiter::direct,
+        );
         let metadata_documents = tenants
             .iter()
             .map(|t| {

@@ -16,6 +16,7 @@ use async_trait::async_trait;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 
 use super::{Durability, Entry, Store, StoreError, Sweep};
+use crate::crypto::private_file::{describe, read_private};
 
 /// The migrations, in order; each runs once, in the transaction that records it.
 const MIGRATIONS: &[(i32, &str)] = &[(
@@ -93,32 +94,8 @@ impl PostgresLocation {
             .parse()
             .map_err(|e| format!("the store URL is not a PostgreSQL connection URL: {e}"))?;
         if let Some(file) = password_file {
-            #[cfg(unix)]
-            {
-                use std::os::unix::fs::PermissionsExt;
-                let mode = std::fs::metadata(file)
-                    .map_err(|e| {
-                        format!(
-                            "cannot read the store password file {}: {e}",
-                            file.display()
-                        )
-                    })?
-                    .permissions()
-                    .mode();
-                if mode & 0o077 != 0 {
-                    return Err(format!(
-                        "the store password file {} can be read by its group or others (mode {:o}); chmod 600",
-                        file.display(),
-                        mode & 0o777
-                    ));
-                }
-            }
-            let password = std::fs::read_to_string(file).map_err(|e| {
-                format!(
-                    "cannot read the store password file {}: {e}",
-                    file.display()
-                )
-            })?;
+            let password =
+                read_private(file).map_err(|e| describe("the store password file", file, &e))?;
             config.password(password.trim_end_matches(['\r', '\n']));
         }
         config.connect_timeout(CONNECT_TIMEOUT);
@@ -351,6 +328,44 @@ async fn bounded<T>(
         })
 }
 
+impl PostgresStore {
+    /// Live records with keys from `from` (inclusive) to `end` (exclusive; `None`: the last),
+    /// in key order, up to `limit`. Two statements rather than one with an optional bound, so
+    /// that each reads an index range that ends where its keys do.
+    async fn live_from(
+        &self,
+        from: &[u8],
+        end: Option<&[u8]>,
+        now: u64,
+        limit: usize,
+    ) -> Result<Vec<(Vec<u8>, Entry)>, StoreError> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let rows = match end {
+            Some(end) => {
+                self.query(
+                    "SELECT schema, revision, expires_at, payload, key FROM dcr_records
+                     WHERE key >= $1 AND key < $2 AND (expires_at IS NULL OR expires_at > $3)
+                     ORDER BY key LIMIT $4",
+                    &[&from, &end, &big(now), &limit],
+                )
+                .await?
+            }
+            None => {
+                self.query(
+                    "SELECT schema, revision, expires_at, payload, key FROM dcr_records
+                     WHERE key >= $1 AND (expires_at IS NULL OR expires_at > $2)
+                     ORDER BY key LIMIT $3",
+                    &[&from, &big(now), &limit],
+                )
+                .await?
+            }
+        };
+        rows.iter()
+            .map(|r| Ok((r.try_get::<_, Vec<u8>>(4).map_err(pg)?, entry_of(r)?)))
+            .collect()
+    }
+}
+
 /// TLS for `sslmode=prefer|require`: the bundled roots, or only `root_cert`'s CAs.
 fn tls_connector(
     root_cert: Option<&Path>,
@@ -492,30 +507,8 @@ impl Store for PostgresStore {
         now: u64,
         limit: usize,
     ) -> Result<Vec<(Vec<u8>, Entry)>, StoreError> {
-        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        let rows = match prefix_end(prefix) {
-            Some(end) => {
-                self.query(
-                    "SELECT schema, revision, expires_at, payload, key FROM dcr_records
-                     WHERE key >= $1 AND key < $2 AND (expires_at IS NULL OR expires_at > $3)
-                     ORDER BY key LIMIT $4",
-                    &[&prefix, &end, &big(now), &limit],
-                )
-                .await?
-            }
-            None => {
-                self.query(
-                    "SELECT schema, revision, expires_at, payload, key FROM dcr_records
-                     WHERE key >= $1 AND (expires_at IS NULL OR expires_at > $2)
-                     ORDER BY key LIMIT $3",
-                    &[&prefix, &big(now), &limit],
-                )
-                .await?
-            }
-        };
-        rows.iter()
-            .map(|r| Ok((r.try_get::<_, Vec<u8>>(4).map_err(pg)?, entry_of(r)?)))
-            .collect()
+        self.live_from(prefix, prefix_end(prefix).as_deref(), now, limit)
+            .await
     }
 
     async fn scan_after(
@@ -524,18 +517,9 @@ impl Store for PostgresStore {
         now: u64,
         limit: usize,
     ) -> Result<Vec<(Vec<u8>, Entry)>, StoreError> {
-        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        let rows = self
-            .query(
-                "SELECT schema, revision, expires_at, payload, key FROM dcr_records
-                 WHERE key > $1 AND (expires_at IS NULL OR expires_at > $2)
-                 ORDER BY key LIMIT $3",
-                &[&after, &big(now), &limit],
-            )
-            .await?;
-        rows.iter()
-            .map(|r| Ok((r.try_get::<_, Vec<u8>>(4).map_err(pg)?, entry_of(r)?)))
-            .collect()
+        // The first key after `after` in byte order is `after` followed by a zero byte.
+        self.live_from(&[after, &[0]].concat(), None, now, limit)
+            .await
     }
 
     async fn sweep_expired(&self, now: u64, limit: usize) -> Result<Sweep, StoreError> {

@@ -132,6 +132,22 @@ fn sweep_batch(
     Ok(sweep)
 }
 
+/// The live records of `records` (in key order), up to `limit`.
+fn live(records: sled::Iter, now: u64, limit: usize) -> Result<Vec<(Vec<u8>, Entry)>, StoreError> {
+    let mut out = Vec::new();
+    for item in records {
+        let (k, v) = item.map_err(backend)?;
+        let entry = decode(&k, &v)?;
+        if entry.is_live(now) {
+            out.push((k.to_vec(), entry));
+            if out.len() >= limit {
+                break;
+            }
+        }
+    }
+    Ok(out)
+}
+
 fn backend(e: sled::Error) -> StoreError {
     StoreError::Backend(e.to_string())
 }
@@ -299,18 +315,7 @@ impl Store for SledStore {
         now: u64,
         limit: usize,
     ) -> Result<Vec<(Vec<u8>, Entry)>, StoreError> {
-        let mut out = Vec::new();
-        for item in self.records.scan_prefix(prefix) {
-            let (k, v) = item.map_err(backend)?;
-            let entry = decode(&k, &v)?;
-            if entry.is_live(now) {
-                out.push((k.to_vec(), entry));
-                if out.len() >= limit {
-                    break;
-                }
-            }
-        }
-        Ok(out)
+        live(self.records.scan_prefix(prefix), now, limit)
     }
 
     async fn scan_after(
@@ -319,21 +324,10 @@ impl Store for SledStore {
         now: u64,
         limit: usize,
     ) -> Result<Vec<(Vec<u8>, Entry)>, StoreError> {
-        let mut out = Vec::new();
         let range = self
             .records
             .range::<&[u8], _>((Bound::Excluded(after), Bound::Unbounded));
-        for item in range {
-            let (k, v) = item.map_err(backend)?;
-            let entry = decode(&k, &v)?;
-            if entry.is_live(now) {
-                out.push((k.to_vec(), entry));
-                if out.len() >= limit {
-                    break;
-                }
-            }
-        }
-        Ok(out)
+        live(range, now, limit)
     }
 
     async fn sweep_expired(&self, now: u64, limit: usize) -> Result<Sweep, StoreError> {

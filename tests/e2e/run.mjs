@@ -188,40 +188,28 @@ ${scopesToml}
 registrations_per_minute = 1000
 `);
 
-  fs.writeFileSync(path.join(tenantsDir, 'gamma.toml'), `display_name = "E2E Gamma"
+  // A tenant of one resource whose app is shim-secret-app at `issuer`.
+  const secretAppTenant = ({ display, issuer, resource, resourceName }) => `display_name = "${display}"
 [upstream]
 kind = "oidc"
-issuer = "${IDP}"
+issuer = "${issuer}"
 [[apps]]
 name = "agents"
 client_id = "shim-secret-app"
 credential = { kind = "client_secret", secret_file = "${secretFile}", method = "post" }
 [[resources]]
-uri = "${MCP_ROOT}"
-name = "E2E files (path-less)"
-default = true
+uri = "${resource}"
+${resourceName ? `name = "${resourceName}"\n` : ''}default = true
 upstream_resource = "${API}"
 ${scopesToml}
 [registration]
 registrations_per_minute = 1000
-`);
+`;
+  fs.writeFileSync(path.join(tenantsDir, 'gamma.toml'),
+    secretAppTenant({ display: 'E2E Gamma', issuer: IDP, resource: MCP_ROOT, resourceName: 'E2E files (path-less)' }));
 
-  fs.writeFileSync(path.join(tenantsDir, 'delta.toml'), `display_name = "E2E Delta (cross-site IdP)"
-[upstream]
-kind = "oidc"
-issuer = "${IDP2}"
-[[apps]]
-name = "agents"
-client_id = "shim-secret-app"
-credential = { kind = "client_secret", secret_file = "${secretFile}", method = "post" }
-[[resources]]
-uri = "http://127.0.0.1:${mcpPort}/mcp-delta"
-default = true
-upstream_resource = "${API}"
-${scopesToml}
-[registration]
-registrations_per_minute = 1000
-`);
+  fs.writeFileSync(path.join(tenantsDir, 'delta.toml'),
+    secretAppTenant({ display: 'E2E Delta (cross-site IdP)', issuer: IDP2, resource: `http://127.0.0.1:${mcpPort}/mcp-delta` }));
 
   // ---------- shim ----------
   const dataDir = path.join(tmp, 'data'); fs.mkdirSync(dataDir);
@@ -253,22 +241,7 @@ registrations_per_minute = 1000
     if (created.code !== 0) throw new Error(`cannot create the HA database: ${created.out}`);
     const dbUrl = new URL(HA_DB); dbUrl.pathname = `/${dbName}`;
     const haTenants = path.join(tmp, 'tenants-ha'); fs.mkdirSync(haTenants);
-    fs.writeFileSync(path.join(haTenants, 'alpha.toml'), `display_name = "E2E HA"
-[upstream]
-kind = "oidc"
-issuer = "${IDP}"
-[[apps]]
-name = "agents"
-client_id = "shim-secret-app"
-credential = { kind = "client_secret", secret_file = "${secretFile}", method = "post" }
-[[resources]]
-uri = "${MCP_HA}"
-default = true
-upstream_resource = "${API}"
-${scopesToml}
-[registration]
-registrations_per_minute = 1000
-`);
+    fs.writeFileSync(path.join(haTenants, 'alpha.toml'), secretAppTenant({ display: 'E2E HA', issuer: IDP, resource: MCP_HA }));
     const serverSecret = w('ha-server-secret', 'c3'.repeat(32));
     for (const name of ['a', 'b']) {
       const port = await freePort();

@@ -252,40 +252,20 @@ async fn the_cli_lists_and_revokes_through_the_admin_api() {
     let (code, attempt) = login(&w.app, &Browser::new(), "contoso", &client, "dee").await;
     let (_, tokens) = redeem(&w.app, "contoso", &client, &code, &attempt).await;
     let url = w.app.admin_base().trim_end_matches("/admin/v1").to_owned();
-    let cli = move |args: &[&str]| {
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_dcr-shim"))
-            .args(args)
-            .args(["--admin-url", &url, "--tenant", "contoso"])
-            .env("DCR_SHIM_ADMIN_TOKEN", ADMIN_TOKEN)
-            .output()
-            .unwrap();
-        (
-            out.status.success(),
-            String::from_utf8_lossy(&out.stdout).into_owned(),
-            String::from_utf8_lossy(&out.stderr).into_owned(),
-        )
+    let cli = |args: &[&str]| {
+        let extra = ["--admin-url", url.as_str(), "--tenant", "contoso"];
+        run_cli(args, &extra, Some(ADMIN_TOKEN))
     };
-    let c = cli.clone();
-    let (ok, table, _) = tokio::task::spawn_blocking(move || c(&["clients", "list"]))
-        .await
-        .unwrap();
+    let (ok, table, _) = cli(&["clients", "list"]).await;
     assert!(
         ok && table.contains("CLIENT_ID") && table.contains("CLI Agent"),
         "{table}"
     );
-    let c = cli.clone();
-    let (ok, json_out, _) =
-        tokio::task::spawn_blocking(move || c(&["grants", "list", "--user", "oid-dee", "--json"]))
-            .await
-            .unwrap();
+    let (ok, json_out, _) = cli(&["grants", "list", "--user", "oid-dee", "--json"]).await;
     assert!(ok);
     let listed: Value = serde_json::from_str(&json_out).unwrap();
     assert_eq!(listed["grants"].as_array().unwrap().len(), 1, "{listed}");
-    let c = cli.clone();
-    let (ok, said, _) =
-        tokio::task::spawn_blocking(move || c(&["grants", "revoke", "--user", "oid-dee"]))
-            .await
-            .unwrap();
+    let (ok, said, _) = cli(&["grants", "revoke", "--user", "oid-dee"]).await;
     assert!(ok && said.contains("1 grant(s) revoked"), "{said}");
     let (status, _) = refresh(
         &w.app,
@@ -295,11 +275,7 @@ async fn the_cli_lists_and_revokes_through_the_admin_api() {
     )
     .await;
     assert_eq!(status, 400, "revoked through the CLI");
-    let c = cli.clone();
-    let (ok, _, err) =
-        tokio::task::spawn_blocking(move || c(&["clients", "delete", "no-such-client"]))
-            .await
-            .unwrap();
+    let (ok, _, err) = cli(&["clients", "delete", "no-such-client"]).await;
     assert!(
         !ok && err.contains("404") && err.contains("no such client"),
         "{err}"
@@ -328,49 +304,31 @@ async fn the_cli_works_offline_on_a_data_directory_no_server_holds() {
         w.app.tenants_dir.clone(),
         w.app.base.clone(),
     );
-    let cli = move |args: &[&str]| {
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_dcr-shim"))
-            .args(args)
-            .arg("--data-dir")
-            .arg(&data)
-            .arg("--tenants")
-            .arg(&tenants)
-            .args(["--public-url", &base, "--tenant", "contoso"])
-            .env_remove("DCR_SHIM_ADMIN_TOKEN")
-            .output()
-            .unwrap();
-        (
-            out.status.success(),
-            String::from_utf8_lossy(&out.stdout).into_owned(),
-            String::from_utf8_lossy(&out.stderr).into_owned(),
-        )
+    let (data, tenants) = (data.display().to_string(), tenants.display().to_string());
+    let cli = |args: &[&str]| {
+        let extra = [
+            "--data-dir",
+            data.as_str(),
+            "--tenants",
+            tenants.as_str(),
+            "--public-url",
+            base.as_str(),
+            "--tenant",
+            "contoso",
+        ];
+        run_cli(args, &extra, None)
     };
-    let c = cli.clone();
-    let (ok, _, err) = tokio::task::spawn_blocking(move || c(&["clients", "list"]))
-        .await
-        .unwrap();
+    let (ok, _, err) = cli(&["clients", "list"]).await;
     assert!(!ok && err.contains("held by a running server"), "{err}");
 
     w.app.pause().await;
-    let c = cli.clone();
-    let (ok, table, err) = tokio::task::spawn_blocking(move || c(&["clients", "list"]))
-        .await
-        .unwrap();
+    let (ok, table, err) = cli(&["clients", "list"]).await;
     assert!(ok && table.contains("Offline Agent"), "{table}{err}");
-    let c = cli.clone();
-    let (ok, listed, _) = tokio::task::spawn_blocking(move || {
-        c(&["grants", "list", "--user", "oid-alice", "--json"])
-    })
-    .await
-    .unwrap();
+    let (ok, listed, _) = cli(&["grants", "list", "--user", "oid-alice", "--json"]).await;
     assert!(ok);
     let listed: Value = serde_json::from_str(&listed).unwrap();
     assert_eq!(listed["grants"].as_array().unwrap().len(), 1, "{listed}");
-    let c = cli.clone();
-    let (ok, said, audit) =
-        tokio::task::spawn_blocking(move || c(&["grants", "revoke", "--user", "oid-alice"]))
-            .await
-            .unwrap();
+    let (ok, said, audit) = cli(&["grants", "revoke", "--user", "oid-alice"]).await;
     assert!(ok && said.contains("1 grant(s) revoked"), "{said}{audit}");
     let event: Value = audit
         .lines()
@@ -386,4 +344,29 @@ async fn the_cli_works_offline_on_a_data_directory_no_server_holds() {
     let (status, body) = refresh(&w.app, "contoso", &client, &refresh_tokens[1]).await;
     assert_eq!(status, 200, "{body}");
     w.stop().await;
+}
+
+/// Runs the binary with `args` and then `extra` on a blocking thread, with the admin token in
+/// the environment or none there: whether it succeeded, its stdout and its stderr.
+fn run_cli(
+    args: &[&str],
+    extra: &[&str],
+    admin_token: Option<&str>,
+) -> impl std::future::Future<Output = (bool, String, String)> + use<> {
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_dcr-shim"));
+    command.args(args).args(extra);
+    match admin_token {
+        Some(token) => command.env("DCR_SHIM_ADMIN_TOKEN", token),
+        None => command.env_remove("DCR_SHIM_ADMIN_TOKEN"),
+    };
+    async move {
+        let out = tokio::task::spawn_blocking(move || command.output().unwrap())
+            .await
+            .unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
 }

@@ -197,14 +197,9 @@ impl TestApp {
             // Replicas share their secret by file; the test's stays beside its data.
             let secret = self.data_dir.join("shared-secret");
             if !secret.exists() {
-                std::fs::write(&secret, "5a".repeat(32)).unwrap();
-                std::fs::set_permissions(
-                    &secret,
-                    std::os::unix::fs::PermissionsExt::from_mode(0o600),
-                )
-                .unwrap();
+                write_private(&secret, &"5a".repeat(32));
             }
-            settings.store = Some(url.clone());
+            settings.store = Some(dcr_shim::config::server::StoreSpec::new(url.clone()));
             settings.secret_file = Some(secret);
         }
         settings
@@ -247,6 +242,12 @@ impl TestApp {
     }
 }
 
+/// Writes a file that only its owner may read, as the shim wants its secrets.
+pub fn write_private(path: &Path, content: &str) {
+    std::fs::write(path, content).unwrap();
+    std::fs::set_permissions(path, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+}
+
 /// Server settings for a test: listen on `listen`, serve `public_url`, 2 workers.
 pub fn test_settings(
     listen: std::net::SocketAddr,
@@ -254,27 +255,16 @@ pub fn test_settings(
     data: &Path,
     tenants: &Path,
 ) -> Settings {
-    Settings {
+    let mut settings = Settings::new(
         listen,
-        public_url: parse_public_url(public_url).unwrap(),
-        data_dir: data.to_owned(),
-        tenants_dir: tenants.to_owned(),
-        secret_file: None,
-        previous_secret_file: None,
-        workers: Some(2),
-        // The test IdPs are local: a short timeout keeps the fault tests quick.
-        upstream_timeout: std::time::Duration::from_secs(2),
-        dev_idp_any_interface: false,
-        new_secret: false,
-        shutdown_timeout: None,
-        trusted_proxies: Vec::new(),
-        forwarded_header: Default::default(),
-        admin_listen: None,
-        admin_token_file: None,
-        watch_tenants: false,
-        store: None,
-        store_password_file: None,
-    }
+        parse_public_url(public_url).unwrap(),
+        data.to_owned(),
+        tenants.to_owned(),
+    );
+    settings.workers = Some(2);
+    // The test IdPs are local: a short timeout keeps the fault tests quick.
+    settings.upstream_timeout = std::time::Duration::from_secs(2);
+    settings
 }
 
 /// The store the integration tests run on: a new PostgreSQL database when
@@ -308,12 +298,7 @@ pub async fn spawn_app_with_tenants(write: impl FnOnce(&Path)) -> TestApp {
     let secrets = tempfile::tempdir().unwrap();
     write(tenants.path());
     let admin_token_file = secrets.path().join("admin-tokens");
-    std::fs::write(&admin_token_file, format!("tester {ADMIN_TOKEN}\n")).unwrap();
-    std::fs::set_permissions(
-        &admin_token_file,
-        std::os::unix::fs::PermissionsExt::from_mode(0o600),
-    )
-    .unwrap();
+    write_private(&admin_token_file, &format!("tester {ADMIN_TOKEN}\n"));
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
     let mut app = TestApp {

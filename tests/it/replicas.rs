@@ -21,8 +21,7 @@ async fn a_login_on_one_replica_refreshes_on_the_other() {
     let tenants = tempfile::tempdir().unwrap();
     write_tenants(tenants.path(), None);
     let secret = data.path().join("secret");
-    std::fs::write(&secret, "ab".repeat(32)).unwrap();
-    std::fs::set_permissions(&secret, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    crate::helpers::write_private(&secret, &"ab".repeat(32));
     let port = crate::binary::free_port();
     let public = format!("http://127.0.0.1:{port}");
     let args = ["--store", &url, "--secret-file", secret.to_str().unwrap()];
@@ -152,8 +151,7 @@ async fn the_database_going_away_and_coming_back() {
     let tenants = tempfile::tempdir().unwrap();
     write_tenants(tenants.path(), None);
     let secret = data.path().join("secret");
-    std::fs::write(&secret, "cd".repeat(32)).unwrap();
-    std::fs::set_permissions(&secret, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    crate::helpers::write_private(&secret, &"cd".repeat(32));
     let shim = crate::binary::start_binary_with_args(
         data.path(),
         tenants.path(),
@@ -227,8 +225,7 @@ async fn parallel_refreshes_on_two_replicas_reach_the_idp_once() {
     )
     .unwrap();
     let secret = dir.path().join("server-secret");
-    std::fs::write(&secret, "ef".repeat(32)).unwrap();
-    std::fs::set_permissions(&secret, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    crate::helpers::write_private(&secret, &"ef".repeat(32));
     let data = dir.path().join("data");
     let port = crate::binary::free_port();
     let args = ["--store", &url, "--secret-file", secret.to_str().unwrap()];

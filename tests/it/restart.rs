@@ -201,8 +201,7 @@ async fn a_refresh_token_the_new_secret_cannot_open_is_invalid_grant_with_a_reas
     let handed = crate::binary::dev_login(&shim.base, "alpha", false).await;
     shim.kill();
     let secret = data.path().join("server-secret");
-    std::fs::write(&secret, "cd".repeat(32)).unwrap();
-    std::fs::set_permissions(&secret, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    crate::helpers::write_private(&secret, &"cd".repeat(32));
     let shim = crate::binary::start_binary_on(port, data.path(), tenants.path(), &[]);
     let refused =
         crate::binary::refresh_at(&shim.base, "alpha", &handed, &handed.refresh_token).await;

@@ -540,25 +540,17 @@ impl Drop for FamilyLeaseGuard {
     }
 }
 
-/// Removes the family's lease if `holder` still holds it. (Between the read and the removal
-/// the lease would have to run out and be taken by another server: two minutes after it was
-/// taken, while its holder is still releasing it.)
+/// Removes the family's lease if `holder` still holds it, in one conditional delete.
 async fn remove_lease(
     records: &crate::store::Records,
     tenant: &crate::domain::TenantId,
     family: &FamilyId,
     holder: &str,
 ) {
-    let released = async {
-        let held = records
-            .get::<FamilyLease>(tenant, family, wall_clock())
-            .await?
-            .is_some_and(|l| l.value.holder == holder);
-        if held {
-            records.remove::<FamilyLease>(tenant, family).await?;
-        }
-        Ok::<_, crate::store::StoreError>(())
+    let lease = FamilyLease {
+        holder: holder.to_owned(),
     };
+    let released = records.remove_if(tenant, family, &lease);
     if let Err(e) = released.await {
         // It expires by itself; meanwhile the family's next refresh waits for it.
         tracing::warn!(tenant = %tenant, error = %e, "refresh lease not released");

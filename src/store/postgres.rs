@@ -497,6 +497,21 @@ impl Store for PostgresStore {
         Ok(removed > 0)
     }
 
+    async fn remove_if(
+        &self,
+        key: &[u8],
+        payload: &[u8],
+        _durability: Durability,
+    ) -> Result<bool, StoreError> {
+        let removed = self
+            .execute(
+                "DELETE FROM dcr_records WHERE key = $1 AND payload = $2",
+                &[&key, &payload],
+            )
+            .await?;
+        Ok(removed > 0)
+    }
+
     async fn flush(&self) -> Result<(), StoreError> {
         Ok(())
     }

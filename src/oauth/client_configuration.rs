@@ -7,7 +7,7 @@ use serde_json::Value;
 
 use super::client_metadata::{MetadataOrigin, validate_client_metadata};
 use super::error::{ErrorCode, OAuthError};
-use super::grants::GrantFilter;
+use super::grants::{AdminError, GrantFilter};
 use super::mapping::{ClientFacts, choose_apps};
 use super::registration::client_information;
 use super::server::AuthServer;
@@ -147,7 +147,14 @@ impl AuthServer {
         self.records.remove::<ClientRecord>(&tenant.id, &id).await?;
         self.revoke_grants(tenant, &GrantFilter::Client(id.clone()), now)
             .await
-            .map_err(|_| OAuthError::server_error())?;
+            .map_err(|e| match e {
+                // Logged there, and an unreachable store stays a 503.
+                AdminError::Store(e) => OAuthError::from(e),
+                other => {
+                    tracing::error!(tenant = %tenant.id, client_id = %id, error = %other, "the deleted client's grants were not revoked");
+                    OAuthError::server_error()
+                }
+            })?;
         tracing::info!(target: "audit", event = "client_deleted", tenant = %tenant.id, client_id = %id, by = "client");
         Ok(())
     }

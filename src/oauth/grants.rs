@@ -103,9 +103,7 @@ impl AuthServer {
         {
             return Err(AdminError::UnknownGrant);
         }
-        self.revoke_family(tenant, &family_id, "admin", now)
-            .await
-            .map_err(|_| AdminError::Store(StoreError::Backend("revocation failed".into())))
+        Ok(self.revoke_family(tenant, &family_id, "admin", now).await?)
     }
 
     /// Revokes every live grant that matches `filter`; returns how many were revoked.

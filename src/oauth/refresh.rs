@@ -397,7 +397,7 @@ impl AuthServer {
         family_id: &FamilyId,
         cause: &'static str,
         now: u64,
-    ) -> Result<(), OAuthError> {
+    ) -> Result<(), crate::store::StoreError> {
         loop {
             let Some(f) = self
                 .records

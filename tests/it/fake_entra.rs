@@ -17,6 +17,7 @@
 
 use std::collections::HashMap;
 use std::net::TcpListener;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
@@ -95,6 +96,17 @@ pub struct FakeEntra {
     pub authority: String,
     pub state: Arc<Mutex<FakeState>>,
     handle: actix_web::dev::ServerHandle,
+    /// Apps alive in the server's workers (see `WorkerGuard`).
+    live_workers: Arc<AtomicUsize>,
+}
+
+/// Held in each worker's app: counts the apps alive, so `stop` can wait for them to be dropped.
+struct WorkerGuard(Arc<AtomicUsize>);
+
+impl Drop for WorkerGuard {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 impl FakeEntra {
@@ -123,8 +135,18 @@ impl FakeEntra {
         ))
     }
 
+    /// Stops the server and returns once its worker is gone, so that no connection the shim
+    /// keeps alive is answered afterwards: a forced stop only signals the worker.
     pub async fn stop(&self) {
         self.handle.stop(false).await;
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while self.live_workers.load(Ordering::SeqCst) > 0 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the fake IdP did not stop"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
     }
 }
 
@@ -680,8 +702,12 @@ pub async fn start(fed_assertion_file: std::path::PathBuf) -> FakeEntra {
         public_key,
         signing_key,
     });
+    let live_workers = Arc::new(AtomicUsize::new(0));
+    let live = live_workers.clone();
     let server = HttpServer::new(move || {
+        live.fetch_add(1, Ordering::SeqCst);
         App::new()
+            .app_data(web::Data::new(WorkerGuard(live.clone())))
             .app_data(ctx.clone())
             .route(
                 "/{dir}/v2.0/.well-known/openid-configuration",
@@ -702,5 +728,6 @@ pub async fn start(fed_assertion_file: std::path::PathBuf) -> FakeEntra {
         authority,
         state,
         handle,
+        live_workers,
     }
 }

@@ -90,6 +90,9 @@ impl AuthServer {
         // default, and a few store calls bounded at 15 s each), so that a lease outlives the
         // work it guards, but not forever when its server dies.
         const LEASE_SECONDS: u64 = 120;
+        // A lease only saves the IdP a second call (the rotation's compare-and-swap is what
+        // makes a token rotate once), so it need not wait for the disk: deferred.
+        let leases = self.records.deferred();
         let holder = Handle::generate().expose().to_owned();
         let started = std::time::Instant::now();
         loop {
@@ -97,8 +100,7 @@ impl AuthServer {
             let lease = FamilyLease {
                 holder: holder.clone(),
             };
-            if self
-                .records
+            if leases
                 .insert_new(
                     &tenant.id,
                     family_id,
@@ -109,7 +111,7 @@ impl AuthServer {
                 .await?
             {
                 return Ok(Some(FamilyLeaseGuard {
-                    records: self.records.clone(),
+                    records: leases,
                     tenant: tenant.id.clone(),
                     family: family_id.clone(),
                     holder,

@@ -241,10 +241,16 @@ impl ClientRegistry {
     pub async fn touch(
         &self,
         tenant: &Tenant,
-        client_id: &ClientId,
+        client: &ClientRecord,
         now: u64,
     ) -> Result<(), OAuthError> {
         let lifetime = tenant.config.registration.unused_client_lifetime.as_secs();
+        let interval = (lifetime / 10).min(24 * 3600);
+        // The record as the request read it says whether a write is due, without a second read.
+        if now.saturating_sub(client.last_used_at) < interval {
+            return Ok(());
+        }
+        let client_id = &client.client_id;
         let Some(mut current) = self
             .records
             .get::<ClientRecord>(&tenant.id, client_id, now)
@@ -252,7 +258,6 @@ impl ClientRegistry {
         else {
             return Ok(());
         };
-        let interval = (lifetime / 10).min(24 * 3600);
         if now.saturating_sub(current.value.last_used_at) < interval {
             return Ok(());
         }

@@ -59,7 +59,7 @@ impl AuthServer {
             TokenRequest::RefreshToken(r) => self.refresh(tenant, &client, r, now).await?,
         };
         if client.cimd_host().is_none() {
-            self.registry.touch(tenant, &client.client_id, now).await?;
+            self.registry.touch(tenant, &client, now).await?;
         }
         Ok(response)
     }

@@ -1,7 +1,13 @@
 //! The PostgreSQL backend of `Store`, for several replicas sharing one database. One table of
-//! records keyed like sled's; every statement commits on its own (PostgreSQL's default
-//! `synchronous_commit = on`), so a write is durable when it returns and `flush` has nothing
-//! left to do. Atomicity comes from single statements: `INSERT … ON CONFLICT … WHERE` for
+//! records keyed like sled's; every statement commits on its own. A durable write commits with
+//! `synchronous_commit = on` (it returns once its WAL is flushed). A deferred write (a request
+//! that writes several records and flushes once before it answers) commits on a connection
+//! with `synchronous_commit = off`: visible to every replica at once, on disk with the next
+//! WAL flush. `flush` then commits a transaction that writes WAL (a transactional logical
+//! message, which leaves no row behind) with `synchronous_commit = on`; PostgreSQL flushes WAL
+//! in order, so that covers every commit before it, this replica's and any other's. A crash of
+//! the database may lose a suffix of the deferred commits that no flush covered yet, never part
+//! of one. Atomicity comes from single statements: `INSERT … ON CONFLICT … WHERE` for
 //! insert-if-absent-or-expired, `UPDATE … WHERE revision = …` for compare-and-swap and
 //! `DELETE … RETURNING` for take-once, each of which PostgreSQL serializes per row.
 //!
@@ -34,8 +40,16 @@ const MIGRATIONS: &[(i32, &str)] = &[(
 /// The advisory lock taken while migrating (any fixed number no other application uses).
 const MIGRATION_LOCK: i64 = 0x6463_725f_7368_696d; // "dcr_shim"
 
-/// Connections per replica.
+/// Connections per replica for reads and durable writes.
 const POOL_SIZE: usize = 16;
+
+/// Connections per replica for deferred writes (`synchronous_commit = off`).
+const DEFERRED_POOL_SIZE: usize = 8;
+
+/// What `flush` runs: a transactional logical message writes a WAL record and needs a
+/// transaction id, so its commit waits for the WAL flush; it is allowed to every role and at
+/// every `wal_level`, and changes no table.
+const FLUSH_SQL: &str = "SELECT pg_logical_emit_message(true, 'dcr-shim', '')";
 
 /// How long a request waits for a connection, or for one to be made: a database that does
 /// not answer makes requests fail quickly instead of piling up.
@@ -139,6 +153,9 @@ impl PostgresLocation {
 
 pub struct PostgresStore {
     pool: Pool,
+    /// Connections for deferred writes; `None` when `flush` cannot be run (then every write is
+    /// durable on return).
+    deferred: Option<Pool>,
 }
 
 fn backend(e: impl std::fmt::Display) -> StoreError {
@@ -221,27 +238,33 @@ impl PostgresStore {
     /// Connects, and applies the migrations this version has and the database lacks.
     pub async fn open(location: &PostgresLocation) -> Result<Self, StoreError> {
         let tls = tls_connector(location.root_cert.as_deref())?;
-        let manager = Manager::from_config(
-            location.config.clone(),
-            tls,
-            ManagerConfig {
-                recycling_method: RecyclingMethod::Fast,
-            },
-        );
-        let pool = Pool::builder(manager)
-            .max_size(POOL_SIZE)
-            .runtime(Runtime::Tokio1)
-            .wait_timeout(Some(CONNECT_TIMEOUT))
-            .create_timeout(Some(CONNECT_TIMEOUT))
-            .build()
-            .map_err(backend)?;
-        let store = Self { pool };
+        let pool = connection_pool(location.config.clone(), tls.clone(), POOL_SIZE)?;
+        let mut asynchronous = location.config.clone();
+        asynchronous.options("-c synchronous_commit=off");
+        let deferred = connection_pool(asynchronous, tls, DEFERRED_POOL_SIZE)?;
+        let mut store = Self {
+            pool,
+            deferred: None,
+        };
         store.migrate().await?;
+        match store.execute(FLUSH_SQL, &[]).await {
+            Ok(_) => store.deferred = Some(deferred),
+            Err(e) => tracing::warn!(error = %e,
+                "the store cannot flush PostgreSQL's WAL on demand, so every write waits for its own commit to reach the disk (slower logins); let the database role run pg_logical_emit_message"),
+        }
         Ok(store)
     }
 
     async fn client(&self) -> Result<deadpool_postgres::Client, StoreError> {
         self.pool.get().await.map_err(pool_error)
+    }
+
+    /// The pool for a write of this durability.
+    fn pool_for(&self, durability: Durability) -> &Pool {
+        match (&self.deferred, durability) {
+            (Some(deferred), Durability::Deferred) => deferred,
+            _ => &self.pool,
+        }
     }
 
     async fn migrate(&self) -> Result<(), StoreError> {
@@ -292,8 +315,18 @@ impl PostgresStore {
         sql: &str,
         params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
     ) -> Result<u64, StoreError> {
+        self.write(Durability::OnReturn, sql, params).await
+    }
+
+    /// A statement that writes, committed as `durability` says.
+    async fn write(
+        &self,
+        durability: Durability,
+        sql: &str,
+        params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+    ) -> Result<u64, StoreError> {
         bounded(async {
-            let client = self.client().await?;
+            let client = self.pool_for(durability).get().await.map_err(pool_error)?;
             let statement = client.prepare_cached(sql).await.map_err(pg)?;
             client.execute(&statement, params).await.map_err(pg)
         })
@@ -305,13 +338,45 @@ impl PostgresStore {
         sql: &str,
         params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
     ) -> Result<Vec<tokio_postgres::Row>, StoreError> {
+        self.query_as(Durability::OnReturn, sql, params).await
+    }
+
+    /// A query (that may write, as `DELETE … RETURNING` does), committed as `durability` says.
+    async fn query_as(
+        &self,
+        durability: Durability,
+        sql: &str,
+        params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+    ) -> Result<Vec<tokio_postgres::Row>, StoreError> {
         bounded(async {
-            let client = self.client().await?;
+            let client = self.pool_for(durability).get().await.map_err(pool_error)?;
             let statement = client.prepare_cached(sql).await.map_err(pg)?;
             client.query(&statement, params).await.map_err(pg)
         })
         .await
     }
+}
+
+/// A pool of at most `size` connections made with `config`.
+fn connection_pool(
+    config: tokio_postgres::Config,
+    tls: tokio_postgres_rustls::MakeRustlsConnect,
+    size: usize,
+) -> Result<Pool, StoreError> {
+    let manager = Manager::from_config(
+        config,
+        tls,
+        ManagerConfig {
+            recycling_method: RecyclingMethod::Fast,
+        },
+    );
+    Pool::builder(manager)
+        .max_size(size)
+        .runtime(Runtime::Tokio1)
+        .wait_timeout(Some(CONNECT_TIMEOUT))
+        .create_timeout(Some(CONNECT_TIMEOUT))
+        .build()
+        .map_err(backend)
 }
 
 /// `work`, or `Unavailable` if it takes longer than `STATEMENT_TIMEOUT` (with the connection
@@ -410,11 +475,12 @@ impl Store for PostgresStore {
         key: &[u8],
         entry: Entry,
         now: u64,
-        _durability: Durability,
+        durability: Durability,
     ) -> Result<bool, StoreError> {
         // Written when the key is free or holds an expired record.
         let written = self
-            .execute(
+            .write(
+                durability,
                 "INSERT INTO dcr_records (key, schema, revision, expires_at, payload)
                  VALUES ($1, $2, $3, $4, $5)
                  ON CONFLICT (key) DO UPDATE SET schema = EXCLUDED.schema,
@@ -439,10 +505,11 @@ impl Store for PostgresStore {
         key: &[u8],
         expected_revision: u64,
         entry: Entry,
-        _durability: Durability,
+        durability: Durability,
     ) -> Result<bool, StoreError> {
         let written = self
-            .execute(
+            .write(
+                durability,
                 "UPDATE dcr_records SET schema = $3, revision = $4, expires_at = $5, payload = $6
                  WHERE key = $1 AND revision = $2",
                 &[
@@ -473,10 +540,11 @@ impl Store for PostgresStore {
         &self,
         key: &[u8],
         now: u64,
-        _durability: Durability,
+        durability: Durability,
     ) -> Result<Option<Entry>, StoreError> {
         let rows = self
-            .query(
+            .query_as(
+                durability,
                 "DELETE FROM dcr_records WHERE key = $1
                  RETURNING schema, revision, expires_at, payload",
                 &[&key],
@@ -490,9 +558,13 @@ impl Store for PostgresStore {
             .filter(|e| e.is_live(now)))
     }
 
-    async fn remove(&self, key: &[u8], _durability: Durability) -> Result<bool, StoreError> {
+    async fn remove(&self, key: &[u8], durability: Durability) -> Result<bool, StoreError> {
         let removed = self
-            .execute("DELETE FROM dcr_records WHERE key = $1", &[&key])
+            .write(
+                durability,
+                "DELETE FROM dcr_records WHERE key = $1",
+                &[&key],
+            )
             .await?;
         Ok(removed > 0)
     }
@@ -501,10 +573,11 @@ impl Store for PostgresStore {
         &self,
         key: &[u8],
         payload: &[u8],
-        _durability: Durability,
+        durability: Durability,
     ) -> Result<bool, StoreError> {
         let removed = self
-            .execute(
+            .write(
+                durability,
                 "DELETE FROM dcr_records WHERE key = $1 AND payload = $2",
                 &[&key, &payload],
             )
@@ -513,6 +586,12 @@ impl Store for PostgresStore {
     }
 
     async fn flush(&self) -> Result<(), StoreError> {
+        // Always run, even with no deferred write of this replica's since the last flush: a
+        // caller may be about to answer with what another replica wrote deferred (a refresh's
+        // grace retry), and that must be on disk first.
+        if self.deferred.is_some() {
+            self.execute(FLUSH_SQL, &[]).await?;
+        }
         Ok(())
     }
 

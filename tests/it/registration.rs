@@ -446,12 +446,9 @@ async fn unused_clients_expire_and_used_clients_stay() {
         .to_owned();
     let now = dcr_shim::app::unix_now();
     let registry = &app.state().registry();
+    let used_record = registry.find(&tenant, &used, now).await.unwrap().unwrap();
     registry
-        .touch(
-            &tenant,
-            &dcr_shim::domain::ClientId::new(used.as_str()),
-            now + lifetime / 2,
-        )
+        .touch(&tenant, &used_record, now + lifetime / 2)
         .await
         .unwrap();
     let swept = app

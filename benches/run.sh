@@ -6,17 +6,28 @@
 #                                 # (run by .ci/run so the benchmarks keep working)
 #
 # Parts: benches/compare (a complete login and wrk throughput through dcr-shim, through FastMCP's
-# OIDCProxy and directly at oidc-provider, side by side), benches/scale.rs (1 M clients) and
-# benches/registration.rs (CIMD resolution). Stop other work on the machine first: everything
-# shares its cores.
+# OIDCProxy and directly at oidc-provider, side by side; dcr-shim also on PostgreSQL with one and
+# two replicas), benches/scale.rs (1 M clients, on sled and on PostgreSQL) and
+# benches/registration.rs (CIMD resolution). PostgreSQL: the server DCR_SHIM_TEST_POSTGRES names,
+# else a throwaway one (tests/postgres/start.sh). Stop other work on the machine first:
+# everything shares its cores.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
 
+own_pg=""
+stop_pg() { if [[ -n "$own_pg" ]]; then bash tests/postgres/stop.sh || true; fi; }
+if [[ -z "${DCR_SHIM_TEST_POSTGRES:-}" ]]; then
+  eval "$(bash tests/postgres/start.sh)"
+  own_pg=1
+fi
+
 if [[ "${1:-}" == "--smoke" ]]; then
+  trap stop_pg EXIT
   cargo build --locked --bin dcr-shim
   cargo bench --locked --profile dev --bench registration -- --smoke
   cargo bench --locked --profile dev --bench scale -- --smoke
+  cargo bench --locked --profile dev --bench scale -- --smoke --postgres "$DCR_SHIM_TEST_POSTGRES"
   DCR_SHIM_BIN="$root/target/debug/dcr-shim" HELLO_BIN=/nonexistent bash benches/compare/run.sh --smoke >/dev/null
   echo "benchmark smoke run: ok"
   exit 0
@@ -24,10 +35,11 @@ fi
 
 cargo build --locked --release --bin dcr-shim --example hello
 out="$(mktemp -d)"
-trap 'rm -rf "$out"' EXIT
+trap 'rm -rf "$out"; stop_pg' EXIT
 started=$(date +%s)
 bash benches/compare/run.sh >"$out/compare.md"
 cargo bench --locked --bench scale >"$out/scale.md" 2>"$out/scale.log"
+cargo bench --locked --bench scale -- --postgres "$DCR_SHIM_TEST_POSTGRES" >"$out/scale-pg.md" 2>"$out/scale-pg.log"
 cargo bench --locked --bench registration >"$out/registration.md" 2>"$out/registration.log"
 minutes=$(( ($(date +%s) - started + 59) / 60 ))
 
@@ -49,6 +61,13 @@ minutes=$(( ($(date +%s) - started + 59) / 60 ))
   echo "memory are those of the real \`dcr-shim\` binary serving that data directory."
   echo
   cat "$out/scale.md"
+  echo
+  echo "### The same on PostgreSQL (\`cargo bench --bench scale -- --postgres URL\`)"
+  echo
+  echo "One replica on a local PostgreSQL 15 with its defaults (\`fsync\` and \`synchronous_commit\`"
+  echo "on), in a database made for the run; the server's memory and start-up do not count PostgreSQL's."
+  echo
+  cat "$out/scale-pg.md"
   echo
   echo "## 3. Client metadata documents and in-process registration (\`cargo bench --bench registration\`)"
   echo

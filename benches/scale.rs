@@ -5,10 +5,13 @@
 //!   cargo bench --bench scale                       # N = 1,000,000
 //!   cargo bench --bench scale -- --clients 200000
 //!   cargo bench --bench scale -- --smoke            # N = 2,000, 1,000 expiring
+//!   cargo bench --bench scale -- --postgres postgres://user@host:port/db
+//!                                 # the same on PostgreSQL, in a new database made there (and
+//!                                 # dropped at the end); the role must be allowed to create one
 //!
 //! Clients are written in process through the store's typed layer (the same durable insert the
 //! registration endpoint uses) by 64 concurrent tasks; latencies, start-up and resident memory
-//! are measured on the real `dcr-shim` binary serving that data directory.
+//! are measured on the real `dcr-shim` binary serving that data directory (or database).
 
 use std::net::TcpListener;
 use std::sync::Arc;
@@ -16,9 +19,9 @@ use std::time::{Duration, Instant};
 
 use dcr_shim::app::{Running, start_on, unix_now};
 use dcr_shim::config::Settings;
-use dcr_shim::config::server::parse_public_url;
+use dcr_shim::config::server::{StoreSpec, parse_public_url};
 use dcr_shim::domain::ClientRecord;
-use dcr_shim::store::{SledStore, Store};
+use dcr_shim::store::{SledStore, Store, open_spec};
 use serde_json::json;
 
 const TENANTS: usize = 10;
@@ -58,7 +61,58 @@ fn ms(d: Duration) -> String {
     format!("{:.3} ms", d.as_secs_f64() * 1000.0)
 }
 
-async fn start(data: &std::path::Path, tenants: &std::path::Path, port: u16) -> Running {
+/// Where the clients are kept: sled in the data directory, or a PostgreSQL database (with the
+/// server secret replicas share).
+struct Backend {
+    postgres: Option<(String, std::path::PathBuf)>,
+}
+
+impl Backend {
+    /// `serve`'s options for this backend.
+    fn args(&self) -> Vec<std::ffi::OsString> {
+        match &self.postgres {
+            None => Vec::new(),
+            Some((url, secret)) => vec![
+                "--store".into(),
+                url.into(),
+                "--secret-file".into(),
+                secret.into(),
+            ],
+        }
+    }
+
+    /// Bytes the clients take: the data directory, or the database.
+    fn size(&self, data: &std::path::Path) -> u64 {
+        match &self.postgres {
+            None => dir_size(data),
+            Some((url, _)) => psql(url, "SELECT pg_database_size(current_database())")
+                .trim()
+                .parse()
+                .unwrap(),
+        }
+    }
+}
+
+/// Runs one statement with `psql` and returns what it printed.
+fn psql(url: &str, sql: &str) -> String {
+    let out = std::process::Command::new("psql")
+        .args([url, "-qAtc", sql])
+        .output()
+        .expect("psql");
+    assert!(
+        out.status.success(),
+        "psql: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+async fn start(
+    data: &std::path::Path,
+    tenants: &std::path::Path,
+    port: u16,
+    backend: &Backend,
+) -> Running {
     let listener = TcpListener::bind(("127.0.0.1", port)).unwrap();
     let addr = listener.local_addr().unwrap();
     let mut settings = Settings::new(
@@ -68,6 +122,10 @@ async fn start(data: &std::path::Path, tenants: &std::path::Path, port: u16) -> 
         tenants.to_owned(),
     );
     settings.workers = Some(2);
+    if let Some((url, secret)) = &backend.postgres {
+        settings.store = Some(StoreSpec::new(url.clone()));
+        settings.secret_file = Some(secret.clone());
+    }
     start_on(settings, listener).await.unwrap()
 }
 
@@ -75,14 +133,21 @@ async fn start(data: &std::path::Path, tenants: &std::path::Path, port: u16) -> 
 type Written = (usize, String);
 
 /// Writes `count` clients spread over the tenants, 64 writers at a time, with the ids
-/// registration gives. Returns every `keep_every`-th of them, for lookups.
+/// registration gives. Returns every `keep_every`-th of them, for lookups. On PostgreSQL the
+/// writes are deferred (each its own commit, none waiting for the disk) and flushed once at
+/// the end: the same rows, written in a fraction of the time 1 M durable commits take.
 async fn populate(
     running: &Running,
+    backend: &Backend,
     from: usize,
     count: usize,
     expires_in: u64,
     keep_every: usize,
 ) -> Vec<Written> {
+    let records = match backend.postgres {
+        None => running.state.records().clone(),
+        Some(_) => running.state.records().deferred(),
+    };
     let template: ClientRecord = {
         let tenant = running.state.tenant("t0").unwrap();
         let body = json!({"client_name": "scale", "redirect_uris": ["http://127.0.0.1/cb"], "token_endpoint_auth_method": "none"});
@@ -101,7 +166,7 @@ async fn populate(
     let tasks: Vec<_> = (0..64)
         .map(|_| {
             let (records, template, next, kept) = (
-                running.state.records().clone(),
+                records.clone(),
                 template.clone(),
                 next.clone(),
                 kept.clone(),
@@ -143,6 +208,7 @@ async fn populate(
     for t in tasks {
         t.await.unwrap();
     }
+    records.flush().await.unwrap();
     std::mem::take(&mut *kept.lock().unwrap())
 }
 
@@ -204,7 +270,12 @@ struct Server {
 }
 
 impl Server {
-    async fn spawn(data: &std::path::Path, tenants: &std::path::Path, port: u16) -> Server {
+    async fn spawn(
+        data: &std::path::Path,
+        tenants: &std::path::Path,
+        port: u16,
+        backend: &Backend,
+    ) -> Server {
         let started = Instant::now();
         let child = std::process::Command::new(env!("CARGO_BIN_EXE_dcr-shim"))
             .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
@@ -214,6 +285,7 @@ impl Server {
             .arg("--tenants")
             .arg(tenants)
             .args(["--workers", "2"])
+            .args(backend.args())
             .env("RUST_LOG", "warn")
             .stdout(std::process::Stdio::null())
             .spawn()
@@ -264,6 +336,24 @@ async fn main() {
     let samples = if smoke { 50 } else { 3_000 };
     let data = tempfile::tempdir().unwrap();
     let tenants = tempfile::tempdir().unwrap();
+    let server_url = args
+        .iter()
+        .position(|a| a == "--postgres")
+        .and_then(|i| args.get(i + 1))
+        .cloned();
+    let backend = Backend {
+        postgres: server_url.as_ref().map(|server| {
+            let db = format!("scale_{}", std::process::id());
+            psql(server, &format!("CREATE DATABASE {db}"));
+            let mut url = url::Url::parse(server).unwrap();
+            url.set_path(&format!("/{db}"));
+            let secret = data.path().join("server-secret");
+            std::fs::write(&secret, "a".repeat(64)).unwrap();
+            std::fs::set_permissions(&secret, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+                .unwrap();
+            (url.to_string(), secret)
+        }),
+    };
     for t in 0..TENANTS {
         std::fs::write(
             tenants.path().join(format!("t{t}.toml")),
@@ -281,37 +371,50 @@ async fn main() {
 
     // Clients are written in process (fast, through the same durable insert registration
     // uses); everything measured over HTTP is measured on the real binary.
-    let running = start(data.path(), tenants.path(), port).await;
-    let mut existing = populate(&running, 0, 1_000, year, 1).await;
+    let running = start(data.path(), tenants.path(), port, &backend).await;
+    let mut existing = populate(&running, &backend, 0, 1_000, year, 1).await;
     running.stop().await;
-    let server = Server::spawn(data.path(), tenants.path(), port).await;
+    let server = Server::spawn(data.path(), tenants.path(), port, &backend).await;
     let small = latencies(&base, &existing, samples).await;
     server.stop();
 
-    let running = start(data.path(), tenants.path(), port).await;
+    let running = start(data.path(), tenants.path(), port, &backend).await;
     let t = Instant::now();
-    existing.extend(populate(&running, 1_000, n - 1_000, year, (n / 1_000).max(1)).await);
+    existing.extend(
+        populate(
+            &running,
+            &backend,
+            1_000,
+            n - 1_000,
+            year,
+            (n / 1_000).max(1),
+        )
+        .await,
+    );
     let fill = t.elapsed();
     running.stop().await;
-    let size = dir_size(data.path());
+    let size = backend.size(data.path());
 
-    let server = Server::spawn(data.path(), tenants.path(), port).await;
+    let server = Server::spawn(data.path(), tenants.path(), port, &backend).await;
     let startup = server.started_in;
     let rss_started = server.rss_mib();
     let large = latencies(&base, &existing, samples).await;
     let rss_serving = server.rss_mib();
     server.stop();
-    let server = Server::spawn(data.path(), tenants.path(), port).await;
+    let server = Server::spawn(data.path(), tenants.path(), port, &backend).await;
     let startup_again = server.started_in;
     server.stop();
 
     // Expiry: clients that expire in one second, then one full pass of the sweeper over the
     // store opened on its own (the server's own sweeper would share the pass).
-    let running = start(data.path(), tenants.path(), port).await;
-    populate(&running, n, expiring, 1, usize::MAX).await;
+    let running = start(data.path(), tenants.path(), port, &backend).await;
+    populate(&running, &backend, n, expiring, 1, usize::MAX).await;
     running.stop().await;
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let store = SledStore::open(&data.path().join("store")).await.unwrap();
+    let store: Arc<dyn Store> = match &backend.postgres {
+        None => Arc::new(SledStore::open(&data.path().join("store")).await.unwrap()),
+        Some((url, _)) => open_spec(url, None).await.unwrap(),
+    };
     let t = Instant::now();
     let (mut swept, mut examined) = (0, 0);
     loop {
@@ -324,9 +427,24 @@ async fn main() {
     }
     let sweep = t.elapsed();
     drop(store);
+    if let (Some(server), Some((url, _))) = (&server_url, &backend.postgres) {
+        let db = url::Url::parse(url)
+            .unwrap()
+            .path()
+            .trim_start_matches('/')
+            .to_owned();
+        psql(server, &format!("DROP DATABASE {db} WITH (FORCE)"));
+    }
+    let (place, written_by) = match &backend.postgres {
+        None => ("data directory", "durable writers"),
+        Some(_) => (
+            "database (pg_database_size)",
+            "writers (deferred commits, one flush)",
+        ),
+    };
 
     println!(
-        "{n} clients across {TENANTS} tenants; written by 64 durable writers in {:.1} s ({:.0}/s)\n",
+        "{n} clients across {TENANTS} tenants; written by 64 {written_by} in {:.1} s ({:.0}/s)\n",
         fill.as_secs_f64(),
         (n - 1_000) as f64 / fill.as_secs_f64()
     );
@@ -344,18 +462,23 @@ async fn main() {
     println!();
     println!("| measurement (the dcr-shim process) | value |");
     println!("|---|---|");
-    println!(
-        "| data directory | {:.0} MiB |",
-        size as f64 / 1024.0 / 1024.0
-    );
-    println!(
-        "| start-up with {n} clients after a graceful stop (exec to /healthz answering) | {} |",
-        ms(startup_again)
-    );
-    println!(
-        "| start-up with {n} clients written since the last start, without a graceful stop (log replay, as after a crash) | {} |",
-        ms(startup)
-    );
+    println!("| {place} | {:.0} MiB |", size as f64 / 1024.0 / 1024.0);
+    if backend.postgres.is_none() {
+        println!(
+            "| start-up with {n} clients after a graceful stop (exec to /healthz answering) | {} |",
+            ms(startup_again)
+        );
+        println!(
+            "| start-up with {n} clients written since the last start, without a graceful stop (log replay, as after a crash) | {} |",
+            ms(startup)
+        );
+    } else {
+        println!(
+            "| start-up with {n} clients (exec to /healthz answering; first / second start) | {} / {} |",
+            ms(startup),
+            ms(startup_again)
+        );
+    }
     println!("| resident memory right after that start-up | {rss_started:.0} MiB |");
     println!("| resident memory after serving the latency samples | {rss_serving:.0} MiB |");
     println!(
@@ -391,11 +514,19 @@ async fn main() {
             size_mib <= 1024.0,
         ),
         (
-            "start-up ≤ 2 s (after a graceful stop / after a crash)",
+            if backend.postgres.is_none() {
+                "start-up ≤ 2 s (after a graceful stop / after a crash)"
+            } else {
+                "start-up ≤ 2 s (second / first start)"
+            },
             format!("{} / {}", ms(startup_again), ms(startup)),
             startup_again.max(startup) <= Duration::from_secs(2),
         ),
-    ] {
+    ]
+    .into_iter()
+    // The data directory's bound is sled's; on PostgreSQL the records are the database's.
+    .filter(|(target, _, _)| backend.postgres.is_none() || !target.starts_with("data directory"))
+    {
         println!(
             "| {target} | {measured} | {} |",
             if met { "yes" } else { "**no**" }

@@ -122,9 +122,13 @@ async function login(target, redirect, fixedClient) {
   const t0 = performance.now();
   const metadata = await timed('metadata', () => discoverAuthorizationServerMetadata(target.issuer));
   if (!metadata) throw new Error(`${target.name}: no authorization server metadata at ${target.issuer}`);
+  // Two replicas: registration and code exchange on the other one (`target.other`), the
+  // browser's steps and the refresh on the issuer's, so that every step finds what another
+  // replica wrote.
+  const onOther = (key) => (target.other ? { ...metadata, [key]: metadata[key].replace(new URL(target.issuer).origin, target.other) } : metadata);
   let client = fixedClient || target.staticClient;
   if (!client) {
-    client = await timed('register', () => registerClient(target.issuer, { metadata, clientMetadata: clientMetadata(redirect) }));
+    client = await timed('register', () => registerClient(target.issuer, { metadata: onOther('registration_endpoint'), clientMetadata: clientMetadata(redirect) }));
   }
   const browser = new Browser({ login: 'alice' });
   const state = randomBytes(16).toString('base64url');
@@ -137,7 +141,7 @@ async function login(target, redirect, fixedClient) {
     return { code: back.get('code'), codeVerifier };
   });
   const common = { metadata, clientInformation: client, resource: target.resource };
-  const tokens = await timed('token', () => exchangeAuthorization(target.issuer, { ...common, authorizationCode: code, codeVerifier, redirectUri: redirect }));
+  const tokens = await timed('token', () => exchangeAuthorization(target.issuer, { ...common, metadata: onOther('token_endpoint'), authorizationCode: code, codeVerifier, redirectUri: redirect }));
   if (!tokens.refresh_token) throw new Error(`${target.name}: no refresh token in ${JSON.stringify(Object.keys(tokens))}`);
   const refreshed = await timed('refresh', () => refreshAuthorization(target.issuer, { ...common, refreshToken: tokens.refresh_token }));
   times.login = performance.now() - t0;
@@ -149,14 +153,39 @@ const clientMetadata = (redirect) => ({
 });
 
 // ---------- wrk ----------
-function wrk(url, script, args = [], duration = DURATION) {
+function wrk(url, script, args = [], duration = DURATION, { connections = CONNECTIONS, threads = THREADS } = {}) {
   // --timeout 30s: wrk leaves slower responses out of its latency figures (counting them as
   // timeouts), and a single-process server behind 64 connections can take seconds per request.
-  const r = spawnSync('wrk', [`-t${THREADS}`, `-c${CONNECTIONS}`, `-d${duration}s`, '--timeout', '30s', '-s', script, url, '--', ...args.map(String)],
-    { cwd: path.join(HERE, 'wrk'), encoding: 'utf8', timeout: (duration + 60) * 1000 });
-  const line = (r.stdout || '').split('\n').find((l) => l.startsWith('JSON '));
-  if (r.status !== 0 || !line) throw new Error(`wrk ${url} failed (${r.status}): ${r.stdout}${r.stderr}`);
-  return JSON.parse(line.slice(5));
+  return new Promise((resolve, reject) => {
+    const child = spawn('wrk', [`-t${threads}`, `-c${connections}`, `-d${duration}s`, '--timeout', '30s', '-s', script, url, '--', ...args.map(String)],
+      { cwd: path.join(HERE, 'wrk') });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d) => { stdout += d; });
+    child.stderr.on('data', (d) => { stderr += d; });
+    const killer = setTimeout(() => child.kill('SIGKILL'), (duration + 60) * 1000);
+    child.on('close', (status) => {
+      clearTimeout(killer);
+      const line = stdout.split('\n').find((l) => l.startsWith('JSON '));
+      if (status !== 0 || !line) reject(new Error(`wrk ${url} failed (${status}): ${stdout}${stderr}`));
+      else resolve(JSON.parse(line.slice(5)));
+    });
+  });
+}
+
+// Two wrk runs at once, one per replica, each with half the connections and one thread; their
+// counts add up, and their p50 and p99 are the worse of the two.
+async function wrkPair(urls, script, argsEach, duration) {
+  const half = { connections: CONNECTIONS / 2, threads: 1 };
+  const [a, b] = await Promise.all(urls.map((u, i) => wrk(u, script, argsEach[i], duration, half)));
+  const sum = (k) => a[k] + b[k];
+  const counters = Object.fromEntries([...new Set([...Object.keys(a.counters), ...Object.keys(b.counters)])]
+    .map((k) => [k, (a.counters[k] || 0) + (b.counters[k] || 0)]));
+  const errors = Object.fromEntries(Object.keys(a.errors).map((k) => [k, a.errors[k] + b.errors[k]]));
+  return {
+    ...a, requests: sum('requests'), counters, errors,
+    duration_us: Math.max(a.duration_us, b.duration_us), p50_us: Math.max(a.p50_us, b.p50_us), p99_us: Math.max(a.p99_us, b.p99_us),
+  };
 }
 
 // ---------- helpers for the report ----------
@@ -183,8 +212,10 @@ async function main() {
   const haveHello = fs.existsSync(HELLO_BIN);
 
   // ---------- ports, URLs, secrets ----------
-  const [idpPort, shimPort, fastmcpPort, helloPort, callbackPort, resourcePort, shimPgPort] = await Promise.all(Array.from({ length: 7 }, freePort));
+  const [idpPort, shimPort, fastmcpPort, helloPort, callbackPort, resourcePort, shimPgPort, shimPg2Port] = await Promise.all(Array.from({ length: 8 }, freePort));
   const SHIM_PG = `http://127.0.0.1:${shimPgPort}`;
+  // The second replica on the same database: same tenant, secret and public URL (the issuer).
+  const SHIM_PG2 = `http://127.0.0.1:${shimPg2Port}`;
   const IDP = `http://127.0.0.1:${idpPort}`;
   const SHIM = `http://127.0.0.1:${shimPort}`;
   const FASTMCP = `http://127.0.0.1:${fastmcpPort}`;
@@ -244,6 +275,7 @@ registrations_per_minute = ${REGISTRATIONS_PER_MINUTE}
 
   // ---------- dcr-shim on PostgreSQL ----------
   let shimPg = null;
+  let shimPg2 = null;
   if (PG) {
     const db = `bench_${process.pid}_${Date.now()}`;
     const created = spawnSync('psql', [PG, '-q', '-c', `CREATE DATABASE ${db}`], { encoding: 'utf8' });
@@ -251,12 +283,17 @@ registrations_per_minute = ${REGISTRATIONS_PER_MINUTE}
     const url = new URL(PG); url.pathname = `/${db}`;
     const serverSecret = path.join(TMP, 'pg-server-secret');
     fs.writeFileSync(serverSecret, randomBytes(32).toString('hex'), { mode: 0o600 });
-    const pgData = path.join(TMP, 'shim-pg-data');
-    fs.mkdirSync(pgData);
-    shimPg = start('dcr-shim-pg', SHIM_BIN, ['serve', '--listen', `127.0.0.1:${shimPgPort}`, '--public-url', SHIM_PG, '--data-dir', pgData,
-      '--tenants', tenants, '--workers', '2', '--store', url.toString(), '--secret-file', serverSecret],
-    { env: { ...process.env, RUST_LOG: process.env.RUST_LOG || 'info' } });
+    const replica = (name, port) => {
+      const data = path.join(TMP, `${name}-data`);
+      fs.mkdirSync(data);
+      return start(name, SHIM_BIN, ['serve', '--listen', `127.0.0.1:${port}`, '--public-url', SHIM_PG, '--data-dir', data,
+        '--tenants', tenants, '--workers', '2', '--store', url.toString(), '--secret-file', serverSecret],
+      { env: { ...process.env, RUST_LOG: process.env.RUST_LOG || 'info' } });
+    };
+    shimPg = replica('dcr-shim-pg', shimPgPort);
     await waitFor(shimPg, `${SHIM_PG}/readyz`);
+    shimPg2 = replica('dcr-shim-pg2', shimPg2Port);
+    await waitFor(shimPg2, `${SHIM_PG2}/readyz`);
   }
 
   // ---------- FastMCP ----------
@@ -275,7 +312,7 @@ registrations_per_minute = ${REGISTRATIONS_PER_MINUTE}
     hello = start('hello', HELLO_BIN, ['--listen', `127.0.0.1:${helloPort}`, '--workers', '2']);
     await waitFor(hello, `${HELLO}/`);
   }
-  const servers = [shim, fastmcp, idp, ...(shimPg ? [shimPg] : [])];
+  const servers = [shim, fastmcp, idp, ...(shimPg ? [shimPg, shimPg2] : [])];
   console.error(`started: oidc-provider ${IDP}, dcr-shim ${SHIM}, FastMCP ${FASTMCP}${hello ? `, hello ${HELLO}` : ' (hello binary not built: skipped)'}; logs in ${TMP}`);
 
   // ---------- logins ----------
@@ -283,7 +320,10 @@ registrations_per_minute = ${REGISTRATIONS_PER_MINUTE}
     { key: 'shim', name: 'dcr-shim', issuer: `${SHIM}/bench`, scope: 'files.read offline_access', resource: RESOURCE },
     { key: 'fastmcp', name: 'FastMCP', issuer: FASTMCP, scope: UPSTREAM_SCOPE, resource: `${FASTMCP}/mcp` },
     { key: 'direct', name: 'direct', issuer: IDP, scope: UPSTREAM_SCOPE, resource: API, staticClient: { client_id: 'direct-app', client_secret: directSecret.value, token_endpoint_auth_method: 'client_secret_basic' } },
-    ...(shimPg ? [{ key: 'shim_pg', name: 'dcr-shim on PostgreSQL', issuer: `${SHIM_PG}/bench`, scope: 'files.read offline_access', resource: RESOURCE }] : []),
+    ...(shimPg ? [
+      { key: 'shim_pg', name: 'dcr-shim on PostgreSQL', issuer: `${SHIM_PG}/bench`, scope: 'files.read offline_access', resource: RESOURCE },
+      { key: 'shim_pg2', name: 'dcr-shim on PostgreSQL, two replicas', issuer: `${SHIM_PG}/bench`, other: SHIM_PG2, scope: 'files.read offline_access', resource: RESOURCE },
+    ] : []),
   ];
   // The targets take turns, ten logins each, so that none gets a warmer IdP (V8's JIT, caches)
   // or a quieter machine than another; CPU is read around each turn and added up per target
@@ -324,11 +364,22 @@ registrations_per_minute = ${REGISTRATIONS_PER_MINUTE}
     return { file, clientId: first.client.client_id, families: n };
   };
   const pools = {};
-  for (const t of targets.filter((t) => t.key !== 'direct')) {
+  for (const t of targets.filter((t) => t.key !== 'direct' && t.key !== 'shim_pg2')) {
     pools[t.key] = {
       warmup: WRK_WARMUP > 0 ? await makePool(t, CONNECTIONS, path.join(TMP, `${t.key}-warmup.tokens`)) : null,
       run: await makePool(t, FAMILIES, path.join(TMP, `${t.key}.tokens`)),
     };
+  }
+  // Two replicas: half the families for each replica's wrk.
+  const twoReplicas = targets.find((t) => t.key === 'shim_pg2');
+  if (twoReplicas) {
+    pools.shim_pg2 = [];
+    for (const side of ['a', 'b']) {
+      pools.shim_pg2.push({
+        warmup: WRK_WARMUP > 0 ? await makePool(twoReplicas, CONNECTIONS / 2, path.join(TMP, `shim_pg2-${side}-warmup.tokens`)) : null,
+        run: await makePool(twoReplicas, FAMILIES / 2, path.join(TMP, `shim_pg2-${side}.tokens`)),
+      });
+    }
   }
   console.error('refresh-token pools ready');
 
@@ -344,24 +395,30 @@ registrations_per_minute = ${REGISTRATIONS_PER_MINUTE}
     ...(shimPg ? [
       { target: 'dcr-shim-pg', endpoint: 'registration', url: `${SHIM_PG}/bench/register`, script: 'register.lua', args: [REDIRECT], counter: 'created' },
       { target: 'dcr-shim-pg', endpoint: 'refresh', url: `${SHIM_PG}/bench/token`, script: 'refresh.lua', pool: pools.shim_pg, counter: 'ok' },
+      { target: 'dcr-shim-pg ×2', endpoint: 'registration', urls: [`${SHIM_PG}/bench/register`, `${SHIM_PG2}/bench/register`], script: 'register.lua', args: [REDIRECT], counter: 'created' },
+      { target: 'dcr-shim-pg ×2', endpoint: 'refresh', urls: [`${SHIM_PG}/bench/token`, `${SHIM_PG2}/bench/token`], script: 'refresh.lua', pools: pools.shim_pg2, counter: 'ok' },
     ] : []),
   ];
-  const poolArgs = (p) => [p.file, p.clientId, THREADS];
+  const poolArgs = (p, threads = THREADS) => [p.file, p.clientId, threads];
   const throughput = [];
   const watched = [...servers, ...(hello ? [hello] : [])];
+  // One wrk run, or a pair (one per replica) for a run with `urls`.
+  const load = (r, phase, duration) => (r.urls
+    ? wrkPair(r.urls, r.script, r.urls.map((_, i) => (r.pools ? poolArgs(r.pools[i][phase], 1) : r.args)), duration)
+    : wrk(r.url, r.script, r.pool ? poolArgs(r.pool[phase]) : r.args, duration));
   for (const r of runs) {
     await quiesce(watched);
     if (WRK_WARMUP > 0) {
-      wrk(r.url, r.script, r.pool ? poolArgs(r.pool.warmup) : r.args, WRK_WARMUP);
+      await load(r, 'warmup', WRK_WARMUP);
       await quiesce(watched);
     }
     const before = cpuSnapshot(watched);
-    const w = wrk(r.url, r.script, r.pool ? poolArgs(r.pool.run) : r.args);
+    const w = await load(r, 'run', DURATION);
     const cpu = cpuDelta(before, cpuSnapshot(watched));
     const seconds = w.duration_us / 1e6;
     const counted = r.counter ? w.counters[r.counter] : w.requests - w.errors.status;
     const row = {
-      target: r.target, endpoint: r.endpoint, url: r.url, seconds, requests: w.requests, counted, per_second: counted / seconds,
+      target: r.target, endpoint: r.endpoint, url: r.url || r.urls.join(' + '), seconds, requests: w.requests, counted, per_second: counted / seconds,
       p50_ms: w.requests ? w.p50_us / 1000 : NaN, p99_ms: w.requests ? w.p99_us / 1000 : NaN,
       not_counted: w.requests - counted, socket_errors: w.errors.connect + w.errors.read + w.errors.write + w.errors.timeout,
       starved: w.counters.starved ?? 0,
@@ -379,7 +436,7 @@ registrations_per_minute = ${REGISTRATIONS_PER_MINUTE}
     .filter((d) => d.isDirectory() && d.name.startsWith('S_mcp_oauth_proxy_clients'));
   const fastmcpClientFiles = clientDirs.reduce((n, d) => n + fs.readdirSync(path.join(d.parentPath, d.name)).length, 0);
 
-  const serverErrors = { fastmcp: grepCount(fastmcp.log, /ERROR|Traceback/), shim: grepCount(shim.log, / ERROR /), ...(shimPg ? { shim_pg: grepCount(shimPg.log, / ERROR /) } : {}) };
+  const serverErrors = { fastmcp: grepCount(fastmcp.log, /ERROR|Traceback/), shim: grepCount(shim.log, / ERROR /), ...(shimPg ? { shim_pg: grepCount(shimPg.log, / ERROR /) + grepCount(shimPg2.log, / ERROR /) } : {}) };
   await stopAll();
 
   // ---------- versions, machine ----------
@@ -435,6 +492,8 @@ function checkTargets({ logins, throughput }) {
     ...(logins.shim_pg ? [
       ['shim on PostgreSQL: complete login p50 ≤ 1.5× direct', logins.shim_pg.steps.login.p50 / logins.direct.steps.login.p50, 1.5, 'le'],
       ['shim on PostgreSQL: registrations/s ≥ 10× FastMCP', tp('dcr-shim-pg', 'registration') / tp('FastMCP', 'registration'), 10, 'ge'],
+      ['shim on PostgreSQL, two replicas: complete login p50 ≤ 1.5× direct', logins.shim_pg2.steps.login.p50 / logins.direct.steps.login.p50, 1.5, 'le'],
+      ['shim on PostgreSQL, two replicas: registrations/s ≥ 10× FastMCP', tp('dcr-shim-pg ×2', 'registration') / tp('FastMCP', 'registration'), 10, 'ge'],
     ] : []),
   ];
   return rows.map(([what, value, bound, op]) => ({
@@ -456,7 +515,7 @@ function markdown(r) {
     'oidc-provider set up like the e2e suite\'s (`tests/e2e/lib/idp.mjs`: PKCE, JWT access tokens for `api://mcp-files`, refresh tokens for `offline_access` without `prompt=consent` as Entra does, ' +
     `devInteractions login and consent forms; access tokens live ${c.upstream_access_token_ttl_s} s here), one Node process; ` +
     'dcr-shim `serve --workers 2` (release build, `RUST_LOG=info` to a file, sled store in a temp dir; ' +
-    (L.shim_pg ? 'dcr-shim-pg the same binary and tenant with `--store postgres://` on a local PostgreSQL (the CPU columns do not count PostgreSQL\'s own processes); ' : '') +
+    (L.shim_pg ? 'dcr-shim-pg the same binary and tenant with `--store postgres://` on a local PostgreSQL 15 with its defaults (`fsync` and `synchronous_commit` on; the CPU columns do not count PostgreSQL\'s own processes), and dcr-shim-pg2 a second replica on the same database, tenant and server secret, under the same public URL; ' : '') +
     `\`registrations_per_minute = ${c.registrations_per_minute.toLocaleString('en-US')}\` so its rate limit stays out of the way); ` +
     'FastMCP `OIDCProxy` with `transport="http"`, one uvicorn process, its default store (an encrypted file tree, every write ' +
     'fsynced), consent page on (its default); `hello` is an actix server built like dcr-shim whose one route answers "hello" ' +
@@ -477,14 +536,19 @@ function markdown(r) {
   p(`Pages per login (checked on the last one): dcr-shim: ${pages('shim')}; FastMCP: ${pages('fastmcp')}; direct: ${pages('direct')}.`);
   p();
   const pg = !!L.shim_pg;
-  p(`| step | through dcr-shim | through FastMCP | directly at oidc-provider | shim / direct (p50) | shim / FastMCP (p50) |${pg ? ' dcr-shim on PostgreSQL | on PostgreSQL / direct (p50) |' : ''}`);
-  p(`|---|---|---|---|---|---|${pg ? '---|---|' : ''}`);
+  if (pg) {
+    p('Two replicas: the client registers and redeems its code at the second replica, and its browser and refresh go to the first, ' +
+      'so that each step reads what the other replica wrote (no session affinity).');
+    p();
+  }
+  p(`| step | through dcr-shim | through FastMCP | directly at oidc-provider | shim / direct (p50) | shim / FastMCP (p50) |${pg ? ' dcr-shim on PostgreSQL | on PostgreSQL / direct (p50) | two replicas on PostgreSQL | two replicas / direct (p50) |' : ''}`);
+  p(`|---|---|---|---|---|---|${pg ? '---|---|---|---|' : ''}`);
   const stepNames = [['metadata', 'metadata'], ['register', 'registration'], ['authorize', 'authorize → consent → IdP login → IdP consent → callback'],
     ['token', 'code exchange'], ['refresh', 'one refresh'], ['login', '**complete login**']];
   for (const [k, label] of stepNames) {
     const cell = (t) => (L[t].steps[k] ? `${f2(L[t].steps[k].p50)} / ${f2(L[t].steps[k].p95)}` : '–');
     const p50 = (t) => L[t].steps[k]?.p50;
-    p(`| ${label} | ${cell('shim')} | ${cell('fastmcp')} | ${cell('direct')} | ${ratio(p50('shim'), p50('direct'))} | ${ratio(p50('shim'), p50('fastmcp'))} |${pg ? ` ${cell('shim_pg')} | ${ratio(p50('shim_pg'), p50('direct'))} |` : ''}`);
+    p(`| ${label} | ${cell('shim')} | ${cell('fastmcp')} | ${cell('direct')} | ${ratio(p50('shim'), p50('direct'))} | ${ratio(p50('shim'), p50('fastmcp'))} |${pg ? ` ${cell('shim_pg')} | ${ratio(p50('shim_pg'), p50('direct'))} | ${cell('shim_pg2')} | ${ratio(p50('shim_pg2'), p50('direct'))} |` : ''}`);
   }
   p();
   p(`### CPU per login (ms of each process's own CPU time during the ${c.logins} logins of a column ÷ ${c.logins})`);
@@ -505,14 +569,17 @@ function markdown(r) {
   p('Registration: the same JSON body each time (public client, one loopback redirect URI); only 201s count. Refresh: ' +
     `${c.families} token families per server (one client, ${c.families} logins), each family's current token used by one request at a time, ` +
     'the rotated token put back from the response; only 200s count. Metadata and hello: responses other than 2xx/3xx are not counted. ' +
-    'CPU: the process\'s CPU time during the run ÷ the run\'s duration.');
+    'CPU: the process\'s CPU time during the run ÷ the run\'s duration. ' +
+    '`dcr-shim-pg ×2`: two wrk runs at once, one per replica, each with half the connections and one thread (and half the families); ' +
+    'their requests add up, p50 and p99 are the worse of the two, CPU is both replicas\' together.');
   p();
   p('| server | endpoint | requests/s | p50 ms | p99 ms | not counted | socket errors | server CPU (% of a core) | upstream CPU (% of a core) |');
   p('|---|---|---|---|---|---|---|---|---|');
   for (const t of r.throughput) {
-    const own = { 'dcr-shim': 'dcr-shim', 'dcr-shim-pg': 'dcr-shim-pg', FastMCP: 'fastmcp', hello: 'hello' }[t.target];
+    const own = { 'dcr-shim': ['dcr-shim'], 'dcr-shim-pg': ['dcr-shim-pg'], 'dcr-shim-pg ×2': ['dcr-shim-pg', 'dcr-shim-pg2'], FastMCP: ['fastmcp'], hello: ['hello'] }[t.target];
     const up = t.endpoint === 'refresh' ? f1(t.cpu_percent_of_core['oidc-provider']) : '–';
-    p(`| ${t.target} | ${t.endpoint} | ${int(t.per_second)} | ${f2(t.p50_ms)} | ${f2(t.p99_ms)} | ${t.not_counted}${t.starved ? ` (${t.starved} starved)` : ''} | ${t.socket_errors} | ${f1(t.cpu_percent_of_core[own])} | ${up} |`);
+    const cpu = own.reduce((n, k) => n + t.cpu_percent_of_core[k], 0);
+    p(`| ${t.target} | ${t.endpoint} | ${int(t.per_second)} | ${f2(t.p50_ms)} | ${f2(t.p99_ms)} | ${t.not_counted}${t.starved ? ` (${t.starved} starved)` : ''} | ${t.socket_errors} | ${f1(cpu)} | ${up} |`);
   }
   p();
   p(`FastMCP client records on disk after the run: ${r.fastmcp_client_files.toLocaleString('en-US')} ` +

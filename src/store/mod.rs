@@ -255,7 +255,7 @@ impl Records {
 
     /// The same records, with writes that reach the disk only at the next [`Records::flush`]
     /// (or durable write): for a request that writes several records before it answers.
-    pub(crate) fn deferred(&self) -> Records {
+    pub fn deferred(&self) -> Records {
         Records {
             store: self.store.clone(),
             durability: Durability::Deferred,
@@ -263,7 +263,7 @@ impl Records {
     }
 
     /// Makes every write so far durable.
-    pub(crate) async fn flush(&self) -> Result<(), StoreError> {
+    pub async fn flush(&self) -> Result<(), StoreError> {
         self.store.flush().await
     }
 

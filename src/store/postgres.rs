@@ -247,6 +247,17 @@ impl PostgresStore {
             deferred: None,
         };
         store.migrate().await?;
+        let level = store.query("SHOW synchronous_commit", &[]).await?;
+        if level
+            .first()
+            .and_then(|r| r.try_get::<_, String>(0).ok())
+            .as_deref()
+            == Some("off")
+        {
+            tracing::warn!(
+                "the database sets synchronous_commit = off for this role or database, so a write the store acknowledged can be lost if PostgreSQL crashes; set it back to on (the default)"
+            );
+        }
         match store.execute(FLUSH_SQL, &[]).await {
             Ok(_) => store.deferred = Some(deferred),
             Err(e) => tracing::warn!(error = %e,

@@ -69,7 +69,9 @@ impl AuthServer {
         let lock = self.family_lock(&family_id);
         let _guard = lock.lock().await;
         let lease = self.lease_family(tenant, &family_id).await?;
-        let result = self.rotate_family(tenant, client, &req, now).await;
+        let result = self
+            .rotate_family(tenant, client, &req, &family_id, now)
+            .await;
         if let Some(lease) = lease {
             lease.release().await;
         }
@@ -136,10 +138,13 @@ impl AuthServer {
         tenant: &Tenant,
         client: &ClientRecord,
         req: &RefreshRequest,
+        family_id: &FamilyId,
         now: u64,
     ) -> Result<Value, OAuthError> {
         let token = &req.refresh_token;
-        let (current, family) = self.live_refresh_record(tenant, token, now).await?;
+        let (current, family) = self
+            .live_refresh_record(tenant, token, family_id, now)
+            .await?;
         let rec = &current.value;
         check_resource(rec, req)?;
         let grant = refresh_grant(tenant, rec, req);
@@ -202,24 +207,27 @@ impl AuthServer {
     }
 
     /// The refresh token's record read again under the family lock, and its family, which
-    /// must not be revoked.
+    /// must not be revoked. Both are read at once: the family is the one the first look
+    /// found, and the token's family never changes.
     async fn live_refresh_record(
         &self,
         tenant: &Tenant,
         token: &Handle,
+        family_id: &FamilyId,
         now: u64,
     ) -> Result<(Versioned<RefreshRecord>, Versioned<Family>), OAuthError> {
-        let Some(current) = self
-            .records
-            .get::<RefreshRecord>(&tenant.id, &token.key(), now)
-            .await?
-        else {
+        let token_key = token.key();
+        let (current, family) = tokio::join!(
+            self.records
+                .get::<RefreshRecord>(&tenant.id, &token_key, now),
+            self.records.get::<Family>(&tenant.id, family_id, now),
+        );
+        let (Some(current), family) = (current?, family?) else {
             return Err(unknown_token());
         };
-        let family = self
-            .records
-            .get::<Family>(&tenant.id, &current.value.family_id, now)
-            .await?;
+        if current.value.family_id != *family_id {
+            return Err(unknown_token());
+        }
         match family {
             Some(f) if !f.value.revoked => Ok((current, f)),
             _ => Err(invalid_grant("the refresh token has been revoked")),

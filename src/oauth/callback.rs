@@ -135,7 +135,9 @@ impl AuthServer {
             Ok(None) => return Err(gone()),
             Err(e) => return Err(unreadable(e)),
         }
-        match self.records.take(&tenant.id, &key, now).await {
+        // Deferred: the new code's durable write, or the error page, follows; a take lost in a
+        // crash of the store only revives a transaction whose IdP code was spent or never came.
+        match self.records.deferred().take(&tenant.id, &key, now).await {
             Ok(Some(t)) => Ok(t),
             Ok(None) => Err(gone()),
             Err(e) => Err(unreadable(e)),

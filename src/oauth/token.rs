@@ -91,9 +91,10 @@ impl AuthServer {
             tracing::warn!(tenant = %tenant.id, client_id = %client.client_id, app = %r.app,
                 "the IdP returned no refresh token although the client is registered for them, so it gets none and must sign in again when its access token expires; for an oidc upstream keep upstream.consent_for_refresh on and let the app request offline_access at the IdP; for entra the app registration needs the offline_access permission");
         }
-        // Family, claim and refresh token are written in this order and flushed once before the
-        // answer. If a crash kept only some of them, no tokens were handed out, and a retry of
-        // the code counts as a replay.
+        // Family, claim and refresh token are written in this order and made durable at once
+        // before the answer: the refresh token's write waits for the disk, and with it the
+        // writes before it (else a flush does). If a crash kept only some of them, no tokens
+        // were handed out, and a retry of the code counts as a replay.
         let batch = self.records.deferred();
         if let Some(f) = &family_id {
             self.start_family(&batch, tenant, client, f, subject.clone(), now)
@@ -104,11 +105,12 @@ impl AuthServer {
         let mut response = token_response(&tokens, &r.scopes);
         if let (Some(family_id), Some(upstream_refresh)) = (family_id, &tokens.refresh_token) {
             let refresh = self
-                .first_refresh_token(&batch, tenant, &r, family_id, upstream_refresh, now)
+                .first_refresh_token(&self.records, tenant, &r, family_id, upstream_refresh, now)
                 .await?;
             response["refresh_token"] = json!(refresh.expose());
+        } else {
+            batch.flush().await?;
         }
-        batch.flush().await?;
         tracing::info!(target: "audit", event = "token_issued", grant = "authorization_code", tenant = %tenant.id, client_id = %client.client_id,
             app = %r.app, subject = subject.as_deref().unwrap_or(""), refresh = response.get("refresh_token").is_some());
         Ok(response)
@@ -217,7 +219,7 @@ impl AuthServer {
     /// The first refresh token of a new family, with the IdP's refresh token sealed under it.
     async fn first_refresh_token(
         &self,
-        batch: &Records,
+        records: &Records,
         tenant: &Tenant,
         r: &PendingAuthorization,
         family_id: FamilyId,
@@ -238,7 +240,7 @@ impl AuthServer {
             },
         };
         let expires = Some(now + REFRESH_TOKEN_SECONDS);
-        if !batch
+        if !records
             .insert_new(&tenant.id, &refresh.key(), &record, expires, now)
             .await?
         {

@@ -41,9 +41,12 @@ impl AuthServer {
         tenant: &Tenant,
         client: &ClientRecord,
         req: RefreshRequest,
+        first_look: Option<Versioned<RefreshRecord>>,
         now: u64,
     ) -> Result<Value, OAuthError> {
-        let result = self.refresh_steps(tenant, client, req, now).await;
+        let result = self
+            .refresh_steps(tenant, client, req, first_look, now)
+            .await;
         let outcome = match &result {
             Ok(_) => "ok",
             Err(e) => e.code.as_str(),
@@ -60,10 +63,10 @@ impl AuthServer {
         tenant: &Tenant,
         client: &ClientRecord,
         req: RefreshRequest,
+        first_look: Option<Versioned<RefreshRecord>>,
         now: u64,
     ) -> Result<Value, OAuthError> {
-        let token = &req.refresh_token;
-        let family_id = self.family_of(tenant, client, token, now).await?;
+        let family_id = family_of(client, first_look)?;
         // One rotation at a time per family: a parallel request waits, then takes the grace path.
         // In this process by a lock; across servers sharing the store by a lease in it.
         let lock = self.family_lock(&family_id);
@@ -181,29 +184,6 @@ impl AuthServer {
             .await?;
         tracing::info!(target: "audit", event = "token_issued", grant = "refresh_token", tenant = %tenant.id, client_id = %client.client_id, app = %rec.app);
         Ok(response)
-    }
-
-    /// The family of a refresh token issued to this client.
-    async fn family_of(
-        &self,
-        tenant: &Tenant,
-        client: &ClientRecord,
-        token: &Handle,
-        now: u64,
-    ) -> Result<FamilyId, OAuthError> {
-        let Some(first_look) = self
-            .records
-            .get::<RefreshRecord>(&tenant.id, &token.key(), now)
-            .await?
-        else {
-            return Err(unknown_token());
-        };
-        if first_look.value.client_id != client.client_id {
-            return Err(invalid_grant(
-                "the refresh token was issued to another client",
-            ));
-        }
-        Ok(first_look.value.family_id)
     }
 
     /// The refresh token's record read again under the family lock, and its family, which
@@ -509,6 +489,22 @@ fn unreadable_refresh_token(tenant: &Tenant, client: &ClientRecord) -> OAuthErro
     tracing::warn!(tenant = %tenant.id, client_id = %client.client_id,
         "a refresh token's sealed data cannot be opened with the server secret: the secret changed without --previous-secret-file naming the old one; the client must sign in again");
     invalid_grant("the refresh token can no longer be read by this server; sign in again")
+}
+
+/// The family of a refresh token (as first read), which must have been issued to this client.
+fn family_of(
+    client: &ClientRecord,
+    first_look: Option<Versioned<RefreshRecord>>,
+) -> Result<FamilyId, OAuthError> {
+    let Some(first_look) = first_look else {
+        return Err(unknown_token());
+    };
+    if first_look.value.client_id != client.client_id {
+        return Err(invalid_grant(
+            "the refresh token was issued to another client",
+        ));
+    }
+    Ok(first_look.value.family_id)
 }
 
 /// Seconds since the Unix epoch now (a lease is timed by the clock while it waits, not by the

@@ -1,7 +1,8 @@
 //! The token endpoint (OAuth 2.1 §3.2, §4.1.3) for the `authorization_code` grant; the
 //! `refresh_token` grant and revocation are in `refresh.rs`.
 //!
-//! `token`: read the grant type, authenticate the client, parse the grant's parameters, run it.
+//! `token`: read the grant type and the grant's parameters, authenticate the client while the
+//! record the grant names is read (an authentication error is answered first), run the grant.
 //! `redeem_code`: find the code (a replay revokes the family it started), check it was issued
 //! for this client, redirect URI, resource and PKCE verifier, then write family, claim and
 //! refresh token and flush once before handing out the IdP's access token (passthrough) and
@@ -43,6 +44,14 @@ pub(crate) fn token_response(tokens: &UpstreamTokens, scopes: &ScopeSet) -> Valu
     response
 }
 
+/// The record a token request names, read while its client is authenticated (`first_look`).
+enum FirstLook {
+    Code(Option<Box<Versioned<AuthCode>>>),
+    Refresh(Option<Versioned<RefreshRecord>>),
+    /// The request did not parse; its error is answered.
+    Nothing,
+}
+
 impl AuthServer {
     /// `POST /{tenant}/token`.
     pub async fn token(
@@ -53,10 +62,22 @@ impl AuthServer {
         now: u64,
     ) -> Result<Value, OAuthError> {
         let grant = grant_type(form)?;
-        let client = self.authenticate_client(tenant, form, creds, now).await?;
-        let response = match TokenRequest::parse(grant, form)? {
-            TokenRequest::AuthorizationCode(r) => self.redeem_code(tenant, &client, r, now).await?,
-            TokenRequest::RefreshToken(r) => self.refresh(tenant, &client, r, now).await?,
+        let request = TokenRequest::parse(grant, form);
+        // The record the grant names is read while the client is authenticated, two reads at
+        // once; it is used only once authentication succeeded, and a client error comes first.
+        let (client, first_look) = tokio::join!(
+            self.authenticate_client(tenant, form, creds, now),
+            self.first_look(tenant, request.as_ref().ok(), now),
+        );
+        let client = client?;
+        let response = match (request?, first_look?) {
+            (TokenRequest::AuthorizationCode(r), FirstLook::Code(code)) => {
+                self.redeem_code(tenant, &client, r, code, now).await?
+            }
+            (TokenRequest::RefreshToken(r), FirstLook::Refresh(token)) => {
+                self.refresh(tenant, &client, r, token, now).await?
+            }
+            _ => return Err(OAuthError::server_error()),
         };
         if client.cimd_host().is_none() {
             self.registry.touch(tenant, &client, now).await?;
@@ -64,16 +85,38 @@ impl AuthServer {
         Ok(response)
     }
 
+    /// The record a token request names: its code or its refresh token, as stored now.
+    async fn first_look(
+        &self,
+        tenant: &Tenant,
+        request: Option<&TokenRequest>,
+        now: u64,
+    ) -> Result<FirstLook, crate::store::StoreError> {
+        Ok(match request {
+            Some(TokenRequest::AuthorizationCode(r)) => FirstLook::Code(
+                self.records
+                    .get::<AuthCode>(&tenant.id, &r.code.key(), now)
+                    .await?
+                    .map(Box::new),
+            ),
+            Some(TokenRequest::RefreshToken(r)) => FirstLook::Refresh(
+                self.records
+                    .get::<RefreshRecord>(&tenant.id, &r.refresh_token.key(), now)
+                    .await?,
+            ),
+            None => FirstLook::Nothing,
+        })
+    }
+
     async fn redeem_code(
         &self,
         tenant: &Tenant,
         client: &ClientRecord,
         req: CodeRedemption,
+        stored: Option<Box<Versioned<AuthCode>>>,
         now: u64,
     ) -> Result<Value, OAuthError> {
-        let code = self
-            .find_unused_code(tenant, client, &req.code, now)
-            .await?;
+        let code = self.find_unused_code(tenant, client, stored, now).await?;
         check_code_binding(&code.value, client, &req, now)?;
         let tokens: UpstreamTokens = self
             .sealer
@@ -122,14 +165,10 @@ impl AuthServer {
         &self,
         tenant: &Tenant,
         client: &ClientRecord,
-        code: &Handle,
+        stored: Option<Box<Versioned<AuthCode>>>,
         now: u64,
     ) -> Result<Versioned<AuthCode>, OAuthError> {
-        let Some(current) = self
-            .records
-            .get::<AuthCode>(&tenant.id, &code.key(), now)
-            .await?
-        else {
+        let Some(current) = stored.map(|b| *b) else {
             return Err(invalid_grant(
                 "the authorization code is unknown or expired",
             ));

@@ -199,7 +199,7 @@ pub async fn open_spec(
         return Ok(Arc::new(SledStore::open(std::path::Path::new(dir)).await?));
     }
     let location = PostgresLocation::parse(spec, password_file).map_err(StoreError::Backend)?;
-    Ok(Arc::new(PostgresStore::open(&location).await?))
+    Ok(Arc::new(PostgresStore::open(&location, 1).await?))
 }
 
 /// A typed record: its namespace, schema version, and the type of its id, so that a record can

@@ -14,8 +14,10 @@
 //! Versioned migrations are embedded and applied at start inside one transaction holding an
 //! advisory lock, so that replicas starting together apply each once.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::thread::ThreadId;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -40,11 +42,16 @@ const MIGRATIONS: &[(i32, &str)] = &[(
 /// The advisory lock taken while migrating (any fixed number no other application uses).
 const MIGRATION_LOCK: i64 = 0x6463_725f_7368_696d; // "dcr_shim"
 
-/// Connections per replica for reads and durable writes.
-const POOL_SIZE: usize = 16;
+/// Connections per replica for reads and durable writes, shared out among the threads that
+/// serve requests, at least 8 each: concurrent commits share WAL flushes, so a thread needs
+/// enough of them to keep registrations flowing under load.
+const POOL_SIZE: usize = 24;
+const POOL_SIZE_PER_THREAD: usize = 8;
 
-/// Connections per replica for deferred writes (`synchronous_commit = off`).
+/// Connections per replica for deferred writes (`synchronous_commit = off`), shared out the
+/// same way, at least 2 each.
 const DEFERRED_POOL_SIZE: usize = 8;
+const DEFERRED_POOL_SIZE_PER_THREAD: usize = 2;
 
 /// What `flush` runs: a transactional logical message writes a WAL record and needs a
 /// transaction id, so its commit waits for the WAL flush; it is allowed to every role and at
@@ -152,10 +159,38 @@ impl PostgresLocation {
 }
 
 pub struct PostgresStore {
-    pool: Pool,
-    /// Connections for deferred writes; `None` when `flush` cannot be run (then every write is
-    /// durable on return).
-    deferred: Option<Pool>,
+    /// Each thread's own connections. A connection's I/O runs on the runtime of the thread
+    /// that opened it, and actix runs one runtime per worker thread: a connection shared by
+    /// all workers would hand most statements from one thread to another and back.
+    pools: std::sync::Mutex<HashMap<ThreadId, Arc<ThreadPools>>>,
+    make: PoolMaker,
+    /// Whether deferred writes go to connections with `synchronous_commit = off`; not when
+    /// `flush` cannot be run (then every write is durable on return).
+    deferred_ready: bool,
+}
+
+/// One thread's connections.
+struct ThreadPools {
+    durable: Pool,
+    deferred: Pool,
+}
+
+/// What a thread's pools are made from.
+struct PoolMaker {
+    durable: tokio_postgres::Config,
+    deferred: tokio_postgres::Config,
+    tls: tokio_postgres_rustls::MakeRustlsConnect,
+    durable_size: usize,
+    deferred_size: usize,
+}
+
+impl PoolMaker {
+    fn pools(&self) -> Result<ThreadPools, StoreError> {
+        Ok(ThreadPools {
+            durable: connection_pool(self.durable.clone(), self.tls.clone(), self.durable_size)?,
+            deferred: connection_pool(self.deferred.clone(), self.tls.clone(), self.deferred_size)?,
+        })
+    }
 }
 
 fn backend(e: impl std::fmt::Display) -> StoreError {
@@ -236,15 +271,25 @@ fn big(v: u64) -> i64 {
 
 impl PostgresStore {
     /// Connects, and applies the migrations this version has and the database lacks.
-    pub async fn open(location: &PostgresLocation) -> Result<Self, StoreError> {
+    /// `threads`: how many threads will use the store (the server's workers and its main
+    /// thread), among which the connections are shared out.
+    pub async fn open(location: &PostgresLocation, threads: usize) -> Result<Self, StoreError> {
         let tls = tls_connector(location.root_cert.as_deref())?;
-        let pool = connection_pool(location.config.clone(), tls.clone(), POOL_SIZE)?;
-        let mut asynchronous = location.config.clone();
-        asynchronous.options("-c synchronous_commit=off");
-        let deferred = connection_pool(asynchronous, tls, DEFERRED_POOL_SIZE)?;
+        let mut deferred = location.config.clone();
+        deferred.options("-c synchronous_commit=off");
+        let threads = threads.max(1);
+        let make = PoolMaker {
+            durable: location.config.clone(),
+            deferred,
+            tls,
+            durable_size: (POOL_SIZE / threads).max(POOL_SIZE_PER_THREAD),
+            deferred_size: (DEFERRED_POOL_SIZE / threads).max(DEFERRED_POOL_SIZE_PER_THREAD),
+        };
+        make.pools()?;
         let mut store = Self {
-            pool,
-            deferred: None,
+            pools: Default::default(),
+            make,
+            deferred_ready: false,
         };
         store.migrate().await?;
         let level = store.query("SHOW synchronous_commit", &[]).await?;
@@ -259,7 +304,7 @@ impl PostgresStore {
             );
         }
         match store.execute(FLUSH_SQL, &[]).await {
-            Ok(_) => store.deferred = Some(deferred),
+            Ok(_) => store.deferred_ready = true,
             Err(e) => tracing::warn!(error = %e,
                 "the store cannot flush PostgreSQL's WAL on demand, so every write waits for its own commit to reach the disk (slower logins); let the database role run pg_logical_emit_message"),
         }
@@ -267,15 +312,25 @@ impl PostgresStore {
     }
 
     async fn client(&self) -> Result<deadpool_postgres::Client, StoreError> {
-        self.pool.get().await.map_err(pool_error)
+        self.pool_for(Durability::OnReturn)?
+            .get()
+            .await
+            .map_err(pool_error)
     }
 
-    /// The pool for a write of this durability.
-    fn pool_for(&self, durability: Durability) -> &Pool {
-        match (&self.deferred, durability) {
-            (Some(deferred), Durability::Deferred) => deferred,
-            _ => &self.pool,
-        }
+    /// This thread's pool for a statement of this durability.
+    fn pool_for(&self, durability: Durability) -> Result<Pool, StoreError> {
+        let mut pools = self.pools.lock().unwrap_or_else(|p| p.into_inner());
+        let mine = match pools.entry(std::thread::current().id()) {
+            std::collections::hash_map::Entry::Occupied(e) => e.get().clone(),
+            std::collections::hash_map::Entry::Vacant(e) => {
+                e.insert(Arc::new(self.make.pools()?)).clone()
+            }
+        };
+        Ok(match durability {
+            Durability::Deferred if self.deferred_ready => mine.deferred.clone(),
+            _ => mine.durable.clone(),
+        })
     }
 
     async fn migrate(&self) -> Result<(), StoreError> {
@@ -337,7 +392,7 @@ impl PostgresStore {
         params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
     ) -> Result<u64, StoreError> {
         bounded(async {
-            let client = self.pool_for(durability).get().await.map_err(pool_error)?;
+            let client = self.pool_for(durability)?.get().await.map_err(pool_error)?;
             let statement = client.prepare_cached(sql).await.map_err(pg)?;
             client.execute(&statement, params).await.map_err(pg)
         })
@@ -360,7 +415,7 @@ impl PostgresStore {
         params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
     ) -> Result<Vec<tokio_postgres::Row>, StoreError> {
         bounded(async {
-            let client = self.pool_for(durability).get().await.map_err(pool_error)?;
+            let client = self.pool_for(durability)?.get().await.map_err(pool_error)?;
             let statement = client.prepare_cached(sql).await.map_err(pg)?;
             client.query(&statement, params).await.map_err(pg)
         })
@@ -600,7 +655,7 @@ impl Store for PostgresStore {
         // Always run, even with no deferred write of this replica's since the last flush: a
         // caller may be about to answer with what another replica wrote deferred (a refresh's
         // grace retry), and that must be on disk first.
-        if self.deferred.is_some() {
+        if self.deferred_ready {
             self.execute(FLUSH_SQL, &[]).await?;
         }
         Ok(())

@@ -14,7 +14,7 @@ async fn backends() -> Vec<(&'static str, Arc<dyn Store>, Option<tempfile::TempD
     let mut out = vec![("sled", sled, Some(dir))];
     if let Some(url) = fresh_postgres_database().await {
         let location = PostgresLocation::parse(&url, None).unwrap();
-        let pg: Arc<dyn Store> = Arc::new(PostgresStore::open(&location).await.unwrap());
+        let pg: Arc<dyn Store> = Arc::new(PostgresStore::open(&location, 1).await.unwrap());
         out.push(("postgres", pg, None));
     }
     out
@@ -346,7 +346,7 @@ async fn store_copy_moves_live_records_and_is_idempotent() {
     );
 
     // One record changed in PostgreSQL, then copied back into a new sled store.
-    let pg = PostgresStore::open(&PostgresLocation::parse(&url, None).unwrap())
+    let pg = PostgresStore::open(&PostgresLocation::parse(&url, None).unwrap(), 1)
         .await
         .unwrap();
     assert!(

@@ -229,11 +229,12 @@ async fn open_store(settings: &Settings) -> Result<Arc<dyn Store>, StartError> {
     if location.plaintext_possible_to_remote() {
         tracing::warn!(store = %location.describe(), "the store URL allows a connection without TLS to another host (sslmode disable or prefer, the default): add sslmode=require (or verify-full) unless the network path is trusted");
     }
-    // The workers actix starts (one per core unless told), and the main thread.
+    // The runtimes that use the store: one per worker actix starts (one per core unless
+    // told), the main one (the sweeper) and the admin listener's.
     let workers = settings.workers.unwrap_or_else(|| {
         std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
     });
-    let store = PostgresStore::open(&location, workers + 1).await?;
+    let store = PostgresStore::open(&location, workers + 2).await?;
     tracing::info!(store = %location.describe(), "store: PostgreSQL");
     Ok(Arc::new(store))
 }

@@ -32,7 +32,7 @@ const opt = (name, full, smoke) => {
   if (i >= 0) return Number(argv[i + 1]);
   return SMOKE ? smoke : full;
 };
-const LOGINS = opt('logins', 100, 3);
+const LOGINS = opt('logins', 200, 3);
 const WARMUP_LOGINS = opt('warmup', 10, 1); // per target
 const FAMILIES = opt('families', 128, 64);
 const DURATION = opt('duration', 10, 1);

@@ -4,7 +4,7 @@
 # what it needs (npm ci here, a Python venv in .venv with requirements.txt, wrk via apt-get),
 # writes results.json and results.md here and prints the Markdown.
 #
-#   bash benches/compare/run.sh           # 100 logins per target, 10 s wrk runs after 2 s warm-ups
+#   bash benches/compare/run.sh           # 200 logins per target, 10 s wrk runs after 2 s warm-ups
 #   bash benches/compare/run.sh --smoke   # 3 logins per target, 1 s wrk runs, no warm-up
 #   options: --logins N --warmup N (logins not counted) --families N (refresh-token families per
 #            server) --duration S --wrk-warmup S --connections N --threads N

@@ -79,8 +79,14 @@ impl AuthServer {
             }
             _ => return Err(OAuthError::server_error()),
         };
-        if client.cimd_host().is_none() {
-            self.registry.touch(tenant, &client, now).await?;
+        // The tokens are already stored: a failed touch must not turn them into an error (the
+        // client would retry the code, a replay that revokes them). The client's life is
+        // extended at a later request.
+        if client.cimd_host().is_none()
+            && let Err(e) = self.registry.touch(tenant, &client, now).await
+        {
+            tracing::warn!(tenant = %tenant.id, client_id = %client.client_id, error = %e.description,
+                "could not record the client's use; its unused-client lifetime is extended at its next request");
         }
         Ok(response)
     }

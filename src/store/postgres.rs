@@ -42,16 +42,15 @@ const MIGRATIONS: &[(i32, &str)] = &[(
 /// The advisory lock taken while migrating (any fixed number no other application uses).
 const MIGRATION_LOCK: i64 = 0x6463_725f_7368_696d; // "dcr_shim"
 
-/// Connections per replica for reads and durable writes, shared out among the threads that
-/// serve requests, at least 8 each: concurrent commits share WAL flushes, so a thread needs
-/// enough of them to keep registrations flowing under load.
-const POOL_SIZE: usize = 24;
-const POOL_SIZE_PER_THREAD: usize = 8;
+/// Connections per replica for reads and durable writes, shared out among the runtimes that
+/// use the store, at least 2 each.
+const POOL_SIZE: usize = 30;
+const POOL_SIZE_PER_RUNTIME: usize = 2;
 
 /// Connections per replica for deferred writes (`synchronous_commit = off`), shared out the
-/// same way, at least 2 each.
-const DEFERRED_POOL_SIZE: usize = 8;
-const DEFERRED_POOL_SIZE_PER_THREAD: usize = 2;
+/// same way, at least 1 each.
+const DEFERRED_POOL_SIZE: usize = 10;
+const DEFERRED_POOL_SIZE_PER_RUNTIME: usize = 1;
 
 /// What `flush` runs: a transactional logical message writes a WAL record and needs a
 /// transaction id, so its commit waits for the WAL flush; it is allowed to every role and at
@@ -110,7 +109,14 @@ impl PostgresLocation {
                 }
             }
         }
-        let text = kept.as_str().trim_end_matches('?');
+        // The query was re-encoded as a form, where a space is `+`; PostgreSQL's URL syntax
+        // reads `+` as itself (`options=-c search_path=x` must keep its space). A `+` of the
+        // original was encoded as %2B, so every `+` in the query is a space.
+        let text = match kept.as_str().split_once('?') {
+            Some((base, "")) => base.to_owned(),
+            Some((base, query)) => format!("{base}?{}", query.replace('+', "%20")),
+            None => kept.as_str().to_owned(),
+        };
         let mut config: tokio_postgres::Config = text
             .parse()
             .map_err(|e| format!("the store URL is not a PostgreSQL connection URL: {e}"))?;
@@ -159,17 +165,36 @@ impl PostgresLocation {
 }
 
 pub struct PostgresStore {
-    /// Each thread's own connections. A connection's I/O runs on the runtime of the thread
-    /// that opened it, and actix runs one runtime per worker thread: a connection shared by
+    /// Each runtime's own connections. A connection's I/O runs on the runtime that opened it,
+    /// and actix runs one single-threaded runtime per worker thread: a connection shared by
     /// all workers would hand most statements from one thread to another and back.
-    pools: std::sync::Mutex<HashMap<ThreadId, Arc<ThreadPools>>>,
+    pools: std::sync::Mutex<HashMap<RuntimeKey, Arc<ThreadPools>>>,
     make: PoolMaker,
     /// Whether deferred writes go to connections with `synchronous_commit = off`; not when
     /// `flush` cannot be run (then every write is durable on return).
     deferred_ready: bool,
 }
 
-/// One thread's connections.
+/// Which runtime a caller runs on: a single-threaded runtime by its thread; every thread of
+/// a multi-threaded runtime (the main one) shares one set of connections.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+enum RuntimeKey {
+    Thread(ThreadId),
+    MultiThreaded,
+}
+
+impl RuntimeKey {
+    fn current() -> Self {
+        match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
+            Ok(tokio::runtime::RuntimeFlavor::CurrentThread) => {
+                Self::Thread(std::thread::current().id())
+            }
+            _ => Self::MultiThreaded,
+        }
+    }
+}
+
+/// One runtime's connections.
 struct ThreadPools {
     durable: Pool,
     deferred: Pool,
@@ -271,19 +296,23 @@ fn big(v: u64) -> i64 {
 
 impl PostgresStore {
     /// Connects, and applies the migrations this version has and the database lacks.
-    /// `threads`: how many threads will use the store (the server's workers and its main
-    /// thread), among which the connections are shared out.
-    pub async fn open(location: &PostgresLocation, threads: usize) -> Result<Self, StoreError> {
+    /// `runtimes`: how many runtimes will use the store (the server's workers, its main
+    /// runtime, the admin listener's), among which the connections are shared out.
+    pub async fn open(location: &PostgresLocation, runtimes: usize) -> Result<Self, StoreError> {
         let tls = tls_connector(location.root_cert.as_deref())?;
+        // Added to what the URL's `options` says (a search_path, a role), not instead of it.
         let mut deferred = location.config.clone();
-        deferred.options("-c synchronous_commit=off");
-        let threads = threads.max(1);
+        deferred.options(format!(
+            "{} -c synchronous_commit=off",
+            location.config.get_options().unwrap_or_default()
+        ));
+        let runtimes = runtimes.max(1);
         let make = PoolMaker {
             durable: location.config.clone(),
             deferred,
             tls,
-            durable_size: (POOL_SIZE / threads).max(POOL_SIZE_PER_THREAD),
-            deferred_size: (DEFERRED_POOL_SIZE / threads).max(DEFERRED_POOL_SIZE_PER_THREAD),
+            durable_size: (POOL_SIZE / runtimes).max(POOL_SIZE_PER_RUNTIME),
+            deferred_size: (DEFERRED_POOL_SIZE / runtimes).max(DEFERRED_POOL_SIZE_PER_RUNTIME),
         };
         make.pools()?;
         let mut store = Self {
@@ -292,23 +321,55 @@ impl PostgresStore {
             deferred_ready: false,
         };
         store.migrate().await?;
-        let level = store.query("SHOW synchronous_commit", &[]).await?;
-        if level
-            .first()
-            .and_then(|r| r.try_get::<_, String>(0).ok())
+        if store
+            .synchronous_commit(Durability::OnReturn)
+            .await?
             .as_deref()
             == Some("off")
         {
-            tracing::warn!(
-                "the database sets synchronous_commit = off for this role or database, so a write the store acknowledged can be lost if PostgreSQL crashes; set it back to on (the default)"
-            );
+            return Err(backend(
+                "synchronous_commit is off for this role, database or URL, so a write the store acknowledged could be lost if PostgreSQL crashes; set it to on (the default)",
+            ));
         }
-        match store.execute(FLUSH_SQL, &[]).await {
-            Ok(_) => store.deferred_ready = true,
-            Err(e) => tracing::warn!(error = %e,
-                "the store cannot flush PostgreSQL's WAL on demand, so every write waits for its own commit to reach the disk (slower logins); let the database role run pg_logical_emit_message"),
+        store.deferred_ready = true;
+        let deferred_usable = async {
+            store.execute(FLUSH_SQL, &[]).await?;
+            let level = store.synchronous_commit(Durability::Deferred).await?;
+            store
+                .query_as(
+                    Durability::Deferred,
+                    "SELECT 1 FROM dcr_records LIMIT 0",
+                    &[],
+                )
+                .await?;
+            Ok::<_, StoreError>(level.as_deref() == Some("off"))
+        };
+        match deferred_usable.await {
+            Ok(true) => {}
+            Ok(false) => {
+                store.deferred_ready = false;
+                tracing::warn!(
+                    "the store's deferred connections do not get synchronous_commit = off (a connection pooler that drops the options parameter?), so every write waits for its own commit to reach the disk (slower logins)"
+                );
+            }
+            Err(e) => {
+                store.deferred_ready = false;
+                tracing::warn!(error = %e,
+                    "the store cannot flush PostgreSQL's WAL on demand or use its deferred connections, so every write waits for its own commit to reach the disk (slower logins); let the database role run pg_logical_emit_message");
+            }
         }
         Ok(store)
+    }
+
+    /// `synchronous_commit` as a connection of this durability sees it.
+    async fn synchronous_commit(
+        &self,
+        durability: Durability,
+    ) -> Result<Option<String>, StoreError> {
+        let rows = self
+            .query_as(durability, "SHOW synchronous_commit", &[])
+            .await?;
+        Ok(rows.first().and_then(|r| r.try_get::<_, String>(0).ok()))
     }
 
     async fn client(&self) -> Result<deadpool_postgres::Client, StoreError> {
@@ -318,10 +379,10 @@ impl PostgresStore {
             .map_err(pool_error)
     }
 
-    /// This thread's pool for a statement of this durability.
+    /// This runtime's pool for a statement of this durability.
     fn pool_for(&self, durability: Durability) -> Result<Pool, StoreError> {
         let mut pools = self.pools.lock().unwrap_or_else(|p| p.into_inner());
-        let mine = match pools.entry(std::thread::current().id()) {
+        let mine = match pools.entry(RuntimeKey::current()) {
             std::collections::hash_map::Entry::Occupied(e) => e.get().clone(),
             std::collections::hash_map::Entry::Vacant(e) => {
                 e.insert(Arc::new(self.make.pools()?)).clone()

@@ -384,3 +384,51 @@ async fn store_copy_moves_live_records_and_is_idempotent() {
         Some(entry(2499, None))
     );
 }
+
+/// The URL's own `options` reach every connection, deferred ones included (a search_path
+/// that put the records elsewhere would otherwise send deferred writes to another table), and
+/// a database where commits do not wait for the disk is refused rather than trusted.
+#[tokio::test]
+async fn postgres_keeps_the_urls_options_and_refuses_commits_that_do_not_wait() {
+    let Some(url) = fresh_postgres_database().await else {
+        return;
+    };
+    let (admin, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    admin.batch_execute("CREATE SCHEMA shim").await.unwrap();
+    let in_schema = format!("{url}?options=-c%20search_path%3Dshim");
+    let store = PostgresStore::open(&PostgresLocation::parse(&in_schema, None).unwrap(), 1)
+        .await
+        .unwrap();
+    // A deferred write and a durable one both land in the schema the URL names.
+    assert!(
+        store
+            .insert_new(b"t/x/deferred", entry(1, None), 10, Durability::Deferred)
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .insert_new(b"t/x/durable", entry(1, None), 10, Durability::OnReturn)
+            .await
+            .unwrap()
+    );
+    store.flush().await.unwrap();
+    let rows = admin
+        .query("SELECT count(*) FROM shim.dcr_records", &[])
+        .await
+        .unwrap();
+    assert_eq!(rows[0].get::<_, i64>(0), 2);
+
+    let no_wait = format!("{url}?options=-c%20synchronous_commit%3Doff");
+    let refused = PostgresStore::open(&PostgresLocation::parse(&no_wait, None).unwrap(), 1)
+        .await
+        .err()
+        .expect("a store whose commits do not wait for the disk is refused");
+    assert!(
+        refused.to_string().contains("synchronous_commit is off"),
+        "{refused}"
+    );
+}

@@ -499,6 +499,9 @@ fn connection_pool(
     );
     Pool::builder(manager)
         .max_size(size)
+        // The connection used last is taken first: its server process is the one still warm,
+        // where first-in-first-out would cycle every statement through all the idle ones.
+        .queue_mode(deadpool_postgres::QueueMode::Lifo)
         .runtime(Runtime::Tokio1)
         .wait_timeout(Some(CONNECT_TIMEOUT))
         .create_timeout(Some(CONNECT_TIMEOUT))

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # All of dcr-shim's benchmarks in one run, written to docs/benchmarks.md.
 #
-#   bash benches/run.sh           # full run (about 12 minutes on 2 cores); rewrites docs/benchmarks.md
+#   bash benches/run.sh           # full run (about 10 minutes on 2 cores); rewrites docs/benchmarks.md
 #   bash benches/run.sh --smoke   # a few iterations of each, dev profile, debug binary; writes nothing
 #                                 # (run by .ci/run so the benchmarks keep working)
 #

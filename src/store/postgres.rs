@@ -453,11 +453,22 @@ impl PostgresStore {
         params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
     ) -> Result<u64, StoreError> {
         bounded(async {
-            let client = self.pool_for(durability)?.get().await.map_err(pool_error)?;
-            let statement = client.prepare_cached(sql).await.map_err(pg)?;
+            let (client, statement) = self.prepared(durability, sql).await?;
             client.execute(&statement, params).await.map_err(pg)
         })
         .await
+    }
+
+    /// A connection of this runtime's pool for `durability`, and `sql` prepared on it (once
+    /// per connection).
+    async fn prepared(
+        &self,
+        durability: Durability,
+        sql: &str,
+    ) -> Result<(deadpool_postgres::Client, tokio_postgres::Statement), StoreError> {
+        let client = self.pool_for(durability)?.get().await.map_err(pool_error)?;
+        let statement = client.prepare_cached(sql).await.map_err(pg)?;
+        Ok((client, statement))
     }
 
     async fn query(
@@ -476,8 +487,7 @@ impl PostgresStore {
         params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
     ) -> Result<Vec<tokio_postgres::Row>, StoreError> {
         bounded(async {
-            let client = self.pool_for(durability)?.get().await.map_err(pool_error)?;
-            let statement = client.prepare_cached(sql).await.map_err(pg)?;
+            let (client, statement) = self.prepared(durability, sql).await?;
             client.query(&statement, params).await.map_err(pg)
         })
         .await

@@ -85,10 +85,21 @@ async fn counters_move_as_a_login_and_a_refresh_run() {
             delta(&before, &after, key)
         );
     }
-    assert_eq!(
-        after.get("dcr_shim_upstream_up{tenant=contoso}"),
-        Some(&1.0)
-    );
+    // The registry is one per process, and the tests running beside this one start servers
+    // with a tenant of the same name, each marking it down until its own discovery finishes:
+    // the gauge is read again until this server's state shows.
+    let mut up = after.get("dcr_shim_upstream_up{tenant=contoso}").copied();
+    for _ in 0..50 {
+        if up == Some(1.0) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        up = scrape(&w.app)
+            .await
+            .get("dcr_shim_upstream_up{tenant=contoso}")
+            .copied();
+    }
+    assert_eq!(up, Some(1.0));
     // The store: every acknowledged write was flushed (sled; PostgreSQL commits each
     // statement), and its size is read at the scrape.
     if w.app.store.is_none() {
@@ -114,7 +125,8 @@ async fn counters_move_as_a_login_and_a_refresh_run() {
     assert_eq!(status, 400);
     let after = scrape(&w.app).await;
     let key = "dcr_shim_upstream_errors_total{call=refresh,code=AADSTS700082,tenant=contoso}";
-    assert_eq!(delta(&before, &after, key), 1.0, "{after:#?}");
+    // At least: a test beside this one may be refused the same way at the same time.
+    assert!(delta(&before, &after, key) >= 1.0, "{after:#?}");
     assert!(
         delta(
             &before,

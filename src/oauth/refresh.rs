@@ -4,7 +4,7 @@
 //! its family is live, and the request stays within the family's resource and scopes; a
 //! retry within the grace window gets the response already given, a reuse after it revokes
 //! the family; otherwise use the IdP's refresh token behind it (IdP `invalid_grant` revokes)
-//! and rotate: successor, rotated record and family written in that order, flushed once.
+//! and rotate: successor, rotated record and family committed together.
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -20,7 +20,7 @@ use super::token_request::RefreshRequest;
 use crate::config::Tenant;
 use crate::crypto::Handle;
 use crate::domain::{ClientRecord, ScopeSet};
-use crate::store::Versioned;
+use crate::store::{Versioned, WriteGroup};
 use crate::upstream::provider::Provider;
 use crate::upstream::tokens::UpstreamTokens;
 
@@ -294,10 +294,10 @@ impl AuthServer {
         }
     }
 
-    /// Hands out a successor: successor, rotation and family are written in this order and
-    /// made durable at once before the answer (the family's write waits for the disk, and with
-    /// it the two before; else a flush does). If a crash kept only some of them, the worst
-    /// outcome is a client that must sign in again, never a token that works twice.
+    /// Hands out a successor: successor, rotation and family commit together and durably
+    /// before the answer, so a crash keeps all or none of them (then the client still holds
+    /// a token that works). The group fails if the token was rotated or its family changed
+    /// (revoked) since they were read.
     #[allow(clippy::too_many_arguments)]
     async fn rotate(
         &self,
@@ -320,20 +320,6 @@ impl AuthServer {
             },
             ..rec.clone()
         };
-        let batch = self.records.deferred();
-        if !batch
-            .insert_new(
-                &tenant.id,
-                &successor.key(),
-                &next,
-                Some(now + REFRESH_TOKEN_SECONDS),
-                now,
-            )
-            .await?
-        {
-            tracing::error!(tenant = %tenant.id, "the successor refresh token collided with a stored id");
-            return Err(OAuthError::server_error());
-        }
         let mut response = token_response(tokens, granted);
         response["refresh_token"] = json!(successor.expose());
         let rotated = RefreshRecord {
@@ -346,40 +332,24 @@ impl AuthServer {
             },
             ..rec.clone()
         };
-        if !batch
+        let mut value = family.value;
+        value.created_at = value.created_at.min(now);
+        let expires = Some(now + REFRESH_TOKEN_SECONDS);
+        let mut group = WriteGroup::default();
+        group
+            .insert_new(&tenant.id, &successor.key(), &next, expires)?
             .update(
                 &tenant.id,
                 &token.key(),
                 current.revision,
                 &rotated,
                 current.expires_at,
-            )
-            .await?
-        {
-            let _ = self
-                .records
-                .remove::<RefreshRecord>(&tenant.id, &successor.key())
-                .await;
+            )?
+            .update(&tenant.id, &rec.family_id, family.revision, &value, expires)?;
+        if !self.records.write_all(group, now).await? {
             return Err(invalid_grant(
-                "the refresh token was used concurrently; retry",
+                "the refresh token was used or revoked concurrently; retry",
             ));
-        }
-        let mut value = family.value;
-        value.created_at = value.created_at.min(now);
-        let family_written = self
-            .records
-            .update(
-                &tenant.id,
-                &rec.family_id,
-                family.revision,
-                &value,
-                Some(now + REFRESH_TOKEN_SECONDS),
-            )
-            .await;
-        // Not written (revoked or changed meanwhile: the successor then fails at its next
-        // use), or not known to be written: the writes before it still need the disk.
-        if !matches!(family_written, Ok(true)) {
-            batch.flush().await?;
         }
         Ok(response)
     }

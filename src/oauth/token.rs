@@ -4,9 +4,9 @@
 //! `token`: read the grant type and the grant's parameters, authenticate the client while the
 //! record the grant names is read (an authentication error is answered first), run the grant.
 //! `redeem_code`: find the code (a replay revokes the family it started), check it was issued
-//! for this client, redirect URI, resource and PKCE verifier, then write family, claim and
-//! refresh token and flush once before handing out the IdP's access token (passthrough) and
-//! the shim's own refresh token.
+//! for this client, redirect URI, resource and PKCE verifier, then commit family, claim and
+//! refresh token together before handing out the IdP's access token (passthrough) and the
+//! shim's own refresh token.
 
 use serde_json::{Value, json};
 
@@ -19,9 +19,9 @@ use super::records::{
 use super::server::AuthServer;
 use super::token_request::{CodeRedemption, TokenRequest, grant_type};
 use crate::config::Tenant;
-use crate::crypto::Handle;
+use crate::crypto::{Handle, HandleKey};
 use crate::domain::{ClientRecord, ScopeSet};
-use crate::store::{Records, Versioned};
+use crate::store::{Versioned, WriteGroup};
 use crate::upstream::tokens::UpstreamTokens;
 
 /// A refresh token unused this long expires.
@@ -140,25 +140,32 @@ impl AuthServer {
             tracing::warn!(tenant = %tenant.id, client_id = %client.client_id, app = %r.app,
                 "the IdP returned no refresh token although the client is registered for them, so it gets none and must sign in again when its access token expires; for an oidc upstream keep upstream.consent_for_refresh on and let the app request offline_access at the IdP; for entra the app registration needs the offline_access permission");
         }
-        // Family, claim and refresh token are written in this order and made durable at once
-        // before the answer: the refresh token's write waits for the disk, and with it the
-        // writes before it (else a flush does). If a crash kept only some of them, no tokens
-        // were handed out, and a retry of the code counts as a replay.
-        let batch = self.records.deferred();
+        // Family, claim and refresh token commit together and durably before the answer: a
+        // replay racing this redemption finds the family to revoke as soon as the code reads
+        // as used, and a crash keeps all three or none (then no tokens were handed out).
+        let mut group = WriteGroup::default();
         if let Some(f) = &family_id {
-            self.start_family(&batch, tenant, client, f, subject.clone(), now)
-                .await?;
+            start_family(&mut group, tenant, client, f, subject.clone(), now)?;
         }
-        self.claim_code(&batch, tenant, &req.code, code, family_id.clone(), now)
-            .await?;
+        let key = req.code.key();
+        let mut claimed = code;
+        claimed.value.used = true;
+        claimed.value.family_id = family_id.clone();
+        group.update(
+            &tenant.id,
+            &key,
+            claimed.revision,
+            &claimed.value,
+            claimed.expires_at,
+        )?;
         let mut response = token_response(&tokens, &r.scopes);
         if let (Some(family_id), Some(upstream_refresh)) = (family_id, &tokens.refresh_token) {
-            let refresh = self
-                .first_refresh_token(&self.records, tenant, &r, family_id, upstream_refresh, now)
-                .await?;
+            let refresh =
+                self.first_refresh_token(&mut group, tenant, &r, family_id, upstream_refresh, now)?;
             response["refresh_token"] = json!(refresh.expose());
-        } else {
-            batch.flush().await?;
+        }
+        if !self.records.write_all(group, now).await? {
+            return Err(self.lost_claim(tenant, &key, now).await);
         }
         tracing::info!(target: "audit", event = "token_issued", grant = "authorization_code", tenant = %tenant.id, client_id = %client.client_id,
             app = %r.app, subject = subject.as_deref().unwrap_or(""), refresh = response.get("refresh_token").is_some());
@@ -196,75 +203,27 @@ impl AuthServer {
         Ok(current)
     }
 
-    /// Creates the refresh family before the code is claimed, so that a replay racing this
-    /// redemption always finds something to revoke.
-    async fn start_family(
-        &self,
-        batch: &Records,
-        tenant: &Tenant,
-        client: &ClientRecord,
-        family_id: &FamilyId,
-        subject: Option<String>,
-        now: u64,
-    ) -> Result<(), OAuthError> {
-        let family = Family {
-            client_id: client.client_id.clone(),
-            revoked: false,
-            created_at: now,
-            subject,
-        };
-        let expires = Some(now + REFRESH_TOKEN_SECONDS);
-        if !batch
-            .insert_new(&tenant.id, family_id, &family, expires, now)
-            .await?
+    /// Another redemption claimed the code first (the group's compare-and-swap on the code
+    /// failed; its fresh ids colliding is not a real possibility): the winner's family is
+    /// revoked, since one of the two requests replays the code.
+    async fn lost_claim(&self, tenant: &Tenant, key: &HandleKey, now: u64) -> OAuthError {
+        let winner = self.records.get::<AuthCode>(&tenant.id, key, now).await;
+        if let Ok(Some(latest)) = &winner
+            && let Some(f) = &latest.value.family_id
+            && let Err(e) = self.revoke_family(tenant, f, "code_race", now).await
         {
-            tracing::error!(tenant = %tenant.id, "a new refresh family collided with a stored id");
-            return Err(OAuthError::server_error());
+            return e.into();
         }
-        Ok(())
-    }
-
-    /// Marks the code used. This is the compare-and-swap: of two concurrent redemptions one
-    /// wins; the loser revokes both its own family and the winner's.
-    async fn claim_code(
-        &self,
-        batch: &Records,
-        tenant: &Tenant,
-        code: &Handle,
-        mut current: Versioned<AuthCode>,
-        family_id: Option<FamilyId>,
-        now: u64,
-    ) -> Result<(), OAuthError> {
-        let key = code.key();
-        current.value.used = true;
-        current.value.family_id = family_id.clone();
-        let claimed = batch
-            .update(
-                &tenant.id,
-                &key,
-                current.revision,
-                &current.value,
-                current.expires_at,
-            )
-            .await?;
-        if claimed {
-            return Ok(());
+        match winner {
+            Err(e) => e.into(),
+            Ok(_) => invalid_grant("the authorization code was already used"),
         }
-        if let Some(f) = &family_id {
-            self.revoke_family(tenant, f, "code_race", now).await?;
-        }
-        if let Some(latest) = self.records.get::<AuthCode>(&tenant.id, &key, now).await?
-            && let Some(f) = latest.value.family_id
-        {
-            self.revoke_family(tenant, &f, "code_race", now).await?;
-        }
-        Err(invalid_grant("the authorization code was already used"))
     }
 
     /// The first refresh token of a new family, with the IdP's refresh token sealed under it.
-    async fn first_refresh_token(
+    fn first_refresh_token(
         &self,
-        records: &Records,
+        group: &mut WriteGroup,
         tenant: &Tenant,
         r: &PendingAuthorization,
         family_id: FamilyId,
@@ -284,16 +243,38 @@ impl AuthServer {
                 sealed_upstream: self.sealer.seal(&refresh, upstream_refresh.as_bytes()),
             },
         };
-        let expires = Some(now + REFRESH_TOKEN_SECONDS);
-        if !records
-            .insert_new(&tenant.id, &refresh.key(), &record, expires, now)
-            .await?
-        {
-            tracing::error!(tenant = %tenant.id, "a new refresh token collided with a stored id");
-            return Err(OAuthError::server_error());
-        }
+        group.insert_new(
+            &tenant.id,
+            &refresh.key(),
+            &record,
+            Some(now + REFRESH_TOKEN_SECONDS),
+        )?;
         Ok(refresh)
     }
+}
+
+/// The refresh family a redemption starts, written with the claim of its code.
+fn start_family(
+    group: &mut WriteGroup,
+    tenant: &Tenant,
+    client: &ClientRecord,
+    family_id: &FamilyId,
+    subject: Option<String>,
+    now: u64,
+) -> Result<(), OAuthError> {
+    let family = Family {
+        client_id: client.client_id.clone(),
+        revoked: false,
+        created_at: now,
+        subject,
+    };
+    group.insert_new(
+        &tenant.id,
+        family_id,
+        &family,
+        Some(now + REFRESH_TOKEN_SECONDS),
+    )?;
+    Ok(())
 }
 
 /// Whether an unused code may be redeemed by this request: issued to this client, not expired,

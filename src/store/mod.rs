@@ -84,6 +84,16 @@ impl Entry {
     }
 }
 
+/// One write of a group that [`Store::write_all`] applies all together or not at all.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GroupWrite {
+    pub key: Vec<u8>,
+    /// `None`: the key must hold no live record (an insert); `Some(r)`: the record must be at
+    /// revision `r` (a compare-and-swap).
+    pub expected_revision: Option<u64>,
+    pub entry: Entry,
+}
+
 /// What one call of [`Store::sweep_expired`] did.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Sweep {
@@ -133,6 +143,16 @@ pub trait Store: Send + Sync + 'static {
         key: &[u8],
         expected_revision: u64,
         entry: Entry,
+        durability: Durability,
+    ) -> Result<bool, StoreError>;
+    /// Applies every write of `writes` (each to a different key) if each one's condition
+    /// holds, else none of them;
+    /// returns whether it wrote. One round trip to a database: a request's several writes
+    /// commit together.
+    async fn write_all(
+        &self,
+        writes: Vec<GroupWrite>,
+        now: u64,
         durability: Durability,
     ) -> Result<bool, StoreError>;
     /// Reads a live record.
@@ -353,6 +373,14 @@ impl Records {
         }
     }
 
+    /// Applies `group` all together or not at all; `false` (nothing written) if one of its
+    /// conditions does not hold.
+    pub(crate) async fn write_all(&self, group: WriteGroup, now: u64) -> Result<bool, StoreError> {
+        self.store
+            .write_all(group.writes, now, self.durability)
+            .await
+    }
+
     /// Writes `value` if the record is still at `current.revision`; `false` if someone else wrote first.
     pub(crate) async fn update<R: Record>(
         &self,
@@ -429,5 +457,47 @@ impl Records {
             .scan(&namespace_prefix(tenant, R::NAMESPACE), now, limit)
             .await?;
         rows.into_iter().map(|(k, e)| Self::decode(&k, e)).collect()
+    }
+}
+
+/// Typed writes that [`Records::write_all`] applies together or not at all: the records one
+/// request creates and the ones it moves on, committed at once.
+#[derive(Default)]
+pub(crate) struct WriteGroup {
+    writes: Vec<GroupWrite>,
+}
+
+impl WriteGroup {
+    /// A new record under an id nobody holds (the group fails if a live record has it).
+    pub(crate) fn insert_new<R: Record>(
+        &mut self,
+        tenant: &TenantId,
+        id: &R::Id,
+        value: &R,
+        expires_at: Option<u64>,
+    ) -> Result<&mut Self, StoreError> {
+        self.writes.push(GroupWrite {
+            key: store_key(tenant, R::NAMESPACE, id),
+            expected_revision: None,
+            entry: Records::encode(value, 1, expires_at)?,
+        });
+        Ok(self)
+    }
+
+    /// `value` over the record at `current_revision` (the group fails if it moved on).
+    pub(crate) fn update<R: Record>(
+        &mut self,
+        tenant: &TenantId,
+        id: &R::Id,
+        current_revision: u64,
+        value: &R,
+        expires_at: Option<u64>,
+    ) -> Result<&mut Self, StoreError> {
+        self.writes.push(GroupWrite {
+            key: store_key(tenant, R::NAMESPACE, id),
+            expected_revision: Some(current_revision),
+            entry: Records::encode(value, current_revision + 1, expires_at)?,
+        });
+        Ok(self)
     }
 }

@@ -23,13 +23,14 @@ use std::time::Duration;
 use async_trait::async_trait;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 
-use super::{Durability, Entry, Store, StoreError, Sweep};
+use super::{Durability, Entry, GroupWrite, Store, StoreError, Sweep};
 use crate::crypto::private_file::{describe, read_private};
 
 /// The migrations, in order; each runs once, in the transaction that records it.
-const MIGRATIONS: &[(i32, &str)] = &[(
-    1,
-    "CREATE TABLE dcr_records (
+const MIGRATIONS: &[(i32, &str)] = &[
+    (
+        1,
+        "CREATE TABLE dcr_records (
         key bytea PRIMARY KEY,
         schema integer NOT NULL,
         revision bigint NOT NULL,
@@ -37,7 +38,44 @@ const MIGRATIONS: &[(i32, &str)] = &[(
         payload bytea NOT NULL
     );
     CREATE INDEX dcr_records_expiry ON dcr_records (expires_at) WHERE expires_at IS NOT NULL;",
-)];
+    ),
+    // `Store::write_all` in one statement: inserts (no expected revision) and
+    // compare-and-swaps, in order; the first whose condition fails raises GROUP_REFUSED, which
+    // undoes the whole statement.
+    (
+        2,
+        "CREATE FUNCTION dcr_write_all(keys bytea[], expected bigint[], schemas integer[],
+            revisions bigint[], expiries bigint[], payloads bytea[], at bigint)
+        RETURNS void LANGUAGE plpgsql AS $$
+        DECLARE
+            written integer;
+        BEGIN
+            FOR i IN 1 .. coalesce(array_length(keys, 1), 0) LOOP
+                IF expected[i] IS NULL THEN
+                    INSERT INTO dcr_records (key, schema, revision, expires_at, payload)
+                    VALUES (keys[i], schemas[i], revisions[i], expiries[i], payloads[i])
+                    ON CONFLICT (key) DO UPDATE SET schema = EXCLUDED.schema,
+                        revision = EXCLUDED.revision, expires_at = EXCLUDED.expires_at,
+                        payload = EXCLUDED.payload
+                    WHERE dcr_records.expires_at IS NOT NULL AND dcr_records.expires_at <= at;
+                ELSE
+                    UPDATE dcr_records SET schema = schemas[i], revision = revisions[i],
+                        expires_at = expiries[i], payload = payloads[i]
+                    WHERE key = keys[i] AND revision = expected[i];
+                END IF;
+                GET DIAGNOSTICS written = ROW_COUNT;
+                IF written = 0 THEN
+                    RAISE EXCEPTION 'write % of the group: its condition does not hold', i
+                        USING ERRCODE = 'DCR01';
+                END IF;
+            END LOOP;
+        END
+        $$;",
+    ),
+];
+
+/// The SQLSTATE `dcr_write_all` raises when a condition of the group does not hold.
+const GROUP_REFUSED: &str = "DCR01";
 
 /// The advisory lock taken while migrating (any fixed number no other application uses).
 const MIGRATION_LOCK: i64 = 0x6463_725f_7368_696d; // "dcr_shim"
@@ -663,6 +701,53 @@ impl Store for PostgresStore {
             )
             .await?;
         Ok(written == 1)
+    }
+
+    async fn write_all(
+        &self,
+        writes: Vec<GroupWrite>,
+        now: u64,
+        durability: Durability,
+    ) -> Result<bool, StoreError> {
+        let keys: Vec<&[u8]> = writes.iter().map(|w| w.key.as_slice()).collect();
+        let expected: Vec<Option<i64>> = writes
+            .iter()
+            .map(|w| w.expected_revision.map(big))
+            .collect();
+        let schemas: Vec<i32> = writes.iter().map(|w| i32::from(w.entry.schema)).collect();
+        let revisions: Vec<i64> = writes.iter().map(|w| big(w.entry.revision)).collect();
+        let expiries: Vec<Option<i64>> =
+            writes.iter().map(|w| w.entry.expires_at.map(big)).collect();
+        let payloads: Vec<&[u8]> = writes.iter().map(|w| w.entry.payload.as_slice()).collect();
+        let applied = bounded(async {
+            let (client, statement) = self
+                .prepared(
+                    durability,
+                    "SELECT dcr_write_all($1, $2, $3, $4, $5, $6, $7)",
+                )
+                .await?;
+            match client
+                .execute(
+                    &statement,
+                    &[
+                        &keys,
+                        &expected,
+                        &schemas,
+                        &revisions,
+                        &expiries,
+                        &payloads,
+                        &big(now),
+                    ],
+                )
+                .await
+            {
+                Ok(_) => Ok(true),
+                Err(e) if e.code().is_some_and(|c| c.code() == GROUP_REFUSED) => Ok(false),
+                Err(e) => Err(pg(e)),
+            }
+        })
+        .await?;
+        Ok(applied)
     }
 
     async fn get(&self, key: &[u8], now: u64) -> Result<Option<Entry>, StoreError> {

@@ -14,7 +14,7 @@ use async_trait::async_trait;
 use sled::Tree;
 
 use super::group_commit::GroupCommit;
-use super::{Durability, Entry, Store, StoreError, Sweep};
+use super::{Durability, Entry, GroupWrite, Store, StoreError, Sweep};
 
 const FORMAT: u8 = 1;
 /// sled page cache size.
@@ -267,6 +267,52 @@ impl Store for SledStore {
         }
         self.settle(durability).await?;
         Ok(true)
+    }
+
+    async fn write_all(
+        &self,
+        writes: Vec<GroupWrite>,
+        now: u64,
+        durability: Durability,
+    ) -> Result<bool, StoreError> {
+        use sled::transaction::{ConflictableTransactionError, TransactionError};
+        let encoded: Vec<(&GroupWrite, Vec<u8>)> =
+            writes.iter().map(|w| (w, encode(&w.entry))).collect();
+        // A sled transaction excludes every other operation on the tree while it runs, so the
+        // conditions read here still hold when it commits.
+        let outcome = self.records.transaction(|tx| {
+            for (write, _) in &encoded {
+                let current = tx.get(&write.key)?;
+                let holds = match (write.expected_revision, &current) {
+                    (None, None) => true,
+                    (None, Some(raw)) => header(&write.key, raw)
+                        .map(|h| !h.is_live(now))
+                        .map_err(ConflictableTransactionError::Abort)?,
+                    (Some(_), None) => false,
+                    (Some(expected), Some(raw)) => header(&write.key, raw)
+                        .map(|h| h.revision == expected)
+                        .map_err(ConflictableTransactionError::Abort)?,
+                };
+                if !holds {
+                    // Nothing is staged yet: every condition is checked before any write.
+                    return Ok(false);
+                }
+            }
+            for (write, bytes) in &encoded {
+                tx.insert(write.key.as_slice(), bytes.as_slice())?;
+            }
+            Ok(true)
+        });
+        match outcome {
+            Ok(written) => {
+                if written {
+                    self.settle(durability).await?;
+                }
+                Ok(written)
+            }
+            Err(TransactionError::Abort(e)) => Err(e),
+            Err(TransactionError::Storage(e)) => Err(backend(e)),
+        }
     }
 
     async fn get(&self, key: &[u8], now: u64) -> Result<Option<Entry>, StoreError> {

@@ -5,7 +5,9 @@
 
 use std::sync::Arc;
 
-use dcr_shim::store::{Durability, Entry, PostgresLocation, PostgresStore, SledStore, Store};
+use dcr_shim::store::{
+    Durability, Entry, GroupWrite, PostgresLocation, PostgresStore, SledStore, Store,
+};
 
 /// A fresh store of each backend available, by name.
 async fn backends() -> Vec<(&'static str, Arc<dyn Store>, Option<tempfile::TempDir>)> {
@@ -276,6 +278,130 @@ async fn concurrent_writers_get_one_winner() {
         })
         .await;
         assert_eq!(wins, 1, "{name}: one take");
+    }
+}
+
+fn insert(key: &[u8], e: Entry) -> GroupWrite {
+    GroupWrite {
+        key: key.to_vec(),
+        expected_revision: None,
+        entry: e,
+    }
+}
+
+fn swap(key: &[u8], expected: u64, e: Entry) -> GroupWrite {
+    GroupWrite {
+        key: key.to_vec(),
+        expected_revision: Some(expected),
+        entry: e,
+    }
+}
+
+/// A group of writes lands whole or not at all: a failed condition anywhere in it (first, last,
+/// an insert over a live record, a swap from a moved revision, a swap of nothing) leaves every
+/// record as it was; an expired record counts as free; of groups racing for one record, one
+/// lands.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn write_groups_land_whole_or_not_at_all() {
+    for (name, s, _dir) in backends().await {
+        assert!(
+            s.insert_new(b"t/family/f", entry(1, None), 10, NOW)
+                .await
+                .unwrap()
+        );
+        assert!(
+            s.insert_new(b"t/code/old", entry(1, Some(5)), 1, NOW)
+                .await
+                .unwrap()
+        );
+        let untouched = |s: Arc<dyn Store>| async move {
+            assert_eq!(
+                s.get(b"t/family/f", 10).await.unwrap(),
+                Some(entry(1, None))
+            );
+            assert!(s.get(b"t/refresh/new", 10).await.unwrap().is_none());
+        };
+        for (why, group) in [
+            (
+                "a swap from a revision the record left",
+                vec![
+                    insert(b"t/refresh/new", entry(1, None)),
+                    swap(b"t/family/f", 7, entry(8, None)),
+                ],
+            ),
+            (
+                "an insert over a live record, first in the group",
+                vec![
+                    insert(b"t/family/f", entry(1, None)),
+                    insert(b"t/refresh/new", entry(1, None)),
+                ],
+            ),
+            (
+                "a swap of a record that is not there",
+                vec![
+                    insert(b"t/refresh/new", entry(1, None)),
+                    swap(b"t/family/none", 1, entry(2, None)),
+                ],
+            ),
+        ] {
+            assert!(
+                !s.write_all(group, 10, NOW).await.unwrap(),
+                "{name}: {why} refuses the group"
+            );
+            untouched(s.clone()).await;
+        }
+        assert!(
+            s.write_all(
+                vec![
+                    insert(b"t/refresh/new", entry(1, None)),
+                    swap(b"t/family/f", 1, entry(2, None)),
+                    insert(b"t/code/old", entry(1, None)),
+                ],
+                10,
+                NOW,
+            )
+            .await
+            .unwrap(),
+            "{name}: every condition holds (the expired record's key is free)"
+        );
+        assert_eq!(
+            s.get(b"t/family/f", 10).await.unwrap(),
+            Some(entry(2, None))
+        );
+        assert_eq!(
+            s.get(b"t/refresh/new", 10).await.unwrap(),
+            Some(entry(1, None))
+        );
+        assert_eq!(
+            s.get(b"t/code/old", 10).await.unwrap(),
+            Some(entry(1, None))
+        );
+        assert!(
+            s.write_all(Vec::new(), 10, Durability::Deferred)
+                .await
+                .unwrap(),
+            "{name}: an empty group"
+        );
+
+        // Racing groups that each move the family on and add a record of their own: one lands,
+        // and only its own record exists.
+        let wins = race(&s, |s, i| async move {
+            let own = format!("t/refresh/r{i}").into_bytes();
+            s.write_all(
+                vec![
+                    insert(&own, entry(1, None)),
+                    swap(b"t/family/f", 2, entry(3, None)),
+                ],
+                10,
+                NOW,
+            )
+            .await
+            .unwrap()
+        })
+        .await;
+        assert_eq!(wins, 1, "{name}: one group");
+        let landed = s.scan(b"t/refresh/r", 10, 100).await.unwrap();
+        assert_eq!(landed.len(), 1, "{name}: only the winner's record");
     }
 }
 

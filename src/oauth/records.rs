@@ -94,6 +94,11 @@ pub struct RefreshRecord {
     pub(crate) app: String,
     pub(crate) issued_at: u64,
     pub(crate) state: RefreshState,
+    /// While a server that shares the store with others rotates this token: until when the
+    /// others wait for it (`refresh.rs::lease_token`). A server that dies mid-rotation leaves
+    /// it to run out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) leased_until: Option<u64>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -161,22 +166,6 @@ pub struct Family {
 
 impl Record for Family {
     const NAMESPACE: Namespace = Namespace::Family;
-    const SCHEMA: u16 = 1;
-    type Id = FamilyId;
-}
-
-/// A family's rotation under way on one of several servers sharing the store: the others wait
-/// for it to go (`refresh.rs::lease_family`), then take the grace path. It expires by itself if
-/// its server dies mid-rotation.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub(crate) struct FamilyLease {
-    /// Who holds it (random per lease): only the holder releases it, so that a holder whose
-    /// lease ran out cannot end the lease another server took after it.
-    pub(crate) holder: String,
-}
-
-impl Record for FamilyLease {
-    const NAMESPACE: Namespace = Namespace::Lease;
     const SCHEMA: u16 = 1;
     type Id = FamilyId;
 }

@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 use super::client_auth::ClientCredentials;
 use super::error::{ErrorCode, OAuthError};
 use super::params::Params;
-use super::records::{Family, FamilyId, FamilyLease, RefreshRecord, RefreshState};
+use super::records::{Family, FamilyId, RefreshRecord, RefreshState};
 use super::scopes::{ScopeGrant, narrow};
 use super::server::AuthServer;
 use super::token::{REFRESH_TOKEN_SECONDS, invalid_grant, token_response};
@@ -66,31 +66,55 @@ impl AuthServer {
         first_look: Option<Versioned<RefreshRecord>>,
         now: u64,
     ) -> Result<Value, OAuthError> {
-        let family_id = family_of(client, first_look)?;
-        // One rotation at a time per family: a parallel request waits, then takes the grace path.
-        // In this process by a lock; across servers sharing the store by a lease in it.
-        let lock = self.family_lock(&family_id);
+        let first_look = issued_to(client, first_look)?;
+        // What the request alone decides is checked before anything is leased or written (a
+        // token's resource never changes).
+        check_resource(&first_look.value, &req)?;
+        // One rotation at a time per token: a parallel request waits, then takes the grace
+        // path. In this process by a lock (per family); across servers sharing the store by a
+        // lease on the token's own record.
+        let lock = self.family_lock(&first_look.value.family_id);
         let _guard = lock.lock().await;
-        let lease = self.lease_family(tenant, &family_id).await?;
+        let (current, family, lease) = if self.records.backend().is_shared() {
+            self.lease_token(tenant, &req.refresh_token, first_look)
+                .await?
+        } else {
+            let (current, family) = self
+                .live_refresh_record(tenant, &req.refresh_token, &first_look.value.family_id, now)
+                .await?;
+            (current, family, None)
+        };
         let result = self
-            .rotate_family(tenant, client, &req, &family_id, now)
+            .rotate_family(tenant, client, &req, current, family, now)
             .await;
         if let Some(lease) = lease {
-            lease.release().await;
+            match &result {
+                // The rotation replaced the leased record (or it was not leased: a retry).
+                Ok(_) => lease.disarm(),
+                Err(_) => lease.release().await,
+            }
         }
         result
     }
 
-    /// Waits until no other server is rotating the family, then leases it; `None` when the
-    /// store is this server's alone, where the in-process lock is enough.
-    async fn lease_family(
+    /// Waits until no other server is rotating the token, then leases it for this one: the
+    /// token's record is moved on (compare-and-swap from the revision read) with the lease's
+    /// end in it, while its family is read. The lease's write is also the proof that nobody
+    /// rotated the token since it was read, so the token is not read again. A token already
+    /// rotated is returned without a lease (the grace path needs none).
+    async fn lease_token(
         &self,
         tenant: &Tenant,
-        family_id: &FamilyId,
-    ) -> Result<Option<FamilyLeaseGuard>, OAuthError> {
-        if !self.records.backend().is_shared() {
-            return Ok(None);
-        }
+        token: &Handle,
+        mut seen: Versioned<RefreshRecord>,
+    ) -> Result<
+        (
+            Versioned<RefreshRecord>,
+            Versioned<Family>,
+            Option<TokenLease>,
+        ),
+        OAuthError,
+    > {
         // Longer than a rotation can take (an IdP call bounded by the upstream timeout, 10 s by
         // default, and a few store calls bounded at 15 s each), so that a lease outlives the
         // work it guards, but not forever when its server dies.
@@ -98,58 +122,90 @@ impl AuthServer {
         // A lease only saves the IdP a second call (the rotation's compare-and-swap is what
         // makes a token rotate once), so it need not wait for the disk: deferred.
         let leases = self.records.deferred();
-        let holder = Handle::generate().expose().to_owned();
+        let key = token.key();
         let started = std::time::Instant::now();
         loop {
             let now = wall_clock();
-            let lease = FamilyLease {
-                holder: holder.clone(),
+            let rotated = matches!(seen.value.state, RefreshState::Rotated { .. });
+            if !rotated && seen.value.leased_until.is_some_and(|until| until > now) {
+                // A holder that is alive finishes well within this; one that died leaves its
+                // lease to run out, and the client is told to come back rather than kept
+                // waiting.
+                if started.elapsed() > std::time::Duration::from_secs(20) {
+                    return Err(OAuthError::new(
+                        ErrorCode::TemporarilyUnavailable,
+                        "another server is still refreshing this grant; try again shortly",
+                    ));
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+                seen = self.read_token(tenant, &key).await?;
+                continue;
+            }
+            let leased = RefreshRecord {
+                leased_until: Some(now + LEASE_SECONDS),
+                ..seen.value.clone()
             };
-            if leases
-                .insert_new(
-                    &tenant.id,
-                    family_id,
-                    &lease,
-                    Some(now + LEASE_SECONDS),
-                    now,
-                )
-                .await?
-            {
-                return Ok(Some(FamilyLeaseGuard {
-                    records: leases,
-                    tenant: tenant.id.clone(),
-                    family: family_id.clone(),
-                    holder,
-                    held: true,
-                }));
+            let (won, family) = tokio::join!(
+                async {
+                    if rotated {
+                        return Ok(true);
+                    }
+                    leases
+                        .update(&tenant.id, &key, seen.revision, &leased, seen.expires_at)
+                        .await
+                },
+                self.records
+                    .get::<Family>(&tenant.id, &seen.value.family_id, now),
+            );
+            if !won? {
+                // Leased or rotated by another server since it was read.
+                seen = self.read_token(tenant, &key).await?;
+                continue;
             }
-            // A holder that is alive finishes well within this; one that died leaves its lease
-            // to expire, and the client is told to come back rather than kept waiting.
-            if started.elapsed() > std::time::Duration::from_secs(20) {
-                return Err(OAuthError::new(
-                    ErrorCode::TemporarilyUnavailable,
-                    "another server is still refreshing this grant; try again shortly",
-                ));
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+            // From here a lease dropped on the way out is released by its guard.
+            let lease = (!rotated).then(|| TokenLease::new(&leases, tenant, &key, &seen, &leased));
+            let Some(family) = family?.filter(|f| !f.value.revoked) else {
+                if let Some(lease) = lease {
+                    lease.release().await;
+                }
+                return Err(invalid_grant("the refresh token has been revoked"));
+            };
+            let current = match &lease {
+                Some(_) => Versioned {
+                    value: leased,
+                    revision: seen.revision + 1,
+                    expires_at: seen.expires_at,
+                },
+                None => seen,
+            };
+            return Ok((current, family, lease));
         }
     }
 
-    /// The rotation proper, with the family held.
+    /// The refresh token's record as stored now.
+    async fn read_token(
+        &self,
+        tenant: &Tenant,
+        key: &crate::crypto::HandleKey,
+    ) -> Result<Versioned<RefreshRecord>, OAuthError> {
+        self.records
+            .get::<RefreshRecord>(&tenant.id, key, wall_clock())
+            .await?
+            .ok_or_else(unknown_token)
+    }
+
+    /// The rotation proper, with the token held.
     async fn rotate_family(
         &self,
         tenant: &Tenant,
         client: &ClientRecord,
         req: &RefreshRequest,
-        family_id: &FamilyId,
+        current: Versioned<RefreshRecord>,
+        family: Versioned<Family>,
         now: u64,
     ) -> Result<Value, OAuthError> {
         let token = &req.refresh_token;
-        let (current, family) = self
-            .live_refresh_record(tenant, token, family_id, now)
-            .await?;
         let rec = &current.value;
-        check_resource(rec, req)?;
         let grant = refresh_grant(tenant, rec, req);
         let sealed_upstream = match &rec.state {
             RefreshState::Rotated {
@@ -318,6 +374,7 @@ impl AuthServer {
             state: RefreshState::Active {
                 sealed_upstream: self.sealer.seal(&successor, next_upstream.as_bytes()),
             },
+            leased_until: None,
             ..rec.clone()
         };
         let mut response = token_response(tokens, granted);
@@ -330,6 +387,7 @@ impl AuthServer {
                     &serde_json::to_vec(&IssuedResponse(response.clone())).unwrap_or_default(),
                 ),
             },
+            leased_until: None,
             ..rec.clone()
         };
         let mut value = family.value;
@@ -461,11 +519,11 @@ fn unreadable_refresh_token(tenant: &Tenant, client: &ClientRecord) -> OAuthErro
     invalid_grant("the refresh token can no longer be read by this server; sign in again")
 }
 
-/// The family of a refresh token (as first read), which must have been issued to this client.
-fn family_of(
+/// The refresh token as first read, which must have been issued to this client.
+fn issued_to(
     client: &ClientRecord,
     first_look: Option<Versioned<RefreshRecord>>,
-) -> Result<FamilyId, OAuthError> {
+) -> Result<Versioned<RefreshRecord>, OAuthError> {
     let Some(first_look) = first_look else {
         return Err(unknown_token());
     };
@@ -474,7 +532,7 @@ fn family_of(
             "the refresh token was issued to another client",
         ));
     }
-    Ok(first_look.value.family_id)
+    Ok(first_look)
 }
 
 /// Seconds since the Unix epoch now (a lease is timed by the clock while it waits, not by the
@@ -486,55 +544,83 @@ fn wall_clock() -> u64 {
         .unwrap_or(0)
 }
 
-/// A family leased in a shared store (`lease_family`), released when the rotation ends, and
-/// also when the request is dropped midway (a client that hangs up), so that the family's next
-/// refresh need not wait for the lease to expire.
-struct FamilyLeaseGuard {
+/// A token leased in a shared store (`lease_token`). Released by writing the record back
+/// without the lease when the rotation fails, and also when the request is dropped midway (a
+/// client that hangs up), so that the token's next refresh need not wait for the lease to run
+/// out; a successful rotation replaces the record and disarms it.
+struct TokenLease {
     records: crate::store::Records,
     tenant: crate::domain::TenantId,
-    family: FamilyId,
-    holder: String,
+    key: crate::crypto::HandleKey,
+    /// The leased record's revision and the record as it was before the lease.
+    leased_revision: u64,
+    unleased: RefreshRecord,
+    expires_at: Option<u64>,
     held: bool,
 }
 
-impl FamilyLeaseGuard {
-    async fn release(mut self) {
-        remove_lease(&self.records, &self.tenant, &self.family, &self.holder).await;
-        // Only now: if the removal above is cancelled, the drop still removes the lease.
+impl TokenLease {
+    fn new(
+        records: &crate::store::Records,
+        tenant: &Tenant,
+        key: &crate::crypto::HandleKey,
+        seen: &Versioned<RefreshRecord>,
+        leased: &RefreshRecord,
+    ) -> Self {
+        debug_assert!(leased.leased_until.is_some());
+        Self {
+            records: records.clone(),
+            tenant: tenant.id.clone(),
+            key: key.clone(),
+            leased_revision: seen.revision + 1,
+            unleased: RefreshRecord {
+                leased_until: None,
+                ..seen.value.clone()
+            },
+            expires_at: seen.expires_at,
+            held: true,
+        }
+    }
+
+    fn disarm(mut self) {
         self.held = false;
     }
-}
 
-impl Drop for FamilyLeaseGuard {
-    fn drop(&mut self) {
-        if !self.held {
-            return;
-        }
-        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-            let (records, tenant, family, holder) = (
-                self.records.clone(),
-                self.tenant.clone(),
-                self.family.clone(),
-                self.holder.clone(),
-            );
-            runtime.spawn(async move { remove_lease(&records, &tenant, &family, &holder).await });
+    async fn release(mut self) {
+        self.write_back().await;
+        // Only now: if the write above is cancelled, the drop still releases the lease.
+        self.held = false;
+    }
+
+    /// Writes the record back without the lease if it is still the leased one (a lease that
+    /// ran out and was taken by another server is theirs).
+    fn write_back(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
+        let (records, tenant, key, revision, value, expires_at) = (
+            self.records.clone(),
+            self.tenant.clone(),
+            self.key.clone(),
+            self.leased_revision,
+            self.unleased.clone(),
+            self.expires_at,
+        );
+        async move {
+            if let Err(e) = records
+                .update(&tenant, &key, revision, &value, expires_at)
+                .await
+            {
+                // It runs out by itself; meanwhile the token's next refresh waits for it.
+                tracing::warn!(tenant = %tenant, error = %e, "refresh lease not released");
+            }
         }
     }
 }
 
-/// Removes the family's lease if `holder` still holds it, in one conditional delete.
-async fn remove_lease(
-    records: &crate::store::Records,
-    tenant: &crate::domain::TenantId,
-    family: &FamilyId,
-    holder: &str,
-) {
-    let lease = FamilyLease {
-        holder: holder.to_owned(),
-    };
-    let released = records.remove_if(tenant, family, &lease);
-    if let Err(e) = released.await {
-        // It expires by itself; meanwhile the family's next refresh waits for it.
-        tracing::warn!(tenant = %tenant, error = %e, "refresh lease not released");
+impl Drop for TokenLease {
+    fn drop(&mut self) {
+        if self.held
+            && let Ok(runtime) = tokio::runtime::Handle::try_current()
+        {
+            runtime.spawn(self.write_back());
+        }
     }
 }

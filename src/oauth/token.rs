@@ -47,7 +47,7 @@ pub(crate) fn token_response(tokens: &UpstreamTokens, scopes: &ScopeSet) -> Valu
 /// The record a token request names, read while its client is authenticated (`first_look`).
 enum FirstLook {
     Code(Option<Box<Versioned<AuthCode>>>),
-    Refresh(Option<Versioned<RefreshRecord>>),
+    Refresh(Option<Box<Versioned<RefreshRecord>>>),
     /// The request did not parse; its error is answered.
     Nothing,
 }
@@ -75,7 +75,8 @@ impl AuthServer {
                 self.redeem_code(tenant, &client, r, code, now).await?
             }
             (TokenRequest::RefreshToken(r), FirstLook::Refresh(token)) => {
-                self.refresh(tenant, &client, r, token, now).await?
+                self.refresh(tenant, &client, r, token.map(|b| *b), now)
+                    .await?
             }
             _ => return Err(OAuthError::server_error()),
         };
@@ -108,7 +109,8 @@ impl AuthServer {
             Some(TokenRequest::RefreshToken(r)) => FirstLook::Refresh(
                 self.records
                     .get::<RefreshRecord>(&tenant.id, &r.refresh_token.key(), now)
-                    .await?,
+                    .await?
+                    .map(Box::new),
             ),
             None => FirstLook::Nothing,
         })
@@ -242,6 +244,7 @@ impl AuthServer {
             state: RefreshState::Active {
                 sealed_upstream: self.sealer.seal(&refresh, upstream_refresh.as_bytes()),
             },
+            leased_until: None,
         };
         group.insert_new(
             &tenant.id,

@@ -33,8 +33,6 @@ pub enum Namespace {
     Family,
     /// Spent client assertion ids.
     Assertion,
-    /// Short leases that serialize work across servers sharing a store (a family's rotation).
-    Lease,
 }
 
 impl Namespace {
@@ -46,7 +44,6 @@ impl Namespace {
             Self::Refresh => "refresh",
             Self::Family => "family",
             Self::Assertion => "jti",
-            Self::Lease => "lease",
         }
     }
 }
@@ -166,14 +163,6 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<Option<Entry>, StoreError>;
     /// Removes a record; returns whether one was there.
     async fn remove(&self, key: &[u8], durability: Durability) -> Result<bool, StoreError>;
-    /// Removes the record if its payload is `payload` (a lease its holder releases); returns
-    /// whether it did.
-    async fn remove_if(
-        &self,
-        key: &[u8],
-        payload: &[u8],
-        durability: Durability,
-    ) -> Result<bool, StoreError>;
     /// Makes every write so far durable.
     async fn flush(&self) -> Result<(), StoreError>;
     /// Live records whose key starts with `prefix`, up to `limit`.
@@ -408,23 +397,6 @@ impl Records {
     ) -> Result<bool, StoreError> {
         self.store
             .remove(&store_key(tenant, R::NAMESPACE, id), self.durability)
-            .await
-    }
-
-    /// Removes the record if it holds `value` (and not one written over it since).
-    pub(crate) async fn remove_if<R: Record>(
-        &self,
-        tenant: &TenantId,
-        id: &R::Id,
-        value: &R,
-    ) -> Result<bool, StoreError> {
-        let entry = Self::encode(value, 1, None)?;
-        self.store
-            .remove_if(
-                &store_key(tenant, R::NAMESPACE, id),
-                &entry.payload,
-                self.durability,
-            )
             .await
     }
 

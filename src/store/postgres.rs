@@ -794,22 +794,6 @@ impl Store for PostgresStore {
         Ok(removed > 0)
     }
 
-    async fn remove_if(
-        &self,
-        key: &[u8],
-        payload: &[u8],
-        durability: Durability,
-    ) -> Result<bool, StoreError> {
-        let removed = self
-            .write(
-                durability,
-                "DELETE FROM dcr_records WHERE key = $1 AND payload = $2",
-                &[&key, &payload],
-            )
-            .await?;
-        Ok(removed > 0)
-    }
-
     async fn flush(&self) -> Result<(), StoreError> {
         // Always run, even with no deferred write of this replica's since the last flush: a
         // caller may be about to answer with what another replica wrote deferred (a refresh's

@@ -355,26 +355,6 @@ impl Store for SledStore {
         Ok(true)
     }
 
-    async fn remove_if(
-        &self,
-        key: &[u8],
-        payload: &[u8],
-        durability: Durability,
-    ) -> Result<bool, StoreError> {
-        loop {
-            let Some(current) = self.records.get(key).map_err(backend)? else {
-                return Ok(false);
-            };
-            if decode(key, &current)?.payload != payload {
-                return Ok(false);
-            }
-            if self.swap(key, Some(&current), None)? {
-                self.settle(durability).await?;
-                return Ok(true);
-            }
-        }
-    }
-
     async fn scan(
         &self,
         prefix: &[u8],

@@ -206,13 +206,21 @@ async fn the_database_going_away_and_coming_back() {
     assert_eq!(ready.status(), 200);
 }
 
-/// Fifty parallel refreshes of one grant, spread over two replicas: the IdP is called once
-/// and every request gets the same successor (the family is leased in the database).
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn parallel_refreshes_on_two_replicas_reach_the_idp_once() {
-    let Some(url) = fresh_postgres_database().await else {
-        return;
-    };
+/// Two replicas of a tenant on the fake Entra, both ready, with a client that signed in on the
+/// first: its refresh token.
+struct EntraReplicas {
+    idp: crate::fake_entra::FakeEntra,
+    a: std::sync::Arc<crate::helpers::TestApp>,
+    b: std::sync::Arc<crate::helpers::TestApp>,
+    client: std::sync::Arc<Client>,
+    refresh_token: String,
+    // Kept for their drop: the servers, then the files they use.
+    _servers: (crate::binary::Shim, crate::binary::Shim),
+    _docs: crate::tls_server::DocServer,
+    _dir: tempfile::TempDir,
+}
+
+async fn entra_replicas(url: &str) -> EntraReplicas {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("secret"), crate::fake_entra::APP_SECRET).unwrap();
     let idp = crate::fake_entra::start(dir.path().join("federated-token")).await;
@@ -228,7 +236,7 @@ async fn parallel_refreshes_on_two_replicas_reach_the_idp_once() {
     crate::helpers::write_private(&secret, &"ef".repeat(32));
     let data = dir.path().join("data");
     let port = crate::binary::free_port();
-    let args = ["--store", &url, "--secret-file", secret.to_str().unwrap()];
+    let args = ["--store", url, "--secret-file", secret.to_str().unwrap()];
     let a = crate::binary::start_binary_on_with_args(port, &data, &tenants, &args);
     let b = start_replica(&a.base, &data, &tenants, &args);
     let (app_a, app_b) = (
@@ -242,20 +250,31 @@ async fn parallel_refreshes_on_two_replicas_reach_the_idp_once() {
     let (code, attempt) = login(&app_a, &Browser::new(), "contoso", &client, "mia").await;
     let (status, tokens) = redeem(&app_a, "contoso", &client, &code, &attempt).await;
     assert_eq!(status, 200, "{tokens}");
-    let rt = tokens["refresh_token"].as_str().unwrap().to_owned();
-    let calls_before = idp.state.lock().unwrap().token_auth.len();
+    EntraReplicas {
+        idp,
+        a: std::sync::Arc::new(app_a),
+        b: std::sync::Arc::new(app_b),
+        client: std::sync::Arc::new(client),
+        refresh_token: tokens["refresh_token"].as_str().unwrap().to_owned(),
+        _servers: (a, b),
+        _docs: docs,
+        _dir: dir,
+    }
+}
 
-    let app_a = std::sync::Arc::new(app_a);
-    let app_b = std::sync::Arc::new(app_b);
-    let client = std::sync::Arc::new(client);
+/// Fifty parallel refreshes of one grant, spread over two replicas: the IdP is called once
+/// and every request gets the same successor (the token is leased in the database).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn parallel_refreshes_on_two_replicas_reach_the_idp_once() {
+    let Some(url) = fresh_postgres_database().await else {
+        return;
+    };
+    let r = entra_replicas(&url).await;
+    let calls_before = r.idp.state.lock().unwrap().token_auth.len();
     let tasks: Vec<_> = (0..50)
         .map(|i| {
-            let app = if i % 2 == 0 {
-                app_a.clone()
-            } else {
-                app_b.clone()
-            };
-            let (client, rt) = (client.clone(), rt.clone());
+            let app = if i % 2 == 0 { r.a.clone() } else { r.b.clone() };
+            let (client, rt) = (r.client.clone(), r.refresh_token.clone());
             tokio::spawn(async move { refresh(&app, "contoso", &client, &rt).await })
         })
         .collect();
@@ -267,9 +286,36 @@ async fn parallel_refreshes_on_two_replicas_reach_the_idp_once() {
     }
     assert_eq!(successors.len(), 1, "one successor: {successors:?}");
     assert_eq!(
-        idp.state.lock().unwrap().token_auth.len() - calls_before,
+        r.idp.state.lock().unwrap().token_auth.len() - calls_before,
         1,
         "the IdP refreshed once"
     );
-    idp.stop().await;
+    r.idp.stop().await;
+}
+
+/// A refresh the IdP refuses for now (Conditional Access asks for MFA) hands the token back:
+/// the other replica refreshes it at once when the IdP lets it, without waiting for the lease
+/// to run out, and the first replica's retry then takes the grace path.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refresh_the_idp_refuses_releases_the_token_at_once() {
+    let Some(url) = fresh_postgres_database().await else {
+        return;
+    };
+    let r = entra_replicas(&url).await;
+    r.idp.require_claims("c1");
+    let (status, body) = refresh(&r.a, "contoso", &r.client, &r.refresh_token).await;
+    // At the token endpoint that is `invalid_grant` (sign in again), and the grant stays.
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("invalid_grant")),
+        "{body}"
+    );
+    r.idp.state.lock().unwrap().required_acrs = None;
+    // A lease left behind would keep this waiting 20 s, then answer 503.
+    let (status, next) = refresh(&r.b, "contoso", &r.client, &r.refresh_token).await;
+    assert_eq!(status, 200, "{next}");
+    let (status, again) = refresh(&r.a, "contoso", &r.client, &r.refresh_token).await;
+    assert_eq!(status, 200, "{again}");
+    assert_eq!(again["refresh_token"], next["refresh_token"]);
+    r.idp.stop().await;
 }

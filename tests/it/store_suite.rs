@@ -139,35 +139,6 @@ async fn insert_take_expiry_and_compare_and_swap() {
 }
 
 #[tokio::test]
-async fn remove_if_removes_only_the_payload_it_names() {
-    for (name, s, _dir) in backends().await {
-        let lease = |holder: &str| Entry {
-            payload: holder.as_bytes().to_vec(),
-            ..entry(1, Some(100))
-        };
-        assert!(
-            s.insert_new(b"t/lease/f", lease("a"), 10, NOW)
-                .await
-                .unwrap()
-        );
-        assert!(
-            !s.remove_if(b"t/lease/f", b"b", NOW).await.unwrap(),
-            "{name}: not b's"
-        );
-        assert!(s.get(b"t/lease/f", 10).await.unwrap().is_some(), "{name}");
-        assert!(
-            s.remove_if(b"t/lease/f", b"a", NOW).await.unwrap(),
-            "{name}: a's"
-        );
-        assert!(s.get(b"t/lease/f", 10).await.unwrap().is_none(), "{name}");
-        assert!(
-            !s.remove_if(b"t/lease/f", b"a", NOW).await.unwrap(),
-            "{name}: gone"
-        );
-    }
-}
-
-#[tokio::test]
 async fn scans_see_live_records_of_a_prefix_in_key_order() {
     for (name, s, _dir) in backends().await {
         for (key, expires_at) in [

@@ -94,11 +94,20 @@ pub struct RefreshRecord {
     pub(crate) app: String,
     pub(crate) issued_at: u64,
     pub(crate) state: RefreshState,
-    /// While a server that shares the store with others rotates this token: until when the
+    /// While a server that shares the store with others rotates this token, its lease: the
     /// others wait for it (`refresh.rs::lease_token`). A server that dies mid-rotation leaves
     /// it to run out.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub(crate) leased_until: Option<u64>,
+    pub(crate) lease: Option<RefreshLease>,
+}
+
+/// Who rotates a refresh token, and until when the others wait.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct RefreshLease {
+    /// Random per lease: only its holder gives it back, so that a holder whose lease ran out
+    /// cannot end the lease another server took after it.
+    pub(crate) holder: String,
+    pub(crate) until: u64,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]

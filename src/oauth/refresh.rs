@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 use super::client_auth::ClientCredentials;
 use super::error::{ErrorCode, OAuthError};
 use super::params::Params;
-use super::records::{Family, FamilyId, RefreshRecord, RefreshState};
+use super::records::{Family, FamilyId, RefreshLease, RefreshRecord, RefreshState};
 use super::scopes::{ScopeGrant, narrow};
 use super::server::AuthServer;
 use super::token::{REFRESH_TOKEN_SECONDS, invalid_grant, token_response};
@@ -127,7 +127,14 @@ impl AuthServer {
         loop {
             let now = wall_clock();
             let rotated = matches!(seen.value.state, RefreshState::Rotated { .. });
-            if !rotated && seen.value.leased_until.is_some_and(|until| until > now) {
+            // A lease ending further ahead than any lease is given was written by a server
+            // whose clock runs ahead: it is not waited for.
+            let held = seen
+                .value
+                .lease
+                .as_ref()
+                .is_some_and(|l| l.until > now && l.until <= now + LEASE_SECONDS);
+            if !rotated && held {
                 // A holder that is alive finishes well within this; one that died leaves its
                 // lease to run out, and the client is told to come back rather than kept
                 // waiting.
@@ -141,44 +148,45 @@ impl AuthServer {
                 seen = self.read_token(tenant, &key).await?;
                 continue;
             }
+            let family_id = seen.value.family_id.clone();
+            if rotated {
+                // The grace path takes no lease.
+                let family = self.records.get::<Family>(&tenant.id, &family_id, now);
+                return Ok((seen, live(family.await?)?, None));
+            }
             let leased = RefreshRecord {
-                leased_until: Some(now + LEASE_SECONDS),
+                lease: Some(RefreshLease {
+                    holder: Handle::generate().expose().to_owned(),
+                    until: now + LEASE_SECONDS,
+                }),
                 ..seen.value.clone()
             };
+            // Armed before the write is sent: if the request is dropped meanwhile, or the
+            // write's outcome is unknown, the lease is given back if it was taken.
+            let lease = TokenLease::new(&leases, tenant, &key, &leased);
             let (won, family) = tokio::join!(
-                async {
-                    if rotated {
-                        return Ok(true);
-                    }
-                    leases
-                        .update(&tenant.id, &key, seen.revision, &leased, seen.expires_at)
-                        .await
-                },
-                self.records
-                    .get::<Family>(&tenant.id, &seen.value.family_id, now),
+                leases.update(&tenant.id, &key, seen.revision, &leased, seen.expires_at),
+                self.records.get::<Family>(&tenant.id, &family_id, now),
             );
             if !won? {
                 // Leased or rotated by another server since it was read.
+                lease.disarm();
                 seen = self.read_token(tenant, &key).await?;
                 continue;
             }
-            // From here a lease dropped on the way out is released by its guard.
-            let lease = (!rotated).then(|| TokenLease::new(&leases, tenant, &key, &seen, &leased));
-            let Some(family) = family?.filter(|f| !f.value.revoked) else {
-                if let Some(lease) = lease {
+            let family = match family.map_err(OAuthError::from).and_then(live) {
+                Ok(family) => family,
+                Err(e) => {
                     lease.release().await;
+                    return Err(e);
                 }
-                return Err(invalid_grant("the refresh token has been revoked"));
             };
-            let current = match &lease {
-                Some(_) => Versioned {
-                    value: leased,
-                    revision: seen.revision + 1,
-                    expires_at: seen.expires_at,
-                },
-                None => seen,
+            let current = Versioned {
+                value: leased,
+                revision: seen.revision + 1,
+                expires_at: seen.expires_at,
             };
-            return Ok((current, family, lease));
+            return Ok((current, family, Some(lease)));
         }
     }
 
@@ -226,7 +234,7 @@ impl AuthServer {
         let tokens = self
             .refresh_upstream(tenant, rec, &grant.upstream, &upstream_refresh, now)
             .await?;
-        let response = self
+        let Some(response) = self
             .rotate(
                 tenant,
                 token,
@@ -237,7 +245,23 @@ impl AuthServer {
                 upstream_refresh,
                 now,
             )
-            .await?;
+            .await?
+        else {
+            // Another server rotated it first (a lease that ran out), or the grant was revoked:
+            // its answer within the grace window, else the refusal.
+            return match self.read_token(tenant, &token.key()).await?.value.state {
+                RefreshState::Rotated {
+                    at,
+                    sealed_response,
+                } => {
+                    self.answer_retry(tenant, client, token, rec, at, &sealed_response, now)
+                        .await
+                }
+                RefreshState::Active { .. } => Err(invalid_grant(
+                    "the refresh token's grant was revoked while it was being refreshed",
+                )),
+            };
+        };
         tracing::info!(target: "audit", event = "token_issued", grant = "refresh_token", tenant = %tenant.id, client_id = %client.client_id, app = %rec.app);
         Ok(response)
     }
@@ -351,9 +375,8 @@ impl AuthServer {
     }
 
     /// Hands out a successor: successor, rotation and family commit together and durably
-    /// before the answer, so a crash keeps all or none of them (then the client still holds
-    /// a token that works). The group fails if the token was rotated or its family changed
-    /// (revoked) since they were read.
+    /// before the answer. `None` (nothing written) if the token was rotated or its family
+    /// changed (revoked) since they were read.
     #[allow(clippy::too_many_arguments)]
     async fn rotate(
         &self,
@@ -365,7 +388,7 @@ impl AuthServer {
         granted: &ScopeSet,
         upstream_refresh: String,
         now: u64,
-    ) -> Result<Value, OAuthError> {
+    ) -> Result<Option<Value>, OAuthError> {
         let rec = &current.value;
         let successor = Handle::generate();
         let next_upstream = tokens.refresh_token.clone().unwrap_or(upstream_refresh);
@@ -374,7 +397,7 @@ impl AuthServer {
             state: RefreshState::Active {
                 sealed_upstream: self.sealer.seal(&successor, next_upstream.as_bytes()),
             },
-            leased_until: None,
+            lease: None,
             ..rec.clone()
         };
         let mut response = token_response(tokens, granted);
@@ -387,7 +410,7 @@ impl AuthServer {
                     &serde_json::to_vec(&IssuedResponse(response.clone())).unwrap_or_default(),
                 ),
             },
-            leased_until: None,
+            lease: None,
             ..rec.clone()
         };
         let mut value = family.value;
@@ -404,12 +427,11 @@ impl AuthServer {
                 current.expires_at,
             )?
             .update(&tenant.id, &rec.family_id, family.revision, &value, expires)?;
-        if !self.records.write_all(group, now).await? {
-            return Err(invalid_grant(
-                "the refresh token was used or revoked concurrently; retry",
-            ));
-        }
-        Ok(response)
+        Ok(self
+            .records
+            .write_all(group, now)
+            .await?
+            .then_some(response))
     }
 
     /// Marks a refresh family revoked; every token of it is refused from then on.
@@ -544,19 +566,16 @@ fn wall_clock() -> u64 {
         .unwrap_or(0)
 }
 
-/// A token leased in a shared store (`lease_token`). Released by writing the record back
-/// without the lease when the rotation fails, and also when the request is dropped midway (a
-/// client that hangs up), so that the token's next refresh need not wait for the lease to run
-/// out; a successful rotation replaces the record and disarms it.
+/// A token leased in a shared store (`lease_token`). Given back (the record written again
+/// without the lease, if it still holds this lease) when the rotation fails, and also when the
+/// request is dropped midway (a client that hangs up), so that the token's next refresh need
+/// not wait for the lease to run out; a successful rotation replaces the record and disarms it.
 struct TokenLease {
     records: crate::store::Records,
     tenant: crate::domain::TenantId,
     key: crate::crypto::HandleKey,
-    /// The leased record's revision and the record as it was before the lease.
-    leased_revision: u64,
-    unleased: RefreshRecord,
-    expires_at: Option<u64>,
-    held: bool,
+    holder: String,
+    armed: bool,
 }
 
 impl TokenLease {
@@ -564,52 +583,73 @@ impl TokenLease {
         records: &crate::store::Records,
         tenant: &Tenant,
         key: &crate::crypto::HandleKey,
-        seen: &Versioned<RefreshRecord>,
         leased: &RefreshRecord,
     ) -> Self {
-        debug_assert!(leased.leased_until.is_some());
         Self {
             records: records.clone(),
             tenant: tenant.id.clone(),
             key: key.clone(),
-            leased_revision: seen.revision + 1,
-            unleased: RefreshRecord {
-                leased_until: None,
-                ..seen.value.clone()
-            },
-            expires_at: seen.expires_at,
-            held: true,
+            holder: leased
+                .lease
+                .as_ref()
+                .map(|l| l.holder.clone())
+                .unwrap_or_default(),
+            armed: true,
         }
     }
 
     fn disarm(mut self) {
-        self.held = false;
+        self.armed = false;
     }
 
     async fn release(mut self) {
-        self.write_back().await;
-        // Only now: if the write above is cancelled, the drop still releases the lease.
-        self.held = false;
+        self.give_back().await;
+        // Only now: if the write above is cancelled, the drop still gives the lease back.
+        self.armed = false;
     }
 
-    /// Writes the record back without the lease if it is still the leased one (a lease that
-    /// ran out and was taken by another server is theirs).
-    fn write_back(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
-        let (records, tenant, key, revision, value, expires_at) = (
+    /// Writes the record back without the lease if it still holds this one (a lease that ran
+    /// out and was taken by another server is theirs; a record never leased is left alone).
+    fn give_back(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
+        let (records, tenant, key, holder) = (
             self.records.clone(),
             self.tenant.clone(),
             self.key.clone(),
-            self.leased_revision,
-            self.unleased.clone(),
-            self.expires_at,
+            self.holder.clone(),
         );
         async move {
-            if let Err(e) = records
-                .update(&tenant, &key, revision, &value, expires_at)
-                .await
-            {
+            let given_back = async {
+                let Some(current) = records
+                    .get::<RefreshRecord>(&tenant, &key, wall_clock())
+                    .await?
+                else {
+                    return Ok(true);
+                };
+                if current
+                    .value
+                    .lease
+                    .as_ref()
+                    .is_none_or(|l| l.holder != holder)
+                {
+                    return Ok(true);
+                }
+                let value = RefreshRecord {
+                    lease: None,
+                    ..current.value
+                };
+                records
+                    .update(&tenant, &key, current.revision, &value, current.expires_at)
+                    .await
+            };
+            match given_back.await {
+                Ok(true) => {}
+                Ok(false) => {
+                    tracing::warn!(tenant = %tenant, "refresh lease not given back: the token changed meanwhile");
+                }
                 // It runs out by itself; meanwhile the token's next refresh waits for it.
-                tracing::warn!(tenant = %tenant, error = %e, "refresh lease not released");
+                Err(e) => {
+                    tracing::warn!(tenant = %tenant, error = %e, "refresh lease not given back")
+                }
             }
         }
     }
@@ -617,10 +657,17 @@ impl TokenLease {
 
 impl Drop for TokenLease {
     fn drop(&mut self) {
-        if self.held
+        if self.armed
             && let Ok(runtime) = tokio::runtime::Handle::try_current()
         {
-            runtime.spawn(self.write_back());
+            runtime.spawn(self.give_back());
         }
     }
+}
+
+/// The family, if it is still live.
+fn live(family: Option<Versioned<Family>>) -> Result<Versioned<Family>, OAuthError> {
+    family
+        .filter(|f| !f.value.revoked)
+        .ok_or_else(|| invalid_grant("the refresh token has been revoked"))
 }

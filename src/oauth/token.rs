@@ -244,7 +244,7 @@ impl AuthServer {
             state: RefreshState::Active {
                 sealed_upstream: self.sealer.seal(&refresh, upstream_refresh.as_bytes()),
             },
-            leased_until: None,
+            lease: None,
         };
         group.insert_new(
             &tenant.id,

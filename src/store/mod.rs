@@ -143,7 +143,9 @@ pub trait Store: Send + Sync + 'static {
         durability: Durability,
     ) -> Result<bool, StoreError>;
     /// Applies every write of `writes` (each to a different key) if each one's condition
-    /// holds, else none of them;
+    /// holds, else none of them (on sled, another thread may see part of a group while it is
+    /// applied or undone, and a crash may keep its first writes: every caller's writes are
+    /// ordered so that any prefix is safe);
     /// returns whether it wrote. One round trip to a database: a request's several writes
     /// commit together.
     async fn write_all(

@@ -50,7 +50,14 @@ const MIGRATIONS: &[(i32, &str)] = &[
         DECLARE
             written integer;
         BEGIN
-            FOR i IN 1 .. coalesce(array_length(keys, 1), 0) LOOP
+            IF cardinality(expected) <> cardinality(keys)
+                OR cardinality(schemas) <> cardinality(keys)
+                OR cardinality(revisions) <> cardinality(keys)
+                OR cardinality(expiries) <> cardinality(keys)
+                OR cardinality(payloads) <> cardinality(keys) THEN
+                RAISE EXCEPTION 'dcr_write_all: arrays of different lengths';
+            END IF;
+            FOR i IN 1 .. cardinality(keys) LOOP
                 IF expected[i] IS NULL THEN
                     INSERT INTO dcr_records (key, schema, revision, expires_at, payload)
                     VALUES (keys[i], schemas[i], revisions[i], expiries[i], payloads[i])

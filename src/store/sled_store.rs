@@ -27,6 +27,8 @@ pub struct SledStore {
     commit: Arc<GroupCommit>,
     /// The last key the sweeper examined; the next sweep continues after it.
     sweep_cursor: Arc<Mutex<Option<sled::IVec>>>,
+    /// Held while a group of writes is checked and applied (`write_all`).
+    group_lock: Mutex<()>,
 }
 
 impl SledStore {
@@ -73,6 +75,7 @@ impl SledStore {
             records,
             commit,
             sweep_cursor: Arc::default(),
+            group_lock: Mutex::new(()),
         })
     }
 
@@ -207,6 +210,50 @@ fn decode(key: &[u8], bytes: &[u8]) -> Result<Entry, StoreError> {
 }
 
 impl SledStore {
+    /// `write_all` under the group lock: every condition is checked on the records as read,
+    /// then each write replaces exactly what was read (a compare-and-swap of the bytes). A
+    /// write outside any group that lands in between makes its swap fail, and the swaps made
+    /// before it are undone. sled's own transactions are not used: the first one switches every
+    /// later operation on the database to a process-wide lock that a flush holds while it waits
+    /// for the disk.
+    fn apply_group(&self, writes: &[GroupWrite], now: u64) -> Result<bool, StoreError> {
+        let mut read = Vec::with_capacity(writes.len());
+        for write in writes {
+            let current = self.records.get(&write.key).map_err(backend)?;
+            let holds = match (write.expected_revision, &current) {
+                (None, None) => true,
+                (None, Some(raw)) => !header(&write.key, raw)?.is_live(now),
+                (Some(_), None) => false,
+                (Some(expected), Some(raw)) => header(&write.key, raw)?.revision == expected,
+            };
+            if !holds {
+                return Ok(false);
+            }
+            read.push(current);
+        }
+        let mut done: Vec<(&[u8], &Option<sled::IVec>, Vec<u8>)> = Vec::new();
+        for (write, current) in writes.iter().zip(&read) {
+            let bytes = encode(&write.entry);
+            let swapped = self.swap(&write.key, current.as_ref(), Some(bytes.clone()));
+            if !matches!(swapped, Ok(true)) {
+                for (key, before, written) in done.into_iter().rev() {
+                    let undone = self.records.compare_and_swap(
+                        key,
+                        Some(written.as_slice()),
+                        before.as_ref().map(|b| b.to_vec()),
+                    );
+                    if !matches!(undone, Ok(Ok(()))) {
+                        tracing::warn!(key = %String::from_utf8_lossy(key),
+                            "a write of a refused group was changed before it could be undone");
+                    }
+                }
+                return swapped.map(|_| false);
+            }
+            done.push((&write.key, current, bytes));
+        }
+        Ok(true)
+    }
+
     /// Replaces `old` (as read) by `new` atomically; `false` if the record changed meanwhile.
     fn swap(
         &self,
@@ -275,44 +322,17 @@ impl Store for SledStore {
         now: u64,
         durability: Durability,
     ) -> Result<bool, StoreError> {
-        use sled::transaction::{ConflictableTransactionError, TransactionError};
-        let encoded: Vec<(&GroupWrite, Vec<u8>)> =
-            writes.iter().map(|w| (w, encode(&w.entry))).collect();
-        // A sled transaction excludes every other operation on the tree while it runs, so the
-        // conditions read here still hold when it commits.
-        let outcome = self.records.transaction(|tx| {
-            for (write, _) in &encoded {
-                let current = tx.get(&write.key)?;
-                let holds = match (write.expected_revision, &current) {
-                    (None, None) => true,
-                    (None, Some(raw)) => header(&write.key, raw)
-                        .map(|h| !h.is_live(now))
-                        .map_err(ConflictableTransactionError::Abort)?,
-                    (Some(_), None) => false,
-                    (Some(expected), Some(raw)) => header(&write.key, raw)
-                        .map(|h| h.revision == expected)
-                        .map_err(ConflictableTransactionError::Abort)?,
-                };
-                if !holds {
-                    // Nothing is staged yet: every condition is checked before any write.
-                    return Ok(false);
-                }
-            }
-            for (write, bytes) in &encoded {
-                tx.insert(write.key.as_slice(), bytes.as_slice())?;
-            }
-            Ok(true)
-        });
-        match outcome {
-            Ok(written) => {
-                if written {
-                    self.settle(durability).await?;
-                }
-                Ok(written)
-            }
-            Err(TransactionError::Abort(e)) => Err(e),
-            Err(TransactionError::Storage(e)) => Err(backend(e)),
+        let written = {
+            let _one_group_at_a_time = self
+                .group_lock
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            self.apply_group(&writes, now)?
+        };
+        if written {
+            self.settle(durability).await?;
         }
+        Ok(written)
     }
 
     async fn get(&self, key: &[u8], now: u64) -> Result<Option<Entry>, StoreError> {

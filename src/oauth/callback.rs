@@ -92,8 +92,10 @@ impl AuthServer {
         }
     }
 
-    /// Takes the transaction once. It is checked against this browser before it is consumed,
-    /// so a forwarded IdP link neither completes a stranger's login nor burns the rightful one.
+    /// Takes the transaction once. It is checked against this browser as it is taken and put
+    /// back if the browser is another, so a forwarded IdP link neither completes a stranger's
+    /// login nor burns the rightful one (unless the rightful browser arrives in the moment
+    /// between the take and the put-back: it is then told to start again).
     async fn take_transaction(
         &self,
         tenant: &Tenant,
@@ -121,27 +123,30 @@ impl AuthServer {
                 ),
             }
         };
-        match self.records.get::<Transaction>(&tenant.id, &key, now).await {
-            Ok(Some(t))
-                if browser_binding
-                    .is_some_and(|b| t.value.browser_hash.matches(&Handle::presented(b))) => {}
-            Ok(Some(_)) => {
-                tracing::warn!(target: "audit", event = "callback_wrong_browser", tenant = %tenant.id);
-                return Err(page(
-                    400,
-                    "This sign-in was started in another browser. Start the sign-in again from your application, in this browser.",
-                ));
-            }
+        // Taken first, in one step, and put back if this is not its browser. Deferred: the
+        // new code's durable write, or the error page, follows; a take lost in a crash of the
+        // store only revives a transaction whose IdP code was spent or never came.
+        let txn: Transaction = match self.records.deferred().take(&tenant.id, &key, now).await {
+            Ok(Some(t)) => t,
             Ok(None) => return Err(gone()),
             Err(e) => return Err(unreadable(e)),
+        };
+        if browser_binding.is_some_and(|b| txn.browser_hash.matches(&Handle::presented(b))) {
+            return Ok(txn);
         }
-        // Deferred: the new code's durable write, or the error page, follows; a take lost in a
-        // crash of the store only revives a transaction whose IdP code was spent or never came.
-        match self.records.deferred().take(&tenant.id, &key, now).await {
-            Ok(Some(t)) => Ok(t),
-            Ok(None) => Err(gone()),
-            Err(e) => Err(unreadable(e)),
+        tracing::warn!(target: "audit", event = "callback_wrong_browser", tenant = %tenant.id);
+        let expires = Some(txn.created_at + super::authorize::TRANSACTION_SECONDS);
+        if let Err(e) = self
+            .records
+            .insert_new(&tenant.id, &key, &txn, expires, now)
+            .await
+        {
+            tracing::warn!(tenant = %tenant.id, error = %e, "a transaction taken by the wrong browser could not be put back; its sign-in must start again");
         }
+        Err(page(
+            400,
+            "This sign-in was started in another browser. Start the sign-in again from your application, in this browser.",
+        ))
     }
 
     /// The IdP's answer to the transaction: its error, or its code exchanged for tokens that

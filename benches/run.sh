@@ -65,8 +65,9 @@ minutes=$(( ($(date +%s) - started + 59) / 60 ))
   echo "### The same on PostgreSQL (\`cargo bench --bench scale -- --postgres URL\`)"
   echo
   echo "One replica on a local PostgreSQL 15 with its defaults (\`fsync\` and \`synchronous_commit\`"
-  echo "on), in a database made for the run, with \`VACUUM ANALYZE\` after each fill (what autovacuum does"
-  echo "long before a deployment has this many clients); the server's memory and start-up do not count PostgreSQL's."
+  echo "on), in a database made for the run, with \`VACUUM ANALYZE\` and a \`CHECKPOINT\` after each fill (what"
+  echo "autovacuum and the checkpointer have done long before a deployment has this many clients); the"
+  echo "server's memory and start-up do not count PostgreSQL's (the role must be allowed to \`CHECKPOINT\`)."
   echo
   cat "$out/scale-pg.md"
   echo

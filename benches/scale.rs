@@ -82,12 +82,14 @@ impl Backend {
     }
 
     /// After a fill: on PostgreSQL, the vacuum and statistics that autovacuum would have
-    /// made long before a deployment reached this many clients, so that the latencies measured
-    /// next are those of the steady state, not of autovacuum catching up with a fill of
-    /// minutes. sled has no such step.
+    /// made long before a deployment reached this many clients, and a checkpoint of the
+    /// gigabyte of WAL a fill of minutes leaves behind, so that the latencies measured next
+    /// are those of the steady state, not of autovacuum and the checkpointer catching up with
+    /// the fill. sled has no such step.
     fn settle(&self) {
         if let Some((url, _)) = &self.postgres {
             psql(url, "VACUUM ANALYZE dcr_records");
+            psql(url, "CHECKPOINT");
         }
     }
 

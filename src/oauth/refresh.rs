@@ -89,7 +89,8 @@ impl AuthServer {
             .await;
         if let Some(lease) = lease {
             match &result {
-                // The rotation replaced the leased record (or it was not leased: a retry).
+                // The rotation replaced the leased record, or another server's rotation did
+                // (a lost race answered from the grace window).
                 Ok(_) => lease.disarm(),
                 Err(_) => lease.release().await,
             }
@@ -156,7 +157,7 @@ impl AuthServer {
             }
             let leased = RefreshRecord {
                 lease: Some(RefreshLease {
-                    holder: Handle::generate().expose().to_owned(),
+                    holder: crate::crypto::random_token(),
                     until: now + LEASE_SECONDS,
                 }),
                 ..seen.value.clone()
@@ -288,10 +289,7 @@ impl AuthServer {
         if current.value.family_id != *family_id {
             return Err(unknown_token());
         }
-        match family {
-            Some(f) if !f.value.revoked => Ok((current, f)),
-            _ => Err(invalid_grant("the refresh token has been revoked")),
-        }
+        Ok((current, live(family)?))
     }
 
     /// A used refresh token: within the grace window, the response given then (the rotation

@@ -450,12 +450,7 @@ impl WriteGroup {
         value: &R,
         expires_at: Option<u64>,
     ) -> Result<&mut Self, StoreError> {
-        self.writes.push(GroupWrite {
-            key: store_key(tenant, R::NAMESPACE, id),
-            expected_revision: None,
-            entry: Records::encode(value, 1, expires_at)?,
-        });
-        Ok(self)
+        self.push(tenant, id, None, value, expires_at)
     }
 
     /// `value` over the record at `current_revision` (the group fails if it moved on).
@@ -467,10 +462,23 @@ impl WriteGroup {
         value: &R,
         expires_at: Option<u64>,
     ) -> Result<&mut Self, StoreError> {
+        self.push(tenant, id, Some(current_revision), value, expires_at)
+    }
+
+    /// A write at revision 1 (an insert) or one after `expected_revision`.
+    fn push<R: Record>(
+        &mut self,
+        tenant: &TenantId,
+        id: &R::Id,
+        expected_revision: Option<u64>,
+        value: &R,
+        expires_at: Option<u64>,
+    ) -> Result<&mut Self, StoreError> {
+        let revision = expected_revision.map_or(1, |r| r + 1);
         self.writes.push(GroupWrite {
             key: store_key(tenant, R::NAMESPACE, id),
-            expected_revision: Some(current_revision),
-            entry: Records::encode(value, current_revision + 1, expires_at)?,
+            expected_revision,
+            entry: Records::encode(value, revision, expires_at)?,
         });
         Ok(self)
     }

@@ -726,7 +726,7 @@ impl Store for PostgresStore {
         let expiries: Vec<Option<i64>> =
             writes.iter().map(|w| w.entry.expires_at.map(big)).collect();
         let payloads: Vec<&[u8]> = writes.iter().map(|w| w.entry.payload.as_slice()).collect();
-        let applied = bounded(async {
+        bounded(async {
             let (client, statement) = self
                 .prepared(
                     durability,
@@ -753,8 +753,7 @@ impl Store for PostgresStore {
                 Err(e) => Err(pg(e)),
             }
         })
-        .await?;
-        Ok(applied)
+        .await
     }
 
     async fn get(&self, key: &[u8], now: u64) -> Result<Option<Entry>, StoreError> {

@@ -1,5 +1,6 @@
-//! `dcr-shim clients …` and `dcr-shim grants …`: the admin API from a shell, or offline over a
-//! data directory. A table for people, `--json` for scripts; the exit code says whether the
+//! `dcr-shim clients …`, `dcr-shim grants …` and `dcr-shim keys …`: the admin API from a
+//! shell, or offline over a data directory (except `keys rotate`, which needs the server's
+//! secret to seal the new key). A table for people, `--json` for scripts; the exit code says whether the
 //! server did it.
 
 use std::path::PathBuf;
@@ -109,6 +110,25 @@ pub enum GrantsCommand {
         /// One grant, by the id `grants list` shows.
         #[arg(long)]
         grant: Option<String>,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum KeysCommand {
+    /// The tenant's keys for minted tokens, and which signs now.
+    List {
+        #[command(flatten)]
+        conn: AdminConnection,
+    },
+    /// Publish a new signing key now; it signs after the propagation delay, and the key it
+    /// replaces stays published until every token that key signed has expired.
+    Rotate {
+        #[command(flatten)]
+        conn: AdminConnection,
+        /// How long the new key is published before it signs: longer than your resource
+        /// servers cache the JWKS.
+        #[arg(long, default_value = "1h", value_parser = humantime::parse_duration)]
+        propagation: std::time::Duration,
     },
 }
 
@@ -437,6 +457,50 @@ pub async fn grants(cmd: GrantsCommand) -> ExitCode {
                         "note: {} live grant(s) of this tenant record no user (made before users were recorded, or by an IdP without ID tokens); revoke them by client",
                         text(&v["grants_without_user"])
                     );
+                }
+            })
+        }
+    }
+}
+
+pub async fn keys(cmd: KeysCommand) -> ExitCode {
+    use reqwest::Method;
+    match cmd {
+        KeysCommand::List { conn } => {
+            let r = conn.call(Method::GET, "/keys", None).await;
+            finish(&conn, r, |v| {
+                println!(
+                    "{:<45} {:<9} {:>12} {:>14}",
+                    "KID", "STATE", "SIGN FROM", "PUBLISH UNTIL"
+                );
+                for k in v["keys"].as_array().map(Vec::as_slice).unwrap_or(&[]) {
+                    println!(
+                        "{:<45} {:<9} {:>12} {:>14}",
+                        text(&k["kid"]),
+                        text(&k["state"]),
+                        text(&k["sign_from"]),
+                        text(&k["publish_until"])
+                    );
+                }
+            })
+        }
+        KeysCommand::Rotate { conn, propagation } => {
+            if conn.data_dir.is_some() {
+                eprintln!(
+                    "dcr-shim: keys rotate seals the new key with the server's secret, which only a running server holds; run it through the admin API (--admin-url)"
+                );
+                return ExitCode::FAILURE;
+            }
+            let body = json!({"propagation_seconds": propagation.as_secs()});
+            let r = conn.call(Method::POST, "/keys/rotate", Some(body)).await;
+            finish(&conn, r, |v| {
+                println!(
+                    "new key {} signs from {} (unix time)",
+                    text(&v["kid"]),
+                    text(&v["sign_from"])
+                );
+                for r in v["retiring"].as_array().map(Vec::as_slice).unwrap_or(&[]) {
+                    println!("key {} leaves the JWKS at {}", text(&r[0]), text(&r[1]));
                 }
             })
         }

@@ -12,6 +12,7 @@ use actix_web::{App, HttpServer, web};
 use crate::config::Settings;
 use crate::crypto::{KeyError, Sealer, ServerKeys, Signer};
 use crate::dev_idp::DevIdps;
+use crate::minting::SigningKeys;
 use crate::oauth::AuthServer;
 use crate::oauth::registration::ClientRegistry;
 use crate::reload::{Reloader, TenantSet, TenantSetError, fingerprint};
@@ -168,6 +169,7 @@ fn assemble(
         set.upstream_client(),
         Sealer::new(keys),
         Signer::new(keys),
+        Arc::new(SigningKeys::new(records.clone(), keys)),
     );
     let state = web::Data::new(AppState::new(
         settings.clone(),

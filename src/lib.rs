@@ -12,6 +12,7 @@ pub mod dev_idp;
 pub mod domain;
 pub mod http;
 pub(crate) mod metrics;
+pub mod minting;
 pub mod net;
 pub mod oauth;
 pub mod reload;

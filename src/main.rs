@@ -35,6 +35,9 @@ enum Command {
     /// Grants (refresh families), through a running server's admin API.
     #[command(subcommand)]
     Grants(dcr_shim::admin_cli::GrantsCommand),
+    /// Signing keys of minted tokens, through a running server's admin API.
+    #[command(subcommand)]
+    Keys(dcr_shim::admin_cli::KeysCommand),
     /// Work on a store directly, with no server using it.
     #[command(subcommand)]
     Store(StoreCommand),
@@ -237,6 +240,7 @@ async fn main() -> ExitCode {
         Command::Check(args) => check(args).await,
         Command::Clients(cmd) => dcr_shim::admin_cli::clients(cmd).await,
         Command::Grants(cmd) => dcr_shim::admin_cli::grants(cmd).await,
+        Command::Keys(cmd) => dcr_shim::admin_cli::keys(cmd).await,
         Command::Healthcheck(args) => healthcheck(args).await,
         Command::Store(StoreCommand::Copy {
             from,
@@ -456,6 +460,9 @@ async fn check(args: CommonArgs) -> ExitCode {
             t.issuer,
             t.config.upstream.kind()
         );
+        for r in t.resources() {
+            println!("  {}", r.token_summary(&t.issuer, t.config.upstream.kind()));
+        }
         if dcr_shim::upstream::provider::Provider::of(t).is_built_in() {
             continue;
         }

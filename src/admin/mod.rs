@@ -4,6 +4,7 @@
 //! user, revoke one, all of a client, all of a user). Every change is an audit event naming
 //! the token's label. The operations themselves are `oauth/grants.rs`.
 
+mod signing_keys;
 pub(crate) mod tokens;
 
 use actix_web::{HttpRequest, HttpResponse, web};
@@ -38,6 +39,14 @@ pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
                 .route(
                     "/tenants/{tenant}/clients/{client}/app",
                     web::put().to(remap_client),
+                )
+                .route(
+                    "/tenants/{tenant}/keys",
+                    web::get().to(signing_keys::list_keys),
+                )
+                .route(
+                    "/tenants/{tenant}/keys/rotate",
+                    web::post().to(signing_keys::rotate_keys),
                 )
                 .route("/tenants/{tenant}/grants", web::get().to(list_grants))
                 .route(

@@ -1,7 +1,7 @@
 //! Tenant files: `tenants/<tenant-id>.toml`, one per tenant. The schema is documented in
 //! `docs/tenants.md`; `load_tenants` parses every file and reports every problem at once.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -10,6 +10,8 @@ use serde::Deserialize;
 use url::Url;
 
 use super::host_pattern::HostPattern;
+use super::resource_server::ResourceServerConfig;
+use super::token_mode::TokenMode;
 use crate::domain::scope::is_scope_token;
 use crate::domain::tenant_id::TenantId;
 use crate::domain::{RedirectKind, ResourceUri, is_loopback_host};
@@ -58,6 +60,23 @@ impl Tenant {
             .unwrap_or(&resources[0])
     }
 
+    /// The resource server of the tenant with this client id.
+    pub(crate) fn resource_server(&self, client_id: &str) -> Option<&ResourceServerConfig> {
+        self.config
+            .resource_servers
+            .iter()
+            .find(|r| r.client_id == client_id)
+    }
+
+    pub(crate) fn has_resource_servers(&self) -> bool {
+        !self.config.resource_servers.is_empty()
+    }
+
+    /// Every resource the tenant fronts.
+    pub fn resources(&self) -> &[ResourceConfig] {
+        &self.config.resources
+    }
+
     /// The resource that `uri` names, compared in normalized form (`ResourceUri`).
     pub fn resource(&self, uri: &str) -> Option<&ResourceConfig> {
         self.config.resources.iter().find(|r| r.uri.matches(uri))
@@ -80,6 +99,9 @@ pub struct TenantConfig {
     pub registration: RegistrationPolicy,
     #[serde(default)]
     pub(crate) dev: DevSettings,
+    /// APIs that call the shim to introspect minted tokens (`resource_server.rs`).
+    #[serde(default)]
+    pub(crate) resource_servers: Vec<ResourceServerConfig>,
 }
 
 /// The identity provider behind the tenant.
@@ -291,6 +313,20 @@ pub struct ResourceConfig {
     /// For `oidc` and `dev` upstreams: the RFC 8707 `resource` to send upstream (the API
     /// identifier the IdP knows). Never sent to Entra, which takes the resource from the scopes.
     pub(crate) upstream_resource: Option<String>,
+    /// What the client receives as its access token (`token_mode.rs`).
+    #[serde(default)]
+    pub token: TokenMode,
+    /// Lifetime of a minted access token.
+    #[serde(default, with = "humantime_serde")]
+    pub token_lifetime: Option<Duration>,
+    /// Claims copied from the IdP's ID token into minted tokens: upstream name → name in the
+    /// token (`roles = "roles"`, `upn = "email"`).
+    #[serde(default)]
+    pub claims: BTreeMap<String, String>,
+    /// Whether each refresh of a minted token also refreshes at the IdP (default true), so that
+    /// a user disabled or blocked there loses access at the next refresh.
+    #[serde(default)]
+    pub refresh_upstream: Option<bool>,
 }
 
 /// One MCP-facing scope name and the upstream scope string it stands for.
@@ -441,9 +477,10 @@ pub fn load_tenant(file: &Path, public_url: &Url) -> Result<Tenant, Vec<Problem>
     let text = std::fs::read_to_string(file)
         .map_err(|e| problems.add("(file)", format!("cannot be read: {e}")))
         .ok();
-    let config = text.and_then(|text| parse_config(&text, &mut problems));
-    if let Some(config) = &config {
+    let mut config = text.and_then(|text| parse_config(&text, &mut problems));
+    if let Some(config) = &mut config {
         validate(config, public_url, &mut problems);
+        check_resource_servers(config, &mut problems);
     }
     match (id, config) {
         (Some(id), Some(mut config)) if problems.list.is_empty() => Ok(Tenant {
@@ -532,6 +569,16 @@ fn validate(c: &TenantConfig, public_url: &Url, p: &mut Problems) {
     validate_mapping(c, p);
     validate_registration(c, p);
     validate_dev(&c.dev, public_url, p);
+}
+
+/// The `[[resource_servers]]` tables, reading their key files.
+fn check_resource_servers(c: &mut TenantConfig, p: &mut Problems) {
+    let mut ids = HashSet::new();
+    for (i, rs) in c.resource_servers.iter_mut().enumerate() {
+        for (field, message) in rs.check(&c.resources, &mut ids) {
+            p.add(&format!("resource_servers[{i}].{field}"), message);
+        }
+    }
 }
 
 fn validate_upstream(u: &UpstreamConfig, public_url: &Url, p: &mut Problems) {
@@ -725,16 +772,23 @@ fn validate_resources(c: &TenantConfig, p: &mut Problems) {
                 }
             }
         }
+        for (field, message) in r.token_problems() {
+            p.add(&at(field), message);
+        }
         let entra_resources = validate_resource_scopes(i, r, entra, &mut names, p);
         if entra_resources.len() > 1 {
             p.add(&at("scopes"), "Entra issues a token for one resource per request (AADSTS28000); all upstream scopes of one MCP resource must belong to the same API");
         }
+        // Minted tokens name the resource itself as their audience, so minted resources may
+        // share an API; a passthrough resource's token is valid wherever its API is.
         for api in &entra_resources {
-            if let Some((_, other)) = apis.iter().find(|(a, _)| a.eq_ignore_ascii_case(api)) {
-                p.add(&at("scopes"), format!("the Entra API '{api}' is also resources[{other}]'s: the IdP's access token (audience {api}) would be valid at both MCP servers; give each MCP server an API of its own (an app registration with its own identifier URI)"));
-            } else {
-                apis.push(((*api).to_owned(), i));
+            let clash = apis.iter().find(|(a, other)| {
+                a.eq_ignore_ascii_case(api) && !(r.is_minted() && c.resources[*other].is_minted())
+            });
+            if let Some((_, other)) = clash {
+                p.add(&at("scopes"), format!("the Entra API '{api}' is also resources[{other}]'s, and the IdP's access token (audience {api}) would be valid at both MCP servers; give each MCP server an API of its own (an app registration with its own identifier URI), or set token = \"minted\" on both so that each receives tokens for itself alone"));
             }
+            apis.push(((*api).to_owned(), i));
         }
         if entra && r.scopes.iter().any(|s| s.upstream.ends_with("/.default")) && r.scopes.len() > 1
         {

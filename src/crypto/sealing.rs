@@ -34,8 +34,8 @@ impl Sealer {
         }
     }
 
-    fn cipher(server_key: &[u8; 32], handed_out: &Handle) -> XChaCha20Poly1305 {
-        let hk = Hkdf::<Sha256>::new(Some(server_key), handed_out.expose().as_bytes());
+    fn cipher(server_key: &[u8; 32], handed_out: &[u8]) -> XChaCha20Poly1305 {
+        let hk = Hkdf::<Sha256>::new(Some(server_key), handed_out);
         let mut key = [0u8; 32];
         let _ = hk.expand(b"dcr-shim sealed record", &mut key);
         XChaCha20Poly1305::new(&key.into())
@@ -43,6 +43,29 @@ impl Sealer {
 
     /// `base64url(nonce || ciphertext)`.
     pub(crate) fn seal(&self, handed_out: &Handle, plaintext: &[u8]) -> String {
+        self.seal_under(handed_out.expose().as_bytes(), plaintext)
+    }
+
+    pub(crate) fn unseal(&self, handed_out: &Handle, sealed: &str) -> Result<Vec<u8>, UnsealError> {
+        self.unseal_under(handed_out.expose().as_bytes(), sealed)
+    }
+
+    /// Seals what the server alone must open (a signing key), under a key derived from the
+    /// server's secret and `label` (`"server-held "` is prefixed, so that no handed-out value
+    /// derives the same key).
+    pub(crate) fn seal_server_held(&self, label: &str, plaintext: &[u8]) -> String {
+        self.seal_under(format!("server-held {label}").as_bytes(), plaintext)
+    }
+
+    pub(crate) fn unseal_server_held(
+        &self,
+        label: &str,
+        sealed: &str,
+    ) -> Result<Vec<u8>, UnsealError> {
+        self.unseal_under(format!("server-held {label}").as_bytes(), sealed)
+    }
+
+    fn seal_under(&self, handed_out: &[u8], plaintext: &[u8]) -> String {
         let mut nonce = [0u8; 24];
         rand::rngs::OsRng.fill_bytes(&mut nonce);
         let cipher = Self::cipher(&self.server_key, handed_out);
@@ -55,7 +78,7 @@ impl Sealer {
         URL_SAFE_NO_PAD.encode(out)
     }
 
-    pub(crate) fn unseal(&self, handed_out: &Handle, sealed: &str) -> Result<Vec<u8>, UnsealError> {
+    fn unseal_under(&self, handed_out: &[u8], sealed: &str) -> Result<Vec<u8>, UnsealError> {
         let raw = URL_SAFE_NO_PAD.decode(sealed).map_err(|_| UnsealError)?;
         if raw.len() < 24 {
             return Err(UnsealError);

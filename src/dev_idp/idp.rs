@@ -1,7 +1,7 @@
 //! The built-in development IdP, for `upstream.kind = "dev"` tenants only: a login form that
 //! asks only for a user name, the tenant's apps as static clients, PKCE S256, ES256-signed JWT
-//! access tokens (audience: the requested `resource`, else the app) with a JWKS, and signed
-//! refresh tokens. It exists so that the shipped configuration runs a full login with no
+//! access tokens (audience: the requested `resource`, else the app) with a JWKS, ID tokens
+//! when `openid` is asked for with a nonce, and signed refresh tokens. It exists so that the shipped configuration runs a full login with no
 //! outside service; it logs anyone in, which is why it refuses non-loopback public URLs.
 //!
 //! Endpoints (HTTP side in `routes.rs`): `{issuer}/dev-idp/authorize` (form),
@@ -240,13 +240,17 @@ impl DevIdp {
                     return Err(IdpError::new("invalid_grant", "PKCE verification failed"));
                 }
                 let r = &code.request;
-                self.issue(
+                let mut tokens = self.issue(
                     &code.user,
                     &r.client_id,
                     &r.scope,
                     r.resource.as_deref(),
                     now,
-                )
+                )?;
+                if let Some(nonce) = r.nonce.as_deref().filter(|_| has_scope(&r.scope, "openid")) {
+                    tokens.id_token = Some(self.id_token(&code.user, &r.client_id, nonce, now)?);
+                }
+                Ok(tokens)
             }
             "refresh_token" => {
                 let mut validation = Validation::new(Algorithm::ES256);
@@ -312,7 +316,7 @@ impl DevIdp {
                 .map_err(|e| IdpError::new("server_error", &e.to_string()))
         };
         let access_token = sign(&header, &access)?;
-        let refresh_token = if scope.split(' ').any(|s| s == "offline_access") {
+        let refresh_token = if has_scope(scope, "offline_access") {
             let claims = DevRefreshClaims {
                 iss: self.issuer.clone(),
                 sub: user.into(),
@@ -342,6 +346,30 @@ impl DevIdp {
         })
     }
 
+    /// An ID token (OpenID Connect Core §2) for the login of `user`, at `now`.
+    fn id_token(
+        &self,
+        user: &str,
+        client_id: &str,
+        nonce: &str,
+        now: u64,
+    ) -> Result<String, IdpError> {
+        let mut header = Header::new(Algorithm::ES256);
+        header.kid = Some(self.kid.clone());
+        let claims = json!({
+            "iss": self.issuer,
+            "sub": user,
+            "aud": client_id,
+            "nonce": nonce,
+            "iat": now,
+            "auth_time": now,
+            "exp": now + ACCESS_TOKEN_SECONDS,
+            "preferred_username": user,
+        });
+        jsonwebtoken::encode(&header, &claims, &self.encoding)
+            .map_err(|e| IdpError::new("server_error", &e.to_string()))
+    }
+
     /// The public key set (RFC 7517).
     pub(crate) fn jwks(&self) -> Value {
         json!({"keys": [{"kty": "EC", "crv": "P-256", "x": self.x, "y": self.y, "kid": self.kid, "alg": "ES256", "use": "sig"}]})
@@ -355,8 +383,13 @@ impl DevIdp {
             "jwks_uri": format!("{}/jwks", self.issuer),
             "response_types_supported": ["code"],
             "code_challenge_methods_supported": ["S256"],
+            "id_token_signing_alg_values_supported": ["ES256"],
         })
     }
+}
+
+fn has_scope(scope: &str, wanted: &str) -> bool {
+    scope.split(' ').any(|s| s == wanted)
 }
 
 impl InProcessIdp for DevIdp {

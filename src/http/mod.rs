@@ -115,9 +115,12 @@ pub(crate) fn configure(
             .route("/{tenant}/callback", web::get().to(callback::callback))
             .route("/{tenant}/token", web::post().to(token::token))
             .route("/{tenant}/revoke", web::post().to(token::revoke))
+            .route("/{tenant}/jwks", web::get().to(well_known::jwks))
+            .route("/{tenant}/introspect", web::post().to(token::introspect))
             .configure(extra_routes)
             .route("/{tenant}/token", web::route().to(method_not_allowed))
             .route("/{tenant}/revoke", web::route().to(method_not_allowed))
+            .route("/{tenant}/introspect", web::route().to(method_not_allowed))
             .route("/{tenant}/consent", web::route().to(method_not_allowed))
             .route("/{tenant}/register", web::route().to(method_not_allowed))
             .default_service(web::to(unknown_path)),
@@ -161,6 +164,8 @@ fn route_label(path: &str) -> &'static str {
         (Some(_), Some("callback"), None) => "/:tenant/callback",
         (Some(_), Some("token"), None) => "/:tenant/token",
         (Some(_), Some("revoke"), None) => "/:tenant/revoke",
+        (Some(_), Some("jwks"), None) => "/:tenant/jwks",
+        (Some(_), Some("introspect"), None) => "/:tenant/introspect",
         (Some(_), Some("register"), None) => "/:tenant/register",
         (Some(_), Some("register"), Some(_)) => "/:tenant/register/:client_id",
         (Some(_), Some("dev-idp"), _) => "/:tenant/dev-idp",

@@ -1,4 +1,4 @@
-//! `POST /{tenant}/token` and `POST /{tenant}/revoke`.
+//! `POST /{tenant}/token`, `POST /{tenant}/revoke` and `POST /{tenant}/introspect`.
 
 use actix_web::http::StatusCode;
 use actix_web::http::header::AUTHORIZATION;
@@ -117,6 +117,31 @@ pub(crate) async fn revoke(
             .finish(),
         Err(e) => {
             tracing::info!(tenant = %tenant.id, client_id = presented_client(&form, &creds), error = %e, "revocation request refused");
+            token_error(&tenant, &e)
+        }
+    }
+}
+
+pub(crate) async fn introspect(
+    state: web::Data<AppState>,
+    ApiTenant(tenant): ApiTenant,
+    req: HttpRequest,
+    payload: web::Payload,
+) -> HttpResponse {
+    let (form, creds) = match read_request(&tenant, &req, payload).await {
+        Ok(r) => r,
+        Err(res) => return res,
+    };
+    match state
+        .auth()
+        .introspect(&tenant, &form, &creds, unix_now())
+        .await
+    {
+        Ok(body) => HttpResponse::Ok()
+            .insert_header(("Cache-Control", "no-store"))
+            .json(body),
+        Err(e) => {
+            tracing::info!(tenant = %tenant.id, client_id = presented_client(&form, &creds), error = %e, "introspection request refused");
             token_error(&tenant, &e)
         }
     }

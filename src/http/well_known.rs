@@ -4,9 +4,9 @@
 use actix_web::http::header::ContentType;
 use actix_web::{HttpResponse, web};
 
-use super::error::not_found;
+use super::error::{error_response, not_found};
 use super::extract::ApiTenant;
-use super::state::AppState;
+use super::state::{AppState, unix_now};
 
 pub(crate) async fn metadata(
     state: web::Data<AppState>,
@@ -19,4 +19,16 @@ pub(crate) async fn metadata(
         .insert_header(("Cache-Control", "public, max-age=300"))
         .content_type(ContentType::json())
         .body(document)
+}
+
+/// `GET /{tenant}/jwks`: the keys of the tenant's minted tokens (RFC 7517 §5). Cached briefly,
+/// well under a rotation's propagation delay (`docs/tokens.md`).
+pub(crate) async fn jwks(state: web::Data<AppState>, ApiTenant(tenant): ApiTenant) -> HttpResponse {
+    match state.auth().jwks(&tenant, unix_now()).await {
+        Ok(set) => HttpResponse::Ok()
+            .insert_header(("Cache-Control", "public, max-age=300"))
+            .content_type("application/jwk-set+json")
+            .json(set),
+        Err(e) => error_response(&e),
+    }
 }

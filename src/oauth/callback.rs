@@ -5,10 +5,11 @@
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use serde_json::Value;
+use serde_json::{Map, Value};
 
 use super::authorize::AuthorizeError;
 use super::error::{ErrorCode, OAuthError};
+use super::minted::{SealedGrant, copied_claims, minted_resource};
 use super::params::Params;
 use super::records::{AuthCode, PendingAuthorization, Transaction};
 use super::server::AuthServer;
@@ -185,7 +186,7 @@ impl AuthServer {
             .await?;
         let subject = user.as_ref().map(|u| u.subject.clone());
         let code = self
-            .issue_code(tenant, r, &tokens, subject.as_deref(), now)
+            .issue_code(tenant, r, tokens, user.as_ref(), now)
             .await?;
         let claim = |f: fn(&IdTokenUser) -> &Option<String>| {
             user.as_ref().and_then(|u| f(u).clone()).unwrap_or_default()
@@ -240,7 +241,7 @@ impl AuthServer {
             })?;
         let subject = match &tokens.id_token {
             Some(id_token) => Some(
-                check_id_token(id_token, &endpoints.issuer, &app.client_id, &txn.nonce, now)
+                check_id_token(id_token, &endpoints.issuer, &app.client_id, Some(&txn.nonce), now)
                     .map_err(|why| {
                         tracing::error!(tenant = %tenant.id, app = %r.app, reason = %why, "the IdP's ID token failed validation");
                         OAuthError::server_error()
@@ -251,22 +252,38 @@ impl AuthServer {
         Ok((tokens, subject))
     }
 
-    /// Stores the shim's own single-use code with the IdP's tokens sealed under it.
+    /// Stores the shim's own single-use code with the IdP's tokens sealed under it, and for a
+    /// minted resource what its tokens say about the user (`minted.rs`).
     async fn issue_code(
         &self,
         tenant: &Tenant,
         r: &PendingAuthorization,
-        tokens: &UpstreamTokens,
-        subject: Option<&str>,
+        tokens: UpstreamTokens,
+        user: Option<&IdTokenUser>,
         now: u64,
     ) -> Result<Handle, OAuthError> {
+        let mut grant = SealedGrant {
+            tokens,
+            claims: Map::new(),
+            auth_time: None,
+        };
+        if let Some(resource) = minted_resource(tenant, &r.resource) {
+            // RFC 9068 §2.2: `sub` is required, and only the ID token says who logged in.
+            let Some(user) = user.filter(|u| !u.subject.is_empty()) else {
+                tracing::error!(tenant = %tenant.id, app = %r.app, resource = %r.resource,
+                    "the IdP sent no ID token with a subject, and a minted token needs one; the app must request the openid scope at the IdP");
+                return Err(OAuthError::server_error());
+            };
+            grant.claims = copied_claims(resource, user);
+            grant.auth_time = Some(user.auth_time.unwrap_or(now));
+        }
         let code = Handle::generate();
         let record = AuthCode {
             request: r.clone(),
             sealed_tokens: self
                 .sealer
-                .seal(&code, &serde_json::to_vec(tokens).unwrap_or_default()),
-            subject: subject.map(str::to_owned),
+                .seal(&code, &serde_json::to_vec(&grant).unwrap_or_default()),
+            subject: user.map(|u| u.subject.clone()),
             valid_until: now + CODE_SECONDS,
             used: false,
             family_id: None,
@@ -322,21 +339,26 @@ pub(crate) struct IdTokenUser {
     pub(crate) subject: String,
     pub(crate) tid: Option<String>,
     pub(crate) upn: Option<String>,
+    /// When the user authenticated at the IdP (`auth_time`, else the token's `iat`).
+    pub(crate) auth_time: Option<u64>,
+    /// Every claim of the ID token, for a minted resource's copied claims.
+    pub(crate) claims: Map<String, Value>,
 }
 
 /// Checks the claims of an ID token received directly from the IdP's token endpoint over TLS
 /// (OpenID Connect Core §3.1.3.7: TLS server validation may stand in for the signature check
 /// in the code flow): issuer (Entra's `{tenantid}` placeholder filled from `tid`), audience,
-/// nonce and expiry. Returns who logged in.
+/// nonce (none is sent with a refresh: OpenID Connect Core §12.2) and expiry. Returns who
+/// logged in.
 pub(crate) fn check_id_token(
     id_token: &str,
     issuer: &str,
     client_id: &str,
-    nonce: &str,
+    nonce: Option<&str>,
     now: u64,
 ) -> Result<IdTokenUser, String> {
     let payload = id_token.split('.').nth(1).ok_or("not a JWT")?;
-    let claims: Value = serde_json::from_slice(
+    let claims: Map<String, Value> = serde_json::from_slice(
         &URL_SAFE_NO_PAD
             .decode(payload)
             .map_err(|_| "payload is not base64url")?,
@@ -363,7 +385,9 @@ pub(crate) fn check_id_token(
             "aud does not contain the app's client id {client_id}"
         ));
     }
-    if text("nonce") != Some(nonce) {
+    if let Some(nonce) = nonce
+        && text("nonce") != Some(nonce)
+    {
         return Err("nonce does not match the one sent".into());
     }
     if claims
@@ -374,9 +398,12 @@ pub(crate) fn check_id_token(
         return Err("the ID token has expired".into());
     }
     let owned = |k: &str| text(k).map(str::to_owned);
+    let time = |k: &str| claims.get(k).and_then(Value::as_u64);
     Ok(IdTokenUser {
         subject: text("oid").or(text("sub")).unwrap_or_default().to_owned(),
         tid: owned("tid"),
         upn: owned("upn").or_else(|| owned("preferred_username")),
+        auth_time: time("auth_time").or(time("iat")),
+        claims,
     })
 }

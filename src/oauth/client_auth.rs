@@ -5,14 +5,16 @@
 
 use base64::Engine;
 
-use super::client_assertion::{AssertionError, JWT_BEARER, unverified_subject, verify};
+use super::client_assertion::{
+    AssertionError, JWT_BEARER, VerifiedAssertion, unverified_subject, verify,
+};
 use super::error::{ErrorCode, OAuthError};
 use super::params::Params;
 use super::records::SpentAssertion;
 use super::server::AuthServer;
 use crate::config::Tenant;
 use crate::crypto::Handle;
-use crate::domain::{AuthMethod, ClientRecord};
+use crate::domain::{AuthMethod, ClientId, ClientRecord};
 
 /// What the client presented to authenticate, apart from the form (RFC 6749 §2.3).
 pub struct ClientCredentials {
@@ -38,12 +40,12 @@ pub(crate) fn parse_basic(header: &str) -> Option<(String, String)> {
     Some((decode(id)?, decode(secret)?))
 }
 
-fn invalid_client(why: impl Into<String>) -> OAuthError {
+pub(super) fn invalid_client(why: impl Into<String>) -> OAuthError {
     OAuthError::new(ErrorCode::InvalidClient, why)
 }
 
 /// How a request's client said who it is.
-enum Presented<'a> {
+pub(super) enum Presented<'a> {
     /// A client id, with a secret for a confidential client.
     Secret {
         id: &'a str,
@@ -55,7 +57,7 @@ enum Presented<'a> {
 
 /// The client id and credential of a request, from exactly one place: the Basic header, the
 /// body's `client_secret`, or a client assertion.
-fn presented<'a>(
+pub(super) fn presented<'a>(
     form: &'a Params,
     creds: &'a ClientCredentials,
 ) -> Result<Presented<'a>, OAuthError> {
@@ -191,10 +193,22 @@ impl AuthServer {
             other => other,
         }
         .map_err(|e| invalid_client(format!("client authentication failed: {e}")))?;
+        self.spend_assertion(tenant, &client.client_id, &verified, now)
+            .await
+    }
+
+    /// Spends a verified assertion's `jti` for `client_id`: a second use is refused.
+    pub(super) async fn spend_assertion(
+        &self,
+        tenant: &Tenant,
+        client_id: &ClientId,
+        verified: &VerifiedAssertion,
+        now: u64,
+    ) -> Result<(), OAuthError> {
         let spent = SpentAssertion {
-            client_id: client.client_id.clone(),
+            client_id: client_id.clone(),
         };
-        let key = Handle::presented(&format!("{id}\n{}", verified.jti)).key();
+        let key = Handle::presented(&format!("{client_id}\n{}", verified.jti)).key();
         let first = self
             .records
             .insert_new(

@@ -41,6 +41,17 @@ pub(crate) fn authorization_server_metadata(tenant: &Tenant, offers_refresh: boo
         "scopes_supported": scopes,
         "authorization_response_iss_parameter_supported": true,
     });
+    if tenant.resources().iter().any(|r| r.is_minted()) {
+        doc["jwks_uri"] = json!(format!("{issuer}/jwks"));
+    }
+    if tenant.has_resource_servers() {
+        doc["introspection_endpoint"] = json!(format!("{issuer}/introspect"));
+        doc["introspection_endpoint_auth_methods_supported"] = json!([
+            "client_secret_basic",
+            "client_secret_post",
+            "private_key_jwt"
+        ]);
+    }
     if policy.dcr {
         doc["registration_endpoint"] = json!(format!("{issuer}/register"));
     }

@@ -99,6 +99,10 @@ pub struct RefreshRecord {
     /// it to run out.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) lease: Option<RefreshLease>,
+    /// For a minted resource, the claims its tokens copy from the login's ID token, sealed
+    /// under this token (`minted.rs`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) sealed_claims: Option<String>,
 }
 
 /// Who rotates a refresh token, and until when the others wait.
@@ -126,8 +130,9 @@ impl Record for RefreshRecord {
     type Id = HandleKey;
 }
 
-/// The id of a refresh family: random, never handed out (the family is found through its
-/// refresh tokens), so stored as it is.
+/// The id of a refresh family: random, stored as it is. Minted access tokens carry it as their
+/// `sid`, so that introspection can tell a revoked login; knowing it grants nothing (only the
+/// admin API takes it).
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct FamilyId(String);
@@ -171,6 +176,9 @@ pub struct Family {
     /// IdP that sent no ID token.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) subject: Option<String>,
+    /// When the user authenticated at the IdP, for minted tokens' `auth_time`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) auth_time: Option<u64>,
 }
 
 impl Record for Family {

@@ -7,10 +7,11 @@
 //! and rotate: successor, rotated record and family committed together.
 
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
+use serde_json::{Map, Value, json};
 
 use super::client_auth::ClientCredentials;
 use super::error::{ErrorCode, OAuthError};
+use super::minted::minted_resource;
 use super::params::Params;
 use super::records::{Family, FamilyId, RefreshLease, RefreshRecord, RefreshState};
 use super::scopes::{ScopeGrant, narrow};
@@ -232,9 +233,31 @@ impl AuthServer {
             .unseal(token, sealed_upstream)
             .map(|b| String::from_utf8_lossy(&b).into_owned())
             .map_err(|_| unreadable_refresh_token(tenant, client))?;
-        let tokens = self
-            .refresh_upstream(tenant, rec, &grant.upstream, &upstream_refresh, now)
+        let minted = minted_resource(tenant, &rec.resource);
+        let mut claims = match minted {
+            Some(_) => Some(self.minted_claims(tenant, client, token, rec)?),
+            None => None,
+        };
+        let mut tokens = match minted {
+            Some(m) if !m.refreshes_upstream() => UpstreamTokens::none(),
+            _ => {
+                self.refresh_upstream(tenant, rec, &grant.upstream, &upstream_refresh, now)
+                    .await?
+            }
+        };
+        if let (Some(resource), Some(claims)) = (minted, claims.as_mut()) {
+            self.mint_refreshed(
+                tenant,
+                resource,
+                rec,
+                &family.value,
+                &grant.names,
+                claims,
+                &mut tokens,
+                now,
+            )
             .await?;
+        }
         let Some(response) = self
             .rotate(
                 tenant,
@@ -244,6 +267,7 @@ impl AuthServer {
                 &tokens,
                 &grant.names,
                 upstream_refresh,
+                claims.as_ref(),
                 now,
             )
             .await?
@@ -385,6 +409,7 @@ impl AuthServer {
         tokens: &UpstreamTokens,
         granted: &ScopeSet,
         upstream_refresh: String,
+        minted_claims: Option<&Map<String, Value>>,
         now: u64,
     ) -> Result<Option<Value>, OAuthError> {
         let rec = &current.value;
@@ -396,6 +421,10 @@ impl AuthServer {
                 sealed_upstream: self.sealer.seal(&successor, next_upstream.as_bytes()),
             },
             lease: None,
+            sealed_claims: minted_claims.map(|c| {
+                self.sealer
+                    .seal(&successor, &serde_json::to_vec(c).unwrap_or_default())
+            }),
             ..rec.clone()
         };
         let mut response = token_response(tokens, granted);

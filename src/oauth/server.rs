@@ -9,6 +9,7 @@ use arc_swap::ArcSwap;
 use super::records::FamilyId;
 use super::registration::ClientRegistry;
 use crate::crypto::{Sealer, Signer};
+use crate::minting::SigningKeys;
 use crate::store::Records;
 use crate::upstream::UpstreamDirectory;
 use crate::upstream::tokens::UpstreamClient;
@@ -21,6 +22,8 @@ pub struct AuthServer {
     upstream: ArcSwap<UpstreamClient>,
     pub(super) sealer: Sealer,
     pub(super) signer: Signer,
+    /// The tenants' keys for minted access tokens.
+    pub(super) signing_keys: Arc<SigningKeys>,
     /// One lock per refresh family being rotated, so that parallel refreshes of one client do
     /// not race to the IdP with the same upstream refresh token.
     family_locks: Mutex<HashMap<FamilyId, Arc<tokio::sync::Mutex<()>>>>,
@@ -34,6 +37,7 @@ impl AuthServer {
         upstream: UpstreamClient,
         sealer: Sealer,
         signer: Signer,
+        signing_keys: Arc<SigningKeys>,
     ) -> Self {
         Self {
             records,
@@ -42,6 +46,7 @@ impl AuthServer {
             upstream: ArcSwap::from_pointee(upstream),
             sealer,
             signer,
+            signing_keys,
             family_locks: Mutex::new(HashMap::new()),
         }
     }

@@ -8,10 +8,11 @@
 //! refresh token together before handing out the IdP's access token (passthrough) and the
 //! shim's own refresh token.
 
-use serde_json::{Value, json};
+use serde_json::{Map, Value, json};
 
 use super::client_auth::ClientCredentials;
 use super::error::{ErrorCode, OAuthError};
+use super::minted::{SealedGrant, TokenSubject, minted_resource};
 use super::params::Params;
 use super::records::{
     AuthCode, Family, FamilyId, PendingAuthorization, RefreshRecord, RefreshState,
@@ -126,7 +127,11 @@ impl AuthServer {
     ) -> Result<Value, OAuthError> {
         let code = self.find_unused_code(tenant, client, stored, now).await?;
         check_code_binding(&code.value, client, &req, now)?;
-        let tokens: UpstreamTokens = self
+        let SealedGrant {
+            mut tokens,
+            claims,
+            auth_time,
+        } = self
             .sealer
             .unseal(&req.code, &code.value.sealed_tokens)
             .ok()
@@ -134,10 +139,12 @@ impl AuthServer {
             .ok_or_else(OAuthError::server_error)?;
         let r = code.value.request.clone();
         let subject = code.value.subject.clone();
+        let minted = minted_resource(tenant, &r.resource);
         // Refresh tokens only where the consent page said so (decided at authorize time), and
         // only when the IdP gave one: a client never gets a refresh token that cannot work.
-        let family_id =
-            (r.offline_access && tokens.refresh_token.is_some()).then(FamilyId::generate);
+        let refreshable = r.offline_access && tokens.refresh_token.is_some();
+        // A minted token names its login (`sid`), so a login with one always has a family.
+        let family_id = (refreshable || minted.is_some()).then(FamilyId::generate);
         if r.offline_access && tokens.refresh_token.is_none() {
             tracing::warn!(tenant = %tenant.id, client_id = %client.client_id, app = %r.app,
                 "the IdP returned no refresh token although the client is registered for them, so it gets none and must sign in again when its access token expires; for an oidc upstream keep upstream.consent_for_refresh on and let the app request offline_access at the IdP; for entra the app registration needs the offline_access permission");
@@ -147,7 +154,33 @@ impl AuthServer {
         // as used, and a crash keeps all three or none (then no tokens were handed out).
         let mut group = WriteGroup::default();
         if let Some(f) = &family_id {
-            start_family(&mut group, tenant, client, f, subject.clone(), now)?;
+            // A family without refresh tokens lives as long as its access token.
+            let lifetime = match minted {
+                Some(m) if !refreshable => m.lifetime().as_secs() + 60,
+                _ => REFRESH_TOKEN_SECONDS,
+            };
+            let family = Family {
+                client_id: client.client_id.clone(),
+                revoked: false,
+                created_at: now,
+                subject: subject.clone(),
+                auth_time,
+            };
+            group.insert_new(&tenant.id, f, &family, Some(now + lifetime))?;
+        }
+        if let (Some(resource), Some(family)) = (minted, &family_id) {
+            // The callback issues no code for a minted resource without a subject.
+            let subject = subject.as_deref().ok_or_else(OAuthError::server_error)?;
+            let who = TokenSubject {
+                subject,
+                client_id: &client.client_id,
+                scopes: &r.scopes,
+                auth_time: auth_time.unwrap_or(now),
+                family,
+                claims: &claims,
+            };
+            self.mint_into(tenant, resource, &who, &mut tokens, now)
+                .await?;
         }
         let key = req.code.key();
         let mut claimed = code;
@@ -161,9 +194,18 @@ impl AuthServer {
             claimed.expires_at,
         )?;
         let mut response = token_response(&tokens, &r.scopes);
-        if let (Some(family_id), Some(upstream_refresh)) = (family_id, &tokens.refresh_token) {
-            let refresh =
-                self.first_refresh_token(&mut group, tenant, &r, family_id, upstream_refresh, now)?;
+        if let (true, Some(family_id), Some(upstream_refresh)) =
+            (refreshable, family_id, &tokens.refresh_token)
+        {
+            let refresh = self.first_refresh_token(
+                &mut group,
+                tenant,
+                &r,
+                family_id,
+                upstream_refresh,
+                minted.map(|_| &claims),
+                now,
+            )?;
             response["refresh_token"] = json!(refresh.expose());
         }
         if !self.records.write_all(group, now).await? {
@@ -222,7 +264,9 @@ impl AuthServer {
         }
     }
 
-    /// The first refresh token of a new family, with the IdP's refresh token sealed under it.
+    /// The first refresh token of a new family, with the IdP's refresh token (and a minted
+    /// resource's copied claims) sealed under it.
+    #[allow(clippy::too_many_arguments)]
     fn first_refresh_token(
         &self,
         group: &mut WriteGroup,
@@ -230,9 +274,14 @@ impl AuthServer {
         r: &PendingAuthorization,
         family_id: FamilyId,
         upstream_refresh: &str,
+        minted_claims: Option<&Map<String, Value>>,
         now: u64,
     ) -> Result<Handle, OAuthError> {
         let refresh = Handle::generate();
+        let sealed_claims = minted_claims.map(|c| {
+            self.sealer
+                .seal(&refresh, &serde_json::to_vec(c).unwrap_or_default())
+        });
         let record = RefreshRecord {
             family_id,
             client_id: r.client_id.clone(),
@@ -245,6 +294,7 @@ impl AuthServer {
                 sealed_upstream: self.sealer.seal(&refresh, upstream_refresh.as_bytes()),
             },
             lease: None,
+            sealed_claims,
         };
         group.insert_new(
             &tenant.id,
@@ -254,30 +304,6 @@ impl AuthServer {
         )?;
         Ok(refresh)
     }
-}
-
-/// The refresh family a redemption starts, written with the claim of its code.
-fn start_family(
-    group: &mut WriteGroup,
-    tenant: &Tenant,
-    client: &ClientRecord,
-    family_id: &FamilyId,
-    subject: Option<String>,
-    now: u64,
-) -> Result<(), OAuthError> {
-    let family = Family {
-        client_id: client.client_id.clone(),
-        revoked: false,
-        created_at: now,
-        subject,
-    };
-    group.insert_new(
-        &tenant.id,
-        family_id,
-        &family,
-        Some(now + REFRESH_TOKEN_SECONDS),
-    )?;
-    Ok(())
 }
 
 /// Whether an unused code may be redeemed by this request: issued to this client, not expired,

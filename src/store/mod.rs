@@ -33,6 +33,8 @@ pub enum Namespace {
     Family,
     /// Spent client assertion ids.
     Assertion,
+    /// A tenant's keys for signing minted tokens.
+    Keys,
 }
 
 impl Namespace {
@@ -44,6 +46,7 @@ impl Namespace {
             Self::Refresh => "refresh",
             Self::Family => "family",
             Self::Assertion => "jti",
+            Self::Keys => "keys",
         }
     }
 }
@@ -229,6 +232,12 @@ pub trait RecordId: Sync {
 }
 
 /// Records behind handed-out values are keyed by the value's hash (`crate::crypto::Handle::key`).
+impl RecordId for str {
+    fn as_id(&self) -> &str {
+        self
+    }
+}
+
 impl RecordId for HandleKey {
     fn as_id(&self) -> &str {
         self.as_str()

@@ -5,7 +5,7 @@
 //! |---|---|---|---|
 //! | discovery | `{authority}/{directory}/v2.0` | issuer or `discovery_url` | none: built in |
 //! | issuer check | exact, GUID case-insensitive, or any GUID for a domain-named directory | exact | — |
-//! | `openid` scope upstream | yes | yes | no |
+//! | `openid` scope upstream | yes | yes | yes |
 //! | `offline_access` | always | when discovery lists it (or lists no scopes) | always |
 //! | `resource` upstream | never (Entra takes it from the scopes) | `upstream_resource` | `upstream_resource`, else the MCP URI |
 //! | `prompt` upstream | the client's, without `consent` | the same, plus `consent` with `offline_access` unless `consent_for_refresh = false` | the client's, without `consent` |
@@ -64,18 +64,15 @@ impl<'t> Provider<'t> {
         discovered || matches!(self.config, UpstreamConfig::Entra { .. })
     }
 
-    /// The `scope` of the upstream authorization request: `openid` (except for the dev IdP,
-    /// which is not an OpenID provider), the granted upstream scopes, and `offline_access`
-    /// where refresh tokens are offered.
+    /// The `scope` of the upstream authorization request: `openid`, the granted upstream
+    /// scopes, and `offline_access` where refresh tokens are offered.
     pub(crate) fn authorization_scopes(
         &self,
         granted: &ScopeSet,
         offers_refresh: bool,
     ) -> ScopeSet {
         let mut scopes = granted.clone();
-        if !self.is_built_in() {
-            scopes.insert_first("openid");
-        }
+        scopes.insert_first("openid");
         if offers_refresh {
             scopes.insert("offline_access");
         }

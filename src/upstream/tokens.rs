@@ -34,6 +34,21 @@ pub(crate) struct UpstreamTokens {
     pub(crate) id_token: Option<String>,
 }
 
+impl UpstreamTokens {
+    /// No tokens: what a refresh of a minted resource that does not refresh upstream starts
+    /// from, before its own access token is put in.
+    pub(crate) fn none() -> Self {
+        Self {
+            access_token: String::new(),
+            token_type: bearer(),
+            expires_in: None,
+            refresh_token: None,
+            scope: None,
+            id_token: None,
+        }
+    }
+}
+
 fn bearer() -> String {
     "Bearer".into()
 }

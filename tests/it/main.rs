@@ -21,6 +21,7 @@ mod hygiene;
 mod login;
 mod logs;
 mod metrics;
+mod minted;
 mod personas;
 mod properties;
 mod registration;

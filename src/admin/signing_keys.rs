@@ -1,0 +1,77 @@
+//! `/admin/v1/tenants/{tenant}/keys`: the signing keys of the tenant's minted tokens, listed
+//! and rotated (`crate::minting::keys`).
+
+use actix_web::{HttpRequest, HttpResponse, web};
+use serde::Deserialize;
+use serde_json::json;
+
+use super::{Problem, authorized, problem};
+use crate::config::token_mode::DEFAULT_TOKEN_LIFETIME;
+use crate::http::state::{AppState, unix_now};
+
+/// How long a new key is published before it signs, unless the request says otherwise:
+/// longer than resource servers usually cache a JWKS.
+pub(crate) const DEFAULT_PROPAGATION_SECONDS: u64 = 3600;
+
+pub(super) async fn list_keys(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    path: web::Path<String>,
+) -> Result<HttpResponse, Problem> {
+    let (_, tenant) = authorized(&req, &state, &path)?;
+    let now = unix_now();
+    let keys = state
+        .auth()
+        .signing_keys()
+        .list(&tenant.id)
+        .await
+        .map_err(|e| problem(503, "temporarily_unavailable", &e.to_string()))?;
+    let keys: Vec<_> = keys
+        .iter()
+        .map(|k| {
+            let state = match k.publish_until {
+                Some(t) if t <= now => "gone",
+                Some(_) => "retiring",
+                None if k.sign_from > now => "next",
+                None => "signing",
+            };
+            json!({"kid": k.kid, "alg": k.alg, "created_at": k.created_at, "sign_from": k.sign_from,
+                   "publish_until": k.publish_until, "state": state})
+        })
+        .collect();
+    Ok(HttpResponse::Ok().json(json!({ "keys": keys })))
+}
+
+#[derive(Deserialize, Default)]
+pub(super) struct RotateRequest {
+    propagation_seconds: Option<u64>,
+}
+
+pub(super) async fn rotate_keys(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    path: web::Path<String>,
+    body: Option<web::Json<RotateRequest>>,
+) -> Result<HttpResponse, Problem> {
+    let (by, tenant) = authorized(&req, &state, &path)?;
+    let propagation = body
+        .and_then(|b| b.propagation_seconds)
+        .unwrap_or(DEFAULT_PROPAGATION_SECONDS);
+    // The old key stays published until the longest-lived token it may still sign expires.
+    let longest = tenant
+        .resources()
+        .iter()
+        .filter(|r| r.is_minted())
+        .map(|r| r.lifetime())
+        .max()
+        .unwrap_or(DEFAULT_TOKEN_LIFETIME)
+        .as_secs();
+    let rotation = state
+        .auth()
+        .signing_keys()
+        .rotate(&tenant.id, unix_now(), propagation, longest)
+        .await
+        .map_err(|e| problem(503, "temporarily_unavailable", &e.to_string()))?;
+    tracing::info!(target: "audit", event = "admin_keys_rotated", by = %by, tenant = %tenant.id, kid = %rotation.kid, sign_from = rotation.sign_from);
+    Ok(HttpResponse::Ok().json(rotation))
+}

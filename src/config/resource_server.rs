@@ -1,0 +1,92 @@
+//! `[[resource_servers]]`: the MCP servers (and other APIs) that call the shim themselves, to
+//! introspect minted tokens (RFC 7662) and, later, to exchange them (RFC 8693). Each is a
+//! confidential client of the tenant, named in its file, never registered dynamically.
+
+use std::path::PathBuf;
+
+use jsonwebtoken::jwk::JwkSet;
+use serde::Deserialize;
+
+use super::tenant::ResourceConfig;
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ResourceServerConfig {
+    pub client_id: String,
+    /// Hex SHA-256 of its client secret (`printf %s "$SECRET" | sha256sum`): the file holds
+    /// no secret, only what checks one.
+    pub(crate) secret_sha256: Option<String>,
+    /// A JWK Set file with its public keys, for `private_key_jwt` (RFC 7523 §2.2).
+    pub(crate) jwks_file: Option<PathBuf>,
+    /// The resources whose tokens it may introspect, by URI; tokens for others are inactive
+    /// to it.
+    pub(crate) resources: Vec<String>,
+    /// The keys of `jwks_file`, read when the file is loaded.
+    #[serde(skip)]
+    pub(crate) jwks: Option<JwkSet>,
+}
+
+impl ResourceServerConfig {
+    /// Problems with the table at `[[resource_servers]][i]`, as (field, message); reads
+    /// `jwks_file`.
+    pub(crate) fn check(
+        &mut self,
+        resources: &[ResourceConfig],
+        client_ids: &mut std::collections::HashSet<String>,
+    ) -> Vec<(&'static str, String)> {
+        let mut out = Vec::new();
+        if self.client_id.is_empty() || self.client_id.contains(':') {
+            out.push(("client_id", "must be a plain name without ':' (it can then never be taken by a registered client's id or a metadata document URL)".to_owned()));
+        } else if !client_ids.insert(self.client_id.clone()) {
+            out.push((
+                "client_id",
+                format!("'{}' is used by another resource server", self.client_id),
+            ));
+        }
+        match (&self.secret_sha256, &self.jwks_file) {
+            (Some(_), Some(_)) | (None, None) => out.push((
+                "secret_sha256",
+                "give exactly one of secret_sha256 (client_secret_basic or _post) and jwks_file (private_key_jwt)".to_owned(),
+            )),
+            (Some(hash), None) => {
+                let ok = hash.len() == 64 && hash.bytes().all(|b| b.is_ascii_hexdigit());
+                if !ok {
+                    out.push(("secret_sha256", "must be 64 hex digits: the SHA-256 of the secret, as printf %s \"$SECRET\" | sha256sum prints it".to_owned()));
+                }
+                self.secret_sha256 = Some(hash.to_ascii_lowercase());
+            }
+            (None, Some(file)) => match std::fs::read(file)
+                .map_err(|e| e.to_string())
+                .and_then(|b| serde_json::from_slice::<JwkSet>(&b).map_err(|e| e.to_string()))
+            {
+                Ok(set) if !set.keys.is_empty() => self.jwks = Some(set),
+                Ok(_) => out.push(("jwks_file", format!("{} holds no key", file.display()))),
+                Err(e) => out.push((
+                    "jwks_file",
+                    format!("{} is not a readable JWK Set: {e}", file.display()),
+                )),
+            },
+        }
+        if self.resources.is_empty() {
+            out.push((
+                "resources",
+                "name at least one resource whose tokens it may introspect".to_owned(),
+            ));
+        }
+        for r in &self.resources {
+            match resources.iter().find(|c| c.uri.matches(r)) {
+                None => out.push(("resources", format!("'{r}' is not the uri of a resource in this file"))),
+                Some(c) if !c.is_minted() => out.push(("resources", format!("'{r}' has passthrough tokens, which only the IdP can introspect; set token = \"minted\" on it"))),
+                Some(_) => {}
+            }
+        }
+        out
+    }
+
+    /// Whether it may see tokens for `audience`.
+    pub(crate) fn serves(&self, audience: &str) -> bool {
+        self.resources
+            .iter()
+            .any(|r| crate::domain::ResourceUri::new(r.as_str()).matches(audience))
+    }
+}

@@ -1,0 +1,157 @@
+//! Token introspection (RFC 7662) at `/{tenant}/introspect`, for the resource servers the
+//! tenant file names (`[[resource_servers]]`), authenticated with their secret or a
+//! `private_key_jwt` assertion.
+//!
+//! A token is active when it is a minted access token of this tenant (signature with a key
+//! the tenant publishes, issuer, expiry: `minting::access_token::verify`), for a resource the
+//! caller serves, of a login (`sid`, the refresh family) that is not revoked, for a client
+//! that still exists. Anything else is `{"active": false}` with no reason given (RFC 7662
+//! §2.2); the reason goes to the log.
+
+use serde_json::{Map, Value, json};
+
+use super::cimd::is_document_client_id;
+use super::client_assertion::verify as verify_assertion;
+use super::client_auth::{ClientCredentials, Presented, invalid_client, presented};
+use super::error::OAuthError;
+use super::params::Params;
+use super::records::{Family, FamilyId};
+use super::server::AuthServer;
+use crate::config::Tenant;
+use crate::config::resource_server::ResourceServerConfig;
+use crate::crypto::{Handle, ct_eq};
+use crate::domain::{ClientId, ClientRecord};
+use crate::minting::access_token::{Invalid, verify};
+
+impl AuthServer {
+    /// `POST /{tenant}/introspect`.
+    pub async fn introspect(
+        &self,
+        tenant: &Tenant,
+        form: &Params,
+        creds: &ClientCredentials,
+        now: u64,
+    ) -> Result<Value, OAuthError> {
+        let caller = self
+            .authenticate_resource_server(tenant, form, creds, now)
+            .await?;
+        let token = form
+            .get("token")
+            .filter(|t| !t.is_empty())
+            .ok_or_else(|| OAuthError::invalid_request("token is required (RFC 7662 §2.1)"))?;
+        match self.active_claims(tenant, caller, token, now).await? {
+            Ok(mut claims) => {
+                claims.insert("active".into(), json!(true));
+                claims.insert("token_type".into(), json!("Bearer"));
+                Ok(Value::Object(claims))
+            }
+            Err(why) => {
+                tracing::info!(tenant = %tenant.id, resource_server = %caller.client_id, reason = %why, "introspected token is inactive");
+                Ok(json!({ "active": false }))
+            }
+        }
+    }
+
+    /// The claims of `token` if it is active for `caller`, else why not.
+    async fn active_claims(
+        &self,
+        tenant: &Tenant,
+        caller: &ResourceServerConfig,
+        token: &str,
+        now: u64,
+    ) -> Result<Result<Map<String, Value>, String>, OAuthError> {
+        let claims = match verify(&self.signing_keys, &tenant.id, &tenant.issuer, token, now).await
+        {
+            Ok(c) => c,
+            Err(Invalid::Keys(e)) => return Err(e.into()),
+            Err(e) => return Ok(Err(e.to_string())),
+        };
+        let text = |k: &str| claims.get(k).and_then(Value::as_str).unwrap_or_default();
+        if !caller.serves(text("aud")) {
+            return Ok(Err(format!(
+                "the token is for {}, which this resource server does not serve",
+                text("aud")
+            )));
+        }
+        let family = FamilyId::from_admin(text("sid"));
+        let (family, client) = tokio::join!(
+            self.records.get::<Family>(&tenant.id, &family, now),
+            self.client_exists(tenant, text("client_id"), now),
+        );
+        if family?.is_none_or(|f| f.value.revoked) {
+            return Ok(Err("the token's login was revoked".into()));
+        }
+        if !client? {
+            return Ok(Err("the token's client was deleted".into()));
+        }
+        Ok(Ok(claims))
+    }
+
+    /// Whether a registered client still exists (a document client always does: it is its
+    /// URL, and the admin blocks its host instead).
+    async fn client_exists(
+        &self,
+        tenant: &Tenant,
+        client_id: &str,
+        now: u64,
+    ) -> Result<bool, OAuthError> {
+        if is_document_client_id(client_id) {
+            return Ok(true);
+        }
+        Ok(self
+            .records
+            .get::<ClientRecord>(&tenant.id, &ClientId::new(client_id), now)
+            .await?
+            .is_some())
+    }
+
+    /// The resource server a request comes from: its secret (compared by hash in constant
+    /// time) or a client assertion signed with a key of its JWK Set, whose `jti` is spent.
+    pub(crate) async fn authenticate_resource_server<'t>(
+        &self,
+        tenant: &'t Tenant,
+        form: &Params,
+        creds: &ClientCredentials,
+        now: u64,
+    ) -> Result<&'t ResourceServerConfig, OAuthError> {
+        let presented = presented(form, creds)?;
+        let id = match &presented {
+            Presented::Secret { id, .. } => (*id).to_owned(),
+            Presented::Assertion { id, .. } => id.clone(),
+        };
+        let server = tenant.resource_server(&id).ok_or_else(|| {
+            invalid_client("client authentication failed: not a resource server of this tenant")
+        })?;
+        match (presented, &server.secret_sha256, &server.jwks) {
+            (
+                Presented::Secret {
+                    secret: Some(s), ..
+                },
+                Some(hash),
+                _,
+            ) if ct_eq(Handle::presented(s).key().as_str(), hash) => Ok(server),
+            (Presented::Secret { .. }, Some(_), _) => Err(invalid_client(
+                "client authentication failed: wrong or missing client secret",
+            )),
+            (Presented::Assertion { assertion, .. }, _, Some(keys)) => {
+                let issuer = tenant.issuer.as_str();
+                let audiences = [
+                    &format!("{issuer}/introspect")[..],
+                    issuer,
+                    &format!("{issuer}/token")[..],
+                ];
+                let verified = verify_assertion(assertion, &id, keys, &audiences, now)
+                    .map_err(|e| invalid_client(format!("client authentication failed: {e}")))?;
+                self.spend_assertion(tenant, &ClientId::new(id.as_str()), &verified, now)
+                    .await?;
+                Ok(server)
+            }
+            (_, _, Some(_)) => Err(invalid_client(
+                "client authentication failed: this resource server authenticates with private_key_jwt; send client_assertion and client_assertion_type",
+            )),
+            (_, _, None) => Err(invalid_client(
+                "client authentication failed: this resource server authenticates with its client secret",
+            )),
+        }
+    }
+}

@@ -1,0 +1,195 @@
+//! Minted access tokens in the login flow: for a resource with `token = "minted"` the client
+//! receives a JWT the shim signs for that resource alone (`crate::minting`) in place of the
+//! IdP's access token, at the code exchange and at each refresh.
+//!
+//! What the token says about the user comes from the IdP's ID token at the login: its stable
+//! subject and `auth_time` are kept on the refresh family, the claims the resource copies are
+//! sealed with the code and then with each refresh token.
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use super::callback::{IdTokenUser, check_id_token};
+use super::error::{ErrorCode, OAuthError};
+use super::records::{Family, FamilyId, RefreshRecord};
+use super::server::AuthServer;
+use crate::config::Tenant;
+use crate::config::tenant::ResourceConfig;
+use crate::crypto::Handle;
+use crate::domain::{ClientId, ClientRecord, ResourceUri, ScopeSet};
+use crate::minting::access_token::{Grant, Minted, mint};
+use crate::minting::{KeyError, SigningKeys};
+use crate::upstream::tokens::UpstreamTokens;
+
+/// What is sealed behind a code: the IdP's tokens and, for a minted resource, what its
+/// tokens say about the user. (Codes written before minting existed hold the tokens alone,
+/// which this reads the same.)
+#[derive(Serialize, Deserialize)]
+pub(crate) struct SealedGrant {
+    #[serde(flatten)]
+    pub(crate) tokens: UpstreamTokens,
+    #[serde(default, skip_serializing_if = "Map::is_empty")]
+    pub(crate) claims: Map<String, Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) auth_time: Option<u64>,
+}
+
+/// The resource's configuration if its tokens are minted.
+pub(crate) fn minted_resource<'t>(
+    tenant: &'t Tenant,
+    resource: &ResourceUri,
+) -> Option<&'t ResourceConfig> {
+    tenant.resource(resource.as_str()).filter(|r| r.is_minted())
+}
+
+/// The ID token claims `resource` copies, under the names it gives them.
+pub(crate) fn copied_claims(resource: &ResourceConfig, user: &IdTokenUser) -> Map<String, Value> {
+    resource
+        .claims
+        .iter()
+        .filter_map(|(from, to)| Some((to.clone(), user.claims.get(from)?.clone())))
+        .collect()
+}
+
+/// Who a minted token is for, and within which login.
+pub(crate) struct TokenSubject<'a> {
+    pub(crate) subject: &'a str,
+    pub(crate) client_id: &'a ClientId,
+    pub(crate) scopes: &'a ScopeSet,
+    pub(crate) auth_time: u64,
+    pub(crate) family: &'a FamilyId,
+    pub(crate) claims: &'a Map<String, Value>,
+}
+
+impl AuthServer {
+    /// Replaces the IdP's access token in `tokens` with one the shim signs for `resource`.
+    pub(crate) async fn mint_into(
+        &self,
+        tenant: &Tenant,
+        resource: &ResourceConfig,
+        who: &TokenSubject<'_>,
+        tokens: &mut UpstreamTokens,
+        now: u64,
+    ) -> Result<(), OAuthError> {
+        let key = self.signing_keys.active(&tenant.id, now).await?;
+        let scope = who.scopes.to_string();
+        let session = who.family.to_string();
+        let grant = Grant {
+            issuer: &tenant.issuer,
+            audience: resource.uri.as_str(),
+            subject: who.subject,
+            client_id: who.client_id.as_str(),
+            scope: &scope,
+            auth_time: who.auth_time,
+            session: &session,
+            copied: who.claims,
+            lifetime: resource.lifetime().as_secs(),
+        };
+        let Minted { token, expires_in } = mint(&key, &grant, now)?;
+        tokens.access_token = token;
+        tokens.token_type = "Bearer".into();
+        tokens.expires_in = Some(expires_in);
+        Ok(())
+    }
+}
+
+impl AuthServer {
+    /// The copied claims sealed with a minted resource's refresh token (none in a token
+    /// issued before the resource's tokens were minted).
+    pub(crate) fn minted_claims(
+        &self,
+        tenant: &Tenant,
+        client: &ClientRecord,
+        token: &Handle,
+        rec: &RefreshRecord,
+    ) -> Result<Map<String, Value>, OAuthError> {
+        let Some(sealed) = &rec.sealed_claims else {
+            return Ok(Map::new());
+        };
+        self.sealer
+            .unseal(token, sealed)
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .ok_or_else(|| {
+                tracing::error!(tenant = %tenant.id, client_id = %client.client_id,
+                    "the claims sealed with a refresh token do not open (was the server secret replaced?)");
+                OAuthError::server_error()
+            })
+    }
+
+    /// The access token of a refresh of a minted resource. An ID token that came with the
+    /// IdP's refresh updates the copied claims (roles or groups changed at the IdP), if it
+    /// is valid and names the same user.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) async fn mint_refreshed(
+        &self,
+        tenant: &Tenant,
+        resource: &ResourceConfig,
+        rec: &RefreshRecord,
+        family: &Family,
+        scopes: &ScopeSet,
+        claims: &mut Map<String, Value>,
+        tokens: &mut UpstreamTokens,
+        now: u64,
+    ) -> Result<(), OAuthError> {
+        let Some(subject) = family.subject.as_deref() else {
+            tracing::warn!(tenant = %tenant.id, client_id = %rec.client_id, resource = %rec.resource,
+                "a refresh of a login from before this resource's tokens were minted: its user is unknown, so the client must sign in again");
+            return Err(OAuthError::new(
+                ErrorCode::InvalidGrant,
+                "this login predates the resource's current token settings; sign in again",
+            ));
+        };
+        if let (Some(id_token), Ok(endpoints), Some(app)) = (
+            &tokens.id_token,
+            self.upstreams.endpoints(tenant),
+            tenant.app(&rec.app),
+        ) {
+            match check_id_token(id_token, &endpoints.issuer, &app.client_id, None, now) {
+                Ok(user) if user.subject == subject => *claims = copied_claims(resource, &user),
+                Ok(_) => tracing::warn!(tenant = %tenant.id, app = %rec.app,
+                    "the ID token of a refresh names another user than the login's; its claims are not used"),
+                Err(why) => tracing::warn!(tenant = %tenant.id, app = %rec.app, reason = %why,
+                    "the ID token of a refresh failed validation; the login's claims are kept"),
+            }
+        }
+        let who = TokenSubject {
+            subject,
+            client_id: &rec.client_id,
+            scopes,
+            auth_time: family.auth_time.unwrap_or(family.created_at),
+            family: &rec.family_id,
+            claims,
+        };
+        self.mint_into(tenant, resource, &who, tokens, now).await
+    }
+}
+
+impl AuthServer {
+    /// The tenant's JWKS: the keys its minted tokens are signed with. A tenant with a minted
+    /// resource and no key yet gets its first here, so that resource servers can fetch the
+    /// set before the first login.
+    pub async fn jwks(&self, tenant: &Tenant, now: u64) -> Result<Value, OAuthError> {
+        if tenant.resources().iter().any(|r| r.is_minted()) {
+            self.signing_keys.active(&tenant.id, now).await?;
+        }
+        Ok(self.signing_keys.jwks(&tenant.id, now).await?)
+    }
+
+    /// The tenants' signing keys (for the admin API).
+    pub fn signing_keys(&self) -> &SigningKeys {
+        &self.signing_keys
+    }
+}
+
+impl From<KeyError> for OAuthError {
+    fn from(e: KeyError) -> Self {
+        match e {
+            KeyError::Store(e) => e.into(),
+            KeyError::Generate(why) => {
+                tracing::error!(reason = %why, "could not sign an access token");
+                OAuthError::server_error()
+            }
+        }
+    }
+}

@@ -1,0 +1,543 @@
+//! Minted access tokens (`token = "minted"`): claims and signature against the JWKS, one
+//! resource's token refused by another's verifier, refresh, key rotation, and introspection by
+//! the tenant's resource servers.
+
+use std::path::Path;
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use jsonwebtoken::jwk::JwkSet;
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use ring::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair};
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+use crate::browser::{Browser, Client, Landing, authorize_url, param, redeem, refresh};
+use crate::fake_entra::{self, APP_SECRET, DIRECTORY, FED_ASSERTION, FakeEntra, SECRET_APP};
+use crate::helpers::{TestApp, spawn_app_with_tenants};
+
+const FILES: &str = "https://mcp.northwind.example/files";
+const MAIL: &str = "https://mcp.northwind.example/mail";
+const FILES_SERVER_SECRET: &str = "files-server-secret-0123456789";
+
+struct World {
+    app: TestApp,
+    idp: FakeEntra,
+    /// The mail resource server's private key (it authenticates with private_key_jwt).
+    mail_server_key: EncodingKey,
+    _dir: tempfile::TempDir,
+}
+
+/// A P-256 key pair: the private key for signing, the public one as a JWK Set.
+fn ec_key(kid: &str) -> (EncodingKey, Value) {
+    let rng = ring::rand::SystemRandom::new();
+    let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng).unwrap();
+    let pair =
+        EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8.as_ref(), &rng).unwrap();
+    let point = pair.public_key().as_ref();
+    let jwks = json!({"keys": [{"kty": "EC", "crv": "P-256", "kid": kid, "alg": "ES256", "use": "sig",
+        "x": URL_SAFE_NO_PAD.encode(&point[1..33]), "y": URL_SAFE_NO_PAD.encode(&point[33..65])}]});
+    (EncodingKey::from_ec_der(pkcs8.as_ref()), jwks)
+}
+
+fn northwind(authority: &str, dir: &Path) -> String {
+    let secret_hash: String = Sha256::digest(FILES_SERVER_SECRET.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    format!(
+        r#"display_name = "Northwind"
+[upstream]
+kind = "entra"
+directory_id = "{DIRECTORY}"
+authority = "{authority}"
+
+[[apps]]
+name = "agents"
+client_id = "{SECRET_APP}"
+credential = {{ kind = "client_secret", secret_file = {secret:?}, method = "post" }}
+
+# Two MCP servers on one Entra API: allowed, since each receives tokens for itself alone.
+[[resources]]
+uri = "{FILES}"
+default = true
+token = "minted"
+token_lifetime = "10m"
+claims = {{ preferred_username = "email", tid = "tid" }}
+scopes = [{{ name = "files.read", upstream = "api://mcp-tools/files.read" }}]
+
+[[resources]]
+uri = "{MAIL}"
+token = "minted"
+scopes = [{{ name = "mail.read", upstream = "api://mcp-tools/mail.read" }}]
+
+[[resource_servers]]
+client_id = "files-server"
+secret_sha256 = "{secret_hash}"
+resources = ["{FILES}"]
+
+[[resource_servers]]
+client_id = "mail-server"
+jwks_file = {jwks:?}
+resources = ["{MAIL}"]
+
+[registration]
+registrations_per_minute = 1000
+"#,
+        secret = dir.join("secret").display().to_string(),
+        jwks = dir.join("mail-server.jwks").display().to_string(),
+    )
+}
+
+async fn world() -> World {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("secret"), APP_SECRET).unwrap();
+    std::fs::write(dir.path().join("federated-token"), FED_ASSERTION).unwrap();
+    let (mail_server_key, jwks) = ec_key("mail-1");
+    std::fs::write(dir.path().join("mail-server.jwks"), jwks.to_string()).unwrap();
+    let idp = fake_entra::start(dir.path().join("federated-token")).await;
+    let (authority, files) = (idp.authority.clone(), dir.path().to_owned());
+    let app = spawn_app_with_tenants(move |t| {
+        std::fs::write(t.join("northwind.toml"), northwind(&authority, &files)).unwrap();
+    })
+    .await;
+    app.wait_ready().await;
+    World {
+        app,
+        idp,
+        mail_server_key,
+        _dir: dir,
+    }
+}
+
+impl World {
+    async fn stop(self) {
+        self.app.stop().await;
+        self.idp.stop().await;
+    }
+
+    /// A login for `resource` with `scope`; the token response.
+    async fn login(&self, client: &Client, resource: &str, scope: &str, user: &str) -> Value {
+        let browser = Browser::new();
+        let mut attempt = authorize_url(&self.app, "northwind", client, scope, user);
+        attempt.url.push_str(&format!(
+            "&resource={}",
+            url::form_urlencoded::byte_serialize(resource.as_bytes()).collect::<String>()
+        ));
+        let landing = match browser.go(&attempt.url, client.prefix()).await {
+            Landing::Consent(page) => {
+                browser
+                    .consent(
+                        &self.app.issuer("northwind"),
+                        &page,
+                        "approve",
+                        client.prefix(),
+                    )
+                    .await
+            }
+            other => other,
+        };
+        let Landing::Client(url) = landing else {
+            panic!("login did not reach the client: {landing:?}");
+        };
+        let code = param(&url, "code").unwrap();
+        let (status, tokens) = redeem(&self.app, "northwind", client, &code, &attempt).await;
+        assert_eq!(status, 200, "{tokens}");
+        tokens
+    }
+
+    async fn jwks(&self) -> JwkSet {
+        let meta: Value = self
+            .app
+            .get("/.well-known/oauth-authorization-server/northwind")
+            .await
+            .json()
+            .await
+            .unwrap();
+        let uri = meta["jwks_uri"].as_str().expect("jwks_uri in the metadata");
+        assert_eq!(uri, format!("{}/jwks", self.app.issuer("northwind")));
+        let res = self.app.http.get(uri).send().await.unwrap();
+        assert_eq!(res.status(), 200);
+        res.json().await.unwrap()
+    }
+
+    async fn introspect(&self, token: &str, auth: Auth<'_>) -> (u16, Value) {
+        let url = format!("{}/introspect", self.app.issuer("northwind"));
+        let mut form = vec![("token", token.to_owned())];
+        let mut req = self.app.http.post(&url);
+        match auth {
+            Auth::None => {}
+            Auth::Basic(id, secret) => req = req.basic_auth(id, Some(secret)),
+            Auth::Post(id, secret) => {
+                form.push(("client_id", id.into()));
+                form.push(("client_secret", secret.into()));
+            }
+            Auth::Assertion(key, aud) => {
+                let now = dcr_shim::app::unix_now();
+                let claims = json!({"iss": "mail-server", "sub": "mail-server", "aud": aud,
+                    "iat": now, "exp": now + 120, "jti": dcr_shim::crypto::random_token()});
+                let mut header = Header::new(Algorithm::ES256);
+                header.kid = Some("mail-1".into());
+                let assertion = jsonwebtoken::encode(&header, &claims, key).unwrap();
+                form.push(("client_assertion", assertion));
+                form.push((
+                    "client_assertion_type",
+                    "urn:ietf:params:oauth:client-assertion-type:jwt-bearer".into(),
+                ));
+            }
+        }
+        let res = req.form(&form).send().await.unwrap();
+        let status = res.status().as_u16();
+        (status, res.json().await.unwrap_or(Value::Null))
+    }
+}
+
+enum Auth<'a> {
+    None,
+    Basic(&'a str, &'a str),
+    Post(&'a str, &'a str),
+    Assertion(&'a EncodingKey, &'a str),
+}
+
+fn header_of(token: &str) -> Value {
+    let part = token.split('.').next().unwrap();
+    serde_json::from_slice(&URL_SAFE_NO_PAD.decode(part).unwrap()).unwrap()
+}
+
+/// What a resource server at `audience` does with a bearer token: RFC 9068 §4 with the JWKS.
+fn validate(jwks: &JwkSet, issuer: &str, audience: &str, token: &str) -> Result<Value, String> {
+    let header = jsonwebtoken::decode_header(token).map_err(|e| e.to_string())?;
+    if header.typ.as_deref() != Some("at+jwt") {
+        return Err("typ".into());
+    }
+    let jwk = jwks
+        .find(header.kid.as_deref().ok_or("kid")?)
+        .ok_or("unknown kid")?;
+    let key = DecodingKey::from_jwk(jwk).map_err(|e| e.to_string())?;
+    let mut v = Validation::new(Algorithm::ES256);
+    v.set_issuer(&[issuer]);
+    v.set_audience(&[audience]);
+    jsonwebtoken::decode::<Value>(token, &key, &v)
+        .map(|d| d.claims)
+        .map_err(|e| format!("{:?}", e.kind()))
+}
+
+#[tokio::test]
+async fn a_minted_token_carries_the_login_and_only_its_resource_accepts_it() {
+    let w = world().await;
+    let issuer = w.app.issuer("northwind");
+    let client = Client::register(&w.app, "northwind", json!({})).await;
+    let tokens = w
+        .login(&client, FILES, "files.read offline_access", "erin")
+        .await;
+    let at = tokens["access_token"].as_str().unwrap();
+    assert!(
+        !at.starts_with("entra-at."),
+        "the IdP's token is not handed out"
+    );
+    assert_eq!(tokens["token_type"], "Bearer");
+    assert_eq!(tokens["expires_in"], 600);
+    let header = header_of(at);
+    assert_eq!(header["typ"], "at+jwt");
+    assert_eq!(header["alg"], "ES256");
+
+    let jwks = w.jwks().await;
+    let claims = validate(&jwks, &issuer, FILES, at).expect("the files server accepts it");
+    assert_eq!(claims["iss"], issuer);
+    assert_eq!(claims["aud"], FILES);
+    assert_eq!(claims["sub"], "oid-erin", "Entra's oid, stable across apps");
+    assert_eq!(claims["client_id"], client.id);
+    assert_eq!(claims["scope"], "files.read");
+    assert_eq!(
+        claims["email"], "erin",
+        "preferred_username copied as email"
+    );
+    assert_eq!(claims["tid"], DIRECTORY);
+    let (iat, exp) = (
+        claims["iat"].as_u64().unwrap(),
+        claims["exp"].as_u64().unwrap(),
+    );
+    assert_eq!(exp - iat, 600);
+    assert!(claims["auth_time"].as_u64().is_some());
+    assert!(claims["jti"].as_str().is_some_and(|j| j.len() >= 32));
+    assert!(claims["sid"].as_str().is_some());
+    // The mail server, on the same Entra API, refuses the files server's token.
+    assert_eq!(
+        validate(&jwks, &issuer, MAIL, at).unwrap_err(),
+        "InvalidAudience"
+    );
+
+    // A refresh asks the IdP again and mints a new token of the same login.
+    let calls = w.idp.state.lock().unwrap().counter;
+    let rt = tokens["refresh_token"].as_str().unwrap();
+    let (status, second) = refresh(&w.app, "northwind", &client, rt).await;
+    assert_eq!(status, 200, "{second}");
+    assert_eq!(
+        w.idp.state.lock().unwrap().counter,
+        calls + 1,
+        "refreshed upstream"
+    );
+    let again = validate(
+        &jwks,
+        &issuer,
+        FILES,
+        second["access_token"].as_str().unwrap(),
+    )
+    .expect("the refreshed token verifies");
+    assert_eq!(again["sid"], claims["sid"]);
+    assert_eq!(again["sub"], claims["sub"]);
+    assert_eq!(again["email"], "erin", "copied claims survive the refresh");
+    assert_eq!(again["auth_time"], claims["auth_time"]);
+    assert_ne!(again["jti"], claims["jti"]);
+
+    // A login for the other resource gets a token for it alone.
+    let mail = w.login(&client, MAIL, "mail.read", "erin").await;
+    let mail_at = mail["access_token"].as_str().unwrap();
+    let mail_claims = validate(&jwks, &issuer, MAIL, mail_at).expect("the mail server accepts");
+    assert_eq!(mail_claims["scope"], "mail.read");
+    assert!(mail_claims.get("email").is_none(), "mail copies no claims");
+    assert!(validate(&jwks, &issuer, FILES, mail_at).is_err());
+    w.stop().await;
+}
+
+#[tokio::test]
+async fn introspection_needs_a_resource_server_and_tells_active_from_inactive() {
+    let w = world().await;
+    let client = Client::register(&w.app, "northwind", json!({})).await;
+    let tokens = w
+        .login(&client, FILES, "files.read offline_access", "frank")
+        .await;
+    let at = tokens["access_token"].as_str().unwrap();
+
+    // No, wrong and right credentials.
+    let (status, body) = w.introspect(at, Auth::None).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (401, Some("invalid_client"))
+    );
+    let (status, _) = w.introspect(at, Auth::Basic("files-server", "wrong")).await;
+    assert_eq!(status, 401);
+    let (status, _) = w.introspect(at, Auth::Basic(&client.id, "")).await;
+    assert_eq!(status, 401, "an MCP client is not a resource server");
+    let (status, body) = w
+        .introspect(at, Auth::Basic("files-server", FILES_SERVER_SECRET))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["active"], true);
+    assert_eq!(body["sub"], "oid-frank");
+    assert_eq!(body["aud"], FILES);
+    assert_eq!(body["client_id"], client.id);
+    assert_eq!(body["scope"], "files.read");
+    assert_eq!(body["token_type"], "Bearer");
+    let (_, body) = w
+        .introspect(at, Auth::Post("files-server", FILES_SERVER_SECRET))
+        .await;
+    assert_eq!(body["active"], true, "client_secret_post too");
+
+    // The mail server may not look at the files server's tokens; it authenticates with a key.
+    let introspect = format!("{}/introspect", w.app.issuer("northwind"));
+    let (status, body) = w
+        .introspect(at, Auth::Assertion(&w.mail_server_key, &introspect))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body, json!({"active": false}));
+    let mail = w.login(&client, MAIL, "mail.read", "frank").await;
+    let (_, body) = w
+        .introspect(
+            mail["access_token"].as_str().unwrap(),
+            Auth::Assertion(&w.mail_server_key, &introspect),
+        )
+        .await;
+    assert_eq!(body["active"], true);
+    let (wrong_key, _) = ec_key("mail-1");
+    let (status, _) = w
+        .introspect(at, Auth::Assertion(&wrong_key, &introspect))
+        .await;
+    assert_eq!(status, 401, "an assertion signed with another key");
+
+    // Foreign and malformed tokens are inactive.
+    let ours = Auth::Basic("files-server", FILES_SERVER_SECRET);
+    for foreign in ["entra-at.frank.x.1", "not.a.jwt", "a"] {
+        let (status, body) = w
+            .introspect(foreign, Auth::Basic("files-server", FILES_SERVER_SECRET))
+            .await;
+        assert_eq!(
+            (status, &body),
+            (200, &json!({"active": false})),
+            "{foreign}"
+        );
+    }
+    let (status, body) = w.introspect("", ours).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("invalid_request"))
+    );
+
+    // Expired: introspected past its exp.
+    let tenant = w.app.tenant("northwind");
+    let form = dcr_shim::oauth::params::Params::parse(&format!(
+        "token={at}&client_id=files-server&client_secret={FILES_SERVER_SECRET}"
+    ));
+    let creds = dcr_shim::oauth::client_auth::ClientCredentials { basic: None };
+    let later = dcr_shim::app::unix_now() + 601;
+    let body = w
+        .app
+        .state()
+        .auth()
+        .introspect(&tenant, &form, &creds, later)
+        .await
+        .unwrap();
+    assert_eq!(body, json!({"active": false}));
+
+    // Revoked: the client revokes its refresh token, which ends the login at once.
+    let res = w
+        .app
+        .http
+        .post(format!("{}/revoke", w.app.issuer("northwind")))
+        .form(&[
+            ("token", tokens["refresh_token"].as_str().unwrap()),
+            ("client_id", client.id.as_str()),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let (_, body) = w
+        .introspect(at, Auth::Basic("files-server", FILES_SERVER_SECRET))
+        .await;
+    assert_eq!(body, json!({"active": false}), "the login was revoked");
+    w.stop().await;
+}
+
+#[tokio::test]
+async fn a_key_rotation_publishes_first_signs_later_and_retires_the_old_key() {
+    let w = world().await;
+    let issuer = w.app.issuer("northwind");
+    let tenant = w.app.tenant("northwind");
+    let client = Client::register(&w.app, "northwind", json!({})).await;
+    let tokens = w
+        .login(&client, FILES, "files.read offline_access", "gina")
+        .await;
+    let before = tokens["access_token"].as_str().unwrap().to_owned();
+    let old_kid = header_of(&before)["kid"].as_str().unwrap().to_owned();
+
+    // Through the admin API, as `dcr-shim keys rotate` does: published now, signs in an hour.
+    let res = w
+        .app
+        .admin(reqwest::Method::POST, "/tenants/northwind/keys/rotate")
+        .json(&json!({"propagation_seconds": 3600}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let rotation: Value = res.json().await.unwrap();
+    let new_kid = rotation["kid"].as_str().unwrap().to_owned();
+    let sign_from = rotation["sign_from"].as_u64().unwrap();
+    let retire_at = rotation["retiring"][0][1].as_u64().unwrap();
+    assert_eq!(rotation["retiring"][0][0], old_kid);
+    let jwks = w.jwks().await;
+    assert!(jwks.find(&new_kid).is_some() && jwks.find(&old_kid).is_some());
+
+    // During the propagation delay the old key still signs.
+    let (status, during) = refresh(
+        &w.app,
+        "northwind",
+        &client,
+        tokens["refresh_token"].as_str().unwrap(),
+    )
+    .await;
+    assert_eq!(status, 200, "{during}");
+    let during_at = during["access_token"].as_str().unwrap();
+    assert_eq!(header_of(during_at)["kid"], old_kid);
+    validate(&jwks, &issuer, FILES, during_at).unwrap();
+
+    // After it, the new key signs; tokens of both verify until the old key retires.
+    let after_time = sign_from + 1;
+    let form = dcr_shim::oauth::params::Params::parse(&format!(
+        "grant_type=refresh_token&refresh_token={}&client_id={}",
+        during["refresh_token"].as_str().unwrap(),
+        client.id
+    ));
+    let creds = dcr_shim::oauth::client_auth::ClientCredentials { basic: None };
+    let after = w
+        .app
+        .state()
+        .auth()
+        .token(&tenant, &form, &creds, after_time)
+        .await
+        .unwrap();
+    let after_at = after["access_token"].as_str().unwrap();
+    assert_eq!(header_of(after_at)["kid"], new_kid);
+    validate(&jwks, &issuer, FILES, after_at).unwrap();
+    // No token the old key signed outlives its place in the JWKS.
+    let during_exp = validate(&jwks, &issuer, FILES, during_at).unwrap()["exp"]
+        .as_u64()
+        .unwrap();
+    assert!(during_exp < retire_at);
+    let at_retirement = w.app.state().auth().jwks(&tenant, retire_at).await.unwrap();
+    let kids: Vec<&str> = at_retirement["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["kid"].as_str().unwrap())
+        .collect();
+    assert_eq!(kids, [new_kid.as_str()], "the old key has left the JWKS");
+
+    // The listing says which key does what.
+    let res = w
+        .app
+        .admin(reqwest::Method::GET, "/tenants/northwind/keys")
+        .send()
+        .await
+        .unwrap();
+    let listed: Value = res.json().await.unwrap();
+    let states: Vec<(&str, &str)> = listed["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| (k["kid"].as_str().unwrap(), k["state"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        states,
+        [(old_kid.as_str(), "retiring"), (new_kid.as_str(), "next")]
+    );
+    w.stop().await;
+}
+
+#[test]
+fn minted_resources_may_share_an_entra_api_and_passthrough_ones_may_not() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("secret"), APP_SECRET).unwrap();
+    let (_, jwks) = ec_key("k");
+    std::fs::write(dir.path().join("mail-server.jwks"), jwks.to_string()).unwrap();
+    let public = url::Url::parse("https://auth.example.com").unwrap();
+    let file = dir.path().join("northwind.toml");
+    let text = northwind("https://login.example.com", dir.path());
+    std::fs::write(&file, &text).unwrap();
+    let tenant = dcr_shim::config::tenant::load_tenant(&file, &public).expect("loads");
+    let summary = tenant.resources()[0].token_summary(&tenant.issuer, "entra");
+    assert!(
+        summary.contains("minted") && summary.contains(FILES),
+        "{summary}"
+    );
+
+    // The mail resource back to passthrough: the shared API is refused.
+    let passthrough = text.replacen(
+        "uri = \"https://mcp.northwind.example/mail\"\ntoken = \"minted\"\n",
+        "uri = \"https://mcp.northwind.example/mail\"\n",
+        1,
+    );
+    std::fs::write(&file, passthrough).unwrap();
+    let problems = dcr_shim::config::tenant::load_tenant(&file, &public).unwrap_err();
+    let text: Vec<String> = problems.iter().map(|p| p.to_string()).collect();
+    assert!(
+        text.iter()
+            .any(|p| p.contains("api://mcp-tools") && p.contains("minted")),
+        "{text:?}"
+    );
+    assert!(
+        text.iter()
+            .any(|p| p.contains("resource_servers[1].resources") && p.contains("passthrough")),
+        "a resource server of a passthrough resource is refused: {text:?}"
+    );
+}

@@ -1,5 +1,6 @@
 //! Configuration: server settings and tenant files (parsed and validated, problems with file and field).
 
+pub mod downstream_api;
 pub(crate) mod host_pattern;
 pub mod resource_server;
 pub mod server;

@@ -9,6 +9,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use url::Url;
 
+use super::downstream_api::DownstreamApi;
 use super::host_pattern::HostPattern;
 use super::resource_server::ResourceServerConfig;
 use super::token_mode::TokenMode;
@@ -68,6 +69,23 @@ impl Tenant {
             .find(|r| r.client_id == client_id)
     }
 
+    /// The downstream API an exchange request names by `resource` and `audience`.
+    pub(crate) fn downstream_api(
+        &self,
+        resource: Option<&str>,
+        audience: Option<&str>,
+    ) -> Option<&DownstreamApi> {
+        self.config
+            .downstream_apis
+            .iter()
+            .find(|a| a.is_named_by(resource, audience))
+    }
+
+    /// Whether a resource's server may exchange its tokens (RFC 8693).
+    pub(crate) fn offers_token_exchange(&self) -> bool {
+        self.config.resources.iter().any(|r| !r.exchange.is_empty())
+    }
+
     pub(crate) fn has_resource_servers(&self) -> bool {
         !self.config.resource_servers.is_empty()
     }
@@ -102,6 +120,9 @@ pub struct TenantConfig {
     /// APIs that call the shim to introspect minted tokens (`resource_server.rs`).
     #[serde(default)]
     pub(crate) resource_servers: Vec<ResourceServerConfig>,
+    /// APIs reachable by token exchange (`downstream_api.rs`).
+    #[serde(default)]
+    pub(crate) downstream_apis: Vec<DownstreamApi>,
 }
 
 /// The identity provider behind the tenant.
@@ -327,6 +348,9 @@ pub struct ResourceConfig {
     /// a user disabled or blocked there loses access at the next refresh.
     #[serde(default)]
     pub refresh_upstream: Option<bool>,
+    /// The `[[downstream_apis]]` its MCP server may reach by token exchange, by name.
+    #[serde(default)]
+    pub exchange: Vec<String>,
 }
 
 /// One MCP-facing scope name and the upstream scope string it stands for.
@@ -567,6 +591,12 @@ fn validate(c: &TenantConfig, public_url: &Url, p: &mut Problems) {
     validate_apps(c, p);
     validate_resources(c, p);
     validate_mapping(c, p);
+    let entra = matches!(c.upstream, UpstreamConfig::Entra { .. });
+    for (field, message) in
+        super::downstream_api::problems(&c.downstream_apis, &c.apps, &c.resources, entra)
+    {
+        p.add(&field, message);
+    }
     validate_registration(c, p);
     validate_dev(&c.dev, public_url, p);
 }

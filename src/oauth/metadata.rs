@@ -22,6 +22,10 @@ pub(crate) fn authorization_server_metadata(tenant: &Tenant, offers_refresh: boo
         scopes.push("offline_access");
         grants.push("refresh_token");
     }
+    if tenant.offers_token_exchange() {
+        // For the tenant's resource servers (`exchange.rs`), never for registered clients.
+        grants.push(super::exchange::TOKEN_EXCHANGE);
+    }
     let mut auth_methods = vec!["none", "client_secret_basic", "client_secret_post"];
     if policy.cimd {
         // Document clients that publish keys (`client_auth.rs`).

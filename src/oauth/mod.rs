@@ -11,6 +11,7 @@ pub(crate) mod client_configuration;
 pub mod client_metadata;
 pub mod consent;
 pub(crate) mod error;
+pub(crate) mod exchange;
 pub(crate) mod grants;
 pub(crate) mod introspection;
 pub(crate) mod mapping;

@@ -179,6 +179,18 @@ pub struct Family {
     /// When the user authenticated at the IdP, for minted tokens' `auth_time`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) auth_time: Option<u64>,
+    /// For a resource whose server may exchange its tokens (`exchange.rs`): the IdP refresh
+    /// token, sealed under a server-held key so that an exchange can use it without the
+    /// client's refresh token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) exchange: Option<ExchangeGrant>,
+}
+
+/// What token exchange uses of a login: its app and the IdP's latest refresh token.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub(crate) struct ExchangeGrant {
+    pub(crate) app: String,
+    pub(crate) sealed_refresh: String,
 }
 
 impl Record for Family {

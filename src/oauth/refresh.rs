@@ -228,11 +228,16 @@ impl AuthServer {
             }
             RefreshState::Active { sealed_upstream } => sealed_upstream,
         };
-        let upstream_refresh = self
+        let mut upstream_refresh = self
             .sealer
             .unseal(token, sealed_upstream)
             .map(|b| String::from_utf8_lossy(&b).into_owned())
             .map_err(|_| unreadable_refresh_token(tenant, client))?;
+        // A login whose tokens may be exchanged keeps the IdP's latest refresh token on its
+        // family, where an exchange may have replaced it (`exchange.rs`).
+        if let Some(grant) = &family.value.exchange {
+            upstream_refresh = self.exchange_refresh_token(tenant, &rec.family_id, grant)?;
+        }
         let minted = minted_resource(tenant, &rec.resource);
         let mut claims = match minted {
             Some(_) => Some(self.minted_claims(tenant, client, token, rec)?),
@@ -442,6 +447,9 @@ impl AuthServer {
         };
         let mut value = family.value;
         value.created_at = value.created_at.min(now);
+        if let (Some(_), Some(new)) = (&value.exchange, &tokens.refresh_token) {
+            value.exchange = Some(self.exchange_grant(tenant, &rec.family_id, &rec.app, new));
+        }
         let expires = Some(now + REFRESH_TOKEN_SECONDS);
         let mut group = WriteGroup::default();
         group

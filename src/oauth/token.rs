@@ -12,6 +12,7 @@ use serde_json::{Map, Value, json};
 
 use super::client_auth::ClientCredentials;
 use super::error::{ErrorCode, OAuthError};
+use super::exchange::TOKEN_EXCHANGE;
 use super::minted::{SealedGrant, TokenSubject, minted_resource};
 use super::params::Params;
 use super::records::{
@@ -62,6 +63,14 @@ impl AuthServer {
         creds: &ClientCredentials,
         now: u64,
     ) -> Result<Value, OAuthError> {
+        // Token exchange is a resource server's grant, not a registered client's; a tenant
+        // whose resources allow none does not support it.
+        if form.repeated.is_empty()
+            && form.get("grant_type") == Some(TOKEN_EXCHANGE)
+            && tenant.offers_token_exchange()
+        {
+            return self.exchange(tenant, form, creds, now).await;
+        }
         let grant = grant_type(form)?;
         let request = TokenRequest::parse(grant, form);
         // The record the grant names is read while the client is authenticated, two reads at
@@ -159,12 +168,17 @@ impl AuthServer {
                 Some(m) if !refreshable => m.lifetime().as_secs() + 60,
                 _ => REFRESH_TOKEN_SECONDS,
             };
+            let exchange = minted
+                .filter(|m| !m.exchange.is_empty())
+                .and(tokens.refresh_token.as_deref())
+                .map(|rt| self.exchange_grant(tenant, f, &r.app, rt));
             let family = Family {
                 client_id: client.client_id.clone(),
                 revoked: false,
                 created_at: now,
                 subject: subject.clone(),
                 auth_time,
+                exchange,
             };
             group.insert_new(&tenant.id, f, &family, Some(now + lifetime))?;
         }

@@ -11,6 +11,7 @@
 //! | `prompt` upstream | the client's, without `consent` | the same, plus `consent` with `offline_access` unless `consent_for_refresh = false` | the client's, without `consent` |
 
 use crate::config::Tenant;
+use crate::config::downstream_api::DownstreamApi;
 use crate::config::tenant::{ResourceConfig, UpstreamConfig};
 use crate::domain::ScopeSet;
 
@@ -130,6 +131,15 @@ impl<'t> Provider<'t> {
                     .clone()
                     .unwrap_or_else(|| resource.uri.to_string()),
             ),
+        }
+    }
+
+    /// The RFC 8707 `resource` of a token exchange's upstream refresh: never for Entra (the
+    /// scopes name the API), else the downstream API's uri.
+    pub(crate) fn downstream_resource(&self, api: &DownstreamApi) -> Option<String> {
+        match self.config {
+            UpstreamConfig::Entra { .. } => None,
+            _ => api.uri.clone(),
         }
     }
 

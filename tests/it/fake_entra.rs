@@ -586,6 +586,9 @@ async fn token(ctx: web::Data<Ctx>, req: HttpRequest, body: String) -> HttpRespo
                     "claims": claims_for(&required),
                 }));
             }
+            // Entra's refresh tokens are good for any API the app may call: the access
+            // token is for the scopes the refresh asks for.
+            let scope = p.get("scope").cloned().unwrap_or(scope);
             (user, scope, None, acrs)
         }
         _ => {

@@ -18,6 +18,7 @@ use crate::helpers::{TestApp, spawn_app_with_tenants};
 
 const FILES: &str = "https://mcp.northwind.example/files";
 const MAIL: &str = "https://mcp.northwind.example/mail";
+const REPORTS: &str = "https://reports.northwind.example";
 const FILES_SERVER_SECRET: &str = "files-server-secret-0123456789";
 
 struct World {
@@ -64,6 +65,7 @@ default = true
 token = "minted"
 token_lifetime = "10m"
 claims = {{ preferred_username = "email", tid = "tid" }}
+exchange = ["reports"]
 scopes = [{{ name = "files.read", upstream = "api://mcp-tools/files.read" }}]
 
 [[resources]]
@@ -80,6 +82,12 @@ resources = ["{FILES}"]
 client_id = "mail-server"
 jwks_file = {jwks:?}
 resources = ["{MAIL}"]
+
+[[downstream_apis]]
+name = "reports"
+uri = "{REPORTS}"
+scopes = ["api://reports/reports.read", "api://reports/reports.write"]
+app = "agents"
 
 [registration]
 registrations_per_minute = 1000
@@ -540,4 +548,222 @@ fn minted_resources_may_share_an_entra_api_and_passthrough_ones_may_not() {
             .any(|p| p.contains("resource_servers[1].resources") && p.contains("passthrough")),
         "a resource server of a passthrough resource is refused: {text:?}"
     );
+}
+
+impl World {
+    /// A token exchange request by the files server (or `auth`), with `extra` parameters.
+    async fn exchange(
+        &self,
+        subject: &str,
+        extra: &[(&str, &str)],
+        auth: Auth<'_>,
+    ) -> (u16, Value) {
+        let mut form = vec![
+            (
+                "grant_type",
+                "urn:ietf:params:oauth:grant-type:token-exchange".to_owned(),
+            ),
+            ("subject_token", subject.to_owned()),
+            (
+                "subject_token_type",
+                "urn:ietf:params:oauth:token-type:access_token".to_owned(),
+            ),
+        ];
+        form.extend(extra.iter().map(|(k, v)| (*k, (*v).to_owned())));
+        let mut req = self
+            .app
+            .http
+            .post(format!("{}/token", self.app.issuer("northwind")));
+        match auth {
+            Auth::Basic(id, secret) => req = req.basic_auth(id, Some(secret)),
+            Auth::Post(id, _) => form.push(("client_id", id.to_owned())),
+            Auth::Assertion(key, aud) => {
+                let now = dcr_shim::app::unix_now();
+                let claims = json!({"iss": "mail-server", "sub": "mail-server", "aud": aud,
+                    "iat": now, "exp": now + 120, "jti": dcr_shim::crypto::random_token()});
+                let mut header = Header::new(Algorithm::ES256);
+                header.kid = Some("mail-1".into());
+                form.push((
+                    "client_assertion",
+                    jsonwebtoken::encode(&header, &claims, key).unwrap(),
+                ));
+                form.push((
+                    "client_assertion_type",
+                    "urn:ietf:params:oauth:client-assertion-type:jwt-bearer".into(),
+                ));
+            }
+            Auth::None => {}
+        }
+        let res = req.form(&form).send().await.unwrap();
+        let status = res.status().as_u16();
+        (status, res.json().await.unwrap_or(Value::Null))
+    }
+}
+
+#[tokio::test]
+async fn a_resource_server_exchanges_a_minted_token_for_a_downstream_api() {
+    let w = world().await;
+    let files_server = || Auth::Basic("files-server", FILES_SERVER_SECRET);
+    let client = Client::register(&w.app, "northwind", json!({})).await;
+    let tokens = w
+        .login(&client, FILES, "files.read offline_access", "hana")
+        .await;
+    let at = tokens["access_token"].as_str().unwrap();
+
+    let (status, body) = w
+        .exchange(at, &[("resource", REPORTS)], files_server())
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        body["issued_token_type"],
+        "urn:ietf:params:oauth:token-type:access_token"
+    );
+    assert_eq!(body["token_type"], "Bearer");
+    let downstream = body["access_token"].as_str().unwrap();
+    assert!(
+        downstream
+            .starts_with("entra-at.hana.api://reports/reports.read,api://reports/reports.write."),
+        "the IdP's token for the reports API, on hana's behalf: {downstream}"
+    );
+    assert!(body.get("refresh_token").is_none());
+    let (status, body) = w
+        .exchange(
+            at,
+            &[
+                ("audience", "reports"),
+                ("scope", "api://reports/reports.read"),
+            ],
+            files_server(),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["scope"], "api://reports/reports.read");
+
+    // The client's own refresh still works after exchanges used the login's IdP token.
+    let (status, refreshed) = refresh(
+        &w.app,
+        "northwind",
+        &client,
+        tokens["refresh_token"].as_str().unwrap(),
+    )
+    .await;
+    assert_eq!(status, 200, "{refreshed}");
+
+    // Refusals, each with its own code.
+    type Case<'a> = (&'a str, Vec<(&'a str, &'a str)>, u16, &'a str);
+    let cases: Vec<Case> = vec![
+        (
+            "a downstream API not configured",
+            vec![("resource", "https://other.example")],
+            400,
+            "invalid_target",
+        ),
+        ("no API named", vec![], 400, "invalid_target"),
+        (
+            "a scope beyond the API",
+            vec![("audience", "reports"), ("scope", "api://reports/admin")],
+            400,
+            "invalid_scope",
+        ),
+        (
+            "an actor token",
+            vec![("audience", "reports"), ("actor_token", "x")],
+            400,
+            "invalid_request",
+        ),
+    ];
+    for (what, extra, status, error) in cases {
+        let (s, body) = w.exchange(at, &extra, files_server()).await;
+        assert_eq!(
+            (s, body["error"].as_str()),
+            (status, Some(error)),
+            "{what}: {body}"
+        );
+    }
+    let (s, body) = w
+        .exchange("not-a-token", &[("audience", "reports")], files_server())
+        .await;
+    assert_eq!(
+        (s, body["error"].as_str()),
+        (400, Some("invalid_grant")),
+        "{body}"
+    );
+    // A token of the mail resource: not the files server's to exchange.
+    let mail = w.login(&client, MAIL, "mail.read", "hana").await;
+    let mail_at = mail["access_token"].as_str().unwrap();
+    let (s, body) = w
+        .exchange(mail_at, &[("audience", "reports")], files_server())
+        .await;
+    assert_eq!(
+        (s, body["error"].as_str()),
+        (400, Some("invalid_grant")),
+        "{body}"
+    );
+    // The mail server may exchange its own tokens, but its resource reaches no API.
+    let token_endpoint = format!("{}/token", w.app.issuer("northwind"));
+    let (s, body) = w
+        .exchange(
+            mail_at,
+            &[("audience", "reports")],
+            Auth::Assertion(&w.mail_server_key, &token_endpoint),
+        )
+        .await;
+    assert_eq!(
+        (s, body["error"].as_str()),
+        (400, Some("invalid_target")),
+        "{body}"
+    );
+    assert!(
+        body["error_description"]
+            .as_str()
+            .unwrap()
+            .contains("exchange")
+    );
+    // A registered client is not a resource server.
+    let (s, body) = w
+        .exchange(at, &[("audience", "reports")], Auth::Post(&client.id, ""))
+        .await;
+    assert_eq!(
+        (s, body["error"].as_str()),
+        (401, Some("invalid_client")),
+        "{body}"
+    );
+    // Expired.
+    let tenant = w.app.tenant("northwind");
+    let form = dcr_shim::oauth::params::Params::parse(&format!(
+        "grant_type=urn:ietf:params:oauth:grant-type:token-exchange&subject_token={at}&subject_token_type=urn:ietf:params:oauth:token-type:access_token&audience=reports&client_id=files-server&client_secret={FILES_SERVER_SECRET}"
+    ));
+    let creds = dcr_shim::oauth::client_auth::ClientCredentials { basic: None };
+    let err = w
+        .app
+        .state()
+        .auth()
+        .token(&tenant, &form, &creds, dcr_shim::app::unix_now() + 3600)
+        .await
+        .unwrap_err();
+    assert_eq!(err.code, dcr_shim::oauth::ErrorCode::InvalidGrant);
+    assert!(err.description.contains("expired"), "{}", err.description);
+    // Revoked: the login ends, and with it the exchanges.
+    let second = refreshed["access_token"].as_str().unwrap();
+    let res = w
+        .app
+        .http
+        .post(format!("{}/revoke", w.app.issuer("northwind")))
+        .form(&[
+            ("token", refreshed["refresh_token"].as_str().unwrap()),
+            ("client_id", client.id.as_str()),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let (s, body) = w
+        .exchange(second, &[("audience", "reports")], files_server())
+        .await;
+    assert_eq!(
+        (s, body["error"].as_str()),
+        (400, Some("invalid_grant")),
+        "{body}"
+    );
+    w.stop().await;
 }

@@ -1,0 +1,304 @@
+//! Token exchange (RFC 8693) at `/{tenant}/token`, for the tenant's resource servers: an MCP
+//! server presents a minted access token it received (`subject_token`) and names a downstream
+//! API (`resource` or `audience`); the answer is the IdP's access token for that API, on the
+//! same user's behalf, obtained with the login's IdP refresh token.
+//!
+//! That refresh token must then be usable without the client's refresh token, so for a
+//! resource with `exchange` it is also kept on the login's family sealed under a server-held
+//! key (`ExchangeGrant`): a stolen database alone still opens nothing, but the server can (the
+//! trade-off is in SECURITY.md). Refreshes and exchanges of one login use and replace that one
+//! copy, one at a time per server (the family lock).
+
+use serde_json::{Value, json};
+
+use super::client_auth::ClientCredentials;
+use super::error::{ErrorCode, OAuthError};
+use super::params::Params;
+use super::records::{ExchangeGrant, Family, FamilyId};
+use super::server::AuthServer;
+use crate::config::Tenant;
+use crate::config::downstream_api::DownstreamApi;
+use crate::domain::ScopeSet;
+use crate::minting::access_token::{Invalid, verify};
+use crate::store::Versioned;
+use crate::upstream::provider::Provider;
+use crate::upstream::tokens::UpstreamTokens;
+
+pub(crate) const TOKEN_EXCHANGE: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
+const ACCESS_TOKEN_TYPE: &str = "urn:ietf:params:oauth:token-type:access_token";
+const JWT_TYPE: &str = "urn:ietf:params:oauth:token-type:jwt";
+
+fn invalid_grant(why: impl Into<String>) -> OAuthError {
+    OAuthError::new(ErrorCode::InvalidGrant, why)
+}
+
+fn invalid_target(why: impl Into<String>) -> OAuthError {
+    OAuthError::new(ErrorCode::InvalidTarget, why)
+}
+
+fn seal_label(tenant: &Tenant, family: &FamilyId) -> String {
+    format!("exchange {} {family}", tenant.id)
+}
+
+/// The parameters of an exchange request (RFC 8693 §2.1).
+struct ExchangeRequest<'a> {
+    subject_token: &'a str,
+    resource: Option<&'a str>,
+    audience: Option<&'a str>,
+    scope: Option<&'a str>,
+}
+
+fn parse(form: &Params) -> Result<ExchangeRequest<'_>, OAuthError> {
+    let subject_token = form
+        .get("subject_token")
+        .filter(|t| !t.is_empty())
+        .ok_or_else(|| OAuthError::invalid_request("subject_token is required"))?;
+    match form.get("subject_token_type") {
+        Some(ACCESS_TOKEN_TYPE | JWT_TYPE) => {}
+        Some(other) => {
+            return Err(OAuthError::invalid_request(format!(
+                "subject_token_type '{other}' is not accepted; the subject token is an access token the shim minted ({ACCESS_TOKEN_TYPE})"
+            )));
+        }
+        None => {
+            return Err(OAuthError::invalid_request(
+                "subject_token_type is required",
+            ));
+        }
+    }
+    if let Some(t) = form.get("requested_token_type")
+        && t != ACCESS_TOKEN_TYPE
+    {
+        return Err(OAuthError::invalid_request(format!(
+            "requested_token_type '{t}' is not offered; only {ACCESS_TOKEN_TYPE}"
+        )));
+    }
+    if form.get("actor_token").is_some() || form.get("actor_token_type").is_some() {
+        return Err(OAuthError::invalid_request(
+            "actor_token is not supported: the calling resource server is the actor",
+        ));
+    }
+    let request = ExchangeRequest {
+        subject_token,
+        resource: form.get("resource"),
+        audience: form.get("audience"),
+        scope: form.get("scope"),
+    };
+    if request.resource.is_none() && request.audience.is_none() {
+        return Err(invalid_target(
+            "name the downstream API with resource (its uri) or audience (its name)",
+        ));
+    }
+    Ok(request)
+}
+
+impl AuthServer {
+    /// The exchange grant of a new family whose resource's server may exchange its tokens.
+    pub(crate) fn exchange_grant(
+        &self,
+        tenant: &Tenant,
+        family: &FamilyId,
+        app: &str,
+        upstream_refresh: &str,
+    ) -> ExchangeGrant {
+        ExchangeGrant {
+            app: app.to_owned(),
+            sealed_refresh: self
+                .sealer
+                .seal_server_held(&seal_label(tenant, family), upstream_refresh.as_bytes()),
+        }
+    }
+
+    /// The IdP refresh token kept for exchange.
+    pub(crate) fn exchange_refresh_token(
+        &self,
+        tenant: &Tenant,
+        family: &FamilyId,
+        grant: &ExchangeGrant,
+    ) -> Result<String, OAuthError> {
+        self.sealer
+            .unseal_server_held(&seal_label(tenant, family), &grant.sealed_refresh)
+            .map(|b| String::from_utf8_lossy(&b).into_owned())
+            .map_err(|_| {
+                tracing::error!(tenant = %tenant.id, family = %family.short(), "the IdP refresh token kept for token exchange does not open with the server secret (was it replaced without keeping the previous one?); the user must sign in again");
+                invalid_grant("the login can no longer be used; the user must sign in again")
+            })
+    }
+
+    /// `grant_type=urn:ietf:params:oauth:grant-type:token-exchange`.
+    pub(crate) async fn exchange(
+        &self,
+        tenant: &Tenant,
+        form: &Params,
+        creds: &ClientCredentials,
+        now: u64,
+    ) -> Result<Value, OAuthError> {
+        let caller = self
+            .authenticate_resource_server(tenant, form, creds, now)
+            .await?;
+        let req = parse(form)?;
+        let api = tenant
+            .downstream_api(req.resource, req.audience)
+            .ok_or_else(|| {
+                invalid_target("no downstream API of this tenant has that resource or audience")
+            })?;
+        let claims = match verify(
+            &self.signing_keys,
+            &tenant.id,
+            &tenant.issuer,
+            req.subject_token,
+            now,
+        )
+        .await
+        {
+            Ok(c) => c,
+            Err(Invalid::Keys(e)) => return Err(e.into()),
+            Err(e) => {
+                return Err(invalid_grant(format!(
+                    "the subject_token is not a valid access token of this tenant: {e}"
+                )));
+            }
+        };
+        let text = |k: &str| claims.get(k).and_then(Value::as_str).unwrap_or_default();
+        let audience = text("aud");
+        if !caller.serves(audience) {
+            return Err(invalid_grant(
+                "the subject_token was issued for a resource this resource server does not serve",
+            ));
+        }
+        let allowed = tenant
+            .resource(audience)
+            .is_some_and(|r| r.exchange.iter().any(|n| n == &api.name));
+        if !allowed {
+            return Err(invalid_target(format!(
+                "the resource {audience} may not reach the downstream API '{}'; list it in the resource's exchange",
+                api.name
+            )));
+        }
+        let scopes = requested_scopes(api, req.scope)?;
+        let family_id = FamilyId::from_admin(text("sid"));
+        // One use of the login's IdP refresh token at a time in this server: a refresh of the
+        // same login waits, and each finds the token the other left.
+        let lock = self.family_lock(&family_id);
+        let _guard = lock.lock().await;
+        let family = self
+            .records
+            .get::<Family>(&tenant.id, &family_id, now)
+            .await?
+            .filter(|f| !f.value.revoked)
+            .ok_or_else(|| invalid_grant("the subject_token's login was revoked"))?;
+        let grant = family.value.exchange.clone().ok_or_else(|| {
+            invalid_grant("this login keeps no IdP refresh token for exchange (it began before exchange was enabled for the resource, or the IdP issued none); the user must sign in again")
+        })?;
+        if let Some(app) = &api.app
+            && app != &grant.app
+        {
+            return Err(invalid_target(format!(
+                "the downstream API '{}' is reached through the app '{app}', and this login was made through '{}'",
+                api.name, grant.app
+            )));
+        }
+        let tokens = self
+            .exchange_upstream(tenant, api, &grant, &family_id, &scopes, now)
+            .await?;
+        self.keep_exchanged_refresh(tenant, &family_id, family, &tokens)
+            .await;
+        tracing::info!(target: "audit", event = "token_exchanged", tenant = %tenant.id, resource_server = %caller.client_id,
+            client_id = text("client_id"), subject = text("sub"), api = %api.name);
+        let mut response = json!({
+            "access_token": tokens.access_token,
+            "issued_token_type": ACCESS_TOKEN_TYPE,
+            "token_type": "Bearer",
+            "scope": scopes.to_string(),
+        });
+        if let Some(e) = tokens.expires_in {
+            response["expires_in"] = json!(e);
+        }
+        Ok(response)
+    }
+
+    /// The IdP refresh with the API's scopes. An IdP refusal is not a revocation here (an API
+    /// without consent refuses with `invalid_grant` too): the client's login goes on.
+    async fn exchange_upstream(
+        &self,
+        tenant: &Tenant,
+        api: &DownstreamApi,
+        grant: &ExchangeGrant,
+        family: &FamilyId,
+        scopes: &ScopeSet,
+        now: u64,
+    ) -> Result<UpstreamTokens, OAuthError> {
+        let (Ok(endpoints), Some(app)) = (self.upstreams.endpoints(tenant), tenant.app(&grant.app))
+        else {
+            return Err(OAuthError::new(
+                ErrorCode::TemporarilyUnavailable,
+                "the identity provider is not reachable right now",
+            ));
+        };
+        let refresh_token = self.exchange_refresh_token(tenant, family, grant)?;
+        let provider = Provider::of(tenant);
+        let upstream_scopes = provider.refresh_scopes(scopes, endpoints.offers_refresh);
+        let resource = provider.downstream_resource(api);
+        self.upstream()
+            .refresh(
+                tenant,
+                &endpoints,
+                app,
+                &refresh_token,
+                &upstream_scopes,
+                resource.as_deref(),
+                now,
+            )
+            .await
+            .map_err(|e| {
+                e.log(&tenant.id, &grant.app, "token exchange");
+                super::upstream_errors::to_token_client(&e)
+            })
+    }
+
+    /// Keeps the IdP's new refresh token, if it sent one, for the login's next refresh or
+    /// exchange. A lost compare-and-swap means another server wrote a later one.
+    async fn keep_exchanged_refresh(
+        &self,
+        tenant: &Tenant,
+        id: &FamilyId,
+        family: Versioned<Family>,
+        tokens: &UpstreamTokens,
+    ) {
+        let Some(new) = &tokens.refresh_token else {
+            return;
+        };
+        let mut value = family.value;
+        let Some(grant) = value.exchange.as_mut() else {
+            return;
+        };
+        grant.sealed_refresh = self
+            .sealer
+            .seal_server_held(&seal_label(tenant, id), new.as_bytes());
+        let written = self
+            .records
+            .update(&tenant.id, id, family.revision, &value, family.expires_at)
+            .await;
+        if !matches!(written, Ok(true)) {
+            tracing::warn!(tenant = %tenant.id, family = %id.short(), "the IdP's new refresh token from an exchange was not kept (the login changed meanwhile); the one kept is used next");
+        }
+    }
+}
+
+/// The upstream scopes an exchange asks for: the API's, or the subset the request names.
+fn requested_scopes(api: &DownstreamApi, scope: Option<&str>) -> Result<ScopeSet, OAuthError> {
+    let Some(scope) = scope.filter(|s| !s.trim().is_empty()) else {
+        return Ok(api.scopes.iter().cloned().collect());
+    };
+    let mut out = ScopeSet::default();
+    for s in scope.split(' ').filter(|s| !s.is_empty()) {
+        if !api.scopes.iter().any(|a| a == s) {
+            return Err(OAuthError::new(
+                ErrorCode::InvalidScope,
+                format!("'{s}' is not a scope of the downstream API '{}'", api.name),
+            ));
+        }
+        out.insert(s);
+    }
+    Ok(out)
+}

@@ -271,11 +271,15 @@ impl DevIdp {
                         "the refresh token was not issued to this client",
                     ));
                 }
+                // Like Entra's, its refresh tokens are good for any API: a refresh that names
+                // a resource or scopes gets a token for them (the dev IdP grants anything).
+                let scope = p.get("scope").unwrap_or(&claims.scope);
+                let resource = p.get("resource").cloned().or(claims.resource);
                 self.issue(
                     &claims.sub,
                     &claims.client_id,
-                    &claims.scope,
-                    claims.resource.as_deref(),
+                    scope,
+                    resource.as_deref(),
                     now,
                 )
             }

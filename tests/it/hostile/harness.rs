@@ -246,6 +246,8 @@ pub(super) enum Expect {
     Status(u16),
     /// Refused before any handler ran (HTTP parser or router): this status, no `Location`.
     Bare(u16),
+    /// An introspection's answer for a token that is not active: 200 `{"active": false}`.
+    Inactive,
 }
 
 pub(super) struct Case {
@@ -374,6 +376,15 @@ pub(super) fn check(case: &Case, res: &Resp, ctx: &Ctx) {
             assert_eq!(res.status, *status, "{name}: {}", res.text());
             assert!(res.location().is_none(), "{name}: unexpected Location");
         }
+        Expect::Inactive => {
+            assert_eq!(
+                (res.status, res.json()),
+                (200, json!({"active": false})),
+                "{name}: {}",
+                res.text()
+            );
+            assert_eq!(res.header("cache-control"), Some("no-store"), "{name}");
+        }
     }
 }
 
@@ -480,7 +491,31 @@ pub(super) struct Consent {
 }
 
 pub(super) async fn open_consent(app: &TestApp, client: &Client) -> Consent {
-    let attempt = authorize_url(app, "alpha", client, "files.read offline_access", "alice");
+    open_consent_at(app, &At::alpha(), client).await
+}
+
+/// Where a login goes: the tenant, the scope asked for, the resource named (if any).
+pub(super) struct At<'a> {
+    pub(super) tenant: &'a str,
+    pub(super) scope: &'a str,
+    pub(super) resource: Option<&'a str>,
+}
+
+impl At<'static> {
+    pub(super) fn alpha() -> Self {
+        Self {
+            tenant: "alpha",
+            scope: "files.read offline_access",
+            resource: None,
+        }
+    }
+}
+
+pub(super) async fn open_consent_at(app: &TestApp, at: &At<'_>, client: &Client) -> Consent {
+    let mut attempt = authorize_url(app, at.tenant, client, at.scope, "alice");
+    if let Some(r) = at.resource {
+        attempt.url.push_str(&format!("&resource={}", enc(r)));
+    }
     let res = send(app, &get(target_of(app, &attempt.url))).await;
     assert_eq!(res.status, 200, "{}", res.text());
     let csrf = res
@@ -506,11 +541,15 @@ pub(super) struct Pending {
 }
 
 pub(super) async fn pending_callback(app: &TestApp, client: &Client) -> Pending {
-    let consent = open_consent(app, client).await;
+    pending_callback_at(app, &At::alpha(), client).await
+}
+
+pub(super) async fn pending_callback_at(app: &TestApp, at: &At<'_>, client: &Client) -> Pending {
+    let consent = open_consent_at(app, at, client).await;
     let res = send(
         app,
         &form(
-            "/alpha/consent",
+            format!("/{}/consent", at.tenant),
             format!("ticket={}&decision=approve", enc(&consent.ticket)),
         )
         .cookie(&format!("dcr-csrf={}", consent.csrf)),
@@ -540,7 +579,11 @@ pub(super) async fn pending_callback(app: &TestApp, client: &Client) -> Pending 
 
 /// Completes a login for `client` at alpha: the shim's code and the PKCE verifier.
 pub(super) async fn login_code(app: &TestApp, client: &Client) -> (String, String) {
-    let p = pending_callback(app, client).await;
+    login_code_at(app, &At::alpha(), client).await
+}
+
+pub(super) async fn login_code_at(app: &TestApp, at: &At<'_>, client: &Client) -> (String, String) {
+    let p = pending_callback_at(app, at, client).await;
     let res = send(
         app,
         &get(&p.callback).cookie(&format!("{}={}", p.txn_cookie.0, p.txn_cookie.1)),

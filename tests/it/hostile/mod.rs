@@ -16,6 +16,7 @@ mod callback;
 mod consent;
 mod dev_idp;
 mod discovery;
+mod minted;
 mod registration;
 mod revoke;
 mod token;

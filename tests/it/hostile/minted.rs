@@ -275,6 +275,6 @@ async fn hostile_minted_tokens() {
         "the dev IdP's token for the API"
     );
     assert_eq!(downstream["sub"], "alice");
-    eprintln!("hostile minted tokens: {total} cases");
+    eprintln!("hostile cases: {total} (minted tokens: introspect and exchange={total})");
     app.stop().await;
 }

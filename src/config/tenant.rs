@@ -81,6 +81,22 @@ impl Tenant {
             .find(|a| a.is_named_by(resource, audience))
     }
 
+    /// The downstream APIs the server of the resource `uri` may reach by token exchange.
+    pub(crate) fn exchange_apis<'t>(
+        &'t self,
+        uri: &ResourceUri,
+    ) -> impl Iterator<Item = &'t DownstreamApi> + 't {
+        let names: &'t [String] = self
+            .resource(uri.as_str())
+            .filter(|r| r.is_minted())
+            .map(|r| r.exchange.as_slice())
+            .unwrap_or_default();
+        self.config
+            .downstream_apis
+            .iter()
+            .filter(move |a| names.contains(&a.name))
+    }
+
     /// Whether a resource's server may exchange its tokens (RFC 8693).
     pub(crate) fn offers_token_exchange(&self) -> bool {
         self.config.resources.iter().any(|r| !r.exchange.is_empty())

@@ -566,9 +566,13 @@ fn upstream_authorization_url(
     nonce: &str,
 ) -> String {
     let provider = Provider::of(tenant);
-    let scope = provider
-        .authorization_scopes(&request.upstream_scopes, endpoints.offers_refresh)
-        .to_string();
+    let mut scopes = provider.authorization_scopes(&request.upstream_scopes, endpoints.offers_refresh);
+    let (extra_scopes, extra_resources) =
+        provider.login_extras_for_exchange(tenant.exchange_apis(&request.resource));
+    for s in extra_scopes {
+        scopes.insert(s);
+    }
+    let scope = scopes.to_string();
     let callback = format!("{}/callback", tenant.issuer);
     let mut query: Vec<(&str, &str)> = vec![
         ("response_type", "code"),
@@ -582,6 +586,9 @@ fn upstream_authorization_url(
     ];
     let upstream_resource = upstream_resource(tenant, &request.resource);
     if let Some(r) = &upstream_resource {
+        query.push(("resource", r));
+    }
+    for r in extra_resources {
         query.push(("resource", r));
     }
     let prompt = provider.authorization_prompt(request.prompt.as_deref(), endpoints.offers_refresh);

@@ -8,6 +8,7 @@
 //! | `openid` scope upstream | yes | yes | yes |
 //! | `offline_access` | always | when discovery lists it (or lists no scopes) | always |
 //! | `resource` upstream | never (Entra takes it from the scopes) | `upstream_resource` | `upstream_resource`, else the MCP URI |
+//! | downstream APIs (token exchange) at login | no | their scopes and `resource`s | no |
 //! | `prompt` upstream | the client's, without `consent` | the same, plus `consent` with `offline_access` unless `consent_for_refresh = false` | the client's, without `consent` |
 
 use crate::config::Tenant;
@@ -132,6 +133,26 @@ impl<'t> Provider<'t> {
                     .unwrap_or_else(|| resource.uri.to_string()),
             ),
         }
+    }
+
+    /// What a login for `resource` also asks for so that token exchange can reach its
+    /// downstream APIs later: their scopes and RFC 8707 resources. Only `oidc`: such providers
+    /// tie a refresh token to the resources and scopes granted at login (oidc-provider refuses
+    /// any other at refresh), while Entra's refresh tokens reach any consented API and refuse
+    /// two resources in one request (AADSTS28000), and the dev IdP grants anything.
+    pub(crate) fn login_extras_for_exchange<'a>(
+        &self,
+        apis: impl Iterator<Item = &'a DownstreamApi>,
+    ) -> (Vec<&'a str>, Vec<&'a str>) {
+        let mut scopes = Vec::new();
+        let mut resources = Vec::new();
+        if matches!(self.config, UpstreamConfig::Oidc { .. }) {
+            for api in apis {
+                scopes.extend(api.scopes.iter().map(String::as_str));
+                resources.extend(api.uri.as_deref());
+            }
+        }
+        (scopes, resources)
     }
 
     /// The RFC 8707 `resource` of a token exchange's upstream refresh: never for Entra (the

@@ -11,9 +11,9 @@ import { spawn } from 'node:child_process';
 import { setTimeout as sleep } from 'node:timers/promises';
 import assert from 'node:assert/strict';
 import express from 'express';
-import { decodeJwt } from 'jose';
-import { createIdp, API } from './lib/idp.mjs';
-import { mountMcp } from './lib/mcp-server.mjs';
+import { decodeJwt, decodeProtectedHeader } from 'jose';
+import { createIdp, API, REPORTS_API, REPORTS_SCOPES } from './lib/idp.mjs';
+import { mountMcp, mountReportsApi } from './lib/mcp-server.mjs';
 import { selfSignedClientCert, caAndServerCert } from './lib/certs.mjs';
 import { Browser, TestProvider, connectClient, callTool, toolJson } from './lib/client.mjs';
 
@@ -74,6 +74,11 @@ async function main() {
   const rootPort = await listen(rootServer); started.servers.push(rootServer);
   const MCP_ROOT = `http://127.0.0.1:${rootPort}`;
   const GAMMA = `${SHIM}/gamma`;
+  // A tenant whose MCP server receives minted tokens and reaches a downstream API by exchange.
+  const MINTED = `${SHIM}/minted`;
+  const MCP_MINTED = `http://127.0.0.1:${mcpPort}/mcp-minted`;
+  const REPORTS_URL = `http://127.0.0.1:${mcpPort}/reports-api`;
+  const RS_SECRET = 'e2e-mcp-minted-' + 'r'.repeat(32);
   const REDIRECT = `http://127.0.0.1:${callbackPort}/callback`;
   // Two replicas on PostgreSQL behind a round-robin relay, when the suite has a database server
   // (DCR_SHIM_TEST_POSTGRES, as .ci/run provides).
@@ -100,7 +105,7 @@ async function main() {
     issuer: IDP, accessTokenTTL: ACCESS_TTL,
     clients: [
       { client_id: 'shim-secret-app', client_secret: fs.readFileSync(secretFile, 'utf8'), token_endpoint_auth_method: 'client_secret_post',
-        redirect_uris: [`${ALPHA}/callback`, `${BETA}/callback`, `${GAMMA}/callback`, `${HA_ALPHA}/callback`], grant_types: ['authorization_code', 'refresh_token'], response_types: ['code'] },
+        redirect_uris: [`${ALPHA}/callback`, `${BETA}/callback`, `${GAMMA}/callback`, `${HA_ALPHA}/callback`, `${MINTED}/callback`], grant_types: ['authorization_code', 'refresh_token'], response_types: ['code'] },
       { client_id: 'shim-basic-app', client_secret: fs.readFileSync(basicSecretFile, 'utf8'), token_endpoint_auth_method: 'client_secret_basic',
         redirect_uris: [`${BETA}/callback`], grant_types: ['authorization_code', 'refresh_token'], response_types: ['code'] },
       { client_id: 'shim-jwt-app', token_endpoint_auth_method: 'private_key_jwt', token_endpoint_auth_signing_alg: 'PS256',
@@ -208,6 +213,34 @@ registrations_per_minute = 1000
   fs.writeFileSync(path.join(tenantsDir, 'gamma.toml'),
     secretAppTenant({ display: 'E2E Gamma', issuer: IDP, resource: MCP_ROOT, resourceName: 'E2E files (path-less)' }));
 
+  const { createHash } = await import('node:crypto');
+  fs.writeFileSync(path.join(tenantsDir, 'minted.toml'), `display_name = "E2E Minted"
+[upstream]
+kind = "oidc"
+issuer = "${IDP}"
+[[apps]]
+name = "agents"
+client_id = "shim-secret-app"
+credential = { kind = "client_secret", secret_file = "${secretFile}", method = "post" }
+[[resources]]
+uri = "${MCP_MINTED}"
+default = true
+upstream_resource = "${API}"
+token = "minted"
+exchange = ["reports"]
+${scopesToml}
+[[resource_servers]]
+client_id = "e2e-mcp-minted"
+secret_sha256 = "${createHash('sha256').update(RS_SECRET).digest('hex')}"
+resources = ["${MCP_MINTED}"]
+[[downstream_apis]]
+name = "reports"
+uri = "${REPORTS_API}"
+scopes = ${JSON.stringify(REPORTS_SCOPES)}
+[registration]
+registrations_per_minute = 1000
+`);
+
   fs.writeFileSync(path.join(tenantsDir, 'delta.toml'),
     secretAppTenant({ display: 'E2E Delta (cross-site IdP)', issuer: IDP2, resource: `http://127.0.0.1:${mcpPort}/mcp-delta` }));
 
@@ -292,6 +325,10 @@ registrations_per_minute = 1000
   const mcpA = mountMcp(mcpApp, { baseUrl: `http://127.0.0.1:${mcpPort}`, path: '/mcp', shimMetadata: alphaMeta, idpIssuer: IDP, jwksUri });
   const mcpB = mountMcp(mcpApp, { baseUrl: `http://127.0.0.1:${mcpPort}`, path: '/mcp-beta', shimMetadata: betaMeta, idpIssuer: IDP, jwksUri });
   if (HA_DB) mountMcp(mcpApp, { baseUrl: `http://127.0.0.1:${mcpPort}`, path: '/mcp-ha', shimMetadata: await (await fetch(`${HA}/.well-known/oauth-authorization-server/alpha`)).json(), idpIssuer: IDP, jwksUri });
+  const mintedMeta = await metaOf(MINTED);
+  const reportsApi = mountReportsApi(mcpApp, { path: '/reports-api', idpIssuer: IDP, jwksUri, audience: REPORTS_API, scope: REPORTS_SCOPES[0] });
+  mountMcp(mcpApp, { baseUrl: `http://127.0.0.1:${mcpPort}`, path: '/mcp-minted', shimMetadata: mintedMeta, minted: true,
+    exchange: { tokenEndpoint: mintedMeta.token_endpoint, clientId: 'e2e-mcp-minted', secret: RS_SECRET, audience: 'reports', apiUrl: REPORTS_URL } });
   mcpReady = true;
   mountMcp(rootApp, { baseUrl: MCP_ROOT, path: '/', shimMetadata: await metaOf(GAMMA), idpIssuer: IDP, jwksUri });
   rootReady = true;
@@ -394,6 +431,40 @@ registrations_per_minute = 1000
     assert.equal(p.browser.pages.shimConsent, 0, 'consent remembered'); assert.equal(p.history.registrations, 1);
     ctx.dcr = { p, client: again.client };
     return `client ${p.store.client.client_id}`;
+  });
+
+  await scenario('Minted tokens: the MCP server validates the shim\'s JWT (jwks_uri, aud = itself); a tool reaches a downstream API by token exchange', async () => {
+    const p = newProvider({ login: 'mina', name: 'minted agent' });
+    const { client } = await connectClient({ mcpUrl: MCP_MINTED, provider: p, log });
+    const c = toolJson(await client.callTool({ name: 'whoami', arguments: {} })).claims;
+    assert.equal(c.iss, MINTED); assert.equal(c.aud, MCP_MINTED); assert.equal(c.sub, 'mina');
+    assert.equal(c.scope, 'files.read'); assert.equal(c.client_id, p.store.client.client_id); assert.ok(c.sid && c.jti && c.auth_time);
+    const h = decodeProtectedHeader(p.store.tokens.access_token);
+    assert.equal(h.typ, 'at+jwt'); assert.equal(h.alg, 'ES256');
+    assert.ok((await (await fetch(mintedMeta.jwks_uri)).json()).keys.some((k) => k.kid === h.kid), 'kid in the JWKS');
+    // The login asked the IdP for the downstream API too (oidc-provider ties refresh tokens to it).
+    const up = idp.events.filter((e) => e.kind === 'authorize').at(-1).params;
+    assert.ok(up.scope.split(' ').includes(REPORTS_SCOPES[0]), up.scope);
+    const rep = toolJson(await client.callTool({ name: 'report', arguments: {} }));
+    assert.equal(rep.exchangeStatus, 200, JSON.stringify(rep)); assert.equal(rep.issued_token_type, 'urn:ietf:params:oauth:token-type:access_token');
+    assert.equal(rep.apiStatus, 200, JSON.stringify(rep)); assert.equal(rep.api.for, 'mina'); assert.equal(rep.api.aud, REPORTS_API);
+    assert.equal(reportsApi.calls.at(-1).sub, 'mina');
+    // The token is this MCP server's alone: the alpha MCP server refuses it.
+    const other = await fetch(MCP_ALPHA, { method: 'POST', headers: { authorization: `Bearer ${p.store.tokens.access_token}`, 'content-type': 'application/json', accept: 'application/json, text/event-stream' },
+      body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'tools/list' }) });
+    assert.equal(other.status, 401);
+    // A refresh through the shim mints a new token of the same login; exchange still works after it.
+    const r = await tokenPost(MINTED, { grant_type: 'refresh_token', refresh_token: p.store.tokens.refresh_token, client_id: p.store.client.client_id });
+    const b = await r.json(); assert.equal(r.status, 200, JSON.stringify(b));
+    const c2 = decodeJwt(b.access_token); assert.equal(c2.sid, c.sid); assert.equal(c2.aud, MCP_MINTED); assert.notEqual(c2.jti, c.jti);
+    p.store.tokens = b;
+    const rep2 = toolJson(await client.callTool({ name: 'report', arguments: {} }));
+    assert.equal(rep2.apiStatus, 200, JSON.stringify(rep2));
+    // The MCP server may introspect it too.
+    const basicAuth = `Basic ${Buffer.from(`e2e-mcp-minted:${RS_SECRET}`).toString('base64')}`;
+    const i = await fetch(mintedMeta.introspection_endpoint, { method: 'POST', headers: { authorization: basicAuth, 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams({ token: b.access_token }) });
+    const ib = await i.json(); assert.equal(ib.active, true, JSON.stringify(ib)); assert.equal(ib.sub, 'mina');
+    return `sub ${c.sub}, report for ${rep.api.for}`;
   });
 
   await scenario('Path-less MCP server: configured without the slash, the SDK sends it; refresh token handed out', async () => {

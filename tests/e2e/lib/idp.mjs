@@ -1,5 +1,5 @@
 // An Entra-like upstream IdP built on oidc-provider: static clients only, PKCE S256 required,
-// one resource server (api://mcp-files) issuing JWT access tokens, refresh tokens only with
+// resource servers api://mcp-files and api://reports issuing JWT access tokens, refresh tokens only with
 // offline_access granted after prompt=consent (OpenID Connect Core §11), devInteractions (plain
 // HTML login and consent forms).
 import { generateKeyPairSync } from 'node:crypto';
@@ -8,6 +8,9 @@ import Provider from 'oidc-provider';
 // The API identifier the IdP knows (RFC 8707 resource, access-token audience), Entra-style.
 export const API = process.env.E2E_UPSTREAM_RESOURCE || 'api://mcp-files';
 export const API_SCOPES = [`${API}/files.read`, `${API}/files.write`];
+// A downstream API an MCP server reaches through the shim's token exchange.
+export const REPORTS_API = 'api://reports';
+export const REPORTS_SCOPES = [`${REPORTS_API}/reports.read`];
 
 /**
  * @param {object} o
@@ -39,10 +42,11 @@ export function createIdp({ issuer, clients, accessTokenTTL = 6, offlineAccessWi
         defaultResource: () => API,
         useGrantedResource: () => true,
         getResourceServerInfo: (_ctx, resourceIndicator) => {
-          if (resourceIndicator !== API) throw new Provider.errors.InvalidTarget(`unknown resource ${resourceIndicator}`);
+          const scopes = { [API]: API_SCOPES, [REPORTS_API]: REPORTS_SCOPES }[resourceIndicator];
+          if (!scopes) throw new Provider.errors.InvalidTarget(`unknown resource ${resourceIndicator}`);
           return {
-            scope: API_SCOPES.join(' '),
-            audience: API,
+            scope: scopes.join(' '),
+            audience: resourceIndicator,
             accessTokenTTL,
             accessTokenFormat: 'jwt',
             jwt: { sign: { alg: 'RS256' } },

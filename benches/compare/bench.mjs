@@ -238,7 +238,7 @@ async function main() {
   const idp = start('oidc-provider', node, [path.join(HERE, 'idp-server.mjs'), JSON.stringify({
     port: idpPort, accessTokenTTL: ACCESS_TOKEN_TTL,
     clients: [
-      { client_id: 'shim-app', client_secret: shimSecret.value, token_endpoint_auth_method: 'client_secret_basic', redirect_uris: [`${SHIM}/bench/callback`, `${SHIM_PG}/bench/callback`], ...app },
+      { client_id: 'shim-app', client_secret: shimSecret.value, token_endpoint_auth_method: 'client_secret_basic', redirect_uris: [`${SHIM}/bench/callback`, `${SHIM}/minted/callback`, `${SHIM_PG}/bench/callback`], ...app },
       { client_id: 'fastmcp-app', client_secret: fastmcpSecret.value, token_endpoint_auth_method: 'client_secret_basic', redirect_uris: [`${FASTMCP}/auth/callback`], ...app },
       // A client registered at the IdP by hand, with a loopback redirect. It has a secret because
       // the e2e IdP, like Entra's confidential apps, accepts no public clients (no auth method "none").
@@ -267,6 +267,10 @@ scopes = [{ name = "files.read", upstream = "${API}/files.read", description = "
 [registration]
 registrations_per_minute = ${REGISTRATIONS_PER_MINUTE}
 `);
+  // The same tenant with minted access tokens (docs/tokens.md), served by the same process.
+  fs.writeFileSync(path.join(tenants, 'minted.toml'), fs.readFileSync(path.join(tenants, 'bench.toml'), 'utf8')
+    .replace('display_name = "Bench"', 'display_name = "Bench, minted tokens"')
+    .replace('default = true\n', 'default = true\ntoken = "minted"\n'));
   const shimData = path.join(TMP, 'shim-data');
   fs.mkdirSync(shimData);
   const shim = start('dcr-shim', SHIM_BIN, ['serve', '--listen', `127.0.0.1:${shimPort}`, '--public-url', SHIM, '--data-dir', shimData,
@@ -318,6 +322,7 @@ registrations_per_minute = ${REGISTRATIONS_PER_MINUTE}
   // ---------- logins ----------
   const targets = [
     { key: 'shim', name: 'dcr-shim', issuer: `${SHIM}/bench`, scope: 'files.read offline_access', resource: RESOURCE },
+    { key: 'shim_minted', name: 'dcr-shim, minted tokens', issuer: `${SHIM}/minted`, scope: 'files.read offline_access', resource: RESOURCE },
     { key: 'fastmcp', name: 'FastMCP', issuer: FASTMCP, scope: UPSTREAM_SCOPE, resource: `${FASTMCP}/mcp` },
     { key: 'direct', name: 'direct', issuer: IDP, scope: UPSTREAM_SCOPE, resource: API, staticClient: { client_id: 'direct-app', client_secret: directSecret.value, token_endpoint_auth_method: 'client_secret_basic' } },
     ...(shimPg ? [
@@ -391,6 +396,7 @@ registrations_per_minute = ${REGISTRATIONS_PER_MINUTE}
     { target: 'dcr-shim', endpoint: 'registration', url: `${SHIM}/bench/register`, script: 'register.lua', args: [REDIRECT], counter: 'created' },
     { target: 'FastMCP', endpoint: 'registration', url: `${FASTMCP}/register`, script: 'register.lua', args: [REDIRECT], counter: 'created' },
     { target: 'dcr-shim', endpoint: 'refresh', url: `${SHIM}/bench/token`, script: 'refresh.lua', pool: pools.shim, counter: 'ok' },
+    { target: 'dcr-shim minted', endpoint: 'refresh', url: `${SHIM}/minted/token`, script: 'refresh.lua', pool: pools.shim_minted, counter: 'ok' },
     { target: 'FastMCP', endpoint: 'refresh', url: `${FASTMCP}/token`, script: 'refresh.lua', pool: pools.fastmcp, counter: 'ok' },
     ...(shimPg ? [
       { target: 'dcr-shim-pg', endpoint: 'registration', url: `${SHIM_PG}/bench/register`, script: 'register.lua', args: [REDIRECT], counter: 'created' },
@@ -576,7 +582,7 @@ function markdown(r) {
   p('| server | endpoint | requests/s | p50 ms | p99 ms | not counted | socket errors | server CPU (% of a core) | upstream CPU (% of a core) |');
   p('|---|---|---|---|---|---|---|---|---|');
   for (const t of r.throughput) {
-    const own = { 'dcr-shim': ['dcr-shim'], 'dcr-shim-pg': ['dcr-shim-pg'], 'dcr-shim-pg ×2': ['dcr-shim-pg', 'dcr-shim-pg2'], FastMCP: ['fastmcp'], hello: ['hello'] }[t.target];
+    const own = { 'dcr-shim': ['dcr-shim'], 'dcr-shim minted': ['dcr-shim'], 'dcr-shim-pg': ['dcr-shim-pg'], 'dcr-shim-pg ×2': ['dcr-shim-pg', 'dcr-shim-pg2'], FastMCP: ['fastmcp'], hello: ['hello'] }[t.target];
     const up = t.endpoint === 'refresh' ? f1(t.cpu_percent_of_core['oidc-provider']) : '–';
     const cpu = own.reduce((n, k) => n + t.cpu_percent_of_core[k], 0);
     p(`| ${t.target} | ${t.endpoint} | ${int(t.per_second)} | ${f2(t.p50_ms)} | ${f2(t.p99_ms)} | ${t.not_counted}${t.starved ? ` (${t.starved} starved)` : ''} | ${t.socket_errors} | ${f1(cpu)} | ${up} |`);
@@ -585,6 +591,29 @@ function markdown(r) {
   p(`FastMCP client records on disk after the run: ${r.fastmcp_client_files.toLocaleString('en-US')} ` +
     `(one file per registration, fsynced before the 201). Error lines in the logs: FastMCP ${r.server_log_errors.fastmcp}, dcr-shim ${r.server_log_errors.shim}` +
     `${r.server_log_errors.shim_pg === undefined ? '' : `, dcr-shim on PostgreSQL ${r.server_log_errors.shim_pg}`}.`);
+  p();
+  p('### Minted tokens next to passthrough (dcr-shim on sled, same process, same IdP)');
+  p();
+  p('Tenant `minted` is tenant `bench` with `token = "minted"`: the client receives an ES256 JWT the shim signs (RFC 9068) instead of the IdP\'s ' +
+    'access token, at the code exchange and at each refresh (which still refreshes at the IdP). Its logins take turns with the others above; ' +
+    'its refresh run is a wrk run of its own, like the passthrough one.');
+  p();
+  const tpRow = (target) => r.throughput.find((t) => t.target === target && t.endpoint === 'refresh');
+  const [pt, mt] = [tpRow('dcr-shim'), tpRow('dcr-shim minted')];
+  const stepCell = (t, k) => (L[t].steps[k] ? `${f2(L[t].steps[k].p50)} / ${f2(L[t].steps[k].p95)}` : '–');
+  p('| | passthrough | minted | minted / passthrough |');
+  p('|---|---|---|---|');
+  const cpuP = L.shim.cpu_ms_per_login['dcr-shim'];
+  const cpuM = L.shim_minted.cpu_ms_per_login['dcr-shim'];
+  p(`| dcr-shim CPU per login, ms (a login includes one refresh) | ${f2(cpuP)} | ${f2(cpuM)} | ${ratio(cpuM, cpuP)} |`);
+  for (const [k, label] of [['token', 'code exchange, ms p50 / p95'], ['refresh', 'one refresh, ms p50 / p95'], ['login', 'complete login, ms p50 / p95']]) {
+    p(`| ${label} | ${stepCell('shim', k)} | ${stepCell('shim_minted', k)} | ${ratio(L.shim_minted.steps[k]?.p50, L.shim.steps[k]?.p50)} |`);
+  }
+  if (pt && mt) {
+    p(`| refreshes/s under wrk | ${int(pt.per_second)} | ${int(mt.per_second)} | ${ratio(mt.per_second, pt.per_second)} |`);
+    p(`| refresh under wrk, ms p50 / p99 | ${f2(pt.p50_ms)} / ${f2(pt.p99_ms)} | ${f2(mt.p50_ms)} / ${f2(mt.p99_ms)} | ${ratio(mt.p50_ms, pt.p50_ms)} (p50) |`);
+    p(`| dcr-shim CPU during the refresh run, % of a core | ${f1(pt.cpu_percent_of_core['dcr-shim'])} | ${f1(mt.cpu_percent_of_core['dcr-shim'])} | – |`);
+  }
   p();
   p('### Against the targets');
   p();

@@ -129,6 +129,10 @@ pub enum KeysCommand {
         /// servers cache the JWKS.
         #[arg(long, default_value = "1h", value_parser = humantime::parse_duration)]
         propagation: std::time::Duration,
+        /// Remove the old keys from the JWKS at once, for a key that may have leaked: every
+        /// token they signed is refused from then on (use with --propagation 0).
+        #[arg(long)]
+        drop_old: bool,
     },
 }
 
@@ -484,14 +488,18 @@ pub async fn keys(cmd: KeysCommand) -> ExitCode {
                 }
             })
         }
-        KeysCommand::Rotate { conn, propagation } => {
+        KeysCommand::Rotate {
+            conn,
+            propagation,
+            drop_old,
+        } => {
             if conn.data_dir.is_some() {
                 eprintln!(
                     "dcr-shim: keys rotate seals the new key with the server's secret, which only a running server holds; run it through the admin API (--admin-url)"
                 );
                 return ExitCode::FAILURE;
             }
-            let body = json!({"propagation_seconds": propagation.as_secs()});
+            let body = json!({"propagation_seconds": propagation.as_secs(), "drop_old": drop_old});
             let r = conn.call(Method::POST, "/keys/rotate", Some(body)).await;
             finish(&conn, r, |v| {
                 println!(
@@ -501,6 +509,12 @@ pub async fn keys(cmd: KeysCommand) -> ExitCode {
                 );
                 for r in v["retiring"].as_array().map(Vec::as_slice).unwrap_or(&[]) {
                     println!("key {} leaves the JWKS at {}", text(&r[0]), text(&r[1]));
+                }
+                for d in v["dropped"].as_array().map(Vec::as_slice).unwrap_or(&[]) {
+                    println!("key {} removed from the JWKS", text(d));
+                }
+                if let Some(w) = v["warning"].as_str() {
+                    eprintln!("warning: {w}");
                 }
             })
         }

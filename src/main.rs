@@ -461,7 +461,10 @@ async fn check(args: CommonArgs) -> ExitCode {
             t.config.upstream.kind()
         );
         for r in t.resources() {
-            println!("  {}", r.token_summary(&t.issuer, t.config.upstream.kind()));
+            println!(
+                "  {}",
+                r.token_summary(&t.issuer, t.config.upstream.kind(), t.token_signing_alg())
+            );
         }
         if dcr_shim::upstream::provider::Provider::of(t).is_built_in() {
             continue;

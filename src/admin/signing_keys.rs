@@ -45,7 +45,15 @@ pub(super) async fn list_keys(
 #[derive(Deserialize, Default)]
 pub(super) struct RotateRequest {
     propagation_seconds: Option<u64>,
+    /// Remove every other key from the JWKS at once (a key that may have leaked).
+    #[serde(default)]
+    drop_old: bool,
 }
+
+/// Resource servers may cache the JWKS this long (its `max-age`) plus a replica's own cache of
+/// the key set: a shorter propagation delay lets new tokens reach a server that does not know
+/// their key yet.
+const JWKS_CACHED_UP_TO: u64 = 300 + 30;
 
 pub(super) async fn rotate_keys(
     state: web::Data<AppState>,
@@ -54,8 +62,9 @@ pub(super) async fn rotate_keys(
     body: Option<web::Json<RotateRequest>>,
 ) -> Result<HttpResponse, Problem> {
     let (by, tenant) = authorized(&req, &state, &path)?;
+    let body = body.map(web::Json::into_inner).unwrap_or_default();
     let propagation = body
-        .and_then(|b| b.propagation_seconds)
+        .propagation_seconds
         .unwrap_or(DEFAULT_PROPAGATION_SECONDS);
     // The old key stays published until the longest-lived token it may still sign expires.
     let longest = tenant
@@ -69,9 +78,28 @@ pub(super) async fn rotate_keys(
     let rotation = state
         .auth()
         .signing_keys()
-        .rotate(&tenant.id, unix_now(), propagation, longest)
+        .rotate(
+            &tenant.id,
+            tenant.token_signing_alg(),
+            unix_now(),
+            propagation,
+            longest,
+            body.drop_old,
+        )
         .await
         .map_err(|e| problem(503, "temporarily_unavailable", &e.to_string()))?;
-    tracing::info!(target: "audit", event = "admin_keys_rotated", by = %by, tenant = %tenant.id, kid = %rotation.kid, sign_from = rotation.sign_from);
-    Ok(HttpResponse::Ok().json(rotation))
+    tracing::info!(target: "audit", event = "admin_keys_rotated", by = %by, tenant = %tenant.id, kid = %rotation.kid,
+        sign_from = rotation.sign_from, dropped = rotation.dropped.len());
+    let mut answer = serde_json::to_value(&rotation).unwrap_or_default();
+    if propagation < JWKS_CACHED_UP_TO {
+        answer["warning"] = json!(format!(
+            "a propagation delay under {JWKS_CACHED_UP_TO} s: resource servers that cached the JWKS may refuse tokens of the new key until they fetch it again"
+        ));
+    }
+    if body.drop_old {
+        answer["warning"] = json!(
+            "the old keys left the JWKS: every token they signed is refused from now on, and clients must refresh or sign in again"
+        );
+    }
+    Ok(HttpResponse::Ok().json(answer))
 }

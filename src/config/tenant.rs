@@ -12,7 +12,7 @@ use url::Url;
 use super::downstream_api::DownstreamApi;
 use super::host_pattern::HostPattern;
 use super::resource_server::ResourceServerConfig;
-use super::token_mode::TokenMode;
+use super::token_mode::{TokenMode, TokenSigningAlg};
 use crate::domain::scope::is_scope_token;
 use crate::domain::tenant_id::TenantId;
 use crate::domain::{RedirectKind, ResourceUri, is_loopback_host};
@@ -97,6 +97,11 @@ impl Tenant {
             .filter(move |a| names.contains(&a.name))
     }
 
+    /// The algorithm of the tenant's minted tokens.
+    pub fn token_signing_alg(&self) -> TokenSigningAlg {
+        self.config.token_signing_alg
+    }
+
     /// Whether a resource's server may exchange its tokens (RFC 8693).
     pub(crate) fn offers_token_exchange(&self) -> bool {
         self.config.resources.iter().any(|r| !r.exchange.is_empty())
@@ -139,6 +144,9 @@ pub struct TenantConfig {
     /// APIs reachable by token exchange (`downstream_api.rs`).
     #[serde(default)]
     pub(crate) downstream_apis: Vec<DownstreamApi>,
+    /// The algorithm of minted tokens' signatures.
+    #[serde(default)]
+    pub(crate) token_signing_alg: TokenSigningAlg,
 }
 
 /// The identity provider behind the tenant.

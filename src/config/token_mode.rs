@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use super::tenant::ResourceConfig;
 
@@ -21,6 +21,31 @@ impl TokenMode {
         match self {
             Self::Passthrough => "passthrough",
             Self::Minted => "minted",
+        }
+    }
+}
+
+/// What a tenant signs its minted tokens with (`token_signing_alg`): ES256 unless a resource
+/// server can only verify RSA signatures.
+#[derive(Clone, Copy, Debug, Default, Deserialize, Serialize, PartialEq, Eq)]
+pub enum TokenSigningAlg {
+    #[default]
+    ES256,
+    RS256,
+}
+
+impl TokenSigningAlg {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::ES256 => "ES256",
+            Self::RS256 => "RS256",
+        }
+    }
+
+    pub(crate) fn jwt(self) -> jsonwebtoken::Algorithm {
+        match self {
+            Self::ES256 => jsonwebtoken::Algorithm::ES256,
+            Self::RS256 => jsonwebtoken::Algorithm::RS256,
         }
     }
 }
@@ -69,12 +94,13 @@ impl ResourceConfig {
     }
 
     /// One line for `check`: the resource's token mode and what its MCP server must validate.
-    pub fn token_summary(&self, issuer: &str, upstream_kind: &str) -> String {
+    pub fn token_summary(&self, issuer: &str, upstream_kind: &str, alg: TokenSigningAlg) -> String {
         let uri = self.uri.as_str();
         match self.token {
             TokenMode::Minted => format!(
-                "resource {uri}: minted tokens ({} lifetime); its MCP server validates JWTs with typ at+jwt, alg ES256, keys from {issuer}/jwks, iss {issuer}, aud {uri}",
-                humantime::format_duration(self.lifetime())
+                "resource {uri}: minted tokens ({} lifetime); its MCP server validates JWTs with typ at+jwt, alg {}, keys from {issuer}/jwks, iss {issuer}, aud {uri}",
+                humantime::format_duration(self.lifetime()),
+                alg.as_str()
             ),
             TokenMode::Passthrough => {
                 let audience = match (upstream_kind, &self.upstream_resource) {

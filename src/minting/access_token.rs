@@ -2,7 +2,7 @@
 //! (`keys.rs`), and their verification for the shim's own endpoints (introspection, token
 //! exchange). A resource server verifies them the same way with the tenant's JWKS.
 
-use jsonwebtoken::{Algorithm, Header, Validation};
+use jsonwebtoken::{Header, Validation};
 use serde_json::{Map, Value, json};
 
 use super::keys::{ActiveKey, KeyError, SigningKeys};
@@ -62,7 +62,7 @@ pub(crate) fn mint(key: &ActiveKey, grant: &Grant<'_>, now: u64) -> Result<Minte
     let header = Header {
         typ: Some(ACCESS_TOKEN_TYPE.to_owned()),
         kid: Some(key.kid.clone()),
-        ..Header::new(Algorithm::ES256)
+        ..Header::new(key.alg)
     };
     let token = jsonwebtoken::encode(&header, &claims, &key.encoding)
         .map_err(|e| KeyError::Generate(format!("signing failed: {e}")))?;
@@ -88,8 +88,8 @@ pub(crate) enum Invalid {
 }
 
 /// The claims of `token` if it is an access token the tenant signed, with a key it publishes,
-/// and not expired. Only ES256 is accepted (no `none`, no HMAC under a public key: the
-/// algorithm comes from the key, never from the token).
+/// and not expired. The algorithm is the key's (ES256 or RS256), never the token's: no
+/// `none`, no HMAC under a public key.
 pub(crate) async fn verify(
     keys: &SigningKeys,
     tenant: &TenantId,
@@ -105,24 +105,24 @@ pub(crate) async fn verify(
     if !typ_ok {
         return Err(Invalid::NotAnAccessToken);
     }
-    if header.alg != Algorithm::ES256 {
-        return Err(Invalid::Malformed(format!(
-            "alg {:?} is not ES256",
-            header.alg
-        )));
-    }
     let kid = header.kid.ok_or(Invalid::UnknownKey)?;
     let key = keys
         .verifying(tenant, &kid, now)
         .await?
         .ok_or(Invalid::UnknownKey)?;
-    let mut validation = Validation::new(Algorithm::ES256);
+    if header.alg != key.alg {
+        return Err(Invalid::Malformed(format!(
+            "alg {:?} is not its key's {:?}",
+            header.alg, key.alg
+        )));
+    }
+    let mut validation = Validation::new(key.alg);
     validation.set_issuer(&[issuer]);
     validation.set_required_spec_claims(&["exp", "iss", "sub", "aud"]);
     validation.validate_aud = false;
     validation.leeway = 0;
     validation.validate_exp = false;
-    let data = jsonwebtoken::decode::<Map<String, Value>>(token, &key, &validation)
+    let data = jsonwebtoken::decode::<Map<String, Value>>(token, &key.decoding, &validation)
         .map_err(|e| Invalid::Claims(e.to_string()))?;
     // Expiry against the caller's clock, which tests can move.
     let exp = data.claims.get("exp").and_then(Value::as_u64).unwrap_or(0);

@@ -1,29 +1,32 @@
-//! Each tenant's keys for signing minted access tokens: ES256 (P-256) key pairs kept in the
-//! store, so that replicas on one database sign and verify with the same keys; the private
-//! half sealed under the server secret (`crypto::sealing`), the public half published as the
-//! tenant's JWKS.
+//! Each tenant's keys for signing minted access tokens: ES256 (P-256) key pairs by default,
+//! RS256 (RSA 2048) where the tenant asks for it, kept in the store so that replicas on one
+//! database sign and verify with the same keys; the private half sealed under the server
+//! secret (`crypto::sealing`), the public half published as the tenant's JWKS.
 //!
 //! A rotation adds a key that is published at once but signs only from `sign_from`, a
 //! propagation delay later, so that resource servers caching the JWKS learn it first; the key
 //! it replaces gets a `publish_until`, after every token it may sign has expired, and is
 //! dropped from the set after that. A key whose private half no longer opens (the server
-//! secret was replaced without the previous one) stays published and a new one signs.
+//! secret was replaced without the previous one), or of another algorithm than the tenant's,
+//! stays published for the tokens it signed while a new one signs at once.
+//!
+//! Keys are made with ring (P-256) and the `rsa` crate (RSA key generation only); every
+//! signature is made by jsonwebtoken over ring, whose RSA signing is constant-time.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use jsonwebtoken::{DecodingKey, EncodingKey};
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey};
 use ring::rand::SystemRandom;
 use ring::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
-use std::sync::Arc;
 
-use crate::config::token_mode::MAX_TOKEN_LIFETIME;
+use crate::config::token_mode::{MAX_TOKEN_LIFETIME, TokenSigningAlg};
 use crate::crypto::{Sealer, ServerKeys};
 use crate::domain::TenantId;
 use crate::store::{Namespace, Record, Records, StoreError, Versioned};
@@ -35,6 +38,7 @@ const CACHE_LIFETIME: Duration = Duration::from_secs(30);
 /// often (forged key ids must not turn into a read per request).
 const UNKNOWN_KID_RELOAD: Duration = Duration::from_secs(2);
 const SET_ID: &str = "signing";
+const RSA_BITS: usize = 2048;
 
 /// The stored key set of one tenant.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
@@ -52,11 +56,11 @@ impl Record for KeySet {
 pub struct StoredKey {
     /// The RFC 7638 thumbprint of the public key.
     pub(crate) kid: String,
-    pub(crate) alg: String,
-    /// The public key's coordinates, base64url (RFC 7518 §6.2.1).
-    pub(crate) x: String,
-    pub(crate) y: String,
-    /// The PKCS#8 private key, sealed under the server secret and the kid.
+    pub(crate) alg: TokenSigningAlg,
+    #[serde(flatten)]
+    pub(crate) public: PublicKey,
+    /// The private key (P-256: PKCS#8; RSA: PKCS#1), sealed under the server secret and the
+    /// kid.
     sealed_private: String,
     pub(crate) created_at: u64,
     /// Signs from this time on (until a later key does).
@@ -66,32 +70,84 @@ pub struct StoredKey {
     pub(crate) publish_until: Option<u64>,
 }
 
+/// The public half, as its JWK members (RFC 7518 §6.2.1, §6.3.1), base64url.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(tag = "kty")]
+pub(crate) enum PublicKey {
+    #[serde(rename = "EC")]
+    P256 { x: String, y: String },
+    #[serde(rename = "RSA")]
+    Rsa { n: String, e: String },
+}
+
+impl PublicKey {
+    /// RFC 7638 §3: SHA-256 over the required members in lexicographic order, base64url.
+    fn thumbprint(&self) -> String {
+        let canonical = match self {
+            Self::P256 { x, y } => format!(r#"{{"crv":"P-256","kty":"EC","x":"{x}","y":"{y}"}}"#),
+            Self::Rsa { n, e } => format!(r#"{{"e":"{e}","kty":"RSA","n":"{n}"}}"#),
+        };
+        URL_SAFE_NO_PAD.encode(Sha256::digest(canonical.as_bytes()))
+    }
+
+    fn decoding(&self) -> Option<DecodingKey> {
+        match self {
+            Self::P256 { x, y } => DecodingKey::from_ec_components(x, y).ok(),
+            Self::Rsa { n, e } => DecodingKey::from_rsa_components(n, e).ok(),
+        }
+    }
+}
+
 impl StoredKey {
     fn public_jwk(&self) -> Value {
-        json!({"kty": "EC", "crv": "P-256", "x": self.x, "y": self.y, "kid": self.kid,
-               "alg": self.alg, "use": "sig"})
+        let mut jwk = match &self.public {
+            PublicKey::P256 { x, y } => json!({"kty": "EC", "crv": "P-256", "x": x, "y": y}),
+            PublicKey::Rsa { n, e } => json!({"kty": "RSA", "n": n, "e": e}),
+        };
+        jwk["kid"] = json!(self.kid);
+        jwk["alg"] = json!(self.alg.as_str());
+        jwk["use"] = json!("sig");
+        jwk
     }
 
     fn is_published(&self, now: u64) -> bool {
         self.publish_until.is_none_or(|t| now < t)
+    }
+
+    fn encoding(&self, private: &[u8]) -> EncodingKey {
+        match self.public {
+            PublicKey::P256 { .. } => EncodingKey::from_ec_der(private),
+            PublicKey::Rsa { .. } => EncodingKey::from_rsa_der(private),
+        }
     }
 }
 
 /// The key a token is signed with now.
 pub(crate) struct ActiveKey {
     pub(crate) kid: String,
+    pub(crate) alg: Algorithm,
     pub(crate) encoding: EncodingKey,
     /// Tokens it signs must expire by then (the key leaves the JWKS).
     pub(crate) publish_until: Option<u64>,
+}
+
+/// A published key that verifies tokens, and the one algorithm it verifies.
+pub(crate) struct VerifyingKey {
+    pub(crate) alg: Algorithm,
+    pub(crate) decoding: DecodingKey,
 }
 
 /// What a rotation did.
 #[derive(Clone, Debug, Serialize)]
 pub struct Rotation {
     pub kid: String,
+    pub alg: TokenSigningAlg,
     pub sign_from: u64,
     /// The keys it replaces and when they leave the JWKS.
     pub retiring: Vec<(String, u64)>,
+    /// The keys it removed from the JWKS at once (a rotation that drops the old keys, or keys
+    /// that had not started signing).
+    pub dropped: Vec<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -102,12 +158,19 @@ pub enum KeyError {
     Generate(String),
 }
 
+/// A stored key ready to use.
+struct LoadedKey {
+    alg: TokenSigningAlg,
+    decoding: DecodingKey,
+    /// `None` when its private half did not open.
+    encoding: Option<EncodingKey>,
+}
+
 /// A key set as read, with its keys ready to use.
 struct LoadedSet {
     read_at: Instant,
     stored: Option<Versioned<KeySet>>,
-    /// By kid: the verifying key, and the signing key if its private half opened.
-    keys: HashMap<String, (DecodingKey, Option<EncodingKey>)>,
+    keys: HashMap<String, LoadedKey>,
 }
 
 /// The signing keys of every tenant, read through a short cache.
@@ -126,15 +189,20 @@ impl SigningKeys {
         }
     }
 
-    /// The key to sign with now; the tenant's first key is made here if it has none that can
-    /// sign.
-    pub(crate) async fn active(&self, tenant: &TenantId, now: u64) -> Result<ActiveKey, KeyError> {
+    /// The key to sign with now, of algorithm `alg`; made here if the tenant has none that
+    /// can sign (its first key, or after a change of algorithm or server secret).
+    pub(crate) async fn active(
+        &self,
+        tenant: &TenantId,
+        alg: TokenSigningAlg,
+        now: u64,
+    ) -> Result<ActiveKey, KeyError> {
         for _ in 0..4 {
             let set = self.loaded(tenant, Freshness::Cached).await?;
-            if let Some(key) = active_key(&set, now) {
+            if let Some(key) = active_key(&set, alg, now) {
                 return Ok(key);
             }
-            self.add_key(tenant, now, AddKey::SignNow).await?;
+            self.add_key(tenant, now, AddKey::SignNow { alg }).await?;
         }
         Err(KeyError::Store(StoreError::Backend(
             "the signing key set kept changing under this server".into(),
@@ -147,7 +215,7 @@ impl SigningKeys {
         tenant: &TenantId,
         kid: &str,
         now: u64,
-    ) -> Result<Option<DecodingKey>, KeyError> {
+    ) -> Result<Option<VerifyingKey>, KeyError> {
         let mut set = self.loaded(tenant, Freshness::Cached).await?;
         if !set.keys.contains_key(kid) && set.read_at.elapsed() >= UNKNOWN_KID_RELOAD {
             set = self.loaded(tenant, Freshness::Reread).await?;
@@ -157,7 +225,10 @@ impl SigningKeys {
             .keys
             .get(kid)
             .filter(|_| published)
-            .map(|(d, _)| d.clone()))
+            .map(|k| VerifyingKey {
+                alg: k.alg.jwt(),
+                decoding: k.decoding.clone(),
+            }))
     }
 
     /// The tenant's JWKS (RFC 7517 §5): every published key.
@@ -177,21 +248,26 @@ impl SigningKeys {
             .unwrap_or_default())
     }
 
-    /// Adds a key that signs from `now + propagation`; the keys signing until then leave the
-    /// JWKS `longest_lifetime` after that.
+    /// Adds a key of `alg` that signs from `now + propagation`; the keys signing until then
+    /// leave the JWKS `longest_lifetime` after that, or at once with `drop_old` (a key that
+    /// may have leaked: the tokens it signed stop verifying).
     pub async fn rotate(
         &self,
         tenant: &TenantId,
+        alg: TokenSigningAlg,
         now: u64,
         propagation: u64,
         longest_lifetime: u64,
+        drop_old: bool,
     ) -> Result<Rotation, KeyError> {
         self.add_key(
             tenant,
             now,
             AddKey::Rotate {
+                alg,
                 propagation,
                 longest_lifetime,
+                drop_old,
             },
         )
         .await
@@ -203,40 +279,63 @@ impl SigningKeys {
         now: u64,
         how: AddKey,
     ) -> Result<Rotation, KeyError> {
+        let alg = how.alg();
+        // RSA key generation takes a while: once, outside the retries and off the runtime.
+        let sealer_tenant = tenant.clone();
+        let generated = generate_private(alg).await?;
         loop {
             let set = self.loaded(tenant, Freshness::Reread).await?;
             // Another server may have added the key this one was about to add.
-            if matches!(how, AddKey::SignNow) && active_key(&set, now).is_some() {
+            if matches!(how, AddKey::SignNow { .. })
+                && let Some(key) = active_key(&set, alg, now)
+            {
                 return Ok(Rotation {
-                    kid: String::new(),
+                    kid: key.kid,
+                    alg,
                     sign_from: now,
                     retiring: Vec::new(),
+                    dropped: Vec::new(),
                 });
             }
             let sign_from = match how {
-                AddKey::SignNow => now,
+                AddKey::SignNow { .. } => now,
                 AddKey::Rotate { propagation, .. } => now.saturating_add(propagation),
             };
-            let new_key = self.generate(tenant, now, sign_from)?;
+            let new_key = self.stored_key(&sealer_tenant, &generated, alg, now, sign_from);
             let mut keys: Vec<StoredKey> = set
                 .stored
                 .as_ref()
                 .map(|s| s.value.keys.clone())
                 .unwrap_or_default();
             keys.retain(|k| k.is_published(now));
-            // The keys it replaces: every key still without an end, or (when no key can sign)
-            // those whose private half did not open. They stay published until the tokens
-            // they signed have expired, and a minute for clocks.
-            let (retire, lifetime) = match how {
+            // A key that has not started signing signed nothing: the new one replaces it (so a
+            // second rotation is never undone when the first one's key starts signing).
+            let mut dropped: Vec<String> = Vec::new();
+            let drop_old = matches!(how, AddKey::Rotate { drop_old: true, .. });
+            keys.retain(|k| {
+                let keep = k.sign_from <= now && !drop_old;
+                if !keep {
+                    dropped.push(k.kid.clone());
+                }
+                keep
+            });
+            // The keys it replaces: on a rotation every key still without an end; when no key
+            // can sign, those that cannot (their private half did not open, or they are of
+            // another algorithm). They stay published until the tokens they signed have
+            // expired, and a minute for clocks.
+            let lifetime = match how {
                 AddKey::Rotate {
                     longest_lifetime, ..
-                } => (None, longest_lifetime),
-                AddKey::SignNow => (Some(&set), MAX_TOKEN_LIFETIME.as_secs()),
+                } => longest_lifetime,
+                AddKey::SignNow { .. } => MAX_TOKEN_LIFETIME.as_secs(),
             };
             let mut retiring = Vec::new();
             for k in keys.iter_mut().filter(|k| k.publish_until.is_none()) {
-                if retire.is_some_and(|set| set.keys.get(&k.kid).is_some_and(|(_, e)| e.is_some()))
-                {
+                let can_sign = set
+                    .keys
+                    .get(&k.kid)
+                    .is_some_and(|l| l.encoding.is_some() && l.alg == alg);
+                if matches!(how, AddKey::SignNow { .. }) && can_sign {
                     continue;
                 }
                 let until = sign_from.saturating_add(lifetime).saturating_add(60);
@@ -245,8 +344,10 @@ impl SigningKeys {
             }
             let rotation = Rotation {
                 kid: new_key.kid.clone(),
+                alg,
                 sign_from,
                 retiring,
+                dropped,
             };
             keys.push(new_key);
             let written = match &set.stored {
@@ -263,37 +364,32 @@ impl SigningKeys {
             };
             if written {
                 self.forget(tenant);
-                tracing::info!(target: "audit", event = "signing_key_added", tenant = %tenant, kid = %rotation.kid, sign_from = rotation.sign_from);
+                tracing::info!(target: "audit", event = "signing_key_added", tenant = %tenant, kid = %rotation.kid, alg = alg.as_str(), sign_from = rotation.sign_from);
                 return Ok(rotation);
             }
         }
     }
 
-    fn generate(&self, tenant: &TenantId, now: u64, sign_from: u64) -> Result<StoredKey, KeyError> {
-        let rng = SystemRandom::new();
-        let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng)
-            .map_err(|e| KeyError::Generate(e.to_string()))?;
-        let pair = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8.as_ref(), &rng)
-            .map_err(|e| KeyError::Generate(e.to_string()))?;
-        // An uncompressed point: 0x04, then x and y of 32 bytes each (SEC 1 §2.3.3).
-        let point = pair.public_key().as_ref();
-        let (x, y) = (
-            URL_SAFE_NO_PAD.encode(&point[1..33]),
-            URL_SAFE_NO_PAD.encode(&point[33..65]),
-        );
-        let kid = thumbprint(&x, &y);
-        Ok(StoredKey {
+    fn stored_key(
+        &self,
+        tenant: &TenantId,
+        generated: &Generated,
+        alg: TokenSigningAlg,
+        now: u64,
+        sign_from: u64,
+    ) -> StoredKey {
+        let kid = generated.public.thumbprint();
+        StoredKey {
             sealed_private: self
                 .sealer
-                .seal_server_held(&seal_label(tenant, &kid), pkcs8.as_ref()),
+                .seal_server_held(&seal_label(tenant, &kid), &generated.private),
             kid,
-            alg: "ES256".into(),
-            x,
-            y,
+            alg,
+            public: generated.public.clone(),
             created_at: now,
             sign_from,
             publish_until: None,
-        })
+        }
     }
 
     fn forget(&self, tenant: &TenantId) {
@@ -320,21 +416,28 @@ impl SigningKeys {
         let stored = self.records.get::<KeySet>(tenant, SET_ID, 0).await?;
         let mut keys = HashMap::new();
         for k in stored.iter().flat_map(|s| &s.value.keys) {
-            let Ok(decoding) = DecodingKey::from_ec_components(&k.x, &k.y) else {
-                tracing::error!(tenant = %tenant, kid = %k.kid, "a stored signing key's public half is not a P-256 point; it is left out of the JWKS");
+            let Some(decoding) = k.public.decoding() else {
+                tracing::error!(tenant = %tenant, kid = %k.kid, "a stored signing key's public half is not a valid key; it is left out of the JWKS");
                 continue;
             };
             let encoding = match self
                 .sealer
                 .unseal_server_held(&seal_label(tenant, &k.kid), &k.sealed_private)
             {
-                Ok(pkcs8) => Some(EncodingKey::from_ec_der(&pkcs8)),
+                Ok(private) => Some(k.encoding(&private)),
                 Err(_) => {
                     tracing::warn!(tenant = %tenant, kid = %k.kid, "a signing key's private half does not open with the server secret (was the secret replaced without keeping the previous one?); the key stays published for the tokens it signed, and a new key signs");
                     None
                 }
             };
-            keys.insert(k.kid.clone(), (decoding, encoding));
+            keys.insert(
+                k.kid.clone(),
+                LoadedKey {
+                    alg: k.alg,
+                    decoding,
+                    encoding,
+                },
+            );
         }
         let set = Arc::new(LoadedSet {
             read_at: Instant::now(),
@@ -357,12 +460,71 @@ enum Freshness {
 
 #[derive(Clone, Copy)]
 enum AddKey {
-    /// The tenant has no key that can sign: one that signs at once.
-    SignNow,
+    /// The tenant has no key of `alg` that can sign: one that signs at once.
+    SignNow { alg: TokenSigningAlg },
     Rotate {
+        alg: TokenSigningAlg,
         propagation: u64,
         longest_lifetime: u64,
+        drop_old: bool,
     },
+}
+
+impl AddKey {
+    fn alg(self) -> TokenSigningAlg {
+        match self {
+            Self::SignNow { alg } | Self::Rotate { alg, .. } => alg,
+        }
+    }
+}
+
+/// A new key pair: the private half as jsonwebtoken reads it, the public half as a JWK.
+struct Generated {
+    private: Vec<u8>,
+    public: PublicKey,
+}
+
+async fn generate_private(alg: TokenSigningAlg) -> Result<Generated, KeyError> {
+    match alg {
+        TokenSigningAlg::ES256 => generate_p256(),
+        TokenSigningAlg::RS256 => tokio::task::spawn_blocking(generate_rsa)
+            .await
+            .map_err(|e| KeyError::Generate(e.to_string()))?,
+    }
+}
+
+fn generate_p256() -> Result<Generated, KeyError> {
+    let rng = SystemRandom::new();
+    let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng)
+        .map_err(|e| KeyError::Generate(e.to_string()))?;
+    let pair = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8.as_ref(), &rng)
+        .map_err(|e| KeyError::Generate(e.to_string()))?;
+    // An uncompressed point: 0x04, then x and y of 32 bytes each (SEC 1 §2.3.3).
+    let point = pair.public_key().as_ref();
+    Ok(Generated {
+        private: pkcs8.as_ref().to_vec(),
+        public: PublicKey::P256 {
+            x: URL_SAFE_NO_PAD.encode(&point[1..33]),
+            y: URL_SAFE_NO_PAD.encode(&point[33..65]),
+        },
+    })
+}
+
+fn generate_rsa() -> Result<Generated, KeyError> {
+    use rsa::pkcs1::EncodeRsaPrivateKey;
+    use rsa::traits::PublicKeyParts;
+    let key = rsa::RsaPrivateKey::new(&mut rand::rngs::OsRng, RSA_BITS)
+        .map_err(|e| KeyError::Generate(e.to_string()))?;
+    let der = key
+        .to_pkcs1_der()
+        .map_err(|e| KeyError::Generate(e.to_string()))?;
+    Ok(Generated {
+        private: der.as_bytes().to_vec(),
+        public: PublicKey::Rsa {
+            n: URL_SAFE_NO_PAD.encode(key.n().to_bytes_be()),
+            e: URL_SAFE_NO_PAD.encode(key.e().to_bytes_be()),
+        },
+    })
 }
 
 fn published(set: &LoadedSet, now: u64) -> impl Iterator<Item = &StoredKey> {
@@ -372,14 +534,17 @@ fn published(set: &LoadedSet, now: u64) -> impl Iterator<Item = &StoredKey> {
         .filter(move |k| k.is_published(now))
 }
 
-/// The published key with the latest `sign_from` not after `now` whose private half opened.
-fn active_key(set: &LoadedSet, now: u64) -> Option<ActiveKey> {
+/// The published key of `alg` with the latest `sign_from` not after `now` whose private half
+/// opened, and which stays published long enough to sign a useful token.
+fn active_key(set: &LoadedSet, alg: TokenSigningAlg, now: u64) -> Option<ActiveKey> {
     published(set, now)
-        .filter(|k| k.sign_from <= now)
-        .filter_map(|k| Some((k, set.keys.get(&k.kid)?.1.clone()?)))
+        .filter(|k| k.sign_from <= now && k.alg == alg)
+        .filter(|k| k.publish_until.is_none_or(|u| u > now + 2 * 60))
+        .filter_map(|k| Some((k, set.keys.get(&k.kid)?.encoding.clone()?)))
         .max_by_key(|(k, _)| k.sign_from)
         .map(|(k, encoding)| ActiveKey {
             kid: k.kid.clone(),
+            alg: alg.jwt(),
             encoding,
             publish_until: k.publish_until,
         })
@@ -389,16 +554,12 @@ fn seal_label(tenant: &TenantId, kid: &str) -> String {
     format!("signing key {tenant} {kid}")
 }
 
-/// RFC 7638 §3: SHA-256 over the required members in lexicographic order, base64url.
-fn thumbprint(x: &str, y: &str) -> String {
-    let canonical = format!(r#"{{"crv":"P-256","kty":"EC","x":"{x}","y":"{y}"}}"#);
-    URL_SAFE_NO_PAD.encode(Sha256::digest(canonical.as_bytes()))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::store::SledStore;
+
+    const ES: TokenSigningAlg = TokenSigningAlg::ES256;
 
     async fn store() -> (Arc<SledStore>, tempfile::TempDir) {
         let dir = tempfile::tempdir().unwrap();
@@ -418,20 +579,21 @@ mod tests {
     #[tokio::test]
     async fn the_first_key_is_made_on_demand_and_shared() {
         let (k, t, _dir) = keys().await;
-        let a = k.active(&t, 1000).await.unwrap();
-        let b = k.active(&t, 1001).await.unwrap();
+        let a = k.active(&t, ES, 1000).await.unwrap();
+        let b = k.active(&t, ES, 1001).await.unwrap();
         assert_eq!(a.kid, b.kid);
         let jwks = k.jwks(&t, 1001).await.unwrap();
         assert_eq!(jwks["keys"].as_array().unwrap().len(), 1);
         assert_eq!(jwks["keys"][0]["kid"], a.kid);
         assert_eq!(jwks["keys"][0]["crv"], "P-256");
+        assert_eq!(jwks["keys"][0]["alg"], "ES256");
     }
 
     #[tokio::test]
     async fn a_rotation_publishes_first_signs_later_and_retires_the_old_key() {
         let (k, t, _dir) = keys().await;
-        let old = k.active(&t, 1000).await.unwrap().kid;
-        let r = k.rotate(&t, 1000, 600, 300).await.unwrap();
+        let old = k.active(&t, ES, 1000).await.unwrap().kid;
+        let r = k.rotate(&t, ES, 1000, 600, 300, false).await.unwrap();
         assert_eq!(r.retiring, vec![(old.clone(), 1000 + 600 + 300 + 60)]);
         assert_eq!(
             k.jwks(&t, 1000).await.unwrap()["keys"]
@@ -440,12 +602,31 @@ mod tests {
                 .len(),
             2
         );
-        assert_eq!(k.active(&t, 1599).await.unwrap().kid, old);
-        assert_eq!(k.active(&t, 1600).await.unwrap().kid, r.kid);
+        assert_eq!(k.active(&t, ES, 1599).await.unwrap().kid, old);
+        assert_eq!(k.active(&t, ES, 1600).await.unwrap().kid, r.kid);
         assert!(k.verifying(&t, &old, 1959).await.unwrap().is_some());
         assert!(k.verifying(&t, &old, 1960).await.unwrap().is_none());
         let after = k.jwks(&t, 1960).await.unwrap();
         assert_eq!(after["keys"].as_array().unwrap().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_second_rotation_replaces_a_key_that_has_not_signed_and_drop_old_empties_the_set() {
+        let (k, t, _dir) = keys().await;
+        let first = k.active(&t, ES, 1000).await.unwrap().kid;
+        let pending = k.rotate(&t, ES, 1000, 300, 600, false).await.unwrap();
+        let second = k.rotate(&t, ES, 1010, 0, 600, false).await.unwrap();
+        assert_eq!(second.dropped, vec![pending.kid.clone()]);
+        assert_eq!(
+            k.active(&t, ES, 1400).await.unwrap().kid,
+            second.kid,
+            "the pending key never signs"
+        );
+        let third = k.rotate(&t, ES, 1500, 0, 600, true).await.unwrap();
+        assert!(third.dropped.contains(&first) && third.dropped.contains(&second.kid));
+        let jwks = k.jwks(&t, 1500).await.unwrap();
+        assert_eq!(jwks["keys"].as_array().unwrap().len(), 1);
+        assert_eq!(jwks["keys"][0]["kid"], third.kid);
     }
 
     #[tokio::test]
@@ -456,20 +637,62 @@ mod tests {
             Records::new(store.clone()),
             &ServerKeys::from_bytes([3; 32], None),
         );
-        let old = before.active(&t, 1000).await.unwrap().kid;
+        let old = before.active(&t, ES, 1000).await.unwrap().kid;
         let after = SigningKeys::new(Records::new(store), &ServerKeys::from_bytes([4; 32], None));
-        let new = after.active(&t, 1001).await.unwrap().kid;
+        let new = after.active(&t, ES, 1001).await.unwrap().kid;
         assert_ne!(old, new);
         assert!(after.verifying(&t, &old, 1001).await.unwrap().is_some());
+        let listed = after.list(&t).await.unwrap();
+        assert!(
+            listed[0].publish_until.is_some(),
+            "the unreadable key retires"
+        );
+    }
+
+    #[tokio::test]
+    async fn rs256_keys_sign_and_a_change_of_algorithm_retires_the_old_key() {
+        let (k, t, _dir) = keys().await;
+        let ec = k.active(&t, ES, 1000).await.unwrap();
+        let rs = k.active(&t, TokenSigningAlg::RS256, 1001).await.unwrap();
+        assert_eq!(rs.alg, Algorithm::RS256);
+        assert_ne!(rs.kid, ec.kid);
+        let jwks = k.jwks(&t, 1001).await.unwrap();
+        let rsa = jwks["keys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|j| j["kid"] == rs.kid.as_str())
+            .unwrap();
+        assert_eq!(
+            (rsa["kty"].as_str(), rsa["alg"].as_str()),
+            (Some("RSA"), Some("RS256"))
+        );
+        assert_eq!(rsa["e"], "AQAB");
+        let listed = k.list(&t).await.unwrap();
+        let old = listed.iter().find(|s| s.kid == ec.kid).unwrap();
+        assert!(old.publish_until.is_some(), "the ES256 key retires");
+        let token = jsonwebtoken::encode(
+            &jsonwebtoken::Header::new(Algorithm::RS256),
+            &json!({"sub": "x"}),
+            &rs.encoding,
+        )
+        .unwrap();
+        let v = k.verifying(&t, &rs.kid, 1001).await.unwrap().unwrap();
+        let mut validation = jsonwebtoken::Validation::new(v.alg);
+        validation.required_spec_claims.clear();
+        validation.validate_exp = false;
+        jsonwebtoken::decode::<Value>(&token, &v.decoding, &validation).unwrap();
     }
 
     #[test]
-    fn the_thumbprint_follows_rfc_7638() {
-        // RFC 7638 has no EC example; this pins the canonical form's order and quoting.
-        let t = thumbprint("AAAA", "BBBB");
-        let expected = URL_SAFE_NO_PAD.encode(Sha256::digest(
-            br#"{"crv":"P-256","kty":"EC","x":"AAAA","y":"BBBB"}"#,
-        ));
-        assert_eq!(t, expected);
+    fn thumbprints_follow_rfc_7638() {
+        // RFC 7638 §3.1's example key and thumbprint.
+        let n = "0vx7agoebGcQSuuPiLJXZptN9nndrQmbXEps2aiAFbWhM78LhWx4cbbfAAtVT86zwu1RK7aPFFxuhDR1L6tSoc_BJECPebWKRXjBZCiFV4n3oknjhMstn64tZ_2W-5JsGY4Hc5n9yBXArwl93lqt7_RN5w6Cf0h4QyQ5v-65YGjQR0_FDW2QvzqY368QQMicAtaSqzs8KJZgnYb9c7d0zgdAZHzu6qMQvRL5hajrn1n91CbOpbISD08qNLyrdkt-bFTWhAI4vMQFh6WeZu0fM4lFd2NcRwr3XPksINHaQ-G_xBniIqbw0Ls1jF44-csFCur-kEgU8awapJzKnqDKgw";
+        let t = PublicKey::Rsa {
+            n: n.into(),
+            e: "AQAB".into(),
+        }
+        .thumbprint();
+        assert_eq!(t, "NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs");
     }
 }

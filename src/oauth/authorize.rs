@@ -566,7 +566,8 @@ fn upstream_authorization_url(
     nonce: &str,
 ) -> String {
     let provider = Provider::of(tenant);
-    let mut scopes = provider.authorization_scopes(&request.upstream_scopes, endpoints.offers_refresh);
+    let mut scopes =
+        provider.authorization_scopes(&request.upstream_scopes, endpoints.offers_refresh);
     let (extra_scopes, extra_resources) =
         provider.login_extras_for_exchange(tenant.exchange_apis(&request.resource));
     for s in extra_scopes {

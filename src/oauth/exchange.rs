@@ -32,6 +32,11 @@ fn invalid_grant(why: impl Into<String>) -> OAuthError {
     OAuthError::new(ErrorCode::InvalidGrant, why)
 }
 
+/// RFC 8693 §2.2.2: a subject token that is invalid or unacceptable is `invalid_request`.
+fn unacceptable_subject(why: impl std::fmt::Display) -> OAuthError {
+    OAuthError::invalid_request(format!("subject_token: {why}"))
+}
+
 fn invalid_target(why: impl Into<String>) -> OAuthError {
     OAuthError::new(ErrorCode::InvalidTarget, why)
 }
@@ -85,7 +90,7 @@ fn parse(form: &Params) -> Result<ExchangeRequest<'_>, OAuthError> {
         scope: form.get("scope"),
     };
     if request.resource.is_none() && request.audience.is_none() {
-        return Err(invalid_target(
+        return Err(OAuthError::invalid_request(
             "name the downstream API with resource (its uri) or audience (its name)",
         ));
     }
@@ -154,16 +159,16 @@ impl AuthServer {
             Ok(c) => c,
             Err(Invalid::Keys(e)) => return Err(e.into()),
             Err(e) => {
-                return Err(invalid_grant(format!(
-                    "the subject_token is not a valid access token of this tenant: {e}"
+                return Err(unacceptable_subject(format!(
+                    "not a valid access token of this tenant: {e}"
                 )));
             }
         };
         let text = |k: &str| claims.get(k).and_then(Value::as_str).unwrap_or_default();
         let audience = text("aud");
         if !caller.serves(audience) {
-            return Err(invalid_grant(
-                "the subject_token was issued for a resource this resource server does not serve",
+            return Err(unacceptable_subject(
+                "issued for a resource this resource server does not serve",
             ));
         }
         let allowed = tenant
@@ -186,9 +191,12 @@ impl AuthServer {
             .get::<Family>(&tenant.id, &family_id, now)
             .await?
             .filter(|f| !f.value.revoked)
-            .ok_or_else(|| invalid_grant("the subject_token's login was revoked"))?;
+            .ok_or_else(|| unacceptable_subject("its login was revoked"))?;
+        if !self.client_exists(tenant, text("client_id"), now).await? {
+            return Err(unacceptable_subject("its client was deleted"));
+        }
         let grant = family.value.exchange.clone().ok_or_else(|| {
-            invalid_grant("this login keeps no IdP refresh token for exchange (it began before exchange was enabled for the resource, or the IdP issued none); the user must sign in again")
+            unacceptable_subject("its login keeps no IdP refresh token for exchange (it began before exchange was enabled for the resource, or the IdP issued none); the user must sign in again")
         })?;
         if let Some(app) = &api.app
             && app != &grant.app
@@ -198,10 +206,11 @@ impl AuthServer {
                 api.name, grant.app
             )));
         }
+        let used = self.exchange_refresh_token(tenant, &family_id, &grant)?;
         let tokens = self
-            .exchange_upstream(tenant, api, &grant, &family_id, &scopes, now)
+            .exchange_upstream(tenant, api, &grant, &used, &scopes, now)
             .await?;
-        self.keep_exchanged_refresh(tenant, &family_id, family, &tokens)
+        self.keep_exchanged_refresh(tenant, &family_id, family, &used, &tokens, now)
             .await;
         tracing::info!(target: "audit", event = "token_exchanged", tenant = %tenant.id, resource_server = %caller.client_id,
             client_id = text("client_id"), subject = text("sub"), api = %api.name);
@@ -224,7 +233,7 @@ impl AuthServer {
         tenant: &Tenant,
         api: &DownstreamApi,
         grant: &ExchangeGrant,
-        family: &FamilyId,
+        refresh_token: &str,
         scopes: &ScopeSet,
         now: u64,
     ) -> Result<UpstreamTokens, OAuthError> {
@@ -235,7 +244,6 @@ impl AuthServer {
                 "the identity provider is not reachable right now",
             ));
         };
-        let refresh_token = self.exchange_refresh_token(tenant, family, grant)?;
         let provider = Provider::of(tenant);
         let upstream_scopes = provider.refresh_scopes(scopes, endpoints.offers_refresh);
         let resource = provider.downstream_resource(api);
@@ -244,7 +252,7 @@ impl AuthServer {
                 tenant,
                 &endpoints,
                 app,
-                &refresh_token,
+                refresh_token,
                 &upstream_scopes,
                 resource.as_deref(),
                 now,
@@ -257,30 +265,58 @@ impl AuthServer {
     }
 
     /// Keeps the IdP's new refresh token, if it sent one, for the login's next refresh or
-    /// exchange. A lost compare-and-swap means another server wrote a later one.
+    /// exchange. A lost compare-and-swap is tried again over the family as it is now, as long
+    /// as it still holds the refresh token this exchange used (else another server kept a
+    /// later one, which stays).
     async fn keep_exchanged_refresh(
         &self,
         tenant: &Tenant,
         id: &FamilyId,
         family: Versioned<Family>,
+        used: &str,
         tokens: &UpstreamTokens,
+        now: u64,
     ) {
-        let Some(new) = &tokens.refresh_token else {
+        let Some(new) = tokens.refresh_token.as_deref().filter(|n| *n != used) else {
             return;
         };
-        let mut value = family.value;
-        let Some(grant) = value.exchange.as_mut() else {
-            return;
-        };
-        grant.sealed_refresh = self
-            .sealer
-            .seal_server_held(&seal_label(tenant, id), new.as_bytes());
-        let written = self
-            .records
-            .update(&tenant.id, id, family.revision, &value, family.expires_at)
-            .await;
-        if !matches!(written, Ok(true)) {
-            tracing::warn!(tenant = %tenant.id, family = %id.short(), "the IdP's new refresh token from an exchange was not kept (the login changed meanwhile); the one kept is used next");
+        let mut family = Some(family);
+        for _ in 0..3 {
+            let Some(current) = family.take().filter(|f| !f.value.revoked) else {
+                return;
+            };
+            let Some(grant) = &current.value.exchange else {
+                return;
+            };
+            if self
+                .exchange_refresh_token(tenant, id, grant)
+                .ok()
+                .as_deref()
+                != Some(used)
+            {
+                return;
+            }
+            let mut value = current.value.clone();
+            value.exchange = Some(self.exchange_grant(tenant, id, &grant.app, new));
+            match self
+                .records
+                .update(&tenant.id, id, current.revision, &value, current.expires_at)
+                .await
+            {
+                Ok(true) => return,
+                Ok(false) => {
+                    family = self
+                        .records
+                        .get::<Family>(&tenant.id, id, now)
+                        .await
+                        .ok()
+                        .flatten()
+                }
+                Err(e) => {
+                    tracing::warn!(tenant = %tenant.id, family = %id.short(), error = %e, "the IdP's new refresh token from an exchange could not be kept; the login's next refresh uses the previous one");
+                    return;
+                }
+            }
         }
     }
 }

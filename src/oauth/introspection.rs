@@ -32,6 +32,11 @@ impl AuthServer {
         creds: &ClientCredentials,
         now: u64,
     ) -> Result<Value, OAuthError> {
+        if let Some(name) = form.repeated.first() {
+            return Err(OAuthError::invalid_request(format!(
+                "the parameter {name} is repeated"
+            )));
+        }
         let caller = self
             .authenticate_resource_server(tenant, form, creds, now)
             .await?;
@@ -89,7 +94,7 @@ impl AuthServer {
 
     /// Whether a registered client still exists (a document client always does: it is its
     /// URL, and the admin blocks its host instead).
-    async fn client_exists(
+    pub(crate) async fn client_exists(
         &self,
         tenant: &Tenant,
         client_id: &str,

@@ -17,7 +17,7 @@ use crate::config::Tenant;
 use crate::config::tenant::ResourceConfig;
 use crate::crypto::Handle;
 use crate::domain::{ClientId, ClientRecord, ResourceUri, ScopeSet};
-use crate::minting::access_token::{Grant, Minted, mint};
+use crate::minting::access_token::{Grant, Invalid, Minted, mint, verify};
 use crate::minting::{KeyError, SigningKeys};
 use crate::upstream::tokens::UpstreamTokens;
 
@@ -71,7 +71,10 @@ impl AuthServer {
         tokens: &mut UpstreamTokens,
         now: u64,
     ) -> Result<(), OAuthError> {
-        let key = self.signing_keys.active(&tenant.id, now).await?;
+        let key = self
+            .signing_keys
+            .active(&tenant.id, tenant.token_signing_alg(), now)
+            .await?;
         let scope = who.scopes.to_string();
         let session = who.family.to_string();
         let grant = Grant {
@@ -147,8 +150,18 @@ impl AuthServer {
         ) {
             match check_id_token(id_token, &endpoints.issuer, &app.client_id, None, now) {
                 Ok(user) if user.subject == subject => *claims = copied_claims(resource, &user),
-                Ok(_) => tracing::warn!(tenant = %tenant.id, app = %rec.app,
-                    "the ID token of a refresh names another user than the login's; its claims are not used"),
+                Ok(_) => {
+                    // OpenID Connect Core §12.2: a refreshed ID token names the same user. One
+                    // that does not is the IdP's login of someone else: the login ends.
+                    tracing::error!(tenant = %tenant.id, app = %rec.app,
+                        "the ID token of a refresh names another user than the login's; the login is revoked");
+                    self.revoke_family(tenant, &rec.family_id, "idp_subject_changed", now)
+                        .await?;
+                    return Err(OAuthError::new(
+                        ErrorCode::InvalidGrant,
+                        "the identity provider answered for another user; sign in again",
+                    ));
+                }
                 Err(why) => tracing::warn!(tenant = %tenant.id, app = %rec.app, reason = %why,
                     "the ID token of a refresh failed validation; the login's claims are kept"),
             }
@@ -166,12 +179,38 @@ impl AuthServer {
 }
 
 impl AuthServer {
+    /// The login (`sid`) of `token` if it is a live minted access token of this tenant issued
+    /// to `client_id` (for revocation by the client).
+    pub(crate) async fn minted_token_login(
+        &self,
+        tenant: &Tenant,
+        token: &str,
+        client_id: &ClientId,
+        now: u64,
+    ) -> Result<Option<FamilyId>, OAuthError> {
+        if !tenant.resources().iter().any(|r| r.is_minted()) {
+            return Ok(None);
+        }
+        match verify(&self.signing_keys, &tenant.id, &tenant.issuer, token, now).await {
+            Ok(claims) => Ok(claims
+                .get("client_id")
+                .and_then(Value::as_str)
+                .filter(|c| *c == client_id.as_str())
+                .and(claims.get("sid").and_then(Value::as_str))
+                .map(FamilyId::from_admin)),
+            Err(Invalid::Keys(e)) => Err(e.into()),
+            Err(_) => Ok(None),
+        }
+    }
+
     /// The tenant's JWKS: the keys its minted tokens are signed with. A tenant with a minted
     /// resource and no key yet gets its first here, so that resource servers can fetch the
     /// set before the first login.
     pub async fn jwks(&self, tenant: &Tenant, now: u64) -> Result<Value, OAuthError> {
         if tenant.resources().iter().any(|r| r.is_minted()) {
-            self.signing_keys.active(&tenant.id, now).await?;
+            self.signing_keys
+                .active(&tenant.id, tenant.token_signing_alg(), now)
+                .await?;
         }
         Ok(self.signing_keys.jwks(&tenant.id, now).await?)
     }

@@ -445,28 +445,46 @@ impl AuthServer {
             lease: None,
             ..rec.clone()
         };
-        let mut value = family.value;
-        value.created_at = value.created_at.min(now);
-        if let (Some(_), Some(new)) = (&value.exchange, &tokens.refresh_token) {
-            value.exchange = Some(self.exchange_grant(tenant, &rec.family_id, &rec.app, new));
-        }
         let expires = Some(now + REFRESH_TOKEN_SECONDS);
-        let mut group = WriteGroup::default();
-        group
-            .insert_new(&tenant.id, &successor.key(), &next, expires)?
-            .update(
-                &tenant.id,
-                &token.key(),
-                current.revision,
-                &rotated,
-                current.expires_at,
-            )?
-            .update(&tenant.id, &rec.family_id, family.revision, &value, expires)?;
-        Ok(self
-            .records
-            .write_all(group, now)
-            .await?
-            .then_some(response))
+        let mut family = family;
+        // The family may move while the IdP is called without the token moving: a token
+        // exchange on another server kept the IdP's new refresh token on it. Then the rotation
+        // is written again over the family as it is now; anything else (the token rotated, the
+        // family revoked) ends it.
+        for _ in 0..3 {
+            let mut value = family.value.clone();
+            value.created_at = value.created_at.min(now);
+            if let (Some(_), Some(new)) = (&value.exchange, &tokens.refresh_token) {
+                value.exchange = Some(self.exchange_grant(tenant, &rec.family_id, &rec.app, new));
+            }
+            let mut group = WriteGroup::default();
+            group
+                .insert_new(&tenant.id, &successor.key(), &next, expires)?
+                .update(
+                    &tenant.id,
+                    &token.key(),
+                    current.revision,
+                    &rotated,
+                    current.expires_at,
+                )?
+                .update(&tenant.id, &rec.family_id, family.revision, &value, expires)?;
+            if self.records.write_all(group, now).await? {
+                return Ok(Some(response));
+            }
+            let token_key = token.key();
+            let (token_now, family_now) = tokio::join!(
+                self.records
+                    .get::<RefreshRecord>(&tenant.id, &token_key, now),
+                self.records.get::<Family>(&tenant.id, &rec.family_id, now),
+            );
+            match (token_now?, family_now?) {
+                (Some(t), Some(f)) if t.revision == current.revision && !f.value.revoked => {
+                    family = f;
+                }
+                _ => return Ok(None),
+            }
+        }
+        Ok(None)
     }
 
     /// Marks a refresh family revoked; every token of it is refused from then on.
@@ -510,8 +528,9 @@ impl AuthServer {
         }
     }
 
-    /// `POST /{tenant}/revoke` (RFC 7009 §2): revokes a refresh token's family; unknown tokens
-    /// and access tokens (the IdP's, which the shim cannot revoke) are answered with success.
+    /// `POST /{tenant}/revoke` (RFC 7009 §2): revokes the family of a refresh token, or of a
+    /// minted access token (its `sid`), issued to the requesting client; unknown tokens and the
+    /// IdP's access tokens (which the shim cannot revoke) are answered with success.
     pub(crate) async fn revoke(
         &self,
         tenant: &Tenant,
@@ -536,6 +555,12 @@ impl AuthServer {
             && rec.value.client_id == client.client_id
         {
             self.revoke_family(tenant, &rec.value.family_id, "client_revoked", now)
+                .await?;
+        } else if let Some(family) = self
+            .minted_token_login(tenant, token.expose(), &client.client_id, now)
+            .await?
+        {
+            self.revoke_family(tenant, &family, "client_revoked", now)
                 .await?;
         }
         Ok(())

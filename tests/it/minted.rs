@@ -523,7 +523,11 @@ fn minted_resources_may_share_an_entra_api_and_passthrough_ones_may_not() {
     let text = northwind("https://login.example.com", dir.path());
     std::fs::write(&file, &text).unwrap();
     let tenant = dcr_shim::config::tenant::load_tenant(&file, &public).expect("loads");
-    let summary = tenant.resources()[0].token_summary(&tenant.issuer, "entra");
+    let summary = tenant.resources()[0].token_summary(
+        &tenant.issuer,
+        "entra",
+        dcr_shim::config::token_mode::TokenSigningAlg::ES256,
+    );
     assert!(
         summary.contains("minted") && summary.contains(FILES),
         "{summary}"
@@ -658,7 +662,7 @@ async fn a_resource_server_exchanges_a_minted_token_for_a_downstream_api() {
             400,
             "invalid_target",
         ),
-        ("no API named", vec![], 400, "invalid_target"),
+        ("no API named", vec![], 400, "invalid_request"),
         (
             "a scope beyond the API",
             vec![("audience", "reports"), ("scope", "api://reports/admin")],
@@ -680,12 +684,13 @@ async fn a_resource_server_exchanges_a_minted_token_for_a_downstream_api() {
             "{what}: {body}"
         );
     }
+    // RFC 8693 §2.2.2: an unacceptable subject token is invalid_request.
     let (s, body) = w
         .exchange("not-a-token", &[("audience", "reports")], files_server())
         .await;
     assert_eq!(
         (s, body["error"].as_str()),
-        (400, Some("invalid_grant")),
+        (400, Some("invalid_request")),
         "{body}"
     );
     // A token of the mail resource: not the files server's to exchange.
@@ -696,7 +701,7 @@ async fn a_resource_server_exchanges_a_minted_token_for_a_downstream_api() {
         .await;
     assert_eq!(
         (s, body["error"].as_str()),
-        (400, Some("invalid_grant")),
+        (400, Some("invalid_request")),
         "{body}"
     );
     // The mail server may exchange its own tokens, but its resource reaches no API.
@@ -741,7 +746,7 @@ async fn a_resource_server_exchanges_a_minted_token_for_a_downstream_api() {
         .token(&tenant, &form, &creds, dcr_shim::app::unix_now() + 3600)
         .await
         .unwrap_err();
-    assert_eq!(err.code, dcr_shim::oauth::ErrorCode::InvalidGrant);
+    assert_eq!(err.code, dcr_shim::oauth::ErrorCode::InvalidRequest);
     assert!(err.description.contains("expired"), "{}", err.description);
     // Revoked: the login ends, and with it the exchanges.
     let second = refreshed["access_token"].as_str().unwrap();
@@ -762,7 +767,76 @@ async fn a_resource_server_exchanges_a_minted_token_for_a_downstream_api() {
         .await;
     assert_eq!(
         (s, body["error"].as_str()),
-        (400, Some("invalid_grant")),
+        (400, Some("invalid_request")),
+        "{body}"
+    );
+    w.stop().await;
+}
+
+#[tokio::test]
+async fn a_client_revokes_its_minted_access_token_and_a_deleted_client_exchanges_nothing() {
+    let w = world().await;
+    let files_server = || Auth::Basic("files-server", FILES_SERVER_SECRET);
+    // A client registered without the refresh_token grant: its access token is all it holds.
+    let client = Client::register(
+        &w.app,
+        "northwind",
+        json!({"grant_types": ["authorization_code"]}),
+    )
+    .await;
+    let tokens = w.login(&client, FILES, "files.read", "ivan").await;
+    assert!(tokens.get("refresh_token").is_none());
+    let at = tokens["access_token"].as_str().unwrap();
+    let (_, body) = w.introspect(at, files_server()).await;
+    assert_eq!(body["active"], true);
+    // Another client cannot revoke it; its own client can (RFC 7009 §2.1).
+    let other = Client::register(&w.app, "northwind", json!({})).await;
+    let revoke = |client_id: String| {
+        let url = format!("{}/revoke", w.app.issuer("northwind"));
+        let http = w.app.http.clone();
+        let token = at.to_owned();
+        async move {
+            http.post(url)
+                .form(&[("token", token.as_str()), ("client_id", client_id.as_str())])
+                .send()
+                .await
+                .unwrap()
+                .status()
+        }
+    };
+    assert_eq!(revoke(other.id.clone()).await, 200);
+    let (_, body) = w.introspect(at, files_server()).await;
+    assert_eq!(
+        body["active"], true,
+        "another client's revocation does nothing"
+    );
+    assert_eq!(revoke(client.id.clone()).await, 200);
+    let (_, body) = w.introspect(at, files_server()).await;
+    assert_eq!(body, json!({"active": false}), "revoked by its client");
+
+    // A deleted client's tokens are inactive, and exchange nothing.
+    let tokens = w
+        .login(&other, FILES, "files.read offline_access", "ivan")
+        .await;
+    let at = tokens["access_token"].as_str().unwrap();
+    let res = w
+        .app
+        .admin(
+            reqwest::Method::DELETE,
+            &format!("/tenants/northwind/clients/{}", other.id),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let (_, body) = w.introspect(at, files_server()).await;
+    assert_eq!(body, json!({"active": false}));
+    let (s, body) = w
+        .exchange(at, &[("audience", "reports")], files_server())
+        .await;
+    assert_eq!(
+        (s, body["error"].as_str()),
+        (400, Some("invalid_request")),
         "{body}"
     );
     w.stop().await;

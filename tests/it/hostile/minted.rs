@@ -17,13 +17,15 @@ const RS_SECRET: &str = "hostile-rs-secret-0123456789";
 const FILES: &str = "https://mcp.example.com/files";
 const OTHER: &str = "https://mcp.example.com/other";
 
-fn minted_tenant() -> String {
+/// A dev tenant of two minted resources, signing with `alg`.
+fn minted_tenant(alg: &str) -> String {
     let hash: String = Sha256::digest(RS_SECRET.as_bytes())
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect();
     format!(
         r#"upstream = {{ kind = "dev" }}
+token_signing_alg = "{alg}"
 [[resources]]
 uri = "{FILES}"
 default = true
@@ -68,8 +70,9 @@ fn signed(header: &Header, claims: &Value, key: &EncodingKey) -> String {
 async fn hostile_minted_tokens() {
     let app = spawn_app_with_tenants(|dir| {
         write_tenants(dir, None);
-        std::fs::write(dir.join("alpha.toml"), minted_tenant()).unwrap();
-        std::fs::write(dir.join("gamma.toml"), minted_tenant()).unwrap();
+        std::fs::write(dir.join("alpha.toml"), minted_tenant("ES256")).unwrap();
+        // Another tenant, signing with RS256: its tokens verify nowhere else.
+        std::fs::write(dir.join("gamma.toml"), minted_tenant("RS256")).unwrap();
     })
     .await;
     let ctx = ctx_for(&app, "alpha");
@@ -110,6 +113,15 @@ async fn hostile_minted_tokens() {
     let (code, verifier) =
         login_code_at(&app, &at("gamma", "files.read", None), &gamma_client).await;
     let foreign_tenant = redeem("gamma", code, verifier, gamma_client.id.clone()).await;
+    assert_eq!(parts(&foreign_tenant).0["alg"], "RS256");
+    // Its own tenant's introspection takes it (RS256 end to end).
+    let res = send(
+        &app,
+        &form("/gamma/introspect", qs(&[("token", &foreign_tenant)]))
+            .header("Authorization", basic("rs", RS_SECRET)),
+    )
+    .await;
+    assert_eq!(res.json()["active"], true, "{}", res.text());
 
     let (header, claims) = parts(&good);
     let kid = header["kid"].as_str().unwrap().to_owned();
@@ -222,7 +234,7 @@ async fn hostile_minted_tokens() {
     let mut cases = Vec::new();
     for (name, token) in hostile {
         cases.push(introspect(name, token));
-        cases.push(exchange(name, token, "reports", "invalid_grant"));
+        cases.push(exchange(name, token, "reports", "invalid_request"));
     }
     cases.push(exchange(
         "a token whose resource may reach no API",

@@ -193,8 +193,9 @@ ${scopesToml}
 registrations_per_minute = 1000
 `);
 
-  // A tenant of one resource whose app is shim-secret-app at `issuer`.
-  const secretAppTenant = ({ display, issuer, resource, resourceName }) => `display_name = "${display}"
+  // A tenant of one resource whose app is shim-secret-app at `issuer`; `resourceLines` go into
+  // the resource's table, `tables` after it.
+  const secretAppTenant = ({ display, issuer, resource, resourceName, resourceLines = '', tables = '' }) => `display_name = "${display}"
 [upstream]
 kind = "oidc"
 issuer = "${issuer}"
@@ -206,30 +207,18 @@ credential = { kind = "client_secret", secret_file = "${secretFile}", method = "
 uri = "${resource}"
 ${resourceName ? `name = "${resourceName}"\n` : ''}default = true
 upstream_resource = "${API}"
-${scopesToml}
-[registration]
+${resourceLines}${scopesToml}
+${tables}[registration]
 registrations_per_minute = 1000
 `;
   fs.writeFileSync(path.join(tenantsDir, 'gamma.toml'),
     secretAppTenant({ display: 'E2E Gamma', issuer: IDP, resource: MCP_ROOT, resourceName: 'E2E files (path-less)' }));
 
   const { createHash } = await import('node:crypto');
-  fs.writeFileSync(path.join(tenantsDir, 'minted.toml'), `display_name = "E2E Minted"
-[upstream]
-kind = "oidc"
-issuer = "${IDP}"
-[[apps]]
-name = "agents"
-client_id = "shim-secret-app"
-credential = { kind = "client_secret", secret_file = "${secretFile}", method = "post" }
-[[resources]]
-uri = "${MCP_MINTED}"
-default = true
-upstream_resource = "${API}"
-token = "minted"
-exchange = ["reports"]
-${scopesToml}
-[[resource_servers]]
+  fs.writeFileSync(path.join(tenantsDir, 'minted.toml'), secretAppTenant({
+    display: 'E2E Minted', issuer: IDP, resource: MCP_MINTED,
+    resourceLines: 'token = "minted"\nexchange = ["reports"]\n',
+    tables: `[[resource_servers]]
 client_id = "e2e-mcp-minted"
 secret_sha256 = "${createHash('sha256').update(RS_SECRET).digest('hex')}"
 resources = ["${MCP_MINTED}"]
@@ -237,9 +226,8 @@ resources = ["${MCP_MINTED}"]
 name = "reports"
 uri = "${REPORTS_API}"
 scopes = ${JSON.stringify(REPORTS_SCOPES)}
-[registration]
-registrations_per_minute = 1000
-`);
+`,
+  }));
 
   fs.writeFileSync(path.join(tenantsDir, 'delta.toml'),
     secretAppTenant({ display: 'E2E Delta (cross-site IdP)', issuer: IDP2, resource: `http://127.0.0.1:${mcpPort}/mcp-delta` }));

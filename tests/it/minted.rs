@@ -180,19 +180,7 @@ impl World {
                 form.push(("client_id", id.into()));
                 form.push(("client_secret", secret.into()));
             }
-            Auth::Assertion(key, aud) => {
-                let now = dcr_shim::app::unix_now();
-                let claims = json!({"iss": "mail-server", "sub": "mail-server", "aud": aud,
-                    "iat": now, "exp": now + 120, "jti": dcr_shim::crypto::random_token()});
-                let mut header = Header::new(Algorithm::ES256);
-                header.kid = Some("mail-1".into());
-                let assertion = jsonwebtoken::encode(&header, &claims, key).unwrap();
-                form.push(("client_assertion", assertion));
-                form.push((
-                    "client_assertion_type",
-                    "urn:ietf:params:oauth:client-assertion-type:jwt-bearer".into(),
-                ));
-            }
+            Auth::Assertion(key, aud) => form.extend(assertion_form(key, aud)),
         }
         let res = req.form(&form).send().await.unwrap();
         let status = res.status().as_u16();
@@ -205,6 +193,25 @@ enum Auth<'a> {
     Basic(&'a str, &'a str),
     Post(&'a str, &'a str),
     Assertion(&'a EncodingKey, &'a str),
+}
+
+/// The mail server's `private_key_jwt` authentication (RFC 7523 §2.2) for `aud`.
+fn assertion_form(key: &EncodingKey, aud: &str) -> [(&'static str, String); 2] {
+    let now = dcr_shim::app::unix_now();
+    let claims = json!({"iss": "mail-server", "sub": "mail-server", "aud": aud,
+        "iat": now, "exp": now + 120, "jti": dcr_shim::crypto::random_token()});
+    let mut header = Header::new(Algorithm::ES256);
+    header.kid = Some("mail-1".into());
+    [
+        (
+            "client_assertion",
+            jsonwebtoken::encode(&header, &claims, key).unwrap(),
+        ),
+        (
+            "client_assertion_type",
+            "urn:ietf:params:oauth:client-assertion-type:jwt-bearer".into(),
+        ),
+    ]
 }
 
 fn header_of(token: &str) -> Value {
@@ -581,21 +588,7 @@ impl World {
         match auth {
             Auth::Basic(id, secret) => req = req.basic_auth(id, Some(secret)),
             Auth::Post(id, _) => form.push(("client_id", id.to_owned())),
-            Auth::Assertion(key, aud) => {
-                let now = dcr_shim::app::unix_now();
-                let claims = json!({"iss": "mail-server", "sub": "mail-server", "aud": aud,
-                    "iat": now, "exp": now + 120, "jti": dcr_shim::crypto::random_token()});
-                let mut header = Header::new(Algorithm::ES256);
-                header.kid = Some("mail-1".into());
-                form.push((
-                    "client_assertion",
-                    jsonwebtoken::encode(&header, &claims, key).unwrap(),
-                ));
-                form.push((
-                    "client_assertion_type",
-                    "urn:ietf:params:oauth:client-assertion-type:jwt-bearer".into(),
-                ));
-            }
+            Auth::Assertion(key, aud) => form.extend(assertion_form(key, aud)),
             Auth::None => {}
         }
         let res = req.form(&form).send().await.unwrap();

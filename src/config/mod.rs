@@ -6,6 +6,7 @@ pub mod resource_server;
 pub mod server;
 pub mod tenant;
 pub mod token_mode;
+pub mod trusted_issuer;
 
 pub use host_pattern::HostPattern;
 pub use server::{LogFormat, Settings};

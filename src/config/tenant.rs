@@ -13,6 +13,7 @@ use super::downstream_api::DownstreamApi;
 use super::host_pattern::HostPattern;
 use super::resource_server::ResourceServerConfig;
 use super::token_mode::{TokenMode, TokenSigningAlg};
+use super::trusted_issuer::TrustedIssuer;
 use crate::domain::scope::is_scope_token;
 use crate::domain::tenant_id::TenantId;
 use crate::domain::{RedirectKind, ResourceUri, is_loopback_host};
@@ -97,6 +98,19 @@ impl Tenant {
             .filter(move |a| names.contains(&a.name))
     }
 
+    /// The enterprise IdP whose `iss` this is, if the tenant trusts it.
+    pub(crate) fn trusted_issuer(&self, iss: &str) -> Option<&TrustedIssuer> {
+        self.config
+            .trusted_issuers
+            .iter()
+            .find(|t| !iss.is_empty() && t.issuer == iss)
+    }
+
+    /// Whether the tenant accepts ID-JAG grants.
+    pub(crate) fn trusts_issuers(&self) -> bool {
+        !self.config.trusted_issuers.is_empty()
+    }
+
     /// The algorithm of the tenant's minted tokens.
     pub fn token_signing_alg(&self) -> TokenSigningAlg {
         self.config.token_signing_alg
@@ -147,6 +161,9 @@ pub struct TenantConfig {
     /// The algorithm of minted tokens' signatures.
     #[serde(default)]
     pub(crate) token_signing_alg: TokenSigningAlg,
+    /// Enterprise IdPs whose ID-JAGs the tenant accepts (`trusted_issuer.rs`).
+    #[serde(default)]
+    pub(crate) trusted_issuers: Vec<TrustedIssuer>,
 }
 
 /// The identity provider behind the tenant.
@@ -615,6 +632,15 @@ fn validate(c: &TenantConfig, public_url: &Url, p: &mut Problems) {
     validate_apps(c, p);
     validate_resources(c, p);
     validate_mapping(c, p);
+    let mut issuers = HashSet::new();
+    for (i, t) in c.trusted_issuers.iter().enumerate() {
+        for (field, message) in t.problems(&c.resources) {
+            p.add(&format!("trusted_issuers[{i}].{field}"), message);
+        }
+        if !issuers.insert(t.issuer.as_str()) {
+            p.add(&format!("trusted_issuers[{i}].issuer"), "is listed twice");
+        }
+    }
     let entra = matches!(c.upstream, UpstreamConfig::Entra { .. });
     for (field, message) in
         super::downstream_api::problems(&c.downstream_apis, &c.apps, &c.resources, entra)
@@ -625,8 +651,13 @@ fn validate(c: &TenantConfig, public_url: &Url, p: &mut Problems) {
     validate_dev(&c.dev, public_url, p);
 }
 
-/// The `[[resource_servers]]` tables, reading their key files.
+/// The `[[resource_servers]]` and `[[trusted_issuers]]` tables, reading their key files.
 fn check_resource_servers(c: &mut TenantConfig, p: &mut Problems) {
+    for (i, t) in c.trusted_issuers.iter_mut().enumerate() {
+        if let Some((field, message)) = t.load_keys() {
+            p.add(&format!("trusted_issuers[{i}].{field}"), message);
+        }
+    }
     let mut ids = HashSet::new();
     for (i, rs) in c.resource_servers.iter_mut().enumerate() {
         for (field, message) in rs.check(&c.resources, &mut ids) {

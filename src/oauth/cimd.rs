@@ -206,6 +206,8 @@ pub struct CimdResolver {
     refetched: Cache<String, ()>,
     /// Refusals remembered for `FAILURE_MEMORY`, by URL.
     refused: Cache<String, String>,
+    /// Trusted issuers' `jwks_uri`s found by discovery, by issuer.
+    issuers: Cache<String, String>,
     /// Fetches under way, by URL: concurrent resolutions of one client_id share one.
     fetching: std::sync::Mutex<std::collections::HashMap<String, FetchSlot>>,
     /// Fetches per requester address per minute.
@@ -270,6 +272,10 @@ impl CimdResolver {
             refused: Cache::builder()
                 .max_capacity(CACHE_CAPACITY)
                 .time_to_live(FAILURE_MEMORY)
+                .build(),
+            issuers: Cache::builder()
+                .max_capacity(CACHE_CAPACITY)
+                .time_to_live(MAX_CACHE_TTL)
                 .build(),
             fetching: Default::default(),
             per_requester: RateLimiter::keyed(Quota::per_minute(
@@ -385,6 +391,14 @@ impl CimdResolver {
                 "the client metadata document names neither jwks nor jwks_uri".into(),
             ));
         };
+        self.keys_at(uri, refetch).await
+    }
+
+    /// The JWK Set at `uri` (a client's `jwks_uri`, or a trusted issuer's), through the guarded
+    /// fetcher, cached per its `Cache-Control`; `refetch` skips the cache at most once per
+    /// `KEYS_REFETCH_INTERVAL` and URL.
+    pub(crate) async fn keys_at(&self, uri: &str, refetch: bool) -> Result<Arc<JwkSet>, CimdError> {
+        let uri = &uri.to_owned();
         let refetch = refetch && !self.refetched.contains_key(uri);
         if !refetch && let Some(cached) = self.keys.get(uri).await {
             return Ok(cached.keys);
@@ -414,6 +428,52 @@ impl CimdResolver {
             self.keys.insert(uri.clone(), entry).await;
         }
         Ok(keys)
+    }
+
+    /// The `jwks_uri` an issuer's discovery document names (OpenID Connect Discovery, else RFC
+    /// 8414 with the path inserted), fetched through the guarded fetcher; the document must
+    /// name the issuer itself. Remembered like a key set.
+    pub(crate) async fn discovered_jwks_uri(&self, issuer: &str) -> Result<String, CimdError> {
+        if let Some(known) = self.issuers.get(issuer).await {
+            return Ok(known);
+        }
+        let url =
+            Url::parse(issuer).map_err(|_| CimdError::Keys(format!("{issuer} is not a URL")))?;
+        let trimmed = issuer.trim_end_matches('/');
+        // RFC 8414 §3.1: the well-known segment goes between the origin and the path.
+        let rfc8414 = format!(
+            "{}/.well-known/oauth-authorization-server{}",
+            url.origin().ascii_serialization(),
+            url.path().trim_end_matches('/')
+        );
+        let mut last = String::new();
+        for candidate in [
+            format!("{trimmed}/.well-known/openid-configuration"),
+            rfc8414,
+        ] {
+            let Ok(u) = Url::parse(&candidate) else {
+                continue;
+            };
+            match self.fetcher.get_json(&u).await {
+                Ok(doc) => {
+                    let value: Value = serde_json::from_slice(&doc.body).unwrap_or(Value::Null);
+                    if value.get("issuer").and_then(Value::as_str) != Some(issuer) {
+                        last = format!("{candidate} names another issuer");
+                        continue;
+                    }
+                    if let Some(j) = value.get("jwks_uri").and_then(Value::as_str) {
+                        self.issuers.insert(issuer.to_owned(), j.to_owned()).await;
+                        return Ok(j.to_owned());
+                    }
+                    last = format!("{candidate} names no jwks_uri");
+                }
+                Err(e) if e.is_busy() => return Err(CimdError::Fetch(candidate, e)),
+                Err(e) => last = format!("{candidate}: {e}"),
+            }
+        }
+        Err(CimdError::Keys(format!(
+            "no discovery document of {issuer} names its keys ({last}); set jwks_uri"
+        )))
     }
 
     /// Fetches and checks a JWK Set.

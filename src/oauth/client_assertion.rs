@@ -146,7 +146,7 @@ pub(crate) fn verify(
 
 /// Whether a JWK can verify `alg`: the key type fits, it is not a shared key, and a key that
 /// names its algorithm or use names this one.
-fn fits(key: &Jwk, alg: Algorithm) -> bool {
+pub(crate) fn fits(key: &Jwk, alg: Algorithm) -> bool {
     let family_fits = match &key.algorithm {
         AlgorithmParameters::RSA(_) => matches!(
             alg,

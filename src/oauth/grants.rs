@@ -42,6 +42,11 @@ pub(crate) struct GrantSummary {
     pub(crate) user: Option<String>,
     pub(crate) created_at: u64,
     pub(crate) revoked: bool,
+    /// How it was granted: `login` (the browser, at the shim and the upstream IdP) or
+    /// `id-jag` (an enterprise IdP's assertion, `issuer` naming it).
+    pub(crate) kind: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) issuer: Option<String>,
 }
 
 /// Why an operator's change was refused.
@@ -81,6 +86,12 @@ impl AuthServer {
                 user: f.value.subject,
                 created_at: f.value.created_at,
                 revoked: f.value.revoked,
+                kind: if f.value.issuer.is_some() {
+                    "id-jag"
+                } else {
+                    "login"
+                },
+                issuer: f.value.issuer,
             })
             .collect();
         out.sort_by_key(|g| g.created_at);

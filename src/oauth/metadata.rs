@@ -22,6 +22,9 @@ pub(crate) fn authorization_server_metadata(tenant: &Tenant, offers_refresh: boo
         scopes.push("offline_access");
         grants.push("refresh_token");
     }
+    if tenant.trusts_issuers() {
+        grants.push(super::id_jag::JWT_BEARER_GRANT);
+    }
     if tenant.offers_token_exchange() {
         // For the tenant's resource servers (`exchange.rs`), never for registered clients.
         grants.push(super::exchange::TOKEN_EXCHANGE);
@@ -47,6 +50,10 @@ pub(crate) fn authorization_server_metadata(tenant: &Tenant, offers_refresh: boo
     });
     if tenant.resources().iter().any(|r| r.is_minted()) {
         doc["jwks_uri"] = json!(format!("{issuer}/jwks"));
+    }
+    if tenant.trusts_issuers() {
+        // Enterprise-Managed Authorization: which issuers are trusted is not said.
+        doc["authorization_grant_profiles_supported"] = json!([super::id_jag::ID_JAG_PROFILE]);
     }
     if tenant.has_resource_servers() {
         doc["introspection_endpoint"] = json!(format!("{issuer}/introspect"));

@@ -13,6 +13,7 @@ pub mod consent;
 pub(crate) mod error;
 pub(crate) mod exchange;
 pub(crate) mod grants;
+pub(crate) mod id_jag;
 pub(crate) mod introspection;
 pub(crate) mod mapping;
 pub(crate) mod metadata;

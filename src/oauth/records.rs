@@ -184,6 +184,9 @@ pub struct Family {
     /// client's refresh token.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) exchange: Option<ExchangeGrant>,
+    /// For a grant of an enterprise IdP's assertion (`id_jag.rs`), that IdP.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) issuer: Option<String>,
 }
 
 /// What token exchange uses of a login: its app and the IdP's latest refresh token.

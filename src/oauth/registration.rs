@@ -8,11 +8,12 @@ use std::sync::Arc;
 use arc_swap::ArcSwap;
 use serde_json::{Map, Value};
 
-use super::cimd::{CimdResolver, is_document_client_id};
+use super::cimd::{CimdError, CimdResolver, is_document_client_id};
 use super::client_metadata::{MetadataOrigin, validate_client_metadata};
 use super::error::{ErrorCode, OAuthError};
 use super::mapping::{ClientFacts, choose_apps};
 use crate::config::Tenant;
+use crate::config::trusted_issuer::TrustedIssuer;
 use crate::crypto::Handle;
 use crate::domain::{ClientId, ClientRecord, ClientSource, TenantId};
 use crate::store::{Record, Records, StoreError, Versioned};
@@ -233,6 +234,37 @@ impl ClientRegistry {
                 tracing::info!(tenant = %tenant.id, client_id = %client.client_id, error = %e, "client keys unusable");
                 e.to_oauth()
             })
+    }
+
+    /// The keys of a trusted enterprise IdP: its `jwks_file`, or the set at its `jwks_uri` (or
+    /// the one its discovery document names), fetched like a document client's keys.
+    pub(crate) async fn issuer_keys(
+        &self,
+        tenant: &Tenant,
+        issuer: &TrustedIssuer,
+        refetch: bool,
+    ) -> Result<Arc<jsonwebtoken::jwk::JwkSet>, OAuthError> {
+        if let Some(keys) = &issuer.jwks {
+            return Ok(Arc::new(keys.clone()));
+        }
+        let resolver = self.resolver(&tenant.id)?;
+        let keys = async {
+            let uri = match &issuer.jwks_uri {
+                Some(u) => u.clone(),
+                None => resolver.discovered_jwks_uri(&issuer.issuer).await?,
+            };
+            resolver.keys_at(&uri, refetch).await
+        };
+        keys.await.map_err(|e| {
+            tracing::warn!(tenant = %tenant.id, issuer = %issuer.issuer, error = %e, "a trusted issuer's keys could not be read; its assertions are refused until they can");
+            match e {
+                CimdError::Keys(why) | CimdError::Remembered(why) => OAuthError::new(
+                    ErrorCode::InvalidGrant,
+                    format!("the keys of {} could not be read: {why}", issuer.issuer),
+                ),
+                other => other.to_oauth(),
+            }
+        })
     }
 
     /// Marks a registered client as used, extending its life; writes at most once per

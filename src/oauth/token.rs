@@ -13,6 +13,7 @@ use serde_json::{Map, Value, json};
 use super::client_auth::ClientCredentials;
 use super::error::{ErrorCode, OAuthError};
 use super::exchange::TOKEN_EXCHANGE;
+use super::id_jag::JWT_BEARER_GRANT;
 use super::minted::{SealedGrant, TokenSubject, minted_resource};
 use super::params::Params;
 use super::records::{
@@ -63,6 +64,13 @@ impl AuthServer {
         creds: &ClientCredentials,
         now: u64,
     ) -> Result<Value, OAuthError> {
+        // The ID-JAG grant, where the tenant trusts an enterprise IdP.
+        if form.repeated.is_empty()
+            && form.get("grant_type") == Some(JWT_BEARER_GRANT)
+            && tenant.trusts_issuers()
+        {
+            return self.id_jag_grant(tenant, form, creds, now).await;
+        }
         // Token exchange is a resource server's grant, not a registered client's; a tenant
         // whose resources allow none does not support it.
         if form.repeated.is_empty()
@@ -179,6 +187,7 @@ impl AuthServer {
                 subject: subject.clone(),
                 auth_time,
                 exchange,
+                issuer: None,
             };
             group.insert_new(&tenant.id, f, &family, Some(now + lifetime))?;
         }

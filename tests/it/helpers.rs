@@ -292,6 +292,15 @@ pub async fn spawn_app_with_ca(ca_file: Option<&Path>) -> TestApp {
 
 /// Starts the shim with tenant files written by `write` into its tenants directory.
 pub async fn spawn_app_with_tenants(write: impl FnOnce(&Path)) -> TestApp {
+    spawn_app_with_tenants_on(it_store().await, write).await
+}
+
+/// `spawn_app_with_tenants` on the PostgreSQL database `store` names (a replica of another
+/// app on it), or on sled in its own data directory.
+pub async fn spawn_app_with_tenants_on(
+    store: Option<String>,
+    write: impl FnOnce(&Path),
+) -> TestApp {
     init_logging();
     let data = tempfile::tempdir().unwrap();
     let tenants = tempfile::tempdir().unwrap();
@@ -310,7 +319,7 @@ pub async fn spawn_app_with_tenants(write: impl FnOnce(&Path)) -> TestApp {
         data_dir: data.path().to_owned(),
         tenants_dir: tenants.path().to_owned(),
         admin_token_file,
-        store: it_store().await,
+        store,
         running: None,
         _dirs: vec![data, tenants, secrets],
     };

@@ -18,6 +18,7 @@ mod healthcheck;
 mod helpers;
 mod hostile;
 mod hygiene;
+mod id_jag;
 mod login;
 mod logs;
 mod metrics;

@@ -30,7 +30,7 @@ struct World {
 }
 
 /// A P-256 key pair: the private key for signing, the public one as a JWK Set.
-fn ec_key(kid: &str) -> (EncodingKey, Value) {
+pub(crate) fn ec_key(kid: &str) -> (EncodingKey, Value) {
     let rng = ring::rand::SystemRandom::new();
     let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng).unwrap();
     let pair =

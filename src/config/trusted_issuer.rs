@@ -1,0 +1,163 @@
+//! `[[trusted_issuers]]`: enterprise IdPs whose Identity Assertion JWT Authorization Grants
+//! (ID-JAG, MCP's Enterprise-Managed Authorization) a tenant accepts at its token endpoint,
+//! and which clients may present them (`oauth/id_jag.rs`).
+
+use std::time::Duration;
+
+use serde::Deserialize;
+use url::Url;
+
+use super::host_pattern::HostPattern;
+use super::tenant::ResourceConfig;
+
+/// The longest an ID-JAG may live (`exp` − `iat`) unless the issuer's table says otherwise.
+pub const DEFAULT_MAX_ASSERTION_LIFETIME: Duration = Duration::from_secs(600);
+const LONGEST_ALLOWED_ASSERTION_LIFETIME: Duration = Duration::from_secs(3600);
+
+/// Signature algorithms an issuer may be trusted with: asymmetric only.
+const ALGORITHMS: &[&str] = &[
+    "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "EdDSA",
+];
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrustedIssuer {
+    /// The `iss` of its ID-JAGs, exactly.
+    pub issuer: String,
+    /// Its JWK Set; when absent, the `jwks_uri` of its discovery document
+    /// (`{issuer}/.well-known/openid-configuration`, else `oauth-authorization-server`).
+    pub(crate) jwks_uri: Option<String>,
+    /// Its JWK Set in a file instead (an IdP the guarded fetcher may not reach: private
+    /// addresses are refused to it).
+    pub(crate) jwks_file: Option<std::path::PathBuf>,
+    /// The keys of `jwks_file`, read when the file is loaded.
+    #[serde(skip)]
+    pub(crate) jwks: Option<jsonwebtoken::jwk::JwkSet>,
+    /// Signature algorithms accepted from it.
+    #[serde(default = "default_algorithms")]
+    pub(crate) algorithms: Vec<String>,
+    /// The claim that names the user (recorded as the grant's user, and the minted token's
+    /// `sub`).
+    #[serde(default = "default_subject_claim")]
+    pub(crate) subject_claim: String,
+    /// Registered clients (by client id) that may present its assertions.
+    #[serde(default)]
+    pub(crate) clients: Vec<String>,
+    /// Hosts of metadata-document clients that may present its assertions.
+    #[serde(default)]
+    pub(crate) cimd_hosts: Vec<HostPattern>,
+    #[serde(default, with = "humantime_serde")]
+    pub(crate) max_lifetime: Option<Duration>,
+}
+
+fn default_algorithms() -> Vec<String> {
+    vec!["RS256".into(), "ES256".into()]
+}
+
+fn default_subject_claim() -> String {
+    "sub".into()
+}
+
+impl TrustedIssuer {
+    pub(crate) fn max_lifetime(&self) -> Duration {
+        self.max_lifetime.unwrap_or(DEFAULT_MAX_ASSERTION_LIFETIME)
+    }
+
+    /// Whether `client_id` (a registered client, or a metadata-document client of `host`) may
+    /// present this issuer's assertions.
+    pub(crate) fn allows_client(&self, client_id: &str, cimd_host: Option<&str>) -> bool {
+        match cimd_host {
+            Some(host) => self.cimd_hosts.iter().any(|p| p.matches(host)),
+            None => self.clients.iter().any(|c| c == client_id),
+        }
+    }
+
+    /// Problems with the table, as (field, message).
+    pub(crate) fn problems(&self, resources: &[ResourceConfig]) -> Vec<(&'static str, String)> {
+        let mut out = Vec::new();
+        match Url::parse(&self.issuer) {
+            Ok(u) if u.scheme() == "https" || is_loopback(&u) => {}
+            _ => out.push((
+                "issuer",
+                format!(
+                    "'{}' must be an https URL (http only on loopback)",
+                    self.issuer
+                ),
+            )),
+        }
+        if let Some(j) = &self.jwks_uri
+            && !Url::parse(j).is_ok_and(|u| u.scheme() == "https" || is_loopback(&u))
+        {
+            out.push((
+                "jwks_uri",
+                format!("'{j}' must be an https URL (http only on loopback)"),
+            ));
+        }
+        if self.algorithms.is_empty() {
+            out.push(("algorithms", "name at least one".to_owned()));
+        }
+        for a in &self.algorithms {
+            if !ALGORITHMS.contains(&a.as_str()) {
+                out.push((
+                    "algorithms",
+                    format!(
+                        "'{a}' is not accepted; use asymmetric algorithms: {}",
+                        ALGORITHMS.join(", ")
+                    ),
+                ));
+            }
+        }
+        if self.subject_claim.is_empty() {
+            out.push(("subject_claim", "must name a claim".to_owned()));
+        }
+        if self.clients.is_empty() && self.cimd_hosts.is_empty() {
+            out.push(("clients", "name the clients (clients = [client ids], cimd_hosts = [hosts]) that may present this issuer's assertions; none may by default".to_owned()));
+        }
+        let lifetime = self.max_lifetime();
+        if lifetime.is_zero() || lifetime > LONGEST_ALLOWED_ASSERTION_LIFETIME {
+            out.push(("max_lifetime", "must be between 1s and 1h".to_owned()));
+        }
+        if !resources.iter().any(|r| r.is_minted()) {
+            out.push(("issuer", "an ID-JAG grant answers with a minted token, and no resource of this tenant has token = \"minted\"".to_owned()));
+        }
+        out
+    }
+
+    /// Reads `jwks_file`; a problem with it, as (field, message).
+    pub(crate) fn load_keys(&mut self) -> Option<(&'static str, String)> {
+        let file = self.jwks_file.as_ref()?;
+        if self.jwks_uri.is_some() {
+            return Some((
+                "jwks_file",
+                "give jwks_uri or jwks_file, not both".to_owned(),
+            ));
+        }
+        match std::fs::read(file)
+            .map_err(|e| e.to_string())
+            .and_then(|b| {
+                serde_json::from_slice::<jsonwebtoken::jwk::JwkSet>(&b).map_err(|e| e.to_string())
+            }) {
+            Ok(set) if !set.keys.is_empty() => {
+                self.jwks = Some(set);
+                None
+            }
+            Ok(_) => Some(("jwks_file", format!("{} holds no key", file.display()))),
+            Err(e) => Some((
+                "jwks_file",
+                format!("{} is not a readable JWK Set: {e}", file.display()),
+            )),
+        }
+    }
+
+    /// The algorithms as jsonwebtoken names them.
+    pub(crate) fn jwt_algorithms(&self) -> Vec<jsonwebtoken::Algorithm> {
+        self.algorithms
+            .iter()
+            .filter_map(|a| a.parse().ok())
+            .collect()
+    }
+}
+
+fn is_loopback(u: &Url) -> bool {
+    u.scheme() == "http" && crate::domain::is_loopback_host(u)
+}

@@ -1,0 +1,465 @@
+//! The Identity Assertion JWT Authorization Grant (ID-JAG; draft-ietf-oauth-identity-assertion-
+//! authz-grant, MCP's Enterprise-Managed Authorization) at `/{tenant}/token`: a confidential
+//! client presents, as an RFC 7523 JWT-bearer grant, an assertion that an enterprise IdP the
+//! tenant trusts (`[[trusted_issuers]]`) issued for it after exchanging the user's ID token. No
+//! browser, no consent screen: the company's IdP decided. The answer is a minted access token
+//! for the resource the assertion names, and no refresh token (the client asks the IdP for a
+//! fresh assertion, so revocation stays with the IdP).
+//!
+//! Every rule is checked with its own description (`invalid_grant`): `typ`, algorithm, issuer,
+//! key, signature, `aud`, `client_id`, `sub`, times, lifetime, `resource`, `scope`, and the
+//! `jti`, spent once in the store so that a replay fails on every server.
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use jsonwebtoken::jwk::{Jwk, JwkSet};
+use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use serde_json::{Map, Value, json};
+
+use super::client_auth::ClientCredentials;
+use super::error::{ErrorCode, OAuthError};
+use super::minted::TokenSubject;
+use super::params::Params;
+use super::records::{Family, FamilyId, SpentAssertion};
+use super::server::AuthServer;
+use crate::config::Tenant;
+use crate::config::tenant::ResourceConfig;
+use crate::config::trusted_issuer::TrustedIssuer;
+use crate::crypto::Handle;
+use crate::domain::{AuthMethod, ClientRecord, ScopeSet};
+use crate::upstream::tokens::UpstreamTokens;
+
+/// RFC 7523 §2.1.
+pub(crate) const JWT_BEARER_GRANT: &str = "urn:ietf:params:oauth:grant-type:jwt-bearer";
+/// What the metadata's `authorization_grant_profiles_supported` lists.
+pub(crate) const ID_JAG_PROFILE: &str = "urn:ietf:params:oauth:grant-profile:id-jag";
+const ID_JAG_TYPE: &str = "oauth-id-jag+jwt";
+/// Larger assertions are refused unread.
+pub(crate) const MAX_ASSERTION_BYTES: usize = 8 * 1024;
+/// Clock skew allowed on `exp`, `iat` and `nbf`.
+const SKEW: u64 = 60;
+
+type JsonObject = Map<String, Value>;
+
+fn invalid_grant(why: impl Into<String>) -> OAuthError {
+    OAuthError::new(ErrorCode::InvalidGrant, why)
+}
+
+/// What a valid assertion says.
+struct IdJag<'t> {
+    issuer: &'t TrustedIssuer,
+    subject: String,
+    jti: String,
+    exp: u64,
+    auth_time: u64,
+    resource: Option<String>,
+    scope: Option<String>,
+}
+
+impl AuthServer {
+    /// `grant_type=urn:ietf:params:oauth:grant-type:jwt-bearer` with an ID-JAG.
+    pub(crate) async fn id_jag_grant(
+        &self,
+        tenant: &Tenant,
+        form: &Params,
+        creds: &ClientCredentials,
+        now: u64,
+    ) -> Result<Value, OAuthError> {
+        let client = self.authenticate_client(tenant, form, creds, now).await?;
+        let confidential = client.secret_sha256.is_some()
+            || client.metadata.token_endpoint_auth_method == AuthMethod::PrivateKeyJwt;
+        if !confidential {
+            return Err(OAuthError::new(
+                ErrorCode::UnauthorizedClient,
+                "the ID-JAG grant is for confidential clients (a client secret, or private_key_jwt); this client is public",
+            ));
+        }
+        let assertion = form
+            .get("assertion")
+            .filter(|a| !a.is_empty())
+            .ok_or_else(|| OAuthError::invalid_request("assertion is required"))?;
+        if assertion.len() > MAX_ASSERTION_BYTES {
+            return Err(invalid_grant(format!(
+                "the assertion is larger than {} KiB",
+                MAX_ASSERTION_BYTES / 1024
+            )));
+        }
+        let jag = self.verify_id_jag(tenant, &client, assertion, now).await?;
+        let resource = granted_resource(tenant, jag.resource.as_deref(), form.get("resource"))?;
+        let scopes = granted_scopes(resource, jag.scope.as_deref(), form.get("scope"))?;
+        self.spend_id_jag(tenant, &client, &jag, now).await?;
+        let response = self
+            .issue_for_id_jag(tenant, &client, &jag, resource, &scopes, now)
+            .await?;
+        if client.cimd_host().is_none()
+            && let Err(e) = self.registry.touch(tenant, &client, now).await
+        {
+            tracing::warn!(tenant = %tenant.id, client_id = %client.client_id, error = %e.description,
+                "could not record the client's use; its unused-client lifetime is extended at its next request");
+        }
+        tracing::info!(target: "audit", event = "id_jag_grant", tenant = %tenant.id, issuer = %jag.issuer.issuer,
+            subject = %jag.subject, client_id = %client.client_id, resource = %resource.uri, scope = %scopes);
+        Ok(response)
+    }
+
+    /// Checks every rule of the assertion but the `jti`'s freshness.
+    async fn verify_id_jag<'t>(
+        &self,
+        tenant: &'t Tenant,
+        client: &ClientRecord,
+        assertion: &str,
+        now: u64,
+    ) -> Result<IdJag<'t>, OAuthError> {
+        let (header, unverified) = split(assertion)?;
+        let typ = header.get("typ").and_then(Value::as_str).unwrap_or("");
+        if !(typ.eq_ignore_ascii_case(ID_JAG_TYPE)
+            || typ.eq_ignore_ascii_case("application/oauth-id-jag+jwt"))
+        {
+            return Err(invalid_grant(format!("typ is '{typ}', not {ID_JAG_TYPE}")));
+        }
+        let alg_name = header.get("alg").and_then(Value::as_str).unwrap_or("");
+        if alg_name.eq_ignore_ascii_case("none") {
+            return Err(invalid_grant(
+                "alg none is refused: the assertion must be signed",
+            ));
+        }
+        if alg_name.starts_with("HS") {
+            return Err(invalid_grant(format!(
+                "alg {alg_name} is refused: only the issuer's asymmetric keys are trusted"
+            )));
+        }
+        let iss = unverified.get("iss").and_then(Value::as_str).unwrap_or("");
+        let issuer = tenant.trusted_issuer(iss).ok_or_else(|| {
+            invalid_grant(format!("the issuer '{iss}' is not trusted by this tenant"))
+        })?;
+        let alg: Algorithm = alg_name
+            .parse()
+            .ok()
+            .filter(|a| issuer.jwt_algorithms().contains(a))
+            .ok_or_else(|| {
+                invalid_grant(format!(
+                    "alg '{alg_name}' is not among the algorithms trusted for {iss}"
+                ))
+            })?;
+        let kid = header.get("kid").and_then(Value::as_str);
+        let claims = self
+            .verified_claims(tenant, issuer, assertion, alg, kid)
+            .await?;
+        check_claims(tenant, client, issuer, &claims, now)
+    }
+
+    /// The assertion's claims, once its signature verifies with one of the issuer's keys (the
+    /// set is fetched again once when `kid` names a key it lacks).
+    async fn verified_claims(
+        &self,
+        tenant: &Tenant,
+        issuer: &TrustedIssuer,
+        assertion: &str,
+        alg: Algorithm,
+        kid: Option<&str>,
+    ) -> Result<Map<String, Value>, OAuthError> {
+        let mut keys = self.registry.issuer_keys(tenant, issuer, false).await?;
+        if let Some(k) = kid
+            && keys.find(k).is_none()
+        {
+            keys = self.registry.issuer_keys(tenant, issuer, true).await?;
+            if keys.find(k).is_none() {
+                return Err(invalid_grant(format!(
+                    "kid '{k}' is not in the JWK Set of {}",
+                    issuer.issuer
+                )));
+            }
+        }
+        let mut validation = Validation::new(alg);
+        // The claims are checked by `check_claims`, each with its own description.
+        validation.validate_exp = false;
+        validation.validate_aud = false;
+        validation.required_spec_claims.clear();
+        candidates(&keys, kid, alg)
+            .filter_map(|k| DecodingKey::from_jwk(k).ok())
+            .find_map(|key| {
+                jsonwebtoken::decode::<Map<String, Value>>(assertion, &key, &validation).ok()
+            })
+            .map(|d| d.claims)
+            .ok_or_else(|| {
+                invalid_grant(format!(
+                    "the signature does not verify with the keys of {}",
+                    issuer.issuer
+                ))
+            })
+    }
+
+    /// Spends the assertion's `jti` (with its issuer) until it expires: a replay fails on every
+    /// server sharing the store.
+    async fn spend_id_jag(
+        &self,
+        tenant: &Tenant,
+        client: &ClientRecord,
+        jag: &IdJag<'_>,
+        now: u64,
+    ) -> Result<(), OAuthError> {
+        let key = Handle::presented(&format!("id-jag\n{}\n{}", jag.issuer.issuer, jag.jti)).key();
+        let spent = SpentAssertion {
+            client_id: client.client_id.clone(),
+        };
+        let first = self
+            .records
+            .insert_new(&tenant.id, &key, &spent, Some(jag.exp + SKEW), now)
+            .await?;
+        if !first {
+            return Err(invalid_grant(
+                "this assertion's jti was already used; ask the IdP for a new assertion",
+            ));
+        }
+        Ok(())
+    }
+
+    /// The minted token of the grant, with a family of its own (the token's `sid`), so that
+    /// the operator lists and revokes it by user like any login.
+    async fn issue_for_id_jag(
+        &self,
+        tenant: &Tenant,
+        client: &ClientRecord,
+        jag: &IdJag<'_>,
+        resource: &ResourceConfig,
+        scopes: &ScopeSet,
+        now: u64,
+    ) -> Result<Value, OAuthError> {
+        let family_id = FamilyId::generate();
+        let family = Family {
+            client_id: client.client_id.clone(),
+            revoked: false,
+            created_at: now,
+            subject: Some(jag.subject.clone()),
+            auth_time: Some(jag.auth_time),
+            exchange: None,
+            issuer: Some(jag.issuer.issuer.clone()),
+        };
+        let lifetime = resource.lifetime().as_secs();
+        let stored = self
+            .records
+            .insert_new(
+                &tenant.id,
+                &family_id,
+                &family,
+                Some(now + lifetime + 60),
+                now,
+            )
+            .await?;
+        if !stored {
+            return Err(OAuthError::server_error());
+        }
+        let mut tokens = UpstreamTokens::none();
+        let who = TokenSubject {
+            subject: &jag.subject,
+            client_id: &client.client_id,
+            scopes,
+            auth_time: jag.auth_time,
+            family: &family_id,
+            claims: &Map::new(),
+        };
+        self.mint_into(tenant, resource, &who, &mut tokens, now)
+            .await?;
+        let mut response = json!({
+            "access_token": tokens.access_token,
+            "token_type": "Bearer",
+            "scope": scopes.to_string(),
+        });
+        if let Some(e) = tokens.expires_in {
+            response["expires_in"] = json!(e);
+        }
+        Ok(response)
+    }
+}
+
+/// Header and payload of a compact JWS, read before its signature is checked (to find the
+/// issuer and key); nothing read here is trusted until `verified_claims`.
+fn split(assertion: &str) -> Result<(JsonObject, JsonObject), OAuthError> {
+    let mut parts = assertion.split('.');
+    let (Some(h), Some(p), Some(_), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Err(invalid_grant(
+            "the assertion is not a signed JWT (three dot-separated parts)",
+        ));
+    };
+    let json = |part: &str, what: &str| {
+        URL_SAFE_NO_PAD
+            .decode(part)
+            .ok()
+            .and_then(|b| serde_json::from_slice::<Map<String, Value>>(&b).ok())
+            .ok_or_else(|| invalid_grant(format!("the assertion's {what} is not base64url JSON")))
+    };
+    Ok((json(h, "header")?, json(p, "payload")?))
+}
+
+/// Keys of the set that may have signed with `alg` (by `kid` when the header names one).
+fn candidates<'k>(
+    keys: &'k JwkSet,
+    kid: Option<&'k str>,
+    alg: Algorithm,
+) -> impl Iterator<Item = &'k Jwk> {
+    keys.keys.iter().filter(move |k| {
+        kid.is_none_or(|id| k.common.key_id.as_deref() == Some(id))
+            && super::client_assertion::fits(k, alg)
+    })
+}
+
+/// The assertion's claims against the rules of the draft and the EMA extension.
+fn check_claims<'t>(
+    tenant: &Tenant,
+    client: &ClientRecord,
+    issuer: &'t TrustedIssuer,
+    claims: &Map<String, Value>,
+    now: u64,
+) -> Result<IdJag<'t>, OAuthError> {
+    let text = |k: &str| {
+        claims
+            .get(k)
+            .and_then(Value::as_str)
+            .filter(|v| !v.is_empty())
+    };
+    let time = |k: &str| claims.get(k).and_then(Value::as_u64);
+    let aud_ok = match claims.get("aud") {
+        Some(Value::String(a)) => same_issuer(a, &tenant.issuer),
+        Some(Value::Array(a)) => {
+            a.len() == 1
+                && a[0]
+                    .as_str()
+                    .is_some_and(|a| same_issuer(a, &tenant.issuer))
+        }
+        _ => false,
+    };
+    if !aud_ok {
+        return Err(invalid_grant(format!(
+            "aud must be this tenant's issuer, {}",
+            tenant.issuer
+        )));
+    }
+    let exp = time("exp").ok_or_else(|| invalid_grant("exp is missing"))?;
+    if exp + SKEW <= now {
+        return Err(invalid_grant("the assertion has expired"));
+    }
+    let iat = time("iat").ok_or_else(|| invalid_grant("iat is missing"))?;
+    if iat > now + SKEW || time("nbf").is_some_and(|nbf| nbf > now + SKEW) {
+        return Err(invalid_grant(
+            "the assertion is not valid yet (iat or nbf in the future)",
+        ));
+    }
+    let max = issuer.max_lifetime().as_secs();
+    if exp.saturating_sub(iat) > max {
+        return Err(invalid_grant(format!(
+            "the assertion lives {} s, longer than the {max} s allowed for {}",
+            exp.saturating_sub(iat),
+            issuer.issuer
+        )));
+    }
+    if text("sub").is_none() {
+        return Err(invalid_grant("sub is missing"));
+    }
+    let subject = text(&issuer.subject_claim).ok_or_else(|| {
+        invalid_grant(format!(
+            "the claim '{}' that names the user is missing",
+            issuer.subject_claim
+        ))
+    })?;
+    if text("client_id") != Some(client.client_id.as_str()) {
+        return Err(invalid_grant(
+            "the assertion's client_id is not the authenticated client",
+        ));
+    }
+    if !issuer.allows_client(client.client_id.as_str(), client.cimd_host()) {
+        return Err(invalid_grant(format!(
+            "this client may not present assertions of {}; the tenant file lists the clients that may",
+            issuer.issuer
+        )));
+    }
+    let jti = text("jti").ok_or_else(|| invalid_grant("jti is missing"))?;
+    if claims.contains_key("cnf") {
+        return Err(invalid_grant(
+            "the assertion is bound to a key (cnf), and DPoP is not supported here",
+        ));
+    }
+    Ok(IdJag {
+        issuer,
+        subject: subject.to_owned(),
+        jti: jti.to_owned(),
+        exp,
+        auth_time: time("auth_time").unwrap_or(iat),
+        resource: text("resource").map(str::to_owned),
+        scope: text("scope").map(str::to_owned),
+    })
+}
+
+/// Issuer identifiers compared as RFC 8414 says, allowing the trailing slash some IdPs add.
+fn same_issuer(a: &str, issuer: &str) -> bool {
+    a.trim_end_matches('/') == issuer.trim_end_matches('/')
+}
+
+/// The resource of the grant: the assertion's, the request's (which must agree), else the
+/// tenant's default; it must be one of the tenant's, with minted tokens.
+fn granted_resource<'t>(
+    tenant: &'t Tenant,
+    claimed: Option<&str>,
+    requested: Option<&str>,
+) -> Result<&'t ResourceConfig, OAuthError> {
+    let named = claimed.or(requested);
+    let resource = match named {
+        Some(uri) => tenant.resource(uri).ok_or_else(|| {
+            invalid_grant(format!("resource '{uri}' is not one of this tenant's"))
+        })?,
+        None => tenant.default_resource(),
+    };
+    if let (Some(c), Some(r)) = (claimed, requested)
+        && !resource.uri.matches(r)
+    {
+        return Err(invalid_grant(format!(
+            "the request's resource '{r}' differs from the assertion's '{c}'"
+        )));
+    }
+    if !resource.is_minted() {
+        return Err(invalid_grant(format!(
+            "resource '{}' has passthrough tokens, and an ID-JAG grant answers with a minted token",
+            resource.uri
+        )));
+    }
+    Ok(resource)
+}
+
+/// The scopes of the grant (MCP-facing names): those both the request and the assertion name
+/// (each when given), else the resource's default, kept to what the resource offers.
+fn granted_scopes(
+    resource: &ResourceConfig,
+    claimed: Option<&str>,
+    requested: Option<&str>,
+) -> Result<ScopeSet, OAuthError> {
+    let split = |s: &str| {
+        s.split(' ')
+            .filter(|t| !t.is_empty())
+            .map(str::to_owned)
+            .collect::<Vec<_>>()
+    };
+    let offered: Vec<&str> = resource.scopes.iter().map(|s| s.name.as_str()).collect();
+    let asked: Vec<String> = match (claimed.map(split), requested.map(split)) {
+        (Some(c), Some(r)) => r.into_iter().filter(|s| c.contains(s)).collect(),
+        (Some(c), None) => c,
+        (None, Some(r)) => r,
+        (None, None) if resource.default_scopes.is_empty() => {
+            offered.iter().map(|s| (*s).to_owned()).collect()
+        }
+        (None, None) => resource.default_scopes.clone(),
+    };
+    let granted: ScopeSet = asked
+        .iter()
+        .filter(|s| offered.contains(&s.as_str()))
+        .cloned()
+        .collect();
+    if granted.is_empty() {
+        return Err(invalid_grant(format!(
+            "scope: none of '{}' is a scope of {} that the assertion allows",
+            asked.join(" "),
+            resource.uri
+        )));
+    }
+    Ok(granted)
+}

@@ -1,0 +1,609 @@
+//! The ID-JAG grant (Enterprise-Managed Authorization): each validation rule with a failing
+//! and a passing case, keys from a file and from a discovered `jwks_uri`, the metadata, and the
+//! grant as the operator sees it.
+
+use std::path::Path;
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use serde_json::{Value, json};
+
+use crate::browser::Client;
+use crate::helpers::{TestApp, spawn_app_with_tenants_on};
+use crate::minted::ec_key;
+use crate::tls_server::{Canned, DocServer};
+
+const FILES: &str = "https://mcp.acme.example/files";
+const LEGACY: &str = "https://mcp.acme.example/legacy";
+const FILE_ISSUER: &str = "https://idp.acme.example";
+const JWT_BEARER: &str = "urn:ietf:params:oauth:grant-type:jwt-bearer";
+
+struct World {
+    app: TestApp,
+    docs: DocServer,
+    /// The key of the issuer whose JWK Set is a file (kid "file-1").
+    file_key: EncodingKey,
+    /// The key of the issuer found by discovery on the document server (kid "uri-1").
+    uri_key: EncodingKey,
+    uri_jwks: Value,
+    allowed: Client,
+    other: Client,
+    public: Client,
+    dir: tempfile::TempDir,
+}
+
+fn tenant(jwks_file: &Path, uri_issuer: &str, ca: &Path, clients: &[&str]) -> String {
+    let clients = serde_json::to_string(clients).unwrap();
+    let issuers = if clients == "[]" {
+        String::new()
+    } else {
+        format!(
+            r#"
+[[trusted_issuers]]
+issuer = "{FILE_ISSUER}"
+jwks_file = {jwks:?}
+algorithms = ["ES256"]
+subject_claim = "email"
+clients = {clients}
+
+[[trusted_issuers]]
+issuer = "{uri_issuer}"
+clients = {clients}
+max_lifetime = "5m"
+"#,
+            jwks = jwks_file.display().to_string()
+        )
+    };
+    format!(
+        r#"upstream = {{ kind = "dev" }}
+[[resources]]
+uri = "{FILES}"
+default = true
+token = "minted"
+scopes = [
+  {{ name = "files.read", upstream = "files.read" }},
+  {{ name = "files.write", upstream = "files.write" }},
+]
+default_scopes = ["files.read"]
+[[resources]]
+uri = "{LEGACY}"
+scopes = [{{ name = "legacy.read", upstream = "legacy.read" }}]
+{issuers}
+[registration]
+registrations_per_minute = 1000
+[dev]
+cimd_allow_loopback = true
+cimd_extra_ca_file = {ca:?}
+"#,
+        ca = ca.display().to_string()
+    )
+}
+
+async fn world() -> World {
+    world_on(crate::helpers::it_store().await).await
+}
+
+async fn world_on(store: Option<String>) -> World {
+    let dir = tempfile::tempdir().unwrap();
+    let docs = DocServer::start(dir.path()).await;
+    let (file_key, file_jwks) = ec_key("file-1");
+    let (uri_key, uri_jwks) = ec_key("uri-1");
+    let jwks_file = dir.path().join("acme-idp.jwks");
+    std::fs::write(&jwks_file, file_jwks.to_string()).unwrap();
+    let uri_issuer = docs.url("");
+    docs.set(
+        "/.well-known/openid-configuration",
+        Canned::json(&json!({"issuer": uri_issuer, "jwks_uri": docs.url("/keys")})),
+    );
+    docs.set("/keys", Canned::json(&uri_jwks));
+    let uri_jwks_kept = uri_jwks.clone();
+    let (ca, jf, ui) = (docs.ca_file.clone(), jwks_file.clone(), uri_issuer.clone());
+    let app = spawn_app_with_tenants_on(store, move |t| {
+        std::fs::write(t.join("acme.toml"), tenant(&jf, &ui, &ca, &[])).unwrap();
+    })
+    .await;
+    let confidential = json!({"redirect_uris": ["https://agent.acme.example/cb"],
+        "token_endpoint_auth_method": "client_secret_basic", "grant_types": ["authorization_code"]});
+    let allowed = Client::register(&app, "acme", confidential.clone()).await;
+    let other = Client::register(&app, "acme", confidential).await;
+    let public = Client::register(&app, "acme", json!({})).await;
+    // Registered first, then named in the tenant file: the operator's order.
+    std::fs::write(
+        app.tenants_dir.join("acme.toml"),
+        tenant(
+            &jwks_file,
+            &uri_issuer,
+            &docs.ca_file,
+            &[&allowed.id, &public.id],
+        ),
+    )
+    .unwrap();
+    app.reload()
+        .await
+        .expect("the tenant file with trusted issuers loads");
+    World {
+        app,
+        docs,
+        file_key,
+        uri_key,
+        uri_jwks: uri_jwks_kept,
+        allowed,
+        other,
+        public,
+        dir,
+    }
+}
+
+fn now() -> u64 {
+    dcr_shim::app::unix_now()
+}
+
+impl World {
+    fn issuer(&self) -> String {
+        self.app.issuer("acme")
+    }
+
+    /// The claims of a sound assertion from the file issuer for the allowed client.
+    fn claims(&self) -> Value {
+        let now = now();
+        json!({"iss": FILE_ISSUER, "sub": "u-123", "email": "alice@acme.example", "aud": self.issuer(),
+            "client_id": self.allowed.id, "resource": FILES, "scope": "files.read files.write",
+            "iat": now, "exp": now + 300, "jti": dcr_shim::crypto::random_token()})
+    }
+
+    fn sign(&self, claims: &Value) -> String {
+        sign_with(&self.file_key, "file-1", "oauth-id-jag+jwt", claims)
+    }
+
+    /// A jwt-bearer token request by `client` (Basic, as the TypeScript SDK sends it).
+    async fn grant(
+        &self,
+        client: &Client,
+        assertion: &str,
+        extra: &[(&str, &str)],
+    ) -> (u16, Value) {
+        let mut form = vec![("grant_type", JWT_BEARER), ("assertion", assertion)];
+        form.extend_from_slice(extra);
+        let mut req = self.app.http.post(format!("{}/token", self.issuer()));
+        req = match &client.secret {
+            Some(s) => req.basic_auth(&client.id, Some(s)),
+            None => {
+                form.push(("client_id", &client.id));
+                req
+            }
+        };
+        let res = req.form(&form).send().await.unwrap();
+        let status = res.status().as_u16();
+        (status, res.json().await.unwrap_or(Value::Null))
+    }
+
+    async fn refused(&self, what: &str, claims_or_token: Either, needle: &str) {
+        let assertion = match claims_or_token {
+            Either::Claims(c) => self.sign(&c),
+            Either::Token(t) => t,
+        };
+        let (status, body) = self.grant(&self.allowed, &assertion, &[]).await;
+        assert_eq!(
+            (status, body["error"].as_str()),
+            (400, Some("invalid_grant")),
+            "{what}: {body}"
+        );
+        let why = body["error_description"].as_str().unwrap_or_default();
+        assert!(
+            why.contains(needle),
+            "{what}: '{why}' should mention '{needle}'"
+        );
+    }
+}
+
+enum Either {
+    Claims(Value),
+    Token(String),
+}
+
+fn sign_with(key: &EncodingKey, kid: &str, typ: &str, claims: &Value) -> String {
+    let mut header = Header::new(Algorithm::ES256);
+    header.kid = Some(kid.into());
+    header.typ = Some(typ.into());
+    jsonwebtoken::encode(&header, claims, key).unwrap()
+}
+
+fn with(mut claims: Value, field: &str, value: Value) -> Value {
+    if value.is_null() {
+        claims.as_object_mut().unwrap().remove(field);
+    } else {
+        claims[field] = value;
+    }
+    claims
+}
+
+fn segment(v: &Value) -> String {
+    URL_SAFE_NO_PAD.encode(v.to_string())
+}
+
+#[tokio::test]
+async fn a_sound_assertion_gets_a_minted_token_and_each_rule_refuses_its_breach() {
+    let w = world().await;
+    // Passing: a minted token for the assertion's resource, the user of subject_claim, the
+    // scopes both sides name, no refresh token.
+    let good = w.claims();
+    let (status, body) = w
+        .grant(&w.allowed, &w.sign(&good), &[("scope", "files.read")])
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        body.get("refresh_token").is_none(),
+        "no refresh token for an ID-JAG grant"
+    );
+    assert_eq!(body["token_type"], "Bearer");
+    assert_eq!(body["scope"], "files.read");
+    let at = body["access_token"].as_str().unwrap();
+    let claims: Value = serde_json::from_slice(
+        &URL_SAFE_NO_PAD
+            .decode(at.split('.').nth(1).unwrap())
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(claims["aud"], FILES);
+    assert_eq!(claims["sub"], "alice@acme.example", "subject_claim = email");
+    assert_eq!(claims["client_id"], w.allowed.id);
+    assert_eq!(claims["iss"], w.issuer());
+
+    let c = || w.claims();
+    let now = now();
+    // typ
+    w.refused(
+        "typ",
+        Either::Token(sign_with(&w.file_key, "file-1", "JWT", &c())),
+        "typ",
+    )
+    .await;
+    // alg none, with the issuer's kid
+    let none = format!(
+        "{}.{}.",
+        segment(&json!({"alg": "none", "typ": "oauth-id-jag+jwt", "kid": "file-1"})),
+        segment(&c())
+    );
+    w.refused("alg none", Either::Token(none), "alg none").await;
+    // HS256 keyed with the issuer's public key file
+    let mut hs = Header::new(Algorithm::HS256);
+    hs.typ = Some("oauth-id-jag+jwt".into());
+    hs.kid = Some("file-1".into());
+    let public = std::fs::read(w.dir.path().join("acme-idp.jwks")).unwrap();
+    let hs_token = jsonwebtoken::encode(&hs, &c(), &EncodingKey::from_secret(&public)).unwrap();
+    w.refused(
+        "HS256 with the public key",
+        Either::Token(hs_token),
+        "HS256",
+    )
+    .await;
+    // unknown kid, and an attacker's key under the issuer's kid
+    let (attacker, _) = ec_key("x");
+    w.refused(
+        "unknown kid",
+        Either::Token(sign_with(&w.file_key, "file-9", "oauth-id-jag+jwt", &c())),
+        "kid",
+    )
+    .await;
+    w.refused(
+        "forged signature",
+        Either::Token(sign_with(&attacker, "file-1", "oauth-id-jag+jwt", &c())),
+        "signature",
+    )
+    .await;
+    // untrusted issuer
+    w.refused(
+        "untrusted issuer",
+        Either::Claims(with(c(), "iss", json!("https://evil.example"))),
+        "not trusted",
+    )
+    .await;
+    // wrong aud, and an array of two
+    w.refused(
+        "wrong aud",
+        Either::Claims(with(c(), "aud", json!("https://other.example/acme"))),
+        "aud",
+    )
+    .await;
+    w.refused(
+        "two audiences",
+        Either::Claims(with(
+            c(),
+            "aud",
+            json!([w.issuer(), "https://other.example"]),
+        )),
+        "aud",
+    )
+    .await;
+    // client_id of another client
+    w.refused(
+        "client_id mismatch",
+        Either::Claims(with(c(), "client_id", json!(w.other.id))),
+        "client_id",
+    )
+    .await;
+    // resource not of the tenant, and a passthrough resource
+    w.refused(
+        "foreign resource",
+        Either::Claims(with(c(), "resource", json!("https://mcp.other.example"))),
+        "resource",
+    )
+    .await;
+    w.refused(
+        "passthrough resource",
+        Either::Claims(with(c(), "resource", json!(LEGACY))),
+        "passthrough",
+    )
+    .await;
+    // scope beyond the resource
+    w.refused(
+        "scope beyond the resource",
+        Either::Claims(with(c(), "scope", json!("admin"))),
+        "scope",
+    )
+    .await;
+    // times
+    w.refused(
+        "expired",
+        Either::Claims(with(
+            with(c(), "iat", json!(now - 400)),
+            "exp",
+            json!(now - 100),
+        )),
+        "expired",
+    )
+    .await;
+    w.refused(
+        "not yet valid",
+        Either::Claims(with(
+            with(c(), "iat", json!(now + 600)),
+            "exp",
+            json!(now + 800),
+        )),
+        "not valid yet",
+    )
+    .await;
+    w.refused(
+        "too long-lived",
+        Either::Claims(with(c(), "exp", json!(now + 3600))),
+        "longer than",
+    )
+    .await;
+    // missing claims
+    w.refused(
+        "no sub",
+        Either::Claims(with(c(), "sub", Value::Null)),
+        "sub",
+    )
+    .await;
+    w.refused(
+        "no jti",
+        Either::Claims(with(c(), "jti", Value::Null)),
+        "jti",
+    )
+    .await;
+    w.refused(
+        "no subject claim",
+        Either::Claims(with(c(), "email", Value::Null)),
+        "email",
+    )
+    .await;
+    // oversized
+    w.refused(
+        "oversized",
+        Either::Claims(with(c(), "pad", json!("x".repeat(9000)))),
+        "larger than",
+    )
+    .await;
+
+    // Replayed jti: the second use is refused.
+    let once = w.sign(&c());
+    assert_eq!(w.grant(&w.allowed, &once, &[]).await.0, 200);
+    let (status, body) = w.grant(&w.allowed, &once, &[]).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("invalid_grant"))
+    );
+    assert!(body["error_description"].as_str().unwrap().contains("jti"));
+
+    // A client the issuer's table does not name, with an assertion made out to it.
+    let theirs = with(c(), "client_id", json!(w.other.id));
+    let (status, body) = w.grant(&w.other, &w.sign(&theirs), &[]).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("invalid_grant")),
+        "{body}"
+    );
+    assert!(
+        body["error_description"]
+            .as_str()
+            .unwrap()
+            .contains("may not present")
+    );
+    // A public client, even one the table names.
+    let public = with(c(), "client_id", json!(w.public.id));
+    let (status, body) = w.grant(&w.public, &w.sign(&public), &[]).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("unauthorized_client")),
+        "{body}"
+    );
+    // No assertion at all.
+    let (status, body) = w.grant(&w.allowed, "", &[]).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("invalid_request")),
+        "{body}"
+    );
+    w.app.stop().await;
+}
+
+#[tokio::test]
+async fn keys_come_from_discovery_and_follow_the_issuers_rotation() {
+    let w = world().await;
+    let issuer = w.docs.url("");
+    let claims = || with(w.claims(), "iss", json!(issuer));
+    let uri_jwks = w.uri_jwks.clone();
+    // The issuer says its set may not be cached: it is asked at each grant.
+    w.docs.set(
+        "/keys",
+        Canned::json(&uri_jwks).header("cache-control", "no-store"),
+    );
+    let (status, body) = w
+        .grant(
+            &w.allowed,
+            &sign_with(&w.uri_key, "uri-1", "oauth-id-jag+jwt", &claims()),
+            &[],
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    // It rotates: the new key works at once, the old one no longer does.
+    let (rotated, jwks) = ec_key("uri-2");
+    w.docs.set(
+        "/keys",
+        Canned::json(&jwks).header("cache-control", "no-store"),
+    );
+    let (status, body) = w
+        .grant(
+            &w.allowed,
+            &sign_with(&rotated, "uri-2", "oauth-id-jag+jwt", &claims()),
+            &[],
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = w
+        .grant(
+            &w.allowed,
+            &sign_with(&w.uri_key, "uri-1", "oauth-id-jag+jwt", &claims()),
+            &[],
+        )
+        .await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("invalid_grant")),
+        "{body}"
+    );
+    assert!(body["error_description"].as_str().unwrap().contains("kid"));
+    // This issuer's lifetime limit is its own (5 minutes).
+    let long = with(claims(), "exp", json!(now() + 420));
+    let (status, body) = w
+        .grant(
+            &w.allowed,
+            &sign_with(&rotated, "uri-2", "oauth-id-jag+jwt", &long),
+            &[],
+        )
+        .await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("invalid_grant")),
+        "{body}"
+    );
+    assert!(
+        body["error_description"]
+            .as_str()
+            .unwrap()
+            .contains("300 s")
+    );
+    w.app.stop().await;
+}
+
+#[tokio::test]
+async fn the_metadata_offers_the_grant_and_the_operator_sees_and_revokes_it_by_user() {
+    let w = world().await;
+    let meta: Value = w
+        .app
+        .get("/.well-known/oauth-authorization-server/acme")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert!(
+        meta["grant_types_supported"]
+            .as_array()
+            .unwrap()
+            .contains(&json!(JWT_BEARER))
+    );
+    assert_eq!(
+        meta["authorization_grant_profiles_supported"],
+        json!(["urn:ietf:params:oauth:grant-profile:id-jag"])
+    );
+    let text = meta.to_string();
+    assert!(
+        !text.contains("idp.acme.example"),
+        "trusted issuers are not disclosed"
+    );
+    let (status, _) = w.grant(&w.allowed, &w.sign(&w.claims()), &[]).await;
+    assert_eq!(status, 200);
+    let listed: Value = w
+        .app
+        .admin(
+            reqwest::Method::GET,
+            "/tenants/acme/grants?user=alice@acme.example",
+        )
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let grant = &listed["grants"][0];
+    assert_eq!(grant["kind"], "id-jag");
+    assert_eq!(grant["issuer"], FILE_ISSUER);
+    assert_eq!(grant["client_id"], w.allowed.id);
+    let res = w
+        .app
+        .admin(reqwest::Method::POST, "/tenants/acme/grants/revoke")
+        .json(&json!({"user": "alice@acme.example"}))
+        .send()
+        .await
+        .unwrap();
+    let revoked: Value = res.json().await.unwrap();
+    assert_eq!(revoked["revoked"], 1);
+    w.app.stop().await;
+}
+
+#[tokio::test]
+async fn a_jti_spent_on_one_server_is_refused_by_another_on_the_same_database() {
+    let Some(url) = crate::store_suite::fresh_postgres_database().await else {
+        eprintln!("skipped: DCR_SHIM_TEST_POSTGRES is not set");
+        return;
+    };
+    let w = world_on(Some(url.clone())).await;
+    let file = std::fs::read_to_string(w.app.tenants_dir.join("acme.toml")).unwrap();
+    let replica = spawn_app_with_tenants_on(Some(url), move |t| {
+        std::fs::write(t.join("acme.toml"), file).unwrap();
+    })
+    .await;
+    let claims = w.claims();
+    let (status, body) = w.grant(&w.allowed, &w.sign(&claims), &[]).await;
+    assert_eq!(status, 200, "{body}");
+    // The same jti at the other server: its client is known there, the jti spent. (Replicas
+    // share one public URL; these two test servers each have their own, so the copy names the
+    // other's issuer as its audience.)
+    let at_replica = |claims: &Value| {
+        let assertion = w.sign(&with(claims.clone(), "aud", json!(replica.issuer("acme"))));
+        replica
+            .http
+            .post(format!("{}/acme/token", replica.base))
+            .basic_auth(&w.allowed.id, w.allowed.secret.as_deref())
+            .form(&[
+                ("grant_type", JWT_BEARER),
+                ("assertion", assertion.as_str()),
+            ])
+            .send()
+    };
+    let res = at_replica(&claims).await.unwrap();
+    assert_eq!(res.status(), 400);
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["error"], "invalid_grant");
+    assert!(
+        body["error_description"].as_str().unwrap().contains("jti"),
+        "{body}"
+    );
+    // A fresh assertion works there too.
+    let res = at_replica(&w.claims()).await.unwrap();
+    assert_eq!(res.status(), 200);
+    replica.stop().await;
+    w.app.stop().await;
+}

@@ -14,6 +14,9 @@ import express from 'express';
 import { decodeJwt, decodeProtectedHeader } from 'jose';
 import { createIdp, API, REPORTS_API, REPORTS_SCOPES } from './lib/idp.mjs';
 import { mountMcp, mountReportsApi } from './lib/mcp-server.mjs';
+import { createEnterpriseIdp } from './lib/enterprise-idp.mjs';
+// The 2.x client, whose CrossAppAccessProvider is an Enterprise-Managed Authorization client.
+import { Client as Client2, StreamableHTTPClientTransport as Transport2, CrossAppAccessProvider, discoverAndRequestJwtAuthGrant } from '@modelcontextprotocol/client';
 import { selfSignedClientCert, caAndServerCert } from './lib/certs.mjs';
 import { Browser, TestProvider, connectClient, callTool, toolJson } from './lib/client.mjs';
 
@@ -79,6 +82,18 @@ async function main() {
   const MCP_MINTED = `http://127.0.0.1:${mcpPort}/mcp-minted`;
   const REPORTS_URL = `http://127.0.0.1:${mcpPort}/reports-api`;
   const RS_SECRET = 'e2e-mcp-minted-' + 'r'.repeat(32);
+  // Enterprise-Managed Authorization: a tenant that trusts the suite's enterprise IdP.
+  const EMA = `${SHIM}/ema`;
+  const MCP_EMA = `http://127.0.0.1:${mcpPort}/mcp-ema`;
+  const ENT_SECRET = 'ent-agent-' + 'e'.repeat(32);
+  let emaAgent = null;
+  let entHandler = (_q, r) => { r.statusCode = 503; r.end(); };
+  const entServer = http.createServer((q, r) => entHandler(q, r));
+  const ENT_IDP = `http://127.0.0.1:${await listen(entServer)}`;
+  started.servers.push(entServer);
+  const entIdp = await createEnterpriseIdp({ issuer: ENT_IDP, client: { id: 'ent-agent', secret: ENT_SECRET },
+    clientIdAt: (audience) => (audience === EMA ? emaAgent?.client_id : undefined) });
+  entHandler = entIdp.handler;
   const REDIRECT = `http://127.0.0.1:${callbackPort}/callback`;
   // Two replicas on PostgreSQL behind a round-robin relay, when the suite has a database server
   // (DCR_SHIM_TEST_POSTGRES, as .ci/run provides).
@@ -229,6 +244,14 @@ scopes = ${JSON.stringify(REPORTS_SCOPES)}
 `,
   }));
 
+  // Before its agent is registered the EMA tenant trusts no issuer; the scenario registers the
+  // agent, names it in the file and reloads the shim (SIGHUP), as an operator would.
+  const emaTenant = (clients) => secretAppTenant({
+    display: 'E2E EMA', issuer: IDP, resource: MCP_EMA, resourceLines: 'token = "minted"\n',
+    tables: `${clients.length ? `[[trusted_issuers]]\nissuer = "${ENT_IDP}"\nclients = ${JSON.stringify(clients)}\n` : ''}[dev]\ncimd_allow_loopback = true\n`,
+  });
+  fs.writeFileSync(path.join(tenantsDir, 'ema.toml'), emaTenant([]));
+
   fs.writeFileSync(path.join(tenantsDir, 'delta.toml'),
     secretAppTenant({ display: 'E2E Delta (cross-site IdP)', issuer: IDP2, resource: `http://127.0.0.1:${mcpPort}/mcp-delta` }));
 
@@ -315,6 +338,7 @@ scopes = ${JSON.stringify(REPORTS_SCOPES)}
   if (HA_DB) mountMcp(mcpApp, { baseUrl: `http://127.0.0.1:${mcpPort}`, path: '/mcp-ha', shimMetadata: await (await fetch(`${HA}/.well-known/oauth-authorization-server/alpha`)).json(), idpIssuer: IDP, jwksUri });
   const mintedMeta = await metaOf(MINTED);
   const reportsApi = mountReportsApi(mcpApp, { path: '/reports-api', idpIssuer: IDP, jwksUri, audience: REPORTS_API, scope: REPORTS_SCOPES[0] });
+  mountMcp(mcpApp, { baseUrl: `http://127.0.0.1:${mcpPort}`, path: '/mcp-ema', shimMetadata: await metaOf(EMA), minted: true });
   mountMcp(mcpApp, { baseUrl: `http://127.0.0.1:${mcpPort}`, path: '/mcp-minted', shimMetadata: mintedMeta, minted: true,
     exchange: { tokenEndpoint: mintedMeta.token_endpoint, clientId: 'e2e-mcp-minted', secret: RS_SECRET, audience: 'reports', apiUrl: REPORTS_URL } });
   mcpReady = true;
@@ -453,6 +477,39 @@ scopes = ${JSON.stringify(REPORTS_SCOPES)}
     const i = await fetch(mintedMeta.introspection_endpoint, { method: 'POST', headers: { authorization: basicAuth, 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams({ token: b.access_token }) });
     const ib = await i.json(); assert.equal(ib.active, true, JSON.stringify(ib)); assert.equal(ib.sub, 'mina');
     return `sub ${c.sub}, report for ${rep.api.for}`;
+  });
+
+  await scenario('EMA: the 2.x SDK\'s CrossAppAccessProvider with an enterprise IdP\'s ID-JAG, no browser; the MCP server accepts the minted token', async () => {
+    // The company registers its agent at the tenant once, names it in the tenant file, reloads.
+    const reg = await fetch(`${EMA}/register`, { method: 'POST', headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ client_name: 'ema agent', redirect_uris: ['https://agent.example.com/cb'], grant_types: ['authorization_code'], token_endpoint_auth_method: 'client_secret_basic' }) });
+    emaAgent = await reg.json(); assert.equal(reg.status, 201, JSON.stringify(emaAgent));
+    fs.writeFileSync(path.join(tenantsDir, 'ema.toml'), emaTenant([emaAgent.client_id]));
+    shim.kill('SIGHUP');
+    for (let i = 0; !(await metaOf(EMA)).authorization_grant_profiles_supported; i++) {
+      if (i > 100) throw new Error(`the shim did not reload the EMA tenant: ${fs.readFileSync(path.join(tmp, 'shim.log'), 'utf8').slice(-1500)}`);
+      await sleep(50);
+    }
+    const meta = await metaOf(EMA);
+    assert.ok(meta.grant_types_supported.includes('urn:ietf:params:oauth:grant-type:jwt-bearer'));
+    const idToken = await entIdp.idToken('erin');
+    const provider = new CrossAppAccessProvider({
+      assertion: async (c) => (await discoverAndRequestJwtAuthGrant({ idpUrl: ENT_IDP, audience: c.authorizationServerUrl, resource: c.resourceUrl,
+        idToken, clientId: 'ent-agent', clientSecret: ENT_SECRET, scope: c.scope, fetchFn: c.fetchFn })).jwtAuthGrant,
+      clientId: emaAgent.client_id, clientSecret: emaAgent.client_secret, expectedIssuer: EMA,
+    });
+    const client = new Client2({ name: 'ema agent', version: '1.0.0' });
+    await client.connect(new Transport2(new URL(MCP_EMA), { authProvider: provider }));
+    const c = toolJson(await client.callTool({ name: 'whoami', arguments: {} })).claims;
+    assert.equal(c.iss, EMA); assert.equal(c.aud, MCP_EMA); assert.equal(c.sub, 'erin'); assert.equal(c.client_id, emaAgent.client_id);
+    assert.ok(c.scope.split(' ').includes('files.read'), c.scope);
+    const ex = entIdp.exchanges.at(-1);
+    assert.equal(ex.audience, EMA); assert.equal(new URL(ex.resource).href, new URL(MCP_EMA).href); assert.equal(ex.client_id, emaAgent.client_id);
+    await client.close();
+    // The operator sees the grant by user, as an id-jag grant of this issuer.
+    const grants = await (await fetch(`${ADMIN_URL}/admin/v1/tenants/ema/grants?user=erin`, { headers: { authorization: `Bearer ${ADMIN_TOKEN}` } })).json();
+    assert.equal(grants.grants[0].kind, 'id-jag'); assert.equal(grants.grants[0].issuer, ENT_IDP);
+    return `sub ${c.sub}, scope ${c.scope}`;
   });
 
   await scenario('Path-less MCP server: configured without the slash, the SDK sends it; refresh token handed out', async () => {

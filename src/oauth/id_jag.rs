@@ -14,7 +14,7 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::jwk::{Jwk, JwkSet};
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
-use serde_json::{Map, Value, json};
+use serde_json::{Map, Value};
 
 use super::client_auth::ClientCredentials;
 use super::error::{ErrorCode, OAuthError};
@@ -22,6 +22,7 @@ use super::minted::TokenSubject;
 use super::params::Params;
 use super::records::{Family, FamilyId, SpentAssertion};
 use super::server::AuthServer;
+use super::token::token_response;
 use crate::config::Tenant;
 use crate::config::tenant::ResourceConfig;
 use crate::config::trusted_issuer::TrustedIssuer;
@@ -260,15 +261,7 @@ impl AuthServer {
         };
         self.mint_into(tenant, resource, &who, &mut tokens, now)
             .await?;
-        let mut response = json!({
-            "access_token": tokens.access_token,
-            "token_type": "Bearer",
-            "scope": scopes.to_string(),
-        });
-        if let Some(e) = tokens.expires_in {
-            response["expires_in"] = json!(e);
-        }
-        Ok(response)
+        Ok(token_response(&tokens, scopes))
     }
 }
 

@@ -252,150 +252,99 @@ async fn a_sound_assertion_gets_a_minted_token_and_each_rule_refuses_its_breach(
 
     let c = || w.claims();
     let now = now();
-    // typ
-    w.refused(
-        "typ",
-        Either::Token(sign_with(&w.file_key, "file-1", "JWT", &c())),
-        "typ",
-    )
-    .await;
-    // alg none, with the issuer's kid
     let none = format!(
         "{}.{}.",
         segment(&json!({"alg": "none", "typ": "oauth-id-jag+jwt", "kid": "file-1"})),
         segment(&c())
     );
-    w.refused("alg none", Either::Token(none), "alg none").await;
-    // HS256 keyed with the issuer's public key file
+    // HS256 keyed with the issuer's public key file.
     let mut hs = Header::new(Algorithm::HS256);
     hs.typ = Some("oauth-id-jag+jwt".into());
     hs.kid = Some("file-1".into());
     let public = std::fs::read(w.dir.path().join("acme-idp.jwks")).unwrap();
     let hs_token = jsonwebtoken::encode(&hs, &c(), &EncodingKey::from_secret(&public)).unwrap();
-    w.refused(
-        "HS256 with the public key",
-        Either::Token(hs_token),
-        "HS256",
-    )
-    .await;
-    // unknown kid, and an attacker's key under the issuer's kid
     let (attacker, _) = ec_key("x");
-    w.refused(
-        "unknown kid",
-        Either::Token(sign_with(&w.file_key, "file-9", "oauth-id-jag+jwt", &c())),
-        "kid",
-    )
-    .await;
-    w.refused(
-        "forged signature",
-        Either::Token(sign_with(&attacker, "file-1", "oauth-id-jag+jwt", &c())),
-        "signature",
-    )
-    .await;
-    // untrusted issuer
-    w.refused(
-        "untrusted issuer",
-        Either::Claims(with(c(), "iss", json!("https://evil.example"))),
-        "not trusted",
-    )
-    .await;
-    // wrong aud, and an array of two
-    w.refused(
-        "wrong aud",
-        Either::Claims(with(c(), "aud", json!("https://other.example/acme"))),
-        "aud",
-    )
-    .await;
-    w.refused(
-        "two audiences",
-        Either::Claims(with(
-            c(),
+    let token =
+        |key: &EncodingKey, kid: &str, typ: &str| Either::Token(sign_with(key, kid, typ, &c()));
+    let claims = |field: &str, value: Value| Either::Claims(with(c(), field, value));
+    let times =
+        |iat: u64, exp: u64| Either::Claims(with(with(c(), "iat", json!(iat)), "exp", json!(exp)));
+    let cases = [
+        ("typ", token(&w.file_key, "file-1", "JWT"), "typ"),
+        ("alg none", Either::Token(none), "alg none"),
+        (
+            "HS256 with the public key",
+            Either::Token(hs_token),
+            "HS256",
+        ),
+        (
+            "unknown kid",
+            token(&w.file_key, "file-9", "oauth-id-jag+jwt"),
+            "kid",
+        ),
+        (
+            "forged signature",
+            token(&attacker, "file-1", "oauth-id-jag+jwt"),
+            "signature",
+        ),
+        (
+            "untrusted issuer",
+            claims("iss", json!("https://evil.example")),
+            "not trusted",
+        ),
+        (
+            "wrong aud",
+            claims("aud", json!("https://other.example/acme")),
             "aud",
-            json!([w.issuer(), "https://other.example"]),
-        )),
-        "aud",
-    )
-    .await;
-    // client_id of another client
-    w.refused(
-        "client_id mismatch",
-        Either::Claims(with(c(), "client_id", json!(w.other.id))),
-        "client_id",
-    )
-    .await;
-    // resource not of the tenant, and a passthrough resource
-    w.refused(
-        "foreign resource",
-        Either::Claims(with(c(), "resource", json!("https://mcp.other.example"))),
-        "resource",
-    )
-    .await;
-    w.refused(
-        "passthrough resource",
-        Either::Claims(with(c(), "resource", json!(LEGACY))),
-        "passthrough",
-    )
-    .await;
-    // scope beyond the resource
-    w.refused(
-        "scope beyond the resource",
-        Either::Claims(with(c(), "scope", json!("admin"))),
-        "scope",
-    )
-    .await;
-    // times
-    w.refused(
-        "expired",
-        Either::Claims(with(
-            with(c(), "iat", json!(now - 400)),
-            "exp",
-            json!(now - 100),
-        )),
-        "expired",
-    )
-    .await;
-    w.refused(
-        "not yet valid",
-        Either::Claims(with(
-            with(c(), "iat", json!(now + 600)),
-            "exp",
-            json!(now + 800),
-        )),
-        "not valid yet",
-    )
-    .await;
-    w.refused(
-        "too long-lived",
-        Either::Claims(with(c(), "exp", json!(now + 3600))),
-        "longer than",
-    )
-    .await;
-    // missing claims
-    w.refused(
-        "no sub",
-        Either::Claims(with(c(), "sub", Value::Null)),
-        "sub",
-    )
-    .await;
-    w.refused(
-        "no jti",
-        Either::Claims(with(c(), "jti", Value::Null)),
-        "jti",
-    )
-    .await;
-    w.refused(
-        "no subject claim",
-        Either::Claims(with(c(), "email", Value::Null)),
-        "email",
-    )
-    .await;
-    // oversized
-    w.refused(
-        "oversized",
-        Either::Claims(with(c(), "pad", json!("x".repeat(9000)))),
-        "larger than",
-    )
-    .await;
+        ),
+        (
+            "two audiences",
+            claims("aud", json!([w.issuer(), "https://other.example"])),
+            "aud",
+        ),
+        (
+            "client_id mismatch",
+            claims("client_id", json!(w.other.id)),
+            "client_id",
+        ),
+        (
+            "foreign resource",
+            claims("resource", json!("https://mcp.other.example")),
+            "resource",
+        ),
+        (
+            "passthrough resource",
+            claims("resource", json!(LEGACY)),
+            "passthrough",
+        ),
+        (
+            "scope beyond the resource",
+            claims("scope", json!("admin")),
+            "scope",
+        ),
+        ("expired", times(now - 400, now - 100), "expired"),
+        (
+            "not yet valid",
+            times(now + 600, now + 800),
+            "not valid yet",
+        ),
+        (
+            "too long-lived",
+            claims("exp", json!(now + 3600)),
+            "longer than",
+        ),
+        ("no sub", claims("sub", Value::Null), "sub"),
+        ("no jti", claims("jti", Value::Null), "jti"),
+        ("no subject claim", claims("email", Value::Null), "email"),
+        (
+            "oversized",
+            claims("pad", json!("x".repeat(9000))),
+            "larger than",
+        ),
+    ];
+    for (what, assertion, needle) in cases {
+        w.refused(what, assertion, needle).await;
+    }
 
     // Replayed jti: the second use is refused.
     let once = w.sign(&c());

@@ -106,6 +106,10 @@ impl Tenant {
             .find(|t| !iss.is_empty() && t.issuer == iss)
     }
 
+    pub(crate) fn trusted_issuers(&self) -> &[TrustedIssuer] {
+        &self.config.trusted_issuers
+    }
+
     /// Whether the tenant accepts ID-JAG grants.
     pub(crate) fn trusts_issuers(&self) -> bool {
         !self.config.trusted_issuers.is_empty()
@@ -634,7 +638,7 @@ fn validate(c: &TenantConfig, public_url: &Url, p: &mut Problems) {
     validate_mapping(c, p);
     let mut issuers = HashSet::new();
     for (i, t) in c.trusted_issuers.iter().enumerate() {
-        for (field, message) in t.problems(&c.resources) {
+        for (field, message) in t.problems(&c.resources, c.dev.cimd_allow_loopback) {
             p.add(&format!("trusted_issuers[{i}].{field}"), message);
         }
         if !issuers.insert(t.issuer.as_str()) {

@@ -73,25 +73,23 @@ impl TrustedIssuer {
     }
 
     /// Problems with the table, as (field, message).
-    pub(crate) fn problems(&self, resources: &[ResourceConfig]) -> Vec<(&'static str, String)> {
+    /// `loopback_allowed`: the tenant's fetcher may reach loopback (`[dev] cimd_allow_loopback`).
+    pub(crate) fn problems(
+        &self,
+        resources: &[ResourceConfig],
+        loopback_allowed: bool,
+    ) -> Vec<(&'static str, String)> {
         let mut out = Vec::new();
+        let fetchable = |u: &Url| u.scheme() == "https" || (loopback_allowed && is_loopback(u));
+        let must = "must be an https URL (http on loopback only with [dev] cimd_allow_loopback, which the fetcher of keys needs to reach it)";
         match Url::parse(&self.issuer) {
-            Ok(u) if u.scheme() == "https" || is_loopback(&u) => {}
-            _ => out.push((
-                "issuer",
-                format!(
-                    "'{}' must be an https URL (http only on loopback)",
-                    self.issuer
-                ),
-            )),
+            Ok(u) if fetchable(&u) || self.jwks_file.is_some() => {}
+            _ => out.push(("issuer", format!("'{}' {must}", self.issuer))),
         }
         if let Some(j) = &self.jwks_uri
-            && !Url::parse(j).is_ok_and(|u| u.scheme() == "https" || is_loopback(&u))
+            && !Url::parse(j).is_ok_and(|u| fetchable(&u))
         {
-            out.push((
-                "jwks_uri",
-                format!("'{j}' must be an https URL (http only on loopback)"),
-            ));
+            out.push(("jwks_uri", format!("'{j}' {must}")));
         }
         if self.algorithms.is_empty() {
             out.push(("algorithms", "name at least one".to_owned()));

@@ -431,22 +431,7 @@ fn validate_request(
     }
     let code_challenge = pkce_challenge(params)?;
     let resource = requested_resource(tenant, params)?;
-    let app_name = client
-        .apps
-        .get(resource.uri.as_str())
-        .cloned()
-        .unwrap_or_else(|| {
-            choose_app(
-                &tenant.config,
-                &ClientFacts::of(&client.metadata, client.cimd_host()),
-                &resource.uri,
-            )
-            .to_owned()
-        });
-    let Some(app) = tenant.app(&app_name) else {
-        tracing::error!(tenant = %tenant.id, client_id = %client.client_id, app = %app_name, "client is mapped to an app that no longer exists; re-map it");
-        return Err(OAuthError::server_error());
-    };
+    let app = mapped_app(tenant, client, resource)?;
     let (scopes, dropped) = translate(resource, app, params.get("scope"))?;
     if !dropped.is_empty() {
         tracing::debug!(tenant = %tenant.id, client_id = %client.client_id, dropped = %dropped.join(" "), granted = %scopes.names, "scopes that cannot be granted were dropped");
@@ -454,7 +439,7 @@ fn validate_request(
     Ok(CheckedRequest {
         code_challenge,
         resource: resource.uri.clone(),
-        app: app_name,
+        app: app.name.clone(),
         scopes,
         prompt: bounded(params, "prompt")?,
         login_hint: bounded(params, "login_hint")?,
@@ -606,6 +591,30 @@ fn upstream_authorization_url(
         }
     }
     append_query(&endpoints.authorization_endpoint, &query)
+}
+
+/// The app `client` is mapped onto for `resource` (by its registration, else the mapping rules).
+pub(crate) fn mapped_app<'t>(
+    tenant: &'t Tenant,
+    client: &ClientRecord,
+    resource: &ResourceConfig,
+) -> Result<&'t AppConfig, OAuthError> {
+    let app_name = client
+        .apps
+        .get(resource.uri.as_str())
+        .cloned()
+        .unwrap_or_else(|| {
+            choose_app(
+                &tenant.config,
+                &ClientFacts::of(&client.metadata, client.cimd_host()),
+                &resource.uri,
+            )
+            .to_owned()
+        });
+    tenant.app(&app_name).ok_or_else(|| {
+        tracing::error!(tenant = %tenant.id, client_id = %client.client_id, app = %app_name, "client is mapped to an app that no longer exists; re-map it");
+        OAuthError::server_error()
+    })
 }
 
 /// The `resource` to send upstream for one of the tenant's resources (see `Provider`).

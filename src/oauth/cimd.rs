@@ -437,6 +437,15 @@ impl CimdResolver {
         if let Some(known) = self.issuers.get(issuer).await {
             return Ok(known);
         }
+        // Like a document: a failure is remembered for a few seconds, and the fetches are
+        // charged to the requester.
+        let memo = format!("discovery {issuer}");
+        if let Some(why) = self.refused.get(&memo).await {
+            return Err(CimdError::Remembered(why));
+        }
+        if !self.requester_may_fetch() {
+            return Err(CimdError::RateLimited);
+        }
         let url =
             Url::parse(issuer).map_err(|_| CimdError::Keys(format!("{issuer} is not a URL")))?;
         let trimmed = issuer.trim_end_matches('/');
@@ -471,9 +480,10 @@ impl CimdResolver {
                 Err(e) => last = format!("{candidate}: {e}"),
             }
         }
-        Err(CimdError::Keys(format!(
-            "no discovery document of {issuer} names its keys ({last}); set jwks_uri"
-        )))
+        let why =
+            format!("no discovery document of {issuer} names its keys ({last}); set jwks_uri");
+        self.refused.insert(memo, why.clone()).await;
+        Err(CimdError::Keys(why))
     }
 
     /// Fetches and checks a JWK Set.

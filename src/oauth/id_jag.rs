@@ -6,9 +6,12 @@
 //! for the resource the assertion names, and no refresh token (the client asks the IdP for a
 //! fresh assertion, so revocation stays with the IdP).
 //!
-//! Every rule is checked with its own description (`invalid_grant`): `typ`, algorithm, issuer,
-//! key, signature, `aud`, `client_id`, `sub`, times, lifetime, `resource`, `scope`, and the
-//! `jti`, spent once in the store so that a replay fails on every server.
+//! Only the clients the tenant file names get their assertions examined (`unauthorized_client`
+//! otherwise). Every rule is checked with its own description (`invalid_grant`): `typ`,
+//! algorithm, issuer, key, signature, `aud`, `iss`, `client_id`, `sub`, times, lifetime,
+//! `resource`, and the `jti`, spent once in the store so that a replay fails on every server;
+//! a scope the resource, the assertion and the client's app leave nothing of is
+//! `invalid_scope`.
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -21,10 +24,11 @@ use super::error::{ErrorCode, OAuthError};
 use super::minted::TokenSubject;
 use super::params::Params;
 use super::records::{Family, FamilyId, SpentAssertion};
+use super::scopes::app_may_have;
 use super::server::AuthServer;
 use super::token::token_response;
 use crate::config::Tenant;
-use crate::config::tenant::ResourceConfig;
+use crate::config::tenant::{AppConfig, ResourceConfig};
 use crate::config::trusted_issuer::TrustedIssuer;
 use crate::crypto::Handle;
 use crate::domain::{AuthMethod, ClientRecord, ScopeSet};
@@ -75,6 +79,18 @@ impl AuthServer {
                 "the ID-JAG grant is for confidential clients (a client secret, or private_key_jwt); this client is public",
             ));
         }
+        // Only the clients the tenant file names may have their assertions examined: anyone else
+        // learns nothing about the trusted issuers and causes no key fetch.
+        let named = tenant
+            .trusted_issuers()
+            .iter()
+            .any(|t| t.allows_client(client.client_id.as_str(), client.cimd_host()));
+        if !named {
+            return Err(OAuthError::new(
+                ErrorCode::UnauthorizedClient,
+                "this client may not use the ID-JAG grant; the tenant file names the clients that may",
+            ));
+        }
         let assertion = form
             .get("assertion")
             .filter(|a| !a.is_empty())
@@ -87,7 +103,8 @@ impl AuthServer {
         }
         let jag = self.verify_id_jag(tenant, &client, assertion, now).await?;
         let resource = granted_resource(tenant, jag.resource.as_deref(), form.get("resource"))?;
-        let scopes = granted_scopes(resource, jag.scope.as_deref(), form.get("scope"))?;
+        let app = super::authorize::mapped_app(tenant, &client, resource)?;
+        let scopes = granted_scopes(resource, app, jag.scope.as_deref(), form.get("scope"))?;
         self.spend_id_jag(tenant, &client, &jag, now).await?;
         let response = self
             .issue_for_id_jag(tenant, &client, &jag, resource, &scopes, now)
@@ -130,9 +147,16 @@ impl AuthServer {
             )));
         }
         let iss = unverified.get("iss").and_then(Value::as_str).unwrap_or("");
-        let issuer = tenant.trusted_issuer(iss).ok_or_else(|| {
-            invalid_grant(format!("the issuer '{iss}' is not trusted by this tenant"))
-        })?;
+        // An issuer not trusted, or not for this client, gets one answer, before any key is
+        // fetched.
+        let issuer = tenant
+            .trusted_issuer(iss)
+            .filter(|t| t.allows_client(client.client_id.as_str(), client.cimd_host()))
+            .ok_or_else(|| {
+                invalid_grant(format!(
+                    "the issuer '{iss}' is not trusted by this tenant for this client"
+                ))
+            })?;
         let alg: Algorithm = alg_name
             .parse()
             .ok()
@@ -205,7 +229,15 @@ impl AuthServer {
         };
         let first = self
             .records
-            .insert_new(&tenant.id, &key, &spent, Some(jag.exp + SKEW), now)
+            // Kept past the last second any server accepts the assertion, with room for clocks
+            // that disagree: a replay on a server behind never finds it swept.
+            .insert_new(
+                &tenant.id,
+                &key,
+                &spent,
+                Some(jag.exp.saturating_add(3 * SKEW)),
+                now,
+            )
             .await?;
         if !first {
             return Err(invalid_grant(
@@ -330,7 +362,7 @@ fn check_claims<'t>(
         )));
     }
     let exp = time("exp").ok_or_else(|| invalid_grant("exp is missing"))?;
-    if exp + SKEW <= now {
+    if exp.saturating_add(SKEW) <= now {
         return Err(invalid_grant("the assertion has expired"));
     }
     let iat = time("iat").ok_or_else(|| invalid_grant("iat is missing"))?;
@@ -361,11 +393,10 @@ fn check_claims<'t>(
             "the assertion's client_id is not the authenticated client",
         ));
     }
-    if !issuer.allows_client(client.client_id.as_str(), client.cimd_host()) {
-        return Err(invalid_grant(format!(
-            "this client may not present assertions of {}; the tenant file lists the clients that may",
-            issuer.issuer
-        )));
+    if text("iss") != Some(issuer.issuer.as_str()) {
+        return Err(invalid_grant(
+            "iss differs from the issuer whose key verified it",
+        ));
     }
     let jti = text("jti").ok_or_else(|| invalid_grant("jti is missing"))?;
     if claims.contains_key("cnf") {
@@ -378,7 +409,7 @@ fn check_claims<'t>(
         subject: subject.to_owned(),
         jti: jti.to_owned(),
         exp,
-        auth_time: time("auth_time").unwrap_or(iat),
+        auth_time: time("auth_time").unwrap_or(iat).min(now),
         resource: text("resource").map(str::to_owned),
         scope: text("scope").map(str::to_owned),
     })
@@ -423,6 +454,7 @@ fn granted_resource<'t>(
 /// (each when given), else the resource's default, kept to what the resource offers.
 fn granted_scopes(
     resource: &ResourceConfig,
+    app: &AppConfig,
     claimed: Option<&str>,
     requested: Option<&str>,
 ) -> Result<ScopeSet, OAuthError> {
@@ -432,7 +464,13 @@ fn granted_scopes(
             .map(str::to_owned)
             .collect::<Vec<_>>()
     };
-    let offered: Vec<&str> = resource.scopes.iter().map(|s| s.name.as_str()).collect();
+    // What the resource offers that the client's app may have, as at `/authorize`.
+    let offered: Vec<&str> = resource
+        .scopes
+        .iter()
+        .filter(|s| app_may_have(app, s))
+        .map(|s| s.name.as_str())
+        .collect();
     let asked: Vec<String> = match (claimed.map(split), requested.map(split)) {
         (Some(c), Some(r)) => r.into_iter().filter(|s| c.contains(s)).collect(),
         (Some(c), None) => c,
@@ -448,11 +486,14 @@ fn granted_scopes(
         .cloned()
         .collect();
     if granted.is_empty() {
-        return Err(invalid_grant(format!(
-            "scope: none of '{}' is a scope of {} that the assertion allows",
-            asked.join(" "),
-            resource.uri
-        )));
+        return Err(OAuthError::new(
+            ErrorCode::InvalidScope,
+            format!(
+                "none of '{}' is a scope of {} that the assertion and this client's app allow",
+                asked.join(" "),
+                resource.uri
+            ),
+        ));
     }
     Ok(granted)
 }

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use arc_swap::ArcSwap;
 use serde_json::{Map, Value};
 
-use super::cimd::{CimdError, CimdResolver, is_document_client_id};
+use super::cimd::{CimdResolver, is_document_client_id};
 use super::client_metadata::{MetadataOrigin, validate_client_metadata};
 use super::error::{ErrorCode, OAuthError};
 use super::mapping::{ClientFacts, choose_apps};
@@ -257,13 +257,10 @@ impl ClientRegistry {
         };
         keys.await.map_err(|e| {
             tracing::warn!(tenant = %tenant.id, issuer = %issuer.issuer, error = %e, "a trusted issuer's keys could not be read; its assertions are refused until they can");
-            match e {
-                CimdError::Keys(why) | CimdError::Remembered(why) => OAuthError::new(
-                    ErrorCode::InvalidGrant,
-                    format!("the keys of {} could not be read: {why}", issuer.issuer),
-                ),
-                other => other.to_oauth(),
-            }
+            OAuthError::new(
+                ErrorCode::TemporarilyUnavailable,
+                "the keys of the assertion's issuer cannot be read right now; the operator's log has the reason",
+            )
         })
     }
 

@@ -48,7 +48,7 @@ fn named<'r>(resource: &'r ResourceConfig, requested: &str) -> (Vec<&'r ScopeCon
     (found, dropped)
 }
 
-fn app_may_have(app: &AppConfig, scope: &ScopeConfig) -> bool {
+pub(crate) fn app_may_have(app: &AppConfig, scope: &ScopeConfig) -> bool {
     app.scopes.is_empty() || app.scopes.contains(&scope.upstream)
 }
 

@@ -40,7 +40,8 @@ pub struct TrustedIssuer {
     /// `sub`).
     #[serde(default = "default_subject_claim")]
     pub(crate) subject_claim: String,
-    /// Registered clients (by client id) that may present its assertions.
+    /// Registered clients (by client id) that may present its assertions: none by default, so
+    /// that trusting an issuer lets no client in until the file names it.
     #[serde(default)]
     pub(crate) clients: Vec<String>,
     /// Hosts of metadata-document clients that may present its assertions.
@@ -107,9 +108,6 @@ impl TrustedIssuer {
         }
         if self.subject_claim.is_empty() {
             out.push(("subject_claim", "must name a claim".to_owned()));
-        }
-        if self.clients.is_empty() && self.cimd_hosts.is_empty() {
-            out.push(("clients", "name the clients (clients = [client ids], cimd_hosts = [hosts]) that may present this issuer's assertions; none may by default".to_owned()));
         }
         let lifetime = self.max_lifetime();
         if lifetime.is_zero() || lifetime > LONGEST_ALLOWED_ASSERTION_LIFETIME {

@@ -248,7 +248,8 @@ impl DevIdp {
                     now,
                 )?;
                 if let Some(nonce) = r.nonce.as_deref().filter(|_| has_scope(&r.scope, "openid")) {
-                    tokens.id_token = Some(self.id_token(&code.user, &r.client_id, nonce, now)?);
+                    tokens.id_token =
+                        Some(self.id_token(&code.user, &r.client_id, Some(nonce), now)?);
                 }
                 Ok(tokens)
             }
@@ -351,27 +352,51 @@ impl DevIdp {
     }
 
     /// An ID token (OpenID Connect Core §2) for the login of `user`, at `now`.
-    fn id_token(
+    pub(super) fn id_token(
         &self,
         user: &str,
         client_id: &str,
-        nonce: &str,
+        nonce: Option<&str>,
         now: u64,
     ) -> Result<String, IdpError> {
-        let mut header = Header::new(Algorithm::ES256);
-        header.kid = Some(self.kid.clone());
-        let claims = json!({
+        let mut claims = json!({
             "iss": self.issuer,
             "sub": user,
             "aud": client_id,
-            "nonce": nonce,
             "iat": now,
             "auth_time": now,
             "exp": now + ACCESS_TOKEN_SECONDS,
             "preferred_username": user,
         });
-        jsonwebtoken::encode(&header, &claims, &self.encoding)
+        if let Some(n) = nonce {
+            claims["nonce"] = json!(n);
+        }
+        self.sign(None, &claims)
+    }
+
+    /// `claims` signed with the dev IdP's key, with `typ` when given.
+    pub(super) fn sign(&self, typ: Option<&str>, claims: &Value) -> Result<String, IdpError> {
+        let mut header = Header::new(Algorithm::ES256);
+        header.kid = Some(self.kid.clone());
+        header.typ = typ.map(str::to_owned);
+        jsonwebtoken::encode(&header, claims, &self.encoding)
             .map_err(|e| IdpError::new("server_error", &e.to_string()))
+    }
+
+    /// The claims of an ID token this IdP signed, if it is one and has not expired.
+    pub(super) fn verified_id_token(&self, token: &str, now: u64) -> Option<Value> {
+        let mut validation = Validation::new(Algorithm::ES256);
+        validation.set_issuer(&[&self.issuer]);
+        validation.validate_aud = false;
+        validation.validate_exp = false;
+        let claims = jsonwebtoken::decode::<Value>(token, &self.decoding, &validation)
+            .ok()?
+            .claims;
+        let live = claims
+            .get("exp")
+            .and_then(Value::as_u64)
+            .is_some_and(|e| e > now);
+        (live && claims.get("sub").and_then(Value::as_str).is_some()).then_some(claims)
     }
 
     /// The public key set (RFC 7517).
@@ -388,6 +413,9 @@ impl DevIdp {
             "response_types_supported": ["code"],
             "code_challenge_methods_supported": ["S256"],
             "id_token_signing_alg_values_supported": ["ES256"],
+            "token_endpoint": format!("{}/token", self.issuer),
+            "grant_types_supported": ["authorization_code", "refresh_token", "password",
+                "urn:ietf:params:oauth:grant-type:token-exchange"],
         })
     }
 }

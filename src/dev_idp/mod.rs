@@ -1,10 +1,20 @@
 //! The built-in development IdP (`upstream.kind = "dev"`), all in one place: the IdP itself
-//! (`idp.rs`), its pages and endpoints (`routes.rs`), and setting it up at start (here). The
+//! (`idp.rs`), its pages and endpoints (`routes.rs`), its enterprise-IdP side for
+//! Enterprise-Managed Authorization (`enterprise.rs`), and setting it up at start (here). The
 //! shim reaches it only through `crate::upstream::tokens::InProcessIdp` and the routes it
 //! registers, so the rest of the code treats it like any other IdP.
 
+mod enterprise;
 pub(crate) mod idp;
 mod routes;
+
+/// A user name the dev IdP accepts: 1 to 64 letters, digits or `._@-`.
+pub(crate) fn is_valid_user_name(user: &str) -> bool {
+    (1..=64).contains(&user.len())
+        && user
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "._@-".contains(c))
+}
 
 use std::collections::HashMap;
 use std::net::SocketAddr;

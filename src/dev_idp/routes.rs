@@ -18,6 +18,7 @@ pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/{tenant}/dev-idp/authorize", web::get().to(login_form))
         .route("/{tenant}/dev-idp/authorize", web::post().to(login))
         .route("/{tenant}/dev-idp/jwks", web::get().to(jwks))
+        .route("/{tenant}/dev-idp/token", web::post().to(token))
         .route(
             "/{tenant}/dev-idp/.well-known/openid-configuration",
             web::get().to(metadata),
@@ -61,11 +62,7 @@ async fn login(
     };
     let mut params = query_map(&body);
     let user = params.remove("username").unwrap_or_default();
-    let user_ok = (1..=64).contains(&user.len())
-        && user
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "._@-".contains(c));
-    if !user_ok {
+    if !super::is_valid_user_name(&user) {
         return error_page(
             400,
             "The user name must be 1 to 64 letters, digits or . _ @ -.",
@@ -77,6 +74,33 @@ async fn login(
             .insert_header(("Cache-Control", "no-store"))
             .finish(),
         Err(why) => error_page(400, &why),
+    }
+}
+
+/// `POST {issuer}/dev-idp/token` (`enterprise.rs`): a JSON answer, or an OAuth error.
+async fn token(
+    idps: web::Data<DevIdps>,
+    tenant: web::Path<String>,
+    req: HttpRequest,
+    payload: web::Payload,
+) -> HttpResponse {
+    let Some(idp) = idps.get(&tenant) else {
+        return not_found("this tenant has no built-in dev identity provider");
+    };
+    let body = match read_form(&req, payload, 16 * 1024).await {
+        Ok(b) => b,
+        Err(res) => return res,
+    };
+    match idp.http_token(&query_map(&body), unix_now()) {
+        Ok(answer) => HttpResponse::Ok()
+            .insert_header(("Cache-Control", "no-store"))
+            .json(answer),
+        Err(e) if e.error == "invalid_client" => HttpResponse::build(StatusCode::UNAUTHORIZED)
+            .insert_header(("Cache-Control", "no-store"))
+            .json(serde_json::json!({"error": e.error, "error_description": e.description})),
+        Err(e) => HttpResponse::build(StatusCode::BAD_REQUEST)
+            .insert_header(("Cache-Control", "no-store"))
+            .json(serde_json::json!({"error": e.error, "error_description": e.description})),
     }
 }
 

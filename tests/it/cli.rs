@@ -77,6 +77,10 @@ fn check_accepts_the_shipped_tenants() {
     let (code, out) = run(&["check"], &shipped);
     assert_eq!(code, 0, "{out}");
     assert!(out.contains("tenant 'demo'"));
+    assert!(
+        out.contains("tenant 'ema-demo'"),
+        "the zero-touch demo tenant: {out}"
+    );
 }
 
 #[tokio::test]

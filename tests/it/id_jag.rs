@@ -347,6 +347,19 @@ async fn a_sound_assertion_gets_a_minted_token_and_each_rule_refuses_its_breach(
         w.refused(what, assertion, needle).await;
     }
 
+    // The shape the MCP conformance tool's EMA scenario sends: no kid in the header (any key of
+    // the issuer that fits the algorithm is tried), no scope claim, Basic authentication.
+    let mut header = Header::new(Algorithm::ES256);
+    header.typ = Some("oauth-id-jag+jwt".into());
+    let bare =
+        jsonwebtoken::encode(&header, &with(c(), "scope", Value::Null), &w.file_key).unwrap();
+    let (status, body) = w.grant(&w.allowed, &bare, &[]).await;
+    assert_eq!(
+        (status, body["scope"].as_str()),
+        (200, Some("files.read")),
+        "{body}"
+    );
+
     // Replayed jti: the second use is refused.
     let once = w.sign(&c());
     assert_eq!(w.grant(&w.allowed, &once, &[]).await.0, 200);
@@ -580,4 +593,138 @@ async fn a_jti_spent_on_one_server_is_refused_by_another_on_the_same_database() 
     assert_eq!(res.status(), 200);
     replica.stop().await;
     w.app.stop().await;
+}
+
+#[tokio::test]
+async fn the_dev_idp_serves_as_the_enterprise_idp_of_a_local_zero_touch_login() {
+    const RESOURCE: &str = "http://127.0.0.1:3000/mcp";
+    let ema = |trusted: &str| {
+        format!(
+            r#"upstream = {{ kind = "dev" }}
+[[resources]]
+uri = "{RESOURCE}"
+default = true
+token = "minted"
+scopes = [{{ name = "mcp.read", upstream = "mcp.read" }}]
+{trusted}
+[dev]
+cimd_allow_loopback = true
+"#
+        )
+    };
+    let home = format!(
+        "upstream = {{ kind = \"dev\" }}\n[[resources]]\nuri = \"{RESOURCE}\"\nscopes = [{{ name = \"mcp.read\", upstream = \"mcp.read\" }}]\n"
+    );
+    let first = ema("");
+    let app = spawn_app_with_tenants_on(None, move |t| {
+        std::fs::write(t.join("home.toml"), home).unwrap();
+        std::fs::write(t.join("ema.toml"), first).unwrap();
+    })
+    .await;
+    let agent = Client::register(
+        &app,
+        "ema",
+        json!({"redirect_uris": ["https://agent.example.com/cb"],
+            "token_endpoint_auth_method": "client_secret_basic", "grant_types": ["authorization_code"]}),
+    )
+    .await;
+    let idp = format!("{}/home/dev-idp", app.base);
+    std::fs::write(
+        app.tenants_dir.join("ema.toml"),
+        ema(&format!(
+            "[[trusted_issuers]]\nissuer = \"{idp}\"\nalgorithms = [\"ES256\"]\nclients = [\"{}\"]\n",
+            agent.id
+        )),
+    )
+    .unwrap();
+    app.reload().await.expect("reloads");
+    let post = |url: String, form: Vec<(&'static str, String)>| {
+        let http = app.http.clone();
+        async move {
+            let res = http.post(url).form(&form).send().await.unwrap();
+            (res.status().as_u16(), res.json::<Value>().await.unwrap())
+        }
+    };
+    // 1. The user's ID token from the dev IdP (its sign-in form, without a browser).
+    let (status, body) = post(
+        format!("{idp}/token"),
+        vec![
+            ("grant_type", "password".into()),
+            ("username", "alice".into()),
+            ("client_id", "dev".into()),
+            ("scope", "openid".into()),
+        ],
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let id_token = body["id_token"].as_str().unwrap().to_owned();
+    // 2. Exchanged for an ID-JAG addressed to tenant ema, for the agent.
+    let exchange = |subject: String| {
+        post(
+            format!("{idp}/token"),
+            vec![
+                (
+                    "grant_type",
+                    "urn:ietf:params:oauth:grant-type:token-exchange".into(),
+                ),
+                (
+                    "requested_token_type",
+                    "urn:ietf:params:oauth:token-type:id-jag".into(),
+                ),
+                ("subject_token", subject),
+                (
+                    "subject_token_type",
+                    "urn:ietf:params:oauth:token-type:id_token".into(),
+                ),
+                ("audience", app.issuer("ema")),
+                ("resource", RESOURCE.into()),
+                ("client_id", agent.id.clone()),
+            ],
+        )
+    };
+    let (status, body) = exchange("not-an-id-token".into()).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("invalid_grant"))
+    );
+    let (status, body) = exchange(id_token).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        body["issued_token_type"],
+        "urn:ietf:params:oauth:token-type:id-jag"
+    );
+    let jag = body["access_token"].as_str().unwrap().to_owned();
+    // 3. The agent's zero-touch login at the tenant.
+    let res = app
+        .http
+        .post(format!("{}/token", app.issuer("ema")))
+        .basic_auth(&agent.id, agent.secret.as_deref())
+        .form(&[
+            ("grant_type", JWT_BEARER),
+            ("assertion", jag.as_str()),
+            ("resource", RESOURCE),
+        ])
+        .send()
+        .await
+        .unwrap();
+    let status = res.status().as_u16();
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(status, 200, "{body}");
+    let claims: Value = serde_json::from_slice(
+        &URL_SAFE_NO_PAD
+            .decode(
+                body["access_token"]
+                    .as_str()
+                    .unwrap()
+                    .split('.')
+                    .nth(1)
+                    .unwrap(),
+            )
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(claims["sub"], "alice");
+    assert_eq!(claims["aud"], RESOURCE);
+    assert_eq!(claims["scope"], "mcp.read");
+    app.stop().await;
 }

@@ -170,9 +170,62 @@ async fn hostile_dev_idp() {
             get("/ALPHA/dev-idp/.well-known/openid-configuration"),
             Expect::Json(404, "not_found"),
         ),
+        // Over HTTP the token endpoint offers only what an enterprise IdP does for EMA
+        // (`dev_idp/enterprise.rs`); the code and refresh grants stay in process.
         case(
-            "dev-idp: token endpoint is not exposed",
-            form("/alpha/dev-idp/token", "grant_type=authorization_code"),
+            "dev-idp: the code grant is not offered over HTTP",
+            form(
+                "/alpha/dev-idp/token",
+                "grant_type=authorization_code&code=x&client_id=dev",
+            ),
+            Expect::Json(400, "unsupported_grant_type"),
+        ),
+        case(
+            "dev-idp: refresh is not offered over HTTP",
+            form(
+                "/alpha/dev-idp/token",
+                "grant_type=refresh_token&refresh_token=x&client_id=dev",
+            ),
+            Expect::Json(400, "unsupported_grant_type"),
+        ),
+        case(
+            "dev-idp: password grant without a client",
+            form(
+                "/alpha/dev-idp/token",
+                "grant_type=password&username=a&scope=openid",
+            ),
+            Expect::Json(401, "invalid_client"),
+        ),
+        case(
+            "dev-idp: password grant with markup as the user",
+            form(
+                "/alpha/dev-idp/token",
+                "grant_type=password&username=%3Cb%3E&client_id=dev&scope=openid",
+            ),
+            Expect::Json(400, "invalid_request"),
+        ),
+        case(
+            "dev-idp: password grant without openid",
+            form(
+                "/alpha/dev-idp/token",
+                "grant_type=password&username=a&client_id=dev",
+            ),
+            Expect::Json(400, "invalid_scope"),
+        ),
+        case(
+            "dev-idp: an ID-JAG for a forged ID token",
+            form(
+                "/alpha/dev-idp/token",
+                "grant_type=urn%3Aietf%3Aparams%3Aoauth%3Agrant-type%3Atoken-exchange&requested_token_type=urn%3Aietf%3Aparams%3Aoauth%3Atoken-type%3Aid-jag&subject_token_type=urn%3Aietf%3Aparams%3Aoauth%3Atoken-type%3Aid_token&subject_token=eyJhbGciOiJub25lIn0.eyJzdWIiOiJ4In0.&audience=x&resource=y&client_id=dev",
+            ),
+            Expect::Json(400, "invalid_grant"),
+        ),
+        case(
+            "dev-idp: token at a tenant without a dev IdP",
+            form(
+                "/beta/dev-idp/token",
+                "grant_type=password&username=a&client_id=dev&scope=openid",
+            ),
             Expect::Json(404, "not_found"),
         ),
     ];

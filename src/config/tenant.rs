@@ -120,6 +120,11 @@ impl Tenant {
         self.config.token_signing_alg
     }
 
+    /// Whether any resource has minted tokens (then the tenant has signing keys and a JWKS).
+    pub(crate) fn mints_tokens(&self) -> bool {
+        self.config.resources.iter().any(|r| r.is_minted())
+    }
+
     /// Whether a resource's server may exchange its tokens (RFC 8693).
     pub(crate) fn offers_token_exchange(&self) -> bool {
         self.config.resources.iter().any(|r| !r.exchange.is_empty())

@@ -280,9 +280,9 @@ impl SigningKeys {
         how: AddKey,
     ) -> Result<Rotation, KeyError> {
         let alg = how.alg();
-        // RSA key generation takes a while: once, outside the retries and off the runtime.
-        let sealer_tenant = tenant.clone();
-        let generated = generate_private(alg).await?;
+        // Made once, when first needed (RSA key generation takes a while, off the runtime), and
+        // kept across the retries of a lost compare-and-swap.
+        let mut generated: Option<Generated> = None;
         loop {
             let set = self.loaded(tenant, Freshness::Reread).await?;
             // Another server may have added the key this one was about to add.
@@ -301,7 +301,13 @@ impl SigningKeys {
                 AddKey::SignNow { .. } => now,
                 AddKey::Rotate { propagation, .. } => now.saturating_add(propagation),
             };
-            let new_key = self.stored_key(&sealer_tenant, &generated, alg, now, sign_from);
+            if generated.is_none() {
+                generated = Some(generate_private(alg).await?);
+            }
+            let Some(pair) = generated.as_ref() else {
+                continue;
+            };
+            let new_key = self.stored_key(tenant, pair, alg, now, sign_from);
             let mut keys: Vec<StoredKey> = set
                 .stored
                 .as_ref()

@@ -197,6 +197,26 @@ impl AuthServer {
             .await
     }
 
+    /// Marks `jti` of `scope` (the client for a client assertion, the issuer for an ID-JAG)
+    /// spent until `until`; `false` if it already was, on any server sharing the store.
+    pub(super) async fn spend_jti(
+        &self,
+        tenant: &Tenant,
+        scope: &str,
+        jti: &str,
+        client_id: &ClientId,
+        until: u64,
+        now: u64,
+    ) -> Result<bool, crate::store::StoreError> {
+        let spent = SpentAssertion {
+            client_id: client_id.clone(),
+        };
+        let key = Handle::presented(&format!("{scope}\n{jti}")).key();
+        self.records
+            .insert_new(&tenant.id, &key, &spent, Some(until), now)
+            .await
+    }
+
     /// Spends a verified assertion's `jti` for `client_id`: a second use is refused.
     pub(super) async fn spend_assertion(
         &self,
@@ -205,19 +225,10 @@ impl AuthServer {
         verified: &VerifiedAssertion,
         now: u64,
     ) -> Result<(), OAuthError> {
-        let spent = SpentAssertion {
-            client_id: client_id.clone(),
-        };
-        let key = Handle::presented(&format!("{client_id}\n{}", verified.jti)).key();
+        let scope = client_id.to_string();
+        let until = verified.exp.saturating_add(120);
         let first = self
-            .records
-            .insert_new(
-                &tenant.id,
-                &key,
-                &spent,
-                Some(verified.exp.saturating_add(120)),
-                now,
-            )
+            .spend_jti(tenant, &scope, &verified.jti, client_id, until, now)
             .await?;
         if !first {
             return Err(invalid_client(

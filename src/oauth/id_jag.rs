@@ -23,14 +23,13 @@ use super::client_auth::ClientCredentials;
 use super::error::{ErrorCode, OAuthError};
 use super::minted::TokenSubject;
 use super::params::Params;
-use super::records::{Family, FamilyId, SpentAssertion};
+use super::records::{Family, FamilyId};
 use super::scopes::app_may_have;
 use super::server::AuthServer;
 use super::token::token_response;
 use crate::config::Tenant;
 use crate::config::tenant::{AppConfig, ResourceConfig};
 use crate::config::trusted_issuer::TrustedIssuer;
-use crate::crypto::Handle;
 use crate::domain::{AuthMethod, ClientRecord, ScopeSet};
 use crate::upstream::tokens::UpstreamTokens;
 
@@ -223,21 +222,12 @@ impl AuthServer {
         jag: &IdJag<'_>,
         now: u64,
     ) -> Result<(), OAuthError> {
-        let key = Handle::presented(&format!("id-jag\n{}\n{}", jag.issuer.issuer, jag.jti)).key();
-        let spent = SpentAssertion {
-            client_id: client.client_id.clone(),
-        };
+        let scope = format!("id-jag\n{}", jag.issuer.issuer);
+        // Kept past the last second any server accepts the assertion, with room for clocks
+        // that disagree: a replay on a server behind never finds it swept.
+        let until = jag.exp.saturating_add(3 * SKEW);
         let first = self
-            .records
-            // Kept past the last second any server accepts the assertion, with room for clocks
-            // that disagree: a replay on a server behind never finds it swept.
-            .insert_new(
-                &tenant.id,
-                &key,
-                &spent,
-                Some(jag.exp.saturating_add(3 * SKEW)),
-                now,
-            )
+            .spend_jti(tenant, &scope, &jag.jti, &client.client_id, until, now)
             .await?;
         if !first {
             return Err(invalid_grant(

@@ -48,7 +48,7 @@ pub(crate) fn authorization_server_metadata(tenant: &Tenant, offers_refresh: boo
         "scopes_supported": scopes,
         "authorization_response_iss_parameter_supported": true,
     });
-    if tenant.resources().iter().any(|r| r.is_minted()) {
+    if tenant.mints_tokens() {
         doc["jwks_uri"] = json!(format!("{issuer}/jwks"));
     }
     if tenant.trusts_issuers() {

@@ -90,7 +90,6 @@ impl AuthServer {
         };
         let Minted { token, expires_in } = mint(&key, &grant, now)?;
         tokens.access_token = token;
-        tokens.token_type = "Bearer".into();
         tokens.expires_in = Some(expires_in);
         Ok(())
     }
@@ -188,7 +187,7 @@ impl AuthServer {
         client_id: &ClientId,
         now: u64,
     ) -> Result<Option<FamilyId>, OAuthError> {
-        if !tenant.resources().iter().any(|r| r.is_minted()) {
+        if !tenant.mints_tokens() {
             return Ok(None);
         }
         match verify(&self.signing_keys, &tenant.id, &tenant.issuer, token, now).await {
@@ -207,7 +206,7 @@ impl AuthServer {
     /// resource and no key yet gets its first here, so that resource servers can fetch the
     /// set before the first login.
     pub async fn jwks(&self, tenant: &Tenant, now: u64) -> Result<Value, OAuthError> {
-        if tenant.resources().iter().any(|r| r.is_minted()) {
+        if tenant.mints_tokens() {
             self.signing_keys
                 .active(&tenant.id, tenant.token_signing_alg(), now)
                 .await?;

@@ -64,20 +64,19 @@ impl AuthServer {
         creds: &ClientCredentials,
         now: u64,
     ) -> Result<Value, OAuthError> {
-        // The ID-JAG grant, where the tenant trusts an enterprise IdP.
-        if form.repeated.is_empty()
-            && form.get("grant_type") == Some(JWT_BEARER_GRANT)
-            && tenant.trusts_issuers()
-        {
-            return self.id_jag_grant(tenant, form, creds, now).await;
-        }
-        // Token exchange is a resource server's grant, not a registered client's; a tenant
-        // whose resources allow none does not support it.
-        if form.repeated.is_empty()
-            && form.get("grant_type") == Some(TOKEN_EXCHANGE)
-            && tenant.offers_token_exchange()
-        {
-            return self.exchange(tenant, form, creds, now).await;
+        // Two grants are not a registered client's code or refresh grant: the ID-JAG grant
+        // (where the tenant trusts an enterprise IdP) and token exchange (a resource server's,
+        // where a resource allows it). Elsewhere they stay unsupported, as `grant_type` says.
+        if form.repeated.is_empty() {
+            match form.get("grant_type") {
+                Some(JWT_BEARER_GRANT) if tenant.trusts_issuers() => {
+                    return self.id_jag_grant(tenant, form, creds, now).await;
+                }
+                Some(TOKEN_EXCHANGE) if tenant.offers_token_exchange() => {
+                    return self.exchange(tenant, form, creds, now).await;
+                }
+                _ => {}
+            }
         }
         let grant = grant_type(form)?;
         let request = TokenRequest::parse(grant, form);

@@ -169,9 +169,26 @@ impl World {
         res.json().await.unwrap()
     }
 
+    /// RFC 7009 revocation of `token` by the public client `client_id`; the status.
+    async fn revoke(&self, client_id: &str, token: &str) -> u16 {
+        self.app
+            .http
+            .post(format!("{}/revoke", self.app.issuer("northwind")))
+            .form(&[("token", token), ("client_id", client_id)])
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16()
+    }
+
     async fn introspect(&self, token: &str, auth: Auth<'_>) -> (u16, Value) {
         let url = format!("{}/introspect", self.app.issuer("northwind"));
-        let mut form = vec![("token", token.to_owned())];
+        // What resource servers' introspection clients send: the hint too (RFC 7662 §2.1).
+        let mut form = vec![
+            ("token", token.to_owned()),
+            ("token_type_hint", "access_token".to_owned()),
+        ];
         let mut req = self.app.http.post(&url);
         match auth {
             Auth::None => {}
@@ -405,18 +422,11 @@ async fn introspection_needs_a_resource_server_and_tells_active_from_inactive() 
     assert_eq!(body, json!({"active": false}));
 
     // Revoked: the client revokes its refresh token, which ends the login at once.
-    let res = w
-        .app
-        .http
-        .post(format!("{}/revoke", w.app.issuer("northwind")))
-        .form(&[
-            ("token", tokens["refresh_token"].as_str().unwrap()),
-            ("client_id", client.id.as_str()),
-        ])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 200);
+    assert_eq!(
+        w.revoke(&client.id, tokens["refresh_token"].as_str().unwrap())
+            .await,
+        200
+    );
     let (_, body) = w
         .introspect(at, Auth::Basic("files-server", FILES_SERVER_SECRET))
         .await;
@@ -743,18 +753,11 @@ async fn a_resource_server_exchanges_a_minted_token_for_a_downstream_api() {
     assert!(err.description.contains("expired"), "{}", err.description);
     // Revoked: the login ends, and with it the exchanges.
     let second = refreshed["access_token"].as_str().unwrap();
-    let res = w
-        .app
-        .http
-        .post(format!("{}/revoke", w.app.issuer("northwind")))
-        .form(&[
-            ("token", refreshed["refresh_token"].as_str().unwrap()),
-            ("client_id", client.id.as_str()),
-        ])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 200);
+    assert_eq!(
+        w.revoke(&client.id, refreshed["refresh_token"].as_str().unwrap())
+            .await,
+        200
+    );
     let (s, body) = w
         .exchange(second, &[("audience", "reports")], files_server())
         .await;
@@ -784,26 +787,13 @@ async fn a_client_revokes_its_minted_access_token_and_a_deleted_client_exchanges
     assert_eq!(body["active"], true);
     // Another client cannot revoke it; its own client can (RFC 7009 §2.1).
     let other = Client::register(&w.app, "northwind", json!({})).await;
-    let revoke = |client_id: String| {
-        let url = format!("{}/revoke", w.app.issuer("northwind"));
-        let http = w.app.http.clone();
-        let token = at.to_owned();
-        async move {
-            http.post(url)
-                .form(&[("token", token.as_str()), ("client_id", client_id.as_str())])
-                .send()
-                .await
-                .unwrap()
-                .status()
-        }
-    };
-    assert_eq!(revoke(other.id.clone()).await, 200);
+    assert_eq!(w.revoke(&other.id, at).await, 200);
     let (_, body) = w.introspect(at, files_server()).await;
     assert_eq!(
         body["active"], true,
         "another client's revocation does nothing"
     );
-    assert_eq!(revoke(client.id.clone()).await, 200);
+    assert_eq!(w.revoke(&client.id, at).await, 200);
     let (_, body) = w.introspect(at, files_server()).await;
     assert_eq!(body, json!({"active": false}), "revoked by its client");
 

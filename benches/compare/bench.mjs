@@ -37,6 +37,12 @@ const WARMUP_LOGINS = opt('warmup', 10, 1); // per target
 const FAMILIES = opt('families', 128, 64);
 const DURATION = opt('duration', 10, 1);
 const WRK_WARMUP = opt('wrk-warmup', 2, 0);
+// Logins "at a distance": the IdP answers each request IDP_LATENCY ms late (browser and server
+// calls alike), and a replica on PostgreSQL reaches the database through a relay that holds
+// every packet DB_LATENCY ms each way. Loopback hides the round trips that a deployment pays.
+const DISTANCE_LOGINS = opt('distance-logins', 100, 3);
+const IDP_LATENCY = opt('idp-latency', 10, 10);
+const DB_LATENCY = opt('db-latency', 1, 1);
 const CONNECTIONS = opt('connections', 64, 64);
 const THREADS = opt('threads', 2, 2);
 // Far above what wrk can reach, so the shim's per-address registration limit never answers 429.
@@ -68,6 +74,25 @@ async function stopAll() {
 }
 process.on('exit', () => { for (const p of children) if (!p.exited) p.child.kill('SIGKILL'); });
 for (const sig of ['SIGINT', 'SIGTERM']) process.on(sig, () => stopAll().then(() => process.exit(130)));
+
+// A TCP relay to host:port that holds every chunk `ms` milliseconds in each direction, in order
+// (timers of one duration fire in the order they were set): a database farther away than
+// loopback.
+async function delayingRelay(listenPort, host, port, ms) {
+  const server = net.createServer((near) => {
+    const far = net.connect(port, host);
+    for (const [from, to] of [[near, far], [far, near]]) {
+      from.setNoDelay(true);
+      from.on('data', (chunk) => setTimeout(() => { if (!to.destroyed) to.write(chunk); }, ms));
+      from.on('end', () => setTimeout(() => to.end(), ms));
+      from.on('error', () => to.destroy());
+      from.on('close', () => setTimeout(() => to.destroy(), ms));
+    }
+  });
+  await new Promise((r) => server.listen(listenPort, '127.0.0.1', r));
+  server.unref(); // never what keeps the bench running
+  return { server, port: server.address().port };
+}
 
 async function freePort() {
   const s = net.createServer();
@@ -147,6 +172,39 @@ async function login(target, redirect, fixedClient) {
   times.login = performance.now() - t0;
   return { times, client, refreshToken: refreshed.refresh_token, pages: browser.pages };
 }
+
+// Logins for each target, taking turns of ten so that none gets a warmer IdP (V8's JIT, caches)
+// or a quieter machine than another; the CPU time of `servers` is read around each turn and
+// added up per target (a turn rather than one login, so that tick rounding stays small).
+async function measureLogins(targets, n, warmup, servers, redirect) {
+  for (let i = 0; i < warmup; i++) for (const t of targets) await login(t, redirect);
+  const acc = Object.fromEntries(targets.map((t) => [t.key, { steps: {}, cpu: {}, wallMs: 0, pages: null }]));
+  const TURN = 10;
+  for (let done = 0; done < n; done += TURN) {
+    for (const t of targets) {
+      const a = acc[t.key];
+      const before = cpuSnapshot(servers);
+      for (let i = done; i < Math.min(done + TURN, n); i++) {
+        const r = await login(t, redirect);
+        for (const [k, v] of Object.entries(r.times)) (a.steps[k] ||= []).push(v);
+        a.wallMs += r.times.login;
+        a.pages = r.pages;
+      }
+      for (const [k, ms] of Object.entries(cpuDelta(before, cpuSnapshot(servers)))) a.cpu[k] = (a.cpu[k] || 0) + ms;
+    }
+  }
+  const logins = {};
+  for (const t of targets) {
+    const a = acc[t.key];
+    logins[t.key] = {
+      n, wall_ms: a.wallMs, pages_per_login: a.pages,
+      steps: Object.fromEntries(Object.entries(a.steps).map(([k, v]) => [k, { p50: pct(v, 0.5), p95: pct(v, 0.95), samples: v }])),
+      cpu_ms_per_login: Object.fromEntries(Object.entries(a.cpu).map(([k, v]) => [k, v / n])),
+    };
+    console.error(`logins ${t.name}: ${n} in ${(a.wallMs / 1000).toFixed(1)} s; p50 ms: ${Object.entries(logins[t.key].steps).map(([k, v]) => `${k} ${f2(v.p50)}`).join(', ')}`);
+  }
+  return logins;
+}
 const clientMetadata = (redirect) => ({
   client_name: 'bench agent', redirect_uris: [redirect], grant_types: ['authorization_code', 'refresh_token'],
   response_types: ['code'], token_endpoint_auth_method: 'none',
@@ -212,10 +270,12 @@ async function main() {
   const haveHello = fs.existsSync(HELLO_BIN);
 
   // ---------- ports, URLs, secrets ----------
-  const [idpPort, shimPort, fastmcpPort, helloPort, callbackPort, resourcePort, shimPgPort, shimPg2Port] = await Promise.all(Array.from({ length: 8 }, freePort));
+  const [idpPort, shimPort, fastmcpPort, helloPort, callbackPort, resourcePort, shimPgPort, shimPg2Port, shimFarPort, relayPort] = await Promise.all(Array.from({ length: 10 }, freePort));
   const SHIM_PG = `http://127.0.0.1:${shimPgPort}`;
   // The second replica on the same database: same tenant, secret and public URL (the issuer).
   const SHIM_PG2 = `http://127.0.0.1:${shimPg2Port}`;
+  // A third replica on the same database, for the logins at a distance only: through the relay.
+  const SHIM_FAR = `http://127.0.0.1:${shimFarPort}`;
   const IDP = `http://127.0.0.1:${idpPort}`;
   const SHIM = `http://127.0.0.1:${shimPort}`;
   const FASTMCP = `http://127.0.0.1:${fastmcpPort}`;
@@ -238,7 +298,7 @@ async function main() {
   const idp = start('oidc-provider', node, [path.join(HERE, 'idp-server.mjs'), JSON.stringify({
     port: idpPort, accessTokenTTL: ACCESS_TOKEN_TTL,
     clients: [
-      { client_id: 'shim-app', client_secret: shimSecret.value, token_endpoint_auth_method: 'client_secret_basic', redirect_uris: [`${SHIM}/bench/callback`, `${SHIM}/minted/callback`, `${SHIM_PG}/bench/callback`], ...app },
+      { client_id: 'shim-app', client_secret: shimSecret.value, token_endpoint_auth_method: 'client_secret_basic', redirect_uris: [`${SHIM}/bench/callback`, `${SHIM}/minted/callback`, `${SHIM_PG}/bench/callback`, `${SHIM_FAR}/bench/callback`], ...app },
       { client_id: 'fastmcp-app', client_secret: fastmcpSecret.value, token_endpoint_auth_method: 'client_secret_basic', redirect_uris: [`${FASTMCP}/auth/callback`], ...app },
       // A client registered at the IdP by hand, with a loopback redirect. It has a secret because
       // the e2e IdP, like Entra's confidential apps, accepts no public clients (no auth method "none").
@@ -280,6 +340,8 @@ registrations_per_minute = ${REGISTRATIONS_PER_MINUTE}
   // ---------- dcr-shim on PostgreSQL ----------
   let shimPg = null;
   let shimPg2 = null;
+  let shimFar = null;
+  let relay = null;
   if (PG) {
     const db = `bench_${process.pid}_${Date.now()}`;
     const created = spawnSync('psql', [PG, '-q', '-c', `CREATE DATABASE ${db}`], { encoding: 'utf8' });
@@ -287,17 +349,22 @@ registrations_per_minute = ${REGISTRATIONS_PER_MINUTE}
     const url = new URL(PG); url.pathname = `/${db}`;
     const serverSecret = path.join(TMP, 'pg-server-secret');
     fs.writeFileSync(serverSecret, randomBytes(32).toString('hex'), { mode: 0o600 });
-    const replica = (name, port) => {
+    const replica = (name, port, publicUrl = SHIM_PG, storeUrl = url) => {
       const data = path.join(TMP, `${name}-data`);
       fs.mkdirSync(data);
-      return start(name, SHIM_BIN, ['serve', '--listen', `127.0.0.1:${port}`, '--public-url', SHIM_PG, '--data-dir', data,
-        '--tenants', tenants, '--workers', '2', '--store', url.toString(), '--secret-file', serverSecret],
+      return start(name, SHIM_BIN, ['serve', '--listen', `127.0.0.1:${port}`, '--public-url', publicUrl, '--data-dir', data,
+        '--tenants', tenants, '--workers', '2', '--store', storeUrl.toString(), '--secret-file', serverSecret],
       { env: { ...process.env, RUST_LOG: process.env.RUST_LOG || 'info' } });
     };
     shimPg = replica('dcr-shim-pg', shimPgPort);
     await waitFor(shimPg, `${SHIM_PG}/readyz`);
     shimPg2 = replica('dcr-shim-pg2', shimPg2Port);
     await waitFor(shimPg2, `${SHIM_PG2}/readyz`);
+    relay = await delayingRelay(relayPort, url.hostname, Number(url.port || 5432), DB_LATENCY);
+    const farUrl = new URL(url);
+    farUrl.hostname = '127.0.0.1'; farUrl.port = String(relay.port); farUrl.searchParams.delete('host');
+    shimFar = replica('dcr-shim-pg-far', shimFarPort, SHIM_FAR, farUrl);
+    await waitFor(shimFar, `${SHIM_FAR}/readyz`);
   }
 
   // ---------- FastMCP ----------
@@ -330,34 +397,28 @@ registrations_per_minute = ${REGISTRATIONS_PER_MINUTE}
       { key: 'shim_pg2', name: 'dcr-shim on PostgreSQL, two replicas', issuer: `${SHIM_PG}/bench`, other: SHIM_PG2, scope: 'files.read offline_access', resource: RESOURCE },
     ] : []),
   ];
-  // The targets take turns, ten logins each, so that none gets a warmer IdP (V8's JIT, caches)
-  // or a quieter machine than another; CPU is read around each turn and added up per target
-  // (a turn rather than one login, so that tick rounding stays small).
-  for (let i = 0; i < WARMUP_LOGINS; i++) for (const t of targets) await login(t, REDIRECT);
-  const acc = Object.fromEntries(targets.map((t) => [t.key, { steps: {}, cpu: {}, wallMs: 0, pages: null }]));
-  const TURN = 10;
-  for (let done = 0; done < LOGINS; done += TURN) {
-    for (const t of targets) {
-      const a = acc[t.key];
-      const before = cpuSnapshot(servers);
-      for (let i = done; i < Math.min(done + TURN, LOGINS); i++) {
-        const r = await login(t, REDIRECT);
-        for (const [k, v] of Object.entries(r.times)) (a.steps[k] ||= []).push(v);
-        a.wallMs += r.times.login;
-        a.pages = r.pages;
-      }
-      for (const [k, ms] of Object.entries(cpuDelta(before, cpuSnapshot(servers)))) a.cpu[k] = (a.cpu[k] || 0) + ms;
-    }
-  }
-  const logins = {};
-  for (const t of targets) {
-    const a = acc[t.key];
-    logins[t.key] = {
-      n: LOGINS, wall_ms: a.wallMs, pages_per_login: a.pages,
-      steps: Object.fromEntries(Object.entries(a.steps).map(([k, v]) => [k, { p50: pct(v, 0.5), p95: pct(v, 0.95), samples: v }])),
-      cpu_ms_per_login: Object.fromEntries(Object.entries(a.cpu).map(([k, v]) => [k, v / LOGINS])),
+  const logins = await measureLogins(targets, LOGINS, WARMUP_LOGINS, servers, REDIRECT);
+
+  // ---------- logins at a distance ----------
+  // The same logins with the IdP and the database farther away than loopback: dcr-shim on sled,
+  // a replica on PostgreSQL through the relay, and directly. No CPU figures: waiting dominates.
+  let distance = null;
+  if (shimFar && DISTANCE_LOGINS > 0) {
+    const setIdpLatency = async (ms) => {
+      const r = await fetch(`${IDP}/_bench/latency?ms=${ms}`, { method: 'POST' });
+      if (!r.ok) throw new Error(`the IdP did not take its latency: HTTP ${r.status}`);
     };
-    console.error(`logins ${t.name}: ${LOGINS} in ${(a.wallMs / 1000).toFixed(1)} s; p50 ms: ${Object.entries(logins[t.key].steps).map(([k, v]) => `${k} ${f2(v.p50)}`).join(', ')}`);
+    const far = [
+      targets.find((t) => t.key === 'shim'),
+      targets.find((t) => t.key === 'direct'),
+      { key: 'shim_pg_far', name: 'dcr-shim on PostgreSQL (relayed)', issuer: `${SHIM_FAR}/bench`, scope: 'files.read offline_access', resource: RESOURCE },
+    ];
+    await setIdpLatency(IDP_LATENCY);
+    try {
+      distance = { idp_latency_ms: IDP_LATENCY, db_latency_ms: DB_LATENCY, logins: await measureLogins(far, DISTANCE_LOGINS, 2, [], REDIRECT) };
+    } finally {
+      await setIdpLatency(0);
+    }
   }
 
   // ---------- refresh-token pools for wrk: one client per server, many families ----------
@@ -442,8 +503,12 @@ registrations_per_minute = ${REGISTRATIONS_PER_MINUTE}
     .filter((d) => d.isDirectory() && d.name.startsWith('S_mcp_oauth_proxy_clients'));
   const fastmcpClientFiles = clientDirs.reduce((n, d) => n + fs.readdirSync(path.join(d.parentPath, d.name)).length, 0);
 
-  const serverErrors = { fastmcp: grepCount(fastmcp.log, /ERROR|Traceback/), shim: grepCount(shim.log, / ERROR /), ...(shimPg ? { shim_pg: grepCount(shimPg.log, / ERROR /) + grepCount(shimPg2.log, / ERROR /) } : {}) };
+  const serverErrors = {
+    fastmcp: grepCount(fastmcp.log, /ERROR|Traceback/), shim: grepCount(shim.log, / ERROR /),
+    ...(shimPg ? { shim_pg: [shimPg, shimPg2, shimFar].reduce((n, p) => n + grepCount(p.log, / ERROR /), 0) } : {}),
+  };
   await stopAll();
+  relay?.server.close();
 
   // ---------- versions, machine ----------
   const pkg = (name) => JSON.parse(fs.readFileSync(path.join(HERE, 'node_modules', name, 'package.json'), 'utf8')).version;
@@ -473,7 +538,7 @@ registrations_per_minute = ${REGISTRATIONS_PER_MINUTE}
     smoke: SMOKE,
   };
   const results = {
-    env, config, logins, throughput, fastmcp_client_files: fastmcpClientFiles, server_log_errors: serverErrors,
+    env, config, logins, distance, throughput, fastmcp_client_files: fastmcpClientFiles, server_log_errors: serverErrors,
     hello: haveHello, wall_s: (Date.now() - started) / 1000,
   };
   results.targets = checkTargets(results);
@@ -485,7 +550,7 @@ registrations_per_minute = ${REGISTRATIONS_PER_MINUTE}
 
 const grepCount = (file, re) => fs.readFileSync(file, 'utf8').split('\n').filter((l) => re.test(l)).length;
 
-function checkTargets({ logins, throughput }) {
+function checkTargets({ logins, distance, throughput }) {
   const tp = (target, endpoint) => throughput.find((r) => r.target === target && r.endpoint === endpoint)?.per_second;
   const shimCpu = logins.shim.cpu_ms_per_login['dcr-shim'];
   const rows = [
@@ -500,6 +565,11 @@ function checkTargets({ logins, throughput }) {
       ['shim on PostgreSQL: registrations/s ≥ 10× FastMCP', tp('dcr-shim-pg', 'registration') / tp('FastMCP', 'registration'), 10, 'ge'],
       ['shim on PostgreSQL, two replicas: complete login p50 ≤ 1.5× direct', logins.shim_pg2.steps.login.p50 / logins.direct.steps.login.p50, 1.5, 'le'],
       ['shim on PostgreSQL, two replicas: registrations/s ≥ 10× FastMCP', tp('dcr-shim-pg ×2', 'registration') / tp('FastMCP', 'registration'), 10, 'ge'],
+    ] : []),
+    ...(distance ? [
+      [`at a distance (IdP +${distance.idp_latency_ms} ms, database +${distance.db_latency_ms} ms each way): shim on PostgreSQL, complete login p50 ≤ 1.5× direct`,
+        distance.logins.shim_pg_far.steps.login.p50 / distance.logins.direct.steps.login.p50, 1.5, 'le'],
+      [`at a distance: shim on sled, complete login p50 ≤ 1.3× direct`, distance.logins.shim.steps.login.p50 / distance.logins.direct.steps.login.p50, 1.3, 'le'],
     ] : []),
   ];
   return rows.map(([what, value, bound, op]) => ({
@@ -613,6 +683,23 @@ function markdown(r) {
     p(`| refreshes/s under wrk | ${int(pt.per_second)} | ${int(mt.per_second)} | ${ratio(mt.per_second, pt.per_second)} |`);
     p(`| refresh under wrk, ms p50 / p99 | ${f2(pt.p50_ms)} / ${f2(pt.p99_ms)} | ${f2(mt.p50_ms)} / ${f2(mt.p99_ms)} | ${ratio(mt.p50_ms, pt.p50_ms)} (p50) |`);
     p(`| dcr-shim CPU during the refresh run, % of a core | ${f1(pt.cpu_percent_of_core['dcr-shim'])} | ${f1(mt.cpu_percent_of_core['dcr-shim'])} | – |`);
+  }
+  if (r.distance) {
+    const D = r.distance.logins;
+    const cell = (t, k) => (D[t].steps[k] ? `${f2(D[t].steps[k].p50)} / ${f2(D[t].steps[k].p95)}` : '–');
+    p();
+    p(`### A complete login at a distance, ${D.direct.n} per target, ms p50 / p95`);
+    p();
+    p(`The same logins, taking turns the same way, with the IdP answering every request ${r.distance.idp_latency_ms} ms late ` +
+      '(the browser\'s requests and the shim\'s own calls alike: a cloud IdP is farther than that from most browsers) and with ' +
+      `a third replica on the same PostgreSQL database reaching it through a relay that holds every packet ${r.distance.db_latency_ms} ms ` +
+      'each way (a database in another zone of the region, or farther). dcr-shim on sled and the direct login are the processes above.');
+    p();
+    p('| step | through dcr-shim (sled) | dcr-shim on PostgreSQL, relayed | directly at oidc-provider | sled / direct (p50) | PostgreSQL / direct (p50) |');
+    p('|---|---|---|---|---|---|');
+    for (const [k, label] of [['metadata', 'metadata'], ['register', 'registration'], ['authorize', 'authorize → consent → IdP login → IdP consent → callback'], ['token', 'code exchange'], ['refresh', 'one refresh'], ['login', '**complete login**']]) {
+      p(`| ${label} | ${cell('shim', k)} | ${cell('shim_pg_far', k)} | ${cell('direct', k)} | ${ratio(D.shim.steps[k]?.p50, D.direct.steps[k]?.p50)} | ${ratio(D.shim_pg_far.steps[k]?.p50, D.direct.steps[k]?.p50)} |`);
+    }
   }
   p();
   p('### Against the targets');

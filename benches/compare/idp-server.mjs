@@ -25,7 +25,21 @@ events.push = () => 0;
 const store = new LRU({ maxSize: 10_000_000 });
 instance(provider).Adapter = (model) => new MemoryAdapter(model, store);
 
-const server = http.createServer(provider.callback());
+// The emulated distance of bench.mjs's logins "at a distance": every answer waits this long
+// before it is worked out. POST /_bench/latency?ms=N sets it (and is answered at once); it is
+// 0 for every other measurement.
+let latencyMs = 0;
+const handle = provider.callback();
+const server = http.createServer((req, res) => {
+  if (req.method === 'POST' && req.url.startsWith('/_bench/latency?')) {
+    latencyMs = Number(new URL(req.url, issuer).searchParams.get('ms')) || 0;
+    res.end();
+  } else if (latencyMs > 0) {
+    setTimeout(() => handle(req, res), latencyMs);
+  } else {
+    handle(req, res);
+  }
+});
 server.keepAliveTimeout = 60_000;
 server.listen(port, '127.0.0.1', () => console.log(`ready ${port}`));
 for (const sig of ['SIGTERM', 'SIGINT']) process.on(sig, () => process.exit(0));

@@ -8,6 +8,8 @@
 #   bash benches/compare/run.sh --smoke   # 3 logins per target, 1 s wrk runs, no warm-up
 #   options: --logins N --warmup N (logins not counted) --families N (refresh-token families per
 #            server) --duration S --wrk-warmup S --connections N --threads N
+#            --distance-logins N (logins at a distance per target, 0: none) --idp-latency MS (added
+#            before each IdP answer there, default 10) --db-latency MS (each way, default 1)
 # Env: DCR_SHIM_TEST_POSTGRES (a PostgreSQL server for the dcr-shim-on-PostgreSQL target; one is
 #      started here when unset), DCR_SHIM_BIN (default target/release/dcr-shim; not built here), HELLO_BIN (default
 #      target/release/examples/hello; skipped when missing), BENCH_KEEP_TMP=1 keeps the temp dir

@@ -186,8 +186,9 @@ fn assemble(
 
 /// The state over a data directory that no server holds, for the admin commands run offline
 /// (`admin_cli.rs`): no listener, no background work, no call to any IdP. The store must exist, and is refused
-/// while a server holds it. The admin operations seal and sign nothing, so a throwaway key
-/// stands in for the server secret, which need not be at hand.
+/// while a server holds it. The offline commands seal, sign and open nothing (`keys rotate`,
+/// which would, is refused offline by `admin_cli.rs`), so a throwaway key stands in for the
+/// server secret, which need not be at hand.
 pub async fn open_offline(settings: &Settings) -> Result<web::Data<AppState>, StartError> {
     let dir = settings.data_dir.join("store");
     if !dir.is_dir() {

@@ -8,6 +8,7 @@ use serde_json::json;
 use super::{Problem, authorized, problem};
 use crate::config::token_mode::DEFAULT_TOKEN_LIFETIME;
 use crate::http::state::{AppState, unix_now};
+use crate::minting::keys::JWKS_CACHED_UP_TO;
 
 /// How long a new key is published before it signs, unless the request says otherwise:
 /// longer than resource servers usually cache a JWKS.
@@ -49,11 +50,6 @@ pub(super) struct RotateRequest {
     #[serde(default)]
     drop_old: bool,
 }
-
-/// Resource servers may cache the JWKS this long (its `max-age`) plus a replica's own cache of
-/// the key set: a shorter propagation delay lets new tokens reach a server that does not know
-/// their key yet.
-const JWKS_CACHED_UP_TO: u64 = 300 + 30;
 
 pub(super) async fn rotate_keys(
     state: web::Data<AppState>,

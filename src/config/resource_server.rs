@@ -8,6 +8,7 @@ use jsonwebtoken::jwk::JwkSet;
 use serde::Deserialize;
 
 use super::tenant::ResourceConfig;
+use crate::crypto::HandleKey;
 
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -15,7 +16,7 @@ pub struct ResourceServerConfig {
     pub client_id: String,
     /// Hex SHA-256 of its client secret (`printf %s "$SECRET" | sha256sum`): the file holds
     /// no secret, only what checks one.
-    pub(crate) secret_sha256: Option<String>,
+    pub(crate) secret_sha256: Option<HandleKey>,
     /// A JWK Set file with its public keys, for `private_key_jwt` (RFC 7523 §2.2).
     pub(crate) jwks_file: Option<PathBuf>,
     /// The resources whose tokens it may introspect, by URI; tokens for others are inactive
@@ -24,6 +25,18 @@ pub struct ResourceServerConfig {
     /// The keys of `jwks_file`, read when the file is loaded.
     #[serde(skip)]
     pub(crate) jwks: Option<JwkSet>,
+}
+
+/// The JWK Set in `file`, with at least one key; else what is wrong with it, naming the file.
+pub(crate) fn read_jwks_file(file: &std::path::Path) -> Result<JwkSet, String> {
+    match std::fs::read(file)
+        .map_err(|e| e.to_string())
+        .and_then(|b| serde_json::from_slice::<JwkSet>(&b).map_err(|e| e.to_string()))
+    {
+        Ok(set) if !set.keys.is_empty() => Ok(set),
+        Ok(_) => Err(format!("{} holds no key", file.display())),
+        Err(e) => Err(format!("{} is not a readable JWK Set: {e}", file.display())),
+    }
 }
 
 impl ResourceServerConfig {
@@ -49,22 +62,16 @@ impl ResourceServerConfig {
                 "give exactly one of secret_sha256 (client_secret_basic or _post) and jwks_file (private_key_jwt)".to_owned(),
             )),
             (Some(hash), None) => {
-                let ok = hash.len() == 64 && hash.bytes().all(|b| b.is_ascii_hexdigit());
+                let hex = hash.as_str();
+                let ok = hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit());
                 if !ok {
                     out.push(("secret_sha256", "must be 64 hex digits: the SHA-256 of the secret, as printf %s \"$SECRET\" | sha256sum prints it".to_owned()));
                 }
-                self.secret_sha256 = Some(hash.to_ascii_lowercase());
+                self.secret_sha256 = Some(HandleKey::from_hex(hex));
             }
-            (None, Some(file)) => match std::fs::read(file)
-                .map_err(|e| e.to_string())
-                .and_then(|b| serde_json::from_slice::<JwkSet>(&b).map_err(|e| e.to_string()))
-            {
-                Ok(set) if !set.keys.is_empty() => self.jwks = Some(set),
-                Ok(_) => out.push(("jwks_file", format!("{} holds no key", file.display()))),
-                Err(e) => out.push((
-                    "jwks_file",
-                    format!("{} is not a readable JWK Set: {e}", file.display()),
-                )),
+            (None, Some(file)) => match read_jwks_file(file) {
+                Ok(set) => self.jwks = Some(set),
+                Err(e) => out.push(("jwks_file", e)),
             },
         }
         if self.resources.is_empty() {

@@ -89,6 +89,12 @@ impl ResourceConfig {
         self.token_lifetime.unwrap_or(DEFAULT_TOKEN_LIFETIME)
     }
 
+    /// How long the family (the login) of a minted token with no refresh token is kept: as
+    /// long as the token lives, and a minute more.
+    pub fn family_seconds_without_refresh(&self) -> u64 {
+        self.lifetime().as_secs() + 60
+    }
+
     pub fn refreshes_upstream(&self) -> bool {
         self.refresh_upstream.unwrap_or(true)
     }

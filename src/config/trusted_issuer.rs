@@ -2,12 +2,16 @@
 //! (ID-JAG, MCP's Enterprise-Managed Authorization) a tenant accepts at its token endpoint,
 //! and which clients may present them (`oauth/id_jag.rs`).
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Deserialize;
 use url::Url;
 
+use crate::domain::is_https_or_loopback;
+
 use super::host_pattern::HostPattern;
+use super::resource_server::read_jwks_file;
 use super::tenant::ResourceConfig;
 
 /// The longest an ID-JAG may live (`exp` − `iat`) unless the issuer's table says otherwise.
@@ -15,9 +19,7 @@ pub const DEFAULT_MAX_ASSERTION_LIFETIME: Duration = Duration::from_secs(600);
 const LONGEST_ALLOWED_ASSERTION_LIFETIME: Duration = Duration::from_secs(3600);
 
 /// Signature algorithms an issuer may be trusted with: asymmetric only.
-const ALGORITHMS: &[&str] = &[
-    "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "EdDSA",
-];
+const ALGORITHMS: [&str; 9] = crate::domain::ASYMMETRIC_JWS_ALGORITHMS;
 
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -32,7 +34,7 @@ pub struct TrustedIssuer {
     pub(crate) jwks_file: Option<std::path::PathBuf>,
     /// The keys of `jwks_file`, read when the file is loaded.
     #[serde(skip)]
-    pub(crate) jwks: Option<jsonwebtoken::jwk::JwkSet>,
+    pub(crate) jwks: Option<Arc<jsonwebtoken::jwk::JwkSet>>,
     /// Signature algorithms accepted from it.
     #[serde(default = "default_algorithms")]
     pub(crate) algorithms: Vec<String>,
@@ -81,7 +83,13 @@ impl TrustedIssuer {
         loopback_allowed: bool,
     ) -> Vec<(&'static str, String)> {
         let mut out = Vec::new();
-        let fetchable = |u: &Url| u.scheme() == "https" || (loopback_allowed && is_loopback(u));
+        let fetchable = |u: &Url| {
+            if loopback_allowed {
+                is_https_or_loopback(u)
+            } else {
+                u.scheme() == "https"
+            }
+        };
         let must = "must be an https URL (http on loopback only with [dev] cimd_allow_loopback, which the fetcher of keys needs to reach it)";
         match Url::parse(&self.issuer) {
             Ok(u) if fetchable(&u) || self.jwks_file.is_some() => {}
@@ -128,32 +136,12 @@ impl TrustedIssuer {
                 "give jwks_uri or jwks_file, not both".to_owned(),
             ));
         }
-        match std::fs::read(file)
-            .map_err(|e| e.to_string())
-            .and_then(|b| {
-                serde_json::from_slice::<jsonwebtoken::jwk::JwkSet>(&b).map_err(|e| e.to_string())
-            }) {
-            Ok(set) if !set.keys.is_empty() => {
-                self.jwks = Some(set);
+        match read_jwks_file(file) {
+            Ok(set) => {
+                self.jwks = Some(Arc::new(set));
                 None
             }
-            Ok(_) => Some(("jwks_file", format!("{} holds no key", file.display()))),
-            Err(e) => Some((
-                "jwks_file",
-                format!("{} is not a readable JWK Set: {e}", file.display()),
-            )),
+            Err(e) => Some(("jwks_file", e)),
         }
     }
-
-    /// The algorithms as jsonwebtoken names them.
-    pub(crate) fn jwt_algorithms(&self) -> Vec<jsonwebtoken::Algorithm> {
-        self.algorithms
-            .iter()
-            .filter_map(|a| a.parse().ok())
-            .collect()
-    }
-}
-
-fn is_loopback(u: &Url) -> bool {
-    u.scheme() == "http" && crate::domain::is_loopback_host(u)
 }

@@ -59,6 +59,12 @@ impl HandleKey {
         &self.0
     }
 
+    /// A key written by hand (a tenant file's `secret_sha256`), in the lowercase hex that
+    /// `Handle::key` gives.
+    pub(crate) fn from_hex(hex: &str) -> Self {
+        Self(hex.to_ascii_lowercase())
+    }
+
     /// Whether `handle` is the value this key was made from (constant time).
     pub fn matches(&self, handle: &Handle) -> bool {
         ct_eq(&handle.key().0, &self.0)

@@ -46,7 +46,7 @@ impl DevIdp {
                             "username is required: 1 to 64 letters, digits or ._@-",
                         )
                     })?;
-                if !get("scope").is_some_and(|s| s.split(' ').any(|t| t == "openid")) {
+                if !get("scope").is_some_and(|s| super::idp::has_scope(s, "openid")) {
                     return Err(IdpError::new(
                         "invalid_scope",
                         "ask for openid: this grant hands out an ID token",

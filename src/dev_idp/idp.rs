@@ -299,9 +299,6 @@ impl DevIdp {
         resource: Option<&str>,
         now: u64,
     ) -> Result<UpstreamTokens, IdpError> {
-        let mut header = Header::new(Algorithm::ES256);
-        header.kid = Some(self.kid.clone());
-        header.typ = Some("at+jwt".into());
         let granted: Vec<&str> = scope
             .split(' ')
             .filter(|s| !s.is_empty() && *s != "openid" && *s != "offline_access")
@@ -316,11 +313,7 @@ impl DevIdp {
             "exp": now + ACCESS_TOKEN_SECONDS,
             "jti": uuid::Uuid::new_v4().to_string(),
         });
-        let sign = |h: &Header, c: &Value| {
-            jsonwebtoken::encode(h, c, &self.encoding)
-                .map_err(|e| IdpError::new("server_error", &e.to_string()))
-        };
-        let access_token = sign(&header, &access)?;
+        let access_token = self.sign(Some("at+jwt"), &access)?;
         let refresh_token = if has_scope(scope, "offline_access") {
             let claims = DevRefreshClaims {
                 iss: self.issuer.clone(),
@@ -332,12 +325,7 @@ impl DevIdp {
                 exp: now + REFRESH_TOKEN_SECONDS,
                 jti: uuid::Uuid::new_v4().to_string(),
             };
-            let mut h = Header::new(Algorithm::ES256);
-            h.kid = Some(self.kid.clone());
-            Some(
-                jsonwebtoken::encode(&h, &claims, &self.encoding)
-                    .map_err(|e| IdpError::new("server_error", &e.to_string()))?,
-            )
+            Some(self.sign(None, &claims)?)
         } else {
             None
         };
@@ -375,7 +363,11 @@ impl DevIdp {
     }
 
     /// `claims` signed with the dev IdP's key, with `typ` when given.
-    pub(super) fn sign(&self, typ: Option<&str>, claims: &Value) -> Result<String, IdpError> {
+    pub(super) fn sign(
+        &self,
+        typ: Option<&str>,
+        claims: &impl serde::Serialize,
+    ) -> Result<String, IdpError> {
         let mut header = Header::new(Algorithm::ES256);
         header.kid = Some(self.kid.clone());
         header.typ = typ.map(str::to_owned);
@@ -420,7 +412,7 @@ impl DevIdp {
     }
 }
 
-fn has_scope(scope: &str, wanted: &str) -> bool {
+pub(super) fn has_scope(scope: &str, wanted: &str) -> bool {
     scope.split(' ').any(|s| s == wanted)
 }
 

@@ -15,3 +15,10 @@ pub use redirect_uri::{RedirectKind, RedirectUri, is_https_or_loopback, is_loopb
 pub use resource::ResourceUri;
 pub use scope::ScopeSet;
 pub use tenant_id::TenantId;
+
+/// JWS algorithms accepted for a signature someone else's key makes (client assertions,
+/// ID-JAGs): asymmetric only (a shared-key HMAC would need a shared secret; `none` signs
+/// nothing).
+pub const ASYMMETRIC_JWS_ALGORITHMS: [&str; 9] = [
+    "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "EdDSA",
+];

@@ -26,7 +26,10 @@ pub(crate) async fn metadata(
 pub(crate) async fn jwks(state: web::Data<AppState>, ApiTenant(tenant): ApiTenant) -> HttpResponse {
     match state.auth().jwks(&tenant, unix_now()).await {
         Ok(set) => HttpResponse::Ok()
-            .insert_header(("Cache-Control", "public, max-age=300"))
+            .insert_header((
+                "Cache-Control",
+                format!("public, max-age={}", crate::minting::keys::JWKS_MAX_AGE),
+            ))
             .content_type("application/jwk-set+json")
             .json(set),
         Err(e) => error_response(&e),

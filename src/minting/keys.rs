@@ -34,6 +34,11 @@ use crate::store::{Namespace, Record, Records, StoreError, Versioned};
 /// How long a replica uses the key set it read before reading it again. A rotation's
 /// propagation delay should be longer, or a replica signs with the old key a little longer.
 const CACHE_LIFETIME: Duration = Duration::from_secs(30);
+/// How long resource servers may cache `GET /{tenant}/jwks` (its `max-age`).
+pub const JWKS_MAX_AGE: u64 = 300;
+/// How long after a key is published a server that caches the JWKS may still not know it: a
+/// rotation's propagation delay should be at least this.
+pub const JWKS_CACHED_UP_TO: u64 = JWKS_MAX_AGE + CACHE_LIFETIME.as_secs();
 /// A token naming a key this replica does not know makes it read the set again, at most this
 /// often (forged key ids must not turn into a read per request).
 const UNKNOWN_KID_RELOAD: Duration = Duration::from_secs(2);
@@ -238,14 +243,12 @@ impl SigningKeys {
         Ok(json!({ "keys": keys }))
     }
 
-    /// The tenant's keys as stored (for the admin API).
+    /// The tenant's keys as stored (for the admin API), their private halves left sealed: the
+    /// offline admin commands hold no server secret that could open them.
     pub async fn list(&self, tenant: &TenantId) -> Result<Vec<StoredKey>, KeyError> {
-        let set = self.loaded(tenant, Freshness::Reread).await?;
-        Ok(set
-            .stored
-            .as_ref()
-            .map(|s| s.value.keys.clone())
-            .unwrap_or_default())
+        // The set never expires, so the time given for expiry checks does not matter.
+        let stored = self.records.get::<KeySet>(tenant, SET_ID, 0).await?;
+        Ok(stored.map(|s| s.value.keys).unwrap_or_default())
     }
 
     /// Adds a key of `alg` that signs from `now + propagation`; the keys signing until then

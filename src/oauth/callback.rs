@@ -208,13 +208,7 @@ impl AuthServer {
         now: u64,
     ) -> Result<(UpstreamTokens, Option<IdTokenUser>), OAuthError> {
         let r = &txn.request;
-        let (Ok(endpoints), Some(app)) = (self.upstreams.endpoints(tenant), tenant.app(&r.app))
-        else {
-            return Err(OAuthError::new(
-                ErrorCode::TemporarilyUnavailable,
-                "the identity provider is not reachable right now",
-            ));
-        };
+        let (endpoints, app) = self.upstream_app(tenant, &r.app)?;
         let verifier = self
             .sealer
             .unseal(txn_id, &txn.sealed_verifier)

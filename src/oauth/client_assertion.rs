@@ -22,9 +22,7 @@ pub(crate) const ALGORITHMS: [Algorithm; 9] = [
     Algorithm::EdDSA,
 ];
 /// Their names, for the metadata document.
-pub(crate) const ALGORITHM_NAMES: [&str; 9] = [
-    "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "EdDSA",
-];
+pub(crate) const ALGORITHM_NAMES: [&str; 9] = crate::domain::ASYMMETRIC_JWS_ALGORITHMS;
 /// Clock skew tolerated on `exp`, `nbf` and `iat`.
 const LEEWAY: u64 = 60;
 /// Longest an assertion may live (`exp` after now). The MCP TypeScript SDK signs for 300 s;
@@ -121,27 +119,49 @@ pub(crate) fn verify(
     if !ALGORITHMS.contains(&header.alg) {
         return Err(AssertionError::Algorithm(format!("{:?}", header.alg)));
     }
-    let candidates: Vec<&Jwk> = keys
+    let claims = match signed_claims::<Claims>(assertion, keys, header.kid.as_deref(), header.alg) {
+        Ok(c) => c,
+        Err(Unverified::NoKey) => return Err(AssertionError::NoKey),
+        Err(Unverified::Signature) => return Err(AssertionError::Signature),
+    };
+    check_claims(&claims, client_id, audiences, now)
+}
+
+/// Why `signed_claims` found no claims.
+pub(crate) enum Unverified {
+    /// No key of the set fits `kid` and the algorithm.
+    NoKey,
+    /// None of the keys that fit verifies the signature.
+    Signature,
+}
+
+/// The claims of the JWS `token`, once its signature verifies with `alg` and a key of `keys`
+/// that fits it (and carries `kid`, when one is given). No claim is checked: each caller
+/// checks its own, with descriptions that say which one failed.
+pub(crate) fn signed_claims<T: serde::de::DeserializeOwned>(
+    token: &str,
+    keys: &JwkSet,
+    kid: Option<&str>,
+    alg: Algorithm,
+) -> Result<T, Unverified> {
+    let mut candidates = keys
         .keys
         .iter()
-        .filter(|k| header.kid.is_none() || k.common.key_id == header.kid)
-        .filter(|k| fits(k, header.alg))
-        .collect();
-    if candidates.is_empty() {
-        return Err(AssertionError::NoKey);
+        .filter(|k| kid.is_none_or(|id| k.common.key_id.as_deref() == Some(id)))
+        .filter(|k| fits(k, alg))
+        .peekable();
+    if candidates.peek().is_none() {
+        return Err(Unverified::NoKey);
     }
-    let mut validation = Validation::new(header.alg);
-    // Claims are checked below, with messages that say which one failed.
+    let mut validation = Validation::new(alg);
     validation.validate_exp = false;
     validation.validate_aud = false;
     validation.required_spec_claims.clear();
-    let claims = candidates
-        .iter()
+    candidates
         .filter_map(|k| DecodingKey::from_jwk(k).ok())
-        .find_map(|key| jsonwebtoken::decode::<Claims>(assertion, &key, &validation).ok())
-        .ok_or(AssertionError::Signature)?
-        .claims;
-    check_claims(&claims, client_id, audiences, now)
+        .find_map(|key| jsonwebtoken::decode::<T>(token, &key, &validation).ok())
+        .map(|d| d.claims)
+        .ok_or(Unverified::Signature)
 }
 
 /// Whether a JWK can verify `alg`: the key type fits, it is not a shared key, and a key that

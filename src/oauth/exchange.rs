@@ -16,9 +16,10 @@ use super::error::{ErrorCode, OAuthError};
 use super::params::Params;
 use super::records::{ExchangeGrant, Family, FamilyId};
 use super::server::AuthServer;
+use super::token::invalid_grant;
 use crate::config::Tenant;
 use crate::config::downstream_api::DownstreamApi;
-use crate::domain::ScopeSet;
+use crate::domain::{ResourceUri, ScopeSet};
 use crate::minting::access_token::{Invalid, verify};
 use crate::store::Versioned;
 use crate::upstream::provider::Provider;
@@ -27,10 +28,6 @@ use crate::upstream::tokens::UpstreamTokens;
 pub(crate) const TOKEN_EXCHANGE: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
 const ACCESS_TOKEN_TYPE: &str = "urn:ietf:params:oauth:token-type:access_token";
 const JWT_TYPE: &str = "urn:ietf:params:oauth:token-type:jwt";
-
-fn invalid_grant(why: impl Into<String>) -> OAuthError {
-    OAuthError::new(ErrorCode::InvalidGrant, why)
-}
 
 /// RFC 8693 §2.2.2: a subject token that is invalid or unacceptable is `invalid_request`.
 fn unacceptable_subject(why: impl std::fmt::Display) -> OAuthError {
@@ -171,10 +168,10 @@ impl AuthServer {
                 "issued for a resource this resource server does not serve",
             ));
         }
-        let allowed = tenant
-            .resource(audience)
-            .is_some_and(|r| r.exchange.iter().any(|n| n == &api.name));
-        if !allowed {
+        if !tenant
+            .exchange_apis(&ResourceUri::new(audience))
+            .any(|a| a.name == api.name)
+        {
             return Err(invalid_target(format!(
                 "the resource {audience} may not reach the downstream API '{}'; list it in the resource's exchange",
                 api.name
@@ -186,13 +183,14 @@ impl AuthServer {
         // same login waits, and each finds the token the other left.
         let lock = self.family_lock(&family_id);
         let _guard = lock.lock().await;
-        let family = self
-            .records
-            .get::<Family>(&tenant.id, &family_id, now)
-            .await?
+        let (family, client_exists) = tokio::join!(
+            self.records.get::<Family>(&tenant.id, &family_id, now),
+            self.client_exists(tenant, text("client_id"), now),
+        );
+        let family = family?
             .filter(|f| !f.value.revoked)
             .ok_or_else(|| unacceptable_subject("its login was revoked"))?;
-        if !self.client_exists(tenant, text("client_id"), now).await? {
+        if !client_exists? {
             return Err(unacceptable_subject("its client was deleted"));
         }
         let grant = family.value.exchange.clone().ok_or_else(|| {
@@ -237,13 +235,7 @@ impl AuthServer {
         scopes: &ScopeSet,
         now: u64,
     ) -> Result<UpstreamTokens, OAuthError> {
-        let (Ok(endpoints), Some(app)) = (self.upstreams.endpoints(tenant), tenant.app(&grant.app))
-        else {
-            return Err(OAuthError::new(
-                ErrorCode::TemporarilyUnavailable,
-                "the identity provider is not reachable right now",
-            ));
-        };
+        let (endpoints, app) = self.upstream_app(tenant, &grant.app)?;
         let provider = Provider::of(tenant);
         let upstream_scopes = provider.refresh_scopes(scopes, endpoints.offers_refresh);
         let resource = provider.downstream_resource(api);

@@ -15,10 +15,11 @@
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use jsonwebtoken::jwk::{Jwk, JwkSet};
-use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use jsonwebtoken::Algorithm;
+use serde::de::IgnoredAny;
 use serde_json::{Map, Value};
 
+use super::client_assertion::signed_claims;
 use super::client_auth::ClientCredentials;
 use super::error::{ErrorCode, OAuthError};
 use super::minted::TokenSubject;
@@ -26,11 +27,11 @@ use super::params::Params;
 use super::records::{Family, FamilyId};
 use super::scopes::app_may_have;
 use super::server::AuthServer;
-use super::token::token_response;
+use super::token::{invalid_grant, token_response};
 use crate::config::Tenant;
 use crate::config::tenant::{AppConfig, ResourceConfig};
 use crate::config::trusted_issuer::TrustedIssuer;
-use crate::domain::{AuthMethod, ClientRecord, ScopeSet};
+use crate::domain::{ClientRecord, ScopeSet};
 use crate::upstream::tokens::UpstreamTokens;
 
 /// RFC 7523 §2.1.
@@ -44,10 +45,6 @@ pub(crate) const MAX_ASSERTION_BYTES: usize = 8 * 1024;
 const SKEW: u64 = 60;
 
 type JsonObject = Map<String, Value>;
-
-fn invalid_grant(why: impl Into<String>) -> OAuthError {
-    OAuthError::new(ErrorCode::InvalidGrant, why)
-}
 
 /// What a valid assertion says.
 struct IdJag<'t> {
@@ -70,9 +67,7 @@ impl AuthServer {
         now: u64,
     ) -> Result<Value, OAuthError> {
         let client = self.authenticate_client(tenant, form, creds, now).await?;
-        let confidential = client.secret_sha256.is_some()
-            || client.metadata.token_endpoint_auth_method == AuthMethod::PrivateKeyJwt;
-        if !confidential {
+        if !client.metadata.token_endpoint_auth_method.is_confidential() {
             return Err(OAuthError::new(
                 ErrorCode::UnauthorizedClient,
                 "the ID-JAG grant is for confidential clients (a client secret, or private_key_jwt); this client is public",
@@ -108,12 +103,7 @@ impl AuthServer {
         let response = self
             .issue_for_id_jag(tenant, &client, &jag, resource, &scopes, now)
             .await?;
-        if client.cimd_host().is_none()
-            && let Err(e) = self.registry.touch(tenant, &client, now).await
-        {
-            tracing::warn!(tenant = %tenant.id, client_id = %client.client_id, error = %e.description,
-                "could not record the client's use; its unused-client lifetime is extended at its next request");
-        }
+        self.registry.record_use(tenant, &client, now).await;
         tracing::info!(target: "audit", event = "id_jag_grant", tenant = %tenant.id, issuer = %jag.issuer.issuer,
             subject = %jag.subject, client_id = %client.client_id, resource = %resource.uri, scope = %scopes);
         Ok(response)
@@ -127,7 +117,9 @@ impl AuthServer {
         assertion: &str,
         now: u64,
     ) -> Result<IdJag<'t>, OAuthError> {
-        let (header, unverified) = split(assertion)?;
+        // Neither is trusted before the signature verifies, and the payload is then the
+        // claims: the signed bytes are the same.
+        let (header, payload) = split(assertion)?;
         let typ = header.get("typ").and_then(Value::as_str).unwrap_or("");
         if !(typ.eq_ignore_ascii_case(ID_JAG_TYPE)
             || typ.eq_ignore_ascii_case("application/oauth-id-jag+jwt"))
@@ -145,7 +137,7 @@ impl AuthServer {
                 "alg {alg_name} is refused: only the issuer's asymmetric keys are trusted"
             )));
         }
-        let iss = unverified.get("iss").and_then(Value::as_str).unwrap_or("");
+        let iss = payload.get("iss").and_then(Value::as_str).unwrap_or("");
         // An issuer not trusted, or not for this client, gets one answer, before any key is
         // fetched.
         let issuer = tenant
@@ -156,32 +148,30 @@ impl AuthServer {
                     "the issuer '{iss}' is not trusted by this tenant for this client"
                 ))
             })?;
-        let alg: Algorithm = alg_name
-            .parse()
-            .ok()
-            .filter(|a| issuer.jwt_algorithms().contains(a))
+        let alg: Algorithm = Some(alg_name)
+            .filter(|name| issuer.algorithms.iter().any(|a| a == name))
+            .and_then(|name| name.parse().ok())
             .ok_or_else(|| {
                 invalid_grant(format!(
                     "alg '{alg_name}' is not among the algorithms trusted for {iss}"
                 ))
             })?;
         let kid = header.get("kid").and_then(Value::as_str);
-        let claims = self
-            .verified_claims(tenant, issuer, assertion, alg, kid)
+        self.verify_signature(tenant, issuer, assertion, alg, kid)
             .await?;
-        check_claims(tenant, client, issuer, &claims, now)
+        check_claims(tenant, client, issuer, &payload, now)
     }
 
-    /// The assertion's claims, once its signature verifies with one of the issuer's keys (the
-    /// set is fetched again once when `kid` names a key it lacks).
-    async fn verified_claims(
+    /// Checks the assertion's signature with the issuer's keys (the set is fetched again once
+    /// when `kid` names a key it lacks).
+    async fn verify_signature(
         &self,
         tenant: &Tenant,
         issuer: &TrustedIssuer,
         assertion: &str,
         alg: Algorithm,
         kid: Option<&str>,
-    ) -> Result<Map<String, Value>, OAuthError> {
+    ) -> Result<(), OAuthError> {
         let mut keys = self.registry.issuer_keys(tenant, issuer, false).await?;
         if let Some(k) = kid
             && keys.find(k).is_none()
@@ -194,18 +184,10 @@ impl AuthServer {
                 )));
             }
         }
-        let mut validation = Validation::new(alg);
         // The claims are checked by `check_claims`, each with its own description.
-        validation.validate_exp = false;
-        validation.validate_aud = false;
-        validation.required_spec_claims.clear();
-        candidates(&keys, kid, alg)
-            .filter_map(|k| DecodingKey::from_jwk(k).ok())
-            .find_map(|key| {
-                jsonwebtoken::decode::<Map<String, Value>>(assertion, &key, &validation).ok()
-            })
-            .map(|d| d.claims)
-            .ok_or_else(|| {
+        signed_claims::<IgnoredAny>(assertion, &keys, kid, alg)
+            .map(drop)
+            .map_err(|_| {
                 invalid_grant(format!(
                     "the signature does not verify with the keys of {}",
                     issuer.issuer
@@ -258,18 +240,18 @@ impl AuthServer {
             exchange: None,
             issuer: Some(jag.issuer.issuer.clone()),
         };
-        let lifetime = resource.lifetime().as_secs();
         let stored = self
             .records
             .insert_new(
                 &tenant.id,
                 &family_id,
                 &family,
-                Some(now + lifetime + 60),
+                Some(now + resource.family_seconds_without_refresh()),
                 now,
             )
             .await?;
         if !stored {
+            tracing::error!(tenant = %tenant.id, "a new family id collided with a stored one");
             return Err(OAuthError::server_error());
         }
         let mut tokens = UpstreamTokens::none();
@@ -288,7 +270,7 @@ impl AuthServer {
 }
 
 /// Header and payload of a compact JWS, read before its signature is checked (to find the
-/// issuer and key); nothing read here is trusted until `verified_claims`.
+/// issuer and key); nothing read here is trusted until `verify_signature`.
 fn split(assertion: &str) -> Result<(JsonObject, JsonObject), OAuthError> {
     let mut parts = assertion.split('.');
     let (Some(h), Some(p), Some(_), None) =
@@ -306,18 +288,6 @@ fn split(assertion: &str) -> Result<(JsonObject, JsonObject), OAuthError> {
             .ok_or_else(|| invalid_grant(format!("the assertion's {what} is not base64url JSON")))
     };
     Ok((json(h, "header")?, json(p, "payload")?))
-}
-
-/// Keys of the set that may have signed with `alg` (by `kid` when the header names one).
-fn candidates<'k>(
-    keys: &'k JwkSet,
-    kid: Option<&'k str>,
-    alg: Algorithm,
-) -> impl Iterator<Item = &'k Jwk> {
-    keys.keys.iter().filter(move |k| {
-        kid.is_none_or(|id| k.common.key_id.as_deref() == Some(id))
-            && super::client_assertion::fits(k, alg)
-    })
 }
 
 /// The assertion's claims against the rules of the draft and the EMA extension.
@@ -381,11 +351,6 @@ fn check_claims<'t>(
     if text("client_id") != Some(client.client_id.as_str()) {
         return Err(invalid_grant(
             "the assertion's client_id is not the authenticated client",
-        ));
-    }
-    if text("iss") != Some(issuer.issuer.as_str()) {
-        return Err(invalid_grant(
-            "iss differs from the issuer whose key verified it",
         ));
     }
     let jti = text("jti").ok_or_else(|| invalid_grant("jti is missing"))?;

@@ -19,7 +19,7 @@ use super::records::{Family, FamilyId};
 use super::server::AuthServer;
 use crate::config::Tenant;
 use crate::config::resource_server::ResourceServerConfig;
-use crate::crypto::{Handle, ct_eq};
+use crate::crypto::Handle;
 use crate::domain::{ClientId, ClientRecord};
 use crate::minting::access_token::{Invalid, verify};
 
@@ -32,11 +32,7 @@ impl AuthServer {
         creds: &ClientCredentials,
         now: u64,
     ) -> Result<Value, OAuthError> {
-        if let Some(name) = form.repeated.first() {
-            return Err(OAuthError::invalid_request(format!(
-                "the parameter {name} is repeated"
-            )));
-        }
+        form.refuse_repeated()?;
         let caller = self
             .authenticate_resource_server(tenant, form, creds, now)
             .await?;
@@ -134,7 +130,7 @@ impl AuthServer {
                 },
                 Some(hash),
                 _,
-            ) if ct_eq(Handle::presented(s).key().as_str(), hash) => Ok(server),
+            ) if hash.matches(&Handle::presented(s)) => Ok(server),
             (Presented::Secret { .. }, Some(_), _) => Err(invalid_client(
                 "client authentication failed: wrong or missing client secret",
             )),

@@ -96,6 +96,13 @@ impl AuthServer {
 }
 
 impl AuthServer {
+    /// The copied claims of a minted resource's login, sealed with its refresh token `token`
+    /// (opened again by `minted_claims`).
+    pub(crate) fn seal_minted_claims(&self, token: &Handle, claims: &Map<String, Value>) -> String {
+        self.sealer
+            .seal(token, &serde_json::to_vec(claims).unwrap_or_default())
+    }
+
     /// The copied claims sealed with a minted resource's refresh token (none in a token
     /// issued before the resource's tokens were minted).
     pub(crate) fn minted_claims(

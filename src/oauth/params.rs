@@ -10,6 +10,17 @@ pub struct Params {
 }
 
 impl Params {
+    /// `invalid_request` naming the first parameter that occurs more than once (RFC 6749
+    /// §3.1, §3.2: request and response parameters must not be included more than once).
+    pub(crate) fn refuse_repeated(&self) -> Result<(), super::error::OAuthError> {
+        match self.repeated.first() {
+            Some(name) => Err(super::error::OAuthError::invalid_request(format!(
+                "the parameter {name} is repeated"
+            ))),
+            None => Ok(()),
+        }
+    }
+
     /// Parses `application/x-www-form-urlencoded` text (a query string or a form body).
     pub fn parse(raw: &str) -> Self {
         let mut out = Self::default();

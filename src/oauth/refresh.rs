@@ -228,16 +228,16 @@ impl AuthServer {
             }
             RefreshState::Active { sealed_upstream } => sealed_upstream,
         };
-        let mut upstream_refresh = self
-            .sealer
-            .unseal(token, sealed_upstream)
-            .map(|b| String::from_utf8_lossy(&b).into_owned())
-            .map_err(|_| unreadable_refresh_token(tenant, client))?;
         // A login whose tokens may be exchanged keeps the IdP's latest refresh token on its
         // family, where an exchange may have replaced it (`exchange.rs`).
-        if let Some(grant) = &family.value.exchange {
-            upstream_refresh = self.exchange_refresh_token(tenant, &rec.family_id, grant)?;
-        }
+        let upstream_refresh = match &family.value.exchange {
+            Some(grant) => self.exchange_refresh_token(tenant, &rec.family_id, grant)?,
+            None => self
+                .sealer
+                .unseal(token, sealed_upstream)
+                .map(|b| String::from_utf8_lossy(&b).into_owned())
+                .map_err(|_| unreadable_refresh_token(tenant, client))?,
+        };
         let minted = minted_resource(tenant, &rec.resource);
         let mut claims = match minted {
             Some(_) => Some(self.minted_claims(tenant, client, token, rec)?),
@@ -366,13 +366,7 @@ impl AuthServer {
         upstream_refresh: &str,
         now: u64,
     ) -> Result<UpstreamTokens, OAuthError> {
-        let (Ok(endpoints), Some(app)) = (self.upstreams.endpoints(tenant), tenant.app(&rec.app))
-        else {
-            return Err(OAuthError::new(
-                ErrorCode::TemporarilyUnavailable,
-                "the identity provider is not reachable right now",
-            ));
-        };
+        let (endpoints, app) = self.upstream_app(tenant, &rec.app)?;
         let scopes =
             Provider::of(tenant).refresh_scopes(granted_upstream, endpoints.offers_refresh);
         let resource = super::authorize::upstream_resource(tenant, &rec.resource);
@@ -426,10 +420,7 @@ impl AuthServer {
                 sealed_upstream: self.sealer.seal(&successor, next_upstream.as_bytes()),
             },
             lease: None,
-            sealed_claims: minted_claims.map(|c| {
-                self.sealer
-                    .seal(&successor, &serde_json::to_vec(c).unwrap_or_default())
-            }),
+            sealed_claims: minted_claims.map(|c| self.seal_minted_claims(&successor, c)),
             ..rec.clone()
         };
         let mut response = token_response(tokens, granted);
@@ -446,6 +437,14 @@ impl AuthServer {
             ..rec.clone()
         };
         let expires = Some(now + REFRESH_TOKEN_SECONDS);
+        // The IdP's new refresh token for the family's exchange copy, sealed once for every
+        // attempt below.
+        let exchange = match (&family.value.exchange, &tokens.refresh_token) {
+            (Some(_), Some(new)) => {
+                Some(self.exchange_grant(tenant, &rec.family_id, &rec.app, new))
+            }
+            _ => None,
+        };
         let mut family = family;
         // The family may move while the IdP is called without the token moving: a token
         // exchange on another server kept the IdP's new refresh token on it. Then the rotation
@@ -454,8 +453,8 @@ impl AuthServer {
         for _ in 0..3 {
             let mut value = family.value.clone();
             value.created_at = value.created_at.min(now);
-            if let (Some(_), Some(new)) = (&value.exchange, &tokens.refresh_token) {
-                value.exchange = Some(self.exchange_grant(tenant, &rec.family_id, &rec.app, new));
+            if value.exchange.is_some() && exchange.is_some() {
+                value.exchange.clone_from(&exchange);
             }
             let mut group = WriteGroup::default();
             group
@@ -538,11 +537,7 @@ impl AuthServer {
         creds: &ClientCredentials,
         now: u64,
     ) -> Result<(), OAuthError> {
-        if let Some(name) = form.repeated.first() {
-            return Err(OAuthError::invalid_request(format!(
-                "the parameter {name} is repeated"
-            )));
-        }
+        form.refuse_repeated()?;
         let token = form
             .get("token")
             .map(Handle::presented)

@@ -245,7 +245,7 @@ impl ClientRegistry {
         refetch: bool,
     ) -> Result<Arc<jsonwebtoken::jwk::JwkSet>, OAuthError> {
         if let Some(keys) = &issuer.jwks {
-            return Ok(Arc::new(keys.clone()));
+            return Ok(keys.clone());
         }
         let resolver = self.resolver(&tenant.id)?;
         let keys = async {
@@ -262,6 +262,18 @@ impl ClientRegistry {
                 "the keys of the assertion's issuer cannot be read right now; the operator's log has the reason",
             )
         })
+    }
+
+    /// `touch` for a registered client, after it was answered: a failure is only logged (the
+    /// client's life is extended at a later request), never turned into an error for tokens
+    /// already stored.
+    pub async fn record_use(&self, tenant: &Tenant, client: &ClientRecord, now: u64) {
+        if client.cimd_host().is_none()
+            && let Err(e) = self.touch(tenant, client, now).await
+        {
+            tracing::warn!(tenant = %tenant.id, client_id = %client.client_id, error = %e.description,
+                "could not record the client's use; its unused-client lifetime is extended at its next request");
+        }
     }
 
     /// Marks a registered client as used, extending its life; writes at most once per

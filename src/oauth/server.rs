@@ -6,13 +6,16 @@ use std::sync::{Arc, Mutex};
 
 use arc_swap::ArcSwap;
 
+use super::error::{ErrorCode, OAuthError};
 use super::records::FamilyId;
 use super::registration::ClientRegistry;
+use crate::config::Tenant;
+use crate::config::tenant::AppConfig;
 use crate::crypto::{Sealer, Signer};
 use crate::minting::SigningKeys;
 use crate::store::Records;
-use crate::upstream::UpstreamDirectory;
 use crate::upstream::tokens::UpstreamClient;
+use crate::upstream::{UpstreamDirectory, UpstreamEndpoints};
 
 pub struct AuthServer {
     pub(super) records: Records,
@@ -59,6 +62,30 @@ impl AuthServer {
     /// The IdP caller of the current tenant set.
     pub(super) fn upstream(&self) -> Arc<UpstreamClient> {
         self.upstream.load_full()
+    }
+
+    /// The tenant's IdP endpoints and its app `app`, for a call to the IdP's token endpoint;
+    /// `temporarily_unavailable` (with the reason in the log) while the IdP is not discovered.
+    pub(super) fn upstream_app<'t>(
+        &self,
+        tenant: &'t Tenant,
+        app: &str,
+    ) -> Result<(UpstreamEndpoints, &'t AppConfig), OAuthError> {
+        let unavailable = |why: &str| {
+            tracing::warn!(tenant = %tenant.id, app, reason = why, "the IdP cannot be called");
+            OAuthError::new(
+                ErrorCode::TemporarilyUnavailable,
+                "the identity provider is not reachable right now",
+            )
+        };
+        let endpoints = self
+            .upstreams
+            .endpoints(tenant)
+            .map_err(|e| unavailable(&e))?;
+        let app = tenant
+            .app(app)
+            .ok_or_else(|| unavailable("the app is no longer in the tenant file"))?;
+        Ok((endpoints, app))
     }
 
     pub(crate) fn family_lock(&self, family_id: &FamilyId) -> Arc<tokio::sync::Mutex<()>> {

@@ -30,7 +30,7 @@ use crate::upstream::tokens::UpstreamTokens;
 /// A refresh token unused this long expires.
 pub(crate) const REFRESH_TOKEN_SECONDS: u64 = 90 * 24 * 3600;
 
-pub(crate) fn invalid_grant(why: &str) -> OAuthError {
+pub(crate) fn invalid_grant(why: impl Into<String>) -> OAuthError {
     OAuthError::new(ErrorCode::InvalidGrant, why)
 }
 
@@ -100,12 +100,7 @@ impl AuthServer {
         // The tokens are already stored: a failed touch must not turn them into an error (the
         // client would retry the code, a replay that revokes them). The client's life is
         // extended at a later request.
-        if client.cimd_host().is_none()
-            && let Err(e) = self.registry.touch(tenant, &client, now).await
-        {
-            tracing::warn!(tenant = %tenant.id, client_id = %client.client_id, error = %e.description,
-                "could not record the client's use; its unused-client lifetime is extended at its next request");
-        }
+        self.registry.record_use(tenant, &client, now).await;
         Ok(response)
     }
 
@@ -172,7 +167,7 @@ impl AuthServer {
         if let Some(f) = &family_id {
             // A family without refresh tokens lives as long as its access token.
             let lifetime = match minted {
-                Some(m) if !refreshable => m.lifetime().as_secs() + 60,
+                Some(m) if !refreshable => m.family_seconds_without_refresh(),
                 _ => REFRESH_TOKEN_SECONDS,
             };
             let exchange = minted
@@ -191,8 +186,13 @@ impl AuthServer {
             group.insert_new(&tenant.id, f, &family, Some(now + lifetime))?;
         }
         if let (Some(resource), Some(family)) = (minted, &family_id) {
-            // The callback issues no code for a minted resource without a subject.
-            let subject = subject.as_deref().ok_or_else(OAuthError::server_error)?;
+            // The callback issues no code for a minted resource without a subject: this code
+            // was issued before the resource's tokens became minted.
+            let subject = subject.as_deref().ok_or_else(|| {
+                tracing::error!(tenant = %tenant.id, client_id = %client.client_id, resource = %r.resource,
+                    "a code issued before the resource's tokens became minted names no user, so no token can be minted for it; the client must sign in again");
+                OAuthError::server_error()
+            })?;
             let who = TokenSubject {
                 subject,
                 client_id: &client.client_id,
@@ -300,10 +300,7 @@ impl AuthServer {
         now: u64,
     ) -> Result<Handle, OAuthError> {
         let refresh = Handle::generate();
-        let sealed_claims = minted_claims.map(|c| {
-            self.sealer
-                .seal(&refresh, &serde_json::to_vec(c).unwrap_or_default())
-        });
+        let sealed_claims = minted_claims.map(|c| self.seal_minted_claims(&refresh, c));
         let record = RefreshRecord {
             family_id,
             client_id: r.client_id.clone(),

@@ -38,11 +38,7 @@ pub(crate) struct RefreshRequest {
 
 /// The grant type of a token request: no repeated parameter, a `grant_type` the shim offers.
 pub(crate) fn grant_type(form: &Params) -> Result<GrantType, OAuthError> {
-    if let Some(name) = form.repeated.first() {
-        return Err(OAuthError::invalid_request(format!(
-            "the parameter {name} is repeated"
-        )));
-    }
+    form.refuse_repeated()?;
     let grant_type = form
         .get("grant_type")
         .ok_or_else(|| OAuthError::invalid_request("grant_type is required"))?;

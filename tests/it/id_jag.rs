@@ -4,14 +4,12 @@
 
 use std::path::Path;
 
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::{Value, json};
 
 use crate::browser::Client;
 use crate::helpers::{TestApp, spawn_app_with_tenants_on};
-use crate::minted::ec_key;
+use crate::minted::{ec_key, jwt_parts, segment};
 use crate::tls_server::{Canned, DocServer};
 
 const FILES: &str = "https://mcp.acme.example/files";
@@ -224,10 +222,6 @@ fn with(mut claims: Value, field: &str, value: Value) -> Value {
     claims
 }
 
-fn segment(v: &Value) -> String {
-    URL_SAFE_NO_PAD.encode(v.to_string())
-}
-
 #[tokio::test]
 async fn a_sound_assertion_gets_a_minted_token_and_each_rule_refuses_its_breach() {
     let w = world().await;
@@ -245,12 +239,7 @@ async fn a_sound_assertion_gets_a_minted_token_and_each_rule_refuses_its_breach(
     assert_eq!(body["token_type"], "Bearer");
     assert_eq!(body["scope"], "files.read");
     let at = body["access_token"].as_str().unwrap();
-    let claims: Value = serde_json::from_slice(
-        &URL_SAFE_NO_PAD
-            .decode(at.split('.').nth(1).unwrap())
-            .unwrap(),
-    )
-    .unwrap();
+    let claims = jwt_parts(at).1;
     assert_eq!(claims["aud"], FILES);
     assert_eq!(claims["sub"], "alice@acme.example", "subject_claim = email");
     assert_eq!(claims["client_id"], w.allowed.id);
@@ -423,6 +412,45 @@ async fn a_sound_assertion_gets_a_minted_token_and_each_rule_refuses_its_breach(
         (400, Some("invalid_request")),
         "{body}"
     );
+    w.app.stop().await;
+}
+
+/// The `resource` the TypeScript SDK's CrossAppAccessProvider sends with its grant: the same
+/// as the assertion's (in another spelling of the URI, too), or alone when the assertion names
+/// none (the draft makes the claim optional); a different one is refused.
+#[tokio::test]
+async fn the_requests_resource_goes_with_the_assertions() {
+    let w = world().await;
+    let aud = |body: &Value| jwt_parts(body["access_token"].as_str().unwrap()).1["aud"].clone();
+    for (what, claims, resource) in [
+        ("the same resource", w.claims(), FILES),
+        (
+            "the same resource, host in capitals and its default port",
+            w.claims(),
+            "https://MCP.acme.example:443/files",
+        ),
+        (
+            "only the request names it",
+            with(w.claims(), "resource", Value::Null),
+            FILES,
+        ),
+    ] {
+        let (status, body) = w
+            .grant(&w.allowed, &w.sign(&claims), &[("resource", resource)])
+            .await;
+        assert_eq!(status, 200, "{what}: {body}");
+        assert_eq!(aud(&body), FILES, "{what}");
+    }
+    let (status, body) = w
+        .grant(&w.allowed, &w.sign(&w.claims()), &[("resource", LEGACY)])
+        .await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("invalid_grant")),
+        "{body}"
+    );
+    let why = body["error_description"].as_str().unwrap_or_default();
+    assert!(why.contains("differs"), "{why}");
     w.app.stop().await;
 }
 
@@ -710,19 +738,7 @@ cimd_allow_loopback = true
     let status = res.status().as_u16();
     let body: Value = res.json().await.unwrap();
     assert_eq!(status, 200, "{body}");
-    let claims: Value = serde_json::from_slice(
-        &URL_SAFE_NO_PAD
-            .decode(
-                body["access_token"]
-                    .as_str()
-                    .unwrap()
-                    .split('.')
-                    .nth(1)
-                    .unwrap(),
-            )
-            .unwrap(),
-    )
-    .unwrap();
+    let claims = jwt_parts(body["access_token"].as_str().unwrap()).1;
     assert_eq!(claims["sub"], "alice");
     assert_eq!(claims["aud"], RESOURCE);
     assert_eq!(claims["scope"], "mcp.read");

@@ -231,9 +231,21 @@ fn assertion_form(key: &EncodingKey, aud: &str) -> [(&'static str, String); 2] {
     ]
 }
 
+/// A JWT's header and claims, read without checking anything.
+pub(crate) fn jwt_parts(token: &str) -> (Value, Value) {
+    let mut it = token.split('.');
+    let mut next =
+        || serde_json::from_slice(&URL_SAFE_NO_PAD.decode(it.next().unwrap()).unwrap()).unwrap();
+    (next(), next())
+}
+
+/// A JSON value as one base64url segment of a JWT.
+pub(crate) fn segment(v: &Value) -> String {
+    URL_SAFE_NO_PAD.encode(v.to_string())
+}
+
 fn header_of(token: &str) -> Value {
-    let part = token.split('.').next().unwrap();
-    serde_json::from_slice(&URL_SAFE_NO_PAD.decode(part).unwrap()).unwrap()
+    jwt_parts(token).0
 }
 
 /// What a resource server at `audience` does with a bearer token: RFC 9068 §4 with the JWKS.
@@ -597,7 +609,12 @@ impl World {
             .post(format!("{}/token", self.app.issuer("northwind")));
         match auth {
             Auth::Basic(id, secret) => req = req.basic_auth(id, Some(secret)),
-            Auth::Post(id, _) => form.push(("client_id", id.to_owned())),
+            Auth::Post(id, secret) => {
+                form.push(("client_id", id.to_owned()));
+                if !secret.is_empty() {
+                    form.push(("client_secret", secret.to_owned()));
+                }
+            }
             Auth::Assertion(key, aud) => form.extend(assertion_form(key, aud)),
             Auth::None => {}
         }
@@ -822,5 +839,56 @@ async fn a_client_revokes_its_minted_access_token_and_a_deleted_client_exchanges
         (400, Some("invalid_request")),
         "{body}"
     );
+    w.stop().await;
+}
+
+/// What resource servers' HTTP clients send, beyond the RFC examples: a form content type with
+/// a charset (Spring's introspector, axios, fetch with URLSearchParams), a repeated parameter,
+/// the API's URI as `audience`, and a path-less URI with the slash URL parsers add.
+#[tokio::test]
+async fn resource_servers_are_answered_in_the_shapes_their_clients_send() {
+    let w = world().await;
+    let client = Client::register(&w.app, "northwind", json!({})).await;
+    let tokens = w
+        .login(&client, FILES, "files.read offline_access", "ines")
+        .await;
+    let at = tokens["access_token"].as_str().unwrap();
+    let introspect = |body: String| {
+        w.app
+            .http
+            .post(format!("{}/introspect", w.app.issuer("northwind")))
+            .basic_auth("files-server", Some(FILES_SERVER_SECRET))
+            .header(
+                "Content-Type",
+                "application/x-www-form-urlencoded;charset=UTF-8",
+            )
+            .body(body)
+            .send()
+    };
+
+    let res = introspect(format!("token={at}&token_type_hint=access_token"))
+        .await
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 200);
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["active"], true, "{body}");
+    // What the SDKs' introspection verifiers read besides `active`.
+    assert_eq!(body["exp"], jwt_parts(at).1["exp"]);
+    assert_eq!(body["iss"], w.app.issuer("northwind"));
+
+    let res = introspect(format!("token={at}&token={at}")).await.unwrap();
+    assert_eq!(res.status().as_u16(), 400);
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["error"], "invalid_request", "{body}");
+
+    let files_server = || Auth::Basic("files-server", FILES_SERVER_SECRET);
+    for extra in [
+        vec![("audience", REPORTS)],
+        vec![("resource", "https://reports.northwind.example/")],
+        vec![("resource", REPORTS), ("audience", "reports")],
+    ] {
+        let (status, body) = w.exchange(at, &extra, files_server()).await;
+        assert_eq!(status, 200, "{extra:?}: {body}");
+    }
     w.stop().await;
 }

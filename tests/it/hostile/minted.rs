@@ -6,12 +6,12 @@
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
-use ring::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
 use super::harness::*;
 use crate::helpers::{spawn_app_with_tenants, write_tenants};
+use crate::minted::{ec_key, jwt_parts as parts, segment};
 
 const RS_SECRET: &str = "hostile-rs-secret-0123456789";
 const FILES: &str = "https://mcp.example.com/files";
@@ -48,17 +48,6 @@ scopes = ["reports.read"]
 registrations_per_minute = 1000
 "#
     )
-}
-
-fn segment(v: &Value) -> String {
-    URL_SAFE_NO_PAD.encode(v.to_string())
-}
-
-fn parts(token: &str) -> (Value, Value) {
-    let mut it = token.split('.');
-    let mut next =
-        || serde_json::from_slice(&URL_SAFE_NO_PAD.decode(it.next().unwrap()).unwrap()).unwrap();
-    (next(), next())
 }
 
 /// A token signed by `key` with `header`, carrying `claims`.
@@ -153,9 +142,7 @@ async fn hostile_minted_tokens() {
     .concat();
     let hs_point = signed(&hs, &claims, &EncodingKey::from_secret(&point));
     // An attacker's own P-256 key, under the tenant's kid and under a kid of its own.
-    let rng = ring::rand::SystemRandom::new();
-    let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng).unwrap();
-    let attacker = EncodingKey::from_ec_der(pkcs8.as_ref());
+    let (attacker, _) = ec_key("attacker-key");
     let mut es = Header::new(Algorithm::ES256);
     es.typ = Some("at+jwt".into());
     es.kid = Some(kid.clone());

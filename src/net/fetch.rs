@@ -184,6 +184,16 @@ impl SafeFetcher {
 
     /// GETs `url` and returns its JSON body, or why not.
     pub async fn get_json(&self, url: &Url) -> Result<Fetched, FetchError> {
+        self.get_json_up_to(url, self.policy.max_bytes).await
+    }
+
+    /// `get_json` with a body of up to `max_bytes` instead of the policy's (an IdP's discovery
+    /// document or key set, longer than a client's documents).
+    pub(crate) async fn get_json_up_to(
+        &self,
+        url: &Url,
+        max_bytes: usize,
+    ) -> Result<Fetched, FetchError> {
         let allow = self.policy.allow_http_and_private;
         if url.scheme() != "https" && !(allow && url.scheme() == "http") {
             return Err(FetchError::NotHttps);
@@ -237,7 +247,7 @@ impl SafeFetcher {
             .get(reqwest::header::CACHE_CONTROL)
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned);
-        let body = read_capped(response, self.policy.max_bytes)
+        let body = read_capped(response, max_bytes)
             .await
             .map_err(|e| match e {
                 CappedReadError::TooLarge(max) => FetchError::TooLarge(max),

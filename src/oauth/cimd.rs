@@ -20,7 +20,9 @@ use moka::future::Cache;
 use serde_json::Value;
 use url::Url;
 
-use super::client_metadata::{MetadataOrigin, check_jwks, validate_client_metadata};
+use super::client_metadata::{
+    MAX_CLIENT_KEYS, MetadataOrigin, check_jwks, check_jwks_up_to, validate_client_metadata,
+};
 use super::error::{ErrorCode, OAuthError};
 use super::mapping::{ClientFacts, choose_apps};
 use crate::config::Tenant;
@@ -35,6 +37,19 @@ pub(crate) const DEFAULT_CACHE_TTL: Duration = Duration::from_secs(300);
 pub(crate) const MAX_CACHE_TTL: Duration = Duration::from_secs(24 * 3600);
 /// Most documents cached per tenant.
 pub(crate) const CACHE_CAPACITY: u64 = 10_000;
+/// The largest discovery document or key set of a trusted enterprise IdP: IdPs' discovery
+/// documents list dozens of claims and scopes, and key sets carry certificate chains (`x5c`),
+/// well over a client's 5 KiB.
+const ISSUER_DOCUMENT_MAX_BYTES: usize = 64 * 1024;
+/// The most keys in a trusted IdP's set (IdPs publish their next and previous keys too).
+const ISSUER_MAX_KEYS: usize = 100;
+
+/// Whose key set is fetched: a client's (held to a client's limits) or a trusted IdP's.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum KeysOf {
+    Client,
+    Issuer,
+}
 
 /// Whether a `client_id` names a metadata document rather than a registered client.
 pub(crate) fn is_document_client_id(client_id: &str) -> bool {
@@ -391,13 +406,18 @@ impl CimdResolver {
                 "the client metadata document names neither jwks nor jwks_uri".into(),
             ));
         };
-        self.keys_at(uri, refetch).await
+        self.keys_at(uri, KeysOf::Client, refetch).await
     }
 
     /// The JWK Set at `uri` (a client's `jwks_uri`, or a trusted issuer's), through the guarded
     /// fetcher, cached per its `Cache-Control`; `refetch` skips the cache at most once per
     /// `KEYS_REFETCH_INTERVAL` and URL.
-    pub(crate) async fn keys_at(&self, uri: &str, refetch: bool) -> Result<Arc<JwkSet>, CimdError> {
+    pub(crate) async fn keys_at(
+        &self,
+        uri: &str,
+        of: KeysOf,
+        refetch: bool,
+    ) -> Result<Arc<JwkSet>, CimdError> {
         let uri = &uri.to_owned();
         let refetch = refetch && !self.refetched.contains_key(uri);
         if !refetch && let Some(cached) = self.keys.get(uri).await {
@@ -415,7 +435,7 @@ impl CimdResolver {
             return Err(CimdError::RateLimited);
         }
         self.refetched.insert(uri.clone(), ()).await;
-        let fetched = self.fetch_keys(uri).await;
+        let fetched = self.fetch_keys(uri, of).await;
         if let Err(CimdError::Keys(why)) = &fetched {
             self.refused.insert(uri.clone(), why.clone()).await;
         }
@@ -463,7 +483,11 @@ impl CimdResolver {
             let Ok(u) = Url::parse(&candidate) else {
                 continue;
             };
-            match self.fetcher.get_json(&u).await {
+            match self
+                .fetcher
+                .get_json_up_to(&u, ISSUER_DOCUMENT_MAX_BYTES)
+                .await
+            {
                 Ok(doc) => {
                     let value: Value = serde_json::from_slice(&doc.body).unwrap_or(Value::Null);
                     if value.get("issuer").and_then(Value::as_str) != Some(issuer) {
@@ -487,19 +511,32 @@ impl CimdResolver {
     }
 
     /// Fetches and checks a JWK Set.
-    async fn fetch_keys(&self, uri: &str) -> Result<(Arc<JwkSet>, crate::net::Fetched), CimdError> {
+    async fn fetch_keys(
+        &self,
+        uri: &str,
+        of: KeysOf,
+    ) -> Result<(Arc<JwkSet>, crate::net::Fetched), CimdError> {
         let url = Url::parse(uri).map_err(|_| CimdError::Keys(format!("{uri} is not a URL")))?;
-        let fetched = self.fetcher.get_json(&url).await.map_err(|e| {
-            if e.is_busy() {
-                // This server's own limit, not the client's fault: not remembered.
-                CimdError::Fetch(uri.to_owned(), e)
-            } else {
-                CimdError::Keys(format!("{uri}: {e}"))
-            }
-        })?;
+        let (max_bytes, max_keys) = match of {
+            KeysOf::Client => (self.fetcher.policy().max_bytes, MAX_CLIENT_KEYS),
+            KeysOf::Issuer => (ISSUER_DOCUMENT_MAX_BYTES, ISSUER_MAX_KEYS),
+        };
+        let fetched = self
+            .fetcher
+            .get_json_up_to(&url, max_bytes)
+            .await
+            .map_err(|e| {
+                if e.is_busy() {
+                    // This server's own limit, not the client's fault: not remembered.
+                    CimdError::Fetch(uri.to_owned(), e)
+                } else {
+                    CimdError::Keys(format!("{uri}: {e}"))
+                }
+            })?;
         let value: Value = serde_json::from_slice(&fetched.body)
             .map_err(|_| CimdError::Keys(format!("{uri} is not JSON")))?;
-        let keys = check_jwks(&value).map_err(|e| CimdError::Keys(format!("{uri}: {e}")))?;
+        let keys = check_jwks_up_to(&value, max_keys)
+            .map_err(|e| CimdError::Keys(format!("{uri}: {e}")))?;
         Ok((Arc::new(keys), fetched))
     }
 

@@ -148,12 +148,20 @@ fn client_keys(raw: &Map<String, Value>) -> Result<(Option<Value>, Option<String
 
 /// A JWK Set of 1 to `MAX_CLIENT_KEYS` public signing keys (RFC 7517 §5).
 pub(crate) fn check_jwks(jwks: &Value) -> Result<jsonwebtoken::jwk::JwkSet, String> {
+    check_jwks_up_to(jwks, MAX_CLIENT_KEYS)
+}
+
+/// A JWK Set of 1 to `max_keys` public signing keys.
+pub(crate) fn check_jwks_up_to(
+    jwks: &Value,
+    max_keys: usize,
+) -> Result<jsonwebtoken::jwk::JwkSet, String> {
     let keys = jwks
         .get("keys")
         .and_then(Value::as_array)
         .ok_or("must be a JWK Set: an object with a \"keys\" array")?;
-    if keys.is_empty() || keys.len() > MAX_CLIENT_KEYS {
-        return Err(format!("must hold 1 to {MAX_CLIENT_KEYS} keys"));
+    if keys.is_empty() || keys.len() > max_keys {
+        return Err(format!("must hold 1 to {max_keys} keys"));
     }
     for (i, key) in keys.iter().enumerate() {
         if let Some(m) = PRIVATE_KEY_MEMBERS.iter().find(|m| key.get(**m).is_some()) {

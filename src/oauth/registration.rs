@@ -8,7 +8,7 @@ use std::sync::Arc;
 use arc_swap::ArcSwap;
 use serde_json::{Map, Value};
 
-use super::cimd::{CimdResolver, is_document_client_id};
+use super::cimd::{CimdResolver, KeysOf, is_document_client_id};
 use super::client_metadata::{MetadataOrigin, validate_client_metadata};
 use super::error::{ErrorCode, OAuthError};
 use super::mapping::{ClientFacts, choose_apps};
@@ -253,7 +253,7 @@ impl ClientRegistry {
                 Some(u) => u.clone(),
                 None => resolver.discovered_jwks_uri(&issuer.issuer).await?,
             };
-            resolver.keys_at(&uri, refetch).await
+            resolver.keys_at(&uri, KeysOf::Issuer, refetch).await
         };
         keys.await.map_err(|e| {
             tracing::warn!(tenant = %tenant.id, issuer = %issuer.issuer, error = %e, "a trusted issuer's keys could not be read; its assertions are refused until they can");

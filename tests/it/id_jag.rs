@@ -96,9 +96,15 @@ async fn world_on(store: Option<String>) -> World {
     let jwks_file = dir.path().join("acme-idp.jwks");
     std::fs::write(&jwks_file, file_jwks.to_string()).unwrap();
     let uri_issuer = docs.url("");
+    // As long as real IdPs' documents are (Keycloak's and Okta's list dozens of claims, scopes
+    // and algorithms): over the 5 KiB a client metadata document may have.
+    let supported: Vec<String> = (0..300)
+        .map(|i| format!("https://idp.example/claims/{i:03}"))
+        .collect();
     docs.set(
         "/.well-known/openid-configuration",
-        Canned::json(&json!({"issuer": uri_issuer, "jwks_uri": docs.url("/keys")})),
+        Canned::json(&json!({"issuer": uri_issuer, "jwks_uri": docs.url("/keys"),
+            "claims_supported": supported})),
     );
     docs.set("/keys", Canned::json(&uri_jwks));
     let uri_jwks_kept = uri_jwks.clone();
@@ -500,12 +506,34 @@ async fn keys_come_from_discovery_and_follow_the_issuers_rotation() {
         "{body}"
     );
     assert!(body["error_description"].as_str().unwrap().contains("kid"));
+    // A set as large as Entra's (certificate chains in x5c) and with more keys than a client's
+    // may have.
+    let (big_key, big) = ec_key("uri-3");
+    let mut keys = big["keys"].as_array().unwrap().clone();
+    for i in 0..15 {
+        keys.push(
+            json!({"kty": "RSA", "use": "sig", "kid": format!("old-{i}"), "e": "AQAB",
+            "n": "x".repeat(342), "x5c": ["A".repeat(1100)]}),
+        );
+    }
+    w.docs.set(
+        "/keys",
+        Canned::json(&json!({ "keys": keys })).header("cache-control", "no-store"),
+    );
+    let (status, body) = w
+        .grant(
+            &w.allowed,
+            &sign_with(&big_key, "uri-3", "oauth-id-jag+jwt", &claims()),
+            &[],
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
     // This issuer's lifetime limit is its own (5 minutes).
     let long = with(claims(), "exp", json!(now() + 420));
     let (status, body) = w
         .grant(
             &w.allowed,
-            &sign_with(&rotated, "uri-2", "oauth-id-jag+jwt", &long),
+            &sign_with(&big_key, "uri-3", "oauth-id-jag+jwt", &long),
             &[],
         )
         .await;

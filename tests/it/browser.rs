@@ -228,6 +228,17 @@ pub async fn login_with_scope(
     login_hint: &str,
 ) -> (String, Attempt) {
     let attempt = authorize_url(app, tenant, client, scope, login_hint);
+    login_through(app, browser, tenant, client, attempt).await
+}
+
+/// The browser's way through `attempt` (consenting when asked) back to the client: its code.
+pub async fn login_through(
+    app: &TestApp,
+    browser: &Browser,
+    tenant: &str,
+    client: &Client,
+    attempt: Attempt,
+) -> (String, Attempt) {
     let landing = match browser.go(&attempt.url, client.prefix()).await {
         Landing::Consent(page) => {
             browser

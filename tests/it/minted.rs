@@ -12,7 +12,7 @@ use ring::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
-use crate::browser::{Browser, Client, Landing, authorize_url, param, redeem, refresh};
+use crate::browser::{Browser, Client, authorize_url, login_through, redeem, refresh};
 use crate::fake_entra::{self, APP_SECRET, DIRECTORY, FED_ASSERTION, FakeEntra, SECRET_APP};
 use crate::helpers::{TestApp, spawn_app_with_tenants};
 
@@ -126,29 +126,13 @@ impl World {
 
     /// A login for `resource` with `scope`; the token response.
     async fn login(&self, client: &Client, resource: &str, scope: &str, user: &str) -> Value {
-        let browser = Browser::new();
         let mut attempt = authorize_url(&self.app, "northwind", client, scope, user);
         attempt.url.push_str(&format!(
             "&resource={}",
             url::form_urlencoded::byte_serialize(resource.as_bytes()).collect::<String>()
         ));
-        let landing = match browser.go(&attempt.url, client.prefix()).await {
-            Landing::Consent(page) => {
-                browser
-                    .consent(
-                        &self.app.issuer("northwind"),
-                        &page,
-                        "approve",
-                        client.prefix(),
-                    )
-                    .await
-            }
-            other => other,
-        };
-        let Landing::Client(url) = landing else {
-            panic!("login did not reach the client: {landing:?}");
-        };
-        let code = param(&url, "code").unwrap();
+        let (code, attempt) =
+            login_through(&self.app, &Browser::new(), "northwind", client, attempt).await;
         let (status, tokens) = redeem(&self.app, "northwind", client, &code, &attempt).await;
         assert_eq!(status, 200, "{tokens}");
         tokens

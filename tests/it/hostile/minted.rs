@@ -236,7 +236,7 @@ async fn hostile_minted_tokens() {
         "invalid_target",
     ));
     let before = snapshot(&app).await;
-    let total = run(&app, &ctx, &cases).await;
+    run(&app, &ctx, &cases).await;
     assert_eq!(snapshot(&app).await, before, "nothing was stored");
 
     // The sound token is active, and exchanges for the API its resource may reach.
@@ -274,6 +274,12 @@ async fn hostile_minted_tokens() {
         "the dev IdP's token for the API"
     );
     assert_eq!(downstream["sub"], "alice");
-    eprintln!("hostile cases: {total} (minted tokens: introspect and exchange={total})");
+    report(
+        "minted tokens",
+        &[
+            ("introspect", count_prefix(&cases, "introspect:")),
+            ("exchange", count_prefix(&cases, "exchange:")),
+        ],
+    );
     app.stop().await;
 }

@@ -9,6 +9,8 @@ use std::process::ExitCode;
 use clap::{Args, Subcommand};
 use serde_json::{Value, json};
 
+use crate::domain::text::escape_for_terminal;
+
 /// Where the admin API is and how to authenticate to it, or the data directory to work on
 /// when no server runs.
 #[derive(Args, Debug)]
@@ -306,17 +308,19 @@ fn finish(
             ExitCode::SUCCESS
         }
         Err(e) => {
-            eprintln!("dcr-shim: {e}");
+            eprintln!("dcr-shim: {}", escape_for_terminal(&e));
             ExitCode::FAILURE
         }
     }
 }
 
+/// A value for a table cell: what clients and IdPs wrote is escaped (`domain/text.rs`), so it
+/// cannot move the cursor, recolour the terminal, forge a row or reorder a column.
 fn text(v: &Value) -> String {
     match v {
-        Value::String(s) => s.clone(),
+        Value::String(s) => escape_for_terminal(s),
         Value::Null => "-".into(),
-        other => other.to_string(),
+        other => escape_for_terminal(&other.to_string()),
     }
 }
 
@@ -454,6 +458,16 @@ pub async fn grants(cmd: GrantsCommand) -> ExitCode {
                     .await
                 }
             };
+            // Revoking nothing is not success: a mistyped user or client id would otherwise
+            // read as done.
+            let r = r.and_then(|v| match v["revoked"].as_u64() {
+                Some(0) => Err(match (&client, &user, &grant) {
+                    (_, Some(u), _) => format!("no live grant of user {u} was found; nothing revoked (check the subject with `grants list`)"),
+                    (Some(c), _, _) => format!("no live grant of client {c} was found; nothing revoked"),
+                    _ => "nothing revoked".to_owned(),
+                }),
+                _ => Ok(v),
+            });
             finish(&conn, r, |v| {
                 println!("{} grant(s) revoked", text(&v["revoked"]));
                 if v["grants_without_user"].as_u64().is_some_and(|n| n > 0) {

@@ -9,6 +9,7 @@ use std::time::Duration;
 use actix_web::dev::{Server, ServerHandle};
 use actix_web::{App, HttpServer, web};
 
+use crate::admin::tokens::AdminTokens;
 use crate::config::Settings;
 use crate::crypto::{KeyError, Sealer, ServerKeys, Signer};
 use crate::dev_idp::DevIdps;
@@ -44,6 +45,8 @@ pub struct Running {
     pub addr: SocketAddr,
     /// The admin API's address, when it runs.
     pub admin_addr: Option<SocketAddr>,
+    /// The admin API's tokens, read again on SIGHUP (`AdminTokens::reload`).
+    pub admin_tokens: Option<web::Data<AdminTokens>>,
     admin: Option<ServerHandle>,
     pub state: web::Data<AppState>,
     /// Reads the tenant files again (SIGHUP, `--watch-tenants`, tests).
@@ -125,23 +128,24 @@ pub async fn start_on(settings: Settings, listener: TcpListener) -> Result<Runni
     let addr = listener
         .local_addr()
         .map_err(|e| StartError::Listen(settings.listen, e))?;
-    let (admin_addr, admin) = match serve_admin(&settings, state.clone())? {
-        Some((addr, server)) => {
+    let (admin_addr, admin, admin_tokens) = match serve_admin(&settings, state.clone())? {
+        Some((addr, server, tokens)) => {
             let handle = server.handle();
             tasks.push(tokio::spawn(async move {
                 if let Err(e) = server.await {
                     tracing::error!(error = %e, "the admin API stopped");
                 }
             }));
-            (Some(addr), Some(handle))
+            (Some(addr), Some(handle), Some(tokens))
         }
-        None => (None, None),
+        None => (None, None, None),
     };
     let server = serve(&settings, listener, state.clone(), dev_idps)?;
     let handle = server.handle();
     Ok(Running {
         addr,
         admin_addr,
+        admin_tokens,
         admin,
         state,
         reloader,
@@ -285,7 +289,7 @@ fn serve(
 fn serve_admin(
     settings: &Settings,
     state: web::Data<AppState>,
-) -> Result<Option<(SocketAddr, Server)>, StartError> {
+) -> Result<Option<(SocketAddr, Server, web::Data<AdminTokens>)>, StartError> {
     let Some(listen) = settings.admin_listen else {
         return Ok(None);
     };
@@ -294,9 +298,8 @@ fn serve_admin(
             "--admin-listen needs --admin-token-file (a file of `<label> <token>` lines, mode 0600)".into(),
         ));
     };
-    let tokens = web::Data::new(
-        crate::admin::tokens::AdminTokens::load(token_file).map_err(StartError::Admin)?,
-    );
+    let tokens = web::Data::new(AdminTokens::load(token_file).map_err(StartError::Admin)?);
+    let served_tokens = tokens.clone();
     if !listen.ip().is_loopback() {
         tracing::warn!(address = %listen, "the admin API listens on a non-loopback address without TLS: keep it on a private network, since its bearer tokens cross it in clear");
     }
@@ -307,7 +310,7 @@ fn serve_admin(
     let server = HttpServer::new(move || {
         App::new()
             .app_data(state.clone())
-            .app_data(tokens.clone())
+            .app_data(served_tokens.clone())
             .configure(crate::admin::configure)
     })
     .workers(1)
@@ -315,7 +318,7 @@ fn serve_admin(
     .map_err(|e| StartError::Listen(listen, e))?
     .shutdown_timeout(settings.shutdown_wait().as_secs().max(1))
     .run();
-    Ok(Some((addr, server)))
+    Ok(Some((addr, server, tokens)))
 }
 
 /// How often `--watch-tenants` looks at the tenant files.

@@ -127,7 +127,7 @@ struct ServeArgs {
     #[arg(long, env = "DCR_SHIM_ADMIN_LISTEN")]
     admin_listen: Option<SocketAddr>,
     /// File of admin API tokens, one `<label> <token>` per line, mode 0600; required with
-    /// --admin-listen.
+    /// --admin-listen. Read again on SIGHUP (a file that does not parse keeps the old tokens).
     #[arg(long, env = "DCR_SHIM_ADMIN_TOKEN_FILE")]
     admin_token_file: Option<PathBuf>,
     /// Where the records live: sled:<dir> (default: <data-dir>/store) or a postgres:// URL
@@ -161,14 +161,19 @@ struct ServeArgs {
     audit_log: Option<PathBuf>,
 }
 
-/// SIGHUP reloads the tenant files and reopens the audit log (for logrotate).
+/// SIGHUP reloads the tenant files and the admin tokens, and reopens the audit log (for
+/// logrotate).
 #[cfg(unix)]
 async fn on_sighup(
     mut hangups: tokio::signal::unix::Signal,
     audit: Option<dcr_shim::audit_log::AuditFile>,
     reloader: Reloader,
+    admin_tokens: Option<actix_web::web::Data<dcr_shim::admin::tokens::AdminTokens>>,
 ) {
     while hangups.recv().await.is_some() {
+        if let Some(tokens) = &admin_tokens {
+            tokens.reload();
+        }
         match audit.as_ref().map(|a| a.reopen()) {
             Some(Ok(())) => tracing::info!("audit log reopened"),
             Some(Err(e)) => tracing::error!(error = %e, "audit log not reopened"),
@@ -397,6 +402,7 @@ async fn serve(args: ServeArgs) -> ExitCode {
             hangups,
             audit,
             running.reloader.clone(),
+            running.admin_tokens.clone(),
         ))),
         Err(e) => {
             tracing::warn!(error = %e, "cannot listen for SIGHUP; neither the tenant files nor the audit log can be reloaded by signal");

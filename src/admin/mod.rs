@@ -5,7 +5,7 @@
 //! the token's label. The operations themselves are `oauth/grants.rs`.
 
 mod signing_keys;
-pub(crate) mod tokens;
+pub mod tokens;
 
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Deserialize;
@@ -24,6 +24,8 @@ const DEFAULT_LIMIT: usize = 100;
 /// Registers the admin routes.
 pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/metrics", web::get().to(metrics))
+        .route("/readyz", web::get().to(readyz))
+        .route("/readyz/{tenant}", web::get().to(tenant_readyz))
         .service(
             web::scope("/admin/v1")
                 .route("/tenants", web::get().to(tenants))
@@ -115,7 +117,7 @@ fn operator(req: &HttpRequest) -> Result<String, Problem> {
         .get(actix_web::http::header::AUTHORIZATION)
         .and_then(|h| h.to_str().ok());
     match tokens.check(header) {
-        Some(label) => Ok(label.to_owned()),
+        Some(label) => Ok(label),
         None => {
             let peer = req
                 .peer_addr()
@@ -142,6 +144,17 @@ fn authorized(
         .tenant(tenant)
         .ok_or_else(|| problem(404, "not_found", "no such tenant"))?;
     Ok((label, tenant))
+}
+
+/// The server's readiness with the detail the public `/readyz` leaves out (each tenant's
+/// upstream, why one is unreachable, the store's error): for operators on the admin network,
+/// so, like the metrics, asked without a token.
+async fn readyz(state: web::Data<AppState>) -> HttpResponse {
+    crate::http::ops::readiness(&state, crate::http::ops::Detail::Full).await
+}
+
+async fn tenant_readyz(state: web::Data<AppState>, tenant: web::Path<String>) -> HttpResponse {
+    crate::http::ops::tenant_readiness(&state, &tenant, crate::http::ops::Detail::Full).await
 }
 
 /// Prometheus text exposition (`metrics.rs`), for a scraper on the admin network: counts and

@@ -1,9 +1,14 @@
 //! The admin API's bearer tokens: a file of `label token` lines (blank lines and `#` comments
 //! skipped), readable by its owner only. Only the tokens' SHA-256 is kept in memory, and a
 //! presented token is compared with every one in constant time; the label names the operator
-//! in the audit log.
+//! in the audit log. SIGHUP reads the file again (`reload`), so a leaked token is withdrawn by
+//! removing its line and signalling; a file that cannot be read or parsed keeps the tokens in
+//! force, logged.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
 
 use crate::crypto::private_file::{describe, read_private};
 use crate::crypto::{Handle, HandleKey};
@@ -11,70 +16,99 @@ use crate::crypto::{Handle, HandleKey};
 /// Shortest admin token accepted.
 pub(crate) const MIN_TOKEN_LEN: usize = 32;
 
-pub(crate) struct AdminTokens {
-    tokens: Vec<(String, HandleKey)>,
+/// Labels and the hashes of their tokens.
+type TokenSet = Vec<(String, HandleKey)>;
+
+pub struct AdminTokens {
+    tokens: ArcSwap<TokenSet>,
+    /// The file they were read from (none for the offline commands' single token).
+    file: Option<PathBuf>,
 }
 
 impl AdminTokens {
     pub(crate) fn load(path: &Path) -> Result<Self, String> {
-        let text = read_private(path).map_err(|e| describe("the admin token file", path, &e))?;
-        Self::parse(&text).map_err(|e| format!("{}: {e}", path.display()))
+        Ok(Self {
+            tokens: ArcSwap::from_pointee(read_tokens(path)?),
+            file: Some(path.to_owned()),
+        })
     }
 
     /// One token in memory (the offline admin commands' own, never written anywhere).
     pub(crate) fn single(label: &str, token: &Handle) -> Self {
         Self {
-            tokens: vec![(label.to_owned(), token.key())],
+            tokens: ArcSwap::from_pointee(vec![(label.to_owned(), token.key())]),
+            file: None,
         }
     }
 
-    fn parse(text: &str) -> Result<Self, String> {
-        let mut tokens = Vec::new();
-        for (n, line) in text.lines().enumerate() {
-            let line = line.trim();
-            if line.is_empty() || line.starts_with('#') {
-                continue;
+    /// Reads the token file again and serves its tokens from the next request on; a file that
+    /// cannot be read or holds a bad line keeps the tokens in force. Either way it is logged.
+    pub fn reload(&self) {
+        let Some(path) = &self.file else { return };
+        match read_tokens(path) {
+            Ok(tokens) => {
+                let labels: Vec<&str> = tokens.iter().map(|(l, _)| l.as_str()).collect();
+                tracing::info!(target: "audit", event = "admin_tokens_reloaded", labels = %labels.join(" "), "admin tokens reloaded");
+                self.tokens.store(Arc::new(tokens));
             }
-            let (label, token) = line
-                .split_once(char::is_whitespace)
-                .map(|(l, t)| (l, t.trim()))
-                .ok_or_else(|| format!("line {}: write `<label> <token>`", n + 1))?;
-            let label_ok = label
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '@'));
-            if !label_ok {
-                return Err(format!(
-                    "line {}: the label may hold letters, digits and - _ . @ only",
-                    n + 1
-                ));
+            Err(e) => {
+                tracing::error!(error = %e, "admin tokens not reloaded: the tokens read before stay in force until the file is fixed and SIGHUP sent again");
             }
-            if token.len() < MIN_TOKEN_LEN || token.contains(char::is_whitespace) {
-                return Err(format!(
-                    "line {}: the token must be at least {MIN_TOKEN_LEN} characters without spaces (e.g. `openssl rand -hex 32`)",
-                    n + 1
-                ));
-            }
-            tokens.push((label.to_owned(), Handle::presented(token).key()));
         }
-        if tokens.is_empty() {
-            return Err("holds no token; write one `<label> <token>` line".into());
-        }
-        Ok(Self { tokens })
     }
 
     /// The label of the token in an `Authorization: Bearer` value, if it is one of ours.
-    pub(crate) fn check(&self, authorization: Option<&str>) -> Option<&str> {
+    pub(crate) fn check(&self, authorization: Option<&str>) -> Option<String> {
         let presented = crate::http::body::parse_bearer(authorization?)?;
         let presented = Handle::presented(presented);
         // Every token is compared, so the time taken does not say which one was close.
         let mut found = None;
-        for (label, key) in &self.tokens {
+        for (label, key) in self.tokens.load().iter() {
             if key.matches(&presented) && found.is_none() {
-                found = Some(label.as_str());
+                found = Some(label.clone());
             }
         }
         found
     }
+}
+
+fn read_tokens(path: &Path) -> Result<TokenSet, String> {
+    let text = read_private(path).map_err(|e| describe("the admin token file", path, &e))?;
+    parse(&text).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+fn parse(text: &str) -> Result<TokenSet, String> {
+    let mut tokens = Vec::new();
+    for (n, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let (label, token) = line
+            .split_once(char::is_whitespace)
+            .map(|(l, t)| (l, t.trim()))
+            .ok_or_else(|| format!("line {}: write `<label> <token>`", n + 1))?;
+        let label_ok = label
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '@'));
+        if !label_ok {
+            return Err(format!(
+                "line {}: the label may hold letters, digits and - _ . @ only",
+                n + 1
+            ));
+        }
+        if token.len() < MIN_TOKEN_LEN || token.contains(char::is_whitespace) {
+            return Err(format!(
+                "line {}: the token must be at least {MIN_TOKEN_LEN} characters without spaces (e.g. `openssl rand -hex 32`)",
+                n + 1
+            ));
+        }
+        tokens.push((label.to_owned(), Handle::presented(token).key()));
+    }
+    if tokens.is_empty() {
+        return Err("holds no token; write one `<label> <token>` line".into());
+    }
+    Ok(tokens)
 }
 
 #[cfg(test)]
@@ -83,21 +117,27 @@ mod tests {
 
     #[test]
     fn parses_labels_and_checks_tokens() {
-        let t = AdminTokens::parse(&format!(
-            "# operators\nalice {}\n\nci-bot {}\n",
-            "a".repeat(40),
-            "b".repeat(40)
-        ))
-        .unwrap();
+        let t = AdminTokens {
+            tokens: ArcSwap::from_pointee(
+                parse(&format!(
+                    "# operators\nalice {}\n\nci-bot {}\n",
+                    "a".repeat(40),
+                    "b".repeat(40)
+                ))
+                .unwrap(),
+            ),
+            file: None,
+        };
         assert_eq!(
-            t.check(Some(&format!("Bearer {}", "b".repeat(40)))),
+            t.check(Some(&format!("Bearer {}", "b".repeat(40))))
+                .as_deref(),
             Some("ci-bot")
         );
         assert_eq!(t.check(Some(&format!("Bearer {}", "c".repeat(40)))), None);
         assert_eq!(t.check(Some(&"a".repeat(40))), None, "no scheme");
         assert_eq!(t.check(None), None);
-        assert!(AdminTokens::parse("alice short").is_err());
-        assert!(AdminTokens::parse("").is_err());
-        assert!(AdminTokens::parse(&format!("bad/label {}", "a".repeat(40))).is_err());
+        assert!(parse("alice short").is_err());
+        assert!(parse("").is_err());
+        assert!(parse(&format!("bad/label {}", "a".repeat(40))).is_err());
     }
 }

@@ -6,6 +6,7 @@ pub(crate) mod redirect_uri;
 pub(crate) mod resource;
 pub(crate) mod scope;
 pub(crate) mod tenant_id;
+pub(crate) mod text;
 
 pub use client::{
     ApplicationType, AuthMethod, ClientMetadata, ClientRecord, ClientSource, GrantType,

@@ -32,6 +32,32 @@ const FORBIDDEN_SCHEMES: &[&str] = &[
     "jar",
 ];
 
+/// Schemes (by prefix, lower case) of the handlers that browsers register to open a URL they
+/// carry (`microsoft-edge:https://…`, `googlechrome://…`, `x-safari-https://…`,
+/// `firefox://open-url?url=…`): as a "private-use" redirect they send the code to whatever web
+/// page the URI names, in a browser, while the consent page would speak of an app on this
+/// device. Never a redirect target.
+const BROWSER_HANDLER_SCHEMES: &[&str] = &[
+    "microsoft-edge",
+    "googlechrome",
+    "x-safari-",
+    "firefox",
+    "opera-http",
+    "brave",
+    "ddgquicklink",
+    "onionhttp",
+    "vivaldi",
+    "yandexbrowser",
+    "duckduckgo",
+];
+
+/// Whether `scheme` (lower case, as the URL parser gives it) is a browser's URL handler.
+fn is_browser_handler(scheme: &str) -> bool {
+    BROWSER_HANDLER_SCHEMES
+        .iter()
+        .any(|prefix| scheme.starts_with(prefix))
+}
+
 /// What kind of redirect URI this is; mapping rules match on it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -56,7 +82,7 @@ pub struct RedirectUri {
 pub enum RedirectUriError {
     #[error("is longer than {MAX_REDIRECT_URI_LEN} bytes")]
     TooLong,
-    #[error("contains whitespace or control characters")]
+    #[error("contains whitespace, control or bidirectional formatting characters")]
     ControlCharacters,
     #[error("is not an absolute URI")]
     NotAbsolute,
@@ -72,6 +98,10 @@ pub enum RedirectUriError {
     NoHost,
     #[error("uses the scheme '{0}', which can never be a redirect target")]
     ForbiddenScheme(String),
+    #[error(
+        "uses the scheme '{0}', a browser's handler that opens the URL it carries in a browser; a native app registers a scheme of its own (RFC 8252 §7.1), a web client an https URI"
+    )]
+    BrowserHandler(String),
 }
 
 impl RedirectUri {
@@ -81,7 +111,7 @@ impl RedirectUri {
         }
         // The URL parser silently drops tabs, newlines and surrounding spaces; refuse them here
         // so that the string we store is the string we compare.
-        if raw.chars().any(|c| c.is_control() || c.is_whitespace()) {
+        if super::text::has_control_or_bidi(raw) || raw.chars().any(char::is_whitespace) {
             return Err(RedirectUriError::ControlCharacters);
         }
         if raw.contains('#') {
@@ -106,6 +136,9 @@ impl RedirectUri {
             }
             scheme if FORBIDDEN_SCHEMES.contains(&scheme) => {
                 return Err(RedirectUriError::ForbiddenScheme(scheme.to_owned()));
+            }
+            scheme if is_browser_handler(scheme) => {
+                return Err(RedirectUriError::BrowserHandler(scheme.to_owned()));
             }
             _ => RedirectKind::PrivateUse,
         };
@@ -150,14 +183,16 @@ impl RedirectUri {
         self.kind
     }
 
-    /// Where the browser will be sent, for the consent page: the host, or for a private-use
-    /// URI without one, its scheme.
+    /// Where the browser will be sent, for the consent page: the host of an https or loopback
+    /// URI; for a private-use URI its whole scheme and never a host, since whatever app claims
+    /// the scheme receives the code, whatever host follows it (`myapp://claude.ai/cb` is not
+    /// claude.ai).
     pub(crate) fn display_host(&self) -> String {
         match Url::parse(&self.raw) {
-            Ok(u) => match u.host_str() {
-                Some(h) => h.to_owned(),
-                None => format!("{}: (an app on this device)", u.scheme()),
-            },
+            Ok(u) if self.kind == RedirectKind::PrivateUse => {
+                format!("{}: (an app on this device)", u.scheme())
+            }
+            Ok(u) => u.host_str().unwrap_or_default().to_owned(),
             Err(_) => String::new(),
         }
     }
@@ -210,13 +245,23 @@ pub(crate) mod as_strings {
         s.collect_seq(v.iter().map(RedirectUri::as_str))
     }
 
+    /// A stored URI that a later release refuses (a browser handler's scheme, refused since
+    /// issue 22) is left out, with a warning, rather than making the whole record unreadable:
+    /// the client keeps its other URIs, and that one no longer matches any request.
     pub(crate) fn deserialize<'de, D: Deserializer<'de>>(
         d: D,
     ) -> Result<Vec<RedirectUri>, D::Error> {
-        Vec::<String>::deserialize(d)?
-            .iter()
-            .map(|s| RedirectUri::parse(s).map_err(serde::de::Error::custom))
-            .collect()
+        let mut kept = Vec::new();
+        for s in Vec::<String>::deserialize(d)? {
+            match RedirectUri::parse(&s) {
+                Ok(uri) => kept.push(uri),
+                Err(e @ super::RedirectUriError::BrowserHandler(_)) => {
+                    tracing::warn!(redirect_uri = %s.escape_debug(), reason = %e, "a stored redirect URI is no longer honoured");
+                }
+                Err(e) => return Err(serde::de::Error::custom(e)),
+            }
+        }
+        Ok(kept)
     }
 }
 
@@ -308,6 +353,52 @@ mod tests {
         for (raw, err) in bad {
             assert_eq!(RedirectUri::parse(raw), Err(err.clone()), "{raw}");
         }
+        // Regression (issue 22, item 4): browsers' URL handlers were private-use URIs.
+        for raw in [
+            "microsoft-edge:https://evil.example/cb",
+            "microsoft-edge-https://evil.example/cb",
+            "googlechrome://evil.example/cb",
+            "googlechromes://evil.example/cb",
+            "x-safari-https://evil.example/cb",
+            "firefox://open-url?url=https://evil.example/cb",
+            "firefox:https://evil.example/cb",
+            "opera-http://evil.example/cb",
+            "opera-https://evil.example/cb",
+            "Microsoft-Edge:https://evil.example/cb",
+        ] {
+            assert!(
+                matches!(
+                    RedirectUri::parse(raw),
+                    Err(RedirectUriError::BrowserHandler(_))
+                ),
+                "{raw}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_private_use_uri_shows_its_scheme_and_never_a_host() {
+        let app = RedirectUri::parse("myapp://claude.ai/cb").unwrap();
+        assert_eq!(app.display_host(), "myapp: (an app on this device)");
+        let cursor = RedirectUri::parse("cursor://anysphere.cursor-mcp/oauth/callback").unwrap();
+        assert!(!cursor.display_host().contains("anysphere"));
+        let web = RedirectUri::parse("https://claude.ai/api/mcp/auth_callback").unwrap();
+        assert_eq!(web.display_host(), "claude.ai");
+    }
+
+    #[test]
+    fn a_stored_browser_handler_uri_is_dropped_not_the_record() {
+        #[derive(serde::Deserialize)]
+        struct Stored {
+            #[serde(with = "as_strings")]
+            uris: Vec<RedirectUri>,
+        }
+        let stored: Stored = serde_json::from_str(
+            r#"{"uris": ["microsoft-edge:https://evil.example/cb", "https://app.example/cb"]}"#,
+        )
+        .unwrap();
+        assert_eq!(stored.uris.len(), 1);
+        assert_eq!(stored.uris[0].as_str(), "https://app.example/cb");
     }
 
     #[test]

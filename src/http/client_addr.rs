@@ -4,13 +4,31 @@
 //! the right-most hop that is not itself a trusted proxy (everything left of it was written by
 //! the client and proves nothing). The other header is never read, since most proxies pass it
 //! through from the client untouched; from any other peer neither is.
+//!
+//! A hop that cannot be read (`unknown`, an obfuscated name, bytes that are not text) makes the
+//! client [`UNKNOWN_CLIENT`]: all such clients share one rate-limit bucket and read `unknown` in
+//! logs, and none of them is ever taken for the proxy (whose bucket every client behind it
+//! would then share).
 
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv6Addr};
 
 use actix_web::http::header::HeaderMap;
 use ipnet::IpNet;
 
 use crate::config::server::ForwardedHeader;
+
+/// The client behind a trusted proxy whose forwarded hop cannot be read. No connection comes
+/// from the unspecified address, so it names no real peer.
+pub(crate) const UNKNOWN_CLIENT: IpAddr = IpAddr::V6(Ipv6Addr::UNSPECIFIED);
+
+/// How logs and audit events name a client address: `unknown` for [`UNKNOWN_CLIENT`].
+pub(crate) fn describe(ip: Option<IpAddr>) -> String {
+    match ip {
+        Some(UNKNOWN_CLIENT) => "unknown".to_owned(),
+        Some(ip) => ip.to_string(),
+        None => String::new(),
+    }
+}
 
 /// The client's address, for rate limits, audit and logs.
 pub(crate) fn client_address(
@@ -30,9 +48,9 @@ pub(crate) fn client_address(
         match hop {
             Some(ip) if is_trusted(ip) => nearest_trusted = *ip,
             Some(ip) => return Some(*ip),
-            // A hop that is not an address ("unknown", an obfuscated name): nothing left of it
-            // can be placed, so the nearest trusted proxy stands for the client.
-            None => return Some(nearest_trusted),
+            // A hop that is not an address ("unknown", an obfuscated name, unreadable bytes):
+            // nothing left of it can be placed, and the proxy is not the client.
+            None => return Some(UNKNOWN_CLIENT),
         }
     }
     Some(nearest_trusted)
@@ -41,11 +59,12 @@ pub(crate) fn client_address(
 /// The `for` addresses of `Forwarded`, or the addresses of `X-Forwarded-For`, in order
 /// (left-most first), across repeated headers; `None` for a hop that is not an address.
 fn forwarded_hops(headers: &HeaderMap, header: ForwardedHeader) -> Vec<Option<IpAddr>> {
+    // Read lossily: a byte that is not text spoils only its own hop, which then parses as no
+    // address, instead of hiding the whole header (and every hop in it) from the parse.
     let values = |name: &str| -> Vec<String> {
         headers
             .get_all(name)
-            .filter_map(|v| v.to_str().ok())
-            .map(str::to_owned)
+            .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
             .collect()
     };
     if header == ForwardedHeader::Forwarded {
@@ -153,13 +172,37 @@ mod tests {
         let unknown = headers(&[("forwarded", "for=unknown, for=10.0.0.5")]);
         assert_eq!(
             from_forwarded(proxy, &unknown, &trusted),
-            Some(ip("10.0.0.5"))
+            Some(UNKNOWN_CLIENT),
+            "an unknown hop is not the proxy"
         );
         assert_eq!(
             client_address(proxy, &HeaderMap::new(), &trusted),
             proxy,
             "no header: the proxy"
         );
+        // Regression (issue 22, item 10): one byte that is not text dropped the whole header,
+        // and the client landed in the proxy's bucket.
+        let mut unreadable = HeaderMap::new();
+        unreadable.append(
+            HeaderName::from_static("x-forwarded-for"),
+            HeaderValue::from_bytes(b"6.6.6.\xff, 203.0.113.5").unwrap(),
+        );
+        assert_eq!(
+            client_address(proxy, &unreadable, &trusted),
+            Some(ip("203.0.113.5")),
+            "an unreadable byte left of the client spoils nothing"
+        );
+        let mut unreadable_last = HeaderMap::new();
+        unreadable_last.append(
+            HeaderName::from_static("x-forwarded-for"),
+            HeaderValue::from_bytes(b"203.0.113.5, 198.51.100.\xff").unwrap(),
+        );
+        assert_eq!(
+            client_address(proxy, &unreadable_last, &trusted),
+            Some(UNKNOWN_CLIENT),
+            "an unreadable nearest hop is unknown, never the proxy"
+        );
+        assert_eq!(describe(Some(UNKNOWN_CLIENT)), "unknown");
         let ported = headers(&[("x-forwarded-for", "203.0.113.9:5555")]);
         assert_eq!(
             client_address(proxy, &ported, &trusted),

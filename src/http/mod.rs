@@ -9,7 +9,7 @@ pub(crate) mod cookies;
 mod cors;
 pub(crate) mod error;
 mod extract;
-mod ops;
+pub(crate) mod ops;
 pub(crate) mod pages;
 mod register;
 pub(crate) mod state;
@@ -192,7 +192,7 @@ where
         .filter(|_| !routine)
         .and_then(|state| state.client_ip(req.request()));
     let client = match client_ip {
-        Some(ip) if tracing::enabled!(tracing::Level::INFO) => ip.to_string(),
+        Some(_) if tracing::enabled!(tracing::Level::INFO) => client_addr::describe(client_ip),
         _ => String::new(),
     };
     // Metrics labels: a known tenant (else "-") and the route.

@@ -1,7 +1,11 @@
 //! `/healthz` (the process answers), `/readyz` (the server can serve: store usable, tenants
-//! loaded; the body gives each tenant's upstream) and `/readyz/{tenant}` (that tenant can log
-//! people in: its upstream is discovered or built in). One IdP down takes only its own tenant
-//! out of rotation. Probes are never logged above debug.
+//! loaded) and `/readyz/{tenant}` (that tenant can log people in: its upstream is discovered or
+//! built in). One IdP down takes only its own tenant out of rotation. Probes are never logged
+//! above debug.
+//!
+//! On the public listener the answer is the status alone: the tenant list, directory ids and
+//! DNS errors are nothing a stranger should read. The admin listener serves the same probes
+//! with the detail (each tenant's upstream and why it is unreachable, the store's error).
 
 use actix_web::{HttpResponse, web};
 use serde_json::{Value, json};
@@ -35,12 +39,46 @@ fn upstream_of(state: &AppState, tenant: &Tenant) -> (Value, bool) {
     (entry, ready)
 }
 
+/// Whether a probe's answer carries the detail (admin listener) or only the status (public).
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Detail {
+    StatusOnly,
+    Full,
+}
+
+/// The answer to a probe: the status code from `ready`, the body cut to the status unless
+/// `detail` is `Full`.
+fn probe_answer(ready: bool, body: Value, detail: Detail) -> HttpResponse {
+    let body = match detail {
+        Detail::Full => body,
+        Detail::StatusOnly => json!({"status": body["status"]}),
+    };
+    let mut res = if ready {
+        HttpResponse::Ok()
+    } else {
+        HttpResponse::ServiceUnavailable()
+    };
+    res.insert_header(("Cache-Control", "no-store")).json(body)
+}
+
 pub(crate) async fn readyz(state: web::Data<AppState>) -> HttpResponse {
+    readiness(&state, Detail::StatusOnly).await
+}
+
+pub(crate) async fn tenant_readyz(
+    state: web::Data<AppState>,
+    tenant: web::Path<String>,
+) -> HttpResponse {
+    tenant_readiness(&state, &tenant, Detail::StatusOnly).await
+}
+
+/// The server's readiness; the body lists every tenant's upstream when `detail` asks.
+pub(crate) async fn readiness(state: &AppState, detail: Detail) -> HttpResponse {
     let store = state.records().backend().check_health().await;
     let tenants: Vec<(Value, bool)> = state
         .tenants()
         .iter()
-        .map(|t| upstream_of(&state, t))
+        .map(|t| upstream_of(state, t))
         .collect();
     let unreachable: Vec<Value> = tenants
         .iter()
@@ -54,33 +92,29 @@ pub(crate) async fn readyz(state: web::Data<AppState>) -> HttpResponse {
         "tenants": tenants.into_iter().map(|(t, _)| t).collect::<Vec<_>>(),
         "unreachable_upstreams": unreachable,
     });
-    if ready {
-        HttpResponse::Ok().json(body)
-    } else {
-        HttpResponse::ServiceUnavailable().json(body)
-    }
+    probe_answer(ready, body, detail)
 }
 
-pub(crate) async fn tenant_readyz(
-    state: web::Data<AppState>,
-    tenant: web::Path<String>,
+/// One tenant's readiness; the body names its upstream's state when `detail` asks.
+pub(crate) async fn tenant_readiness(
+    state: &AppState,
+    tenant: &str,
+    detail: Detail,
 ) -> HttpResponse {
-    let Some(tenant) = state.tenant(&tenant) else {
-        return HttpResponse::NotFound().json(json!({"status": "unknown_tenant"}));
+    let Some(tenant) = state.tenant(tenant) else {
+        return HttpResponse::NotFound()
+            .insert_header(("Cache-Control", "no-store"))
+            .json(json!({"status": "unknown_tenant"}));
     };
     let store = state.records().backend().check_health().await;
-    let (mut body, upstream_ready) = upstream_of(&state, &tenant);
+    let (mut body, upstream_ready) = upstream_of(state, &tenant);
     let ready = store.is_ok() && upstream_ready;
     body["status"] = json!(if ready { "ready" } else { "not_ready" });
     body["store"] = json!(match &store {
         Ok(()) => "ok".to_owned(),
         Err(e) => e.to_string(),
     });
-    if ready {
-        HttpResponse::Ok().json(body)
-    } else {
-        HttpResponse::ServiceUnavailable().json(body)
-    }
+    probe_answer(ready, body, detail)
 }
 
 /// Browsers ask for `/favicon.ico` when they show a page of ours: an empty answer they may

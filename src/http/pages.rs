@@ -78,19 +78,21 @@ pub(crate) fn consent_page(v: &ConsentView<'_>) -> HttpResponse {
         // Against phishing, what the server knows comes first and the client's own claims are
         // marked as such: for a web client the host that will receive the sign-in is the
         // heading; the name is "calls itself"; a CIMD client's host is verified (its metadata
-        // document was fetched from it).
+        // document was fetched from it). Every client-supplied string sits in its own `bdi`,
+        // so that no character in it can reorder the text around it (right-to-left marks are
+        // refused at registration as well).
         html! {
             @if v.to_web_site {
-                h1 { "Allow " strong { (&v.redirect_host) } " to access " (v.resource_name) "?" }
+                h1 { "Allow " strong { bdi { (&v.redirect_host) } } " to access " (v.resource_name) "?" }
             } @else {
                 h1 { "Allow an application on this device to access " (v.resource_name) "?" }
             }
             div class="box" {
                 dl {
-                    dt { "Will receive your sign-in at" } dd { strong { (&v.redirect_host) } }
+                    dt { "Will receive your sign-in at" } dd { strong { bdi { (&v.redirect_host) } } }
                     dt { "Application" }
                     dd {
-                        "calls itself “" (v.client_name) "”"
+                        "calls itself “" bdi { (v.client_name) } "”"
                         @if v.client_host.is_none() {
                             " " span class="muted" { "(the application's own claim, not verified)" }
                         }
@@ -98,7 +100,7 @@ pub(crate) fn consent_page(v: &ConsentView<'_>) -> HttpResponse {
                     @if let Some(host) = v.client_host {
                         dt { "Published by" }
                         dd {
-                            strong { (host) } " "
+                            strong { bdi { (host) } } " "
                             span class="muted" { "(verified: its description was fetched from there)" }
                         }
                     }

@@ -45,7 +45,7 @@ pub(crate) async fn register(
             .with_label_values(&[tenant.id.as_str(), limit])
             .inc();
         tracing::warn!(target: "audit", event = "registration_rate_limited", tenant = %tenant.id,
-            source = %source.map(|s| s.to_string()).unwrap_or_default(), reason = why);
+            source = %crate::http::client_addr::describe(source), reason = why);
         let mut res = error_response_with_status(
             StatusCode::TOO_MANY_REQUESTS,
             &OAuthError::new(ErrorCode::TemporarilyUnavailable, why),
@@ -84,7 +84,7 @@ pub(crate) async fn register(
             tracing::info!(target: "audit", event = "client_registered", tenant = %tenant.id, client_id = %r.client_id,
                 apps = %apps, auth_method = r.metadata.token_endpoint_auth_method.as_str(),
                 client_name = r.metadata.client_name.as_deref().unwrap_or(""),
-                source = %source.map(|s| s.to_string()).unwrap_or_default());
+                source = %crate::http::client_addr::describe(source));
             HttpResponse::Created()
                 .insert_header(("Cache-Control", "no-store"))
                 .json(registered.response_body(&tenant))

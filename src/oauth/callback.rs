@@ -391,12 +391,29 @@ pub(crate) fn check_id_token(
     {
         return Err("the ID token has expired".into());
     }
-    let owned = |k: &str| text(k).map(str::to_owned);
+    // What is recorded on the grant, logged and listed: bounded and printable, or refused.
+    let recorded = |k: &str| -> Result<Option<String>, String> {
+        text(k)
+            .map(|v| {
+                crate::domain::text::recordable_claim(v)
+                    .map(str::to_owned)
+                    .map_err(|why| format!("the claim {k} {why}"))
+            })
+            .transpose()
+    };
     let time = |k: &str| claims.get(k).and_then(Value::as_u64);
+    let subject = match recorded("oid")? {
+        Some(oid) => oid,
+        None => recorded("sub")?.unwrap_or_default(),
+    };
+    let upn = match recorded("upn")? {
+        Some(upn) => Some(upn),
+        None => recorded("preferred_username")?,
+    };
     Ok(IdTokenUser {
-        subject: text("oid").or(text("sub")).unwrap_or_default().to_owned(),
-        tid: owned("tid"),
-        upn: owned("upn").or_else(|| owned("preferred_username")),
+        subject,
+        tid: recorded("tid")?,
+        upn,
         auth_time: time("auth_time").or(time("iat")),
         claims,
     })

@@ -334,8 +334,10 @@ fn optional_string_list(
     }
 }
 
+/// Control characters, and the bidirectional formatting ones that make a name read otherwise
+/// on the consent page or in a log (`domain/text.rs`).
 fn has_control(s: &str) -> bool {
-    s.chars().any(char::is_control)
+    crate::domain::text::has_control_or_bidi(s)
 }
 
 fn optional_text(raw: &Map<String, Value>, field: &str) -> Result<Option<String>, OAuthError> {
@@ -346,7 +348,10 @@ fn optional_text(raw: &Map<String, Value>, field: &str) -> Result<Option<String>
             field,
             format!("is longer than {MAX_TEXT_LEN} characters"),
         )),
-        Some(s) if has_control(s) => Err(bad(field, "must not contain control characters")),
+        Some(s) if has_control(s) => Err(bad(
+            field,
+            "must not contain control characters or bidirectional formatting characters (U+200E, U+200F, U+061C, U+202A–U+202E, U+2066–U+2069)",
+        )),
         Some(s) => Ok(Some(s.to_owned())),
     }
 }
@@ -456,6 +461,15 @@ mod tests {
         assert_eq!(
             doc(json!({"client_name": null})),
             Err(ErrorCode::InvalidClientMetadata)
+        );
+        // Regression (issue 22, item 5): a document's name is shown on the consent page.
+        assert_eq!(
+            doc(json!({"client_name": "Contoso \u{202E}lanretxe"})),
+            Err(ErrorCode::InvalidClientMetadata)
+        );
+        assert_eq!(
+            doc(json!({"redirect_uris": ["microsoft-edge:https://evil.example/cb"]})),
+            Err(ErrorCode::InvalidRedirectUri)
         );
     }
 }

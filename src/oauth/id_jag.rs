@@ -348,6 +348,13 @@ fn check_claims<'t>(
             issuer.subject_claim
         ))
     })?;
+    // The subject is recorded on the grant, logged and listed: bounded and printable.
+    let subject = crate::domain::text::recordable_claim(subject).map_err(|why| {
+        invalid_grant(format!(
+            "the claim '{}' that names the user {why}",
+            issuer.subject_claim
+        ))
+    })?;
     if text("client_id") != Some(client.client_id.as_str()) {
         return Err(invalid_grant(
             "the assertion's client_id is not the authenticated client",

@@ -270,8 +270,9 @@ scopes = ${JSON.stringify(REPORTS_SCOPES)}
   const deadline = Date.now() + 20_000;
   for (;;) {
     if (shimExit) throw new Error(`dcr-shim exited at startup ${JSON.stringify(shimExit)}: ${fs.readFileSync(path.join(tmp, 'shim.log'), 'utf8').slice(-2000)}`);
-    // /readyz answers 200 once the server can serve; wait until every tenant's IdP is discovered too.
-    try { const r = await fetch(`${SHIM}/readyz`); if (r.status === 200 && (await r.json()).unreachable_upstreams.length === 0) break; } catch {}
+    // /readyz answers 200 once the server can serve; wait until every tenant's IdP is discovered
+    // too, which only the admin listener's /readyz details (the public one says only the status).
+    try { const r = await fetch(`http://127.0.0.1:${adminPort}/readyz`); if (r.status === 200 && (await r.json()).unreachable_upstreams.length === 0) break; } catch {}
     if (Date.now() > deadline) throw new Error(`dcr-shim not ready in 20 s: ${fs.readFileSync(path.join(tmp, 'shim.log'), 'utf8').slice(-2000)}`);
     await sleep(100);
   }

@@ -101,8 +101,22 @@ async fn readiness_is_per_tenant_and_names_the_upstream_that_is_unreachable() {
     let res = app.get("/healthz").await;
     assert_eq!(res.status(), 200);
     assert!(res.headers().contains_key("x-request-id"));
-    // beta's IdP is unreachable: the server still serves (every other tenant stays in rotation)…
+    // beta's IdP is unreachable: the server still serves (every other tenant stays in rotation).
+    // The public probe says only that (issue 22, item 14: it listed every tenant, directory id
+    // and DNS error to strangers)…
     let res = app.get("/readyz").await;
+    assert_eq!(res.status(), 200);
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body, serde_json::json!({"status": "ready"}));
+    let res = app.get("/readyz/beta").await;
+    assert_eq!(res.status(), 503);
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body, serde_json::json!({"status": "not_ready"}));
+    assert_eq!(app.get("/readyz/alpha").await.status(), 200);
+    assert_eq!(app.get("/readyz/nope").await.status(), 404);
+    // …and the admin listener has the detail.
+    let admin = app.admin_base().replace("/admin/v1", "");
+    let res = reqwest::get(format!("{admin}/readyz")).await.unwrap();
     assert_eq!(res.status(), 200);
     let body: Value = res.json().await.unwrap();
     assert_eq!(body["store"], "ok");
@@ -116,16 +130,13 @@ async fn readiness_is_per_tenant_and_names_the_upstream_that_is_unreachable() {
         .find(|t| t["id"] == "beta")
         .unwrap();
     assert_eq!(beta["upstream"], "unreachable", "{body}");
-    // …and each tenant answers for itself.
-    let res = app.get("/readyz/beta").await;
+    let res = reqwest::get(format!("{admin}/readyz/beta")).await.unwrap();
     assert_eq!(res.status(), 503);
     let body: Value = res.json().await.unwrap();
     assert!(
         body["reason"].as_str().is_some_and(|r| !r.is_empty()),
         "{body}"
     );
-    assert_eq!(app.get("/readyz/alpha").await.status(), 200);
-    assert_eq!(app.get("/readyz/nope").await.status(), 404);
     // The shim still serves the unreachable tenant's metadata.
     assert_eq!(
         app.get("/.well-known/oauth-authorization-server/beta")

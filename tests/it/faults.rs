@@ -174,7 +174,13 @@ scopes = [{{ name = "files.read", upstream = "api://mcp-files/files.read" }}]
     })
     .await;
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let ready: serde_json::Value = app.get("/readyz").await.json().await.unwrap();
+    let admin = app.admin_base().replace("/admin/v1", "");
+    let ready: serde_json::Value = reqwest::get(format!("{admin}/readyz"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(ready["unreachable_upstreams"][0]["tenant"], "wrong");
     assert!(
         ready["unreachable_upstreams"][0]["reason"]

@@ -332,6 +332,22 @@ async fn a_sound_assertion_gets_a_minted_token_and_each_rule_refuses_its_breach(
         ("no sub", claims("sub", Value::Null), "sub"),
         ("no jti", claims("jti", Value::Null), "jti"),
         ("no subject claim", claims("email", Value::Null), "email"),
+        // Regression (issue 22, item 7): the subject is recorded, logged and listed.
+        (
+            "a subject with a line break",
+            claims("email", json!("alice@acme.example\nevent=forged")),
+            "control",
+        ),
+        (
+            "a subject with a right-to-left override",
+            claims("email", json!("alice\u{202E}moc.emca@")),
+            "bidirectional",
+        ),
+        (
+            "an oversized subject",
+            claims("email", json!(format!("{}@acme.example", "a".repeat(300)))),
+            "longer than 256",
+        ),
         (
             "oversized",
             claims("pad", json!("x".repeat(9000))),

@@ -177,6 +177,70 @@ async fn invalid_registrations_get_the_rfc_error_naming_the_field() {
             "invalid_redirect_uri",
             "javascript",
         ),
+        // Regression (issue 22, item 4): a browser's URL handler sends the code to the web
+        // page it names, while the consent page spoke of an app on this device.
+        (
+            "edge handler",
+            json!({"redirect_uris": ["microsoft-edge:https://evil.example/cb"]}),
+            "invalid_redirect_uri",
+            "browser's handler",
+        ),
+        (
+            "chrome handler",
+            json!({"redirect_uris": ["googlechrome://evil.example/cb"]}),
+            "invalid_redirect_uri",
+            "browser's handler",
+        ),
+        (
+            "safari handler",
+            json!({"redirect_uris": ["x-safari-https://evil.example/cb"]}),
+            "invalid_redirect_uri",
+            "browser's handler",
+        ),
+        (
+            "firefox handler",
+            json!({"redirect_uris": ["firefox://open-url?url=https://evil.example/cb"]}),
+            "invalid_redirect_uri",
+            "browser's handler",
+        ),
+        (
+            "opera handler",
+            json!({"redirect_uris": ["opera-https://evil.example/cb"]}),
+            "invalid_redirect_uri",
+            "browser's handler",
+        ),
+        // Regression (issue 22, item 5): bidirectional formatting characters in what the
+        // consent page, the logs and the CLI show.
+        (
+            "right-to-left override in client_name",
+            json!({"redirect_uris": ok_uri, "client_name": "Contoso \u{202E}lanretxe"}),
+            "invalid_client_metadata",
+            "bidirectional",
+        ),
+        (
+            "isolate in software_id",
+            json!({"redirect_uris": ok_uri, "software_id": "agent\u{2067}x"}),
+            "invalid_client_metadata",
+            "bidirectional",
+        ),
+        (
+            "left-to-right mark in software_version",
+            json!({"redirect_uris": ok_uri, "software_version": "1.0\u{200E}"}),
+            "invalid_client_metadata",
+            "bidirectional",
+        ),
+        (
+            "arabic letter mark in contacts",
+            json!({"redirect_uris": ok_uri, "contacts": ["a\u{061C}@example.com"]}),
+            "invalid_client_metadata",
+            "contacts",
+        ),
+        (
+            "bidi in a redirect uri",
+            json!({"redirect_uris": ["https://a.example.com/\u{202E}cb"]}),
+            "invalid_redirect_uri",
+            "bidirectional",
+        ),
         (
             "data scheme",
             json!({"redirect_uris": ["data:text/html,hi"]}),

@@ -238,3 +238,84 @@ async fn the_binary_reloads_on_sighup_and_on_change() {
         "SIGHUP does not end the process"
     );
 }
+
+/// Regression (issue 22, item 8): SIGHUP reads `--admin-token-file` again, so a leaked admin
+/// token is withdrawn without a restart; a file that does not parse keeps the tokens in force.
+#[tokio::test]
+async fn sighup_reloads_the_admin_tokens() {
+    let data = tempfile::tempdir().unwrap();
+    let tenants = tempfile::tempdir().unwrap();
+    let dev = "upstream = { kind = \"dev\" }\n[[resources]]\nuri = \"https://mcp.example.com/files\"\nscopes = [{ name = \"files.read\", upstream = \"files.read\" }]\n";
+    std::fs::write(tenants.path().join("alpha.toml"), dev).unwrap();
+    let token_file = data.path().join("admin-tokens");
+    let (leaked, fresh) = ("l".repeat(40), "f".repeat(40));
+    crate::helpers::write_private(&token_file, &format!("alice {leaked}\n"));
+    let admin_port = crate::binary::free_port();
+    let admin_listen = format!("127.0.0.1:{admin_port}");
+    let shim = start_binary_with_args(
+        data.path(),
+        tenants.path(),
+        &[
+            "--admin-listen",
+            &admin_listen,
+            "--admin-token-file",
+            token_file.to_str().unwrap(),
+        ],
+    );
+    let http = reqwest::Client::new();
+    let status = |token: &str| {
+        let req = http
+            .get(format!("http://{admin_listen}/admin/v1/tenants"))
+            .bearer_auth(token);
+        async move { req.send().await.unwrap().status().as_u16() }
+    };
+    let hangup = || {
+        let kill = std::process::Command::new("kill")
+            .args(["-HUP", &shim.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(kill.success());
+    };
+    let eventually = |token: String, want: u16| {
+        let status = &status;
+        async move {
+            for _ in 0..50 {
+                if status(&token).await == want {
+                    return true;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            false
+        }
+    };
+    assert_eq!(status(&leaked).await, 200);
+    assert_eq!(status(&fresh).await, 401);
+
+    crate::helpers::write_private(&token_file, &format!("bob {fresh}\n"));
+    hangup();
+    assert!(
+        eventually(leaked.clone(), 401).await,
+        "the withdrawn token is refused"
+    );
+    assert_eq!(status(&fresh).await, 200, "the new token is served");
+
+    // A broken file is logged and changes nothing.
+    crate::helpers::write_private(&token_file, "bob short\n");
+    hangup();
+    let logged = || {
+        shim.log
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|l| l.contains("admin tokens not reloaded"))
+    };
+    for _ in 0..50 {
+        if logged() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(logged(), "{:#?}", shim.log.lock().unwrap());
+    assert_eq!(status(&fresh).await, 200, "the tokens in force stay");
+    assert_eq!(status(&leaked).await, 401);
+}

@@ -123,6 +123,11 @@ struct ServeArgs {
     /// read (proxies pass it through from the client).
     #[arg(long, env = "DCR_SHIM_FORWARDED_HEADER", value_enum, default_value_t = dcr_shim::config::server::ForwardedHeader::XForwardedFor)]
     forwarded_header: dcr_shim::config::server::ForwardedHeader,
+    /// Logins (each a ten-minute transaction in the store) one client address may start per
+    /// minute; one browser may start a tenth of it (at least 1), the whole server 50 times it.
+    /// Refusals answer 429 with a page that says why and count in rate_limited_total.
+    #[arg(long, env = "DCR_SHIM_LOGIN_STARTS_PER_MINUTE", default_value_t = dcr_shim::http::login_limits::DEFAULT_PER_SOURCE_PER_MINUTE, value_parser = clap::value_parser!(u32).range(1..))]
+    login_starts_per_minute: u32,
     /// Address of the admin API (off unless given; keep it on loopback or a private network).
     #[arg(long, env = "DCR_SHIM_ADMIN_LISTEN")]
     admin_listen: Option<SocketAddr>,
@@ -386,6 +391,7 @@ async fn serve(args: ServeArgs) -> ExitCode {
         watch_tenants: args.watch_tenants,
         store: args.store.map(dcr_shim::config::server::StoreSpec::new),
         store_password_file: args.store_password_file,
+        login_starts_per_minute: args.login_starts_per_minute,
     };
     let running = match dcr_shim::app::start(settings.clone()).await {
         Ok(r) => r,

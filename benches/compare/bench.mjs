@@ -334,7 +334,7 @@ registrations_per_minute = ${REGISTRATIONS_PER_MINUTE}
   const shimData = path.join(TMP, 'shim-data');
   fs.mkdirSync(shimData);
   const shim = start('dcr-shim', SHIM_BIN, ['serve', '--listen', `127.0.0.1:${shimPort}`, '--public-url', SHIM, '--data-dir', shimData,
-    '--tenants', tenants, '--workers', '2'], { env: { ...process.env, RUST_LOG: process.env.RUST_LOG || 'info' } });
+    '--tenants', tenants, '--workers', '2', '--login-starts-per-minute', '1000000'], { env: { ...process.env, RUST_LOG: process.env.RUST_LOG || 'info' } });
   await waitFor(shim, `${SHIM}/readyz`);
 
   // ---------- dcr-shim on PostgreSQL ----------
@@ -353,7 +353,7 @@ registrations_per_minute = ${REGISTRATIONS_PER_MINUTE}
       const data = path.join(TMP, `${name}-data`);
       fs.mkdirSync(data);
       return start(name, SHIM_BIN, ['serve', '--listen', `127.0.0.1:${port}`, '--public-url', publicUrl, '--data-dir', data,
-        '--tenants', tenants, '--workers', '2', '--store', storeUrl.toString(), '--secret-file', serverSecret],
+        '--tenants', tenants, '--workers', '2', '--login-starts-per-minute', '1000000', '--store', storeUrl.toString(), '--secret-file', serverSecret],
       { env: { ...process.env, RUST_LOG: process.env.RUST_LOG || 'info' } });
     };
     shimPg = replica('dcr-shim-pg', shimPgPort);

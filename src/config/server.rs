@@ -54,6 +54,8 @@ pub struct Settings {
     pub store: Option<StoreSpec>,
     /// A file holding the PostgreSQL password (kept out of the URL and the environment).
     pub store_password_file: Option<PathBuf>,
+    /// Logins one client address may start per minute (`http/login_limits.rs`).
+    pub login_starts_per_minute: u32,
 }
 
 impl Settings {
@@ -84,6 +86,7 @@ impl Settings {
             watch_tenants: false,
             store: None,
             store_password_file: None,
+            login_starts_per_minute: crate::http::login_limits::DEFAULT_PER_SOURCE_PER_MINUTE,
         }
     }
 

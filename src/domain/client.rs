@@ -149,8 +149,20 @@ pub struct ClientRecord {
     pub(crate) registration_token_sha256: Option<HandleKey>,
     /// The app chosen by the mapping rules, per resource URI of the tenant (configured form).
     pub apps: BTreeMap<String, String>,
+    /// The resources whose app an operator chose (`PUT …/clients/{id}/app`): a client's own
+    /// update (RFC 7592) runs the mapping rules again for the others only.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeSet::is_empty")]
+    pub pinned: std::collections::BTreeSet<String>,
+    /// Counts the client's updates that added a redirect URI. Browsers' approvals are kept
+    /// per epoch (`oauth/consent.rs`), so such an update drops every approval given before it.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub(crate) approval_epoch: u64,
     pub(crate) issued_at: u64,
     pub(crate) last_used_at: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 impl ClientRecord {

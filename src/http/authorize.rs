@@ -120,6 +120,9 @@ pub(crate) async fn authorize(
     };
     let approved = auth.is_approved(&tenant, &authorized.request, approval.as_deref(), now);
     if !auth.needs_consent(&tenant, &authorized.client, &authorized.request, approved) {
+        if let Some(refusal) = too_many_logins(&state, &req, &tenant) {
+            return refusal;
+        }
         return match auth.begin_upstream(&tenant, authorized.request, now).await {
             Ok(up) => to_upstream(&state, found(&up.location), &up),
             Err(e) => refused(&tenant, Named::of(&params), e),
@@ -148,6 +151,27 @@ pub(crate) async fn authorize(
     let mut page = consent_page(&consent_view(&tenant, &authorized, &ticket));
     let _ = page.add_cookie(&state.cookies().csrf(&csrf));
     page
+}
+
+/// A page saying why, when this login would start one too many (`http/login_limits.rs`).
+fn too_many_logins(state: &AppState, req: &HttpRequest, tenant: &Tenant) -> Option<HttpResponse> {
+    let source = state.client_ip(req);
+    let browser = req.cookie(state.cookies().csrf_name());
+    let limit = state
+        .allow_login_start(source, browser.as_ref().map(|c| c.value()))
+        .err()?;
+    crate::metrics::metrics()
+        .rate_limited
+        .with_label_values(&[tenant.id.as_str(), limit.label()])
+        .inc();
+    tracing::warn!(target: "audit", event = "login_rate_limited", tenant = %tenant.id,
+        source = %super::client_addr::describe(source), limit = limit.label());
+    let mut page = error_page(429, limit.explanation());
+    page.headers_mut().insert(
+        actix_web::http::header::RETRY_AFTER,
+        actix_web::http::header::HeaderValue::from_static("60"),
+    );
+    Some(page)
 }
 
 /// What the consent page says about a validated request.
@@ -213,12 +237,19 @@ pub(crate) async fn consent(
         Err(_) => return error_page(400, "The consent form could not be read."),
     };
     let form = Params::parse(&body);
+    // The decision is read first: a form that says neither spends nothing.
+    let approved = match form.get("decision") {
+        Some("approve") => true,
+        Some("deny") => false,
+        _ => return error_page(400, "The consent form did not say Allow or Deny."),
+    };
     let csrf = req.cookie(state.cookies().csrf_name());
     let request = match form.get("ticket").filter(|_| form.repeated.is_empty()) {
         Some(ticket) => {
             state
                 .auth()
-                .open_consent_ticket(&tenant, ticket, csrf.as_ref().map(|c| c.value()), now)
+                .redeem_consent_ticket(&tenant, ticket, csrf.as_ref().map(|c| c.value()), now)
+                .await
         }
         None => Err(ConsentError::BadTicket),
     };
@@ -229,11 +260,13 @@ pub(crate) async fn consent(
             return error_page(400, &format!("{}.", capitalize(&e.to_string())));
         }
     };
-    match form.get("decision") {
-        Some("approve") => approve(&state, &req, &tenant, request, now).await,
-        Some("deny") => deny(&state, &req, &tenant, &request, now),
-        _ => error_page(400, "The consent form did not say Allow or Deny."),
+    if !approved {
+        return deny(&state, &req, &tenant, &request, now);
     }
+    if let Some(refusal) = too_many_logins(&state, &req, &tenant) {
+        return refusal;
+    }
+    approve(&state, &req, &tenant, request, now).await
 }
 
 /// Remembers the approval in this browser and sends it to the IdP.
@@ -287,9 +320,14 @@ fn deny(
     tracing::info!(target: "audit", event = "consent_denied", tenant = %tenant.id, client_id = %request.client_id);
     let approval = approval_cookie(state, req, tenant);
     let safe = request.redirect_uri.is_loopback()
-        || state
-            .auth()
-            .has_any_approval(tenant, &request.client_id, approval.as_deref(), now);
+        || state.auth().approved_redirect(
+            tenant,
+            &request.client_id,
+            request.approval_epoch,
+            &request.redirect_uri,
+            approval.as_deref(),
+            now,
+        );
     if !safe {
         return error_page(403, "You denied access. You can close this window.");
     }

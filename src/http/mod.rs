@@ -9,6 +9,7 @@ pub(crate) mod cookies;
 mod cors;
 pub(crate) mod error;
 mod extract;
+pub mod login_limits;
 pub(crate) mod ops;
 pub(crate) mod pages;
 mod register;

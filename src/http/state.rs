@@ -40,6 +40,7 @@ pub struct AppState {
     cookies: Cookies,
     trusted_proxies: Vec<ipnet::IpNet>,
     forwarded_header: crate::config::server::ForwardedHeader,
+    login_limits: super::login_limits::LoginLimits,
 }
 
 /// The tenants and what is worked out from their files once.
@@ -151,6 +152,7 @@ impl AppState {
             auth,
             trusted_proxies: settings.trusted_proxies.clone(),
             forwarded_header: settings.forwarded_header,
+            login_limits: super::login_limits::LoginLimits::new(settings.login_starts_per_minute),
         }
     }
 
@@ -236,8 +238,19 @@ impl AppState {
             .is_none_or(|l| l.limiter.check_key(&key).is_ok())
     }
 
+    /// Spends one login start of `source` and `browser` (`http/login_limits.rs`), or says which
+    /// limit is reached.
+    pub(crate) fn allow_login_start(
+        &self,
+        source: Option<IpAddr>,
+        browser: Option<&str>,
+    ) -> Result<(), super::login_limits::LoginLimit> {
+        self.login_limits.check(source, browser)
+    }
+
     /// Forgets rate-limit buckets of sources that have been quiet (the sweeper calls this).
     pub(crate) fn forget_idle_rate_limits(&self) {
+        self.login_limits.forget_idle();
         for limit in self.table.load().registration_limits.values() {
             limit.limiter.retain_recent();
         }

@@ -91,6 +91,10 @@ pub(crate) struct ConsentTicket {
     /// SHA-256 of the browser's CSRF cookie.
     pub(crate) csrf_hash: HandleKey,
     pub(crate) expires_at: u64,
+    /// Random: every form is a ticket of its own, spent once (two forms opened in the same
+    /// second for the same request would otherwise be one).
+    #[serde(default)]
+    pub(crate) id: String,
 }
 
 impl AuthServer {
@@ -132,6 +136,7 @@ impl AuthServer {
                     claims: checked.claims,
                     max_age: checked.max_age,
                     acr_values: checked.acr_values,
+                    approval_epoch: client.approval_epoch,
                 },
                 client,
             }),
@@ -197,8 +202,9 @@ impl AuthServer {
 
     /// How a refused request is answered. Errors go back to the redirect URI only where that
     /// cannot make this server an open redirector for a client nobody approved (RFC 9700
-    /// §4.11.2): loopback URIs (the user's own machine), clients of trusted CIMD hosts, or
-    /// clients this browser approved. Anything else gets the error on a page.
+    /// §4.11.2): loopback URIs (the user's own machine), clients of trusted CIMD hosts, or a
+    /// redirect URI this browser approved for this client (not merely the client: one it added
+    /// later was never approved). Anything else gets the error on a page.
     #[allow(clippy::too_many_arguments)]
     fn refusal(
         &self,
@@ -212,7 +218,14 @@ impl AuthServer {
     ) -> AuthorizeError {
         let safe_to_redirect = redirect_uri.is_loopback()
             || self.is_trusted(tenant, client)
-            || self.has_any_approval(tenant, &client.client_id, approval_cookie, now);
+            || self.approved_redirect(
+                tenant,
+                &client.client_id,
+                client.approval_epoch,
+                &redirect_uri,
+                approval_cookie,
+                now,
+            );
         if safe_to_redirect {
             AuthorizeError::Redirect {
                 redirect_uri,

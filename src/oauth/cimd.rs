@@ -600,6 +600,8 @@ impl CimdResolver {
             secret_sha256: None,
             registration_token_sha256: None,
             apps,
+            pinned: Default::default(),
+            approval_epoch: 0,
             issued_at: now,
             last_used_at: now,
         })

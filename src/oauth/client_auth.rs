@@ -199,7 +199,7 @@ impl AuthServer {
 
     /// Marks `jti` of `scope` (the client for a client assertion, the issuer for an ID-JAG)
     /// spent until `until`; `false` if it already was, on any server sharing the store.
-    pub(super) async fn spend_jti(
+    pub(crate) async fn spend_jti(
         &self,
         tenant: &Tenant,
         scope: &str,

@@ -110,7 +110,22 @@ impl AuthServer {
             metadata.token_endpoint_auth_method = current.value.metadata.token_endpoint_auth_method;
         }
         let mut client = current.value.clone();
-        client.apps = choose_apps(&tenant.config, &ClientFacts::of(&metadata, None));
+        // The rules choose again, except where an operator chose (pinned).
+        let mut apps = choose_apps(&tenant.config, &ClientFacts::of(&metadata, None));
+        for (resource, app) in &current.value.apps {
+            if client.pinned.contains(resource) {
+                apps.insert(resource.clone(), app.clone());
+            }
+        }
+        let old_apps = std::mem::replace(&mut client.apps, apps);
+        // A redirect URI the browser never saw: every approval given before is dropped.
+        let adds_redirect = metadata
+            .redirect_uris
+            .iter()
+            .any(|u| !current.value.metadata.redirect_uris.contains(u));
+        if adds_redirect {
+            client.approval_epoch += 1;
+        }
         client.metadata = metadata;
         if !self
             .records
@@ -128,7 +143,14 @@ impl AuthServer {
                 "the registration changed while it was being updated; try again",
             ));
         }
-        tracing::info!(target: "audit", event = "client_updated", tenant = %tenant.id, client_id = %client.client_id);
+        let describe = |apps: &std::collections::BTreeMap<String, String>| {
+            apps.iter()
+                .map(|(resource, app)| format!("{resource}={app}"))
+                .collect::<Vec<_>>()
+                .join(" ")
+        };
+        tracing::info!(target: "audit", event = "client_updated", tenant = %tenant.id, client_id = %client.client_id,
+            old_apps = %describe(&old_apps), apps = %describe(&client.apps), redirect_uris_added = adds_redirect);
         Ok(client_information(tenant, &client, None, None))
     }
 

@@ -12,7 +12,7 @@ use super::records::PendingAuthorization;
 use super::server::AuthServer;
 use crate::config::Tenant;
 use crate::crypto::Handle;
-use crate::domain::ClientId;
+use crate::domain::{ClientId, RedirectUri};
 
 /// How long a consent form stays valid.
 pub const TICKET_SECONDS: u64 = 600;
@@ -93,6 +93,12 @@ pub enum ConsentError {
         "the consent form was not opened in this browser (CSRF check failed); start the sign-in again"
     )]
     Csrf,
+    #[error(
+        "this consent form was already submitted; start the sign-in again from your application"
+    )]
+    Spent,
+    #[error("the server cannot record the consent right now; try again in a moment")]
+    Unavailable,
 }
 
 impl AuthServer {
@@ -100,11 +106,24 @@ impl AuthServer {
         self.signer.digest(DIGEST, value)
     }
 
+    /// What stands for a client in the cookie: its id and approval epoch, so that an update
+    /// that adds a redirect URI leaves every earlier approval unmatched.
+    fn client_key(&self, client_id: &ClientId, epoch: u64) -> String {
+        match epoch {
+            0 => self.digest(client_id.as_str()),
+            n => self.digest(&format!("{client_id} {n}")),
+        }
+    }
+
+    fn redirect_key(&self, redirect_uri: &RedirectUri) -> String {
+        self.digest(&redirect_uri.without_loopback_port())
+    }
+
     fn grant_of(&self, request: &PendingAuthorization) -> ApprovedGrant {
         ApprovedGrant {
             resource: self.digest(request.resource.as_str()),
             scopes: request.scopes.iter().map(str::to_owned).collect(),
-            redirect: self.digest(&request.redirect_uri.without_loopback_port()),
+            redirect: self.redirect_key(&request.redirect_uri),
             offline: request.offline_access,
         }
     }
@@ -122,6 +141,7 @@ impl AuthServer {
             request: request.clone(),
             csrf_hash: csrf.key(),
             expires_at: now + TICKET_SECONDS,
+            id: crate::crypto::random_token(),
         };
         self.signer
             .sign(TICKET, &serde_json::to_vec(&ticket).unwrap_or_default())
@@ -153,6 +173,37 @@ impl AuthServer {
         }
     }
 
+    /// Opens a submitted ticket like `open_consent_ticket` and spends it: each form is
+    /// submitted once, on any server sharing the store (one ticket posted again and again
+    /// would otherwise start a login, and store a transaction, each time).
+    pub(crate) async fn redeem_consent_ticket(
+        &self,
+        tenant: &Tenant,
+        ticket: &str,
+        csrf_cookie: Option<&str>,
+        now: u64,
+    ) -> Result<PendingAuthorization, ConsentError> {
+        let request = self.open_consent_ticket(tenant, ticket, csrf_cookie, now)?;
+        let first = self
+            .spend_jti(
+                tenant,
+                TICKET,
+                ticket,
+                &request.client_id,
+                now + TICKET_SECONDS,
+                now,
+            )
+            .await
+            .map_err(|e| {
+                tracing::error!(tenant = %tenant.id, error = %e, "a consent ticket could not be spent");
+                ConsentError::Unavailable
+            })?;
+        if !first {
+            return Err(ConsentError::Spent);
+        }
+        Ok(request)
+    }
+
     /// The unexpired approvals in the browser's cookie for this tenant (none when it is
     /// missing, forged, from another tenant or unreadable).
     fn read_approvals(
@@ -176,10 +227,11 @@ impl AuthServer {
         &self,
         tenant: &Tenant,
         client_id: &ClientId,
+        epoch: u64,
         cookie: Option<&str>,
         now: u64,
     ) -> Option<ClientApproval> {
-        let client = self.digest(client_id.as_str());
+        let client = self.client_key(client_id, epoch);
         self.read_approvals(tenant, cookie, now)
             .into_iter()
             .find(|c| c.client == client)
@@ -194,7 +246,7 @@ impl AuthServer {
         current: Option<&str>,
         now: u64,
     ) -> String {
-        let client = self.digest(request.client_id.as_str());
+        let client = self.client_key(&request.client_id, request.approval_epoch);
         let mut clients = self.read_approvals(tenant, current, now);
         let mut grants = clients
             .iter()
@@ -240,19 +292,30 @@ impl AuthServer {
         now: u64,
     ) -> bool {
         let wanted = self.grant_of(request);
-        self.approval_of(tenant, &request.client_id, cookie, now)
-            .is_some_and(|a| a.grants.iter().any(|g| covers(g, &wanted)))
+        self.approval_of(
+            tenant,
+            &request.client_id,
+            request.approval_epoch,
+            cookie,
+            now,
+        )
+        .is_some_and(|a| a.grants.iter().any(|g| covers(g, &wanted)))
     }
 
-    /// Whether this browser approved anything at all for the client (then errors may be sent
-    /// back to its redirect URI without making the server an open redirector).
-    pub(crate) fn has_any_approval(
+    /// Whether this browser approved `redirect_uri` for the client (then errors may be sent
+    /// back to it without making the server an open redirector): the URI itself, since one
+    /// the client added after the approval was never shown to the user.
+    pub(crate) fn approved_redirect(
         &self,
         tenant: &Tenant,
         client_id: &ClientId,
+        epoch: u64,
+        redirect_uri: &RedirectUri,
         cookie: Option<&str>,
         now: u64,
     ) -> bool {
-        self.approval_of(tenant, client_id, cookie, now).is_some()
+        let redirect = self.redirect_key(redirect_uri);
+        self.approval_of(tenant, client_id, epoch, cookie, now)
+            .is_some_and(|a| a.grants.iter().any(|g| g.redirect == redirect))
     }
 }

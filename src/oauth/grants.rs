@@ -210,6 +210,8 @@ impl ClientRegistry {
         for (uri, mapped) in client.apps.iter_mut() {
             if resource.as_deref().is_none_or(|r| r == uri) {
                 *mapped = app.to_owned();
+                // An operator's choice: the client's own updates keep it.
+                client.pinned.insert(uri.clone());
             }
         }
         if !self

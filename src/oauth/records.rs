@@ -43,6 +43,9 @@ pub struct PendingAuthorization {
     pub(crate) max_age: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) acr_values: Option<String>,
+    /// The client's approval epoch when the request was made (`ClientRecord::approval_epoch`).
+    #[serde(default)]
+    pub(crate) approval_epoch: u64,
 }
 
 /// The state of one upstream login (`state` = the transaction id). Single use, ~10 minutes.

@@ -169,6 +169,8 @@ impl ClientRegistry {
                 secret_sha256: client_secret.as_ref().map(Handle::key),
                 registration_token_sha256: Some(registration_access_token.key()),
                 apps: apps.clone(),
+                pinned: Default::default(),
+                approval_epoch: 0,
                 issued_at: now,
                 last_used_at: now,
             };

@@ -118,19 +118,38 @@ impl TestApp {
         }
     }
 
+    /// The tenant files a shim running elsewhere serves (for `wait_ready`).
+    pub fn with_tenants(mut self, dir: &Path) -> Self {
+        self.tenants_dir = dir.to_owned();
+        self
+    }
+
     pub fn state(&self) -> &dcr_shim::app::AppState {
         &self.running.as_ref().expect("app is running").state
     }
 
-    /// Waits until every upstream has been discovered.
+    /// Waits until every upstream has been discovered: each tenant's public `/readyz/<tenant>`
+    /// answers 200.
     pub async fn wait_ready(&self) {
+        // A shim running elsewhere: the tenant files it was started with.
+        let tenants: Vec<String> = match &self.running {
+            Some(r) => r.state.tenants().iter().map(|t| t.id.to_string()).collect(),
+            None => std::fs::read_dir(&self.tenants_dir)
+                .map(|d| {
+                    d.filter_map(|e| {
+                        let name = e.ok()?.file_name().into_string().ok()?;
+                        name.strip_suffix(".toml").map(str::to_owned)
+                    })
+                    .collect()
+                })
+                .unwrap_or_default(),
+        };
         for _ in 0..100 {
-            let res = self.get("/readyz").await;
-            let body: Value = res.json().await.unwrap_or(Value::Null);
-            if body["unreachable_upstreams"]
-                .as_array()
-                .is_some_and(Vec::is_empty)
-            {
+            let mut ready = true;
+            for t in &tenants {
+                ready &= self.get(&format!("/readyz/{t}")).await.status() == 200;
+            }
+            if ready {
                 return;
             }
             tokio::time::sleep(std::time::Duration::from_millis(50)).await;

@@ -1030,8 +1030,12 @@ async fn the_consent_page_leads_with_the_host_not_the_claimed_name() {
     assert!(!heading.contains("Microsoft Copilot"), "{heading}");
     let name_at = page.find("Microsoft Copilot").unwrap();
     assert!(
-        page[..name_at].ends_with("calls itself “"),
-        "the name is a claim"
+        page[..name_at].ends_with("calls itself “<bdi>"),
+        "the name is a claim, isolated so that no character in it reorders the page (issue 22, item 5)"
+    );
+    assert!(
+        heading.contains("<bdi>login-microsoftonline.example</bdi>"),
+        "{heading}"
     );
     assert!(page.contains("not verified"));
     w.stop().await;
@@ -1121,7 +1125,7 @@ async fn world_on_binary_with(
     let env = env(&idp);
     let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
     let shim = crate::binary::start_binary(&dir.path().join("data"), &tenants, &env);
-    let app = TestApp::at(&shim.base);
+    let app = TestApp::at(&shim.base).with_tenants(&tenants);
     app.wait_ready().await;
     BinaryWorld {
         app,

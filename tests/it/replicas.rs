@@ -240,8 +240,8 @@ async fn entra_replicas(url: &str) -> EntraReplicas {
     let a = crate::binary::start_binary_on_with_args(port, &data, &tenants, &args);
     let b = start_replica(&a.base, &data, &tenants, &args);
     let (app_a, app_b) = (
-        crate::helpers::TestApp::at(&a.base),
-        crate::helpers::TestApp::at(&b.base),
+        crate::helpers::TestApp::at(&a.base).with_tenants(&tenants),
+        crate::helpers::TestApp::at(&b.base).with_tenants(&tenants),
     );
     app_a.wait_ready().await;
     app_b.wait_ready().await;

@@ -16,9 +16,13 @@ RUN mkdir -p src benches \
     && cargo build --release --locked --bin dcr-shim \
     && rm -rf src benches target/release/dcr-shim* target/release/deps/dcr_shim-* \
        target/release/deps/libdcr_shim-* target/release/.fingerprint/dcr-shim-*
+COPY build.rs ./
 COPY src ./src
 COPY benches ./benches
-RUN cargo build --release --locked --bin dcr-shim
+# .git is not in the build context: the commit for dcr_shim_build_info comes as an argument
+# (docker build --build-arg DCR_SHIM_COMMIT=$(git rev-parse --short=12 HEAD) .).
+ARG DCR_SHIM_COMMIT=unknown
+RUN DCR_SHIM_COMMIT=${DCR_SHIM_COMMIT} cargo build --release --locked --bin dcr-shim
 
 FROM ${RUNTIME_IMAGE}
 RUN useradd --system --uid 10001 --home-dir /data dcr-shim \

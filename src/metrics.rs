@@ -1,6 +1,10 @@
 //! Prometheus metrics, served at `/metrics` on the admin listener. One process-wide set
 //! (`metrics()`), counted where things happen; every label has a bounded set of values: tenant
 //! ids, route patterns, status codes, OAuth error codes, AADSTS codes, fixed outcome names.
+//!
+//! Every tenant's counters that alerts watch are created at zero when the tenant is loaded
+//! (`initialize_tenant`): a series that first appears at 1 is invisible to `increase()`, so the
+//! first replay or the first IdP failure would otherwise raise no alert.
 
 use std::sync::OnceLock;
 
@@ -13,7 +17,7 @@ pub(crate) struct Metrics {
     registry: Registry,
     /// HTTP requests by tenant, route and status.
     pub(crate) requests: IntCounterVec,
-    /// HTTP request latency by tenant and route.
+    /// HTTP request latency by tenant, route and status.
     pub(crate) request_seconds: HistogramVec,
     /// Clients registered, by tenant.
     pub(crate) registrations: IntCounterVec,
@@ -33,6 +37,9 @@ pub(crate) struct Metrics {
     /// The IdP's refusals by tenant, call and code (the AADSTS code for Entra, else the OAuth
     /// error; `unreachable` when it did not answer).
     pub(crate) upstream_errors: IntCounterVec,
+    /// The IdP's refusals and failures by tenant and call, whatever the code: the series to
+    /// alert on (created at zero), `upstream_errors` says which code.
+    pub(crate) upstream_failures: IntCounterVec,
     /// Client metadata document resolutions by tenant and outcome (`fetched`, `cache_hit`,
     /// `refused`, `remembered`, `busy`, `rate_limited`).
     pub(crate) cimd: IntCounterVec,
@@ -44,6 +51,85 @@ pub(crate) struct Metrics {
     pub(crate) store_flush_seconds: Histogram,
     /// The store's size on disk, read when `/metrics` is scraped.
     pub(crate) store_bytes: IntGauge,
+    /// CPU, memory and file descriptors of this process, read when `/metrics` is scraped.
+    process: ProcessGauges,
+}
+
+/// The `process_*` series every Prometheus exporter has, read from `/proc/self` at each
+/// scrape. Read by hand: the `prometheus` crate's collector brings `procfs`, and with it a
+/// second version of `rustix` next to the one the rest of the tree uses.
+struct ProcessGauges {
+    cpu_seconds: prometheus::Gauge,
+    resident_bytes: IntGauge,
+    virtual_bytes: IntGauge,
+    open_fds: IntGauge,
+    max_fds: IntGauge,
+}
+
+impl ProcessGauges {
+    fn register(r: &Registry) -> Self {
+        let int = |name: &str, help: &str| {
+            let g = IntGauge::new(name, help).unwrap_or_else(|e| unreachable!("metric: {e}"));
+            r.register(Box::new(g.clone()))
+                .unwrap_or_else(|e| unreachable!("metric: {e}"));
+            g
+        };
+        let cpu_seconds = prometheus::Gauge::new(
+            "process_cpu_seconds_total",
+            "user and system CPU time spent, in seconds",
+        )
+        .unwrap_or_else(|e| unreachable!("metric: {e}"));
+        r.register(Box::new(cpu_seconds.clone()))
+            .unwrap_or_else(|e| unreachable!("metric: {e}"));
+        Self {
+            cpu_seconds,
+            resident_bytes: int("process_resident_memory_bytes", "resident memory, in bytes"),
+            virtual_bytes: int("process_virtual_memory_bytes", "virtual memory, in bytes"),
+            open_fds: int("process_open_fds", "open file descriptors"),
+            max_fds: int("process_max_fds", "the limit on open file descriptors"),
+        }
+    }
+
+    /// Reads `/proc/self` (Linux); elsewhere the gauges stay at zero.
+    fn refresh(&self) {
+        // Clock ticks per second of /proc's CPU times: USER_HZ, 100 on every Linux ABI.
+        const TICKS_PER_SECOND: f64 = 100.0;
+        if let Ok(stat) = std::fs::read_to_string("/proc/self/stat") {
+            // Fields after the command name (which may hold spaces), from field 3 on.
+            let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+            let fields: Vec<&str> = after.split_whitespace().collect();
+            let field = |n: usize| fields.get(n - 3).and_then(|f| f.parse::<u64>().ok());
+            if let (Some(utime), Some(stime)) = (field(14), field(15)) {
+                self.cpu_seconds
+                    .set((utime + stime) as f64 / TICKS_PER_SECOND);
+            }
+            if let Some(vsize) = field(23) {
+                self.virtual_bytes.set(vsize as i64);
+            }
+        }
+        if let Ok(status) = std::fs::read_to_string("/proc/self/status") {
+            let rss_kib = status
+                .lines()
+                .find_map(|l| l.strip_prefix("VmRSS:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<i64>().ok());
+            if let Some(kib) = rss_kib {
+                self.resident_bytes.set(kib * 1024);
+            }
+        }
+        if let Ok(fds) = std::fs::read_dir("/proc/self/fd") {
+            self.open_fds.set(fds.count() as i64);
+        }
+        if let Ok(limits) = std::fs::read_to_string("/proc/self/limits") {
+            let soft = limits
+                .lines()
+                .find(|l| l.starts_with("Max open files"))
+                .and_then(|l| l.split_whitespace().nth(3))
+                .and_then(|v| v.parse::<i64>().ok());
+            if let Some(max) = soft {
+                self.max_fds.set(max);
+            }
+        }
+    }
 }
 
 fn counter(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
@@ -54,6 +140,26 @@ fn counter(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntC
         .unwrap_or_else(|e| unreachable!("metric {name}: {e}"));
     c
 }
+
+/// The `limit` label values of `rate_limited`.
+pub(crate) const RATE_LIMITS: [&str; 6] = [
+    "address",
+    "tenant",
+    "cimd_address",
+    "login_address",
+    "login_browser",
+    "login_server",
+];
+
+/// The `outcome` label values of `cimd`.
+const CIMD_OUTCOMES: [&str; 6] = [
+    "fetched",
+    "cache_hit",
+    "refused",
+    "remembered",
+    "busy",
+    "rate_limited",
+];
 
 /// Seconds, from a millisecond to ten seconds.
 const LATENCY_BUCKETS: [f64; 13] = [
@@ -99,6 +205,20 @@ impl Metrics {
         .unwrap_or_else(|e| unreachable!("metric: {e}"));
         r.register(Box::new(store_flush_seconds.clone()))
             .unwrap_or_else(|e| unreachable!("metric: {e}"));
+        let build_info = IntGaugeVec::new(
+            Opts::new(
+                "dcr_shim_build_info",
+                "1, labelled with the version and the commit this binary was built from",
+            ),
+            &["version", "commit"],
+        )
+        .unwrap_or_else(|e| unreachable!("metric: {e}"));
+        r.register(Box::new(build_info.clone()))
+            .unwrap_or_else(|e| unreachable!("metric: {e}"));
+        build_info
+            .with_label_values(&[env!("CARGO_PKG_VERSION"), env!("DCR_SHIM_COMMIT")])
+            .set(1);
+        let process = ProcessGauges::register(&r);
         Self {
             requests: counter(
                 &r,
@@ -110,7 +230,7 @@ impl Metrics {
                 &r,
                 "dcr_shim_http_request_duration_seconds",
                 "HTTP request latency",
-                &["tenant", "route"],
+                &["tenant", "route", "status"],
             ),
             registrations: counter(
                 &r,
@@ -160,6 +280,12 @@ impl Metrics {
                 "the IdP's refusals by code",
                 &["tenant", "call", "code"],
             ),
+            upstream_failures: counter(
+                &r,
+                "dcr_shim_upstream_failures_total",
+                "the IdP's refusals and failures, whatever the code",
+                &["tenant", "call"],
+            ),
             cimd: counter(
                 &r,
                 "dcr_shim_cimd_resolutions_total",
@@ -175,20 +301,55 @@ impl Metrics {
             store_flush_seconds,
             store_bytes,
             upstream_up,
+            process,
             registry: r,
+        }
+    }
+
+    /// Creates `tenant`'s series at zero (at start and on every reload), so that alerts on
+    /// `increase()` see their first event. Counters whose label values are open (AADSTS codes,
+    /// OAuth errors) get their fixed ones only.
+    pub(crate) fn initialize_tenant(&self, tenant: &str) {
+        for c in [
+            &self.registrations,
+            &self.reuse_detected,
+            &self.family_revocations,
+        ] {
+            c.with_label_values(&[tenant]);
+        }
+        for limit in RATE_LIMITS {
+            self.rate_limited.with_label_values(&[tenant, limit]);
+        }
+        for outcome in ["started", "completed"] {
+            self.logins.with_label_values(&[tenant, outcome]);
+        }
+        self.refreshes.with_label_values(&[tenant, "ok"]);
+        for call in ["code", "refresh"] {
+            self.upstream_failures.with_label_values(&[tenant, call]);
+            self.upstream_errors
+                .with_label_values(&[tenant, call, "unreachable"]);
+        }
+        for outcome in CIMD_OUTCOMES {
+            self.cimd.with_label_values(&[tenant, outcome]);
         }
     }
 
     /// The Prometheus text exposition of every metric.
     pub(crate) fn render(&self) -> String {
+        self.process.refresh();
         let mut out = Vec::new();
         let _ = TextEncoder::new().encode(&self.registry.gather(), &mut out);
         String::from_utf8(out).unwrap_or_default()
     }
 }
 
-/// The request counter and latency histogram of one tenant, route and status.
-type RequestSeries = (prometheus::IntCounter, prometheus::Histogram);
+/// The request counter and latency histogram of one tenant, route and status, with the tenant
+/// they were made for: held here, its address cannot be reused by a tenant a reload makes.
+type RequestSeries = (
+    prometheus::IntCounter,
+    prometheus::Histogram,
+    Option<std::sync::Arc<crate::config::Tenant>>,
+);
 
 thread_local! {
     /// Each worker thread's handles of the request metrics, by tenant, route and status: the
@@ -198,8 +359,9 @@ thread_local! {
         std::cell::RefCell::new(std::collections::HashMap::new());
 }
 
-/// Counts one HTTP request and its latency. `tenant` is a known tenant (they live as long as
-/// the process, so the pointer names it) and `route` one of the fixed route labels.
+/// Counts one HTTP request and its latency. `tenant` is a known tenant (the cache holds it, so
+/// its pointer names it for as long as the entry lives) and `route` one of the fixed route
+/// labels.
 pub(crate) fn observe_request(
     tenant: Option<&std::sync::Arc<crate::config::Tenant>>,
     route: &'static str,
@@ -213,13 +375,14 @@ pub(crate) fn observe_request(
     );
     REQUEST_SERIES.with(|cache| {
         let mut cache = cache.borrow_mut();
-        let (count, latency) = cache.entry(key).or_insert_with(|| {
+        let (count, latency, _) = cache.entry(key).or_insert_with(|| {
             let m = metrics();
-            let tenant = tenant.map_or("-", |t| t.id.as_str());
+            let id = tenant.map_or("-", |t| t.id.as_str());
             let status = status.to_string();
             (
-                m.requests.with_label_values(&[tenant, route, &status]),
-                m.request_seconds.with_label_values(&[tenant, route]),
+                m.requests.with_label_values(&[id, route, &status]),
+                m.request_seconds.with_label_values(&[id, route, &status]),
+                tenant.cloned(),
             )
         });
         count.inc();

@@ -201,6 +201,9 @@ impl Reloader {
         self.state.auth().install_upstream(upstream);
         self.state.registry().install_resolvers(set.resolvers);
         self.dev_idps.install(set.dev_idps);
+        for t in &set.tenants {
+            crate::metrics::metrics().initialize_tenant(t.id.as_str());
+        }
         self.state.install_tenants(set.tenants.clone());
         difference(&before, &set.tenants)
     }

@@ -178,6 +178,9 @@ impl UpstreamClient {
             m.upstream_errors
                 .with_label_values(&[tenant.id.as_str(), call, &e.metric_code()])
                 .inc();
+            m.upstream_failures
+                .with_label_values(&[tenant.id.as_str(), call])
+                .inc();
         }
         result
     }

@@ -75,8 +75,8 @@ async fn counters_move_as_a_login_and_a_refresh_run() {
             2.0,
         ),
         (
-            "dcr_shim_http_request_duration_seconds{route=/:tenant/authorize,tenant=contoso}",
-            1.0,
+            "dcr_shim_http_request_duration_seconds{route=/:tenant/token,status=200,tenant=contoso}",
+            2.0,
         ),
     ] {
         assert!(
@@ -135,4 +135,81 @@ async fn counters_move_as_a_login_and_a_refresh_run() {
         ) >= 1.0
     );
     w.stop().await;
+}
+
+/// Regression (issue 22, item 13): the series alerts watch exist at zero from the start, so that
+/// `increase()` sees the first replay or IdP failure; the build and the process are described.
+#[tokio::test]
+async fn alerting_series_exist_at_zero_from_the_start() {
+    let app = crate::helpers::spawn_app_with_tenants(|t| {
+        std::fs::write(
+            t.join("zeroes.toml"),
+            "upstream = { kind = \"dev\" }\n[[resources]]\nuri = \"https://mcp.example.com/files\"\nscopes = [{ name = \"files.read\", upstream = \"files.read\" }]\n",
+        )
+        .unwrap();
+    })
+    .await;
+    let scraped = scrape(&app).await;
+    let mut expected = vec![
+        "dcr_shim_reuse_detected_total{tenant=zeroes}".to_owned(),
+        "dcr_shim_family_revocations_total{tenant=zeroes}".to_owned(),
+        "dcr_shim_registrations_total{tenant=zeroes}".to_owned(),
+        "dcr_shim_upstream_failures_total{call=code,tenant=zeroes}".to_owned(),
+        "dcr_shim_upstream_failures_total{call=refresh,tenant=zeroes}".to_owned(),
+        "dcr_shim_upstream_errors_total{call=refresh,code=unreachable,tenant=zeroes}".to_owned(),
+        "dcr_shim_logins_total{outcome=started,tenant=zeroes}".to_owned(),
+        "dcr_shim_refreshes_total{outcome=ok,tenant=zeroes}".to_owned(),
+    ];
+    for limit in [
+        "address",
+        "tenant",
+        "cimd_address",
+        "login_address",
+        "login_browser",
+        "login_server",
+    ] {
+        expected.push(format!(
+            "dcr_shim_rate_limited_total{{limit={limit},tenant=zeroes}}"
+        ));
+    }
+    for outcome in [
+        "fetched",
+        "cache_hit",
+        "refused",
+        "remembered",
+        "busy",
+        "rate_limited",
+    ] {
+        expected.push(format!(
+            "dcr_shim_cimd_resolutions_total{{outcome={outcome},tenant=zeroes}}"
+        ));
+    }
+    for key in &expected {
+        assert_eq!(scraped.get(key), Some(&0.0), "{key}: {scraped:#?}");
+    }
+    let build = scraped
+        .iter()
+        .find(|(k, _)| k.starts_with("dcr_shim_build_info{"))
+        .expect("build info");
+    assert_eq!(*build.1, 1.0);
+    assert!(
+        build
+            .0
+            .contains(&format!("version={}", env!("CARGO_PKG_VERSION"))),
+        "{}",
+        build.0
+    );
+    assert!(!build.0.contains("commit=,"), "{}", build.0);
+    for process in [
+        "process_cpu_seconds_total{}",
+        "process_resident_memory_bytes{}",
+        "process_open_fds{}",
+        "process_max_fds{}",
+    ] {
+        assert!(
+            scraped.get(process).is_some_and(|v| *v > 0.0),
+            "{process}: {scraped:#?}"
+        );
+    }
+    app.stop().await;
 }

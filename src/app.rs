@@ -37,6 +37,8 @@ pub enum StartError {
     Listen(SocketAddr, std::io::Error),
     #[error("cannot start the admin API: {0}")]
     Admin(String),
+    #[error(transparent)]
+    Secret(#[from] crate::secret_fingerprint::FingerprintError),
 }
 
 /// A running shim.
@@ -112,6 +114,8 @@ pub async fn start_on(settings: Settings, listener: TcpListener) -> Result<Runni
     let store = open_store(&settings).await?;
     let has_records = !store.scan(b"", unix_now(), 1).await?.is_empty();
     let keys = open_keys(&settings, has_records)?;
+    crate::secret_fingerprint::check(store.as_ref(), &keys, settings.new_secret, unix_now())
+        .await?;
     let (state, reloader) = assemble(
         &settings,
         store,

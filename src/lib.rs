@@ -16,5 +16,6 @@ pub mod minting;
 pub mod net;
 pub mod oauth;
 pub mod reload;
+pub mod secret_fingerprint;
 pub mod store;
 pub mod upstream;

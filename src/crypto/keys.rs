@@ -105,6 +105,14 @@ impl ServerKeys {
         }
     }
 
+    /// Keyed fingerprints of the current and the previous secret (16 hex digits each, derived
+    /// like any other key, so they say nothing of the secret): what the store remembers to tell
+    /// a replica started with another secret (`secret_fingerprint.rs`).
+    pub(crate) fn fingerprints(&self) -> (String, Option<String>) {
+        let of = |k: &Key| super::hex(&derive(k, FINGERPRINT).expose()[..8]);
+        (of(&self.current), self.previous.as_ref().map(of))
+    }
+
     /// A key for one purpose (e.g. `"consent-cookie v1"`), from the current secret.
     pub(crate) fn derive(&self, purpose: &str) -> Key {
         derive(&self.current, purpose)
@@ -115,6 +123,9 @@ impl ServerKeys {
         self.previous.as_ref().map(|p| derive(p, purpose))
     }
 }
+
+/// The purpose of the secret's fingerprint.
+const FINGERPRINT: &str = "server-secret fingerprint v1";
 
 fn derive(secret: &Key, purpose: &str) -> Key {
     let hk = Hkdf::<Sha256>::new(Some(b"dcr-shim"), secret.expose());

@@ -300,9 +300,19 @@ impl SigningKeys {
                     dropped: Vec::new(),
                 });
             }
+            let mut keys: Vec<StoredKey> = set
+                .stored
+                .as_ref()
+                .map(|s| s.value.keys.clone())
+                .unwrap_or_default();
+            keys.retain(|k| k.is_published(now));
+            // Nothing published yet: no resource server can have cached a key set, so the first
+            // key (a rotation's too) signs at once.
             let sign_from = match how {
-                AddKey::SignNow { .. } => now,
-                AddKey::Rotate { propagation, .. } => now.saturating_add(propagation),
+                AddKey::Rotate { propagation, .. } if !keys.is_empty() => {
+                    now.saturating_add(propagation)
+                }
+                _ => now,
             };
             if generated.is_none() {
                 generated = Some(generate_private(alg).await?);
@@ -311,23 +321,20 @@ impl SigningKeys {
                 continue;
             };
             let new_key = self.stored_key(tenant, pair, alg, now, sign_from);
-            let mut keys: Vec<StoredKey> = set
-                .stored
-                .as_ref()
-                .map(|s| s.value.keys.clone())
-                .unwrap_or_default();
-            keys.retain(|k| k.is_published(now));
-            // A key that has not started signing signed nothing: the new one replaces it (so a
-            // second rotation is never undone when the first one's key starts signing).
+            // Only a rotation drops keys. A key that has not started signing signed nothing:
+            // the rotation's new key replaces it (so a second rotation is never undone when the
+            // first one's key starts signing); `drop_old` drops every other key. A key made
+            // because none can sign now drops nothing: a rotated key waiting to sign stays.
             let mut dropped: Vec<String> = Vec::new();
-            let drop_old = matches!(how, AddKey::Rotate { drop_old: true, .. });
-            keys.retain(|k| {
-                let keep = k.sign_from <= now && !drop_old;
-                if !keep {
-                    dropped.push(k.kid.clone());
-                }
-                keep
-            });
+            if let AddKey::Rotate { drop_old, .. } = how {
+                keys.retain(|k| {
+                    let keep = k.sign_from <= now && !drop_old;
+                    if !keep {
+                        dropped.push(k.kid.clone());
+                    }
+                    keep
+                });
+            }
             // The keys it replaces: on a rotation every key still without an end; when no key
             // can sign, those that cannot (their private half did not open, or they are of
             // another algorithm). They stay published until the tokens they signed have
@@ -374,6 +381,9 @@ impl SigningKeys {
             if written {
                 self.forget(tenant);
                 tracing::info!(target: "audit", event = "signing_key_added", tenant = %tenant, kid = %rotation.kid, alg = alg.as_str(), sign_from = rotation.sign_from);
+                for kid in &rotation.dropped {
+                    tracing::warn!(target: "audit", event = "signing_key_dropped", tenant = %tenant, kid = %kid, replaced_by = %rotation.kid);
+                }
                 return Ok(rotation);
             }
         }
@@ -569,6 +579,7 @@ mod tests {
     use crate::store::SledStore;
 
     const ES: TokenSigningAlg = TokenSigningAlg::ES256;
+    const RS: TokenSigningAlg = TokenSigningAlg::RS256;
 
     async fn store() -> (Arc<SledStore>, tempfile::TempDir) {
         let dir = tempfile::tempdir().unwrap();
@@ -636,6 +647,42 @@ mod tests {
         let jwks = k.jwks(&t, 1500).await.unwrap();
         assert_eq!(jwks["keys"].as_array().unwrap().len(), 1);
         assert_eq!(jwks["keys"][0]["kid"], third.kid);
+    }
+
+    /// Regression (issue 22, item 11): a rotation on a tenant with no key yet made a key that
+    /// signed only later, and the first JWKS fetch then made another and dropped the rotated
+    /// one, unaudited.
+    #[tokio::test]
+    async fn a_first_rotation_signs_at_once_and_no_later_key_drops_it() {
+        let (k, t, _dir) = keys().await;
+        let r = k.rotate(&t, ES, 1000, 3600, 300, false).await.unwrap();
+        assert_eq!(r.sign_from, 1000, "nothing was published: it signs at once");
+        assert!(r.dropped.is_empty() && r.retiring.is_empty());
+        let jwks = k.jwks(&t, 1001).await.unwrap();
+        assert_eq!(jwks["keys"].as_array().unwrap().len(), 1);
+        assert_eq!(jwks["keys"][0]["kid"], r.kid);
+        assert_eq!(k.active(&t, ES, 1001).await.unwrap().kid, r.kid);
+        assert_eq!(k.list(&t).await.unwrap().len(), 1, "one key set, one key");
+    }
+
+    /// A key made because none could sign (the algorithm changed) keeps a rotated key that
+    /// waits to sign.
+    #[tokio::test]
+    async fn a_key_made_to_sign_now_keeps_the_key_waiting_to_sign() {
+        let (k, t, _dir) = keys().await;
+        let first = k.active(&t, ES, 1000).await.unwrap().kid;
+        let pending = k.rotate(&t, ES, 1000, 600, 300, false).await.unwrap();
+        assert_eq!(pending.sign_from, 1600);
+        let rs = k.active(&t, RS, 1100).await.unwrap();
+        let kids: Vec<String> = k
+            .list(&t)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|k| k.kid)
+            .collect();
+        assert!(kids.contains(&pending.kid), "{kids:?}");
+        assert!(kids.contains(&first) && kids.contains(&rs.kid), "{kids:?}");
     }
 
     #[tokio::test]

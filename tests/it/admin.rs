@@ -370,3 +370,34 @@ fn run_cli(
         )
     }
 }
+
+/// Regression (issue 22, item 11): a tenant that signs nothing has no keys to rotate.
+#[tokio::test]
+async fn keys_rotate_is_refused_for_a_tenant_that_mints_nothing() {
+    let app = spawn_app().await;
+    let res = app
+        .admin(Method::POST, "/tenants/alpha/keys/rotate")
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 400);
+    let body: Value = res.json().await.unwrap();
+    assert!(
+        body["error_description"]
+            .as_str()
+            .unwrap()
+            .contains("minted"),
+        "{body}"
+    );
+    let keys: Value = app
+        .admin(Method::GET, "/tenants/alpha/keys")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(keys["keys"], json!([]), "no key was made");
+    app.stop().await;
+}

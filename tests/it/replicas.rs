@@ -319,3 +319,71 @@ async fn a_refresh_the_idp_refuses_releases_the_token_at_once() {
     assert_eq!(again["refresh_token"], next["refresh_token"]);
     r.idp.stop().await;
 }
+
+/// Regression (issue 22, item 12): a replica started with another server secret on a shared
+/// store refuses to start and says why, instead of telling a share of the users to sign in
+/// again; one given the old secret as previous starts a rotation, which the old replicas
+/// survive.
+#[tokio::test]
+async fn a_replica_with_another_secret_refuses_to_start() {
+    let Some(url) = fresh_postgres_database().await else {
+        eprintln!("skipped: DCR_SHIM_TEST_POSTGRES is not set");
+        return;
+    };
+    let data = tempfile::tempdir().unwrap();
+    let tenants = tempfile::tempdir().unwrap();
+    write_tenants(tenants.path(), None);
+    let (old, new) = (data.path().join("old"), data.path().join("new"));
+    crate::helpers::write_private(&old, &"ab".repeat(32));
+    crate::helpers::write_private(&new, &"cd".repeat(32));
+    let port = crate::binary::free_port();
+    let public = format!("http://127.0.0.1:{port}");
+    let with = |secret: &std::path::Path| {
+        [
+            "--store".to_owned(),
+            url.clone(),
+            "--secret-file".to_owned(),
+            secret.display().to_string(),
+        ]
+    };
+    let a_args = with(&old);
+    let a_args: Vec<&str> = a_args.iter().map(String::as_str).collect();
+    let _a = crate::binary::start_binary_on_with_args(port, data.path(), tenants.path(), &a_args);
+
+    let b_args = with(&new);
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_dcr-shim"))
+        .args([
+            "serve",
+            "--listen",
+            &format!("127.0.0.1:{}", crate::binary::free_port()),
+        ])
+        .arg("--data-dir")
+        .arg(data.path())
+        .arg("--tenants")
+        .arg(tenants.path())
+        .args(&b_args)
+        .output()
+        .unwrap();
+    assert!(
+        !out.status.success(),
+        "a replica with another secret started"
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("is not the one this store was written with"),
+        "{stderr}"
+    );
+
+    let mut rotating: Vec<&str> = b_args.iter().map(String::as_str).collect();
+    let old_path = old.display().to_string();
+    rotating.extend(["--previous-secret-file", &old_path]);
+    let b = start_replica(&public, data.path(), tenants.path(), &rotating);
+    let c = start_replica(&public, data.path(), tenants.path(), &a_args);
+    // What the old secret sealed, the rotating replica opens.
+    let handed = dev_login(&c.base, "alpha", true).await;
+    assert!(
+        refresh_at(&b.base, "alpha", &handed, &handed.refresh_token)
+            .await
+            .is_ok()
+    );
+}

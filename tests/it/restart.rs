@@ -202,7 +202,32 @@ async fn a_refresh_token_the_new_secret_cannot_open_is_invalid_grant_with_a_reas
     shim.kill();
     let secret = data.path().join("server-secret");
     crate::helpers::write_private(&secret, &"cd".repeat(32));
-    let shim = crate::binary::start_binary_on(port, data.path(), tenants.path(), &[]);
+    // Regression (issue 22, item 12): the store knows the secret it was written with, and a
+    // server with another one refuses to start, saying what to do…
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_dcr-shim"))
+        .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+        .arg("--data-dir")
+        .arg(data.path())
+        .arg("--tenants")
+        .arg(tenants.path())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("is not the one this store was written with")
+            && stderr.contains("--previous-secret-file")
+            && stderr.contains("--new-secret"),
+        "{stderr}"
+    );
+    // …unless told to replace it on purpose: then what the old secret sealed is refused, with
+    // a reason.
+    let shim = crate::binary::start_binary_on_with_args(
+        port,
+        data.path(),
+        tenants.path(),
+        &["--new-secret"],
+    );
     let refused =
         crate::binary::refresh_at(&shim.base, "alpha", &handed, &handed.refresh_token).await;
     assert_eq!(refused, Err(400));

@@ -478,6 +478,9 @@ async fn check(args: CommonArgs) -> ExitCode {
                 r.token_summary(&t.issuer, t.config.upstream.kind(), t.token_signing_alg())
             );
         }
+        for line in t.access_summary() {
+            println!("  {line}");
+        }
         if dcr_shim::upstream::provider::Provider::of(t).is_built_in() {
             continue;
         }

@@ -209,20 +209,56 @@ impl Reloader {
     }
 
     /// Reloads whenever the tenant files' contents change from `seen` (their `fingerprint`
-    /// when the running set was read), checking every `every`.
-    pub(crate) async fn watch(self, mut seen: [u8; 32], every: Duration) {
+    /// when the running set was read), checking every `every`. A change is loaded only once two
+    /// polls in a row have seen the same contents: an editor or a copy that is still writing a
+    /// file would otherwise have its first half loaded, and what a truncated file leaves out
+    /// takes its permissive default (`dcr = false` lost is registration open).
+    pub(crate) async fn watch(self, seen: [u8; 32], every: Duration) {
         let dir = self.settings.tenants_dir.clone();
         let mut tick = tokio::time::interval(every);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut changes = Settled::new(seen);
         loop {
             tick.tick().await;
-            let now = fingerprint(&dir).await;
-            if now != seen {
-                seen = now;
+            if changes.observe(fingerprint(&dir).await) {
                 // Logged and counted inside; a refused set is tried again at its next change.
                 let _ = self.reload().await;
             }
         }
+    }
+}
+
+/// The tenant files' fingerprints as the watch sees them, poll after poll: a change counts once
+/// two polls in a row have seen it.
+struct Settled {
+    loaded: [u8; 32],
+    changing_to: Option<[u8; 32]>,
+}
+
+impl Settled {
+    fn new(loaded: [u8; 32]) -> Self {
+        Self {
+            loaded,
+            changing_to: None,
+        }
+    }
+
+    /// Takes one poll's fingerprint; `true` when the files should be loaded now.
+    fn observe(&mut self, now: [u8; 32]) -> bool {
+        if now == self.loaded {
+            self.changing_to = None;
+            return false;
+        }
+        if self.changing_to != Some(now) {
+            self.changing_to = Some(now);
+            tracing::debug!(
+                "tenant files changed; they are loaded once they stay unchanged for one more poll"
+            );
+            return false;
+        }
+        self.loaded = now;
+        self.changing_to = None;
+        true
     }
 }
 
@@ -282,4 +318,24 @@ pub(crate) async fn fingerprint(dir: &std::path::Path) -> [u8; 32] {
     })
     .await
     .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Settled;
+
+    /// Regression (issue 22, item 9): a file seen half-written by one poll was loaded.
+    #[test]
+    fn a_change_is_loaded_only_once_two_polls_agree() {
+        let (loaded, half, whole) = ([0; 32], [1; 32], [2; 32]);
+        let mut s = Settled::new(loaded);
+        assert!(!s.observe(loaded));
+        assert!(!s.observe(half), "a file still being written");
+        assert!(!s.observe(whole), "it changed again: not settled");
+        assert!(s.observe(whole), "two polls agree");
+        assert!(!s.observe(whole), "loaded once");
+        // A change that is undone before it settles loads nothing.
+        assert!(!s.observe(half));
+        assert!(!s.observe(whole));
+    }
 }

@@ -48,6 +48,14 @@ pub struct Tenant {
     pub config: TenantConfig,
 }
 
+fn join(hosts: &[super::host_pattern::HostPattern]) -> String {
+    hosts
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 impl Tenant {
     pub(crate) fn app(&self, name: &str) -> Option<&AppConfig> {
         self.config.apps.iter().find(|a| a.name == name)
@@ -113,6 +121,52 @@ impl Tenant {
     /// Whether the tenant accepts ID-JAG grants.
     pub(crate) fn trusts_issuers(&self) -> bool {
         !self.config.trusted_issuers.is_empty()
+    }
+
+    /// Who may become a client of this tenant and skip what, one line each, for `check`: the
+    /// settings that widen access (on by default: DCR, CIMD from any host) are said, so that a
+    /// file that lost its restrictive lines does not pass unnoticed.
+    pub fn access_summary(&self) -> Vec<String> {
+        let r = &self.config.registration;
+        let mut lines = Vec::new();
+        lines.push(if r.dcr {
+            format!(
+                "registration: open (dcr = true): any client on the network may register itself, {} per address and minute",
+                r.registrations_per_minute
+            )
+        } else {
+            "registration: off (dcr = false)".to_owned()
+        });
+        lines.push(match (r.cimd, r.cimd_allowed_hosts.is_empty()) {
+            (false, _) => "client metadata documents: off (cimd = false)".to_owned(),
+            (true, true) => {
+                "client metadata documents: from any host (cimd = true, no cimd_allowed_hosts)"
+                    .to_owned()
+            }
+            (true, false) => format!(
+                "client metadata documents: from {} only",
+                join(&r.cimd_allowed_hosts)
+            ),
+        });
+        if !r.cimd_trusted_hosts.is_empty() {
+            lines.push(format!(
+                "consent skipped for the clients of {} (cimd_trusted_hosts)",
+                join(&r.cimd_trusted_hosts)
+            ));
+        }
+        if !self.config.trusted_issuers.is_empty() {
+            let issuers: Vec<&str> = self
+                .config
+                .trusted_issuers
+                .iter()
+                .map(|t| t.issuer.as_str())
+                .collect();
+            lines.push(format!(
+                "logins without a browser (ID-JAG) for the users of {}",
+                issuers.join(", ")
+            ));
+        }
+        lines
     }
 
     /// The algorithm of the tenant's minted tokens.

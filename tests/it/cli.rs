@@ -81,6 +81,18 @@ fn check_accepts_the_shipped_tenants() {
         out.contains("tenant 'ema-demo'"),
         "the zero-touch demo tenant: {out}"
     );
+    // Regression (issue 22, item 9): settings that widen access are said, defaults included.
+    assert!(
+        out.contains(
+            "registration: open (dcr = true): any client on the network may register itself"
+        ),
+        "{out}"
+    );
+    assert!(
+        out.contains("client metadata documents: from any host"),
+        "{out}"
+    );
+    assert!(out.contains("logins without a browser (ID-JAG)"), "{out}");
 }
 
 #[tokio::test]

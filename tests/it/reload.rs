@@ -213,16 +213,22 @@ async fn the_binary_reloads_on_sighup_and_on_change() {
 
     // An invalid file is refused whole and logged with the file and what to fix.
     std::fs::write(tenants.path().join("delta.toml"), "upstream = 3\n").unwrap();
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    let refused = || {
+        shim.log
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|l| l.contains("tenant files not reloaded") && l.contains("delta.toml"))
+    };
+    for _ in 0..100 {
+        if refused() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(refused(), "the refusal names the file");
     assert_eq!(status("delta").await, 404);
     assert_eq!(status("gamma").await, 200);
-    let refused = shim
-        .log
-        .lock()
-        .unwrap()
-        .iter()
-        .any(|l| l.contains("tenant files not reloaded") && l.contains("delta.toml"));
-    assert!(refused, "the refusal names the file");
 
     // Fixed, then signalled: SIGHUP reloads at once.
     std::fs::write(tenants.path().join("delta.toml"), dev).unwrap();
@@ -318,4 +324,54 @@ async fn sighup_reloads_the_admin_tokens() {
     assert!(logged(), "{:#?}", shim.log.lock().unwrap());
     assert_eq!(status(&fresh).await, 200, "the tokens in force stay");
     assert_eq!(status(&leaked).await, 401);
+}
+
+/// Regression (issue 22, item 9): `--watch-tenants` loaded a file seen half-written, and what
+/// its missing tail held (here `dcr = false`) took its permissive default. A file is loaded
+/// once it stays the same for two polls.
+#[tokio::test]
+async fn a_half_written_tenant_file_is_never_served() {
+    let data = tempfile::tempdir().unwrap();
+    let tenants = tempfile::tempdir().unwrap();
+    let dev = "upstream = { kind = \"dev\" }\n[[resources]]\nuri = \"https://mcp.example.com/files\"\nscopes = [{ name = \"files.read\", upstream = \"files.read\" }]\n";
+    std::fs::write(tenants.path().join("alpha.toml"), dev).unwrap();
+    let shim = start_binary_with_args(data.path(), tenants.path(), &["--watch-tenants"]);
+    let http = reqwest::Client::new();
+    let whole = format!("{dev}[registration]\ndcr = false\n");
+    let register = || {
+        let req = http
+            .post(format!("{}/closed/register", shim.base))
+            .json(&json!({"redirect_uris": ["http://127.0.0.1/cb"], "token_endpoint_auth_method": "none"}));
+        async move { req.send().await.unwrap().status().as_u16() }
+    };
+    // The file arrives in two writes 1.5 s apart, as a slow copy would: the first holds
+    // everything but the restriction. Polls see it until the file is whole and settled.
+    let path = tenants.path().join("closed.toml");
+    std::fs::write(&path, dev).unwrap();
+    let started = std::time::Instant::now();
+    let mut wrote_tail = false;
+    let mut served = false;
+    while started.elapsed() < Duration::from_secs(8) {
+        if !wrote_tail && started.elapsed() > Duration::from_millis(1500) {
+            std::fs::write(&path, &whole).unwrap();
+            wrote_tail = true;
+        }
+        match register().await {
+            201 => panic!("the half-written file was served: registration was open"),
+            404 => {}
+            other => panic!("unexpected {other}"),
+        }
+        served |= http
+            .get(format!(
+                "{}/.well-known/oauth-authorization-server/closed",
+                shim.base
+            ))
+            .send()
+            .await
+            .unwrap()
+            .status()
+            == 200;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(served, "the whole file is served once it settled");
 }

@@ -261,7 +261,8 @@ impl AuthServer {
             claims: Map::new(),
             auth_time: None,
         };
-        if let Some(resource) = minted_resource(tenant, &r.resource) {
+        let minted = minted_resource(tenant, &r.resource);
+        if let Some(resource) = minted {
             // RFC 9068 §2.2: `sub` is required, and only the ID token says who logged in.
             let Some(user) = user.filter(|u| !u.subject.is_empty()) else {
                 tracing::error!(tenant = %tenant.id, app = %r.app, resource = %r.resource,
@@ -281,6 +282,7 @@ impl AuthServer {
             valid_until: now + CODE_SECONDS,
             used: false,
             family_id: None,
+            minted: minted.is_some(),
         };
         let stored = self
             .records

@@ -42,6 +42,31 @@ pub(crate) fn minted_resource<'t>(
     tenant.resource(resource.as_str()).filter(|r| r.is_minted())
 }
 
+/// The tenant's resource a grant for `resource` (issued with minted tokens or not:
+/// `was_minted`) is still served by, or why it is not: the tenant no longer has the resource,
+/// or its tokens went from minted to passthrough (a grant that was minted must not start
+/// handing out the IdP's own tokens). The error is the revocation's cause and the client's
+/// description. Passthrough to minted is a migration: the next refresh mints.
+pub(crate) fn resource_of_grant<'t>(
+    tenant: &'t Tenant,
+    resource: &ResourceUri,
+    was_minted: bool,
+) -> Result<&'t ResourceConfig, (&'static str, String)> {
+    match tenant.resource(resource.as_str()) {
+        None => Err((
+            "resource_removed",
+            format!("the resource {resource} is no longer served by this tenant; sign in again"),
+        )),
+        Some(r) if was_minted && !r.is_minted() => Err((
+            "token_mode_changed",
+            format!(
+                "the resource {resource} no longer has minted tokens, and this grant was for minted ones; sign in again"
+            ),
+        )),
+        Some(r) => Ok(r),
+    }
+}
+
 /// The ID token claims `resource` copies, under the names it gives them.
 pub(crate) fn copied_claims(resource: &ResourceConfig, user: &IdTokenUser) -> Map<String, Value> {
     resource

@@ -78,6 +78,9 @@ pub struct AuthCode {
     pub(crate) valid_until: u64,
     pub used: bool,
     pub(crate) family_id: Option<FamilyId>,
+    /// Whether the resource's tokens were minted when the code was issued.
+    #[serde(default)]
+    pub(crate) minted: bool,
 }
 
 impl Record for AuthCode {
@@ -125,6 +128,13 @@ pub(crate) enum RefreshState {
     /// Used at `at`; the response given then (with the successor) is sealed under this token,
     /// so a retry within the grace window gets the same answer.
     Rotated { at: u64, sealed_response: String },
+}
+
+impl RefreshRecord {
+    /// Whether the grant's tokens are minted: a minted grant's tokens carry its sealed claims.
+    pub(crate) fn is_minted(&self) -> bool {
+        self.sealed_claims.is_some()
+    }
 }
 
 impl Record for RefreshRecord {

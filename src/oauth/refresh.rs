@@ -11,10 +11,10 @@ use serde_json::{Map, Value, json};
 
 use super::client_auth::ClientCredentials;
 use super::error::{ErrorCode, OAuthError};
-use super::minted::minted_resource;
+use super::minted::{minted_resource, resource_of_grant};
 use super::params::Params;
 use super::records::{Family, FamilyId, RefreshLease, RefreshRecord, RefreshState};
-use super::scopes::{ScopeGrant, narrow};
+use super::scopes::narrow;
 use super::server::AuthServer;
 use super::token::{REFRESH_TOKEN_SECONDS, invalid_grant, token_response};
 use super::token_request::RefreshRequest;
@@ -216,7 +216,19 @@ impl AuthServer {
     ) -> Result<Value, OAuthError> {
         let token = &req.refresh_token;
         let rec = &current.value;
-        let grant = refresh_grant(tenant, rec, req);
+        let resource = match resource_of_grant(tenant, &rec.resource, rec.is_minted()) {
+            Ok(r) => r,
+            Err((cause, why)) => {
+                self.revoke_family(tenant, &rec.family_id, cause, now)
+                    .await?;
+                tracing::warn!(tenant = %tenant.id, client_id = %client.client_id, resource = %rec.resource, cause,
+                    "a refresh for a grant the tenant file no longer allows was refused, and its family revoked");
+                return Err(invalid_grant(why));
+            }
+        };
+        // What this refresh grants (RFC 6749 §6): the scopes the request names within the
+        // family's, the family's when it names none of them; never more.
+        let grant = narrow(resource, &rec.scopes, req.scope.as_deref());
         let sealed_upstream = match &rec.state {
             RefreshState::Rotated {
                 at,
@@ -573,19 +585,6 @@ fn check_resource(rec: &RefreshRecord, req: &RefreshRequest) -> Result<(), OAuth
         ));
     }
     Ok(())
-}
-
-/// What this refresh grants (RFC 6749 §6): the scopes the request names within the family's,
-/// the family's when it names none of them; never more.
-fn refresh_grant(tenant: &Tenant, rec: &RefreshRecord, req: &RefreshRequest) -> ScopeGrant {
-    match tenant.resource(rec.resource.as_str()) {
-        Some(resource) => narrow(resource, &rec.scopes, req.scope.as_deref()),
-        // The resource left the tenant file: the family's grant as it was recorded.
-        None => ScopeGrant {
-            names: rec.scopes.clone(),
-            upstream: rec.upstream_scopes.clone(),
-        },
-    }
 }
 
 /// A refresh token whose sealed data no key opens: the server secret changed without

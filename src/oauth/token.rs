@@ -14,7 +14,7 @@ use super::client_auth::ClientCredentials;
 use super::error::{ErrorCode, OAuthError};
 use super::exchange::TOKEN_EXCHANGE;
 use super::id_jag::JWT_BEARER_GRANT;
-use super::minted::{SealedGrant, TokenSubject, minted_resource};
+use super::minted::{SealedGrant, TokenSubject, minted_resource, resource_of_grant};
 use super::params::Params;
 use super::records::{
     AuthCode, Family, FamilyId, PendingAuthorization, RefreshRecord, RefreshState,
@@ -138,6 +138,25 @@ impl AuthServer {
     ) -> Result<Value, OAuthError> {
         let code = self.find_unused_code(tenant, client, stored, now).await?;
         check_code_binding(&code.value, client, &req, now)?;
+        if let Err((cause, why)) =
+            resource_of_grant(tenant, &code.value.request.resource, code.value.minted)
+        {
+            // Spent, so that it cannot be tried again once the file changes back.
+            let mut spent = code.clone();
+            spent.value.used = true;
+            self.records
+                .update(
+                    &tenant.id,
+                    &req.code.key(),
+                    spent.revision,
+                    &spent.value,
+                    spent.expires_at,
+                )
+                .await?;
+            tracing::warn!(tenant = %tenant.id, client_id = %client.client_id, resource = %code.value.request.resource, cause,
+                "a code for a grant the tenant file no longer allows was refused");
+            return Err(invalid_grant(why));
+        }
         let SealedGrant {
             mut tokens,
             claims,

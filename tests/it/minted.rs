@@ -876,3 +876,134 @@ async fn resource_servers_are_answered_in_the_shapes_their_clients_send() {
     }
     w.stop().await;
 }
+
+/// Regression (issue 22, item 3): a grant outlives neither its resource nor its token mode.
+/// A resource deleted from the tenant file, or turned from minted to passthrough, refuses the
+/// refresh with `invalid_grant` and revokes the family (it answered 200 with the IdP's own
+/// token); passthrough to minted is a migration, and the next refresh mints.
+#[tokio::test]
+async fn a_grant_outlives_neither_its_resource_nor_its_token_mode() {
+    let w = world().await;
+    let client = Client::register(&w.app, "northwind", json!({})).await;
+    let files_tokens = w
+        .login(&client, FILES, "files.read offline_access", "ana")
+        .await;
+    let mail_tokens = w
+        .login(&client, MAIL, "mail.read offline_access", "ana")
+        .await;
+    let path = w.app.tenants_dir.join("northwind.toml");
+    let original = std::fs::read_to_string(&path).unwrap();
+    let rt = |t: &Value| t["refresh_token"].as_str().unwrap().to_owned();
+
+    // The mail resource is deleted: its refresh is refused and its family revoked.
+    let mail_table = format!(
+        "[[resources]]\nuri = \"{MAIL}\"\ntoken = \"minted\"\nscopes = [{{ name = \"mail.read\", upstream = \"api://mcp-tools/mail.read\" }}]\n"
+    );
+    assert!(original.contains(&mail_table));
+    let without_mail = original
+        .replace(&mail_table, "")
+        .replace(
+            &format!("[[resource_servers]]\nclient_id = \"mail-server\"\njwks_file"),
+            "[[resource_servers]]\nclient_id = \"mail-server-gone\"\njwks_file",
+        )
+        .replace(
+            &format!("resources = [\"{MAIL}\"]"),
+            &format!("resources = [\"{FILES}\"]"),
+        );
+    std::fs::write(&path, &without_mail).unwrap();
+    w.app
+        .reload()
+        .await
+        .expect("the file without the mail resource loads");
+    let (status, body) = refresh(&w.app, "northwind", &client, &rt(&mail_tokens)).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("invalid_grant")),
+        "{body}"
+    );
+    assert!(
+        body["error_description"]
+            .as_str()
+            .unwrap()
+            .contains("no longer served"),
+        "{body}"
+    );
+    // The family is revoked: with the resource back, the token still does not work.
+    std::fs::write(&path, &original).unwrap();
+    w.app.reload().await.unwrap();
+    let (status, _) = refresh(&w.app, "northwind", &client, &rt(&mail_tokens)).await;
+    assert_eq!(status, 400, "revoked, not merely refused");
+
+    // The files resource turns passthrough (alone on its Entra API, as passthrough requires):
+    // a minted grant does not become a passthrough one.
+    let head = &original[..original.find("[[resources]]").unwrap()];
+    let passthrough = format!(
+        "{head}[[resources]]\nuri = \"{FILES}\"\nscopes = [{{ name = \"files.read\", upstream = \"api://mcp-tools/files.read\" }}]\n"
+    );
+    std::fs::write(&path, &passthrough).unwrap();
+    w.app.reload().await.expect("the passthrough file loads");
+    let (status, body) = refresh(&w.app, "northwind", &client, &rt(&files_tokens)).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("invalid_grant")),
+        "{body}"
+    );
+    assert!(
+        body["error_description"]
+            .as_str()
+            .unwrap()
+            .contains("minted"),
+        "{body}"
+    );
+
+    // Passthrough to minted is a migration: a passthrough grant's next refresh mints.
+    let passthrough_tokens = w
+        .login(&client, FILES, "files.read offline_access", "bo")
+        .await;
+    let minted = |t: &Value| {
+        jsonwebtoken::decode_header(t["access_token"].as_str().unwrap())
+            .is_ok_and(|h| h.alg == Algorithm::ES256)
+    };
+    assert!(!minted(&passthrough_tokens), "the IdP's own token");
+    std::fs::write(&path, &original).unwrap();
+    w.app.reload().await.unwrap();
+    let (status, body) = refresh(&w.app, "northwind", &client, &rt(&passthrough_tokens)).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(minted(&body), "minted by the shim now: {body}");
+    w.stop().await;
+}
+
+/// A code for a resource the tenant file dropped between the login and the redemption is
+/// `invalid_grant`, and spent.
+#[tokio::test]
+async fn a_code_for_a_removed_resource_is_refused_and_spent() {
+    let w = world().await;
+    let client = Client::register(&w.app, "northwind", json!({})).await;
+    let mut attempt = authorize_url(&w.app, "northwind", &client, "mail.read", "cy");
+    attempt.url.push_str(&format!(
+        "&resource={}",
+        url::form_urlencoded::byte_serialize(MAIL.as_bytes()).collect::<String>()
+    ));
+    let (code, attempt) =
+        login_through(&w.app, &Browser::new(), "northwind", &client, attempt).await;
+    let path = w.app.tenants_dir.join("northwind.toml");
+    let original = std::fs::read_to_string(&path).unwrap();
+    let head = &original[..original.find("[[resources]]").unwrap()];
+    std::fs::write(
+        &path,
+        format!("{head}[[resources]]\nuri = \"{FILES}\"\ntoken = \"minted\"\nscopes = [{{ name = \"files.read\", upstream = \"api://mcp-tools/files.read\" }}]\n"),
+    )
+    .unwrap();
+    w.app.reload().await.unwrap();
+    let (status, body) = redeem(&w.app, "northwind", &client, &code, &attempt).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("invalid_grant")),
+        "{body}"
+    );
+    std::fs::write(&path, &original).unwrap();
+    w.app.reload().await.unwrap();
+    let (status, _) = redeem(&w.app, "northwind", &client, &code, &attempt).await;
+    assert_eq!(status, 400, "the code was spent");
+    w.stop().await;
+}

@@ -903,7 +903,7 @@ async fn a_grant_outlives_neither_its_resource_nor_its_token_mode() {
     let without_mail = original
         .replace(&mail_table, "")
         .replace(
-            &format!("[[resource_servers]]\nclient_id = \"mail-server\"\njwks_file"),
+            "[[resource_servers]]\nclient_id = \"mail-server\"\njwks_file",
             "[[resource_servers]]\nclient_id = \"mail-server-gone\"\njwks_file",
         )
         .replace(

@@ -477,6 +477,7 @@ async fn check(args: CommonArgs) -> ExitCode {
                 "  {}",
                 r.token_summary(&t.issuer, t.config.upstream.kind(), t.token_signing_alg())
             );
+            println!("    {}", t.grant_lifetimes(r).summary());
         }
         for line in t.access_summary() {
             println!("  {line}");

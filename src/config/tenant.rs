@@ -193,6 +193,16 @@ impl Tenant {
         &self.config.resources
     }
 
+    /// How long grants for `resource` last: its own lifetimes, else the tenant's.
+    pub fn grant_lifetimes(
+        &self,
+        resource: &ResourceConfig,
+    ) -> super::grant_lifetime::GrantLifetimes {
+        self.config
+            .grants
+            .overridden(resource.grant_lifetime, resource.grant_idle_lifetime)
+    }
+
     /// The resource that `uri` names, compared in normalized form (`ResourceUri`).
     pub fn resource(&self, uri: &str) -> Option<&ResourceConfig> {
         self.config.resources.iter().find(|r| r.uri.matches(uri))
@@ -227,6 +237,9 @@ pub struct TenantConfig {
     /// Enterprise IdPs whose ID-JAGs the tenant accepts (`trusted_issuer.rs`).
     #[serde(default)]
     pub(crate) trusted_issuers: Vec<TrustedIssuer>,
+    /// How long grants last (`grant_lifetime.rs`); a resource may set its own.
+    #[serde(default)]
+    pub(crate) grants: super::grant_lifetime::GrantLifetimes,
 }
 
 /// The identity provider behind the tenant.
@@ -455,6 +468,12 @@ pub struct ResourceConfig {
     /// The `[[downstream_apis]]` its MCP server may reach by token exchange, by name.
     #[serde(default)]
     pub exchange: Vec<String>,
+    /// This resource's grants' absolute lifetime, instead of the tenant's `[grants]`.
+    #[serde(default, with = "humantime_serde")]
+    pub grant_lifetime: Option<Duration>,
+    /// This resource's grants' idle lifetime, instead of the tenant's `[grants]`.
+    #[serde(default, with = "humantime_serde")]
+    pub grant_idle_lifetime: Option<Duration>,
 }
 
 /// One MCP-facing scope name and the upstream scope string it stands for.
@@ -712,6 +731,18 @@ fn validate(c: &TenantConfig, public_url: &Url, p: &mut Problems) {
     }
     validate_registration(c, p);
     validate_dev(&c.dev, public_url, p);
+    for (field, message) in c.grants.problems() {
+        p.add(&format!("grants.{field}"), message);
+    }
+    for (i, r) in c.resources.iter().enumerate() {
+        if r.grant_lifetime.is_none() && r.grant_idle_lifetime.is_none() {
+            continue;
+        }
+        let own = c.grants.overridden(r.grant_lifetime, r.grant_idle_lifetime);
+        for (field, message) in own.problems() {
+            p.add(&format!("resources[{i}].grant_{field}"), message);
+        }
+    }
 }
 
 /// The `[[resource_servers]]` and `[[trusted_issuers]]` tables, reading their key files.

@@ -53,6 +53,8 @@ struct IdJag<'t> {
     jti: String,
     exp: u64,
     auth_time: u64,
+    /// The user's authentication methods, as the enterprise IdP gave them.
+    amr: Option<Value>,
     resource: Option<String>,
     scope: Option<String>,
 }
@@ -255,13 +257,15 @@ impl AuthServer {
             return Err(OAuthError::server_error());
         }
         let mut tokens = UpstreamTokens::none();
+        let mut claims = Map::new();
+        super::minted::add_login_claims(&mut claims, jag.amr.as_ref(), Some(&jag.issuer.issuer));
         let who = TokenSubject {
             subject: &jag.subject,
             client_id: &client.client_id,
             scopes,
             auth_time: jag.auth_time,
             family: &family_id,
-            claims: &Map::new(),
+            claims: &claims,
         };
         self.mint_into(tenant, resource, &who, &mut tokens, now)
             .await?;
@@ -372,6 +376,7 @@ fn check_claims<'t>(
         jti: jti.to_owned(),
         exp,
         auth_time: time("auth_time").unwrap_or(iat).min(now),
+        amr: claims.get("amr").cloned(),
         resource: text("resource").map(str::to_owned),
         scope: text("scope").map(str::to_owned),
     })

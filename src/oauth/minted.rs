@@ -67,13 +67,44 @@ pub(crate) fn resource_of_grant<'t>(
     }
 }
 
-/// The ID token claims `resource` copies, under the names it gives them.
+/// The ID token claims `resource` copies, under the names it gives them, and the login's
+/// authentication methods (`amr`, RFC 8176) where the IdP names them, so that a resource
+/// server can apply its own rule (MFA, say) as it can with `auth_time`.
 pub(crate) fn copied_claims(resource: &ResourceConfig, user: &IdTokenUser) -> Map<String, Value> {
-    resource
+    let mut claims: Map<String, Value> = resource
         .claims
         .iter()
         .filter_map(|(from, to)| Some((to.clone(), user.claims.get(from)?.clone())))
-        .collect()
+        .collect();
+    add_login_claims(&mut claims, user.claims.get("amr"), None);
+    claims
+}
+
+/// Adds to a minted token's claims what says how its user logged in: `amr` (when it is a short
+/// list of short method names, RFC 8176 §2) unless the resource copies something under that
+/// name, and `idp`, the enterprise IdP of an ID-JAG login, which tells it from an interactive
+/// one.
+pub(crate) fn add_login_claims(
+    claims: &mut Map<String, Value>,
+    amr: Option<&Value>,
+    idp: Option<&str>,
+) {
+    let methods = amr.and_then(Value::as_array).filter(|list| {
+        list.len() <= 10
+            && list.iter().all(|m| {
+                m.as_str().is_some_and(|m| {
+                    crate::domain::text::recordable_claim(m).is_ok() && m.len() <= 32
+                })
+            })
+    });
+    if let Some(methods) = methods {
+        claims
+            .entry("amr")
+            .or_insert_with(|| Value::Array(methods.clone()));
+    }
+    if let Some(idp) = idp {
+        claims.insert("idp".to_owned(), Value::String(idp.to_owned()));
+    }
 }
 
 /// Who a minted token is for, and within which login.

@@ -16,7 +16,7 @@ use super::params::Params;
 use super::records::{Family, FamilyId, RefreshLease, RefreshRecord, RefreshState};
 use super::scopes::narrow;
 use super::server::AuthServer;
-use super::token::{REFRESH_TOKEN_SECONDS, invalid_grant, token_response};
+use super::token::{invalid_grant, token_response};
 use super::token_request::RefreshRequest;
 use crate::config::Tenant;
 use crate::crypto::Handle;
@@ -226,6 +226,15 @@ impl AuthServer {
                 return Err(invalid_grant(why));
             }
         };
+        let lifetimes = tenant.grant_lifetimes(resource);
+        let Some(until) = lifetimes.ends_at(family.value.created_at, now) else {
+            tracing::info!(tenant = %tenant.id, client_id = %client.client_id, resource = %rec.resource,
+                "a refresh after the grant's absolute lifetime was refused; the client must sign in again");
+            return Err(invalid_grant(format!(
+                "the login is older than the {} this tenant's grants last; sign in again",
+                crate::config::grant_lifetime::readable(lifetimes.lifetime)
+            )));
+        };
         // What this refresh grants (RFC 6749 §6): the scopes the request names within the
         // family's, the family's when it names none of them; never more.
         let grant = narrow(resource, &rec.scopes, req.scope.as_deref());
@@ -286,6 +295,7 @@ impl AuthServer {
                 upstream_refresh,
                 claims.as_ref(),
                 now,
+                until,
             )
             .await?
         else {
@@ -422,6 +432,7 @@ impl AuthServer {
         upstream_refresh: String,
         minted_claims: Option<&Map<String, Value>>,
         now: u64,
+        until: u64,
     ) -> Result<Option<Value>, OAuthError> {
         let rec = &current.value;
         let successor = Handle::generate();
@@ -448,7 +459,7 @@ impl AuthServer {
             lease: None,
             ..rec.clone()
         };
-        let expires = Some(now + REFRESH_TOKEN_SECONDS);
+        let expires = Some(until);
         // The IdP's new refresh token for the family's exchange copy, sealed once for every
         // attempt below.
         let exchange = match (&family.value.exchange, &tokens.refresh_token) {

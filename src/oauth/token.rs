@@ -27,9 +27,6 @@ use crate::domain::{ClientRecord, ScopeSet};
 use crate::store::{Versioned, WriteGroup};
 use crate::upstream::tokens::UpstreamTokens;
 
-/// A refresh token unused this long expires.
-pub(crate) const REFRESH_TOKEN_SECONDS: u64 = 90 * 24 * 3600;
-
 pub(crate) fn invalid_grant(why: impl Into<String>) -> OAuthError {
     OAuthError::new(ErrorCode::InvalidGrant, why)
 }
@@ -138,25 +135,35 @@ impl AuthServer {
     ) -> Result<Value, OAuthError> {
         let code = self.find_unused_code(tenant, client, stored, now).await?;
         check_code_binding(&code.value, client, &req, now)?;
-        if let Err((cause, why)) =
-            resource_of_grant(tenant, &code.value.request.resource, code.value.minted)
-        {
-            // Spent, so that it cannot be tried again once the file changes back.
-            let mut spent = code.clone();
-            spent.value.used = true;
-            self.records
-                .update(
-                    &tenant.id,
-                    &req.code.key(),
-                    spent.revision,
-                    &spent.value,
-                    spent.expires_at,
-                )
-                .await?;
-            tracing::warn!(tenant = %tenant.id, client_id = %client.client_id, resource = %code.value.request.resource, cause,
+        let resource = match resource_of_grant(
+            tenant,
+            &code.value.request.resource,
+            code.value.minted,
+        ) {
+            Ok(r) => r,
+            Err((cause, why)) => {
+                // Spent, so that it cannot be tried again once the file changes back.
+                let mut spent = code.clone();
+                spent.value.used = true;
+                self.records
+                    .update(
+                        &tenant.id,
+                        &req.code.key(),
+                        spent.revision,
+                        &spent.value,
+                        spent.expires_at,
+                    )
+                    .await?;
+                tracing::warn!(tenant = %tenant.id, client_id = %client.client_id, resource = %code.value.request.resource, cause,
                 "a code for a grant the tenant file no longer allows was refused");
-            return Err(invalid_grant(why));
-        }
+                return Err(invalid_grant(why));
+            }
+        };
+        // The grant's end: the idle lifetime from now, within the absolute one from the login.
+        let grant_until = tenant
+            .grant_lifetimes(resource)
+            .ends_at(now, now)
+            .unwrap_or(now);
         let SealedGrant {
             mut tokens,
             claims,
@@ -185,9 +192,9 @@ impl AuthServer {
         let mut group = WriteGroup::default();
         if let Some(f) = &family_id {
             // A family without refresh tokens lives as long as its access token.
-            let lifetime = match minted {
-                Some(m) if !refreshable => m.family_seconds_without_refresh(),
-                _ => REFRESH_TOKEN_SECONDS,
+            let until = match minted {
+                Some(m) if !refreshable => now + m.family_seconds_without_refresh(),
+                _ => grant_until,
             };
             let exchange = minted
                 .filter(|m| !m.exchange.is_empty())
@@ -202,7 +209,7 @@ impl AuthServer {
                 exchange,
                 issuer: None,
             };
-            group.insert_new(&tenant.id, f, &family, Some(now + lifetime))?;
+            group.insert_new(&tenant.id, f, &family, Some(until))?;
         }
         if let (Some(resource), Some(family)) = (minted, &family_id) {
             // The callback issues no code for a minted resource without a subject: this code
@@ -246,6 +253,7 @@ impl AuthServer {
                 upstream_refresh,
                 minted.map(|_| &claims),
                 now,
+                grant_until,
             )?;
             response["refresh_token"] = json!(refresh.expose());
         }
@@ -317,6 +325,7 @@ impl AuthServer {
         upstream_refresh: &str,
         minted_claims: Option<&Map<String, Value>>,
         now: u64,
+        until: u64,
     ) -> Result<Handle, OAuthError> {
         let refresh = Handle::generate();
         let sealed_claims = minted_claims.map(|c| self.seal_minted_claims(&refresh, c));
@@ -334,12 +343,7 @@ impl AuthServer {
             lease: None,
             sealed_claims,
         };
-        group.insert_new(
-            &tenant.id,
-            &refresh.key(),
-            &record,
-            Some(now + REFRESH_TOKEN_SECONDS),
-        )?;
+        group.insert_new(&tenant.id, &refresh.key(), &record, Some(until))?;
         Ok(refresh)
     }
 }

@@ -250,6 +250,17 @@ async fn a_sound_assertion_gets_a_minted_token_and_each_rule_refuses_its_breach(
     assert_eq!(claims["sub"], "alice@acme.example", "subject_claim = email");
     assert_eq!(claims["client_id"], w.allowed.id);
     assert_eq!(claims["iss"], w.issuer());
+    // Regression (issue 22, items 17 and 18): how the user logged in, for resource servers
+    // that apply their own rule, and which IdP vouched for a login without a browser.
+    assert_eq!(claims["idp"], FILE_ISSUER, "an ID-JAG login names its IdP");
+    assert!(claims.get("amr").is_none(), "none given, none made up");
+    let with_amr = with(w.claims(), "amr", json!(["pwd", "mfa"]));
+    let (status, body) = w
+        .grant(&w.allowed, &w.sign(&with_amr), &[("scope", "files.read")])
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let claims = jwt_parts(body["access_token"].as_str().unwrap()).1;
+    assert_eq!(claims["amr"], json!(["pwd", "mfa"]));
 
     let c = || w.claims();
     let now = now();

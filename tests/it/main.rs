@@ -20,6 +20,7 @@ mod helpers;
 mod hostile;
 mod hygiene;
 mod id_jag;
+mod lifetimes;
 mod login;
 mod logs;
 mod metrics;

@@ -1,6 +1,9 @@
 //! Scale: many registered clients across 10 tenants. Reports the data directory size, resident
 //! memory, registration and `/authorize` lookup latency at 1 k versus N clients, start-up time
-//! with N clients, and the time for the sweeper to expire 100 k clients.
+//! with N clients, the time for the sweeper to expire 100 k clients, and the time to revoke one
+//! user's grants among N grants (refresh families) of one tenant, through the admin API, with
+//! the grants indexed by user and, as a store written by an older release is until
+//! `store reindex`, without.
 //!
 //!   cargo bench --bench scale                       # N = 1,000,000
 //!   cargo bench --bench scale -- --clients 200000
@@ -21,7 +24,7 @@ use dcr_shim::app::{Running, start_on, unix_now};
 use dcr_shim::config::Settings;
 use dcr_shim::config::server::{StoreSpec, parse_public_url};
 use dcr_shim::domain::ClientRecord;
-use dcr_shim::store::{SledStore, Store, open_spec};
+use dcr_shim::store::{Durability, Entry, GroupWrite, SledStore, Store, open_spec};
 use serde_json::json;
 
 const TENANTS: usize = 10;
@@ -288,6 +291,17 @@ impl Server {
         port: u16,
         backend: &Backend,
     ) -> Server {
+        Self::spawn_with(data, tenants, port, backend, &[]).await
+    }
+
+    /// `spawn` with `extra` options for `serve`.
+    async fn spawn_with(
+        data: &std::path::Path,
+        tenants: &std::path::Path,
+        port: u16,
+        backend: &Backend,
+        extra: &[std::ffi::OsString],
+    ) -> Server {
         let started = Instant::now();
         let child = std::process::Command::new(env!("CARGO_BIN_EXE_dcr-shim"))
             .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
@@ -298,6 +312,7 @@ impl Server {
             .arg(tenants)
             .args(["--workers", "2"])
             .args(backend.args())
+            .args(extra)
             .env("RUST_LOG", "warn")
             .stdout(std::process::Stdio::null())
             .spawn()
@@ -332,6 +347,66 @@ impl Server {
             .status();
         let _ = self.child.wait();
     }
+}
+
+/// Writes `count` refresh families of tenant t0 straight into the store, as an older release
+/// did (no index entries): ten per crowd user, and three for each of `targets` target users.
+async fn write_families(store: &dyn Store, count: usize, targets: usize) {
+    let now = unix_now();
+    let mut writes = Vec::new();
+    let family = |subject: String| {
+        serde_json::to_vec(&json!({"client_id": "scale-client", "revoked": false, "created_at": now, "subject": subject}))
+            .unwrap()
+    };
+    let total = count + 3 * targets;
+    for i in 0..total {
+        let subject = if i < count {
+            format!("crowd-{}", i % (count / 10).max(1))
+        } else {
+            format!("target-{}", (i - count) / 3)
+        };
+        writes.push(GroupWrite {
+            key: format!("t0/family/f{i:08}").into_bytes(),
+            expected_revision: None,
+            entry: Entry {
+                schema: 1,
+                revision: 1,
+                expires_at: Some(now + 24 * 3600),
+                payload: family(subject),
+            },
+        });
+        if writes.len() == 5000 || i + 1 == total {
+            let batch = std::mem::take(&mut writes);
+            assert!(
+                store
+                    .write_all(batch, now, Durability::Deferred)
+                    .await
+                    .unwrap()
+            );
+        }
+    }
+    store.flush().await.unwrap();
+}
+
+/// The time of each `POST …/grants/revoke` for target users `from..to`, on the admin API at
+/// `admin`, asserting that each revokes the user's three grants.
+async fn revocations(admin: &str, token: &str, from: usize, to: usize) -> Vec<Duration> {
+    let http = reqwest::Client::new();
+    let mut times = Vec::new();
+    for k in from..to {
+        let t = Instant::now();
+        let res = http
+            .post(format!("{admin}/admin/v1/tenants/t0/grants/revoke"))
+            .bearer_auth(token)
+            .json(&json!({"user": format!("target-{k}")}))
+            .send()
+            .await
+            .unwrap();
+        let body: serde_json::Value = res.json().await.unwrap();
+        times.push(t.elapsed());
+        assert_eq!(body["revoked"], 3, "{body}");
+    }
+    times
 }
 
 #[tokio::main]
@@ -442,7 +517,100 @@ async fn main() {
         }
     }
     let sweep = t.elapsed();
+
+    // Grants: `families` refresh families of one tenant, written as an older release wrote
+    // them; revoking one user's grants reads every family until the store is indexed, then
+    // only the user's.
+    let families = if smoke { 2_000 } else { n };
+    let (unindexed_samples, indexed_samples) = if smoke { (2, 20) } else { (3, 200) };
+    write_families(
+        store.as_ref(),
+        families,
+        unindexed_samples + indexed_samples,
+    )
+    .await;
+    store
+        .remove(b"_server/families-indexed", Durability::OnReturn)
+        .await
+        .unwrap();
     drop(store);
+    backend.settle();
+    let token = "scale-bench-admin-token-0123456789abcdef";
+    let token_file = data.path().join("admin-tokens");
+    std::fs::write(&token_file, format!("bench {token}\n")).unwrap();
+    std::fs::set_permissions(
+        &token_file,
+        std::os::unix::fs::PermissionsExt::from_mode(0o600),
+    )
+    .unwrap();
+    let admin_port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let admin = format!("http://127.0.0.1:{admin_port}");
+    let admin_args: Vec<std::ffi::OsString> = vec![
+        "--admin-listen".into(),
+        format!("127.0.0.1:{admin_port}").into(),
+        "--admin-token-file".into(),
+        token_file.clone().into(),
+    ];
+    // A sled store is indexed by the server at its start; the unindexed walk is measured on
+    // PostgreSQL, whose servers wait for `store reindex`, and on sled before that start, in
+    // process.
+    let mut unindexed = if let Some((url, _)) = &backend.postgres {
+        let server =
+            Server::spawn_with(data.path(), tenants.path(), port, &backend, &admin_args).await;
+        let times = revocations(&admin, token, 0, unindexed_samples).await;
+        server.stop();
+        let store = open_spec(url, None).await.unwrap();
+        let t = Instant::now();
+        dcr_shim::oauth::family_index::reindex(store.as_ref(), unix_now())
+            .await
+            .unwrap();
+        eprintln!(
+            "store reindex of {families} grants: {:.1} s",
+            t.elapsed().as_secs_f64()
+        );
+        times
+    } else {
+        let store = SledStore::open(&data.path().join("store")).await.unwrap();
+        let mut times = Vec::new();
+        for k in 0..unindexed_samples {
+            let t = Instant::now();
+            let mut found = 0;
+            let mut after = b"t0/family/".to_vec();
+            loop {
+                let page = store.scan_after(&after, unix_now(), 1000).await.unwrap();
+                let Some((last, _)) = page.last() else { break };
+                after = last.clone();
+                let mut left = false;
+                for (key, entry) in &page {
+                    if !key.starts_with(b"t0/family/") {
+                        left = true;
+                        break;
+                    }
+                    let f: serde_json::Value = serde_json::from_slice(&entry.payload).unwrap();
+                    found += usize::from(f["subject"] == format!("target-{k}"));
+                }
+                if left || page.len() < 1000 {
+                    break;
+                }
+            }
+            assert_eq!(found, 3);
+            times.push(t.elapsed());
+        }
+        times
+    };
+    let server = Server::spawn_with(data.path(), tenants.path(), port, &backend, &admin_args).await;
+    let mut indexed = revocations(
+        &admin,
+        token,
+        unindexed_samples,
+        unindexed_samples + indexed_samples,
+    )
+    .await;
+    server.stop();
     if let (Some(server), Some((url, _))) = (&server_url, &backend.postgres) {
         let db = url::Url::parse(url)
             .unwrap()
@@ -497,6 +665,20 @@ async fn main() {
     }
     println!("| resident memory right after that start-up | {rss_started:.0} MiB |");
     println!("| resident memory after serving the latency samples | {rss_serving:.0} MiB |");
+    println!(
+        "| revoke one user's grants among {families} grants of a tenant, indexed (p50 / p99 of {indexed_samples}, admin API) | {} / {} |",
+        ms(pct(&mut indexed, 0.5)),
+        ms(pct(&mut indexed, 0.99))
+    );
+    println!(
+        "| the same unindexed, as a store an older release wrote until `store reindex` (median of {unindexed_samples}; {}) | {} |",
+        if backend.postgres.is_some() {
+            "admin API"
+        } else {
+            "the walk alone, in process"
+        },
+        ms(pct(&mut unindexed, 0.5))
+    );
     println!(
         "| sweeper: one pass over {examined} records, expiring {swept} clients | {:.2} s |",
         sweep.as_secs_f64()

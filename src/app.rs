@@ -116,6 +116,7 @@ pub async fn start_on(settings: Settings, listener: TcpListener) -> Result<Runni
     let keys = open_keys(&settings, has_records)?;
     crate::secret_fingerprint::check(store.as_ref(), &keys, settings.new_secret, unix_now())
         .await?;
+    index_families(&settings, store.as_ref(), has_records).await?;
     let (state, reloader) = assemble(
         &settings,
         store,
@@ -248,6 +249,43 @@ async fn open_store(settings: &Settings) -> Result<Arc<dyn Store>, StartError> {
     let store = PostgresStore::open(&location, workers + 2).await?;
     tracing::info!(store = %location.describe(), "store: PostgreSQL");
     Ok(Arc::new(store))
+}
+
+/// Makes sure grants can be found by user and client without reading them all
+/// (`oauth/family_index.rs`): a new store is indexed from its first family, and a sled store
+/// (which no other server writes) is indexed here once. A shared store written by an older
+/// release waits for `dcr-shim store reindex`, since a replica of that release may still be
+/// writing families without index entries; until then revocation reads every family, said here.
+async fn index_families(
+    settings: &Settings,
+    store: &dyn Store,
+    has_records: bool,
+) -> Result<(), StoreError> {
+    use crate::oauth::family_index;
+    let now = unix_now();
+    if family_index::is_indexed(store, now).await? {
+        return Ok(());
+    }
+    // The secret's fingerprint may be the only record of a first start.
+    let only_fingerprint = store.scan(b"", now, 2).await?.len() <= 1;
+    if !has_records || only_fingerprint {
+        return family_index::mark_indexed(store, now).await;
+    }
+    if settings.sled_dir().is_some() {
+        let started = std::time::Instant::now();
+        let done = family_index::reindex(store, now).await?;
+        tracing::info!(
+            families = done.families,
+            entries_written = done.entries_written,
+            seconds = started.elapsed().as_secs(),
+            "grants indexed by user and client (once, for a store written by an older release)"
+        );
+        return Ok(());
+    }
+    tracing::warn!(
+        "this store holds grants written by an older release, not indexed by user and client: revoking or listing a user's or a client's grants reads every grant of the tenant until `dcr-shim store reindex` is run, once every replica runs this release"
+    );
+    Ok(())
 }
 
 /// The data directory, created if needed, and the server secret in it (or given by file).

@@ -157,6 +157,32 @@ async fn tenant_readyz(state: web::Data<AppState>, tenant: web::Path<String>) ->
     crate::http::ops::tenant_readiness(&state, &tenant, crate::http::ops::Detail::Full).await
 }
 
+/// The operator and the tenant whose grants a request is about: a loaded tenant, or one whose
+/// file was removed but whose records are still in the store (its grants can still be listed
+/// and revoked: a removed file must not leave grants out of reach).
+async fn grant_tenant(
+    req: &HttpRequest,
+    state: &AppState,
+    tenant: &str,
+) -> Result<(String, crate::domain::TenantId), Problem> {
+    let label = operator(req)?;
+    if let Some(t) = state.tenant(tenant) {
+        return Ok((label, t.id.clone()));
+    }
+    let unknown = || problem(404, "not_found", "no such tenant, loaded or in the store");
+    let id = crate::domain::TenantId::parse(tenant).map_err(|_| unknown())?;
+    let stored = state
+        .records()
+        .backend()
+        .scan(format!("{id}/").as_bytes(), unix_now(), 1)
+        .await
+        .map_err(|e| admin_error(e.into()))?;
+    if stored.is_empty() {
+        return Err(unknown());
+    }
+    Ok((label, id))
+}
+
 /// Prometheus text exposition (`metrics.rs`), for a scraper on the admin network: counts and
 /// latencies only, so no token is asked for.
 async fn metrics(state: web::Data<AppState>) -> HttpResponse {
@@ -244,8 +270,11 @@ async fn list_clients(
             .list(&tenant, query.app.as_deref(), limit, unix_now())
             .await
         {
-            Ok(clients) => HttpResponse::Ok()
-                .json(json!({"clients": clients.iter().map(client_view).collect::<Vec<_>>()})),
+            Ok(page) => HttpResponse::Ok().json(json!({
+                "clients": page.clients.iter().map(client_view).collect::<Vec<_>>(),
+                // More clients match than `limit` shows: the listing is not all of them.
+                "truncated": page.more,
+            })),
             Err(e) => return Err(admin_error(e.into())),
         },
     )
@@ -264,12 +293,12 @@ async fn show_client(
                 let grants = state
                     .auth()
                     .grants(
-                        &tenant,
+                        &tenant.id,
                         &GrantFilter::Client(c.client_id.clone()),
                         unix_now(),
                     )
                     .await
-                    .unwrap_or_default();
+                    .map_err(|e| admin_error(e.into()))?;
                 HttpResponse::Ok().json(json!({"client": client_view(&c), "grants": grants}))
             }
             Ok(None) => return Err(admin_error(AdminError::UnknownClient)),
@@ -342,7 +371,13 @@ async fn remap_client(
 struct GrantQuery {
     client: Option<String>,
     user: Option<String>,
+    /// Most grants a listing shows (default 1000, at most 100,000); `truncated` says when
+    /// more match.
+    limit: Option<usize>,
 }
+
+/// Most grants a listing shows unless asked otherwise.
+const DEFAULT_GRANT_LIMIT: usize = 1000;
 
 impl GrantQuery {
     fn filter(&self) -> Result<GrantFilter, Problem> {
@@ -365,14 +400,18 @@ async fn list_grants(
     path: web::Path<String>,
     query: web::Query<GrantQuery>,
 ) -> Result<HttpResponse, Problem> {
-    let (_, tenant) = authorized(&req, &state, &path)?;
+    let (_, tenant) = grant_tenant(&req, &state, &path).await?;
     let filter = query.filter()?;
-    Ok(
-        match state.auth().grants(&tenant, &filter, unix_now()).await {
-            Ok(grants) => HttpResponse::Ok().json(json!({"grants": grants})),
-            Err(e) => return Err(admin_error(e.into())),
-        },
-    )
+    let limit = query.limit.unwrap_or(DEFAULT_GRANT_LIMIT).clamp(1, 100_000);
+    let mut grants = state
+        .auth()
+        .grants(&tenant, &filter, unix_now())
+        .await
+        .map_err(|e| admin_error(e.into()))?;
+    let total = grants.len();
+    grants.truncate(limit);
+    Ok(HttpResponse::Ok()
+        .json(json!({"grants": grants, "total": total, "truncated": total > limit})))
 }
 
 async fn revoke_grants(
@@ -381,7 +420,7 @@ async fn revoke_grants(
     path: web::Path<String>,
     body: web::Json<GrantQuery>,
 ) -> Result<HttpResponse, Problem> {
-    let (by, tenant) = authorized(&req, &state, &path)?;
+    let (by, tenant) = grant_tenant(&req, &state, &path).await?;
     let filter = match body.filter()? {
         GrantFilter::All => {
             return Err(problem(
@@ -396,10 +435,9 @@ async fn revoke_grants(
     let without_user = if matches!(filter, GrantFilter::User(_)) {
         state
             .auth()
-            .grants(&tenant, &GrantFilter::All, unix_now())
+            .count_live_grants(&tenant, &GrantFilter::WithoutUser, unix_now())
             .await
-            .map(|g| g.iter().filter(|g| g.user.is_none() && !g.revoked).count())
-            .unwrap_or(0)
+            .map_err(|e| admin_error(e.into()))?
     } else {
         0
     };
@@ -410,7 +448,7 @@ async fn revoke_grants(
             .await
         {
             Ok(revoked) => {
-                tracing::info!(target: "audit", event = "admin_grants_revoked", by = %by, tenant = %tenant.id,
+                tracing::info!(target: "audit", event = "admin_grants_revoked", by = %by, tenant = %tenant,
                 client_id = body.client.as_deref().unwrap_or(""), user = body.user.as_deref().unwrap_or(""), revoked);
                 HttpResponse::Ok()
                     .json(json!({"revoked": revoked, "grants_without_user": without_user}))
@@ -426,11 +464,11 @@ async fn revoke_grant(
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, Problem> {
     let (tenant, grant) = path.into_inner();
-    let (by, tenant) = authorized(&req, &state, &tenant)?;
+    let (by, tenant) = grant_tenant(&req, &state, &tenant).await?;
     Ok(
         match state.auth().revoke_grant(&tenant, &grant, unix_now()).await {
             Ok(()) => {
-                tracing::info!(target: "audit", event = "admin_grant_revoked", by = %by, tenant = %tenant.id, grant = %grant);
+                tracing::info!(target: "audit", event = "admin_grant_revoked", by = %by, tenant = %tenant, grant = %grant);
                 HttpResponse::Ok().json(json!({"revoked": 1}))
             }
             Err(e) => return Err(admin_error(e)),

@@ -167,7 +167,7 @@ impl AuthServer {
             .await?;
         let id = client.value.client_id;
         self.records.remove::<ClientRecord>(&tenant.id, &id).await?;
-        self.revoke_grants(tenant, &GrantFilter::Client(id.clone()), now)
+        self.revoke_grants(&tenant.id, &GrantFilter::Client(id.clone()), now)
             .await
             .map_err(|e| match e {
                 // Logged there, and an unreachable store stays a 503.

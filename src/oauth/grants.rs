@@ -5,34 +5,15 @@
 
 use serde::Serialize;
 
+use super::family_index::visit_families;
 use super::records::{Family, FamilyId};
 use super::registration::ClientRegistry;
 use super::server::AuthServer;
 use crate::config::Tenant;
-use crate::domain::{ClientId, ClientRecord};
+use crate::domain::{ClientId, ClientRecord, TenantId};
 use crate::store::StoreError;
 
-/// Most records one listing or bulk revocation examines.
-pub(crate) const MAX_SCAN: usize = 100_000;
-
-/// Which grants an operation is about.
-#[derive(Clone, Debug)]
-pub(crate) enum GrantFilter {
-    All,
-    Client(ClientId),
-    /// The user's subject at the IdP (Entra `oid`, else `sub`).
-    User(String),
-}
-
-impl GrantFilter {
-    fn matches(&self, family: &Family) -> bool {
-        match self {
-            Self::All => true,
-            Self::Client(id) => family.client_id == *id,
-            Self::User(subject) => family.subject.as_deref() == Some(subject.as_str()),
-        }
-    }
-}
+pub(crate) use super::family_index::GrantFilter;
 
 /// One grant as the operator sees it.
 #[derive(Clone, Debug, Serialize)]
@@ -67,21 +48,18 @@ pub(crate) enum AdminError {
 }
 
 impl AuthServer {
-    /// The tenant's grants that match `filter`, oldest first.
+    /// The tenant's grants that match `filter`, oldest first: every one of them (a listing
+    /// caps what it shows itself, and says so).
     pub(crate) async fn grants(
         &self,
-        tenant: &Tenant,
+        tenant: &TenantId,
         filter: &GrantFilter,
         now: u64,
     ) -> Result<Vec<GrantSummary>, StoreError> {
-        let mut out: Vec<GrantSummary> = self
-            .records
-            .list_with_ids::<Family>(&tenant.id, now, MAX_SCAN)
-            .await?
-            .into_iter()
-            .filter(|(_, f)| filter.matches(&f.value))
-            .map(|(id, f)| GrantSummary {
-                id,
+        let mut out = Vec::new();
+        visit_families(&self.records, tenant, filter, now, |id, f| {
+            out.push(GrantSummary {
+                id: id.to_string(),
                 client_id: f.value.client_id,
                 user: f.value.subject,
                 created_at: f.value.created_at,
@@ -92,46 +70,69 @@ impl AuthServer {
                     "login"
                 },
                 issuer: f.value.issuer,
-            })
-            .collect();
+            });
+        })
+        .await?;
         out.sort_by_key(|g| g.created_at);
         Ok(out)
     }
 
-    /// Revokes one grant; `false` when there is none with that id.
+    /// How many live, unrevoked grants match `filter`.
+    pub(crate) async fn count_live_grants(
+        &self,
+        tenant: &TenantId,
+        filter: &GrantFilter,
+        now: u64,
+    ) -> Result<usize, StoreError> {
+        let mut n = 0;
+        visit_families(&self.records, tenant, filter, now, |_, f| {
+            n += usize::from(!f.value.revoked);
+        })
+        .await?;
+        Ok(n)
+    }
+
+    /// Revokes one grant; `UnknownGrant` when there is none with that id.
     pub(crate) async fn revoke_grant(
         &self,
-        tenant: &Tenant,
+        tenant: &TenantId,
         id: &str,
         now: u64,
     ) -> Result<(), AdminError> {
         let family_id = FamilyId::from_admin(id);
         if self
             .records
-            .get::<Family>(&tenant.id, &family_id, now)
+            .get::<Family>(tenant, &family_id, now)
             .await?
             .is_none()
         {
             return Err(AdminError::UnknownGrant);
         }
-        Ok(self.revoke_family(tenant, &family_id, "admin", now).await?)
+        Ok(self
+            .revoke_family_of(tenant, &family_id, "admin", now)
+            .await?)
     }
 
-    /// Revokes every live grant that matches `filter`; returns how many were revoked.
+    /// Revokes every live grant that matches `filter`; returns how many were revoked. Every
+    /// matching grant is examined (`family_index.rs`); a store error ends it with that error,
+    /// never with a count of part of them.
     pub(crate) async fn revoke_grants(
         &self,
-        tenant: &Tenant,
+        tenant: &TenantId,
         filter: &GrantFilter,
         now: u64,
     ) -> Result<usize, AdminError> {
-        let mut revoked = 0;
-        for grant in self.grants(tenant, filter, now).await? {
-            if !grant.revoked {
-                self.revoke_grant(tenant, &grant.id, now).await?;
-                revoked += 1;
+        let mut live = Vec::new();
+        visit_families(&self.records, tenant, filter, now, |id, f| {
+            if !f.value.revoked {
+                live.push(id);
             }
+        })
+        .await?;
+        for id in &live {
+            self.revoke_family_of(tenant, id, "admin", now).await?;
         }
-        Ok(revoked)
+        Ok(live.len())
     }
 
     /// Deletes a registered client and revokes its grants; returns how many were revoked.
@@ -144,29 +145,43 @@ impl AuthServer {
         if !self.registry.remove(tenant, client_id).await? {
             return Err(AdminError::UnknownClient);
         }
-        self.revoke_grants(tenant, &GrantFilter::Client(client_id.clone()), now)
+        self.revoke_grants(&tenant.id, &GrantFilter::Client(client_id.clone()), now)
             .await
     }
 }
 
+/// One listing of clients: up to its limit, and whether more match.
+#[derive(Default)]
+pub(crate) struct ClientPage {
+    pub(crate) clients: Vec<ClientRecord>,
+    pub(crate) more: bool,
+}
+
 impl ClientRegistry {
-    /// Registered clients of `tenant` (optionally those mapped onto `app`), up to `limit`.
+    /// Registered clients of `tenant` (optionally those mapped onto `app`), up to `limit`: the
+    /// whole namespace is walked until `limit` match, so a client is never missed because of
+    /// where it sits in the store.
     pub(crate) async fn list(
         &self,
         tenant: &Tenant,
         app: Option<&str>,
         limit: usize,
         now: u64,
-    ) -> Result<Vec<ClientRecord>, StoreError> {
-        Ok(self
-            .records()
-            .list::<ClientRecord>(&tenant.id, now, MAX_SCAN)
-            .await?
-            .into_iter()
-            .map(|v| v.value)
-            .filter(|c| app.is_none_or(|a| c.apps.values().any(|mapped| mapped == a)))
-            .take(limit)
-            .collect())
+    ) -> Result<ClientPage, StoreError> {
+        let mut page = ClientPage::default();
+        self.records()
+            .walk::<ClientRecord>(&tenant.id, "", now, |_, v| {
+                if app.is_none_or(|a| v.value.apps.values().any(|mapped| mapped == a)) {
+                    if page.clients.len() == limit {
+                        page.more = true;
+                        return Ok(false);
+                    }
+                    page.clients.push(v.value);
+                }
+                Ok(true)
+            })
+            .await?;
+        Ok(page)
     }
 
     /// Removes a registered client; `false` when there was none.

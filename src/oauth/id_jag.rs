@@ -242,17 +242,15 @@ impl AuthServer {
             exchange: None,
             issuer: Some(jag.issuer.issuer.clone()),
         };
-        let stored = self
-            .records
-            .insert_new(
-                &tenant.id,
-                &family_id,
-                &family,
-                Some(now + resource.family_seconds_without_refresh()),
-                now,
-            )
-            .await?;
-        if !stored {
+        let mut group = crate::store::WriteGroup::default();
+        super::family_index::insert_family(
+            &mut group,
+            &tenant.id,
+            &family_id,
+            &family,
+            Some(now + resource.family_seconds_without_refresh()),
+        )?;
+        if !self.records.write_all(group, now).await? {
             tracing::error!(tenant = %tenant.id, "a new family id collided with a stored one");
             return Err(OAuthError::server_error());
         }

@@ -12,6 +12,7 @@ pub mod client_metadata;
 pub mod consent;
 pub(crate) mod error;
 pub(crate) mod exchange;
+pub mod family_index;
 pub(crate) mod grants;
 pub(crate) mod id_jag;
 pub(crate) mod introspection;

@@ -519,12 +519,20 @@ impl AuthServer {
         cause: &'static str,
         now: u64,
     ) -> Result<(), crate::store::StoreError> {
+        self.revoke_family_of(&tenant.id, family_id, cause, now)
+            .await
+    }
+
+    /// `revoke_family` by tenant id: also for a tenant whose file was removed.
+    pub(crate) async fn revoke_family_of(
+        &self,
+        tenant: &crate::domain::TenantId,
+        family_id: &FamilyId,
+        cause: &'static str,
+        now: u64,
+    ) -> Result<(), crate::store::StoreError> {
         loop {
-            let Some(f) = self
-                .records
-                .get::<Family>(&tenant.id, family_id, now)
-                .await?
-            else {
+            let Some(f) = self.records.get::<Family>(tenant, family_id, now).await? else {
                 return Ok(());
             };
             if f.value.revoked {
@@ -536,14 +544,14 @@ impl AuthServer {
             value.revoked = true;
             if self
                 .records
-                .update(&tenant.id, family_id, f.revision, &value, f.expires_at)
+                .update(tenant, family_id, f.revision, &value, f.expires_at)
                 .await?
             {
                 crate::metrics::metrics()
                     .family_revocations
-                    .with_label_values(&[tenant.id.as_str()])
+                    .with_label_values(&[tenant.as_str()])
                     .inc();
-                tracing::info!(target: "audit", event = "refresh_family_revoked", tenant = %tenant.id, client_id = %value.client_id,
+                tracing::info!(target: "audit", event = "refresh_family_revoked", tenant = %tenant, client_id = %value.client_id,
                     user = value.subject.as_deref().unwrap_or(""), cause);
                 return Ok(());
             }

@@ -209,7 +209,7 @@ impl AuthServer {
                 exchange,
                 issuer: None,
             };
-            group.insert_new(&tenant.id, f, &family, Some(until))?;
+            super::family_index::insert_family(&mut group, &tenant.id, f, &family, Some(until))?;
         }
         if let (Some(resource), Some(family)) = (minted, &family_id) {
             // The callback issues no code for a minted resource without a subject: this code

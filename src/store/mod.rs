@@ -35,6 +35,9 @@ pub enum Namespace {
     Assertion,
     /// A tenant's keys for signing minted tokens.
     Keys,
+    /// The families of a user, and of a client (`oauth/family_index.rs`).
+    FamilyByUser,
+    FamilyByClient,
 }
 
 impl Namespace {
@@ -47,6 +50,8 @@ impl Namespace {
             Self::Family => "family",
             Self::Assertion => "jti",
             Self::Keys => "keys",
+            Self::FamilyByUser => "fam-user",
+            Self::FamilyByClient => "fam-client",
         }
     }
 }
@@ -306,7 +311,7 @@ impl Records {
         })
     }
 
-    fn decode<R: Record>(key: &[u8], entry: Entry) -> Result<Versioned<R>, StoreError> {
+    pub(crate) fn decode<R: Record>(key: &[u8], entry: Entry) -> Result<Versioned<R>, StoreError> {
         let corrupt = |reason: String| StoreError::Corrupt {
             key: String::from_utf8_lossy(key).into_owned(),
             reason,
@@ -411,21 +416,45 @@ impl Records {
             .await
     }
 
-    /// Live records of one namespace of one tenant with their ids, up to `limit`.
-    pub(crate) async fn list_with_ids<R: Record>(
+    /// Calls `each` with every live record of one namespace of one tenant whose id starts with
+    /// `id_prefix`, and its id, in id order and page by page, until `each` says to stop
+    /// (`Ok(false)`) or fails.
+    pub(crate) async fn walk<R: Record>(
         &self,
         tenant: &TenantId,
+        id_prefix: &str,
         now: u64,
-        limit: usize,
-    ) -> Result<Vec<(String, Versioned<R>)>, StoreError> {
-        let prefix = namespace_prefix(tenant, R::NAMESPACE);
-        let rows = self.store.scan(&prefix, now, limit).await?;
-        rows.into_iter()
-            .map(|(k, e)| {
-                let id = String::from_utf8_lossy(&k[prefix.len()..]).into_owned();
-                Ok((id, Self::decode(&k, e)?))
-            })
-            .collect()
+        mut each: impl FnMut(&str, Versioned<R>) -> Result<bool, StoreError>,
+    ) -> Result<(), StoreError> {
+        const PAGE: usize = 1000;
+        let prefix = [
+            namespace_prefix(tenant, R::NAMESPACE),
+            id_prefix.as_bytes().to_vec(),
+        ]
+        .concat();
+        // The prefix sorts before every key that extends it.
+        let mut after = prefix.clone();
+        loop {
+            let page = self.store.scan_after(&after, now, PAGE).await?;
+            let full = page.len() == PAGE;
+            let Some((last, _)) = page.last() else {
+                return Ok(());
+            };
+            after = last.clone();
+            for (key, entry) in page {
+                if !key.starts_with(&prefix) {
+                    return Ok(());
+                }
+                let ns = namespace_prefix(tenant, R::NAMESPACE).len();
+                let id = String::from_utf8_lossy(&key[ns..]).into_owned();
+                if !each(&id, Self::decode(&key, entry)?)? {
+                    return Ok(());
+                }
+            }
+            if !full {
+                return Ok(());
+            }
+        }
     }
 
     /// Live records of one namespace of one tenant, up to `limit`.

@@ -15,6 +15,7 @@ mod fake_entra;
 mod faults;
 mod fetch_bounds;
 mod floods;
+mod grant_index;
 mod healthcheck;
 mod helpers;
 mod hostile;

@@ -275,6 +275,12 @@ async fn the_cli_lists_and_revokes_through_the_admin_api() {
     )
     .await;
     assert_eq!(status, 400, "revoked through the CLI");
+    // Regression (issue 22, item 18): revoking nothing is not success (a mistyped subject).
+    let (ok, _, err) = cli(&["grants", "revoke", "--user", "oid-dee"]).await;
+    assert!(
+        !ok && err.contains("no live grant of user oid-dee"),
+        "{err}"
+    );
     let (ok, _, err) = cli(&["clients", "delete", "no-such-client"]).await;
     assert!(
         !ok && err.contains("404") && err.contains("no such client"),
@@ -400,4 +406,46 @@ async fn keys_rotate_is_refused_for_a_tenant_that_mints_nothing() {
         .unwrap();
     assert_eq!(keys["keys"], json!([]), "no key was made");
     app.stop().await;
+}
+
+/// Regression (issue 22, item 18): a tenant whose file was removed keeps its grants in the
+/// store; an operator can still list and revoke them.
+#[tokio::test]
+async fn a_removed_tenants_grants_can_be_listed_and_revoked() {
+    let w = world().await;
+    let client = Client::register(&w.app, "contoso", json!({})).await;
+    let (code, attempt) = login(&w.app, &Browser::new(), "contoso", &client, "zoe").await;
+    let (status, _) = redeem(&w.app, "contoso", &client, &code, &attempt).await;
+    assert_eq!(status, 200);
+    let file = w.app.tenants_dir.join("contoso.toml");
+    let kept = std::fs::read_to_string(&file).unwrap();
+    std::fs::remove_file(&file).unwrap();
+    w.app.reload().await.unwrap();
+    let listed: Value = w
+        .app
+        .admin(Method::GET, "/tenants/contoso/grants?user=oid-zoe")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(listed["total"], 1, "{listed}");
+    let res = w
+        .app
+        .admin(Method::POST, "/tenants/contoso/grants/revoke")
+        .json(&json!({"user": "oid-zoe"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.json::<Value>().await.unwrap()["revoked"], 1);
+    let unknown = w
+        .app
+        .admin(Method::GET, "/tenants/never-was/grants")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unknown.status(), 404);
+    std::fs::write(&file, kept).unwrap();
+    w.stop().await;
 }

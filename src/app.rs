@@ -106,8 +106,15 @@ pub async fn start(settings: Settings) -> Result<Running, StartError> {
 
 /// Like `start`, on a listener the caller bound (tests bind port 0 first to learn the URL).
 pub async fn start_on(settings: Settings, listener: TcpListener) -> Result<Running, StartError> {
-    std::fs::create_dir_all(&settings.data_dir)
+    // The data directory and the sled store in it hold the server secret and every grant:
+    // owner only (0700), whatever the umask; the store's files are then out of others' reach
+    // whatever modes sled gives them.
+    crate::crypto::private_file::create_private_dir(&settings.data_dir)
         .map_err(|e| StartError::DataDir(settings.data_dir.display().to_string(), e))?;
+    if let Some(dir) = settings.sled_dir() {
+        crate::crypto::private_file::create_private_dir(&dir)
+            .map_err(|e| StartError::DataDir(dir.display().to_string(), e))?;
+    }
     let dev_idps = DevIdps::default();
     let seen = fingerprint(&settings.tenants_dir).await;
     let set = TenantSet::prepare(&settings, &dev_idps)?;
@@ -349,10 +356,15 @@ fn serve_admin(
     let addr = listener
         .local_addr()
         .map_err(|e| StartError::Listen(listen, e))?;
+    let hosts = web::Data::new(crate::admin::AdminHosts::new(&settings.admin_hosts));
     let server = HttpServer::new(move || {
         App::new()
             .app_data(state.clone())
             .app_data(served_tokens.clone())
+            .app_data(hosts.clone())
+            .wrap(actix_web::middleware::from_fn(
+                crate::admin::only_admin_hosts,
+            ))
             .configure(crate::admin::configure)
     })
     .workers(1)

@@ -147,6 +147,17 @@ struct ServeArgs {
     /// --admin-listen. Read again on SIGHUP (a file that does not parse keeps the old tokens).
     #[arg(long, env = "DCR_SHIM_ADMIN_TOKEN_FILE")]
     admin_token_file: Option<PathBuf>,
+    /// Host names the admin listener answers, comma-separated, besides IP literals (a
+    /// scraper by pod IP always works): add the admin Service's name (e.g.
+    /// dcr-shim-admin,dcr-shim-admin.auth.svc). Any other Host gets 421, so that a web page
+    /// a DNS-rebinding attack points at the admin port cannot read it.
+    #[arg(
+        long,
+        env = "DCR_SHIM_ADMIN_HOSTS",
+        value_delimiter = ',',
+        default_value = "localhost"
+    )]
+    admin_hosts: Vec<String>,
     /// Where the records live: sled:<dir> (default: <data-dir>/store) or a postgres:// URL
     /// for several replicas sharing one database (then --secret-file is required). The URL's
     /// password is better kept in --store-password-file.
@@ -429,6 +440,7 @@ async fn serve(args: ServeArgs) -> ExitCode {
         forwarded_header: args.forwarded_header,
         admin_listen: args.admin_listen,
         admin_token_file: args.admin_token_file,
+        admin_hosts: args.admin_hosts,
         watch_tenants: args.watch_tenants,
         store: args.store.map(dcr_shim::config::server::StoreSpec::new),
         store_password_file: args.store_password_file,

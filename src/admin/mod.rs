@@ -69,6 +69,75 @@ pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
         }));
 }
 
+/// The host names the admin listener answers (`--admin-hosts`), lower case; IP literals are
+/// always answered.
+pub struct AdminHosts(Vec<String>);
+
+impl AdminHosts {
+    pub(crate) fn new(hosts: &[String]) -> Self {
+        Self(
+            hosts
+                .iter()
+                .map(|h| h.trim().trim_end_matches('.').to_ascii_lowercase())
+                .filter(|h| !h.is_empty())
+                .collect(),
+        )
+    }
+
+    /// Whether a request's `Host` (with or without a port) is one of ours.
+    fn allows(&self, host: &str) -> bool {
+        let name = match host.strip_prefix('[') {
+            // An IPv6 literal, `[::1]:9090`.
+            Some(rest) => {
+                return rest
+                    .split_once(']')
+                    .is_some_and(|(ip, _)| ip.parse::<std::net::Ipv6Addr>().is_ok());
+            }
+            None => host.rsplit_once(':').map_or(host, |(name, port)| {
+                if port.chars().all(|c| c.is_ascii_digit()) {
+                    name
+                } else {
+                    host
+                }
+            }),
+        };
+        name.parse::<std::net::IpAddr>().is_ok()
+            || self
+                .0
+                .iter()
+                .any(|h| h.eq_ignore_ascii_case(name.trim_end_matches('.')))
+    }
+}
+
+/// Refuses a request whose `Host` is neither an IP literal nor in `--admin-hosts` (421): a
+/// browser that DNS rebinding sends to the admin port names the attacker's host.
+pub(crate) async fn only_admin_hosts(
+    req: actix_web::dev::ServiceRequest,
+    next: actix_web::middleware::Next<impl actix_web::body::MessageBody + 'static>,
+) -> Result<actix_web::dev::ServiceResponse<actix_web::body::BoxBody>, actix_web::Error> {
+    let host = req
+        .headers()
+        .get(actix_web::http::header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("")
+        .to_owned();
+    let allowed = req
+        .app_data::<web::Data<AdminHosts>>()
+        .is_some_and(|hosts| hosts.allows(&host));
+    if !allowed {
+        tracing::warn!(target: "audit", event = "admin_host_refused", host = %host.escape_debug(),
+            source = %req.peer_addr().map(|a| a.ip().to_string()).unwrap_or_default());
+        let res = problem(
+            421,
+            "misdirected_request",
+            "this host name is not one the admin listener answers; add it to --admin-hosts",
+        )
+        .into_response();
+        return Ok(req.into_response(res));
+    }
+    Ok(next.call(req).await?.map_into_boxed_body())
+}
+
 /// An admin request refused: its status, error code and what to do.
 #[derive(Debug)]
 pub(crate) struct Problem {
@@ -83,6 +152,12 @@ fn problem(status: u16, error: &'static str, description: &str) -> Problem {
             .unwrap_or(actix_web::http::StatusCode::INTERNAL_SERVER_ERROR),
         error,
         description: description.to_owned(),
+    }
+}
+
+impl Problem {
+    fn into_response(self) -> HttpResponse {
+        actix_web::ResponseError::error_response(&self)
     }
 }
 

@@ -47,6 +47,9 @@ pub struct Settings {
     pub admin_listen: Option<SocketAddr>,
     /// The admin API's tokens (`admin/tokens.rs`); required with `admin_listen`.
     pub admin_token_file: Option<PathBuf>,
+    /// Host names the admin listener answers besides IP literals (`admin/mod.rs`): a page
+    /// that a DNS-rebinding attack points at the admin port names the attacker's host.
+    pub admin_hosts: Vec<String>,
     /// Reload the tenant files when they change (`reload.rs`), besides on SIGHUP.
     pub watch_tenants: bool,
     /// Where the records live: `None` for the embedded sled store in `<data_dir>/store`,
@@ -83,6 +86,7 @@ impl Settings {
             forwarded_header: ForwardedHeader::default(),
             admin_listen: None,
             admin_token_file: None,
+            admin_hosts: vec!["localhost".to_owned()],
             watch_tenants: false,
             store: None,
             store_password_file: None,

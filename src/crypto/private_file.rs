@@ -27,6 +27,26 @@ pub(crate) fn read_private(path: &Path) -> Result<String, PrivateFileError> {
     std::fs::read_to_string(path).map_err(PrivateFileError::Read)
 }
 
+/// Creates the directory `path` (and its missing parents) readable by the owner alone (0700,
+/// whatever the umask), if it does not exist; an existing one is left as it is.
+pub(crate) fn create_private_dir(path: &Path) -> std::io::Result<()> {
+    if path.is_dir() {
+        return Ok(());
+    }
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+        builder.mode(0o700);
+        builder.create(path)?;
+        // The umask may have taken the owner's bits too: set them exactly.
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o700))
+    }
+    #[cfg(not(unix))]
+    builder.create(path)
+}
+
 /// The message for an operator: `what` names the file's role ("the admin token file").
 pub(crate) fn describe(what: &str, path: &Path, e: &PrivateFileError) -> String {
     match e {

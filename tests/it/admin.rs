@@ -449,3 +449,32 @@ async fn a_removed_tenants_grants_can_be_listed_and_revoked() {
     std::fs::write(&file, kept).unwrap();
     w.stop().await;
 }
+
+/// Regression (issue 22, item 18): the admin listener answers only the host names in
+/// `--admin-hosts` (default `localhost`) and IP literals, so that a page a DNS-rebinding attack
+/// points at the admin port cannot read `/metrics` or use the API.
+#[tokio::test]
+async fn the_admin_listener_answers_only_its_hosts() {
+    let app = spawn_app().await;
+    let base = app.admin_base().replace("/admin/v1", "");
+    let port = base.rsplit(':').next().unwrap().to_owned();
+    let get = |host: String| {
+        let req = app.http.get(format!("{base}/metrics")).header("Host", host);
+        async move { req.send().await.unwrap().status().as_u16() }
+    };
+    assert_eq!(get(format!("127.0.0.1:{port}")).await, 200);
+    assert_eq!(get(format!("localhost:{port}")).await, 200);
+    assert_eq!(get(format!("[::1]:{port}")).await, 200);
+    assert_eq!(get(format!("rebind.attacker.example:{port}")).await, 421);
+    assert_eq!(get("rebind.attacker.example".to_owned()).await, 421);
+    let api = app
+        .http
+        .get(format!("{base}/admin/v1/tenants"))
+        .bearer_auth(ADMIN_TOKEN)
+        .header("Host", "rebind.attacker.example")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(api.status(), 421, "a valid token does not help");
+    app.stop().await;
+}

@@ -96,3 +96,52 @@ async fn every_html_page_has_the_security_headers() {
     }
     app.stop().await;
 }
+
+/// Regression (issue 22, item 18): the data directory and the store are the owner's alone
+/// (0700) and the server secret 0600, whatever the umask the server starts under.
+#[cfg(unix)]
+#[tokio::test]
+async fn the_data_directory_is_private_whatever_the_umask() {
+    use std::os::unix::fs::PermissionsExt;
+    let parent = tempfile::tempdir().unwrap();
+    let data = parent.path().join("data");
+    let tenants = tempfile::tempdir().unwrap();
+    write_tenants(tenants.path(), None);
+    let port = crate::binary::free_port();
+    let mut child = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "umask 000; exec \"$0\" serve --listen 127.0.0.1:{port} --data-dir \"$1\" --tenants \"$2\""
+        ))
+        .arg(env!("CARGO_BIN_EXE_dcr-shim"))
+        .arg(&data)
+        .arg(tenants.path())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let http = reqwest::Client::new();
+    let mut up = false;
+    for _ in 0..100 {
+        if http
+            .get(format!("http://127.0.0.1:{port}/healthz"))
+            .send()
+            .await
+            .is_ok()
+        {
+            up = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(up, "the server started");
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&data), 0o700, "the data directory");
+    assert_eq!(mode(&data.join("store")), 0o700, "the store");
+    assert_eq!(
+        mode(&data.join("server-secret")),
+        0o600,
+        "the server secret"
+    );
+}

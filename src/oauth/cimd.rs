@@ -189,6 +189,9 @@ impl moka::Expiry<String, CachedDocument> for TtlPolicy {
     }
 }
 
+/// The shortest a fetched key set is cached (`keys_at`).
+const MIN_KEYS_TTL: Duration = Duration::from_secs(60);
+
 /// Cache lifetime from a Cache-Control header; `None` means do not cache.
 pub(crate) fn cache_ttl(cache_control: Option<&str>) -> Option<Duration> {
     let Some(header) = cache_control else {
@@ -434,19 +437,29 @@ impl CimdResolver {
         if !self.requester_may_fetch() {
             return Err(CimdError::RateLimited);
         }
-        self.refetched.insert(uri.clone(), ()).await;
+        // Only a fetch past the cache counts against the refetch interval: the first fetch of a
+        // set must leave room for a rotation's unknown `kid` right after it.
+        if refetch {
+            self.refetched.insert(uri.clone(), ()).await;
+        }
         let fetched = self.fetch_keys(uri, of).await;
         if let Err(CimdError::Keys(why)) = &fetched {
             self.refused.insert(uri.clone(), why.clone()).await;
         }
         let (keys, fetched) = fetched?;
-        if let Some(ttl) = cache_ttl(fetched.cache_control.as_deref()) {
-            let entry = CachedKeys {
-                keys: keys.clone(),
-                ttl,
-            };
-            self.keys.insert(uri.clone(), entry).await;
+        // A key set is cached at least `MIN_KEYS_TTL`, whatever its Cache-Control says: an
+        // issuer that answers `no-cache` would otherwise be fetched at every token request
+        // (a rotation is still picked up: an unknown `kid` fetches again, `refetch`).
+        let asked = cache_ttl(fetched.cache_control.as_deref());
+        if asked.is_none_or(|t| t < MIN_KEYS_TTL) {
+            tracing::debug!(uri = %uri, cache_control = fetched.cache_control.as_deref().unwrap_or(""),
+                "a key set asked to be cached for less than a minute; it is kept for a minute");
         }
+        let entry = CachedKeys {
+            keys: keys.clone(),
+            ttl: asked.unwrap_or(MIN_KEYS_TTL).max(MIN_KEYS_TTL),
+        };
+        self.keys.insert(uri.clone(), entry).await;
         Ok(keys)
     }
 

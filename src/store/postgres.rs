@@ -539,15 +539,60 @@ impl PostgresStore {
     }
 }
 
+/// Makes the pool's connections, and drives each one on a task that logs what the server
+/// sends unasked: a NOTICE (`relation … already exists, skipping` at every start, from the
+/// idempotent schema statements) at debug, where the driver would log it at info through the
+/// `log` crate, with the source paths of the machine that built the binary.
+struct NoticesAtDebug {
+    tls: tokio_postgres_rustls::MakeRustlsConnect,
+}
+
+impl deadpool_postgres::Connect for NoticesAtDebug {
+    fn connect(
+        &self,
+        pg_config: &tokio_postgres::Config,
+    ) -> futures_util::future::BoxFuture<
+        '_,
+        Result<(tokio_postgres::Client, tokio::task::JoinHandle<()>), tokio_postgres::Error>,
+    > {
+        let (tls, pg_config) = (self.tls.clone(), pg_config.clone());
+        Box::pin(async move {
+            let (client, mut connection) = pg_config.connect(tls).await?;
+            let task = tokio::spawn(async move {
+                // Polling the messages drives the connection, as awaiting it would.
+                let mut messages =
+                    futures_util::stream::poll_fn(move |cx| connection.poll_message(cx));
+                while let Some(message) = futures_util::StreamExt::next(&mut messages).await {
+                    match message {
+                        Ok(tokio_postgres::AsyncMessage::Notice(n)) => {
+                            tracing::debug!(
+                                severity = n.severity(),
+                                message = n.message(),
+                                "PostgreSQL said"
+                            );
+                        }
+                        Ok(_) => {}
+                        Err(e) => {
+                            tracing::warn!(error = %e, "a PostgreSQL connection of the store ended");
+                            return;
+                        }
+                    }
+                }
+            });
+            Ok((client, task))
+        })
+    }
+}
+
 /// A pool of at most `size` connections made with `config`.
 fn connection_pool(
     config: tokio_postgres::Config,
     tls: tokio_postgres_rustls::MakeRustlsConnect,
     size: usize,
 ) -> Result<Pool, StoreError> {
-    let manager = Manager::from_config(
+    let manager = Manager::from_connect(
         config,
-        tls,
+        NoticesAtDebug { tls },
         ManagerConfig {
             recycling_method: RecyclingMethod::Fast,
         },

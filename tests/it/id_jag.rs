@@ -533,8 +533,30 @@ async fn keys_come_from_discovery_and_follow_the_issuers_rotation() {
         "{body}"
     );
     assert!(body["error_description"].as_str().unwrap().contains("kid"));
-    // A set as large as Entra's (certificate chains in x5c) and with more keys than a client's
-    // may have.
+    // Regression (issue 22, item 18): a set that says `no-store` is still kept a minute, not
+    // fetched at every grant.
+    let fetches = w.docs.hits();
+    for _ in 0..3 {
+        let (status, _) = w
+            .grant(
+                &w.allowed,
+                &sign_with(&rotated, "uri-2", "oauth-id-jag+jwt", &claims()),
+                &[],
+            )
+            .await;
+        assert_eq!(status, 200);
+    }
+    assert_eq!(w.docs.hits(), fetches, "served from the cache");
+    w.app.stop().await;
+}
+
+/// A set as large as Entra's (certificate chains in x5c) and with more keys than a client's
+/// may have, and the issuer's own lifetime limit.
+#[tokio::test]
+async fn a_large_key_set_and_the_issuers_own_lifetime_limit() {
+    let w = world().await;
+    let issuer = w.docs.url("");
+    let claims = || with(w.claims(), "iss", json!(issuer));
     let (big_key, big) = ec_key("uri-3");
     let mut keys = big["keys"].as_array().unwrap().clone();
     for i in 0..15 {

@@ -387,3 +387,31 @@ async fn a_replica_with_another_secret_refuses_to_start() {
             .is_ok()
     );
 }
+
+/// Regression (issue 22, item 18): the NOTICE a second start gets from the idempotent schema
+/// statements (`relation … already exists, skipping`) is logged at debug, not at info with the
+/// source paths of the machine that built the binary.
+#[tokio::test]
+async fn postgres_notices_stay_at_debug() {
+    let Some(url) = fresh_postgres_database().await else {
+        eprintln!("skipped: DCR_SHIM_TEST_POSTGRES is not set");
+        return;
+    };
+    let data = tempfile::tempdir().unwrap();
+    let tenants = tempfile::tempdir().unwrap();
+    write_tenants(tenants.path(), None);
+    let secret = data.path().join("secret");
+    crate::helpers::write_private(&secret, &"ab".repeat(32));
+    let args = ["--store", &url, "--secret-file", secret.to_str().unwrap()];
+    drop(crate::binary::start_binary_with_args(
+        data.path(),
+        tenants.path(),
+        &args,
+    ));
+    let again = crate::binary::start_binary_with_args(data.path(), tenants.path(), &args);
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let log = again.log.lock().unwrap().join("\n");
+    for never in ["NOTICE", "already exists", ".cargo/registry", "log.file"] {
+        assert!(!log.contains(never), "{never} in the log at info:\n{log}");
+    }
+}

@@ -71,6 +71,8 @@ impl Running {
         for t in self.tasks.drain(..) {
             let _ = t.await;
         }
+        // The refusals counted since the last summary are not lost with the process.
+        crate::log_budget::report();
         result
     }
 
@@ -137,6 +139,7 @@ pub async fn start_on(settings: Settings, listener: TcpListener) -> Result<Runni
         tasks.push(tokio::spawn(reloader.clone().watch(seen, WATCH_INTERVAL)));
     }
     tasks.push(tokio::spawn(sweep_forever(state.clone())));
+    tasks.push(tokio::spawn(crate::log_budget::report_forever()));
     let addr = listener
         .local_addr()
         .map_err(|e| StartError::Listen(settings.listen, e))?;

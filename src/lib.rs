@@ -11,6 +11,7 @@ pub mod crypto;
 pub mod dev_idp;
 pub mod domain;
 pub mod http;
+pub(crate) mod log_budget;
 pub(crate) mod metrics;
 pub mod minting;
 pub mod net;

@@ -17,6 +17,7 @@ use super::state::{AppState, unix_now};
 use crate::config::Tenant;
 use crate::crypto::Handle;
 use crate::domain::RedirectKind;
+use crate::log_budget::{Refusal, admit_here, admit_refusal};
 use crate::oauth::authorize::{AuthorizeError, Authorized, UpstreamRedirect};
 use crate::oauth::consent::ConsentError;
 use crate::oauth::params::Params;
@@ -69,7 +70,9 @@ fn refused(tenant: &Tenant, named: Named<'_>, e: AuthorizeError) -> HttpResponse
     } = named;
     match e {
         AuthorizeError::Page { status, message } => {
-            tracing::info!(tenant = %tenant.id, client_id, redirect_uri, reason = %message, "authorization request refused on a page");
+            if admit_here(Refusal::Authorize) {
+                tracing::info!(tenant = %tenant.id, client_id, redirect_uri, reason = %message, "authorization request refused on a page");
+            }
             error_page(status, &message)
         }
         AuthorizeError::Redirect {
@@ -77,7 +80,9 @@ fn refused(tenant: &Tenant, named: Named<'_>, e: AuthorizeError) -> HttpResponse
             state,
             error,
         } => {
-            tracing::info!(tenant = %tenant.id, client_id, redirect_uri = %redirect_uri, error = %error, "authorization request refused");
+            if admit_refusal(Refusal::Authorize, &error) {
+                tracing::info!(tenant = %tenant.id, client_id, redirect_uri = %redirect_uri, error = %error, "authorization request refused");
+            }
             found(&AuthorizeError::location(
                 &redirect_uri,
                 state.as_deref(),
@@ -164,8 +169,10 @@ fn too_many_logins(state: &AppState, req: &HttpRequest, tenant: &Tenant) -> Opti
         .rate_limited
         .with_label_values(&[tenant.id.as_str(), limit.label()])
         .inc();
-    tracing::warn!(target: "audit", event = "login_rate_limited", tenant = %tenant.id,
-        source = %super::client_addr::describe(source), limit = limit.label());
+    if crate::log_budget::admit(Refusal::LoginRateLimited, source) {
+        tracing::warn!(target: "audit", event = "login_rate_limited", tenant = %tenant.id,
+            source = %super::client_addr::describe(source), limit = limit.label());
+    }
     let mut page = error_page(429, limit.explanation());
     page.headers_mut().insert(
         actix_web::http::header::RETRY_AFTER,
@@ -256,7 +263,9 @@ pub(crate) async fn consent(
     let request = match request {
         Ok(r) => r,
         Err(e) => {
-            tracing::warn!(tenant = %tenant.id, reason = %e, "consent submission refused");
+            if admit_here(Refusal::Consent) {
+                tracing::warn!(tenant = %tenant.id, reason = %e, "consent submission refused");
+            }
             return error_page(400, &format!("{}.", capitalize(&e.to_string())));
         }
     };

@@ -5,6 +5,7 @@ mod authorize;
 pub(crate) mod body;
 mod callback;
 mod client_addr;
+pub(crate) use client_addr::describe as describe_client;
 pub(crate) mod cookies;
 mod cors;
 pub(crate) mod error;
@@ -235,7 +236,11 @@ where
             tracing::error!(status, ms, id, path, "request failed");
         } else if routine && status < 400 {
             tracing::debug!(status, ms, "request");
-        } else {
+        } else if status < 400
+            || crate::log_budget::admit(crate::log_budget::Refusal::Request, client_ip)
+        {
+            // A refused request's line is written for the first few sources of each
+            // interval, the rest counted (`log_budget.rs`).
             tracing::info!(status, ms, id, path, "request");
         }
         if let Ok(id) = HeaderValue::from_str(&request_id) {

@@ -44,8 +44,10 @@ pub(crate) async fn register(
             .rate_limited
             .with_label_values(&[tenant.id.as_str(), limit])
             .inc();
-        tracing::warn!(target: "audit", event = "registration_rate_limited", tenant = %tenant.id,
-            source = %crate::http::client_addr::describe(source), reason = why);
+        if crate::log_budget::admit(crate::log_budget::Refusal::RegistrationRateLimited, source) {
+            tracing::warn!(target: "audit", event = "registration_rate_limited", tenant = %tenant.id,
+                source = %crate::http::client_addr::describe(source), reason = why);
+        }
         let mut res = error_response_with_status(
             StatusCode::TOO_MANY_REQUESTS,
             &OAuthError::new(ErrorCode::TemporarilyUnavailable, why),
@@ -91,7 +93,9 @@ pub(crate) async fn register(
         }
         Err(e) => {
             let client_name = client_value(value.get("client_name").and_then(|v| v.as_str()));
-            tracing::info!(tenant = %tenant.id, client_name, error = %e, "registration refused");
+            if crate::log_budget::admit_refusal(crate::log_budget::Refusal::Registration, &e) {
+                tracing::info!(tenant = %tenant.id, client_name, error = %e, "registration refused");
+            }
             error_response(&e)
         }
     }
@@ -99,7 +103,9 @@ pub(crate) async fn register(
 
 /// RFC 7592's answers carry the token's realm on a 401.
 fn configuration_error(tenant: &Tenant, client_id: &str, e: &OAuthError) -> HttpResponse {
-    tracing::info!(tenant = %tenant.id, client_id = client_value(Some(client_id)), error = %e, "client configuration request refused");
+    if crate::log_budget::admit_refusal(crate::log_budget::Refusal::ClientConfiguration, e) {
+        tracing::info!(tenant = %tenant.id, client_id = client_value(Some(client_id)), error = %e, "client configuration request refused");
+    }
     let mut res = error_response(e);
     if e.code == ErrorCode::InvalidToken {
         res.headers_mut().insert(

@@ -80,7 +80,9 @@ pub(crate) async fn token(
             .insert_header(("Pragma", "no-cache"))
             .json(body),
         Err(e) => {
-            tracing::info!(tenant = %tenant.id, client_id = presented_client(&form, &creds), grant_type = client_value(form.get("grant_type")), error = %e, "token request refused");
+            if crate::log_budget::admit_refusal(crate::log_budget::Refusal::Token, &e) {
+                tracing::info!(tenant = %tenant.id, client_id = presented_client(&form, &creds), grant_type = client_value(form.get("grant_type")), error = %e, "token request refused");
+            }
             token_error(&tenant, &e)
         }
     }
@@ -116,7 +118,9 @@ pub(crate) async fn revoke(
             .insert_header(("Cache-Control", "no-store"))
             .finish(),
         Err(e) => {
-            tracing::info!(tenant = %tenant.id, client_id = presented_client(&form, &creds), error = %e, "revocation request refused");
+            if crate::log_budget::admit_refusal(crate::log_budget::Refusal::Token, &e) {
+                tracing::info!(tenant = %tenant.id, client_id = presented_client(&form, &creds), error = %e, "revocation request refused");
+            }
             token_error(&tenant, &e)
         }
     }
@@ -141,7 +145,9 @@ pub(crate) async fn introspect(
             .insert_header(("Cache-Control", "no-store"))
             .json(body),
         Err(e) => {
-            tracing::info!(tenant = %tenant.id, client_id = presented_client(&form, &creds), error = %e, "introspection request refused");
+            if crate::log_budget::admit_refusal(crate::log_budget::Refusal::Token, &e) {
+                tracing::info!(tenant = %tenant.id, client_id = presented_client(&form, &creds), error = %e, "introspection request refused");
+            }
             token_error(&tenant, &e)
         }
     }

@@ -116,6 +116,11 @@ pub fn for_requester<F: std::future::Future>(
     REQUESTER.scope(requester, fut)
 }
 
+/// The address of the request being served, inside the HTTP layer's `for_requester`.
+pub(crate) fn current_requester() -> Option<IpAddr> {
+    REQUESTER.try_with(|ip| *ip).ok()
+}
+
 /// IPv6 addresses are counted per /64, the block one subscriber usually holds.
 pub(crate) fn rate_limit_key(source: IpAddr) -> IpAddr {
     match source {

@@ -81,3 +81,103 @@ async fn logins_started_from_one_address_are_bounded() {
     assert!(body.contains("network address"), "{body}");
     w.stop().await;
 }
+
+/// Regression (issue 22, item 15): 400,000 rate-limited registrations from distinct forwarded
+/// addresses wrote two lines each (186 MB). Now each kind of refusal writes a bounded number of
+/// full lines per interval and one line counting the rest, in the log and in the audit file,
+/// where the counts add up to every refusal.
+#[tokio::test]
+async fn a_flood_of_refusals_writes_a_bounded_log_that_still_counts_them_all() {
+    let data = tempfile::tempdir().unwrap();
+    let tenants = tempfile::tempdir().unwrap();
+    std::fs::write(
+        tenants.path().join("ceiling.toml"),
+        "upstream = { kind = \"dev\" }\n[[resources]]\nuri = \"https://mcp.example.com/files\"\nscopes = [{ name = \"files.read\", upstream = \"files.read\" }]\n[registration]\nregistrations_per_minute = 100\ntenant_registrations_per_minute = 5\n",
+    )
+    .unwrap();
+    let audit = data.path().join("audit.jsonl");
+    let shim = crate::binary::start_binary_with_args(
+        data.path(),
+        tenants.path(),
+        &[
+            "--trusted-proxies",
+            "127.0.0.1",
+            "--audit-log",
+            audit.to_str().unwrap(),
+        ],
+    );
+    let http = reqwest::Client::new();
+    let log_bytes_before: usize = shim.log.lock().unwrap().iter().map(|l| l.len() + 1).sum();
+    let (mut refused, mut created) = (0u64, 0u64);
+    for i in 0..2000u32 {
+        let status = http
+            .post(format!("{}/ceiling/register", shim.base))
+            .header(
+                "X-Forwarded-For",
+                format!("198.18.{}.{}", i / 250, i % 250 + 1),
+            )
+            .json(&json!({"redirect_uris": ["http://127.0.0.1/cb"], "token_endpoint_auth_method": "none"}))
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16();
+        match status {
+            429 => refused += 1,
+            201 => created += 1,
+            other => panic!("{other}"),
+        }
+    }
+    assert_eq!(created, 5);
+    // The summaries come at the end of the interval.
+    let summarized = |lines: &[String]| {
+        lines
+            .iter()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .filter(|v| {
+                v["fields"]["kind"] == "registration_rate_limited"
+                    || v["kind"] == "registration_rate_limited"
+            })
+            .map(|v| {
+                v["fields"]["suppressed"]
+                    .as_u64()
+                    .or(v["suppressed"].as_u64())
+                    .unwrap_or(0)
+            })
+            .sum::<u64>()
+    };
+    let mut waited = 0;
+    while summarized(&shim.log.lock().unwrap()) == 0 && waited < 150 {
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        waited += 1;
+    }
+    let log = shim.log.lock().unwrap().clone();
+    let full = |lines: &[String]| {
+        lines
+            .iter()
+            .filter(|l| {
+                l.contains("\"registration_rate_limited\"") && !l.contains("refusals_aggregated")
+            })
+            .count() as u64
+    };
+    assert!(full(&log) <= 20, "{} full lines", full(&log));
+    assert_eq!(
+        full(&log) + summarized(&log),
+        refused,
+        "every refusal is counted: {:#?}",
+        &log[log.len().saturating_sub(5)..]
+    );
+    let log_bytes: usize = log.iter().map(|l| l.len() + 1).sum::<usize>() - log_bytes_before;
+    assert!(
+        log_bytes < 40 * 1024,
+        "{log_bytes} bytes of log for {refused} refused requests"
+    );
+    // The audit file: the same bound, the same counts.
+    let audit: Vec<String> = std::fs::read_to_string(&audit)
+        .unwrap()
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    assert!(full(&audit) <= 20);
+    assert_eq!(full(&audit) + summarized(&audit), refused);
+}

@@ -82,6 +82,9 @@ fn windows() -> &'static Mutex<HashMap<Refusal, Window>> {
 /// Whether this refusal from `source` is written in full; if not, it is counted for the next
 /// summary.
 pub(crate) fn admit(kind: Refusal, source: Option<IpAddr>) -> bool {
+    // Counted as the rate limits count: an IPv6 /64 is one source, so that one subscriber's
+    // addresses cannot take every full line or fill the table.
+    let source = source.map(crate::oauth::cimd::rate_limit_key);
     let mut windows = windows().lock().unwrap_or_else(|p| p.into_inner());
     let w = windows.entry(kind).or_default();
     if w.full < FULL_PER_INTERVAL && !w.logged.contains(&source) {

@@ -136,7 +136,7 @@ struct ServeArgs {
     #[arg(long, env = "DCR_SHIM_FORWARDED_HEADER", value_enum, default_value_t = dcr_shim::config::server::ForwardedHeader::XForwardedFor)]
     forwarded_header: dcr_shim::config::server::ForwardedHeader,
     /// Logins (each a ten-minute transaction in the store) one client address may start per
-    /// minute; one browser may start a tenth of it (at least 1), the whole server 50 times it.
+    /// minute (an IPv6 /64; ten times it per /48); one browser may start a tenth of it (at least 1).
     /// Refusals answer 429 with a page that says why and count in rate_limited_total.
     #[arg(long, env = "DCR_SHIM_LOGIN_STARTS_PER_MINUTE", default_value_t = dcr_shim::http::login_limits::DEFAULT_PER_SOURCE_PER_MINUTE, value_parser = clap::value_parser!(u32).range(1..))]
     login_starts_per_minute: u32,

@@ -147,8 +147,8 @@ pub(crate) const RATE_LIMITS: [&str; 6] = [
     "tenant",
     "cimd_address",
     "login_address",
+    "login_network",
     "login_browser",
-    "login_server",
 ];
 
 /// The `outcome` label values of `cimd`.
@@ -375,6 +375,14 @@ pub(crate) fn observe_request(
     );
     REQUEST_SERIES.with(|cache| {
         let mut cache = cache.borrow_mut();
+        if !cache.contains_key(&key) {
+            // A tenant that only this cache still holds was replaced by a reload: its entries
+            // go, so that the cache does not grow with every reload.
+            cache.retain(|_, (_, _, t)| {
+                t.as_ref()
+                    .is_none_or(|t| std::sync::Arc::strong_count(t) > 1)
+            });
+        }
         let (count, latency, _) = cache.entry(key).or_insert_with(|| {
             let m = metrics();
             let id = tenant.map_or("-", |t| t.id.as_str());

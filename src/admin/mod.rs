@@ -89,9 +89,13 @@ impl AdminHosts {
         let name = match host.strip_prefix('[') {
             // An IPv6 literal, `[::1]:9090`.
             Some(rest) => {
-                return rest
-                    .split_once(']')
-                    .is_some_and(|(ip, _)| ip.parse::<std::net::Ipv6Addr>().is_ok());
+                return rest.split_once(']').is_some_and(|(ip, after)| {
+                    let port_ok = after.is_empty()
+                        || after.strip_prefix(':').is_some_and(|p| {
+                            !p.is_empty() && p.chars().all(|c| c.is_ascii_digit())
+                        });
+                    port_ok && ip.parse::<std::net::Ipv6Addr>().is_ok()
+                });
             }
             None => host.rsplit_once(':').map_or(host, |(name, port)| {
                 if port.chars().all(|c| c.is_ascii_digit()) {
@@ -478,13 +482,11 @@ async fn list_grants(
     let (_, tenant) = grant_tenant(&req, &state, &path).await?;
     let filter = query.filter()?;
     let limit = query.limit.unwrap_or(DEFAULT_GRANT_LIMIT).clamp(1, 100_000);
-    let mut grants = state
+    let (grants, total) = state
         .auth()
-        .grants(&tenant, &filter, unix_now())
+        .grants_page(&tenant, &filter, limit, unix_now())
         .await
         .map_err(|e| admin_error(e.into()))?;
-    let total = grants.len();
-    grants.truncate(limit);
     Ok(HttpResponse::Ok()
         .json(json!({"grants": grants, "total": total, "truncated": total > limit})))
 }

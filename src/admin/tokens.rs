@@ -2,8 +2,8 @@
 //! skipped), readable by its owner only. Only the tokens' SHA-256 is kept in memory, and a
 //! presented token is compared with every one in constant time; the label names the operator
 //! in the audit log. SIGHUP reads the file again (`reload`), so a leaked token is withdrawn by
-//! removing its line and signalling; a file that cannot be read or parsed keeps the tokens in
-//! force, logged.
+//! removing its line and signalling; a file that cannot be read or holds a bad line adds no
+//! token and keeps only those in force it still lists on a good line, logged.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -41,8 +41,9 @@ impl AdminTokens {
         }
     }
 
-    /// Reads the token file again and serves its tokens from the next request on; a file that
-    /// cannot be read or holds a bad line keeps the tokens in force. Either way it is logged.
+    /// Reads the token file again and serves its tokens from the next request on. A file that
+    /// cannot be read or holds a bad line adds nothing, and withdraws every token it no longer
+    /// lists on a good line. Either way it is logged.
     pub fn reload(&self) {
         let Some(path) = &self.file else { return };
         match read_tokens(path) {
@@ -52,7 +53,23 @@ impl AdminTokens {
                 self.tokens.store(Arc::new(tokens));
             }
             Err(e) => {
-                tracing::error!(error = %e, "admin tokens not reloaded: the tokens read before stay in force until the file is fixed and SIGHUP sent again");
+                // Never a token the file no longer lists (the leaked one whose line was
+                // removed while another line was mistyped), never one from a bad file: what
+                // stays in force is what was in force and is still listed on a good line.
+                let listed = read_private(path)
+                    .map(|text| parse_lines(&text).0)
+                    .unwrap_or_default();
+                let kept: TokenSet = self
+                    .tokens
+                    .load()
+                    .iter()
+                    .filter(|t| listed.contains(t))
+                    .cloned()
+                    .collect();
+                let labels: Vec<&str> = kept.iter().map(|(l, _)| l.as_str()).collect();
+                tracing::error!(error = %e, still_in_force = %labels.join(" "),
+                    "admin tokens not reloaded: only the tokens in force before that the file still lists on a good line stay in force, until the file is fixed and SIGHUP sent again");
+                self.tokens.store(Arc::new(kept));
             }
         }
     }
@@ -78,37 +95,52 @@ fn read_tokens(path: &Path) -> Result<TokenSet, String> {
 }
 
 fn parse(text: &str) -> Result<TokenSet, String> {
-    let mut tokens = Vec::new();
-    for (n, line) in text.lines().enumerate() {
-        let line = line.trim();
-        if line.is_empty() || line.starts_with('#') {
-            continue;
-        }
-        let (label, token) = line
-            .split_once(char::is_whitespace)
-            .map(|(l, t)| (l, t.trim()))
-            .ok_or_else(|| format!("line {}: write `<label> <token>`", n + 1))?;
-        let label_ok = label
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '@'));
-        if !label_ok {
-            return Err(format!(
-                "line {}: the label may hold letters, digits and - _ . @ only",
-                n + 1
-            ));
-        }
-        if token.len() < MIN_TOKEN_LEN || token.contains(char::is_whitespace) {
-            return Err(format!(
-                "line {}: the token must be at least {MIN_TOKEN_LEN} characters without spaces (e.g. `openssl rand -hex 32`)",
-                n + 1
-            ));
-        }
-        tokens.push((label.to_owned(), Handle::presented(token).key()));
+    let (tokens, problems) = parse_lines(text);
+    if let Some(first) = problems.into_iter().next() {
+        return Err(first);
     }
     if tokens.is_empty() {
         return Err("holds no token; write one `<label> <token>` line".into());
     }
     Ok(tokens)
+}
+
+/// The lines that hold a token, and what is wrong with each of the others.
+fn parse_lines(text: &str) -> (TokenSet, Vec<String>) {
+    let mut tokens = Vec::new();
+    let mut problems = Vec::new();
+    for (n, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let Some((label, token)) = line
+            .split_once(char::is_whitespace)
+            .map(|(l, t)| (l, t.trim()))
+        else {
+            problems.push(format!("line {}: write `<label> <token>`", n + 1));
+            continue;
+        };
+        let label_ok = label
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '@'));
+        if !label_ok {
+            problems.push(format!(
+                "line {}: the label may hold letters, digits and - _ . @ only",
+                n + 1
+            ));
+            continue;
+        }
+        if token.len() < MIN_TOKEN_LEN || token.contains(char::is_whitespace) {
+            problems.push(format!(
+                "line {}: the token must be at least {MIN_TOKEN_LEN} characters without spaces (e.g. `openssl rand -hex 32`)",
+                n + 1
+            ));
+            continue;
+        }
+        tokens.push((label.to_owned(), Handle::presented(token).key()));
+    }
+    (tokens, problems)
 }
 
 #[cfg(test)]

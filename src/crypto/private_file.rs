@@ -27,10 +27,20 @@ pub(crate) fn read_private(path: &Path) -> Result<String, PrivateFileError> {
     std::fs::read_to_string(path).map_err(PrivateFileError::Read)
 }
 
-/// Creates the directory `path` (and its missing parents) readable by the owner alone (0700,
-/// whatever the umask), if it does not exist; an existing one is left as it is.
+/// Creates the directory `path` readable by the owner alone (0700, whatever the umask), if it
+/// does not exist; an existing one is left as it is, with a warning when its group or others
+/// may read it (an operator may have chosen that; the shim does not take it back).
 pub(crate) fn create_private_dir(path: &Path) -> std::io::Result<()> {
     if path.is_dir() {
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(path)?.permissions().mode() & 0o777;
+            if mode & 0o077 != 0 {
+                tracing::warn!(path = %path.display(), mode = format!("{mode:o}"),
+                    "the directory holding the server secret and the store can be read by its group or others; chmod 700 it");
+            }
+        }
         return Ok(());
     }
     let mut builder = std::fs::DirBuilder::new();

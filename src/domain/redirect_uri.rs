@@ -43,19 +43,35 @@ const BROWSER_HANDLER_SCHEMES: &[&str] = &[
     "x-safari-",
     "firefox",
     "opera-http",
+    "touch-http",
+    "ohttp",
     "brave",
     "ddgquicklink",
     "onionhttp",
     "vivaldi",
     "yandexbrowser",
     "duckduckgo",
+    "samsunginternet",
+    "puffin",
+    "ucbrowser",
+    "dolphin",
+    "android-app",
 ];
 
-/// Whether `scheme` (lower case, as the URL parser gives it) is a browser's URL handler.
-fn is_browser_handler(scheme: &str) -> bool {
+/// Whether `raw`, of scheme `scheme` (lower case, as the URL parser gives it), opens a web
+/// page: a known browser's URL handler, or any scheme whose remainder is itself a web URL
+/// (`somebrowser:https://…`), which no native app's callback needs to be.
+fn is_browser_handler(scheme: &str, raw: &str) -> bool {
+    let rest = raw
+        .get(scheme.len() + 1..)
+        .unwrap_or_default()
+        .trim_start_matches('/')
+        .to_ascii_lowercase();
     BROWSER_HANDLER_SCHEMES
         .iter()
         .any(|prefix| scheme.starts_with(prefix))
+        || rest.starts_with("http:")
+        || rest.starts_with("https:")
 }
 
 /// What kind of redirect URI this is; mapping rules match on it.
@@ -137,7 +153,7 @@ impl RedirectUri {
             scheme if FORBIDDEN_SCHEMES.contains(&scheme) => {
                 return Err(RedirectUriError::ForbiddenScheme(scheme.to_owned()));
             }
-            scheme if is_browser_handler(scheme) => {
+            scheme if is_browser_handler(scheme, raw) => {
                 return Err(RedirectUriError::BrowserHandler(scheme.to_owned()));
             }
             _ => RedirectKind::PrivateUse,
@@ -365,6 +381,11 @@ mod tests {
             "opera-http://evil.example/cb",
             "opera-https://evil.example/cb",
             "Microsoft-Edge:https://evil.example/cb",
+            "android-app://com.android.chrome/https/evil.example/cb",
+            "touch-https://evil.example/cb",
+            "samsunginternet://open?url=https://evil.example",
+            "somebrowser:https://evil.example/cb",
+            "otherbrowser://http://evil.example/cb",
         ] {
             assert!(
                 matches!(

@@ -1,11 +1,21 @@
 //! Text that someone else wrote (a client's metadata, an IdP's claims) and that the shim shows
 //! on a page, writes to a log or prints in a terminal: what may never be in it.
 
-/// Characters that reorder or hide the text around them (Unicode's bidirectional embeddings,
-/// overrides, isolates and marks, and the Arabic letter mark): a U+202E before `lanretxe`
-/// shows `external` on screen while the bytes, and the log, say otherwise.
+/// Characters that reorder, hide or split the text around them: Unicode's format characters
+/// (general category Cf: the bidirectional embeddings, overrides, isolates and marks, where a
+/// U+202E before `lanretxe` shows `external` on screen while the bytes and the log say
+/// otherwise; zero-width spaces, the word joiner, the byte-order mark, the soft hyphen, tags),
+/// the line and paragraph separators (which forge log lines), and the Hangul fillers that show
+/// as nothing. The zero-width joiner and non-joiner are allowed: scripts and emoji need them.
 fn is_bidi_format(c: char) -> bool {
-    matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{200E}' | '\u{200F}' | '\u{061C}')
+    matches!(c,
+        '\u{00AD}' | '\u{0600}'..='\u{0605}' | '\u{061C}' | '\u{06DD}' | '\u{070F}'
+        | '\u{0890}'..='\u{0891}' | '\u{08E2}' | '\u{115F}' | '\u{1160}' | '\u{180E}'
+        | '\u{200B}' | '\u{200E}'..='\u{200F}' | '\u{2028}'..='\u{202E}'
+        | '\u{2060}'..='\u{2064}' | '\u{2066}'..='\u{206F}' | '\u{3164}' | '\u{FEFF}'
+        | '\u{FFA0}' | '\u{FFF9}'..='\u{FFFB}' | '\u{110BD}' | '\u{110CD}'
+        | '\u{13430}'..='\u{1343F}' | '\u{1BCA0}'..='\u{1BCA3}' | '\u{1D173}'..='\u{1D17A}'
+        | '\u{E0001}' | '\u{E0020}'..='\u{E007F}')
 }
 
 /// Whether `s` holds a control character (C0, DEL, C1: terminal escapes, line breaks that
@@ -62,10 +72,23 @@ mod tests {
             "a\nb",
             "\u{1b}[31m",
             "\u{85}",
+            "a\u{200B}b",
+            "\u{FEFF}x",
+            "soft\u{00AD}",
+            "a\u{2028}b",
+            "\u{E0041}",
+            "\u{3164}",
         ] {
             assert!(has_control_or_bidi(bad), "{bad:?}");
         }
-        for good in ["Claude Code", "Café ☕", "مرحبا", "שלום", "a\u{200D}b"] {
+        for good in [
+            "Claude Code",
+            "Café ☕",
+            "مرحبا",
+            "שלום",
+            "a\u{200D}b",
+            "a\u{200C}b",
+        ] {
             assert!(!has_control_or_bidi(good), "{good:?}");
         }
     }

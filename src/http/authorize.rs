@@ -250,6 +250,10 @@ pub(crate) async fn consent(
         Some("deny") => false,
         _ => return error_page(400, "The consent form did not say Allow or Deny."),
     };
+    // Checked before the form is spent, so that a refusal leaves it usable a minute later.
+    if approved && let Some(refusal) = too_many_logins(&state, &req, &tenant) {
+        return refusal;
+    }
     let csrf = req.cookie(state.cookies().csrf_name());
     let request = match form.get("ticket").filter(|_| form.repeated.is_empty()) {
         Some(ticket) => {
@@ -262,6 +266,10 @@ pub(crate) async fn consent(
     };
     let request = match request {
         Ok(r) => r,
+        // The store failed (logged where it happened): the server's fault, not the form's.
+        Err(e @ ConsentError::Unavailable) => {
+            return error_page(503, &format!("{}.", capitalize(&e.to_string())));
+        }
         Err(e) => {
             if admit_here(Refusal::Consent) {
                 tracing::warn!(tenant = %tenant.id, reason = %e, "consent submission refused");
@@ -271,9 +279,6 @@ pub(crate) async fn consent(
     };
     if !approved {
         return deny(&state, &req, &tenant, &request, now);
-    }
-    if let Some(refusal) = too_many_logins(&state, &req, &tenant) {
-        return refusal;
     }
     approve(&state, &req, &tenant, request, now).await
 }

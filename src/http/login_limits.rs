@@ -1,28 +1,33 @@
 //! How many logins may start (each one a ten-minute transaction in the store): per source
-//! address, per browser and in all. A consent form can be posted only once, but a fresh form
-//! costs one GET, so without these a single machine could store thousands of transactions a
-//! second. Refusals are counted (`dcr_shim_rate_limited_total{limit="login_…"}`) and answered
-//! with a page that says why.
+//! address (an IPv4 address or an IPv6 /64), per IPv6 /48 (ten times that: one customer of a
+//! provider gets a /48 and with it 65,536 /64s), and per browser. A consent form can be posted
+//! only once, but a fresh form costs one GET, so without these a single machine could store
+//! thousands of transactions a second. Refusals are counted
+//! (`dcr_shim_rate_limited_total{limit="login_…"}`) and answered with a page that says why.
+//!
+//! There is no server-wide ceiling: a handful of addresses could spend it and lock every user
+//! out. What a flood can store is bounded by the addresses it comes from, and
+//! `dcr_shim_logins_total{outcome="started"}` shows it.
 
 use std::hash::{Hash, Hasher};
 use std::net::IpAddr;
 use std::num::NonZeroU32;
 
-use governor::{DefaultDirectRateLimiter, DefaultKeyedRateLimiter, Quota, RateLimiter};
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 
 /// Logins one source address (an IPv6 /64) may start per minute by default
 /// (`--login-starts-per-minute`): generous, since a company's users may all come through one
-/// NAT address. One browser (its CSRF cookie) may start a tenth of it, and the whole server 50
-/// times it: with ten-minute transactions of about 1.3 KB, at most 300,000 (some 400 MB of
-/// store) are ever in flight at the default, however many addresses a flood comes from.
+/// NAT address. One browser (its CSRF cookie) may start a tenth of it, one IPv6 /48 ten times
+/// it. At the default one address holds at most 6,000 ten-minute transactions (about 8 MB).
 pub const DEFAULT_PER_SOURCE_PER_MINUTE: u32 = 600;
 
 /// Which limit refused a login.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum LoginLimit {
     Source,
+    /// The IPv6 /48 of the source.
+    Network,
     Browser,
-    Server,
 }
 
 impl LoginLimit {
@@ -30,8 +35,8 @@ impl LoginLimit {
     pub(crate) fn label(self) -> &'static str {
         match self {
             Self::Source => "login_address",
+            Self::Network => "login_network",
             Self::Browser => "login_browser",
-            Self::Server => "login_server",
         }
     }
 
@@ -44,8 +49,8 @@ impl LoginLimit {
             Self::Browser => {
                 "Too many sign-ins were started from this browser in the last minute. Wait a minute and try again."
             }
-            Self::Server => {
-                "The server is starting too many sign-ins right now. Wait a minute and try again."
+            Self::Network => {
+                "Too many sign-ins were started from your network in the last minute. Wait a minute and try again."
             }
         }
     }
@@ -53,8 +58,8 @@ impl LoginLimit {
 
 pub(crate) struct LoginLimits {
     sources: DefaultKeyedRateLimiter<IpAddr>,
+    networks: DefaultKeyedRateLimiter<IpAddr>,
     browsers: DefaultKeyedRateLimiter<u64>,
-    server: DefaultDirectRateLimiter,
 }
 
 fn per_minute(n: u32) -> Quota {
@@ -66,8 +71,8 @@ impl LoginLimits {
     pub(crate) fn new(per_source: u32) -> Self {
         Self {
             sources: RateLimiter::keyed(per_minute(per_source)),
+            networks: RateLimiter::keyed(per_minute(per_source.saturating_mul(10))),
             browsers: RateLimiter::keyed(per_minute((per_source / 10).max(1))),
-            server: RateLimiter::direct(per_minute(per_source.saturating_mul(50))),
         }
     }
 
@@ -83,6 +88,12 @@ impl LoginLimits {
             if self.sources.check_key(&key).is_err() {
                 return Err(LoginLimit::Source);
             }
+            if let IpAddr::V6(v6) = key {
+                let network = IpAddr::V6((u128::from(v6) & (u128::MAX << 80)).into());
+                if self.networks.check_key(&network).is_err() {
+                    return Err(LoginLimit::Network);
+                }
+            }
         }
         if let Some(browser) = browser {
             // Kept in memory only: a hash is enough to tell browsers apart.
@@ -92,12 +103,13 @@ impl LoginLimits {
                 return Err(LoginLimit::Browser);
             }
         }
-        self.server.check().map_err(|_| LoginLimit::Server)
+        Ok(())
     }
 
     /// Forgets the buckets of quiet sources and browsers (the sweeper calls this).
     pub(crate) fn forget_idle(&self) {
         self.sources.retain_recent();
+        self.networks.retain_recent();
         self.browsers.retain_recent();
     }
 }
@@ -129,5 +141,15 @@ mod tests {
             Some(LoginLimit::Source),
             "a fresh cookie per request does not help"
         );
+        // An IPv6 /48 spread over its /64s.
+        let mut refused = None;
+        for n in 0..2000u128 {
+            let ip = IpAddr::V6(((0x2001_0db8_0001_u128 << 80) | (n << 64)).into());
+            if let Err(l) = limits.check(Some(ip), None) {
+                refused = Some(l);
+                break;
+            }
+        }
+        assert_eq!(refused, Some(LoginLimit::Network));
     }
 }

@@ -350,7 +350,7 @@ fn optional_text(raw: &Map<String, Value>, field: &str) -> Result<Option<String>
         )),
         Some(s) if has_control(s) => Err(bad(
             field,
-            "must not contain control characters or bidirectional formatting characters (U+200E, U+200F, U+061C, U+202A–U+202E, U+2066–U+2069)",
+            "must not contain control characters, or invisible or bidirectional formatting characters (such as U+200B, U+200E, U+200F, U+061C, U+202A–U+202E, U+2066–U+2069, U+FEFF)",
         )),
         Some(s) => Ok(Some(s.to_owned())),
     }

@@ -232,10 +232,16 @@ pub async fn reindex(store: &dyn Store, now: u64) -> Result<Reindexed, StoreErro
             let Ok(tenant) = TenantId::parse(tenant) else {
                 continue;
             };
+            let expires_at = entry.expires_at;
             let family = Records::decode::<Family>(&key, entry)?.value;
             done.families += 1;
             done.tenants.insert(tenant.to_string());
-            entries.extend(index_entries(&tenant, &FamilyId::from_admin(id), &family));
+            entries.extend(index_entries(
+                &tenant,
+                &FamilyId::from_admin(id),
+                &family,
+                expires_at,
+            ));
         }
         done.entries_written += write_missing(store, entries, now).await?;
     }
@@ -277,12 +283,23 @@ async fn write_missing(
     Ok(written)
 }
 
-/// The two index records of a family, as keys and entries.
-fn index_entries(tenant: &TenantId, id: &FamilyId, family: &Family) -> [(Vec<u8>, Entry); 2] {
+/// The two index records of a family (which expires at `family_expires_at`), as keys and
+/// entries: they outlive it, also a family of an older release whose expiry slid past the
+/// longest lifetime this release gives.
+fn index_entries(
+    tenant: &TenantId,
+    id: &FamilyId,
+    family: &Family,
+    family_expires_at: Option<u64>,
+) -> [(Vec<u8>, Entry); 2] {
+    let until = family
+        .created_at
+        .saturating_add(ENTRY_SECONDS)
+        .max(family_expires_at.unwrap_or(0));
     let entry = || Entry {
         schema: 1,
         revision: 1,
-        expires_at: Some(family.created_at.saturating_add(ENTRY_SECONDS)),
+        expires_at: Some(until),
         payload: b"{}".to_vec(),
     };
     let (by_user, by_client) = index_ids(id, family);

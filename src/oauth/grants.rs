@@ -16,7 +16,7 @@ use crate::store::StoreError;
 pub(crate) use super::family_index::GrantFilter;
 
 /// One grant as the operator sees it.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, PartialEq, Eq, PartialOrd, Ord)]
 pub(crate) struct GrantSummary {
     pub(crate) id: String,
     pub(crate) client_id: ClientId,
@@ -28,6 +28,23 @@ pub(crate) struct GrantSummary {
     pub(crate) kind: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) issuer: Option<String>,
+}
+
+/// A family as the operator sees it.
+fn summary(id: FamilyId, f: crate::store::Versioned<Family>) -> GrantSummary {
+    GrantSummary {
+        id: id.to_string(),
+        client_id: f.value.client_id,
+        user: f.value.subject,
+        created_at: f.value.created_at,
+        revoked: f.value.revoked,
+        kind: if f.value.issuer.is_some() {
+            "id-jag"
+        } else {
+            "login"
+        },
+        issuer: f.value.issuer,
+    }
 }
 
 /// Why an operator's change was refused.
@@ -58,23 +75,41 @@ impl AuthServer {
     ) -> Result<Vec<GrantSummary>, StoreError> {
         let mut out = Vec::new();
         visit_families(&self.records, tenant, filter, now, |id, f| {
-            out.push(GrantSummary {
-                id: id.to_string(),
-                client_id: f.value.client_id,
-                user: f.value.subject,
-                created_at: f.value.created_at,
-                revoked: f.value.revoked,
-                kind: if f.value.issuer.is_some() {
-                    "id-jag"
-                } else {
-                    "login"
-                },
-                issuer: f.value.issuer,
-            });
+            out.push(summary(id, f));
         })
         .await?;
         out.sort_by_key(|g| g.created_at);
         Ok(out)
+    }
+
+    /// The `limit` oldest grants that match `filter`, oldest first, and how many match in all:
+    /// every grant is examined, but only `limit` are held at once.
+    pub(crate) async fn grants_page(
+        &self,
+        tenant: &TenantId,
+        filter: &GrantFilter,
+        limit: usize,
+        now: u64,
+    ) -> Result<(Vec<GrantSummary>, usize), StoreError> {
+        use std::collections::BinaryHeap;
+        // A max-heap on (created_at, id): its top is the newest of the oldest `limit`.
+        let mut oldest: BinaryHeap<(u64, String, GrantSummary)> = BinaryHeap::new();
+        let mut total = 0;
+        visit_families(&self.records, tenant, filter, now, |id, f| {
+            total += 1;
+            let created = f.value.created_at;
+            if oldest.len() == limit && oldest.peek().is_some_and(|top| top.0 <= created) {
+                return;
+            }
+            oldest.push((created, id.to_string(), summary(id, f)));
+            if oldest.len() > limit {
+                oldest.pop();
+            }
+        })
+        .await?;
+        let mut page: Vec<GrantSummary> = oldest.into_iter().map(|(_, _, g)| g).collect();
+        page.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
+        Ok((page, total))
     }
 
     /// How many live, unrevoked grants match `filter`.

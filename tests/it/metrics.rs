@@ -166,7 +166,7 @@ async fn alerting_series_exist_at_zero_from_the_start() {
         "cimd_address",
         "login_address",
         "login_browser",
-        "login_server",
+        "login_network",
     ] {
         expected.push(format!(
             "dcr_shim_rate_limited_total{{limit={limit},tenant=zeroes}}"

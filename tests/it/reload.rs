@@ -305,8 +305,13 @@ async fn sighup_reloads_the_admin_tokens() {
     );
     assert_eq!(status(&fresh).await, 200, "the new token is served");
 
-    // A broken file is logged and changes nothing.
-    crate::helpers::write_private(&token_file, "bob short\n");
+    // A file with a bad line adds nothing and keeps what it still lists on a good line: the
+    // token whose line went away is withdrawn even though another line is broken.
+    let other = "o".repeat(40);
+    crate::helpers::write_private(&token_file, &format!("bob {fresh}\ncarol {other}\n"));
+    hangup();
+    assert!(eventually(other.clone(), 200).await);
+    crate::helpers::write_private(&token_file, &format!("bob {fresh}\ncarol short\n"));
     hangup();
     let logged = || {
         shim.log
@@ -322,7 +327,16 @@ async fn sighup_reloads_the_admin_tokens() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert!(logged(), "{:#?}", shim.log.lock().unwrap());
-    assert_eq!(status(&fresh).await, 200, "the tokens in force stay");
+    assert_eq!(
+        status(&fresh).await,
+        200,
+        "a token in force and still listed stays"
+    );
+    assert_eq!(
+        status(&other).await,
+        401,
+        "one whose line is broken does not"
+    );
     assert_eq!(status(&leaked).await, 401);
 }
 

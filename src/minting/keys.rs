@@ -321,19 +321,23 @@ impl SigningKeys {
                 continue;
             };
             let new_key = self.stored_key(tenant, pair, alg, now, sign_from);
-            // Only a rotation drops keys. A key that has not started signing signed nothing:
-            // the rotation's new key replaces it (so a second rotation is never undone when the
-            // first one's key starts signing); `drop_old` drops every other key. A key made
-            // because none can sign now drops nothing: a rotated key waiting to sign stays.
+            // No key leaves the JWKS before its time, except by `drop_old` (an operator's
+            // "this key may have leaked"). A key that has not started signing signed nothing:
+            // a rotation's new key replaces it, so that a second rotation is never undone when
+            // the first one's key starts signing; it stays published until the moment it would
+            // have begun to sign, and never signs. A key made because none can sign now touches
+            // no other key: a rotated key waiting to sign stays as it was.
             let mut dropped: Vec<String> = Vec::new();
+            let mut retiring = Vec::new();
             if let AddKey::Rotate { drop_old, .. } = how {
-                keys.retain(|k| {
-                    let keep = k.sign_from <= now && !drop_old;
-                    if !keep {
-                        dropped.push(k.kid.clone());
+                if drop_old {
+                    dropped.extend(keys.drain(..).map(|k| k.kid));
+                } else {
+                    for k in keys.iter_mut().filter(|k| k.sign_from > now) {
+                        k.publish_until = Some(k.sign_from);
+                        retiring.push((k.kid.clone(), k.sign_from));
                     }
-                    keep
-                });
+                }
             }
             // The keys it replaces: on a rotation every key still without an end; when no key
             // can sign, those that cannot (their private half did not open, or they are of
@@ -345,7 +349,6 @@ impl SigningKeys {
                 } => longest_lifetime,
                 AddKey::SignNow { .. } => MAX_TOKEN_LIFETIME.as_secs(),
             };
-            let mut retiring = Vec::new();
             for k in keys.iter_mut().filter(|k| k.publish_until.is_none()) {
                 let can_sign = set
                     .keys
@@ -636,7 +639,20 @@ mod tests {
         let first = k.active(&t, ES, 1000).await.unwrap().kid;
         let pending = k.rotate(&t, ES, 1000, 300, 600, false).await.unwrap();
         let second = k.rotate(&t, ES, 1010, 0, 600, false).await.unwrap();
-        assert_eq!(second.dropped, vec![pending.kid.clone()]);
+        assert!(
+            second.dropped.is_empty(),
+            "no key leaves the JWKS before its time"
+        );
+        assert!(second.retiring.contains(&(pending.kid.clone(), 1300)));
+        let jwks = k.jwks(&t, 1010).await.unwrap();
+        assert!(
+            jwks["keys"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|j| j["kid"] == pending.kid),
+            "still published"
+        );
         assert_eq!(
             k.active(&t, ES, 1400).await.unwrap().kid,
             second.kid,

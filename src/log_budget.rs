@@ -130,7 +130,7 @@ pub(crate) fn report() {
         let top = top
             .iter()
             .take(TOP)
-            .map(|(ip, n)| format!("{} ×{n}", crate::http::describe_client(Some(*ip))))
+            .map(|(ip, n)| format!("{} ×{n}", crate::net::client_address::describe(Some(*ip))))
             .collect::<Vec<_>>()
             .join(", ");
         let sources = w.by_source.len();

@@ -10,25 +10,13 @@
 //! logs, and none of them is ever taken for the proxy (whose bucket every client behind it
 //! would then share).
 
-use std::net::{IpAddr, Ipv6Addr};
+use std::net::IpAddr;
 
 use actix_web::http::header::HeaderMap;
 use ipnet::IpNet;
 
 use crate::config::server::ForwardedHeader;
-
-/// The client behind a trusted proxy whose forwarded hop cannot be read. No connection comes
-/// from the unspecified address, so it names no real peer.
-pub(crate) const UNKNOWN_CLIENT: IpAddr = IpAddr::V6(Ipv6Addr::UNSPECIFIED);
-
-/// How logs and audit events name a client address: `unknown` for [`UNKNOWN_CLIENT`].
-pub(crate) fn describe(ip: Option<IpAddr>) -> String {
-    match ip {
-        Some(UNKNOWN_CLIENT) => "unknown".to_owned(),
-        Some(ip) => ip.to_string(),
-        None => String::new(),
-    }
-}
+pub(crate) use crate::net::client_address::{UNKNOWN_CLIENT, describe};
 
 /// The client's address, for rate limits, audit and logs.
 pub(crate) fn client_address(

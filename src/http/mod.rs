@@ -5,7 +5,6 @@ mod authorize;
 pub(crate) mod body;
 mod callback;
 mod client_addr;
-pub(crate) use client_addr::describe as describe_client;
 pub(crate) mod cookies;
 mod cors;
 pub(crate) mod error;

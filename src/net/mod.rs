@@ -1,8 +1,9 @@
 //! Outbound HTTP that hostile input can steer (address policy, capped, redirect-free fetches),
-//! and building URLs to send a browser to.
+//! building URLs to send a browser to, and how a client's address is named in logs.
 
 pub(crate) mod bounds;
 pub(crate) mod capped;
+pub(crate) mod client_address;
 pub(crate) mod fetch;
 pub(crate) mod special_use;
 

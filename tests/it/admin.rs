@@ -421,31 +421,25 @@ async fn a_removed_tenants_grants_can_be_listed_and_revoked() {
     let kept = std::fs::read_to_string(&file).unwrap();
     std::fs::remove_file(&file).unwrap();
     w.app.reload().await.unwrap();
-    let listed: Value = w
+    let (_, listed) = w
         .app
-        .admin(Method::GET, "/tenants/contoso/grants?user=oid-zoe")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .admin_json(Method::GET, "/tenants/contoso/grants?user=oid-zoe", None)
+        .await;
     assert_eq!(listed["total"], 1, "{listed}");
-    let res = w
+    let (_, revoked) = w
         .app
-        .admin(Method::POST, "/tenants/contoso/grants/revoke")
-        .json(&json!({"user": "oid-zoe"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.json::<Value>().await.unwrap()["revoked"], 1);
-    let unknown = w
+        .admin_json(
+            Method::POST,
+            "/tenants/contoso/grants/revoke",
+            Some(json!({"user": "oid-zoe"})),
+        )
+        .await;
+    assert_eq!(revoked["revoked"], 1);
+    let (status, _) = w
         .app
-        .admin(Method::GET, "/tenants/never-was/grants")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(unknown.status(), 404);
+        .admin_json(Method::GET, "/tenants/never-was/grants", None)
+        .await;
+    assert_eq!(status, 404);
     std::fs::write(&file, kept).unwrap();
     w.stop().await;
 }

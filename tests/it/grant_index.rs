@@ -45,14 +45,15 @@ async fn old_families(app: &TestApp, prefix: &str, n: usize, user: &str, client:
 }
 
 async fn revoke_user(app: &TestApp, user: &str) -> Value {
-    let res = app
-        .admin(Method::POST, "/tenants/alpha/grants/revoke")
-        .json(&json!({"user": user}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 200);
-    res.json().await.unwrap()
+    let (status, body) = app
+        .admin_json(
+            Method::POST,
+            "/tenants/alpha/grants/revoke",
+            Some(json!({"user": user})),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    body
 }
 
 #[tokio::test]
@@ -72,14 +73,9 @@ async fn revocation_reaches_every_grant_past_a_hundred_thousand() {
 
     let revoked = revoke_user(&app, "oid-last").await;
     assert_eq!(revoked["revoked"], 3, "{revoked}");
-    let listed: Value = app
-        .admin(Method::GET, "/tenants/alpha/grants?user=oid-last")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let (_, listed) = app
+        .admin_json(Method::GET, "/tenants/alpha/grants?user=oid-last", None)
+        .await;
     assert_eq!(listed["total"], 3, "{listed}");
     assert!(
         listed["grants"]
@@ -89,14 +85,9 @@ async fn revocation_reaches_every_grant_past_a_hundred_thousand() {
             .all(|g| g["revoked"] == true)
     );
     // A listing of everything says it is cut.
-    let all: Value = app
-        .admin(Method::GET, "/tenants/alpha/grants?limit=10")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let (_, all) = app
+        .admin_json(Method::GET, "/tenants/alpha/grants?limit=10", None)
+        .await;
     assert_eq!(all["truncated"], true);
     assert_eq!(all["total"], FAMILIES + 5);
 
@@ -110,13 +101,14 @@ async fn revocation_reaches_every_grant_past_a_hundred_thousand() {
             .await
             .unwrap()
     );
-    let by_client = app
-        .admin(Method::POST, "/tenants/alpha/grants/revoke")
-        .json(&json!({"client": "client-mid"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(by_client.json::<Value>().await.unwrap()["revoked"], 2);
+    let (_, by_client) = app
+        .admin_json(
+            Method::POST,
+            "/tenants/alpha/grants/revoke",
+            Some(json!({"client": "client-mid"})),
+        )
+        .await;
+    assert_eq!(by_client["revoked"], 2);
     assert_eq!(
         revoke_user(&app, "oid-last").await["revoked"],
         0,
@@ -153,14 +145,15 @@ async fn a_new_grant_is_found_through_the_index() {
         .map(|(k, _)| String::from_utf8(k).unwrap())
         .collect();
     assert_eq!(keys.len(), 2, "one entry by user, one by client: {keys:?}");
-    let res = w
+    let (_, revoked) = w
         .app
-        .admin(Method::POST, "/tenants/contoso/grants/revoke")
-        .json(&json!({"user": "oid-ivy"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.json::<Value>().await.unwrap()["revoked"], 1);
+        .admin_json(
+            Method::POST,
+            "/tenants/contoso/grants/revoke",
+            Some(json!({"user": "oid-ivy"})),
+        )
+        .await;
+    assert_eq!(revoked["revoked"], 1);
     w.stop().await;
 }
 

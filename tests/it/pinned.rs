@@ -51,17 +51,8 @@ async fn update(app: &crate::helpers::TestApp, client: &Client, token: &str, bod
 }
 
 async fn mapped_app(app: &crate::helpers::TestApp, client: &Client) -> Value {
-    let shown: Value = app
-        .admin(
-            Method::GET,
-            &format!("/tenants/contoso/clients/{}", client.id),
-        )
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let path = format!("/tenants/contoso/clients/{}", client.id);
+    let (_, shown) = app.admin_json(Method::GET, &path, None).await;
     shown["client"]["apps"].clone()
 }
 
@@ -69,17 +60,12 @@ async fn mapped_app(app: &crate::helpers::TestApp, client: &Client) -> Value {
 async fn an_operators_remap_survives_the_clients_own_update() {
     let w = world().await;
     let (client, token) = registered(&w.app, &["http://127.0.0.1/cb"], json!({})).await;
-    let res = w
+    let path = format!("/tenants/contoso/clients/{}/app", client.id);
+    let (status, body) = w
         .app
-        .admin(
-            Method::PUT,
-            &format!("/tenants/contoso/clients/{}/app", client.id),
-        )
-        .json(&json!({"app": "basic-agents"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 200);
+        .admin_json(Method::PUT, &path, Some(json!({"app": "basic-agents"})))
+        .await;
+    assert_eq!(status, 200, "{body}");
     let before = mapped_app(&w.app, &client).await;
     assert!(before.to_string().contains("basic-agents"), "{before}");
 

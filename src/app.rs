@@ -276,9 +276,7 @@ async fn index_families(
     if family_index::is_indexed(store, now).await? {
         return Ok(());
     }
-    // The secret's fingerprint may be the only record of a first start.
-    let only_fingerprint = store.scan(b"", now, 2).await?.len() <= 1;
-    if !has_records || only_fingerprint {
+    if !has_records {
         return family_index::mark_indexed(store, now).await;
     }
     if settings.sled_dir().is_some() {

@@ -129,7 +129,7 @@ pub(crate) async fn only_admin_hosts(
         .app_data::<web::Data<AdminHosts>>()
         .is_some_and(|hosts| hosts.allows(&host));
     if !allowed {
-        tracing::warn!(target: "audit", event = "admin_host_refused", host = %host.escape_debug(),
+        tracing::warn!(target: "audit", event = "admin_host_refused", host = ?crate::http::client_value(Some(&host)),
             source = %req.peer_addr().map(|a| a.ip().to_string()).unwrap_or_default());
         let res = problem(
             421,

@@ -161,6 +161,15 @@ pub struct ClientRecord {
     pub(crate) last_used_at: u64,
 }
 
+/// A client's apps as `resource=app` pairs, space-separated: plain text for an audit field (not
+/// JSON inside a JSON string).
+pub(crate) fn describe_apps(apps: &BTreeMap<String, String>) -> String {
+    apps.iter()
+        .map(|(resource, app)| format!("{resource}={app}"))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 fn is_zero(n: &u64) -> bool {
     *n == 0
 }

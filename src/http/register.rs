@@ -76,13 +76,7 @@ pub(crate) async fn register(
                 .with_label_values(&[tenant.id.as_str()])
                 .inc();
             let r = &registered.record;
-            // `resource=app` pairs, plain text (not JSON inside a JSON string).
-            let apps = r
-                .apps
-                .iter()
-                .map(|(resource, app)| format!("{resource}={app}"))
-                .collect::<Vec<_>>()
-                .join(" ");
+            let apps = crate::domain::client::describe_apps(&r.apps);
             tracing::info!(target: "audit", event = "client_registered", tenant = %tenant.id, client_id = %r.client_id,
                 apps = %apps, auth_method = r.metadata.token_endpoint_auth_method.as_str(),
                 client_name = r.metadata.client_name.as_deref().unwrap_or(""),

@@ -13,6 +13,7 @@ use super::registration::client_information;
 use super::server::AuthServer;
 use crate::config::Tenant;
 use crate::crypto::Handle;
+use crate::domain::client::describe_apps;
 use crate::domain::{ClientId, ClientRecord};
 use crate::store::Versioned;
 
@@ -143,14 +144,8 @@ impl AuthServer {
                 "the registration changed while it was being updated; try again",
             ));
         }
-        let describe = |apps: &std::collections::BTreeMap<String, String>| {
-            apps.iter()
-                .map(|(resource, app)| format!("{resource}={app}"))
-                .collect::<Vec<_>>()
-                .join(" ")
-        };
         tracing::info!(target: "audit", event = "client_updated", tenant = %tenant.id, client_id = %client.client_id,
-            old_apps = %describe(&old_apps), apps = %describe(&client.apps), redirect_uris_added = adds_redirect);
+            old_apps = %describe_apps(&old_apps), apps = %describe_apps(&client.apps), redirect_uris_added = adds_redirect);
         Ok(client_information(tenant, &client, None, None))
     }
 

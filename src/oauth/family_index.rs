@@ -109,12 +109,10 @@ pub(crate) fn insert_family(
     family: &Family,
     expires_at: Option<u64>,
 ) -> Result<(), StoreError> {
-    let (by_user, by_client) = index_ids(id, family);
-    let until = Some(family.created_at.saturating_add(ENTRY_SECONDS));
-    group
-        .insert_new(tenant, by_user.as_str(), &UserFamily {}, until)?
-        .insert_new(tenant, by_client.as_str(), &ClientFamily {}, until)?
-        .insert_new(tenant, id, family, expires_at)?;
+    for (key, entry) in index_entries(tenant, id, family, expires_at) {
+        group.insert_entry(key, entry);
+    }
+    group.insert_new(tenant, id, family, expires_at)?;
     Ok(())
 }
 

@@ -491,6 +491,16 @@ impl WriteGroup {
         self.push(tenant, id, None, value, expires_at)
     }
 
+    /// A new record given as its key and entry (the group fails if a live record has the key).
+    pub(crate) fn insert_entry(&mut self, key: Vec<u8>, entry: Entry) -> &mut Self {
+        self.writes.push(GroupWrite {
+            key,
+            expected_revision: None,
+            entry,
+        });
+        self
+    }
+
     /// `value` over the record at `current_revision` (the group fails if it moved on).
     pub(crate) fn update<R: Record>(
         &mut self,

@@ -877,6 +877,15 @@ async fn resource_servers_are_answered_in_the_shapes_their_clients_send() {
     w.stop().await;
 }
 
+/// The northwind file with the files resource alone (`extra` lines in its table): no mail
+/// resource, no exchange, no resource servers.
+fn files_alone(original: &str, extra: &str) -> String {
+    let head = &original[..original.find("[[resources]]").unwrap()];
+    format!(
+        "{head}[[resources]]\nuri = \"{FILES}\"\n{extra}scopes = [{{ name = \"files.read\", upstream = \"api://mcp-tools/files.read\" }}]\n"
+    )
+}
+
 /// Regression (issue 22, item 3): a grant outlives neither its resource nor its token mode.
 /// A resource deleted from the tenant file, or turned from minted to passthrough, refuses the
 /// refresh with `invalid_grant` and revokes the family (it answered 200 with the IdP's own
@@ -936,11 +945,7 @@ async fn a_grant_outlives_neither_its_resource_nor_its_token_mode() {
 
     // The files resource turns passthrough (alone on its Entra API, as passthrough requires):
     // a minted grant does not become a passthrough one.
-    let head = &original[..original.find("[[resources]]").unwrap()];
-    let passthrough = format!(
-        "{head}[[resources]]\nuri = \"{FILES}\"\nscopes = [{{ name = \"files.read\", upstream = \"api://mcp-tools/files.read\" }}]\n"
-    );
-    std::fs::write(&path, &passthrough).unwrap();
+    std::fs::write(&path, files_alone(&original, "")).unwrap();
     w.app.reload().await.expect("the passthrough file loads");
     let (status, body) = refresh(&w.app, "northwind", &client, &rt(&files_tokens)).await;
     assert_eq!(
@@ -988,12 +993,7 @@ async fn a_code_for_a_removed_resource_is_refused_and_spent() {
         login_through(&w.app, &Browser::new(), "northwind", &client, attempt).await;
     let path = w.app.tenants_dir.join("northwind.toml");
     let original = std::fs::read_to_string(&path).unwrap();
-    let head = &original[..original.find("[[resources]]").unwrap()];
-    std::fs::write(
-        &path,
-        format!("{head}[[resources]]\nuri = \"{FILES}\"\ntoken = \"minted\"\nscopes = [{{ name = \"files.read\", upstream = \"api://mcp-tools/files.read\" }}]\n"),
-    )
-    .unwrap();
+    std::fs::write(&path, files_alone(&original, "token = \"minted\"\n")).unwrap();
     w.app.reload().await.unwrap();
     let (status, body) = redeem(&w.app, "northwind", &client, &code, &attempt).await;
     assert_eq!(

@@ -139,7 +139,7 @@ async fn start(
     settings.workers = Some(2);
     if let Some((url, secret)) = &backend.postgres {
         settings.store = Some(StoreSpec::new(url.clone()));
-        settings.secret_file = Some(secret.clone());
+        settings.secret = Some(dcr_shim::config::server::SecretSource::File(secret.clone()));
     }
     start_on(settings, listener).await.unwrap()
 }

@@ -243,9 +243,9 @@ async fn open_store(settings: &Settings) -> Result<Arc<dyn Store>, StartError> {
         .unwrap_or_default();
     let location = PostgresLocation::parse(url, settings.store_password_file.as_deref())
         .map_err(StoreError::Backend)?;
-    if settings.secret_file.is_none() {
+    if settings.secret.is_none() {
         return Err(StartError::Store(StoreError::Backend(
-            "a PostgreSQL store needs --secret-file: every replica must seal and sign with the same server secret".into(),
+            "a PostgreSQL store needs --secret-file (or DCR_SHIM_SECRET): every replica must seal and sign with the same server secret".into(),
         )));
     }
     if location.plaintext_possible_to_remote() {
@@ -300,8 +300,8 @@ async fn index_families(
 fn open_keys(settings: &Settings, has_records: bool) -> Result<ServerKeys, StartError> {
     Ok(ServerKeys::load(
         &settings.data_dir,
-        settings.secret_file.as_deref(),
-        settings.previous_secret_file.as_deref(),
+        settings.secret.as_ref(),
+        settings.previous_secret.as_ref(),
         has_records,
         settings.new_secret,
     )?)

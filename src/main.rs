@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
-use dcr_shim::config::server::parse_public_url;
+use dcr_shim::config::server::{SecretSource, parse_public_url};
 use dcr_shim::config::{LogFormat, Settings, load_tenants};
 use dcr_shim::reload::Reloader;
 
@@ -113,10 +113,13 @@ struct ServeArgs {
     /// Directory for the store and the generated server secret.
     #[arg(long, env = "DCR_SHIM_DATA_DIR", default_value = "./data")]
     data_dir: PathBuf,
-    /// File with the server secret (64 hex digits); default: generated once into the data directory.
+    /// File with the server secret (64 hex digits); default: generated once into the data
+    /// directory. The environment variable DCR_SHIM_SECRET may hold the 64 hex digits instead
+    /// (docs/operations.md says what that trades away).
     #[arg(long, env = "DCR_SHIM_SECRET_FILE")]
     secret_file: Option<PathBuf>,
-    /// File with the previous server secret, still accepted while rotating.
+    /// File with the previous server secret, still accepted while rotating (or
+    /// DCR_SHIM_PREVIOUS_SECRET, the digits themselves).
     #[arg(long, env = "DCR_SHIM_PREVIOUS_SECRET_FILE")]
     previous_secret_file: Option<PathBuf>,
     /// Make a new server secret although the data directory holds records whose secret is
@@ -407,6 +410,37 @@ async fn healthcheck(args: HealthcheckArgs) -> ExitCode {
     }
 }
 
+/// The server secret's source: the file given, or the environment variable `var` holding the
+/// digits themselves; both at once is a mistake said at start.
+fn secret_source(file: Option<PathBuf>, var: &'static str) -> Result<Option<SecretSource>, String> {
+    let value = match std::env::var(var) {
+        Ok(v) if v.trim().is_empty() => {
+            return Err(format!(
+                "{var} is set but empty: give the server secret's 64 hex digits, or unset it"
+            ));
+        }
+        Ok(v) => Some(v),
+        Err(std::env::VarError::NotPresent) => None,
+        Err(std::env::VarError::NotUnicode(_)) => {
+            return Err(format!(
+                "{var} is not text: give the server secret's 64 hex digits"
+            ));
+        }
+    };
+    match (file, value) {
+        (Some(path), Some(_)) => Err(format!(
+            "both {var} and the file {} give the server secret: keep one",
+            path.display()
+        )),
+        (Some(path), None) => Ok(Some(SecretSource::File(path))),
+        (None, Some(value)) => Ok(Some(SecretSource::Environment {
+            name: var,
+            value: std::sync::Arc::new(value.into()),
+        })),
+        (None, None) => Ok(None),
+    }
+}
+
 async fn serve(args: ServeArgs) -> ExitCode {
     let audit = match args
         .audit_log
@@ -424,13 +458,23 @@ async fn serve(args: ServeArgs) -> ExitCode {
     // Listened for before anything starts: SIGHUP's default action would end the process.
     #[cfg(unix)]
     let hangups = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup());
+    let (secret, previous_secret) = match (
+        secret_source(args.secret_file, "DCR_SHIM_SECRET"),
+        secret_source(args.previous_secret_file, "DCR_SHIM_PREVIOUS_SECRET"),
+    ) {
+        (Ok(current), Ok(previous)) => (current, previous),
+        (Err(e), _) | (_, Err(e)) => {
+            eprintln!("dcr-shim: not started: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     let settings = Settings {
         listen: args.listen,
         public_url: args.common.public_url,
         data_dir: args.data_dir,
         tenants_dir: args.common.tenants,
-        secret_file: args.secret_file,
-        previous_secret_file: args.previous_secret_file,
+        secret,
+        previous_secret,
         workers: args.workers,
         upstream_timeout: args.upstream_timeout,
         dev_idp_any_interface: args.dev_idp_any_interface,

@@ -5,6 +5,8 @@ use std::path::PathBuf;
 
 use url::Url;
 
+pub use crate::crypto::keys::SecretSource;
+
 /// Log output format.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
 pub enum LogFormat {
@@ -21,10 +23,11 @@ pub struct Settings {
     pub public_url: Url,
     pub data_dir: PathBuf,
     pub tenants_dir: PathBuf,
-    /// A file holding the server secret; default: `<data_dir>/server-secret`, made on first start.
-    pub secret_file: Option<PathBuf>,
+    /// The server secret's file or environment variable; default: `<data_dir>/server-secret`,
+    /// made on first start.
+    pub secret: Option<SecretSource>,
     /// The secret being rotated out; cookies and sealed data made with it are still accepted.
-    pub previous_secret_file: Option<PathBuf>,
+    pub previous_secret: Option<SecretSource>,
     /// HTTP worker threads; default: one per core.
     pub workers: Option<usize>,
     /// Total time allowed for one call to an IdP (discovery, token exchange, refresh).
@@ -75,8 +78,8 @@ impl Settings {
             public_url,
             data_dir,
             tenants_dir,
-            secret_file: None,
-            previous_secret_file: None,
+            secret: None,
+            previous_secret: None,
             workers: None,
             upstream_timeout: DEFAULT_UPSTREAM_TIMEOUT,
             dev_idp_any_interface: false,

@@ -858,12 +858,31 @@ fn validate_apps(c: &TenantConfig, p: &mut Problems) {
 }
 
 fn validate_credential(cred: &CredentialConfig, at: &str, p: &mut Problems) {
-    let readable = |path: &Path, field: &str, p: &mut Problems| {
-        if let Err(e) = std::fs::metadata(path) {
-            p.add(
+    let readable = |path: &Path, field: &str, p: &mut Problems| match std::fs::metadata(path) {
+        Err(e) => p.add(
+            &format!("{at}.{field}"),
+            format!("cannot read {}: {e}", path.display()),
+        ),
+        Ok(m) if m.is_dir() => p.add(
+            &format!("{at}.{field}"),
+            format!("{} is a directory: name the file inside it", path.display()),
+        ),
+        Ok(m) if m.len() == 0 => p.add(
+            &format!("{at}.{field}"),
+            format!("{} is empty", path.display()),
+        ),
+        Ok(_) => {}
+    };
+    // A secret: readable, not a directory, not empty, and private (`crypto/private_file.rs`).
+    let private = |path: &Path, field: &str, what: &str, p: &mut Problems| {
+        use crate::crypto::private_file::{describe, read_private};
+        match read_private(path) {
+            Err(e) => p.add(&format!("{at}.{field}"), describe(what, path, &e)),
+            Ok(text) if text.trim().is_empty() => p.add(
                 &format!("{at}.{field}"),
-                format!("cannot read {}: {e}", path.display()),
-            );
+                format!("{what} {} is empty", path.display()),
+            ),
+            Ok(_) => {}
         }
     };
     match cred {
@@ -877,7 +896,7 @@ fn validate_credential(cred: &CredentialConfig, at: &str, p: &mut Problems) {
                     p.add(&format!("{at}.secret_env"), format!("the environment variable {var} is not set; set it to the app's client secret"));
                 }
             }
-            (None, Some(file)) => readable(file, "secret_file", p),
+            (None, Some(file)) => private(file, "secret_file", "the client secret file", p),
             _ => p.add(at, "give exactly one of secret_env (an environment variable name) or secret_file (a path); secrets are never written in tenant files"),
         },
         CredentialConfig::PrivateKeyJwt {
@@ -886,7 +905,7 @@ fn validate_credential(cred: &CredentialConfig, at: &str, p: &mut Problems) {
             ..
         } => {
             readable(certificate_file, "certificate_file", p);
-            readable(key_file, "key_file", p);
+            private(key_file, "key_file", "the private key file", p);
             if certificate_file.exists() && key_file.exists() {
                 // Parse now, so that a wrong key or certificate is reported by `check` and
                 // stops `serve`, instead of failing the first login.

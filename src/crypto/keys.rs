@@ -1,8 +1,9 @@
 //! The server secret and the keys derived from it (HKDF-SHA256).
 //!
-//! The secret comes from `--secret-file`, or is generated once into `<data_dir>/server-secret`
-//! (mode 0600) so that a restart keeps every cookie and sealed record valid. A previous secret
-//! may be given during rotation; verifiers try the current key first, then the previous one.
+//! The secret comes from `--secret-file`, from the `DCR_SHIM_SECRET` environment variable, or is
+//! generated once into `<data_dir>/server-secret` (mode 0600) so that a restart keeps every
+//! cookie and sealed record valid. A previous secret may be given during rotation; verifiers
+//! try the current key first, then the previous one.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -12,7 +13,7 @@ use rand::RngCore;
 use secrecy::{ExposeSecret, SecretBox};
 use sha2::Sha256;
 
-use crate::crypto::private_file::{PrivateFileError, read_private};
+use crate::crypto::private_file::{describe, read_private};
 
 /// Length of the server secret in bytes.
 pub(crate) const SECRET_LEN: usize = 32;
@@ -32,6 +33,28 @@ impl std::fmt::Debug for Key {
     }
 }
 
+/// Where a server secret comes from, when not from the file made in the data directory.
+#[derive(Clone)]
+pub enum SecretSource {
+    /// `--secret-file`: 64 hex digits in a file (`private_file.rs` says who may read it).
+    File(PathBuf),
+    /// An environment variable (`DCR_SHIM_SECRET`, for a Kubernetes `secretKeyRef`) holding
+    /// the 64 hex digits; `name` is the variable's.
+    Environment {
+        name: &'static str,
+        value: std::sync::Arc<secrecy::SecretString>,
+    },
+}
+
+impl std::fmt::Debug for SecretSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::File(path) => write!(f, "File({})", path.display()),
+            Self::Environment { name, .. } => write!(f, "Environment({name}, [redacted])"),
+        }
+    }
+}
+
 /// The current server secret and, during rotation, the previous one.
 #[derive(Debug)]
 pub(crate) struct ServerKeys {
@@ -41,22 +64,16 @@ pub(crate) struct ServerKeys {
 
 #[derive(Debug, thiserror::Error)]
 pub enum KeyError {
-    #[error("cannot read the server secret {path}: {source}")]
-    Read {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    /// The file cannot be read, is a directory, or others may read it (`private_file.rs`).
+    #[error("{0}")]
+    Unreadable(String),
     #[error("cannot write a new server secret to {path}: {source}")]
     Write {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("the server secret {path} must hold {SECRET_LEN} bytes as 64 hex digits")]
-    Malformed { path: PathBuf },
-    #[error(
-        "the server secret {path} can be read by its group or others (mode {mode:o}); make it readable by the shim's user only (chmod 600)"
-    )]
-    Exposed { path: PathBuf, mode: u32 },
+    #[error("the server secret {origin} must hold {SECRET_LEN} bytes as 64 hex digits")]
+    Malformed { origin: String },
     #[error(
         "the data directory {data_dir} holds records but no server secret at {path}: a new secret would make every refresh token, code and sealed token unreadable and every consent cookie invalid. Restore the secret from your backup, or start with --new-secret to make a new one on purpose (every client then signs in again)"
     )]
@@ -64,18 +81,19 @@ pub enum KeyError {
 }
 
 impl ServerKeys {
-    /// Loads the secret from `secret_file`, or from `<data_dir>/server-secret`, which is made
-    /// on the first start. A data directory that already `has_records` gets a new secret only
-    /// when `new_secret` says so: a lost secret must not be replaced silently.
+    /// Loads the secret from `secret` (a file or the environment), or from
+    /// `<data_dir>/server-secret`, which is made on the first start. A data directory that
+    /// already `has_records` gets a new secret only when `new_secret` says so: a lost secret
+    /// must not be replaced silently.
     pub(crate) fn load(
         data_dir: &Path,
-        secret_file: Option<&Path>,
-        previous_file: Option<&Path>,
+        secret: Option<&SecretSource>,
+        previous: Option<&SecretSource>,
         has_records: bool,
         new_secret: bool,
     ) -> Result<Self, KeyError> {
-        let current = match secret_file {
-            Some(path) => read_secret(path)?,
+        let current = match secret {
+            Some(source) => read_source(source)?,
             None => {
                 let path = data_dir.join("server-secret");
                 if has_records && !new_secret && !path.exists() {
@@ -87,7 +105,7 @@ impl ServerKeys {
                 load_or_create(&path)?
             }
         };
-        let previous = previous_file.map(read_secret).transpose()?;
+        let previous = previous.map(read_source).transpose()?;
         Ok(Self { current, previous })
     }
 
@@ -135,29 +153,32 @@ fn derive(secret: &Key, purpose: &str) -> Key {
     Key(SecretBox::new(Box::new(out)))
 }
 
+fn read_source(source: &SecretSource) -> Result<Key, KeyError> {
+    match source {
+        SecretSource::File(path) => read_secret(path),
+        SecretSource::Environment { name, value } => {
+            parse_secret(value.expose_secret(), || format!("in {name}"))
+        }
+    }
+}
+
 fn read_secret(path: &Path) -> Result<Key, KeyError> {
-    let text = read_private(path).map_err(|e| match e {
-        PrivateFileError::Read(source) => KeyError::Read {
-            path: path.to_owned(),
-            source,
-        },
-        PrivateFileError::Exposed(mode) => KeyError::Exposed {
-            path: path.to_owned(),
-            mode,
-        },
-    })?;
-    let mut out = [0u8; 32];
+    let text = read_private(path)
+        .map_err(|e| KeyError::Unreadable(describe("the server secret", path, &e)))?;
+    parse_secret(&text, || path.display().to_string())
+}
+
+/// 64 hex digits (surrounding whitespace ignored) as a key; `origin` names where they came
+/// from for the error.
+fn parse_secret(text: &str, origin: impl Fn() -> String) -> Result<Key, KeyError> {
+    let malformed = || KeyError::Malformed { origin: origin() };
     let text = text.trim();
     if text.len() != 64 || !text.is_ascii() {
-        return Err(KeyError::Malformed {
-            path: path.to_owned(),
-        });
+        return Err(malformed());
     }
+    let mut out = [0u8; 32];
     for (i, byte) in out.iter_mut().enumerate() {
-        *byte =
-            u8::from_str_radix(&text[2 * i..2 * i + 2], 16).map_err(|_| KeyError::Malformed {
-                path: path.to_owned(),
-            })?;
+        *byte = u8::from_str_radix(&text[2 * i..2 * i + 2], 16).map_err(|_| malformed())?;
     }
     Ok(Key(SecretBox::new(Box::new(out))))
 }
@@ -234,11 +255,45 @@ mod tests {
         let path = dir.path().join("secret");
         std::fs::write(&path, "ab".repeat(32)).unwrap();
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
-        let err = ServerKeys::load(dir.path(), Some(&path), None, false, false)
+        let file = SecretSource::File(path.clone());
+        let err = ServerKeys::load(dir.path(), Some(&file), None, false, false)
             .err()
             .unwrap();
         assert!(err.to_string().contains("chmod 600"), "{err}");
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
-        assert!(ServerKeys::load(dir.path(), Some(&path), None, false, false).is_ok());
+        assert!(ServerKeys::load(dir.path(), Some(&file), None, false, false).is_ok());
+    }
+
+    #[test]
+    fn a_secret_from_the_environment_is_the_same_secret_as_from_a_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("secret");
+        write_secret_file(&path, "ab".repeat(32).as_bytes()).unwrap();
+        let from_file = ServerKeys::load(
+            dir.path(),
+            Some(&SecretSource::File(path)),
+            None,
+            false,
+            false,
+        )
+        .unwrap();
+        let env = |v: &str| SecretSource::Environment {
+            name: "DCR_SHIM_SECRET",
+            value: std::sync::Arc::new(v.into()),
+        };
+        let from_env =
+            ServerKeys::load(dir.path(), Some(&env(&"ab".repeat(32))), None, false, false).unwrap();
+        assert_eq!(
+            from_file.derive("x").expose(),
+            from_env.derive("x").expose()
+        );
+        let err = ServerKeys::load(dir.path(), Some(&env("short")), None, false, false)
+            .err()
+            .unwrap();
+        assert_eq!(
+            err.to_string(),
+            "the server secret in DCR_SHIM_SECRET must hold 32 bytes as 64 hex digits"
+        );
+        assert!(!format!("{:?}", env("abc")).contains("abc"));
     }
 }

@@ -14,6 +14,7 @@ use super::error::UpstreamError;
 use super::managed_identity::ManagedIdentity;
 use crate::config::tenant::{CredentialConfig, SecretMethod, SigningAlgorithm};
 use crate::crypto::app_key::AppSigningKey;
+use crate::crypto::private_file::{describe, read_private};
 
 /// `client_assertion_type` for JWT client authentication (RFC 7523 §2.2).
 pub(crate) const JWT_BEARER_ASSERTION: &str =
@@ -143,11 +144,8 @@ impl LoadedCredential {
                 secret(*method, value, &mut form, &mut basic);
             }
             Self::SecretFile { path, method } => {
-                let value = std::fs::read_to_string(path).map_err(|e| {
-                    UpstreamError::Misconfigured(format!(
-                        "cannot read the client secret file {}: {e}",
-                        path.display()
-                    ))
+                let value = read_private(path).map_err(|e| {
+                    UpstreamError::Misconfigured(describe("the client secret file", path, &e))
                 })?;
                 secret(*method, value.trim().to_owned(), &mut form, &mut basic);
             }

@@ -219,7 +219,7 @@ impl TestApp {
                 write_private(&secret, &"5a".repeat(32));
             }
             settings.store = Some(dcr_shim::config::server::StoreSpec::new(url.clone()));
-            settings.secret_file = Some(secret);
+            settings.secret = Some(dcr_shim::config::server::SecretSource::File(secret));
         }
         settings
     }

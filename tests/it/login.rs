@@ -12,7 +12,7 @@ use crate::fake_entra::{
     self, APP_SECRET, CERT_APP, DIRECTORY, FED_APP, FED_ASSERTION, FakeEntra, MI_APP, NOCRED_APP,
     SECRET_APP,
 };
-use crate::helpers::{TestApp, spawn_app_with_tenants};
+use crate::helpers::{TestApp, spawn_app_with_tenants, write_private};
 use crate::tls_server::{Canned, DocServer};
 
 pub(crate) const FILES: &str = "https://mcp.contoso.example/files";
@@ -90,7 +90,7 @@ software_ids = ["nocred-agent"]
 "#,
             secret = path(&secrets.join("secret")),
             cert = path(&fixtures.join("app-cert.pem")),
-            key = path(&fixtures.join("app-key.pem")),
+            key = path(&secrets.join("app-key.pem")),
             fed = path(&secrets.join("federated-token")),
         ));
     }
@@ -117,9 +117,17 @@ cimd_extra_ca_file = {ca}
     t
 }
 
+/// The apps' private key in `dir`, readable by its owner alone as the shim requires.
+fn copy_app_key(dir: &Path) {
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+    let key = std::fs::read_to_string(fixtures.join("app-key.pem")).unwrap();
+    write_private(&dir.join("app-key.pem"), &key);
+}
+
 pub(crate) async fn world() -> World {
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("secret"), APP_SECRET).unwrap();
+    write_private(&dir.path().join("secret"), APP_SECRET);
+    copy_app_key(dir.path());
     std::fs::write(dir.path().join("federated-token"), FED_ASSERTION).unwrap();
     let idp = fake_entra::start(dir.path().join("federated-token")).await;
     let docs = DocServer::start(dir.path()).await;
@@ -1114,7 +1122,8 @@ async fn world_on_binary_with(
     env: impl FnOnce(&FakeEntra) -> Vec<(&'static str, String)>,
 ) -> BinaryWorld {
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("secret"), APP_SECRET).unwrap();
+    write_private(&dir.path().join("secret"), APP_SECRET);
+    copy_app_key(dir.path());
     let idp = fake_entra::start(dir.path().join("federated-token")).await;
     let docs = DocServer::start(dir.path()).await;
     let tenants = dir.path().join("tenants");

@@ -14,7 +14,7 @@ use sha2::{Digest, Sha256};
 
 use crate::browser::{Browser, Client, authorize_url, login_through, redeem, refresh};
 use crate::fake_entra::{self, APP_SECRET, DIRECTORY, FED_ASSERTION, FakeEntra, SECRET_APP};
-use crate::helpers::{TestApp, spawn_app_with_tenants};
+use crate::helpers::{TestApp, spawn_app_with_tenants, write_private};
 
 const FILES: &str = "https://mcp.northwind.example/files";
 const MAIL: &str = "https://mcp.northwind.example/mail";
@@ -99,7 +99,7 @@ registrations_per_minute = 1000
 
 async fn world() -> World {
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("secret"), APP_SECRET).unwrap();
+    write_private(&dir.path().join("secret"), APP_SECRET);
     std::fs::write(dir.path().join("federated-token"), FED_ASSERTION).unwrap();
     let (mail_server_key, jwks) = ec_key("mail-1");
     std::fs::write(dir.path().join("mail-server.jwks"), jwks.to_string()).unwrap();
@@ -528,7 +528,7 @@ async fn a_key_rotation_publishes_first_signs_later_and_retires_the_old_key() {
 #[test]
 fn minted_resources_may_share_an_entra_api_and_passthrough_ones_may_not() {
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("secret"), APP_SECRET).unwrap();
+    write_private(&dir.path().join("secret"), APP_SECRET);
     let (_, jwks) = ec_key("k");
     std::fs::write(dir.path().join("mail-server.jwks"), jwks.to_string()).unwrap();
     let public = url::Url::parse("https://auth.example.com").unwrap();

@@ -389,3 +389,93 @@ async fn a_half_written_tenant_file_is_never_served() {
     }
     assert!(served, "the whole file is served once it settled");
 }
+
+/// A Kubernetes ConfigMap volume as the kubelet writes it: each key a symlink `<key> ->
+/// ..data/<key>`, `..data` a symlink to a timestamped directory, and an update a new directory
+/// swapped in by renaming a fresh `..data_tmp` link over `..data` (one atomic step), the old
+/// directory removed after. `--watch-tenants` sees the swap: a changed tenant and a new one are
+/// served, a key dropped from the ConfigMap is no longer.
+#[cfg(unix)]
+#[tokio::test]
+async fn a_configmap_update_by_symlink_swap_is_reloaded() {
+    use std::os::unix::fs::symlink;
+    let data = tempfile::tempdir().unwrap();
+    let volume = tempfile::tempdir().unwrap();
+    let dev = "upstream = { kind = \"dev\" }\n[[resources]]\nuri = \"https://mcp.example.com/files\"\nscopes = [{ name = \"files.read\", upstream = \"files.read\" }]\n";
+    let closed = format!("{dev}[registration]\ndcr = false\n");
+    let write_version = |name: &str, files: &[(&str, &str)]| {
+        let dir = volume.path().join(name);
+        std::fs::create_dir(&dir).unwrap();
+        for (key, text) in files {
+            std::fs::write(dir.join(key), text).unwrap();
+        }
+    };
+    write_version(
+        "..2026_12_07_09_00_00.1",
+        &[("alpha.toml", dev), ("gone.toml", dev)],
+    );
+    symlink("..2026_12_07_09_00_00.1", volume.path().join("..data")).unwrap();
+    for key in ["alpha.toml", "gone.toml"] {
+        symlink(format!("..data/{key}"), volume.path().join(key)).unwrap();
+    }
+    let shim = start_binary_with_args(data.path(), volume.path(), &["--watch-tenants"]);
+    let http = reqwest::Client::new();
+    // What a tenant's metadata says: 404 when unknown, else whether it offers registration.
+    let offers = |tenant: &'static str| {
+        let req = http.get(format!(
+            "{}/.well-known/oauth-authorization-server/{tenant}",
+            shim.base
+        ));
+        async move {
+            let res = req.send().await.unwrap();
+            match res.status().as_u16() {
+                200 => {
+                    Some(res.json::<Value>().await.unwrap()["registration_endpoint"].is_string())
+                }
+                _ => None,
+            }
+        }
+    };
+    assert_eq!(
+        offers("alpha").await,
+        Some(true),
+        "served through the links"
+    );
+    assert_eq!(offers("gone").await, Some(true));
+    assert_eq!(offers("beta").await, None);
+
+    // The update: alpha closes registration, beta arrives, gone leaves.
+    write_version(
+        "..2026_12_07_09_05_00.2",
+        &[("alpha.toml", &closed), ("beta.toml", dev)],
+    );
+    symlink("..2026_12_07_09_05_00.2", volume.path().join("..data_tmp")).unwrap();
+    std::fs::rename(
+        volume.path().join("..data_tmp"),
+        volume.path().join("..data"),
+    )
+    .unwrap();
+    symlink("..data/beta.toml", volume.path().join("beta.toml")).unwrap();
+    std::fs::remove_file(volume.path().join("gone.toml")).unwrap();
+    std::fs::remove_dir_all(volume.path().join("..2026_12_07_09_00_00.1")).unwrap();
+
+    let want = (Some(false), Some(true), None);
+    let mut seen = (None, None, None);
+    for _ in 0..100 {
+        seen = (
+            offers("alpha").await,
+            offers("beta").await,
+            offers("gone").await,
+        );
+        if seen == want {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        seen,
+        want,
+        "the swapped ConfigMap is served: {:#?}",
+        shim.log.lock().unwrap()
+    );
+}

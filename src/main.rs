@@ -16,8 +16,16 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 /// An OAuth authorization server that gives MCP clients Dynamic Client Registration and
 /// Client ID Metadata Documents in front of Entra ID or any OpenID Connect provider.
+/// What `--version` prints: the release and the commit it was built from (`build.rs`).
+const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (commit ",
+    env!("DCR_SHIM_COMMIT"),
+    ")"
+);
+
 #[derive(Parser)]
-#[command(name = "dcr-shim", version)]
+#[command(name = "dcr-shim", version = VERSION)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -455,6 +463,12 @@ async fn serve(args: ServeArgs) -> ExitCode {
         None => None,
     };
     init_logging(args.log_format, audit.clone());
+    // First, so that every report of a start names the build it came from.
+    tracing::info!(
+        version = env!("CARGO_PKG_VERSION"),
+        commit = env!("DCR_SHIM_COMMIT"),
+        "dcr-shim starting"
+    );
     // Listened for before anything starts: SIGHUP's default action would end the process.
     #[cfg(unix)]
     let hangups = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup());

@@ -244,3 +244,31 @@ scopes = [{ name = "files.read", upstream = "files.read" }]
         "{out}"
     );
 }
+
+/// `--version` names the release and the commit (12 hex digits, or `unknown` outside git), and
+/// `serve` logs both before anything else, so that a report of a start names its build.
+#[test]
+fn the_version_names_the_release_and_the_commit() {
+    let out = Command::new(env!("CARGO_BIN_EXE_dcr-shim"))
+        .arg("--version")
+        .output()
+        .unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    let rest = text
+        .trim()
+        .strip_prefix(concat!("dcr-shim ", env!("CARGO_PKG_VERSION"), " (commit "))
+        .and_then(|r| r.strip_suffix(')'))
+        .unwrap_or_else(|| panic!("unexpected --version: {text}"));
+    assert!(
+        rest == "unknown" || (rest.len() == 12 && rest.chars().all(|c| c.is_ascii_hexdigit())),
+        "{text}"
+    );
+
+    let data = tempfile::tempdir().unwrap();
+    let tenants = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tenants");
+    let shim = crate::binary::start_binary(data.path(), &tenants, &[]);
+    let first: serde_json::Value = serde_json::from_str(&shim.log.lock().unwrap()[0]).unwrap();
+    assert_eq!(first["message"], "dcr-shim starting");
+    assert_eq!(first["version"], env!("CARGO_PKG_VERSION"));
+    assert_eq!(first["commit"].as_str(), Some(rest));
+}

@@ -19,4 +19,5 @@ pub mod oauth;
 pub mod reload;
 pub mod secret_fingerprint;
 pub mod store;
+pub mod telemetry;
 pub mod upstream;

@@ -238,9 +238,13 @@ fn parse_timeout(raw: &str) -> Result<std::time::Duration, String> {
     }
 }
 
-/// Logs to stderr (filtered by `RUST_LOG`, default info) and, with `audit`, the audit events
-/// as JSON lines into their own file as well.
-fn init_logging(format: LogFormat, audit: Option<dcr_shim::audit_log::AuditFile>) {
+/// Logs to stderr (filtered by `RUST_LOG`, default info), with `audit` the audit events as JSON
+/// lines into their own file as well, and spans to an OTLP collector when the `OTEL_*`
+/// environment asks for it (`telemetry.rs`); an error names the variable to fix.
+fn init_logging(
+    format: LogFormat,
+    audit: Option<dcr_shim::audit_log::AuditFile>,
+) -> Result<(), String> {
     use tracing_subscriber::Layer;
     use tracing_subscriber::layer::SubscriberExt;
     use tracing_subscriber::util::SubscriberInitExt;
@@ -271,10 +275,13 @@ fn init_logging(format: LogFormat, audit: Option<dcr_shim::audit_log::AuditFile>
                     .with_target("audit", tracing::Level::INFO),
             )
     });
+    let traces = dcr_shim::telemetry::layer()?;
     tracing_subscriber::registry()
         .with(stderr)
         .with(audit)
+        .with(traces)
         .init();
+    Ok(())
 }
 
 #[tokio::main]
@@ -462,7 +469,10 @@ async fn serve(args: ServeArgs) -> ExitCode {
         Some(Ok(f)) => Some(f),
         None => None,
     };
-    init_logging(args.log_format, audit.clone());
+    if let Err(e) = init_logging(args.log_format, audit.clone()) {
+        eprintln!("dcr-shim: not started: {e}");
+        return ExitCode::FAILURE;
+    }
     // First, so that every report of a start names the build it came from.
     tracing::info!(
         version = env!("CARGO_PKG_VERSION"),
@@ -533,12 +543,18 @@ async fn serve(args: ServeArgs) -> ExitCode {
     if let Some(admin) = running.admin_addr {
         tracing::info!(address = %admin, "admin API listening");
     }
+    if dcr_shim::telemetry::enabled() {
+        tracing::info!("OpenTelemetry: exporting spans over OTLP (the OTEL_* environment)");
+    }
     let served = running.wait().await;
     #[cfg(unix)]
     if let Some(task) = sighup {
         task.abort();
         let _ = task.await;
     }
+    // The spans still buffered, sent before the process ends (the export runs on this
+    // runtime, which a blocking wait here would hold up).
+    let _ = tokio::task::spawn_blocking(dcr_shim::telemetry::shutdown).await;
     match served {
         Ok(()) => {
             let Some(sled_dir) = settings.sled_dir() else {

@@ -113,6 +113,7 @@ pub(crate) async fn authorize(
 ) -> HttpResponse {
     let now = unix_now();
     let params = Params::parse(req.query_string());
+    crate::telemetry::record_client(client_value(params.get("client_id")));
     // This browser's approvals in the tenant, read once.
     let approval = approval_cookie(&state, &req, &tenant);
     let auth = state.auth();

@@ -207,11 +207,24 @@ where
             state?.tenant(last)
         });
     let route = route_label(req.path());
+    let traced = !routine && crate::telemetry::enabled();
     let span = if routine {
         tracing::debug_span!("request", id = %request_id, method = %req.method(), path = %req.path(), client = %client)
+    } else if traced {
+        // The OpenTelemetry view of the same span (`telemetry.rs`): a server span named by
+        // method and route; the OAuth client and the status are recorded once known.
+        let span = tracing::info_span!("request", id = %request_id, method = %req.method(), path = %req.path(), client = %client,
+            otel.name = %format_args!("{} {route}", req.method()), otel.kind = "server", http.route = route,
+            tenant = tenant.as_ref().map(|t| t.id.as_str()), client_id = tracing::field::Empty,
+            http.response.status_code = tracing::field::Empty, otel.status_code = tracing::field::Empty);
+        if state.is_some_and(|s| s.is_from_trusted_proxy(req.request())) {
+            crate::telemetry::continue_trace(&span, req.headers());
+        }
+        span
     } else {
         tracing::info_span!("request", id = %request_id, method = %req.method(), path = %req.path(), client = %client)
     };
+    let traced_span = traced.then(|| span.clone());
     // A routine read's span is off at info: if it fails, its event names it instead.
     let routine_path = routine.then(|| req.path().to_owned());
     let probe = is_probe(req.path());
@@ -223,6 +236,12 @@ where
             None => fut.await?,
         };
         let status = res.status().as_u16();
+        if let Some(span) = &traced_span {
+            span.record("http.response.status_code", status);
+            if status >= 500 {
+                span.record("otel.status_code", "ERROR");
+            }
+        }
         let elapsed = started.elapsed().as_secs_f64();
         // Milliseconds to a tenth: what a reader compares, without float noise.
         let ms = (elapsed * 10_000.0).round() / 10.0;

@@ -216,6 +216,12 @@ impl AppState {
         )
     }
 
+    /// Whether `req` came from one of `--trusted-proxies` (whose forwarded headers are read).
+    pub(crate) fn is_from_trusted_proxy(&self, req: &actix_web::HttpRequest) -> bool {
+        req.peer_addr()
+            .is_some_and(|a| self.trusted_proxies.iter().any(|net| net.contains(&a.ip())))
+    }
+
     /// Whether the tenant's ceiling on registrations per minute, counted over every source,
     /// leaves room for one more.
     pub(crate) fn allow_tenant_registration(&self, tenant: &TenantId) -> bool {

@@ -74,6 +74,7 @@ pub(crate) async fn token(
         Ok(r) => r,
         Err(res) => return res,
     };
+    crate::telemetry::record_client(presented_client(&form, &creds));
     match state.auth().token(&tenant, &form, &creds, unix_now()).await {
         Ok(body) => HttpResponse::Ok()
             .insert_header(("Cache-Control", "no-store"))

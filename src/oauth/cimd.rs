@@ -28,6 +28,7 @@ use super::mapping::{ClientFacts, choose_apps};
 use crate::config::Tenant;
 use crate::domain::{ClientId, ClientMetadata, ClientRecord, ClientSource};
 use crate::net::{FetchError, FetchPolicy, SafeFetcher};
+use tracing::Instrument;
 
 /// Longest client_id URL accepted.
 pub(crate) const MAX_CLIENT_ID_URL_LEN: usize = 2000;
@@ -364,7 +365,8 @@ impl CimdResolver {
         if !self.requester_may_fetch() {
             return Err(CimdError::RateLimited);
         }
-        let outcome = match self.fetcher.get_json(url).await {
+        let span = crate::telemetry::client_span("cimd fetch", "GET", url.as_str());
+        let outcome = match self.fetcher.get_json(url).instrument(span).await {
             Err(e) => {
                 tracing::info!(tenant = %tenant.id, client_id, error = ?e, "client metadata document fetch failed");
                 Err(CimdError::Fetch(client_id.to_owned(), e))

@@ -332,6 +332,7 @@ impl Records {
     }
 
     /// Stores a new record under an id nobody holds; `false` if the id is taken.
+    #[tracing::instrument(level = "debug", name = "store", skip_all, fields(otel.name = %format_args!("store insert {}", R::NAMESPACE.as_str())))]
     pub async fn insert_new<R: Record>(
         &self,
         tenant: &TenantId,
@@ -351,6 +352,7 @@ impl Records {
             .await
     }
 
+    #[tracing::instrument(level = "debug", name = "store", skip_all, fields(otel.name = %format_args!("store get {}", R::NAMESPACE.as_str())))]
     pub(crate) async fn get<R: Record>(
         &self,
         tenant: &TenantId,
@@ -365,6 +367,7 @@ impl Records {
     }
 
     /// Reads and deletes in one step: at most one caller ever sees the record.
+    #[tracing::instrument(level = "debug", name = "store", skip_all, fields(otel.name = %format_args!("store take {}", R::NAMESPACE.as_str())))]
     pub(crate) async fn take<R: Record>(
         &self,
         tenant: &TenantId,
@@ -380,6 +383,7 @@ impl Records {
 
     /// Applies `group` all together or not at all; `false` (nothing written) if one of its
     /// conditions does not hold.
+    #[tracing::instrument(level = "debug", name = "store", skip_all, fields(otel.name = "store write"))]
     pub(crate) async fn write_all(&self, group: WriteGroup, now: u64) -> Result<bool, StoreError> {
         self.store
             .write_all(group.writes, now, self.durability)
@@ -387,6 +391,7 @@ impl Records {
     }
 
     /// Writes `value` if the record is still at `current.revision`; `false` if someone else wrote first.
+    #[tracing::instrument(level = "debug", name = "store", skip_all, fields(otel.name = %format_args!("store update {}", R::NAMESPACE.as_str())))]
     pub(crate) async fn update<R: Record>(
         &self,
         tenant: &TenantId,
@@ -406,6 +411,7 @@ impl Records {
             .await
     }
 
+    #[tracing::instrument(level = "debug", name = "store", skip_all, fields(otel.name = %format_args!("store remove {}", R::NAMESPACE.as_str())))]
     pub(crate) async fn remove<R: Record>(
         &self,
         tenant: &TenantId,
@@ -419,6 +425,7 @@ impl Records {
     /// Calls `each` with every live record of one namespace of one tenant whose id starts with
     /// `id_prefix`, and its id, in id order and page by page, until `each` says to stop
     /// (`Ok(false)`) or fails.
+    #[tracing::instrument(level = "debug", name = "store", skip_all, fields(otel.name = %format_args!("store walk {}", R::NAMESPACE.as_str())))]
     pub(crate) async fn walk<R: Record>(
         &self,
         tenant: &TenantId,
@@ -458,6 +465,7 @@ impl Records {
     }
 
     /// Live records of one namespace of one tenant, up to `limit`.
+    #[tracing::instrument(level = "debug", name = "store", skip_all, fields(otel.name = %format_args!("store list {}", R::NAMESPACE.as_str())))]
     pub async fn list<R: Record>(
         &self,
         tenant: &TenantId,

@@ -17,6 +17,7 @@ use crate::config::Tenant;
 use crate::config::tenant::AppConfig;
 use crate::domain::{ScopeSet, TenantId};
 use crate::net::fetch::error_chain;
+use tracing::Instrument;
 
 /// What the IdP handed out; kept only sealed.
 #[derive(Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -168,9 +169,15 @@ impl UpstreamClient {
         };
         let m = crate::metrics::metrics();
         let started = std::time::Instant::now();
+        let span = crate::telemetry::client_span("idp token", "POST", &endpoints.token_endpoint);
         let result = self
             .call_token_endpoint(tenant, endpoints, app, form, now)
+            .instrument(span.clone())
             .await;
+        crate::telemetry::record_outcome(
+            &span,
+            result.as_ref().err().map(|e| e.metric_code()).as_deref(),
+        );
         m.upstream_seconds
             .with_label_values(&[tenant.id.as_str(), call])
             .observe(started.elapsed().as_secs_f64());
@@ -215,7 +222,8 @@ impl UpstreamClient {
         let mut request = self
             .http
             .for_tenant(&tenant.id)
-            .post(&endpoints.token_endpoint)
+            .post(&endpoints.token_endpoint);
+        request = crate::telemetry::propagate(request)
             .header(reqwest::header::ACCEPT, "application/json")
             .form(&form);
         if let Some(h) = auth.basic_header() {

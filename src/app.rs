@@ -17,7 +17,9 @@ use crate::minting::SigningKeys;
 use crate::oauth::AuthServer;
 use crate::oauth::registration::ClientRegistry;
 use crate::reload::{Reloader, TenantSet, TenantSetError, fingerprint};
-use crate::store::{PostgresLocation, PostgresStore, Records, SledStore, Store, StoreError};
+use crate::store::{
+    Counted, PostgresLocation, PostgresStore, Records, SledStore, Store, StoreError,
+};
 use crate::upstream::UpstreamDirectory;
 
 pub use crate::http::state::{AppState, unix_now};
@@ -234,7 +236,7 @@ pub async fn open_offline(settings: &Settings) -> Result<web::Data<AppState>, St
 /// must share the server secret too: it is then required as a file.
 async fn open_store(settings: &Settings) -> Result<Arc<dyn Store>, StartError> {
     if let Some(dir) = settings.sled_dir() {
-        return Ok(Arc::new(SledStore::open(&dir).await?));
+        return Ok(Arc::new(Counted(SledStore::open(&dir).await?)));
     }
     let url = settings
         .store
@@ -258,7 +260,7 @@ async fn open_store(settings: &Settings) -> Result<Arc<dyn Store>, StartError> {
     });
     let store = PostgresStore::open(&location, workers + 2).await?;
     tracing::info!(store = %location.describe(), "store: PostgreSQL");
-    Ok(Arc::new(store))
+    Ok(Arc::new(Counted(store)))
 }
 
 /// Makes sure grants can be found by user and client without reading them all

@@ -579,6 +579,35 @@ async fn serve(args: ServeArgs) -> ExitCode {
     }
 }
 
+/// Each `private_key_jwt` app's certificate: valid until when, a warning within 30 days of
+/// its end, an error once it has ended. Returns whether one has ended.
+fn report_certificates(t: &dcr_shim::config::Tenant) -> bool {
+    const SOON: u64 = 30 * 24 * 3600;
+    let now = dcr_shim::app::unix_now();
+    let mut expired = false;
+    for (app, expiry) in t.certificate_expiries() {
+        // An unreadable pair is already a problem of the tenant file.
+        let Ok(not_after) = expiry else { continue };
+        let date = humantime::format_rfc3339_seconds(
+            std::time::UNIX_EPOCH + std::time::Duration::from_secs(not_after),
+        );
+        if not_after <= now {
+            println!(
+                "  error: app '{app}': its certificate expired at {date}; Entra refuses its client assertions (AADSTS700027). Make a new key and certificate, upload the certificate to the app registration (Certificates & secrets), and point certificate_file and key_file at them"
+            );
+            expired = true;
+        } else if not_after - now <= SOON {
+            println!(
+                "  warning: app '{app}': its certificate expires at {date}, in {} days; upload a new one to the app registration before then and point certificate_file and key_file at it",
+                (not_after - now) / 86_400
+            );
+        } else {
+            println!("  app '{app}': certificate valid until {date}");
+        }
+    }
+    expired
+}
+
 async fn check(args: CommonArgs) -> ExitCode {
     let tenants = match load_tenants(&args.tenants, &args.public_url) {
         Ok(t) => t,
@@ -607,6 +636,10 @@ async fn check(args: CommonArgs) -> ExitCode {
             println!("    {}", t.grant_lifetimes(r).summary());
         }
         for line in t.access_summary() {
+            println!("  {line}");
+        }
+        failed |= report_certificates(t);
+        for line in dcr_shim::config::entra_checklist::entra_checklist(t) {
             println!("  {line}");
         }
         if dcr_shim::upstream::provider::Provider::of(t).is_built_in() {

@@ -45,6 +45,10 @@ pub(crate) struct Metrics {
     pub(crate) cimd: IntCounterVec,
     /// 1 while a tenant's IdP is discovered (or built in), else 0.
     pub(crate) upstream_up: IntGaugeVec,
+    /// When each app's certificate expires (Unix seconds), by tenant, app and kind.
+    pub(crate) credential_expiry: IntGaugeVec,
+    /// Store operations that failed, by kind of failure.
+    pub(crate) store_errors: IntCounterVec,
     /// Reloads of the tenant files by outcome (`applied`, `refused`).
     pub(crate) tenant_reloads: IntCounterVec,
     /// How long each flush of the store to disk took (one flush covers many writes).
@@ -152,6 +156,9 @@ pub(crate) const RATE_LIMITS: [&str; 6] = [
 ];
 
 /// The `outcome` label values of `cimd`.
+/// The kinds of store failure (`store/counted.rs`), counted from zero.
+const STORE_ERROR_KINDS: [&str; 3] = ["backend", "unavailable", "corrupt"];
+
 const CIMD_OUTCOMES: [&str; 6] = [
     "fetched",
     "cache_hit",
@@ -191,6 +198,29 @@ impl Metrics {
         .unwrap_or_else(|e| unreachable!("metric: {e}"));
         r.register(Box::new(upstream_up.clone()))
             .unwrap_or_else(|e| unreachable!("metric: {e}"));
+        let credential_expiry = IntGaugeVec::new(
+            Opts::new(
+                "dcr_shim_credential_expiry_timestamp_seconds",
+                "when an app's credential stops being valid (Unix seconds); private_key_jwt certificates, set at every load of the tenant files",
+            ),
+            &["tenant", "app", "kind"],
+        )
+        .unwrap_or_else(|e| unreachable!("metric: {e}"));
+        r.register(Box::new(credential_expiry.clone()))
+            .unwrap_or_else(|e| unreachable!("metric: {e}"));
+        let store_errors = IntCounterVec::new(
+            Opts::new(
+                "dcr_shim_store_errors_total",
+                "store operations that failed: backend (I/O, database), unavailable (a timeout, no connection), corrupt (a record that cannot be read)",
+            ),
+            &["kind"],
+        )
+        .unwrap_or_else(|e| unreachable!("metric: {e}"));
+        r.register(Box::new(store_errors.clone()))
+            .unwrap_or_else(|e| unreachable!("metric: {e}"));
+        for kind in STORE_ERROR_KINDS {
+            store_errors.with_label_values(&[kind]);
+        }
         let store_bytes = IntGauge::new("dcr_shim_store_size_bytes", "the store's size on disk")
             .unwrap_or_else(|e| unreachable!("metric: {e}"));
         r.register(Box::new(store_bytes.clone()))
@@ -301,6 +331,8 @@ impl Metrics {
             store_flush_seconds,
             store_bytes,
             upstream_up,
+            credential_expiry,
+            store_errors,
             process,
             registry: r,
         }

@@ -201,8 +201,23 @@ impl Reloader {
         self.state.auth().install_upstream(upstream);
         self.state.registry().install_resolvers(set.resolvers);
         self.dev_idps.install(set.dev_idps);
+        let m = crate::metrics::metrics();
+        m.credential_expiry.reset();
         for t in &set.tenants {
-            crate::metrics::metrics().initialize_tenant(t.id.as_str());
+            m.initialize_tenant(t.id.as_str());
+            for (app, expiry) in t.certificate_expiries() {
+                if let Ok(not_after) = expiry {
+                    let now = crate::app::unix_now();
+                    if not_after <= now {
+                        tracing::error!(tenant = %t.id, app, "the app's certificate has expired: Entra refuses its client assertions (AADSTS700027) and its logins fail; upload a new certificate to the app registration and point certificate_file and key_file at it");
+                    } else if not_after - now <= 30 * 24 * 3600 {
+                        tracing::warn!(tenant = %t.id, app, days_left = (not_after - now) / 86_400, "the app's certificate expires within 30 days; upload a new one to the app registration before then");
+                    }
+                    m.credential_expiry
+                        .with_label_values(&[t.id.as_str(), app, "certificate"])
+                        .set(i64::try_from(not_after).unwrap_or(i64::MAX));
+                }
+            }
         }
         self.state.install_tenants(set.tenants.clone());
         difference(&before, &set.tenants)

@@ -1,6 +1,7 @@
 //! Configuration: server settings and tenant files (parsed and validated, problems with file and field).
 
 pub mod downstream_api;
+pub mod entra_checklist;
 pub mod grant_lifetime;
 pub(crate) mod host_pattern;
 pub mod resource_server;

@@ -57,6 +57,27 @@ fn join(hosts: &[super::host_pattern::HostPattern]) -> String {
 }
 
 impl Tenant {
+    /// Each `private_key_jwt` app's name with when its certificate stops being valid (Unix
+    /// seconds), or why that cannot be read.
+    pub fn certificate_expiries(&self) -> Vec<(&str, Result<u64, String>)> {
+        self.config
+            .apps
+            .iter()
+            .filter_map(|app| match &app.credential {
+                CredentialConfig::PrivateKeyJwt {
+                    certificate_file,
+                    key_file,
+                    ..
+                } => Some((
+                    app.name.as_str(),
+                    crate::crypto::app_key::AppSigningKey::load(key_file, certificate_file)
+                        .map(|k| k.not_after),
+                )),
+                _ => None,
+            })
+            .collect()
+    }
+
     pub(crate) fn app(&self, name: &str) -> Option<&AppConfig> {
         self.config.apps.iter().find(|a| a.name == name)
     }
@@ -772,18 +793,15 @@ fn validate_upstream(u: &UpstreamConfig, public_url: &Url, p: &mut Problems) {
             authority,
             ..
         } => {
-            let ok = !directory_id.is_empty()
-                && directory_id
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.');
-            if !ok {
-                p.add("upstream.directory_id", "must be the Entra directory (tenant) id, a GUID such as 72f988bf-86f1-41af-91ab-2d7cd011db47, or a verified domain such as contoso.onmicrosoft.com");
-            }
             if matches!(
                 directory_id.as_str(),
                 "common" | "organizations" | "consumers"
             ) {
                 p.add("upstream.directory_id", "multi-tenant endpoints are not supported; give the directory id of the tenant whose users log in");
+            } else if !is_guid(directory_id) {
+                // A verified domain reaches the same endpoints, but Entra's discovery document
+                // and tokens name the directory by its GUID, so the issuer would never match.
+                p.add("upstream.directory_id", format!("'{}' is not a GUID: give the directory (tenant) id, e.g. 72f988bf-86f1-41af-91ab-2d7cd011db47 (Entra admin center → Overview → Tenant ID); a domain name is not accepted, since Entra's tokens name the directory by its id", directory_id.escape_debug()));
             }
             check_url("upstream.authority", authority, p);
         }
@@ -803,6 +821,16 @@ fn validate_upstream(u: &UpstreamConfig, public_url: &Url, p: &mut Problems) {
             }
         }
     }
+}
+
+/// A GUID in its usual text form (8-4-4-4-12 hex digits), as Entra writes ids.
+fn is_guid(s: &str) -> bool {
+    let groups: Vec<&str> = s.split('-').collect();
+    groups.len() == 5
+        && groups
+            .iter()
+            .zip([8, 4, 4, 4, 12])
+            .all(|(g, n)| g.len() == n && g.bytes().all(|b| b.is_ascii_hexdigit()))
 }
 
 fn validate_apps(c: &TenantConfig, p: &mut Problems) {
@@ -829,6 +857,8 @@ fn validate_apps(c: &TenantConfig, p: &mut Problems) {
                 &at("client_id"),
                 "must be the app's client id at the IdP (Entra: the Application (client) ID)",
             );
+        } else if matches!(c.upstream, UpstreamConfig::Entra { .. }) && !is_guid(&app.client_id) {
+            p.add(&at("client_id"), format!("'{}' is not a GUID: give the app registration's Application (client) ID from its Overview page, not its display name", app.client_id.escape_debug()));
         }
         for (j, s) in app.scopes.iter().enumerate() {
             if !is_scope_token(s) {

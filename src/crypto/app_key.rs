@@ -17,6 +17,38 @@ pub(crate) struct AppSigningKey {
     pub(crate) x5t_s256: String,
     /// base64url SHA-1 of the certificate's DER (RFC 7515 §4.1.7).
     pub(crate) x5t_sha1: String,
+    /// When the certificate stops being valid (Unix seconds): Entra refuses its assertions
+    /// from then on (AADSTS700027).
+    pub(crate) not_after: u64,
+}
+
+/// The end of a DER certificate's validity (Unix seconds) and its public key (SPKI, DER).
+fn certificate_facts(der: &[u8]) -> Result<(u64, Vec<u8>), String> {
+    use x509_cert::der::{Decode, Encode};
+    let cert = x509_cert::Certificate::from_der(der).map_err(|e| e.to_string())?;
+    let not_after = cert
+        .tbs_certificate
+        .validity
+        .not_after
+        .to_unix_duration()
+        .as_secs();
+    let spki = cert
+        .tbs_certificate
+        .subject_public_key_info
+        .to_der()
+        .map_err(|e| e.to_string())?;
+    Ok((not_after, spki))
+}
+
+/// The public key (SPKI, DER) of an RSA private key in PEM (PKCS#8 or PKCS#1).
+fn public_key_of(key_pem: &str) -> Option<Vec<u8>> {
+    use rsa::pkcs1::DecodeRsaPrivateKey;
+    use rsa::pkcs8::{DecodePrivateKey, EncodePublicKey};
+    let key = rsa::RsaPrivateKey::from_pkcs8_pem(key_pem)
+        .or_else(|_| rsa::RsaPrivateKey::from_pkcs1_pem(key_pem))
+        .ok()?;
+    let der = rsa::RsaPublicKey::from(&key).to_public_key_der().ok()?;
+    Some(der.as_bytes().to_vec())
 }
 
 impl AppSigningKey {
@@ -45,12 +77,32 @@ impl AppSigningKey {
                 cert.tag()
             ));
         }
+        let (not_after, cert_public_key) = certificate_facts(cert.contents()).map_err(|e| {
+            format!(
+                "{} is not an X.509 certificate: {e}",
+                certificate_file.display()
+            )
+        })?;
+        // A key that is not the certificate's signs assertions Entra refuses (AADSTS700027)
+        // at every login: said here, where the two files are named.
+        if String::from_utf8(key_pem)
+            .ok()
+            .and_then(|pem| public_key_of(&pem))
+            .is_some_and(|k| k != cert_public_key)
+        {
+            return Err(format!(
+                "the private key {} does not belong to the certificate {} (their public keys differ): give the key the certificate was made from, or the certificate of this key",
+                key_file.display(),
+                certificate_file.display()
+            ));
+        }
         let x5t_s256 = URL_SAFE_NO_PAD.encode(Sha256::digest(cert.contents()));
         let x5t_sha1 = URL_SAFE_NO_PAD.encode(sha1::Sha1::digest(cert.contents()));
         Ok(Self {
             key,
             x5t_s256,
             x5t_sha1,
+            not_after,
         })
     }
 }

@@ -6,6 +6,7 @@
 //! answers: a success answer goes out only after the records it depends on are on disk.
 
 mod copy;
+mod counted;
 mod group_commit;
 pub mod postgres;
 pub(crate) mod sled_store;
@@ -20,6 +21,7 @@ use crate::crypto::HandleKey;
 use crate::domain::{ClientId, TenantId};
 
 pub use copy::{Copied, copy};
+pub use counted::Counted;
 pub use postgres::{PostgresLocation, PostgresStore};
 pub use sled_store::SledStore;
 

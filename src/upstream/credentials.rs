@@ -81,6 +81,7 @@ impl LoadedCredential {
                     key,
                     x5t_s256,
                     x5t_sha1,
+                    ..
                 } = AppSigningKey::load(key_file, certificate_file)?;
                 let algorithm = match algorithm {
                     SigningAlgorithm::PS256 => Algorithm::PS256,

@@ -193,7 +193,7 @@ kind = "entra"
 directory_id = "00000000-0000-0000-0000-000000000000"
 [[apps]]
 name = "a"
-client_id = "x"
+client_id = "aaaaaaaa-0000-0000-0000-00000000000a"
 scopes = ["api://mcp-files/files.read", "api://mcp-files/files.delete"]
 credential = { kind = "none" }
 [[resources]]
@@ -271,4 +271,110 @@ fn the_version_names_the_release_and_the_commit() {
     assert_eq!(first["message"], "dcr-shim starting");
     assert_eq!(first["version"], env!("CARGO_PKG_VERSION"));
     assert_eq!(first["commit"].as_str(), Some(rest));
+}
+
+/// A certificate for the fixture app key valid until `not_after`, in `dir` (`name`).
+fn app_certificate(
+    dir: &std::path::Path,
+    name: &str,
+    not_after: std::time::SystemTime,
+) -> std::path::PathBuf {
+    let fixtures = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+    let key_pem = std::fs::read_to_string(fixtures.join("app-key.pem")).unwrap();
+    let key = rcgen::KeyPair::from_pem_and_sign_algo(&key_pem, &rcgen::PKCS_RSA_SHA256).unwrap();
+    let mut params = rcgen::CertificateParams::new(vec!["agents.example".into()]).unwrap();
+    params.not_before =
+        (std::time::SystemTime::now() - std::time::Duration::from_secs(86_400)).into();
+    params.not_after = not_after.into();
+    let cert = params.self_signed(&key).unwrap();
+    let path = dir.join(name);
+    std::fs::write(&path, cert.pem()).unwrap();
+    path
+}
+
+/// Issue 23, item 6: `check` as an Entra preflight. Ids that are not GUIDs, a key that is not
+/// its certificate's, an expired certificate and one about to expire are each reported (all of
+/// them, with file and field, never a Rust type name), and the portal checklist names the
+/// redirect URI, the API to expose and the permissions of each app.
+#[test]
+fn check_is_an_entra_preflight() {
+    let dir = tempfile::tempdir().unwrap();
+    let secrets = tempfile::tempdir().unwrap();
+    let fixtures = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+    let key = secrets.path().join("app-key.pem");
+    crate::helpers::write_private(
+        &key,
+        &std::fs::read_to_string(fixtures.join("app-key.pem")).unwrap(),
+    );
+    let day = std::time::Duration::from_secs(86_400);
+    let now = std::time::SystemTime::now();
+    let expired = app_certificate(secrets.path(), "expired.pem", now - day);
+    let soon = app_certificate(secrets.path(), "soon.pem", now + 10 * day);
+    let fine = app_certificate(secrets.path(), "fine.pem", now + 400 * day);
+    // Another key's certificate: the fixture key does not belong to it.
+    let other = rcgen::KeyPair::generate().unwrap();
+    let mut params = rcgen::CertificateParams::new(vec!["other.example".into()]).unwrap();
+    params.not_after = (now + 400 * day).into();
+    let foreign = secrets.path().join("foreign.pem");
+    std::fs::write(&foreign, params.self_signed(&other).unwrap().pem()).unwrap();
+    let jwt = |name: &str, id: &str, cert: &std::path::Path| {
+        format!(
+            "[[apps]]\nname = \"{name}\"\nclient_id = \"{id}\"\ncredential = {{ kind = \"private_key_jwt\", certificate_file = {cert:?}, key_file = {key:?} }}\n"
+        )
+    };
+    let good_id = "aaaaaaaa-0000-0000-0000-000000000001";
+    let tenant = |directory: &str, apps: &str| {
+        format!(
+            "[upstream]\nkind = \"entra\"\ndirectory_id = \"{directory}\"\nauthority = \"http://127.0.0.1:9\"\n{apps}[[resources]]\nuri = \"https://mcp.example.com/files\"\nscopes = [{{ name = \"files.read\", upstream = \"api://mcp-files/files.read\" }}]\n"
+        )
+    };
+    std::fs::write(
+        dir.path().join("ids.toml"),
+        tenant(
+            "contoso.onmicrosoft.com",
+            &(jwt("named", "agents-app", &fine) + &jwt("mismatched", good_id, &foreign)),
+        ),
+    )
+    .unwrap();
+    let (code, out) = run(&["check"], dir.path());
+    assert_eq!(code, 1, "{out}");
+    for expected in [
+        "ids.toml: upstream.directory_id: 'contoso.onmicrosoft.com' is not a GUID",
+        "ids.toml: apps[0].client_id: 'agents-app' is not a GUID",
+        "does not belong to the certificate",
+    ] {
+        assert!(out.contains(expected), "missing {expected:?} in:\n{out}");
+    }
+    assert!(
+        !out.contains("Error {") && !out.contains("Os {"),
+        "a Rust type name: {out}"
+    );
+
+    std::fs::remove_file(dir.path().join("ids.toml")).unwrap();
+    std::fs::write(
+        dir.path().join("contoso.toml"),
+        tenant(
+            "11111111-2222-3333-4444-555555555555",
+            &(jwt("expired", good_id, &expired)
+                + &jwt("soon", "aaaaaaaa-0000-0000-0000-000000000002", &soon)
+                + &jwt("fine", "aaaaaaaa-0000-0000-0000-000000000003", &fine)),
+        ),
+    )
+    .unwrap();
+    let (code, out) = run(
+        &["check", "--public-url", "https://auth.contoso.com"],
+        dir.path(),
+    );
+    assert_eq!(code, 1, "an expired certificate fails the check:\n{out}");
+    for expected in [
+        "error: app 'expired': its certificate expired at",
+        "warning: app 'soon': its certificate expires at",
+        "app 'fine': certificate valid until",
+        "redirect URI https://auth.contoso.com/contoso/callback (Web",
+        "Application ID URI api://mcp-files, scopes files.read",
+        "\"requestedAccessTokenVersion\": 2",
+        "API permissions → delegated api://mcp-files/files.read",
+    ] {
+        assert!(out.contains(expected), "missing {expected:?} in:\n{out}");
+    }
 }

@@ -162,7 +162,7 @@ directory_id = "99999999-9999-9999-9999-999999999999"
 authority = "{authority}"
 [[apps]]
 name = "a"
-client_id = "x"
+client_id = "aaaaaaaa-0000-0000-0000-00000000000a"
 credential = {{ kind = "none" }}
 [[resources]]
 uri = "https://mcp.example/files"

@@ -1,4 +1,5 @@
 # shellcheck shell=bash
+# shellcheck disable=SC2034  # the variables it sets are for the caller
 # A whole login at a tenant on the built-in dev IdP, with curl, for the shell tests (the
 # Prometheus, OpenTelemetry and container tests): registration, authorize with PKCE, consent,
 # the dev IdP's sign-in as alice, the callback and the code exchange.

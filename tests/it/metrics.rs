@@ -159,6 +159,9 @@ async fn alerting_series_exist_at_zero_from_the_start() {
         "dcr_shim_upstream_errors_total{call=refresh,code=unreachable,tenant=zeroes}".to_owned(),
         "dcr_shim_logins_total{outcome=started,tenant=zeroes}".to_owned(),
         "dcr_shim_refreshes_total{outcome=ok,tenant=zeroes}".to_owned(),
+        "dcr_shim_store_errors_total{kind=backend}".to_owned(),
+        "dcr_shim_store_errors_total{kind=unavailable}".to_owned(),
+        "dcr_shim_store_errors_total{kind=corrupt}".to_owned(),
     ];
     for limit in [
         "address",

@@ -110,7 +110,8 @@ where
                     || (meta.target().starts_with("dcr_shim::store")
                         && cx.lookup_current().is_some()));
         }
-        *meta.level() <= tracing::Level::WARN
+        // Only the shim's own warnings: another crate's may carry what only the log should.
+        meta.target().starts_with("dcr_shim") && *meta.level() <= tracing::Level::WARN
     });
     Ok(Some(
         tracing_opentelemetry::layer()

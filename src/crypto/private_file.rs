@@ -37,7 +37,7 @@ impl std::fmt::Display for Exposure {
         let groups: Vec<String> = self.own_groups.iter().map(u32::to_string).collect();
         write!(
             f,
-            "mode {:04o}, owner uid {}, group gid {}: {}. Accepted: readable by its owner alone (0600, 0400), or by its owner and group (0640, 0440) when the group is one of this process's groups (gid {}), as a Kubernetes Secret volume with defaultMode 0440 and the pod's fsGroup mounts it",
+            "mode {:04o}, owner uid {}, group gid {}: {}. Accepted: readable by its owner alone (0600, 0400), or by its owner and group (0640, 0440) when the group is one of this process's groups (gid {}) and the owner root or this process's user, as a Kubernetes Secret volume with defaultMode 0440 and the pod's fsGroup mounts it (every member of that group can read it then)",
             self.mode,
             self.owner,
             self.group,
@@ -47,16 +47,14 @@ impl std::fmt::Display for Exposure {
     }
 }
 
-/// The text of `path`, refused if it is exposed (see the module's rules).
+/// The text of `path` (after symlinks: a Secret volume's files are links into `..data/`),
+/// refused if it is exposed (see the module's rules). The file is opened once and the mode
+/// checked is the open file's, so a link swapped between the check and the read changes
+/// nothing.
 pub(crate) fn read_private(path: &Path) -> Result<String, PrivateFileError> {
-    check_private(path)?;
-    std::fs::read_to_string(path).map_err(PrivateFileError::Read)
-}
-
-/// Whether `path` (after symlinks: a Secret volume's files are links into `..data/`) is a
-/// file only its owner, and at most this process's own group, may read.
-pub(crate) fn check_private(path: &Path) -> Result<(), PrivateFileError> {
-    let meta = std::fs::metadata(path).map_err(PrivateFileError::Read)?;
+    use std::io::Read;
+    let mut file = std::fs::File::open(path).map_err(PrivateFileError::Read)?;
+    let meta = file.metadata().map_err(PrivateFileError::Read)?;
     if meta.is_dir() {
         return Err(PrivateFileError::Directory);
     }
@@ -64,9 +62,11 @@ pub(crate) fn check_private(path: &Path) -> Result<(), PrivateFileError> {
     {
         use std::os::unix::fs::MetadataExt;
         let own_groups = own_groups();
-        if let Some(why) = exposure(meta.mode() & 0o7777, meta.gid(), &own_groups) {
+        let owner_trusted = meta.uid() == 0 || meta.uid() == rustix::process::geteuid().as_raw();
+        let mode = meta.mode() & 0o7777;
+        if let Some(why) = exposure(mode, meta.gid(), &own_groups, owner_trusted) {
             return Err(PrivateFileError::Exposed(Exposure {
-                mode: meta.mode() & 0o7777,
+                mode,
                 owner: meta.uid(),
                 group: meta.gid(),
                 why,
@@ -74,11 +74,16 @@ pub(crate) fn check_private(path: &Path) -> Result<(), PrivateFileError> {
             }));
         }
     }
-    Ok(())
+    let mut text = String::new();
+    file.read_to_string(&mut text)
+        .map_err(PrivateFileError::Read)?;
+    Ok(text)
 }
 
 /// The rule a file of `mode` and group `gid` breaks, if any, for a process in `own_groups`.
-fn exposure(mode: u32, gid: u32, own_groups: &[u32]) -> Option<&'static str> {
+/// Group-read is accepted only from a file root or this process owns (`owner_trusted`): any
+/// other owner could rewrite it.
+fn exposure(mode: u32, gid: u32, own_groups: &[u32], owner_trusted: bool) -> Option<&'static str> {
     if mode & 0o002 != 0 {
         Some("others may change it")
     } else if mode & 0o004 != 0 {
@@ -89,6 +94,8 @@ fn exposure(mode: u32, gid: u32, own_groups: &[u32]) -> Option<&'static str> {
         Some("its group may change it")
     } else if mode & 0o040 != 0 && !own_groups.contains(&gid) {
         Some("its group may read it and this process is not in that group")
+    } else if mode & 0o040 != 0 && !owner_trusted {
+        Some("its group may read it and its owner is neither root nor this process's user")
     } else if mode & 0o010 != 0 {
         Some("its group may execute it")
     } else {
@@ -163,24 +170,21 @@ mod tests {
     #[test]
     fn the_modes_a_secret_volume_gives_are_accepted_only_in_its_group() {
         let ours = [10001, 2000];
-        assert_eq!(exposure(0o600, 0, &ours), None);
-        assert_eq!(exposure(0o400, 0, &ours), None);
-        // A Secret volume with defaultMode 0440 and fsGroup 2000.
-        assert_eq!(exposure(0o440, 2000, &ours), None);
-        assert_eq!(exposure(0o640, 2000, &ours), None);
-        assert!(
-            exposure(0o440, 3000, &ours)
-                .unwrap()
-                .contains("not in that group")
-        );
+        assert_eq!(exposure(0o600, 0, &ours, true), None);
+        assert_eq!(exposure(0o400, 0, &ours, true), None);
+        // A Secret volume with defaultMode 0440 and fsGroup 2000 (root-owned files).
+        assert_eq!(exposure(0o440, 2000, &ours, true), None);
+        assert_eq!(exposure(0o640, 2000, &ours, true), None);
+        let refused = |mode, gid, trusted| exposure(mode, gid, &ours, trusted).unwrap_or_default();
+        assert!(refused(0o440, 3000, true).contains("not in that group"));
+        // Group-readable, owned by someone who could rewrite it.
+        assert!(refused(0o440, 2000, false).contains("owner"));
+        assert_eq!(exposure(0o600, 0, &ours, false), None);
         // Kubernetes' default mode for a Secret volume: readable by anyone.
-        assert_eq!(exposure(0o644, 2000, &ours), Some("others may read it"));
-        assert_eq!(exposure(0o444, 2000, &ours), Some("others may read it"));
-        assert_eq!(exposure(0o602, 0, &ours), Some("others may change it"));
-        assert_eq!(
-            exposure(0o460, 2000, &ours),
-            Some("its group may change it")
-        );
+        assert_eq!(refused(0o644, 2000, true), "others may read it");
+        assert_eq!(refused(0o444, 2000, true), "others may read it");
+        assert_eq!(refused(0o602, 0, true), "others may change it");
+        assert_eq!(refused(0o460, 2000, true), "its group may change it");
     }
 
     #[test]

@@ -18,6 +18,15 @@ fn is_bidi_format(c: char) -> bool {
         | '\u{E0001}' | '\u{E0020}'..='\u{E007F}')
 }
 
+/// `s` cut to at most `max` bytes, at a character boundary.
+pub(crate) fn bounded(s: &str, max: usize) -> &str {
+    let mut end = s.len().min(max);
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}
+
 /// Whether `s` holds a control character (C0, DEL, C1: terminal escapes, line breaks that
 /// forge log lines) or a bidirectional formatting character.
 pub(crate) fn has_control_or_bidi(s: &str) -> bool {

@@ -213,7 +213,9 @@ where
     } else if traced {
         // The OpenTelemetry view of the same span (`telemetry.rs`): a server span named by
         // method and route; the OAuth client and the status are recorded once known.
-        let span = tracing::info_span!("request", id = %request_id, method = %req.method(), path = %req.path(), client = %client,
+        // The path bounded: a span is held until it is exported, and a path may be long.
+        let path = crate::domain::text::bounded(req.path(), 200);
+        let span = tracing::info_span!("request", id = %request_id, method = %req.method(), path = %path, client = %client,
             otel.name = %format_args!("{} {route}", req.method()), otel.kind = "server", http.route = route,
             tenant = tenant.as_ref().map(|t| t.id.as_str()), client_id = tracing::field::Empty,
             http.response.status_code = tracing::field::Empty, otel.status_code = tracing::field::Empty);

@@ -222,7 +222,7 @@ struct EntraReplicas {
 
 async fn entra_replicas(url: &str) -> EntraReplicas {
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("secret"), crate::fake_entra::APP_SECRET).unwrap();
+    crate::helpers::write_private(&dir.path().join("secret"), crate::fake_entra::APP_SECRET);
     let idp = crate::fake_entra::start(dir.path().join("federated-token")).await;
     let docs = crate::tls_server::DocServer::start(dir.path()).await;
     let tenants = dir.path().join("tenants");

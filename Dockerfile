@@ -43,17 +43,18 @@ HEALTHCHECK --interval=15s --timeout=5s --start-period=20s --retries=3 \
     CMD ["dcr-shim", "healthcheck"]
 ENTRYPOINT ["dcr-shim"]
 CMD ["serve"]
-
-FROM runtime AS prebuilt
-# The binary's path in the build context.
-ARG BINARY=deploy/image/no-binary
-COPY ${BINARY} /usr/local/bin/dcr-shim
+# Last in the stage: a new version or date rebuilds no layer but this one.
 ARG VERSION=unknown
 ARG REVISION=unknown
 ARG CREATED=unknown
 LABEL org.opencontainers.image.version="${VERSION}" \
       org.opencontainers.image.revision="${REVISION}" \
       org.opencontainers.image.created="${CREATED}"
+
+FROM runtime AS prebuilt
+# The binary's path in the build context.
+ARG BINARY=deploy/image/no-binary
+COPY ${BINARY} /usr/local/bin/dcr-shim
 
 FROM ${RUST_IMAGE} AS build
 WORKDIR /src
@@ -77,9 +78,3 @@ RUN DCR_SHIM_COMMIT=${DCR_SHIM_COMMIT} cargo build --release --locked --bin dcr-
 
 FROM runtime
 COPY --from=build /src/target/release/dcr-shim /usr/local/bin/dcr-shim
-ARG VERSION=unknown
-ARG REVISION=unknown
-ARG CREATED=unknown
-LABEL org.opencontainers.image.version="${VERSION}" \
-      org.opencontainers.image.revision="${REVISION}" \
-      org.opencontainers.image.created="${CREATED}"

@@ -582,7 +582,7 @@ async fn serve(args: ServeArgs) -> ExitCode {
 /// Each `private_key_jwt` app's certificate: valid until when, a warning within 30 days of
 /// its end, an error once it has ended. Returns whether one has ended.
 fn report_certificates(t: &dcr_shim::config::Tenant) -> bool {
-    const SOON: u64 = 30 * 24 * 3600;
+    use dcr_shim::crypto::app_key::CertificateDeadline;
     let now = dcr_shim::app::unix_now();
     let mut expired = false;
     for (app, expiry) in t.certificate_expiries() {
@@ -591,18 +591,19 @@ fn report_certificates(t: &dcr_shim::config::Tenant) -> bool {
         let date = humantime::format_rfc3339_seconds(
             std::time::UNIX_EPOCH + std::time::Duration::from_secs(not_after),
         );
-        if not_after <= now {
-            println!(
-                "  error: app '{app}': its certificate expired at {date}; Entra refuses its client assertions (AADSTS700027). Make a new key and certificate, upload the certificate to the app registration (Certificates & secrets), and point certificate_file and key_file at them"
-            );
-            expired = true;
-        } else if not_after - now <= SOON {
-            println!(
-                "  warning: app '{app}': its certificate expires at {date}, in {} days; upload a new one to the app registration before then and point certificate_file and key_file at it",
-                (not_after - now) / 86_400
-            );
-        } else {
-            println!("  app '{app}': certificate valid until {date}");
+        match CertificateDeadline::of(not_after, now) {
+            CertificateDeadline::Ended => {
+                println!(
+                    "  error: app '{app}': its certificate expired at {date}; Entra refuses its client assertions (AADSTS700027). Make a new key and certificate, upload the certificate to the app registration (Certificates & secrets), and point certificate_file and key_file at them"
+                );
+                expired = true;
+            }
+            CertificateDeadline::Near { days } => println!(
+                "  warning: app '{app}': its certificate expires at {date}, in {days} days; upload a new one to the app registration before then and point certificate_file and key_file at it"
+            ),
+            CertificateDeadline::Later => {
+                println!("  app '{app}': certificate valid until {date}")
+            }
         }
     }
     expired

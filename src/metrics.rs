@@ -155,10 +155,10 @@ pub(crate) const RATE_LIMITS: [&str; 6] = [
     "login_browser",
 ];
 
-/// The `outcome` label values of `cimd`.
 /// The kinds of store failure (`store/counted.rs`), counted from zero.
 const STORE_ERROR_KINDS: [&str; 3] = ["backend", "unavailable", "corrupt"];
 
+/// The `outcome` label values of `cimd`.
 const CIMD_OUTCOMES: [&str; 6] = [
     "fetched",
     "cache_hit",

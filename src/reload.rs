@@ -198,26 +198,12 @@ impl Reloader {
         let upstream =
             UpstreamClient::new(set.http.clone(), &serving, DevIdps::in_process(&in_process));
         self.state.upstreams().follow(&serving, &set.http);
+        report_certificates(&upstream, &set.tenants);
         self.state.auth().install_upstream(upstream);
         self.state.registry().install_resolvers(set.resolvers);
         self.dev_idps.install(set.dev_idps);
-        let m = crate::metrics::metrics();
-        m.credential_expiry.reset();
         for t in &set.tenants {
-            m.initialize_tenant(t.id.as_str());
-            for (app, expiry) in t.certificate_expiries() {
-                if let Ok(not_after) = expiry {
-                    let now = crate::app::unix_now();
-                    if not_after <= now {
-                        tracing::error!(tenant = %t.id, app, "the app's certificate has expired: Entra refuses its client assertions (AADSTS700027) and its logins fail; upload a new certificate to the app registration and point certificate_file and key_file at it");
-                    } else if not_after - now <= 30 * 24 * 3600 {
-                        tracing::warn!(tenant = %t.id, app, days_left = (not_after - now) / 86_400, "the app's certificate expires within 30 days; upload a new one to the app registration before then");
-                    }
-                    m.credential_expiry
-                        .with_label_values(&[t.id.as_str(), app, "certificate"])
-                        .set(i64::try_from(not_after).unwrap_or(i64::MAX));
-                }
-            }
+            crate::metrics::metrics().initialize_tenant(t.id.as_str());
         }
         self.state.install_tenants(set.tenants.clone());
         difference(&before, &set.tenants)
@@ -333,6 +319,33 @@ pub(crate) async fn fingerprint(dir: &std::path::Path) -> [u8; 32] {
     })
     .await
     .unwrap_or_default()
+}
+
+/// The loaded tenants' app certificates: their ends as `dcr_shim_credential_expiry_timestamp_seconds`
+/// (a removed tenant's no longer), and a log line for one that has ended or ends within
+/// `CERTIFICATE_WARNING_SECONDS`. Read from the credentials `upstream` loaded, not again.
+fn report_certificates(upstream: &UpstreamClient, loaded: &[Arc<Tenant>]) {
+    use crate::crypto::app_key::CertificateDeadline;
+    let gauge = &crate::metrics::metrics().credential_expiry;
+    gauge.reset();
+    let now = crate::app::unix_now();
+    for (tenant, app, not_after) in upstream.certificate_expiries() {
+        if !loaded.iter().any(|t| &t.id == tenant) {
+            continue;
+        }
+        match CertificateDeadline::of(not_after, now) {
+            CertificateDeadline::Ended => {
+                tracing::error!(%tenant, app, "the app's certificate has expired: Entra refuses its client assertions (AADSTS700027) and its logins fail; upload a new certificate to the app registration and point certificate_file and key_file at it")
+            }
+            CertificateDeadline::Near { days } => {
+                tracing::warn!(%tenant, app, days_left = days, "the app's certificate expires within 30 days; upload a new one to the app registration before then")
+            }
+            CertificateDeadline::Later => {}
+        }
+        gauge
+            .with_label_values(&[tenant.as_str(), app, "certificate"])
+            .set(i64::try_from(not_after).unwrap_or(i64::MAX));
+    }
 }
 
 #[cfg(test)]

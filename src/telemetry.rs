@@ -24,6 +24,9 @@ use tracing_subscriber::Layer;
 use tracing_subscriber::filter::DynFilterFn;
 use tracing_subscriber::registry::LookupSpan;
 
+/// The most of a collector's answer that is read.
+const MAX_COLLECTOR_ANSWER: usize = 64 * 1024;
+
 /// The provider while exporting: flushed and shut down by `shutdown`.
 static PROVIDER: OnceLock<SdkTracerProvider> = OnceLock::new();
 
@@ -206,13 +209,20 @@ impl ExportClient {
         let runtime = tokio::runtime::Handle::try_current()
             .map_err(|_| "OpenTelemetry: no Tokio runtime to export from".to_owned())?;
         // The OTLP timeout (milliseconds), as the exporter specification defines it.
-        let timeout_ms = [
+        // A value that is not a number stops the start (the log is not set up yet to say it).
+        let mut timeout_ms = 10_000;
+        for name in [
             "OTEL_EXPORTER_OTLP_TRACES_TIMEOUT",
             "OTEL_EXPORTER_OTLP_TIMEOUT",
-        ]
-        .iter()
-        .find_map(|name| std::env::var(name).ok()?.trim().parse::<u64>().ok())
-        .unwrap_or(10_000);
+        ] {
+            let Ok(raw) = std::env::var(name) else {
+                continue;
+            };
+            timeout_ms = raw.trim().parse::<u64>().map_err(|_| {
+                format!("{name}={raw}: give the export timeout in milliseconds, e.g. 10000")
+            })?;
+            break;
+        }
         let http = reqwest::Client::builder()
             .timeout(std::time::Duration::from_millis(timeout_ms))
             .redirect(reqwest::redirect::Policy::none())
@@ -236,8 +246,18 @@ impl opentelemetry_http::HttpClient for ExportClient {
             if let Some(headers) = answer.headers_mut() {
                 *headers = response.headers().clone();
             }
-            let body = response.bytes().await?;
-            Ok::<_, opentelemetry_http::HttpError>(answer.body(body)?)
+            // A collector answers a status and a few bytes; no more is read.
+            let body = crate::net::read_capped(response, MAX_COLLECTOR_ANSWER)
+                .await
+                .map_err(|e| match e {
+                    crate::net::CappedReadError::TooLarge(max) => {
+                        format!("the collector's answer is larger than {max} bytes").into()
+                    }
+                    crate::net::CappedReadError::Transport(e) => {
+                        opentelemetry_http::HttpError::from(e)
+                    }
+                })?;
+            Ok::<_, opentelemetry_http::HttpError>(answer.body(body.into())?)
         };
         self.runtime.spawn(call).await?
     }

@@ -26,7 +26,7 @@
 #     the mode; so do 0440 secrets when the container does not run in their group
 # Containers and volumes are removed on exit.
 #
-# Needs docker, curl and openssl; not root (the secret volumes are filled by a root container
+# Needs docker, curl, openssl and python3 (tests/lib/dev-login.sh); not root (the secret volumes are filled by a root container
 # of the image itself, so this works with rootless Docker too). The image needs /bin/sh, tar
 # and coreutils (the Dockerfile's Debian images have them).
 #
@@ -45,7 +45,6 @@ image=${1:-dcr-shim:$version}
 tenant=demo
 resource=http://127.0.0.1:3000/mcp # the demo tenant's resource
 user=ctest-user
-redirect_uri=http://127.0.0.1:49152/cb
 
 passed=0
 failed=0
@@ -59,7 +58,7 @@ since() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }'; }
 # ---------------------------------------------------------------------------------------------
 # Prerequisites
 # ---------------------------------------------------------------------------------------------
-for tool in curl openssl base64 tar; do
+for tool in curl openssl base64 tar python3; do
     command -v "$tool" >/dev/null || die "$tool not found"
 done
 command -v "$DOCKER" >/dev/null || die "docker not found (\$DOCKER=$DOCKER)"
@@ -203,11 +202,6 @@ fi
 
 proc_status() { "$DOCKER" exec "$c" cat /proc/1/status 2>/dev/null | awk -v k="$1:" '$1 == k { $1 = ""; sub(/^ /, ""); print }'; }
 json_field() { sed -n "s/.*\"$1\":\"\\([^\"]*\\)\".*/\\1/p" "$2" | head -1; }
-# html_input NAME FILE: the value of the form field NAME, its HTML escapes undone.
-html_input() {
-    sed -n "s/.*<input[^>]* name=\"$1\" value=\"\\([^\"]*\\)\".*/\\1/p" "$2" | head -1 |
-        sed 's/&quot;/"/g; s/&#x27;/'"'"'/g; s/&#39;/'"'"'/g; s/&lt;/</g; s/&gt;/>/g; s/&amp;/\&/g'
-}
 # b64url_json TOKEN: the payload of a JWT.
 b64url_json() {
     local p
@@ -247,68 +241,19 @@ fi
 # ---------------------------------------------------------------------------------------------
 # A login through the dev IdP, as a browser with a cookie jar
 # ---------------------------------------------------------------------------------------------
-# Each step's status and Location: HTTP status, then the redirect target (empty if none).
-jar=$tmp/cookies
-web() { curl -sS --max-time 10 -c "$jar" -b "$jar" -w '%{http_code} %{redirect_url}' "$@"; }
+# shellcheck source=tests/lib/dev-login.sh
+source "$repo/tests/lib/dev-login.sh"
 login() {
-    local t0 out code loc client_id verifier challenge state ticket action args name value
-    local upstream_state code_got access refresh claims
+    local t0 claims out
     t0=$(now)
-    out=$(curl -sS --max-time 10 -o "$tmp/register.json" -w '%{http_code}' "$base/$tenant/register" \
-        -H 'content-type: application/json' \
-        -d '{"client_name":"container test","redirect_uris":["http://127.0.0.1/cb"],"token_endpoint_auth_method":"none","grant_types":["authorization_code","refresh_token"]}')
-    client_id=$(json_field client_id "$tmp/register.json")
-    if [ "$out" = 201 ] && [ -n "$client_id" ]; then pass "DCR: registered client $client_id"; else fail "DCR: $out $(cat "$tmp/register.json")"; return; fi
-
-    verifier=$(openssl rand -base64 48 | tr '+/' '-_' | tr -d '=\n')
-    challenge=$(printf '%s' "$verifier" | openssl dgst -sha256 -binary | openssl base64 -A | tr '+/' '-_' | tr -d '=')
-    state=$(openssl rand -hex 16)
-    out=$(web -o "$tmp/consent.html" -G "$base/$tenant/authorize" \
-        --data-urlencode response_type=code --data-urlencode "client_id=$client_id" \
-        --data-urlencode "redirect_uri=$redirect_uri" --data-urlencode "code_challenge=$challenge" \
-        --data-urlencode code_challenge_method=S256 --data-urlencode "state=$state" \
-        --data-urlencode "scope=mcp.read offline_access")
-    ticket=$(html_input ticket "$tmp/consent.html")
-    if [ "${out%% *}" = 200 ] && [ -n "$ticket" ]; then pass "authorize: the consent page"; else fail "authorize: $out, no consent form"; return; fi
-
-    out=$(web -o /dev/null "$base/$tenant/consent" --data-urlencode "ticket=$ticket" -d decision=approve)
-    code=${out%% *} loc=${out#* }
-    if [ "$code" = 303 ] && [[ "$loc" == "$base/$tenant/dev-idp/authorize?"* ]]; then pass "consent approved: to the dev IdP"; else fail "consent: $out"; return; fi
-
-    out=$(web -o "$tmp/login.html" "$loc")
-    action=$(sed -n 's/.*<form[^>]* method="post" action="\([^"]*\)".*/\1/p' "$tmp/login.html" | head -1 | sed 's/&amp;/\&/g')
-    if [ "${out%% *}" = 200 ] && [ -n "$action" ]; then pass "the dev IdP's sign-in form"; else fail "dev IdP form: $out"; return; fi
-    args=()
-    while read -r name; do
-        value=$(html_input "$name" "$tmp/login.html")
-        args+=(--data-urlencode "$name=$value")
-    done < <(grep -o '<input type="hidden" name="[^"]*"' "$tmp/login.html" | sed 's/.*name="//; s/"$//')
-    out=$(web -o /dev/null "$action" "${args[@]}" --data-urlencode "username=$user")
-    code=${out%% *} loc=${out#* }
-    if [ "$code" = 303 ] && [[ "$loc" == "$base/$tenant/callback?"* ]]; then pass "signed in at the dev IdP as $user: to the callback"; else fail "dev IdP sign-in: $out"; return; fi
-
-    out=$(web -o /dev/null "$loc")
-    code=${out%% *} loc=${out#* }
-    upstream_state=$(sed -n 's/.*[?&]state=\([^&]*\).*/\1/p' <<<"$loc")
-    code_got=$(sed -n 's/.*[?&]code=\([^&]*\).*/\1/p' <<<"$loc")
-    if [ "$code" = 302 ] && [[ "$loc" == "$redirect_uri?"* ]] && [ "$upstream_state" = "$state" ] && [ -n "$code_got" ] &&
-        [[ "$loc" == *"iss=http%3A%2F%2F127.0.0.1%3A$port%2F$tenant"* ]]; then
-        pass "callback: to the client's redirect URI with a code, its state and iss"
+    DEV_LOGIN_USER=$user
+    DEV_LOGIN_CURL=(--max-time 10)
+    if dev_login "$base" "$tenant" "$tmp"; then
+        pass "login as $user: DCR, authorize with PKCE, consent, the dev IdP, callback (state, iss), tokens"
     else
-        fail "callback: $out"; return
+        fail "the login through the dev IdP did not complete"; return
     fi
-
-    out=$(curl -sS --max-time 10 -o "$tmp/token.json" -w '%{http_code}' "$base/$tenant/token" \
-        -d grant_type=authorization_code --data-urlencode "code=$code_got" \
-        --data-urlencode "client_id=$client_id" --data-urlencode "redirect_uri=$redirect_uri" \
-        --data-urlencode "code_verifier=$verifier")
-    access=$(json_field access_token "$tmp/token.json")
-    refresh=$(json_field refresh_token "$tmp/token.json")
-    if [ "$out" = 200 ] && [ -n "$access" ] && [ -n "$refresh" ]; then
-        pass "token: an access token and a refresh token for the code"
-    else
-        fail "token: $out $(head -c 300 "$tmp/token.json")"; return
-    fi
+    local access=$access_token refresh=$refresh_token
     claims=$(b64url_json "$access")
     if [[ "$claims" == *"\"sub\":\"$user\""* && "$claims" == *"\"aud\":\"$resource\""* ]]; then
         pass "access token: a JWT for $resource, subject $user"

@@ -22,6 +22,33 @@ pub(crate) struct AppSigningKey {
     pub(crate) not_after: u64,
 }
 
+/// How long before its end a certificate is said to be ending (`check`, the start-up's log).
+pub const CERTIFICATE_WARNING_SECONDS: u64 = 30 * 86_400;
+
+/// How near a certificate's end is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CertificateDeadline {
+    /// At or before now: the IdP refuses its assertions (Entra: AADSTS700027).
+    Ended,
+    /// Within `CERTIFICATE_WARNING_SECONDS`; whole days left.
+    Near {
+        days: u64,
+    },
+    Later,
+}
+
+impl CertificateDeadline {
+    pub fn of(not_after: u64, now: u64) -> Self {
+        match not_after.checked_sub(now) {
+            None | Some(0) => Self::Ended,
+            Some(left) if left <= CERTIFICATE_WARNING_SECONDS => Self::Near {
+                days: left / 86_400,
+            },
+            Some(_) => Self::Later,
+        }
+    }
+}
+
 /// The end of a DER certificate's validity (Unix seconds) and its public key (SPKI, DER).
 fn certificate_facts(der: &[u8]) -> Result<(u64, Vec<u8>), String> {
     use x509_cert::der::{Decode, Encode};
@@ -85,11 +112,16 @@ impl AppSigningKey {
         })?;
         // A key that is not the certificate's signs assertions Entra refuses (AADSTS700027)
         // at every login: said here, where the two files are named.
-        if String::from_utf8(key_pem)
+        let key_public_key = String::from_utf8(key_pem)
             .ok()
             .and_then(|pem| public_key_of(&pem))
-            .is_some_and(|k| k != cert_public_key)
-        {
+            .ok_or_else(|| {
+                format!(
+                    "{} is not an RSA private key in PEM (PKCS#8 or PKCS#1) whose public key can be read",
+                    key_file.display()
+                )
+            })?;
+        if key_public_key != cert_public_key {
             return Err(format!(
                 "the private key {} does not belong to the certificate {} (their public keys differ): give the key the certificate was made from, or the certificate of this key",
                 key_file.display(),

@@ -2,7 +2,7 @@
 //! constant-time comparison, sealing (records behind handed-out values), signing (values given
 //! to the browser), PKCE, and the server secret the keys derive from.
 
-pub(crate) mod app_key;
+pub mod app_key;
 pub(crate) mod handle;
 pub(crate) mod keys;
 pub mod pkce;

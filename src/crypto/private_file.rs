@@ -48,13 +48,22 @@ impl std::fmt::Display for Exposure {
 }
 
 /// The text of `path` (after symlinks: a Secret volume's files are links into `..data/`),
-/// refused if it is exposed (see the module's rules). The file is opened once and the mode
-/// checked is the open file's, so a link swapped between the check and the read changes
-/// nothing.
+/// refused if it is exposed (see the module's rules). The mode is checked before the file is
+/// opened (so that a file this process may not open is still refused with its mode and owner)
+/// and again on the open file (so that a link swapped in between changes nothing).
 pub(crate) fn read_private(path: &Path) -> Result<String, PrivateFileError> {
     use std::io::Read;
+    check(&std::fs::metadata(path).map_err(PrivateFileError::Read)?)?;
     let mut file = std::fs::File::open(path).map_err(PrivateFileError::Read)?;
-    let meta = file.metadata().map_err(PrivateFileError::Read)?;
+    check(&file.metadata().map_err(PrivateFileError::Read)?)?;
+    let mut text = String::new();
+    file.read_to_string(&mut text)
+        .map_err(PrivateFileError::Read)?;
+    Ok(text)
+}
+
+/// Whether a file of this metadata may hold a secret.
+fn check(meta: &std::fs::Metadata) -> Result<(), PrivateFileError> {
     if meta.is_dir() {
         return Err(PrivateFileError::Directory);
     }
@@ -74,10 +83,7 @@ pub(crate) fn read_private(path: &Path) -> Result<String, PrivateFileError> {
             }));
         }
     }
-    let mut text = String::new();
-    file.read_to_string(&mut text)
-        .map_err(PrivateFileError::Read)?;
-    Ok(text)
+    Ok(())
 }
 
 /// The rule a file of `mode` and group `gid` breaks, if any, for a process in `own_groups`.

@@ -18,6 +18,11 @@ use ipnet::IpNet;
 use crate::config::server::ForwardedHeader;
 pub(crate) use crate::net::client_address::{UNKNOWN_CLIENT, describe};
 
+/// Whether `ip` is one of the `--trusted-proxies`, whose forwarded headers are read.
+pub(crate) fn is_trusted_proxy(ip: IpAddr, trusted: &[IpNet]) -> bool {
+    trusted.iter().any(|net| net.contains(&ip))
+}
+
 /// The client's address, for rate limits, audit and logs.
 pub(crate) fn client_address(
     peer: Option<IpAddr>,
@@ -26,7 +31,7 @@ pub(crate) fn client_address(
     header: ForwardedHeader,
 ) -> Option<IpAddr> {
     let peer = peer?;
-    let is_trusted = |ip: &IpAddr| trusted.iter().any(|net| net.contains(ip));
+    let is_trusted = |ip: &IpAddr| is_trusted_proxy(*ip, trusted);
     if !is_trusted(&peer) {
         return Some(peer);
     }

@@ -219,7 +219,7 @@ impl AppState {
     /// Whether `req` came from one of `--trusted-proxies` (whose forwarded headers are read).
     pub(crate) fn is_from_trusted_proxy(&self, req: &actix_web::HttpRequest) -> bool {
         req.peer_addr()
-            .is_some_and(|a| self.trusted_proxies.iter().any(|net| net.contains(&a.ip())))
+            .is_some_and(|a| super::client_addr::is_trusted_proxy(a.ip(), &self.trusted_proxies))
     }
 
     /// Whether the tenant's ceiling on registrations per minute, counted over every source,

@@ -35,6 +35,8 @@ pub(crate) enum LoadedCredential {
         algorithm: Algorithm,
         x5t_s256: String,
         x5t_sha1: String,
+        /// When the certificate ends (Unix seconds).
+        not_after: u64,
     },
     Federated {
         path: PathBuf,
@@ -51,6 +53,14 @@ pub(crate) struct ClientAuth {
 }
 
 impl LoadedCredential {
+    /// When a `private_key_jwt` credential's certificate ends (Unix seconds).
+    pub(crate) fn certificate_not_after(&self) -> Option<u64> {
+        match self {
+            Self::PrivateKeyJwt { not_after, .. } => Some(*not_after),
+            _ => None,
+        }
+    }
+
     pub(crate) fn load(cfg: &CredentialConfig) -> Result<Self, String> {
         Ok(match cfg {
             CredentialConfig::ClientSecret {
@@ -81,7 +91,7 @@ impl LoadedCredential {
                     key,
                     x5t_s256,
                     x5t_sha1,
-                    ..
+                    not_after,
                 } = AppSigningKey::load(key_file, certificate_file)?;
                 let algorithm = match algorithm {
                     SigningAlgorithm::PS256 => Algorithm::PS256,
@@ -92,6 +102,7 @@ impl LoadedCredential {
                     algorithm,
                     x5t_s256,
                     x5t_sha1,
+                    not_after,
                 }
             }
             CredentialConfig::Federated { assertion_file } => Self::Federated {
@@ -155,6 +166,7 @@ impl LoadedCredential {
                 algorithm,
                 x5t_s256,
                 x5t_sha1,
+                ..
             } => {
                 let mut header = Header::new(*algorithm);
                 header.typ = Some("JWT".into());

@@ -104,6 +104,17 @@ impl UpstreamClient {
         }
     }
 
+    /// When each loaded `private_key_jwt` app's certificate ends (Unix seconds), by tenant
+    /// and app name.
+    pub(crate) fn certificate_expiries(&self) -> impl Iterator<Item = (&TenantId, &str, u64)> {
+        self.credentials
+            .iter()
+            .filter_map(|((tenant, app), loaded)| {
+                let not_after = loaded.as_ref().ok()?.certificate_not_after()?;
+                Some((tenant, app.as_str(), not_after))
+            })
+    }
+
     /// Exchanges the IdP's authorization code (RFC 6749 §4.1.3) with the app's credentials.
     #[allow(clippy::too_many_arguments)]
     pub(crate) async fn exchange_code(

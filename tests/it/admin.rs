@@ -381,29 +381,14 @@ fn run_cli(
 #[tokio::test]
 async fn keys_rotate_is_refused_for_a_tenant_that_mints_nothing() {
     let app = spawn_app().await;
-    let res = app
-        .admin(Method::POST, "/tenants/alpha/keys/rotate")
-        .json(&json!({}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 400);
-    let body: Value = res.json().await.unwrap();
-    assert!(
-        body["error_description"]
-            .as_str()
-            .unwrap()
-            .contains("minted"),
-        "{body}"
-    );
-    let keys: Value = app
-        .admin(Method::GET, "/tenants/alpha/keys")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let (status, body) = app
+        .admin_json(Method::POST, "/tenants/alpha/keys/rotate", Some(json!({})))
+        .await;
+    assert_eq!(status, 400);
+    crate::helpers::assert_described(&body, "minted");
+    let (_, keys) = app
+        .admin_json(Method::GET, "/tenants/alpha/keys", None)
+        .await;
     assert_eq!(keys["keys"], json!([]), "no key was made");
     app.stop().await;
 }

@@ -139,12 +139,7 @@ async fn a_private_key_jwt_document_client_logs_in_and_refreshes_with_assertions
             .unwrap();
         let body: Value = body.json().await.unwrap();
         assert_eq!(status, 401, "{path}: {body}");
-        assert!(
-            body["error_description"]
-                .as_str()
-                .unwrap()
-                .contains("private_key_jwt")
-        );
+        crate::helpers::assert_described(&body, "private_key_jwt");
         let wrong_aud = assertion(&client_id, "https://elsewhere.example/token", "a0");
         let (status, body) =
             token_with_assertion(&w.app.http, &token_endpoint, &redeem, &wrong_aud).await;
@@ -153,10 +148,7 @@ async fn a_private_key_jwt_document_client_logs_in_and_refreshes_with_assertions
             (401, Some("invalid_client")),
             "{body}"
         );
-        assert!(
-            body["error_description"].as_str().unwrap().contains("aud"),
-            "{body}"
-        );
+        crate::helpers::assert_described(&body, "aud");
 
         let first = assertion(&client_id, &issuer, &format!("{path}-1"));
         let (status, tokens) =
@@ -172,13 +164,7 @@ async fn a_private_key_jwt_document_client_logs_in_and_refreshes_with_assertions
         let (status, body) =
             token_with_assertion(&w.app.http, &token_endpoint, &refresh, &first).await;
         assert_eq!(status, 401, "{body}");
-        assert!(
-            body["error_description"]
-                .as_str()
-                .unwrap()
-                .contains("already used"),
-            "{body}"
-        );
+        crate::helpers::assert_described(&body, "already used");
 
         // A fresh one, addressed to the token endpoint this time, refreshes.
         let second = assertion(&client_id, &token_endpoint, &format!("{path}-2"));
@@ -237,12 +223,7 @@ async fn documents_with_unusable_keys_are_refused() {
     )
     .await;
     assert_eq!(status, 401, "{body}");
-    assert!(
-        body["error_description"]
-            .as_str()
-            .unwrap()
-            .contains("does not say private_key_jwt")
-    );
+    crate::helpers::assert_described(&body, "does not say private_key_jwt");
     w.stop().await;
 }
 

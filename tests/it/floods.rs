@@ -93,7 +93,7 @@ async fn a_flood_of_refusals_writes_a_bounded_log_that_still_counts_them_all() {
     let tenants = tempfile::tempdir().unwrap();
     std::fs::write(
         tenants.path().join("ceiling.toml"),
-        "upstream = { kind = \"dev\" }\n[[resources]]\nuri = \"https://mcp.example.com/files\"\nscopes = [{ name = \"files.read\", upstream = \"files.read\" }]\n[registration]\nregistrations_per_minute = 100\ntenant_registrations_per_minute = 5\n",
+        format!("{}[registration]\nregistrations_per_minute = 100\ntenant_registrations_per_minute = 5\n", crate::helpers::DEV_TENANT),
     )
     .unwrap();
     let audit = data.path().join("audit.jsonl");

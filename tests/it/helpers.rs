@@ -84,6 +84,16 @@ registrations_per_minute = 1000
 }
 
 /// The admin API token every test app accepts (label `tester`).
+/// Asserts that the OAuth error `body` says `needle` in its `error_description`.
+#[track_caller]
+pub fn assert_described(body: &serde_json::Value, needle: &str) {
+    let description = body["error_description"].as_str().unwrap_or_default();
+    assert!(description.contains(needle), "{needle:?} not in {body}");
+}
+
+/// The smallest tenant file: the built-in dev IdP and one resource.
+pub const DEV_TENANT: &str = "upstream = { kind = \"dev\" }\n[[resources]]\nuri = \"https://mcp.example.com/files\"\nscopes = [{ name = \"files.read\", upstream = \"files.read\" }]\n";
+
 pub const ADMIN_TOKEN: &str = "test-admin-token-0123456789abcdef0123456789";
 
 pub struct TestApp {

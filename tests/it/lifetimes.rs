@@ -4,8 +4,7 @@
 use std::time::Duration;
 
 use crate::binary::{dev_login, refresh_at};
-
-const DEV: &str = "upstream = { kind = \"dev\" }\n[[resources]]\nuri = \"https://mcp.example.com/files\"\nscopes = [{ name = \"files.read\", upstream = \"files.read\" }]\n";
+use crate::helpers::DEV_TENANT as DEV;
 
 /// Regression: a family's expiry moved 90 days ahead at every refresh, so an agent that kept
 /// refreshing never signed in again, whatever the company's policy.

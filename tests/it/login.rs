@@ -463,13 +463,7 @@ async fn upstream_invalid_grant_on_refresh_revokes_the_family() {
     .await;
     assert_eq!(status, 400);
     assert_eq!(body["error"], "invalid_grant");
-    assert!(
-        body["error_description"]
-            .as_str()
-            .unwrap()
-            .contains("AADSTS700082"),
-        "{body}"
-    );
+    crate::helpers::assert_described(&body, "AADSTS700082");
     w.stop().await;
 }
 

@@ -142,11 +142,7 @@ async fn counters_move_as_a_login_and_a_refresh_run() {
 #[tokio::test]
 async fn alerting_series_exist_at_zero_from_the_start() {
     let app = crate::helpers::spawn_app_with_tenants(|t| {
-        std::fs::write(
-            t.join("zeroes.toml"),
-            "upstream = { kind = \"dev\" }\n[[resources]]\nuri = \"https://mcp.example.com/files\"\nscopes = [{ name = \"files.read\", upstream = \"files.read\" }]\n",
-        )
-        .unwrap();
+        std::fs::write(t.join("zeroes.toml"), crate::helpers::DEV_TENANT).unwrap();
     })
     .await;
     let scraped = scrape(&app).await;

@@ -722,12 +722,7 @@ async fn a_resource_server_exchanges_a_minted_token_for_a_downstream_api() {
         (400, Some("invalid_target")),
         "{body}"
     );
-    assert!(
-        body["error_description"]
-            .as_str()
-            .unwrap()
-            .contains("exchange")
-    );
+    crate::helpers::assert_described(&body, "exchange");
     // A registered client is not a resource server.
     let (s, body) = w
         .exchange(at, &[("audience", "reports")], Auth::Post(&client.id, ""))
@@ -930,13 +925,7 @@ async fn a_grant_outlives_neither_its_resource_nor_its_token_mode() {
         (400, Some("invalid_grant")),
         "{body}"
     );
-    assert!(
-        body["error_description"]
-            .as_str()
-            .unwrap()
-            .contains("no longer served"),
-        "{body}"
-    );
+    crate::helpers::assert_described(&body, "no longer served");
     // The family is revoked: with the resource back, the token still does not work.
     std::fs::write(&path, &original).unwrap();
     w.app.reload().await.unwrap();
@@ -953,13 +942,7 @@ async fn a_grant_outlives_neither_its_resource_nor_its_token_mode() {
         (400, Some("invalid_grant")),
         "{body}"
     );
-    assert!(
-        body["error_description"]
-            .as_str()
-            .unwrap()
-            .contains("minted"),
-        "{body}"
-    );
+    crate::helpers::assert_described(&body, "minted");
 
     // Passthrough to minted is a migration: a passthrough grant's next refresh mints.
     let passthrough_tokens = w

@@ -552,7 +552,7 @@ async fn trusted_proxies_name_the_client_and_a_tenant_ceiling_holds() {
     crate::helpers::write_tenants(tenants.path(), None);
     std::fs::write(
         tenants.path().join("ceiling.toml"),
-        "upstream = { kind = \"dev\" }\n[[resources]]\nuri = \"https://mcp.example.com/files\"\nscopes = [{ name = \"files.read\", upstream = \"files.read\" }]\n[registration]\nregistrations_per_minute = 100\ntenant_registrations_per_minute = 3\n",
+        format!("{}[registration]\nregistrations_per_minute = 100\ntenant_registrations_per_minute = 3\n", crate::helpers::DEV_TENANT),
     )
     .unwrap();
     let register = |base: String, tenant: &'static str, forwarded_for: &'static str| async move {

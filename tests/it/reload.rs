@@ -180,7 +180,7 @@ async fn a_removed_tenant_answers_404_and_its_clients_come_back_with_its_file() 
 async fn the_binary_reloads_on_sighup_and_on_change() {
     let data = tempfile::tempdir().unwrap();
     let tenants = tempfile::tempdir().unwrap();
-    let dev = "upstream = { kind = \"dev\" }\n[[resources]]\nuri = \"https://mcp.example.com/files\"\nscopes = [{ name = \"files.read\", upstream = \"files.read\" }]\n";
+    let dev = crate::helpers::DEV_TENANT;
     std::fs::write(tenants.path().join("alpha.toml"), dev).unwrap();
     let shim = start_binary_with_args(data.path(), tenants.path(), &["--watch-tenants"]);
     let http = reqwest::Client::new();
@@ -251,7 +251,7 @@ async fn the_binary_reloads_on_sighup_and_on_change() {
 async fn sighup_reloads_the_admin_tokens() {
     let data = tempfile::tempdir().unwrap();
     let tenants = tempfile::tempdir().unwrap();
-    let dev = "upstream = { kind = \"dev\" }\n[[resources]]\nuri = \"https://mcp.example.com/files\"\nscopes = [{ name = \"files.read\", upstream = \"files.read\" }]\n";
+    let dev = crate::helpers::DEV_TENANT;
     std::fs::write(tenants.path().join("alpha.toml"), dev).unwrap();
     let token_file = data.path().join("admin-tokens");
     let (leaked, fresh) = ("l".repeat(40), "f".repeat(40));
@@ -347,7 +347,7 @@ async fn sighup_reloads_the_admin_tokens() {
 async fn a_half_written_tenant_file_is_never_served() {
     let data = tempfile::tempdir().unwrap();
     let tenants = tempfile::tempdir().unwrap();
-    let dev = "upstream = { kind = \"dev\" }\n[[resources]]\nuri = \"https://mcp.example.com/files\"\nscopes = [{ name = \"files.read\", upstream = \"files.read\" }]\n";
+    let dev = crate::helpers::DEV_TENANT;
     std::fs::write(tenants.path().join("alpha.toml"), dev).unwrap();
     let shim = start_binary_with_args(data.path(), tenants.path(), &["--watch-tenants"]);
     let http = reqwest::Client::new();
@@ -401,7 +401,7 @@ async fn a_configmap_update_by_symlink_swap_is_reloaded() {
     use std::os::unix::fs::symlink;
     let data = tempfile::tempdir().unwrap();
     let volume = tempfile::tempdir().unwrap();
-    let dev = "upstream = { kind = \"dev\" }\n[[resources]]\nuri = \"https://mcp.example.com/files\"\nscopes = [{ name = \"files.read\", upstream = \"files.read\" }]\n";
+    let dev = crate::helpers::DEV_TENANT;
     let closed = format!("{dev}[registration]\ndcr = false\n");
     let write_version = |name: &str, files: &[(&str, &str)]| {
         let dir = volume.path().join(name);

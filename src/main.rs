@@ -198,6 +198,10 @@ struct ServeArgs {
     /// rotation).
     #[arg(long, env = "DCR_SHIM_AUDIT_LOG")]
     audit_log: Option<PathBuf>,
+    /// Write the process id to this file once listening (removed at a clean stop), for
+    /// `kill -HUP $(cat FILE)` aimed at this server alone.
+    #[arg(long, env = "DCR_SHIM_PID_FILE")]
+    pid_file: Option<PathBuf>,
 }
 
 /// SIGHUP reloads the tenant files and the admin tokens, and reopens the audit log (for
@@ -539,6 +543,15 @@ async fn serve(args: ServeArgs) -> ExitCode {
     for t in running.state.tenants() {
         tracing::info!(tenant = %t.id, issuer = %t.issuer, upstream = t.config.upstream.kind(), "tenant loaded");
     }
+    if let Some(path) = &args.pid_file
+        && let Err(e) = std::fs::write(path, format!("{}\n", std::process::id()))
+    {
+        eprintln!(
+            "dcr-shim: not started: cannot write the pid file {}: {e}",
+            path.display()
+        );
+        return ExitCode::FAILURE;
+    }
     tracing::info!(address = %running.addr, public_url = %settings.public_url, data_dir = %settings.data_dir.display(), "dcr-shim listening");
     if let Some(admin) = running.admin_addr {
         tracing::info!(address = %admin, "admin API listening");
@@ -547,6 +560,9 @@ async fn serve(args: ServeArgs) -> ExitCode {
         tracing::info!("OpenTelemetry: exporting spans over OTLP (the OTEL_* environment)");
     }
     let served = running.wait().await;
+    if let Some(path) = &args.pid_file {
+        let _ = std::fs::remove_file(path);
+    }
     #[cfg(unix)]
     if let Some(task) = sighup {
         task.abort();

@@ -647,6 +647,7 @@ pub fn load_tenant(file: &Path, public_url: &Url) -> Result<Tenant, Vec<Problem>
         .ok();
     let mut config = text.and_then(|text| parse_config(&text, &mut problems));
     if let Some(config) = &mut config {
+        resolve_local_issuers(config, public_url);
         validate(config, public_url, &mut problems);
         check_resource_servers(config, &mut problems);
     }
@@ -661,6 +662,18 @@ pub fn load_tenant(file: &Path, public_url: &Url) -> Result<Tenant, Vec<Problem>
             file: file.to_owned(),
         }),
         _ => Err(problems.list),
+    }
+}
+
+/// A trusted issuer written as a path (`/demo/dev-idp`) is one served by this server: it is
+/// taken relative to the public URL, so that a tenant file trusting another tenant's dev IdP
+/// follows `--public-url` instead of naming a host and port.
+fn resolve_local_issuers(config: &mut TenantConfig, public_url: &Url) {
+    let base = public_url.as_str().trim_end_matches('/');
+    for t in &mut config.trusted_issuers {
+        if t.issuer.starts_with('/') {
+            t.issuer = format!("{base}{}", t.issuer);
+        }
     }
 }
 

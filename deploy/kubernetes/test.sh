@@ -81,6 +81,11 @@ case_ secret-mode overlays/sled "secret volume admin-tokens: defaultMode 0o644" 
               - name: admin-tokens
                 secret: {defaultMode: 0644}'
 
+case_ public-open overlays/postgres "admits any pod to the public port" '  - target: {kind: NetworkPolicy, name: dcr-shim}
+    patch: |-
+      - op: remove
+        path: /spec/ingress/0/from'
+
 case_ admin-exposed overlays/postgres "exposes the admin port as LoadBalancer" '  - target: {kind: Service, name: dcr-shim-admin}
     patch: |-
       - op: add

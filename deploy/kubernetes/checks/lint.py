@@ -280,6 +280,13 @@ def check(lint):
             rule_ports = [p.get("port") for p in rule.get("ports", [])]
             if (not rule_ports or "admin" in rule_ports or ports.get("admin") in rule_ports) and not rule.get("from"):
                 lint.error(f"NetworkPolicy {policy['metadata']['name']} admits anyone to the admin port")
+            # Forwarded headers are trusted from a range of pods: only the proxy in front may
+            # reach the public port, or any pod could name any client address.
+            if (setting.get("DCR_SHIM_TRUSTED_PROXIES") and not rule.get("from")
+                    and (not rule_ports or "http" in rule_ports or ports.get("http") in rule_ports)):
+                lint.error(f"NetworkPolicy {policy['metadata']['name']} admits any pod to the public "
+                           "port while DCR_SHIM_TRUSTED_PROXIES trusts forwarded headers: admit "
+                           "only the ingress controller's or gateway's namespace")
 
     # Host names.
     public_host = urlsplit(setting.get("DCR_SHIM_PUBLIC_URL", "")).hostname

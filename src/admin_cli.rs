@@ -58,7 +58,10 @@ pub enum ClientsCommand {
         /// Only clients mapped onto this app.
         #[arg(long)]
         app: Option<String>,
-        /// At most this many.
+        /// Only clients whose name holds this text (in any case).
+        #[arg(long)]
+        name: Option<String>,
+        /// At most this many (a last line says how many more match).
         #[arg(long, default_value_t = 100)]
         limit: usize,
     },
@@ -98,6 +101,9 @@ pub enum GrantsCommand {
         /// The user's subject at the IdP (Entra `oid`, else `sub`).
         #[arg(long)]
         user: Option<String>,
+        /// At most this many, the oldest first (a last line says how many more match).
+        #[arg(long, default_value_t = 100)]
+        limit: usize,
     },
     /// Revoke one grant, every grant of a client, or every grant of a user.
     Revoke {
@@ -324,9 +330,32 @@ fn text(v: &Value) -> String {
     }
 }
 
+/// A Unix time as a date (UTC) for a table; `-` when absent.
+fn date(v: &Value) -> String {
+    match v.as_u64() {
+        Some(secs) => humantime::format_rfc3339_seconds(
+            std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs),
+        )
+        .to_string(),
+        None => text(v),
+    }
+}
+
+/// The line under a listing that did not show everything: how many more match, and how to see
+/// them.
+fn more_line(shown: usize, listing: &Value) {
+    let total = listing["total"].as_u64().unwrap_or(shown as u64);
+    if total > shown as u64 {
+        println!(
+            "… {} more (of {total}); raise --limit to see them",
+            total - shown as u64
+        );
+    }
+}
+
 fn print_clients(clients: &[Value]) {
     println!(
-        "{:<40} {:<24} {:<12} APPS",
+        "{:<40} {:<24} {:<20} APPS",
         "CLIENT_ID", "NAME", "LAST_USED"
     );
     for c in clients {
@@ -335,10 +364,10 @@ fn print_clients(clients: &[Value]) {
             .map(|m| m.values().map(text).collect())
             .unwrap_or_default();
         println!(
-            "{:<40} {:<24} {:<12} {}",
+            "{:<40} {:<24} {:<20} {}",
             text(&c["client_id"]),
             text(&c["metadata"]["client_name"]),
-            text(&c["last_used_at"]),
+            date(&c["last_used_at"]),
             apps.join(",")
         );
     }
@@ -346,16 +375,17 @@ fn print_clients(clients: &[Value]) {
 
 fn print_grants(grants: &[Value]) {
     println!(
-        "{:<44} {:<38} {:<24} {:<12} REVOKED",
-        "GRANT", "CLIENT_ID", "USER", "CREATED"
+        "{:<44} {:<38} {:<24} {:<24} {:<20} REVOKED",
+        "GRANT", "CLIENT_ID", "CLIENT", "USER", "CREATED"
     );
     for g in grants {
         println!(
-            "{:<44} {:<38} {:<24} {:<12} {}",
+            "{:<44} {:<38} {:<24} {:<24} {:<20} {}",
             text(&g["id"]),
             text(&g["client_id"]),
+            text(&g["client_name"]),
             text(&g["user"]),
-            text(&g["created_at"]),
+            date(&g["created_at"]),
             text(&g["revoked"])
         );
     }
@@ -364,14 +394,24 @@ fn print_grants(grants: &[Value]) {
 pub async fn clients(cmd: ClientsCommand) -> ExitCode {
     use reqwest::Method;
     match cmd {
-        ClientsCommand::List { conn, app, limit } => {
+        ClientsCommand::List {
+            conn,
+            app,
+            name,
+            limit,
+        } => {
             let mut path = format!("/clients?limit={limit}");
             if let Some(a) = &app {
                 path.push_str(&format!("&app={}", encode(a)));
             }
+            if let Some(n) = &name {
+                path.push_str(&format!("&name={}", encode(n)));
+            }
             let r = conn.call(Method::GET, &path, None).await;
             finish(&conn, r, |v| {
-                print_clients(v["clients"].as_array().map(Vec::as_slice).unwrap_or(&[]))
+                let clients = v["clients"].as_array().map(Vec::as_slice).unwrap_or(&[]);
+                print_clients(clients);
+                more_line(clients.len(), v);
             })
         }
         ClientsCommand::Show { conn, client_id } => {
@@ -427,15 +467,22 @@ pub async fn clients(cmd: ClientsCommand) -> ExitCode {
 pub async fn grants(cmd: GrantsCommand) -> ExitCode {
     use reqwest::Method;
     match cmd {
-        GrantsCommand::List { conn, client, user } => {
+        GrantsCommand::List {
+            conn,
+            client,
+            user,
+            limit,
+        } => {
             let path = match (&client, &user) {
-                (Some(c), _) => format!("/grants?client={}", encode(c)),
-                (_, Some(u)) => format!("/grants?user={}", encode(u)),
-                _ => "/grants".to_owned(),
+                (Some(c), _) => format!("/grants?limit={limit}&client={}", encode(c)),
+                (_, Some(u)) => format!("/grants?limit={limit}&user={}", encode(u)),
+                _ => format!("/grants?limit={limit}"),
             };
             let r = conn.call(Method::GET, &path, None).await;
             finish(&conn, r, |v| {
-                print_grants(v["grants"].as_array().map(Vec::as_slice).unwrap_or(&[]))
+                let grants = v["grants"].as_array().map(Vec::as_slice).unwrap_or(&[]);
+                print_grants(grants);
+                more_line(grants.len(), v);
             })
         }
         GrantsCommand::Revoke {

@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 use crate::config::Tenant;
 use crate::domain::ClientId;
 use crate::http::state::{AppState, unix_now};
-use crate::oauth::grants::{AdminError, GrantFilter};
+use crate::oauth::grants::{AdminError, ClientFilter, GrantFilter};
 use crate::upstream::discovery::UpstreamStatus;
 use tokens::AdminTokens;
 
@@ -332,6 +332,8 @@ async fn tenants(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpRes
 #[derive(Deserialize)]
 struct ClientQuery {
     app: Option<String>,
+    /// Text the client's name holds, in any case.
+    name: Option<String>,
     limit: Option<usize>,
 }
 
@@ -346,13 +348,22 @@ async fn list_clients(
     Ok(
         match state
             .registry()
-            .list(&tenant, query.app.as_deref(), limit, unix_now())
+            .list(
+                &tenant,
+                &ClientFilter {
+                    app: query.app.as_deref(),
+                    name: query.name.as_deref(),
+                },
+                limit,
+                unix_now(),
+            )
             .await
         {
             Ok(page) => HttpResponse::Ok().json(json!({
                 "clients": page.clients.iter().map(client_view).collect::<Vec<_>>(),
+                "total": page.total,
                 // More clients match than `limit` shows: the listing is not all of them.
-                "truncated": page.more,
+                "truncated": page.total > page.clients.len(),
             })),
             Err(e) => return Err(admin_error(e.into())),
         },
@@ -482,11 +493,27 @@ async fn list_grants(
     let (_, tenant) = grant_tenant(&req, &state, &path).await?;
     let filter = query.filter()?;
     let limit = query.limit.unwrap_or(DEFAULT_GRANT_LIMIT).clamp(1, 100_000);
+    let now = unix_now();
     let (grants, total) = state
         .auth()
-        .grants_page(&tenant, &filter, limit, unix_now())
+        .grants_page(&tenant, &filter, limit, now)
         .await
         .map_err(|e| admin_error(e.into()))?;
+    // Each grant names its client by id; the listing adds the name the client registered.
+    let names = state
+        .registry()
+        .names(&tenant, grants.iter().map(|g| &g.client_id), now)
+        .await
+        .map_err(|e| admin_error(e.into()))?;
+    let grants: Vec<Value> = grants
+        .into_iter()
+        .map(|g| {
+            let name = names.get(&g.client_id).cloned();
+            let mut v = serde_json::to_value(g).unwrap_or_default();
+            v["client_name"] = json!(name);
+            v
+        })
+        .collect();
     Ok(HttpResponse::Ok()
         .json(json!({"grants": grants, "total": total, "truncated": total > limit})))
 }

@@ -185,38 +185,85 @@ impl AuthServer {
     }
 }
 
-/// One listing of clients: up to its limit, and whether more match.
+/// One listing of clients: up to its limit, and how many match in all.
 #[derive(Default)]
 pub(crate) struct ClientPage {
     pub(crate) clients: Vec<ClientRecord>,
-    pub(crate) more: bool,
+    pub(crate) total: usize,
+}
+
+/// Which clients a listing shows.
+#[derive(Default)]
+pub(crate) struct ClientFilter<'a> {
+    /// Mapped onto this app (for some resource).
+    pub(crate) app: Option<&'a str>,
+    /// Whose `client_name` holds this text, in any case.
+    pub(crate) name: Option<&'a str>,
+}
+
+impl ClientFilter<'_> {
+    fn matches(&self, client: &ClientRecord) -> bool {
+        self.app
+            .is_none_or(|a| client.apps.values().any(|mapped| mapped == a))
+            && self.name.is_none_or(|wanted| {
+                client
+                    .metadata
+                    .client_name
+                    .as_deref()
+                    .is_some_and(|name| name.to_lowercase().contains(&wanted.to_lowercase()))
+            })
+    }
 }
 
 impl ClientRegistry {
-    /// Registered clients of `tenant` (optionally those mapped onto `app`), up to `limit`: the
-    /// whole namespace is walked until `limit` match, so a client is never missed because of
-    /// where it sits in the store.
+    /// Registered clients of `tenant` that `filter` matches, up to `limit`, and how many match
+    /// in all: the whole namespace is walked, so a client is never missed because of where it
+    /// sits in the store, and the count is exact.
     pub(crate) async fn list(
         &self,
         tenant: &Tenant,
-        app: Option<&str>,
+        filter: &ClientFilter<'_>,
         limit: usize,
         now: u64,
     ) -> Result<ClientPage, StoreError> {
         let mut page = ClientPage::default();
         self.records()
             .walk::<ClientRecord>(&tenant.id, "", now, |_, v| {
-                if app.is_none_or(|a| v.value.apps.values().any(|mapped| mapped == a)) {
-                    if page.clients.len() == limit {
-                        page.more = true;
-                        return Ok(false);
+                if filter.matches(&v.value) {
+                    page.total += 1;
+                    if page.clients.len() < limit {
+                        page.clients.push(v.value);
                     }
-                    page.clients.push(v.value);
                 }
                 Ok(true)
             })
             .await?;
         Ok(page)
+    }
+
+    /// The `client_name` of each registered client in `ids` that has one (for listings that
+    /// name clients by id: a user's grants).
+    pub(crate) async fn names(
+        &self,
+        tenant: &TenantId,
+        ids: impl IntoIterator<Item = &ClientId>,
+        now: u64,
+    ) -> Result<std::collections::HashMap<ClientId, String>, StoreError> {
+        let mut names = std::collections::HashMap::new();
+        for id in ids {
+            if names.contains_key(id) {
+                continue;
+            }
+            if let Some(name) = self
+                .records()
+                .get::<ClientRecord>(tenant, id, now)
+                .await?
+                .and_then(|c| c.value.metadata.client_name)
+            {
+                names.insert(id.clone(), name);
+            }
+        }
+        Ok(names)
     }
 
     /// Removes a registered client; `false` when there was none.

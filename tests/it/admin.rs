@@ -289,6 +289,66 @@ async fn the_cli_lists_and_revokes_through_the_admin_api() {
     w.stop().await;
 }
 
+/// Issue 23, item 9: the CLI for people. Tables show dates, not Unix seconds; a listing cut by
+/// `--limit` says how many more match; clients are found by name (any case); a user's grants
+/// name their clients.
+#[tokio::test]
+async fn the_cli_tables_are_for_people() {
+    let w = world().await;
+    let agent = Client::register(&w.app, "contoso", json!({"client_name": "Claude Code"})).await;
+    for name in ["Cursor", "claude.ai", "VS Code"] {
+        Client::register(&w.app, "contoso", json!({"client_name": name})).await;
+    }
+    let (code, attempt) = login(&w.app, &Browser::new(), "contoso", &agent, "ida").await;
+    let (status, _) = redeem(&w.app, "contoso", &agent, &code, &attempt).await;
+    assert_eq!(status, 200);
+    let url = w.app.admin_base().trim_end_matches("/admin/v1").to_owned();
+    let cli = |args: &[&str]| {
+        let extra = ["--admin-url", url.as_str(), "--tenant", "contoso"];
+        run_cli(args, &extra, Some(ADMIN_TOKEN))
+    };
+    let year = |s: &str| {
+        s.contains(&format!(
+            "{}-",
+            1970 + dcr_shim::app::unix_now() / 31_556_952
+        ))
+    };
+
+    let (ok, table, err) = cli(&["clients", "list", "--name", "CLAUDE"]).await;
+    assert!(ok, "{err}");
+    assert!(
+        table.contains("Claude Code") && table.contains("claude.ai"),
+        "{table}"
+    );
+    assert!(
+        !table.contains("Cursor") && !table.contains("VS Code"),
+        "{table}"
+    );
+    assert!(!table.contains("more (of"), "nothing more matches: {table}");
+
+    let (ok, table, _) = cli(&["clients", "list", "--limit", "1"]).await;
+    assert!(ok);
+    assert_eq!(
+        table.lines().count(),
+        3,
+        "a header, one client, the more line: {table}"
+    );
+    assert!(table.contains("… 3 more (of 4); raise --limit"), "{table}");
+
+    let (ok, table, _) = cli(&["grants", "list", "--user", "oid-ida"]).await;
+    assert!(ok);
+    let row = table.lines().nth(1).unwrap_or_default();
+    assert!(
+        row.contains(agent.id.as_str()) && row.contains("Claude Code"),
+        "{table}"
+    );
+    assert!(
+        year(row) && row.contains('T') && row.contains('Z'),
+        "a date: {row}"
+    );
+    w.stop().await;
+}
+
 /// With no server running, the same commands work on the data directory: refused while a
 /// server holds it, then effective for the next server, and audited on stderr.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

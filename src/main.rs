@@ -36,7 +36,7 @@ enum Command {
     /// Run the server.
     Serve(Box<ServeArgs>),
     /// Validate every tenant file, report every problem, and try to reach each upstream.
-    Check(CommonArgs),
+    Check(CheckArgs),
     /// Registered clients, through a running server's admin API (docs/operations.md).
     #[command(subcommand)]
     Clients(dcr_shim::admin_cli::ClientsCommand),
@@ -99,6 +99,17 @@ struct HealthcheckArgs {
     /// How long to wait for the answer.
     #[arg(long, default_value = "3s", value_parser = parse_timeout)]
     timeout: std::time::Duration,
+}
+
+#[derive(Args)]
+struct CheckArgs {
+    #[command(flatten)]
+    common: CommonArgs,
+    /// Also try each Entra app's credential at Entra's token endpoint (a client-credentials
+    /// request for a token to the app itself): a wrong or expired secret, an unknown app or an
+    /// untrusted certificate shows as its AADSTS code with what to fix.
+    #[arg(long)]
+    live: bool,
 }
 
 #[derive(Args)]
@@ -625,7 +636,45 @@ fn report_certificates(t: &dcr_shim::config::Tenant) -> bool {
     expired
 }
 
-async fn check(args: CommonArgs) -> ExitCode {
+/// `check --live` for one tenant: each Entra app's credential tried at `token_endpoint`.
+/// Returns whether one failed.
+async fn probe(
+    t: &dcr_shim::config::Tenant,
+    http: &reqwest::Client,
+    token_endpoint: Option<&str>,
+) -> bool {
+    if t.config.upstream.kind() != "entra" {
+        println!(
+            "  --live: only Entra apps are probed (this upstream is {})",
+            t.config.upstream.kind()
+        );
+        return false;
+    }
+    let Some(endpoint) = token_endpoint else {
+        println!("  error: the IdP's metadata names no token endpoint to probe");
+        return true;
+    };
+    let mut failed = false;
+    for p in
+        dcr_shim::upstream::probe::probe_credentials(t, http, endpoint, dcr_shim::app::unix_now())
+            .await
+    {
+        match p.outcome {
+            Ok(()) => println!("  app '{}': credential accepted by Entra", p.app),
+            Err(why) => {
+                println!(
+                    "  error: app '{}': Entra refused its credential: {why}",
+                    p.app
+                );
+                failed = true;
+            }
+        }
+    }
+    failed
+}
+
+async fn check(args: CheckArgs) -> ExitCode {
+    let CheckArgs { common: args, live } = args;
     let tenants = match load_tenants(&args.tenants, &args.public_url) {
         Ok(t) => t,
         Err(problems) => {
@@ -674,7 +723,12 @@ async fn check(args: CommonArgs) -> ExitCode {
             }
         };
         match dcr_shim::upstream::discovery::discover(&t.config.upstream, &http).await {
-            Ok(m) => println!("  upstream reachable: issuer {}", m.issuer().as_str()),
+            Ok(m) => {
+                println!("  upstream reachable: issuer {}", m.issuer().as_str());
+                if live {
+                    failed |= probe(t, &http, m.token_endpoint().map(|u| u.as_str())).await;
+                }
+            }
             Err(e @ dcr_shim::upstream::discovery::DiscoveryError::Certificate(_)) => {
                 println!(
                     "  error: the IdP's TLS certificate is not trusted ({e}); if a private CA or a TLS-inspecting proxy issued it, set upstream.ca_file to that CA's PEM file, or upstream.roots = \"system\" to trust this machine's store"

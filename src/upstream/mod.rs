@@ -8,6 +8,7 @@ pub(crate) mod entra;
 pub(crate) mod error;
 pub mod http;
 pub(crate) mod managed_identity;
+pub mod probe;
 pub mod provider;
 pub(crate) mod tokens;
 

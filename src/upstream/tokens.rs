@@ -208,7 +208,7 @@ impl UpstreamClient {
         tenant: &Tenant,
         endpoints: &UpstreamEndpoints,
         app: &AppConfig,
-        mut form: Vec<(String, String)>,
+        form: Vec<(String, String)>,
         now: u64,
     ) -> Result<UpstreamTokens, UpstreamError> {
         if let Some(idp) = self.in_process.get(&tenant.id) {
@@ -226,40 +226,15 @@ impl UpstreamClient {
                 )));
             }
         };
-        let auth = credential
-            .authenticate(&app.client_id, &endpoints.token_endpoint, now)
-            .await?;
-        form.extend(auth.form.iter().cloned());
-        let mut request = self
-            .http
-            .for_tenant(&tenant.id)
-            .post(&endpoints.token_endpoint);
-        request = crate::telemetry::propagate(request)
-            .header(reqwest::header::ACCEPT, "application/json")
-            .form(&form);
-        if let Some(h) = auth.basic_header() {
-            request = request.header(reqwest::header::AUTHORIZATION, h);
-        }
-        let response = request.send().await.map_err(|e| {
-            UpstreamError::Unavailable(format!(
-                "POST {}: {}",
-                endpoints.token_endpoint,
-                error_chain(&e)
-            ))
-        })?;
-        let status = response.status();
-        let body = super::http::read_capped_body(response).await.map_err(|e| {
-            UpstreamError::Unavailable(format!("POST {}: {e}", endpoints.token_endpoint))
-        })?;
-        let json: Value = serde_json::from_slice(&body).map_err(|_| {
-            UpstreamError::Unavailable(format!(
-                "POST {} answered HTTP {status} with a body that is not JSON",
-                endpoints.token_endpoint
-            ))
-        })?;
-        if !status.is_success() || json.get("error").is_some() {
-            return Err(UpstreamError::Idp(IdpError::from_json(&json)));
-        }
+        let json = post_token_form(
+            self.http.for_tenant(&tenant.id),
+            credential,
+            &app.client_id,
+            &endpoints.token_endpoint,
+            form,
+            now,
+        )
+        .await?;
         serde_json::from_value(json).map_err(|e| {
             UpstreamError::Unavailable(format!(
                 "POST {} answered without a usable access_token: {e}",
@@ -267,4 +242,43 @@ impl UpstreamClient {
             ))
         })
     }
+}
+
+/// One POST to a token endpoint as `client_id`, authenticated with `credential`: the JSON of a
+/// successful answer, or the IdP's error (its AADSTS code and words), or why it could not be
+/// asked. Shared by the logins' calls and `check --live`.
+pub(crate) async fn post_token_form(
+    http: &reqwest::Client,
+    credential: &LoadedCredential,
+    client_id: &str,
+    token_endpoint: &str,
+    mut form: Vec<(String, String)>,
+    now: u64,
+) -> Result<Value, UpstreamError> {
+    let auth = credential
+        .authenticate(client_id, token_endpoint, now)
+        .await?;
+    form.extend(auth.form.iter().cloned());
+    let mut request = crate::telemetry::propagate(http.post(token_endpoint))
+        .header(reqwest::header::ACCEPT, "application/json")
+        .form(&form);
+    if let Some(h) = auth.basic_header() {
+        request = request.header(reqwest::header::AUTHORIZATION, h);
+    }
+    let response = request.send().await.map_err(|e| {
+        UpstreamError::Unavailable(format!("POST {token_endpoint}: {}", error_chain(&e)))
+    })?;
+    let status = response.status();
+    let body = super::http::read_capped_body(response)
+        .await
+        .map_err(|e| UpstreamError::Unavailable(format!("POST {token_endpoint}: {e}")))?;
+    let json: Value = serde_json::from_slice(&body).map_err(|_| {
+        UpstreamError::Unavailable(format!(
+            "POST {token_endpoint} answered HTTP {status} with a body that is not JSON"
+        ))
+    })?;
+    if !status.is_success() || json.get("error").is_some() {
+        return Err(UpstreamError::Idp(IdpError::from_json(&json)));
+    }
+    Ok(json)
 }

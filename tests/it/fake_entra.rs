@@ -513,6 +513,23 @@ async fn token(ctx: web::Data<Ctx>, req: HttpRequest, body: String) -> HttpRespo
             "The resource parameter provided in the request doesn't match with the requested scopes.",
         );
     }
+    // Client credentials (what `check --live` asks): a token for the app, as Entra gives one
+    // to any registered app for a resource's `.default` scope.
+    if p.get("grant_type").map(String::as_str) == Some("client_credentials") {
+        if !p.get("scope").is_some_and(|s| s.ends_with("/.default")) {
+            return aad_error(
+                400,
+                "invalid_scope",
+                "AADSTS1002012",
+                "The provided value for scope is not valid. Client credential flows must have a scope value with /.default suffixed to the resource identifier (application ID URI).",
+            );
+        }
+        return HttpResponse::Ok().json(json!({
+            "token_type": "Bearer",
+            "expires_in": 3599,
+            "access_token": format!("app-token-for-{client_id}"),
+        }));
+    }
     let mut st = ctx.state.lock().unwrap();
     let (user, scope, nonce, acrs) = match p.get("grant_type").map(String::as_str) {
         Some("authorization_code") => {

@@ -1337,3 +1337,61 @@ async fn no_refresh_token_from_the_idp_means_none_for_the_client_and_a_log_line(
         "{log}"
     );
 }
+
+/// Issue 23, item 6: `check --live` tries each Entra app's credential at the token endpoint
+/// (client credentials, a token for the app itself): the shipped credentials of every kind are
+/// accepted, a wrong secret shows as Entra's AADSTS code with what to fix, and fails the check.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_live_tries_each_entra_credential() {
+    let w = world().await;
+    let tenants = tempfile::tempdir().unwrap();
+    std::fs::copy(
+        w.app.tenants_dir.join("contoso.toml"),
+        tenants.path().join("contoso.toml"),
+    )
+    .unwrap();
+    let wrong = tempfile::tempdir().unwrap();
+    write_private(&wrong.path().join("secret"), "not-the-secret-at-all");
+    std::fs::write(
+        tenants.path().join("wrongco.toml"),
+        entra_tenant(&w.idp.authority, wrong.path(), &w.docs.ca_file, false),
+    )
+    .unwrap();
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_dcr-shim"))
+        .args(["check", "--live", "--tenants"])
+        .arg(tenants.path())
+        .output()
+        .await
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "a refused credential fails the check: {text}"
+    );
+    for app in [
+        "agents",
+        "basic-agents",
+        "cert-agents",
+        "rs256-agents",
+        "fed-agents",
+        "mi-agents",
+    ] {
+        assert!(
+            text.contains(&format!("app '{app}': credential accepted by Entra")),
+            "{app}: {text}"
+        );
+    }
+    assert!(
+        !text.contains("app 'nocred-agents': credential")
+            && !text.contains("error: app 'nocred-agents'"),
+        "no credential, nothing to try: {text}"
+    );
+    let refused = text
+        .lines()
+        .find(|l| l.contains("error: app 'agents': Entra refused its credential"))
+        .unwrap_or_else(|| panic!("the wrong secret is not reported: {text}"));
+    assert!(refused.contains("AADSTS7000215"), "{refused}");
+    assert!(refused.contains("secret"), "what to fix: {refused}");
+    w.stop().await;
+}

@@ -49,9 +49,29 @@ enum Command {
     /// Work on a store directly, with no server using it.
     #[command(subcommand)]
     Store(StoreCommand),
+    /// What Microsoft Entra needs for the tenant files, as code to review and run.
+    #[command(subcommand)]
+    Entra(EntraCommand),
     /// Exit 0 if the server on this host answers /healthz (or /readyz), else 1: for a container
     /// HEALTHCHECK, where there is no curl.
     Healthcheck(HealthcheckArgs),
+}
+
+#[derive(Subcommand)]
+enum EntraCommand {
+    /// Write what the Entra admin must create for an Entra tenant (its APIs with their scopes
+    /// and v2 tokens; each app's redirect URI, delegated permissions with admin consent and
+    /// credential) as an Azure CLI script or Terraform, to standard output.
+    Plan {
+        #[command(flatten)]
+        common: CommonArgs,
+        /// The tenant (its file's name without .toml); may be left out when only one tenant
+        /// is on Entra.
+        #[arg(long)]
+        tenant: Option<String>,
+        #[arg(long, value_enum, default_value_t = dcr_shim::config::entra_plan::PlanFormat::Az)]
+        format: dcr_shim::config::entra_plan::PlanFormat,
+    },
 }
 
 #[derive(Subcommand)]
@@ -307,6 +327,11 @@ async fn main() -> ExitCode {
         Command::Clients(cmd) => dcr_shim::admin_cli::clients(cmd).await,
         Command::Grants(cmd) => dcr_shim::admin_cli::grants(cmd).await,
         Command::Keys(cmd) => dcr_shim::admin_cli::keys(cmd).await,
+        Command::Entra(EntraCommand::Plan {
+            common,
+            tenant,
+            format,
+        }) => entra_plan(&common, tenant.as_deref(), format),
         Command::Healthcheck(args) => healthcheck(args).await,
         Command::Store(StoreCommand::Copy {
             from,
@@ -634,6 +659,71 @@ fn report_certificates(t: &dcr_shim::config::Tenant) -> bool {
         }
     }
     expired
+}
+
+/// `entra plan`: the plan of the one Entra tenant named (or the only one there is).
+fn entra_plan(
+    args: &CommonArgs,
+    tenant: Option<&str>,
+    format: dcr_shim::config::entra_plan::PlanFormat,
+) -> ExitCode {
+    // The apps' secrets and keys need not exist yet: the plan is what makes them usable.
+    let tenants = match dcr_shim::config::load_tenants_with(
+        &args.tenants,
+        &args.public_url,
+        dcr_shim::config::CredentialFiles::Skip,
+    ) {
+        Ok(t) => t,
+        Err(problems) => {
+            eprintln!(
+                "{} problem(s) found (dcr-shim check says more):",
+                problems.len()
+            );
+            for p in &problems {
+                eprintln!("  {p}");
+            }
+            return ExitCode::FAILURE;
+        }
+    };
+    let entra: Vec<_> = tenants
+        .iter()
+        .filter(|t| t.config.upstream.kind() == "entra")
+        .collect();
+    let chosen = match tenant {
+        Some(id) => tenants.iter().find(|t| t.id.to_string() == id),
+        None if entra.len() == 1 => entra.first().copied(),
+        None => {
+            let ids: Vec<String> = entra.iter().map(|t| t.id.to_string()).collect();
+            eprintln!(
+                "dcr-shim: name the tenant with --tenant ({} on Entra here: {})",
+                ids.len(),
+                if ids.is_empty() {
+                    "none".to_owned()
+                } else {
+                    ids.join(", ")
+                }
+            );
+            return ExitCode::FAILURE;
+        }
+    };
+    let Some(t) = chosen else {
+        eprintln!(
+            "dcr-shim: no tenant file {}.toml in {}",
+            tenant.unwrap_or_default(),
+            args.tenants.display()
+        );
+        return ExitCode::FAILURE;
+    };
+    match dcr_shim::config::entra_plan::entra_plan(t, format) {
+        Ok(plan) => {
+            print!("{plan}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("dcr-shim: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 /// `check --live` for one tenant: each Entra app's credential tried at `token_endpoint`.

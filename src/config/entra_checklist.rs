@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use super::tenant::{CredentialConfig, Tenant, UpstreamConfig};
+use super::tenant::{AppConfig, CredentialConfig, Tenant, UpstreamConfig};
 
 /// The checklist of an `entra` tenant, as lines to print; empty for other upstreams.
 pub fn entra_checklist(t: &Tenant) -> Vec<String> {
@@ -11,22 +11,7 @@ pub fn entra_checklist(t: &Tenant) -> Vec<String> {
         return Vec::new();
     }
     let mut lines = Vec::new();
-    // Every upstream scope the resources ask for, grouped by the API (Application ID URI)
-    // that must expose it.
-    let mut apis: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
-    for r in &t.config.resources {
-        for s in &r.scopes {
-            let (api, scope) = split_scope(&s.upstream);
-            if api.is_empty() {
-                continue;
-            }
-            let scopes = apis.entry(api).or_default();
-            if !scopes.contains(&scope) {
-                scopes.push(scope);
-            }
-        }
-    }
-    for (api, scopes) in &apis {
+    for (api, scopes) in &exposed_apis(t) {
         lines.push(format!(
             "Entra API {api}: on the API's app registration, Expose an API → Application ID URI {api}, scopes {}; Manifest → \"requestedAccessTokenVersion\": 2 (v2 tokens, whose issuer the MCP server checks)",
             scopes.join(", ")
@@ -41,32 +26,56 @@ pub fn entra_checklist(t: &Tenant) -> Vec<String> {
             "  Authentication → Web platform → redirect URI {}/callback (Web, not SPA nor mobile)",
             t.issuer
         ));
-        let permissions: Vec<&str> = if app.scopes.is_empty() {
-            t.config
-                .resources
-                .iter()
-                .flat_map(|r| r.scopes.iter().map(|s| s.upstream.as_str()))
-                .collect()
-        } else {
-            app.scopes.iter().map(String::as_str).collect()
-        };
-        let mut seen = Vec::new();
-        for p in permissions {
-            if !seen.contains(&p) {
-                seen.push(p);
-            }
-        }
         lines.push(format!(
             "  API permissions → delegated {}, with admin consent granted for the directory",
-            seen.join(", ")
+            delegated_permissions(t, app).join(", ")
         ));
         lines.push(format!("  {}", credential_step(&app.credential)));
     }
     lines
 }
 
+/// Every upstream scope the resources ask for, grouped by the API (Application ID URI) that
+/// must expose it; scopes without an API (`openid`…) are left out.
+pub(crate) fn exposed_apis(t: &Tenant) -> BTreeMap<&str, Vec<&str>> {
+    let mut apis: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+    for r in &t.config.resources {
+        for s in &r.scopes {
+            let (api, scope) = split_scope(&s.upstream);
+            if api.is_empty() {
+                continue;
+            }
+            let scopes = apis.entry(api).or_default();
+            if !scopes.contains(&scope) {
+                scopes.push(scope);
+            }
+        }
+    }
+    apis
+}
+
+/// The upstream scopes `app` asks for: its own list, else every resource's; once each.
+pub(crate) fn delegated_permissions<'a>(t: &'a Tenant, app: &'a AppConfig) -> Vec<&'a str> {
+    let all: Vec<&str> = if app.scopes.is_empty() {
+        t.config
+            .resources
+            .iter()
+            .flat_map(|r| r.scopes.iter().map(|s| s.upstream.as_str()))
+            .collect()
+    } else {
+        app.scopes.iter().map(String::as_str).collect()
+    };
+    let mut once = Vec::new();
+    for p in all {
+        if !once.contains(&p) {
+            once.push(p);
+        }
+    }
+    once
+}
+
 /// `api://files/files.read` → (`api://files`, `files.read`).
-fn split_scope(upstream: &str) -> (&str, &str) {
+pub(crate) fn split_scope(upstream: &str) -> (&str, &str) {
     match upstream.rsplit_once('/') {
         Some((api, scope)) if !api.is_empty() && !api.ends_with('/') => (api, scope),
         _ => ("", upstream),

@@ -2,6 +2,7 @@
 
 pub mod downstream_api;
 pub mod entra_checklist;
+pub mod entra_plan;
 pub mod grant_lifetime;
 pub(crate) mod host_pattern;
 pub mod resource_server;
@@ -12,5 +13,5 @@ pub mod trusted_issuer;
 
 pub use host_pattern::HostPattern;
 pub use server::{LogFormat, Settings};
-pub use tenant::{Problem, Tenant, load_tenants};
+pub use tenant::{CredentialFiles, Problem, Tenant, load_tenants, load_tenants_with};
 pub use token_mode::TokenMode;

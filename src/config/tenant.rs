@@ -587,6 +587,23 @@ pub(crate) struct DevSettings {
 
 /// Loads every `*.toml` file directly inside `dir` (not its subdirectories).
 pub fn load_tenants(dir: &Path, public_url: &Url) -> Result<Vec<Tenant>, Vec<Problem>> {
+    load_tenants_with(dir, public_url, CredentialFiles::Read)
+}
+
+/// Whether the apps' credential files (secrets, keys, certificates, tokens) are read while
+/// validating: always to serve; not for `entra plan`, which is written before they exist.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CredentialFiles {
+    Read,
+    Skip,
+}
+
+/// `load_tenants`, with the apps' credential files read or not.
+pub fn load_tenants_with(
+    dir: &Path,
+    public_url: &Url,
+    credential_files: CredentialFiles,
+) -> Result<Vec<Tenant>, Vec<Problem>> {
     let mut problems = Vec::new();
     let entries = match std::fs::read_dir(dir) {
         Ok(e) => e,
@@ -615,7 +632,7 @@ pub fn load_tenants(dir: &Path, public_url: &Url) -> Result<Vec<Tenant>, Vec<Pro
     }
     let mut tenants = Vec::new();
     for file in files {
-        match load_tenant(&file, public_url) {
+        match load_tenant_with(&file, public_url, credential_files) {
             Ok(t) => tenants.push(t),
             Err(mut p) => problems.append(&mut p),
         }
@@ -629,7 +646,16 @@ pub fn load_tenants(dir: &Path, public_url: &Url) -> Result<Vec<Tenant>, Vec<Pro
 
 /// Parses and validates one tenant file.
 pub fn load_tenant(file: &Path, public_url: &Url) -> Result<Tenant, Vec<Problem>> {
+    load_tenant_with(file, public_url, CredentialFiles::Read)
+}
+
+fn load_tenant_with(
+    file: &Path,
+    public_url: &Url,
+    credential_files: CredentialFiles,
+) -> Result<Tenant, Vec<Problem>> {
     let mut problems = Problems::new(file);
+    problems.credential_files = credential_files;
     let stem = file
         .file_stem()
         .and_then(|s| s.to_str())
@@ -722,6 +748,7 @@ fn parse_config(text: &str, problems: &mut Problems) -> Option<TenantConfig> {
 struct Problems {
     file: PathBuf,
     list: Vec<Problem>,
+    credential_files: CredentialFiles,
 }
 
 impl Problems {
@@ -729,6 +756,7 @@ impl Problems {
         Self {
             file: file.to_owned(),
             list: Vec::new(),
+            credential_files: CredentialFiles::Read,
         }
     }
 
@@ -901,7 +929,11 @@ fn validate_apps(c: &TenantConfig, p: &mut Problems) {
 }
 
 fn validate_credential(cred: &CredentialConfig, at: &str, p: &mut Problems) {
+    // What the credential reads (its files, its environment variable) is not looked at when
+    // it need not exist yet (`CredentialFiles::Skip`); its shape always is.
+    let reads = p.credential_files == CredentialFiles::Read;
     let readable = |path: &Path, field: &str, p: &mut Problems| match std::fs::metadata(path) {
+        _ if !reads => {}
         Err(e) => p.add(
             &format!("{at}.{field}"),
             format!("cannot read {}: {e}", path.display()),
@@ -919,6 +951,9 @@ fn validate_credential(cred: &CredentialConfig, at: &str, p: &mut Problems) {
     // A secret: readable, not a directory, not empty, and private (`crypto/private_file.rs`).
     let private = |path: &Path, field: &str, what: &str, p: &mut Problems| {
         use crate::crypto::private_file::{describe, read_private};
+        if !reads {
+            return;
+        }
         match read_private(path) {
             Err(e) => p.add(&format!("{at}.{field}"), describe(what, path, &e)),
             Ok(text) if text.trim().is_empty() => p.add(
@@ -935,7 +970,7 @@ fn validate_credential(cred: &CredentialConfig, at: &str, p: &mut Problems) {
             ..
         } => match (secret_env, secret_file) {
             (Some(var), None) => {
-                if std::env::var_os(var).is_none_or(|v| v.is_empty()) {
+                if reads && std::env::var_os(var).is_none_or(|v| v.is_empty()) {
                     p.add(&format!("{at}.secret_env"), format!("the environment variable {var} is not set; set it to the app's client secret"));
                 }
             }
@@ -949,7 +984,7 @@ fn validate_credential(cred: &CredentialConfig, at: &str, p: &mut Problems) {
         } => {
             readable(certificate_file, "certificate_file", p);
             private(key_file, "key_file", "the private key file", p);
-            if certificate_file.exists() && key_file.exists() {
+            if reads && certificate_file.exists() && key_file.exists() {
                 // Parse now, so that a wrong key or certificate is reported by `check` and
                 // stops `serve`, instead of failing the first login.
                 if let Err(e) = crate::crypto::app_key::AppSigningKey::load(key_file, certificate_file) {

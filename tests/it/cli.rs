@@ -378,3 +378,89 @@ fn check_is_an_entra_preflight() {
         assert!(out.contains(expected), "missing {expected:?} in:\n{out}");
     }
 }
+
+/// A tenant on Entra with every kind of credential, for `entra plan`'s golden files. Its
+/// credential files need not exist: the plan is written before they do.
+const PLANNED_TENANT: &str = r#"display_name = "Contoso"
+[upstream]
+kind = "entra"
+directory_id = "72f988bf-86f1-41af-91ab-2d7cd011db47"
+
+[[apps]]
+name = "cert-agents"
+client_id = "11111111-1111-1111-1111-111111111111"
+credential = { kind = "private_key_jwt", certificate_file = "/etc/dcr-shim/apps/cert-agents.crt", key_file = "/etc/dcr-shim/apps/cert-agents.key" }
+[[apps]]
+name = "cluster-agents"
+client_id = "22222222-2222-2222-2222-222222222222"
+scopes = ["api://mcp-files/files.read"]
+credential = { kind = "federated", assertion_file = "/var/run/secrets/azure/tokens/azure-identity-token" }
+[[apps]]
+name = "vm-agents"
+client_id = "33333333-3333-3333-3333-333333333333"
+credential = { kind = "managed_identity" }
+[[apps]]
+name = "secret-agents"
+client_id = "44444444-4444-4444-4444-444444444444"
+credential = { kind = "client_secret", secret_env = "CONTOSO_AGENTS_SECRET" }
+
+[[resources]]
+uri = "https://mcp.contoso.com/files"
+default = true
+scopes = [
+  { name = "files.read", upstream = "api://mcp-files/files.read", description = "Read your files" },
+  { name = "files.write", upstream = "api://mcp-files/files.write", description = "Change your files" },
+]
+[[resources]]
+uri = "https://mcp.contoso.com/mail"
+scopes = [{ name = "mail.read", upstream = "https://contoso.com/mcp-mail/Mail.Read" }]
+
+[[mapping]]
+app = "cluster-agents"
+software_ids = ["cluster-agent"]
+"#;
+
+/// Issue 23, item 6: `dcr-shim entra plan` writes what the Entra admin must create (an Azure
+/// CLI script, or Terraform for the azuread provider), the same for the same file: compared
+/// with tests/golden/ (`DCR_SHIM_BLESS=1` rewrites them after a deliberate change; CI runs
+/// shellcheck on the script).
+#[test]
+fn entra_plan_matches_its_golden_files() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("contoso.toml"), PLANNED_TENANT).unwrap();
+    let golden = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden");
+    for (format, file) in [("az", "entra-plan.sh"), ("terraform", "entra-plan.tf")] {
+        let out = Command::new(env!("CARGO_BIN_EXE_dcr-shim"))
+            .args([
+                "entra",
+                "plan",
+                "--format",
+                format,
+                "--public-url",
+                "https://auth.contoso.com",
+                "--tenants",
+            ])
+            .arg(dir.path())
+            .env_remove("CONTOSO_AGENTS_SECRET")
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{format}: {stderr}");
+        let plan = String::from_utf8(out.stdout).unwrap();
+        if std::env::var_os("DCR_SHIM_BLESS").is_some() {
+            std::fs::write(golden.join(file), &plan).unwrap();
+        }
+        let expected = std::fs::read_to_string(golden.join(file)).unwrap();
+        assert_eq!(plan, expected, "{format} differs from tests/golden/{file}");
+    }
+    // Not on Entra: nothing to plan, and said so.
+    let dev = tempfile::tempdir().unwrap();
+    std::fs::write(dev.path().join("demo.toml"), crate::helpers::DEV_TENANT).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_dcr-shim"))
+        .args(["entra", "plan", "--tenant", "demo", "--tenants"])
+        .arg(dev.path())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not on Entra"));
+}

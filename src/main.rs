@@ -137,7 +137,8 @@ struct CommonArgs {
     /// Directory of tenant files (`<tenant-id>.toml`; subdirectories are not read).
     #[arg(long, env = "DCR_SHIM_TENANTS", default_value = "./tenants")]
     tenants: PathBuf,
-    /// The URL clients use to reach the shim; each tenant's issuer is `<public-url>/<tenant-id>`.
+    /// The URL clients use to reach the shim, optionally with a path prefix
+    /// (https://auth.example.com/mcp-auth); each tenant's issuer is `<public-url>/<tenant-id>`.
     #[arg(long, env = "DCR_SHIM_PUBLIC_URL", default_value = "http://127.0.0.1:8080", value_parser = parse_public_url)]
     public_url: url::Url,
 }

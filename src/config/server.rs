@@ -7,6 +7,12 @@ use url::Url;
 
 pub use crate::crypto::keys::SecretSource;
 
+/// The path prefix of a public URL: empty for `https://auth.example.com`, `/mcp-auth` for
+/// `https://auth.example.com/mcp-auth` (routes, cookie paths and issuers live under it).
+pub fn path_prefix(public_url: &Url) -> &str {
+    public_url.path().trim_end_matches('/')
+}
+
 /// Log output format.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
 pub enum LogFormat {
@@ -19,7 +25,8 @@ pub enum LogFormat {
 #[derive(Clone, Debug)]
 pub struct Settings {
     pub listen: SocketAddr,
-    /// Scheme, host and port clients use to reach the shim; no path, no trailing slash.
+    /// Scheme, host, port and optional path prefix (`path_prefix`) clients use to reach the
+    /// shim.
     pub public_url: Url,
     pub data_dir: PathBuf,
     pub tenants_dir: PathBuf,
@@ -164,15 +171,32 @@ impl Settings {
 /// Default for `Settings::upstream_timeout`.
 pub const DEFAULT_UPSTREAM_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
-/// Checks a public URL: http(s), a host, no path, query, fragment or userinfo.
+/// Checks a public URL: http(s), a host, a path prefix of plain segments or none, no query,
+/// fragment or userinfo.
 pub fn parse_public_url(raw: &str) -> Result<Url, String> {
     let url = Url::parse(raw).map_err(|e| format!("'{raw}' is not an absolute URL: {e}"))?;
     if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
         return Err(format!("'{raw}' must be an http or https URL with a host"));
     }
-    if url.path() != "/" || url.query().is_some() || url.fragment().is_some() {
+    if url.query().is_some() || url.fragment().is_some() {
         return Err(format!(
-            "'{raw}' must not have a path, query or fragment: tenants live at <public-url>/<tenant-id>"
+            "'{raw}' must not have a query or fragment: tenants live at <public-url>/<tenant-id>"
+        ));
+    }
+    // A path prefix (`/mcp-auth`): segments of unreserved characters only, since it becomes
+    // part of routes, cookie paths and every issuer.
+    let path = url.path().trim_end_matches('/');
+    if !path.split('/').skip(1).all(|segment| {
+        !segment.is_empty()
+            && segment != "."
+            && segment != ".."
+            && segment
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-._~".contains(&b))
+    }) || path.starts_with("/.well-known")
+    {
+        return Err(format!(
+            "'{raw}' has a path that cannot be a prefix: give segments of letters, digits, '-', '.', '_' or '~', such as https://auth.example.com/mcp-auth"
         ));
     }
     if !url.username().is_empty() || url.password().is_some() {
@@ -192,17 +216,22 @@ mod tests {
 
     #[test]
     fn public_urls() {
-        for ok in [
-            "http://127.0.0.1:8080",
-            "http://localhost:8080/",
-            "https://auth.example.com",
-            "http://[::1]:9000",
+        for (ok, prefix) in [
+            ("http://127.0.0.1:8080", ""),
+            ("http://localhost:8080/", ""),
+            ("https://auth.example.com", ""),
+            ("http://[::1]:9000", ""),
+            ("https://auth.example.com/mcp-auth", "/mcp-auth"),
+            ("https://auth.example.com/a/b.c/", "/a/b.c"),
         ] {
-            assert!(parse_public_url(ok).is_ok(), "{ok}");
+            let url = parse_public_url(ok).unwrap_or_else(|e| panic!("{ok}: {e}"));
+            assert_eq!(super::path_prefix(&url), prefix, "{ok}");
         }
         for bad in [
             "http://auth.example.com",
-            "https://auth.example.com/prefix",
+            "https://auth.example.com/a//b",
+            "https://auth.example.com/a%20b",
+            "https://auth.example.com/.well-known",
             "https://auth.example.com/?q",
             "ftp://x",
             "https://u:p@auth.example.com",

@@ -148,7 +148,7 @@ pub(crate) async fn authorize(
     }
     // Reuse the browser's CSRF cookie so that a second GET does not break a form already open.
     let csrf = req
-        .cookie(state.cookies().csrf_name())
+        .cookie(&state.cookies().csrf_name())
         .map(|c| c.value().to_owned())
         .filter(|v| plausible_token(v))
         .map(|v| Handle::presented(&v))
@@ -162,7 +162,7 @@ pub(crate) async fn authorize(
 /// A page saying why, when this login would start one too many (`http/login_limits.rs`).
 fn too_many_logins(state: &AppState, req: &HttpRequest, tenant: &Tenant) -> Option<HttpResponse> {
     let source = state.client_ip(req);
-    let browser = req.cookie(state.cookies().csrf_name());
+    let browser = req.cookie(&state.cookies().csrf_name());
     let limit = state
         .allow_login_start(source, browser.as_ref().map(|c| c.value()))
         .err()?;
@@ -255,7 +255,7 @@ pub(crate) async fn consent(
     if approved && let Some(refusal) = too_many_logins(&state, &req, &tenant) {
         return refusal;
     }
-    let csrf = req.cookie(state.cookies().csrf_name());
+    let csrf = req.cookie(&state.cookies().csrf_name());
     let request = match form.get("ticket").filter(|_| form.repeated.is_empty()) {
         Some(ticket) => {
             state

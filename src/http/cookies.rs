@@ -1,6 +1,9 @@
-//! Every cookie the shim sets, named and dressed in one place: HttpOnly, SameSite=Lax, path
-//! `/`, and on an https public URL `Secure` with the `__Host-` prefix (RFC 6265bis §4.1.3.2:
-//! such a cookie is host-only and cannot be set by a sibling domain).
+//! Every cookie the shim sets, named and dressed in one place: HttpOnly, SameSite=Lax, the
+//! public URL's path (`/`, or the prefix of a public URL with a path), and on an https public
+//! URL `Secure` with the `__Host-` prefix (RFC 6265bis §4.1.3.2: such a cookie is host-only and
+//! cannot be set by a sibling domain). `__Host-` requires `Path=/`, so under a path prefix the
+//! cookies are `__Secure-` and scoped to the prefix; they are then not host-only, and the
+//! shim shares its origin with whatever else the host serves (docs/operations.md).
 //!
 //! | cookie | value | lifetime |
 //! |---|---|---|
@@ -22,27 +25,37 @@ use crate::oauth::consent::APPROVAL_SECONDS;
 const CSRF_SECONDS: i64 = 24 * 3600;
 
 /// Cookie names and attributes for one server.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub(crate) struct Cookies {
-    /// The public URL is https: `Secure` and the `__Host-` prefix.
+    /// The public URL is https: `Secure`, and a name prefix.
     secure: bool,
+    /// The public URL's path: `/`, or its prefix (`/mcp-auth`).
+    path: String,
 }
 
 impl Cookies {
-    pub(crate) fn new(secure: bool) -> Self {
-        Self { secure }
+    /// `path`: the public URL's path prefix, empty for none.
+    pub(crate) fn new(secure: bool, path: &str) -> Self {
+        Self {
+            secure,
+            path: if path.is_empty() {
+                "/".to_owned()
+            } else {
+                path.to_owned()
+            },
+        }
     }
 
     fn prefix(&self) -> &'static str {
-        if self.secure { "__Host-" } else { "" }
+        match (self.secure, self.path.as_str()) {
+            (false, _) => "",
+            (true, "/") => "__Host-",
+            (true, _) => "__Secure-",
+        }
     }
 
-    pub(crate) fn csrf_name(&self) -> &'static str {
-        if self.secure {
-            "__Host-dcr-csrf"
-        } else {
-            "dcr-csrf"
-        }
+    pub(crate) fn csrf_name(&self) -> String {
+        format!("{}dcr-csrf", self.prefix())
     }
 
     /// The approval cookie of one tenant.
@@ -69,11 +82,7 @@ impl Cookies {
     }
 
     pub(crate) fn csrf(&self, value: &Handle) -> Cookie<'static> {
-        self.build(
-            self.csrf_name().to_owned(),
-            value.expose().to_owned(),
-            CSRF_SECONDS,
-        )
+        self.build(self.csrf_name(), value.expose().to_owned(), CSRF_SECONDS)
     }
 
     pub(crate) fn approval(&self, name: String, value: String) -> Cookie<'static> {
@@ -96,7 +105,7 @@ impl Cookies {
 
     fn build(&self, name: String, value: String, max_age: i64) -> Cookie<'static> {
         let mut c = Cookie::new(name, value);
-        c.set_path("/");
+        c.set_path(self.path.clone());
         c.set_http_only(true);
         c.set_same_site(SameSite::Lax);
         c.set_secure(self.secure);

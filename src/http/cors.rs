@@ -27,7 +27,10 @@ pub(crate) fn middleware<S>(
 where
     S: Service<ServiceRequest, Response = ServiceResponse, Error = actix_web::Error>,
 {
-    let cors = allowed_methods(req.path());
+    let prefix = req
+        .app_data::<actix_web::web::Data<super::state::AppState>>()
+        .map_or("", |s| s.path_prefix());
+    let cors = allowed_methods(&super::local_path(req.path(), prefix));
     let fut = match cors {
         Some(methods) if req.method() == Method::OPTIONS => {
             Either::Left(ready(Ok(req.into_response(preflight(methods)))))

@@ -58,6 +58,29 @@ fn is_routine_read(req: &actix_web::dev::ServiceRequest) -> bool {
             || is_probe(path))
 }
 
+/// `path` as it would be under a public URL without a path: the prefix taken off the tenants'
+/// routes (`/mcp-auth/demo/token` → `/demo/token`) and out of the metadata's (`/.well-known/
+/// oauth-authorization-server/mcp-auth/demo` → `/.well-known/oauth-authorization-server/demo`),
+/// for what reads routes by their segments (CORS, labels, the tenant of a request).
+pub(crate) fn local_path<'a>(path: &'a str, prefix: &str) -> std::borrow::Cow<'a, str> {
+    use std::borrow::Cow;
+    if prefix.is_empty() {
+        return Cow::Borrowed(path);
+    }
+    if let Some(rest) = path.strip_prefix(prefix)
+        && rest.starts_with('/')
+    {
+        return Cow::Borrowed(rest);
+    }
+    for kind in ["oauth-authorization-server", "openid-configuration"] {
+        let inserted = format!("/.well-known/{kind}{prefix}/");
+        if let Some(tenant) = path.strip_prefix(&inserted) {
+            return Cow::Owned(format!("/.well-known/{kind}/{tenant}"));
+        }
+    }
+    Cow::Borrowed(path)
+}
+
 /// Health and readiness probes: logged at debug whatever they answer (a 503 is their answer,
 /// not a failure, and an orchestrator asks every few seconds).
 fn is_probe(path: &str) -> bool {
@@ -71,6 +94,42 @@ pub(crate) fn configure(
     state: web::Data<AppState>,
     extra_routes: impl FnOnce(&mut web::ServiceConfig),
 ) {
+    // Under a public URL with a path (`https://auth.example.com/mcp-auth`) the tenants' routes
+    // live under it, and the metadata where RFC 8414 §3.1 puts it, the path inserted after
+    // `/.well-known/…`; the probes stay at the root, for the orchestrator.
+    let prefix = state.path_prefix().to_owned();
+    let tenants = web::scope(&prefix)
+        .route(
+            "/{tenant}/.well-known/openid-configuration",
+            web::get().to(well_known::metadata),
+        )
+        .route("/{tenant}/register", web::post().to(register::register))
+        .route(
+            "/{tenant}/register/{client_id}",
+            web::get().to(register::read_configuration),
+        )
+        .route(
+            "/{tenant}/register/{client_id}",
+            web::put().to(register::update_configuration),
+        )
+        .route(
+            "/{tenant}/register/{client_id}",
+            web::delete().to(register::delete_configuration),
+        )
+        .route("/{tenant}/authorize", web::get().to(authorize::authorize))
+        .route("/{tenant}/consent", web::post().to(authorize::consent))
+        .route("/{tenant}/callback", web::get().to(callback::callback))
+        .route("/{tenant}/token", web::post().to(token::token))
+        .route("/{tenant}/revoke", web::post().to(token::revoke))
+        .route("/{tenant}/jwks", web::get().to(well_known::jwks))
+        .route("/{tenant}/introspect", web::post().to(token::introspect))
+        .configure(extra_routes)
+        .route("/{tenant}/token", web::route().to(method_not_allowed))
+        .route("/{tenant}/revoke", web::route().to(method_not_allowed))
+        .route("/{tenant}/introspect", web::route().to(method_not_allowed))
+        .route("/{tenant}/consent", web::route().to(method_not_allowed))
+        .route("/{tenant}/register", web::route().to(method_not_allowed))
+        .default_service(web::to(unknown_path));
     cfg.app_data(state).service(
         web::scope("")
             // CORS, inside the request log: a preflight is answered here and logged like any
@@ -87,43 +146,14 @@ pub(crate) fn configure(
             .route("/readyz", web::get().to(ops::readyz))
             .route("/readyz/{tenant}", web::get().to(ops::tenant_readyz))
             .route(
-                "/.well-known/oauth-authorization-server/{tenant}",
+                &format!("/.well-known/oauth-authorization-server{prefix}/{{tenant}}"),
                 web::get().to(well_known::metadata),
             )
             .route(
-                "/.well-known/openid-configuration/{tenant}",
+                &format!("/.well-known/openid-configuration{prefix}/{{tenant}}"),
                 web::get().to(well_known::metadata),
             )
-            .route(
-                "/{tenant}/.well-known/openid-configuration",
-                web::get().to(well_known::metadata),
-            )
-            .route("/{tenant}/register", web::post().to(register::register))
-            .route(
-                "/{tenant}/register/{client_id}",
-                web::get().to(register::read_configuration),
-            )
-            .route(
-                "/{tenant}/register/{client_id}",
-                web::put().to(register::update_configuration),
-            )
-            .route(
-                "/{tenant}/register/{client_id}",
-                web::delete().to(register::delete_configuration),
-            )
-            .route("/{tenant}/authorize", web::get().to(authorize::authorize))
-            .route("/{tenant}/consent", web::post().to(authorize::consent))
-            .route("/{tenant}/callback", web::get().to(callback::callback))
-            .route("/{tenant}/token", web::post().to(token::token))
-            .route("/{tenant}/revoke", web::post().to(token::revoke))
-            .route("/{tenant}/jwks", web::get().to(well_known::jwks))
-            .route("/{tenant}/introspect", web::post().to(token::introspect))
-            .configure(extra_routes)
-            .route("/{tenant}/token", web::route().to(method_not_allowed))
-            .route("/{tenant}/revoke", web::route().to(method_not_allowed))
-            .route("/{tenant}/introspect", web::route().to(method_not_allowed))
-            .route("/{tenant}/consent", web::route().to(method_not_allowed))
-            .route("/{tenant}/register", web::route().to(method_not_allowed))
+            .service(tenants)
             .default_service(web::to(unknown_path)),
     );
 }
@@ -197,7 +227,10 @@ where
         _ => String::new(),
     };
     // Metrics labels: a known tenant (else "-") and the route.
-    let first_segment = req.path().trim_start_matches('/').split('/').next();
+    // The path below the public URL's prefix, where the tenant's segment comes first.
+    let local = local_path(req.path(), state.map_or("", |s| s.path_prefix()));
+    let local = local.as_ref();
+    let first_segment = local.trim_start_matches('/').split('/').next();
     let tenant = state
         .zip(first_segment)
         .and_then(|(state, seg)| state.tenant(seg))
@@ -206,7 +239,7 @@ where
             let last = req.path().rsplit('/').next()?;
             state?.tenant(last)
         });
-    let route = route_label(req.path());
+    let route = route_label(local);
     let traced = !routine && crate::telemetry::enabled();
     let span = if routine {
         tracing::debug_span!("request", id = %request_id, method = %req.method(), path = %req.path(), client = %client)
@@ -270,4 +303,25 @@ where
         Ok(res)
     }
     .instrument(span)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::local_path;
+
+    #[test]
+    fn a_path_prefix_comes_off_tenant_and_metadata_routes_alone() {
+        assert_eq!(local_path("/demo/token", ""), "/demo/token");
+        assert_eq!(local_path("/mcp-auth/demo/token", "/mcp-auth"), "/demo/token");
+        assert_eq!(
+            local_path(
+                "/.well-known/oauth-authorization-server/mcp-auth/demo",
+                "/mcp-auth"
+            ),
+            "/.well-known/oauth-authorization-server/demo"
+        );
+        // Not under the prefix: left as it is (a 404 further on).
+        assert_eq!(local_path("/mcp-authx/demo", "/mcp-auth"), "/mcp-authx/demo");
+        assert_eq!(local_path("/healthz", "/mcp-auth"), "/healthz");
+    }
 }

@@ -41,6 +41,8 @@ pub struct AppState {
     trusted_proxies: Vec<ipnet::IpNet>,
     forwarded_header: crate::config::server::ForwardedHeader,
     login_limits: super::login_limits::LoginLimits,
+    /// The public URL's path prefix (`config::server::path_prefix`), empty for none.
+    path_prefix: String,
 }
 
 /// The tenants and what is worked out from their files once.
@@ -142,7 +144,8 @@ impl AppState {
         upstreams: UpstreamDirectory,
         auth: AuthServer,
     ) -> Self {
-        let cookies = Cookies::new(settings.public_url.scheme() == "https");
+        let path_prefix = crate::config::server::path_prefix(&settings.public_url).to_owned();
+        let cookies = Cookies::new(settings.public_url.scheme() == "https", &path_prefix);
         Self {
             table: ArcSwap::from_pointee(TenantTable::new(tenants, None)),
             cookies,
@@ -153,7 +156,13 @@ impl AppState {
             trusted_proxies: settings.trusted_proxies.clone(),
             forwarded_header: settings.forwarded_header,
             login_limits: super::login_limits::LoginLimits::new(settings.login_starts_per_minute),
+            path_prefix,
         }
+    }
+
+    /// The public URL's path prefix, empty for none: the tenants' routes live under it.
+    pub(crate) fn path_prefix(&self) -> &str {
+        &self.path_prefix
     }
 
     /// Serves `tenants` from now on (a reload). Requests under way finish with the tenant they

@@ -89,6 +89,17 @@ pub fn start_replica(
     spawn_shim_serving(free_port(), public_url, data, tenants, &[], args)
 }
 
+/// Starts the binary on `port` serving `public_url` (which may carry a path), with `args`.
+pub fn start_binary_serving(
+    port: u16,
+    public_url: &str,
+    data: &std::path::Path,
+    tenants: &std::path::Path,
+    args: &[&str],
+) -> Shim {
+    spawn_shim_serving(port, public_url, data, tenants, &[], args)
+}
+
 fn spawn_shim(
     port: u16,
     data: &std::path::Path,

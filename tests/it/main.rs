@@ -29,6 +29,7 @@ mod minted;
 mod personas;
 mod pinned;
 mod properties;
+mod public_path;
 mod registration;
 mod reload;
 mod replicas;

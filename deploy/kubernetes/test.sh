@@ -2,9 +2,12 @@
 # Shows that check.sh catches what it is meant to catch: for each case, a throwaway overlay
 # breaks one thing in a real overlay or example, and check.sh, run on that render alone, must
 # fail with the expected message. One check.sh run per case (about 8 s each once check.sh's
-# tools are cached), so this is not part of the fast CI path.
+# tools are cached), so this is not part of the fast CI path. With DCR_SHIM_IMAGE naming a
+# built image (deploy/release.sh, or the Dockerfile's prebuilt target), it then runs
+# container-test.sh on it: the image under the manifests' constraints, serving a login.
 #
 #   bash deploy/kubernetes/test.sh
+#   DCR_SHIM_IMAGE=dcr-shim:0.1.0 bash deploy/kubernetes/test.sh
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -105,3 +108,8 @@ case_ checkov-host-network overlays/sled "CKV_K8S_19" '  - target: {kind: Deploy
 
 echo "$passed passed, $failed failed"
 (( failed == 0 ))
+if [[ -n "${DCR_SHIM_IMAGE:-}" ]]; then
+  bash "$here/container-test.sh" "$DCR_SHIM_IMAGE"
+else
+  echo "container test not run: set DCR_SHIM_IMAGE to a built image to run container-test.sh"
+fi

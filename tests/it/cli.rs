@@ -328,11 +328,26 @@ fn check_is_an_entra_preflight() {
             "[upstream]\nkind = \"entra\"\ndirectory_id = \"{directory}\"\nauthority = \"http://127.0.0.1:9\"\n{apps}[[resources]]\nuri = \"https://mcp.example.com/files\"\nscopes = [{{ name = \"files.read\", upstream = \"api://mcp-files/files.read\" }}]\n"
         )
     };
+    // Secret files as an operator gets them wrong: empty, a directory, readable by anyone.
+    let empty = secrets.path().join("empty.secret");
+    crate::helpers::write_private(&empty, "\n");
+    let open = secrets.path().join("open.secret");
+    std::fs::write(&open, "s3cret-value").unwrap();
+    std::fs::set_permissions(&open, std::os::unix::fs::PermissionsExt::from_mode(0o644)).unwrap();
+    let secret = |name: &str, file: &std::path::Path| {
+        format!(
+            "[[apps]]\nname = \"{name}\"\nclient_id = \"{good_id}\"\ncredential = {{ kind = \"client_secret\", secret_file = {file:?} }}\n"
+        )
+    };
     std::fs::write(
         dir.path().join("ids.toml"),
         tenant(
             "contoso.onmicrosoft.com",
-            &(jwt("named", "agents-app", &fine) + &jwt("mismatched", good_id, &foreign)),
+            &(jwt("named", "agents-app", &fine)
+                + &jwt("mismatched", good_id, &foreign)
+                + &secret("empty", &empty)
+                + &secret("directory", secrets.path())
+                + &secret("open", &open)),
         ),
     )
     .unwrap();
@@ -342,6 +357,12 @@ fn check_is_an_entra_preflight() {
         "ids.toml: upstream.directory_id: 'contoso.onmicrosoft.com' is not a GUID",
         "ids.toml: apps[0].client_id: 'agents-app' is not a GUID",
         "does not belong to the certificate",
+        "apps[2].credential.secret_file: the client secret file",
+        "is empty",
+        "apps[3].credential.secret_file: the client secret file",
+        "is a directory",
+        "apps[4].credential.secret_file: the client secret file",
+        "others may read it",
     ] {
         assert!(out.contains(expected), "missing {expected:?} in:\n{out}");
     }

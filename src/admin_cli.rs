@@ -345,9 +345,14 @@ fn date(v: &Value) -> String {
 /// them.
 fn more_line(shown: usize, listing: &Value) {
     let total = listing["total"].as_u64().unwrap_or(shown as u64);
+    let at_least = if listing["total_exact"] == false {
+        "at least "
+    } else {
+        ""
+    };
     if total > shown as u64 {
         println!(
-            "… {} more (of {total}); raise --limit to see them",
+            "… {at_least}{} more (of {at_least}{total}); raise --limit to see them",
             total - shown as u64
         );
     }

@@ -581,7 +581,7 @@ async fn serve(args: ServeArgs) -> ExitCode {
         tracing::info!(tenant = %t.id, issuer = %t.issuer, upstream = t.config.upstream.kind(), "tenant loaded");
     }
     if let Some(path) = &args.pid_file
-        && let Err(e) = std::fs::write(path, format!("{}\n", std::process::id()))
+        && let Err(e) = write_pid_file(path)
     {
         eprintln!(
             "dcr-shim: not started: cannot write the pid file {}: {e}",
@@ -725,6 +725,20 @@ fn entra_plan(
             ExitCode::FAILURE
         }
     }
+}
+
+/// Writes this process's id to `path` through a new temporary file renamed over it, so that a
+/// link placed at `path` is replaced, never followed.
+fn write_pid_file(path: &std::path::Path) -> std::io::Result<()> {
+    use std::io::Write;
+    let tmp = path.with_extension("pid.tmp");
+    let _ = std::fs::remove_file(&tmp);
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&tmp)?;
+    writeln!(file, "{}", std::process::id())?;
+    std::fs::rename(&tmp, path)
 }
 
 /// `check --live` for one tenant: each Entra app's credential tried at `token_endpoint`.

@@ -89,6 +89,12 @@ case_ public-open overlays/postgres "admits any pod to the public port" '  - tar
       - op: remove
         path: /spec/ingress/0/from'
 
+case_ public-every-namespace overlays/postgres "admits any pod to the public port" '  - target: {kind: NetworkPolicy, name: dcr-shim}
+    patch: |-
+      - op: replace
+        path: /spec/ingress/0/from
+        value: [{namespaceSelector: {}}]'
+
 case_ admin-exposed overlays/postgres "exposes the admin port as LoadBalancer" '  - target: {kind: Service, name: dcr-shim-admin}
     patch: |-
       - op: add

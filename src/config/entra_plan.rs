@@ -42,10 +42,46 @@ pub fn entra_plan(t: &Tenant, format: PlanFormat) -> Result<String, String> {
             t.config.upstream.kind()
         ));
     };
+    distinct_names(t)?;
     Ok(match format {
         PlanFormat::Az => az_script(t, directory_id),
         PlanFormat::Terraform => terraform(t, directory_id),
     })
+}
+
+/// Refuses a file whose APIs, apps or one API's scopes would share a variable or resource
+/// name (`api://files` and `https://files`; `files.read` and `files_read`): the plan would
+/// otherwise grant on the wrong API or not apply.
+fn distinct_names(t: &Tenant) -> Result<(), String> {
+    let mut seen: std::collections::HashMap<String, String> = Default::default();
+    let mut claim = |name: String, what: String| match seen.insert(name.clone(), what.clone()) {
+        Some(other) if other != what => Err(format!(
+            "{other} and {what} would both be named {name} in the plan; rename one"
+        )),
+        _ => Ok(()),
+    };
+    for (api, scopes) in &exposed_apis(t) {
+        claim(api_ident(api), format!("the API {api}"))?;
+        for scope in scopes {
+            claim(
+                format!("{}_{}", api_ident(api), ident(scope)),
+                format!("the scope {api}/{scope}"),
+            )?;
+        }
+    }
+    for app in &t.config.apps {
+        if ident(&app.name).is_empty() {
+            return Err(format!(
+                "the app '{}' has no letter or digit to name it by in the plan; rename it",
+                app.name
+            ));
+        }
+        claim(
+            format!("app_{}", ident(&app.name)),
+            format!("the app '{}'", app.name),
+        )?;
+    }
+    Ok(())
 }
 
 /// A name usable in bash variables and Terraform addresses: lower-case letters, digits and
@@ -75,14 +111,30 @@ fn file_name(t: &Tenant) -> String {
         .unwrap_or_default()
 }
 
+/// A comment for a relative certificate path, which resolves against the directory the plan
+/// is run from (the shim resolves it against its own working directory).
+fn relative_note(path: &std::path::Path) -> &'static str {
+    if path.is_relative() {
+        "# The certificate's path is relative: run this from the directory the shim runs in.\n"
+    } else {
+        ""
+    }
+}
+
 /// `s` as a single-quoted shell word.
 fn sh(s: &str) -> String {
     format!("'{}'", s.replace('\'', r#"'"'"'"#))
 }
 
-/// `s` as a JSON or HCL string.
+/// `s` as a JSON string.
 fn quoted(s: &str) -> String {
     serde_json::to_string(s).unwrap_or_default()
+}
+
+/// `s` as a Terraform string: JSON's escapes, and its template sequences (`${`, `%{`) escaped,
+/// so that a description in a tenant file cannot make `terraform apply` evaluate anything.
+fn hcl_string(s: &str) -> String {
+    quoted(s).replace("${", "$${").replace("%{", "%%{")
 }
 
 /// The description of a scope: what the resource says of it, else its name.
@@ -216,7 +268,8 @@ fn az_credential(var: &str, name: &str, c: &CredentialConfig, directory_id: &str
         CredentialConfig::PrivateKeyJwt {
             certificate_file, ..
         } => format!(
-            "az ad app credential reset --id \"${var}\" --append --cert @{}\n",
+            "{}az ad app credential reset --id \"${var}\" --append --cert @{}\n",
+            relative_note(certificate_file),
             sh(&certificate_file.display().to_string())
         ),
         CredentialConfig::Federated { .. } => format!(
@@ -261,7 +314,7 @@ provider \"azuread\" {{
 }}",
         id = t.id,
         file = file_name(t),
-        directory = quoted(directory_id),
+        directory = hcl_string(directory_id),
     );
     let apis = exposed_apis(t);
     let any_federated = t
@@ -289,8 +342,8 @@ provider \"azuread\" {{
         let _ = writeln!(
             s,
             "\n# The API {api}: its scopes, and v2 access tokens (the issuer MCP servers check).\nresource \"azuread_application_registration\" \"{r}\" {{\n  display_name                   = {}\n  requested_access_token_version = 2\n}}\n\nresource \"azuread_application_identifier_uri\" \"{r}\" {{\n  application_id = azuread_application_registration.{r}.id\n  identifier_uri = {}\n}}\n\nresource \"azuread_service_principal\" \"{r}\" {{\n  client_id = azuread_application_registration.{r}.client_id\n}}",
-            quoted(&format!("MCP API {api}")),
-            quoted(api)
+            hcl_string(&format!("MCP API {api}")),
+            hcl_string(api)
         );
         for scope in scopes {
             let about = scope_description(t, api, scope);
@@ -298,12 +351,12 @@ provider \"azuread\" {{
                 s,
                 "\nresource \"azuread_application_permission_scope\" \"{r}_{}\" {{\n  application_id             = azuread_application_registration.{r}.id\n  scope_id                   = {}\n  value                      = {}\n  type                       = \"User\"\n  admin_consent_display_name = {}\n  admin_consent_description  = {}\n  user_consent_display_name  = {}\n  user_consent_description   = {}\n}}",
                 ident(scope),
-                quoted(&scope_id(api, scope).to_string()),
-                quoted(scope),
-                quoted(about),
-                quoted(about),
-                quoted(about),
-                quoted(about)
+                hcl_string(&scope_id(api, scope).to_string()),
+                hcl_string(scope),
+                hcl_string(about),
+                hcl_string(about),
+                hcl_string(about),
+                hcl_string(about)
             );
         }
     }
@@ -313,8 +366,8 @@ provider \"azuread\" {{
             s,
             "\n# The app '{}': where Entra sends the login back, what it may ask for, how it proves itself.\ndata \"azuread_application\" \"{r}\" {{\n  client_id = {}\n}}\n\n# This resource owns the app's whole list of Web redirect URIs: add any others it needs here.\nresource \"azuread_application_redirect_uris\" \"{r}\" {{\n  application_id = data.azuread_application.{r}.id\n  type           = \"Web\"\n  redirect_uris  = [{}]\n}}",
             app.name,
-            quoted(&app.client_id),
-            quoted(&format!("{}/callback", t.issuer))
+            hcl_string(&app.client_id),
+            hcl_string(&format!("{}/callback", t.issuer))
         );
         let mut by_api: std::collections::BTreeMap<&str, Vec<&str>> = Default::default();
         for permission in delegated_permissions(t, app) {
@@ -334,15 +387,19 @@ provider \"azuread\" {{
             };
             let _ = writeln!(
                 s,
-                "\nresource \"azuread_application_api_access\" \"{r}_{a}\" {{\n  application_id = data.azuread_application.{r}.id\n  api_client_id  = azuread_application_registration.{a}.client_id\n  scope_ids      = [{}]\n}}\n\n# Admin consent for the directory's users.\nresource \"azuread_service_principal_delegated_permission_grant\" \"{r}_{a}\" {{\n  service_principal_object_id          = azuread_service_principal.{r}.object_id\n  resource_service_principal_object_id = azuread_service_principal.{a}.object_id\n  claim_values                         = [{}]\n}}",
-                list(&|scope| quoted(&scope_id(api, scope).to_string())),
-                list(&|scope| quoted(scope))
+                "\nresource \"azuread_application_api_access\" \"{r}_{a}\" {{\n  application_id = data.azuread_application.{r}.id\n  api_client_id  = azuread_application_registration.{a}.client_id\n  scope_ids      = [{}]\n  depends_on     = [{depends}]\n}}\n\n# Admin consent for the directory's users.\nresource \"azuread_service_principal_delegated_permission_grant\" \"{r}_{a}\" {{\n  service_principal_object_id          = azuread_service_principal.{r}.object_id\n  resource_service_principal_object_id = azuread_service_principal.{a}.object_id\n  claim_values                         = [{}]\n  depends_on                           = [{depends}]\n}}",
+                list(&|scope| hcl_string(&scope_id(api, scope).to_string())),
+                list(&|scope| hcl_string(scope)),
+                depends = list(&|scope| format!(
+                    "azuread_application_permission_scope.{a}_{}",
+                    ident(scope)
+                )),
             );
         }
         let _ = writeln!(
             s,
             "\nresource \"azuread_service_principal\" \"{r}\" {{\n  client_id    = {}\n  use_existing = true\n}}",
-            quoted(&app.client_id)
+            hcl_string(&app.client_id)
         );
         s.push_str(&terraform_credential(
             &r,
@@ -358,21 +415,22 @@ fn terraform_credential(r: &str, name: &str, c: &CredentialConfig, directory_id:
     let federated = |issuer: &str, subject: &str| {
         format!(
             "\nresource \"azuread_application_federated_identity_credential\" \"{r}\" {{\n  application_id = data.azuread_application.{r}.id\n  display_name   = {}\n  issuer         = {issuer}\n  subject        = {subject}\n  audiences      = [\"api://AzureADTokenExchange\"]\n}}\n",
-            quoted(&format!("dcr-shim-{}", ident(name)).replace('_', "-"))
+            hcl_string(&format!("dcr-shim-{}", ident(name)).replace('_', "-"))
         )
     };
     match c {
         CredentialConfig::PrivateKeyJwt {
             certificate_file, ..
         } => format!(
-            "\nresource \"azuread_application_certificate\" \"{r}\" {{\n  application_id = data.azuread_application.{r}.id\n  type           = \"AsymmetricX509Cert\"\n  value          = file({})\n}}\n",
-            quoted(&certificate_file.display().to_string())
+            "\n{}resource \"azuread_application_certificate\" \"{r}\" {{\n  application_id = data.azuread_application.{r}.id\n  type           = \"AsymmetricX509Cert\"\n  value          = file({})\n}}\n",
+            relative_note(certificate_file),
+            hcl_string(&certificate_file.display().to_string())
         ),
         CredentialConfig::Federated { .. } => {
             federated("var.aks_oidc_issuer", "var.service_account_subject")
         }
         CredentialConfig::ManagedIdentity { .. } => federated(
-            &quoted(&format!(
+            &hcl_string(&format!(
                 "https://login.microsoftonline.com/{directory_id}/v2.0"
             )),
             "var.managed_identity_object_id",
@@ -398,6 +456,11 @@ mod tests {
         );
         assert_eq!(sh("it's"), r#"'it'"'"'s'"#);
         assert_eq!(api_ident("api://mcp-files"), "api_mcp_files");
+        // A description cannot make Terraform evaluate anything.
+        assert_eq!(
+            hcl_string("${file(\"~/.azure/x\")} %{if true}"),
+            r#""$${file(\"~/.azure/x\")} %%{if true}""#
+        );
         assert_eq!(ident("Trusted agents!"), "trusted_agents");
     }
 }

@@ -884,6 +884,11 @@ fn validate_apps(c: &TenantConfig, p: &mut Problems) {
         let at = |f: &str| format!("apps[{i}].{f}");
         if app.name.is_empty() {
             p.add(&at("name"), "must not be empty");
+        } else if crate::domain::text::has_control_or_bidi(&app.name) {
+            p.add(
+                &at("name"),
+                "holds a control or bidirectional formatting character; use plain text",
+            );
         } else if !names.insert(app.name.as_str()) {
             p.add(
                 &at("name"),

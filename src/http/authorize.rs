@@ -146,9 +146,12 @@ pub(crate) async fn authorize(
             auth.consent_required(&tenant, authorized, approval.as_deref(), now),
         );
     }
-    // Reuse the browser's CSRF cookie so that a second GET does not break a form already open.
+    // Reuse the browser's CSRF cookie so that a second GET does not break a form already open;
+    // but only a host-only one (`__Host-`): under a path prefix the cookie could have been
+    // planted by another service of the host, so each consent page gets a fresh one there.
     let csrf = req
         .cookie(&state.cookies().csrf_name())
+        .filter(|_| state.cookies().host_only())
         .map(|c| c.value().to_owned())
         .filter(|v| plausible_token(v))
         .map(|v| Handle::presented(&v))

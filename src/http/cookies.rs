@@ -54,6 +54,12 @@ impl Cookies {
         }
     }
 
+    /// Whether the cookies are scoped to the whole host (`Path=/`), so that no other service
+    /// under a path of the same host sets them.
+    pub(crate) fn host_only(&self) -> bool {
+        self.path == "/"
+    }
+
     pub(crate) fn csrf_name(&self) -> String {
         format!("{}dcr-csrf", self.prefix())
     }

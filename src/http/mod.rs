@@ -312,7 +312,10 @@ mod tests {
     #[test]
     fn a_path_prefix_comes_off_tenant_and_metadata_routes_alone() {
         assert_eq!(local_path("/demo/token", ""), "/demo/token");
-        assert_eq!(local_path("/mcp-auth/demo/token", "/mcp-auth"), "/demo/token");
+        assert_eq!(
+            local_path("/mcp-auth/demo/token", "/mcp-auth"),
+            "/demo/token"
+        );
         assert_eq!(
             local_path(
                 "/.well-known/oauth-authorization-server/mcp-auth/demo",
@@ -321,7 +324,10 @@ mod tests {
             "/.well-known/oauth-authorization-server/demo"
         );
         // Not under the prefix: left as it is (a 404 further on).
-        assert_eq!(local_path("/mcp-authx/demo", "/mcp-auth"), "/mcp-authx/demo");
+        assert_eq!(
+            local_path("/mcp-authx/demo", "/mcp-auth"),
+            "/mcp-authx/demo"
+        );
         assert_eq!(local_path("/healthz", "/mcp-auth"), "/healthz");
     }
 }

@@ -185,12 +185,18 @@ impl AuthServer {
     }
 }
 
-/// One listing of clients: up to its limit, and how many match in all.
+/// One listing of clients: up to its limit, and how many match (counted up to
+/// `CLIENTS_COUNTED_BEYOND` past the limit, so that a listing costs what it shows).
 #[derive(Default)]
 pub(crate) struct ClientPage {
     pub(crate) clients: Vec<ClientRecord>,
     pub(crate) total: usize,
+    /// `false` when counting stopped: at least `total` match.
+    pub(crate) total_exact: bool,
 }
+
+/// How many matches past its limit a client listing counts before it stops.
+pub(crate) const CLIENTS_COUNTED_BEYOND: usize = 10_000;
 
 /// Which clients a listing shows.
 #[derive(Default)]
@@ -216,9 +222,9 @@ impl ClientFilter<'_> {
 }
 
 impl ClientRegistry {
-    /// Registered clients of `tenant` that `filter` matches, up to `limit`, and how many match
-    /// in all: the whole namespace is walked, so a client is never missed because of where it
-    /// sits in the store, and the count is exact.
+    /// Registered clients of `tenant` that `filter` matches, up to `limit`, and how many match:
+    /// the namespace is walked from its start, so a client is never missed because of where it
+    /// sits in the store, until `CLIENTS_COUNTED_BEYOND` more than `limit` have matched.
     pub(crate) async fn list(
         &self,
         tenant: &Tenant,
@@ -226,10 +232,18 @@ impl ClientRegistry {
         limit: usize,
         now: u64,
     ) -> Result<ClientPage, StoreError> {
-        let mut page = ClientPage::default();
+        let mut page = ClientPage {
+            total_exact: true,
+            ..ClientPage::default()
+        };
+        let enough = limit.saturating_add(CLIENTS_COUNTED_BEYOND);
         self.records()
             .walk::<ClientRecord>(&tenant.id, "", now, |_, v| {
                 if filter.matches(&v.value) {
+                    if page.total == enough {
+                        page.total_exact = false;
+                        return Ok(false);
+                    }
                     page.total += 1;
                     if page.clients.len() < limit {
                         page.clients.push(v.value);

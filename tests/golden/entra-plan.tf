@@ -109,6 +109,7 @@ resource "azuread_application_api_access" "app_cert_agents_api_mcp_files" {
   application_id = data.azuread_application.app_cert_agents.id
   api_client_id  = azuread_application_registration.api_mcp_files.client_id
   scope_ids      = ["2481b933-82e6-5947-a4ed-147b86b996e3", "833a4611-b52a-57a3-98e5-b5770a22af8e"]
+  depends_on     = [azuread_application_permission_scope.api_mcp_files_files_read, azuread_application_permission_scope.api_mcp_files_files_write]
 }
 
 # Admin consent for the directory's users.
@@ -116,12 +117,14 @@ resource "azuread_service_principal_delegated_permission_grant" "app_cert_agents
   service_principal_object_id          = azuread_service_principal.app_cert_agents.object_id
   resource_service_principal_object_id = azuread_service_principal.api_mcp_files.object_id
   claim_values                         = ["files.read", "files.write"]
+  depends_on                           = [azuread_application_permission_scope.api_mcp_files_files_read, azuread_application_permission_scope.api_mcp_files_files_write]
 }
 
 resource "azuread_application_api_access" "app_cert_agents_api_contoso_com_mcp_mail" {
   application_id = data.azuread_application.app_cert_agents.id
   api_client_id  = azuread_application_registration.api_contoso_com_mcp_mail.client_id
   scope_ids      = ["3d42f2cf-3523-5fbb-85ab-5a9a25e4b23c"]
+  depends_on     = [azuread_application_permission_scope.api_contoso_com_mcp_mail_mail_read]
 }
 
 # Admin consent for the directory's users.
@@ -129,6 +132,7 @@ resource "azuread_service_principal_delegated_permission_grant" "app_cert_agents
   service_principal_object_id          = azuread_service_principal.app_cert_agents.object_id
   resource_service_principal_object_id = azuread_service_principal.api_contoso_com_mcp_mail.object_id
   claim_values                         = ["Mail.Read"]
+  depends_on                           = [azuread_application_permission_scope.api_contoso_com_mcp_mail_mail_read]
 }
 
 resource "azuread_service_principal" "app_cert_agents" {
@@ -158,6 +162,7 @@ resource "azuread_application_api_access" "app_cluster_agents_api_mcp_files" {
   application_id = data.azuread_application.app_cluster_agents.id
   api_client_id  = azuread_application_registration.api_mcp_files.client_id
   scope_ids      = ["2481b933-82e6-5947-a4ed-147b86b996e3"]
+  depends_on     = [azuread_application_permission_scope.api_mcp_files_files_read]
 }
 
 # Admin consent for the directory's users.
@@ -165,6 +170,7 @@ resource "azuread_service_principal_delegated_permission_grant" "app_cluster_age
   service_principal_object_id          = azuread_service_principal.app_cluster_agents.object_id
   resource_service_principal_object_id = azuread_service_principal.api_mcp_files.object_id
   claim_values                         = ["files.read"]
+  depends_on                           = [azuread_application_permission_scope.api_mcp_files_files_read]
 }
 
 resource "azuread_service_principal" "app_cluster_agents" {
@@ -196,6 +202,7 @@ resource "azuread_application_api_access" "app_vm_agents_api_mcp_files" {
   application_id = data.azuread_application.app_vm_agents.id
   api_client_id  = azuread_application_registration.api_mcp_files.client_id
   scope_ids      = ["2481b933-82e6-5947-a4ed-147b86b996e3", "833a4611-b52a-57a3-98e5-b5770a22af8e"]
+  depends_on     = [azuread_application_permission_scope.api_mcp_files_files_read, azuread_application_permission_scope.api_mcp_files_files_write]
 }
 
 # Admin consent for the directory's users.
@@ -203,12 +210,14 @@ resource "azuread_service_principal_delegated_permission_grant" "app_vm_agents_a
   service_principal_object_id          = azuread_service_principal.app_vm_agents.object_id
   resource_service_principal_object_id = azuread_service_principal.api_mcp_files.object_id
   claim_values                         = ["files.read", "files.write"]
+  depends_on                           = [azuread_application_permission_scope.api_mcp_files_files_read, azuread_application_permission_scope.api_mcp_files_files_write]
 }
 
 resource "azuread_application_api_access" "app_vm_agents_api_contoso_com_mcp_mail" {
   application_id = data.azuread_application.app_vm_agents.id
   api_client_id  = azuread_application_registration.api_contoso_com_mcp_mail.client_id
   scope_ids      = ["3d42f2cf-3523-5fbb-85ab-5a9a25e4b23c"]
+  depends_on     = [azuread_application_permission_scope.api_contoso_com_mcp_mail_mail_read]
 }
 
 # Admin consent for the directory's users.
@@ -216,6 +225,7 @@ resource "azuread_service_principal_delegated_permission_grant" "app_vm_agents_a
   service_principal_object_id          = azuread_service_principal.app_vm_agents.object_id
   resource_service_principal_object_id = azuread_service_principal.api_contoso_com_mcp_mail.object_id
   claim_values                         = ["Mail.Read"]
+  depends_on                           = [azuread_application_permission_scope.api_contoso_com_mcp_mail_mail_read]
 }
 
 resource "azuread_service_principal" "app_vm_agents" {
@@ -247,6 +257,7 @@ resource "azuread_application_api_access" "app_secret_agents_api_mcp_files" {
   application_id = data.azuread_application.app_secret_agents.id
   api_client_id  = azuread_application_registration.api_mcp_files.client_id
   scope_ids      = ["2481b933-82e6-5947-a4ed-147b86b996e3", "833a4611-b52a-57a3-98e5-b5770a22af8e"]
+  depends_on     = [azuread_application_permission_scope.api_mcp_files_files_read, azuread_application_permission_scope.api_mcp_files_files_write]
 }
 
 # Admin consent for the directory's users.
@@ -254,12 +265,14 @@ resource "azuread_service_principal_delegated_permission_grant" "app_secret_agen
   service_principal_object_id          = azuread_service_principal.app_secret_agents.object_id
   resource_service_principal_object_id = azuread_service_principal.api_mcp_files.object_id
   claim_values                         = ["files.read", "files.write"]
+  depends_on                           = [azuread_application_permission_scope.api_mcp_files_files_read, azuread_application_permission_scope.api_mcp_files_files_write]
 }
 
 resource "azuread_application_api_access" "app_secret_agents_api_contoso_com_mcp_mail" {
   application_id = data.azuread_application.app_secret_agents.id
   api_client_id  = azuread_application_registration.api_contoso_com_mcp_mail.client_id
   scope_ids      = ["3d42f2cf-3523-5fbb-85ab-5a9a25e4b23c"]
+  depends_on     = [azuread_application_permission_scope.api_contoso_com_mcp_mail_mail_read]
 }
 
 # Admin consent for the directory's users.
@@ -267,6 +280,7 @@ resource "azuread_service_principal_delegated_permission_grant" "app_secret_agen
   service_principal_object_id          = azuread_service_principal.app_secret_agents.object_id
   resource_service_principal_object_id = azuread_service_principal.api_contoso_com_mcp_mail.object_id
   claim_values                         = ["Mail.Read"]
+  depends_on                           = [azuread_application_permission_scope.api_contoso_com_mcp_mail_mail_read]
 }
 
 resource "azuread_service_principal" "app_secret_agents" {

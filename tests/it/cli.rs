@@ -474,6 +474,20 @@ fn entra_plan_matches_its_golden_files() {
         let expected = std::fs::read_to_string(golden.join(file)).unwrap();
         assert_eq!(plan, expected, "{format} differs from tests/golden/{file}");
     }
+    // Two apps that would share a name in the plan: refused, not half-granted.
+    let twins = PLANNED_TENANT.replace("name = \"vm-agents\"", "name = \"cert.agents\"");
+    std::fs::write(dir.path().join("contoso.toml"), twins).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_dcr-shim"))
+        .args(["entra", "plan", "--tenants"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("would both be named app_cert_agents"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     // Not on Entra: nothing to plan, and said so.
     let dev = tempfile::tempdir().unwrap();
     std::fs::write(dev.path().join("demo.toml"), crate::helpers::DEV_TENANT).unwrap();

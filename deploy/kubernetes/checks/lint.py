@@ -52,6 +52,21 @@ class Lint:
         return found[0]
 
 
+
+def admits_any_pod(rule):
+    """Whether a NetworkPolicy ingress rule lets every pod of the cluster in: no `from`, an
+    empty namespaceSelector (every namespace), or an ipBlock of everything."""
+    peers = rule.get("from")
+    if not peers:
+        return True
+    for peer in peers:
+        selector = peer.get("namespaceSelector")
+        if selector is not None and not selector.get("matchLabels") and not selector.get("matchExpressions"):
+            return True
+        if peer.get("ipBlock", {}).get("cidr") in ("0.0.0.0/0", "::/0"):
+            return True
+    return False
+
 def selects(selector, labels):
     return bool(selector) and all(labels.get(k) == v for k, v in selector.items())
 
@@ -282,7 +297,7 @@ def check(lint):
                 lint.error(f"NetworkPolicy {policy['metadata']['name']} admits anyone to the admin port")
             # Forwarded headers are trusted from a range of pods: only the proxy in front may
             # reach the public port, or any pod could name any client address.
-            if (setting.get("DCR_SHIM_TRUSTED_PROXIES") and not rule.get("from")
+            if (setting.get("DCR_SHIM_TRUSTED_PROXIES") and admits_any_pod(rule)
                     and (not rule_ports or "http" in rule_ports or ports.get("http") in rule_ports)):
                 lint.error(f"NetworkPolicy {policy['metadata']['name']} admits any pod to the public "
                            "port while DCR_SHIM_TRUSTED_PROXIES trusts forwarded headers: admit "

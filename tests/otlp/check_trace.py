@@ -449,6 +449,9 @@ def main(argv=None):
     g.add_argument("--expect-traces", type=int, metavar="N", help="exactly N distinct traces")
     g.add_argument("--forbid-value", action="append", default=[], metavar="REGEX",
                    help="no attribute value, span name or status message matches REGEX")
+    g.add_argument("--forbid-literal", action="append", default=[], metavar="TEXT",
+                   help="like --forbid-value for an exact text (a token, a secret); write "
+                        "--forbid-literal=TEXT, as a secret may begin with '-'")
     g = p.add_argument_group("running")
     g.add_argument("--wait", type=float, default=0.0, metavar="SECONDS",
                    help="re-read the file until every check passes or SECONDS have passed "
@@ -476,7 +479,10 @@ def main(argv=None):
         args.counts = [(Selector(s), n) for s, n in args.count]
         args.children = [parse_relation(t, ">") for t in args.require_child]
         args.descendants = [parse_relation(t, ">>") for t in args.require_descendant]
-        args.forbid_value = [re.compile(r) for r in args.forbid_value]
+        args.forbid_value = ([re.compile(r) for r in args.forbid_value]
+                             + [re.compile(re.escape(t)) for t in args.forbid_literal if t])
+        if any(not t for t in args.forbid_literal):
+            raise ValueError("--forbid-literal was given an empty text")
     except (ValueError, re.error) as e:
         p.error(str(e))
 

@@ -70,8 +70,8 @@ python3 tests/otlp/check_trace.py "$tmp/spans.jsonl" --wait 15 --trace-id "$trac
   --require-descendant "http.route=/:tenant/callback >> name=store take txn" \
   --require-descendant "http.route=/:tenant/token >> name~=^store " \
   --forbid-span "status=ERROR" \
-  --forbid-value "$code" --forbid-value "$verifier" --forbid-value "$refresh_token" \
-  --forbid-value "$access_token" --forbid-value 'eyJ[A-Za-z0-9_-]{10,}' \
+  --forbid-literal="$code" --forbid-literal="$verifier" --forbid-literal="$refresh_token" \
+  --forbid-literal="$access_token" --forbid-value 'eyJ[A-Za-z0-9_-]{10,}' \
   || fail "the login's spans do not form the trace expected (receiver log: $(cat "$tmp/receiver.log"))"
 say "PASS: a login is one trace under the proxy's traceparent, with the IdP call and the store inside"
 

@@ -137,6 +137,10 @@ run 0 "the login's spans form one trace" "${ct[@]}" --select service=dcr-shim-se
   --count kind=server 3 --forbid-span status=error
 run 1 "a missing span fails" "${ct[@]}" --expect-root-route /demo/authorize --require-span name=nothing
 run 1 "a forbidden value fails" "${ct[@]}" --expect-root-route /demo/authorize --forbid-value demo-client
+run 1 "a forbidden literal fails" "${ct[@]}" --expect-root-route /demo/authorize --forbid-literal=demo-client
+run 0 "a literal beginning with '-' is a value, not an option" "${ct[@]}" \
+  --expect-root-route /demo/authorize --forbid-literal=-not.in.any.span
+run 0 "a literal is not a pattern: demo.client does not match demo-client" "${ct[@]}" --expect-root-route /demo/authorize --forbid-literal=demo.client
 run 1 "two traces where one is expected fails" "${ct[@]}" --expect-traces 1
 run 1 "a span in another trace fails" "${ct[@]}" --expect-root-route /demo/authorize \
   --require-attr http.route=/healthz

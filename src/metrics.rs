@@ -55,6 +55,19 @@ pub(crate) struct Metrics {
     pub(crate) store_flush_seconds: Histogram,
     /// The store's size on disk, read when `/metrics` is scraped.
     pub(crate) store_bytes: IntGauge,
+    /// Requests waiting for an administrator, by tenant (`oauth/approval/`).
+    pub(crate) approval_pending: IntGaugeVec,
+    /// Sign-ins of clients that need an administrator, by tenant and outcome (`requested`: a
+    /// new request queued, `repeated`: one already waiting, `queue_full`, `denied`).
+    pub(crate) approval_requests: IntCounterVec,
+    /// Administrators' decisions by tenant and decision (`approved`, `denied`,
+    /// `host_approved`).
+    pub(crate) approval_decisions: IntCounterVec,
+    /// Registrations refused because the approval queue is full, by tenant.
+    pub(crate) approval_queue_full: IntCounterVec,
+    /// Webhook notifications by tenant and outcome (`delivered`, `retried`, `failed`,
+    /// `dropped`: more waiting than the sender keeps).
+    pub(crate) approval_webhooks: IntCounterVec,
     /// CPU, memory and file descriptors of this process, read when `/metrics` is scraped.
     process: ProcessGauges,
 }
@@ -249,7 +262,42 @@ impl Metrics {
             .with_label_values(&[env!("CARGO_PKG_VERSION"), env!("DCR_SHIM_COMMIT")])
             .set(1);
         let process = ProcessGauges::register(&r);
+        let approval_pending = IntGaugeVec::new(
+            Opts::new(
+                "dcr_shim_approval_pending",
+                "requests waiting for an administrator's approval, counted at each change and each sweep",
+            ),
+            &["tenant"],
+        )
+        .unwrap_or_else(|e| unreachable!("metric: {e}"));
+        r.register(Box::new(approval_pending.clone()))
+            .unwrap_or_else(|e| unreachable!("metric: {e}"));
         Self {
+            approval_pending,
+            approval_requests: counter(
+                &r,
+                "dcr_shim_approval_requests_total",
+                "sign-ins of clients waiting for an administrator, by outcome (requested, repeated, queue_full, denied)",
+                &["tenant", "outcome"],
+            ),
+            approval_decisions: counter(
+                &r,
+                "dcr_shim_approval_decisions_total",
+                "administrators' decisions (approved, denied, host_approved)",
+                &["tenant", "decision"],
+            ),
+            approval_queue_full: counter(
+                &r,
+                "dcr_shim_approval_queue_full_total",
+                "new clients refused because the approval queue is full",
+                &["tenant"],
+            ),
+            approval_webhooks: counter(
+                &r,
+                "dcr_shim_approval_webhooks_total",
+                "approval webhook notifications by outcome (delivered, retried, failed, dropped)",
+                &["tenant", "outcome"],
+            ),
             requests: counter(
                 &r,
                 "dcr_shim_http_requests_total",
@@ -363,6 +411,16 @@ impl Metrics {
         }
         for outcome in CIMD_OUTCOMES {
             self.cimd.with_label_values(&[tenant, outcome]);
+        }
+        self.approval_queue_full.with_label_values(&[tenant]);
+        for outcome in ["requested", "repeated", "queue_full", "denied"] {
+            self.approval_requests.with_label_values(&[tenant, outcome]);
+        }
+        for decision in ["approved", "denied", "host_approved"] {
+            self.approval_decisions.with_label_values(&[tenant, decision]);
+        }
+        for outcome in ["delivered", "retried", "failed", "dropped"] {
+            self.approval_webhooks.with_label_values(&[tenant, outcome]);
         }
     }
 

@@ -291,7 +291,7 @@ fn admin_error(e: AdminError) -> Problem {
         AdminError::UnknownClient | AdminError::UnknownGrant => {
             problem(404, "not_found", &e.to_string())
         }
-        AdminError::UnknownApp(_) | AdminError::UnknownResource(_) => {
+        AdminError::UnknownApp(_) | AdminError::UnknownResource(_) | AdminError::Refused(_) => {
             problem(400, "invalid_request", &e.to_string())
         }
         AdminError::Conflict => problem(409, "conflict", &e.to_string()),

@@ -1,5 +1,6 @@
 //! Configuration: server settings and tenant files (parsed and validated, problems with file and field).
 
+pub mod approval;
 pub mod downstream_api;
 pub mod entra_checklist;
 pub mod entra_plan;

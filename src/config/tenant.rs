@@ -175,6 +175,7 @@ impl Tenant {
                 join(&r.cimd_trusted_hosts)
             ));
         }
+        lines.extend(super::approval::summary(&self.config));
         if !self.config.trusted_issuers.is_empty() {
             let issuers: Vec<&str> = self
                 .config
@@ -261,6 +262,9 @@ pub struct TenantConfig {
     /// How long grants last (`grant_lifetime.rs`); a resource may set its own.
     #[serde(default)]
     pub(crate) grants: super::grant_lifetime::GrantLifetimes,
+    /// The queue of clients waiting for an administrator (`approval.rs`).
+    #[serde(default)]
+    pub(crate) approval: super::approval::ApprovalSettings,
 }
 
 /// The identity provider behind the tenant.
@@ -525,6 +529,10 @@ pub(crate) struct MappingRule {
     /// The requested resource is one of these URIs.
     #[serde(default)]
     pub(crate) resources: Vec<String>,
+    /// Whether the clients this rule maps wait for an administrator (`approval.rs`); unset:
+    /// the CIMD host's or the tenant's setting.
+    #[serde(default)]
+    pub(crate) approval: Option<super::approval::Approval>,
 }
 
 /// Who may register, how, and for how long an unused client is kept.
@@ -539,6 +547,10 @@ pub struct RegistrationPolicy {
     pub(crate) cimd_allowed_hosts: Vec<HostPattern>,
     /// CIMD hosts whose clients skip the consent page.
     pub(crate) cimd_trusted_hosts: Vec<HostPattern>,
+    /// Whether a new client waits for an administrator's approval (`docs/approval.md`).
+    pub(crate) approval: super::approval::Approval,
+    /// The approval for the clients of some CIMD hosts, the first match applying.
+    pub(crate) cimd_approval: Vec<super::approval::HostApproval>,
     /// A registered client that is not used for this long is deleted.
     #[serde(with = "humantime_serde")]
     pub unused_client_lifetime: Duration,
@@ -566,6 +578,8 @@ impl Default for RegistrationPolicy {
             cimd: true,
             cimd_allowed_hosts: Vec::new(),
             cimd_trusted_hosts: Vec::new(),
+            approval: super::approval::Approval::None,
+            cimd_approval: Vec::new(),
             unused_client_lifetime: Duration::from_secs(30 * 24 * 3600),
             registrations_per_minute: 20,
             tenant_registrations_per_minute: None,
@@ -676,6 +690,10 @@ fn load_tenant_with(
         resolve_local_issuers(config, public_url);
         validate(config, public_url, &mut problems);
         check_resource_servers(config, &mut problems);
+        let read = problems.credential_files == CredentialFiles::Read;
+        for (field, message) in config.approval.load(read) {
+            problems.add(&field, message);
+        }
     }
     match (id, config) {
         (Some(id), Some(mut config)) if problems.list.is_empty() => Ok(Tenant {
@@ -1171,6 +1189,20 @@ fn validate_registration(c: &TenantConfig, p: &mut Problems) {
         p.add(
             "registration.tenant_registrations_per_minute",
             "must be at least 1; turn registration off with dcr = false instead",
+        );
+    }
+    for (i, entry) in r.cimd_approval.iter().enumerate() {
+        if entry.hosts.is_empty() {
+            p.add(
+                &format!("registration.cimd_approval[{i}].hosts"),
+                "is empty, so the entry applies to no client; list hosts or remove it",
+            );
+        }
+    }
+    if !r.cimd && !r.cimd_approval.is_empty() {
+        p.add(
+            "registration.cimd_approval",
+            "applies to client metadata documents, which are off (cimd = false); remove it",
         );
     }
     if r.registrations_per_minute == 0 {

@@ -135,6 +135,35 @@ pub enum ClientSource {
     Cimd { host: String },
 }
 
+/// Whether an administrator let the client in (`oauth/approval/`). Stored for registered
+/// clients; a document client's is worked out from the tenant's decisions when it is found.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ApprovalStatus {
+    /// Usable: approved, or registered where no approval is asked (and every client
+    /// registered before approval existed).
+    #[default]
+    Approved,
+    /// Waiting for an administrator: its users are refused after they sign in.
+    Pending,
+    /// Refused by an administrator: its users are told so, and it stays refused.
+    Denied,
+}
+
+impl ApprovalStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Approved => "approved",
+            Self::Pending => "pending",
+            Self::Denied => "denied",
+        }
+    }
+
+    pub(crate) fn is_approved(&self) -> bool {
+        *self == Self::Approved
+    }
+}
+
 /// A client of one tenant.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ClientRecord {
@@ -157,6 +186,9 @@ pub struct ClientRecord {
     /// per epoch (`oauth/consent.rs`), so such an update drops every approval given before it.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub(crate) approval_epoch: u64,
+    /// Whether an administrator let it in (absent: approved).
+    #[serde(default, skip_serializing_if = "ApprovalStatus::is_approved")]
+    pub approval: ApprovalStatus,
     pub(crate) issued_at: u64,
     pub(crate) last_used_at: u64,
 }

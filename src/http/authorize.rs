@@ -230,6 +230,7 @@ fn consent_view<'a>(
         resource_uri: r.resource.as_str(),
         scopes,
         offline_access: r.offline_access,
+        approval_needed: client.approval == crate::domain::ApprovalStatus::Pending,
     }
 }
 

@@ -69,6 +69,8 @@ pub(crate) struct ConsentView<'a> {
     /// (name, description) of each scope.
     pub(crate) scopes: Vec<(String, String)>,
     pub(crate) offline_access: bool,
+    /// The application waits for an administrator: the user may sign in to ask for it.
+    pub(crate) approval_needed: bool,
 }
 
 pub(crate) fn consent_page(v: &ConsentView<'_>) -> HttpResponse {
@@ -82,7 +84,16 @@ pub(crate) fn consent_page(v: &ConsentView<'_>) -> HttpResponse {
         // so that no character in it can reorder the text around it (right-to-left marks are
         // refused at registration as well).
         html! {
-            @if v.to_web_site {
+            @if v.approval_needed {
+                h1 { "This application needs an administrator's approval" }
+                div class="box" {
+                    p {
+                        "An administrator of " (v.tenant_name) " must approve this application before anyone can use it. "
+                        "If you continue, you sign in, and your request goes to the administrators with your name; "
+                        "the application gets no access until they approve it."
+                    }
+                }
+            } @else if v.to_web_site {
                 h1 { "Allow " strong { bdi { (&v.redirect_host) } } " to access " (v.resource_name) "?" }
             } @else {
                 h1 { "Allow an application on this device to access " (v.resource_name) "?" }
@@ -122,13 +133,70 @@ pub(crate) fn consent_page(v: &ConsentView<'_>) -> HttpResponse {
             form method="post" action=(&v.action) {
                 input type="hidden" name="ticket" value=(v.ticket);
                 p {
-                    button class="primary" type="submit" name="decision" value="approve" { "Allow" }
-                    button type="submit" name="decision" value="deny" { "Deny" }
+                    @if v.approval_needed {
+                        button class="primary" type="submit" name="decision" value="approve" { "Sign in and ask for approval" }
+                        button type="submit" name="decision" value="deny" { "Cancel" }
+                    } @else {
+                        button class="primary" type="submit" name="decision" value="approve" { "Allow" }
+                        button type="submit" name="decision" value="deny" { "Deny" }
+                    }
                 }
             }
             p class="muted" {
                 "You will then sign in to " (v.tenant_name) ". Only allow applications you started yourself."
             }
+        },
+    )
+}
+
+/// The page of a sign-in held back by the approval queue (`oauth/approval/`): what happened,
+/// the reference to quote, and a link that takes `access_denied` back to the application.
+pub(crate) fn approval_page(
+    tenant: &crate::config::Tenant,
+    held: &crate::oauth::callback::Held,
+) -> HttpResponse {
+    use crate::domain::ApprovalStatus;
+    let tenant_name = tenant
+        .config
+        .display_name
+        .as_deref()
+        .unwrap_or(tenant.id.as_str());
+    let client_name = held
+        .client_name
+        .as_deref()
+        .unwrap_or("An unnamed application");
+    let title = match held.status {
+        ApprovalStatus::Denied => "An administrator denied this application",
+        _ => "An administrator must approve this application",
+    };
+    page(
+        StatusCode::FORBIDDEN,
+        title,
+        html! {
+            h1 { (title) }
+            div class="box" {
+                p {
+                    "The application that calls itself “" bdi { (client_name) } "” "
+                    @match held.status {
+                        ApprovalStatus::Denied => {
+                            "was denied by an administrator of " (tenant_name) ", so it cannot be used."
+                        }
+                        _ => {
+                            "cannot be used until an administrator of " (tenant_name) " approves it. "
+                            @if held.queue_full {
+                                "Too many requests are waiting for a decision right now, so yours could not be added; try again later."
+                            } @else {
+                                "Your request was sent to the administrators, with your name. Once they approve it, sign in again from the application."
+                            }
+                        }
+                    }
+                }
+                @if let Some(reference) = &held.reference {
+                    p { "If you contact your administrators, quote reference " strong { code { (reference) } } "." }
+                }
+            }
+            p { a href=(&held.back) { "Return to the application" } }
+            p class="muted" { "Or close this window." }
         },
     )
 }

@@ -17,7 +17,7 @@ use crate::config::Tenant;
 use crate::config::tenant::{AppConfig, ResourceConfig};
 use crate::crypto::pkce::S256Challenge;
 use crate::crypto::{Handle, HandleKey, random_token};
-use crate::domain::{ClientRecord, GrantType, RedirectUri, ResourceUri};
+use crate::domain::{ApprovalStatus, ClientRecord, GrantType, RedirectUri, ResourceUri};
 use crate::net::append_query;
 use crate::oauth::mapping::{ClientFacts, choose_app};
 use crate::upstream::UpstreamEndpoints;
@@ -111,6 +111,24 @@ impl AuthServer {
         let client = self.identify_client(tenant, params, now).await?;
         let (redirect_uri, redirect_uri_given) = requested_redirect_uri(&client, params)?;
         let state = params.get("state").map(str::to_owned);
+        if client.approval == ApprovalStatus::Denied {
+            crate::metrics::metrics()
+                .approval_requests
+                .with_label_values(&[tenant.id.as_str(), "denied"])
+                .inc();
+            return Err(self.refusal(
+                tenant,
+                &client,
+                redirect_uri,
+                state,
+                OAuthError::new(
+                    ErrorCode::AccessDenied,
+                    "an administrator of this server denied this application",
+                ),
+                approval_cookie,
+                now,
+            ));
+        }
         match validate_request(tenant, &client, params) {
             Ok(checked) => Ok(Authorized {
                 request: PendingAuthorization {
@@ -137,6 +155,7 @@ impl AuthServer {
                     max_age: checked.max_age,
                     acr_values: checked.acr_values,
                     approval_epoch: client.approval_epoch,
+                    approval_pending: client.approval == ApprovalStatus::Pending,
                 },
                 client,
             }),
@@ -257,7 +276,11 @@ impl AuthServer {
             .prompt
             .as_deref()
             .is_some_and(|p| p.split(' ').any(|v| v == "consent"));
-        asked || !(self.is_trusted(tenant, client) || approved_in_browser)
+        // A client waiting for an administrator always shows the page: the user decides to
+        // sign in and ask, knowing that the application cannot be used yet.
+        asked
+            || client.approval == ApprovalStatus::Pending
+            || !(self.is_trusted(tenant, client) || approved_in_browser)
     }
 
     /// The answer to `prompt=none` when the consent page would be needed: `consent_required`

@@ -14,8 +14,10 @@ use super::params::Params;
 use super::records::{AuthCode, PendingAuthorization, Transaction};
 use super::server::AuthServer;
 use super::upstream_errors::{idp_to_client, to_client};
+use super::approval::records::Requester;
 use crate::config::Tenant;
 use crate::crypto::Handle;
+use crate::domain::ApprovalStatus;
 use crate::store::StoreError;
 use crate::upstream::error::{IdpChallenge, IdpError, UpstreamError};
 use crate::upstream::tokens::UpstreamTokens;
@@ -29,6 +31,33 @@ pub(crate) const CODE_MEMORY_SECONDS: u64 = 600;
 pub(crate) enum CallbackOutcome {
     Redirect(String),
     Page { status: u16, message: String },
+    /// The application waits for an administrator (or was refused by one): a page says so,
+    /// with a link that takes the refusal back to the application.
+    Held(Held),
+}
+
+/// Why a sign-in was held back by the approval queue, for its page.
+pub(crate) struct Held {
+    pub(crate) status: ApprovalStatus,
+    /// The request's reference, when it is queued.
+    pub(crate) reference: Option<String>,
+    /// The queue was full: the request could not be made.
+    pub(crate) queue_full: bool,
+    pub(crate) client_name: Option<String>,
+    /// The application's redirect URI with `error=access_denied`.
+    pub(crate) back: String,
+}
+
+/// A login's end: the shim's code, or held back by the approval queue.
+enum Login {
+    Code(Handle),
+    Held {
+        status: ApprovalStatus,
+        reference: Option<String>,
+        queue_full: bool,
+        client_name: Option<String>,
+        error: OAuthError,
+    },
 }
 
 impl AuthServer {
@@ -38,6 +67,7 @@ impl AuthServer {
         tenant: &Tenant,
         params: &Params,
         browser_binding: Option<&str>,
+        requester: Option<String>,
         now: u64,
     ) -> CallbackOutcome {
         let Some(state) = params.get("state") else {
@@ -56,10 +86,28 @@ impl AuthServer {
         };
         let r = &txn.request;
         match self
-            .complete_login(tenant, &txn_id, &txn, params, now)
+            .complete_login(tenant, &txn_id, &txn, params, requester, now)
             .await
         {
-            Ok(code) => {
+            Ok(Login::Held {
+                status,
+                reference,
+                queue_full,
+                client_name,
+                error,
+            }) => CallbackOutcome::Held(Held {
+                status,
+                reference,
+                queue_full,
+                client_name,
+                back: AuthorizeError::location(
+                    &r.redirect_uri,
+                    r.state.as_deref(),
+                    &error,
+                    &tenant.issuer,
+                ),
+            }),
+            Ok(Login::Code(code)) => {
                 crate::metrics::metrics()
                     .logins
                     .with_label_values(&[tenant.id.as_str(), "completed"])
@@ -158,8 +206,9 @@ impl AuthServer {
         txn_id: &Handle,
         txn: &Transaction,
         params: &Params,
+        requester: Option<String>,
         now: u64,
-    ) -> Result<Handle, OAuthError> {
+    ) -> Result<Login, OAuthError> {
         let r = &txn.request;
         if let Some(error) = params.get("error") {
             let idp = IdpError {
@@ -184,6 +233,13 @@ impl AuthServer {
         let (tokens, user) = self
             .exchange_upstream_code(tenant, txn_id, txn, upstream_code, now)
             .await?;
+        if r.approval_pending
+            && let Some(held) = self
+                .held_for_approval(tenant, r, user.as_ref(), requester, now)
+                .await?
+        {
+            return Ok(held);
+        }
         let subject = user.as_ref().map(|u| u.subject.clone());
         let code = self
             .issue_code(tenant, r, tokens, user.as_ref(), now)
@@ -194,7 +250,96 @@ impl AuthServer {
         tracing::info!(target: "audit", event = "login_completed", tenant = %tenant.id, client_id = %r.client_id, app = %r.app,
             subject = subject.as_deref().unwrap_or(""), tid = claim(|u| &u.tid), upn = claim(|u| &u.upn),
             resource = %r.resource);
-        Ok(code)
+        Ok(Login::Code(code))
+    }
+
+    /// For a request whose client waited for an administrator: the client as it is now, and
+    /// if it still waits, the request queued (or counted again) with who asked. `None` when
+    /// it was approved meanwhile and the login goes on.
+    async fn held_for_approval(
+        &self,
+        tenant: &Tenant,
+        r: &PendingAuthorization,
+        user: Option<&IdTokenUser>,
+        requester: Option<String>,
+        now: u64,
+    ) -> Result<Option<Login>, OAuthError> {
+        let Some(client) = self.registry.find(tenant, r.client_id.as_str(), now).await? else {
+            return Err(OAuthError::new(
+                ErrorCode::AccessDenied,
+                "the application is no longer registered",
+            ));
+        };
+        let count = |outcome: &str| {
+            crate::metrics::metrics()
+                .approval_requests
+                .with_label_values(&[tenant.id.as_str(), outcome])
+                .inc();
+        };
+        let client_name = client.metadata.client_name.clone();
+        let held = |status, reference: Option<String>, queue_full, description: String| {
+            Some(Login::Held {
+                status,
+                reference,
+                queue_full,
+                client_name: client_name.clone(),
+                error: OAuthError::new(ErrorCode::AccessDenied, description),
+            })
+        };
+        match client.approval {
+            ApprovalStatus::Approved => return Ok(None),
+            ApprovalStatus::Denied => {
+                count("denied");
+                return Ok(held(
+                    ApprovalStatus::Denied,
+                    None,
+                    false,
+                    "an administrator of this server denied this application".into(),
+                ));
+            }
+            ApprovalStatus::Pending => {}
+        }
+        let who = requester_of(user);
+        let digest = self.signer.digest("approval requester", &who.subject);
+        let (subject, upn) = (who.subject.clone(), who.upn.clone());
+        match self
+            .registry
+            .approvals()
+            .ask(tenant, &client, who, requester, digest, now)
+            .await
+        {
+            Ok(asked) => {
+                let queued = matches!(asked, super::approval::Asked::Queued { .. });
+                count(if queued { "requested" } else { "repeated" });
+                let reference = asked.reference().to_owned();
+                tracing::info!(target: "audit", event = if queued { "approval_requested" } else { "approval_requested_again" },
+                    tenant = %tenant.id, client_id = %client.client_id, cimd_host = client.cimd_host().unwrap_or(""),
+                    reference = %reference, subject = %subject, upn = upn.as_deref().unwrap_or(""));
+                Ok(held(
+                    ApprovalStatus::Pending,
+                    Some(reference.clone()),
+                    false,
+                    format!("an administrator of this server must approve this application before it can be used; the request is waiting (reference {reference})"),
+                ))
+            }
+            Err(super::approval::AskError::Full(waiting)) => {
+                count("queue_full");
+                crate::metrics::metrics()
+                    .approval_queue_full
+                    .with_label_values(&[tenant.id.as_str()])
+                    .inc();
+                tracing::warn!(target: "audit", event = "approval_queue_full", tenant = %tenant.id,
+                    client_id = %client.client_id, waiting,
+                    "a sign-in could not ask for approval: the queue is full; decide the waiting requests (`dcr-shim clients pending`) or raise [approval] max_pending");
+                Ok(held(
+                    ApprovalStatus::Pending,
+                    None,
+                    true,
+                    "an administrator of this server must approve this application, and the queue of requests is full; try again later".into(),
+                ))
+            }
+            Err(super::approval::AskError::Store(e)) => Err(e.into()),
+        }
     }
 
     /// Exchanges the IdP's code with the app's credentials and the shim's PKCE verifier, and
@@ -299,6 +444,26 @@ impl AuthServer {
             return Err(OAuthError::server_error());
         }
         Ok(code)
+    }
+}
+
+/// Who asked, from the ID token (bounded, printable claims only).
+fn requester_of(user: Option<&IdTokenUser>) -> Requester {
+    let Some(user) = user else {
+        return Requester::default();
+    };
+    let claim = |k: &str| {
+        user.claims
+            .get(k)
+            .and_then(Value::as_str)
+            .and_then(|v| crate::domain::text::recordable_claim(v).ok())
+            .map(str::to_owned)
+    };
+    Requester {
+        subject: user.subject.clone(),
+        upn: user.upn.clone(),
+        name: claim("name"),
+        email: claim("email"),
     }
 }
 

@@ -622,6 +622,7 @@ impl CimdResolver {
             apps,
             pinned: Default::default(),
             approval_epoch: 0,
+            approval: Default::default(),
             issued_at: now,
             last_used_at: now,
         })

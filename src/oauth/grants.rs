@@ -60,6 +60,9 @@ pub(crate) enum AdminError {
     UnknownResource(String),
     #[error("the client changed while it was being updated; try again")]
     Conflict,
+    /// The request cannot be done as asked; the text says why and what to do instead.
+    #[error("{0}")]
+    Refused(String),
     #[error(transparent)]
     Store(#[from] StoreError),
 }

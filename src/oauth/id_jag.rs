@@ -69,6 +69,7 @@ impl AuthServer {
         now: u64,
     ) -> Result<Value, OAuthError> {
         let client = self.authenticate_client(tenant, form, creds, now).await?;
+        super::approval::usable(&client)?;
         if !client.metadata.token_endpoint_auth_method.is_confidential() {
             return Err(OAuthError::new(
                 ErrorCode::UnauthorizedClient,

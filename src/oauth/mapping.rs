@@ -43,16 +43,25 @@ fn rule_matches(rule: &MappingRule, facts: &ClientFacts<'_>, resource: &Resource
     host_ok && kinds_ok && software_ok && resource_ok
 }
 
+/// The rule that maps one client for one resource, if any does.
+pub(crate) fn choosing_rule<'t>(
+    tenant: &'t TenantConfig,
+    facts: &ClientFacts<'_>,
+    resource: &ResourceUri,
+) -> Option<&'t MappingRule> {
+    tenant
+        .mapping
+        .iter()
+        .find(|rule| rule_matches(rule, facts, resource))
+}
+
 /// The app for one client and one requested resource.
 pub(crate) fn choose_app<'t>(
     tenant: &'t TenantConfig,
     facts: &ClientFacts<'_>,
     resource: &ResourceUri,
 ) -> &'t str {
-    tenant
-        .mapping
-        .iter()
-        .find(|rule| rule_matches(rule, facts, resource))
+    choosing_rule(tenant, facts, resource)
         .map(|rule| rule.app.as_str())
         .or_else(|| tenant.apps.first().map(|a| a.name.as_str()))
         .unwrap_or_default()

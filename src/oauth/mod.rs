@@ -2,6 +2,7 @@
 //! documents, mapping to apps, metadata, and the login flow (authorize → consent → callback →
 //! token → refresh → revoke) over the store and the upstream client.
 
+pub mod approval;
 pub(crate) mod authorize;
 pub(crate) mod callback;
 pub mod cimd;

@@ -46,6 +46,10 @@ pub struct PendingAuthorization {
     /// The client's approval epoch when the request was made (`ClientRecord::approval_epoch`).
     #[serde(default)]
     pub(crate) approval_epoch: u64,
+    /// The client waited for an administrator when the request was made: the callback asks
+    /// again, and queues the request if it still waits.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub(crate) approval_pending: bool,
 }
 
 /// The state of one upstream login (`state` = the transaction id). Single use, ~10 minutes.

@@ -93,6 +93,8 @@ impl Registered {
 #[derive(Clone)]
 pub struct ClientRegistry {
     records: Records,
+    /// The approval queue and decisions (`approval/`).
+    approvals: Arc<super::approval::Approvals>,
     /// Each tenant's, replaced whole when the tenant files are reloaded.
     resolvers: Arc<ArcSwap<HashMap<TenantId, Arc<CimdResolver>>>>,
 }
@@ -100,9 +102,15 @@ pub struct ClientRegistry {
 impl ClientRegistry {
     pub(crate) fn new(records: Records, resolvers: HashMap<TenantId, Arc<CimdResolver>>) -> Self {
         Self {
+            approvals: Arc::new(super::approval::Approvals::new(records.clone())),
             records,
             resolvers: Arc::new(ArcSwap::from_pointee(resolvers)),
         }
+    }
+
+    /// The approval queue and the administrators' decisions.
+    pub(crate) fn approvals(&self) -> &super::approval::Approvals {
+        &self.approvals
     }
 
     /// The resolvers in use, by tenant.
@@ -154,7 +162,28 @@ impl ClientRegistry {
             ));
         };
         let metadata = validate_client_metadata(raw, MetadataOrigin::Registration)?;
-        let apps = choose_apps(&tenant.config, &ClientFacts::of(&metadata, None));
+        let facts = ClientFacts::of(&metadata, None);
+        let apps = choose_apps(&tenant.config, &facts);
+        let approval = if super::approval::policy::approval_required(&tenant.config, &facts) {
+            if self.approvals.is_full(tenant, now).await? {
+                crate::metrics::metrics()
+                    .approval_queue_full
+                    .with_label_values(&[tenant.id.as_str()])
+                    .inc();
+                if crate::log_budget::admit_here(crate::log_budget::Refusal::Registration) {
+                    tracing::warn!(target: "audit", event = "registration_refused_queue_full", tenant = %tenant.id,
+                        max_pending = tenant.config.approval.max_pending,
+                        "a registration was refused: the approval queue is full; decide the waiting requests (`dcr-shim clients pending`) or raise [approval] max_pending");
+                }
+                return Err(OAuthError::new(
+                    ErrorCode::TemporarilyUnavailable,
+                    "this server's queue of applications waiting for an administrator's approval is full, so no new application can register now; try again later or ask an administrator",
+                ));
+            }
+            crate::domain::ApprovalStatus::Pending
+        } else {
+            crate::domain::ApprovalStatus::Approved
+        };
         let client_secret = metadata
             .token_endpoint_auth_method
             .is_confidential()
@@ -171,6 +200,7 @@ impl ClientRegistry {
                 apps: apps.clone(),
                 pinned: Default::default(),
                 approval_epoch: 0,
+                approval,
                 issued_at: now,
                 last_used_at: now,
             };
@@ -205,11 +235,12 @@ impl ClientRegistry {
     ) -> Result<Option<ClientRecord>, OAuthError> {
         if is_document_client_id(client_id) {
             let resolver = self.resolver(&tenant.id)?;
-            return resolver
+            let mut client = resolver
                 .resolve(tenant, client_id, now)
                 .await
-                .map(Some)
-                .map_err(|e| e.to_oauth());
+                .map_err(|e| e.to_oauth())?;
+            super::approval::settle(&self.records, tenant, &mut client, now).await?;
+            return Ok(Some(client));
         }
         if client_id.is_empty() || client_id.len() > 64 {
             return Ok(None);
@@ -218,7 +249,11 @@ impl ClientRegistry {
             .records
             .get(&tenant.id, &ClientId::new(client_id), now)
             .await?;
-        Ok(found.map(|v| v.value))
+        let Some(mut client) = found.map(|v| v.value) else {
+            return Ok(None);
+        };
+        super::approval::settle(&self.records, tenant, &mut client, now).await?;
+        Ok(Some(client))
     }
 
     /// The public keys of a `private_key_jwt` client (document clients only).

@@ -84,6 +84,9 @@ impl AuthServer {
             self.first_look(tenant, request.as_ref().ok(), now),
         );
         let client = client?;
+        // A client an administrator has not approved (or denied) gets nothing, whatever it
+        // holds: a code or refresh token from before a denial is worth nothing either.
+        super::approval::usable(&client)?;
         let response = match (request?, first_look?) {
             (TokenRequest::AuthorizationCode(r), FirstLook::Code(code)) => {
                 self.redeem_code(tenant, &client, r, code, now).await?

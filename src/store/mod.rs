@@ -40,6 +40,10 @@ pub enum Namespace {
     /// The families of a user, and of a client (`oauth/family_index.rs`).
     FamilyByUser,
     FamilyByClient,
+    /// Administrators' decisions on the document clients of one CIMD host (`oauth/approval/`).
+    CimdDecision,
+    /// Requests for an administrator's approval, one per registered client or CIMD host.
+    ApprovalRequest,
 }
 
 impl Namespace {
@@ -54,6 +58,8 @@ impl Namespace {
             Self::Keys => "keys",
             Self::FamilyByUser => "fam-user",
             Self::FamilyByClient => "fam-client",
+            Self::CimdDecision => "cimd-decision",
+            Self::ApprovalRequest => "approval",
         }
     }
 }

@@ -1,0 +1,620 @@
+//! No new agent without an administrator's yes (`docs/approval.md`).
+//!
+//! A client that needs approval (`policy.rs`) is `pending`: its user still signs in at the IdP
+//! (so that the request names a real person), is then told that an administrator must approve
+//! the application, and the request enters the queue (`ask`): one per registered client or per
+//! CIMD host, bounded in number (`[approval] max_pending`) and in time (`pending_lifetime`),
+//! announced by a signed webhook (`webhook.rs`). An administrator approves a client (choosing
+//! its app, or keeping the mapping's), denies it (it stays refused; for a CIMD client its host
+//! too, so that another document of the same host cannot ask again), or approves a whole host.
+//!
+//! Registered clients keep their status in their own record; a document client's comes from
+//! its host's decisions (`records::HostDecisions`) each time it is found (`settle`).
+
+pub(crate) mod policy;
+pub mod records;
+pub mod webhook;
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Mutex;
+
+use records::{
+    ApprovalRequest, Decision, HostDecisions, MAX_CLIENTS_PER_REQUEST, MAX_DECISIONS_PER_HOST,
+    MAX_USERS_REMEMBERED, RequestedClient, Requester, host_request_id, request_id,
+};
+
+use super::error::{ErrorCode, OAuthError};
+use super::grants::AdminError;
+use super::mapping::ClientFacts;
+use crate::config::Tenant;
+use crate::domain::{ApprovalStatus, ClientId, ClientRecord, TenantId};
+use crate::store::{Records, StoreError};
+
+/// How long a count of the queue is trusted when a registration asks whether it is full.
+const COUNT_SECONDS: u64 = 10;
+/// Attempts at a change that lost a race with another.
+const RETRIES: usize = 8;
+
+/// The refusal a client that is not approved gets at the token endpoint.
+pub(crate) fn usable(client: &ClientRecord) -> Result<(), OAuthError> {
+    match client.approval {
+        ApprovalStatus::Approved => Ok(()),
+        ApprovalStatus::Pending => Err(OAuthError::new(
+            ErrorCode::UnauthorizedClient,
+            "an administrator of this server has not approved this application yet",
+        )),
+        ApprovalStatus::Denied => Err(OAuthError::new(
+            ErrorCode::UnauthorizedClient,
+            "an administrator of this server denied this application",
+        )),
+    }
+}
+
+/// Sets a found client's status (and, for a document client, the apps an administrator chose)
+/// from the decisions and the tenant's policy as they are now.
+pub(crate) async fn settle(
+    records: &Records,
+    tenant: &Tenant,
+    client: &mut ClientRecord,
+    now: u64,
+) -> Result<(), StoreError> {
+    let Some(host) = client.cimd_host().map(str::to_owned) else {
+        // A registered client waits only while approval is asked of it: a tenant that turns
+        // approval off lets its pending clients in.
+        if client.approval == ApprovalStatus::Pending
+            && !policy::approval_required(
+                &tenant.config,
+                &ClientFacts::of(&client.metadata, None),
+            )
+        {
+            client.approval = ApprovalStatus::Approved;
+        }
+        return Ok(());
+    };
+    let decisions = records
+        .get::<HostDecisions>(&tenant.id, host.as_str(), now)
+        .await?
+        .map(|v| v.value)
+        .unwrap_or_default();
+    if let Some(own) = decisions.clients.get(client.client_id.as_str()) {
+        client.approval = own.status;
+        for (resource, app) in &own.apps {
+            if client.apps.contains_key(resource) && tenant.app(app).is_some() {
+                client.apps.insert(resource.clone(), app.clone());
+                client.pinned.insert(resource.clone());
+            }
+        }
+    } else if let Some(all) = &decisions.host {
+        client.approval = all.status;
+    } else if policy::approval_required(
+        &tenant.config,
+        &ClientFacts::of(&client.metadata, Some(&host)),
+    ) {
+        client.approval = ApprovalStatus::Pending;
+    }
+    Ok(())
+}
+
+/// What `ask` did.
+#[derive(Debug)]
+pub(crate) enum Asked {
+    /// A new request, announced.
+    Queued { reference: String },
+    /// A request already waiting, which now counts this user too.
+    Repeated { reference: String },
+}
+
+impl Asked {
+    pub(crate) fn reference(&self) -> &str {
+        match self {
+            Self::Queued { reference } | Self::Repeated { reference } => reference,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum AskError {
+    #[error("the approval queue is full ({0} requests wait)")]
+    Full(usize),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Which request or client an administrator's decision is about.
+pub(crate) enum Target<'a> {
+    /// A client id (a registered client's, or a document's URL) or a request's reference.
+    Client(&'a str),
+    /// Every document client of a CIMD host.
+    Host(&'a str),
+}
+
+/// What a decision changed, for the answer and the audit event.
+#[derive(Debug, serde::Serialize)]
+pub(crate) struct Decided {
+    pub(crate) decision: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) client_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) cimd_host: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) reference: Option<String>,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub(crate) apps: BTreeMap<String, String>,
+}
+
+/// The queue and the decisions of every tenant.
+pub struct Approvals {
+    records: Records,
+    webhooks: webhook::Webhooks,
+    /// Each tenant's queue length and when it was counted.
+    counts: Mutex<HashMap<TenantId, (u64, usize)>>,
+}
+
+impl Approvals {
+    pub(crate) fn new(records: Records) -> Self {
+        Self {
+            records,
+            webhooks: webhook::Webhooks::new(),
+            counts: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The requests waiting in `tenant`, up to `limit`.
+    pub(crate) async fn pending(
+        &self,
+        tenant: &Tenant,
+        limit: usize,
+        now: u64,
+    ) -> Result<Vec<ApprovalRequest>, StoreError> {
+        let list = self
+            .records
+            .list::<ApprovalRequest>(&tenant.id, now, limit)
+            .await?;
+        Ok(list.into_iter().map(|v| v.value).collect())
+    }
+
+    /// Counts the queue (at most `max_pending + 1`) and records the count.
+    async fn count(&self, tenant: &Tenant, now: u64) -> Result<usize, StoreError> {
+        let max = tenant.config.approval.max_pending;
+        let n = self
+            .records
+            .list::<ApprovalRequest>(&tenant.id, now, max.saturating_add(1))
+            .await?
+            .len();
+        self.counts
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(tenant.id.clone(), (now, n));
+        crate::metrics::metrics()
+            .approval_pending
+            .with_label_values(&[tenant.id.as_str()])
+            .set(i64::try_from(n).unwrap_or(i64::MAX));
+        Ok(n)
+    }
+
+    /// Refreshes every tenant's `dcr_shim_approval_pending` (the sweeper calls this: requests
+    /// that expired leave the count without a change of their own).
+    pub(crate) async fn recount(&self, tenants: &[std::sync::Arc<Tenant>], now: u64) {
+        for tenant in tenants {
+            if let Err(e) = self.count(tenant, now).await {
+                tracing::warn!(tenant = %tenant.id, error = %e, "cannot count the approval queue");
+            }
+        }
+    }
+
+    /// Whether the queue is full, from a count at most `COUNT_SECONDS` old: registrations
+    /// ask at every request, and a flood of them must not each walk the queue.
+    pub(crate) async fn is_full(&self, tenant: &Tenant, now: u64) -> Result<bool, StoreError> {
+        let cached = self
+            .counts
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&tenant.id)
+            .copied();
+        let n = match cached {
+            Some((at, n)) if now.saturating_sub(at) < COUNT_SECONDS => n,
+            _ => self.count(tenant, now).await?,
+        };
+        Ok(n >= tenant.config.approval.max_pending)
+    }
+
+    /// Queues (or counts again) the request of a pending client whose user just signed in.
+    pub(crate) async fn ask(
+        &self,
+        tenant: &Tenant,
+        client: &ClientRecord,
+        user: Requester,
+        address: Option<String>,
+        user_digest: String,
+        now: u64,
+    ) -> Result<Asked, AskError> {
+        let id = request_id(client);
+        let lifetime = tenant.config.approval.pending_lifetime.as_secs();
+        for _ in 0..RETRIES {
+            if let Some(current) = self
+                .records
+                .get::<ApprovalRequest>(&tenant.id, id.as_str(), now)
+                .await?
+            {
+                let mut request = current.value;
+                let known = request
+                    .clients
+                    .iter()
+                    .any(|c| c.client_id == client.client_id.as_str());
+                if !known {
+                    if request.clients.len() < MAX_CLIENTS_PER_REQUEST {
+                        request.clients.push(RequestedClient::of(client, now));
+                    } else {
+                        request.clients_not_listed += 1;
+                    }
+                }
+                if !request.user_digests.contains(&user_digest) {
+                    request.users += 1;
+                    if request.user_digests.len() < MAX_USERS_REMEMBERED {
+                        request.user_digests.push(user_digest.clone());
+                    }
+                }
+                request.requests += 1;
+                request.last_requested_at = now;
+                request.last_user = user.clone();
+                if self
+                    .records
+                    .update(
+                        &tenant.id,
+                        id.as_str(),
+                        current.revision,
+                        &request,
+                        current.expires_at,
+                    )
+                    .await?
+                {
+                    return Ok(Asked::Repeated {
+                        reference: request.reference,
+                    });
+                }
+                continue;
+            }
+            let waiting = self.count(tenant, now).await?;
+            if waiting >= tenant.config.approval.max_pending {
+                return Err(AskError::Full(waiting));
+            }
+            let request = ApprovalRequest {
+                reference: new_reference(),
+                cimd_host: client.cimd_host().map(str::to_owned),
+                clients: vec![RequestedClient::of(client, now)],
+                clients_not_listed: 0,
+                first_requested_at: now,
+                first_address: address.clone(),
+                first_user: user.clone(),
+                last_requested_at: now,
+                last_user: user.clone(),
+                users: 1,
+                requests: 1,
+                user_digests: vec![user_digest.clone()],
+            };
+            if self
+                .records
+                .insert_new(&tenant.id, id.as_str(), &request, Some(now + lifetime), now)
+                .await?
+            {
+                self.note_change(tenant, 1);
+                self.webhooks.announce(tenant, &request, now);
+                return Ok(Asked::Queued {
+                    reference: request.reference,
+                });
+            }
+        }
+        Err(AskError::Store(StoreError::Backend(
+            "the approval request kept changing under concurrent sign-ins".into(),
+        )))
+    }
+
+    /// Moves the cached count by `delta` (a request added or removed here) and the gauge with it.
+    fn note_change(&self, tenant: &Tenant, delta: isize) {
+        let mut counts = self.counts.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((_, n)) = counts.get_mut(&tenant.id) {
+            *n = n.saturating_add_signed(delta);
+            crate::metrics::metrics()
+                .approval_pending
+                .with_label_values(&[tenant.id.as_str()])
+                .set(i64::try_from(*n).unwrap_or(i64::MAX));
+        }
+    }
+
+    /// Finds the client a decision names: by id, or by the reference of a request that lists
+    /// exactly one client.
+    async fn resolve_target(
+        &self,
+        tenant: &Tenant,
+        named: &str,
+        now: u64,
+    ) -> Result<String, AdminError> {
+        if !named.starts_with("REQ-") {
+            return Ok(named.to_owned());
+        }
+        let waiting = self.pending(tenant, usize::MAX, now).await?;
+        let Some(request) = waiting.iter().find(|r| r.reference == named) else {
+            return Err(AdminError::Refused(format!(
+                "no request {named} is waiting (decided, expired, or never made); `clients pending` lists those that are"
+            )));
+        };
+        match request.clients.as_slice() {
+            [only] if request.clients_not_listed == 0 => Ok(only.client_id.clone()),
+            _ => Err(AdminError::Refused(format!(
+                "{named} lists several clients of {}; name one by its client id, or approve the host",
+                request.cimd_host.as_deref().unwrap_or("one host")
+            ))),
+        }
+    }
+
+    /// An administrator's approval of one client (with the app it maps to for every resource,
+    /// or the mapping rules' choice), or of every document client of a host.
+    pub(crate) async fn approve(
+        &self,
+        tenant: &Tenant,
+        target: Target<'_>,
+        app: Option<&str>,
+        by: &str,
+        now: u64,
+    ) -> Result<Decided, AdminError> {
+        if let Some(app) = app
+            && tenant.app(app).is_none()
+        {
+            return Err(AdminError::UnknownApp(app.to_owned()));
+        }
+        let apps: BTreeMap<String, String> = app
+            .map(|a| {
+                tenant
+                    .resources()
+                    .iter()
+                    .map(|r| (r.uri.to_string(), a.to_owned()))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let decision = Decision {
+            status: ApprovalStatus::Approved,
+            by: by.to_owned(),
+            at: now,
+            apps: apps.clone(),
+        };
+        let decided = match target {
+            Target::Host(host) => {
+                if app.is_some() {
+                    return Err(AdminError::Refused(
+                        "a host's clients keep the mapping rules' apps; approve one client to choose its app".into(),
+                    ));
+                }
+                let host = checked_host(host)?;
+                self.decide_host(tenant, &host, |d| d.host = Some(decision.clone()), now)
+                    .await?;
+                let reference = self.withdraw(tenant, &host_request_id(&host), None, now).await?;
+                Decided {
+                    decision: "host_approved",
+                    client_id: None,
+                    cimd_host: Some(host),
+                    reference,
+                    apps,
+                }
+            }
+            Target::Client(named) => {
+                let client_id = self.resolve_target(tenant, named, now).await?;
+                self.decide_client(tenant, &client_id, decision, now).await?
+            }
+        };
+        crate::metrics::metrics()
+            .approval_decisions
+            .with_label_values(&[tenant.id.as_str(), decided.decision])
+            .inc();
+        Ok(decided)
+    }
+
+    /// An administrator's refusal of one client. A document client's host is refused with it
+    /// unless an administrator decided about the host before, so that the same host cannot ask
+    /// again under another document's URL.
+    pub(crate) async fn deny(
+        &self,
+        tenant: &Tenant,
+        named: &str,
+        by: &str,
+        now: u64,
+    ) -> Result<Decided, AdminError> {
+        let client_id = self.resolve_target(tenant, named, now).await?;
+        let decision = Decision {
+            status: ApprovalStatus::Denied,
+            by: by.to_owned(),
+            at: now,
+            apps: BTreeMap::new(),
+        };
+        let decided = self.decide_client(tenant, &client_id, decision, now).await?;
+        crate::metrics::metrics()
+            .approval_decisions
+            .with_label_values(&[tenant.id.as_str(), "denied"])
+            .inc();
+        Ok(decided)
+    }
+
+    async fn decide_client(
+        &self,
+        tenant: &Tenant,
+        client_id: &str,
+        decision: Decision,
+        now: u64,
+    ) -> Result<Decided, AdminError> {
+        let denied = decision.status == ApprovalStatus::Denied;
+        let word = if denied { "denied" } else { "approved" };
+        if !super::cimd::is_document_client_id(client_id) {
+            let id = ClientId::new(client_id);
+            self.decide_registered(tenant, &id, &decision, now).await?;
+            let reference = self
+                .withdraw(tenant, &format!("client.{client_id}"), None, now)
+                .await?;
+            return Ok(Decided {
+                decision: word,
+                client_id: Some(client_id.to_owned()),
+                cimd_host: None,
+                reference,
+                apps: decision.apps,
+            });
+        }
+        let host = url::Url::parse(client_id)
+            .ok()
+            .and_then(|u| u.host_str().map(str::to_owned))
+            .ok_or(AdminError::UnknownClient)?;
+        let for_host = decision.clone();
+        self.decide_host(
+            tenant,
+            &host,
+            |d| {
+                if d.clients.len() < MAX_DECISIONS_PER_HOST
+                    || d.clients.contains_key(client_id)
+                {
+                    d.clients.insert(client_id.to_owned(), decision.clone());
+                }
+                if denied && d.host.is_none() {
+                    d.host = Some(for_host.clone());
+                }
+            },
+            now,
+        )
+        .await?;
+        // A denial settles the host's whole request (its other documents are refused with
+        // it, unless the host was approved before); an approval only this client's line.
+        let only = (!denied).then_some(client_id);
+        let reference = self
+            .withdraw(tenant, &host_request_id(&host), only, now)
+            .await?;
+        Ok(Decided {
+            decision: word,
+            client_id: Some(client_id.to_owned()),
+            cimd_host: Some(host),
+            reference,
+            apps: decision.apps,
+        })
+    }
+
+    async fn decide_registered(
+        &self,
+        tenant: &Tenant,
+        id: &ClientId,
+        decision: &Decision,
+        now: u64,
+    ) -> Result<(), AdminError> {
+        for _ in 0..RETRIES {
+            let current = self
+                .records
+                .get::<ClientRecord>(&tenant.id, id, now)
+                .await?
+                .ok_or(AdminError::UnknownClient)?;
+            let mut client = current.value;
+            client.approval = decision.status;
+            for (resource, app) in &decision.apps {
+                client.apps.insert(resource.clone(), app.clone());
+                client.pinned.insert(resource.clone());
+            }
+            if self
+                .records
+                .update(&tenant.id, id, current.revision, &client, current.expires_at)
+                .await?
+            {
+                return Ok(());
+            }
+        }
+        Err(AdminError::Conflict)
+    }
+
+    async fn decide_host(
+        &self,
+        tenant: &Tenant,
+        host: &str,
+        change: impl Fn(&mut HostDecisions),
+        now: u64,
+    ) -> Result<(), AdminError> {
+        for _ in 0..RETRIES {
+            let current = self
+                .records
+                .get::<HostDecisions>(&tenant.id, host, now)
+                .await?;
+            let written = match current {
+                Some(v) => {
+                    let mut decisions = v.value;
+                    change(&mut decisions);
+                    self.records
+                        .update(&tenant.id, host, v.revision, &decisions, None)
+                        .await?
+                }
+                None => {
+                    let mut decisions = HostDecisions::default();
+                    change(&mut decisions);
+                    self.records
+                        .insert_new(&tenant.id, host, &decisions, None, now)
+                        .await?
+                }
+            };
+            if written {
+                return Ok(());
+            }
+        }
+        Err(AdminError::Conflict)
+    }
+
+    /// Takes a decided request out of the queue (or, with `only`, one client out of a host's
+    /// request, the request going when no client is left); returns its reference.
+    async fn withdraw(
+        &self,
+        tenant: &Tenant,
+        id: &str,
+        only: Option<&str>,
+        now: u64,
+    ) -> Result<Option<String>, StoreError> {
+        for _ in 0..RETRIES {
+            let Some(current) = self
+                .records
+                .get::<ApprovalRequest>(&tenant.id, id, now)
+                .await?
+            else {
+                return Ok(None);
+            };
+            let mut request = current.value;
+            let reference = Some(request.reference.clone());
+            if let Some(client_id) = only {
+                request.clients.retain(|c| c.client_id != client_id);
+                if !request.clients.is_empty() || request.clients_not_listed > 0 {
+                    if self
+                        .records
+                        .update(&tenant.id, id, current.revision, &request, current.expires_at)
+                        .await?
+                    {
+                        return Ok(reference);
+                    }
+                    continue;
+                }
+            }
+            self.records.remove::<ApprovalRequest>(&tenant.id, id).await?;
+            self.note_change(tenant, -1);
+            return Ok(reference);
+        }
+        Ok(None)
+    }
+}
+
+/// A host name as a decision names it: lowercase, no scheme, port or path.
+fn checked_host(host: &str) -> Result<String, AdminError> {
+    let host = host.trim().to_ascii_lowercase();
+    match crate::config::HostPattern::parse(&host) {
+        Ok(crate::config::HostPattern::Exact(name)) => Ok(name),
+        _ => Err(AdminError::Refused(format!(
+            "'{host}' is not a host name (write it as in the client's URL: claude.ai, not https://claude.ai/ or *.example)"
+        ))),
+    }
+}
+
+/// `REQ-` and 8 letters and digits that cannot be misread (no 0/O, 1/I/L).
+fn new_reference() -> String {
+    use rand::Rng;
+    const ALPHABET: &[u8] = b"23456789ABCDEFGHJKMNPQRSTUVWXYZ";
+    let mut rng = rand::thread_rng();
+    let code: String = (0..8)
+        .map(|_| ALPHABET[rng.gen_range(0..ALPHABET.len())] as char)
+        .collect();
+    format!("REQ-{code}")
+}

@@ -1,0 +1,155 @@
+//! What the approval queue stores: a request per registered client or per CIMD host (so that
+//! one host's many documents are one request), and the decisions on a CIMD host's clients
+//! (registered clients keep theirs in their own record).
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::domain::{ApprovalStatus, ClientRecord};
+use crate::store::{Namespace, Record};
+
+/// Most clients one CIMD host's request lists; more ask under the same reference, counted.
+pub(crate) const MAX_CLIENTS_PER_REQUEST: usize = 20;
+/// Most distinct users remembered per request (beyond, `users` stops growing exactly).
+pub(crate) const MAX_USERS_REMEMBERED: usize = 100;
+/// Most per-client decisions kept for one CIMD host.
+pub(crate) const MAX_DECISIONS_PER_HOST: usize = 1000;
+
+/// Who asked: from the ID token of the sign-in that was refused.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Requester {
+    /// The user's stable id at the IdP (Entra `oid`, else `sub`); empty when the IdP sent no
+    /// ID token.
+    pub subject: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upn: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+}
+
+/// A client as the request shows it. Every text but the id and host is the client's own
+/// claim, and named so.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RequestedClient {
+    pub client_id: String,
+    /// `client_name`: what the client calls itself, not verified.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub claimed_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub software_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub software_version: Option<String>,
+    pub redirect_uris: Vec<String>,
+    /// The host its metadata document was fetched from (verified), for a CIMD client.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cimd_host: Option<String>,
+    /// A CIMD client's document, as validated.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub document: Option<serde_json::Value>,
+    /// The apps the mapping rules chose, per resource.
+    pub apps: BTreeMap<String, String>,
+    pub first_requested_at: u64,
+}
+
+impl RequestedClient {
+    pub(crate) fn of(client: &ClientRecord, now: u64) -> Self {
+        let m = &client.metadata;
+        Self {
+            client_id: client.client_id.as_str().to_owned(),
+            claimed_name: m.client_name.clone(),
+            software_id: m.software_id.clone(),
+            software_version: m.software_version.clone(),
+            redirect_uris: m.redirect_uris.iter().map(|r| r.as_str().to_owned()).collect(),
+            cimd_host: client.cimd_host().map(str::to_owned),
+            document: client
+                .cimd_host()
+                .and_then(|_| serde_json::to_value(m).ok()),
+            apps: client.apps.clone(),
+            first_requested_at: now,
+        }
+    }
+}
+
+/// A request waiting for an administrator: one per registered client, one per CIMD host.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ApprovalRequest {
+    /// What the refused user is shown and an administrator may quote (`REQ-` and 8 letters).
+    pub reference: String,
+    /// Set for a CIMD host's request.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cimd_host: Option<String>,
+    pub clients: Vec<RequestedClient>,
+    /// Clients of the host that asked but were not listed (`MAX_CLIENTS_PER_REQUEST`).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub clients_not_listed: u64,
+    pub first_requested_at: u64,
+    /// The address of the browser that asked first, as the server saw it (behind trusted
+    /// proxies, the client's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_address: Option<String>,
+    pub first_user: Requester,
+    pub last_requested_at: u64,
+    pub last_user: Requester,
+    /// Distinct users who asked (exact up to `MAX_USERS_REMEMBERED`).
+    pub users: u64,
+    /// Sign-ins refused for this request.
+    pub requests: u64,
+    /// Keyed digests of the users counted, so that a second sign-in of one user is not a
+    /// second user.
+    #[serde(default)]
+    pub(crate) user_digests: Vec<String>,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
+impl Record for ApprovalRequest {
+    const NAMESPACE: Namespace = Namespace::ApprovalRequest;
+    const SCHEMA: u16 = 1;
+    type Id = str;
+}
+
+/// The id of the request for a client: its CIMD host's, else its own.
+pub(crate) fn request_id(client: &ClientRecord) -> String {
+    match client.cimd_host() {
+        Some(host) => host_request_id(host),
+        None => format!("client.{}", client.client_id.as_str()),
+    }
+}
+
+pub(crate) fn host_request_id(host: &str) -> String {
+    format!("host.{host}")
+}
+
+/// An administrator's decision.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Decision {
+    /// `Approved` or `Denied`.
+    pub status: ApprovalStatus,
+    /// The admin token's label (or `offline`).
+    pub by: String,
+    pub at: u64,
+    /// The apps the administrator chose, per resource (empty: the mapping rules').
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub apps: BTreeMap<String, String>,
+}
+
+/// The decisions on one CIMD host: for the host as a whole and for single documents (a
+/// document's own decision comes first).
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct HostDecisions {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<Decision>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub clients: BTreeMap<String, Decision>,
+}
+
+impl Record for HostDecisions {
+    const NAMESPACE: Namespace = Namespace::CimdDecision;
+    const SCHEMA: u16 = 1;
+    type Id = str;
+}

@@ -77,6 +77,38 @@ pub enum ClientsCommand {
         conn: AdminConnection,
         client_id: String,
     },
+    /// Clients waiting for an administrator's approval, the longest wait first.
+    Pending {
+        #[command(flatten)]
+        conn: AdminConnection,
+        /// At most this many (a last line says how many more wait).
+        #[arg(long, default_value_t = 100)]
+        limit: usize,
+    },
+    /// Approve a waiting client (by client id or by the reference its user was shown), or
+    /// every client of a CIMD host.
+    Approve {
+        #[command(flatten)]
+        conn: AdminConnection,
+        /// A client id, a client metadata document's URL, or a reference (REQ-…).
+        #[arg(required_unless_present = "host", conflicts_with = "host")]
+        client: Option<String>,
+        /// Approve every client whose metadata document this host publishes.
+        #[arg(long)]
+        host: Option<String>,
+        /// The app the client maps to, for every resource (default: the mapping rules').
+        #[arg(long, conflicts_with = "host")]
+        app: Option<String>,
+    },
+    /// Deny a client (by client id or reference): its users are told, its grants revoked, and
+    /// for a CIMD client its host's other documents are refused too (unless the host was
+    /// approved).
+    Deny {
+        #[command(flatten)]
+        conn: AdminConnection,
+        /// A client id, a client metadata document's URL, or a reference (REQ-…).
+        client: String,
+    },
     /// Map a client onto another app (for one resource, or all).
     Remap {
         #[command(flatten)]
@@ -360,8 +392,8 @@ fn more_line(shown: usize, listing: &Value) {
 
 fn print_clients(clients: &[Value]) {
     println!(
-        "{:<40} {:<24} {:<20} APPS",
-        "CLIENT_ID", "NAME", "LAST_USED"
+        "{:<40} {:<24} {:<20} {:<9} APPS",
+        "CLIENT_ID", "NAME", "LAST_USED", "STATUS"
     );
     for c in clients {
         let apps: Vec<String> = c["apps"]
@@ -369,11 +401,45 @@ fn print_clients(clients: &[Value]) {
             .map(|m| m.values().map(text).collect())
             .unwrap_or_default();
         println!(
-            "{:<40} {:<24} {:<20} {}",
+            "{:<40} {:<24} {:<20} {:<9} {}",
             text(&c["client_id"]),
             text(&c["metadata"]["client_name"]),
             date(&c["last_used_at"]),
+            c["approval"].as_str().unwrap_or("approved"),
             apps.join(",")
+        );
+    }
+}
+
+/// The approval queue: the reference to quote, the client (its name is its own claim), who
+/// asked first and how many since.
+fn print_pending(pending: &[Value]) {
+    println!(
+        "{:<13} {:<40} {:<26} {:<28} {:<20} USERS",
+        "REFERENCE", "CLIENT_ID", "NAME (CLAIMED)", "FIRST_ASKED_BY", "FIRST_ASKED"
+    );
+    for p in pending {
+        let clients = p["clients"].as_array().map(Vec::as_slice).unwrap_or(&[]);
+        let first = clients.first().unwrap_or(&Value::Null);
+        let user = &p["first_user"];
+        let asked_by = [&user["upn"], &user["email"], &user["subject"]]
+            .into_iter()
+            .find(|v| v.as_str().is_some_and(|s| !s.is_empty()))
+            .map(text)
+            .unwrap_or_else(|| "-".into());
+        let mut client = text(&first["client_id"]);
+        let others = clients.len().saturating_sub(1) as u64 + p["clients_not_listed"].as_u64().unwrap_or(0);
+        if others > 0 {
+            client.push_str(&format!(" (+{others} of {})", text(&p["cimd_host"])));
+        }
+        println!(
+            "{:<13} {:<40} {:<26} {:<28} {:<20} {}",
+            text(&p["reference"]),
+            client,
+            text(&first["claimed_name"]),
+            asked_by,
+            date(&p["first_requested_at"]),
+            text(&p["users"])
         );
     }
 }
@@ -446,6 +512,60 @@ pub async fn clients(cmd: ClientsCommand) -> ExitCode {
                     "deleted {client_id}; {} grant(s) revoked",
                     text(&v["grants_revoked"])
                 )
+            })
+        }
+        ClientsCommand::Pending { conn, limit } => {
+            let r = conn
+                .call(Method::GET, &format!("/approvals?limit={limit}"), None)
+                .await;
+            finish(&conn, r, |v| {
+                let pending = v["pending"].as_array().map(Vec::as_slice).unwrap_or(&[]);
+                print_pending(pending);
+                more_line(pending.len(), v);
+            })
+        }
+        ClientsCommand::Approve {
+            conn,
+            client,
+            host,
+            app,
+        } => {
+            let body = json!({"client": client, "host": host, "app": app});
+            let r = conn
+                .call(Method::POST, "/approvals/approve", Some(body))
+                .await;
+            finish(&conn, r, |v| {
+                let what = match (v["client_id"].as_str(), v["cimd_host"].as_str()) {
+                    (Some(id), _) => escape_for_terminal(id),
+                    (None, Some(host)) => format!("every client of {}", escape_for_terminal(host)),
+                    _ => "-".into(),
+                };
+                println!("approved {what}");
+                if let Some(reference) = v["reference"].as_str() {
+                    println!("request {} settled", escape_for_terminal(reference));
+                }
+            })
+        }
+        ClientsCommand::Deny { conn, client } => {
+            let r = conn
+                .call(
+                    Method::POST,
+                    "/approvals/deny",
+                    Some(json!({"client": client})),
+                )
+                .await;
+            finish(&conn, r, |v| {
+                println!(
+                    "denied {}; {} grant(s) revoked",
+                    text(&v["client_id"]),
+                    text(&v["grants_revoked"])
+                );
+                if let Some(host) = v["cimd_host"].as_str() {
+                    println!(
+                        "other documents of {} are refused too, unless approved one by one",
+                        escape_for_terminal(host)
+                    );
+                }
             })
         }
         ClientsCommand::Remap {

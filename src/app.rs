@@ -396,6 +396,12 @@ async fn sweep_forever(state: web::Data<AppState>) {
     // (tests, a crash loop) then never has a sweep holding the store open on a blocking thread.
     let mut tick =
         tokio::time::interval_at(tokio::time::Instant::now() + SWEEP_INTERVAL, SWEEP_INTERVAL);
+    // The queue's gauge from the start, not only after its first change.
+    state
+        .registry()
+        .approvals()
+        .recount(&state.tenants(), unix_now())
+        .await;
     loop {
         tick.tick().await;
         let (mut examined, mut removed) = (0, 0);
@@ -424,5 +430,11 @@ async fn sweep_forever(state: web::Data<AppState>) {
             tracing::info!(removed, examined, "sweeper deleted expired records");
         }
         state.forget_idle_rate_limits();
+        // Requests that expired leave the queue without a change of their own.
+        state
+            .registry()
+            .approvals()
+            .recount(&state.tenants(), unix_now())
+            .await;
     }
 }

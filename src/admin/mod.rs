@@ -4,6 +4,7 @@
 //! user, revoke one, all of a client, all of a user). Every change is an audit event naming
 //! the token's label. The operations themselves are `oauth/grants.rs`.
 
+mod approvals;
 mod signing_keys;
 pub mod tokens;
 
@@ -49,6 +50,18 @@ pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
                 .route(
                     "/tenants/{tenant}/keys/rotate",
                     web::post().to(signing_keys::rotate_keys),
+                )
+                .route(
+                    "/tenants/{tenant}/approvals",
+                    web::get().to(approvals::list_pending),
+                )
+                .route(
+                    "/tenants/{tenant}/approvals/approve",
+                    web::post().to(approvals::approve),
+                )
+                .route(
+                    "/tenants/{tenant}/approvals/deny",
+                    web::post().to(approvals::deny),
                 )
                 .route("/tenants/{tenant}/grants", web::get().to(list_grants))
                 .route(

@@ -28,7 +28,7 @@ use super::grants::AdminError;
 use super::mapping::ClientFacts;
 use crate::config::Tenant;
 use crate::domain::{ApprovalStatus, ClientId, ClientRecord, TenantId};
-use crate::store::{Records, StoreError};
+use crate::store::{Records, StoreError, Versioned};
 
 /// How long a count of the queue is trusted when a registration asks whether it is full.
 const COUNT_SECONDS: u64 = 10;
@@ -165,12 +165,10 @@ impl Approvals {
         tenant: &Tenant,
         limit: usize,
         now: u64,
-    ) -> Result<Vec<ApprovalRequest>, StoreError> {
-        let list = self
-            .records
+    ) -> Result<Vec<Versioned<ApprovalRequest>>, StoreError> {
+        self.records
             .list::<ApprovalRequest>(&tenant.id, now, limit)
-            .await?;
-        Ok(list.into_iter().map(|v| v.value).collect())
+            .await
     }
 
     /// Counts the queue (at most `max_pending + 1`) and records the count.
@@ -333,7 +331,11 @@ impl Approvals {
             return Ok(named.to_owned());
         }
         let waiting = self.pending(tenant, usize::MAX, now).await?;
-        let Some(request) = waiting.iter().find(|r| r.reference == named) else {
+        let Some(request) = waiting
+            .iter()
+            .map(|v| &v.value)
+            .find(|r| r.reference == named)
+        else {
             return Err(AdminError::Refused(format!(
                 "no request {named} is waiting (decided, expired, or never made); `clients pending` lists those that are"
             )));

@@ -22,6 +22,8 @@ pub(crate) struct World {
     pub app: TestApp,
     pub idp: FakeEntra,
     pub docs: DocServer,
+    /// The tenants ask for an administrator's approval of new clients.
+    pub approval: bool,
     _dir: tempfile::TempDir,
 }
 
@@ -117,6 +119,14 @@ cimd_extra_ca_file = {ca}
     t
 }
 
+fn with_approval(tenant: String, approval: bool) -> String {
+    if approval {
+        tenant.replace("[registration]\n", "[registration]\napproval = \"admin\"\n")
+    } else {
+        tenant
+    }
+}
+
 /// The apps' private key in `dir`, readable by its owner alone as the shim requires.
 fn copy_app_key(dir: &Path) {
     let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
@@ -125,6 +135,11 @@ fn copy_app_key(dir: &Path) {
 }
 
 pub(crate) async fn world() -> World {
+    world_in(false).await
+}
+
+/// The world with `approval = "admin"` in both tenants when `approval`.
+pub(crate) async fn world_in(approval: bool) -> World {
     let dir = tempfile::tempdir().unwrap();
     write_private(&dir.path().join("secret"), APP_SECRET);
     copy_app_key(dir.path());
@@ -139,12 +154,12 @@ pub(crate) async fn world() -> World {
     let app = spawn_app_with_tenants(move |t| {
         std::fs::write(
             t.join("contoso.toml"),
-            entra_tenant(&authority, &secrets, &ca, true),
+            with_approval(entra_tenant(&authority, &secrets, &ca, true), approval),
         )
         .unwrap();
         std::fs::write(
             t.join("fabrikam.toml"),
-            entra_tenant(&authority, &secrets, &ca, false),
+            with_approval(entra_tenant(&authority, &secrets, &ca, false), approval),
         )
         .unwrap();
     })
@@ -154,6 +169,7 @@ pub(crate) async fn world() -> World {
         app,
         idp,
         docs,
+        approval,
         _dir: dir,
     }
 }

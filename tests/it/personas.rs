@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 use url::Url;
 
 use crate::browser::{Browser, Landing, param};
-use crate::login::{FABRIKAM_ROOT, FILES, World, world};
+use crate::login::{FABRIKAM_ROOT, FILES, World, world_in};
 use crate::tls_server::Canned;
 
 /// A PKCE pair and state, as each client makes them.
@@ -35,6 +35,8 @@ struct Persona<'a> {
     browser: Browser,
     /// The browser origin a browser-based client's requests carry.
     origin: Option<&'static str>,
+    /// The clients an administrator approved (when the tenants ask for approval).
+    approved: std::cell::RefCell<std::collections::HashSet<String>>,
 }
 
 impl<'a> Persona<'a> {
@@ -44,6 +46,7 @@ impl<'a> Persona<'a> {
             tenant,
             browser: Browser::new(),
             origin: None,
+            approved: Default::default(),
         }
     }
 
@@ -135,6 +138,7 @@ impl<'a> Persona<'a> {
     async fn authorize(&self, params: &[(&str, &str)], redirect_prefix: &str) -> (String, bool) {
         let mut url = Url::parse(&format!("{}/authorize", self.issuer())).unwrap();
         url.query_pairs_mut().extend_pairs(params);
+        let asked = self.ask_for_approval(url.as_str(), params, redirect_prefix).await;
         let (landing, consented) = match self.browser.go(url.as_str(), redirect_prefix).await {
             Landing::Consent(page) => (
                 self.browser
@@ -155,7 +159,51 @@ impl<'a> Persona<'a> {
         );
         assert_eq!(param(&back, "iss"), Some(self.issuer()), "RFC 9207 iss");
         let code = param(&back, "code").unwrap_or_else(|| panic!("no code in {back}"));
-        (code, consented)
+        (code, consented || asked)
+    }
+
+    /// Where the tenants ask for approval, a client's first authorization request: the page
+    /// that says an administrator must approve it, the user's sign-in, the refusal with a
+    /// reference (and `access_denied` for the client behind its link), then an administrator's
+    /// approval through the admin API. Returns whether it happened (the consent page was shown).
+    async fn ask_for_approval(
+        &self,
+        url: &str,
+        params: &[(&str, &str)],
+        redirect_prefix: &str,
+    ) -> bool {
+        let client_id = params
+            .iter()
+            .find(|(k, _)| *k == "client_id")
+            .map(|(_, v)| v.to_string())
+            .unwrap();
+        if !self.w.approval || !self.approved.borrow_mut().insert(client_id.clone()) {
+            return false;
+        }
+        let Landing::Consent(page) = self.browser.go(url, redirect_prefix).await else {
+            panic!("a client waiting for approval is shown the page first");
+        };
+        assert!(page.contains("needs an administrator"), "{page}");
+        let landing = self
+            .browser
+            .consent(&self.issuer(), &page, "approve", redirect_prefix)
+            .await;
+        let Landing::Page(403, held) = landing else {
+            panic!("the sign-in of a pending client is held: {landing:?}");
+        };
+        assert!(held.contains("REQ-"), "a reference to quote: {held}");
+        assert!(held.contains("error=access_denied"), "{held}");
+        let (status, decided) = self
+            .w
+            .app
+            .admin_json(
+                reqwest::Method::POST,
+                &format!("/tenants/{}/approvals/approve", self.tenant),
+                Some(json!({"client": client_id})),
+            )
+            .await;
+        assert_eq!(status, 200, "{decided}");
+        true
     }
 
     /// POSTs a token request with the client's fields, in its order, and its authentication.
@@ -214,9 +262,8 @@ fn port() -> u16 {
 /// preflight). Registration body and scope: anthropics/claude-ai-mcp#124 (the authorize log
 /// line) and the registration bodies MCP servers quote in outline/outline#11484; the token
 /// requests are not public and assumed to be a public client's (client_id in the body).
-#[tokio::test]
-async fn claude_ai() {
-    let w = world().await;
+async fn claude_ai(approval: bool) {
+    let w = world_in(approval).await;
     let p = Persona::new(&w, "contoso");
     const CALLBACK: &str = "https://claude.ai/api/mcp/auth_callback";
     let client = p
@@ -284,9 +331,8 @@ async fn claude_ai() {
 /// the SDK's parameter order; typescript-sdk src/client/auth.ts `startAuthorization`,
 /// `executeTokenRequest`: `resource` on the code exchange and the refresh, no `scope` on
 /// refresh, `Accept: application/json`).
-#[tokio::test]
-async fn claude_code_with_a_client_metadata_document() {
-    let w = world().await;
+async fn claude_code_with_a_client_metadata_document(approval: bool) {
+    let w = world_in(approval).await;
     let p = Persona::new(&w, "contoso");
     let id = w.docs.url("/oauth/claude-code-client-metadata");
     w.docs.set(
@@ -353,9 +399,8 @@ async fn claude_code_with_a_client_metadata_document() {
 /// Source: microsoft/vscode src/vs/base/common/oauth.ts `fetchDynamicRegistration` and
 /// src/vs/workbench/api/{common,node}/extHostAuthentication.ts (`_createWithLoopbackServer`,
 /// `_createWithUrlHandler`, `exchangeCodeForToken`, `exchangeRefreshTokenForToken`).
-#[tokio::test]
-async fn vs_code() {
-    let w = world().await;
+async fn vs_code(approval: bool) {
+    let w = world_in(approval).await;
     let p = Persona::new(&w, "contoso");
     let client = p
         .register(&json!({
@@ -435,9 +480,8 @@ async fn vs_code() {
 /// no `application_type` (the body MCP servers quote as Cursor's, e.g. in
 /// soflyy/agent-connector-for-wp#111); the login returns to the private-use URI. Its authorize
 /// and token requests are not public: assumed to be the TypeScript SDK's.
-#[tokio::test]
-async fn cursor() {
-    let w = world().await;
+async fn cursor(approval: bool) {
+    let w = world_in(approval).await;
     let p = Persona::new(&w, "contoso");
     const CALLBACK: &str = "cursor://anysphere.cursor-mcp/oauth/callback";
     let client = p
@@ -505,9 +549,8 @@ async fn cursor() {
 /// `jwks_uri`, extra members this server ignores), served here at a test URL with a test key;
 /// `offline_access` asked for. Whether ChatGPT signs assertions on the wire is not public: the
 /// requests below do what its document declares.
-#[tokio::test]
-async fn chatgpt() {
-    let w = world().await;
+async fn chatgpt(approval: bool) {
+    let w = world_in(approval).await;
     let p = Persona::new(&w, "contoso");
     const CALLBACK: &str = "https://chatgpt.com/connector_platform_oauth_redirect";
     let id = w.docs.url("/oauth/client.json");
@@ -619,9 +662,8 @@ fn signed_assertion(client_id: &str, aud: &str, jti: &str) -> String {
 /// `prompt=consent`), and the token requests, which carry `Origin` but only safelisted headers
 /// (no preflight). Source: modelcontextprotocol/inspector client/src/lib/auth.ts
 /// (`InspectorOAuthClientProvider.clientMetadata`), typescript-sdk src/client/auth.ts.
-#[tokio::test]
-async fn mcp_inspector_from_a_browser() {
-    let w = world().await;
+async fn mcp_inspector_from_a_browser(approval: bool) {
+    let w = world_in(approval).await;
     let mut p = Persona::new(&w, "contoso");
     p.origin = Some("http://localhost:6274");
     let meta_url = format!(
@@ -712,9 +754,8 @@ async fn mcp_inspector_from_a_browser() {
 /// again on the code exchange and the refresh, no `scope` on refresh. Source:
 /// typescript-sdk src/client/auth.ts `startAuthorization`, `selectResourceURL`,
 /// `executeTokenRequest`, `refreshAuthorization`.
-#[tokio::test]
-async fn typescript_sdk_with_a_path_less_server() {
-    let w = world().await;
+async fn typescript_sdk_with_a_path_less_server(approval: bool) {
+    let w = world_in(approval).await;
     let p = Persona::new(&w, "fabrikam");
     let callback = format!("http://localhost:{}/callback", port());
     let client = p
@@ -780,9 +821,8 @@ async fn typescript_sdk_with_a_path_less_server() {
 /// src/mcp/client/auth/oauth2.py (`_perform_authorization_code_grant`,
 /// `_exchange_token_authorization_code`, `_refresh_token`, `prepare_token_auth`) and
 /// examples/clients/simple-auth-client.
-#[tokio::test]
-async fn python_sdk_with_a_path_less_server() {
-    let w = world().await;
+async fn python_sdk_with_a_path_less_server(approval: bool) {
+    let w = world_in(approval).await;
     let p = Persona::new(&w, "fabrikam");
     const CALLBACK: &str = "http://localhost:3030/callback";
     let client = p
@@ -808,14 +848,20 @@ async fn python_sdk_with_a_path_less_server() {
         pkce.challenge,
         urlencoding(&resource)
     )));
-    let Landing::Consent(page) = p.browser.go(url.as_str(), CALLBACK).await else {
-        panic!("consent expected")
+    let asked = p
+        .ask_for_approval(url.as_str(), &[("client_id", id)], CALLBACK)
+        .await;
+    let landing = match p.browser.go(url.as_str(), CALLBACK).await {
+        Landing::Consent(page) => {
+            p.browser
+                .consent(&p.issuer(), &page, "approve", CALLBACK)
+                .await
+        }
+        // Its consent was given when it asked for approval.
+        other if asked => other,
+        other => panic!("consent expected: {other:?}"),
     };
-    let Landing::Client(back) = p
-        .browser
-        .consent(&p.issuer(), &page, "approve", CALLBACK)
-        .await
-    else {
+    let Landing::Client(back) = landing else {
         panic!("back at the client expected")
     };
     assert_eq!(param(&back, "state").as_deref(), Some("py-state"));
@@ -854,9 +900,8 @@ fn urlencoding(s: &str) -> String {
 /// claude.ai with its client metadata document (the fields of
 /// `https://claude.ai/oauth/mcp-oauth-client-metadata` as MCP servers quote it, served here at a
 /// test URL): it lists the JWT-bearer grant, which this server does not offer and ignores.
-#[tokio::test]
-async fn claude_ai_with_its_client_metadata_document() {
-    let w = world().await;
+async fn claude_ai_with_its_client_metadata_document(approval: bool) {
+    let w = world_in(approval).await;
     let p = Persona::new(&w, "contoso");
     const CALLBACK: &str = "https://claude.ai/api/mcp/auth_callback";
     let id = w.docs.url("/oauth/mcp-oauth-client-metadata");
@@ -911,3 +956,18 @@ async fn claude_ai_with_its_client_metadata_document() {
     .await;
     w.stop().await;
 }
+
+/// Every persona twice: as without approval, and with `[registration] approval = "admin"`,
+/// where each is held at its first sign-in and logs in once an administrator approved it.
+macro_rules! both_ways {
+    ($($name:ident),* $(,)?) => {
+        mod approval_off {
+            $( #[tokio::test] async fn $name() { super::$name(false).await } )*
+        }
+        mod approval_on {
+            $( #[tokio::test] async fn $name() { super::$name(true).await } )*
+        }
+    };
+}
+
+both_ways!(claude_ai, claude_code_with_a_client_metadata_document, vs_code, cursor, chatgpt, mcp_inspector_from_a_browser, typescript_sdk_with_a_path_less_server, python_sdk_with_a_path_less_server, claude_ai_with_its_client_metadata_document);

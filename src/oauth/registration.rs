@@ -109,7 +109,7 @@ impl ClientRegistry {
     }
 
     /// The approval queue and the administrators' decisions.
-    pub(crate) fn approvals(&self) -> &super::approval::Approvals {
+    pub fn approvals(&self) -> &super::approval::Approvals {
         &self.approvals
     }
 

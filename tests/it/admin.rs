@@ -414,7 +414,7 @@ async fn the_cli_works_offline_on_a_data_directory_no_server_holds() {
 
 /// Runs the binary with `args` and then `extra` on a blocking thread, with the admin token in
 /// the environment or none there: whether it succeeded, its stdout and its stderr.
-fn run_cli(
+pub(crate) fn run_cli(
     args: &[&str],
     extra: &[&str],
     admin_token: Option<&str>,

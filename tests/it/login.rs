@@ -140,6 +140,13 @@ pub(crate) async fn world() -> World {
 
 /// The world with `approval = "admin"` in both tenants when `approval`.
 pub(crate) async fn world_in(approval: bool) -> World {
+    let mut w = world_with(move |t| with_approval(t, approval)).await;
+    w.approval = approval;
+    w
+}
+
+/// The world with its tenant files passed through `edit` (text in, text out).
+pub(crate) async fn world_with(edit: impl Fn(String) -> String + Send + 'static) -> World {
     let dir = tempfile::tempdir().unwrap();
     write_private(&dir.path().join("secret"), APP_SECRET);
     copy_app_key(dir.path());
@@ -154,12 +161,12 @@ pub(crate) async fn world_in(approval: bool) -> World {
     let app = spawn_app_with_tenants(move |t| {
         std::fs::write(
             t.join("contoso.toml"),
-            with_approval(entra_tenant(&authority, &secrets, &ca, true), approval),
+            edit(entra_tenant(&authority, &secrets, &ca, true)),
         )
         .unwrap();
         std::fs::write(
             t.join("fabrikam.toml"),
-            with_approval(entra_tenant(&authority, &secrets, &ca, false), approval),
+            edit(entra_tenant(&authority, &secrets, &ca, false)),
         )
         .unwrap();
     })
@@ -169,7 +176,7 @@ pub(crate) async fn world_in(approval: bool) -> World {
         app,
         idp,
         docs,
-        approval,
+        approval: false,
         _dir: dir,
     }
 }

@@ -2,6 +2,7 @@
 //! One binary for all of them (faster builds). `TEST_LOG=1` shows the app's logs.
 
 mod admin;
+mod approval;
 mod audit;
 mod binary;
 mod browser;

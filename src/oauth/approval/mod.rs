@@ -160,7 +160,7 @@ impl Approvals {
     }
 
     /// The requests waiting in `tenant`, up to `limit`.
-    pub(crate) async fn pending(
+    pub async fn pending(
         &self,
         tenant: &Tenant,
         limit: usize,
@@ -202,7 +202,7 @@ impl Approvals {
 
     /// Whether the queue is full, from a count at most `COUNT_SECONDS` old: registrations
     /// ask at every request, and a flood of them must not each walk the queue.
-    pub(crate) async fn is_full(&self, tenant: &Tenant, now: u64) -> Result<bool, StoreError> {
+    pub async fn is_full(&self, tenant: &Tenant, now: u64) -> Result<bool, StoreError> {
         let cached = self
             .counts
             .lock()

@@ -237,8 +237,8 @@ pub(crate) fn payload(
         .map(chat_safe)
         .unwrap_or_else(|| "a user".to_owned());
     let from = match &request.cimd_host {
-        Some(host) => format!(" (published by {})", chat_safe(host)),
-        None => " (registered itself)".to_owned(),
+        Some(host) => format!(", published by {},", chat_safe(host)),
+        None => ", which registered itself,".to_owned(),
     };
     let tenant_name = tenant.config.display_name.as_deref().unwrap_or(tenant.id.as_str());
     json!({

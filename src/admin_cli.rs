@@ -428,7 +428,8 @@ fn print_pending(pending: &[Value]) {
             .map(text)
             .unwrap_or_else(|| "-".into());
         let mut client = text(&first["client_id"]);
-        let others = clients.len().saturating_sub(1) as u64 + p["clients_not_listed"].as_u64().unwrap_or(0);
+        let others =
+            clients.len().saturating_sub(1) as u64 + p["clients_not_listed"].as_u64().unwrap_or(0);
         if others > 0 {
             client.push_str(&format!(" (+{others} of {})", text(&p["cimd_host"])));
         }

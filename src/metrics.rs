@@ -417,7 +417,8 @@ impl Metrics {
             self.approval_requests.with_label_values(&[tenant, outcome]);
         }
         for decision in ["approved", "denied", "host_approved"] {
-            self.approval_decisions.with_label_values(&[tenant, decision]);
+            self.approval_decisions
+                .with_label_values(&[tenant, decision]);
         }
         for outcome in ["delivered", "retried", "failed", "dropped"] {
             self.approval_webhooks.with_label_values(&[tenant, outcome]);

@@ -124,11 +124,7 @@ pub(super) async fn deny(
         ));
     };
     if body.app.is_some() {
-        return Err(problem(
-            400,
-            "invalid_request",
-            "app is for approvals only",
-        ));
+        return Err(problem(400, "invalid_request", "app is for approvals only"));
     }
     let now = unix_now();
     let decided = state

@@ -9,7 +9,8 @@ pub(crate) mod tenant_id;
 pub(crate) mod text;
 
 pub use client::{
-    ApplicationType, ApprovalStatus, AuthMethod, ClientMetadata, ClientRecord, ClientSource, GrantType,
+    ApplicationType, ApprovalStatus, AuthMethod, ClientMetadata, ClientRecord, ClientSource,
+    GrantType,
 };
 pub use client_id::ClientId;
 pub use redirect_uri::{RedirectKind, RedirectUri, is_https_or_loopback, is_loopback_host};

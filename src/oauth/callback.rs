@@ -7,6 +7,7 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::{Map, Value};
 
+use super::approval::records::Requester;
 use super::authorize::AuthorizeError;
 use super::error::{ErrorCode, OAuthError};
 use super::minted::{SealedGrant, copied_claims, minted_resource};
@@ -14,7 +15,6 @@ use super::params::Params;
 use super::records::{AuthCode, PendingAuthorization, Transaction};
 use super::server::AuthServer;
 use super::upstream_errors::{idp_to_client, to_client};
-use super::approval::records::Requester;
 use crate::config::Tenant;
 use crate::crypto::Handle;
 use crate::domain::ApprovalStatus;
@@ -30,7 +30,10 @@ pub(crate) const CODE_MEMORY_SECONDS: u64 = 600;
 /// Where the browser goes next.
 pub(crate) enum CallbackOutcome {
     Redirect(String),
-    Page { status: u16, message: String },
+    Page {
+        status: u16,
+        message: String,
+    },
     /// The application waits for an administrator (or was refused by one): a page says so,
     /// with a link that takes the refusal back to the application.
     Held(Held),
@@ -264,7 +267,11 @@ impl AuthServer {
         requester: Option<String>,
         now: u64,
     ) -> Result<Option<Login>, OAuthError> {
-        let Some(client) = self.registry.find(tenant, r.client_id.as_str(), now).await? else {
+        let Some(client) = self
+            .registry
+            .find(tenant, r.client_id.as_str(), now)
+            .await?
+        else {
             return Err(OAuthError::new(
                 ErrorCode::AccessDenied,
                 "the application is no longer registered",
@@ -319,7 +326,9 @@ impl AuthServer {
                     ApprovalStatus::Pending,
                     Some(reference.clone()),
                     false,
-                    format!("an administrator of this server must approve this application before it can be used; the request is waiting (reference {reference})"),
+                    format!(
+                        "an administrator of this server must approve this application before it can be used; the request is waiting (reference {reference})"
+                    ),
                 ))
             }
             Err(super::approval::AskError::Full(waiting)) => {

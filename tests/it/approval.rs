@@ -100,8 +100,10 @@ impl Receiver {
                 };
                 let _ = socket
                     .write_all(
-                        format!("HTTP/1.1 {status} X\r\ncontent-length: 0\r\nconnection: close\r\n\r\n")
-                            .as_bytes(),
+                        format!(
+                            "HTTP/1.1 {status} X\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+                        )
+                        .as_bytes(),
                     )
                     .await;
             }
@@ -200,10 +202,7 @@ async fn world(queue: &str, hook: Option<&Receiver>) -> World {
         if !t.contains("name = \"cert-agents\"") {
             return t;
         }
-        let t = t.replace(
-            "[registration]\n",
-            "[registration]\napproval = \"admin\"\n",
-        );
+        let t = t.replace("[registration]\n", "[registration]\napproval = \"admin\"\n");
         format!("{t}\n[approval]\n{queue}\n{webhook}")
     })
     .await
@@ -268,10 +267,18 @@ async fn a_pending_registered_client_is_held_after_sign_in_then_approved_through
     let client = Client::register(&w.app, "contoso", json!({"client_name": "Queue Agent", "software_id": "queue-agent", "software_version": "1.2.3"})).await;
     let (_, shown) = w
         .app
-        .admin_json(Method::GET, &format!("/tenants/contoso/clients/{}", client.id), None)
+        .admin_json(
+            Method::GET,
+            &format!("/tenants/contoso/clients/{}", client.id),
+            None,
+        )
         .await;
     assert_eq!(shown["client"]["approval"], "pending", "{shown}");
-    assert_eq!(pending(&w).await["total"], 0, "registering alone queues nothing");
+    assert_eq!(
+        pending(&w).await["total"],
+        0,
+        "registering alone queues nothing"
+    );
 
     // The user signs in, then is told; the client gets access_denied behind the link.
     let page = held(&w, &client, "ann").await;
@@ -322,12 +329,20 @@ async fn a_pending_registered_client_is_held_after_sign_in_then_approved_through
     assert_eq!(listed_client["software_version"], "1.2.3");
     assert_eq!(listed_client["redirect_uris"][0], "http://127.0.0.1/cb");
     assert!(request.get("user_digests").is_none());
-    assert!(request["expires_at"].as_u64().unwrap() > request["first_requested_at"].as_u64().unwrap() + 29 * 24 * 3600);
+    assert!(
+        request["expires_at"].as_u64().unwrap()
+            > request["first_requested_at"].as_u64().unwrap() + 29 * 24 * 3600
+    );
 
     // The webhook was told once, signed.
     let got = hook.wait_for(1).await;
-    let note = verify(WEBHOOK_KEY, &got[0], dcr_shim::app::unix_now(), &mut HashSet::new())
-        .expect("a valid signature");
+    let note = verify(
+        WEBHOOK_KEY,
+        &got[0],
+        dcr_shim::app::unix_now(),
+        &mut HashSet::new(),
+    )
+    .expect("a valid signature");
     assert_eq!(note["type"], "approval.requested");
     assert_eq!(note["tenant"], "contoso");
     assert_eq!(note["reference"], reference.as_str());
@@ -338,7 +353,10 @@ async fn a_pending_registered_client_is_held_after_sign_in_then_approved_through
     // Approved through the CLI by its reference; then the login completes.
     let run = cli(&w);
     let (ok, table, err) = run(&["clients", "pending"]).await;
-    assert!(ok && table.contains(&reference) && table.contains("Queue Agent") && table.contains("ann"), "{table}{err}");
+    assert!(
+        ok && table.contains(&reference) && table.contains("Queue Agent") && table.contains("ann"),
+        "{table}{err}"
+    );
     let (ok, said, err) = run(&["clients", "approve", &reference]).await;
     assert!(ok && said.contains(&client.id), "{said}{err}");
     assert_eq!(pending(&w).await["total"], 0);
@@ -347,7 +365,13 @@ async fn a_pending_registered_client_is_held_after_sign_in_then_approved_through
         &Browser::new(),
         "contoso",
         &client,
-        authorize_url(&w.app, "contoso", &client, "files.read offline_access", "ann"),
+        authorize_url(
+            &w.app,
+            "contoso",
+            &client,
+            "files.read offline_access",
+            "ann",
+        ),
     )
     .await;
     let (status, tokens) = redeem(&w.app, "contoso", &client, &code, &attempt).await;
@@ -385,12 +409,19 @@ async fn cimd_clients_are_queued_per_host_approved_one_by_one_and_a_denied_host_
     let a = doc("/a.json", "Agent A");
     let b = doc("/b.json", "Agent B");
     let reference = reference_on(&held(&w, &a, "ann").await);
-    assert_eq!(reference_on(&held(&w, &b, "bob").await), reference, "one request per host");
+    assert_eq!(
+        reference_on(&held(&w, &b, "bob").await),
+        reference,
+        "one request per host"
+    );
     let listed = pending(&w).await;
     assert_eq!(listed["total"], 1);
     assert_eq!(listed["pending"][0]["cimd_host"], "localhost");
     assert_eq!(listed["pending"][0]["clients"].as_array().unwrap().len(), 2);
-    assert_eq!(listed["pending"][0]["clients"][0]["document"]["client_name"], "Agent A");
+    assert_eq!(
+        listed["pending"][0]["clients"][0]["document"]["client_name"],
+        "Agent A"
+    );
 
     // A reference that names two clients is not enough to approve one of them.
     let run = cli(&w);
@@ -409,15 +440,30 @@ async fn cimd_clients_are_queued_per_host_approved_one_by_one_and_a_denied_host_
     assert_eq!(redeem(&w.app, "contoso", &a, &code, &attempt).await.0, 200);
     let (_, shown) = w
         .app
-        .admin_json(Method::GET, &format!("/tenants/contoso/clients/{}", urlencoding(&a.id)), None)
+        .admin_json(
+            Method::GET,
+            &format!("/tenants/contoso/clients/{}", urlencoding(&a.id)),
+            None,
+        )
         .await;
-    assert_eq!(shown["client"]["apps"][crate::login::FILES], "cert-agents", "{shown}");
+    assert_eq!(
+        shown["client"]["apps"][crate::login::FILES],
+        "cert-agents",
+        "{shown}"
+    );
     let listed = pending(&w).await;
-    assert_eq!(listed["pending"][0]["clients"].as_array().unwrap().len(), 1, "B still waits");
+    assert_eq!(
+        listed["pending"][0]["clients"].as_array().unwrap().len(),
+        1,
+        "B still waits"
+    );
 
     // B denied: refused at once from then on, and so is any other document of its host.
     let (ok, said, err) = run(&["clients", "deny", &b.id]).await;
-    assert!(ok && said.contains("other documents of localhost"), "{said}{err}");
+    assert!(
+        ok && said.contains("other documents of localhost"),
+        "{said}{err}"
+    );
     assert_eq!(pending(&w).await["total"], 0);
     let c = doc("/c.json", "Agent C, asking again");
     for client in [&b, &c] {
@@ -426,9 +472,17 @@ async fn cimd_clients_are_queued_per_host_approved_one_by_one_and_a_denied_host_
             panic!("a loopback client is told at once");
         };
         assert_eq!(param(&back, "error").as_deref(), Some("access_denied"));
-        assert!(param(&back, "error_description").unwrap().contains("denied"));
+        assert!(
+            param(&back, "error_description")
+                .unwrap()
+                .contains("denied")
+        );
     }
-    assert_eq!(pending(&w).await["total"], 0, "a denied host cannot ask again");
+    assert_eq!(
+        pending(&w).await["total"],
+        0,
+        "a denied host cannot ask again"
+    );
     // A is still approved: its own decision comes before its host's.
     let (code, attempt) = login_through(
         &w.app,
@@ -465,22 +519,37 @@ async fn a_whole_cimd_host_is_approved() {
     let (ok, _, err) = run(&["clients", "approve", "--host", "https://localhost/"]).await;
     assert!(!ok && err.contains("not a host name"), "{err}");
     let (ok, said, err) = run(&["clients", "approve", "--host", "localhost"]).await;
-    assert!(ok && said.contains("every client of localhost") && said.contains(&reference), "{said}{err}");
+    assert!(
+        ok && said.contains("every client of localhost") && said.contains(&reference),
+        "{said}{err}"
+    );
     assert_eq!(pending(&w).await["total"], 0);
     let (code, attempt) = login_through(
         &w.app,
         &Browser::new(),
         "contoso",
         &client,
-        authorize_url(&w.app, "contoso", &client, "files.read offline_access", "ann"),
+        authorize_url(
+            &w.app,
+            "contoso",
+            &client,
+            "files.read offline_access",
+            "ann",
+        ),
     )
     .await;
-    assert_eq!(redeem(&w.app, "contoso", &client, &code, &attempt).await.0, 200);
+    assert_eq!(
+        redeem(&w.app, "contoso", &client, &code, &attempt).await.0,
+        200
+    );
     // Every decision is an audit event naming the admin: the admin API answers for it.
     let metrics = w
         .app
         .http
-        .get(format!("{}/metrics", w.app.admin_base().trim_end_matches("/admin/v1")))
+        .get(format!(
+            "{}/metrics",
+            w.app.admin_base().trim_end_matches("/admin/v1")
+        ))
         .send()
         .await
         .unwrap()
@@ -488,7 +557,9 @@ async fn a_whole_cimd_host_is_approved() {
         .await
         .unwrap();
     assert!(
-        metrics.contains("dcr_shim_approval_decisions_total{decision=\"host_approved\",tenant=\"contoso\"} 1"),
+        metrics.contains(
+            "dcr_shim_approval_decisions_total{decision=\"host_approved\",tenant=\"contoso\"} 1"
+        ),
         "{metrics}"
     );
     w.stop().await;
@@ -503,13 +574,22 @@ async fn the_queue_is_capped_and_its_requests_expire() {
     held(&w, &first, "ann").await;
     held(&w, &second, "ann").await;
     let listed = pending(&w).await;
-    assert_eq!((listed["total"].as_u64(), listed["max_pending"].as_u64()), (Some(2), Some(2)));
+    assert_eq!(
+        (listed["total"].as_u64(), listed["max_pending"].as_u64()),
+        (Some(2), Some(2))
+    );
     let expires = listed["pending"][0]["expires_at"].as_u64().unwrap();
-    assert_eq!(expires, listed["pending"][0]["first_requested_at"].as_u64().unwrap() + 3600);
+    assert_eq!(
+        expires,
+        listed["pending"][0]["first_requested_at"].as_u64().unwrap() + 3600
+    );
 
     // Full: a third client's user is told, and new registrations are refused.
     let page = held(&w, &third, "ann").await;
-    assert!(page.contains("queue") || page.contains("Too many requests"), "{page}");
+    assert!(
+        page.contains("queue") || page.contains("Too many requests"),
+        "{page}"
+    );
     assert!(!page.contains("REQ-"), "no request was made: {page}");
     let (status, body) = w
         .app
@@ -521,22 +601,38 @@ async fn the_queue_is_capped_and_its_requests_expire() {
     let metrics = w
         .app
         .http
-        .get(format!("{}/metrics", w.app.admin_base().trim_end_matches("/admin/v1")))
+        .get(format!(
+            "{}/metrics",
+            w.app.admin_base().trim_end_matches("/admin/v1")
+        ))
         .send()
         .await
         .unwrap()
         .text()
         .await
         .unwrap();
-    assert!(metrics.contains("dcr_shim_approval_pending{tenant=\"contoso\"} 2"), "{metrics}");
-    assert!(metrics.contains("dcr_shim_approval_requests_total{outcome=\"queue_full\",tenant=\"contoso\"} 1"));
+    assert!(
+        metrics.contains("dcr_shim_approval_pending{tenant=\"contoso\"} 2"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains(
+            "dcr_shim_approval_requests_total{outcome=\"queue_full\",tenant=\"contoso\"} 1"
+        )
+    );
     assert!(!metrics.contains("dcr_shim_approval_queue_full_total{tenant=\"contoso\"} 0"));
 
     // An hour later the requests are gone and there is room again.
     let tenant = w.app.tenant("contoso");
     let approvals = w.app.state().registry().approvals();
     let later = dcr_shim::app::unix_now() + 3601;
-    assert!(approvals.pending(&tenant, 10, later).await.unwrap().is_empty());
+    assert!(
+        approvals
+            .pending(&tenant, 10, later)
+            .await
+            .unwrap()
+            .is_empty()
+    );
     assert!(!approvals.is_full(&tenant, later).await.unwrap());
     w.stop().await;
 }
@@ -575,7 +671,10 @@ async fn a_flood_cannot_fill_the_queue() {
     let request = &listed["pending"][0];
     assert_eq!(request["clients"].as_array().unwrap().len(), 20);
     assert_eq!(request["clients_not_listed"], 5);
-    assert_eq!((request["users"].as_u64(), request["requests"].as_u64()), (Some(1), Some(25)));
+    assert_eq!(
+        (request["users"].as_u64(), request["requests"].as_u64()),
+        (Some(1), Some(25))
+    );
     w.stop().await;
 }
 
@@ -588,7 +687,11 @@ async fn a_denied_client_cannot_redeem_an_old_code_or_refresh() {
     held(&w, &client, "ann").await;
     let (status, decided) = w
         .app
-        .admin_json(Method::POST, "/tenants/contoso/approvals/approve", Some(json!({"client": client.id})))
+        .admin_json(
+            Method::POST,
+            "/tenants/contoso/approvals/approve",
+            Some(json!({"client": client.id})),
+        )
         .await;
     assert_eq!(status, 200, "{decided}");
     let login = || async {
@@ -597,7 +700,13 @@ async fn a_denied_client_cannot_redeem_an_old_code_or_refresh() {
             &Browser::new(),
             "contoso",
             &client,
-            authorize_url(&w.app, "contoso", &client, "files.read offline_access", "ann"),
+            authorize_url(
+                &w.app,
+                "contoso",
+                &client,
+                "files.read offline_access",
+                "ann",
+            ),
         )
         .await
     };
@@ -606,14 +715,32 @@ async fn a_denied_client_cannot_redeem_an_old_code_or_refresh() {
     let (old_code, old_attempt) = login().await;
     let (status, denied) = w
         .app
-        .admin_json(Method::POST, "/tenants/contoso/approvals/deny", Some(json!({"client": client.id})))
+        .admin_json(
+            Method::POST,
+            "/tenants/contoso/approvals/deny",
+            Some(json!({"client": client.id})),
+        )
         .await;
     assert_eq!(status, 200, "{denied}");
     assert_eq!(denied["grants_revoked"], 1, "{denied}");
     let (status, body) = redeem(&w.app, "contoso", &client, &old_code, &old_attempt).await;
-    assert_eq!((status, body["error"].as_str()), (400, Some("unauthorized_client")), "{body}");
-    let (status, body) = refresh(&w.app, "contoso", &client, tokens["refresh_token"].as_str().unwrap()).await;
-    assert_eq!((status, body["error"].as_str()), (400, Some("unauthorized_client")), "{body}");
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("unauthorized_client")),
+        "{body}"
+    );
+    let (status, body) = refresh(
+        &w.app,
+        "contoso",
+        &client,
+        tokens["refresh_token"].as_str().unwrap(),
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("unauthorized_client")),
+        "{body}"
+    );
     // Its users are told at once.
     let attempt = authorize_url(&w.app, "contoso", &client, "files.read", "ann");
     let Landing::Client(back) = Browser::new().go(&attempt.url, client.prefix()).await else {
@@ -629,7 +756,11 @@ async fn a_denied_client_cannot_redeem_an_old_code_or_refresh() {
     ] {
         let (status, answer) = w
             .app
-            .admin_json(Method::POST, "/tenants/contoso/approvals/approve", Some(body))
+            .admin_json(
+                Method::POST,
+                "/tenants/contoso/approvals/approve",
+                Some(body),
+            )
             .await;
         assert_eq!(status, 400, "{answer}");
         crate::helpers::assert_described(&answer, needle);
@@ -659,17 +790,41 @@ async fn the_webhook_is_retried_and_cannot_be_forged_or_replayed() {
 
     // Forged: signed with another key, or the genuine body changed.
     let mut forged = got[1].clone();
-    forged.headers.insert("x-dcr-shim-delivery".into(), "new-id".into());
-    assert_eq!(verify("another key of 32 characters or more", &forged, now, &mut HashSet::new()), Err("bad signature"));
+    forged
+        .headers
+        .insert("x-dcr-shim-delivery".into(), "new-id".into());
+    assert_eq!(
+        verify(
+            "another key of 32 characters or more",
+            &forged,
+            now,
+            &mut HashSet::new()
+        ),
+        Err("bad signature")
+    );
     let mut changed = forged.clone();
-    changed.body = String::from_utf8(changed.body).unwrap().replace("Hooked", "Trusted").into_bytes();
-    assert_eq!(verify(WEBHOOK_KEY, &changed, now, &mut HashSet::new()), Err("bad signature"));
+    changed.body = String::from_utf8(changed.body)
+        .unwrap()
+        .replace("Hooked", "Trusted")
+        .into_bytes();
+    assert_eq!(
+        verify(WEBHOOK_KEY, &changed, now, &mut HashSet::new()),
+        Err("bad signature")
+    );
     // Replayed later under a new timestamp: the signature covers the timestamp.
     let mut retimed = forged.clone();
-    retimed.headers.insert("x-dcr-shim-timestamp".into(), (now + 1000).to_string());
-    assert_eq!(verify(WEBHOOK_KEY, &retimed, now + 1000, &mut HashSet::new()), Err("bad signature"));
+    retimed
+        .headers
+        .insert("x-dcr-shim-timestamp".into(), (now + 1000).to_string());
+    assert_eq!(
+        verify(WEBHOOK_KEY, &retimed, now + 1000, &mut HashSet::new()),
+        Err("bad signature")
+    );
     // Replayed as it was, an hour later: stale.
-    assert_eq!(verify(WEBHOOK_KEY, &forged, now + 3600, &mut HashSet::new()), Err("stale timestamp"));
+    assert_eq!(
+        verify(WEBHOOK_KEY, &forged, now + 3600, &mut HashSet::new()),
+        Err("stale timestamp")
+    );
     w.stop().await;
 }
 
@@ -679,12 +834,26 @@ async fn client_supplied_text_is_escaped_on_pages_and_in_the_webhook() {
     let hook = Receiver::start().await;
     let w = world("", Some(&hook)).await;
     let name = "<img src=x onerror=alert(1)> [Approve me](https://evil.example) <!channel>";
-    let client = Client::register(&w.app, "contoso", json!({"client_name": name, "software_id": "<b>x</b>"})).await;
+    let client = Client::register(
+        &w.app,
+        "contoso",
+        json!({"client_name": name, "software_id": "<b>x</b>"}),
+    )
+    .await;
     let page = held(&w, &client, "ann").await;
     assert!(!page.contains("<img") && page.contains("&lt;img"), "{page}");
     let got = hook.wait_for(1).await;
-    let note = verify(WEBHOOK_KEY, &got[0], dcr_shim::app::unix_now(), &mut HashSet::new()).unwrap();
-    assert_eq!(note["client"]["claimed_name"], name, "the JSON field is the client's own text");
+    let note = verify(
+        WEBHOOK_KEY,
+        &got[0],
+        dcr_shim::app::unix_now(),
+        &mut HashSet::new(),
+    )
+    .unwrap();
+    assert_eq!(
+        note["client"]["claimed_name"], name,
+        "the JSON field is the client's own text"
+    );
     let text = note["text"].as_str().unwrap();
     for c in ['<', '>', '[', ']', '(', ')', '!', '/', ':'] {
         assert!(!text.contains(c), "{c} in {text}");

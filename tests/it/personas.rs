@@ -138,7 +138,9 @@ impl<'a> Persona<'a> {
     async fn authorize(&self, params: &[(&str, &str)], redirect_prefix: &str) -> (String, bool) {
         let mut url = Url::parse(&format!("{}/authorize", self.issuer())).unwrap();
         url.query_pairs_mut().extend_pairs(params);
-        let asked = self.ask_for_approval(url.as_str(), params, redirect_prefix).await;
+        let asked = self
+            .ask_for_approval(url.as_str(), params, redirect_prefix)
+            .await;
         let (landing, consented) = match self.browser.go(url.as_str(), redirect_prefix).await {
             Landing::Consent(page) => (
                 self.browser
@@ -970,4 +972,14 @@ macro_rules! both_ways {
     };
 }
 
-both_ways!(claude_ai, claude_code_with_a_client_metadata_document, vs_code, cursor, chatgpt, mcp_inspector_from_a_browser, typescript_sdk_with_a_path_less_server, python_sdk_with_a_path_less_server, claude_ai_with_its_client_metadata_document);
+both_ways!(
+    claude_ai,
+    claude_code_with_a_client_metadata_document,
+    vs_code,
+    cursor,
+    chatgpt,
+    mcp_inspector_from_a_browser,
+    typescript_sdk_with_a_path_less_server,
+    python_sdk_with_a_path_less_server,
+    claude_ai_with_its_client_metadata_document
+);

@@ -62,10 +62,7 @@ pub(crate) async fn settle(
         // A registered client waits only while approval is asked of it: a tenant that turns
         // approval off lets its pending clients in.
         if client.approval == ApprovalStatus::Pending
-            && !policy::approval_required(
-                &tenant.config,
-                &ClientFacts::of(&client.metadata, None),
-            )
+            && !policy::approval_required(&tenant.config, &ClientFacts::of(&client.metadata, None))
         {
             client.approval = ApprovalStatus::Approved;
         }
@@ -389,7 +386,9 @@ impl Approvals {
                 let host = checked_host(host)?;
                 self.decide_host(tenant, &host, |d| d.host = Some(decision.clone()), now)
                     .await?;
-                let reference = self.withdraw(tenant, &host_request_id(&host), None, now).await?;
+                let reference = self
+                    .withdraw(tenant, &host_request_id(&host), None, now)
+                    .await?;
                 Decided {
                     decision: "host_approved",
                     client_id: None,
@@ -400,7 +399,8 @@ impl Approvals {
             }
             Target::Client(named) => {
                 let client_id = self.resolve_target(tenant, named, now).await?;
-                self.decide_client(tenant, &client_id, decision, now).await?
+                self.decide_client(tenant, &client_id, decision, now)
+                    .await?
             }
         };
         crate::metrics::metrics()
@@ -427,7 +427,9 @@ impl Approvals {
             at: now,
             apps: BTreeMap::new(),
         };
-        let decided = self.decide_client(tenant, &client_id, decision, now).await?;
+        let decided = self
+            .decide_client(tenant, &client_id, decision, now)
+            .await?;
         crate::metrics::metrics()
             .approval_decisions
             .with_label_values(&[tenant.id.as_str(), "denied"])
@@ -467,9 +469,7 @@ impl Approvals {
             tenant,
             &host,
             |d| {
-                if d.clients.len() < MAX_DECISIONS_PER_HOST
-                    || d.clients.contains_key(client_id)
-                {
+                if d.clients.len() < MAX_DECISIONS_PER_HOST || d.clients.contains_key(client_id) {
                     d.clients.insert(client_id.to_owned(), decision.clone());
                 }
                 if denied && d.host.is_none() {
@@ -515,7 +515,13 @@ impl Approvals {
             }
             if self
                 .records
-                .update(&tenant.id, id, current.revision, &client, current.expires_at)
+                .update(
+                    &tenant.id,
+                    id,
+                    current.revision,
+                    &client,
+                    current.expires_at,
+                )
                 .await?
             {
                 return Ok(());
@@ -583,7 +589,13 @@ impl Approvals {
                 if !request.clients.is_empty() || request.clients_not_listed > 0 {
                     if self
                         .records
-                        .update(&tenant.id, id, current.revision, &request, current.expires_at)
+                        .update(
+                            &tenant.id,
+                            id,
+                            current.revision,
+                            &request,
+                            current.expires_at,
+                        )
                         .await?
                     {
                         return Ok(reference);
@@ -591,7 +603,9 @@ impl Approvals {
                     continue;
                 }
             }
-            self.records.remove::<ApprovalRequest>(&tenant.id, id).await?;
+            self.records
+                .remove::<ApprovalRequest>(&tenant.id, id)
+                .await?;
             self.note_change(tenant, -1);
             return Ok(reference);
         }

@@ -62,7 +62,11 @@ impl RequestedClient {
             claimed_name: m.client_name.clone(),
             software_id: m.software_id.clone(),
             software_version: m.software_version.clone(),
-            redirect_uris: m.redirect_uris.iter().map(|r| r.as_str().to_owned()).collect(),
+            redirect_uris: m
+                .redirect_uris
+                .iter()
+                .map(|r| r.as_str().to_owned())
+                .collect(),
             cimd_host: client.cimd_host().map(str::to_owned),
             document: client
                 .cimd_host()

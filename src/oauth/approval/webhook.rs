@@ -240,7 +240,11 @@ pub(crate) fn payload(
         Some(host) => format!(", published by {},", chat_safe(host)),
         None => ", which registered itself,".to_owned(),
     };
-    let tenant_name = tenant.config.display_name.as_deref().unwrap_or(tenant.id.as_str());
+    let tenant_name = tenant
+        .config
+        .display_name
+        .as_deref()
+        .unwrap_or(tenant.id.as_str());
     json!({
         "type": "approval.requested",
         "delivery": delivery,

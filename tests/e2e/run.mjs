@@ -85,6 +85,19 @@ async function main() {
   // Enterprise-Managed Authorization: a tenant that trusts the suite's enterprise IdP.
   const EMA = `${SHIM}/ema`;
   const MCP_EMA = `http://127.0.0.1:${mcpPort}/mcp-ema`;
+  // A tenant that asks an administrator to approve each new client, announcing each request to
+  // a webhook receiver here that checks the signature as docs/approval.md says.
+  const APPROVAL = `${SHIM}/approval`;
+  const MCP_APPROVAL = `http://127.0.0.1:${mcpPort}/mcp-approval`;
+  const HOOK_KEY = 'e2e-approval-webhook-' + 'k'.repeat(32);
+  const hooks = [];
+  const hookServer = http.createServer((q, r) => {
+    const chunks = [];
+    q.on('data', (c) => chunks.push(c));
+    q.on('end', () => { hooks.push({ headers: q.headers, body: Buffer.concat(chunks) }); r.statusCode = 204; r.end(); });
+  });
+  const HOOK_URL = `http://127.0.0.1:${await listen(hookServer)}/hooks/approval`;
+  started.servers.push(hookServer);
   const ENT_SECRET = 'ent-agent-' + 'e'.repeat(32);
   let emaAgent = null;
   let entHandler = (_q, r) => { r.statusCode = 503; r.end(); };
@@ -120,7 +133,7 @@ async function main() {
     issuer: IDP, accessTokenTTL: ACCESS_TTL,
     clients: [
       { client_id: 'shim-secret-app', client_secret: fs.readFileSync(secretFile, 'utf8'), token_endpoint_auth_method: 'client_secret_post',
-        redirect_uris: [`${ALPHA}/callback`, `${BETA}/callback`, `${GAMMA}/callback`, `${HA_ALPHA}/callback`, `${MINTED}/callback`], grant_types: ['authorization_code', 'refresh_token'], response_types: ['code'] },
+        redirect_uris: [`${ALPHA}/callback`, `${BETA}/callback`, `${GAMMA}/callback`, `${HA_ALPHA}/callback`, `${MINTED}/callback`, `${APPROVAL}/callback`], grant_types: ['authorization_code', 'refresh_token'], response_types: ['code'] },
       { client_id: 'shim-basic-app', client_secret: fs.readFileSync(basicSecretFile, 'utf8'), token_endpoint_auth_method: 'client_secret_basic',
         redirect_uris: [`${BETA}/callback`], grant_types: ['authorization_code', 'refresh_token'], response_types: ['code'] },
       { client_id: 'shim-jwt-app', token_endpoint_auth_method: 'private_key_jwt', token_endpoint_auth_signing_alg: 'PS256',
@@ -252,6 +265,12 @@ scopes = ${JSON.stringify(REPORTS_SCOPES)}
   });
   fs.writeFileSync(path.join(tenantsDir, 'ema.toml'), emaTenant([]));
 
+  fs.writeFileSync(path.join(tenantsDir, 'approval.toml'),
+    `${secretAppTenant({ display: 'E2E Approval', issuer: IDP, resource: MCP_APPROVAL })}approval = "admin"
+[approval]
+webhook_url = "${HOOK_URL}"
+webhook_secret_file = "${w('approval-webhook.key', HOOK_KEY)}"
+`);
   fs.writeFileSync(path.join(tenantsDir, 'delta.toml'),
     secretAppTenant({ display: 'E2E Delta (cross-site IdP)', issuer: IDP2, resource: `http://127.0.0.1:${mcpPort}/mcp-delta` }));
 
@@ -340,6 +359,7 @@ scopes = ${JSON.stringify(REPORTS_SCOPES)}
   const mintedMeta = await metaOf(MINTED);
   const reportsApi = mountReportsApi(mcpApp, { path: '/reports-api', idpIssuer: IDP, jwksUri, audience: REPORTS_API, scope: REPORTS_SCOPES[0] });
   mountMcp(mcpApp, { baseUrl: `http://127.0.0.1:${mcpPort}`, path: '/mcp-ema', shimMetadata: await metaOf(EMA), minted: true });
+  mountMcp(mcpApp, { baseUrl: `http://127.0.0.1:${mcpPort}`, path: '/mcp-approval', shimMetadata: await metaOf(APPROVAL), idpIssuer: IDP, jwksUri });
   mountMcp(mcpApp, { baseUrl: `http://127.0.0.1:${mcpPort}`, path: '/mcp-minted', shimMetadata: mintedMeta, minted: true,
     exchange: { tokenEndpoint: mintedMeta.token_endpoint, clientId: 'e2e-mcp-minted', secret: RS_SECRET, audience: 'reports', apiUrl: REPORTS_URL } });
   mcpReady = true;
@@ -605,6 +625,47 @@ scopes = ${JSON.stringify(REPORTS_SCOPES)}
     assert.ok(up.scope.split(' ').includes(`${API}/files.write`));
     ctx.stepUp = { p };
     return `consent pages on step-up: ${p.browser.pages.shimConsent}`;
+  });
+
+  await scenario('Approval: a new SDK client is held after its user signs in, announced to a signed webhook, approved with the CLI, then logs in', async () => {
+    const browser = new Browser({ login: 'hana', log, followBackLink: true });
+    const p = newProvider({ login: 'hana', name: 'approval agent', browser });
+    await assert.rejects(connectClient({ mcpUrl: MCP_APPROVAL, provider: p, log }), /authorization ended without a code/);
+    assert.equal(browser.held.length, 1, 'the held page was shown');
+    assert.match(browser.held[0], /must approve this application/);
+    const back = p.lastCallback.params;
+    assert.equal(back.error, 'access_denied'); assert.equal(back.iss, APPROVAL);
+    const reference = /REQ-[0-9A-Z]{8}/.exec(back.error_description)?.[0];
+    assert.ok(reference, back.error_description);
+    assert.ok(browser.held[0].includes(reference), 'the page shows the same reference');
+    // The webhook: signed over "{timestamp}.{body}" with the tenant's key.
+    for (let i = 0; i < 100 && hooks.length === 0; i++) await sleep(50);
+    assert.equal(hooks.length, 1, 'one notification');
+    const { createHmac, timingSafeEqual } = await import('node:crypto');
+    const { headers, body } = hooks[0];
+    const ts = headers['x-dcr-shim-timestamp'];
+    assert.ok(Math.abs(Date.now() / 1000 - Number(ts)) < 300, 'a recent timestamp');
+    const expected = Buffer.from(`v1=${createHmac('sha256', HOOK_KEY).update(`${ts}.`).update(body).digest('hex')}`);
+    const presented = Buffer.from(headers['x-dcr-shim-signature'] || '');
+    assert.ok(presented.length === expected.length && timingSafeEqual(presented, expected), 'the signature verifies');
+    const note = JSON.parse(body);
+    assert.equal(note.reference, reference); assert.equal(note.user.subject, 'hana');
+    assert.equal(note.client.claimed_name, 'approval agent'); assert.equal(note.client.client_id, p.store.client.client_id);
+    // Nothing for the client meanwhile.
+    const t = await tokenPost(APPROVAL, { grant_type: 'authorization_code', code: 'x', redirect_uri: REDIRECT, code_verifier: 'v'.repeat(43), client_id: p.store.client.client_id });
+    assert.equal(t.status, 400); assert.equal((await t.json()).error, 'unauthorized_client');
+    const env = { env: { ...process.env, DCR_SHIM_ADMIN_TOKEN: ADMIN_TOKEN } };
+    const pending = await runCmd(SHIM_BIN, ['clients', 'pending', '--tenant', 'approval', '--admin-url', ADMIN_URL], env);
+    assert.equal(pending.code, 0, pending.out); assert.ok(pending.out.includes(reference), pending.out);
+    const cli = await runCmd(SHIM_BIN, ['clients', 'approve', '--tenant', 'approval', reference, '--admin-url', ADMIN_URL], env);
+    assert.equal(cli.code, 0, cli.out);
+    // The same client (no new registration) signs in again; the MCP server accepts its token.
+    browser.followBackLink = false;
+    const { client } = await connectClient({ mcpUrl: MCP_APPROVAL, provider: p, log });
+    assert.equal(toolJson(await client.callTool({ name: 'whoami', arguments: {} })).sub, 'hana');
+    assert.equal(p.history.registrations, 1, 'no re-registration');
+    assert.equal(hooks.length, 1, 'no second notification');
+    return `reference ${reference}; CLI: ${cli.out.trim().split('\n')[0]}`;
   });
 
   await scenario('Admin: a user revoked with the CLI is sent back to log in by the SDK client', async () => {

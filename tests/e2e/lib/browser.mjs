@@ -21,11 +21,15 @@ export function parseForms(html) {
 }
 
 export class Browser {
-  constructor({ login = 'alice', log = () => {} } = {}) {
+  constructor({ login = 'alice', log = () => {}, followBackLink = false } = {}) {
     this.jar = new Map(); // host -> Map(name|path -> {name,value,path})
     this.login = login;
     this.log = log;
     this.visits = [];
+    // A person who reads the shim's "an administrator must approve this application" page and
+    // clicks its "Return to the application" link (which carries error=access_denied).
+    this.followBackLink = followBackLink;
+    this.held = [];
   }
 
   _store(url, setCookies) {
@@ -105,6 +109,13 @@ export class Browser {
         continue;
       }
       const text = await res.text();
+      const back = this.followBackLink && res.status === 403
+        && text.match(/<a href="([^"]+)">Return to the application<\/a>/);
+      if (back) {
+        this.held.push(text);
+        next = { url: new URL(decode(back[1]), next.url), method: 'GET' };
+        continue;
+      }
       const forms = parseForms(text);
       const form = forms.find((f) => f.method === 'post');
       if (res.status !== 200 || !form) {

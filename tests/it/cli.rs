@@ -93,6 +93,93 @@ fn check_accepts_the_shipped_tenants() {
         "{out}"
     );
     assert!(out.contains("logins without a browser (ID-JAG)"), "{out}");
+    assert!(
+        out.contains("approval: off: new clients are usable at once"),
+        "{out}"
+    );
+}
+
+/// Issue 24: the approval settings are checked (a webhook is always signed, with a long
+/// enough private key, over https or loopback) and said, each exception included.
+#[test]
+fn check_explains_and_checks_the_approval_settings() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("webhook.key");
+    crate::helpers::write_private(&key, &"k".repeat(40));
+    let short = dir.path().join("short.key");
+    crate::helpers::write_private(&short, "too short");
+    let base = format!(
+        "{}[[apps]]\nname = \"a\"\nclient_id = \"a\"\ncredential = {{ kind = \"none\" }}\n[[apps]]\nname = \"b\"\nclient_id = \"b\"\ncredential = {{ kind = \"none\" }}\n",
+        crate::helpers::DEV_TENANT
+    );
+    std::fs::write(
+        dir.path().join("gate.toml"),
+        format!(
+            r#"{base}[[mapping]]
+app = "b"
+software_ids = ["ops"]
+approval = "none"
+[registration]
+approval = "admin"
+cimd_approval = [{{ hosts = ["claude.ai", "*.vscode.dev"], approval = "none" }}]
+[approval]
+max_pending = 50
+pending_lifetime = "7d"
+webhook_url = "https://hooks.example.com/approvals"
+webhook_secret_file = {key:?}
+"#
+        ),
+    )
+    .unwrap();
+    let (code, out) = run(&["check"], dir.path());
+    assert_eq!(code, 0, "{out}");
+    for line in [
+        "approval: new clients wait for an administrator (approval = \"admin\"); at most 50 requests wait, each for 7days",
+        "approval: the clients of claude.ai, *.vscode.dev are usable at once (cimd_approval)",
+        "approval: the clients mapping[0] maps onto b are usable at once",
+        "approval: each new request is announced to hooks.example.com (signed webhook)",
+    ] {
+        assert!(out.contains(line), "missing '{line}' in:\n{out}");
+    }
+
+    let bad = tempfile::tempdir().unwrap();
+    for (name, table) in [
+        ("unsigned", "webhook_url = \"https://hooks.example.com/a\"".to_owned()),
+        (
+            "plain",
+            format!("webhook_url = \"http://hooks.example.com/a\"\nwebhook_secret_file = {key:?}"),
+        ),
+        (
+            "weak",
+            format!("webhook_url = \"https://hooks.example.com/a\"\nwebhook_secret_file = {short:?}"),
+        ),
+        ("empty", "max_pending = 0\npending_lifetime = \"5m\"".to_owned()),
+    ] {
+        std::fs::write(
+            bad.path().join(format!("{name}.toml")),
+            format!("{base}[approval]\n{table}\n"),
+        )
+        .unwrap();
+    }
+    std::fs::write(
+        bad.path().join("nodocs.toml"),
+        format!("{base}[registration]\ncimd = false\ncimd_approval = [{{ hosts = [], approval = \"admin\" }}]\n"),
+    )
+    .unwrap();
+    let (code, out) = run(&["check"], bad.path());
+    assert_eq!(code, 1, "{out}");
+    for expected in [
+        "unsigned.toml: approval.webhook_secret_file: is required with webhook_url",
+        "plain.toml: approval.webhook_url: 'http://hooks.example.com/a' must use https",
+        "weak.toml: approval.webhook_secret_file:",
+        "fewer than 32 characters",
+        "empty.toml: approval.pending_lifetime: must be at least 1h",
+        "empty.toml: approval.max_pending: must be between 1 and 100000",
+        "nodocs.toml: registration.cimd_approval[0].hosts: is empty",
+        "nodocs.toml: registration.cimd_approval: applies to client metadata documents, which are off",
+    ] {
+        assert!(out.contains(expected), "missing '{expected}' in:\n{out}");
+    }
 }
 
 #[tokio::test]

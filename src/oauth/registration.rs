@@ -164,6 +164,17 @@ impl ClientRegistry {
         let metadata = validate_client_metadata(raw, MetadataOrigin::Registration)?;
         let facts = ClientFacts::of(&metadata, None);
         let apps = choose_apps(&tenant.config, &facts);
+        // A client an administrator denied does not come back by registering again as itself
+        // (whether or not the tenant asks for approval now).
+        if let Some(denied) = self.approvals.denied_like(tenant, &metadata, now).await? {
+            if crate::log_budget::admit_here(crate::log_budget::Refusal::Registration) {
+                tracing::info!(target: "audit", event = "registration_refused_denied", tenant = %tenant.id,
+                    denied_client_id = %denied.client_id, denied_by = %denied.by);
+            }
+            return Err(OAuthError::invalid_client_metadata(
+                "an administrator of this server denied an application registered with this client_name, software_id and redirect_uris, so it cannot register again; ask an administrator",
+            ));
+        }
         let approval = if super::approval::policy::approval_required(&tenant.config, &facts) {
             if self.approvals.is_full(tenant, now).await? {
                 crate::metrics::metrics()

@@ -44,6 +44,8 @@ pub enum Namespace {
     CimdDecision,
     /// Requests for an administrator's approval, one per registered client or CIMD host.
     ApprovalRequest,
+    /// What denied registered clients looked like, so that the same one cannot register again.
+    DeniedLikeness,
 }
 
 impl Namespace {
@@ -60,6 +62,7 @@ impl Namespace {
             Self::FamilyByClient => "fam-client",
             Self::CimdDecision => "cimd-decision",
             Self::ApprovalRequest => "approval",
+            Self::DeniedLikeness => "denied-likeness",
         }
     }
 }

@@ -747,6 +747,24 @@ async fn a_denied_client_cannot_redeem_an_old_code_or_refresh() {
         panic!("a loopback client is told");
     };
     assert_eq!(param(&back, "error").as_deref(), Some("access_denied"));
+    // It cannot come back by registering again as itself; another name is a new request.
+    let again = json!({"client_name": "Turncoat", "redirect_uris": ["http://127.0.0.1/cb"], "grant_types": ["authorization_code", "refresh_token"], "token_endpoint_auth_method": "none"});
+    let (status, body) = w.app.register("contoso", &again).await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["error"], "invalid_client_metadata");
+    crate::helpers::assert_described(&body, "denied");
+    let (status, _) = w
+        .app
+        .register("contoso", &json!({"client_name": "Turncoat 2", "redirect_uris": ["http://127.0.0.1/cb"], "token_endpoint_auth_method": "none"}))
+        .await;
+    assert_eq!(status, 201);
+    // An administrator who changes their mind lets it register again.
+    let (status, _) = w
+        .app
+        .admin_json(Method::POST, "/tenants/contoso/approvals/approve", Some(json!({"client": client.id})))
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(w.app.register("contoso", &again).await.0, 201);
     // Bad decisions get clear answers.
     for (body, needle) in [
         (json!({}), "either client"),

@@ -19,8 +19,9 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
 
 use records::{
-    ApprovalRequest, Decision, HostDecisions, MAX_CLIENTS_PER_REQUEST, MAX_DECISIONS_PER_HOST,
-    MAX_USERS_REMEMBERED, RequestedClient, Requester, host_request_id, request_id,
+    ApprovalRequest, Decision, DeniedLikeness, HostDecisions, MAX_CLIENTS_PER_REQUEST,
+    MAX_DECISIONS_PER_HOST, MAX_USERS_REMEMBERED, RequestedClient, Requester, host_request_id,
+    likeness, request_id,
 };
 
 use super::error::{ErrorCode, OAuthError};
@@ -448,7 +449,9 @@ impl Approvals {
         let word = if denied { "denied" } else { "approved" };
         if !super::cimd::is_document_client_id(client_id) {
             let id = ClientId::new(client_id);
-            self.decide_registered(tenant, &id, &decision, now).await?;
+            let client = self.decide_registered(tenant, &id, &decision, now).await?;
+            self.remember_likeness(tenant, &client, &decision, now)
+                .await?;
             let reference = self
                 .withdraw(tenant, &format!("client.{client_id}"), None, now)
                 .await?;
@@ -494,13 +497,62 @@ impl Approvals {
         })
     }
 
+    /// A denied registered client's likeness is remembered (a registration that looks the same
+    /// is refused); an approval forgets the likeness this client left.
+    async fn remember_likeness(
+        &self,
+        tenant: &Tenant,
+        client: &ClientRecord,
+        decision: &Decision,
+        now: u64,
+    ) -> Result<(), StoreError> {
+        let key = likeness(&client.metadata);
+        if decision.status == ApprovalStatus::Denied {
+            let denied = DeniedLikeness {
+                client_id: client.client_id.as_str().to_owned(),
+                by: decision.by.clone(),
+                at: now,
+            };
+            // One that looks the same is remembered already: the first denial stays.
+            self.records
+                .insert_new(&tenant.id, key.as_str(), &denied, None, now)
+                .await?;
+            return Ok(());
+        }
+        if let Some(found) = self
+            .records
+            .get::<DeniedLikeness>(&tenant.id, key.as_str(), now)
+            .await?
+            && found.value.client_id == client.client_id.as_str()
+        {
+            self.records
+                .remove::<DeniedLikeness>(&tenant.id, key.as_str())
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// The denied client a new registration looks like, if any.
+    pub(crate) async fn denied_like(
+        &self,
+        tenant: &Tenant,
+        metadata: &crate::domain::ClientMetadata,
+        now: u64,
+    ) -> Result<Option<DeniedLikeness>, StoreError> {
+        Ok(self
+            .records
+            .get::<DeniedLikeness>(&tenant.id, likeness(metadata).as_str(), now)
+            .await?
+            .map(|v| v.value))
+    }
+
     async fn decide_registered(
         &self,
         tenant: &Tenant,
         id: &ClientId,
         decision: &Decision,
         now: u64,
-    ) -> Result<(), AdminError> {
+    ) -> Result<ClientRecord, AdminError> {
         for _ in 0..RETRIES {
             let current = self
                 .records
@@ -524,7 +576,7 @@ impl Approvals {
                 )
                 .await?
             {
-                return Ok(());
+                return Ok(client);
             }
         }
         Err(AdminError::Conflict)

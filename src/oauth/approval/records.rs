@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::domain::{ApprovalStatus, ClientRecord};
+use crate::domain::{ApprovalStatus, ClientMetadata, ClientRecord};
 use crate::store::{Namespace, Record};
 
 /// Most clients one CIMD host's request lists; more ask under the same reference, counted.
@@ -156,4 +156,33 @@ impl Record for HostDecisions {
     const NAMESPACE: Namespace = Namespace::CimdDecision;
     const SCHEMA: u16 = 1;
     type Id = str;
+}
+
+/// A denied registered client, remembered by what it looks like (`likeness`): a registration
+/// that looks the same is refused, so that a denied client cannot ask again by registering
+/// anew. (What a client says of itself is its own claim: one that changes its name gets a new
+/// request, and an administrator sees it again.)
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct DeniedLikeness {
+    pub client_id: String,
+    pub by: String,
+    pub at: u64,
+}
+
+impl Record for DeniedLikeness {
+    const NAMESPACE: Namespace = Namespace::DeniedLikeness;
+    const SCHEMA: u16 = 1;
+    type Id = str;
+}
+
+/// SHA-256 (hex) of a registered client's name, software id and redirect URIs (sorted).
+pub(crate) fn likeness(metadata: &ClientMetadata) -> String {
+    let mut uris: Vec<&str> = metadata.redirect_uris.iter().map(|r| r.as_str()).collect();
+    uris.sort_unstable();
+    let canonical = serde_json::json!([
+        metadata.client_name,
+        metadata.software_id,
+        uris,
+    ]);
+    crate::crypto::sha256_hex(&canonical.to_string())
 }

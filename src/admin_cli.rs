@@ -536,6 +536,14 @@ pub async fn clients(cmd: ClientsCommand) -> ExitCode {
                 .call(Method::POST, "/approvals/approve", Some(body))
                 .await;
             finish(&conn, r, |v| {
+                if v["decision"] == "removed" {
+                    println!(
+                        "{} no longer exists; its request {} was removed",
+                        text(&v["client_id"]),
+                        text(&v["reference"])
+                    );
+                    return;
+                }
                 let what = match (v["client_id"].as_str(), v["cimd_host"].as_str()) {
                     (Some(id), _) => escape_for_terminal(id),
                     (None, Some(host)) => format!("every client of {}", escape_for_terminal(host)),
@@ -556,12 +564,20 @@ pub async fn clients(cmd: ClientsCommand) -> ExitCode {
                 )
                 .await;
             finish(&conn, r, |v| {
+                if v["decision"] == "removed" {
+                    println!(
+                        "{} no longer exists; its request {} was removed",
+                        text(&v["client_id"]),
+                        text(&v["reference"])
+                    );
+                    return;
+                }
                 println!(
                     "denied {}; {} grant(s) revoked",
                     text(&v["client_id"]),
                     text(&v["grants_revoked"])
                 );
-                if let Some(host) = v["cimd_host"].as_str() {
+                if let (Some(host), true) = (v["cimd_host"].as_str(), v["host_denied"] == true) {
                     println!(
                         "other documents of {} are refused too, unless approved one by one",
                         escape_for_terminal(host)

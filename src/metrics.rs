@@ -58,10 +58,11 @@ pub(crate) struct Metrics {
     /// Requests waiting for an administrator, by tenant (`oauth/approval/`).
     pub(crate) approval_pending: IntGaugeVec,
     /// Sign-ins of clients that need an administrator, by tenant and outcome (`requested`: a
-    /// new request queued, `repeated`: one already waiting, `queue_full`, `denied`).
+    /// new request queued, `repeated`: one already waiting, `queue_full`, `user_limit`: the
+    /// user's own requests at their limit, `denied`: a denied client's authorization request).
     pub(crate) approval_requests: IntCounterVec,
     /// Administrators' decisions by tenant and decision (`approved`, `denied`,
-    /// `host_approved`).
+    /// `host_approved`, `removed`: the request of a client deleted meanwhile).
     pub(crate) approval_decisions: IntCounterVec,
     /// Registrations refused because the approval queue is full, by tenant.
     pub(crate) approval_queue_full: IntCounterVec,
@@ -277,13 +278,13 @@ impl Metrics {
             approval_requests: counter(
                 &r,
                 "dcr_shim_approval_requests_total",
-                "sign-ins of clients waiting for an administrator, by outcome (requested, repeated, queue_full, denied)",
+                "sign-ins of clients waiting for an administrator, by outcome (requested, repeated, queue_full, user_limit), and authorization requests of denied clients (denied)",
                 &["tenant", "outcome"],
             ),
             approval_decisions: counter(
                 &r,
                 "dcr_shim_approval_decisions_total",
-                "administrators' decisions (approved, denied, host_approved)",
+                "administrators' decisions (approved, denied, host_approved; removed: the request of a client deleted meanwhile)",
                 &["tenant", "decision"],
             ),
             approval_queue_full: counter(
@@ -413,7 +414,7 @@ impl Metrics {
             self.cimd.with_label_values(&[tenant, outcome]);
         }
         self.approval_queue_full.with_label_values(&[tenant]);
-        for outcome in ["requested", "repeated", "queue_full", "denied"] {
+        for outcome in ["requested", "repeated", "queue_full", "user_limit", "denied"] {
             self.approval_requests.with_label_values(&[tenant, outcome]);
         }
         for decision in ["approved", "denied", "host_approved"] {

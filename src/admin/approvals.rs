@@ -24,6 +24,7 @@ fn request_view(v: &Versioned<ApprovalRequest>) -> Value {
     let mut value = serde_json::to_value(&v.value).unwrap_or(Value::Null);
     if let Some(map) = value.as_object_mut() {
         map.remove("user_digests");
+        map.remove("unlisted_digests");
         map.insert("expires_at".into(), json!(v.expires_at));
     }
     value

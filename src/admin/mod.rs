@@ -372,14 +372,23 @@ async fn list_clients(
             )
             .await
         {
-            Ok(page) => HttpResponse::Ok().json(json!({
+            Ok(mut page) => {
+                // The status as it applies now (a pending client of a tenant that turned
+                // approval off is let in), not only as stored.
+                for client in &mut page.clients {
+                    crate::oauth::approval::settle(state.records(), &tenant, client, unix_now())
+                        .await
+                        .map_err(|e| admin_error(e.into()))?;
+                }
+                HttpResponse::Ok().json(json!({
                 "clients": page.clients.iter().map(client_view).collect::<Vec<_>>(),
                 "total": page.total,
                 // Counting stops 10,000 matches past the limit: then at least `total` match.
                 "total_exact": page.total_exact,
                 // More clients match than `limit` shows: the listing is not all of them.
                 "truncated": page.total > page.clients.len(),
-            })),
+            }))
+            }
             Err(e) => return Err(admin_error(e.into())),
         },
     )

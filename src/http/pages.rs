@@ -155,7 +155,7 @@ pub(crate) fn approval_page(
     tenant: &crate::config::Tenant,
     held: &crate::oauth::callback::Held,
 ) -> HttpResponse {
-    use crate::domain::ApprovalStatus;
+    use crate::oauth::callback::HeldWhy;
     let tenant_name = tenant
         .config
         .display_name
@@ -165,8 +165,8 @@ pub(crate) fn approval_page(
         .client_name
         .as_deref()
         .unwrap_or("An unnamed application");
-    let title = match held.status {
-        ApprovalStatus::Denied => "An administrator denied this application",
+    let title = match held.why {
+        HeldWhy::Denied => "An administrator denied this application",
         _ => "An administrator must approve this application",
     };
     page(
@@ -177,21 +177,25 @@ pub(crate) fn approval_page(
             div class="box" {
                 p {
                     "The application that calls itself “" bdi { (client_name) } "” "
-                    @match held.status {
-                        ApprovalStatus::Denied => {
+                    @match &held.why {
+                        HeldWhy::Denied => {
                             "was denied by an administrator of " (tenant_name) ", so it cannot be used."
                         }
-                        _ => {
+                        HeldWhy::Waiting(_) => {
                             "cannot be used until an administrator of " (tenant_name) " approves it. "
-                            @if held.queue_full {
-                                "Too many requests are waiting for a decision right now, so yours could not be added; try again later."
-                            } @else {
-                                "Your request was sent to the administrators, with your name. Once they approve it, sign in again from the application."
-                            }
+                            "Your request was sent to the administrators, with your name. Once they approve it, sign in again from the application."
+                        }
+                        HeldWhy::QueueFull => {
+                            "cannot be used until an administrator of " (tenant_name) " approves it. "
+                            "Too many requests are waiting for a decision right now, so yours could not be added; try again later."
+                        }
+                        HeldWhy::TooManyOfYours(n) => {
+                            "cannot be used until an administrator of " (tenant_name) " approves it. "
+                            "You have " (n) " other requests waiting for a decision, so this one could not be added; try again once they are decided."
                         }
                     }
                 }
-                @if let Some(reference) = &held.reference {
+                @if let HeldWhy::Waiting(reference) = &held.why {
                     p { "If you contact your administrators, quote reference " strong { code { (reference) } } "." }
                 }
             }

@@ -39,13 +39,21 @@ pub(crate) enum CallbackOutcome {
     Held(Held),
 }
 
-/// Why a sign-in was held back by the approval queue, for its page.
+/// Why a sign-in was held back by the approval queue.
+pub(crate) enum HeldWhy {
+    /// The request waits (or was just made), under this reference.
+    Waiting(String),
+    /// The queue is full: no request could be made.
+    QueueFull,
+    /// This user has this many requests waiting already: no more could be made.
+    TooManyOfYours(usize),
+    /// An administrator denied the application.
+    Denied,
+}
+
+/// A sign-in held back by the approval queue, for its page.
 pub(crate) struct Held {
-    pub(crate) status: ApprovalStatus,
-    /// The request's reference, when it is queued.
-    pub(crate) reference: Option<String>,
-    /// The queue was full: the request could not be made.
-    pub(crate) queue_full: bool,
+    pub(crate) why: HeldWhy,
     pub(crate) client_name: Option<String>,
     /// The application's redirect URI with `error=access_denied`.
     pub(crate) back: String,
@@ -55,9 +63,7 @@ pub(crate) struct Held {
 enum Login {
     Code(Handle),
     Held {
-        status: ApprovalStatus,
-        reference: Option<String>,
-        queue_full: bool,
+        why: HeldWhy,
         client_name: Option<String>,
         error: OAuthError,
     },
@@ -93,15 +99,11 @@ impl AuthServer {
             .await
         {
             Ok(Login::Held {
-                status,
-                reference,
-                queue_full,
+                why,
                 client_name,
                 error,
             }) => CallbackOutcome::Held(Held {
-                status,
-                reference,
-                queue_full,
+                why,
                 client_name,
                 back: AuthorizeError::location(
                     &r.redirect_uri,
@@ -284,11 +286,9 @@ impl AuthServer {
                 .inc();
         };
         let client_name = client.metadata.client_name.clone();
-        let held = |status, reference: Option<String>, queue_full, description: String| {
+        let held = |why, description: String| {
             Some(Login::Held {
-                status,
-                reference,
-                queue_full,
+                why,
                 client_name: client_name.clone(),
                 error: OAuthError::new(ErrorCode::AccessDenied, description),
             })
@@ -298,9 +298,7 @@ impl AuthServer {
             ApprovalStatus::Denied => {
                 count("denied");
                 return Ok(held(
-                    ApprovalStatus::Denied,
-                    None,
-                    false,
+                    HeldWhy::Denied,
                     "an administrator of this server denied this application".into(),
                 ));
             }
@@ -322,14 +320,8 @@ impl AuthServer {
                 tracing::info!(target: "audit", event = if queued { "approval_requested" } else { "approval_requested_again" },
                     tenant = %tenant.id, client_id = %client.client_id, cimd_host = client.cimd_host().unwrap_or(""),
                     reference = %reference, subject = %subject, upn = upn.as_deref().unwrap_or(""));
-                Ok(held(
-                    ApprovalStatus::Pending,
-                    Some(reference.clone()),
-                    false,
-                    format!(
-                        "an administrator of this server must approve this application before it can be used; the request is waiting (reference {reference})"
-                    ),
-                ))
+                let description = format!("an administrator of this server must approve this application before it can be used; the request is waiting (reference {reference})");
+                Ok(held(HeldWhy::Waiting(reference), description))
             }
             Err(super::approval::AskError::Full(waiting)) => {
                 count("queue_full");
@@ -341,10 +333,18 @@ impl AuthServer {
                     client_id = %client.client_id, waiting,
                     "a sign-in could not ask for approval: the queue is full; decide the waiting requests (`dcr-shim clients pending`) or raise [approval] max_pending");
                 Ok(held(
-                    ApprovalStatus::Pending,
-                    None,
-                    true,
+                    HeldWhy::QueueFull,
                     "an administrator of this server must approve this application, and the queue of requests is full; try again later".into(),
+                ))
+            }
+            Err(super::approval::AskError::UserLimit(mine)) => {
+                count("user_limit");
+                tracing::warn!(target: "audit", event = "approval_user_limit", tenant = %tenant.id,
+                    client_id = %client.client_id, subject = %subject, waiting = mine,
+                    "a user asked for approval of one application too many while their other requests wait");
+                Ok(held(
+                    HeldWhy::TooManyOfYours(mine),
+                    format!("an administrator of this server must approve this application, and {mine} requests of this user wait already; try again once they are decided"),
                 ))
             }
             Err(super::approval::AskError::Store(e)) => Err(e.into()),

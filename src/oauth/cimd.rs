@@ -162,6 +162,11 @@ pub(crate) fn parse_client_id_url(raw: &str, allow_http: bool) -> Result<Url, Ci
     if url.host().is_none() {
         return Err(bad("it has no host"));
     }
+    // `example.com.` names the same host as `example.com`, but would not match its host
+    // patterns nor its administrators' decisions.
+    if url.host_str().is_some_and(|h| h.ends_with('.')) {
+        return Err(bad("its host ends with a dot"));
+    }
     if !url.username().is_empty() || url.password().is_some() {
         return Err(bad("it contains user information"));
     }

@@ -127,6 +127,23 @@ impl AuthServer {
         if adds_redirect {
             client.approval_epoch += 1;
         }
+        // What an administrator approved is what the client looked like: one that now sends
+        // sign-ins elsewhere, maps onto other apps or calls itself something else waits for an
+        // administrator again, where approval is asked of it.
+        let old = &current.value.metadata;
+        let looks_different = adds_redirect
+            || client.apps != old_apps
+            || metadata.client_name != old.client_name
+            || metadata.software_id != old.software_id;
+        let approval_reset = client.approval == crate::domain::ApprovalStatus::Approved
+            && looks_different
+            && super::approval::policy::approval_required(
+                &tenant.config,
+                &ClientFacts::of(&metadata, None),
+            );
+        if approval_reset {
+            client.approval = crate::domain::ApprovalStatus::Pending;
+        }
         client.metadata = metadata;
         if !self
             .records
@@ -145,7 +162,8 @@ impl AuthServer {
             ));
         }
         tracing::info!(target: "audit", event = "client_updated", tenant = %tenant.id, client_id = %client.client_id,
-            old_apps = %describe_apps(&old_apps), apps = %describe_apps(&client.apps), redirect_uris_added = adds_redirect);
+            old_apps = %describe_apps(&old_apps), apps = %describe_apps(&client.apps), redirect_uris_added = adds_redirect,
+            approval_reset);
         Ok(client_information(tenant, &client, None, None))
     }
 
@@ -162,6 +180,7 @@ impl AuthServer {
             .await?;
         let id = client.value.client_id;
         self.records.remove::<ClientRecord>(&tenant.id, &id).await?;
+        self.registry.approvals().forget_client(tenant, &id, now).await;
         self.revoke_grants(&tenant.id, &GrantFilter::Client(id.clone()), now)
             .await
             .map_err(|e| match e {

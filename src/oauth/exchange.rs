@@ -183,15 +183,15 @@ impl AuthServer {
         // same login waits, and each finds the token the other left.
         let lock = self.family_lock(&family_id);
         let _guard = lock.lock().await;
-        let (family, client_exists) = tokio::join!(
+        let (family, client) = tokio::join!(
             self.records.get::<Family>(&tenant.id, &family_id, now),
-            self.client_exists(tenant, text("client_id"), now),
+            self.client_standing(tenant, text("client_id"), now),
         );
         let family = family?
             .filter(|f| !f.value.revoked)
             .ok_or_else(|| unacceptable_subject("its login was revoked"))?;
-        if !client_exists? {
-            return Err(unacceptable_subject("its client was deleted"));
+        if let Some(why) = client? {
+            return Err(unacceptable_subject(&format!("its client {why}")));
         }
         let grant = family.value.exchange.clone().ok_or_else(|| {
             unacceptable_subject("its login keeps no IdP refresh token for exchange (it began before exchange was enabled for the resource, or the IdP issued none); the user must sign in again")

@@ -183,6 +183,10 @@ impl AuthServer {
         if !self.registry.remove(tenant, client_id).await? {
             return Err(AdminError::UnknownClient);
         }
+        self.registry
+            .approvals()
+            .forget_client(tenant, client_id, now)
+            .await;
         self.revoke_grants(&tenant.id, &GrantFilter::Client(client_id.clone()), now)
             .await
     }

@@ -10,7 +10,6 @@
 
 use serde_json::{Map, Value, json};
 
-use super::cimd::is_document_client_id;
 use super::client_assertion::verify as verify_assertion;
 use super::client_auth::{ClientCredentials, Presented, invalid_client, presented};
 use super::error::OAuthError;
@@ -20,7 +19,7 @@ use super::server::AuthServer;
 use crate::config::Tenant;
 use crate::config::resource_server::ResourceServerConfig;
 use crate::crypto::Handle;
-use crate::domain::{ClientId, ClientRecord};
+use crate::domain::{ApprovalStatus, ClientId};
 use crate::minting::access_token::{Invalid, verify};
 
 impl AuthServer {
@@ -77,33 +76,36 @@ impl AuthServer {
         let family = FamilyId::from_admin(text("sid"));
         let (family, client) = tokio::join!(
             self.records.get::<Family>(&tenant.id, &family, now),
-            self.client_exists(tenant, text("client_id"), now),
+            self.client_standing(tenant, text("client_id"), now),
         );
         if family?.is_none_or(|f| f.value.revoked) {
             return Ok(Err("the token's login was revoked".into()));
         }
-        if !client? {
-            return Ok(Err("the token's client was deleted".into()));
+        if let Some(why) = client? {
+            return Ok(Err(format!("the token's client {why}")));
         }
         Ok(Ok(claims))
     }
 
-    /// Whether a registered client still exists (a document client always does: it is its
-    /// URL, and the admin blocks its host instead).
-    pub(crate) async fn client_exists(
+    /// Why the tokens of a client no longer count, if they do not: a registered client that
+    /// was deleted, or a client an administrator denied (`approval::standing`).
+    pub(crate) async fn client_standing(
         &self,
         tenant: &Tenant,
         client_id: &str,
         now: u64,
-    ) -> Result<bool, OAuthError> {
-        if is_document_client_id(client_id) {
-            return Ok(true);
-        }
-        Ok(self
-            .records
-            .get::<ClientRecord>(&tenant.id, &ClientId::new(client_id), now)
-            .await?
-            .is_some())
+    ) -> Result<Option<&'static str>, OAuthError> {
+        use super::approval::Standing;
+        Ok(
+            match super::approval::standing(&self.records, tenant, client_id, now).await? {
+                Standing::Fine => None,
+                Standing::Gone => Some("was deleted"),
+                Standing::NotApproved(ApprovalStatus::Denied) => {
+                    Some("was denied by an administrator")
+                }
+                Standing::NotApproved(_) => Some("waits for an administrator's approval"),
+            },
+        )
     }
 
     /// The resource server a request comes from: its secret (compared by hash in constant

@@ -139,8 +139,8 @@ impl Drop for Receiver {
 }
 
 /// What docs/approval.md tells a receiver to do: the timestamp recent, the HMAC-SHA256 of
-/// `{timestamp}.{body}` under the key equal (in constant time) to the header's, and a
-/// delivery id not seen before.
+/// `{timestamp}.{body}` under the key equal (in constant time) to the header's, and the
+/// body's (signed) delivery id not seen before.
 fn verify(
     key: &str,
     r: &Received,
@@ -165,14 +165,15 @@ fn verify(
     mac.update(format!("{timestamp}.").as_bytes());
     mac.update(&r.body);
     mac.verify_slice(&presented).map_err(|_| "bad signature")?;
-    let delivery = r
-        .headers
-        .get("x-dcr-shim-delivery")
-        .ok_or("no delivery id")?;
-    if !seen.insert(delivery.clone()) {
+    let body: Value = serde_json::from_slice(&r.body).map_err(|_| "not JSON")?;
+    let delivery = body["delivery"].as_str().ok_or("no delivery id")?;
+    if r.headers.get("x-dcr-shim-delivery").map(String::as_str) != Some(delivery) {
+        return Err("the delivery header is not the body's");
+    }
+    if !seen.insert(delivery.to_owned()) {
         return Err("replayed delivery");
     }
-    serde_json::from_slice(&r.body).map_err(|_| "not JSON")
+    Ok(body)
 }
 
 fn hex_decode(s: &str) -> Option<Vec<u8>> {
@@ -556,10 +557,12 @@ async fn a_whole_cimd_host_is_approved() {
         .text()
         .await
         .unwrap();
+    // The metrics are the process's: other tests' tenants are named contoso too.
     assert!(
-        metrics.contains(
-            "dcr_shim_approval_decisions_total{decision=\"host_approved\",tenant=\"contoso\"} 1"
-        ),
+        metric(
+            &metrics,
+            "dcr_shim_approval_decisions_total{decision=\"host_approved\",tenant=\"contoso\"}"
+        ) >= 1.0,
         "{metrics}"
     );
     w.stop().await;
@@ -611,16 +614,15 @@ async fn the_queue_is_capped_and_its_requests_expire() {
         .text()
         .await
         .unwrap();
+    // The metrics are the process's: other tests' tenants are named contoso too.
+    assert!(metrics.contains("dcr_shim_approval_pending{tenant=\"contoso\"}"));
     assert!(
-        metrics.contains("dcr_shim_approval_pending{tenant=\"contoso\"} 2"),
-        "{metrics}"
+        metric(
+            &metrics,
+            "dcr_shim_approval_requests_total{outcome=\"queue_full\",tenant=\"contoso\"}"
+        ) >= 1.0
     );
-    assert!(
-        metrics.contains(
-            "dcr_shim_approval_requests_total{outcome=\"queue_full\",tenant=\"contoso\"} 1"
-        )
-    );
-    assert!(!metrics.contains("dcr_shim_approval_queue_full_total{tenant=\"contoso\"} 0"));
+    assert!(metric(&metrics, "dcr_shim_approval_queue_full_total{tenant=\"contoso\"}") >= 2.0);
 
     // An hour later the requests are gone and there is room again.
     let tenant = w.app.tenant("contoso");
@@ -806,11 +808,17 @@ async fn the_webhook_is_retried_and_cannot_be_forged_or_replayed() {
     );
     assert_eq!(first["reference"], reference.as_str());
 
-    // Forged: signed with another key, or the genuine body changed.
+    // Replayed at once under another delivery header: the signed body says which it is.
     let mut forged = got[1].clone();
     forged
         .headers
         .insert("x-dcr-shim-delivery".into(), "new-id".into());
+    assert_eq!(
+        verify(WEBHOOK_KEY, &forged, now, &mut seen),
+        Err("the delivery header is not the body's")
+    );
+    let forged = got[1].clone();
+    // Forged: signed with another key, or the genuine body changed.
     assert_eq!(
         verify(
             "another key of 32 characters or more",
@@ -881,4 +889,127 @@ async fn client_supplied_text_is_escaped_on_pages_and_in_the_webhook() {
 
 fn urlencoding(s: &str) -> String {
     url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
+}
+
+/// Hostile: an approved client that updates its registration (RFC 7592) into something else
+/// waits again; a deleted client's request leaves the queue.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_changes_itself_waits_again_and_a_deleted_one_leaves_the_queue() {
+    let w = world("", None).await;
+    let (status, registered) = w
+        .app
+        .register("contoso", &json!({"client_name": "Shapeshifter", "redirect_uris": ["http://127.0.0.1/cb"], "token_endpoint_auth_method": "none"}))
+        .await;
+    assert_eq!(status, 201);
+    let id = registered["client_id"].as_str().unwrap().to_owned();
+    let token = registered["registration_access_token"].as_str().unwrap().to_owned();
+    let uri = registered["registration_client_uri"].as_str().unwrap().to_owned();
+    let client = Client {
+        id: id.clone(),
+        secret: None,
+        redirect_uri: "http://127.0.0.1:49152/cb".into(),
+    };
+    held(&w, &client, "ann").await;
+    let (status, _) = w
+        .app
+        .admin_json(Method::POST, "/tenants/contoso/approvals/approve", Some(json!({"client": id})))
+        .await;
+    assert_eq!(status, 200);
+    // Same name and redirect URIs: still approved.
+    let update = |body: Value| {
+        let (http, uri, token) = (w.app.http.clone(), uri.clone(), token.clone());
+        async move {
+            let res = http.put(&uri).bearer_auth(&token).json(&body).send().await.unwrap();
+            (res.status().as_u16(), res.json::<Value>().await.unwrap())
+        }
+    };
+    let (status, body) = update(json!({"client_id": id, "client_name": "Shapeshifter", "redirect_uris": ["http://127.0.0.1/cb"], "token_endpoint_auth_method": "none", "logo_uri": "https://example.com/logo.png"})).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(approval_of(&w, &id).await, Value::Null, "approved (the field is left out)");
+    // Another name and a new redirect URI: it waits for an administrator again.
+    let (status, body) = update(json!({"client_id": id, "client_name": "Microsoft Teams", "redirect_uris": ["http://127.0.0.1/cb", "https://teams.example/cb"], "token_endpoint_auth_method": "none"})).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(approval_of(&w, &id).await, "pending");
+    let page = held(&w, &client, "ann").await;
+    let reference = reference_on(&page);
+    // It deletes itself: its request goes with it.
+    let res = w.app.http.delete(&uri).bearer_auth(&token).send().await.unwrap();
+    assert_eq!(res.status(), 204);
+    assert_eq!(pending(&w).await["total"], 0);
+    let (status, answer) = w
+        .app
+        .admin_json(Method::POST, "/tenants/contoso/approvals/approve", Some(json!({"client": reference})))
+        .await;
+    assert_eq!(status, 400, "{answer}");
+    w.stop().await;
+}
+
+/// Hostile: one user cannot fill the queue for everyone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_user_may_have_only_so_many_requests_waiting() {
+    let w = world("", None).await;
+    for i in 0..10 {
+        let c = Client::register(&w.app, "contoso", json!({"client_name": format!("Mine {i}")})).await;
+        assert!(held(&w, &c, "mallory").await.contains("REQ-"));
+    }
+    let eleventh = Client::register(&w.app, "contoso", json!({"client_name": "One more"})).await;
+    let page = held(&w, &eleventh, "mallory").await;
+    assert!(!page.contains("REQ-") && page.contains("10 other requests waiting"), "{page}");
+    // Another user still can.
+    assert!(held(&w, &eleventh, "ann").await.contains("REQ-"));
+    assert_eq!(pending(&w).await["total"], 11);
+    w.stop().await;
+}
+
+/// Decisions name a document client as it sends its id; other spellings are refused rather
+/// than recorded where they would never match, and a host with a trailing dot is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn decisions_name_document_clients_exactly() {
+    let w = world("", None).await;
+    let url = w.docs.url("/exact.json");
+    for spelling in [
+        url.replace("https://localhost", "https://LOCALHOST"),
+        url.replace("/exact.json", "/./exact.json"),
+    ] {
+        let (status, answer) = w
+            .app
+            .admin_json(Method::POST, "/tenants/contoso/approvals/deny", Some(json!({"client": spelling})))
+            .await;
+        assert_eq!(status, 400, "{spelling}: {answer}");
+        crate::helpers::assert_described(&answer, "exactly as the client sends it");
+    }
+    let dotted = url.replace("https://localhost", "https://localhost.");
+    let attempt = authorize_url(
+        &w.app,
+        "contoso",
+        &Client {
+            id: dotted,
+            secret: None,
+            redirect_uri: "http://127.0.0.1:49152/cb".into(),
+        },
+        "files.read",
+        "ann",
+    );
+    let Landing::Page(400, page) = Browser::new().go(&attempt.url, "http://127.0.0.1:49152/").await else {
+        panic!("refused on a page");
+    };
+    assert!(page.contains("ends with a dot"), "{page}");
+    w.stop().await;
+}
+
+/// A client's `approval` as the admin API shows it (absent when approved).
+async fn approval_of(w: &World, id: &str) -> Value {
+    w.app
+        .admin_json(Method::GET, &format!("/tenants/contoso/clients/{id}"), None)
+        .await
+        .1["client"]["approval"]
+        .clone()
+}
+
+/// The value of one series in a Prometheus text exposition.
+fn metric(text: &str, series: &str) -> f64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(series))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no {series} in:\n{text}"))
 }

@@ -19,9 +19,8 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
 
 use records::{
-    ApprovalRequest, Decision, DeniedLikeness, HostDecisions, MAX_CLIENTS_PER_REQUEST,
-    MAX_DECISIONS_PER_HOST, MAX_USERS_REMEMBERED, RequestedClient, Requester, host_request_id,
-    likeness, request_id,
+    ApprovalRequest, Decision, DeniedLikeness, HostDecisions, MAX_DECISIONS_PER_HOST,
+    RequestedClient, Requester, host_request_id, likeness, request_id,
 };
 
 use super::error::{ErrorCode, OAuthError};
@@ -34,7 +33,10 @@ use crate::store::{Records, StoreError, Versioned};
 /// How long a count of the queue is trusted when a registration asks whether it is full.
 const COUNT_SECONDS: u64 = 10;
 /// Attempts at a change that lost a race with another.
-const RETRIES: usize = 8;
+const RETRIES: usize = 16;
+/// Most requests one user may have waiting: one person (or one stolen account) cannot fill
+/// the queue for everyone.
+pub(crate) const MAX_PENDING_PER_USER: usize = 10;
 
 /// The refusal a client that is not approved gets at the token endpoint.
 pub(crate) fn usable(client: &ClientRecord) -> Result<(), OAuthError> {
@@ -77,10 +79,16 @@ pub(crate) async fn settle(
     if let Some(own) = decisions.clients.get(client.client_id.as_str()) {
         client.approval = own.status;
         for (resource, app) in &own.apps {
-            if client.apps.contains_key(resource) && tenant.app(app).is_some() {
-                client.apps.insert(resource.clone(), app.clone());
-                client.pinned.insert(resource.clone());
+            if !client.apps.contains_key(resource) {
+                continue;
             }
+            if tenant.app(app).is_none() {
+                tracing::warn!(tenant = %tenant.id, client_id = %client.client_id, app = %app, resource = %resource,
+                    "the app an administrator chose for this client is no longer in the tenant file; the mapping rules' app is used");
+                continue;
+            }
+            client.apps.insert(resource.clone(), app.clone());
+            client.pinned.insert(resource.clone());
         }
     } else if let Some(all) = &decisions.host {
         client.approval = all.status;
@@ -91,6 +99,62 @@ pub(crate) async fn settle(
         client.approval = ApprovalStatus::Pending;
     }
     Ok(())
+}
+
+/// Whether the tokens a client already holds still count (introspection, token exchange).
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Standing {
+    Fine,
+    /// The registered client was deleted.
+    Gone,
+    /// An administrator denied it (or its host), or it waits for one again.
+    NotApproved(ApprovalStatus),
+}
+
+/// The standing of the client `client_id` names, without fetching a document: a registered
+/// client's record as `settle` leaves it; a document client's decisions (its own, else its
+/// host's). A document client that waits only because approval was turned on keeps the
+/// tokens it has until they expire; its refreshes are refused.
+pub(crate) async fn standing(
+    records: &Records,
+    tenant: &Tenant,
+    client_id: &str,
+    now: u64,
+) -> Result<Standing, StoreError> {
+    if super::cimd::is_document_client_id(client_id) {
+        let Some(host) = url::Url::parse(client_id)
+            .ok()
+            .and_then(|u| u.host_str().map(str::to_owned))
+        else {
+            return Ok(Standing::Gone);
+        };
+        let decisions = records
+            .get::<HostDecisions>(&tenant.id, host.as_str(), now)
+            .await?
+            .map(|v| v.value)
+            .unwrap_or_default();
+        let status = decisions
+            .clients
+            .get(client_id)
+            .or(decisions.host.as_ref())
+            .map_or(ApprovalStatus::Approved, |d| d.status);
+        return Ok(match status {
+            ApprovalStatus::Approved => Standing::Fine,
+            other => Standing::NotApproved(other),
+        });
+    }
+    let Some(found) = records
+        .get::<ClientRecord>(&tenant.id, &ClientId::new(client_id), now)
+        .await?
+    else {
+        return Ok(Standing::Gone);
+    };
+    let mut client = found.value;
+    settle(records, tenant, &mut client, now).await?;
+    Ok(match client.approval {
+        ApprovalStatus::Approved => Standing::Fine,
+        other => Standing::NotApproved(other),
+    })
 }
 
 /// What `ask` did.
@@ -114,6 +178,9 @@ impl Asked {
 pub(crate) enum AskError {
     #[error("the approval queue is full ({0} requests wait)")]
     Full(usize),
+    /// The user has `MAX_PENDING_PER_USER` requests waiting already.
+    #[error("this user has {0} requests waiting already")]
+    UserLimit(usize),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -136,6 +203,9 @@ pub(crate) struct Decided {
     pub(crate) cimd_host: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) reference: Option<String>,
+    /// A denied document client's host was denied with it (it had no decision of its own).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub(crate) host_denied: bool,
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub(crate) apps: BTreeMap<String, String>,
 }
@@ -171,12 +241,27 @@ impl Approvals {
 
     /// Counts the queue (at most `max_pending + 1`) and records the count.
     async fn count(&self, tenant: &Tenant, now: u64) -> Result<usize, StoreError> {
+        Ok(self.count_with(tenant, "", now).await?.0)
+    }
+
+    /// The queue's length (at most `max_pending + 1`, recorded) and how many of its requests
+    /// the user of `user_digest` asked for.
+    async fn count_with(
+        &self,
+        tenant: &Tenant,
+        user_digest: &str,
+        now: u64,
+    ) -> Result<(usize, usize), StoreError> {
         let max = tenant.config.approval.max_pending;
-        let n = self
+        let waiting = self
             .records
             .list::<ApprovalRequest>(&tenant.id, now, max.saturating_add(1))
-            .await?
-            .len();
+            .await?;
+        let n = waiting.len();
+        let mine = waiting
+            .iter()
+            .filter(|v| v.value.user_digests.iter().any(|d| d == user_digest))
+            .count();
         self.counts
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -185,7 +270,7 @@ impl Approvals {
             .approval_pending
             .with_label_values(&[tenant.id.as_str()])
             .set(i64::try_from(n).unwrap_or(i64::MAX));
-        Ok(n)
+        Ok((n, mine))
     }
 
     /// Refreshes every tenant's `dcr_shim_approval_pending` (the sweeper calls this: requests
@@ -226,6 +311,7 @@ impl Approvals {
     ) -> Result<Asked, AskError> {
         let id = request_id(client);
         let lifetime = tenant.config.approval.pending_lifetime.as_secs();
+        let mut reference = None;
         for _ in 0..RETRIES {
             if let Some(current) = self
                 .records
@@ -233,26 +319,8 @@ impl Approvals {
                 .await?
             {
                 let mut request = current.value;
-                let known = request
-                    .clients
-                    .iter()
-                    .any(|c| c.client_id == client.client_id.as_str());
-                if !known {
-                    if request.clients.len() < MAX_CLIENTS_PER_REQUEST {
-                        request.clients.push(RequestedClient::of(client, now));
-                    } else {
-                        request.clients_not_listed += 1;
-                    }
-                }
-                if !request.user_digests.contains(&user_digest) {
-                    request.users += 1;
-                    if request.user_digests.len() < MAX_USERS_REMEMBERED {
-                        request.user_digests.push(user_digest.clone());
-                    }
-                }
-                request.requests += 1;
-                request.last_requested_at = now;
-                request.last_user = user.clone();
+                reference = Some(request.reference.clone());
+                let added = request.add(client, &user, &user_digest, now);
                 if self
                     .records
                     .update(
@@ -264,21 +332,31 @@ impl Approvals {
                     )
                     .await?
                 {
+                    if let Some(new_client) = added {
+                        // Another document of the host: announced too, with who asked for it.
+                        self.webhooks
+                            .announce(tenant, &request, &new_client, false, now);
+                    }
                     return Ok(Asked::Repeated {
                         reference: request.reference,
                     });
                 }
                 continue;
             }
-            let waiting = self.count(tenant, now).await?;
+            let (waiting, mine) = self.count_with(tenant, &user_digest, now).await?;
             if waiting >= tenant.config.approval.max_pending {
                 return Err(AskError::Full(waiting));
             }
+            if mine >= MAX_PENDING_PER_USER {
+                return Err(AskError::UserLimit(mine));
+            }
+            let first = RequestedClient::of(client, &user, now);
             let request = ApprovalRequest {
                 reference: new_reference(),
                 cimd_host: client.cimd_host().map(str::to_owned),
-                clients: vec![RequestedClient::of(client, now)],
+                clients: vec![first.clone()],
                 clients_not_listed: 0,
+                unlisted_digests: Vec::new(),
                 first_requested_at: now,
                 first_address: address.clone(),
                 first_user: user.clone(),
@@ -294,15 +372,24 @@ impl Approvals {
                 .await?
             {
                 self.note_change(tenant, 1);
-                self.webhooks.announce(tenant, &request, now);
+                self.webhooks.announce(tenant, &request, &first, true, now);
                 return Ok(Asked::Queued {
                     reference: request.reference,
                 });
             }
         }
-        Err(AskError::Store(StoreError::Backend(
-            "the approval request kept changing under concurrent sign-ins".into(),
-        )))
+        // Many sign-ins at once for one request: it exists, only this sign-in's counting lost
+        // every race. The user is told as usual.
+        match reference {
+            Some(reference) => {
+                tracing::warn!(tenant = %tenant.id, client_id = %client.client_id, reference = %reference,
+                    "a sign-in for an approval request was not counted: the request kept changing under concurrent sign-ins");
+                Ok(Asked::Repeated { reference })
+            }
+            None => Err(AskError::Store(StoreError::Backend(
+                "the approval request kept changing under concurrent sign-ins".into(),
+            ))),
+        }
     }
 
     /// Moves the cached count by `delta` (a request added or removed here) and the gauge with it.
@@ -385,8 +472,16 @@ impl Approvals {
                     ));
                 }
                 let host = checked_host(host)?;
-                self.decide_host(tenant, &host, |d| d.host = Some(decision.clone()), now)
-                    .await?;
+                self.decide_host(
+                    tenant,
+                    &host,
+                    |d| {
+                        d.host = Some(decision.clone());
+                        Ok(())
+                    },
+                    now,
+                )
+                .await?;
                 let reference = self
                     .withdraw(tenant, &host_request_id(&host), None, now)
                     .await?;
@@ -395,6 +490,7 @@ impl Approvals {
                     client_id: None,
                     cimd_host: Some(host),
                     reference,
+                    host_denied: false,
                     apps,
                 }
             }
@@ -433,7 +529,7 @@ impl Approvals {
             .await?;
         crate::metrics::metrics()
             .approval_decisions
-            .with_label_values(&[tenant.id.as_str(), "denied"])
+            .with_label_values(&[tenant.id.as_str(), decided.decision])
             .inc();
         Ok(decided)
     }
@@ -449,42 +545,70 @@ impl Approvals {
         let word = if denied { "denied" } else { "approved" };
         if !super::cimd::is_document_client_id(client_id) {
             let id = ClientId::new(client_id);
-            let client = self.decide_registered(tenant, &id, &decision, now).await?;
-            self.remember_likeness(tenant, &client, &decision, now)
+            let request = format!("client.{client_id}");
+            let (client, expires_at) = match self.decide_registered(tenant, &id, &decision, now).await {
+                Ok(decided) => decided,
+                // Deleted (or expired) since it asked: its request goes, nothing to decide.
+                Err(AdminError::UnknownClient) => {
+                    return match self.withdraw(tenant, &request, None, now).await? {
+                        Some(reference) => Ok(Decided {
+                            decision: "removed",
+                            client_id: Some(client_id.to_owned()),
+                            cimd_host: None,
+                            reference: Some(reference),
+                            host_denied: false,
+                            apps: BTreeMap::new(),
+                        }),
+                        None => Err(AdminError::UnknownClient),
+                    };
+                }
+                Err(e) => return Err(e),
+            };
+            self.remember_likeness(tenant, &client, expires_at, &decision, now)
                 .await?;
-            let reference = self
-                .withdraw(tenant, &format!("client.{client_id}"), None, now)
-                .await?;
+            let reference = self.withdraw(tenant, &request, None, now).await?;
             return Ok(Decided {
                 decision: word,
                 client_id: Some(client_id.to_owned()),
                 cimd_host: None,
                 reference,
+                host_denied: false,
                 apps: decision.apps,
             });
         }
-        let host = url::Url::parse(client_id)
-            .ok()
-            .and_then(|u| u.host_str().map(str::to_owned))
-            .ok_or(AdminError::UnknownClient)?;
+        // Keyed as the client sends it: any other spelling would never match.
+        let url = super::cimd::parse_client_id_url(client_id, tenant.config.dev.cimd_allow_loopback)
+            .map_err(|e| {
+                AdminError::Refused(format!(
+                    "{e}; write the client id exactly as the client sends it (`clients pending` lists it)"
+                ))
+            })?;
+        let host = url.host_str().unwrap_or_default().to_owned();
         let for_host = decision.clone();
-        self.decide_host(
-            tenant,
-            &host,
-            |d| {
-                if d.clients.len() < MAX_DECISIONS_PER_HOST || d.clients.contains_key(client_id) {
+        let host_denied = self
+            .decide_host(
+                tenant,
+                &host,
+                |d| {
+                    if d.clients.len() >= MAX_DECISIONS_PER_HOST && !d.clients.contains_key(client_id)
+                    {
+                        return Err(AdminError::Refused(format!(
+                            "{host} has {MAX_DECISIONS_PER_HOST} decisions on single documents already; decide the host as a whole"
+                        )));
+                    }
                     d.clients.insert(client_id.to_owned(), decision.clone());
-                }
-                if denied && d.host.is_none() {
-                    d.host = Some(for_host.clone());
-                }
-            },
-            now,
-        )
-        .await?;
-        // A denial settles the host's whole request (its other documents are refused with
-        // it, unless the host was approved before); an approval only this client's line.
-        let only = (!denied).then_some(client_id);
+                    let deny_host = denied && d.host.is_none();
+                    if deny_host {
+                        d.host = Some(for_host.clone());
+                    }
+                    Ok(deny_host)
+                },
+                now,
+            )
+            .await?;
+        // A denial that denies the host settles the host's whole request (its other documents
+        // are refused with it); otherwise only this client's line.
+        let only = (!host_denied).then_some(client_id);
         let reference = self
             .withdraw(tenant, &host_request_id(&host), only, now)
             .await?;
@@ -493,16 +617,19 @@ impl Approvals {
             client_id: Some(client_id.to_owned()),
             cimd_host: Some(host),
             reference,
+            host_denied,
             apps: decision.apps,
         })
     }
 
-    /// A denied registered client's likeness is remembered (a registration that looks the same
-    /// is refused); an approval forgets the likeness this client left.
+    /// A denied registered client's likeness is remembered as long as the client is kept
+    /// (`expires_at`: a registration that looks the same is refused meanwhile); an approval
+    /// forgets the likeness this client left.
     async fn remember_likeness(
         &self,
         tenant: &Tenant,
         client: &ClientRecord,
+        expires_at: Option<u64>,
         decision: &Decision,
         now: u64,
     ) -> Result<(), StoreError> {
@@ -515,7 +642,7 @@ impl Approvals {
             };
             // One that looks the same is remembered already: the first denial stays.
             self.records
-                .insert_new(&tenant.id, key.as_str(), &denied, None, now)
+                .insert_new(&tenant.id, key.as_str(), &denied, expires_at, now)
                 .await?;
             return Ok(());
         }
@@ -552,7 +679,7 @@ impl Approvals {
         id: &ClientId,
         decision: &Decision,
         now: u64,
-    ) -> Result<ClientRecord, AdminError> {
+    ) -> Result<(ClientRecord, Option<u64>), AdminError> {
         for _ in 0..RETRIES {
             let current = self
                 .records
@@ -576,42 +703,48 @@ impl Approvals {
                 )
                 .await?
             {
-                return Ok(client);
+                return Ok((client, current.expires_at));
             }
         }
         Err(AdminError::Conflict)
     }
 
-    async fn decide_host(
+    /// Applies `change` to a host's decisions (compare-and-swap, retried); returns what the
+    /// change said.
+    async fn decide_host<R>(
         &self,
         tenant: &Tenant,
         host: &str,
-        change: impl Fn(&mut HostDecisions),
+        change: impl Fn(&mut HostDecisions) -> Result<R, AdminError>,
         now: u64,
-    ) -> Result<(), AdminError> {
+    ) -> Result<R, AdminError> {
         for _ in 0..RETRIES {
             let current = self
                 .records
                 .get::<HostDecisions>(&tenant.id, host, now)
                 .await?;
-            let written = match current {
+            let (said, written) = match current {
                 Some(v) => {
                     let mut decisions = v.value;
-                    change(&mut decisions);
-                    self.records
+                    let said = change(&mut decisions)?;
+                    let written = self
+                        .records
                         .update(&tenant.id, host, v.revision, &decisions, None)
-                        .await?
+                        .await?;
+                    (said, written)
                 }
                 None => {
                     let mut decisions = HostDecisions::default();
-                    change(&mut decisions);
-                    self.records
+                    let said = change(&mut decisions)?;
+                    let written = self
+                        .records
                         .insert_new(&tenant.id, host, &decisions, None, now)
-                        .await?
+                        .await?;
+                    (said, written)
                 }
             };
             if written {
-                return Ok(());
+                return Ok(said);
             }
         }
         Err(AdminError::Conflict)
@@ -655,13 +788,34 @@ impl Approvals {
                     continue;
                 }
             }
-            self.records
+            // Removed by another decision meanwhile: counted there.
+            if self
+                .records
                 .remove::<ApprovalRequest>(&tenant.id, id)
-                .await?;
-            self.note_change(tenant, -1);
+                .await?
+            {
+                self.note_change(tenant, -1);
+            }
             return Ok(reference);
         }
         Ok(None)
+    }
+
+    /// Drops the request of a registered client that was deleted (by itself or an operator):
+    /// nobody is left to approve. A failure is logged; the request expires in time anyway.
+    pub(crate) async fn forget_client(&self, tenant: &Tenant, client_id: &ClientId, now: u64) {
+        let id = format!("client.{}", client_id.as_str());
+        match self.withdraw(tenant, &id, None, now).await {
+            Ok(Some(reference)) => {
+                tracing::info!(target: "audit", event = "approval_request_dropped", tenant = %tenant.id,
+                    client_id = %client_id, reference = %reference, reason = "the client was deleted");
+            }
+            Ok(None) => {}
+            Err(e) => {
+                tracing::warn!(tenant = %tenant.id, client_id = %client_id, error = %e,
+                    "the deleted client's approval request was not dropped; it expires with [approval] pending_lifetime");
+            }
+        }
     }
 }
 

@@ -1,22 +1,24 @@
 //! Whether a client needs an administrator's approval: the mapping rules that choose its apps
-//! say first (any `approval = "admin"` among them wins), then the first `cimd_approval` entry
-//! matching its CIMD host, then the tenant's `[registration] approval`.
+//! say first (any `approval = "admin"` among them wins; `"none"` only when the rule of every
+//! resource says so, since a client exempt for one resource would be exempt for all), then the
+//! first `cimd_approval` entry matching its CIMD host, then the tenant's
+//! `[registration] approval`.
 
 use crate::config::approval::Approval;
 use crate::config::tenant::TenantConfig;
 use crate::oauth::mapping::{ClientFacts, choosing_rule};
 
 pub(crate) fn approval_required(config: &TenantConfig, facts: &ClientFacts<'_>) -> bool {
-    let mut said = None;
+    let mut every_resource_exempt = !config.resources.is_empty();
     for resource in &config.resources {
         match choosing_rule(config, facts, &resource.uri).and_then(|rule| rule.approval) {
             Some(Approval::Admin) => return true,
-            Some(Approval::None) => said = Some(Approval::None),
-            None => {}
+            Some(Approval::None) => {}
+            None => every_resource_exempt = false,
         }
     }
-    if let Some(approval) = said {
-        return approval == Approval::Admin;
+    if every_resource_exempt {
+        return false;
     }
     if let Some(host) = facts.cimd_host
         && let Some(entry) = config
@@ -110,5 +112,36 @@ mod tests {
         );
         assert!(!approval_required(&c, &facts(Some("vscode.dev"))));
         assert!(approval_required(&c, &facts(Some("other.example"))));
+    }
+
+    #[test]
+    fn a_rule_exempts_only_when_it_covers_every_resource() {
+        let c = toml::from_str::<TenantConfig>(
+            r#"
+            upstream = { kind = "dev" }
+            [[apps]]
+            name = "a"
+            client_id = "a"
+            credential = { kind = "none" }
+            [[resources]]
+            uri = "https://mcp.example/public"
+            default = true
+            scopes = [{ name = "r", upstream = "r" }]
+            [[resources]]
+            uri = "https://mcp.example/files"
+            scopes = [{ name = "f", upstream = "f" }]
+            [registration]
+            approval = "admin"
+            [[mapping]]
+            app = "a"
+            resources = ["https://mcp.example/public"]
+            approval = "none"
+            "#,
+        )
+        .unwrap();
+        assert!(
+            approval_required(&c, &facts(None)),
+            "the files resource falls to the tenant's setting"
+        );
     }
 }

@@ -52,10 +52,13 @@ pub struct RequestedClient {
     /// The apps the mapping rules chose, per resource.
     pub apps: BTreeMap<String, String>,
     pub first_requested_at: u64,
+    /// Who asked for this client first (a host's request lists documents others asked for).
+    #[serde(default)]
+    pub asked_by: Requester,
 }
 
 impl RequestedClient {
-    pub(crate) fn of(client: &ClientRecord, now: u64) -> Self {
+    pub(crate) fn of(client: &ClientRecord, user: &Requester, now: u64) -> Self {
         let m = &client.metadata;
         Self {
             client_id: client.client_id.as_str().to_owned(),
@@ -73,6 +76,7 @@ impl RequestedClient {
                 .and_then(|_| serde_json::to_value(m).ok()),
             apps: client.apps.clone(),
             first_requested_at: now,
+            asked_by: user.clone(),
         }
     }
 }
@@ -86,9 +90,13 @@ pub struct ApprovalRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cimd_host: Option<String>,
     pub clients: Vec<RequestedClient>,
-    /// Clients of the host that asked but were not listed (`MAX_CLIENTS_PER_REQUEST`).
+    /// Clients of the host that asked but were not listed (`MAX_CLIENTS_PER_REQUEST`), distinct
+    /// (exact up to `MAX_USERS_REMEMBERED` of them).
     #[serde(default, skip_serializing_if = "is_zero")]
     pub clients_not_listed: u64,
+    /// Digests of the client ids counted in `clients_not_listed`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub(crate) unlisted_digests: Vec<String>,
     pub first_requested_at: u64,
     /// The address of the browser that asked first, as the server saw it (behind trusted
     /// proxies, the client's).
@@ -109,6 +117,46 @@ pub struct ApprovalRequest {
 
 fn is_zero(n: &u64) -> bool {
     *n == 0
+}
+
+impl ApprovalRequest {
+    /// Counts one more sign-in of `user` for `client`; returns the client when it is new to
+    /// the request and listed.
+    pub(crate) fn add(
+        &mut self,
+        client: &ClientRecord,
+        user: &Requester,
+        user_digest: &str,
+        now: u64,
+    ) -> Option<RequestedClient> {
+        let id = client.client_id.as_str();
+        let mut added = None;
+        if !self.clients.iter().any(|c| c.client_id == id) {
+            if self.clients.len() < MAX_CLIENTS_PER_REQUEST {
+                let new = RequestedClient::of(client, user, now);
+                self.clients.push(new.clone());
+                added = Some(new);
+            } else {
+                let digest = crate::crypto::sha256_hex(id);
+                if !self.unlisted_digests.contains(&digest) {
+                    self.clients_not_listed += 1;
+                    if self.unlisted_digests.len() < MAX_USERS_REMEMBERED {
+                        self.unlisted_digests.push(digest);
+                    }
+                }
+            }
+        }
+        if !self.user_digests.iter().any(|d| d == user_digest) {
+            self.users += 1;
+            if self.user_digests.len() < MAX_USERS_REMEMBERED {
+                self.user_digests.push(user_digest.to_owned());
+            }
+        }
+        self.requests += 1;
+        self.last_requested_at = now;
+        self.last_user = user.clone();
+        added
+    }
 }
 
 impl Record for ApprovalRequest {

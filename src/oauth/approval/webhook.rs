@@ -54,15 +54,31 @@ impl Webhooks {
             .tls_built_in_webpki_certs(true)
             .tls_built_in_native_certs(true)
             .build()
-            .unwrap_or_else(|_| reqwest::Client::new());
+            .unwrap_or_else(|e| {
+                // Only when the TLS backend cannot start: then no HTTPS works in this process.
+                tracing::error!(error = %e, "cannot build the HTTP client of the approval webhook; notifications will fail");
+                reqwest::Client::builder()
+                    .redirect(reqwest::redirect::Policy::none())
+                    .timeout(TIMEOUT)
+                    .build()
+                    .unwrap_or_default()
+            });
         Self {
             http,
             in_flight: Arc::new(AtomicUsize::new(0)),
         }
     }
 
-    /// Announces a new request when the tenant has a webhook; returns at once.
-    pub(crate) fn announce(&self, tenant: &Tenant, request: &ApprovalRequest, now: u64) {
+    /// Announces a new request, or a client new to a host's request (`new_request` false),
+    /// when the tenant has a webhook; returns at once.
+    pub(crate) fn announce(
+        &self,
+        tenant: &Tenant,
+        request: &ApprovalRequest,
+        client: &RequestedClient,
+        new_request: bool,
+        now: u64,
+    ) {
         let settings = &tenant.config.approval;
         let (Some(url), Some(secret)) = (&settings.webhook_url, &settings.webhook_secret) else {
             return;
@@ -81,7 +97,7 @@ impl Webhooks {
             return;
         }
         let delivery = uuid::Uuid::new_v4().to_string();
-        let body = payload(tenant, request, &delivery, now).to_string();
+        let body = payload(tenant, request, client, new_request, &delivery, now).to_string();
         let job = Delivery {
             http: self.http.clone(),
             url: url.to_string(),
@@ -185,14 +201,26 @@ enum Failure {
     Final(String),
 }
 
-/// Text safe to show in a chat message that reads Markdown or HTML (Teams, Slack): a client's
-/// own words keep letters, digits, spaces and a few marks, the rest becomes `?`, so that a
-/// name cannot become a link, a mention or formatting. Bounded to 80 characters.
+/// A client's own words as a chat message (Teams, Slack: Markdown, HTML, auto-linked host
+/// names) may show them: letters, digits and single spaces; everything else becomes `?`, so
+/// that a name can become neither a link (no `.`, `/` or `:`), a mention, a list nor
+/// formatting. Bounded to 80 characters.
 pub(crate) fn chat_safe(s: &str) -> String {
-    s.chars()
+    let words: String = s
+        .chars()
         .take(80)
+        .map(|c| if c.is_alphanumeric() { c } else if c == ' ' { ' ' } else { '?' })
+        .collect();
+    words.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// What the IdP or a fetch vouches for (a sign-in name, a verified host) in a chat message:
+/// the marks of addresses and host names are kept, Markdown and HTML are not.
+pub(crate) fn chat_safe_name(s: &str) -> String {
+    s.chars()
+        .take(120)
         .map(|c| {
-            if c.is_alphanumeric() || matches!(c, ' ' | '.' | '-' | ',' | '\'') {
+            if c.is_alphanumeric() || matches!(c, '.' | '-' | '@' | '_') {
                 c
             } else {
                 '?'
@@ -221,23 +249,27 @@ fn user_json(u: &Requester) -> Value {
 pub(crate) fn payload(
     tenant: &Tenant,
     request: &ApprovalRequest,
+    client: &RequestedClient,
+    new_request: bool,
     delivery: &str,
     now: u64,
 ) -> Value {
-    let client = request.clients.first();
     let name = client
-        .and_then(|c| c.claimed_name.as_deref())
+        .claimed_name
+        .as_deref()
         .map(chat_safe)
+        .filter(|n| !n.is_empty())
+        .map(|n| format!("An application that calls itself {n}"))
         .unwrap_or_else(|| "An unnamed application".to_owned());
-    let who = request
-        .first_user
+    let user = &client.asked_by;
+    let who = user
         .upn
         .as_deref()
-        .or(request.first_user.email.as_deref())
-        .map(chat_safe)
+        .or(user.email.as_deref())
+        .map(chat_safe_name)
         .unwrap_or_else(|| "a user".to_owned());
     let from = match &request.cimd_host {
-        Some(host) => format!(", published by {},", chat_safe(host)),
+        Some(host) => format!(", published by {},", chat_safe_name(host)),
         None => ", which registered itself,".to_owned(),
     };
     let tenant_name = tenant
@@ -254,9 +286,10 @@ pub(crate) fn payload(
         "requested_at_text": humantime::format_rfc3339_seconds(
             std::time::UNIX_EPOCH + Duration::from_secs(request.first_requested_at)).to_string(),
         "sent_at": now,
+        "new_request": new_request,
         "cimd_host": request.cimd_host,
-        "client": client.map(client_json),
-        "user": user_json(&request.first_user),
+        "client": client_json(client),
+        "user": user_json(user),
         "address": request.first_address,
         "text": format!(
             "{name}{from} asks for access to {} on behalf of {who}. Reference {}.",
@@ -287,6 +320,11 @@ mod tests {
             "?Click??https???evil? ??channel? ??x??"
         );
         assert_eq!(chat_safe("Claude Code"), "Claude Code");
+        assert_eq!(chat_safe("Reverify at contoso-login.com"), "Reverify at contoso?login?com");
+        assert_eq!(chat_safe("- item"), "? item");
+        assert_eq!(chat_safe("a\n\n  b"), "a?? b");
         assert_eq!(chat_safe(&"a".repeat(200)).len(), 80);
+        assert_eq!(chat_safe_name("ann@contoso.com"), "ann@contoso.com");
+        assert_eq!(chat_safe_name("[x](y)"), "?x??y?");
     }
 }

@@ -414,7 +414,13 @@ impl Metrics {
             self.cimd.with_label_values(&[tenant, outcome]);
         }
         self.approval_queue_full.with_label_values(&[tenant]);
-        for outcome in ["requested", "repeated", "queue_full", "user_limit", "denied"] {
+        for outcome in [
+            "requested",
+            "repeated",
+            "queue_full",
+            "user_limit",
+            "denied",
+        ] {
             self.approval_requests.with_label_values(&[tenant, outcome]);
         }
         for decision in ["approved", "denied", "host_approved"] {

@@ -381,13 +381,13 @@ async fn list_clients(
                         .map_err(|e| admin_error(e.into()))?;
                 }
                 HttpResponse::Ok().json(json!({
-                "clients": page.clients.iter().map(client_view).collect::<Vec<_>>(),
-                "total": page.total,
-                // Counting stops 10,000 matches past the limit: then at least `total` match.
-                "total_exact": page.total_exact,
-                // More clients match than `limit` shows: the listing is not all of them.
-                "truncated": page.total > page.clients.len(),
-            }))
+                    "clients": page.clients.iter().map(client_view).collect::<Vec<_>>(),
+                    "total": page.total,
+                    // Counting stops 10,000 matches past the limit: then at least `total` match.
+                    "total_exact": page.total_exact,
+                    // More clients match than `limit` shows: the listing is not all of them.
+                    "truncated": page.total > page.clients.len(),
+                }))
             }
             Err(e) => return Err(admin_error(e.into())),
         },

@@ -320,7 +320,9 @@ impl AuthServer {
                 tracing::info!(target: "audit", event = if queued { "approval_requested" } else { "approval_requested_again" },
                     tenant = %tenant.id, client_id = %client.client_id, cimd_host = client.cimd_host().unwrap_or(""),
                     reference = %reference, subject = %subject, upn = upn.as_deref().unwrap_or(""));
-                let description = format!("an administrator of this server must approve this application before it can be used; the request is waiting (reference {reference})");
+                let description = format!(
+                    "an administrator of this server must approve this application before it can be used; the request is waiting (reference {reference})"
+                );
                 Ok(held(HeldWhy::Waiting(reference), description))
             }
             Err(super::approval::AskError::Full(waiting)) => {
@@ -344,7 +346,9 @@ impl AuthServer {
                     "a user asked for approval of one application too many while their other requests wait");
                 Ok(held(
                     HeldWhy::TooManyOfYours(mine),
-                    format!("an administrator of this server must approve this application, and {mine} requests of this user wait already; try again once they are decided"),
+                    format!(
+                        "an administrator of this server must approve this application, and {mine} requests of this user wait already; try again once they are decided"
+                    ),
                 ))
             }
             Err(super::approval::AskError::Store(e)) => Err(e.into()),

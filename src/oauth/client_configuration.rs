@@ -180,7 +180,10 @@ impl AuthServer {
             .await?;
         let id = client.value.client_id;
         self.records.remove::<ClientRecord>(&tenant.id, &id).await?;
-        self.registry.approvals().forget_client(tenant, &id, now).await;
+        self.registry
+            .approvals()
+            .forget_client(tenant, &id, now)
+            .await;
         self.revoke_grants(&tenant.id, &GrantFilter::Client(id.clone()), now)
             .await
             .map_err(|e| match e {

@@ -191,7 +191,7 @@ impl AuthServer {
             .filter(|f| !f.value.revoked)
             .ok_or_else(|| unacceptable_subject("its login was revoked"))?;
         if let Some(why) = client? {
-            return Err(unacceptable_subject(&format!("its client {why}")));
+            return Err(unacceptable_subject(format!("its client {why}")));
         }
         let grant = family.value.exchange.clone().ok_or_else(|| {
             unacceptable_subject("its login keeps no IdP refresh token for exchange (it began before exchange was enabled for the resource, or the IdP issued none); the user must sign in again")

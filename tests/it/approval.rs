@@ -622,7 +622,12 @@ async fn the_queue_is_capped_and_its_requests_expire() {
             "dcr_shim_approval_requests_total{outcome=\"queue_full\",tenant=\"contoso\"}"
         ) >= 1.0
     );
-    assert!(metric(&metrics, "dcr_shim_approval_queue_full_total{tenant=\"contoso\"}") >= 2.0);
+    assert!(
+        metric(
+            &metrics,
+            "dcr_shim_approval_queue_full_total{tenant=\"contoso\"}"
+        ) >= 2.0
+    );
 
     // An hour later the requests are gone and there is room again.
     let tenant = w.app.tenant("contoso");
@@ -763,7 +768,11 @@ async fn a_denied_client_cannot_redeem_an_old_code_or_refresh() {
     // An administrator who changes their mind lets it register again.
     let (status, _) = w
         .app
-        .admin_json(Method::POST, "/tenants/contoso/approvals/approve", Some(json!({"client": client.id})))
+        .admin_json(
+            Method::POST,
+            "/tenants/contoso/approvals/approve",
+            Some(json!({"client": client.id})),
+        )
         .await;
     assert_eq!(status, 200);
     assert_eq!(w.app.register("contoso", &again).await.0, 201);
@@ -902,8 +911,14 @@ async fn a_client_that_changes_itself_waits_again_and_a_deleted_one_leaves_the_q
         .await;
     assert_eq!(status, 201);
     let id = registered["client_id"].as_str().unwrap().to_owned();
-    let token = registered["registration_access_token"].as_str().unwrap().to_owned();
-    let uri = registered["registration_client_uri"].as_str().unwrap().to_owned();
+    let token = registered["registration_access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let uri = registered["registration_client_uri"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     let client = Client {
         id: id.clone(),
         secret: None,
@@ -912,20 +927,34 @@ async fn a_client_that_changes_itself_waits_again_and_a_deleted_one_leaves_the_q
     held(&w, &client, "ann").await;
     let (status, _) = w
         .app
-        .admin_json(Method::POST, "/tenants/contoso/approvals/approve", Some(json!({"client": id})))
+        .admin_json(
+            Method::POST,
+            "/tenants/contoso/approvals/approve",
+            Some(json!({"client": id})),
+        )
         .await;
     assert_eq!(status, 200);
     // Same name and redirect URIs: still approved.
     let update = |body: Value| {
         let (http, uri, token) = (w.app.http.clone(), uri.clone(), token.clone());
         async move {
-            let res = http.put(&uri).bearer_auth(&token).json(&body).send().await.unwrap();
+            let res = http
+                .put(&uri)
+                .bearer_auth(&token)
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
             (res.status().as_u16(), res.json::<Value>().await.unwrap())
         }
     };
     let (status, body) = update(json!({"client_id": id, "client_name": "Shapeshifter", "redirect_uris": ["http://127.0.0.1/cb"], "token_endpoint_auth_method": "none", "logo_uri": "https://example.com/logo.png"})).await;
     assert_eq!(status, 200, "{body}");
-    assert_eq!(approval_of(&w, &id).await, Value::Null, "approved (the field is left out)");
+    assert_eq!(
+        approval_of(&w, &id).await,
+        Value::Null,
+        "approved (the field is left out)"
+    );
     // Another name and a new redirect URI: it waits for an administrator again.
     let (status, body) = update(json!({"client_id": id, "client_name": "Microsoft Teams", "redirect_uris": ["http://127.0.0.1/cb", "https://teams.example/cb"], "token_endpoint_auth_method": "none"})).await;
     assert_eq!(status, 200, "{body}");
@@ -933,12 +962,23 @@ async fn a_client_that_changes_itself_waits_again_and_a_deleted_one_leaves_the_q
     let page = held(&w, &client, "ann").await;
     let reference = reference_on(&page);
     // It deletes itself: its request goes with it.
-    let res = w.app.http.delete(&uri).bearer_auth(&token).send().await.unwrap();
+    let res = w
+        .app
+        .http
+        .delete(&uri)
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), 204);
     assert_eq!(pending(&w).await["total"], 0);
     let (status, answer) = w
         .app
-        .admin_json(Method::POST, "/tenants/contoso/approvals/approve", Some(json!({"client": reference})))
+        .admin_json(
+            Method::POST,
+            "/tenants/contoso/approvals/approve",
+            Some(json!({"client": reference})),
+        )
         .await;
     assert_eq!(status, 400, "{answer}");
     w.stop().await;
@@ -949,12 +989,20 @@ async fn a_client_that_changes_itself_waits_again_and_a_deleted_one_leaves_the_q
 async fn one_user_may_have_only_so_many_requests_waiting() {
     let w = world("", None).await;
     for i in 0..10 {
-        let c = Client::register(&w.app, "contoso", json!({"client_name": format!("Mine {i}")})).await;
+        let c = Client::register(
+            &w.app,
+            "contoso",
+            json!({"client_name": format!("Mine {i}")}),
+        )
+        .await;
         assert!(held(&w, &c, "mallory").await.contains("REQ-"));
     }
     let eleventh = Client::register(&w.app, "contoso", json!({"client_name": "One more"})).await;
     let page = held(&w, &eleventh, "mallory").await;
-    assert!(!page.contains("REQ-") && page.contains("10 other requests waiting"), "{page}");
+    assert!(
+        !page.contains("REQ-") && page.contains("10 other requests waiting"),
+        "{page}"
+    );
     // Another user still can.
     assert!(held(&w, &eleventh, "ann").await.contains("REQ-"));
     assert_eq!(pending(&w).await["total"], 11);
@@ -973,7 +1021,11 @@ async fn decisions_name_document_clients_exactly() {
     ] {
         let (status, answer) = w
             .app
-            .admin_json(Method::POST, "/tenants/contoso/approvals/deny", Some(json!({"client": spelling})))
+            .admin_json(
+                Method::POST,
+                "/tenants/contoso/approvals/deny",
+                Some(json!({"client": spelling})),
+            )
             .await;
         assert_eq!(status, 400, "{spelling}: {answer}");
         crate::helpers::assert_described(&answer, "exactly as the client sends it");
@@ -990,7 +1042,10 @@ async fn decisions_name_document_clients_exactly() {
         "files.read",
         "ann",
     );
-    let Landing::Page(400, page) = Browser::new().go(&attempt.url, "http://127.0.0.1:49152/").await else {
+    let Landing::Page(400, page) = Browser::new()
+        .go(&attempt.url, "http://127.0.0.1:49152/")
+        .await
+    else {
         panic!("refused on a page");
     };
     assert!(page.contains("ends with a dot"), "{page}");

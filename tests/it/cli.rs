@@ -144,16 +144,24 @@ webhook_secret_file = {key:?}
 
     let bad = tempfile::tempdir().unwrap();
     for (name, table) in [
-        ("unsigned", "webhook_url = \"https://hooks.example.com/a\"".to_owned()),
+        (
+            "unsigned",
+            "webhook_url = \"https://hooks.example.com/a\"".to_owned(),
+        ),
         (
             "plain",
             format!("webhook_url = \"http://hooks.example.com/a\"\nwebhook_secret_file = {key:?}"),
         ),
         (
             "weak",
-            format!("webhook_url = \"https://hooks.example.com/a\"\nwebhook_secret_file = {short:?}"),
+            format!(
+                "webhook_url = \"https://hooks.example.com/a\"\nwebhook_secret_file = {short:?}"
+            ),
         ),
-        ("empty", "max_pending = 0\npending_lifetime = \"5m\"".to_owned()),
+        (
+            "empty",
+            "max_pending = 0\npending_lifetime = \"5m\"".to_owned(),
+        ),
     ] {
         std::fs::write(
             bad.path().join(format!("{name}.toml")),

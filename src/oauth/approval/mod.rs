@@ -546,24 +546,25 @@ impl Approvals {
         if !super::cimd::is_document_client_id(client_id) {
             let id = ClientId::new(client_id);
             let request = format!("client.{client_id}");
-            let (client, expires_at) = match self.decide_registered(tenant, &id, &decision, now).await {
-                Ok(decided) => decided,
-                // Deleted (or expired) since it asked: its request goes, nothing to decide.
-                Err(AdminError::UnknownClient) => {
-                    return match self.withdraw(tenant, &request, None, now).await? {
-                        Some(reference) => Ok(Decided {
-                            decision: "removed",
-                            client_id: Some(client_id.to_owned()),
-                            cimd_host: None,
-                            reference: Some(reference),
-                            host_denied: false,
-                            apps: BTreeMap::new(),
-                        }),
-                        None => Err(AdminError::UnknownClient),
-                    };
-                }
-                Err(e) => return Err(e),
-            };
+            let (client, expires_at) =
+                match self.decide_registered(tenant, &id, &decision, now).await {
+                    Ok(decided) => decided,
+                    // Deleted (or expired) since it asked: its request goes, nothing to decide.
+                    Err(AdminError::UnknownClient) => {
+                        return match self.withdraw(tenant, &request, None, now).await? {
+                            Some(reference) => Ok(Decided {
+                                decision: "removed",
+                                client_id: Some(client_id.to_owned()),
+                                cimd_host: None,
+                                reference: Some(reference),
+                                host_denied: false,
+                                apps: BTreeMap::new(),
+                            }),
+                            None => Err(AdminError::UnknownClient),
+                        };
+                    }
+                    Err(e) => return Err(e),
+                };
             self.remember_likeness(tenant, &client, expires_at, &decision, now)
                 .await?;
             let reference = self.withdraw(tenant, &request, None, now).await?;

@@ -227,10 +227,6 @@ impl Record for DeniedLikeness {
 pub(crate) fn likeness(metadata: &ClientMetadata) -> String {
     let mut uris: Vec<&str> = metadata.redirect_uris.iter().map(|r| r.as_str()).collect();
     uris.sort_unstable();
-    let canonical = serde_json::json!([
-        metadata.client_name,
-        metadata.software_id,
-        uris,
-    ]);
+    let canonical = serde_json::json!([metadata.client_name, metadata.software_id, uris,]);
     crate::crypto::sha256_hex(&canonical.to_string())
 }

@@ -209,7 +209,15 @@ pub(crate) fn chat_safe(s: &str) -> String {
     let words: String = s
         .chars()
         .take(80)
-        .map(|c| if c.is_alphanumeric() { c } else if c == ' ' { ' ' } else { '?' })
+        .map(|c| {
+            if c.is_alphanumeric() {
+                c
+            } else if c == ' ' {
+                ' '
+            } else {
+                '?'
+            }
+        })
         .collect();
     words.split_whitespace().collect::<Vec<_>>().join(" ")
 }
@@ -320,7 +328,10 @@ mod tests {
             "?Click??https???evil? ??channel? ??x??"
         );
         assert_eq!(chat_safe("Claude Code"), "Claude Code");
-        assert_eq!(chat_safe("Reverify at contoso-login.com"), "Reverify at contoso?login?com");
+        assert_eq!(
+            chat_safe("Reverify at contoso-login.com"),
+            "Reverify at contoso?login?com"
+        );
         assert_eq!(chat_safe("- item"), "? item");
         assert_eq!(chat_safe("a\n\n  b"), "a?? b");
         assert_eq!(chat_safe(&"a".repeat(200)).len(), 80);

@@ -990,3 +990,67 @@ async fn a_code_for_a_removed_resource_is_refused_and_spent() {
     assert_eq!(status, 400, "the code was spent");
     w.stop().await;
 }
+
+/// Issue 24: the tokens of a client that waits for an administrator again (approval turned on,
+/// then the client made itself look different) are inactive and exchange nothing, though its
+/// login was never revoked.
+#[tokio::test]
+async fn a_client_waiting_for_approval_again_holds_tokens_that_count_for_nothing() {
+    let w = world().await;
+    let files_server = || Auth::Basic("files-server", FILES_SERVER_SECRET);
+    let (status, registered) = w
+        .app
+        .register(
+            "northwind",
+            &json!({"client_name": "Before", "redirect_uris": ["http://127.0.0.1/cb"], "token_endpoint_auth_method": "none"}),
+        )
+        .await;
+    assert_eq!(status, 201);
+    let client = Client {
+        id: registered["client_id"].as_str().unwrap().to_owned(),
+        secret: None,
+        redirect_uri: "http://127.0.0.1:49152/cb".into(),
+    };
+    let tokens = w
+        .login(&client, FILES, "files.read offline_access", "ivan")
+        .await;
+    let at = tokens["access_token"].as_str().unwrap();
+    assert_eq!(w.introspect(at, files_server()).await.1["active"], true);
+
+    // Approval turned on: the client registered before stays approved.
+    let file = w.app.tenants_dir.join("northwind.toml");
+    let text = std::fs::read_to_string(&file).unwrap();
+    std::fs::write(
+        &file,
+        text.replace("[registration]\n", "[registration]\napproval = \"admin\"\n"),
+    )
+    .unwrap();
+    w.app.reload().await.unwrap();
+    assert_eq!(w.introspect(at, files_server()).await.1["active"], true);
+
+    // It updates itself into something else: it waits, and its tokens count for nothing.
+    let res = w
+        .app
+        .http
+        .put(registered["registration_client_uri"].as_str().unwrap())
+        .bearer_auth(registered["registration_access_token"].as_str().unwrap())
+        .json(&json!({"client_id": client.id, "client_name": "After", "redirect_uris": ["http://127.0.0.1/cb"], "token_endpoint_auth_method": "none"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(
+        w.introspect(at, files_server()).await.1,
+        json!({"active": false})
+    );
+    let (s, body) = w
+        .exchange(at, &[("audience", "reports")], files_server())
+        .await;
+    assert_eq!(
+        (s, body["error"].as_str()),
+        (400, Some("invalid_request")),
+        "{body}"
+    );
+    crate::helpers::assert_described(&body, "waits for an administrator");
+    w.stop().await;
+}

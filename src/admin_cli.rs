@@ -101,13 +101,17 @@ pub enum ClientsCommand {
         app: Option<String>,
     },
     /// Deny a client (by client id or reference): its users are told, its grants revoked, and
-    /// for a CIMD client its host's other documents are refused too (unless the host was
-    /// approved).
+    /// for a CIMD client its host's other documents are refused too (unless the host had a
+    /// decision); or deny every client of a CIMD host (except documents approved one by one).
     Deny {
         #[command(flatten)]
         conn: AdminConnection,
         /// A client id, a client metadata document's URL, or a reference (REQ-…).
-        client: String,
+        #[arg(required_unless_present = "host", conflicts_with = "host")]
+        client: Option<String>,
+        /// Deny every client whose metadata document this host publishes.
+        #[arg(long)]
+        host: Option<String>,
     },
     /// Map a client onto another app (for one resource, or all).
     Remap {
@@ -555,12 +559,12 @@ pub async fn clients(cmd: ClientsCommand) -> ExitCode {
                 }
             })
         }
-        ClientsCommand::Deny { conn, client } => {
+        ClientsCommand::Deny { conn, client, host } => {
             let r = conn
                 .call(
                     Method::POST,
                     "/approvals/deny",
-                    Some(json!({"client": client})),
+                    Some(json!({"client": client, "host": host})),
                 )
                 .await;
             finish(&conn, r, |v| {
@@ -569,6 +573,13 @@ pub async fn clients(cmd: ClientsCommand) -> ExitCode {
                         "{} no longer exists; its request {} was removed",
                         text(&v["client_id"]),
                         text(&v["reference"])
+                    );
+                    return;
+                }
+                if v["decision"] == "host_denied" {
+                    println!(
+                        "denied every client of {} (except documents approved one by one)",
+                        text(&v["cimd_host"])
                     );
                     return;
                 }

@@ -62,7 +62,7 @@ pub(crate) struct Metrics {
     /// user's own requests at their limit, `denied`: a denied client's authorization request).
     pub(crate) approval_requests: IntCounterVec,
     /// Administrators' decisions by tenant and decision (`approved`, `denied`,
-    /// `host_approved`, `removed`: the request of a client deleted meanwhile).
+    /// `host_approved`, `host_denied`, `removed`: the request of a client deleted meanwhile).
     pub(crate) approval_decisions: IntCounterVec,
     /// Registrations refused because the approval queue is full, by tenant.
     pub(crate) approval_queue_full: IntCounterVec,
@@ -284,7 +284,7 @@ impl Metrics {
             approval_decisions: counter(
                 &r,
                 "dcr_shim_approval_decisions_total",
-                "administrators' decisions (approved, denied, host_approved; removed: the request of a client deleted meanwhile)",
+                "administrators' decisions (approved, denied, host_approved, host_denied; removed: the request of a client deleted meanwhile)",
                 &["tenant", "decision"],
             ),
             approval_queue_full: counter(
@@ -423,7 +423,7 @@ impl Metrics {
         ] {
             self.approval_requests.with_label_values(&[tenant, outcome]);
         }
-        for decision in ["approved", "denied", "host_approved"] {
+        for decision in ["approved", "denied", "host_approved", "host_denied", "removed"] {
             self.approval_decisions
                 .with_label_values(&[tenant, decision]);
         }

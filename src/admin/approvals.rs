@@ -62,7 +62,7 @@ pub(super) async fn list_pending(
 pub(super) struct Decision {
     /// A client id (a registered client's, or a document's URL) or a request's reference.
     client: Option<String>,
-    /// Every document client of this CIMD host (approve only).
+    /// Every document client of this CIMD host.
     host: Option<String>,
     /// The app the client maps to for every resource (approve only; default: the mapping
     /// rules' choice).
@@ -117,13 +117,7 @@ pub(super) async fn deny(
     body: web::Json<Decision>,
 ) -> Result<HttpResponse, Problem> {
     let (by, tenant) = authorized(&req, &state, &path)?;
-    let Target::Client(named) = body.target()? else {
-        return Err(problem(
-            400,
-            "invalid_request",
-            "a host is denied by denying one of its clients (its other documents are refused with it)",
-        ));
-    };
+    let target = body.target()?;
     if body.app.is_some() {
         return Err(problem(400, "invalid_request", "app is for approvals only"));
     }
@@ -131,7 +125,7 @@ pub(super) async fn deny(
     let decided = state
         .registry()
         .approvals()
-        .deny(&tenant, named, &by, now)
+        .deny(&tenant, target, &by, now)
         .await
         .map_err(admin_error)?;
     // Whatever it held before the denial is revoked with it.
@@ -144,7 +138,7 @@ pub(super) async fn deny(
         None => 0,
     };
     tracing::info!(target: "audit", event = "admin_client_denied", by = %by, tenant = %tenant.id,
-        client_id = decided.client_id.as_deref().unwrap_or(""),
+        decision = decided.decision, client_id = decided.client_id.as_deref().unwrap_or(""),
         cimd_host = decided.cimd_host.as_deref().unwrap_or(""),
         reference = decided.reference.as_deref().unwrap_or(""), grants_revoked = revoked);
     let mut answer = serde_json::to_value(&decided).unwrap_or(Value::Null);

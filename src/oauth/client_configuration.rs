@@ -127,23 +127,49 @@ impl AuthServer {
         if adds_redirect {
             client.approval_epoch += 1;
         }
-        // What an administrator approved is what the client looked like: one that now sends
-        // sign-ins elsewhere, maps onto other apps or calls itself something else waits for an
-        // administrator again, where approval is asked of it.
+        // What an administrator approved (or is asked to approve) is what the client looked
+        // like: one that now sends sign-ins elsewhere, maps onto other apps (under the rules as
+        // they are now, so that an operator's edit of the rules resets nobody), calls itself
+        // something else or asks for refresh tokens it did not have waits for an administrator
+        // again, where approval is asked of it. (Not `software_version`: it changes with every
+        // release of the same software.)
         let old = &current.value.metadata;
+        let rules_old = choose_apps(&tenant.config, &ClientFacts::of(old, None));
+        let rules_new = choose_apps(&tenant.config, &ClientFacts::of(&metadata, None));
         let looks_different = adds_redirect
-            || client.apps != old_apps
+            || rules_old != rules_new
             || metadata.client_name != old.client_name
-            || metadata.software_id != old.software_id;
-        let approval_reset = client.approval == crate::domain::ApprovalStatus::Approved
-            && looks_different
-            && super::approval::policy::approval_required(
-                &tenant.config,
-                &ClientFacts::of(&metadata, None),
-            );
+            || metadata.software_id != old.software_id
+            || metadata
+                .grant_types
+                .iter()
+                .any(|g| !old.grant_types.contains(g));
+        // Nor may it take on the look of a client an administrator denied.
+        if looks_different
+            && let Some(denied) = self
+                .registry
+                .approvals()
+                .denied_like(tenant, &metadata, now)
+                .await?
+            && denied.client_id != client.client_id.as_str()
+        {
+            return Err(OAuthError::invalid_client_metadata(
+                "an administrator of this server denied an application registered with this client_name, software_id and redirect_uris; ask an administrator",
+            ));
+        }
+        let requires = super::approval::policy::approval_required(
+            &tenant.config,
+            &ClientFacts::of(&metadata, None),
+        );
+        let approval_reset =
+            client.approval == crate::domain::ApprovalStatus::Approved && looks_different && requires;
         if approval_reset {
             client.approval = crate::domain::ApprovalStatus::Pending;
         }
+        // A waiting client that changed: its request shows what it was, so it goes, and the
+        // next sign-in asks again with what it is now.
+        let stale_request =
+            client.approval == crate::domain::ApprovalStatus::Pending && looks_different && !approval_reset;
         client.metadata = metadata;
         if !self
             .records
@@ -164,6 +190,12 @@ impl AuthServer {
         tracing::info!(target: "audit", event = "client_updated", tenant = %tenant.id, client_id = %client.client_id,
             old_apps = %describe_apps(&old_apps), apps = %describe_apps(&client.apps), redirect_uris_added = adds_redirect,
             approval_reset);
+        if stale_request {
+            self.registry
+                .approvals()
+                .forget_client(tenant, &client.client_id, "the client changed", now)
+                .await;
+        }
         Ok(client_information(tenant, &client, None, None))
     }
 
@@ -180,10 +212,9 @@ impl AuthServer {
             .await?;
         let id = client.value.client_id;
         self.records.remove::<ClientRecord>(&tenant.id, &id).await?;
-        self.registry
-            .approvals()
-            .forget_client(tenant, &id, now)
-            .await;
+        // Its approval request, if any, stays until it is decided (then removed) or expires:
+        // it still counts against the user who asked, so a client cannot ask, delete itself
+        // and ask again without end.
         self.revoke_grants(&tenant.id, &GrantFilter::Client(id.clone()), now)
             .await
             .map_err(|e| match e {

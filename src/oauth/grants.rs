@@ -185,7 +185,7 @@ impl AuthServer {
         }
         self.registry
             .approvals()
-            .forget_client(tenant, client_id, now)
+            .forget_client(tenant, client_id, "an administrator deleted the client", now)
             .await;
         self.revoke_grants(&tenant.id, &GrantFilter::Client(client_id.clone()), now)
             .await

@@ -320,7 +320,7 @@ impl Approvals {
             {
                 let mut request = current.value;
                 reference = Some(request.reference.clone());
-                let added = request.add(client, &user, &user_digest, now);
+                let added = request.add(client, &user, address.as_deref(), &user_digest, now);
                 if self
                     .records
                     .update(
@@ -347,10 +347,11 @@ impl Approvals {
             if waiting >= tenant.config.approval.max_pending {
                 return Err(AskError::Full(waiting));
             }
-            if mine >= MAX_PENDING_PER_USER {
+            // A sign-in without an ID token names nobody: such users cannot be told apart.
+            if !user.subject.is_empty() && mine >= MAX_PENDING_PER_USER {
                 return Err(AskError::UserLimit(mine));
             }
-            let first = RequestedClient::of(client, &user, now);
+            let first = RequestedClient::of(client, &user, address.as_deref(), now);
             let request = ApprovalRequest {
                 reference: new_reference(),
                 cimd_host: client.cimd_host().map(str::to_owned),
@@ -513,20 +514,48 @@ impl Approvals {
     pub(crate) async fn deny(
         &self,
         tenant: &Tenant,
-        named: &str,
+        target: Target<'_>,
         by: &str,
         now: u64,
     ) -> Result<Decided, AdminError> {
-        let client_id = self.resolve_target(tenant, named, now).await?;
         let decision = Decision {
             status: ApprovalStatus::Denied,
             by: by.to_owned(),
             at: now,
             apps: BTreeMap::new(),
         };
-        let decided = self
-            .decide_client(tenant, &client_id, decision, now)
-            .await?;
+        let decided = match target {
+            // A whole host, approved before or not: its documents' own approvals stay.
+            Target::Host(host) => {
+                let host = checked_host(host)?;
+                self.decide_host(
+                    tenant,
+                    &host,
+                    |d| {
+                        d.host = Some(decision.clone());
+                        Ok(())
+                    },
+                    now,
+                )
+                .await?;
+                let reference = self
+                    .withdraw(tenant, &host_request_id(&host), None, now)
+                    .await?;
+                Decided {
+                    decision: "host_denied",
+                    client_id: None,
+                    cimd_host: Some(host),
+                    reference,
+                    host_denied: true,
+                    apps: BTreeMap::new(),
+                }
+            }
+            Target::Client(named) => {
+                let client_id = self.resolve_target(tenant, named, now).await?;
+                self.decide_client(tenant, &client_id, decision, now)
+                    .await?
+            }
+        };
         crate::metrics::metrics()
             .approval_decisions
             .with_label_values(&[tenant.id.as_str(), decided.decision])
@@ -594,7 +623,7 @@ impl Approvals {
                     if d.clients.len() >= MAX_DECISIONS_PER_HOST && !d.clients.contains_key(client_id)
                     {
                         return Err(AdminError::Refused(format!(
-                            "{host} has {MAX_DECISIONS_PER_HOST} decisions on single documents already; decide the host as a whole"
+                            "{host} has {MAX_DECISIONS_PER_HOST} decisions on single documents already, the most kept; approve or deny the host as a whole (--host)"
                         )));
                     }
                     d.clients.insert(client_id.to_owned(), decision.clone());
@@ -641,10 +670,36 @@ impl Approvals {
                 by: decision.by.clone(),
                 at: now,
             };
-            // One that looks the same is remembered already: the first denial stays.
-            self.records
-                .insert_new(&tenant.id, key.as_str(), &denied, expires_at, now)
-                .await?;
+            // One that looks the same may be remembered already: it is kept as long as the
+            // longer-lived of the two denied clients.
+            for _ in 0..RETRIES {
+                if self
+                    .records
+                    .insert_new(&tenant.id, key.as_str(), &denied, expires_at, now)
+                    .await?
+                {
+                    return Ok(());
+                }
+                let Some(found) = self
+                    .records
+                    .get::<DeniedLikeness>(&tenant.id, key.as_str(), now)
+                    .await?
+                else {
+                    continue;
+                };
+                let later = match (found.expires_at, expires_at) {
+                    (Some(a), Some(b)) => Some(a.max(b)),
+                    _ => None,
+                };
+                if later == found.expires_at
+                    || self
+                        .records
+                        .update(&tenant.id, key.as_str(), found.revision, &denied, later)
+                        .await?
+                {
+                    return Ok(());
+                }
+            }
             return Ok(());
         }
         if let Some(found) = self
@@ -802,14 +857,21 @@ impl Approvals {
         Ok(None)
     }
 
-    /// Drops the request of a registered client that was deleted (by itself or an operator):
-    /// nobody is left to approve. A failure is logged; the request expires in time anyway.
-    pub(crate) async fn forget_client(&self, tenant: &Tenant, client_id: &ClientId, now: u64) {
+    /// Drops the request of a registered client an operator deleted (nobody is left to
+    /// approve), or that changed while it waited (the request shows what it was). A failure
+    /// is logged; the request expires in time anyway.
+    pub(crate) async fn forget_client(
+        &self,
+        tenant: &Tenant,
+        client_id: &ClientId,
+        reason: &str,
+        now: u64,
+    ) {
         let id = format!("client.{}", client_id.as_str());
         match self.withdraw(tenant, &id, None, now).await {
             Ok(Some(reference)) => {
                 tracing::info!(target: "audit", event = "approval_request_dropped", tenant = %tenant.id,
-                    client_id = %client_id, reference = %reference, reason = "the client was deleted");
+                    client_id = %client_id, reference = %reference, reason);
             }
             Ok(None) => {}
             Err(e) => {

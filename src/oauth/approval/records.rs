@@ -55,10 +55,18 @@ pub struct RequestedClient {
     /// Who asked for this client first (a host's request lists documents others asked for).
     #[serde(default)]
     pub asked_by: Requester,
+    /// The address of that user's browser, as the server saw it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub asked_from: Option<String>,
 }
 
 impl RequestedClient {
-    pub(crate) fn of(client: &ClientRecord, user: &Requester, now: u64) -> Self {
+    pub(crate) fn of(
+        client: &ClientRecord,
+        user: &Requester,
+        address: Option<&str>,
+        now: u64,
+    ) -> Self {
         let m = &client.metadata;
         Self {
             client_id: client.client_id.as_str().to_owned(),
@@ -77,6 +85,7 @@ impl RequestedClient {
             apps: client.apps.clone(),
             first_requested_at: now,
             asked_by: user.clone(),
+            asked_from: address.map(str::to_owned),
         }
     }
 }
@@ -126,6 +135,7 @@ impl ApprovalRequest {
         &mut self,
         client: &ClientRecord,
         user: &Requester,
+        address: Option<&str>,
         user_digest: &str,
         now: u64,
     ) -> Option<RequestedClient> {
@@ -133,7 +143,7 @@ impl ApprovalRequest {
         let mut added = None;
         if !self.clients.iter().any(|c| c.client_id == id) {
             if self.clients.len() < MAX_CLIENTS_PER_REQUEST {
-                let new = RequestedClient::of(client, user, now);
+                let new = RequestedClient::of(client, user, address, now);
                 self.clients.push(new.clone());
                 added = Some(new);
             } else {

@@ -223,12 +223,13 @@ pub(crate) fn chat_safe(s: &str) -> String {
 }
 
 /// What the IdP or a fetch vouches for (a sign-in name, a verified host) in a chat message:
-/// the marks of addresses and host names are kept, Markdown and HTML are not.
+/// letters, digits and the `.`, `-` and `@` of addresses and host names; Markdown and HTML
+/// marks (`_` included) become `?`.
 pub(crate) fn chat_safe_name(s: &str) -> String {
     s.chars()
         .take(120)
         .map(|c| {
-            if c.is_alphanumeric() || matches!(c, '.' | '-' | '@' | '_') {
+            if c.is_alphanumeric() || matches!(c, '.' | '-' | '@') {
                 c
             } else {
                 '?'
@@ -298,7 +299,7 @@ pub(crate) fn payload(
         "cimd_host": request.cimd_host,
         "client": client_json(client),
         "user": user_json(user),
-        "address": request.first_address,
+        "address": client.asked_from,
         "text": format!(
             "{name}{from} asks for access to {} on behalf of {who}. Reference {}.",
             chat_safe(tenant_name), request.reference

@@ -423,7 +423,13 @@ impl Metrics {
         ] {
             self.approval_requests.with_label_values(&[tenant, outcome]);
         }
-        for decision in ["approved", "denied", "host_approved", "host_denied", "removed"] {
+        for decision in [
+            "approved",
+            "denied",
+            "host_approved",
+            "host_denied",
+            "removed",
+        ] {
             self.approval_decisions
                 .with_label_values(&[tenant, decision]);
         }

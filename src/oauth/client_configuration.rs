@@ -161,15 +161,17 @@ impl AuthServer {
             &tenant.config,
             &ClientFacts::of(&metadata, None),
         );
-        let approval_reset =
-            client.approval == crate::domain::ApprovalStatus::Approved && looks_different && requires;
+        let approval_reset = client.approval == crate::domain::ApprovalStatus::Approved
+            && looks_different
+            && requires;
         if approval_reset {
             client.approval = crate::domain::ApprovalStatus::Pending;
         }
         // A waiting client that changed: its request shows what it was, so it goes, and the
         // next sign-in asks again with what it is now.
-        let stale_request =
-            client.approval == crate::domain::ApprovalStatus::Pending && looks_different && !approval_reset;
+        let stale_request = client.approval == crate::domain::ApprovalStatus::Pending
+            && looks_different
+            && !approval_reset;
         client.metadata = metadata;
         if !self
             .records

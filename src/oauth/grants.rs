@@ -185,7 +185,12 @@ impl AuthServer {
         }
         self.registry
             .approvals()
-            .forget_client(tenant, client_id, "an administrator deleted the client", now)
+            .forget_client(
+                tenant,
+                client_id,
+                "an administrator deleted the client",
+                now,
+            )
             .await;
         self.revoke_grants(&tenant.id, &GrantFilter::Client(client_id.clone()), now)
             .await

@@ -565,6 +565,17 @@ async fn a_whole_cimd_host_is_approved() {
         ) >= 1.0,
         "{metrics}"
     );
+    // Then the whole host denied: the document approved with it is refused from then on.
+    let (ok, said, err) = run(&["clients", "deny", "--host", "localhost"]).await;
+    assert!(
+        ok && said.contains("denied every client of localhost"),
+        "{said}{err}"
+    );
+    let attempt = authorize_url(&w.app, "contoso", &client, "files.read", "ann");
+    let Landing::Client(back) = Browser::new().go(&attempt.url, client.prefix()).await else {
+        panic!("a loopback client is told");
+    };
+    assert_eq!(param(&back, "error").as_deref(), Some("access_denied"));
     w.stop().await;
 }
 
@@ -760,11 +771,25 @@ async fn a_denied_client_cannot_redeem_an_old_code_or_refresh() {
     assert_eq!(status, 400, "{body}");
     assert_eq!(body["error"], "invalid_client_metadata");
     crate::helpers::assert_described(&body, "denied");
-    let (status, _) = w
+    let (status, other) = w
         .app
-        .register("contoso", &json!({"client_name": "Turncoat 2", "redirect_uris": ["http://127.0.0.1/cb"], "token_endpoint_auth_method": "none"}))
+        .register("contoso", &json!({"client_name": "Turncoat 2", "redirect_uris": ["http://127.0.0.1/cb"], "grant_types": ["authorization_code", "refresh_token"], "token_endpoint_auth_method": "none"}))
         .await;
     assert_eq!(status, 201);
+    // Nor by updating another registration into its look.
+    let mut into = again.clone();
+    into["client_id"] = other["client_id"].clone();
+    let res = w
+        .app
+        .http
+        .put(other["registration_client_uri"].as_str().unwrap())
+        .bearer_auth(other["registration_access_token"].as_str().unwrap())
+        .json(&into)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 400);
+    crate::helpers::assert_described(&res.json::<Value>().await.unwrap(), "denied");
     // An administrator who changes their mind lets it register again.
     let (status, _) = w
         .app
@@ -959,9 +984,19 @@ async fn a_client_that_changes_itself_waits_again_and_a_deleted_one_leaves_the_q
     let (status, body) = update(json!({"client_id": id, "client_name": "Microsoft Teams", "redirect_uris": ["http://127.0.0.1/cb", "https://teams.example/cb"], "token_endpoint_auth_method": "none"})).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(approval_of(&w, &id).await, "pending");
-    let page = held(&w, &client, "ann").await;
-    let reference = reference_on(&page);
-    // It deletes itself: its request goes with it.
+    let first = reference_on(&held(&w, &client, "ann").await);
+    // Waiting, it changes again: the request showed what it was, so it goes; the next
+    // sign-in asks anew, with what it is now.
+    let (status, body) = update(json!({"client_id": id, "client_name": "Microsoft Teams 2", "redirect_uris": ["http://127.0.0.1/cb", "https://teams.example/cb"], "token_endpoint_auth_method": "none"})).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(pending(&w).await["total"], 0, "the stale request is gone");
+    let reference = reference_on(&held(&w, &client, "ann").await);
+    assert_ne!(reference, first);
+    assert_eq!(
+        pending(&w).await["pending"][0]["clients"][0]["claimed_name"],
+        "Microsoft Teams 2"
+    );
+    // It deletes itself: its request stays, counted against its user, until it is decided.
     let res = w
         .app
         .http
@@ -971,7 +1006,7 @@ async fn a_client_that_changes_itself_waits_again_and_a_deleted_one_leaves_the_q
         .await
         .unwrap();
     assert_eq!(res.status(), 204);
-    assert_eq!(pending(&w).await["total"], 0);
+    assert_eq!(pending(&w).await["total"], 1);
     let (status, answer) = w
         .app
         .admin_json(
@@ -980,7 +1015,12 @@ async fn a_client_that_changes_itself_waits_again_and_a_deleted_one_leaves_the_q
             Some(json!({"client": reference})),
         )
         .await;
-    assert_eq!(status, 400, "{answer}");
+    assert_eq!(
+        (status, answer["decision"].as_str()),
+        (200, Some("removed")),
+        "{answer}"
+    );
+    assert_eq!(pending(&w).await["total"], 0);
     w.stop().await;
 }
 

@@ -463,7 +463,7 @@ impl Approvals {
             status: ApprovalStatus::Approved,
             by: by.to_owned(),
             at: now,
-            apps: apps.clone(),
+            apps,
         };
         let decided = match target {
             Target::Host(host) => {
@@ -472,28 +472,7 @@ impl Approvals {
                         "a host's clients keep the mapping rules' apps; approve one client to choose its app".into(),
                     ));
                 }
-                let host = checked_host(host)?;
-                self.decide_host(
-                    tenant,
-                    &host,
-                    |d| {
-                        d.host = Some(decision.clone());
-                        Ok(())
-                    },
-                    now,
-                )
-                .await?;
-                let reference = self
-                    .withdraw(tenant, &host_request_id(&host), None, now)
-                    .await?;
-                Decided {
-                    decision: "host_approved",
-                    client_id: None,
-                    cimd_host: Some(host),
-                    reference,
-                    host_denied: false,
-                    apps,
-                }
+                self.decide_whole_host(tenant, host, decision, now).await?
             }
             Target::Client(named) => {
                 let client_id = self.resolve_target(tenant, named, now).await?;
@@ -526,30 +505,7 @@ impl Approvals {
         };
         let decided = match target {
             // A whole host, approved before or not: its documents' own approvals stay.
-            Target::Host(host) => {
-                let host = checked_host(host)?;
-                self.decide_host(
-                    tenant,
-                    &host,
-                    |d| {
-                        d.host = Some(decision.clone());
-                        Ok(())
-                    },
-                    now,
-                )
-                .await?;
-                let reference = self
-                    .withdraw(tenant, &host_request_id(&host), None, now)
-                    .await?;
-                Decided {
-                    decision: "host_denied",
-                    client_id: None,
-                    cimd_host: Some(host),
-                    reference,
-                    host_denied: true,
-                    apps: BTreeMap::new(),
-                }
-            }
+            Target::Host(host) => self.decide_whole_host(tenant, host, decision, now).await?,
             Target::Client(named) => {
                 let client_id = self.resolve_target(tenant, named, now).await?;
                 self.decide_client(tenant, &client_id, decision, now)
@@ -561,6 +517,44 @@ impl Approvals {
             .with_label_values(&[tenant.id.as_str(), decided.decision])
             .inc();
         Ok(decided)
+    }
+
+    /// A decision on every document of a host (its documents' own decisions still come
+    /// first); the host's request leaves the queue.
+    async fn decide_whole_host(
+        &self,
+        tenant: &Tenant,
+        host: &str,
+        decision: Decision,
+        now: u64,
+    ) -> Result<Decided, AdminError> {
+        let host = checked_host(host)?;
+        let denied = decision.status == ApprovalStatus::Denied;
+        self.decide_host(
+            tenant,
+            &host,
+            |d| {
+                d.host = Some(decision.clone());
+                Ok(())
+            },
+            now,
+        )
+        .await?;
+        let reference = self
+            .withdraw(tenant, &host_request_id(&host), None, now)
+            .await?;
+        Ok(Decided {
+            decision: if denied {
+                "host_denied"
+            } else {
+                "host_approved"
+            },
+            client_id: None,
+            cimd_host: Some(host),
+            reference,
+            host_denied: denied,
+            apps: BTreeMap::new(),
+        })
     }
 
     async fn decide_client(

@@ -6,6 +6,7 @@ pub mod admin;
 pub mod admin_cli;
 pub mod app;
 pub mod audit_log;
+pub mod clock;
 pub mod config;
 pub mod crypto;
 pub mod dev_idp;

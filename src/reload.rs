@@ -328,7 +328,7 @@ fn report_certificates(upstream: &UpstreamClient, loaded: &[Arc<Tenant>]) {
     use crate::crypto::app_key::CertificateDeadline;
     let gauge = &crate::metrics::metrics().credential_expiry;
     gauge.reset();
-    let now = crate::app::unix_now();
+    let now = crate::clock::unix_now();
     for (tenant, app, not_after) in upstream.certificate_expiries() {
         if !loaded.iter().any(|t| &t.id == tenant) {
             continue;

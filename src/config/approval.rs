@@ -67,6 +67,16 @@ impl Default for ApprovalSettings {
 /// The shortest key accepted for the webhook's signature.
 const MIN_WEBHOOK_SECRET_LEN: usize = 32;
 
+impl Approval {
+    /// What it means for the clients it applies to, for `check`.
+    pub(crate) fn describe(self) -> &'static str {
+        match self {
+            Approval::None => "are usable at once",
+            Approval::Admin => "wait for an administrator's approval",
+        }
+    }
+}
+
 impl ApprovalSettings {
     /// Checks the settings and reads the webhook's key when `read_secret`: `(field, message)`
     /// for each problem.
@@ -128,49 +138,4 @@ impl ApprovalSettings {
         }
         problems
     }
-}
-
-fn describe(approval: Approval) -> &'static str {
-    match approval {
-        Approval::None => "are usable at once",
-        Approval::Admin => "wait for an administrator's approval",
-    }
-}
-
-/// What `check` says about approval, one line each: off is said too (it is the default that
-/// lets any client in), and every exception.
-pub(crate) fn summary(config: &super::tenant::TenantConfig) -> Vec<String> {
-    let r = &config.registration;
-    let mut lines = vec![match r.approval {
-        Approval::None => "approval: off: new clients are usable at once (approval = \"admin\" makes them wait for an administrator)".to_owned(),
-        Approval::Admin => format!(
-            "approval: new clients wait for an administrator (approval = \"admin\"); at most {} requests wait, each for {}",
-            config.approval.max_pending,
-            humantime::format_duration(config.approval.pending_lifetime)
-        ),
-    }];
-    for entry in &r.cimd_approval {
-        let hosts: Vec<String> = entry.hosts.iter().map(ToString::to_string).collect();
-        lines.push(format!(
-            "approval: the clients of {} {} (cimd_approval)",
-            hosts.join(", "),
-            describe(entry.approval)
-        ));
-    }
-    for (i, rule) in config.mapping.iter().enumerate() {
-        if let Some(approval) = rule.approval {
-            lines.push(format!(
-                "approval: the clients mapping[{i}] maps onto {} {}",
-                rule.app,
-                describe(approval)
-            ));
-        }
-    }
-    if let Some(url) = &config.approval.webhook_url {
-        lines.push(format!(
-            "approval: each new request is announced to {} (signed webhook)",
-            url.host_str().unwrap_or_default()
-        ));
-    }
-    lines
 }

@@ -6,7 +6,8 @@ use std::collections::HashSet;
 
 use serde::Deserialize;
 
-use super::tenant::{AppConfig, ResourceConfig};
+use super::app::AppConfig;
+use super::resource::ResourceConfig;
 use crate::domain::ResourceUri;
 use crate::domain::scope::is_scope_token;
 

@@ -1,11 +1,13 @@
 //! Configuration: server settings and tenant files (parsed and validated, problems with file and field).
 
+pub(crate) mod app;
 pub mod approval;
 pub mod downstream_api;
 pub mod entra_checklist;
 pub mod entra_plan;
 pub mod grant_lifetime;
 pub(crate) mod host_pattern;
+pub mod resource;
 pub mod resource_server;
 pub mod server;
 pub mod tenant;

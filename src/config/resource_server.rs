@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use jsonwebtoken::jwk::JwkSet;
 use serde::Deserialize;
 
-use super::tenant::ResourceConfig;
+use super::resource::ResourceConfig;
 use crate::crypto::HandleKey;
 
 #[derive(Clone, Debug, Deserialize)]

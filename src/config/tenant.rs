@@ -1,7 +1,7 @@
 //! Tenant files: `tenants/<tenant-id>.toml`, one per tenant. The schema is documented in
 //! `docs/tenants.md`; `load_tenants` parses every file and reports every problem at once.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::HashSet;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -9,10 +9,14 @@ use std::time::Duration;
 use serde::Deserialize;
 use url::Url;
 
+pub(crate) use super::app::AppConfig;
+pub(crate) use super::app::{CredentialConfig, SecretMethod, SigningAlgorithm};
 use super::downstream_api::DownstreamApi;
 use super::host_pattern::HostPattern;
+pub use super::resource::ResourceConfig;
+pub(crate) use super::resource::ScopeConfig;
 use super::resource_server::ResourceServerConfig;
-use super::token_mode::{TokenMode, TokenSigningAlg};
+use super::token_mode::TokenSigningAlg;
 use super::trusted_issuer::TrustedIssuer;
 use crate::domain::scope::is_scope_token;
 use crate::domain::tenant_id::TenantId;
@@ -175,7 +179,7 @@ impl Tenant {
                 join(&r.cimd_trusted_hosts)
             ));
         }
-        lines.extend(super::approval::summary(&self.config));
+        lines.extend(approval_summary(&self.config));
         if !self.config.trusted_issuers.is_empty() {
             let issuers: Vec<&str> = self
                 .config
@@ -229,6 +233,44 @@ impl Tenant {
     pub fn resource(&self, uri: &str) -> Option<&ResourceConfig> {
         self.config.resources.iter().find(|r| r.uri.matches(uri))
     }
+}
+
+/// What `check` says about approval, one line each: off is said too (it is the default that
+/// lets any client in), and every exception.
+fn approval_summary(config: &TenantConfig) -> Vec<String> {
+    use super::approval::Approval;
+    let r = &config.registration;
+    let mut lines = vec![match r.approval {
+        Approval::None => "approval: off: new clients are usable at once (approval = \"admin\" makes them wait for an administrator)".to_owned(),
+        Approval::Admin => format!(
+            "approval: new clients wait for an administrator (approval = \"admin\"); at most {} requests wait, each for {}",
+            config.approval.max_pending,
+            humantime::format_duration(config.approval.pending_lifetime)
+        ),
+    }];
+    for entry in &r.cimd_approval {
+        lines.push(format!(
+            "approval: the clients of {} {} (cimd_approval)",
+            join(&entry.hosts),
+            entry.approval.describe()
+        ));
+    }
+    for (i, rule) in config.mapping.iter().enumerate() {
+        if let Some(approval) = rule.approval {
+            lines.push(format!(
+                "approval: the clients mapping[{i}] maps onto {} {}",
+                rule.app,
+                approval.describe()
+            ));
+        }
+    }
+    if let Some(url) = &config.approval.webhook_url {
+        lines.push(format!(
+            "approval: each new request is announced to {} (signed webhook)",
+            url.host_str().unwrap_or_default()
+        ));
+    }
+    lines
 }
 
 /// The contents of a tenant file.
@@ -398,117 +440,6 @@ impl UpstreamConfig {
             }),
         }
     }
-}
-
-/// A static app registration at the IdP that ephemeral clients are mapped onto.
-#[derive(Clone, Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct AppConfig {
-    pub(crate) name: String,
-    pub(crate) client_id: String,
-    /// Upstream scope strings this app may request; empty means any scope of the resources.
-    #[serde(default)]
-    pub(crate) scopes: Vec<String>,
-    pub(crate) credential: CredentialConfig,
-}
-
-/// How the shim authenticates as an app at the IdP's token endpoint. Secrets are referenced,
-/// never written in the file.
-#[derive(Clone, Debug, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
-pub(crate) enum CredentialConfig {
-    ClientSecret {
-        secret_env: Option<String>,
-        secret_file: Option<PathBuf>,
-        #[serde(default)]
-        method: SecretMethod,
-    },
-    PrivateKeyJwt {
-        certificate_file: PathBuf,
-        key_file: PathBuf,
-        #[serde(default)]
-        algorithm: SigningAlgorithm,
-    },
-    /// A workload- or managed-identity token, read from the file on every use.
-    Federated {
-        assertion_file: PathBuf,
-    },
-    /// An Azure managed identity trusted by the app as a federated credential
-    /// (`upstream/managed_identity.rs`).
-    ManagedIdentity {
-        /// A user-assigned identity's client id; none means the system-assigned identity.
-        client_id: Option<String>,
-        /// An instance-metadata-style token endpoint to ask instead of the platform's own.
-        endpoint: Option<String>,
-        /// The assertion's audience; default `api://AzureADTokenExchange` (the public cloud).
-        audience: Option<String>,
-    },
-    None,
-}
-
-#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
-#[serde(rename_all = "snake_case")]
-pub(crate) enum SecretMethod {
-    #[default]
-    Basic,
-    Post,
-}
-
-#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
-pub(crate) enum SigningAlgorithm {
-    #[default]
-    PS256,
-    RS256,
-}
-
-/// An MCP server the tenant fronts (an RFC 8707 resource).
-#[derive(Clone, Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ResourceConfig {
-    pub uri: ResourceUri,
-    pub(crate) name: Option<String>,
-    #[serde(default)]
-    pub(crate) default: bool,
-    pub(crate) scopes: Vec<ScopeConfig>,
-    /// MCP-facing scope names granted when a request names none; empty means all.
-    #[serde(default)]
-    pub(crate) default_scopes: Vec<String>,
-    /// For `oidc` and `dev` upstreams: the RFC 8707 `resource` to send upstream (the API
-    /// identifier the IdP knows). Never sent to Entra, which takes the resource from the scopes.
-    pub(crate) upstream_resource: Option<String>,
-    /// What the client receives as its access token (`token_mode.rs`).
-    #[serde(default)]
-    pub token: TokenMode,
-    /// Lifetime of a minted access token.
-    #[serde(default, with = "humantime_serde")]
-    pub token_lifetime: Option<Duration>,
-    /// Claims copied from the IdP's ID token into minted tokens: upstream name → name in the
-    /// token (`roles = "roles"`, `upn = "email"`).
-    #[serde(default)]
-    pub claims: BTreeMap<String, String>,
-    /// Whether each refresh of a minted token also refreshes at the IdP (default true), so that
-    /// a user disabled or blocked there loses access at the next refresh.
-    #[serde(default)]
-    pub refresh_upstream: Option<bool>,
-    /// The `[[downstream_apis]]` its MCP server may reach by token exchange, by name.
-    #[serde(default)]
-    pub exchange: Vec<String>,
-    /// This resource's grants' absolute lifetime, instead of the tenant's `[grants]`.
-    #[serde(default, with = "humantime_serde")]
-    pub grant_lifetime: Option<Duration>,
-    /// This resource's grants' idle lifetime, instead of the tenant's `[grants]`.
-    #[serde(default, with = "humantime_serde")]
-    pub grant_idle_lifetime: Option<Duration>,
-}
-
-/// One MCP-facing scope name and the upstream scope string it stands for.
-#[derive(Clone, Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct ScopeConfig {
-    pub(crate) name: String,
-    pub(crate) upstream: String,
-    /// Said on the consent page ("Read your files").
-    pub(crate) description: Option<String>,
 }
 
 /// A mapping rule: when every condition given matches, the client is mapped to `app`.

@@ -11,8 +11,8 @@ use url::Url;
 use crate::domain::is_https_or_loopback;
 
 use super::host_pattern::HostPattern;
+use super::resource::ResourceConfig;
 use super::resource_server::read_jwks_file;
-use super::tenant::ResourceConfig;
 
 /// The longest an ID-JAG may live (`exp` − `iat`) unless the issuer's table says otherwise.
 pub const DEFAULT_MAX_ASSERTION_LIFETIME: Duration = Duration::from_secs(600);

@@ -7,10 +7,10 @@ use actix_web::http::header::LOCATION;
 use actix_web::{HttpRequest, HttpResponse, web};
 
 use super::DevIdps;
+use crate::clock::unix_now;
 use crate::http::body::read_form;
 use crate::http::error::not_found;
 use crate::http::pages::{error_page, page};
-use crate::http::state::unix_now;
 use maud::html;
 
 /// Registers the dev IdP's routes (the app data `web::Data<DevIdps>` must be set).

@@ -5,7 +5,6 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 use std::num::NonZeroU32;
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use actix_web::web;
 use arc_swap::ArcSwap;
@@ -20,13 +19,7 @@ use crate::oauth::registration::ClientRegistry;
 use crate::store::Records;
 use crate::upstream::UpstreamDirectory;
 
-/// Seconds since the Unix epoch: the clock handlers read once per request and pass down.
-pub fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
-}
+pub use crate::clock::unix_now;
 
 /// Everything a request handler may need.
 pub struct AppState {

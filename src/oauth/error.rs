@@ -136,6 +136,11 @@ impl OAuthError {
     }
 }
 
+/// `invalid_grant` (RFC 6749 §5.2): the code, refresh token or assertion is not acceptable.
+pub(crate) fn invalid_grant(why: impl Into<String>) -> OAuthError {
+    OAuthError::new(ErrorCode::InvalidGrant, why)
+}
+
 #[cfg(test)]
 mod description_tests {
     use super::*;

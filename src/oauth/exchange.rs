@@ -12,11 +12,11 @@
 use serde_json::{Value, json};
 
 use super::client_auth::ClientCredentials;
+use super::error::invalid_grant;
 use super::error::{ErrorCode, OAuthError};
 use super::params::Params;
 use super::records::{ExchangeGrant, Family, FamilyId};
 use super::server::AuthServer;
-use super::token::invalid_grant;
 use crate::config::Tenant;
 use crate::config::downstream_api::DownstreamApi;
 use crate::domain::{ResourceUri, ScopeSet};
@@ -25,7 +25,6 @@ use crate::store::Versioned;
 use crate::upstream::provider::Provider;
 use crate::upstream::tokens::UpstreamTokens;
 
-pub(crate) const TOKEN_EXCHANGE: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
 const ACCESS_TOKEN_TYPE: &str = "urn:ietf:params:oauth:token-type:access_token";
 const JWT_TYPE: &str = "urn:ietf:params:oauth:token-type:jwt";
 

@@ -47,25 +47,7 @@ fn summary(id: FamilyId, f: crate::store::Versioned<Family>) -> GrantSummary {
     }
 }
 
-/// Why an operator's change was refused.
-#[derive(Debug, thiserror::Error)]
-pub(crate) enum AdminError {
-    #[error("no such client in this tenant")]
-    UnknownClient,
-    #[error("no such grant in this tenant")]
-    UnknownGrant,
-    #[error("no app named '{0}' in this tenant")]
-    UnknownApp(String),
-    #[error("no resource '{0}' in this tenant")]
-    UnknownResource(String),
-    #[error("the client changed while it was being updated; try again")]
-    Conflict,
-    /// The request cannot be done as asked; the text says why and what to do instead.
-    #[error("{0}")]
-    Refused(String),
-    #[error(transparent)]
-    Store(#[from] StoreError),
-}
+pub(crate) use super::admin_error::AdminError;
 
 impl AuthServer {
     /// The tenant's grants that match `filter`, oldest first: every one of them (a listing

@@ -21,21 +21,20 @@ use serde_json::{Map, Value};
 
 use super::client_assertion::signed_claims;
 use super::client_auth::ClientCredentials;
+use super::error::invalid_grant;
 use super::error::{ErrorCode, OAuthError};
 use super::minted::TokenSubject;
 use super::params::Params;
 use super::records::{Family, FamilyId};
 use super::scopes::app_may_have;
 use super::server::AuthServer;
-use super::token::{invalid_grant, token_response};
+use super::token_response::token_response;
 use crate::config::Tenant;
 use crate::config::tenant::{AppConfig, ResourceConfig};
 use crate::config::trusted_issuer::TrustedIssuer;
 use crate::domain::{ClientRecord, ScopeSet};
 use crate::upstream::tokens::UpstreamTokens;
 
-/// RFC 7523 §2.1.
-pub(crate) const JWT_BEARER_GRANT: &str = "urn:ietf:params:oauth:grant-type:jwt-bearer";
 /// What the metadata's `authorization_grant_profiles_supported` lists.
 pub(crate) const ID_JAG_PROFILE: &str = "urn:ietf:params:oauth:grant-profile:id-jag";
 const ID_JAG_TYPE: &str = "oauth-id-jag+jwt";

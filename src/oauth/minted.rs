@@ -9,7 +9,6 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use super::callback::{IdTokenUser, check_id_token};
 use super::error::{ErrorCode, OAuthError};
 use super::records::{Family, FamilyId, RefreshRecord};
 use super::server::AuthServer;
@@ -19,6 +18,7 @@ use crate::crypto::Handle;
 use crate::domain::{ClientId, ClientRecord, ResourceUri, ScopeSet};
 use crate::minting::access_token::{Grant, Invalid, Minted, mint, verify};
 use crate::minting::{KeyError, SigningKeys};
+use crate::upstream::id_token::{IdTokenUser, check_id_token};
 use crate::upstream::tokens::UpstreamTokens;
 
 /// What is sealed behind a code: the IdP's tokens and, for a minted resource, what its

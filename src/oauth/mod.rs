@@ -2,6 +2,7 @@
 //! documents, mapping to apps, metadata, and the login flow (authorize → consent → callback →
 //! token → refresh → revoke) over the store and the upstream client.
 
+pub(crate) mod admin_error;
 pub mod approval;
 pub(crate) mod authorize;
 pub(crate) mod callback;
@@ -28,6 +29,7 @@ pub(crate) mod scopes;
 pub(crate) mod server;
 pub(crate) mod token;
 pub(crate) mod token_request;
+pub(crate) mod token_response;
 pub(crate) mod upstream_errors;
 
 pub use error::{ErrorCode, OAuthError};

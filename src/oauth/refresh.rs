@@ -10,14 +10,15 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
 use super::client_auth::ClientCredentials;
+use super::error::invalid_grant;
 use super::error::{ErrorCode, OAuthError};
 use super::minted::{minted_resource, resource_of_grant};
 use super::params::Params;
 use super::records::{Family, FamilyId, RefreshLease, RefreshRecord, RefreshState};
 use super::scopes::narrow;
 use super::server::AuthServer;
-use super::token::{invalid_grant, token_response};
 use super::token_request::RefreshRequest;
+use super::token_response::token_response;
 use crate::config::Tenant;
 use crate::crypto::Handle;
 use crate::domain::{ClientRecord, ScopeSet};
@@ -633,10 +634,7 @@ fn issued_to(
 /// Seconds since the Unix epoch now (a lease is timed by the clock while it waits, not by the
 /// request's start).
 fn wall_clock() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
+    crate::clock::unix_now()
 }
 
 /// A token leased in a shared store (`lease_token`). Given back (the record written again

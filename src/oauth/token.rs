@@ -12,37 +12,22 @@ use serde_json::{Map, Value, json};
 
 use super::client_auth::ClientCredentials;
 use super::error::{ErrorCode, OAuthError};
-use super::exchange::TOKEN_EXCHANGE;
-use super::id_jag::JWT_BEARER_GRANT;
 use super::minted::{SealedGrant, TokenSubject, minted_resource, resource_of_grant};
 use super::params::Params;
 use super::records::{
     AuthCode, Family, FamilyId, PendingAuthorization, RefreshRecord, RefreshState,
 };
 use super::server::AuthServer;
-use super::token_request::{CodeRedemption, TokenRequest, grant_type};
+use super::token_request::{
+    CodeRedemption, JWT_BEARER_GRANT, TOKEN_EXCHANGE, TokenRequest, grant_type,
+};
 use crate::config::Tenant;
 use crate::crypto::{Handle, HandleKey};
-use crate::domain::{ClientRecord, ScopeSet};
+use crate::domain::ClientRecord;
 use crate::store::{Versioned, WriteGroup};
-use crate::upstream::tokens::UpstreamTokens;
 
-pub(crate) fn invalid_grant(why: impl Into<String>) -> OAuthError {
-    OAuthError::new(ErrorCode::InvalidGrant, why)
-}
-
-/// The successful token response (RFC 6749 §5.1), without a refresh token.
-pub(crate) fn token_response(tokens: &UpstreamTokens, scopes: &ScopeSet) -> Value {
-    let mut response = json!({
-        "access_token": tokens.access_token,
-        "token_type": "Bearer",
-        "scope": scopes.to_string(),
-    });
-    if let Some(e) = tokens.expires_in {
-        response["expires_in"] = json!(e);
-    }
-    response
-}
+use super::error::invalid_grant;
+use super::token_response::token_response;
 
 /// The record a token request names, read while its client is authenticated (`first_look`).
 enum FirstLook {

@@ -9,6 +9,10 @@ use super::params::Params;
 use crate::crypto::Handle;
 use crate::domain::GrantType;
 
+/// RFC 7523 §2.1.
+pub(crate) const JWT_BEARER_GRANT: &str = "urn:ietf:params:oauth:grant-type:jwt-bearer";
+pub(crate) const TOKEN_EXCHANGE: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
+
 /// The grant a token request asks for, with the parameters that grant takes. No `Debug`: a
 /// redemption carries the PKCE verifier.
 pub(crate) enum TokenRequest {

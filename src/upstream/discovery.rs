@@ -13,6 +13,7 @@ use crate::config::tenant::UpstreamConfig;
 use crate::domain::TenantId;
 use crate::net::fetch::error_chain;
 
+use super::endpoints::UpstreamEndpoints;
 use super::http::{UpstreamHttp, is_certificate_error};
 use super::provider::Provider;
 
@@ -36,16 +37,6 @@ impl UpstreamStatus {
             _ => true,
         }
     }
-}
-
-/// Where to send users and token requests for one tenant.
-#[derive(Clone, Debug)]
-pub(crate) struct UpstreamEndpoints {
-    pub(crate) issuer: String,
-    pub(crate) authorization_endpoint: String,
-    pub(crate) token_endpoint: String,
-    /// Whether `offline_access` is asked for upstream.
-    pub(crate) offers_refresh: bool,
 }
 
 static GENERATION: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);

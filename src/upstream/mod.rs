@@ -4,12 +4,15 @@
 
 pub(crate) mod credentials;
 pub mod discovery;
+pub(crate) mod endpoints;
 pub(crate) mod entra;
 pub(crate) mod error;
 pub mod http;
+pub(crate) mod id_token;
 pub(crate) mod managed_identity;
 pub mod probe;
 pub mod provider;
 pub(crate) mod tokens;
 
-pub(crate) use discovery::{UpstreamDirectory, UpstreamEndpoints};
+pub(crate) use discovery::UpstreamDirectory;
+pub(crate) use endpoints::UpstreamEndpoints;

@@ -16,7 +16,7 @@ use crate::config::downstream_api::DownstreamApi;
 use crate::config::tenant::{ResourceConfig, UpstreamConfig};
 use crate::domain::ScopeSet;
 
-use super::discovery::UpstreamEndpoints;
+use super::endpoints::UpstreamEndpoints;
 
 /// One tenant's upstream, by kind.
 #[derive(Clone, Copy)]

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::credentials::LoadedCredential;
-use super::discovery::UpstreamEndpoints;
+use super::endpoints::UpstreamEndpoints;
 use super::error::{IdpError, UpstreamError};
 use super::http::UpstreamHttp;
 use crate::config::Tenant;

@@ -23,8 +23,8 @@ use records::{
     RequestedClient, Requester, host_request_id, likeness, request_id,
 };
 
+use super::admin_error::AdminError;
 use super::error::{ErrorCode, OAuthError};
-use super::grants::AdminError;
 use super::mapping::ClientFacts;
 use crate::config::Tenant;
 use crate::domain::{ApprovalStatus, ClientId, ClientRecord, TenantId};

@@ -166,7 +166,7 @@ impl Delivery {
     /// One POST, signed at the time it is sent (a retry carries a fresh timestamp and the same
     /// delivery id).
     async fn attempt(&self) -> Result<(), Failure> {
-        let timestamp = crate::http::state::unix_now();
+        let timestamp = crate::clock::unix_now();
         let signed = signature(
             self.secret.expose_secret().as_bytes(),
             timestamp,

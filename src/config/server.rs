@@ -71,6 +71,13 @@ pub struct Settings {
     pub login_starts_per_minute: u32,
 }
 
+/// Logins one source address (an IPv6 /64) may start per minute by default
+/// (`--login-starts-per-minute`, applied by `http/login_limits.rs`): generous, since a
+/// company's users may all come through one NAT address. One browser (its CSRF cookie) may
+/// start a tenth of it, one IPv6 /48 ten times it. At the default one address holds at most
+/// 6,000 ten-minute transactions (about 8 MB).
+pub const DEFAULT_LOGIN_STARTS_PER_MINUTE: u32 = 600;
+
 impl Settings {
     /// Settings with every option at its default: `serve`'s defaults, for the offline admin
     /// commands, the tests and the benchmarks, which change the few they need.
@@ -100,7 +107,7 @@ impl Settings {
             watch_tenants: false,
             store: None,
             store_password_file: None,
-            login_starts_per_minute: crate::http::login_limits::DEFAULT_PER_SOURCE_PER_MINUTE,
+            login_starts_per_minute: DEFAULT_LOGIN_STARTS_PER_MINUTE,
         }
     }
 

@@ -15,11 +15,7 @@ use std::num::NonZeroU32;
 
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 
-/// Logins one source address (an IPv6 /64) may start per minute by default
-/// (`--login-starts-per-minute`): generous, since a company's users may all come through one
-/// NAT address. One browser (its CSRF cookie) may start a tenth of it, one IPv6 /48 ten times
-/// it. At the default one address holds at most 6,000 ten-minute transactions (about 8 MB).
-pub const DEFAULT_PER_SOURCE_PER_MINUTE: u32 = 600;
+pub use crate::config::server::DEFAULT_LOGIN_STARTS_PER_MINUTE as DEFAULT_PER_SOURCE_PER_MINUTE;
 
 /// Which limit refused a login.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

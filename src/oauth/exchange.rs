@@ -9,7 +9,7 @@
 //! trade-off is in SECURITY.md). Refreshes and exchanges of one login use and replace that one
 //! copy, one at a time per server (the family lock).
 
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use super::client_auth::ClientCredentials;
 use super::error::invalid_grant;
@@ -17,6 +17,7 @@ use super::error::{ErrorCode, OAuthError};
 use super::params::Params;
 use super::records::{ExchangeGrant, Family, FamilyId};
 use super::server::AuthServer;
+use super::token_response::TokenResponse;
 use crate::config::Tenant;
 use crate::config::downstream_api::DownstreamApi;
 use crate::domain::{ResourceUri, ScopeSet};
@@ -133,7 +134,7 @@ impl AuthServer {
         form: &Params,
         creds: &ClientCredentials,
         now: u64,
-    ) -> Result<Value, OAuthError> {
+    ) -> Result<TokenResponse, OAuthError> {
         let caller = self
             .authenticate_resource_server(tenant, form, creds, now)
             .await?;
@@ -211,16 +212,7 @@ impl AuthServer {
             .await;
         tracing::info!(target: "audit", event = "token_exchanged", tenant = %tenant.id, resource_server = %caller.client_id,
             client_id = text("client_id"), subject = text("sub"), api = %api.name);
-        let mut response = json!({
-            "access_token": tokens.access_token,
-            "issued_token_type": ACCESS_TOKEN_TYPE,
-            "token_type": "Bearer",
-            "scope": scopes.to_string(),
-        });
-        if let Some(e) = tokens.expires_in {
-            response["expires_in"] = json!(e);
-        }
-        Ok(response)
+        Ok(TokenResponse::bearer(&tokens, &scopes).issued_as(ACCESS_TOKEN_TYPE))
     }
 
     /// The IdP refresh with the API's scopes. An IdP refusal is not a revocation here (an API

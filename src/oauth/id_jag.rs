@@ -28,7 +28,7 @@ use super::params::Params;
 use super::records::{Family, FamilyId};
 use super::scopes::app_may_have;
 use super::server::AuthServer;
-use super::token_response::token_response;
+use super::token_response::TokenResponse;
 use crate::config::Tenant;
 use crate::config::tenant::{AppConfig, ResourceConfig};
 use crate::config::trusted_issuer::TrustedIssuer;
@@ -66,7 +66,7 @@ impl AuthServer {
         form: &Params,
         creds: &ClientCredentials,
         now: u64,
-    ) -> Result<Value, OAuthError> {
+    ) -> Result<TokenResponse, OAuthError> {
         let client = self.authenticate_client(tenant, form, creds, now).await?;
         super::approval::usable(&client)?;
         if !client.metadata.token_endpoint_auth_method.is_confidential() {
@@ -231,7 +231,7 @@ impl AuthServer {
         resource: &ResourceConfig,
         scopes: &ScopeSet,
         now: u64,
-    ) -> Result<Value, OAuthError> {
+    ) -> Result<TokenResponse, OAuthError> {
         let family_id = FamilyId::generate();
         let family = Family {
             client_id: client.client_id.clone(),
@@ -267,7 +267,7 @@ impl AuthServer {
         };
         self.mint_into(tenant, resource, &who, &mut tokens, now)
             .await?;
-        Ok(token_response(&tokens, scopes))
+        Ok(TokenResponse::bearer(&tokens, scopes))
     }
 }
 

@@ -7,7 +7,7 @@
 //! and rotate: successor, rotated record and family committed together.
 
 use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value, json};
+use serde_json::{Map, Value};
 
 use super::client_auth::ClientCredentials;
 use super::error::invalid_grant;
@@ -18,7 +18,7 @@ use super::records::{Family, FamilyId, RefreshLease, RefreshRecord, RefreshState
 use super::scopes::narrow;
 use super::server::AuthServer;
 use super::token_request::RefreshRequest;
-use super::token_response::token_response;
+use super::token_response::TokenResponse;
 use crate::config::Tenant;
 use crate::crypto::Handle;
 use crate::domain::{ClientRecord, ScopeSet};
@@ -31,7 +31,7 @@ pub const REFRESH_GRACE_SECONDS: u64 = 60;
 
 /// The successful token response the shim gave, kept sealed for grace-window retries.
 #[derive(Clone, Serialize, Deserialize)]
-struct IssuedResponse(Value);
+struct IssuedResponse(TokenResponse);
 
 fn unknown_token() -> OAuthError {
     invalid_grant("the refresh token is unknown, expired or revoked")
@@ -45,7 +45,7 @@ impl AuthServer {
         req: RefreshRequest,
         first_look: Option<Versioned<RefreshRecord>>,
         now: u64,
-    ) -> Result<Value, OAuthError> {
+    ) -> Result<TokenResponse, OAuthError> {
         let result = self
             .refresh_steps(tenant, client, req, first_look, now)
             .await;
@@ -67,7 +67,7 @@ impl AuthServer {
         req: RefreshRequest,
         first_look: Option<Versioned<RefreshRecord>>,
         now: u64,
-    ) -> Result<Value, OAuthError> {
+    ) -> Result<TokenResponse, OAuthError> {
         let first_look = issued_to(client, first_look)?;
         // What the request alone decides is checked before anything is leased or written (a
         // token's resource never changes).
@@ -214,7 +214,7 @@ impl AuthServer {
         current: Versioned<RefreshRecord>,
         family: Versioned<Family>,
         now: u64,
-    ) -> Result<Value, OAuthError> {
+    ) -> Result<TokenResponse, OAuthError> {
         let token = &req.refresh_token;
         let rec = &current.value;
         let resource = match resource_of_grant(tenant, &rec.resource, rec.is_minted()) {
@@ -357,7 +357,7 @@ impl AuthServer {
         rotated_at: u64,
         sealed_response: &str,
         now: u64,
-    ) -> Result<Value, OAuthError> {
+    ) -> Result<TokenResponse, OAuthError> {
         if now <= rotated_at + REFRESH_GRACE_SECONDS {
             let issued: IssuedResponse = self
                 .sealer
@@ -434,7 +434,7 @@ impl AuthServer {
         minted_claims: Option<&Map<String, Value>>,
         now: u64,
         until: u64,
-    ) -> Result<Option<Value>, OAuthError> {
+    ) -> Result<Option<TokenResponse>, OAuthError> {
         let rec = &current.value;
         let successor = Handle::generate();
         let next_upstream = tokens.refresh_token.clone().unwrap_or(upstream_refresh);
@@ -447,8 +447,7 @@ impl AuthServer {
             sealed_claims: minted_claims.map(|c| self.seal_minted_claims(&successor, c)),
             ..rec.clone()
         };
-        let mut response = token_response(tokens, granted);
-        response["refresh_token"] = json!(successor.expose());
+        let response = TokenResponse::bearer(tokens, granted).with_refresh_token(&successor);
         let rotated = RefreshRecord {
             state: RefreshState::Rotated {
                 at: now,

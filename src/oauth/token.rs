@@ -8,7 +8,7 @@
 //! refresh token together before handing out the IdP's access token (passthrough) and the
 //! shim's own refresh token.
 
-use serde_json::{Map, Value, json};
+use serde_json::{Map, Value};
 
 use super::client_auth::ClientCredentials;
 use super::error::{ErrorCode, OAuthError};
@@ -27,7 +27,7 @@ use crate::domain::ClientRecord;
 use crate::store::{Versioned, WriteGroup};
 
 use super::error::invalid_grant;
-use super::token_response::token_response;
+use super::token_response::TokenResponse;
 
 /// The record a token request names, read while its client is authenticated (`first_look`).
 enum FirstLook {
@@ -45,7 +45,7 @@ impl AuthServer {
         form: &Params,
         creds: &ClientCredentials,
         now: u64,
-    ) -> Result<Value, OAuthError> {
+    ) -> Result<TokenResponse, OAuthError> {
         // Two grants are not a registered client's code or refresh grant: the ID-JAG grant
         // (where the tenant trusts an enterprise IdP) and token exchange (a resource server's,
         // where a resource allows it). Elsewhere they stay unsupported, as `grant_type` says.
@@ -120,7 +120,7 @@ impl AuthServer {
         req: CodeRedemption,
         stored: Option<Box<Versioned<AuthCode>>>,
         now: u64,
-    ) -> Result<Value, OAuthError> {
+    ) -> Result<TokenResponse, OAuthError> {
         let code = self.find_unused_code(tenant, client, stored, now).await?;
         check_code_binding(&code.value, client, &req, now)?;
         let resource = match resource_of_grant(
@@ -229,7 +229,7 @@ impl AuthServer {
             &claimed.value,
             claimed.expires_at,
         )?;
-        let mut response = token_response(&tokens, &r.scopes);
+        let mut response = TokenResponse::bearer(&tokens, &r.scopes);
         if let (true, Some(family_id), Some(upstream_refresh)) =
             (refreshable, family_id, &tokens.refresh_token)
         {
@@ -243,13 +243,13 @@ impl AuthServer {
                 now,
                 grant_until,
             )?;
-            response["refresh_token"] = json!(refresh.expose());
+            response = response.with_refresh_token(&refresh);
         }
         if !self.records.write_all(group, now).await? {
             return Err(self.lost_claim(tenant, &key, now).await);
         }
         tracing::info!(target: "audit", event = "token_issued", grant = "authorization_code", tenant = %tenant.id, client_id = %client.client_id,
-            app = %r.app, subject = subject.as_deref().unwrap_or(""), refresh = response.get("refresh_token").is_some());
+            app = %r.app, subject = subject.as_deref().unwrap_or(""), refresh = response.has_refresh_token());
         Ok(response)
     }
 

@@ -487,6 +487,7 @@ async fn a_key_rotation_publishes_first_signs_later_and_retires_the_old_key() {
         .token(&tenant, &form, &creds, after_time)
         .await
         .unwrap();
+    let after = serde_json::to_value(after).unwrap();
     let after_at = after["access_token"].as_str().unwrap();
     assert_eq!(header_of(after_at)["kid"], new_kid);
     validate(&jwks, &issuer, FILES, after_at).unwrap();

@@ -17,6 +17,7 @@ use super::error::{ErrorCode, OAuthError};
 use super::params::Params;
 use super::records::{ExchangeGrant, Family, FamilyId};
 use super::server::AuthServer;
+use super::token_request::{ACCESS_TOKEN_TYPE, ExchangeRequest};
 use super::token_response::TokenResponse;
 use crate::config::Tenant;
 use crate::config::downstream_api::DownstreamApi;
@@ -25,9 +26,6 @@ use crate::minting::access_token::{Invalid, verify};
 use crate::store::Versioned;
 use crate::upstream::provider::Provider;
 use crate::upstream::tokens::UpstreamTokens;
-
-const ACCESS_TOKEN_TYPE: &str = "urn:ietf:params:oauth:token-type:access_token";
-const JWT_TYPE: &str = "urn:ietf:params:oauth:token-type:jwt";
 
 /// RFC 8693 §2.2.2: a subject token that is invalid or unacceptable is `invalid_request`.
 fn unacceptable_subject(why: impl std::fmt::Display) -> OAuthError {
@@ -40,58 +38,6 @@ fn invalid_target(why: impl Into<String>) -> OAuthError {
 
 fn seal_label(tenant: &Tenant, family: &FamilyId) -> String {
     format!("exchange {} {family}", tenant.id)
-}
-
-/// The parameters of an exchange request (RFC 8693 §2.1).
-struct ExchangeRequest<'a> {
-    subject_token: &'a str,
-    resource: Option<&'a str>,
-    audience: Option<&'a str>,
-    scope: Option<&'a str>,
-}
-
-fn parse(form: &Params) -> Result<ExchangeRequest<'_>, OAuthError> {
-    let subject_token = form
-        .get("subject_token")
-        .filter(|t| !t.is_empty())
-        .ok_or_else(|| OAuthError::invalid_request("subject_token is required"))?;
-    match form.get("subject_token_type") {
-        Some(ACCESS_TOKEN_TYPE | JWT_TYPE) => {}
-        Some(other) => {
-            return Err(OAuthError::invalid_request(format!(
-                "subject_token_type '{other}' is not accepted; the subject token is an access token the shim minted ({ACCESS_TOKEN_TYPE})"
-            )));
-        }
-        None => {
-            return Err(OAuthError::invalid_request(
-                "subject_token_type is required",
-            ));
-        }
-    }
-    if let Some(t) = form.get("requested_token_type")
-        && t != ACCESS_TOKEN_TYPE
-    {
-        return Err(OAuthError::invalid_request(format!(
-            "requested_token_type '{t}' is not offered; only {ACCESS_TOKEN_TYPE}"
-        )));
-    }
-    if form.get("actor_token").is_some() || form.get("actor_token_type").is_some() {
-        return Err(OAuthError::invalid_request(
-            "actor_token is not supported: the calling resource server is the actor",
-        ));
-    }
-    let request = ExchangeRequest {
-        subject_token,
-        resource: form.get("resource"),
-        audience: form.get("audience"),
-        scope: form.get("scope"),
-    };
-    if request.resource.is_none() && request.audience.is_none() {
-        return Err(OAuthError::invalid_request(
-            "name the downstream API with resource (its uri) or audience (its name)",
-        ));
-    }
-    Ok(request)
 }
 
 impl AuthServer {
@@ -138,7 +84,7 @@ impl AuthServer {
         let caller = self
             .authenticate_resource_server(tenant, form, creds, now)
             .await?;
-        let req = parse(form)?;
+        let req = ExchangeRequest::parse(form)?;
         let api = tenant
             .downstream_api(req.resource, req.audience)
             .ok_or_else(|| {

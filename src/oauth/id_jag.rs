@@ -20,14 +20,13 @@ use serde::de::IgnoredAny;
 use serde_json::{Map, Value};
 
 use super::client_assertion::signed_claims;
-use super::client_auth::ClientCredentials;
 use super::error::invalid_grant;
 use super::error::{ErrorCode, OAuthError};
 use super::minted::TokenSubject;
-use super::params::Params;
 use super::records::{Family, FamilyId};
 use super::scopes::app_may_have;
 use super::server::AuthServer;
+use super::token_request::JwtBearerRequest;
 use super::token_response::TokenResponse;
 use crate::config::Tenant;
 use crate::config::tenant::{AppConfig, ResourceConfig};
@@ -60,15 +59,14 @@ struct IdJag<'t> {
 
 impl AuthServer {
     /// `grant_type=urn:ietf:params:oauth:grant-type:jwt-bearer` with an ID-JAG.
+    /// The client is authenticated and approved (`token.rs`).
     pub(crate) async fn id_jag_grant(
         &self,
         tenant: &Tenant,
-        form: &Params,
-        creds: &ClientCredentials,
+        client: &ClientRecord,
+        req: JwtBearerRequest<'_>,
         now: u64,
     ) -> Result<TokenResponse, OAuthError> {
-        let client = self.authenticate_client(tenant, form, creds, now).await?;
-        super::approval::usable(&client)?;
         if !client.metadata.token_endpoint_auth_method.is_confidential() {
             return Err(OAuthError::new(
                 ErrorCode::UnauthorizedClient,
@@ -87,8 +85,8 @@ impl AuthServer {
                 "this client may not use the ID-JAG grant; the tenant file names the clients that may",
             ));
         }
-        let assertion = form
-            .get("assertion")
+        let assertion = req
+            .assertion
             .filter(|a| !a.is_empty())
             .ok_or_else(|| OAuthError::invalid_request("assertion is required"))?;
         if assertion.len() > MAX_ASSERTION_BYTES {
@@ -97,15 +95,15 @@ impl AuthServer {
                 MAX_ASSERTION_BYTES / 1024
             )));
         }
-        let jag = self.verify_id_jag(tenant, &client, assertion, now).await?;
-        let resource = granted_resource(tenant, jag.resource.as_deref(), form.get("resource"))?;
-        let app = super::authorize::mapped_app(tenant, &client, resource)?;
-        let scopes = granted_scopes(resource, app, jag.scope.as_deref(), form.get("scope"))?;
-        self.spend_id_jag(tenant, &client, &jag, now).await?;
+        let jag = self.verify_id_jag(tenant, client, assertion, now).await?;
+        let resource = granted_resource(tenant, jag.resource.as_deref(), req.resource)?;
+        let app = super::authorize::mapped_app(tenant, client, resource)?;
+        let scopes = granted_scopes(resource, app, jag.scope.as_deref(), req.scope)?;
+        self.spend_id_jag(tenant, client, &jag, now).await?;
         let response = self
-            .issue_for_id_jag(tenant, &client, &jag, resource, &scopes, now)
+            .issue_for_id_jag(tenant, client, &jag, resource, &scopes, now)
             .await?;
-        self.registry.record_use(tenant, &client, now).await;
+        self.registry.record_use(tenant, client, now).await;
         tracing::info!(target: "audit", event = "id_jag_grant", tenant = %tenant.id, issuer = %jag.issuer.issuer,
             subject = %jag.subject, client_id = %client.client_id, resource = %resource.uri, scope = %scopes);
         Ok(response)

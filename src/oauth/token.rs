@@ -19,7 +19,8 @@ use super::records::{
 };
 use super::server::AuthServer;
 use super::token_request::{
-    CodeRedemption, JWT_BEARER_GRANT, TOKEN_EXCHANGE, TokenRequest, grant_type,
+    CodeRedemption, Grant, JwtBearerRequest, OfferedGrants, RefreshRequest, TokenRequest,
+    grant_type,
 };
 use crate::config::Tenant;
 use crate::crypto::{Handle, HandleKey};
@@ -29,16 +30,17 @@ use crate::store::{Versioned, WriteGroup};
 use super::error::invalid_grant;
 use super::token_response::TokenResponse;
 
-/// The record a token request names, read while its client is authenticated (`first_look`).
-enum FirstLook {
-    Code(Option<Box<Versioned<AuthCode>>>),
-    Refresh(Option<Box<Versioned<RefreshRecord>>>),
-    /// The request did not parse; its error is answered.
-    Nothing,
+/// A client's token request with the record it names, read while the client is
+/// authenticated (`prepare`).
+enum Prepared<'f> {
+    Code(CodeRedemption, Option<Box<Versioned<AuthCode>>>),
+    Refresh(RefreshRequest, Option<Box<Versioned<RefreshRecord>>>),
+    JwtBearer(JwtBearerRequest<'f>),
 }
 
 impl AuthServer {
-    /// `POST /{tenant}/token`.
+    /// `POST /{tenant}/token`: the grant type, then who authenticates for that grant, then the
+    /// grant's own module (`redeem_code` here, `refresh.rs`, `id_jag.rs`, `exchange.rs`).
     pub async fn token(
         &self,
         tenant: &Tenant,
@@ -46,41 +48,32 @@ impl AuthServer {
         creds: &ClientCredentials,
         now: u64,
     ) -> Result<TokenResponse, OAuthError> {
-        // Two grants are not a registered client's code or refresh grant: the ID-JAG grant
-        // (where the tenant trusts an enterprise IdP) and token exchange (a resource server's,
-        // where a resource allows it). Elsewhere they stay unsupported, as `grant_type` says.
-        if form.repeated.is_empty() {
-            match form.get("grant_type") {
-                Some(JWT_BEARER_GRANT) if tenant.trusts_issuers() => {
-                    return self.id_jag_grant(tenant, form, creds, now).await;
-                }
-                Some(TOKEN_EXCHANGE) if tenant.offers_token_exchange() => {
-                    return self.exchange(tenant, form, creds, now).await;
-                }
-                _ => {}
-            }
-        }
-        let grant = grant_type(form)?;
+        let offered = OfferedGrants {
+            jwt_bearer: tenant.trusts_issuers(),
+            token_exchange: tenant.offers_token_exchange(),
+        };
+        let grant = match grant_type(form, offered)? {
+            Grant::TokenExchange => return self.exchange(tenant, form, creds, now).await,
+            Grant::Client(grant) => grant,
+        };
         let request = TokenRequest::parse(grant, form);
         // The record the grant names is read while the client is authenticated, two reads at
         // once; it is used only once authentication succeeded, and a client error comes first.
-        let (client, first_look) = tokio::join!(
+        let (client, prepared) = tokio::join!(
             self.authenticate_client(tenant, form, creds, now),
-            self.first_look(tenant, request.as_ref().ok(), now),
+            self.prepare(tenant, request, now),
         );
         let client = client?;
         // A client an administrator has not approved (or denied) gets nothing, whatever it
         // holds: a code or refresh token from before a denial is worth nothing either.
         super::approval::usable(&client)?;
-        let response = match (request?, first_look?) {
-            (TokenRequest::AuthorizationCode(r), FirstLook::Code(code)) => {
-                self.redeem_code(tenant, &client, r, code, now).await?
-            }
-            (TokenRequest::RefreshToken(r), FirstLook::Refresh(token)) => {
+        let response = match prepared? {
+            Prepared::Code(r, code) => self.redeem_code(tenant, &client, r, code, now).await?,
+            Prepared::Refresh(r, token) => {
                 self.refresh(tenant, &client, r, token.map(|b| *b), now)
                     .await?
             }
-            _ => return Err(OAuthError::server_error()),
+            Prepared::JwtBearer(r) => return self.id_jag_grant(tenant, &client, r, now).await,
         };
         // The tokens are already stored: a failed touch must not turn them into an error (the
         // client would retry the code, a replay that revokes them). The client's life is
@@ -89,27 +82,32 @@ impl AuthServer {
         Ok(response)
     }
 
-    /// The record a token request names: its code or its refresh token, as stored now.
-    async fn first_look(
+    /// The request with the record it names (its code or its refresh token, as stored now);
+    /// a request that did not parse is answered with its error, after the client's.
+    async fn prepare<'f>(
         &self,
         tenant: &Tenant,
-        request: Option<&TokenRequest>,
+        request: Result<TokenRequest<'f>, OAuthError>,
         now: u64,
-    ) -> Result<FirstLook, crate::store::StoreError> {
-        Ok(match request {
-            Some(TokenRequest::AuthorizationCode(r)) => FirstLook::Code(
-                self.records
+    ) -> Result<Prepared<'f>, OAuthError> {
+        Ok(match request? {
+            TokenRequest::AuthorizationCode(r) => {
+                let code = self
+                    .records
                     .get::<AuthCode>(&tenant.id, &r.code.key(), now)
                     .await?
-                    .map(Box::new),
-            ),
-            Some(TokenRequest::RefreshToken(r)) => FirstLook::Refresh(
-                self.records
+                    .map(Box::new);
+                Prepared::Code(r, code)
+            }
+            TokenRequest::RefreshToken(r) => {
+                let token = self
+                    .records
                     .get::<RefreshRecord>(&tenant.id, &r.refresh_token.key(), now)
                     .await?
-                    .map(Box::new),
-            ),
-            None => FirstLook::Nothing,
+                    .map(Box::new);
+                Prepared::Refresh(r, token)
+            }
+            TokenRequest::JwtBearer(r) => Prepared::JwtBearer(r),
         })
     }
 

@@ -1,6 +1,6 @@
 //! `[[trusted_issuers]]`: enterprise IdPs whose Identity Assertion JWT Authorization Grants
 //! (ID-JAG, MCP's Enterprise-Managed Authorization) a tenant accepts at its token endpoint,
-//! and which clients may present them (`oauth/id_jag.rs`).
+//! and which clients may present them (`oauth/token/id_jag.rs`).
 
 use std::sync::Arc;
 use std::time::Duration;

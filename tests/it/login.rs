@@ -447,7 +447,8 @@ async fn refresh_rotates_with_a_grace_window_and_reuse_revokes_the_family() {
 
     // Reuse after the grace window: the whole family is revoked.
     let tenant = w.app.tenant("contoso");
-    let later = dcr_shim::app::unix_now() + dcr_shim::oauth::refresh::REFRESH_GRACE_SECONDS + 5;
+    let later =
+        dcr_shim::app::unix_now() + dcr_shim::oauth::token::refresh::REFRESH_GRACE_SECONDS + 5;
     let form = dcr_shim::oauth::params::Params::parse(&format!(
         "grant_type=refresh_token&refresh_token={rt1}&client_id={}",
         client.id

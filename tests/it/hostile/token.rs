@@ -496,7 +496,7 @@ async fn hostile_token() {
         "the same successor"
     );
     total += 1;
-    let later = unix_now() + dcr_shim::oauth::refresh::REFRESH_GRACE_SECONDS + 1;
+    let later = unix_now() + dcr_shim::oauth::token::refresh::REFRESH_GRACE_SECONDS + 1;
     assert_eq!(
         token_at(&app, &refresh_body(&a), later).await.unwrap_err(),
         ErrorCode::InvalidGrant,

@@ -9,19 +9,19 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use super::client_auth::ClientCredentials;
-use super::error::invalid_grant;
-use super::error::{ErrorCode, OAuthError};
-use super::minted::{minted_resource, resource_of_grant};
-use super::params::Params;
-use super::records::{Family, FamilyId, RefreshLease, RefreshRecord, RefreshState};
-use super::scopes::narrow;
-use super::server::AuthServer;
-use super::token_request::RefreshRequest;
-use super::token_response::TokenResponse;
+use super::request::RefreshRequest;
+use super::response::TokenResponse;
 use crate::config::Tenant;
 use crate::crypto::Handle;
 use crate::domain::{ClientRecord, ScopeSet};
+use crate::oauth::client_auth::ClientCredentials;
+use crate::oauth::error::invalid_grant;
+use crate::oauth::error::{ErrorCode, OAuthError};
+use crate::oauth::minted::{minted_resource, resource_of_grant};
+use crate::oauth::params::Params;
+use crate::oauth::records::{Family, FamilyId, RefreshLease, RefreshRecord, RefreshState};
+use crate::oauth::scopes::narrow;
+use crate::oauth::server::AuthServer;
 use crate::store::{Versioned, WriteGroup};
 use crate::upstream::provider::Provider;
 use crate::upstream::tokens::UpstreamTokens;
@@ -392,7 +392,7 @@ impl AuthServer {
         let (endpoints, app) = self.upstream_app(tenant, &rec.app)?;
         let scopes =
             Provider::of(tenant).refresh_scopes(granted_upstream, endpoints.offers_refresh);
-        let resource = super::authorize::upstream_resource(tenant, &rec.resource);
+        let resource = crate::oauth::authorize::upstream_resource(tenant, &rec.resource);
         match self
             .upstream()
             .refresh(
@@ -413,7 +413,7 @@ impl AuthServer {
                     self.revoke_family(tenant, &rec.family_id, "idp_refused", now)
                         .await?;
                 }
-                Err(super::upstream_errors::to_token_client(&e))
+                Err(crate::oauth::upstream_errors::to_token_client(&e))
             }
         }
     }

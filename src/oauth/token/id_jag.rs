@@ -19,19 +19,19 @@ use jsonwebtoken::Algorithm;
 use serde::de::IgnoredAny;
 use serde_json::{Map, Value};
 
-use super::client_assertion::signed_claims;
-use super::error::invalid_grant;
-use super::error::{ErrorCode, OAuthError};
-use super::minted::TokenSubject;
-use super::records::{Family, FamilyId};
-use super::scopes::app_may_have;
-use super::server::AuthServer;
-use super::token_request::JwtBearerRequest;
-use super::token_response::TokenResponse;
+use super::request::JwtBearerRequest;
+use super::response::TokenResponse;
 use crate::config::Tenant;
 use crate::config::tenant::{AppConfig, ResourceConfig};
 use crate::config::trusted_issuer::TrustedIssuer;
 use crate::domain::{ClientRecord, ScopeSet};
+use crate::oauth::client_assertion::signed_claims;
+use crate::oauth::error::invalid_grant;
+use crate::oauth::error::{ErrorCode, OAuthError};
+use crate::oauth::minted::TokenSubject;
+use crate::oauth::records::{Family, FamilyId};
+use crate::oauth::scopes::app_may_have;
+use crate::oauth::server::AuthServer;
 use crate::upstream::tokens::UpstreamTokens;
 
 /// What the metadata's `authorization_grant_profiles_supported` lists.
@@ -97,7 +97,7 @@ impl AuthServer {
         }
         let jag = self.verify_id_jag(tenant, client, assertion, now).await?;
         let resource = granted_resource(tenant, jag.resource.as_deref(), req.resource)?;
-        let app = super::authorize::mapped_app(tenant, client, resource)?;
+        let app = crate::oauth::authorize::mapped_app(tenant, client, resource)?;
         let scopes = granted_scopes(resource, app, jag.scope.as_deref(), req.scope)?;
         self.spend_id_jag(tenant, client, &jag, now).await?;
         let response = self
@@ -241,7 +241,7 @@ impl AuthServer {
             issuer: Some(jag.issuer.issuer.clone()),
         };
         let mut group = crate::store::WriteGroup::default();
-        super::family_index::insert_family(
+        crate::oauth::family_index::insert_family(
             &mut group,
             &tenant.id,
             &family_id,
@@ -254,7 +254,11 @@ impl AuthServer {
         }
         let mut tokens = UpstreamTokens::none();
         let mut claims = Map::new();
-        super::minted::add_login_claims(&mut claims, jag.amr.as_ref(), Some(&jag.issuer.issuer));
+        crate::oauth::minted::add_login_claims(
+            &mut claims,
+            jag.amr.as_ref(),
+            Some(&jag.issuer.issuer),
+        );
         let who = TokenSubject {
             subject: &jag.subject,
             client_id: &client.client_id,

@@ -1,117 +1,26 @@
-//! The token endpoint (OAuth 2.1 §3.2, §4.1.3) for the `authorization_code` grant; the
-//! `refresh_token` grant and revocation are in `refresh.rs`.
-//!
-//! `token`: read the grant type and the grant's parameters, authenticate the client while the
-//! record the grant names is read (an authentication error is answered first), run the grant.
-//! `redeem_code`: find the code (a replay revokes the family it started), check it was issued
-//! for this client, redirect URI, resource and PKCE verifier, then commit family, claim and
-//! refresh token together before handing out the IdP's access token (passthrough) and the
-//! shim's own refresh token.
+//! The `authorization_code` grant (OAuth 2.1 §4.1.3): find the code (a replay revokes the
+//! family it started), check it was issued for this client, redirect URI, resource and PKCE
+//! verifier, then commit family, claim and refresh token together before handing out the
+//! access token (the IdP's, or one the shim mints) and the shim's own refresh token.
 
 use serde_json::{Map, Value};
 
-use super::client_auth::ClientCredentials;
-use super::error::{ErrorCode, OAuthError};
-use super::minted::{SealedGrant, TokenSubject, minted_resource, resource_of_grant};
-use super::params::Params;
-use super::records::{
-    AuthCode, Family, FamilyId, PendingAuthorization, RefreshRecord, RefreshState,
-};
-use super::server::AuthServer;
-use super::token_request::{
-    CodeRedemption, Grant, JwtBearerRequest, OfferedGrants, RefreshRequest, TokenRequest,
-    grant_type,
-};
+use super::request::CodeRedemption;
+use super::response::TokenResponse;
 use crate::config::Tenant;
 use crate::crypto::{Handle, HandleKey};
 use crate::domain::ClientRecord;
+use crate::oauth::error::invalid_grant;
+use crate::oauth::error::{ErrorCode, OAuthError};
+use crate::oauth::minted::{SealedGrant, TokenSubject, minted_resource, resource_of_grant};
+use crate::oauth::records::{
+    AuthCode, Family, FamilyId, PendingAuthorization, RefreshRecord, RefreshState,
+};
+use crate::oauth::server::AuthServer;
 use crate::store::{Versioned, WriteGroup};
 
-use super::error::invalid_grant;
-use super::token_response::TokenResponse;
-
-/// A client's token request with the record it names, read while the client is
-/// authenticated (`prepare`).
-enum Prepared<'f> {
-    Code(CodeRedemption, Option<Box<Versioned<AuthCode>>>),
-    Refresh(RefreshRequest, Option<Box<Versioned<RefreshRecord>>>),
-    JwtBearer(JwtBearerRequest<'f>),
-}
-
 impl AuthServer {
-    /// `POST /{tenant}/token`: the grant type, then who authenticates for that grant, then the
-    /// grant's own module (`redeem_code` here, `refresh.rs`, `id_jag.rs`, `exchange.rs`).
-    pub async fn token(
-        &self,
-        tenant: &Tenant,
-        form: &Params,
-        creds: &ClientCredentials,
-        now: u64,
-    ) -> Result<TokenResponse, OAuthError> {
-        let offered = OfferedGrants {
-            jwt_bearer: tenant.trusts_issuers(),
-            token_exchange: tenant.offers_token_exchange(),
-        };
-        let grant = match grant_type(form, offered)? {
-            Grant::TokenExchange => return self.exchange(tenant, form, creds, now).await,
-            Grant::Client(grant) => grant,
-        };
-        let request = TokenRequest::parse(grant, form);
-        // The record the grant names is read while the client is authenticated, two reads at
-        // once; it is used only once authentication succeeded, and a client error comes first.
-        let (client, prepared) = tokio::join!(
-            self.authenticate_client(tenant, form, creds, now),
-            self.prepare(tenant, request, now),
-        );
-        let client = client?;
-        // A client an administrator has not approved (or denied) gets nothing, whatever it
-        // holds: a code or refresh token from before a denial is worth nothing either.
-        super::approval::usable(&client)?;
-        let response = match prepared? {
-            Prepared::Code(r, code) => self.redeem_code(tenant, &client, r, code, now).await?,
-            Prepared::Refresh(r, token) => {
-                self.refresh(tenant, &client, r, token.map(|b| *b), now)
-                    .await?
-            }
-            Prepared::JwtBearer(r) => return self.id_jag_grant(tenant, &client, r, now).await,
-        };
-        // The tokens are already stored: a failed touch must not turn them into an error (the
-        // client would retry the code, a replay that revokes them). The client's life is
-        // extended at a later request.
-        self.registry.record_use(tenant, &client, now).await;
-        Ok(response)
-    }
-
-    /// The request with the record it names (its code or its refresh token, as stored now);
-    /// a request that did not parse is answered with its error, after the client's.
-    async fn prepare<'f>(
-        &self,
-        tenant: &Tenant,
-        request: Result<TokenRequest<'f>, OAuthError>,
-        now: u64,
-    ) -> Result<Prepared<'f>, OAuthError> {
-        Ok(match request? {
-            TokenRequest::AuthorizationCode(r) => {
-                let code = self
-                    .records
-                    .get::<AuthCode>(&tenant.id, &r.code.key(), now)
-                    .await?
-                    .map(Box::new);
-                Prepared::Code(r, code)
-            }
-            TokenRequest::RefreshToken(r) => {
-                let token = self
-                    .records
-                    .get::<RefreshRecord>(&tenant.id, &r.refresh_token.key(), now)
-                    .await?
-                    .map(Box::new);
-                Prepared::Refresh(r, token)
-            }
-            TokenRequest::JwtBearer(r) => Prepared::JwtBearer(r),
-        })
-    }
-
-    async fn redeem_code(
+    pub(super) async fn redeem_code(
         &self,
         tenant: &Tenant,
         client: &ClientRecord,
@@ -195,7 +104,13 @@ impl AuthServer {
                 exchange,
                 issuer: None,
             };
-            super::family_index::insert_family(&mut group, &tenant.id, f, &family, Some(until))?;
+            crate::oauth::family_index::insert_family(
+                &mut group,
+                &tenant.id,
+                f,
+                &family,
+                Some(until),
+            )?;
         }
         if let (Some(resource), Some(family)) = (minted, &family_id) {
             // The callback issues no code for a minted resource without a subject: this code

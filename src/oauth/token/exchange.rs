@@ -11,18 +11,18 @@
 
 use serde_json::Value;
 
-use super::client_auth::ClientCredentials;
-use super::error::invalid_grant;
-use super::error::{ErrorCode, OAuthError};
-use super::params::Params;
-use super::records::{ExchangeGrant, Family, FamilyId};
-use super::server::AuthServer;
-use super::token_request::{ACCESS_TOKEN_TYPE, ExchangeRequest};
-use super::token_response::TokenResponse;
+use super::request::{ACCESS_TOKEN_TYPE, ExchangeRequest};
+use super::response::TokenResponse;
 use crate::config::Tenant;
 use crate::config::downstream_api::DownstreamApi;
 use crate::domain::{ResourceUri, ScopeSet};
 use crate::minting::access_token::{Invalid, verify};
+use crate::oauth::client_auth::ClientCredentials;
+use crate::oauth::error::invalid_grant;
+use crate::oauth::error::{ErrorCode, OAuthError};
+use crate::oauth::params::Params;
+use crate::oauth::records::{ExchangeGrant, Family, FamilyId};
+use crate::oauth::server::AuthServer;
 use crate::store::Versioned;
 use crate::upstream::provider::Provider;
 use crate::upstream::tokens::UpstreamTokens;
@@ -189,7 +189,7 @@ impl AuthServer {
             .await
             .map_err(|e| {
                 e.log(&tenant.id, &grant.app, "token exchange");
-                super::upstream_errors::to_token_client(&e)
+                crate::oauth::upstream_errors::to_token_client(&e)
             })
     }
 

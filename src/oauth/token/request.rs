@@ -7,9 +7,9 @@
 //! registered client for the code, refresh and JWT-bearer grants, a resource server for token
 //! exchange. Adding a grant is a variant here and a module that answers it (docs/architecture.md).
 
-use super::error::{ErrorCode, OAuthError};
-use super::params::Params;
 use crate::crypto::Handle;
+use crate::oauth::error::{ErrorCode, OAuthError};
+use crate::oauth::params::Params;
 
 /// RFC 7523 §2.1.
 pub(crate) const JWT_BEARER_GRANT: &str = "urn:ietf:params:oauth:grant-type:jwt-bearer";

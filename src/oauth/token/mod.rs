@@ -1,0 +1,109 @@
+//! The token endpoint (OAuth 2.1 §3.2): one module per grant. `token` reads the grant type
+//! (`request.rs`: the grants the tenant offers, and who authenticates for each), authenticates
+//! the client while the record the grant names is read (an authentication error is answered
+//! first), and runs the grant: `code.rs` (authorization code), `refresh.rs` (refresh token, and
+//! revocation), `id_jag.rs` (JWT bearer with an ID-JAG), `exchange.rs` (token exchange, for
+//! resource servers). Each answers a `response.rs::TokenResponse`.
+
+pub(crate) mod code;
+pub(crate) mod exchange;
+pub(crate) mod id_jag;
+pub mod refresh;
+pub(crate) mod request;
+pub mod response;
+
+use self::request::{
+    CodeRedemption, Grant, JwtBearerRequest, OfferedGrants, RefreshRequest, TokenRequest,
+    grant_type,
+};
+use crate::config::Tenant;
+use crate::oauth::client_auth::ClientCredentials;
+use crate::oauth::error::OAuthError;
+use crate::oauth::params::Params;
+use crate::oauth::records::{AuthCode, RefreshRecord};
+use crate::oauth::server::AuthServer;
+use crate::store::Versioned;
+
+use self::response::TokenResponse;
+
+/// A client's token request with the record it names, read while the client is
+/// authenticated (`prepare`).
+enum Prepared<'f> {
+    Code(CodeRedemption, Option<Box<Versioned<AuthCode>>>),
+    Refresh(RefreshRequest, Option<Box<Versioned<RefreshRecord>>>),
+    JwtBearer(JwtBearerRequest<'f>),
+}
+
+impl AuthServer {
+    /// `POST /{tenant}/token`: the grant type, then who authenticates for that grant, then the
+    /// grant's own module (`redeem_code` here, `refresh.rs`, `id_jag.rs`, `exchange.rs`).
+    pub async fn token(
+        &self,
+        tenant: &Tenant,
+        form: &Params,
+        creds: &ClientCredentials,
+        now: u64,
+    ) -> Result<TokenResponse, OAuthError> {
+        let offered = OfferedGrants {
+            jwt_bearer: tenant.trusts_issuers(),
+            token_exchange: tenant.offers_token_exchange(),
+        };
+        let grant = match grant_type(form, offered)? {
+            Grant::TokenExchange => return self.exchange(tenant, form, creds, now).await,
+            Grant::Client(grant) => grant,
+        };
+        let request = TokenRequest::parse(grant, form);
+        // The record the grant names is read while the client is authenticated, two reads at
+        // once; it is used only once authentication succeeded, and a client error comes first.
+        let (client, prepared) = tokio::join!(
+            self.authenticate_client(tenant, form, creds, now),
+            self.prepare(tenant, request, now),
+        );
+        let client = client?;
+        // A client an administrator has not approved (or denied) gets nothing, whatever it
+        // holds: a code or refresh token from before a denial is worth nothing either.
+        crate::oauth::approval::usable(&client)?;
+        let response = match prepared? {
+            Prepared::Code(r, code) => self.redeem_code(tenant, &client, r, code, now).await?,
+            Prepared::Refresh(r, token) => {
+                self.refresh(tenant, &client, r, token.map(|b| *b), now)
+                    .await?
+            }
+            Prepared::JwtBearer(r) => return self.id_jag_grant(tenant, &client, r, now).await,
+        };
+        // The tokens are already stored: a failed touch must not turn them into an error (the
+        // client would retry the code, a replay that revokes them). The client's life is
+        // extended at a later request.
+        self.registry.record_use(tenant, &client, now).await;
+        Ok(response)
+    }
+
+    /// The request with the record it names (its code or its refresh token, as stored now);
+    /// a request that did not parse is answered with its error, after the client's.
+    async fn prepare<'f>(
+        &self,
+        tenant: &Tenant,
+        request: Result<TokenRequest<'f>, OAuthError>,
+        now: u64,
+    ) -> Result<Prepared<'f>, OAuthError> {
+        Ok(match request? {
+            TokenRequest::AuthorizationCode(r) => {
+                let code = self
+                    .records
+                    .get::<AuthCode>(&tenant.id, &r.code.key(), now)
+                    .await?
+                    .map(Box::new);
+                Prepared::Code(r, code)
+            }
+            TokenRequest::RefreshToken(r) => {
+                let token = self
+                    .records
+                    .get::<RefreshRecord>(&tenant.id, &r.refresh_token.key(), now)
+                    .await?
+                    .map(Box::new);
+                Prepared::Refresh(r, token)
+            }
+            TokenRequest::JwtBearer(r) => Prepared::JwtBearer(r),
+        })
+    }
+}

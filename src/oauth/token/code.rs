@@ -299,3 +299,145 @@ fn check_code_binding(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crypto::pkce::S256Challenge;
+    use crate::domain::{ClientId, RedirectUri, ResourceUri, ScopeSet};
+
+    const VERIFIER: &str = "a-verifier-of-the-length-pkce-wants-0123456789";
+
+    fn client(id: &str) -> ClientRecord {
+        serde_json::from_value(serde_json::json!({
+            "client_id": id,
+            "source": {"kind": "dcr"},
+            "metadata": {
+                "redirect_uris": ["http://127.0.0.1/cb"],
+                "token_endpoint_auth_method": "none",
+                "grant_types": ["authorization_code"],
+                "response_types": ["code"],
+                "application_type": "native",
+            },
+            "apps": {},
+            "issued_at": 0,
+            "last_used_at": 0,
+        }))
+        .unwrap()
+    }
+
+    fn code(redirect_uri_given: bool) -> AuthCode {
+        AuthCode {
+            request: PendingAuthorization {
+                client_id: ClientId::new("c1"),
+                redirect_uri: RedirectUri::parse("http://127.0.0.1:4000/cb").unwrap(),
+                redirect_uri_given,
+                state: None,
+                code_challenge: S256Challenge::of(VERIFIER),
+                resource: ResourceUri::new("https://mcp.example.com/files"),
+                scopes: ScopeSet::default(),
+                upstream_scopes: ScopeSet::default(),
+                offline_access: false,
+                app: "a".into(),
+                prompt: None,
+                login_hint: None,
+                domain_hint: None,
+                claims: None,
+                max_age: None,
+                acr_values: None,
+                approval_epoch: 0,
+                approval_pending: false,
+            },
+            sealed_tokens: String::new(),
+            subject: None,
+            valid_until: 1_000,
+            used: false,
+            family_id: None,
+            minted: false,
+        }
+    }
+
+    fn redemption(
+        redirect_uri: Option<&str>,
+        verifier: Option<&str>,
+        resource: Option<&str>,
+    ) -> CodeRedemption {
+        CodeRedemption {
+            code: Handle::presented("code"),
+            redirect_uri: redirect_uri.map(str::to_owned),
+            code_verifier: verifier.map(str::to_owned),
+            resource: resource.map(str::to_owned),
+        }
+    }
+
+    fn refused(
+        code: &AuthCode,
+        client: &ClientRecord,
+        req: &CodeRedemption,
+        now: u64,
+    ) -> (ErrorCode, String) {
+        let e = check_code_binding(code, client, req, now).unwrap_err();
+        (e.code, e.description)
+    }
+
+    #[test]
+    fn a_code_binds_client_time_redirect_uri_resource_and_verifier() {
+        let (c1, good) = (
+            client("c1"),
+            redemption(Some("http://127.0.0.1:4000/cb"), Some(VERIFIER), None),
+        );
+        assert!(check_code_binding(&code(true), &c1, &good, 999).is_ok());
+        // The resource compared in normalized form (RFC 8707; `ResourceUri`).
+        let resource = redemption(
+            Some("http://127.0.0.1:4000/cb"),
+            Some(VERIFIER),
+            Some("HTTPS://MCP.example.com:443/files"),
+        );
+        assert!(check_code_binding(&code(true), &c1, &resource, 999).is_ok());
+        assert_eq!(
+            refused(&code(true), &client("c2"), &good, 999).0,
+            ErrorCode::InvalidGrant
+        );
+        let (error, why) = refused(&code(true), &c1, &good, 1_000);
+        assert_eq!(
+            (error, why.as_str()),
+            (
+                ErrorCode::InvalidGrant,
+                "the authorization code has expired"
+            )
+        );
+        let other_port = redemption(Some("http://127.0.0.1:4001/cb"), Some(VERIFIER), None);
+        assert_eq!(
+            refused(&code(true), &c1, &other_port, 999).0,
+            ErrorCode::InvalidGrant
+        );
+        let without = redemption(None, Some(VERIFIER), None);
+        assert_eq!(
+            refused(&code(true), &c1, &without, 999).0,
+            ErrorCode::InvalidRequest
+        );
+        assert!(
+            check_code_binding(&code(false), &c1, &without, 999).is_ok(),
+            "none was given at authorize"
+        );
+        let other_resource = redemption(None, Some(VERIFIER), Some("https://mcp.example.com/mail"));
+        assert_eq!(
+            refused(&code(false), &c1, &other_resource, 999).0,
+            ErrorCode::InvalidTarget
+        );
+        let no_verifier = redemption(None, None, None);
+        assert_eq!(
+            refused(&code(false), &c1, &no_verifier, 999).0,
+            ErrorCode::InvalidRequest
+        );
+        let wrong = redemption(
+            None,
+            Some("another-verifier-of-the-length-pkce-wants-012345"),
+            None,
+        );
+        assert_eq!(
+            refused(&code(false), &c1, &wrong, 999).0,
+            ErrorCode::InvalidGrant
+        );
+    }
+}

@@ -464,3 +464,213 @@ fn granted_scopes(
     }
     Ok(granted)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tenant() -> Tenant {
+        Tenant {
+            id: crate::domain::TenantId::parse("t").unwrap(),
+            file: "t.toml".into(),
+            issuer: "https://as.example/t".into(),
+            config: toml::from_str(
+                r#"
+                upstream = { kind = "dev" }
+                [[resources]]
+                uri = "https://mcp.example/files"
+                token = "minted"
+                scopes = [{ name = "files.read", upstream = "files.read" }]
+                "#,
+            )
+            .unwrap(),
+        }
+    }
+
+    fn issuer() -> TrustedIssuer {
+        toml::from_str(r#"issuer = "https://idp.example""#).unwrap()
+    }
+
+    fn client() -> ClientRecord {
+        serde_json::from_value(serde_json::json!({
+            "client_id": "agent",
+            "source": {"kind": "dcr"},
+            "metadata": {
+                "redirect_uris": ["https://agent.example/cb"],
+                "token_endpoint_auth_method": "client_secret_basic",
+                "grant_types": ["authorization_code"],
+                "response_types": ["code"],
+                "application_type": "web",
+            },
+            "apps": {},
+            "issued_at": 0,
+            "last_used_at": 0,
+        }))
+        .unwrap()
+    }
+
+    const NOW: u64 = 1_800_000_000;
+
+    fn claims(change: impl FnOnce(&mut Map<String, Value>)) -> Map<String, Value> {
+        let mut c = serde_json::json!({
+            "iss": "https://idp.example", "aud": "https://as.example/t", "sub": "u1",
+            "client_id": "agent", "jti": "j1", "iat": NOW - 10, "exp": NOW + 290,
+            "resource": "https://mcp.example/files", "scope": "files.read",
+        })
+        .as_object()
+        .unwrap()
+        .clone();
+        change(&mut c);
+        c
+    }
+
+    fn why(change: impl FnOnce(&mut Map<String, Value>)) -> String {
+        let (t, i, c) = (tenant(), issuer(), client());
+        match check_claims(&t, &c, &i, &claims(change), NOW) {
+            Ok(_) => "accepted".into(),
+            Err(e) => {
+                assert_eq!(e.code, ErrorCode::InvalidGrant);
+                e.description
+            }
+        }
+    }
+
+    #[test]
+    fn an_id_jags_claims_are_checked_one_by_one() {
+        let (t, i, c) = (tenant(), issuer(), client());
+        let jag = check_claims(&t, &c, &i, &claims(|_| {}), NOW).unwrap();
+        assert_eq!((jag.subject.as_str(), jag.jti.as_str()), ("u1", "j1"));
+        assert_eq!(jag.resource.as_deref(), Some("https://mcp.example/files"));
+        assert_eq!(jag.auth_time, NOW - 10, "iat when auth_time is absent");
+        // The issuer's trailing slash, and a one-element audience array, are accepted.
+        assert_eq!(
+            why(|c| {
+                c.insert("aud".into(), "https://as.example/t/".into());
+            }),
+            "accepted"
+        );
+        assert_eq!(
+            why(|c| {
+                c.insert("aud".into(), serde_json::json!(["https://as.example/t"]));
+            }),
+            "accepted"
+        );
+        for (change, expected) in [
+            (
+                Box::new(|c: &mut Map<String, Value>| {
+                    c.insert("aud".into(), "https://as.example/other".into());
+                }) as Box<dyn FnOnce(&mut Map<String, Value>)>,
+                "aud must be this tenant's issuer",
+            ),
+            (
+                Box::new(|c: &mut Map<String, Value>| {
+                    c.insert(
+                        "aud".into(),
+                        serde_json::json!(["https://as.example/t", "x"]),
+                    );
+                }),
+                "aud must be this tenant's issuer",
+            ),
+            (
+                Box::new(|c: &mut Map<String, Value>| {
+                    c.remove("exp");
+                }),
+                "exp is missing",
+            ),
+            (
+                Box::new(|c: &mut Map<String, Value>| {
+                    c.insert("exp".into(), (NOW - 61).into());
+                }),
+                "the assertion has expired",
+            ),
+            (
+                Box::new(|c: &mut Map<String, Value>| {
+                    c.remove("iat");
+                }),
+                "iat is missing",
+            ),
+            (
+                Box::new(|c: &mut Map<String, Value>| {
+                    c.insert("iat".into(), (NOW + 61).into());
+                }),
+                "not valid yet",
+            ),
+            (
+                Box::new(|c: &mut Map<String, Value>| {
+                    c.insert("nbf".into(), (NOW + 61).into());
+                }),
+                "not valid yet",
+            ),
+            (
+                Box::new(|c: &mut Map<String, Value>| {
+                    c.insert("exp".into(), (NOW + 3600).into());
+                }),
+                "longer than",
+            ),
+            (
+                Box::new(|c: &mut Map<String, Value>| {
+                    c.remove("sub");
+                }),
+                "sub is missing",
+            ),
+            (
+                Box::new(|c: &mut Map<String, Value>| {
+                    c.insert("sub".into(), "a\u{202E}b".into());
+                }),
+                "the claim 'sub' that names the user",
+            ),
+            (
+                Box::new(|c: &mut Map<String, Value>| {
+                    c.insert("client_id".into(), "another".into());
+                }),
+                "not the authenticated client",
+            ),
+            (
+                Box::new(|c: &mut Map<String, Value>| {
+                    c.remove("jti");
+                }),
+                "jti is missing",
+            ),
+            (
+                Box::new(|c: &mut Map<String, Value>| {
+                    c.insert("cnf".into(), serde_json::json!({"jkt": "x"}));
+                }),
+                "bound to a key",
+            ),
+        ] {
+            let said = why(change);
+            assert!(said.contains(expected), "{expected:?} not in {said:?}");
+        }
+    }
+
+    #[test]
+    fn the_grants_resource_and_scopes_agree_with_the_assertion() {
+        let t = tenant();
+        assert!(granted_resource(&t, Some("https://mcp.example/files"), None).is_ok());
+        assert!(
+            granted_resource(&t, None, None).is_ok(),
+            "the default resource"
+        );
+        let differs = granted_resource(
+            &t,
+            Some("https://mcp.example/files"),
+            Some("https://mcp.example/mail"),
+        )
+        .unwrap_err();
+        assert_eq!(differs.code, ErrorCode::InvalidGrant);
+        let app: AppConfig =
+            toml::from_str("name = \"a\"\nclient_id = \"a\"\ncredential = { kind = \"none\" }")
+                .unwrap();
+        let resource = &t.config.resources[0];
+        let granted = granted_scopes(
+            resource,
+            &app,
+            Some("files.read files.write"),
+            Some("files.read"),
+        )
+        .unwrap();
+        assert_eq!(granted.to_string(), "files.read");
+        let none = granted_scopes(resource, &app, Some("files.write"), None).unwrap_err();
+        assert_eq!(none.code, ErrorCode::InvalidScope);
+    }
+}

@@ -519,83 +519,14 @@ pub async fn clients(cmd: ClientsCommand) -> ExitCode {
                 )
             })
         }
-        ClientsCommand::Pending { conn, limit } => {
-            let r = conn
-                .call(Method::GET, &format!("/approvals?limit={limit}"), None)
-                .await;
-            finish(&conn, r, |v| {
-                let pending = v["pending"].as_array().map(Vec::as_slice).unwrap_or(&[]);
-                print_pending(pending);
-                more_line(pending.len(), v);
-            })
-        }
+        ClientsCommand::Pending { conn, limit } => pending(&conn, limit).await,
         ClientsCommand::Approve {
             conn,
             client,
             host,
             app,
-        } => {
-            let body = json!({"client": client, "host": host, "app": app});
-            let r = conn
-                .call(Method::POST, "/approvals/approve", Some(body))
-                .await;
-            finish(&conn, r, |v| {
-                if v["decision"] == "removed" {
-                    println!(
-                        "{} no longer exists; its request {} was removed",
-                        text(&v["client_id"]),
-                        text(&v["reference"])
-                    );
-                    return;
-                }
-                let what = match (v["client_id"].as_str(), v["cimd_host"].as_str()) {
-                    (Some(id), _) => escape_for_terminal(id),
-                    (None, Some(host)) => format!("every client of {}", escape_for_terminal(host)),
-                    _ => "-".into(),
-                };
-                println!("approved {what}");
-                if let Some(reference) = v["reference"].as_str() {
-                    println!("request {} settled", escape_for_terminal(reference));
-                }
-            })
-        }
-        ClientsCommand::Deny { conn, client, host } => {
-            let r = conn
-                .call(
-                    Method::POST,
-                    "/approvals/deny",
-                    Some(json!({"client": client, "host": host})),
-                )
-                .await;
-            finish(&conn, r, |v| {
-                if v["decision"] == "removed" {
-                    println!(
-                        "{} no longer exists; its request {} was removed",
-                        text(&v["client_id"]),
-                        text(&v["reference"])
-                    );
-                    return;
-                }
-                if v["decision"] == "host_denied" {
-                    println!(
-                        "denied every client of {} (except documents approved one by one)",
-                        text(&v["cimd_host"])
-                    );
-                    return;
-                }
-                println!(
-                    "denied {}; {} grant(s) revoked",
-                    text(&v["client_id"]),
-                    text(&v["grants_revoked"])
-                );
-                if let (Some(host), true) = (v["cimd_host"].as_str(), v["host_denied"] == true) {
-                    println!(
-                        "other documents of {} are refused too, unless approved one by one",
-                        escape_for_terminal(host)
-                    );
-                }
-            })
-        }
+        } => approve(&conn, client, host, app).await,
+        ClientsCommand::Deny { conn, client, host } => deny(&conn, client, host).await,
         ClientsCommand::Remap {
             conn,
             client_id,
@@ -615,6 +546,92 @@ pub async fn clients(cmd: ClientsCommand) -> ExitCode {
             })
         }
     }
+}
+
+/// `clients pending`: the approval queue, the longest wait first.
+async fn pending(conn: &AdminConnection, limit: usize) -> ExitCode {
+    use reqwest::Method;
+    let r = conn
+        .call(Method::GET, &format!("/approvals?limit={limit}"), None)
+        .await;
+    finish(conn, r, |v| {
+        let pending = v["pending"].as_array().map(Vec::as_slice).unwrap_or(&[]);
+        print_pending(pending);
+        more_line(pending.len(), v);
+    })
+}
+
+/// `clients approve`: a client (by id or reference, with its app) or a whole CIMD host.
+async fn approve(
+    conn: &AdminConnection,
+    client: Option<String>,
+    host: Option<String>,
+    app: Option<String>,
+) -> ExitCode {
+    use reqwest::Method;
+    let body = json!({"client": client, "host": host, "app": app});
+    let r = conn
+        .call(Method::POST, "/approvals/approve", Some(body))
+        .await;
+    finish(conn, r, |v| {
+        if v["decision"] == "removed" {
+            println!(
+                "{} no longer exists; its request {} was removed",
+                text(&v["client_id"]),
+                text(&v["reference"])
+            );
+            return;
+        }
+        let what = match (v["client_id"].as_str(), v["cimd_host"].as_str()) {
+            (Some(id), _) => escape_for_terminal(id),
+            (None, Some(host)) => format!("every client of {}", escape_for_terminal(host)),
+            _ => "-".into(),
+        };
+        println!("approved {what}");
+        if let Some(reference) = v["reference"].as_str() {
+            println!("request {} settled", escape_for_terminal(reference));
+        }
+    })
+}
+
+/// `clients deny`: a client (by id or reference) or a whole CIMD host.
+async fn deny(conn: &AdminConnection, client: Option<String>, host: Option<String>) -> ExitCode {
+    use reqwest::Method;
+    let r = conn
+        .call(
+            Method::POST,
+            "/approvals/deny",
+            Some(json!({"client": client, "host": host})),
+        )
+        .await;
+    finish(conn, r, |v| {
+        if v["decision"] == "removed" {
+            println!(
+                "{} no longer exists; its request {} was removed",
+                text(&v["client_id"]),
+                text(&v["reference"])
+            );
+            return;
+        }
+        if v["decision"] == "host_denied" {
+            println!(
+                "denied every client of {} (except documents approved one by one)",
+                text(&v["cimd_host"])
+            );
+            return;
+        }
+        println!(
+            "denied {}; {} grant(s) revoked",
+            text(&v["client_id"]),
+            text(&v["grants_revoked"])
+        );
+        if let (Some(host), true) = (v["cimd_host"].as_str(), v["host_denied"] == true) {
+            println!(
+                "other documents of {} are refused too, unless approved one by one",
+                escape_for_terminal(host)
+            );
+        }
+    })
 }
 
 pub async fn grants(cmd: GrantsCommand) -> ExitCode {

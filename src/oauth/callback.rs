@@ -15,7 +15,7 @@ use super::server::AuthServer;
 use super::upstream_errors::{idp_to_client, to_client};
 use crate::config::Tenant;
 use crate::crypto::Handle;
-use crate::domain::ApprovalStatus;
+use crate::domain::{ApprovalStatus, ClientRecord};
 use crate::store::StoreError;
 use crate::upstream::error::{IdpChallenge, IdpError, UpstreamError};
 use crate::upstream::id_token::{IdTokenUser, check_id_token};
@@ -278,43 +278,49 @@ impl AuthServer {
                 "the application is no longer registered",
             ));
         };
-        let count = |outcome: &str| {
-            crate::metrics::metrics()
-                .approval_requests
-                .with_label_values(&[tenant.id.as_str(), outcome])
-                .inc();
-        };
-        let client_name = client.metadata.client_name.clone();
-        let held = |why, description: String| {
-            Some(Login::Held {
-                why,
-                client_name: client_name.clone(),
-                error: OAuthError::new(ErrorCode::AccessDenied, description),
-            })
-        };
-        match client.approval {
+        let (why, description) = match client.approval {
             ApprovalStatus::Approved => return Ok(None),
             ApprovalStatus::Denied => {
-                count("denied");
-                return Ok(held(
+                count_held(tenant, "denied");
+                (
                     HeldWhy::Denied,
-                    "an administrator of this server denied this application".into(),
-                ));
+                    "an administrator of this server denied this application".to_owned(),
+                )
             }
-            ApprovalStatus::Pending => {}
-        }
-        let who = requester_of(user);
+            ApprovalStatus::Pending => {
+                self.ask_for_approval(tenant, &client, requester_of(user), requester, now)
+                    .await?
+            }
+        };
+        Ok(Some(Login::Held {
+            why,
+            client_name: client.metadata.client_name.clone(),
+            error: OAuthError::new(ErrorCode::AccessDenied, description),
+        }))
+    }
+
+    /// Queues (or counts again) the request of a waiting client for the user who just signed
+    /// in: why the sign-in is held, and the description the client gets with `access_denied`.
+    async fn ask_for_approval(
+        &self,
+        tenant: &Tenant,
+        client: &ClientRecord,
+        who: Requester,
+        requester: Option<String>,
+        now: u64,
+    ) -> Result<(HeldWhy, String), OAuthError> {
+        use super::approval::{AskError, Asked};
         let digest = self.signer.digest("approval requester", &who.subject);
         let (subject, upn) = (who.subject.clone(), who.upn.clone());
-        match self
+        let asked = self
             .registry
             .approvals()
-            .ask(tenant, &client, who, requester, digest, now)
-            .await
-        {
+            .ask(tenant, client, who, requester, digest, now)
+            .await;
+        Ok(match asked {
             Ok(asked) => {
-                let queued = matches!(asked, super::approval::Asked::Queued { .. });
-                count(if queued { "requested" } else { "repeated" });
+                let queued = matches!(asked, Asked::Queued { .. });
+                count_held(tenant, if queued { "requested" } else { "repeated" });
                 let reference = asked.reference().to_owned();
                 tracing::info!(target: "audit", event = if queued { "approval_requested" } else { "approval_requested_again" },
                     tenant = %tenant.id, client_id = %client.client_id, cimd_host = client.cimd_host().unwrap_or(""),
@@ -322,10 +328,10 @@ impl AuthServer {
                 let description = format!(
                     "an administrator of this server must approve this application before it can be used; the request is waiting (reference {reference})"
                 );
-                Ok(held(HeldWhy::Waiting(reference), description))
+                (HeldWhy::Waiting(reference), description)
             }
-            Err(super::approval::AskError::Full(waiting)) => {
-                count("queue_full");
+            Err(AskError::Full(waiting)) => {
+                count_held(tenant, "queue_full");
                 crate::metrics::metrics()
                     .approval_queue_full
                     .with_label_values(&[tenant.id.as_str()])
@@ -333,25 +339,21 @@ impl AuthServer {
                 tracing::warn!(target: "audit", event = "approval_queue_full", tenant = %tenant.id,
                     client_id = %client.client_id, waiting,
                     "a sign-in could not ask for approval: the queue is full; decide the waiting requests (`dcr-shim clients pending`) or raise [approval] max_pending");
-                Ok(held(
-                    HeldWhy::QueueFull,
-                    "an administrator of this server must approve this application, and the queue of requests is full; try again later".into(),
-                ))
+                let description = "an administrator of this server must approve this application, and the queue of requests is full; try again later";
+                (HeldWhy::QueueFull, description.to_owned())
             }
-            Err(super::approval::AskError::UserLimit(mine)) => {
-                count("user_limit");
+            Err(AskError::UserLimit(mine)) => {
+                count_held(tenant, "user_limit");
                 tracing::warn!(target: "audit", event = "approval_user_limit", tenant = %tenant.id,
                     client_id = %client.client_id, subject = %subject, waiting = mine,
                     "a user asked for approval of one application too many while their other requests wait");
-                Ok(held(
-                    HeldWhy::TooManyOfYours(mine),
-                    format!(
-                        "an administrator of this server must approve this application, and {mine} requests of this user wait already; try again once they are decided"
-                    ),
-                ))
+                let description = format!(
+                    "an administrator of this server must approve this application, and {mine} requests of this user wait already; try again once they are decided"
+                );
+                (HeldWhy::TooManyOfYours(mine), description)
             }
-            Err(super::approval::AskError::Store(e)) => Err(e.into()),
-        }
+            Err(AskError::Store(e)) => return Err(e.into()),
+        })
     }
 
     /// Exchanges the IdP's code with the app's credentials and the shim's PKCE verifier, and
@@ -457,6 +459,14 @@ impl AuthServer {
         }
         Ok(code)
     }
+}
+
+/// Counts a sign-in held by the approval queue (`dcr_shim_approval_requests_total`).
+fn count_held(tenant: &Tenant, outcome: &str) {
+    crate::metrics::metrics()
+        .approval_requests
+        .with_label_values(&[tenant.id.as_str(), outcome])
+        .inc();
 }
 
 /// Who asked, from the ID token (bounded, printable claims only).

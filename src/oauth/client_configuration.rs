@@ -14,7 +14,7 @@ use super::server::AuthServer;
 use crate::config::Tenant;
 use crate::crypto::Handle;
 use crate::domain::client::describe_apps;
-use crate::domain::{ClientId, ClientRecord};
+use crate::domain::{ClientId, ClientMetadata, ClientRecord};
 use crate::store::Versioned;
 
 /// RFC 7592 §2: an unknown client and a wrong token get the same answer, so that the endpoint
@@ -111,6 +111,7 @@ impl AuthServer {
             metadata.token_endpoint_auth_method = current.value.metadata.token_endpoint_auth_method;
         }
         let mut client = current.value.clone();
+        let old_metadata = &current.value.metadata;
         // The rules choose again, except where an operator chose (pinned).
         let mut apps = choose_apps(&tenant.config, &ClientFacts::of(&metadata, None));
         for (resource, app) in &current.value.apps {
@@ -127,51 +128,12 @@ impl AuthServer {
         if adds_redirect {
             client.approval_epoch += 1;
         }
-        // What an administrator approved (or is asked to approve) is what the client looked
-        // like: one that now sends sign-ins elsewhere, maps onto other apps (under the rules as
-        // they are now, so that an operator's edit of the rules resets nobody), calls itself
-        // something else or asks for refresh tokens it did not have waits for an administrator
-        // again, where approval is asked of it. (Not `software_version`: it changes with every
-        // release of the same software.)
-        let old = &current.value.metadata;
-        let rules_old = choose_apps(&tenant.config, &ClientFacts::of(old, None));
-        let rules_new = choose_apps(&tenant.config, &ClientFacts::of(&metadata, None));
-        let looks_different = adds_redirect
-            || rules_old != rules_new
-            || metadata.client_name != old.client_name
-            || metadata.software_id != old.software_id
-            || metadata
-                .grant_types
-                .iter()
-                .any(|g| !old.grant_types.contains(g));
-        // Nor may it take on the look of a client an administrator denied.
-        if looks_different
-            && let Some(denied) = self
-                .registry
-                .approvals()
-                .denied_like(tenant, &metadata, now)
-                .await?
-            && denied.client_id != client.client_id.as_str()
-        {
-            return Err(OAuthError::invalid_client_metadata(
-                "an administrator of this server denied an application registered with this client_name, software_id and redirect_uris; ask an administrator",
-            ));
-        }
-        let requires = super::approval::policy::approval_required(
-            &tenant.config,
-            &ClientFacts::of(&metadata, None),
-        );
-        let approval_reset = client.approval == crate::domain::ApprovalStatus::Approved
-            && looks_different
-            && requires;
+        let (approval_reset, stale_request) = self
+            .approval_after_update(tenant, &client, old_metadata, &metadata, adds_redirect, now)
+            .await?;
         if approval_reset {
             client.approval = crate::domain::ApprovalStatus::Pending;
         }
-        // A waiting client that changed: its request shows what it was, so it goes, and the
-        // next sign-in asks again with what it is now.
-        let stale_request = client.approval == crate::domain::ApprovalStatus::Pending
-            && looks_different
-            && !approval_reset;
         client.metadata = metadata;
         if !self
             .records
@@ -199,6 +161,52 @@ impl AuthServer {
                 .await;
         }
         Ok(client_information(tenant, &client, None, None))
+    }
+
+    /// What an administrator approved (or is asked to approve) is what the client looked
+    /// like: one that now sends sign-ins elsewhere, maps onto other apps (under the rules as
+    /// they are now, so that an operator's edit of the rules resets nobody), calls itself
+    /// something else or asks for grants it did not have waits for an administrator again,
+    /// where approval is asked of it (not for `software_version`: it changes with every
+    /// release of the same software); nor may it take on the look of a client an
+    /// administrator denied. Returns whether its approval is reset, and whether a request it
+    /// made while waiting is stale (it showed what the client was).
+    async fn approval_after_update(
+        &self,
+        tenant: &Tenant,
+        client: &ClientRecord,
+        old: &ClientMetadata,
+        new: &ClientMetadata,
+        adds_redirect: bool,
+        now: u64,
+    ) -> Result<(bool, bool), OAuthError> {
+        use crate::domain::ApprovalStatus;
+        let rules_old = choose_apps(&tenant.config, &ClientFacts::of(old, None));
+        let rules_new = choose_apps(&tenant.config, &ClientFacts::of(new, None));
+        let looks_different = adds_redirect
+            || rules_old != rules_new
+            || new.client_name != old.client_name
+            || new.software_id != old.software_id
+            || new.grant_types.iter().any(|g| !old.grant_types.contains(g));
+        if !looks_different {
+            return Ok((false, false));
+        }
+        if let Some(denied) = self
+            .registry
+            .approvals()
+            .denied_like(tenant, new, now)
+            .await?
+            && denied.client_id != client.client_id.as_str()
+        {
+            return Err(OAuthError::invalid_client_metadata(
+                "an administrator of this server denied an application registered with this client_name, software_id and redirect_uris; ask an administrator",
+            ));
+        }
+        let requires =
+            super::approval::policy::approval_required(&tenant.config, &ClientFacts::of(new, None));
+        let reset = client.approval == ApprovalStatus::Approved && requires;
+        let stale = client.approval == ApprovalStatus::Pending;
+        Ok((reset, stale))
     }
 
     /// RFC 7592 §2.3: deletes the registration and revokes the client's grants.

@@ -164,37 +164,9 @@ impl ClientRegistry {
         let metadata = validate_client_metadata(raw, MetadataOrigin::Registration)?;
         let facts = ClientFacts::of(&metadata, None);
         let apps = choose_apps(&tenant.config, &facts);
-        // A client an administrator denied does not come back by registering again as itself
-        // (whether or not the tenant asks for approval now).
-        if let Some(denied) = self.approvals.denied_like(tenant, &metadata, now).await? {
-            if crate::log_budget::admit_here(crate::log_budget::Refusal::Registration) {
-                tracing::info!(target: "audit", event = "registration_refused_denied", tenant = %tenant.id,
-                    denied_client_id = %denied.client_id, denied_by = %denied.by);
-            }
-            return Err(OAuthError::invalid_client_metadata(
-                "an administrator of this server denied an application registered with this client_name, software_id and redirect_uris, so it cannot register again; ask an administrator",
-            ));
-        }
-        let approval = if super::approval::policy::approval_required(&tenant.config, &facts) {
-            if self.approvals.is_full(tenant, now).await? {
-                crate::metrics::metrics()
-                    .approval_queue_full
-                    .with_label_values(&[tenant.id.as_str()])
-                    .inc();
-                if crate::log_budget::admit_here(crate::log_budget::Refusal::Registration) {
-                    tracing::warn!(target: "audit", event = "registration_refused_queue_full", tenant = %tenant.id,
-                        max_pending = tenant.config.approval.max_pending,
-                        "a registration was refused: the approval queue is full; decide the waiting requests (`dcr-shim clients pending`) or raise [approval] max_pending");
-                }
-                return Err(OAuthError::new(
-                    ErrorCode::TemporarilyUnavailable,
-                    "this server's queue of applications waiting for an administrator's approval is full, so no new application can register now; try again later or ask an administrator",
-                ));
-            }
-            crate::domain::ApprovalStatus::Pending
-        } else {
-            crate::domain::ApprovalStatus::Approved
-        };
+        let approval = self
+            .approval_at_registration(tenant, &metadata, &facts, now)
+            .await?;
         let client_secret = metadata
             .token_endpoint_auth_method
             .is_confidential()
@@ -234,6 +206,48 @@ impl ClientRegistry {
             }
             // A UUIDv4 collision: try another id.
         }
+    }
+
+    /// Whether a new registration waits for an administrator, or why it is refused: a client
+    /// an administrator denied does not come back by registering again as itself (whether or
+    /// not the tenant asks for approval now), and a full queue takes no new client that
+    /// would wait.
+    async fn approval_at_registration(
+        &self,
+        tenant: &Tenant,
+        metadata: &crate::domain::ClientMetadata,
+        facts: &ClientFacts<'_>,
+        now: u64,
+    ) -> Result<crate::domain::ApprovalStatus, OAuthError> {
+        use crate::log_budget::{Refusal, admit_here};
+        if let Some(denied) = self.approvals.denied_like(tenant, metadata, now).await? {
+            if admit_here(Refusal::Registration) {
+                tracing::info!(target: "audit", event = "registration_refused_denied", tenant = %tenant.id,
+                    denied_client_id = %denied.client_id, denied_by = %denied.by);
+            }
+            return Err(OAuthError::invalid_client_metadata(
+                "an administrator of this server denied an application registered with this client_name, software_id and redirect_uris, so it cannot register again; ask an administrator",
+            ));
+        }
+        if !super::approval::policy::approval_required(&tenant.config, facts) {
+            return Ok(crate::domain::ApprovalStatus::Approved);
+        }
+        if self.approvals.is_full(tenant, now).await? {
+            crate::metrics::metrics()
+                .approval_queue_full
+                .with_label_values(&[tenant.id.as_str()])
+                .inc();
+            if admit_here(Refusal::Registration) {
+                tracing::warn!(target: "audit", event = "registration_refused_queue_full", tenant = %tenant.id,
+                    max_pending = tenant.config.approval.max_pending,
+                    "a registration was refused: the approval queue is full; decide the waiting requests (`dcr-shim clients pending`) or raise [approval] max_pending");
+            }
+            return Err(OAuthError::new(
+                ErrorCode::TemporarilyUnavailable,
+                "this server's queue of applications waiting for an administrator's approval is full, so no new application can register now; try again later or ask an administrator",
+            ));
+        }
+        Ok(crate::domain::ApprovalStatus::Pending)
     }
 
     /// Finds a client of `tenant`: a document client through the resolver, else the store.

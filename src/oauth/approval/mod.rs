@@ -19,8 +19,8 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
 
 use records::{
-    ApprovalRequest, Decision, DeniedLikeness, HostDecisions, MAX_DECISIONS_PER_HOST,
-    RequestedClient, Requester, host_request_id, likeness, request_id,
+    ApprovalRequest, Decision, DeniedLikeness, HostDecisions, MAX_DECISIONS_PER_HOST, Requester,
+    host_request_id, likeness, request_id,
 };
 
 use super::admin_error::AdminError;
@@ -351,22 +351,15 @@ impl Approvals {
             if !user.subject.is_empty() && mine >= MAX_PENDING_PER_USER {
                 return Err(AskError::UserLimit(mine));
             }
-            let first = RequestedClient::of(client, &user, address.as_deref(), now);
-            let request = ApprovalRequest {
-                reference: new_reference(),
-                cimd_host: client.cimd_host().map(str::to_owned),
-                clients: vec![first.clone()],
-                clients_not_listed: 0,
-                unlisted_digests: Vec::new(),
-                first_requested_at: now,
-                first_address: address.clone(),
-                first_user: user.clone(),
-                last_requested_at: now,
-                last_user: user.clone(),
-                users: 1,
-                requests: 1,
-                user_digests: vec![user_digest.clone()],
-            };
+            let request = ApprovalRequest::first(
+                new_reference(),
+                client,
+                &user,
+                address.as_deref(),
+                &user_digest,
+                now,
+            );
+            let first = request.clients[0].clone();
             if self
                 .records
                 .insert_new(&tenant.id, id.as_str(), &request, Some(now + lifetime), now)
@@ -564,42 +557,65 @@ impl Approvals {
         decision: Decision,
         now: u64,
     ) -> Result<Decided, AdminError> {
-        let denied = decision.status == ApprovalStatus::Denied;
-        let word = if denied { "denied" } else { "approved" };
-        if !super::cimd::is_document_client_id(client_id) {
-            let id = ClientId::new(client_id);
-            let request = format!("client.{client_id}");
-            let (client, expires_at) =
-                match self.decide_registered(tenant, &id, &decision, now).await {
-                    Ok(decided) => decided,
-                    // Deleted (or expired) since it asked: its request goes, nothing to decide.
-                    Err(AdminError::UnknownClient) => {
-                        return match self.withdraw(tenant, &request, None, now).await? {
-                            Some(reference) => Ok(Decided {
-                                decision: "removed",
-                                client_id: Some(client_id.to_owned()),
-                                cimd_host: None,
-                                reference: Some(reference),
-                                host_denied: false,
-                                apps: BTreeMap::new(),
-                            }),
-                            None => Err(AdminError::UnknownClient),
-                        };
-                    }
-                    Err(e) => return Err(e),
-                };
-            self.remember_likeness(tenant, &client, expires_at, &decision, now)
-                .await?;
-            let reference = self.withdraw(tenant, &request, None, now).await?;
-            return Ok(Decided {
-                decision: word,
-                client_id: Some(client_id.to_owned()),
-                cimd_host: None,
-                reference,
-                host_denied: false,
-                apps: decision.apps,
-            });
+        if super::cimd::is_document_client_id(client_id) {
+            self.decide_document_client(tenant, client_id, decision, now)
+                .await
+        } else {
+            self.decide_registered_client(tenant, client_id, decision, now)
+                .await
         }
+    }
+
+    async fn decide_registered_client(
+        &self,
+        tenant: &Tenant,
+        client_id: &str,
+        decision: Decision,
+        now: u64,
+    ) -> Result<Decided, AdminError> {
+        let word = decision.status.as_str();
+        let id = ClientId::new(client_id);
+        let request = format!("client.{client_id}");
+        let (client, expires_at) = match self.decide_registered(tenant, &id, &decision, now).await {
+            Ok(decided) => decided,
+            // Deleted (or expired) since it asked: its request goes, nothing to decide.
+            Err(AdminError::UnknownClient) => {
+                return match self.withdraw(tenant, &request, None, now).await? {
+                    Some(reference) => Ok(Decided {
+                        decision: "removed",
+                        client_id: Some(client_id.to_owned()),
+                        cimd_host: None,
+                        reference: Some(reference),
+                        host_denied: false,
+                        apps: BTreeMap::new(),
+                    }),
+                    None => Err(AdminError::UnknownClient),
+                };
+            }
+            Err(e) => return Err(e),
+        };
+        self.remember_likeness(tenant, &client, expires_at, &decision, now)
+            .await?;
+        let reference = self.withdraw(tenant, &request, None, now).await?;
+        Ok(Decided {
+            decision: word,
+            client_id: Some(client_id.to_owned()),
+            cimd_host: None,
+            reference,
+            host_denied: false,
+            apps: decision.apps,
+        })
+    }
+
+    async fn decide_document_client(
+        &self,
+        tenant: &Tenant,
+        client_id: &str,
+        decision: Decision,
+        now: u64,
+    ) -> Result<Decided, AdminError> {
+        let denied = decision.status == ApprovalStatus::Denied;
+        let word = decision.status.as_str();
         // Keyed as the client sends it: any other spelling would never match.
         let url = super::cimd::parse_client_id_url(client_id, tenant.config.dev.cimd_allow_loopback)
             .map_err(|e| {

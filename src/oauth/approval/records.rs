@@ -129,6 +129,32 @@ fn is_zero(n: &u64) -> bool {
 }
 
 impl ApprovalRequest {
+    /// A new request, made by `user`'s sign-in for `client`.
+    pub(crate) fn first(
+        reference: String,
+        client: &ClientRecord,
+        user: &Requester,
+        address: Option<&str>,
+        user_digest: &str,
+        now: u64,
+    ) -> Self {
+        Self {
+            reference,
+            cimd_host: client.cimd_host().map(str::to_owned),
+            clients: vec![RequestedClient::of(client, user, address, now)],
+            clients_not_listed: 0,
+            unlisted_digests: Vec::new(),
+            first_requested_at: now,
+            first_address: address.map(str::to_owned),
+            first_user: user.clone(),
+            last_requested_at: now,
+            last_user: user.clone(),
+            users: 1,
+            requests: 1,
+            user_digests: vec![user_digest.to_owned()],
+        }
+    }
+
     /// Counts one more sign-in of `user` for `client`; returns the client when it is new to
     /// the request and listed.
     pub(crate) fn add(

@@ -253,7 +253,7 @@ scopes = [{ name = "tools", upstream = "api://x/tools" }]
     )
     .unwrap();
     let public = url::Url::parse("http://127.0.0.1:8080").unwrap();
-    let tenant = dcr_shim::config::tenant::load_tenant(&file, &public).unwrap();
+    let tenant = dcr_shim::config::load_tenant(&file, &public).unwrap();
     let named = |uri: &str| tenant.resource(uri).map(|r| r.uri.to_string());
     assert_eq!(
         named("HTTPS://MCP.example.com:443/admin").as_deref(),

@@ -536,7 +536,7 @@ fn minted_resources_may_share_an_entra_api_and_passthrough_ones_may_not() {
     let file = dir.path().join("northwind.toml");
     let text = northwind("https://login.example.com", dir.path());
     std::fs::write(&file, &text).unwrap();
-    let tenant = dcr_shim::config::tenant::load_tenant(&file, &public).expect("loads");
+    let tenant = dcr_shim::config::load_tenant(&file, &public).expect("loads");
     let summary = tenant.resources()[0].token_summary(
         &tenant.issuer,
         "entra",
@@ -554,7 +554,7 @@ fn minted_resources_may_share_an_entra_api_and_passthrough_ones_may_not() {
         1,
     );
     std::fs::write(&file, passthrough).unwrap();
-    let problems = dcr_shim::config::tenant::load_tenant(&file, &public).unwrap_err();
+    let problems = dcr_shim::config::load_tenant(&file, &public).unwrap_err();
     let text: Vec<String> = problems.iter().map(|p| p.to_string()).collect();
     assert!(
         text.iter()

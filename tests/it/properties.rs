@@ -117,7 +117,7 @@ proptest! {
         let file = dir.path().join("fuzz.toml");
         std::fs::write(&file, &text).unwrap();
         let public = url::Url::parse("http://127.0.0.1:8080").unwrap();
-        let _ = dcr_shim::config::tenant::load_tenant(&file, &public);
+        let _ = dcr_shim::config::load_tenant(&file, &public);
     }
 }
 
@@ -218,7 +218,7 @@ fn corpus_inputs_never_panic() {
     for entry in std::fs::read_dir(corpus.join("tenants")).unwrap() {
         let path = entry.unwrap().path();
         assert!(
-            dcr_shim::config::tenant::load_tenant(&path, &public).is_err(),
+            dcr_shim::config::load_tenant(&path, &public).is_err(),
             "{} must be refused",
             path.display()
         );

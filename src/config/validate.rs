@@ -1,0 +1,541 @@
+//! Checking a parsed tenant file: every field that can be wrong, each problem said with its
+//! field and what to do, all of them at once.
+
+use std::collections::HashSet;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use url::Url;
+
+use super::tenant::{
+    CredentialConfig, DevSettings, ResourceConfig, TenantConfig, UpstreamConfig, read_ca_file,
+};
+use crate::domain::is_loopback_host;
+use crate::domain::scope::is_scope_token;
+
+/// One thing wrong with a tenant file: which file, which field, and what to do about it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Problem {
+    pub(crate) file: PathBuf,
+    pub(crate) field: String,
+    pub(crate) message: String,
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}: {}: {}",
+            self.file.display(),
+            self.field,
+            self.message
+        )
+    }
+}
+
+/// Whether the apps' credential files (secrets, keys, certificates, tokens) are read while
+/// validating: always to serve; not for `entra plan`, which is written before they exist.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CredentialFiles {
+    Read,
+    Skip,
+}
+
+pub(crate) struct Problems {
+    file: PathBuf,
+    pub(crate) list: Vec<Problem>,
+    pub(crate) credential_files: CredentialFiles,
+}
+
+impl Problems {
+    pub(crate) fn new(file: &Path) -> Self {
+        Self {
+            file: file.to_owned(),
+            list: Vec::new(),
+            credential_files: CredentialFiles::Read,
+        }
+    }
+
+    pub(crate) fn add(&mut self, field: &str, message: impl Into<String>) {
+        self.list.push(Problem {
+            file: self.file.clone(),
+            field: field.to_owned(),
+            message: message.into(),
+        });
+    }
+}
+
+const OIDC_SCOPES: &[&str] = &["openid", "profile", "email", "offline_access"];
+
+pub(crate) fn validate(c: &TenantConfig, public_url: &Url, p: &mut Problems) {
+    validate_upstream(&c.upstream, public_url, p);
+    validate_apps(c, p);
+    validate_resources(c, p);
+    validate_mapping(c, p);
+    let mut issuers = HashSet::new();
+    for (i, t) in c.trusted_issuers.iter().enumerate() {
+        for (field, message) in t.problems(&c.resources, c.dev.cimd_allow_loopback) {
+            p.add(&format!("trusted_issuers[{i}].{field}"), message);
+        }
+        if !issuers.insert(t.issuer.as_str()) {
+            p.add(&format!("trusted_issuers[{i}].issuer"), "is listed twice");
+        }
+    }
+    let entra = matches!(c.upstream, UpstreamConfig::Entra { .. });
+    for (field, message) in
+        super::downstream_api::problems(&c.downstream_apis, &c.apps, &c.resources, entra)
+    {
+        p.add(&field, message);
+    }
+    validate_registration(c, p);
+    validate_dev(&c.dev, public_url, p);
+    for (field, message) in c.grants.problems() {
+        p.add(&format!("grants.{field}"), message);
+    }
+    for (i, r) in c.resources.iter().enumerate() {
+        if r.grant_lifetime.is_none() && r.grant_idle_lifetime.is_none() {
+            continue;
+        }
+        let own = c.grants.overridden(r.grant_lifetime, r.grant_idle_lifetime);
+        for (field, message) in own.problems() {
+            p.add(&format!("resources[{i}].grant_{field}"), message);
+        }
+    }
+}
+
+/// The `[[resource_servers]]` and `[[trusted_issuers]]` tables, reading their key files.
+pub(crate) fn check_resource_servers(c: &mut TenantConfig, p: &mut Problems) {
+    for (i, t) in c.trusted_issuers.iter_mut().enumerate() {
+        if let Some((field, message)) = t.load_keys() {
+            p.add(&format!("trusted_issuers[{i}].{field}"), message);
+        }
+    }
+    let mut ids = HashSet::new();
+    for (i, rs) in c.resource_servers.iter_mut().enumerate() {
+        for (field, message) in rs.check(&c.resources, &mut ids) {
+            p.add(&format!("resource_servers[{i}].{field}"), message);
+        }
+    }
+}
+
+fn validate_upstream(u: &UpstreamConfig, public_url: &Url, p: &mut Problems) {
+    if let Some(ca) = u.tls().and_then(|t| t.ca_file)
+        && let Err(e) = read_ca_file(ca)
+    {
+        p.add("upstream.ca_file", e);
+    }
+    match u {
+        UpstreamConfig::Entra {
+            directory_id,
+            authority,
+            ..
+        } => {
+            if matches!(
+                directory_id.as_str(),
+                "common" | "organizations" | "consumers"
+            ) {
+                p.add("upstream.directory_id", "multi-tenant endpoints are not supported; give the directory id of the tenant whose users log in");
+            } else if !is_guid(directory_id) {
+                // A verified domain reaches the same endpoints, but Entra's discovery document
+                // and tokens name the directory by its GUID, so the issuer would never match.
+                p.add("upstream.directory_id", format!("'{}' is not a GUID: give the directory (tenant) id, e.g. 72f988bf-86f1-41af-91ab-2d7cd011db47 (Entra admin center → Overview → Tenant ID); a domain name is not accepted, since Entra's tokens name the directory by its id", directory_id.escape_debug()));
+            }
+            check_url("upstream.authority", authority, p);
+        }
+        UpstreamConfig::Oidc {
+            issuer,
+            discovery_url,
+            ..
+        } => {
+            check_url("upstream.issuer", issuer, p);
+            if let Some(d) = discovery_url {
+                check_url("upstream.discovery_url", d, p);
+            }
+        }
+        UpstreamConfig::Dev { allow_non_loopback } => {
+            if !is_loopback_host(public_url) && !allow_non_loopback {
+                p.add("upstream.kind", format!("the built-in dev IdP logs anyone in without a password, so it runs only on a loopback public URL (this server's is {public_url}); use an `entra` or `oidc` upstream, or set upstream.allow_non_loopback = true for a demo"));
+            }
+        }
+    }
+}
+
+/// A GUID in its usual text form (8-4-4-4-12 hex digits), as Entra writes ids.
+fn is_guid(s: &str) -> bool {
+    let groups: Vec<&str> = s.split('-').collect();
+    groups.len() == 5
+        && groups
+            .iter()
+            .zip([8, 4, 4, 4, 12])
+            .all(|(g, n)| g.len() == n && g.bytes().all(|b| b.is_ascii_hexdigit()))
+}
+
+fn validate_apps(c: &TenantConfig, p: &mut Problems) {
+    let is_dev = matches!(c.upstream, UpstreamConfig::Dev { .. });
+    if c.apps.is_empty() && !is_dev {
+        p.add("apps", "at least one app (a static registration at the IdP) is required; add an [[apps]] table");
+    }
+    let mut names = HashSet::new();
+    for (i, app) in c.apps.iter().enumerate() {
+        let at = |f: &str| format!("apps[{i}].{f}");
+        if app.name.is_empty() {
+            p.add(&at("name"), "must not be empty");
+        } else if crate::domain::text::has_control_or_bidi(&app.name) {
+            p.add(
+                &at("name"),
+                "holds a control or bidirectional formatting character; use plain text",
+            );
+        } else if !names.insert(app.name.as_str()) {
+            p.add(
+                &at("name"),
+                format!(
+                    "'{}' is used by another app; app names must be unique",
+                    app.name
+                ),
+            );
+        }
+        if app.client_id.trim().is_empty() {
+            p.add(
+                &at("client_id"),
+                "must be the app's client id at the IdP (Entra: the Application (client) ID)",
+            );
+        } else if matches!(c.upstream, UpstreamConfig::Entra { .. }) && !is_guid(&app.client_id) {
+            p.add(&at("client_id"), format!("'{}' is not a GUID: give the app registration's Application (client) ID from its Overview page, not its display name", app.client_id.escape_debug()));
+        }
+        for (j, s) in app.scopes.iter().enumerate() {
+            if !is_scope_token(s) {
+                p.add(
+                    &at(&format!("scopes[{j}]")),
+                    format!("'{s}' is not a valid scope"),
+                );
+            } else if !c
+                .resources
+                .iter()
+                .flat_map(|r| &r.scopes)
+                .any(|rs| &rs.upstream == s)
+            {
+                p.add(
+                    &at(&format!("scopes[{j}]")),
+                    format!("'{s}' is not the upstream string of any resource's scope, so it can never be granted; list the `upstream` values of [[resources]] scopes this app may have"),
+                );
+            }
+        }
+        validate_credential(&app.credential, &at("credential"), p);
+        if matches!(app.credential, CredentialConfig::ManagedIdentity { .. })
+            && !matches!(c.upstream, UpstreamConfig::Entra { .. })
+        {
+            p.add(&at("credential.kind"), "managed_identity works with an `entra` upstream only: the identity's token (audience api://AzureADTokenExchange) would be handed to this IdP, which could present it to Entra as every app that trusts the identity");
+        }
+    }
+}
+
+fn validate_credential(cred: &CredentialConfig, at: &str, p: &mut Problems) {
+    // What the credential reads (its files, its environment variable) is not looked at when
+    // it need not exist yet (`CredentialFiles::Skip`); its shape always is.
+    let reads = p.credential_files == CredentialFiles::Read;
+    let readable = |path: &Path, field: &str, p: &mut Problems| match std::fs::metadata(path) {
+        _ if !reads => {}
+        Err(e) => p.add(
+            &format!("{at}.{field}"),
+            format!("cannot read {}: {e}", path.display()),
+        ),
+        Ok(m) if m.is_dir() => p.add(
+            &format!("{at}.{field}"),
+            format!("{} is a directory: name the file inside it", path.display()),
+        ),
+        Ok(m) if m.len() == 0 => p.add(
+            &format!("{at}.{field}"),
+            format!("{} is empty", path.display()),
+        ),
+        Ok(_) => {}
+    };
+    // A secret: readable, not a directory, not empty, and private (`crypto/private_file.rs`).
+    let private = |path: &Path, field: &str, what: &str, p: &mut Problems| {
+        use crate::crypto::private_file::{describe, read_private};
+        if !reads {
+            return;
+        }
+        match read_private(path) {
+            Err(e) => p.add(&format!("{at}.{field}"), describe(what, path, &e)),
+            Ok(text) if text.trim().is_empty() => p.add(
+                &format!("{at}.{field}"),
+                format!("{what} {} is empty", path.display()),
+            ),
+            Ok(_) => {}
+        }
+    };
+    match cred {
+        CredentialConfig::ClientSecret {
+            secret_env,
+            secret_file,
+            ..
+        } => match (secret_env, secret_file) {
+            (Some(var), None) => {
+                if reads && std::env::var_os(var).is_none_or(|v| v.is_empty()) {
+                    p.add(&format!("{at}.secret_env"), format!("the environment variable {var} is not set; set it to the app's client secret"));
+                }
+            }
+            (None, Some(file)) => private(file, "secret_file", "the client secret file", p),
+            _ => p.add(at, "give exactly one of secret_env (an environment variable name) or secret_file (a path); secrets are never written in tenant files"),
+        },
+        CredentialConfig::PrivateKeyJwt {
+            certificate_file,
+            key_file,
+            ..
+        } => {
+            readable(certificate_file, "certificate_file", p);
+            private(key_file, "key_file", "the private key file", p);
+            if reads && certificate_file.exists() && key_file.exists() {
+                // Parse now, so that a wrong key or certificate is reported by `check` and
+                // stops `serve`, instead of failing the first login.
+                if let Err(e) = crate::crypto::app_key::AppSigningKey::load(key_file, certificate_file) {
+                    p.add(at, e);
+                }
+            }
+        }
+        CredentialConfig::Federated { assertion_file } => readable(assertion_file, "assertion_file", p),
+        CredentialConfig::ManagedIdentity { endpoint, audience, client_id } => {
+            if let Some(e) = endpoint
+                && !url::Url::parse(e).is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some())
+            {
+                p.add(&format!("{at}.endpoint"), format!("'{e}' is not an http(s) URL; leave it out to use the platform's identity endpoint"));
+            }
+            if audience.as_deref().is_some_and(|a| a.trim().is_empty()) {
+                p.add(&format!("{at}.audience"), "the audience is empty; leave it out for api://AzureADTokenExchange");
+            }
+            if client_id.as_deref().is_some_and(|c| c.trim().is_empty()) {
+                p.add(&format!("{at}.client_id"), "the client id is empty; give the user-assigned identity's client id, or leave it out for the system-assigned identity");
+            }
+        }
+        CredentialConfig::None => {}
+    }
+}
+
+fn validate_resources(c: &TenantConfig, p: &mut Problems) {
+    if c.resources.is_empty() {
+        p.add("resources", "at least one resource (an MCP server this tenant fronts) is required; add a [[resources]] table");
+    }
+    let defaults = c.resources.iter().filter(|r| r.default).count();
+    if defaults > 1 {
+        p.add(
+            "resources",
+            "more than one resource says default = true; mark exactly one",
+        );
+    }
+    if defaults == 0 && c.resources.len() > 1 {
+        p.add("resources", "several resources and none says default = true; mark the one used when a client names no resource");
+    }
+    let mut uris = HashSet::new();
+    let mut names = HashSet::new();
+    let entra = matches!(c.upstream, UpstreamConfig::Entra { .. });
+    // The Entra API (identifier URI) of each resource so far, to refuse two on one API.
+    let mut apis: Vec<(String, usize)> = Vec::new();
+    for (i, r) in c.resources.iter().enumerate() {
+        let at = |f: &str| format!("resources[{i}].{f}");
+        if check_url(&at("uri"), r.uri.as_str(), p) && !uris.insert(r.uri.normalized()) {
+            p.add(&at("uri"), "another resource has the same uri (compared after normalizing case, default port, an empty path and escapes)");
+        }
+        if r.scopes.is_empty() {
+            p.add(&at("scopes"), "at least one scope is required");
+        }
+        if let Some(u) = &r.upstream_resource {
+            if entra {
+                p.add(&at("upstream_resource"), "Entra rejects the resource parameter (AADSTS9010010); express the API through fully qualified scopes and remove this field");
+            } else {
+                // RFC 8707 §2: an absolute URI without a fragment, of any scheme (api://… is usual).
+                let ok = Url::parse(u).is_ok_and(|url| url.fragment().is_none());
+                if !ok {
+                    p.add(&at("upstream_resource"), format!("'{u}' must be an absolute URI without a fragment, such as api://mcp-files or https://api.example.com"));
+                }
+            }
+        }
+        for (field, message) in r.token_problems() {
+            p.add(&at(field), message);
+        }
+        let entra_resources = validate_resource_scopes(i, r, entra, &mut names, p);
+        if entra_resources.len() > 1 {
+            p.add(&at("scopes"), "Entra issues a token for one resource per request (AADSTS28000); all upstream scopes of one MCP resource must belong to the same API");
+        }
+        // Minted tokens name the resource itself as their audience, so minted resources may
+        // share an API; a passthrough resource's token is valid wherever its API is.
+        for api in &entra_resources {
+            let clash = apis.iter().find(|(a, other)| {
+                a.eq_ignore_ascii_case(api) && !(r.is_minted() && c.resources[*other].is_minted())
+            });
+            if let Some((_, other)) = clash {
+                p.add(&at("scopes"), format!("the Entra API '{api}' is also resources[{other}]'s, and the IdP's access token (audience {api}) would be valid at both MCP servers; give each MCP server an API of its own (an app registration with its own identifier URI), or set token = \"minted\" on both so that each receives tokens for itself alone"));
+            }
+            apis.push(((*api).to_owned(), i));
+        }
+        if entra && r.scopes.iter().any(|s| s.upstream.ends_with("/.default")) && r.scopes.len() > 1
+        {
+            p.add(&at("scopes"), "'.default' cannot be combined with named scopes of the same API (AADSTS70011); use either .default alone or named scopes");
+        }
+        for (j, d) in r.default_scopes.iter().enumerate() {
+            if !r.scopes.iter().any(|s| &s.name == d) {
+                p.add(
+                    &at(&format!("default_scopes[{j}]")),
+                    format!("'{d}' is not one of this resource's scope names"),
+                );
+            }
+        }
+    }
+}
+
+/// The scopes of resource `i`: valid names, unique across the tenant, and upstream strings
+/// Entra can use (fully qualified, not Microsoft Graph's). Returns the Entra APIs they belong to.
+fn validate_resource_scopes<'c>(
+    i: usize,
+    r: &'c ResourceConfig,
+    entra: bool,
+    names: &mut HashSet<&'c str>,
+    p: &mut Problems,
+) -> HashSet<&'c str> {
+    let mut entra_resources = HashSet::new();
+    for (j, s) in r.scopes.iter().enumerate() {
+        let at = |f: &str| format!("resources[{i}].scopes[{j}].{f}");
+        if !is_scope_token(&s.name) {
+            p.add(
+                &at("name"),
+                format!("'{}' is not a valid scope name", s.name),
+            );
+        } else if s.name == "offline_access" || s.name == "openid" {
+            p.add(
+                &at("name"),
+                format!("'{}' is handled by the shim itself; do not list it", s.name),
+            );
+        } else if !names.insert(s.name.as_str()) {
+            p.add(&at("name"), format!("'{}' is already used in this tenant; scope names must be unique across resources", s.name));
+        }
+        if !is_scope_token(&s.upstream) {
+            p.add(
+                &at("upstream"),
+                format!("'{}' is not a valid scope", s.upstream),
+            );
+        } else if entra && !OIDC_SCOPES.contains(&s.upstream.as_str()) {
+            let graph = s.upstream.starts_with("https://graph.microsoft.com/")
+                || s.upstream
+                    .starts_with("00000003-0000-0000-c000-000000000000/");
+            match s.upstream.rsplit_once('/') {
+                _ if graph => p.add(&at("upstream"), format!("'{}' is a Microsoft Graph scope: a passthrough token for it has Graph as its audience, which no MCP server can accept as its own; expose the MCP server's own API in its app registration and use its scopes", s.upstream)),
+                Some((resource, _)) if !resource.is_empty() => {
+                    entra_resources.insert(resource);
+                }
+                _ => p.add(&at("upstream"), format!("'{}' is a bare scope, which Entra reads as Microsoft Graph (AADSTS650053); write it fully qualified, e.g. api://<app-id>/{}", s.upstream, s.upstream)),
+            }
+        }
+    }
+    entra_resources
+}
+
+fn validate_mapping(c: &TenantConfig, p: &mut Problems) {
+    for (i, rule) in c.mapping.iter().enumerate() {
+        let at = |f: &str| format!("mapping[{i}].{f}");
+        let is_dev_default = c.apps.is_empty() && matches!(c.upstream, UpstreamConfig::Dev { .. });
+        if !is_dev_default && !c.apps.iter().any(|a| a.name == rule.app) {
+            p.add(
+                &at("app"),
+                format!("'{}' is not the name of an app in this file", rule.app),
+            );
+        }
+        for (j, r) in rule.resources.iter().enumerate() {
+            if !c.resources.iter().any(|res| res.uri.matches(r)) {
+                p.add(
+                    &at(&format!("resources[{j}]")),
+                    format!("'{r}' is not the uri of a resource in this file"),
+                );
+            }
+        }
+        if rule.software_ids.iter().any(|s| s.is_empty()) {
+            p.add(&at("software_ids"), "must not contain an empty string");
+        }
+    }
+}
+
+fn validate_registration(c: &TenantConfig, p: &mut Problems) {
+    let r = &c.registration;
+    if !r.dcr && !r.cimd {
+        p.add(
+            "registration",
+            "both dcr and cimd are off, so no client could ever log in; turn one on",
+        );
+    }
+    if r.unused_client_lifetime < Duration::from_secs(3600) {
+        p.add("registration.unused_client_lifetime", "must be at least 1h");
+    }
+    if r.tenant_registrations_per_minute == Some(0) {
+        p.add(
+            "registration.tenant_registrations_per_minute",
+            "must be at least 1; turn registration off with dcr = false instead",
+        );
+    }
+    for (i, entry) in r.cimd_approval.iter().enumerate() {
+        if entry.hosts.is_empty() {
+            p.add(
+                &format!("registration.cimd_approval[{i}].hosts"),
+                "is empty, so the entry applies to no client; list hosts or remove it",
+            );
+        }
+    }
+    if !r.cimd && !r.cimd_approval.is_empty() {
+        p.add(
+            "registration.cimd_approval",
+            "applies to client metadata documents, which are off (cimd = false); remove it",
+        );
+    }
+    if r.registrations_per_minute == 0 {
+        p.add(
+            "registration.registrations_per_minute",
+            "must be at least 1; turn registration off with dcr = false instead",
+        );
+    }
+}
+
+fn validate_dev(d: &DevSettings, public_url: &Url, p: &mut Problems) {
+    if d.cimd_allow_loopback && !is_loopback_host(public_url) {
+        p.add("dev.cimd_allow_loopback", format!("turns off the protection against fetches of internal addresses, so it is refused on a public URL that is not loopback ({public_url}); remove it"));
+    }
+    if let Some(ca) = &d.cimd_extra_ca_file {
+        match std::fs::read(ca) {
+            Ok(pem) => {
+                if reqwest::Certificate::from_pem(&pem).is_err() {
+                    p.add(
+                        "dev.cimd_extra_ca_file",
+                        format!("{} is not a PEM certificate", ca.display()),
+                    );
+                }
+            }
+            Err(e) => p.add(
+                "dev.cimd_extra_ca_file",
+                format!("cannot read {}: {e}", ca.display()),
+            ),
+        }
+    }
+}
+
+/// An absolute http(s) URL without fragment or userinfo; plain http only on a loopback host.
+fn check_url(field: &str, raw: &str, p: &mut Problems) -> bool {
+    let url = match Url::parse(raw) {
+        Ok(u) => u,
+        Err(e) => {
+            p.add(field, format!("'{raw}' is not an absolute URL ({e})"));
+            return false;
+        }
+    };
+    if !crate::domain::is_https_or_loopback(&url) {
+        p.add(
+            field,
+            format!("'{raw}' must use https (http is accepted only on a loopback host)"),
+        );
+        return false;
+    }
+    if url.fragment().is_some() || !url.username().is_empty() || url.password().is_some() {
+        p.add(
+            field,
+            format!("'{raw}' must not contain a fragment or user information"),
+        );
+        return false;
+    }
+    true
+}

@@ -4,6 +4,7 @@
 
 pub mod app_key;
 pub(crate) mod handle;
+pub(crate) mod jwt;
 pub(crate) mod keys;
 pub mod pkce;
 pub(crate) mod private_file;

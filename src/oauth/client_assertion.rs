@@ -98,12 +98,9 @@ impl Audience {
 /// The `sub` of an assertion, read without verifying it: the client id, when the request
 /// does not name one (RFC 7523 §3 makes `client_id` optional with an assertion).
 pub(crate) fn unverified_subject(assertion: &str) -> Option<String> {
-    use base64::Engine;
-    let payload = assertion.split('.').nth(1)?;
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(payload)
-        .ok()?;
-    serde_json::from_slice::<Claims>(&bytes).ok()?.sub
+    crate::crypto::jwt::unverified_claims::<Claims>(assertion)
+        .ok()?
+        .sub
 }
 
 /// Checks `assertion` as `client_id`'s, signed by one of `keys`, for one of `audiences` (the

@@ -2,8 +2,6 @@
 //! logged in read from it. Used at the login's callback and where a minted token's claims are
 //! read again at refresh.
 
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::{Map, Value};
 
 /// Who logged in, from the ID token: the stable id at the IdP (Entra's `oid`, the same in
@@ -32,13 +30,8 @@ pub(crate) fn check_id_token(
     nonce: Option<&str>,
     now: u64,
 ) -> Result<IdTokenUser, String> {
-    let payload = id_token.split('.').nth(1).ok_or("not a JWT")?;
-    let claims: Map<String, Value> = serde_json::from_slice(
-        &URL_SAFE_NO_PAD
-            .decode(payload)
-            .map_err(|_| "payload is not base64url")?,
-    )
-    .map_err(|_| "payload is not JSON")?;
+    let claims: Map<String, Value> =
+        crate::crypto::jwt::unverified_claims(id_token).map_err(|e| e.to_string())?;
     let text = |k: &str| claims.get(k).and_then(Value::as_str);
     let expected_issuer = match text("tid") {
         Some(tid) => issuer.replace("{tenantid}", tid),

@@ -13,8 +13,6 @@
 //! a scope the resource, the assertion and the client's app leave nothing of is
 //! `invalid_scope`.
 
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::Algorithm;
 use serde::de::IgnoredAny;
 use serde_json::{Map, Value};
@@ -276,22 +274,9 @@ impl AuthServer {
 /// Header and payload of a compact JWS, read before its signature is checked (to find the
 /// issuer and key); nothing read here is trusted until `verify_signature`.
 fn split(assertion: &str) -> Result<(JsonObject, JsonObject), OAuthError> {
-    let mut parts = assertion.split('.');
-    let (Some(h), Some(p), Some(_), None) =
-        (parts.next(), parts.next(), parts.next(), parts.next())
-    else {
-        return Err(invalid_grant(
-            "the assertion is not a signed JWT (three dot-separated parts)",
-        ));
-    };
-    let json = |part: &str, what: &str| {
-        URL_SAFE_NO_PAD
-            .decode(part)
-            .ok()
-            .and_then(|b| serde_json::from_slice::<Map<String, Value>>(&b).ok())
-            .ok_or_else(|| invalid_grant(format!("the assertion's {what} is not base64url JSON")))
-    };
-    Ok((json(h, "header")?, json(p, "payload")?))
+    let jwt = crate::crypto::jwt::decode_unverified(assertion)
+        .map_err(|e| invalid_grant(format!("the assertion is {e}")))?;
+    Ok((jwt.header, jwt.claims))
 }
 
 /// The assertion's claims against the rules of the draft and the EMA extension.

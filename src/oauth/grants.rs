@@ -129,7 +129,8 @@ impl AuthServer {
             return Err(AdminError::UnknownGrant);
         }
         Ok(self
-            .revoke_family_of(tenant, &family_id, "admin", now)
+            .families
+            .revoke(tenant, &family_id, "admin", now)
             .await?)
     }
 
@@ -150,7 +151,7 @@ impl AuthServer {
         })
         .await?;
         for id in &live {
-            self.revoke_family_of(tenant, id, "admin", now).await?;
+            self.families.revoke(tenant, id, "admin", now).await?;
         }
         Ok(live.len())
     }

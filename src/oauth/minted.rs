@@ -217,7 +217,8 @@ impl AuthServer {
                     // that does not is the IdP's login of someone else: the login ends.
                     tracing::error!(tenant = %tenant.id, app = %rec.app,
                         "the ID token of a refresh names another user than the login's; the login is revoked");
-                    self.revoke_family(tenant, &rec.family_id, "idp_subject_changed", now)
+                    self.families
+                        .revoke(&tenant.id, &rec.family_id, "idp_subject_changed", now)
                         .await?;
                     return Err(OAuthError::new(
                         ErrorCode::InvalidGrant,

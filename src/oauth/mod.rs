@@ -13,6 +13,7 @@ pub(crate) mod client_configuration;
 pub mod client_metadata;
 pub mod consent;
 pub(crate) mod error;
+pub(crate) mod family;
 pub mod family_index;
 pub(crate) mod grants;
 pub(crate) mod introspection;

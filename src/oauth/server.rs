@@ -1,13 +1,12 @@
 //! `AuthServer`: the login flow's dependencies in one place, shared by the flow modules
 //! (`authorize`, `consent`, `callback`, `token`).
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use arc_swap::ArcSwap;
 
 use super::error::{ErrorCode, OAuthError};
-use super::records::FamilyId;
+use super::family::Families;
 use super::registration::ClientRegistry;
 use crate::config::Tenant;
 use crate::config::tenant::AppConfig;
@@ -27,9 +26,8 @@ pub struct AuthServer {
     pub(super) signer: Signer,
     /// The tenants' keys for minted access tokens.
     pub(super) signing_keys: Arc<SigningKeys>,
-    /// One lock per refresh family being rotated, so that parallel refreshes of one client do
-    /// not race to the IdP with the same upstream refresh token.
-    family_locks: Mutex<HashMap<FamilyId, Arc<tokio::sync::Mutex<()>>>>,
+    /// Revocation and locks of the refresh families (`family.rs`).
+    pub(super) families: Families,
 }
 
 impl AuthServer {
@@ -43,6 +41,7 @@ impl AuthServer {
         signing_keys: Arc<SigningKeys>,
     ) -> Self {
         Self {
+            families: Families::new(records.clone()),
             records,
             registry,
             upstreams,
@@ -50,7 +49,6 @@ impl AuthServer {
             sealer,
             signer,
             signing_keys,
-            family_locks: Mutex::new(HashMap::new()),
         }
     }
 
@@ -86,11 +84,5 @@ impl AuthServer {
             .app(app)
             .ok_or_else(|| unavailable("the app is no longer in the tenant file"))?;
         Ok((endpoints, app))
-    }
-
-    pub(crate) fn family_lock(&self, family_id: &FamilyId) -> Arc<tokio::sync::Mutex<()>> {
-        let mut locks = self.family_locks.lock().unwrap_or_else(|p| p.into_inner());
-        locks.retain(|_, l| Arc::strong_count(l) > 1);
-        locks.entry(family_id.clone()).or_default().clone()
     }
 }

@@ -182,7 +182,8 @@ impl AuthServer {
         };
         if current.value.used {
             if let Some(family) = &current.value.family_id {
-                self.revoke_family(tenant, family, "code_replay", now)
+                self.families
+                    .revoke(&tenant.id, family, "code_replay", now)
                     .await?;
             }
             crate::metrics::metrics()
@@ -204,7 +205,7 @@ impl AuthServer {
         let winner = self.records.get::<AuthCode>(&tenant.id, key, now).await;
         if let Ok(Some(latest)) = &winner
             && let Some(f) = &latest.value.family_id
-            && let Err(e) = self.revoke_family(tenant, f, "code_race", now).await
+            && let Err(e) = self.families.revoke(&tenant.id, f, "code_race", now).await
         {
             return e.into();
         }

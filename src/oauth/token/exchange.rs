@@ -127,7 +127,7 @@ impl AuthServer {
         let family_id = FamilyId::from_admin(text("sid"));
         // One use of the login's IdP refresh token at a time in this server: a refresh of the
         // same login waits, and each finds the token the other left.
-        let lock = self.family_lock(&family_id);
+        let lock = self.families.lock(&family_id);
         let _guard = lock.lock().await;
         let (family, client) = tokio::join!(
             self.records.get::<Family>(&tenant.id, &family_id, now),

@@ -75,7 +75,7 @@ impl AuthServer {
         // One rotation at a time per token: a parallel request waits, then takes the grace
         // path. In this process by a lock (per family); across servers sharing the store by a
         // lease on the token's own record.
-        let lock = self.family_lock(&first_look.value.family_id);
+        let lock = self.families.lock(&first_look.value.family_id);
         let _guard = lock.lock().await;
         let (current, family, lease) = if self.records.backend().is_shared() {
             self.lease_token(tenant, &req.refresh_token, first_look)
@@ -220,7 +220,8 @@ impl AuthServer {
         let resource = match resource_of_grant(tenant, &rec.resource, rec.is_minted()) {
             Ok(r) => r,
             Err((cause, why)) => {
-                self.revoke_family(tenant, &rec.family_id, cause, now)
+                self.families
+                    .revoke(&tenant.id, &rec.family_id, cause, now)
                     .await?;
                 tracing::warn!(tenant = %tenant.id, client_id = %client.client_id, resource = %rec.resource, cause,
                     "a refresh for a grant the tenant file no longer allows was refused, and its family revoked");
@@ -368,7 +369,8 @@ impl AuthServer {
             self.records.flush().await?;
             return Ok(issued.0);
         }
-        self.revoke_family(tenant, &rec.family_id, "refresh_reuse", now)
+        self.families
+            .revoke(&tenant.id, &rec.family_id, "refresh_reuse", now)
             .await?;
         crate::metrics::metrics()
             .reuse_detected
@@ -410,7 +412,8 @@ impl AuthServer {
             Err(e) => {
                 e.log(&tenant.id, &rec.app, "refresh");
                 if e.is_invalid_grant() {
-                    self.revoke_family(tenant, &rec.family_id, "idp_refused", now)
+                    self.families
+                        .revoke(&tenant.id, &rec.family_id, "idp_refused", now)
                         .await?;
                 }
                 Err(crate::oauth::upstream_errors::to_token_client(&e))
@@ -509,55 +512,6 @@ impl AuthServer {
         Ok(None)
     }
 
-    /// Marks a refresh family revoked; every token of it is refused from then on.
-    /// Revokes a family; `cause` says why in the audit event (`refresh_reuse`, `code_replay`,
-    /// `code_race`, `idp_refused`, `client_revoked`, `admin`).
-    pub(crate) async fn revoke_family(
-        &self,
-        tenant: &Tenant,
-        family_id: &FamilyId,
-        cause: &'static str,
-        now: u64,
-    ) -> Result<(), crate::store::StoreError> {
-        self.revoke_family_of(&tenant.id, family_id, cause, now)
-            .await
-    }
-
-    /// `revoke_family` by tenant id: also for a tenant whose file was removed.
-    pub(crate) async fn revoke_family_of(
-        &self,
-        tenant: &crate::domain::TenantId,
-        family_id: &FamilyId,
-        cause: &'static str,
-        now: u64,
-    ) -> Result<(), crate::store::StoreError> {
-        loop {
-            let Some(f) = self.records.get::<Family>(tenant, family_id, now).await? else {
-                return Ok(());
-            };
-            if f.value.revoked {
-                // Revoked by another request that may not have flushed yet.
-                self.records.flush().await?;
-                return Ok(());
-            }
-            let mut value = f.value;
-            value.revoked = true;
-            if self
-                .records
-                .update(tenant, family_id, f.revision, &value, f.expires_at)
-                .await?
-            {
-                crate::metrics::metrics()
-                    .family_revocations
-                    .with_label_values(&[tenant.as_str()])
-                    .inc();
-                tracing::info!(target: "audit", event = "refresh_family_revoked", tenant = %tenant, client_id = %value.client_id,
-                    user = value.subject.as_deref().unwrap_or(""), cause);
-                return Ok(());
-            }
-        }
-    }
-
     /// `POST /{tenant}/revoke` (RFC 7009 §2): revokes the family of a refresh token, or of a
     /// minted access token (its `sid`), issued to the requesting client; unknown tokens and the
     /// IdP's access tokens (which the shim cannot revoke) are answered with success.
@@ -580,13 +534,15 @@ impl AuthServer {
             .await?
             && rec.value.client_id == client.client_id
         {
-            self.revoke_family(tenant, &rec.value.family_id, "client_revoked", now)
+            self.families
+                .revoke(&tenant.id, &rec.value.family_id, "client_revoked", now)
                 .await?;
         } else if let Some(family) = self
             .minted_token_login(tenant, token.expose(), &client.client_id, now)
             .await?
         {
-            self.revoke_family(tenant, &family, "client_revoked", now)
+            self.families
+                .revoke(&tenant.id, &family, "client_revoked", now)
                 .await?;
         }
         Ok(())

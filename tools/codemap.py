@@ -58,9 +58,13 @@ def module_files(src):
     return out
 
 
+TEST_MOD_RE = re.compile(r"^\s*#\[cfg\(test\)\]\s*\n\s*(?:pub(?:\([^)]*\))?\s+)?mod\s+\w+\s*\{", re.M)
+
+
 def strip_tests(text):
-    i = text.find("#[cfg(test)]")
-    return text if i < 0 else text[:i]
+    """The file up to its test module (`#[cfg(test)] mod … {`, last in this codebase's files)."""
+    m = TEST_MOD_RE.search(text)
+    return text if not m else text[: m.start()]
 
 
 def code_of(text):
@@ -161,17 +165,32 @@ class Crate:
                 return self.files[module]
         return None
 
+    def children(self, module):
+        return {m[-1] for m in self.files if len(m) == len(module) + 1 and m[: len(module)] == module}
+
     def edges(self):
         out = defaultdict(set)
         for module, f in self.files.items():
             face = f.endswith(("mod.rs", "lib.rs"))
+            text_wo_use = USE_RE.sub(" ", self.code[f])
+            # Module declarations (`mod copy;`) name a child, they do not use it.
+            text_wo_use = re.sub(r"\b(?:pub(?:\([^)]*\))?\s+)?mod\s+\w+\s*;", " ", text_wo_use)
+            used_words = set(re.findall(r"\b\w+\b", text_wo_use))
             paths = []
             for m in USE_RE.finditer(self.code[f]):
-                if m.group(1) and face:
-                    continue  # a module's face re-exporting its children
-                paths += expand(m.group(2))
-            text_wo_use = USE_RE.sub(" ", self.code[f])
+                for path in expand(m.group(2)):
+                    # A module's face re-exporting its children imports nothing by that, unless
+                    # it uses the name itself.
+                    name = re.split(r"\s+as\s+|::", path)[-1].strip()
+                    if m.group(1) and face and name not in used_words:
+                        continue
+                    paths.append(re.sub(r"\s+as\s+\w+$", "", path))
             paths += [m.group(1) for m in INLINE_RE.finditer(text_wo_use)]
+            # A child module named by its bare name (`token::token` in a mod.rs).
+            kids = self.children(module)
+            if kids:
+                kid_re = re.compile(r"(?<![\w:])((?:" + "|".join(sorted(kids)) + r")(?:::\w+)+)")
+                paths += [m.group(1) for m in kid_re.finditer(text_wo_use)]
             for path in paths:
                 segs = self.absolute(module, path.split("::"))
                 if segs is None:

@@ -65,6 +65,24 @@ class Codemap(unittest.TestCase):
         })
         self.assertEqual(code, 0, out)
 
+    def test_a_parent_naming_a_child_whose_file_uses_the_parent_is_a_circle(self):
+        code, out = check({
+            "lib.rs": "pub mod http;\n",
+            "http/mod.rs": "mod token;\npub fn client_value() {}\nfn routes() { token::token(); }\n",
+            "http/token.rs": "use super::client_value;\npub fn token() { client_value(); }\n",
+        })
+        self.assertEqual(code, 1, out)
+        self.assertIn("http/mod.rs <-> http/token.rs", out)
+
+    def test_a_face_that_uses_its_own_re_export_imports_it(self):
+        code, out = check({
+            "lib.rs": "pub mod store;\n",
+            "store/mod.rs": "mod sled;\npub use sled::Sled;\npub trait Store {}\npub fn open() { Sled::open(); }\n",
+            "store/sled.rs": "use super::Store;\npub struct Sled;\nimpl Sled { pub fn open() {} }\n",
+        })
+        self.assertEqual(code, 1, out)
+        self.assertIn("store/mod.rs <-> store/sled.rs", out)
+
     def test_an_arrow_against_the_layers_fails(self):
         code, out = check({
             "lib.rs": "pub mod config;\npub mod http;\n",

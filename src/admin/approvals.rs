@@ -6,7 +6,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::{Problem, admin_error, authorized, problem};
+use super::request::{Problem, admin_error, authorized, problem};
 use crate::domain::ClientId;
 use crate::http::state::{AppState, unix_now};
 use crate::oauth::approval::Target;

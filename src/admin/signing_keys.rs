@@ -5,7 +5,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Deserialize;
 use serde_json::json;
 
-use super::{Problem, authorized, problem};
+use super::request::{Problem, authorized, problem};
 use crate::config::token_mode::DEFAULT_TOKEN_LIFETIME;
 use crate::http::state::{AppState, unix_now};
 use crate::minting::keys::JWKS_CACHED_UP_TO;

@@ -48,9 +48,14 @@ pub(crate) fn decode_unverified<C: DeserializeOwned>(
     })
 }
 
-/// The claims (as `C`) of `token`, without checking its signature or reading its header.
+/// The claims (as `C`) of `token`, without checking its signature or reading its header: its
+/// second dot-separated part, whatever follows (an ID token received over TLS, or a client
+/// assertion whose signature is checked later, is read as before).
 pub(crate) fn unverified_claims<C: DeserializeOwned>(token: &str) -> Result<C, JwtFormatError> {
-    let (_, payload) = parts(token)?;
+    let payload = token
+        .split('.')
+        .nth(1)
+        .ok_or(JwtFormatError::NotThreeParts)?;
     json(payload).ok_or(JwtFormatError::Payload)
 }
 
@@ -79,11 +84,19 @@ mod tests {
         assert_eq!(unverified_claims::<Sub>(&token).unwrap().sub, "u");
         for bad in ["a.b", "a.b.c.d", "", "..."] {
             assert_eq!(
-                unverified_claims::<Map<String, Value>>(bad).err(),
+                decode_unverified::<Map<String, Value>>(bad).err(),
                 Some(JwtFormatError::NotThreeParts),
                 "{bad}"
             );
         }
+        // The claims alone are read from the second part, as the ID token's and the client
+        // assertion's readers did.
+        let two = format!("{}.{}", b64("{}"), b64(r#"{"sub":"u"}"#));
+        assert_eq!(unverified_claims::<Sub>(&two).unwrap().sub, "u");
+        assert_eq!(
+            unverified_claims::<Map<String, Value>>("nodots").err(),
+            Some(JwtFormatError::NotThreeParts)
+        );
         let no_header = format!("x.{}.s", b64("{}"));
         assert_eq!(
             decode_unverified::<Map<String, Value>>(&no_header).err(),

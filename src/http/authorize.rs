@@ -10,9 +10,9 @@ use actix_web::http::header::LOCATION;
 use actix_web::{HttpRequest, HttpResponse, web};
 
 use super::body::read_form;
-use super::client_value;
 use super::extract::PageTenant;
 use super::pages::{ConsentView, consent_page, error_page};
+use super::request_info::client_value;
 use super::state::{AppState, unix_now};
 use crate::config::Tenant;
 use crate::crypto::Handle;

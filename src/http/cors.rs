@@ -30,7 +30,7 @@ where
     let prefix = req
         .app_data::<actix_web::web::Data<super::state::AppState>>()
         .map_or("", |s| s.path_prefix());
-    let cors = allowed_methods(&super::local_path(req.path(), prefix));
+    let cors = allowed_methods(&super::request_info::local_path(req.path(), prefix));
     let fut = match cors {
         Some(methods) if req.method() == Method::OPTIONS => {
             Either::Left(ready(Ok(req.into_response(preflight(methods)))))

@@ -13,6 +13,7 @@ pub mod login_limits;
 pub(crate) mod ops;
 pub(crate) mod pages;
 mod register;
+pub(crate) mod request_info;
 pub(crate) mod state;
 mod token;
 mod well_known;
@@ -23,29 +24,9 @@ use actix_web::middleware::DefaultHeaders;
 use actix_web::{HttpResponse, web};
 use tracing::Instrument;
 
+use request_info::REQUEST_ID;
+pub(crate) use request_info::{client_value, local_path};
 use state::AppState;
-
-tokio::task_local! {
-    /// The id of the request being served (`request_log`), for the pages that show it.
-    static REQUEST_ID: String;
-}
-
-/// The id of the request being served, when called while serving one.
-pub(crate) fn current_request_id() -> Option<String> {
-    REQUEST_ID.try_with(Clone::clone).ok()
-}
-
-/// A log field for a value the client chose: at most 200 bytes of it (a refusal line must not
-/// become a way to fill the log). Log it with `?` so that control characters are escaped.
-pub(crate) fn client_value(v: Option<&str>) -> Option<&str> {
-    v.map(|v| {
-        let mut end = v.len().min(200);
-        while !v.is_char_boundary(end) {
-            end -= 1;
-        }
-        &v[..end]
-    })
-}
 
 /// Successful reads of public, unchanging documents (metadata, JWKS) are logged at debug
 /// rather than info: they are most of the traffic and tell an operator nothing.
@@ -56,29 +37,6 @@ fn is_routine_read(req: &actix_web::dev::ServiceRequest) -> bool {
             || path.ends_with("/jwks")
             || path == "/favicon.ico"
             || is_probe(path))
-}
-
-/// `path` as it would be under a public URL without a path: the prefix taken off the tenants'
-/// routes (`/mcp-auth/demo/token` → `/demo/token`) and out of the metadata's (`/.well-known/
-/// oauth-authorization-server/mcp-auth/demo` → `/.well-known/oauth-authorization-server/demo`),
-/// for what reads routes by their segments (CORS, labels, the tenant of a request).
-pub(crate) fn local_path<'a>(path: &'a str, prefix: &str) -> std::borrow::Cow<'a, str> {
-    use std::borrow::Cow;
-    if prefix.is_empty() {
-        return Cow::Borrowed(path);
-    }
-    if let Some(rest) = path.strip_prefix(prefix)
-        && rest.starts_with('/')
-    {
-        return Cow::Borrowed(rest);
-    }
-    for kind in ["oauth-authorization-server", "openid-configuration"] {
-        let inserted = format!("/.well-known/{kind}{prefix}/");
-        if let Some(tenant) = path.strip_prefix(&inserted) {
-            return Cow::Owned(format!("/.well-known/{kind}/{tenant}"));
-        }
-    }
-    Cow::Borrowed(path)
 }
 
 /// Health and readiness probes: logged at debug whatever they answer (a 503 is their answer,

@@ -46,7 +46,7 @@ pub(crate) fn error_page(status: u16, message: &str) -> HttpResponse {
             h1 { "Sign-in cannot continue" }
             div class="box" { p { (message) } }
             p class="muted" { "You can close this window." }
-            @if let Some(id) = super::current_request_id() {
+            @if let Some(id) = super::request_info::current_request_id() {
                 p class="muted" { "If you ask for help, quote request " code { (id) } "." }
             }
         },

@@ -5,9 +5,9 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 
 use super::body::{bearer_token, read_json_metadata};
-use super::client_value;
 use super::error::{error_response, error_response_with_status, not_found};
 use super::extract::ApiTenant;
+use super::request_info::client_value;
 use super::state::{AppState, unix_now};
 use crate::config::Tenant;
 use crate::oauth::{ErrorCode, OAuthError};

@@ -5,9 +5,9 @@ use actix_web::http::header::AUTHORIZATION;
 use actix_web::{HttpRequest, HttpResponse, web};
 
 use super::body::read_form;
-use super::client_value;
 use super::error::error_response;
 use super::extract::ApiTenant;
+use super::request_info::client_value;
 use super::state::{AppState, unix_now};
 use crate::config::Tenant;
 use crate::oauth::client_auth::{ClientCredentials, parse_basic};

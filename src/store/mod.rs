@@ -8,6 +8,7 @@
 mod copy;
 mod counted;
 mod group_commit;
+mod open;
 pub mod postgres;
 pub(crate) mod sled_store;
 
@@ -22,6 +23,7 @@ use crate::domain::{ClientId, TenantId};
 
 pub use copy::{Copied, copy};
 pub use counted::Counted;
+pub use open::open_spec;
 pub use postgres::{PostgresLocation, PostgresStore};
 pub use sled_store::SledStore;
 
@@ -216,20 +218,6 @@ pub trait Store: Send + Sync + 'static {
     fn is_shared(&self) -> bool {
         false
     }
-}
-
-/// Opens the store `spec` names: `sled:<dir>` or a `postgres://` URL (with its password in
-/// `password_file`, if given). For the commands that work on a store directly (`store copy`);
-/// the server opens its own in `app.rs`.
-pub async fn open_spec(
-    spec: &str,
-    password_file: Option<&std::path::Path>,
-) -> Result<Arc<dyn Store>, StoreError> {
-    if let Some(dir) = spec.strip_prefix("sled:") {
-        return Ok(Arc::new(SledStore::open(std::path::Path::new(dir)).await?));
-    }
-    let location = PostgresLocation::parse(spec, password_file).map_err(StoreError::Backend)?;
-    Ok(Arc::new(PostgresStore::open(&location, 1).await?))
 }
 
 /// A typed record: its namespace, schema version, and the type of its id, so that a record can

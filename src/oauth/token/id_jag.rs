@@ -57,7 +57,7 @@ struct IdJag<'t> {
 
 impl AuthServer {
     /// `grant_type=urn:ietf:params:oauth:grant-type:jwt-bearer` with an ID-JAG.
-    /// The client is authenticated and approved (`token.rs`).
+    /// The client is authenticated and approved (`token/mod.rs`).
     pub(crate) async fn id_jag_grant(
         &self,
         tenant: &Tenant,

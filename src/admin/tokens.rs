@@ -48,9 +48,10 @@ impl AdminTokens {
         let Some(path) = &self.file else { return };
         match read_tokens(path) {
             Ok(tokens) => {
-                let labels: Vec<&str> = tokens.iter().map(|(l, _)| l.as_str()).collect();
-                tracing::info!(target: "audit", event = "admin_tokens_reloaded", labels = %labels.join(" "), "admin tokens reloaded");
+                let labels: Vec<String> = tokens.iter().map(|(l, _)| l.clone()).collect();
+                // In force before it is said to be: whoever reads the line finds it so.
                 self.tokens.store(Arc::new(tokens));
+                tracing::info!(target: "audit", event = "admin_tokens_reloaded", labels = %labels.join(" "), "admin tokens reloaded");
             }
             Err(e) => {
                 // Never a token the file no longer lists (the leaked one whose line was
@@ -66,10 +67,10 @@ impl AdminTokens {
                     .filter(|t| listed.contains(t))
                     .cloned()
                     .collect();
-                let labels: Vec<&str> = kept.iter().map(|(l, _)| l.as_str()).collect();
+                let labels: Vec<String> = kept.iter().map(|(l, _)| l.clone()).collect();
+                self.tokens.store(Arc::new(kept));
                 tracing::error!(error = %e, still_in_force = %labels.join(" "),
                     "admin tokens not reloaded: only the tokens in force before that the file still lists on a good line stay in force, until the file is fixed and SIGHUP sent again");
-                self.tokens.store(Arc::new(kept));
             }
         }
     }

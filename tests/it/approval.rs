@@ -15,7 +15,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::admin::run_cli;
 use crate::browser::{
-    Browser, Client, Landing, authorize_url, login_through, param, redeem, refresh, token_request,
+    Browser, Client, Landing, authorize_url, login, param, redeem, refresh, token_request,
 };
 use crate::helpers::{ADMIN_TOKEN, write_private};
 use crate::login::{World, world_with};
@@ -361,20 +361,7 @@ async fn a_pending_registered_client_is_held_after_sign_in_then_approved_through
     let (ok, said, err) = run(&["clients", "approve", &reference]).await;
     assert!(ok && said.contains(&client.id), "{said}{err}");
     assert_eq!(pending(&w).await["total"], 0);
-    let (code, attempt) = login_through(
-        &w.app,
-        &Browser::new(),
-        "contoso",
-        &client,
-        authorize_url(
-            &w.app,
-            "contoso",
-            &client,
-            "files.read offline_access",
-            "ann",
-        ),
-    )
-    .await;
+    let (code, attempt) = login(&w.app, &Browser::new(), "contoso", &client, "ann").await;
     let (status, tokens) = redeem(&w.app, "contoso", &client, &code, &attempt).await;
     assert_eq!(status, 200, "{tokens}");
     let (ok, list, _) = run(&["clients", "list"]).await;
@@ -430,14 +417,7 @@ async fn cimd_clients_are_queued_per_host_approved_one_by_one_and_a_denied_host_
     assert!(!ok && err.contains("several clients"), "{err}");
     let (ok, said, err) = run(&["clients", "approve", &a.id, "--app", "cert-agents"]).await;
     assert!(ok, "{said}{err}");
-    let (code, attempt) = login_through(
-        &w.app,
-        &Browser::new(),
-        "contoso",
-        &a,
-        authorize_url(&w.app, "contoso", &a, "files.read offline_access", "ann"),
-    )
-    .await;
+    let (code, attempt) = login(&w.app, &Browser::new(), "contoso", &a, "ann").await;
     assert_eq!(redeem(&w.app, "contoso", &a, &code, &attempt).await.0, 200);
     let (_, shown) = w
         .app
@@ -485,14 +465,7 @@ async fn cimd_clients_are_queued_per_host_approved_one_by_one_and_a_denied_host_
         "a denied host cannot ask again"
     );
     // A is still approved: its own decision comes before its host's.
-    let (code, attempt) = login_through(
-        &w.app,
-        &Browser::new(),
-        "contoso",
-        &a,
-        authorize_url(&w.app, "contoso", &a, "files.read offline_access", "ann"),
-    )
-    .await;
+    let (code, attempt) = login(&w.app, &Browser::new(), "contoso", &a, "ann").await;
     assert_eq!(redeem(&w.app, "contoso", &a, &code, &attempt).await.0, 200);
     w.stop().await;
 }
@@ -525,20 +498,7 @@ async fn a_whole_cimd_host_is_approved() {
         "{said}{err}"
     );
     assert_eq!(pending(&w).await["total"], 0);
-    let (code, attempt) = login_through(
-        &w.app,
-        &Browser::new(),
-        "contoso",
-        &client,
-        authorize_url(
-            &w.app,
-            "contoso",
-            &client,
-            "files.read offline_access",
-            "ann",
-        ),
-    )
-    .await;
+    let (code, attempt) = login(&w.app, &Browser::new(), "contoso", &client, "ann").await;
     assert_eq!(
         redeem(&w.app, "contoso", &client, &code, &attempt).await.0,
         200
@@ -712,25 +672,10 @@ async fn a_denied_client_cannot_redeem_an_old_code_or_refresh() {
         )
         .await;
     assert_eq!(status, 200, "{decided}");
-    let login = || async {
-        login_through(
-            &w.app,
-            &Browser::new(),
-            "contoso",
-            &client,
-            authorize_url(
-                &w.app,
-                "contoso",
-                &client,
-                "files.read offline_access",
-                "ann",
-            ),
-        )
-        .await
-    };
-    let (code, attempt) = login().await;
+    let sign_in = || async { login(&w.app, &Browser::new(), "contoso", &client, "ann").await };
+    let (code, attempt) = sign_in().await;
     let (_, tokens) = redeem(&w.app, "contoso", &client, &code, &attempt).await;
-    let (old_code, old_attempt) = login().await;
+    let (old_code, old_attempt) = sign_in().await;
     let (status, denied) = w
         .app
         .admin_json(

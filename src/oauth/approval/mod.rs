@@ -458,26 +458,12 @@ impl Approvals {
             at: now,
             apps,
         };
-        let decided = match target {
-            Target::Host(host) => {
-                if app.is_some() {
-                    return Err(AdminError::Refused(
-                        "a host's clients keep the mapping rules' apps; approve one client to choose its app".into(),
-                    ));
-                }
-                self.decide_whole_host(tenant, host, decision, now).await?
-            }
-            Target::Client(named) => {
-                let client_id = self.resolve_target(tenant, named, now).await?;
-                self.decide_client(tenant, &client_id, decision, now)
-                    .await?
-            }
-        };
-        crate::metrics::metrics()
-            .approval_decisions
-            .with_label_values(&[tenant.id.as_str(), decided.decision])
-            .inc();
-        Ok(decided)
+        if app.is_some() && matches!(target, Target::Host(_)) {
+            return Err(AdminError::Refused(
+                "a host's clients keep the mapping rules' apps; approve one client to choose its app".into(),
+            ));
+        }
+        self.decide(tenant, target, decision, now).await
     }
 
     /// An administrator's refusal of one client. A document client's host is refused with it
@@ -496,8 +482,19 @@ impl Approvals {
             at: now,
             apps: BTreeMap::new(),
         };
+        self.decide(tenant, target, decision, now).await
+    }
+
+    /// Records `decision` for a client or a whole host (approved or denied before or not: a
+    /// host's documents keep their own decisions), and counts it.
+    async fn decide(
+        &self,
+        tenant: &Tenant,
+        target: Target<'_>,
+        decision: Decision,
+        now: u64,
+    ) -> Result<Decided, AdminError> {
         let decided = match target {
-            // A whole host, approved before or not: its documents' own approvals stay.
             Target::Host(host) => self.decide_whole_host(tenant, host, decision, now).await?,
             Target::Client(named) => {
                 let client_id = self.resolve_target(tenant, named, now).await?;

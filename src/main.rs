@@ -840,6 +840,13 @@ async fn check(args: CheckArgs) -> ExitCode {
                 );
                 failed = true;
             }
+            Err(e) if live => {
+                // Asked to try the credentials, and they could not be tried: not a pass.
+                println!(
+                    "  error: upstream not reachable now ({e}), so --live could not try the apps' credentials; serve will keep retrying"
+                );
+                failed = true;
+            }
             Err(e) => {
                 println!("  warning: upstream not reachable now ({e}); serve will keep retrying")
             }

@@ -594,3 +594,34 @@ fn entra_plan_matches_its_golden_files() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("not on Entra"));
 }
+
+/// `check --live` on an IdP it cannot reach has tried no credential: that is not a pass.
+/// Without `--live` an unreachable IdP stays a warning (serve keeps retrying).
+#[test]
+fn check_live_fails_when_the_idp_cannot_be_reached() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("away.toml"),
+        r#"[upstream]
+kind = "oidc"
+issuer = "http://127.0.0.1:9/unreachable"
+[[apps]]
+name = "a"
+client_id = "a"
+credential = { kind = "none" }
+[[resources]]
+uri = "https://mcp.example.com/files"
+scopes = [{ name = "files.read", upstream = "files.read" }]
+"#,
+    )
+    .unwrap();
+    let (code, out) = run(&["check"], dir.path());
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("warning: upstream not reachable now"), "{out}");
+    let (code, out) = run(&["check", "--live"], dir.path());
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains("--live could not try the apps' credentials"),
+        "{out}"
+    );
+}

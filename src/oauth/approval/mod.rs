@@ -707,7 +707,11 @@ impl Approvals {
                     return Ok(());
                 }
             }
-            return Ok(());
+            // Never reported as done when it was not: the denial would stand without its
+            // refusal of look-alike registrations.
+            return Err(StoreError::Backend(
+                "the denied client's likeness kept changing under concurrent denials; deny it again".into(),
+            ));
         }
         if let Some(found) = self
             .records
@@ -861,7 +865,11 @@ impl Approvals {
             }
             return Ok(reference);
         }
-        Ok(None)
+        // A decided request left in the queue would still count against its cap and its user.
+        Err(StoreError::Backend(
+            "the approval request kept changing while it was being withdrawn; decide it again"
+                .into(),
+        ))
     }
 
     /// Drops the request of a registered client an operator deleted (nobody is left to

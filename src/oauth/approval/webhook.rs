@@ -182,7 +182,13 @@ impl Delivery {
             .body(self.body.clone())
             .send()
             .await
-            .map_err(|e| Failure::Retry(format!("cannot reach it: {e}")))?;
+            // Without the URL: a chat webhook's URL carries its secret in the path.
+            .map_err(|e| {
+                Failure::Retry(format!(
+                    "cannot reach it: {}",
+                    crate::net::fetch::error_chain(&e.without_url())
+                ))
+            })?;
         let status = res.status();
         if status.is_success() {
             return Ok(());

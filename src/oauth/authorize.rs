@@ -41,6 +41,12 @@ pub(crate) enum AuthorizeError {
     },
 }
 
+/// Where a client is sent back to: its validated redirect URI, with the `state` it sent.
+struct ReturnTo {
+    redirect_uri: RedirectUri,
+    state: Option<String>,
+}
+
 impl AuthorizeError {
     fn page(status: u16, message: impl Into<String>) -> Self {
         Self::Page {
@@ -119,8 +125,10 @@ impl AuthServer {
             return Err(self.refusal(
                 tenant,
                 &client,
-                redirect_uri,
-                state,
+                ReturnTo {
+                    redirect_uri,
+                    state,
+                },
                 OAuthError::new(
                     ErrorCode::AccessDenied,
                     "an administrator of this server denied this application",
@@ -162,8 +170,10 @@ impl AuthServer {
             Err(error) => Err(self.refusal(
                 tenant,
                 &client,
-                redirect_uri,
-                state,
+                ReturnTo {
+                    redirect_uri,
+                    state,
+                },
                 error,
                 approval_cookie,
                 now,
@@ -224,13 +234,14 @@ impl AuthServer {
     /// §4.11.2): loopback URIs (the user's own machine), clients of trusted CIMD hosts, or a
     /// redirect URI this browser approved for this client (not merely the client: one it added
     /// later was never approved). Anything else gets the error on a page.
-    #[allow(clippy::too_many_arguments)]
     fn refusal(
         &self,
         tenant: &Tenant,
         client: &ClientRecord,
-        redirect_uri: RedirectUri,
-        state: Option<String>,
+        ReturnTo {
+            redirect_uri,
+            state,
+        }: ReturnTo,
         error: OAuthError,
         approval_cookie: Option<&str>,
         now: u64,
@@ -297,8 +308,10 @@ impl AuthServer {
         self.refusal(
             tenant,
             &client,
-            request.redirect_uri,
-            request.state,
+            ReturnTo {
+                redirect_uri: request.redirect_uri,
+                state: request.state,
+            },
             OAuthError::new(
                 ErrorCode::ConsentRequired,
                 "this browser has not approved the application, and prompt=none forbids asking",

@@ -19,7 +19,7 @@ use crate::domain::{ApprovalStatus, ClientRecord};
 use crate::store::StoreError;
 use crate::upstream::error::{IdpChallenge, IdpError, UpstreamError};
 use crate::upstream::id_token::{IdTokenUser, check_id_token};
-use crate::upstream::tokens::UpstreamTokens;
+use crate::upstream::tokens::{UpstreamGrant, UpstreamTokens};
 
 /// How long the shim's authorization code may be redeemed.
 pub(crate) const CODE_SECONDS: u64 = 60;
@@ -367,7 +367,7 @@ impl AuthServer {
         now: u64,
     ) -> Result<(UpstreamTokens, Option<IdTokenUser>), OAuthError> {
         let r = &txn.request;
-        let (endpoints, app) = self.upstream_app(tenant, &r.app)?;
+        let at = self.upstream_app(tenant, &r.app)?;
         let verifier = self
             .sealer
             .unseal(txn_id, &txn.sealed_verifier)
@@ -377,13 +377,13 @@ impl AuthServer {
         let resource = super::authorize::upstream_resource(tenant, &r.resource);
         let tokens = self
             .upstream()
-            .exchange_code(
-                tenant,
-                &endpoints,
-                app,
-                upstream_code,
-                &verifier,
-                &callback,
+            .token(
+                &at,
+                UpstreamGrant::AuthorizationCode {
+                    code: upstream_code,
+                    verifier: &verifier,
+                    redirect_uri: &callback,
+                },
                 resource.as_deref(),
                 now,
             )
@@ -394,7 +394,7 @@ impl AuthServer {
             })?;
         let subject = match &tokens.id_token {
             Some(id_token) => Some(
-                check_id_token(id_token, &endpoints.issuer, &app.client_id, Some(&txn.nonce), now)
+                check_id_token(id_token, &at.endpoints.issuer, &at.app.client_id, Some(&txn.nonce), now)
                     .map_err(|why| {
                         tracing::error!(tenant = %tenant.id, app = %r.app, reason = %why, "the IdP's ID token failed validation");
                         OAuthError::server_error()

@@ -9,8 +9,8 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use super::error::{ErrorCode, OAuthError};
-use super::records::{Family, FamilyId, RefreshRecord};
+use super::error::OAuthError;
+use super::records::{FamilyId, RefreshRecord};
 use super::server::AuthServer;
 use crate::config::Tenant;
 use crate::config::tenant::ResourceConfig;
@@ -18,7 +18,7 @@ use crate::crypto::Handle;
 use crate::domain::{ClientId, ClientRecord, ResourceUri, ScopeSet};
 use crate::minting::access_token::{Grant, Invalid, Minted, mint, verify};
 use crate::minting::{KeyError, SigningKeys};
-use crate::upstream::id_token::{IdTokenUser, check_id_token};
+use crate::upstream::id_token::IdTokenUser;
 use crate::upstream::tokens::UpstreamTokens;
 
 /// What is sealed behind a code: the IdP's tokens and, for a minted resource, what its
@@ -180,64 +180,6 @@ impl AuthServer {
                     "the claims sealed with a refresh token do not open (was the server secret replaced?)");
                 OAuthError::server_error()
             })
-    }
-
-    /// The access token of a refresh of a minted resource. An ID token that came with the
-    /// IdP's refresh updates the copied claims (roles or groups changed at the IdP), if it
-    /// is valid and names the same user.
-    #[allow(clippy::too_many_arguments)]
-    pub(crate) async fn mint_refreshed(
-        &self,
-        tenant: &Tenant,
-        resource: &ResourceConfig,
-        rec: &RefreshRecord,
-        family: &Family,
-        scopes: &ScopeSet,
-        claims: &mut Map<String, Value>,
-        tokens: &mut UpstreamTokens,
-        now: u64,
-    ) -> Result<(), OAuthError> {
-        let Some(subject) = family.subject.as_deref() else {
-            tracing::warn!(tenant = %tenant.id, client_id = %rec.client_id, resource = %rec.resource,
-                "a refresh of a login from before this resource's tokens were minted: its user is unknown, so the client must sign in again");
-            return Err(OAuthError::new(
-                ErrorCode::InvalidGrant,
-                "this login predates the resource's current token settings; sign in again",
-            ));
-        };
-        if let (Some(id_token), Ok(endpoints), Some(app)) = (
-            &tokens.id_token,
-            self.upstreams.endpoints(tenant),
-            tenant.app(&rec.app),
-        ) {
-            match check_id_token(id_token, &endpoints.issuer, &app.client_id, None, now) {
-                Ok(user) if user.subject == subject => *claims = copied_claims(resource, &user),
-                Ok(_) => {
-                    // OpenID Connect Core §12.2: a refreshed ID token names the same user. One
-                    // that does not is the IdP's login of someone else: the login ends.
-                    tracing::error!(tenant = %tenant.id, app = %rec.app,
-                        "the ID token of a refresh names another user than the login's; the login is revoked");
-                    self.families
-                        .revoke(&tenant.id, &rec.family_id, "idp_subject_changed", now)
-                        .await?;
-                    return Err(OAuthError::new(
-                        ErrorCode::InvalidGrant,
-                        "the identity provider answered for another user; sign in again",
-                    ));
-                }
-                Err(why) => tracing::warn!(tenant = %tenant.id, app = %rec.app, reason = %why,
-                    "the ID token of a refresh failed validation; the login's claims are kept"),
-            }
-        }
-        let who = TokenSubject {
-            subject,
-            client_id: &rec.client_id,
-            scopes,
-            auth_time: family.auth_time.unwrap_or(family.created_at),
-            family: &rec.family_id,
-            claims,
-        };
-        self.mint_into(tenant, resource, &who, tokens, now).await
     }
 }
 

@@ -23,6 +23,7 @@ pub(crate) mod minted;
 pub mod params;
 pub mod records;
 pub(crate) mod registration;
+pub(crate) mod revocation;
 pub(crate) mod scopes;
 pub(crate) mod server;
 pub mod token;

@@ -9,12 +9,11 @@ use super::error::{ErrorCode, OAuthError};
 use super::family::Families;
 use super::registration::ClientRegistry;
 use crate::config::Tenant;
-use crate::config::tenant::AppConfig;
 use crate::crypto::{Sealer, Signer};
 use crate::minting::SigningKeys;
 use crate::store::Records;
-use crate::upstream::tokens::UpstreamClient;
-use crate::upstream::{UpstreamDirectory, UpstreamEndpoints};
+use crate::upstream::UpstreamDirectory;
+use crate::upstream::tokens::{UpstreamApp, UpstreamClient};
 
 pub struct AuthServer {
     pub(super) records: Records,
@@ -68,7 +67,7 @@ impl AuthServer {
         &self,
         tenant: &'t Tenant,
         app: &str,
-    ) -> Result<(UpstreamEndpoints, &'t AppConfig), OAuthError> {
+    ) -> Result<UpstreamApp<'t>, OAuthError> {
         let unavailable = |why: &str| {
             tracing::warn!(tenant = %tenant.id, app, reason = why, "the IdP cannot be called");
             OAuthError::new(
@@ -83,6 +82,10 @@ impl AuthServer {
         let app = tenant
             .app(app)
             .ok_or_else(|| unavailable("the app is no longer in the tenant file"))?;
-        Ok((endpoints, app))
+        Ok(UpstreamApp {
+            tenant,
+            endpoints,
+            app,
+        })
     }
 }

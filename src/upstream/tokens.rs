@@ -19,6 +19,68 @@ use crate::domain::{ScopeSet, TenantId};
 use crate::net::fetch::error_chain;
 use tracing::Instrument;
 
+/// One of a tenant's app registrations at its IdP, ready to be called: the tenant, the IdP's
+/// endpoints as discovered, and the app.
+pub(crate) struct UpstreamApp<'t> {
+    pub(crate) tenant: &'t Tenant,
+    pub(crate) endpoints: UpstreamEndpoints,
+    pub(crate) app: &'t AppConfig,
+}
+
+/// What a call to the IdP's token endpoint asks for.
+pub(crate) enum UpstreamGrant<'a> {
+    /// The IdP's authorization code with the login's verifier (RFC 6749 §4.1.3, RFC 7636).
+    AuthorizationCode {
+        code: &'a str,
+        verifier: &'a str,
+        redirect_uri: &'a str,
+    },
+    /// The IdP's refresh token, for `scopes` if any (RFC 6749 §6).
+    RefreshToken {
+        refresh_token: &'a str,
+        scopes: &'a ScopeSet,
+    },
+}
+
+impl UpstreamGrant<'_> {
+    /// The `call` label of the IdP metrics.
+    fn metric_label(&self) -> &'static str {
+        match self {
+            Self::AuthorizationCode { .. } => "code",
+            Self::RefreshToken { .. } => "refresh",
+        }
+    }
+
+    fn form(&self) -> Vec<(String, String)> {
+        let pair = |k: &str, v: &str| (k.to_owned(), v.to_owned());
+        match self {
+            Self::AuthorizationCode {
+                code,
+                verifier,
+                redirect_uri,
+            } => vec![
+                pair("grant_type", "authorization_code"),
+                pair("code", code),
+                pair("redirect_uri", redirect_uri),
+                pair("code_verifier", verifier),
+            ],
+            Self::RefreshToken {
+                refresh_token,
+                scopes,
+            } => {
+                let mut form = vec![
+                    pair("grant_type", "refresh_token"),
+                    pair("refresh_token", refresh_token),
+                ];
+                if !scopes.is_empty() {
+                    form.push(pair("scope", &scopes.to_string()));
+                }
+                form
+            }
+        }
+    }
+}
+
 /// What the IdP handed out; kept only sealed.
 #[derive(Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub(crate) struct UpstreamTokens {
@@ -115,74 +177,26 @@ impl UpstreamClient {
             })
     }
 
-    /// Exchanges the IdP's authorization code (RFC 6749 §4.1.3) with the app's credentials.
-    #[allow(clippy::too_many_arguments)]
-    pub(crate) async fn exchange_code(
+    /// One call to the token endpoint with `at`'s credentials, timed and its refusals counted
+    /// (`metrics.rs`).
+    pub(crate) async fn token(
         &self,
-        tenant: &Tenant,
-        endpoints: &UpstreamEndpoints,
-        app: &AppConfig,
-        code: &str,
-        verifier: &str,
-        redirect_uri: &str,
+        at: &UpstreamApp<'_>,
+        grant: UpstreamGrant<'_>,
         resource: Option<&str>,
         now: u64,
     ) -> Result<UpstreamTokens, UpstreamError> {
-        let mut form = vec![
-            ("grant_type".to_owned(), "authorization_code".to_owned()),
-            ("code".to_owned(), code.to_owned()),
-            ("redirect_uri".to_owned(), redirect_uri.to_owned()),
-            ("code_verifier".to_owned(), verifier.to_owned()),
-        ];
+        let call = grant.metric_label();
+        let mut form = grant.form();
         if let Some(r) = resource {
             form.push(("resource".into(), r.into()));
         }
-        self.token_call(tenant, endpoints, app, form, now).await
-    }
-
-    /// Uses the IdP's refresh token (RFC 6749 §6).
-    #[allow(clippy::too_many_arguments)]
-    pub(crate) async fn refresh(
-        &self,
-        tenant: &Tenant,
-        endpoints: &UpstreamEndpoints,
-        app: &AppConfig,
-        refresh_token: &str,
-        scopes: &ScopeSet,
-        resource: Option<&str>,
-        now: u64,
-    ) -> Result<UpstreamTokens, UpstreamError> {
-        let mut form = vec![
-            ("grant_type".to_owned(), "refresh_token".to_owned()),
-            ("refresh_token".to_owned(), refresh_token.to_owned()),
-        ];
-        if !scopes.is_empty() {
-            form.push(("scope".into(), scopes.to_string()));
-        }
-        if let Some(r) = resource {
-            form.push(("resource".into(), r.into()));
-        }
-        self.token_call(tenant, endpoints, app, form, now).await
-    }
-
-    /// One call to the token endpoint, timed and its refusals counted (`metrics.rs`).
-    async fn token_call(
-        &self,
-        tenant: &Tenant,
-        endpoints: &UpstreamEndpoints,
-        app: &AppConfig,
-        form: Vec<(String, String)>,
-        now: u64,
-    ) -> Result<UpstreamTokens, UpstreamError> {
-        let call = match form.first().map(|(_, v)| v.as_str()) {
-            Some("refresh_token") => "refresh",
-            _ => "code",
-        };
+        let (tenant, endpoints) = (at.tenant, &at.endpoints);
         let m = crate::metrics::metrics();
         let started = std::time::Instant::now();
         let span = crate::telemetry::client_span("idp token", "POST", &endpoints.token_endpoint);
         let result = self
-            .call_token_endpoint(tenant, endpoints, app, form, now)
+            .call_token_endpoint(at, form, now)
             .instrument(span.clone())
             .await;
         crate::telemetry::record_outcome(
@@ -205,12 +219,11 @@ impl UpstreamClient {
 
     async fn call_token_endpoint(
         &self,
-        tenant: &Tenant,
-        endpoints: &UpstreamEndpoints,
-        app: &AppConfig,
+        at: &UpstreamApp<'_>,
         form: Vec<(String, String)>,
         now: u64,
     ) -> Result<UpstreamTokens, UpstreamError> {
+        let (tenant, endpoints, app) = (at.tenant, &at.endpoints, at.app);
         if let Some(idp) = self.in_process.get(&tenant.id) {
             let mut params: HashMap<String, String> = form.into_iter().collect();
             params.insert("client_id".into(), app.client_id.clone());

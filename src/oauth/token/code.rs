@@ -8,6 +8,7 @@ use serde_json::{Map, Value};
 use super::request::CodeRedemption;
 use super::response::TokenResponse;
 use crate::config::Tenant;
+use crate::config::resource::ResourceConfig;
 use crate::crypto::{Handle, HandleKey};
 use crate::domain::ClientRecord;
 use crate::oauth::error::invalid_grant;
@@ -18,6 +19,30 @@ use crate::oauth::records::{
 };
 use crate::oauth::server::AuthServer;
 use crate::store::{Versioned, WriteGroup};
+use crate::upstream::tokens::UpstreamTokens;
+
+/// A code being redeemed, its grant unsealed: what the login granted and what this
+/// redemption hands out for it.
+struct Redemption<'a> {
+    tenant: &'a Tenant,
+    client: &'a ClientRecord,
+    request: PendingAuthorization,
+    subject: Option<String>,
+    auth_time: Option<u64>,
+    /// The ID token's claims a minted resource's tokens copy.
+    claims: Map<String, Value>,
+    tokens: UpstreamTokens,
+    /// The resource, when its access tokens are minted.
+    minted: Option<&'a ResourceConfig>,
+    /// Whether the client gets a refresh token: the consent page said so (decided at
+    /// authorize time) and the IdP gave one, so a client never gets one that cannot work.
+    refreshable: bool,
+    /// A minted token names its login (`sid`), so a login with one always has a family.
+    family_id: Option<FamilyId>,
+    /// The grant's end: the idle lifetime from now, within the absolute one from the login.
+    grant_until: u64,
+    now: u64,
+}
 
 impl AuthServer {
     pub(super) async fn redeem_code(
@@ -30,6 +55,49 @@ impl AuthServer {
     ) -> Result<TokenResponse, OAuthError> {
         let code = self.find_unused_code(tenant, client, stored, now).await?;
         check_code_binding(&code.value, client, &req, now)?;
+        let mut red = self
+            .unseal_redemption(tenant, client, &req, &code, now)
+            .await?;
+        // Family, claim and refresh token commit together and durably before the answer: a
+        // replay racing this redemption finds the family to revoke as soon as the code reads
+        // as used, and a crash keeps all three or none (then no tokens were handed out).
+        let mut group = WriteGroup::default();
+        self.open_family(&mut group, &red)?;
+        self.mint_for_code(&mut red).await?;
+        let key = req.code.key();
+        let mut claimed = code;
+        claimed.value.used = true;
+        claimed.value.family_id = red.family_id.clone();
+        group.update(
+            &tenant.id,
+            &key,
+            claimed.revision,
+            &claimed.value,
+            claimed.expires_at,
+        )?;
+        let mut response = TokenResponse::bearer(&red.tokens, &red.request.scopes);
+        if let Some((refresh, record)) = self.first_refresh_token(&red) {
+            group.insert_new(&tenant.id, &refresh.key(), &record, Some(red.grant_until))?;
+            response = response.with_refresh_token(&refresh);
+        }
+        if !self.records.write_all(group, now).await? {
+            return Err(self.lost_claim(tenant, &key, now).await);
+        }
+        tracing::info!(target: "audit", event = "token_issued", grant = "authorization_code", tenant = %tenant.id, client_id = %client.client_id,
+            app = %red.request.app, subject = red.subject.as_deref().unwrap_or(""), refresh = response.has_refresh_token());
+        Ok(response)
+    }
+
+    /// What the code grants: its resource (if the tenant file still allows the grant) and its
+    /// sealed tokens and claims.
+    async fn unseal_redemption<'a>(
+        &self,
+        tenant: &'a Tenant,
+        client: &'a ClientRecord,
+        req: &CodeRedemption,
+        code: &Versioned<AuthCode>,
+        now: u64,
+    ) -> Result<Redemption<'a>, OAuthError> {
         let resource = match resource_of_grant(
             tenant,
             &code.value.request.resource,
@@ -54,13 +122,8 @@ impl AuthServer {
                 return Err(invalid_grant(why));
             }
         };
-        // The grant's end: the idle lifetime from now, within the absolute one from the login.
-        let grant_until = tenant
-            .grant_lifetimes(resource)
-            .ends_at(now, now)
-            .unwrap_or(now);
         let SealedGrant {
-            mut tokens,
+            tokens,
             claims,
             auth_time,
         } = self
@@ -69,101 +132,83 @@ impl AuthServer {
             .ok()
             .and_then(|b| serde_json::from_slice(&b).ok())
             .ok_or_else(OAuthError::server_error)?;
-        let r = code.value.request.clone();
-        let subject = code.value.subject.clone();
-        let minted = minted_resource(tenant, &r.resource);
-        // Refresh tokens only where the consent page said so (decided at authorize time), and
-        // only when the IdP gave one: a client never gets a refresh token that cannot work.
-        let refreshable = r.offline_access && tokens.refresh_token.is_some();
-        // A minted token names its login (`sid`), so a login with one always has a family.
-        let family_id = (refreshable || minted.is_some()).then(FamilyId::generate);
-        if r.offline_access && tokens.refresh_token.is_none() {
-            tracing::warn!(tenant = %tenant.id, client_id = %client.client_id, app = %r.app,
+        let request = code.value.request.clone();
+        let minted = minted_resource(tenant, &request.resource);
+        let refreshable = request.offline_access && tokens.refresh_token.is_some();
+        if request.offline_access && tokens.refresh_token.is_none() {
+            tracing::warn!(tenant = %tenant.id, client_id = %client.client_id, app = %request.app,
                 "the IdP returned no refresh token although the client is registered for them, so it gets none and must sign in again when its access token expires; for an oidc upstream keep upstream.consent_for_refresh on and let the app request offline_access at the IdP; for entra the app registration needs the offline_access permission");
         }
-        // Family, claim and refresh token commit together and durably before the answer: a
-        // replay racing this redemption finds the family to revoke as soon as the code reads
-        // as used, and a crash keeps all three or none (then no tokens were handed out).
-        let mut group = WriteGroup::default();
-        if let Some(f) = &family_id {
-            // A family without refresh tokens lives as long as its access token.
-            let until = match minted {
-                Some(m) if !refreshable => now + m.family_seconds_without_refresh(),
-                _ => grant_until,
-            };
-            let exchange = minted
-                .filter(|m| !m.exchange.is_empty())
-                .and(tokens.refresh_token.as_deref())
-                .map(|rt| self.exchange_grant(tenant, f, &r.app, rt));
-            let family = Family {
-                client_id: client.client_id.clone(),
-                revoked: false,
-                created_at: now,
-                subject: subject.clone(),
-                auth_time,
-                exchange,
-                issuer: None,
-            };
-            crate::oauth::family_index::insert_family(
-                &mut group,
-                &tenant.id,
-                f,
-                &family,
-                Some(until),
-            )?;
-        }
-        if let (Some(resource), Some(family)) = (minted, &family_id) {
-            // The callback issues no code for a minted resource without a subject: this code
-            // was issued before the resource's tokens became minted.
-            let subject = subject.as_deref().ok_or_else(|| {
-                tracing::error!(tenant = %tenant.id, client_id = %client.client_id, resource = %r.resource,
-                    "a code issued before the resource's tokens became minted names no user, so no token can be minted for it; the client must sign in again");
-                OAuthError::server_error()
-            })?;
-            let who = TokenSubject {
-                subject,
-                client_id: &client.client_id,
-                scopes: &r.scopes,
-                auth_time: auth_time.unwrap_or(now),
-                family,
-                claims: &claims,
-            };
-            self.mint_into(tenant, resource, &who, &mut tokens, now)
-                .await?;
-        }
-        let key = req.code.key();
-        let mut claimed = code;
-        claimed.value.used = true;
-        claimed.value.family_id = family_id.clone();
-        group.update(
-            &tenant.id,
-            &key,
-            claimed.revision,
-            &claimed.value,
-            claimed.expires_at,
-        )?;
-        let mut response = TokenResponse::bearer(&tokens, &r.scopes);
-        if let (true, Some(family_id), Some(upstream_refresh)) =
-            (refreshable, family_id, &tokens.refresh_token)
-        {
-            let refresh = self.first_refresh_token(
-                &mut group,
-                tenant,
-                &r,
-                family_id,
-                upstream_refresh,
-                minted.map(|_| &claims),
-                now,
-                grant_until,
-            )?;
-            response = response.with_refresh_token(&refresh);
-        }
-        if !self.records.write_all(group, now).await? {
-            return Err(self.lost_claim(tenant, &key, now).await);
-        }
-        tracing::info!(target: "audit", event = "token_issued", grant = "authorization_code", tenant = %tenant.id, client_id = %client.client_id,
-            app = %r.app, subject = subject.as_deref().unwrap_or(""), refresh = response.has_refresh_token());
-        Ok(response)
+        Ok(Redemption {
+            tenant,
+            client,
+            subject: code.value.subject.clone(),
+            auth_time,
+            claims,
+            tokens,
+            minted,
+            refreshable,
+            family_id: (refreshable || minted.is_some()).then(FamilyId::generate),
+            grant_until: tenant
+                .grant_lifetimes(resource)
+                .ends_at(now, now)
+                .unwrap_or(now),
+            request,
+            now,
+        })
+    }
+
+    /// Writes the login's refresh family, if it has one, into `group`.
+    fn open_family(&self, group: &mut WriteGroup, red: &Redemption<'_>) -> Result<(), OAuthError> {
+        let Some(f) = &red.family_id else {
+            return Ok(());
+        };
+        // A family without refresh tokens lives as long as its access token.
+        let until = match red.minted {
+            Some(m) if !red.refreshable => red.now + m.family_seconds_without_refresh(),
+            _ => red.grant_until,
+        };
+        let exchange = red
+            .minted
+            .filter(|m| !m.exchange.is_empty())
+            .and(red.tokens.refresh_token.as_deref())
+            .map(|rt| self.exchange_grant(red.tenant, f, &red.request.app, rt));
+        let family = Family {
+            client_id: red.client.client_id.clone(),
+            revoked: false,
+            created_at: red.now,
+            subject: red.subject.clone(),
+            auth_time: red.auth_time,
+            exchange,
+            issuer: None,
+        };
+        crate::oauth::family_index::insert_family(group, &red.tenant.id, f, &family, Some(until))?;
+        Ok(())
+    }
+
+    /// Puts a minted access token in place of the IdP's, for a minted resource.
+    async fn mint_for_code(&self, red: &mut Redemption<'_>) -> Result<(), OAuthError> {
+        let (Some(resource), Some(family)) = (red.minted, &red.family_id) else {
+            return Ok(());
+        };
+        let (tenant, r) = (red.tenant, &red.request);
+        // The callback issues no code for a minted resource without a subject: this code
+        // was issued before the resource's tokens became minted.
+        let subject = red.subject.as_deref().ok_or_else(|| {
+            tracing::error!(tenant = %tenant.id, client_id = %red.client.client_id, resource = %r.resource,
+                "a code issued before the resource's tokens became minted names no user, so no token can be minted for it; the client must sign in again");
+            OAuthError::server_error()
+        })?;
+        let who = TokenSubject {
+            subject,
+            client_id: &red.client.client_id,
+            scopes: &r.scopes,
+            auth_time: red.auth_time.unwrap_or(red.now),
+            family,
+            claims: &red.claims,
+        };
+        self.mint_into(tenant, resource, &who, &mut red.tokens, red.now)
+            .await
     }
 
     /// The code's record, if it exists and was never redeemed. A used code is a replay: the
@@ -215,38 +260,34 @@ impl AuthServer {
         }
     }
 
-    /// The first refresh token of a new family, with the IdP's refresh token (and a minted
-    /// resource's copied claims) sealed under it.
-    #[allow(clippy::too_many_arguments)]
-    fn first_refresh_token(
-        &self,
-        group: &mut WriteGroup,
-        tenant: &Tenant,
-        r: &PendingAuthorization,
-        family_id: FamilyId,
-        upstream_refresh: &str,
-        minted_claims: Option<&Map<String, Value>>,
-        now: u64,
-        until: u64,
-    ) -> Result<Handle, OAuthError> {
+    /// The first refresh token of a new family and its record, with the IdP's refresh token
+    /// (and a minted resource's copied claims) sealed under it; none if the client gets none.
+    fn first_refresh_token(&self, red: &Redemption<'_>) -> Option<(Handle, RefreshRecord)> {
+        let (true, Some(family_id), Some(upstream_refresh)) =
+            (red.refreshable, &red.family_id, &red.tokens.refresh_token)
+        else {
+            return None;
+        };
+        let r = &red.request;
         let refresh = Handle::generate();
-        let sealed_claims = minted_claims.map(|c| self.seal_minted_claims(&refresh, c));
+        let sealed_claims = red
+            .minted
+            .map(|_| self.seal_minted_claims(&refresh, &red.claims));
         let record = RefreshRecord {
-            family_id,
+            family_id: family_id.clone(),
             client_id: r.client_id.clone(),
             resource: r.resource.clone(),
             scopes: r.scopes.clone(),
             upstream_scopes: r.upstream_scopes.clone(),
             app: r.app.clone(),
-            issued_at: now,
+            issued_at: red.now,
             state: RefreshState::Active {
                 sealed_upstream: self.sealer.seal(&refresh, upstream_refresh.as_bytes()),
             },
             lease: None,
             sealed_claims,
         };
-        group.insert_new(&tenant.id, &refresh.key(), &record, Some(until))?;
-        Ok(refresh)
+        Some((refresh, record))
     }
 }
 

@@ -25,7 +25,7 @@ use crate::oauth::records::{ExchangeGrant, Family, FamilyId};
 use crate::oauth::server::AuthServer;
 use crate::store::Versioned;
 use crate::upstream::provider::Provider;
-use crate::upstream::tokens::UpstreamTokens;
+use crate::upstream::tokens::{UpstreamGrant, UpstreamTokens};
 
 /// RFC 8693 §2.2.2: a subject token that is invalid or unacceptable is `invalid_request`.
 fn unacceptable_subject(why: impl std::fmt::Display) -> OAuthError {
@@ -172,17 +172,17 @@ impl AuthServer {
         scopes: &ScopeSet,
         now: u64,
     ) -> Result<UpstreamTokens, OAuthError> {
-        let (endpoints, app) = self.upstream_app(tenant, &grant.app)?;
+        let at = self.upstream_app(tenant, &grant.app)?;
         let provider = Provider::of(tenant);
-        let upstream_scopes = provider.refresh_scopes(scopes, endpoints.offers_refresh);
+        let upstream_scopes = provider.refresh_scopes(scopes, at.endpoints.offers_refresh);
         let resource = provider.downstream_resource(api);
         self.upstream()
-            .refresh(
-                tenant,
-                &endpoints,
-                app,
-                refresh_token,
-                &upstream_scopes,
+            .token(
+                &at,
+                UpstreamGrant::RefreshToken {
+                    refresh_token,
+                    scopes: &upstream_scopes,
+                },
                 resource.as_deref(),
                 now,
             )

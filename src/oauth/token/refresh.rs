@@ -11,20 +11,23 @@ use serde_json::{Map, Value};
 
 use super::request::RefreshRequest;
 use super::response::TokenResponse;
+use crate::clock::Since;
 use crate::config::Tenant;
-use crate::crypto::Handle;
+use crate::config::resource::ResourceConfig;
+use crate::crypto::{Handle, HandleKey};
 use crate::domain::{ClientRecord, ScopeSet};
-use crate::oauth::client_auth::ClientCredentials;
 use crate::oauth::error::invalid_grant;
 use crate::oauth::error::{ErrorCode, OAuthError};
-use crate::oauth::minted::{minted_resource, resource_of_grant};
-use crate::oauth::params::Params;
-use crate::oauth::records::{Family, FamilyId, RefreshLease, RefreshRecord, RefreshState};
-use crate::oauth::scopes::narrow;
+use crate::oauth::minted::{TokenSubject, copied_claims, minted_resource, resource_of_grant};
+use crate::oauth::records::{
+    ExchangeGrant, Family, FamilyId, RefreshLease, RefreshRecord, RefreshState,
+};
+use crate::oauth::scopes::{ScopeGrant, narrow};
 use crate::oauth::server::AuthServer;
 use crate::store::{Versioned, WriteGroup};
+use crate::upstream::id_token::check_id_token;
 use crate::upstream::provider::Provider;
-use crate::upstream::tokens::UpstreamTokens;
+use crate::upstream::tokens::{UpstreamGrant, UpstreamTokens};
 
 /// A retried refresh within this many seconds gets the same successor.
 pub const REFRESH_GRACE_SECONDS: u64 = 60;
@@ -32,6 +35,49 @@ pub const REFRESH_GRACE_SECONDS: u64 = 60;
 /// The successful token response the shim gave, kept sealed for grace-window retries.
 #[derive(Clone, Serialize, Deserialize)]
 struct IssuedResponse(TokenResponse);
+
+/// How long a lease on a refresh token lasts: longer than a rotation can take (an IdP call
+/// bounded by the upstream timeout, 10 s by default, and a few store calls bounded at 15 s
+/// each), so that a lease outlives the work it guards, but not forever when its server dies.
+const LEASE_SECONDS: u64 = 120;
+
+/// A refresh token held for its rotation (the family lock, and in a shared store a lease), as
+/// read under the hold, with its live family.
+struct Held<'a> {
+    tenant: &'a Tenant,
+    client: &'a ClientRecord,
+    token: &'a Handle,
+    current: Versioned<RefreshRecord>,
+    family: Versioned<Family>,
+    now: u64,
+}
+
+/// The token as read with its lease, its family, and the lease (none for a token already
+/// rotated).
+type Leased = (
+    Versioned<RefreshRecord>,
+    Versioned<Family>,
+    Option<TokenLease>,
+);
+
+/// What a rotation hands out.
+struct Successor<'g> {
+    tokens: UpstreamTokens,
+    granted: &'g ScopeSet,
+    /// The IdP's refresh token the successor keeps when the IdP sent no new one.
+    upstream_refresh: String,
+    /// A minted login's copied claims, sealed with the successor.
+    claims: Option<Map<String, Value>>,
+}
+
+/// The records one rotation writes together.
+struct RotationWrites {
+    successor: Handle,
+    next: RefreshRecord,
+    rotated: RefreshRecord,
+    exchange: Option<ExchangeGrant>,
+    until: u64,
+}
 
 fn unknown_token() -> OAuthError {
     invalid_grant("the refresh token is unknown, expired or revoked")
@@ -77,18 +123,24 @@ impl AuthServer {
         // lease on the token's own record.
         let lock = self.families.lock(&first_look.value.family_id);
         let _guard = lock.lock().await;
+        let token = &req.refresh_token;
         let (current, family, lease) = if self.records.backend().is_shared() {
-            self.lease_token(tenant, &req.refresh_token, first_look)
-                .await?
+            self.lease_token(tenant, token, first_look, now).await?
         } else {
             let (current, family) = self
-                .live_refresh_record(tenant, &req.refresh_token, &first_look.value.family_id, now)
+                .live_refresh_record(tenant, token, &first_look.value.family_id, now)
                 .await?;
             (current, family, None)
         };
-        let result = self
-            .rotate_family(tenant, client, &req, current, family, now)
-            .await;
+        let held = Held {
+            tenant,
+            client,
+            token,
+            current,
+            family,
+            now,
+        };
+        let result = self.rotate_family(&held, &req).await;
         if let Some(lease) = lease {
             match &result {
                 // The rotation replaced the leased record, or another server's rotation did
@@ -100,36 +152,20 @@ impl AuthServer {
         result
     }
 
-    /// Waits until no other server is rotating the token, then leases it for this one: the
-    /// token's record is moved on (compare-and-swap from the revision read) with the lease's
-    /// end in it, while its family is read. The lease's write is also the proof that nobody
-    /// rotated the token since it was read, so the token is not read again. A token already
-    /// rotated is returned without a lease (the grace path needs none).
+    /// Waits until no other server is rotating the token, then leases it for this one (see
+    /// `try_lease`). A token already rotated is returned without a lease (the grace path needs
+    /// none). The wait is timed from the request's `now`.
     async fn lease_token(
         &self,
         tenant: &Tenant,
         token: &Handle,
         mut seen: Versioned<RefreshRecord>,
-    ) -> Result<
-        (
-            Versioned<RefreshRecord>,
-            Versioned<Family>,
-            Option<TokenLease>,
-        ),
-        OAuthError,
-    > {
-        // Longer than a rotation can take (an IdP call bounded by the upstream timeout, 10 s by
-        // default, and a few store calls bounded at 15 s each), so that a lease outlives the
-        // work it guards, but not forever when its server dies.
-        const LEASE_SECONDS: u64 = 120;
-        // A lease only saves the IdP a second call (the rotation's compare-and-swap is what
-        // makes a token rotate once), so it need not wait for the disk: deferred.
-        let leases = self.records.deferred();
+        now: u64,
+    ) -> Result<Leased, OAuthError> {
         let key = token.key();
-        let started = std::time::Instant::now();
+        let clock = Since::new(now);
         loop {
-            let now = wall_clock();
-            let rotated = matches!(seen.value.state, RefreshState::Rotated { .. });
+            let now = clock.now();
             // A lease ending further ahead than any lease is given was written by a server
             // whose clock runs ahead: it is not waited for.
             let held = seen
@@ -137,70 +173,88 @@ impl AuthServer {
                 .lease
                 .as_ref()
                 .is_some_and(|l| l.until > now && l.until <= now + LEASE_SECONDS);
+            let rotated = matches!(seen.value.state, RefreshState::Rotated { .. });
             if !rotated && held {
                 // A holder that is alive finishes well within this; one that died leaves its
                 // lease to run out, and the client is told to come back rather than kept
                 // waiting.
-                if started.elapsed() > std::time::Duration::from_secs(20) {
+                if clock.elapsed() > std::time::Duration::from_secs(20) {
                     return Err(OAuthError::new(
                         ErrorCode::TemporarilyUnavailable,
                         "another server is still refreshing this grant; try again shortly",
                     ));
                 }
                 tokio::time::sleep(std::time::Duration::from_millis(25)).await;
-                seen = self.read_token(tenant, &key).await?;
-                continue;
+            } else if let Some(leased) = self.try_lease(tenant, &key, &seen, clock).await? {
+                return Ok(leased);
             }
-            let family_id = seen.value.family_id.clone();
-            if rotated {
-                // The grace path takes no lease.
-                let family = self.records.get::<Family>(&tenant.id, &family_id, now);
-                return Ok((seen, live(family.await?)?, None));
-            }
-            let leased = RefreshRecord {
-                lease: Some(RefreshLease {
-                    holder: crate::crypto::random_token(),
-                    until: now + LEASE_SECONDS,
-                }),
-                ..seen.value.clone()
-            };
-            // Armed before the write is sent: if the request is dropped meanwhile, or the
-            // write's outcome is unknown, the lease is given back if it was taken.
-            let lease = TokenLease::new(&leases, tenant, &key, &leased);
-            let (won, family) = tokio::join!(
-                leases.update(&tenant.id, &key, seen.revision, &leased, seen.expires_at),
-                self.records.get::<Family>(&tenant.id, &family_id, now),
-            );
-            if !won? {
-                // Leased or rotated by another server since it was read.
-                lease.disarm();
-                seen = self.read_token(tenant, &key).await?;
-                continue;
-            }
-            let family = match family.map_err(OAuthError::from).and_then(live) {
-                Ok(family) => family,
-                Err(e) => {
-                    lease.release().await;
-                    return Err(e);
-                }
-            };
-            let current = Versioned {
-                value: leased,
-                revision: seen.revision + 1,
-                expires_at: seen.expires_at,
-            };
-            return Ok((current, family, Some(lease)));
+            seen = self.read_token(tenant, &key, clock.now()).await?;
         }
     }
 
-    /// The refresh token's record as stored now.
+    /// One attempt at the lease: the token's record is moved on (compare-and-swap from the
+    /// revision read) with the lease's end in it, while its family is read. The lease's write
+    /// is also the proof that nobody rotated the token since it was read, so the token is not
+    /// read again. `None` if another server leased or rotated it since it was read.
+    async fn try_lease(
+        &self,
+        tenant: &Tenant,
+        key: &HandleKey,
+        seen: &Versioned<RefreshRecord>,
+        clock: Since,
+    ) -> Result<Option<Leased>, OAuthError> {
+        let now = clock.now();
+        let family_id = &seen.value.family_id;
+        if let RefreshState::Rotated { .. } = seen.value.state {
+            // The grace path takes no lease.
+            let family = self.records.get::<Family>(&tenant.id, family_id, now);
+            return Ok(Some((seen.clone(), live(family.await?)?, None)));
+        }
+        // A lease only saves the IdP a second call (the rotation's compare-and-swap is what
+        // makes a token rotate once), so it need not wait for the disk: deferred.
+        let leases = self.records.deferred();
+        let leased = RefreshRecord {
+            lease: Some(RefreshLease {
+                holder: crate::crypto::random_token(),
+                until: now + LEASE_SECONDS,
+            }),
+            ..seen.value.clone()
+        };
+        // Armed before the write is sent: if the request is dropped meanwhile, or the write's
+        // outcome is unknown, the lease is given back if it was taken.
+        let lease = TokenLease::new(&leases, tenant, key, &leased, clock);
+        let (won, family) = tokio::join!(
+            leases.update(&tenant.id, key, seen.revision, &leased, seen.expires_at),
+            self.records.get::<Family>(&tenant.id, family_id, now),
+        );
+        if !won? {
+            lease.disarm();
+            return Ok(None);
+        }
+        let family = match family.map_err(OAuthError::from).and_then(live) {
+            Ok(family) => family,
+            Err(e) => {
+                lease.release().await;
+                return Err(e);
+            }
+        };
+        let current = Versioned {
+            value: leased,
+            revision: seen.revision + 1,
+            expires_at: seen.expires_at,
+        };
+        Ok(Some((current, family, Some(lease))))
+    }
+
+    /// The refresh token's record as stored at `now`.
     async fn read_token(
         &self,
         tenant: &Tenant,
-        key: &crate::crypto::HandleKey,
+        key: &HandleKey,
+        now: u64,
     ) -> Result<Versioned<RefreshRecord>, OAuthError> {
         self.records
-            .get::<RefreshRecord>(&tenant.id, key, wall_clock())
+            .get::<RefreshRecord>(&tenant.id, key, now)
             .await?
             .ok_or_else(unknown_token)
     }
@@ -208,20 +262,45 @@ impl AuthServer {
     /// The rotation proper, with the token held.
     async fn rotate_family(
         &self,
-        tenant: &Tenant,
-        client: &ClientRecord,
+        held: &Held<'_>,
         req: &RefreshRequest,
-        current: Versioned<RefreshRecord>,
-        family: Versioned<Family>,
-        now: u64,
     ) -> Result<TokenResponse, OAuthError> {
-        let token = &req.refresh_token;
-        let rec = &current.value;
+        let rec = &held.current.value;
+        let (resource, until) = self.grant_in_force(held).await?;
+        // What this refresh grants (RFC 6749 §6): the scopes the request names within the
+        // family's, the family's when it names none of them; never more.
+        let grant = narrow(resource, &rec.scopes, req.scope.as_deref());
+        let sealed_upstream = match &rec.state {
+            RefreshState::Rotated { .. } => return self.answer_rotated(held, &rec.state).await,
+            RefreshState::Active { sealed_upstream } => sealed_upstream,
+        };
+        let upstream_refresh = self.upstream_refresh_token(held, sealed_upstream)?;
+        let successor = self.successor(held, &grant, upstream_refresh).await?;
+        let Some(response) = self.rotate(held, &successor, until).await? else {
+            // Another server rotated it first (a lease that ran out), or the grant was revoked:
+            // its answer within the grace window, else the refusal.
+            let latest = self
+                .read_token(held.tenant, &held.token.key(), held.now)
+                .await?;
+            return self.answer_rotated(held, &latest.value.state).await;
+        };
+        tracing::info!(target: "audit", event = "token_issued", grant = "refresh_token", tenant = %held.tenant.id, client_id = %held.client.client_id, app = %rec.app);
+        Ok(response)
+    }
+
+    /// The token's resource and the grant's new end, if the tenant file still allows the
+    /// grant and the login is within its absolute lifetime; a grant the file no longer allows
+    /// is revoked.
+    async fn grant_in_force<'t>(
+        &self,
+        held: &Held<'t>,
+    ) -> Result<(&'t ResourceConfig, u64), OAuthError> {
+        let (tenant, client, rec) = (held.tenant, held.client, &held.current.value);
         let resource = match resource_of_grant(tenant, &rec.resource, rec.is_minted()) {
             Ok(r) => r,
             Err((cause, why)) => {
                 self.families
-                    .revoke(&tenant.id, &rec.family_id, cause, now)
+                    .revoke(&tenant.id, &rec.family_id, cause, held.now)
                     .await?;
                 tracing::warn!(tenant = %tenant.id, client_id = %client.client_id, resource = %rec.resource, cause,
                     "a refresh for a grant the tenant file no longer allows was refused, and its family revoked");
@@ -229,7 +308,7 @@ impl AuthServer {
             }
         };
         let lifetimes = tenant.grant_lifetimes(resource);
-        let Some(until) = lifetimes.ends_at(family.value.created_at, now) else {
+        let Some(until) = lifetimes.ends_at(held.family.value.created_at, held.now) else {
             tracing::info!(tenant = %tenant.id, client_id = %client.client_id, resource = %rec.resource,
                 "a refresh after the grant's absolute lifetime was refused; the client must sign in again");
             return Err(invalid_grant(format!(
@@ -237,87 +316,132 @@ impl AuthServer {
                 crate::config::grant_lifetime::readable(lifetimes.lifetime)
             )));
         };
-        // What this refresh grants (RFC 6749 §6): the scopes the request names within the
-        // family's, the family's when it names none of them; never more.
-        let grant = narrow(resource, &rec.scopes, req.scope.as_deref());
-        let sealed_upstream = match &rec.state {
-            RefreshState::Rotated {
-                at,
-                sealed_response,
-            } => {
-                return self
-                    .answer_retry(tenant, client, token, rec, *at, sealed_response, now)
-                    .await;
-            }
-            RefreshState::Active { sealed_upstream } => sealed_upstream,
-        };
-        // A login whose tokens may be exchanged keeps the IdP's latest refresh token on its
-        // family, where an exchange may have replaced it (`exchange.rs`).
-        let upstream_refresh = match &family.value.exchange {
-            Some(grant) => self.exchange_refresh_token(tenant, &rec.family_id, grant)?,
+        Ok((resource, until))
+    }
+
+    /// The IdP's refresh token behind the held one. A login whose tokens may be exchanged
+    /// keeps the IdP's latest on its family, where an exchange may have replaced it
+    /// (`exchange.rs`).
+    fn upstream_refresh_token(
+        &self,
+        held: &Held<'_>,
+        sealed_upstream: &str,
+    ) -> Result<String, OAuthError> {
+        let rec = &held.current.value;
+        match &held.family.value.exchange {
+            Some(grant) => self.exchange_refresh_token(held.tenant, &rec.family_id, grant),
             None => self
                 .sealer
-                .unseal(token, sealed_upstream)
+                .unseal(held.token, sealed_upstream)
                 .map(|b| String::from_utf8_lossy(&b).into_owned())
-                .map_err(|_| unreadable_refresh_token(tenant, client))?,
-        };
+                .map_err(|_| unreadable_refresh_token(held.tenant, held.client)),
+        }
+    }
+
+    /// What the rotation hands out: the IdP's tokens from its refresh (none for a minted
+    /// resource that does not refresh upstream), with a minted access token in place of the
+    /// IdP's for a minted resource.
+    async fn successor<'g>(
+        &self,
+        held: &Held<'_>,
+        grant: &'g ScopeGrant,
+        upstream_refresh: String,
+    ) -> Result<Successor<'g>, OAuthError> {
+        let (tenant, rec) = (held.tenant, &held.current.value);
         let minted = minted_resource(tenant, &rec.resource);
         let mut claims = match minted {
-            Some(_) => Some(self.minted_claims(tenant, client, token, rec)?),
+            Some(_) => Some(self.minted_claims(tenant, held.client, held.token, rec)?),
             None => None,
         };
         let mut tokens = match minted {
             Some(m) if !m.refreshes_upstream() => UpstreamTokens::none(),
             _ => {
-                self.refresh_upstream(tenant, rec, &grant.upstream, &upstream_refresh, now)
+                self.refresh_upstream(tenant, rec, &grant.upstream, &upstream_refresh, held.now)
                     .await?
             }
         };
         if let (Some(resource), Some(claims)) = (minted, claims.as_mut()) {
-            self.mint_refreshed(
-                tenant,
-                resource,
-                rec,
-                &family.value,
-                &grant.names,
-                claims,
-                &mut tokens,
-                now,
-            )
-            .await?;
+            self.mint_refreshed(held, resource, &grant.names, claims, &mut tokens)
+                .await?;
         }
-        let Some(response) = self
-            .rotate(
-                tenant,
-                token,
-                &current,
-                family,
-                &tokens,
-                &grant.names,
-                upstream_refresh,
-                claims.as_ref(),
-                now,
-                until,
-            )
-            .await?
-        else {
-            // Another server rotated it first (a lease that ran out), or the grant was revoked:
-            // its answer within the grace window, else the refusal.
-            return match self.read_token(tenant, &token.key()).await?.value.state {
-                RefreshState::Rotated {
-                    at,
-                    sealed_response,
-                } => {
-                    self.answer_retry(tenant, client, token, rec, at, &sealed_response, now)
-                        .await
-                }
-                RefreshState::Active { .. } => Err(invalid_grant(
-                    "the refresh token's grant was revoked while it was being refreshed",
-                )),
-            };
+        Ok(Successor {
+            tokens,
+            granted: &grant.names,
+            upstream_refresh,
+            claims,
+        })
+    }
+
+    /// The access token of a refresh of a minted resource. An ID token that came with the
+    /// IdP's refresh updates the copied claims (roles or groups changed at the IdP), if it
+    /// is valid and names the same user.
+    async fn mint_refreshed(
+        &self,
+        held: &Held<'_>,
+        resource: &ResourceConfig,
+        scopes: &ScopeSet,
+        claims: &mut Map<String, Value>,
+        tokens: &mut UpstreamTokens,
+    ) -> Result<(), OAuthError> {
+        let (tenant, rec, family) = (held.tenant, &held.current.value, &held.family.value);
+        let Some(subject) = family.subject.as_deref() else {
+            tracing::warn!(tenant = %tenant.id, client_id = %rec.client_id, resource = %rec.resource,
+                "a refresh of a login from before this resource's tokens were minted: its user is unknown, so the client must sign in again");
+            return Err(OAuthError::new(
+                ErrorCode::InvalidGrant,
+                "this login predates the resource's current token settings; sign in again",
+            ));
         };
-        tracing::info!(target: "audit", event = "token_issued", grant = "refresh_token", tenant = %tenant.id, client_id = %client.client_id, app = %rec.app);
-        Ok(response)
+        if let Some(id_token) = &tokens.id_token {
+            self.update_copied_claims(held, resource, subject, id_token, claims)
+                .await?;
+        }
+        let who = TokenSubject {
+            subject,
+            client_id: &rec.client_id,
+            scopes,
+            auth_time: family.auth_time.unwrap_or(family.created_at),
+            family: &rec.family_id,
+            claims,
+        };
+        self.mint_into(tenant, resource, &who, tokens, held.now)
+            .await
+    }
+
+    /// The copied claims from the ID token of the IdP's refresh, if it is valid and names
+    /// the login's user; one naming someone else ends the login.
+    async fn update_copied_claims(
+        &self,
+        held: &Held<'_>,
+        resource: &ResourceConfig,
+        subject: &str,
+        id_token: &str,
+        claims: &mut Map<String, Value>,
+    ) -> Result<(), OAuthError> {
+        let (tenant, rec) = (held.tenant, &held.current.value);
+        let (Ok(endpoints), Some(app)) = (self.upstreams.endpoints(tenant), tenant.app(&rec.app))
+        else {
+            return Ok(());
+        };
+        match check_id_token(id_token, &endpoints.issuer, &app.client_id, None, held.now) {
+            Ok(user) if user.subject == subject => *claims = copied_claims(resource, &user),
+            Ok(_) => {
+                // OpenID Connect Core §12.2: a refreshed ID token names the same user. One
+                // that does not is the IdP's login of someone else: the login ends.
+                tracing::error!(tenant = %tenant.id, app = %rec.app,
+                    "the ID token of a refresh names another user than the login's; the login is revoked");
+                self.families
+                    .revoke(&tenant.id, &rec.family_id, "idp_subject_changed", held.now)
+                    .await?;
+                return Err(OAuthError::new(
+                    ErrorCode::InvalidGrant,
+                    "the identity provider answered for another user; sign in again",
+                ));
+            }
+            Err(why) => tracing::warn!(tenant = %tenant.id, app = %rec.app, reason = %why,
+                "the ID token of a refresh failed validation; the login's claims are kept"),
+        }
+        Ok(())
     }
 
     /// The refresh token's record read again under the family lock, and its family, which
@@ -345,24 +469,29 @@ impl AuthServer {
         Ok((current, live(family)?))
     }
 
-    /// A used refresh token: within the grace window, the response given then (the rotation
-    /// may still be waiting for its flush: the successor is on disk before it is handed out);
-    /// after it, a reuse, and the whole family is revoked (OAuth 2.1 §4.3.1).
-    #[allow(clippy::too_many_arguments)]
-    async fn answer_retry(
+    /// A used refresh token (`state` rotated): within the grace window, the response given
+    /// then (the rotation may still be waiting for its flush: the successor is on disk before
+    /// it is handed out); after it, a reuse, and the whole family is revoked (OAuth 2.1
+    /// §4.3.1). A token still active after its rotation lost had its grant revoked.
+    async fn answer_rotated(
         &self,
-        tenant: &Tenant,
-        client: &ClientRecord,
-        token: &Handle,
-        rec: &RefreshRecord,
-        rotated_at: u64,
-        sealed_response: &str,
-        now: u64,
+        held: &Held<'_>,
+        state: &RefreshState,
     ) -> Result<TokenResponse, OAuthError> {
-        if now <= rotated_at + REFRESH_GRACE_SECONDS {
+        let RefreshState::Rotated {
+            at,
+            sealed_response,
+        } = state
+        else {
+            return Err(invalid_grant(
+                "the refresh token's grant was revoked while it was being refreshed",
+            ));
+        };
+        let (tenant, client, rec) = (held.tenant, held.client, &held.current.value);
+        if held.now <= at + REFRESH_GRACE_SECONDS {
             let issued: IssuedResponse = self
                 .sealer
-                .unseal(token, sealed_response)
+                .unseal(held.token, sealed_response)
                 .ok()
                 .and_then(|b| serde_json::from_slice(&b).ok())
                 .ok_or_else(|| unreadable_refresh_token(tenant, client))?;
@@ -370,7 +499,7 @@ impl AuthServer {
             return Ok(issued.0);
         }
         self.families
-            .revoke(&tenant.id, &rec.family_id, "refresh_reuse", now)
+            .revoke(&tenant.id, &rec.family_id, "refresh_reuse", held.now)
             .await?;
         crate::metrics::metrics()
             .reuse_detected
@@ -391,18 +520,18 @@ impl AuthServer {
         upstream_refresh: &str,
         now: u64,
     ) -> Result<UpstreamTokens, OAuthError> {
-        let (endpoints, app) = self.upstream_app(tenant, &rec.app)?;
+        let at = self.upstream_app(tenant, &rec.app)?;
         let scopes =
-            Provider::of(tenant).refresh_scopes(granted_upstream, endpoints.offers_refresh);
+            Provider::of(tenant).refresh_scopes(granted_upstream, at.endpoints.offers_refresh);
         let resource = crate::oauth::authorize::upstream_resource(tenant, &rec.resource);
         match self
             .upstream()
-            .refresh(
-                tenant,
-                &endpoints,
-                app,
-                upstream_refresh,
-                &scopes,
+            .token(
+                &at,
+                UpstreamGrant::RefreshToken {
+                    refresh_token: upstream_refresh,
+                    scopes: &scopes,
+                },
                 resource.as_deref(),
                 now,
             )
@@ -422,130 +551,113 @@ impl AuthServer {
     }
 
     /// Hands out a successor: successor, rotation and family commit together and durably
-    /// before the answer. `None` (nothing written) if the token was rotated or its family
-    /// changed (revoked) since they were read.
-    #[allow(clippy::too_many_arguments)]
+    /// before the answer, until `until`. `None` (nothing written) if the token was rotated or
+    /// its family changed (revoked) since they were read.
     async fn rotate(
         &self,
-        tenant: &Tenant,
-        token: &Handle,
-        current: &Versioned<RefreshRecord>,
-        family: Versioned<Family>,
-        tokens: &UpstreamTokens,
-        granted: &ScopeSet,
-        upstream_refresh: String,
-        minted_claims: Option<&Map<String, Value>>,
-        now: u64,
+        held: &Held<'_>,
+        successor: &Successor<'_>,
         until: u64,
     ) -> Result<Option<TokenResponse>, OAuthError> {
-        let rec = &current.value;
-        let successor = Handle::generate();
-        let next_upstream = tokens.refresh_token.clone().unwrap_or(upstream_refresh);
+        let (rec, now) = (&held.current.value, held.now);
+        let handle = Handle::generate();
+        let tokens = &successor.tokens;
+        let next_upstream = tokens
+            .refresh_token
+            .as_deref()
+            .unwrap_or(&successor.upstream_refresh);
         let next = RefreshRecord {
             issued_at: now,
             state: RefreshState::Active {
-                sealed_upstream: self.sealer.seal(&successor, next_upstream.as_bytes()),
+                sealed_upstream: self.sealer.seal(&handle, next_upstream.as_bytes()),
             },
             lease: None,
-            sealed_claims: minted_claims.map(|c| self.seal_minted_claims(&successor, c)),
+            sealed_claims: successor
+                .claims
+                .as_ref()
+                .map(|c| self.seal_minted_claims(&handle, c)),
             ..rec.clone()
         };
-        let response = TokenResponse::bearer(tokens, granted).with_refresh_token(&successor);
+        let response = TokenResponse::bearer(tokens, successor.granted).with_refresh_token(&handle);
         let rotated = RefreshRecord {
             state: RefreshState::Rotated {
                 at: now,
                 sealed_response: self.sealer.seal(
-                    token,
+                    held.token,
                     &serde_json::to_vec(&IssuedResponse(response.clone())).unwrap_or_default(),
                 ),
             },
             lease: None,
             ..rec.clone()
         };
-        let expires = Some(until);
         // The IdP's new refresh token for the family's exchange copy, sealed once for every
-        // attempt below.
-        let exchange = match (&family.value.exchange, &tokens.refresh_token) {
+        // attempt.
+        let exchange = match (&held.family.value.exchange, &tokens.refresh_token) {
             (Some(_), Some(new)) => {
-                Some(self.exchange_grant(tenant, &rec.family_id, &rec.app, new))
+                Some(self.exchange_grant(held.tenant, &rec.family_id, &rec.app, new))
             }
             _ => None,
         };
-        let mut family = family;
-        // The family may move while the IdP is called without the token moving: a token
-        // exchange on another server kept the IdP's new refresh token on it. Then the rotation
-        // is written again over the family as it is now; anything else (the token rotated, the
-        // family revoked) ends it.
+        let writes = RotationWrites {
+            successor: handle,
+            next,
+            rotated,
+            exchange,
+            until,
+        };
+        Ok(self
+            .commit_rotation(held, &writes)
+            .await?
+            .then_some(response))
+    }
+
+    /// Writes a rotation. The family may move while the IdP is called without the token
+    /// moving: a token exchange on another server kept the IdP's new refresh token on it.
+    /// Then the rotation is written again over the family as it is now; anything else (the
+    /// token rotated, the family revoked) ends it, and `false` says nothing was written.
+    async fn commit_rotation(
+        &self,
+        held: &Held<'_>,
+        writes: &RotationWrites,
+    ) -> Result<bool, OAuthError> {
+        let (tenant, current, now) = (held.tenant, &held.current, held.now);
+        let family_id = &current.value.family_id;
+        let expires = Some(writes.until);
+        let mut family = held.family.clone();
         for _ in 0..3 {
             let mut value = family.value.clone();
             value.created_at = value.created_at.min(now);
-            if value.exchange.is_some() && exchange.is_some() {
-                value.exchange.clone_from(&exchange);
+            if value.exchange.is_some() && writes.exchange.is_some() {
+                value.exchange.clone_from(&writes.exchange);
             }
             let mut group = WriteGroup::default();
             group
-                .insert_new(&tenant.id, &successor.key(), &next, expires)?
+                .insert_new(&tenant.id, &writes.successor.key(), &writes.next, expires)?
                 .update(
                     &tenant.id,
-                    &token.key(),
+                    &held.token.key(),
                     current.revision,
-                    &rotated,
+                    &writes.rotated,
                     current.expires_at,
                 )?
-                .update(&tenant.id, &rec.family_id, family.revision, &value, expires)?;
+                .update(&tenant.id, family_id, family.revision, &value, expires)?;
             if self.records.write_all(group, now).await? {
-                return Ok(Some(response));
+                return Ok(true);
             }
-            let token_key = token.key();
+            let token_key = held.token.key();
             let (token_now, family_now) = tokio::join!(
                 self.records
                     .get::<RefreshRecord>(&tenant.id, &token_key, now),
-                self.records.get::<Family>(&tenant.id, &rec.family_id, now),
+                self.records.get::<Family>(&tenant.id, family_id, now),
             );
             match (token_now?, family_now?) {
                 (Some(t), Some(f)) if t.revision == current.revision && !f.value.revoked => {
                     family = f;
                 }
-                _ => return Ok(None),
+                _ => return Ok(false),
             }
         }
-        Ok(None)
-    }
-
-    /// `POST /{tenant}/revoke` (RFC 7009 §2): revokes the family of a refresh token, or of a
-    /// minted access token (its `sid`), issued to the requesting client; unknown tokens and the
-    /// IdP's access tokens (which the shim cannot revoke) are answered with success.
-    pub(crate) async fn revoke(
-        &self,
-        tenant: &Tenant,
-        form: &Params,
-        creds: &ClientCredentials,
-        now: u64,
-    ) -> Result<(), OAuthError> {
-        form.refuse_repeated()?;
-        let token = form
-            .get("token")
-            .map(Handle::presented)
-            .ok_or_else(|| OAuthError::invalid_request("token is required"))?;
-        let client = self.authenticate_client(tenant, form, creds, now).await?;
-        if let Some(rec) = self
-            .records
-            .get::<RefreshRecord>(&tenant.id, &token.key(), now)
-            .await?
-            && rec.value.client_id == client.client_id
-        {
-            self.families
-                .revoke(&tenant.id, &rec.value.family_id, "client_revoked", now)
-                .await?;
-        } else if let Some(family) = self
-            .minted_token_login(tenant, token.expose(), &client.client_id, now)
-            .await?
-        {
-            self.families
-                .revoke(&tenant.id, &family, "client_revoked", now)
-                .await?;
-        }
-        Ok(())
+        Ok(false)
     }
 }
 
@@ -586,12 +698,6 @@ fn issued_to(
     Ok(first_look)
 }
 
-/// Seconds since the Unix epoch now (a lease is timed by the clock while it waits, not by the
-/// request's start).
-fn wall_clock() -> u64 {
-    crate::clock::unix_now()
-}
-
 /// A token leased in a shared store (`lease_token`). Given back (the record written again
 /// without the lease, if it still holds this lease) when the rotation fails, and also when the
 /// request is dropped midway (a client that hangs up), so that the token's next refresh need
@@ -599,17 +705,20 @@ fn wall_clock() -> u64 {
 struct TokenLease {
     records: crate::store::Records,
     tenant: crate::domain::TenantId,
-    key: crate::crypto::HandleKey,
+    key: HandleKey,
     holder: String,
     armed: bool,
+    /// The request's clock, for the record's expiry when the lease is given back.
+    clock: Since,
 }
 
 impl TokenLease {
     fn new(
         records: &crate::store::Records,
         tenant: &Tenant,
-        key: &crate::crypto::HandleKey,
+        key: &HandleKey,
         leased: &RefreshRecord,
+        clock: Since,
     ) -> Self {
         Self {
             records: records.clone(),
@@ -621,6 +730,7 @@ impl TokenLease {
                 .map(|l| l.holder.clone())
                 .unwrap_or_default(),
             armed: true,
+            clock,
         }
     }
 
@@ -637,16 +747,17 @@ impl TokenLease {
     /// Writes the record back without the lease if it still holds this one (a lease that ran
     /// out and was taken by another server is theirs; a record never leased is left alone).
     fn give_back(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
-        let (records, tenant, key, holder) = (
+        let (records, tenant, key, holder, clock) = (
             self.records.clone(),
             self.tenant.clone(),
             self.key.clone(),
             self.holder.clone(),
+            self.clock,
         );
         async move {
             let given_back = async {
                 let Some(current) = records
-                    .get::<RefreshRecord>(&tenant, &key, wall_clock())
+                    .get::<RefreshRecord>(&tenant, &key, clock.now())
                     .await?
                 else {
                     return Ok(true);

@@ -498,22 +498,13 @@ fn secret_source(file: Option<PathBuf>, var: &'static str) -> Result<Option<Secr
 }
 
 async fn serve(args: ServeArgs) -> ExitCode {
-    let audit = match args
-        .audit_log
-        .as_deref()
-        .map(dcr_shim::audit_log::AuditFile::open)
-    {
-        Some(Err(e)) => {
+    let audit = match start_logging(&args) {
+        Ok(audit) => audit,
+        Err(e) => {
             eprintln!("dcr-shim: not started: {e}");
             return ExitCode::FAILURE;
         }
-        Some(Ok(f)) => Some(f),
-        None => None,
     };
-    if let Err(e) = init_logging(args.log_format, audit.clone()) {
-        eprintln!("dcr-shim: not started: {e}");
-        return ExitCode::FAILURE;
-    }
     // First, so that every report of a start names the build it came from.
     tracing::info!(
         version = env!("CARGO_PKG_VERSION"),
@@ -523,37 +514,13 @@ async fn serve(args: ServeArgs) -> ExitCode {
     // Listened for before anything starts: SIGHUP's default action would end the process.
     #[cfg(unix)]
     let hangups = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup());
-    let (secret, previous_secret) = match (
-        secret_source(args.secret_file, "DCR_SHIM_SECRET"),
-        secret_source(args.previous_secret_file, "DCR_SHIM_PREVIOUS_SECRET"),
-    ) {
-        (Ok(current), Ok(previous)) => (current, previous),
-        (Err(e), _) | (_, Err(e)) => {
+    let pid_file = args.pid_file.clone();
+    let settings = match server_settings(args) {
+        Ok(s) => s,
+        Err(e) => {
             eprintln!("dcr-shim: not started: {e}");
             return ExitCode::FAILURE;
         }
-    };
-    let settings = Settings {
-        listen: args.listen,
-        public_url: args.common.public_url,
-        data_dir: args.data_dir,
-        tenants_dir: args.common.tenants,
-        secret,
-        previous_secret,
-        workers: args.workers,
-        upstream_timeout: args.upstream_timeout,
-        dev_idp_any_interface: args.dev_idp_any_interface,
-        new_secret: args.new_secret,
-        shutdown_timeout: args.shutdown_timeout,
-        trusted_proxies: args.trusted_proxies,
-        forwarded_header: args.forwarded_header,
-        admin_listen: args.admin_listen,
-        admin_token_file: args.admin_token_file,
-        admin_hosts: args.admin_hosts,
-        watch_tenants: args.watch_tenants,
-        store: args.store.map(dcr_shim::config::server::StoreSpec::new),
-        store_password_file: args.store_password_file,
-        login_starts_per_minute: args.login_starts_per_minute,
     };
     let running = match dcr_shim::app::start(settings.clone()).await {
         Ok(r) => r,
@@ -577,10 +544,7 @@ async fn serve(args: ServeArgs) -> ExitCode {
             None
         }
     };
-    for t in running.state.tenants() {
-        tracing::info!(tenant = %t.id, issuer = %t.issuer, upstream = t.config.upstream.kind(), "tenant loaded");
-    }
-    if let Some(path) = &args.pid_file
+    if let Some(path) = &pid_file
         && let Err(e) = write_pid_file(path)
     {
         eprintln!(
@@ -589,15 +553,9 @@ async fn serve(args: ServeArgs) -> ExitCode {
         );
         return ExitCode::FAILURE;
     }
-    tracing::info!(address = %running.addr, public_url = %settings.public_url, data_dir = %settings.data_dir.display(), "dcr-shim listening");
-    if let Some(admin) = running.admin_addr {
-        tracing::info!(address = %admin, "admin API listening");
-    }
-    if dcr_shim::telemetry::enabled() {
-        tracing::info!("OpenTelemetry: exporting spans over OTLP (the OTEL_* environment)");
-    }
+    announce(&running, &settings);
     let served = running.wait().await;
-    if let Some(path) = &args.pid_file {
+    if let Some(path) = &pid_file {
         let _ = std::fs::remove_file(path);
     }
     #[cfg(unix)]
@@ -605,29 +563,132 @@ async fn serve(args: ServeArgs) -> ExitCode {
         task.abort();
         let _ = task.await;
     }
-    // The spans still buffered, sent before the process ends (the export runs on this
-    // runtime, which a blocking wait here would hold up).
+    stopped(served, &settings).await
+}
+
+/// After the server stopped: the spans still buffered sent, and the store checkpointed after
+/// a clean stop.
+async fn stopped(served: std::io::Result<()>, settings: &Settings) -> ExitCode {
+    // The export runs on this runtime, which a blocking wait here would hold up.
     let _ = tokio::task::spawn_blocking(dcr_shim::telemetry::shutdown).await;
     match served {
         Ok(()) => {
-            let Some(sled_dir) = settings.sled_dir() else {
-                return ExitCode::SUCCESS;
-            };
-            let started = std::time::Instant::now();
-            match dcr_shim::store::SledStore::checkpoint(&sled_dir).await {
-                Ok(()) => tracing::info!(
-                    ms = started.elapsed().as_millis() as u64,
-                    "store checkpointed for a fast next start"
-                ),
-                Err(e) => {
-                    tracing::warn!(error = %e, "store not checkpointed; the next start replays its log")
-                }
+            if let Some(sled_dir) = settings.sled_dir() {
+                checkpoint(&sled_dir).await;
             }
             ExitCode::SUCCESS
         }
         Err(e) => {
             eprintln!("dcr-shim: server failed: {e}");
             ExitCode::FAILURE
+        }
+    }
+}
+
+/// Opens the audit log, if one is asked for, and starts logging; the audit file is returned
+/// for SIGHUP to reopen.
+fn start_logging(args: &ServeArgs) -> Result<Option<dcr_shim::audit_log::AuditFile>, String> {
+    let audit = args
+        .audit_log
+        .as_deref()
+        .map(dcr_shim::audit_log::AuditFile::open)
+        .transpose()
+        .map_err(|e| e.to_string())?;
+    init_logging(args.log_format, audit.clone()).map_err(|e| e.to_string())?;
+    Ok(audit)
+}
+
+/// The server's settings from its arguments, with its secrets read.
+fn server_settings(args: ServeArgs) -> Result<Settings, String> {
+    let secret = secret_source(args.secret_file, "DCR_SHIM_SECRET")?;
+    let previous_secret = secret_source(args.previous_secret_file, "DCR_SHIM_PREVIOUS_SECRET")?;
+    Ok(Settings {
+        listen: args.listen,
+        public_url: args.common.public_url,
+        data_dir: args.data_dir,
+        tenants_dir: args.common.tenants,
+        secret,
+        previous_secret,
+        workers: args.workers,
+        upstream_timeout: args.upstream_timeout,
+        dev_idp_any_interface: args.dev_idp_any_interface,
+        new_secret: args.new_secret,
+        shutdown_timeout: args.shutdown_timeout,
+        trusted_proxies: args.trusted_proxies,
+        forwarded_header: args.forwarded_header,
+        admin_listen: args.admin_listen,
+        admin_token_file: args.admin_token_file,
+        admin_hosts: args.admin_hosts,
+        watch_tenants: args.watch_tenants,
+        store: args.store.map(dcr_shim::config::server::StoreSpec::new),
+        store_password_file: args.store_password_file,
+        login_starts_per_minute: args.login_starts_per_minute,
+    })
+}
+
+/// The log lines of a start: each tenant, the listeners, the exporter.
+fn announce(running: &dcr_shim::app::Running, settings: &Settings) {
+    for t in running.state.tenants() {
+        tracing::info!(tenant = %t.id, issuer = %t.issuer, upstream = t.config.upstream.kind(), "tenant loaded");
+    }
+    tracing::info!(address = %running.addr, public_url = %settings.public_url, data_dir = %settings.data_dir.display(), "dcr-shim listening");
+    if let Some(admin) = running.admin_addr {
+        tracing::info!(address = %admin, "admin API listening");
+    }
+    if dcr_shim::telemetry::enabled() {
+        tracing::info!("OpenTelemetry: exporting spans over OTLP (the OTEL_* environment)");
+    }
+}
+
+/// Checkpoints the sled store after a clean stop, so that the next start need not replay its
+/// log.
+async fn checkpoint(sled_dir: &std::path::Path) {
+    let started = std::time::Instant::now();
+    match dcr_shim::store::SledStore::checkpoint(sled_dir).await {
+        Ok(()) => tracing::info!(
+            ms = started.elapsed().as_millis() as u64,
+            "store checkpointed for a fast next start"
+        ),
+        Err(e) => {
+            tracing::warn!(error = %e, "store not checkpointed; the next start replays its log")
+        }
+    }
+}
+
+/// Whether the tenant's IdP can be discovered (and with `live`, its apps' credentials are
+/// accepted), said on standard output. Returns whether a problem was found.
+async fn check_upstream(t: &dcr_shim::config::Tenant, live: bool) -> bool {
+    let http = match dcr_shim::upstream::http::tenant_http_client(
+        t,
+        dcr_shim::config::server::DEFAULT_UPSTREAM_TIMEOUT,
+    ) {
+        Ok(h) => h,
+        Err(e) => {
+            println!("  error: {e}");
+            return true;
+        }
+    };
+    match dcr_shim::upstream::discovery::discover(&t.config.upstream, &http).await {
+        Ok(m) => {
+            println!("  upstream reachable: issuer {}", m.issuer().as_str());
+            live && probe(t, &http, m.token_endpoint().map(|u| u.as_str())).await
+        }
+        Err(e @ dcr_shim::upstream::discovery::DiscoveryError::Certificate(_)) => {
+            println!(
+                "  error: the IdP's TLS certificate is not trusted ({e}); if a private CA or a TLS-inspecting proxy issued it, set upstream.ca_file to that CA's PEM file, or upstream.roots = \"system\" to trust this machine's store"
+            );
+            true
+        }
+        Err(e) if live => {
+            // Asked to try the credentials, and they could not be tried: not a pass.
+            println!(
+                "  error: upstream not reachable now ({e}), so --live could not try the apps' credentials; serve will keep retrying"
+            );
+            true
+        }
+        Err(e) => {
+            println!("  warning: upstream not reachable now ({e}); serve will keep retrying");
+            false
         }
     }
 }
@@ -813,43 +874,8 @@ async fn check(args: CheckArgs) -> ExitCode {
         for line in dcr_shim::config::entra_checklist::entra_checklist(t) {
             println!("  {line}");
         }
-        if dcr_shim::upstream::provider::Provider::of(t).is_built_in() {
-            continue;
-        }
-        let http = match dcr_shim::upstream::http::tenant_http_client(
-            t,
-            dcr_shim::config::server::DEFAULT_UPSTREAM_TIMEOUT,
-        ) {
-            Ok(h) => h,
-            Err(e) => {
-                println!("  error: {e}");
-                failed = true;
-                continue;
-            }
-        };
-        match dcr_shim::upstream::discovery::discover(&t.config.upstream, &http).await {
-            Ok(m) => {
-                println!("  upstream reachable: issuer {}", m.issuer().as_str());
-                if live {
-                    failed |= probe(t, &http, m.token_endpoint().map(|u| u.as_str())).await;
-                }
-            }
-            Err(e @ dcr_shim::upstream::discovery::DiscoveryError::Certificate(_)) => {
-                println!(
-                    "  error: the IdP's TLS certificate is not trusted ({e}); if a private CA or a TLS-inspecting proxy issued it, set upstream.ca_file to that CA's PEM file, or upstream.roots = \"system\" to trust this machine's store"
-                );
-                failed = true;
-            }
-            Err(e) if live => {
-                // Asked to try the credentials, and they could not be tried: not a pass.
-                println!(
-                    "  error: upstream not reachable now ({e}), so --live could not try the apps' credentials; serve will keep retrying"
-                );
-                failed = true;
-            }
-            Err(e) => {
-                println!("  warning: upstream not reachable now ({e}); serve will keep retrying")
-            }
+        if !dcr_shim::upstream::provider::Provider::of(t).is_built_in() {
+            failed |= check_upstream(t, live).await;
         }
     }
     if failed {

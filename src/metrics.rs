@@ -32,45 +32,209 @@ pub(crate) struct Metrics {
     pub(crate) reuse_detected: IntCounterVec,
     /// Refresh families revoked, by tenant.
     pub(crate) family_revocations: IntCounterVec,
-    /// Calls to the IdP's token endpoint by tenant and call (`code`, `refresh`).
-    pub(crate) upstream_seconds: HistogramVec,
-    /// The IdP's refusals by tenant, call and code (the AADSTS code for Entra, else the OAuth
-    /// error; `unreachable` when it did not answer).
-    pub(crate) upstream_errors: IntCounterVec,
-    /// The IdP's refusals and failures by tenant and call, whatever the code: the series to
-    /// alert on (created at zero), `upstream_errors` says which code.
-    pub(crate) upstream_failures: IntCounterVec,
+    /// The IdP: its calls, its refusals, its state and its apps' credentials.
+    pub(crate) upstream: UpstreamMetrics,
     /// Client metadata document resolutions by tenant and outcome (`fetched`, `cache_hit`,
     /// `refused`, `remembered`, `busy`, `rate_limited`).
     pub(crate) cimd: IntCounterVec,
-    /// 1 while a tenant's IdP is discovered (or built in), else 0.
-    pub(crate) upstream_up: IntGaugeVec,
-    /// When each app's certificate expires (Unix seconds), by tenant, app and kind.
-    pub(crate) credential_expiry: IntGaugeVec,
-    /// Store operations that failed, by kind of failure.
-    pub(crate) store_errors: IntCounterVec,
+    /// The store's failures, flushes and size.
+    pub(crate) store: StoreMetrics,
     /// Reloads of the tenant files by outcome (`applied`, `refused`).
     pub(crate) tenant_reloads: IntCounterVec,
+    /// The approval queue (`oauth/approval/`).
+    pub(crate) approval: ApprovalMetrics,
+    /// CPU, memory and file descriptors of this process, read when `/metrics` is scraped.
+    process: ProcessGauges,
+}
+
+/// The IdP's side (`upstream/`).
+pub(crate) struct UpstreamMetrics {
+    /// Calls to the IdP's token endpoint by tenant and call (`code`, `refresh`).
+    pub(crate) call_seconds: HistogramVec,
+    /// The IdP's refusals by tenant, call and code (the AADSTS code for Entra, else the OAuth
+    /// error; `unreachable` when it did not answer).
+    pub(crate) errors: IntCounterVec,
+    /// The IdP's refusals and failures by tenant and call, whatever the code: the series to
+    /// alert on (created at zero), `errors` says which code.
+    pub(crate) failures: IntCounterVec,
+    /// 1 while a tenant's IdP is discovered (or built in), else 0.
+    pub(crate) up: IntGaugeVec,
+    /// When each app's certificate expires (Unix seconds), by tenant, app and kind.
+    pub(crate) credential_expiry: IntGaugeVec,
+}
+
+impl UpstreamMetrics {
+    fn register(r: &Registry) -> Self {
+        Self {
+            call_seconds: histogram(
+                r,
+                "dcr_shim_upstream_call_duration_seconds",
+                "calls to the IdP's token endpoint",
+                &["tenant", "call"],
+            ),
+            errors: counter(
+                r,
+                "dcr_shim_upstream_errors_total",
+                "the IdP's refusals by code",
+                &["tenant", "call", "code"],
+            ),
+            failures: counter(
+                r,
+                "dcr_shim_upstream_failures_total",
+                "the IdP's refusals and failures, whatever the code",
+                &["tenant", "call"],
+            ),
+            up: gauge(
+                r,
+                "dcr_shim_upstream_up",
+                "1 while the tenant's IdP is discovered or built in, else 0",
+                &["tenant"],
+            ),
+            credential_expiry: gauge(
+                r,
+                "dcr_shim_credential_expiry_timestamp_seconds",
+                "when an app's credential stops being valid (Unix seconds); private_key_jwt certificates, set at every load of the tenant files",
+                &["tenant", "app", "kind"],
+            ),
+        }
+    }
+
+    fn initialize_tenant(&self, tenant: &str) {
+        for call in ["code", "refresh"] {
+            self.failures.with_label_values(&[tenant, call]);
+            self.errors
+                .with_label_values(&[tenant, call, "unreachable"]);
+        }
+    }
+}
+
+/// The store (`store/`).
+pub(crate) struct StoreMetrics {
+    /// Store operations that failed, by kind of failure.
+    pub(crate) errors: IntCounterVec,
     /// How long each flush of the store to disk took (one flush covers many writes).
-    pub(crate) store_flush_seconds: Histogram,
+    pub(crate) flush_seconds: Histogram,
     /// The store's size on disk, read when `/metrics` is scraped.
-    pub(crate) store_bytes: IntGauge,
-    /// Requests waiting for an administrator, by tenant (`oauth/approval/`).
-    pub(crate) approval_pending: IntGaugeVec,
+    pub(crate) bytes: IntGauge,
+}
+
+impl StoreMetrics {
+    fn register(r: &Registry) -> Self {
+        let errors = counter(
+            r,
+            "dcr_shim_store_errors_total",
+            "store operations that failed: backend (I/O, database), unavailable (a timeout, no connection), corrupt (a record that cannot be read)",
+            &["kind"],
+        );
+        for kind in STORE_ERROR_KINDS {
+            errors.with_label_values(&[kind]);
+        }
+        let flush_seconds = Histogram::with_opts(
+            HistogramOpts::new(
+                "dcr_shim_store_flush_duration_seconds",
+                "flushes of the store to disk (each covers every write made before it)",
+            )
+            .buckets(LATENCY_BUCKETS.to_vec()),
+        );
+        Self {
+            errors,
+            flush_seconds: registered(r, "dcr_shim_store_flush_duration_seconds", flush_seconds),
+            bytes: registered(
+                r,
+                "dcr_shim_store_size_bytes",
+                IntGauge::new("dcr_shim_store_size_bytes", "the store's size on disk"),
+            ),
+        }
+    }
+}
+
+/// The approval queue (`oauth/approval/`).
+pub(crate) struct ApprovalMetrics {
+    /// Requests waiting for an administrator, by tenant.
+    pub(crate) pending: IntGaugeVec,
     /// Sign-ins of clients that need an administrator, by tenant and outcome (`requested`: a
     /// new request queued, `repeated`: one already waiting, `queue_full`, `user_limit`: the
     /// user's own requests at their limit, `denied`: a denied client's authorization request).
-    pub(crate) approval_requests: IntCounterVec,
+    pub(crate) requests: IntCounterVec,
     /// Administrators' decisions by tenant and decision (`approved`, `denied`,
     /// `host_approved`, `host_denied`, `removed`: the request of a client deleted meanwhile).
-    pub(crate) approval_decisions: IntCounterVec,
+    pub(crate) decisions: IntCounterVec,
     /// Registrations refused because the approval queue is full, by tenant.
-    pub(crate) approval_queue_full: IntCounterVec,
+    pub(crate) queue_full: IntCounterVec,
     /// Webhook notifications by tenant and outcome (`delivered`, `retried`, `failed`,
     /// `dropped`: more waiting than the sender keeps).
-    pub(crate) approval_webhooks: IntCounterVec,
-    /// CPU, memory and file descriptors of this process, read when `/metrics` is scraped.
-    process: ProcessGauges,
+    pub(crate) webhooks: IntCounterVec,
+}
+
+/// The `outcome` label values of `ApprovalMetrics::requests`.
+const APPROVAL_OUTCOMES: [&str; 5] = [
+    "requested",
+    "repeated",
+    "queue_full",
+    "user_limit",
+    "denied",
+];
+
+/// The `decision` label values of `ApprovalMetrics::decisions`.
+const APPROVAL_DECISIONS: [&str; 5] = [
+    "approved",
+    "denied",
+    "host_approved",
+    "host_denied",
+    "removed",
+];
+
+/// The `outcome` label values of `ApprovalMetrics::webhooks`.
+const WEBHOOK_OUTCOMES: [&str; 4] = ["delivered", "retried", "failed", "dropped"];
+
+impl ApprovalMetrics {
+    fn register(r: &Registry) -> Self {
+        Self {
+            pending: gauge(
+                r,
+                "dcr_shim_approval_pending",
+                "requests waiting for an administrator's approval, counted at each change and each sweep",
+                &["tenant"],
+            ),
+            requests: counter(
+                r,
+                "dcr_shim_approval_requests_total",
+                "sign-ins of clients waiting for an administrator, by outcome (requested, repeated, queue_full, user_limit), and authorization requests of denied clients (denied)",
+                &["tenant", "outcome"],
+            ),
+            decisions: counter(
+                r,
+                "dcr_shim_approval_decisions_total",
+                "administrators' decisions (approved, denied, host_approved, host_denied; removed: the request of a client deleted meanwhile)",
+                &["tenant", "decision"],
+            ),
+            queue_full: counter(
+                r,
+                "dcr_shim_approval_queue_full_total",
+                "new clients refused because the approval queue is full",
+                &["tenant"],
+            ),
+            webhooks: counter(
+                r,
+                "dcr_shim_approval_webhooks_total",
+                "approval webhook notifications by outcome (delivered, retried, failed, dropped)",
+                &["tenant", "outcome"],
+            ),
+        }
+    }
+
+    fn initialize_tenant(&self, tenant: &str) {
+        self.queue_full.with_label_values(&[tenant]);
+        for outcome in APPROVAL_OUTCOMES {
+            self.requests.with_label_values(&[tenant, outcome]);
+        }
+        for decision in APPROVAL_DECISIONS {
+            self.decisions.with_label_values(&[tenant, decision]);
+        }
+        for outcome in WEBHOOK_OUTCOMES {
+            self.webhooks.with_label_values(&[tenant, outcome]);
+        }
+    }
 }
 
 /// The `process_*` series every Prometheus exporter has, read from `/proc/self` at each
@@ -86,19 +250,15 @@ struct ProcessGauges {
 
 impl ProcessGauges {
     fn register(r: &Registry) -> Self {
-        let int = |name: &str, help: &str| {
-            let g = IntGauge::new(name, help).unwrap_or_else(|e| unreachable!("metric: {e}"));
-            r.register(Box::new(g.clone()))
-                .unwrap_or_else(|e| unreachable!("metric: {e}"));
-            g
-        };
-        let cpu_seconds = prometheus::Gauge::new(
+        let int = |name: &str, help: &str| registered(r, name, IntGauge::new(name, help));
+        let cpu_seconds = registered(
+            r,
             "process_cpu_seconds_total",
-            "user and system CPU time spent, in seconds",
-        )
-        .unwrap_or_else(|e| unreachable!("metric: {e}"));
-        r.register(Box::new(cpu_seconds.clone()))
-            .unwrap_or_else(|e| unreachable!("metric: {e}"));
+            prometheus::Gauge::new(
+                "process_cpu_seconds_total",
+                "user and system CPU time spent, in seconds",
+            ),
+        );
         Self {
             cpu_seconds,
             resident_bytes: int("process_resident_memory_bytes", "resident memory, in bytes"),
@@ -150,13 +310,34 @@ impl ProcessGauges {
     }
 }
 
-fn counter(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
-    let c = IntCounterVec::new(Opts::new(name, help), labels)
-        .unwrap_or_else(|e| unreachable!("metric {name}: {e}"));
+/// `metric`, registered under `name`. The names and labels are this file's constants, so a
+/// failure is a bug caught by the first test that starts the server.
+fn registered<M: prometheus::core::Collector + Clone + 'static>(
+    registry: &Registry,
+    name: &str,
+    metric: prometheus::Result<M>,
+) -> M {
+    let metric = metric.unwrap_or_else(|e| unreachable!("metric {name}: {e}"));
     registry
-        .register(Box::new(c.clone()))
+        .register(Box::new(metric.clone()))
         .unwrap_or_else(|e| unreachable!("metric {name}: {e}"));
-    c
+    metric
+}
+
+fn counter(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
+    registered(
+        registry,
+        name,
+        IntCounterVec::new(Opts::new(name, help), labels),
+    )
+}
+
+fn gauge(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntGaugeVec {
+    registered(
+        registry,
+        name,
+        IntGaugeVec::new(Opts::new(name, help), labels),
+    )
 }
 
 /// The `limit` label values of `rate_limited`.
@@ -188,117 +369,27 @@ const LATENCY_BUCKETS: [f64; 13] = [
 ];
 
 fn histogram(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> HistogramVec {
-    let h = HistogramVec::new(
-        HistogramOpts::new(name, help).buckets(LATENCY_BUCKETS.to_vec()),
-        labels,
-    )
-    .unwrap_or_else(|e| unreachable!("metric {name}: {e}"));
-    registry
-        .register(Box::new(h.clone()))
-        .unwrap_or_else(|e| unreachable!("metric {name}: {e}"));
-    h
+    let opts = HistogramOpts::new(name, help).buckets(LATENCY_BUCKETS.to_vec());
+    registered(registry, name, HistogramVec::new(opts, labels))
 }
 
 impl Metrics {
     fn new() -> Self {
         let r = Registry::new();
-        let upstream_up = IntGaugeVec::new(
-            Opts::new(
-                "dcr_shim_upstream_up",
-                "1 while the tenant's IdP is discovered or built in, else 0",
-            ),
-            &["tenant"],
-        )
-        .unwrap_or_else(|e| unreachable!("metric: {e}"));
-        r.register(Box::new(upstream_up.clone()))
-            .unwrap_or_else(|e| unreachable!("metric: {e}"));
-        let credential_expiry = IntGaugeVec::new(
-            Opts::new(
-                "dcr_shim_credential_expiry_timestamp_seconds",
-                "when an app's credential stops being valid (Unix seconds); private_key_jwt certificates, set at every load of the tenant files",
-            ),
-            &["tenant", "app", "kind"],
-        )
-        .unwrap_or_else(|e| unreachable!("metric: {e}"));
-        r.register(Box::new(credential_expiry.clone()))
-            .unwrap_or_else(|e| unreachable!("metric: {e}"));
-        let store_errors = IntCounterVec::new(
-            Opts::new(
-                "dcr_shim_store_errors_total",
-                "store operations that failed: backend (I/O, database), unavailable (a timeout, no connection), corrupt (a record that cannot be read)",
-            ),
-            &["kind"],
-        )
-        .unwrap_or_else(|e| unreachable!("metric: {e}"));
-        r.register(Box::new(store_errors.clone()))
-            .unwrap_or_else(|e| unreachable!("metric: {e}"));
-        for kind in STORE_ERROR_KINDS {
-            store_errors.with_label_values(&[kind]);
-        }
-        let store_bytes = IntGauge::new("dcr_shim_store_size_bytes", "the store's size on disk")
-            .unwrap_or_else(|e| unreachable!("metric: {e}"));
-        r.register(Box::new(store_bytes.clone()))
-            .unwrap_or_else(|e| unreachable!("metric: {e}"));
-        let store_flush_seconds = Histogram::with_opts(
-            HistogramOpts::new(
-                "dcr_shim_store_flush_duration_seconds",
-                "flushes of the store to disk (each covers every write made before it)",
-            )
-            .buckets(LATENCY_BUCKETS.to_vec()),
-        )
-        .unwrap_or_else(|e| unreachable!("metric: {e}"));
-        r.register(Box::new(store_flush_seconds.clone()))
-            .unwrap_or_else(|e| unreachable!("metric: {e}"));
-        let build_info = IntGaugeVec::new(
-            Opts::new(
-                "dcr_shim_build_info",
-                "1, labelled with the version and the commit this binary was built from",
-            ),
+        let build_info = gauge(
+            &r,
+            "dcr_shim_build_info",
+            "1, labelled with the version and the commit this binary was built from",
             &["version", "commit"],
-        )
-        .unwrap_or_else(|e| unreachable!("metric: {e}"));
-        r.register(Box::new(build_info.clone()))
-            .unwrap_or_else(|e| unreachable!("metric: {e}"));
+        );
         build_info
             .with_label_values(&[env!("CARGO_PKG_VERSION"), env!("DCR_SHIM_COMMIT")])
             .set(1);
-        let process = ProcessGauges::register(&r);
-        let approval_pending = IntGaugeVec::new(
-            Opts::new(
-                "dcr_shim_approval_pending",
-                "requests waiting for an administrator's approval, counted at each change and each sweep",
-            ),
-            &["tenant"],
-        )
-        .unwrap_or_else(|e| unreachable!("metric: {e}"));
-        r.register(Box::new(approval_pending.clone()))
-            .unwrap_or_else(|e| unreachable!("metric: {e}"));
         Self {
-            approval_pending,
-            approval_requests: counter(
-                &r,
-                "dcr_shim_approval_requests_total",
-                "sign-ins of clients waiting for an administrator, by outcome (requested, repeated, queue_full, user_limit), and authorization requests of denied clients (denied)",
-                &["tenant", "outcome"],
-            ),
-            approval_decisions: counter(
-                &r,
-                "dcr_shim_approval_decisions_total",
-                "administrators' decisions (approved, denied, host_approved, host_denied; removed: the request of a client deleted meanwhile)",
-                &["tenant", "decision"],
-            ),
-            approval_queue_full: counter(
-                &r,
-                "dcr_shim_approval_queue_full_total",
-                "new clients refused because the approval queue is full",
-                &["tenant"],
-            ),
-            approval_webhooks: counter(
-                &r,
-                "dcr_shim_approval_webhooks_total",
-                "approval webhook notifications by outcome (delivered, retried, failed, dropped)",
-                &["tenant", "outcome"],
-            ),
+            upstream: UpstreamMetrics::register(&r),
+            store: StoreMetrics::register(&r),
+            approval: ApprovalMetrics::register(&r),
+            process: ProcessGauges::register(&r),
             requests: counter(
                 &r,
                 "dcr_shim_http_requests_total",
@@ -347,24 +438,6 @@ impl Metrics {
                 "refresh families revoked",
                 &["tenant"],
             ),
-            upstream_seconds: histogram(
-                &r,
-                "dcr_shim_upstream_call_duration_seconds",
-                "calls to the IdP's token endpoint",
-                &["tenant", "call"],
-            ),
-            upstream_errors: counter(
-                &r,
-                "dcr_shim_upstream_errors_total",
-                "the IdP's refusals by code",
-                &["tenant", "call", "code"],
-            ),
-            upstream_failures: counter(
-                &r,
-                "dcr_shim_upstream_failures_total",
-                "the IdP's refusals and failures, whatever the code",
-                &["tenant", "call"],
-            ),
             cimd: counter(
                 &r,
                 "dcr_shim_cimd_resolutions_total",
@@ -377,12 +450,6 @@ impl Metrics {
                 "reloads of the tenant files (refused: a file was invalid and the old set stayed)",
                 &["outcome"],
             ),
-            store_flush_seconds,
-            store_bytes,
-            upstream_up,
-            credential_expiry,
-            store_errors,
-            process,
             registry: r,
         }
     }
@@ -405,37 +472,11 @@ impl Metrics {
             self.logins.with_label_values(&[tenant, outcome]);
         }
         self.refreshes.with_label_values(&[tenant, "ok"]);
-        for call in ["code", "refresh"] {
-            self.upstream_failures.with_label_values(&[tenant, call]);
-            self.upstream_errors
-                .with_label_values(&[tenant, call, "unreachable"]);
-        }
         for outcome in CIMD_OUTCOMES {
             self.cimd.with_label_values(&[tenant, outcome]);
         }
-        self.approval_queue_full.with_label_values(&[tenant]);
-        for outcome in [
-            "requested",
-            "repeated",
-            "queue_full",
-            "user_limit",
-            "denied",
-        ] {
-            self.approval_requests.with_label_values(&[tenant, outcome]);
-        }
-        for decision in [
-            "approved",
-            "denied",
-            "host_approved",
-            "host_denied",
-            "removed",
-        ] {
-            self.approval_decisions
-                .with_label_values(&[tenant, decision]);
-        }
-        for outcome in ["delivered", "retried", "failed", "dropped"] {
-            self.approval_webhooks.with_label_values(&[tenant, outcome]);
-        }
+        self.upstream.initialize_tenant(tenant);
+        self.approval.initialize_tenant(tenant);
     }
 
     /// The Prometheus text exposition of every metric.

@@ -326,7 +326,7 @@ pub(crate) async fn fingerprint(dir: &std::path::Path) -> [u8; 32] {
 /// `CERTIFICATE_WARNING_SECONDS`. Read from the credentials `upstream` loaded, not again.
 fn report_certificates(upstream: &UpstreamClient, loaded: &[Arc<Tenant>]) {
     use crate::crypto::app_key::CertificateDeadline;
-    let gauge = &crate::metrics::metrics().credential_expiry;
+    let gauge = &crate::metrics::metrics().upstream.credential_expiry;
     gauge.reset();
     let now = crate::clock::unix_now();
     for (tenant, app, not_after) in upstream.certificate_expiries() {

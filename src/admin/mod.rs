@@ -197,7 +197,8 @@ async fn grant_tenant(
 async fn metrics(state: web::Data<AppState>) -> HttpResponse {
     if let Ok(bytes) = state.records().backend().size_on_disk().await {
         crate::metrics::metrics()
-            .store_bytes
+            .store
+            .bytes
             .set(i64::try_from(bytes).unwrap_or(i64::MAX));
     }
     HttpResponse::Ok()

@@ -13,7 +13,10 @@
 use std::fmt::Write;
 
 use super::entra_checklist::{delegated_permissions, exposed_apis, split_scope};
-use super::tenant::{CredentialConfig, Tenant, UpstreamConfig};
+use super::tenant::{AppConfig, CredentialConfig, Tenant, UpstreamConfig};
+
+/// The APIs the tenant's resources name, with their scopes (`exposed_apis`).
+type Apis<'t> = std::collections::BTreeMap<&'t str, Vec<&'t str>>;
 
 /// The namespace of the scope ids (a fixed UUID: the ids must not change between releases).
 const SCOPE_ID_NAMESPACE: uuid::Uuid =
@@ -149,6 +152,19 @@ fn scope_description<'a>(t: &'a Tenant, api: &str, scope: &'a str) -> &'a str {
 }
 
 fn az_script(t: &Tenant, directory_id: &str) -> String {
+    let mut s = az_preamble(t, directory_id);
+    let apis = exposed_apis(t);
+    for (api, scopes) in &apis {
+        s.push_str(&az_api(t, api, scopes));
+    }
+    for app in &t.config.apps {
+        s.push_str(&az_app(t, &apis, app, directory_id));
+    }
+    s
+}
+
+/// The script's start: the directory check and the shell functions the steps use.
+fn az_preamble(t: &Tenant, directory_id: &str) -> String {
     let mut s = String::new();
     let _ = writeln!(
         s,
@@ -191,69 +207,76 @@ add_redirect_uri() {{
         issuer = t.issuer,
         directory = sh(directory_id),
     );
-    let apis = exposed_apis(t);
-    for (api, scopes) in &apis {
-        let var = api_ident(api);
-        let _ = writeln!(
-            s,
-            "\n# The API {api}: its scopes, and v2 access tokens (the issuer MCP servers check). The\n# PATCH sets the whole list of scopes: Graph refuses to drop a scope still enabled, so\n# an API that exposes others must keep them here or disable them first.\n{var}=\"$(api_app {} {})\"",
-            sh(api),
-            sh(&format!("MCP API {api}"))
-        );
-        let scope_json: Vec<String> = scopes
-            .iter()
-            .map(|scope| {
-                let about = scope_description(t, api, scope);
-                format!(
-                    "{{\"id\":{},\"value\":{},\"type\":\"User\",\"isEnabled\":true,\"adminConsentDisplayName\":{},\"adminConsentDescription\":{},\"userConsentDisplayName\":{},\"userConsentDescription\":{}}}",
-                    quoted(&scope_id(api, scope).to_string()),
-                    quoted(scope),
-                    quoted(about),
-                    quoted(about),
-                    quoted(about),
-                    quoted(about)
-                )
-            })
-            .collect();
-        let body = format!(
-            "{{\"api\":{{\"requestedAccessTokenVersion\":2,\"oauth2PermissionScopes\":[{}]}}}}",
-            scope_json.join(",")
-        );
-        let _ = writeln!(
-            s,
-            "az rest --method PATCH --uri \"https://graph.microsoft.com/v1.0/applications(appId='${var}')\" \\\n  --headers Content-Type=application/json --body {}",
-            sh(&body)
-        );
-    }
-    for app in &t.config.apps {
-        let var = format!("app_{}", ident(&app.name));
-        let _ = writeln!(
-            s,
-            "\n# The app '{}': where Entra sends the login back, what it may ask for, how it proves itself.\n{var}={}\naz ad sp show --id \"${var}\" >/dev/null 2>&1 || az ad sp create --id \"${var}\" >/dev/null\nadd_redirect_uri \"${var}\" {}",
-            app.name,
-            sh(&app.client_id),
-            sh(&format!("{}/callback", t.issuer))
-        );
-        for permission in delegated_permissions(t, app) {
-            let (api, scope) = split_scope(permission);
-            if api.is_empty() || !apis.contains_key(api) {
-                continue;
-            }
-            let _ = writeln!(
-                s,
-                "az ad app permission add --id \"${var}\" --api \"${}\" --api-permissions {}=Scope",
-                api_ident(api),
-                scope_id(api, scope)
-            );
+    s
+}
+
+/// An API the tenant's resources name: its app registration and its scopes.
+fn az_api(t: &Tenant, api: &str, scopes: &[&str]) -> String {
+    let mut s = String::new();
+    let var = api_ident(api);
+    let _ = writeln!(
+        s,
+        "\n# The API {api}: its scopes, and v2 access tokens (the issuer MCP servers check). The\n# PATCH sets the whole list of scopes: Graph refuses to drop a scope still enabled, so\n# an API that exposes others must keep them here or disable them first.\n{var}=\"$(api_app {} {})\"",
+        sh(api),
+        sh(&format!("MCP API {api}"))
+    );
+    let scope_json: Vec<String> = scopes
+        .iter()
+        .map(|scope| {
+            let about = scope_description(t, api, scope);
+            format!(
+                "{{\"id\":{},\"value\":{},\"type\":\"User\",\"isEnabled\":true,\"adminConsentDisplayName\":{},\"adminConsentDescription\":{},\"userConsentDisplayName\":{},\"userConsentDescription\":{}}}",
+                quoted(&scope_id(api, scope).to_string()),
+                quoted(scope),
+                quoted(about),
+                quoted(about),
+                quoted(about),
+                quoted(about)
+            )
+        })
+        .collect();
+    let body = format!(
+        "{{\"api\":{{\"requestedAccessTokenVersion\":2,\"oauth2PermissionScopes\":[{}]}}}}",
+        scope_json.join(",")
+    );
+    let _ = writeln!(
+        s,
+        "az rest --method PATCH --uri \"https://graph.microsoft.com/v1.0/applications(appId='${var}')\" \\\n  --headers Content-Type=application/json --body {}",
+        sh(&body)
+    );
+    s
+}
+
+/// One of the tenant's apps: its redirect URI, permissions, consent and credential.
+fn az_app(t: &Tenant, apis: &Apis<'_>, app: &AppConfig, directory_id: &str) -> String {
+    let mut s = String::new();
+    let var = format!("app_{}", ident(&app.name));
+    let _ = writeln!(
+        s,
+        "\n# The app '{}': where Entra sends the login back, what it may ask for, how it proves itself.\n{var}={}\naz ad sp show --id \"${var}\" >/dev/null 2>&1 || az ad sp create --id \"${var}\" >/dev/null\nadd_redirect_uri \"${var}\" {}",
+        app.name,
+        sh(&app.client_id),
+        sh(&format!("{}/callback", t.issuer))
+    );
+    for permission in delegated_permissions(t, app) {
+        let (api, scope) = split_scope(permission);
+        if api.is_empty() || !apis.contains_key(api) {
+            continue;
         }
-        let _ = writeln!(s, "az ad app permission admin-consent --id \"${var}\"");
-        s.push_str(&az_credential(
-            &var,
-            &app.name,
-            &app.credential,
-            directory_id,
-        ));
+        let _ = writeln!(
+            s,
+            "az ad app permission add --id \"${var}\" --api \"${}\" --api-permissions {}=Scope",
+            api_ident(api),
+            scope_id(api, scope)
+        );
     }
+    let _ = writeln!(s, "az ad app permission admin-consent --id \"${var}\"");
+    s.push_str(&az_credential(
+        &var,
+        &app.name,
+        &app.credential,
+        directory_id,
+    ));
     s
 }
 
@@ -294,6 +317,19 @@ fn az_credential(var: &str, name: &str, c: &CredentialConfig, directory_id: &str
 }
 
 fn terraform(t: &Tenant, directory_id: &str) -> String {
+    let mut s = terraform_preamble(t, directory_id);
+    let apis = exposed_apis(t);
+    for (api, scopes) in &apis {
+        s.push_str(&terraform_api(t, api, scopes));
+    }
+    for app in &t.config.apps {
+        s.push_str(&terraform_app(t, &apis, app, directory_id));
+    }
+    s
+}
+
+/// The configuration's start: the provider, and the variables the apps' credentials need.
+fn terraform_preamble(t: &Tenant, directory_id: &str) -> String {
     let mut s = String::new();
     let _ = writeln!(
         s,
@@ -316,7 +352,6 @@ provider \"azuread\" {{
         file = file_name(t),
         directory = hcl_string(directory_id),
     );
-    let apis = exposed_apis(t);
     let any_federated = t
         .config
         .apps
@@ -337,77 +372,83 @@ provider \"azuread\" {{
             "\nvariable \"managed_identity_object_id\" {\n  description = \"The object (principal) id of the managed identity the shim runs as\"\n  type        = string\n}\n",
         );
     }
-    for (api, scopes) in &apis {
-        let r = api_ident(api);
+    s
+}
+
+/// An API the tenant's resources name: its app registration, URI and scopes.
+fn terraform_api(t: &Tenant, api: &str, scopes: &[&str]) -> String {
+    let mut s = String::new();
+    let r = api_ident(api);
+    let _ = writeln!(
+        s,
+        "\n# The API {api}: its scopes, and v2 access tokens (the issuer MCP servers check).\nresource \"azuread_application_registration\" \"{r}\" {{\n  display_name                   = {}\n  requested_access_token_version = 2\n}}\n\nresource \"azuread_application_identifier_uri\" \"{r}\" {{\n  application_id = azuread_application_registration.{r}.id\n  identifier_uri = {}\n}}\n\nresource \"azuread_service_principal\" \"{r}\" {{\n  client_id = azuread_application_registration.{r}.client_id\n}}",
+        hcl_string(&format!("MCP API {api}")),
+        hcl_string(api)
+    );
+    for scope in scopes {
+        let about = scope_description(t, api, scope);
         let _ = writeln!(
             s,
-            "\n# The API {api}: its scopes, and v2 access tokens (the issuer MCP servers check).\nresource \"azuread_application_registration\" \"{r}\" {{\n  display_name                   = {}\n  requested_access_token_version = 2\n}}\n\nresource \"azuread_application_identifier_uri\" \"{r}\" {{\n  application_id = azuread_application_registration.{r}.id\n  identifier_uri = {}\n}}\n\nresource \"azuread_service_principal\" \"{r}\" {{\n  client_id = azuread_application_registration.{r}.client_id\n}}",
-            hcl_string(&format!("MCP API {api}")),
-            hcl_string(api)
+            "\nresource \"azuread_application_permission_scope\" \"{r}_{}\" {{\n  application_id             = azuread_application_registration.{r}.id\n  scope_id                   = {}\n  value                      = {}\n  type                       = \"User\"\n  admin_consent_display_name = {}\n  admin_consent_description  = {}\n  user_consent_display_name  = {}\n  user_consent_description   = {}\n}}",
+            ident(scope),
+            hcl_string(&scope_id(api, scope).to_string()),
+            hcl_string(scope),
+            hcl_string(about),
+            hcl_string(about),
+            hcl_string(about),
+            hcl_string(about)
         );
-        for scope in scopes {
-            let about = scope_description(t, api, scope);
-            let _ = writeln!(
-                s,
-                "\nresource \"azuread_application_permission_scope\" \"{r}_{}\" {{\n  application_id             = azuread_application_registration.{r}.id\n  scope_id                   = {}\n  value                      = {}\n  type                       = \"User\"\n  admin_consent_display_name = {}\n  admin_consent_description  = {}\n  user_consent_display_name  = {}\n  user_consent_description   = {}\n}}",
-                ident(scope),
-                hcl_string(&scope_id(api, scope).to_string()),
-                hcl_string(scope),
-                hcl_string(about),
-                hcl_string(about),
-                hcl_string(about),
-                hcl_string(about)
-            );
+    }
+    s
+}
+
+/// One of the tenant's apps: its redirect URI, permissions, consent and credential.
+fn terraform_app(t: &Tenant, apis: &Apis<'_>, app: &AppConfig, directory_id: &str) -> String {
+    let mut s = String::new();
+    let r = format!("app_{}", ident(&app.name));
+    let _ = writeln!(
+        s,
+        "\n# The app '{}': where Entra sends the login back, what it may ask for, how it proves itself.\ndata \"azuread_application\" \"{r}\" {{\n  client_id = {}\n}}\n\n# This resource owns the app's whole list of Web redirect URIs: add any others it needs here.\nresource \"azuread_application_redirect_uris\" \"{r}\" {{\n  application_id = data.azuread_application.{r}.id\n  type           = \"Web\"\n  redirect_uris  = [{}]\n}}",
+        app.name,
+        hcl_string(&app.client_id),
+        hcl_string(&format!("{}/callback", t.issuer))
+    );
+    let mut by_api: std::collections::BTreeMap<&str, Vec<&str>> = Default::default();
+    for permission in delegated_permissions(t, app) {
+        let (api, scope) = split_scope(permission);
+        if apis.contains_key(api) {
+            by_api.entry(api).or_default().push(scope);
         }
     }
-    for app in &t.config.apps {
-        let r = format!("app_{}", ident(&app.name));
+    for (api, scopes) in &by_api {
+        let a = api_ident(api);
+        let list = |each: &dyn Fn(&str) -> String| {
+            scopes
+                .iter()
+                .map(|s| each(s))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
         let _ = writeln!(
             s,
-            "\n# The app '{}': where Entra sends the login back, what it may ask for, how it proves itself.\ndata \"azuread_application\" \"{r}\" {{\n  client_id = {}\n}}\n\n# This resource owns the app's whole list of Web redirect URIs: add any others it needs here.\nresource \"azuread_application_redirect_uris\" \"{r}\" {{\n  application_id = data.azuread_application.{r}.id\n  type           = \"Web\"\n  redirect_uris  = [{}]\n}}",
-            app.name,
-            hcl_string(&app.client_id),
-            hcl_string(&format!("{}/callback", t.issuer))
+            "\nresource \"azuread_application_api_access\" \"{r}_{a}\" {{\n  application_id = data.azuread_application.{r}.id\n  api_client_id  = azuread_application_registration.{a}.client_id\n  scope_ids      = [{}]\n  depends_on     = [{depends}]\n}}\n\n# Admin consent for the directory's users.\nresource \"azuread_service_principal_delegated_permission_grant\" \"{r}_{a}\" {{\n  service_principal_object_id          = azuread_service_principal.{r}.object_id\n  resource_service_principal_object_id = azuread_service_principal.{a}.object_id\n  claim_values                         = [{}]\n  depends_on                           = [{depends}]\n}}",
+            list(&|scope| hcl_string(&scope_id(api, scope).to_string())),
+            list(&|scope| hcl_string(scope)),
+            depends =
+                list(&|scope| format!("azuread_application_permission_scope.{a}_{}", ident(scope))),
         );
-        let mut by_api: std::collections::BTreeMap<&str, Vec<&str>> = Default::default();
-        for permission in delegated_permissions(t, app) {
-            let (api, scope) = split_scope(permission);
-            if apis.contains_key(api) {
-                by_api.entry(api).or_default().push(scope);
-            }
-        }
-        for (api, scopes) in &by_api {
-            let a = api_ident(api);
-            let list = |each: &dyn Fn(&str) -> String| {
-                scopes
-                    .iter()
-                    .map(|s| each(s))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            };
-            let _ = writeln!(
-                s,
-                "\nresource \"azuread_application_api_access\" \"{r}_{a}\" {{\n  application_id = data.azuread_application.{r}.id\n  api_client_id  = azuread_application_registration.{a}.client_id\n  scope_ids      = [{}]\n  depends_on     = [{depends}]\n}}\n\n# Admin consent for the directory's users.\nresource \"azuread_service_principal_delegated_permission_grant\" \"{r}_{a}\" {{\n  service_principal_object_id          = azuread_service_principal.{r}.object_id\n  resource_service_principal_object_id = azuread_service_principal.{a}.object_id\n  claim_values                         = [{}]\n  depends_on                           = [{depends}]\n}}",
-                list(&|scope| hcl_string(&scope_id(api, scope).to_string())),
-                list(&|scope| hcl_string(scope)),
-                depends = list(&|scope| format!(
-                    "azuread_application_permission_scope.{a}_{}",
-                    ident(scope)
-                )),
-            );
-        }
-        let _ = writeln!(
-            s,
-            "\nresource \"azuread_service_principal\" \"{r}\" {{\n  client_id    = {}\n  use_existing = true\n}}",
-            hcl_string(&app.client_id)
-        );
-        s.push_str(&terraform_credential(
-            &r,
-            &app.name,
-            &app.credential,
-            directory_id,
-        ));
     }
+    let _ = writeln!(
+        s,
+        "\nresource \"azuread_service_principal\" \"{r}\" {{\n  client_id    = {}\n  use_existing = true\n}}",
+        hcl_string(&app.client_id)
+    );
+    s.push_str(&terraform_credential(
+        &r,
+        &app.name,
+        &app.credential,
+        directory_id,
+    ));
     s
 }
 

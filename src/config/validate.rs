@@ -234,35 +234,14 @@ fn validate_credential(cred: &CredentialConfig, at: &str, p: &mut Problems) {
     // What the credential reads (its files, its environment variable) is not looked at when
     // it need not exist yet (`CredentialFiles::Skip`); its shape always is.
     let reads = p.credential_files == CredentialFiles::Read;
-    let readable = |path: &Path, field: &str, p: &mut Problems| match std::fs::metadata(path) {
-        _ if !reads => {}
-        Err(e) => p.add(
-            &format!("{at}.{field}"),
-            format!("cannot read {}: {e}", path.display()),
-        ),
-        Ok(m) if m.is_dir() => p.add(
-            &format!("{at}.{field}"),
-            format!("{} is a directory: name the file inside it", path.display()),
-        ),
-        Ok(m) if m.len() == 0 => p.add(
-            &format!("{at}.{field}"),
-            format!("{} is empty", path.display()),
-        ),
-        Ok(_) => {}
-    };
-    // A secret: readable, not a directory, not empty, and private (`crypto/private_file.rs`).
-    let private = |path: &Path, field: &str, what: &str, p: &mut Problems| {
-        use crate::crypto::private_file::{describe, read_private};
-        if !reads {
-            return;
+    let readable = |path: &Path, field: &str, p: &mut Problems| {
+        if reads {
+            check_readable(path, &format!("{at}.{field}"), p);
         }
-        match read_private(path) {
-            Err(e) => p.add(&format!("{at}.{field}"), describe(what, path, &e)),
-            Ok(text) if text.trim().is_empty() => p.add(
-                &format!("{at}.{field}"),
-                format!("{what} {} is empty", path.display()),
-            ),
-            Ok(_) => {}
+    };
+    let private = |path: &Path, field: &str, what: &str, p: &mut Problems| {
+        if reads {
+            check_private(path, &format!("{at}.{field}"), what, p);
         }
     };
     match cred {
@@ -309,6 +288,31 @@ fn validate_credential(cred: &CredentialConfig, at: &str, p: &mut Problems) {
             }
         }
         CredentialConfig::None => {}
+    }
+}
+
+/// A file the tenant reads: there, not a directory, not empty.
+fn check_readable(path: &Path, at: &str, p: &mut Problems) {
+    match std::fs::metadata(path) {
+        Err(e) => p.add(at, format!("cannot read {}: {e}", path.display())),
+        Ok(m) if m.is_dir() => p.add(
+            at,
+            format!("{} is a directory: name the file inside it", path.display()),
+        ),
+        Ok(m) if m.len() == 0 => p.add(at, format!("{} is empty", path.display())),
+        Ok(_) => {}
+    }
+}
+
+/// A secret: readable, not a directory, not empty, and private (`crypto/private_file.rs`).
+fn check_private(path: &Path, at: &str, what: &str, p: &mut Problems) {
+    use crate::crypto::private_file::{describe, read_private};
+    match read_private(path) {
+        Err(e) => p.add(at, describe(what, path, &e)),
+        Ok(text) if text.trim().is_empty() => {
+            p.add(at, format!("{what} {} is empty", path.display()))
+        }
+        Ok(_) => {}
     }
 }
 

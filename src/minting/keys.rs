@@ -321,46 +321,7 @@ impl SigningKeys {
                 continue;
             };
             let new_key = self.stored_key(tenant, pair, alg, now, sign_from);
-            // No key leaves the JWKS before its time, except by `drop_old` (an operator's
-            // "this key may have leaked"). A key that has not started signing signed nothing:
-            // a rotation's new key replaces it, so that a second rotation is never undone when
-            // the first one's key starts signing; it stays published until the moment it would
-            // have begun to sign, and never signs. A key made because none can sign now touches
-            // no other key: a rotated key waiting to sign stays as it was.
-            let mut dropped: Vec<String> = Vec::new();
-            let mut retiring = Vec::new();
-            if let AddKey::Rotate { drop_old, .. } = how {
-                if drop_old {
-                    dropped.extend(keys.drain(..).map(|k| k.kid));
-                } else {
-                    for k in keys.iter_mut().filter(|k| k.sign_from > now) {
-                        k.publish_until = Some(k.sign_from);
-                        retiring.push((k.kid.clone(), k.sign_from));
-                    }
-                }
-            }
-            // The keys it replaces: on a rotation every key still without an end; when no key
-            // can sign, those that cannot (their private half did not open, or they are of
-            // another algorithm). They stay published until the tokens they signed have
-            // expired, and a minute for clocks.
-            let lifetime = match how {
-                AddKey::Rotate {
-                    longest_lifetime, ..
-                } => longest_lifetime,
-                AddKey::SignNow { .. } => MAX_TOKEN_LIFETIME.as_secs(),
-            };
-            for k in keys.iter_mut().filter(|k| k.publish_until.is_none()) {
-                let can_sign = set
-                    .keys
-                    .get(&k.kid)
-                    .is_some_and(|l| l.encoding.is_some() && l.alg == alg);
-                if matches!(how, AddKey::SignNow { .. }) && can_sign {
-                    continue;
-                }
-                let until = sign_from.saturating_add(lifetime).saturating_add(60);
-                k.publish_until = Some(until);
-                retiring.push((k.kid.clone(), until));
-            }
+            let (retiring, dropped) = how.retire(&set, &mut keys, now, sign_from);
             let rotation = Rotation {
                 kid: new_key.kid.clone(),
                 alg,
@@ -369,18 +330,7 @@ impl SigningKeys {
                 dropped,
             };
             keys.push(new_key);
-            let written = match &set.stored {
-                None => {
-                    self.records
-                        .insert_new(tenant, SET_ID, &KeySet { keys }, None, now)
-                        .await?
-                }
-                Some(current) => {
-                    self.records
-                        .update(tenant, SET_ID, current.revision, &KeySet { keys }, None)
-                        .await?
-                }
-            };
+            let written = self.write_set(tenant, &set, keys, now).await?;
             if written {
                 self.forget(tenant);
                 tracing::info!(target: "audit", event = "signing_key_added", tenant = %tenant, kid = %rotation.kid, alg = alg.as_str(), sign_from = rotation.sign_from);
@@ -390,6 +340,29 @@ impl SigningKeys {
                 return Ok(rotation);
             }
         }
+    }
+
+    /// Writes the tenant's key set over `set` as read; `false` if another server wrote it
+    /// since.
+    async fn write_set(
+        &self,
+        tenant: &TenantId,
+        set: &LoadedSet,
+        keys: Vec<StoredKey>,
+        now: u64,
+    ) -> Result<bool, KeyError> {
+        Ok(match &set.stored {
+            None => {
+                self.records
+                    .insert_new(tenant, SET_ID, &KeySet { keys }, None, now)
+                    .await?
+            }
+            Some(current) => {
+                self.records
+                    .update(tenant, SET_ID, current.revision, &KeySet { keys }, None)
+                    .await?
+            }
+        })
     }
 
     fn stored_key(
@@ -497,6 +470,60 @@ impl AddKey {
         match self {
             Self::SignNow { alg } | Self::Rotate { alg, .. } => alg,
         }
+    }
+
+    /// Ends the published keys (`keys`, read as `set`) the new key replaces, which signs from
+    /// `sign_from`: the keys given an end, with it, and the keys dropped at once.
+    ///
+    /// No key leaves the JWKS before its time, except by `drop_old` (an operator's "this key
+    /// may have leaked"). A key that has not started signing signed nothing: a rotation's new
+    /// key replaces it, so that a second rotation is never undone when the first one's key
+    /// starts signing; it stays published until the moment it would have begun to sign, and
+    /// never signs. A key made because none can sign now touches no other key: a rotated key
+    /// waiting to sign stays as it was.
+    fn retire(
+        self,
+        set: &LoadedSet,
+        keys: &mut Vec<StoredKey>,
+        now: u64,
+        sign_from: u64,
+    ) -> (Vec<(String, u64)>, Vec<String>) {
+        let alg = self.alg();
+        let mut dropped: Vec<String> = Vec::new();
+        let mut retiring = Vec::new();
+        if let Self::Rotate { drop_old, .. } = self {
+            if drop_old {
+                dropped.extend(keys.drain(..).map(|k| k.kid));
+            } else {
+                for k in keys.iter_mut().filter(|k| k.sign_from > now) {
+                    k.publish_until = Some(k.sign_from);
+                    retiring.push((k.kid.clone(), k.sign_from));
+                }
+            }
+        }
+        // The keys it replaces: on a rotation every key still without an end; when no key can
+        // sign, those that cannot (their private half did not open, or they are of another
+        // algorithm). They stay published until the tokens they signed have expired, and a
+        // minute for clocks.
+        let lifetime = match self {
+            Self::Rotate {
+                longest_lifetime, ..
+            } => longest_lifetime,
+            Self::SignNow { .. } => MAX_TOKEN_LIFETIME.as_secs(),
+        };
+        for k in keys.iter_mut().filter(|k| k.publish_until.is_none()) {
+            let can_sign = set
+                .keys
+                .get(&k.kid)
+                .is_some_and(|l| l.encoding.is_some() && l.alg == alg);
+            if matches!(self, Self::SignNow { .. }) && can_sign {
+                continue;
+            }
+            let until = sign_from.saturating_add(lifetime).saturating_add(60);
+            k.publish_until = Some(until);
+            retiring.push((k.kid.clone(), until));
+        }
+        (retiring, dropped)
     }
 }
 

@@ -119,7 +119,8 @@ impl AuthServer {
         let state = params.get("state").map(str::to_owned);
         if client.approval == ApprovalStatus::Denied {
             crate::metrics::metrics()
-                .approval_requests
+                .approval
+                .requests
                 .with_label_values(&[tenant.id.as_str(), "denied"])
                 .inc();
             return Err(self.refusal(

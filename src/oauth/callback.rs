@@ -5,7 +5,7 @@
 
 use serde_json::{Map, Value};
 
-use super::approval::records::Requester;
+use super::approval::records::{Asker, Requester};
 use super::authorize::AuthorizeError;
 use super::error::{ErrorCode, OAuthError};
 use super::minted::{SealedGrant, copied_claims, minted_resource};
@@ -310,12 +310,16 @@ impl AuthServer {
         now: u64,
     ) -> Result<(HeldWhy, String), OAuthError> {
         use super::approval::{AskError, Asked};
-        let digest = self.signer.digest("approval requester", &who.subject);
-        let (subject, upn) = (who.subject.clone(), who.upn.clone());
+        let asker = Asker {
+            digest: self.signer.digest("approval requester", &who.subject),
+            user: who,
+            address: requester,
+        };
+        let (subject, upn) = (&asker.user.subject, &asker.user.upn);
         let asked = self
             .registry
             .approvals()
-            .ask(tenant, client, who, requester, digest, now)
+            .ask(tenant, client, &asker, now)
             .await;
         Ok(match asked {
             Ok(asked) => {
@@ -333,7 +337,8 @@ impl AuthServer {
             Err(AskError::Full(waiting)) => {
                 count_held(tenant, "queue_full");
                 crate::metrics::metrics()
-                    .approval_queue_full
+                    .approval
+                    .queue_full
                     .with_label_values(&[tenant.id.as_str()])
                     .inc();
                 tracing::warn!(target: "audit", event = "approval_queue_full", tenant = %tenant.id,
@@ -464,7 +469,8 @@ impl AuthServer {
 /// Counts a sign-in held by the approval queue (`dcr_shim_approval_requests_total`).
 fn count_held(tenant: &Tenant, outcome: &str) {
     crate::metrics::metrics()
-        .approval_requests
+        .approval
+        .requests
         .with_label_values(&[tenant.id.as_str(), outcome])
         .inc();
 }

@@ -78,38 +78,7 @@ impl AuthServer {
         let current = self
             .configured_client(tenant, client_id, token, now)
             .await?;
-        let Value::Object(raw) = body else {
-            return Err(OAuthError::invalid_client_metadata(
-                "the request body must be a JSON object of client metadata (RFC 7592 §2.2)",
-            ));
-        };
-        if raw.get("client_id").and_then(Value::as_str) != Some(client_id) {
-            return Err(OAuthError::invalid_request(
-                "client_id: the body must name the client being updated (RFC 7592 §2.2)",
-            ));
-        }
-        for field in [
-            "registration_access_token",
-            "registration_client_uri",
-            "client_secret_expires_at",
-            "client_id_issued_at",
-        ] {
-            if raw.contains_key(field) {
-                return Err(OAuthError::invalid_request(format!(
-                    "{field}: is set by the server and must not be sent (RFC 7592 §2.2)"
-                )));
-            }
-        }
-        let mut metadata = validate_client_metadata(raw, MetadataOrigin::Registration)?;
-        let was_confidential = current.value.secret_sha256.is_some();
-        if metadata.token_endpoint_auth_method.is_confidential() != was_confidential {
-            return Err(OAuthError::invalid_client_metadata(
-                "token_endpoint_auth_method: a client cannot switch between public and confidential; register a new client instead",
-            ));
-        }
-        if !raw.contains_key("token_endpoint_auth_method") {
-            metadata.token_endpoint_auth_method = current.value.metadata.token_endpoint_auth_method;
-        }
+        let metadata = updated_metadata(&current.value, body)?;
         let mut client = current.value.clone();
         let old_metadata = &current.value.metadata;
         // The rules choose again, except where an operator chose (pinned).
@@ -238,4 +207,42 @@ impl AuthServer {
         tracing::info!(target: "audit", event = "client_deleted", tenant = %tenant.id, client_id = %id, by = "client");
         Ok(())
     }
+}
+/// The metadata an update's body gives `current` (RFC 7592 §2.2): validated like a
+/// registration's; the body names the client and nothing the server sets, and keeps the
+/// client public or confidential as it was.
+fn updated_metadata(current: &ClientRecord, body: &Value) -> Result<ClientMetadata, OAuthError> {
+    let Value::Object(raw) = body else {
+        return Err(OAuthError::invalid_client_metadata(
+            "the request body must be a JSON object of client metadata (RFC 7592 §2.2)",
+        ));
+    };
+    if raw.get("client_id").and_then(Value::as_str) != Some(current.client_id.as_str()) {
+        return Err(OAuthError::invalid_request(
+            "client_id: the body must name the client being updated (RFC 7592 §2.2)",
+        ));
+    }
+    for field in [
+        "registration_access_token",
+        "registration_client_uri",
+        "client_secret_expires_at",
+        "client_id_issued_at",
+    ] {
+        if raw.contains_key(field) {
+            return Err(OAuthError::invalid_request(format!(
+                "{field}: is set by the server and must not be sent (RFC 7592 §2.2)"
+            )));
+        }
+    }
+    let mut metadata = validate_client_metadata(raw, MetadataOrigin::Registration)?;
+    let was_confidential = current.secret_sha256.is_some();
+    if metadata.token_endpoint_auth_method.is_confidential() != was_confidential {
+        return Err(OAuthError::invalid_client_metadata(
+            "token_endpoint_auth_method: a client cannot switch between public and confidential; register a new client instead",
+        ));
+    }
+    if !raw.contains_key("token_endpoint_auth_method") {
+        metadata.token_endpoint_auth_method = current.metadata.token_endpoint_auth_method;
+    }
+    Ok(metadata)
 }

@@ -45,6 +45,49 @@ pub fn validate_client_metadata(
         ));
     }
     let redirect_uris = redirect_uris(raw)?;
+    let application_type = application_type(raw, &redirect_uris)?;
+    let token_endpoint_auth_method = auth_method(raw, origin)?;
+    let (jwks, jwks_uri) = if token_endpoint_auth_method == AuthMethod::PrivateKeyJwt {
+        client_keys(raw)?
+    } else {
+        (None, None)
+    };
+    let grant_types = grant_types(raw)?;
+    let response_types = response_types(raw)?;
+    let client_name = optional_text(raw, "client_name")?;
+    if origin == MetadataOrigin::Document && client_name.is_none() {
+        return Err(bad(
+            "client_name",
+            "is required in a client metadata document",
+        ));
+    }
+    let scope = scope(raw)?;
+    Ok(ClientMetadata {
+        redirect_uris,
+        token_endpoint_auth_method,
+        grant_types,
+        response_types,
+        application_type,
+        client_name,
+        client_uri: optional_https_uri(raw, "client_uri")?,
+        logo_uri: optional_https_uri(raw, "logo_uri")?,
+        tos_uri: optional_https_uri(raw, "tos_uri")?,
+        policy_uri: optional_https_uri(raw, "policy_uri")?,
+        scope,
+        contacts: contacts(raw)?,
+        software_id: optional_text(raw, "software_id")?,
+        software_version: optional_text(raw, "software_version")?,
+        jwks,
+        jwks_uri,
+    })
+}
+
+/// `application_type` (OpenID Connect Registration §2), defaulting to `native` when the
+/// redirect URIs say so; a web app may not register a private-use scheme.
+fn application_type(
+    raw: &Map<String, Value>,
+    redirect_uris: &[RedirectUri],
+) -> Result<ApplicationType, OAuthError> {
     let all_native_kinds = redirect_uris
         .iter()
         .all(|r| r.kind() != RedirectKind::Https);
@@ -74,43 +117,15 @@ pub fn validate_client_metadata(
             "redirect_uris: '{r}' uses a private-use scheme, which only native apps may register; send application_type \"native\""
         )));
     }
-    let token_endpoint_auth_method = auth_method(raw, origin)?;
-    let (jwks, jwks_uri) = if token_endpoint_auth_method == AuthMethod::PrivateKeyJwt {
-        client_keys(raw)?
-    } else {
-        (None, None)
-    };
-    let grant_types = grant_types(raw)?;
-    let response_types = response_types(raw)?;
-    let client_name = optional_text(raw, "client_name")?;
-    if origin == MetadataOrigin::Document && client_name.is_none() {
-        return Err(bad(
-            "client_name",
-            "is required in a client metadata document",
-        ));
-    }
-    let scope = match optional_str(raw, "scope")? {
+    Ok(application_type)
+}
+
+/// `scope`: the scopes the client may ask for, checked and normalised.
+fn scope(raw: &Map<String, Value>) -> Result<Option<String>, OAuthError> {
+    Ok(match optional_str(raw, "scope")? {
         None => None,
         Some(s) if s.len() > 1000 => return Err(bad("scope", "is longer than 1000 characters")),
         Some(s) => Some(parse_scope_list(s).map_err(|e| bad("scope", e))?.join(" ")),
-    };
-    Ok(ClientMetadata {
-        redirect_uris,
-        token_endpoint_auth_method,
-        grant_types,
-        response_types,
-        application_type,
-        client_name,
-        client_uri: optional_https_uri(raw, "client_uri")?,
-        logo_uri: optional_https_uri(raw, "logo_uri")?,
-        tos_uri: optional_https_uri(raw, "tos_uri")?,
-        policy_uri: optional_https_uri(raw, "policy_uri")?,
-        scope,
-        contacts: contacts(raw)?,
-        software_id: optional_text(raw, "software_id")?,
-        software_version: optional_text(raw, "software_version")?,
-        jwks,
-        jwks_uri,
     })
 }
 

@@ -234,7 +234,8 @@ impl ClientRegistry {
         }
         if self.approvals.is_full(tenant, now).await? {
             crate::metrics::metrics()
-                .approval_queue_full
+                .approval
+                .queue_full
                 .with_label_values(&[tenant.id.as_str()])
                 .inc();
             if admit_here(Refusal::Registration) {

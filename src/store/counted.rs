@@ -17,7 +17,8 @@ fn counted<T>(result: Result<T, StoreError>) -> Result<T, StoreError> {
             StoreError::Corrupt { .. } => "corrupt",
         };
         crate::metrics::metrics()
-            .store_errors
+            .store
+            .errors
             .with_label_values(&[kind])
             .inc();
     }

@@ -82,7 +82,8 @@ impl GroupCommit {
                 Err(e) => Err(format!("flush task failed: {e}")),
             };
             crate::metrics::metrics()
-                .store_flush_seconds
+                .store
+                .flush_seconds
                 .observe(started.elapsed().as_secs_f64());
             outcome.finish(result);
         });

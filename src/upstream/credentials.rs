@@ -128,67 +128,24 @@ impl LoadedCredential {
         token_endpoint: &str,
         now: u64,
     ) -> Result<ClientAuth, UpstreamError> {
-        let mut form = Vec::new();
-        let mut basic = None;
-        let secret = |method: SecretMethod,
-                      secret: String,
-                      form: &mut Vec<(String, String)>,
-                      basic: &mut Option<(String, SecretString)>| match method
-        {
-            SecretMethod::Basic => {
-                let enc = |s: &str| {
-                    url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>()
-                };
-                *basic = Some((enc(client_id), SecretString::from(enc(&secret))));
-            }
-            SecretMethod::Post => {
-                form.push(("client_id".into(), client_id.into()));
-                form.push(("client_secret".into(), secret));
-            }
-        };
-        match self {
+        Ok(match self {
             Self::SecretEnv { var, method } => {
                 let value = std::env::var(var).map_err(|_| {
                     UpstreamError::Misconfigured(format!(
                         "the environment variable {var} with the app's client secret is not set"
                     ))
                 })?;
-                secret(*method, value, &mut form, &mut basic);
+                ClientAuth::secret(*method, client_id, value)
             }
             Self::SecretFile { path, method } => {
                 let value = read_private(path).map_err(|e| {
                     UpstreamError::Misconfigured(describe("the client secret file", path, &e))
                 })?;
-                secret(*method, value.trim().to_owned(), &mut form, &mut basic);
+                ClientAuth::secret(*method, client_id, value.trim().to_owned())
             }
-            Self::PrivateKeyJwt {
-                key,
-                algorithm,
-                x5t_s256,
-                x5t_sha1,
-                ..
-            } => {
-                let mut header = Header::new(*algorithm);
-                header.typ = Some("JWT".into());
-                header.x5t_s256 = Some(x5t_s256.clone());
-                // Microsoft documents the SHA-1 `x5t` for RS256 assertions; Entra refuses an
-                // RS256 assertion that has only `x5t#S256`.
-                if *algorithm == Algorithm::RS256 {
-                    header.x5t = Some(x5t_sha1.clone());
-                }
-                let claims = serde_json::json!({
-                    "iss": client_id,
-                    "sub": client_id,
-                    "aud": token_endpoint,
-                    "jti": uuid::Uuid::new_v4().to_string(),
-                    "iat": now,
-                    "nbf": now,
-                    "exp": now + 300,
-                });
-                let jwt = jsonwebtoken::encode(&header, &claims, key).map_err(|e| {
-                    UpstreamError::Misconfigured(format!("cannot sign the client assertion: {e}"))
-                })?;
-                push_assertion(&mut form, client_id, jwt);
+            Self::PrivateKeyJwt { .. } => {
+                let jwt = self.sign_assertion(client_id, token_endpoint, now)?;
+                ClientAuth::assertion(client_id, jwt)
             }
             Self::Federated { path } => {
                 let assertion = std::fs::read_to_string(path).map_err(|e| {
@@ -197,26 +154,97 @@ impl LoadedCredential {
                         path.display()
                     ))
                 })?;
-                push_assertion(&mut form, client_id, assertion.trim().to_owned());
+                ClientAuth::assertion(client_id, assertion.trim().to_owned())
             }
             Self::ManagedIdentity(identity) => {
-                let assertion = identity.assertion(now).await?;
-                push_assertion(&mut form, client_id, assertion);
+                ClientAuth::assertion(client_id, identity.assertion(now).await?)
             }
-            Self::None => form.push(("client_id".into(), client_id.into())),
+            Self::None => ClientAuth {
+                form: vec![("client_id".into(), client_id.into())],
+                basic: None,
+            },
+        })
+    }
+
+    /// A `private_key_jwt` client assertion for `token_endpoint`, valid for five minutes
+    /// (RFC 7523 §3).
+    fn sign_assertion(
+        &self,
+        client_id: &str,
+        token_endpoint: &str,
+        now: u64,
+    ) -> Result<String, UpstreamError> {
+        let Self::PrivateKeyJwt {
+            key,
+            algorithm,
+            x5t_s256,
+            x5t_sha1,
+            ..
+        } = self
+        else {
+            return Err(UpstreamError::Misconfigured(
+                "the app has no private key".into(),
+            ));
+        };
+        let mut header = Header::new(*algorithm);
+        header.typ = Some("JWT".into());
+        header.x5t_s256 = Some(x5t_s256.clone());
+        // Microsoft documents the SHA-1 `x5t` for RS256 assertions; Entra refuses an RS256
+        // assertion that has only `x5t#S256`.
+        if *algorithm == Algorithm::RS256 {
+            header.x5t = Some(x5t_sha1.clone());
         }
-        Ok(ClientAuth { form, basic })
+        let claims = serde_json::json!({
+            "iss": client_id,
+            "sub": client_id,
+            "aud": token_endpoint,
+            "jti": uuid::Uuid::new_v4().to_string(),
+            "iat": now,
+            "nbf": now,
+            "exp": now + 300,
+        });
+        jsonwebtoken::encode(&header, &claims, key).map_err(|e| {
+            UpstreamError::Misconfigured(format!("cannot sign the client assertion: {e}"))
+        })
     }
 }
 
-/// The form fields of JWT client authentication (RFC 7523 §2.2).
-fn push_assertion(form: &mut Vec<(String, String)>, client_id: &str, assertion: String) {
-    form.push(("client_id".into(), client_id.into()));
-    form.push(("client_assertion_type".into(), JWT_BEARER_ASSERTION.into()));
-    form.push(("client_assertion".into(), assertion));
-}
-
 impl ClientAuth {
+    /// A client secret, in the form or as HTTP Basic (RFC 6749 §2.3.1), whose user and
+    /// password are form-encoded first.
+    fn secret(method: SecretMethod, client_id: &str, secret: String) -> Self {
+        match method {
+            SecretMethod::Basic => {
+                let enc = |s: &str| {
+                    url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>()
+                };
+                Self {
+                    form: Vec::new(),
+                    basic: Some((enc(client_id), SecretString::from(enc(&secret)))),
+                }
+            }
+            SecretMethod::Post => Self {
+                form: vec![
+                    ("client_id".into(), client_id.into()),
+                    ("client_secret".into(), secret),
+                ],
+                basic: None,
+            },
+        }
+    }
+
+    /// The form fields of JWT client authentication (RFC 7523 §2.2).
+    fn assertion(client_id: &str, assertion: String) -> Self {
+        Self {
+            form: vec![
+                ("client_id".into(), client_id.into()),
+                ("client_assertion_type".into(), JWT_BEARER_ASSERTION.into()),
+                ("client_assertion".into(), assertion),
+            ],
+            basic: None,
+        }
+    }
+
     pub(crate) fn basic_header(&self) -> Option<String> {
         self.basic.as_ref().map(|(u, p)| {
             let raw = format!("{u}:{}", p.expose_secret());

@@ -110,7 +110,8 @@ impl UpstreamDirectory {
     fn set(&self, tenant: &TenantId, status: UpstreamStatus) {
         let up = i64::from(!matches!(status, UpstreamStatus::Unreachable(_)));
         crate::metrics::metrics()
-            .upstream_up
+            .upstream
+            .up
             .with_label_values(&[tenant.as_str()])
             .set(up);
         if let Ok(mut s) = self.statuses.write() {
@@ -135,7 +136,8 @@ impl UpstreamDirectory {
                 s.remove(&id);
             }
             let _ = crate::metrics::metrics()
-                .upstream_up
+                .upstream
+                .up
                 .remove_label_values(&[id.as_str()]);
         }
         for tenant in tenants {

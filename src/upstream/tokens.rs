@@ -203,14 +203,17 @@ impl UpstreamClient {
             &span,
             result.as_ref().err().map(|e| e.metric_code()).as_deref(),
         );
-        m.upstream_seconds
+        m.upstream
+            .call_seconds
             .with_label_values(&[tenant.id.as_str(), call])
             .observe(started.elapsed().as_secs_f64());
         if let Err(e) = &result {
-            m.upstream_errors
+            m.upstream
+                .errors
                 .with_label_values(&[tenant.id.as_str(), call, &e.metric_code()])
                 .inc();
-            m.upstream_failures
+            m.upstream
+                .failures
                 .with_label_values(&[tenant.id.as_str(), call])
                 .inc();
         }

@@ -19,7 +19,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
 
 use records::{
-    ApprovalRequest, Decision, DeniedLikeness, HostDecisions, MAX_DECISIONS_PER_HOST, Requester,
+    ApprovalRequest, Asker, Decision, DeniedLikeness, HostDecisions, MAX_DECISIONS_PER_HOST,
     host_request_id, likeness, request_id,
 };
 
@@ -267,7 +267,8 @@ impl Approvals {
             .unwrap_or_else(|p| p.into_inner())
             .insert(tenant.id.clone(), (now, n));
         crate::metrics::metrics()
-            .approval_pending
+            .approval
+            .pending
             .with_label_values(&[tenant.id.as_str()])
             .set(i64::try_from(n).unwrap_or(i64::MAX));
         Ok((n, mine))
@@ -304,72 +305,26 @@ impl Approvals {
         &self,
         tenant: &Tenant,
         client: &ClientRecord,
-        user: Requester,
-        address: Option<String>,
-        user_digest: String,
+        asker: &Asker,
         now: u64,
     ) -> Result<Asked, AskError> {
         let id = request_id(client);
-        let lifetime = tenant.config.approval.pending_lifetime.as_secs();
         let mut reference = None;
         for _ in 0..RETRIES {
-            if let Some(current) = self
+            let current = self
                 .records
                 .get::<ApprovalRequest>(&tenant.id, id.as_str(), now)
-                .await?
-            {
-                let mut request = current.value;
-                reference = Some(request.reference.clone());
-                let added = request.add(client, &user, address.as_deref(), &user_digest, now);
-                if self
-                    .records
-                    .update(
-                        &tenant.id,
-                        id.as_str(),
-                        current.revision,
-                        &request,
-                        current.expires_at,
-                    )
-                    .await?
-                {
-                    if let Some(new_client) = added {
-                        // Another document of the host: announced too, with who asked for it.
-                        self.webhooks
-                            .announce(tenant, &request, &new_client, false, now);
-                    }
-                    return Ok(Asked::Repeated {
-                        reference: request.reference,
-                    });
+                .await?;
+            let asked = match current {
+                Some(current) => {
+                    reference = Some(current.value.reference.clone());
+                    self.count_again(tenant, client, current, asker, now)
+                        .await?
                 }
-                continue;
-            }
-            let (waiting, mine) = self.count_with(tenant, &user_digest, now).await?;
-            if waiting >= tenant.config.approval.max_pending {
-                return Err(AskError::Full(waiting));
-            }
-            // A sign-in without an ID token names nobody: such users cannot be told apart.
-            if !user.subject.is_empty() && mine >= MAX_PENDING_PER_USER {
-                return Err(AskError::UserLimit(mine));
-            }
-            let request = ApprovalRequest::first(
-                new_reference(),
-                client,
-                &user,
-                address.as_deref(),
-                &user_digest,
-                now,
-            );
-            let first = request.clients[0].clone();
-            if self
-                .records
-                .insert_new(&tenant.id, id.as_str(), &request, Some(now + lifetime), now)
-                .await?
-            {
-                self.note_change(tenant, 1);
-                self.webhooks.announce(tenant, &request, &first, true, now);
-                return Ok(Asked::Queued {
-                    reference: request.reference,
-                });
+                None => self.queue_first(tenant, client, asker, now).await?,
+            };
+            if let Some(asked) = asked {
+                return Ok(asked);
             }
         }
         // Many sign-ins at once for one request: it exists, only this sign-in's counting lost
@@ -386,13 +341,85 @@ impl Approvals {
         }
     }
 
+    /// Counts one more sign-in on the waiting request `current`; `None` if it changed since
+    /// it was read.
+    async fn count_again(
+        &self,
+        tenant: &Tenant,
+        client: &ClientRecord,
+        current: Versioned<ApprovalRequest>,
+        asker: &Asker,
+        now: u64,
+    ) -> Result<Option<Asked>, AskError> {
+        let mut request = current.value;
+        let added = request.add(client, asker, now);
+        let id = request_id(client);
+        if !self
+            .records
+            .update(
+                &tenant.id,
+                id.as_str(),
+                current.revision,
+                &request,
+                current.expires_at,
+            )
+            .await?
+        {
+            return Ok(None);
+        }
+        if let Some(new_client) = added {
+            // Another document of the host: announced too, with who asked for it.
+            self.webhooks
+                .announce(tenant, &request, &new_client, false, now);
+        }
+        Ok(Some(Asked::Repeated {
+            reference: request.reference,
+        }))
+    }
+
+    /// Queues the client's first request, within the queue's and the user's limits; `None` if
+    /// another sign-in queued it meanwhile.
+    async fn queue_first(
+        &self,
+        tenant: &Tenant,
+        client: &ClientRecord,
+        asker: &Asker,
+        now: u64,
+    ) -> Result<Option<Asked>, AskError> {
+        let (waiting, mine) = self.count_with(tenant, &asker.digest, now).await?;
+        if waiting >= tenant.config.approval.max_pending {
+            return Err(AskError::Full(waiting));
+        }
+        // A sign-in without an ID token names nobody: such users cannot be told apart.
+        if !asker.user.subject.is_empty() && mine >= MAX_PENDING_PER_USER {
+            return Err(AskError::UserLimit(mine));
+        }
+        let request = ApprovalRequest::first(new_reference(), client, asker, now);
+        let first = request.clients[0].clone();
+        let lifetime = tenant.config.approval.pending_lifetime.as_secs();
+        let id = request_id(client);
+        if !self
+            .records
+            .insert_new(&tenant.id, id.as_str(), &request, Some(now + lifetime), now)
+            .await?
+        {
+            return Ok(None);
+        }
+        self.note_change(tenant, 1);
+        self.webhooks.announce(tenant, &request, &first, true, now);
+        Ok(Some(Asked::Queued {
+            reference: request.reference,
+        }))
+    }
+
     /// Moves the cached count by `delta` (a request added or removed here) and the gauge with it.
     fn note_change(&self, tenant: &Tenant, delta: isize) {
         let mut counts = self.counts.lock().unwrap_or_else(|p| p.into_inner());
         if let Some((_, n)) = counts.get_mut(&tenant.id) {
             *n = n.saturating_add_signed(delta);
             crate::metrics::metrics()
-                .approval_pending
+                .approval
+                .pending
                 .with_label_values(&[tenant.id.as_str()])
                 .set(i64::try_from(*n).unwrap_or(i64::MAX));
         }
@@ -503,7 +530,8 @@ impl Approvals {
             }
         };
         crate::metrics::metrics()
-            .approval_decisions
+            .approval
+            .decisions
             .with_label_values(&[tenant.id.as_str(), decided.decision])
             .inc();
         Ok(decided)

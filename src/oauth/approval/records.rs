@@ -128,16 +128,18 @@ fn is_zero(n: &u64) -> bool {
     *n == 0
 }
 
+/// A sign-in that asks for a waiting client: who signed in, from where, and the keyed digest
+/// of their id that counts their requests without keeping the id.
+pub(crate) struct Asker {
+    pub(crate) user: Requester,
+    pub(crate) address: Option<String>,
+    pub(crate) digest: String,
+}
+
 impl ApprovalRequest {
-    /// A new request, made by `user`'s sign-in for `client`.
-    pub(crate) fn first(
-        reference: String,
-        client: &ClientRecord,
-        user: &Requester,
-        address: Option<&str>,
-        user_digest: &str,
-        now: u64,
-    ) -> Self {
+    /// A new request, made by `asker`'s sign-in for `client`.
+    pub(crate) fn first(reference: String, client: &ClientRecord, asker: &Asker, now: u64) -> Self {
+        let (user, address) = (&asker.user, asker.address.as_deref());
         Self {
             reference,
             cimd_host: client.cimd_host().map(str::to_owned),
@@ -151,20 +153,20 @@ impl ApprovalRequest {
             last_user: user.clone(),
             users: 1,
             requests: 1,
-            user_digests: vec![user_digest.to_owned()],
+            user_digests: vec![asker.digest.clone()],
         }
     }
 
-    /// Counts one more sign-in of `user` for `client`; returns the client when it is new to
+    /// Counts one more sign-in of `asker` for `client`; returns the client when it is new to
     /// the request and listed.
     pub(crate) fn add(
         &mut self,
         client: &ClientRecord,
-        user: &Requester,
-        address: Option<&str>,
-        user_digest: &str,
+        asker: &Asker,
         now: u64,
     ) -> Option<RequestedClient> {
+        let (user, address, user_digest) =
+            (&asker.user, asker.address.as_deref(), asker.digest.as_str());
         let id = client.client_id.as_str();
         let mut added = None;
         if !self.clients.iter().any(|c| c.client_id == id) {

@@ -85,7 +85,8 @@ impl Webhooks {
         };
         let count = |outcome: &str| {
             crate::metrics::metrics()
-                .approval_webhooks
+                .approval
+                .webhooks
                 .with_label_values(&[tenant.id.as_str(), outcome])
                 .inc();
         };
@@ -129,7 +130,8 @@ impl Delivery {
     async fn run(self) {
         let count = |outcome: &str| {
             crate::metrics::metrics()
-                .approval_webhooks
+                .approval
+                .webhooks
                 .with_label_values(&[self.tenant.as_str(), outcome])
                 .inc();
         };

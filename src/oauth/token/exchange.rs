@@ -9,12 +9,13 @@
 //! trade-off is in SECURITY.md). Refreshes and exchanges of one login use and replace that one
 //! copy, one at a time per server (the family lock).
 
-use serde_json::Value;
+use serde_json::{Map, Value};
 
 use super::request::{ACCESS_TOKEN_TYPE, ExchangeRequest};
 use super::response::TokenResponse;
 use crate::config::Tenant;
 use crate::config::downstream_api::DownstreamApi;
+use crate::config::resource_server::ResourceServerConfig;
 use crate::domain::{ResourceUri, ScopeSet};
 use crate::minting::access_token::{Invalid, verify};
 use crate::oauth::client_auth::ClientCredentials;
@@ -90,39 +91,10 @@ impl AuthServer {
             .ok_or_else(|| {
                 invalid_target("no downstream API of this tenant has that resource or audience")
             })?;
-        let claims = match verify(
-            &self.signing_keys,
-            &tenant.id,
-            &tenant.issuer,
-            req.subject_token,
-            now,
-        )
-        .await
-        {
-            Ok(c) => c,
-            Err(Invalid::Keys(e)) => return Err(e.into()),
-            Err(e) => {
-                return Err(unacceptable_subject(format!(
-                    "not a valid access token of this tenant: {e}"
-                )));
-            }
-        };
+        let claims = self
+            .subject_token_claims(tenant, caller, api, req.subject_token, now)
+            .await?;
         let text = |k: &str| claims.get(k).and_then(Value::as_str).unwrap_or_default();
-        let audience = text("aud");
-        if !caller.serves(audience) {
-            return Err(unacceptable_subject(
-                "issued for a resource this resource server does not serve",
-            ));
-        }
-        if !tenant
-            .exchange_apis(&ResourceUri::new(audience))
-            .any(|a| a.name == api.name)
-        {
-            return Err(invalid_target(format!(
-                "the resource {audience} may not reach the downstream API '{}'; list it in the resource's exchange",
-                api.name
-            )));
-        }
         let scopes = requested_scopes(api, req.scope)?;
         let family_id = FamilyId::from_admin(text("sid"));
         // One use of the login's IdP refresh token at a time in this server: a refresh of the
@@ -159,6 +131,54 @@ impl AuthServer {
         tracing::info!(target: "audit", event = "token_exchanged", tenant = %tenant.id, resource_server = %caller.client_id,
             client_id = text("client_id"), subject = text("sub"), api = %api.name);
         Ok(TokenResponse::bearer(&tokens, &scopes).issued_as(ACCESS_TOKEN_TYPE))
+    }
+
+    /// The claims of the subject token: a live access token this tenant minted, for a
+    /// resource the calling resource server serves and that may reach `api`.
+    async fn subject_token_claims(
+        &self,
+        tenant: &Tenant,
+        caller: &ResourceServerConfig,
+        api: &DownstreamApi,
+        subject_token: &str,
+        now: u64,
+    ) -> Result<Map<String, Value>, OAuthError> {
+        let claims = match verify(
+            &self.signing_keys,
+            &tenant.id,
+            &tenant.issuer,
+            subject_token,
+            now,
+        )
+        .await
+        {
+            Ok(c) => c,
+            Err(Invalid::Keys(e)) => return Err(e.into()),
+            Err(e) => {
+                return Err(unacceptable_subject(format!(
+                    "not a valid access token of this tenant: {e}"
+                )));
+            }
+        };
+        let audience = claims
+            .get("aud")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        if !caller.serves(audience) {
+            return Err(unacceptable_subject(
+                "issued for a resource this resource server does not serve",
+            ));
+        }
+        if !tenant
+            .exchange_apis(&ResourceUri::new(audience))
+            .any(|a| a.name == api.name)
+        {
+            return Err(invalid_target(format!(
+                "the resource {audience} may not reach the downstream API '{}'; list it in the resource's exchange",
+                api.name
+            )));
+        }
+        Ok(claims)
     }
 
     /// The IdP refresh with the API's scopes. An IdP refusal is not a revocation here (an API

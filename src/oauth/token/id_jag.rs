@@ -287,13 +287,13 @@ fn check_claims<'t>(
     claims: &Map<String, Value>,
     now: u64,
 ) -> Result<IdJag<'t>, OAuthError> {
-    let text = |k: &str| {
-        claims
-            .get(k)
-            .and_then(Value::as_str)
-            .filter(|v| !v.is_empty())
-    };
-    let time = |k: &str| claims.get(k).and_then(Value::as_u64);
+    check_audience(tenant, claims)?;
+    let times = check_lifetime(issuer, claims, now)?;
+    check_identity(client, issuer, claims, times, now)
+}
+
+/// The assertion's audience: this tenant's issuer, alone.
+fn check_audience(tenant: &Tenant, claims: &Map<String, Value>) -> Result<(), OAuthError> {
     let aud_ok = match claims.get("aud") {
         Some(Value::String(a)) => same_issuer(a, &tenant.issuer),
         Some(Value::Array(a)) => {
@@ -310,6 +310,17 @@ fn check_claims<'t>(
             tenant.issuer
         )));
     }
+    Ok(())
+}
+
+/// The assertion's `exp` and `iat`: within their times at `now` (with `SKEW`), and living no
+/// longer than its issuer allows.
+fn check_lifetime(
+    issuer: &TrustedIssuer,
+    claims: &Map<String, Value>,
+    now: u64,
+) -> Result<(u64, u64), OAuthError> {
+    let time = |k: &str| claims.get(k).and_then(Value::as_u64);
     let exp = time("exp").ok_or_else(|| invalid_grant("exp is missing"))?;
     if exp.saturating_add(SKEW) <= now {
         return Err(invalid_grant("the assertion has expired"));
@@ -328,6 +339,24 @@ fn check_claims<'t>(
             issuer.issuer
         )));
     }
+    Ok((exp, iat))
+}
+
+/// The assertion's claims after its audience and lifetime: who it names, for which client.
+fn check_identity<'t>(
+    client: &ClientRecord,
+    issuer: &'t TrustedIssuer,
+    claims: &Map<String, Value>,
+    (exp, iat): (u64, u64),
+    now: u64,
+) -> Result<IdJag<'t>, OAuthError> {
+    let text = |k: &str| {
+        claims
+            .get(k)
+            .and_then(Value::as_str)
+            .filter(|v| !v.is_empty())
+    };
+    let time = |k: &str| claims.get(k).and_then(Value::as_u64);
     if text("sub").is_none() {
         return Err(invalid_grant("sub is missing"));
     }

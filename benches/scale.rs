@@ -169,7 +169,11 @@ async fn populate(
         running
             .state
             .registry()
-            .register(&tenant, &body, unix_now())
+            .register(
+                &tenant,
+                &body,
+                &dcr_shim::oauth::context::RequestCtx::operator(unix_now()),
+            )
             .await
             .unwrap()
             .record

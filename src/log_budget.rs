@@ -84,7 +84,7 @@ fn windows() -> &'static Mutex<HashMap<Refusal, Window>> {
 pub(crate) fn admit(kind: Refusal, source: Option<IpAddr>) -> bool {
     // Counted as the rate limits count: an IPv6 /64 is one source, so that one subscriber's
     // addresses cannot take every full line or fill the table.
-    let source = source.map(crate::oauth::cimd::rate_limit_key);
+    let source = source.map(crate::net::client_address::rate_limit_key);
     let mut windows = windows().lock().unwrap_or_else(|p| p.into_inner());
     let w = windows.entry(kind).or_default();
     if w.full < FULL_PER_INTERVAL && !w.logged.contains(&source) {
@@ -102,19 +102,18 @@ pub(crate) fn admit(kind: Refusal, source: Option<IpAddr>) -> bool {
     false
 }
 
-/// `admit` for the client of the request being served (`oauth::cimd::current_requester`).
-pub(crate) fn admit_here(kind: Refusal) -> bool {
-    admit(kind, crate::oauth::cimd::current_requester())
-}
-
-/// `admit_here`, except that a refusal the server caused (`server_error`,
+/// `admit`, except that a refusal the server caused (`server_error`,
 /// `temporarily_unavailable`) is always written: the operator must see every one of those.
-pub(crate) fn admit_refusal(kind: Refusal, e: &crate::oauth::OAuthError) -> bool {
+pub(crate) fn admit_refusal(
+    kind: Refusal,
+    e: &crate::oauth::OAuthError,
+    source: Option<IpAddr>,
+) -> bool {
     use crate::oauth::ErrorCode;
     matches!(
         e.code,
         ErrorCode::ServerError | ErrorCode::TemporarilyUnavailable
-    ) || admit_here(kind)
+    ) || admit(kind, source)
 }
 
 /// Writes one summary line per kind that counted refusals since the last call, and starts

@@ -1,5 +1,7 @@
 //! The `dcr-shim` command line: `serve`, `check`, the admin commands and `healthcheck`.
 
+#![deny(clippy::too_many_arguments, clippy::too_many_lines)]
+
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;

@@ -15,6 +15,7 @@ use serde_json::{Value, json};
 
 use crate::domain::ClientId;
 use crate::http::state::{AppState, unix_now};
+use crate::oauth::context::RequestCtx;
 use crate::oauth::grants::{AdminError, ClientFilter, GrantFilter};
 use crate::upstream::discovery::UpstreamStatus;
 use request::{Problem, admin_error, authorized, operator, problem};
@@ -300,7 +301,11 @@ async fn show_client(
     let (tenant, client) = path.into_inner();
     let (_, tenant) = authorized(&req, &state, &tenant)?;
     Ok(
-        match state.registry().find(&tenant, &client, unix_now()).await {
+        match state
+            .registry()
+            .find(&tenant, &client, &RequestCtx::operator(unix_now()))
+            .await
+        {
             Ok(Some(c)) => {
                 let grants = state
                     .auth()

@@ -1,5 +1,6 @@
 //! The built-in dev IdP's pages: login form, JWKS and discovery (only for `dev` tenants).
 
+use crate::oauth::context::RequestCtx;
 use std::collections::HashMap;
 
 use actix_web::http::StatusCode;
@@ -7,7 +8,6 @@ use actix_web::http::header::LOCATION;
 use actix_web::{HttpRequest, HttpResponse, web};
 
 use super::DevIdps;
-use crate::clock::unix_now;
 use crate::http::body::read_form;
 use crate::http::error::not_found;
 use crate::http::pages::{error_page, page};
@@ -35,13 +35,18 @@ async fn login_form(
     idps: web::Data<DevIdps>,
     tenant: web::Path<String>,
     req: HttpRequest,
+    ctx: RequestCtx,
 ) -> HttpResponse {
     let Some(idp) = idps.get(&tenant) else {
-        return error_page(404, "This tenant has no built-in dev identity provider.");
+        return error_page(
+            &ctx,
+            404,
+            "This tenant has no built-in dev identity provider.",
+        );
     };
     let params = query_map(req.query_string());
     if let Err(why) = idp.check_authorization(&params) {
-        return error_page(400, &why);
+        return error_page(&ctx, 400, &why);
     }
     let mut hidden: Vec<(String, String)> = params.into_iter().collect();
     hidden.sort();
@@ -53,27 +58,33 @@ async fn login(
     tenant: web::Path<String>,
     req: HttpRequest,
     payload: web::Payload,
+    ctx: RequestCtx,
 ) -> HttpResponse {
     let Some(idp) = idps.get(&tenant) else {
-        return error_page(404, "This tenant has no built-in dev identity provider.");
+        return error_page(
+            &ctx,
+            404,
+            "This tenant has no built-in dev identity provider.",
+        );
     };
     let Ok(body) = read_form(&req, payload, 16 * 1024).await else {
-        return error_page(400, "The sign-in form could not be read.");
+        return error_page(&ctx, 400, "The sign-in form could not be read.");
     };
     let mut params = query_map(&body);
     let user = params.remove("username").unwrap_or_default();
     if !super::is_valid_user_name(&user) {
         return error_page(
+            &ctx,
             400,
             "The user name must be 1 to 64 letters, digits or . _ @ -.",
         );
     }
     match idp.check_authorization(&params) {
         Ok(request) => HttpResponse::SeeOther()
-            .insert_header((LOCATION, idp.approve(request, &user, unix_now())))
+            .insert_header((LOCATION, idp.approve(request, &user, ctx.now)))
             .insert_header(("Cache-Control", "no-store"))
             .finish(),
-        Err(why) => error_page(400, &why),
+        Err(why) => error_page(&ctx, 400, &why),
     }
 }
 
@@ -83,6 +94,7 @@ async fn token(
     tenant: web::Path<String>,
     req: HttpRequest,
     payload: web::Payload,
+    ctx: RequestCtx,
 ) -> HttpResponse {
     let Some(idp) = idps.get(&tenant) else {
         return not_found("this tenant has no built-in dev identity provider");
@@ -91,7 +103,7 @@ async fn token(
         Ok(b) => b,
         Err(res) => return res,
     };
-    match idp.http_token(&query_map(&body), unix_now()) {
+    match idp.http_token(&query_map(&body), ctx.now) {
         Ok(answer) => HttpResponse::Ok()
             .insert_header(("Cache-Control", "no-store"))
             .json(answer),

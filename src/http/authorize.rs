@@ -13,13 +13,14 @@ use super::body::read_form;
 use super::extract::PageTenant;
 use super::pages::{ConsentView, consent_page, error_page};
 use super::request_info::client_value;
-use super::state::{AppState, unix_now};
+use super::state::AppState;
 use crate::config::Tenant;
 use crate::crypto::Handle;
 use crate::domain::RedirectKind;
-use crate::log_budget::{Refusal, admit_here, admit_refusal};
+use crate::log_budget::{Refusal, admit, admit_refusal};
 use crate::oauth::authorize::{AuthorizeError, Authorized, UpstreamRedirect};
 use crate::oauth::consent::ConsentError;
+use crate::oauth::context::RequestCtx;
 use crate::oauth::params::Params;
 use crate::oauth::records::PendingAuthorization;
 use crate::oauth::{ErrorCode, OAuthError};
@@ -63,24 +64,24 @@ impl<'a> Named<'a> {
     }
 }
 
-fn refused(tenant: &Tenant, named: Named<'_>, e: AuthorizeError) -> HttpResponse {
+fn refused(ctx: &RequestCtx, tenant: &Tenant, named: Named<'_>, e: AuthorizeError) -> HttpResponse {
     let Named {
         client_id,
         redirect_uri,
     } = named;
     match e {
         AuthorizeError::Page { status, message } => {
-            if admit_here(Refusal::Authorize) {
+            if admit(Refusal::Authorize, ctx.caller.address()) {
                 tracing::info!(tenant = %tenant.id, client_id, redirect_uri, reason = %message, "authorization request refused on a page");
             }
-            error_page(status, &message)
+            error_page(ctx, status, &message)
         }
         AuthorizeError::Redirect {
             redirect_uri,
             state,
             error,
         } => {
-            if admit_refusal(Refusal::Authorize, &error) {
+            if admit_refusal(Refusal::Authorize, &error, ctx.caller.address()) {
                 tracing::info!(tenant = %tenant.id, client_id, redirect_uri = %redirect_uri, error = %error, "authorization request refused");
             }
             found(&AuthorizeError::location(
@@ -110,28 +111,29 @@ pub(crate) async fn authorize(
     state: web::Data<AppState>,
     PageTenant(tenant): PageTenant,
     req: HttpRequest,
+    ctx: RequestCtx,
 ) -> HttpResponse {
-    let now = unix_now();
+    let (ctx, now) = (&ctx, ctx.now);
     let params = Params::parse(req.query_string());
     crate::telemetry::record_client(client_value(params.get("client_id")));
     // This browser's approvals in the tenant, read once.
     let approval = approval_cookie(&state, &req, &tenant);
     let auth = state.auth();
     let authorized = match auth
-        .validate_authorization(&tenant, &params, approval.as_deref(), now)
+        .validate_authorization(&tenant, &params, approval.as_deref(), ctx)
         .await
     {
         Ok(a) => a,
-        Err(e) => return refused(&tenant, Named::of(&params), e),
+        Err(e) => return refused(ctx, &tenant, Named::of(&params), e),
     };
     let approved = auth.is_approved(&tenant, &authorized.request, approval.as_deref(), now);
     if !auth.needs_consent(&tenant, &authorized.client, &authorized.request, approved) {
-        if let Some(refusal) = too_many_logins(&state, &req, &tenant) {
+        if let Some(refusal) = too_many_logins(ctx, &state, &req, &tenant) {
             return refusal;
         }
         return match auth.begin_upstream(&tenant, authorized.request, now).await {
             Ok(up) => to_upstream(&state, found(&up.location), &up),
-            Err(e) => refused(&tenant, Named::of(&params), e),
+            Err(e) => refused(ctx, &tenant, Named::of(&params), e),
         };
     }
     let silent = authorized
@@ -141,6 +143,7 @@ pub(crate) async fn authorize(
         .is_some_and(|p| p.split(' ').any(|v| v == "none"));
     if silent {
         return refused(
+            ctx,
             &tenant,
             Named::of(&params),
             auth.consent_required(&tenant, authorized, approval.as_deref(), now),
@@ -163,8 +166,13 @@ pub(crate) async fn authorize(
 }
 
 /// A page saying why, when this login would start one too many (`http/login_limits.rs`).
-fn too_many_logins(state: &AppState, req: &HttpRequest, tenant: &Tenant) -> Option<HttpResponse> {
-    let source = state.client_ip(req);
+fn too_many_logins(
+    ctx: &RequestCtx,
+    state: &AppState,
+    req: &HttpRequest,
+    tenant: &Tenant,
+) -> Option<HttpResponse> {
+    let source = ctx.caller.address();
     let browser = req.cookie(&state.cookies().csrf_name());
     let limit = state
         .allow_login_start(source, browser.as_ref().map(|c| c.value()))
@@ -177,7 +185,7 @@ fn too_many_logins(state: &AppState, req: &HttpRequest, tenant: &Tenant) -> Opti
         tracing::warn!(target: "audit", event = "login_rate_limited", tenant = %tenant.id,
             source = %super::client_addr::describe(source), limit = limit.label());
     }
-    let mut page = error_page(429, limit.explanation());
+    let mut page = error_page(ctx, 429, limit.explanation());
     page.headers_mut().insert(
         actix_web::http::header::RETRY_AFTER,
         actix_web::http::header::HeaderValue::from_static("60"),
@@ -242,21 +250,22 @@ pub(crate) async fn consent(
     PageTenant(tenant): PageTenant,
     req: HttpRequest,
     payload: web::Payload,
+    ctx: RequestCtx,
 ) -> HttpResponse {
-    let now = unix_now();
+    let (ctx, now) = (&ctx, ctx.now);
     let body = match read_form(&req, payload, MAX_CONSENT_BODY).await {
         Ok(b) => b,
-        Err(_) => return error_page(400, "The consent form could not be read."),
+        Err(_) => return error_page(ctx, 400, "The consent form could not be read."),
     };
     let form = Params::parse(&body);
     // The decision is read first: a form that says neither spends nothing.
     let approved = match form.get("decision") {
         Some("approve") => true,
         Some("deny") => false,
-        _ => return error_page(400, "The consent form did not say Allow or Deny."),
+        _ => return error_page(ctx, 400, "The consent form did not say Allow or Deny."),
     };
     // Checked before the form is spent, so that a refusal leaves it usable a minute later.
-    if approved && let Some(refusal) = too_many_logins(&state, &req, &tenant) {
+    if approved && let Some(refusal) = too_many_logins(ctx, &state, &req, &tenant) {
         return refusal;
     }
     let csrf = req.cookie(&state.cookies().csrf_name());
@@ -273,29 +282,30 @@ pub(crate) async fn consent(
         Ok(r) => r,
         // The store failed (logged where it happened): the server's fault, not the form's.
         Err(e @ ConsentError::Unavailable) => {
-            return error_page(503, &format!("{}.", capitalize(&e.to_string())));
+            return error_page(ctx, 503, &format!("{}.", capitalize(&e.to_string())));
         }
         Err(e) => {
-            if admit_here(Refusal::Consent) {
+            if admit(Refusal::Consent, ctx.caller.address()) {
                 tracing::warn!(tenant = %tenant.id, reason = %e, "consent submission refused");
             }
-            return error_page(400, &format!("{}.", capitalize(&e.to_string())));
+            return error_page(ctx, 400, &format!("{}.", capitalize(&e.to_string())));
         }
     };
     if !approved {
-        return deny(&state, &req, &tenant, &request, now);
+        return deny(ctx, &state, &req, &tenant, &request);
     }
-    approve(&state, &req, &tenant, request, now).await
+    approve(ctx, &state, &req, &tenant, request).await
 }
 
 /// Remembers the approval in this browser and sends it to the IdP.
 async fn approve(
+    ctx: &RequestCtx,
     state: &AppState,
     req: &HttpRequest,
     tenant: &Tenant,
     request: PendingAuthorization,
-    now: u64,
 ) -> HttpResponse {
+    let now = ctx.now;
     tracing::info!(target: "audit", event = "consent_approved", tenant = %tenant.id, client_id = %request.client_id, scopes = %request.scopes);
     let current = approval_cookie(state, req, tenant);
     let approval = state
@@ -317,6 +327,7 @@ async fn approve(
             res
         }
         Err(e) => refused(
+            ctx,
             tenant,
             Named {
                 client_id: Some(client_id.as_str()),
@@ -330,11 +341,11 @@ async fn approve(
 /// Back to the client with access_denied only where that cannot be an open redirect: a
 /// loopback URI, or a client this browser approved before (see `validate_authorization`).
 fn deny(
+    ctx: &RequestCtx,
     state: &AppState,
     req: &HttpRequest,
     tenant: &Tenant,
     request: &PendingAuthorization,
-    now: u64,
 ) -> HttpResponse {
     tracing::info!(target: "audit", event = "consent_denied", tenant = %tenant.id, client_id = %request.client_id);
     let approval = approval_cookie(state, req, tenant);
@@ -345,10 +356,10 @@ fn deny(
             request.approval_epoch,
             &request.redirect_uri,
             approval.as_deref(),
-            now,
+            ctx.now,
         );
     if !safe {
-        return error_page(403, "You denied access. You can close this window.");
+        return error_page(ctx, 403, "You denied access. You can close this window.");
     }
     let error = OAuthError::new(ErrorCode::AccessDenied, "the user denied the request");
     see_other(&AuthorizeError::location(

@@ -36,7 +36,11 @@ impl FromRequest for PageTenant {
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         ready(
             lookup(req, || {
-                error_page(404, "There is no tenant by this name on this server.")
+                error_page(
+                    &super::request_ctx::ctx_of(req),
+                    404,
+                    "There is no tenant by this name on this server.",
+                )
             })
             .map(Self),
         )

@@ -80,7 +80,7 @@ impl LoginLimits {
         browser: Option<&str>,
     ) -> Result<(), LoginLimit> {
         if let Some(source) = source {
-            let key = crate::oauth::cimd::rate_limit_key(source);
+            let key = crate::net::client_address::rate_limit_key(source);
             if self.sources.check_key(&key).is_err() {
                 return Err(LoginLimit::Source);
             }

@@ -13,6 +13,7 @@ pub mod login_limits;
 pub(crate) mod ops;
 pub(crate) mod pages;
 mod register;
+pub(crate) mod request_ctx;
 pub(crate) mod request_info;
 pub(crate) mod state;
 mod token;
@@ -24,7 +25,7 @@ use actix_web::middleware::DefaultHeaders;
 use actix_web::{HttpResponse, web};
 use tracing::Instrument;
 
-use request_info::REQUEST_ID;
+use actix_web::HttpMessage;
 pub(crate) use request_info::{client_value, local_path};
 use state::AppState;
 
@@ -163,7 +164,8 @@ fn route_label(path: &str) -> &'static str {
 }
 
 /// Our own request log: the path only, never the query string, which carries codes and state
-/// on the callback; an `x-request-id` on every response.
+/// on the callback; an `x-request-id` on every response. It also makes the request's
+/// `RequestCtx` (`request_ctx.rs`), which handlers take as an extractor.
 fn request_log<S>(
     req: ServiceRequest,
     srv: &S,
@@ -173,18 +175,55 @@ where
 {
     let request_id = uuid::Uuid::new_v4().to_string();
     let routine = is_routine_read(&req);
-    // Nothing inside a routine read logs at info, so its span costs nothing there.
-    let state = req.app_data::<web::Data<AppState>>();
-    // The client behind a trusted proxy, else the peer (`client_addr.rs`): for the log, and
-    // to charge the client metadata documents fetched for it. Routine reads need neither.
-    let client_ip = state
-        .filter(|_| !routine)
-        .and_then(|state| state.client_ip(req.request()));
-    let client = match client_ip {
-        Some(_) if tracing::enabled!(tracing::Level::INFO) => client_addr::describe(client_ip),
-        _ => String::new(),
+    // A routine read's caller is not looked up: it is logged at debug and fetches nothing for
+    // anyone (were it to, it would share the budget of callers without an address).
+    let ctx = request_ctx::new_ctx(req.request(), request_id.clone(), !routine);
+    req.extensions_mut().insert(ctx.clone());
+    let client_ip = ctx.caller.address();
+    let (tenant, route) = labels(&req);
+    let traced = !routine && crate::telemetry::enabled();
+    let span = request_span(
+        &req,
+        &request_id,
+        client_ip,
+        (tenant.as_ref(), route),
+        routine,
+    );
+    let traced_span = traced.then(|| span.clone());
+    let logged = LoggedRequest {
+        request_id,
+        // A routine read's span is off at info: if it fails, its event names it instead.
+        routine_path: routine.then(|| req.path().to_owned()),
+        routine,
+        probe: is_probe(req.path()),
+        client_ip,
     };
-    // Metrics labels: a known tenant (else "-") and the route.
+    let started = std::time::Instant::now();
+    let fut = srv.call(req);
+    async move {
+        let mut res = fut.await?;
+        let status = res.status().as_u16();
+        if let Some(span) = &traced_span {
+            span.record("http.response.status_code", status);
+            if status >= 500 {
+                span.record("otel.status_code", "ERROR");
+            }
+        }
+        let elapsed = started.elapsed().as_secs_f64();
+        crate::metrics::observe_request(tenant.as_ref(), route, status, elapsed);
+        logged.log(status, elapsed);
+        if let Ok(id) = HeaderValue::from_str(&logged.request_id) {
+            res.headers_mut()
+                .insert(HeaderName::from_static("x-request-id"), id);
+        }
+        Ok(res)
+    }
+    .instrument(span)
+}
+
+/// The metrics labels of a request: its tenant, if it names a known one, and its route.
+fn labels(req: &ServiceRequest) -> (Option<std::sync::Arc<crate::config::Tenant>>, &'static str) {
+    let state = req.app_data::<web::Data<AppState>>();
     // The path below the public URL's prefix, where the tenant's segment comes first.
     let local = local_path(req.path(), state.map_or("", |s| s.path_prefix()));
     let local = local.as_ref();
@@ -197,70 +236,72 @@ where
             let last = req.path().rsplit('/').next()?;
             state?.tenant(last)
         });
-    let route = route_label(local);
-    let traced = !routine && crate::telemetry::enabled();
-    let span = if routine {
-        tracing::debug_span!("request", id = %request_id, method = %req.method(), path = %req.path(), client = %client)
-    } else if traced {
-        // The OpenTelemetry view of the same span (`telemetry.rs`): a server span named by
-        // method and route; the OAuth client and the status are recorded once known.
-        // The path bounded: a span is held until it is exported, and a path may be long.
-        let path = crate::domain::text::bounded(req.path(), 200);
-        let span = tracing::info_span!("request", id = %request_id, method = %req.method(), path = %path, client = %client,
-            otel.name = %format_args!("{} {route}", req.method()), otel.kind = "server", http.route = route,
-            tenant = tenant.as_ref().map(|t| t.id.as_str()), client_id = tracing::field::Empty,
-            http.response.status_code = tracing::field::Empty, otel.status_code = tracing::field::Empty);
-        if state.is_some_and(|s| s.is_from_trusted_proxy(req.request())) {
-            crate::telemetry::continue_trace(&span, req.headers());
-        }
-        span
-    } else {
-        tracing::info_span!("request", id = %request_id, method = %req.method(), path = %req.path(), client = %client)
+    (tenant, route_label(local))
+}
+
+/// The request's span: at debug for a routine read (nothing inside logs at info, so it costs
+/// nothing there), else at info, and with OpenTelemetry's fields when spans are exported.
+fn request_span(
+    req: &ServiceRequest,
+    request_id: &str,
+    client_ip: Option<std::net::IpAddr>,
+    (tenant, route): (Option<&std::sync::Arc<crate::config::Tenant>>, &'static str),
+    routine: bool,
+) -> tracing::Span {
+    let client = match client_ip {
+        Some(_) if tracing::enabled!(tracing::Level::INFO) => client_addr::describe(client_ip),
+        _ => String::new(),
     };
-    let traced_span = traced.then(|| span.clone());
-    // A routine read's span is off at info: if it fails, its event names it instead.
-    let routine_path = routine.then(|| req.path().to_owned());
-    let probe = is_probe(req.path());
-    let started = std::time::Instant::now();
-    let fut = REQUEST_ID.scope(request_id.clone(), srv.call(req));
-    async move {
-        let mut res = match client_ip {
-            Some(ip) => crate::oauth::cimd::for_requester(ip, fut).await?,
-            None => fut.await?,
-        };
-        let status = res.status().as_u16();
-        if let Some(span) = &traced_span {
-            span.record("http.response.status_code", status);
-            if status >= 500 {
-                span.record("otel.status_code", "ERROR");
-            }
-        }
-        let elapsed = started.elapsed().as_secs_f64();
+    if routine {
+        return tracing::debug_span!("request", id = %request_id, method = %req.method(), path = %req.path(), client = %client);
+    }
+    if !crate::telemetry::enabled() {
+        return tracing::info_span!("request", id = %request_id, method = %req.method(), path = %req.path(), client = %client);
+    }
+    // The OpenTelemetry view of the same span (`telemetry.rs`): a server span named by method
+    // and route; the OAuth client and the status are recorded once known. The path bounded: a
+    // span is held until it is exported, and a path may be long.
+    let path = crate::domain::text::bounded(req.path(), 200);
+    let span = tracing::info_span!("request", id = %request_id, method = %req.method(), path = %path, client = %client,
+        otel.name = %format_args!("{} {route}", req.method()), otel.kind = "server", http.route = route,
+        tenant = tenant.map(|t| t.id.as_str()), client_id = tracing::field::Empty,
+        http.response.status_code = tracing::field::Empty, otel.status_code = tracing::field::Empty);
+    let state = req.app_data::<web::Data<AppState>>();
+    if state.is_some_and(|s| s.is_from_trusted_proxy(req.request())) {
+        crate::telemetry::continue_trace(&span, req.headers());
+    }
+    span
+}
+
+/// What the request log line of a request says once it is answered.
+struct LoggedRequest {
+    request_id: String,
+    routine_path: Option<String>,
+    routine: bool,
+    probe: bool,
+    client_ip: Option<std::net::IpAddr>,
+}
+
+impl LoggedRequest {
+    fn log(&self, status: u16, elapsed: f64) {
         // Milliseconds to a tenth: what a reader compares, without float noise.
         let ms = (elapsed * 10_000.0).round() / 10.0;
-        crate::metrics::observe_request(tenant.as_ref(), route, status, elapsed);
-        let id = routine_path.as_ref().map(|_| request_id.as_str());
-        let path = routine_path.as_deref();
-        if probe {
+        let id = self.routine_path.as_ref().map(|_| self.request_id.as_str());
+        let path = self.routine_path.as_deref();
+        if self.probe {
             tracing::debug!(status, ms, "probe");
         } else if status >= 500 {
             tracing::error!(status, ms, id, path, "request failed");
-        } else if routine && status < 400 {
+        } else if self.routine && status < 400 {
             tracing::debug!(status, ms, "request");
         } else if status < 400
-            || crate::log_budget::admit(crate::log_budget::Refusal::Request, client_ip)
+            || crate::log_budget::admit(crate::log_budget::Refusal::Request, self.client_ip)
         {
             // A refused request's line is written for the first few sources of each
             // interval, the rest counted (`log_budget.rs`).
             tracing::info!(status, ms, id, path, "request");
         }
-        if let Ok(id) = HeaderValue::from_str(&request_id) {
-            res.headers_mut()
-                .insert(HeaderName::from_static("x-request-id"), id);
-        }
-        Ok(res)
     }
-    .instrument(span)
 }
 
 #[cfg(test)]

@@ -3,6 +3,7 @@
 //! escaped unless wrapped in `PreEscaped`, which only the constant style sheet is. Every page
 //! forbids framing and script.
 
+use crate::oauth::context::RequestCtx;
 use actix_web::HttpResponse;
 use actix_web::http::StatusCode;
 use maud::{DOCTYPE, Markup, PreEscaped, html};
@@ -37,7 +38,7 @@ pub(crate) fn page(status: StatusCode, title: &str, body: Markup) -> HttpRespons
 }
 
 /// An error page: the request cannot be trusted enough to redirect anywhere.
-pub(crate) fn error_page(status: u16, message: &str) -> HttpResponse {
+pub(crate) fn error_page(ctx: &RequestCtx, status: u16, message: &str) -> HttpResponse {
     let status = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST);
     page(
         status,
@@ -46,7 +47,7 @@ pub(crate) fn error_page(status: u16, message: &str) -> HttpResponse {
             h1 { "Sign-in cannot continue" }
             div class="box" { p { (message) } }
             p class="muted" { "You can close this window." }
-            @if let Some(id) = super::request_info::current_request_id() {
+            @if let Some(id) = &ctx.request_id {
                 p class="muted" { "If you ask for help, quote request " code { (id) } "." }
             }
         },

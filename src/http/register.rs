@@ -1,6 +1,7 @@
 //! `POST /{tenant}/register` (RFC 7591 §3): body cap, content type, rate limit, then the
 //! registry; 201 only once the client is on disk.
 
+use crate::oauth::context::RequestCtx;
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 
@@ -8,7 +9,7 @@ use super::body::{bearer_token, read_json_metadata};
 use super::error::{error_response, error_response_with_status, not_found};
 use super::extract::ApiTenant;
 use super::request_info::client_value;
-use super::state::{AppState, unix_now};
+use super::state::AppState;
 use crate::config::Tenant;
 use crate::oauth::{ErrorCode, OAuthError};
 
@@ -20,11 +21,59 @@ pub(crate) async fn register(
     ApiTenant(tenant): ApiTenant,
     req: HttpRequest,
     payload: web::Payload,
+    ctx: RequestCtx,
 ) -> HttpResponse {
     if !tenant.config.registration.dcr {
         return not_found("dynamic client registration is turned off for this tenant");
     }
-    let source = state.client_ip(&req);
+    if let Some(refused) = rate_limited(&ctx, &state, &tenant) {
+        return refused;
+    }
+    let value = match read_json_metadata(
+        &req,
+        payload,
+        MAX_REGISTRATION_BODY,
+        "the registration request",
+    )
+    .await
+    {
+        Ok(v) => v,
+        Err(res) => return res,
+    };
+    match state.registry().register(&tenant, &value, &ctx).await {
+        Ok(registered) => {
+            crate::metrics::metrics()
+                .registrations
+                .with_label_values(&[tenant.id.as_str()])
+                .inc();
+            let r = &registered.record;
+            let apps = crate::domain::client::describe_apps(&r.apps);
+            tracing::info!(target: "audit", event = "client_registered", tenant = %tenant.id, client_id = %r.client_id,
+                apps = %apps, auth_method = r.metadata.token_endpoint_auth_method.as_str(),
+                client_name = r.metadata.client_name.as_deref().unwrap_or(""),
+                source = %crate::http::client_addr::describe(ctx.caller.address()));
+            HttpResponse::Created()
+                .insert_header(("Cache-Control", "no-store"))
+                .json(registered.response_body(&tenant))
+        }
+        Err(e) => {
+            let client_name = client_value(value.get("client_name").and_then(|v| v.as_str()));
+            if crate::log_budget::admit_refusal(
+                crate::log_budget::Refusal::Registration,
+                &e,
+                ctx.caller.address(),
+            ) {
+                tracing::info!(tenant = %tenant.id, client_name, error = %e, "registration refused");
+            }
+            error_response(&e)
+        }
+    }
+}
+
+/// The answer when this registration would go over the address's or the tenant's
+/// registrations per minute.
+fn rate_limited(ctx: &RequestCtx, state: &AppState, tenant: &Tenant) -> Option<HttpResponse> {
+    let source = ctx.caller.address();
     let refusal = match source {
         Some(ip) if !state.allow_registration(&tenant.id, ip) => {
             Some("too many registrations from this address; try again in a minute")
@@ -56,48 +105,23 @@ pub(crate) async fn register(
             actix_web::http::header::RETRY_AFTER,
             actix_web::http::header::HeaderValue::from_static("60"),
         );
-        return res;
+        return Some(res);
     }
-    let value = match read_json_metadata(
-        &req,
-        payload,
-        MAX_REGISTRATION_BODY,
-        "the registration request",
-    )
-    .await
-    {
-        Ok(v) => v,
-        Err(res) => return res,
-    };
-    match state.registry().register(&tenant, &value, unix_now()).await {
-        Ok(registered) => {
-            crate::metrics::metrics()
-                .registrations
-                .with_label_values(&[tenant.id.as_str()])
-                .inc();
-            let r = &registered.record;
-            let apps = crate::domain::client::describe_apps(&r.apps);
-            tracing::info!(target: "audit", event = "client_registered", tenant = %tenant.id, client_id = %r.client_id,
-                apps = %apps, auth_method = r.metadata.token_endpoint_auth_method.as_str(),
-                client_name = r.metadata.client_name.as_deref().unwrap_or(""),
-                source = %crate::http::client_addr::describe(source));
-            HttpResponse::Created()
-                .insert_header(("Cache-Control", "no-store"))
-                .json(registered.response_body(&tenant))
-        }
-        Err(e) => {
-            let client_name = client_value(value.get("client_name").and_then(|v| v.as_str()));
-            if crate::log_budget::admit_refusal(crate::log_budget::Refusal::Registration, &e) {
-                tracing::info!(tenant = %tenant.id, client_name, error = %e, "registration refused");
-            }
-            error_response(&e)
-        }
-    }
+    None
 }
 
 /// RFC 7592's answers carry the token's realm on a 401.
-fn configuration_error(tenant: &Tenant, client_id: &str, e: &OAuthError) -> HttpResponse {
-    if crate::log_budget::admit_refusal(crate::log_budget::Refusal::ClientConfiguration, e) {
+fn configuration_error(
+    ctx: &RequestCtx,
+    tenant: &Tenant,
+    client_id: &str,
+    e: &OAuthError,
+) -> HttpResponse {
+    if crate::log_budget::admit_refusal(
+        crate::log_budget::Refusal::ClientConfiguration,
+        e,
+        ctx.caller.address(),
+    ) {
         tracing::info!(tenant = %tenant.id, client_id = client_value(Some(client_id)), error = %e, "client configuration request refused");
     }
     let mut res = error_response(e);
@@ -116,17 +140,18 @@ pub(crate) async fn read_configuration(
     ApiTenant(tenant): ApiTenant,
     path: web::Path<(String, String)>,
     req: HttpRequest,
+    ctx: RequestCtx,
 ) -> HttpResponse {
     let client_id = &path.1;
     match state
         .auth()
-        .read_registration(&tenant, client_id, bearer_token(&req), unix_now())
+        .read_registration(&tenant, client_id, bearer_token(&req), ctx.now)
         .await
     {
         Ok(body) => HttpResponse::Ok()
             .insert_header(("Cache-Control", "no-store"))
             .json(body),
-        Err(e) => configuration_error(&tenant, client_id, &e),
+        Err(e) => configuration_error(&ctx, &tenant, client_id, &e),
     }
 }
 
@@ -137,6 +162,7 @@ pub(crate) async fn update_configuration(
     path: web::Path<(String, String)>,
     req: HttpRequest,
     payload: web::Payload,
+    ctx: RequestCtx,
 ) -> HttpResponse {
     let value = match read_json_metadata(&req, payload, MAX_REGISTRATION_BODY, "the update").await {
         Ok(v) => v,
@@ -144,13 +170,13 @@ pub(crate) async fn update_configuration(
     };
     match state
         .auth()
-        .update_registration(&tenant, &path.1, bearer_token(&req), &value, unix_now())
+        .update_registration(&tenant, &path.1, bearer_token(&req), &value, ctx.now)
         .await
     {
         Ok(body) => HttpResponse::Ok()
             .insert_header(("Cache-Control", "no-store"))
             .json(body),
-        Err(e) => configuration_error(&tenant, &path.1, &e),
+        Err(e) => configuration_error(&ctx, &tenant, &path.1, &e),
     }
 }
 
@@ -160,13 +186,14 @@ pub(crate) async fn delete_configuration(
     ApiTenant(tenant): ApiTenant,
     path: web::Path<(String, String)>,
     req: HttpRequest,
+    ctx: RequestCtx,
 ) -> HttpResponse {
     match state
         .auth()
-        .delete_registration(&tenant, &path.1, bearer_token(&req), unix_now())
+        .delete_registration(&tenant, &path.1, bearer_token(&req), ctx.now)
         .await
     {
         Ok(()) => HttpResponse::NoContent().finish(),
-        Err(e) => configuration_error(&tenant, &path.1, &e),
+        Err(e) => configuration_error(&ctx, &tenant, &path.1, &e),
     }
 }

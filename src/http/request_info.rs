@@ -1,15 +1,5 @@
-//! What handlers and pages read about the request being served: its id, a bounded log field
-//! for a value the client chose, and its path below the public URL's prefix.
-
-tokio::task_local! {
-    /// The id of the request being served (`request_log`), for the pages that show it.
-    pub(crate) static REQUEST_ID: String;
-}
-
-/// The id of the request being served, when called while serving one.
-pub(crate) fn current_request_id() -> Option<String> {
-    REQUEST_ID.try_with(Clone::clone).ok()
-}
+//! What handlers and pages read about the request being served: a bounded log field for a
+//! value the client chose, and its path below the public URL's prefix.
 
 /// A log field for a value the client chose: at most 200 bytes of it (a refusal line must not
 /// become a way to fill the log). Log it with `?` so that control characters are escaped.

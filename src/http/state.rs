@@ -238,7 +238,7 @@ impl AppState {
     /// counted per /64, the block one subscriber usually holds, so that rotating addresses
     /// within it does not multiply the budget.
     pub(crate) fn allow_registration(&self, tenant: &TenantId, source: IpAddr) -> bool {
-        let key = crate::oauth::cimd::rate_limit_key(source);
+        let key = crate::net::client_address::rate_limit_key(source);
         self.table
             .load()
             .registration_limits

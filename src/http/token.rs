@@ -1,5 +1,6 @@
 //! `POST /{tenant}/token`, `POST /{tenant}/revoke` and `POST /{tenant}/introspect`.
 
+use crate::oauth::context::RequestCtx;
 use actix_web::http::StatusCode;
 use actix_web::http::header::AUTHORIZATION;
 use actix_web::{HttpRequest, HttpResponse, web};
@@ -8,7 +9,7 @@ use super::body::read_form;
 use super::error::error_response;
 use super::extract::ApiTenant;
 use super::request_info::client_value;
-use super::state::{AppState, unix_now};
+use super::state::AppState;
 use crate::config::Tenant;
 use crate::oauth::client_auth::{ClientCredentials, parse_basic};
 use crate::oauth::params::Params;
@@ -69,19 +70,24 @@ pub(crate) async fn token(
     ApiTenant(tenant): ApiTenant,
     req: HttpRequest,
     payload: web::Payload,
+    ctx: RequestCtx,
 ) -> HttpResponse {
     let (form, creds) = match read_request(&tenant, &req, payload).await {
         Ok(r) => r,
         Err(res) => return res,
     };
     crate::telemetry::record_client(presented_client(&form, &creds));
-    match state.auth().token(&tenant, &form, &creds, unix_now()).await {
+    match state.auth().token(&tenant, &form, &creds, &ctx).await {
         Ok(body) => HttpResponse::Ok()
             .insert_header(("Cache-Control", "no-store"))
             .insert_header(("Pragma", "no-cache"))
             .json(body),
         Err(e) => {
-            if crate::log_budget::admit_refusal(crate::log_budget::Refusal::Token, &e) {
+            if crate::log_budget::admit_refusal(
+                crate::log_budget::Refusal::Token,
+                &e,
+                ctx.caller.address(),
+            ) {
                 tracing::info!(tenant = %tenant.id, client_id = presented_client(&form, &creds), grant_type = client_value(form.get("grant_type")), error = %e, "token request refused");
             }
             token_error(&tenant, &e)
@@ -105,21 +111,22 @@ pub(crate) async fn revoke(
     ApiTenant(tenant): ApiTenant,
     req: HttpRequest,
     payload: web::Payload,
+    ctx: RequestCtx,
 ) -> HttpResponse {
     let (form, creds) = match read_request(&tenant, &req, payload).await {
         Ok(r) => r,
         Err(res) => return res,
     };
-    match state
-        .auth()
-        .revoke(&tenant, &form, &creds, unix_now())
-        .await
-    {
+    match state.auth().revoke(&tenant, &form, &creds, &ctx).await {
         Ok(()) => HttpResponse::build(StatusCode::OK)
             .insert_header(("Cache-Control", "no-store"))
             .finish(),
         Err(e) => {
-            if crate::log_budget::admit_refusal(crate::log_budget::Refusal::Token, &e) {
+            if crate::log_budget::admit_refusal(
+                crate::log_budget::Refusal::Token,
+                &e,
+                ctx.caller.address(),
+            ) {
                 tracing::info!(tenant = %tenant.id, client_id = presented_client(&form, &creds), error = %e, "revocation request refused");
             }
             token_error(&tenant, &e)
@@ -132,21 +139,22 @@ pub(crate) async fn introspect(
     ApiTenant(tenant): ApiTenant,
     req: HttpRequest,
     payload: web::Payload,
+    ctx: RequestCtx,
 ) -> HttpResponse {
     let (form, creds) = match read_request(&tenant, &req, payload).await {
         Ok(r) => r,
         Err(res) => return res,
     };
-    match state
-        .auth()
-        .introspect(&tenant, &form, &creds, unix_now())
-        .await
-    {
+    match state.auth().introspect(&tenant, &form, &creds, &ctx).await {
         Ok(body) => HttpResponse::Ok()
             .insert_header(("Cache-Control", "no-store"))
             .json(body),
         Err(e) => {
-            if crate::log_budget::admit_refusal(crate::log_budget::Refusal::Token, &e) {
+            if crate::log_budget::admit_refusal(
+                crate::log_budget::Refusal::Token,
+                &e,
+                ctx.caller.address(),
+            ) {
                 tracing::info!(tenant = %tenant.id, client_id = presented_client(&form, &creds), error = %e, "introspection request refused");
             }
             token_error(&tenant, &e)

@@ -19,6 +19,7 @@ use crate::crypto::pkce::S256Challenge;
 use crate::crypto::{Handle, HandleKey, random_token};
 use crate::domain::{ApprovalStatus, ClientRecord, GrantType, RedirectUri, ResourceUri};
 use crate::net::append_query;
+use crate::oauth::context::RequestCtx;
 use crate::oauth::mapping::{ClientFacts, choose_app};
 use crate::upstream::UpstreamEndpoints;
 use crate::upstream::provider::Provider;
@@ -112,9 +113,10 @@ impl AuthServer {
         tenant: &Tenant,
         params: &Params,
         approval_cookie: Option<&str>,
-        now: u64,
+        ctx: &RequestCtx,
     ) -> Result<Authorized, AuthorizeError> {
-        let client = self.identify_client(tenant, params, now).await?;
+        let now = ctx.now;
+        let client = self.identify_client(tenant, params, ctx).await?;
         let (redirect_uri, redirect_uri_given) = requested_redirect_uri(&client, params)?;
         let state = params.get("state").map(str::to_owned);
         if client.approval == ApprovalStatus::Denied {
@@ -188,7 +190,7 @@ impl AuthServer {
         &self,
         tenant: &Tenant,
         params: &Params,
-        now: u64,
+        ctx: &RequestCtx,
     ) -> Result<ClientRecord, AuthorizeError> {
         for name in ["client_id", "redirect_uri"] {
             if params.is_repeated(name) {
@@ -201,7 +203,7 @@ impl AuthServer {
         let Some(client_id) = params.get("client_id") else {
             return Err(AuthorizeError::page(400, "The request has no client_id."));
         };
-        match self.registry.find(tenant, client_id, now).await {
+        match self.registry.find(tenant, client_id, ctx).await {
             Ok(Some(c)) => Ok(c),
             Ok(None) => Err(AuthorizeError::page(
                 400,

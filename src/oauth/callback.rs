@@ -16,6 +16,7 @@ use super::upstream_errors::{idp_to_client, to_client};
 use crate::config::Tenant;
 use crate::crypto::Handle;
 use crate::domain::{ApprovalStatus, ClientRecord};
+use crate::oauth::context::RequestCtx;
 use crate::store::StoreError;
 use crate::upstream::error::{IdpChallenge, IdpError, UpstreamError};
 use crate::upstream::id_token::{IdTokenUser, check_id_token};
@@ -75,9 +76,9 @@ impl AuthServer {
         tenant: &Tenant,
         params: &Params,
         browser_binding: Option<&str>,
-        requester: Option<String>,
-        now: u64,
+        ctx: &RequestCtx,
     ) -> CallbackOutcome {
+        let now = ctx.now;
         let Some(state) = params.get("state") else {
             return page(
                 400,
@@ -94,7 +95,7 @@ impl AuthServer {
         };
         let r = &txn.request;
         match self
-            .complete_login(tenant, &txn_id, &txn, params, requester, now)
+            .complete_login(tenant, &txn_id, &txn, params, ctx)
             .await
         {
             Ok(Login::Held {
@@ -210,9 +211,9 @@ impl AuthServer {
         txn_id: &Handle,
         txn: &Transaction,
         params: &Params,
-        requester: Option<String>,
-        now: u64,
+        ctx: &RequestCtx,
     ) -> Result<Login, OAuthError> {
+        let now = ctx.now;
         let r = &txn.request;
         if let Some(error) = params.get("error") {
             let idp = IdpError {
@@ -239,7 +240,7 @@ impl AuthServer {
             .await?;
         if r.approval_pending
             && let Some(held) = self
-                .held_for_approval(tenant, r, user.as_ref(), requester, now)
+                .held_for_approval(tenant, r, user.as_ref(), ctx)
                 .await?
         {
             return Ok(held);
@@ -265,12 +266,12 @@ impl AuthServer {
         tenant: &Tenant,
         r: &PendingAuthorization,
         user: Option<&IdTokenUser>,
-        requester: Option<String>,
-        now: u64,
+        ctx: &RequestCtx,
     ) -> Result<Option<Login>, OAuthError> {
+        let now = ctx.now;
         let Some(client) = self
             .registry
-            .find(tenant, r.client_id.as_str(), now)
+            .find(tenant, r.client_id.as_str(), ctx)
             .await?
         else {
             return Err(OAuthError::new(
@@ -288,8 +289,14 @@ impl AuthServer {
                 )
             }
             ApprovalStatus::Pending => {
-                self.ask_for_approval(tenant, &client, requester_of(user), requester, now)
-                    .await?
+                self.ask_for_approval(
+                    tenant,
+                    &client,
+                    requester_of(user),
+                    ctx.caller.describe(),
+                    now,
+                )
+                .await?
             }
         };
         Ok(Some(Login::Held {

@@ -23,6 +23,7 @@ use url::Url;
 use super::client_metadata::{
     MAX_CLIENT_KEYS, MetadataOrigin, check_jwks, check_jwks_up_to, validate_client_metadata,
 };
+use super::context::{Caller, RequestCtx};
 use super::error::{ErrorCode, OAuthError};
 use super::mapping::{ClientFacts, choose_apps};
 use crate::config::Tenant;
@@ -99,37 +100,6 @@ impl CimdError {
             }
             _ => OAuthError::new(ErrorCode::InvalidClient, self.to_string()),
         }
-    }
-}
-
-tokio::task_local! {
-    /// The address on whose behalf resolutions run (`for_requester`).
-    static REQUESTER: IpAddr;
-}
-
-/// Runs `fut` with its document fetches charged to `requester` (each tenant's
-/// `cimd_fetches_per_minute`). The HTTP layer wraps every request in this; a resolution
-/// outside any requester's scope is not limited.
-pub fn for_requester<F: std::future::Future>(
-    requester: IpAddr,
-    fut: F,
-) -> impl std::future::Future<Output = F::Output> {
-    REQUESTER.scope(requester, fut)
-}
-
-/// The address of the request being served, inside the HTTP layer's `for_requester`.
-pub(crate) fn current_requester() -> Option<IpAddr> {
-    REQUESTER.try_with(|ip| *ip).ok()
-}
-
-/// IPv6 addresses are counted per /64, the block one subscriber usually holds.
-pub(crate) fn rate_limit_key(source: IpAddr) -> IpAddr {
-    match source {
-        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-            Some(v4) => IpAddr::V4(v4),
-            None => IpAddr::V6((u128::from(v6) & (u128::MAX << 64)).into()),
-        },
-        v4 => v4,
     }
 }
 
@@ -319,11 +289,11 @@ impl CimdResolver {
         self.per_requester.retain_recent();
     }
 
-    /// Whether the requester in scope, if any, may have one more document fetched now.
-    fn requester_may_fetch(&self) -> bool {
-        REQUESTER
-            .try_with(|ip| self.per_requester.check_key(&rate_limit_key(*ip)).is_ok())
-            .unwrap_or(true)
+    /// Whether `caller` may have one more document fetched now (the operator always may).
+    fn may_fetch(&self, caller: Caller) -> bool {
+        caller
+            .budget_key()
+            .is_none_or(|key| self.per_requester.check_key(&key).is_ok())
     }
 
     /// Fetches and validates a document, one fetch per URL at a time: resolutions that arrive
@@ -334,6 +304,7 @@ impl CimdResolver {
         tenant: &Tenant,
         client_id: &str,
         url: &Url,
+        caller: Caller,
     ) -> Result<ClientMetadata, CimdError> {
         let slot = {
             let mut fetching = self.fetching.lock().unwrap_or_else(|p| p.into_inner());
@@ -367,7 +338,7 @@ impl CimdResolver {
         // share in another resolution's fetch are free. Not remembered as a refusal: it says
         // nothing about the document. (Those waiting on this slot then fetch on their own
         // requesters' budgets.)
-        if !self.requester_may_fetch() {
+        if !self.may_fetch(caller) {
             return Err(CimdError::RateLimited);
         }
         let span = crate::telemetry::client_span("cimd fetch", "GET", url.as_str());
@@ -412,6 +383,7 @@ impl CimdResolver {
         &self,
         metadata: &ClientMetadata,
         refetch: bool,
+        caller: Caller,
     ) -> Result<Arc<JwkSet>, CimdError> {
         if let Some(jwks) = &metadata.jwks {
             return check_jwks(jwks).map(Arc::new).map_err(CimdError::Keys);
@@ -421,7 +393,7 @@ impl CimdResolver {
                 "the client metadata document names neither jwks nor jwks_uri".into(),
             ));
         };
-        self.keys_at(uri, KeysOf::Client, refetch).await
+        self.keys_at(uri, KeysOf::Client, refetch, caller).await
     }
 
     /// The JWK Set at `uri` (a client's `jwks_uri`, or a trusted issuer's), through the guarded
@@ -432,6 +404,7 @@ impl CimdResolver {
         uri: &str,
         of: KeysOf,
         refetch: bool,
+        caller: Caller,
     ) -> Result<Arc<JwkSet>, CimdError> {
         let uri = &uri.to_owned();
         let refetch = refetch && !self.refetched.contains_key(uri);
@@ -446,7 +419,7 @@ impl CimdResolver {
                 "{why} (remembered; not fetched again for a few seconds)"
             )));
         }
-        if !self.requester_may_fetch() {
+        if !self.may_fetch(caller) {
             return Err(CimdError::RateLimited);
         }
         // Only a fetch past the cache counts against the refetch interval: the first fetch of a
@@ -478,7 +451,11 @@ impl CimdResolver {
     /// The `jwks_uri` an issuer's discovery document names (OpenID Connect Discovery, else RFC
     /// 8414 with the path inserted), fetched through the guarded fetcher; the document must
     /// name the issuer itself. Remembered like a key set.
-    pub(crate) async fn discovered_jwks_uri(&self, issuer: &str) -> Result<String, CimdError> {
+    pub(crate) async fn discovered_jwks_uri(
+        &self,
+        issuer: &str,
+        caller: Caller,
+    ) -> Result<String, CimdError> {
         if let Some(known) = self.issuers.get(issuer).await {
             return Ok(known);
         }
@@ -488,7 +465,7 @@ impl CimdResolver {
         if let Some(why) = self.refused.get(&memo).await {
             return Err(CimdError::Remembered(why));
         }
-        if !self.requester_may_fetch() {
+        if !self.may_fetch(caller) {
             return Err(CimdError::RateLimited);
         }
         let url =
@@ -571,8 +548,9 @@ impl CimdResolver {
         &self,
         tenant: &Tenant,
         client_id: &str,
-        now: u64,
+        ctx: &RequestCtx,
     ) -> Result<ClientRecord, CimdError> {
+        let now = ctx.now;
         let policy = &tenant.config.registration;
         if !policy.cimd {
             return Err(CimdError::Disabled);
@@ -595,7 +573,7 @@ impl CimdResolver {
                 cimd("cache_hit");
                 doc.metadata
             }
-            None => match self.fetch_once(tenant, client_id, &url).await {
+            None => match self.fetch_once(tenant, client_id, &url, ctx.caller).await {
                 Ok(m) => {
                     cimd("fetched");
                     m

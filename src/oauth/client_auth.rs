@@ -15,6 +15,7 @@ use super::server::AuthServer;
 use crate::config::Tenant;
 use crate::crypto::Handle;
 use crate::domain::{AuthMethod, ClientId, ClientRecord};
+use crate::oauth::context::RequestCtx;
 
 /// What the client presented to authenticate, apart from the form (RFC 6749 §2.3).
 pub struct ClientCredentials {
@@ -122,7 +123,7 @@ impl AuthServer {
         tenant: &Tenant,
         form: &Params,
         creds: &ClientCredentials,
-        now: u64,
+        ctx: &RequestCtx,
     ) -> Result<ClientRecord, OAuthError> {
         let presented = presented(form, creds)?;
         let client_id = match &presented {
@@ -131,13 +132,13 @@ impl AuthServer {
         };
         let client = self
             .registry
-            .find(tenant, client_id, now)
+            .find(tenant, client_id, ctx)
             .await?
             .ok_or_else(|| invalid_client("client authentication failed: unknown client"))?;
         let uses_keys = client.metadata.token_endpoint_auth_method == AuthMethod::PrivateKeyJwt;
         match (presented, &client.secret_sha256) {
             (Presented::Assertion { assertion, .. }, _) if uses_keys => {
-                self.check_assertion(tenant, &client, assertion, now)
+                self.check_assertion(tenant, &client, assertion, ctx)
                     .await?;
                 Ok(client)
             }
@@ -175,8 +176,9 @@ impl AuthServer {
         tenant: &Tenant,
         client: &ClientRecord,
         assertion: &str,
-        now: u64,
+        ctx: &RequestCtx,
     ) -> Result<(), OAuthError> {
+        let now = ctx.now;
         let issuer = tenant.issuer.as_str();
         let audiences = [
             &format!("{issuer}/token")[..],
@@ -184,10 +186,16 @@ impl AuthServer {
             &format!("{issuer}/revoke")[..],
         ];
         let id = client.client_id.as_str();
-        let keys = self.registry.client_keys(tenant, client, false).await?;
+        let keys = self
+            .registry
+            .client_keys(tenant, client, false, ctx.caller)
+            .await?;
         let verified = match verify(assertion, id, &keys, &audiences, now) {
             Err(AssertionError::NoKey) if client.metadata.jwks_uri.is_some() => {
-                let keys = self.registry.client_keys(tenant, client, true).await?;
+                let keys = self
+                    .registry
+                    .client_keys(tenant, client, true, ctx.caller)
+                    .await?;
                 verify(assertion, id, &keys, &audiences, now)
             }
             other => other,

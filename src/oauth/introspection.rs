@@ -21,6 +21,7 @@ use crate::config::resource_server::ResourceServerConfig;
 use crate::crypto::Handle;
 use crate::domain::{ApprovalStatus, ClientId};
 use crate::minting::access_token::{Invalid, verify};
+use crate::oauth::context::RequestCtx;
 
 impl AuthServer {
     /// `POST /{tenant}/introspect`.
@@ -29,8 +30,9 @@ impl AuthServer {
         tenant: &Tenant,
         form: &Params,
         creds: &ClientCredentials,
-        now: u64,
+        ctx: &RequestCtx,
     ) -> Result<Value, OAuthError> {
+        let now = ctx.now;
         form.refuse_repeated()?;
         let caller = self
             .authenticate_resource_server(tenant, form, creds, now)

@@ -12,6 +12,7 @@ pub mod client_auth;
 pub(crate) mod client_configuration;
 pub mod client_metadata;
 pub mod consent;
+pub mod context;
 pub(crate) mod error;
 pub(crate) mod family;
 pub mod family_index;

@@ -10,6 +10,7 @@ use serde_json::{Map, Value};
 
 use super::cimd::{CimdResolver, KeysOf, is_document_client_id};
 use super::client_metadata::{MetadataOrigin, validate_client_metadata};
+use super::context::{Caller, RequestCtx};
 use super::error::{ErrorCode, OAuthError};
 use super::mapping::{ClientFacts, choose_apps};
 use crate::config::Tenant;
@@ -148,8 +149,9 @@ impl ClientRegistry {
         &self,
         tenant: &Tenant,
         body: &Value,
-        now: u64,
+        ctx: &RequestCtx,
     ) -> Result<Registered, OAuthError> {
+        let now = ctx.now;
         if !tenant.config.registration.dcr {
             return Err(OAuthError::new(
                 ErrorCode::InvalidRequest,
@@ -165,7 +167,7 @@ impl ClientRegistry {
         let facts = ClientFacts::of(&metadata, None);
         let apps = choose_apps(&tenant.config, &facts);
         let approval = self
-            .approval_at_registration(tenant, &metadata, &facts, now)
+            .approval_at_registration(tenant, &metadata, &facts, ctx)
             .await?;
         let client_secret = metadata
             .token_endpoint_auth_method
@@ -217,11 +219,12 @@ impl ClientRegistry {
         tenant: &Tenant,
         metadata: &crate::domain::ClientMetadata,
         facts: &ClientFacts<'_>,
-        now: u64,
+        ctx: &RequestCtx,
     ) -> Result<crate::domain::ApprovalStatus, OAuthError> {
-        use crate::log_budget::{Refusal, admit_here};
+        let now = ctx.now;
+        use crate::log_budget::{Refusal, admit};
         if let Some(denied) = self.approvals.denied_like(tenant, metadata, now).await? {
-            if admit_here(Refusal::Registration) {
+            if admit(Refusal::Registration, ctx.caller.address()) {
                 tracing::info!(target: "audit", event = "registration_refused_denied", tenant = %tenant.id,
                     denied_client_id = %denied.client_id, denied_by = %denied.by);
             }
@@ -238,7 +241,7 @@ impl ClientRegistry {
                 .queue_full
                 .with_label_values(&[tenant.id.as_str()])
                 .inc();
-            if admit_here(Refusal::Registration) {
+            if admit(Refusal::Registration, ctx.caller.address()) {
                 tracing::warn!(target: "audit", event = "registration_refused_queue_full", tenant = %tenant.id,
                     max_pending = tenant.config.approval.max_pending,
                     "a registration was refused: the approval queue is full; decide the waiting requests (`dcr-shim clients pending`) or raise [approval] max_pending");
@@ -257,12 +260,13 @@ impl ClientRegistry {
         &self,
         tenant: &Tenant,
         client_id: &str,
-        now: u64,
+        ctx: &RequestCtx,
     ) -> Result<Option<ClientRecord>, OAuthError> {
+        let now = ctx.now;
         if is_document_client_id(client_id) {
             let resolver = self.resolver(&tenant.id)?;
             let mut client = resolver
-                .resolve(tenant, client_id, now)
+                .resolve(tenant, client_id, ctx)
                 .await
                 .map_err(|e| e.to_oauth())?;
             super::approval::settle(&self.records, tenant, &mut client, now).await?;
@@ -288,10 +292,11 @@ impl ClientRegistry {
         tenant: &Tenant,
         client: &ClientRecord,
         refetch: bool,
+        caller: Caller,
     ) -> Result<Arc<jsonwebtoken::jwk::JwkSet>, OAuthError> {
         let resolver = self.resolver(&tenant.id)?;
         resolver
-            .client_keys(&client.metadata, refetch)
+            .client_keys(&client.metadata, refetch, caller)
             .await
             .map_err(|e| {
                 tracing::info!(tenant = %tenant.id, client_id = %client.client_id, error = %e, "client keys unusable");
@@ -306,6 +311,7 @@ impl ClientRegistry {
         tenant: &Tenant,
         issuer: &TrustedIssuer,
         refetch: bool,
+        caller: Caller,
     ) -> Result<Arc<jsonwebtoken::jwk::JwkSet>, OAuthError> {
         if let Some(keys) = &issuer.jwks {
             return Ok(keys.clone());
@@ -314,9 +320,11 @@ impl ClientRegistry {
         let keys = async {
             let uri = match &issuer.jwks_uri {
                 Some(u) => u.clone(),
-                None => resolver.discovered_jwks_uri(&issuer.issuer).await?,
+                None => resolver.discovered_jwks_uri(&issuer.issuer, caller).await?,
             };
-            resolver.keys_at(&uri, KeysOf::Issuer, refetch).await
+            resolver
+                .keys_at(&uri, KeysOf::Issuer, refetch, caller)
+                .await
         };
         keys.await.map_err(|e| {
             tracing::warn!(tenant = %tenant.id, issuer = %issuer.issuer, error = %e, "a trusted issuer's keys could not be read; its assertions are refused until they can");

@@ -3,6 +3,7 @@
 use crate::config::Tenant;
 use crate::crypto::Handle;
 use crate::oauth::client_auth::ClientCredentials;
+use crate::oauth::context::RequestCtx;
 use crate::oauth::error::OAuthError;
 use crate::oauth::params::Params;
 use crate::oauth::records::RefreshRecord;
@@ -17,14 +18,15 @@ impl AuthServer {
         tenant: &Tenant,
         form: &Params,
         creds: &ClientCredentials,
-        now: u64,
+        ctx: &RequestCtx,
     ) -> Result<(), OAuthError> {
+        let now = ctx.now;
         form.refuse_repeated()?;
         let token = form
             .get("token")
             .map(Handle::presented)
             .ok_or_else(|| OAuthError::invalid_request("token is required"))?;
-        let client = self.authenticate_client(tenant, form, creds, now).await?;
+        let client = self.authenticate_client(tenant, form, creds, ctx).await?;
         if let Some(rec) = self
             .records
             .get::<RefreshRecord>(&tenant.id, &token.key(), now)

@@ -33,7 +33,11 @@ async fn resolves_caches_and_maps_a_document_client() {
     let client = app
         .state()
         .registry()
-        .find(&tenant, &url, now)
+        .find(
+            &tenant,
+            &url,
+            &dcr_shim::oauth::context::RequestCtx::operator(now),
+        )
         .await
         .unwrap()
         .unwrap();
@@ -56,7 +60,11 @@ async fn resolves_caches_and_maps_a_document_client() {
 
     app.state()
         .registry()
-        .find(&tenant, &url, now)
+        .find(
+            &tenant,
+            &url,
+            &dcr_shim::oauth::context::RequestCtx::operator(now),
+        )
         .await
         .unwrap()
         .unwrap();
@@ -70,13 +78,21 @@ async fn resolves_caches_and_maps_a_document_client() {
     );
     app.state()
         .registry()
-        .find(&tenant, &fresh, now)
+        .find(
+            &tenant,
+            &fresh,
+            &dcr_shim::oauth::context::RequestCtx::operator(now),
+        )
         .await
         .unwrap()
         .unwrap();
     app.state()
         .registry()
-        .find(&tenant, &fresh, now)
+        .find(
+            &tenant,
+            &fresh,
+            &dcr_shim::oauth::context::RequestCtx::operator(now),
+        )
         .await
         .unwrap()
         .unwrap();
@@ -156,7 +172,14 @@ async fn refuses_bad_documents_and_remembers_failures_only_briefly() {
         ),
     ];
     for (i, (url, why)) in cases.iter().enumerate() {
-        let err = registry.find(&tenant, url, now).await.unwrap_err();
+        let err = registry
+            .find(
+                &tenant,
+                url,
+                &dcr_shim::oauth::context::RequestCtx::operator(now),
+            )
+            .await
+            .unwrap_err();
         assert_eq!(err.code, ErrorCode::InvalidClient, "{url}");
         assert!(
             err.description.contains(why),
@@ -166,7 +189,14 @@ async fn refuses_bad_documents_and_remembers_failures_only_briefly() {
         if i == 0 {
             // Fixed at once, the document is still refused from memory for a few seconds.
             docs.set("/mismatch.json", Canned::json(&document(&mismatch)));
-            let again = registry.find(&tenant, url, now).await.unwrap_err();
+            let again = registry
+                .find(
+                    &tenant,
+                    url,
+                    &dcr_shim::oauth::context::RequestCtx::operator(now),
+                )
+                .await
+                .unwrap_err();
             assert!(
                 again.description.contains(why) && again.description.contains("not fetched again"),
                 "{}",
@@ -179,7 +209,16 @@ async fn refuses_bad_documents_and_remembers_failures_only_briefly() {
         dcr_shim::oauth::cimd::FAILURE_MEMORY + std::time::Duration::from_millis(300),
     )
     .await;
-    assert!(registry.find(&tenant, &mismatch, now).await.is_ok());
+    assert!(
+        registry
+            .find(
+                &tenant,
+                &mismatch,
+                &dcr_shim::oauth::context::RequestCtx::operator(now)
+            )
+            .await
+            .is_ok()
+    );
     app.stop().await;
 }
 
@@ -207,7 +246,11 @@ async fn refuses_loopback_and_private_addresses_without_the_dev_switch() {
         let err = app
             .state()
             .registry()
-            .find(&tenant, url, now)
+            .find(
+                &tenant,
+                url,
+                &dcr_shim::oauth::context::RequestCtx::operator(now),
+            )
             .await
             .unwrap_err();
         assert_eq!(err.code, ErrorCode::InvalidClient, "{url}");
@@ -223,7 +266,11 @@ async fn refuses_loopback_and_private_addresses_without_the_dev_switch() {
     let err = app
         .state()
         .registry()
-        .find(&limited, &docs.url("/agent.json"), now)
+        .find(
+            &limited,
+            &docs.url("/agent.json"),
+            &dcr_shim::oauth::context::RequestCtx::operator(now),
+        )
         .await
         .unwrap_err();
     assert!(err.description.contains("does not accept"));

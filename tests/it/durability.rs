@@ -112,7 +112,11 @@ async fn acknowledged_writes_survive_sigkill() {
             running
                 .state
                 .registry()
-                .find(&tenant, id, dcr_shim::app::unix_now())
+                .find(
+                    &tenant,
+                    id,
+                    &dcr_shim::oauth::context::RequestCtx::operator(dcr_shim::app::unix_now())
+                )
                 .await
                 .unwrap()
                 .is_some()

@@ -186,14 +186,17 @@ async fn document_fetches_are_limited_per_client_address() {
     // Another address has its own budget.
     let tenant = app.tenant("metered");
     let other = "10.1.2.3".parse().unwrap();
-    let found = dcr_shim::oauth::cimd::for_requester(
-        other,
-        app.state()
-            .registry()
-            .find(&tenant, &doc(3), dcr_shim::app::unix_now()),
-    )
-    .await
-    .unwrap();
+    let ctx = dcr_shim::oauth::context::RequestCtx {
+        now: dcr_shim::app::unix_now(),
+        caller: dcr_shim::oauth::context::Caller::Address(other),
+        request_id: None,
+    };
+    let found = app
+        .state()
+        .registry()
+        .find(&tenant, &doc(3), &ctx)
+        .await
+        .unwrap();
     assert!(found.is_some());
     assert_eq!(docs.hits(), 4);
     app.stop().await;

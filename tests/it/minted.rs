@@ -412,7 +412,12 @@ async fn introspection_needs_a_resource_server_and_tells_active_from_inactive() 
         .app
         .state()
         .auth()
-        .introspect(&tenant, &form, &creds, later)
+        .introspect(
+            &tenant,
+            &form,
+            &creds,
+            &dcr_shim::oauth::context::RequestCtx::operator(later),
+        )
         .await
         .unwrap();
     assert_eq!(body, json!({"active": false}));
@@ -484,7 +489,12 @@ async fn a_key_rotation_publishes_first_signs_later_and_retires_the_old_key() {
         .app
         .state()
         .auth()
-        .token(&tenant, &form, &creds, after_time)
+        .token(
+            &tenant,
+            &form,
+            &creds,
+            &dcr_shim::oauth::context::RequestCtx::operator(after_time),
+        )
         .await
         .unwrap();
     let after = serde_json::to_value(after).unwrap();
@@ -743,7 +753,12 @@ async fn a_resource_server_exchanges_a_minted_token_for_a_downstream_api() {
         .app
         .state()
         .auth()
-        .token(&tenant, &form, &creds, dcr_shim::app::unix_now() + 3600)
+        .token(
+            &tenant,
+            &form,
+            &creds,
+            &dcr_shim::oauth::context::RequestCtx::operator(dcr_shim::app::unix_now() + 3600),
+        )
         .await
         .unwrap_err();
     assert_eq!(err.code, dcr_shim::oauth::ErrorCode::InvalidRequest);

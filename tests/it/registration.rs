@@ -49,7 +49,11 @@ async fn native_loopback_client_registers_as_public() {
     let stored = app
         .state()
         .registry()
-        .find(&tenant, client_id, dcr_shim::app::unix_now())
+        .find(
+            &tenant,
+            client_id,
+            &dcr_shim::oauth::context::RequestCtx::operator(dcr_shim::app::unix_now()),
+        )
         .await
         .unwrap()
         .unwrap();
@@ -87,7 +91,7 @@ async fn confidential_web_client_gets_a_secret_once_and_only_its_hash_is_stored(
         .find(
             &tenant,
             body["client_id"].as_str().unwrap(),
-            dcr_shim::app::unix_now(),
+            &dcr_shim::oauth::context::RequestCtx::operator(dcr_shim::app::unix_now()),
         )
         .await
         .unwrap()
@@ -477,7 +481,11 @@ async fn clients_of_one_tenant_are_unknown_to_another() {
     assert!(
         app.state()
             .registry()
-            .find(&app.tenant("alpha"), id, now)
+            .find(
+                &app.tenant("alpha"),
+                id,
+                &dcr_shim::oauth::context::RequestCtx::operator(now)
+            )
             .await
             .unwrap()
             .is_some()
@@ -485,7 +493,11 @@ async fn clients_of_one_tenant_are_unknown_to_another() {
     assert!(
         app.state()
             .registry()
-            .find(&app.tenant("beta"), id, now)
+            .find(
+                &app.tenant("beta"),
+                id,
+                &dcr_shim::oauth::context::RequestCtx::operator(now)
+            )
             .await
             .unwrap()
             .is_none()
@@ -510,7 +522,15 @@ async fn unused_clients_expire_and_used_clients_stay() {
         .to_owned();
     let now = dcr_shim::app::unix_now();
     let registry = &app.state().registry();
-    let used_record = registry.find(&tenant, &used, now).await.unwrap().unwrap();
+    let used_record = registry
+        .find(
+            &tenant,
+            &used,
+            &dcr_shim::oauth::context::RequestCtx::operator(now),
+        )
+        .await
+        .unwrap()
+        .unwrap();
     registry
         .touch(&tenant, &used_record, now + lifetime / 2)
         .await
@@ -527,14 +547,22 @@ async fn unused_clients_expire_and_used_clients_stay() {
     let later = now + lifetime + 1;
     assert!(
         registry
-            .find(&tenant, &unused, later)
+            .find(
+                &tenant,
+                &unused,
+                &dcr_shim::oauth::context::RequestCtx::operator(later)
+            )
             .await
             .unwrap()
             .is_none()
     );
     assert!(
         registry
-            .find(&tenant, &used, later)
+            .find(
+                &tenant,
+                &used,
+                &dcr_shim::oauth::context::RequestCtx::operator(later)
+            )
             .await
             .unwrap()
             .is_some()

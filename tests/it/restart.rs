@@ -18,7 +18,11 @@ async fn a_registered_client_survives_a_restart() {
     let found = app
         .state()
         .registry()
-        .find(&tenant, &id, dcr_shim::app::unix_now())
+        .find(
+            &tenant,
+            &id,
+            &dcr_shim::oauth::context::RequestCtx::operator(dcr_shim::app::unix_now()),
+        )
         .await
         .unwrap();
     assert_eq!(
@@ -70,7 +74,11 @@ async fn registrations_acknowledged_before_sigkill_are_kept() {
         let found = running
             .state
             .registry()
-            .find(&tenant, id, dcr_shim::app::unix_now())
+            .find(
+                &tenant,
+                id,
+                &dcr_shim::oauth::context::RequestCtx::operator(dcr_shim::app::unix_now()),
+            )
             .await
             .unwrap();
         assert!(

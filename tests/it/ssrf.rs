@@ -118,7 +118,11 @@ async fn the_resolver_refuses_them_too_and_remembers_the_refusal_briefly() {
         let client_id = format!("https://{host}/client.json");
         for attempt in 0..2 {
             let err = resolver
-                .resolve(&tenant, &client_id, now)
+                .resolve(
+                    &tenant,
+                    &client_id,
+                    &dcr_shim::oauth::context::RequestCtx::operator(now),
+                )
                 .await
                 .unwrap_err();
             if attempt == 0 {
@@ -264,7 +268,14 @@ async fn hostile_documents_are_refused_and_never_cached() {
     for (url, why) in &cases {
         let before = docs.hits();
         for attempt in 0..2 {
-            let err = registry.find(&tenant, url, now).await.unwrap_err();
+            let err = registry
+                .find(
+                    &tenant,
+                    url,
+                    &dcr_shim::oauth::context::RequestCtx::operator(now),
+                )
+                .await
+                .unwrap_err();
             assert_eq!(err.code, dcr_shim::oauth::ErrorCode::InvalidClient, "{url}");
             assert!(
                 err.description.contains(why),

@@ -24,6 +24,7 @@ use crate::config::tenant::{AppConfig, ResourceConfig};
 use crate::config::trusted_issuer::TrustedIssuer;
 use crate::domain::{ClientRecord, ScopeSet};
 use crate::oauth::client_assertion::signed_claims;
+use crate::oauth::context::{Caller, RequestCtx};
 use crate::oauth::error::invalid_grant;
 use crate::oauth::error::{ErrorCode, OAuthError};
 use crate::oauth::minted::TokenSubject;
@@ -63,8 +64,9 @@ impl AuthServer {
         tenant: &Tenant,
         client: &ClientRecord,
         req: JwtBearerRequest<'_>,
-        now: u64,
+        ctx: &RequestCtx,
     ) -> Result<TokenResponse, OAuthError> {
+        let now = ctx.now;
         if !client.metadata.token_endpoint_auth_method.is_confidential() {
             return Err(OAuthError::new(
                 ErrorCode::UnauthorizedClient,
@@ -93,7 +95,7 @@ impl AuthServer {
                 MAX_ASSERTION_BYTES / 1024
             )));
         }
-        let jag = self.verify_id_jag(tenant, client, assertion, now).await?;
+        let jag = self.verify_id_jag(tenant, client, assertion, ctx).await?;
         let resource = granted_resource(tenant, jag.resource.as_deref(), req.resource)?;
         let app = crate::oauth::authorize::mapped_app(tenant, client, resource)?;
         let scopes = granted_scopes(resource, app, jag.scope.as_deref(), req.scope)?;
@@ -113,8 +115,9 @@ impl AuthServer {
         tenant: &'t Tenant,
         client: &ClientRecord,
         assertion: &str,
-        now: u64,
+        ctx: &RequestCtx,
     ) -> Result<IdJag<'t>, OAuthError> {
+        let now = ctx.now;
         // Neither is trusted before the signature verifies, and the payload is then the
         // claims: the signed bytes are the same.
         let (header, payload) = split(assertion)?;
@@ -155,7 +158,7 @@ impl AuthServer {
                 ))
             })?;
         let kid = header.get("kid").and_then(Value::as_str);
-        self.verify_signature(tenant, issuer, assertion, alg, kid)
+        self.verify_signature(tenant, issuer, assertion, (alg, kid), ctx.caller)
             .await?;
         check_claims(tenant, client, issuer, &payload, now)
     }
@@ -167,14 +170,20 @@ impl AuthServer {
         tenant: &Tenant,
         issuer: &TrustedIssuer,
         assertion: &str,
-        alg: Algorithm,
-        kid: Option<&str>,
+        (alg, kid): (Algorithm, Option<&str>),
+        caller: Caller,
     ) -> Result<(), OAuthError> {
-        let mut keys = self.registry.issuer_keys(tenant, issuer, false).await?;
+        let mut keys = self
+            .registry
+            .issuer_keys(tenant, issuer, false, caller)
+            .await?;
         if let Some(k) = kid
             && keys.find(k).is_none()
         {
-            keys = self.registry.issuer_keys(tenant, issuer, true).await?;
+            keys = self
+                .registry
+                .issuer_keys(tenant, issuer, true, caller)
+                .await?;
             if keys.find(k).is_none() {
                 return Err(invalid_grant(format!(
                     "kid '{k}' is not in the JWK Set of {}",
@@ -549,13 +558,54 @@ mod tests {
         }
     }
 
+    /// Each claim set to a value (or removed, `None`) is refused with words that say why.
+    fn refused(cases: Vec<(&'static str, Option<Value>, &str)>) {
+        for (claim, value, expected) in cases {
+            let said = why(|c| match value {
+                Some(v) => {
+                    c.insert(claim.into(), v);
+                }
+                None => {
+                    c.remove(claim);
+                }
+            });
+            assert!(
+                said.contains(expected),
+                "{claim}: {expected:?} not in {said:?}"
+            );
+        }
+    }
+
     #[test]
-    fn an_id_jags_claims_are_checked_one_by_one() {
+    fn an_id_jag_names_its_user_and_the_authenticated_client() {
         let (t, i, c) = (tenant(), issuer(), client());
         let jag = check_claims(&t, &c, &i, &claims(|_| {}), NOW).unwrap();
         assert_eq!((jag.subject.as_str(), jag.jti.as_str()), ("u1", "j1"));
         assert_eq!(jag.resource.as_deref(), Some("https://mcp.example/files"));
         assert_eq!(jag.auth_time, NOW - 10, "iat when auth_time is absent");
+        refused(vec![
+            ("sub", None, "sub is missing"),
+            (
+                "sub",
+                Some("a\u{202E}b".into()),
+                "the claim 'sub' that names the user",
+            ),
+            (
+                "client_id",
+                Some("another".into()),
+                "not the authenticated client",
+            ),
+            ("jti", None, "jti is missing"),
+            (
+                "cnf",
+                Some(serde_json::json!({"jkt": "x"})),
+                "bound to a key",
+            ),
+        ]);
+    }
+
+    #[test]
+    fn an_id_jags_audience_is_the_tenants_issuer_alone() {
         // The issuer's trailing slash, and a one-element audience array, are accepted.
         assert_eq!(
             why(|c| {
@@ -569,92 +619,30 @@ mod tests {
             }),
             "accepted"
         );
-        for (change, expected) in [
+        refused(vec![
             (
-                Box::new(|c: &mut Map<String, Value>| {
-                    c.insert("aud".into(), "https://as.example/other".into());
-                }) as Box<dyn FnOnce(&mut Map<String, Value>)>,
+                "aud",
+                Some("https://as.example/other".into()),
                 "aud must be this tenant's issuer",
             ),
             (
-                Box::new(|c: &mut Map<String, Value>| {
-                    c.insert(
-                        "aud".into(),
-                        serde_json::json!(["https://as.example/t", "x"]),
-                    );
-                }),
+                "aud",
+                Some(serde_json::json!(["https://as.example/t", "x"])),
                 "aud must be this tenant's issuer",
             ),
-            (
-                Box::new(|c: &mut Map<String, Value>| {
-                    c.remove("exp");
-                }),
-                "exp is missing",
-            ),
-            (
-                Box::new(|c: &mut Map<String, Value>| {
-                    c.insert("exp".into(), (NOW - 61).into());
-                }),
-                "the assertion has expired",
-            ),
-            (
-                Box::new(|c: &mut Map<String, Value>| {
-                    c.remove("iat");
-                }),
-                "iat is missing",
-            ),
-            (
-                Box::new(|c: &mut Map<String, Value>| {
-                    c.insert("iat".into(), (NOW + 61).into());
-                }),
-                "not valid yet",
-            ),
-            (
-                Box::new(|c: &mut Map<String, Value>| {
-                    c.insert("nbf".into(), (NOW + 61).into());
-                }),
-                "not valid yet",
-            ),
-            (
-                Box::new(|c: &mut Map<String, Value>| {
-                    c.insert("exp".into(), (NOW + 3600).into());
-                }),
-                "longer than",
-            ),
-            (
-                Box::new(|c: &mut Map<String, Value>| {
-                    c.remove("sub");
-                }),
-                "sub is missing",
-            ),
-            (
-                Box::new(|c: &mut Map<String, Value>| {
-                    c.insert("sub".into(), "a\u{202E}b".into());
-                }),
-                "the claim 'sub' that names the user",
-            ),
-            (
-                Box::new(|c: &mut Map<String, Value>| {
-                    c.insert("client_id".into(), "another".into());
-                }),
-                "not the authenticated client",
-            ),
-            (
-                Box::new(|c: &mut Map<String, Value>| {
-                    c.remove("jti");
-                }),
-                "jti is missing",
-            ),
-            (
-                Box::new(|c: &mut Map<String, Value>| {
-                    c.insert("cnf".into(), serde_json::json!({"jkt": "x"}));
-                }),
-                "bound to a key",
-            ),
-        ] {
-            let said = why(change);
-            assert!(said.contains(expected), "{expected:?} not in {said:?}");
-        }
+        ]);
+    }
+
+    #[test]
+    fn an_id_jag_is_used_within_its_short_lifetime() {
+        refused(vec![
+            ("exp", None, "exp is missing"),
+            ("exp", Some((NOW - 61).into()), "the assertion has expired"),
+            ("iat", None, "iat is missing"),
+            ("iat", Some((NOW + 61).into()), "not valid yet"),
+            ("nbf", Some((NOW + 61).into()), "not valid yet"),
+            ("exp", Some((NOW + 3600).into()), "longer than"),
+        ]);
     }
 
     #[test]

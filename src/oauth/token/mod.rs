@@ -18,6 +18,7 @@ use self::request::{
 };
 use crate::config::Tenant;
 use crate::oauth::client_auth::ClientCredentials;
+use crate::oauth::context::RequestCtx;
 use crate::oauth::error::OAuthError;
 use crate::oauth::params::Params;
 use crate::oauth::records::{AuthCode, RefreshRecord};
@@ -42,8 +43,9 @@ impl AuthServer {
         tenant: &Tenant,
         form: &Params,
         creds: &ClientCredentials,
-        now: u64,
+        ctx: &RequestCtx,
     ) -> Result<TokenResponse, OAuthError> {
+        let now = ctx.now;
         let offered = OfferedGrants {
             jwt_bearer: tenant.trusts_issuers(),
             token_exchange: tenant.offers_token_exchange(),
@@ -56,7 +58,7 @@ impl AuthServer {
         // The record the grant names is read while the client is authenticated, two reads at
         // once; it is used only once authentication succeeded, and a client error comes first.
         let (client, prepared) = tokio::join!(
-            self.authenticate_client(tenant, form, creds, now),
+            self.authenticate_client(tenant, form, creds, ctx),
             self.prepare(tenant, request, now),
         );
         let client = client?;
@@ -69,7 +71,7 @@ impl AuthServer {
                 self.refresh(tenant, &client, r, token.map(|b| *b), now)
                     .await?
             }
-            Prepared::JwtBearer(r) => return self.id_jag_grant(tenant, &client, r, now).await,
+            Prepared::JwtBearer(r) => return self.id_jag_grant(tenant, &client, r, ctx).await,
         };
         // The tokens are already stored: a failed touch must not turn them into an error (the
         // client would retry the code, a replay that revokes them). The client's life is

@@ -23,11 +23,11 @@ pub(crate) fn authorization_server_metadata(tenant: &Tenant, offers_refresh: boo
         grants.push("refresh_token");
     }
     if tenant.trusts_issuers() {
-        grants.push(super::token::request::JWT_BEARER_GRANT);
+        grants.push(super::token::id_jag::JWT_BEARER_GRANT);
     }
     if tenant.offers_token_exchange() {
         // For the tenant's resource servers (`exchange.rs`), never for registered clients.
-        grants.push(super::token::request::TOKEN_EXCHANGE);
+        grants.push(super::token::exchange::TOKEN_EXCHANGE);
     }
     let mut auth_methods = vec!["none", "client_secret_basic", "client_secret_post"];
     if policy.cimd {

@@ -5,7 +5,6 @@
 
 use serde_json::{Map, Value};
 
-use super::request::CodeRedemption;
 use super::response::TokenResponse;
 use crate::config::Tenant;
 use crate::config::resource::ResourceConfig;
@@ -14,12 +13,42 @@ use crate::domain::ClientRecord;
 use crate::oauth::error::invalid_grant;
 use crate::oauth::error::{ErrorCode, OAuthError};
 use crate::oauth::minted::{SealedGrant, TokenSubject, minted_resource, resource_of_grant};
+use crate::oauth::params::Params;
 use crate::oauth::records::{
     AuthCode, Family, FamilyId, PendingAuthorization, RefreshRecord, RefreshState,
 };
 use crate::oauth::server::AuthServer;
 use crate::store::{Versioned, WriteGroup};
 use crate::upstream::tokens::UpstreamTokens;
+
+/// `grant_type=authorization_code`.
+pub(crate) struct CodeRedemption {
+    pub(crate) code: Handle,
+    /// Required when the authorization request named one; checked against the code.
+    pub(crate) redirect_uri: Option<String>,
+    /// Checked after the code is found, so that a replayed code revokes its tokens even when
+    /// the replay carries no verifier.
+    pub(crate) code_verifier: Option<String>,
+    pub(crate) resource: Option<String>,
+    /// The code's record, read while the client is authenticated (`token/mod.rs::prepare`).
+    pub(crate) stored: Option<Box<Versioned<AuthCode>>>,
+}
+
+impl CodeRedemption {
+    pub(crate) fn parse(form: &Params) -> Result<Self, OAuthError> {
+        let optional = |name: &str| form.get(name).map(str::to_owned);
+        Ok(Self {
+            code: form
+                .get("code")
+                .map(Handle::presented)
+                .ok_or_else(|| OAuthError::invalid_request("code is required"))?,
+            redirect_uri: optional("redirect_uri"),
+            code_verifier: optional("code_verifier"),
+            resource: optional("resource"),
+            stored: None,
+        })
+    }
+}
 
 /// A code being redeemed, its grant unsealed: what the login granted and what this
 /// redemption hands out for it.
@@ -49,10 +78,10 @@ impl AuthServer {
         &self,
         tenant: &Tenant,
         client: &ClientRecord,
-        req: CodeRedemption,
-        stored: Option<Box<Versioned<AuthCode>>>,
+        mut req: CodeRedemption,
         now: u64,
     ) -> Result<TokenResponse, OAuthError> {
+        let stored = req.stored.take();
         let code = self.find_unused_code(tenant, client, stored, now).await?;
         check_code_binding(&code.value, client, &req, now)?;
         let mut red = self
@@ -409,6 +438,7 @@ mod tests {
             redirect_uri: redirect_uri.map(str::to_owned),
             code_verifier: verifier.map(str::to_owned),
             resource: resource.map(str::to_owned),
+            stored: None,
         }
     }
 

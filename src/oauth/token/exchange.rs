@@ -11,7 +11,6 @@
 
 use serde_json::{Map, Value};
 
-use super::request::{ACCESS_TOKEN_TYPE, ExchangeRequest};
 use super::response::TokenResponse;
 use crate::config::Tenant;
 use crate::config::downstream_api::DownstreamApi;
@@ -39,6 +38,68 @@ fn invalid_target(why: impl Into<String>) -> OAuthError {
 
 fn seal_label(tenant: &Tenant, family: &FamilyId) -> String {
     format!("exchange {} {family}", tenant.id)
+}
+
+/// `grant_type` of token exchange (RFC 8693 §2.1).
+pub(crate) const TOKEN_EXCHANGE: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
+
+/// RFC 8693 §3: the token types the exchange takes and issues.
+pub(crate) const ACCESS_TOKEN_TYPE: &str = "urn:ietf:params:oauth:token-type:access_token";
+pub(crate) const JWT_TYPE: &str = "urn:ietf:params:oauth:token-type:jwt";
+
+/// The parameters of an exchange request (RFC 8693 §2.1).
+pub(crate) struct ExchangeRequest<'a> {
+    pub(crate) subject_token: &'a str,
+    pub(crate) resource: Option<&'a str>,
+    pub(crate) audience: Option<&'a str>,
+    pub(crate) scope: Option<&'a str>,
+}
+
+impl<'a> ExchangeRequest<'a> {
+    /// Its parameters from the form (checked after the resource server is authenticated).
+    pub(crate) fn parse(form: &'a Params) -> Result<Self, OAuthError> {
+        let subject_token = form
+            .get("subject_token")
+            .filter(|t| !t.is_empty())
+            .ok_or_else(|| OAuthError::invalid_request("subject_token is required"))?;
+        match form.get("subject_token_type") {
+            Some(ACCESS_TOKEN_TYPE | JWT_TYPE) => {}
+            Some(other) => {
+                return Err(OAuthError::invalid_request(format!(
+                    "subject_token_type '{other}' is not accepted; the subject token is an access token the shim minted ({ACCESS_TOKEN_TYPE})"
+                )));
+            }
+            None => {
+                return Err(OAuthError::invalid_request(
+                    "subject_token_type is required",
+                ));
+            }
+        }
+        if let Some(t) = form.get("requested_token_type")
+            && t != ACCESS_TOKEN_TYPE
+        {
+            return Err(OAuthError::invalid_request(format!(
+                "requested_token_type '{t}' is not offered; only {ACCESS_TOKEN_TYPE}"
+            )));
+        }
+        if form.get("actor_token").is_some() || form.get("actor_token_type").is_some() {
+            return Err(OAuthError::invalid_request(
+                "actor_token is not supported: the calling resource server is the actor",
+            ));
+        }
+        let request = ExchangeRequest {
+            subject_token,
+            resource: form.get("resource"),
+            audience: form.get("audience"),
+            scope: form.get("scope"),
+        };
+        if request.resource.is_none() && request.audience.is_none() {
+            return Err(OAuthError::invalid_request(
+                "name the downstream API with resource (its uri) or audience (its name)",
+            ));
+        }
+        Ok(request)
+    }
 }
 
 impl AuthServer {

@@ -17,7 +17,8 @@ use jsonwebtoken::Algorithm;
 use serde::de::IgnoredAny;
 use serde_json::{Map, Value};
 
-use super::request::JwtBearerRequest;
+use crate::oauth::params::Params;
+
 use super::response::TokenResponse;
 use crate::config::Tenant;
 use crate::config::tenant::{AppConfig, ResourceConfig};
@@ -54,6 +55,28 @@ struct IdJag<'t> {
     amr: Option<Value>,
     resource: Option<String>,
     scope: Option<String>,
+}
+
+/// RFC 7523 §2.1.
+pub(crate) const JWT_BEARER_GRANT: &str = "urn:ietf:params:oauth:grant-type:jwt-bearer";
+
+/// `grant_type=urn:ietf:params:oauth:grant-type:jwt-bearer`. The assertion's presence is
+/// checked after the client's right to the grant, so that a client that may not use it learns
+/// nothing more.
+pub(crate) struct JwtBearerRequest<'f> {
+    pub(crate) assertion: Option<&'f str>,
+    pub(crate) resource: Option<&'f str>,
+    pub(crate) scope: Option<&'f str>,
+}
+
+impl<'f> JwtBearerRequest<'f> {
+    pub(crate) fn parse(form: &'f Params) -> Self {
+        Self {
+            assertion: form.get("assertion"),
+            resource: form.get("resource"),
+            scope: form.get("scope"),
+        }
+    }
 }
 
 impl AuthServer {

@@ -12,10 +12,7 @@ pub mod refresh;
 pub(crate) mod request;
 pub mod response;
 
-use self::request::{
-    CodeRedemption, Grant, JwtBearerRequest, OfferedGrants, RefreshRequest, TokenRequest,
-    grant_type,
-};
+use self::request::{OfferedGrants, Parsed, TokenRequest};
 use crate::config::Tenant;
 use crate::oauth::client_auth::ClientCredentials;
 use crate::oauth::context::RequestCtx;
@@ -23,17 +20,8 @@ use crate::oauth::error::OAuthError;
 use crate::oauth::params::Params;
 use crate::oauth::records::{AuthCode, RefreshRecord};
 use crate::oauth::server::AuthServer;
-use crate::store::Versioned;
 
 use self::response::TokenResponse;
-
-/// A client's token request with the record it names, read while the client is
-/// authenticated (`prepare`).
-enum Prepared<'f> {
-    Code(CodeRedemption, Option<Box<Versioned<AuthCode>>>),
-    Refresh(RefreshRequest, Option<Box<Versioned<RefreshRecord>>>),
-    JwtBearer(JwtBearerRequest<'f>),
-}
 
 impl AuthServer {
     /// `POST /{tenant}/token`: the grant type, then who authenticates for that grant, then the
@@ -50,14 +38,13 @@ impl AuthServer {
             jwt_bearer: tenant.trusts_issuers(),
             token_exchange: tenant.offers_token_exchange(),
         };
-        let grant = match grant_type(form, offered)? {
-            Grant::TokenExchange => return self.exchange(tenant, form, creds, now).await,
-            Grant::Client(grant) => grant,
+        let request = match request::parse(form, offered)? {
+            Parsed::TokenExchange => return self.exchange(tenant, form, creds, now).await,
+            Parsed::Client(request) => request,
         };
-        let request = TokenRequest::parse(grant, form);
         // The record the grant names is read while the client is authenticated, two reads at
         // once; it is used only once authentication succeeded, and a client error comes first.
-        let (client, prepared) = tokio::join!(
+        let (client, request) = tokio::join!(
             self.authenticate_client(tenant, form, creds, ctx),
             self.prepare(tenant, request, now),
         );
@@ -65,13 +52,10 @@ impl AuthServer {
         // A client an administrator has not approved (or denied) gets nothing, whatever it
         // holds: a code or refresh token from before a denial is worth nothing either.
         crate::oauth::approval::usable(&client)?;
-        let response = match prepared? {
-            Prepared::Code(r, code) => self.redeem_code(tenant, &client, r, code, now).await?,
-            Prepared::Refresh(r, token) => {
-                self.refresh(tenant, &client, r, token.map(|b| *b), now)
-                    .await?
-            }
-            Prepared::JwtBearer(r) => return self.id_jag_grant(tenant, &client, r, ctx).await,
+        let response = match request? {
+            TokenRequest::AuthorizationCode(r) => self.redeem_code(tenant, &client, r, now).await?,
+            TokenRequest::RefreshToken(r) => self.refresh(tenant, &client, r, now).await?,
+            TokenRequest::JwtBearer(r) => return self.id_jag_grant(tenant, &client, r, ctx).await,
         };
         // The tokens are already stored: a failed touch must not turn them into an error (the
         // client would retry the code, a replay that revokes them). The client's life is
@@ -80,32 +64,33 @@ impl AuthServer {
         Ok(response)
     }
 
-    /// The request with the record it names (its code or its refresh token, as stored now);
-    /// a request that did not parse is answered with its error, after the client's.
+    /// The request with the record it names, if any (its code or its refresh token, as
+    /// stored now); a request that did not parse is answered with its error, after the
+    /// client's.
     async fn prepare<'f>(
         &self,
         tenant: &Tenant,
         request: Result<TokenRequest<'f>, OAuthError>,
         now: u64,
-    ) -> Result<Prepared<'f>, OAuthError> {
+    ) -> Result<TokenRequest<'f>, OAuthError> {
         Ok(match request? {
-            TokenRequest::AuthorizationCode(r) => {
-                let code = self
+            TokenRequest::AuthorizationCode(mut r) => {
+                r.stored = self
                     .records
                     .get::<AuthCode>(&tenant.id, &r.code.key(), now)
                     .await?
                     .map(Box::new);
-                Prepared::Code(r, code)
+                TokenRequest::AuthorizationCode(r)
             }
-            TokenRequest::RefreshToken(r) => {
-                let token = self
+            TokenRequest::RefreshToken(mut r) => {
+                r.stored = self
                     .records
                     .get::<RefreshRecord>(&tenant.id, &r.refresh_token.key(), now)
                     .await?
                     .map(Box::new);
-                Prepared::Refresh(r, token)
+                TokenRequest::RefreshToken(r)
             }
-            TokenRequest::JwtBearer(r) => Prepared::JwtBearer(r),
+            other => other,
         })
     }
 }

@@ -9,7 +9,6 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use super::request::RefreshRequest;
 use super::response::TokenResponse;
 use crate::clock::Since;
 use crate::config::Tenant;
@@ -19,6 +18,7 @@ use crate::domain::{ClientRecord, ScopeSet};
 use crate::oauth::error::invalid_grant;
 use crate::oauth::error::{ErrorCode, OAuthError};
 use crate::oauth::minted::{TokenSubject, copied_claims, minted_resource, resource_of_grant};
+use crate::oauth::params::Params;
 use crate::oauth::records::{
     ExchangeGrant, Family, FamilyId, RefreshLease, RefreshRecord, RefreshState,
 };
@@ -35,6 +35,29 @@ pub const REFRESH_GRACE_SECONDS: u64 = 60;
 /// The successful token response the shim gave, kept sealed for grace-window retries.
 #[derive(Clone, Serialize, Deserialize)]
 struct IssuedResponse(TokenResponse);
+
+/// `grant_type=refresh_token`.
+pub(crate) struct RefreshRequest {
+    pub(crate) refresh_token: Handle,
+    pub(crate) scope: Option<String>,
+    pub(crate) resource: Option<String>,
+    /// The token's record, read while the client is authenticated (`token/mod.rs::prepare`).
+    pub(crate) stored: Option<Box<Versioned<RefreshRecord>>>,
+}
+
+impl RefreshRequest {
+    pub(crate) fn parse(form: &Params) -> Result<Self, OAuthError> {
+        Ok(Self {
+            refresh_token: form
+                .get("refresh_token")
+                .map(Handle::presented)
+                .ok_or_else(|| OAuthError::invalid_request("refresh_token is required"))?,
+            scope: form.get("scope").map(str::to_owned),
+            resource: form.get("resource").map(str::to_owned),
+            stored: None,
+        })
+    }
+}
 
 /// How long a lease on a refresh token lasts: longer than a rotation can take (an IdP call
 /// bounded by the upstream timeout, 10 s by default, and a few store calls bounded at 15 s
@@ -89,12 +112,9 @@ impl AuthServer {
         tenant: &Tenant,
         client: &ClientRecord,
         req: RefreshRequest,
-        first_look: Option<Versioned<RefreshRecord>>,
         now: u64,
     ) -> Result<TokenResponse, OAuthError> {
-        let result = self
-            .refresh_steps(tenant, client, req, first_look, now)
-            .await;
+        let result = self.refresh_steps(tenant, client, req, now).await;
         let outcome = match &result {
             Ok(_) => "ok",
             Err(e) => e.code.as_str(),
@@ -110,11 +130,10 @@ impl AuthServer {
         &self,
         tenant: &Tenant,
         client: &ClientRecord,
-        req: RefreshRequest,
-        first_look: Option<Versioned<RefreshRecord>>,
+        mut req: RefreshRequest,
         now: u64,
     ) -> Result<TokenResponse, OAuthError> {
-        let first_look = issued_to(client, first_look)?;
+        let first_look = issued_to(client, req.stored.take().map(|b| *b))?;
         // What the request alone decides is checked before anything is leased or written (a
         // token's resource never changes).
         check_resource(&first_look.value, &req)?;

@@ -546,6 +546,9 @@ async fn serve(args: ServeArgs) -> ExitCode {
             None
         }
     };
+    for t in running.state.tenants() {
+        tracing::info!(tenant = %t.id, issuer = %t.issuer, upstream = t.config.upstream.kind(), "tenant loaded");
+    }
     if let Some(path) = &pid_file
         && let Err(e) = write_pid_file(path)
     {
@@ -628,11 +631,8 @@ fn server_settings(args: ServeArgs) -> Result<Settings, String> {
     })
 }
 
-/// The log lines of a start: each tenant, the listeners, the exporter.
+/// The log lines of a start once serving: the listeners, the exporter.
 fn announce(running: &dcr_shim::app::Running, settings: &Settings) {
-    for t in running.state.tenants() {
-        tracing::info!(tenant = %t.id, issuer = %t.issuer, upstream = t.config.upstream.kind(), "tenant loaded");
-    }
     tracing::info!(address = %running.addr, public_url = %settings.public_url, data_dir = %settings.data_dir.display(), "dcr-shim listening");
     if let Some(admin) = running.admin_addr {
         tracing::info!(address = %admin, "admin API listening");

@@ -70,6 +70,7 @@ async fn login(
     let Ok(body) = read_form(&req, payload, 16 * 1024).await else {
         return error_page(&ctx, 400, "The sign-in form could not be read.");
     };
+    let ctx = crate::http::request_ctx::body_read(ctx);
     let mut params = query_map(&body);
     let user = params.remove("username").unwrap_or_default();
     if !super::is_valid_user_name(&user) {
@@ -103,6 +104,7 @@ async fn token(
         Ok(b) => b,
         Err(res) => return res,
     };
+    let ctx = crate::http::request_ctx::body_read(ctx);
     match idp.http_token(&query_map(&body), ctx.now) {
         Ok(answer) => HttpResponse::Ok()
             .insert_header(("Cache-Control", "no-store"))

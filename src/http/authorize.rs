@@ -252,11 +252,12 @@ pub(crate) async fn consent(
     payload: web::Payload,
     ctx: RequestCtx,
 ) -> HttpResponse {
-    let (ctx, now) = (&ctx, ctx.now);
     let body = match read_form(&req, payload, MAX_CONSENT_BODY).await {
         Ok(b) => b,
-        Err(_) => return error_page(ctx, 400, "The consent form could not be read."),
+        Err(_) => return error_page(&ctx, 400, "The consent form could not be read."),
     };
+    let ctx = super::request_ctx::body_read(ctx);
+    let (ctx, now) = (&ctx, ctx.now);
     let form = Params::parse(&body);
     // The decision is read first: a form that says neither spends nothing.
     let approved = match form.get("decision") {

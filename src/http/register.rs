@@ -40,6 +40,7 @@ pub(crate) async fn register(
         Ok(v) => v,
         Err(res) => return res,
     };
+    let ctx = super::request_ctx::body_read(ctx);
     match state.registry().register(&tenant, &value, &ctx).await {
         Ok(registered) => {
             crate::metrics::metrics()
@@ -168,6 +169,7 @@ pub(crate) async fn update_configuration(
         Ok(v) => v,
         Err(res) => return res,
     };
+    let ctx = super::request_ctx::body_read(ctx);
     match state
         .auth()
         .update_registration(&tenant, &path.1, bearer_token(&req), &value, ctx.now)

@@ -1,6 +1,7 @@
 //! The `RequestCtx` of each request (`oauth/context.rs`): made once by the request log
 //! (`request_log`) when the request arrives, kept in the request's extensions, and handed to
-//! handlers as an extractor, which pass it to the flows.
+//! handlers as an extractor, which pass it to the flows (a handler that reads a body first
+//! takes `now` again once it has it, `body_read`).
 
 use std::future::{Ready, ready};
 
@@ -36,6 +37,16 @@ pub(crate) fn ctx_of(req: &HttpRequest) -> RequestCtx {
             ctx.request_id = None;
             ctx
         })
+}
+
+/// `ctx` with `now` read again, for a handler that has read the request's body: a client may
+/// send a body slowly, and its request is judged (a code's expiry, a grace window, an
+/// assertion's lifetime) by when it was complete.
+pub(crate) fn body_read(ctx: RequestCtx) -> RequestCtx {
+    RequestCtx {
+        now: crate::clock::unix_now(),
+        ..ctx
+    }
 }
 
 impl FromRequest for RequestCtx {

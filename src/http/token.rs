@@ -76,6 +76,7 @@ pub(crate) async fn token(
         Ok(r) => r,
         Err(res) => return res,
     };
+    let ctx = super::request_ctx::body_read(ctx);
     crate::telemetry::record_client(presented_client(&form, &creds));
     match state.auth().token(&tenant, &form, &creds, &ctx).await {
         Ok(body) => HttpResponse::Ok()
@@ -117,6 +118,7 @@ pub(crate) async fn revoke(
         Ok(r) => r,
         Err(res) => return res,
     };
+    let ctx = super::request_ctx::body_read(ctx);
     match state.auth().revoke(&tenant, &form, &creds, &ctx).await {
         Ok(()) => HttpResponse::build(StatusCode::OK)
             .insert_header(("Cache-Control", "no-store"))
@@ -145,6 +147,7 @@ pub(crate) async fn introspect(
         Ok(r) => r,
         Err(res) => return res,
     };
+    let ctx = super::request_ctx::body_read(ctx);
     match state.auth().introspect(&tenant, &form, &creds, &ctx).await {
         Ok(body) => HttpResponse::Ok()
             .insert_header(("Cache-Control", "no-store"))

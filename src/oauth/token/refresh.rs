@@ -10,7 +10,6 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use super::response::TokenResponse;
-use crate::clock::Since;
 use crate::config::Tenant;
 use crate::config::resource::ResourceConfig;
 use crate::crypto::{Handle, HandleKey};
@@ -144,7 +143,7 @@ impl AuthServer {
         let _guard = lock.lock().await;
         let token = &req.refresh_token;
         let (current, family, lease) = if self.records.backend().is_shared() {
-            self.lease_token(tenant, token, first_look, now).await?
+            self.lease_token(tenant, token, first_look).await?
         } else {
             let (current, family) = self
                 .live_refresh_record(tenant, token, &first_look.value.family_id, now)
@@ -173,18 +172,17 @@ impl AuthServer {
 
     /// Waits until no other server is rotating the token, then leases it for this one (see
     /// `try_lease`). A token already rotated is returned without a lease (the grace path needs
-    /// none). The wait is timed from the request's `now`.
+    /// none). Leases are judged by the wall clock (`wall_clock`).
     async fn lease_token(
         &self,
         tenant: &Tenant,
         token: &Handle,
         mut seen: Versioned<RefreshRecord>,
-        now: u64,
     ) -> Result<Leased, OAuthError> {
         let key = token.key();
-        let clock = Since::new(now);
+        let started = std::time::Instant::now();
         loop {
-            let now = clock.now();
+            let now = wall_clock();
             // A lease ending further ahead than any lease is given was written by a server
             // whose clock runs ahead: it is not waited for.
             let held = seen
@@ -197,17 +195,17 @@ impl AuthServer {
                 // A holder that is alive finishes well within this; one that died leaves its
                 // lease to run out, and the client is told to come back rather than kept
                 // waiting.
-                if clock.elapsed() > std::time::Duration::from_secs(20) {
+                if started.elapsed() > std::time::Duration::from_secs(20) {
                     return Err(OAuthError::new(
                         ErrorCode::TemporarilyUnavailable,
                         "another server is still refreshing this grant; try again shortly",
                     ));
                 }
                 tokio::time::sleep(std::time::Duration::from_millis(25)).await;
-            } else if let Some(leased) = self.try_lease(tenant, &key, &seen, clock).await? {
+            } else if let Some(leased) = self.try_lease(tenant, &key, &seen, now).await? {
                 return Ok(leased);
             }
-            seen = self.read_token(tenant, &key, clock.now()).await?;
+            seen = self.read_token(tenant, &key, wall_clock()).await?;
         }
     }
 
@@ -220,9 +218,8 @@ impl AuthServer {
         tenant: &Tenant,
         key: &HandleKey,
         seen: &Versioned<RefreshRecord>,
-        clock: Since,
+        now: u64,
     ) -> Result<Option<Leased>, OAuthError> {
-        let now = clock.now();
         let family_id = &seen.value.family_id;
         if let RefreshState::Rotated { .. } = seen.value.state {
             // The grace path takes no lease.
@@ -241,7 +238,7 @@ impl AuthServer {
         };
         // Armed before the write is sent: if the request is dropped meanwhile, or the write's
         // outcome is unknown, the lease is given back if it was taken.
-        let lease = TokenLease::new(&leases, tenant, key, &leased, clock);
+        let lease = TokenLease::new(&leases, tenant, key, &leased);
         let (won, family) = tokio::join!(
             leases.update(&tenant.id, key, seen.revision, &leased, seen.expires_at),
             self.records.get::<Family>(&tenant.id, family_id, now),
@@ -717,6 +714,14 @@ fn issued_to(
     Ok(first_look)
 }
 
+/// Seconds since the Unix epoch, read again at each step of a lease: a lease's end is a
+/// wall-clock time that servers sharing the store compare with their own clocks, so it is
+/// judged by the clock now, not by the request's `now` (taken before the wait, and possibly
+/// before a slow client authentication).
+fn wall_clock() -> u64 {
+    crate::clock::unix_now()
+}
+
 /// A token leased in a shared store (`lease_token`). Given back (the record written again
 /// without the lease, if it still holds this lease) when the rotation fails, and also when the
 /// request is dropped midway (a client that hangs up), so that the token's next refresh need
@@ -727,8 +732,6 @@ struct TokenLease {
     key: HandleKey,
     holder: String,
     armed: bool,
-    /// The request's clock, for the record's expiry when the lease is given back.
-    clock: Since,
 }
 
 impl TokenLease {
@@ -737,7 +740,6 @@ impl TokenLease {
         tenant: &Tenant,
         key: &HandleKey,
         leased: &RefreshRecord,
-        clock: Since,
     ) -> Self {
         Self {
             records: records.clone(),
@@ -749,7 +751,6 @@ impl TokenLease {
                 .map(|l| l.holder.clone())
                 .unwrap_or_default(),
             armed: true,
-            clock,
         }
     }
 
@@ -766,17 +767,16 @@ impl TokenLease {
     /// Writes the record back without the lease if it still holds this one (a lease that ran
     /// out and was taken by another server is theirs; a record never leased is left alone).
     fn give_back(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
-        let (records, tenant, key, holder, clock) = (
+        let (records, tenant, key, holder) = (
             self.records.clone(),
             self.tenant.clone(),
             self.key.clone(),
             self.holder.clone(),
-            self.clock,
         );
         async move {
             let given_back = async {
                 let Some(current) = records
-                    .get::<RefreshRecord>(&tenant, &key, clock.now())
+                    .get::<RefreshRecord>(&tenant, &key, wall_clock())
                     .await?
                 else {
                     return Ok(true);

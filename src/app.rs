@@ -188,8 +188,7 @@ fn assemble(
         registry.clone(),
         upstreams.clone(),
         set.upstream_client(),
-        Sealer::new(keys),
-        Signer::new(keys),
+        (Sealer::new(keys), Signer::new(keys)),
         Arc::new(SigningKeys::new(records.clone(), keys)),
     );
     let state = web::Data::new(AppState::new(

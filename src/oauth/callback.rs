@@ -379,7 +379,7 @@ impl AuthServer {
         now: u64,
     ) -> Result<(UpstreamTokens, Option<IdTokenUser>), OAuthError> {
         let r = &txn.request;
-        let at = self.upstream_app(tenant, &r.app)?;
+        let at = self.upstreams.app(tenant, &r.app)?;
         let verifier = self
             .sealer
             .unseal(txn_id, &txn.sealed_verifier)
@@ -388,7 +388,8 @@ impl AuthServer {
         let callback = format!("{}/callback", tenant.issuer);
         let resource = super::authorize::upstream_resource(tenant, &r.resource);
         let tokens = self
-            .upstream()
+            .upstreams
+            .client()
             .token(
                 &at,
                 UpstreamGrant::AuthorizationCode {

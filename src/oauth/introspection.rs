@@ -20,7 +20,7 @@ use crate::config::Tenant;
 use crate::config::resource_server::ResourceServerConfig;
 use crate::crypto::Handle;
 use crate::domain::{ApprovalStatus, ClientId};
-use crate::minting::access_token::{Invalid, verify};
+use crate::minting::access_token::Invalid;
 use crate::oauth::context::RequestCtx;
 
 impl AuthServer {
@@ -62,8 +62,7 @@ impl AuthServer {
         token: &str,
         now: u64,
     ) -> Result<Result<Map<String, Value>, String>, OAuthError> {
-        let claims = match verify(&self.signing_keys, &tenant.id, &tenant.issuer, token, now).await
-        {
+        let claims = match self.minter.verify(tenant, token, now).await {
             Ok(c) => c,
             Err(Invalid::Keys(e)) => return Err(e.into()),
             Err(e) => return Ok(Err(e.to_string())),

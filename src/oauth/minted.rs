@@ -6,15 +6,16 @@
 //! subject and `auth_time` are kept on the refresh family, the claims the resource copies are
 //! sealed with the code and then with each refresh token.
 
+use std::sync::Arc;
+
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use super::error::OAuthError;
 use super::records::{FamilyId, RefreshRecord};
-use super::server::AuthServer;
 use crate::config::Tenant;
 use crate::config::tenant::ResourceConfig;
-use crate::crypto::Handle;
+use crate::crypto::{Handle, Sealer};
 use crate::domain::{ClientId, ClientRecord, ResourceUri, ScopeSet};
 use crate::minting::access_token::{Grant, Invalid, Minted, mint, verify};
 use crate::minting::{KeyError, SigningKeys};
@@ -117,7 +118,31 @@ pub(crate) struct TokenSubject<'a> {
     pub(crate) claims: &'a Map<String, Value>,
 }
 
-impl AuthServer {
+/// Minting and checking the access tokens of minted resources, with the tenants' signing
+/// keys, and sealing what they copy from the ID token with each refresh token.
+pub(crate) struct Minter {
+    signing_keys: Arc<SigningKeys>,
+    sealer: Arc<Sealer>,
+}
+
+impl Minter {
+    pub(crate) fn new(signing_keys: Arc<SigningKeys>, sealer: Arc<Sealer>) -> Self {
+        Self {
+            signing_keys,
+            sealer,
+        }
+    }
+
+    /// The claims of `token` if it is an access token this tenant minted and it is valid now.
+    pub(crate) async fn verify(
+        &self,
+        tenant: &Tenant,
+        token: &str,
+        now: u64,
+    ) -> Result<Map<String, Value>, Invalid> {
+        verify(&self.signing_keys, &tenant.id, &tenant.issuer, token, now).await
+    }
+
     /// Replaces the IdP's access token in `tokens` with one the shim signs for `resource`.
     pub(crate) async fn mint_into(
         &self,
@@ -149,19 +174,17 @@ impl AuthServer {
         tokens.expires_in = Some(expires_in);
         Ok(())
     }
-}
 
-impl AuthServer {
     /// The copied claims of a minted resource's login, sealed with its refresh token `token`
-    /// (opened again by `minted_claims`).
-    pub(crate) fn seal_minted_claims(&self, token: &Handle, claims: &Map<String, Value>) -> String {
+    /// (opened again by `open_claims`).
+    pub(crate) fn seal_claims(&self, token: &Handle, claims: &Map<String, Value>) -> String {
         self.sealer
             .seal(token, &serde_json::to_vec(claims).unwrap_or_default())
     }
 
     /// The copied claims sealed with a minted resource's refresh token (none in a token
     /// issued before the resource's tokens were minted).
-    pub(crate) fn minted_claims(
+    pub(crate) fn open_claims(
         &self,
         tenant: &Tenant,
         client: &ClientRecord,
@@ -181,12 +204,10 @@ impl AuthServer {
                 OAuthError::server_error()
             })
     }
-}
 
-impl AuthServer {
     /// The login (`sid`) of `token` if it is a live minted access token of this tenant issued
     /// to `client_id` (for revocation by the client).
-    pub(crate) async fn minted_token_login(
+    pub(crate) async fn login_of(
         &self,
         tenant: &Tenant,
         token: &str,
@@ -196,7 +217,7 @@ impl AuthServer {
         if !tenant.mints_tokens() {
             return Ok(None);
         }
-        match verify(&self.signing_keys, &tenant.id, &tenant.issuer, token, now).await {
+        match self.verify(tenant, token, now).await {
             Ok(claims) => Ok(claims
                 .get("client_id")
                 .and_then(Value::as_str)
@@ -211,7 +232,7 @@ impl AuthServer {
     /// The tenant's JWKS: the keys its minted tokens are signed with. A tenant with a minted
     /// resource and no key yet gets its first here, so that resource servers can fetch the
     /// set before the first login.
-    pub async fn jwks(&self, tenant: &Tenant, now: u64) -> Result<Value, OAuthError> {
+    pub(crate) async fn jwks(&self, tenant: &Tenant, now: u64) -> Result<Value, OAuthError> {
         if tenant.mints_tokens() {
             self.signing_keys
                 .active(&tenant.id, tenant.token_signing_alg(), now)
@@ -221,7 +242,7 @@ impl AuthServer {
     }
 
     /// The tenants' signing keys (for the admin API).
-    pub fn signing_keys(&self) -> &SigningKeys {
+    pub(crate) fn keys(&self) -> &SigningKeys {
         &self.signing_keys
     }
 }

@@ -29,6 +29,7 @@ pub(crate) mod scopes;
 pub(crate) mod server;
 pub mod token;
 pub(crate) mod upstream_errors;
+pub(crate) mod upstreams;
 
 pub use error::{ErrorCode, OAuthError};
 pub(crate) use server::AuthServer;

@@ -37,7 +37,8 @@ impl AuthServer {
                 .revoke(&tenant.id, &rec.value.family_id, "client_revoked", now)
                 .await?;
         } else if let Some(family) = self
-            .minted_token_login(tenant, token.expose(), &client.client_id, now)
+            .minter
+            .login_of(tenant, token.expose(), &client.client_id, now)
             .await?
         {
             self.families

@@ -236,7 +236,8 @@ impl AuthServer {
             family,
             claims: &red.claims,
         };
-        self.mint_into(tenant, resource, &who, &mut red.tokens, red.now)
+        self.minter
+            .mint_into(tenant, resource, &who, &mut red.tokens, red.now)
             .await
     }
 
@@ -301,7 +302,7 @@ impl AuthServer {
         let refresh = Handle::generate();
         let sealed_claims = red
             .minted
-            .map(|_| self.seal_minted_claims(&refresh, &red.claims));
+            .map(|_| self.minter.seal_claims(&refresh, &red.claims));
         let record = RefreshRecord {
             family_id: family_id.clone(),
             client_id: r.client_id.clone(),

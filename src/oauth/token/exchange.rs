@@ -16,7 +16,7 @@ use crate::config::Tenant;
 use crate::config::downstream_api::DownstreamApi;
 use crate::config::resource_server::ResourceServerConfig;
 use crate::domain::{ResourceUri, ScopeSet};
-use crate::minting::access_token::{Invalid, verify};
+use crate::minting::access_token::Invalid;
 use crate::oauth::client_auth::ClientCredentials;
 use crate::oauth::error::invalid_grant;
 use crate::oauth::error::{ErrorCode, OAuthError};
@@ -204,15 +204,7 @@ impl AuthServer {
         subject_token: &str,
         now: u64,
     ) -> Result<Map<String, Value>, OAuthError> {
-        let claims = match verify(
-            &self.signing_keys,
-            &tenant.id,
-            &tenant.issuer,
-            subject_token,
-            now,
-        )
-        .await
-        {
+        let claims = match self.minter.verify(tenant, subject_token, now).await {
             Ok(c) => c,
             Err(Invalid::Keys(e)) => return Err(e.into()),
             Err(e) => {
@@ -253,11 +245,12 @@ impl AuthServer {
         scopes: &ScopeSet,
         now: u64,
     ) -> Result<UpstreamTokens, OAuthError> {
-        let at = self.upstream_app(tenant, &grant.app)?;
+        let at = self.upstreams.app(tenant, &grant.app)?;
         let provider = Provider::of(tenant);
         let upstream_scopes = provider.refresh_scopes(scopes, at.endpoints.offers_refresh);
         let resource = provider.downstream_resource(api);
-        self.upstream()
+        self.upstreams
+            .client()
             .token(
                 &at,
                 UpstreamGrant::RefreshToken {

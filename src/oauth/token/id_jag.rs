@@ -297,7 +297,8 @@ impl AuthServer {
             family: &family_id,
             claims: &claims,
         };
-        self.mint_into(tenant, resource, &who, &mut tokens, now)
+        self.minter
+            .mint_into(tenant, resource, &who, &mut tokens, now)
             .await?;
         Ok(TokenResponse::bearer(&tokens, scopes))
     }

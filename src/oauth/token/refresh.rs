@@ -366,7 +366,10 @@ impl AuthServer {
         let (tenant, rec) = (held.tenant, &held.current.value);
         let minted = minted_resource(tenant, &rec.resource);
         let mut claims = match minted {
-            Some(_) => Some(self.minted_claims(tenant, held.client, held.token, rec)?),
+            Some(_) => Some(
+                self.minter
+                    .open_claims(tenant, held.client, held.token, rec)?,
+            ),
             None => None,
         };
         let mut tokens = match minted {
@@ -420,7 +423,8 @@ impl AuthServer {
             family: &rec.family_id,
             claims,
         };
-        self.mint_into(tenant, resource, &who, tokens, held.now)
+        self.minter
+            .mint_into(tenant, resource, &who, tokens, held.now)
             .await
     }
 
@@ -536,12 +540,13 @@ impl AuthServer {
         upstream_refresh: &str,
         now: u64,
     ) -> Result<UpstreamTokens, OAuthError> {
-        let at = self.upstream_app(tenant, &rec.app)?;
+        let at = self.upstreams.app(tenant, &rec.app)?;
         let scopes =
             Provider::of(tenant).refresh_scopes(granted_upstream, at.endpoints.offers_refresh);
         let resource = crate::oauth::authorize::upstream_resource(tenant, &rec.resource);
         match self
-            .upstream()
+            .upstreams
+            .client()
             .token(
                 &at,
                 UpstreamGrant::RefreshToken {
@@ -591,7 +596,7 @@ impl AuthServer {
             sealed_claims: successor
                 .claims
                 .as_ref()
-                .map(|c| self.seal_minted_claims(&handle, c)),
+                .map(|c| self.minter.seal_claims(&handle, c)),
             ..rec.clone()
         };
         let response = TokenResponse::bearer(tokens, successor.granted).with_refresh_token(&handle);

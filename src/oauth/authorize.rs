@@ -20,7 +20,6 @@ use crate::crypto::{Handle, HandleKey, random_token};
 use crate::domain::{ApprovalStatus, ClientRecord, GrantType, RedirectUri, ResourceUri};
 use crate::net::append_query;
 use crate::oauth::context::RequestCtx;
-use crate::oauth::mapping::{ClientFacts, choose_app};
 use crate::upstream::UpstreamEndpoints;
 use crate::upstream::provider::Provider;
 
@@ -483,7 +482,7 @@ fn validate_request(
     }
     let code_challenge = pkce_challenge(params)?;
     let resource = requested_resource(tenant, params)?;
-    let app = mapped_app(tenant, client, resource)?;
+    let app = super::mapping::mapped_app(tenant, client, resource)?;
     let (scopes, dropped) = translate(resource, app, params.get("scope"))?;
     if !dropped.is_empty() {
         tracing::debug!(tenant = %tenant.id, client_id = %client.client_id, dropped = %dropped.join(" "), granted = %scopes.names, "scopes that cannot be granted were dropped");
@@ -622,7 +621,7 @@ fn upstream_authorization_url(
         ("code_challenge_method", "S256"),
         ("nonce", nonce),
     ];
-    let upstream_resource = upstream_resource(tenant, &request.resource);
+    let upstream_resource = super::upstreams::upstream_resource(tenant, &request.resource);
     if let Some(r) = &upstream_resource {
         query.push(("resource", r));
     }
@@ -643,34 +642,4 @@ fn upstream_authorization_url(
         }
     }
     append_query(&endpoints.authorization_endpoint, &query)
-}
-
-/// The app `client` is mapped onto for `resource` (by its registration, else the mapping rules).
-pub(crate) fn mapped_app<'t>(
-    tenant: &'t Tenant,
-    client: &ClientRecord,
-    resource: &ResourceConfig,
-) -> Result<&'t AppConfig, OAuthError> {
-    let app_name = client
-        .apps
-        .get(resource.uri.as_str())
-        .cloned()
-        .unwrap_or_else(|| {
-            choose_app(
-                &tenant.config,
-                &ClientFacts::of(&client.metadata, client.cimd_host()),
-                &resource.uri,
-            )
-            .to_owned()
-        });
-    tenant.app(&app_name).ok_or_else(|| {
-        tracing::error!(tenant = %tenant.id, client_id = %client.client_id, app = %app_name, "client is mapped to an app that no longer exists; re-map it");
-        OAuthError::server_error()
-    })
-}
-
-/// The `resource` to send upstream for one of the tenant's resources (see `Provider`).
-pub(crate) fn upstream_resource(tenant: &Tenant, resource_uri: &ResourceUri) -> Option<String> {
-    let resource = tenant.resource(resource_uri.as_str())?;
-    Provider::of(tenant).upstream_resource(resource)
 }

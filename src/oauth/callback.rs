@@ -386,7 +386,7 @@ impl AuthServer {
             .map_err(|_| OAuthError::server_error())?;
         let verifier = String::from_utf8_lossy(&verifier).into_owned();
         let callback = format!("{}/callback", tenant.issuer);
-        let resource = super::authorize::upstream_resource(tenant, &r.resource);
+        let resource = super::upstreams::upstream_resource(tenant, &r.resource);
         let tokens = self
             .upstreams
             .client()

@@ -8,7 +8,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::authorize::ConsentTicket;
-use super::records::PendingAuthorization;
+use super::records::{PendingAuthorization, SpendOnce};
 use super::server::AuthServer;
 use crate::config::Tenant;
 use crate::crypto::Handle;
@@ -184,15 +184,14 @@ impl AuthServer {
         now: u64,
     ) -> Result<PendingAuthorization, ConsentError> {
         let request = self.open_consent_ticket(tenant, ticket, csrf_cookie, now)?;
-        let first = self
-            .spend_jti(
-                tenant,
-                TICKET,
-                ticket,
-                &request.client_id,
-                now + TICKET_SECONDS,
-                now,
-            )
+        let once = SpendOnce {
+            scope: TICKET,
+            jti: ticket,
+            client_id: &request.client_id,
+            until: now + TICKET_SECONDS,
+        };
+        let first = once
+            .spend(&self.records, &tenant.id, now)
             .await
             .map_err(|e| {
                 tracing::error!(tenant = %tenant.id, error = %e, "a consent ticket could not be spent");

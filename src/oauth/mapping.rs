@@ -3,8 +3,10 @@
 
 use std::collections::BTreeMap;
 
-use crate::config::tenant::{MappingRule, TenantConfig};
-use crate::domain::{ClientMetadata, RedirectKind, ResourceUri};
+use super::error::OAuthError;
+use crate::config::Tenant;
+use crate::config::tenant::{AppConfig, MappingRule, ResourceConfig, TenantConfig};
+use crate::domain::{ClientMetadata, ClientRecord, RedirectKind, ResourceUri};
 
 /// What the rules can see of a client.
 #[derive(Clone, Debug)]
@@ -82,6 +84,30 @@ pub(crate) fn choose_apps(
             )
         })
         .collect()
+}
+
+/// The app `client` is mapped onto for `resource` (by its registration, else the mapping rules).
+pub(crate) fn mapped_app<'t>(
+    tenant: &'t Tenant,
+    client: &ClientRecord,
+    resource: &ResourceConfig,
+) -> Result<&'t AppConfig, OAuthError> {
+    let app_name = client
+        .apps
+        .get(resource.uri.as_str())
+        .cloned()
+        .unwrap_or_else(|| {
+            choose_app(
+                &tenant.config,
+                &ClientFacts::of(&client.metadata, client.cimd_host()),
+                &resource.uri,
+            )
+            .to_owned()
+        });
+    tenant.app(&app_name).ok_or_else(|| {
+        tracing::error!(tenant = %tenant.id, client_id = %client.client_id, app = %app_name, "client is mapped to an app that no longer exists; re-map it");
+        OAuthError::server_error()
+    })
 }
 
 #[cfg(test)]

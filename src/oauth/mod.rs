@@ -8,7 +8,6 @@ pub(crate) mod authorize;
 pub(crate) mod callback;
 pub mod cimd;
 pub(crate) mod client_assertion;
-pub mod client_auth;
 pub(crate) mod client_configuration;
 pub mod client_metadata;
 pub mod consent;
@@ -17,17 +16,17 @@ pub(crate) mod error;
 pub(crate) mod family;
 pub mod family_index;
 pub(crate) mod grants;
-pub(crate) mod introspection;
 pub(crate) mod mapping;
 pub(crate) mod metadata;
 pub(crate) mod minted;
 pub mod params;
 pub mod records;
 pub(crate) mod registration;
-pub(crate) mod revocation;
 pub(crate) mod scopes;
 pub(crate) mod server;
 pub mod token;
+
+pub use token::client_auth;
 pub(crate) mod upstream_errors;
 pub(crate) mod upstreams;
 

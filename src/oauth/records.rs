@@ -7,9 +7,9 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 use crate::crypto::pkce::S256Challenge;
-use crate::crypto::{HandleKey, random_token};
-use crate::domain::{ClientId, RedirectUri, ResourceUri, ScopeSet};
-use crate::store::{Namespace, Record, RecordId};
+use crate::crypto::{Handle, HandleKey, random_token};
+use crate::domain::{ClientId, RedirectUri, ResourceUri, ScopeSet, TenantId};
+use crate::store::{Namespace, Record, RecordId, Records, StoreError};
 
 /// An authorization request that passed validation, waiting for consent or the upstream login.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -231,4 +231,32 @@ impl Record for SpentAssertion {
     const NAMESPACE: Namespace = Namespace::Assertion;
     const SCHEMA: u16 = 1;
     type Id = HandleKey;
+}
+
+/// A value that may be used once: a client assertion's or an ID-JAG's `jti` within its
+/// `scope` (the client, the issuer), a consent ticket.
+pub(crate) struct SpendOnce<'a> {
+    pub(crate) scope: &'a str,
+    pub(crate) jti: &'a str,
+    pub(crate) client_id: &'a ClientId,
+    /// Kept spent until then (Unix seconds).
+    pub(crate) until: u64,
+}
+
+impl SpendOnce<'_> {
+    /// Marks the value spent; `false` if it already was, on any server sharing the store.
+    pub(crate) async fn spend(
+        &self,
+        records: &Records,
+        tenant: &TenantId,
+        now: u64,
+    ) -> Result<bool, StoreError> {
+        let spent = SpentAssertion {
+            client_id: self.client_id.clone(),
+        };
+        let key = Handle::presented(&format!("{}\n{}", self.scope, self.jti)).key();
+        records
+            .insert_new(tenant, &key, &spent, Some(self.until), now)
+            .await
+    }
 }

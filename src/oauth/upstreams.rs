@@ -8,6 +8,8 @@ use arc_swap::ArcSwap;
 
 use super::error::{ErrorCode, OAuthError};
 use crate::config::Tenant;
+use crate::domain::ResourceUri;
+use crate::upstream::provider::Provider;
 use crate::upstream::tokens::{UpstreamApp, UpstreamClient};
 use crate::upstream::{UpstreamDirectory, UpstreamEndpoints};
 
@@ -64,4 +66,10 @@ impl Upstreams {
             app,
         })
     }
+}
+
+/// The `resource` to send upstream for one of the tenant's resources (see `Provider`).
+pub(crate) fn upstream_resource(tenant: &Tenant, resource_uri: &ResourceUri) -> Option<String> {
+    let resource = tenant.resource(resource_uri.as_str())?;
+    Provider::of(tenant).upstream_resource(resource)
 }

@@ -5,6 +5,7 @@
 
 use serde_json::{Map, Value};
 
+use super::Tokens;
 use super::response::TokenResponse;
 use crate::config::Tenant;
 use crate::config::resource::ResourceConfig;
@@ -17,7 +18,6 @@ use crate::oauth::params::Params;
 use crate::oauth::records::{
     AuthCode, Family, FamilyId, PendingAuthorization, RefreshRecord, RefreshState,
 };
-use crate::oauth::server::AuthServer;
 use crate::store::{Versioned, WriteGroup};
 use crate::upstream::tokens::UpstreamTokens;
 
@@ -73,7 +73,7 @@ struct Redemption<'a> {
     now: u64,
 }
 
-impl AuthServer {
+impl Tokens {
     pub(super) async fn redeem_code(
         &self,
         tenant: &Tenant,

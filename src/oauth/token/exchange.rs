@@ -11,18 +11,18 @@
 
 use serde_json::{Map, Value};
 
+use super::Tokens;
+use super::client_auth::ClientCredentials;
 use super::response::TokenResponse;
 use crate::config::Tenant;
 use crate::config::downstream_api::DownstreamApi;
 use crate::config::resource_server::ResourceServerConfig;
 use crate::domain::{ResourceUri, ScopeSet};
 use crate::minting::access_token::Invalid;
-use crate::oauth::client_auth::ClientCredentials;
 use crate::oauth::error::invalid_grant;
 use crate::oauth::error::{ErrorCode, OAuthError};
 use crate::oauth::params::Params;
 use crate::oauth::records::{ExchangeGrant, Family, FamilyId};
-use crate::oauth::server::AuthServer;
 use crate::store::Versioned;
 use crate::upstream::provider::Provider;
 use crate::upstream::tokens::{UpstreamGrant, UpstreamTokens};
@@ -102,7 +102,7 @@ impl<'a> ExchangeRequest<'a> {
     }
 }
 
-impl AuthServer {
+impl Tokens {
     /// The exchange grant of a new family whose resource's server may exchange its tokens.
     pub(crate) fn exchange_grant(
         &self,

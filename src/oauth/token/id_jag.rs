@@ -19,6 +19,7 @@ use serde_json::{Map, Value};
 
 use crate::oauth::params::Params;
 
+use super::Tokens;
 use super::response::TokenResponse;
 use crate::config::Tenant;
 use crate::config::tenant::{AppConfig, ResourceConfig};
@@ -29,9 +30,8 @@ use crate::oauth::context::{Caller, RequestCtx};
 use crate::oauth::error::invalid_grant;
 use crate::oauth::error::{ErrorCode, OAuthError};
 use crate::oauth::minted::TokenSubject;
-use crate::oauth::records::{Family, FamilyId};
+use crate::oauth::records::{Family, FamilyId, SpendOnce};
 use crate::oauth::scopes::app_may_have;
-use crate::oauth::server::AuthServer;
 use crate::upstream::tokens::UpstreamTokens;
 
 /// What the metadata's `authorization_grant_profiles_supported` lists.
@@ -79,7 +79,7 @@ impl<'f> JwtBearerRequest<'f> {
     }
 }
 
-impl AuthServer {
+impl Tokens {
     /// `grant_type=urn:ietf:params:oauth:grant-type:jwt-bearer` with an ID-JAG.
     /// The client is authenticated and approved (`token/mod.rs`).
     pub(crate) async fn id_jag_grant(
@@ -120,7 +120,7 @@ impl AuthServer {
         }
         let jag = self.verify_id_jag(tenant, client, assertion, ctx).await?;
         let resource = granted_resource(tenant, jag.resource.as_deref(), req.resource)?;
-        let app = crate::oauth::authorize::mapped_app(tenant, client, resource)?;
+        let app = crate::oauth::mapping::mapped_app(tenant, client, resource)?;
         let scopes = granted_scopes(resource, app, jag.scope.as_deref(), req.scope)?;
         self.spend_id_jag(tenant, client, &jag, now).await?;
         let response = self
@@ -238,9 +238,13 @@ impl AuthServer {
         // Kept past the last second any server accepts the assertion, with room for clocks
         // that disagree: a replay on a server behind never finds it swept.
         let until = jag.exp.saturating_add(3 * SKEW);
-        let first = self
-            .spend_jti(tenant, &scope, &jag.jti, &client.client_id, until, now)
-            .await?;
+        let once = SpendOnce {
+            scope: &scope,
+            jti: &jag.jti,
+            client_id: &client.client_id,
+            until,
+        };
+        let first = once.spend(&self.records, &tenant.id, now).await?;
         if !first {
             return Err(invalid_grant(
                 "this assertion's jti was already used; ask the IdP for a new assertion",

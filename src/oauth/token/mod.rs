@@ -1,96 +1,71 @@
-//! The token endpoint (OAuth 2.1 §3.2): one module per grant. `token` reads the grant type
-//! (`request.rs`: the grants the tenant offers, and who authenticates for each), authenticates
-//! the client while the record the grant names is read (an authentication error is answered
-//! first), and runs the grant: `code.rs` (authorization code), `refresh.rs` (refresh token, and
-//! revocation), `id_jag.rs` (JWT bearer with an ID-JAG), `exchange.rs` (token exchange, for
-//! resource servers). Each answers a `response.rs::TokenResponse`.
+//! The tokens handed out: the token endpoint (OAuth 2.1 §3.2), one module per grant, and
+//! introspection and revocation. `endpoint.rs::token` reads the grant type (`request.rs`: the
+//! grants the tenant offers, and who authenticates for each), authenticates the client
+//! (`client_auth.rs`) while the record the grant names is read (an authentication error is
+//! answered first), and runs the grant: `code.rs` (authorization code), `refresh.rs` (refresh
+//! token), `id_jag.rs` (JWT bearer with an ID-JAG), `exchange.rs` (token exchange, for resource
+//! servers). Each answers a `response.rs::TokenResponse`. `introspection.rs` (RFC 7662) and
+//! `revocation.rs` (RFC 7009) beside them.
 
+pub mod client_auth;
 pub(crate) mod code;
+mod endpoint;
 pub(crate) mod exchange;
 pub(crate) mod id_jag;
+pub(crate) mod introspection;
 pub mod refresh;
 pub(crate) mod request;
 pub mod response;
+pub(crate) mod revocation;
 
-use self::request::{OfferedGrants, Parsed, TokenRequest};
-use crate::config::Tenant;
-use crate::oauth::client_auth::ClientCredentials;
-use crate::oauth::context::RequestCtx;
-use crate::oauth::error::OAuthError;
-use crate::oauth::params::Params;
-use crate::oauth::records::{AuthCode, RefreshRecord};
-use crate::oauth::server::AuthServer;
+use std::sync::Arc;
 
-use self::response::TokenResponse;
+use crate::crypto::Sealer;
+use crate::oauth::family::Families;
+use crate::oauth::minted::Minter;
+use crate::oauth::registration::ClientRegistry;
+use crate::oauth::upstreams::Upstreams;
+use crate::store::Records;
 
-impl AuthServer {
-    /// `POST /{tenant}/token`: the grant type, then who authenticates for that grant, then the
-    /// grant's own module (`redeem_code` here, `refresh.rs`, `id_jag.rs`, `exchange.rs`).
-    pub async fn token(
-        &self,
-        tenant: &Tenant,
-        form: &Params,
-        creds: &ClientCredentials,
-        ctx: &RequestCtx,
-    ) -> Result<TokenResponse, OAuthError> {
-        let now = ctx.now;
-        let offered = OfferedGrants {
-            jwt_bearer: tenant.trusts_issuers(),
-            token_exchange: tenant.offers_token_exchange(),
-        };
-        let request = match request::parse(form, offered)? {
-            Parsed::TokenExchange => return self.exchange(tenant, form, creds, now).await,
-            Parsed::Client(request) => request,
-        };
-        // The record the grant names is read while the client is authenticated, two reads at
-        // once; it is used only once authentication succeeded, and a client error comes first.
-        let (client, request) = tokio::join!(
-            self.authenticate_client(tenant, form, creds, ctx),
-            self.prepare(tenant, request, now),
-        );
-        let client = client?;
-        // A client an administrator has not approved (or denied) gets nothing, whatever it
-        // holds: a code or refresh token from before a denial is worth nothing either.
-        crate::oauth::approval::usable(&client)?;
-        let response = match request? {
-            TokenRequest::AuthorizationCode(r) => self.redeem_code(tenant, &client, r, now).await?,
-            TokenRequest::RefreshToken(r) => self.refresh(tenant, &client, r, now).await?,
-            TokenRequest::JwtBearer(r) => return self.id_jag_grant(tenant, &client, r, ctx).await,
-        };
-        // The tokens are already stored: a failed touch must not turn them into an error (the
-        // client would retry the code, a replay that revokes them). The client's life is
-        // extended at a later request.
-        self.registry.record_use(tenant, &client, now).await;
-        Ok(response)
-    }
+/// The token endpoint and what else concerns the tokens handed out (introspection,
+/// revocation), with what they need: the store, the clients, the refresh families, the
+/// minter, the IdPs and the sealer. Each grant is a module of `impl Tokens`.
+pub(crate) struct Tokens {
+    records: Records,
+    registry: ClientRegistry,
+    families: Arc<Families>,
+    minter: Arc<Minter>,
+    upstreams: Arc<Upstreams>,
+    sealer: Arc<Sealer>,
+}
 
-    /// The request with the record it names, if any (its code or its refresh token, as
-    /// stored now); a request that did not parse is answered with its error, after the
-    /// client's.
-    async fn prepare<'f>(
-        &self,
-        tenant: &Tenant,
-        request: Result<TokenRequest<'f>, OAuthError>,
-        now: u64,
-    ) -> Result<TokenRequest<'f>, OAuthError> {
-        Ok(match request? {
-            TokenRequest::AuthorizationCode(mut r) => {
-                r.stored = self
-                    .records
-                    .get::<AuthCode>(&tenant.id, &r.code.key(), now)
-                    .await?
-                    .map(Box::new);
-                TokenRequest::AuthorizationCode(r)
-            }
-            TokenRequest::RefreshToken(mut r) => {
-                r.stored = self
-                    .records
-                    .get::<RefreshRecord>(&tenant.id, &r.refresh_token.key(), now)
-                    .await?
-                    .map(Box::new);
-                TokenRequest::RefreshToken(r)
-            }
-            other => other,
-        })
+/// What `Tokens` is made of (`Tokens::new`).
+pub(crate) struct TokenParts {
+    pub(crate) records: Records,
+    pub(crate) registry: ClientRegistry,
+    pub(crate) families: Arc<Families>,
+    pub(crate) minter: Arc<Minter>,
+    pub(crate) upstreams: Arc<Upstreams>,
+    pub(crate) sealer: Arc<Sealer>,
+}
+
+impl Tokens {
+    pub(crate) fn new(parts: TokenParts) -> Self {
+        let TokenParts {
+            records,
+            registry,
+            families,
+            minter,
+            upstreams,
+            sealer,
+        } = parts;
+        Self {
+            records,
+            registry,
+            families,
+            minter,
+            upstreams,
+            sealer,
+        }
     }
 }

@@ -9,6 +9,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+use super::Tokens;
 use super::response::TokenResponse;
 use crate::config::Tenant;
 use crate::config::resource::ResourceConfig;
@@ -22,7 +23,6 @@ use crate::oauth::records::{
     ExchangeGrant, Family, FamilyId, RefreshLease, RefreshRecord, RefreshState,
 };
 use crate::oauth::scopes::{ScopeGrant, narrow};
-use crate::oauth::server::AuthServer;
 use crate::store::{Versioned, WriteGroup};
 use crate::upstream::id_token::check_id_token;
 use crate::upstream::provider::Provider;
@@ -105,7 +105,7 @@ fn unknown_token() -> OAuthError {
     invalid_grant("the refresh token is unknown, expired or revoked")
 }
 
-impl AuthServer {
+impl Tokens {
     pub(crate) async fn refresh(
         &self,
         tenant: &Tenant,
@@ -543,7 +543,7 @@ impl AuthServer {
         let at = self.upstreams.app(tenant, &rec.app)?;
         let scopes =
             Provider::of(tenant).refresh_scopes(granted_upstream, at.endpoints.offers_refresh);
-        let resource = crate::oauth::authorize::upstream_resource(tenant, &rec.resource);
+        let resource = crate::oauth::upstreams::upstream_resource(tenant, &rec.resource);
         match self
             .upstreams
             .client()

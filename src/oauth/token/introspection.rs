@@ -10,20 +10,20 @@
 
 use serde_json::{Map, Value, json};
 
-use super::client_assertion::verify as verify_assertion;
+use super::Tokens;
 use super::client_auth::{ClientCredentials, Presented, invalid_client, presented};
-use super::error::OAuthError;
-use super::params::Params;
-use super::records::{Family, FamilyId};
-use super::server::AuthServer;
 use crate::config::Tenant;
 use crate::config::resource_server::ResourceServerConfig;
 use crate::crypto::Handle;
 use crate::domain::{ApprovalStatus, ClientId};
 use crate::minting::access_token::Invalid;
+use crate::oauth::client_assertion::verify as verify_assertion;
 use crate::oauth::context::RequestCtx;
+use crate::oauth::error::OAuthError;
+use crate::oauth::params::Params;
+use crate::oauth::records::{Family, FamilyId};
 
-impl AuthServer {
+impl Tokens {
     /// `POST /{tenant}/introspect`.
     pub async fn introspect(
         &self,
@@ -96,9 +96,9 @@ impl AuthServer {
         client_id: &str,
         now: u64,
     ) -> Result<Option<&'static str>, OAuthError> {
-        use super::approval::Standing;
+        use crate::oauth::approval::Standing;
         Ok(
-            match super::approval::standing(&self.records, tenant, client_id, now).await? {
+            match crate::oauth::approval::standing(&self.records, tenant, client_id, now).await? {
                 Standing::Fine => None,
                 Standing::Gone => Some("was deleted"),
                 Standing::NotApproved(ApprovalStatus::Denied) => {

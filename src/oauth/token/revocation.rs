@@ -1,15 +1,15 @@
 //! Revocation (RFC 7009): a client ends a login it holds a token of.
 
+use super::Tokens;
+use super::client_auth::ClientCredentials;
 use crate::config::Tenant;
 use crate::crypto::Handle;
-use crate::oauth::client_auth::ClientCredentials;
 use crate::oauth::context::RequestCtx;
 use crate::oauth::error::OAuthError;
 use crate::oauth::params::Params;
 use crate::oauth::records::RefreshRecord;
-use crate::oauth::server::AuthServer;
 
-impl AuthServer {
+impl Tokens {
     /// `POST /{tenant}/revoke` (RFC 7009 §2): revokes the family of a refresh token, or of a
     /// minted access token (its `sid`), issued to the requesting client; unknown tokens and the
     /// IdP's access tokens (which the shim cannot revoke) are answered with success.

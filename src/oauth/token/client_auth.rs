@@ -5,17 +5,17 @@
 
 use base64::Engine;
 
-use super::client_assertion::{
-    AssertionError, JWT_BEARER, VerifiedAssertion, unverified_subject, verify,
-};
-use super::error::{ErrorCode, OAuthError};
-use super::params::Params;
-use super::records::SpentAssertion;
-use super::server::AuthServer;
+use super::Tokens;
 use crate::config::Tenant;
 use crate::crypto::Handle;
 use crate::domain::{AuthMethod, ClientId, ClientRecord};
+use crate::oauth::client_assertion::{
+    AssertionError, JWT_BEARER, VerifiedAssertion, unverified_subject, verify,
+};
 use crate::oauth::context::RequestCtx;
+use crate::oauth::error::{ErrorCode, OAuthError};
+use crate::oauth::params::Params;
+use crate::oauth::records::SpendOnce;
 
 /// What the client presented to authenticate, apart from the form (RFC 6749 §2.3).
 pub struct ClientCredentials {
@@ -114,7 +114,7 @@ pub(super) fn presented<'a>(
     Ok(Presented::Secret { id, secret })
 }
 
-impl AuthServer {
+impl Tokens {
     /// Authenticates the client of a token or revocation request: a secret compared by its
     /// hash in constant time, or a client assertion checked against the client's keys with its
     /// `jti` spent once.
@@ -205,26 +205,6 @@ impl AuthServer {
             .await
     }
 
-    /// Marks `jti` of `scope` (the client for a client assertion, the issuer for an ID-JAG)
-    /// spent until `until`; `false` if it already was, on any server sharing the store.
-    pub(crate) async fn spend_jti(
-        &self,
-        tenant: &Tenant,
-        scope: &str,
-        jti: &str,
-        client_id: &ClientId,
-        until: u64,
-        now: u64,
-    ) -> Result<bool, crate::store::StoreError> {
-        let spent = SpentAssertion {
-            client_id: client_id.clone(),
-        };
-        let key = Handle::presented(&format!("{scope}\n{jti}")).key();
-        self.records
-            .insert_new(&tenant.id, &key, &spent, Some(until), now)
-            .await
-    }
-
     /// Spends a verified assertion's `jti` for `client_id`: a second use is refused.
     pub(super) async fn spend_assertion(
         &self,
@@ -235,9 +215,13 @@ impl AuthServer {
     ) -> Result<(), OAuthError> {
         let scope = client_id.to_string();
         let until = verified.exp.saturating_add(120);
-        let first = self
-            .spend_jti(tenant, &scope, &verified.jti, client_id, until, now)
-            .await?;
+        let once = SpendOnce {
+            scope: &scope,
+            jti: &verified.jti,
+            client_id,
+            until,
+        };
+        let first = once.spend(&self.records, &tenant.id, now).await?;
         if !first {
             return Err(invalid_client(
                 "client authentication failed: this client assertion was already used (its jti is spent); sign a new one for every request",

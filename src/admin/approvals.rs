@@ -132,6 +132,7 @@ pub(super) async fn deny(
     let revoked = match &decided.client_id {
         Some(id) => state
             .auth()
+            .grants()
             .revoke_grants(&tenant.id, &GrantFilter::Client(ClientId::new(id)), now)
             .await
             .map_err(admin_error)?,

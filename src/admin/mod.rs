@@ -309,6 +309,7 @@ async fn show_client(
             Ok(Some(c)) => {
                 let grants = state
                     .auth()
+                    .grants()
                     .grants(
                         &tenant.id,
                         &GrantFilter::Client(c.client_id.clone()),
@@ -335,6 +336,7 @@ async fn delete_client(
     Ok(
         match state
             .auth()
+            .grants()
             .delete_client(&tenant, &client_id, unix_now())
             .await
         {
@@ -423,6 +425,7 @@ async fn list_grants(
     let now = unix_now();
     let (grants, total) = state
         .auth()
+        .grants()
         .grants_page(&tenant, &filter, limit, now)
         .await
         .map_err(|e| admin_error(e.into()))?;
@@ -466,6 +469,7 @@ async fn revoke_grants(
     let without_user = if matches!(filter, GrantFilter::User(_)) {
         state
             .auth()
+            .grants()
             .count_live_grants(&tenant, &GrantFilter::WithoutUser, unix_now())
             .await
             .map_err(|e| admin_error(e.into()))?
@@ -475,6 +479,7 @@ async fn revoke_grants(
     Ok(
         match state
             .auth()
+            .grants()
             .revoke_grants(&tenant, &filter, unix_now())
             .await
         {
@@ -497,7 +502,12 @@ async fn revoke_grant(
     let (tenant, grant) = path.into_inner();
     let (by, tenant) = grant_tenant(&req, &state, &tenant).await?;
     Ok(
-        match state.auth().revoke_grant(&tenant, &grant, unix_now()).await {
+        match state
+            .auth()
+            .grants()
+            .revoke_grant(&tenant, &grant, unix_now())
+            .await
+        {
             Ok(()) => {
                 tracing::info!(target: "audit", event = "admin_grant_revoked", by = %by, tenant = %tenant, grant = %grant);
                 HttpResponse::Ok().json(json!({"revoked": 1}))

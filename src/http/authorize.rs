@@ -118,7 +118,7 @@ pub(crate) async fn authorize(
     crate::telemetry::record_client(client_value(params.get("client_id")));
     // This browser's approvals in the tenant, read once.
     let approval = approval_cookie(&state, &req, &tenant);
-    let auth = state.auth();
+    let auth = state.auth().logins();
     let authorized = match auth
         .validate_authorization(&tenant, &params, approval.as_deref(), ctx)
         .await
@@ -274,6 +274,7 @@ pub(crate) async fn consent(
         Some(ticket) => {
             state
                 .auth()
+                .logins()
                 .redeem_consent_ticket(&tenant, ticket, csrf.as_ref().map(|c| c.value()), now)
                 .await
         }
@@ -311,9 +312,15 @@ async fn approve(
     let current = approval_cookie(state, req, tenant);
     let approval = state
         .auth()
+        .logins()
         .approval_cookie(tenant, &request, current.as_deref(), now);
     let (client_id, redirect_uri) = (request.client_id.clone(), request.redirect_uri.clone());
-    match state.auth().begin_upstream(tenant, request, now).await {
+    match state
+        .auth()
+        .logins()
+        .begin_upstream(tenant, request, now)
+        .await
+    {
         Ok(up) => {
             let mut res = to_upstream(state, see_other(&up.location), &up);
             let cookies = state.cookies();
@@ -351,7 +358,7 @@ fn deny(
     tracing::info!(target: "audit", event = "consent_denied", tenant = %tenant.id, client_id = %request.client_id);
     let approval = approval_cookie(state, req, tenant);
     let safe = request.redirect_uri.is_loopback()
-        || state.auth().approved_redirect(
+        || state.auth().logins().approved_redirect(
             tenant,
             &request.client_id,
             request.approval_epoch,

@@ -24,6 +24,7 @@ pub(crate) async fn callback(
     let binding = cookie_name.as_ref().and_then(|n| req.cookie(n));
     let mut res = match state
         .auth()
+        .logins()
         .callback(&tenant, &params, binding.as_ref().map(|c| c.value()), &ctx)
         .await
     {

@@ -146,6 +146,7 @@ pub(crate) async fn read_configuration(
     let client_id = &path.1;
     match state
         .auth()
+        .client_configuration()
         .read_registration(&tenant, client_id, bearer_token(&req), ctx.now)
         .await
     {
@@ -172,6 +173,7 @@ pub(crate) async fn update_configuration(
     let ctx = super::request_ctx::body_read(ctx);
     match state
         .auth()
+        .client_configuration()
         .update_registration(&tenant, &path.1, bearer_token(&req), &value, ctx.now)
         .await
     {
@@ -192,6 +194,7 @@ pub(crate) async fn delete_configuration(
 ) -> HttpResponse {
     match state
         .auth()
+        .client_configuration()
         .delete_registration(&tenant, &path.1, bearer_token(&req), ctx.now)
         .await
     {

@@ -10,11 +10,16 @@ use super::error::{ErrorCode, OAuthError};
 use super::grants::{AdminError, GrantFilter};
 use super::mapping::{ClientFacts, choose_apps};
 use super::registration::client_information;
-use super::server::AuthServer;
+
+use std::sync::Arc;
+
+use super::grants::Grants;
+use super::registration::ClientRegistry;
 use crate::config::Tenant;
 use crate::crypto::Handle;
 use crate::domain::client::describe_apps;
 use crate::domain::{ClientId, ClientMetadata, ClientRecord};
+use crate::store::Records;
 use crate::store::Versioned;
 
 /// RFC 7592 §2: an unknown client and a wrong token get the same answer, so that the endpoint
@@ -26,7 +31,24 @@ fn invalid_token() -> OAuthError {
     )
 }
 
-impl AuthServer {
+/// Client configuration (RFC 7592): a registered client reads, replaces or deletes its own
+/// registration with its registration access token.
+pub(crate) struct ClientConfiguration {
+    records: Records,
+    registry: ClientRegistry,
+    /// A deleted client's grants are revoked.
+    grants: Arc<Grants>,
+}
+
+impl ClientConfiguration {
+    pub(crate) fn new(records: Records, registry: ClientRegistry, grants: Arc<Grants>) -> Self {
+        Self {
+            records,
+            registry,
+            grants,
+        }
+    }
+
     /// The client, if `token` is its registration access token (compared by hash, in constant
     /// time).
     async fn configured_client(
@@ -194,7 +216,7 @@ impl AuthServer {
         // Its approval request, if any, stays until it is decided (then removed) or expires:
         // it still counts against the user who asked, so a client cannot ask, delete itself
         // and ask again without end.
-        self.revoke_grants(&tenant.id, &GrantFilter::Client(id.clone()), now)
+        self.grants.revoke_grants(&tenant.id, &GrantFilter::Client(id.clone()), now)
             .await
             .map_err(|e| match e {
                 // Logged there, and an unreachable store stays a 503.

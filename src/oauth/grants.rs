@@ -8,9 +8,12 @@ use serde::Serialize;
 use super::family_index::visit_families;
 use super::records::{Family, FamilyId};
 use super::registration::ClientRegistry;
-use super::server::AuthServer;
+use std::sync::Arc;
+
+use super::family::Families;
 use crate::config::Tenant;
 use crate::domain::{ClientId, ClientRecord, TenantId};
+use crate::store::Records;
 use crate::store::StoreError;
 
 pub(crate) use super::family_index::GrantFilter;
@@ -49,7 +52,23 @@ fn summary(id: FamilyId, f: crate::store::Versioned<Family>) -> GrantSummary {
 
 pub(crate) use super::admin_error::AdminError;
 
-impl AuthServer {
+/// The grants (refresh families) of a tenant as an operator sees them: listed, counted and
+/// revoked, by client, by user or one by one; and a client deleted with its grants.
+pub(crate) struct Grants {
+    records: Records,
+    registry: ClientRegistry,
+    families: Arc<Families>,
+}
+
+impl Grants {
+    pub(crate) fn new(records: Records, registry: ClientRegistry, families: Arc<Families>) -> Self {
+        Self {
+            records,
+            registry,
+            families,
+        }
+    }
+
     /// The tenant's grants that match `filter`, oldest first: every one of them (a listing
     /// caps what it shows itself, and says so).
     pub(crate) async fn grants(

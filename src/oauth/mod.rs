@@ -4,18 +4,16 @@
 
 pub(crate) mod admin_error;
 pub mod approval;
-pub(crate) mod authorize;
-pub(crate) mod callback;
 pub mod cimd;
 pub(crate) mod client_assertion;
 pub(crate) mod client_configuration;
 pub mod client_metadata;
-pub mod consent;
 pub mod context;
 pub(crate) mod error;
 pub(crate) mod family;
 pub mod family_index;
 pub(crate) mod grants;
+pub mod login;
 pub(crate) mod mapping;
 pub(crate) mod metadata;
 pub(crate) mod minted;
@@ -26,6 +24,8 @@ pub(crate) mod scopes;
 pub(crate) mod server;
 pub mod token;
 
+pub use login::consent;
+pub(crate) use login::{authorize, callback};
 pub use token::client_auth;
 pub(crate) mod upstream_errors;
 pub(crate) mod upstreams;

@@ -1,12 +1,18 @@
-//! `AuthServer`: the login flow's dependencies in one place, shared by the flow modules
-//! (`authorize`, `consent`, `callback`, `token`).
+//! `AuthServer`: the authorization server as the HTTP layer and the admin API see it, a thin
+//! facade over its services, each with only what it needs: the tokens (`token/`), the login
+//! flow (`login/`), the grants as an operator sees them (`grants.rs`), client configuration
+//! (`client_configuration.rs`), the minter (`minted.rs`) and the IdPs (`upstreams.rs`). The
+//! store, the client registry and the refresh families are shared among them.
 
 use std::sync::Arc;
 
 use super::client_auth::ClientCredentials;
+use super::client_configuration::ClientConfiguration;
 use super::context::RequestCtx;
 use super::error::OAuthError;
 use super::family::Families;
+use super::grants::Grants;
+use super::login::Logins;
 use super::minted::Minter;
 use super::params::Params;
 use super::registration::ClientRegistry;
@@ -23,16 +29,16 @@ use crate::upstream::tokens::UpstreamClient;
 pub struct AuthServer {
     /// The token endpoint, introspection and revocation (`token/`).
     tokens: Tokens,
-    pub(super) records: Records,
-    pub(super) registry: ClientRegistry,
+    /// The browser's part of a login (`login/`).
+    logins: Logins,
+    /// Grants listed, counted and revoked by an operator (`grants.rs`).
+    grants: Arc<Grants>,
+    /// RFC 7592 (`client_configuration.rs`).
+    client_configuration: ClientConfiguration,
     /// The tenants' IdPs: endpoints and the caller with the apps' credentials.
-    pub(super) upstreams: Arc<Upstreams>,
-    pub(super) sealer: Arc<Sealer>,
-    pub(super) signer: Signer,
+    upstreams: Arc<Upstreams>,
     /// Minted access tokens: signing, checking, the claims sealed with refresh tokens.
-    pub(super) minter: Arc<Minter>,
-    /// Revocation and locks of the refresh families (`family.rs`).
-    pub(super) families: Arc<Families>,
+    minter: Arc<Minter>,
 }
 
 impl AuthServer {
@@ -48,6 +54,11 @@ impl AuthServer {
         let families = Arc::new(Families::new(records.clone()));
         let minter = Arc::new(Minter::new(signing_keys, sealer.clone()));
         let upstreams = Arc::new(Upstreams::new(upstreams, upstream));
+        let grants = Arc::new(Grants::new(
+            records.clone(),
+            registry.clone(),
+            families.clone(),
+        ));
         Self {
             tokens: Tokens::new(TokenParts {
                 records: records.clone(),
@@ -57,13 +68,20 @@ impl AuthServer {
                 upstreams: upstreams.clone(),
                 sealer: sealer.clone(),
             }),
-            families,
+            logins: Logins::new(
+                records.clone(),
+                registry.clone(),
+                upstreams.clone(),
+                (sealer.clone(), signer),
+            ),
+            client_configuration: ClientConfiguration::new(
+                records.clone(),
+                registry.clone(),
+                grants.clone(),
+            ),
+            grants,
             minter,
-            records,
-            registry,
             upstreams,
-            sealer,
-            signer,
         }
     }
 
@@ -108,6 +126,21 @@ impl AuthServer {
         ctx: &RequestCtx,
     ) -> Result<serde_json::Value, OAuthError> {
         self.tokens.introspect(tenant, form, creds, ctx).await
+    }
+
+    /// Grants as an operator sees them (the admin API).
+    pub(crate) fn grants(&self) -> &Grants {
+        &self.grants
+    }
+
+    /// A registered client's own registration (RFC 7592).
+    pub(crate) fn client_configuration(&self) -> &ClientConfiguration {
+        &self.client_configuration
+    }
+
+    /// The login flow: authorize, consent, callback (`login/`).
+    pub fn logins(&self) -> &Logins {
+        &self.logins
     }
 
     /// The tenants' signing keys (for the admin API).

@@ -185,7 +185,7 @@ async fn hostile_consent() {
 
     // Expired ticket (time travel through the protocol code).
     let tenant = app.tenant("alpha");
-    let auth = &app.state().auth();
+    let auth = app.state().auth().logins();
     let now = unix_now();
     assert!(
         auth.open_consent_ticket(&tenant, &mine.ticket, Some(&mine.csrf), now)

@@ -5,18 +5,18 @@
 
 use serde_json::{Map, Value};
 
-use super::approval::records::{Asker, Requester};
+use super::Logins;
 use super::authorize::AuthorizeError;
-use super::error::{ErrorCode, OAuthError};
-use super::minted::{SealedGrant, copied_claims, minted_resource};
-use super::params::Params;
-use super::records::{AuthCode, PendingAuthorization, Transaction};
-use super::server::AuthServer;
-use super::upstream_errors::{idp_to_client, to_client};
 use crate::config::Tenant;
 use crate::crypto::Handle;
 use crate::domain::{ApprovalStatus, ClientRecord};
+use crate::oauth::approval::records::{Asker, Requester};
 use crate::oauth::context::RequestCtx;
+use crate::oauth::error::{ErrorCode, OAuthError};
+use crate::oauth::minted::{SealedGrant, copied_claims, minted_resource};
+use crate::oauth::params::Params;
+use crate::oauth::records::{AuthCode, PendingAuthorization, Transaction};
+use crate::oauth::upstream_errors::{idp_to_client, to_client};
 use crate::store::StoreError;
 use crate::upstream::error::{IdpChallenge, IdpError, UpstreamError};
 use crate::upstream::id_token::{IdTokenUser, check_id_token};
@@ -69,7 +69,7 @@ enum Login {
     },
 }
 
-impl AuthServer {
+impl Logins {
     /// `browser_binding` is the value of the transaction's cookie in the calling browser.
     pub(crate) async fn callback(
         &self,
@@ -316,7 +316,7 @@ impl AuthServer {
         requester: Option<String>,
         now: u64,
     ) -> Result<(HeldWhy, String), OAuthError> {
-        use super::approval::{AskError, Asked};
+        use crate::oauth::approval::{AskError, Asked};
         let asker = Asker {
             digest: self.signer.digest("approval requester", &who.subject),
             user: who,
@@ -386,7 +386,7 @@ impl AuthServer {
             .map_err(|_| OAuthError::server_error())?;
         let verifier = String::from_utf8_lossy(&verifier).into_owned();
         let callback = format!("{}/callback", tenant.issuer);
-        let resource = super::upstreams::upstream_resource(tenant, &r.resource);
+        let resource = crate::oauth::upstreams::upstream_resource(tenant, &r.resource);
         let tokens = self
             .upstreams
             .client()

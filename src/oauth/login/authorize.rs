@@ -8,11 +8,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::error::{ErrorCode, OAuthError};
-use super::params::Params;
-use super::records::{PendingAuthorization, Transaction};
-use super::scopes::{ScopeGrant, translate};
-use super::server::AuthServer;
+use super::Logins;
 use crate::config::Tenant;
 use crate::config::tenant::{AppConfig, ResourceConfig};
 use crate::crypto::pkce::S256Challenge;
@@ -20,6 +16,10 @@ use crate::crypto::{Handle, HandleKey, random_token};
 use crate::domain::{ApprovalStatus, ClientRecord, GrantType, RedirectUri, ResourceUri};
 use crate::net::append_query;
 use crate::oauth::context::RequestCtx;
+use crate::oauth::error::{ErrorCode, OAuthError};
+use crate::oauth::params::Params;
+use crate::oauth::records::{PendingAuthorization, Transaction};
+use crate::oauth::scopes::{ScopeGrant, translate};
 use crate::upstream::UpstreamEndpoints;
 use crate::upstream::provider::Provider;
 
@@ -103,7 +103,7 @@ pub(crate) struct ConsentTicket {
     pub(crate) id: String,
 }
 
-impl AuthServer {
+impl Logins {
     /// Validates an authorization request in two steps: identify the client and its redirect
     /// URI (errors on a page), then validate the request (errors back to the client where that
     /// is safe). `approval_cookie` is the browser's approval cookie for the client, if any.
@@ -482,7 +482,7 @@ fn validate_request(
     }
     let code_challenge = pkce_challenge(params)?;
     let resource = requested_resource(tenant, params)?;
-    let app = super::mapping::mapped_app(tenant, client, resource)?;
+    let app = crate::oauth::mapping::mapped_app(tenant, client, resource)?;
     let (scopes, dropped) = translate(resource, app, params.get("scope"))?;
     if !dropped.is_empty() {
         tracing::debug!(tenant = %tenant.id, client_id = %client.client_id, dropped = %dropped.join(" "), granted = %scopes.names, "scopes that cannot be granted were dropped");
@@ -621,7 +621,7 @@ fn upstream_authorization_url(
         ("code_challenge_method", "S256"),
         ("nonce", nonce),
     ];
-    let upstream_resource = super::upstreams::upstream_resource(tenant, &request.resource);
+    let upstream_resource = crate::oauth::upstreams::upstream_resource(tenant, &request.resource);
     if let Some(r) = &upstream_resource {
         query.push(("resource", r));
     }

@@ -7,12 +7,12 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::Logins;
 use super::authorize::ConsentTicket;
-use super::records::{PendingAuthorization, SpendOnce};
-use super::server::AuthServer;
 use crate::config::Tenant;
 use crate::crypto::Handle;
 use crate::domain::{ClientId, RedirectUri};
+use crate::oauth::records::{PendingAuthorization, SpendOnce};
 
 /// How long a consent form stays valid.
 pub const TICKET_SECONDS: u64 = 600;
@@ -101,7 +101,7 @@ pub enum ConsentError {
     Unavailable,
 }
 
-impl AuthServer {
+impl Logins {
     fn digest(&self, value: &str) -> String {
         self.signer.digest(DIGEST, value)
     }

@@ -547,7 +547,7 @@ async fn serve(args: ServeArgs) -> ExitCode {
         }
     };
     for t in running.state.tenants() {
-        tracing::info!(tenant = %t.id, issuer = %t.issuer, upstream = t.config.upstream.kind(), "tenant loaded");
+        tracing::info!(tenant = %t.id, issuer = %t.issuer, upstream = t.upstream().kind(), "tenant loaded");
     }
     if let Some(path) = &pid_file
         && let Err(e) = write_pid_file(path)
@@ -670,7 +670,7 @@ async fn check_upstream(t: &dcr_shim::config::Tenant, live: bool) -> bool {
             return true;
         }
     };
-    match dcr_shim::upstream::discovery::discover(&t.config.upstream, &http).await {
+    match dcr_shim::upstream::discovery::discover(t.upstream(), &http).await {
         Ok(m) => {
             println!("  upstream reachable: issuer {}", m.issuer().as_str());
             live && probe(t, &http, m.token_endpoint().map(|u| u.as_str())).await
@@ -751,7 +751,7 @@ fn entra_plan(
     };
     let entra: Vec<_> = tenants
         .iter()
-        .filter(|t| t.config.upstream.kind() == "entra")
+        .filter(|t| t.upstream().kind() == "entra")
         .collect();
     let chosen = match tenant {
         Some(id) => tenants.iter().find(|t| t.id.to_string() == id),
@@ -811,10 +811,10 @@ async fn probe(
     http: &reqwest::Client,
     token_endpoint: Option<&str>,
 ) -> bool {
-    if t.config.upstream.kind() != "entra" {
+    if t.upstream().kind() != "entra" {
         println!(
             "  --live: only Entra apps are probed (this upstream is {})",
-            t.config.upstream.kind()
+            t.upstream().kind()
         );
         return false;
     }
@@ -860,12 +860,12 @@ async fn check(args: CheckArgs) -> ExitCode {
             t.file.display(),
             t.id,
             t.issuer,
-            t.config.upstream.kind()
+            t.upstream().kind()
         );
         for r in t.resources() {
             println!(
                 "  {}",
-                r.token_summary(&t.issuer, t.config.upstream.kind(), t.token_signing_alg())
+                r.token_summary(&t.issuer, t.upstream().kind(), t.token_signing_alg())
             );
             println!("    {}", t.grant_lifetimes(r).summary());
         }

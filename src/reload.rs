@@ -267,9 +267,8 @@ impl Settled {
 /// built from the dev settings and the per-address budget (the rest of the policy is read
 /// from the tenant at each resolution).
 fn same_resolver_settings(old: &Tenant, new: &Tenant) -> bool {
-    format!("{:?}", old.config.dev) == format!("{:?}", new.config.dev)
-        && old.config.registration.cimd_fetches_per_minute
-            == new.config.registration.cimd_fetches_per_minute
+    format!("{:?}", old.dev()) == format!("{:?}", new.dev())
+        && old.registration().cimd_fetches_per_minute == new.registration().cimd_fetches_per_minute
 }
 
 /// Which tenants `after` adds, removes and changes relative to `before`.
@@ -280,9 +279,7 @@ fn difference(before: &[Arc<Tenant>], after: &[Arc<Tenant>]) -> Reloaded {
         match find(before, &t.id) {
             None => r.added.push(t.id.to_string()),
             // Compared by their parsed contents: a comment or a reordering is no change.
-            Some(old) if format!("{:?}", old.config) != format!("{:?}", t.config) => {
-                r.changed.push(t.id.to_string())
-            }
+            Some(old) if !old.same_settings(t) => r.changed.push(t.id.to_string()),
             Some(_) => {}
         }
     }

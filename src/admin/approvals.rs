@@ -37,7 +37,7 @@ pub(super) async fn list_pending(
     query: web::Query<PendingQuery>,
 ) -> Result<HttpResponse, Problem> {
     let (_, tenant) = authorized(&req, &state, &path)?;
-    let max = tenant.config.approval.max_pending;
+    let max = tenant.approval().max_pending;
     let limit = query.limit.unwrap_or(max).clamp(1, max);
     let now = unix_now();
     let mut waiting = state

@@ -225,16 +225,16 @@ async fn tenants(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpRes
         .iter()
         .map(|t| {
             let upstream = match state.upstreams().status(&t.id) {
-                UpstreamStatus::BuiltIn => json!({"kind": t.config.upstream.kind(), "state": "built_in"}),
-                UpstreamStatus::Discovered(m) => json!({"kind": t.config.upstream.kind(), "state": "ready", "issuer": m.issuer().as_str()}),
-                UpstreamStatus::Unreachable(why) => json!({"kind": t.config.upstream.kind(), "state": "unreachable", "reason": why}),
+                UpstreamStatus::BuiltIn => json!({"kind": t.upstream().kind(), "state": "built_in"}),
+                UpstreamStatus::Discovered(m) => json!({"kind": t.upstream().kind(), "state": "ready", "issuer": m.issuer().as_str()}),
+                UpstreamStatus::Unreachable(why) => json!({"kind": t.upstream().kind(), "state": "unreachable", "reason": why}),
             };
             json!({
                 "id": t.id.as_str(),
                 "issuer": t.issuer,
                 "upstream": upstream,
-                "apps": t.config.apps.iter().map(|a| json!({"name": a.name, "client_id": a.client_id})).collect::<Vec<_>>(),
-                "resources": t.config.resources.iter().map(|r| r.uri.to_string()).collect::<Vec<_>>(),
+                "apps": t.apps().iter().map(|a| json!({"name": a.name, "client_id": a.client_id})).collect::<Vec<_>>(),
+                "resources": t.resources().iter().map(|r| r.uri.to_string()).collect::<Vec<_>>(),
             })
         })
         .collect();

@@ -99,15 +99,11 @@ fn load_tenant_with(
         }
     }
     match (id, config) {
-        (Some(id), Some(mut config)) if problems.list.is_empty() => Ok(Tenant {
-            config: {
-                add_dev_app(&mut config);
-                config
-            },
-            issuer: format!("{}/{}", public_url.as_str().trim_end_matches('/'), id),
-            id,
-            file: file.to_owned(),
-        }),
+        (Some(id), Some(mut config)) if problems.list.is_empty() => {
+            add_dev_app(&mut config);
+            let issuer = format!("{}/{}", public_url.as_str().trim_end_matches('/'), id);
+            Ok(Tenant::new(id, file.to_owned(), issuer, config))
+        }
         _ => Err(problems.list),
     }
 }

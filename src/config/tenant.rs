@@ -25,7 +25,9 @@ pub struct Tenant {
     pub file: PathBuf,
     /// `{public_url}/{id}`, byte for byte what the metadata's `issuer` says.
     pub issuer: String,
-    pub config: TenantConfig,
+    /// The tenant file as validated, read through the methods below (only `config/` reaches
+    /// into it).
+    pub(super) config: TenantConfig,
 }
 
 fn join(hosts: &[super::host_pattern::HostPattern]) -> String {
@@ -37,6 +39,70 @@ fn join(hosts: &[super::host_pattern::HostPattern]) -> String {
 }
 
 impl Tenant {
+    /// A tenant of validated settings (`load.rs`; tests).
+    pub(crate) fn new(id: TenantId, file: PathBuf, issuer: String, config: TenantConfig) -> Self {
+        Self {
+            id,
+            file,
+            issuer,
+            config,
+        }
+    }
+
+    /// A tenant of `config` as parsed, for the unit tests of what reads its settings.
+    #[cfg(test)]
+    pub(crate) fn of_config(config: TenantConfig) -> Self {
+        Self::new(
+            TenantId::parse("test").expect("a valid tenant id"),
+            PathBuf::from("test.toml"),
+            "https://as.example/test".to_owned(),
+            config,
+        )
+    }
+
+    /// The IdP behind the tenant.
+    pub fn upstream(&self) -> &UpstreamConfig {
+        &self.config.upstream
+    }
+
+    /// Who may register and how (DCR, CIMD, their limits and approval).
+    pub fn registration(&self) -> &RegistrationPolicy {
+        &self.config.registration
+    }
+
+    /// The queue of clients waiting for an administrator.
+    pub(crate) fn approval(&self) -> &super::approval::ApprovalSettings {
+        &self.config.approval
+    }
+
+    /// The tenant's app registrations at its IdP.
+    pub(crate) fn apps(&self) -> &[AppConfig] {
+        &self.config.apps
+    }
+
+    /// The rules that map a client onto an app, in order.
+    pub(crate) fn mapping_rules(&self) -> &[MappingRule] {
+        &self.config.mapping
+    }
+
+    /// The name consent and error pages show: `display_name`, else the tenant's id.
+    pub(crate) fn display_name(&self) -> &str {
+        self.config
+            .display_name
+            .as_deref()
+            .unwrap_or(self.id.as_str())
+    }
+
+    /// Whether `other` was read from the same settings (comments and order aside).
+    pub(crate) fn same_settings(&self, other: &Tenant) -> bool {
+        format!("{:?}", self.config) == format!("{:?}", other.config)
+    }
+
+    /// The built-in development IdP's settings.
+    pub(crate) fn dev(&self) -> &DevSettings {
+        &self.config.dev
+    }
+
     /// Each `private_key_jwt` app's name with when its certificate stops being valid (Unix
     /// seconds), or why that cannot be read.
     pub fn certificate_expiries(&self) -> Vec<(&str, Result<u64, String>)> {

@@ -125,12 +125,7 @@ impl DevIdp {
         Ok(Self {
             issuer: Self::issuer_of(tenant),
             callback: format!("{}/callback", tenant.issuer),
-            client_ids: tenant
-                .config
-                .apps
-                .iter()
-                .map(|a| a.client_id.clone())
-                .collect(),
+            client_ids: tenant.apps().iter().map(|a| a.client_id.clone()).collect(),
             encoding: EncodingKey::from_ec_der(&key.pkcs8),
             decoding: DecodingKey::from_ec_components(&key.x, &key.y).map_err(|e| e.to_string())?,
             x: key.x.clone(),

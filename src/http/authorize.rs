@@ -219,11 +219,7 @@ fn consent_view<'a>(
     ConsentView {
         action: format!("{}/consent", tenant.issuer),
         ticket,
-        tenant_name: tenant
-            .config
-            .display_name
-            .as_deref()
-            .unwrap_or(tenant.id.as_str()),
+        tenant_name: tenant.display_name(),
         client_name: client
             .metadata
             .client_name

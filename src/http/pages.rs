@@ -157,11 +157,7 @@ pub(crate) fn approval_page(
     held: &crate::oauth::callback::Held,
 ) -> HttpResponse {
     use crate::oauth::callback::HeldWhy;
-    let tenant_name = tenant
-        .config
-        .display_name
-        .as_deref()
-        .unwrap_or(tenant.id.as_str());
+    let tenant_name = tenant.display_name();
     let client_name = held
         .client_name
         .as_deref()

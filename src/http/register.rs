@@ -23,7 +23,7 @@ pub(crate) async fn register(
     payload: web::Payload,
     ctx: RequestCtx,
 ) -> HttpResponse {
-    if !tenant.config.registration.dcr {
+    if !tenant.registration().dcr {
         return not_found("dynamic client registration is turned off for this tenant");
     }
     if let Some(refused) = rate_limited(&ctx, &state, &tenant) {

@@ -97,13 +97,13 @@ impl TenantTable {
         let registration_limits = limits(
             &tenants,
             previous.map(|p| &p.registration_limits),
-            |t| t.config.registration.registrations_per_minute,
+            |t| t.registration().registrations_per_minute,
             RateLimiter::keyed,
         );
         let tenant_registration_limits = limits(
             &tenants,
             previous.map(|p| &p.tenant_registration_limits),
-            |t| t.config.registration.tenant_registrations_per_minute(),
+            |t| t.registration().tenant_registrations_per_minute(),
             RateLimiter::direct,
         );
         let metadata_documents = tenants

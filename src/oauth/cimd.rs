@@ -236,7 +236,7 @@ impl moka::Expiry<String, CachedKeys> for TtlPolicy {
 impl CimdResolver {
     /// A resolver for `tenant`: the shared strict fetcher, or the tenant's own dev fetcher.
     pub fn for_tenant(tenant: &Tenant, strict: &SafeFetcher) -> Result<Self, FetchError> {
-        let dev = &tenant.config.dev;
+        let dev = tenant.dev();
         let fetcher = if dev.cimd_allow_loopback || dev.cimd_extra_ca_file.is_some() {
             let extra_ca_pem = dev
                 .cimd_extra_ca_file
@@ -278,7 +278,7 @@ impl CimdResolver {
                 .build(),
             fetching: Default::default(),
             per_requester: RateLimiter::keyed(Quota::per_minute(
-                NonZeroU32::new(tenant.config.registration.cimd_fetches_per_minute)
+                NonZeroU32::new(tenant.registration().cimd_fetches_per_minute)
                     .unwrap_or(NonZeroU32::MIN),
             )),
         })
@@ -551,7 +551,7 @@ impl CimdResolver {
         ctx: &RequestCtx,
     ) -> Result<ClientRecord, CimdError> {
         let now = ctx.now;
-        let policy = &tenant.config.registration;
+        let policy = tenant.registration();
         if !policy.cimd {
             return Err(CimdError::Disabled);
         }
@@ -595,7 +595,7 @@ impl CimdResolver {
                 }
             },
         };
-        let apps = choose_apps(&tenant.config, &ClientFacts::of(&metadata, Some(&host)));
+        let apps = choose_apps(tenant, &ClientFacts::of(&metadata, Some(&host)));
         Ok(ClientRecord {
             client_id: ClientId::new(client_id),
             source: ClientSource::Cimd { host },

@@ -104,7 +104,7 @@ impl ClientConfiguration {
         let mut client = current.value.clone();
         let old_metadata = &current.value.metadata;
         // The rules choose again, except where an operator chose (pinned).
-        let mut apps = choose_apps(&tenant.config, &ClientFacts::of(&metadata, None));
+        let mut apps = choose_apps(tenant, &ClientFacts::of(&metadata, None));
         for (resource, app) in &current.value.apps {
             if client.pinned.contains(resource) {
                 apps.insert(resource.clone(), app.clone());
@@ -172,8 +172,8 @@ impl ClientConfiguration {
         now: u64,
     ) -> Result<(bool, bool), OAuthError> {
         use crate::domain::ApprovalStatus;
-        let rules_old = choose_apps(&tenant.config, &ClientFacts::of(old, None));
-        let rules_new = choose_apps(&tenant.config, &ClientFacts::of(new, None));
+        let rules_old = choose_apps(tenant, &ClientFacts::of(old, None));
+        let rules_new = choose_apps(tenant, &ClientFacts::of(new, None));
         let looks_different = adds_redirect
             || rules_old != rules_new
             || new.client_name != old.client_name
@@ -194,7 +194,7 @@ impl ClientConfiguration {
             ));
         }
         let requires =
-            super::approval::policy::approval_required(&tenant.config, &ClientFacts::of(new, None));
+            super::approval::policy::approval_required(tenant, &ClientFacts::of(new, None));
         let reset = client.approval == ApprovalStatus::Approved && requires;
         let stale = client.approval == ApprovalStatus::Pending;
         Ok((reset, stale))

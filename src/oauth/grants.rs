@@ -314,7 +314,7 @@ impl ClientRegistry {
         app: &str,
         now: u64,
     ) -> Result<ClientRecord, AdminError> {
-        if !tenant.config.apps.iter().any(|a| a.name == app) {
+        if !tenant.apps().iter().any(|a| a.name == app) {
             return Err(AdminError::UnknownApp(app.to_owned()));
         }
         let resource = match resource {

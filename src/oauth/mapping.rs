@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use super::error::OAuthError;
 use crate::config::Tenant;
-use crate::config::tenant::{AppConfig, MappingRule, ResourceConfig, TenantConfig};
+use crate::config::tenant::{AppConfig, MappingRule, ResourceConfig};
 use crate::domain::{ClientMetadata, ClientRecord, RedirectKind, ResourceUri};
 
 /// What the rules can see of a client.
@@ -47,35 +47,32 @@ fn rule_matches(rule: &MappingRule, facts: &ClientFacts<'_>, resource: &Resource
 
 /// The rule that maps one client for one resource, if any does.
 pub(crate) fn choosing_rule<'t>(
-    tenant: &'t TenantConfig,
+    tenant: &'t Tenant,
     facts: &ClientFacts<'_>,
     resource: &ResourceUri,
 ) -> Option<&'t MappingRule> {
     tenant
-        .mapping
+        .mapping_rules()
         .iter()
         .find(|rule| rule_matches(rule, facts, resource))
 }
 
 /// The app for one client and one requested resource.
 pub(crate) fn choose_app<'t>(
-    tenant: &'t TenantConfig,
+    tenant: &'t Tenant,
     facts: &ClientFacts<'_>,
     resource: &ResourceUri,
 ) -> &'t str {
     choosing_rule(tenant, facts, resource)
         .map(|rule| rule.app.as_str())
-        .or_else(|| tenant.apps.first().map(|a| a.name.as_str()))
+        .or_else(|| tenant.apps().first().map(|a| a.name.as_str()))
         .unwrap_or_default()
 }
 
 /// The app for each of the tenant's resources: what is recorded with the client.
-pub(crate) fn choose_apps(
-    tenant: &TenantConfig,
-    facts: &ClientFacts<'_>,
-) -> BTreeMap<String, String> {
+pub(crate) fn choose_apps(tenant: &Tenant, facts: &ClientFacts<'_>) -> BTreeMap<String, String> {
     tenant
-        .resources
+        .resources()
         .iter()
         .map(|r| {
             (
@@ -98,7 +95,7 @@ pub(crate) fn mapped_app<'t>(
         .cloned()
         .unwrap_or_else(|| {
             choose_app(
-                &tenant.config,
+                tenant,
                 &ClientFacts::of(&client.metadata, client.cimd_host()),
                 &resource.uri,
             )
@@ -114,9 +111,10 @@ pub(crate) fn mapped_app<'t>(
 mod tests {
     use super::*;
 
-    fn tenant() -> TenantConfig {
-        toml::from_str(
-            r#"
+    fn tenant() -> Tenant {
+        Tenant::of_config(
+            toml::from_str(
+                r#"
             upstream = { kind = "dev" }
             [[apps]]
             name = "untrusted"
@@ -148,8 +146,9 @@ mod tests {
             app = "untrusted"
             redirect_kinds = ["loopback"]
             "#,
+            )
+            .unwrap(),
         )
-        .unwrap()
     }
 
     #[test]

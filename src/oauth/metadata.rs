@@ -10,10 +10,9 @@ use crate::config::Tenant;
 /// refresh tokens, which decides whether `offline_access` is offered.
 pub(crate) fn authorization_server_metadata(tenant: &Tenant, offers_refresh: bool) -> Value {
     let issuer = &tenant.issuer;
-    let policy = &tenant.config.registration;
+    let policy = tenant.registration();
     let mut scopes: Vec<&str> = tenant
-        .config
-        .resources
+        .resources()
         .iter()
         .flat_map(|r| r.scopes.iter().map(|s| s.name.as_str()))
         .collect();

@@ -152,7 +152,7 @@ impl ClientRegistry {
         ctx: &RequestCtx,
     ) -> Result<Registered, OAuthError> {
         let now = ctx.now;
-        if !tenant.config.registration.dcr {
+        if !tenant.registration().dcr {
             return Err(OAuthError::new(
                 ErrorCode::InvalidRequest,
                 "dynamic client registration is turned off for this tenant",
@@ -165,7 +165,7 @@ impl ClientRegistry {
         };
         let metadata = validate_client_metadata(raw, MetadataOrigin::Registration)?;
         let facts = ClientFacts::of(&metadata, None);
-        let apps = choose_apps(&tenant.config, &facts);
+        let apps = choose_apps(tenant, &facts);
         let approval = self
             .approval_at_registration(tenant, &metadata, &facts, ctx)
             .await?;
@@ -174,7 +174,7 @@ impl ClientRegistry {
             .is_confidential()
             .then(Handle::generate);
         let registration_access_token = Handle::generate();
-        let lifetime = tenant.config.registration.unused_client_lifetime.as_secs();
+        let lifetime = tenant.registration().unused_client_lifetime.as_secs();
         loop {
             let record = ClientRecord {
                 client_id: ClientId::generate(),
@@ -232,7 +232,7 @@ impl ClientRegistry {
                 "an administrator of this server denied an application registered with this client_name, software_id and redirect_uris, so it cannot register again; ask an administrator",
             ));
         }
-        if !super::approval::policy::approval_required(&tenant.config, facts) {
+        if !super::approval::policy::approval_required(tenant, facts) {
             return Ok(crate::domain::ApprovalStatus::Approved);
         }
         if self.approvals.is_full(tenant, now).await? {
@@ -243,7 +243,7 @@ impl ClientRegistry {
                 .inc();
             if admit(Refusal::Registration, ctx.caller.address()) {
                 tracing::warn!(target: "audit", event = "registration_refused_queue_full", tenant = %tenant.id,
-                    max_pending = tenant.config.approval.max_pending,
+                    max_pending = tenant.approval().max_pending,
                     "a registration was refused: the approval queue is full; decide the waiting requests (`dcr-shim clients pending`) or raise [approval] max_pending");
             }
             return Err(OAuthError::new(
@@ -356,7 +356,7 @@ impl ClientRegistry {
         client: &ClientRecord,
         now: u64,
     ) -> Result<(), OAuthError> {
-        let lifetime = tenant.config.registration.unused_client_lifetime.as_secs();
+        let lifetime = tenant.registration().unused_client_lifetime.as_secs();
         let interval = (lifetime / 10).min(24 * 3600);
         // The record as the request read it says whether a write is due, without a second read.
         if now.saturating_sub(client.last_used_at) < interval {

@@ -147,7 +147,7 @@ impl UpstreamDirectory {
             if known
                 && tasks
                     .get(&tenant.id)
-                    .is_some_and(|d| d.upstream == tenant.config.upstream)
+                    .is_some_and(|d| &d.upstream == tenant.upstream())
             {
                 continue;
             }
@@ -178,7 +178,7 @@ impl UpstreamDirectory {
             tasks.insert(
                 tenant.id.clone(),
                 Discovery {
-                    upstream: tenant.config.upstream.clone(),
+                    upstream: tenant.upstream().clone(),
                     generation,
                     task,
                 },
@@ -206,7 +206,7 @@ impl UpstreamDirectory {
         let mut delay = Duration::from_secs(1);
         let mut last_failure: Option<String> = None;
         loop {
-            let outcome = discover(&tenant.config.upstream, http).await;
+            let outcome = discover(tenant.upstream(), http).await;
             if let Err(e) = &outcome {
                 let reason = e.to_string();
                 if last_failure.as_deref() == Some(reason.as_str()) {

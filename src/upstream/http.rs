@@ -23,7 +23,7 @@ pub fn upstream_http_client(timeout: Duration) -> Result<reqwest::Client, String
 
 /// The client for one tenant's IdP: `upstream_http_client` with the tenant's trust settings.
 pub fn tenant_http_client(tenant: &Tenant, timeout: Duration) -> Result<reqwest::Client, String> {
-    let tls = tenant.config.upstream.tls().unwrap_or(UpstreamTls {
+    let tls = tenant.upstream().tls().unwrap_or(UpstreamTls {
         ca_file: None,
         roots: TrustRoots::Bundled,
     });
@@ -62,7 +62,7 @@ impl UpstreamHttp {
     pub(crate) fn new(tenants: &[Arc<Tenant>], timeout: Duration) -> Result<Self, String> {
         let mut own = HashMap::new();
         for t in tenants {
-            let tls = t.config.upstream.tls();
+            let tls = t.upstream().tls();
             if tls.is_some_and(|tls| tls.ca_file.is_some() || tls.roots != TrustRoots::Bundled) {
                 own.insert(t.id.clone(), tenant_http_client(t, timeout)?);
             }

@@ -24,7 +24,7 @@ pub async fn probe_credentials(
     now: u64,
 ) -> Vec<Probed> {
     let mut out = Vec::new();
-    for app in &tenant.config.apps {
+    for app in tenant.apps() {
         let credential = match LoadedCredential::load(&app.credential) {
             Ok(LoadedCredential::None) => continue,
             Ok(c) => c,

@@ -27,7 +27,7 @@ pub struct Provider<'t> {
 impl<'t> Provider<'t> {
     pub fn of(tenant: &'t Tenant) -> Self {
         Self {
-            config: &tenant.config.upstream,
+            config: tenant.upstream(),
         }
     }
 

@@ -152,7 +152,7 @@ impl UpstreamClient {
     ) -> Self {
         let mut credentials = HashMap::new();
         for t in tenants {
-            for app in &t.config.apps {
+            for app in t.apps() {
                 credentials.insert(
                     (t.id.clone(), app.name.clone()),
                     LoadedCredential::load(&app.credential),

@@ -509,7 +509,7 @@ async fn clients_of_one_tenant_are_unknown_to_another() {
 async fn unused_clients_expire_and_used_clients_stay() {
     let app = spawn_app().await;
     let tenant = app.tenant("alpha");
-    let lifetime = tenant.config.registration.unused_client_lifetime.as_secs();
+    let lifetime = tenant.registration().unused_client_lifetime.as_secs();
     let body =
         json!({"redirect_uris": ["http://127.0.0.1/cb"], "token_endpoint_auth_method": "none"});
     let unused = app.register("alpha", &body).await.1["client_id"]

@@ -65,7 +65,7 @@ pub(crate) async fn settle(
         // A registered client waits only while approval is asked of it: a tenant that turns
         // approval off lets its pending clients in.
         if client.approval == ApprovalStatus::Pending
-            && !policy::approval_required(&tenant.config, &ClientFacts::of(&client.metadata, None))
+            && !policy::approval_required(tenant, &ClientFacts::of(&client.metadata, None))
         {
             client.approval = ApprovalStatus::Approved;
         }
@@ -92,10 +92,7 @@ pub(crate) async fn settle(
         }
     } else if let Some(all) = &decisions.host {
         client.approval = all.status;
-    } else if policy::approval_required(
-        &tenant.config,
-        &ClientFacts::of(&client.metadata, Some(&host)),
-    ) {
+    } else if policy::approval_required(tenant, &ClientFacts::of(&client.metadata, Some(&host))) {
         client.approval = ApprovalStatus::Pending;
     }
     Ok(())
@@ -252,7 +249,7 @@ impl Approvals {
         user_digest: &str,
         now: u64,
     ) -> Result<(usize, usize), StoreError> {
-        let max = tenant.config.approval.max_pending;
+        let max = tenant.approval().max_pending;
         let waiting = self
             .records
             .list::<ApprovalRequest>(&tenant.id, now, max.saturating_add(1))
@@ -297,7 +294,7 @@ impl Approvals {
             Some((at, n)) if now.saturating_sub(at) < COUNT_SECONDS => n,
             _ => self.count(tenant, now).await?,
         };
-        Ok(n >= tenant.config.approval.max_pending)
+        Ok(n >= tenant.approval().max_pending)
     }
 
     /// Queues (or counts again) the request of a pending client whose user just signed in.
@@ -387,7 +384,7 @@ impl Approvals {
         now: u64,
     ) -> Result<Option<Asked>, AskError> {
         let (waiting, mine) = self.count_with(tenant, &asker.digest, now).await?;
-        if waiting >= tenant.config.approval.max_pending {
+        if waiting >= tenant.approval().max_pending {
             return Err(AskError::Full(waiting));
         }
         // A sign-in without an ID token names nobody: such users cannot be told apart.
@@ -396,7 +393,7 @@ impl Approvals {
         }
         let request = ApprovalRequest::first(new_reference(), client, asker, now);
         let first = request.clients[0].clone();
-        let lifetime = tenant.config.approval.pending_lifetime.as_secs();
+        let lifetime = tenant.approval().pending_lifetime.as_secs();
         let id = request_id(client);
         if !self
             .records
@@ -642,7 +639,7 @@ impl Approvals {
         let denied = decision.status == ApprovalStatus::Denied;
         let word = decision.status.as_str();
         // Keyed as the client sends it: any other spelling would never match.
-        let url = super::cimd::parse_client_id_url(client_id, tenant.config.dev.cimd_allow_loopback)
+        let url = super::cimd::parse_client_id_url(client_id, tenant.dev().cimd_allow_loopback)
             .map_err(|e| {
                 AdminError::Refused(format!(
                     "{e}; write the client id exactly as the client sends it (`clients pending` lists it)"

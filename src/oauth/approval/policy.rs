@@ -4,14 +4,14 @@
 //! first `cimd_approval` entry matching its CIMD host, then the tenant's
 //! `[registration] approval`.
 
+use crate::config::Tenant;
 use crate::config::approval::Approval;
-use crate::config::tenant::TenantConfig;
 use crate::oauth::mapping::{ClientFacts, choosing_rule};
 
-pub(crate) fn approval_required(config: &TenantConfig, facts: &ClientFacts<'_>) -> bool {
-    let mut every_resource_exempt = !config.resources.is_empty();
-    for resource in &config.resources {
-        match choosing_rule(config, facts, &resource.uri).and_then(|rule| rule.approval) {
+pub(crate) fn approval_required(tenant: &Tenant, facts: &ClientFacts<'_>) -> bool {
+    let mut every_resource_exempt = !tenant.resources().is_empty();
+    for resource in tenant.resources() {
+        match choosing_rule(tenant, facts, &resource.uri).and_then(|rule| rule.approval) {
             Some(Approval::Admin) => return true,
             Some(Approval::None) => {}
             None => every_resource_exempt = false,
@@ -21,15 +21,15 @@ pub(crate) fn approval_required(config: &TenantConfig, facts: &ClientFacts<'_>) 
         return false;
     }
     if let Some(host) = facts.cimd_host
-        && let Some(entry) = config
-            .registration
+        && let Some(entry) = tenant
+            .registration()
             .cimd_approval
             .iter()
             .find(|e| e.hosts.iter().any(|p| p.matches(host)))
     {
         return entry.approval == Approval::Admin;
     }
-    config.registration.approval == Approval::Admin
+    tenant.registration().approval == Approval::Admin
 }
 
 #[cfg(test)]
@@ -37,9 +37,10 @@ mod tests {
     use super::*;
     use crate::domain::RedirectKind;
 
-    fn config(extra: &str) -> TenantConfig {
-        toml::from_str(&format!(
-            r#"
+    fn config(extra: &str) -> Tenant {
+        Tenant::of_config(
+            toml::from_str(&format!(
+                r#"
             upstream = {{ kind = "dev" }}
             [[apps]]
             name = "a"
@@ -55,8 +56,9 @@ mod tests {
             scopes = [{{ name = "files.read", upstream = "files.read" }}]
             {extra}
             "#
-        ))
-        .unwrap()
+            ))
+            .unwrap(),
+        )
     }
 
     fn facts(host: Option<&str>) -> ClientFacts<'_> {
@@ -116,8 +118,9 @@ mod tests {
 
     #[test]
     fn a_rule_exempts_only_when_it_covers_every_resource() {
-        let c = toml::from_str::<TenantConfig>(
-            r#"
+        let c = Tenant::of_config(
+            toml::from_str::<crate::config::tenant::TenantConfig>(
+                r#"
             upstream = { kind = "dev" }
             [[apps]]
             name = "a"
@@ -137,8 +140,9 @@ mod tests {
             resources = ["https://mcp.example/public"]
             approval = "none"
             "#,
-        )
-        .unwrap();
+            )
+            .unwrap(),
+        );
         assert!(
             approval_required(&c, &facts(None)),
             "the files resource falls to the tenant's setting"

@@ -79,7 +79,7 @@ impl Webhooks {
         new_request: bool,
         now: u64,
     ) {
-        let settings = &tenant.config.approval;
+        let settings = tenant.approval();
         let (Some(url), Some(secret)) = (&settings.webhook_url, &settings.webhook_secret) else {
             return;
         };
@@ -289,11 +289,7 @@ pub(crate) fn payload(
         Some(host) => format!(", published by {},", chat_safe_name(host)),
         None => ", which registered itself,".to_owned(),
     };
-    let tenant_name = tenant
-        .config
-        .display_name
-        .as_deref()
-        .unwrap_or(tenant.id.as_str());
+    let tenant_name = tenant.display_name();
     json!({
         "type": "approval.requested",
         "delivery": delivery,

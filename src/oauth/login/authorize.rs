@@ -327,8 +327,7 @@ impl Logins {
     pub(crate) fn is_trusted(&self, tenant: &Tenant, client: &ClientRecord) -> bool {
         client.cimd_host().is_some_and(|h| {
             tenant
-                .config
-                .registration
+                .registration()
                 .cimd_trusted_hosts
                 .iter()
                 .any(|p| p.matches(h))

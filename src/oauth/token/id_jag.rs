@@ -521,11 +521,11 @@ mod tests {
     use super::*;
 
     fn tenant() -> Tenant {
-        Tenant {
-            id: crate::domain::TenantId::parse("t").unwrap(),
-            file: "t.toml".into(),
-            issuer: "https://as.example/t".into(),
-            config: toml::from_str(
+        Tenant::new(
+            crate::domain::TenantId::parse("t").unwrap(),
+            "t.toml".into(),
+            "https://as.example/t".into(),
+            toml::from_str(
                 r#"
                 upstream = { kind = "dev" }
                 [[resources]]
@@ -535,7 +535,7 @@ mod tests {
                 "#,
             )
             .unwrap(),
-        }
+        )
     }
 
     fn issuer() -> TrustedIssuer {
@@ -691,7 +691,7 @@ mod tests {
         let app: AppConfig =
             toml::from_str("name = \"a\"\nclient_id = \"a\"\ncredential = { kind = \"none\" }")
                 .unwrap();
-        let resource = &t.config.resources[0];
+        let resource = &t.resources()[0];
         let granted = granted_scopes(
             resource,
             &app,

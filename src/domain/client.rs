@@ -183,7 +183,7 @@ pub struct ClientRecord {
     #[serde(default, skip_serializing_if = "std::collections::BTreeSet::is_empty")]
     pub pinned: std::collections::BTreeSet<String>,
     /// Counts the client's updates that added a redirect URI. Browsers' approvals are kept
-    /// per epoch (`oauth/consent.rs`), so such an update drops every approval given before it.
+    /// per epoch (`oauth/login/consent.rs`), so such an update drops every approval given before it.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub(crate) approval_epoch: u64,
     /// Whether an administrator let it in (absent: approved).

@@ -1,5 +1,5 @@
 //! `GET /{tenant}/authorize` and `POST /{tenant}/consent`: thin wrappers over
-//! `AuthServer::validate_authorization`, the consent ticket and `begin_upstream`.
+//! `Logins::validate_authorization` (`oauth/login/`), the consent ticket and `begin_upstream`.
 //!
 //! authorize: validate → (approved or trusted) begin_upstream and redirect to the IdP
 //!                     → (otherwise) the consent page, with a CSRF cookie.

@@ -16,6 +16,7 @@ use crate::dev_idp::DevIdps;
 use crate::minting::SigningKeys;
 use crate::oauth::AuthServer;
 use crate::oauth::registration::ClientRegistry;
+use crate::oauth::serving::{GenerationParts, Serving};
 use crate::reload::{Reloader, TenantSet, TenantSetError, fingerprint};
 use crate::store::{
     Counted, PostgresLocation, PostgresStore, Records, SledStore, Store, StoreError,
@@ -182,18 +183,24 @@ fn assemble(
     set: TenantSet,
 ) -> (web::Data<AppState>, Reloader) {
     let records = Records::new(store);
-    let registry = ClientRegistry::new(records.clone(), HashMap::new());
+    // Empty until the reloader installs `set` below, before anything is served.
+    let serving = Arc::new(Serving::new(GenerationParts {
+        tenants: Vec::new(),
+        resolvers: HashMap::new(),
+        upstream: set.upstream_client(),
+    }));
+    let registry = ClientRegistry::new(records.clone(), serving.clone());
     let auth = AuthServer::new(
         records.clone(),
         registry.clone(),
         upstreams.clone(),
-        set.upstream_client(),
+        serving.clone(),
         (Sealer::new(keys), Signer::new(keys)),
         Arc::new(SigningKeys::new(records.clone(), keys)),
     );
     let state = web::Data::new(AppState::new(
         settings.clone(),
-        Vec::new(),
+        serving,
         records,
         registry,
         upstreams,

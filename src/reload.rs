@@ -1,8 +1,9 @@
 //! Reloading the tenant files while serving (SIGHUP, `--watch-tenants`). The new set is read
 //! and validated whole, and everything built from it (IdP clients, CIMD resolvers, dev IdPs)
-//! is made, before anything is replaced: one invalid file and the running set stays. Then
-//! each part is swapped in, the tenant table last, so that a request that finds a tenant finds
-//! what it needs. Clients, grants and transactions live in the store and are not touched: a
+//! is made, before anything is replaced: one invalid file and the running set stays. Then the
+//! tenants, their CIMD resolvers and the IdP caller are swapped in as one generation
+//! (`oauth/serving.rs`), after the IdPs' discovery and the dev IdP's pages have learnt of the
+//! new set. Clients, grants and transactions live in the store and are not touched: a
 //! login begun before a reload finishes after it, and a removed tenant's data waits for its
 //! file to come back.
 
@@ -20,6 +21,7 @@ use crate::domain::TenantId;
 use crate::http::state::AppState;
 use crate::net::{FetchPolicy, SafeFetcher};
 use crate::oauth::cimd::CimdResolver;
+use crate::oauth::serving::GenerationParts;
 use crate::upstream::http::UpstreamHttp;
 use crate::upstream::tokens::UpstreamClient;
 
@@ -160,16 +162,17 @@ impl Reloader {
         outcome
     }
 
-    /// Swaps `set` in: the parts a tenant's requests use first, the tenant table last, so
-    /// that a request that finds a tenant in the table finds its parts. A request under way
-    /// may hold a tenant this reload removes: the parts that serve it (its metadata document
-    /// resolver, its IdP credentials and in-process IdP, its discovered endpoints) stay until
-    /// the next reload, while the table, the probes and the dev IdP's pages forget it at once.
+    /// Swaps `set` in: the discovery of its IdPs and the dev IdP's pages first, then the
+    /// tenants with their resolvers and IdP caller in one step (`Serving::install`). A request
+    /// under way may hold a tenant this reload removes: the parts that serve it (its metadata
+    /// document resolver, its IdP credentials and in-process IdP, its discovered endpoints)
+    /// stay until the next reload, while the tenant list, the probes and the dev IdP's pages
+    /// forget it at once.
     /// A resolver whose tenant's settings for it did not change is kept, with its cache and
     /// its per-address budgets.
     pub(crate) fn install(&self, mut set: TenantSet) -> Reloaded {
         let before = self.state.tenants();
-        let resolvers = self.state.registry().resolvers();
+        let resolvers = self.state.serving().resolvers();
         let dev_idps = self.dev_idps.current();
         let removed: Vec<Arc<Tenant>> = before
             .iter()
@@ -199,13 +202,16 @@ impl Reloader {
             UpstreamClient::new(set.http.clone(), &serving, DevIdps::in_process(&in_process));
         self.state.upstreams().follow(&serving, &set.http);
         report_certificates(&upstream, &set.tenants);
-        self.state.auth().install_upstream(upstream);
-        self.state.registry().install_resolvers(set.resolvers);
         self.dev_idps.install(set.dev_idps);
         for t in &set.tenants {
             crate::metrics::metrics().initialize_tenant(t.id.as_str());
         }
-        self.state.install_tenants(set.tenants.clone());
+        // The tenants, their resolvers and the IdP caller, in one step.
+        self.state.serving().install(GenerationParts {
+            tenants: set.tenants.clone(),
+            resolvers: set.resolvers,
+            upstream,
+        });
         difference(&before, &set.tenants)
     }
 

@@ -22,11 +22,11 @@ pub(crate) fn authorization_server_metadata(tenant: &Tenant, offers_refresh: boo
         grants.push("refresh_token");
     }
     if tenant.trusts_issuers() {
-        grants.push(super::token::id_jag::JWT_BEARER_GRANT);
+        grants.push(super::token::grant_names::JWT_BEARER_GRANT);
     }
     if tenant.offers_token_exchange() {
         // For the tenant's resource servers (`exchange.rs`), never for registered clients.
-        grants.push(super::token::exchange::TOKEN_EXCHANGE);
+        grants.push(super::token::grant_names::TOKEN_EXCHANGE);
     }
     let mut auth_methods = vec!["none", "client_secret_basic", "client_secret_post"];
     if policy.cimd {
@@ -53,7 +53,7 @@ pub(crate) fn authorization_server_metadata(tenant: &Tenant, offers_refresh: boo
     if tenant.trusts_issuers() {
         // Enterprise-Managed Authorization: which issuers are trusted is not said.
         doc["authorization_grant_profiles_supported"] =
-            json!([super::token::id_jag::ID_JAG_PROFILE]);
+            json!([super::token::grant_names::ID_JAG_PROFILE]);
     }
     if tenant.has_resource_servers() {
         doc["introspection_endpoint"] = json!(format!("{issuer}/introspect"));

@@ -22,6 +22,7 @@ pub mod records;
 pub(crate) mod registration;
 pub(crate) mod scopes;
 pub(crate) mod server;
+pub mod serving;
 pub mod token;
 
 pub use login::consent;

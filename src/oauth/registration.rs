@@ -2,10 +2,8 @@
 //! secret out. `ClientRegistry` also finds clients again: registered ones from the store,
 //! document ones through the tenant's `CimdResolver`.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
-use arc_swap::ArcSwap;
 use serde_json::{Map, Value};
 
 use super::cimd::{CimdResolver, KeysOf, is_document_client_id};
@@ -13,6 +11,7 @@ use super::client_metadata::{MetadataOrigin, validate_client_metadata};
 use super::context::{Caller, RequestCtx};
 use super::error::{ErrorCode, OAuthError};
 use super::mapping::{ClientFacts, choose_apps};
+use super::serving::Serving;
 use crate::config::Tenant;
 use crate::config::trusted_issuer::TrustedIssuer;
 use crate::crypto::Handle;
@@ -96,16 +95,16 @@ pub struct ClientRegistry {
     records: Records,
     /// The approval queue and decisions (`approval/`).
     approvals: Arc<super::approval::Approvals>,
-    /// Each tenant's, replaced whole when the tenant files are reloaded.
-    resolvers: Arc<ArcSwap<HashMap<TenantId, Arc<CimdResolver>>>>,
+    /// The tenant set in force, with each tenant's CIMD resolver.
+    serving: Arc<Serving>,
 }
 
 impl ClientRegistry {
-    pub(crate) fn new(records: Records, resolvers: HashMap<TenantId, Arc<CimdResolver>>) -> Self {
+    pub(crate) fn new(records: Records, serving: Arc<Serving>) -> Self {
         Self {
             approvals: Arc::new(super::approval::Approvals::new(records.clone())),
             records,
-            resolvers: Arc::new(ArcSwap::from_pointee(resolvers)),
+            serving,
         }
     }
 
@@ -114,28 +113,9 @@ impl ClientRegistry {
         &self.approvals
     }
 
-    /// The resolvers in use, by tenant.
-    pub(crate) fn resolvers(&self) -> HashMap<TenantId, Arc<CimdResolver>> {
-        self.resolvers.load().as_ref().clone()
-    }
-
-    /// Resolves document clients with `resolvers` from now on.
-    pub(crate) fn install_resolvers(&self, resolvers: HashMap<TenantId, Arc<CimdResolver>>) {
-        self.resolvers.store(Arc::new(resolvers));
-    }
-
-    /// Forgets the fetch budgets of quiet addresses in every tenant (the sweeper calls this).
-    pub(crate) fn forget_idle_requesters(&self) {
-        for resolver in self.resolvers.load().values() {
-            resolver.forget_idle_requesters();
-        }
-    }
-
     fn resolver(&self, tenant: &TenantId) -> Result<Arc<CimdResolver>, OAuthError> {
-        self.resolvers
-            .load()
-            .get(tenant)
-            .cloned()
+        self.serving
+            .resolver(tenant)
             .ok_or_else(OAuthError::server_error)
     }
 

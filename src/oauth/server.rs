@@ -16,6 +16,7 @@ use super::login::Logins;
 use super::minted::Minter;
 use super::params::Params;
 use super::registration::ClientRegistry;
+use super::serving::Serving;
 use super::token::response::TokenResponse;
 use super::token::{TokenParts, Tokens};
 use super::upstreams::Upstreams;
@@ -24,7 +25,6 @@ use crate::crypto::{Sealer, Signer};
 use crate::minting::SigningKeys;
 use crate::store::Records;
 use crate::upstream::UpstreamDirectory;
-use crate::upstream::tokens::UpstreamClient;
 
 pub struct AuthServer {
     /// The token endpoint, introspection and revocation (`token/`).
@@ -35,8 +35,6 @@ pub struct AuthServer {
     grants: Arc<Grants>,
     /// RFC 7592 (`client_configuration.rs`).
     client_configuration: ClientConfiguration,
-    /// The tenants' IdPs: endpoints and the caller with the apps' credentials.
-    upstreams: Arc<Upstreams>,
     /// Minted access tokens: signing, checking, the claims sealed with refresh tokens.
     minter: Arc<Minter>,
 }
@@ -46,14 +44,14 @@ impl AuthServer {
         records: Records,
         registry: ClientRegistry,
         upstreams: UpstreamDirectory,
-        upstream: UpstreamClient,
+        serving: Arc<Serving>,
         (sealer, signer): (Sealer, Signer),
         signing_keys: Arc<SigningKeys>,
     ) -> Self {
         let sealer = Arc::new(sealer);
         let families = Arc::new(Families::new(records.clone()));
         let minter = Arc::new(Minter::new(signing_keys, sealer.clone()));
-        let upstreams = Arc::new(Upstreams::new(upstreams, upstream));
+        let upstreams = Arc::new(Upstreams::new(upstreams, serving));
         let grants = Arc::new(Grants::new(
             records.clone(),
             registry.clone(),
@@ -81,13 +79,7 @@ impl AuthServer {
             ),
             grants,
             minter,
-            upstreams,
         }
-    }
-
-    /// Calls the IdPs with `upstream` from now on; calls under way finish with the old one.
-    pub(crate) fn install_upstream(&self, upstream: UpstreamClient) {
-        self.upstreams.install(upstream);
     }
 
     /// The tenant's JWKS: the keys its minted tokens are signed with (`Minter::jwks`).

@@ -1,12 +1,11 @@
 //! The tenants' IdPs as the flows call them: their endpoints as discovered
-//! (`UpstreamDirectory`) and the caller with the apps' credentials (`UpstreamClient`),
-//! replaced whole when the tenant files are reloaded.
+//! (`UpstreamDirectory`) and the caller with the apps' credentials (`UpstreamClient`), part
+//! of the tenant set in force (`serving.rs`).
 
 use std::sync::Arc;
 
-use arc_swap::ArcSwap;
-
 use super::error::{ErrorCode, OAuthError};
+use super::serving::Serving;
 use crate::config::Tenant;
 use crate::domain::ResourceUri;
 use crate::upstream::provider::Provider;
@@ -15,26 +14,18 @@ use crate::upstream::{UpstreamDirectory, UpstreamEndpoints};
 
 pub(crate) struct Upstreams {
     directory: UpstreamDirectory,
-    /// Replaced whole when the tenant files are reloaded (`install`).
-    client: ArcSwap<UpstreamClient>,
+    /// The tenant set in force, with the IdP caller built for it.
+    serving: Arc<Serving>,
 }
 
 impl Upstreams {
-    pub(crate) fn new(directory: UpstreamDirectory, client: UpstreamClient) -> Self {
-        Self {
-            directory,
-            client: ArcSwap::from_pointee(client),
-        }
+    pub(crate) fn new(directory: UpstreamDirectory, serving: Arc<Serving>) -> Self {
+        Self { directory, serving }
     }
 
-    /// Calls the IdPs with `client` from now on; calls under way finish with the old one.
-    pub(crate) fn install(&self, client: UpstreamClient) {
-        self.client.store(Arc::new(client));
-    }
-
-    /// The IdP caller of the current tenant set.
+    /// The IdP caller of the tenant set in force; calls under way finish with theirs.
     pub(crate) fn client(&self) -> Arc<UpstreamClient> {
-        self.client.load_full()
+        self.serving.upstream()
     }
 
     /// The tenant's IdP endpoints, once discovered (why not, else).

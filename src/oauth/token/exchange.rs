@@ -40,9 +40,6 @@ fn seal_label(tenant: &Tenant, family: &FamilyId) -> String {
     format!("exchange {} {family}", tenant.id)
 }
 
-/// `grant_type` of token exchange (RFC 8693 §2.1).
-pub(crate) const TOKEN_EXCHANGE: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
-
 /// RFC 8693 §3: the token types the exchange takes and issues.
 pub(crate) const ACCESS_TOKEN_TYPE: &str = "urn:ietf:params:oauth:token-type:access_token";
 pub(crate) const JWT_TYPE: &str = "urn:ietf:params:oauth:token-type:jwt";

@@ -34,8 +34,6 @@ use crate::oauth::records::{Family, FamilyId, SpendOnce};
 use crate::oauth::scopes::app_may_have;
 use crate::upstream::tokens::UpstreamTokens;
 
-/// What the metadata's `authorization_grant_profiles_supported` lists.
-pub(crate) const ID_JAG_PROFILE: &str = "urn:ietf:params:oauth:grant-profile:id-jag";
 const ID_JAG_TYPE: &str = "oauth-id-jag+jwt";
 /// Larger assertions are refused unread.
 pub(crate) const MAX_ASSERTION_BYTES: usize = 8 * 1024;
@@ -56,9 +54,6 @@ struct IdJag<'t> {
     resource: Option<String>,
     scope: Option<String>,
 }
-
-/// RFC 7523 §2.1.
-pub(crate) const JWT_BEARER_GRANT: &str = "urn:ietf:params:oauth:grant-type:jwt-bearer";
 
 /// `grant_type=urn:ietf:params:oauth:grant-type:jwt-bearer`. The assertion's presence is
 /// checked after the client's right to the grant, so that a client that may not use it learns

@@ -11,6 +11,7 @@ pub mod client_auth;
 pub(crate) mod code;
 mod endpoint;
 pub(crate) mod exchange;
+pub(crate) mod grant_names;
 pub(crate) mod id_jag;
 pub(crate) mod introspection;
 pub mod refresh;

@@ -10,8 +10,8 @@
 //! (docs/architecture.md).
 
 use super::code::CodeRedemption;
-use super::exchange::TOKEN_EXCHANGE;
-use super::id_jag::{JWT_BEARER_GRANT, JwtBearerRequest};
+use super::grant_names::{JWT_BEARER_GRANT, TOKEN_EXCHANGE};
+use super::id_jag::JwtBearerRequest;
 use super::refresh::RefreshRequest;
 use crate::oauth::error::{ErrorCode, OAuthError};
 use crate::oauth::params::Params;

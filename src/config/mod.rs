@@ -10,6 +10,7 @@ pub(crate) mod host_pattern;
 pub mod load;
 pub mod resource;
 pub mod resource_server;
+pub mod schema;
 pub mod server;
 pub mod tenant;
 pub mod token_mode;

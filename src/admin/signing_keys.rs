@@ -73,8 +73,8 @@ pub(super) async fn rotate_keys(
     let longest = tenant
         .resources()
         .iter()
-        .filter(|r| r.is_minted())
-        .map(|r| r.lifetime())
+        .filter_map(|r| r.minted())
+        .map(|m| m.lifetime())
         .max()
         .unwrap_or(DEFAULT_TOKEN_LIFETIME)
         .as_secs();

@@ -27,23 +27,24 @@ pub struct ResourceConfig {
     /// For `oidc` and `dev` upstreams: the RFC 8707 `resource` to send upstream (the API
     /// identifier the IdP knows). Never sent to Entra, which takes the resource from the scopes.
     pub(crate) upstream_resource: Option<String>,
-    /// What the client receives as its access token (`token_mode.rs`).
+    /// What the client receives as its access token (`token_mode.rs`); read as a
+    /// `TokenPolicy`, which carries the minted-only settings below.
     #[serde(default)]
-    pub token: TokenMode,
+    pub(super) token: TokenMode,
     /// Lifetime of a minted access token.
     #[serde(default, with = "humantime_serde")]
-    pub token_lifetime: Option<Duration>,
+    pub(super) token_lifetime: Option<Duration>,
     /// Claims copied from the IdP's ID token into minted tokens: upstream name → name in the
     /// token (`roles = "roles"`, `upn = "email"`).
     #[serde(default)]
-    pub claims: BTreeMap<String, String>,
+    pub(super) claims: BTreeMap<String, String>,
     /// Whether each refresh of a minted token also refreshes at the IdP (default true), so that
     /// a user disabled or blocked there loses access at the next refresh.
     #[serde(default)]
-    pub refresh_upstream: Option<bool>,
+    pub(super) refresh_upstream: Option<bool>,
     /// The `[[downstream_apis]]` its MCP server may reach by token exchange, by name.
     #[serde(default)]
-    pub exchange: Vec<String>,
+    pub(super) exchange: Vec<String>,
     /// This resource's grants' absolute lifetime, instead of the tenant's `[grants]`.
     #[serde(default, with = "humantime_serde")]
     pub grant_lifetime: Option<Duration>,
@@ -62,16 +63,25 @@ pub(crate) struct ScopeConfig {
     pub(crate) description: Option<String>,
 }
 
-/// The minted-token fields of a `[[resources]]` table (`token`, `token_lifetime`, `claims`,
-/// `refresh_upstream`). Every one but `token` is refused on a passthrough resource, where it
-/// would do nothing.
-impl ResourceConfig {
-    pub fn is_minted(&self) -> bool {
-        self.token == TokenMode::Minted
-    }
+/// What a resource's clients receive as access tokens, with the settings of each kind.
+#[derive(Clone, Copy, Debug)]
+pub enum TokenPolicy<'r> {
+    /// The IdP's own access token.
+    Passthrough,
+    /// A JWT the shim signs for this resource alone (RFC 9068).
+    Minted(MintedResource<'r>),
+}
 
+/// A resource whose tokens are minted, with the settings only such a resource has
+/// (`token_lifetime`, `claims`, `refresh_upstream`, `exchange`; each refused on a passthrough
+/// resource, where it would do nothing). Derefs to the resource's other settings.
+#[derive(Clone, Copy, Debug)]
+pub struct MintedResource<'r>(&'r ResourceConfig);
+
+impl<'r> MintedResource<'r> {
+    /// The lifetime of its access tokens.
     pub fn lifetime(&self) -> Duration {
-        self.token_lifetime.unwrap_or(DEFAULT_TOKEN_LIFETIME)
+        self.0.token_lifetime.unwrap_or(DEFAULT_TOKEN_LIFETIME)
     }
 
     /// How long the family (the login) of a minted token with no refresh token is kept: as
@@ -80,20 +90,61 @@ impl ResourceConfig {
         self.lifetime().as_secs() + 60
     }
 
+    /// The ID token's claims its tokens copy: upstream name → name in the token.
+    pub fn claims(&self) -> &'r BTreeMap<String, String> {
+        &self.0.claims
+    }
+
+    /// Whether each refresh also refreshes at the IdP.
     pub fn refreshes_upstream(&self) -> bool {
-        self.refresh_upstream.unwrap_or(true)
+        self.0.refresh_upstream.unwrap_or(true)
+    }
+
+    /// The downstream APIs its MCP server may reach by token exchange, by name.
+    pub fn exchange(&self) -> &'r [String] {
+        &self.0.exchange
+    }
+}
+
+impl std::ops::Deref for MintedResource<'_> {
+    type Target = ResourceConfig;
+
+    fn deref(&self) -> &ResourceConfig {
+        self.0
+    }
+}
+
+impl ResourceConfig {
+    /// What its clients receive as access tokens.
+    pub fn token_policy(&self) -> TokenPolicy<'_> {
+        match self.token {
+            TokenMode::Passthrough => TokenPolicy::Passthrough,
+            TokenMode::Minted => TokenPolicy::Minted(MintedResource(self)),
+        }
+    }
+
+    /// The resource as a minted one, if its tokens are minted.
+    pub fn minted(&self) -> Option<MintedResource<'_>> {
+        match self.token_policy() {
+            TokenPolicy::Minted(m) => Some(m),
+            TokenPolicy::Passthrough => None,
+        }
+    }
+
+    pub fn is_minted(&self) -> bool {
+        self.minted().is_some()
     }
 
     /// One line for `check`: the resource's token mode and what its MCP server must validate.
     pub fn token_summary(&self, issuer: &str, upstream_kind: &str, alg: TokenSigningAlg) -> String {
         let uri = self.uri.as_str();
-        match self.token {
-            TokenMode::Minted => format!(
+        match self.token_policy() {
+            TokenPolicy::Minted(m) => format!(
                 "resource {uri}: minted tokens ({} lifetime); its MCP server validates JWTs with typ at+jwt, alg {}, keys from {issuer}/jwks, iss {issuer}, aud {uri}",
-                humantime::format_duration(self.lifetime()),
+                humantime::format_duration(m.lifetime()),
                 alg.as_str()
             ),
-            TokenMode::Passthrough => {
+            TokenPolicy::Passthrough => {
                 let audience = match (upstream_kind, &self.upstream_resource) {
                     ("entra", _) => "the API of its scopes".to_owned(),
                     (_, Some(r)) => r.clone(),
@@ -110,7 +161,7 @@ impl ResourceConfig {
     /// Problems with these settings, as (field, message).
     pub(crate) fn token_problems(&self) -> Vec<(&'static str, String)> {
         let mut out = Vec::new();
-        if !self.is_minted() {
+        let Some(minted) = self.minted() else {
             let only_minted = "applies only to minted tokens; add token = \"minted\" or remove it";
             if self.token_lifetime.is_some() {
                 out.push(("token_lifetime", only_minted.to_owned()));
@@ -122,8 +173,8 @@ impl ResourceConfig {
                 out.push(("refresh_upstream", only_minted.to_owned()));
             }
             return out;
-        }
-        let lifetime = self.lifetime();
+        };
+        let lifetime = minted.lifetime();
         if !(MIN_TOKEN_LIFETIME..=MAX_TOKEN_LIFETIME).contains(&lifetime) {
             out.push((
                 "token_lifetime",
@@ -172,8 +223,9 @@ mod tests {
     fn minted_settings_are_checked() {
         let s = parse("token = \"minted\"\nclaims = { roles = \"roles\", upn = \"email\" }");
         assert!(s.token_problems().is_empty(), "{:?}", s.token_problems());
-        assert_eq!(s.lifetime(), DEFAULT_TOKEN_LIFETIME);
-        assert!(s.refreshes_upstream());
+        let minted = s.minted().expect("minted");
+        assert_eq!(minted.lifetime(), DEFAULT_TOKEN_LIFETIME);
+        assert!(minted.refreshes_upstream());
         let s = parse("token = \"minted\"\ntoken_lifetime = \"2days\"\nclaims = { upn = \"sub\" }");
         let fields: Vec<_> = s.token_problems().into_iter().map(|(f, _)| f).collect();
         assert_eq!(fields, ["token_lifetime", "claims"]);

@@ -11,10 +11,12 @@ use super::downstream_api::DownstreamApi;
 pub use super::resource::ResourceConfig;
 pub(crate) use super::resource::ScopeConfig;
 use super::resource_server::ResourceServerConfig;
+pub(crate) use super::schema::{DevSettings, MappingRule, read_ca_file};
+pub use super::schema::{
+    RegistrationPolicy, TenantConfig, TrustRoots, UpstreamConfig, UpstreamTls,
+};
 use super::token_mode::TokenSigningAlg;
 use super::trusted_issuer::TrustedIssuer;
-pub(crate) use super::schema::{DevSettings, MappingRule, read_ca_file};
-pub use super::schema::{RegistrationPolicy, TenantConfig, TrustRoots, UpstreamConfig, UpstreamTls};
 use crate::domain::ResourceUri;
 use crate::domain::tenant_id::TenantId;
 

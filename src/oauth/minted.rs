@@ -14,7 +14,7 @@ use serde_json::{Map, Value};
 use super::error::OAuthError;
 use super::records::{FamilyId, RefreshRecord};
 use crate::config::Tenant;
-use crate::config::tenant::ResourceConfig;
+use crate::config::resource::{MintedResource, ResourceConfig};
 use crate::crypto::{Handle, Sealer};
 use crate::domain::{ClientId, ClientRecord, ResourceUri, ScopeSet};
 use crate::minting::access_token::{Grant, Invalid, Minted, mint, verify};
@@ -35,12 +35,12 @@ pub(crate) struct SealedGrant {
     pub(crate) auth_time: Option<u64>,
 }
 
-/// The resource's configuration if its tokens are minted.
+/// The resource, if its tokens are minted, with its minted-token settings.
 pub(crate) fn minted_resource<'t>(
     tenant: &'t Tenant,
     resource: &ResourceUri,
-) -> Option<&'t ResourceConfig> {
-    tenant.resource(resource.as_str()).filter(|r| r.is_minted())
+) -> Option<MintedResource<'t>> {
+    tenant.resource(resource.as_str())?.minted()
 }
 
 /// The tenant's resource a grant for `resource` (issued with minted tokens or not:
@@ -71,9 +71,12 @@ pub(crate) fn resource_of_grant<'t>(
 /// The ID token claims `resource` copies, under the names it gives them, and the login's
 /// authentication methods (`amr`, RFC 8176) where the IdP names them, so that a resource
 /// server can apply its own rule (MFA, say) as it can with `auth_time`.
-pub(crate) fn copied_claims(resource: &ResourceConfig, user: &IdTokenUser) -> Map<String, Value> {
+pub(crate) fn copied_claims(
+    resource: MintedResource<'_>,
+    user: &IdTokenUser,
+) -> Map<String, Value> {
     let mut claims: Map<String, Value> = resource
-        .claims
+        .claims()
         .iter()
         .filter_map(|(from, to)| Some((to.clone(), user.claims.get(from)?.clone())))
         .collect();
@@ -147,7 +150,7 @@ impl Minter {
     pub(crate) async fn mint_into(
         &self,
         tenant: &Tenant,
-        resource: &ResourceConfig,
+        resource: MintedResource<'_>,
         who: &TokenSubject<'_>,
         tokens: &mut UpstreamTokens,
         now: u64,

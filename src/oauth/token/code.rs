@@ -8,7 +8,7 @@ use serde_json::{Map, Value};
 use super::Tokens;
 use super::response::TokenResponse;
 use crate::config::Tenant;
-use crate::config::resource::ResourceConfig;
+use crate::config::resource::MintedResource;
 use crate::crypto::{Handle, HandleKey};
 use crate::domain::ClientRecord;
 use crate::oauth::error::invalid_grant;
@@ -62,7 +62,7 @@ struct Redemption<'a> {
     claims: Map<String, Value>,
     tokens: UpstreamTokens,
     /// The resource, when its access tokens are minted.
-    minted: Option<&'a ResourceConfig>,
+    minted: Option<MintedResource<'a>>,
     /// Whether the client gets a refresh token: the consent page said so (decided at
     /// authorize time) and the IdP gave one, so a client never gets one that cannot work.
     refreshable: bool,
@@ -199,7 +199,7 @@ impl Tokens {
         };
         let exchange = red
             .minted
-            .filter(|m| !m.exchange.is_empty())
+            .filter(|m| !m.exchange().is_empty())
             .and(red.tokens.refresh_token.as_deref())
             .map(|rt| self.exchange_grant(red.tenant, f, &red.request.app, rt));
         let family = Family {

@@ -22,6 +22,7 @@ use crate::oauth::params::Params;
 use super::Tokens;
 use super::response::TokenResponse;
 use crate::config::Tenant;
+use crate::config::resource::MintedResource;
 use crate::config::tenant::{AppConfig, ResourceConfig};
 use crate::config::trusted_issuer::TrustedIssuer;
 use crate::domain::{ClientRecord, ScopeSet};
@@ -115,8 +116,8 @@ impl Tokens {
         }
         let jag = self.verify_id_jag(tenant, client, assertion, ctx).await?;
         let resource = granted_resource(tenant, jag.resource.as_deref(), req.resource)?;
-        let app = crate::oauth::mapping::mapped_app(tenant, client, resource)?;
-        let scopes = granted_scopes(resource, app, jag.scope.as_deref(), req.scope)?;
+        let app = crate::oauth::mapping::mapped_app(tenant, client, &resource)?;
+        let scopes = granted_scopes(&resource, app, jag.scope.as_deref(), req.scope)?;
         self.spend_id_jag(tenant, client, &jag, now).await?;
         let response = self
             .issue_for_id_jag(tenant, client, &jag, resource, &scopes, now)
@@ -255,7 +256,7 @@ impl Tokens {
         tenant: &Tenant,
         client: &ClientRecord,
         jag: &IdJag<'_>,
-        resource: &ResourceConfig,
+        resource: MintedResource<'_>,
         scopes: &ScopeSet,
         now: u64,
     ) -> Result<TokenResponse, OAuthError> {
@@ -439,7 +440,7 @@ fn granted_resource<'t>(
     tenant: &'t Tenant,
     claimed: Option<&str>,
     requested: Option<&str>,
-) -> Result<&'t ResourceConfig, OAuthError> {
+) -> Result<MintedResource<'t>, OAuthError> {
     let named = claimed.or(requested);
     let resource = match named {
         Some(uri) => tenant.resource(uri).ok_or_else(|| {
@@ -454,13 +455,12 @@ fn granted_resource<'t>(
             "the request's resource '{r}' differs from the assertion's '{c}'"
         )));
     }
-    if !resource.is_minted() {
-        return Err(invalid_grant(format!(
+    resource.minted().ok_or_else(|| {
+        invalid_grant(format!(
             "resource '{}' has passthrough tokens, and an ID-JAG grant answers with a minted token",
             resource.uri
-        )));
-    }
-    Ok(resource)
+        ))
+    })
 }
 
 /// The scopes of the grant (MCP-facing names): those both the request and the assertion name

@@ -12,7 +12,7 @@ use serde_json::{Map, Value};
 use super::Tokens;
 use super::response::TokenResponse;
 use crate::config::Tenant;
-use crate::config::resource::ResourceConfig;
+use crate::config::resource::{MintedResource, ResourceConfig};
 use crate::crypto::{Handle, HandleKey};
 use crate::domain::{ClientRecord, ScopeSet};
 use crate::oauth::error::invalid_grant;
@@ -397,7 +397,7 @@ impl Tokens {
     async fn mint_refreshed(
         &self,
         held: &Held<'_>,
-        resource: &ResourceConfig,
+        resource: MintedResource<'_>,
         scopes: &ScopeSet,
         claims: &mut Map<String, Value>,
         tokens: &mut UpstreamTokens,
@@ -433,7 +433,7 @@ impl Tokens {
     async fn update_copied_claims(
         &self,
         held: &Held<'_>,
-        resource: &ResourceConfig,
+        resource: MintedResource<'_>,
         subject: &str,
         id_token: &str,
         claims: &mut Map<String, Value>,

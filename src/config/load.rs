@@ -6,8 +6,9 @@ use std::path::{Path, PathBuf};
 
 use url::Url;
 
+use super::problems::{CredentialFiles, Problem, Problems};
 use super::tenant::{AppConfig, CredentialConfig, Tenant, TenantConfig, UpstreamConfig};
-use super::validate::{CredentialFiles, Problem, Problems, check_resource_servers, validate};
+use super::validate::{check_resource_servers, validate};
 use crate::domain::tenant_id::TenantId;
 
 /// Loads every `*.toml` file directly inside `dir` (not its subdirectories).

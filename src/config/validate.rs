@@ -2,71 +2,18 @@
 //! field and what to do, all of them at once.
 
 use std::collections::HashSet;
-use std::fmt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use url::Url;
 
+use super::entra_rules;
+use super::problems::{CredentialFiles, Problems};
 use super::tenant::{
     CredentialConfig, DevSettings, ResourceConfig, TenantConfig, UpstreamConfig, read_ca_file,
 };
 use crate::domain::is_loopback_host;
 use crate::domain::scope::is_scope_token;
-
-/// One thing wrong with a tenant file: which file, which field, and what to do about it.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Problem {
-    pub(crate) file: PathBuf,
-    pub(crate) field: String,
-    pub(crate) message: String,
-}
-
-impl fmt::Display for Problem {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{}: {}: {}",
-            self.file.display(),
-            self.field,
-            self.message
-        )
-    }
-}
-
-/// Whether the apps' credential files (secrets, keys, certificates, tokens) are read while
-/// validating: always to serve; not for `entra plan`, which is written before they exist.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum CredentialFiles {
-    Read,
-    Skip,
-}
-
-pub(crate) struct Problems {
-    file: PathBuf,
-    pub(crate) list: Vec<Problem>,
-    pub(crate) credential_files: CredentialFiles,
-}
-
-impl Problems {
-    pub(crate) fn new(file: &Path) -> Self {
-        Self {
-            file: file.to_owned(),
-            list: Vec::new(),
-            credential_files: CredentialFiles::Read,
-        }
-    }
-
-    pub(crate) fn add(&mut self, field: &str, message: impl Into<String>) {
-        self.list.push(Problem {
-            file: self.file.clone(),
-            field: field.to_owned(),
-            message: message.into(),
-        });
-    }
-}
-
-const OIDC_SCOPES: &[&str] = &["openid", "profile", "email", "offline_access"];
 
 pub(crate) fn validate(c: &TenantConfig, public_url: &Url, p: &mut Problems) {
     validate_upstream(&c.upstream, public_url, p);
@@ -131,16 +78,7 @@ fn validate_upstream(u: &UpstreamConfig, public_url: &Url, p: &mut Problems) {
             authority,
             ..
         } => {
-            if matches!(
-                directory_id.as_str(),
-                "common" | "organizations" | "consumers"
-            ) {
-                p.add("upstream.directory_id", "multi-tenant endpoints are not supported; give the directory id of the tenant whose users log in");
-            } else if !is_guid(directory_id) {
-                // A verified domain reaches the same endpoints, but Entra's discovery document
-                // and tokens name the directory by its GUID, so the issuer would never match.
-                p.add("upstream.directory_id", format!("'{}' is not a GUID: give the directory (tenant) id, e.g. 72f988bf-86f1-41af-91ab-2d7cd011db47 (Entra admin center → Overview → Tenant ID); a domain name is not accepted, since Entra's tokens name the directory by its id", directory_id.escape_debug()));
-            }
+            entra_rules::directory_id(directory_id, p);
             check_url("upstream.authority", authority, p);
         }
         UpstreamConfig::Oidc {
@@ -159,16 +97,6 @@ fn validate_upstream(u: &UpstreamConfig, public_url: &Url, p: &mut Problems) {
             }
         }
     }
-}
-
-/// A GUID in its usual text form (8-4-4-4-12 hex digits), as Entra writes ids.
-fn is_guid(s: &str) -> bool {
-    let groups: Vec<&str> = s.split('-').collect();
-    groups.len() == 5
-        && groups
-            .iter()
-            .zip([8, 4, 4, 4, 12])
-            .all(|(g, n)| g.len() == n && g.bytes().all(|b| b.is_ascii_hexdigit()))
 }
 
 fn validate_apps(c: &TenantConfig, p: &mut Problems) {
@@ -200,8 +128,8 @@ fn validate_apps(c: &TenantConfig, p: &mut Problems) {
                 &at("client_id"),
                 "must be the app's client id at the IdP (Entra: the Application (client) ID)",
             );
-        } else if matches!(c.upstream, UpstreamConfig::Entra { .. }) && !is_guid(&app.client_id) {
-            p.add(&at("client_id"), format!("'{}' is not a GUID: give the app registration's Application (client) ID from its Overview page, not its display name", app.client_id.escape_debug()));
+        } else if matches!(c.upstream, UpstreamConfig::Entra { .. }) {
+            entra_rules::app_client_id(&app.client_id, &at("client_id"), p);
         }
         for (j, s) in app.scopes.iter().enumerate() {
             if !is_scope_token(s) {
@@ -345,7 +273,7 @@ fn validate_resources(c: &TenantConfig, p: &mut Problems) {
         }
         if let Some(u) = &r.upstream_resource {
             if entra {
-                p.add(&at("upstream_resource"), "Entra rejects the resource parameter (AADSTS9010010); express the API through fully qualified scopes and remove this field");
+                entra_rules::no_upstream_resource(&at("upstream_resource"), p);
             } else {
                 // RFC 8707 §2: an absolute URI without a fragment, of any scheme (api://… is usual).
                 let ok = Url::parse(u).is_ok_and(|url| url.fragment().is_none());
@@ -357,24 +285,9 @@ fn validate_resources(c: &TenantConfig, p: &mut Problems) {
         for (field, message) in r.token_problems() {
             p.add(&at(field), message);
         }
-        let entra_resources = validate_resource_scopes(i, r, entra, &mut names, p);
-        if entra_resources.len() > 1 {
-            p.add(&at("scopes"), "Entra issues a token for one resource per request (AADSTS28000); all upstream scopes of one MCP resource must belong to the same API");
-        }
-        // Minted tokens name the resource itself as their audience, so minted resources may
-        // share an API; a passthrough resource's token is valid wherever its API is.
-        for api in &entra_resources {
-            let clash = apis.iter().find(|(a, other)| {
-                a.eq_ignore_ascii_case(api) && !(r.is_minted() && c.resources[*other].is_minted())
-            });
-            if let Some((_, other)) = clash {
-                p.add(&at("scopes"), format!("the Entra API '{api}' is also resources[{other}]'s, and the IdP's access token (audience {api}) would be valid at both MCP servers; give each MCP server an API of its own (an app registration with its own identifier URI), or set token = \"minted\" on both so that each receives tokens for itself alone"));
-            }
-            apis.push(((*api).to_owned(), i));
-        }
-        if entra && r.scopes.iter().any(|s| s.upstream.ends_with("/.default")) && r.scopes.len() > 1
-        {
-            p.add(&at("scopes"), "'.default' cannot be combined with named scopes of the same API (AADSTS70011); use either .default alone or named scopes");
+        let entra_apis = validate_resource_scopes(i, r, entra, &mut names, p);
+        if entra {
+            entra_rules::resource_apis(c, i, &entra_apis, &mut apis, p);
         }
         for (j, d) in r.default_scopes.iter().enumerate() {
             if !r.scopes.iter().any(|s| &s.name == d) {
@@ -417,17 +330,8 @@ fn validate_resource_scopes<'c>(
                 &at("upstream"),
                 format!("'{}' is not a valid scope", s.upstream),
             );
-        } else if entra && !OIDC_SCOPES.contains(&s.upstream.as_str()) {
-            let graph = s.upstream.starts_with("https://graph.microsoft.com/")
-                || s.upstream
-                    .starts_with("00000003-0000-0000-c000-000000000000/");
-            match s.upstream.rsplit_once('/') {
-                _ if graph => p.add(&at("upstream"), format!("'{}' is a Microsoft Graph scope: a passthrough token for it has Graph as its audience, which no MCP server can accept as its own; expose the MCP server's own API in its app registration and use its scopes", s.upstream)),
-                Some((resource, _)) if !resource.is_empty() => {
-                    entra_resources.insert(resource);
-                }
-                _ => p.add(&at("upstream"), format!("'{}' is a bare scope, which Entra reads as Microsoft Graph (AADSTS650053); write it fully qualified, e.g. api://<app-id>/{}", s.upstream, s.upstream)),
-            }
+        } else if entra && let Some(api) = entra_rules::scope_api(&s.upstream, &at("upstream"), p) {
+            entra_resources.insert(api);
         }
     }
     entra_resources

@@ -22,7 +22,7 @@ pub mod records;
 pub(crate) mod registration;
 pub(crate) mod scopes;
 pub(crate) mod server;
-pub mod serving;
+pub(crate) mod serving;
 pub mod token;
 
 pub use login::consent;

@@ -99,7 +99,7 @@ impl AuthServer {
     }
 
     /// `POST /{tenant}/revoke` (`token/revocation.rs`).
-    pub async fn revoke(
+    pub(crate) async fn revoke(
         &self,
         tenant: &Tenant,
         form: &Params,

@@ -126,7 +126,7 @@ impl Generation {
 }
 
 /// The generation in force.
-pub struct Serving {
+pub(crate) struct Serving {
     current: ArcSwap<Generation>,
 }
 

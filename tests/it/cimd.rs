@@ -33,11 +33,7 @@ async fn resolves_caches_and_maps_a_document_client() {
     let client = app
         .state()
         .registry()
-        .find(
-            &tenant,
-            &url,
-            &dcr_shim::oauth::context::RequestCtx::operator(now),
-        )
+        .find(&tenant, &url, &crate::helpers::operator(now))
         .await
         .unwrap()
         .unwrap();
@@ -60,11 +56,7 @@ async fn resolves_caches_and_maps_a_document_client() {
 
     app.state()
         .registry()
-        .find(
-            &tenant,
-            &url,
-            &dcr_shim::oauth::context::RequestCtx::operator(now),
-        )
+        .find(&tenant, &url, &crate::helpers::operator(now))
         .await
         .unwrap()
         .unwrap();
@@ -78,21 +70,13 @@ async fn resolves_caches_and_maps_a_document_client() {
     );
     app.state()
         .registry()
-        .find(
-            &tenant,
-            &fresh,
-            &dcr_shim::oauth::context::RequestCtx::operator(now),
-        )
+        .find(&tenant, &fresh, &crate::helpers::operator(now))
         .await
         .unwrap()
         .unwrap();
     app.state()
         .registry()
-        .find(
-            &tenant,
-            &fresh,
-            &dcr_shim::oauth::context::RequestCtx::operator(now),
-        )
+        .find(&tenant, &fresh, &crate::helpers::operator(now))
         .await
         .unwrap()
         .unwrap();
@@ -173,11 +157,7 @@ async fn refuses_bad_documents_and_remembers_failures_only_briefly() {
     ];
     for (i, (url, why)) in cases.iter().enumerate() {
         let err = registry
-            .find(
-                &tenant,
-                url,
-                &dcr_shim::oauth::context::RequestCtx::operator(now),
-            )
+            .find(&tenant, url, &crate::helpers::operator(now))
             .await
             .unwrap_err();
         assert_eq!(err.code, ErrorCode::InvalidClient, "{url}");
@@ -190,11 +170,7 @@ async fn refuses_bad_documents_and_remembers_failures_only_briefly() {
             // Fixed at once, the document is still refused from memory for a few seconds.
             docs.set("/mismatch.json", Canned::json(&document(&mismatch)));
             let again = registry
-                .find(
-                    &tenant,
-                    url,
-                    &dcr_shim::oauth::context::RequestCtx::operator(now),
-                )
+                .find(&tenant, url, &crate::helpers::operator(now))
                 .await
                 .unwrap_err();
             assert!(
@@ -211,11 +187,7 @@ async fn refuses_bad_documents_and_remembers_failures_only_briefly() {
     .await;
     assert!(
         registry
-            .find(
-                &tenant,
-                &mismatch,
-                &dcr_shim::oauth::context::RequestCtx::operator(now)
-            )
+            .find(&tenant, &mismatch, &crate::helpers::operator(now))
             .await
             .is_ok()
     );
@@ -246,11 +218,7 @@ async fn refuses_loopback_and_private_addresses_without_the_dev_switch() {
         let err = app
             .state()
             .registry()
-            .find(
-                &tenant,
-                url,
-                &dcr_shim::oauth::context::RequestCtx::operator(now),
-            )
+            .find(&tenant, url, &crate::helpers::operator(now))
             .await
             .unwrap_err();
         assert_eq!(err.code, ErrorCode::InvalidClient, "{url}");
@@ -269,7 +237,7 @@ async fn refuses_loopback_and_private_addresses_without_the_dev_switch() {
         .find(
             &limited,
             &docs.url("/agent.json"),
-            &dcr_shim::oauth::context::RequestCtx::operator(now),
+            &crate::helpers::operator(now),
         )
         .await
         .unwrap_err();

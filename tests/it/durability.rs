@@ -115,7 +115,7 @@ async fn acknowledged_writes_survive_sigkill() {
                 .find(
                     &tenant,
                     id,
-                    &dcr_shim::oauth::context::RequestCtx::operator(dcr_shim::app::unix_now())
+                    &crate::helpers::operator(dcr_shim::app::unix_now())
                 )
                 .await
                 .unwrap()

@@ -288,6 +288,12 @@ impl TestApp {
 }
 
 /// Writes a file that only its owner may read, as the shim wants its secrets.
+/// The context of a call into the protocol code that no client makes: at `now`, charged to
+/// no address (as the admin API's calls are).
+pub fn operator(now: u64) -> dcr_shim::oauth::context::RequestCtx {
+    dcr_shim::oauth::context::RequestCtx::operator(now)
+}
+
 pub fn write_private(path: &Path, content: &str) {
     std::fs::write(path, content).unwrap();
     std::fs::set_permissions(path, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();

@@ -458,12 +458,7 @@ async fn refresh_rotates_with_a_grace_window_and_reuse_revokes_the_family() {
         .app
         .state()
         .auth()
-        .token(
-            &tenant,
-            &form,
-            &creds,
-            &dcr_shim::oauth::context::RequestCtx::operator(later),
-        )
+        .token(&tenant, &form, &creds, &crate::helpers::operator(later))
         .await
         .unwrap_err();
     assert_eq!(err.code, dcr_shim::oauth::ErrorCode::InvalidGrant);

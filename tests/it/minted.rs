@@ -412,12 +412,7 @@ async fn introspection_needs_a_resource_server_and_tells_active_from_inactive() 
         .app
         .state()
         .auth()
-        .introspect(
-            &tenant,
-            &form,
-            &creds,
-            &dcr_shim::oauth::context::RequestCtx::operator(later),
-        )
+        .introspect(&tenant, &form, &creds, &crate::helpers::operator(later))
         .await
         .unwrap();
     assert_eq!(body, json!({"active": false}));
@@ -493,7 +488,7 @@ async fn a_key_rotation_publishes_first_signs_later_and_retires_the_old_key() {
             &tenant,
             &form,
             &creds,
-            &dcr_shim::oauth::context::RequestCtx::operator(after_time),
+            &crate::helpers::operator(after_time),
         )
         .await
         .unwrap();
@@ -757,7 +752,7 @@ async fn a_resource_server_exchanges_a_minted_token_for_a_downstream_api() {
             &tenant,
             &form,
             &creds,
-            &dcr_shim::oauth::context::RequestCtx::operator(dcr_shim::app::unix_now() + 3600),
+            &crate::helpers::operator(dcr_shim::app::unix_now() + 3600),
         )
         .await
         .unwrap_err();

@@ -169,7 +169,7 @@ fn token_requests_never_produce_a_server_error() {
             &tenant,
             &params,
             &creds,
-            &dcr_shim::oauth::context::RequestCtx::operator(dcr_shim::app::unix_now()),
+            &crate::helpers::operator(dcr_shim::app::unix_now()),
         ));
         if let Err(e) = outcome {
             prop_assert_ne!(e.code, dcr_shim::oauth::ErrorCode::ServerError, "{}", raw);

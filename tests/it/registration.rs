@@ -52,7 +52,7 @@ async fn native_loopback_client_registers_as_public() {
         .find(
             &tenant,
             client_id,
-            &dcr_shim::oauth::context::RequestCtx::operator(dcr_shim::app::unix_now()),
+            &crate::helpers::operator(dcr_shim::app::unix_now()),
         )
         .await
         .unwrap()
@@ -91,7 +91,7 @@ async fn confidential_web_client_gets_a_secret_once_and_only_its_hash_is_stored(
         .find(
             &tenant,
             body["client_id"].as_str().unwrap(),
-            &dcr_shim::oauth::context::RequestCtx::operator(dcr_shim::app::unix_now()),
+            &crate::helpers::operator(dcr_shim::app::unix_now()),
         )
         .await
         .unwrap()
@@ -481,11 +481,7 @@ async fn clients_of_one_tenant_are_unknown_to_another() {
     assert!(
         app.state()
             .registry()
-            .find(
-                &app.tenant("alpha"),
-                id,
-                &dcr_shim::oauth::context::RequestCtx::operator(now)
-            )
+            .find(&app.tenant("alpha"), id, &crate::helpers::operator(now))
             .await
             .unwrap()
             .is_some()
@@ -493,11 +489,7 @@ async fn clients_of_one_tenant_are_unknown_to_another() {
     assert!(
         app.state()
             .registry()
-            .find(
-                &app.tenant("beta"),
-                id,
-                &dcr_shim::oauth::context::RequestCtx::operator(now)
-            )
+            .find(&app.tenant("beta"), id, &crate::helpers::operator(now))
             .await
             .unwrap()
             .is_none()
@@ -523,11 +515,7 @@ async fn unused_clients_expire_and_used_clients_stay() {
     let now = dcr_shim::app::unix_now();
     let registry = &app.state().registry();
     let used_record = registry
-        .find(
-            &tenant,
-            &used,
-            &dcr_shim::oauth::context::RequestCtx::operator(now),
-        )
+        .find(&tenant, &used, &crate::helpers::operator(now))
         .await
         .unwrap()
         .unwrap();
@@ -547,22 +535,14 @@ async fn unused_clients_expire_and_used_clients_stay() {
     let later = now + lifetime + 1;
     assert!(
         registry
-            .find(
-                &tenant,
-                &unused,
-                &dcr_shim::oauth::context::RequestCtx::operator(later)
-            )
+            .find(&tenant, &unused, &crate::helpers::operator(later))
             .await
             .unwrap()
             .is_none()
     );
     assert!(
         registry
-            .find(
-                &tenant,
-                &used,
-                &dcr_shim::oauth::context::RequestCtx::operator(later)
-            )
+            .find(&tenant, &used, &crate::helpers::operator(later))
             .await
             .unwrap()
             .is_some()

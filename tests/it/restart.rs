@@ -21,7 +21,7 @@ async fn a_registered_client_survives_a_restart() {
         .find(
             &tenant,
             &id,
-            &dcr_shim::oauth::context::RequestCtx::operator(dcr_shim::app::unix_now()),
+            &crate::helpers::operator(dcr_shim::app::unix_now()),
         )
         .await
         .unwrap();
@@ -77,7 +77,7 @@ async fn registrations_acknowledged_before_sigkill_are_kept() {
             .find(
                 &tenant,
                 id,
-                &dcr_shim::oauth::context::RequestCtx::operator(dcr_shim::app::unix_now()),
+                &crate::helpers::operator(dcr_shim::app::unix_now()),
             )
             .await
             .unwrap();

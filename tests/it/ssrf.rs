@@ -118,11 +118,7 @@ async fn the_resolver_refuses_them_too_and_remembers_the_refusal_briefly() {
         let client_id = format!("https://{host}/client.json");
         for attempt in 0..2 {
             let err = resolver
-                .resolve(
-                    &tenant,
-                    &client_id,
-                    &dcr_shim::oauth::context::RequestCtx::operator(now),
-                )
+                .resolve(&tenant, &client_id, &crate::helpers::operator(now))
                 .await
                 .unwrap_err();
             if attempt == 0 {
@@ -269,11 +265,7 @@ async fn hostile_documents_are_refused_and_never_cached() {
         let before = docs.hits();
         for attempt in 0..2 {
             let err = registry
-                .find(
-                    &tenant,
-                    url,
-                    &dcr_shim::oauth::context::RequestCtx::operator(now),
-                )
+                .find(&tenant, url, &crate::helpers::operator(now))
                 .await
                 .unwrap_err();
             assert_eq!(err.code, dcr_shim::oauth::ErrorCode::InvalidClient, "{url}");

@@ -671,7 +671,7 @@ pub(super) async fn token_at(app: &TestApp, body: &str, now: u64) -> Result<Valu
             &tenant,
             &Params::parse(body),
             &ClientCredentials { basic: None },
-            &dcr_shim::oauth::context::RequestCtx::operator(now),
+            &crate::helpers::operator(now),
         )
         .await
         // The response as the HTTP layer serialises it.

@@ -22,25 +22,10 @@ pub(crate) const JWT_BEARER_ASSERTION: &str =
 
 /// A credential ready to use; keys are parsed once at startup.
 pub(crate) enum LoadedCredential {
-    SecretEnv {
-        var: String,
-        method: SecretMethod,
-    },
-    SecretFile {
-        path: PathBuf,
-        method: SecretMethod,
-    },
-    PrivateKeyJwt {
-        key: EncodingKey,
-        algorithm: Algorithm,
-        x5t_s256: String,
-        x5t_sha1: String,
-        /// When the certificate ends (Unix seconds).
-        not_after: u64,
-    },
-    Federated {
-        path: PathBuf,
-    },
+    SecretEnv { var: String, method: SecretMethod },
+    SecretFile { path: PathBuf, method: SecretMethod },
+    PrivateKeyJwt(AssertionKey),
+    Federated { path: PathBuf },
     ManagedIdentity(ManagedIdentity),
     None,
 }
@@ -52,11 +37,21 @@ pub(crate) struct ClientAuth {
     pub(crate) basic: Option<(String, SecretString)>,
 }
 
+/// An app's private key and certificate, for its `private_key_jwt` client assertions.
+pub(crate) struct AssertionKey {
+    key: EncodingKey,
+    algorithm: Algorithm,
+    x5t_s256: String,
+    x5t_sha1: String,
+    /// When the certificate ends (Unix seconds).
+    not_after: u64,
+}
+
 impl LoadedCredential {
     /// When a `private_key_jwt` credential's certificate ends (Unix seconds).
     pub(crate) fn certificate_not_after(&self) -> Option<u64> {
         match self {
-            Self::PrivateKeyJwt { not_after, .. } => Some(*not_after),
+            Self::PrivateKeyJwt(k) => Some(k.not_after),
             _ => None,
         }
     }
@@ -97,13 +92,13 @@ impl LoadedCredential {
                     SigningAlgorithm::PS256 => Algorithm::PS256,
                     SigningAlgorithm::RS256 => Algorithm::RS256,
                 };
-                Self::PrivateKeyJwt {
+                Self::PrivateKeyJwt(AssertionKey {
                     key,
                     algorithm,
                     x5t_s256,
                     x5t_sha1,
                     not_after,
-                }
+                })
             }
             CredentialConfig::Federated { assertion_file } => Self::Federated {
                 path: assertion_file.clone(),
@@ -143,9 +138,8 @@ impl LoadedCredential {
                 })?;
                 ClientAuth::secret(*method, client_id, value.trim().to_owned())
             }
-            Self::PrivateKeyJwt { .. } => {
-                let jwt = self.sign_assertion(client_id, token_endpoint, now)?;
-                ClientAuth::assertion(client_id, jwt)
+            Self::PrivateKeyJwt(k) => {
+                ClientAuth::assertion(client_id, k.sign(client_id, token_endpoint, now)?)
             }
             Self::Federated { path } => {
                 let assertion = std::fs::read_to_string(path).map_err(|e| {
@@ -165,34 +159,23 @@ impl LoadedCredential {
             },
         })
     }
+}
 
-    /// A `private_key_jwt` client assertion for `token_endpoint`, valid for five minutes
-    /// (RFC 7523 §3).
-    fn sign_assertion(
+impl AssertionKey {
+    /// A client assertion for `token_endpoint`, valid for five minutes (RFC 7523 §3).
+    fn sign(
         &self,
         client_id: &str,
         token_endpoint: &str,
         now: u64,
     ) -> Result<String, UpstreamError> {
-        let Self::PrivateKeyJwt {
-            key,
-            algorithm,
-            x5t_s256,
-            x5t_sha1,
-            ..
-        } = self
-        else {
-            return Err(UpstreamError::Misconfigured(
-                "the app has no private key".into(),
-            ));
-        };
-        let mut header = Header::new(*algorithm);
+        let mut header = Header::new(self.algorithm);
         header.typ = Some("JWT".into());
-        header.x5t_s256 = Some(x5t_s256.clone());
+        header.x5t_s256 = Some(self.x5t_s256.clone());
         // Microsoft documents the SHA-1 `x5t` for RS256 assertions; Entra refuses an RS256
         // assertion that has only `x5t#S256`.
-        if *algorithm == Algorithm::RS256 {
-            header.x5t = Some(x5t_sha1.clone());
+        if self.algorithm == Algorithm::RS256 {
+            header.x5t = Some(self.x5t_sha1.clone());
         }
         let claims = serde_json::json!({
             "iss": client_id,
@@ -203,7 +186,7 @@ impl LoadedCredential {
             "nbf": now,
             "exp": now + 300,
         });
-        jsonwebtoken::encode(&header, &claims, key).map_err(|e| {
+        jsonwebtoken::encode(&header, &claims, &self.key).map_err(|e| {
             UpstreamError::Misconfigured(format!("cannot sign the client assertion: {e}"))
         })
     }

@@ -9,6 +9,7 @@ use std::time::Duration;
 use actix_web::dev::{Server, ServerHandle};
 use actix_web::{App, HttpServer, web};
 
+use crate::upstream::tokens::UpstreamClient;
 use crate::admin::tokens::AdminTokens;
 use crate::config::Settings;
 use crate::crypto::{KeyError, Sealer, ServerKeys, Signer};
@@ -183,11 +184,12 @@ fn assemble(
     set: TenantSet,
 ) -> (web::Data<AppState>, Reloader) {
     let records = Records::new(store);
-    // Empty until the reloader installs `set` below, before anything is served.
+    // Empty until the reloader installs `set` below, before anything is served: its IdP
+    // caller loads no credential (the install loads them, once).
     let serving = Arc::new(Serving::new(GenerationParts {
         tenants: Vec::new(),
         resolvers: HashMap::new(),
-        upstream: set.upstream_client(),
+        upstream: UpstreamClient::new(set.http.clone(), &[], HashMap::new()),
     }));
     let registry = ClientRegistry::new(records.clone(), serving.clone());
     let auth = AuthServer::new(

@@ -71,15 +71,6 @@ impl TenantSet {
             dev_idps,
         })
     }
-
-    /// The IdP caller for this set.
-    pub(crate) fn upstream_client(&self) -> UpstreamClient {
-        UpstreamClient::new(
-            self.http.clone(),
-            &self.tenants,
-            DevIdps::in_process(&self.dev_idps),
-        )
-    }
 }
 
 /// One CIMD resolver per tenant, all fetching through the same guarded fetcher.

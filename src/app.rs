@@ -9,7 +9,6 @@ use std::time::Duration;
 use actix_web::dev::{Server, ServerHandle};
 use actix_web::{App, HttpServer, web};
 
-use crate::upstream::tokens::UpstreamClient;
 use crate::admin::tokens::AdminTokens;
 use crate::config::Settings;
 use crate::crypto::{KeyError, Sealer, ServerKeys, Signer};
@@ -23,6 +22,7 @@ use crate::store::{
     Counted, PostgresLocation, PostgresStore, Records, SledStore, Store, StoreError,
 };
 use crate::upstream::UpstreamDirectory;
+use crate::upstream::tokens::UpstreamClient;
 
 pub use crate::http::state::{AppState, unix_now};
 
@@ -197,7 +197,8 @@ fn assemble(
         registry.clone(),
         upstreams.clone(),
         serving.clone(),
-        (Sealer::new(keys), Signer::new(keys)),
+        Sealer::new(keys),
+        Signer::new(keys),
         Arc::new(SigningKeys::new(records.clone(), keys)),
     );
     let state = web::Data::new(AppState::new(

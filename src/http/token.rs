@@ -78,7 +78,12 @@ pub(crate) async fn token(
     };
     let ctx = super::request_ctx::body_read(ctx);
     crate::telemetry::record_client(presented_client(&form, &creds));
-    match state.auth().token(&tenant, &form, &creds, &ctx).await {
+    match state
+        .auth()
+        .tokens()
+        .token(&tenant, &form, &creds, &ctx)
+        .await
+    {
         Ok(body) => HttpResponse::Ok()
             .insert_header(("Cache-Control", "no-store"))
             .insert_header(("Pragma", "no-cache"))
@@ -119,7 +124,12 @@ pub(crate) async fn revoke(
         Err(res) => return res,
     };
     let ctx = super::request_ctx::body_read(ctx);
-    match state.auth().revoke(&tenant, &form, &creds, &ctx).await {
+    match state
+        .auth()
+        .tokens()
+        .revoke(&tenant, &form, &creds, &ctx)
+        .await
+    {
         Ok(()) => HttpResponse::build(StatusCode::OK)
             .insert_header(("Cache-Control", "no-store"))
             .finish(),
@@ -148,7 +158,12 @@ pub(crate) async fn introspect(
         Err(res) => return res,
     };
     let ctx = super::request_ctx::body_read(ctx);
-    match state.auth().introspect(&tenant, &form, &creds, &ctx).await {
+    match state
+        .auth()
+        .tokens()
+        .introspect(&tenant, &form, &creds, &ctx)
+        .await
+    {
         Ok(body) => HttpResponse::Ok()
             .insert_header(("Cache-Control", "no-store"))
             .json(body),

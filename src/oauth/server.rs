@@ -6,19 +6,15 @@
 
 use std::sync::Arc;
 
-use super::client_auth::ClientCredentials;
 use super::client_configuration::ClientConfiguration;
-use super::context::RequestCtx;
 use super::error::OAuthError;
 use super::family::Families;
 use super::grants::Grants;
 use super::login::Logins;
 use super::minted::Minter;
-use super::params::Params;
 use super::registration::ClientRegistry;
 use super::serving::Serving;
-use super::token::response::TokenResponse;
-use super::token::{TokenParts, Tokens};
+use super::token::Tokens;
 use super::upstreams::Upstreams;
 use crate::config::Tenant;
 use crate::crypto::{Sealer, Signer};
@@ -45,7 +41,8 @@ impl AuthServer {
         registry: ClientRegistry,
         upstreams: UpstreamDirectory,
         serving: Arc<Serving>,
-        (sealer, signer): (Sealer, Signer),
+        sealer: Sealer,
+        signer: Signer,
         signing_keys: Arc<SigningKeys>,
     ) -> Self {
         let sealer = Arc::new(sealer);
@@ -58,20 +55,15 @@ impl AuthServer {
             families.clone(),
         ));
         Self {
-            tokens: Tokens::new(TokenParts {
-                records: records.clone(),
-                registry: registry.clone(),
-                families: families.clone(),
-                minter: minter.clone(),
-                upstreams: upstreams.clone(),
-                sealer: sealer.clone(),
-            }),
-            logins: Logins::new(
+            tokens: Tokens::new(
                 records.clone(),
                 registry.clone(),
+                families.clone(),
+                minter.clone(),
                 upstreams.clone(),
-                (sealer.clone(), signer),
+                sealer.clone(),
             ),
+            logins: Logins::new(records.clone(), registry.clone(), upstreams, sealer, signer),
             client_configuration: ClientConfiguration::new(
                 records.clone(),
                 registry.clone(),
@@ -87,37 +79,9 @@ impl AuthServer {
         self.minter.jwks(tenant, now).await
     }
 
-    /// `POST /{tenant}/token` (`token/mod.rs`).
-    pub async fn token(
-        &self,
-        tenant: &Tenant,
-        form: &Params,
-        creds: &ClientCredentials,
-        ctx: &RequestCtx,
-    ) -> Result<TokenResponse, OAuthError> {
-        self.tokens.token(tenant, form, creds, ctx).await
-    }
-
-    /// `POST /{tenant}/revoke` (`token/revocation.rs`).
-    pub(crate) async fn revoke(
-        &self,
-        tenant: &Tenant,
-        form: &Params,
-        creds: &ClientCredentials,
-        ctx: &RequestCtx,
-    ) -> Result<(), OAuthError> {
-        self.tokens.revoke(tenant, form, creds, ctx).await
-    }
-
-    /// `POST /{tenant}/introspect` (`token/introspection.rs`).
-    pub async fn introspect(
-        &self,
-        tenant: &Tenant,
-        form: &Params,
-        creds: &ClientCredentials,
-        ctx: &RequestCtx,
-    ) -> Result<serde_json::Value, OAuthError> {
-        self.tokens.introspect(tenant, form, creds, ctx).await
+    /// The tokens handed out: the token endpoint, introspection, revocation (`token/`).
+    pub fn tokens(&self) -> &Tokens {
+        &self.tokens
     }
 
     /// Grants as an operator sees them (the admin API).

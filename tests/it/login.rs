@@ -458,6 +458,7 @@ async fn refresh_rotates_with_a_grace_window_and_reuse_revokes_the_family() {
         .app
         .state()
         .auth()
+        .tokens()
         .token(&tenant, &form, &creds, &crate::helpers::operator(later))
         .await
         .unwrap_err();

@@ -412,6 +412,7 @@ async fn introspection_needs_a_resource_server_and_tells_active_from_inactive() 
         .app
         .state()
         .auth()
+        .tokens()
         .introspect(&tenant, &form, &creds, &crate::helpers::operator(later))
         .await
         .unwrap();
@@ -484,6 +485,7 @@ async fn a_key_rotation_publishes_first_signs_later_and_retires_the_old_key() {
         .app
         .state()
         .auth()
+        .tokens()
         .token(
             &tenant,
             &form,
@@ -748,6 +750,7 @@ async fn a_resource_server_exchanges_a_minted_token_for_a_downstream_api() {
         .app
         .state()
         .auth()
+        .tokens()
         .token(
             &tenant,
             &form,

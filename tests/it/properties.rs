@@ -165,7 +165,7 @@ fn token_requests_never_produce_a_server_error() {
             .finish();
         let params = Params::parse(&raw);
         let creds = dcr_shim::oauth::client_auth::ClientCredentials { basic: None };
-        let outcome = runtime.block_on(app.state().auth().token(
+        let outcome = runtime.block_on(app.state().auth().tokens().token(
             &tenant,
             &params,
             &creds,

@@ -28,7 +28,8 @@ impl Logins {
         records: Records,
         registry: ClientRegistry,
         upstreams: Arc<Upstreams>,
-        (sealer, signer): (Arc<Sealer>, Signer),
+        sealer: Arc<Sealer>,
+        signer: Signer,
     ) -> Self {
         Self {
             records,

@@ -177,7 +177,7 @@ impl Tokens {
                 ))
             })?;
         let kid = header.get("kid").and_then(Value::as_str);
-        self.verify_signature(tenant, issuer, assertion, (alg, kid), ctx.caller)
+        self.verify_signature(tenant, issuer, assertion, alg, kid, ctx.caller)
             .await?;
         check_claims(tenant, client, issuer, &payload, now)
     }
@@ -189,7 +189,8 @@ impl Tokens {
         tenant: &Tenant,
         issuer: &TrustedIssuer,
         assertion: &str,
-        (alg, kid): (Algorithm, Option<&str>),
+        alg: Algorithm,
+        kid: Option<&str>,
         caller: Caller,
     ) -> Result<(), OAuthError> {
         let mut keys = self

@@ -31,7 +31,7 @@ use crate::store::Records;
 /// The token endpoint and what else concerns the tokens handed out (introspection,
 /// revocation), with what they need: the store, the clients, the refresh families, the
 /// minter, the IdPs and the sealer. Each grant is a module of `impl Tokens`.
-pub(crate) struct Tokens {
+pub struct Tokens {
     records: Records,
     registry: ClientRegistry,
     families: Arc<Families>,
@@ -40,26 +40,15 @@ pub(crate) struct Tokens {
     sealer: Arc<Sealer>,
 }
 
-/// What `Tokens` is made of (`Tokens::new`).
-pub(crate) struct TokenParts {
-    pub(crate) records: Records,
-    pub(crate) registry: ClientRegistry,
-    pub(crate) families: Arc<Families>,
-    pub(crate) minter: Arc<Minter>,
-    pub(crate) upstreams: Arc<Upstreams>,
-    pub(crate) sealer: Arc<Sealer>,
-}
-
 impl Tokens {
-    pub(crate) fn new(parts: TokenParts) -> Self {
-        let TokenParts {
-            records,
-            registry,
-            families,
-            minter,
-            upstreams,
-            sealer,
-        } = parts;
+    pub(crate) fn new(
+        records: Records,
+        registry: ClientRegistry,
+        families: Arc<Families>,
+        minter: Arc<Minter>,
+        upstreams: Arc<Upstreams>,
+        sealer: Arc<Sealer>,
+    ) -> Self {
         Self {
             records,
             registry,

@@ -667,6 +667,7 @@ pub(super) async fn token_at(app: &TestApp, body: &str, now: u64) -> Result<Valu
     let tenant = app.tenant("alpha");
     app.state()
         .auth()
+        .tokens()
         .token(
             &tenant,
             &Params::parse(body),

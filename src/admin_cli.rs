@@ -574,12 +574,7 @@ async fn approve(
         .call(Method::POST, "/approvals/approve", Some(body))
         .await;
     finish(conn, r, |v| {
-        if v["decision"] == "removed" {
-            println!(
-                "{} no longer exists; its request {} was removed",
-                text(&v["client_id"]),
-                text(&v["reference"])
-            );
+        if said_removed(v) {
             return;
         }
         let what = match (v["client_id"].as_str(), v["cimd_host"].as_str()) {
@@ -594,6 +589,19 @@ async fn approve(
     })
 }
 
+/// Says so when a decision found its client deleted since it asked (its request removed).
+fn said_removed(v: &Value) -> bool {
+    let removed = v["decision"] == "removed";
+    if removed {
+        println!(
+            "{} no longer exists; its request {} was removed",
+            text(&v["client_id"]),
+            text(&v["reference"])
+        );
+    }
+    removed
+}
+
 /// `clients deny`: a client (by id or reference) or a whole CIMD host.
 async fn deny(conn: &AdminConnection, client: Option<String>, host: Option<String>) -> ExitCode {
     use reqwest::Method;
@@ -605,12 +613,7 @@ async fn deny(conn: &AdminConnection, client: Option<String>, host: Option<Strin
         )
         .await;
     finish(conn, r, |v| {
-        if v["decision"] == "removed" {
-            println!(
-                "{} no longer exists; its request {} was removed",
-                text(&v["client_id"]),
-                text(&v["reference"])
-            );
+        if said_removed(v) {
             return;
         }
         if v["decision"] == "host_denied" {

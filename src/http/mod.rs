@@ -177,7 +177,7 @@ where
     let routine = is_routine_read(&req);
     // A routine read's caller is not looked up: it is logged at debug and fetches nothing for
     // anyone (were it to, it would share the budget of callers without an address).
-    let ctx = request_ctx::new_ctx(req.request(), request_id.clone(), !routine);
+    let ctx = request_ctx::new_ctx(req.request(), Some(request_id.clone()), !routine);
     req.extensions_mut().insert(ctx.clone());
     let client_ip = ctx.caller.address();
     let (tenant, route) = labels(&req);

@@ -13,7 +13,11 @@ use crate::oauth::context::{Caller, RequestCtx};
 
 /// The context of `req`, arriving now: its caller is the client behind a trusted proxy, else
 /// the peer (`client_addr.rs`); a request without a peer address is `Caller::Unknown`.
-pub(crate) fn new_ctx(req: &HttpRequest, request_id: String, with_caller: bool) -> RequestCtx {
+pub(crate) fn new_ctx(
+    req: &HttpRequest,
+    request_id: Option<String>,
+    with_caller: bool,
+) -> RequestCtx {
     let caller = req
         .app_data::<web::Data<AppState>>()
         .filter(|_| with_caller)
@@ -22,7 +26,7 @@ pub(crate) fn new_ctx(req: &HttpRequest, request_id: String, with_caller: bool) 
     RequestCtx {
         now: crate::clock::unix_now(),
         caller,
-        request_id: Some(request_id),
+        request_id,
     }
 }
 
@@ -32,11 +36,7 @@ pub(crate) fn ctx_of(req: &HttpRequest) -> RequestCtx {
     req.extensions()
         .get::<RequestCtx>()
         .cloned()
-        .unwrap_or_else(|| {
-            let mut ctx = new_ctx(req, String::new(), true);
-            ctx.request_id = None;
-            ctx
-        })
+        .unwrap_or_else(|| new_ctx(req, None, true))
 }
 
 /// `ctx` with `now` read again, for a handler that has read the request's body: a client may

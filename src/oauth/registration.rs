@@ -114,9 +114,12 @@ impl ClientRegistry {
     }
 
     fn resolver(&self, tenant: &TenantId) -> Result<Arc<CimdResolver>, OAuthError> {
-        self.serving
-            .resolver(tenant)
-            .ok_or_else(OAuthError::server_error)
+        self.serving.resolver(tenant).ok_or_else(|| {
+            // A generation holds a resolver for each tenant it serves, and keeps those of the
+            // tenants its reload removed: not reached unless that is broken.
+            tracing::error!(tenant = %tenant, "no client metadata document resolver for this tenant in the set being served");
+            OAuthError::server_error()
+        })
     }
 
     pub(super) fn records(&self) -> &Records {

@@ -188,6 +188,7 @@ fn assemble(
     // caller loads no credential (the install loads them, once).
     let serving = Arc::new(Serving::new(GenerationParts {
         tenants: Vec::new(),
+        public_url: settings.public_url.clone(),
         resolvers: HashMap::new(),
         upstream: UpstreamClient::new(set.http.clone(), &[], HashMap::new()),
     }));

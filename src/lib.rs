@@ -14,6 +14,7 @@ pub mod config;
 pub mod crypto;
 pub mod dev_idp;
 pub mod domain;
+pub(crate) mod gateway;
 pub mod http;
 pub(crate) mod log_budget;
 pub(crate) mod metrics;

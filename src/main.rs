@@ -868,6 +868,9 @@ async fn check(args: CheckArgs) -> ExitCode {
                 r.token_summary(&t.issuer, t.upstream().kind(), t.token_signing_alg())
             );
             println!("    {}", t.grant_lifetimes(r).summary());
+            if let Some(line) = r.gateway_summary(&args.public_url) {
+                println!("    {line}");
+            }
         }
         for line in t.access_summary() {
             println!("  {line}");

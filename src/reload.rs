@@ -200,6 +200,7 @@ impl Reloader {
         // The tenants, their resolvers and the IdP caller, in one step.
         self.state.serving().install(GenerationParts {
             tenants: set.tenants.clone(),
+            public_url: self.settings.public_url.clone(),
             resolvers: set.resolvers,
             upstream,
         });

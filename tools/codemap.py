@@ -28,6 +28,7 @@ LAYERS = [
     ["app"],
     ["reload", "admin"],
     ["http", "dev_idp"],
+    ["gateway"],
     ["oauth", "log_budget"],
     ["minting"],
     ["secret_fingerprint"],

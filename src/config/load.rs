@@ -55,11 +55,52 @@ pub fn load_tenants_with(
             Err(mut p) => problems.append(&mut p),
         }
     }
+    problems.extend(gateway_routes_clash(&tenants, public_url));
     if problems.is_empty() {
         Ok(tenants)
     } else {
         Err(problems)
     }
+}
+
+/// Gateway resources routed by path on this server's host whose first segment is a tenant's
+/// id (its routes live there), or two gateway resources on one route.
+fn gateway_routes_clash(tenants: &[Tenant], public_url: &Url) -> Vec<Problem> {
+    use super::gateway::{GatewayConfig, Routing};
+    let mut seen: std::collections::HashMap<Routing, String> = std::collections::HashMap::new();
+    let mut out = Vec::new();
+    for t in tenants {
+        for (i, r) in t.resources().iter().enumerate() {
+            if r.gateway.is_none() {
+                continue;
+            }
+            let Some(routing) = GatewayConfig::routing(&r.uri, public_url) else {
+                continue;
+            };
+            let problem = |message: String| Problem {
+                file: t.file.clone(),
+                field: format!("resources[{i}].uri"),
+                message,
+            };
+            if let Routing::Path(path) = &routing {
+                let first = path
+                    .trim_start_matches('/')
+                    .split('/')
+                    .next()
+                    .unwrap_or_default();
+                if let Some(owner) = tenants.iter().find(|o| o.id.as_str() == first) {
+                    out.push(problem(format!("its path begins with /{first}, where the routes of the tenant '{}' are; give it a path of its own, such as /mcp{path}", owner.id)));
+                }
+            }
+            match seen.get(&routing) {
+                Some(other) => out.push(problem(format!("{other} is served on the same route; each gateway resource needs a route of its own"))),
+                None => {
+                    seen.insert(routing, format!("{} in {}", r.uri, t.file.display()));
+                }
+            }
+        }
+    }
+    out
 }
 
 /// Parses and validates one tenant file.

@@ -51,6 +51,10 @@ pub struct ResourceConfig {
     /// This resource's grants' idle lifetime, instead of the tenant's `[grants]`.
     #[serde(default, with = "humantime_serde")]
     pub grant_idle_lifetime: Option<Duration>,
+    /// The MCP server the shim serves this resource for (`gateway.rs`); none when the MCP
+    /// server is reached directly and checks its tokens itself.
+    #[serde(default)]
+    pub(crate) gateway: Option<super::gateway::GatewayConfig>,
 }
 
 /// One MCP-facing scope name and the upstream scope string it stands for.
@@ -135,10 +139,47 @@ impl ResourceConfig {
         self.minted().is_some()
     }
 
+    /// One line for `check` about a gateway resource: where the shim serves it and where it
+    /// sends its calls; none for a resource whose MCP server is reached directly.
+    pub fn gateway_summary(&self, public_url: &url::Url) -> Option<String> {
+        use super::gateway::{GatewayConfig, Routing};
+        let g = self.gateway.as_ref()?;
+        let at = match GatewayConfig::routing(&self.uri, public_url)? {
+            Routing::Host(host) => {
+                format!("on its own host {host} (point that name at this server)")
+            }
+            Routing::Path(path) => format!("at {path} on this server's host"),
+        };
+        let identity = match g.identity {
+            super::gateway::IdentityForm::Jwt => format!(
+                "a signed identity JWT (X-Dcr-Shim-Identity, aud {})",
+                g.identity_audience.as_deref().unwrap_or(g.backend.as_str())
+            ),
+            super::gateway::IdentityForm::Headers => {
+                "plain identity headers (X-Dcr-Shim-User, -Client, -Scope): only the shim may reach it".to_owned()
+            }
+            super::gateway::IdentityForm::None => "no identity".to_owned(),
+        };
+        let origins = match g.allowed_origins.as_slice() {
+            [] => "no browser origin but its own".to_owned(),
+            list => format!("browser origins {}", list.join(", ")),
+        };
+        Some(format!(
+            "gateway: the shim serves {} {at} and calls {} with {identity}; {} scope rule(s); {origins}; only JSON and event-stream answers pass",
+            self.uri,
+            g.backend,
+            g.rules.len()
+        ))
+    }
+
     /// One line for `check`: the resource's token mode and what its MCP server must validate.
     pub fn token_summary(&self, issuer: &str, upstream_kind: &str, alg: TokenSigningAlg) -> String {
         let uri = self.uri.as_str();
         match self.token_policy() {
+            TokenPolicy::Minted(m) if self.gateway.is_some() => format!(
+                "resource {uri}: minted tokens ({} lifetime), validated by the shim's gateway (its MCP server receives no token of the client's)",
+                humantime::format_duration(m.lifetime()),
+            ),
             TokenPolicy::Minted(m) => format!(
                 "resource {uri}: minted tokens ({} lifetime); its MCP server validates JWTs with typ at+jwt, alg {}, keys from {issuer}/jwks, iss {issuer}, aud {uri}",
                 humantime::format_duration(m.lifetime()),
@@ -161,6 +202,9 @@ impl ResourceConfig {
     /// Problems with these settings, as (field, message).
     pub(crate) fn token_problems(&self) -> Vec<(&'static str, String)> {
         let mut out = Vec::new();
+        if self.gateway.is_some() && self.minted().is_none() {
+            out.push(("gateway", "a gateway resource's tokens must be minted (token = \"minted\"): the gateway does not validate the IdP's own tokens yet".to_owned()));
+        }
         let Some(minted) = self.minted() else {
             let only_minted = "applies only to minted tokens; add token = \"minted\" or remove it";
             if self.token_lifetime.is_some() {

@@ -41,6 +41,25 @@ pub(crate) fn validate(c: &TenantConfig, public_url: &Url, p: &mut Problems) {
         p.add(&format!("grants.{field}"), message);
     }
     for (i, r) in c.resources.iter().enumerate() {
+        for (field, message) in r
+            .gateway
+            .iter()
+            .flat_map(|g| g.problems(&r.uri, public_url))
+        {
+            p.add(&format!("resources[{i}].{field}"), message);
+        }
+        let rule_scopes = r
+            .gateway
+            .iter()
+            .flat_map(|g| &g.rules)
+            .flat_map(|rule| &rule.scopes);
+        for scope in rule_scopes {
+            if !r.scopes.iter().any(|s| &s.name == scope) {
+                p.add(&format!("resources[{i}].gateway.rules"), format!("'{scope}' is not one of the resource's scopes (its scopes list names the ones clients may ask for)"));
+            }
+        }
+    }
+    for (i, r) in c.resources.iter().enumerate() {
         if r.grant_lifetime.is_none() && r.grant_idle_lifetime.is_none() {
             continue;
         }

@@ -9,6 +9,7 @@ pub(crate) mod cookies;
 mod cors;
 pub(crate) mod error;
 mod extract;
+mod gateway;
 pub mod login_limits;
 pub(crate) mod ops;
 pub(crate) mod pages;
@@ -104,6 +105,12 @@ pub(crate) fn configure(
             .route("/favicon.ico", web::get().to(ops::favicon))
             .route("/readyz", web::get().to(ops::readyz))
             .route("/readyz/{tenant}", web::get().to(ops::tenant_readyz))
+            // A gateway resource's own host is the gateway's alone.
+            .service(
+                web::scope("")
+                    .guard(actix_web::guard::fn_guard(gateway::is_for_gateway_host))
+                    .default_service(web::to(gateway::on_gateway_host)),
+            )
             .route(
                 &format!("/.well-known/oauth-authorization-server{prefix}/{{tenant}}"),
                 web::get().to(well_known::metadata),
@@ -112,12 +119,25 @@ pub(crate) fn configure(
                 &format!("/.well-known/openid-configuration{prefix}/{{tenant}}"),
                 web::get().to(well_known::metadata),
             )
+            .route(
+                "/.well-known/oauth-protected-resource/{path:.*}",
+                web::get().to(well_known::resource_metadata),
+            )
             .service(tenants)
             .default_service(web::to(unknown_path)),
     );
 }
 
-async fn unknown_path() -> HttpResponse {
+/// What no route answers: a gateway resource routed by path (`gateway.rs`), else 404.
+async fn unknown_path(
+    state: web::Data<AppState>,
+    ctx: crate::oauth::context::RequestCtx,
+    req: actix_web::HttpRequest,
+    payload: web::Payload,
+) -> HttpResponse {
+    if let Some((tenant, i)) = state.serving().gateway_at_path(req.path()) {
+        return gateway::call(&state, &ctx, &tenant, i, &req, payload).await;
+    }
     error::not_found("there is nothing at this path")
 }
 
@@ -147,6 +167,9 @@ fn route_label(path: &str) -> &'static str {
         }
         (Some(".well-known"), Some("openid-configuration"), Some(_)) => {
             "/.well-known/openid-configuration/:tenant"
+        }
+        (Some(".well-known"), Some("oauth-protected-resource"), _) => {
+            "/.well-known/oauth-protected-resource"
         }
         (Some(_), Some(".well-known"), _) => "/:tenant/.well-known/openid-configuration",
         (Some(_), Some("authorize"), None) => "/:tenant/authorize",
@@ -227,6 +250,11 @@ fn labels(req: &ServiceRequest) -> (Option<std::sync::Arc<crate::config::Tenant>
     // The path below the public URL's prefix, where the tenant's segment comes first.
     let local = local_path(req.path(), state.map_or("", |s| s.path_prefix()));
     let local = local.as_ref();
+    if let Some(state) = state
+        && let Some((tenant, _)) = gateway::gateway_of(state, req.head(), req.path())
+    {
+        return (Some(tenant), "gateway");
+    }
     let first_segment = local.trim_start_matches('/').split('/').next();
     let tenant = state
         .zip(first_segment)

@@ -28,6 +28,9 @@ pub struct AppState {
     /// The login flow.
     auth: AuthServer,
     cookies: Cookies,
+    /// The gateway's calls to MCP servers: no redirects, no proxy from the environment, a
+    /// bounded connect, idle connections closed before a Node server's keep-alive ends.
+    gateway_client: reqwest::Client,
     trusted_proxies: Vec<ipnet::IpNet>,
     forwarded_header: crate::config::server::ForwardedHeader,
     login_limits: super::login_limits::LoginLimits,
@@ -49,6 +52,13 @@ impl AppState {
         Self {
             serving,
             cookies,
+            gateway_client: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .no_proxy()
+                .connect_timeout(std::time::Duration::from_secs(5))
+                .pool_idle_timeout(std::time::Duration::from_secs(4))
+                .build()
+                .unwrap_or_default(),
             records,
             registry,
             upstreams,
@@ -95,6 +105,11 @@ impl AppState {
     /// The login flow: authorize, consent, callback, token, revoke.
     pub fn auth(&self) -> &AuthServer {
         &self.auth
+    }
+
+    /// The client of the gateway's calls to MCP servers.
+    pub(crate) fn gateway_client(&self) -> &reqwest::Client {
+        &self.gateway_client
     }
 
     /// The names and attributes of the cookies this server sets.

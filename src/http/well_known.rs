@@ -21,6 +21,19 @@ pub(crate) async fn metadata(
         .body(document)
 }
 
+/// `GET /.well-known/oauth-protected-resource/{path}` (RFC 9728 §3.1): the metadata of the
+/// gateway resource served at `/{path}` on this host, for any origin (MCP clients in browsers
+/// read it).
+pub(crate) async fn resource_metadata(
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> HttpResponse {
+    match state.serving().gateway_at_path(&format!("/{path}")) {
+        Some((tenant, i)) => super::gateway::metadata(&tenant, i),
+        None => not_found("no resource is served at this path"),
+    }
+}
+
 /// `GET /{tenant}/jwks`: the keys of the tenant's minted tokens (RFC 7517 §5). Cached briefly,
 /// well under a rotation's propagation delay (`docs/tokens.md`).
 pub(crate) async fn jwks(state: web::Data<AppState>, ApiTenant(tenant): ApiTenant) -> HttpResponse {

@@ -232,6 +232,27 @@ impl Minter {
         }
     }
 
+    /// An identity JWT for an MCP server behind the gateway (`minting/identity.rs`).
+    pub(crate) async fn identity_jwt(
+        &self,
+        tenant: &Tenant,
+        audience: &str,
+        claims: Map<String, Value>,
+        now: u64,
+    ) -> Result<String, OAuthError> {
+        let key = self
+            .signing_keys
+            .active(&tenant.id, tenant.token_signing_alg(), now)
+            .await?;
+        Ok(crate::minting::identity::mint_identity(
+            &key,
+            &tenant.issuer,
+            audience,
+            claims,
+            now,
+        )?)
+    }
+
     /// The tenant's JWKS: the keys its minted tokens are signed with. A tenant with a minted
     /// resource and no key yet gets its first here, so that resource servers can fetch the
     /// set before the first login.

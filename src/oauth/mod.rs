@@ -20,6 +20,7 @@ pub(crate) mod minted;
 pub mod params;
 pub mod records;
 pub(crate) mod registration;
+pub(crate) mod resource_metadata;
 pub(crate) mod scopes;
 pub(crate) mod server;
 pub(crate) mod serving;

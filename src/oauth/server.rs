@@ -99,6 +99,19 @@ impl AuthServer {
         &self.logins
     }
 
+    /// An identity JWT for an MCP server behind the gateway (`Minter::identity_jwt`).
+    pub(crate) async fn identity_jwt(
+        &self,
+        tenant: &Tenant,
+        audience: &str,
+        claims: serde_json::Map<String, serde_json::Value>,
+        now: u64,
+    ) -> Result<String, OAuthError> {
+        self.minter
+            .identity_jwt(tenant, audience, claims, now)
+            .await
+    }
+
     /// The tenants' signing keys (for the admin API).
     pub fn signing_keys(&self) -> &SigningKeys {
         self.minter.keys()

@@ -15,6 +15,7 @@ use governor::{DefaultDirectRateLimiter, DefaultKeyedRateLimiter, Quota, RateLim
 use super::cimd::CimdResolver;
 use super::metadata::authorization_server_metadata;
 use crate::config::Tenant;
+use crate::config::gateway::{GatewayConfig, Routing};
 use crate::domain::TenantId;
 use crate::upstream::tokens::UpstreamClient;
 
@@ -22,6 +23,8 @@ use crate::upstream::tokens::UpstreamClient;
 /// (with those of the tenants it removed, kept for the requests still under way).
 pub(crate) struct GenerationParts {
     pub(crate) tenants: Vec<Arc<Tenant>>,
+    /// The server's public URL, which says how gateway resources are routed.
+    pub(crate) public_url: url::Url,
     pub(crate) resolvers: HashMap<TenantId, Arc<CimdResolver>>,
     pub(crate) upstream: UpstreamClient,
 }
@@ -38,6 +41,10 @@ struct Generation {
     metadata_documents: HashMap<String, [Bytes; 2]>,
     resolvers: HashMap<TenantId, Arc<CimdResolver>>,
     upstream: Arc<UpstreamClient>,
+    /// The gateway resources by route: their tenant and their index in its resources.
+    gateway_routes: HashMap<Routing, (Arc<Tenant>, usize)>,
+    /// Whether a gateway resource has a host of its own.
+    has_gateway_hosts: bool,
 }
 
 /// A rate limit with the quota it was made with (a reload keeps a limiter whose quota has
@@ -82,9 +89,20 @@ impl Generation {
     fn new(parts: GenerationParts, previous: Option<&Generation>) -> Self {
         let GenerationParts {
             tenants,
+            public_url,
             resolvers,
             upstream,
         } = parts;
+        let gateway_routes: HashMap<Routing, (Arc<Tenant>, usize)> = tenants
+            .iter()
+            .flat_map(|t| {
+                t.resources().iter().enumerate().filter_map(|(i, r)| {
+                    r.gateway.as_ref()?;
+                    let routing = GatewayConfig::routing(&r.uri, &public_url)?;
+                    Some((routing, (t.clone(), i)))
+                })
+            })
+            .collect();
         let by_id = tenants
             .iter()
             .map(|t| (t.id.to_string(), t.clone()))
@@ -121,6 +139,8 @@ impl Generation {
             metadata_documents,
             resolvers,
             upstream: Arc::new(upstream),
+            has_gateway_hosts: gateway_routes.keys().any(|r| matches!(r, Routing::Host(_))),
+            gateway_routes,
         }
     }
 }
@@ -162,6 +182,33 @@ impl Serving {
     /// The resolvers in use, by tenant (a reload keeps those whose settings did not change).
     pub(crate) fn resolvers(&self) -> HashMap<TenantId, Arc<CimdResolver>> {
         self.current.load().resolvers.clone()
+    }
+
+    /// The gateway resource served at `path` on this server's host (path routing): its
+    /// tenant and its index among the tenant's resources.
+    pub(crate) fn gateway_at_path(&self, path: &str) -> Option<(Arc<Tenant>, usize)> {
+        let generation = self.current.load();
+        if generation.gateway_routes.is_empty() {
+            return None;
+        }
+        generation
+            .gateway_routes
+            .get(&Routing::Path(path.to_owned()))
+            .cloned()
+    }
+
+    /// The gateway resource served on its own host `authority` (host routing).
+    pub(crate) fn gateway_at_host(&self, authority: &str) -> Option<(Arc<Tenant>, usize)> {
+        self.current
+            .load()
+            .gateway_routes
+            .get(&Routing::Host(authority.to_ascii_lowercase()))
+            .cloned()
+    }
+
+    /// Whether any gateway resource has a host of its own (most requests need no lookup).
+    pub(crate) fn has_gateway_hosts(&self) -> bool {
+        self.current.load().has_gateway_hosts
     }
 
     /// The IdP caller with the apps' credentials.

@@ -15,6 +15,7 @@ import { decodeJwt, decodeProtectedHeader } from 'jose';
 import { createIdp, API, REPORTS_API, REPORTS_SCOPES } from './lib/idp.mjs';
 import { mountMcp, mountReportsApi } from './lib/mcp-server.mjs';
 import { createEnterpriseIdp } from './lib/enterprise-idp.mjs';
+import { mountGatewayBackend, IDENTITY_TYPE } from './lib/gateway-backend.mjs';
 // The 2.x client, whose CrossAppAccessProvider is an Enterprise-Managed Authorization client.
 import { Client as Client2, StreamableHTTPClientTransport as Transport2, CrossAppAccessProvider, discoverAndRequestJwtAuthGrant } from '@modelcontextprotocol/client';
 import { selfSignedClientCert, caAndServerCert } from './lib/certs.mjs';
@@ -82,6 +83,15 @@ async function main() {
   const MCP_MINTED = `http://127.0.0.1:${mcpPort}/mcp-minted`;
   const REPORTS_URL = `http://127.0.0.1:${mcpPort}/reports-api`;
   const RS_SECRET = 'e2e-mcp-minted-' + 'r'.repeat(32);
+  // The gateway: an SDK MCP server with no auth code, on a port of its own, reached only
+  // through the shim, which serves the resource at a path on its own host.
+  const gwApp = express();
+  let gwReady = false;
+  const gwServer = http.createServer((q, r) => (gwReady ? gwApp(q, r) : (r.statusCode = 503, r.end())));
+  const gwPort = await listen(gwServer); started.servers.push(gwServer);
+  const GW = `${SHIM}/gw`;
+  const GW_RESOURCE = `${SHIM}/mcp/files`;
+  const GW_BACKEND = `http://127.0.0.1:${gwPort}/mcp`;
   // Enterprise-Managed Authorization: a tenant that trusts the suite's enterprise IdP.
   const EMA = `${SHIM}/ema`;
   const MCP_EMA = `http://127.0.0.1:${mcpPort}/mcp-ema`;
@@ -133,7 +143,7 @@ async function main() {
     issuer: IDP, accessTokenTTL: ACCESS_TTL,
     clients: [
       { client_id: 'shim-secret-app', client_secret: fs.readFileSync(secretFile, 'utf8'), token_endpoint_auth_method: 'client_secret_post',
-        redirect_uris: [`${ALPHA}/callback`, `${BETA}/callback`, `${GAMMA}/callback`, `${HA_ALPHA}/callback`, `${MINTED}/callback`, `${APPROVAL}/callback`], grant_types: ['authorization_code', 'refresh_token'], response_types: ['code'] },
+        redirect_uris: [`${ALPHA}/callback`, `${BETA}/callback`, `${GAMMA}/callback`, `${HA_ALPHA}/callback`, `${MINTED}/callback`, `${APPROVAL}/callback`, `${GW}/callback`], grant_types: ['authorization_code', 'refresh_token'], response_types: ['code'] },
       { client_id: 'shim-basic-app', client_secret: fs.readFileSync(basicSecretFile, 'utf8'), token_endpoint_auth_method: 'client_secret_basic',
         redirect_uris: [`${BETA}/callback`], grant_types: ['authorization_code', 'refresh_token'], response_types: ['code'] },
       { client_id: 'shim-jwt-app', token_endpoint_auth_method: 'private_key_jwt', token_endpoint_auth_signing_alg: 'PS256',
@@ -257,6 +267,15 @@ scopes = ${JSON.stringify(REPORTS_SCOPES)}
 `,
   }));
 
+  fs.writeFileSync(path.join(tenantsDir, 'gw.toml'), secretAppTenant({
+    display: 'E2E Gateway', issuer: IDP, resource: GW_RESOURCE, resourceName: 'Files (through the gateway)',
+    resourceLines: 'token = "minted"\n',
+    tables: `[resources.gateway]
+backend = "${GW_BACKEND}"
+rules = [{ methods = ["tools/call"], names = ["delete_*"], scopes = ["files.write"] }]
+`,
+  }));
+
   // Before its agent is registered the EMA tenant trusts no issuer; the scenario registers the
   // agent, names it in the file and reloads the shim (SIGHUP), as an operator would.
   const emaTenant = (clients) => secretAppTenant({
@@ -363,6 +382,8 @@ webhook_secret_file = "${w('approval-webhook.key', HOOK_KEY)}"
   mountMcp(mcpApp, { baseUrl: `http://127.0.0.1:${mcpPort}`, path: '/mcp-minted', shimMetadata: mintedMeta, minted: true,
     exchange: { tokenEndpoint: mintedMeta.token_endpoint, clientId: 'e2e-mcp-minted', secret: RS_SECRET, audience: 'reports', apiUrl: REPORTS_URL } });
   mcpReady = true;
+  const gwBackend = mountGatewayBackend(gwApp, { path: '/mcp', host: `127.0.0.1:${gwPort}`, url: GW_BACKEND, shim: await metaOf(GW) });
+  gwReady = true;
   mountMcp(rootApp, { baseUrl: MCP_ROOT, path: '/', shimMetadata: await metaOf(GAMMA), idpIssuer: IDP, jwksUri });
   rootReady = true;
 
@@ -498,6 +519,48 @@ webhook_secret_file = "${w('approval-webhook.key', HOOK_KEY)}"
     const i = await fetch(mintedMeta.introspection_endpoint, { method: 'POST', headers: { authorization: basicAuth, 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams({ token: b.access_token }) });
     const ib = await i.json(); assert.equal(ib.active, true, JSON.stringify(ib)); assert.equal(ib.sub, 'mina');
     return `sub ${c.sub}, report for ${rep.api.for}`;
+  });
+
+  await scenario('Gateway: an SDK MCP server with no auth code behind the gateway; the SDK client logs in by DCR, streams progress over SSE in a session, steps up to files.write; the server verifies the identity JWT', async () => {
+    const p = newProvider({ login: 'gail', name: 'gateway agent' });
+    const { client, transport } = await connectClient({ mcpUrl: GW_RESOURCE, provider: p, log });
+    // The client found the tenant from the gateway's challenge and metadata.
+    const au = new URL(p.history.authorizationUrls[0]);
+    assert.equal(au.origin + au.pathname, `${GW}/authorize`); assert.equal(au.searchParams.get('resource'), GW_RESOURCE);
+    const who = toolJson(await client.callTool({ name: 'whoami', arguments: {} }));
+    assert.equal(who.sub, 'gail'); assert.equal(who.claims.iss, GW); assert.equal(who.claims.aud, GW_BACKEND);
+    assert.equal(who.claims.client_id, p.store.client.client_id); assert.equal(who.claims.resource, GW_RESOURCE);
+    assert.equal(who.claims.scope, 'files.read');
+    assert.equal(decodeJwt(p.store.tokens.access_token).aud, GW_RESOURCE, 'the token is for the resource the gateway serves');
+    // A session of the 2025-11-25 protocol, through the gateway.
+    assert.ok(transport.sessionId && gwBackend.sessions.has(transport.sessionId), 'the session id passed both ways');
+    // Progress notifications arrive over SSE, each as it is sent.
+    const progress = [];
+    const counted = toolJson(await client.callTool({ name: 'count', arguments: { to: 5 } }, undefined, { onprogress: (n) => progress.push(n.progress) }));
+    assert.equal(counted.counted, 5); assert.deepEqual(progress, [1, 2, 3, 4, 5]);
+    // Step-up: the gateway's rule wants files.write for delete_*; the client asks again.
+    const del = toolJson(await callTool(client, null, p, 'delete_file', { name: 'a.txt' }));
+    assert.equal(del.deleted, 'a.txt'); assert.equal(del.sub, 'gail');
+    assert.deepEqual(del.scope.split(' ').sort(), ['files.read', 'files.write']);
+    assert.equal(p.history.authorizationUrls.length, 2, 'a second authorization for the wider scope');
+    assert.deepEqual(new URL(p.history.authorizationUrls[1]).searchParams.get('scope').split(' ').sort(), ['files.read', 'files.write']);
+    // The client's token never reached the MCP server; every request had an identity of the shim's.
+    assert.ok(gwBackend.seen.length >= 4, `${gwBackend.seen.length} requests`);
+    for (const s of gwBackend.seen) {
+      assert.equal(s.headers.authorization, undefined, `${s.method} carried Authorization`);
+      assert.equal(s.headers.host, `127.0.0.1:${gwPort}`);
+      assert.equal(decodeProtectedHeader(s.headers['x-dcr-shim-identity']).typ, IDENTITY_TYPE);
+    }
+    // Ending the session: DELETE passes through.
+    const sid = transport.sessionId;
+    await transport.terminateSession();
+    assert.ok(gwBackend.seen.some((s) => s.method === 'DELETE'), 'DELETE reached the MCP server');
+    assert.ok(!gwBackend.sessions.has(sid), 'the session ended');
+    // Without a token: the challenge the SDK followed.
+    const bare = await fetch(GW_RESOURCE, { method: 'POST', headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream' }, body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'tools/list' }) });
+    assert.equal(bare.status, 401);
+    assert.match(bare.headers.get('www-authenticate'), new RegExp(`resource_metadata="${SHIM}/.well-known/oauth-protected-resource/mcp/files"`));
+    return `${gwBackend.seen.length} requests reached the MCP server, methods ${[...new Set(gwBackend.seen.map((s) => s.method))].join(' ')}`;
   });
 
   await scenario('EMA: the 2.x SDK\'s CrossAppAccessProvider with an enterprise IdP\'s ID-JAG, no browser; the MCP server accepts the minted token', async () => {

@@ -323,3 +323,59 @@ pub async fn refresh(
     )
     .await
 }
+
+/// The hidden fields of a form page (the dev IdP's sign-in form), unescaped.
+pub fn hidden_fields(page: &str) -> Vec<(String, String)> {
+    let unescape = |s: &str| {
+        s.replace("&quot;", "\"")
+            .replace("&#x27;", "'")
+            .replace("&lt;", "<")
+            .replace("&gt;", ">")
+            .replace("&amp;", "&")
+    };
+    page.split("<input type=\"hidden\" name=\"")
+        .skip(1)
+        .map(|rest| {
+            let (name, rest) = rest.split_once('"').unwrap();
+            let value = rest
+                .split_once("value=\"")
+                .unwrap()
+                .1
+                .split_once('"')
+                .unwrap()
+                .0;
+            (unescape(name), unescape(value))
+        })
+        .collect()
+}
+
+/// A login through the dev IdP's sign-in form as `user`, consenting: the client's tokens.
+pub async fn dev_login(
+    app: &TestApp,
+    tenant: &str,
+    client: &Client,
+    scope: &str,
+    user: &str,
+) -> Value {
+    let browser = Browser::new();
+    let attempt = authorize_url(app, tenant, client, scope, user);
+    let Landing::Consent(page) = browser.go(&attempt.url, client.prefix()).await else {
+        panic!("consent page expected")
+    };
+    let upstream = browser
+        .consent_location(&app.issuer(tenant), &page, "approve")
+        .await;
+    let Landing::Page(200, form) = browser.go(&upstream, client.prefix()).await else {
+        panic!("dev sign-in form expected")
+    };
+    let mut fields = hidden_fields(&form);
+    fields.push(("username".into(), user.into()));
+    let location = browser.post_form_location(&upstream, &fields).await;
+    let Landing::Client(back) = browser.go(&location, client.prefix()).await else {
+        panic!("the callback should reach the client")
+    };
+    let code = param(&back, "code").unwrap();
+    let (status, tokens) = redeem(app, tenant, client, &code, &attempt).await;
+    assert_eq!(status, 200, "{tokens}");
+    tokens
+}

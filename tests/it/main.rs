@@ -16,6 +16,7 @@ mod fake_entra;
 mod faults;
 mod fetch_bounds;
 mod floods;
+mod gateway;
 mod grant_index;
 mod healthcheck;
 mod helpers;

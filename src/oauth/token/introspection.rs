@@ -62,15 +62,30 @@ impl Tokens {
         token: &str,
         now: u64,
     ) -> Result<Result<Map<String, Value>, String>, OAuthError> {
+        self.live_claims(tenant, token, |aud| caller.serves(aud), now)
+            .await
+    }
+
+    /// The claims of `token` if it is a minted access token of this tenant, valid now, for an
+    /// audience `serves` accepts, of a login that is not revoked and a client in good
+    /// standing; else why not. Read from the store on every call, so a revocation counts at
+    /// once on every replica that shares it.
+    pub(crate) async fn live_claims(
+        &self,
+        tenant: &Tenant,
+        token: &str,
+        serves: impl Fn(&str) -> bool,
+        now: u64,
+    ) -> Result<Result<Map<String, Value>, String>, OAuthError> {
         let claims = match self.minter.verify(tenant, token, now).await {
             Ok(c) => c,
             Err(Invalid::Keys(e)) => return Err(e.into()),
             Err(e) => return Ok(Err(e.to_string())),
         };
         let text = |k: &str| claims.get(k).and_then(Value::as_str).unwrap_or_default();
-        if !caller.serves(text("aud")) {
+        if !serves(text("aud")) {
             return Ok(Err(format!(
-                "the token is for {}, which this resource server does not serve",
+                "the token is for {}, which is not served here",
                 text("aud")
             )));
         }

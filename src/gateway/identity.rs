@@ -1,0 +1,65 @@
+//! How the MCP server behind the gateway learns who calls (`IdentityForm`): a signed identity
+//! JWT, plain headers, or nothing. The names are the gateway's own: the client's copies of
+//! them are never passed (`forward.rs` passes only Streamable HTTP's headers).
+
+use serde_json::{Map, Value};
+
+use super::admission::Caller;
+use crate::config::Tenant;
+use crate::config::gateway::{GatewayConfig, IdentityForm};
+use crate::config::resource::ResourceConfig;
+use crate::oauth::AuthServer;
+use crate::oauth::error::OAuthError;
+
+/// The identity JWT's header.
+pub(crate) const IDENTITY_HEADER: &str = "x-dcr-shim-identity";
+/// Plain headers: the user (`sub`), the client and the granted scopes.
+pub(crate) const USER_HEADER: &str = "x-dcr-shim-user";
+pub(crate) const CLIENT_HEADER: &str = "x-dcr-shim-client";
+pub(crate) const SCOPE_HEADER: &str = "x-dcr-shim-scope";
+
+/// Claims of the access token that say nothing to the MCP server, or that the identity JWT
+/// sets itself.
+const NOT_COPIED: [&str; 7] = ["iss", "aud", "iat", "exp", "jti", "sid", "nbf"];
+
+/// The headers that carry the caller's identity to the MCP server of `resource`.
+pub(crate) async fn identity_headers(
+    auth: &AuthServer,
+    tenant: &Tenant,
+    resource: &ResourceConfig,
+    gateway: &GatewayConfig,
+    caller: &Caller,
+    now: u64,
+) -> Result<Vec<(&'static str, String)>, OAuthError> {
+    Ok(match gateway.identity {
+        IdentityForm::None => Vec::new(),
+        IdentityForm::Headers => vec![
+            (USER_HEADER, caller.text("sub").to_owned()),
+            (CLIENT_HEADER, caller.text("client_id").to_owned()),
+            (SCOPE_HEADER, caller.text("scope").to_owned()),
+        ],
+        IdentityForm::Jwt => {
+            let audience = gateway
+                .identity_audience
+                .clone()
+                .unwrap_or_else(|| gateway.backend.to_string());
+            let jwt = auth
+                .identity_jwt(tenant, &audience, identity_claims(resource, caller), now)
+                .await?;
+            vec![(IDENTITY_HEADER, jwt)]
+        }
+    })
+}
+
+/// What the identity JWT says besides its own times, issuer and audience: the caller's
+/// claims (user, client, scopes, claims copied from the ID token) and the resource called.
+fn identity_claims(resource: &ResourceConfig, caller: &Caller) -> Map<String, Value> {
+    let mut claims: Map<String, Value> = caller
+        .claims
+        .iter()
+        .filter(|(k, _)| !NOT_COPIED.contains(&k.as_str()))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    claims.insert("resource".into(), Value::from(resource.uri.as_str()));
+    claims
+}

@@ -1,0 +1,759 @@
+//! The gateway (`[resources.gateway]`): the shim serves an MCP server's endpoint and metadata,
+//! admits calls with a live minted token for the resource only, and passes them to the MCP
+//! server with the caller's identity instead of the client's token. The MCP server here is a
+//! recording one, so each test sees exactly what reached it.
+
+use std::sync::Mutex;
+use std::time::Duration;
+
+use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
+use futures_util::StreamExt;
+use jsonwebtoken::jwk::JwkSet;
+use jsonwebtoken::{DecodingKey, Validation};
+use serde_json::{Value, json};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use crate::browser::{Client, dev_login};
+use crate::helpers::{TestApp, spawn_app_with_tenants};
+
+/// The gateway resource's own host (host routing), resolved to the test app.
+const HOST: &str = "files.gateway.test";
+/// The resource as clients name it (a TLS proxy in front of the shim in production) and the
+/// URLs the test calls on the shim itself.
+const RESOURCE: &str = "https://files.gateway.test/mcp";
+const CALL_URL: &str = "http://files.gateway.test/mcp";
+const OTHER: &str = "https://other.gateway.test/mcp";
+const OTHER_CALL_URL: &str = "http://other.gateway.test/mcp";
+const BROWSER_ORIGIN: &str = "http://localhost:6274";
+
+/// What the MCP server saw of one request.
+#[derive(Clone, Debug)]
+struct Seen {
+    method: String,
+    headers: Vec<(String, String)>,
+    body: String,
+}
+
+impl Seen {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+#[derive(Default)]
+struct Backend {
+    seen: Mutex<Vec<Seen>>,
+    /// Released by the test: the streaming tool's second event waits for it.
+    release: tokio::sync::Notify,
+}
+
+/// The recording MCP server: `tools/call` of `stream` answers an event stream whose second
+/// event waits for the test, `slow` never answers in time, `html` answers a page, `quiet`
+/// opens a stream and goes silent; anything else is echoed as JSON with a session id.
+async fn mcp(req: HttpRequest, body: web::Bytes, backend: web::Data<Backend>) -> HttpResponse {
+    let seen = Seen {
+        method: req.method().to_string(),
+        headers: req
+            .headers()
+            .iter()
+            .map(|(n, v)| (n.to_string(), v.to_str().unwrap_or("?").to_owned()))
+            .collect(),
+        body: String::from_utf8_lossy(&body).into_owned(),
+    };
+    backend.seen.lock().unwrap().push(seen);
+    let message: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    let id = message["id"].clone();
+    match message["params"]["name"].as_str() {
+        Some("stream") => {
+            let backend = backend.clone();
+            let events = futures_util::stream::unfold(0, move |n| {
+                let backend = backend.clone();
+                async move {
+                    match n {
+                        0 => Some((b"event: message\ndata: {\"progress\":1}\n\n".to_vec(), 1)),
+                        1 => {
+                            backend.release.notified().await;
+                            Some((b"event: message\ndata: {\"progress\":2}\n\n".to_vec(), 2))
+                        }
+                        _ => None,
+                    }
+                }
+            })
+            .map(|chunk| Ok::<_, actix_web::Error>(web::Bytes::from(chunk)));
+            HttpResponse::Ok()
+                .content_type("text/event-stream")
+                .streaming(events)
+        }
+        Some("slow") => {
+            tokio::time::sleep(Duration::from_secs(5)).await;
+            HttpResponse::Ok().json(json!({}))
+        }
+        Some("html") => HttpResponse::Ok()
+            .content_type("text/html")
+            .body("<script>alert(1)</script>"),
+        Some("quiet") => HttpResponse::Ok()
+            .content_type("text/event-stream")
+            .streaming(
+                futures_util::stream::once(async {
+                    Ok::<_, actix_web::Error>(web::Bytes::from_static(b": open\n\n"))
+                })
+                .chain(futures_util::stream::pending()),
+            ),
+        _ => HttpResponse::Ok()
+            .insert_header(("Mcp-Session-Id", "session-1"))
+            .insert_header(("Set-Cookie", "backend=1"))
+            .json(json!({"jsonrpc": "2.0", "id": id, "result": {"ok": true}})),
+    }
+}
+
+/// Starts the recording MCP server: its endpoint URL and what it saw.
+async fn start_backend() -> (String, web::Data<Backend>) {
+    let backend = web::Data::new(Backend::default());
+    let data = backend.clone();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = HttpServer::new(move || {
+        App::new()
+            .app_data(data.clone())
+            .route("/mcp", web::to(mcp))
+    })
+    .workers(1)
+    .listen(listener)
+    .unwrap()
+    .run();
+    tokio::spawn(server);
+    (format!("http://{addr}/mcp"), backend)
+}
+
+fn tenant_file(backend: &str) -> String {
+    format!(
+        r#"upstream = {{ kind = "dev" }}
+
+[[resources]]
+uri = "{RESOURCE}"
+name = "Files"
+default = true
+token = "minted"
+scopes = [
+  {{ name = "files.read", upstream = "api://files/files.read" }},
+  {{ name = "files.write", upstream = "api://files/files.write" }},
+]
+
+[resources.gateway]
+backend = "{backend}"
+rules = [{{ methods = ["tools/call"], names = ["delete*"], scopes = ["files.write"] }}]
+answer_timeout = "1s"
+idle_timeout = "1s"
+max_body_bytes = 4096
+allowed_origins = ["{BROWSER_ORIGIN}"]
+
+[[resources]]
+uri = "{OTHER}"
+token = "minted"
+scopes = [{{ name = "other.read", upstream = "api://other/other.read" }}]
+
+[resources.gateway]
+backend = "{backend}"
+identity = "headers"
+"#
+    )
+}
+
+struct World {
+    app: TestApp,
+    backend: web::Data<Backend>,
+    /// The MCP server's endpoint.
+    backend_url: String,
+    /// A client whose requests for the gateway's hosts reach the app.
+    http: reqwest::Client,
+}
+
+async fn world() -> World {
+    let (backend_url, backend) = start_backend().await;
+    let app = spawn_app_with_tenants(|dir| {
+        std::fs::write(dir.join("gw.toml"), tenant_file(&backend_url)).unwrap();
+    })
+    .await;
+    app.wait_ready().await;
+    let addr: std::net::SocketAddr = app.base.trim_start_matches("http://").parse().unwrap();
+    let http = reqwest::Client::builder()
+        .resolve(HOST, addr)
+        .resolve("other.gateway.test", addr)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    World {
+        app,
+        backend,
+        backend_url,
+        http,
+    }
+}
+
+impl World {
+    /// A minted token for the files resource, from a login through the dev IdP.
+    async fn token(&self) -> (String, Client, Value) {
+        let client = Client::register(&self.app, "gw", json!({})).await;
+        let tokens = dev_login(&self.app, "gw", &client, "files.read offline_access", "ada").await;
+        (
+            tokens["access_token"].as_str().unwrap().to_owned(),
+            client,
+            tokens,
+        )
+    }
+
+    fn call(&self, token: Option<&str>, body: &Value) -> reqwest::RequestBuilder {
+        let mut req = self
+            .http
+            .post(CALL_URL)
+            .header("Accept", "application/json, text/event-stream")
+            .header("Content-Type", "application/json")
+            .body(body.to_string());
+        if let Some(token) = token {
+            req = req.bearer_auth(token);
+        }
+        req
+    }
+
+    fn last_seen(&self) -> Seen {
+        self.backend
+            .seen
+            .lock()
+            .unwrap()
+            .last()
+            .cloned()
+            .expect("a call reached the MCP server")
+    }
+
+    fn calls_seen(&self) -> usize {
+        self.backend.seen.lock().unwrap().len()
+    }
+}
+
+fn tool_call(name: &str) -> Value {
+    json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": name, "arguments": {}}})
+}
+
+#[tokio::test]
+async fn the_gateway_serves_the_resources_metadata_and_challenges_a_call_without_a_token() {
+    let w = world().await;
+    for path in [
+        "/.well-known/oauth-protected-resource/mcp",
+        "/.well-known/oauth-protected-resource",
+    ] {
+        let res = w
+            .http
+            .get(format!("http://{HOST}{path}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 200, "{path}");
+        let doc: Value = res.json().await.unwrap();
+        assert_eq!(doc["resource"], RESOURCE);
+        assert_eq!(doc["authorization_servers"], json!([w.app.issuer("gw")]));
+        assert_eq!(
+            doc["scopes_supported"],
+            json!(["files.read", "files.write"])
+        );
+        assert_eq!(doc["resource_name"], "Files");
+    }
+    let res = w.call(None, &tool_call("echo")).send().await.unwrap();
+    assert_eq!(res.status(), 401);
+    let challenge = res.headers()["www-authenticate"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(challenge.starts_with("Bearer "), "{challenge}");
+    assert!(
+        challenge.contains(r#"error="invalid_token""#),
+        "{challenge}"
+    );
+    assert!(
+        challenge.contains(r#"scope="files.read files.write""#),
+        "{challenge}"
+    );
+    assert!(
+        challenge.contains(&format!(
+            r#"resource_metadata="https://{HOST}/.well-known/oauth-protected-resource/mcp""#
+        )),
+        "{challenge}"
+    );
+    let other_path = w
+        .http
+        .get(format!("http://{HOST}/admin"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        other_path.status(),
+        404,
+        "only the resource's path is served on its host"
+    );
+    assert_eq!(w.calls_seen(), 0, "nothing reached the MCP server");
+}
+
+#[tokio::test]
+async fn an_admitted_call_reaches_the_mcp_server_with_an_identity_and_never_the_clients_token() {
+    let w = world().await;
+    let (token, client, _) = w.token().await;
+    let res = w
+        .call(Some(&token), &tool_call("echo"))
+        .header("Cookie", "shim_session=secret")
+        .header("Origin", BROWSER_ORIGIN)
+        .header("X-Forwarded-For", "203.0.113.9")
+        .header("X-Dcr-Shim-Identity", "forged")
+        .header("X-Dcr-Shim-User", "mallory")
+        .header("Mcp-Session-Id", "session-1")
+        .header("Mcp-Protocol-Version", "2025-11-25")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.headers()["mcp-session-id"], "session-1");
+    assert_eq!(res.headers()["access-control-allow-origin"], BROWSER_ORIGIN);
+    assert!(
+        res.headers().get("set-cookie").is_none(),
+        "the MCP server sets no cookie on the shim's origin"
+    );
+    assert_eq!(res.headers()["x-content-type-options"], "nosniff");
+    let answer: Value = res.json().await.unwrap();
+    assert_eq!(answer["result"]["ok"], true);
+
+    let seen = w.last_seen();
+    assert_eq!(
+        seen.body,
+        tool_call("echo").to_string(),
+        "the body passes unchanged"
+    );
+    for absent in [
+        "authorization",
+        "cookie",
+        "origin",
+        "x-forwarded-for",
+        "x-dcr-shim-user",
+    ] {
+        assert_eq!(seen.header(absent), None, "{absent} reached the MCP server");
+    }
+    assert_eq!(seen.header("mcp-session-id"), Some("session-1"));
+    assert_eq!(seen.header("mcp-protocol-version"), Some("2025-11-25"));
+    let backend_host = w
+        .backend_url
+        .trim_start_matches("http://")
+        .trim_end_matches("/mcp");
+    assert_eq!(
+        seen.header("host"),
+        Some(backend_host),
+        "Host is the MCP server's own"
+    );
+
+    // The identity JWT: the tenant's key, its own type, the MCP server's audience.
+    let identity = seen.header("x-dcr-shim-identity").unwrap();
+    assert_ne!(identity, "forged");
+    let header = jsonwebtoken::decode_header(identity).unwrap();
+    assert_eq!(header.typ.as_deref(), Some("dcr-shim-identity+jwt"));
+    let jwks: JwkSet = w.app.get("/gw/jwks").await.json().await.unwrap();
+    let key = DecodingKey::from_jwk(jwks.find(header.kid.as_deref().unwrap()).unwrap()).unwrap();
+    let mut validation = Validation::new(header.alg);
+    validation.set_audience(&[&w.backend_url]);
+    validation.set_issuer(&[w.app.issuer("gw")]);
+    let claims = jsonwebtoken::decode::<Value>(identity, &key, &validation)
+        .unwrap()
+        .claims;
+    assert_eq!(claims["client_id"], client.id);
+    assert_eq!(claims["scope"], "files.read");
+    assert_eq!(claims["resource"], RESOURCE);
+    assert!(claims["sub"].as_str().is_some_and(|s| !s.is_empty()));
+    assert!(claims["exp"].as_u64().unwrap() <= claims["iat"].as_u64().unwrap() + 60);
+    assert!(claims.get("sid").is_none());
+
+    // It never passes as an access token: not at the gateway.
+    let replayed = w
+        .call(Some(identity), &tool_call("echo"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(replayed.status(), 401);
+    // Calls are counted under their own route and tenant.
+    let metrics_url = format!(
+        "{}/metrics",
+        w.app.admin_base().trim_end_matches("/admin/v1")
+    );
+    let metrics = w
+        .app
+        .http
+        .get(metrics_url)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l.starts_with("dcr_shim_http_requests_total")
+                && l.contains(r#"route="gateway""#)
+                && l.contains(r#"tenant="gw""#)),
+        "{metrics}"
+    );
+}
+
+#[tokio::test]
+async fn tokens_that_are_not_live_minted_tokens_for_the_resource_are_refused() {
+    let w = world().await;
+    let (token, client, tokens) = w.token().await;
+    let call = |t: &str| w.call(Some(t), &tool_call("echo")).send();
+
+    // alg none, a changed payload, garbage.
+    let parts: Vec<&str> = token.split('.').collect();
+    let none_header = base64_url(br#"{"alg":"none","typ":"at+jwt"}"#);
+    let unsigned = format!("{none_header}.{}.", parts[1]);
+    let mut payload: Value = serde_json::from_slice(&base64_decode(parts[1])).unwrap();
+    payload["scope"] = json!("files.read files.write");
+    let tampered = format!(
+        "{}.{}.{}",
+        parts[0],
+        base64_url(payload.to_string().as_bytes()),
+        parts[2]
+    );
+    for bad in [unsigned.as_str(), tampered.as_str(), "not-a-jwt"] {
+        assert_eq!(call(bad).await.unwrap().status(), 401, "{bad}");
+    }
+
+    // A token for the other gateway resource of the same tenant.
+    let other = w
+        .http
+        .post(OTHER_CALL_URL)
+        .bearer_auth(&token)
+        .header("Content-Type", "application/json")
+        .body(tool_call("echo").to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(other.status(), 401, "a token's audience is one resource");
+
+    // The login revoked: refused at once.
+    assert_eq!(call(&token).await.unwrap().status(), 200);
+    let revoked = w
+        .app
+        .http
+        .post(format!("{}/gw/revoke", w.app.base))
+        .form(&[
+            ("token", tokens["refresh_token"].as_str().unwrap()),
+            ("client_id", client.id.as_str()),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(revoked.status(), 200);
+    assert_eq!(
+        call(&token).await.unwrap().status(),
+        401,
+        "a revoked login's token"
+    );
+    assert_eq!(
+        w.calls_seen(),
+        1,
+        "only the valid call reached the MCP server"
+    );
+}
+
+fn base64_url(bytes: &[u8]) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
+fn base64_decode(text: &str) -> Vec<u8> {
+    use base64::Engine;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(text)
+        .unwrap()
+}
+
+#[tokio::test]
+async fn what_is_not_one_honest_message_never_reaches_the_mcp_server() {
+    let w = world().await;
+    let (token, _, _) = w.token().await;
+    let batch = json!([tool_call("echo"), tool_call("delete")]);
+    let res = w.call(Some(&token), &batch).send().await.unwrap();
+    assert_eq!(res.status(), 400);
+    let body: Value = res.json().await.unwrap();
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("batches"),
+        "{body}"
+    );
+
+    let res = w
+        .call(Some(&token), &tool_call("delete"))
+        .header("Mcp-Method", "tools/call")
+        .header("Mcp-Name", "read")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 400, "a header that says another tool");
+
+    let big = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "echo", "arguments": {"x": "a".repeat(5000)}}});
+    let res = w.call(Some(&token), &big).send().await.unwrap();
+    assert_eq!(res.status(), 413, "larger than max_body_bytes");
+
+    let res = w
+        .call(Some(&token), &tool_call("echo"))
+        .header("Origin", "http://evil.example")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        res.status(),
+        403,
+        "a page of an origin the resource does not list"
+    );
+    assert!(res.headers().get("access-control-allow-origin").is_none());
+    assert_eq!(w.calls_seen(), 0);
+
+    let ok = w
+        .call(Some(&token), &tool_call("echo"))
+        .header("Mcp-Method", "tools/call")
+        .header("Mcp-Name", "echo")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ok.status(), 200, "headers that agree with the body");
+}
+
+#[tokio::test]
+async fn smuggled_requests_are_refused_before_the_gateway() {
+    let w = world().await;
+    let (token, _, _) = w.token().await;
+    let body = tool_call("echo").to_string();
+    let addr = w.app.base.trim_start_matches("http://").to_owned();
+    for framing in [
+        format!("Content-Length: {}\r\nContent-Length: 3\r\n", body.len()),
+        format!(
+            "Content-Length: {}\r\nTransfer-Encoding: chunked\r\n",
+            body.len()
+        ),
+        "Transfer-Encoding: chunked, identity\r\n".to_owned(),
+    ] {
+        let request = format!(
+            "POST /mcp HTTP/1.1\r\nHost: {HOST}\r\nAuthorization: Bearer {token}\r\nContent-Type: application/json\r\nAccept: application/json, text/event-stream\r\n{framing}Connection: close\r\n\r\n{body}"
+        );
+        let mut stream = tokio::net::TcpStream::connect(&addr).await.unwrap();
+        stream.write_all(request.as_bytes()).await.unwrap();
+        let mut answer = Vec::new();
+        let _ = tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut answer)).await;
+        let answer = String::from_utf8_lossy(&answer);
+        assert!(answer.starts_with("HTTP/1.1 400"), "{framing:?}: {answer}");
+    }
+    assert_eq!(w.calls_seen(), 0, "nothing reached the MCP server");
+}
+
+#[tokio::test]
+async fn an_event_stream_is_passed_as_it_comes_and_failures_are_said() {
+    let w = world().await;
+    let (token, _, _) = w.token().await;
+    let res = w
+        .call(Some(&token), &tool_call("stream"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    assert!(
+        res.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/event-stream")
+    );
+    let mut body = res.bytes_stream();
+    let first = body.next().await.unwrap().unwrap();
+    assert!(
+        String::from_utf8_lossy(&first).contains("\"progress\":1"),
+        "the first event arrives while the MCP server still holds the second"
+    );
+    w.backend.release.notify_one();
+    let mut rest = Vec::new();
+    while let Some(chunk) = body.next().await {
+        rest.extend_from_slice(&chunk.unwrap());
+    }
+    assert!(String::from_utf8_lossy(&rest).contains("\"progress\":2"));
+
+    let slow = w
+        .call(Some(&token), &tool_call("slow"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(slow.status(), 504, "no answer within answer_timeout");
+    let html = w
+        .call(Some(&token), &tool_call("html"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        html.status(),
+        502,
+        "a page is never served on the shim's origin"
+    );
+    let body = html.text().await.unwrap();
+    assert!(!body.contains("<script>"), "{body}");
+
+    let quiet = w
+        .call(Some(&token), &tool_call("quiet"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(quiet.status(), 200);
+    let ended = tokio::time::timeout(Duration::from_secs(20), quiet.bytes()).await;
+    assert!(ended.is_ok(), "a silent stream is ended after idle_timeout");
+}
+
+#[tokio::test]
+async fn a_browser_client_of_an_allowed_origin_gets_cors() {
+    let w = world().await;
+    let preflight = |origin: &'static str| {
+        w.http
+            .request(reqwest::Method::OPTIONS, CALL_URL)
+            .header("Origin", origin)
+            .header("Access-Control-Request-Method", "POST")
+            .header(
+                "Access-Control-Request-Headers",
+                "authorization, content-type, mcp-protocol-version",
+            )
+            .send()
+    };
+    let ok = preflight(BROWSER_ORIGIN).await.unwrap();
+    assert_eq!(ok.status(), 204);
+    assert_eq!(ok.headers()["access-control-allow-origin"], BROWSER_ORIGIN);
+    let allowed = ok.headers()["access-control-allow-headers"]
+        .to_str()
+        .unwrap()
+        .to_ascii_lowercase();
+    for h in [
+        "authorization",
+        "mcp-session-id",
+        "mcp-protocol-version",
+        "last-event-id",
+    ] {
+        assert!(allowed.contains(h), "{h}");
+    }
+    let refused = preflight("http://evil.example").await.unwrap();
+    assert_eq!(refused.status(), 403);
+    assert!(
+        refused
+            .headers()
+            .get("access-control-allow-origin")
+            .is_none()
+    );
+    let challenge = w
+        .call(None, &tool_call("echo"))
+        .header("Origin", BROWSER_ORIGIN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(challenge.status(), 401);
+    let exposed = challenge.headers()["access-control-expose-headers"]
+        .to_str()
+        .unwrap();
+    assert!(
+        exposed.contains("WWW-Authenticate"),
+        "a page reads the challenge"
+    );
+}
+
+#[tokio::test]
+async fn identity_headers_for_a_trusted_network_and_path_routing_on_the_servers_own_host() {
+    let w = world().await;
+    // A second tenant whose gateway resource is a path on the shim's own host.
+    let path_resource = format!("{}/mcp/files", w.app.base);
+    std::fs::write(
+        w.app.tenants_dir.join("gwpath.toml"),
+        format!(
+            "upstream = {{ kind = \"dev\" }}\n[[resources]]\nuri = \"{path_resource}\"\ndefault = true\ntoken = \"minted\"\nscopes = [{{ name = \"files.read\", upstream = \"api://files/files.read\" }}]\n[resources.gateway]\nbackend = \"{}\"\nidentity = \"headers\"\n",
+            w.backend_url
+        ),
+    )
+    .unwrap();
+    w.app.reload().await.unwrap();
+    let doc: Value = w
+        .app
+        .get("/.well-known/oauth-protected-resource/mcp/files")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(doc["resource"], path_resource);
+    assert_eq!(
+        doc["authorization_servers"],
+        json!([w.app.issuer("gwpath")])
+    );
+
+    let client = Client::register(&w.app, "gwpath", json!({})).await;
+    let tokens = dev_login(&w.app, "gwpath", &client, "files.read", "bob").await;
+    let token = tokens["access_token"].as_str().unwrap();
+    let res = w
+        .app
+        .http
+        .post(&path_resource)
+        .bearer_auth(token)
+        .header("Content-Type", "application/json")
+        .header("X-Dcr-Shim-User", "mallory")
+        .body(tool_call("echo").to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let seen = w.last_seen();
+    assert_eq!(seen.header("x-dcr-shim-client"), Some(client.id.as_str()));
+    assert_eq!(seen.header("x-dcr-shim-scope"), Some("files.read"));
+    assert_ne!(seen.header("x-dcr-shim-user"), Some("mallory"));
+    assert!(
+        seen.header("x-dcr-shim-user")
+            .is_some_and(|u| !u.is_empty())
+    );
+    assert_eq!(seen.header("x-dcr-shim-identity"), None);
+    assert_eq!(seen.method, "POST");
+}
+
+#[tokio::test]
+async fn a_call_a_rule_covers_needs_its_scope_and_the_client_steps_up() {
+    let w = world().await;
+    let (read_only, client, _) = w.token().await;
+    let res = w
+        .call(Some(&read_only), &tool_call("delete_file"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 403);
+    let challenge = res.headers()["www-authenticate"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        challenge.contains(r#"error="insufficient_scope""#),
+        "{challenge}"
+    );
+    assert!(
+        challenge.contains(r#"scope="files.read files.write""#),
+        "the scopes held and the one missing: {challenge}"
+    );
+    assert_eq!(w.calls_seen(), 0);
+    let ok = w
+        .call(Some(&read_only), &tool_call("read_file"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ok.status(), 200, "a call no rule covers");
+
+    let tokens = dev_login(&w.app, "gw", &client, "files.read files.write", "ada").await;
+    let stepped_up = tokens["access_token"].as_str().unwrap();
+    let res = w
+        .call(Some(stepped_up), &tool_call("delete_file"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+}

@@ -43,6 +43,8 @@ pub(crate) struct Metrics {
     pub(crate) tenant_reloads: IntCounterVec,
     /// The approval queue (`oauth/approval/`).
     pub(crate) approval: ApprovalMetrics,
+    /// The gateway's calls (`gateway/`).
+    pub(crate) gateway: GatewayMetrics,
     /// CPU, memory and file descriptors of this process, read when `/metrics` is scraped.
     process: ProcessGauges,
 }
@@ -164,6 +166,44 @@ pub(crate) struct ApprovalMetrics {
     /// Webhook notifications by tenant and outcome (`delivered`, `retried`, `failed`,
     /// `dropped`: more waiting than the sender keeps).
     pub(crate) webhooks: IntCounterVec,
+}
+
+/// The gateway's calls (`gateway/`, `http/gateway.rs`). The `tool` label is the name a
+/// `tools/call` names, kept for the first `MAX_TOOL_LABELS` names per resource and `other`
+/// after them, so that clients cannot grow the series without bound.
+pub(crate) struct GatewayMetrics {
+    /// Calls by tenant, resource, MCP method (a fixed set, else `other`) and outcome.
+    pub(crate) calls: IntCounterVec,
+    /// `tools/call` calls by tenant, resource, tool and outcome.
+    pub(crate) tool_calls: IntCounterVec,
+    /// Time until the MCP server's answer starts (its status and headers), by tenant,
+    /// resource and method.
+    pub(crate) answer_seconds: HistogramVec,
+}
+
+impl GatewayMetrics {
+    fn register(r: &Registry) -> Self {
+        Self {
+            calls: counter(
+                r,
+                "dcr_shim_gateway_calls_total",
+                "calls to gateway resources by MCP method and outcome (passed, refused_token, refused_origin, refused_scope, refused_rule, malformed, rate_limited, unreachable, timeout, wrong_type)",
+                &["tenant", "resource", "method", "outcome"],
+            ),
+            tool_calls: counter(
+                r,
+                "dcr_shim_gateway_tool_calls_total",
+                "tools/call calls to gateway resources by tool and outcome",
+                &["tenant", "resource", "tool", "outcome"],
+            ),
+            answer_seconds: histogram(
+                r,
+                "dcr_shim_gateway_answer_duration_seconds",
+                "time until an MCP server behind the gateway starts its answer",
+                &["tenant", "resource", "method"],
+            ),
+        }
+    }
 }
 
 /// The `outcome` label values of `ApprovalMetrics::requests`.
@@ -341,13 +381,15 @@ fn gauge(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntGau
 }
 
 /// The `limit` label values of `rate_limited`.
-pub(crate) const RATE_LIMITS: [&str; 6] = [
+pub(crate) const RATE_LIMITS: [&str; 8] = [
     "address",
     "tenant",
     "cimd_address",
     "login_address",
     "login_network",
     "login_browser",
+    "gateway_user",
+    "gateway_client",
 ];
 
 /// The kinds of store failure (`store/counted.rs`), counted from zero.
@@ -389,6 +431,7 @@ impl Metrics {
             upstream: UpstreamMetrics::register(&r),
             store: StoreMetrics::register(&r),
             approval: ApprovalMetrics::register(&r),
+            gateway: GatewayMetrics::register(&r),
             process: ProcessGauges::register(&r),
             requests: counter(
                 &r,

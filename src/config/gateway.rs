@@ -4,6 +4,7 @@
 //! of its own (host routing, the production shape), or under a path on the public URL's host
 //! (path routing, for small setups).
 
+use std::num::NonZeroU32;
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -39,14 +40,21 @@ pub struct GatewayConfig {
     /// before the gateway ends it.
     #[serde(default = "default_idle_timeout", with = "humantime_serde")]
     pub(crate) idle_timeout: Duration,
+    /// Calls per minute one user may make to this resource (through any client), and one
+    /// client (for all its users); no limit when absent. Counted per replica.
+    #[serde(default)]
+    pub(crate) calls_per_minute_per_user: Option<NonZeroU32>,
+    #[serde(default)]
+    pub(crate) calls_per_minute_per_client: Option<NonZeroU32>,
     /// Scopes some calls need beyond the token's audience (`[[resources.gateway.rules]]`).
     #[serde(default)]
     pub(crate) rules: Vec<GatewayRule>,
 }
 
 /// A rule: the calls it covers (JSON-RPC methods, and the tool, prompt or resource they
-/// name, as globs with `*` and `?`) and the scopes a caller needs for them. A call needs the
-/// scopes of every rule that covers it.
+/// name, as globs with `*` and `?`), the scopes a caller needs for them, and who may make them
+/// (by app role, group, client or user: one of each list given). A call must satisfy every rule
+/// that covers it.
 #[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct GatewayRule {
@@ -58,7 +66,30 @@ pub struct GatewayRule {
     #[serde(default)]
     pub(crate) names: Vec<String>,
     /// The resource's scopes every covered call needs.
+    #[serde(default)]
     pub(crate) scopes: Vec<String>,
+    /// App roles (the token's `roles` claim, copied from the ID token): the caller needs one.
+    #[serde(default)]
+    pub(crate) roles: Vec<String>,
+    /// Groups (the token's `groups` claim): the caller needs to be in one.
+    #[serde(default)]
+    pub(crate) groups: Vec<String>,
+    /// Client ids: the call must come from one of them.
+    #[serde(default)]
+    pub(crate) clients: Vec<String>,
+    /// Users (`sub`): the call must be one of theirs.
+    #[serde(default)]
+    pub(crate) users: Vec<String>,
+}
+
+impl GatewayRule {
+    /// Whether the rule says who may call (beyond scopes, which a client can ask for).
+    pub(crate) fn names_callers(&self) -> bool {
+        !(self.roles.is_empty()
+            && self.groups.is_empty()
+            && self.clients.is_empty()
+            && self.users.is_empty())
+    }
 }
 
 /// How the gateway tells the MCP server who calls (`docs/gateway.md`). The client's own token
@@ -151,10 +182,10 @@ impl GatewayConfig {
             ));
         }
         for (i, rule) in self.rules.iter().enumerate() {
-            if rule.scopes.is_empty() {
+            if rule.scopes.is_empty() && !rule.names_callers() {
                 out.push((
                     "gateway.rules",
-                    format!("rule {i} names no scope; a rule says which scopes its calls need"),
+                    format!("rule {i} names no scope, role, group, client or user: it would require nothing"),
                 ));
             }
         }

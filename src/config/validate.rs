@@ -48,11 +48,16 @@ pub(crate) fn validate(c: &TenantConfig, public_url: &Url, p: &mut Problems) {
         {
             p.add(&format!("resources[{i}].{field}"), message);
         }
-        let rule_scopes = r
-            .gateway
-            .iter()
-            .flat_map(|g| &g.rules)
-            .flat_map(|rule| &rule.scopes);
+        let rules: Vec<_> = r.gateway.iter().flat_map(|g| &g.rules).collect();
+        for (claim, used) in [
+            ("roles", rules.iter().any(|rule| !rule.roles.is_empty())),
+            ("groups", rules.iter().any(|rule| !rule.groups.is_empty())),
+        ] {
+            if used && !r.claims.values().any(|to| to == claim) {
+                p.add(&format!("resources[{i}].gateway.rules"), format!("a rule names {claim}, but the resource's tokens carry no '{claim}' claim: copy it from the ID token (claims = {{ {claim} = \"{claim}\" }})"));
+            }
+        }
+        let rule_scopes = rules.iter().flat_map(|rule| &rule.scopes);
         for scope in rule_scopes {
             if !r.scopes.iter().any(|s| &s.name == scope) {
                 p.add(&format!("resources[{i}].gateway.rules"), format!("'{scope}' is not one of the resource's scopes (its scopes list names the ones clients may ask for)"));

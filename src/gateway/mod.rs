@@ -8,5 +8,8 @@
 pub(crate) mod admission;
 pub(crate) mod forward;
 pub(crate) mod identity;
+pub(crate) mod limits;
+pub(crate) mod listing;
 pub(crate) mod message;
 pub(crate) mod policy;
+pub(crate) mod record;

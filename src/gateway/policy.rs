@@ -1,31 +1,110 @@
-//! Which scopes a call needs (`[[resources.gateway.rules]]`): the scopes of every rule that
-//! covers its method and the name it acts on. A caller without them is refused with 403
-//! `insufficient_scope` naming what to ask for, so that MCP clients step up (the MCP
-//! specification's scope challenge) instead of failing.
+//! What the rules (`[[resources.gateway.rules]]`) say of a call: a rule covers it by its
+//! method and the name it acts on (globs); a covered call needs the rule's scopes, and, when
+//! the rule names roles, groups, clients or users, a caller among them. A caller the rules do
+//! not name is refused outright (asking again cannot help); one that lacks only scopes is
+//! refused with 403 `insufficient_scope` naming what to ask for, so that MCP clients step up
+//! (the MCP specification's scope challenge). Lists of tools, prompts and resources leave out
+//! what the caller may not call (`listing.rs`).
 
+use serde_json::{Map, Value};
 use wildmatch::WildMatch;
 
 use super::message::Message;
 use crate::config::gateway::{GatewayConfig, GatewayRule};
 
-/// The scopes `message` needs that `granted` (space-separated) lacks, if any.
-pub(crate) fn missing_scopes(
-    gateway: &GatewayConfig,
-    message: &Message,
-    granted: &str,
-) -> Vec<String> {
-    let granted: Vec<&str> = granted.split(' ').collect();
-    let mut missing: Vec<String> = gateway
+/// Who calls, as the rules read it from the access token's claims.
+#[derive(Debug, Default)]
+pub(crate) struct Who<'a> {
+    scopes: Vec<&'a str>,
+    roles: Vec<&'a str>,
+    groups: Vec<&'a str>,
+    client: &'a str,
+    user: &'a str,
+}
+
+impl<'a> Who<'a> {
+    pub(crate) fn of(claims: &'a Map<String, Value>) -> Self {
+        let text = |k: &str| claims.get(k).and_then(Value::as_str).unwrap_or_default();
+        // A claim that holds one value or an array of them (Entra's `roles` and `groups` are
+        // arrays; a single value copied as a string counts too).
+        let list = |k: &str| -> Vec<&'a str> {
+            match claims.get(k) {
+                Some(Value::Array(items)) => items.iter().filter_map(Value::as_str).collect(),
+                Some(Value::String(s)) => vec![s.as_str()],
+                _ => Vec::new(),
+            }
+        };
+        Self {
+            scopes: text("scope").split(' ').filter(|s| !s.is_empty()).collect(),
+            roles: list("roles"),
+            groups: list("groups"),
+            client: text("client_id"),
+            user: text("sub"),
+        }
+    }
+
+    /// The scopes the caller holds.
+    pub(crate) fn scopes(&self) -> &[&'a str] {
+        &self.scopes
+    }
+}
+
+/// What the rules decide of a call.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Decision {
+    Allow,
+    /// The caller lacks these scopes (sorted, once each).
+    NeedsScopes(Vec<String>),
+    /// The caller is not among those a rule names; why, for the answer and the log.
+    Forbidden(String),
+}
+
+/// The rules' decision on `message` from `who`.
+pub(crate) fn decide(gateway: &GatewayConfig, message: &Message, who: &Who<'_>) -> Decision {
+    let covering: Vec<&GatewayRule> = gateway
         .rules
         .iter()
-        .filter(|rule| covers(rule, message))
-        .flat_map(|rule| &rule.scopes)
-        .filter(|s| !granted.contains(&s.as_str()))
+        .filter(|r| covers(r, message))
+        .collect();
+    if let Some(why) = covering.iter().find_map(|r| not_among(r, who)) {
+        return Decision::Forbidden(why);
+    }
+    let mut missing: Vec<String> = covering
+        .iter()
+        .flat_map(|r| &r.scopes)
+        .filter(|s| !who.scopes.contains(&s.as_str()))
         .cloned()
         .collect();
     missing.sort();
     missing.dedup();
-    missing
+    if missing.is_empty() {
+        Decision::Allow
+    } else {
+        Decision::NeedsScopes(missing)
+    }
+}
+
+/// Why `who` is not among the callers `rule` names, if it is not.
+fn not_among(rule: &GatewayRule, who: &Who<'_>) -> Option<String> {
+    let one_of = |allowed: &[String], held: &[&str]| {
+        allowed.is_empty() || allowed.iter().any(|a| held.contains(&a.as_str()))
+    };
+    if !one_of(&rule.roles, &who.roles) {
+        return Some(format!(
+            "the call needs one of the app roles {}",
+            rule.roles.join(", ")
+        ));
+    }
+    if !one_of(&rule.groups, &who.groups) {
+        return Some("the call needs membership of a group the operator named".into());
+    }
+    if !one_of(&rule.clients, &[who.client]) {
+        return Some("this client may not make the call".into());
+    }
+    if !one_of(&rule.users, &[who.user]) {
+        return Some("this user may not make the call".into());
+    }
+    None
 }
 
 /// Whether `rule` covers `message`.
@@ -38,9 +117,15 @@ fn covers(rule: &GatewayRule, message: &Message) -> bool {
         && matches(&rule.names, message.name.as_deref())
 }
 
+/// Whether any rule names callers (so that lists may need filtering).
+pub(crate) fn names_callers(gateway: &GatewayConfig) -> bool {
+    gateway.rules.iter().any(GatewayRule::names_callers)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     fn gateway(rules: &str) -> GatewayConfig {
         toml::from_str(&format!("backend = \"http://mcp.internal/mcp\"\n{rules}")).unwrap()
@@ -50,8 +135,16 @@ mod tests {
         Message {
             method: Some(method.into()),
             name: name.map(str::to_owned),
-            id: serde_json::Value::Null,
+            id: Value::Null,
         }
+    }
+
+    fn claims(v: Value) -> Map<String, Value> {
+        v.as_object().unwrap().clone()
+    }
+
+    fn needs(scopes: &[&str]) -> Decision {
+        Decision::NeedsScopes(scopes.iter().map(|s| (*s).to_owned()).collect())
     }
 
     #[test]
@@ -67,27 +160,37 @@ mod tests {
             scopes = ["files.admin"]
             "#,
         );
+        let with = |scope: &str| claims(json!({"scope": scope}));
+        let decide_for = |m: &Message, scope: &str| decide(&g, m, &Who::of(&with(scope)));
         let delete_all = call("tools/call", Some("delete_all"));
         assert_eq!(
-            missing_scopes(&g, &delete_all, "files.read"),
-            ["files.admin", "files.write"]
+            decide_for(&delete_all, "files.read"),
+            needs(&["files.admin", "files.write"])
         );
         assert_eq!(
-            missing_scopes(&g, &delete_all, "files.read files.write"),
-            ["files.admin"]
+            decide_for(&delete_all, "files.read files.write"),
+            needs(&["files.admin"])
         );
-        assert!(missing_scopes(&g, &delete_all, "files.admin files.write").is_empty());
         assert_eq!(
-            missing_scopes(&g, &call("tools/call", Some("move")), ""),
-            ["files.write"]
+            decide_for(&delete_all, "files.admin files.write"),
+            Decision::Allow
         );
-        assert!(missing_scopes(&g, &call("tools/call", Some("read")), "").is_empty());
-        assert!(
-            missing_scopes(&g, &call("tools/list", None), "").is_empty(),
+        assert_eq!(
+            decide_for(&call("tools/call", Some("move")), ""),
+            needs(&["files.write"])
+        );
+        assert_eq!(
+            decide_for(&call("tools/call", Some("read")), ""),
+            Decision::Allow
+        );
+        assert_eq!(
+            decide_for(&call("tools/list", None), ""),
+            Decision::Allow,
             "a rule with names covers only calls that name something"
         );
-        assert!(
-            missing_scopes(&g, &call("prompts/get", Some("delete_x")), "").is_empty(),
+        assert_eq!(
+            decide_for(&call("prompts/get", Some("delete_x")), ""),
+            Decision::Allow,
             "the first rule covers tools/call only"
         );
     }
@@ -95,10 +198,75 @@ mod tests {
     #[test]
     fn a_rule_without_methods_or_names_covers_every_message() {
         let g = gateway("[[rules]]\nscopes = [\"files.read\"]");
+        let other = claims(json!({"scope": "other"}));
         assert_eq!(
-            missing_scopes(&g, &call("initialize", None), "other"),
-            ["files.read"]
+            decide(&g, &call("initialize", None), &Who::of(&other)),
+            needs(&["files.read"])
         );
-        assert!(missing_scopes(&g, &call("ping", None), "files.read").is_empty());
+        let read = claims(json!({"scope": "files.read"}));
+        assert_eq!(
+            decide(&g, &call("ping", None), &Who::of(&read)),
+            Decision::Allow
+        );
+    }
+
+    #[test]
+    fn a_rule_that_names_callers_refuses_the_others_whatever_their_scopes() {
+        let g = gateway(
+            r#"
+            [[rules]]
+            names = ["purge"]
+            roles = ["Files.Admin", "Files.Owner"]
+            scopes = ["files.write"]
+            [[rules]]
+            names = ["audit"]
+            clients = ["ops-agent"]
+            users = ["ada", "bob"]
+            [[rules]]
+            names = ["hr_*"]
+            groups = ["g-hr"]
+            "#,
+        );
+        let purge = call("tools/call", Some("purge"));
+        let admin = claims(json!({"scope": "files.read", "roles": ["Files.Admin"]}));
+        assert_eq!(
+            decide(&g, &purge, &Who::of(&admin)),
+            needs(&["files.write"]),
+            "a role, then scopes"
+        );
+        let reader = claims(json!({"scope": "files.write", "roles": ["Files.Reader"]}));
+        assert!(matches!(
+            decide(&g, &purge, &Who::of(&reader)),
+            Decision::Forbidden(_)
+        ));
+        let single = claims(json!({"scope": "files.write", "roles": "Files.Owner"}));
+        assert_eq!(
+            decide(&g, &purge, &Who::of(&single)),
+            Decision::Allow,
+            "a role as a string"
+        );
+
+        let audit = call("tools/call", Some("audit"));
+        let ops_ada = claims(json!({"client_id": "ops-agent", "sub": "ada"}));
+        assert_eq!(decide(&g, &audit, &Who::of(&ops_ada)), Decision::Allow);
+        let other_client = claims(json!({"client_id": "chat", "sub": "ada"}));
+        assert!(matches!(
+            decide(&g, &audit, &Who::of(&other_client)),
+            Decision::Forbidden(_)
+        ));
+        let other_user = claims(json!({"client_id": "ops-agent", "sub": "eve"}));
+        assert!(matches!(
+            decide(&g, &audit, &Who::of(&other_user)),
+            Decision::Forbidden(_)
+        ));
+
+        let hr = call("tools/call", Some("hr_salaries"));
+        let member = claims(json!({"groups": ["g-eng", "g-hr"]}));
+        assert_eq!(decide(&g, &hr, &Who::of(&member)), Decision::Allow);
+        assert!(matches!(
+            decide(&g, &hr, &Who::of(&claims(json!({})))),
+            Decision::Forbidden(_)
+        ));
+        assert!(names_callers(&g));
     }
 }

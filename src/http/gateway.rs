@@ -13,10 +13,14 @@ use crate::config::Tenant;
 use crate::config::gateway::GatewayConfig;
 use crate::config::resource::ResourceConfig;
 use crate::gateway::admission::{Caller, Refused, admit, origin_allowed};
-use crate::gateway::forward::{Failure, Outgoing, forward};
+use crate::gateway::forward::{Answer, Failure, Outgoing, forward};
 use crate::gateway::identity::identity_headers;
+use crate::gateway::listing::{
+    Listing, MAX_LIST_BYTES, filter_event_stream, filter_json, listing, read_whole,
+};
 use crate::gateway::message::{self, Malformed};
-use crate::gateway::policy::missing_scopes;
+use crate::gateway::policy::{Decision, Who, decide, names_callers};
+use crate::gateway::record::CallRecord;
 use crate::oauth::context::RequestCtx;
 use crate::oauth::resource_metadata::{Refusal, challenge, metadata_url};
 
@@ -56,11 +60,19 @@ pub(crate) async fn call(
         resource,
         gateway,
     };
+    let mut record = CallRecord::new(
+        tenant.id.as_str(),
+        resource.uri.as_str(),
+        req.method().as_str(),
+    );
     let mut res = if req.method() == actix_web::http::Method::OPTIONS {
         preflight(origin.is_some())
     } else {
-        admitted_call(state, ctx, target, req, payload).await
+        admitted_call(state, ctx, target, req, payload, &mut record).await
     };
+    if req.method() != actix_web::http::Method::OPTIONS {
+        record.finish(res.status().as_u16());
+    }
     if let Some(origin) = origin.and_then(|o| HeaderValue::from_str(o).ok()) {
         let headers = res.headers_mut();
         headers.insert(
@@ -99,33 +111,148 @@ async fn admitted_call(
     target: Target<'_>,
     req: &HttpRequest,
     payload: web::Payload,
+    record: &mut CallRecord<'_>,
 ) -> HttpResponse {
+    let caller = match admitted_caller(state, ctx, target, req, record).await {
+        Ok(caller) => caller,
+        Err(res) => return res,
+    };
+    let body = match super::body::read_capped(payload, target.gateway.max_body_bytes).await {
+        Ok(body) => web::Bytes::from(body),
+        Err(res) => {
+            record.outcome = "malformed";
+            return res;
+        }
+    };
+    let message = if req.method() == actix_web::http::Method::POST {
+        match decided_message(target, &caller, req, &body, record) {
+            Ok(message) => Some(message),
+            Err(res) => return *res,
+        }
+    } else {
+        None
+    };
+    if let Err(res) = within_limits(state, target, &caller, record) {
+        return *res;
+    }
+    let call = Call {
+        caller: &caller,
+        message: message.as_ref(),
+        body,
+    };
+    pass_on(state, ctx, target, call, req, record).await
+}
+
+/// The caller of an admitted request within its rate limits, or the refusal.
+async fn admitted_caller(
+    state: &AppState,
+    ctx: &RequestCtx,
+    target: Target<'_>,
+    req: &HttpRequest,
+    record: &mut CallRecord<'_>,
+) -> Result<Caller, HttpResponse> {
     let Target {
         tenant, resource, ..
     } = target;
     let origin = req.headers().get("origin").and_then(|v| v.to_str().ok());
     let token = super::body::bearer_token(req);
     let caller = match admit(state.auth(), tenant, resource, origin, token, ctx.now).await {
-        Err(e) => return super::error::error_response(&e),
-        Ok(Err(refused)) => return refusal(resource, &refused),
+        Err(e) => {
+            record.outcome = "unavailable";
+            return Err(super::error::error_response(&e));
+        }
+        Ok(Err(refused)) => {
+            record.outcome = match refused {
+                Refused::Origin(_) => "refused_origin",
+                Refused::Token(_) => "refused_token",
+            };
+            return Err(refusal(resource, &refused));
+        }
         Ok(Ok(caller)) => caller,
     };
-    let body = match super::body::read_capped(payload, target.gateway.max_body_bytes).await {
-        Ok(body) => web::Bytes::from(body),
-        Err(res) => return res,
-    };
-    if req.method() == actix_web::http::Method::POST {
-        let message = match checked_message(req, &body) {
-            Ok(message) => message,
-            Err(e) => return jsonrpc_error(StatusCode::BAD_REQUEST, -32600, &e.to_string()),
-        };
-        let granted = caller.text("scope");
-        let missing = missing_scopes(target.gateway, &message, granted);
-        if !missing.is_empty() {
-            return insufficient_scope(resource, granted, &missing);
+    record.caller(&caller);
+    Ok(caller)
+}
+
+/// Counts an admitted call against the caller's rate limits, or refuses it (429).
+fn within_limits(
+    state: &AppState,
+    target: Target<'_>,
+    caller: &Caller,
+    record: &mut CallRecord<'_>,
+) -> Result<(), Box<HttpResponse>> {
+    let Target {
+        tenant, resource, ..
+    } = target;
+    let limits = state.gateway_limits();
+    let (user, client) = (caller.text("sub"), caller.text("client_id"));
+    if let Err(limited) = limits.check(resource.uri.as_str(), target.gateway, user, client) {
+        record.outcome = "rate_limited";
+        crate::metrics::metrics()
+            .rate_limited
+            .with_label_values(&[tenant.id.as_str(), limited.limit])
+            .inc();
+        tracing::info!(tenant = %tenant.id, resource = %resource.uri, client_id = client, limit = limited.limit, "a gateway call was over its rate limit");
+        let mut res = jsonrpc_error(
+            StatusCode::TOO_MANY_REQUESTS,
+            -32000,
+            "too many calls to this resource; try again after the time Retry-After says",
+        );
+        res.headers_mut().insert(
+            actix_web::http::header::RETRY_AFTER,
+            HeaderValue::from(limited.retry_after_seconds),
+        );
+        return Err(Box::new(res));
+    }
+    Ok(())
+}
+
+/// A POST's message, checked and allowed by the rules, or the refusal.
+fn decided_message(
+    target: Target<'_>,
+    caller: &Caller,
+    req: &HttpRequest,
+    body: &[u8],
+    record: &mut CallRecord<'_>,
+) -> Result<message::Message, Box<HttpResponse>> {
+    let checked = checked_message(req, body).map_err(|e| {
+        record.outcome = "malformed";
+        Box::new(jsonrpc_error(
+            StatusCode::BAD_REQUEST,
+            -32600,
+            &e.to_string(),
+        ))
+    })?;
+    record.message(&checked);
+    let who = Who::of(&caller.claims);
+    match decide(target.gateway, &checked, &who) {
+        Decision::Allow => Ok(checked),
+        Decision::NeedsScopes(missing) => {
+            record.outcome = "refused_scope";
+            Err(Box::new(insufficient_scope(
+                target.resource,
+                who.scopes(),
+                &missing,
+            )))
+        }
+        Decision::Forbidden(why) => {
+            record.outcome = "refused_rule";
+            tracing::info!(tenant = %target.tenant.id, resource = %target.resource.uri, client_id = caller.text("client_id"), reason = %why, "a gateway call was refused by a rule");
+            Err(Box::new(jsonrpc_error_for(
+                StatusCode::FORBIDDEN,
+                &checked.id,
+                -32001,
+                &why,
+            )))
         }
     }
-    pass_on(state, ctx, target, &caller, req, body).await
+}
+
+/// An admitted call: who makes it, its message (a POST's) and its body.
+struct Call<'a> {
+    caller: &'a Caller,
+    message: Option<&'a message::Message>,
+    body: web::Bytes,
 }
 
 /// The POST body's message, checked against the `Mcp-Method` and `Mcp-Name` headers.
@@ -141,19 +268,23 @@ async fn pass_on(
     state: &AppState,
     ctx: &RequestCtx,
     target: Target<'_>,
-    caller: &Caller,
+    call: Call<'_>,
     req: &HttpRequest,
-    body: web::Bytes,
+    record: &mut CallRecord<'_>,
 ) -> HttpResponse {
     let Target {
         tenant,
         resource,
         gateway,
     } = target;
+    let caller = call.caller;
     let identity =
         match identity_headers(state.auth(), tenant, resource, gateway, caller, ctx.now).await {
             Ok(headers) => headers,
-            Err(e) => return super::error::error_response(&e),
+            Err(e) => {
+                record.outcome = "unavailable";
+                return super::error::error_response(&e);
+            }
         };
     let Ok(method) = reqwest::Method::from_bytes(req.method().as_str().as_bytes()) else {
         return HttpResponse::MethodNotAllowed().finish();
@@ -163,34 +294,94 @@ async fn pass_on(
         .iter()
         .filter_map(|(name, value)| Some((name.as_str(), value.to_str().ok()?)))
         .collect();
-    let call = Outgoing {
+    let outgoing = Outgoing {
         method,
         headers,
         identity,
-        body,
+        body: call.body,
     };
-    match forward(state.gateway_client(), gateway, call).await {
-        Ok(answer) => {
-            let status = StatusCode::from_u16(answer.status).unwrap_or(StatusCode::BAD_GATEWAY);
-            let mut out = HttpResponse::build(status);
-            for (name, value) in answer.headers {
-                out.append_header((name, value));
+    let listed = call
+        .message
+        .and_then(|m| m.method.as_deref())
+        .and_then(listing)
+        .filter(|_| names_callers(gateway));
+    let answer = forward(state.gateway_client(), gateway, outgoing).await;
+    record.answered();
+    match answer {
+        Ok(answer) => match listed {
+            Some(listed) => filtered_list(gateway, caller, listed, answer, record).await,
+            None => {
+                let mut out = answer_head(&answer);
+                out.streaming(answer.body)
             }
-            out.insert_header((
-                "Content-Security-Policy",
-                "default-src 'none'; frame-ancestors 'none'; sandbox",
-            ));
-            out.streaming(answer.body)
-        }
+        },
         Err(failure) => {
             tracing::warn!(tenant = %tenant.id, resource = %resource.uri, backend = %gateway.backend, reason = %failure, "a gateway call got no answer to pass on");
             let status = match failure {
                 Failure::Timeout(_) => StatusCode::GATEWAY_TIMEOUT,
                 Failure::Unreachable(_) | Failure::WrongType(_) => StatusCode::BAD_GATEWAY,
             };
+            record.outcome = match failure {
+                Failure::Timeout(_) => "timeout",
+                Failure::Unreachable(_) => "unreachable",
+                Failure::WrongType(_) => "wrong_type",
+            };
             jsonrpc_error(status, -32603, &failure.to_string())
         }
     }
+}
+
+/// The status and headers of the MCP server's answer, as passed back.
+fn answer_head(answer: &Answer) -> actix_web::HttpResponseBuilder {
+    let status = StatusCode::from_u16(answer.status).unwrap_or(StatusCode::BAD_GATEWAY);
+    let mut out = HttpResponse::build(status);
+    for (name, value) in &answer.headers {
+        out.append_header((name.as_str(), value.as_str()));
+    }
+    out.insert_header((
+        "Content-Security-Policy",
+        "default-src 'none'; frame-ancestors 'none'; sandbox",
+    ));
+    out
+}
+
+/// A list answer with what the caller may not call left out (`gateway/listing.rs`).
+async fn filtered_list(
+    gateway: &GatewayConfig,
+    caller: &Caller,
+    listed: Listing,
+    answer: Answer,
+    record: &mut CallRecord<'_>,
+) -> HttpResponse {
+    let mut out = answer_head(&answer);
+    let event_stream = answer
+        .headers
+        .first()
+        .is_some_and(|(_, ct)| ct.to_ascii_lowercase().starts_with("text/event-stream"));
+    let Some(body) = read_whole(answer.body, MAX_LIST_BYTES).await else {
+        record.outcome = "wrong_type";
+        tracing::warn!(backend = %gateway.backend, "a list answer was longer than the gateway filters, or broke off; it was refused");
+        return jsonrpc_error(
+            StatusCode::BAD_GATEWAY,
+            -32603,
+            "the MCP server's list answer could not be read whole to leave out what the caller may not call",
+        );
+    };
+    let who = Who::of(&caller.claims);
+    let keep = |name: &str| {
+        let entry = message::Message {
+            method: Some(listed.call.to_owned()),
+            name: Some(name.to_owned()),
+            id: serde_json::Value::Null,
+        };
+        !matches!(decide(gateway, &entry, &who), Decision::Forbidden(_))
+    };
+    let filtered = if event_stream {
+        filter_event_stream(&body, listed, &keep)
+    } else {
+        filter_json(&body, listed, &keep)
+    };
+    out.body(filtered.unwrap_or(body))
 }
 
 /// A refused call: 401 with the challenge MCP clients follow to log in, or 403 for a page of
@@ -230,11 +421,11 @@ fn refusal(resource: &ResourceConfig, refused: &Refused) -> HttpResponse {
 /// specification's scope challenge).
 fn insufficient_scope(
     resource: &ResourceConfig,
-    granted: &str,
+    granted: &[&str],
     missing: &[String],
 ) -> HttpResponse {
     let why = format!("this call needs the scope {}", missing.join(" "));
-    let mut scopes: Vec<&str> = granted.split(' ').filter(|s| !s.is_empty()).collect();
+    let mut scopes: Vec<&str> = granted.to_vec();
     scopes.extend(missing.iter().map(String::as_str));
     tracing::info!(resource = %resource.uri, missing = %missing.join(" "), "a gateway call lacked a scope");
     HttpResponse::Forbidden()
@@ -253,9 +444,19 @@ fn insufficient_scope(
 /// A JSON-RPC error answer (with no request id: the gateway answers before or instead of the
 /// MCP server).
 fn jsonrpc_error(status: StatusCode, code: i64, message: &str) -> HttpResponse {
+    jsonrpc_error_for(status, &serde_json::Value::Null, code, message)
+}
+
+/// A JSON-RPC error answer to the request `id`.
+fn jsonrpc_error_for(
+    status: StatusCode,
+    id: &serde_json::Value,
+    code: i64,
+    message: &str,
+) -> HttpResponse {
     HttpResponse::build(status).json(json!({
         "jsonrpc": "2.0",
-        "id": null,
+        "id": id,
         "error": {"code": code, "message": message},
     }))
 }

@@ -31,6 +31,8 @@ pub struct AppState {
     /// The gateway's calls to MCP servers: no redirects, no proxy from the environment, a
     /// bounded connect, idle connections closed before a Node server's keep-alive ends.
     gateway_client: reqwest::Client,
+    /// The gateway's per-user and per-client call limits.
+    gateway_limits: crate::gateway::limits::CallLimits,
     trusted_proxies: Vec<ipnet::IpNet>,
     forwarded_header: crate::config::server::ForwardedHeader,
     login_limits: super::login_limits::LoginLimits,
@@ -59,6 +61,7 @@ impl AppState {
                 .pool_idle_timeout(std::time::Duration::from_secs(4))
                 .build()
                 .unwrap_or_default(),
+            gateway_limits: crate::gateway::limits::CallLimits::default(),
             records,
             registry,
             upstreams,
@@ -110,6 +113,11 @@ impl AppState {
     /// The client of the gateway's calls to MCP servers.
     pub(crate) fn gateway_client(&self) -> &reqwest::Client {
         &self.gateway_client
+    }
+
+    /// The gateway's call limits.
+    pub(crate) fn gateway_limits(&self) -> &crate::gateway::limits::CallLimits {
+        &self.gateway_limits
     }
 
     /// The names and attributes of the cookies this server sets.
@@ -167,5 +175,6 @@ impl AppState {
     pub(crate) fn forget_idle_rate_limits(&self) {
         self.login_limits.forget_idle();
         self.serving.forget_idle();
+        self.gateway_limits.forget_idle();
     }
 }

@@ -92,6 +92,11 @@ async function main() {
   const GW = `${SHIM}/gw`;
   const GW_RESOURCE = `${SHIM}/mcp/files`;
   const GW_BACKEND = `http://127.0.0.1:${gwPort}/mcp`;
+  // The same behind the Python SDK's MCPServer, in a process of its own.
+  const GW_PY = `${SHIM}/gwpy`;
+  const GW_PY_RESOURCE = `${SHIM}/mcp/py-files`;
+  const gwPyPort = await freePort();
+  const GW_PY_BACKEND = `http://127.0.0.1:${gwPyPort}/mcp`;
   // Enterprise-Managed Authorization: a tenant that trusts the suite's enterprise IdP.
   const EMA = `${SHIM}/ema`;
   const MCP_EMA = `http://127.0.0.1:${mcpPort}/mcp-ema`;
@@ -143,7 +148,7 @@ async function main() {
     issuer: IDP, accessTokenTTL: ACCESS_TTL,
     clients: [
       { client_id: 'shim-secret-app', client_secret: fs.readFileSync(secretFile, 'utf8'), token_endpoint_auth_method: 'client_secret_post',
-        redirect_uris: [`${ALPHA}/callback`, `${BETA}/callback`, `${GAMMA}/callback`, `${HA_ALPHA}/callback`, `${MINTED}/callback`, `${APPROVAL}/callback`, `${GW}/callback`], grant_types: ['authorization_code', 'refresh_token'], response_types: ['code'] },
+        redirect_uris: [`${ALPHA}/callback`, `${BETA}/callback`, `${GAMMA}/callback`, `${HA_ALPHA}/callback`, `${MINTED}/callback`, `${APPROVAL}/callback`, `${GW}/callback`, `${GW_PY}/callback`], grant_types: ['authorization_code', 'refresh_token'], response_types: ['code'] },
       { client_id: 'shim-basic-app', client_secret: fs.readFileSync(basicSecretFile, 'utf8'), token_endpoint_auth_method: 'client_secret_basic',
         redirect_uris: [`${BETA}/callback`], grant_types: ['authorization_code', 'refresh_token'], response_types: ['code'] },
       { client_id: 'shim-jwt-app', token_endpoint_auth_method: 'private_key_jwt', token_endpoint_auth_signing_alg: 'PS256',
@@ -269,9 +274,20 @@ scopes = ${JSON.stringify(REPORTS_SCOPES)}
 
   fs.writeFileSync(path.join(tenantsDir, 'gw.toml'), secretAppTenant({
     display: 'E2E Gateway', issuer: IDP, resource: GW_RESOURCE, resourceName: 'Files (through the gateway)',
-    resourceLines: 'token = "minted"\n',
+    resourceLines: 'token = "minted"\nclaims = { roles = "roles" }\n',
     tables: `[resources.gateway]
 backend = "${GW_BACKEND}"
+rules = [
+  { methods = ["tools/call"], names = ["delete_*"], scopes = ["files.write"] },
+  { methods = ["tools/call"], names = ["purge"], roles = ["Files.Admin"] },
+]
+`,
+  }));
+  fs.writeFileSync(path.join(tenantsDir, 'gwpy.toml'), secretAppTenant({
+    display: 'E2E Gateway (Python)', issuer: IDP, resource: GW_PY_RESOURCE, resourceName: 'Files (Python, through the gateway)',
+    resourceLines: 'token = "minted"\n',
+    tables: `[resources.gateway]
+backend = "${GW_PY_BACKEND}"
 rules = [{ methods = ["tools/call"], names = ["delete_*"], scopes = ["files.write"] }]
 `,
   }));
@@ -382,8 +398,27 @@ webhook_secret_file = "${w('approval-webhook.key', HOOK_KEY)}"
   mountMcp(mcpApp, { baseUrl: `http://127.0.0.1:${mcpPort}`, path: '/mcp-minted', shimMetadata: mintedMeta, minted: true,
     exchange: { tokenEndpoint: mintedMeta.token_endpoint, clientId: 'e2e-mcp-minted', secret: RS_SECRET, audience: 'reports', apiUrl: REPORTS_URL } });
   mcpReady = true;
-  const gwBackend = mountGatewayBackend(gwApp, { path: '/mcp', host: `127.0.0.1:${gwPort}`, url: GW_BACKEND, shim: await metaOf(GW) });
+  const gwMeta = await metaOf(GW);
+  const gwBackend = mountGatewayBackend(gwApp, { path: '/mcp', host: `127.0.0.1:${gwPort}`, url: GW_BACKEND, shim: gwMeta });
   gwReady = true;
+  const PYTHON = process.env.E2E_PYTHON;
+  const pyBackend = { seen: [], ready: null };
+  if (PYTHON) {
+    const pyMeta = await metaOf(GW_PY);
+    const child = spawn(PYTHON, [path.join(import.meta.dirname, 'py/server.py'), '--port', String(gwPyPort), '--issuer', GW_PY, '--jwks-uri', pyMeta.jwks_uri, '--url', GW_PY_BACKEND],
+      { stdio: ['ignore', 'pipe', 'pipe'] });
+    started.children.push(child);
+    let err = '';
+    child.stderr.on('data', (d) => {
+      err += d;
+      const lines = err.split('\n'); err = lines.pop();
+      for (const l of lines) { try { pyBackend.seen.push(JSON.parse(l)); } catch { log(`python server: ${l}`); } }
+    });
+    pyBackend.ready = new Promise((resolve, reject) => {
+      child.stdout.on('data', (d) => { if (String(d).includes('ready')) resolve(); });
+      child.on('exit', (code) => reject(new Error(`the Python MCP server exited (${code})`)));
+    });
+  }
   mountMcp(rootApp, { baseUrl: MCP_ROOT, path: '/', shimMetadata: await metaOf(GAMMA), idpIssuer: IDP, jwksUri });
   rootReady = true;
 
@@ -551,6 +586,11 @@ webhook_secret_file = "${w('approval-webhook.key', HOOK_KEY)}"
       assert.equal(s.headers.host, `127.0.0.1:${gwPort}`);
       assert.equal(decodeProtectedHeader(s.headers['x-dcr-shim-identity']).typ, IDENTITY_TYPE);
     }
+    // A tool refused by role: not listed, and refused when called anyway.
+    const listed = (await client.listTools()).tools.map((t) => t.name).sort();
+    assert.deepEqual(listed, ['count', 'delete_file', 'whoami'], 'purge is not listed for a caller without Files.Admin');
+    await assert.rejects(client.callTool({ name: 'purge', arguments: {} }), /403|Files\.Admin/);
+    assert.deepEqual(gwBackend.purged, [], 'purge never reached the MCP server');
     // Ending the session: DELETE passes through.
     const sid = transport.sessionId;
     await transport.terminateSession();
@@ -561,6 +601,59 @@ webhook_secret_file = "${w('approval-webhook.key', HOOK_KEY)}"
     assert.equal(bare.status, 401);
     assert.match(bare.headers.get('www-authenticate'), new RegExp(`resource_metadata="${SHIM}/.well-known/oauth-protected-resource/mcp/files"`));
     return `${gwBackend.seen.length} requests reached the MCP server, methods ${[...new Set(gwBackend.seen.map((s) => s.method))].join(' ')}`;
+  });
+
+  await scenario('Gateway: an app role (Files.Admin, in the ID token) lets its holder list and call the tool the gateway keeps from others', async () => {
+    const p = newProvider({ login: 'root-admin', name: 'gateway admin agent' });
+    const { client } = await connectClient({ mcpUrl: GW_RESOURCE, provider: p, log });
+    const listed = (await client.listTools()).tools.map((t) => t.name);
+    assert.ok(listed.includes('purge'), `listed: ${listed}`);
+    const out = toolJson(await client.callTool({ name: 'purge', arguments: {} }));
+    assert.equal(out.purged, true); assert.equal(out.sub, 'root-admin'); assert.deepEqual(out.roles, ['Files.Admin']);
+    assert.deepEqual(decodeJwt(p.store.tokens.access_token).roles, ['Files.Admin'], 'the minted token carries the roles it copied');
+  });
+
+  await scenario('Gateway (Python SDK): MCPServer with no auth code behind the gateway; the v2 Client (server/discover first, the stateless 2026-07-28 protocol) logs in by DCR, gets progress, steps up; the server verifies the identity JWT', async () => {
+    if (!PYTHON) { assert.ok(!process.env.CI, 'CI needs the Python SDK (run.sh makes its venv)'); return 'skipped: no E2E_PYTHON'; }
+    await pyBackend.ready;
+    const child = spawn(PYTHON, [path.join(import.meta.dirname, 'py/client.py'), '--url', GW_PY_RESOURCE, '--redirect-uri', REDIRECT], { stdio: ['pipe', 'pipe', 'pipe'] });
+    started.children.push(child);
+    const browser = new Browser({ login: 'pia', log });
+    let stderr = '';
+    child.stderr.on('data', (d) => { stderr += d; });
+    const done = await new Promise((resolve, reject) => {
+      let buf = '';
+      child.stdout.on('data', async (d) => {
+        buf += d;
+        const lines = buf.split('\n'); buf = lines.pop();
+        for (const line of lines) {
+          const m = JSON.parse(line);
+          if (m.done) resolve(m.done);
+          if (m.authorize) {
+            try {
+              const back = await browser.navigate(new URL(m.authorize), { stopAt: REDIRECT, consent: 'approve' });
+              child.stdin.write(`${JSON.stringify(Object.fromEntries(back.searchParams))}\n`);
+            } catch (e) { reject(e); }
+          }
+        }
+      });
+      child.on('exit', (code) => reject(new Error(`the Python client exited (${code}): ${stderr.slice(-3000)}`)));
+    });
+    assert.equal(done.whoami.sub, 'pia', JSON.stringify(done.whoami));
+    assert.equal(done.whoami.claims.aud, GW_PY_BACKEND); assert.equal(done.whoami.claims.resource, GW_PY_RESOURCE);
+    assert.equal(done.whoami.claims.client_id, done.client_id);
+    assert.equal(done.count.counted, 4); assert.deepEqual(done.progress, [1, 2, 3, 4]);
+    assert.equal(done.delete.deleted, 'b.txt', JSON.stringify(done.delete));
+    assert.deepEqual(done.delete.scope.split(' ').sort(), ['files.read', 'files.write']);
+    assert.equal(done.authorizations.length, 2, 'a second authorization for the wider scope');
+    for (const s of pyBackend.seen) {
+      assert.equal(s.headers.authorization, undefined, `${s.method} carried Authorization`);
+      assert.equal(s.headers.host, `127.0.0.1:${gwPyPort}`);
+    }
+    const versions = [...new Set(pyBackend.seen.map((s) => s.headers['mcp-protocol-version']).filter(Boolean))];
+    const methods = [...new Set(pyBackend.seen.map((s) => s.headers['mcp-method']).filter(Boolean))];
+    assert.ok(methods.includes('server/discover') && methods.includes('tools/call'), `Mcp-Method headers seen: ${methods}`);
+    return `${pyBackend.seen.length} requests reached the Python server; protocol versions ${versions.join(', ')}; methods ${methods.join(', ')}`;
   });
 
   await scenario('EMA: the 2.x SDK\'s CrossAppAccessProvider with an enterprise IdP\'s ID-JAG, no browser; the MCP server accepts the minted token', async () => {

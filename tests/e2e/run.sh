@@ -8,4 +8,10 @@ export DCR_SHIM_BIN="${DCR_SHIM_BIN:-$here/../../target/debug/dcr-shim}"
 if [[ ! -x "$DCR_SHIM_BIN" ]]; then echo "dcr-shim binary not found at $DCR_SHIM_BIN (build it, or set DCR_SHIM_BIN)" >&2; exit 2; fi
 cd "$here"
 if [[ -z "${E2E_SKIP_INSTALL:-}" ]]; then npm ci --no-audit --no-fund --loglevel=error; fi
+# The official MCP Python SDK, for the gateway's Python scenario (E2E_PYTHON names a python that
+# has it; else a venv from py/requirements.txt).
+if [[ -z "${E2E_PYTHON:-}" ]]; then
+  E2E_PYTHON="$(bash "$here/../lib/python-venv.sh" e2e-py-venv "$here/py/requirements.txt" mcp)"
+  export E2E_PYTHON
+fi
 exec node run.mjs

@@ -48,6 +48,19 @@ struct Backend {
     seen: Mutex<Vec<Seen>>,
     /// Released by the test: the streaming tool's second event waits for it.
     release: tokio::sync::Notify,
+    /// Set when the `hold` tool's stream is dropped: its client went away.
+    hold_dropped: std::sync::atomic::AtomicBool,
+}
+
+/// Sets the backend's `hold_dropped` when the stream that owns it is dropped.
+struct DropFlag(web::Data<Backend>);
+
+impl Drop for DropFlag {
+    fn drop(&mut self) {
+        self.0
+            .hold_dropped
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+    }
 }
 
 /// The recording MCP server: `tools/call` of `stream` answers an event stream whose second
@@ -66,6 +79,20 @@ async fn mcp(req: HttpRequest, body: web::Bytes, backend: web::Data<Backend>) ->
     backend.seen.lock().unwrap().push(seen);
     let message: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
     let id = message["id"].clone();
+    if message["method"] == "tools/list" {
+        let list = json!({"jsonrpc": "2.0", "id": id, "result": {"tools": [
+            {"name": "echo"}, {"name": "audit"}, {"name": "delete_file"}
+        ]}});
+        return if message["params"]["cursor"] == "sse" {
+            HttpResponse::Ok()
+                .content_type("text/event-stream")
+                .body(format!(
+                    ": hello\n\nid: 1\nevent: message\ndata: {list}\n\n"
+                ))
+        } else {
+            HttpResponse::Ok().json(list)
+        };
+    }
     match message["params"]["name"].as_str() {
         Some("stream") => {
             let backend = backend.clone();
@@ -90,6 +117,20 @@ async fn mcp(req: HttpRequest, body: web::Bytes, backend: web::Data<Backend>) ->
         Some("slow") => {
             tokio::time::sleep(Duration::from_secs(5)).await;
             HttpResponse::Ok().json(json!({}))
+        }
+        Some("hold") => {
+            let flag = DropFlag(backend.clone());
+            let events = futures_util::stream::once(async {
+                Ok::<_, actix_web::Error>(web::Bytes::from_static(b"event: message\ndata: {}\n\n"))
+            })
+            .chain(futures_util::stream::unfold(flag, |flag| async move {
+                // Keep-alives until the stream is dropped.
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                Some((Ok(web::Bytes::from_static(b": ping\n\n")), flag))
+            }));
+            HttpResponse::Ok()
+                .content_type("text/event-stream")
+                .streaming(events)
         }
         Some("html") => HttpResponse::Ok()
             .content_type("text/html")
@@ -144,7 +185,10 @@ scopes = [
 
 [resources.gateway]
 backend = "{backend}"
-rules = [{{ methods = ["tools/call"], names = ["delete*"], scopes = ["files.write"] }}]
+rules = [
+  {{ methods = ["tools/call"], names = ["delete*"], scopes = ["files.write"] }},
+  {{ names = ["audit"], users = ["ada"] }},
+]
 answer_timeout = "1s"
 idle_timeout = "1s"
 max_body_bytes = 4096
@@ -182,6 +226,7 @@ async fn world() -> World {
     let http = reqwest::Client::builder()
         .resolve(HOST, addr)
         .resolve("other.gateway.test", addr)
+        .resolve("dead.gateway.test", addr)
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .unwrap();
@@ -756,4 +801,237 @@ async fn a_call_a_rule_covers_needs_its_scope_and_the_client_steps_up() {
         .await
         .unwrap();
     assert_eq!(res.status(), 200);
+}
+
+#[tokio::test]
+async fn a_rule_that_names_users_refuses_the_others_and_their_lists_leave_the_tool_out() {
+    let w = world().await;
+    let (ada, _, _) = w.token().await;
+    let client = Client::register(&w.app, "gw", json!({})).await;
+    let tokens = dev_login(&w.app, "gw", &client, "files.read", "bob").await;
+    let bob = tokens["access_token"].as_str().unwrap();
+
+    let res = w.call(Some(bob), &tool_call("audit")).send().await.unwrap();
+    assert_eq!(res.status(), 403);
+    assert!(
+        res.headers().get("www-authenticate").is_none(),
+        "no scope would help: no challenge"
+    );
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["id"], 1, "the answer is to the request");
+    assert!(
+        body["error"]["message"].as_str().unwrap().contains("user"),
+        "{body}"
+    );
+    assert_eq!(w.calls_seen(), 0);
+    let ok = w
+        .call(Some(&ada), &tool_call("audit"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ok.status(), 200);
+
+    let list = |cursor: &str| json!({"jsonrpc": "2.0", "id": 5, "method": "tools/list", "params": {"cursor": cursor}});
+    let names = |v: &Value| -> Vec<String> {
+        v["result"]["tools"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t["name"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let bobs: Value = w
+        .call(Some(bob), &list("json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        names(&bobs),
+        ["echo", "delete_file"],
+        "delete_file stays: a scope would let bob call it"
+    );
+    let adas: Value = w
+        .call(Some(&ada), &list("json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(names(&adas), ["echo", "audit", "delete_file"]);
+
+    let res = w.call(Some(bob), &list("sse")).send().await.unwrap();
+    assert!(
+        res.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/event-stream")
+    );
+    let text = res.text().await.unwrap();
+    assert!(
+        text.starts_with(": hello\n\nid: 1\nevent: message\ndata: "),
+        "{text}"
+    );
+    let data = text.lines().find_map(|l| l.strip_prefix("data: ")).unwrap();
+    assert_eq!(
+        names(&serde_json::from_str(data).unwrap()),
+        ["echo", "delete_file"]
+    );
+}
+
+#[tokio::test]
+async fn a_client_that_goes_away_closes_the_mcp_servers_stream_and_a_dead_one_is_a_502() {
+    let w = world().await;
+    let (token, _, _) = w.token().await;
+    let res = w
+        .call(Some(&token), &tool_call("hold"))
+        .send()
+        .await
+        .unwrap();
+    let mut body = res.bytes_stream();
+    assert!(body.next().await.is_some());
+    drop(body);
+    let mut dropped = false;
+    for _ in 0..100 {
+        if w.backend
+            .hold_dropped
+            .load(std::sync::atomic::Ordering::SeqCst)
+        {
+            dropped = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        dropped,
+        "the MCP server's stream ended when the client went away"
+    );
+
+    // A resource whose MCP server is not listening.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let dead = format!("http://{}/mcp", closed.local_addr().unwrap());
+    drop(closed);
+    std::fs::write(
+        w.app.tenants_dir.join("gwdead.toml"),
+        format!(
+            "upstream = {{ kind = \"dev\" }}\n[[resources]]\nuri = \"https://dead.gateway.test/mcp\"\ndefault = true\ntoken = \"minted\"\nscopes = [{{ name = \"dead.read\", upstream = \"api://dead/read\" }}]\n[resources.gateway]\nbackend = \"{dead}\"\n"
+        ),
+    )
+    .unwrap();
+    w.app.reload().await.unwrap();
+    let client = Client::register(&w.app, "gwdead", json!({})).await;
+    let tokens = dev_login(&w.app, "gwdead", &client, "dead.read", "ada").await;
+    let res = w
+        .http
+        .post("http://dead.gateway.test/mcp")
+        .bearer_auth(tokens["access_token"].as_str().unwrap())
+        .header("Content-Type", "application/json")
+        .body(tool_call("echo").to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 502);
+    let body: Value = res.json().await.unwrap();
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("could not be reached"),
+        "{body}"
+    );
+}
+
+#[tokio::test]
+async fn each_tool_call_is_audited_and_a_users_calls_are_limited() {
+    let (backend_url, _backend) = start_backend().await;
+    let data = tempfile::tempdir().unwrap();
+    let tenants = tempfile::tempdir().unwrap();
+    std::fs::write(
+        tenants.path().join("gw.toml"),
+        tenant_file(&backend_url).replace(
+            "max_body_bytes = 4096",
+            "max_body_bytes = 4096\ncalls_per_minute_per_user = 3",
+        ),
+    )
+    .unwrap();
+    let audit = data.path().join("audit.jsonl");
+    let shim = crate::binary::start_binary_with_args(
+        data.path(),
+        tenants.path(),
+        &["--audit-log", audit.to_str().unwrap()],
+    );
+    let handed = crate::binary::dev_login(&shim.base, "gw", false).await;
+    let token = &handed.values[4];
+    let addr: std::net::SocketAddr = shim.base.trim_start_matches("http://").parse().unwrap();
+    let http = reqwest::Client::builder()
+        .resolve(HOST, addr)
+        .build()
+        .unwrap();
+    let call = |name: &str| {
+        http.post(CALL_URL)
+            .bearer_auth(token)
+            .header("Content-Type", "application/json")
+            .body(tool_call(name).to_string())
+            .send()
+    };
+    assert_eq!(call("echo").await.unwrap().status(), 200);
+    assert_eq!(call("delete_file").await.unwrap().status(), 403);
+    assert_eq!(call("echo").await.unwrap().status(), 200);
+    assert_eq!(call("echo").await.unwrap().status(), 200);
+    let limited = call("echo").await.unwrap();
+    assert_eq!(
+        limited.status(),
+        429,
+        "the user's fourth call in a minute that would reach the MCP server"
+    );
+    let retry: u64 = limited.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=60).contains(&retry), "{retry}");
+
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let text = std::fs::read_to_string(&audit).unwrap();
+    let calls: Vec<Value> = text
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .filter(|e| e["event"] == "gateway_call")
+        .collect();
+    let decisions: Vec<(&str, &str, u64)> = calls
+        .iter()
+        .map(|e| {
+            (
+                e["tool"].as_str().unwrap(),
+                e["decision"].as_str().unwrap(),
+                e["status"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        decisions,
+        [
+            ("echo", "passed", 200),
+            ("delete_file", "refused_scope", 403),
+            ("echo", "passed", 200),
+            ("echo", "passed", 200),
+            ("echo", "rate_limited", 429),
+        ]
+    );
+    for e in &calls {
+        assert_eq!(e["tenant"], "gw");
+        assert_eq!(e["resource"], RESOURCE);
+        assert_eq!(e["client_id"], handed.client_id.as_str());
+        assert!(e["user"].as_str().is_some_and(|u| !u.is_empty()), "{e}");
+        assert!(e["ms"].as_u64().is_some(), "{e}");
+    }
+    for value in &handed.values {
+        assert!(
+            !text.contains(value.as_str()),
+            "the audit log holds no token or code"
+        );
+    }
 }

@@ -24,6 +24,7 @@ export function mountGatewayBackend(app, { path, host, url, shim }) {
   const seen = [];
   const sessions = new Map();
   const deleted = [];
+  const purged = [];
   const verifyIdentity = async (headers) => {
     const jwt = headers[IDENTITY_HEADER];
     if (!jwt) throw new Error('no identity JWT');
@@ -45,6 +46,11 @@ export function mountGatewayBackend(app, { path, host, url, shim }) {
         }
         return { content: [{ type: 'text', text: JSON.stringify({ counted: to }) }] };
       });
+    server.registerTool('purge', { description: 'deletes everything (the gateway lets only Files.Admin call it)' }, async (extra) => {
+      const claims = await verifyIdentity(extra.requestInfo?.headers || {});
+      purged.push(claims.sub);
+      return { content: [{ type: 'text', text: JSON.stringify({ purged: true, sub: claims.sub, roles: claims.roles }) }] };
+    });
     server.registerTool('delete_file', { description: 'deletes a file', inputSchema: { name: z.string() } }, async ({ name }, extra) => {
       const claims = await verifyIdentity(extra.requestInfo?.headers || {});
       deleted.push({ name, sub: claims.sub, scope: claims.scope });
@@ -76,5 +82,5 @@ export function mountGatewayBackend(app, { path, host, url, shim }) {
   };
   app.get(path, record, bySession);
   app.delete(path, record, bySession);
-  return { seen, sessions, deleted };
+  return { seen, sessions, deleted, purged };
 }

@@ -31,8 +31,14 @@ export function createIdp({ issuer, clients, accessTokenTTL = 6, offlineAccessWi
     cookies: { keys: ['e2e-cookie-key-0123456789abcdef'] },
     pkce: { required: () => true },
     scopes: ['openid', 'offline_access'],
-    claims: { openid: ['sub'] },
-    findAccount: async (_ctx, sub) => ({ accountId: sub, claims: async () => ({ sub }) }),
+    // App roles in the ID token, as Entra puts an app registration's assigned roles there: a
+    // login whose name ends in -admin holds Files.Admin.
+    claims: { openid: ['sub', 'roles'] },
+    conformIdTokenClaims: false,
+    findAccount: async (_ctx, sub) => ({
+      accountId: sub,
+      claims: async () => (sub.endsWith('-admin') ? { sub, roles: ['Files.Admin'] } : { sub }),
+    }),
     features: {
       devInteractions: { enabled: true },
       registration: { enabled: false },

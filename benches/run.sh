@@ -7,8 +7,9 @@
 #
 # Parts: benches/compare (a complete login and wrk throughput through dcr-shim, through FastMCP's
 # OIDCProxy and directly at oidc-provider, side by side; dcr-shim also on PostgreSQL with one and
-# two replicas), benches/scale.rs (1 M clients, on sled and on PostgreSQL) and
-# benches/registration.rs (CIMD resolution). PostgreSQL: the server DCR_SHIM_TEST_POSTGRES names,
+# two replicas), benches/scale.rs (1 M clients, on sled and on PostgreSQL),
+# benches/registration.rs (CIMD resolution) and benches/gateway.rs (the gateway against a
+# minimal Rust MCP server directly and FastMCP's proxy). PostgreSQL: the server DCR_SHIM_TEST_POSTGRES names,
 # else a throwaway one (tests/postgres/start.sh). Stop other work on the machine first:
 # everything shares its cores.
 set -euo pipefail
@@ -29,11 +30,13 @@ if [[ "${1:-}" == "--smoke" ]]; then
   cargo bench --locked --profile dev --bench scale -- --smoke
   cargo bench --locked --profile dev --bench scale -- --smoke --postgres "$DCR_SHIM_TEST_POSTGRES"
   DCR_SHIM_BIN="$root/target/debug/dcr-shim" HELLO_BIN=/nonexistent bash benches/compare/run.sh --smoke >/dev/null
+  cargo build --locked --example mcp_backend
+  cargo bench --locked --profile dev --bench gateway -- --smoke >/dev/null
   echo "benchmark smoke run: ok"
   exit 0
 fi
 
-cargo build --locked --release --bin dcr-shim --example hello
+cargo build --locked --release --bin dcr-shim --example hello --example mcp_backend
 out="$(mktemp -d)"
 trap 'rm -rf "$out"; stop_pg' EXIT
 started=$(date +%s)
@@ -41,6 +44,8 @@ bash benches/compare/run.sh >"$out/compare.md"
 cargo bench --locked --bench scale >"$out/scale.md" 2>"$out/scale.log"
 cargo bench --locked --bench scale -- --postgres "$DCR_SHIM_TEST_POSTGRES" >"$out/scale-pg.md" 2>"$out/scale-pg.log"
 cargo bench --locked --bench registration >"$out/registration.md" 2>"$out/registration.log"
+# After benches/compare, whose venv holds the FastMCP the gateway benchmark puts beside it.
+cargo bench --locked --bench gateway >"$out/gateway.md" 2>"$out/gateway.log"
 minutes=$(( ($(date +%s) - started + 59) / 60 ))
 
 {
@@ -76,5 +81,7 @@ minutes=$(( ($(date +%s) - started + 59) / 60 ))
   cat "$out/registration.md"
   echo
   cat benches/analysis.md
+  echo
+  sed 's/^## The gateway/## 7. The gateway/' "$out/gateway.md"
 } >docs/benchmarks.md
 echo "wrote docs/benchmarks.md"

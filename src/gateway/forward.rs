@@ -2,14 +2,16 @@
 //! headers go out (`Content-Type`, `Accept`, `Last-Event-ID` and the `Mcp-*` family), with the
 //! caller's identity in the gateway's own form; never the client's `Authorization`, cookies,
 //! `Origin` or forwarding headers, and `Host` is the MCP server's (the SDK servers refuse a
-//! foreign one). The answer passes only as JSON or an event stream, streamed as it comes, and
-//! ends when the MCP server is silent for longer than the resource's idle timeout.
+//! foreign one). The answer passes only as JSON or an event stream, streamed as it comes
+//! (`relay.rs`), and ends when the MCP server is silent for longer than the resource's idle
+//! timeout.
 
 use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::stream::{BoxStream, StreamExt};
 
+use super::relay::Relay;
 use crate::config::gateway::GatewayConfig;
 
 /// Headers of the client's request passed to the MCP server, besides `mcp-*`.
@@ -101,7 +103,7 @@ pub(crate) async fn forward(
             Ok(Answer {
                 status,
                 headers,
-                body: until_idle(answer.bytes_stream().boxed(), gateway.idle_timeout),
+                body: Relay::new(answer.bytes_stream().boxed(), gateway.idle_timeout).boxed(),
             })
         }
         // An answer without a type passes only when it has no body (an accepted
@@ -136,30 +138,6 @@ fn is_passed_type(content_type: &str) -> bool {
     let essence = content_type.split(';').next().unwrap_or_default().trim();
     essence.eq_ignore_ascii_case("application/json")
         || essence.eq_ignore_ascii_case("text/event-stream")
-}
-
-/// `body`, ended when no byte comes for `idle`: the client sees the stream end and may resume
-/// it (`Last-Event-ID`), instead of holding a connection to a server that went silent.
-fn until_idle(
-    body: BoxStream<'static, Result<Bytes, reqwest::Error>>,
-    idle: Duration,
-) -> BoxStream<'static, Result<Bytes, reqwest::Error>> {
-    futures_util::stream::unfold(Some(body), move |body| async move {
-        let mut body = body?;
-        match tokio::time::timeout(idle, body.next()).await {
-            Ok(Some(Ok(chunk))) => Some((Ok(chunk), Some(body))),
-            Ok(Some(Err(e))) => Some((Err(e), None)),
-            Ok(None) => None,
-            Err(_) => {
-                tracing::info!(
-                    idle_seconds = idle.as_secs(),
-                    "an MCP server's answer went silent for longer than the gateway's idle_timeout; the gateway ended it"
-                );
-                None
-            }
-        }
-    })
-    .boxed()
 }
 
 #[cfg(test)]

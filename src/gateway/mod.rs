@@ -13,3 +13,4 @@ pub(crate) mod listing;
 pub(crate) mod message;
 pub(crate) mod policy;
 pub(crate) mod record;
+pub(crate) mod relay;

@@ -1,5 +1,6 @@
 //! CORS (the Fetch standard's CORS protocol) for what a browser-based client (MCP Inspector, a
-//! web agent) calls from its own origin: the metadata documents, registration, the token and
+//! web agent) calls from its own origin: the metadata documents (a gateway resource's
+//! protected-resource metadata among them), registration, the token and
 //! revocation endpoints, and the dev IdP's JWKS and metadata. `Access-Control-Allow-Origin: *`
 //! and never credentials: none of these relies on cookies. The browser endpoints (authorize,
 //! consent, callback) never answer with CORS headers, so no other origin can read them.
@@ -48,6 +49,13 @@ where
 
 /// The methods an endpoint offers cross-origin, or `None` where CORS is not offered.
 pub(crate) fn allowed_methods(path: &str) -> Option<&'static str> {
+    // A gateway resource's protected-resource metadata, at any depth (RFC 9728 §3.1): browser
+    // clients send MCP-Protocol-Version with it, so the browser asks first.
+    if path == "/.well-known/oauth-protected-resource"
+        || path.starts_with("/.well-known/oauth-protected-resource/")
+    {
+        return Some("GET");
+    }
     // Every request passes here: the segments go on the stack, not in a Vec.
     let mut segments = [""; 4];
     let mut count = 0;
@@ -112,6 +120,11 @@ mod tests {
             ("/alpha/token", "POST"),
             ("/alpha/revoke", "POST"),
             ("/alpha/dev-idp/jwks", "GET"),
+            ("/.well-known/oauth-protected-resource", "GET"),
+            (
+                "/.well-known/oauth-protected-resource/mcp/files/deeper",
+                "GET",
+            ),
         ];
         for (path, methods) in offered {
             assert_eq!(allowed_methods(path), Some(methods), "{path}");

@@ -92,7 +92,11 @@ async function main() {
   const GW = `${SHIM}/gw`;
   const GW_RESOURCE = `${SHIM}/mcp/files`;
   const GW_BACKEND = `http://127.0.0.1:${gwPort}/mcp`;
+  // A browser-based client's page (Chromium scenario), on an origin the gateway resource allows.
+  const browserAppPort = await freePort();
   // The same behind the Python SDK's MCPServer, in a process of its own.
+  const GW_EMA_RESOURCE = `${SHIM}/mcp/ema-files`;
+  const GW_EMA_BACKEND = `http://127.0.0.1:${gwPort}/mcp-ema`;
   const GW_PY = `${SHIM}/gwpy`;
   const GW_PY_RESOURCE = `${SHIM}/mcp/py-files`;
   const gwPyPort = await freePort();
@@ -277,10 +281,14 @@ scopes = ${JSON.stringify(REPORTS_SCOPES)}
     resourceLines: 'token = "minted"\nclaims = { roles = "roles" }\n',
     tables: `[resources.gateway]
 backend = "${GW_BACKEND}"
+allowed_origins = ["http://localhost:${browserAppPort}"]
 rules = [
   { methods = ["tools/call"], names = ["delete_*"], scopes = ["files.write"] },
   { methods = ["tools/call"], names = ["purge"], roles = ["Files.Admin"] },
 ]
+[dev]
+cimd_allow_loopback = true
+cimd_extra_ca_file = "${caFile}"
 `,
   }));
   fs.writeFileSync(path.join(tenantsDir, 'gwpy.toml'), secretAppTenant({
@@ -296,7 +304,14 @@ rules = [{ methods = ["tools/call"], names = ["delete_*"], scopes = ["files.writ
   // agent, names it in the file and reloads the shim (SIGHUP), as an operator would.
   const emaTenant = (clients) => secretAppTenant({
     display: 'E2E EMA', issuer: IDP, resource: MCP_EMA, resourceLines: 'token = "minted"\n',
-    tables: `${clients.length ? `[[trusted_issuers]]\nissuer = "${ENT_IDP}"\nclients = ${JSON.stringify(clients)}\n` : ''}[dev]\ncimd_allow_loopback = true\n`,
+    // A second resource, served by the gateway for an MCP server with no auth code.
+    tables: `[[resources]]
+uri = "${GW_EMA_RESOURCE}"
+token = "minted"
+scopes = [{ name = "ema-files.read", upstream = "${API}/files.read" }]
+[resources.gateway]
+backend = "${GW_EMA_BACKEND}"
+${clients.length ? `[[trusted_issuers]]\nissuer = "${ENT_IDP}"\nclients = ${JSON.stringify(clients)}\n` : ''}[dev]\ncimd_allow_loopback = true\n`,
   });
   fs.writeFileSync(path.join(tenantsDir, 'ema.toml'), emaTenant([]));
 
@@ -400,6 +415,7 @@ webhook_secret_file = "${w('approval-webhook.key', HOOK_KEY)}"
   mcpReady = true;
   const gwMeta = await metaOf(GW);
   const gwBackend = mountGatewayBackend(gwApp, { path: '/mcp', host: `127.0.0.1:${gwPort}`, url: GW_BACKEND, shim: gwMeta });
+  const gwEmaBackend = mountGatewayBackend(gwApp, { path: '/mcp-ema', host: `127.0.0.1:${gwPort}`, url: GW_EMA_BACKEND, shim: await metaOf(EMA) });
   gwReady = true;
   const PYTHON = process.env.E2E_PYTHON;
   const pyBackend = { seen: [], ready: null };
@@ -603,6 +619,16 @@ webhook_secret_file = "${w('approval-webhook.key', HOOK_KEY)}"
     return `${gwBackend.seen.length} requests reached the MCP server, methods ${[...new Set(gwBackend.seen.map((s) => s.method))].join(' ')}`;
   });
 
+  await scenario('Gateway with CIMD: a client identified by its metadata document logs in and calls through the gateway; the identity JWT names the document', async () => {
+    const url = `https://localhost:${cimdPort}/clients/gateway-agent.json`;
+    cimdDocs.set('/clients/gateway-agent.json', { client_id: url, client_name: 'CIMD gateway agent', redirect_uris: [REDIRECT],
+      grant_types: ['authorization_code', 'refresh_token'], response_types: ['code'], token_endpoint_auth_method: 'none' });
+    const p = newProvider({ login: 'cora', clientMetadataUrl: url });
+    const { client } = await connectClient({ mcpUrl: GW_RESOURCE, provider: p, log });
+    const who = toolJson(await client.callTool({ name: 'whoami', arguments: {} }));
+    assert.equal(who.sub, 'cora'); assert.equal(who.claims.client_id, url); assert.equal(p.store.client.client_id, url);
+  });
+
   await scenario('Gateway: an app role (Files.Admin, in the ID token) lets its holder list and call the tool the gateway keeps from others', async () => {
     const p = newProvider({ login: 'root-admin', name: 'gateway admin agent' });
     const { client } = await connectClient({ mcpUrl: GW_RESOURCE, provider: p, log });
@@ -687,6 +713,25 @@ webhook_secret_file = "${w('approval-webhook.key', HOOK_KEY)}"
     const grants = await (await fetch(`${ADMIN_URL}/admin/v1/tenants/ema/grants?user=erin`, { headers: { authorization: `Bearer ${ADMIN_TOKEN}` } })).json();
     assert.equal(grants.grants[0].kind, 'id-jag'); assert.equal(grants.grants[0].issuer, ENT_IDP);
     return `sub ${c.sub}, scope ${c.scope}`;
+  });
+
+  await scenario('EMA through the gateway: the 2.x SDK\'s CrossAppAccessProvider gets a minted token for a gateway resource with no browser; the MCP server behind verifies the identity JWT', async () => {
+    assert.ok(emaAgent, 'the EMA scenario registered the agent');
+    const idToken = await entIdp.idToken('erin');
+    const provider = new CrossAppAccessProvider({
+      assertion: async (c) => (await discoverAndRequestJwtAuthGrant({ idpUrl: ENT_IDP, audience: c.authorizationServerUrl, resource: c.resourceUrl,
+        idToken, clientId: 'ent-agent', clientSecret: ENT_SECRET, scope: c.scope, fetchFn: c.fetchFn })).jwtAuthGrant,
+      clientId: emaAgent.client_id, clientSecret: emaAgent.client_secret, expectedIssuer: EMA,
+    });
+    const client = new Client2({ name: 'ema agent', version: '1.0.0' });
+    await client.connect(new Transport2(new URL(GW_EMA_RESOURCE), { authProvider: provider }));
+    const who = toolJson(await client.callTool({ name: 'whoami', arguments: {} }));
+    assert.equal(who.sub, 'erin'); assert.equal(who.claims.iss, EMA); assert.equal(who.claims.aud, GW_EMA_BACKEND);
+    assert.equal(who.claims.client_id, emaAgent.client_id); assert.equal(who.claims.resource, GW_EMA_RESOURCE);
+    assert.equal(new URL(entIdp.exchanges.at(-1).resource).href, new URL(GW_EMA_RESOURCE).href, 'the ID-JAG names the gateway resource');
+    for (const s of gwEmaBackend.seen) assert.equal(s.headers.authorization, undefined);
+    await client.close();
+    return `sub ${who.sub} through the gateway, ${gwEmaBackend.seen.length} requests reached the MCP server`;
   });
 
   await scenario('Path-less MCP server: configured without the slash, the SDK sends it; refresh token handed out', async () => {
@@ -962,6 +1007,13 @@ webhook_secret_file = "${w('approval-webhook.key', HOOK_KEY)}"
     });
   } else {
     console.log('SKIP Browser: no Chromium here (set E2E_CHROMIUM, or install Debian\'s chromium)');
+  }
+  if (chromiumPath || process.env.CI) {
+    await scenario('Browser through the gateway: a page of an allowed origin reads the challenge and both metadata documents, registers, logs its user in through Chromium and calls the MCP server, all by CORS; a page of another origin is refused', async () => {
+      assert.ok(chromiumPath, 'CI needs Chromium (.ci/run installs Debian\'s chromium); set E2E_CHROMIUM to its path');
+      const { runGatewayBrowserClient } = await import('./lib/chromium-gateway.mjs');
+      return runGatewayBrowserClient({ chromiumPath, resource: GW_RESOURCE, idp: IDP, appPort: browserAppPort });
+    });
   }
 
   const node22 = path.join(import.meta.dirname, 'node_modules/node/bin/node');

@@ -1035,3 +1035,62 @@ async fn each_tool_call_is_audited_and_a_users_calls_are_limited() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_login_revoked_on_one_replica_is_refused_by_the_others_gateway_at_once() {
+    let Some(url) = crate::store_suite::fresh_postgres_database().await else {
+        eprintln!("skipped: DCR_SHIM_TEST_POSTGRES is not set");
+        return;
+    };
+    let (backend_url, backend) = start_backend().await;
+    let data = tempfile::tempdir().unwrap();
+    let tenants = tempfile::tempdir().unwrap();
+    std::fs::write(tenants.path().join("gw.toml"), tenant_file(&backend_url)).unwrap();
+    let secret = data.path().join("secret");
+    crate::helpers::write_private(&secret, &"cd".repeat(32));
+    let port = crate::binary::free_port();
+    let public = format!("http://127.0.0.1:{port}");
+    let args = ["--store", &url, "--secret-file", secret.to_str().unwrap()];
+    let a = crate::binary::start_binary_on_with_args(port, data.path(), tenants.path(), &args);
+    let b = crate::binary::start_replica(&public, data.path(), tenants.path(), &args);
+
+    let handed = crate::binary::dev_login(&a.base, "gw", false).await;
+    let token = &handed.values[4];
+    let through_b = {
+        let addr: std::net::SocketAddr = b.base.trim_start_matches("http://").parse().unwrap();
+        reqwest::Client::builder()
+            .resolve(HOST, addr)
+            .build()
+            .unwrap()
+    };
+    let call = || {
+        through_b
+            .post(CALL_URL)
+            .bearer_auth(token)
+            .header("Content-Type", "application/json")
+            .body(tool_call("echo").to_string())
+            .send()
+    };
+    assert_eq!(
+        call().await.unwrap().status(),
+        200,
+        "replica b admits a's login"
+    );
+    let revoked = reqwest::Client::new()
+        .post(format!("{}/gw/revoke", a.base))
+        .form(&[
+            ("token", handed.refresh_token.as_str()),
+            ("client_id", handed.client_id.as_str()),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(revoked.status(), 200);
+    // No wait: the gateway reads the login from the store on every call.
+    assert_eq!(
+        call().await.unwrap().status(),
+        401,
+        "revoked on a, refused by b"
+    );
+    assert_eq!(backend.seen.lock().unwrap().len(), 1);
+}

@@ -1,0 +1,171 @@
+//! The MCP server's answer as the gateway passes it on: chunks that are ready together go out
+//! as one (an event stream arrives one HTTP chunk per event, and each chunk passed on alone
+//! would cost a write of its own), nothing waits for more than is ready, and an answer that
+//! goes silent for longer than the resource's idle timeout is ended. The idle timer is re-armed
+//! only when it fires, so a busy stream costs a clock read per chunk, not a timer.
+
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use futures_util::Stream;
+use futures_util::stream::BoxStream;
+use tokio::time::{Instant, Sleep};
+
+/// The most bytes gathered into one chunk passed on.
+const MAX_GATHERED: usize = 64 * 1024;
+
+type Chunks = BoxStream<'static, Result<Bytes, reqwest::Error>>;
+
+/// `inner`, gathered and ended after `idle` without a byte.
+pub(crate) struct Relay {
+    inner: Option<Chunks>,
+    /// An error that came after bytes still to pass on: it ends the stream next.
+    broken: Option<reqwest::Error>,
+    idle: Duration,
+    last_byte: Instant,
+    timer: Pin<Box<Sleep>>,
+}
+
+impl Relay {
+    pub(crate) fn new(inner: Chunks, idle: Duration) -> Self {
+        let now = Instant::now();
+        Self {
+            inner: Some(inner),
+            broken: None,
+            idle,
+            last_byte: now,
+            timer: Box::pin(tokio::time::sleep_until(now + idle)),
+        }
+    }
+
+    /// Whether the answer has gone silent for `idle` (re-arming the timer if it has not).
+    fn silent(&mut self, cx: &mut Context<'_>) -> bool {
+        loop {
+            if self.timer.as_mut().poll(cx).is_pending() {
+                return false;
+            }
+            let deadline = self.last_byte + self.idle;
+            if Instant::now() >= deadline {
+                return true;
+            }
+            self.timer.as_mut().reset(deadline);
+        }
+    }
+}
+
+impl Stream for Relay {
+    type Item = Result<Bytes, reqwest::Error>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = &mut *self;
+        if let Some(e) = this.broken.take() {
+            return Poll::Ready(Some(Err(e)));
+        }
+        let Some(inner) = this.inner.as_mut() else {
+            return Poll::Ready(None);
+        };
+        let mut gathered: Option<BytesMut> = None;
+        let mut first: Option<Bytes> = None;
+        let ended = loop {
+            match inner.as_mut().poll_next(cx) {
+                Poll::Ready(Some(Ok(chunk))) => {
+                    match (&mut first, &mut gathered) {
+                        (None, _) => first = Some(chunk),
+                        (Some(f), None) => {
+                            let mut g = BytesMut::with_capacity(f.len() + chunk.len());
+                            g.extend_from_slice(f);
+                            g.extend_from_slice(&chunk);
+                            gathered = Some(g);
+                        }
+                        (Some(_), Some(g)) => g.extend_from_slice(&chunk),
+                    }
+                    let size = gathered
+                        .as_ref()
+                        .map_or_else(|| first.as_ref().map_or(0, Bytes::len), BytesMut::len);
+                    if size >= MAX_GATHERED {
+                        break false;
+                    }
+                }
+                Poll::Ready(Some(Err(e))) => {
+                    if first.is_none() {
+                        this.inner = None;
+                        return Poll::Ready(Some(Err(e)));
+                    }
+                    // What came before the error goes out first; the error ends the stream then
+                    // (an abrupt end, so that a cut JSON answer never looks whole).
+                    this.broken = Some(e);
+                    break true;
+                }
+                Poll::Ready(None) => break true,
+                Poll::Pending => break false,
+            }
+        };
+        if ended {
+            this.inner = None;
+        }
+        let out = gathered.map(BytesMut::freeze).or(first);
+        if let Some(chunk) = out {
+            this.last_byte = Instant::now();
+            return Poll::Ready(Some(Ok(chunk)));
+        }
+        if ended {
+            return Poll::Ready(None);
+        }
+        if this.silent(cx) {
+            tracing::info!(
+                idle_seconds = this.idle.as_secs(),
+                "an MCP server's answer went silent for longer than the gateway's idle_timeout; the gateway ended it"
+            );
+            this.inner = None;
+            return Poll::Ready(None);
+        }
+        Poll::Pending
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use futures_util::StreamExt;
+
+    fn chunks(parts: Vec<&'static [u8]>) -> Chunks {
+        futures_util::stream::iter(parts.into_iter().map(|p| Ok(Bytes::from_static(p)))).boxed()
+    }
+
+    #[tokio::test]
+    async fn chunks_ready_together_go_out_as_one() {
+        let mut relay = Relay::new(chunks(vec![b"a", b"b", b"c"]), Duration::from_secs(5));
+        assert_eq!(
+            relay.next().await.unwrap().unwrap(),
+            Bytes::from_static(b"abc")
+        );
+        assert!(relay.next().await.is_none());
+    }
+
+    #[tokio::test]
+    async fn a_silent_answer_ends_after_the_idle_timeout_and_a_busy_one_does_not() {
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<Result<Bytes, reqwest::Error>>();
+        let received = futures_util::stream::unfold(rx, |mut rx| async move {
+            rx.recv().await.map(|item| (item, rx))
+        });
+        let idle = Duration::from_millis(300);
+        let mut relay = Relay::new(received.boxed(), idle);
+        for _ in 0..5 {
+            tokio::time::sleep(idle / 3).await;
+            tx.send(Ok(Bytes::from_static(b"event"))).unwrap();
+            assert_eq!(
+                relay.next().await.unwrap().unwrap(),
+                Bytes::from_static(b"event")
+            );
+        }
+        let started = Instant::now();
+        assert!(
+            relay.next().await.is_none(),
+            "silent for the idle timeout: ended"
+        );
+        assert!(started.elapsed() >= idle);
+        drop(tx);
+    }
+}

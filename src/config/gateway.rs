@@ -193,8 +193,8 @@ impl GatewayConfig {
             ("gateway.answer_timeout", self.answer_timeout),
             ("gateway.idle_timeout", self.idle_timeout),
         ] {
-            if d.is_zero() {
-                out.push((field, "must be above 0".to_owned()));
+            if d.is_zero() || d > Duration::from_secs(24 * 3600) {
+                out.push((field, "must be above 0 and at most a day".to_owned()));
             }
         }
         match Self::routing(uri, public_url) {
@@ -212,7 +212,15 @@ impl GatewayConfig {
                     out.push(("uri", format!("'{uri}' is on this server's own host, so its path routes to the gateway; give it a path of its own, such as /mcp/files (not / or /.well-known)")));
                 }
             }
-            Some(Routing::Host(_)) => {}
+            Some(Routing::Host(authority)) => {
+                let own = match public_url.port() {
+                    Some(port) => format!("{}:{port}", public_url.host_str().unwrap_or_default()),
+                    None => public_url.host_str().unwrap_or_default().to_owned(),
+                };
+                if authority == own.to_ascii_lowercase() {
+                    out.push(("uri", format!("'{uri}' names this server's own host with another scheme: as a host of its own it would take every request to this server; use the public URL's scheme (a path route) or another host")));
+                }
+            }
         }
         out
     }
@@ -283,5 +291,10 @@ mod tests {
             ["uri"]
         );
         assert!(fields(&ok, "https://auth.example.com/mcp/files").is_empty());
+        assert_eq!(
+            fields(&ok, "http://auth.example.com/mcp"),
+            ["uri"],
+            "the server's own host under another scheme"
+        );
     }
 }

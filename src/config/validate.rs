@@ -48,6 +48,18 @@ pub(crate) fn validate(c: &TenantConfig, public_url: &Url, p: &mut Problems) {
         {
             p.add(&format!("resources[{i}].{field}"), message);
         }
+        if let Some(g) = &r.gateway {
+            let audience = g
+                .identity_audience
+                .clone()
+                .unwrap_or_else(|| g.backend.to_string());
+            if c.resources
+                .iter()
+                .any(|other| other.uri.as_str() == audience)
+            {
+                p.add(&format!("resources[{i}].gateway.identity_audience"), format!("'{audience}' is a resource URI of this tenant: the identity JWT would carry that resource's audience; name the MCP server behind instead"));
+            }
+        }
         let rules: Vec<_> = r.gateway.iter().flat_map(|g| &g.rules).collect();
         for (claim, used) in [
             ("roles", rules.iter().any(|rule| !rule.roles.is_empty())),

@@ -27,6 +27,8 @@ pub(crate) struct Outgoing<'a> {
     pub(crate) headers: Vec<(&'a str, &'a str)>,
     /// The caller's identity (`identity.rs`).
     pub(crate) identity: Vec<(&'static str, String)>,
+    /// How long the caller's token is still valid: the answer ends then.
+    pub(crate) lifetime: Duration,
     pub(crate) body: Bytes,
 }
 
@@ -42,7 +44,9 @@ pub(crate) struct Answer {
 /// Why a call got no answer to pass back.
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum Failure {
-    #[error("the MCP server could not be reached: {0}")]
+    /// Why, for the log: the client is told only that it could not be reached (the detail
+    /// names the backend's address).
+    #[error("the MCP server could not be reached")]
     Unreachable(String),
     #[error("the MCP server did not answer within {0:?}")]
     Timeout(Duration),
@@ -50,6 +54,8 @@ pub(crate) enum Failure {
         "the MCP server answered with '{0}', which the gateway passes on only as JSON or an event stream"
     )]
     WrongType(String),
+    #[error("the MCP server answered with status {0}, which the gateway does not pass on")]
+    WrongStatus(u16),
 }
 
 /// Whether a client's request header is passed to the MCP server.
@@ -67,11 +73,14 @@ pub(crate) async fn forward(
     gateway: &GatewayConfig,
     call: Outgoing<'_>,
 ) -> Result<Answer, Failure> {
-    let mut request = client
-        .request(call.method, gateway.backend.clone())
-        .body(call.body);
+    let call_lifetime = call.lifetime;
+    let with_body = call.method == reqwest::Method::POST;
+    let mut request = client.request(call.method, gateway.backend.clone());
+    if with_body {
+        request = request.body(call.body);
+    }
     for (name, value) in call.headers {
-        if is_passed_request_header(name) {
+        if is_passed_request_header(name) && (with_body || name != "content-type") {
             request = request.header(name, value);
         }
     }
@@ -86,6 +95,9 @@ pub(crate) async fn forward(
         Ok(Ok(answer)) => answer,
     };
     let status = answer.status().as_u16();
+    if !(200..600).contains(&status) {
+        return Err(Failure::WrongStatus(status));
+    }
     let content_type = answer
         .headers()
         .get(reqwest::header::CONTENT_TYPE)
@@ -103,7 +115,12 @@ pub(crate) async fn forward(
             Ok(Answer {
                 status,
                 headers,
-                body: Relay::new(answer.bytes_stream().boxed(), gateway.idle_timeout).boxed(),
+                body: Relay::new(
+                    answer.bytes_stream().boxed(),
+                    gateway.idle_timeout,
+                    call_lifetime,
+                )
+                .boxed(),
             })
         }
         // An answer without a type passes only when it has no body (an accepted

@@ -108,10 +108,10 @@ pub(crate) fn filter_event_stream(
         match parsed {
             Some(message) if is_list => {
                 filtered = true;
-                for line in event
-                    .lines()
-                    .filter(|l| !l.is_empty() && !l.starts_with("data:"))
-                {
+                // Without its id: a client cannot ask for it again, unfiltered, by resuming.
+                let kept =
+                    |l: &&str| !l.is_empty() && !l.starts_with("data:") && !l.starts_with("id:");
+                for line in event.lines().filter(kept) {
                     out.push_str(line);
                     out.push('\n');
                 }
@@ -167,7 +167,11 @@ mod tests {
         let out = filter_event_stream(stream.as_bytes(), tools(), &not_purge).unwrap();
         let out = String::from_utf8(out).unwrap();
         assert!(out.starts_with(": keep-alive\n\nevent: message\ndata: {\"jsonrpc\":\"2.0\",\"method\":\"notifications/message\""), "{out}");
-        assert!(out.contains("id: 7\nevent: message\ndata: "), "{out}");
+        assert!(out.contains("\n\nevent: message\ndata: {\"id\":1"), "{out}");
+        assert!(
+            !out.contains("id: 7"),
+            "the list's event id is left out: {out}"
+        );
         assert!(!out.contains("purge"), "{out}");
         assert!(out.contains("\"read\""), "{out}");
         assert!(out.ends_with("\n\n"));

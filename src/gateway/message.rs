@@ -13,8 +13,12 @@ use serde_json::Value;
 pub(crate) struct Message {
     /// The request's or notification's method (none in a response).
     pub(crate) method: Option<String>,
-    /// What a `tools/call` or `prompts/get` names, or a `resources/read`'s URI.
+    /// What a `tools/call` or `prompts/get` names, a `resources/read`'s (or subscription's)
+    /// URI, or what a `completion/complete` completes.
     pub(crate) name: Option<String>,
+    /// The name's normal form (RFC 3986 §6) where it is a URI written otherwise, which the
+    /// rules match too: `FILE:///a/../b` reaches what `file:///b` names.
+    pub(crate) normal_name: Option<String>,
     /// The request's id, for an error answer in JSON-RPC's terms.
     pub(crate) id: Value,
 }
@@ -26,6 +30,8 @@ pub(crate) enum Malformed {
     NotJson(String),
     #[error("JSON-RPC batches are not accepted; send one message per request")]
     Batch,
+    #[error("the {0} header is sent more than once")]
+    RepeatedHeader(&'static str),
     #[error("the {header} header says '{header_value}' but the body says '{body}'")]
     HeaderMismatch {
         header: &'static str,
@@ -50,6 +56,9 @@ struct Params {
     name: Option<Value>,
     #[serde(default)]
     uri: Option<Value>,
+    /// `completion/complete`'s prompt or resource (`name` or `uri`).
+    #[serde(default, rename = "ref")]
+    reference: Option<Box<Params>>,
 }
 
 /// Reads the message of a POST body.
@@ -61,14 +70,26 @@ pub(crate) fn read(body: &[u8]) -> Result<Message, Malformed> {
     let wire: Wire = serde_json::from_slice(body).map_err(|e| Malformed::NotJson(e.to_string()))?;
     let params = wire.params.as_ref();
     let text = |v: Option<&Value>| v.and_then(Value::as_str).map(str::to_owned);
+    let uri = |p: Option<&Params>| text(p.and_then(|p| p.uri.as_ref()));
     let name = match wire.method.as_deref() {
         Some("tools/call" | "prompts/get") => text(params.and_then(|p| p.name.as_ref())),
-        Some("resources/read") => text(params.and_then(|p| p.uri.as_ref())),
+        Some("resources/read" | "resources/subscribe" | "resources/unsubscribe") => uri(params),
+        Some("completion/complete") => {
+            let reference = params.and_then(|p| p.reference.as_deref());
+            text(reference.and_then(|r| r.name.as_ref())).or_else(|| uri(reference))
+        }
         _ => None,
     };
+    let normal_name = name
+        .as_deref()
+        .filter(|n| n.contains(':'))
+        .and_then(|n| url::Url::parse(n).ok())
+        .map(String::from)
+        .filter(|normal| Some(normal) != name.as_ref());
     Ok(Message {
         method: wire.method,
         name,
+        normal_name,
         id: wire.id,
     })
 }

@@ -114,7 +114,9 @@ fn covers(rule: &GatewayRule, message: &Message) -> bool {
             || value.is_some_and(|v| globs.iter().any(|g| WildMatch::new(g).matches(v)))
     };
     matches(&rule.methods, message.method.as_deref())
-        && matches(&rule.names, message.name.as_deref())
+        && (matches(&rule.names, message.name.as_deref())
+            || (message.normal_name.is_some()
+                && matches(&rule.names, message.normal_name.as_deref())))
 }
 
 /// Whether any rule names callers (so that lists may need filtering).
@@ -135,6 +137,7 @@ mod tests {
         Message {
             method: Some(method.into()),
             name: name.map(str::to_owned),
+            normal_name: None,
             id: Value::Null,
         }
     }

@@ -24,29 +24,36 @@ pub(crate) struct Relay {
     /// An error that came after bytes still to pass on: it ends the stream next.
     broken: Option<reqwest::Error>,
     idle: Duration,
+    /// When the token the call came with expires: the answer ends then, so that a stream
+    /// outlives neither the token nor (within its lifetime) a revocation.
+    until: Instant,
     last_byte: Instant,
     timer: Pin<Box<Sleep>>,
 }
 
 impl Relay {
-    pub(crate) fn new(inner: Chunks, idle: Duration) -> Self {
+    /// `inner`, ended after `idle` without a byte or after `lifetime` in all.
+    pub(crate) fn new(inner: Chunks, idle: Duration, lifetime: Duration) -> Self {
         let now = Instant::now();
+        let until = now + lifetime;
         Self {
             inner: Some(inner),
             broken: None,
             idle,
+            until,
             last_byte: now,
-            timer: Box::pin(tokio::time::sleep_until(now + idle)),
+            timer: Box::pin(tokio::time::sleep_until((now + idle).min(until))),
         }
     }
 
-    /// Whether the answer has gone silent for `idle` (re-arming the timer if it has not).
-    fn silent(&mut self, cx: &mut Context<'_>) -> bool {
+    /// Whether the answer has gone silent for `idle` or reached its end of life (re-arming
+    /// the timer if neither).
+    fn over(&mut self, cx: &mut Context<'_>) -> bool {
         loop {
             if self.timer.as_mut().poll(cx).is_pending() {
                 return false;
             }
-            let deadline = self.last_byte + self.idle;
+            let deadline = (self.last_byte + self.idle).min(self.until);
             if Instant::now() >= deadline {
                 return true;
             }
@@ -108,16 +115,26 @@ impl Stream for Relay {
         let out = gathered.map(BytesMut::freeze).or(first);
         if let Some(chunk) = out {
             this.last_byte = Instant::now();
+            if this.last_byte >= this.until {
+                // This chunk is the last: the token has expired.
+                this.inner = None;
+            }
             return Poll::Ready(Some(Ok(chunk)));
         }
         if ended {
             return Poll::Ready(None);
         }
-        if this.silent(cx) {
-            tracing::info!(
-                idle_seconds = this.idle.as_secs(),
-                "an MCP server's answer went silent for longer than the gateway's idle_timeout; the gateway ended it"
-            );
+        if this.over(cx) {
+            if Instant::now() >= this.until {
+                tracing::info!(
+                    "a stream through the gateway reached the expiry of the token it was opened with; the gateway ended it"
+                );
+            } else {
+                tracing::info!(
+                    idle_seconds = this.idle.as_secs(),
+                    "an MCP server's answer went silent for longer than the gateway's idle_timeout; the gateway ended it"
+                );
+            }
             this.inner = None;
             return Poll::Ready(None);
         }
@@ -136,7 +153,11 @@ mod tests {
 
     #[tokio::test]
     async fn chunks_ready_together_go_out_as_one() {
-        let mut relay = Relay::new(chunks(vec![b"a", b"b", b"c"]), Duration::from_secs(5));
+        let mut relay = Relay::new(
+            chunks(vec![b"a", b"b", b"c"]),
+            Duration::from_secs(5),
+            Duration::from_secs(60),
+        );
         assert_eq!(
             relay.next().await.unwrap().unwrap(),
             Bytes::from_static(b"abc")
@@ -151,7 +172,7 @@ mod tests {
             rx.recv().await.map(|item| (item, rx))
         });
         let idle = Duration::from_millis(300);
-        let mut relay = Relay::new(received.boxed(), idle);
+        let mut relay = Relay::new(received.boxed(), idle, Duration::from_secs(60));
         for _ in 0..5 {
             tokio::time::sleep(idle / 3).await;
             tx.send(Ok(Bytes::from_static(b"event"))).unwrap();
@@ -167,5 +188,29 @@ mod tests {
         );
         assert!(started.elapsed() >= idle);
         drop(tx);
+    }
+
+    #[tokio::test]
+    async fn a_busy_stream_ends_when_its_token_expires() {
+        let forever = futures_util::stream::unfold((), |()| async {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            Some((Ok(Bytes::from_static(b": ping\n\n")), ()))
+        });
+        let mut relay = Relay::new(
+            forever.boxed(),
+            Duration::from_secs(5),
+            Duration::from_millis(200),
+        );
+        let started = Instant::now();
+        let mut chunks = 0;
+        while relay.next().await.is_some() {
+            chunks += 1;
+        }
+        assert!(chunks > 1);
+        assert!(started.elapsed() >= Duration::from_millis(200));
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "ended by the token, not the idle timeout"
+        );
     }
 }

@@ -682,6 +682,17 @@ webhook_secret_file = "${w('approval-webhook.key', HOOK_KEY)}"
     return `${pyBackend.seen.length} requests reached the Python server; protocol versions ${versions.join(', ')}; methods ${methods.join(', ')}`;
   });
 
+  // The 2.x SDK's Enterprise-Managed Authorization client for the registered agent, with an
+  // ID-JAG the enterprise IdP issues for `user`.
+  const emaProvider = async (user) => {
+    const idToken = await entIdp.idToken(user);
+    return new CrossAppAccessProvider({
+      assertion: async (c) => (await discoverAndRequestJwtAuthGrant({ idpUrl: ENT_IDP, audience: c.authorizationServerUrl, resource: c.resourceUrl,
+        idToken, clientId: 'ent-agent', clientSecret: ENT_SECRET, scope: c.scope, fetchFn: c.fetchFn })).jwtAuthGrant,
+      clientId: emaAgent.client_id, clientSecret: emaAgent.client_secret, expectedIssuer: EMA,
+    });
+  };
+
   await scenario('EMA: the 2.x SDK\'s CrossAppAccessProvider with an enterprise IdP\'s ID-JAG, no browser; the MCP server accepts the minted token', async () => {
     // The company registers its agent at the tenant once, names it in the tenant file, reloads.
     const reg = await fetch(`${EMA}/register`, { method: 'POST', headers: { 'content-type': 'application/json' },
@@ -695,12 +706,7 @@ webhook_secret_file = "${w('approval-webhook.key', HOOK_KEY)}"
     }
     const meta = await metaOf(EMA);
     assert.ok(meta.grant_types_supported.includes('urn:ietf:params:oauth:grant-type:jwt-bearer'));
-    const idToken = await entIdp.idToken('erin');
-    const provider = new CrossAppAccessProvider({
-      assertion: async (c) => (await discoverAndRequestJwtAuthGrant({ idpUrl: ENT_IDP, audience: c.authorizationServerUrl, resource: c.resourceUrl,
-        idToken, clientId: 'ent-agent', clientSecret: ENT_SECRET, scope: c.scope, fetchFn: c.fetchFn })).jwtAuthGrant,
-      clientId: emaAgent.client_id, clientSecret: emaAgent.client_secret, expectedIssuer: EMA,
-    });
+    const provider = await emaProvider('erin');
     const client = new Client2({ name: 'ema agent', version: '1.0.0' });
     await client.connect(new Transport2(new URL(MCP_EMA), { authProvider: provider }));
     const c = toolJson(await client.callTool({ name: 'whoami', arguments: {} })).claims;
@@ -717,12 +723,7 @@ webhook_secret_file = "${w('approval-webhook.key', HOOK_KEY)}"
 
   await scenario('EMA through the gateway: the 2.x SDK\'s CrossAppAccessProvider gets a minted token for a gateway resource with no browser; the MCP server behind verifies the identity JWT', async () => {
     assert.ok(emaAgent, 'the EMA scenario registered the agent');
-    const idToken = await entIdp.idToken('erin');
-    const provider = new CrossAppAccessProvider({
-      assertion: async (c) => (await discoverAndRequestJwtAuthGrant({ idpUrl: ENT_IDP, audience: c.authorizationServerUrl, resource: c.resourceUrl,
-        idToken, clientId: 'ent-agent', clientSecret: ENT_SECRET, scope: c.scope, fetchFn: c.fetchFn })).jwtAuthGrant,
-      clientId: emaAgent.client_id, clientSecret: emaAgent.client_secret, expectedIssuer: EMA,
-    });
+    const provider = await emaProvider('erin');
     const client = new Client2({ name: 'ema agent', version: '1.0.0' });
     await client.connect(new Transport2(new URL(GW_EMA_RESOURCE), { authProvider: provider }));
     const who = toolJson(await client.callTool({ name: 'whoami', arguments: {} }));

@@ -165,7 +165,7 @@ impl ResourceConfig {
             list => format!("browser origins {}", list.join(", ")),
         };
         Some(format!(
-            "gateway: the shim serves {} {at} and calls {} with {identity}; {} scope rule(s); {origins}; only JSON and event-stream answers pass",
+            "gateway: the shim serves {} {at} and calls {} with {identity}; {} rule(s); {origins}; only JSON and event-stream answers pass",
             self.uri,
             g.backend,
             g.rules.len()

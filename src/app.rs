@@ -209,6 +209,7 @@ fn assemble(
         registry,
         upstreams,
         auth,
+        crate::gateway::sessions::SessionBinding::new(Signer::new(keys)),
     ));
     let reloader = Reloader::new(settings.clone(), state.clone(), dev_idps.clone());
     reloader.install(set);

@@ -187,7 +187,7 @@ impl GatewayMetrics {
             calls: counter(
                 r,
                 "dcr_shim_gateway_calls_total",
-                "calls to gateway resources by MCP method and outcome (passed, refused_token, refused_origin, refused_scope, refused_rule, malformed, rate_limited, unreachable, timeout, wrong_type)",
+                "calls to gateway resources by MCP method and outcome (passed, refused_token, refused_origin, refused_scope, refused_rule, refused_session, malformed, rate_limited, unreachable, timeout, wrong_type, unavailable)",
                 &["tenant", "resource", "method", "outcome"],
             ),
             tool_calls: counter(

@@ -14,3 +14,4 @@ pub(crate) mod message;
 pub(crate) mod policy;
 pub(crate) mod record;
 pub(crate) mod relay;
+pub(crate) mod sessions;

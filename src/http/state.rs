@@ -33,6 +33,8 @@ pub struct AppState {
     gateway_client: reqwest::Client,
     /// The gateway's per-user and per-client call limits.
     gateway_limits: crate::gateway::limits::CallLimits,
+    /// Session ids bound to the caller they were made for.
+    gateway_sessions: crate::gateway::sessions::SessionBinding,
     trusted_proxies: Vec<ipnet::IpNet>,
     forwarded_header: crate::config::server::ForwardedHeader,
     login_limits: super::login_limits::LoginLimits,
@@ -48,6 +50,7 @@ impl AppState {
         registry: ClientRegistry,
         upstreams: UpstreamDirectory,
         auth: AuthServer,
+        gateway_sessions: crate::gateway::sessions::SessionBinding,
     ) -> Self {
         let path_prefix = crate::config::server::path_prefix(&settings.public_url).to_owned();
         let cookies = Cookies::new(settings.public_url.scheme() == "https", &path_prefix);
@@ -62,6 +65,7 @@ impl AppState {
                 .build()
                 .unwrap_or_default(),
             gateway_limits: crate::gateway::limits::CallLimits::default(),
+            gateway_sessions,
             records,
             registry,
             upstreams,
@@ -113,6 +117,11 @@ impl AppState {
     /// The client of the gateway's calls to MCP servers.
     pub(crate) fn gateway_client(&self) -> &reqwest::Client {
         &self.gateway_client
+    }
+
+    /// The gateway's session binding.
+    pub(crate) fn gateway_sessions(&self) -> &crate::gateway::sessions::SessionBinding {
+        &self.gateway_sessions
     }
 
     /// The gateway's call limits.

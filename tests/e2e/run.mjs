@@ -584,7 +584,10 @@ webhook_secret_file = "${w('approval-webhook.key', HOOK_KEY)}"
     assert.equal(who.claims.scope, 'files.read');
     assert.equal(decodeJwt(p.store.tokens.access_token).aud, GW_RESOURCE, 'the token is for the resource the gateway serves');
     // A session of the 2025-11-25 protocol, through the gateway.
-    assert.ok(transport.sessionId && gwBackend.sessions.has(transport.sessionId), 'the session id passed both ways');
+    // The client holds the session id bound to it; the MCP server gets its own back.
+    const backendSession = [...gwBackend.sessions.keys()].at(-1);
+    assert.ok(transport.sessionId && backendSession && transport.sessionId !== backendSession, 'the client holds a bound session id');
+    assert.equal(gwBackend.seen.at(-1).headers['mcp-session-id'], backendSession, 'the MCP server gets its own id');
     // Progress notifications arrive over SSE, each as it is sent.
     const progress = [];
     const counted = toolJson(await client.callTool({ name: 'count', arguments: { to: 5 } }, undefined, { onprogress: (n) => progress.push(n.progress) }));
@@ -608,7 +611,7 @@ webhook_secret_file = "${w('approval-webhook.key', HOOK_KEY)}"
     await assert.rejects(client.callTool({ name: 'purge', arguments: {} }), /403|Files\.Admin/);
     assert.deepEqual(gwBackend.purged, [], 'purge never reached the MCP server');
     // Ending the session: DELETE passes through.
-    const sid = transport.sessionId;
+    const sid = backendSession;
     await transport.terminateSession();
     assert.ok(gwBackend.seen.some((s) => s.method === 'DELETE'), 'DELETE reached the MCP server');
     assert.ok(!gwBackend.sessions.has(sid), 'the session ended');

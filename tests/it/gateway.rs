@@ -350,6 +350,13 @@ async fn the_gateway_serves_the_resources_metadata_and_challenges_a_call_without
 async fn an_admitted_call_reaches_the_mcp_server_with_an_identity_and_never_the_clients_token() {
     let w = world().await;
     let (token, client, _) = w.token().await;
+    // The MCP server makes a session ("session-1"); the client receives it bound to itself.
+    let first = w.send(Some(&token), &tool_call("echo")).await;
+    let sealed = first.headers()["mcp-session-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert_ne!(sealed, "session-1", "the session id is bound to its caller");
     let res = w
         .call(Some(&token), &tool_call("echo"))
         .header("Cookie", "shim_session=secret")
@@ -357,13 +364,13 @@ async fn an_admitted_call_reaches_the_mcp_server_with_an_identity_and_never_the_
         .header("X-Forwarded-For", "203.0.113.9")
         .header("X-Dcr-Shim-Identity", "forged")
         .header("X-Dcr-Shim-User", "mallory")
-        .header("Mcp-Session-Id", "session-1")
+        .header("Mcp-Session-Id", &sealed)
         .header("Mcp-Protocol-Version", "2025-11-25")
         .send()
         .await
         .unwrap();
     assert_eq!(res.status(), 200);
-    assert_eq!(res.headers()["mcp-session-id"], "session-1");
+    assert_eq!(res.headers()["mcp-session-id"], sealed.as_str());
     assert_eq!(res.headers()["access-control-allow-origin"], BROWSER_ORIGIN);
     assert!(
         res.headers().get("set-cookie").is_none(),
@@ -388,7 +395,11 @@ async fn an_admitted_call_reaches_the_mcp_server_with_an_identity_and_never_the_
     ] {
         assert_eq!(seen.header(absent), None, "{absent} reached the MCP server");
     }
-    assert_eq!(seen.header("mcp-session-id"), Some("session-1"));
+    assert_eq!(
+        seen.header("mcp-session-id"),
+        Some("session-1"),
+        "the MCP server gets its own id back"
+    );
     assert_eq!(seen.header("mcp-protocol-version"), Some("2025-11-25"));
     let backend_host = w
         .backend_url
@@ -1104,4 +1115,50 @@ async fn other_methods_bodies_without_a_check_repeated_headers_and_other_spellin
     assert_eq!(w.calls_seen(), 0, "nothing reached the MCP server");
     let open = w.send(Some(&token), &read("file:///pub/x")).await;
     assert_eq!(open.status(), 200);
+}
+
+#[tokio::test]
+async fn a_session_id_reaches_its_session_only_from_the_caller_it_was_made_for() {
+    let w = world().await;
+    let (ada, _, _) = w.token().await;
+    let sealed = w.send(Some(&ada), &tool_call("echo")).await.headers()["mcp-session-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let client = Client::register(&w.app, "gw", json!({})).await;
+    let tokens = dev_login(&w.app, "gw", &client, "files.read", "bob").await;
+    let bob = tokens["access_token"].as_str().unwrap();
+    let seen_before = w.calls_seen();
+    for (token, session) in [(bob, sealed.as_str()), (ada.as_str(), "session-1")] {
+        let res = w
+            .call(Some(token), &tool_call("echo"))
+            .header("Mcp-Session-Id", session)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            res.status(),
+            404,
+            "{session}: another user's, or the raw id"
+        );
+        let body: Value = res.json().await.unwrap();
+        assert!(
+            body["error"]["message"]
+                .as_str()
+                .unwrap()
+                .starts_with("Session not found")
+        );
+    }
+    assert_eq!(
+        w.calls_seen(),
+        seen_before,
+        "nothing reached the MCP server"
+    );
+    let own = w
+        .call(Some(&ada), &tool_call("echo"))
+        .header("Mcp-Session-Id", &sealed)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(own.status(), 200);
 }

@@ -310,11 +310,21 @@ async fn pass_on(
     // Where rules hide entries of lists, a resumed stream (`Last-Event-ID`) could replay a
     // list answer the gateway never saw: resumption is not offered there.
     let resumable = !names_callers(gateway);
+    let Some(session) = backend_session(state, resource, caller, req) else {
+        record.outcome = "refused_session";
+        return jsonrpc_error(
+            StatusCode::NOT_FOUND,
+            -32001,
+            "Session not found: the session id is unknown, or was made for another user or client",
+        );
+    };
     let headers = req
         .headers()
         .iter()
         .filter(|(name, _)| resumable || name.as_str() != "last-event-id")
+        .filter(|(name, _)| name.as_str() != "mcp-session-id")
         .filter_map(|(name, value)| Some((name.as_str(), value.to_str().ok()?)))
+        .chain(session.as_deref().map(|id| ("mcp-session-id", id)))
         .collect();
     let expires = caller
         .claims
@@ -335,14 +345,41 @@ async fn pass_on(
         .filter(|_| names_callers(gateway));
     let answer = forward(state.gateway_client(), gateway, outgoing).await;
     record.answered();
+    pass_back(state, target, caller, listed, answer, record).await
+}
+
+/// The MCP server's answer passed back (its session id bound to the caller, a list filtered),
+/// or what became of the call instead.
+async fn pass_back(
+    state: &AppState,
+    target: Target<'_>,
+    caller: &Caller,
+    listed: Option<Listing>,
+    answer: Result<Answer, Failure>,
+    record: &mut CallRecord<'_>,
+) -> HttpResponse {
+    let Target {
+        tenant,
+        resource,
+        gateway,
+    } = target;
     match answer {
-        Ok(answer) => match listed {
-            Some(listed) => filtered_list(gateway, caller, listed, answer, record).await,
-            None => {
-                let mut out = answer_head(&answer);
-                out.streaming(answer.body)
+        Ok(mut answer) => {
+            for (name, value) in &mut answer.headers {
+                if name == "mcp-session-id" {
+                    *value = state
+                        .gateway_sessions()
+                        .seal(resource.uri.as_str(), caller, value);
+                }
             }
-        },
+            match listed {
+                Some(listed) => filtered_list(gateway, caller, listed, answer, record).await,
+                None => {
+                    let mut out = answer_head(&answer);
+                    out.streaming(answer.body)
+                }
+            }
+        }
         Err(failure) => {
             let detail = match &failure {
                 Failure::Unreachable(detail) => detail.clone(),
@@ -361,6 +398,28 @@ async fn pass_on(
             jsonrpc_error(status, -32603, &failure.to_string())
         }
     }
+}
+
+/// The MCP server's own session id for the one the client presents (`gateway/sessions.rs`):
+/// `Some(None)` without one, `None` when it is not this caller's (or is sent twice).
+fn backend_session(
+    state: &AppState,
+    resource: &ResourceConfig,
+    caller: &Caller,
+    req: &HttpRequest,
+) -> Option<Option<String>> {
+    let mut sent = req.headers().get_all("mcp-session-id");
+    let Some(presented) = sent.next() else {
+        return Some(None);
+    };
+    if sent.next().is_some() {
+        return None;
+    }
+    let presented = presented.to_str().ok()?;
+    state
+        .gateway_sessions()
+        .open(resource.uri.as_str(), caller, presented)
+        .map(Some)
 }
 
 /// A list answer with what the caller may not call left out (`gateway/listing.rs`).

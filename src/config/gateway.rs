@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 use url::Url;
+use wildmatch::WildMatch;
 
 use crate::domain::ResourceUri;
 
@@ -60,11 +61,11 @@ pub struct GatewayConfig {
 pub struct GatewayRule {
     /// Methods covered (all when empty).
     #[serde(default)]
-    pub(crate) methods: Vec<String>,
+    pub(crate) methods: Vec<Glob>,
     /// Names covered: a `tools/call`'s or `prompts/get`'s name, a `resources/read`'s URI (all
     /// when empty; a rule with names covers only calls that name something).
     #[serde(default)]
-    pub(crate) names: Vec<String>,
+    pub(crate) names: Vec<Glob>,
     /// The resource's scopes every covered call needs.
     #[serde(default)]
     pub(crate) scopes: Vec<String>,
@@ -80,6 +81,38 @@ pub struct GatewayRule {
     /// Users (`sub`): the call must be one of theirs.
     #[serde(default)]
     pub(crate) users: Vec<String>,
+}
+
+/// A glob of a rule (`*` and `?`), compiled once when the tenant file is read rather than on
+/// every call it is matched against.
+#[derive(Clone, Debug)]
+pub struct Glob {
+    text: String,
+    pattern: WildMatch,
+}
+
+impl Glob {
+    pub(crate) fn matches(&self, value: &str) -> bool {
+        self.pattern.matches(value)
+    }
+}
+
+impl PartialEq for Glob {
+    fn eq(&self, other: &Self) -> bool {
+        self.text == other.text
+    }
+}
+
+impl Eq for Glob {}
+
+impl<'de> Deserialize<'de> for Glob {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        Ok(Self {
+            pattern: WildMatch::new(&text),
+            text,
+        })
+    }
 }
 
 impl GatewayRule {

@@ -7,10 +7,9 @@
 //! what the caller may not call (`listing.rs`).
 
 use serde_json::{Map, Value};
-use wildmatch::WildMatch;
 
 use super::message::Message;
-use crate::config::gateway::{GatewayConfig, GatewayRule};
+use crate::config::gateway::{GatewayConfig, GatewayRule, Glob};
 
 /// Who calls, as the rules read it from the access token's claims.
 #[derive(Debug, Default)]
@@ -109,9 +108,8 @@ fn not_among(rule: &GatewayRule, who: &Who<'_>) -> Option<String> {
 
 /// Whether `rule` covers `message`.
 fn covers(rule: &GatewayRule, message: &Message) -> bool {
-    let matches = |globs: &[String], value: Option<&str>| {
-        globs.is_empty()
-            || value.is_some_and(|v| globs.iter().any(|g| WildMatch::new(g).matches(v)))
+    let matches = |globs: &[Glob], value: Option<&str>| {
+        globs.is_empty() || value.is_some_and(|v| globs.iter().any(|g| g.matches(v)))
     };
     matches(&rule.methods, message.method.as_deref())
         && (matches(&rule.names, message.name.as_deref())

@@ -2,7 +2,7 @@
 //! tool for `tools/call`), and for each `tools/call` one audit event naming the tenant, the
 //! resource, the user, the client, the tool, the decision, the status and the time it took.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Mutex, OnceLock};
 use std::time::Instant;
 
@@ -129,9 +129,10 @@ fn method_label(method: Option<&str>) -> &'static str {
 }
 
 /// The `tool` label of `tool` at `resource`: the name itself for the first
-/// `MAX_TOOL_LABELS` names seen per resource (that look like tool names), else `other`.
+/// `MAX_TOOL_LABELS` names seen per resource (that look like tool names), else `other`. The
+/// first name turned away at a resource is said in the log.
 fn tool_label<'t>(resource: &str, tool: &'t str) -> &'t str {
-    static SEEN: OnceLock<Mutex<HashSet<(String, String)>>> = OnceLock::new();
+    static SEEN: OnceLock<Mutex<HashMap<String, HashSet<String>>>> = OnceLock::new();
     let plausible = !tool.is_empty()
         && tool.len() <= 128
         && tool
@@ -144,20 +145,44 @@ fn tool_label<'t>(resource: &str, tool: &'t str) -> &'t str {
         .get_or_init(Mutex::default)
         .lock()
         .unwrap_or_else(|p| p.into_inner());
-    let key = (resource.to_owned(), tool.to_owned());
-    if seen.contains(&key) {
+    // A name seen before costs a lookup, no allocation.
+    if seen.get(resource).is_some_and(|names| names.contains(tool)) {
         return tool;
     }
-    if seen.iter().filter(|(r, _)| r == resource).count() >= MAX_TOOL_LABELS {
-        return "other";
+    let names = seen.entry(resource.to_owned()).or_default();
+    if names.len() < MAX_TOOL_LABELS {
+        names.insert(tool.to_owned());
+        return tool;
     }
-    seen.insert(key);
-    tool
+    if names.len() == MAX_TOOL_LABELS {
+        // One marker past the limit, so that this is said once per resource.
+        names.insert(String::new());
+        tracing::warn!(
+            resource,
+            limit = MAX_TOOL_LABELS,
+            "the gateway's tool metrics of this resource reached their limit of names; calls of further tools count under tool=\"other\""
+        );
+    }
+    "other"
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::Arc;
+
+    /// A log writer into a shared buffer.
+    struct Captured(Arc<Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Captured {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(bytes);
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
 
     #[test]
     fn labels_are_bounded() {
@@ -171,10 +196,25 @@ mod tests {
         let resource = "https://bounded.example.com/mcp";
         assert_eq!(tool_label(resource, "delete_file"), "delete_file");
         assert_eq!(tool_label(resource, "<script>"), "other");
-        for i in 0..MAX_TOOL_LABELS {
+        // delete_file and these fill the resource's names.
+        for i in 1..MAX_TOOL_LABELS {
             tool_label(resource, &format!("t{i}"));
         }
-        assert_eq!(tool_label(resource, "one_more"), "other");
+        let logged = Arc::new(Mutex::new(Vec::new()));
+        let writer = logged.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(move || Captured(writer.clone()))
+            .finish();
+        tracing::subscriber::with_default(subscriber, || {
+            assert_eq!(tool_label(resource, "one_more"), "other");
+            assert_eq!(tool_label(resource, "another"), "other");
+        });
+        let logged = String::from_utf8(logged.lock().unwrap().clone()).unwrap();
+        assert_eq!(
+            logged.matches("reached their limit").count(),
+            1,
+            "said once: {logged}"
+        );
         assert_eq!(
             tool_label(resource, "delete_file"),
             "delete_file",

@@ -435,27 +435,14 @@ async fn an_admitted_call_reaches_the_mcp_server_with_an_identity_and_never_the_
     let replayed = w.send(Some(identity), &tool_call("echo")).await;
     assert_eq!(replayed.status(), 401);
     // Calls are counted under their own route and tenant.
-    let metrics_url = format!(
-        "{}/metrics",
-        w.app.admin_base().trim_end_matches("/admin/v1")
-    );
-    let metrics = w
-        .app
-        .http
-        .get(metrics_url)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = crate::metrics::scrape(&w.app).await;
     assert!(
         metrics
-            .lines()
-            .any(|l| l.starts_with("dcr_shim_http_requests_total")
-                && l.contains(r#"route="gateway""#)
-                && l.contains(r#"tenant="gw""#)),
-        "{metrics}"
+            .keys()
+            .any(|k| k.starts_with("dcr_shim_http_requests_total{")
+                && k.contains("route=gateway")
+                && k.contains("tenant=gw")),
+        "{metrics:?}"
     );
 }
 

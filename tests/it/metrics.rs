@@ -10,7 +10,7 @@ use crate::login::world;
 
 /// Every sample of the exposition, by metric name and sorted labels; counters and gauges by
 /// value, histograms by their count.
-async fn scrape(app: &crate::helpers::TestApp) -> HashMap<String, f64> {
+pub(crate) async fn scrape(app: &crate::helpers::TestApp) -> HashMap<String, f64> {
     let base = app.admin_base();
     let url = format!("{}/metrics", base.trim_end_matches("/admin/v1"));
     let res = app.http.get(&url).send().await.unwrap();

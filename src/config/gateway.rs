@@ -172,7 +172,8 @@ impl GatewayConfig {
             && Some(host.as_str()) == public_url.host_str()
             && url.port_or_known_default() == public_url.port_or_known_default();
         Some(if same_origin {
-            Routing::Path(url.path().to_owned())
+            // Without a trailing slash: a client may add one (the lookup drops it too).
+            Routing::Path(url.path().trim_end_matches('/').to_owned())
         } else {
             // `Url::port` is `None` for the scheme's default port, which `Host` leaves out too.
             Routing::Host(match url.port() {

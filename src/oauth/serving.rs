@@ -184,8 +184,9 @@ impl Serving {
         self.current.load().resolvers.clone()
     }
 
-    /// The gateway resource served at `path` on this server's host (path routing): its
-    /// tenant and its index among the tenant's resources.
+    /// The gateway resource served at `path` on this server's host (path routing), with or
+    /// without a trailing slash, as on a resource's own host: its tenant and its index among
+    /// the tenant's resources.
     pub(crate) fn gateway_at_path(&self, path: &str) -> Option<(Arc<Tenant>, usize)> {
         let generation = self.current.load();
         if generation.gateway_routes.is_empty() {
@@ -193,7 +194,7 @@ impl Serving {
         }
         generation
             .gateway_routes
-            .get(&Routing::Path(path.to_owned()))
+            .get(&Routing::Path(path.trim_end_matches('/').to_owned()))
             .cloned()
     }
 

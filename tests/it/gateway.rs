@@ -719,10 +719,27 @@ async fn identity_headers_for_a_trusted_network_and_path_routing_on_the_servers_
         doc["authorization_servers"],
         json!([w.app.issuer("gwpath")])
     );
+    // A client that adds a slash reaches the same resource, as on a host of its own.
+    let slashed = w
+        .app
+        .get("/.well-known/oauth-protected-resource/mcp/files/")
+        .await;
+    assert_eq!(slashed.status(), 200);
 
     let client = Client::register(&w.app, "gwpath", json!({})).await;
     let tokens = dev_login(&w.app, "gwpath", &client, "files.read", "bob").await;
     let token = tokens["access_token"].as_str().unwrap();
+    let slashed = w
+        .app
+        .http
+        .post(format!("{path_resource}/"))
+        .bearer_auth(token)
+        .header("Content-Type", "application/json")
+        .body(tool_call("echo").to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(slashed.status(), 200, "the endpoint with a trailing slash");
     let res = w
         .app
         .http

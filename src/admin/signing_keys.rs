@@ -58,11 +58,11 @@ pub(super) async fn rotate_keys(
     body: Option<web::Json<RotateRequest>>,
 ) -> Result<HttpResponse, Problem> {
     let (by, tenant) = authorized(&req, &state, &path)?;
-    if !tenant.mints_tokens() {
+    if !tenant.signs_tokens() {
         return Err(problem(
             400,
             "invalid_request",
-            "this tenant has no resource with token = \"minted\": it signs nothing, so it has no keys to rotate",
+            "this tenant has no resource with token = \"minted\" nor a gateway resource that sends identity JWTs: it signs nothing, so it has no keys to rotate",
         ));
     }
     let body = body.map(web::Json::into_inner).unwrap_or_default();

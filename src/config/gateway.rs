@@ -47,6 +47,10 @@ pub struct GatewayConfig {
     pub(crate) calls_per_minute_per_user: Option<NonZeroU32>,
     #[serde(default)]
     pub(crate) calls_per_minute_per_client: Option<NonZeroU32>,
+    /// For a passthrough resource: the `aud` values of the IdP's access tokens for its API
+    /// (`Provider::access_token_audiences` says what is taken when none are listed).
+    #[serde(default)]
+    pub(crate) idp_audiences: Vec<String>,
     /// Scopes some calls need beyond the token's audience (`[[resources.gateway.rules]]`).
     #[serde(default)]
     pub(crate) rules: Vec<GatewayRule>,

@@ -185,6 +185,9 @@ impl ResourceConfig {
                 humantime::format_duration(m.lifetime()),
                 alg.as_str()
             ),
+            TokenPolicy::Passthrough if self.gateway.is_some() => format!(
+                "resource {uri}: passthrough tokens, checked by the shim's gateway with the {upstream_kind} IdP's keys (issued to one of this tenant's apps, for the audience in gateway.idp_audiences or the scopes' API); a revocation at the shim does not end them before they expire"
+            ),
             TokenPolicy::Passthrough => {
                 let audience = match (upstream_kind, &self.upstream_resource) {
                     ("entra", _) => "the API of its scopes".to_owned(),
@@ -202,9 +205,6 @@ impl ResourceConfig {
     /// Problems with these settings, as (field, message).
     pub(crate) fn token_problems(&self) -> Vec<(&'static str, String)> {
         let mut out = Vec::new();
-        if self.gateway.is_some() && self.minted().is_none() {
-            out.push(("gateway", "a gateway resource's tokens must be minted (token = \"minted\"): the gateway does not validate the IdP's own tokens yet".to_owned()));
-        }
         let Some(minted) = self.minted() else {
             let only_minted = "applies only to minted tokens; add token = \"minted\" or remove it";
             if self.token_lifetime.is_some() {

@@ -132,6 +132,43 @@ fn default_entra_authority() -> String {
 }
 
 impl UpstreamConfig {
+    /// The `aud` values of the IdP's access tokens for `resource`'s API, which a
+    /// passthrough gateway resource accepts: its gateway's `idp_audiences`, else for Entra the
+    /// App ID URIs of its scopes (v1.0 tokens carry the one asked for; v2.0 tokens the API's
+    /// application id, which only the tenant file can name), else the RFC 8707 `resource` sent
+    /// upstream (`upstream_resource`; the dev IdP's default is the resource URI).
+    pub(crate) fn idp_token_audiences(&self, resource: &ResourceConfig) -> Vec<String> {
+        if let Some(listed) = resource
+            .gateway
+            .as_ref()
+            .map(|g| &g.idp_audiences)
+            .filter(|l| !l.is_empty())
+        {
+            return listed.clone();
+        }
+        match self {
+            UpstreamConfig::Entra { .. } => {
+                let mut out: Vec<String> = Vec::new();
+                for s in &resource.scopes {
+                    if let Some((api, _)) = s.upstream.rsplit_once('/')
+                        && api.contains("://")
+                        && !out.iter().any(|o| o == api)
+                    {
+                        out.push(api.to_owned());
+                    }
+                }
+                out
+            }
+            UpstreamConfig::Oidc { .. } => resource.upstream_resource.iter().cloned().collect(),
+            UpstreamConfig::Dev { .. } => vec![
+                resource
+                    .upstream_resource
+                    .clone()
+                    .unwrap_or_else(|| resource.uri.to_string()),
+            ],
+        }
+    }
+
     pub fn kind(&self) -> &'static str {
         match self {
             Self::Entra { .. } => "entra",

@@ -249,6 +249,17 @@ impl Tenant {
         self.config.resources.iter().any(|r| r.is_minted())
     }
 
+    /// Whether the tenant signs anything with its keys: minted access tokens, or the identity
+    /// JWTs its gateway resources hand their MCP servers (then it has a JWKS).
+    pub(crate) fn signs_tokens(&self) -> bool {
+        self.mints_tokens()
+            || self.config.resources.iter().any(|r| {
+                r.gateway
+                    .as_ref()
+                    .is_some_and(|g| g.identity == super::gateway::IdentityForm::Jwt)
+            })
+    }
+
     /// Whether a resource's server may exchange its tokens (RFC 8693).
     pub(crate) fn offers_token_exchange(&self) -> bool {
         self.config.resources.iter().any(|r| !r.exchange.is_empty())

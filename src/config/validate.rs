@@ -48,34 +48,8 @@ pub(crate) fn validate(c: &TenantConfig, public_url: &Url, p: &mut Problems) {
         {
             p.add(&format!("resources[{i}].{field}"), message);
         }
-        if let Some(g) = &r.gateway {
-            let audience = g
-                .identity_audience
-                .clone()
-                .unwrap_or_else(|| g.backend.to_string());
-            if c.resources
-                .iter()
-                .any(|other| other.uri.as_str() == audience)
-            {
-                p.add(&format!("resources[{i}].gateway.identity_audience"), format!("'{audience}' is a resource URI of this tenant: the identity JWT would carry that resource's audience; name the MCP server behind instead"));
-            }
-        }
-        let rules: Vec<_> = r.gateway.iter().flat_map(|g| &g.rules).collect();
-        for (claim, used) in [
-            ("roles", rules.iter().any(|rule| !rule.roles.is_empty())),
-            ("groups", rules.iter().any(|rule| !rule.groups.is_empty())),
-        ] {
-            if used && !r.claims.values().any(|to| to == claim) {
-                p.add(&format!("resources[{i}].gateway.rules"), format!("a rule names {claim}, but the resource's tokens carry no '{claim}' claim: copy it from the ID token (claims = {{ {claim} = \"{claim}\" }})"));
-            }
-        }
-        let rule_scopes = rules.iter().flat_map(|rule| &rule.scopes);
-        for scope in rule_scopes {
-            if !r.scopes.iter().any(|s| &s.name == scope) {
-                p.add(&format!("resources[{i}].gateway.rules"), format!("'{scope}' is not one of the resource's scopes (its scopes list names the ones clients may ask for)"));
-            }
-        }
     }
+    validate_gateways(c, p);
     for (i, r) in c.resources.iter().enumerate() {
         if r.grant_lifetime.is_none() && r.grant_idle_lifetime.is_none() {
             continue;
@@ -482,4 +456,50 @@ fn check_url(field: &str, raw: &str, p: &mut Problems) -> bool {
         return false;
     }
     true
+}
+
+/// What the gateway resources' tables say against the rest of the tenant file.
+fn validate_gateways(c: &TenantConfig, p: &mut Problems) {
+    for (i, r) in c.resources.iter().enumerate() {
+        if let Some(g) = &r.gateway {
+            let audience = g
+                .identity_audience
+                .clone()
+                .unwrap_or_else(|| g.backend.to_string());
+            if c.resources
+                .iter()
+                .any(|other| other.uri.as_str() == audience)
+            {
+                p.add(&format!("resources[{i}].gateway.identity_audience"), format!("'{audience}' is a resource URI of this tenant: the identity JWT would carry that resource's audience; name the MCP server behind instead"));
+            }
+        }
+        if let Some(g) = &r.gateway {
+            let passthrough_problem = if r.is_minted() {
+                (!g.idp_audiences.is_empty()).then(|| "applies only to a passthrough resource (the IdP's own tokens); a minted resource's tokens have the resource URI as audience".to_owned())
+            } else if c.upstream.idp_token_audiences(r).is_empty() {
+                Some("the gateway checks the IdP's access tokens for this resource's API, but their audience is not known: list it (Entra: the API's App ID URI and its application id) or give the scopes' API".to_owned())
+            } else {
+                None
+            };
+            if let Some(message) = passthrough_problem {
+                p.add(&format!("resources[{i}].gateway.idp_audiences"), message);
+            }
+        }
+        let rules: Vec<_> = r.gateway.iter().flat_map(|g| &g.rules).collect();
+        for (claim, used) in [
+            ("roles", rules.iter().any(|rule| !rule.roles.is_empty())),
+            ("groups", rules.iter().any(|rule| !rule.groups.is_empty())),
+        ] {
+            // A passthrough token carries the IdP's own `roles` and `groups`.
+            if used && r.is_minted() && !r.claims.values().any(|to| to == claim) {
+                p.add(&format!("resources[{i}].gateway.rules"), format!("a rule names {claim}, but the resource's tokens carry no '{claim}' claim: copy it from the ID token (claims = {{ {claim} = \"{claim}\" }})"));
+            }
+        }
+        let rule_scopes = rules.iter().flat_map(|rule| &rule.scopes);
+        for scope in rule_scopes {
+            if !r.scopes.iter().any(|s| &s.name == scope) {
+                p.add(&format!("resources[{i}].gateway.rules"), format!("'{scope}' is not one of the resource's scopes (its scopes list names the ones clients may ask for)"));
+            }
+        }
+    }
 }

@@ -419,4 +419,8 @@ impl InProcessIdp for DevIdp {
     ) -> Result<UpstreamTokens, IdpError> {
         DevIdp::token(self, params, now)
     }
+
+    fn jwks(&self) -> serde_json::Value {
+        DevIdp::jwks(self)
+    }
 }

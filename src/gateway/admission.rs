@@ -1,7 +1,9 @@
 //! Whether a call may reach the MCP server: a page's `Origin` the resource allows, and a bearer
 //! token that is a live minted access token for the resource (signature, issuer, expiry,
 //! audience, a login not revoked and a client in good standing: `Tokens::live_claims`, read
-//! from the store on every call, so a revocation counts at once on every replica).
+//! from the store on every call, so a revocation counts at once on every replica), or for a
+//! passthrough resource the IdP's access token for its API, issued to one of the tenant's apps
+//! (`upstream/access_token.rs`).
 
 use serde_json::{Map, Value};
 
@@ -64,11 +66,17 @@ pub(crate) async fn admit(
     let Some(token) = token else {
         return Ok(Err(Refused::Token("a bearer token is required".into())));
     };
-    let audience = resource.uri.as_str();
-    Ok(auth
-        .tokens()
-        .live_claims(tenant, token, |aud| aud == audience, now)
-        .await?
+    let claims = if resource.is_minted() {
+        let audience = resource.uri.as_str();
+        auth.tokens()
+            .live_claims(tenant, token, |aud| aud == audience, now)
+            .await?
+    } else {
+        auth.tokens()
+            .idp_token_claims(tenant, resource, token, now)
+            .await?
+    };
+    Ok(claims
         .map(|claims| Caller { claims })
         .map_err(Refused::Token))
 }

@@ -47,7 +47,7 @@ pub(crate) fn authorization_server_metadata(tenant: &Tenant, offers_refresh: boo
         "scopes_supported": scopes,
         "authorization_response_iss_parameter_supported": true,
     });
-    if tenant.mints_tokens() {
+    if tenant.signs_tokens() {
         doc["jwks_uri"] = json!(format!("{issuer}/jwks"));
     }
     if tenant.trusts_issuers() {

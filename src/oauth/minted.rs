@@ -257,7 +257,7 @@ impl Minter {
     /// resource and no key yet gets its first here, so that resource servers can fetch the
     /// set before the first login.
     pub(crate) async fn jwks(&self, tenant: &Tenant, now: u64) -> Result<Value, OAuthError> {
-        if tenant.mints_tokens() {
+        if tenant.signs_tokens() {
             self.signing_keys
                 .active(&tenant.id, tenant.token_signing_alg(), now)
                 .await?;

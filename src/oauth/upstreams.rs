@@ -4,10 +4,16 @@
 
 use std::sync::Arc;
 
+use serde_json::{Map, Value};
+
+use super::client_assertion::{Unverified, signed_claims};
 use super::error::{ErrorCode, OAuthError};
 use super::serving::Serving;
 use crate::config::Tenant;
+use crate::config::resource::ResourceConfig;
 use crate::domain::ResourceUri;
+use crate::upstream::access_token;
+use crate::upstream::idp_keys::IdpKeys;
 use crate::upstream::provider::Provider;
 use crate::upstream::tokens::{UpstreamApp, UpstreamClient};
 use crate::upstream::{UpstreamDirectory, UpstreamEndpoints};
@@ -16,11 +22,67 @@ pub(crate) struct Upstreams {
     directory: UpstreamDirectory,
     /// The tenant set in force, with the IdP caller built for it.
     serving: Arc<Serving>,
+    /// The IdPs' signing keys, for their access tokens at passthrough gateway resources.
+    idp_keys: IdpKeys,
 }
 
 impl Upstreams {
     pub(crate) fn new(directory: UpstreamDirectory, serving: Arc<Serving>) -> Self {
-        Self { directory, serving }
+        Self {
+            directory,
+            serving,
+            idp_keys: IdpKeys::default(),
+        }
+    }
+
+    /// The caller's claims (in a minted token's shape) if `token` is an access token the
+    /// tenant's IdP issued for `resource`'s API to one of the tenant's apps, valid now
+    /// (`access_token.rs`); else why not. An error when the IdP's keys cannot be read.
+    pub(crate) async fn idp_token_claims(
+        &self,
+        tenant: &Tenant,
+        resource: &ResourceConfig,
+        token: &str,
+        now: u64,
+    ) -> Result<Result<Map<String, Value>, String>, OAuthError> {
+        let (alg, kid) = match access_token::signing_of(token) {
+            Ok(s) => s,
+            Err(why) => return Ok(Err(why)),
+        };
+        let unavailable = |why: &str| {
+            tracing::warn!(tenant = %tenant.id, resource = %resource.uri, reason = why, "an IdP access token cannot be checked");
+            OAuthError::new(
+                ErrorCode::TemporarilyUnavailable,
+                "the identity provider's keys cannot be read right now; the operator's log has the reason",
+            )
+        };
+        let endpoints = self.endpoints(tenant).map_err(|e| unavailable(&e))?;
+        let client = self.client();
+        let keys = self
+            .idp_keys
+            .keys(&client, tenant, &endpoints.jwks_uri, kid.as_deref())
+            .await
+            .map_err(|e| unavailable(&e))?;
+        let claims = match signed_claims::<Map<String, Value>>(token, &keys, kid.as_deref(), alg) {
+            Ok(c) => c,
+            Err(Unverified::NoKey) => {
+                return Ok(Err(
+                    "no key of the IdP fits the token's kid and algorithm".into()
+                ));
+            }
+            Err(Unverified::Signature) => {
+                return Ok(Err(
+                    "the signature does not verify with the IdP's keys".into()
+                ));
+            }
+        };
+        let expected = access_token::Expected {
+            issuers: access_token::issuers_of(&endpoints.issuer),
+            audiences: Provider::of(tenant).access_token_audiences(resource),
+            apps: tenant.apps().iter().map(|a| a.client_id.as_str()).collect(),
+            scopes: &resource.scopes,
+        };
+        Ok(access_token::check(&claims, &expected, now))
     }
 
     /// The IdP caller of the tenant set in force; calls under way finish with theirs.

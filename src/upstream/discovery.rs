@@ -101,6 +101,7 @@ impl UpstreamDirectory {
                             "the upstream's metadata has no token_endpoint".to_owned()
                         })?,
                     offers_refresh,
+                    jwks_uri: m.jwks_uri().url().as_str().to_owned(),
                 })
             }
             UpstreamStatus::Unreachable(why) => Err(why),

@@ -9,4 +9,7 @@ pub(crate) struct UpstreamEndpoints {
     pub(crate) token_endpoint: String,
     /// Whether `offline_access` is asked for upstream.
     pub(crate) offers_refresh: bool,
+    /// Where the IdP publishes the keys its tokens are signed with (a passthrough gateway
+    /// resource checks the IdP's access tokens with them).
+    pub(crate) jwks_uri: String,
 }

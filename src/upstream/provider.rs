@@ -56,6 +56,7 @@ impl<'t> Provider<'t> {
             issuer: format!("{tenant_issuer}/dev-idp"),
             authorization_endpoint: format!("{tenant_issuer}/dev-idp/authorize"),
             token_endpoint: format!("{tenant_issuer}/dev-idp/token"),
+            jwks_uri: format!("{tenant_issuer}/dev-idp/jwks"),
             offers_refresh: true,
         }
     }
@@ -133,6 +134,12 @@ impl<'t> Provider<'t> {
                     .unwrap_or_else(|| resource.uri.to_string()),
             ),
         }
+    }
+
+    /// The `aud` values of the IdP's access tokens for `resource`'s API
+    /// (`ResourceConfig::idp_token_audiences`).
+    pub(crate) fn access_token_audiences(&self, resource: &ResourceConfig) -> Vec<String> {
+        self.config.idp_token_audiences(resource)
     }
 
     /// What a login for `resource` also asks for so that token exchange can reach its
@@ -238,5 +245,53 @@ consent_for_refresh = false"#,
                 config.kind()
             );
         }
+    }
+
+    #[test]
+    fn a_passthrough_gateway_accepts_the_apis_audiences() {
+        let resource = |extra: &str| -> ResourceConfig {
+            toml::from_str(&format!(
+                r#"uri = "https://files.example.com/mcp"
+scopes = [
+  {{ name = "files.read", upstream = "api://files/Files.Read" }},
+  {{ name = "files.write", upstream = "api://files/Files.Write" }},
+  {{ name = "reports", upstream = "https://contoso.com/reports/Reports.Read" }},
+]
+{extra}"#
+            ))
+            .unwrap()
+        };
+        let entra = upstream(
+            r#"kind = "entra"
+directory_id = "00000000-0000-0000-0000-000000000000""#,
+        );
+        let oidc = upstream(
+            r#"kind = "oidc"
+issuer = "https://idp.example.com""#,
+        );
+        assert_eq!(
+            Provider::new(&entra).access_token_audiences(&resource("")),
+            ["api://files", "https://contoso.com/reports"],
+            "each App ID URI of the scopes, once"
+        );
+        let listed = resource(
+            "[gateway]\nbackend = \"http://mcp:3000/mcp\"\nidp_audiences = [\"bbbbbbbb-0000-0000-0000-00000000000a\"]",
+        );
+        assert_eq!(
+            Provider::new(&entra).access_token_audiences(&listed),
+            ["bbbbbbbb-0000-0000-0000-00000000000a"],
+            "the listed ones replace them"
+        );
+        assert!(
+            Provider::new(&oidc)
+                .access_token_audiences(&resource(""))
+                .is_empty(),
+            "an oidc IdP's audience is its upstream_resource, here none"
+        );
+        assert_eq!(
+            Provider::new(&oidc)
+                .access_token_audiences(&resource("upstream_resource = \"api://files\"")),
+            ["api://files"]
+        );
     }
 }

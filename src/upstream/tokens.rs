@@ -135,6 +135,8 @@ impl fmt::Debug for UpstreamTokens {
 pub(crate) trait InProcessIdp: Send + Sync {
     fn token(&self, params: &HashMap<String, String>, now: u64)
     -> Result<UpstreamTokens, IdpError>;
+    /// The JWK Set its tokens are signed with.
+    fn jwks(&self) -> serde_json::Value;
 }
 
 /// Calls the IdPs of every tenant.
@@ -164,6 +166,35 @@ impl UpstreamClient {
             credentials,
             in_process,
         }
+    }
+
+    /// The JWK Set at `jwks_uri`, the keys `tenant`'s IdP signs its tokens with: fetched with
+    /// the tenant's IdP client (its trusted CAs), or read from an IdP in this process.
+    pub(crate) async fn key_set(
+        &self,
+        tenant: &Tenant,
+        jwks_uri: &str,
+    ) -> Result<jsonwebtoken::jwk::JwkSet, String> {
+        let value = match self.in_process.get(&tenant.id) {
+            Some(idp) => idp.jwks(),
+            None => {
+                let response = self
+                    .http
+                    .for_tenant(&tenant.id)
+                    .get(jwks_uri)
+                    .send()
+                    .await
+                    .map_err(|e| format!("GET {jwks_uri}: {e}"))?;
+                if !response.status().is_success() {
+                    return Err(format!("GET {jwks_uri}: HTTP {}", response.status()));
+                }
+                let body = super::http::read_capped_body(response)
+                    .await
+                    .map_err(|e| format!("GET {jwks_uri}: {e}"))?;
+                serde_json::from_slice(&body).map_err(|_| format!("{jwks_uri} is not JSON"))?
+            }
+        };
+        serde_json::from_value(value).map_err(|e| format!("{jwks_uri} is not a JWK Set: {e}"))
     }
 
     /// When each loaded `private_key_jwt` app's certificate ends (Unix seconds), by tenant

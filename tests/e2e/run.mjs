@@ -97,6 +97,11 @@ async function main() {
   // The same behind the Python SDK's MCPServer, in a process of its own.
   const GW_EMA_RESOURCE = `${SHIM}/mcp/ema-files`;
   const GW_EMA_BACKEND = `http://127.0.0.1:${gwPort}/mcp-ema`;
+  // A passthrough gateway resource: the client holds the IdP's own access token, which the
+  // gateway checks (the IdP's keys, issuer, the API's audience, the tenant's app).
+  const GWPT = `${SHIM}/gwpt`;
+  const GW_PT_RESOURCE = `${SHIM}/mcp/pt-files`;
+  const GW_PT_BACKEND = `http://127.0.0.1:${gwPort}/mcp-pt`;
   const GW_PY = `${SHIM}/gwpy`;
   const GW_PY_RESOURCE = `${SHIM}/mcp/py-files`;
   const gwPyPort = await freePort();
@@ -152,7 +157,7 @@ async function main() {
     issuer: IDP, accessTokenTTL: ACCESS_TTL,
     clients: [
       { client_id: 'shim-secret-app', client_secret: fs.readFileSync(secretFile, 'utf8'), token_endpoint_auth_method: 'client_secret_post',
-        redirect_uris: [`${ALPHA}/callback`, `${BETA}/callback`, `${GAMMA}/callback`, `${HA_ALPHA}/callback`, `${MINTED}/callback`, `${APPROVAL}/callback`, `${GW}/callback`, `${GW_PY}/callback`], grant_types: ['authorization_code', 'refresh_token'], response_types: ['code'] },
+        redirect_uris: [`${ALPHA}/callback`, `${BETA}/callback`, `${GAMMA}/callback`, `${HA_ALPHA}/callback`, `${MINTED}/callback`, `${APPROVAL}/callback`, `${GW}/callback`, `${GW_PY}/callback`, `${GWPT}/callback`], grant_types: ['authorization_code', 'refresh_token'], response_types: ['code'] },
       { client_id: 'shim-basic-app', client_secret: fs.readFileSync(basicSecretFile, 'utf8'), token_endpoint_auth_method: 'client_secret_basic',
         redirect_uris: [`${BETA}/callback`], grant_types: ['authorization_code', 'refresh_token'], response_types: ['code'] },
       { client_id: 'shim-jwt-app', token_endpoint_auth_method: 'private_key_jwt', token_endpoint_auth_signing_alg: 'PS256',
@@ -300,6 +305,14 @@ rules = [{ methods = ["tools/call"], names = ["delete_*"], scopes = ["files.writ
 `,
   }));
 
+  fs.writeFileSync(path.join(tenantsDir, 'gwpt.toml'), secretAppTenant({
+    display: 'E2E Gateway (passthrough)', issuer: IDP, resource: GW_PT_RESOURCE, resourceName: 'Files (the IdP\'s tokens, through the gateway)',
+    tables: `[resources.gateway]
+backend = "${GW_PT_BACKEND}"
+rules = [{ methods = ["tools/call"], names = ["delete_*"], scopes = ["files.write"] }]
+`,
+  }));
+
   // Before its agent is registered the EMA tenant trusts no issuer; the scenario registers the
   // agent, names it in the file and reloads the shim (SIGHUP), as an operator would.
   const emaTenant = (clients) => secretAppTenant({
@@ -415,6 +428,7 @@ webhook_secret_file = "${w('approval-webhook.key', HOOK_KEY)}"
   mcpReady = true;
   const gwMeta = await metaOf(GW);
   const gwBackend = mountGatewayBackend(gwApp, { path: '/mcp', host: `127.0.0.1:${gwPort}`, url: GW_BACKEND, shim: gwMeta });
+  const gwPtBackend = mountGatewayBackend(gwApp, { path: '/mcp-pt', host: `127.0.0.1:${gwPort}`, url: GW_PT_BACKEND, shim: await metaOf(GWPT) });
   const gwEmaBackend = mountGatewayBackend(gwApp, { path: '/mcp-ema', host: `127.0.0.1:${gwPort}`, url: GW_EMA_BACKEND, shim: await metaOf(EMA) });
   gwReady = true;
   const PYTHON = process.env.E2E_PYTHON;
@@ -620,6 +634,28 @@ webhook_secret_file = "${w('approval-webhook.key', HOOK_KEY)}"
     assert.equal(bare.status, 401);
     assert.match(bare.headers.get('www-authenticate'), new RegExp(`resource_metadata="${SHIM}/.well-known/oauth-protected-resource/mcp/files"`));
     return `${gwBackend.seen.length} requests reached the MCP server, methods ${[...new Set(gwBackend.seen.map((s) => s.method))].join(' ')}`;
+  });
+
+  await scenario('Gateway, passthrough: the SDK client holds the IdP\'s own access token; the gateway checks it with the IdP\'s keys, steps the client up to files.write, and the MCP server gets the identity JWT, never the token', async () => {
+    const p = newProvider({ login: 'pat', name: 'passthrough gateway agent' });
+    const { client } = await connectClient({ mcpUrl: GW_PT_RESOURCE, provider: p, log });
+    const held = decodeJwt(p.store.tokens.access_token);
+    assert.equal(held.iss, IDP, 'the client holds the IdP\'s token'); assert.equal(held.aud, API);
+    const who = toolJson(await client.callTool({ name: 'whoami', arguments: {} }));
+    assert.equal(who.sub, 'pat'); assert.equal(who.claims.iss, GWPT); assert.equal(who.claims.aud, GW_PT_BACKEND);
+    assert.equal(who.claims.client_id, 'shim-secret-app', 'the app the IdP issued the token to');
+    assert.equal(who.claims.scope, 'files.read'); assert.equal(who.claims.resource, GW_PT_RESOURCE);
+    const del = toolJson(await callTool(client, null, p, 'delete_file', { name: 'b.txt' }));
+    assert.equal(del.deleted, 'b.txt');
+    assert.deepEqual(del.scope.split(' ').sort(), ['files.read', 'files.write']);
+    for (const s of gwPtBackend.seen) assert.equal(s.headers.authorization, undefined, `${s.method} carried Authorization`);
+    // The IdP's token with its audience changed to another API is refused, and reaches nothing.
+    const [h, , sig] = p.store.tokens.access_token.split('.');
+    const otherApi = Buffer.from(JSON.stringify({ ...decodeJwt(p.store.tokens.access_token), aud: REPORTS_API })).toString('base64url');
+    const before = gwPtBackend.seen.length;
+    const forged = await fetch(GW_PT_RESOURCE, { method: 'POST', headers: { authorization: `Bearer ${h}.${otherApi}.${sig}`, 'content-type': 'application/json', accept: 'application/json, text/event-stream' }, body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'tools/list' }) });
+    assert.equal(forged.status, 401); assert.equal(gwPtBackend.seen.length, before);
+    return `${gwPtBackend.seen.length} requests reached the MCP server with the IdP's token checked`;
   });
 
   await scenario('Gateway with CIMD: a client identified by its metadata document logs in and calls through the gateway; the identity JWT names the document', async () => {

@@ -28,14 +28,14 @@ const BROWSER_ORIGIN: &str = "http://localhost:6274";
 
 /// What the MCP server saw of one request.
 #[derive(Clone, Debug)]
-struct Seen {
+pub(crate) struct Seen {
     method: String,
     headers: Vec<(String, String)>,
-    body: String,
+    pub(crate) body: String,
 }
 
 impl Seen {
-    fn header(&self, name: &str) -> Option<&str> {
+    pub(crate) fn header(&self, name: &str) -> Option<&str> {
         self.headers
             .iter()
             .find(|(n, _)| n == name)
@@ -44,8 +44,8 @@ impl Seen {
 }
 
 #[derive(Default)]
-struct Backend {
-    seen: Mutex<Vec<Seen>>,
+pub(crate) struct Backend {
+    pub(crate) seen: Mutex<Vec<Seen>>,
     /// Released by the test: the streaming tool's second event waits for it.
     release: tokio::sync::Notify,
     /// Set when the `hold` tool's stream is dropped: its client went away.
@@ -151,7 +151,7 @@ async fn mcp(req: HttpRequest, body: web::Bytes, backend: web::Data<Backend>) ->
 }
 
 /// Starts the recording MCP server: its endpoint URL and what it saw.
-async fn start_backend() -> (String, web::Data<Backend>) {
+pub(crate) async fn start_backend() -> (String, web::Data<Backend>) {
     let backend = web::Data::new(Backend::default());
     let data = backend.clone();
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -284,7 +284,7 @@ impl World {
     }
 }
 
-fn tool_call(name: &str) -> Value {
+pub(crate) fn tool_call(name: &str) -> Value {
     json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": name, "arguments": {}}})
 }
 

@@ -17,6 +17,7 @@ mod faults;
 mod fetch_bounds;
 mod floods;
 mod gateway;
+mod gateway_passthrough;
 mod grant_index;
 mod healthcheck;
 mod helpers;

@@ -103,6 +103,21 @@ impl Tokens {
         Ok(Ok(claims))
     }
 
+    /// The claims of `token` if it is the IdP's own access token for the passthrough resource
+    /// `resource`'s API (`Upstreams::idp_token_claims`). A revocation at the shim does not reach
+    /// such a token: it lives as long as the IdP made it.
+    pub(crate) async fn idp_token_claims(
+        &self,
+        tenant: &Tenant,
+        resource: &crate::config::resource::ResourceConfig,
+        token: &str,
+        now: u64,
+    ) -> Result<Result<Map<String, Value>, String>, OAuthError> {
+        self.upstreams
+            .idp_token_claims(tenant, resource, token, now)
+            .await
+    }
+
     /// Why the tokens of a client no longer count, if they do not: a registered client that
     /// was deleted, or a client an administrator denied (`approval::standing`).
     pub(crate) async fn client_standing(

@@ -1,0 +1,186 @@
+//! A passthrough gateway resource: the client holds the IdP's own access token, and the
+//! gateway checks it the way an API checks Entra's (the IdP's keys, issuer, the API's
+//! audience, one of the tenant's apps) before the call reaches the MCP server, which still
+//! never sees it. The IdP here is the built-in dev IdP, whose access tokens are JWTs signed
+//! with keys it publishes; Entra's own shapes (v1.0 and v2.0 issuers, `appid`/`azp`, `scp`)
+//! are covered by the unit tests of `upstream/access_token.rs`.
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use jsonwebtoken::jwk::JwkSet;
+use jsonwebtoken::{DecodingKey, Validation};
+use serde_json::{Value, json};
+
+use crate::browser::{Client, dev_login};
+use crate::gateway::{start_backend, tool_call};
+use crate::helpers::spawn_app_with_tenants;
+
+const HOST: &str = "api.passthrough.test";
+const RESOURCE: &str = "https://api.passthrough.test/mcp";
+const CALL_URL: &str = "http://api.passthrough.test/mcp";
+
+fn tenant_file(backend: &str, resource: &str) -> String {
+    format!(
+        r#"upstream = {{ kind = "dev" }}
+
+[[resources]]
+uri = "{resource}"
+default = true
+scopes = [
+  {{ name = "files.read", upstream = "api://files/files.read" }},
+  {{ name = "files.write", upstream = "api://files/files.write" }},
+]
+
+[resources.gateway]
+backend = "{backend}"
+rules = [{{ methods = ["tools/call"], names = ["delete*"], scopes = ["files.write"] }}]
+"#
+    )
+}
+
+fn forged(token: &str, change: impl FnOnce(&mut Value, &mut Value)) -> String {
+    let mut parts = token.split('.');
+    let decode = |part: Option<&str>| -> Value {
+        serde_json::from_slice(&URL_SAFE_NO_PAD.decode(part.unwrap()).unwrap()).unwrap()
+    };
+    let (mut header, mut claims) = (decode(parts.next()), decode(parts.next()));
+    let signature = parts.next().unwrap().to_owned();
+    change(&mut header, &mut claims);
+    let encode = |v: &Value| URL_SAFE_NO_PAD.encode(v.to_string());
+    format!("{}.{}.{signature}", encode(&header), encode(&claims))
+}
+
+#[tokio::test]
+async fn the_idps_own_token_for_the_api_is_checked_at_the_gateway_and_never_passed_on() {
+    let (backend_url, backend) = start_backend().await;
+    let app = spawn_app_with_tenants(|dir| {
+        std::fs::write(dir.join("pt.toml"), tenant_file(&backend_url, RESOURCE)).unwrap();
+        // Another tenant with an IdP of its own.
+        std::fs::write(
+            dir.join("pt2.toml"),
+            tenant_file(&backend_url, "https://api2.passthrough.test/mcp"),
+        )
+        .unwrap();
+    })
+    .await;
+    app.wait_ready().await;
+    let addr: std::net::SocketAddr = app.base.trim_start_matches("http://").parse().unwrap();
+    let http = reqwest::Client::builder()
+        .resolve(HOST, addr)
+        .build()
+        .unwrap();
+    let call = |token: &str, name: &str| {
+        http.post(CALL_URL)
+            .header("Accept", "application/json, text/event-stream")
+            .header("Content-Type", "application/json")
+            .bearer_auth(token)
+            .body(tool_call(name).to_string())
+            .send()
+    };
+    let client = Client::register(&app, "pt", json!({})).await;
+    let tokens = dev_login(&app, "pt", &client, "files.read", "ada").await;
+    let token = tokens["access_token"].as_str().unwrap();
+    let idp_claims: Value = serde_json::from_slice(
+        &URL_SAFE_NO_PAD
+            .decode(token.split('.').nth(1).unwrap())
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        idp_claims["iss"],
+        format!("{}/dev-idp", app.issuer("pt")),
+        "the client holds the IdP's own token"
+    );
+
+    let res = call(token, "echo").await.unwrap();
+    assert_eq!(res.status(), 200, "{}", res.text().await.unwrap());
+    let seen = backend.seen.lock().unwrap().last().cloned().unwrap();
+    assert_eq!(
+        seen.header("authorization"),
+        None,
+        "the token is not passed on"
+    );
+    let identity = seen.header("x-dcr-shim-identity").unwrap();
+    let header = jsonwebtoken::decode_header(identity).unwrap();
+    let jwks: JwkSet = app.get("/pt/jwks").await.json().await.unwrap();
+    let key = DecodingKey::from_jwk(jwks.find(header.kid.as_deref().unwrap()).unwrap()).unwrap();
+    let mut validation = Validation::new(header.alg);
+    validation.set_audience(&[&backend_url]);
+    validation.set_issuer(&[app.issuer("pt")]);
+    let identity = jsonwebtoken::decode::<Value>(identity, &key, &validation)
+        .unwrap()
+        .claims;
+    assert_eq!(identity["sub"], "ada");
+    assert_eq!(
+        identity["client_id"], idp_claims["client_id"],
+        "the app the IdP issued it to"
+    );
+    assert_eq!(
+        identity["scope"], "files.read",
+        "the resource's own scope names"
+    );
+    assert_eq!(identity["resource"], RESOURCE);
+
+    // A covered call needs its scope: the client steps up as with a minted token.
+    let res = call(token, "delete_file").await.unwrap();
+    assert_eq!(res.status(), 403);
+    let challenge = res.headers()["www-authenticate"].to_str().unwrap();
+    assert!(
+        challenge.contains(r#"error="insufficient_scope""#),
+        "{challenge}"
+    );
+
+    let calls = backend.seen.lock().unwrap().len();
+    let other = Client::register(&app, "pt2", json!({})).await;
+    let foreign = dev_login(&app, "pt2", &other, "files.read", "ada").await;
+    let mut refused = vec![
+        (
+            "another tenant's IdP",
+            foreign["access_token"].as_str().unwrap().to_owned(),
+        ),
+        (
+            "a changed audience",
+            forged(token, |_, c| c["aud"] = json!("api://elsewhere")),
+        ),
+        (
+            "a longer life",
+            forged(token, |_, c| c["exp"] = json!(4_102_444_800u64)),
+        ),
+        ("alg none", forged(token, |h, _| h["alg"] = json!("none"))),
+        (
+            "a shared-key token",
+            forged(token, |h, _| h["alg"] = json!("HS256")),
+        ),
+        (
+            "an unknown key",
+            forged(token, |h, _| h["kid"] = json!("not-a-key")),
+        ),
+        ("not a JWT", "opaque-token".to_owned()),
+    ];
+    // The shim's own kinds of token are not the IdP's.
+    refused.push((
+        "a refresh token",
+        tokens["refresh_token"].as_str().unwrap_or("x").to_owned(),
+    ));
+    refused.push((
+        "the identity JWT",
+        seen.header("x-dcr-shim-identity").unwrap().to_owned(),
+    ));
+    for (what, token) in refused {
+        let res = call(&token, "echo").await.unwrap();
+        assert_eq!(res.status(), 401, "{what}");
+        let challenge = res.headers()["www-authenticate"]
+            .to_str()
+            .unwrap()
+            .to_owned();
+        assert!(
+            challenge.contains(r#"error="invalid_token""#),
+            "{what}: {challenge}"
+        );
+    }
+    assert_eq!(
+        backend.seen.lock().unwrap().len(),
+        calls,
+        "no refused call reached the MCP server"
+    );
+}

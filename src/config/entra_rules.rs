@@ -34,6 +34,32 @@ pub(super) fn directory_id(directory_id: &str, p: &mut Problems) {
     }
 }
 
+/// Whether `value` names a Conditional Access authentication context (`c1`…`c99`), the sign-in
+/// strengths Entra can be asked for.
+pub(crate) fn is_auth_context(value: &str) -> bool {
+    value.strip_prefix('c').is_some_and(|n| {
+        (1..=2).contains(&n.len()) && n.bytes().all(|b| b.is_ascii_digit()) && !n.starts_with('0')
+    })
+}
+
+/// A resource's sign-in strengths (its scopes' and its gateway rules' `acr_values`): with
+/// Entra, authentication contexts, which it is asked for; any other value would never be met.
+pub(super) fn sign_in_strengths(
+    resource: &super::resource::ResourceConfig,
+    at: &str,
+    p: &mut Problems,
+) {
+    let rules = resource
+        .gateway
+        .iter()
+        .flat_map(|g| &g.rules)
+        .flat_map(|r| &r.acr_values);
+    let scopes = resource.scopes.iter().flat_map(|s| &s.acr_values);
+    for v in scopes.chain(rules).filter(|v| !is_auth_context(v)) {
+        p.add(at, format!("'{}' is not a Conditional Access authentication context: Entra's sign-in strengths are named c1 to c99 (Entra admin center → Conditional Access → Authentication contexts)", v.escape_debug()));
+    }
+}
+
 /// An app's `client_id`: the Application (client) ID, a GUID.
 pub(super) fn app_client_id(client_id: &str, at: &str, p: &mut Problems) {
     if !is_guid(client_id) {

@@ -85,6 +85,11 @@ pub struct GatewayRule {
     /// Users (`sub`): the call must be one of theirs.
     #[serde(default)]
     pub(crate) users: Vec<String>,
+    /// A sign-in strength every covered call needs: the token's `acr` is one of these, or its
+    /// `acrs` (Entra's Conditional Access authentication contexts, `c1`…`c99`) holds one. A
+    /// caller without it is asked to sign in again with them (RFC 9470).
+    #[serde(default)]
+    pub(crate) acr_values: Vec<String>,
 }
 
 /// A glob of a rule (`*` and `?`), compiled once when the tenant file is read rather than on
@@ -220,10 +225,10 @@ impl GatewayConfig {
             ));
         }
         for (i, rule) in self.rules.iter().enumerate() {
-            if rule.scopes.is_empty() && !rule.names_callers() {
+            if rule.scopes.is_empty() && rule.acr_values.is_empty() && !rule.names_callers() {
                 out.push((
                     "gateway.rules",
-                    format!("rule {i} names no scope, role, group, client or user: it would require nothing"),
+                    format!("rule {i} names no scope, sign-in strength, role, group, client or user: it would require nothing"),
                 ));
             }
         }

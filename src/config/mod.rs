@@ -5,7 +5,7 @@ pub mod approval;
 pub mod downstream_api;
 pub mod entra_checklist;
 pub mod entra_plan;
-mod entra_rules;
+pub(crate) mod entra_rules;
 pub mod gateway;
 pub mod grant_lifetime;
 pub(crate) mod host_pattern;

@@ -65,6 +65,13 @@ pub(crate) struct ScopeConfig {
     pub(crate) upstream: String,
     /// Said on the consent page ("Read your files").
     pub(crate) description: Option<String>,
+    /// A sign-in strength the scope stands for: a login that asks for it asks the IdP for one
+    /// of these (Entra: a Conditional Access authentication context, `c1`…`c99`, sent as a
+    /// `claims` request; other IdPs: `acr_values`), and a gateway call that needs the scope
+    /// needs the token to show one (`acr`, or Entra's `acrs`). A scope step-up, which every MCP
+    /// client makes, is then a step-up of the sign-in too.
+    #[serde(default)]
+    pub(crate) acr_values: Vec<String>,
 }
 
 /// What a resource's clients receive as access tokens, with the settings of each kind.

@@ -298,6 +298,7 @@ fn validate_resources(c: &TenantConfig, p: &mut Problems) {
         let entra_apis = validate_resource_scopes(i, r, entra, &mut names, p);
         if entra {
             entra_rules::resource_apis(c, i, &entra_apis, &mut apis, p);
+            entra_rules::sign_in_strengths(r, &at("acr_values"), p);
         }
         for (j, d) in r.default_scopes.iter().enumerate() {
             if !r.scopes.iter().any(|s| &s.name == d) {

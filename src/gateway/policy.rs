@@ -3,13 +3,16 @@
 //! the rule names roles, groups, clients or users, a caller among them. A caller the rules do
 //! not name is refused outright (asking again cannot help); one that lacks only scopes is
 //! refused with 403 `insufficient_scope` naming what to ask for, so that MCP clients step up
-//! (the MCP specification's scope challenge). Lists of tools, prompts and resources leave out
-//! what the caller may not call (`listing.rs`).
+//! (the MCP specification's scope challenge). A covered call may also need a sign-in strength
+//! (the rule's `acr_values`, or those of a scope it needs): a caller without it is asked to sign
+//! in again with it (RFC 9470 `insufficient_user_authentication`). Lists of tools, prompts and
+//! resources leave out what the caller may not call (`listing.rs`).
 
 use serde_json::{Map, Value};
 
 use super::message::Message;
 use crate::config::gateway::{GatewayConfig, GatewayRule, Glob};
+use crate::config::resource::ScopeConfig;
 
 /// Who calls, as the rules read it from the access token's claims.
 #[derive(Debug, Default)]
@@ -19,6 +22,9 @@ pub(crate) struct Who<'a> {
     groups: Vec<&'a str>,
     client: &'a str,
     user: &'a str,
+    /// How the user signed in: the token's `acr`, and Entra's authentication contexts.
+    acr: &'a str,
+    acrs: Vec<&'a str>,
 }
 
 impl<'a> Who<'a> {
@@ -39,7 +45,17 @@ impl<'a> Who<'a> {
             groups: list("groups"),
             client: text("client_id"),
             user: text("sub"),
+            acr: text("acr"),
+            acrs: list("acrs"),
         }
+    }
+
+    /// Whether the caller signed in with one of `values` (none: any sign-in will do).
+    fn signed_in_with(&self, values: &[String]) -> bool {
+        values.is_empty()
+            || values
+                .iter()
+                .any(|v| (!self.acr.is_empty() && v == self.acr) || self.acrs.contains(&v.as_str()))
     }
 
     /// The scopes the caller holds.
@@ -56,10 +72,18 @@ pub(crate) enum Decision {
     NeedsScopes(Vec<String>),
     /// The caller is not among those a rule names; why, for the answer and the log.
     Forbidden(String),
+    /// The caller must sign in again with one of these (`acr_values`, sorted, once each).
+    NeedsSignIn(Vec<String>),
 }
 
-/// The rules' decision on `message` from `who`.
-pub(crate) fn decide(gateway: &GatewayConfig, message: &Message, who: &Who<'_>) -> Decision {
+/// The rules' decision on `message` from `who`; `scopes` are the resource's, some of which
+/// stand for a sign-in strength.
+pub(crate) fn decide(
+    gateway: &GatewayConfig,
+    scopes: &[ScopeConfig],
+    message: &Message,
+    who: &Who<'_>,
+) -> Decision {
     let covering: Vec<&GatewayRule> = gateway
         .rules
         .iter()
@@ -76,10 +100,31 @@ pub(crate) fn decide(gateway: &GatewayConfig, message: &Message, who: &Who<'_>) 
         .collect();
     missing.sort();
     missing.dedup();
-    if missing.is_empty() {
+    if !missing.is_empty() {
+        return Decision::NeedsScopes(missing);
+    }
+    let scope_strength = |name: &String| {
+        scopes
+            .iter()
+            .find(|s| &s.name == name)
+            .map(|s| s.acr_values.as_slice())
+            .unwrap_or_default()
+    };
+    let mut sign_in: Vec<String> = covering
+        .iter()
+        .flat_map(|r| {
+            std::iter::once(r.acr_values.as_slice()).chain(r.scopes.iter().map(scope_strength))
+        })
+        .filter(|values| !who.signed_in_with(values))
+        .flatten()
+        .cloned()
+        .collect();
+    sign_in.sort();
+    sign_in.dedup();
+    if sign_in.is_empty() {
         Decision::Allow
     } else {
-        Decision::NeedsScopes(missing)
+        Decision::NeedsSignIn(sign_in)
     }
 }
 
@@ -162,7 +207,7 @@ mod tests {
             "#,
         );
         let with = |scope: &str| claims(json!({"scope": scope}));
-        let decide_for = |m: &Message, scope: &str| decide(&g, m, &Who::of(&with(scope)));
+        let decide_for = |m: &Message, scope: &str| decide(&g, &[], m, &Who::of(&with(scope)));
         let delete_all = call("tools/call", Some("delete_all"));
         assert_eq!(
             decide_for(&delete_all, "files.read"),
@@ -201,12 +246,12 @@ mod tests {
         let g = gateway("[[rules]]\nscopes = [\"files.read\"]");
         let other = claims(json!({"scope": "other"}));
         assert_eq!(
-            decide(&g, &call("initialize", None), &Who::of(&other)),
+            decide(&g, &[], &call("initialize", None), &Who::of(&other)),
             needs(&["files.read"])
         );
         let read = claims(json!({"scope": "files.read"}));
         assert_eq!(
-            decide(&g, &call("ping", None), &Who::of(&read)),
+            decide(&g, &[], &call("ping", None), &Who::of(&read)),
             Decision::Allow
         );
     }
@@ -231,43 +276,105 @@ mod tests {
         let purge = call("tools/call", Some("purge"));
         let admin = claims(json!({"scope": "files.read", "roles": ["Files.Admin"]}));
         assert_eq!(
-            decide(&g, &purge, &Who::of(&admin)),
+            decide(&g, &[], &purge, &Who::of(&admin)),
             needs(&["files.write"]),
             "a role, then scopes"
         );
         let reader = claims(json!({"scope": "files.write", "roles": ["Files.Reader"]}));
         assert!(matches!(
-            decide(&g, &purge, &Who::of(&reader)),
+            decide(&g, &[], &purge, &Who::of(&reader)),
             Decision::Forbidden(_)
         ));
         let single = claims(json!({"scope": "files.write", "roles": "Files.Owner"}));
         assert_eq!(
-            decide(&g, &purge, &Who::of(&single)),
+            decide(&g, &[], &purge, &Who::of(&single)),
             Decision::Allow,
             "a role as a string"
         );
 
         let audit = call("tools/call", Some("audit"));
         let ops_ada = claims(json!({"client_id": "ops-agent", "sub": "ada"}));
-        assert_eq!(decide(&g, &audit, &Who::of(&ops_ada)), Decision::Allow);
+        assert_eq!(decide(&g, &[], &audit, &Who::of(&ops_ada)), Decision::Allow);
         let other_client = claims(json!({"client_id": "chat", "sub": "ada"}));
         assert!(matches!(
-            decide(&g, &audit, &Who::of(&other_client)),
+            decide(&g, &[], &audit, &Who::of(&other_client)),
             Decision::Forbidden(_)
         ));
         let other_user = claims(json!({"client_id": "ops-agent", "sub": "eve"}));
         assert!(matches!(
-            decide(&g, &audit, &Who::of(&other_user)),
+            decide(&g, &[], &audit, &Who::of(&other_user)),
             Decision::Forbidden(_)
         ));
 
         let hr = call("tools/call", Some("hr_salaries"));
         let member = claims(json!({"groups": ["g-eng", "g-hr"]}));
-        assert_eq!(decide(&g, &hr, &Who::of(&member)), Decision::Allow);
+        assert_eq!(decide(&g, &[], &hr, &Who::of(&member)), Decision::Allow);
         assert!(matches!(
-            decide(&g, &hr, &Who::of(&claims(json!({})))),
+            decide(&g, &[], &hr, &Who::of(&claims(json!({})))),
             Decision::Forbidden(_)
         ));
         assert!(names_callers(&g));
+    }
+
+    #[test]
+    fn a_call_may_need_a_sign_in_strength_of_its_rule_or_of_a_scope_it_needs() {
+        let g = gateway(
+            r#"
+            [[rules]]
+            names = ["wipe"]
+            acr_values = ["c2"]
+            [[rules]]
+            names = ["delete_*"]
+            scopes = ["files.delete"]
+            "#,
+        );
+        let scopes: Vec<ScopeConfig> = toml::from_str::<toml::Table>(
+            r#"s = [
+              { name = "files.read", upstream = "api://f/Files.Read" },
+              { name = "files.delete", upstream = "api://f/Files.Delete", acr_values = ["c1", "urn:mfa"] },
+            ]"#,
+        )
+        .unwrap()["s"]
+            .clone()
+            .try_into()
+            .unwrap();
+        let decide_for = |name: &str, who: Value| {
+            decide(
+                &g,
+                &scopes,
+                &call("tools/call", Some(name)),
+                &Who::of(&claims(who)),
+            )
+        };
+        let sign_in =
+            |v: &[&str]| Decision::NeedsSignIn(v.iter().map(|s| (*s).to_owned()).collect());
+        assert_eq!(decide_for("wipe", json!({})), sign_in(&["c2"]));
+        assert_eq!(
+            decide_for("wipe", json!({"acrs": ["c1", "c2"]})),
+            Decision::Allow
+        );
+        assert_eq!(decide_for("wipe", json!({"acr": "c2"})), Decision::Allow);
+        assert_eq!(
+            decide_for("delete_x", json!({"scope": "files.read"})),
+            needs(&["files.delete"]),
+            "the scope first: asking for it asks for the strength too"
+        );
+        assert_eq!(
+            decide_for("delete_x", json!({"scope": "files.delete"})),
+            sign_in(&["c1", "urn:mfa"])
+        );
+        assert_eq!(
+            decide_for(
+                "delete_x",
+                json!({"scope": "files.delete", "acr": "urn:mfa"})
+            ),
+            Decision::Allow
+        );
+        assert_eq!(
+            decide_for("delete_x", json!({"scope": "files.delete", "acrs": "c1"})),
+            Decision::Allow,
+            "acrs as a string"
+        );
+        assert_eq!(decide_for("read", json!({})), Decision::Allow);
     }
 }

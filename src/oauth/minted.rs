@@ -68,12 +68,15 @@ pub(crate) fn resource_of_grant<'t>(
     }
 }
 
-/// The ID token claims `resource` copies, under the names it gives them, and the login's
-/// authentication methods (`amr`, RFC 8176) where the IdP names them, so that a resource
-/// server can apply its own rule (MFA, say) as it can with `auth_time`.
+/// The ID token claims `resource` copies, under the names it gives them, and how the login was
+/// made where the IdP says: its authentication methods (`amr`, RFC 8176), its class (`acr`)
+/// and Entra's Conditional Access authentication contexts (`acrs`, from the ID token or else
+/// from the IdP's access token `upstream_access_token`), so that the gateway's rules and a
+/// resource server can ask for a sign-in strength (MFA, say) as they can with `auth_time`.
 pub(crate) fn copied_claims(
     resource: MintedResource<'_>,
     user: &IdTokenUser,
+    upstream_access_token: Option<&str>,
 ) -> Map<String, Value> {
     let mut claims: Map<String, Value> = resource
         .claims()
@@ -81,7 +84,44 @@ pub(crate) fn copied_claims(
         .filter_map(|(from, to)| Some((to.clone(), user.claims.get(from)?.clone())))
         .collect();
     add_login_claims(&mut claims, user.claims.get("amr"), None);
+    add_sign_in_strength(&mut claims, &user.claims, upstream_access_token);
     claims
+}
+
+/// Adds `acr` and `acrs` (short, printable) unless the resource copies something under those
+/// names. `acrs` is read from the IdP's access token when the ID token lacks it (Entra adds it
+/// to each kind of token the app opts in for): that token came from the IdP's token endpoint
+/// over TLS, like the ID token, and is read, not verified (Graph's cannot be).
+fn add_sign_in_strength(
+    claims: &mut Map<String, Value>,
+    id_token: &Map<String, Value>,
+    upstream_access_token: Option<&str>,
+) {
+    let short = |v: &str| crate::domain::text::recordable_claim(v).is_ok() && v.len() <= 64;
+    if let Some(acr) = id_token
+        .get("acr")
+        .and_then(Value::as_str)
+        .filter(|a| short(a))
+    {
+        claims
+            .entry("acr")
+            .or_insert_with(|| Value::String(acr.to_owned()));
+    }
+    let from_access = || {
+        upstream_access_token
+            .and_then(|t| crate::crypto::jwt::unverified_claims::<Map<String, Value>>(t).ok())
+            .and_then(|c| c.get("acrs").cloned())
+    };
+    let contexts: Option<Vec<Value>> = match id_token.get("acrs").cloned().or_else(from_access) {
+        Some(Value::String(one)) => Some(vec![Value::String(one)]),
+        Some(Value::Array(list)) => Some(list),
+        _ => None,
+    };
+    if let Some(list) = contexts.filter(|l| {
+        !l.is_empty() && l.len() <= 20 && l.iter().all(|v| v.as_str().is_some_and(short))
+    }) {
+        claims.entry("acrs").or_insert(Value::Array(list));
+    }
 }
 
 /// Adds to a minted token's claims what says how its user logged in: `amr` (when it is a short

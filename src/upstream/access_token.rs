@@ -218,11 +218,13 @@ mod tests {
                 name: "files.read".into(),
                 upstream: "api://files/Files.Read".into(),
                 description: None,
+                acr_values: Vec::new(),
             },
             ScopeConfig {
                 name: "files.write".into(),
                 upstream: "api://files/Files.Write".into(),
                 description: None,
+                acr_values: Vec::new(),
             },
         ]
     }

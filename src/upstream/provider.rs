@@ -136,6 +136,71 @@ impl<'t> Provider<'t> {
         }
     }
 
+    /// How a login asks the IdP for the sign-in strengths `wanted`, with the client's own
+    /// `claims` request: (`claims`, `acr_values`). Entra takes a Conditional Access
+    /// authentication context (`c1`…`c99`) as a `claims` request for `acrs` in the access
+    /// token (its developer guide to authentication context), merged into the client's; other
+    /// values, and other IdPs, take `acr_values` (OpenID Connect Core §3.1.2.1).
+    pub(crate) fn sign_in_request(
+        &self,
+        wanted: &[String],
+        client_claims: Option<&str>,
+    ) -> (Option<String>, Option<String>) {
+        let (contexts, others): (Vec<&String>, Vec<&String>) = match self.config {
+            UpstreamConfig::Entra { .. } => wanted
+                .iter()
+                .partition(|v| crate::config::entra_rules::is_auth_context(v)),
+            _ => (Vec::new(), wanted.iter().collect()),
+        };
+        let acr_values = (!others.is_empty()).then(|| {
+            others
+                .iter()
+                .map(|s| s.as_str())
+                .collect::<Vec<_>>()
+                .join(" ")
+        });
+        if contexts.is_empty() {
+            return (client_claims.map(str::to_owned), acr_values);
+        }
+        let mut claims: serde_json::Map<String, serde_json::Value> = client_claims
+            .and_then(|c| serde_json::from_str(c).ok())
+            .unwrap_or_default();
+        let access = claims
+            .entry("access_token")
+            .or_insert_with(|| serde_json::json!({}));
+        if let Some(access) = access.as_object_mut() {
+            // The client's own request for `acrs`, if any, and the contexts wanted, once each.
+            let asked = access.get("acrs");
+            let mut all: Vec<&str> = asked
+                .and_then(|a| a.get("value"))
+                .and_then(serde_json::Value::as_str)
+                .into_iter()
+                .chain(
+                    asked
+                        .and_then(|a| a.get("values"))
+                        .and_then(serde_json::Value::as_array)
+                        .into_iter()
+                        .flatten()
+                        .filter_map(serde_json::Value::as_str),
+                )
+                .collect();
+            for c in &contexts {
+                if !all.contains(&c.as_str()) {
+                    all.push(c);
+                }
+            }
+            let acrs = match all.as_slice() {
+                [one] => serde_json::json!({"essential": true, "value": one}),
+                many => serde_json::json!({"essential": true, "values": many}),
+            };
+            access.insert("acrs".into(), acrs);
+        }
+        (
+            Some(serde_json::Value::Object(claims).to_string()),
+            acr_values,
+        )
+    }
+
     /// The `aud` values of the IdP's access tokens for `resource`'s API
     /// (`ResourceConfig::idp_token_audiences`).
     pub(crate) fn access_token_audiences(&self, resource: &ResourceConfig) -> Vec<String> {
@@ -292,6 +357,46 @@ issuer = "https://idp.example.com""#,
             Provider::new(&oidc)
                 .access_token_audiences(&resource("upstream_resource = \"api://files\"")),
             ["api://files"]
+        );
+    }
+
+    #[test]
+    fn a_sign_in_strength_reaches_entra_as_a_claims_request_and_others_as_acr_values() {
+        let entra = upstream(
+            r#"kind = "entra"
+directory_id = "00000000-0000-0000-0000-000000000000""#,
+        );
+        let oidc = upstream(
+            r#"kind = "oidc"
+issuer = "https://idp.example.com""#,
+        );
+        let wanted = |v: &[&str]| v.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
+        let (claims, acr) = Provider::new(&entra).sign_in_request(&wanted(&["c1"]), None);
+        assert_eq!(
+            claims.as_deref(),
+            Some(r#"{"access_token":{"acrs":{"essential":true,"value":"c1"}}}"#)
+        );
+        assert_eq!(acr, None);
+        let client = r#"{"id_token":{"auth_time":{"essential":true}}}"#;
+        let (claims, acr) =
+            Provider::new(&entra).sign_in_request(&wanted(&["c1", "c12", "urn:x"]), Some(client));
+        let claims: serde_json::Value = serde_json::from_str(&claims.unwrap()).unwrap();
+        assert_eq!(
+            claims["id_token"]["auth_time"]["essential"], true,
+            "the client's kept"
+        );
+        assert_eq!(
+            claims["access_token"]["acrs"],
+            serde_json::json!({"essential": true, "values": ["c1", "c12"]})
+        );
+        assert_eq!(acr.as_deref(), Some("urn:x"));
+        assert_eq!(
+            Provider::new(&oidc).sign_in_request(&wanted(&["urn:mfa", "c1"]), Some(client)),
+            (Some(client.to_owned()), Some("urn:mfa c1".to_owned()))
+        );
+        assert_eq!(
+            Provider::new(&oidc).sign_in_request(&[], None),
+            (None, None)
         );
     }
 }

@@ -641,10 +641,15 @@ async fn token(ctx: web::Data<Ctx>, req: HttpRequest, body: String) -> HttpRespo
         body["refresh_token"] = json!(rt);
     }
     if let Some(nonce) = nonce.filter(|_| scope.split(' ').any(|s| s == "openid")) {
-        let claims = json!({
+        let mut claims = json!({
             "iss": format!("{}/{DIRECTORY}/v2.0", ctx.authority), "aud": client_id, "sub": format!("sub-{user}"), "oid": format!("oid-{user}"),
             "tid": DIRECTORY, "nonce": nonce, "iat": 1, "exp": 4_102_444_800u64, "preferred_username": user,
         });
+        // The authentication context the login satisfied, as an app that opted in to the
+        // optional `acrs` claim in its ID tokens receives it.
+        if let Some(a) = &acrs {
+            claims["acrs"] = json!([a]);
+        }
         body["id_token"] = json!(
             jsonwebtoken::encode(&Header::new(Algorithm::RS256), &claims, &ctx.signing_key)
                 .unwrap()

@@ -1069,7 +1069,8 @@ async fn the_consent_page_leads_with_the_host_not_the_claimed_name() {
 }
 
 /// A Conditional Access or CAE claims challenge completes only if the client's `claims`,
-/// `max_age` and `acr_values` reach the IdP (OpenID Connect Core §3.1.2.1, §5.5).
+/// `max_age` and `acr_values` reach the IdP (OpenID Connect Core §3.1.2.1, §5.5); Entra takes
+/// an authentication context among the `acr_values` in the `claims` request.
 #[tokio::test]
 async fn claims_max_age_and_acr_values_reach_the_idp() {
     let w = world().await;
@@ -1080,15 +1081,22 @@ async fn claims_max_age_and_acr_values_reach_the_idp() {
     let attempt = authorize_url(&w.app, "contoso", &client, "files.read", "yara");
     let url = url::Url::parse_with_params(
         &attempt.url,
-        &[("claims", claims), ("max_age", "0"), ("acr_values", "c1")],
+        &[
+            ("claims", claims),
+            ("max_age", "0"),
+            ("acr_values", "c1 c2 urn:x"),
+        ],
     )
     .unwrap();
     let landing = browser.go(url.as_str(), client.prefix()).await;
     assert!(matches!(landing, Landing::Client(_)), "{landing:?}");
     let sent = w.last_authorize();
-    assert_eq!(sent.get("claims").map(String::as_str), Some(claims));
+    assert_eq!(
+        sent.get("claims").map(String::as_str),
+        Some(r#"{"access_token":{"acrs":{"essential":true,"values":["c1","c2"]}}}"#)
+    );
     assert_eq!(sent.get("max_age").map(String::as_str), Some("0"));
-    assert_eq!(sent.get("acr_values").map(String::as_str), Some("c1"));
+    assert_eq!(sent.get("acr_values").map(String::as_str), Some("urn:x"));
     w.stop().await;
 }
 

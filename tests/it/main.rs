@@ -18,6 +18,7 @@ mod fetch_bounds;
 mod floods;
 mod gateway;
 mod gateway_passthrough;
+mod gateway_step_up;
 mod grant_index;
 mod healthcheck;
 mod helpers;

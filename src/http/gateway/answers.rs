@@ -10,7 +10,7 @@ use crate::config::Tenant;
 use crate::config::resource::ResourceConfig;
 use crate::gateway::admission::Refused;
 use crate::gateway::forward::Answer;
-use crate::oauth::resource_metadata::{Refusal, challenge, metadata_url};
+use crate::oauth::resource_metadata::{Refusal, challenge, metadata_url, sign_in_challenge};
 
 /// Headers a browser-based client may send (CORS preflight).
 const CORS_ALLOWED_HEADERS: &str = "Authorization, Content-Type, Accept, Last-Event-ID, Mcp-Session-Id, MCP-Protocol-Version, Mcp-Method, Mcp-Name";
@@ -106,6 +106,32 @@ pub(super) fn insufficient_scope(
             ),
         ))
         .json(json!({"error": "insufficient_scope", "error_description": why}))
+}
+
+/// 401 `insufficient_user_authentication` (RFC 9470): the call needs a stronger sign-in, one
+/// of `acr_values`; the client signs in again asking for it (`acr_values` at `/authorize`, or
+/// the scope that stands for it).
+pub(super) fn insufficient_sign_in(
+    resource: &ResourceConfig,
+    granted: &[&str],
+    acr_values: &[String],
+) -> HttpResponse {
+    let why = format!(
+        "this call needs a stronger sign-in ({})",
+        acr_values.join(" or ")
+    );
+    tracing::info!(resource = %resource.uri, acr_values = %acr_values.join(" "), "a gateway call needed a stronger sign-in");
+    HttpResponse::Unauthorized()
+        .insert_header((
+            "WWW-Authenticate",
+            sign_in_challenge(
+                &why,
+                acr_values,
+                granted,
+                &metadata_url(resource.uri.as_str()),
+            ),
+        ))
+        .json(json!({"error": "insufficient_user_authentication", "error_description": why}))
 }
 
 /// A JSON-RPC error answer (with no request id: the gateway answers before or instead of the

@@ -9,8 +9,8 @@ mod routes;
 
 pub(crate) use answers::metadata;
 use answers::{
-    CORS_EXPOSED_HEADERS, answer_head, insufficient_scope, jsonrpc_error, jsonrpc_error_for,
-    method_not_allowed, preflight, refusal,
+    CORS_EXPOSED_HEADERS, answer_head, insufficient_scope, insufficient_sign_in, jsonrpc_error,
+    jsonrpc_error_for, method_not_allowed, preflight, refusal,
 };
 pub(crate) use routes::{gateway_of, is_for_gateway_host, on_gateway_host};
 
@@ -232,8 +232,16 @@ fn decided_message(
     })?;
     record.message(&checked);
     let who = Who::of(&caller.claims);
-    match decide(target.gateway, &checked, &who) {
+    match decide(target.gateway, &target.resource.scopes, &checked, &who) {
         Decision::Allow => Ok(checked),
+        Decision::NeedsSignIn(acr_values) => {
+            record.outcome = "refused_sign_in";
+            Err(Box::new(insufficient_sign_in(
+                target.resource,
+                who.scopes(),
+                &acr_values,
+            )))
+        }
         Decision::NeedsScopes(missing) => {
             record.outcome = "refused_scope";
             Err(Box::new(insufficient_scope(
@@ -452,7 +460,7 @@ async fn filtered_list(
             normal_name: None,
             id: serde_json::Value::Null,
         };
-        !matches!(decide(gateway, &entry, &who), Decision::Forbidden(_))
+        !matches!(decide(gateway, &[], &entry, &who), Decision::Forbidden(_))
     };
     let filtered = if event_stream {
         filter_event_stream(&body, listed, &keep)

@@ -511,6 +511,25 @@ fn bounded(params: &Params, name: &str) -> Result<Option<String>, OAuthError> {
     }
 }
 
+/// The sign-in strengths a login asks the IdP for: the client's `acr_values`, and those of the
+/// scopes it asks for (`ScopeConfig::acr_values`), once each.
+fn sign_in_wanted(tenant: &Tenant, request: &PendingAuthorization) -> Vec<String> {
+    let mut wanted: Vec<String> = Vec::new();
+    let from_client = request.acr_values.iter().flat_map(|v| v.split(' '));
+    let from_scopes = tenant
+        .resource(request.resource.as_str())
+        .into_iter()
+        .flat_map(|r| &r.scopes)
+        .filter(|s| request.scopes.iter().any(|n| n == s.name))
+        .flat_map(|s| s.acr_values.iter().map(String::as_str));
+    for v in from_client.chain(from_scopes).filter(|v| !v.is_empty()) {
+        if !wanted.iter().any(|w| w == v) {
+            wanted.push(v.to_owned());
+        }
+    }
+    wanted
+}
+
 /// Longest `claims` passed along: a claims challenge is a small JSON object.
 const MAX_CLAIMS_LEN: usize = 4096;
 
@@ -628,13 +647,15 @@ fn upstream_authorization_url(
         query.push(("resource", r));
     }
     let prompt = provider.authorization_prompt(request.prompt.as_deref(), endpoints.offers_refresh);
+    let (claims, acr_values) =
+        provider.sign_in_request(&sign_in_wanted(tenant, request), request.claims.as_deref());
     for (name, value) in [
         ("prompt", &prompt),
         ("login_hint", &request.login_hint),
         ("domain_hint", &request.domain_hint),
-        ("claims", &request.claims),
+        ("claims", &claims),
         ("max_age", &request.max_age),
-        ("acr_values", &request.acr_values),
+        ("acr_values", &acr_values),
     ] {
         if let Some(v) = value {
             query.push((name, v));

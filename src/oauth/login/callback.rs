@@ -441,7 +441,7 @@ impl Logins {
                     "the IdP sent no ID token with a subject, and a minted token needs one; the app must request the openid scope at the IdP");
                 return Err(OAuthError::server_error());
             };
-            grant.claims = copied_claims(resource, user);
+            grant.claims = copied_claims(resource, user, Some(&grant.tokens.access_token));
             grant.auth_time = Some(user.auth_time.unwrap_or(now));
         }
         let code = Handle::generate();

@@ -412,7 +412,8 @@ impl Tokens {
             ));
         };
         if let Some(id_token) = &tokens.id_token {
-            self.update_copied_claims(held, resource, subject, id_token, claims)
+            let access = tokens.access_token.clone();
+            self.update_copied_claims(held, resource, subject, (id_token, &access), claims)
                 .await?;
         }
         let who = TokenSubject {
@@ -435,7 +436,7 @@ impl Tokens {
         held: &Held<'_>,
         resource: MintedResource<'_>,
         subject: &str,
-        id_token: &str,
+        (id_token, access_token): (&str, &str),
         claims: &mut Map<String, Value>,
     ) -> Result<(), OAuthError> {
         let (tenant, rec) = (held.tenant, &held.current.value);
@@ -444,7 +445,9 @@ impl Tokens {
             return Ok(());
         };
         match check_id_token(id_token, &endpoints.issuer, &app.client_id, None, held.now) {
-            Ok(user) if user.subject == subject => *claims = copied_claims(resource, &user),
+            Ok(user) if user.subject == subject => {
+                *claims = copied_claims(resource, &user, Some(access_token));
+            }
             Ok(_) => {
                 // OpenID Connect Core §12.2: a refreshed ID token names the same user. One
                 // that does not is the IdP's login of someone else: the login ends.

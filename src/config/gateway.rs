@@ -47,6 +47,10 @@ pub struct GatewayConfig {
     pub(crate) calls_per_minute_per_user: Option<NonZeroU32>,
     #[serde(default)]
     pub(crate) calls_per_minute_per_client: Option<NonZeroU32>,
+    /// A `[[downstream_apis]]` entry (one of the resource's `exchange`) whose token, on the
+    /// caller's behalf, goes to the MCP server with each call (`X-Dcr-Shim-Downstream-Token`).
+    #[serde(default)]
+    pub(crate) downstream_api: Option<String>,
     /// For a passthrough resource: the `aud` values of the IdP's access tokens for its API
     /// (`Provider::access_token_audiences` says what is taken when none are listed).
     #[serde(default)]

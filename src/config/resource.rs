@@ -167,6 +167,12 @@ impl ResourceConfig {
             }
             super::gateway::IdentityForm::None => "no identity".to_owned(),
         };
+        let identity = match &g.downstream_api {
+            Some(api) => format!(
+                "{identity} and the IdP's token for the downstream API '{api}' (X-Dcr-Shim-Downstream-Token)"
+            ),
+            None => identity,
+        };
         let origins = match g.allowed_origins.as_slice() {
             [] => "no browser origin but its own".to_owned(),
             list => format!("browser origins {}", list.join(", ")),

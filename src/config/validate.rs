@@ -485,6 +485,20 @@ fn validate_gateways(c: &TenantConfig, p: &mut Problems) {
             if let Some(message) = passthrough_problem {
                 p.add(&format!("resources[{i}].gateway.idp_audiences"), message);
             }
+            if let Some(api) = &g.downstream_api {
+                let problem = if !r.is_minted() {
+                    Some("a downstream API's token is obtained with the login's IdP refresh token, which only a minted resource's logins keep (token = \"minted\")".to_owned())
+                } else if !r.exchange.contains(api) {
+                    Some(format!(
+                        "'{api}' must also be in the resource's exchange list, so that its logins keep the IdP refresh token the token is obtained with"
+                    ))
+                } else {
+                    None
+                };
+                if let Some(message) = problem {
+                    p.add(&format!("resources[{i}].gateway.downstream_api"), message);
+                }
+            }
         }
         let rules: Vec<_> = r.gateway.iter().flat_map(|g| &g.rules).collect();
         for (claim, used) in [

@@ -6,6 +6,7 @@
 //! (`forward.rs`). `http/gateway.rs` is the HTTP side.
 
 pub(crate) mod admission;
+pub(crate) mod downstream;
 pub(crate) mod forward;
 pub(crate) mod identity;
 pub(crate) mod limits;

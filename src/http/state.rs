@@ -35,6 +35,8 @@ pub struct AppState {
     gateway_limits: crate::gateway::limits::CallLimits,
     /// Session ids bound to the caller they were made for.
     gateway_sessions: crate::gateway::sessions::SessionBinding,
+    /// Tokens for MCP servers' downstream APIs, kept per login.
+    gateway_downstream: crate::gateway::downstream::DownstreamTokens,
     trusted_proxies: Vec<ipnet::IpNet>,
     forwarded_header: crate::config::server::ForwardedHeader,
     login_limits: super::login_limits::LoginLimits,
@@ -66,6 +68,7 @@ impl AppState {
                 .unwrap_or_default(),
             gateway_limits: crate::gateway::limits::CallLimits::default(),
             gateway_sessions,
+            gateway_downstream: Default::default(),
             records,
             registry,
             upstreams,
@@ -122,6 +125,11 @@ impl AppState {
     /// The gateway's session binding.
     pub(crate) fn gateway_sessions(&self) -> &crate::gateway::sessions::SessionBinding {
         &self.gateway_sessions
+    }
+
+    /// The gateway's downstream API tokens.
+    pub(crate) fn gateway_downstream(&self) -> &crate::gateway::downstream::DownstreamTokens {
+        &self.gateway_downstream
     }
 
     /// The gateway's call limits.

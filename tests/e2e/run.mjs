@@ -283,14 +283,19 @@ scopes = ${JSON.stringify(REPORTS_SCOPES)}
 
   fs.writeFileSync(path.join(tenantsDir, 'gw.toml'), secretAppTenant({
     display: 'E2E Gateway', issuer: IDP, resource: GW_RESOURCE, resourceName: 'Files (through the gateway)',
-    resourceLines: 'token = "minted"\nclaims = { roles = "roles" }\n',
+    resourceLines: 'token = "minted"\nclaims = { roles = "roles" }\nexchange = ["reports"]\n',
     tables: `[resources.gateway]
 backend = "${GW_BACKEND}"
+downstream_api = "reports"
 allowed_origins = ["http://localhost:${browserAppPort}"]
 rules = [
   { methods = ["tools/call"], names = ["delete_*"], scopes = ["files.write"] },
   { methods = ["tools/call"], names = ["purge"], roles = ["Files.Admin"] },
 ]
+[[downstream_apis]]
+name = "reports"
+uri = "${REPORTS_API}"
+scopes = ${JSON.stringify(REPORTS_SCOPES)}
 [dev]
 cimd_allow_loopback = true
 cimd_extra_ca_file = "${caFile}"
@@ -427,7 +432,7 @@ webhook_secret_file = "${w('approval-webhook.key', HOOK_KEY)}"
     exchange: { tokenEndpoint: mintedMeta.token_endpoint, clientId: 'e2e-mcp-minted', secret: RS_SECRET, audience: 'reports', apiUrl: REPORTS_URL } });
   mcpReady = true;
   const gwMeta = await metaOf(GW);
-  const gwBackend = mountGatewayBackend(gwApp, { path: '/mcp', host: `127.0.0.1:${gwPort}`, url: GW_BACKEND, shim: gwMeta });
+  const gwBackend = mountGatewayBackend(gwApp, { path: '/mcp', host: `127.0.0.1:${gwPort}`, url: GW_BACKEND, shim: gwMeta, reportsUrl: REPORTS_URL });
   const gwPtBackend = mountGatewayBackend(gwApp, { path: '/mcp-pt', host: `127.0.0.1:${gwPort}`, url: GW_PT_BACKEND, shim: await metaOf(GWPT) });
   const gwEmaBackend = mountGatewayBackend(gwApp, { path: '/mcp-ema', host: `127.0.0.1:${gwPort}`, url: GW_EMA_BACKEND, shim: await metaOf(EMA) });
   gwReady = true;
@@ -586,7 +591,7 @@ webhook_secret_file = "${w('approval-webhook.key', HOOK_KEY)}"
     return `sub ${c.sub}, report for ${rep.api.for}`;
   });
 
-  await scenario('Gateway: an SDK MCP server with no auth code behind the gateway; the SDK client logs in by DCR, streams progress over SSE in a session, steps up to files.write; the server verifies the identity JWT', async () => {
+  await scenario('Gateway: an SDK MCP server with no auth code behind the gateway; the SDK client logs in by DCR, streams progress over SSE in a session, steps up to files.write, reaches its downstream API with the token the gateway obtained for the user; the server verifies the identity JWT', async () => {
     const p = newProvider({ login: 'gail', name: 'gateway agent' });
     const { client, transport } = await connectClient({ mcpUrl: GW_RESOURCE, provider: p, log });
     // The client found the tenant from the gateway's challenge and metadata.
@@ -619,9 +624,13 @@ webhook_secret_file = "${w('approval-webhook.key', HOOK_KEY)}"
       assert.equal(s.headers.host, `127.0.0.1:${gwPort}`);
       assert.equal(decodeProtectedHeader(s.headers['x-dcr-shim-identity']).typ, IDENTITY_TYPE);
     }
+    // The MCP server reaches its downstream API as the user with the token the gateway added.
+    const report = toolJson(await client.callTool({ name: 'report', arguments: {} }));
+    assert.equal(report.status, 200, JSON.stringify(report)); assert.equal(report.api.for, 'gail'); assert.equal(report.api.aud, REPORTS_API);
+    assert.equal(reportsApi.calls.at(-1).sub, 'gail');
     // A tool refused by role: not listed, and refused when called anyway.
     const listed = (await client.listTools()).tools.map((t) => t.name).sort();
-    assert.deepEqual(listed, ['count', 'delete_file', 'whoami'], 'purge is not listed for a caller without Files.Admin');
+    assert.deepEqual(listed, ['count', 'delete_file', 'report', 'whoami'], 'purge is not listed for a caller without Files.Admin');
     await assert.rejects(client.callTool({ name: 'purge', arguments: {} }), /403|Files\.Admin/);
     assert.deepEqual(gwBackend.purged, [], 'purge never reached the MCP server');
     // Ending the session: DELETE passes through.

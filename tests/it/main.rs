@@ -17,6 +17,7 @@ mod faults;
 mod fetch_bounds;
 mod floods;
 mod gateway;
+mod gateway_downstream;
 mod gateway_passthrough;
 mod gateway_step_up;
 mod grant_index;

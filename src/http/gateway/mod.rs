@@ -23,6 +23,7 @@ use crate::config::Tenant;
 use crate::config::gateway::GatewayConfig;
 use crate::config::resource::ResourceConfig;
 use crate::gateway::admission::{Caller, Refused, admit, origin_allowed};
+use crate::gateway::downstream::Missing;
 use crate::gateway::forward::{Answer, Failure, Outgoing, forward};
 use crate::gateway::identity::identity_headers;
 use crate::gateway::listing::{
@@ -304,7 +305,7 @@ async fn pass_on(
         gateway,
     } = target;
     let caller = call.caller;
-    let identity =
+    let mut identity =
         match identity_headers(state.auth(), tenant, resource, gateway, caller, ctx.now).await {
             Ok(headers) => headers,
             Err(e) => {
@@ -312,6 +313,16 @@ async fn pass_on(
                 return super::error::error_response(&e);
             }
         };
+    if let Some(api) = &gateway.downstream_api {
+        match state
+            .gateway_downstream()
+            .header(state.auth(), tenant, api, caller, ctx.now)
+            .await
+        {
+            Ok(header) => identity.push(header),
+            Err(missing) => return no_downstream_token(target, api, missing, record),
+        }
+    }
     let Ok(method) = reqwest::Method::from_bytes(req.method().as_str().as_bytes()) else {
         return HttpResponse::MethodNotAllowed().finish();
     };
@@ -354,6 +365,35 @@ async fn pass_on(
     let answer = forward(state.gateway_client(), gateway, outgoing).await;
     record.answered();
     pass_back(state, target, caller, listed, answer, record).await
+}
+
+/// The answer when the MCP server's downstream API token cannot be had: the user signs in
+/// again (401) when the login cannot be used, else 502 with the reason in the log.
+fn no_downstream_token(
+    target: Target<'_>,
+    api: &str,
+    missing: Missing,
+    record: &mut CallRecord<'_>,
+) -> HttpResponse {
+    let (tenant, resource) = (&target.tenant.id, &target.resource.uri);
+    match missing {
+        Missing::SignIn(why) => {
+            record.outcome = "refused_token";
+            tracing::info!(tenant = %tenant, resource = %resource, api, reason = %why, "a gateway call's login cannot obtain its MCP server's downstream token; the user must sign in again");
+            refusal(target.resource, &Refused::Token(why))
+        }
+        Missing::Failed(why) => {
+            record.outcome = "unavailable";
+            tracing::warn!(tenant = %tenant, resource = %resource, api, reason = %why, "the MCP server's downstream API token could not be obtained; the call was not passed on");
+            jsonrpc_error(
+                StatusCode::BAD_GATEWAY,
+                -32603,
+                &format!(
+                    "a token for the MCP server's downstream API '{api}' could not be obtained: {why}"
+                ),
+            )
+        }
+    }
 }
 
 /// The MCP server's answer passed back (its session id bound to the caller, a list filtered),

@@ -40,6 +40,17 @@ fn seal_label(tenant: &Tenant, family: &FamilyId) -> String {
     format!("exchange {} {family}", tenant.id)
 }
 
+/// Why no token for a downstream API could be had for a login.
+#[derive(Debug)]
+pub(crate) enum Unobtainable {
+    /// The login cannot be used (revoked, its client gone, no IdP refresh token kept); why.
+    Login(String),
+    /// The API is reached through another app than the login's; why.
+    OtherApp(String),
+    /// The store, the seal or the IdP failed (an OAuth error for the client, logged).
+    Failed(OAuthError),
+}
+
 /// RFC 8693 §3: the token types the exchange takes and issues.
 pub(crate) const ACCESS_TOKEN_TYPE: &str = "urn:ietf:params:oauth:token-type:access_token";
 pub(crate) const JWT_TYPE: &str = "urn:ietf:params:oauth:token-type:jwt";
@@ -155,40 +166,67 @@ impl Tokens {
         let text = |k: &str| claims.get(k).and_then(Value::as_str).unwrap_or_default();
         let scopes = requested_scopes(api, req.scope)?;
         let family_id = FamilyId::from_admin(text("sid"));
+        let tokens = self
+            .downstream_token(tenant, &family_id, text("client_id"), api, &scopes, now)
+            .await
+            .map_err(|refused| match refused {
+                Unobtainable::Login(why) => unacceptable_subject(why),
+                Unobtainable::OtherApp(why) => invalid_target(why),
+                Unobtainable::Failed(e) => e,
+            })?;
+        tracing::info!(target: "audit", event = "token_exchanged", tenant = %tenant.id, resource_server = %caller.client_id,
+            client_id = text("client_id"), subject = text("sub"), api = %api.name);
+        Ok(TokenResponse::bearer(&tokens, &scopes).issued_as(ACCESS_TOKEN_TYPE))
+    }
+
+    /// The IdP's access token for `api` with `scopes`, on behalf of the user of the login
+    /// `family_id` (made through `client_id`), obtained with the login's IdP refresh token kept
+    /// for exchange, which the IdP's new one, if it sends one, replaces.
+    pub(crate) async fn downstream_token(
+        &self,
+        tenant: &Tenant,
+        family_id: &FamilyId,
+        client_id: &str,
+        api: &DownstreamApi,
+        scopes: &ScopeSet,
+        now: u64,
+    ) -> Result<UpstreamTokens, Unobtainable> {
         // One use of the login's IdP refresh token at a time in this server: a refresh of the
         // same login waits, and each finds the token the other left.
-        let lock = self.families.lock(&family_id);
+        let lock = self.families.lock(family_id);
         let _guard = lock.lock().await;
         let (family, client) = tokio::join!(
-            self.records.get::<Family>(&tenant.id, &family_id, now),
-            self.client_standing(tenant, text("client_id"), now),
+            self.records.get::<Family>(&tenant.id, family_id, now),
+            self.client_standing(tenant, client_id, now),
         );
-        let family = family?
+        let family = family
+            .map_err(|e| Unobtainable::Failed(e.into()))?
             .filter(|f| !f.value.revoked)
-            .ok_or_else(|| unacceptable_subject("its login was revoked"))?;
-        if let Some(why) = client? {
-            return Err(unacceptable_subject(format!("its client {why}")));
+            .ok_or(Unobtainable::Login("its login was revoked".into()))?;
+        if let Some(why) = client.map_err(Unobtainable::Failed)? {
+            return Err(Unobtainable::Login(format!("its client {why}")));
         }
         let grant = family.value.exchange.clone().ok_or_else(|| {
-            unacceptable_subject("its login keeps no IdP refresh token for exchange (it began before exchange was enabled for the resource, or the IdP issued none); the user must sign in again")
+            Unobtainable::Login("its login keeps no IdP refresh token for exchange (it began before exchange was enabled for the resource, or the IdP issued none); the user must sign in again".into())
         })?;
         if let Some(app) = &api.app
             && app != &grant.app
         {
-            return Err(invalid_target(format!(
+            return Err(Unobtainable::OtherApp(format!(
                 "the downstream API '{}' is reached through the app '{app}', and this login was made through '{}'",
                 api.name, grant.app
             )));
         }
-        let used = self.exchange_refresh_token(tenant, &family_id, &grant)?;
+        let used = self
+            .exchange_refresh_token(tenant, family_id, &grant)
+            .map_err(Unobtainable::Failed)?;
         let tokens = self
-            .exchange_upstream(tenant, api, &grant, &used, &scopes, now)
-            .await?;
-        self.keep_exchanged_refresh(tenant, &family_id, family, &used, &tokens, now)
+            .exchange_upstream(tenant, api, &grant, &used, scopes, now)
+            .await
+            .map_err(Unobtainable::Failed)?;
+        self.keep_exchanged_refresh(tenant, family_id, family, &used, &tokens, now)
             .await;
-        tracing::info!(target: "audit", event = "token_exchanged", tenant = %tenant.id, resource_server = %caller.client_id,
-            client_id = text("client_id"), subject = text("sub"), api = %api.name);
-        Ok(TokenResponse::bearer(&tokens, &scopes).issued_as(ACCESS_TOKEN_TYPE))
+        Ok(tokens)
     }
 
     /// The claims of the subject token: a live access token this tenant minted, for a

@@ -19,7 +19,7 @@ export const IDENTITY_TYPE = 'dcr-shim-identity+jwt';
  * Mounts the server at `path` on `app`, reachable at `host` (host:port). `shim` is the tenant's
  * metadata (issuer, jwks_uri); the identity JWT's audience is `url`.
  */
-export function mountGatewayBackend(app, { path, host, url, shim }) {
+export function mountGatewayBackend(app, { path, host, url, shim, reportsUrl }) {
   const jwks = createRemoteJWKSet(new URL(shim.jwks_uri));
   const seen = [];
   const sessions = new Map();
@@ -51,6 +51,15 @@ export function mountGatewayBackend(app, { path, host, url, shim }) {
       purged.push(claims.sub);
       return { content: [{ type: 'text', text: JSON.stringify({ purged: true, sub: claims.sub, roles: claims.roles }) }] };
     });
+    if (reportsUrl) {
+      // Calls the downstream reports API with the token the gateway obtained for the user.
+      server.registerTool('report', { description: 'reads the quarterly report from the reports API, as the caller' }, async (extra) => {
+        const headers = extra.requestInfo?.headers || {};
+        const claims = await verifyIdentity(headers);
+        const r = await fetch(reportsUrl, { headers: { authorization: `Bearer ${headers['x-dcr-shim-downstream-token']}` } });
+        return { content: [{ type: 'text', text: JSON.stringify({ status: r.status, api: await r.json(), sub: claims.sub }) }] };
+      });
+    }
     server.registerTool('delete_file', { description: 'deletes a file', inputSchema: { name: z.string() } }, async ({ name }, extra) => {
       const claims = await verifyIdentity(extra.requestInfo?.headers || {});
       deleted.push({ name, sub: claims.sub, scope: claims.scope });

@@ -34,9 +34,9 @@ pub(crate) async fn identity_headers(
     Ok(match gateway.identity {
         IdentityForm::None => Vec::new(),
         IdentityForm::Headers => vec![
-            (USER_HEADER, caller.text("sub").to_owned()),
-            (CLIENT_HEADER, caller.text("client_id").to_owned()),
-            (SCOPE_HEADER, caller.text("scope").to_owned()),
+            (USER_HEADER, header_safe(caller.text("sub"))),
+            (CLIENT_HEADER, header_safe(caller.text("client_id"))),
+            (SCOPE_HEADER, header_safe(caller.text("scope"))),
         ],
         IdentityForm::Jwt => {
             let audience = gateway
@@ -51,6 +51,24 @@ pub(crate) async fn identity_headers(
     })
 }
 
+/// `value` as a header value: printable ASCII and spaces as they are, anything else (and `%`)
+/// percent-encoded as UTF-8 (RFC 3986 §2.1), so that a user name in any script reaches the MCP
+/// server intact instead of failing the call.
+fn header_safe(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    for c in value.chars() {
+        if (c.is_ascii_graphic() || c == ' ') && c != '%' {
+            out.push(c);
+        } else {
+            let mut bytes = [0; 4];
+            for b in c.encode_utf8(&mut bytes).bytes() {
+                out.push_str(&format!("%{b:02X}"));
+            }
+        }
+    }
+    out
+}
+
 /// What the identity JWT says besides its own times, issuer and audience: the caller's
 /// claims (user, client, scopes, claims copied from the ID token) and the resource called.
 fn identity_claims(resource: &ResourceConfig, caller: &Caller) -> Map<String, Value> {
@@ -62,4 +80,16 @@ fn identity_claims(resource: &ResourceConfig, caller: &Caller) -> Map<String, Va
         .collect();
     claims.insert("resource".into(), Value::from(resource.uri.as_str()));
     claims
+}
+
+#[cfg(test)]
+mod tests {
+    use super::header_safe;
+
+    #[test]
+    fn identity_headers_carry_any_name_as_a_valid_header_value() {
+        assert_eq!(header_safe("ada files.read"), "ada files.read");
+        assert_eq!(header_safe("zoë\n100%"), "zo%C3%AB%0A100%25");
+        assert!(actix_web::http::header::HeaderValue::from_str(&header_safe("名前\r\n")).is_ok());
+    }
 }

@@ -357,6 +357,20 @@ pub async fn dev_login(
     scope: &str,
     user: &str,
 ) -> Value {
+    let (code, attempt) = dev_code(app, tenant, client, scope, user).await;
+    let (status, tokens) = redeem(app, tenant, client, &code, &attempt).await;
+    assert_eq!(status, 200, "{tokens}");
+    tokens
+}
+
+/// `dev_login` up to the code the client receives, not redeemed.
+pub async fn dev_code(
+    app: &TestApp,
+    tenant: &str,
+    client: &Client,
+    scope: &str,
+    user: &str,
+) -> (String, Attempt) {
     let browser = Browser::new();
     let attempt = authorize_url(app, tenant, client, scope, user);
     let Landing::Consent(page) = browser.go(&attempt.url, client.prefix()).await else {
@@ -374,8 +388,5 @@ pub async fn dev_login(
     let Landing::Client(back) = browser.go(&location, client.prefix()).await else {
         panic!("the callback should reach the client")
     };
-    let code = param(&back, "code").unwrap();
-    let (status, tokens) = redeem(app, tenant, client, &code, &attempt).await;
-    assert_eq!(status, 200, "{tokens}");
-    tokens
+    (param(&back, "code").unwrap(), attempt)
 }

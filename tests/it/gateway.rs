@@ -506,6 +506,52 @@ async fn tokens_that_are_not_live_minted_tokens_for_the_resource_are_refused() {
     );
 }
 
+/// A token that was valid: redeemed an hour ago (by the protocol code, told the time), it
+/// expired 50 minutes ago. Refused, and the MCP server never sees the call.
+#[tokio::test]
+async fn an_expired_token_is_refused_at_the_gateway() {
+    let w = world().await;
+    let client = Client::register(&w.app, "gw", json!({})).await;
+    let (code, attempt) =
+        crate::browser::dev_code(&w.app, "gw", &client, "files.read", "ada").await;
+    let form = dcr_shim::oauth::params::Params::parse(&format!(
+        "grant_type=authorization_code&code={code}&redirect_uri={}&code_verifier={}&client_id={}",
+        url::form_urlencoded::byte_serialize(client.redirect_uri.as_bytes()).collect::<String>(),
+        attempt.verifier,
+        client.id
+    ));
+    let creds = dcr_shim::oauth::client_auth::ClientCredentials { basic: None };
+    let an_hour_ago = dcr_shim::app::unix_now() - 3600;
+    let answer = w
+        .app
+        .state()
+        .auth()
+        .tokens()
+        .token(
+            &w.app.tenant("gw"),
+            &form,
+            &creds,
+            &crate::helpers::operator(an_hour_ago),
+        )
+        .await
+        .unwrap();
+    let answer = serde_json::to_value(&answer).unwrap();
+    let expired = answer["access_token"].as_str().unwrap();
+    let exp = serde_json::from_slice::<Value>(&base64_decode(expired.split('.').nth(1).unwrap()))
+        .unwrap()["exp"]
+        .as_u64()
+        .unwrap();
+    assert!(exp < dcr_shim::app::unix_now(), "the token has expired");
+    let res = w.send(Some(expired), &tool_call("echo")).await;
+    assert_eq!(res.status(), 401);
+    let challenge = res.headers()["www-authenticate"].to_str().unwrap();
+    assert!(
+        challenge.contains(r#"error="invalid_token""#),
+        "{challenge}"
+    );
+    assert_eq!(w.calls_seen(), 0, "nothing reached the MCP server");
+}
+
 fn base64_url(bytes: &[u8]) -> String {
     use base64::Engine;
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)

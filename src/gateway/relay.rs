@@ -29,6 +29,11 @@ pub(crate) struct Relay {
     until: Instant,
     last_byte: Instant,
     timer: Pin<Box<Sleep>>,
+    /// What has come and is not passed on yet: the first chunk, and the rest gathered after it.
+    first: Option<Bytes>,
+    more: Option<BytesMut>,
+    /// Whether a chunk came since the stream last gave the MCP server's side a turn.
+    fresh: bool,
 }
 
 impl Relay {
@@ -43,6 +48,9 @@ impl Relay {
             until,
             last_byte: now,
             timer: Box::pin(tokio::time::sleep_until((now + idle).min(until))),
+            first: None,
+            more: None,
+            fresh: false,
         }
     }
 
@@ -62,6 +70,34 @@ impl Relay {
     }
 }
 
+impl Relay {
+    /// Adds `chunk` to what is held for the next chunk passed on; its size.
+    fn hold(&mut self, chunk: Bytes) -> usize {
+        self.fresh = true;
+        match (&mut self.first, &mut self.more) {
+            (None, _) => self.first = Some(chunk),
+            (Some(f), None) => {
+                let mut g = BytesMut::with_capacity((f.len() + chunk.len()).max(4096));
+                g.extend_from_slice(f);
+                g.extend_from_slice(&chunk);
+                self.more = Some(g);
+            }
+            (Some(_), Some(g)) => g.extend_from_slice(&chunk),
+        }
+        self.more
+            .as_ref()
+            .map_or_else(|| self.first.as_ref().map_or(0, Bytes::len), BytesMut::len)
+    }
+
+    /// What is held, as one chunk, if anything.
+    fn release(&mut self) -> Option<Bytes> {
+        let out = self.more.take().map(BytesMut::freeze).or(self.first.take());
+        self.first = None;
+        self.fresh = false;
+        out
+    }
+}
+
 impl Stream for Relay {
     type Item = Result<Bytes, reqwest::Error>;
 
@@ -70,33 +106,24 @@ impl Stream for Relay {
         if let Some(e) = this.broken.take() {
             return Poll::Ready(Some(Err(e)));
         }
-        let Some(inner) = this.inner.as_mut() else {
-            return Poll::Ready(None);
-        };
-        let mut gathered: Option<BytesMut> = None;
-        let mut first: Option<Bytes> = None;
+        if this.inner.is_none() {
+            return Poll::Ready(this.release().map(Ok));
+        }
         let ended = loop {
-            match inner.as_mut().poll_next(cx) {
+            let polled = match this.inner.as_mut() {
+                Some(inner) => inner.as_mut().poll_next(cx),
+                None => Poll::Ready(None),
+            };
+            match polled {
                 Poll::Ready(Some(Ok(chunk))) => {
-                    match (&mut first, &mut gathered) {
-                        (None, _) => first = Some(chunk),
-                        (Some(f), None) => {
-                            let mut g = BytesMut::with_capacity(f.len() + chunk.len());
-                            g.extend_from_slice(f);
-                            g.extend_from_slice(&chunk);
-                            gathered = Some(g);
-                        }
-                        (Some(_), Some(g)) => g.extend_from_slice(&chunk),
-                    }
-                    let size = gathered
-                        .as_ref()
-                        .map_or_else(|| first.as_ref().map_or(0, Bytes::len), BytesMut::len);
-                    if size >= MAX_GATHERED {
+                    if this.hold(chunk) >= MAX_GATHERED {
                         break false;
                     }
+                    // Polled again at once: the next chunk may be ready too.
+                    continue;
                 }
                 Poll::Ready(Some(Err(e))) => {
-                    if first.is_none() {
+                    if this.first.is_none() {
                         this.inner = None;
                         return Poll::Ready(Some(Err(e)));
                     }
@@ -106,14 +133,21 @@ impl Stream for Relay {
                     break true;
                 }
                 Poll::Ready(None) => break true,
+                Poll::Pending if this.fresh => {
+                    // The MCP server's connection task hands over one chunk at a time: give it
+                    // a turn to decode what it has already read, and gather that too, before
+                    // paying for a write. A turn that brings nothing sends what is held.
+                    this.fresh = false;
+                    cx.waker().wake_by_ref();
+                    return Poll::Pending;
+                }
                 Poll::Pending => break false,
             }
         };
         if ended {
             this.inner = None;
         }
-        let out = gathered.map(BytesMut::freeze).or(first);
-        if let Some(chunk) = out {
+        if let Some(chunk) = this.release() {
             this.last_byte = Instant::now();
             if this.last_byte >= this.until {
                 // This chunk is the last: the token has expired.
@@ -162,6 +196,29 @@ mod tests {
             relay.next().await.unwrap().unwrap(),
             Bytes::from_static(b"abc")
         );
+        assert!(relay.next().await.is_none());
+    }
+
+    /// The MCP server's connection task hands over one chunk at a time (a channel of one):
+    /// the relay gives it turns and passes on what it decoded in them together.
+    #[tokio::test]
+    async fn chunks_handed_over_one_at_a_time_still_go_out_together() {
+        let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, reqwest::Error>>(1);
+        tokio::spawn(async move {
+            for _ in 0..10 {
+                tx.send(Ok(Bytes::from_static(b"event\n"))).await.unwrap();
+            }
+        });
+        let received = futures_util::stream::unfold(rx, |mut rx| async move {
+            rx.recv().await.map(|item| (item, rx))
+        });
+        let mut relay = Relay::new(
+            received.boxed(),
+            Duration::from_secs(5),
+            Duration::from_secs(60),
+        );
+        let first = relay.next().await.unwrap().unwrap();
+        assert_eq!(first.len(), 60, "all ten in one: {first:?}");
         assert!(relay.next().await.is_none());
     }
 

@@ -42,10 +42,12 @@ pub(crate) fn is_auth_context(value: &str) -> bool {
     })
 }
 
-/// A resource's sign-in strengths (its scopes' and its gateway rules' `acr_values`): with
-/// Entra, authentication contexts, which it is asked for; any other value would never be met.
+/// A resource's sign-in strengths (its scopes' and its gateway rules' `acr_values`): words of
+/// printable ASCII (RFC 9470 lists them space-separated in a quoted string) and, with Entra,
+/// authentication contexts, which it is asked for; any other value would never be met.
 pub(super) fn sign_in_strengths(
     resource: &super::resource::ResourceConfig,
+    entra: bool,
     at: &str,
     p: &mut Problems,
 ) {
@@ -55,8 +57,15 @@ pub(super) fn sign_in_strengths(
         .flat_map(|g| &g.rules)
         .flat_map(|r| &r.acr_values);
     let scopes = resource.scopes.iter().flat_map(|s| &s.acr_values);
-    for v in scopes.chain(rules).filter(|v| !is_auth_context(v)) {
-        p.add(at, format!("'{}' is not a Conditional Access authentication context: Entra's sign-in strengths are named c1 to c99 (Entra admin center → Conditional Access → Authentication contexts)", v.escape_debug()));
+    for v in scopes.chain(rules) {
+        let word = !v.is_empty()
+            && v.bytes()
+                .all(|b| b.is_ascii_graphic() && b != b'"' && b != b'\\');
+        if !word {
+            p.add(at, format!("'{}' is not a sign-in strength: a word of printable ASCII without quotes or backslashes", v.escape_debug()));
+        } else if entra && !is_auth_context(v) {
+            p.add(at, format!("'{}' is not a Conditional Access authentication context: Entra's sign-in strengths are named c1 to c99 (Entra admin center → Conditional Access → Authentication contexts)", v.escape_debug()));
+        }
     }
 }
 

@@ -47,10 +47,17 @@ pub struct GatewayConfig {
     pub(crate) calls_per_minute_per_user: Option<NonZeroU32>,
     #[serde(default)]
     pub(crate) calls_per_minute_per_client: Option<NonZeroU32>,
-    /// A `[[downstream_apis]]` entry (one of the resource's `exchange`) whose token, on the
-    /// caller's behalf, goes to the MCP server with each call (`X-Dcr-Shim-Downstream-Token`).
+    /// A `[[downstream_apis]]` entry whose token, on the caller's behalf, goes to the MCP
+    /// server with each call (`X-Dcr-Shim-Downstream-Token`): for a minted resource one of its
+    /// `exchange` list, obtained with the login's IdP refresh token; for a passthrough resource
+    /// in front of Entra, obtained on behalf of the caller's token by `on_behalf_of_app`.
     #[serde(default)]
     pub(crate) downstream_api: Option<String>,
+    /// For a passthrough resource with a `downstream_api`: the `[[apps]]` entry that is the
+    /// resource's API's own app registration (the audience of the callers' tokens), whose
+    /// credentials make Entra's on-behalf-of request.
+    #[serde(default)]
+    pub(crate) on_behalf_of_app: Option<String>,
     /// For a passthrough resource: the `aud` values of the IdP's access tokens for its API
     /// (`Provider::access_token_audiences` says what is taken when none are listed).
     #[serde(default)]

@@ -298,8 +298,8 @@ fn validate_resources(c: &TenantConfig, p: &mut Problems) {
         let entra_apis = validate_resource_scopes(i, r, entra, &mut names, p);
         if entra {
             entra_rules::resource_apis(c, i, &entra_apis, &mut apis, p);
-            entra_rules::sign_in_strengths(r, &at("acr_values"), p);
         }
+        entra_rules::sign_in_strengths(r, entra, &at("acr_values"), p);
         for (j, d) in r.default_scopes.iter().enumerate() {
             if !r.scopes.iter().any(|s| &s.name == d) {
                 p.add(
@@ -459,8 +459,50 @@ fn check_url(field: &str, raw: &str, p: &mut Problems) -> bool {
     true
 }
 
+/// A gateway's `downstream_api` and `on_behalf_of_app` against the resource and the tenant.
+fn downstream_problems(
+    c: &TenantConfig,
+    r: &ResourceConfig,
+    g: &super::gateway::GatewayConfig,
+) -> Vec<(&'static str, String)> {
+    let mut out = Vec::new();
+    let entra = matches!(c.upstream, UpstreamConfig::Entra { .. });
+    match (&g.downstream_api, &g.on_behalf_of_app, r.is_minted()) {
+        (None, Some(_), _) => out.push(("on_behalf_of_app", "names the app for a downstream_api, and there is none".to_owned())),
+        (Some(_), Some(_), true) => out.push(("on_behalf_of_app", "a minted resource's downstream token is obtained with the login's IdP refresh token; remove on_behalf_of_app".to_owned())),
+        (Some(api), None, true) if !r.exchange.contains(api) => out.push(("downstream_api", format!("'{api}' must also be in the resource's exchange list, so that its logins keep the IdP refresh token the token is obtained with"))),
+        (Some(_), None, false) => out.push(("downstream_api", "a passthrough resource's downstream token is obtained on behalf of the caller's token: name the API's own app registration in on_behalf_of_app (Entra only)".to_owned())),
+        (Some(_), Some(_), false) if !entra => out.push(("on_behalf_of_app", "the on-behalf-of flow is Entra's; with another IdP use a minted resource, whose downstream token comes from the login's refresh token".to_owned())),
+        (Some(_), Some(app), false) if !c.apps.iter().any(|a| &a.name == app) => out.push(("on_behalf_of_app", format!("'{app}' is not one of the tenant's [[apps]]"))),
+        _ => {}
+    }
+    if let Some(api) = &g.downstream_api
+        && !c.downstream_apis.iter().any(|d| &d.name == api)
+    {
+        out.push((
+            "downstream_api",
+            format!("'{api}' is not one of the tenant's [[downstream_apis]]"),
+        ));
+    }
+    out
+}
+
 /// What the gateway resources' tables say against the rest of the tenant file.
 fn validate_gateways(c: &TenantConfig, p: &mut Problems) {
+    // Two passthrough gateway resources that accept one audience would accept each other's
+    // callers' tokens.
+    let mut accepted: Vec<(usize, String)> = Vec::new();
+    for (i, r) in c.resources.iter().enumerate() {
+        if r.gateway.is_none() || r.is_minted() {
+            continue;
+        }
+        for aud in c.upstream.idp_token_audiences(r) {
+            if let Some((other, _)) = accepted.iter().find(|(_, a)| *a == aud) {
+                p.add(&format!("resources[{i}].gateway.idp_audiences"), format!("'{aud}' is also accepted by resources[{other}]: each would admit the other's callers; give each passthrough gateway resource an API of its own"));
+            }
+            accepted.push((i, aud));
+        }
+    }
     for (i, r) in c.resources.iter().enumerate() {
         if let Some(g) = &r.gateway {
             let audience = g
@@ -485,19 +527,8 @@ fn validate_gateways(c: &TenantConfig, p: &mut Problems) {
             if let Some(message) = passthrough_problem {
                 p.add(&format!("resources[{i}].gateway.idp_audiences"), message);
             }
-            if let Some(api) = &g.downstream_api {
-                let problem = if !r.is_minted() {
-                    Some("a downstream API's token is obtained with the login's IdP refresh token, which only a minted resource's logins keep (token = \"minted\")".to_owned())
-                } else if !r.exchange.contains(api) {
-                    Some(format!(
-                        "'{api}' must also be in the resource's exchange list, so that its logins keep the IdP refresh token the token is obtained with"
-                    ))
-                } else {
-                    None
-                };
-                if let Some(message) = problem {
-                    p.add(&format!("resources[{i}].gateway.downstream_api"), message);
-                }
+            for (field, message) in downstream_problems(c, r, g) {
+                p.add(&format!("resources[{i}].gateway.{field}"), message);
             }
         }
         let rules: Vec<_> = r.gateway.iter().flat_map(|g| &g.rules).collect();

@@ -1,8 +1,10 @@
 //! A token for the backend's downstream API on the caller's behalf (`[resources.gateway]
 //! downstream_api`): the IdP's access token for one of the tenant's `[[downstream_apis]]`,
-//! obtained with the login's IdP refresh token as token exchange obtains it
-//! (`Tokens::downstream_token`), and sent to the MCP server in `DOWNSTREAM_HEADER`. Kept per
-//! login and API in this replica until a minute before it expires, so that a busy session does
+//! obtained for a minted resource with the login's IdP refresh token as token exchange obtains
+//! it (`Tokens::downstream_token`), for a passthrough resource by Entra's on-behalf-of flow
+//! with the caller's own token (`Tokens::on_behalf_of`), and sent to the MCP server in
+//! `DOWNSTREAM_HEADER`. Kept per login (or caller's token) and API in this replica until a
+//! minute before it expires, and never past the caller's token, so that a busy session does
 //! not cost a call to the IdP per tool call; the gateway admits a call only for a live login,
 //! so a revoked login's kept token is never sent again.
 
@@ -21,8 +23,11 @@ use crate::oauth::token::exchange::Unobtainable;
 /// The header that carries the downstream API's token to the MCP server.
 pub(crate) const DOWNSTREAM_HEADER: &str = "x-dcr-shim-downstream-token";
 
-/// A kept token is not sent in its last minute: the MCP server needs time to use it.
+/// A kept token is not sent in its last minute (or last half, if it lives less than two):
+/// the MCP server needs time to use it.
 const MARGIN: u64 = 60;
+/// The longest an IdP's token is kept, whatever lifetime it says.
+const LONGEST: u64 = 24 * 3600;
 /// A token the IdP gives no lifetime for is kept this long.
 const UNSAID_LIFETIME: u64 = 300;
 /// The most tokens kept in this replica (the oldest go first past it).
@@ -62,13 +67,14 @@ pub(crate) enum Missing {
 }
 
 impl DownstreamTokens {
-    /// The header with `caller`'s token for the API named `api_name`.
+    /// The header with `caller`'s token for the API named `api_name`; `on_behalf_of` names
+    /// the app whose credentials exchange the caller's own `bearer` token (passthrough).
     pub(crate) async fn header(
         &self,
         auth: &AuthServer,
-        tenant: &Tenant,
-        api_name: &str,
+        (tenant, api_name, on_behalf_of): (&Tenant, &str, Option<&str>),
         caller: &Caller,
+        bearer: &str,
         now: u64,
     ) -> Result<(&'static str, String), Missing> {
         let Some(api) = tenant.downstream_api(None, Some(api_name)) else {
@@ -76,13 +82,17 @@ impl DownstreamTokens {
                 "the downstream API '{api_name}' is not in the tenant file"
             )));
         };
-        let family = caller.text("sid");
-        if family.is_empty() {
-            return Err(Missing::SignIn(
-                "the token names no login to act for".into(),
-            ));
-        }
-        let key = (tenant.id.to_string(), family.to_owned(), api.name.clone());
+        // Whose token it is: the login's, or for on-behalf-of the caller's token's itself.
+        let holder = match on_behalf_of {
+            Some(_) => format!("obo {}", crate::crypto::sha256_hex(bearer)),
+            None if caller.text("sid").is_empty() => {
+                return Err(Missing::SignIn(
+                    "the token names no login to act for".into(),
+                ));
+            }
+            None => caller.text("sid").to_owned(),
+        };
+        let key = (tenant.id.to_string(), holder, api.name.clone());
         if let Some(token) = self.fresh(&key, now).await {
             return Ok((DOWNSTREAM_HEADER, token));
         }
@@ -91,9 +101,17 @@ impl DownstreamTokens {
         if let Some(token) = self.fresh(&key, now).await {
             return Ok((DOWNSTREAM_HEADER, token));
         }
-        let token = fetch(auth, tenant, api, caller, now).await?;
-        let expires_at = now + token.1.unwrap_or(UNSAID_LIFETIME);
-        self.kept.insert(key, (token.0.clone(), expires_at)).await;
+        let token = match on_behalf_of {
+            Some(app) => obtain_on_behalf_of(auth, tenant, app, api, bearer, now).await?,
+            None => fetch(auth, tenant, api, caller, now).await?,
+        };
+        // Never kept past the caller's own token.
+        let caller_exp = caller.claims.get("exp").and_then(Value::as_u64);
+        let lifetime = token.1.unwrap_or(UNSAID_LIFETIME).min(LONGEST);
+        let send_until = now
+            .saturating_add(lifetime - (lifetime / 2).min(MARGIN))
+            .min(caller_exp.unwrap_or(u64::MAX));
+        self.kept.insert(key, (token.0.clone(), send_until)).await;
         Ok((DOWNSTREAM_HEADER, token.0))
     }
 
@@ -101,7 +119,7 @@ impl DownstreamTokens {
         self.kept
             .get(key)
             .await
-            .filter(|(_, expires_at)| now + MARGIN < *expires_at)
+            .filter(|(_, send_until)| now < *send_until)
             .map(|(token, _)| token)
     }
 
@@ -113,6 +131,23 @@ impl DownstreamTokens {
         }
         gates.entry(key.clone()).or_default().clone()
     }
+}
+
+/// The IdP's token for `api` on behalf of the caller's own token `bearer`, by the app `app`.
+async fn obtain_on_behalf_of(
+    auth: &AuthServer,
+    tenant: &Tenant,
+    app: &str,
+    api: &DownstreamApi,
+    bearer: &str,
+    now: u64,
+) -> Result<(String, Option<u64>), Missing> {
+    let tokens = auth
+        .tokens()
+        .on_behalf_of(tenant, app, api, bearer, now)
+        .await
+        .map_err(|e| Missing::Failed(e.description))?;
+    Ok((tokens.access_token, tokens.expires_in))
 }
 
 /// The IdP's token for `api` on behalf of `caller`'s login, and its lifetime in seconds.

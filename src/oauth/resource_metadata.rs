@@ -43,10 +43,6 @@ pub(crate) enum Refusal {
     /// A valid token without a scope the call needs: 403 `insufficient_scope`, naming every
     /// scope needed so that clients step up with the union (the MCP SDKs' v2 clients do).
     InsufficientScope,
-    /// A valid token of a sign-in not strong enough for the call: 401
-    /// `insufficient_user_authentication` with the `acr_values` to sign in again with
-    /// (RFC 9470 §3).
-    InsufficientUserAuthentication,
 }
 
 /// The `WWW-Authenticate` value of a refusal, in the shape the MCP SDKs parse: `Bearer` first,
@@ -60,7 +56,6 @@ pub(crate) fn challenge(
     let error = match refusal {
         Refusal::InvalidToken => "invalid_token",
         Refusal::InsufficientScope => "insufficient_scope",
-        Refusal::InsufficientUserAuthentication => "insufficient_user_authentication",
     };
     // Quoted strings carry no quote or backslash (RFC 9110 §5.6.4): said otherwise here.
     let quoted = |v: &str| v.replace(['"', '\\'], "'");
@@ -80,17 +75,14 @@ pub(crate) fn sign_in_challenge(
     scopes: &[&str],
     metadata_url: &str,
 ) -> String {
-    let quoted = acr_values.join(" ").replace(['"', '\\'], "'");
-    let base = challenge(
-        Refusal::InsufficientUserAuthentication,
-        description,
-        scopes,
-        metadata_url,
-    );
-    match base.split_once(", scope=") {
-        Some((head, tail)) => format!("{head}, acr_values=\"{quoted}\", scope={tail}"),
-        None => base,
-    }
+    let quoted = |v: &str| v.replace(['"', '\\'], "'");
+    format!(
+        "Bearer error=\"insufficient_user_authentication\", error_description=\"{}\", acr_values=\"{}\", scope=\"{}\", resource_metadata=\"{}\"",
+        quoted(description),
+        quoted(&acr_values.join(" ")),
+        quoted(&scopes.join(" ")),
+        quoted(metadata_url)
+    )
 }
 
 #[cfg(test)]

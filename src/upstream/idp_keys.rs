@@ -2,8 +2,10 @@
 //! resources (`access_token.rs`): no fetch on the hot path but the first. A set is kept for
 //! `KEEP_FOR` and fetched again sooner when a token names a key it lacks (the IdP rotated),
 //! at most once per `REFETCH_AFTER` per tenant, so that tokens with made-up key ids cannot
-//! turn every call into a fetch. A failed fetch keeps the set already held, and is not tried
-//! again for `REFETCH_AFTER`.
+//! turn every call into a fetch. A failed fetch keeps the set already held for up to
+//! `STALE_AT_MOST` (an IdP out of reach does not stop the gateway, but a key the IdP withdrew
+//! is not trusted for ever), and is not tried again for `REFETCH_AFTER`. Each tenant's fetches
+//! wait only for that tenant's.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -19,6 +21,8 @@ use crate::domain::TenantId;
 const KEEP_FOR: Duration = Duration::from_secs(3600);
 /// The least time between two fetches of one tenant's keys.
 const REFETCH_AFTER: Duration = Duration::from_secs(30);
+/// How long a set is still used after it should have been fetched again and could not be.
+const STALE_AT_MOST: Duration = Duration::from_secs(24 * 3600);
 
 struct Kept {
     uri: String,
@@ -31,8 +35,8 @@ struct Kept {
 #[derive(Default)]
 pub(crate) struct IdpKeys {
     kept: Mutex<HashMap<TenantId, Kept>>,
-    /// One fetch at a time: calls that find the same set missing wait for it.
-    fetching: tokio::sync::Mutex<()>,
+    /// One fetch at a time per tenant: calls that find the same set missing wait for it.
+    fetching: Mutex<HashMap<TenantId, std::sync::Arc<tokio::sync::Mutex<()>>>>,
 }
 
 /// What `kept` says of a lookup.
@@ -54,7 +58,11 @@ impl IdpKeys {
         if let Lookup::Use(keys) = self.lookup(&tenant.id, jwks_uri, kid) {
             return Ok(keys);
         }
-        let _one = self.fetching.lock().await;
+        let gate = {
+            let mut gates = self.fetching.lock().unwrap_or_else(|e| e.into_inner());
+            gates.entry(tenant.id.clone()).or_default().clone()
+        };
+        let _one = gate.lock().await;
         match self.lookup(&tenant.id, jwks_uri, kid) {
             Lookup::Use(keys) => return Ok(keys),
             Lookup::Fail(why) => return Err(why),
@@ -87,6 +95,9 @@ impl IdpKeys {
             Err(why) => {
                 tracing::warn!(tenant = %tenant.id, jwks_uri, error = %why, "the IdP's signing keys could not be fetched; passthrough gateway calls use the keys already held, or are refused until the keys can be read");
                 entry.error = Some(why.clone());
+                if entry.fetched_at.elapsed() >= KEEP_FOR + STALE_AT_MOST {
+                    entry.keys = None;
+                }
                 entry.keys.clone().ok_or(why)
             }
         }
@@ -106,7 +117,14 @@ impl IdpKeys {
                         .any(|key| key.common.key_id.as_deref() == Some(id))
                 });
                 let stale = k.fetched_at.elapsed() >= KEEP_FOR;
-                if (has_kid && !stale) || !may_fetch {
+                let too_old = k.fetched_at.elapsed() >= KEEP_FOR + STALE_AT_MOST;
+                if too_old && !may_fetch {
+                    Lookup::Fail(
+                        k.error
+                            .clone()
+                            .unwrap_or_else(|| "the IdP's keys are too old".into()),
+                    )
+                } else if (has_kid && !stale) || !may_fetch {
                     Lookup::Use(keys.clone())
                 } else {
                     Lookup::Fetch

@@ -165,34 +165,19 @@ impl<'t> Provider<'t> {
         let mut claims: serde_json::Map<String, serde_json::Value> = client_claims
             .and_then(|c| serde_json::from_str(c).ok())
             .unwrap_or_default();
+        // The contexts wanted replace whatever the client asked for `acrs` (a client cannot
+        // drop them, nor offer another context in their place).
         let access = claims
             .entry("access_token")
             .or_insert_with(|| serde_json::json!({}));
+        if !access.is_object() {
+            *access = serde_json::json!({});
+        }
+        let acrs = match contexts.as_slice() {
+            [one] => serde_json::json!({"essential": true, "value": one}),
+            many => serde_json::json!({"essential": true, "values": many}),
+        };
         if let Some(access) = access.as_object_mut() {
-            // The client's own request for `acrs`, if any, and the contexts wanted, once each.
-            let asked = access.get("acrs");
-            let mut all: Vec<&str> = asked
-                .and_then(|a| a.get("value"))
-                .and_then(serde_json::Value::as_str)
-                .into_iter()
-                .chain(
-                    asked
-                        .and_then(|a| a.get("values"))
-                        .and_then(serde_json::Value::as_array)
-                        .into_iter()
-                        .flatten()
-                        .filter_map(serde_json::Value::as_str),
-                )
-                .collect();
-            for c in &contexts {
-                if !all.contains(&c.as_str()) {
-                    all.push(c);
-                }
-            }
-            let acrs = match all.as_slice() {
-                [one] => serde_json::json!({"essential": true, "value": one}),
-                many => serde_json::json!({"essential": true, "values": many}),
-            };
             access.insert("acrs".into(), acrs);
         }
         (
@@ -377,13 +362,17 @@ issuer = "https://idp.example.com""#,
             Some(r#"{"access_token":{"acrs":{"essential":true,"value":"c1"}}}"#)
         );
         assert_eq!(acr, None);
-        let client = r#"{"id_token":{"auth_time":{"essential":true}}}"#;
+        let client = r#"{"id_token":{"auth_time":{"essential":true}},"access_token":{"acrs":{"essential":true,"value":"c9"}}}"#;
         let (claims, acr) =
             Provider::new(&entra).sign_in_request(&wanted(&["c1", "c12", "urn:x"]), Some(client));
         let claims: serde_json::Value = serde_json::from_str(&claims.unwrap()).unwrap();
         assert_eq!(
             claims["id_token"]["auth_time"]["essential"], true,
             "the client's kept"
+        );
+        assert!(
+            !claims.to_string().contains("c9"),
+            "the contexts wanted replace the client's"
         );
         assert_eq!(
             claims["access_token"]["acrs"],
@@ -397,6 +386,13 @@ issuer = "https://idp.example.com""#,
         assert_eq!(
             Provider::new(&oidc).sign_in_request(&[], None),
             (None, None)
+        );
+        let (claims, _) = Provider::new(&entra)
+            .sign_in_request(&wanted(&["c1"]), Some(r#"{"access_token":null}"#));
+        assert!(
+            claims
+                .unwrap()
+                .contains(r#""acrs":{"essential":true,"value":"c1"}"#)
         );
     }
 }

@@ -40,6 +40,13 @@ pub(crate) enum UpstreamGrant<'a> {
         refresh_token: &'a str,
         scopes: &'a ScopeSet,
     },
+    /// Entra's on-behalf-of flow: an access token for the app's own API (`assertion`)
+    /// exchanged for one to another API with `scopes`, for the same user (RFC 7523's JWT
+    /// bearer grant with `requested_token_use=on_behalf_of`).
+    OnBehalfOf {
+        assertion: &'a str,
+        scopes: &'a ScopeSet,
+    },
 }
 
 impl UpstreamGrant<'_> {
@@ -48,6 +55,7 @@ impl UpstreamGrant<'_> {
         match self {
             Self::AuthorizationCode { .. } => "code",
             Self::RefreshToken { .. } => "refresh",
+            Self::OnBehalfOf { .. } => "on_behalf_of",
         }
     }
 
@@ -77,6 +85,12 @@ impl UpstreamGrant<'_> {
                 }
                 form
             }
+            Self::OnBehalfOf { assertion, scopes } => vec![
+                pair("grant_type", "urn:ietf:params:oauth:grant-type:jwt-bearer"),
+                pair("assertion", assertion),
+                pair("requested_token_use", "on_behalf_of"),
+                pair("scope", &scopes.to_string()),
+            ],
         }
     }
 }

@@ -37,6 +37,12 @@ pub const MI_APP: &str = "aaaaaaaa-0000-0000-0000-000000000005";
 pub const IDENTITY_HEADER: &str = "fake-app-service-identity-header";
 pub const APP_SECRET: &str = "s3cret-value-for-tests";
 pub const FED_ASSERTION: &str = "eyJ.federated-workload-identity-token.sig";
+/// An API whose access tokens are JWTs (v2.0: `aud` the API's application id, here the
+/// secret app's own, as for an app registration that exposes the API it calls), signed with
+/// the key published at the discovery document's `jwks_uri`; other APIs' tokens are opaque.
+pub const JWT_API: &str = "api://jwt-files";
+/// What an on-behalf-of request for a caller's JWT access token gives (`entra-obo.{oid}.{scope}`).
+pub const OBO_PREFIX: &str = "entra-obo.";
 
 /// One issued code.
 struct Code {
@@ -89,6 +95,8 @@ pub struct FakeState {
     mi_tokens: std::collections::HashSet<String>,
     /// (endpoint, user-assigned client id) of every managed identity token request answered.
     pub mi_requests: Vec<(&'static str, Option<String>)>,
+    /// On-behalf-of requests answered: (the app that asked, the scope).
+    pub obo_requests: Vec<(String, String)>,
 }
 
 #[derive(Clone)]
@@ -513,6 +521,11 @@ async fn token(ctx: web::Data<Ctx>, req: HttpRequest, body: String) -> HttpRespo
             "The resource parameter provided in the request doesn't match with the requested scopes.",
         );
     }
+    if p.get("grant_type").map(String::as_str)
+        == Some("urn:ietf:params:oauth:grant-type:jwt-bearer")
+    {
+        return on_behalf_of(&ctx, &client_id, &p);
+    }
     // Client credentials (what `check --live` asks): a token for the app, as Entra gives one
     // to any registered app for a resource's `.default` scope.
     if p.get("grant_type").map(String::as_str) == Some("client_credentials") {
@@ -625,6 +638,9 @@ async fn token(ctx: web::Data<Ctx>, req: HttpRequest, body: String) -> HttpRespo
     if let Some(a) = &acrs {
         access_token.push_str(&format!(".acrs={a}"));
     }
+    if api_scopes.first().and_then(|s| api_of(s)) == Some(JWT_API) {
+        access_token = jwt_access_token(&ctx, &user, &client_id, &api_scopes, acrs.as_deref());
+    }
     let mut body = json!({
         "token_type": "Bearer",
         "scope": api_scopes.join(" "),
@@ -656,6 +672,84 @@ async fn token(ctx: web::Data<Ctx>, req: HttpRequest, body: String) -> HttpRespo
         );
     }
     HttpResponse::Ok().json(body)
+}
+
+/// A v2.0 access token for `JWT_API`, as Entra signs one.
+fn jwt_access_token(
+    ctx: &Ctx,
+    user: &str,
+    client_id: &str,
+    api_scopes: &[&str],
+    acrs: Option<&str>,
+) -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let scp: Vec<&str> = api_scopes
+        .iter()
+        .filter_map(|s| s.rsplit_once('/').map(|(_, name)| name))
+        .collect();
+    let mut claims = json!({
+        "iss": format!("{}/{DIRECTORY}/v2.0", ctx.authority), "aud": SECRET_APP, "azp": client_id,
+        "azpacr": "1", "oid": format!("oid-{user}"), "sub": format!("sub-{user}"), "tid": DIRECTORY,
+        "scp": scp.join(" "), "ver": "2.0", "iat": now, "nbf": now, "exp": now + 3599,
+        "preferred_username": user,
+    });
+    if let Some(a) = acrs {
+        claims["acrs"] = json!([a]);
+    }
+    let header = Header {
+        kid: Some("app-key-1".into()),
+        typ: Some("JWT".into()),
+        ..Header::new(Algorithm::RS256)
+    };
+    jsonwebtoken::encode(&header, &claims, &ctx.signing_key).unwrap()
+}
+
+/// Entra's on-behalf-of flow: the assertion must be an access token this IdP signed whose
+/// audience is the app asking (AADSTS50013 otherwise).
+fn on_behalf_of(ctx: &Ctx, client_id: &str, p: &HashMap<String, String>) -> HttpResponse {
+    if p.get("requested_token_use").map(String::as_str) != Some("on_behalf_of") {
+        return aad_error(
+            400,
+            "invalid_request",
+            "AADSTS50027",
+            "requested_token_use must be on_behalf_of.",
+        );
+    }
+    let mut validation = Validation::new(Algorithm::RS256);
+    validation.set_audience(&[client_id]);
+    let assertion = p.get("assertion").map(String::as_str).unwrap_or_default();
+    let Ok(claims) = jsonwebtoken::decode::<Value>(assertion, &ctx.public_key, &validation) else {
+        return aad_error(
+            400,
+            "invalid_grant",
+            "AADSTS50013",
+            "Assertion failed signature validation or its audience is not the app.",
+        );
+    };
+    let scope = p.get("scope").cloned().unwrap_or_default();
+    let oid = claims.claims["oid"].as_str().unwrap_or_default().to_owned();
+    ctx.state
+        .lock()
+        .unwrap()
+        .obo_requests
+        .push((client_id.to_owned(), scope.clone()));
+    HttpResponse::Ok().json(json!({
+        "token_type": "Bearer",
+        "scope": scope,
+        "expires_in": 3599,
+        "access_token": format!("{OBO_PREFIX}{oid}.{scope}"),
+    }))
+}
+
+/// The JWK Set of the key the access tokens of `JWT_API` are signed with.
+async fn keys() -> HttpResponse {
+    let fixtures = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+    HttpResponse::Ok()
+        .content_type("application/json")
+        .body(std::fs::read_to_string(fixtures.join("app-jwks.json")).unwrap())
 }
 
 /// A managed identity token endpoint: IMDS (`Metadata: true`, api-version 2018-02-01,
@@ -740,6 +834,7 @@ pub async fn start(fed_assertion_file: std::path::PathBuf) -> FakeEntra {
             )
             .route("/{dir}/oauth2/v2.0/authorize", web::get().to(authorize))
             .route("/{dir}/oauth2/v2.0/token", web::post().to(token))
+            .route("/{dir}/discovery/v2.0/keys", web::get().to(keys))
             .route("/msi/imds", web::get().to(managed_identity))
             .route("/msi/appservice", web::get().to(managed_identity))
     })

@@ -184,3 +184,125 @@ async fn the_idps_own_token_for_the_api_is_checked_at_the_gateway_and_never_pass
         "no refused call reached the MCP server"
     );
 }
+
+/// The contoso tenant's files resource as a passthrough gateway resource on Entra's JWT API,
+/// whose MCP server gets a token for the reports API on the caller's behalf (on-behalf-of).
+fn entra_passthrough(tenant: String, backend: &str) -> String {
+    use crate::fake_entra::{JWT_API, SECRET_APP};
+    use crate::login::FILES;
+    if !tenant.contains(&format!("uri = \"{FILES}\"")) {
+        return tenant;
+    }
+    tenant
+        .replace(
+            &format!("uri = \"{FILES}\"\n"),
+            &format!("uri = \"{ENTRA_RESOURCE}\"\n"),
+        )
+        .replace("api://mcp-files/", &format!("{JWT_API}/"))
+        .replace(
+            "[registration]\n",
+            &format!(
+                r#"[resources.gateway]
+backend = "{backend}"
+idp_audiences = ["{SECRET_APP}"]
+downstream_api = "reports"
+on_behalf_of_app = "agents"
+[[downstream_apis]]
+name = "reports"
+scopes = ["api://reports/reports.read"]
+[registration]
+"#
+            ),
+        )
+}
+
+const ENTRA_HOST: &str = "files.entra-pt.test";
+const ENTRA_RESOURCE: &str = "https://files.entra-pt.test/mcp";
+
+#[tokio::test]
+async fn entras_own_v2_token_passes_the_gateway_and_its_backend_gets_a_token_on_behalf_of_the_user()
+{
+    use crate::browser::{Browser, login_with_scope, redeem};
+    use crate::fake_entra::{OBO_PREFIX, SECRET_APP};
+    let (backend_url, backend) = start_backend().await;
+    let w = crate::login::world_with(move |t| entra_passthrough(t, &backend_url)).await;
+    let addr: std::net::SocketAddr = w.app.base.trim_start_matches("http://").parse().unwrap();
+    let http = reqwest::Client::builder()
+        .resolve(ENTRA_HOST, addr)
+        .build()
+        .unwrap();
+    let call = |token: String| {
+        http.post(format!("http://{ENTRA_HOST}/mcp"))
+            .header("Accept", "application/json, text/event-stream")
+            .header("Content-Type", "application/json")
+            .bearer_auth(token)
+            .body(tool_call("echo").to_string())
+            .send()
+    };
+    let client = Client::register(&w.app, "contoso", json!({})).await;
+    let browser = Browser::new();
+    let (code, attempt) = login_with_scope(
+        &w.app,
+        &browser,
+        "contoso",
+        &client,
+        "files.read offline_access",
+        "ada",
+    )
+    .await;
+    let (status, tokens) = redeem(&w.app, "contoso", &client, &code, &attempt).await;
+    assert_eq!(status, 200, "{tokens}");
+    let entra_token = tokens["access_token"].as_str().unwrap().to_owned();
+    assert_eq!(
+        jsonwebtoken::decode_header(&entra_token)
+            .unwrap()
+            .kid
+            .as_deref(),
+        Some("app-key-1"),
+        "the client holds Entra's own JWT"
+    );
+
+    for _ in 0..2 {
+        let res = call(entra_token.clone()).await.unwrap();
+        assert_eq!(res.status(), 200, "{}", res.text().await.unwrap());
+    }
+    let seen = backend.seen.lock().unwrap().last().cloned().unwrap();
+    assert_eq!(seen.header("authorization"), None);
+    assert_eq!(
+        seen.header("x-dcr-shim-downstream-token"),
+        Some(format!("{OBO_PREFIX}oid-ada.api://reports/reports.read").as_str()),
+        "the reports API's token, for the same user"
+    );
+    let obo = w.idp.state.lock().unwrap().obo_requests.clone();
+    assert_eq!(
+        obo,
+        [(
+            SECRET_APP.to_owned(),
+            "api://reports/reports.read".to_owned()
+        )],
+        "asked once by the API's own app, then kept"
+    );
+    let identity = seen.header("x-dcr-shim-identity").unwrap();
+    let claims: Value = serde_json::from_slice(
+        &URL_SAFE_NO_PAD
+            .decode(identity.split('.').nth(1).unwrap())
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(claims["sub"], "oid-ada", "Entra's oid");
+    assert_eq!(claims["client_id"], SECRET_APP, "the app registration");
+    assert_eq!(claims["scope"], "files.read");
+
+    // Entra's token with its audience or app changed is not one Entra signed.
+    let calls = backend.seen.lock().unwrap().len();
+    for forged_token in [
+        forged(&entra_token, |_, c| c["aud"] = json!("api://elsewhere")),
+        forged(&entra_token, |_, c| {
+            c["azp"] = json!("cccccccc-0000-0000-0000-000000000009")
+        }),
+    ] {
+        assert_eq!(call(forged_token).await.unwrap().status(), 401);
+    }
+    assert_eq!(backend.seen.lock().unwrap().len(), calls);
+    w.stop().await;
+}

@@ -314,9 +314,17 @@ async fn pass_on(
             }
         };
     if let Some(api) = &gateway.downstream_api {
+        let on_behalf_of = gateway.on_behalf_of_app.as_deref();
+        let bearer = super::body::bearer_token(req).unwrap_or_default();
         match state
             .gateway_downstream()
-            .header(state.auth(), tenant, api, caller, ctx.now)
+            .header(
+                state.auth(),
+                (tenant, api, on_behalf_of),
+                caller,
+                bearer,
+                ctx.now,
+            )
             .await
         {
             Ok(header) => identity.push(header),
@@ -388,9 +396,7 @@ fn no_downstream_token(
             jsonrpc_error(
                 StatusCode::BAD_GATEWAY,
                 -32603,
-                &format!(
-                    "a token for the MCP server's downstream API '{api}' could not be obtained: {why}"
-                ),
+                "a token for the MCP server's downstream API could not be obtained; the operator's log has the reason",
             )
         }
     }

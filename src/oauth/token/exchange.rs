@@ -229,6 +229,37 @@ impl Tokens {
         Ok(tokens)
     }
 
+    /// The IdP's access token for `api` on behalf of the user of `assertion`, the IdP's own
+    /// access token for the API of the app `app` (Entra's on-behalf-of flow, with that app's
+    /// credentials). An IdP refusal is an error here, logged with what the IdP said.
+    pub(crate) async fn on_behalf_of(
+        &self,
+        tenant: &Tenant,
+        app: &str,
+        api: &DownstreamApi,
+        assertion: &str,
+        now: u64,
+    ) -> Result<UpstreamTokens, OAuthError> {
+        let at = self.upstreams.app(tenant, app)?;
+        let scopes: ScopeSet = api.scopes.iter().cloned().collect();
+        self.upstreams
+            .client()
+            .token(
+                &at,
+                UpstreamGrant::OnBehalfOf {
+                    assertion,
+                    scopes: &scopes,
+                },
+                None,
+                now,
+            )
+            .await
+            .map_err(|e| {
+                e.log(&tenant.id, app, "on-behalf-of");
+                crate::oauth::upstream_errors::to_token_client(&e)
+            })
+    }
+
     /// The claims of the subject token: a live access token this tenant minted, for a
     /// resource the calling resource server serves and that may reach `api`.
     async fn subject_token_claims(

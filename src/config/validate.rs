@@ -459,6 +459,50 @@ fn check_url(field: &str, raw: &str, p: &mut Problems) -> bool {
     true
 }
 
+/// The app that asks Entra for a passthrough resource's downstream token: one of the tenant's,
+/// confidential (Entra refuses a public client's on-behalf-of request), the API's own
+/// registration where the accepted audiences name it by application id, and the one the
+/// downstream API is reached through, if the API names one.
+fn on_behalf_of_problems(
+    c: &TenantConfig,
+    r: &ResourceConfig,
+    api: &str,
+    app: &str,
+) -> Vec<(&'static str, String)> {
+    let Some(found) = c.apps.iter().find(|a| a.name == app) else {
+        return vec![(
+            "on_behalf_of_app",
+            format!("'{app}' is not one of the tenant's [[apps]]"),
+        )];
+    };
+    let mut out = Vec::new();
+    if matches!(found.credential, CredentialConfig::None) {
+        out.push(("on_behalf_of_app", format!("'{app}' has no credential: Entra answers an on-behalf-of request only from a confidential app")));
+    }
+    let audiences = c.upstream.idp_token_audiences(r);
+    let guids: Vec<&String> = audiences.iter().filter(|a| !a.contains("://")).collect();
+    if !guids.is_empty()
+        && !guids
+            .iter()
+            .any(|g| g.eq_ignore_ascii_case(&found.client_id))
+    {
+        out.push(("on_behalf_of_app", format!("'{app}' ({}) is not the API the callers' tokens are for ({}): Entra answers an on-behalf-of request only from the app a token was issued to", found.client_id, guids.iter().map(|g| g.as_str()).collect::<Vec<_>>().join(", "))));
+    }
+    if let Some(only) = c
+        .downstream_apis
+        .iter()
+        .find(|d| d.name == api)
+        .and_then(|d| d.app.as_deref())
+        .filter(|only| *only != app)
+    {
+        out.push((
+            "on_behalf_of_app",
+            format!("the downstream API '{api}' is reached through the app '{only}', not '{app}'"),
+        ));
+    }
+    out
+}
+
 /// A gateway's `downstream_api` and `on_behalf_of_app` against the resource and the tenant.
 fn downstream_problems(
     c: &TenantConfig,
@@ -473,7 +517,7 @@ fn downstream_problems(
         (Some(api), None, true) if !r.exchange.contains(api) => out.push(("downstream_api", format!("'{api}' must also be in the resource's exchange list, so that its logins keep the IdP refresh token the token is obtained with"))),
         (Some(_), None, false) => out.push(("downstream_api", "a passthrough resource's downstream token is obtained on behalf of the caller's token: name the API's own app registration in on_behalf_of_app (Entra only)".to_owned())),
         (Some(_), Some(_), false) if !entra => out.push(("on_behalf_of_app", "the on-behalf-of flow is Entra's; with another IdP use a minted resource, whose downstream token comes from the login's refresh token".to_owned())),
-        (Some(_), Some(app), false) if !c.apps.iter().any(|a| &a.name == app) => out.push(("on_behalf_of_app", format!("'{app}' is not one of the tenant's [[apps]]"))),
+        (Some(api), Some(app), false) => out.extend(on_behalf_of_problems(c, r, api, app)),
         _ => {}
     }
     if let Some(api) = &g.downstream_api
@@ -496,7 +540,10 @@ fn validate_gateways(c: &TenantConfig, p: &mut Problems) {
         if r.gateway.is_none() || r.is_minted() {
             continue;
         }
-        for aud in c.upstream.idp_token_audiences(r) {
+        let mut own = c.upstream.idp_token_audiences(r);
+        own.sort();
+        own.dedup();
+        for aud in own {
             if let Some((other, _)) = accepted.iter().find(|(_, a)| *a == aud) {
                 p.add(&format!("resources[{i}].gateway.idp_audiences"), format!("'{aud}' is also accepted by resources[{other}]: each would admit the other's callers; give each passthrough gateway resource an API of its own"));
             }

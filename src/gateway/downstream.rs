@@ -82,9 +82,15 @@ impl DownstreamTokens {
                 "the downstream API '{api_name}' is not in the tenant file"
             )));
         };
-        // Whose token it is: the login's, or for on-behalf-of the caller's token's itself.
+        // Whose token it is: the login's, or for on-behalf-of the caller's token's itself (and
+        // the app that asks, so that a reload naming another one asks again).
         let holder = match on_behalf_of {
-            Some(_) => format!("obo {}", crate::crypto::sha256_hex(bearer)),
+            Some(_) if bearer.is_empty() => {
+                return Err(Missing::SignIn(
+                    "no bearer token to act on behalf of".into(),
+                ));
+            }
+            Some(app) => format!("obo {app} {}", crate::crypto::sha256_hex(bearer)),
             None if caller.text("sid").is_empty() => {
                 return Err(Missing::SignIn(
                     "the token names no login to act for".into(),
@@ -146,7 +152,12 @@ async fn obtain_on_behalf_of(
         .tokens()
         .on_behalf_of(tenant, app, api, bearer, now)
         .await
-        .map_err(|e| Missing::Failed(e.description))?;
+        .map_err(|e| match e.code {
+            // The user must sign in again (a policy of the downstream API, consent): 401, so
+            // that the client does, rather than a 502 it cannot act on.
+            crate::oauth::error::ErrorCode::InvalidGrant => Missing::SignIn(e.description),
+            _ => Missing::Failed(e.description),
+        })?;
     Ok((tokens.access_token, tokens.expires_in))
 }
 

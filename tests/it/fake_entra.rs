@@ -720,6 +720,7 @@ fn on_behalf_of(ctx: &Ctx, client_id: &str, p: &HashMap<String, String>) -> Http
     }
     let mut validation = Validation::new(Algorithm::RS256);
     validation.set_audience(&[client_id]);
+    validation.set_issuer(&[format!("{}/{DIRECTORY}/v2.0", ctx.authority)]);
     let assertion = p.get("assertion").map(String::as_str).unwrap_or_default();
     let Ok(claims) = jsonwebtoken::decode::<Value>(assertion, &ctx.public_key, &validation) else {
         return aad_error(
@@ -730,7 +731,18 @@ fn on_behalf_of(ctx: &Ctx, client_id: &str, p: &HashMap<String, String>) -> Http
         );
     };
     let scope = p.get("scope").cloned().unwrap_or_default();
-    let oid = claims.claims["oid"].as_str().unwrap_or_default().to_owned();
+    let Some(oid) = claims.claims["oid"]
+        .as_str()
+        .filter(|_| claims.claims.get("scp").is_some())
+        .map(str::to_owned)
+    else {
+        return aad_error(
+            400,
+            "invalid_grant",
+            "AADSTS50013",
+            "An on-behalf-of assertion must be a user's delegated token.",
+        );
+    };
     ctx.state
         .lock()
         .unwrap()

@@ -306,3 +306,107 @@ async fn entras_own_v2_token_passes_the_gateway_and_its_backend_gets_a_token_on_
     assert_eq!(backend.seen.lock().unwrap().len(), calls);
     w.stop().await;
 }
+
+/// Settings that would fail at every call, or widen who passes, are refused by `check`.
+#[test]
+fn check_refuses_gateway_settings_that_would_fail_at_every_call() {
+    let dir = tempfile::tempdir().unwrap();
+    let other_api = "11111111-aaaa-bbbb-cccc-000000000001";
+    let file = dir.path().join("t.toml");
+    std::fs::write(
+        &file,
+        format!(
+            r#"[upstream]
+kind = "entra"
+directory_id = "11111111-2222-3333-4444-555555555555"
+[[apps]]
+name = "agents"
+client_id = "aaaaaaaa-0000-0000-0000-000000000001"
+credential = {{ kind = "none" }}
+[[apps]]
+name = "public"
+client_id = "aaaaaaaa-0000-0000-0000-000000000002"
+credential = {{ kind = "none" }}
+
+[[resources]]
+uri = "https://a.test/mcp"
+default = true
+scopes = [{{ name = "a.read", upstream = "api://a/a.read" }}]
+[resources.gateway]
+backend = "http://a.internal/mcp"
+idp_audiences = ["{other_api}", "{other_api}"]
+downstream_api = "reports"
+on_behalf_of_app = "public"
+
+[[resources]]
+uri = "https://b.test/mcp"
+scopes = [{{ name = "b.read", upstream = "api://b/b.read" }}]
+[resources.gateway]
+backend = "http://b.internal/mcp"
+idp_audiences = ["{other_api}"]
+downstream_api = "reports"
+
+[[resources]]
+uri = "https://c.test/mcp"
+token = "minted"
+exchange = ["reports"]
+scopes = [{{ name = "c.read", upstream = "api://c/c.read", acr_values = ["c1 c2", "urn:mfa"] }}]
+[resources.gateway]
+backend = "http://c.internal/mcp"
+downstream_api = "reports"
+on_behalf_of_app = "agents"
+
+[[downstream_apis]]
+name = "reports"
+scopes = ["api://reports/reports.read"]
+app = "agents"
+"#
+        ),
+    )
+    .unwrap();
+    let public = url::Url::parse("https://auth.example.com").unwrap();
+    let problems = dcr_shim::config::load_tenant(&file, &public).unwrap_err();
+    let text: Vec<String> = problems.iter().map(|p| p.to_string()).collect();
+    for (field, words) in [
+        ("resources[0].gateway.on_behalf_of_app", "no credential"),
+        (
+            "resources[0].gateway.on_behalf_of_app",
+            "not the API the callers' tokens are for",
+        ),
+        (
+            "resources[0].gateway.on_behalf_of_app",
+            "reached through the app 'agents'",
+        ),
+        (
+            "resources[1].gateway.idp_audiences",
+            "also accepted by resources[0]",
+        ),
+        (
+            "resources[1].gateway.downstream_api",
+            "name the API's own app registration",
+        ),
+        (
+            "resources[2].gateway.on_behalf_of_app",
+            "remove on_behalf_of_app",
+        ),
+        (
+            "resources[2].acr_values",
+            "'c1 c2' is not a sign-in strength",
+        ),
+        (
+            "resources[2].acr_values",
+            "'urn:mfa' is not a Conditional Access authentication context",
+        ),
+    ] {
+        assert!(
+            text.iter().any(|p| p.contains(field) && p.contains(words)),
+            "{field}: {words}\n{text:#?}"
+        );
+    }
+    assert!(
+        !text
+            .iter()
+            .any(|p| p.contains("resources[0].gateway.idp_audiences")),
+        "an audience listed twice by one resource is not a clash: {text:#?}"
+    );
+}

@@ -28,6 +28,8 @@ pub(crate) struct Metrics {
     pub(crate) logins: IntCounterVec,
     /// Refresh grants by tenant and outcome (`ok`, or the OAuth error).
     pub(crate) refreshes: IntCounterVec,
+    /// Client credentials grants by tenant and outcome (`ok`, or the OAuth error).
+    pub(crate) client_credentials: IntCounterVec,
     /// Refresh tokens or codes used twice, by tenant.
     pub(crate) reuse_detected: IntCounterVec,
     /// Refresh families revoked, by tenant.
@@ -418,15 +420,15 @@ fn histogram(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> Hi
 impl Metrics {
     fn new() -> Self {
         let r = Registry::new();
-        let build_info = gauge(
+        gauge(
             &r,
             "dcr_shim_build_info",
             "1, labelled with the version and the commit this binary was built from",
             &["version", "commit"],
-        );
-        build_info
-            .with_label_values(&[env!("CARGO_PKG_VERSION"), env!("DCR_SHIM_COMMIT")])
-            .set(1);
+        )
+        .with_label_values(&[env!("CARGO_PKG_VERSION"), env!("DCR_SHIM_COMMIT")])
+        .set(1);
+        let outcomes = |name: &str, help: &str| counter(&r, name, help, &["tenant", "outcome"]);
         Self {
             upstream: UpstreamMetrics::register(&r),
             store: StoreMetrics::register(&r),
@@ -457,17 +459,14 @@ impl Metrics {
                 "requests refused by a rate limit",
                 &["tenant", "limit"],
             ),
-            logins: counter(
-                &r,
+            logins: outcomes(
                 "dcr_shim_logins_total",
                 "logins started, completed and failed (by OAuth error)",
-                &["tenant", "outcome"],
             ),
-            refreshes: counter(
-                &r,
-                "dcr_shim_refreshes_total",
-                "refresh grants by outcome",
-                &["tenant", "outcome"],
+            refreshes: outcomes("dcr_shim_refreshes_total", "refresh grants by outcome"),
+            client_credentials: outcomes(
+                "dcr_shim_client_credentials_total",
+                "client credentials grants by outcome",
             ),
             reuse_detected: counter(
                 &r,
@@ -481,11 +480,9 @@ impl Metrics {
                 "refresh families revoked",
                 &["tenant"],
             ),
-            cimd: counter(
-                &r,
+            cimd: outcomes(
                 "dcr_shim_cimd_resolutions_total",
                 "client metadata document resolutions by outcome",
-                &["tenant", "outcome"],
             ),
             tenant_reloads: counter(
                 &r,

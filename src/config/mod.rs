@@ -10,6 +10,7 @@ pub mod gateway;
 pub mod grant_lifetime;
 pub(crate) mod host_pattern;
 pub mod load;
+pub mod machine_client;
 pub mod problems;
 pub mod resource;
 pub mod resource_server;

@@ -39,6 +39,35 @@ pub(crate) fn read_jwks_file(file: &std::path::Path) -> Result<JwkSet, String> {
     }
 }
 
+/// Problems with a configured client's credential (exactly one of a secret's hash and a JWK
+/// Set file), as (field, message); normalizes the hash and reads the keys.
+pub(crate) fn check_credential(
+    secret_sha256: &mut Option<HandleKey>,
+    jwks_file: Option<&std::path::Path>,
+    jwks: &mut Option<JwkSet>,
+) -> Vec<(&'static str, String)> {
+    let mut out = Vec::new();
+    match (secret_sha256.as_ref(), jwks_file) {
+        (Some(_), Some(_)) | (None, None) => out.push((
+            "secret_sha256",
+            "give exactly one of secret_sha256 (client_secret_basic or _post) and jwks_file (private_key_jwt)".to_owned(),
+        )),
+        (Some(hash), None) => {
+            let hex = hash.as_str().to_owned();
+            let ok = hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit());
+            if !ok {
+                out.push(("secret_sha256", "must be 64 hex digits: the SHA-256 of the secret, as printf %s \"$SECRET\" | sha256sum prints it".to_owned()));
+            }
+            *secret_sha256 = Some(HandleKey::from_hex(&hex));
+        }
+        (None, Some(file)) => match read_jwks_file(file) {
+            Ok(set) => *jwks = Some(set),
+            Err(e) => out.push(("jwks_file", e)),
+        },
+    }
+    out
+}
+
 impl ResourceServerConfig {
     /// Problems with the table at `[[resource_servers]][i]`, as (field, message); reads
     /// `jwks_file`.
@@ -56,24 +85,11 @@ impl ResourceServerConfig {
                 format!("'{}' is used by another resource server", self.client_id),
             ));
         }
-        match (&self.secret_sha256, &self.jwks_file) {
-            (Some(_), Some(_)) | (None, None) => out.push((
-                "secret_sha256",
-                "give exactly one of secret_sha256 (client_secret_basic or _post) and jwks_file (private_key_jwt)".to_owned(),
-            )),
-            (Some(hash), None) => {
-                let hex = hash.as_str();
-                let ok = hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit());
-                if !ok {
-                    out.push(("secret_sha256", "must be 64 hex digits: the SHA-256 of the secret, as printf %s \"$SECRET\" | sha256sum prints it".to_owned()));
-                }
-                self.secret_sha256 = Some(HandleKey::from_hex(hex));
-            }
-            (None, Some(file)) => match read_jwks_file(file) {
-                Ok(set) => self.jwks = Some(set),
-                Err(e) => out.push(("jwks_file", e)),
-            },
-        }
+        out.extend(check_credential(
+            &mut self.secret_sha256,
+            self.jwks_file.as_deref(),
+            &mut self.jwks,
+        ));
         if self.resources.is_empty() {
             out.push((
                 "resources",

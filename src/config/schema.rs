@@ -12,6 +12,7 @@ use serde::Deserialize;
 use super::app::AppConfig;
 use super::downstream_api::DownstreamApi;
 use super::host_pattern::HostPattern;
+use super::machine_client::MachineClientConfig;
 use super::resource::ResourceConfig;
 use super::resource_server::ResourceServerConfig;
 use super::token_mode::TokenSigningAlg;
@@ -37,6 +38,10 @@ pub struct TenantConfig {
     /// APIs that call the shim to introspect minted tokens (`resource_server.rs`).
     #[serde(default)]
     pub(crate) resource_servers: Vec<ResourceServerConfig>,
+    /// Agents that get tokens as themselves by the client credentials grant
+    /// (`machine_client.rs`).
+    #[serde(default)]
+    pub(crate) machine_clients: Vec<MachineClientConfig>,
     /// APIs reachable by token exchange (`downstream_api.rs`).
     #[serde(default)]
     pub(crate) downstream_apis: Vec<DownstreamApi>,

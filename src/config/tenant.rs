@@ -8,6 +8,7 @@ use std::path::PathBuf;
 pub(crate) use super::app::AppConfig;
 pub(crate) use super::app::{CredentialConfig, SecretMethod, SigningAlgorithm};
 use super::downstream_api::DownstreamApi;
+use super::machine_client::MachineClientConfig;
 pub use super::resource::ResourceConfig;
 pub(crate) use super::resource::ScopeConfig;
 use super::resource_server::ResourceServerConfig;
@@ -145,6 +146,19 @@ impl Tenant {
             .resource_servers
             .iter()
             .find(|r| r.client_id == client_id)
+    }
+
+    /// The machine client of the tenant with this client id.
+    pub(crate) fn machine_client(&self, client_id: &str) -> Option<&MachineClientConfig> {
+        self.config
+            .machine_clients
+            .iter()
+            .find(|m| m.client_id == client_id)
+    }
+
+    /// Whether the tenant offers the client credentials grant (it names machine clients).
+    pub(crate) fn offers_client_credentials(&self) -> bool {
+        !self.config.machine_clients.is_empty()
     }
 
     /// The downstream API an exchange request names by `resource` and `audience`.

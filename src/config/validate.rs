@@ -61,7 +61,8 @@ pub(crate) fn validate(c: &TenantConfig, public_url: &Url, p: &mut Problems) {
     }
 }
 
-/// The `[[resource_servers]]` and `[[trusted_issuers]]` tables, reading their key files.
+/// The `[[resource_servers]]`, `[[machine_clients]]` and `[[trusted_issuers]]` tables,
+/// reading their key files.
 pub(crate) fn check_resource_servers(c: &mut TenantConfig, p: &mut Problems) {
     for (i, t) in c.trusted_issuers.iter_mut().enumerate() {
         if let Some((field, message)) = t.load_keys() {
@@ -72,6 +73,11 @@ pub(crate) fn check_resource_servers(c: &mut TenantConfig, p: &mut Problems) {
     for (i, rs) in c.resource_servers.iter_mut().enumerate() {
         for (field, message) in rs.check(&c.resources, &mut ids) {
             p.add(&format!("resource_servers[{i}].{field}"), message);
+        }
+    }
+    for (i, m) in c.machine_clients.iter_mut().enumerate() {
+        for (field, message) in m.check(&c.resources, &mut ids) {
+            p.add(&format!("machine_clients[{i}].{field}"), message);
         }
     }
 }

@@ -76,7 +76,7 @@ impl DownstreamTokens {
         caller: &Caller,
         bearer: &str,
         now: u64,
-    ) -> Result<(&'static str, String), Missing> {
+    ) -> Result<Option<(&'static str, String)>, Missing> {
         let Some(api) = tenant.downstream_api(None, Some(api_name)) else {
             return Err(Missing::Failed(format!(
                 "the downstream API '{api_name}' is not in the tenant file"
@@ -91,21 +91,19 @@ impl DownstreamTokens {
                 ));
             }
             Some(app) => format!("obo {app} {}", crate::crypto::sha256_hex(bearer)),
-            None if caller.text("sid").is_empty() => {
-                return Err(Missing::SignIn(
-                    "the token names no login to act for".into(),
-                ));
-            }
+            // A machine client's token (no login): there is no user to act for, and the MCP
+            // server learns from the identity that the caller is the machine itself.
+            None if caller.text("sid").is_empty() => return Ok(None),
             None => caller.text("sid").to_owned(),
         };
         let key = (tenant.id.to_string(), holder, api.name.clone());
         if let Some(token) = self.fresh(&key, now).await {
-            return Ok((DOWNSTREAM_HEADER, token));
+            return Ok(Some((DOWNSTREAM_HEADER, token)));
         }
         let gate = self.gate(&key);
         let _one = gate.lock().await;
         if let Some(token) = self.fresh(&key, now).await {
-            return Ok((DOWNSTREAM_HEADER, token));
+            return Ok(Some((DOWNSTREAM_HEADER, token)));
         }
         let token = match on_behalf_of {
             Some(app) => obtain_on_behalf_of(auth, tenant, app, api, bearer, now).await?,
@@ -118,7 +116,7 @@ impl DownstreamTokens {
             .saturating_add(lifetime - (lifetime / 2).min(MARGIN))
             .min(caller_exp.unwrap_or(u64::MAX));
         self.kept.insert(key, (token.0.clone(), send_until)).await;
-        Ok((DOWNSTREAM_HEADER, token.0))
+        Ok(Some((DOWNSTREAM_HEADER, token.0)))
     }
 
     async fn fresh(&self, key: &Key, now: u64) -> Option<String> {

@@ -17,15 +17,17 @@ pub(crate) struct Grant<'a> {
     pub(crate) issuer: &'a str,
     /// The resource URI in the tenant's configured form.
     pub(crate) audience: &'a str,
-    /// The user's stable id at the IdP.
+    /// The user's stable id at the IdP, or a machine client's id (`client_id` then says the
+    /// same: no user).
     pub(crate) subject: &'a str,
     pub(crate) client_id: &'a str,
     /// MCP-facing scope names, space-separated.
     pub(crate) scope: &'a str,
-    pub(crate) auth_time: u64,
+    /// When the user signed in; none for a machine client.
+    pub(crate) auth_time: Option<u64>,
     /// The refresh family (the login) the token belongs to, so that revoking it makes the
-    /// token inactive at introspection.
-    pub(crate) session: &'a str,
+    /// token inactive at introspection; none for a machine client, which has no login.
+    pub(crate) session: Option<&'a str>,
     /// Claims copied from the IdP's ID token, under the names the resource gives them.
     pub(crate) copied: &'a Map<String, Value>,
     pub(crate) lifetime: u64,
@@ -54,10 +56,14 @@ pub(crate) fn mint(key: &ActiveKey, grant: &Grant<'_>, now: u64) -> Result<Minte
         ("iat", json!(now)),
         ("exp", json!(exp)),
         ("jti", json!(random_token())),
-        ("auth_time", json!(grant.auth_time)),
-        ("sid", json!(grant.session)),
     ] {
         claims.insert(name.to_owned(), value);
+    }
+    if let Some(auth_time) = grant.auth_time {
+        claims.insert("auth_time".to_owned(), json!(auth_time));
+    }
+    if let Some(session) = grant.session {
+        claims.insert("sid".to_owned(), json!(session));
     }
     let header = Header {
         typ: Some(ACCESS_TOKEN_TYPE.to_owned()),

@@ -28,8 +28,12 @@ pub(crate) fn authorization_server_metadata(tenant: &Tenant, offers_refresh: boo
         // For the tenant's resource servers (`exchange.rs`), never for registered clients.
         grants.push(super::token::grant_names::TOKEN_EXCHANGE);
     }
+    if tenant.offers_client_credentials() {
+        // For the machine clients the tenant file names (`client_credentials.rs`).
+        grants.push(super::token::grant_names::CLIENT_CREDENTIALS);
+    }
     let mut auth_methods = vec!["none", "client_secret_basic", "client_secret_post"];
-    if policy.cimd {
+    if policy.cimd || tenant.offers_client_credentials() {
         // Document clients that publish keys (`client_auth.rs`).
         auth_methods.push("private_key_jwt");
     }
@@ -68,6 +72,8 @@ pub(crate) fn authorization_server_metadata(tenant: &Tenant, offers_refresh: boo
     }
     if policy.cimd {
         doc["client_id_metadata_document_supported"] = json!(true);
+    }
+    if policy.cimd || tenant.offers_client_credentials() {
         doc["token_endpoint_auth_signing_alg_values_supported"] = json!(ALGORITHM_NAMES);
         doc["revocation_endpoint_auth_signing_alg_values_supported"] = json!(ALGORITHM_NAMES);
     }

@@ -207,8 +207,8 @@ impl Minter {
             subject: who.subject,
             client_id: who.client_id.as_str(),
             scope: &scope,
-            auth_time: who.auth_time,
-            session: &session,
+            auth_time: Some(who.auth_time),
+            session: Some(&session),
             copied: who.claims,
             lifetime: resource.lifetime().as_secs(),
         };
@@ -216,6 +216,35 @@ impl Minter {
         tokens.access_token = token;
         tokens.expires_in = Some(expires_in);
         Ok(())
+    }
+
+    /// A token for the machine client `client_id` itself (the client credentials grant): its
+    /// `sub` is its client id, and it names no login and no sign-in.
+    pub(crate) async fn mint_for_machine(
+        &self,
+        tenant: &Tenant,
+        resource: MintedResource<'_>,
+        client_id: &str,
+        scopes: &ScopeSet,
+        now: u64,
+    ) -> Result<Minted, OAuthError> {
+        let key = self
+            .signing_keys
+            .active(&tenant.id, tenant.token_signing_alg(), now)
+            .await?;
+        let scope = scopes.to_string();
+        let grant = Grant {
+            issuer: &tenant.issuer,
+            audience: resource.uri.as_str(),
+            subject: client_id,
+            client_id,
+            scope: &scope,
+            auth_time: None,
+            session: None,
+            copied: &Map::new(),
+            lifetime: resource.lifetime().as_secs(),
+        };
+        Ok(mint(&key, &grant, now)?)
     }
 
     /// The copied claims of a minted resource's login, sealed with its refresh token `token`

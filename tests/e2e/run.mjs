@@ -11,13 +11,13 @@ import { spawn } from 'node:child_process';
 import { setTimeout as sleep } from 'node:timers/promises';
 import assert from 'node:assert/strict';
 import express from 'express';
-import { decodeJwt, decodeProtectedHeader } from 'jose';
+import { decodeJwt, decodeProtectedHeader, exportJWK, generateKeyPair } from 'jose';
 import { createIdp, API, REPORTS_API, REPORTS_SCOPES } from './lib/idp.mjs';
 import { mountMcp, mountReportsApi } from './lib/mcp-server.mjs';
 import { createEnterpriseIdp } from './lib/enterprise-idp.mjs';
 import { mountGatewayBackend, IDENTITY_TYPE } from './lib/gateway-backend.mjs';
 // The 2.x client, whose CrossAppAccessProvider is an Enterprise-Managed Authorization client.
-import { Client as Client2, StreamableHTTPClientTransport as Transport2, CrossAppAccessProvider, discoverAndRequestJwtAuthGrant } from '@modelcontextprotocol/client';
+import { Client as Client2, StreamableHTTPClientTransport as Transport2, CrossAppAccessProvider, discoverAndRequestJwtAuthGrant, ClientCredentialsProvider, PrivateKeyJwtProvider } from '@modelcontextprotocol/client';
 import { selfSignedClientCert, caAndServerCert } from './lib/certs.mjs';
 import { Browser, TestProvider, connectClient, callTool, toolJson } from './lib/client.mjs';
 
@@ -281,6 +281,12 @@ scopes = ${JSON.stringify(REPORTS_SCOPES)}
 `,
   }));
 
+  // Machine clients of the gateway tenant (the client credentials grant): one with a key, as
+  // the 2.x SDK's PrivateKeyJwtProvider signs with it, one with a secret.
+  const machineKeys = await generateKeyPair('ES256', { extractable: true });
+  const machinePrivateJwk = await exportJWK(machineKeys.privateKey);
+  const machineJwksFile = w('machine.jwks.json', JSON.stringify({ keys: [{ ...(await exportJWK(machineKeys.publicKey)), alg: 'ES256', use: 'sig' }] }));
+  const MACHINE_SECRET = 'e2e-machine-secret-' + 'm'.repeat(24);
   fs.writeFileSync(path.join(tenantsDir, 'gw.toml'), secretAppTenant({
     display: 'E2E Gateway', issuer: IDP, resource: GW_RESOURCE, resourceName: 'Files (through the gateway)',
     resourceLines: 'token = "minted"\nclaims = { roles = "roles" }\nexchange = ["reports"]\n',
@@ -296,6 +302,16 @@ rules = [
 name = "reports"
 uri = "${REPORTS_API}"
 scopes = ${JSON.stringify(REPORTS_SCOPES)}
+[[machine_clients]]
+client_id = "e2e-key-agent"
+name = "E2E agent with a key"
+jwks_file = "${machineJwksFile}"
+resources = ["${GW_RESOURCE}"]
+[[machine_clients]]
+client_id = "e2e-secret-agent"
+secret_sha256 = "${createHash('sha256').update(MACHINE_SECRET).digest('hex')}"
+resources = ["${GW_RESOURCE}"]
+scopes = ["files.read"]
 [dev]
 cimd_allow_loopback = true
 cimd_extra_ca_file = "${caFile}"
@@ -665,6 +681,25 @@ webhook_secret_file = "${w('approval-webhook.key', HOOK_KEY)}"
     const forged = await fetch(GW_PT_RESOURCE, { method: 'POST', headers: { authorization: `Bearer ${h}.${otherApi}.${sig}`, 'content-type': 'application/json', accept: 'application/json, text/event-stream' }, body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'tools/list' }) });
     assert.equal(forged.status, 401); assert.equal(gwPtBackend.seen.length, before);
     return `${gwPtBackend.seen.length} requests reached the MCP server with the IdP's token checked`;
+  });
+
+  await scenario('Client credentials: the 2.x SDK\'s PrivateKeyJwtProvider and ClientCredentialsProvider get minted tokens for themselves (no user, no browser) and call through the gateway; the MCP server verifies the identity JWT', async () => {
+    const out = [];
+    for (const [name, provider] of [
+      ['e2e-key-agent', new PrivateKeyJwtProvider({ clientId: 'e2e-key-agent', privateKey: machinePrivateJwk, algorithm: 'ES256', expectedIssuer: GW })],
+      ['e2e-secret-agent', new ClientCredentialsProvider({ clientId: 'e2e-secret-agent', clientSecret: MACHINE_SECRET, expectedIssuer: GW })],
+    ]) {
+      const client = new Client2({ name, version: '1.0.0' });
+      await client.connect(new Transport2(new URL(GW_RESOURCE), { authProvider: provider }));
+      const who = toolJson(await client.callTool({ name: 'whoami', arguments: {} }));
+      assert.equal(who.sub, name); assert.equal(who.claims.client_id, name, 'client_id = sub: no user');
+      assert.equal(who.claims.iss, GW); assert.equal(who.claims.aud, GW_BACKEND);
+      const held = decodeJwt((await provider.tokens()).access_token);
+      assert.equal(held.sub, name); assert.equal(held.aud, GW_RESOURCE); assert.equal(held.sid, undefined);
+      out.push(`${name}: scope ${held.scope}`);
+      await client.close();
+    }
+    return out.join('; ');
   });
 
   await scenario('Gateway with CIMD: a client identified by its metadata document logs in and calls through the gateway; the identity JWT names the document', async () => {

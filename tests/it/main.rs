@@ -29,6 +29,7 @@ mod id_jag;
 mod lifetimes;
 mod login;
 mod logs;
+mod machine_clients;
 mod metrics;
 mod minted;
 mod personas;

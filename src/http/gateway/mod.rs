@@ -327,7 +327,7 @@ async fn pass_on(
             )
             .await
         {
-            Ok(header) => identity.push(header),
+            Ok(header) => identity.extend(header),
             Err(missing) => return no_downstream_token(target, api, missing, record),
         }
     }

@@ -1,6 +1,9 @@
 //! The wire names of the grants beyond the code and refresh grants, for the token endpoint and
 //! the metadata document alike (a leaf: it imports nothing).
 
+/// RFC 6749 §4.4.
+pub(crate) const CLIENT_CREDENTIALS: &str = "client_credentials";
+
 /// RFC 7523 §2.1.
 pub(crate) const JWT_BEARER_GRANT: &str = "urn:ietf:params:oauth:grant-type:jwt-bearer";
 

@@ -23,6 +23,14 @@ use crate::oauth::error::OAuthError;
 use crate::oauth::params::Params;
 use crate::oauth::records::{Family, FamilyId};
 
+/// A client named in the tenant file (a resource server or a machine client), as
+/// `check_configured` checks what it presents.
+pub(super) struct Configured<'a> {
+    pub(super) id: &'a str,
+    pub(super) secret_sha256: Option<&'a crate::crypto::HandleKey>,
+    pub(super) jwks: Option<&'a jsonwebtoken::jwk::JwkSet>,
+}
+
 impl Tokens {
     /// `POST /{tenant}/introspect`.
     pub async fn introspect(
@@ -89,6 +97,18 @@ impl Tokens {
                 text("aud")
             )));
         }
+        if !claims.contains_key("sid") {
+            // A machine client's token (the client credentials grant) has no login: it counts
+            // while the tenant file names the client and lets it reach the audience.
+            let client_id = text("client_id");
+            return Ok(match tenant.machine_client(client_id) {
+                Some(m) if text("sub") == client_id && m.reaches(text("aud")) => Ok(claims),
+                _ => Err(format!(
+                    "the token's machine client {client_id} may no longer reach {}",
+                    text("aud")
+                )),
+            });
+        }
         let family = FamilyId::from_admin(text("sid"));
         let (family, client) = tokio::join!(
             self.records.get::<Family>(&tenant.id, &family, now),
@@ -116,6 +136,19 @@ impl Tokens {
         self.upstreams
             .idp_token_claims(tenant, resource, token, now)
             .await
+    }
+
+    /// The client id and credential a request presents (`client_auth.rs::presented`).
+    pub(super) fn presented_client<'a>(
+        form: &'a Params,
+        creds: &'a ClientCredentials,
+    ) -> Result<(Presented<'a>, String), OAuthError> {
+        let presented = presented(form, creds)?;
+        let id = match &presented {
+            Presented::Secret { id, .. } => (*id).to_owned(),
+            Presented::Assertion { id, .. } => id.clone(),
+        };
+        Ok((presented, id))
     }
 
     /// Why the tokens of a client no longer count, if they do not: a registered client that
@@ -148,22 +181,39 @@ impl Tokens {
         creds: &ClientCredentials,
         now: u64,
     ) -> Result<&'t ResourceServerConfig, OAuthError> {
-        let presented = presented(form, creds)?;
-        let id = match &presented {
-            Presented::Secret { id, .. } => (*id).to_owned(),
-            Presented::Assertion { id, .. } => id.clone(),
-        };
+        let (presented, id) = Self::presented_client(form, creds)?;
         let server = tenant.resource_server(&id).ok_or_else(|| {
             invalid_client("client authentication failed: not a resource server of this tenant")
         })?;
-        match (presented, &server.secret_sha256, &server.jwks) {
+        let credential = Configured {
+            id: &id,
+            secret_sha256: server.secret_sha256.as_ref(),
+            jwks: server.jwks.as_ref(),
+        };
+        self.check_configured(tenant, presented, credential, now)
+            .await?;
+        Ok(server)
+    }
+
+    /// Checks what a client named in the tenant file presented (a resource server's or a
+    /// machine client's): its secret, compared by hash in constant time, or a client
+    /// assertion signed with a key of its JWK Set for this server (the issuer, or its token or
+    /// introspection endpoint, with or without a trailing slash), whose `jti` is spent.
+    pub(super) async fn check_configured(
+        &self,
+        tenant: &Tenant,
+        presented: Presented<'_>,
+        client: Configured<'_>,
+        now: u64,
+    ) -> Result<(), OAuthError> {
+        match (presented, client.secret_sha256, client.jwks) {
             (
                 Presented::Secret {
                     secret: Some(s), ..
                 },
                 Some(hash),
                 _,
-            ) if hash.matches(&Handle::presented(s)) => Ok(server),
+            ) if hash.matches(&Handle::presented(s)) => Ok(()),
             (Presented::Secret { .. }, Some(_), _) => Err(invalid_client(
                 "client authentication failed: wrong or missing client secret",
             )),
@@ -172,19 +222,19 @@ impl Tokens {
                 let audiences = [
                     &format!("{issuer}/introspect")[..],
                     issuer,
+                    &format!("{issuer}/")[..],
                     &format!("{issuer}/token")[..],
                 ];
-                let verified = verify_assertion(assertion, &id, keys, &audiences, now)
+                let verified = verify_assertion(assertion, client.id, keys, &audiences, now)
                     .map_err(|e| invalid_client(format!("client authentication failed: {e}")))?;
-                self.spend_assertion(tenant, &ClientId::new(id.as_str()), &verified, now)
-                    .await?;
-                Ok(server)
+                self.spend_assertion(tenant, &ClientId::new(client.id), &verified, now)
+                    .await
             }
             (_, _, Some(_)) => Err(invalid_client(
-                "client authentication failed: this resource server authenticates with private_key_jwt; send client_assertion and client_assertion_type",
+                "client authentication failed: this client authenticates with private_key_jwt; send client_assertion and client_assertion_type",
             )),
             (_, _, None) => Err(invalid_client(
-                "client authentication failed: this resource server authenticates with its client secret",
+                "client authentication failed: this client authenticates with its client secret",
             )),
         }
     }

@@ -8,6 +8,7 @@
 //! `revocation.rs` (RFC 7009) beside them.
 
 pub mod client_auth;
+pub(crate) mod client_credentials;
 pub(crate) mod code;
 mod endpoint;
 pub(crate) mod exchange;

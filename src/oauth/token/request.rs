@@ -10,7 +10,7 @@
 //! (docs/architecture.md).
 
 use super::code::CodeRedemption;
-use super::grant_names::{JWT_BEARER_GRANT, TOKEN_EXCHANGE};
+use super::grant_names::{CLIENT_CREDENTIALS, JWT_BEARER_GRANT, TOKEN_EXCHANGE};
 use super::id_jag::JwtBearerRequest;
 use super::refresh::RefreshRequest;
 use crate::oauth::error::{ErrorCode, OAuthError};
@@ -23,6 +23,8 @@ pub(crate) struct OfferedGrants {
     pub(crate) jwt_bearer: bool,
     /// A resource's server may exchange its tokens.
     pub(crate) token_exchange: bool,
+    /// The tenant names machine clients.
+    pub(crate) client_credentials: bool,
 }
 
 /// A token request by the grant it asks for.
@@ -32,6 +34,9 @@ pub(crate) enum Parsed<'f> {
     Client(Result<TokenRequest<'f>, OAuthError>),
     /// RFC 8693, asked by a resource server authenticated as one (`exchange.rs` parses it).
     TokenExchange,
+    /// RFC 6749 §4.4, asked by a machine client authenticated as one
+    /// (`client_credentials.rs`).
+    ClientCredentials,
 }
 
 /// A registered client's token request, with the parameters its grant takes (each parsed by
@@ -59,6 +64,9 @@ pub(crate) fn parse(form: &Params, offered: OfferedGrants) -> Result<Parsed<'_>,
             Ok(TokenRequest::JwtBearer(JwtBearerRequest::parse(form)))
         }
         TOKEN_EXCHANGE if offered.token_exchange => return Ok(Parsed::TokenExchange),
+        CLIENT_CREDENTIALS if offered.client_credentials => {
+            return Ok(Parsed::ClientCredentials);
+        }
         _ => {
             return Err(OAuthError::new(
                 ErrorCode::UnsupportedGrantType,
@@ -114,10 +122,11 @@ mod tests {
     }
 
     #[test]
-    fn the_jwt_bearer_and_exchange_grants_only_where_offered() {
+    fn the_jwt_bearer_exchange_and_client_credentials_grants_only_where_offered() {
         let jwt = "grant_type=urn:ietf:params:oauth:grant-type:jwt-bearer";
         let exchange = "grant_type=urn:ietf:params:oauth:grant-type:token-exchange";
-        for f in [jwt, exchange] {
+        let machine = "grant_type=client_credentials";
+        for f in [jwt, exchange, machine] {
             assert_eq!(
                 parsed(f, OfferedGrants::default()).err().map(|e| e.code),
                 Some(ErrorCode::UnsupportedGrantType)
@@ -126,11 +135,16 @@ mod tests {
         let all = OfferedGrants {
             jwt_bearer: true,
             token_exchange: true,
+            client_credentials: true,
         };
         assert!(matches!(
             parsed(jwt, all),
             Ok(Parsed::Client(Ok(TokenRequest::JwtBearer(_))))
         ));
         assert!(matches!(parsed(exchange, all), Ok(Parsed::TokenExchange)));
+        assert!(matches!(
+            parsed(machine, all),
+            Ok(Parsed::ClientCredentials)
+        ));
     }
 }

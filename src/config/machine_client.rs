@@ -1,0 +1,103 @@
+//! `[[machine_clients]]`: agents that act as themselves, with no user and no browser, by the
+//! client credentials grant (RFC 6749 §4.4; the MCP extension
+//! `io.modelcontextprotocol/oauth-client-credentials`). Each is named by the operator here,
+//! never registered dynamically, and may reach only the resources and scopes listed.
+
+use std::path::PathBuf;
+
+use jsonwebtoken::jwk::JwkSet;
+use serde::Deserialize;
+
+use super::resource::ResourceConfig;
+use super::resource_server::check_credential;
+use crate::crypto::HandleKey;
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MachineClientConfig {
+    /// Its client id, and the `sub` of its tokens.
+    pub client_id: String,
+    /// What the audit and the operator call it ("Nightly report agent").
+    #[serde(default)]
+    pub(crate) name: Option<String>,
+    /// A JWK Set file with its public keys, for `private_key_jwt` (RFC 7523 §2.2): the
+    /// credential to prefer, since the shim then holds nothing that signs for it.
+    pub(crate) jwks_file: Option<PathBuf>,
+    /// Hex SHA-256 of its client secret (`client_secret_basic` or `_post`).
+    pub(crate) secret_sha256: Option<HandleKey>,
+    /// The minted resources it may get tokens for, by URI.
+    pub(crate) resources: Vec<String>,
+    /// The scopes it may be granted (MCP-facing names of those resources' scopes); all of a
+    /// resource's when empty.
+    #[serde(default)]
+    pub(crate) scopes: Vec<String>,
+    /// The keys of `jwks_file`, read when the file is loaded.
+    #[serde(skip)]
+    pub(crate) jwks: Option<JwkSet>,
+}
+
+impl MachineClientConfig {
+    /// Problems with the table at `[[machine_clients]][i]`, as (field, message); reads
+    /// `jwks_file`. `client_ids` holds the ids of the tenant's other configured clients.
+    pub(crate) fn check(
+        &mut self,
+        resources: &[ResourceConfig],
+        client_ids: &mut std::collections::HashSet<String>,
+    ) -> Vec<(&'static str, String)> {
+        let mut out = Vec::new();
+        if self.client_id.is_empty() || self.client_id.contains(':') {
+            out.push(("client_id", "must be a plain name without ':' (it can then never be taken by a registered client's id or a metadata document URL)".to_owned()));
+        } else if !client_ids.insert(self.client_id.clone()) {
+            out.push((
+                "client_id",
+                format!(
+                    "'{}' is used by another machine client or resource server",
+                    self.client_id
+                ),
+            ));
+        }
+        out.extend(check_credential(
+            &mut self.secret_sha256,
+            self.jwks_file.as_deref(),
+            &mut self.jwks,
+        ));
+        if self.resources.is_empty() {
+            out.push((
+                "resources",
+                "name at least one resource it may get tokens for".to_owned(),
+            ));
+        }
+        let mut reached: Vec<&ResourceConfig> = Vec::new();
+        for r in &self.resources {
+            match resources.iter().find(|c| c.uri.matches(r)) {
+                None => out.push(("resources", format!("'{r}' is not the uri of a resource in this file"))),
+                Some(c) if !c.is_minted() => out.push(("resources", format!("'{r}' has passthrough tokens, which only the IdP issues, and it issues none to a client of the shim's; set token = \"minted\" on it"))),
+                Some(c) => reached.push(c),
+            }
+        }
+        for s in &self.scopes {
+            if !reached
+                .iter()
+                .any(|r| r.scopes.iter().any(|rs| &rs.name == s))
+            {
+                out.push((
+                    "scopes",
+                    format!("'{s}' is not a scope of the resources it may reach"),
+                ));
+            }
+        }
+        out
+    }
+
+    /// Whether it may get tokens for the resource `uri`.
+    pub(crate) fn reaches(&self, uri: &str) -> bool {
+        self.resources
+            .iter()
+            .any(|r| crate::domain::ResourceUri::new(r.as_str()).matches(uri))
+    }
+
+    /// Whether it may be granted the scope `name` (of a resource it reaches).
+    pub(crate) fn may_have(&self, name: &str) -> bool {
+        self.scopes.is_empty() || self.scopes.iter().any(|s| s == name)
+    }
+}

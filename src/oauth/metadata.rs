@@ -33,9 +33,15 @@ pub(crate) fn authorization_server_metadata(tenant: &Tenant, offers_refresh: boo
         grants.push(super::token::grant_names::CLIENT_CREDENTIALS);
     }
     let mut auth_methods = vec!["none", "client_secret_basic", "client_secret_post"];
-    if policy.cimd || tenant.offers_client_credentials() {
+    if policy.cimd {
         // Document clients that publish keys (`client_auth.rs`).
         auth_methods.push("private_key_jwt");
+    }
+    // The token endpoint also takes machine clients' assertions (`client_credentials.rs`);
+    // revocation is for registered and document clients only.
+    let mut token_auth_methods = auth_methods.clone();
+    if tenant.offers_client_credentials() && !policy.cimd {
+        token_auth_methods.push("private_key_jwt");
     }
     let mut doc = json!({
         "issuer": issuer,
@@ -46,7 +52,7 @@ pub(crate) fn authorization_server_metadata(tenant: &Tenant, offers_refresh: boo
         "response_modes_supported": ["query"],
         "grant_types_supported": grants,
         "code_challenge_methods_supported": ["S256"],
-        "token_endpoint_auth_methods_supported": auth_methods,
+        "token_endpoint_auth_methods_supported": token_auth_methods,
         "revocation_endpoint_auth_methods_supported": auth_methods,
         "scopes_supported": scopes,
         "authorization_response_iss_parameter_supported": true,
@@ -75,6 +81,8 @@ pub(crate) fn authorization_server_metadata(tenant: &Tenant, offers_refresh: boo
     }
     if policy.cimd || tenant.offers_client_credentials() {
         doc["token_endpoint_auth_signing_alg_values_supported"] = json!(ALGORITHM_NAMES);
+    }
+    if policy.cimd {
         doc["revocation_endpoint_auth_signing_alg_values_supported"] = json!(ALGORITHM_NAMES);
     }
     doc

@@ -128,10 +128,17 @@ fn granted(
         } else {
             resource.default_scopes.iter().map(String::as_str).collect()
         };
-        return Ok(defaults
+        let granted: ScopeSet = defaults
             .into_iter()
             .filter(|s| machine.may_have(s))
-            .collect());
+            .collect();
+        if granted.is_empty() {
+            return Err(OAuthError::new(
+                ErrorCode::InvalidScope,
+                "this client may have none of the resource's default scopes; name one with scope",
+            ));
+        }
+        return Ok(granted);
     }
     let granted: ScopeSet = asked
         .iter()

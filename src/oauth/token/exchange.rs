@@ -165,6 +165,11 @@ impl Tokens {
             .await?;
         let text = |k: &str| claims.get(k).and_then(Value::as_str).unwrap_or_default();
         let scopes = requested_scopes(api, req.scope)?;
+        if text("sid").is_empty() {
+            return Err(unacceptable_subject(
+                "it is a machine client's token: there is no user to act for",
+            ));
+        }
         let family_id = FamilyId::from_admin(text("sid"));
         let tokens = self
             .downstream_token(tenant, &family_id, text("client_id"), api, &scopes, now)

@@ -197,8 +197,8 @@ impl Tokens {
 
     /// Checks what a client named in the tenant file presented (a resource server's or a
     /// machine client's): its secret, compared by hash in constant time, or a client
-    /// assertion signed with a key of its JWK Set for this server (the issuer, or its token or
-    /// introspection endpoint, with or without a trailing slash), whose `jti` is spent.
+    /// assertion signed with a key of its JWK Set for this server (the issuer with or without
+    /// a trailing slash, or its token or introspection endpoint), whose `jti` is spent.
     pub(super) async fn check_configured(
         &self,
         tenant: &Tenant,

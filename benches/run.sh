@@ -9,7 +9,8 @@
 # OIDCProxy and directly at oidc-provider, side by side; dcr-shim also on PostgreSQL with one and
 # two replicas), benches/scale.rs (1 M clients, on sled and on PostgreSQL),
 # benches/registration.rs (CIMD resolution) and benches/gateway.rs (the gateway against a
-# minimal Rust MCP server directly and FastMCP's proxy). PostgreSQL: the server DCR_SHIM_TEST_POSTGRES names,
+# minimal Rust MCP server directly and FastMCP's proxy), benches/machine.rs (the client
+# credentials grant). PostgreSQL: the server DCR_SHIM_TEST_POSTGRES names,
 # else a throwaway one (tests/postgres/start.sh). Stop other work on the machine first:
 # everything shares its cores.
 set -euo pipefail
@@ -32,6 +33,7 @@ if [[ "${1:-}" == "--smoke" ]]; then
   DCR_SHIM_BIN="$root/target/debug/dcr-shim" HELLO_BIN=/nonexistent bash benches/compare/run.sh --smoke >/dev/null
   cargo build --locked --example mcp_backend
   cargo bench --locked --profile dev --bench gateway -- --smoke >/dev/null
+  cargo bench --locked --profile dev --bench machine -- --smoke >/dev/null
   echo "benchmark smoke run: ok"
   exit 0
 fi
@@ -46,6 +48,7 @@ cargo bench --locked --bench scale -- --postgres "$DCR_SHIM_TEST_POSTGRES" >"$ou
 cargo bench --locked --bench registration >"$out/registration.md" 2>"$out/registration.log"
 # After benches/compare, whose venv holds the FastMCP the gateway benchmark puts beside it.
 cargo bench --locked --bench gateway >"$out/gateway.md" 2>"$out/gateway.log"
+cargo bench --locked --bench machine >"$out/machine.md" 2>"$out/machine.log"
 minutes=$(( ($(date +%s) - started + 59) / 60 ))
 
 {
@@ -83,5 +86,7 @@ minutes=$(( ($(date +%s) - started + 59) / 60 ))
   cat benches/analysis.md
   echo
   sed 's/^## The gateway/## 7. The gateway/' "$out/gateway.md"
+  echo
+  sed 's/^## Machine clients/## 8. Machine clients/' "$out/machine.md"
 } >docs/benchmarks.md
 echo "wrote docs/benchmarks.md"

@@ -710,6 +710,7 @@ webhook_secret_file = "${w('approval-webhook.key', HOOK_KEY)}"
     const { client } = await connectClient({ mcpUrl: GW_RESOURCE, provider: p, log });
     const who = toolJson(await client.callTool({ name: 'whoami', arguments: {} }));
     assert.equal(who.sub, 'cora'); assert.equal(who.claims.client_id, url); assert.equal(p.store.client.client_id, url);
+    await client.close();
   });
 
   await scenario('Gateway: an app role (Files.Admin, in the ID token) lets its holder list and call the tool the gateway keeps from others', async () => {
@@ -720,6 +721,7 @@ webhook_secret_file = "${w('approval-webhook.key', HOOK_KEY)}"
     const out = toolJson(await client.callTool({ name: 'purge', arguments: {} }));
     assert.equal(out.purged, true); assert.equal(out.sub, 'root-admin'); assert.deepEqual(out.roles, ['Files.Admin']);
     assert.deepEqual(decodeJwt(p.store.tokens.access_token).roles, ['Files.Admin'], 'the minted token carries the roles it copied');
+    await client.close();
   });
 
   await scenario('Gateway (Python SDK): MCPServer with no auth code behind the gateway; the v2 Client (server/discover first, the stateless 2026-07-28 protocol) logs in by DCR, gets progress, steps up; the server verifies the identity JWT', async () => {

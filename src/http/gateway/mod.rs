@@ -313,7 +313,14 @@ async fn pass_on(
                 return super::error::error_response(&e);
             }
         };
-    if let Some(api) = &gateway.downstream_api {
+    // A message the MCP server acts on carries the downstream API's token; the event stream
+    // (GET) and the end of a session (DELETE) do not, so that a reconnecting stream never
+    // costs a call to the IdP.
+    if let Some(api) = gateway
+        .downstream_api
+        .as_ref()
+        .filter(|_| call.message.is_some())
+    {
         let on_behalf_of = gateway.on_behalf_of_app.as_deref();
         let bearer = super::body::bearer_token(req).unwrap_or_default();
         match state

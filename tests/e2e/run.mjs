@@ -658,6 +658,7 @@ webhook_secret_file = "${w('approval-webhook.key', HOOK_KEY)}"
     const bare = await fetch(GW_RESOURCE, { method: 'POST', headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream' }, body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'tools/list' }) });
     assert.equal(bare.status, 401);
     assert.match(bare.headers.get('www-authenticate'), new RegExp(`resource_metadata="${SHIM}/.well-known/oauth-protected-resource/mcp/files"`));
+    await client.close();
     return `${gwBackend.seen.length} requests reached the MCP server, methods ${[...new Set(gwBackend.seen.map((s) => s.method))].join(' ')}`;
   });
 
@@ -680,6 +681,9 @@ webhook_secret_file = "${w('approval-webhook.key', HOOK_KEY)}"
     const before = gwPtBackend.seen.length;
     const forged = await fetch(GW_PT_RESOURCE, { method: 'POST', headers: { authorization: `Bearer ${h}.${otherApi}.${sig}`, 'content-type': 'application/json', accept: 'application/json, text/event-stream' }, body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'tools/list' }) });
     assert.equal(forged.status, 401); assert.equal(gwPtBackend.seen.length, before);
+    // Closed, so that its event stream does not reconnect and refresh at the IdP later (the HA
+    // scenario counts the IdP's refreshes).
+    await client.close();
     return `${gwPtBackend.seen.length} requests reached the MCP server with the IdP's token checked`;
   });
 

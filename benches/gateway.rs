@@ -57,22 +57,7 @@ async fn run(args: Args) {
         ),
     )
     .unwrap();
-    let shim = procs.spawn(
-        Command::new(&args.shim)
-            .args([
-                "serve",
-                "--listen",
-                &format!("127.0.0.1:{shim_port}"),
-                "--public-url",
-                &base,
-                "--data-dir",
-                dir.path().join("data").to_str().unwrap(),
-                "--tenants",
-                tenants.to_str().unwrap(),
-            ])
-            .env("RUST_LOG", "warn"),
-    );
-    wait_for(&format!("127.0.0.1:{shim_port}")).await;
+    let shim = harness::spawn_shim(&mut procs, &args.shim, dir.path(), shim_port).await;
     let token = harness::dev_login(&base, "bench").await;
     let fastmcp = match &args.fastmcp {
         Some(python) => Some(start_fastmcp(&mut procs, python, &direct, &base, &resource).await),

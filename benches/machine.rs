@@ -15,12 +15,11 @@
 #[allow(dead_code)]
 mod harness;
 
-use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use base64::Engine;
-use harness::{Procs, cpu_seconds, free_port, wait_for};
+use harness::{Procs, cpu_seconds, free_port};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::json;
 use sha2::{Digest, Sha256};
@@ -79,22 +78,8 @@ resources = ["{base}/mcp"]
         ),
     )
     .unwrap();
-    let shim = procs.spawn(
-        Command::new(format!("{root}/target/{profile}/dcr-shim"))
-            .args([
-                "serve",
-                "--listen",
-                &format!("127.0.0.1:{port}"),
-                "--public-url",
-                &base,
-                "--data-dir",
-                dir.path().join("data").to_str().unwrap(),
-                "--tenants",
-                tenants.to_str().unwrap(),
-            ])
-            .env("RUST_LOG", "warn"),
-    );
-    wait_for(&format!("127.0.0.1:{port}")).await;
+    let bin = format!("{root}/target/{profile}/dcr-shim");
+    let shim = harness::spawn_shim(&mut procs, &bin, dir.path(), port).await;
     let http = reqwest::Client::builder()
         .pool_max_idle_per_host(CONCURRENCY)
         .build()

@@ -48,6 +48,28 @@ impl Args {
     }
 }
 
+/// Starts the shim `bin` on `port` (public URL `http://127.0.0.1:{port}`) with the tenant files
+/// of `dir/tenants` and its data in `dir/data`, and waits until it listens; its process id.
+pub async fn spawn_shim(procs: &mut Procs, bin: &str, dir: &std::path::Path, port: u16) -> u32 {
+    let pid = procs.spawn(
+        Command::new(bin)
+            .args([
+                "serve",
+                "--listen",
+                &format!("127.0.0.1:{port}"),
+                "--public-url",
+                &format!("http://127.0.0.1:{port}"),
+                "--data-dir",
+                dir.join("data").to_str().unwrap(),
+                "--tenants",
+                dir.join("tenants").to_str().unwrap(),
+            ])
+            .env("RUST_LOG", "warn"),
+    );
+    wait_for(&format!("127.0.0.1:{port}")).await;
+    pid
+}
+
 /// The processes started, killed when the benchmark ends (or fails).
 #[derive(Default)]
 pub struct Procs(Vec<Child>);

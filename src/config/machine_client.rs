@@ -9,7 +9,7 @@ use jsonwebtoken::jwk::JwkSet;
 use serde::Deserialize;
 
 use super::resource::ResourceConfig;
-use super::resource_server::check_credential;
+use super::resource_server::{check_client_id, check_credential};
 use crate::crypto::HandleKey;
 
 #[derive(Clone, Debug, Deserialize)]
@@ -44,18 +44,10 @@ impl MachineClientConfig {
         resources: &[ResourceConfig],
         client_ids: &mut std::collections::HashSet<String>,
     ) -> Vec<(&'static str, String)> {
-        let mut out = Vec::new();
-        if self.client_id.is_empty() || self.client_id.contains(':') {
-            out.push(("client_id", "must be a plain name without ':' (it can then never be taken by a registered client's id or a metadata document URL)".to_owned()));
-        } else if !client_ids.insert(self.client_id.clone()) {
-            out.push((
-                "client_id",
-                format!(
-                    "'{}' is used by another machine client or resource server",
-                    self.client_id
-                ),
-            ));
-        }
+        let mut out: Vec<(&'static str, String)> = check_client_id(&self.client_id, client_ids)
+            .map(|m| ("client_id", m))
+            .into_iter()
+            .collect();
         out.extend(check_credential(
             &mut self.secret_sha256,
             self.jwks_file.as_deref(),

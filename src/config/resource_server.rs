@@ -39,6 +39,23 @@ pub(crate) fn read_jwks_file(file: &std::path::Path) -> Result<JwkSet, String> {
     }
 }
 
+/// What is wrong with the `client_id` of a client named in the tenant file (a resource server
+/// or a machine client), if anything; `client_ids` holds those of the others.
+pub(crate) fn check_client_id(
+    client_id: &str,
+    client_ids: &mut std::collections::HashSet<String>,
+) -> Option<String> {
+    if client_id.is_empty() || client_id.contains(':') {
+        Some("must be a plain name without ':' (it can then never be taken by a registered client's id or a metadata document URL)".to_owned())
+    } else if !client_ids.insert(client_id.to_owned()) {
+        Some(format!(
+            "'{client_id}' is used by another resource server or machine client"
+        ))
+    } else {
+        None
+    }
+}
+
 /// Problems with a configured client's credential (exactly one of a secret's hash and a JWK
 /// Set file), as (field, message); normalizes the hash and reads the keys.
 pub(crate) fn check_credential(
@@ -76,15 +93,10 @@ impl ResourceServerConfig {
         resources: &[ResourceConfig],
         client_ids: &mut std::collections::HashSet<String>,
     ) -> Vec<(&'static str, String)> {
-        let mut out = Vec::new();
-        if self.client_id.is_empty() || self.client_id.contains(':') {
-            out.push(("client_id", "must be a plain name without ':' (it can then never be taken by a registered client's id or a metadata document URL)".to_owned()));
-        } else if !client_ids.insert(self.client_id.clone()) {
-            out.push((
-                "client_id",
-                format!("'{}' is used by another resource server", self.client_id),
-            ));
-        }
+        let mut out: Vec<(&'static str, String)> = check_client_id(&self.client_id, client_ids)
+            .map(|m| ("client_id", m))
+            .into_iter()
+            .collect();
         out.extend(check_credential(
             &mut self.secret_sha256,
             self.jwks_file.as_deref(),

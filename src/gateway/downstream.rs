@@ -19,6 +19,7 @@ use crate::config::downstream_api::DownstreamApi;
 use crate::oauth::AuthServer;
 use crate::oauth::records::FamilyId;
 use crate::oauth::token::exchange::Unobtainable;
+use crate::upstream::tokens::UpstreamTokens;
 
 /// The header that carries the downstream API's token to the MCP server.
 pub(crate) const DOWNSTREAM_HEADER: &str = "x-dcr-shim-downstream-token";
@@ -156,7 +157,7 @@ async fn obtain_on_behalf_of(
             crate::oauth::error::ErrorCode::InvalidGrant => Missing::SignIn(e.description),
             _ => Missing::Failed(e.description),
         })?;
-    Ok((tokens.access_token, tokens.expires_in))
+    Ok(with_lifetime(tokens, now))
 }
 
 /// The IdP's token for `api` on behalf of `caller`'s login, and its lifetime in seconds.
@@ -178,6 +179,11 @@ async fn fetch(
             Unobtainable::OtherApp(why) => Missing::Failed(why),
             Unobtainable::Failed(e) => Missing::Failed(e.description),
         })?;
+    Ok(with_lifetime(tokens, now))
+}
+
+/// The IdP's access token and its lifetime in seconds: `expires_in`, else the `exp` of a JWT.
+fn with_lifetime(tokens: UpstreamTokens, now: u64) -> (String, Option<u64>) {
     let lifetime = tokens.expires_in.or_else(|| {
         crate::crypto::jwt::unverified_claims::<serde_json::Map<String, Value>>(
             &tokens.access_token,
@@ -186,5 +192,5 @@ async fn fetch(
         .and_then(|c| c.get("exp").and_then(Value::as_u64))
         .map(|exp| exp.saturating_sub(now))
     });
-    Ok((tokens.access_token, lifetime))
+    (tokens.access_token, lifetime)
 }

@@ -30,6 +30,8 @@ pub(crate) struct Metrics {
     pub(crate) refreshes: IntCounterVec,
     /// Client credentials grants by tenant and outcome (`ok`, or the OAuth error).
     pub(crate) client_credentials: IntCounterVec,
+    /// Workload token (JWT-bearer) grants by tenant and outcome (`ok`, or the OAuth error).
+    pub(crate) workload_grants: IntCounterVec,
     /// Refresh tokens or codes used twice, by tenant.
     pub(crate) reuse_detected: IntCounterVec,
     /// Refresh families revoked, by tenant.
@@ -467,6 +469,10 @@ impl Metrics {
             client_credentials: outcomes(
                 "dcr_shim_client_credentials_total",
                 "client credentials grants by outcome",
+            ),
+            workload_grants: outcomes(
+                "dcr_shim_workload_grants_total",
+                "workload identity (JWT-bearer) grants by outcome",
             ),
             reuse_detected: counter(
                 &r,

@@ -10,6 +10,7 @@ use serde::Deserialize;
 
 use super::resource::ResourceConfig;
 use super::resource_server::{check_client_id, check_credential};
+use super::trusted_workload::TrustedWorkload;
 use crate::crypto::HandleKey;
 
 #[derive(Clone, Debug, Deserialize)]
@@ -43,16 +44,22 @@ impl MachineClientConfig {
         &mut self,
         resources: &[ResourceConfig],
         client_ids: &mut std::collections::HashSet<String>,
+        workloads: &[TrustedWorkload],
     ) -> Vec<(&'static str, String)> {
         let mut out: Vec<(&'static str, String)> = check_client_id(&self.client_id, client_ids)
             .map(|m| ("client_id", m))
             .into_iter()
             .collect();
-        out.extend(check_credential(
-            &mut self.secret_sha256,
-            self.jwks_file.as_deref(),
-            &mut self.jwks,
-        ));
+        // A client that some workload becomes needs no credential of its own: its platform's
+        // token is the credential (workload identity federation).
+        let federated = workloads.iter().any(|w| w.machine_client == self.client_id);
+        if !(federated && self.secret_sha256.is_none() && self.jwks_file.is_none()) {
+            out.extend(check_credential(
+                &mut self.secret_sha256,
+                self.jwks_file.as_deref(),
+                &mut self.jwks,
+            ));
+        }
         if self.resources.is_empty() {
             out.push((
                 "resources",

@@ -19,6 +19,7 @@ pub mod server;
 pub mod tenant;
 pub mod token_mode;
 pub mod trusted_issuer;
+pub mod trusted_workload;
 pub mod validate;
 
 pub use host_pattern::HostPattern;

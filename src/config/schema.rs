@@ -1,7 +1,7 @@
 //! The tenant file's shape, as parsed (serde): its top level and its `[upstream]`,
 //! `[[mapping]]`, `[registration]` and `[dev]` tables. Its other parts parse themselves in
 //! their own modules (`app.rs`, `resource.rs`, `resource_server.rs`, `downstream_api.rs`,
-//! `trusted_issuer.rs`, `approval.rs`, `grant_lifetime.rs`). Nothing here is checked beyond its
+//! `trusted_issuer.rs`, `trusted_workload.rs`, `approval.rs`, `grant_lifetime.rs`). Nothing here is checked beyond its
 //! type: `validate.rs` checks it, `load.rs` turns it into a `Tenant`.
 
 use std::path::{Path, PathBuf};
@@ -17,6 +17,7 @@ use super::resource::ResourceConfig;
 use super::resource_server::ResourceServerConfig;
 use super::token_mode::TokenSigningAlg;
 use super::trusted_issuer::TrustedIssuer;
+use super::trusted_workload::TrustedWorkload;
 use crate::domain::RedirectKind;
 
 /// The contents of a tenant file.
@@ -51,6 +52,10 @@ pub struct TenantConfig {
     /// Enterprise IdPs whose ID-JAGs the tenant accepts (`trusted_issuer.rs`).
     #[serde(default)]
     pub(crate) trusted_issuers: Vec<TrustedIssuer>,
+    /// Workloads that get tokens as a machine client with their platform's token
+    /// (`trusted_workload.rs`).
+    #[serde(default)]
+    pub(crate) trusted_workloads: Vec<TrustedWorkload>,
     /// How long grants last (`grant_lifetime.rs`); a resource may set its own.
     #[serde(default)]
     pub(crate) grants: super::grant_lifetime::GrantLifetimes,

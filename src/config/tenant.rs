@@ -18,6 +18,7 @@ pub use super::schema::{
 };
 use super::token_mode::TokenSigningAlg;
 use super::trusted_issuer::TrustedIssuer;
+use super::trusted_workload::TrustedWorkload;
 use crate::domain::ResourceUri;
 use crate::domain::tenant_id::TenantId;
 
@@ -201,6 +202,16 @@ impl Tenant {
         &self.config.trusted_issuers
     }
 
+    /// The workload rules of the tenant, in file order (`trusted_workload.rs`).
+    pub(crate) fn trusted_workloads(&self) -> &[TrustedWorkload] {
+        &self.config.trusted_workloads
+    }
+
+    /// Whether the tenant accepts workload tokens (JWT-bearer grants without a client).
+    pub(crate) fn trusts_workloads(&self) -> bool {
+        !self.config.trusted_workloads.is_empty()
+    }
+
     /// Whether the tenant accepts ID-JAG grants.
     pub(crate) fn trusts_issuers(&self) -> bool {
         !self.config.trusted_issuers.is_empty()
@@ -248,6 +259,26 @@ impl Tenant {
             lines.push(format!(
                 "logins without a browser (ID-JAG) for the users of {}",
                 issuers.join(", ")
+            ));
+        }
+        for m in &self.config.machine_clients {
+            lines.push(format!(
+                "machine client {} (no user) may get tokens for {}",
+                m.client_id,
+                m.resources.join(", ")
+            ));
+        }
+        for w in &self.config.trusted_workloads {
+            lines.push(format!(
+                "workloads of {} with subject '{}'{} become machine client {}",
+                w.issuer,
+                w.subject,
+                if w.claims.is_empty() {
+                    ""
+                } else {
+                    " and the claims listed"
+                },
+                w.machine_client
             ));
         }
         lines

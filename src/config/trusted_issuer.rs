@@ -53,10 +53,6 @@ pub struct TrustedIssuer {
     pub(crate) max_lifetime: Option<Duration>,
 }
 
-fn default_algorithms() -> Vec<String> {
-    vec!["RS256".into(), "ES256".into()]
-}
-
 fn default_subject_claim() -> String {
     "sub".into()
 }
@@ -82,38 +78,7 @@ impl TrustedIssuer {
         resources: &[ResourceConfig],
         loopback_allowed: bool,
     ) -> Vec<(&'static str, String)> {
-        let mut out = Vec::new();
-        let fetchable = |u: &Url| {
-            if loopback_allowed {
-                is_https_or_loopback(u)
-            } else {
-                u.scheme() == "https"
-            }
-        };
-        let must = "must be an https URL (http on loopback only with [dev] cimd_allow_loopback, which the fetcher of keys needs to reach it)";
-        match Url::parse(&self.issuer) {
-            Ok(u) if fetchable(&u) || self.jwks_file.is_some() => {}
-            _ => out.push(("issuer", format!("'{}' {must}", self.issuer))),
-        }
-        if let Some(j) = &self.jwks_uri
-            && !Url::parse(j).is_ok_and(|u| fetchable(&u))
-        {
-            out.push(("jwks_uri", format!("'{j}' {must}")));
-        }
-        if self.algorithms.is_empty() {
-            out.push(("algorithms", "name at least one".to_owned()));
-        }
-        for a in &self.algorithms {
-            if !ALGORITHMS.contains(&a.as_str()) {
-                out.push((
-                    "algorithms",
-                    format!(
-                        "'{a}' is not accepted; use asymmetric algorithms: {}",
-                        ALGORITHMS.join(", ")
-                    ),
-                ));
-            }
-        }
+        let mut out = key_source_problems(self, self.jwks_file.is_some(), loopback_allowed);
         if self.subject_claim.is_empty() {
             out.push(("subject_claim", "must name a claim".to_owned()));
         }
@@ -129,19 +94,105 @@ impl TrustedIssuer {
 
     /// Reads `jwks_file`; a problem with it, as (field, message).
     pub(crate) fn load_keys(&mut self) -> Option<(&'static str, String)> {
-        let file = self.jwks_file.as_ref()?;
-        if self.jwks_uri.is_some() {
-            return Some((
-                "jwks_file",
-                "give jwks_uri or jwks_file, not both".to_owned(),
+        load_jwks_file(
+            self.jwks_file.as_deref(),
+            self.jwks_uri.is_some(),
+            &mut self.jwks,
+        )
+    }
+}
+
+/// An issuer of the JWTs presented at the token endpoint as grants (an ID-JAG's enterprise IdP,
+/// a workload's token issuer): where its keys are, and which algorithms it is trusted with.
+pub(crate) trait AssertionIssuer {
+    /// Its `iss`, exactly.
+    fn issuer(&self) -> &str;
+    /// Its JWK Set's URL, when the file gives one.
+    fn jwks_uri(&self) -> Option<&str>;
+    /// Its keys, when the file gives them in a `jwks_file`.
+    fn jwks(&self) -> Option<&Arc<jsonwebtoken::jwk::JwkSet>>;
+    /// The signature algorithms accepted from it.
+    fn algorithms(&self) -> &[String];
+}
+
+impl AssertionIssuer for TrustedIssuer {
+    fn issuer(&self) -> &str {
+        &self.issuer
+    }
+    fn jwks_uri(&self) -> Option<&str> {
+        self.jwks_uri.as_deref()
+    }
+    fn jwks(&self) -> Option<&Arc<jsonwebtoken::jwk::JwkSet>> {
+        self.jwks.as_ref()
+    }
+    fn algorithms(&self) -> &[String] {
+        &self.algorithms
+    }
+}
+
+/// Problems with where an issuer's keys come from and its algorithms, as (field, message).
+pub(crate) fn key_source_problems(
+    source: &dyn AssertionIssuer,
+    has_jwks_file: bool,
+    loopback_allowed: bool,
+) -> Vec<(&'static str, String)> {
+    let mut out = Vec::new();
+    let fetchable = |u: &Url| {
+        if loopback_allowed {
+            is_https_or_loopback(u)
+        } else {
+            u.scheme() == "https"
+        }
+    };
+    let must = "must be an https URL (http on loopback only with [dev] cimd_allow_loopback, which the fetcher of keys needs to reach it)";
+    match Url::parse(source.issuer()) {
+        Ok(u) if fetchable(&u) || has_jwks_file => {}
+        _ => out.push(("issuer", format!("'{}' {must}", source.issuer()))),
+    }
+    if let Some(j) = source.jwks_uri()
+        && !Url::parse(j).is_ok_and(|u| fetchable(&u))
+    {
+        out.push(("jwks_uri", format!("'{j}' {must}")));
+    }
+    if source.algorithms().is_empty() {
+        out.push(("algorithms", "name at least one".to_owned()));
+    }
+    for a in source.algorithms() {
+        if !ALGORITHMS.contains(&a.as_str()) {
+            out.push((
+                "algorithms",
+                format!(
+                    "'{a}' is not accepted; use asymmetric algorithms: {}",
+                    ALGORITHMS.join(", ")
+                ),
             ));
         }
-        match read_jwks_file(file) {
-            Ok(set) => {
-                self.jwks = Some(Arc::new(set));
-                None
-            }
-            Err(e) => Some(("jwks_file", e)),
-        }
     }
+    out
+}
+
+/// Reads an issuer's `jwks_file` into `jwks`; a problem with it, as (field, message).
+pub(crate) fn load_jwks_file(
+    file: Option<&std::path::Path>,
+    has_jwks_uri: bool,
+    jwks: &mut Option<Arc<jsonwebtoken::jwk::JwkSet>>,
+) -> Option<(&'static str, String)> {
+    let file = file?;
+    if has_jwks_uri {
+        return Some((
+            "jwks_file",
+            "give jwks_uri or jwks_file, not both".to_owned(),
+        ));
+    }
+    match read_jwks_file(file) {
+        Ok(set) => {
+            *jwks = Some(Arc::new(set));
+            None
+        }
+        Err(e) => Some(("jwks_file", e)),
+    }
+}
+
+pub(crate) fn default_algorithms() -> Vec<String> {
+    vec!["RS256".into(), "ES256".into()]
 }

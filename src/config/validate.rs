@@ -61,8 +61,8 @@ pub(crate) fn validate(c: &TenantConfig, public_url: &Url, p: &mut Problems) {
     }
 }
 
-/// The `[[resource_servers]]`, `[[machine_clients]]` and `[[trusted_issuers]]` tables,
-/// reading their key files.
+/// The `[[resource_servers]]`, `[[machine_clients]]`, `[[trusted_issuers]]` and
+/// `[[trusted_workloads]]` tables, reading their key files.
 pub(crate) fn check_resource_servers(c: &mut TenantConfig, p: &mut Problems) {
     for (i, t) in c.trusted_issuers.iter_mut().enumerate() {
         if let Some((field, message)) = t.load_keys() {
@@ -76,8 +76,19 @@ pub(crate) fn check_resource_servers(c: &mut TenantConfig, p: &mut Problems) {
         }
     }
     for (i, m) in c.machine_clients.iter_mut().enumerate() {
-        for (field, message) in m.check(&c.resources, &mut ids) {
+        for (field, message) in m.check(&c.resources, &mut ids, &c.trusted_workloads) {
             p.add(&format!("machine_clients[{i}].{field}"), message);
+        }
+    }
+    let loopback = c.dev.cimd_allow_loopback;
+    let machines: Vec<&str> = c
+        .machine_clients
+        .iter()
+        .map(|m| m.client_id.as_str())
+        .collect();
+    for (i, w) in c.trusted_workloads.iter_mut().enumerate() {
+        for (field, message) in w.check(&machines, &c.trusted_issuers, loopback) {
+            p.add(&format!("trusted_workloads[{i}].{field}"), message);
         }
     }
 }

@@ -21,7 +21,8 @@ pub(crate) fn authorization_server_metadata(tenant: &Tenant, offers_refresh: boo
         scopes.push("offline_access");
         grants.push("refresh_token");
     }
-    if tenant.trusts_issuers() {
+    if tenant.trusts_issuers() || tenant.trusts_workloads() {
+        // ID-JAGs (`id_jag.rs`) and workloads' tokens (`workload.rs`).
         grants.push(super::token::grant_names::JWT_BEARER_GRANT);
     }
     if tenant.offers_token_exchange() {

@@ -13,7 +13,7 @@ use super::error::{ErrorCode, OAuthError};
 use super::mapping::{ClientFacts, choose_apps};
 use super::serving::Serving;
 use crate::config::Tenant;
-use crate::config::trusted_issuer::TrustedIssuer;
+use crate::config::trusted_issuer::AssertionIssuer;
 use crate::crypto::Handle;
 use crate::domain::{ClientId, ClientRecord, ClientSource, TenantId};
 use crate::store::{Record, Records, StoreError, Versioned};
@@ -292,25 +292,29 @@ impl ClientRegistry {
     pub(crate) async fn issuer_keys(
         &self,
         tenant: &Tenant,
-        issuer: &TrustedIssuer,
+        issuer: &dyn AssertionIssuer,
         refetch: bool,
         caller: Caller,
     ) -> Result<Arc<jsonwebtoken::jwk::JwkSet>, OAuthError> {
-        if let Some(keys) = &issuer.jwks {
+        if let Some(keys) = issuer.jwks() {
             return Ok(keys.clone());
         }
         let resolver = self.resolver(&tenant.id)?;
         let keys = async {
-            let uri = match &issuer.jwks_uri {
-                Some(u) => u.clone(),
-                None => resolver.discovered_jwks_uri(&issuer.issuer, caller).await?,
+            let uri = match issuer.jwks_uri() {
+                Some(u) => u.to_owned(),
+                None => {
+                    resolver
+                        .discovered_jwks_uri(issuer.issuer(), caller)
+                        .await?
+                }
             };
             resolver
                 .keys_at(&uri, KeysOf::Issuer, refetch, caller)
                 .await
         };
         keys.await.map_err(|e| {
-            tracing::warn!(tenant = %tenant.id, issuer = %issuer.issuer, error = %e, "a trusted issuer's keys could not be read; its assertions are refused until they can");
+            tracing::warn!(tenant = %tenant.id, issuer = %issuer.issuer(), error = %e, "a trusted issuer's keys could not be read; its assertions are refused until they can");
             OAuthError::new(
                 ErrorCode::TemporarilyUnavailable,
                 "the keys of the assertion's issuer cannot be read right now; the operator's log has the reason",

@@ -44,3 +44,4 @@ mod ssrf;
 mod store_suite;
 mod tls_server;
 mod upstream_tls;
+mod workloads;

@@ -58,13 +58,29 @@ impl Tokens {
             .await?;
         let resource = target(tenant, machine, form.get("resource"))?;
         let scopes = granted(resource, machine, form.get("scope"))?;
-        let minted = self
-            .minter
-            .mint_for_machine(tenant, resource, &machine.client_id, &scopes, now)
+        let response = self
+            .machine_response(tenant, resource, machine, &scopes, now)
             .await?;
         tracing::info!(target: "audit", event = "client_credentials_granted", tenant = %tenant.id,
             client_id = %machine.client_id, name = machine.name.as_deref().unwrap_or(""),
             resource = %resource.uri, scope = %scopes);
+        Ok(response)
+    }
+
+    /// The answer to a machine client's grant: a minted token for `resource` naming the client
+    /// as its subject, and no refresh token.
+    pub(super) async fn machine_response(
+        &self,
+        tenant: &Tenant,
+        resource: MintedResource<'_>,
+        machine: &MachineClientConfig,
+        scopes: &ScopeSet,
+        now: u64,
+    ) -> Result<TokenResponse, OAuthError> {
+        let minted = self
+            .minter
+            .mint_for_machine(tenant, resource, &machine.client_id, scopes, now)
+            .await?;
         let tokens = UpstreamTokens {
             access_token: minted.token,
             token_type: "Bearer".into(),
@@ -73,12 +89,12 @@ impl Tokens {
             scope: None,
             id_token: None,
         };
-        Ok(TokenResponse::bearer(&tokens, &scopes))
+        Ok(TokenResponse::bearer(&tokens, scopes))
     }
 }
 
 /// The resource the token is for: the one `resource` names, else the client's only one.
-fn target<'t>(
+pub(super) fn target<'t>(
     tenant: &'t Tenant,
     machine: &MachineClientConfig,
     resource: Option<&str>,
@@ -111,7 +127,7 @@ fn target<'t>(
 /// are dropped, as for any client: RFC 6749 §3.3 lets the server grant less; the answer's
 /// `scope` says what was granted), `invalid_scope` when that leaves none; when none are asked
 /// for, the resource's default scopes the client may have.
-fn granted(
+pub(super) fn granted(
     resource: MintedResource<'_>,
     machine: &MachineClientConfig,
     scope: Option<&str>,

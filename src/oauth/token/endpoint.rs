@@ -26,12 +26,14 @@ impl Tokens {
             jwt_bearer: tenant.trusts_issuers(),
             token_exchange: tenant.offers_token_exchange(),
             client_credentials: tenant.offers_client_credentials(),
+            workloads: tenant.trusts_workloads(),
         };
         let request = match request::parse(form, offered)? {
             Parsed::TokenExchange => return self.exchange(tenant, form, creds, now).await,
             Parsed::ClientCredentials => {
                 return self.client_credentials(tenant, form, creds, now).await;
             }
+            Parsed::Workload => return self.workload_grant(tenant, form, creds, ctx).await,
             Parsed::Client(request) => request,
         };
         // The record the grant names is read while the client is authenticated, two reads at

@@ -13,35 +13,27 @@
 //! a scope the resource, the assertion and the client's app leave nothing of is
 //! `invalid_scope`.
 
-use jsonwebtoken::Algorithm;
-use serde::de::IgnoredAny;
 use serde_json::{Map, Value};
 
 use crate::oauth::params::Params;
 
 use super::Tokens;
+use super::assertion_grant::{check_times, split, typ};
 use super::response::TokenResponse;
 use crate::config::Tenant;
 use crate::config::resource::MintedResource;
 use crate::config::tenant::{AppConfig, ResourceConfig};
 use crate::config::trusted_issuer::TrustedIssuer;
 use crate::domain::{ClientRecord, ScopeSet};
-use crate::oauth::client_assertion::signed_claims;
-use crate::oauth::context::{Caller, RequestCtx};
+use crate::oauth::context::RequestCtx;
 use crate::oauth::error::invalid_grant;
 use crate::oauth::error::{ErrorCode, OAuthError};
 use crate::oauth::minted::TokenSubject;
-use crate::oauth::records::{Family, FamilyId, SpendOnce};
+use crate::oauth::records::{Family, FamilyId};
 use crate::oauth::scopes::app_may_have;
 use crate::upstream::tokens::UpstreamTokens;
 
-const ID_JAG_TYPE: &str = "oauth-id-jag+jwt";
-/// Larger assertions are refused unread.
-pub(crate) const MAX_ASSERTION_BYTES: usize = 8 * 1024;
-/// Clock skew allowed on `exp`, `iat` and `nbf`.
-const SKEW: u64 = 60;
-
-type JsonObject = Map<String, Value>;
+pub(super) const ID_JAG_TYPE: &str = "oauth-id-jag+jwt";
 
 /// What a valid assertion says.
 struct IdJag<'t> {
@@ -73,6 +65,19 @@ impl<'f> JwtBearerRequest<'f> {
             scope: form.get("scope"),
         }
     }
+}
+
+/// Whether a JWT-bearer grant's assertion says it is an ID-JAG (its header's `typ`, read
+/// unverified: it only picks whose rules check it, and each set checks it whole).
+pub(crate) fn names_id_jag(assertion: Option<&str>) -> bool {
+    assertion
+        .and_then(|a| split(a).ok())
+        .is_some_and(|(header, _)| is_id_jag_type(typ(&header)))
+}
+
+pub(super) fn is_id_jag_type(typ: &str) -> bool {
+    typ.eq_ignore_ascii_case(ID_JAG_TYPE)
+        || typ.eq_ignore_ascii_case("application/oauth-id-jag+jwt")
 }
 
 impl Tokens {
@@ -108,12 +113,6 @@ impl Tokens {
             .assertion
             .filter(|a| !a.is_empty())
             .ok_or_else(|| OAuthError::invalid_request("assertion is required"))?;
-        if assertion.len() > MAX_ASSERTION_BYTES {
-            return Err(invalid_grant(format!(
-                "the assertion is larger than {} KiB",
-                MAX_ASSERTION_BYTES / 1024
-            )));
-        }
         let jag = self.verify_id_jag(tenant, client, assertion, ctx).await?;
         let resource = granted_resource(tenant, jag.resource.as_deref(), req.resource)?;
         let app = crate::oauth::mapping::mapped_app(tenant, client, &resource)?;
@@ -140,22 +139,9 @@ impl Tokens {
         // Neither is trusted before the signature verifies, and the payload is then the
         // claims: the signed bytes are the same.
         let (header, payload) = split(assertion)?;
-        let typ = header.get("typ").and_then(Value::as_str).unwrap_or("");
-        if !(typ.eq_ignore_ascii_case(ID_JAG_TYPE)
-            || typ.eq_ignore_ascii_case("application/oauth-id-jag+jwt"))
-        {
+        let typ = typ(&header);
+        if !is_id_jag_type(typ) {
             return Err(invalid_grant(format!("typ is '{typ}', not {ID_JAG_TYPE}")));
-        }
-        let alg_name = header.get("alg").and_then(Value::as_str).unwrap_or("");
-        if alg_name.eq_ignore_ascii_case("none") {
-            return Err(invalid_grant(
-                "alg none is refused: the assertion must be signed",
-            ));
-        }
-        if alg_name.starts_with("HS") {
-            return Err(invalid_grant(format!(
-                "alg {alg_name} is refused: only the issuer's asymmetric keys are trusted"
-            )));
         }
         let iss = payload.get("iss").and_then(Value::as_str).unwrap_or("");
         // An issuer not trusted, or not for this client, gets one answer, before any key is
@@ -168,58 +154,9 @@ impl Tokens {
                     "the issuer '{iss}' is not trusted by this tenant for this client"
                 ))
             })?;
-        let alg: Algorithm = Some(alg_name)
-            .filter(|name| issuer.algorithms.iter().any(|a| a == name))
-            .and_then(|name| name.parse().ok())
-            .ok_or_else(|| {
-                invalid_grant(format!(
-                    "alg '{alg_name}' is not among the algorithms trusted for {iss}"
-                ))
-            })?;
-        let kid = header.get("kid").and_then(Value::as_str);
-        self.verify_signature(tenant, issuer, assertion, alg, kid, ctx.caller)
+        self.verify_signature(tenant, issuer, assertion, &header, ctx.caller)
             .await?;
         check_claims(tenant, client, issuer, &payload, now)
-    }
-
-    /// Checks the assertion's signature with the issuer's keys (the set is fetched again once
-    /// when `kid` names a key it lacks).
-    async fn verify_signature(
-        &self,
-        tenant: &Tenant,
-        issuer: &TrustedIssuer,
-        assertion: &str,
-        alg: Algorithm,
-        kid: Option<&str>,
-        caller: Caller,
-    ) -> Result<(), OAuthError> {
-        let mut keys = self
-            .registry
-            .issuer_keys(tenant, issuer, false, caller)
-            .await?;
-        if let Some(k) = kid
-            && keys.find(k).is_none()
-        {
-            keys = self
-                .registry
-                .issuer_keys(tenant, issuer, true, caller)
-                .await?;
-            if keys.find(k).is_none() {
-                return Err(invalid_grant(format!(
-                    "kid '{k}' is not in the JWK Set of {}",
-                    issuer.issuer
-                )));
-            }
-        }
-        // The claims are checked by `check_claims`, each with its own description.
-        signed_claims::<IgnoredAny>(assertion, &keys, kid, alg)
-            .map(drop)
-            .map_err(|_| {
-                invalid_grant(format!(
-                    "the signature does not verify with the keys of {}",
-                    issuer.issuer
-                ))
-            })
     }
 
     /// Spends the assertion's `jti` (with its issuer) until it expires: a replay fails on every
@@ -232,16 +169,9 @@ impl Tokens {
         now: u64,
     ) -> Result<(), OAuthError> {
         let scope = format!("id-jag\n{}", jag.issuer.issuer);
-        // Kept past the last second any server accepts the assertion, with room for clocks
-        // that disagree: a replay on a server behind never finds it swept.
-        let until = jag.exp.saturating_add(3 * SKEW);
-        let once = SpendOnce {
-            scope: &scope,
-            jti: &jag.jti,
-            client_id: &client.client_id,
-            until,
-        };
-        let first = once.spend(&self.records, &tenant.id, now).await?;
+        let first = self
+            .spend_jti(tenant, &scope, &jag.jti, &client.client_id, jag.exp, now)
+            .await?;
         if !first {
             return Err(invalid_grant(
                 "this assertion's jti was already used; ask the IdP for a new assertion",
@@ -305,14 +235,6 @@ impl Tokens {
     }
 }
 
-/// Header and payload of a compact JWS, read before its signature is checked (to find the
-/// issuer and key); nothing read here is trusted until `verify_signature`.
-fn split(assertion: &str) -> Result<(JsonObject, JsonObject), OAuthError> {
-    let jwt = crate::crypto::jwt::decode_unverified(assertion)
-        .map_err(|e| invalid_grant(format!("the assertion is {e}")))?;
-    Ok((jwt.header, jwt.claims))
-}
-
 /// The assertion's claims against the rules of the draft and the EMA extension.
 fn check_claims<'t>(
     tenant: &Tenant,
@@ -322,7 +244,7 @@ fn check_claims<'t>(
     now: u64,
 ) -> Result<IdJag<'t>, OAuthError> {
     check_audience(tenant, claims)?;
-    let times = check_lifetime(issuer, claims, now)?;
+    let times = check_times(claims, &issuer.issuer, issuer.max_lifetime().as_secs(), now)?;
     check_identity(client, issuer, claims, times, now)
 }
 
@@ -345,35 +267,6 @@ fn check_audience(tenant: &Tenant, claims: &Map<String, Value>) -> Result<(), OA
         )));
     }
     Ok(())
-}
-
-/// The assertion's `exp` and `iat`: within their times at `now` (with `SKEW`), and living no
-/// longer than its issuer allows.
-fn check_lifetime(
-    issuer: &TrustedIssuer,
-    claims: &Map<String, Value>,
-    now: u64,
-) -> Result<(u64, u64), OAuthError> {
-    let time = |k: &str| claims.get(k).and_then(Value::as_u64);
-    let exp = time("exp").ok_or_else(|| invalid_grant("exp is missing"))?;
-    if exp.saturating_add(SKEW) <= now {
-        return Err(invalid_grant("the assertion has expired"));
-    }
-    let iat = time("iat").ok_or_else(|| invalid_grant("iat is missing"))?;
-    if iat > now + SKEW || time("nbf").is_some_and(|nbf| nbf > now + SKEW) {
-        return Err(invalid_grant(
-            "the assertion is not valid yet (iat or nbf in the future)",
-        ));
-    }
-    let max = issuer.max_lifetime().as_secs();
-    if exp.saturating_sub(iat) > max {
-        return Err(invalid_grant(format!(
-            "the assertion lives {} s, longer than the {max} s allowed for {}",
-            exp.saturating_sub(iat),
-            issuer.issuer
-        )));
-    }
-    Ok((exp, iat))
 }
 
 /// The assertion's claims after its audience and lifetime: who it names, for which client.

@@ -230,6 +230,9 @@ impl Tokens {
                 self.spend_assertion(tenant, &ClientId::new(client.id), &verified, now)
                     .await
             }
+            (_, None, None) => Err(invalid_client(
+                "client authentication failed: this machine client has no credential of its own; it gets tokens only as a workload, presenting its platform's token ([[trusted_workloads]])",
+            )),
             (_, _, Some(_)) => Err(invalid_client(
                 "client authentication failed: this client authenticates with private_key_jwt; send client_assertion and client_assertion_type",
             )),

@@ -7,6 +7,7 @@
 //! servers). Each answers a `response.rs::TokenResponse`. `introspection.rs` (RFC 7662) and
 //! `revocation.rs` (RFC 7009) beside them.
 
+mod assertion_grant;
 pub mod client_auth;
 pub(crate) mod client_credentials;
 pub(crate) mod code;
@@ -19,6 +20,7 @@ pub mod refresh;
 pub(crate) mod request;
 pub mod response;
 pub(crate) mod revocation;
+pub(crate) mod workload;
 
 use std::sync::Arc;
 

@@ -11,7 +11,7 @@
 
 use super::code::CodeRedemption;
 use super::grant_names::{CLIENT_CREDENTIALS, JWT_BEARER_GRANT, TOKEN_EXCHANGE};
-use super::id_jag::JwtBearerRequest;
+use super::id_jag::{JwtBearerRequest, names_id_jag};
 use super::refresh::RefreshRequest;
 use crate::oauth::error::{ErrorCode, OAuthError};
 use crate::oauth::params::Params;
@@ -25,6 +25,8 @@ pub(crate) struct OfferedGrants {
     pub(crate) token_exchange: bool,
     /// The tenant names machine clients.
     pub(crate) client_credentials: bool,
+    /// The tenant trusts workloads' tokens (JWT-bearer grants without client authentication).
+    pub(crate) workloads: bool,
 }
 
 /// A token request by the grant it asks for.
@@ -37,6 +39,9 @@ pub(crate) enum Parsed<'f> {
     /// RFC 6749 §4.4, asked by a machine client authenticated as one
     /// (`client_credentials.rs`).
     ClientCredentials,
+    /// RFC 7523 §2.1 with a workload's token, which is the only credential
+    /// (`workload.rs`).
+    Workload,
 }
 
 /// A registered client's token request, with the parameters its grant takes (each parsed by
@@ -60,7 +65,13 @@ pub(crate) fn parse(form: &Params, offered: OfferedGrants) -> Result<Parsed<'_>,
     let request = match grant_type {
         "authorization_code" => CodeRedemption::parse(form).map(TokenRequest::AuthorizationCode),
         "refresh_token" => RefreshRequest::parse(form).map(TokenRequest::RefreshToken),
-        JWT_BEARER_GRANT if offered.jwt_bearer => {
+        // The assertion's `typ` says whose rules apply: an ID-JAG's (a client presents it with
+        // its own credentials), else a workload's token's (presented alone).
+        JWT_BEARER_GRANT if offered.jwt_bearer || offered.workloads => {
+            let id_jag = names_id_jag(form.get("assertion"));
+            if offered.workloads && (!id_jag || !offered.jwt_bearer) {
+                return Ok(Parsed::Workload);
+            }
             Ok(TokenRequest::JwtBearer(JwtBearerRequest::parse(form)))
         }
         TOKEN_EXCHANGE if offered.token_exchange => return Ok(Parsed::TokenExchange),
@@ -136,6 +147,7 @@ mod tests {
             jwt_bearer: true,
             token_exchange: true,
             client_credentials: true,
+            workloads: false,
         };
         assert!(matches!(
             parsed(jwt, all),

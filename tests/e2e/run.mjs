@@ -11,7 +11,7 @@ import { spawn } from 'node:child_process';
 import { setTimeout as sleep } from 'node:timers/promises';
 import assert from 'node:assert/strict';
 import express from 'express';
-import { decodeJwt, decodeProtectedHeader, exportJWK, generateKeyPair } from 'jose';
+import { SignJWT, decodeJwt, decodeProtectedHeader, exportJWK, generateKeyPair } from 'jose';
 import { createIdp, API, REPORTS_API, REPORTS_SCOPES } from './lib/idp.mjs';
 import { mountMcp, mountReportsApi } from './lib/mcp-server.mjs';
 import { createEnterpriseIdp } from './lib/enterprise-idp.mjs';
@@ -287,6 +287,21 @@ scopes = ${JSON.stringify(REPORTS_SCOPES)}
   const machinePrivateJwk = await exportJWK(machineKeys.privateKey);
   const machineJwksFile = w('machine.jwks.json', JSON.stringify({ keys: [{ ...(await exportJWK(machineKeys.publicKey)), alg: 'ES256', use: 'sig' }] }));
   const MACHINE_SECRET = 'e2e-machine-secret-' + 'm'.repeat(24);
+  // Workload identity: a Kubernetes cluster's service-account issuer, publishing its discovery
+  // document and keys as an API server does (/.well-known/openid-configuration,
+  // /openid/v1/jwks), and GitHub Actions' issuer, whose keys the tenant file holds.
+  const clusterKeys = await generateKeyPair('RS256', { extractable: true });
+  const clusterJwk = { ...(await exportJWK(clusterKeys.publicKey)), kid: 'sa-key-1', alg: 'RS256', use: 'sig' };
+  const clusterApp = express();
+  const clusterServer = http.createServer(clusterApp);
+  const clusterPort = await listen(clusterServer); started.servers.push(clusterServer);
+  const CLUSTER = `http://127.0.0.1:${clusterPort}`;
+  clusterApp.get('/.well-known/openid-configuration', (_q, r) => r.json({ issuer: CLUSTER, jwks_uri: `${CLUSTER}/openid/v1/jwks`,
+    response_types_supported: ['id_token'], subject_types_supported: ['public'], id_token_signing_alg_values_supported: ['RS256'] }));
+  clusterApp.get('/openid/v1/jwks', (_q, r) => r.json({ keys: [clusterJwk] }));
+  const githubKeys = await generateKeyPair('RS256', { extractable: true });
+  const githubJwksFile = w('github.jwks.json', JSON.stringify({ keys: [{ ...(await exportJWK(githubKeys.publicKey)), kid: 'gh-key-1', alg: 'RS256', use: 'sig' }] }));
+  const GITHUB = 'https://token.actions.githubusercontent.com';
   fs.writeFileSync(path.join(tenantsDir, 'gw.toml'), secretAppTenant({
     display: 'E2E Gateway', issuer: IDP, resource: GW_RESOURCE, resourceName: 'Files (through the gateway)',
     resourceLines: 'token = "minted"\nclaims = { roles = "roles" }\nexchange = ["reports"]\n',
@@ -312,6 +327,29 @@ client_id = "e2e-secret-agent"
 secret_sha256 = "${createHash('sha256').update(MACHINE_SECRET).digest('hex')}"
 resources = ["${GW_RESOURCE}"]
 scopes = ["files.read"]
+[[machine_clients]]
+client_id = "e2e-cluster-agent"
+name = "E2E agent in a cluster"
+resources = ["${GW_RESOURCE}"]
+scopes = ["files.read"]
+[[machine_clients]]
+client_id = "e2e-ci-agent"
+name = "E2E agent in a workflow"
+resources = ["${GW_RESOURCE}"]
+[[trusted_workloads]]
+issuer = "${CLUSTER}"
+subject = "system:serviceaccount:agents:e2e-agent"
+machine_client = "e2e-cluster-agent"
+algorithms = ["RS256"]
+[[trusted_workloads]]
+issuer = "${GITHUB}"
+audience = "https://github.com/contoso-e2e"
+subject = "repo:contoso-e2e/agent:*"
+claims = { repository = "contoso-e2e/agent", ref = "refs/heads/main" }
+machine_client = "e2e-ci-agent"
+jwks_file = "${githubJwksFile}"
+algorithms = ["RS256"]
+max_lifetime = "10m"
 [dev]
 cimd_allow_loopback = true
 cimd_extra_ca_file = "${caFile}"
@@ -702,6 +740,54 @@ webhook_secret_file = "${w('approval-webhook.key', HOOK_KEY)}"
       assert.equal(held.sub, name); assert.equal(held.aud, GW_RESOURCE); assert.equal(held.sid, undefined);
       out.push(`${name}: scope ${held.scope}`);
       await client.close();
+    }
+    return out.join('; ');
+  });
+
+  await scenario('Workload identity: a Kubernetes service-account token (keys by the cluster\'s discovery) and a GitHub Actions token, each presented by the 2.x SDK as a JWT-bearer grant with no secret, get minted tokens for their machine clients and call through the gateway; the MCP server verifies the identity JWT', async () => {
+    const now = Math.floor(Date.now() / 1000);
+    const platformTokens = {
+      // What the kubelet projects into the pod (audience set in the pod's volume).
+      'e2e-cluster-agent': () => new SignJWT({ 'kubernetes.io': { namespace: 'agents', serviceaccount: { name: 'e2e-agent', uid: 'c0ffee' }, pod: { name: 'e2e-agent-7d9', uid: 'beef' } } })
+        .setProtectedHeader({ alg: 'RS256', kid: 'sa-key-1' }).setIssuer(CLUSTER).setSubject('system:serviceaccount:agents:e2e-agent')
+        .setAudience([GW]).setIssuedAt(now).setNotBefore(now).setExpirationTime(now + 3600).setJti(crypto.randomUUID()).sign(clusterKeys.privateKey),
+      // What `core.getIDToken('https://github.com/contoso-e2e')` returns in a workflow run.
+      'e2e-ci-agent': () => new SignJWT({ repository: 'contoso-e2e/agent', repository_owner: 'contoso-e2e', ref: 'refs/heads/main', workflow: 'nightly',
+        job_workflow_ref: 'contoso-e2e/agent/.github/workflows/nightly.yml@refs/heads/main', runner_environment: 'github-hosted' })
+        .setProtectedHeader({ alg: 'RS256', kid: 'gh-key-1', typ: 'JWT' }).setIssuer(GITHUB).setSubject('repo:contoso-e2e/agent:ref:refs/heads/main')
+        .setAudience('https://github.com/contoso-e2e').setIssuedAt(now).setNotBefore(now - 5).setExpirationTime(now + 300).setJti(crypto.randomUUID()).sign(githubKeys.privateKey),
+    };
+    const out = [];
+    for (const [name, platformToken] of Object.entries(platformTokens)) {
+      // As the SDK's conformance client does for auth/wif-jwt-bearer: a provider whose
+      // prepareTokenRequest sends the JWT-bearer grant; the SDK adds client_id and resource.
+      const sent = [];
+      const provider = {
+        get redirectUrl() { return undefined; },
+        get clientMetadata() { return { client_name: name, redirect_uris: [], grant_types: ['urn:ietf:params:oauth:grant-type:jwt-bearer'], token_endpoint_auth_method: 'none' }; },
+        clientInformation: () => ({ client_id: name }),
+        tokens() { return this._tokens; },
+        saveTokens(t) { this._tokens = t; },
+        redirectToAuthorization() { throw new Error('a workload has no browser'); },
+        saveCodeVerifier() {},
+        codeVerifier() { throw new Error('no code flow'); },
+        prepareTokenRequest: async () => { const assertion = await platformToken(); sent.push(assertion); return new URLSearchParams({ grant_type: 'urn:ietf:params:oauth:grant-type:jwt-bearer', assertion }); },
+      };
+      const client = new Client2({ name, version: '1.0.0' });
+      await client.connect(new Transport2(new URL(GW_RESOURCE), { authProvider: provider }));
+      const who = toolJson(await client.callTool({ name: 'whoami', arguments: {} }));
+      assert.equal(who.sub, name); assert.equal(who.claims.client_id, name, 'client_id = sub: no user');
+      assert.equal(who.claims.iss, GW); assert.equal(who.claims.aud, GW_BACKEND);
+      const held = decodeJwt((await provider.tokens()).access_token);
+      assert.equal(held.sub, name); assert.equal(held.aud, GW_RESOURCE); assert.equal(held.sid, undefined);
+      await client.close();
+      // The platform token the SDK sent is spent: presented again, it is refused.
+      assert.equal(sent.length, 1);
+      const again = await fetch(`${GW}/token`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' },
+        body: new URLSearchParams({ grant_type: 'urn:ietf:params:oauth:grant-type:jwt-bearer', assertion: sent[0], resource: GW_RESOURCE }) });
+      const body = await again.json();
+      assert.equal(again.status, 400); assert.equal(body.error, 'invalid_grant'); assert.match(body.error_description, /already used/);
+      out.push(`${name}: scope ${held.scope}`);
     }
     return out.join('; ');
   });

@@ -55,6 +55,21 @@ pub struct ResourceConfig {
     /// server is reached directly and checks its tokens itself.
     #[serde(default)]
     pub(crate) gateway: Option<super::gateway::GatewayConfig>,
+    /// Whether its minted tokens must be DPoP-bound (RFC 9449): `"allowed"` (the default: a
+    /// client that sends a proof gets a bound token, others a bearer token) or `"required"`.
+    #[serde(default)]
+    pub(super) dpop: DpopMode,
+}
+
+/// Whether a minted resource's tokens must be bound to a DPoP key.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DpopMode {
+    /// A client that proves a key gets a token bound to it; one that does not, a bearer token.
+    #[default]
+    Allowed,
+    /// Only bound tokens: the token endpoint wants a proof, the gateway refuses bearer tokens.
+    Required,
 }
 
 /// One MCP-facing scope name and the upstream scope string it stands for.
@@ -114,6 +129,11 @@ impl<'r> MintedResource<'r> {
     /// The downstream APIs its MCP server may reach by token exchange, by name.
     pub fn exchange(&self) -> &'r [String] {
         &self.0.exchange
+    }
+
+    /// Whether its tokens must be DPoP-bound.
+    pub fn requires_dpop(&self) -> bool {
+        self.0.dpop == DpopMode::Required
     }
 }
 
@@ -228,6 +248,9 @@ impl ResourceConfig {
             }
             if self.refresh_upstream.is_some() {
                 out.push(("refresh_upstream", only_minted.to_owned()));
+            }
+            if self.dpop == DpopMode::Required {
+                out.push(("dpop", "applies only to minted tokens: the IdP's own tokens cannot be bound to a client's key by the shim; add token = \"minted\" or remove it".to_owned()));
             }
             return out;
         };

@@ -62,6 +62,19 @@ pub struct TenantConfig {
     /// The queue of clients waiting for an administrator (`approval.rs`).
     #[serde(default)]
     pub(crate) approval: super::approval::ApprovalSettings,
+    /// DPoP-bound tokens (RFC 9449): whether proofs must carry the server's nonce.
+    #[serde(default)]
+    pub(crate) dpop: DpopSettings,
+}
+
+/// `[dpop]`: how the tenant checks DPoP proofs, at its token endpoint and its gateway.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DpopSettings {
+    /// Every proof must carry a nonce the server gave (RFC 9449 §8, §9): a proof cannot then be
+    /// made ahead of time, at the cost of one more round trip when a client starts.
+    #[serde(default)]
+    pub(crate) require_nonce: bool,
 }
 
 /// The identity provider behind the tenant.

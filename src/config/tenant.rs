@@ -202,6 +202,11 @@ impl Tenant {
         &self.config.trusted_issuers
     }
 
+    /// Whether DPoP proofs to this tenant must carry its server nonce (`[dpop] require_nonce`).
+    pub(crate) fn dpop_requires_nonce(&self) -> bool {
+        self.config.dpop.require_nonce
+    }
+
     /// The workload rules of the tenant, in file order (`trusted_workload.rs`).
     pub(crate) fn trusted_workloads(&self) -> &[TrustedWorkload] {
         &self.config.trusted_workloads

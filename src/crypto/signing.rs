@@ -11,6 +11,7 @@ use super::keys::ServerKeys;
 
 type HmacSha256 = Hmac<Sha256>;
 
+#[derive(Clone)]
 pub(crate) struct Signer {
     current: [u8; 32],
     previous: Option<[u8; 32]>,

@@ -10,6 +10,7 @@ use serde_json::{Map, Value};
 use crate::config::Tenant;
 use crate::config::resource::ResourceConfig;
 use crate::oauth::AuthServer;
+use crate::oauth::dpop::{Expected, ResourceRefusal};
 use crate::oauth::error::OAuthError;
 
 /// Why a call is refused before it reaches the MCP server.
@@ -19,6 +20,27 @@ pub(crate) enum Refused {
     Origin(String),
     /// No token, or one that is not valid here (401 `invalid_token`), and why.
     Token(String),
+    /// A DPoP-bound token without its proof, a proof that fails, or a token presented in the
+    /// wrong scheme (401 with a `DPoP` challenge, RFC 9449 §7.1).
+    Dpop(ResourceRefusal),
+}
+
+/// How a call presents its access token (RFC 6750 §2.1, RFC 9449 §7.1).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Scheme {
+    Bearer,
+    Dpop,
+}
+
+/// The token a call presents, with what its DPoP proof must match.
+pub(crate) struct Presented<'r> {
+    pub(crate) scheme: Scheme,
+    pub(crate) token: &'r str,
+    /// The call's `DPoP` header, if it has one.
+    pub(crate) proof: Option<&'r str>,
+    /// The call's method and URL (without its query), as the proof's `htm` and `htu`.
+    pub(crate) method: &'r str,
+    pub(crate) url: &'r str,
 }
 
 /// The caller of an admitted call: the claims of its access token.
@@ -55,7 +77,7 @@ pub(crate) async fn admit(
     tenant: &Tenant,
     resource: &ResourceConfig,
     origin: Option<&str>,
-    token: Option<&str>,
+    presented: Option<Presented<'_>>,
     now: u64,
 ) -> Result<Result<Caller, Refused>, OAuthError> {
     if let Some(origin) = origin.filter(|o| !origin_allowed(resource, o)) {
@@ -63,9 +85,10 @@ pub(crate) async fn admit(
             "calls from pages at {origin} are not allowed; the operator lists the origins of browser-based clients in the resource's gateway.allowed_origins"
         ))));
     }
-    let Some(token) = token else {
+    let Some(presented) = presented else {
         return Ok(Err(Refused::Token("a bearer token is required".into())));
     };
+    let token = presented.token;
     let claims = if resource.is_minted() {
         let audience = resource.uri.as_str();
         auth.tokens()
@@ -76,7 +99,60 @@ pub(crate) async fn admit(
             .idp_token_claims(tenant, resource, token, now)
             .await?
     };
-    Ok(claims
-        .map(|claims| Caller { claims })
-        .map_err(Refused::Token))
+    let claims = match claims {
+        Ok(c) => c,
+        Err(why) => return Ok(Err(Refused::Token(why))),
+    };
+    if let Err(refused) = check_binding(auth, tenant, resource, &presented, &claims, now).await {
+        return Ok(Err(Refused::Dpop(refused)));
+    }
+    Ok(Ok(Caller { claims }))
+}
+
+/// A token bound to a DPoP key (`cnf.jkt`) comes in the DPoP scheme with a proof of that key
+/// for this call; an unbound one in the Bearer scheme, where the resource takes such tokens.
+async fn check_binding(
+    auth: &AuthServer,
+    tenant: &Tenant,
+    resource: &ResourceConfig,
+    presented: &Presented<'_>,
+    claims: &Map<String, Value>,
+    now: u64,
+) -> Result<(), ResourceRefusal> {
+    let jkt = claims
+        .get("cnf")
+        .and_then(|c| c.get("jkt"))
+        .and_then(Value::as_str);
+    match (jkt, presented.scheme) {
+        (Some(jkt), Scheme::Dpop) => {
+            let expected = Expected {
+                method: presented.method,
+                url: presented.url,
+                access_token: Some(presented.token),
+                now,
+            };
+            auth.tokens()
+                .proofs()
+                .check_at_resource(
+                    tenant.id.as_str(),
+                    tenant.dpop_requires_nonce(),
+                    presented.proof,
+                    &expected,
+                    jkt,
+                )
+                .await
+        }
+        (Some(_), Scheme::Bearer) => Err(ResourceRefusal::Scheme(
+            "the token is DPoP-bound: present it as Authorization: DPoP, with a DPoP proof".into(),
+        )),
+        (None, Scheme::Dpop) => Err(ResourceRefusal::Scheme(
+            "the token is not DPoP-bound: present it as a Bearer token".into(),
+        )),
+        (None, Scheme::Bearer) if resource.minted().is_some_and(|m| m.requires_dpop()) => {
+            Err(ResourceRefusal::Scheme(
+                "this resource takes DPoP-bound tokens only: get one with a DPoP proof at the token endpoint".into(),
+            ))
+        }
+        (None, Scheme::Bearer) => Ok(()),
+    }
 }

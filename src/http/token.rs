@@ -19,18 +19,31 @@ use crate::oauth::{ErrorCode, OAuthError};
 const MAX_TOKEN_BODY: usize = 16 * 1024;
 
 fn credentials(req: &HttpRequest) -> Result<ClientCredentials, OAuthError> {
-    match req.headers().get(AUTHORIZATION) {
-        None => Ok(ClientCredentials { basic: None }),
-        Some(h) => {
-            let basic = h.to_str().ok().and_then(parse_basic).ok_or_else(|| {
-                OAuthError::new(
-                    ErrorCode::InvalidClient,
-                    "the Authorization header is not valid HTTP Basic",
-                )
-            })?;
-            Ok(ClientCredentials { basic: Some(basic) })
-        }
+    let basic = match req.headers().get(AUTHORIZATION) {
+        None => None,
+        Some(h) => Some(h.to_str().ok().and_then(parse_basic).ok_or_else(|| {
+            OAuthError::new(
+                ErrorCode::InvalidClient,
+                "the Authorization header is not valid HTTP Basic",
+            )
+        })?),
+    };
+    Ok(ClientCredentials {
+        basic,
+        dpop: dpop_proof(req)?.map(str::to_owned),
+    })
+}
+
+/// The request's one DPoP proof, if it sends one (RFC 9449 §4.3 step 1).
+pub(crate) fn dpop_proof(req: &HttpRequest) -> Result<Option<&str>, OAuthError> {
+    let mut values = Vec::new();
+    for v in req.headers().get_all("dpop") {
+        values.push(v.to_str().map_err(|_| {
+            OAuthError::new(ErrorCode::InvalidDpopProof, "the DPoP header is not ASCII")
+        })?);
     }
+    crate::oauth::dpop::single_header(values.into_iter())
+        .map_err(|why| OAuthError::new(ErrorCode::InvalidDpopProof, why))
 }
 
 /// Error responses of the token endpoint: `no-store`, and 401 with `WWW-Authenticate` for
@@ -78,12 +91,31 @@ pub(crate) async fn token(
     };
     let ctx = super::request_ctx::body_read(ctx);
     crate::telemetry::record_client(presented_client(&form, &creds));
-    match state
-        .auth()
-        .tokens()
-        .token(&tenant, &form, &creds, &ctx)
-        .await
+    let tokens = state.auth().tokens();
+    // A tenant that wants nonces in proofs gives a fresh one with every answer to a request
+    // that sent a proof (RFC 9449 §8.2), and with every `use_dpop_nonce`.
+    let nonce = (tenant.dpop_requires_nonce() && creds.dpop.is_some())
+        .then(|| ("DPoP-Nonce", tokens.dpop_nonce(&tenant, ctx.now)));
+    let mut res = token_answer(&tenant, &form, &creds, &ctx, &state).await;
+    if let Some(header) = nonce
+        && let Ok(v) = actix_web::http::header::HeaderValue::from_str(&header.1)
     {
+        res.headers_mut().insert(
+            actix_web::http::header::HeaderName::from_static("dpop-nonce"),
+            v,
+        );
+    }
+    res
+}
+
+async fn token_answer(
+    tenant: &Tenant,
+    form: &Params,
+    creds: &ClientCredentials,
+    ctx: &RequestCtx,
+    state: &AppState,
+) -> HttpResponse {
+    match state.auth().tokens().token(tenant, form, creds, ctx).await {
         Ok(body) => HttpResponse::Ok()
             .insert_header(("Cache-Control", "no-store"))
             .insert_header(("Pragma", "no-cache"))
@@ -94,9 +126,9 @@ pub(crate) async fn token(
                 &e,
                 ctx.caller.address(),
             ) {
-                tracing::info!(tenant = %tenant.id, client_id = presented_client(&form, &creds), grant_type = client_value(form.get("grant_type")), error = %e, "token request refused");
+                tracing::info!(tenant = %tenant.id, client_id = presented_client(form, creds), grant_type = client_value(form.get("grant_type")), error = %e, "token request refused");
             }
-            token_error(&tenant, &e)
+            token_error(tenant, &e)
         }
     }
 }

@@ -31,6 +31,8 @@ pub(crate) struct Grant<'a> {
     /// Claims copied from the IdP's ID token, under the names the resource gives them.
     pub(crate) copied: &'a Map<String, Value>,
     pub(crate) lifetime: u64,
+    /// The thumbprint of the DPoP key the token is bound to (RFC 9449 §6.1: `cnf.jkt`).
+    pub(crate) confirmation: Option<&'a str>,
 }
 
 /// A signed token and the seconds it lives.
@@ -64,6 +66,9 @@ pub(crate) fn mint(key: &ActiveKey, grant: &Grant<'_>, now: u64) -> Result<Minte
     }
     if let Some(session) = grant.session {
         claims.insert("sid".to_owned(), json!(session));
+    }
+    if let Some(jkt) = grant.confirmation {
+        claims.insert("cnf".to_owned(), json!({ "jkt": jkt }));
     }
     let header = Header {
         typ: Some(ACCESS_TOKEN_TYPE.to_owned()),

@@ -27,6 +27,10 @@ pub enum ErrorCode {
     LoginRequired,
     /// RFC 6750 §3.1: a bearer token (the registration access token of RFC 7592) is wrong.
     InvalidToken,
+    /// RFC 9449 §5, §7.1: a DPoP proof is missing, malformed or for another request or key.
+    InvalidDpopProof,
+    /// RFC 9449 §8, §9: the proof must carry the server's nonce (given in `DPoP-Nonce`).
+    UseDpopNonce,
 }
 
 impl ErrorCode {
@@ -51,6 +55,8 @@ impl ErrorCode {
             Self::ConsentRequired => "consent_required",
             Self::LoginRequired => "login_required",
             Self::InvalidToken => "invalid_token",
+            Self::InvalidDpopProof => "invalid_dpop_proof",
+            Self::UseDpopNonce => "use_dpop_nonce",
         }
     }
 }

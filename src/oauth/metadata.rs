@@ -86,5 +86,9 @@ pub(crate) fn authorization_server_metadata(tenant: &Tenant, offers_refresh: boo
     if policy.cimd {
         doc["revocation_endpoint_auth_signing_alg_values_supported"] = json!(ALGORITHM_NAMES);
     }
+    if tenant.resources().iter().any(|r| r.is_minted()) {
+        // Minted tokens are bound to the key of a token request's DPoP proof (RFC 9449 §5.1).
+        doc["dpop_signing_alg_values_supported"] = json!(super::dpop::ALGORITHMS);
+    }
     doc
 }

@@ -159,6 +159,8 @@ pub(crate) struct TokenSubject<'a> {
     pub(crate) auth_time: u64,
     pub(crate) family: &'a FamilyId,
     pub(crate) claims: &'a Map<String, Value>,
+    /// The DPoP key the token is bound to (its thumbprint), if the client proved one.
+    pub(crate) confirmation: Option<&'a str>,
 }
 
 /// Minting and checking the access tokens of minted resources, with the tenants' signing
@@ -211,6 +213,7 @@ impl Minter {
             session: Some(&session),
             copied: who.claims,
             lifetime: resource.lifetime().as_secs(),
+            confirmation: who.confirmation,
         };
         let Minted { token, expires_in } = mint(&key, &grant, now)?;
         tokens.access_token = token;
@@ -226,6 +229,7 @@ impl Minter {
         resource: MintedResource<'_>,
         client_id: &str,
         scopes: &ScopeSet,
+        confirmation: Option<&str>,
         now: u64,
     ) -> Result<Minted, OAuthError> {
         let key = self
@@ -243,6 +247,7 @@ impl Minter {
             session: None,
             copied: &Map::new(),
             lifetime: resource.lifetime().as_secs(),
+            confirmation,
         };
         Ok(mint(&key, &grant, now)?)
     }

@@ -9,6 +9,7 @@ pub(crate) mod client_assertion;
 pub(crate) mod client_configuration;
 pub mod client_metadata;
 pub mod context;
+pub(crate) mod dpop;
 pub(crate) mod error;
 pub(crate) mod family;
 pub mod family_index;

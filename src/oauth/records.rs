@@ -113,6 +113,10 @@ pub struct RefreshRecord {
     /// under this token (`minted.rs`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) sealed_claims: Option<String>,
+    /// For a public client that proved a DPoP key: the key's thumbprint, which every use of
+    /// this token (and its successors) must prove again (RFC 9449 §5).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) dpop_jkt: Option<String>,
 }
 
 /// Who rotates a refresh token, and until when the others wait.

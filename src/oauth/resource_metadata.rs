@@ -1,7 +1,8 @@
 //! The protected-resource metadata (RFC 9728) the shim serves for a gateway resource, in the
 //! shape the MCP SDKs read: the resource URI exactly as clients use it, the tenant's issuer as
 //! its one authorization server (the SDKs compare it byte for byte with the issuer's own
-//! metadata), the scopes clients may ask for, and tokens in the `Authorization` header only.
+//! metadata), the scopes clients may ask for, tokens in the `Authorization` header only, and
+//! for a minted resource the DPoP algorithms (RFC 9449) and whether its tokens must be bound.
 
 use serde_json::{Value, json};
 
@@ -18,6 +19,13 @@ pub(crate) fn protected_resource_metadata(tenant: &Tenant, resource: &ResourceCo
     });
     if let Some(name) = &resource.name {
         doc["resource_name"] = json!(name);
+    }
+    if let Some(minted) = resource.minted() {
+        // RFC 9728 §2: its tokens may be DPoP-bound (RFC 9449), and must be when it says so.
+        doc["dpop_signing_alg_values_supported"] = json!(crate::oauth::dpop::ALGORITHMS);
+        if minted.requires_dpop() {
+            doc["dpop_bound_access_tokens_required"] = json!(true);
+        }
     }
     doc
 }
@@ -81,6 +89,19 @@ pub(crate) fn sign_in_challenge(
         quoted(description),
         quoted(&acr_values.join(" ")),
         quoted(&scopes.join(" ")),
+        quoted(metadata_url)
+    )
+}
+
+/// The challenge of a refused DPoP call (RFC 9449 §7.1): the `DPoP` scheme with its error
+/// (`invalid_dpop_proof`, `use_dpop_nonce` or `invalid_token`), the algorithms proofs may use,
+/// and the metadata, as the MCP SDKs read it.
+pub(crate) fn dpop_challenge(error: &str, description: &str, metadata_url: &str) -> String {
+    let quoted = |v: &str| v.replace(['"', '\\'], "'");
+    format!(
+        "DPoP error=\"{error}\", error_description=\"{}\", algs=\"{}\", resource_metadata=\"{}\"",
+        quoted(description),
+        crate::oauth::dpop::ALGORITHMS.join(" "),
         quoted(metadata_url)
     )
 }

@@ -19,6 +19,7 @@ use super::upstreams::Upstreams;
 use crate::config::Tenant;
 use crate::crypto::{Sealer, Signer};
 use crate::minting::SigningKeys;
+use crate::oauth::dpop::Proofs;
 use crate::store::Records;
 use crate::upstream::UpstreamDirectory;
 
@@ -62,6 +63,7 @@ impl AuthServer {
                 minter.clone(),
                 upstreams.clone(),
                 sealer.clone(),
+                Arc::new(Proofs::new(signer.clone())),
             ),
             logins: Logins::new(records.clone(), registry.clone(), upstreams, sealer, signer),
             client_configuration: ClientConfiguration::new(

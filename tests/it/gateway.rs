@@ -520,7 +520,10 @@ async fn an_expired_token_is_refused_at_the_gateway() {
         attempt.verifier,
         client.id
     ));
-    let creds = dcr_shim::oauth::client_auth::ClientCredentials { basic: None };
+    let creds = dcr_shim::oauth::client_auth::ClientCredentials {
+        basic: None,
+        dpop: None,
+    };
     let an_hour_ago = dcr_shim::app::unix_now() - 3600;
     let answer = w
         .app

@@ -453,7 +453,10 @@ async fn refresh_rotates_with_a_grace_window_and_reuse_revokes_the_family() {
         "grant_type=refresh_token&refresh_token={rt1}&client_id={}",
         client.id
     ));
-    let creds = dcr_shim::oauth::client_auth::ClientCredentials { basic: None };
+    let creds = dcr_shim::oauth::client_auth::ClientCredentials {
+        basic: None,
+        dpop: None,
+    };
     let err = w
         .app
         .state()

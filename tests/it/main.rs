@@ -11,6 +11,7 @@ mod cli;
 mod confidential_cimd;
 mod cors;
 mod discovery;
+mod dpop;
 mod durability;
 mod fake_entra;
 mod faults;

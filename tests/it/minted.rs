@@ -406,7 +406,10 @@ async fn introspection_needs_a_resource_server_and_tells_active_from_inactive() 
     let form = dcr_shim::oauth::params::Params::parse(&format!(
         "token={at}&client_id=files-server&client_secret={FILES_SERVER_SECRET}"
     ));
-    let creds = dcr_shim::oauth::client_auth::ClientCredentials { basic: None };
+    let creds = dcr_shim::oauth::client_auth::ClientCredentials {
+        basic: None,
+        dpop: None,
+    };
     let later = dcr_shim::app::unix_now() + 601;
     let body = w
         .app
@@ -480,7 +483,10 @@ async fn a_key_rotation_publishes_first_signs_later_and_retires_the_old_key() {
         during["refresh_token"].as_str().unwrap(),
         client.id
     ));
-    let creds = dcr_shim::oauth::client_auth::ClientCredentials { basic: None };
+    let creds = dcr_shim::oauth::client_auth::ClientCredentials {
+        basic: None,
+        dpop: None,
+    };
     let after = w
         .app
         .state()
@@ -745,7 +751,10 @@ async fn a_resource_server_exchanges_a_minted_token_for_a_downstream_api() {
     let form = dcr_shim::oauth::params::Params::parse(&format!(
         "grant_type=urn:ietf:params:oauth:grant-type:token-exchange&subject_token={at}&subject_token_type=urn:ietf:params:oauth:token-type:access_token&audience=reports&client_id=files-server&client_secret={FILES_SERVER_SECRET}"
     ));
-    let creds = dcr_shim::oauth::client_auth::ClientCredentials { basic: None };
+    let creds = dcr_shim::oauth::client_auth::ClientCredentials {
+        basic: None,
+        dpop: None,
+    };
     let err = w
         .app
         .state()

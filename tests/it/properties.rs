@@ -164,7 +164,10 @@ fn token_requests_never_produce_a_server_error() {
             .extend_pairs(form.iter().map(|(k, v)| (*k, v.as_str())))
             .finish();
         let params = Params::parse(&raw);
-        let creds = dcr_shim::oauth::client_auth::ClientCredentials { basic: None };
+        let creds = dcr_shim::oauth::client_auth::ClientCredentials {
+            basic: None,
+            dpop: None,
+        };
         let outcome = runtime.block_on(app.state().auth().tokens().token(
             &tenant,
             &params,

@@ -10,12 +10,15 @@ use crate::config::Tenant;
 use crate::config::resource::ResourceConfig;
 use crate::gateway::admission::Refused;
 use crate::gateway::forward::Answer;
-use crate::oauth::resource_metadata::{Refusal, challenge, metadata_url, sign_in_challenge};
+use crate::oauth::dpop::ResourceRefusal;
+use crate::oauth::resource_metadata::{
+    Refusal, challenge, dpop_challenge, metadata_url, sign_in_challenge,
+};
 
 /// Headers a browser-based client may send (CORS preflight).
-const CORS_ALLOWED_HEADERS: &str = "Authorization, Content-Type, Accept, Last-Event-ID, Mcp-Session-Id, MCP-Protocol-Version, Mcp-Method, Mcp-Name";
+const CORS_ALLOWED_HEADERS: &str = "Authorization, Content-Type, Accept, Last-Event-ID, Mcp-Session-Id, MCP-Protocol-Version, Mcp-Method, Mcp-Name, DPoP";
 /// Headers a browser-based client may read.
-pub(super) const CORS_EXPOSED_HEADERS: &str = "Mcp-Session-Id, WWW-Authenticate";
+pub(super) const CORS_EXPOSED_HEADERS: &str = "Mcp-Session-Id, WWW-Authenticate, DPoP-Nonce";
 
 /// 405 for a method Streamable HTTP does not have.
 pub(super) fn method_not_allowed() -> HttpResponse {
@@ -57,6 +60,8 @@ pub(super) fn refusal(resource: &ResourceConfig, refused: &Refused) -> HttpRespo
     match refused {
         Refused::Origin(why) => HttpResponse::Forbidden()
             .json(json!({"error": "forbidden_origin", "error_description": why})),
+        // The gateway answers a nonce refusal with `dpop_refusal` itself, with its nonce.
+        Refused::Dpop(d) => dpop_refusal(resource, d, String::new),
         Refused::Token(why) => {
             // What a login asks for first: the resource's default scopes (the rules' scope
             // challenges widen it when a call needs more), else all of its scopes.
@@ -81,6 +86,33 @@ pub(super) fn refusal(resource: &ResourceConfig, refused: &Refused) -> HttpRespo
                 .json(json!({"error": "invalid_token", "error_description": public_why}))
         }
     }
+}
+
+/// 401 for a DPoP call refused (RFC 9449 §7.1): its challenge, and for `use_dpop_nonce` the
+/// nonce to use (`DPoP-Nonce`).
+pub(super) fn dpop_refusal(
+    resource: &ResourceConfig,
+    refused: &ResourceRefusal,
+    nonce: impl FnOnce() -> String,
+) -> HttpResponse {
+    let (error, why) = match refused {
+        ResourceRefusal::Proof(why) => ("invalid_dpop_proof", why.as_str()),
+        ResourceRefusal::Scheme(why) => ("invalid_token", why.as_str()),
+        ResourceRefusal::Nonce => (
+            "use_dpop_nonce",
+            "the DPoP proof must carry this server's nonce (DPoP-Nonce)",
+        ),
+    };
+    tracing::info!(resource = %resource.uri, error, reason = %why, "a gateway call's DPoP proof was refused");
+    let mut res = HttpResponse::Unauthorized();
+    res.insert_header((
+        "WWW-Authenticate",
+        dpop_challenge(error, why, &metadata_url(resource.uri.as_str())),
+    ));
+    if *refused == ResourceRefusal::Nonce {
+        res.insert_header(("DPoP-Nonce", nonce()));
+    }
+    res.json(json!({"error": error, "error_description": why}))
 }
 
 /// 403 `insufficient_scope`: the challenge names the scopes held and those missing, so that a

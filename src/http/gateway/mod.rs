@@ -9,8 +9,8 @@ mod routes;
 
 pub(crate) use answers::metadata;
 use answers::{
-    CORS_EXPOSED_HEADERS, answer_head, insufficient_scope, insufficient_sign_in, jsonrpc_error,
-    jsonrpc_error_for, method_not_allowed, preflight, refusal,
+    CORS_EXPOSED_HEADERS, answer_head, dpop_refusal, insufficient_scope, insufficient_sign_in,
+    jsonrpc_error, jsonrpc_error_for, method_not_allowed, preflight, refusal,
 };
 pub(crate) use routes::{gateway_of, is_for_gateway_host, on_gateway_host};
 
@@ -22,7 +22,7 @@ use super::state::AppState;
 use crate::config::Tenant;
 use crate::config::gateway::GatewayConfig;
 use crate::config::resource::ResourceConfig;
-use crate::gateway::admission::{Caller, Refused, admit, origin_allowed};
+use crate::gateway::admission::{Caller, Presented, Refused, Scheme, admit, origin_allowed};
 use crate::gateway::downstream::Missing;
 use crate::gateway::forward::{Answer, Failure, Outgoing, forward};
 use crate::gateway::identity::identity_headers;
@@ -33,6 +33,7 @@ use crate::gateway::message::{self, Malformed};
 use crate::gateway::policy::{Decision, Who, decide, names_callers};
 use crate::gateway::record::CallRecord;
 use crate::oauth::context::RequestCtx;
+use crate::oauth::dpop::ResourceRefusal;
 
 /// The gateway resource a call is for.
 #[derive(Clone, Copy)]
@@ -163,8 +164,15 @@ async fn admitted_caller(
         tenant, resource, ..
     } = target;
     let origin = req.headers().get("origin").and_then(|v| v.to_str().ok());
-    let token = super::body::bearer_token(req);
-    let caller = match admit(state.auth(), tenant, resource, origin, token, ctx.now).await {
+    let url = request_url(resource, req);
+    let presented = match presented_token(req, &url) {
+        Ok(p) => p,
+        Err(refused) => {
+            record.outcome = "refused_token";
+            return Err(dpop_refusal(resource, &refused, String::new));
+        }
+    };
+    let caller = match admit(state.auth(), tenant, resource, origin, presented, ctx.now).await {
         Err(e) => {
             record.outcome = "unavailable";
             return Err(super::error::error_response(&e));
@@ -172,14 +180,57 @@ async fn admitted_caller(
         Ok(Err(refused)) => {
             record.outcome = match refused {
                 Refused::Origin(_) => "refused_origin",
-                Refused::Token(_) => "refused_token",
+                Refused::Token(_) | Refused::Dpop(_) => "refused_token",
             };
+            if let Refused::Dpop(d) = &refused {
+                let tokens = state.auth().tokens();
+                return Err(dpop_refusal(resource, d, || {
+                    tokens.dpop_nonce(tenant, ctx.now)
+                }));
+            }
             return Err(refusal(resource, &refused));
         }
         Ok(Ok(caller)) => caller,
     };
     record.caller(&caller);
     Ok(caller)
+}
+
+/// The URL a call was sent to, as its client sees it (the resource's public origin and the
+/// request's path, no query): what a DPoP proof's `htu` names.
+fn request_url(resource: &ResourceConfig, req: &HttpRequest) -> String {
+    let origin = url::Url::parse(resource.uri.as_str())
+        .map(|u| u.origin().ascii_serialization())
+        .unwrap_or_default();
+    format!("{origin}{}", req.path())
+}
+
+/// The access token a call presents (`Authorization: Bearer` or `DPoP`), with its one DPoP
+/// proof; a call with two proofs is refused.
+fn presented_token<'r>(
+    req: &'r HttpRequest,
+    url: &'r str,
+) -> Result<Option<Presented<'r>>, ResourceRefusal> {
+    let proof = super::token::dpop_proof(req).map_err(|e| ResourceRefusal::Proof(e.description))?;
+    let Some(value) = req
+        .headers()
+        .get(actix_web::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+    else {
+        return Ok(None);
+    };
+    let (scheme, token) = match value.split_once(' ') {
+        Some((s, t)) if s.eq_ignore_ascii_case("bearer") => (Scheme::Bearer, t.trim()),
+        Some((s, t)) if s.eq_ignore_ascii_case("dpop") => (Scheme::Dpop, t.trim()),
+        _ => return Ok(None),
+    };
+    Ok(Some(Presented {
+        scheme,
+        token,
+        proof,
+        method: req.method().as_str(),
+        url,
+    }))
 }
 
 /// Counts an admitted call against the caller's rate limits, or refuses it (429).

@@ -17,10 +17,14 @@ use crate::oauth::error::{ErrorCode, OAuthError};
 use crate::oauth::params::Params;
 use crate::oauth::records::SpendOnce;
 
-/// What the client presented to authenticate, apart from the form (RFC 6749 §2.3).
+/// What a token request presents in its headers: the client's credentials (RFC 6749 §2.3) and
+/// a DPoP proof.
 pub struct ClientCredentials {
     /// From an `Authorization: Basic` header, already decoded.
     pub basic: Option<(String, String)>,
+    /// The request's DPoP proof (RFC 9449), its one `DPoP` header: a proof of the key the
+    /// tokens it gets are bound to, not a client credential.
+    pub dpop: Option<String>,
 }
 
 /// Decodes an `Authorization: Basic` value (RFC 6749 §2.3.1: form-encoded id and secret).

@@ -7,6 +7,7 @@
 
 use super::Tokens;
 use super::client_auth::{ClientCredentials, invalid_client};
+use super::dpop_binding::bound_for;
 use super::introspection::Configured;
 use super::response::TokenResponse;
 use crate::config::Tenant;
@@ -24,9 +25,10 @@ impl Tokens {
         tenant: &Tenant,
         form: &Params,
         creds: &ClientCredentials,
+        binding: Option<&str>,
         now: u64,
     ) -> Result<TokenResponse, OAuthError> {
-        let answer = self.machine_token(tenant, form, creds, now).await;
+        let answer = self.machine_token(tenant, form, creds, binding, now).await;
         let outcome = match &answer {
             Ok(_) => "ok",
             Err(e) => e.code.as_str(),
@@ -43,6 +45,7 @@ impl Tokens {
         tenant: &Tenant,
         form: &Params,
         creds: &ClientCredentials,
+        binding: Option<&str>,
         now: u64,
     ) -> Result<TokenResponse, OAuthError> {
         let (presented, id) = Self::presented_client(form, creds)?;
@@ -59,7 +62,7 @@ impl Tokens {
         let resource = target(tenant, machine, form.get("resource"))?;
         let scopes = granted(resource, machine, form.get("scope"))?;
         let response = self
-            .machine_response(tenant, resource, machine, &scopes, now)
+            .machine_response(tenant, resource, machine, &scopes, binding, now)
             .await?;
         tracing::info!(target: "audit", event = "client_credentials_granted", tenant = %tenant.id,
             client_id = %machine.client_id, name = machine.name.as_deref().unwrap_or(""),
@@ -68,18 +71,20 @@ impl Tokens {
     }
 
     /// The answer to a machine client's grant: a minted token for `resource` naming the client
-    /// as its subject, and no refresh token.
+    /// as its subject (bound to the DPoP key `binding`, if any), and no refresh token.
     pub(super) async fn machine_response(
         &self,
         tenant: &Tenant,
         resource: MintedResource<'_>,
         machine: &MachineClientConfig,
         scopes: &ScopeSet,
+        binding: Option<&str>,
         now: u64,
     ) -> Result<TokenResponse, OAuthError> {
+        bound_for(resource, binding)?;
         let minted = self
             .minter
-            .mint_for_machine(tenant, resource, &machine.client_id, scopes, now)
+            .mint_for_machine(tenant, resource, &machine.client_id, scopes, binding, now)
             .await?;
         let tokens = UpstreamTokens {
             access_token: minted.token,
@@ -89,7 +94,7 @@ impl Tokens {
             scope: None,
             id_token: None,
         };
-        Ok(TokenResponse::bearer(&tokens, scopes))
+        Ok(TokenResponse::bearer(&tokens, scopes).bound_to(binding))
     }
 }
 

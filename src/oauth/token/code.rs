@@ -6,6 +6,7 @@
 use serde_json::{Map, Value};
 
 use super::Tokens;
+use super::dpop_binding::bound_for;
 use super::response::TokenResponse;
 use crate::config::Tenant;
 use crate::config::resource::MintedResource;
@@ -32,6 +33,8 @@ pub(crate) struct CodeRedemption {
     pub(crate) resource: Option<String>,
     /// The code's record, read while the client is authenticated (`token/mod.rs::prepare`).
     pub(crate) stored: Option<Box<Versioned<AuthCode>>>,
+    /// The key the request's DPoP proof proved (`dpop_binding.rs`).
+    pub(crate) dpop_jkt: Option<String>,
 }
 
 impl CodeRedemption {
@@ -46,6 +49,7 @@ impl CodeRedemption {
             code_verifier: optional("code_verifier"),
             resource: optional("resource"),
             stored: None,
+            dpop_jkt: None,
         })
     }
 }
@@ -70,6 +74,8 @@ struct Redemption<'a> {
     family_id: Option<FamilyId>,
     /// The grant's end: the idle lifetime from now, within the absolute one from the login.
     grant_until: u64,
+    /// The DPoP key its minted token is bound to (`dpop_binding.rs`).
+    binding: Option<String>,
     now: u64,
 }
 
@@ -87,6 +93,14 @@ impl Tokens {
         let mut red = self
             .unseal_redemption(tenant, client, &req, &code, now)
             .await?;
+        // Before the code is spent: a client that forgot its proof may try again.
+        red.binding = match red.minted {
+            Some(m) => {
+                bound_for(m, req.dpop_jkt.as_deref())?;
+                req.dpop_jkt.take()
+            }
+            None => None,
+        };
         // Family, claim and refresh token commit together and durably before the answer: a
         // replay racing this redemption finds the family to revoke as soon as the code reads
         // as used, and a crash keeps all three or none (then no tokens were handed out).
@@ -104,7 +118,8 @@ impl Tokens {
             &claimed.value,
             claimed.expires_at,
         )?;
-        let mut response = TokenResponse::bearer(&red.tokens, &red.request.scopes);
+        let mut response = TokenResponse::bearer(&red.tokens, &red.request.scopes)
+            .bound_to(red.binding.as_deref());
         if let Some((refresh, record)) = self.first_refresh_token(&red) {
             group.insert_new(&tenant.id, &refresh.key(), &record, Some(red.grant_until))?;
             response = response.with_refresh_token(&refresh);
@@ -182,6 +197,7 @@ impl Tokens {
                 .grant_lifetimes(resource)
                 .ends_at(now, now)
                 .unwrap_or(now),
+            binding: None,
             request,
             now,
         })
@@ -235,6 +251,7 @@ impl Tokens {
             auth_time: red.auth_time.unwrap_or(red.now),
             family,
             claims: &red.claims,
+            confirmation: red.binding.as_deref(),
         };
         self.minter
             .mint_into(tenant, resource, &who, &mut red.tokens, red.now)
@@ -316,6 +333,14 @@ impl Tokens {
             },
             lease: None,
             sealed_claims,
+            // A public client's refresh token is bound to its key; a confidential client's is
+            // bound to the client already (RFC 9449 §5).
+            dpop_jkt: red.binding.clone().filter(|_| {
+                !red.client
+                    .metadata
+                    .token_endpoint_auth_method
+                    .is_confidential()
+            }),
         };
         Some((refresh, record))
     }
@@ -440,6 +465,7 @@ mod tests {
             code_verifier: verifier.map(str::to_owned),
             resource: resource.map(str::to_owned),
             stored: None,
+            dpop_jkt: None,
         }
     }
 

@@ -28,13 +28,28 @@ impl Tokens {
             client_credentials: tenant.offers_client_credentials(),
             workloads: tenant.trusts_workloads(),
         };
-        let request = match request::parse(form, offered)? {
-            Parsed::TokenExchange => return self.exchange(tenant, form, creds, now).await,
+        let parsed = request::parse(form, offered)?;
+        if let Parsed::TokenExchange = parsed {
+            // A downstream API's token is the IdP's: no DPoP proof binds it.
+            return self.exchange(tenant, form, creds, now).await;
+        }
+        // The proof is checked first, so that a `use_dpop_nonce` answer costs nothing else.
+        let binding = self
+            .dpop_binding(tenant, creds.dpop.as_deref(), now)
+            .await?;
+        let request = match parsed {
+            Parsed::TokenExchange => unreachable!("answered above"),
             Parsed::ClientCredentials => {
-                return self.client_credentials(tenant, form, creds, now).await;
+                return self
+                    .client_credentials(tenant, form, creds, binding.as_deref(), now)
+                    .await;
             }
-            Parsed::Workload => return self.workload_grant(tenant, form, creds, ctx).await,
-            Parsed::Client(request) => request,
+            Parsed::Workload => {
+                return self
+                    .workload_grant(tenant, form, creds, binding.as_deref(), ctx)
+                    .await;
+            }
+            Parsed::Client(request) => request.map(|r| r.bound_to(binding)),
         };
         // The record the grant names is read while the client is authenticated, two reads at
         // once; it is used only once authentication succeeded, and a client error comes first.

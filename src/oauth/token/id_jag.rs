@@ -19,6 +19,7 @@ use crate::oauth::params::Params;
 
 use super::Tokens;
 use super::assertion_grant::{check_times, split, typ};
+use super::dpop_binding::bound_for;
 use super::response::TokenResponse;
 use crate::config::Tenant;
 use crate::config::resource::MintedResource;
@@ -37,6 +38,9 @@ pub(super) const ID_JAG_TYPE: &str = "oauth-id-jag+jwt";
 
 /// What a valid assertion says.
 struct IdJag<'t> {
+    /// The DPoP key the request proved, which the minted token is bound to: not the
+    /// assertion's, which names no key (`cnf` is refused).
+    binding: Option<String>,
     issuer: &'t TrustedIssuer,
     subject: String,
     jti: String,
@@ -55,6 +59,8 @@ pub(crate) struct JwtBearerRequest<'f> {
     pub(crate) assertion: Option<&'f str>,
     pub(crate) resource: Option<&'f str>,
     pub(crate) scope: Option<&'f str>,
+    /// The key the request's DPoP proof proved (`dpop_binding.rs`).
+    pub(crate) dpop_jkt: Option<String>,
 }
 
 impl<'f> JwtBearerRequest<'f> {
@@ -63,6 +69,7 @@ impl<'f> JwtBearerRequest<'f> {
             assertion: form.get("assertion"),
             resource: form.get("resource"),
             scope: form.get("scope"),
+            dpop_jkt: None,
         }
     }
 }
@@ -113,8 +120,10 @@ impl Tokens {
             .assertion
             .filter(|a| !a.is_empty())
             .ok_or_else(|| OAuthError::invalid_request("assertion is required"))?;
-        let jag = self.verify_id_jag(tenant, client, assertion, ctx).await?;
+        let mut jag = self.verify_id_jag(tenant, client, assertion, ctx).await?;
         let resource = granted_resource(tenant, jag.resource.as_deref(), req.resource)?;
+        bound_for(resource, req.dpop_jkt.as_deref())?;
+        jag.binding = req.dpop_jkt;
         let app = crate::oauth::mapping::mapped_app(tenant, client, &resource)?;
         let scopes = granted_scopes(&resource, app, jag.scope.as_deref(), req.scope)?;
         self.spend_id_jag(tenant, client, &jag, now).await?;
@@ -227,11 +236,12 @@ impl Tokens {
             auth_time: jag.auth_time,
             family: &family_id,
             claims: &claims,
+            confirmation: jag.binding.as_deref(),
         };
         self.minter
             .mint_into(tenant, resource, &who, &mut tokens, now)
             .await?;
-        Ok(TokenResponse::bearer(&tokens, scopes))
+        Ok(TokenResponse::bearer(&tokens, scopes).bound_to(jag.binding.as_deref()))
     }
 }
 
@@ -312,6 +322,7 @@ fn check_identity<'t>(
         ));
     }
     Ok(IdJag {
+        binding: None,
         issuer,
         subject: subject.to_owned(),
         jti: jti.to_owned(),

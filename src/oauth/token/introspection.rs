@@ -52,7 +52,14 @@ impl Tokens {
         match self.active_claims(tenant, caller, token, now).await? {
             Ok(mut claims) => {
                 claims.insert("active".into(), json!(true));
-                claims.insert("token_type".into(), json!("Bearer"));
+                // A token bound to a DPoP key (`cnf`, which the claims carry) is presented with
+                // a proof of it (RFC 9449 §6.2).
+                let token_type = if claims.contains_key("cnf") {
+                    "DPoP"
+                } else {
+                    "Bearer"
+                };
+                claims.insert("token_type".into(), json!(token_type));
                 Ok(Value::Object(claims))
             }
             Err(why) => {

@@ -11,6 +11,7 @@ mod assertion_grant;
 pub mod client_auth;
 pub(crate) mod client_credentials;
 pub(crate) mod code;
+pub(crate) mod dpop_binding;
 mod endpoint;
 pub(crate) mod exchange;
 pub(crate) mod grant_names;
@@ -25,6 +26,7 @@ pub(crate) mod workload;
 use std::sync::Arc;
 
 use crate::crypto::Sealer;
+use crate::oauth::dpop::Proofs;
 use crate::oauth::family::Families;
 use crate::oauth::minted::Minter;
 use crate::oauth::registration::ClientRegistry;
@@ -41,6 +43,8 @@ pub struct Tokens {
     minter: Arc<Minter>,
     upstreams: Arc<Upstreams>,
     sealer: Arc<Sealer>,
+    /// DPoP nonces, and the proofs seen at the gateway's resources.
+    proofs: Arc<Proofs>,
 }
 
 impl Tokens {
@@ -51,6 +55,7 @@ impl Tokens {
         minter: Arc<Minter>,
         upstreams: Arc<Upstreams>,
         sealer: Arc<Sealer>,
+        proofs: Arc<Proofs>,
     ) -> Self {
         Self {
             records,
@@ -59,6 +64,12 @@ impl Tokens {
             minter,
             upstreams,
             sealer,
+            proofs,
         }
+    }
+
+    /// DPoP nonces and the proofs seen at resources.
+    pub(crate) fn proofs(&self) -> &Proofs {
+        &self.proofs
     }
 }

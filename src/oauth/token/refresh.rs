@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use super::Tokens;
+use super::dpop_binding::{bound_for, invalid_dpop_proof};
 use super::response::TokenResponse;
 use crate::config::Tenant;
 use crate::config::resource::{MintedResource, ResourceConfig};
@@ -42,6 +43,8 @@ pub(crate) struct RefreshRequest {
     pub(crate) resource: Option<String>,
     /// The token's record, read while the client is authenticated (`token/mod.rs::prepare`).
     pub(crate) stored: Option<Box<Versioned<RefreshRecord>>>,
+    /// The key the request's DPoP proof proved (`dpop_binding.rs`).
+    pub(crate) dpop_jkt: Option<String>,
 }
 
 impl RefreshRequest {
@@ -54,6 +57,7 @@ impl RefreshRequest {
             scope: form.get("scope").map(str::to_owned),
             resource: form.get("resource").map(str::to_owned),
             stored: None,
+            dpop_jkt: None,
         })
     }
 }
@@ -71,6 +75,8 @@ struct Held<'a> {
     token: &'a Handle,
     current: Versioned<RefreshRecord>,
     family: Versioned<Family>,
+    /// For a minted resource, the DPoP key the request proved: its new tokens are bound to it.
+    binding: Option<&'a str>,
     now: u64,
 }
 
@@ -136,6 +142,11 @@ impl Tokens {
         // What the request alone decides is checked before anything is leased or written (a
         // token's resource never changes).
         check_resource(&first_look.value, &req)?;
+        check_refresh_key(&first_look.value, req.dpop_jkt.as_deref())?;
+        let binding = req
+            .dpop_jkt
+            .as_deref()
+            .filter(|_| minted_resource(tenant, &first_look.value.resource).is_some());
         // One rotation at a time per token: a parallel request waits, then takes the grace
         // path. In this process by a lock (per family); across servers sharing the store by a
         // lease on the token's own record.
@@ -156,6 +167,7 @@ impl Tokens {
             token,
             current,
             family,
+            binding,
             now,
         };
         let result = self.rotate_family(&held, &req).await;
@@ -283,6 +295,9 @@ impl Tokens {
     ) -> Result<TokenResponse, OAuthError> {
         let rec = &held.current.value;
         let (resource, until) = self.grant_in_force(held).await?;
+        if let Some(m) = resource.minted() {
+            bound_for(m, held.binding)?;
+        }
         // What this refresh grants (RFC 6749 §6): the scopes the request names within the
         // family's, the family's when it names none of them; never more.
         let grant = narrow(resource, &rec.scopes, req.scope.as_deref());
@@ -423,6 +438,7 @@ impl Tokens {
             auth_time: family.auth_time.unwrap_or(family.created_at),
             family: &rec.family_id,
             claims,
+            confirmation: held.binding,
         };
         self.minter
             .mint_into(tenant, resource, &who, tokens, held.now)
@@ -600,9 +616,23 @@ impl Tokens {
                 .claims
                 .as_ref()
                 .map(|c| self.minter.seal_claims(&handle, c)),
+            // Bound once bound; a public client's token is bound from its first proof on.
+            dpop_jkt: rec.dpop_jkt.clone().or_else(|| {
+                held.binding
+                    .filter(|_| {
+                        !held
+                            .client
+                            .metadata
+                            .token_endpoint_auth_method
+                            .is_confidential()
+                    })
+                    .map(str::to_owned)
+            }),
             ..rec.clone()
         };
-        let response = TokenResponse::bearer(tokens, successor.granted).with_refresh_token(&handle);
+        let response = TokenResponse::bearer(tokens, successor.granted)
+            .bound_to(held.binding)
+            .with_refresh_token(&handle);
         let rotated = RefreshRecord {
             state: RefreshState::Rotated {
                 at: now,
@@ -686,6 +716,21 @@ impl Tokens {
 }
 
 /// A refresh may name the family's resource again (RFC 8707 §2.2, compared in normalized form).
+/// A refresh token bound to a DPoP key (a public client's) is used only with a proof of that
+/// key (RFC 9449 §5).
+fn check_refresh_key(rec: &RefreshRecord, proved: Option<&str>) -> Result<(), OAuthError> {
+    match (&rec.dpop_jkt, proved) {
+        (None, _) => Ok(()),
+        (Some(bound), Some(proved)) if crate::crypto::ct_eq(bound, proved) => Ok(()),
+        (Some(_), Some(_)) => Err(invalid_dpop_proof(
+            "the refresh token is bound to another DPoP key than the proof's",
+        )),
+        (Some(_), None) => Err(invalid_dpop_proof(
+            "the refresh token is bound to a DPoP key: send a proof of it with the request",
+        )),
+    }
+}
+
 fn check_resource(rec: &RefreshRecord, req: &RefreshRequest) -> Result<(), OAuthError> {
     if let Some(res) = req.resource.as_deref()
         && !rec.resource.matches(res)

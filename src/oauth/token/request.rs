@@ -55,6 +55,26 @@ pub(crate) enum TokenRequest<'f> {
     JwtBearer(JwtBearerRequest<'f>),
 }
 
+impl TokenRequest<'_> {
+    /// The request, with the key its DPoP proof proved (`dpop_binding.rs`).
+    pub(crate) fn bound_to(self, binding: Option<String>) -> Self {
+        match self {
+            Self::AuthorizationCode(mut r) => {
+                r.dpop_jkt = binding;
+                Self::AuthorizationCode(r)
+            }
+            Self::RefreshToken(mut r) => {
+                r.dpop_jkt = binding;
+                Self::RefreshToken(r)
+            }
+            Self::JwtBearer(mut r) => {
+                r.dpop_jkt = binding;
+                Self::JwtBearer(r)
+            }
+        }
+    }
+}
+
 /// The grant a token request asks for: no repeated parameter, a `grant_type` the tenant
 /// offers (elsewhere the JWT-bearer and token-exchange grants stay unsupported).
 pub(crate) fn parse(form: &Params, offered: OfferedGrants) -> Result<Parsed<'_>, OAuthError> {

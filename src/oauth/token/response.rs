@@ -47,6 +47,15 @@ impl TokenResponse {
         }
     }
 
+    /// The same, of type DPoP when its access token is bound to the key `binding` (RFC 9449
+    /// §5: the client presents it with a proof, never as a bearer token).
+    pub(crate) fn bound_to(mut self, binding: Option<&str>) -> Self {
+        if binding.is_some() {
+            self.token_type = "DPoP".to_owned();
+        }
+        self
+    }
+
     /// The same, with the shim's refresh token.
     pub(crate) fn with_refresh_token(mut self, token: &Handle) -> Self {
         self.refresh_token = Some(token.expose().to_owned());

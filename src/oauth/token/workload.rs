@@ -40,9 +40,10 @@ impl Tokens {
         tenant: &Tenant,
         form: &Params,
         creds: &ClientCredentials,
+        binding: Option<&str>,
         ctx: &RequestCtx,
     ) -> Result<TokenResponse, OAuthError> {
-        let answer = self.workload_token(tenant, form, creds, ctx).await;
+        let answer = self.workload_token(tenant, form, creds, binding, ctx).await;
         let outcome = match &answer {
             Ok(_) => "ok",
             Err(e) => e.code.as_str(),
@@ -59,6 +60,7 @@ impl Tokens {
         tenant: &Tenant,
         form: &Params,
         creds: &ClientCredentials,
+        binding: Option<&str>,
         ctx: &RequestCtx,
     ) -> Result<TokenResponse, OAuthError> {
         if creds.basic.is_some()
@@ -100,7 +102,7 @@ impl Tokens {
         self.spend_workload_jti(tenant, rule, assertion, ctx.now)
             .await?;
         let response = self
-            .machine_response(tenant, resource, machine, &scopes, ctx.now)
+            .machine_response(tenant, resource, machine, &scopes, binding, ctx.now)
             .await?;
         tracing::info!(target: "audit", event = "workload_token_granted", tenant = %tenant.id,
             issuer = %rule.issuer, subject = %workload.subject, client_id = %machine.client_id,

@@ -671,7 +671,10 @@ pub(super) async fn token_at(app: &TestApp, body: &str, now: u64) -> Result<Valu
         .token(
             &tenant,
             &Params::parse(body),
-            &ClientCredentials { basic: None },
+            &ClientCredentials {
+                basic: None,
+                dpop: None,
+            },
             &crate::helpers::operator(now),
         )
         .await

@@ -1,0 +1,85 @@
+//! DPoP at the token endpoint (RFC 9449 §5, §8): a token request's proof is checked (its
+//! rules, the tenant's nonce when `[dpop] require_nonce` asks for one, and its `jti`, spent in
+//! the store so that no server takes it twice) before the grant runs. The key it proves is
+//! what the grant binds its minted token to (`cnf.jkt`, `token_type: DPoP`) and, for a public
+//! client, its refresh token. A passthrough resource's token is the IdP's and stays a bearer
+//! token: the client reads that from `token_type`.
+
+use super::Tokens;
+use crate::config::Tenant;
+use crate::config::resource::MintedResource;
+use crate::domain::ClientId;
+use crate::oauth::dpop::{Expected, check};
+use crate::oauth::error::{ErrorCode, OAuthError};
+use crate::oauth::records::SpendOnce;
+
+/// `invalid_dpop_proof` (RFC 9449 §5), and why.
+pub(crate) fn invalid_dpop_proof(why: impl Into<String>) -> OAuthError {
+    OAuthError::new(ErrorCode::InvalidDpopProof, why)
+}
+
+impl Tokens {
+    /// The thumbprint of the key a token request's DPoP proof proves, if it sends one.
+    pub(super) async fn dpop_binding(
+        &self,
+        tenant: &Tenant,
+        proof: Option<&str>,
+        now: u64,
+    ) -> Result<Option<String>, OAuthError> {
+        let Some(proof) = proof else {
+            return Ok(None);
+        };
+        let url = format!("{}/token", tenant.issuer);
+        let expected = Expected {
+            method: "POST",
+            url: &url,
+            access_token: None,
+            now,
+        };
+        let checked = check(proof, &expected).map_err(invalid_dpop_proof)?;
+        if tenant.dpop_requires_nonce()
+            && !checked
+                .nonce
+                .as_deref()
+                .is_some_and(|n| self.proofs.nonces.is_fresh(tenant.id.as_str(), n, now))
+        {
+            return Err(OAuthError::new(
+                ErrorCode::UseDpopNonce,
+                "the DPoP proof must carry this server's nonce: make a new proof with the nonce the DPoP-Nonce header gives",
+            ));
+        }
+        let scope = format!("dpop\n{}", checked.jkt);
+        let once = SpendOnce {
+            scope: &scope,
+            jti: &checked.jti,
+            client_id: &ClientId::new("dpop"),
+            until: checked.spent_until(),
+        };
+        if !once.spend(&self.records, &tenant.id, now).await? {
+            return Err(invalid_dpop_proof(
+                "the DPoP proof was used before; make a new one for each request",
+            ));
+        }
+        Ok(Some(checked.jkt))
+    }
+
+    /// A fresh nonce of `tenant` for the `DPoP-Nonce` header.
+    pub(crate) fn dpop_nonce(&self, tenant: &Tenant, now: u64) -> String {
+        self.proofs.nonces.issue(tenant.id.as_str(), now)
+    }
+}
+
+/// A token for `resource` bound to `binding`, or the refusal when the resource wants bound
+/// tokens only and the request proved no key.
+pub(super) fn bound_for(
+    resource: MintedResource<'_>,
+    binding: Option<&str>,
+) -> Result<(), OAuthError> {
+    if resource.requires_dpop() && binding.is_none() {
+        return Err(invalid_dpop_proof(format!(
+            "the tokens of {} are DPoP-bound only: send a DPoP proof with the token request (RFC 9449)",
+            resource.uri
+        )));
+    }
+    Ok(())
+}

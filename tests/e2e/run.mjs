@@ -17,7 +17,7 @@ import { mountMcp, mountReportsApi } from './lib/mcp-server.mjs';
 import { createEnterpriseIdp } from './lib/enterprise-idp.mjs';
 import { mountGatewayBackend, IDENTITY_TYPE } from './lib/gateway-backend.mjs';
 // The 2.x client, whose CrossAppAccessProvider is an Enterprise-Managed Authorization client.
-import { Client as Client2, StreamableHTTPClientTransport as Transport2, CrossAppAccessProvider, discoverAndRequestJwtAuthGrant, ClientCredentialsProvider, PrivateKeyJwtProvider } from '@modelcontextprotocol/client';
+import { Client as Client2, StreamableHTTPClientTransport as Transport2, CrossAppAccessProvider, discoverAndRequestJwtAuthGrant, ClientCredentialsProvider, PrivateKeyJwtProvider, DpopSession } from '@modelcontextprotocol/client';
 import { selfSignedClientCert, caAndServerCert } from './lib/certs.mjs';
 import { Browser, TestProvider, connectClient, callTool, toolJson } from './lib/client.mjs';
 
@@ -350,6 +350,8 @@ machine_client = "e2e-ci-agent"
 jwks_file = "${githubJwksFile}"
 algorithms = ["RS256"]
 max_lifetime = "10m"
+[dpop]
+require_nonce = true
 [dev]
 cimd_allow_loopback = true
 cimd_extra_ca_file = "${caFile}"
@@ -790,6 +792,90 @@ webhook_secret_file = "${w('approval-webhook.key', HOOK_KEY)}"
       out.push(`${name}: scope ${held.scope}`);
     }
     return out.join('; ');
+  });
+
+  await scenario('DPoP: the 2.x SDK\'s ClientCredentialsProvider with a DpopSession gets a DPoP-bound token (answering the token endpoint\'s use_dpop_nonce, its nonce then good at the gateway) and calls through the gateway with a proof per request; a user\'s login by the 2.x client binds its access and refresh tokens to the SDK\'s key; the bound token is refused without its proof, with a replayed proof, with another key and at another URL', async () => {
+    class DpopClientCredentials extends ClientCredentialsProvider {
+      constructor(o) { super(o); this.session = DpopSession.create(); }
+      dpop() { return this.session; }
+    }
+    const provider = new DpopClientCredentials({ clientId: 'e2e-secret-agent', clientSecret: MACHINE_SECRET, expectedIssuer: GW });
+    const session = await provider.session;
+    // Every answer the SDK gets, to see the nonce challenges it answered.
+    const answers = [];
+    const recording = async (url, init) => {
+      const res = await fetch(url, init);
+      const error = res.status >= 400 ? (await res.clone().json().catch(() => ({}))).error : undefined;
+      answers.push({ url: String(url), status: res.status, error });
+      return res;
+    };
+    const client = new Client2({ name: 'e2e-dpop-agent', version: '1.0.0' });
+    await client.connect(new Transport2(new URL(GW_RESOURCE), { authProvider: provider, fetch: recording }));
+    const who = toolJson(await client.callTool({ name: 'whoami', arguments: {} }));
+    assert.equal(who.sub, 'e2e-secret-agent');
+    const tokens = await provider.tokens();
+    assert.equal(tokens.token_type, 'DPoP');
+    const token = tokens.access_token;
+    assert.equal(decodeJwt(token).cnf.jkt, session.thumbprint, 'bound to the SDK\'s key');
+    const nonceAnswers = answers.filter((a) => a.error === 'use_dpop_nonce').map((a) => `${a.status} ${new URL(a.url).pathname}`);
+    assert.ok(nonceAnswers.includes('400 /gw/token'), `the token endpoint asked for a nonce: ${JSON.stringify(answers)}`);
+    // The gateway shares the token endpoint's origin and tenant: the nonce the SDK kept for the
+    // origin is good there too, so it is not asked again.
+    assert.ok(!nonceAnswers.includes('401 /mcp/files'), `the gateway took the origin's nonce: ${JSON.stringify(answers)}`);
+    await client.close();
+    const before = gwBackend.seen.length;
+    const body = JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 'raw', version: '1' } } });
+    const call = (url, headers) => fetch(url, { method: 'POST', headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream', ...headers }, body });
+    const proof = (s, url) => s.buildProof({ htm: 'POST', htu: url, accessToken: token, nonce: session.nonceFor(GW_RESOURCE) });
+    const refusals = {};
+    refusals.without = await call(GW_RESOURCE, { authorization: `DPoP ${token}` });
+    refusals.asBearer = await call(GW_RESOURCE, { authorization: `Bearer ${token}` });
+    const good = await proof(session, GW_RESOURCE);
+    const first = await call(GW_RESOURCE, { authorization: `DPoP ${token}`, dpop: good });
+    assert.equal(first.status, 200, await first.clone().text());
+    refusals.replayed = await call(GW_RESOURCE, { authorization: `DPoP ${token}`, dpop: good });
+    const other = await DpopSession.create();
+    other.rememberNonce(GW_RESOURCE, session.nonceFor(GW_RESOURCE));
+    refusals.otherKey = await call(GW_RESOURCE, { authorization: `DPoP ${token}`, dpop: await proof(other, GW_RESOURCE) });
+    refusals.otherUrl = await call(GW_RESOURCE, { authorization: `DPoP ${token}`, dpop: await proof(session, `${SHIM}/mcp/other`) });
+    for (const [what, res] of Object.entries(refusals)) {
+      assert.equal(res.status, 401, `${what}: ${res.status}`);
+      assert.match(res.headers.get('www-authenticate'), /^DPoP error="(invalid_dpop_proof|invalid_token)"/, what);
+    }
+    assert.equal(gwBackend.seen.length, before + 1, 'only the call with its proof reached the MCP server');
+
+    // A user's login by the SDK's public client, with its key: the access token and the
+    // refresh token are bound; a refresh without a proof of the key is refused.
+    const p = newProvider({ login: 'dana', name: 'e2e DPoP user agent' });
+    const userSession = DpopSession.create();
+    p.dpop = () => userSession;
+    // The 2.x client (the 1.x SDK of connectClient has no DPoP): its first connect sends the
+    // user through the browser and stops; finishAuth redeems the code with a proof.
+    const userClient = new Client2({ name: 'e2e-dpop-user-agent', version: '1.0.0' });
+    let transport = new Transport2(new URL(GW_RESOURCE), { authProvider: p });
+    try { await userClient.connect(transport); } catch (e) {
+      if (!p.pendingCode) throw e;
+      await transport.finishAuth(new URLSearchParams(p.lastCallback.params)); p.pendingCode = undefined;
+      transport = new Transport2(new URL(GW_RESOURCE), { authProvider: p });
+      await userClient.connect(transport);
+    }
+    assert.equal(toolJson(await userClient.callTool({ name: 'whoami', arguments: {} })).sub, 'dana');
+    await userClient.close();
+    const held = p.store.tokens;
+    assert.equal(held.token_type, 'DPoP');
+    assert.equal(decodeJwt(held.access_token).cnf.jkt, (await userSession).thumbprint);
+    const tokenUrl = `${GW}/token`;
+    const refresh = (headers) => fetch(tokenUrl, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded', ...headers },
+      body: new URLSearchParams({ grant_type: 'refresh_token', refresh_token: held.refresh_token, client_id: p.store.client.client_id }) });
+    const bare = await refresh({});
+    assert.equal((await bare.json()).error, 'invalid_dpop_proof');
+    const stranger = await DpopSession.create();
+    const wrongKey = await refresh({ dpop: await stranger.buildProof({ htm: 'POST', htu: tokenUrl, nonce: (await userSession).nonceFor(tokenUrl) }) });
+    assert.equal((await wrongKey.json()).error, 'invalid_dpop_proof');
+    const own = await refresh({ dpop: await (await userSession).buildProof({ htm: 'POST', htu: tokenUrl }) });
+    const renewed = await own.json();
+    assert.equal(own.status, 200, JSON.stringify(renewed)); assert.equal(renewed.token_type, 'DPoP');
+    return `token bound to ${session.thumbprint.slice(0, 8)}…; refused: ${Object.keys(refusals).join(', ')}; a user's refresh token bound to the SDK's key`;
   });
 
   await scenario('Gateway with CIMD: a client identified by its metadata document logs in and calls through the gateway; the identity JWT names the document', async () => {

@@ -1,7 +1,8 @@
 //! The gateway, side by side in one run: a `tools/call` sent directly to a minimal Rust MCP
 //! server (`examples/mcp_backend.rs`, so that the backend's own cost does not hide the
 //! gateway's), through dcr-shim's gateway (a minted token checked against the store, an
-//! identity JWT signed per call, the answer streamed back), and through FastMCP's proxy with
+//! identity JWT signed per call, the answer streamed back; and again with a DPoP-bound token and
+//! a fresh proof per call, RFC 9449), and through FastMCP's proxy with
 //! its JWT verifier in front of the same server. Reports the latency each adds (p50, p99 over
 //! sequential calls on one keep-alive connection, the targets interleaved in rounds), CPU per
 //! call of each process, the messages per second of a streaming tool, and the resident memory
@@ -53,12 +54,14 @@ async fn run(args: Args) {
     std::fs::write(
         tenants.join("bench.toml"),
         format!(
-            "upstream = {{ kind = \"dev\" }}\n[[resources]]\nuri = \"{resource}\"\ndefault = true\ntoken = \"minted\"\ntoken_lifetime = \"1h\"\nscopes = [{{ name = \"bench\", upstream = \"bench\" }}]\n[resources.gateway]\nbackend = \"{direct}\"\n"
+            "upstream = {{ kind = \"dev\" }}\n[[resources]]\nuri = \"{resource}\"\ndefault = true\ntoken = \"minted\"\ntoken_lifetime = \"1h\"\nscopes = [{{ name = \"bench\", upstream = \"bench\" }}]\n[resources.gateway]\nbackend = \"{direct}\"\n[[machine_clients]]\nclient_id = \"bench-agent\"\nsecret_sha256 = \"{MACHINE_SECRET_SHA256}\"\nresources = [\"{resource}\"]\n"
         ),
     )
     .unwrap();
     let shim = harness::spawn_shim(&mut procs, &args.shim, dir.path(), shim_port).await;
     let token = harness::dev_login(&base, "bench").await;
+    let dpop = harness::DpopKey::generate();
+    let dpop_token = bound_token(&base, &dpop).await;
     let fastmcp = match &args.fastmcp {
         Some(python) => Some(start_fastmcp(&mut procs, python, &direct, &base, &resource).await),
         None => None,
@@ -68,6 +71,8 @@ async fn run(args: Args) {
         gateway: resource.clone(),
         fastmcp,
         token,
+        dpop_token,
+        dpop,
     };
     println!("## The gateway (`cargo bench --bench gateway`)\n");
     latency_and_cpu(&args, &targets, backend, shim).await;
@@ -80,6 +85,31 @@ struct Targets {
     gateway: String,
     fastmcp: Option<String>,
     token: String,
+    /// A token bound to `dpop`'s key, presented with a fresh proof per call.
+    dpop_token: String,
+    dpop: harness::DpopKey,
+}
+
+/// The machine client's secret, whose SHA-256 the tenant file holds.
+const MACHINE_SECRET: &str = "bench-gateway-agent-secret-0123456789";
+const MACHINE_SECRET_SHA256: &str =
+    "866de4596382adae8634a2b41c183c0b78f7fdfa745645a0dbf8108efc902dc6";
+
+/// A token for the gateway resource bound to `key` (the machine client's, by the client
+/// credentials grant with a DPoP proof).
+async fn bound_token(base: &str, key: &harness::DpopKey) -> String {
+    let token_url = format!("{base}/bench/token");
+    let res = reqwest::Client::new()
+        .post(&token_url)
+        .basic_auth("bench-agent", Some(MACHINE_SECRET))
+        .header("DPoP", key.proof("POST", &token_url, None))
+        .form(&[("grant_type", "client_credentials")])
+        .send()
+        .await
+        .unwrap();
+    let body: serde_json::Value = res.json().await.unwrap();
+    assert_eq!(body["token_type"], "DPoP", "{body}");
+    body["access_token"].as_str().unwrap().to_owned()
 }
 
 /// FastMCP's proxy with its JWT verifier (the shim's keys, issuer and the resource as the
@@ -112,16 +142,31 @@ fn call_body(i: usize) -> String {
     json!({"jsonrpc": "2.0", "id": i, "method": "tools/call", "params": {"name": "echo", "arguments": {"i": i}}}).to_string()
 }
 
-/// One `tools/call` to `url`; panics on anything but a 200.
-async fn call(http: &reqwest::Client, url: &str, token: Option<&str>, i: usize) {
+/// How a call presents its token: none, as a bearer token, or DPoP-bound with its proof.
+#[derive(Clone, Copy)]
+enum Auth<'a> {
+    None,
+    Bearer(&'a str),
+    Dpop(&'a str),
+}
+
+/// One `tools/call` to `url`; panics on anything but a 200. `proof`: the DPoP proof of a
+/// DPoP-bound call, made before the clock started.
+async fn call(http: &reqwest::Client, url: &str, auth: Auth<'_>, proof: Option<String>, i: usize) {
     let mut req = http
         .post(url)
         .header("Content-Type", "application/json")
         .header("Accept", "application/json, text/event-stream")
         .header("MCP-Protocol-Version", "2025-11-25")
         .body(call_body(i));
-    if let Some(t) = token {
-        req = req.bearer_auth(t);
+    match auth {
+        Auth::None => {}
+        Auth::Bearer(t) => req = req.bearer_auth(t),
+        Auth::Dpop(t) => {
+            req = req
+                .header("Authorization", format!("DPoP {t}"))
+                .header("DPoP", proof.unwrap_or_default());
+        }
     }
     let res = req.send().await.unwrap();
     let status = res.status();
@@ -134,36 +179,47 @@ async fn latency_and_cpu(args: &Args, t: &Targets, backend_pid: u32, shim_pid: u
         .pool_max_idle_per_host(1)
         .build()
         .unwrap();
-    let mut names = vec!["direct", "dcr-shim gateway"];
+    let mut names = vec![
+        "direct",
+        "dcr-shim gateway",
+        "dcr-shim gateway, DPoP-bound token",
+    ];
     let mut urls = vec![
-        (t.direct.as_str(), None),
-        (t.gateway.as_str(), Some(t.token.as_str())),
+        (t.direct.as_str(), Auth::None),
+        (t.gateway.as_str(), Auth::Bearer(&t.token)),
+        (t.gateway.as_str(), Auth::Dpop(&t.dpop_token)),
     ];
     if let Some(f) = &t.fastmcp {
         names.push("FastMCP proxy");
-        urls.push((f.as_str(), Some(t.token.as_str())));
+        urls.push((f.as_str(), Auth::Bearer(&t.token)));
     }
+    // A fresh proof for a DPoP-bound call, signed before the clock starts.
+    let proof = |url: &str, auth: Auth<'_>| match auth {
+        Auth::Dpop(token) => Some(t.dpop.proof("POST", url, Some(token))),
+        _ => None,
+    };
     // Warm-up: connections, keys, caches.
-    for (url, token) in &urls {
+    for (url, auth) in &urls {
         for i in 0..(args.calls / 20).max(3) {
-            call(&http, url, *token, i).await;
+            call(&http, url, *auth, proof(url, *auth), i).await;
         }
     }
     let mut samples: Vec<Vec<Duration>> = vec![Vec::new(); urls.len()];
     let mut cpu = vec![(0.0, 0.0); urls.len()];
     let rounds = 10;
     for round in 0..rounds {
-        for (k, (url, token)) in urls.iter().enumerate() {
+        for (k, (url, auth)) in urls.iter().enumerate() {
             let before = (cpu_seconds(backend_pid), cpu_seconds(shim_pid));
             // FastMCP takes tens of milliseconds a call: a tenth of the calls give its figures.
-            let calls = if k == 2 {
+            let calls = if k == 3 {
                 args.calls / rounds / 10
             } else {
                 args.calls / rounds
             };
             for i in 0..calls.max(1) {
+                let proof = proof(url, *auth);
                 let started = Instant::now();
-                call(&http, url, *token, round * args.calls + i).await;
+                call(&http, url, *auth, proof, round * args.calls + i).await;
                 samples[k].push(started.elapsed());
             }
             cpu[k].0 += cpu_seconds(backend_pid) - before.0;

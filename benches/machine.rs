@@ -1,7 +1,9 @@
 //! The client credentials grant (`[[machine_clients]]`): grants per second and the shim's CPU
-//! per grant, with a secret (`client_secret_basic`) and with a key (`private_key_jwt`, RS256,
-//! each assertion's `jti` spent in the store), side by side in one run with the tenant's
-//! metadata document as the ceiling of a request the shim answers from memory.
+//! per grant, with a secret (`client_secret_basic`), with a secret and a DPoP proof (RFC 9449:
+//! the token bound to the proof's key, the proof's `jti` spent in the store) and with a key
+//! (`private_key_jwt`, RS256, each assertion's `jti` spent in the store), side by side in one
+//! run with the tenant's metadata document as the ceiling of a request the shim answers from
+//! memory.
 //!
 //!   cargo build --release --bin dcr-shim
 //!   cargo bench --bench machine                 # 20,000 requests per kind
@@ -132,6 +134,16 @@ fn prepare(http: &reqwest::Client, base: &str, n: usize) -> Vec<Kind> {
                 .form(&[("grant_type", "client_credentials")])
         })
         .collect();
+    // The same grant with a DPoP proof (checked, its jti spent in the store): a bound token.
+    let dpop = harness::DpopKey::generate();
+    let bound = (0..n)
+        .map(|_| {
+            http.post(&token_url)
+                .header("Authorization", format!("Basic {basic}"))
+                .header("DPoP", dpop.proof("POST", &token_url, None))
+                .form(&[("grant_type", "client_credentials")])
+        })
+        .collect();
     let keyed = (0..n)
         .map(|i| {
             let claims = json!({"iss": "key-agent", "sub": "key-agent", "aud": issuer,
@@ -155,6 +167,10 @@ fn prepare(http: &reqwest::Client, base: &str, n: usize) -> Vec<Kind> {
         Kind {
             name: "client credentials, client_secret_basic",
             requests: secret,
+        },
+        Kind {
+            name: "client credentials, client_secret_basic, DPoP-bound (ES256 proof, jti spent)",
+            requests: bound,
         },
         Kind {
             name: "client credentials, private_key_jwt (RS256, jti spent)",

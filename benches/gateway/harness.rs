@@ -244,3 +244,57 @@ fn hidden_fields(page: &str) -> Vec<(String, String)> {
         })
         .collect()
 }
+
+/// A DPoP key (ES256) of a benchmark's client: makes a proof per request (RFC 9449 §4.2).
+pub struct DpopKey {
+    signing: jsonwebtoken::EncodingKey,
+    jwk: jsonwebtoken::jwk::Jwk,
+}
+
+impl DpopKey {
+    pub fn generate() -> Self {
+        use base64::Engine;
+        use ring::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair};
+        let rng = ring::rand::SystemRandom::new();
+        let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng).unwrap();
+        let pair = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8.as_ref(), &rng)
+            .unwrap();
+        let point = pair.public_key().as_ref();
+        let b64 = |b: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b);
+        let jwk = serde_json::json!({"kty": "EC", "crv": "P-256",
+            "x": b64(&point[1..33]), "y": b64(&point[33..65])});
+        Self {
+            signing: jsonwebtoken::EncodingKey::from_ec_der(pkcs8.as_ref()),
+            jwk: serde_json::from_value(jwk).unwrap(),
+        }
+    }
+
+    /// A proof for a `method` request to `url`, with the hash of `token` when one goes with it.
+    pub fn proof(&self, method: &str, url: &str, token: Option<&str>) -> String {
+        use base64::Engine;
+        use sha2::Digest;
+        let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::ES256);
+        header.typ = Some("dpop+jwt".into());
+        header.jwk = Some(self.jwk.clone());
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
+        let mut claims =
+            serde_json::json!({"jti": random_id(), "htm": method, "htu": url, "iat": now});
+        if let Some(t) = token {
+            claims["ath"] = serde_json::json!(
+                base64::engine::general_purpose::URL_SAFE_NO_PAD
+                    .encode(sha2::Sha256::digest(t.as_bytes()))
+            );
+        }
+        jsonwebtoken::encode(&header, &claims, &self.signing).unwrap()
+    }
+}
+
+fn random_id() -> String {
+    use ring::rand::SecureRandom;
+    let mut bytes = [0u8; 16];
+    ring::rand::SystemRandom::new().fill(&mut bytes).unwrap();
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}

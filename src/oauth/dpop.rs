@@ -140,6 +140,11 @@ fn check_claims(
         ));
     }
     let htu = text("htu").unwrap_or("");
+    if htu.contains(['?', '#']) {
+        return Err(format!(
+            "the DPoP proof's htu '{htu}' carries a query or fragment, which RFC 9449 §4.2 leaves out"
+        ));
+    }
     if !same_target(htu, expected.url) {
         return Err(format!(
             "the DPoP proof's htu is '{htu}', and the request went to {}",
@@ -176,8 +181,8 @@ fn check_claims(
     })
 }
 
-/// Whether `htu` names `url`, ignoring any query and fragment and the case of the scheme and
-/// host (§4.3 step 9; RFC 3986 §6.2.2.1).
+/// Whether `htu` names `url`, ignoring any query and fragment (of `url`: a proof's `htu` has
+/// none) and the case of the scheme and host (§4.3 step 9; RFC 3986 §6.2.2.1).
 fn same_target(htu: &str, url: &str) -> bool {
     let norm = |u: &str| {
         url::Url::parse(u).ok().map(|mut u| {

@@ -427,7 +427,8 @@ async fn the_token_endpoint_checks_each_rule_of_a_proof_and_spends_it() {
     let htu = format!("{issuer}/token");
     let mut private = key.jwk.clone();
     private["d"] = json!("c2VjcmV0");
-    let table: Vec<(&str, String, &str)> = vec![
+    let table: Vec<(&str, String, &str)> =
+        vec![
         (
             "another endpoint",
             key.proof(|c, _| c["htu"] = json!(format!("{issuer}/introspect"))),
@@ -484,6 +485,8 @@ async fn the_token_endpoint_checks_each_rule_of_a_proof_and_spends_it() {
             "signature",
         ),
         ("garbage", "not-a-proof".to_owned(), "DPoP proof is"),
+        // The conformance suite's authorization server refuses an htu with a query.
+        ("an htu with a query", key.proof(|c, _| c["htu"] = json!(format!("{htu}?x=1"))), "query"),
     ];
     for (what, proof, needle) in &table {
         let (status, body) = w.machine_token(FILES, Some(proof)).await;

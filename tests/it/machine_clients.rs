@@ -217,6 +217,12 @@ async fn a_machine_client_gets_a_token_for_itself_with_its_key_or_its_secret() {
             "the issuer with a slash",
             assertion(&app, |c, _| c["aud"] = json!(format!("{issuer}/"))),
         ),
+        // The MCP conformance suite's authorization server (auth/client-credentials-jwt)
+        // checks that iss and sub both name the client.
+        (
+            "iss not the client",
+            assertion(&app, |c, _| c["iss"] = json!("someone-else")),
+        ),
     ] {
         let (status, body) = token(
             &app,
@@ -238,6 +244,26 @@ async fn a_machine_client_gets_a_token_for_itself_with_its_key_or_its_secret() {
             );
         }
     }
+    // An assertion of another type fails authentication: 401 invalid_client, as the
+    // conformance suite's authorization server answers it.
+    let (status, body) = token(
+        &app,
+        &[
+            ("grant_type", "client_credentials"),
+            ("client_assertion", &assertion(&app, |_, _| {})),
+            (
+                "client_assertion_type",
+                "urn:ietf:params:oauth:client-assertion-type:saml2-bearer",
+            ),
+        ],
+        None,
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (401, Some("invalid_client")),
+        "{body}"
+    );
 
     // A secret in a Basic header the SDK does not form-encode; scopes the client may not have.
     let basic = format!("basic-agent:{SECRET}");

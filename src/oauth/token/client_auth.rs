@@ -76,9 +76,11 @@ pub(super) fn presented<'a>(
                 "use one client authentication method, not a client assertion and a secret",
             ));
         }
+        // An assertion of another type, or without one, fails authentication (RFC 7521
+        // §4.2.1: `invalid_client`), as the MCP conformance suite's authorization server answers.
         let (Some(assertion), Some(JWT_BEARER)) = (assertion, assertion_type) else {
-            return Err(OAuthError::invalid_request(format!(
-                "a client assertion needs both client_assertion and client_assertion_type={JWT_BEARER}"
+            return Err(invalid_client(format!(
+                "client authentication failed: a client assertion needs both client_assertion and client_assertion_type={JWT_BEARER}"
             )));
         };
         let subject = unverified_subject(assertion);

@@ -24,6 +24,11 @@ pub struct MachineClientConfig {
     /// A JWK Set file with its public keys, for `private_key_jwt` (RFC 7523 §2.2): the
     /// credential to prefer, since the shim then holds nothing that signs for it.
     pub(crate) jwks_file: Option<PathBuf>,
+    /// The URL of its JWK Set, for `private_key_jwt` with keys it rotates itself: fetched
+    /// like a metadata-document client's keys (https only, no private addresses; cached, and
+    /// fetched again when an assertion names a key the set lacks).
+    #[serde(default)]
+    pub(crate) jwks_uri: Option<String>,
     /// Hex SHA-256 of its client secret (`client_secret_basic` or `_post`).
     pub(crate) secret_sha256: Option<HandleKey>,
     /// The minted resources it may get tokens for, by URI.
@@ -45,6 +50,7 @@ impl MachineClientConfig {
         resources: &[ResourceConfig],
         client_ids: &mut std::collections::HashSet<String>,
         workloads: &[TrustedWorkload],
+        loopback_allowed: bool,
     ) -> Vec<(&'static str, String)> {
         let mut out: Vec<(&'static str, String)> = check_client_id(&self.client_id, client_ids)
             .map(|m| ("client_id", m))
@@ -53,7 +59,21 @@ impl MachineClientConfig {
         // A client that some workload becomes needs no credential of its own: its platform's
         // token is the credential (workload identity federation).
         let federated = workloads.iter().any(|w| w.machine_client == self.client_id);
-        if !(federated && self.secret_sha256.is_none() && self.jwks_file.is_none()) {
+        if let Some(uri) = &self.jwks_uri {
+            if self.secret_sha256.is_some() || self.jwks_file.is_some() {
+                out.push((
+                    "jwks_uri",
+                    "give one of jwks_uri, jwks_file and secret_sha256".to_owned(),
+                ));
+            }
+            let fetchable = url::Url::parse(uri).is_ok_and(|u| {
+                u.scheme() == "https"
+                    || (loopback_allowed && crate::domain::is_https_or_loopback(&u))
+            });
+            if !fetchable {
+                out.push(("jwks_uri", format!("'{uri}' must be an https URL (http on loopback only with [dev] cimd_allow_loopback)")));
+            }
+        } else if !(federated && self.secret_sha256.is_none() && self.jwks_file.is_none()) {
             out.extend(check_credential(
                 &mut self.secret_sha256,
                 self.jwks_file.as_deref(),

@@ -75,12 +75,12 @@ pub(crate) fn check_resource_servers(c: &mut TenantConfig, p: &mut Problems) {
             p.add(&format!("resource_servers[{i}].{field}"), message);
         }
     }
+    let loopback = c.dev.cimd_allow_loopback;
     for (i, m) in c.machine_clients.iter_mut().enumerate() {
-        for (field, message) in m.check(&c.resources, &mut ids, &c.trusted_workloads) {
+        for (field, message) in m.check(&c.resources, &mut ids, &c.trusted_workloads, loopback) {
             p.add(&format!("machine_clients[{i}].{field}"), message);
         }
     }
-    let loopback = c.dev.cimd_allow_loopback;
     let machines: Vec<&str> = c
         .machine_clients
         .iter()

@@ -287,6 +287,24 @@ impl ClientRegistry {
             })
     }
 
+    /// The JWK Set at a machine client's `jwks_uri`, fetched like a document client's keys.
+    pub(crate) async fn keys_at_uri(
+        &self,
+        tenant: &Tenant,
+        uri: &str,
+        refetch: bool,
+        caller: Caller,
+    ) -> Result<Arc<jsonwebtoken::jwk::JwkSet>, OAuthError> {
+        let resolver = self.resolver(&tenant.id)?;
+        resolver
+            .keys_at(uri, KeysOf::Client, refetch, caller)
+            .await
+            .map_err(|e| {
+                tracing::warn!(tenant = %tenant.id, jwks_uri = %uri, error = %e, "a machine client's keys could not be read; its assertions are refused until they can");
+                e.to_oauth()
+            })
+    }
+
     /// The keys of a trusted enterprise IdP: its `jwks_file`, or the set at its `jwks_uri` (or
     /// the one its discovery document names), fetched like a document client's keys.
     pub(crate) async fn issuer_keys(

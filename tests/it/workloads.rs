@@ -70,6 +70,11 @@ resources = ["{FILES}", "{REPORTS}"]
 client_id = "keyed-agent"
 jwks_file = "{app_jwks}"
 resources = ["{FILES}"]
+# One whose keys are published at a URL it controls.
+[[machine_clients]]
+client_id = "published-agent"
+jwks_uri = "{cluster}/agents/published/jwks"
+resources = ["{FILES}"]
 
 [[trusted_workloads]]
 issuer = "{cluster}"
@@ -124,6 +129,7 @@ async fn world() -> World {
     let jwks: Value =
         serde_json::from_slice(&std::fs::read(fixtures.join("app-jwks.json")).unwrap()).unwrap();
     docs.set("/openid/v1/jwks", Canned::json(&jwks));
+    docs.set("/agents/published/jwks", Canned::json(&jwks));
     let cluster_key =
         EncodingKey::from_rsa_pem(&std::fs::read(fixtures.join("app-key.pem")).unwrap()).unwrap();
     let (github_key, github_jwks) = ec_key("gh-1");
@@ -568,6 +574,49 @@ async fn an_id_jag_never_passes_as_a_workload_token_nor_the_reverse() {
     // The ID-JAG itself still works for its client.
     let res = with_client(&jag).send().await.unwrap();
     assert_eq!(res.status().as_u16(), 200, "{}", res.text().await.unwrap());
+}
+
+#[tokio::test]
+async fn a_machine_client_whose_keys_are_at_a_jwks_uri_gets_tokens_with_them() {
+    let w = world().await;
+    let assertion = |kid: &str| {
+        let now = now();
+        let mut header = Header::new(Algorithm::RS256);
+        header.kid = Some(kid.into());
+        header.typ = Some("JWT".into());
+        let claims = json!({"iss": "published-agent", "sub": "published-agent", "aud": w.issuer(),
+            "iat": now, "exp": now + 300, "jti": dcr_shim::crypto::random_token()});
+        jsonwebtoken::encode(&header, &claims, &w.cluster_key).unwrap()
+    };
+    let grant = |a: String| {
+        w.app
+            .http
+            .post(format!("{}/token", w.issuer()))
+            .form(&[
+                ("grant_type", "client_credentials".to_owned()),
+                ("client_assertion", a),
+                (
+                    "client_assertion_type",
+                    "urn:ietf:params:oauth:client-assertion-type:jwt-bearer".to_owned(),
+                ),
+            ])
+            .send()
+    };
+    let res = grant(assertion("app-key-1")).await.unwrap();
+    let status = res.status().as_u16();
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        claims_of(body["access_token"].as_str().unwrap())["sub"],
+        "published-agent"
+    );
+    // A key the published set lacks (fetched again once, then refused).
+    let res = grant(assertion("rotated-away")).await.unwrap();
+    assert_eq!(res.status().as_u16(), 401);
+    assert_eq!(
+        res.json::<Value>().await.unwrap()["error"],
+        "invalid_client"
+    );
 }
 
 #[tokio::test]

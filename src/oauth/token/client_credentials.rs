@@ -14,6 +14,7 @@ use crate::config::Tenant;
 use crate::config::machine_client::MachineClientConfig;
 use crate::config::resource::{MintedResource, ResourceConfig};
 use crate::domain::ScopeSet;
+use crate::oauth::context::RequestCtx;
 use crate::oauth::error::{ErrorCode, OAuthError};
 use crate::oauth::params::Params;
 use crate::upstream::tokens::UpstreamTokens;
@@ -26,9 +27,9 @@ impl Tokens {
         form: &Params,
         creds: &ClientCredentials,
         binding: Option<&str>,
-        now: u64,
+        ctx: &RequestCtx,
     ) -> Result<TokenResponse, OAuthError> {
-        let answer = self.machine_token(tenant, form, creds, binding, now).await;
+        let answer = self.machine_token(tenant, form, creds, binding, ctx).await;
         let outcome = match &answer {
             Ok(_) => "ok",
             Err(e) => e.code.as_str(),
@@ -46,8 +47,9 @@ impl Tokens {
         form: &Params,
         creds: &ClientCredentials,
         binding: Option<&str>,
-        now: u64,
+        ctx: &RequestCtx,
     ) -> Result<TokenResponse, OAuthError> {
+        let (now, caller) = (ctx.now, ctx.caller);
         let (presented, id) = Self::presented_client(form, creds)?;
         let machine = tenant.machine_client(&id).ok_or_else(|| {
             invalid_client("client authentication failed: not a machine client of this tenant")
@@ -56,8 +58,9 @@ impl Tokens {
             id: &id,
             secret_sha256: machine.secret_sha256.as_ref(),
             jwks: machine.jwks.as_ref(),
+            jwks_uri: machine.jwks_uri.as_deref(),
         };
-        self.check_configured(tenant, presented, credential, now)
+        self.check_configured(tenant, presented, credential, caller, now)
             .await?;
         let resource = target(tenant, machine, form.get("resource"))?;
         let scopes = granted(resource, machine, form.get("scope"))?;

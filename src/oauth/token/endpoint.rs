@@ -41,7 +41,7 @@ impl Tokens {
             Parsed::TokenExchange => unreachable!("answered above"),
             Parsed::ClientCredentials => {
                 return self
-                    .client_credentials(tenant, form, creds, binding.as_deref(), now)
+                    .client_credentials(tenant, form, creds, binding.as_deref(), ctx)
                     .await;
             }
             Parsed::Workload => {

@@ -18,7 +18,7 @@ use crate::crypto::Handle;
 use crate::domain::{ApprovalStatus, ClientId};
 use crate::minting::access_token::Invalid;
 use crate::oauth::client_assertion::verify as verify_assertion;
-use crate::oauth::context::RequestCtx;
+use crate::oauth::context::{Caller, RequestCtx};
 use crate::oauth::error::OAuthError;
 use crate::oauth::params::Params;
 use crate::oauth::records::{Family, FamilyId};
@@ -29,6 +29,8 @@ pub(super) struct Configured<'a> {
     pub(super) id: &'a str,
     pub(super) secret_sha256: Option<&'a crate::crypto::HandleKey>,
     pub(super) jwks: Option<&'a jsonwebtoken::jwk::JwkSet>,
+    /// Where its keys are published instead (a machine client's `jwks_uri`).
+    pub(super) jwks_uri: Option<&'a str>,
 }
 
 impl Tokens {
@@ -196,8 +198,9 @@ impl Tokens {
             id: &id,
             secret_sha256: server.secret_sha256.as_ref(),
             jwks: server.jwks.as_ref(),
+            jwks_uri: None,
         };
-        self.check_configured(tenant, presented, credential, now)
+        self.check_configured(tenant, presented, credential, Caller::Unknown, now)
             .await?;
         Ok(server)
     }
@@ -211,9 +214,19 @@ impl Tokens {
         tenant: &Tenant,
         presented: Presented<'_>,
         client: Configured<'_>,
+        caller: Caller,
         now: u64,
     ) -> Result<(), OAuthError> {
-        match (presented, client.secret_sha256, client.jwks) {
+        let fetched;
+        let keys = match (client.jwks, client.jwks_uri, &presented) {
+            (Some(keys), _, _) => Some(keys),
+            (None, Some(uri), Presented::Assertion { assertion, .. }) => {
+                fetched = self.published_keys(tenant, uri, assertion, caller).await?;
+                Some(&*fetched)
+            }
+            _ => None,
+        };
+        match (presented, client.secret_sha256, keys) {
             (
                 Presented::Secret {
                     secret: Some(s), ..
@@ -237,6 +250,9 @@ impl Tokens {
                 self.spend_assertion(tenant, &ClientId::new(client.id), &verified, now)
                     .await
             }
+            (_, None, None) if client.jwks_uri.is_some() => Err(invalid_client(
+                "client authentication failed: this client authenticates with private_key_jwt; send client_assertion and client_assertion_type",
+            )),
             (_, None, None) => Err(invalid_client(
                 "client authentication failed: this machine client has no credential of its own; it gets tokens only as a workload, presenting its platform's token ([[trusted_workloads]])",
             )),
@@ -246,6 +262,30 @@ impl Tokens {
             (_, _, None) => Err(invalid_client(
                 "client authentication failed: this client authenticates with its client secret",
             )),
+        }
+    }
+
+    /// The keys at a client's `jwks_uri`, fetched again once when the assertion names a key
+    /// the cached set lacks (the client rotated its keys).
+    async fn published_keys(
+        &self,
+        tenant: &Tenant,
+        uri: &str,
+        assertion: &str,
+        caller: Caller,
+    ) -> Result<std::sync::Arc<jsonwebtoken::jwk::JwkSet>, OAuthError> {
+        let keys = self
+            .registry
+            .keys_at_uri(tenant, uri, false, caller)
+            .await?;
+        let kid = jsonwebtoken::decode_header(assertion)
+            .ok()
+            .and_then(|h| h.kid);
+        match kid {
+            Some(k) if keys.find(&k).is_none() => {
+                self.registry.keys_at_uri(tenant, uri, true, caller).await
+            }
+            _ => Ok(keys),
         }
     }
 }

@@ -64,6 +64,10 @@ pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
                     "/tenants/{tenant}/approvals/deny",
                     web::post().to(approvals::deny),
                 )
+                .route(
+                    "/tenants/{tenant}/machine-clients",
+                    web::get().to(list_machine_clients),
+                )
                 .route("/tenants/{tenant}/grants", web::get().to(list_grants))
                 .route(
                     "/tenants/{tenant}/grants/revoke",
@@ -291,6 +295,40 @@ async fn list_clients(
             Err(e) => return Err(admin_error(e.into())),
         },
     )
+}
+
+/// The tenant's machine clients as its file names them: how each proves who it is (its key,
+/// its secret, or the workloads that become it), what it may reach, and whether it is disabled.
+/// Their tokens name no login: a machine is stopped by `disabled = true` or by removing it
+/// from the file, and a reload, which refuses its tokens at once.
+async fn list_machine_clients(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    path: web::Path<String>,
+) -> Result<HttpResponse, Problem> {
+    let (_, tenant) = authorized(&req, &state, &path)?;
+    let list: Vec<Value> = tenant
+        .machine_clients()
+        .iter()
+        .map(|m| {
+            let workloads: Vec<Value> = tenant
+                .trusted_workloads()
+                .iter()
+                .filter(|w| w.machine_client == m.client_id)
+                .map(|w| json!({"issuer": w.issuer, "subject": w.subject, "claims": w.claims}))
+                .collect();
+            json!({
+                "client_id": m.client_id,
+                "name": m.name,
+                "credential": m.credential_kind(!workloads.is_empty()),
+                "resources": m.resources,
+                "scopes": m.scopes,
+                "disabled": m.disabled,
+                "workloads": workloads,
+            })
+        })
+        .collect();
+    Ok(HttpResponse::Ok().json(json!({"machine_clients": list})))
 }
 
 async fn show_client(

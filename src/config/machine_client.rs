@@ -37,6 +37,10 @@ pub struct MachineClientConfig {
     /// resource's when empty.
     #[serde(default)]
     pub(crate) scopes: Vec<String>,
+    /// Set by the operator to stop the client without removing it: it gets no token, and the
+    /// tokens it holds stop counting at the next reload.
+    #[serde(default)]
+    pub(crate) disabled: bool,
     /// The keys of `jwks_file`, read when the file is loaded.
     #[serde(skip)]
     pub(crate) jwks: Option<JwkSet>,
@@ -108,11 +112,24 @@ impl MachineClientConfig {
         out
     }
 
-    /// Whether it may get tokens for the resource `uri`.
+    /// How it proves who it is, for the operator's listing.
+    pub(crate) fn credential_kind(&self, federated: bool) -> &'static str {
+        match (&self.jwks_file, &self.jwks_uri, &self.secret_sha256) {
+            (Some(_), _, _) => "private_key_jwt (jwks_file)",
+            (_, Some(_), _) => "private_key_jwt (jwks_uri)",
+            (_, _, Some(_)) => "client_secret",
+            _ if federated => "workload identity only",
+            _ => "none",
+        }
+    }
+
+    /// Whether it may get tokens for the resource `uri` (never while disabled).
     pub(crate) fn reaches(&self, uri: &str) -> bool {
-        self.resources
-            .iter()
-            .any(|r| crate::domain::ResourceUri::new(r.as_str()).matches(uri))
+        !self.disabled
+            && self
+                .resources
+                .iter()
+                .any(|r| crate::domain::ResourceUri::new(r.as_str()).matches(uri))
     }
 
     /// Whether it may be granted the scope `name` (of a resource it reaches).

@@ -157,6 +157,11 @@ impl Tenant {
             .find(|m| m.client_id == client_id)
     }
 
+    /// The machine clients of the tenant, in file order.
+    pub(crate) fn machine_clients(&self) -> &[MachineClientConfig] {
+        &self.config.machine_clients
+    }
+
     /// Whether the tenant offers the client credentials grant (it names machine clients).
     pub(crate) fn offers_client_credentials(&self) -> bool {
         !self.config.machine_clients.is_empty()

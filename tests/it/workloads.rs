@@ -20,6 +20,7 @@ const GITHUB_AUDIENCE: &str = "https://github.com/contoso";
 const JAG_ISSUER: &str = "https://idp.contoso.example";
 const JWT_BEARER: &str = "urn:ietf:params:oauth:grant-type:jwt-bearer";
 const K8S_SUBJECT: &str = "system:serviceaccount:agents:report-agent";
+const RS_SECRET: &str = "files-server-secret-0123456789abcdef";
 
 struct World {
     app: TestApp,
@@ -70,6 +71,11 @@ resources = ["{FILES}", "{REPORTS}"]
 client_id = "keyed-agent"
 jwks_file = "{app_jwks}"
 resources = ["{FILES}"]
+# The files MCP server, which introspects.
+[[resource_servers]]
+client_id = "files-server"
+secret_sha256 = "{rs_hash}"
+resources = ["{FILES}"]
 # One whose keys are published at a URL it controls.
 [[machine_clients]]
 client_id = "published-agent"
@@ -108,6 +114,13 @@ cimd_extra_ca_file = "{ca}"
         github_jwks = dir.join("github.jwks").display(),
         jag_jwks = dir.join("jag.jwks").display(),
         jag_clients = serde_json::to_string(jag_clients).unwrap(),
+        rs_hash = {
+            use sha2::Digest;
+            sha2::Sha256::digest(RS_SECRET.as_bytes())
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect::<String>()
+        },
         ca = ca.display(),
     )
 }
@@ -219,6 +232,23 @@ impl World {
             res.status().as_u16(),
             res.json().await.unwrap_or(Value::Null),
         )
+    }
+
+    /// Whether the files server's introspection finds `token` active.
+    async fn active(&self, token: &str) -> Option<bool> {
+        let v: Value = self
+            .app
+            .http
+            .post(format!("{}/introspect", self.issuer()))
+            .basic_auth("files-server", Some(RS_SECRET))
+            .form(&[("token", token)])
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        v["active"].as_bool()
     }
 
     /// Refused with `code`, a description containing `needle`.
@@ -616,6 +646,89 @@ async fn a_machine_client_whose_keys_are_at_a_jwks_uri_gets_tokens_with_them() {
     assert_eq!(
         res.json::<Value>().await.unwrap()["error"],
         "invalid_client"
+    );
+}
+
+#[tokio::test]
+async fn the_operator_lists_machine_clients_and_a_disabled_one_gets_nothing() {
+    let w = world().await;
+    let listed: Value = w
+        .app
+        .admin(reqwest::Method::GET, "/tenants/wl/machine-clients")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let by_id = |id: &str| {
+        listed["machine_clients"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["client_id"] == id)
+            .cloned()
+            .unwrap()
+    };
+    assert_eq!(
+        by_id("report-agent")["credential"],
+        "workload identity only"
+    );
+    assert_eq!(
+        by_id("report-agent")["workloads"][0]["subject"],
+        K8S_SUBJECT
+    );
+    assert_eq!(
+        by_id("keyed-agent")["credential"],
+        "private_key_jwt (jwks_file)"
+    );
+    assert_eq!(
+        by_id("published-agent")["credential"],
+        "private_key_jwt (jwks_uri)"
+    );
+    assert_eq!(by_id("ci-agent")["disabled"], false);
+
+    // A token from before, then the client disabled: no new token, and the old one stops
+    // counting at the reload.
+    let (status, body) = w.grant(&w.k8s(&w.k8s_claims()), &[]).await;
+    assert_eq!(status, 200, "{body}");
+    let held = body["access_token"].as_str().unwrap().to_owned();
+    assert_eq!(w.active(&held).await, Some(true));
+    let file = w.app.tenants_dir.join("wl.toml");
+    let text = std::fs::read_to_string(&file).unwrap().replace(
+        "client_id = \"report-agent\"\n",
+        "client_id = \"report-agent\"\ndisabled = true\n",
+    );
+    std::fs::write(&file, text).unwrap();
+    w.app.reload().await.unwrap();
+    w.refused(
+        "a disabled client's workload",
+        &w.k8s(&w.k8s_claims()),
+        &[],
+        "unauthorized_client",
+        "disabled",
+    )
+    .await;
+    let listed: Value = w
+        .app
+        .admin(reqwest::Method::GET, "/tenants/wl/machine-clients")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(
+        listed["machine_clients"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|m| m["client_id"] == "report-agent" && m["disabled"] == true)
+    );
+    assert_eq!(
+        w.active(&held).await,
+        Some(false),
+        "a disabled client's token"
     );
 }
 

@@ -62,6 +62,11 @@ impl Tokens {
         };
         self.check_configured(tenant, presented, credential, caller, now)
             .await?;
+        if machine.disabled {
+            return Err(invalid_client(
+                "this machine client is disabled by the operator",
+            ));
+        }
         let resource = target(tenant, machine, form.get("resource"))?;
         let scopes = granted(resource, machine, form.get("scope"))?;
         let response = self

@@ -97,6 +97,15 @@ impl Tokens {
             tracing::error!(tenant = %tenant.id, machine_client = %rule.machine_client, "a trusted workload names a machine client the file lacks");
             OAuthError::server_error()
         })?;
+        if machine.disabled {
+            return Err(OAuthError::new(
+                ErrorCode::UnauthorizedClient,
+                format!(
+                    "machine client '{}' is disabled by the operator",
+                    machine.client_id
+                ),
+            ));
+        }
         let resource = target(tenant, machine, form.get("resource"))?;
         let scopes = granted(resource, machine, form.get("scope"))?;
         self.spend_workload_jti(tenant, rule, assertion, ctx.now)

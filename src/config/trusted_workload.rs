@@ -25,9 +25,12 @@ use super::trusted_issuer::{
 const DEFAULT_MAX_LIFETIME: Duration = Duration::from_secs(3600);
 const LONGEST_ALLOWED_LIFETIME: Duration = Duration::from_secs(24 * 3600);
 
-/// The audience of the tokens Entra accepts from federated workloads: a token made for it must
-/// never be handed to the shim, which could then present it to Entra.
+/// The audience of the tokens Entra accepts from federated workloads (with its national clouds'
+/// `...USGov`, `...China` forms): a token made for it must never be handed to the shim, which
+/// could then present it to Entra.
 const ENTRA_EXCHANGE_AUDIENCE: &str = "api://AzureADTokenExchange";
+/// GitHub Actions' issuer, which every repository on GitHub shares.
+const GITHUB_ISSUER: &str = "https://token.actions.githubusercontent.com";
 
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -60,6 +63,16 @@ pub struct TrustedWorkload {
     /// The longest `exp` − `iat` accepted.
     #[serde(default, with = "humantime_serde")]
     pub(crate) max_lifetime: Option<Duration>,
+    /// Whether a token is taken once (its `jti`, or Entra's `uti`, spent), as for tokens made
+    /// per request (GitHub Actions); `false` for a platform that hands the workload one token
+    /// to use until it is renewed (Kubernetes projects a service-account token and renews it at
+    /// 80% of its life).
+    #[serde(default = "single_use_default")]
+    pub(crate) single_use: bool,
+}
+
+fn single_use_default() -> bool {
+    true
 }
 
 impl AssertionIssuer for TrustedWorkload {
@@ -106,6 +119,63 @@ impl TrustedWorkload {
         }
     }
 
+    /// What is wrong with `audience`: one another service also accepts, whose tokens that
+    /// service could then present here.
+    fn audience_problem(&self) -> Option<(&'static str, String)> {
+        let audience = self.audience.as_deref()?;
+        let lower = audience.to_ascii_lowercase();
+        if lower.starts_with(&ENTRA_EXCHANGE_AUDIENCE.to_ascii_lowercase()) {
+            return Some((
+                "audience",
+                format!(
+                    "{audience} is the audience of the tokens Entra accepts; give the shim's tokens an audience of their own (the tenant's issuer URL by default), so that none it receives could be presented to Entra"
+                ),
+            ));
+        }
+        if self.issuer == GITHUB_ISSUER && lower.starts_with("https://github.com/") {
+            return Some((
+                "audience",
+                format!(
+                    "{audience} is the audience GitHub gives a token by default, which other services accept too; leave audience out (the tenant's issuer URL) and ask for that audience in the workflow"
+                ),
+            ));
+        }
+        None
+    }
+
+    /// What is wrong with `subject`: a pattern that does not pin the workload. Its text before
+    /// the first wildcard must not be empty; for GitHub's issuer (every repository's), it must
+    /// name the owner (`repo:contoso/`), unless `claims` pin `repository_owner_id` or
+    /// `repository_id` exactly.
+    fn subject_problem(&self) -> Option<(&'static str, String)> {
+        let wild = |s: &str| s.contains(['*', '?']);
+        let literal = self.subject.split(['*', '?']).next().unwrap_or("");
+        if literal.is_empty() {
+            return Some(("subject", "must name the workload: a pattern that starts with a wildcard matches the subjects of any workload of the issuer (for GitHub, of every repository)".to_owned()));
+        }
+        let pinned_owner = ["repository_owner_id", "repository_id"]
+            .iter()
+            .any(|k| self.claims.get(*k).is_some_and(|v| !wild(v)));
+        let owner_named = literal
+            .strip_prefix("repo:")
+            .and_then(|rest| rest.split_once('/'))
+            .is_some_and(|(owner, _)| !owner.is_empty());
+        if self.issuer.starts_with(GITHUB_ISSUER)
+            && wild(&self.subject)
+            && !owner_named
+            && !pinned_owner
+        {
+            return Some((
+                "subject",
+                format!(
+                    "'{}' could match another owner's repository on GitHub: write the owner before any wildcard (repo:contoso/agent:*), or pin claims.repository_owner_id",
+                    self.subject
+                ),
+            ));
+        }
+        None
+    }
+
     /// Problems with the table, as (field, message); reads `jwks_file`.
     pub(crate) fn check(
         &mut self,
@@ -122,18 +192,14 @@ impl TrustedWorkload {
         if trusted_issuers.iter().any(|t| t.issuer == self.issuer) {
             out.push(("issuer", "is also a trusted ID-JAG issuer ([[trusted_issuers]]): one issuer's tokens are either users' ID-JAGs or workloads' tokens, never both".to_owned()));
         }
-        if self.audience.as_deref() == Some(ENTRA_EXCHANGE_AUDIENCE) {
-            out.push(("audience", format!("{ENTRA_EXCHANGE_AUDIENCE} is the audience of the tokens Entra accepts; give the shim's tokens an audience of their own (the tenant's issuer URL by default), so that none it receives could be presented to Entra")));
-        }
+        out.extend(self.audience_problem());
         if self.audience.as_deref().is_some_and(str::is_empty) {
             out.push((
                 "audience",
                 "must not be empty; leave it out for the tenant's issuer URL".to_owned(),
             ));
         }
-        if self.subject.is_empty() || self.subject.chars().all(|c| c == '*' || c == '?') {
-            out.push(("subject", "must name the workload: a pattern matching every subject would let in every workload of the issuer (for GitHub, every repository)".to_owned()));
-        }
+        out.extend(self.subject_problem());
         for (k, v) in &self.claims {
             if k.is_empty() || v.is_empty() {
                 out.push(("claims", "each claim needs a name and a value".to_owned()));
@@ -239,6 +305,42 @@ mod tests {
                 "machine_client",
                 "max_lifetime"
             ]
+        );
+        let github = |subject: &str, extra: &str| {
+            let mut r = rule(&format!(
+                "issuer = '{GITHUB_ISSUER}'\nsubject = '{subject}'\nmachine_client = 'm'\n{extra}"
+            ));
+            r.check(&["m"], &[], false)
+                .into_iter()
+                .map(|(f, _)| f)
+                .collect::<Vec<_>>()
+        };
+        for loose in [
+            "repo:*",
+            "repo:contoso*",
+            "*:ref:refs/heads/main",
+            "repo:?ontoso/agent:*",
+        ] {
+            assert_eq!(github(loose, ""), ["subject"], "{loose}");
+        }
+        for tight in [
+            "repo:contoso/agent:ref:refs/heads/main",
+            "repo:contoso/*",
+            "repo:contoso/agent:*",
+        ] {
+            assert!(github(tight, "").is_empty(), "{tight}");
+        }
+        assert!(github("repo:*", "claims = { repository_owner_id = '4021' }").is_empty());
+        assert_eq!(
+            github("repo:contoso/*", "audience = 'https://github.com/contoso'"),
+            ["audience"]
+        );
+        assert_eq!(
+            github(
+                "repo:contoso/*",
+                "audience = 'API://AzureADTokenExchangeUSGov'"
+            ),
+            ["audience"]
         );
     }
 }

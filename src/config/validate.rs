@@ -81,6 +81,27 @@ pub(crate) fn check_resource_servers(c: &mut TenantConfig, p: &mut Problems) {
             p.add(&format!("machine_clients[{i}].{field}"), message);
         }
     }
+    // The rules of one issuer share its keys: a token is checked with the keys of the rule its
+    // claims match, so two clusters that both call themselves `https://kubernetes.default.svc`
+    // must not be told apart by their rules' keys.
+    for (i, w) in c.trusted_workloads.iter().enumerate() {
+        let key_source = |x: &super::trusted_workload::TrustedWorkload| {
+            (
+                x.jwks_uri.clone(),
+                x.jwks_file.clone(),
+                x.algorithms.clone(),
+            )
+        };
+        if c.trusted_workloads[..i]
+            .iter()
+            .any(|o| o.issuer == w.issuer && key_source(o) != key_source(w))
+        {
+            p.add(
+                &format!("trusted_workloads[{i}].issuer"),
+                "another rule of this issuer names other keys (jwks_uri, jwks_file) or algorithms: the rules of one issuer must share them",
+            );
+        }
+    }
     let machines: Vec<&str> = c
         .machine_clients
         .iter()

@@ -103,7 +103,7 @@ pub(crate) async fn admit(
         Ok(c) => c,
         Err(why) => return Ok(Err(Refused::Token(why))),
     };
-    if let Err(refused) = check_binding(auth, tenant, resource, &presented, &claims, now).await {
+    if let Err(refused) = check_binding(auth, tenant, resource, &presented, &claims, now).await? {
         return Ok(Err(Refused::Dpop(refused)));
     }
     Ok(Ok(Caller { claims }))
@@ -118,12 +118,17 @@ async fn check_binding(
     presented: &Presented<'_>,
     claims: &Map<String, Value>,
     now: u64,
-) -> Result<(), ResourceRefusal> {
-    let jkt = claims
-        .get("cnf")
-        .and_then(|c| c.get("jkt"))
-        .and_then(Value::as_str);
-    match (jkt, presented.scheme) {
+) -> Result<Result<(), ResourceRefusal>, OAuthError> {
+    let cnf = claims.get("cnf");
+    let jkt = cnf.and_then(|c| c.get("jkt")).and_then(Value::as_str);
+    if cnf.is_some() && jkt.is_none() {
+        // Bound some other way (an mTLS certificate's `x5t#S256`): nothing here can check it.
+        return Ok(Err(ResourceRefusal::Scheme(
+            "the token is bound to a key in a way the gateway cannot check (cnf without jkt)"
+                .into(),
+        )));
+    }
+    Ok(match (jkt, presented.scheme) {
         (Some(jkt), Scheme::Dpop) => {
             let expected = Expected {
                 method: presented.method,
@@ -131,16 +136,10 @@ async fn check_binding(
                 access_token: Some(presented.token),
                 now,
             };
-            auth.tokens()
-                .proofs()
-                .check_at_resource(
-                    tenant.id.as_str(),
-                    tenant.dpop_requires_nonce(),
-                    presented.proof,
-                    &expected,
-                    jkt,
-                )
-                .await
+            return auth
+                .tokens()
+                .check_resource_proof(tenant, presented.proof, &expected, jkt)
+                .await;
         }
         (Some(_), Scheme::Bearer) => Err(ResourceRefusal::Scheme(
             "the token is DPoP-bound: present it as Authorization: DPoP, with a DPoP proof".into(),
@@ -154,5 +153,5 @@ async fn check_binding(
             ))
         }
         (None, Scheme::Bearer) => Ok(()),
-    }
+    })
 }

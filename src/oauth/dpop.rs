@@ -53,7 +53,7 @@ pub(crate) struct Proof {
 impl Proof {
     /// Until when its `jti` must be remembered: past the last second any server accepts it.
     pub(crate) fn spent_until(&self) -> u64 {
-        self.iat + PROOF_MAX_AGE + PROOF_MAX_AHEAD
+        self.iat.saturating_add(PROOF_MAX_AGE + PROOF_MAX_AHEAD)
     }
 }
 
@@ -155,7 +155,7 @@ fn check_claims(
         .get("iat")
         .and_then(Value::as_u64)
         .ok_or("the DPoP proof has no iat")?;
-    if iat + PROOF_MAX_AGE < expected.now || iat > expected.now + PROOF_MAX_AHEAD {
+    if iat.saturating_add(PROOF_MAX_AGE) < expected.now || iat > expected.now + PROOF_MAX_AHEAD {
         return Err(format!(
             "the DPoP proof's iat is {iat}, more than {PROOF_MAX_AGE} s from this server's clock ({}): make a new proof for each request",
             expected.now
@@ -262,14 +262,19 @@ pub(crate) enum ResourceRefusal {
     Nonce,
     /// `invalid_token`: a bound token presented as a bearer token, or the reverse.
     Scheme(String),
+    /// 503: this server remembers as many proofs as it may; it takes no more until some age out
+    /// (refusing is safer than forgetting one, which could then be replayed).
+    Busy,
 }
 
 /// The DPoP proofs a server has seen at its resources (each `jti` once while it could be
-/// accepted), and its nonces. The token endpoint spends its proofs in the store instead
-/// (`token/dpop_binding.rs`), since grants are rare and must not be replayed on another server.
+/// accepted), and its nonces. The token endpoint, and the resources of servers that share a
+/// store, spend proofs in the store instead (`token/dpop_binding.rs`), so that no other server
+/// takes them again.
 pub(crate) struct Proofs {
     pub(crate) nonces: Nonces,
-    seen: moka::future::Cache<String, ()>,
+    /// SHA-256 of tenant, key thumbprint and `jti`.
+    seen: moka::future::Cache<[u8; 32], ()>,
 }
 
 /// Proofs remembered at most: past it the oldest are forgotten before their time (at 2,800
@@ -281,6 +286,9 @@ impl Proofs {
         Self {
             nonces: Nonces::new(signer),
             seen: moka::future::Cache::builder()
+                // Every new proof is kept (TinyLFU could turn one away, which could then be
+                // replayed); the capacity is never reached, `remember` refuses first.
+                .eviction_policy(moka::policy::EvictionPolicy::lru())
                 .max_capacity(MAX_REMEMBERED_PROOFS)
                 .time_to_live(std::time::Duration::from_secs(
                     PROOF_MAX_AGE + PROOF_MAX_AHEAD,
@@ -290,16 +298,16 @@ impl Proofs {
     }
 
     /// Checks the proof of a call to a resource with a token bound to `jkt`: the proof's rules
-    /// (`check`, with `ath`), its key, the tenant's nonce if it wants one, and a `jti` not seen
-    /// before on this server.
-    pub(crate) async fn check_at_resource(
+    /// (`check`, with `ath`), its key, and the tenant's nonce if it wants one. Its `jti` is
+    /// the caller's to spend (`remember`, or the store).
+    pub(crate) fn check_at_resource(
         &self,
         tenant: &str,
         require_nonce: bool,
         proof: Option<&str>,
         expected: &Expected<'_>,
         jkt: &str,
-    ) -> Result<(), ResourceRefusal> {
+    ) -> Result<Proof, ResourceRefusal> {
         let proof = proof.ok_or_else(|| {
             ResourceRefusal::Proof("the token is DPoP-bound and the call has no DPoP proof".into())
         })?;
@@ -317,13 +325,25 @@ impl Proofs {
         {
             return Err(ResourceRefusal::Nonce);
         }
-        let key = format!("{tenant}\n{}\n{}", checked.jkt, checked.jti);
-        if !self.seen.entry(key).or_insert(()).await.is_fresh() {
-            return Err(ResourceRefusal::Proof(
-                "the DPoP proof was used before; make a new one for each request".into(),
-            ));
+        Ok(checked)
+    }
+
+    /// Remembers a resource proof's `jti` in this process: `false` if it was seen before.
+    pub(crate) async fn remember(
+        &self,
+        tenant: &str,
+        proof: &Proof,
+    ) -> Result<bool, ResourceRefusal> {
+        if self.seen.entry_count() >= MAX_REMEMBERED_PROOFS {
+            tracing::warn!(
+                tenant,
+                "a DPoP call was refused: this server remembers {MAX_REMEMBERED_PROOFS} proofs, the most it may, until some are six minutes old"
+            );
+            return Err(ResourceRefusal::Busy);
         }
-        Ok(())
+        let key: [u8; 32] =
+            Sha256::digest(format!("{tenant}\n{}\n{}", proof.jkt, proof.jti)).into();
+        Ok(self.seen.entry(key).or_insert(()).await.is_fresh())
     }
 }
 

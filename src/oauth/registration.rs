@@ -301,7 +301,11 @@ impl ClientRegistry {
             .await
             .map_err(|e| {
                 tracing::warn!(tenant = %tenant.id, jwks_uri = %uri, error = %e, "a machine client's keys could not be read; its assertions are refused until they can");
-                e.to_oauth()
+                // Whoever sends the client's id learns nothing of its URL or the failure.
+                OAuthError::new(
+                    ErrorCode::InvalidClient,
+                    "client authentication failed: the client's published keys cannot be read right now; the operator's log has the reason",
+                )
             })
     }
 

@@ -66,7 +66,6 @@ pub(crate) fn challenge(
         Refusal::InsufficientScope => "insufficient_scope",
     };
     // Quoted strings carry no quote or backslash (RFC 9110 §5.6.4): said otherwise here.
-    let quoted = |v: &str| v.replace(['"', '\\'], "'");
     format!(
         "Bearer error=\"{error}\", error_description=\"{}\", scope=\"{}\", resource_metadata=\"{}\"",
         quoted(description),
@@ -83,7 +82,6 @@ pub(crate) fn sign_in_challenge(
     scopes: &[&str],
     metadata_url: &str,
 ) -> String {
-    let quoted = |v: &str| v.replace(['"', '\\'], "'");
     format!(
         "Bearer error=\"insufficient_user_authentication\", error_description=\"{}\", acr_values=\"{}\", scope=\"{}\", resource_metadata=\"{}\"",
         quoted(description),
@@ -97,13 +95,27 @@ pub(crate) fn sign_in_challenge(
 /// (`invalid_dpop_proof`, `use_dpop_nonce` or `invalid_token`), the algorithms proofs may use,
 /// and the metadata, as the MCP SDKs read it.
 pub(crate) fn dpop_challenge(error: &str, description: &str, metadata_url: &str) -> String {
-    let quoted = |v: &str| v.replace(['"', '\\'], "'");
     format!(
         "DPoP error=\"{error}\", error_description=\"{}\", algs=\"{}\", resource_metadata=\"{}\"",
         quoted(description),
         crate::oauth::dpop::ALGORITHMS.join(" "),
         quoted(metadata_url)
     )
+}
+
+/// A value for a quoted string of a challenge: no quote or backslash (RFC 9110 §5.6.4), said
+/// otherwise, and visible ASCII only, at most 300 characters (a description may quote what a
+/// client sent, which must never break the header).
+fn quoted(value: &str) -> String {
+    value
+        .chars()
+        .take(300)
+        .map(|c| match c {
+            '"' | '\\' => '\'',
+            ' '..='~' => c,
+            _ => '?',
+        })
+        .collect()
 }
 
 #[cfg(test)]

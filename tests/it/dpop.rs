@@ -364,6 +364,16 @@ async fn a_bound_token_passes_the_gateway_only_with_a_fresh_proof_of_its_key_for
             "iat",
         ),
         (
+            "a method with a line break (never a broken header)",
+            dpop.clone(),
+            vec![key.proof(|c, _| {
+                c["htm"] = json!("PO\nST");
+                c["htu"] = json!(FILES);
+            })],
+            "invalid_dpop_proof",
+            "htm",
+        ),
+        (
             "two proofs",
             dpop.clone(),
             vec![key.for_call(FILES, &token), key.for_call(FILES, &token)],

@@ -16,7 +16,9 @@ use crate::tls_server::{Canned, DocServer};
 const FILES: &str = "https://mcp.contoso.example/files";
 const REPORTS: &str = "https://mcp.contoso.example/reports";
 const GITHUB: &str = "https://token.actions.githubusercontent.com";
-const GITHUB_AUDIENCE: &str = "https://github.com/contoso";
+/// An audience of the shim's own, asked for by the workflow (GitHub's default audience, the
+/// owner's URL, is refused by `check`: other services accept it too).
+const GITHUB_AUDIENCE: &str = "https://shim.contoso.example/github-agents";
 const JAG_ISSUER: &str = "https://idp.contoso.example";
 const JWT_BEARER: &str = "urn:ietf:params:oauth:grant-type:jwt-bearer";
 const K8S_SUBJECT: &str = "system:serviceaccount:agents:report-agent";
@@ -87,6 +89,8 @@ issuer = "{cluster}"
 subject = "{K8S_SUBJECT}"
 machine_client = "report-agent"
 algorithms = ["RS256"]
+# The kubelet hands the pod one token until it renews it.
+single_use = false
 
 [[trusted_workloads]]
 issuer = "{GITHUB}"
@@ -341,6 +345,10 @@ async fn a_service_account_token_and_a_github_token_get_machine_tokens() {
         claims.get("sid").is_none() && claims.get("auth_time").is_none(),
         "{claims}"
     );
+    // The same projected token again (single_use = false): taken, as the kubelet expects.
+    let projected = w.k8s(&w.k8s_claims());
+    assert_eq!(w.grant(&projected, &[]).await.0, 200);
+    assert_eq!(w.grant(&projected, &[]).await.0, 200);
 
     // GitHub: its own audience, its claims, the client id the SDK sends, a resource named.
     let (status, body) = w

@@ -102,6 +102,12 @@ pub(super) fn dpop_refusal(
             "use_dpop_nonce",
             "the DPoP proof must carry this server's nonce (DPoP-Nonce)",
         ),
+        ResourceRefusal::Busy => {
+            return HttpResponse::ServiceUnavailable()
+                .insert_header(("Retry-After", "60"))
+                .json(json!({"error": "temporarily_unavailable",
+                    "error_description": "this server checks no more DPoP proofs right now; try again in a minute"}));
+        }
     };
     tracing::info!(resource = %resource.uri, error, reason = %why, "a gateway call's DPoP proof was refused");
     let mut res = HttpResponse::Unauthorized();

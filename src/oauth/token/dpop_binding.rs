@@ -9,7 +9,7 @@ use super::Tokens;
 use crate::config::Tenant;
 use crate::config::resource::MintedResource;
 use crate::domain::ClientId;
-use crate::oauth::dpop::{Expected, check};
+use crate::oauth::dpop::{Expected, ResourceRefusal, check};
 use crate::oauth::error::{ErrorCode, OAuthError};
 use crate::oauth::records::SpendOnce;
 
@@ -61,6 +61,50 @@ impl Tokens {
             ));
         }
         Ok(Some(checked.jkt))
+    }
+
+    /// Checks the proof of a gateway call with a token bound to `jkt` (`Proofs::check_at_resource`)
+    /// and spends its `jti`: in the store when servers share one (a replay to another replica is
+    /// caught too), else in this process's memory.
+    pub(crate) async fn check_resource_proof(
+        &self,
+        tenant: &Tenant,
+        proof: Option<&str>,
+        expected: &Expected<'_>,
+        jkt: &str,
+    ) -> Result<Result<(), ResourceRefusal>, OAuthError> {
+        let checked = match self.proofs.check_at_resource(
+            tenant.id.as_str(),
+            tenant.dpop_requires_nonce(),
+            proof,
+            expected,
+            jkt,
+        ) {
+            Ok(c) => c,
+            Err(refused) => return Ok(Err(refused)),
+        };
+        let fresh = if self.records.backend().is_shared() {
+            let scope = format!("dpop-call\n{}", checked.jkt);
+            let once = SpendOnce {
+                scope: &scope,
+                jti: &checked.jti,
+                client_id: &ClientId::new("dpop"),
+                until: checked.spent_until(),
+            };
+            once.spend(&self.records, &tenant.id, expected.now).await?
+        } else {
+            match self.proofs.remember(tenant.id.as_str(), &checked).await {
+                Ok(fresh) => fresh,
+                Err(refused) => return Ok(Err(refused)),
+            }
+        };
+        Ok(if fresh {
+            Ok(())
+        } else {
+            Err(ResourceRefusal::Proof(
+                "the DPoP proof was used before; make a new one for each request".into(),
+            ))
+        })
     }
 
     /// A fresh nonce of `tenant` for the `DPoP-Nonce` header.

@@ -67,9 +67,4 @@ impl Tokens {
             proofs,
         }
     }
-
-    /// DPoP nonces and the proofs seen at resources.
-    pub(crate) fn proofs(&self) -> &Proofs {
-        &self.proofs
-    }
 }

@@ -180,9 +180,11 @@ impl Tokens {
         })
     }
 
-    /// Spends the token's `jti`, where it has one, until it expires (with its issuer): a replay
-    /// fails on every server sharing the store. A token without one (older Kubernetes
-    /// releases) may be presented again while it lives, as its platform allows anywhere.
+    /// Spends the token's `jti` (Entra's tokens: `uti`), where it has one and its rule takes
+    /// tokens once, until it expires (with its issuer): a replay fails on every server sharing
+    /// the store. A token without one (Kubernetes before 1.29), or of a rule with
+    /// `single_use = false` (a projected token the kubelet renews), may be presented again while
+    /// it lives, as its platform allows anywhere.
     async fn spend_workload_jti(
         &self,
         tenant: &Tenant,
@@ -190,8 +192,14 @@ impl Tokens {
         assertion: &str,
         now: u64,
     ) -> Result<(), OAuthError> {
+        if !rule.single_use {
+            return Ok(());
+        }
         let (_, claims) = split(assertion)?;
-        let Some(jti) = claims.get("jti").and_then(Value::as_str) else {
+        let Some(jti) = ["jti", "uti"]
+            .iter()
+            .find_map(|k| claims.get(*k).and_then(Value::as_str))
+        else {
             return Ok(());
         };
         let exp = claims.get("exp").and_then(Value::as_u64).unwrap_or(now);

@@ -50,6 +50,10 @@ pub struct PendingAuthorization {
     /// again, and queues the request if it still waits.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub(crate) approval_pending: bool,
+    /// The thumbprint of a DPoP key the client named (RFC 9449 §10): the code is redeemed only
+    /// with a proof of that key, so that a code stolen on its way back is worth nothing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) dpop_jkt: Option<String>,
 }
 
 /// The state of one upstream login (`state` = the transaction id). Single use, ~10 minutes.

@@ -371,8 +371,19 @@ pub async fn dev_code(
     scope: &str,
     user: &str,
 ) -> (String, Attempt) {
-    let browser = Browser::new();
     let attempt = authorize_url(app, tenant, client, scope, user);
+    dev_code_through(app, tenant, client, attempt, user).await
+}
+
+/// `dev_code` for an authorization request made already (with parameters of the test's own).
+pub async fn dev_code_through(
+    app: &TestApp,
+    tenant: &str,
+    client: &Client,
+    attempt: Attempt,
+    user: &str,
+) -> (String, Attempt) {
+    let browser = Browser::new();
     let Landing::Consent(page) = browser.go(&attempt.url, client.prefix()).await else {
         panic!("consent page expected")
     };

@@ -10,7 +10,7 @@ use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
-use crate::browser::{Client, dev_code};
+use crate::browser::{Client, authorize_url, dev_code, dev_code_through};
 use crate::gateway::{start_backend, tool_call};
 use crate::helpers::{TestApp, spawn_app_with_tenants};
 use crate::minted::ec_key;
@@ -794,4 +794,75 @@ async fn a_public_clients_refresh_token_is_bound_to_its_key_and_a_confidential_c
         (200, Some("Bearer")),
         "{body}"
     );
+}
+
+#[tokio::test]
+async fn a_code_bound_to_a_key_at_authorize_is_redeemed_only_with_a_proof_of_it() {
+    let w = world(false).await;
+    let issuer = w.issuer();
+    let key = Key::new();
+    let public = Client::register(&w.app, "dp", json!({})).await;
+    let code_for = |jkt: String| {
+        let mut attempt = authorize_url(&w.app, "dp", &public, "files.read", "dora");
+        attempt.url = format!("{}&dpop_jkt={jkt}", attempt.url);
+        dev_code_through(&w.app, "dp", &public, attempt, "dora")
+    };
+    let (code, attempt) = code_for(key.thumbprint()).await;
+    let redeem = |code: String, verifier: String| {
+        vec![
+            ("grant_type".to_owned(), "authorization_code".to_owned()),
+            ("code".to_owned(), code),
+            ("redirect_uri".to_owned(), public.redirect_uri.clone()),
+            ("code_verifier".to_owned(), verifier),
+            ("client_id".to_owned(), public.id.clone()),
+        ]
+    };
+    let post = |form: Vec<(String, String)>, proof: Option<String>| {
+        let mut req = w.app.http.post(format!("{issuer}/token")).form(&form);
+        if let Some(p) = proof {
+            req = req.header("DPoP", p);
+        }
+        req.send()
+    };
+    // Without a proof, and with another key's: refused, and the code is not spent.
+    let body: Value = post(redeem(code.clone(), attempt.verifier.clone()), None)
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(body["error"], "invalid_dpop_proof", "{body}");
+    let body: Value = post(
+        redeem(code.clone(), attempt.verifier.clone()),
+        Some(Key::new().for_token(&issuer)),
+    )
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    assert_eq!(body["error"], "invalid_dpop_proof", "{body}");
+    assert!(
+        body["error_description"]
+            .as_str()
+            .unwrap()
+            .contains("dpop_jkt")
+    );
+    let body: Value = post(redeem(code, attempt.verifier), Some(key.for_token(&issuer)))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(body["token_type"], "DPoP", "{body}");
+    // A dpop_jkt that is not a thumbprint is refused at /authorize.
+    let mut bad = authorize_url(&w.app, "dp", &public, "files.read", "dora");
+    bad.url = format!("{}&dpop_jkt=not-a-thumbprint", bad.url);
+    let res = w.app.http.get(&bad.url).send().await.unwrap();
+    let location = res
+        .headers()
+        .get("location")
+        .map(|v| v.to_str().unwrap().to_owned())
+        .unwrap_or_default();
+    assert!(location.contains("error=invalid_request"), "{location}");
 }

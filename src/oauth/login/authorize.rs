@@ -166,6 +166,7 @@ impl Logins {
                     acr_values: checked.acr_values,
                     approval_epoch: client.approval_epoch,
                     approval_pending: client.approval == ApprovalStatus::Pending,
+                    dpop_jkt: checked.dpop_jkt,
                 },
                 client,
             }),
@@ -439,6 +440,7 @@ struct CheckedRequest {
     claims: Option<String>,
     max_age: Option<String>,
     acr_values: Option<String>,
+    dpop_jkt: Option<String>,
 }
 
 /// Step 2: the request itself, for a known client (OAuth 2.1 §4.1.1): no repeated parameter,
@@ -497,7 +499,26 @@ fn validate_request(
         claims: claims(params)?,
         max_age: max_age(params)?,
         acr_values: bounded(params, "acr_values")?,
+        dpop_jkt: dpop_jkt(params)?,
     })
+}
+
+/// `dpop_jkt` (RFC 9449 §10): the base64url SHA-256 thumbprint of the DPoP key the code will be
+/// redeemed with.
+fn dpop_jkt(params: &Params) -> Result<Option<String>, OAuthError> {
+    match params.get("dpop_jkt") {
+        None => Ok(None),
+        Some(v)
+            if v.len() == 43
+                && v.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') =>
+        {
+            Ok(Some(v.to_owned()))
+        }
+        Some(_) => Err(OAuthError::invalid_request(
+            "dpop_jkt must be the base64url SHA-256 thumbprint of a key (RFC 9449 §10)",
+        )),
+    }
 }
 
 /// A value passed along (`state`, `prompt`, hints), refused when longer than

@@ -6,7 +6,7 @@
 use serde_json::{Map, Value};
 
 use super::Tokens;
-use super::dpop_binding::bound_for;
+use super::dpop_binding::{bound_for, invalid_dpop_proof};
 use super::response::TokenResponse;
 use crate::config::Tenant;
 use crate::config::resource::MintedResource;
@@ -394,6 +394,22 @@ fn check_code_binding(
             "code_verifier does not match the code_challenge",
         ));
     }
+    // RFC 9449 §10: a code the client bound to its key at /authorize is redeemed only with a
+    // proof of that key.
+    match (&r.dpop_jkt, req.dpop_jkt.as_deref()) {
+        (Some(bound), Some(proved)) if crate::crypto::ct_eq(bound, proved) => {}
+        (Some(_), Some(_)) => {
+            return Err(invalid_dpop_proof(
+                "the DPoP proof is not of the key the authorization request named (dpop_jkt)",
+            ));
+        }
+        (Some(_), None) => {
+            return Err(invalid_dpop_proof(
+                "the authorization request named a DPoP key (dpop_jkt): send a proof of it",
+            ));
+        }
+        (None, _) => {}
+    }
     Ok(())
 }
 
@@ -444,6 +460,7 @@ mod tests {
                 acr_values: None,
                 approval_epoch: 0,
                 approval_pending: false,
+                dpop_jkt: None,
             },
             sealed_tokens: String::new(),
             subject: None,

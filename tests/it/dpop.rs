@@ -528,8 +528,21 @@ async fn the_token_endpoint_checks_each_rule_of_a_proof_and_spends_it() {
         "{body}"
     );
 
-    // A proof is spent: the same one twice is refused, on its second use.
+    // A proof is spent once the client is authenticated: a request with a wrong secret spends
+    // nothing, and the same proof then works once, and only once.
     let proof = key.for_token(&issuer);
+    let (status, body, _) = w
+        .token(
+            &[("grant_type", "client_credentials"), ("resource", FILES)],
+            Some(("dpop-agent", "a-wrong-secret")),
+            &[&proof],
+        )
+        .await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (401, Some("invalid_client")),
+        "{body}"
+    );
     assert_eq!(w.machine_token(FILES, Some(&proof)).await.0, 200);
     let (status, body) = w.machine_token(FILES, Some(&proof)).await;
     assert_eq!(

@@ -15,6 +15,7 @@ use crate::config::machine_client::MachineClientConfig;
 use crate::config::resource::{MintedResource, ResourceConfig};
 use crate::domain::ScopeSet;
 use crate::oauth::context::RequestCtx;
+use crate::oauth::dpop::Proof;
 use crate::oauth::error::{ErrorCode, OAuthError};
 use crate::oauth::params::Params;
 use crate::upstream::tokens::UpstreamTokens;
@@ -26,10 +27,10 @@ impl Tokens {
         tenant: &Tenant,
         form: &Params,
         creds: &ClientCredentials,
-        binding: Option<&str>,
+        proof: Option<&Proof>,
         ctx: &RequestCtx,
     ) -> Result<TokenResponse, OAuthError> {
-        let answer = self.machine_token(tenant, form, creds, binding, ctx).await;
+        let answer = self.machine_token(tenant, form, creds, proof, ctx).await;
         let outcome = match &answer {
             Ok(_) => "ok",
             Err(e) => e.code.as_str(),
@@ -46,7 +47,7 @@ impl Tokens {
         tenant: &Tenant,
         form: &Params,
         creds: &ClientCredentials,
-        binding: Option<&str>,
+        proof: Option<&Proof>,
         ctx: &RequestCtx,
     ) -> Result<TokenResponse, OAuthError> {
         let (now, caller) = (ctx.now, ctx.caller);
@@ -69,8 +70,10 @@ impl Tokens {
         }
         let resource = target(tenant, machine, form.get("resource"))?;
         let scopes = granted(resource, machine, form.get("scope"))?;
+        bound_for(resource, proof.map(|p| p.jkt.as_str()))?;
+        let binding = self.spend_dpop(tenant, proof, now).await?;
         let response = self
-            .machine_response(tenant, resource, machine, &scopes, binding, now)
+            .machine_response(tenant, resource, machine, &scopes, binding.as_deref(), now)
             .await?;
         tracing::info!(target: "audit", event = "client_credentials_granted", tenant = %tenant.id,
             client_id = %machine.client_id, name = machine.name.as_deref().unwrap_or(""),

@@ -9,7 +9,7 @@ use super::Tokens;
 use crate::config::Tenant;
 use crate::config::resource::MintedResource;
 use crate::domain::ClientId;
-use crate::oauth::dpop::{Expected, ResourceRefusal, check};
+use crate::oauth::dpop::{Expected, Proof, ResourceRefusal, check};
 use crate::oauth::error::{ErrorCode, OAuthError};
 use crate::oauth::records::SpendOnce;
 
@@ -19,13 +19,15 @@ pub(crate) fn invalid_dpop_proof(why: impl Into<String>) -> OAuthError {
 }
 
 impl Tokens {
-    /// The thumbprint of the key a token request's DPoP proof proves, if it sends one.
-    pub(super) async fn dpop_binding(
+    /// A token request's DPoP proof, if it sends one, checked (its rules and the tenant's
+    /// nonce) but not yet spent: `spend_dpop` spends it once the client is authenticated, so
+    /// that an anonymous request costs no write.
+    pub(super) fn dpop_proof(
         &self,
         tenant: &Tenant,
         proof: Option<&str>,
         now: u64,
-    ) -> Result<Option<String>, OAuthError> {
+    ) -> Result<Option<Proof>, OAuthError> {
         let Some(proof) = proof else {
             return Ok(None);
         };
@@ -48,6 +50,20 @@ impl Tokens {
                 "the DPoP proof must carry this server's nonce: make a new proof with the nonce the DPoP-Nonce header gives",
             ));
         }
+        Ok(Some(checked))
+    }
+
+    /// Spends a checked proof's `jti` in the store (no server takes it twice): the thumbprint
+    /// of the key the tokens are then bound to.
+    pub(super) async fn spend_dpop(
+        &self,
+        tenant: &Tenant,
+        proof: Option<&Proof>,
+        now: u64,
+    ) -> Result<Option<String>, OAuthError> {
+        let Some(checked) = proof else {
+            return Ok(None);
+        };
         let scope = format!("dpop\n{}", checked.jkt);
         let once = SpendOnce {
             scope: &scope,
@@ -60,7 +76,7 @@ impl Tokens {
                 "the DPoP proof was used before; make a new one for each request",
             ));
         }
-        Ok(Some(checked.jkt))
+        Ok(Some(checked.jkt.clone()))
     }
 
     /// Checks the proof of a gateway call with a token bound to `jkt` (`Proofs::check_at_resource`)

@@ -33,23 +33,22 @@ impl Tokens {
             // A downstream API's token is the IdP's: no DPoP proof binds it.
             return self.exchange(tenant, form, creds, now).await;
         }
-        // The proof is checked first, so that a `use_dpop_nonce` answer costs nothing else.
-        let binding = self
-            .dpop_binding(tenant, creds.dpop.as_deref(), now)
-            .await?;
+        // The proof is checked first, so that a `use_dpop_nonce` answer costs nothing else;
+        // it is spent once the client is authenticated.
+        let proof = self.dpop_proof(tenant, creds.dpop.as_deref(), now)?;
         let request = match parsed {
             Parsed::TokenExchange => unreachable!("answered above"),
             Parsed::ClientCredentials => {
                 return self
-                    .client_credentials(tenant, form, creds, binding.as_deref(), ctx)
+                    .client_credentials(tenant, form, creds, proof.as_ref(), ctx)
                     .await;
             }
             Parsed::Workload => {
                 return self
-                    .workload_grant(tenant, form, creds, binding.as_deref(), ctx)
+                    .workload_grant(tenant, form, creds, proof.as_ref(), ctx)
                     .await;
             }
-            Parsed::Client(request) => request.map(|r| r.bound_to(binding)),
+            Parsed::Client(request) => request,
         };
         // The record the grant names is read while the client is authenticated, two reads at
         // once; it is used only once authentication succeeded, and a client error comes first.
@@ -61,7 +60,9 @@ impl Tokens {
         // A client an administrator has not approved (or denied) gets nothing, whatever it
         // holds: a code or refresh token from before a denial is worth nothing either.
         crate::oauth::approval::usable(&client)?;
-        let response = match request? {
+        let request = request?;
+        let binding = self.spend_dpop(tenant, proof.as_ref(), now).await?;
+        let response = match request.bound_to(binding) {
             TokenRequest::AuthorizationCode(r) => self.redeem_code(tenant, &client, r, now).await?,
             TokenRequest::RefreshToken(r) => self.refresh(tenant, &client, r, now).await?,
             TokenRequest::JwtBearer(r) => return self.id_jag_grant(tenant, &client, r, ctx).await,

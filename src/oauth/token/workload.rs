@@ -24,6 +24,7 @@ use crate::config::Tenant;
 use crate::config::trusted_workload::TrustedWorkload;
 use crate::domain::ClientId;
 use crate::oauth::context::RequestCtx;
+use crate::oauth::dpop::Proof;
 use crate::oauth::error::{ErrorCode, OAuthError, invalid_grant};
 use crate::oauth::params::Params;
 
@@ -40,10 +41,10 @@ impl Tokens {
         tenant: &Tenant,
         form: &Params,
         creds: &ClientCredentials,
-        binding: Option<&str>,
+        proof: Option<&Proof>,
         ctx: &RequestCtx,
     ) -> Result<TokenResponse, OAuthError> {
-        let answer = self.workload_token(tenant, form, creds, binding, ctx).await;
+        let answer = self.workload_token(tenant, form, creds, proof, ctx).await;
         let outcome = match &answer {
             Ok(_) => "ok",
             Err(e) => e.code.as_str(),
@@ -60,7 +61,7 @@ impl Tokens {
         tenant: &Tenant,
         form: &Params,
         creds: &ClientCredentials,
-        binding: Option<&str>,
+        proof: Option<&Proof>,
         ctx: &RequestCtx,
     ) -> Result<TokenResponse, OAuthError> {
         if creds.basic.is_some()
@@ -108,10 +109,19 @@ impl Tokens {
         }
         let resource = target(tenant, machine, form.get("resource"))?;
         let scopes = granted(resource, machine, form.get("scope"))?;
+        super::dpop_binding::bound_for(resource, proof.map(|p| p.jkt.as_str()))?;
         self.spend_workload_jti(tenant, rule, assertion, ctx.now)
             .await?;
+        let binding = self.spend_dpop(tenant, proof, ctx.now).await?;
         let response = self
-            .machine_response(tenant, resource, machine, &scopes, binding, ctx.now)
+            .machine_response(
+                tenant,
+                resource,
+                machine,
+                &scopes,
+                binding.as_deref(),
+                ctx.now,
+            )
             .await?;
         tracing::info!(target: "audit", event = "workload_token_granted", tenant = %tenant.id,
             issuer = %rule.issuer, subject = %workload.subject, client_id = %machine.client_id,

@@ -10,6 +10,7 @@ use serde::Deserialize;
 
 use super::resource::ResourceConfig;
 use super::resource_server::{check_client_id, check_credential};
+use super::trusted_issuer::{KEYS_URL_RULE, fetchable};
 use super::trusted_workload::TrustedWorkload;
 use crate::crypto::HandleKey;
 
@@ -70,12 +71,8 @@ impl MachineClientConfig {
                     "give one of jwks_uri, jwks_file and secret_sha256".to_owned(),
                 ));
             }
-            let fetchable = url::Url::parse(uri).is_ok_and(|u| {
-                u.scheme() == "https"
-                    || (loopback_allowed && crate::domain::is_https_or_loopback(&u))
-            });
-            if !fetchable {
-                out.push(("jwks_uri", format!("'{uri}' must be an https URL (http on loopback only with [dev] cimd_allow_loopback)")));
+            if !url::Url::parse(uri).is_ok_and(|u| fetchable(&u, loopback_allowed)) {
+                out.push(("jwks_uri", format!("'{uri}' {KEYS_URL_RULE}")));
             }
         } else if !(federated && self.secret_sha256.is_none() && self.jwks_file.is_none()) {
             out.extend(check_credential(

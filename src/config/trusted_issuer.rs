@@ -130,6 +130,19 @@ impl AssertionIssuer for TrustedIssuer {
     }
 }
 
+/// What a URL the shim fetches keys from must be.
+pub(crate) const KEYS_URL_RULE: &str = "must be an https URL (http on loopback only with [dev] cimd_allow_loopback, which the fetcher of keys needs to reach it)";
+
+/// Whether the fetcher of keys may reach `url`: https, or http on loopback where the tenant's
+/// `[dev] cimd_allow_loopback` lets it.
+pub(crate) fn fetchable(url: &Url, loopback_allowed: bool) -> bool {
+    if loopback_allowed {
+        is_https_or_loopback(url)
+    } else {
+        url.scheme() == "https"
+    }
+}
+
 /// Problems with where an issuer's keys come from and its algorithms, as (field, message).
 pub(crate) fn key_source_problems(
     source: &dyn AssertionIssuer,
@@ -137,14 +150,8 @@ pub(crate) fn key_source_problems(
     loopback_allowed: bool,
 ) -> Vec<(&'static str, String)> {
     let mut out = Vec::new();
-    let fetchable = |u: &Url| {
-        if loopback_allowed {
-            is_https_or_loopback(u)
-        } else {
-            u.scheme() == "https"
-        }
-    };
-    let must = "must be an https URL (http on loopback only with [dev] cimd_allow_loopback, which the fetcher of keys needs to reach it)";
+    let fetchable = |u: &Url| fetchable(u, loopback_allowed);
+    let must = KEYS_URL_RULE;
     match Url::parse(source.issuer()) {
         Ok(u) if fetchable(&u) || has_jwks_file => {}
         _ => out.push(("issuer", format!("'{}' {must}", source.issuer()))),

@@ -38,9 +38,18 @@ pub(crate) struct Presented<'r> {
     pub(crate) token: &'r str,
     /// The call's `DPoP` header, if it has one.
     pub(crate) proof: Option<&'r str>,
-    /// The call's method and URL (without its query), as the proof's `htm` and `htu`.
+    /// The call's method and path, for the proof's `htm` and `htu`.
     pub(crate) method: &'r str,
-    pub(crate) url: &'r str,
+    pub(crate) path: &'r str,
+}
+
+/// The URL a call was sent to, as its client sees it (the resource's public origin and the
+/// call's path, no query): what a DPoP proof's `htu` names. Made only for DPoP calls.
+fn request_url(resource: &ResourceConfig, path: &str) -> String {
+    let origin = url::Url::parse(resource.uri.as_str())
+        .map(|u| u.origin().ascii_serialization())
+        .unwrap_or_default();
+    format!("{origin}{path}")
 }
 
 /// The caller of an admitted call: the claims of its access token.
@@ -130,9 +139,10 @@ async fn check_binding(
     }
     Ok(match (jkt, presented.scheme) {
         (Some(jkt), Scheme::Dpop) => {
+            let url = request_url(resource, presented.path);
             let expected = Expected {
                 method: presented.method,
-                url: presented.url,
+                url: &url,
                 access_token: Some(presented.token),
                 now,
             };

@@ -275,21 +275,30 @@ pub(crate) struct Proofs {
     pub(crate) nonces: Nonces,
     /// SHA-256 of tenant, key thumbprint and `jti`.
     seen: moka::future::Cache<[u8; 32], ()>,
+    /// Past this many remembered proofs, new ones are refused (`remember`).
+    refuse_from: u64,
 }
 
-/// Proofs remembered at most: past it the oldest are forgotten before their time (at 2,800
-/// calls a second, sustained for the six minutes a proof lives).
+/// Proofs remembered at most (2,800 calls a second, sustained for the six minutes a proof
+/// lives). New proofs are refused from nine tenths of it on: the cache's count lags its
+/// inserts a little, and it must never reach the capacity, where the oldest would be forgotten
+/// before their time.
 const MAX_REMEMBERED_PROOFS: u64 = 1_000_000;
 
 impl Proofs {
     pub(crate) fn new(signer: Signer) -> Self {
+        Self::with_capacity(signer, MAX_REMEMBERED_PROOFS)
+    }
+
+    fn with_capacity(signer: Signer, capacity: u64) -> Self {
         Self {
+            refuse_from: capacity / 10 * 9,
             nonces: Nonces::new(signer),
             seen: moka::future::Cache::builder()
                 // Every new proof is kept (TinyLFU could turn one away, which could then be
                 // replayed); the capacity is never reached, `remember` refuses first.
                 .eviction_policy(moka::policy::EvictionPolicy::lru())
-                .max_capacity(MAX_REMEMBERED_PROOFS)
+                .max_capacity(capacity)
                 .time_to_live(std::time::Duration::from_secs(
                     PROOF_MAX_AGE + PROOF_MAX_AHEAD,
                 ))
@@ -334,10 +343,15 @@ impl Proofs {
         tenant: &str,
         proof: &Proof,
     ) -> Result<bool, ResourceRefusal> {
-        if self.seen.entry_count() >= MAX_REMEMBERED_PROOFS {
+        if self.seen.entry_count() >= self.refuse_from {
+            crate::metrics::metrics()
+                .rate_limited
+                .with_label_values(&[tenant, "dpop_proofs"])
+                .inc();
             tracing::warn!(
                 tenant,
-                "a DPoP call was refused: this server remembers {MAX_REMEMBERED_PROOFS} proofs, the most it may, until some are six minutes old"
+                remembered = self.seen.entry_count(),
+                "a DPoP call was refused: this server remembers as many proofs as it may until some are six minutes old"
             );
             return Err(ResourceRefusal::Busy);
         }
@@ -362,6 +376,41 @@ mod tests {
             Some("NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs")
         );
         assert!(thumbprint(json!({"kty": "oct", "k": "c2VjcmV0"}).as_object().unwrap()).is_none());
+    }
+
+    #[tokio::test]
+    async fn a_full_memory_of_proofs_refuses_and_says_so() {
+        let keys = crate::crypto::keys::ServerKeys::from_bytes([5; 32], None);
+        let proofs = Proofs::with_capacity(Signer::new(&keys), 20);
+        let proof = |jti: usize| Proof {
+            jkt: "k".into(),
+            jti: jti.to_string(),
+            iat: 0,
+            nonce: None,
+        };
+        let counted = || {
+            crate::metrics::metrics()
+                .rate_limited
+                .with_label_values(&["full-tenant", "dpop_proofs"])
+                .get()
+        };
+        let before = counted();
+        for i in 0..18 {
+            assert_eq!(proofs.remember("full-tenant", &proof(i)).await, Ok(true));
+            if i == 5 {
+                assert_eq!(
+                    proofs.remember("full-tenant", &proof(3)).await,
+                    Ok(false),
+                    "a replay"
+                );
+            }
+        }
+        proofs.seen.run_pending_tasks().await;
+        assert_eq!(
+            proofs.remember("full-tenant", &proof(99)).await,
+            Err(ResourceRefusal::Busy)
+        );
+        assert_eq!(counted(), before + 1, "the refusal is counted");
     }
 
     #[test]

@@ -13,6 +13,7 @@ use sha2::{Digest, Sha256};
 use crate::browser::{Client, authorize_url, dev_code, dev_code_through};
 use crate::gateway::{start_backend, tool_call};
 use crate::helpers::{TestApp, spawn_app_with_tenants};
+use crate::minted::claims_of;
 use crate::minted::ec_key;
 
 const HOST: &str = "files.dpop.test";
@@ -224,15 +225,6 @@ impl World {
     fn seen(&self) -> usize {
         self.backend.seen.lock().unwrap().len()
     }
-}
-
-fn claims_of(jwt: &str) -> Value {
-    serde_json::from_slice(
-        &URL_SAFE_NO_PAD
-            .decode(jwt.split('.').nth(1).unwrap())
-            .unwrap(),
-    )
-    .unwrap()
 }
 
 fn challenge(headers: &reqwest::header::HeaderMap) -> String {
@@ -713,32 +705,23 @@ async fn a_public_clients_refresh_token_is_bound_to_its_key_and_a_confidential_c
         .as_str()
         .expect("a refresh token")
         .to_owned();
-    let form = |rt: &str| {
-        vec![
-            ("grant_type".to_owned(), "refresh_token".to_owned()),
-            ("refresh_token".to_owned(), rt.to_owned()),
-            ("client_id".to_owned(), public.id.clone()),
-        ]
-    };
-    let as_refs = |f: &[(String, String)]| -> Vec<(String, String)> { f.to_vec() };
-    let post = |f: Vec<(String, String)>, proof: Option<String>| {
-        let mut req = w.app.http.post(format!("{issuer}/token")).form(&f);
-        if let Some(p) = proof {
-            req = req.header("DPoP", p);
+    let refresh_with = |rt: String, proof: Option<String>| {
+        let public_id = public.id.clone();
+        let w = &w;
+        async move {
+            let proofs: Vec<&str> = proof.as_deref().into_iter().collect();
+            let form = [
+                ("grant_type", "refresh_token"),
+                ("refresh_token", rt.as_str()),
+                ("client_id", public_id.as_str()),
+            ];
+            w.token(&form, None, &proofs).await.1
         }
-        req.send()
     };
     // Without a proof, and with another key's: refused, and the token is not spent.
-    let res = post(as_refs(&form(&refresh)), None).await.unwrap();
-    let body: Value = res.json().await.unwrap();
+    let body = refresh_with(refresh.clone(), None).await;
     assert_eq!(body["error"], "invalid_dpop_proof", "{body}");
-    let res = post(
-        as_refs(&form(&refresh)),
-        Some(Key::new().for_token(&issuer)),
-    )
-    .await
-    .unwrap();
-    let body: Value = res.json().await.unwrap();
+    let body = refresh_with(refresh.clone(), Some(Key::new().for_token(&issuer))).await;
     assert_eq!(body["error"], "invalid_dpop_proof", "{body}");
     assert!(
         body["error_description"]
@@ -746,16 +729,12 @@ async fn a_public_clients_refresh_token_is_bound_to_its_key_and_a_confidential_c
             .unwrap()
             .contains("another DPoP key")
     );
-    let res = post(as_refs(&form(&refresh)), Some(key.for_token(&issuer)))
-        .await
-        .unwrap();
-    let body: Value = res.json().await.unwrap();
+    let body = refresh_with(refresh, Some(key.for_token(&issuer))).await;
     assert_eq!(body["token_type"], "DPoP", "{body}");
     // The successor is bound too.
     let next = body["refresh_token"].as_str().unwrap().to_owned();
-    let res = post(as_refs(&form(&next)), None).await.unwrap();
     assert_eq!(
-        res.json::<Value>().await.unwrap()["error"],
+        refresh_with(next, None).await["error"],
         "invalid_dpop_proof"
     );
 
@@ -821,39 +800,25 @@ async fn a_code_bound_to_a_key_at_authorize_is_redeemed_only_with_a_proof_of_it(
         dev_code_through(&w.app, "dp", &public, attempt, "dora")
     };
     let (code, attempt) = code_for(key.thumbprint()).await;
-    let redeem = |code: String, verifier: String| {
-        vec![
-            ("grant_type".to_owned(), "authorization_code".to_owned()),
-            ("code".to_owned(), code),
-            ("redirect_uri".to_owned(), public.redirect_uri.clone()),
-            ("code_verifier".to_owned(), verifier),
-            ("client_id".to_owned(), public.id.clone()),
-        ]
-    };
-    let post = |form: Vec<(String, String)>, proof: Option<String>| {
-        let mut req = w.app.http.post(format!("{issuer}/token")).form(&form);
-        if let Some(p) = proof {
-            req = req.header("DPoP", p);
+    let redeem = |proof: Option<String>| {
+        let (code, verifier, public) = (code.clone(), attempt.verifier.clone(), &public);
+        let w = &w;
+        async move {
+            let proofs: Vec<&str> = proof.as_deref().into_iter().collect();
+            let form = [
+                ("grant_type", "authorization_code"),
+                ("code", code.as_str()),
+                ("redirect_uri", public.redirect_uri.as_str()),
+                ("code_verifier", verifier.as_str()),
+                ("client_id", public.id.as_str()),
+            ];
+            w.token(&form, None, &proofs).await.1
         }
-        req.send()
     };
     // Without a proof, and with another key's: refused, and the code is not spent.
-    let body: Value = post(redeem(code.clone(), attempt.verifier.clone()), None)
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let body = redeem(None).await;
     assert_eq!(body["error"], "invalid_dpop_proof", "{body}");
-    let body: Value = post(
-        redeem(code.clone(), attempt.verifier.clone()),
-        Some(Key::new().for_token(&issuer)),
-    )
-    .await
-    .unwrap()
-    .json()
-    .await
-    .unwrap();
+    let body = redeem(Some(Key::new().for_token(&issuer))).await;
     assert_eq!(body["error"], "invalid_dpop_proof", "{body}");
     assert!(
         body["error_description"]
@@ -861,12 +826,7 @@ async fn a_code_bound_to_a_key_at_authorize_is_redeemed_only_with_a_proof_of_it(
             .unwrap()
             .contains("dpop_jkt")
     );
-    let body: Value = post(redeem(code, attempt.verifier), Some(key.for_token(&issuer)))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let body = redeem(Some(key.for_token(&issuer))).await;
     assert_eq!(body["token_type"], "DPoP", "{body}");
     // A dpop_jkt that is not a thumbprint is refused at /authorize.
     let mut bad = authorize_url(&w.app, "dp", &public, "files.read", "dora");

@@ -2,12 +2,12 @@
 //! gateway obtains the IdP's token for that API with the login's IdP refresh token (as token
 //! exchange does) and sends it with each call, kept per login until shortly before it expires.
 
-use base64::Engine;
-use serde_json::{Value, json};
+use serde_json::json;
 
 use crate::browser::{Client, dev_login};
 use crate::gateway::{start_backend, tool_call};
 use crate::helpers::spawn_app_with_tenants;
+use crate::minted::claims_of;
 
 const HOST: &str = "files.downstream.test";
 const RESOURCE: &str = "https://files.downstream.test/mcp";
@@ -34,16 +34,6 @@ uri = "api://reports"
 scopes = ["api://reports/reports.read"]
 "#
     )
-}
-
-fn claims_of(jwt: &str) -> Value {
-    let payload = jwt.split('.').nth(1).unwrap();
-    serde_json::from_slice(
-        &base64::engine::general_purpose::URL_SAFE_NO_PAD
-            .decode(payload)
-            .unwrap(),
-    )
-    .unwrap()
 }
 
 #[tokio::test]

@@ -9,6 +9,7 @@ use serde_json::{Value, json};
 use crate::browser::{Browser, Client, authorize_url, login_through, login_with_scope, redeem};
 use crate::gateway::{start_backend, tool_call};
 use crate::login::{FILES, world_with};
+use crate::minted::claims_of;
 
 const HOST: &str = "files.stepup.test";
 const RESOURCE: &str = "https://files.stepup.test/mcp";
@@ -34,17 +35,6 @@ fn gateway_resource(tenant: String, backend: &str) -> String {
                 "[resources.gateway]\nbackend = \"{backend}\"\nrules = [\n  {{ names = [\"delete_*\"], scopes = [\"files.delete\"] }},\n  {{ names = [\"wipe\"], acr_values = [\"c1\"] }},\n]\n[registration]\n"
             ),
         )
-}
-
-fn claims_of(minted: &str) -> Value {
-    use base64::Engine;
-    let payload = minted.split('.').nth(1).unwrap();
-    serde_json::from_slice(
-        &base64::engine::general_purpose::URL_SAFE_NO_PAD
-            .decode(payload)
-            .unwrap(),
-    )
-    .unwrap()
 }
 
 #[tokio::test]

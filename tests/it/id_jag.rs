@@ -219,7 +219,8 @@ fn sign_with(key: &EncodingKey, kid: &str, typ: &str, claims: &Value) -> String 
     jsonwebtoken::encode(&header, claims, key).unwrap()
 }
 
-fn with(mut claims: Value, field: &str, value: Value) -> Value {
+/// `claims` with `field` set to `value`, or removed when `value` is null.
+pub(crate) fn with(mut claims: Value, field: &str, value: Value) -> Value {
     if value.is_null() {
         claims.as_object_mut().unwrap().remove(field);
     } else {

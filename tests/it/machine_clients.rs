@@ -11,6 +11,7 @@ use sha2::{Digest, Sha256};
 use crate::browser::Client;
 use crate::gateway::{start_backend, tool_call};
 use crate::helpers::{TestApp, spawn_app_with_tenants};
+use crate::minted::claims_of;
 
 const HOST: &str = "files.machines.test";
 const RESOURCE: &str = "https://files.machines.test/mcp";
@@ -105,16 +106,6 @@ async fn token(app: &TestApp, form: &[(&str, &str)], basic: Option<&str>) -> (u1
         res.status().as_u16(),
         res.json().await.unwrap_or(Value::Null),
     )
-}
-
-fn claims_of(jwt: &str) -> Value {
-    use base64::Engine;
-    serde_json::from_slice(
-        &base64::engine::general_purpose::URL_SAFE_NO_PAD
-            .decode(jwt.split('.').nth(1).unwrap())
-            .unwrap(),
-    )
-    .unwrap()
 }
 
 const JWT_TYPE: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";

@@ -10,6 +10,8 @@ use serde_json::{Value, json};
 
 use crate::browser::Client;
 use crate::helpers::{TestApp, spawn_app_with_tenants_on};
+use crate::id_jag::with;
+use crate::minted::claims_of;
 use crate::minted::ec_key;
 use crate::tls_server::{Canned, DocServer};
 
@@ -238,6 +240,18 @@ impl World {
         )
     }
 
+    /// The admin API's listing of the tenant's machine clients.
+    async fn machine_clients(&self) -> Value {
+        self.app
+            .admin(reqwest::Method::GET, "/tenants/wl/machine-clients")
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
     /// Whether the files server's introspection finds `token` active.
     async fn active(&self, token: &str) -> Option<bool> {
         let v: Value = self
@@ -284,25 +298,6 @@ fn sign_es256(key: &EncodingKey, kid: &str, typ: Option<&str>, claims: &Value) -
     header.kid = Some(kid.into());
     header.typ = typ.map(str::to_owned);
     jsonwebtoken::encode(&header, claims, key).unwrap()
-}
-
-fn claims_of(jwt: &str) -> Value {
-    use base64::Engine;
-    serde_json::from_slice(
-        &base64::engine::general_purpose::URL_SAFE_NO_PAD
-            .decode(jwt.split('.').nth(1).unwrap())
-            .unwrap(),
-    )
-    .unwrap()
-}
-
-fn with(mut claims: Value, field: &str, value: Value) -> Value {
-    if value.is_null() {
-        claims.as_object_mut().unwrap().remove(field);
-    } else {
-        claims[field] = value;
-    }
-    claims
 }
 
 #[tokio::test]
@@ -660,15 +655,7 @@ async fn a_machine_client_whose_keys_are_at_a_jwks_uri_gets_tokens_with_them() {
 #[tokio::test]
 async fn the_operator_lists_machine_clients_and_a_disabled_one_gets_nothing() {
     let w = world().await;
-    let listed: Value = w
-        .app
-        .admin(reqwest::Method::GET, "/tenants/wl/machine-clients")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let listed = w.machine_clients().await;
     let by_id = |id: &str| {
         listed["machine_clients"]
             .as_array()
@@ -717,15 +704,7 @@ async fn the_operator_lists_machine_clients_and_a_disabled_one_gets_nothing() {
         "disabled",
     )
     .await;
-    let listed: Value = w
-        .app
-        .admin(reqwest::Method::GET, "/tenants/wl/machine-clients")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let listed = w.machine_clients().await;
     assert!(
         listed["machine_clients"]
             .as_array()

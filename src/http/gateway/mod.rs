@@ -164,8 +164,7 @@ async fn admitted_caller(
         tenant, resource, ..
     } = target;
     let origin = req.headers().get("origin").and_then(|v| v.to_str().ok());
-    let url = request_url(resource, req);
-    let presented = match presented_token(req, &url) {
+    let presented = match presented_token(req) {
         Ok(p) => p,
         Err(refused) => {
             record.outcome = "refused_token";
@@ -196,21 +195,9 @@ async fn admitted_caller(
     Ok(caller)
 }
 
-/// The URL a call was sent to, as its client sees it (the resource's public origin and the
-/// request's path, no query): what a DPoP proof's `htu` names.
-fn request_url(resource: &ResourceConfig, req: &HttpRequest) -> String {
-    let origin = url::Url::parse(resource.uri.as_str())
-        .map(|u| u.origin().ascii_serialization())
-        .unwrap_or_default();
-    format!("{origin}{}", req.path())
-}
-
 /// The access token a call presents (`Authorization: Bearer` or `DPoP`), with its one DPoP
 /// proof; a call with two proofs is refused.
-fn presented_token<'r>(
-    req: &'r HttpRequest,
-    url: &'r str,
-) -> Result<Option<Presented<'r>>, ResourceRefusal> {
+fn presented_token(req: &HttpRequest) -> Result<Option<Presented<'_>>, ResourceRefusal> {
     let proof = super::token::dpop_proof(req).map_err(|e| ResourceRefusal::Proof(e.description))?;
     let Some(value) = req
         .headers()
@@ -229,7 +216,7 @@ fn presented_token<'r>(
         token,
         proof,
         method: req.method().as_str(),
-        url,
+        path: req.path(),
     }))
 }
 

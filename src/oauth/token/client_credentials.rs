@@ -31,14 +31,11 @@ impl Tokens {
         ctx: &RequestCtx,
     ) -> Result<TokenResponse, OAuthError> {
         let answer = self.machine_token(tenant, form, creds, proof, ctx).await;
-        let outcome = match &answer {
-            Ok(_) => "ok",
-            Err(e) => e.code.as_str(),
-        };
-        crate::metrics::metrics()
-            .client_credentials
-            .with_label_values(&[tenant.id.as_str(), outcome])
-            .inc();
+        super::count_outcome(
+            &crate::metrics::metrics().client_credentials,
+            tenant,
+            &answer,
+        );
         answer
     }
 
@@ -68,12 +65,9 @@ impl Tokens {
                 "this machine client is disabled by the operator",
             ));
         }
-        let resource = target(tenant, machine, form.get("resource"))?;
-        let scopes = granted(resource, machine, form.get("scope"))?;
-        bound_for(resource, proof.map(|p| p.jkt.as_str()))?;
-        let binding = self.spend_dpop(tenant, proof, now).await?;
+        let (resource, scopes) = machine_request(tenant, machine, form, proof)?;
         let response = self
-            .machine_response(tenant, resource, machine, &scopes, binding.as_deref(), now)
+            .machine_response(tenant, resource, machine, &scopes, proof, now)
             .await?;
         tracing::info!(target: "audit", event = "client_credentials_granted", tenant = %tenant.id,
             client_id = %machine.client_id, name = machine.name.as_deref().unwrap_or(""),
@@ -81,18 +75,20 @@ impl Tokens {
         Ok(response)
     }
 
-    /// The answer to a machine client's grant: a minted token for `resource` naming the client
-    /// as its subject (bound to the DPoP key `binding`, if any), and no refresh token.
+    /// The answer to a machine client's grant (of a `machine_request`): the DPoP proof spent,
+    /// a minted token for `resource` naming the client as its subject (bound to the proof's
+    /// key, if any), and no refresh token.
     pub(super) async fn machine_response(
         &self,
         tenant: &Tenant,
         resource: MintedResource<'_>,
         machine: &MachineClientConfig,
         scopes: &ScopeSet,
-        binding: Option<&str>,
+        proof: Option<&Proof>,
         now: u64,
     ) -> Result<TokenResponse, OAuthError> {
-        bound_for(resource, binding)?;
+        let binding = self.spend_dpop(tenant, proof, now).await?;
+        let binding = binding.as_deref();
         let minted = self
             .minter
             .mint_for_machine(tenant, resource, &machine.client_id, scopes, binding, now)
@@ -109,8 +105,23 @@ impl Tokens {
     }
 }
 
+/// What a machine client's grant (client credentials, or a workload's) asks for, checked
+/// before anything is spent: the resource, the scopes granted, and a proof where the
+/// resource's tokens must be bound.
+pub(super) fn machine_request<'t>(
+    tenant: &'t Tenant,
+    machine: &MachineClientConfig,
+    form: &Params,
+    proof: Option<&Proof>,
+) -> Result<(MintedResource<'t>, ScopeSet), OAuthError> {
+    let resource = target(tenant, machine, form.get("resource"))?;
+    let scopes = granted(resource, machine, form.get("scope"))?;
+    bound_for(resource, proof.map(|p| p.jkt.as_str()))?;
+    Ok((resource, scopes))
+}
+
 /// The resource the token is for: the one `resource` names, else the client's only one.
-pub(super) fn target<'t>(
+fn target<'t>(
     tenant: &'t Tenant,
     machine: &MachineClientConfig,
     resource: Option<&str>,
@@ -143,7 +154,7 @@ pub(super) fn target<'t>(
 /// are dropped, as for any client: RFC 6749 §3.3 lets the server grant less; the answer's
 /// `scope` says what was granted), `invalid_scope` when that leaves none; when none are asked
 /// for, the resource's default scopes the client may have.
-pub(super) fn granted(
+fn granted(
     resource: MintedResource<'_>,
     machine: &MachineClientConfig,
     scope: Option<&str>,

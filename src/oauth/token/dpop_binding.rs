@@ -64,14 +64,7 @@ impl Tokens {
         let Some(checked) = proof else {
             return Ok(None);
         };
-        let scope = format!("dpop\n{}", checked.jkt);
-        let once = SpendOnce {
-            scope: &scope,
-            jti: &checked.jti,
-            client_id: &ClientId::new("dpop"),
-            until: checked.spent_until(),
-        };
-        if !once.spend(&self.records, &tenant.id, now).await? {
+        if !self.spend_proof(tenant, "dpop", checked, now).await? {
             return Err(invalid_dpop_proof(
                 "the DPoP proof was used before; make a new one for each request",
             ));
@@ -100,14 +93,8 @@ impl Tokens {
             Err(refused) => return Ok(Err(refused)),
         };
         let fresh = if self.records.backend().is_shared() {
-            let scope = format!("dpop-call\n{}", checked.jkt);
-            let once = SpendOnce {
-                scope: &scope,
-                jti: &checked.jti,
-                client_id: &ClientId::new("dpop"),
-                until: checked.spent_until(),
-            };
-            once.spend(&self.records, &tenant.id, expected.now).await?
+            self.spend_proof(tenant, "dpop-call", &checked, expected.now)
+                .await?
         } else {
             match self.proofs.remember(tenant.id.as_str(), &checked).await {
                 Ok(fresh) => fresh,
@@ -121,6 +108,25 @@ impl Tokens {
                 "the DPoP proof was used before; make a new one for each request".into(),
             ))
         })
+    }
+
+    /// Spends a proof's `jti` in the store under `kind` and its key until no server would
+    /// accept it: `false` when it was spent already.
+    async fn spend_proof(
+        &self,
+        tenant: &Tenant,
+        kind: &str,
+        proof: &Proof,
+        now: u64,
+    ) -> Result<bool, OAuthError> {
+        let scope = format!("{kind}\n{}", proof.jkt);
+        let once = SpendOnce {
+            scope: &scope,
+            jti: &proof.jti,
+            client_id: &ClientId::new("dpop"),
+            until: proof.spent_until(),
+        };
+        Ok(once.spend(&self.records, &tenant.id, now).await?)
     }
 
     /// A fresh nonce of `tenant` for the `DPoP-Nonce` header.

@@ -68,3 +68,18 @@ impl Tokens {
         }
     }
 }
+
+/// Counts a grant's answer in `counter` by tenant and outcome (`ok`, or the OAuth error code).
+fn count_outcome<T>(
+    counter: &prometheus::IntCounterVec,
+    tenant: &crate::config::Tenant,
+    answer: &Result<T, crate::oauth::error::OAuthError>,
+) {
+    let outcome = match answer {
+        Ok(_) => "ok",
+        Err(e) => e.code.as_str(),
+    };
+    counter
+        .with_label_values(&[tenant.id.as_str(), outcome])
+        .inc();
+}

@@ -120,14 +120,7 @@ impl Tokens {
         now: u64,
     ) -> Result<TokenResponse, OAuthError> {
         let result = self.refresh_steps(tenant, client, req, now).await;
-        let outcome = match &result {
-            Ok(_) => "ok",
-            Err(e) => e.code.as_str(),
-        };
-        crate::metrics::metrics()
-            .refreshes
-            .with_label_values(&[tenant.id.as_str(), outcome])
-            .inc();
+        super::count_outcome(&crate::metrics::metrics().refreshes, tenant, &result);
         result
     }
 

@@ -17,7 +17,7 @@ use serde_json::Value;
 use super::Tokens;
 use super::assertion_grant::{JsonObject, check_times, split, typ};
 use super::client_auth::ClientCredentials;
-use super::client_credentials::{granted, target};
+use super::client_credentials::machine_request;
 use super::id_jag::is_id_jag_type;
 use super::response::TokenResponse;
 use crate::config::Tenant;
@@ -32,6 +32,9 @@ use crate::oauth::params::Params;
 struct Workload<'t> {
     rule: &'t TrustedWorkload,
     subject: String,
+    /// Its `jti` (Entra's tokens: `uti`), if it has one, and its `exp`.
+    jti: Option<String>,
+    exp: u64,
 }
 
 impl Tokens {
@@ -45,14 +48,7 @@ impl Tokens {
         ctx: &RequestCtx,
     ) -> Result<TokenResponse, OAuthError> {
         let answer = self.workload_token(tenant, form, creds, proof, ctx).await;
-        let outcome = match &answer {
-            Ok(_) => "ok",
-            Err(e) => e.code.as_str(),
-        };
-        crate::metrics::metrics()
-            .workload_grants
-            .with_label_values(&[tenant.id.as_str(), outcome])
-            .inc();
+        super::count_outcome(&crate::metrics::metrics().workload_grants, tenant, &answer);
         answer
     }
 
@@ -107,21 +103,10 @@ impl Tokens {
                 ),
             ));
         }
-        let resource = target(tenant, machine, form.get("resource"))?;
-        let scopes = granted(resource, machine, form.get("scope"))?;
-        super::dpop_binding::bound_for(resource, proof.map(|p| p.jkt.as_str()))?;
-        self.spend_workload_jti(tenant, rule, assertion, ctx.now)
-            .await?;
-        let binding = self.spend_dpop(tenant, proof, ctx.now).await?;
+        let (resource, scopes) = machine_request(tenant, machine, form, proof)?;
+        self.spend_workload_jti(tenant, &workload, ctx.now).await?;
         let response = self
-            .machine_response(
-                tenant,
-                resource,
-                machine,
-                &scopes,
-                binding.as_deref(),
-                ctx.now,
-            )
+            .machine_response(tenant, resource, machine, &scopes, proof, ctx.now)
             .await?;
         tracing::info!(target: "audit", event = "workload_token_granted", tenant = %tenant.id,
             issuer = %rule.issuer, subject = %workload.subject, client_id = %machine.client_id,
@@ -180,13 +165,19 @@ impl Tokens {
                 rule.audience.as_deref().unwrap_or(&tenant.issuer)
             )));
         }
-        check_times(&claims, iss, rule.max_lifetime().as_secs(), ctx.now)?;
+        let (exp, _) = check_times(&claims, iss, rule.max_lifetime().as_secs(), ctx.now)?;
         let sub = claims.get("sub").and_then(Value::as_str).unwrap_or("");
         let subject = crate::domain::text::recordable_claim(sub)
             .map_err(|why| invalid_grant(format!("the workload's sub {why}")))?;
+        let jti = ["jti", "uti"]
+            .iter()
+            .find_map(|k| claims.get(*k).and_then(Value::as_str))
+            .map(str::to_owned);
         Ok(Workload {
             rule,
             subject: subject.to_owned(),
+            jti,
+            exp,
         })
     }
 
@@ -198,21 +189,14 @@ impl Tokens {
     async fn spend_workload_jti(
         &self,
         tenant: &Tenant,
-        rule: &TrustedWorkload,
-        assertion: &str,
+        workload: &Workload<'_>,
         now: u64,
     ) -> Result<(), OAuthError> {
-        if !rule.single_use {
-            return Ok(());
-        }
-        let (_, claims) = split(assertion)?;
-        let Some(jti) = ["jti", "uti"]
-            .iter()
-            .find_map(|k| claims.get(*k).and_then(Value::as_str))
-        else {
+        let rule = workload.rule;
+        let (true, Some(jti)) = (rule.single_use, workload.jti.as_deref()) else {
             return Ok(());
         };
-        let exp = claims.get("exp").and_then(Value::as_u64).unwrap_or(now);
+        let exp = workload.exp;
         let scope = format!("workload\n{}", rule.issuer);
         let client = ClientId::new(rule.machine_client.as_str());
         if !self
